@@ -1,0 +1,281 @@
+/* kestrel: one virtual machine per process, started from a QEMU-style command line. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cli/options.h"
+#include "ui/chardev.h"
+#include "ui/console.h"
+#include "ui/term.h"
+#include "util/log.h"
+#include "util/loop.h"
+#include "vmm/hostcheck.h"
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
+
+/* Everything main() owns; lives on its stack, passed to callbacks explicitly. */
+struct app {
+	struct vm_config cfg;
+	struct kvm_host host;
+	struct chardev serial_backend;
+	struct console console;
+	struct loop *loop;
+	struct vm *vm;		/* the running VM, NULL between resets */
+	bool quit;		/* the host asked to stop: signal or Ctrl-a x */
+	int signal_fd;
+	int ready_fd;		/* -daemonize: tells the waiting parent that start-up worked */
+	bool pidfile_written;	/* only then is the pid file ours to remove */
+};
+
+static void app_quit(void *opaque)
+{
+	struct app *app = opaque;
+
+	app->quit = true;
+	if (app->vm)
+		vm_request_stop(app->vm, VM_STOP_QUIT, 0);
+}
+
+static void on_signal(void *opaque, uint32_t events)
+{
+	struct app *app = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(app->signal_fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	/* QEMU's wording, which scripts and people already recognise. */
+	log_info("terminating on signal %u from pid %u", si.ssi_signo, si.ssi_pid);
+	app_quit(app);
+}
+
+static void on_wake(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint64_t count;
+
+	/* The stop flag itself is what the loop checks; just drain the eventfd. */
+	if (read(vm->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		log_debug("eventfd read: %s", strerror(errno));
+}
+
+static int setup_signals(struct app *app)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);	/* a vanished socket reader is an error return, not death */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	/* Blocked here, before any thread exists, so only the signalfd sees them. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	app->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (app->signal_fd < 0)
+		return -1;
+	return loop_add(app->loop, app->signal_fd, EPOLLIN, on_signal, app);
+}
+
+/*
+ * -daemonize: the parent waits until the child has the VM running, so its exit
+ * status says whether start-up worked (QEMU's behaviour).  Must happen before
+ * any KVM VM exists: a VM belongs to the process that created it.
+ */
+static int daemonize(struct app *app)
+{
+	int fds[2];
+	pid_t pid;
+	char status = 1;
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		log_error("-daemonize: pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_error("-daemonize: fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid > 0) {
+		close(fds[1]);
+		if (read(fds[0], &status, 1) != 1)
+			status = 1;
+		_exit(status);
+	}
+	close(fds[0]);
+	setsid();
+	app->ready_fd = fds[1];
+	return 0;
+}
+
+static void daemon_ready(struct app *app)
+{
+	char ok = 0;
+	int null_fd;
+
+	if (app->ready_fd < 0)
+		return;
+	if (write(app->ready_fd, &ok, 1) != 1)
+		log_debug("-daemonize: parent vanished");
+	close(app->ready_fd);
+	app->ready_fd = -1;
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd >= 0) {
+		dup2(null_fd, STDIN_FILENO);
+		dup2(null_fd, STDOUT_FILENO);
+		dup2(null_fd, STDERR_FILENO);
+		close(null_fd);
+	}
+}
+
+static int write_pidfile(const char *path)
+{
+	char buf[32];
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		log_error("-pidfile %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* The lock lives as long as we do and tells a second instance we are running. */
+	if (lockf(fd, F_TLOCK, 0) < 0) {
+		log_error("-pidfile %s: cannot lock: another instance is running", path);
+		close(fd);
+		return -1;
+	}
+	int len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || write(fd, buf, (size_t)len) != len) {
+		log_error("-pidfile %s: cannot write: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return 0;	/* fd intentionally kept open to hold the lock */
+}
+
+/* Exit status for how the guest stopped, as QEMU reports them. */
+static int stop_status(enum vm_stop stop, int status)
+{
+	switch (stop) {
+	case VM_STOP_EXIT:
+		return status;
+	case VM_STOP_ERROR:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Runs the VM, rebuilding it on guest reset; returns the process exit status. */
+static int run_machine(struct app *app)
+{
+	for (;;) {
+		struct vm vm;
+		enum vm_stop stop;
+		int status;
+
+		if (vm_create(&vm, &app->host, &app->cfg, &app->serial_backend) < 0 ||
+		    vm_start(&vm) < 0 ||
+		    loop_add(app->loop, vm.wake_fd, EPOLLIN, on_wake, &vm) < 0) {
+			vm_destroy(&vm);
+			return 1;
+		}
+		app->vm = &vm;
+		console_set_serial(&app->console, vm.has_com1 ? &vm.com1 : NULL);
+		daemon_ready(app);
+		if (app->quit)
+			vm_request_stop(&vm, VM_STOP_QUIT, 0);
+
+		while (atomic_load(&vm.stop) == VM_RUNNING) {
+			bool typed_ahead = console_flush(&app->console);
+			if (loop_run_once(app->loop, typed_ahead ? 10 : -1) < 0) {
+				log_error("event loop: %s", strerror(errno));
+				vm_request_stop(&vm, VM_STOP_ERROR, 1);
+			}
+		}
+		console_set_serial(&app->console, NULL);
+		loop_remove(app->loop, vm.wake_fd);
+		app->vm = NULL;
+		stop = (enum vm_stop)atomic_load(&vm.stop);
+		status = vm.exit_status;
+		log_debug("VM stopped (reason %d) after %llu exits to userspace", stop,
+			  (unsigned long long)vm_exit_count(&vm));
+		vm_destroy(&vm);
+
+		if (stop == VM_STOP_RESET && !app->cfg.no_reboot && !app->quit)
+			continue;
+		if (stop == VM_STOP_POWEROFF && app->cfg.no_shutdown) {
+			/* -no-shutdown: the machine stays, stopped, until the host says quit. */
+			while (!app->quit)
+				if (loop_run_once(app->loop, -1) < 0)
+					break;
+		}
+		return stop_status(stop, status);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct app app = { .signal_fd = -1, .ready_fd = -1 };
+	int status = 1;
+
+	log_set_program("kestrel");
+	if (getenv("KESTREL_DEBUG"))
+		log_set_verbose(true);
+	switch (options_parse(argc, argv, &app.cfg, stdout)) {
+	case OPTIONS_DONE:
+		return 0;
+	case OPTIONS_ERROR:
+		return 1;
+	case OPTIONS_RUN:
+		break;
+	}
+	if (app.cfg.check_host)
+		return hostcheck_run(stdout);
+
+	if (kvm_host_open(&app.host) < 0)
+		goto out_config;
+	if (chardev_open(&app.serial_backend, &app.cfg.serial) < 0)
+		goto out_host;
+	if (app.cfg.daemonize && daemonize(&app) < 0)
+		goto out_chardev;
+	if (app.cfg.pidfile) {
+		if (write_pidfile(app.cfg.pidfile) < 0)
+			goto out_chardev;
+		app.pidfile_written = true;
+	}
+	app.loop = loop_create();
+	if (!app.loop || setup_signals(&app) < 0) {
+		log_error("cannot set up the event loop: %s", strerror(errno));
+		goto out_pidfile;
+	}
+	console_init(&app.console, &app.serial_backend, app_quit, &app);
+	if (chardev_attach(&app.serial_backend, app.loop, console_input, &app.console) < 0) {
+		log_error("cannot watch the serial back end: %s", strerror(errno));
+		goto out_loop;
+	}
+	if (app.cfg.serial.kind == CHARDEV_STDIO && term_raw_enter(STDIN_FILENO) < 0)
+		log_warn("cannot put the terminal in raw mode: %s", strerror(errno));
+
+	status = run_machine(&app);
+	term_restore();
+out_loop:
+	loop_destroy(app.loop);
+	if (app.signal_fd >= 0)
+		close(app.signal_fd);
+out_pidfile:
+	if (app.pidfile_written)
+		unlink(app.cfg.pidfile);
+out_chardev:
+	chardev_close(&app.serial_backend);
+out_host:
+	kvm_host_close(&app.host);
+out_config:
+	options_free(&app.cfg);
+	return status;
+}

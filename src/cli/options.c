@@ -1,0 +1,558 @@
+#include "cli/options.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/opts.h"
+#include "util/size.h"
+#include "hw/debug_exit.h"
+
+#define MIN_RAM (8ULL << 20)	/* room for the boot tables, the kernel and its stack */
+#define MAX_RAM (1ULL << 40)
+
+struct option_def {
+	const char *name;
+	bool has_arg;
+	int (*handle)(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+	const char *help;
+};
+
+static int err_invalid(const char *opt, const char *arg, const char *why)
+{
+	log_error("-%s %s: %s", opt, arg, why);
+	return -1;
+}
+
+/* Rejects keys nobody consumed; returns 0 when all were understood. */
+static int check_unused(struct opts *o, const char *opt, const char *arg)
+{
+	const char *key = opts_first_unused(o);
+	char msg[128];
+
+	if (!key)
+		return 0;
+	snprintf(msg, sizeof(msg), "Invalid parameter '%s'", key);
+	return err_invalid(opt, arg, msg);
+}
+
+static struct opts *parse_list(const char *opt, const char *arg, const char *implied)
+{
+	char err[160];
+	struct opts *o = opts_parse(arg, implied, err, sizeof(err));
+
+	if (!o)
+		err_invalid(opt, arg, err);
+	return o;
+}
+
+static int opt_m(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	struct opts *o = parse_list(opt, arg, "size");
+	const char *size;
+	uint64_t bytes;
+	int rc = -1;
+
+	if (!o)
+		return -1;
+	size = opts_get(o, "size");
+	if (opts_get(o, "slots") || opts_get(o, "maxmem")) {
+		err_invalid(opt, arg, "memory hotplug (slots=, maxmem=) is not supported");
+		goto out;
+	}
+	if (check_unused(o, opt, arg) < 0)
+		goto out;
+	if (!size || !size_parse(size, 1ULL << 20, &bytes)) {
+		err_invalid(opt, arg, "invalid RAM size (a number of MiB, or with a K/M/G/T suffix)");
+		goto out;
+	}
+	if (bytes < MIN_RAM || bytes > MAX_RAM) {
+		err_invalid(opt, arg, "RAM size must be between 8 MiB and 1 TiB");
+		goto out;
+	}
+	/* QEMU rounds RAM up to its page granularity; whole pages are what KVM maps. */
+	cfg->ram_size = (bytes + 4095) & ~4095ULL;
+	rc = 0;
+out:
+	opts_free(o);
+	return rc;
+}
+
+static int get_count(struct opts *o, const char *key, unsigned *out)
+{
+	const char *v = opts_get(o, key);
+	uint64_t n;
+
+	if (!v)
+		return 0;
+	if (!uint_parse(v, &n) || n > 4096)
+		return -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+int options_parse_smp(const char *arg, struct smp_config *smp)
+{
+	const char *opt = "smp";
+	struct opts *o = parse_list(opt, arg, "cpus");
+	unsigned cpus = 0, sockets = 0, cores = 0, threads = 0, maxcpus = 0, dies = 1;
+	char msg[200];
+	int rc = -1;
+
+	if (!o)
+		return -1;
+	if (get_count(o, "cpus", &cpus) < 0 || get_count(o, "sockets", &sockets) < 0 ||
+	    get_count(o, "cores", &cores) < 0 || get_count(o, "threads", &threads) < 0 ||
+	    get_count(o, "maxcpus", &maxcpus) < 0 || get_count(o, "dies", &dies) < 0) {
+		err_invalid(opt, arg, "CPU counts must be whole numbers");
+		goto out;
+	}
+	if (check_unused(o, opt, arg) < 0)
+		goto out;
+	if (dies != 1) {
+		err_invalid(opt, arg, "dies > 1 not supported by this machine's CPU topology");
+		goto out;
+	}
+	/* QEMU 7.2 smp_parse: missing counts default to 1, sockets fill the rest. */
+	if (!threads)
+		threads = 1;
+	if (!cores)
+		cores = 1;
+	if (!sockets) {
+		unsigned total = maxcpus ? maxcpus : cpus;
+		sockets = total / (cores * threads);
+		if (!sockets)
+			sockets = 1;
+	}
+	if (!maxcpus)
+		maxcpus = sockets * cores * threads;
+	if (!cpus)
+		cpus = maxcpus;
+	if (sockets * cores * threads != maxcpus) {
+		snprintf(msg, sizeof(msg),
+			 "Invalid CPU topology: product of the hierarchy must match maxcpus: "
+			 "sockets (%u) * cores (%u) * threads (%u) != maxcpus (%u)",
+			 sockets, cores, threads, maxcpus);
+		err_invalid(opt, arg, msg);
+		goto out;
+	}
+	if (cpus < 1 || maxcpus < cpus) {
+		snprintf(msg, sizeof(msg),
+			 "Invalid CPU topology: maxcpus must be equal to or greater than smp: "
+			 "maxcpus (%u) < smp (%u)", maxcpus, cpus);
+		err_invalid(opt, arg, msg);
+		goto out;
+	}
+	if (maxcpus > VM_MAX_CPUS) {
+		snprintf(msg, sizeof(msg), "Invalid SMP CPUs %u. The max CPUs supported by machine "
+			 "'pc' is %u", maxcpus, VM_MAX_CPUS);
+		err_invalid(opt, arg, msg);
+		goto out;
+	}
+	*smp = (struct smp_config){ cpus, sockets, cores, threads, maxcpus };
+	rc = 0;
+out:
+	opts_free(o);
+	return rc;
+}
+
+static int opt_smp(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_parse_smp(arg, &cfg->smp);
+}
+
+static int opt_name(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	struct opts *o = parse_list(opt, arg, "guest");
+	const char *guest;
+	bool debug_threads = false;
+	int rc = -1;
+
+	if (!o)
+		return -1;
+	guest = opts_get(o, "guest");
+	opts_get(o, "process");	/* QEMU renames its process; we keep ours */
+	if (!opts_get_bool(o, "debug-threads", &debug_threads)) {
+		err_invalid(opt, arg, "debug-threads takes on or off");
+		goto out;
+	}
+	if (check_unused(o, opt, arg) < 0)
+		goto out;
+	if (!guest || !*guest) {
+		err_invalid(opt, arg, "the name must not be empty");
+		goto out;
+	}
+	free(cfg->name);
+	cfg->name = strdup(guest);
+	rc = cfg->name ? 0 : -1;
+out:
+	opts_free(o);
+	return rc;
+}
+
+static int hexval(char c)
+{
+	if (isdigit((unsigned char)c))
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+static int opt_uuid(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	static const int dash_at[] = { 8, 13, 18, 23 };
+	size_t n = 0;
+
+	if (strlen(arg) != 36)
+		goto bad;
+	for (size_t i = 0; i < 36; i++) {
+		bool dash = false;
+		for (size_t d = 0; d < 4; d++)
+			dash |= (int)i == dash_at[d];
+		if (dash) {
+			if (arg[i] != '-')
+				goto bad;
+			continue;
+		}
+		int hi = hexval(arg[i]), lo = hexval(arg[i + 1]);
+		if (hi < 0 || lo < 0)
+			goto bad;
+		cfg->uuid[n++] = (uint8_t)(hi << 4 | lo);
+		i++;
+	}
+	cfg->has_uuid = true;
+	return 0;
+bad:
+	return err_invalid(opt, arg, "Fail to parse UUID string (expected "
+			   "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)");
+}
+
+static int opt_cpu(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	if (strcmp(arg, "help") == 0 || strcmp(arg, "?") == 0) {
+		fprintf(out, "Available CPUs:\n"
+			     "  host    KVM processor with all supported host features\n"
+			     "  max     Enables all features supported by the accelerator (= host)\n");
+		return 1;
+	}
+	if (strcmp(arg, "host") == 0 || strcmp(arg, "max") == 0)
+		return 0;
+	if (strncmp(arg, "host,", 5) == 0 || strncmp(arg, "max,", 4) == 0)
+		return err_invalid(opt, arg, "CPU feature flags are not supported yet; use -cpu host");
+	return err_invalid(opt, arg, "unable to find CPU model (supported: host, max; "
+			   "see -cpu help)");
+}
+
+static int opt_machine(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	struct opts *o;
+	const char *type, *accel;
+	int rc = -1;
+
+	if (strcmp(arg, "help") == 0 || strcmp(arg, "?") == 0) {
+		fprintf(out, "Supported machines are:\n"
+			     "pc                   Standard PC (i440FX + PIIX, 1996) (default)\n");
+		return 1;
+	}
+	o = parse_list(opt, arg, "type");
+	if (!o)
+		return -1;
+	type = opts_get(o, "type");
+	accel = opts_get(o, "accel");
+	if (check_unused(o, opt, arg) < 0)
+		goto out;
+	if (type && strcmp(type, "pc") != 0 && strncmp(type, "pc-i440fx", 9) != 0) {
+		err_invalid(opt, arg, "unsupported machine type (supported: pc; see -machine help)");
+		goto out;
+	}
+	if (accel && strcmp(accel, "kvm") != 0) {
+		err_invalid(opt, arg, "only the kvm accelerator is supported");
+		goto out;
+	}
+	rc = 0;
+out:
+	opts_free(o);
+	return rc;
+}
+
+static int opt_accel(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	if (strcmp(arg, "kvm") == 0 || strncmp(arg, "kvm,", 4) == 0)
+		return 0;
+	return err_invalid(opt, arg, "only the kvm accelerator is supported");
+}
+
+static int opt_nothing(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return 0;	/* -enable-kvm: KVM is the only accelerator */
+}
+
+static int opt_kernel(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	cfg->kernel = arg;
+	return 0;
+}
+
+static int opt_initrd(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	cfg->initrd = arg;
+	return 0;
+}
+
+static int opt_append(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	cfg->append = arg;
+	return 0;
+}
+
+static int opt_nographic(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	cfg->display = DISPLAY_NOGRAPHIC;
+	return 0;
+}
+
+static int opt_display(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	if (strcmp(arg, "help") == 0) {
+		fprintf(out, "Available display backend types:\nnone\n");
+		return 1;
+	}
+	if (strcmp(arg, "none") == 0) {
+		cfg->display = DISPLAY_NONE;
+		return 0;
+	}
+	return err_invalid(opt, arg, "display not supported (use -display none or -nographic)");
+}
+
+static int opt_serial(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	char err[200];
+
+	if (cfg->serial_given)
+		return err_invalid(opt, arg, "only one serial port (COM1) is supported");
+	if (!chardev_spec_parse(arg, &cfg->serial, err, sizeof(err)))
+		return err_invalid(opt, arg, err);
+	cfg->serial_given = true;
+	return 0;
+}
+
+static int opt_flag(bool *flag)
+{
+	*flag = true;
+	return 0;
+}
+
+static int opt_no_reboot(struct vm_config *cfg, const char *o, const char *a, FILE *f)
+{
+	return opt_flag(&cfg->no_reboot);
+}
+
+static int opt_no_shutdown(struct vm_config *cfg, const char *o, const char *a, FILE *f)
+{
+	return opt_flag(&cfg->no_shutdown);
+}
+
+static int opt_daemonize(struct vm_config *cfg, const char *o, const char *a, FILE *f)
+{
+	return opt_flag(&cfg->daemonize);
+}
+
+static int opt_check_host(struct vm_config *cfg, const char *o, const char *a, FILE *f)
+{
+	return opt_flag(&cfg->check_host);
+}
+
+static int opt_pidfile(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	cfg->pidfile = arg;
+	return 0;
+}
+
+static int parse_port(struct opts *o, const char *key, uint16_t *out)
+{
+	const char *v = opts_get(o, key);
+	uint64_t n;
+
+	if (!v)
+		return 0;
+	if (!uint_parse(v, &n) || n > 0xffff)
+		return -1;
+	*out = (uint16_t)n;
+	return 0;
+}
+
+static int opt_device(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	struct opts *o;
+	const char *driver;
+	char msg[160];
+	int rc = -1;
+
+	if (strcmp(arg, "help") == 0 || strcmp(arg, "?") == 0) {
+		fprintf(out, "Misc devices:\n"
+			     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n");
+		return 1;
+	}
+	o = parse_list(opt, arg, "driver");
+	if (!o)
+		return -1;
+	driver = opts_get(o, "driver");
+	if (!driver || strcmp(driver, "isa-debug-exit") != 0) {
+		snprintf(msg, sizeof(msg), "'%s' is not a valid device model name (see -device help)",
+			 driver ? driver : "");
+		err_invalid(opt, arg, msg);
+		goto out;
+	}
+	cfg->debug_exit.enabled = true;
+	if (parse_port(o, "iobase", &cfg->debug_exit.iobase) < 0 ||
+	    parse_port(o, "iosize", &cfg->debug_exit.iosize) < 0 ||
+	    cfg->debug_exit.iosize == 0 || cfg->debug_exit.iosize > 4) {
+		err_invalid(opt, arg, "iobase must be a port number, iosize 1 to 4");
+		goto out;
+	}
+	rc = check_unused(o, opt, arg);
+out:
+	opts_free(o);
+	return rc;
+}
+
+static int opt_version(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+static int opt_help(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+
+static const struct option_def option_table[] = {
+	{ "m", true, opt_m, "[size=]megs  guest RAM, default 128M (suffixes K, M, G, T)" },
+	{ "smp", true, opt_smp, "[cpus=]n[,sockets=][,cores=][,threads=][,maxcpus=]  CPUs" },
+	{ "name", true, opt_name, "string  name of the guest" },
+	{ "uuid", true, opt_uuid, "%08x-%04x-%04x-%04x-%012x  machine UUID" },
+	{ "cpu", true, opt_cpu, "host|max|help  CPU model" },
+	{ "machine", true, opt_machine, "[type=]pc[,accel=kvm]|help  machine type" },
+	{ "M", true, opt_machine, NULL },
+	{ "accel", true, opt_accel, "kvm  accelerator (the only one)" },
+	{ "enable-kvm", false, opt_nothing, "  use KVM (always on)" },
+	{ "kernel", true, opt_kernel, "bzImage|elf  Linux bzImage or PVH ELF kernel" },
+	{ "initrd", true, opt_initrd, "file  initial ram disk" },
+	{ "append", true, opt_append, "cmdline  kernel command line" },
+	{ "nographic", false, opt_nographic, "  no display; serial and Ctrl-a keys on stdio" },
+	{ "display", true, opt_display, "none  display back end" },
+	{ "serial", true, opt_serial,
+	  "stdio|mon:stdio|file:path|unix:path[,server][,nowait]|pty|null|none  COM1" },
+	{ "device", true, opt_device, "isa-debug-exit[,iobase=][,iosize=]|help  add a device" },
+	{ "no-reboot", false, opt_no_reboot, "  exit instead of rebooting" },
+	{ "no-shutdown", false, opt_no_shutdown, "  stop the guest, do not exit, on power-off" },
+	{ "daemonize", false, opt_daemonize, "  detach after start-up" },
+	{ "pidfile", true, opt_pidfile, "file  write the process ID to file" },
+	{ "check-host", false, opt_check_host, "  check this host for running VMs and exit" },
+	{ "version", false, opt_version, "  print the version and exit" },
+	{ "h", false, opt_help, "  print this help and exit" },
+	{ "help", false, opt_help, NULL },
+};
+
+static int opt_version(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	fprintf(out, "Kestrel emulator version " KESTREL_VERSION
+		     " (QEMU-compatible command line, KVM only)\n");
+	return 1;
+}
+
+static int opt_help(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	fprintf(out, "usage: kestrel [options]\n"
+		     "Starts one virtual machine on KVM; options follow qemu-system-x86_64.\n\n");
+	for (size_t i = 0; i < sizeof(option_table) / sizeof(option_table[0]); i++) {
+		const struct option_def *d = &option_table[i];
+		if (d->help)
+			fprintf(out, "-%s %s\n", d->name, d->help);
+	}
+	fprintf(out, "\nDuring -nographic emulation, press Ctrl-a h for the escape keys.\n");
+	return 1;
+}
+
+static const struct option_def *find_option(const char *name)
+{
+	for (size_t i = 0; i < sizeof(option_table) / sizeof(option_table[0]); i++)
+		if (strcmp(option_table[i].name, name) == 0)
+			return &option_table[i];
+	return NULL;
+}
+
+static void set_defaults(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->ram_size = VM_DEFAULT_RAM;
+	cfg->smp = (struct smp_config){ 1, 1, 1, 1, 1 };
+	cfg->debug_exit.iobase = DEBUG_EXIT_DEFAULT_BASE;
+	cfg->debug_exit.iosize = DEBUG_EXIT_DEFAULT_SIZE;
+}
+
+/* Cross-option rules, checked once everything is known. */
+static int finish(struct vm_config *cfg)
+{
+	bool stdio_serial;
+
+	if (!cfg->check_host && !cfg->kernel) {
+		log_error("no kernel given: use -kernel FILE (firmware boot from disks comes later)");
+		return -1;
+	}
+	if (cfg->initrd && !cfg->kernel) {
+		log_error("-initrd only makes sense with -kernel");
+		return -1;
+	}
+	if (!cfg->serial_given) {
+		/* QEMU: -nographic puts the serial port and monitor on stdio, muxed. */
+		if (cfg->display == DISPLAY_NONE) {
+			cfg->serial.kind = CHARDEV_NULL;
+		} else {
+			cfg->serial.kind = CHARDEV_STDIO;
+			cfg->serial.mux = true;
+		}
+	}
+	stdio_serial = cfg->serial.kind == CHARDEV_STDIO;
+	if (cfg->daemonize && cfg->display == DISPLAY_NOGRAPHIC) {
+		log_error("-nographic cannot be used with -daemonize");
+		return -1;
+	}
+	if (cfg->daemonize && stdio_serial) {
+		log_error("-daemonize: the serial port cannot use stdio; give -serial or -display none");
+		return -1;
+	}
+	return 0;
+}
+
+enum options_result options_parse(int argc, char **argv, struct vm_config *cfg, FILE *out)
+{
+	set_defaults(cfg);
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		const char *name;
+		const struct option_def *def;
+		int rc;
+
+		if (arg[0] != '-' || arg[1] == '\0') {
+			log_error("%s: disk images are not supported yet (no -hda); use -kernel", arg);
+			return OPTIONS_ERROR;
+		}
+		name = arg + (arg[1] == '-' ? 2 : 1);	/* QEMU accepts -opt and --opt */
+		def = find_option(name);
+		if (!def) {
+			log_error("-%s: invalid option", name);
+			return OPTIONS_ERROR;
+		}
+		if (def->has_arg && i + 1 >= argc) {
+			log_error("-%s: requires an argument", name);
+			return OPTIONS_ERROR;
+		}
+		rc = def->handle(cfg, name, def->has_arg ? argv[++i] : NULL, out);
+		if (rc < 0)
+			return OPTIONS_ERROR;
+		if (rc > 0)
+			return OPTIONS_DONE;
+	}
+	return finish(cfg) < 0 ? OPTIONS_ERROR : OPTIONS_RUN;
+}
+
+void options_free(struct vm_config *cfg)
+{
+	free(cfg->name);
+	cfg->name = NULL;
+}

@@ -1,0 +1,13 @@
+#ifndef KESTREL_UTIL_FILE_H
+#define KESTREL_UTIL_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Reads a whole regular file (at most max bytes) into a malloc'd buffer.
+ * Logs "what: path: reason" and returns -1 on failure.
+ */
+int file_read_all(const char *what, const char *path, size_t max, uint8_t **buf, size_t *len);
+
+#endif

@@ -1,0 +1,90 @@
+#include "vmm/boot/boot.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/file.h"
+#include "util/log.h"
+#include "vmm/boot/acpi.h"
+#include "vmm/boot/layout.h"
+#include "vmm/boot/mptable.h"
+
+#define KERNEL_MAX_SIZE (512ULL << 20)
+#define INITRD_MAX_SIZE (2ULL << 30)
+#define PAGE_SIZE 4096ULL
+
+int boot_load_initrd(const struct boot_request *req, uint64_t floor, uint64_t limit,
+		     uint64_t *addr)
+{
+	size_t len = req->initrd_len;
+	uint64_t at;
+
+	if (len > limit || (limit - len) < floor) {
+		log_error("-initrd: %zu MiB does not fit in guest RAM between 0x%llx and 0x%llx; "
+			  "increase -m", (len >> 20) + 1, (unsigned long long)floor,
+			  (unsigned long long)limit);
+		return -1;
+	}
+	/* As high as possible, page aligned: out of the way of the kernel's own allocations. */
+	at = (limit - len) & ~(PAGE_SIZE - 1);
+	if (at < floor || memory_write(req->mem, at, req->initrd, len) < 0) {
+		log_error("-initrd: no room in guest RAM; increase -m");
+		return -1;
+	}
+	*addr = at;
+	return 0;
+}
+
+/* Flat 4 GiB code and data descriptors at the selectors the boot protocols name. */
+static int write_boot_gdt(const struct guest_memory *mem)
+{
+	const uint64_t gdt[4] = {
+		0,
+		0,
+		0x00cf9b000000ffffULL,	/* 0x10: code, execute/read, 32-bit, 4 KiB granular */
+		0x00cf93000000ffffULL,	/* 0x18: data, read/write */
+	};
+	return memory_write(mem, BOOT_GDT_ADDR, gdt, sizeof(gdt));
+}
+
+int boot_setup(const struct guest_memory *mem, const struct vm_config *cfg,
+	       struct boot_entry *entry)
+{
+	const char *cmdline = cfg->append ? cfg->append : "";
+	struct acpi_config acpi = { .cpus = cfg->smp.cpus, .maxcpus = cfg->smp.maxcpus };
+	struct boot_request req = { .mem = mem, .cmdline = cmdline };
+	uint8_t *kernel = NULL, *initrd = NULL;
+	size_t kernel_len, initrd_len = 0;
+	int rc = -1;
+
+	if (strlen(cmdline) >= BOOT_CMDLINE_MAX) {
+		log_error("-append: command line too long (at most %d bytes)", BOOT_CMDLINE_MAX - 1);
+		return -1;
+	}
+	if (file_read_all("-kernel", cfg->kernel, KERNEL_MAX_SIZE, &kernel, &kernel_len) < 0)
+		return -1;
+	if (cfg->initrd &&
+	    file_read_all("-initrd", cfg->initrd, INITRD_MAX_SIZE, &initrd, &initrd_len) < 0)
+		goto out;
+	req.initrd = initrd;
+	req.initrd_len = initrd_len;
+
+	if (acpi_install(mem, &acpi, &req.rsdp) < 0 || mptable_install(mem, cfg->smp.cpus) < 0 ||
+	    write_boot_gdt(mem) < 0 ||
+	    memory_write(mem, BOOT_CMDLINE_ADDR, cmdline, strlen(cmdline) + 1) < 0) {
+		log_error("guest RAM too small for the boot tables");
+		goto out;
+	}
+
+	if (bzimage_detect(kernel, kernel_len))
+		rc = bzimage_load(&req, kernel, kernel_len, entry);
+	else if (pvh_detect(kernel, kernel_len))
+		rc = pvh_load(&req, kernel, kernel_len, entry);
+	else
+		log_error("-kernel %s: not a Linux bzImage nor an ELF kernel with a PVH entry note",
+			  cfg->kernel);
+out:
+	free(kernel);
+	free(initrd);
+	return rc;
+}

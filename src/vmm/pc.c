@@ -1,0 +1,98 @@
+/* The pc machine's fixed platform devices, wired to the buses and to KVM's interrupt lines. */
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "util/log.h"
+#include "vmm/vm.h"
+
+static void pc_power_event(void *opaque, enum power_event event, int status)
+{
+	struct vm *vm = opaque;
+
+	switch (event) {
+	case POWER_EVENT_OFF:
+		vm_request_stop(vm, VM_STOP_POWEROFF, 0);
+		break;
+	case POWER_EVENT_RESET:
+		vm_request_stop(vm, VM_STOP_RESET, 0);
+		break;
+	case POWER_EVENT_EXIT:
+		vm_request_stop(vm, VM_STOP_EXIT, status);
+		break;
+	}
+}
+
+static void com1_transmit(void *opaque, uint8_t byte)
+{
+	struct vm *vm = opaque;
+
+	chardev_write(vm->console, &byte, 1);
+}
+
+static void com1_set_irq(void *opaque, bool level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = SERIAL_COM1_IRQ, .level = level };
+
+	/* KVM routes the ISA line to both the 8259 and the IOAPIC. */
+	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
+		log_debug("KVM_IRQ_LINE %d: %s", SERIAL_COM1_IRQ, strerror(errno));
+}
+
+static const struct serial_ops com1_ops = {
+	.transmit = com1_transmit,
+	.set_irq = com1_set_irq,
+};
+
+struct pio_device {
+	uint16_t base, len;
+	bus_access_fn access;
+	void *dev;
+	const char *name;
+};
+
+int pc_create_devices(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct power_sink power = { .event = pc_power_event, .opaque = vm };
+
+	i8042_init(&vm->kbc, &power);
+	reset_control_init(&vm->rcr, &power);
+	acpi_pm_init(&vm->pm, &power);
+	debug_exit_init(&vm->debug_exit, &power);
+	vm->has_com1 = cfg->serial.kind != CHARDEV_NONE;
+	if (vm->has_com1)
+		serial_init(&vm->com1, &com1_ops, vm);
+
+	const struct pio_device devices[] = {
+		{ I8042_DATA_PORT, 1, i8042_data_io, &vm->kbc, "i8042" },
+		{ I8042_COMMAND_PORT, 1, i8042_command_io, &vm->kbc, "i8042" },
+		{ RESET_CONTROL_PORT, 1, reset_control_io, &vm->rcr, "reset control" },
+		{ ACPI_PM_BASE, ACPI_PM_LEN, acpi_pm_io, &vm->pm, "ACPI PM" },
+		{ SERIAL_COM1_BASE, SERIAL_NR_PORTS, serial_io, &vm->com1, "COM1" },
+		{ cfg->debug_exit.iobase, cfg->debug_exit.iosize, debug_exit_io, &vm->debug_exit,
+		  "isa-debug-exit" },
+	};
+	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++) {
+		const struct pio_device *d = &devices[i];
+		if (d->dev == &vm->com1 && !vm->has_com1)
+			continue;
+		if (d->dev == &vm->debug_exit && !cfg->debug_exit.enabled)
+			continue;
+		if (bus_register(&vm->pio, d->base, d->len, d->access, d->dev) < 0) {
+			log_error("%s: I/O ports 0x%x-0x%x are already in use", d->name, d->base,
+				  d->base + d->len - 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void pc_destroy_devices(struct vm *vm)
+{
+	acpi_pm_destroy(&vm->pm);
+	if (vm->has_com1)
+		serial_destroy(&vm->com1);
+	vm->has_com1 = false;
+}

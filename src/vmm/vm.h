@@ -1,0 +1,95 @@
+/*
+ * One virtual machine: the KVM VM, its RAM, vCPU threads, buses and the pc
+ * platform devices.  A guest reset destroys and rebuilds the whole object,
+ * which is simpler and surer than resetting every piece of state in place.
+ */
+#ifndef KESTREL_VMM_VM_H
+#define KESTREL_VMM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hw/acpi_pm.h"
+#include "hw/bus.h"
+#include "hw/debug_exit.h"
+#include "hw/i8042.h"
+#include "hw/reset_control.h"
+#include "hw/serial.h"
+#include "ui/chardev.h"
+#include "vmm/config.h"
+#include "vmm/kvm.h"
+#include "vmm/memory.h"
+
+enum vm_stop {
+	VM_RUNNING,
+	VM_STOP_POWEROFF,	/* the guest powered off */
+	VM_STOP_RESET,		/* the guest reset the machine */
+	VM_STOP_QUIT,		/* the host asked: a signal, Ctrl-a x */
+	VM_STOP_EXIT,		/* isa-debug-exit: exit with exit_status */
+	VM_STOP_ERROR,		/* a vCPU failed (triple fault, internal error) */
+};
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	uint64_t exits;		/* exits to userspace, for statistics */
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	const struct kvm_host *host;
+	int fd;
+	struct guest_memory mem;
+	struct bus pio;
+	struct bus mmio;
+	struct vcpu *vcpus;
+	unsigned nr_vcpus;
+
+	_Atomic int stop;	/* enum vm_stop; the first request wins */
+	int exit_status;
+	int wake_fd;		/* eventfd: tells the main loop a stop was requested */
+
+	/* The pc platform (pc.c). */
+	struct chardev *console;	/* COM1's back end, owned by the caller, outlives resets */
+	struct serial com1;
+	bool has_com1;
+	struct i8042 kbc;
+	struct reset_control rcr;
+	struct acpi_pm pm;
+	struct debug_exit debug_exit;
+};
+
+/* Creates the VM, RAM, platform devices and vCPUs, and loads the kernel; logs and
+ * returns -1 on failure (after which vm_destroy is still safe). */
+int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config *cfg,
+	      struct chardev *console);
+int vm_start(struct vm *vm);
+
+/* Thread-safe, from vCPUs, devices or the main loop: ends the run. */
+void vm_request_stop(struct vm *vm, enum vm_stop reason, int status);
+
+/* Waits for every vCPU thread to finish, then frees everything. */
+void vm_destroy(struct vm *vm);
+
+uint64_t vm_exit_count(const struct vm *vm);
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned index);
+int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t ebx, uint32_t esi);
+void *vcpu_thread(void *arg);
+void vcpu_destroy(struct vcpu *vcpu);
+void vcpu_dump_registers(struct vcpu *vcpu);
+
+/* pc.c: the devices of the pc machine on the buses. */
+int pc_create_devices(struct vm *vm);
+void pc_destroy_devices(struct vm *vm);
+
+#endif

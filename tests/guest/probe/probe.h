@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The guest probe: a freestanding x86-64 PVH program that runs at CPL3 on
+ * an identity map of the first 4 GiB (see entry.S) and reports what the
+ * VMM gave it on COM1.  No libc; only the compiler's freestanding headers.
+ */
+#ifndef PROBE_H
+#define PROBE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Xen public/arch-x86/hvm/start_info.h, handed over in %ebx. */
+#define HVM_START_MAGIC 0x336ec578
+
+struct hvm_start_info {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t flags;
+	uint32_t nr_modules;
+	uint64_t modlist_paddr;
+	uint64_t cmdline_paddr;
+	uint64_t rsdp_paddr;
+	uint64_t memmap_paddr;		/* version >= 1 */
+	uint32_t memmap_entries;	/* version >= 1 */
+	uint32_t reserved;
+};
+
+struct hvm_memmap_entry {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t type;			/* E820 type: 1 = RAM */
+	uint32_t reserved;
+};
+
+#define E820_RAM 1
+
+/* What platform_probe() learned; the scenarios and power-off use it. */
+struct platform {
+	const struct hvm_start_info *si;	/* NULL if the magic is wrong */
+	const char *cmdline;			/* never NULL */
+	const struct hvm_memmap_entry *memmap;	/* validated, or NULL */
+	uint32_t memmap_entries;
+	uint64_t ram_bytes;
+	const uint8_t *fadt;			/* NULL if none */
+	int madt_cpus;				/* -1: no MADT */
+	int mp_cpus;				/* -1: no MP table */
+};
+
+/* Port I/O: allowed at CPL3 by the TSS I/O bitmap. */
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
+static inline void cpuid(uint32_t leaf, uint32_t r[4])
+{
+	__asm__ volatile("cpuid"
+			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(0));
+}
+
+static inline void cpu_relax(void)
+{
+	__asm__ volatile("pause" ::: "memory");
+}
+
+/*
+ * A pointer to guest-physical memory (identity mapped).  Laundered through
+ * asm so the compiler cannot reason about small constant addresses
+ * (GCC 12 warns on dereferencing them).
+ */
+static inline void *phys(uint64_t pa)
+{
+	__asm__("" : "+r"(pa));
+	return (void *)pa;
+}
+
+/* Unaligned little-endian loads from firmware tables. */
+static inline uint16_t get16(const void *p)
+{
+	uint16_t v;
+
+	__builtin_memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint32_t get32(const void *p)
+{
+	uint32_t v;
+
+	__builtin_memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint64_t get64(const void *p)
+{
+	uint64_t v;
+
+	__builtin_memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* io.c */
+void serial_init(void);
+void serial_putc(char c);
+bool serial_poll(uint8_t *c);
+void pr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void vpr(const char *fmt, va_list ap);
+void delay_tsc(uint64_t ticks);
+const char *count_str(int n, char buf[16]);
+size_t str_len(const char *s);
+bool str_eq(const char *a, const char *b);
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+
+/* platform.c */
+void platform_probe(const struct hvm_start_info *si, struct platform *p);
+void platform_poweroff(const struct platform *p) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * probe_main() and the scenarios.  The kernel command line word
+ * "probe=NAME[,key=val...]" picks one (default: hello).  Each scenario
+ * returns true for PASS or reports its failure through fail().  Every path
+ * ends in platform_poweroff(), so the VMM always sees the guest stop.
+ */
+#include "probe.h"
+
+#define MIB		((uint64_t)1 << 20)
+#define PAGE_SIZE	((uint64_t)4096)
+#define MAPPED_LIMIT	((uint64_t)1 << 32)	/* entry.S maps 0..4 GiB */
+#define ARGS_MAX	8
+
+struct args {
+	char buf[256];
+	const char *name;
+	const char *key[ARGS_MAX];
+	const char *val[ARGS_MAX];
+	int n;
+};
+
+struct scenario {
+	const char *name;
+	bool (*run)(const struct platform *p, const struct args *a);
+};
+
+extern char _end[];			/* probe.ld: end of the image */
+
+void probe_main(const struct hvm_start_info *si);
+
+static bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static bool fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pr("probe: FAIL: ");
+	vpr(fmt, ap);
+	serial_putc('\n');
+	va_end(ap);
+	return false;
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n';
+}
+
+/* The last "probe=" word wins, as with repeated Linux parameters. */
+static void args_parse(const char *cmdline, struct args *a)
+{
+	const char *w = cmdline, *spec = NULL;
+	char *s;
+	size_t n = 0;
+
+	while (*w) {
+		while (is_space(*w))
+			w++;
+		if (!memcmp(w, "probe=", 6))
+			spec = w + 6;
+		while (*w && !is_space(*w))
+			w++;
+	}
+	while (spec && spec[n] && !is_space(spec[n]) && n < sizeof(a->buf) - 1) {
+		a->buf[n] = spec[n];
+		n++;
+	}
+	a->buf[n] = 0;
+
+	/* NAME,key=val,key: split in place. */
+	a->name = a->buf[0] && a->buf[0] != ',' ? a->buf : "hello";
+	a->n = 0;
+	for (s = a->buf; *s; s++) {
+		if (*s != ',')
+			continue;
+		*s = 0;
+		if (a->n == ARGS_MAX)
+			break;
+		a->key[a->n] = s + 1;
+		a->val[a->n] = "";
+		a->n++;
+	}
+	for (int i = 0; i < a->n; i++) {
+		for (s = (char *)a->key[i]; *s; s++) {
+			if (*s == '=') {
+				*s = 0;
+				a->val[i] = s + 1;
+				break;
+			}
+		}
+	}
+}
+
+static const char *arg_get(const struct args *a, const char *key)
+{
+	for (int i = 0; i < a->n; i++)
+		if (str_eq(a->key[i], key))
+			return a->val[i];
+	return NULL;
+}
+
+/* A decimal option; false if present but not a number. */
+static bool arg_u64(const struct args *a, const char *key, uint64_t *v)
+{
+	const char *s = arg_get(a, key);
+	uint64_t n = 0;
+
+	if (!s)
+		return true;
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || n > UINT64_MAX / 10 - 10)
+			return false;
+		n = n * 10 + (uint64_t)(*s - '0');
+	}
+	*v = n;
+	return true;
+}
+
+static bool scenario_hello(const struct platform *p, const struct args *a)
+{
+	say("hello from the kestrel guest probe");
+	return true;
+}
+
+static bool scenario_smp(const struct platform *p, const struct args *a)
+{
+	char m[16], t[16];
+	uint32_t r[4];
+
+	cpuid(1, r);
+	say("smp: madt %s mptable %s cpuid-apic-id %u",
+	    count_str(p->madt_cpus, m), count_str(p->mp_cpus, t), r[1] >> 24);
+	if (p->madt_cpus >= 0 && p->mp_cpus >= 0 && p->madt_cpus != p->mp_cpus)
+		return fail("madt says %d cpus, mptable says %d", p->madt_cpus,
+			    p->mp_cpus);
+	return true;
+}
+
+/*
+ * Echo by polling LSR.DR: the 8259 is masked (entry.S), so there is no
+ * receive interrupt.  CR and LF both end a line; CR echoes as CR LF so a
+ * terminal's Enter key gives a tidy screen.
+ */
+static bool scenario_echo(const struct platform *p, const struct args *a)
+{
+	char line[256];
+	size_t n = 0;
+	uint8_t c;
+
+	say("echo: ready");
+	for (;;) {
+		if (!serial_poll(&c)) {
+			cpu_relax();
+			continue;
+		}
+		if (c != '\r' && c != '\n') {
+			serial_putc((char)c);
+			if (n < sizeof(line) - 1)
+				line[n++] = (char)c;
+			continue;
+		}
+		if (c == '\r')
+			serial_putc('\r');
+		serial_putc('\n');
+		if (!n)
+			continue;
+		line[n] = 0;
+		n = 0;
+		say("echo: %s", line);
+		if (str_eq(line, "quit"))
+			return true;
+	}
+}
+
+/*
+ * TSC rate from PIT channel 2 (i8254 datasheet; as Linux's
+ * pit_calibrate_tsc): gate it on through port 0x61 with the speaker off,
+ * load ~10 ms in mode 0 and time OUT2 (0x61 bit 5) going high.  0 if it
+ * never does (no PIT, or no port 0x61).
+ */
+#define PIT_HZ		1193182u
+#define PIT_CH2		0x42
+#define PIT_CMD		0x43
+#define PORT_B		0x61
+#define PORT_B_GATE2	0x01
+#define PORT_B_SPKR	0x02
+#define PORT_B_OUT2	0x20
+
+static uint64_t tsc_calibrate(void)
+{
+	const uint16_t latch = PIT_HZ / 100;
+	uint64_t t0;
+
+	outb(PORT_B, (inb(PORT_B) & ~PORT_B_SPKR) | PORT_B_GATE2);
+	outb(PIT_CMD, 0xb0);		/* channel 2, lo/hi byte, mode 0 */
+	outb(PIT_CH2, latch & 0xff);
+	outb(PIT_CH2, latch >> 8);
+	t0 = rdtsc();
+	while (!(inb(PORT_B) & PORT_B_OUT2))
+		if (rdtsc() - t0 > (1ull << 36))
+			return 0;
+	return (rdtsc() - t0) * PIT_HZ / latch;
+}
+
+/* A 16 MiB-aligned range of one RAM entry, above the image, below 4 GiB. */
+static bool mem_find(const struct platform *p, uint64_t bytes, uint64_t *at)
+{
+	const uint64_t align = 16 * MIB;
+
+	for (uint32_t i = 0; i < p->memmap_entries; i++) {
+		const struct hvm_memmap_entry *e = &p->memmap[i];
+		uint64_t lo = e->addr, hi = e->addr + e->size;
+
+		if (e->type != E820_RAM)
+			continue;
+		if (lo < (uint64_t)(uintptr_t)_end)
+			lo = (uint64_t)(uintptr_t)_end;
+		lo = (lo + align - 1) & ~(align - 1);
+		if (hi > MAPPED_LIMIT)
+			hi = MAPPED_LIMIT;
+		if (lo < hi && hi - lo >= bytes) {
+			*at = lo;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * One 8-byte write per 4 KiB page, then read all back: the cost is the
+ * VMM's first-touch path (EPT / shadow faults), not memory bandwidth.
+ */
+static bool scenario_mem(const struct platform *p, const struct args *a)
+{
+	const uint64_t pattern = 0x6b657374726c0000ull;	/* "kestrl" */
+	uint64_t size = 64, bytes, base, hz, t0, ticks;
+
+	if (!arg_u64(a, "size", &size) || !size || size >= MAPPED_LIMIT / MIB)
+		return fail("mem: bad size=%s", arg_get(a, "size"));
+	bytes = size * MIB;
+	if (!mem_find(p, bytes, &base))
+		return fail("mem: no RAM entry holds %lu MiB at a 16 MiB boundary above 0x%lx below 4 GiB",
+			    size, (uint64_t)(uintptr_t)_end);
+
+	hz = tsc_calibrate();
+	if (hz < 100000000ull)
+		return fail("tsc: calibration against PIT channel 2 failed (%lu Hz)", hz);
+	say("tsc: %lu MHz", hz / 1000000);
+
+	t0 = rdtsc();
+	for (uint64_t off = 0; off < bytes; off += PAGE_SIZE)
+		*(volatile uint64_t *)phys(base + off) = pattern ^ (base + off);
+	for (uint64_t off = 0; off < bytes; off += PAGE_SIZE) {
+		uint64_t got = *(volatile uint64_t *)phys(base + off);
+
+		if (got != (pattern ^ (base + off)))
+			return fail("mem: 0x%lx reads 0x%lx, wrote 0x%lx",
+				    base + off, got, pattern ^ (base + off));
+	}
+	ticks = rdtsc() - t0;
+	if (!ticks)
+		ticks = 1;
+	say("mem: touched %lu MiB in %lu ms (%lu MiB/s)", size,
+	    ticks * 1000 / hz, size * hz / ticks);
+	return true;
+}
+
+/*
+ * The two classic PC reset paths: 8042 "pulse output port" (command 0xfe)
+ * then the PIIX reset control register at 0xcf9 (SYS_RST | RST_CPU).
+ * A VMM stops the vCPU asynchronously, so wait a moment after each.
+ */
+static bool scenario_reset(const struct platform *p, const struct args *a)
+{
+	say("reset");
+	outb(0x64, 0xfe);
+	delay_tsc(2000000000ull);
+	outb(0xcf9, 0x06);
+	delay_tsc(2000000000ull);
+	return fail("reset did not take effect");
+}
+
+static const struct scenario scenarios[] = {
+	{ "hello", scenario_hello },
+	{ "smp", scenario_smp },
+	{ "echo", scenario_echo },
+	{ "mem", scenario_mem },
+	{ "reset", scenario_reset },
+};
+
+/* Called at CPL3 by entry.S with the start_info physical address. */
+void probe_main(const struct hvm_start_info *si)
+{
+	struct platform p;
+	struct args a;
+	bool ok = false;
+	size_t i;
+
+	serial_init();
+	say("start");
+	platform_probe(si, &p);
+	args_parse(p.cmdline, &a);
+	say("scenario: %s", a.name);
+
+	for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+		if (str_eq(scenarios[i].name, a.name))
+			break;
+	if (!p.si)
+		ok = fail("start_info at 0x%lx has magic 0x%x, not 0x%x",
+			  (uint64_t)(uintptr_t)si, si ? si->magic : 0,
+			  HVM_START_MAGIC);
+	else if (i == sizeof(scenarios) / sizeof(scenarios[0]))
+		ok = fail("unknown scenario %s", a.name);
+	else
+		ok = scenarios[i].run(&p, &a);
+	if (ok)
+		say("PASS");
+	platform_poweroff(&p);
+}

@@ -155,7 +155,7 @@ static int open_unix(struct chardev *cd)
 		return 0;
 	}
 	/* Only the owner may talk to the guest's console. */
-	mode_t old = umask(0077);
+	mode_t old = umask(0177);
 	int rc = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
 	umask(old);
 	if (rc < 0 || listen(fd, 1) < 0) {

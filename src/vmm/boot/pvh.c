@@ -187,11 +187,21 @@ int pvh_load(const struct boot_request *req, const uint8_t *kernel, size_t len,
 
 	if (elf_open(&img, kernel, len) < 0)
 		return -1;
+	/* The entry note first: without it this is not a kernel we can start. */
+	for (unsigned i = 0; i < img.phnum && !have_entry; i++) {
+		if (elf_segment(&img, i, &s) < 0)
+			return -1;
+		if (s.type == PT_NOTE)
+			have_entry = find_pvh_entry(kernel + s.offset, s.filesz, &pvh_entry);
+	}
+	if (!have_entry) {
+		log_error("-kernel: ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
+			  "build Linux with CONFIG_PVH=y or pass a bzImage");
+		return -1;
+	}
 	for (unsigned i = 0; i < img.phnum; i++) {
 		if (elf_segment(&img, i, &s) < 0)
 			return -1;
-		if (s.type == PT_NOTE && !have_entry)
-			have_entry = find_pvh_entry(kernel + s.offset, s.filesz, &pvh_entry);
 		if (s.type != PT_LOAD || s.memsz == 0)
 			continue;
 		uint8_t *dst = memory_ptr(req->mem, s.paddr, s.memsz);
@@ -205,11 +215,6 @@ int pvh_load(const struct boot_request *req, const uint8_t *kernel, size_t len,
 		memset(dst + s.filesz, 0, s.memsz - s.filesz);
 		if (s.paddr + s.memsz > kernel_end)
 			kernel_end = s.paddr + s.memsz;
-	}
-	if (!have_entry) {
-		log_error("-kernel: ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
-			  "build Linux with CONFIG_PVH=y or pass a bzImage");
-		return -1;
 	}
 	if (write_start_info(req, kernel_end) < 0)
 		return -1;

@@ -29,6 +29,17 @@
 #define RFLAGS_IF	(1 << 9)
 #define RFLAGS_RSVD1	(1 << 1)
 
+/* boot_cpuid[slot] = CPUID(leaf) as {eax, ebx, ecx, edx} */
+.macro CPUID_SAVE leaf, slot
+	movl	$\leaf, %eax
+	xorl	%ecx, %ecx
+	cpuid
+	movl	%eax, boot_cpuid + \slot * 16 + 0
+	movl	%ebx, boot_cpuid + \slot * 16 + 4
+	movl	%ecx, boot_cpuid + \slot * 16 + 8
+	movl	%edx, boot_cpuid + \slot * 16 + 12
+.endm
+
 /*
  * PVH boot: Xen's public/elfnote.h XEN_ELFNOTE_PHYS32_ENTRY (18), a 32-bit
  * physical entry address; descsz is 4, as Xen defines it.  (Linux emits
@@ -48,7 +59,7 @@
 /*
  * Entry per the PVH ABI (Xen docs/misc/pvh.pandoc): 32-bit protected mode,
  * flat segments, paging off, %ebx = physical address of hvm_start_info.
- * %ebx is left alone until it becomes main's argument.
+ * %ebx is kept (in %ebp after CPUID) until it becomes main's argument.
  */
 	.section .text.entry, "ax"
 	.code32
@@ -110,12 +121,23 @@ start64:
 	outb	%al, $0x21
 	outb	%al, $0xa1
 
+	/*
+	 * PVM lets CPL3 execute CPUID natively, which answers with the host's
+	 * values (vendor, hypervisor signature, APIC ID of the host CPU).  At
+	 * CPL0 it is emulated from the VMM's KVM_SET_CPUID2 table, which is
+	 * what the probe reports: take the three leaves it needs here.
+	 */
+	movl	%ebx, %ebp
+	CPUID_SAVE 0x00000000, 0
+	CPUID_SAVE 0x00000001, 1
+	CPUID_SAVE 0x40000000, 2
+
 	pushq	$(SEL_UDATA | 3)
 	pushq	$ustack_top
 	pushq	$(RFLAGS_IF | RFLAGS_RSVD1)
 	pushq	$(SEL_UCODE | 3)
 	pushq	$user_start
-	movl	%ebx, %edi
+	movl	%ebp, %edi
 	iretq
 
 /* CPL3 from here on. The call aligns %rsp as the SysV ABI expects. */
@@ -196,6 +218,9 @@ pd:
 
 	.bss
 	.balign	16
+	.globl	boot_cpuid
+boot_cpuid:
+	.skip	3 * 16
 kstack:
 	.skip	4096
 kstack_top:

@@ -180,15 +180,6 @@ const char *count_str(int n, char buf[16])
 	return buf + i;
 }
 
-size_t str_len(const char *s)
-{
-	size_t n = 0;
-
-	while (s[n])
-		n++;
-	return n;
-}
-
 bool str_eq(const char *a, const char *b)
 {
 	while (*a && *a == *b) {

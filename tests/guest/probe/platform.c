@@ -270,22 +270,19 @@ static void mp_probe(struct platform *p)
 
 static void cpu_probe(void)
 {
+	const uint32_t *v = boot_cpuid[CPUID_VENDOR], *h = boot_cpuid[CPUID_HV];
 	char vendor[13], hv[13] = "none";
-	uint32_t r[4];
 
-	cpuid(0, r);
-	memcpy(vendor, &r[1], 4);
-	memcpy(vendor + 4, &r[3], 4);
-	memcpy(vendor + 8, &r[2], 4);
+	memcpy(vendor, &v[1], 4);		/* EBX EDX ECX */
+	memcpy(vendor + 4, &v[3], 4);
+	memcpy(vendor + 8, &v[2], 4);
 	vendor[12] = 0;
 
 	/* CPUID.1:ECX[31] says leaf 0x40000000 holds a hypervisor name. */
-	cpuid(1, r);
-	if (r[2] & (1u << 31)) {
-		cpuid(0x40000000, r);
-		memcpy(hv, &r[1], 4);
-		memcpy(hv + 4, &r[2], 4);
-		memcpy(hv + 8, &r[3], 4);
+	if (boot_cpuid[CPUID_FEATURES][2] & (1u << 31)) {
+		memcpy(hv, &h[1], 4);		/* EBX ECX EDX */
+		memcpy(hv + 4, &h[2], 4);
+		memcpy(hv + 8, &h[3], 4);
 		hv[12] = 0;
 		if (!hv[0])
 			memcpy(hv, "unknown", 8);

@@ -97,12 +97,15 @@ static inline uint64_t rdtsc(void)
 	return (uint64_t)hi << 32 | lo;
 }
 
-static inline void cpuid(uint32_t leaf, uint32_t r[4])
-{
-	__asm__ volatile("cpuid"
-			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
-			 : "a"(leaf), "c"(0));
-}
+/*
+ * CPUID leaves 0, 1 and 0x40000000 as {eax, ebx, ecx, edx}, taken at CPL0
+ * by entry.S.  There is deliberately no cpuid() helper: on PVM, CPUID at
+ * CPL3 runs natively and describes the host, not the VMM's guest CPU.
+ */
+#define CPUID_VENDOR	0
+#define CPUID_FEATURES	1
+#define CPUID_HV	2
+extern const uint32_t boot_cpuid[3][4];
 
 static inline void cpu_relax(void)
 {
@@ -154,7 +157,6 @@ void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vpr(const char *fmt, va_list ap);
 void delay_tsc(uint64_t ticks);
 const char *count_str(int n, char buf[16]);
-size_t str_len(const char *s);
 bool str_eq(const char *a, const char *b);
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);

@@ -15,7 +15,7 @@
 struct args {
 	char buf[256];
 	const char *name;
-	const char *key[ARGS_MAX];
+	char *key[ARGS_MAX];
 	const char *val[ARGS_MAX];
 	int n;
 };
@@ -48,6 +48,14 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\n';
 }
 
+static bool starts_with(const char *s, const char *prefix)
+{
+	while (*prefix)
+		if (*s++ != *prefix++)
+			return false;
+	return true;
+}
+
 /* The last "probe=" word wins, as with repeated Linux parameters. */
 static void args_parse(const char *cmdline, struct args *a)
 {
@@ -58,7 +66,7 @@ static void args_parse(const char *cmdline, struct args *a)
 	while (*w) {
 		while (is_space(*w))
 			w++;
-		if (!memcmp(w, "probe=", 6))
+		if (starts_with(w, "probe="))
 			spec = w + 6;
 		while (*w && !is_space(*w))
 			w++;
@@ -83,7 +91,7 @@ static void args_parse(const char *cmdline, struct args *a)
 		a->n++;
 	}
 	for (int i = 0; i < a->n; i++) {
-		for (s = (char *)a->key[i]; *s; s++) {
+		for (s = a->key[i]; *s; s++) {
 			if (*s == '=') {
 				*s = 0;
 				a->val[i] = s + 1;
@@ -129,11 +137,10 @@ static bool scenario_hello(const struct platform *p, const struct args *a)
 static bool scenario_smp(const struct platform *p, const struct args *a)
 {
 	char m[16], t[16];
-	uint32_t r[4];
 
-	cpuid(1, r);
 	say("smp: madt %s mptable %s cpuid-apic-id %u",
-	    count_str(p->madt_cpus, m), count_str(p->mp_cpus, t), r[1] >> 24);
+	    count_str(p->madt_cpus, m), count_str(p->mp_cpus, t),
+	    boot_cpuid[CPUID_FEATURES][1] >> 24);
 	if (p->madt_cpus >= 0 && p->mp_cpus >= 0 && p->madt_cpus != p->mp_cpus)
 		return fail("madt says %d cpus, mptable says %d", p->madt_cpus,
 			    p->mp_cpus);
@@ -177,33 +184,67 @@ static bool scenario_echo(const struct platform *p, const struct args *a)
 }
 
 /*
- * TSC rate from PIT channel 2 (i8254 datasheet; as Linux's
- * pit_calibrate_tsc): gate it on through port 0x61 with the speaker off,
- * load ~10 ms in mode 0 and time OUT2 (0x61 bit 5) going high.  0 if it
- * never does (no PIT, or no port 0x61).
+ * TSC rate from the 8254 PIT (1.193182 MHz), as Linux's pit_calibrate_tsc:
+ * gate channel 2 on through port 0x61 with the speaker off, load ~10 ms in
+ * mode 0 and time OUT2 (0x61 bit 5) going high.  Returns 0 if it never
+ * does.
  */
 #define PIT_HZ		1193182u
+#define PIT_CH0		0x40
 #define PIT_CH2		0x42
 #define PIT_CMD		0x43
 #define PORT_B		0x61
 #define PORT_B_GATE2	0x01
 #define PORT_B_SPKR	0x02
 #define PORT_B_OUT2	0x20
+#define CAL_LATCH	(PIT_HZ / 100)		/* 10 ms */
+#define CAL_GIVE_UP	((uint64_t)1 << 36)	/* TSC ticks: >10 s */
 
-static uint64_t tsc_calibrate(void)
+static uint64_t tsc_calibrate_ch2(void)
 {
-	const uint16_t latch = PIT_HZ / 100;
 	uint64_t t0;
 
 	outb(PORT_B, (inb(PORT_B) & ~PORT_B_SPKR) | PORT_B_GATE2);
 	outb(PIT_CMD, 0xb0);		/* channel 2, lo/hi byte, mode 0 */
-	outb(PIT_CH2, latch & 0xff);
-	outb(PIT_CH2, latch >> 8);
+	outb(PIT_CH2, CAL_LATCH & 0xff);
+	outb(PIT_CH2, CAL_LATCH >> 8);
 	t0 = rdtsc();
 	while (!(inb(PORT_B) & PORT_B_OUT2))
-		if (rdtsc() - t0 > (1ull << 36))
+		if (rdtsc() - t0 > CAL_GIVE_UP)
 			return 0;
-	return (rdtsc() - t0) * PIT_HZ / latch;
+	return (rdtsc() - t0) * PIT_HZ / CAL_LATCH;
+}
+
+/*
+ * Without port 0x61 (QEMU microvm has none: it reads 0xff) channel 2's
+ * gate stays low and it never counts.  Channel 0 is always gated: load
+ * 0xffff in mode 0 and read it back with counter-latch commands.  Its
+ * IRQ0 goes nowhere; the 8259 and the IOAPIC are masked.
+ */
+static uint64_t tsc_calibrate_ch0(void)
+{
+	uint64_t t0, t1;
+	uint32_t done;
+
+	outb(PIT_CMD, 0x30);		/* channel 0, lo/hi byte, mode 0 */
+	outb(PIT_CH0, 0xff);
+	outb(PIT_CH0, 0xff);
+	t0 = rdtsc();
+	do {
+		outb(PIT_CMD, 0x00);	/* latch channel 0 */
+		done = inb(PIT_CH0);
+		done |= (uint32_t)inb(PIT_CH0) << 8;
+		done = 0xffff - done;
+		t1 = rdtsc();
+		if (t1 - t0 > CAL_GIVE_UP)
+			return 0;
+	} while (done < CAL_LATCH);
+	return (t1 - t0) * PIT_HZ / done;
+}
+
+static uint64_t tsc_calibrate(void)
+{
+	return inb(PORT_B) == 0xff ? tsc_calibrate_ch0() : tsc_calibrate_ch2();
 }
 
 /* A 16 MiB-aligned range of one RAM entry, above the image, below 4 GiB. */
@@ -248,7 +289,7 @@ static bool scenario_mem(const struct platform *p, const struct args *a)
 
 	hz = tsc_calibrate();
 	if (hz < 100000000ull)
-		return fail("tsc: calibration against PIT channel 2 failed (%lu Hz)", hz);
+		return fail("tsc: PIT calibration failed (%lu Hz)", hz);
 	say("tsc: %lu MHz", hz / 1000000);
 
 	t0 = rdtsc();

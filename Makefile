@@ -1,0 +1,44 @@
+# Convenience targets; the build itself is Meson + Ninja.
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+
+.PHONY: all deps build build-asan test unit demo linux bench fuzz format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) >/dev/null
+	@ninja -C $(BUILD)
+
+# AddressSanitizer + UndefinedBehaviorSanitizer configuration for the tests.
+build-asan: deps
+	@test -f $(BUILD_ASAN)/build.ninja || \
+		meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@ninja -C $(BUILD_ASAN)
+
+# The whole test suite: unit tests (plain and sanitized), system tests with the real
+# binaries against the guest probe, QEMU 7.2 and the Linux test guest.
+test: build build-asan
+	@scripts/run-tests.sh
+
+unit: build
+	@meson test -C $(BUILD) --print-errorlogs
+
+# The main job: boot the demo VM (see scripts/demo.sh for what it picks and why).
+demo: build
+	@scripts/demo.sh
+
+linux: deps
+	@tests/guest/linux/build.sh
+
+bench: build
+	@bench/boot/run.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests in both build configurations, the system tests
+# under the sanitizer build, then the full system suite (probe, QEMU peer,
+# Linux guest).  The last pytest summary is the suite's verdict.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD:-build}
+build_asan=${BUILD_ASAN:-build-asan}
+
+echo "== unit tests ($build)"
+meson test -C "$build" --print-errorlogs
+echo "== unit tests under ASan/UBSan ($build_asan)"
+meson test -C "$build_asan" --print-errorlogs
+
+echo "== Linux test guest (built once per machine, cached)"
+if linux_dir=$(tests/guest/linux/build.sh); then
+	export KESTREL_LINUX_DIR=$linux_dir
+else
+	echo "run-tests: the Linux guest did not build; its tests will fail" >&2
+fi
+
+echo "== system tests with the sanitizer build (probe only)"
+KESTREL_BUILD=$build_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system -m "not linux"
+
+echo "== system tests ($build)"
+KESTREL_BUILD=$build exec /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system

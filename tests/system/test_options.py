@@ -1,0 +1,65 @@
+"""Bad command lines: a message naming the option, exit 1, and no VM started."""
+import pytest
+
+from conftest import kestrel
+
+BAD = [
+    (["-m", "lots"], "-m lots"),
+    (["-m", "1"], "-m 1"),
+    (["-m", "size=2G,maxmem=8G"], "maxmem"),
+    (["-smp", "two"], "-smp two"),
+    (["-smp", "sockets=2,cores=2,maxcpus=3"], "Invalid CPU topology"),
+    (["-smp", "4,maxcpus=2"], "maxcpus must be equal to or greater than smp"),
+    (["-smp", "300"], "The max CPUs supported by machine 'pc' is 255"),
+    (["-smp", "2,bogus=1"], "Invalid parameter 'bogus'"),
+    (["-uuid", "not-a-uuid"], "-uuid not-a-uuid"),
+    (["-cpu", "pentium"], "-cpu pentium"),
+    (["-machine", "q35"], "-machine q35"),
+    (["-accel", "tcg"], "-accel tcg"),
+    (["-display", "gtk"], "-display gtk"),
+    (["-serial", "tcp:1.2.3.4:5"], "-serial tcp:1.2.3.4:5"),
+    (["-device", "virtio-blk-pci"], "'virtio-blk-pci' is not a valid device model name"),
+    (["-frobnicate"], "-frobnicate: invalid option"),
+    (["-kernel"], "-kernel: requires an argument"),
+    (["disk.img"], "disk.img"),
+    (["-daemonize", "-nographic"], "-nographic cannot be used with -daemonize"),
+]
+
+
+@pytest.mark.parametrize("args,needle", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_option_exits_1_naming_it(probe, args, needle):
+    status, out, err = kestrel("-kernel", probe, "-nographic", *args)
+    assert status == 1
+    assert needle in err, err
+    assert err.startswith("kestrel: ")
+    assert "probe:" not in out, "nothing may start"
+
+
+@pytest.mark.parametrize("kernel,needle", [
+    ("/nonexistent/vmlinuz", "No such file or directory"),
+    ("/etc/hostname", "not a Linux bzImage nor an ELF kernel"),
+    ("/bin/true", "no PVH entry note"),
+    ("/dev/null", "not a regular file"),
+])
+def test_bad_kernel_is_named(kernel, needle):
+    status, out, err = kestrel("-nographic", "-kernel", kernel)
+    assert status == 1
+    assert needle in err and "-kernel" in err, err
+
+
+def test_missing_initrd_is_named(probe):
+    status, _, err = kestrel("-nographic", "-kernel", probe, "-initrd", "/nonexistent.cpio")
+    assert status == 1 and "-initrd /nonexistent.cpio" in err
+
+
+def test_initrd_too_big_for_ram(probe, tmp_path):
+    big = tmp_path / "big.cpio"
+    with open(big, "wb") as f:
+        f.truncate(64 << 20)
+    status, _, err = kestrel("-m", "32", "-nographic", "-kernel", probe, "-initrd", str(big))
+    assert status == 1 and "-initrd" in err and "increase -m" in err
+
+
+def test_no_kernel_is_an_error():
+    status, _, err = kestrel("-nographic")
+    assert status == 1 and "-kernel" in err

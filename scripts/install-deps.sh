@@ -7,7 +7,7 @@ packages=(
 	# build
 	build-essential meson ninja-build pkg-config acpica-tools libcmocka-dev
 	# tests and reference peer
-	python3 python3-pytest qemu-system-x86 qemu-utils seabios
+	python3 python3-pytest qemu-system-x86 qemu-utils seabios time strace
 	# Linux test guest recipe (tests/guest/linux)
 	linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev lz4 cpio xz-utils
 )

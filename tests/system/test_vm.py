@@ -208,7 +208,7 @@ def test_no_shutdown_keeps_the_process_after_poweroff(probe, session):
 
 def test_debug_exit_device_sets_the_exit_status(probe):
     status, out, _ = kestrel("-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-nographic",
-                             "-kernel", probe, "-append", "probe=debug-exit,code=0x21")
+                             "-kernel", probe, "-append", "probe=debug-exit,code=33")
     assert status == (0x21 << 1) | 1
     assert "probe: debug-exit" in out
 
@@ -230,3 +230,12 @@ def test_version_and_help(kestrel_bin):
     for what, needle in (("-cpu", "host"), ("-machine", "pc"), ("-M", "pc")):
         status, out, _ = kestrel(what, "help")
         assert status == 0 and needle in out
+
+
+def test_triple_fault_prints_registers_and_fails(probe):
+    status, out, err = kestrel("-nographic", "-kernel", probe, "-append", "probe=fault")
+    assert status == 1
+    assert "probe: fault: executing ud2" in out
+    assert "triple fault" in err
+    assert re.search(r"RIP=[0-9a-f]{16} RFL=[0-9a-f]{8} CPL=3", err), err
+    assert "CR0=" in err and "EFER=" in err

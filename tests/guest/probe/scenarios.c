@@ -325,12 +325,40 @@ static bool scenario_reset(const struct platform *p, const struct args *a)
 	return fail("reset did not take effect");
 }
 
+/* QEMU's isa-debug-exit test device: the VMM exits with (code << 1) | 1. */
+static bool scenario_debug_exit(const struct platform *p, const struct args *a)
+{
+	uint64_t code = 1, port = 0xf4;
+
+	if (!arg_u64(a, "code", &code) || code > 0xff || !arg_u64(a, "port", &port) ||
+	    port > 0xffff)
+		return fail("debug-exit: bad code= or port=");
+	say("debug-exit: code %lu on port 0x%lx", code, port);
+	outb((uint16_t)port, (uint8_t)code);
+	delay_tsc(2000000000ull);
+	return fail("debug-exit did not take effect");
+}
+
+/*
+ * An exception with the empty IDT from entry.S: #UD cannot be delivered, nor
+ * the #GP and #DF that follow, so the CPU shuts down (a triple fault) and the
+ * VMM must report it.
+ */
+static bool scenario_fault(const struct platform *p, const struct args *a)
+{
+	say("fault: executing ud2");
+	__asm__ volatile("ud2");
+	return fail("ud2 did not fault");
+}
+
 static const struct scenario scenarios[] = {
 	{ "hello", scenario_hello },
 	{ "smp", scenario_smp },
 	{ "echo", scenario_echo },
 	{ "mem", scenario_mem },
 	{ "reset", scenario_reset },
+	{ "debug-exit", scenario_debug_exit },
+	{ "fault", scenario_fault },
 };
 
 /* Called at CPL3 by entry.S with the start_info physical address. */
@@ -342,6 +370,8 @@ void probe_main(const struct hvm_start_info *si)
 	size_t i;
 
 	serial_init();
+	/* SeaBIOS leaves "Booting from ROM.." unterminated: start a line. */
+	serial_putc('\n');
 	say("start");
 	platform_probe(si, &p);
 	args_parse(p.cmdline, &a);

@@ -138,3 +138,16 @@ def probe_lines(output):
 def need_qemu():
     if not shutil.which("qemu-system-x86_64"):
         pytest.fail("qemu-system-x86_64 is not installed (scripts/install-deps.sh installs it)")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """States which level the Linux boot tests reached (init, or the early log)."""
+    try:
+        import test_linux_boot
+    except ImportError:
+        return
+    lines = test_linux_boot.pytest_terminal_summary_lines()
+    if lines:
+        terminalreporter.section("Linux boot level")
+        for line in lines:
+            terminalreporter.write_line(line)

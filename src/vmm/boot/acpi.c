@@ -216,7 +216,7 @@ static void fadt_fill(struct acpi_fadt *f, uint64_t facs, uint64_t dsdt)
 		   FADT_F_RESET_REG_SUP;
 	f->reset_reg = io_gas(RESET_CONTROL_PORT, 1, GAS_ACCESS_BYTE);
 	f->reset_value = RESET_CONTROL_VALUE;
-	f->x_firmware_ctrl = facs;
+	/* The FACS sits below 4 GiB: only the 32-bit pointer, or guests list it twice. */
 	f->x_dsdt = dsdt;
 	f->x_pm1a_evt_blk = io_gas(f->pm1a_evt_blk, 4, GAS_ACCESS_WORD);
 	f->x_pm1a_cnt_blk = io_gas(f->pm1a_cnt_blk, 2, GAS_ACCESS_WORD);

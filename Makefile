@@ -37,6 +37,12 @@ linux: deps
 bench: build
 	@bench/boot/run.sh
 
+# libFuzzer targets (clang), each run briefly as a smoke test; see tests/fuzz/README.md.
+fuzz: deps
+	@test -f build-fuzz/build.ninja || CC=clang meson setup build-fuzz -Dfuzz=true >/dev/null
+	@ninja -C build-fuzz
+	@meson test -C build-fuzz --suite fuzz --print-errorlogs
+
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 

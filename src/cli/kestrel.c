@@ -1,6 +1,7 @@
 /* kestrel: one virtual machine per process, started from a QEMU-style command line. */
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,38 +10,11 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cli/app.h"
 #include "cli/options.h"
-#include "ui/chardev.h"
-#include "ui/console.h"
 #include "ui/term.h"
 #include "util/log.h"
-#include "util/loop.h"
 #include "vmm/hostcheck.h"
-#include "vmm/kvm.h"
-#include "vmm/vm.h"
-
-/* Everything main() owns; lives on its stack, passed to callbacks explicitly. */
-struct app {
-	struct vm_config cfg;
-	struct kvm_host host;
-	struct chardev serial_backend;
-	struct console console;
-	struct loop *loop;
-	struct vm *vm;		/* the running VM, NULL between resets */
-	bool quit;		/* the host asked to stop: signal or Ctrl-a x */
-	int signal_fd;
-	int ready_fd;		/* -daemonize: tells the waiting parent that start-up worked */
-	bool pidfile_written;	/* only then is the pid file ours to remove */
-};
-
-static void app_quit(void *opaque)
-{
-	struct app *app = opaque;
-
-	app->quit = true;
-	if (app->vm)
-		vm_request_stop(app->vm, VM_STOP_QUIT, 0);
-}
 
 static void on_signal(void *opaque, uint32_t events)
 {
@@ -51,7 +25,12 @@ static void on_signal(void *opaque, uint32_t events)
 		return;
 	/* QEMU's wording, which scripts and people already recognise. */
 	log_info("terminating on signal %u from pid %u", si.ssi_signo, si.ssi_pid);
-	app_quit(app);
+	app_quit(app, "host-signal");
+}
+
+static void console_quit(void *opaque)
+{
+	app_quit(opaque, "host-ui");
 }
 
 static void on_wake(void *opaque, uint32_t events)
@@ -158,6 +137,49 @@ static int write_pidfile(const char *path)
 	return 0;	/* fd intentionally kept open to hold the lock */
 }
 
+static struct chardev *find_chardev(struct app *app, const char *id)
+{
+	for (unsigned i = 0; i < app->nr_chardevs; i++)
+		if (strcmp(app->chardevs[i].label, id) == 0)
+			return &app->chardevs[i];
+	return NULL;
+}
+
+/* Opens every character device and puts the console and monitors on them. */
+static int setup_frontends(struct app *app)
+{
+	const struct vm_config *cfg = &app->cfg;
+
+	for (unsigned i = 0; i < cfg->nr_chardevs; i++) {
+		if (chardev_open(&app->chardevs[i], cfg->chardevs[i].id, &cfg->chardevs[i].spec) < 0)
+			return -1;
+		app->nr_chardevs++;
+	}
+	app->serial_cd = cfg->serial_chardev[0] ? find_chardev(app, cfg->serial_chardev) : NULL;
+	if (app->serial_cd) {
+		console_init(&app->console, app->serial_cd, console_quit, app);
+		app->has_console = true;
+	}
+	for (unsigned i = 0; i < cfg->nr_monitors; i++) {
+		struct chardev *cd = find_chardev(app, cfg->monitors[i].chardev);
+		struct monitor *mon = &app->monitors[app->nr_monitors++];
+		monitor_init(mon, cd, &app->control, cfg->monitors[i].control);
+		if (cd == app->serial_cd) {
+			console_set_monitor(&app->console, mon);	/* muxed: Ctrl-a c */
+			continue;
+		}
+		struct chardev_frontend fe = monitor_frontend(mon);
+		if (chardev_attach(cd, app->loop, &fe) < 0)
+			return -1;
+	}
+	if (app->serial_cd) {
+		struct chardev_frontend fe = console_frontend(&app->console);
+		if (chardev_attach(app->serial_cd, app->loop, &fe) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Exit status for how the guest stopped, as QEMU reports them. */
 static int stop_status(enum vm_stop stop, int status)
 {
@@ -171,7 +193,54 @@ static int stop_status(enum vm_stop stop, int status)
 	}
 }
 
-/* Runs the VM, rebuilding it on guest reset; returns the process exit status. */
+/* Runs the main loop until the VM stops or, once stopped, until the host says quit. */
+static void wait_for(struct app *app, struct vm *vm)
+{
+	while (vm ? atomic_load(&vm->stop) == VM_RUNNING : !app->quit && !app->reset_requested) {
+		bool typed_ahead = app->has_console && console_flush(&app->console);
+		if (loop_run_once(app->loop, typed_ahead ? 10 : -1) < 0) {
+			log_error("event loop: %s", strerror(errno));
+			if (!vm)
+				return;
+			vm_request_stop(vm, VM_STOP_ERROR, 1);
+		}
+	}
+}
+
+/* Tells the monitors how the VM stopped; returns whether to build it again. */
+static bool report_stop(struct app *app, enum vm_stop stop)
+{
+	struct json_object *data;
+	bool host_reset = app->reset_requested;
+
+	app->reset_requested = false;
+	switch (stop) {
+	case VM_STOP_RESET:
+		if (app->cfg.no_reboot && !host_reset) {
+			app_emit_shutdown(app, true, "guest-reset");
+			return false;
+		}
+		data = json_object_new_object();
+		json_object_object_add(data, "guest", json_object_new_boolean(!host_reset));
+		json_object_object_add(data, "reason", json_object_new_string(
+			host_reset ? "host-qmp-system-reset" : "guest-reset"));
+		app_emit(app, "RESET", data);
+		return !app->quit;
+	case VM_STOP_POWEROFF:
+		app_emit_shutdown(app, true, "guest-shutdown");
+		return false;
+	case VM_STOP_QUIT:
+		app_emit_shutdown(app, false, app->quit_reason ? app->quit_reason : "host-signal");
+		return false;
+	case VM_STOP_ERROR:
+		app->state = RUN_STATE_INTERNAL_ERROR;
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* Runs the VM, rebuilding it on reset; returns the process exit status. */
 static int run_machine(struct app *app)
 {
 	for (;;) {
@@ -179,26 +248,23 @@ static int run_machine(struct app *app)
 		enum vm_stop stop;
 		int status;
 
-		if (vm_create(&vm, &app->host, &app->cfg, &app->serial_backend) < 0 ||
-		    vm_start(&vm) < 0 ||
+		if (vm_create(&vm, &app->host, &app->cfg, app->serial_cd) < 0 || vm_start(&vm) < 0 ||
 		    loop_add(app->loop, vm.wake_fd, EPOLLIN, on_wake, &vm) < 0) {
 			vm_destroy(&vm);
 			return 1;
 		}
 		app->vm = &vm;
-		console_set_serial(&app->console, vm.has_com1 ? &vm.com1 : NULL);
+		app->state = RUN_STATE_RUNNING;
+		if (app->has_console)
+			console_set_serial(&app->console, vm.has_com1 ? &vm.com1 : NULL);
 		daemon_ready(app);
 		if (app->quit)
 			vm_request_stop(&vm, VM_STOP_QUIT, 0);
 
-		while (atomic_load(&vm.stop) == VM_RUNNING) {
-			bool typed_ahead = console_flush(&app->console);
-			if (loop_run_once(app->loop, typed_ahead ? 10 : -1) < 0) {
-				log_error("event loop: %s", strerror(errno));
-				vm_request_stop(&vm, VM_STOP_ERROR, 1);
-			}
-		}
-		console_set_serial(&app->console, NULL);
+		wait_for(app, &vm);
+
+		if (app->has_console)
+			console_set_serial(&app->console, NULL);
 		loop_remove(app->loop, vm.wake_fd);
 		app->vm = NULL;
 		stop = (enum vm_stop)atomic_load(&vm.stop);
@@ -207,21 +273,41 @@ static int run_machine(struct app *app)
 			  (unsigned long long)vm_exit_count(&vm));
 		vm_destroy(&vm);
 
-		if (stop == VM_STOP_RESET && !app->cfg.no_reboot && !app->quit)
+		if (report_stop(app, stop))
 			continue;
 		if (stop == VM_STOP_POWEROFF && app->cfg.no_shutdown) {
-			/* -no-shutdown: the machine stays, stopped, until the host says quit. */
-			while (!app->quit)
-				if (loop_run_once(app->loop, -1) < 0)
-					break;
+			/* -no-shutdown: the machine stays, stopped, until quit or system_reset. */
+			app->state = RUN_STATE_SHUTDOWN;
+			wait_for(app, NULL);
+			if (app->reset_requested && !app->quit) {
+				app->reset_requested = false;
+				continue;
+			}
+			app_emit_shutdown(app, false, app->quit_reason ? app->quit_reason : "host-signal");
 		}
 		return stop_status(stop, status);
 	}
 }
 
+static void teardown(struct app *app)
+{
+	for (unsigned i = 0; i < app->nr_monitors; i++)
+		monitor_destroy(&app->monitors[i]);
+	for (unsigned i = 0; i < app->nr_chardevs; i++)
+		chardev_close(&app->chardevs[i]);
+	if (app->loop)
+		loop_destroy(app->loop);
+	if (app->signal_fd >= 0)
+		close(app->signal_fd);
+	if (app->pidfile_written)
+		unlink(app->cfg.pidfile);
+	kvm_host_close(&app->host);
+	options_free(&app->cfg);
+}
+
 int main(int argc, char **argv)
 {
-	struct app app = { .signal_fd = -1, .ready_fd = -1 };
+	struct app app = { .signal_fd = -1, .ready_fd = -1, .host = { .fd = -1 } };
 	int status = 1;
 
 	log_set_program("kestrel");
@@ -235,47 +321,35 @@ int main(int argc, char **argv)
 	case OPTIONS_RUN:
 		break;
 	}
-	if (app.cfg.check_host)
-		return hostcheck_run(stdout);
-
+	if (app.cfg.check_host) {
+		status = hostcheck_run(stdout);
+		options_free(&app.cfg);
+		return status;
+	}
+	app_control_init(&app);
 	if (kvm_host_open(&app.host) < 0)
-		goto out_config;
-	if (chardev_open(&app.serial_backend, &app.cfg.serial) < 0)
-		goto out_host;
+		goto out;
 	if (app.cfg.daemonize && daemonize(&app) < 0)
-		goto out_chardev;
+		goto out;
 	if (app.cfg.pidfile) {
 		if (write_pidfile(app.cfg.pidfile) < 0)
-			goto out_chardev;
+			goto out;
 		app.pidfile_written = true;
 	}
 	app.loop = loop_create();
 	if (!app.loop || setup_signals(&app) < 0) {
 		log_error("cannot set up the event loop: %s", strerror(errno));
-		goto out_pidfile;
+		goto out;
 	}
-	console_init(&app.console, &app.serial_backend, app_quit, &app);
-	if (chardev_attach(&app.serial_backend, app.loop, console_input, &app.console) < 0) {
-		log_error("cannot watch the serial back end: %s", strerror(errno));
-		goto out_loop;
-	}
-	if (app.cfg.serial.kind == CHARDEV_STDIO && term_raw_enter(STDIN_FILENO) < 0)
+	if (setup_frontends(&app) < 0)
+		goto out;
+	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&
+	    term_raw_enter(STDIN_FILENO) < 0)
 		log_warn("cannot put the terminal in raw mode: %s", strerror(errno));
 
 	status = run_machine(&app);
 	term_restore();
-out_loop:
-	loop_destroy(app.loop);
-	if (app.signal_fd >= 0)
-		close(app.signal_fd);
-out_pidfile:
-	if (app.pidfile_written)
-		unlink(app.cfg.pidfile);
-out_chardev:
-	chardev_close(&app.serial_backend);
-out_host:
-	kvm_host_close(&app.host);
-out_config:
-	options_free(&app.cfg);
+out:
+	teardown(&app);
 	return status;
 }

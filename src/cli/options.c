@@ -114,33 +114,45 @@ int options_parse_smp(const char *arg, struct smp_config *smp)
 		err_invalid(opt, arg, "dies > 1 not supported by this machine's CPU topology");
 		goto out;
 	}
-	/* QEMU 7.2 smp_parse: missing counts default to 1, sockets fill the rest. */
-	if (!threads)
-		threads = 1;
-	if (!cores)
-		cores = 1;
-	if (!sockets) {
-		unsigned total = maxcpus ? maxcpus : cpus;
-		sockets = total / (cores * threads);
-		if (!sockets)
-			sockets = 1;
+	/*
+	 * QEMU 7.2 machine_parse_smp_config, for machines that prefer cores over
+	 * sockets (pc since 6.2): fill in what was omitted from maxcpus, then check.
+	 */
+	if (!cpus && !maxcpus) {
+		sockets = sockets ? sockets : 1;
+		cores = cores ? cores : 1;
+		threads = threads ? threads : 1;
+	} else {
+		maxcpus = maxcpus ? maxcpus : cpus;
+		if (!cores) {
+			sockets = sockets ? sockets : 1;
+			threads = threads ? threads : 1;
+			cores = maxcpus / (sockets * threads);
+		} else if (!sockets) {
+			threads = threads ? threads : 1;
+			sockets = maxcpus / (cores * threads);
+		}
+		if (!threads)
+			threads = maxcpus / (sockets * cores);
 	}
+	uint64_t product = (uint64_t)sockets * cores * threads;
 	if (!maxcpus)
-		maxcpus = sockets * cores * threads;
+		maxcpus = product > VM_MAX_CPUS ? VM_MAX_CPUS + 1 : (unsigned)product;
 	if (!cpus)
 		cpus = maxcpus;
-	if (sockets * cores * threads != maxcpus) {
+	if (product != maxcpus) {
 		snprintf(msg, sizeof(msg),
 			 "Invalid CPU topology: product of the hierarchy must match maxcpus: "
-			 "sockets (%u) * cores (%u) * threads (%u) != maxcpus (%u)",
+			 "sockets (%u) * dies (1) * cores (%u) * threads (%u) != maxcpus (%u)",
 			 sockets, cores, threads, maxcpus);
 		err_invalid(opt, arg, msg);
 		goto out;
 	}
-	if (cpus < 1 || maxcpus < cpus) {
+	if (maxcpus < cpus) {
 		snprintf(msg, sizeof(msg),
 			 "Invalid CPU topology: maxcpus must be equal to or greater than smp: "
-			 "maxcpus (%u) < smp (%u)", maxcpus, cpus);
+			 "sockets (%u) * dies (1) * cores (%u) * threads (%u) == maxcpus (%u) < "
+			 "smp_cpus (%u)", sockets, cores, threads, maxcpus, cpus);
 		err_invalid(opt, arg, msg);
 		goto out;
 	}
@@ -325,16 +337,147 @@ static int opt_display(struct vm_config *cfg, const char *opt, const char *arg, 
 	return err_invalid(opt, arg, "display not supported (use -display none or -nographic)");
 }
 
+static struct chardev_config *find_chardev(struct vm_config *cfg, const char *id)
+{
+	for (unsigned i = 0; i < cfg->nr_chardevs; i++)
+		if (strcmp(cfg->chardevs[i].id, id) == 0)
+			return &cfg->chardevs[i];
+	return NULL;
+}
+
+static int add_chardev(struct vm_config *cfg, const char *opt, const char *arg, const char *id,
+		       const struct chardev_spec *spec)
+{
+	char msg[80];
+
+	if (find_chardev(cfg, id)) {
+		snprintf(msg, sizeof(msg), "Duplicate ID '%s' for chardev", id);
+		return err_invalid(opt, arg, msg);
+	}
+	if (cfg->nr_chardevs == VM_MAX_CHARDEVS)
+		return err_invalid(opt, arg, "too many character devices");
+	struct chardev_config *c = &cfg->chardevs[cfg->nr_chardevs++];
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	c->spec = *spec;
+	return 0;
+}
+
+static int add_monitor(struct vm_config *cfg, const char *opt, const char *arg, const char *chardev,
+		       bool control, bool pretty)
+{
+	if (cfg->nr_monitors == VM_MAX_MONITORS)
+		return err_invalid(opt, arg, "too many monitors");
+	struct monitor_config *m = &cfg->monitors[cfg->nr_monitors++];
+	snprintf(m->chardev, sizeof(m->chardev), "%s", chardev);
+	m->control = control;
+	m->pretty = pretty;
+	return 0;
+}
+
+static int opt_chardev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	struct chardev_spec spec;
+	char id[CHARDEV_ID_MAX], err[200];
+
+	if (strcmp(arg, "help") == 0) {
+		fprintf(out, "Available chardev backend types:\n  file\n  null\n  pty\n  socket\n"
+			     "  stdio\n");
+		return 1;
+	}
+	if (!chardev_option_parse(arg, &spec, id, err, sizeof(err)))
+		return err_invalid(opt, arg, err);
+	return add_chardev(cfg, opt, arg, id, &spec);
+}
+
 static int opt_serial(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
-	char err[200];
+	struct chardev_spec spec;
+	char err[300];
 
 	if (cfg->serial_given)
 		return err_invalid(opt, arg, "only one serial port (COM1) is supported");
-	if (!chardev_spec_parse(arg, &cfg->serial, err, sizeof(err)))
-		return err_invalid(opt, arg, err);
 	cfg->serial_given = true;
-	return 0;
+	if (strcmp(arg, "none") == 0)
+		return 0;
+	if (strncmp(arg, "chardev:", 8) == 0) {
+		snprintf(cfg->serial_chardev, sizeof(cfg->serial_chardev), "%s", arg + 8);
+		return 0;
+	}
+	if (!chardev_spec_parse(arg, &spec, err, sizeof(err)))
+		return err_invalid(opt, arg, err);
+	snprintf(cfg->serial_chardev, sizeof(cfg->serial_chardev), "serial0");
+	if (add_chardev(cfg, opt, arg, "serial0", &spec) < 0)
+		return -1;
+	/* "mon:stdio": the monitor shares the terminal, reached with Ctrl-a c. */
+	return spec.mux ? add_monitor(cfg, opt, arg, "serial0", false, false) : 0;
+}
+
+/* -monitor and -qmp: a chardev named compat_monitorN plus a monitor on it. */
+static int monitor_shorthand(struct vm_config *cfg, const char *opt, const char *arg, bool control)
+{
+	struct chardev_spec spec;
+	char err[300], id[CHARDEV_ID_MAX];
+	bool pretty = false;
+
+	cfg->monitor_given = true;
+	if (strcmp(arg, "none") == 0)
+		return 0;
+	if (strncmp(arg, "chardev:", 8) == 0)
+		return add_monitor(cfg, opt, arg, arg + 8, control, false);
+	if (!chardev_spec_parse(arg, &spec, err, sizeof(err)))
+		return err_invalid(opt, arg, err);
+	if (spec.kind == CHARDEV_NONE || spec.kind == CHARDEV_NULL)
+		return 0;
+	snprintf(id, sizeof(id), "compat_monitor%u", cfg->nr_monitors);
+	if (add_chardev(cfg, opt, arg, id, &spec) < 0)
+		return -1;
+	return add_monitor(cfg, opt, arg, id, control, pretty);
+}
+
+static int opt_monitor(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return monitor_shorthand(cfg, opt, arg, false);
+}
+
+static int opt_qmp(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return monitor_shorthand(cfg, opt, arg, true);
+}
+
+static int opt_mon(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	struct opts *o = parse_list(opt, arg, "chardev");
+	const char *chardev, *mode;
+	bool pretty = false;
+	int rc = -1;
+
+	if (!o)
+		return -1;
+	cfg->monitor_given = true;
+	chardev = opts_get(o, "chardev");
+	mode = opts_get(o, "mode");
+	if (!opts_get_bool(o, "pretty", &pretty)) {
+		err_invalid(opt, arg, "pretty= takes on or off");
+		goto out;
+	}
+	if (check_unused(o, opt, arg) < 0)
+		goto out;
+	if (pretty) {
+		err_invalid(opt, arg, "pretty=on is not supported; QMP replies are one line each");
+		goto out;
+	}
+	if (!chardev) {
+		err_invalid(opt, arg, "Parameter 'chardev' is missing");
+		goto out;
+	}
+	if (mode && strcmp(mode, "readline") != 0 && strcmp(mode, "control") != 0) {
+		err_invalid(opt, arg, "mode must be readline or control");
+		goto out;
+	}
+	rc = add_monitor(cfg, opt, arg, chardev, mode && strcmp(mode, "control") == 0, pretty);
+out:
+	opts_free(o);
+	return rc;
 }
 
 static int opt_flag(bool *flag)
@@ -356,6 +499,11 @@ static int opt_no_shutdown(struct vm_config *cfg, const char *o, const char *a, 
 static int opt_daemonize(struct vm_config *cfg, const char *o, const char *a, FILE *f)
 {
 	return opt_flag(&cfg->daemonize);
+}
+
+static int opt_nodefaults(struct vm_config *cfg, const char *o, const char *a, FILE *f)
+{
+	return opt_flag(&cfg->nodefaults);
 }
 
 static int opt_check_host(struct vm_config *cfg, const char *o, const char *a, FILE *f)
@@ -436,8 +584,16 @@ static const struct option_def option_table[] = {
 	{ "nographic", false, opt_nographic, "  no display; serial and Ctrl-a keys on stdio" },
 	{ "display", true, opt_display, "none  display back end" },
 	{ "serial", true, opt_serial,
-	  "stdio|mon:stdio|file:path|unix:path[,server][,nowait]|pty|null|none  COM1" },
+	  "stdio|mon:stdio|file:path|unix:path[,server][,nowait]|tcp:host:port[,server][,nowait]|"
+	  "pty|null|none|chardev:id  COM1" },
+	{ "chardev", true, opt_chardev,
+	  "stdio|socket|file|pty|null,id=id[,path=][,host=][,port=][,server=on|off][,wait=on|off]"
+	  "[,mux=on|off]  a character device" },
+	{ "mon", true, opt_mon, "[chardev=]id[,mode=readline|control][,pretty=on|off]  a monitor" },
+	{ "monitor", true, opt_monitor, "dev  the human monitor on a -serial style device" },
+	{ "qmp", true, opt_qmp, "dev  QMP on a -serial style device (e.g. unix:path,server,nowait)" },
 	{ "device", true, opt_device, "isa-debug-exit[,iobase=][,iosize=]|help  add a device" },
+	{ "nodefaults", false, opt_nodefaults, "  no default serial port or monitor" },
 	{ "no-reboot", false, opt_no_reboot, "  exit instead of rebooting" },
 	{ "no-shutdown", false, opt_no_shutdown, "  stop the guest, do not exit, on power-off" },
 	{ "daemonize", false, opt_daemonize, "  detach after start-up" },
@@ -485,10 +641,45 @@ static void set_defaults(struct vm_config *cfg)
 	cfg->debug_exit.iosize = DEBUG_EXIT_DEFAULT_SIZE;
 }
 
+static int check_chardev_refs(struct vm_config *cfg)
+{
+	unsigned stdio_users = 0;
+
+	if (cfg->serial_chardev[0] && !find_chardev(cfg, cfg->serial_chardev)) {
+		log_error("-serial chardev:%s: chardev '%s' not found", cfg->serial_chardev,
+			  cfg->serial_chardev);
+		return -1;
+	}
+	for (unsigned i = 0; i < cfg->nr_monitors; i++) {
+		const struct chardev_config *c = find_chardev(cfg, cfg->monitors[i].chardev);
+		if (!c) {
+			log_error("-mon: chardev '%s' not found", cfg->monitors[i].chardev);
+			return -1;
+		}
+		/* Only a multiplexed stdio can carry a monitor beside the serial port. */
+		if (strcmp(c->id, cfg->serial_chardev) == 0 && !c->spec.mux) {
+			log_error("-mon: chardev '%s' is in use by the serial port; use mux=on", c->id);
+			return -1;
+		}
+	}
+	for (unsigned i = 0; i < cfg->nr_chardevs; i++)
+		stdio_users += cfg->chardevs[i].spec.kind == CHARDEV_STDIO;
+	if (stdio_users > 1) {
+		log_error("cannot use stdio by multiple character devices");
+		return -1;
+	}
+	if (stdio_users && cfg->daemonize) {
+		log_error("-daemonize: stdio cannot be used once detached; give -serial or "
+			  "-display none");
+		return -1;
+	}
+	return 0;
+}
+
 /* Cross-option rules, checked once everything is known. */
 static int finish(struct vm_config *cfg)
 {
-	bool stdio_serial;
+	struct chardev_spec spec = { .kind = CHARDEV_NULL };
 
 	if (!cfg->check_host && !cfg->kernel) {
 		log_error("no kernel given: use -kernel FILE (firmware boot from disks comes later)");
@@ -498,25 +689,28 @@ static int finish(struct vm_config *cfg)
 		log_error("-initrd only makes sense with -kernel");
 		return -1;
 	}
-	if (!cfg->serial_given) {
-		/* QEMU: -nographic puts the serial port and monitor on stdio, muxed. */
-		if (cfg->display == DISPLAY_NONE) {
-			cfg->serial.kind = CHARDEV_NULL;
-		} else {
-			cfg->serial.kind = CHARDEV_STDIO;
-			cfg->serial.mux = true;
-		}
-	}
-	stdio_serial = cfg->serial.kind == CHARDEV_STDIO;
 	if (cfg->daemonize && cfg->display == DISPLAY_NOGRAPHIC) {
 		log_error("-nographic cannot be used with -daemonize");
 		return -1;
 	}
-	if (cfg->daemonize && stdio_serial) {
-		log_error("-daemonize: the serial port cannot use stdio; give -serial or -display none");
-		return -1;
+	if (!cfg->serial_given && !cfg->nodefaults) {
+		/*
+		 * QEMU: -nographic puts the serial port on stdio with the monitor muxed
+		 * in (Ctrl-a c) unless a monitor was placed elsewhere.  We keep the
+		 * Ctrl-a keys either way.
+		 */
+		if (cfg->display != DISPLAY_NONE) {
+			spec.kind = CHARDEV_STDIO;
+			spec.mux = true;
+		}
+		snprintf(cfg->serial_chardev, sizeof(cfg->serial_chardev), "serial0");
+		if (add_chardev(cfg, "serial", "default", "serial0", &spec) < 0)
+			return -1;
+		if (spec.mux && !cfg->monitor_given &&
+		    add_monitor(cfg, "monitor", "default", "serial0", false, false) < 0)
+			return -1;
 	}
-	return 0;
+	return check_chardev_refs(cfg);
 }
 
 enum options_result options_parse(int argc, char **argv, struct vm_config *cfg, FILE *out)

@@ -7,6 +7,7 @@
 #define PM1_CNT_SLP_TYP_SHIFT 10
 #define PM1_CNT_SLP_TYP_MASK 0x1c00
 #define PM1_CNT_SLP_EN 0x2000
+#define PM1_PWRBTN 0x0100	/* PWRBTN_STS / PWRBTN_EN (ACPI 6.4 §4.8.3.1) */
 
 static uint64_t now_ns(void)
 {
@@ -15,11 +16,14 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-void acpi_pm_init(struct acpi_pm *pm, const struct power_sink *power)
+void acpi_pm_init(struct acpi_pm *pm, const struct power_sink *power,
+		  void (*set_sci)(void *opaque, bool level), void *sci_opaque)
 {
 	memset(pm, 0, sizeof(*pm));
 	pthread_mutex_init(&pm->lock, NULL);
 	pm->power = *power;
+	pm->set_sci = set_sci;
+	pm->sci_opaque = sci_opaque;
 	/* No SMI command port in the FADT means the guest finds ACPI mode already on. */
 	pm->pm1_cnt = PM1_CNT_SCI_EN;
 	pm->start_ns = now_ns();
@@ -28,6 +32,27 @@ void acpi_pm_init(struct acpi_pm *pm, const struct power_sink *power)
 void acpi_pm_destroy(struct acpi_pm *pm)
 {
 	pthread_mutex_destroy(&pm->lock);
+}
+
+/* The SCI is level triggered: asserted while an enabled status bit is set. */
+static void pm_update_sci(struct acpi_pm *pm)
+{
+	bool level = (pm->pm1_sts & pm->pm1_en) != 0;
+
+	if (level != pm->sci_level) {
+		pm->sci_level = level;
+		pm->set_sci(pm->sci_opaque, level);
+	}
+}
+
+void acpi_pm_power_button(struct acpi_pm *pm)
+{
+	pthread_mutex_lock(&pm->lock);
+	if (pm->pm1_en & PM1_PWRBTN) {
+		pm->pm1_sts |= PM1_PWRBTN;
+		pm_update_sci(pm);
+	}
+	pthread_mutex_unlock(&pm->lock);
 }
 
 static uint32_t pm_timer(const struct acpi_pm *pm)
@@ -90,6 +115,7 @@ void acpi_pm_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsign
 	default:
 		break;	/* the timer is read-only */
 	}
+	pm_update_sci(pm);
 out:
 	pthread_mutex_unlock(&pm->lock);
 }

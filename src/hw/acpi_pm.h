@@ -26,11 +26,21 @@
 struct acpi_pm {
 	pthread_mutex_t lock;
 	struct power_sink power;
+	void (*set_sci)(void *opaque, bool level);	/* the SCI interrupt line */
+	void *sci_opaque;
+	bool sci_level;
 	uint16_t pm1_sts, pm1_en, pm1_cnt;
 	uint64_t start_ns;
 };
 
-void acpi_pm_init(struct acpi_pm *pm, const struct power_sink *power);
+void acpi_pm_init(struct acpi_pm *pm, const struct power_sink *power,
+		  void (*set_sci)(void *opaque, bool level), void *sci_opaque);
+
+/*
+ * The power button was pressed (QMP system_powerdown): sets PWRBTN_STS and
+ * raises the SCI if the guest enabled the button, as PIIX4 PM does.
+ */
+void acpi_pm_power_button(struct acpi_pm *pm);
 void acpi_pm_destroy(struct acpi_pm *pm);
 void acpi_pm_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsigned size);
 

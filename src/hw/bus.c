@@ -3,7 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn access, void *dev)
+int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn access, void *dev,
+		 const char *name)
 {
 	size_t i = 0;
 
@@ -21,7 +22,9 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn acc
 		return -1;
 	bus->ranges = r;
 	memmove(&r[i + 1], &r[i], (bus->count - i) * sizeof(*r));
-	r[i] = (struct bus_range){ .base = base, .len = len, .access = access, .dev = dev };
+	r[i] = (struct bus_range){
+		.base = base, .len = len, .access = access, .dev = dev, .name = name,
+	};
 	bus->count++;
 	return 0;
 }

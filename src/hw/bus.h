@@ -19,6 +19,7 @@ struct bus_range {
 	uint64_t len;
 	bus_access_fn access;
 	void *dev;
+	const char *name;	/* for "info mtree" */
 };
 
 struct bus {
@@ -27,7 +28,8 @@ struct bus {
 };
 
 /* Returns -1 when the range overlaps one already registered or memory runs out. */
-int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn access, void *dev);
+int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn access, void *dev,
+		 const char *name);
 
 /* Returns false when no device claims addr: reads then see all ones. */
 bool bus_dispatch(const struct bus *bus, uint64_t addr, bool is_write, uint8_t *data,

@@ -2,6 +2,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +19,15 @@
 #include "util/log.h"
 #include "util/loop.h"
 #include "util/opts.h"
+#include "util/size.h"
+
+#define DEFAULT_TCP_HOST "127.0.0.1"
+
+/* ---- parsing ---------------------------------------------------------- */
 
 static bool set_path(struct chardev_spec *spec, const char *path, char *err, size_t errlen)
 {
-	if (path[0] == '\0') {
+	if (!path || path[0] == '\0') {
 		snprintf(err, errlen, "missing path");
 		return false;
 	}
@@ -30,30 +39,82 @@ static bool set_path(struct chardev_spec *spec, const char *path, char *err, siz
 	return true;
 }
 
-/* "unix:PATH[,server=on|off][,wait=on|off]" and the legacy "server,nowait" flags. */
-static bool parse_unix(const char *rest, struct chardev_spec *spec, char *err, size_t errlen)
+static bool set_host_port(struct chardev_spec *spec, const char *host, const char *port,
+			  char *err, size_t errlen)
 {
-	struct opts *o = opts_parse(rest, "path", err, errlen);
-	const char *path, *unknown;
+	uint64_t n;
+
+	if (!port || !uint_parse(port, &n) || n > 65535) {
+		snprintf(err, errlen, "a TCP port number is needed");
+		return false;
+	}
+	if (!host || !*host)
+		host = DEFAULT_TCP_HOST;
+	if (strlen(host) >= sizeof(spec->host)) {
+		snprintf(err, errlen, "host name too long");
+		return false;
+	}
+	strcpy(spec->host, host);
+	spec->port = (uint16_t)n;
+	spec->tcp = true;
+	return true;
+}
+
+/* server=, wait= (and the legacy "server", "nowait" flags); rejects anything else. */
+static bool socket_flags(struct opts *o, struct chardev_spec *spec, char *err, size_t errlen)
+{
+	spec->server = false;
+	spec->wait = true;
+	if (!opts_get_bool(o, "server", &spec->server) || !opts_get_bool(o, "wait", &spec->wait)) {
+		snprintf(err, errlen, "server= and wait= take on or off");
+		return false;
+	}
+	return true;
+}
+
+static bool reject_unused(struct opts *o, char *err, size_t errlen)
+{
+	const char *unknown = opts_first_unused(o);
+
+	if (unknown) {
+		snprintf(err, errlen, "Invalid parameter '%s'", unknown);
+		return false;
+	}
+	return true;
+}
+
+/* "unix:PATH,..." and "tcp:HOST:PORT,...": the address, then socket flags. */
+static bool parse_legacy_socket(const char *rest, bool tcp, struct chardev_spec *spec, char *err,
+				size_t errlen)
+{
+	/* QEMU's legacy syntax: the first element is the path ("path=" may be spelled). */
+	struct opts *o = opts_parse(rest, tcp ? "addr" : "path", err, errlen);
 	bool ok = false;
 
 	if (!o)
 		return false;
-	spec->server = false;
-	spec->wait = true;
-	path = opts_get(o, "path");
-	if (!path || !set_path(spec, path, err, errlen))
-		goto out;
-	if (!opts_get_bool(o, "server", &spec->server) || !opts_get_bool(o, "wait", &spec->wait)) {
-		snprintf(err, errlen, "server= and wait= take on or off");
+	spec->kind = CHARDEV_SOCKET;
+	const char *addr = opts_get(o, tcp ? "addr" : "path");
+	if (!addr) {
+		snprintf(err, errlen, "missing address");
 		goto out;
 	}
-	unknown = opts_first_unused(o);
-	if (unknown) {
-		snprintf(err, errlen, "Invalid parameter '%s'", unknown);
+	if (tcp) {
+		char host[64];
+		const char *colon = strrchr(addr, ':');
+		size_t hostlen = colon ? (size_t)(colon - addr) : 0;
+		if (!colon || hostlen >= sizeof(host)) {
+			snprintf(err, errlen, "expected tcp:HOST:PORT");
+			goto out;
+		}
+		memcpy(host, addr, hostlen);
+		host[hostlen] = '\0';
+		if (!set_host_port(spec, host, colon + 1, err, errlen))
+			goto out;
+	} else if (!set_path(spec, addr, err, errlen)) {
 		goto out;
 	}
-	ok = true;
+	ok = socket_flags(o, spec, err, errlen) && reject_unused(o, err, errlen);
 out:
 	opts_free(o);
 	return ok;
@@ -90,14 +151,107 @@ bool chardev_spec_parse(const char *text, struct chardev_spec *spec, char *err, 
 		spec->kind = CHARDEV_FILE;
 		return set_path(spec, text + 5, err, errlen);
 	}
-	if (strncmp(text, "unix:", 5) == 0) {
-		spec->kind = CHARDEV_UNIX;
-		return parse_unix(text + 5, spec, err, errlen);
-	}
-	snprintf(err, errlen, "'%s' is not a supported character device "
-		 "(stdio, mon:stdio, file:PATH, unix:PATH[,server][,nowait], pty, null, none)", text);
+	if (strncmp(text, "unix:", 5) == 0)
+		return parse_legacy_socket(text + 5, false, spec, err, errlen);
+	if (strncmp(text, "tcp:", 4) == 0)
+		return parse_legacy_socket(text + 4, true, spec, err, errlen);
+	snprintf(err, errlen, "'%s' is not a supported character device (stdio, mon:stdio, "
+		 "file:PATH, unix:PATH[,server][,nowait], tcp:HOST:PORT[,server][,nowait], pty, "
+		 "null, none)", text);
 	return false;
 }
+
+bool chardev_option_parse(const char *text, struct chardev_spec *spec, char *id, char *err,
+			  size_t errlen)
+{
+	struct opts *o = opts_parse(text, "backend", err, errlen);
+	const char *backend, *ident;
+	bool ok = false, signal_on = true;
+
+	if (!o)
+		return false;
+	memset(spec, 0, sizeof(*spec));
+	backend = opts_get(o, "backend");
+	ident = opts_get(o, "id");
+	if (!ident || !*ident) {
+		snprintf(err, errlen, "Parameter 'id' is missing");
+		goto out;
+	}
+	if (strlen(ident) >= CHARDEV_ID_MAX) {
+		snprintf(err, errlen, "id is too long");
+		goto out;
+	}
+	strcpy(id, ident);
+	if (!opts_get_bool(o, "mux", &spec->mux) || !opts_get_bool(o, "signal", &signal_on)) {
+		snprintf(err, errlen, "mux= and signal= take on or off");
+		goto out;
+	}
+	if (!backend) {
+		snprintf(err, errlen, "missing backend");
+	} else if (strcmp(backend, "stdio") == 0) {
+		spec->kind = CHARDEV_STDIO;
+		ok = true;
+	} else if (strcmp(backend, "null") == 0) {
+		spec->kind = CHARDEV_NULL;
+		ok = true;
+	} else if (strcmp(backend, "pty") == 0) {
+		spec->kind = CHARDEV_PTY;
+		ok = true;
+	} else if (strcmp(backend, "file") == 0) {
+		spec->kind = CHARDEV_FILE;
+		ok = set_path(spec, opts_get(o, "path"), err, errlen);
+	} else if (strcmp(backend, "socket") == 0) {
+		const char *path = opts_get(o, "path");
+		const char *host = opts_get(o, "host");
+		const char *port = opts_get(o, "port");
+		spec->kind = CHARDEV_SOCKET;
+		if (path)
+			ok = set_path(spec, path, err, errlen);
+		else
+			ok = set_host_port(spec, host, port, err, errlen);
+		ok = ok && socket_flags(o, spec, err, errlen);
+	} else {
+		snprintf(err, errlen, "'%s' is not a valid char driver name "
+			 "(stdio, socket, file, pty, null)", backend);
+	}
+	if (ok && spec->mux && spec->kind != CHARDEV_STDIO) {
+		snprintf(err, errlen, "mux=on is only supported with stdio");
+		ok = false;
+	}
+	ok = ok && reject_unused(o, err, errlen);
+out:
+	opts_free(o);
+	return ok;
+}
+
+void chardev_spec_describe(const struct chardev_spec *spec, char *buf, size_t len)
+{
+	const char *server = spec->server ? ",server=on" : "";
+
+	switch (spec->kind) {
+	case CHARDEV_NONE:
+	case CHARDEV_NULL:
+		snprintf(buf, len, "null");
+		break;
+	case CHARDEV_STDIO:
+		snprintf(buf, len, "stdio");
+		break;
+	case CHARDEV_FILE:
+		snprintf(buf, len, "file:%s", spec->path);
+		break;
+	case CHARDEV_PTY:
+		snprintf(buf, len, "pty");
+		break;
+	case CHARDEV_SOCKET:
+		if (spec->tcp)
+			snprintf(buf, len, "tcp:%s:%u%s", spec->host, spec->port, server);
+		else
+			snprintf(buf, len, "unix:%s%s", spec->path, server);
+		break;
+	}
+}
+
+/* ---- opening ---------------------------------------------------------- */
 
 static void set_nonblock(int fd)
 {
@@ -112,7 +266,7 @@ static int open_pty(struct chardev *cd)
 	int fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 
 	if (fd < 0 || grantpt(fd) < 0 || unlockpt(fd) < 0) {
-		log_error("-serial pty: cannot allocate a pseudo-terminal: %s", strerror(errno));
+		log_error("%s: cannot allocate a pseudo-terminal: %s", cd->label, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -129,59 +283,99 @@ static int open_pty(struct chardev *cd)
 	cd->hold_fd = open(ptsname(fd), O_RDWR | O_NOCTTY | O_CLOEXEC);
 	set_nonblock(fd);
 	cd->in_fd = cd->out_fd = fd;
+	snprintf(cd->description, sizeof(cd->description), "pty:%s", ptsname(fd));
 	/* QEMU's wording, which scripts parse to find the terminal. */
-	fprintf(stderr, "char device redirected to %s (label serial0)\n", ptsname(fd));
+	fprintf(stderr, "char device redirected to %s (label %s)\n", ptsname(fd), cd->label);
 	return 0;
 }
 
-static int open_unix(struct chardev *cd)
+/* Builds the socket address; for TCP resolves host (numeric or by name). */
+static int socket_address(const struct chardev_spec *spec, struct sockaddr_storage *ss,
+			  socklen_t *len)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0) {
-		log_error("-serial unix:%s: socket: %s", cd->spec.path, strerror(errno));
+	memset(ss, 0, sizeof(*ss));
+	if (!spec->tcp) {
+		struct sockaddr_un *un = (struct sockaddr_un *)ss;
+		un->sun_family = AF_UNIX;
+		strcpy(un->sun_path, spec->path);
+		*len = sizeof(*un);
+		return 0;
+	}
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *res;
+	char port[8];
+	snprintf(port, sizeof(port), "%u", spec->port);
+	int rc = getaddrinfo(spec->host, port, &hints, &res);
+	if (rc != 0) {
+		log_error("tcp:%s:%u: %s", spec->host, spec->port, gai_strerror(rc));
 		return -1;
 	}
-	strcpy(addr.sun_path, cd->spec.path);
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int open_socket(struct chardev *cd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char what[160];
+	int one = 1, fd;
+
+	chardev_spec_describe(&cd->spec, what, sizeof(what));
+	if (socket_address(&cd->spec, &ss, &len) < 0)
+		return -1;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("%s: socket: %s", what, strerror(errno));
+		return -1;
+	}
 	if (!cd->spec.server) {
-		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-			log_error("-serial unix:%s: cannot connect: %s", cd->spec.path, strerror(errno));
+		if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+			log_error("%s: cannot connect: %s", what, strerror(errno));
 			close(fd);
 			return -1;
 		}
 		set_nonblock(fd);
 		cd->in_fd = cd->out_fd = fd;
+		cd->connected = true;
 		return 0;
 	}
-	/* Only the owner may talk to the guest's console. */
+	if (cd->spec.tcp)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Only the owner may talk to the guest's console or monitor: mode 0600. */
 	mode_t old = umask(0177);
-	int rc = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+	int rc = bind(fd, (struct sockaddr *)&ss, len);
 	umask(old);
-	if (rc < 0 || listen(fd, 1) < 0) {
-		log_error("-serial unix:%s: cannot listen: %s", cd->spec.path, strerror(errno));
+	if (rc < 0 || listen(fd, 8) < 0) {
+		log_error("%s: cannot listen: %s", what, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	cd->listen_fd = fd;
 	if (cd->spec.wait) {
-		fprintf(stderr, "kestrel: waiting for connection on: unix:%s,server=on\n", cd->spec.path);
+		fprintf(stderr, "kestrel: waiting for connection on: %s\n", what);
 		int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 		if (client < 0) {
-			log_error("-serial unix:%s: accept: %s", cd->spec.path, strerror(errno));
+			log_error("%s: accept: %s", what, strerror(errno));
 			return -1;
 		}
 		set_nonblock(client);
 		cd->in_fd = cd->out_fd = client;
+		cd->connected = true;
 	}
 	return 0;
 }
 
-int chardev_open(struct chardev *cd, const struct chardev_spec *spec)
+int chardev_open(struct chardev *cd, const char *label, const struct chardev_spec *spec)
 {
 	memset(cd, 0, sizeof(*cd));
 	cd->spec = *spec;
+	snprintf(cd->label, sizeof(cd->label), "%s", label);
 	cd->in_fd = cd->out_fd = cd->listen_fd = cd->hold_fd = -1;
+	cd->connected = spec->kind != CHARDEV_SOCKET;
+	chardev_spec_describe(spec, cd->description, sizeof(cd->description));
 	pthread_mutex_init(&cd->lock, NULL);
 
 	switch (spec->kind) {
@@ -195,17 +389,19 @@ int chardev_open(struct chardev *cd, const struct chardev_spec *spec)
 	case CHARDEV_FILE:
 		cd->out_fd = open(spec->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 		if (cd->out_fd < 0) {
-			log_error("-serial file:%s: %s", spec->path, strerror(errno));
+			log_error("%s: file:%s: %s", cd->label, spec->path, strerror(errno));
 			return -1;
 		}
 		return 0;
 	case CHARDEV_PTY:
 		return open_pty(cd);
-	case CHARDEV_UNIX:
-		return open_unix(cd);
+	case CHARDEV_SOCKET:
+		return open_socket(cd);
 	}
 	return -1;
 }
+
+/* ---- running ---------------------------------------------------------- */
 
 static void chardev_readable(void *opaque, uint32_t events);
 
@@ -218,7 +414,10 @@ static void chardev_disconnect(struct chardev *cd)
 		close(cd->in_fd);
 	}
 	cd->in_fd = cd->out_fd = -1;
+	cd->connected = false;
 	pthread_mutex_unlock(&cd->lock);
+	if (cd->fe.closed)
+		cd->fe.closed(cd->fe.opaque);
 }
 
 static void chardev_accept(void *opaque, uint32_t events)
@@ -228,30 +427,36 @@ static void chardev_accept(void *opaque, uint32_t events)
 
 	if (client < 0)
 		return;
-	if (cd->in_fd >= 0) {
+	if (cd->connected) {
 		close(client);	/* one client at a time, as QEMU */
 		return;
 	}
 	pthread_mutex_lock(&cd->lock);
 	cd->in_fd = cd->out_fd = client;
+	cd->connected = true;
 	pthread_mutex_unlock(&cd->lock);
-	if (loop_add(cd->loop, client, EPOLLIN, chardev_readable, cd) < 0)
+	if (loop_add(cd->loop, client, EPOLLIN, chardev_readable, cd) < 0) {
 		chardev_disconnect(cd);
+		return;
+	}
+	if (cd->fe.opened)
+		cd->fe.opened(cd->fe.opaque);
 }
 
 static void chardev_readable(void *opaque, uint32_t events)
 {
 	struct chardev *cd = opaque;
-	uint8_t buf[1024];
+	uint8_t buf[4096];
 	ssize_t n = read(cd->in_fd, buf, sizeof(buf));
 
 	if (n > 0) {
-		cd->input(cd->opaque, buf, (size_t)n);
+		if (cd->fe.input)
+			cd->fe.input(cd->fe.opaque, buf, (size_t)n);
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (cd->spec.kind == CHARDEV_UNIX) {
+	if (cd->spec.kind == CHARDEV_SOCKET) {
 		chardev_disconnect(cd);
 		return;
 	}
@@ -259,11 +464,10 @@ static void chardev_readable(void *opaque, uint32_t events)
 	loop_remove(cd->loop, cd->in_fd);
 }
 
-int chardev_attach(struct chardev *cd, struct loop *loop, chardev_input_fn fn, void *opaque)
+int chardev_attach(struct chardev *cd, struct loop *loop, const struct chardev_frontend *fe)
 {
 	cd->loop = loop;
-	cd->input = fn;
-	cd->opaque = opaque;
+	cd->fe = *fe;
 	if (cd->listen_fd >= 0 && loop_add(loop, cd->listen_fd, EPOLLIN, chardev_accept, cd) < 0)
 		return -1;
 	if (cd->in_fd >= 0 && loop_add(loop, cd->in_fd, EPOLLIN, chardev_readable, cd) < 0) {
@@ -271,6 +475,8 @@ int chardev_attach(struct chardev *cd, struct loop *loop, chardev_input_fn fn, v
 		if (errno != EPERM)
 			return -1;
 	}
+	if (cd->connected && cd->spec.kind != CHARDEV_NONE && cd->fe.opened)
+		cd->fe.opened(cd->fe.opaque);
 	return 0;
 }
 
@@ -280,15 +486,27 @@ void chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
 	while (len > 0 && cd->out_fd >= 0) {
 		ssize_t n = write(cd->out_fd, buf, len);
 		if (n < 0) {
+			struct pollfd p = { .fd = cd->out_fd, .events = POLLOUT };
 			if (errno == EINTR)
 				continue;
-			/* A slow or absent reader on a pty/socket loses bytes, never stalls the vCPU. */
+			/*
+			 * A reader that is slow gets up to a second to catch up, so
+			 * monitor replies arrive whole; an absent or stuck one loses
+			 * bytes rather than stalling a vCPU for ever.
+			 */
+			if (errno == EAGAIN && poll(&p, 1, 1000) > 0)
+				continue;
 			break;
 		}
 		buf += n;
 		len -= (size_t)n;
 	}
 	pthread_mutex_unlock(&cd->lock);
+}
+
+void chardev_write_str(struct chardev *cd, const char *text)
+{
+	chardev_write(cd, (const uint8_t *)text, strlen(text));
 }
 
 void chardev_close(struct chardev *cd)
@@ -299,7 +517,8 @@ void chardev_close(struct chardev *cd)
 		close(cd->out_fd);
 	if (cd->listen_fd >= 0) {
 		close(cd->listen_fd);
-		unlink(cd->spec.path);
+		if (!cd->spec.tcp)
+			unlink(cd->spec.path);
 	}
 	if (cd->hold_fd >= 0)
 		close(cd->hold_fd);

@@ -16,9 +16,9 @@ void console_set_serial(struct console *con, struct serial *serial)
 	con->serial = serial;
 }
 
-static void console_say(struct console *con, const char *text)
+void console_set_monitor(struct console *con, struct monitor *mon)
 {
-	chardev_write(con->cd, (const uint8_t *)text, strlen(text));
+	con->monitor = mon;
 }
 
 bool console_flush(struct console *con)
@@ -33,14 +33,31 @@ bool console_flush(struct console *con)
 	return con->npending > 0;
 }
 
-static void console_queue(struct console *con, uint8_t byte)
+static void console_deliver(struct console *con, uint8_t byte)
 {
+	if (con->monitor_focus) {
+		monitor_input(con->monitor, &byte, 1);
+		return;
+	}
 	/* Beyond 4 KiB of unread type-ahead the guest is not listening: drop, as a UART would. */
 	if (con->npending < sizeof(con->pending))
 		con->pending[con->npending++] = byte;
 }
 
-void console_input(void *opaque, const uint8_t *buf, size_t len)
+static void console_switch(struct console *con)
+{
+	if (!con->monitor) {
+		chardev_write_str(con->cd, "\r\nkestrel: no monitor on this terminal\r\n");
+		return;
+	}
+	con->monitor_focus = !con->monitor_focus;
+	if (con->monitor_focus)
+		monitor_focus(con->monitor);
+	else
+		chardev_write_str(con->cd, "\r\n");
+}
+
+static void console_input(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct console *con = opaque;
 
@@ -50,22 +67,22 @@ void console_input(void *opaque, const uint8_t *buf, size_t len)
 
 		switch (action) {
 		case MUX_PASS:
-			console_queue(con, out);
+			console_deliver(con, out);
 			break;
 		case MUX_SWALLOW:
 			break;
 		case MUX_HELP:
-			console_say(con, mux_help_text);
+			chardev_write_str(con->cd, mux_help_text);
 			break;
 		case MUX_QUIT:
-			console_say(con, "kestrel: terminating on Ctrl-a x\r\n");
+			chardev_write_str(con->cd, "kestrel: terminating on Ctrl-a x\r\n");
 			con->quit(con->opaque);
 			return;
 		case MUX_MONITOR:
-			console_say(con, "\r\nkestrel: the monitor is not available in this build\r\n");
+			console_switch(con);
 			break;
 		case MUX_FLUSH:
-			console_say(con, "\r\nkestrel: no disks to flush\r\n");
+			chardev_write_str(con->cd, "\r\nkestrel: no disks to flush\r\n");
 			break;
 		case MUX_BREAK:
 			if (con->serial)
@@ -74,4 +91,9 @@ void console_input(void *opaque, const uint8_t *buf, size_t len)
 		}
 	}
 	console_flush(con);
+}
+
+struct chardev_frontend console_frontend(struct console *con)
+{
+	return (struct chardev_frontend){ .input = console_input, .opaque = con };
 }

@@ -1,6 +1,7 @@
 /*
- * The console: a character back end feeding the guest's serial port, through
- * the Ctrl-a multiplexer when the back end is a muxed stdio.
+ * The console: a character back end feeding the guest's serial port and, on a
+ * multiplexed terminal (-nographic, mon:stdio), the human monitor too, with
+ * QEMU's Ctrl-a keys to switch between them.
  */
 #ifndef KESTREL_UI_CONSOLE_H
 #define KESTREL_UI_CONSOLE_H
@@ -11,6 +12,7 @@
 
 #include "hw/serial.h"
 #include "ui/chardev.h"
+#include "ui/monitor.h"
 #include "ui/mux.h"
 
 struct console {
@@ -18,6 +20,8 @@ struct console {
 	struct mux mux;
 	bool use_mux;
 	struct serial *serial;		/* NULL while the VM is being rebuilt */
+	struct monitor *monitor;	/* the muxed human monitor, if any */
+	bool monitor_focus;		/* input goes to the monitor, not the guest */
 	void (*quit)(void *opaque);	/* Ctrl-a x */
 	void *opaque;
 	uint8_t pending[SERIAL_RX_QUEUE];	/* typed ahead of what the UART could take */
@@ -26,9 +30,10 @@ struct console {
 
 void console_init(struct console *con, struct chardev *cd, void (*quit)(void *), void *opaque);
 void console_set_serial(struct console *con, struct serial *serial);
+void console_set_monitor(struct console *con, struct monitor *mon);
 
-/* chardev_input_fn: bytes from the host side. */
-void console_input(void *opaque, const uint8_t *buf, size_t len);
+/* The chardev frontend to attach to con->cd. */
+struct chardev_frontend console_frontend(struct console *con);
 
 /* Retries delivering typed-ahead input; returns true while some is still waiting. */
 bool console_flush(struct console *con);

@@ -12,6 +12,7 @@ void log_set_program(const char *name) { program = name; }
 void log_set_verbose(bool on) { verbose = on; }
 bool log_verbose(void) { return verbose; }
 
+__attribute__((format(printf, 2, 0)))
 static void log_line(const char *level, const char *fmt, va_list ap)
 {
 	char line[1024];

@@ -8,6 +8,8 @@
 #include "ui/chardev.h"
 
 #define VM_DEFAULT_RAM (128ULL << 20)	/* QEMU's default -m */
+#define VM_MAX_CHARDEVS 8
+#define VM_MAX_MONITORS 4
 #define VM_MAX_CPUS 255			/* xAPIC IDs, as QEMU's pc machine */
 
 struct smp_config {
@@ -28,6 +30,19 @@ struct debug_exit_config {
 	uint16_t iosize;
 };
 
+/* -chardev, or one made for -serial/-monitor/-qmp ("serial0", "compat_monitor0"). */
+struct chardev_config {
+	char id[CHARDEV_ID_MAX];
+	struct chardev_spec spec;
+};
+
+/* -mon: a monitor on a character device. */
+struct monitor_config {
+	char chardev[CHARDEV_ID_MAX];
+	bool control;		/* QMP (mode=control), else HMP (mode=readline) */
+	bool pretty;
+};
+
 struct vm_config {
 	uint64_t ram_size;
 	struct smp_config smp;
@@ -37,14 +52,20 @@ struct vm_config {
 	const char *kernel;
 	const char *initrd;
 	const char *append;
-	struct chardev_spec serial;	/* COM1 */
+	struct chardev_config chardevs[VM_MAX_CHARDEVS];
+	unsigned nr_chardevs;
+	char serial_chardev[CHARDEV_ID_MAX];	/* COM1's back end; "" for none */
 	bool serial_given;
+	struct monitor_config monitors[VM_MAX_MONITORS];
+	unsigned nr_monitors;
+	bool monitor_given;
 	enum display_mode display;
 	bool no_reboot;
 	bool no_shutdown;
 	bool daemonize;
 	const char *pidfile;
 	bool check_host;
+	bool nodefaults;	/* no default serial port or monitor */
 	struct debug_exit_config debug_exit;
 };
 

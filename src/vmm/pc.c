@@ -30,14 +30,28 @@ static void com1_transmit(void *opaque, uint8_t byte)
 	chardev_write(vm->console, &byte, 1);
 }
 
-static void com1_set_irq(void *opaque, bool level)
+static void pc_set_isa_irq(struct vm *vm, unsigned line, bool level)
 {
-	struct vm *vm = opaque;
-	struct kvm_irq_level irq = { .irq = SERIAL_COM1_IRQ, .level = level };
+	struct kvm_irq_level irq = { .irq = line, .level = level };
 
 	/* KVM routes the ISA line to both the 8259 and the IOAPIC. */
 	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
-		log_debug("KVM_IRQ_LINE %d: %s", SERIAL_COM1_IRQ, strerror(errno));
+		log_debug("KVM_IRQ_LINE %u: %s", line, strerror(errno));
+}
+
+static void com1_set_irq(void *opaque, bool level)
+{
+	pc_set_isa_irq(opaque, SERIAL_COM1_IRQ, level);
+}
+
+static void acpi_set_sci(void *opaque, bool level)
+{
+	pc_set_isa_irq(opaque, ACPI_PM_SCI_IRQ, level);
+}
+
+void pc_power_button(struct vm *vm)
+{
+	acpi_pm_power_button(&vm->pm);
 }
 
 static const struct serial_ops com1_ops = {
@@ -59,18 +73,18 @@ int pc_create_devices(struct vm *vm)
 
 	i8042_init(&vm->kbc, &power);
 	reset_control_init(&vm->rcr, &power);
-	acpi_pm_init(&vm->pm, &power);
+	acpi_pm_init(&vm->pm, &power, acpi_set_sci, vm);
 	debug_exit_init(&vm->debug_exit, &power);
-	vm->has_com1 = cfg->serial.kind != CHARDEV_NONE;
+	vm->has_com1 = vm->console != NULL;
 	if (vm->has_com1)
 		serial_init(&vm->com1, &com1_ops, vm);
 
 	const struct pio_device devices[] = {
-		{ I8042_DATA_PORT, 1, i8042_data_io, &vm->kbc, "i8042" },
-		{ I8042_COMMAND_PORT, 1, i8042_command_io, &vm->kbc, "i8042" },
-		{ RESET_CONTROL_PORT, 1, reset_control_io, &vm->rcr, "reset control" },
-		{ ACPI_PM_BASE, ACPI_PM_LEN, acpi_pm_io, &vm->pm, "ACPI PM" },
-		{ SERIAL_COM1_BASE, SERIAL_NR_PORTS, serial_io, &vm->com1, "COM1" },
+		{ I8042_DATA_PORT, 1, i8042_data_io, &vm->kbc, "i8042-data" },
+		{ I8042_COMMAND_PORT, 1, i8042_command_io, &vm->kbc, "i8042-cmd" },
+		{ RESET_CONTROL_PORT, 1, reset_control_io, &vm->rcr, "reset-control" },
+		{ ACPI_PM_BASE, ACPI_PM_LEN, acpi_pm_io, &vm->pm, "acpi-pm" },
+		{ SERIAL_COM1_BASE, SERIAL_NR_PORTS, serial_io, &vm->com1, "serial" },
 		{ cfg->debug_exit.iobase, cfg->debug_exit.iosize, debug_exit_io, &vm->debug_exit,
 		  "isa-debug-exit" },
 	};
@@ -80,13 +94,45 @@ int pc_create_devices(struct vm *vm)
 			continue;
 		if (d->dev == &vm->debug_exit && !cfg->debug_exit.enabled)
 			continue;
-		if (bus_register(&vm->pio, d->base, d->len, d->access, d->dev) < 0) {
+		if (bus_register(&vm->pio, d->base, d->len, d->access, d->dev, d->name) < 0) {
 			log_error("%s: I/O ports 0x%x-0x%x are already in use", d->name, d->base,
 				  d->base + d->len - 1);
 			return -1;
 		}
 	}
 	return 0;
+}
+
+/* "info mtree": QEMU's layout, one address space per bus. */
+void pc_describe_mtree(struct vm *vm, FILE *out)
+{
+	fprintf(out, "address-space: memory\n"
+		     "  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n");
+	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
+		const struct memory_region *r = &vm->mem.regions[i];
+		fprintf(out, "    %016llx-%016llx (prio 0, ram): %s\n", (unsigned long long)r->gpa,
+			(unsigned long long)(r->gpa + r->size - 1),
+			r->gpa ? "ram-above-4g" : "ram-below-4g");
+	}
+	fprintf(out, "\naddress-space: I/O\n"
+		     "  0000000000000000-000000000000ffff (prio 0, i/o): io\n");
+	for (size_t i = 0; i < vm->pio.count; i++) {
+		const struct bus_range *r = &vm->pio.ranges[i];
+		fprintf(out, "    %016llx-%016llx (prio 0, i/o): %s\n", (unsigned long long)r->base,
+			(unsigned long long)(r->base + r->len - 1), r->name);
+	}
+}
+
+/* "info qtree" (a subset): the fixed ISA devices. */
+void pc_describe_qtree(struct vm *vm, FILE *out)
+{
+	fprintf(out, "bus: main-system-bus\n  type System\n  dev: i440FX-pcihost\n"
+		     "    bus: isa.0\n      type ISA\n");
+	for (size_t i = 0; i < vm->pio.count; i++) {
+		const struct bus_range *r = &vm->pio.ranges[i];
+		fprintf(out, "      dev: %s, id \"\"\n        iobase = 0x%llx\n", r->name,
+			(unsigned long long)r->base);
+	}
 }
 
 void pc_destroy_devices(struct vm *vm)

@@ -142,7 +142,7 @@ fail:
 	return -1;
 }
 
-void vcpu_dump_registers(struct vcpu *vcpu)
+void vcpu_dump_registers(struct vcpu *vcpu, FILE *out)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
@@ -152,7 +152,7 @@ void vcpu_dump_registers(struct vcpu *vcpu)
 		return;
 	}
 	/* QEMU's "info registers" layout, which people already know how to read. */
-	fprintf(stderr,
+	fprintf(out,
 		"CPU#%u\n"
 		"RAX=%016" PRIx64 " RBX=%016" PRIx64 " RCX=%016" PRIx64 " RDX=%016" PRIx64 "\n"
 		"RSI=%016" PRIx64 " RDI=%016" PRIx64 " RBP=%016" PRIx64 " RSP=%016" PRIx64 "\n"
@@ -203,7 +203,7 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 static void vcpu_fail(struct vcpu *vcpu, const char *what)
 {
 	log_error("vCPU %u: %s", vcpu->index, what);
-	vcpu_dump_registers(vcpu);
+	vcpu_dump_registers(vcpu, stderr);
 	vm_request_stop(vcpu->vm, VM_STOP_ERROR, 1);
 }
 
@@ -258,12 +258,17 @@ void *vcpu_thread(void *arg)
 	struct vcpu *vcpu = arg;
 	struct vm *vm = vcpu->vm;
 
+	atomic_store(&vcpu->tid, (long)gettid());
 	while (atomic_load(&vm->stop) == VM_RUNNING) {
+		if (atomic_load(&vm->pause_requested)) {
+			vcpu_park(vcpu);
+			continue;
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			log_error("vCPU %u: KVM_RUN: %s", vcpu->index, strerror(errno));
-			vcpu_dump_registers(vcpu);
+			vcpu_dump_registers(vcpu, stderr);
 			vm_request_stop(vm, VM_STOP_ERROR, 1);
 			break;
 		}

@@ -62,6 +62,9 @@ int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config
 	vm->console = console;
 	vm->fd = vm->wake_fd = -1;
 	atomic_init(&vm->stop, VM_RUNNING);
+	atomic_init(&vm->pause_requested, false);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 
 	if (cfg->smp.maxcpus > (unsigned)host->max_vcpus) {
 		log_error("-smp: %u CPUs requested, this host's KVM supports at most %d",
@@ -119,6 +122,18 @@ int vm_start(struct vm *vm)
 	return 0;
 }
 
+/* Makes every vCPU leave KVM_RUN soon and look at the VM's stop and pause flags. */
+static void vm_kick_vcpus(struct vm *vm)
+{
+	/* immediate_exit covers a vCPU between its check and KVM_RUN; the signal the rest. */
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		v->run->immediate_exit = 1;
+		if (v->thread_started && !pthread_equal(v->thread, pthread_self()))
+			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	}
+}
+
 void vm_request_stop(struct vm *vm, enum vm_stop reason, int status)
 {
 	int expected = VM_RUNNING;
@@ -127,15 +142,52 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, int status)
 	if (!atomic_compare_exchange_strong(&vm->stop, &expected, (int)reason))
 		return;
 	vm->exit_status = status;
-	/* immediate_exit covers a vCPU between its check and KVM_RUN; the signal the rest. */
-	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		v->run->immediate_exit = 1;
-		if (v->thread_started && !pthread_equal(v->thread, pthread_self()))
-			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
-	}
+	vm_kick_vcpus(vm);
+	/* Parked vCPUs and a waiting vm_pause() must see the stop too. */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	if (write(vm->wake_fd, &one, sizeof(one)) < 0)
 		log_debug("eventfd write: %s", strerror(errno));
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_requested, true);
+	vm_kick_vcpus(vm);
+	while (vm->nr_parked < vm->nr_vcpus && atomic_load(&vm->stop) == VM_RUNNING)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_requested, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	return atomic_load(&vm->pause_requested);
+}
+
+void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->nr_parked++;
+	pthread_cond_broadcast(&vm->pause_cond);	/* vm_pause may be waiting for us */
+	while (atomic_load(&vm->pause_requested) && atomic_load(&vm->stop) == VM_RUNNING)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->nr_parked--;
+	/* Cleared under the lock so a kick for the next pause is never lost. */
+	if (atomic_load(&vm->stop) == VM_RUNNING)
+		vcpu->run->immediate_exit = 0;
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 uint64_t vm_exit_count(const struct vm *vm)
@@ -168,4 +220,6 @@ void vm_destroy(struct vm *vm)
 	if (vm->wake_fd >= 0)
 		close(vm->wake_fd);
 	vm->fd = vm->wake_fd = -1;
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
 }

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hw/acpi_pm.h"
 #include "hw/bus.h"
@@ -41,6 +42,7 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	uint64_t exits;		/* exits to userspace, for statistics */
+	_Atomic long tid;	/* host thread ID, for query-cpus-fast */
 };
 
 struct vm {
@@ -57,8 +59,14 @@ struct vm {
 	int exit_status;
 	int wake_fd;		/* eventfd: tells the main loop a stop was requested */
 
+	/* Pausing (QMP stop/cont): vCPUs park on pause_cond outside KVM_RUN. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	_Atomic bool pause_requested;
+	unsigned nr_parked;
+
 	/* The pc platform (pc.c). */
-	struct chardev *console;	/* COM1's back end, owned by the caller, outlives resets */
+	struct chardev *console;	/* COM1's back end (NULL: no COM1); outlives resets */
 	struct serial com1;
 	bool has_com1;
 	struct i8042 kbc;
@@ -76,6 +84,11 @@ int vm_start(struct vm *vm);
 /* Thread-safe, from vCPUs, devices or the main loop: ends the run. */
 void vm_request_stop(struct vm *vm, enum vm_stop reason, int status);
 
+/* Stops every vCPU outside KVM_RUN and waits until they are; vm_resume undoes it. */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
+
 /* Waits for every vCPU thread to finish, then frees everything. */
 void vm_destroy(struct vm *vm);
 
@@ -86,10 +99,16 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned index);
 int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t ebx, uint32_t esi);
 void *vcpu_thread(void *arg);
 void vcpu_destroy(struct vcpu *vcpu);
-void vcpu_dump_registers(struct vcpu *vcpu);
+void vcpu_dump_registers(struct vcpu *vcpu, FILE *out);
+/* Parks the calling vCPU thread while the VM is paused. */
+void vcpu_park(struct vcpu *vcpu);
 
 /* pc.c: the devices of the pc machine on the buses. */
 int pc_create_devices(struct vm *vm);
 void pc_destroy_devices(struct vm *vm);
+/* Presses the ACPI power button (QMP system_powerdown). */
+void pc_power_button(struct vm *vm);
+void pc_describe_mtree(struct vm *vm, FILE *out);
+void pc_describe_qtree(struct vm *vm, FILE *out);
 
 #endif

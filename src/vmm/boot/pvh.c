@@ -70,22 +70,27 @@ static int elf_open(struct elf_image *img, const uint8_t *data, size_t len)
 		log_error("-kernel: not a little-endian 32- or 64-bit ELF file");
 		return -1;
 	}
+	/* Copied out: the file's bytes carry no alignment guarantee. */
 	if (img->is64) {
-		const Elf64_Ehdr *eh = (const void *)data;
-		if (len < sizeof(*eh) || eh->e_machine != EM_X86_64)
+		Elf64_Ehdr eh;
+		if (len < sizeof(eh))
+			goto bad_headers;
+		memcpy(&eh, data, sizeof(eh));
+		if (eh.e_machine != EM_X86_64)
 			goto bad_machine;
-		img->phoff = eh->e_phoff;
-		img->phnum = eh->e_phnum;
-		img->phentsize = eh->e_phentsize;
+		img->phoff = eh.e_phoff;
+		img->phnum = eh.e_phnum;
+		img->phentsize = eh.e_phentsize;
 		if (img->phentsize != sizeof(Elf64_Phdr))
 			goto bad_headers;
 	} else {
-		const Elf32_Ehdr *eh = (const void *)data;
-		if (eh->e_machine != EM_386 && eh->e_machine != EM_X86_64)
+		Elf32_Ehdr eh;
+		memcpy(&eh, data, sizeof(eh));
+		if (eh.e_machine != EM_386 && eh.e_machine != EM_X86_64)
 			goto bad_machine;
-		img->phoff = eh->e_phoff;
-		img->phnum = eh->e_phnum;
-		img->phentsize = eh->e_phentsize;
+		img->phoff = eh.e_phoff;
+		img->phnum = eh.e_phnum;
+		img->phentsize = eh.e_phentsize;
 		if (img->phentsize != sizeof(Elf32_Phdr))
 			goto bad_headers;
 	}

@@ -17,9 +17,9 @@ set -euo pipefail
 exec 3>&1 1>&2
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-src_pkg=linux-source-6.1
+src_pkg='linux-source-6.1'
 src_tar=/usr/src/linux-source-6.1.tar.xz
-bb_pkg=busybox-static
+bb_pkg='busybox-static'
 
 log() { printf 'linux-guest: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -128,6 +128,7 @@ step "unpacking $src_tar" tar -xJf "$src_tar" -C "$src" --strip-components=1
 # Kernel's own fragment idiom (what `make foo.config` does): merge onto
 # tinyconfig, then let olddefconfig resolve dependencies and new defaults.
 step "configuring (tinyconfig + kestrel.config)" kmake tinyconfig
+# shellcheck disable=SC2016 # $1/$2 expand in the child shell, by design.
 step "merging kestrel.config" \
 	bash -c 'cd "$1" && scripts/kconfig/merge_config.sh -m .config "$2"' _ "$src" "$here/kestrel.config"
 step "olddefconfig" kmake olddefconfig
@@ -141,7 +142,7 @@ verify_config() {
 		if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
 			if ! grep -qxF -- "$line" "$src/.config"; then
 				sym=${BASH_REMATCH[1]}
-				log "config: wanted $line, got: $(grep -E "^(# )?$sym[= ]" "$src/.config" || echo 'absent (dependency not met?)')"
+				log "config: wanted $line, got: $(grep -E "^(# )?${sym}[= ]" "$src/.config" || echo 'absent (dependency not met?)')"
 				bad=1
 			fi
 		elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
@@ -155,6 +156,7 @@ verify_config() {
 	return "$bad"
 }
 verify_config || die "the final kernel .config does not match kestrel.config (see above)"
+log "kestrel.config: all $(grep -cE '^(CONFIG_|# CONFIG_.* is not set$)' "$here/kestrel.config") settings verified in .config"
 cp "$src/.config" "$stage/kernel.config"
 
 step "compiling the kernel (make -j$(nproc) bzImage)" kmake -j"$(nproc)" bzImage
@@ -188,8 +190,9 @@ step "building gen_init_cpio" cc -O2 -o "$work/gen_init_cpio" "$src/usr/gen_init
 } >"$work/initramfs.list"
 cp "$work/initramfs.list" "$stage/initramfs.list"
 # -t 0: fixed mtime for dirs/links/nodes so the archive does not vary per build.
-"$work/gen_init_cpio" -t 0 "$work/initramfs.list" >"$stage/initramfs.cpio" 2>>"$build_log" ||
-	die "gen_init_cpio failed (see $build_log)"
+# shellcheck disable=SC2016 # as above
+step "building initramfs.cpio" \
+	bash -c '"$1" -t 0 "$2" >"$3"' _ "$work/gen_init_cpio" "$work/initramfs.list" "$stage/initramfs.cpio"
 
 {
 	printf 'hash %s\n%s %s\n%s %s\nbusybox %s\nbuilt %s in %ss\n' \

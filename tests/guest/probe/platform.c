@@ -356,6 +356,45 @@ static void gas_write8(const uint8_t *gas, uint8_t v)
 }
 
 /*
+ * The ACPI fixed power button (6.4 §4.8.3.1): PM1_EN and PM1_STS live in
+ * the PM1a event block, status in its first half, enable in the second.
+ * The SCI it raises goes nowhere (the 8259 and IOAPIC are masked), so the
+ * probe polls the status bit instead.
+ */
+#define FADT_PM1A_EVT_BLK	56
+#define FADT_PM1_EVT_LEN	88
+#define PM1_PWRBTN		0x0100
+
+static uint16_t pm1_evt_port(const struct platform *p)
+{
+	const uint8_t *f = p->fadt;
+
+	if (!f || get32(f + 4) < FADT_PM1_EVT_LEN + 1)
+		return 0;
+	return (uint16_t)get32(f + FADT_PM1A_EVT_BLK);
+}
+
+void platform_power_button_arm(const struct platform *p)
+{
+	uint16_t port = pm1_evt_port(p);
+
+	if (!port)
+		return;
+	outw(port, PM1_PWRBTN);		/* clear a stale press (write one to clear) */
+	outw((uint16_t)(port + p->fadt[FADT_PM1_EVT_LEN] / 2), PM1_PWRBTN);
+}
+
+bool platform_power_button_pressed(const struct platform *p)
+{
+	uint16_t port = pm1_evt_port(p);
+
+	if (!port || !(inw(port) & PM1_PWRBTN))
+		return false;
+	outw(port, PM1_PWRBTN);
+	return true;
+}
+
+/*
  * S5 through the FADT: the sleep control register on hardware-reduced
  * ACPI (ACPI 6.4 §4.8.3.7: SLP_TYP at bits 4:2, SLP_EN bit 5), else
  * PM1x_CNT (§4.8.4.2.1: SLP_TYP at bits 12:10, SLP_EN bit 13).  If the

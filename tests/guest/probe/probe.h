@@ -166,5 +166,8 @@ int memcmp(const void *a, const void *b, size_t n);
 /* platform.c */
 void platform_probe(const struct hvm_start_info *si, struct platform *p);
 void platform_poweroff(const struct platform *p) __attribute__((noreturn));
+/* The ACPI power button: enable it, then poll for a press (QMP system_powerdown). */
+void platform_power_button_arm(const struct platform *p);
+bool platform_power_button_pressed(const struct platform *p);
 
 #endif

@@ -149,7 +149,8 @@ static bool scenario_smp(const struct platform *p, const struct args *a)
 
 /*
  * Echo by polling LSR.DR: the 8259 is masked (entry.S), so there is no
- * receive interrupt.  CR and LF both end a line; CR echoes as CR LF so a
+ * receive interrupt.  The ACPI power button ends the scenario like "quit",
+ * so a monitor's system_powerdown shuts the guest down cleanly.  CR and LF both end a line; CR echoes as CR LF so a
  * terminal's Enter key gives a tidy screen.
  */
 static bool scenario_echo(const struct platform *p, const struct args *a)
@@ -158,8 +159,13 @@ static bool scenario_echo(const struct platform *p, const struct args *a)
 	size_t n = 0;
 	uint8_t c;
 
+	platform_power_button_arm(p);
 	say("echo: ready");
 	for (;;) {
+		if (platform_power_button_pressed(p)) {
+			say("echo: power button pressed");
+			return true;
+		}
 		if (!serial_poll(&c)) {
 			cpu_relax();
 			continue;

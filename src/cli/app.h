@@ -1,0 +1,50 @@
+/*
+ * The kestrel process: its configuration, character devices, console,
+ * monitors and the VM currently running.  One instance lives on main()'s stack
+ * and reaches every callback through its opaque pointer.
+ */
+#ifndef KESTREL_CLI_APP_H
+#define KESTREL_CLI_APP_H
+
+#include <stdbool.h>
+
+#include "ui/chardev.h"
+#include "ui/console.h"
+#include "ui/control.h"
+#include "ui/monitor.h"
+#include "util/loop.h"
+#include "vmm/config.h"
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
+
+struct json_object;
+
+struct app {
+	struct vm_config cfg;
+	struct kvm_host host;
+	struct chardev chardevs[VM_MAX_CHARDEVS];
+	unsigned nr_chardevs;
+	struct chardev *serial_cd;	/* COM1's back end, NULL for -serial none */
+	struct console console;
+	bool has_console;
+	struct monitor monitors[VM_MAX_MONITORS];
+	unsigned nr_monitors;
+	struct control control;
+	struct loop *loop;
+	struct vm *vm;			/* the running VM, NULL between resets */
+	enum run_state state;
+	bool quit;			/* the host asked to stop */
+	const char *quit_reason;	/* SHUTDOWN event reason: "host-signal", ... */
+	bool reset_requested;		/* by the host (system_reset), not the guest */
+	int signal_fd;
+	int ready_fd;			/* -daemonize: tells the waiting parent start-up worked */
+	bool pidfile_written;		/* only then is the pid file ours to remove */
+};
+
+/* app_control.c: the monitors' view of the machine, and QMP events. */
+void app_control_init(struct app *app);
+void app_quit(struct app *app, const char *reason);
+void app_emit(struct app *app, const char *event, struct json_object *data);
+void app_emit_shutdown(struct app *app, bool guest, const char *reason);
+
+#endif

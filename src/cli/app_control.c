@@ -1,0 +1,199 @@
+/* The control table (ui/control.h) over the running VM, and QMP event fan-out. */
+#include <json-c/json.h>
+#include <string.h>
+
+#include "cli/app.h"
+
+static const char *ctl_name(void *opaque)
+{
+	struct app *app = opaque;
+	return app->cfg.name;
+}
+
+static bool ctl_uuid(void *opaque, uint8_t out[16])
+{
+	struct app *app = opaque;
+
+	memcpy(out, app->cfg.uuid, 16);
+	return app->cfg.has_uuid;
+}
+
+static enum run_state ctl_run_state(void *opaque)
+{
+	struct app *app = opaque;
+	return app->state;
+}
+
+static unsigned ctl_cpu_count(void *opaque)
+{
+	struct app *app = opaque;
+	return app->cfg.smp.cpus;
+}
+
+static bool ctl_cpu_info(void *opaque, unsigned index, struct cpu_info *out)
+{
+	struct app *app = opaque;
+	const struct smp_config *smp = &app->cfg.smp;
+
+	if (index >= smp->cpus)
+		return false;
+	/* APIC IDs are vCPU indexes; topology splits them threads-first, as QEMU. */
+	*out = (struct cpu_info){
+		.cpu_index = index,
+		.thread_id = app->vm ? atomic_load(&app->vm->vcpus[index].tid) : 0,
+		.thread_index = index % smp->threads,
+		.core_id = (index / smp->threads) % smp->cores,
+		.socket_id = index / (smp->threads * smp->cores),
+	};
+	return true;
+}
+
+static unsigned ctl_chardevs(void *opaque, struct chardev_info *out, unsigned max)
+{
+	struct app *app = opaque;
+
+	for (unsigned i = 0; i < app->nr_chardevs && i < max; i++) {
+		struct chardev *cd = &app->chardevs[i];
+		out[i] = (struct chardev_info){
+			.label = cd->label, .filename = cd->description, .frontend_open = cd->connected,
+		};
+	}
+	return app->nr_chardevs;
+}
+
+static bool ctl_dump_registers(void *opaque, unsigned index, FILE *out)
+{
+	struct app *app = opaque;
+
+	if (!app->vm || index >= app->vm->nr_vcpus)
+		return false;
+	vcpu_dump_registers(&app->vm->vcpus[index], out);
+	return true;
+}
+
+static bool ctl_describe(void *opaque, const char *topic, FILE *out)
+{
+	struct app *app = opaque;
+
+	if (!app->vm)
+		return false;
+	if (strcmp(topic, "mtree") == 0)
+		pc_describe_mtree(app->vm, out);
+	else if (strcmp(topic, "qtree") == 0)
+		pc_describe_qtree(app->vm, out);
+	else
+		return false;
+	return true;
+}
+
+static int ctl_read_memory(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+	struct app *app = opaque;
+	void *src = app->vm ? memory_ptr(&app->vm->mem, gpa, len) : NULL;
+
+	if (!src)
+		return -1;
+	memcpy(buf, src, len);
+	return 0;
+}
+
+static int ctl_stop(void *opaque, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+
+	if (app->state == RUN_STATE_RUNNING && app->vm) {
+		vm_pause(app->vm);
+		app->state = RUN_STATE_PAUSED;
+		app_emit(app, "STOP", NULL);
+	}
+	return 0;	/* stopping a stopped VM is fine, as in QEMU */
+}
+
+static int ctl_cont(void *opaque, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+
+	if (app->state == RUN_STATE_SHUTDOWN || app->state == RUN_STATE_INTERNAL_ERROR) {
+		snprintf(err, errlen, "Resetting the Virtual Machine is required");
+		return -1;
+	}
+	if (app->state == RUN_STATE_PAUSED && app->vm) {
+		vm_resume(app->vm);
+		app->state = RUN_STATE_RUNNING;
+		app_emit(app, "RESUME", NULL);
+	}
+	return 0;
+}
+
+static int ctl_system_reset(void *opaque, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+
+	app->reset_requested = true;
+	if (app->vm)
+		vm_request_stop(app->vm, VM_STOP_RESET, 0);
+	return 0;
+}
+
+static int ctl_system_powerdown(void *opaque, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+
+	if (app->vm)
+		pc_power_button(app->vm);
+	app_emit(app, "POWERDOWN", NULL);
+	return 0;
+}
+
+static void ctl_quit(void *opaque)
+{
+	app_quit(opaque, "host-qmp-quit");
+}
+
+void app_control_init(struct app *app)
+{
+	app->control = (struct control){
+		.opaque = app,
+		.name = ctl_name,
+		.uuid = ctl_uuid,
+		.run_state = ctl_run_state,
+		.cpu_count = ctl_cpu_count,
+		.cpu_info = ctl_cpu_info,
+		.chardevs = ctl_chardevs,
+		.dump_registers = ctl_dump_registers,
+		.describe = ctl_describe,
+		.read_memory = ctl_read_memory,
+		.stop = ctl_stop,
+		.cont = ctl_cont,
+		.system_reset = ctl_system_reset,
+		.system_powerdown = ctl_system_powerdown,
+		.quit = ctl_quit,
+	};
+}
+
+void app_quit(struct app *app, const char *reason)
+{
+	if (!app->quit) {
+		app->quit = true;
+		app->quit_reason = reason;
+	}
+	if (app->vm)
+		vm_request_stop(app->vm, VM_STOP_QUIT, 0);
+}
+
+/* data may be NULL; the reference passed in is consumed. */
+void app_emit(struct app *app, const char *event, struct json_object *data)
+{
+	for (unsigned i = 0; i < app->nr_monitors; i++)
+		monitor_event(&app->monitors[i], event, data);
+	json_object_put(data);
+}
+
+void app_emit_shutdown(struct app *app, bool guest, const char *reason)
+{
+	struct json_object *data = json_object_new_object();
+
+	json_object_object_add(data, "guest", json_object_new_boolean(guest));
+	json_object_object_add(data, "reason", json_object_new_string(reason));
+	app_emit(app, "SHUTDOWN", data);
+}

@@ -1,0 +1,16 @@
+#include "ui/control.h"
+
+const char *run_state_name(enum run_state state)
+{
+	switch (state) {
+	case RUN_STATE_RUNNING:
+		return "running";
+	case RUN_STATE_PAUSED:
+		return "paused";
+	case RUN_STATE_SHUTDOWN:
+		return "shutdown";
+	case RUN_STATE_INTERNAL_ERROR:
+		return "internal-error";
+	}
+	return "running";
+}

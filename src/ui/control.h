@@ -1,0 +1,64 @@
+/*
+ * What the monitors (HMP and QMP) may see and do to the machine.  The
+ * monitors know nothing of KVM or the VM object: main() fills this table
+ * with functions that act on the running VM.  Everything here runs on the
+ * main thread.
+ */
+#ifndef KESTREL_UI_CONTROL_H
+#define KESTREL_UI_CONTROL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* QEMU's RunState names, as query-status and "info status" print them. */
+enum run_state {
+	RUN_STATE_RUNNING,	/* "running" */
+	RUN_STATE_PAUSED,	/* "paused": stop */
+	RUN_STATE_SHUTDOWN,	/* "shutdown": powered off under -no-shutdown */
+	RUN_STATE_INTERNAL_ERROR,	/* "internal-error" */
+};
+
+const char *run_state_name(enum run_state state);
+
+struct cpu_info {
+	unsigned cpu_index;
+	long thread_id;		/* host thread ID of the vCPU */
+	unsigned socket_id, core_id, thread_index;
+};
+
+struct chardev_info {
+	const char *label;	/* "serial0", "compat_monitor0", ... */
+	const char *filename;	/* QEMU's description: "stdio", "unix:/path,server=on", ... */
+	bool frontend_open;
+};
+
+struct control {
+	void *opaque;
+
+	/* Identity. */
+	const char *(*name)(void *opaque);		/* NULL when -name was not given */
+	bool (*uuid)(void *opaque, uint8_t out[16]);	/* false: all zeroes, as QEMU */
+
+	/* State. */
+	enum run_state (*run_state)(void *opaque);
+	unsigned (*cpu_count)(void *opaque);
+	bool (*cpu_info)(void *opaque, unsigned index, struct cpu_info *out);
+	/* Character devices, in creation order; returns how many there are. */
+	unsigned (*chardevs)(void *opaque, struct chardev_info *out, unsigned max);
+	/* Writes QEMU "info registers" text for one vCPU; false if it cannot. */
+	bool (*dump_registers)(void *opaque, unsigned index, FILE *out);
+	/* "info mtree" / "info qtree" text; false for a topic it does not know. */
+	bool (*describe)(void *opaque, const char *topic, FILE *out);
+	/* Reads guest-physical memory (HMP xp); -1 when the range is not RAM. */
+	int (*read_memory)(void *opaque, uint64_t gpa, void *buf, size_t len);
+
+	/* Actions; each returns 0, or -1 with a message in err. */
+	int (*stop)(void *opaque, char *err, size_t errlen);
+	int (*cont)(void *opaque, char *err, size_t errlen);
+	int (*system_reset)(void *opaque, char *err, size_t errlen);
+	int (*system_powerdown)(void *opaque, char *err, size_t errlen);
+	void (*quit)(void *opaque);
+};
+
+#endif

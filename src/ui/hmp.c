@@ -1,0 +1,476 @@
+/*
+ * The human monitor's commands, with QEMU 7.2's names and output layout
+ * (hmp-commands.hx, hmp-commands-info.hx), so people and scripts used to
+ * "(qemu) info status" feel at home.
+ */
+#include "ui/hmp.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/size.h"
+
+#define HMP_MAX_ARGS 8
+
+struct hmp_cmd {
+	const char *name;
+	const char *args;
+	const char *help;
+	int (*run)(const struct control *ctl, int argc, char **argv, FILE *out);
+};
+
+/* QEMU's monitor turns every "\n" into "\r\n"; so do we. */
+static void hprintf(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hprintf(FILE *out, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	for (const char *p = buf; *p; p++) {
+		if (*p == '\n')
+			fputc('\r', out);
+		fputc(*p, out);
+	}
+}
+
+static int herror(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int herror(FILE *out, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	hprintf(out, "Error: %s\n", buf);
+	return -1;
+}
+
+/* Copies captured multi-line text (from control callbacks) converting newlines. */
+static void hcopy(FILE *out, const char *text)
+{
+	for (const char *p = text; *p; p++) {
+		if (*p == '\n' && (p == text || p[-1] != '\r'))
+			fputc('\r', out);
+		fputc(*p, out);
+	}
+}
+
+static const char *const no_balloon = "No balloon device has been activated";
+
+/* ---- info ------------------------------------------------------------- */
+
+static int info_version(const struct control *ctl, FILE *out)
+{
+	hprintf(out, "7.2.0 (kestrel-" KESTREL_VERSION ")\n");
+	return 0;
+}
+
+static int info_name(const struct control *ctl, FILE *out)
+{
+	const char *name = ctl->name(ctl->opaque);
+
+	if (name)
+		hprintf(out, "%s\n", name);
+	return 0;
+}
+
+static int info_uuid(const struct control *ctl, FILE *out)
+{
+	uint8_t u[16] = { 0 };
+
+	ctl->uuid(ctl->opaque, u);
+	hprintf(out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\n",
+		u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		u[13], u[14], u[15]);
+	return 0;
+}
+
+static int info_status(const struct control *ctl, FILE *out)
+{
+	enum run_state st = ctl->run_state(ctl->opaque);
+	bool running = st == RUN_STATE_RUNNING;
+
+	/* hmp_info_status: the RunState is added only when it is not plain "paused". */
+	hprintf(out, "VM status: %s", running ? "running" : "paused");
+	if (!running && st != RUN_STATE_PAUSED)
+		hprintf(out, " (%s)", run_state_name(st));
+	hprintf(out, "\n");
+	return 0;
+}
+
+static int info_kvm(const struct control *ctl, FILE *out)
+{
+	hprintf(out, "kvm support: enabled\n");
+	return 0;
+}
+
+static int info_cpus(const struct control *ctl, FILE *out)
+{
+	unsigned n = ctl->cpu_count(ctl->opaque);
+	struct cpu_info ci;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (!ctl->cpu_info(ctl->opaque, i, &ci))
+			continue;
+		/* The '*' marks the monitor's current CPU, which is CPU 0. */
+		hprintf(out, "%c CPU #%u: thread_id=%ld\n", i == 0 ? '*' : ' ', ci.cpu_index,
+			ci.thread_id);
+	}
+	return 0;
+}
+
+/* Runs fn into a memory buffer, then copies its text out with QEMU's line endings. */
+static int capture(const struct control *ctl, FILE *out,
+		   bool (*fn)(const struct control *, const char *, FILE *), const char *arg)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	bool ok;
+
+	if (!mem)
+		return herror(out, "out of memory");
+	ok = fn(ctl, arg, mem);
+	fclose(mem);
+	if (ok)
+		hcopy(out, text);
+	free(text);
+	return ok ? 0 : -1;
+}
+
+static bool registers_all(const struct control *ctl, const char *unused, FILE *mem)
+{
+	bool ok = true;
+
+	for (unsigned i = 0; i < ctl->cpu_count(ctl->opaque); i++)
+		ok &= ctl->dump_registers(ctl->opaque, i, mem);
+	return ok;
+}
+
+static bool registers_cpu0(const struct control *ctl, const char *unused, FILE *mem)
+{
+	return ctl->dump_registers(ctl->opaque, 0, mem);
+}
+
+static int info_registers(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	bool all = argc > 2 && strcmp(argv[2], "-a") == 0;
+
+	if (capture(ctl, out, all ? registers_all : registers_cpu0, NULL) < 0)
+		return herror(out, "the VM is not running");
+	return 0;
+}
+
+static int info_chardev(const struct control *ctl, FILE *out)
+{
+	struct chardev_info info[16];
+	unsigned n = ctl->chardevs(ctl->opaque, info, 16);
+
+	for (unsigned i = 0; i < n && i < 16; i++)
+		hprintf(out, "%s: filename=%s\n", info[i].label, info[i].filename);
+	return 0;
+}
+
+static int info_migrate(const struct control *ctl, FILE *out)
+{
+	/* No migration has happened: QEMU shows only its global settings. */
+	hprintf(out, "globals:\nstore-global-state: on\nonly-migratable: off\n"
+		     "send-configuration: on\nsend-section-footer: on\n"
+		     "decompress-error-check: on\nclear-bitmap-shift: 18\n");
+	return 0;
+}
+
+static bool describe_cb(const struct control *ctl, const char *topic, FILE *mem)
+{
+	return ctl->describe(ctl->opaque, topic, mem);
+}
+
+static int info_describe(const struct control *ctl, const char *topic, FILE *out)
+{
+	if (capture(ctl, out, describe_cb, topic) < 0)
+		return herror(out, "nothing to show for %s", topic);
+	return 0;
+}
+
+struct info_cmd {
+	const char *name;
+	const char *help;
+};
+
+static const struct info_cmd info_cmds[] = {
+	{ "balloon", "show balloon information" },
+	{ "block", "show info of one block device or all block devices" },
+	{ "blockstats", "show block device statistics" },
+	{ "chardev", "show the character devices" },
+	{ "cpus", "show infos for each CPU" },
+	{ "kvm", "show KVM information" },
+	{ "migrate", "show migration status" },
+	{ "mtree", "show memory tree" },
+	{ "name", "show the current VM name" },
+	{ "network", "show the network state" },
+	{ "pci", "show PCI info" },
+	{ "qtree", "show device tree" },
+	{ "registers", "show the cpu registers (-a: all CPUs)" },
+	{ "snapshots", "show the currently saved VM snapshots" },
+	{ "status", "show the current VM status (running|paused)" },
+	{ "usernet", "show user network stack connection states" },
+	{ "uuid", "show the current VM UUID" },
+	{ "version", "show the version of QEMU" },
+};
+
+static void info_help(FILE *out)
+{
+	for (size_t i = 0; i < sizeof(info_cmds) / sizeof(info_cmds[0]); i++)
+		hprintf(out, "info %-10s -- %s\n", info_cmds[i].name, info_cmds[i].help);
+}
+
+static int cmd_info(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	const char *what = argc > 1 ? argv[1] : NULL;
+
+	if (!what) {
+		info_help(out);
+		return 0;
+	}
+	if (!strcmp(what, "version")) return info_version(ctl, out);
+	if (!strcmp(what, "name")) return info_name(ctl, out);
+	if (!strcmp(what, "uuid")) return info_uuid(ctl, out);
+	if (!strcmp(what, "status")) return info_status(ctl, out);
+	if (!strcmp(what, "kvm")) return info_kvm(ctl, out);
+	if (!strcmp(what, "cpus")) return info_cpus(ctl, out);
+	if (!strcmp(what, "registers")) return info_registers(ctl, argc, argv, out);
+	if (!strcmp(what, "chardev")) return info_chardev(ctl, out);
+	if (!strcmp(what, "migrate")) return info_migrate(ctl, out);
+	if (!strcmp(what, "mtree") || !strcmp(what, "qtree")) return info_describe(ctl, what, out);
+	if (!strcmp(what, "balloon")) return herror(out, "%s", no_balloon);
+	if (!strcmp(what, "snapshots")) {
+		hprintf(out, "No available block device supports snapshots\n");
+		return 0;
+	}
+	/* No block devices, NICs, PCI functions or user networks exist yet: QEMU prints nothing. */
+	if (!strcmp(what, "block") || !strcmp(what, "blockstats") || !strcmp(what, "network") ||
+	    !strcmp(what, "pci") || !strcmp(what, "usernet"))
+		return 0;
+	hprintf(out, "unknown info command: '%s'\n", what);	/* not QEMU's; it lists help */
+	info_help(out);
+	return -1;
+}
+
+/* ---- actions ---------------------------------------------------------- */
+
+static int run_action(const struct control *ctl, FILE *out,
+		      int (*action)(void *, char *, size_t))
+{
+	char err[256] = "";
+
+	if (action(ctl->opaque, err, sizeof(err)) < 0)
+		return herror(out, "%s", err);
+	return 0;
+}
+
+static int cmd_stop(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	return run_action(ctl, out, ctl->stop);
+}
+
+static int cmd_cont(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	return run_action(ctl, out, ctl->cont);
+}
+
+static int cmd_system_reset(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	return run_action(ctl, out, ctl->system_reset);
+}
+
+static int cmd_system_powerdown(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	return run_action(ctl, out, ctl->system_powerdown);
+}
+
+static int cmd_quit(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	ctl->quit(ctl->opaque);
+	return 0;
+}
+
+static int cmd_balloon(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	uint64_t mib;
+
+	if (argc != 2 || !uint_parse(argv[1], &mib))
+		return herror(out, "balloon: expected a target size in MiB");
+	return herror(out, "%s", no_balloon);
+}
+
+static int cmd_set_link(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	if (argc != 3 || (strcmp(argv[2], "on") && strcmp(argv[2], "off")))
+		return herror(out, "set_link: expected a device name and on|off");
+	return herror(out, "Device '%s' not found", argv[1]);
+}
+
+static int cmd_device_del(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	if (argc != 2)
+		return herror(out, "device_del: expected a device id");
+	return herror(out, "Device '%s' not found", argv[1]);
+}
+
+static int cmd_commit(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	if (argc != 2)
+		return herror(out, "commit: expected a device name or 'all'");
+	if (strcmp(argv[1], "all") == 0)
+		return 0;	/* nothing to commit: no -snapshot disks exist */
+	return herror(out, "Device '%s' not found", argv[1]);
+}
+
+static int cmd_unavailable(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	static const struct {
+		const char *cmd, *why;
+	} why[] = {
+		{ "hostfwd_add", "no user-mode network (-netdev user) is configured" },
+		{ "hostfwd_remove", "no user-mode network (-netdev user) is configured" },
+		{ "change", "no VNC display (-vnc) is configured" },
+		{ "sendkey", "this machine has no keyboard device" },
+		{ "screendump", "this machine has no display" },
+		{ "drive_add", "this machine has no disk controllers yet" },
+		{ "device_add", "no hotpluggable device models yet" },
+		{ "gdbserver", "the gdb stub is not available in this build" },
+		{ "x", "virtual-address dumps need guest page-table walks, not available yet; use xp" },
+	};
+	for (size_t i = 0; i < sizeof(why) / sizeof(why[0]); i++)
+		if (strcmp(argv[0], why[i].cmd) == 0)
+			return herror(out, "%s", why[i].why);
+	return herror(out, "%s is not available", argv[0]);
+}
+
+/* "xp /fmt addr": fmt = [count][format x d u o c][size b h w g], QEMU's defaults 1, x, w. */
+static int cmd_xp(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	unsigned count = 1, size = 4;
+	char format = 'x';
+	const char *addr_arg = argv[1];
+	uint64_t addr;
+
+	if (argc == 3 && argv[1][0] == '/') {
+		const char *f = argv[1] + 1;
+		if (*f >= '0' && *f <= '9')
+			count = (unsigned)strtoul(f, (char **)&f, 10);
+		for (; *f; f++) {
+			if (strchr("xduoc", *f))
+				format = *f;
+			else if (*f == 'b') size = 1;
+			else if (*f == 'h') size = 2;
+			else if (*f == 'w') size = 4;
+			else if (*f == 'g') size = 8;
+			else
+				return herror(out, "invalid format character '%c'", *f);
+		}
+		addr_arg = argv[2];
+	} else if (argc != 2) {
+		return herror(out, "xp: usage: xp /fmt addr");
+	}
+	if (format == 'c')
+		size = 1;
+	if (!uint_parse(addr_arg, &addr) || count == 0 || count > 4096)
+		return herror(out, "xp: bad address or count");
+	unsigned per_line = size == 8 ? 2 : size == 4 ? 4 : 8;
+	for (unsigned i = 0; i < count; i++) {
+		uint64_t v = 0;
+		if (ctl->read_memory(ctl->opaque, addr + (uint64_t)i * size, &v, size) < 0)
+			return herror(out, "cannot access memory at 0x%" PRIx64, addr + (uint64_t)i * size);
+		if (i % per_line == 0)
+			hprintf(out, "%s%016" PRIx64 ":", i ? "\n" : "", addr + (uint64_t)i * size);
+		switch (format) {
+		case 'x': hprintf(out, " 0x%0*" PRIx64, (int)size * 2, v); break;
+		case 'o': hprintf(out, " %#" PRIo64, v); break;
+		case 'u': hprintf(out, " %" PRIu64, v); break;
+		case 'd': hprintf(out, " %" PRId64, size == 8 ? (int64_t)v : size == 4 ? (int64_t)(int32_t)v :
+				  size == 2 ? (int64_t)(int16_t)v : (int64_t)(int8_t)v); break;
+		case 'c': hprintf(out, " '%c'", v >= 0x20 && v < 0x7f ? (char)v : '.'); break;
+		}
+	}
+	hprintf(out, "\n");
+	return 0;
+}
+
+static int cmd_help(const struct control *ctl, int argc, char **argv, FILE *out);
+
+static const struct hmp_cmd commands[] = {
+	{ "balloon", "target", "request VM to change its memory allocation (in MB)", cmd_balloon },
+	{ "change", "device filename [format]", "change a removable medium, or the VNC password",
+	  cmd_unavailable },
+	{ "commit", "device|all", "commit changes to the disk images (if -snapshot is used)",
+	  cmd_commit },
+	{ "cont", "", "resume emulation", cmd_cont },
+	{ "c", "", "resume emulation", cmd_cont },
+	{ "device_add", "driver[,prop=value][,...]", "add device", cmd_unavailable },
+	{ "device_del", "device", "remove device", cmd_device_del },
+	{ "drive_add", "[-n] [[<domain>:]<bus>:]<slot> [file=file][,if=type]...", "add drive",
+	  cmd_unavailable },
+	{ "gdbserver", "[device]", "start gdbserver on given device", cmd_unavailable },
+	{ "help", "[cmd]", "show the help", cmd_help },
+	{ "?", "[cmd]", "show the help", cmd_help },
+	{ "hostfwd_add", "[netdev_id] [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport",
+	  "redirect TCP or UDP connections from host to guest (requires -net user)",
+	  cmd_unavailable },
+	{ "hostfwd_remove", "[netdev_id] [tcp|udp]:[hostaddr]:hostport",
+	  "remove host-to-guest TCP or UDP redirection", cmd_unavailable },
+	{ "info", "[subcommand]", "show various information about the system state", cmd_info },
+	{ "quit", "", "quit the emulator", cmd_quit },
+	{ "q", "", "quit the emulator", cmd_quit },
+	{ "screendump", "filename", "save screen from head 'head' of display device", cmd_unavailable },
+	{ "sendkey", "keys [hold_ms]", "send keys to the VM (e.g. 'sendkey ctrl-alt-f1')",
+	  cmd_unavailable },
+	{ "set_link", "name on|off", "change the link status of a network adapter", cmd_set_link },
+	{ "stop", "", "stop emulation", cmd_stop },
+	{ "s", "", "stop emulation", cmd_stop },
+	{ "system_powerdown", "", "send system power down event", cmd_system_powerdown },
+	{ "system_reset", "", "reset the system", cmd_system_reset },
+	{ "x", "/fmt addr", "virtual memory dump starting at 'addr'", cmd_unavailable },
+	{ "xp", "/fmt addr", "physical memory dump starting at 'addr'", cmd_xp },
+};
+
+static int cmd_help(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct hmp_cmd *c = &commands[i];
+		if (argc > 1 && strcmp(argv[1], c->name) != 0)
+			continue;
+		hprintf(out, "%s %s -- %s\n", c->name, c->args, c->help);
+	}
+	if (argc > 1 && strcmp(argv[1], "info") == 0)
+		info_help(out);
+	return 0;
+}
+
+int hmp_run_line(const struct control *ctl, const char *line, FILE *out)
+{
+	char copy[1024];
+	char *argv[HMP_MAX_ARGS + 1];
+	int argc = 0;
+
+	snprintf(copy, sizeof(copy), "%s", line);
+	for (char *tok = strtok(copy, " \t"); tok; tok = strtok(NULL, " \t")) {
+		if (argc == HMP_MAX_ARGS)
+			return herror(out, "too many arguments");
+		argv[argc++] = tok;
+	}
+	argv[argc] = NULL;
+	if (argc == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[0], commands[i].name) == 0)
+			return commands[i].run(ctl, argc, argv, out);
+	hprintf(out, "unknown command: '%s'\n", argv[0]);
+	return -1;
+}

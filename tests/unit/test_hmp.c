@@ -1,0 +1,192 @@
+/* ui/hmp.c: human monitor commands against a fake machine, QEMU's output text. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ui/hmp.h"
+
+struct fake_vm {
+	enum run_state state;
+	int stops, conts, resets, powerdowns, quits;
+	uint8_t ram[256];
+};
+
+static const char *f_name(void *o) { return "myos"; }
+static bool f_uuid(void *o, uint8_t out[16]) { memset(out, 0xab, 16); return true; }
+static enum run_state f_state(void *o) { return ((struct fake_vm *)o)->state; }
+static unsigned f_cpus(void *o) { return 2; }
+
+static bool f_cpu_info(void *o, unsigned i, struct cpu_info *out)
+{
+	*out = (struct cpu_info){ .cpu_index = i, .thread_id = 1000 + (long)i };
+	return i < 2;
+}
+
+static unsigned f_chardevs(void *o, struct chardev_info *out, unsigned max)
+{
+	out[0] = (struct chardev_info){ "serial0", "stdio", true };
+	return 1;
+}
+
+static bool f_regs(void *o, unsigned i, FILE *out)
+{
+	fprintf(out, "RAX=%016x\nRIP=%016x\n", i, 0x100000 + i);
+	return true;
+}
+
+static bool f_describe(void *o, const char *topic, FILE *out)
+{
+	fprintf(out, "%s tree\n", topic);
+	return true;
+}
+
+static int f_read(void *o, uint64_t gpa, void *buf, size_t len)
+{
+	struct fake_vm *vm = o;
+
+	if (gpa + len > sizeof(vm->ram))
+		return -1;
+	memcpy(buf, vm->ram + gpa, len);
+	return 0;
+}
+
+static int f_stop(void *o, char *e, size_t n) { ((struct fake_vm *)o)->stops++; return 0; }
+static int f_cont(void *o, char *e, size_t n)
+{
+	snprintf(e, n, "Resetting the Virtual Machine is required");
+	return ((struct fake_vm *)o)->conts++ ? -1 : 0;
+}
+static int f_reset(void *o, char *e, size_t n) { ((struct fake_vm *)o)->resets++; return 0; }
+static int f_pd(void *o, char *e, size_t n) { ((struct fake_vm *)o)->powerdowns++; return 0; }
+static void f_quit(void *o) { ((struct fake_vm *)o)->quits++; }
+
+static struct fake_vm vm;
+static const struct control ctl = {
+	.opaque = &vm, .name = f_name, .uuid = f_uuid, .run_state = f_state,
+	.cpu_count = f_cpus, .cpu_info = f_cpu_info, .chardevs = f_chardevs,
+	.dump_registers = f_regs, .describe = f_describe, .read_memory = f_read,
+	.stop = f_stop, .cont = f_cont, .system_reset = f_reset,
+	.system_powerdown = f_pd, .quit = f_quit,
+};
+
+/* Runs a line; returns its output (static buffer) and the status through rc. */
+static const char *run(const char *line, int *rc)
+{
+	static char text[4096];
+	FILE *out;
+
+	memset(text, 0, sizeof(text));
+	out = fmemopen(text, sizeof(text), "w");
+
+	assert_non_null(out);
+	*rc = hmp_run_line(&ctl, line, out);
+	fclose(out);
+	return text;
+}
+
+static void test_info_status_layout(void **state)
+{
+	int rc;
+
+	memset(&vm, 0, sizeof(vm));
+	assert_string_equal(run("info status", &rc), "VM status: running\r\n");
+	vm.state = RUN_STATE_PAUSED;
+	assert_string_equal(run("info status", &rc), "VM status: paused\r\n");
+	vm.state = RUN_STATE_SHUTDOWN;
+	assert_string_equal(run("info status", &rc), "VM status: paused (shutdown)\r\n");
+	assert_int_equal(rc, 0);
+}
+
+static void test_info_commands(void **state)
+{
+	int rc;
+
+	memset(&vm, 0, sizeof(vm));
+	assert_string_equal(run("info name", &rc), "myos\r\n");
+	assert_string_equal(run("info uuid", &rc), "abababab-abab-abab-abab-abababababab\r\n");
+	assert_string_equal(run("info kvm", &rc), "kvm support: enabled\r\n");
+	assert_string_equal(run("info cpus", &rc),
+			    "* CPU #0: thread_id=1000\r\n  CPU #1: thread_id=1001\r\n");
+	assert_string_equal(run("info chardev", &rc), "serial0: filename=stdio\r\n");
+	assert_string_equal(run("info registers", &rc), "RAX=0000000000000000\r\nRIP=0000000000100000\r\n");
+	assert_non_null(strstr(run("info registers -a", &rc), "RIP=0000000000100001"));
+	assert_string_equal(run("info mtree", &rc), "mtree tree\r\n");
+	assert_string_equal(run("info balloon", &rc),
+			    "Error: No balloon device has been activated\r\n");
+	assert_string_equal(run("info block", &rc), "");
+	assert_string_equal(run("info version", &rc), "7.2.0 (kestrel-" KESTREL_TEST_VERSION ")\r\n");
+	assert_non_null(strstr(run("info", &rc), "info status"));
+}
+
+static void test_actions_reach_the_machine(void **state)
+{
+	int rc;
+
+	memset(&vm, 0, sizeof(vm));
+	run("stop", &rc);
+	run("s", &rc);
+	run("cont", &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(run("c", &rc), "Error: Resetting the Virtual Machine is required\r\n");
+	assert_int_equal(rc, -1);
+	run("system_reset", &rc);
+	run("system_powerdown", &rc);
+	run("q", &rc);
+	assert_int_equal(vm.stops, 2);
+	assert_int_equal(vm.conts, 2);
+	assert_int_equal(vm.resets, 1);
+	assert_int_equal(vm.powerdowns, 1);
+	assert_int_equal(vm.quits, 1);
+}
+
+static void test_xp_memory_dump(void **state)
+{
+	int rc;
+
+	memset(&vm, 0, sizeof(vm));
+	for (int i = 0; i < 16; i++)
+		vm.ram[0x10 + i] = (uint8_t)(0x10 + i);
+	assert_string_equal(run("xp /2x 0x10", &rc),
+			    "0000000000000010: 0x13121110 0x17161514\r\n");
+	assert_string_equal(run("xp /3xb 0x10", &rc),
+			    "0000000000000010: 0x10 0x11 0x12\r\n");
+	assert_string_equal(run("xp /1xg 0x10", &rc),
+			    "0000000000000010: 0x1716151413121110\r\n");
+	assert_string_equal(run("xp /1dw 0x10", &rc), "0000000000000010: 319951120\r\n");
+	assert_non_null(strstr(run("xp /4x 0x1000", &rc), "cannot access memory"));
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(run("xp /4q 0x10", &rc), "invalid format"));
+}
+
+static void test_errors_and_unknown(void **state)
+{
+	int rc;
+
+	assert_string_equal(run("frobnicate now", &rc), "unknown command: 'frobnicate'\r\n");
+	assert_int_equal(rc, -1);
+	assert_string_equal(run("set_link nic0 off", &rc), "Error: Device 'nic0' not found\r\n");
+	assert_string_equal(run("device_del d1", &rc), "Error: Device 'd1' not found\r\n");
+	assert_non_null(strstr(run("balloon lots", &rc), "Error:"));
+	assert_non_null(strstr(run("gdbserver", &rc), "Error:"));
+	assert_string_equal(run("   ", &rc), "");
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(run("a b c d e f g h i j", &rc), "too many arguments"));
+	assert_non_null(strstr(run("help stop", &rc), "stop emulation"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_info_status_layout),
+		cmocka_unit_test(test_info_commands),
+		cmocka_unit_test(test_actions_reach_the_machine),
+		cmocka_unit_test(test_xp_memory_dump),
+		cmocka_unit_test(test_errors_and_unknown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

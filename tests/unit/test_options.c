@@ -1,0 +1,601 @@
+/*
+ * cli/options.c: the QEMU command line.  Errors are logged to stderr by the
+ * parser itself; these tests only look at the verdict and the config.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/options.h"
+
+#define MIB (1ULL << 20)
+#define GIB (1ULL << 30)
+
+static FILE *devnull;
+
+/* Runs options_parse on a NULL-terminated list, with argv[0] supplied. */
+static enum options_result parse_to(struct vm_config *cfg, FILE *out, const char **args)
+{
+	char *argv[64] = { "kestrel" };
+	int argc = 1;
+
+	while (args[argc - 1]) {
+		assert_true(argc < 63);
+		argv[argc] = (char *)args[argc - 1];
+		argc++;
+	}
+	return options_parse(argc, argv, cfg, out);
+}
+
+#define PARSE(cfg, ...) parse_to((cfg), devnull, (const char *[]){ __VA_ARGS__, NULL })
+
+static void run_ok(struct vm_config *cfg, const char **args)
+{
+	assert_int_equal(parse_to(cfg, devnull, args), OPTIONS_RUN);
+}
+
+#define RUN_OK(cfg, ...) run_ok((cfg), (const char *[]){ "-kernel", "vmlinuz", __VA_ARGS__, NULL })
+#define RUN_ERR(...) do { \
+		struct vm_config c_; \
+		assert_int_equal(PARSE(&c_, "-kernel", "vmlinuz", __VA_ARGS__), OPTIONS_ERROR); \
+		options_free(&c_); \
+	} while (0)
+
+static int group_setup(void **state)
+{
+	devnull = fopen("/dev/null", "w");
+	return devnull ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	fclose(devnull);
+	return 0;
+}
+
+static const struct chardev_config *chardev_by_id(const struct vm_config *cfg, const char *id)
+{
+	for (unsigned i = 0; i < cfg->nr_chardevs; i++)
+		if (strcmp(cfg->chardevs[i].id, id) == 0)
+			return &cfg->chardevs[i];
+	return NULL;
+}
+
+/* COM1's back end; fails the test when the serial port has none. */
+static const struct chardev_spec *serial_spec(const struct vm_config *cfg)
+{
+	const struct chardev_config *c;
+
+	assert_string_not_equal(cfg->serial_chardev, "");
+	c = chardev_by_id(cfg, cfg->serial_chardev);
+	assert_non_null(c);
+	return &c->spec;
+}
+
+static void test_defaults(void **state)
+{
+	struct vm_config cfg;
+
+	assert_int_equal(PARSE(&cfg, "-kernel", "vmlinuz"), OPTIONS_RUN);
+	assert_int_equal(cfg.ram_size, 128 * MIB);
+	assert_int_equal(cfg.smp.cpus, 1);
+	assert_int_equal(cfg.smp.maxcpus, 1);
+	assert_string_equal(cfg.kernel, "vmlinuz");
+	assert_null(cfg.initrd);
+	assert_null(cfg.append);
+	assert_null(cfg.name);
+	assert_false(cfg.has_uuid);
+	assert_false(cfg.debug_exit.enabled);
+	assert_int_equal(cfg.debug_exit.iobase, 0x501);
+	assert_int_equal(cfg.debug_exit.iosize, 2);
+	/* No display built in: QEMU's -nographic default, serial muxed on stdio... */
+	assert_string_equal(cfg.serial_chardev, "serial0");
+	assert_int_equal(cfg.nr_chardevs, 1);
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_STDIO);
+	assert_true(serial_spec(&cfg)->mux);
+	/* ...with the human monitor behind Ctrl-a c. */
+	assert_int_equal(cfg.nr_monitors, 1);
+	assert_string_equal(cfg.monitors[0].chardev, "serial0");
+	assert_false(cfg.monitors[0].control);
+	options_free(&cfg);
+}
+
+static void test_memory_forms(void **state)
+{
+	static const struct { const char *arg; uint64_t bytes; } cases[] = {
+		{ "128", 128 * MIB }, { "128m", 128 * MIB }, { "128M", 128 * MIB },
+		{ "1G", GIB }, { "1.5G", GIB + GIB / 2 }, { "size=256", 256 * MIB },
+		{ "size=2G", 2 * GIB }, { "8", 8 * MIB }, { "1T", 1ULL << 40 },
+		{ "8193k", 8 * MIB + 4096 },	/* rounded up to whole pages */
+		{ "8388609B", 8 * MIB + 4096 },
+	};
+	struct vm_config cfg;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		RUN_OK(&cfg, "-m", cases[i].arg);
+		assert_int_equal(cfg.ram_size, cases[i].bytes);
+		options_free(&cfg);
+	}
+}
+
+static void test_memory_errors(void **state)
+{
+	RUN_ERR("-m", "lots");
+	RUN_ERR("-m", "1");		/* below 8 MiB */
+	RUN_ERR("-m", "8388607B");
+	RUN_ERR("-m", "0");
+	RUN_ERR("-m", "1025G");		/* above 1 TiB */
+	RUN_ERR("-m", "-128");
+	RUN_ERR("-m", "");
+	RUN_ERR("-m", "size=");
+	RUN_ERR("-m", "size=2G,maxmem=8G");
+	RUN_ERR("-m", "2G,slots=2");
+	RUN_ERR("-m", "2G,bogus=1");
+	RUN_ERR("-m", "=2G");
+	RUN_ERR("-m");			/* missing argument */
+}
+
+static void smp_is(const char *arg, unsigned cpus, unsigned sockets, unsigned cores,
+		   unsigned threads, unsigned maxcpus)
+{
+	struct smp_config smp;
+
+	memset(&smp, 0xee, sizeof(smp));
+	if (options_parse_smp(arg, &smp) != 0)
+		fail_msg("-smp %s rejected", arg);
+	if (smp.cpus != cpus || smp.sockets != sockets || smp.cores != cores ||
+	    smp.threads != threads || smp.maxcpus != maxcpus)
+		fail_msg("-smp %s: got cpus=%u sockets=%u cores=%u threads=%u maxcpus=%u", arg,
+			 smp.cpus, smp.sockets, smp.cores, smp.threads, smp.maxcpus);
+}
+
+static void smp_bad(const char *arg)
+{
+	struct smp_config smp = { 7, 7, 7, 7, 7 };
+
+	if (options_parse_smp(arg, &smp) == 0)
+		fail_msg("-smp %s accepted", arg);
+	/* The caller's config is left as it was. */
+	assert_int_equal(smp.cpus, 7);
+	assert_int_equal(smp.maxcpus, 7);
+}
+
+/* Counts only: how sockets/cores/threads split them is checked where QEMU 7.2 is unambiguous. */
+static void smp_counts(const char *arg, unsigned cpus, unsigned maxcpus)
+{
+	struct smp_config smp;
+
+	if (options_parse_smp(arg, &smp) != 0)
+		fail_msg("-smp %s rejected", arg);
+	assert_int_equal(smp.cpus, cpus);
+	assert_int_equal(smp.maxcpus, maxcpus);
+	assert_int_equal(smp.sockets * smp.cores * smp.threads, smp.maxcpus);
+}
+
+/*
+ * Topologies where Kestrel and QEMU 7.2 (machine_parse_smp_config) agree.
+ * Left out on purpose: forms where 7.2 prefers cores over sockets or derives
+ * an omitted cores/threads count ("8,sockets=2"), which Kestrel gets wrong
+ * (reported to the lead; add them back with the fix).
+ */
+static void test_smp_topologies(void **state)
+{
+	smp_counts("1", 1, 1);
+	smp_counts("cpus=2", 2, 2);
+	smp_counts("255", 255, 255);
+	smp_counts("4,dies=1", 4, 4);
+	smp_counts("2,maxcpus=6", 2, 6);
+	smp_is("1", 1, 1, 1, 1, 1);
+	smp_is("8,cores=4", 8, 2, 4, 1, 8);
+	smp_is("8,cores=2,threads=2", 8, 2, 2, 2, 8);
+	smp_is("sockets=2,cores=2", 4, 2, 2, 1, 4);
+	smp_is("threads=2", 2, 1, 1, 2, 2);
+	smp_is("sockets=2,cores=2,threads=2", 8, 2, 2, 2, 8);
+	smp_is("2,sockets=1,cores=2,threads=1", 2, 1, 2, 1, 2);
+	smp_is("2,maxcpus=4,sockets=4", 2, 4, 1, 1, 4);
+	smp_is("2,maxcpus=8,cores=4", 2, 2, 4, 1, 8);
+	smp_is("1,maxcpus=255,sockets=255", 1, 255, 1, 1, 255);
+}
+
+static void test_smp_errors(void **state)
+{
+	smp_bad("two");
+	smp_bad("");
+	smp_bad("-1");
+	smp_bad("2,bogus=1");
+	smp_bad("2,cores=x");
+	smp_bad("4,maxcpus=2");				/* maxcpus < cpus */
+	smp_bad("sockets=2,cores=2,maxcpus=3");		/* product != maxcpus */
+	smp_bad("4,sockets=2,cores=1,threads=1");
+	smp_bad("300");					/* pc's limit is 255 */
+	smp_bad("1,maxcpus=256");
+	smp_bad("sockets=16,cores=16");			/* 256 */
+	smp_bad("4,dies=2");
+	smp_bad("5000");
+	smp_bad("=4");
+}
+
+static void test_smp_through_options_parse(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-smp", "4,maxcpus=8,sockets=2,cores=4");
+	assert_int_equal(cfg.smp.cpus, 4);
+	assert_int_equal(cfg.smp.maxcpus, 8);
+	options_free(&cfg);
+	RUN_ERR("-smp", "300");
+}
+
+static void test_uuid(void **state)
+{
+	static const uint8_t want[16] = {
+		0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0,
+		0x0f, 0xed, 0xcb, 0xa9, 0x87, 0x65, 0x43, 0x21,
+	};
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-uuid", "12345678-9abc-DEF0-0fed-cba987654321");
+	assert_true(cfg.has_uuid);
+	assert_memory_equal(cfg.uuid, want, 16);
+	options_free(&cfg);
+
+	RUN_ERR("-uuid", "not-a-uuid");
+	RUN_ERR("-uuid", "12345678-9abc-def0-0fed-cba98765432");	/* short */
+	RUN_ERR("-uuid", "12345678-9abc-def0-0fed-cba9876543210");	/* long */
+	RUN_ERR("-uuid", "12345678-9abc-def0-0fed-cba98765432g");
+	RUN_ERR("-uuid", "123456789-abc-def0-0fed-cba987654321");	/* dash misplaced */
+	RUN_ERR("-uuid", "12345678x9abc-def0-0fed-cba987654321");
+	RUN_ERR("-uuid", "");
+}
+
+static void test_serial_specs(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-serial", "stdio");
+	assert_true(cfg.serial_given);
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_STDIO);
+	assert_false(serial_spec(&cfg)->mux);
+	assert_int_equal(cfg.nr_monitors, 0);	/* a plain stdio serial leaves no room for one */
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-serial", "mon:stdio");
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_STDIO);
+	assert_true(serial_spec(&cfg)->mux);
+	assert_int_equal(cfg.nr_monitors, 1);
+	assert_string_equal(cfg.monitors[0].chardev, cfg.serial_chardev);
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-serial", "file:/tmp/com1.log");
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_FILE);
+	assert_string_equal(serial_spec(&cfg)->path, "/tmp/com1.log");
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-serial", "unix:/tmp/s,server,nowait");
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_SOCKET);
+	assert_false(serial_spec(&cfg)->tcp);
+	assert_true(serial_spec(&cfg)->server);
+	assert_false(serial_spec(&cfg)->wait);
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-serial", "tcp::4444,server,nowait");
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_SOCKET);
+	assert_true(serial_spec(&cfg)->tcp);
+	assert_int_equal(serial_spec(&cfg)->port, 4444);
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-serial", "none");
+	assert_true(cfg.serial_given);
+	assert_string_equal(cfg.serial_chardev, "");
+	assert_int_equal(cfg.nr_chardevs, 0);
+	assert_int_equal(cfg.nr_monitors, 0);
+	options_free(&cfg);
+
+	RUN_ERR("-serial", "tcp:4444");
+	RUN_ERR("-serial", "vc");
+	RUN_ERR("-serial", "mon:pty");
+	RUN_ERR("-serial", "stdio", "-serial", "null");	/* only COM1 */
+}
+
+static void test_serial_on_chardev(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-chardev", "file,id=c0,path=/tmp/x", "-serial", "chardev:c0");
+	assert_string_equal(cfg.serial_chardev, "c0");
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_FILE);
+	options_free(&cfg);
+
+	/* The reference is resolved at the end: order does not matter. */
+	RUN_OK(&cfg, "-serial", "chardev:c0", "-chardev", "null,id=c0");
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_NULL);
+	options_free(&cfg);
+
+	RUN_ERR("-serial", "chardev:missing");
+	RUN_ERR("-chardev", "null,id=serial0", "-serial", "null");	/* clashes with ours */
+}
+
+static void test_chardev_option(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-display", "none", "-chardev", "socket,id=q,path=/tmp/q,server=on,wait=off",
+	       "-chardev", "socket,id=t,host=127.0.0.1,port=5555", "-chardev", "pty,id=p");
+	assert_int_equal(cfg.nr_chardevs, 4);		/* and the default serial0 */
+	const struct chardev_config *q = chardev_by_id(&cfg, "q");
+	assert_non_null(q);
+	assert_int_equal(q->spec.kind, CHARDEV_SOCKET);
+	assert_string_equal(q->spec.path, "/tmp/q");
+	assert_true(q->spec.server);
+	assert_false(q->spec.wait);
+	const struct chardev_config *t = chardev_by_id(&cfg, "t");
+	assert_non_null(t);
+	assert_true(t->spec.tcp);
+	assert_int_equal(t->spec.port, 5555);
+	assert_false(t->spec.server);
+	assert_int_equal(chardev_by_id(&cfg, "p")->spec.kind, CHARDEV_PTY);
+	options_free(&cfg);
+
+	RUN_ERR("-chardev", "null,id=a", "-chardev", "null,id=a");	/* duplicate ID */
+	RUN_ERR("-chardev", "null");
+	RUN_ERR("-chardev", "vc,id=v");
+	/* More than VM_MAX_CHARDEVS. */
+	RUN_ERR("-chardev", "null,id=a", "-chardev", "null,id=b", "-chardev", "null,id=c",
+		"-chardev", "null,id=d", "-chardev", "null,id=e", "-chardev", "null,id=f",
+		"-chardev", "null,id=g", "-chardev", "null,id=h", "-chardev", "null,id=i");
+	/* stdio has one reader: two back ends on it cannot both get input. */
+	RUN_ERR("-display", "none", "-chardev", "stdio,id=a", "-chardev", "stdio,id=b");
+	RUN_ERR("-chardev", "stdio,id=a");		/* the default serial has stdio already */
+
+	assert_int_equal(PARSE(&cfg, "-chardev", "help"), OPTIONS_DONE);
+}
+
+static void test_monitors(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-qmp", "unix:/tmp/q,server,nowait");
+	assert_int_equal(cfg.nr_monitors, 1);	/* no default HMP once a monitor is placed */
+	assert_true(cfg.monitors[0].control);
+	const struct chardev_config *c = chardev_by_id(&cfg, cfg.monitors[0].chardev);
+	assert_non_null(c);
+	assert_int_equal(c->spec.kind, CHARDEV_SOCKET);
+	assert_string_equal(c->spec.path, "/tmp/q");
+	assert_true(serial_spec(&cfg)->mux);	/* Ctrl-a keys stay */
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-display", "none", "-monitor", "stdio");
+	assert_int_equal(cfg.nr_monitors, 1);
+	assert_false(cfg.monitors[0].control);
+	assert_int_equal(chardev_by_id(&cfg, cfg.monitors[0].chardev)->spec.kind, CHARDEV_STDIO);
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_NULL);
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-monitor", "none");
+	assert_int_equal(cfg.nr_monitors, 0);
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-chardev", "socket,id=m,path=/tmp/m,server=on,wait=off",
+	       "-mon", "chardev=m,mode=control,pretty=off");
+	assert_int_equal(cfg.nr_monitors, 1);
+	assert_string_equal(cfg.monitors[0].chardev, "m");
+	assert_true(cfg.monitors[0].control);
+	assert_false(cfg.monitors[0].pretty);
+	options_free(&cfg);
+	/* Replies are always one line each: pretty printing is refused, not ignored. */
+	RUN_ERR("-chardev", "null,id=m", "-mon", "chardev=m,mode=control,pretty=on");
+
+	RUN_OK(&cfg, "-chardev", "null,id=m", "-mon", "m");	/* implied chardev=, readline */
+	assert_false(cfg.monitors[0].control);
+	options_free(&cfg);
+
+	/* A monitor may share the serial port's back end only if it is multiplexed. */
+	RUN_OK(&cfg, "-display", "none", "-chardev", "stdio,id=s,mux=on", "-serial", "chardev:s",
+	       "-mon", "chardev=s");
+	options_free(&cfg);
+	RUN_ERR("-display", "none", "-chardev", "stdio,id=s", "-serial", "chardev:s",
+		"-mon", "chardev=s");
+
+	RUN_ERR("-mon", "chardev=nowhere");
+	RUN_ERR("-mon", "mode=control");
+	RUN_ERR("-chardev", "null,id=m", "-mon", "chardev=m,mode=bogus");
+	RUN_ERR("-chardev", "null,id=m", "-mon", "chardev=m,pretty=maybe");
+	RUN_ERR("-chardev", "null,id=m", "-mon", "chardev=m,bogus=1");
+	RUN_ERR("-monitor", "stdio");		/* stdio is the default serial's */
+	RUN_ERR("-qmp", "bogus");
+}
+
+static void test_nodefaults(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-nodefaults");
+	assert_true(cfg.nodefaults);
+	assert_int_equal(cfg.nr_chardevs, 0);
+	assert_int_equal(cfg.nr_monitors, 0);
+	assert_string_equal(cfg.serial_chardev, "");
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-nodefaults", "-serial", "stdio");
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_STDIO);
+	options_free(&cfg);
+}
+
+static void test_display_defaults(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-nographic");
+	assert_int_equal(cfg.display, DISPLAY_NOGRAPHIC);
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_STDIO);
+	assert_true(serial_spec(&cfg)->mux);
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-display", "none");
+	assert_int_equal(cfg.display, DISPLAY_NONE);
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_NULL);
+	assert_false(serial_spec(&cfg)->mux);
+	assert_int_equal(cfg.nr_monitors, 0);
+	options_free(&cfg);
+
+	/* An explicit -serial is kept whatever the display. */
+	RUN_OK(&cfg, "-nographic", "-serial", "null");
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_NULL);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-display", "none", "-serial", "stdio");
+	assert_int_equal(serial_spec(&cfg)->kind, CHARDEV_STDIO);
+	assert_false(serial_spec(&cfg)->mux);
+	options_free(&cfg);
+
+	RUN_ERR("-display", "gtk");
+}
+
+static void test_daemonize(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_ERR("-daemonize", "-nographic");
+	RUN_ERR("-nographic", "-daemonize", "-serial", "null");
+	RUN_ERR("-daemonize");				/* default serial is stdio */
+	RUN_ERR("-daemonize", "-display", "none", "-serial", "stdio");
+	RUN_ERR("-daemonize", "-display", "none", "-monitor", "stdio");
+
+	RUN_OK(&cfg, "-daemonize", "-display", "none", "-pidfile", "/tmp/k.pid");
+	assert_true(cfg.daemonize);
+	assert_string_equal(cfg.pidfile, "/tmp/k.pid");
+	options_free(&cfg);
+	RUN_OK(&cfg, "-daemonize", "-serial", "file:/tmp/x");
+	assert_true(cfg.daemonize);
+	options_free(&cfg);
+}
+
+static void test_help_and_version(void **state)
+{
+	struct vm_config cfg;
+	char buf[8192];
+	FILE *out;
+
+	memset(buf, 0, sizeof(buf));
+	out = fmemopen(buf, sizeof(buf) - 1, "w");
+	assert_non_null(out);
+	assert_int_equal(parse_to(&cfg, out, (const char *[]){ "-help", NULL }), OPTIONS_DONE);
+	fclose(out);
+	assert_non_null(strstr(buf, "usage: kestrel"));
+	assert_non_null(strstr(buf, "-m "));
+	assert_non_null(strstr(buf, "-smp "));
+
+	memset(buf, 0, sizeof(buf));
+	out = fmemopen(buf, sizeof(buf) - 1, "w");
+	assert_int_equal(parse_to(&cfg, out, (const char *[]){ "-version", NULL }), OPTIONS_DONE);
+	fclose(out);
+	assert_non_null(strstr(buf, "version " KESTREL_TEST_VERSION));
+
+	/* Help needs no kernel, and stops parsing: later garbage is not seen. */
+	assert_int_equal(PARSE(&cfg, "-h", "-bogus"), OPTIONS_DONE);
+	assert_int_equal(PARSE(&cfg, "--version"), OPTIONS_DONE);
+	assert_int_equal(PARSE(&cfg, "-cpu", "help"), OPTIONS_DONE);
+	assert_int_equal(PARSE(&cfg, "-machine", "help"), OPTIONS_DONE);
+	assert_int_equal(PARSE(&cfg, "-M", "?"), OPTIONS_DONE);
+	assert_int_equal(PARSE(&cfg, "-device", "help"), OPTIONS_DONE);
+	assert_int_equal(PARSE(&cfg, "-display", "help"), OPTIONS_DONE);
+}
+
+static void test_misc_options(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-name", "guest=vm1,debug-threads=on", "-initrd", "rd.img", "-append",
+	       "console=ttyS0", "-no-reboot", "-no-shutdown", "-enable-kvm", "-cpu", "host",
+	       "-machine", "pc,accel=kvm", "-accel", "kvm", "--m", "64");
+	assert_string_equal(cfg.name, "vm1");
+	assert_string_equal(cfg.initrd, "rd.img");
+	assert_string_equal(cfg.append, "console=ttyS0");
+	assert_true(cfg.no_reboot);
+	assert_true(cfg.no_shutdown);
+	assert_int_equal(cfg.ram_size, 64 * MIB);
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-name", "a", "-name", "b");	/* the last one wins, no leak */
+	assert_string_equal(cfg.name, "b");
+	options_free(&cfg);
+	assert_null(cfg.name);
+
+	RUN_ERR("-name", "");
+	RUN_ERR("-name", "vm,debug-threads=maybe");
+	RUN_ERR("-cpu", "qemu64");
+	RUN_ERR("-cpu", "host,+avx");
+	RUN_ERR("-machine", "q35");
+	RUN_ERR("-machine", "pc,accel=tcg");
+	RUN_ERR("-accel", "tcg");
+	RUN_ERR("-bogus");
+	RUN_ERR("disk.img");
+	RUN_ERR("-");
+}
+
+static void test_kernel_required(void **state)
+{
+	struct vm_config cfg;
+
+	assert_int_equal(PARSE(&cfg, "-m", "128"), OPTIONS_ERROR);
+	assert_int_equal(PARSE(&cfg, "-check-host"), OPTIONS_RUN);
+	assert_true(cfg.check_host);
+	assert_int_equal(PARSE(&cfg, "-check-host", "-initrd", "rd"), OPTIONS_ERROR);
+}
+
+static void test_debug_exit_device(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-device", "isa-debug-exit");
+	assert_true(cfg.debug_exit.enabled);
+	assert_int_equal(cfg.debug_exit.iobase, 0x501);
+	assert_int_equal(cfg.debug_exit.iosize, 2);
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04");
+	assert_int_equal(cfg.debug_exit.iobase, 0xf4);
+	assert_int_equal(cfg.debug_exit.iosize, 4);
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-device", "driver=isa-debug-exit,iobase=1280,iosize=1");
+	assert_int_equal(cfg.debug_exit.iobase, 1280);
+	assert_int_equal(cfg.debug_exit.iosize, 1);
+	options_free(&cfg);
+
+	RUN_ERR("-device", "virtio-net-pci");
+	RUN_ERR("-device", "isa-debug-exit,iosize=0");
+	RUN_ERR("-device", "isa-debug-exit,iosize=5");
+	RUN_ERR("-device", "isa-debug-exit,iobase=0x10000");
+	RUN_ERR("-device", "isa-debug-exit,iobase=port");
+	RUN_ERR("-device", "isa-debug-exit,bogus=1");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_memory_forms),
+		cmocka_unit_test(test_memory_errors),
+		cmocka_unit_test(test_smp_topologies),
+		cmocka_unit_test(test_smp_errors),
+		cmocka_unit_test(test_smp_through_options_parse),
+		cmocka_unit_test(test_uuid),
+		cmocka_unit_test(test_serial_specs),
+		cmocka_unit_test(test_serial_on_chardev),
+		cmocka_unit_test(test_chardev_option),
+		cmocka_unit_test(test_monitors),
+		cmocka_unit_test(test_nodefaults),
+		cmocka_unit_test(test_display_defaults),
+		cmocka_unit_test(test_daemonize),
+		cmocka_unit_test(test_help_and_version),
+		cmocka_unit_test(test_misc_options),
+		cmocka_unit_test(test_kernel_required),
+		cmocka_unit_test(test_debug_exit_device),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -404,6 +404,21 @@ int chardev_open(struct chardev *cd, const char *label, const struct chardev_spe
 /* ---- running ---------------------------------------------------------- */
 
 static void chardev_readable(void *opaque, uint32_t events);
+static void chardev_accept(void *opaque, uint32_t events);
+
+/*
+ * One client at a time, as QEMU: while one is connected the listening socket
+ * is not watched, so the next client waits in the backlog until this one leaves.
+ */
+static void chardev_listen(struct chardev *cd, bool on)
+{
+	if (cd->listen_fd < 0)
+		return;
+	if (on)
+		loop_add(cd->loop, cd->listen_fd, EPOLLIN, chardev_accept, cd);
+	else
+		loop_remove(cd->loop, cd->listen_fd);
+}
 
 /* A socket client went away: forget it and, as a server, wait for the next one. */
 static void chardev_disconnect(struct chardev *cd)
@@ -418,6 +433,7 @@ static void chardev_disconnect(struct chardev *cd)
 	pthread_mutex_unlock(&cd->lock);
 	if (cd->fe.closed)
 		cd->fe.closed(cd->fe.opaque);
+	chardev_listen(cd, true);
 }
 
 static void chardev_accept(void *opaque, uint32_t events)
@@ -427,10 +443,7 @@ static void chardev_accept(void *opaque, uint32_t events)
 
 	if (client < 0)
 		return;
-	if (cd->connected) {
-		close(client);	/* one client at a time, as QEMU */
-		return;
-	}
+	chardev_listen(cd, false);
 	pthread_mutex_lock(&cd->lock);
 	cd->in_fd = cd->out_fd = client;
 	cd->connected = true;
@@ -468,7 +481,8 @@ int chardev_attach(struct chardev *cd, struct loop *loop, const struct chardev_f
 {
 	cd->loop = loop;
 	cd->fe = *fe;
-	if (cd->listen_fd >= 0 && loop_add(loop, cd->listen_fd, EPOLLIN, chardev_accept, cd) < 0)
+	if (cd->listen_fd >= 0 && !cd->connected &&
+	    loop_add(loop, cd->listen_fd, EPOLLIN, chardev_accept, cd) < 0)
 		return -1;
 	if (cd->in_fd >= 0 && loop_add(loop, cd->in_fd, EPOLLIN, chardev_readable, cd) < 0) {
 		/* epoll refuses regular files; such stdin has no input to wait for. */

@@ -30,6 +30,9 @@ struct app {
 	struct monitor monitors[VM_MAX_MONITORS];
 	unsigned nr_monitors;
 	struct control control;
+	struct block_dev *disks[VM_MAX_DRIVES];	/* cfg->drives, opened once for all resets */
+	struct virtio_console vcon;
+	struct vm_backends backends;
 	struct loop *loop;
 	struct vm *vm;			/* the running VM, NULL between resets */
 	enum run_state state;

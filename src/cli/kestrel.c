@@ -180,6 +180,50 @@ static int setup_frontends(struct app *app)
 	return 0;
 }
 
+/* Opens every -drive once; a reset reuses them (and a snapshot=on overlay survives it). */
+static int open_disks(struct app *app)
+{
+	const struct vm_config *cfg = &app->cfg;
+	char err[256];
+
+	for (unsigned i = 0; i < cfg->nr_drives; i++) {
+		const struct drive_config *d = &cfg->drives[i];
+		const char *format = d->format[0] ? d->format : NULL;
+		int rc = d->snapshot
+			? block_open_snapshot_overlay(d->file, format, d->flags, &app->disks[i], err,
+						      sizeof(err))
+			: block_open(d->file, format, d->flags, &app->disks[i], err, sizeof(err));
+		if (rc < 0) {
+			log_error("-drive file=%s: %s", d->file, err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The virtconsole's chardev feeds the virtio console, whichever VM currently runs. */
+static int setup_virtconsole(struct app *app)
+{
+	struct chardev *cd;
+
+	/* A virtio-serial-pci without a virtconsole is a console nobody listens to. */
+	app->backends.console = &app->vcon;
+	if (!app->cfg.console_chardev[0])
+		return 0;
+	cd = find_chardev(app, app->cfg.console_chardev);
+	if (!cd) {
+		log_error("-device virtconsole: chardev '%s' not found", app->cfg.console_chardev);
+		return -1;
+	}
+	if (cd == app->serial_cd) {
+		log_error("-device virtconsole: chardev '%s' is in use by the serial port", cd->label);
+		return -1;
+	}
+	app->vcon.cd = cd;
+	struct chardev_frontend fe = { .input = virtio_console_input, .opaque = &app->vcon };
+	return chardev_attach(cd, app->loop, &fe);
+}
+
 /* Exit status for how the guest stopped, as QEMU reports them. */
 static int stop_status(enum vm_stop stop, int status)
 {
@@ -248,7 +292,7 @@ static int run_machine(struct app *app)
 		enum vm_stop stop;
 		int status;
 
-		if (vm_create(&vm, &app->host, &app->cfg, app->serial_cd) < 0 || vm_start(&vm) < 0 ||
+		if (vm_create(&vm, &app->host, &app->cfg, &app->backends) < 0 || vm_start(&vm) < 0 ||
 		    loop_add(app->loop, vm.wake_fd, EPOLLIN, on_wake, &vm) < 0) {
 			vm_destroy(&vm);
 			return 1;
@@ -291,6 +335,9 @@ static int run_machine(struct app *app)
 
 static void teardown(struct app *app)
 {
+	for (unsigned i = 0; i < app->cfg.nr_drives; i++)
+		if (app->disks[i])
+			block_close(app->disks[i]);
 	for (unsigned i = 0; i < app->nr_monitors; i++)
 		monitor_destroy(&app->monitors[i]);
 	for (unsigned i = 0; i < app->nr_chardevs; i++)
@@ -341,8 +388,10 @@ int main(int argc, char **argv)
 		log_error("cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}
-	if (setup_frontends(&app) < 0)
+	if (setup_frontends(&app) < 0 || open_disks(&app) < 0 || setup_virtconsole(&app) < 0)
 		goto out;
+	app.backends.serial = app.serial_cd;
+	app.backends.disks = app.disks;
 	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&
 	    term_raw_enter(STDIN_FILENO) < 0)
 		log_warn("cannot put the terminal in raw mode: %s", strerror(errno));

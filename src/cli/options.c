@@ -1,4 +1,5 @@
 #include "cli/options.h"
+#include "cli/options_internal.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -19,14 +20,14 @@ struct option_def {
 	const char *help;
 };
 
-static int err_invalid(const char *opt, const char *arg, const char *why)
+int err_invalid(const char *opt, const char *arg, const char *why)
 {
 	log_error("-%s %s: %s", opt, arg, why);
 	return -1;
 }
 
 /* Rejects keys nobody consumed; returns 0 when all were understood. */
-static int check_unused(struct opts *o, const char *opt, const char *arg)
+int check_unused(struct opts *o, const char *opt, const char *arg)
 {
 	const char *key = opts_first_unused(o);
 	char msg[128];
@@ -37,7 +38,7 @@ static int check_unused(struct opts *o, const char *opt, const char *arg)
 	return err_invalid(opt, arg, msg);
 }
 
-static struct opts *parse_list(const char *opt, const char *arg, const char *implied)
+struct opts *parse_list(const char *opt, const char *arg, const char *implied)
 {
 	char err[160];
 	struct opts *o = opts_parse(arg, implied, err, sizeof(err));
@@ -534,35 +535,41 @@ static int opt_device(struct vm_config *cfg, const char *opt, const char *arg, F
 {
 	struct opts *o;
 	const char *driver;
-	char msg[160];
 	int rc = -1;
 
 	if (strcmp(arg, "help") == 0 || strcmp(arg, "?") == 0) {
-		fprintf(out, "Misc devices:\n"
-			     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n");
+		options_device_help(out);
 		return 1;
 	}
 	o = parse_list(opt, arg, "driver");
 	if (!o)
 		return -1;
 	driver = opts_get(o, "driver");
-	if (!driver || strcmp(driver, "isa-debug-exit") != 0) {
-		snprintf(msg, sizeof(msg), "'%s' is not a valid device model name (see -device help)",
-			 driver ? driver : "");
-		err_invalid(opt, arg, msg);
-		goto out;
+	if (driver && strcmp(driver, "isa-debug-exit") == 0) {
+		cfg->debug_exit.enabled = true;
+		if (parse_port(o, "iobase", &cfg->debug_exit.iobase) < 0 ||
+		    parse_port(o, "iosize", &cfg->debug_exit.iosize) < 0 ||
+		    cfg->debug_exit.iosize == 0 || cfg->debug_exit.iosize > 4) {
+			err_invalid(opt, arg, "iobase must be a port number, iosize 1 to 4");
+			goto out;
+		}
+		rc = check_unused(o, opt, arg);
+	} else {
+		rc = options_virtio_device(cfg, o, driver, opt, arg);
 	}
-	cfg->debug_exit.enabled = true;
-	if (parse_port(o, "iobase", &cfg->debug_exit.iobase) < 0 ||
-	    parse_port(o, "iosize", &cfg->debug_exit.iosize) < 0 ||
-	    cfg->debug_exit.iosize == 0 || cfg->debug_exit.iosize > 4) {
-		err_invalid(opt, arg, "iobase must be a port number, iosize 1 to 4");
-		goto out;
-	}
-	rc = check_unused(o, opt, arg);
 out:
 	opts_free(o);
 	return rc;
+}
+
+static int opt_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_drive(cfg, opt, arg);
+}
+
+static int opt_snapshot(struct vm_config *cfg, const char *o, const char *a, FILE *f)
+{
+	return opt_flag(&cfg->snapshot_all);
 }
 
 static int opt_version(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
@@ -592,7 +599,11 @@ static const struct option_def option_table[] = {
 	{ "mon", true, opt_mon, "[chardev=]id[,mode=readline|control][,pretty=on|off]  a monitor" },
 	{ "monitor", true, opt_monitor, "dev  the human monitor on a -serial style device" },
 	{ "qmp", true, opt_qmp, "dev  QMP on a -serial style device (e.g. unix:path,server,nowait)" },
-	{ "device", true, opt_device, "isa-debug-exit[,iobase=][,iosize=]|help  add a device" },
+	{ "device", true, opt_device, "driver[,prop=value...]|help  add a device (see -device help)" },
+	{ "drive", true, opt_drive,
+	  "file=f[,if=virtio|none][,format=raw|qcow2][,cache=none|writeback|writethrough|unsafe|"
+	  "directsync][,readonly=on][,snapshot=on][,id=][,serial=][,discard=unmap]  a disk" },
+	{ "snapshot", false, opt_snapshot, "  write to temporary files instead of disk images" },
 	{ "nodefaults", false, opt_nodefaults, "  no default serial port or monitor" },
 	{ "no-reboot", false, opt_no_reboot, "  exit instead of rebooting" },
 	{ "no-shutdown", false, opt_no_shutdown, "  stop the guest, do not exit, on power-off" },
@@ -710,7 +721,9 @@ static int finish(struct vm_config *cfg)
 		    add_monitor(cfg, "monitor", "default", "serial0", false, false) < 0)
 			return -1;
 	}
-	return check_chardev_refs(cfg);
+	if (check_chardev_refs(cfg) < 0)
+		return -1;
+	return options_check_devices(cfg);
 }
 
 enum options_result options_parse(int argc, char **argv, struct vm_config *cfg, FILE *out)
@@ -749,4 +762,8 @@ void options_free(struct vm_config *cfg)
 {
 	free(cfg->name);
 	cfg->name = NULL;
+	for (unsigned i = 0; i < cfg->nr_drives; i++) {
+		free(cfg->drives[i].file);
+		cfg->drives[i].file = NULL;
+	}
 }

@@ -22,15 +22,12 @@ struct hmp_cmd {
 };
 
 /* QEMU's monitor turns every "\n" into "\r\n"; so do we. */
-static void hprintf(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void hprintf(FILE *out, const char *fmt, ...)
+static void vhprintf(FILE *out, const char *prefix, const char *fmt, va_list ap)
 {
 	char buf[1024];
-	va_list ap;
+	int n = snprintf(buf, sizeof(buf), "%s", prefix);
 
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
+	vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
 	for (const char *p = buf; *p; p++) {
 		if (*p == '\n')
 			fputc('\r', out);
@@ -38,16 +35,26 @@ static void hprintf(FILE *out, const char *fmt, ...)
 	}
 }
 
-static int herror(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int herror(FILE *out, const char *fmt, ...)
+static void hprintf(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hprintf(FILE *out, const char *fmt, ...)
 {
-	char buf[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vhprintf(out, "", fmt, ap);
 	va_end(ap);
-	hprintf(out, "Error: %s\n", buf);
+}
+
+/* HMP's error form (hmp_handle_error): "Error: <message>". Returns -1. */
+static int herror(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int herror(FILE *out, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vhprintf(out, "Error: ", fmt, ap);
+	va_end(ap);
+	hprintf(out, "\n");
 	return -1;
 }
 

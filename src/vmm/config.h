@@ -10,6 +10,8 @@
 #define VM_DEFAULT_RAM (128ULL << 20)	/* QEMU's default -m */
 #define VM_MAX_CHARDEVS 8
 #define VM_MAX_MONITORS 4
+#define VM_MAX_DRIVES 8
+#define VM_MAX_DEVICES 16
 #define VM_MAX_CPUS 255			/* xAPIC IDs, as QEMU's pc machine */
 
 struct smp_config {
@@ -43,6 +45,33 @@ struct monitor_config {
 	bool pretty;
 };
 
+/* -drive: a disk image and how to open it. */
+struct drive_config {
+	char id[32];
+	char *file;			/* owned: freed by options_free */
+	char format[16];		/* "" to probe */
+	unsigned flags;			/* BLOCK_* open flags from cache= and readonly= */
+	bool snapshot;			/* writes go to a throw-away overlay */
+	bool readonly;
+	bool discard;			/* discard=unmap */
+	bool claimed;			/* a device uses it */
+	char serial[21];
+};
+
+enum device_kind {
+	DEVICE_VIRTIO_BLK,
+	DEVICE_VIRTIO_RNG,
+	DEVICE_VIRTIO_SERIAL,		/* virtio-serial-pci, carrying the virtconsole */
+};
+
+/* -device (and the virtio-blk that -drive if=virtio implies). */
+struct device_config {
+	enum device_kind kind;
+	int slot;			/* addr=; -1 for the first free */
+	char drive[32];			/* virtio-blk: drive= */
+	char serial[21];
+};
+
 struct vm_config {
 	uint64_t ram_size;
 	struct smp_config smp;
@@ -67,6 +96,12 @@ struct vm_config {
 	bool check_host;
 	bool nodefaults;	/* no default serial port or monitor */
 	struct debug_exit_config debug_exit;
+	struct drive_config drives[VM_MAX_DRIVES];
+	unsigned nr_drives;
+	struct device_config devices[VM_MAX_DEVICES];
+	unsigned nr_devices;
+	char console_chardev[CHARDEV_ID_MAX];	/* virtconsole,chardev= ("" for none) */
+	bool snapshot_all;			/* -snapshot */
 };
 
 #endif

@@ -1,5 +1,6 @@
 /* The pc machine's fixed platform devices, wired to the buses and to KVM's interrupt lines. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -21,6 +22,80 @@ static void pc_power_event(void *opaque, enum power_event event, int status)
 		vm_request_stop(vm, VM_STOP_EXIT, status);
 		break;
 	}
+}
+
+static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct virtio_pci *vp = &vm->virtio[vm->nr_virtio];
+	const struct virtio_device_ops *ops = NULL;
+	void *state = NULL;
+
+	switch (dev->kind) {
+	case DEVICE_VIRTIO_RNG:
+		ops = &virtio_rng_ops;
+		break;
+	case DEVICE_VIRTIO_SERIAL:
+		ops = &virtio_console_ops;
+		state = vm->backends->console;
+		break;
+	case DEVICE_VIRTIO_BLK: {
+		struct virtio_blk *blk = &vm->blk[vm->nr_virtio];
+		for (unsigned i = 0; i < cfg->nr_drives; i++) {
+			const struct drive_config *d = &cfg->drives[i];
+			if (strcmp(d->id, dev->drive) != 0)
+				continue;
+			blk->disk = vm->backends->disks[i];
+			blk->readonly = block_is_readonly(blk->disk);
+			blk->discard = d->discard;
+			snprintf(blk->serial, sizeof(blk->serial), "%s", dev->serial[0] ? dev->serial : d->serial);
+		}
+		ops = &virtio_blk_ops;
+		state = blk;
+		break;
+	}
+	}
+	if (virtio_pci_create(vp, &vm->pci, dev->slot, ops, state, &vm->mem, vm->fd,
+			      vm->io.started ? &vm->io : NULL) < 0) {
+		log_error("%s: PCI slot %d is taken or the bus is full", ops->name, dev->slot);
+		return -1;
+	}
+	if (dev->kind == DEVICE_VIRTIO_BLK && vm->blk[vm->nr_virtio].readonly)
+		vp->vdev.extra_features |= 1ULL << 5;	/* VIRTIO_BLK_F_RO */
+	if (dev->kind == DEVICE_VIRTIO_SERIAL && state)
+		((struct virtio_console *)state)->vdev = &vp->vdev;
+	vm->nr_virtio++;
+	return 0;
+}
+
+/* The PCI host bridge, its config ports and windows, and the virtio devices on it. */
+static int pc_create_pci(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+
+	if (pci_bus_init(&vm->pci) < 0) {
+		log_error("cannot create the PCI bus");
+		return -1;
+	}
+	if (cfg->nr_devices && iothread_start(&vm->io) < 0)
+		return -1;
+	vm->has_pci = true;
+	/* 0xcf8 is a dword register that shares its bytes with 0xcf9 (reset control). */
+	if (bus_register(&vm->pio, PCI_CONFIG_ADDRESS, 1, pci_config_address_io, &vm->pci,
+			 "pci-conf-idx") < 0 ||
+	    bus_register(&vm->pio, PCI_CONFIG_DATA, 4, pci_config_data_io, &vm->pci,
+			 "pci-conf-data") < 0 ||
+	    bus_register(&vm->pio, PCI_IO_WINDOW_BASE, PCI_IO_WINDOW_END - PCI_IO_WINDOW_BASE,
+			 pci_pio_io, &vm->pci, "pci-io") < 0 ||
+	    bus_register(&vm->mmio, PCI_MMIO_WINDOW_BASE, PCI_MMIO_WINDOW_END - PCI_MMIO_WINDOW_BASE,
+			 pci_mmio_io, &vm->pci, "pci-mmio") < 0) {
+		log_error("PCI: address ranges already in use");
+		return -1;
+	}
+	for (unsigned i = 0; i < cfg->nr_devices; i++)
+		if (pc_add_virtio(vm, &cfg->devices[i]) < 0)
+			return -1;
+	return 0;
 }
 
 static void com1_transmit(void *opaque, uint8_t byte)
@@ -100,7 +175,7 @@ int pc_create_devices(struct vm *vm)
 			return -1;
 		}
 	}
-	return 0;
+	return pc_create_pci(vm);
 }
 
 /* "info mtree": QEMU's layout, one address space per bus. */
@@ -137,6 +212,17 @@ void pc_describe_qtree(struct vm *vm, FILE *out)
 
 void pc_destroy_devices(struct vm *vm)
 {
+	/* The I/O thread goes first: nothing may run a device while it is torn down. */
+	if (vm->io.started)
+		iothread_stop(&vm->io);
+	for (unsigned i = 0; i < vm->nr_virtio; i++)
+		virtio_pci_destroy(&vm->virtio[i]);
+	if (vm->backends && vm->backends->console)
+		vm->backends->console->vdev = NULL;
+	vm->nr_virtio = 0;
+	if (vm->has_pci)
+		pci_bus_destroy(&vm->pci);
+	vm->has_pci = false;
 	acpi_pm_destroy(&vm->pm);
 	if (vm->has_com1)
 		serial_destroy(&vm->com1);

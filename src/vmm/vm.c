@@ -51,7 +51,7 @@ static int vm_create_kvm(struct vm *vm)
 }
 
 int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config *cfg,
-	      struct chardev *console)
+	      const struct vm_backends *backends)
 {
 	struct boot_entry entry;
 	struct sigaction sa;
@@ -59,7 +59,8 @@ int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
 	vm->host = host;
-	vm->console = console;
+	vm->backends = backends;
+	vm->console = backends->serial;
 	vm->fd = vm->wake_fd = -1;
 	atomic_init(&vm->stop, VM_RUNNING);
 	atomic_init(&vm->pause_requested, false);

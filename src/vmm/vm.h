@@ -12,16 +12,28 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "block/block.h"
 #include "hw/acpi_pm.h"
 #include "hw/bus.h"
 #include "hw/debug_exit.h"
 #include "hw/i8042.h"
+#include "hw/pci.h"
 #include "hw/reset_control.h"
 #include "hw/serial.h"
 #include "ui/chardev.h"
 #include "vmm/config.h"
 #include "vmm/kvm.h"
+#include "virtio/devices.h"
+#include "virtio/pci.h"
+#include "vmm/iothread.h"
 #include "vmm/memory.h"
+
+/* What the VM uses but does not own: they outlive a reset, which rebuilds the VM. */
+struct vm_backends {
+	struct chardev *serial;		/* COM1's back end; NULL for none */
+	struct block_dev **disks;	/* one per cfg->drives[i], opened by the caller */
+	struct virtio_console *console;	/* the virtconsole's state, NULL without one */
+};
 
 enum vm_stop {
 	VM_RUNNING,
@@ -66,6 +78,7 @@ struct vm {
 	unsigned nr_parked;
 
 	/* The pc platform (pc.c). */
+	const struct vm_backends *backends;
 	struct chardev *console;	/* COM1's back end (NULL: no COM1); outlives resets */
 	struct serial com1;
 	bool has_com1;
@@ -73,12 +86,18 @@ struct vm {
 	struct reset_control rcr;
 	struct acpi_pm pm;
 	struct debug_exit debug_exit;
+	struct pci_bus pci;
+	bool has_pci;
+	struct iothread io;		/* serves virtqueue kicks */
+	struct virtio_pci virtio[VM_MAX_DEVICES];
+	struct virtio_blk blk[VM_MAX_DEVICES];
+	unsigned nr_virtio;
 };
 
 /* Creates the VM, RAM, platform devices and vCPUs, and loads the kernel; logs and
  * returns -1 on failure (after which vm_destroy is still safe). */
 int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config *cfg,
-	      struct chardev *console);
+	      const struct vm_backends *backends);
 int vm_start(struct vm *vm);
 
 /* Thread-safe, from vCPUs, devices or the main loop: ends the run. */

@@ -170,4 +170,59 @@ void platform_poweroff(const struct platform *p) __attribute__((noreturn));
 void platform_power_button_arm(const struct platform *p);
 bool platform_power_button_pressed(const struct platform *p);
 
+/* scenarios.c: the scenario arguments, for the scenarios in other files. */
+#define ARGS_MAX 8
+
+struct args {
+	char buf[256];
+	const char *name;
+	char *key[ARGS_MAX];
+	const char *val[ARGS_MAX];
+	int n;
+};
+
+const char *arg_get(const struct args *a, const char *key);
+bool arg_u64(const struct args *a, const char *key, uint64_t *v);
+bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* TSC ticks per second, calibrated once against the PIT (0: failed). */
+uint64_t tsc_hz(void);
+/* A 16 MiB-aligned range of one RAM entry, above the image, below 4 GiB. */
+bool mem_find(const struct platform *p, uint64_t bytes, uint64_t *at);
+
+/* pci.c */
+#define PCI_FUNCS_MAX 64
+
+struct pci_bar {
+	uint64_t addr;			/* 0: unassigned */
+	uint64_t size;			/* 0: not implemented */
+	bool io, is64, pref;
+};
+
+struct pci_func {
+	uint8_t bus, dev, fn;
+	uint8_t hdr;			/* header type, without the MF bit */
+	uint16_t vendor, device, subsys;
+	uint32_t class;			/* class, subclass, prog-if */
+	struct pci_bar bar[6];
+};
+
+int pci_scan(const struct platform *p, struct pci_func **list);
+bool pci_bar_map(struct pci_func *f, int i);
+void pci_enable(const struct pci_func *f);
+uint8_t pci_cap_next(const struct pci_func *f, uint8_t from, uint8_t id);
+uint32_t pci_read32(const struct pci_func *f, uint8_t off);
+uint16_t pci_read16(const struct pci_func *f, uint8_t off);
+uint8_t pci_read8(const struct pci_func *f, uint8_t off);
+void pci_write32(const struct pci_func *f, uint8_t off, uint32_t v);
+void pci_write16(const struct pci_func *f, uint8_t off, uint16_t v);
+
+/* Scenarios in their device's file. */
+bool scenario_pci(const struct platform *p, const struct args *a);
+bool scenario_virtio(const struct platform *p, const struct args *a);
+bool scenario_blk_write(const struct platform *p, const struct args *a);
+bool scenario_blk_read(const struct platform *p, const struct args *a);
+bool scenario_blk_bench(const struct platform *p, const struct args *a);
+bool scenario_rng(const struct platform *p, const struct args *a);
+bool scenario_console(const struct platform *p, const struct args *a);
+
 #endif

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * probe_main() and the scenarios.  The kernel command line word
+ * probe_main(), argument parsing and the scenario table; the device
+ * scenarios live with their drivers (pci.c, virtio.c, blk.c, rng.c,
+ * console.c; README.md lists them all).  The kernel command line word
  * "probe=NAME[,key=val...]" picks one (default: hello).  Each scenario
  * returns true for PASS or reports its failure through fail().  Every path
  * ends in platform_poweroff(), so the VMM always sees the guest stop.
@@ -10,15 +12,6 @@
 #define MIB		((uint64_t)1 << 20)
 #define PAGE_SIZE	((uint64_t)4096)
 #define MAPPED_LIMIT	((uint64_t)1 << 32)	/* entry.S maps 0..4 GiB */
-#define ARGS_MAX	8
-
-struct args {
-	char buf[256];
-	const char *name;
-	char *key[ARGS_MAX];
-	const char *val[ARGS_MAX];
-	int n;
-};
 
 struct scenario {
 	const char *name;
@@ -29,9 +22,7 @@ extern char _end[];			/* probe.ld: end of the image */
 
 void probe_main(const struct hvm_start_info *si);
 
-static bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static bool fail(const char *fmt, ...)
+bool fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -101,7 +92,7 @@ static void args_parse(const char *cmdline, struct args *a)
 	}
 }
 
-static const char *arg_get(const struct args *a, const char *key)
+const char *arg_get(const struct args *a, const char *key)
 {
 	for (int i = 0; i < a->n; i++)
 		if (str_eq(a->key[i], key))
@@ -110,7 +101,7 @@ static const char *arg_get(const struct args *a, const char *key)
 }
 
 /* A decimal option; false if present but not a number. */
-static bool arg_u64(const struct args *a, const char *key, uint64_t *v)
+bool arg_u64(const struct args *a, const char *key, uint64_t *v)
 {
 	const char *s = arg_get(a, key);
 	uint64_t n = 0;
@@ -253,8 +244,23 @@ static uint64_t tsc_calibrate(void)
 	return inb(PORT_B) == 0xff ? tsc_calibrate_ch0() : tsc_calibrate_ch2();
 }
 
+/* Calibrated once (~10 ms), for the virtio drivers' timeouts. */
+uint64_t tsc_hz(void)
+{
+	static uint64_t hz;
+	static bool done;
+
+	if (!done) {
+		hz = tsc_calibrate();
+		if (hz < 100000000ull)
+			hz = 0;
+		done = true;
+	}
+	return hz;
+}
+
 /* A 16 MiB-aligned range of one RAM entry, above the image, below 4 GiB. */
-static bool mem_find(const struct platform *p, uint64_t bytes, uint64_t *at)
+bool mem_find(const struct platform *p, uint64_t bytes, uint64_t *at)
 {
 	const uint64_t align = 16 * MIB;
 
@@ -365,6 +371,13 @@ static const struct scenario scenarios[] = {
 	{ "reset", scenario_reset },
 	{ "debug-exit", scenario_debug_exit },
 	{ "fault", scenario_fault },
+	{ "pci", scenario_pci },
+	{ "virtio", scenario_virtio },
+	{ "blk-write", scenario_blk_write },
+	{ "blk-read", scenario_blk_read },
+	{ "blk-bench", scenario_blk_bench },
+	{ "rng", scenario_rng },
+	{ "console", scenario_console },
 };
 
 /* Called at CPL3 by entry.S with the start_info physical address. */

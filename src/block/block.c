@@ -1,0 +1,647 @@
+/*
+ * The generic half of the block layer: format probing, opening with locks
+ * and backing chains, and dispatch to the format drivers.
+ */
+#include "block/block_int.h"
+#include "block/lock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const struct block_driver *const drivers[] = {
+	&block_qcow2_driver,
+	&block_raw_driver,
+};
+
+int block_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static const struct block_driver *driver_by_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+		if (!strcmp(drivers[i]->name, name))
+			return drivers[i];
+	return NULL;
+}
+
+static const struct block_driver *probe_buf(const uint8_t *buf, size_t len)
+{
+	const struct block_driver *best = &block_raw_driver;
+	int best_score = 0;
+
+	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
+		int score = drivers[i]->probe ? drivers[i]->probe(buf, len) : 0;
+		if (score > best_score) {
+			best_score = score;
+			best = drivers[i];
+		}
+	}
+	return best;
+}
+
+/* Picks the driver whose probe is surest, as bdrv_probe_all does; raw is the fallback. */
+static const struct block_driver *probe(int fd)
+{
+	uint8_t buf[512];
+	ssize_t n;
+
+	do
+		n = pread(fd, buf, sizeof(buf), 0);
+	while (n < 0 && errno == EINTR);
+	return probe_buf(buf, n < 0 ? 0 : (size_t)n);
+}
+
+static int open_fd(const char *path, unsigned flags, bool *direct)
+{
+	int oflags = O_CLOEXEC | ((flags & BLOCK_RDONLY) ? O_RDONLY : O_RDWR);
+
+	if (flags & BLOCK_DSYNC)
+		oflags |= O_DSYNC;
+	*direct = flags & BLOCK_NOCACHE;
+	if (*direct)
+		oflags |= O_DIRECT;
+	return open(path, oflags);
+}
+
+static void block_free(struct block_dev *bd)
+{
+	if (!bd)
+		return;
+	if (bd->fd >= 0)
+		close(bd->fd);
+	free(bd->filename);
+	free(bd);
+}
+
+static int open_one(const char *path, const char *format, unsigned flags,
+		    struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	const struct block_driver *drv = NULL;
+	struct block_dev *bd;
+	struct stat st;
+	char msg[1024];
+
+	*out = NULL;
+	if (format && !(drv = driver_by_name(format)))
+		return block_err(err, errlen, "Unknown driver '%s'", format);
+	bd = calloc(1, sizeof(*bd));
+	if (!bd)
+		return block_err(err, errlen, "Could not open '%s': out of memory", path);
+	bd->fd = -1;
+	bd->flags = flags;
+	bd->read_only = flags & BLOCK_RDONLY;
+	bd->parent = parent;
+	bd->depth = parent ? parent->depth + 1 : 0;
+	bd->filename = strdup(path);
+	if (!bd->filename) {
+		block_err(err, errlen, "Could not open '%s': out of memory", path);
+		goto fail;
+	}
+	bd->fd = open_fd(path, flags, &bd->direct);
+	if (bd->fd < 0 || fstat(bd->fd, &st) < 0) {
+		if (errno == EINVAL && (flags & BLOCK_NOCACHE))
+			block_err(err, errlen, "Could not open '%s': O_DIRECT is not supported here",
+				  path);
+		else
+			block_err(err, errlen, "Could not open '%s': %s", path, strerror(errno));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		block_err(err, errlen, "Could not open '%s': Is a directory", path);
+		goto fail;
+	}
+	bd->st_dev = st.st_dev;
+	bd->st_ino = st.st_ino;
+	/* A backing chain that leads back to one of its own images never ends. */
+	for (struct block_dev *p = parent; p; p = p->parent) {
+		if (p->st_dev == st.st_dev && p->st_ino == st.st_ino) {
+			block_err(err, errlen, "Backing file loop: '%s' is already in the chain of '%s'",
+				  path, p->filename);
+			goto fail;
+		}
+	}
+	if (!(flags & BLOCK_NO_LOCK) && block_lock(bd->fd, path, !bd->read_only, err, errlen) < 0)
+		goto fail;
+	if (!drv) {
+		drv = probe(bd->fd);
+		if (drv == &block_raw_driver && !(flags & BLOCK_UNSAFE_PROBE)) {
+			bd->probed_raw = true;
+			if (!bd->read_only && !(flags & BLOCK_QUIET_PROBE))
+				fprintf(stderr,
+					"WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
+					"         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.\n"
+					"         Specify the 'raw' format explicitly to remove the restrictions.\n",
+					path);
+		}
+	}
+	bd->drv = drv;
+	msg[0] = '\0';
+	if (drv->open(bd, msg, sizeof(msg)) < 0) {
+		/* Errors from deeper in the chain already name their file. */
+		if (!strncmp(msg, "Could not open", 14) || !strncmp(msg, "Backing file loop", 17))
+			block_err(err, errlen, "%s", msg);
+		else
+			block_err(err, errlen, "Could not open '%s': %s", path, msg);
+		goto fail;
+	}
+	bd->parent = NULL;
+	*out = bd;
+	return 0;
+fail:
+	block_free(bd);
+	return -1;
+}
+
+int block_open(const char *path, const char *format, unsigned flags, struct block_dev **out,
+	       char *err, size_t errlen)
+{
+	return open_one(path, format, flags, NULL, out, err, errlen) < 0 ? -1 : 0;
+}
+
+char *block_backing_path(const char *image, const char *backing)
+{
+	const char *slash = strrchr(image, '/');
+	char *path;
+	size_t dirlen;
+
+	/* QEMU's path_combine: relative names are relative to the image's directory. */
+	if (backing[0] == '/' || !slash)
+		return strdup(backing);
+	dirlen = (size_t)(slash - image) + 1;
+	path = malloc(dirlen + strlen(backing) + 1);
+	if (!path)
+		return NULL;
+	memcpy(path, image, dirlen);
+	strcpy(path + dirlen, backing);
+	return path;
+}
+
+int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
+		       char *err, size_t errlen)
+{
+	unsigned flags;
+	char *path;
+	int ret;
+
+	if (bd->flags & BLOCK_NO_BACKING)
+		return 0;
+	path = block_backing_path(bd->filename, file);
+	if (!path)
+		return block_err(err, errlen, "out of memory");
+	flags = (bd->flags & (BLOCK_NOCACHE | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE)) |
+		BLOCK_RDONLY | BLOCK_QUIET_PROBE;
+	ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, err, errlen);
+	free(path);
+	return ret;
+}
+
+void block_close(struct block_dev *bd)
+{
+	if (!bd)
+		return;
+	if (bd->drv && bd->drv->close)
+		bd->drv->close(bd);
+	block_close(bd->backing);
+	block_free(bd);
+}
+
+uint64_t block_length(const struct block_dev *bd) { return bd->size; }
+const char *block_format_name(const struct block_dev *bd) { return bd->drv->name; }
+bool block_is_readonly(const struct block_dev *bd) { return bd->read_only; }
+const char *block_filename(const struct block_dev *bd) { return bd->filename; }
+struct block_dev *block_backing(const struct block_dev *bd) { return bd->backing; }
+
+static bool in_range(const struct block_dev *bd, uint64_t offset, uint64_t len)
+{
+	return offset <= bd->size && len <= bd->size - offset;
+}
+
+int block_pread(struct block_dev *bd, uint64_t offset, void *buf, size_t len)
+{
+	if (!in_range(bd, offset, len))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	return bd->drv->pread(bd, offset, buf, len);
+}
+
+/*
+ * QEMU refuses writes that would make a probed raw image probe as something
+ * else next time (bdrv_probe_all on the new block 0).
+ */
+static bool probed_raw_write_ok(struct block_dev *bd, uint64_t offset, const void *buf,
+				size_t len)
+{
+	uint8_t sector[512];
+
+	if (!bd->probed_raw || offset >= sizeof(sector))
+		return true;
+	if (bd->drv->pread(bd, 0, sector, sizeof(sector)) < 0)
+		return false;
+	memcpy(sector + offset, buf, len < sizeof(sector) - offset ? len : sizeof(sector) - offset);
+	return probe_buf(sector, sizeof(sector)) == &block_raw_driver;
+}
+
+int block_pwrite(struct block_dev *bd, uint64_t offset, const void *buf, size_t len)
+{
+	if (bd->read_only)
+		return -EROFS;
+	if (!in_range(bd, offset, len))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	if (!probed_raw_write_ok(bd, offset, buf, len))
+		return -EPERM;
+	return bd->drv->pwrite(bd, offset, buf, len);
+}
+
+int block_pwrite_compressed(struct block_dev *bd, uint64_t offset, const void *buf, size_t len)
+{
+	if (bd->read_only)
+		return -EROFS;
+	if (!in_range(bd, offset, len))
+		return -EINVAL;
+	if (!bd->drv->pwrite_compressed)
+		return -ENOTSUP;
+	return bd->drv->pwrite_compressed(bd, offset, buf, len);
+}
+
+int block_flush(struct block_dev *bd)
+{
+	if (bd->read_only)
+		return 0;
+	return bd->drv->flush(bd);
+}
+
+int block_write_zeroes(struct block_dev *bd, uint64_t offset, uint64_t len, bool may_unmap)
+{
+	if (bd->read_only)
+		return -EROFS;
+	if (!in_range(bd, offset, len))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	if (bd->probed_raw && offset < 512) {
+		static const uint8_t zero[512];
+		if (!probed_raw_write_ok(bd, offset, zero, (size_t)(len < 512 ? len : 512)))
+			return -EPERM;
+	}
+	return bd->drv->write_zeroes(bd, offset, len, may_unmap);
+}
+
+int block_discard(struct block_dev *bd, uint64_t offset, uint64_t len)
+{
+	return block_write_zeroes(bd, offset, len, true);
+}
+
+int block_status(struct block_dev *bd, uint64_t offset, uint64_t len, uint64_t *pnum,
+		 uint64_t *map, unsigned *flags)
+{
+	uint64_t dummy;
+
+	if (!in_range(bd, offset, len) || !len)
+		return -EINVAL;
+	if (!map)
+		map = &dummy;
+	*map = 0;
+	return bd->drv->status(bd, offset, len, pnum, map, flags);
+}
+
+int block_read_backing(struct block_dev *bd, uint64_t off, void *buf, size_t len)
+{
+	struct block_dev *b = bd->backing;
+	size_t n = 0;
+
+	if (b && off < b->size) {
+		n = b->size - off < len ? (size_t)(b->size - off) : len;
+		int ret = b->drv->pread(b, off, buf, n);
+		if (ret < 0)
+			return ret;
+	}
+	memset((uint8_t *)buf + n, 0, len - n);
+	return 0;
+}
+
+uint32_t block_cluster_size(const struct block_dev *bd)
+{
+	struct block_info info;
+
+	if (block_get_info((struct block_dev *)bd, &info) < 0)
+		return 0;
+	return info.cluster_size;
+}
+
+int block_get_info(struct block_dev *bd, struct block_info *info)
+{
+	struct stat st;
+
+	memset(info, 0, sizeof(*info));
+	info->virtual_size = bd->size;
+	if (fstat(bd->fd, &st) == 0)
+		info->actual_size = (uint64_t)st.st_blocks * 512;
+	if (bd->drv->get_info)
+		return bd->drv->get_info(bd, info);
+	return 0;
+}
+
+int block_create(const char *path, const char *format, const struct block_create_opts *o,
+		 char *err, size_t errlen)
+{
+	const struct block_driver *drv = driver_by_name(format);
+
+	if (!drv)
+		return block_err(err, errlen, "Unknown file format '%s'", format);
+	if (!drv->create)
+		return block_err(err, errlen, "Format driver '%s' does not support image creation",
+				 format);
+	return drv->create(path, o, err, errlen);
+}
+
+int block_check(struct block_dev *bd, unsigned fix, struct block_check_result *res, FILE *report)
+{
+	memset(res, 0, sizeof(*res));
+	if (!bd->drv->check)
+		return -ENOTSUP;
+	if (fix && bd->read_only)
+		return -EROFS;
+	return bd->drv->check(bd, fix, res, report);
+}
+
+int block_truncate(struct block_dev *bd, uint64_t size, bool shrink, enum block_prealloc prealloc,
+		   char *err, size_t errlen)
+{
+	if (bd->read_only)
+		return block_err(err, errlen, "Image is read-only");
+	if (size < bd->size && !shrink)
+		return block_err(err, errlen,
+				 "Use the --shrink option to perform a shrink operation.");
+	if (!bd->drv->truncate)
+		return block_err(err, errlen, "Image format driver does not support resize");
+	return bd->drv->truncate(bd, size, shrink, prealloc, err, errlen);
+}
+
+int block_snapshot_list(struct block_dev *bd, struct block_snapshot **list)
+{
+	*list = NULL;
+	if (!bd->drv->snapshot_list)
+		return 0;
+	return bd->drv->snapshot_list(bd, list);
+}
+
+#define SNAPSHOT_OP(fn, what)								\
+int block_snapshot_##fn(struct block_dev *bd, const char *name, char *err, size_t errlen) \
+{											\
+	if (!bd->drv->snapshot_##fn)							\
+		return block_err(err, errlen, "Could not " what " snapshot '%s': %s",	\
+				 name, strerror(ENOTSUP));				\
+	if (bd->read_only)								\
+		return block_err(err, errlen, "Could not " what " snapshot '%s': %s",	\
+				 name, strerror(EROFS));				\
+	return bd->drv->snapshot_##fn(bd, name, err, errlen);				\
+}
+SNAPSHOT_OP(create, "create")
+
+int block_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen)
+{
+	if (!bd->drv->snapshot_load_tmp)
+		return block_err(err, errlen, "Failed to load snapshot: %s", strerror(ENOTSUP));
+	if (!bd->read_only)
+		return block_err(err, errlen, "Failed to load snapshot: the image is writable");
+	return bd->drv->snapshot_load_tmp(bd, name, err, errlen);
+}
+SNAPSHOT_OP(apply, "apply")
+SNAPSHOT_OP(delete, "delete")
+
+int block_change_backing(struct block_dev *bd, const char *file, const char *fmt,
+			 char *err, size_t errlen)
+{
+	if (!bd->drv->change_backing)
+		return block_err(err, errlen, "Operation not supported by the image format");
+	if (bd->read_only)
+		return block_err(err, errlen, "Image is read-only");
+	return bd->drv->change_backing(bd, file, fmt, err, errlen);
+}
+
+int block_amend(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
+		char *err, size_t errlen)
+{
+	if (!bd->drv->amend)
+		return block_err(err, errlen, "Format driver '%s' does not support option amendment",
+				 bd->drv->name);
+	if (bd->read_only)
+		return block_err(err, errlen, "Image is read-only");
+	return bd->drv->amend(bd, o, set, err, errlen);
+}
+
+int block_make_empty(struct block_dev *bd)
+{
+	if (bd->read_only)
+		return -EROFS;
+	if (bd->drv->make_empty)
+		return bd->drv->make_empty(bd);
+	return block_write_zeroes(bd, 0, bd->size, true);
+}
+
+int block_open_snapshot_overlay(const char *path, const char *format, unsigned flags,
+				struct block_dev **out, char *err, size_t errlen)
+{
+	struct block_create_opts o = { 0 };
+	struct block_dev *base;
+	char base_fmt[32], *abs = NULL, tmp[4096];
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	*out = NULL;
+	if (block_open(path, format, (flags & ~BLOCK_NO_LOCK) | BLOCK_RDONLY | BLOCK_NO_LOCK, &base,
+		       err, errlen) < 0)
+		return -1;
+	o.size = base->size;
+	snprintf(base_fmt, sizeof(base_fmt), "%s", block_format_name(base));
+	block_close(base);
+
+	abs = realpath(path, NULL);
+	if (!abs)
+		return block_err(err, errlen, "Could not resolve '%s': %s", path, strerror(errno));
+	/* As QEMU's get_tmp_filename: $TMPDIR or /var/tmp, vl.XXXXXX. */
+	snprintf(tmp, sizeof(tmp), "%s/vl.XXXXXX", dir && *dir ? dir : "/var/tmp");
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		free(abs);
+		return block_err(err, errlen, "Could not create temporary overlay: %s",
+				 strerror(errno));
+	}
+	close(fd);
+	o.backing_file = abs;
+	o.backing_fmt = base_fmt;
+	if (block_create(tmp, "qcow2", &o, err, errlen) < 0 ||
+	    block_open(tmp, "qcow2", flags & ~BLOCK_RDONLY, out, err, errlen) < 0) {
+		unlink(tmp);
+		free(abs);
+		return -1;
+	}
+	unlink(tmp);
+	free(abs);
+	return 0;
+}
+
+bool block_buffer_is_zero(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	size_t i = 0;
+
+	/* Check the first bytes, then let memcmp against the buffer itself do the rest. */
+	for (; i < len && i < 16; i++)
+		if (p[i])
+			return false;
+	if (len <= 16)
+		return true;
+	return memcmp(p, p + 16, len - 16) == 0;
+}
+
+void *block_alloc_buf(size_t len)
+{
+	void *p;
+
+	if (posix_memalign(&p, 4096, len ? len : 1))
+		return NULL;
+	return p;
+}
+
+/*
+ * The file helpers below are what every driver uses to touch its file.
+ * With O_DIRECT, unaligned requests go through an aligned bounce buffer.
+ */
+#define DIRECT_ALIGN 4096
+
+static int pread_full(int fd, uint64_t off, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0) {
+			memset(p, 0, len);	/* past end of file reads as zeroes */
+			return 0;
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int pwrite_full(int fd, uint64_t off, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static bool aligned(uint64_t off, const void *buf, size_t len)
+{
+	return !(off % DIRECT_ALIGN) && !(len % DIRECT_ALIGN) &&
+	       !((uintptr_t)buf % DIRECT_ALIGN);
+}
+
+int bfile_pread(const struct block_dev *bd, uint64_t off, void *buf, size_t len)
+{
+	uint64_t start, end;
+	uint8_t *bounce;
+	int ret;
+
+	if (!bd->direct || aligned(off, buf, len))
+		return pread_full(bd->fd, off, buf, len);
+	start = off & ~(uint64_t)(DIRECT_ALIGN - 1);
+	end = (off + len + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1);
+	bounce = block_alloc_buf((size_t)(end - start));
+	if (!bounce)
+		return -ENOMEM;
+	ret = pread_full(bd->fd, start, bounce, (size_t)(end - start));
+	if (ret == 0)
+		memcpy(buf, bounce + (off - start), len);
+	free(bounce);
+	return ret;
+}
+
+int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size_t len)
+{
+	uint64_t start, end;
+	uint8_t *bounce;
+	struct stat st;
+	off_t old_size;
+	int ret;
+
+	if (!bd->direct || aligned(off, buf, len))
+		return pwrite_full(bd->fd, off, buf, len);
+	if (fstat(bd->fd, &st) < 0)
+		return -errno;
+	old_size = st.st_size;
+	start = off & ~(uint64_t)(DIRECT_ALIGN - 1);
+	end = (off + len + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1);
+	bounce = block_alloc_buf((size_t)(end - start));
+	if (!bounce)
+		return -ENOMEM;
+	/* Read-modify-write of the partial blocks at either end. */
+	ret = pread_full(bd->fd, start, bounce, (size_t)(end - start));
+	if (ret == 0) {
+		memcpy(bounce + (off - start), buf, len);
+		ret = pwrite_full(bd->fd, start, bounce, (size_t)(end - start));
+	}
+	free(bounce);
+	/* The rounded-up write must not grow the file past what was asked for. */
+	if (ret == 0 && (uint64_t)old_size < end) {
+		uint64_t want = off + len > (uint64_t)old_size ? off + len : (uint64_t)old_size;
+		if (ftruncate(bd->fd, (off_t)want) < 0)
+			ret = -errno;
+	}
+	return ret;
+}
+
+int bfile_flush(const struct block_dev *bd)
+{
+	if (bd->flags & BLOCK_NO_FLUSH)
+		return 0;
+	return fdatasync(bd->fd) < 0 ? -errno : 0;
+}
+
+int64_t bfile_size(const struct block_dev *bd)
+{
+	struct stat st;
+
+	if (fstat(bd->fd, &st) < 0)
+		return -errno;
+	return st.st_size;
+}

@@ -1,0 +1,195 @@
+/*
+ * The block layer shared by kestrel (virtio-blk, later IDE) and kestrel-img:
+ * an opened image is a struct block_dev with explicit state, no globals, safe
+ * to use from several threads (each driver serialises its own metadata).
+ *
+ * Requests are positional and synchronous here; the VMM issues them from its
+ * I/O threads.  The same entry points can later complete through io_uring.
+ */
+#ifndef KESTREL_BLOCK_BLOCK_H
+#define KESTREL_BLOCK_BLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct block_dev;
+
+/* Open flags. */
+#define BLOCK_RDONLY	0x01	/* refuse writes (readonly=on, backing files) */
+#define BLOCK_NOCACHE	0x02	/* O_DIRECT: cache=none/directsync */
+#define BLOCK_DSYNC	0x04	/* O_DSYNC: cache=writethrough/directsync */
+#define BLOCK_NO_FLUSH	0x08	/* flushes are ignored: cache=unsafe */
+#define BLOCK_NO_LOCK	0x10	/* skip the image lock (kestrel-img -U, tests) */
+
+/*
+ * Opens path as format ("raw", "qcow2", or NULL to probe, warning as QEMU
+ * does when a raw image is probed).  Backing files open read-only.  An image
+ * is locked (OFD locks, like QEMU's) so a second writer is refused with a
+ * message naming the holder.  Returns 0, or -1 with a message in err.
+ */
+int block_open(const char *path, const char *format, unsigned flags, struct block_dev **out,
+	       char *err, size_t errlen);
+void block_close(struct block_dev *bd);
+
+/* Virtual disk size in bytes. */
+uint64_t block_length(const struct block_dev *bd);
+const char *block_format_name(const struct block_dev *bd);
+bool block_is_readonly(const struct block_dev *bd);
+
+/* Each returns 0 or a negative errno; a range beyond the disk is -EINVAL. */
+int block_pread(struct block_dev *bd, uint64_t offset, void *buf, size_t len);
+int block_pwrite(struct block_dev *bd, uint64_t offset, const void *buf, size_t len);
+int block_flush(struct block_dev *bd);
+/* Deallocates (qcow2: discards clusters; raw: punches holes); reads then return zeroes. */
+int block_discard(struct block_dev *bd, uint64_t offset, uint64_t len);
+int block_write_zeroes(struct block_dev *bd, uint64_t offset, uint64_t len, bool may_unmap);
+
+/*
+ * Creates a temporary qcow2 overlay backed by bd's file (snapshot=on); the
+ * file is unlinked at once so it vanishes with the process.
+ */
+int block_open_snapshot_overlay(const char *path, const char *format, unsigned flags,
+				struct block_dev **out, char *err, size_t errlen);
+
+/*
+ * Additions for kestrel-img and other tooling.  The entry points above are
+ * what a VMM needs; these expose what qemu-img's subcommands need.
+ */
+#include <stdio.h>
+
+#define BLOCK_NO_BACKING	0x20	/* do not open the backing chain (info, rebase -u) */
+#define BLOCK_CHECK		0x40	/* for check/repair: no dirty-bit repair, corrupt images open */
+#define BLOCK_UNSAFE_PROBE	0x80	/* probing guessed raw: no warning, no block 0 restriction */
+#define BLOCK_QUIET_PROBE	0x100	/* probing guessed raw: restrict block 0 but print nothing */
+
+enum block_prealloc {
+	BLOCK_PREALLOC_OFF,
+	BLOCK_PREALLOC_METADATA,
+	BLOCK_PREALLOC_FALLOC,
+	BLOCK_PREALLOC_FULL,
+};
+
+/* Creation options, as qemu-img create -o spells them; zero means "default". */
+struct block_create_opts {
+	uint64_t size;
+	const char *backing_file;
+	const char *backing_fmt;
+	enum block_prealloc prealloc;
+	uint32_t cluster_size;		/* qcow2: 512..2M, default 64 KiB */
+	int compat;			/* qcow2: 2 (0.10) or 3 (1.1, default) */
+	bool lazy_refcounts;
+	int refcount_bits;		/* qcow2: 1..64, power of two, default 16 */
+	int compression_type;		/* qcow2: BLOCK_COMPRESS_ZLIB or _ZSTD */
+	bool extended_l2;		/* refused: not supported */
+};
+
+#define BLOCK_COMPRESS_ZLIB	0
+#define BLOCK_COMPRESS_ZSTD	1
+
+/* Creates an image file (replacing a regular file of that name). */
+int block_create(const char *path, const char *format, const struct block_create_opts *o,
+		 char *err, size_t errlen);
+
+const char *block_filename(const struct block_dev *bd);
+/* The opened backing image, or NULL. */
+struct block_dev *block_backing(const struct block_dev *bd);
+/* Cluster size of the format (qcow2), or 0. */
+uint32_t block_cluster_size(const struct block_dev *bd);
+
+/*
+ * Allocation status of [offset, offset+len) in this layer: *pnum receives how
+ * many bytes from offset share the returned flags (at least 1, at most len).
+ */
+#define BLOCK_STATUS_DATA	0x01	/* reads come from stored data */
+#define BLOCK_STATUS_ZERO	0x02	/* reads return zeroes */
+#define BLOCK_STATUS_ALLOCATED	0x04	/* this layer decides the content, not the backing file */
+#define BLOCK_STATUS_OFFSET	0x08	/* *map is the host offset in this layer's file */
+#define BLOCK_STATUS_COMPRESSED	0x10
+int block_status(struct block_dev *bd, uint64_t offset, uint64_t len, uint64_t *pnum,
+		 uint64_t *map, unsigned *flags);
+
+/* Writes one whole cluster (or the tail of the disk) compressed; qcow2 only. */
+int block_pwrite_compressed(struct block_dev *bd, uint64_t offset, const void *buf, size_t len);
+
+struct block_info {
+	uint64_t virtual_size;
+	uint64_t actual_size;		/* allocated bytes of the file (st_blocks) */
+	uint32_t cluster_size;		/* 0 when the format has none */
+	bool dirty;
+	bool encrypted;
+	char backing_file[4096];	/* as stored in the image, "" if none */
+	char backing_fmt[32];		/* "" if not recorded */
+	/* qcow2 format-specific data; valid when qcow2_version != 0 */
+	int qcow2_version;		/* 2 or 3 */
+	bool lazy_refcounts;
+	int refcount_bits;
+	bool corrupt;
+	bool extended_l2;
+	int compression_type;
+	int nb_snapshots;
+};
+int block_get_info(struct block_dev *bd, struct block_info *info);
+
+struct block_snapshot {
+	char id[128];
+	char name[1024];
+	uint64_t vm_state_size;
+	uint32_t date_sec, date_nsec;
+	uint64_t vm_clock_nsec;
+	uint64_t icount;		/* UINT64_MAX when not recorded */
+	uint64_t disk_size;
+};
+/* Returns the number of snapshots (list malloc'd, may be NULL) or a negative errno. */
+int block_snapshot_list(struct block_dev *bd, struct block_snapshot **list);
+int block_snapshot_create(struct block_dev *bd, const char *name, char *err, size_t errlen);
+int block_snapshot_apply(struct block_dev *bd, const char *name, char *err, size_t errlen);
+int block_snapshot_delete(struct block_dev *bd, const char *name, char *err, size_t errlen);
+
+#define BLOCK_FIX_LEAKS		0x1
+#define BLOCK_FIX_ERRORS	0x2
+struct block_check_result {
+	int corruptions, leaks, check_errors;
+	int corruptions_fixed, leaks_fixed;
+	uint64_t image_end_offset;
+	uint64_t total_clusters, allocated_clusters, fragmented_clusters, compressed_clusters;
+};
+/*
+ * Checks metadata consistency (qcow2), printing one line per problem to
+ * report as qemu-img check does; fix repairs leaks and/or errors.  Returns 0,
+ * -ENOTSUP for formats without checks, or another negative errno.
+ */
+int block_check(struct block_dev *bd, unsigned fix, struct block_check_result *res, FILE *report);
+
+/* Changes the virtual size; shrinking needs shrink = true. */
+int block_truncate(struct block_dev *bd, uint64_t size, bool shrink, enum block_prealloc prealloc,
+		   char *err, size_t errlen);
+/* Rewrites the backing file name and format in the header (NULL file: none). */
+int block_change_backing(struct block_dev *bd, const char *file, const char *fmt,
+			 char *err, size_t errlen);
+/* Changes qcow2 header options; set marks which fields of o to apply (BLOCK_AMEND_*). */
+#define BLOCK_AMEND_COMPAT		0x01
+#define BLOCK_AMEND_LAZY_REFCOUNTS	0x02
+#define BLOCK_AMEND_REFCOUNT_BITS	0x04
+#define BLOCK_AMEND_SIZE		0x08
+#define BLOCK_AMEND_BACKING_FILE	0x10
+#define BLOCK_AMEND_BACKING_FMT		0x20
+int block_amend(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
+		char *err, size_t errlen);
+/*
+ * Reads from an internal snapshot instead of the current state, until close
+ * (qemu-img convert -l).  The image must be open read-only.
+ */
+int block_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen);
+/* Drops all data of this layer (qemu-img commit empties the top image). */
+int block_make_empty(struct block_dev *bd);
+
+/* A buffer aligned for O_DIRECT (4 KiB); free with free(). */
+void *block_alloc_buf(size_t len);
+bool block_buffer_is_zero(const void *buf, size_t len);
+
+/* Bytes of metadata qcow2 needs for a virtual size (qemu-img measure). */
+uint64_t block_qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
+				   bool v2);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * Inside the block layer: the driver ops table every format fills, the
+ * generic struct block_dev, and file I/O helpers shared by the drivers.
+ */
+#ifndef KESTREL_BLOCK_BLOCK_INT_H
+#define KESTREL_BLOCK_BLOCK_INT_H
+
+#include "block/block.h"
+
+#include <stdarg.h>
+#include <sys/types.h>
+
+struct block_driver {
+	const char *name;
+	/* How sure the driver is that the first bytes are its format: 0..100. */
+	int (*probe)(const uint8_t *buf, size_t len);
+	int (*open)(struct block_dev *bd, char *err, size_t errlen);
+	void (*close)(struct block_dev *bd);
+	int (*pread)(struct block_dev *bd, uint64_t off, void *buf, size_t len);
+	int (*pwrite)(struct block_dev *bd, uint64_t off, const void *buf, size_t len);
+	int (*pwrite_compressed)(struct block_dev *bd, uint64_t off, const void *buf, size_t len);
+	int (*flush)(struct block_dev *bd);
+	int (*write_zeroes)(struct block_dev *bd, uint64_t off, uint64_t len, bool may_unmap);
+	int (*status)(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
+		      uint64_t *map, unsigned *flags);
+	int (*create)(const char *path, const struct block_create_opts *o, char *err,
+		      size_t errlen);
+	int (*truncate)(struct block_dev *bd, uint64_t size, bool shrink,
+			enum block_prealloc prealloc, char *err, size_t errlen);
+	int (*get_info)(struct block_dev *bd, struct block_info *info);
+	int (*check)(struct block_dev *bd, unsigned fix, struct block_check_result *res,
+		     FILE *report);
+	int (*snapshot_list)(struct block_dev *bd, struct block_snapshot **list);
+	int (*snapshot_create)(struct block_dev *bd, const char *name, char *err, size_t errlen);
+	int (*snapshot_apply)(struct block_dev *bd, const char *name, char *err, size_t errlen);
+	int (*snapshot_delete)(struct block_dev *bd, const char *name, char *err, size_t errlen);
+	int (*snapshot_load_tmp)(struct block_dev *bd, const char *name, char *err,
+				 size_t errlen);
+	int (*change_backing)(struct block_dev *bd, const char *file, const char *fmt,
+			      char *err, size_t errlen);
+	int (*amend)(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
+		     char *err, size_t errlen);
+	int (*make_empty)(struct block_dev *bd);
+};
+
+struct block_dev {
+	const struct block_driver *drv;
+	char *filename;
+	int fd;
+	unsigned flags;
+	bool read_only;
+	bool direct;			/* fd has O_DIRECT: I/O must be aligned */
+	bool probed_raw;		/* writes to block 0 restricted, as QEMU does */
+	uint64_t size;			/* virtual size */
+	struct block_dev *backing;
+	struct block_dev *parent;	/* the image this one backs, while it opens */
+	int depth;			/* 0 for the image opened by the user */
+	dev_t st_dev;			/* identity of the file, for backing loop checks */
+	ino_t st_ino;
+	void *opaque;			/* driver state */
+};
+
+extern const struct block_driver block_raw_driver;
+extern const struct block_driver block_qcow2_driver;
+
+/* printf into err (which may be NULL); returns -1 for "return block_err(...)". */
+int block_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Positional I/O on an image file that handles short transfers, EINTR and,
+ * for O_DIRECT descriptors, unaligned buffers, offsets and lengths.  Reads
+ * past end of file return zeroes.  Return 0 or a negative errno.
+ */
+int bfile_pread(const struct block_dev *bd, uint64_t off, void *buf, size_t len);
+int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size_t len);
+int bfile_flush(const struct block_dev *bd);
+int64_t bfile_size(const struct block_dev *bd);
+
+/* Opens a backing file relative to the image's directory, as QEMU resolves it. */
+int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
+		       char *err, size_t errlen);
+/* The backing file name resolved against the directory of the image that names it. */
+char *block_backing_path(const char *image, const char *backing);
+
+/* Reads through the backing chain: zeroes where there is no backing data. */
+int block_read_backing(struct block_dev *bd, uint64_t off, void *buf, size_t len);
+
+
+#endif

@@ -1,0 +1,821 @@
+/*
+ * Guest to host mapping (qcow2 spec: "Cluster mapping"): L1 entries point
+ * to L2 tables, L2 entries to data clusters, compressed clusters or zero
+ * markers.  Writes allocate clusters (copying what the old cluster, the
+ * backing file or a compressed cluster held around a partial write) and
+ * copy-on-write L2 tables and clusters shared with snapshots.
+ */
+#include "block/qcow2/qcow2.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int qcow2_signal_corruption(struct qcow2 *s, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s->checking)
+		return -EIO;
+	if (!s->corrupt_signalled) {
+		if (!s->bd->read_only && s->h.version >= 3) {
+			fprintf(stderr, "qcow2: Marking image as corrupt: %s; further corruption events "
+					"will be suppressed\n", msg);
+			qcow2_set_incompat(s, QCOW2_INCOMPAT_CORRUPT, true);
+		} else {
+			fprintf(stderr, "qcow2: Image is corrupt: %s; further non-fatal corruption "
+					"events will be suppressed\n", msg);
+		}
+	}
+	s->corrupt_signalled = true;
+	return -EIO;
+}
+
+int qcow2_file_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len)
+{
+	int ret = bfile_pwrite(s->bd, off, buf, len);
+
+	if (ret == 0) {
+		if (off + len > s->data_end)
+			s->data_end = off + len;
+		if (off + len > s->file_size)
+			s->file_size = off + len;
+	}
+	return ret;
+}
+
+enum qcow2_type qcow2_entry_type(const struct qcow2 *s, uint64_t l2e)
+{
+	if (l2e & QCOW_OFLAG_COMPRESSED)
+		return QCOW2_COMPRESSED;
+	if ((l2e & QCOW_OFLAG_ZERO) && s->h.version >= 3)
+		return (l2e & L2E_OFFSET_MASK) ? QCOW2_ZERO_ALLOC : QCOW2_ZERO_PLAIN;
+	if (l2e & L2E_OFFSET_MASK)
+		return QCOW2_NORMAL;
+	return QCOW2_UNALLOCATED;
+}
+
+/* The L2 table of an L1 entry for reading; *table is NULL when there is none. */
+static int l2_load(struct qcow2 *s, uint64_t l1_index, uint64_t **table)
+{
+	uint64_t off = l1_index < s->l1_size ? s->l1[l1_index] & L1E_OFFSET_MASK : 0;
+
+	*table = NULL;
+	if (!off)
+		return 0;
+	if (qcow2_in_cluster(s, off))
+		return qcow2_signal_corruption(s, "L2 table offset %#" PRIx64 " unaligned (L1 index: %#"
+					       PRIx64 ")", off, l1_index);
+	if (off < s->cluster_size)
+		return qcow2_signal_corruption(s, "L2 table offset %#" PRIx64 " overlaps the header "
+					       "(L1 index: %#" PRIx64 ")", off, l1_index);
+	return qcow2_cache_get(s, &s->l2_cache, off, true, (void **)table);
+}
+
+static int check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint64_t guest)
+{
+	uint64_t host = l2e & L2E_OFFSET_MASK;
+
+	if (type != QCOW2_NORMAL && type != QCOW2_ZERO_ALLOC)
+		return 0;
+	if (qcow2_in_cluster(s, host))
+		return qcow2_signal_corruption(s, "Cluster allocation offset %#" PRIx64
+					       " unaligned (guest offset: %#" PRIx64 ")", host, guest);
+	if (host < s->cluster_size)
+		return qcow2_signal_corruption(s, "Data cluster at %#" PRIx64 " overlaps the header "
+					       "(guest offset: %#" PRIx64 ")", host, guest);
+	return 0;
+}
+
+int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, enum qcow2_type *type,
+	      uint64_t *l2e, uint64_t *pnum)
+{
+	uint64_t l1_index = off >> (s->l2_bits + s->cluster_bits);
+	uint64_t l2_index = (off >> s->cluster_bits) & (s->l2_size - 1);
+	uint64_t in = qcow2_in_cluster(s, off), n, max, first, *table;
+	int ret;
+
+	max = s->l2_size - l2_index;	/* clusters left in this L2 table */
+	if (qcow2_size_to_clusters(s, in + len) < max)
+		max = qcow2_size_to_clusters(s, in + len);
+	ret = l2_load(s, l1_index, &table);
+	if (ret < 0)
+		return ret;
+	if (!table) {
+		*type = QCOW2_UNALLOCATED;
+		*l2e = 0;
+		n = max;
+		goto done;
+	}
+	first = be64toh(table[l2_index]);
+	*type = qcow2_entry_type(s, first);
+	*l2e = first;
+	ret = check_entry(s, first, *type, off);
+	if (ret < 0)
+		goto out;
+	for (n = 1; n < max && *type != QCOW2_COMPRESSED; n++) {
+		uint64_t e = be64toh(table[l2_index + n]);
+		if (qcow2_entry_type(s, e) != *type)
+			break;
+		if ((*type == QCOW2_NORMAL || *type == QCOW2_ZERO_ALLOC) &&
+		    (e & L2E_OFFSET_MASK) != (first & L2E_OFFSET_MASK) + (n << s->cluster_bits))
+			break;
+		if ((e & QCOW_OFLAG_COPIED) != (first & QCOW_OFLAG_COPIED))
+			break;
+	}
+done:
+	*pnum = (n << s->cluster_bits) - in;
+	if (*pnum > len)
+		*pnum = len;
+out:
+	if (table)
+		qcow2_cache_put(&s->l2_cache, table);
+	return ret;
+}
+
+int qcow2_read_compressed(struct qcow2 *s, uint64_t l2e, uint8_t *out)
+{
+	uint64_t coff = l2e & s->cluster_offset_mask;
+	uint64_t sectors = ((l2e >> s->csize_shift) & s->csize_mask) + 1;
+	size_t csize = (size_t)(sectors * 512 - (coff & 511));
+	uint8_t *in = malloc(csize);
+	int ret;
+
+	if (!in)
+		return -ENOMEM;
+	ret = bfile_pread(s->bd, coff, in, csize);
+	if (ret == 0)
+		ret = qcow2_decompress(s->h.compression_type, out, s->cluster_size, in, csize);
+	free(in);
+	return ret;
+}
+
+/* Reads one compressed cluster through a one-entry cache (sequential small reads). */
+static int read_compressed_part(struct qcow2 *s, uint64_t l2e, uint64_t in, void *buf,
+				size_t len)
+{
+	int ret;
+
+	if (!s->zbuf) {
+		s->zbuf = malloc(s->cluster_size);
+		if (!s->zbuf)
+			return -ENOMEM;
+	}
+	if (!s->zbuf_valid || s->zbuf_offset != l2e) {
+		s->zbuf_valid = false;
+		ret = qcow2_read_compressed(s, l2e, s->zbuf);
+		if (ret < 0)
+			return ret;
+		s->zbuf_offset = l2e;
+		s->zbuf_valid = true;
+	}
+	memcpy(buf, s->zbuf + in, len);
+	return 0;
+}
+
+int qcow2_read(struct qcow2 *s, uint64_t off, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	int ret;
+
+	while (len) {
+		enum qcow2_type type;
+		uint64_t l2e, n, in = qcow2_in_cluster(s, off);
+
+		pthread_mutex_lock(&s->lock);
+		ret = qcow2_map(s, off, len, &type, &l2e, &n);
+		/* Part of a compressed cluster: through the one-cluster cache, under the lock. */
+		if (ret == 0 && type == QCOW2_COMPRESSED && (in || n != s->cluster_size))
+			ret = read_compressed_part(s, l2e, in, p, (size_t)n);
+		pthread_mutex_unlock(&s->lock);
+		if (ret < 0)
+			return ret;
+		switch (type) {
+		case QCOW2_UNALLOCATED:
+			ret = block_read_backing(s->bd, off, p, (size_t)n);
+			break;
+		case QCOW2_ZERO_PLAIN:
+		case QCOW2_ZERO_ALLOC:
+			memset(p, 0, (size_t)n);
+			break;
+		case QCOW2_NORMAL:
+			ret = bfile_pread(s->bd, (l2e & L2E_OFFSET_MASK) + in, p, (size_t)n);
+			break;
+		case QCOW2_COMPRESSED:
+			/* A whole cluster decompresses straight into the buffer, in parallel. */
+			if (!in && n == s->cluster_size)
+				ret = qcow2_read_compressed(s, l2e, p);
+			break;
+		}
+		if (ret < 0)
+			return ret;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int qcow2_write_l1_entry(struct qcow2 *s, uint32_t index)
+{
+	uint8_t e[8];
+
+	put_be64(e, s->l1[index]);
+	return qcow2_file_write(s, s->l1_offset + (uint64_t)index * 8, e, sizeof(e));
+}
+
+/*
+ * The L2 table of l1_index for writing: allocated when missing, copied when
+ * shared with a snapshot (L1 entry without COPIED).  The new table reaches
+ * the disk before the L1 entry that points at it.
+ */
+static int l2_get_writable(struct qcow2 *s, uint64_t l1_index, uint64_t **table)
+{
+	uint64_t old = s->l1[l1_index] & L1E_OFFSET_MASK, new;
+	uint64_t *old_table = NULL;
+	int ret;
+
+	if (old && (s->l1[l1_index] & QCOW_OFLAG_COPIED))
+		return l2_load(s, l1_index, table);
+	if (old) {
+		ret = l2_load(s, l1_index, &old_table);
+		if (ret < 0)
+			return ret;
+	}
+	ret = qcow2_alloc_clusters(s, 1, &new);
+	if (ret < 0)
+		goto out;
+	ret = qcow2_cache_get(s, &s->l2_cache, new, false, (void **)table);
+	if (ret < 0)
+		goto out;
+	if (old_table)
+		memcpy(*table, old_table, s->cluster_size);
+	ret = qcow2_rc_flush(s, true);
+	if (ret == 0)
+		ret = qcow2_file_write(s, new, *table, s->cluster_size);
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH) && !s->dirty_bit_set)
+		ret = bfile_flush(s->bd);
+	if (ret < 0) {
+		qcow2_cache_put(&s->l2_cache, *table);
+		qcow2_cache_discard(&s->l2_cache, new);
+		*table = NULL;
+		goto out;
+	}
+	s->l1[l1_index] = new | QCOW_OFLAG_COPIED;
+	ret = qcow2_write_l1_entry(s, (uint32_t)l1_index);
+	if (ret == 0 && old)
+		ret = qcow2_free_later(s, old, 1);
+	if (ret < 0) {
+		qcow2_cache_put(&s->l2_cache, *table);
+		*table = NULL;
+	}
+out:
+	if (old_table)
+		qcow2_cache_put(&s->l2_cache, old_table);
+	return ret;
+}
+
+/* What a cluster held before a write replaces it: for the bytes the write leaves alone. */
+static int cow_read(struct qcow2 *s, uint64_t guest, uint64_t l2e, uint8_t *buf)
+{
+	switch (qcow2_entry_type(s, l2e)) {
+	case QCOW2_UNALLOCATED:
+		return block_read_backing(s->bd, guest, buf, s->cluster_size);
+	case QCOW2_ZERO_PLAIN:
+	case QCOW2_ZERO_ALLOC:
+		memset(buf, 0, s->cluster_size);
+		return 0;
+	case QCOW2_NORMAL:
+		return bfile_pread(s->bd, l2e & L2E_OFFSET_MASK, buf, s->cluster_size);
+	case QCOW2_COMPRESSED:
+		return qcow2_read_compressed(s, l2e, buf);
+	}
+	return -EIO;
+}
+
+static bool reads_as_zero(struct qcow2 *s, uint64_t guest, uint64_t l2e)
+{
+	enum qcow2_type t = qcow2_entry_type(s, l2e);
+
+	if (t == QCOW2_ZERO_PLAIN || t == QCOW2_ZERO_ALLOC)
+		return true;
+	return t == QCOW2_UNALLOCATED && (!s->bd->backing || guest >= s->bd->backing->size);
+}
+
+/* Drops the reference an L2 entry held, once the new entry is on disk. */
+static int release_entry(struct qcow2 *s, uint64_t l2e)
+{
+	switch (qcow2_entry_type(s, l2e)) {
+	case QCOW2_NORMAL:
+	case QCOW2_ZERO_ALLOC:
+		return qcow2_free_later(s, l2e & L2E_OFFSET_MASK, 1);
+	case QCOW2_COMPRESSED:
+		return qcow2_free_compressed_later(s, l2e);
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Writes [in, in+len) of guest cluster `guest` (cluster aligned) at host
+ * cluster `host`, filling the rest from what the cluster held before.
+ */
+static int write_cluster_part(struct qcow2 *s, uint64_t guest, uint64_t l2e, uint64_t host,
+			      uint64_t in, const uint8_t *data, size_t len)
+{
+	uint8_t *bounce;
+	int ret;
+
+	if (in == 0 && len == s->cluster_size)
+		return qcow2_file_write(s, host, data, len);
+	/* Fresh space past anything ever written is zero already: write just the data. */
+	if (host >= s->data_end && reads_as_zero(s, guest, l2e))
+		return qcow2_file_write(s, host + in, data, len);
+	bounce = block_alloc_buf(s->cluster_size);
+	if (!bounce)
+		return -ENOMEM;
+	ret = cow_read(s, guest, l2e, bounce);
+	if (ret == 0) {
+		memcpy(bounce + in, data, len);
+		ret = qcow2_file_write(s, host, bounce, s->cluster_size);
+	}
+	free(bounce);
+	return ret;
+}
+
+static bool in_place(const struct qcow2 *s, uint64_t l2e)
+{
+	enum qcow2_type t = qcow2_entry_type(s, l2e);
+
+	return (t == QCOW2_NORMAL || t == QCOW2_ZERO_ALLOC) && (l2e & QCOW_OFLAG_COPIED);
+}
+
+static int mark_dirty(struct qcow2 *s)
+{
+	int ret;
+
+	/* Lazy refcounts: the dirty bit says the refcounts may be behind (qcow2 spec). */
+	if (s->dirty_bit_set || !(s->h.compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS))
+		return 0;
+	ret = qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, true);
+	if (ret == 0)
+		s->dirty_bit_set = true;
+	return ret;
+}
+
+/* Writes within one L2 table: clusters [l2_index, l2_index + count) of the table. */
+static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const uint8_t *buf,
+			  size_t len)
+{
+	uint64_t l2_index = (off >> s->cluster_bits) & (s->l2_size - 1);
+	uint64_t in = qcow2_in_cluster(s, off);
+	uint64_t count = qcow2_size_to_clusters(s, in + len), i = 0;
+	int ret = 0;
+
+	while (i < count) {
+		uint64_t e = be64toh(table[l2_index + i]), j, host;
+		uint64_t first_off = i ? 0 : in;
+		uint64_t guest = ((off >> s->cluster_bits) + i) << s->cluster_bits;
+		const uint8_t *src = buf + (i ? (i << s->cluster_bits) - in : 0);
+		size_t n;
+
+		ret = check_entry(s, e, qcow2_entry_type(s, e), guest);
+		if (ret < 0)
+			return ret;
+		if (in_place(s, e)) {
+			host = e & L2E_OFFSET_MASK;
+			if (qcow2_entry_type(s, e) == QCOW2_ZERO_ALLOC) {
+				/* The old bytes of a preallocated zero cluster are not zeroes. */
+				n = (size_t)(s->cluster_size - first_off);
+				if (n > len - (size_t)(src - buf))
+					n = len - (size_t)(src - buf);
+				if (first_off || n != s->cluster_size) {
+					uint8_t *z = block_alloc_buf(s->cluster_size);
+					if (!z)
+						return -ENOMEM;
+					memset(z, 0, s->cluster_size);
+					memcpy(z + first_off, src, n);
+					ret = qcow2_file_write(s, host, z, s->cluster_size);
+					free(z);
+				} else {
+					ret = qcow2_file_write(s, host, src, n);
+				}
+				if (ret < 0)
+					return ret;
+				table[l2_index + i] = htobe64(host | QCOW_OFLAG_COPIED);
+				i++;
+				continue;
+			}
+			/* A run of writable clusters that are contiguous on the host. */
+			for (j = i + 1; j < count; j++) {
+				uint64_t f = be64toh(table[l2_index + j]);
+				if (!in_place(s, f) || qcow2_entry_type(s, f) != QCOW2_NORMAL ||
+				    (f & L2E_OFFSET_MASK) != host + ((j - i) << s->cluster_bits))
+					break;
+			}
+			n = (size_t)(((j - i) << s->cluster_bits) - first_off);
+			if (n > len - (size_t)(src - buf))
+				n = len - (size_t)(src - buf);
+			ret = qcow2_file_write(s, host + first_off, src, n);
+			if (ret < 0)
+				return ret;
+			i = j;
+			continue;
+		}
+
+		/* A run of clusters that need new space: allocate it contiguously. */
+		for (j = i + 1; j < count; j++)
+			if (in_place(s, be64toh(table[l2_index + j])))
+				break;
+		ret = qcow2_alloc_clusters(s, j - i, &host);
+		if (ret < 0)
+			return ret;
+		for (uint64_t k = i; k < j; k++) {
+			uint64_t old = be64toh(table[l2_index + k]);
+			uint64_t g = ((off >> s->cluster_bits) + k) << s->cluster_bits;
+			uint64_t h = host + ((k - i) << s->cluster_bits);
+			uint64_t c_in = k ? 0 : in;
+			const uint8_t *c_src = buf + (k ? (k << s->cluster_bits) - in : 0);
+			size_t c_len = (size_t)(s->cluster_size - c_in);
+			if (c_len > len - (size_t)(c_src - buf))
+				c_len = len - (size_t)(c_src - buf);
+			/* Whole clusters in the middle go out in one write below. */
+			if (c_in == 0 && c_len == s->cluster_size) {
+				uint64_t m = k + 1;
+				while (m < j && ((m + 1) << s->cluster_bits) - in <= len)
+					m++;
+				ret = qcow2_file_write(s, h, c_src, (size_t)((m - k) << s->cluster_bits));
+				if (ret < 0)
+					return ret;
+				for (; k < m; k++) {
+					old = be64toh(table[l2_index + k]);
+					table[l2_index + k] =
+						htobe64((host + ((k - i) << s->cluster_bits)) | QCOW_OFLAG_COPIED);
+					ret = release_entry(s, old);
+					if (ret < 0)
+						return ret;
+				}
+				k--;
+				continue;
+			}
+			ret = write_cluster_part(s, g, old, h, c_in, c_src, c_len);
+			if (ret < 0)
+				return ret;
+			table[l2_index + k] = htobe64(h | QCOW_OFLAG_COPIED);
+			ret = release_entry(s, old);
+			if (ret < 0)
+				return ret;
+		}
+		i = j;
+	}
+	return 0;
+}
+
+int qcow2_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	int ret = mark_dirty(s);
+
+	while (ret == 0 && len) {
+		uint64_t l1_index = off >> (s->l2_bits + s->cluster_bits);
+		uint64_t table_end = (l1_index + 1) << (s->l2_bits + s->cluster_bits);
+		size_t n = table_end - off < len ? (size_t)(table_end - off) : len;
+		uint64_t *table;
+
+		if (l1_index >= s->l1_size)
+			return -EINVAL;
+		ret = l2_get_writable(s, l1_index, &table);
+		if (ret < 0)
+			return ret;
+		ret = write_in_table(s, table, off, p, n);
+		qcow2_cache_mark_dirty(&s->l2_cache, table);
+		qcow2_cache_put(&s->l2_cache, table);
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return ret;
+}
+
+int qcow2_write_compressed(struct qcow2 *s, uint64_t off, const void *cdata, size_t clen)
+{
+	uint64_t l1_index = off >> (s->l2_bits + s->cluster_bits);
+	uint64_t l2_index = (off >> s->cluster_bits) & (s->l2_size - 1);
+	uint64_t *table, host, old, sectors;
+	int ret = mark_dirty(s);
+
+	if (ret < 0)
+		return ret;
+	ret = l2_get_writable(s, l1_index, &table);
+	if (ret < 0)
+		return ret;
+	ret = qcow2_alloc_bytes(s, clen, &host);
+	if (ret == 0)
+		ret = qcow2_file_write(s, host, cdata, clen);
+	if (ret == 0) {
+		/* qcow2 spec: the size field counts 512-byte sectors beyond the first. */
+		sectors = ((host + clen - 1) >> 9) - (host >> 9);
+		old = be64toh(table[l2_index]);
+		table[l2_index] = htobe64(QCOW_OFLAG_COMPRESSED | (sectors << s->csize_shift) | host);
+		qcow2_cache_mark_dirty(&s->l2_cache, table);
+		ret = release_entry(s, old);
+	}
+	qcow2_cache_put(&s->l2_cache, table);
+	return ret;
+}
+
+/* Zeroes whole clusters [first, first+count) within one L2 table. */
+static int zero_in_table(struct qcow2 *s, uint64_t l1_index, uint64_t first, uint64_t count,
+			 bool may_unmap)
+{
+	uint64_t *table, l2_index = first & (s->l2_size - 1);
+	bool v3 = s->h.version >= 3, backing = s->bd->backing != NULL;
+	int ret;
+
+	/* Nothing mapped and nothing below: it reads as zeroes already. */
+	if (!(s->l1[l1_index] & L1E_OFFSET_MASK) && !backing)
+		return 0;
+	ret = l2_get_writable(s, l1_index, &table);
+	if (ret < 0)
+		return ret;
+	for (uint64_t i = 0; i < count && ret == 0; i++) {
+		uint64_t e = be64toh(table[l2_index + i]), ne;
+		enum qcow2_type t = qcow2_entry_type(s, e);
+
+		if (!v3 || (may_unmap && !backing)) {
+			ne = 0;
+		} else if (!may_unmap && in_place(s, e)) {
+			ne = (e & L2E_OFFSET_MASK) | QCOW_OFLAG_COPIED | QCOW_OFLAG_ZERO;
+		} else {
+			ne = QCOW_OFLAG_ZERO;
+		}
+		if (ne == e)
+			continue;
+		if (t == QCOW2_UNALLOCATED && ne == 0)
+			continue;
+		table[l2_index + i] = htobe64(ne);
+		if ((ne & L2E_OFFSET_MASK) != (e & L2E_OFFSET_MASK) || t == QCOW2_COMPRESSED)
+			ret = release_entry(s, e);
+	}
+	qcow2_cache_mark_dirty(&s->l2_cache, table);
+	qcow2_cache_put(&s->l2_cache, table);
+	return ret;
+}
+
+static int write_zero_bytes(struct qcow2 *s, uint64_t off, uint64_t len)
+{
+	uint8_t *z;
+	int ret = 0;
+
+	z = calloc(1, len < (1 << 20) ? (size_t)len : (1 << 20));
+	if (!z)
+		return -ENOMEM;
+	while (len && ret == 0) {
+		size_t n = len < (1 << 20) ? (size_t)len : (1 << 20);
+		ret = qcow2_write(s, off, z, n);
+		off += n;
+		len -= n;
+	}
+	free(z);
+	return ret;
+}
+
+int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap)
+{
+	uint64_t head, tail, first, end, l2_span = (uint64_t)s->l2_size;
+	int ret = mark_dirty(s);
+
+	if (ret < 0)
+		return ret;
+	/* v2 has no zero flag: with a backing file, zeroes have to be written. */
+	if (s->h.version < 3 && s->bd->backing)
+		return write_zero_bytes(s, off, len);
+	head = qcow2_align(s, off);
+	end = off + len;
+	/* The last cluster may stick out past the disk: the disk's end counts as aligned. */
+	tail = end == s->bd->size ? end : end & ~(uint64_t)(s->cluster_size - 1);
+	if (head >= tail)
+		return write_zero_bytes(s, off, len);
+	if (head > off) {
+		ret = write_zero_bytes(s, off, head - off);
+		if (ret < 0)
+			return ret;
+	}
+	first = head >> s->cluster_bits;
+	end = qcow2_size_to_clusters(s, tail);
+	while (first < end && ret == 0) {
+		uint64_t l1_index = first >> s->l2_bits;
+		uint64_t n = ((l1_index + 1) * l2_span) - first;
+		if (n > end - first)
+			n = end - first;
+		ret = zero_in_table(s, l1_index, first, n, may_unmap);
+		first += n;
+	}
+	if (ret == 0 && tail < off + len)
+		ret = write_zero_bytes(s, tail, off + len - tail);
+	return ret;
+}
+
+/* A bigger L1 table (resize): written in full before the header points at it. */
+int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
+{
+	uint64_t new_size = min_size, new_off, bytes, *l1;
+	uint8_t *raw, field[12];
+	int ret;
+
+	if (min_size <= s->l1_size)
+		return 0;
+	if (min_size > QCOW2_MAX_L1_BYTES / 8)
+		return -EFBIG;
+	bytes = qcow2_align(s, new_size * 8);
+	raw = block_alloc_buf((size_t)bytes);
+	l1 = calloc(new_size, sizeof(*l1));
+	if (!raw || !l1) {
+		free(raw);
+		free(l1);
+		return -ENOMEM;
+	}
+	memcpy(l1, s->l1, s->l1_size * sizeof(*l1));
+	memset(raw, 0, (size_t)bytes);
+	for (uint64_t i = 0; i < new_size; i++)
+		put_be64(raw + 8 * i, l1[i]);
+	ret = qcow2_alloc_clusters(s, bytes >> s->cluster_bits, &new_off);
+	if (ret == 0)
+		ret = qcow2_rc_flush(s, true);
+	if (ret == 0)
+		ret = qcow2_file_write(s, new_off, raw, (size_t)bytes);
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret == 0) {
+		put_be32(field, (uint32_t)new_size);
+		put_be64(field + 4, new_off);
+		ret = qcow2_file_write(s, 36, field, sizeof(field));
+	}
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret == 0) {
+		uint64_t old_off = s->l1_offset, old_bytes = qcow2_align(s, (uint64_t)s->l1_size * 8);
+		free(s->l1);
+		s->l1 = l1;
+		l1 = NULL;
+		s->l1_size = (uint32_t)new_size;
+		s->l1_offset = new_off;
+		s->h.l1_size = s->l1_size;
+		s->h.l1_table_offset = new_off;
+		if (old_off && old_bytes)
+			ret = qcow2_free_now(s, old_off, old_bytes >> s->cluster_bits);
+	}
+	free(l1);
+	free(raw);
+	return ret;
+}
+
+/*
+ * After snapshots come or go: COPIED must be set exactly where the refcount
+ * is 1 (qcow2 spec), on the active L1 and on the L2 tables only it uses.
+ */
+int qcow2_fix_copied_flags(struct qcow2 *s)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; i < s->l1_size && ret == 0; i++) {
+		uint64_t off = s->l1[i] & L1E_OFFSET_MASK, rc, *table;
+		uint64_t want;
+
+		if (!off)
+			continue;
+		ret = qcow2_get_refcount(s, off >> s->cluster_bits, &rc);
+		if (ret < 0)
+			break;
+		want = off | (rc == 1 ? QCOW_OFLAG_COPIED : 0);
+		if (want != s->l1[i]) {
+			s->l1[i] = want;
+			ret = qcow2_write_l1_entry(s, i);
+			if (ret < 0)
+				break;
+		}
+		/* Flags of a table shared with a snapshot are fixed too: both views agree. */
+		ret = qcow2_cache_get(s, &s->l2_cache, off, true, (void **)&table);
+		if (ret < 0)
+			break;
+		for (uint32_t j = 0; j < s->l2_size && ret == 0; j++) {
+			uint64_t e = be64toh(table[j]), ne;
+			enum qcow2_type t = qcow2_entry_type(s, e);
+			if (t != QCOW2_NORMAL && t != QCOW2_ZERO_ALLOC)
+				continue;
+			ret = qcow2_get_refcount(s, (e & L2E_OFFSET_MASK) >> s->cluster_bits, &rc);
+			ne = rc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
+			if (ret == 0 && ne != e) {
+				table[j] = htobe64(ne);
+				qcow2_cache_mark_dirty(&s->l2_cache, table);
+			}
+		}
+		qcow2_cache_put(&s->l2_cache, table);
+	}
+	return ret;
+}
+
+/* Points unallocated entries [l2_index, +n) at host clusters from `host` on (preallocation). */
+int qcow2_write_l2_range(struct qcow2 *s, uint64_t l1_index, uint64_t l2_index, uint64_t n,
+			 uint64_t host)
+{
+	uint64_t *table;
+	int ret = l2_get_writable(s, l1_index, &table);
+
+	if (ret < 0)
+		return ret;
+	for (uint64_t i = 0; i < n && ret == 0; i++) {
+		uint64_t e = be64toh(table[l2_index + i]), h = host + (i << s->cluster_bits);
+		enum qcow2_type t = qcow2_entry_type(s, e);
+		if (t != QCOW2_UNALLOCATED && t != QCOW2_ZERO_PLAIN) {
+			/* Already has space: the cluster set aside for it goes back. */
+			ret = qcow2_free_now(s, h, 1);
+			continue;
+		}
+		table[l2_index + i] = htobe64(h | QCOW_OFLAG_COPIED);
+	}
+	qcow2_cache_mark_dirty(&s->l2_cache, table);
+	qcow2_cache_put(&s->l2_cache, table);
+	return ret;
+}
+
+/* Unmaps every guest cluster from the one containing `size` rounded up (shrink, make_empty). */
+int qcow2_drop_beyond(struct qcow2 *s, uint64_t size)
+{
+	uint64_t first = qcow2_size_to_clusters(s, size);
+	int ret = 0;
+
+	for (uint64_t i = first >> s->l2_bits; i < s->l1_size && ret == 0; i++) {
+		uint64_t off = s->l1[i] & L1E_OFFSET_MASK, start = 0, *table;
+		bool whole;
+
+		if (!off)
+			continue;
+		if ((i << s->l2_bits) < first)
+			start = first - (i << s->l2_bits);
+		whole = start == 0;
+		if (whole) {
+			/* The whole table goes: its entries lose this L1's reference too. */
+			ret = qcow2_cache_get(s, &s->l2_cache, off, true, (void **)&table);
+			if (ret < 0)
+				break;
+			for (uint32_t j = 0; j < s->l2_size && ret == 0; j++)
+				ret = release_entry(s, be64toh(table[j]));
+			qcow2_cache_put(&s->l2_cache, table);
+			if (ret < 0)
+				break;
+			s->l1[i] = 0;
+			ret = qcow2_write_l1_entry(s, (uint32_t)i);
+			if (ret == 0)
+				ret = qcow2_free_later(s, off, 1);
+			continue;
+		}
+		ret = l2_get_writable(s, i, &table);
+		if (ret < 0)
+			break;
+		for (uint64_t j = start; j < s->l2_size && ret == 0; j++) {
+			uint64_t e = be64toh(table[j]);
+			if (!e)
+				continue;
+			table[j] = 0;
+			ret = release_entry(s, e);
+		}
+		qcow2_cache_mark_dirty(&s->l2_cache, table);
+		qcow2_cache_put(&s->l2_cache, table);
+	}
+	return ret;
+}
+
+/* Cuts the file after the last cluster in use (after a shrink). */
+int qcow2_trim_file(struct qcow2 *s)
+{
+	uint64_t last = 0, rc;
+	int ret;
+
+	for (uint64_t c = qcow2_size_to_clusters(s, s->file_size); c > 0; c--) {
+		ret = qcow2_get_refcount(s, c - 1, &rc);
+		if (ret < 0)
+			return ret;
+		if (rc) {
+			last = c;
+			break;
+		}
+	}
+	if (last && (last << s->cluster_bits) < s->file_size) {
+		if (ftruncate(s->bd->fd, (off_t)(last << s->cluster_bits)) < 0)
+			return -errno;
+		s->file_size = last << s->cluster_bits;
+		if (s->data_end > s->file_size)
+			s->data_end = s->file_size;
+		if (s->alloc_end > s->file_size)
+			s->alloc_end = s->file_size;
+	}
+	return 0;
+}

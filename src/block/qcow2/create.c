@@ -1,0 +1,405 @@
+/*
+ * New images, resize, preallocation, header changes (amend, rebase).
+ * A new image starts as QEMU's does: header, refcount table, one refcount
+ * block and no L1 table; growing it to its size goes through the ordinary
+ * allocator, so every layout the allocator can make is a layout create makes.
+ */
+#include "block/qcow2/qcow2.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* QEMU's qcow2_refcount_metadata_size: the fixed point of refcounts covering themselves. */
+static uint64_t refcount_metadata_size(uint64_t clusters, uint64_t cluster_size,
+				       unsigned refcount_order)
+{
+	uint64_t per_table_cluster = cluster_size / 8;
+	uint64_t per_block = cluster_size * 8 >> refcount_order;
+	uint64_t table = 0, blocks = 0, n = 0, last;
+
+	do {
+		last = n;
+		blocks = (clusters + table + blocks + per_block - 1) / per_block;
+		table = (blocks + per_table_cluster - 1) / per_table_cluster;
+		n = clusters + blocks + table;
+	} while (n != last);
+	return (blocks + table) * cluster_size;
+}
+
+/* QEMU's qcow2_calc_prealloc_size: the file size of a fully allocated image. */
+uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits)
+{
+	uint64_t aligned = (size + cluster_size - 1) / cluster_size * cluster_size;
+	uint64_t per_table = cluster_size / 8, meta = cluster_size, nl2e, nl1e;
+	unsigned order = (unsigned)__builtin_ctz((unsigned)refcount_bits);
+
+	nl2e = aligned / cluster_size;
+	nl2e = (nl2e + per_table - 1) / per_table * per_table;
+	meta += nl2e * 8;
+	nl1e = nl2e * 8 / cluster_size;
+	nl1e = (nl1e + per_table - 1) / per_table * per_table;
+	meta += nl1e * 8;
+	meta += refcount_metadata_size((meta + aligned) / cluster_size, cluster_size, order);
+	return meta + aligned;
+}
+
+static int check_opts(const struct block_create_opts *o, uint32_t cs, int version, int rbits,
+		      char *err, size_t errlen)
+{
+	if (cs < 512 || cs > (2u << 20) || (cs & (cs - 1)))
+		return block_err(err, errlen, "Cluster size must be a power of two between 512 and "
+				 "2048k");
+	if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1)))
+		return block_err(err, errlen, "Refcount width must be a power of two and may not "
+				 "exceed 64 bits");
+	if (version < 3 && rbits != 16)
+		return block_err(err, errlen, "Different refcount widths than 16 bits require "
+				 "compatibility level 1.1 or above (use compat=1.1 or greater)");
+	if (version < 3 && o->lazy_refcounts)
+		return block_err(err, errlen, "Lazy refcounts only supported with compatibility "
+				 "level 1.1 and above (use compat=1.1 or greater)");
+	if (version < 3 && o->compression_type != BLOCK_COMPRESS_ZLIB)
+		return block_err(err, errlen, "Non-zlib compression type is only supported with "
+				 "compatibility level 1.1 and above (use compat=1.1 or greater)");
+	if (o->extended_l2)
+		return block_err(err, errlen, "Extended L2 entries are not supported");
+	if (o->size % 512)
+		return block_err(err, errlen, "Image size must be a multiple of 512 bytes");
+	if (o->backing_file && o->prealloc != BLOCK_PREALLOC_OFF)
+		return block_err(err, errlen, "Backing file and preallocation can only be used at "
+				 "the same time if extended_l2 is on");
+	if (o->backing_file && strlen(o->backing_file) > QCOW2_MAX_BACKING_NAME)
+		return block_err(err, errlen, "Backing file name too long");
+	return 0;
+}
+
+int qcow2_create(const char *path, const struct block_create_opts *o, char *err, size_t errlen)
+{
+	uint32_t cs = o->cluster_size ? o->cluster_size : 65536;
+	int version = o->compat ? o->compat : 3, rbits = o->refcount_bits ? o->refcount_bits : 16;
+	struct qcow2 t = { 0 };
+	struct block_dev *bd;
+	uint8_t *buf;
+	int fd, ret;
+	char msg[512];
+
+	if (check_opts(o, cs, version, rbits, err, errlen) < 0)
+		return -1;
+	buf = calloc(3, cs);
+	if (!buf)
+		return block_err(err, errlen, "out of memory");
+
+	/* Cluster 0: header; 1: refcount table; 2: the refcount block for 0..2. */
+	t.h.version = (uint32_t)version;
+	t.cluster_bits = (unsigned)__builtin_ctz(cs);
+	t.cluster_size = cs;
+	t.refcount_order = (unsigned)__builtin_ctz((unsigned)rbits);
+	t.reftable_offset = cs;
+	t.reftable_size = cs / 8;
+	t.h.size = 0;
+	if (version >= 3) {
+		t.h.compatible_features = o->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0;
+		t.h.compression_type = (uint8_t)o->compression_type;
+		if (o->compression_type)
+			t.h.incompatible_features |= QCOW2_INCOMPAT_COMPRESSION;
+	}
+	ret = qcow2_build_header(&t, buf, cs);
+	if (ret < 0) {
+		free(buf);
+		return block_err(err, errlen, "Header would not fit in a %u byte cluster", cs);
+	}
+	put_be64(buf + cs, 2ULL * cs);
+	for (int i = 0; i < 3; i++)
+		qcow2_rc_set_entry(buf + 2 * cs, t.refcount_order, (uint64_t)i, 1);
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		free(buf);
+		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
+	}
+	ret = 0;
+	for (size_t done = 0; done < 3 * (size_t)cs;) {
+		ssize_t n = pwrite(fd, buf + done, 3 * (size_t)cs - done, (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (close(fd) < 0 && ret == 0)
+		ret = -errno;
+	free(buf);
+	if (ret < 0)
+		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));
+
+	/* Now grow it to size and record the backing file with the ordinary code. */
+	if (block_open(path, "qcow2", BLOCK_NO_BACKING | BLOCK_NO_FLUSH, &bd, msg,
+		       sizeof(msg)) < 0)
+		return block_err(err, errlen, "%s", msg);
+	ret = 0;
+	if (o->backing_file) {
+		struct qcow2 *s = bd->opaque;
+		s->backing_file = strdup(o->backing_file);
+		s->backing_fmt = o->backing_fmt ? strdup(o->backing_fmt) : NULL;
+		if (!s->backing_file || (o->backing_fmt && !s->backing_fmt))
+			ret = block_err(err, errlen, "out of memory");
+		else if (qcow2_write_header(s) < 0)
+			ret = block_err(err, errlen, "Could not write qcow2 header");
+	}
+	if (ret == 0 && o->size &&
+	    qcow2_truncate(bd, o->size, false, o->prealloc, msg, sizeof(msg)) < 0)
+		ret = block_err(err, errlen, "Could not resize image: %s", msg);
+	block_close(bd);
+	return ret;
+}
+
+/* Host clusters for every unallocated guest cluster in [from, to), contiguous per L2 table. */
+int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_prealloc mode)
+{
+	uint64_t first = qcow2_size_to_clusters(s, from), end = qcow2_size_to_clusters(s, to);
+	int ret = 0;
+
+	while (first < end && ret == 0) {
+		uint64_t l1_index = first >> s->l2_bits, l2_index = first & (s->l2_size - 1);
+		uint64_t n = s->l2_size - l2_index, host;
+		uint8_t *zero = NULL;
+
+		if (n > end - first)
+			n = end - first;
+		ret = qcow2_alloc_clusters(s, n, &host);
+		if (ret < 0)
+			break;
+		/* Reused space may hold old bytes; fresh space past the end is zero already. */
+		if (mode == BLOCK_PREALLOC_FULL || host < s->data_end) {
+			size_t chunk = 1 << 20;
+			zero = calloc(1, chunk);
+			if (!zero)
+				return -ENOMEM;
+			for (uint64_t o = 0; o < (n << s->cluster_bits) && ret == 0; o += chunk) {
+				size_t len = (n << s->cluster_bits) - o < chunk ?
+					     (size_t)((n << s->cluster_bits) - o) : chunk;
+				ret = qcow2_file_write(s, host + o, zero, len);
+			}
+			free(zero);
+		} else if (mode == BLOCK_PREALLOC_FALLOC) {
+			ret = posix_fallocate(s->bd->fd, (off_t)host, (off_t)(n << s->cluster_bits));
+			ret = -ret;
+			if (ret == 0 && host + (n << s->cluster_bits) > s->file_size)
+				s->file_size = host + (n << s->cluster_bits);
+		}
+		if (ret < 0)
+			break;
+		ret = qcow2_write_l2_range(s, l1_index, l2_index, n, host);
+		first += n;
+	}
+	return ret;
+}
+
+int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
+		   enum block_prealloc prealloc, char *err, size_t errlen)
+{
+	struct qcow2 *s = bd->opaque;
+	uint64_t cover = (uint64_t)s->cluster_size << s->l2_bits, old = s->h.size;
+	uint8_t field[8];
+	int ret;
+
+	if (size % 512)
+		return block_err(err, errlen, "The new size must be a multiple of 512");
+	if (s->nb_snaps && s->h.version < 3)
+		return block_err(err, errlen, "Can't resize a v2 image which has internal snapshots");
+	if (size < old && prealloc != BLOCK_PREALLOC_OFF)
+		return block_err(err, errlen, "Preallocation can't be used for shrinking an image");
+	if ((size + cover - 1) / cover > QCOW2_MAX_L1_BYTES / 8)
+		return block_err(err, errlen, "Image is too big");
+	pthread_mutex_lock(&s->lock);
+	if (size < old) {
+		ret = qcow2_drop_beyond(s, size);
+		if (ret == 0)
+			ret = qcow2_flush_metadata(s, true);
+	} else {
+		ret = qcow2_grow_l1(s, (size + cover - 1) / cover);
+	}
+	if (ret == 0) {
+		put_be64(field, size);
+		ret = qcow2_file_write(s, 24, field, sizeof(field));
+	}
+	if (ret == 0) {
+		s->h.size = size;
+		bd->size = size;
+		if (size > old && prealloc != BLOCK_PREALLOC_OFF)
+			ret = qcow2_preallocate(s, old, size, prealloc);
+	}
+	if (ret == 0)
+		ret = qcow2_flush_metadata(s, true);
+	if (ret == 0 && size < old)
+		ret = qcow2_trim_file(s);
+	pthread_mutex_unlock(&s->lock);
+	if (ret < 0)
+		return block_err(err, errlen, "%s", strerror(-ret));
+	return 0;
+}
+
+int qcow2_change_backing(struct block_dev *bd, const char *file, const char *fmt,
+			 char *err, size_t errlen)
+{
+	struct qcow2 *s = bd->opaque;
+	char *nf = NULL, *nfmt = NULL, *of, *ofmt;
+	int ret;
+
+	if (file && *file && strlen(file) > QCOW2_MAX_BACKING_NAME)
+		return block_err(err, errlen, "Backing file name too long");
+	if (file && *file && !(nf = strdup(file)))
+		return block_err(err, errlen, "out of memory");
+	if (nf && fmt && *fmt && !(nfmt = strdup(fmt))) {
+		free(nf);
+		return block_err(err, errlen, "out of memory");
+	}
+	pthread_mutex_lock(&s->lock);
+	of = s->backing_file;
+	ofmt = s->backing_fmt;
+	s->backing_file = nf;
+	s->backing_fmt = nfmt;
+	ret = qcow2_write_header(s);
+	if (ret == 0 && !(bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(bd);
+	if (ret < 0) {
+		s->backing_file = of;
+		s->backing_fmt = ofmt;
+		free(nf);
+		free(nfmt);
+	} else {
+		free(of);
+		free(ofmt);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (ret == -ENOSPC)
+		return block_err(err, errlen, "Backing file name does not fit in the header cluster");
+	if (ret < 0)
+		return block_err(err, errlen, "Could not update the backing file: %s",
+				 strerror(-ret));
+	return 0;
+}
+
+int qcow2_make_empty(struct block_dev *bd)
+{
+	struct qcow2 *s = bd->opaque;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = qcow2_drop_beyond(s, 0);
+	if (ret == 0)
+		ret = qcow2_flush_metadata(s, true);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* v3 -> v2: zero clusters have no v2 encoding, so they become written zeroes. */
+static int expand_zero_clusters(struct qcow2 *s)
+{
+	uint8_t *zero = calloc(1, s->cluster_size);
+	int ret = 0;
+
+	if (!zero)
+		return -ENOMEM;
+	for (uint64_t off = 0; off < s->h.size && ret == 0;) {
+		enum qcow2_type t;
+		uint64_t l2e, n;
+		ret = qcow2_map(s, off, s->h.size - off, &t, &l2e, &n);
+		if (ret < 0)
+			break;
+		if (t == QCOW2_ZERO_PLAIN || t == QCOW2_ZERO_ALLOC) {
+			for (uint64_t c = off; c < off + n && ret == 0; c += s->cluster_size) {
+				size_t len = s->h.size - c < s->cluster_size ?
+					     (size_t)(s->h.size - c) : s->cluster_size;
+				ret = qcow2_write(s, c, zero, len);
+			}
+		}
+		off += n;
+	}
+	free(zero);
+	return ret;
+}
+
+int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
+		char *err, size_t errlen)
+{
+	struct qcow2 *s = bd->opaque;
+	int version = (set & BLOCK_AMEND_COMPAT) ? o->compat : (int)s->h.version;
+	bool lazy = (set & BLOCK_AMEND_LAZY_REFCOUNTS) ? o->lazy_refcounts :
+		    !!(s->h.compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS);
+	int rbits = (set & BLOCK_AMEND_REFCOUNT_BITS) ? o->refcount_bits : 1 << s->refcount_order;
+	int ret = 0;
+	char msg[256];
+
+	if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1)))
+		return block_err(err, errlen, "Refcount width must be a power of two and may not "
+				 "exceed 64 bits");
+	if (version < 3 && rbits != 16)
+		return block_err(err, errlen, "Different refcount widths than 16 bits require "
+				 "compatibility level 1.1 or above (use compat=1.1 or greater)");
+	if (version < 3 && lazy)
+		return block_err(err, errlen, "Lazy refcounts only supported with compatibility "
+				 "level 1.1 and above (use compat=1.1 or greater)");
+	if (version < 3 && s->h.compression_type)
+		return block_err(err, errlen, "Cannot downgrade an image with a non-zlib "
+				 "compression type");
+	if ((set & BLOCK_AMEND_SIZE) && o->size != s->h.size &&
+	    qcow2_truncate(bd, o->size, true, BLOCK_PREALLOC_OFF, msg, sizeof(msg)) < 0)
+		return block_err(err, errlen, "%s", msg);
+	if ((set & (BLOCK_AMEND_BACKING_FILE | BLOCK_AMEND_BACKING_FMT))) {
+		const char *file = (set & BLOCK_AMEND_BACKING_FILE) ? o->backing_file : s->backing_file;
+		const char *fmt = (set & BLOCK_AMEND_BACKING_FMT) ? o->backing_fmt : s->backing_fmt;
+		char *f = file ? strdup(file) : NULL, *ff = fmt ? strdup(fmt) : NULL;
+		ret = qcow2_change_backing(bd, f, ff, err, errlen);
+		free(f);
+		free(ff);
+		if (ret < 0)
+			return -1;
+	}
+
+	pthread_mutex_lock(&s->lock);
+	if (rbits != 1 << s->refcount_order)
+		ret = qcow2_change_refcount_order(s, (unsigned)__builtin_ctz((unsigned)rbits));
+	if (ret == 0 && version < 3 && s->h.version >= 3) {
+		/* Lazy refcounts off first: a v2 image cannot carry the dirty bit. */
+		ret = qcow2_flush_metadata(s, true);
+		if (ret == 0)
+			ret = expand_zero_clusters(s);
+		if (ret == 0)
+			ret = qcow2_flush_metadata(s, true);
+		if (ret == 0 && s->dirty_bit_set)
+			ret = qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, false);
+		s->dirty_bit_set = false;
+		/* v2 snapshot entries need no extra data; QEMU keeps what is there. */
+	}
+	if (ret == 0) {
+		uint64_t compat = lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0;
+		if (!lazy && s->dirty_bit_set) {
+			ret = qcow2_flush_metadata(s, true);
+			if (ret == 0)
+				ret = qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, false);
+			s->dirty_bit_set = false;
+		}
+		if (ret == 0 && (version != (int)s->h.version || compat != s->h.compatible_features)) {
+			s->h.version = (uint32_t)version;
+			s->h.compatible_features = version >= 3 ? compat : 0;
+			if (version < 3) {
+				s->h.incompatible_features = 0;
+				s->h.autoclear_features = 0;
+			}
+			ret = qcow2_write_header(s);
+			if (ret == 0)
+				ret = bfile_flush(bd);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (ret < 0)
+		return block_err(err, errlen, "%s", strerror(-ret));
+	return 0;
+}

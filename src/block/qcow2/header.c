@@ -1,0 +1,448 @@
+/*
+ * The qcow2 header (qcow2 spec: "Header" and "Header extensions").  Every
+ * field is checked against the others and against the file size before any
+ * table is read, so a hostile image yields an error message, not a crash.
+ */
+#include "block/qcow2/qcow2.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Feature name table entries QEMU 7.2 writes, in its order (qcow2 spec: type, bit, name). */
+static const struct {
+	uint8_t type, bit;
+	const char *name;
+} feature_names[] = {
+	{ 0, 0, "dirty bit" },
+	{ 0, 1, "corrupt bit" },
+	{ 0, 2, "external data file" },
+	{ 0, 3, "compression type" },
+	{ 0, 4, "extended L2 entries" },
+	{ 1, 0, "lazy refcounts" },
+	{ 2, 0, "bitmaps" },
+	{ 2, 1, "raw external data" },
+};
+
+static const char *feature_name(const struct qcow2 *s, int type, int bit)
+{
+	static __thread char name[47];
+
+	for (uint32_t off = 0; off + 48 <= s->feature_table_len; off += 48) {
+		const uint8_t *e = s->feature_table + off;
+		if (e[0] == type && e[1] == bit) {
+			memcpy(name, e + 2, 46);
+			name[46] = '\0';
+			return name;
+		}
+	}
+	for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++)
+		if (feature_names[i].type == type && feature_names[i].bit == bit)
+			return feature_names[i].name;
+	return NULL;
+}
+
+/* As QEMU's report_unsupported_feature: known names, then the unknown rest as hex. */
+void qcow2_describe_features(const struct qcow2 *s, uint64_t bits, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < 64; i++) {
+		const char *name;
+		if (!(bits & (1ULL << i)) || !(name = feature_name(s, 0, i)))
+			continue;
+		used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s%s",
+					 used ? ", " : "", name);
+		bits &= ~(1ULL << i);
+	}
+	if (bits && used < len)
+		snprintf(buf + used, len - used, "%sUnknown incompatible feature: %" PRIx64,
+			 used ? ", " : "", bits);
+}
+
+static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, size_t end,
+			    char *err, size_t errlen)
+{
+	size_t off = start;
+
+	while (off + 8 <= end) {
+		uint32_t type = be32(buf + off), len = be32(buf + off + 4);
+		const uint8_t *data = buf + off + 8;
+
+		off += 8;
+		if (type == QCOW2_EXT_END)
+			return 0;
+		if (len > end - off)
+			return block_err(err, errlen, "Invalid header extension length");
+		switch (type) {
+		case QCOW2_EXT_BACKING_FORMAT:
+			if (len >= 16)
+				return block_err(err, errlen,
+						 "ERROR: ext_backing_format: len=%u too large (>=16)", len);
+			free(s->backing_fmt);
+			s->backing_fmt = strndup((const char *)data, len);
+			if (!s->backing_fmt)
+				return block_err(err, errlen, "out of memory");
+			break;
+		case QCOW2_EXT_FEATURE_TABLE:
+			free(s->feature_table);
+			s->feature_table = malloc(len ? len : 1);
+			if (!s->feature_table)
+				return block_err(err, errlen, "out of memory");
+			memcpy(s->feature_table, data, len);
+			s->feature_table_len = len;
+			break;
+		default: {
+			/* Unknown to us: kept byte for byte and written back (qcow2 spec). */
+			struct qcow2_ext *e = realloc(s->exts, (s->nb_exts + 1) * sizeof(*e));
+			if (!e)
+				return block_err(err, errlen, "out of memory");
+			s->exts = e;
+			e = &s->exts[s->nb_exts];
+			e->type = type;
+			e->len = len;
+			e->data = malloc(len ? len : 1);
+			if (!e->data)
+				return block_err(err, errlen, "out of memory");
+			memcpy(e->data, data, len);
+			s->nb_exts++;
+			break;
+		}
+		}
+		off += (len + 7) & ~7u;
+	}
+	return 0;
+}
+
+/* A table of len bytes at off must be cluster aligned and lie inside the file. */
+static bool table_ok(const struct qcow2 *s, uint64_t off, uint64_t len, uint64_t file_size)
+{
+	if (off & (s->cluster_size - 1))
+		return false;
+	if (off > INT64_MAX || len > INT64_MAX - off)
+		return false;
+	return off + len <= file_size;
+}
+
+int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t file_size,
+		       char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
+	uint64_t l2_cover, l1_needed;
+	size_t ext_end;
+
+	if (len < QCOW2_V2_HEADER_LEN || file_size < QCOW2_V2_HEADER_LEN)
+		return block_err(err, errlen, "Image is truncated: header incomplete");
+	memset(h, 0, sizeof(*h));
+	h->magic = be32(buf);
+	h->version = be32(buf + 4);
+	h->backing_file_offset = be64(buf + 8);
+	h->backing_file_size = be32(buf + 16);
+	h->cluster_bits = be32(buf + 20);
+	h->size = be64(buf + 24);
+	h->crypt_method = be32(buf + 32);
+	h->l1_size = be32(buf + 36);
+	h->l1_table_offset = be64(buf + 40);
+	h->refcount_table_offset = be64(buf + 48);
+	h->refcount_table_clusters = be32(buf + 56);
+	h->nb_snapshots = be32(buf + 60);
+	h->snapshots_offset = be64(buf + 64);
+
+	if (h->magic != QCOW2_MAGIC)
+		return block_err(err, errlen, "Image is not in qcow2 format");
+	if (h->version < 2 || h->version > 3)
+		return block_err(err, errlen, "Unsupported qcow2 version %u", h->version);
+	if (h->cluster_bits < QCOW2_MIN_CLUSTER_BITS || h->cluster_bits > QCOW2_MAX_CLUSTER_BITS)
+		return block_err(err, errlen, "Unsupported cluster size: 2^%u", h->cluster_bits);
+	s->cluster_bits = h->cluster_bits;
+	s->cluster_size = 1u << h->cluster_bits;
+
+	if (h->version == 2) {
+		h->refcount_order = 4;
+		h->header_length = QCOW2_V2_HEADER_LEN;
+	} else {
+		if (len < QCOW2_V3_HEADER_LEN || file_size < QCOW2_V3_HEADER_LEN)
+			return block_err(err, errlen, "Image is truncated: header incomplete");
+		h->incompatible_features = be64(buf + 72);
+		h->compatible_features = be64(buf + 80);
+		h->autoclear_features = be64(buf + 88);
+		h->refcount_order = be32(buf + 96);
+		h->header_length = be32(buf + 100);
+		if (h->header_length < QCOW2_V3_HEADER_LEN)
+			return block_err(err, errlen, "qcow2 header too short");
+		if (h->header_length > s->cluster_size)
+			return block_err(err, errlen, "qcow2 header exceeds cluster size");
+		if (h->header_length > file_size)
+			return block_err(err, errlen, "Image is truncated: header incomplete");
+		if (h->header_length > QCOW2_V3_HEADER_LEN)
+			h->compression_type = buf[104];
+	}
+
+	if (h->incompatible_features & ~QCOW2_INCOMPAT_SUPPORTED) {
+		char names[512];
+		qcow2_describe_features(s, h->incompatible_features & ~QCOW2_INCOMPAT_SUPPORTED,
+					names, sizeof(names));
+		return block_err(err, errlen, "Unsupported qcow2 feature(s): %s", names);
+	}
+	if (h->compression_type > 1)
+		return block_err(err, errlen, "Unknown compression type %u", h->compression_type);
+	if (h->compression_type && !(h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION))
+		return block_err(err, errlen,
+				 "compression_type field is non-zero but the compression type bit is not set");
+	if (!h->compression_type && (h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION))
+		return block_err(err, errlen,
+				 "compression type bit is set but compression_type is zlib");
+	if (h->refcount_order > 6)
+		return block_err(err, errlen,
+				 "Reference count entry width too large; may not exceed 64 bits");
+	if (h->crypt_method > 2)
+		return block_err(err, errlen, "Unsupported encryption method: %u", h->crypt_method);
+	if (h->crypt_method)
+		return block_err(err, errlen, "Encrypted qcow2 images are not supported");
+
+	s->l2_bits = s->cluster_bits - 3;
+	s->l2_size = 1u << s->l2_bits;
+	s->refcount_order = h->refcount_order;
+	s->refcount_max = h->refcount_order == 6 ? UINT64_MAX
+						 : (1ULL << (1u << h->refcount_order)) - 1;
+	s->rb_bits = s->cluster_bits + 3 - h->refcount_order;
+	s->csize_shift = 62 - (s->cluster_bits - 8);
+	s->csize_mask = (1ULL << (s->cluster_bits - 8)) - 1;
+	s->cluster_offset_mask = (1ULL << s->csize_shift) - 1;
+
+	/* Virtual size and L1 table (qcow2 spec: "the L1 table must cover the size"). */
+	if (h->size > INT64_MAX)
+		return block_err(err, errlen, "Image is too big: virtual size %" PRIu64, h->size);
+	l2_cover = (uint64_t)s->cluster_size << s->l2_bits;
+	l1_needed = (h->size + l2_cover - 1) / l2_cover;
+	if (l1_needed > QCOW2_MAX_L1_BYTES / 8)
+		return block_err(err, errlen, "Image is too big: virtual size %" PRIu64, h->size);
+	if (h->l1_size > QCOW2_MAX_L1_BYTES / 8)
+		return block_err(err, errlen, "Active L1 table too large");
+	if (h->l1_size < l1_needed)
+		return block_err(err, errlen, "L1 table is too small");
+	if (h->l1_size && !table_ok(s, h->l1_table_offset, (uint64_t)h->l1_size * 8, file_size)) {
+		if (h->l1_table_offset & (s->cluster_size - 1))
+			return block_err(err, errlen, "Invalid L1 table offset");
+		return block_err(err, errlen, "L1 table is past the end of the file");
+	}
+
+	if (!h->refcount_table_clusters)
+		return block_err(err, errlen, "Image does not contain a reference count table");
+	if ((uint64_t)h->refcount_table_clusters * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES)
+		return block_err(err, errlen, "Reference count table too large");
+	if (!table_ok(s, h->refcount_table_offset,
+		      (uint64_t)h->refcount_table_clusters * s->cluster_size, file_size)) {
+		if (h->refcount_table_offset & (s->cluster_size - 1))
+			return block_err(err, errlen, "Invalid reference count table offset");
+		return block_err(err, errlen, "Reference count table is past the end of the file");
+	}
+
+	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS)
+		return block_err(err, errlen, "Too many snapshots");
+	if (h->nb_snapshots && !table_ok(s, h->snapshots_offset, (uint64_t)h->nb_snapshots * 40,
+					 file_size)) {
+		if (h->snapshots_offset & (s->cluster_size - 1))
+			return block_err(err, errlen, "Invalid snapshot table offset");
+		return block_err(err, errlen, "Snapshot table is past the end of the file");
+	}
+
+	/* Extensions sit between the header and the backing file name, inside cluster 0. */
+	ext_end = len < s->cluster_size ? len : s->cluster_size;
+	if (h->backing_file_offset) {
+		if (h->backing_file_offset > s->cluster_size || h->backing_file_size > 1023 ||
+		    h->backing_file_offset + h->backing_file_size > s->cluster_size)
+			return block_err(err, errlen, "Backing file name too long");
+		if (h->backing_file_offset + h->backing_file_size > len ||
+		    h->backing_file_offset + h->backing_file_size > file_size)
+			return block_err(err, errlen, "Image is truncated: backing file name missing");
+		if (h->backing_file_offset < ext_end)
+			ext_end = (size_t)h->backing_file_offset;
+	}
+	if (h->header_length < ext_end &&
+	    parse_extensions(s, buf, h->header_length, ext_end, err, errlen) < 0)
+		return -1;
+	if (h->backing_file_offset && h->backing_file_size) {
+		s->backing_file = strndup((const char *)buf + h->backing_file_offset,
+					  h->backing_file_size);
+		if (!s->backing_file)
+			return block_err(err, errlen, "out of memory");
+	}
+	if (s->backing_fmt && !s->backing_file) {
+		free(s->backing_fmt);
+		s->backing_fmt = NULL;
+	}
+	s->l1_size = h->l1_size;
+	s->l1_offset = h->l1_table_offset;
+	s->reftable_offset = h->refcount_table_offset;
+	s->reftable_size = (uint64_t)h->refcount_table_clusters * s->cluster_size / 8;
+	return 0;
+}
+
+int qcow2_read_header(struct qcow2 *s, char *err, size_t errlen)
+{
+	int64_t file_size = bfile_size(s->bd);
+	uint8_t first[QCOW2_V3_HEADER_LEN + 8], *buf;
+	size_t len;
+	int ret;
+
+	if (file_size < 0)
+		return block_err(err, errlen, "%s", strerror((int)-file_size));
+	ret = bfile_pread(s->bd, 0, first, sizeof(first));
+	if (ret < 0)
+		return block_err(err, errlen, "Could not read qcow2 header: %s", strerror(-ret));
+	if (be32(first) != QCOW2_MAGIC)
+		return block_err(err, errlen, "Image is not in qcow2 format");
+	{
+		uint32_t bits = be32(first + 20);
+		if (bits < QCOW2_MIN_CLUSTER_BITS || bits > QCOW2_MAX_CLUSTER_BITS)
+			return block_err(err, errlen, "Unsupported cluster size: 2^%u", bits);
+		len = (size_t)1 << bits;
+	}
+	if ((uint64_t)file_size < len)
+		len = (size_t)file_size;
+	if (len < sizeof(first))
+		len = sizeof(first);
+	buf = malloc(len);
+	if (!buf)
+		return block_err(err, errlen, "out of memory");
+	ret = bfile_pread(s->bd, 0, buf, len);
+	if (ret < 0) {
+		free(buf);
+		return block_err(err, errlen, "Could not read qcow2 header: %s", strerror(-ret));
+	}
+	ret = qcow2_parse_header(s, buf, len, (uint64_t)file_size, err, errlen);
+	free(buf);
+	return ret;
+}
+
+static size_t put_ext(uint8_t *buf, size_t off, size_t end, uint32_t type, const void *data,
+		      uint32_t len)
+{
+	size_t padded = (len + 7) & ~7u;
+
+	if (off + 8 + padded > end)
+		return 0;
+	put_be32(buf + off, type);
+	put_be32(buf + off + 4, len);
+	memset(buf + off + 8, 0, padded);
+	memcpy(buf + off + 8, data, len);
+	return off + 8 + padded;
+}
+
+int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
+{
+	const struct qcow2_header *h = &s->h;
+	size_t off, backing_len = s->backing_file ? strlen(s->backing_file) : 0;
+	bool v3 = h->version >= 3;
+
+	memset(buf, 0, len);
+	put_be32(buf, QCOW2_MAGIC);
+	put_be32(buf + 4, h->version);
+	put_be32(buf + 20, s->cluster_bits);
+	put_be64(buf + 24, h->size);
+	put_be32(buf + 32, h->crypt_method);
+	put_be32(buf + 36, s->l1_size);
+	put_be64(buf + 40, s->l1_offset);
+	put_be64(buf + 48, s->reftable_offset);
+	put_be32(buf + 56, (uint32_t)(s->reftable_size * 8 / s->cluster_size));
+	put_be32(buf + 60, s->nb_snaps);
+	put_be64(buf + 64, s->nb_snaps ? h->snapshots_offset : 0);
+	if (v3) {
+		put_be64(buf + 72, h->incompatible_features);
+		put_be64(buf + 80, h->compatible_features);
+		put_be64(buf + 88, h->autoclear_features);
+		put_be32(buf + 96, s->refcount_order);
+		put_be32(buf + 100, 112);
+		buf[104] = h->compression_type;
+		off = 112;
+	} else {
+		off = QCOW2_V2_HEADER_LEN;
+	}
+
+	/* Extensions in QEMU's order: backing format, feature table, the rest, end. */
+	if (s->backing_fmt && s->backing_file) {
+		off = put_ext(buf, off, len, QCOW2_EXT_BACKING_FORMAT, s->backing_fmt,
+			      (uint32_t)strlen(s->backing_fmt));
+		if (!off)
+			return -ENOSPC;
+	}
+	if (v3) {
+		uint8_t table[sizeof(feature_names) / sizeof(feature_names[0])][48];
+		memset(table, 0, sizeof(table));
+		for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++) {
+			table[i][0] = feature_names[i].type;
+			table[i][1] = feature_names[i].bit;
+			memcpy(&table[i][2], feature_names[i].name, strlen(feature_names[i].name));
+		}
+		off = put_ext(buf, off, len, QCOW2_EXT_FEATURE_TABLE, table, sizeof(table));
+		if (!off)
+			return -ENOSPC;
+	}
+	for (unsigned i = 0; i < s->nb_exts; i++) {
+		off = put_ext(buf, off, len, s->exts[i].type, s->exts[i].data, s->exts[i].len);
+		if (!off)
+			return -ENOSPC;
+	}
+	if (off + 8 > len)
+		return -ENOSPC;
+	put_be64(buf + off, 0);
+	off += 8;
+	if (backing_len) {
+		if (off + backing_len > len || backing_len > QCOW2_MAX_BACKING_NAME)
+			return -ENOSPC;
+		memcpy(buf + off, s->backing_file, backing_len);
+		put_be64(buf + 8, off);
+		put_be32(buf + 16, (uint32_t)backing_len);
+		off += backing_len;
+	}
+	return (int)off;
+}
+
+int qcow2_write_header(struct qcow2 *s)
+{
+	uint8_t *buf = block_alloc_buf(s->cluster_size);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = qcow2_build_header(s, buf, s->cluster_size);
+	if (ret >= 0) {
+		/* The whole first cluster: stale extension bytes must not survive. */
+		ret = qcow2_file_write(s, 0, buf, s->cluster_size);
+	}
+	if (ret >= 0) {
+		s->h.header_length = s->h.version >= 3 ? 112 : QCOW2_V2_HEADER_LEN;
+		if (s->backing_file) {
+			s->h.backing_file_offset = be64(buf + 8);
+			s->h.backing_file_size = be32(buf + 16);
+		} else {
+			s->h.backing_file_offset = 0;
+			s->h.backing_file_size = 0;
+		}
+	}
+	free(buf);
+	return ret < 0 ? ret : 0;
+}
+
+/* Flips one incompatible feature bit with a single 8-byte write, then syncs. */
+int qcow2_set_incompat(struct qcow2 *s, uint64_t bit, bool on)
+{
+	uint8_t field[8];
+	uint64_t v = on ? s->h.incompatible_features | bit : s->h.incompatible_features & ~bit;
+	int ret;
+
+	if (s->h.version < 3)
+		return 0;
+	if (v == s->h.incompatible_features)
+		return 0;
+	put_be64(field, v);
+	ret = bfile_pwrite(s->bd, 72, field, sizeof(field));
+	if (ret == 0)
+		ret = bfile_flush(s->bd);
+	if (ret == 0)
+		s->h.incompatible_features = v;
+	return ret;
+}

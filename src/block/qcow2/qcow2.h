@@ -1,0 +1,301 @@
+/*
+ * qcow2 driver internals (qcow2 spec: docs/interop/qcow2.txt in QEMU).
+ *
+ *   header.c    header + extensions: parse, validate against the file, write
+ *   cache.c     bounded write-back caches of L2 tables and refcount blocks
+ *   refcount.c  refcounts of any width, cluster allocation, deferred frees
+ *   cluster.c   guest -> host mapping through L1/L2, allocation on write
+ *   compress.c  zlib (raw deflate) and zstd cluster compression
+ *   snapshot.c  the snapshot table: list, create, apply, delete
+ *   check.c     consistency check and repair (qemu-img check)
+ *   create.c    new images, preallocation, resize, amend
+ *   qcow2.c     the driver ops: open, read, write, flush, status, close
+ *
+ * Metadata update order, so that a crash at any point leaves at most leaked
+ * clusters: a refcount increment reaches the disk before any L2/L1 entry
+ * that points to the cluster; a decrement is deferred until the L2/L1 entry
+ * that dropped the reference is on disk (qcow2_free_later).
+ */
+#ifndef KESTREL_BLOCK_QCOW2_H
+#define KESTREL_BLOCK_QCOW2_H
+
+#include "block/block_int.h"
+
+#include <endian.h>
+#include <inttypes.h>
+#include <pthread.h>
+
+#define QCOW2_MAGIC		0x514649fbU
+#define QCOW2_MIN_CLUSTER_BITS	9
+#define QCOW2_MAX_CLUSTER_BITS	21
+#define QCOW2_V2_HEADER_LEN	72
+#define QCOW2_V3_HEADER_LEN	104	/* without the compression type byte */
+#define QCOW2_MAX_L1_BYTES	(32u << 20)	/* QEMU's QCOW_MAX_L1_SIZE */
+#define QCOW2_MAX_REFTABLE_BYTES (8u << 20)	/* QEMU's QCOW_MAX_REFTABLE_SIZE */
+#define QCOW2_MAX_SNAPSHOTS	65536
+#define QCOW2_MAX_BACKING_NAME	1023
+
+#define QCOW2_INCOMPAT_DIRTY		(1ULL << 0)
+#define QCOW2_INCOMPAT_CORRUPT		(1ULL << 1)
+#define QCOW2_INCOMPAT_DATA_FILE	(1ULL << 2)
+#define QCOW2_INCOMPAT_COMPRESSION	(1ULL << 3)
+#define QCOW2_INCOMPAT_EXTL2		(1ULL << 4)
+#define QCOW2_INCOMPAT_SUPPORTED \
+	(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_COMPRESSION)
+#define QCOW2_COMPAT_LAZY_REFCOUNTS	(1ULL << 0)
+#define QCOW2_AUTOCLEAR_BITMAPS		(1ULL << 0)
+#define QCOW2_AUTOCLEAR_DATA_FILE_RAW	(1ULL << 1)
+
+#define QCOW2_EXT_END			0x00000000U
+#define QCOW2_EXT_BACKING_FORMAT	0xe2792acaU
+#define QCOW2_EXT_FEATURE_TABLE		0x6803f857U
+#define QCOW2_EXT_BITMAPS		0x23852875U
+#define QCOW2_EXT_CRYPTO		0x0537be77U
+#define QCOW2_EXT_DATA_FILE		0x44415441U
+
+#define L1E_OFFSET_MASK		0x00fffffffffffe00ULL
+#define L2E_OFFSET_MASK		0x00fffffffffffe00ULL
+#define REFT_OFFSET_MASK	0xfffffffffffffe00ULL
+#define QCOW_OFLAG_COPIED	(1ULL << 63)
+#define QCOW_OFLAG_COMPRESSED	(1ULL << 62)
+#define QCOW_OFLAG_ZERO		(1ULL << 0)
+
+enum qcow2_type {
+	QCOW2_UNALLOCATED,	/* read from the backing file, or zeroes */
+	QCOW2_ZERO_PLAIN,	/* zero flag, no host cluster */
+	QCOW2_ZERO_ALLOC,	/* zero flag on a preallocated host cluster */
+	QCOW2_NORMAL,
+	QCOW2_COMPRESSED,
+};
+
+/* Header fields in host byte order. */
+struct qcow2_header {
+	uint32_t magic, version;
+	uint64_t backing_file_offset;
+	uint32_t backing_file_size, cluster_bits;
+	uint64_t size;
+	uint32_t crypt_method, l1_size;
+	uint64_t l1_table_offset, refcount_table_offset;
+	uint32_t refcount_table_clusters, nb_snapshots;
+	uint64_t snapshots_offset;
+	uint64_t incompatible_features, compatible_features, autoclear_features;
+	uint32_t refcount_order, header_length;
+	uint8_t compression_type;
+};
+
+/* A header extension we do not interpret, written back as it was. */
+struct qcow2_ext {
+	uint32_t type, len;
+	uint8_t *data;
+};
+
+struct qcow2_snapshot {
+	uint64_t l1_table_offset;
+	uint32_t l1_size;
+	char *id, *name;
+	uint32_t date_sec, date_nsec;
+	uint64_t vm_clock_nsec;
+	uint64_t vm_state_size;
+	uint64_t disk_size;
+	uint64_t icount;		/* UINT64_MAX: not recorded */
+	uint32_t extra_size;		/* extra data as stored (>= 16 for v3) */
+	uint8_t *extra_unknown;		/* bytes of extra data past the fields we know */
+	uint32_t extra_unknown_len;
+};
+
+struct qcow2_cache_entry {
+	uint64_t offset;		/* host offset of the table; 0 = empty slot */
+	uint64_t lru;
+	int pins;
+	bool dirty;
+};
+
+struct qcow2_cache {
+	unsigned n;
+	size_t table_size;
+	struct qcow2_cache_entry *e;
+	uint8_t *mem;
+	uint64_t clock;
+	unsigned hint;
+	bool is_l2;
+};
+
+struct qcow2_free {
+	uint64_t offset;		/* host offset of the first cluster */
+	uint64_t clusters;
+};
+
+struct qcow2 {
+	pthread_mutex_t lock;
+	struct block_dev *bd;
+	struct qcow2_header h;
+
+	uint32_t cluster_size;
+	unsigned cluster_bits;
+	unsigned l2_bits;		/* log2(entries per L2 table) */
+	uint32_t l2_size;
+	unsigned refcount_order;
+	uint64_t refcount_max;
+	unsigned rb_bits;		/* log2(entries per refcount block) */
+	unsigned csize_shift;		/* compressed descriptor layout */
+	uint64_t csize_mask, cluster_offset_mask;
+
+	uint64_t *l1;			/* host order, l1_size entries */
+	uint32_t l1_size;
+	uint64_t l1_offset;
+	uint64_t *reftable;		/* host order */
+	uint64_t reftable_size;		/* entries */
+	uint64_t reftable_offset;
+
+	struct qcow2_cache l2_cache, rc_cache;
+
+	char *backing_file, *backing_fmt;
+	struct qcow2_ext *exts;		/* unknown extensions, in file order */
+	unsigned nb_exts;
+	uint8_t *feature_table;		/* raw feature name table, for messages */
+	uint32_t feature_table_len;
+
+	struct qcow2_snapshot *snaps;
+	unsigned nb_snaps;
+	uint64_t snap_table_size;	/* bytes of the snapshot table on disk */
+
+	uint64_t free_cluster_index;	/* no free cluster below this */
+	uint64_t free_byte_offset;	/* where the next compressed cluster may go */
+	uint64_t data_end;		/* bytes past this were never written: zeroes */
+	uint64_t alloc_end;		/* end of the highest cluster allocated */
+	uint64_t file_size;		/* length of the file as we left it */
+
+	struct qcow2_free *pending;	/* refcount decrements waiting for L2/L1 on disk */
+	size_t nb_pending, cap_pending;
+
+	bool rc_dirty_unsynced;		/* refcount writes not yet followed by a sync */
+	bool dirty_bit_set;		/* lazy refcounts: header says dirty */
+	bool corrupt_signalled;
+	bool checking;			/* opened for check: trust nothing */
+	uint8_t *check_refs;		/* repair: clusters the allocator must not take */
+	uint64_t check_refs_size;
+
+	int meta_prealloc;		/* -1 unknown; QEMU's metadata_preallocation */
+	uint64_t zbuf_offset;		/* last decompressed cluster (host descriptor) */
+	uint8_t *zbuf;
+	bool zbuf_valid;
+};
+
+static inline uint64_t be64(const void *p) { uint64_t v; __builtin_memcpy(&v, p, 8); return be64toh(v); }
+static inline uint32_t be32(const void *p) { uint32_t v; __builtin_memcpy(&v, p, 4); return be32toh(v); }
+static inline uint16_t be16(const void *p) { uint16_t v; __builtin_memcpy(&v, p, 2); return be16toh(v); }
+static inline void put_be64(void *p, uint64_t v) { v = htobe64(v); __builtin_memcpy(p, &v, 8); }
+static inline void put_be32(void *p, uint32_t v) { v = htobe32(v); __builtin_memcpy(p, &v, 4); }
+static inline void put_be16(void *p, uint16_t v) { v = htobe16(v); __builtin_memcpy(p, &v, 2); }
+
+static inline uint64_t qcow2_align(const struct qcow2 *s, uint64_t v)
+{
+	return (v + s->cluster_size - 1) & ~(uint64_t)(s->cluster_size - 1);
+}
+static inline uint64_t qcow2_in_cluster(const struct qcow2 *s, uint64_t v)
+{
+	return v & (s->cluster_size - 1);
+}
+static inline uint64_t qcow2_size_to_clusters(const struct qcow2 *s, uint64_t v)
+{
+	return (v + s->cluster_size - 1) >> s->cluster_bits;
+}
+
+/* header.c */
+int qcow2_read_header(struct qcow2 *s, char *err, size_t errlen);
+int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t file_size,
+		       char *err, size_t errlen);
+int qcow2_write_header(struct qcow2 *s);
+int qcow2_set_incompat(struct qcow2 *s, uint64_t bit, bool on);
+void qcow2_describe_features(const struct qcow2 *s, uint64_t bits, char *buf, size_t len);
+/* Serialises a header for s into buf (one cluster); returns its length or -ENOSPC. */
+int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len);
+
+/* cache.c */
+int qcow2_cache_init(struct qcow2_cache *c, unsigned n, size_t table_size, bool is_l2);
+void qcow2_cache_destroy(struct qcow2_cache *c);
+/* Returns a pinned table; read=false gives a zeroed table without reading. */
+int qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t offset, bool read,
+		    void **table);
+void qcow2_cache_put(struct qcow2_cache *c, void *table);
+void qcow2_cache_mark_dirty(struct qcow2_cache *c, void *table);
+int qcow2_cache_flush(struct qcow2 *s, struct qcow2_cache *c);
+/* Forgets a table whose cluster was freed or rewritten behind the cache. */
+void qcow2_cache_discard(struct qcow2_cache *c, uint64_t offset);
+void qcow2_cache_clear(struct qcow2_cache *c);
+
+/* refcount.c */
+uint64_t qcow2_rc_get_entry(const void *block, unsigned order, uint64_t i);
+void qcow2_rc_set_entry(void *block, unsigned order, uint64_t i, uint64_t v);
+int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
+int qcow2_update_refcount(struct qcow2 *s, uint64_t cluster, int64_t delta);
+int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offset);
+int qcow2_alloc_clusters_at(struct qcow2 *s, uint64_t offset, uint64_t n);
+int qcow2_alloc_bytes(struct qcow2 *s, uint64_t size, uint64_t *offset);
+int qcow2_free_later(struct qcow2 *s, uint64_t offset, uint64_t clusters);
+int qcow2_free_now(struct qcow2 *s, uint64_t offset, uint64_t clusters);
+int qcow2_free_compressed_later(struct qcow2 *s, uint64_t l2e);
+int qcow2_apply_pending_frees(struct qcow2 *s);
+int qcow2_rc_flush(struct qcow2 *s, bool sync);
+int qcow2_flush_metadata(struct qcow2 *s, bool sync);
+int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
+
+/* cluster.c */
+enum qcow2_type qcow2_entry_type(const struct qcow2 *s, uint64_t l2e);
+int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, enum qcow2_type *type,
+	      uint64_t *l2e, uint64_t *pnum);
+int qcow2_read(struct qcow2 *s, uint64_t off, void *buf, size_t len);
+int qcow2_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len);
+int qcow2_write_compressed(struct qcow2 *s, uint64_t off, const void *cdata, size_t clen);
+int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap);
+int qcow2_write_l1_entry(struct qcow2 *s, uint32_t index);
+int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size);
+int qcow2_file_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len);
+int qcow2_signal_corruption(struct qcow2 *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int qcow2_read_compressed(struct qcow2 *s, uint64_t l2e, uint8_t *out);
+int qcow2_fix_copied_flags(struct qcow2 *s);
+int qcow2_write_l2_range(struct qcow2 *s, uint64_t l1_index, uint64_t l2_index, uint64_t n,
+			 uint64_t host);
+int qcow2_drop_beyond(struct qcow2 *s, uint64_t size);
+int qcow2_trim_file(struct qcow2 *s);
+
+/* compress.c */
+/* Returns the compressed length, or -ENOSPC when it would not be smaller than out_len. */
+long qcow2_compress(int type, uint8_t *out, size_t out_len, const uint8_t *in, size_t in_len);
+int qcow2_decompress(int type, uint8_t *out, size_t out_len, const uint8_t *in, size_t in_len);
+
+/* snapshot.c */
+int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen);
+void qcow2_free_snapshots(struct qcow2 *s);
+int qcow2_snapshot_list(struct block_dev *bd, struct block_snapshot **list);
+int qcow2_snapshot_create(struct block_dev *bd, const char *name, char *err, size_t errlen);
+int qcow2_snapshot_apply(struct block_dev *bd, const char *name, char *err, size_t errlen);
+int qcow2_snapshot_delete(struct block_dev *bd, const char *name, char *err, size_t errlen);
+int qcow2_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen);
+int qcow2_update_l1_refcounts(struct qcow2 *s, uint64_t l1_offset, uint32_t l1_size,
+			      int delta);
+
+/* check.c */
+int qcow2_check(struct block_dev *bd, unsigned fix, struct block_check_result *res,
+		FILE *report);
+int qcow2_change_refcount_order(struct qcow2 *s, unsigned order);
+
+/* create.c */
+int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
+		 size_t errlen);
+int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
+		   enum block_prealloc prealloc, char *err, size_t errlen);
+int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
+		char *err, size_t errlen);
+int qcow2_change_backing(struct block_dev *bd, const char *file, const char *fmt,
+			 char *err, size_t errlen);
+int qcow2_make_empty(struct block_dev *bd);
+int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_prealloc mode);
+
+/* qcow2.c */
+int qcow2_open_state(struct block_dev *bd, struct qcow2 **out, char *err, size_t errlen);
+void qcow2_free_state(struct qcow2 *s);
+uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits);
+
+#endif

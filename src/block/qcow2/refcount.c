@@ -1,0 +1,563 @@
+/*
+ * Reference counts (qcow2 spec: "Host cluster management"): a two-level
+ * table of refcount blocks whose entries are 1, 2, 4, ... 64 bits wide.
+ * A cluster is free when its refcount is 0; allocation is first fit from a
+ * hint.  A new refcount block is placed inside the range it describes, and
+ * a full refcount table moves to the end of the file, so both describe
+ * themselves and the allocator needs no special cases.
+ */
+#include "block/qcow2/qcow2.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Entries narrower than a byte are packed from the least significant bit (QEMU's layout). */
+uint64_t qcow2_rc_get_entry(const void *block, unsigned order, uint64_t i)
+{
+	const uint8_t *p = block;
+
+	switch (order) {
+	case 0: return (p[i / 8] >> (i % 8)) & 0x1;
+	case 1: return (p[i / 4] >> (2 * (i % 4))) & 0x3;
+	case 2: return (p[i / 2] >> (4 * (i % 2))) & 0xf;
+	case 3: return p[i];
+	case 4: return be16(p + 2 * i);
+	case 5: return be32(p + 4 * i);
+	default: return be64(p + 8 * i);
+	}
+}
+
+void qcow2_rc_set_entry(void *block, unsigned order, uint64_t i, uint64_t v)
+{
+	uint8_t *p = block;
+
+	switch (order) {
+	case 0:
+		p[i / 8] = (uint8_t)((p[i / 8] & ~(0x1 << (i % 8))) | (v << (i % 8)));
+		break;
+	case 1:
+		p[i / 4] = (uint8_t)((p[i / 4] & ~(0x3 << (2 * (i % 4)))) | (v << (2 * (i % 4))));
+		break;
+	case 2:
+		p[i / 2] = (uint8_t)((p[i / 2] & ~(0xf << (4 * (i % 2)))) | (v << (4 * (i % 2))));
+		break;
+	case 3: p[i] = (uint8_t)v; break;
+	case 4: put_be16(p + 2 * i, (uint16_t)v); break;
+	case 5: put_be32(p + 4 * i, (uint32_t)v); break;
+	default: put_be64(p + 8 * i, v); break;
+	}
+}
+
+int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen)
+{
+	size_t bytes = (size_t)(s->reftable_size * 8);
+	uint8_t *raw = block_alloc_buf(bytes);
+	int ret;
+
+	s->reftable = malloc(bytes);
+	if (!raw || !s->reftable) {
+		free(raw);
+		return block_err(err, errlen, "out of memory");
+	}
+	ret = bfile_pread(s->bd, s->reftable_offset, raw, bytes);
+	if (ret < 0) {
+		free(raw);
+		return block_err(err, errlen, "Could not read refcount table: %s", strerror(-ret));
+	}
+	for (uint64_t i = 0; i < s->reftable_size; i++)
+		s->reftable[i] = be64(raw + 8 * i);
+	free(raw);
+	return 0;
+}
+
+/* A refcount block offset from the table, checked before it is used. */
+static int block_offset(struct qcow2 *s, uint64_t ti, uint64_t *off)
+{
+	uint64_t e = ti < s->reftable_size ? s->reftable[ti] : 0;
+
+	*off = e & REFT_OFFSET_MASK;
+	if (!*off)
+		return 0;
+	if (qcow2_in_cluster(s, *off))
+		return qcow2_signal_corruption(s, "Refblock offset %#" PRIx64
+					       " unaligned (reftable index: %#" PRIx64 ")", *off, ti);
+	/* A block on the header or on the refcount table itself would be a loop. */
+	if (!s->checking && (*off < s->cluster_size ||
+	    (*off >= s->reftable_offset && *off < s->reftable_offset + s->reftable_size * 8)))
+		return qcow2_signal_corruption(s, "Refblock at %#" PRIx64 " overlaps metadata "
+					       "(reftable index: %#" PRIx64 ")", *off, ti);
+	return 0;
+}
+
+int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc)
+{
+	uint64_t ti = cluster >> s->rb_bits, off;
+	void *block;
+	int ret;
+
+	*rc = 0;
+	ret = block_offset(s, ti, &off);
+	if (ret < 0 || !off)
+		return ret;
+	ret = qcow2_cache_get(s, &s->rc_cache, off, true, &block);
+	if (ret < 0)
+		return ret;
+	*rc = qcow2_rc_get_entry(block, s->refcount_order,
+				 cluster & ((1ULL << s->rb_bits) - 1));
+	qcow2_cache_put(&s->rc_cache, block);
+	return 0;
+}
+
+static bool reserved(const struct qcow2 *s, uint64_t cluster)
+{
+	/* During repair, clusters the image uses but whose refcount is wrong. */
+	return cluster == 0 ||
+	       (s->check_refs && cluster < s->check_refs_size && s->check_refs[cluster]);
+}
+
+static void note_alloc(struct qcow2 *s, uint64_t cluster, uint64_t n)
+{
+	uint64_t end = (cluster + n) << s->cluster_bits;
+
+	if (end > s->alloc_end)
+		s->alloc_end = end;
+}
+
+static int grow_reftable(struct qcow2 *s, uint64_t min_entries);
+
+/*
+ * Makes sure refcount block ti exists.  Returns 1 when it had to be created
+ * (which allocated a cluster, so a caller scanning for free space restarts).
+ */
+static int ensure_block(struct qcow2 *s, uint64_t ti)
+{
+	uint64_t first, c, off;
+	void *block;
+	int ret;
+
+	if (ti >= s->reftable_size) {
+		ret = grow_reftable(s, ti + 1);
+		if (ret < 0)
+			return ret;
+		ret = ensure_block(s, ti);
+		return ret < 0 ? ret : 1;
+	}
+	ret = block_offset(s, ti, &off);
+	if (ret < 0)
+		return ret;
+	if (off)
+		return 0;
+	/* No block: all of its range is free; it takes the first cluster of that range. */
+	first = ti << s->rb_bits;
+	for (c = first; reserved(s, c); c++)
+		if (c - first >= (1ULL << s->rb_bits) - 1)
+			return -ENOSPC;
+	off = c << s->cluster_bits;
+	ret = qcow2_cache_get(s, &s->rc_cache, off, false, &block);
+	if (ret < 0)
+		return ret;
+	qcow2_rc_set_entry(block, s->refcount_order, c - first, 1);
+	/* The block must be on disk before the table entry that points at it. */
+	ret = qcow2_file_write(s, off, block, s->cluster_size);
+	qcow2_cache_put(&s->rc_cache, block);
+	if (ret < 0) {
+		qcow2_cache_discard(&s->rc_cache, off);
+		return ret;
+	}
+	if (!(s->bd->flags & BLOCK_NO_FLUSH) && !s->dirty_bit_set) {
+		ret = bfile_flush(s->bd);
+		if (ret < 0)
+			return ret;
+	}
+	{
+		uint8_t e[8];
+		put_be64(e, off);
+		ret = qcow2_file_write(s, s->reftable_offset + ti * 8, e, 8);
+		if (ret < 0)
+			return ret;
+	}
+	s->reftable[ti] = off;
+	s->rc_dirty_unsynced = true;
+	note_alloc(s, c, 1);
+	return 1;
+}
+
+int qcow2_update_refcount(struct qcow2 *s, uint64_t cluster, int64_t delta)
+{
+	uint64_t ti = cluster >> s->rb_bits, off, rc, i;
+	void *block;
+	int ret;
+
+	ret = ensure_block(s, ti);
+	if (ret < 0)
+		return ret;
+	ret = block_offset(s, ti, &off);
+	if (ret < 0)
+		return ret;
+	ret = qcow2_cache_get(s, &s->rc_cache, off, true, &block);
+	if (ret < 0)
+		return ret;
+	i = cluster & ((1ULL << s->rb_bits) - 1);
+	rc = qcow2_rc_get_entry(block, s->refcount_order, i);
+	if ((delta < 0 && rc < (uint64_t)-delta) ||
+	    (delta > 0 && s->refcount_max - rc < (uint64_t)delta)) {
+		qcow2_cache_put(&s->rc_cache, block);
+		if (delta > 0)
+			return -ERANGE;
+		return qcow2_signal_corruption(s, "Preventing invalid write on metadata: refcount"
+					       " of cluster %#" PRIx64 " would drop below 0",
+					       cluster);
+	}
+	rc += (uint64_t)delta;
+	qcow2_rc_set_entry(block, s->refcount_order, i, rc);
+	qcow2_cache_mark_dirty(&s->rc_cache, block);
+	qcow2_cache_put(&s->rc_cache, block);
+	if (rc == 0) {
+		/* A freed table must not be written back over whatever takes its place. */
+		qcow2_cache_discard(&s->l2_cache, cluster << s->cluster_bits);
+		qcow2_cache_discard(&s->rc_cache, cluster << s->cluster_bits);
+		if (cluster < s->free_cluster_index)
+			s->free_cluster_index = cluster;
+		/* Compressed data must not be packed into a cluster someone else may take now. */
+		if ((s->free_byte_offset >> s->cluster_bits) == cluster)
+			s->free_byte_offset = 0;
+		s->zbuf_valid = false;
+	} else if (delta > 0) {
+		note_alloc(s, cluster, 1);
+	}
+	return 0;
+}
+
+/* First fit: n contiguous free clusters, all with existing refcount blocks. */
+int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offset)
+{
+	uint64_t start, c, rc;
+	int ret;
+
+	if (!n)
+		return -EINVAL;
+restart:
+	start = s->free_cluster_index;
+	for (c = start; c - start < n; c++) {
+		if (c >> (62 - s->cluster_bits))
+			return -EFBIG;
+		ret = ensure_block(s, c >> s->rb_bits);
+		if (ret < 0)
+			return ret;
+		if (ret > 0)
+			goto restart;
+		ret = qcow2_get_refcount(s, c, &rc);
+		if (ret < 0)
+			return ret;
+		if (rc || reserved(s, c)) {
+			if (start == s->free_cluster_index && c == start)
+				s->free_cluster_index = c + 1;
+			start = c + 1;
+		}
+	}
+	for (c = start; c < start + n; c++) {
+		ret = qcow2_update_refcount(s, c, 1);
+		if (ret < 0)
+			return ret;
+	}
+	if (start == s->free_cluster_index)
+		s->free_cluster_index = start + n;
+	*offset = start << s->cluster_bits;
+	return 0;
+}
+
+/* Takes clusters at a given place (preallocation, growing a compressed run). */
+int qcow2_alloc_clusters_at(struct qcow2 *s, uint64_t offset, uint64_t n)
+{
+	uint64_t first = offset >> s->cluster_bits, rc;
+	int ret;
+
+	for (uint64_t c = first; c < first + n; c++) {
+		ret = ensure_block(s, c >> s->rb_bits);
+		if (ret < 0)
+			return ret;
+		ret = qcow2_get_refcount(s, c, &rc);
+		if (ret < 0)
+			return ret;
+		if (rc || reserved(s, c))
+			return -EAGAIN;
+	}
+	for (uint64_t c = first; c < first + n; c++) {
+		ret = qcow2_update_refcount(s, c, 1);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * Space for one compressed cluster: packed after the previous one, sharing
+ * host clusters; every host cluster a compressed cluster touches counts one
+ * reference for it (qcow2 spec: "Compressed Clusters Descriptor").
+ */
+int qcow2_alloc_bytes(struct qcow2 *s, uint64_t size, uint64_t *offset)
+{
+	uint64_t off = s->free_byte_offset, rc, cluster;
+	int ret;
+
+	if (off && qcow2_in_cluster(s, off)) {
+		cluster = off >> s->cluster_bits;
+		ret = qcow2_get_refcount(s, cluster, &rc);
+		if (ret < 0)
+			return ret;
+		if (rc == 0 || rc >= s->refcount_max) {
+			off = 0;	/* freed meanwhile, or no more references fit */
+		} else if (qcow2_in_cluster(s, off) + size > s->cluster_size) {
+			/* Spills into the next cluster, which must be free to continue there. */
+			ret = qcow2_alloc_clusters_at(s, (cluster + 1) << s->cluster_bits, 1);
+			if (ret == -EAGAIN)
+				off = 0;
+			else if (ret < 0)
+				return ret;
+		}
+		if (off) {
+			ret = qcow2_update_refcount(s, cluster, 1);
+			if (ret < 0)
+				return ret;
+			*offset = off;
+			s->free_byte_offset = off + size;
+			return 0;
+		}
+	}
+	ret = qcow2_alloc_clusters(s, 1, &off);
+	if (ret < 0)
+		return ret;
+	*offset = off;
+	s->free_byte_offset = off + size;
+	return 0;
+}
+
+int qcow2_free_later(struct qcow2 *s, uint64_t offset, uint64_t clusters)
+{
+	if (!clusters)
+		return 0;
+	if (s->nb_pending &&
+	    s->pending[s->nb_pending - 1].offset +
+			    (s->pending[s->nb_pending - 1].clusters << s->cluster_bits) == offset) {
+		s->pending[s->nb_pending - 1].clusters += clusters;
+		return 0;
+	}
+	if (s->nb_pending == s->cap_pending) {
+		size_t cap = s->cap_pending ? s->cap_pending * 2 : 64;
+		struct qcow2_free *p = realloc(s->pending, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		s->pending = p;
+		s->cap_pending = cap;
+	}
+	s->pending[s->nb_pending].offset = offset;
+	s->pending[s->nb_pending].clusters = clusters;
+	s->nb_pending++;
+	/* Keep the list short: writing the L2 tables out lets the frees go through. */
+	if (s->nb_pending >= 4096)
+		return qcow2_flush_metadata(s, false);
+	return 0;
+}
+
+/* The clusters a compressed cluster's data touches. */
+int qcow2_free_compressed_later(struct qcow2 *s, uint64_t l2e)
+{
+	uint64_t off = l2e & s->cluster_offset_mask;
+	uint64_t sectors = ((l2e >> s->csize_shift) & s->csize_mask) + 1;
+	uint64_t start = off & ~511ULL, end = start + sectors * 512;
+	uint64_t first = start >> s->cluster_bits, last = (end - 1) >> s->cluster_bits;
+
+	for (uint64_t c = first; c <= last; c++) {
+		int ret = qcow2_free_later(s, c << s->cluster_bits, 1);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int qcow2_free_now(struct qcow2 *s, uint64_t offset, uint64_t clusters)
+{
+	uint64_t first = offset >> s->cluster_bits;
+	int ret;
+
+	for (uint64_t c = first; c < first + clusters; c++) {
+		ret = qcow2_update_refcount(s, c, -1);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int qcow2_apply_pending_frees(struct qcow2 *s)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < s->nb_pending && ret == 0; i++) {
+		struct qcow2_free *f = &s->pending[i];
+		uint64_t first = f->offset >> s->cluster_bits;
+		for (uint64_t c = first; c < first + f->clusters && ret == 0; c++) {
+			uint64_t rc;
+			ret = qcow2_update_refcount(s, c, -1);
+			if (ret == 0)
+				ret = qcow2_get_refcount(s, c, &rc);
+			/* Give the space back to the file system, as QEMU's discard does. */
+			if (ret == 0 && rc == 0 && (c << s->cluster_bits) < s->file_size)
+				fallocate(s->bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					  (off_t)(c << s->cluster_bits), s->cluster_size);
+		}
+	}
+	s->nb_pending = 0;
+	return ret;
+}
+
+int qcow2_rc_flush(struct qcow2 *s, bool sync)
+{
+	int ret = qcow2_cache_flush(s, &s->rc_cache);
+
+	if (ret == 0 && sync && s->rc_dirty_unsynced && !s->dirty_bit_set &&
+	    !(s->bd->flags & BLOCK_NO_FLUSH)) {
+		ret = bfile_flush(s->bd);
+		if (ret == 0)
+			s->rc_dirty_unsynced = false;
+	}
+	return ret;
+}
+
+/*
+ * Refcount increments, then L2 tables, then (once those are on disk) the
+ * deferred decrements.  With sync the whole state is on stable storage after.
+ */
+int qcow2_flush_metadata(struct qcow2 *s, bool sync)
+{
+	int ret;
+
+	ret = qcow2_rc_flush(s, true);
+	if (ret == 0)
+		ret = qcow2_cache_flush(s, &s->l2_cache);
+	if (ret == 0 && s->nb_pending) {
+		if (!(s->bd->flags & BLOCK_NO_FLUSH) && !s->dirty_bit_set)
+			ret = bfile_flush(s->bd);
+		if (ret == 0)
+			ret = qcow2_apply_pending_frees(s);
+		if (ret == 0)
+			ret = qcow2_rc_flush(s, false);
+	}
+	if (ret == 0 && sync && !(s->bd->flags & BLOCK_NO_FLUSH)) {
+		ret = bfile_flush(s->bd);
+		if (ret == 0)
+			s->rc_dirty_unsynced = false;
+	}
+	return ret;
+}
+
+/*
+ * A new, larger refcount table at the end of the file, with the refcount
+ * blocks that describe its own clusters placed right after it.
+ */
+static int grow_reftable(struct qcow2 *s, uint64_t min_entries)
+{
+	uint64_t per_cluster = s->cluster_size / 8, new_entries, tcl, nb, start, area_end, ti;
+	uint64_t old_off = s->reftable_offset, old_clusters, *table = NULL;
+	uint8_t *raw = NULL, *blocks = NULL;
+	uint8_t field[12];
+	uint64_t end = s->alloc_end > s->file_size ? s->alloc_end : s->file_size;
+	int ret;
+
+	if (end < s->data_end)
+		end = s->data_end;
+	start = qcow2_align(s, end) >> s->cluster_bits;
+	new_entries = s->reftable_size * 2 > min_entries ? s->reftable_size * 2 : min_entries;
+	for (;;) {
+		new_entries = (new_entries + per_cluster - 1) / per_cluster * per_cluster;
+		if (new_entries * 8 > QCOW2_MAX_REFTABLE_BYTES)
+			return -EFBIG;
+		tcl = new_entries / per_cluster;
+		nb = 0;
+		for (;;) {
+			uint64_t need = 0;
+			area_end = start + tcl + nb;
+			for (ti = start >> s->rb_bits; ti <= (area_end - 1) >> s->rb_bits; ti++)
+				if (ti >= s->reftable_size || !s->reftable[ti])
+					need++;
+			if (need == nb)
+				break;
+			nb = need;
+		}
+		ti = (area_end - 1) >> s->rb_bits;
+		if (ti < new_entries)
+			break;
+		new_entries = ti + 1;
+	}
+
+	table = calloc(tcl * per_cluster, sizeof(*table));
+	raw = block_alloc_buf((size_t)(tcl * s->cluster_size));
+	blocks = block_alloc_buf((size_t)((nb ? nb : 1) * s->cluster_size));
+	ret = -ENOMEM;
+	if (!table || !raw || !blocks)
+		goto out;
+	memcpy(table, s->reftable, s->reftable_size * sizeof(*table));
+	memset(blocks, 0, (size_t)((nb ? nb : 1) * s->cluster_size));
+	{
+		uint64_t j = 0;
+		for (ti = start >> s->rb_bits; ti <= (area_end - 1) >> s->rb_bits; ti++)
+			if (!table[ti])
+				table[ti] = (start + tcl + j++) << s->cluster_bits;
+	}
+	/* Refcount 1 for every cluster of the new area, in new or existing blocks. */
+	for (uint64_t c = start; c < area_end; c++) {
+		uint64_t bti = c >> s->rb_bits;
+		uint64_t boff = table[bti];
+		uint64_t bidx = (boff >> s->cluster_bits);
+		if (bidx >= start + tcl && bidx < area_end) {
+			uint8_t *b = blocks + (bidx - start - tcl) * s->cluster_size;
+			qcow2_rc_set_entry(b, s->refcount_order, c & ((1ULL << s->rb_bits) - 1), 1);
+		} else {
+			ret = qcow2_update_refcount(s, c, 1);
+			if (ret < 0)
+				goto out;
+		}
+	}
+	note_alloc(s, start, area_end - start);
+	if (nb) {
+		ret = qcow2_file_write(s, (start + tcl) << s->cluster_bits, blocks,
+				       (size_t)(nb * s->cluster_size));
+		if (ret < 0)
+			goto out;
+	}
+	ret = qcow2_rc_flush(s, false);
+	if (ret < 0)
+		goto out;
+	for (uint64_t i = 0; i < tcl * per_cluster; i++)
+		put_be64(raw + 8 * i, table[i]);
+	ret = qcow2_file_write(s, start << s->cluster_bits, raw, (size_t)(tcl * s->cluster_size));
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		goto out;
+	/* The switch: offset and size are adjacent header fields, one write. */
+	put_be64(field, start << s->cluster_bits);
+	put_be32(field + 8, (uint32_t)tcl);
+	ret = qcow2_file_write(s, 48, field, sizeof(field));
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		goto out;
+	old_clusters = qcow2_size_to_clusters(s, s->reftable_size * 8);
+	free(s->reftable);
+	s->reftable = table;
+	table = NULL;
+	s->reftable_size = tcl * per_cluster;
+	s->reftable_offset = start << s->cluster_bits;
+	s->h.refcount_table_offset = s->reftable_offset;
+	s->h.refcount_table_clusters = (uint32_t)tcl;
+	ret = qcow2_free_now(s, old_off, old_clusters);
+out:
+	free(table);
+	free(raw);
+	free(blocks);
+	return ret;
+}

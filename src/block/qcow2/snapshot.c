@@ -1,0 +1,566 @@
+/*
+ * Internal snapshots (qcow2 spec: "Snapshots"): each is a copy of the L1
+ * table plus a table entry; clusters are shared through refcounts and
+ * copied on write.  Changes go in an order that leaves at most leaks:
+ * refcounts up before the snapshot table names the new L1, and down only
+ * after the header no longer reaches what is freed.
+ */
+#include "block/qcow2/qcow2.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SNAPSHOT_EXTRA_MAX	1024	/* QEMU's QCOW_MAX_SNAPSHOT_EXTRA_DATA */
+
+void qcow2_free_snapshots(struct qcow2 *s)
+{
+	for (unsigned i = 0; i < s->nb_snaps; i++) {
+		free(s->snaps[i].id);
+		free(s->snaps[i].name);
+		free(s->snaps[i].extra_unknown);
+	}
+	free(s->snaps);
+	s->snaps = NULL;
+	s->nb_snaps = 0;
+}
+
+int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
+{
+	uint64_t off = s->h.snapshots_offset, limit = s->file_size;
+	uint8_t fixed[40];
+	int ret;
+
+	if (!s->h.nb_snapshots)
+		return 0;
+	s->snaps = calloc(s->h.nb_snapshots, sizeof(*s->snaps));
+	if (!s->snaps)
+		return block_err(err, errlen, "out of memory");
+	for (uint32_t i = 0; i < s->h.nb_snapshots; i++) {
+		struct qcow2_snapshot *sn = &s->snaps[i];
+		uint32_t extra, id_len, name_len;
+		uint8_t ebuf[SNAPSHOT_EXTRA_MAX];
+
+		off = (off + 7) & ~7ULL;
+		if (off + sizeof(fixed) > limit)
+			goto truncated;
+		ret = bfile_pread(s->bd, off, fixed, sizeof(fixed));
+		if (ret < 0)
+			goto io;
+		off += sizeof(fixed);
+		sn->l1_table_offset = be64(fixed);
+		sn->l1_size = be32(fixed + 8);
+		id_len = be16(fixed + 12);
+		name_len = be16(fixed + 14);
+		sn->date_sec = be32(fixed + 16);
+		sn->date_nsec = be32(fixed + 20);
+		sn->vm_clock_nsec = be64(fixed + 24);
+		sn->vm_state_size = be32(fixed + 32);
+		extra = be32(fixed + 36);
+		s->nb_snaps = i + 1;
+		if (extra > SNAPSHOT_EXTRA_MAX)
+			return block_err(err, errlen, "Too much extra metadata in snapshot table "
+				"entry %u", i);
+		if (off + extra + id_len + name_len > limit)
+			goto truncated;
+		ret = bfile_pread(s->bd, off, ebuf, extra);
+		if (ret < 0)
+			goto io;
+		off += extra;
+		sn->extra_size = extra;
+		sn->disk_size = s->h.size;
+		sn->icount = UINT64_MAX;
+		if (extra >= 8)
+			sn->vm_state_size = be64(ebuf);
+		if (extra >= 16)
+			sn->disk_size = be64(ebuf + 8);
+		if (extra >= 24)
+			sn->icount = be64(ebuf + 16);
+		if (extra > 24) {
+			sn->extra_unknown_len = extra - 24;
+			sn->extra_unknown = malloc(sn->extra_unknown_len);
+			if (!sn->extra_unknown)
+				return block_err(err, errlen, "out of memory");
+			memcpy(sn->extra_unknown, ebuf + 24, sn->extra_unknown_len);
+		}
+		if (s->h.version >= 3 && extra < 16)
+			return block_err(err, errlen, "Snapshot table entry %u is too small", i);
+		sn->id = calloc(1, id_len + 1);
+		sn->name = calloc(1, name_len + 1);
+		if (!sn->id || !sn->name)
+			return block_err(err, errlen, "out of memory");
+		if ((ret = bfile_pread(s->bd, off, sn->id, id_len)) < 0)
+			goto io;
+		off += id_len;
+		if ((ret = bfile_pread(s->bd, off, sn->name, name_len)) < 0)
+			goto io;
+		off += name_len;
+
+		if (qcow2_in_cluster(s, sn->l1_table_offset))
+			return block_err(err, errlen, "Snapshot L1 table offset invalid");
+		if (sn->l1_size > QCOW2_MAX_L1_BYTES / 8)
+			return block_err(err, errlen, "Snapshot L1 table too large");
+		if (sn->l1_size && sn->l1_table_offset + (uint64_t)sn->l1_size * 8 > limit)
+			return block_err(err, errlen, "Snapshot L1 table is past the end of the file");
+	}
+	s->snap_table_size = off - s->h.snapshots_offset;
+	return 0;
+truncated:
+	return block_err(err, errlen, "Snapshot table is past the end of the file");
+io:
+	return block_err(err, errlen, "Could not read snapshot table: %s", strerror(-ret));
+}
+
+static size_t entry_size(const struct qcow2_snapshot *sn)
+{
+	size_t n = 40 + sn->extra_size + strlen(sn->id) + strlen(sn->name);
+
+	return (n + 7) & ~(size_t)7;
+}
+
+/* Writes the table to new clusters and points the header at it, then frees the old. */
+static int write_snapshot_table(struct qcow2 *s)
+{
+	uint64_t old_off = s->h.snapshots_offset, old_size = s->snap_table_size;
+	uint64_t new_off = 0, size = 0;
+	uint8_t *buf = NULL, field[12];
+	int ret = 0;
+
+	for (unsigned i = 0; i < s->nb_snaps; i++)
+		size += entry_size(&s->snaps[i]);
+	if (size) {
+		size_t pos = 0;
+		buf = calloc(1, (size_t)size);
+		if (!buf)
+			return -ENOMEM;
+		for (unsigned i = 0; i < s->nb_snaps; i++) {
+			struct qcow2_snapshot *sn = &s->snaps[i];
+			uint8_t *p = buf + pos;
+			size_t id_len = strlen(sn->id), name_len = strlen(sn->name);
+			put_be64(p, sn->l1_table_offset);
+			put_be32(p + 8, sn->l1_size);
+			put_be16(p + 12, (uint16_t)id_len);
+			put_be16(p + 14, (uint16_t)name_len);
+			put_be32(p + 16, sn->date_sec);
+			put_be32(p + 20, sn->date_nsec);
+			put_be64(p + 24, sn->vm_clock_nsec);
+			put_be32(p + 32, sn->vm_state_size > UINT32_MAX ? 0 : (uint32_t)sn->vm_state_size);
+			put_be32(p + 36, sn->extra_size);
+			p += 40;
+			if (sn->extra_size >= 8)
+				put_be64(p, sn->vm_state_size);
+			if (sn->extra_size >= 16)
+				put_be64(p + 8, sn->disk_size);
+			if (sn->extra_size >= 24)
+				put_be64(p + 16, sn->icount);
+			if (sn->extra_unknown_len)
+				memcpy(p + 24, sn->extra_unknown, sn->extra_unknown_len);
+			p += sn->extra_size;
+			memcpy(p, sn->id, id_len);
+			memcpy(p + id_len, sn->name, name_len);
+			pos += entry_size(sn);
+		}
+		ret = qcow2_alloc_clusters(s, qcow2_size_to_clusters(s, size), &new_off);
+		if (ret == 0)
+			ret = qcow2_flush_metadata(s, true);
+		if (ret == 0)
+			ret = qcow2_file_write(s, new_off, buf, (size_t)size);
+		if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+			ret = bfile_flush(s->bd);
+		free(buf);
+		if (ret < 0)
+			return ret;
+	}
+	put_be32(field, s->nb_snaps);
+	put_be64(field + 4, new_off);
+	ret = qcow2_file_write(s, 60, field, sizeof(field));
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		return ret;
+	s->h.nb_snapshots = s->nb_snaps;
+	s->h.snapshots_offset = new_off;
+	s->snap_table_size = size;
+	if (old_off && old_size)
+		ret = qcow2_free_now(s, old_off, qcow2_size_to_clusters(s, old_size));
+	return ret;
+}
+
+static int read_l1(struct qcow2 *s, uint64_t off, uint32_t size, uint64_t **l1)
+{
+	uint8_t *raw;
+	int ret;
+
+	*l1 = calloc(size ? size : 1, sizeof(**l1));
+	raw = malloc(size ? (size_t)size * 8 : 1);
+	if (!*l1 || !raw) {
+		free(raw);
+		free(*l1);
+		return -ENOMEM;
+	}
+	ret = bfile_pread(s->bd, off, raw, (size_t)size * 8);
+	for (uint32_t i = 0; i < size; i++)
+		(*l1)[i] = be64(raw + 8 * i);
+	free(raw);
+	if (ret < 0)
+		free(*l1);
+	return ret;
+}
+
+/* One reference more or less for every L2 table and data cluster an L1 table reaches. */
+static int update_l1_tree(struct qcow2 *s, const uint64_t *l1, uint32_t l1_size, int delta)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; i < l1_size && ret == 0; i++) {
+		uint64_t off = l1[i] & L1E_OFFSET_MASK, *table;
+		if (!off)
+			continue;
+		if (qcow2_in_cluster(s, off))
+			return qcow2_signal_corruption(s, "L2 table offset %#" PRIx64 " unaligned", off);
+		ret = qcow2_cache_get(s, &s->l2_cache, off, true, (void **)&table);
+		if (ret < 0)
+			return ret;
+		for (uint32_t j = 0; j < s->l2_size && ret == 0; j++) {
+			uint64_t e = be64toh(table[j]);
+			switch (qcow2_entry_type(s, e)) {
+			case QCOW2_NORMAL:
+			case QCOW2_ZERO_ALLOC:
+				ret = qcow2_update_refcount(s, (e & L2E_OFFSET_MASK) >> s->cluster_bits,
+							    delta);
+				break;
+			case QCOW2_COMPRESSED: {
+				uint64_t coff = e & s->cluster_offset_mask;
+				uint64_t sectors = ((e >> s->csize_shift) & s->csize_mask) + 1;
+				uint64_t start = coff & ~511ULL;
+				uint64_t last = (start + sectors * 512 - 1) >> s->cluster_bits;
+				for (uint64_t c = start >> s->cluster_bits; c <= last && ret == 0; c++)
+					ret = qcow2_update_refcount(s, c, delta);
+				break;
+			}
+			default:
+				break;
+			}
+		}
+		qcow2_cache_put(&s->l2_cache, table);
+		if (ret == 0)
+			ret = qcow2_update_refcount(s, off >> s->cluster_bits, delta);
+	}
+	return ret;
+}
+
+int qcow2_update_l1_refcounts(struct qcow2 *s, uint64_t l1_offset, uint32_t l1_size, int delta)
+{
+	uint64_t *l1;
+	int ret = read_l1(s, l1_offset, l1_size, &l1);
+
+	if (ret < 0)
+		return ret;
+	ret = update_l1_tree(s, l1, l1_size, delta);
+	free(l1);
+	return ret;
+}
+
+static int find_snapshot(const struct qcow2 *s, const char *name)
+{
+	for (unsigned i = 0; i < s->nb_snaps; i++)
+		if (!strcmp(s->snaps[i].id, name))
+			return (int)i;
+	for (unsigned i = 0; i < s->nb_snaps; i++)
+		if (!strcmp(s->snaps[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+int qcow2_snapshot_list(struct block_dev *bd, struct block_snapshot **list)
+{
+	struct qcow2 *s = bd->opaque;
+
+	*list = NULL;
+	if (!s->nb_snaps)
+		return 0;
+	*list = calloc(s->nb_snaps, sizeof(**list));
+	if (!*list)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->nb_snaps; i++) {
+		struct block_snapshot *o = &(*list)[i];
+		const struct qcow2_snapshot *sn = &s->snaps[i];
+		snprintf(o->id, sizeof(o->id), "%s", sn->id);
+		snprintf(o->name, sizeof(o->name), "%s", sn->name);
+		o->vm_state_size = sn->vm_state_size;
+		o->date_sec = sn->date_sec;
+		o->date_nsec = sn->date_nsec;
+		o->vm_clock_nsec = sn->vm_clock_nsec;
+		o->icount = sn->icount;
+		o->disk_size = sn->disk_size;
+	}
+	return (int)s->nb_snaps;
+}
+
+static int do_create(struct qcow2 *s, const char *name, char *err, size_t errlen)
+{
+	struct qcow2_snapshot sn = { 0 }, *snaps;
+	unsigned long max_id = 0;
+	uint64_t l1_bytes = (uint64_t)s->l1_size * 8;
+	uint8_t *raw = NULL;
+	struct timespec ts;
+	char id[32];
+	int ret;
+
+	if (strlen(name) > 65535)
+		return block_err(err, errlen, "Snapshot name too long");
+	if (s->nb_snaps >= QCOW2_MAX_SNAPSHOTS)
+		return block_err(err, errlen, "Too many snapshots");
+	for (unsigned i = 0; i < s->nb_snaps; i++) {
+		unsigned long v = strtoul(s->snaps[i].id, NULL, 10);
+		if (v > max_id)
+			max_id = v;
+	}
+	snprintf(id, sizeof(id), "%lu", max_id + 1);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sn.id = strdup(id);
+	sn.name = strdup(name);
+	if (!sn.id || !sn.name) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	sn.l1_size = s->l1_size;
+	sn.date_sec = (uint32_t)ts.tv_sec;
+	sn.date_nsec = (uint32_t)(ts.tv_nsec / 1000 * 1000);	/* qemu-img keeps microseconds */
+	sn.disk_size = s->h.size;
+	sn.icount = 0;
+	sn.extra_size = 24;
+
+	/* 1. The copy of the active L1 table, and one more reference for all it reaches. */
+	ret = qcow2_flush_metadata(s, false);
+	if (ret == 0 && l1_bytes)
+		ret = qcow2_alloc_clusters(s, qcow2_size_to_clusters(s, l1_bytes),
+					   &sn.l1_table_offset);
+	if (ret < 0)
+		goto fail;
+	raw = calloc(1, l1_bytes ? (size_t)l1_bytes : 1);
+	if (!raw) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < s->l1_size; i++)
+		put_be64(raw + 8 * i, s->l1[i]);
+	if (l1_bytes)
+		ret = qcow2_file_write(s, sn.l1_table_offset, raw, (size_t)l1_bytes);
+	free(raw);
+	if (ret == 0)
+		ret = update_l1_tree(s, s->l1, s->l1_size, 1);
+	if (ret == 0)
+		ret = qcow2_fix_copied_flags(s);
+	if (ret == 0)
+		ret = qcow2_flush_metadata(s, true);
+	if (ret < 0)
+		goto fail;
+
+	/* 2. The snapshot table that names it. */
+	snaps = realloc(s->snaps, (s->nb_snaps + 1) * sizeof(*snaps));
+	if (!snaps) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	s->snaps = snaps;
+	s->snaps[s->nb_snaps++] = sn;
+	ret = write_snapshot_table(s);
+	if (ret < 0) {
+		s->nb_snaps--;
+		goto fail;
+	}
+	return 0;
+fail:
+	free(sn.id);
+	free(sn.name);
+	return block_err(err, errlen, "Could not create snapshot '%s': %s", name,
+			 strerror(-ret));
+}
+
+int qcow2_snapshot_create(struct block_dev *bd, const char *name, char *err, size_t errlen)
+{
+	struct qcow2 *s = bd->opaque;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = do_create(s, name, err, errlen);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int do_apply(struct qcow2 *s, const char *name, char *err, size_t errlen)
+{
+	int i = find_snapshot(s, name);
+	struct qcow2_snapshot *sn;
+	uint64_t *snap_l1 = NULL, *old_l1 = NULL;
+	uint32_t old_size = s->l1_size;
+	int ret;
+
+	if (i < 0)
+		return block_err(err, errlen, "Could not apply snapshot '%s': %s", name,
+				 "Failed to load snapshot: No such file or directory");
+	sn = &s->snaps[i];
+	ret = qcow2_flush_metadata(s, false);
+	if (ret == 0)
+		ret = read_l1(s, sn->l1_table_offset, sn->l1_size, &snap_l1);
+	if (ret < 0)
+		goto out;
+	/* 1. References for what the snapshot reaches, from the active L1 to be. */
+	ret = update_l1_tree(s, snap_l1, sn->l1_size, 1);
+	if (ret == 0)
+		ret = qcow2_grow_l1(s, sn->l1_size);
+	if (ret == 0)
+		ret = qcow2_flush_metadata(s, true);
+	if (ret < 0)
+		goto out;
+	/* 2. The active L1 becomes the snapshot's, in one write. */
+	old_l1 = malloc((size_t)old_size * 8 + 8);
+	if (!old_l1) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memcpy(old_l1, s->l1, (size_t)old_size * 8);
+	{
+		uint64_t bytes = (uint64_t)s->l1_size * 8;
+		uint8_t *raw = calloc(1, bytes ? (size_t)bytes : 1);
+		if (!raw) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		for (uint32_t j = 0; j < s->l1_size; j++) {
+			s->l1[j] = j < sn->l1_size ? snap_l1[j] : 0;
+			put_be64(raw + 8 * j, s->l1[j]);
+		}
+		ret = qcow2_file_write(s, s->l1_offset, raw, (size_t)bytes);
+		free(raw);
+	}
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		goto out;
+	qcow2_cache_clear(&s->l2_cache);
+	if (sn->disk_size != s->h.size) {
+		uint8_t field[8];
+		put_be64(field, sn->disk_size);
+		ret = qcow2_file_write(s, 24, field, 8);
+		if (ret < 0)
+			goto out;
+		s->h.size = sn->disk_size;
+		s->bd->size = sn->disk_size;
+	}
+	/* 3. The old active tree loses its reference; flags follow the new counts. */
+	ret = update_l1_tree(s, old_l1, old_size, -1);
+	if (ret == 0)
+		ret = qcow2_fix_copied_flags(s);
+	if (ret == 0)
+		ret = qcow2_flush_metadata(s, true);
+out:
+	free(snap_l1);
+	free(old_l1);
+	if (ret < 0)
+		return block_err(err, errlen, "Could not apply snapshot '%s': %s", name,
+				 strerror(-ret));
+	return 0;
+}
+
+int qcow2_snapshot_apply(struct block_dev *bd, const char *name, char *err, size_t errlen)
+{
+	struct qcow2 *s = bd->opaque;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = do_apply(s, name, err, errlen);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int do_delete(struct qcow2 *s, const char *name, char *err, size_t errlen)
+{
+	int i = find_snapshot(s, name);
+	struct qcow2_snapshot sn;
+	int ret;
+
+	if (i < 0)
+		return block_err(err, errlen, "Could not delete snapshot '%s': %s", name,
+				 "snapshot not found");
+	sn = s->snaps[i];
+	memmove(&s->snaps[i], &s->snaps[i + 1], (s->nb_snaps - (unsigned)i - 1) * sizeof(sn));
+	s->nb_snaps--;
+	ret = qcow2_flush_metadata(s, false);
+	if (ret == 0)
+		ret = write_snapshot_table(s);
+	if (ret < 0) {
+		memmove(&s->snaps[i + 1], &s->snaps[i], (s->nb_snaps - (unsigned)i) * sizeof(sn));
+		s->snaps[i] = sn;
+		s->nb_snaps++;
+		return block_err(err, errlen, "Could not delete snapshot '%s': %s", name,
+				 strerror(-ret));
+	}
+	/* The header no longer reaches the snapshot: drop its references. */
+	ret = qcow2_update_l1_refcounts(s, sn.l1_table_offset, sn.l1_size, -1);
+	if (ret == 0 && sn.l1_size)
+		ret = qcow2_free_now(s, sn.l1_table_offset,
+				     qcow2_size_to_clusters(s, (uint64_t)sn.l1_size * 8));
+	if (ret == 0)
+		ret = qcow2_fix_copied_flags(s);
+	if (ret == 0)
+		ret = qcow2_flush_metadata(s, true);
+	free(sn.id);
+	free(sn.name);
+	free(sn.extra_unknown);
+	if (ret < 0)
+		return block_err(err, errlen, "Could not delete snapshot '%s': %s", name,
+				 strerror(-ret));
+	return 0;
+}
+
+int qcow2_snapshot_delete(struct block_dev *bd, const char *name, char *err, size_t errlen)
+{
+	struct qcow2 *s = bd->opaque;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = do_delete(s, name, err, errlen);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* Read-only: the snapshot's L1 table stands in for the active one (qemu-img convert -l). */
+int qcow2_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen)
+{
+	struct qcow2 *s = bd->opaque;
+	uint64_t *l1;
+	int i, ret;
+
+	pthread_mutex_lock(&s->lock);
+	i = find_snapshot(s, name);
+	if (i < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return block_err(err, errlen, "Can't find snapshot '%s'", name);
+	}
+	ret = read_l1(s, s->snaps[i].l1_table_offset, s->snaps[i].l1_size, &l1);
+	if (ret == 0) {
+		uint64_t cover = (uint64_t)s->cluster_size << s->l2_bits;
+		if (((s->snaps[i].disk_size + cover - 1) / cover) > s->snaps[i].l1_size) {
+			free(l1);
+			ret = -EINVAL;
+		}
+	}
+	if (ret == 0) {
+		free(s->l1);
+		s->l1 = l1;
+		s->l1_size = s->snaps[i].l1_size;
+		s->l1_offset = s->snaps[i].l1_table_offset;
+		s->h.size = s->snaps[i].disk_size;
+		bd->size = s->h.size;
+		qcow2_cache_clear(&s->l2_cache);
+		s->zbuf_valid = false;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (ret < 0)
+		return block_err(err, errlen, "Failed to load snapshot '%s': %s", name, strerror(-ret));
+	return 0;
+}

@@ -1,0 +1,201 @@
+/*
+ * raw: the file is the disk.  Sparse aware: holes are found with
+ * SEEK_DATA/SEEK_HOLE and made with FALLOC_FL_PUNCH_HOLE.
+ */
+#include "block/block_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int raw_probe(const uint8_t *buf, size_t len)
+{
+	return 1;
+}
+
+static int raw_open(struct block_dev *bd, char *err, size_t errlen)
+{
+	int64_t size = bfile_size(bd);
+
+	if (size < 0) {
+		/* Block devices report their size through lseek. */
+		size = -1;
+	}
+	if (size <= 0) {
+		off_t end = lseek(bd->fd, 0, SEEK_END);
+		if (end < 0)
+			return block_err(err, errlen, "Could not get the size: %s", strerror(errno));
+		size = end;
+	}
+	bd->size = (uint64_t)size;
+	return 0;
+}
+
+static int raw_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)
+{
+	return bfile_pread(bd, off, buf, len);
+}
+
+static int raw_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size_t len)
+{
+	return bfile_pwrite(bd, off, buf, len);
+}
+
+static int raw_flush(struct block_dev *bd)
+{
+	return bfile_flush(bd);
+}
+
+static int raw_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, bool may_unmap)
+{
+	int mode = may_unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_ZERO_RANGE;
+	uint8_t *zero;
+	int ret = 0;
+
+	if (fallocate(bd->fd, mode, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (may_unmap && fallocate(bd->fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	/* No fallocate support here (or a block device): write the zeroes. */
+	zero = block_alloc_buf(1 << 20);
+	if (!zero)
+		return -ENOMEM;
+	memset(zero, 0, 1 << 20);
+	while (len && ret == 0) {
+		size_t n = len < (1 << 20) ? (size_t)len : (1 << 20);
+		ret = bfile_pwrite(bd, off, zero, n);
+		off += n;
+		len -= n;
+	}
+	free(zero);
+	return ret;
+}
+
+/* SEEK_DATA/SEEK_HOLE: a hole reads as zeroes and is not allocated. */
+static int raw_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
+		      uint64_t *map, unsigned *flags)
+{
+	off_t data, hole;
+
+	*map = off;
+	data = lseek(bd->fd, (off_t)off, SEEK_DATA);
+	if (data < 0 && errno == ENXIO) {
+		/* Past the last data: a hole up to the end of the file (or beyond). */
+		*pnum = len;
+		*flags = BLOCK_STATUS_ZERO | BLOCK_STATUS_OFFSET | BLOCK_STATUS_ALLOCATED;
+		return 0;
+	}
+	if (data < 0) {
+		/* No SEEK_DATA here: everything is data. */
+		*pnum = len;
+		*flags = BLOCK_STATUS_DATA | BLOCK_STATUS_OFFSET | BLOCK_STATUS_ALLOCATED;
+		return 0;
+	}
+	if ((uint64_t)data > off) {
+		*pnum = (uint64_t)data - off < len ? (uint64_t)data - off : len;
+		*flags = BLOCK_STATUS_ZERO | BLOCK_STATUS_OFFSET | BLOCK_STATUS_ALLOCATED;
+		return 0;
+	}
+	hole = lseek(bd->fd, (off_t)off, SEEK_HOLE);
+	if (hole < 0 || (uint64_t)hole <= off)
+		hole = (off_t)(off + len);
+	*pnum = (uint64_t)hole - off < len ? (uint64_t)hole - off : len;
+	*flags = BLOCK_STATUS_DATA | BLOCK_STATUS_OFFSET | BLOCK_STATUS_ALLOCATED;
+	return 0;
+}
+
+static int raw_prealloc(int fd, uint64_t from, uint64_t to, enum block_prealloc prealloc)
+{
+	if (to <= from)
+		return 0;
+	if (prealloc == BLOCK_PREALLOC_FALLOC) {
+		int r = posix_fallocate(fd, (off_t)from, (off_t)(to - from));
+		return -r;
+	}
+	if (prealloc == BLOCK_PREALLOC_FULL) {
+		size_t chunk = 1 << 20;
+		uint8_t *zero = calloc(1, chunk);
+		int ret = 0;
+		if (!zero)
+			return -ENOMEM;
+		while (from < to && ret == 0) {
+			size_t n = to - from < chunk ? (size_t)(to - from) : chunk;
+			ssize_t w = pwrite(fd, zero, n, (off_t)from);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				ret = w < 0 ? -errno : -EIO;
+			else
+				from += (uint64_t)w;
+		}
+		free(zero);
+		return ret;
+	}
+	return 0;
+}
+
+static int raw_create(const char *path, const struct block_create_opts *o, char *err,
+		      size_t errlen)
+{
+	int fd, ret;
+
+	if (o->backing_file)
+		return block_err(err, errlen, "Backing file not supported for file format 'raw'");
+	if (o->prealloc == BLOCK_PREALLOC_METADATA)
+		return block_err(err, errlen, "Unsupported preallocation mode 'metadata'");
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
+	ret = ftruncate(fd, 0) < 0 ? -errno : 0;
+	if (ret == 0)
+		ret = raw_prealloc(fd, 0, o->size, o->prealloc);
+	if (ret == 0 && ftruncate(fd, (off_t)o->size) < 0)
+		ret = -errno;
+	if (close(fd) < 0 && ret == 0)
+		ret = -errno;
+	if (ret < 0)
+		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));
+	return 0;
+}
+
+static int raw_truncate(struct block_dev *bd, uint64_t size, bool shrink,
+			enum block_prealloc prealloc, char *err, size_t errlen)
+{
+	struct stat st;
+	int ret;
+
+	if (fstat(bd->fd, &st) < 0)
+		return block_err(err, errlen, "%s", strerror(errno));
+	if (!S_ISREG(st.st_mode)) {
+		if (size > bd->size)
+			return block_err(err, errlen, "Cannot grow device files");
+		bd->size = size;
+		return 0;
+	}
+	if (prealloc == BLOCK_PREALLOC_METADATA)
+		return block_err(err, errlen, "Unsupported preallocation mode 'metadata'");
+	ret = raw_prealloc(bd->fd, bd->size, size, prealloc);
+	if (ret == 0 && ftruncate(bd->fd, (off_t)size) < 0)
+		ret = -errno;
+	if (ret < 0)
+		return block_err(err, errlen, "Could not resize file: %s", strerror(-ret));
+	bd->size = size;
+	return 0;
+}
+
+const struct block_driver block_raw_driver = {
+	.name = "raw",
+	.probe = raw_probe,
+	.open = raw_open,
+	.pread = raw_pread,
+	.pwrite = raw_pwrite,
+	.flush = raw_flush,
+	.write_zeroes = raw_write_zeroes,
+	.status = raw_status,
+	.create = raw_create,
+	.truncate = raw_truncate,
+};

@@ -1,0 +1,151 @@
+/* kestrel-img: a qemu-img compatible disk image tool. */
+#include "img/img.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef KESTREL_VERSION
+#define KESTREL_VERSION "0"
+#endif
+
+const struct img_cmd img_cmds[] = {
+	{ "amend", img_amend,
+	  "amend [-p] [-q] [-f fmt] [-t cache] [--force] -o options filename" },
+	{ "bench", img_bench,
+	  "bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] [-n] "
+	  "[--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] [-S step_size] "
+	  "[-t cache] [-w] [-U] filename" },
+	{ "check", img_check,
+	  "check [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] filename" },
+	{ "commit", img_commit,
+	  "commit [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename" },
+	{ "compare", img_compare,
+	  "compare [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2" },
+	{ "convert", img_convert,
+	  "convert [--target-is-zero] [-U] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] "
+	  "[-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-l snapshot_param] "
+	  "[-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] filename [filename2 [...]] "
+	  "output_filename" },
+	{ "create", img_create,
+	  "create [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename "
+	  "[size]" },
+	{ "dd", img_dd,
+	  "dd [-U] [-f fmt] [-O output_fmt] [bs=block_size] [count=blocks] [skip=blocks] "
+	  "if=input of=output" },
+	{ "info", img_info,
+	  "info [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename" },
+	{ "map", img_map,
+	  "map [-f fmt] [--start-offset=offset] [--max-length=len] [--output=ofmt] [-U] filename" },
+	{ "measure", img_measure,
+	  "measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | [-f fmt] filename]" },
+	{ "snapshot", img_snapshot,
+	  "snapshot [-U] [-q] [-l | -a snapshot | -c snapshot | -d snapshot] filename" },
+	{ "rebase", img_rebase,
+	  "rebase [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] [-u] -b backing_file "
+	  "[-F backing_fmt] filename" },
+	{ "resize", img_resize,
+	  "resize [-f fmt] [--preallocation=prealloc] [-q] [--shrink] filename [+ | -]size" },
+	{ NULL, NULL, NULL },
+};
+
+static void help(void)
+{
+	printf("%s version " KESTREL_VERSION "\n"
+	       "usage: %s [standard options] command [command options]\n"
+	       "Disk image utility, compatible with qemu-img\n\n"
+	       "    '-h', '--help'       display this help and exit\n"
+	       "    '-V', '--version'    output version information and exit\n\n"
+	       "Command syntax:\n", IMG_NAME, IMG_NAME);
+	for (const struct img_cmd *c = img_cmds; c->name; c++)
+		printf("  %s\n", c->usage);
+	printf("\nCommand parameters:\n"
+	       "  'filename' is a disk image filename\n"
+	       "  'fmt' is the disk image format. It is guessed automatically in most cases\n"
+	       "  'cache' is the cache mode used to write the output disk image, the valid\n"
+	       "    options are: 'none', 'writeback' (default, except for convert), 'writethrough',\n"
+	       "    'directsync' and 'unsafe' (default for convert)\n"
+	       "  'src_cache' is the cache mode used to read input disk images, the valid\n"
+	       "    options are the same as for the 'cache' option\n"
+	       "  'size' is the disk image size in bytes. Optional suffixes\n"
+	       "    'k' or 'K' (kilobyte, 1024), 'M' (megabyte, 1024k), 'G' (gigabyte, 1024M),\n"
+	       "    'T' (terabyte, 1024G), 'P' (petabyte, 1024T) and 'E' (exabyte, 1024P)  are\n"
+	       "    supported. 'b' is ignored.\n"
+	       "  'output_filename' is the destination disk image filename\n"
+	       "  'output_fmt' is the destination format\n"
+	       "  'options' is a comma separated list of format specific options in a\n"
+	       "    name=value format. Use -o help for an overview of the options supported by\n"
+	       "    the used format\n"
+	       "  'snapshot_param' is param used for internal snapshot, format\n"
+	       "    is 'snapshot.id=[ID],snapshot.name=[NAME]', or\n"
+	       "    '[ID_OR_NAME]'\n"
+	       "  '-c' indicates that target image must be compressed (qcow2 format only)\n"
+	       "  '-u' allows unsafe backing chains. For rebasing, it is assumed that old and\n"
+	       "       new backing file match exactly. The image doesn't need a working\n"
+	       "       backing file before rebasing in this case (useful for renaming the\n"
+	       "       backing file). For image creation, allow creating without attempting\n"
+	       "       to open the backing file.\n"
+	       "  '-h' with or without a command shows this help and lists the supported formats\n"
+	       "  '-p' show progress of command (only certain commands)\n"
+	       "  '-q' use Quiet mode - do not print any output (except errors)\n"
+	       "  '-S' indicates the consecutive number of bytes (defaults to 4k) that must\n"
+	       "       contain only zeros for the tool to create a sparse image during\n"
+	       "       conversion. If the number of bytes is 0, the source will not be scanned for\n"
+	       "       unallocated or zero sectors, and the destination image will always be\n"
+	       "       fully allocated\n"
+	       "  '--output' takes the format in which the output must be done (human or json)\n"
+	       "  '-n' skips the target volume creation (useful if the volume is created\n"
+	       "       prior to running the tool)\n\n"
+	       "Parameters to check subcommand:\n"
+	       "  '-r' tries to repair any inconsistencies that are found during the check.\n"
+	       "       '-r leaks' repairs only cluster leaks, whereas '-r all' fixes all\n"
+	       "       kinds of errors, with a higher risk of choosing the wrong fix or\n"
+	       "       hiding corruption that has already occurred.\n\n"
+	       "Parameters to snapshot subcommand:\n"
+	       "  'snapshot' is the name of the snapshot to create, apply or delete\n"
+	       "  '-a' applies a snapshot (revert disk to saved state)\n"
+	       "  '-c' creates a snapshot\n"
+	       "  '-d' deletes a snapshot\n"
+	       "  '-l' lists all snapshots in the given image\n\n"
+	       "Parameters to compare subcommand:\n"
+	       "  '-f' first image format\n"
+	       "  '-F' second image format\n"
+	       "  '-s' run in Strict mode - fail on different image size or sector allocation\n\n"
+	       "Supported formats: qcow2 raw\n");
+}
+
+void img_cmd_help(const char *name)
+{
+	for (const struct img_cmd *c = img_cmds; c->name; c++) {
+		if (!strcmp(c->name, name)) {
+			printf("Usage: %s %s\n\nRun '%s --help' for the meaning of the options.\n",
+			       IMG_NAME, c->usage, IMG_NAME);
+			return;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2) {
+		img_error("Not enough arguments");
+		img_error("Try '%s --help' for more information", IMG_NAME);
+		return 1;
+	}
+	cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		help();
+		return 0;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("%s version " KESTREL_VERSION "\n", IMG_NAME);
+		return 0;
+	}
+	for (const struct img_cmd *c = img_cmds; c->name; c++)
+		if (!strcmp(c->name, cmd))
+			return c->run(argc - 1, argv + 1);
+	img_error("Command not found: %s", cmd);
+	return 1;
+}

@@ -1,0 +1,273 @@
+/* -drive and the -device models beyond the platform's: QEMU's names and properties. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "block/block.h"
+#include "cli/options_internal.h"
+#include "util/log.h"
+#include "util/size.h"
+
+void options_device_help(FILE *out)
+{
+	fprintf(out, "Storage devices:\n"
+		     "name \"virtio-blk-pci\", bus PCI, alias \"virtio-blk\"\n"
+		     "\nMisc devices:\n"
+		     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n"
+		     "name \"virtio-rng-pci\", bus PCI, alias \"virtio-rng\"\n"
+		     "name \"virtio-serial-pci\", bus PCI, alias \"virtio-serial\"\n"
+		     "name \"virtconsole\", bus virtio-serial-bus\n");
+}
+
+static struct drive_config *find_drive(struct vm_config *cfg, const char *id)
+{
+	for (unsigned i = 0; i < cfg->nr_drives; i++)
+		if (strcmp(cfg->drives[i].id, id) == 0)
+			return &cfg->drives[i];
+	return NULL;
+}
+
+static int add_device(struct vm_config *cfg, const char *opt, const char *arg,
+		      const struct device_config *dev)
+{
+	if (cfg->nr_devices == VM_MAX_DEVICES)
+		return err_invalid(opt, arg, "too many devices");
+	cfg->devices[cfg->nr_devices++] = *dev;
+	return 0;
+}
+
+/* QEMU's cache= modes (qemu-options.hx "-drive"): O_DIRECT, O_DSYNC, flush honoured or not. */
+static int cache_flags(const char *mode, unsigned *flags)
+{
+	static const struct {
+		const char *name;
+		unsigned flags;
+	} modes[] = {
+		{ "writeback", 0 },
+		{ "none", BLOCK_NOCACHE },
+		{ "writethrough", BLOCK_DSYNC },
+		{ "directsync", BLOCK_NOCACHE | BLOCK_DSYNC },
+		{ "unsafe", BLOCK_NO_FLUSH },
+	};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(mode, modes[i].name) == 0) {
+			*flags |= modes[i].flags;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int copy_serial(char *dst, const char *serial, const char *opt, const char *arg)
+{
+	if (strlen(serial) > 20)
+		return err_invalid(opt, arg, "serial= is at most 20 characters (VIRTIO_BLK_ID_BYTES)");
+	strcpy(dst, serial);
+	return 0;
+}
+
+int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
+{
+	struct opts *o = parse_list(opt, arg, "file");
+	struct drive_config d = { 0 };
+	const char *file, *iface, *format, *cache, *media, *discard, *aio, *id, *serial;
+	int rc = -1;
+
+	if (!o)
+		return -1;
+	file = opts_get(o, "file");
+	iface = opts_get(o, "if");
+	format = opts_get(o, "format");
+	cache = opts_get(o, "cache");
+	media = opts_get(o, "media");
+	discard = opts_get(o, "discard");
+	aio = opts_get(o, "aio");
+	id = opts_get(o, "id");
+	serial = opts_get(o, "serial");
+	opts_get(o, "index");		/* meaningful for IDE buses; virtio numbers by order */
+	opts_get(o, "detect-zeroes");
+	if (!opts_get_bool(o, "readonly", &d.readonly) || !opts_get_bool(o, "snapshot", &d.snapshot)) {
+		err_invalid(opt, arg, "readonly= and snapshot= take on or off");
+		goto out;
+	}
+	if (check_unused(o, opt, arg) < 0)
+		goto out;
+	if (!file || !*file) {
+		err_invalid(opt, arg, "a file= is needed (empty drives come with the CD-ROM support)");
+		goto out;
+	}
+	if (iface && strcmp(iface, "virtio") && strcmp(iface, "none")) {
+		err_invalid(opt, arg, "if= must be virtio or none (IDE comes with firmware boot)");
+		goto out;
+	}
+	if (format && strcmp(format, "raw") && strcmp(format, "qcow2")) {
+		err_invalid(opt, arg, "format= must be raw or qcow2");
+		goto out;
+	}
+	if (cache && cache_flags(cache, &d.flags) < 0) {
+		err_invalid(opt, arg, "cache= must be none, writeback, writethrough, unsafe or directsync");
+		goto out;
+	}
+	if (media && strcmp(media, "disk")) {
+		err_invalid(opt, arg, "media=cdrom needs an IDE/ATAPI drive, not supported yet");
+		goto out;
+	}
+	if (discard && strcmp(discard, "unmap") && strcmp(discard, "on") &&
+	    strcmp(discard, "ignore") && strcmp(discard, "off")) {
+		err_invalid(opt, arg, "discard= must be unmap or ignore");
+		goto out;
+	}
+	if (aio && strcmp(aio, "threads") && strcmp(aio, "io_uring") && strcmp(aio, "native")) {
+		err_invalid(opt, arg, "aio= must be threads, io_uring or native");
+		goto out;
+	}
+	if (serial && copy_serial(d.serial, serial, opt, arg) < 0)
+		goto out;
+	if (cfg->nr_drives == VM_MAX_DRIVES) {
+		err_invalid(opt, arg, "too many drives");
+		goto out;
+	}
+	d.discard = discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on"));
+	if (format)
+		strcpy(d.format, format);
+	if (d.readonly)
+		d.flags |= BLOCK_RDONLY;
+	snprintf(d.id, sizeof(d.id), "%s", id ? id : "");
+	if (!id)	/* QEMU's implicit names: virtio0, virtio1, ... */
+		snprintf(d.id, sizeof(d.id), "virtio%u", cfg->nr_drives);
+	if (find_drive(cfg, d.id)) {
+		err_invalid(opt, arg, "Duplicate ID for drive");
+		goto out;
+	}
+	d.file = strdup(file);	/* the option list is freed below */
+	if (!d.file) {
+		err_invalid(opt, arg, "out of memory");
+		goto out;
+	}
+	cfg->drives[cfg->nr_drives++] = d;
+	rc = 0;
+	/* if=virtio (QEMU's default is IDE, which kestrel lacks yet) brings its own device. */
+	if (!iface || strcmp(iface, "virtio") == 0) {
+		struct device_config dev = { .kind = DEVICE_VIRTIO_BLK, .slot = -1 };
+		strcpy(dev.drive, d.id);
+		rc = add_device(cfg, opt, arg, &dev);
+	}
+out:
+	opts_free(o);
+	return rc;
+}
+
+/* addr=SLOT[.0] (hex or decimal, QEMU's "slot.function"); -1 when absent. */
+static int parse_addr(const char *addr, int *slot)
+{
+	char buf[16];
+	uint64_t n;
+	char *dot;
+
+	*slot = -1;
+	if (!addr)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", addr);
+	dot = strchr(buf, '.');
+	if (dot) {
+		if (strcmp(dot, ".0") != 0)
+			return -1;	/* multifunction devices are not modelled */
+		*dot = '\0';
+	}
+	if (strncmp(buf, "0x", 2) != 0) {
+		/* QEMU reads addr= as hex even without 0x. */
+		char hex[20];
+		snprintf(hex, sizeof(hex), "0x%s", buf);
+		if (!uint_parse(hex, &n))
+			return -1;
+	} else if (!uint_parse(buf, &n)) {
+		return -1;
+	}
+	if (n == 0 || n >= 32)
+		return -1;	/* slot 0 is the host bridge */
+	*slot = (int)n;
+	return 0;
+}
+
+int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
+			  const char *opt, const char *arg)
+{
+	struct device_config dev = { .slot = -1 };
+	const char *drive, *serial, *chardev;
+	char msg[160];
+
+	if (!driver) {
+		return err_invalid(opt, arg, "no device model named (see -device help)");
+	} else if (!strcmp(driver, "virtio-blk-pci") || !strcmp(driver, "virtio-blk")) {
+		dev.kind = DEVICE_VIRTIO_BLK;
+	} else if (!strcmp(driver, "virtio-rng-pci") || !strcmp(driver, "virtio-rng")) {
+		dev.kind = DEVICE_VIRTIO_RNG;
+	} else if (!strcmp(driver, "virtio-serial-pci") || !strcmp(driver, "virtio-serial")) {
+		dev.kind = DEVICE_VIRTIO_SERIAL;
+	} else if (!strcmp(driver, "virtconsole")) {
+		chardev = opts_get(o, "chardev");
+		opts_get(o, "id");
+		opts_get(o, "name");
+		if (check_unused(o, opt, arg) < 0)
+			return -1;
+		if (!chardev)
+			return err_invalid(opt, arg, "Property 'chardev' is missing");
+		snprintf(cfg->console_chardev, sizeof(cfg->console_chardev), "%s", chardev);
+		return 0;
+	} else {
+		snprintf(msg, sizeof(msg), "'%s' is not a valid device model name (see -device help)",
+			 driver);
+		return err_invalid(opt, arg, msg);
+	}
+	if (parse_addr(opts_get(o, "addr"), &dev.slot) < 0)
+		return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
+	opts_get(o, "id");
+	opts_get(o, "bus");
+	opts_get(o, "rng");		/* virtio-rng: the entropy source is always getrandom() */
+	opts_get(o, "max_ports");	/* virtio-serial: one console port is modelled */
+	drive = opts_get(o, "drive");
+	serial = opts_get(o, "serial");
+	if (check_unused(o, opt, arg) < 0)
+		return -1;
+	if (dev.kind == DEVICE_VIRTIO_BLK) {
+		if (!drive)
+			return err_invalid(opt, arg, "drive property not set");
+		snprintf(dev.drive, sizeof(dev.drive), "%s", drive);
+		if (serial && copy_serial(dev.serial, serial, opt, arg) < 0)
+			return -1;
+	}
+	return add_device(cfg, opt, arg, &dev);
+}
+
+int options_check_devices(struct vm_config *cfg)
+{
+	bool have_serial_bus = false;
+
+	for (unsigned i = 0; i < cfg->nr_devices; i++) {
+		struct device_config *dev = &cfg->devices[i];
+		if (dev->kind == DEVICE_VIRTIO_SERIAL)
+			have_serial_bus = true;
+		if (dev->kind != DEVICE_VIRTIO_BLK)
+			continue;
+		struct drive_config *d = find_drive(cfg, dev->drive);
+		if (!d) {
+			log_error("-device virtio-blk-pci: drive '%s' not found", dev->drive);
+			return -1;
+		}
+		if (d->claimed) {
+			log_error("-device virtio-blk-pci: drive '%s' is already in use", dev->drive);
+			return -1;
+		}
+		d->claimed = true;
+		if (cfg->snapshot_all)
+			d->snapshot = true;
+	}
+	if (cfg->console_chardev[0] && !have_serial_bus) {
+		log_error("-device virtconsole: no virtio-serial bus; add -device virtio-serial-pci");
+		return -1;
+	}
+	for (unsigned i = 0; i < cfg->nr_drives; i++)
+		if (!cfg->drives[i].claimed)
+			log_warn("-drive %s: no device uses this drive (if=none without -device)",
+				 cfg->drives[i].file);
+	return 0;
+}

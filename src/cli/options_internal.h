@@ -1,0 +1,25 @@
+/* Helpers shared by the option parser's files (options.c, options_devices.c). */
+#ifndef KESTREL_CLI_OPTIONS_INTERNAL_H
+#define KESTREL_CLI_OPTIONS_INTERNAL_H
+
+#include <stdio.h>
+
+#include "util/opts.h"
+#include "vmm/config.h"
+
+/* Logs "-opt arg: why"; returns -1. */
+int err_invalid(const char *opt, const char *arg, const char *why);
+/* Rejects keys nobody consumed; returns 0 when all were understood. */
+int check_unused(struct opts *o, const char *opt, const char *arg);
+/* Parses a key=value list, logging the syntax error; NULL on failure. */
+struct opts *parse_list(const char *opt, const char *arg, const char *implied);
+
+/* options_devices.c */
+int options_drive(struct vm_config *cfg, const char *opt, const char *arg);
+int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
+			  const char *opt, const char *arg);
+void options_device_help(FILE *out);
+/* Cross-checks drives and devices once all options are read. */
+int options_check_devices(struct vm_config *cfg);
+
+#endif

@@ -1,0 +1,179 @@
+/* check: metadata consistency, qemu-img's output and exit codes (0, 1, 2, 3, 63). */
+#include "img/img.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+
+enum { OPT_OUTPUT = 256, OPT_IMAGE_OPTS, OPT_OBJECT };
+
+static void print_human(const struct block_check_result *r)
+{
+	if (r->corruptions == 0 && r->leaks == 0 && r->check_errors == 0)
+		printf("No errors were found on the image.\n");
+	if (r->corruptions)
+		printf("\n%d errors were found on the image.\n"
+		       "Data may be corrupted, or further writes to the image may corrupt it.\n",
+		       r->corruptions);
+	if (r->leaks)
+		printf("\n%d leaked clusters were found on the image.\n"
+		       "This means waste of disk space, but no harm to data.\n", r->leaks);
+	if (r->check_errors)
+		printf("\n%d internal errors have occurred during the check.\n", r->check_errors);
+	if (r->total_clusters != 0 && r->allocated_clusters != 0)
+		printf("%" PRIu64 "/%" PRIu64 " = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% "
+		       "compressed clusters\n", r->allocated_clusters, r->total_clusters,
+		       (double)r->allocated_clusters * 100.0 / (double)r->total_clusters,
+		       (double)r->fragmented_clusters * 100.0 / (double)r->allocated_clusters,
+		       (double)r->compressed_clusters * 100.0 / (double)r->allocated_clusters);
+	if (r->image_end_offset)
+		printf("Image end offset: %" PRIu64 "\n", r->image_end_offset);
+}
+
+/* ImageCheck (qapi/block-core.json): optional members only when non-zero. */
+static void print_json(const struct block_check_result *r, const char *filename,
+		       const char *format)
+{
+	struct jnode *o = jobj();
+
+	jset_str(o, "filename", filename);
+	jset_str(o, "format", format);
+	jset_int(o, "check-errors", r->check_errors);
+	if (r->image_end_offset)
+		jset_int(o, "image-end-offset", (int64_t)r->image_end_offset);
+	if (r->corruptions)
+		jset_int(o, "corruptions", r->corruptions);
+	if (r->leaks)
+		jset_int(o, "leaks", r->leaks);
+	if (r->corruptions_fixed)
+		jset_int(o, "corruptions-fixed", r->corruptions_fixed);
+	if (r->leaks_fixed)
+		jset_int(o, "leaks-fixed", r->leaks_fixed);
+	if (r->total_clusters)
+		jset_int(o, "total-clusters", (int64_t)r->total_clusters);
+	if (r->allocated_clusters)
+		jset_int(o, "allocated-clusters", (int64_t)r->allocated_clusters);
+	if (r->fragmented_clusters)
+		jset_int(o, "fragmented-clusters", (int64_t)r->fragmented_clusters);
+	if (r->compressed_clusters)
+		jset_int(o, "compressed-clusters", (int64_t)r->compressed_clusters);
+	jprint(stdout, o);
+	jfree(o);
+}
+
+int img_check(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "repair", required_argument, NULL, 'r' },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
+		{ "force-share", no_argument, NULL, 'U' },
+		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		{ "object", required_argument, NULL, OPT_OBJECT },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fmt = NULL, *output = "human", *filename;
+	unsigned flags = BLOCK_CHECK | BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE, fix = 0, cache;
+	struct block_check_result r, r2;
+	struct block_dev *bd;
+	bool json, quiet = false;
+	int c, ret;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "hf:r:T:qU", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': img_cmd_help("check"); return 0;
+		case 'f': fmt = optarg; break;
+		case 'r':
+			if (!strcmp(optarg, "leaks"))
+				fix = BLOCK_FIX_LEAKS;
+			else if (!strcmp(optarg, "all"))
+				fix = BLOCK_FIX_LEAKS | BLOCK_FIX_ERRORS;
+			else {
+				img_error("Unknown option value for -r (expecting 'leaks' or 'all'): %s",
+					  optarg);
+				return 1;
+			}
+			break;
+		case 'T':
+			if (!img_cache_flags(optarg, &cache)) {
+				img_error("Invalid source cache option: %s", optarg);
+				return 1;
+			}
+			flags |= cache;
+			break;
+		case 'q': quiet = true; break;
+		case 'U': flags |= BLOCK_NO_LOCK; break;
+		case OPT_OUTPUT: output = optarg; break;
+		case OPT_IMAGE_OPTS:
+		case OPT_OBJECT:
+			img_error("--image-opts and --object are not supported");
+			return 1;
+		default:
+			img_error("Try '%s check --help' for more information", IMG_NAME);
+			return 1;
+		}
+	}
+	if (optind != argc - 1) {
+		img_error("Expecting one image file name");
+		return 1;
+	}
+	filename = argv[optind];
+	if (!strcmp(output, "json"))
+		json = true;
+	else if (!strcmp(output, "human"))
+		json = false;
+	else {
+		img_error("--output must be used with human or json as argument.");
+		return 1;
+	}
+	if (!fix)
+		flags |= BLOCK_RDONLY;
+	if ((flags & BLOCK_NO_LOCK) && fix) {
+		img_error("--force-share/-U is not allowed when repairing an image");
+		return 1;
+	}
+	bd = img_open(filename, fmt, flags);
+	if (!bd)
+		return 1;
+	ret = block_check(bd, fix, &r, stderr);
+	if (ret == -ENOTSUP) {
+		img_error("This image format does not support checks");
+		block_close(bd);
+		return 63;
+	}
+	if (ret < 0) {
+		img_error("Check failed: %s", strerror(-ret));
+		block_close(bd);
+		return 1;
+	}
+	if (r.corruptions_fixed || r.leaks_fixed) {
+		if (!json && !quiet)
+			printf("The following inconsistencies were found and repaired:\n\n"
+			       "    %d leaked clusters\n    %d corruptions\n\n"
+			       "Double checking the fixed image now...\n",
+			       r.leaks_fixed, r.corruptions_fixed);
+		ret = block_check(bd, 0, &r2, stderr);
+		if (ret < 0) {
+			img_error("Check failed: %s", strerror(-ret));
+			block_close(bd);
+			return 1;
+		}
+		r2.leaks_fixed = r.leaks_fixed;
+		r2.corruptions_fixed = r.corruptions_fixed;
+		r = r2;
+	}
+	if (json)
+		print_json(&r, filename, block_format_name(bd));
+	else if (!quiet)
+		print_human(&r);
+	block_close(bd);
+	if (r.check_errors)
+		return 1;
+	if (r.corruptions)
+		return 2;
+	if (r.leaks)
+		return 3;
+	return 0;
+}

@@ -1,0 +1,599 @@
+/* What the kestrel-img commands share: messages, numbers, options, JSON. */
+#include "img/img.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void img_error(const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s\n", IMG_NAME, msg);
+}
+
+bool img_parse_size(const char *text, uint64_t *out)
+{
+	static const char units[] = "BKMGTPE";
+	const char *p = text, *u;
+	long double v;
+	char *end;
+
+	if (!text || !(isdigit((unsigned char)*p) || *p == '.'))
+		return false;
+	errno = 0;
+	v = strtold(p, &end);
+	if (errno || end == p)
+		return false;
+	if (*end) {
+		u = strchr(units, toupper((unsigned char)*end));
+		if (!u || end[1])
+			return false;
+		v *= powl(1024.0L, (long double)(u - units));
+	} else if (strchr(p, '.')) {
+		return false;	/* a fraction needs a unit, as in QEMU */
+	}
+	if (v >= 18446744073709551616.0L || v != v)
+		return false;
+	*out = (uint64_t)v;
+	return true;
+}
+
+void img_size_to_str(uint64_t val, char *buf, size_t len)
+{
+	static const char *const suffixes[] = { "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei" };
+	int i;
+
+	/* QEMU's size_to_str: switch unit once the integer part reaches 1000. */
+	frexp((double)val / (1000.0 / 1024.0), &i);
+	i = (i - 1) / 10;
+	if (i < 0)
+		i = 0;
+	snprintf(buf, len, "%0.3g %sB", (double)val / (double)(1ULL << (i * 10)), suffixes[i]);
+}
+
+bool img_cache_flags(const char *mode, unsigned *flags)
+{
+	*flags = 0;
+	if (!strcmp(mode, "none") || !strcmp(mode, "off"))
+		*flags = BLOCK_NOCACHE;
+	else if (!strcmp(mode, "directsync"))
+		*flags = BLOCK_NOCACHE | BLOCK_DSYNC;
+	else if (!strcmp(mode, "writethrough"))
+		*flags = BLOCK_DSYNC;
+	else if (!strcmp(mode, "unsafe"))
+		*flags = BLOCK_NO_FLUSH;
+	else if (strcmp(mode, "writeback"))
+		return false;
+	return true;
+}
+
+struct block_dev *img_open(const char *path, const char *fmt, unsigned flags)
+{
+	struct block_dev *bd;
+	char err[4096];
+
+	if (block_open(path, fmt, flags, &bd, err, sizeof(err)) < 0) {
+		if (!strncmp(err, "Could not open", 14))
+			img_error("Could not open '%s': %s", path, err);
+		else
+			img_error("Could not open '%s': %s", path, err);
+		return NULL;
+	}
+	return bd;
+}
+
+/* --- -o option lists --- */
+
+struct create_opt {
+	const char *name, *type, *help;
+	bool qcow2, amend;
+};
+
+static const struct create_opt create_opts[] = {
+	{ "backing_file", "str", "File name of a base image", true, true },
+	{ "backing_fmt", "str", "Image format of the base image", true, true },
+	{ "cluster_size", "size", "qcow2 cluster size", true, false },
+	{ "compat", "str", "Compatibility level (v2 [0.10] or v3 [1.1])", true, true },
+	{ "compression_type", "str", "Compression method used for image cluster compression",
+	  true, false },
+	{ "extended_l2", "bool (on/off)", "Extended L2 tables", true, false },
+	{ "lazy_refcounts", "bool (on/off)", "Postpone refcount updates", true, true },
+	{ "preallocation", "str",
+	  "Preallocation mode (allowed values: off, metadata, falloc, full)", true, false },
+	{ "refcount_bits", "num", "Width of a reference count entry in bits", true, true },
+	{ "size", "size", "Virtual disk size", false, true },
+};
+
+bool img_is_help_opt(const char *text)
+{
+	return text && (!strcmp(text, "help") || !strcmp(text, "?") ||
+			strstr(text, ",help") == text + strlen(text) - 5 ||
+			!strncmp(text, "help,", 5));
+}
+
+static void print_opts(const char *fmt, bool amend)
+{
+	bool qcow2 = !strcmp(fmt, "qcow2");
+
+	for (size_t i = 0; i < sizeof(create_opts) / sizeof(create_opts[0]); i++) {
+		const struct create_opt *o = &create_opts[i];
+		char left[64];
+		if (amend && !o->amend)
+			continue;
+		if (o->qcow2 && !qcow2)
+			continue;
+		if (!qcow2 && strcmp(o->name, "size") && !(!strcmp(fmt, "raw") &&
+							  !strcmp(o->name, "preallocation")))
+			continue;
+		snprintf(left, sizeof(left), "%s=<%s>", o->name, o->type);
+		printf("  %-22s - %s\n", left, o->help);
+	}
+}
+
+void img_print_create_opts_help(const char *fmt)
+{
+	printf("Supported %s options:\n", fmt);
+	print_opts(fmt, false);
+	printf("\nThe protocol level may support further options.\n"
+	       "Specify the target filename to include those options.\n");
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true")) {
+		*out = true;
+		return true;
+	}
+	if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false")) {
+		*out = false;
+		return true;
+	}
+	return false;
+}
+
+static int set_opt(const char *fmt, const char *key, const char *val,
+		   struct block_create_opts *o, unsigned *set)
+{
+	bool qcow2 = !strcmp(fmt, "qcow2");
+	uint64_t n;
+
+	if (!strcmp(key, "size")) {
+		if (!img_parse_size(val, &o->size)) {
+			img_error("Parameter 'size' expects a non-negative number below 2^64\n"
+				  "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, "
+				  "peta-\nand exabytes, respectively.");
+			return -1;
+		}
+		*set |= BLOCK_AMEND_SIZE;
+		return 0;
+	}
+	if (!strcmp(key, "preallocation")) {
+		if (!strcmp(val, "off"))
+			o->prealloc = BLOCK_PREALLOC_OFF;
+		else if (!strcmp(val, "metadata") && qcow2)
+			o->prealloc = BLOCK_PREALLOC_METADATA;
+		else if (!strcmp(val, "falloc"))
+			o->prealloc = BLOCK_PREALLOC_FALLOC;
+		else if (!strcmp(val, "full"))
+			o->prealloc = BLOCK_PREALLOC_FULL;
+		else {
+			img_error("Parameter 'preallocation' does not accept value '%s'", val);
+			return -1;
+		}
+		return 0;
+	}
+	if (!qcow2)
+		goto unknown;
+	if (!strcmp(key, "backing_file")) {
+		o->backing_file = val;
+		*set |= BLOCK_AMEND_BACKING_FILE;
+	} else if (!strcmp(key, "backing_fmt")) {
+		o->backing_fmt = val;
+		*set |= BLOCK_AMEND_BACKING_FMT;
+	} else if (!strcmp(key, "cluster_size")) {
+		if (!img_parse_size(val, &n) || n > UINT32_MAX) {
+			img_error("Parameter 'cluster_size' expects a non-negative number below 2^64");
+			return -1;
+		}
+		o->cluster_size = (uint32_t)n;
+	} else if (!strcmp(key, "compat")) {
+		if (!strcmp(val, "0.10") || !strcmp(val, "v2"))
+			o->compat = 2;
+		else if (!strcmp(val, "1.1") || !strcmp(val, "v3"))
+			o->compat = 3;
+		else {
+			img_error("Invalid parameter '%s'", val);
+			return -1;
+		}
+		*set |= BLOCK_AMEND_COMPAT;
+	} else if (!strcmp(key, "compression_type")) {
+		if (!strcmp(val, "zlib"))
+			o->compression_type = BLOCK_COMPRESS_ZLIB;
+		else if (!strcmp(val, "zstd"))
+			o->compression_type = BLOCK_COMPRESS_ZSTD;
+		else {
+			img_error("Parameter 'compression-type' does not accept value '%s'", val);
+			return -1;
+		}
+	} else if (!strcmp(key, "lazy_refcounts") || !strcmp(key, "extended_l2")) {
+		bool b;
+		if (!parse_bool(val, &b)) {
+			img_error("Parameter '%s' expects 'on' or 'off'", key);
+			return -1;
+		}
+		if (key[0] == 'l') {
+			o->lazy_refcounts = b;
+			*set |= BLOCK_AMEND_LAZY_REFCOUNTS;
+		} else {
+			o->extended_l2 = b;
+		}
+	} else if (!strcmp(key, "refcount_bits")) {
+		if (!img_parse_size(val, &n) || strpbrk(val, "kKmMgGtTpPeE") || n > 64) {
+			img_error("Parameter 'refcount_bits' expects a number");
+			return -1;
+		}
+		o->refcount_bits = (int)n;
+		*set |= BLOCK_AMEND_REFCOUNT_BITS;
+	} else {
+		goto unknown;
+	}
+	return 0;
+unknown:
+	img_error("Invalid parameter '%s'", key);
+	return -1;
+}
+
+/*
+ * key=value,key=value with ",," for a literal comma.  The strings stay
+ * referenced by o, so text is copied into storage kept until exit.
+ */
+int img_parse_create_opts(const char *fmt, const char *text, struct block_create_opts *o,
+			  unsigned *set)
+{
+	char *copy = malloc(strlen(text) + 1), *p = copy;
+	const char *s = text;
+
+	if (!copy)
+		return -1;
+	while (*s) {
+		char *key = p, *val = NULL;
+		for (; *s && *s != ',' && *s != '='; s++)
+			*p++ = *s;
+		*p++ = '\0';
+		if (*s == '=') {
+			s++;
+			val = p;
+			for (; *s; s++) {
+				if (*s == ',' && s[1] == ',') {
+					*p++ = ',';
+					s++;
+				} else if (*s == ',') {
+					break;
+				} else {
+					*p++ = *s;
+				}
+			}
+			*p++ = '\0';
+		}
+		if (*s == ',')
+			s++;
+		if (!*key)
+			continue;
+		if (!val) {
+			img_error("Invalid parameter '%s'", key);
+			return -1;
+		}
+		if (set_opt(fmt, key, val, o, set) < 0)
+			return -1;
+	}
+	/* copy is deliberately kept: o points into it. */
+	return 0;
+}
+
+/* --- progress --- */
+
+void img_progress_init(struct img_progress *p, bool enabled, uint64_t total)
+{
+	p->enabled = enabled;
+	p->total = total ? total : 1;
+	p->done = 0;
+	p->last = -1;
+	if (enabled) {
+		printf("    (0.00/100%%)\r");
+		fflush(stdout);
+	}
+}
+
+void img_progress_add(struct img_progress *p, uint64_t n)
+{
+	int pct;
+
+	p->done += n;
+	if (!p->enabled)
+		return;
+	/* qemu-img redraws whenever a whole percent more is done. */
+	pct = (int)(p->done * 100 / p->total);
+	if (pct != p->last) {
+		p->last = pct;
+		printf("    (%3.2f/100%%)\r", (double)p->done * 100.0 / (double)p->total);
+		fflush(stdout);
+	}
+}
+
+void img_progress_end(struct img_progress *p)
+{
+	if (!p->enabled)
+		return;
+	printf("    (100.00/100%%)\r\n");
+	fflush(stdout);
+}
+
+/* --- JSON --- */
+
+enum jtype { J_OBJ, J_ARR, J_STR, J_INT, J_UINT, J_BOOL };
+
+struct jnode {
+	enum jtype type;
+	char *key;
+	char *str;
+	int64_t i;
+	uint64_t u;
+	bool b;
+	struct jnode *child, *last, *next;
+	unsigned order;
+};
+
+static struct jnode *jnew(enum jtype t)
+{
+	struct jnode *n = calloc(1, sizeof(*n));
+
+	if (!n) {
+		img_error("out of memory");
+		exit(1);
+	}
+	n->type = t;
+	return n;
+}
+
+struct jnode *jobj(void) { return jnew(J_OBJ); }
+struct jnode *jarr(void) { return jnew(J_ARR); }
+
+static void append(struct jnode *parent, const char *key, struct jnode *n)
+{
+	if (key) {
+		n->key = strdup(key);
+		if (!n->key) {
+			img_error("out of memory");
+			exit(1);
+		}
+	}
+	n->order = parent->last ? parent->last->order + 1 : 0;
+	if (parent->last)
+		parent->last->next = n;
+	else
+		parent->child = n;
+	parent->last = n;
+}
+
+void jset_str(struct jnode *o, const char *key, const char *v)
+{
+	struct jnode *n = jnew(J_STR);
+
+	n->str = strdup(v);
+	if (!n->str) {
+		img_error("out of memory");
+		exit(1);
+	}
+	append(o, key, n);
+}
+
+void jset_int(struct jnode *o, const char *key, int64_t v)
+{
+	struct jnode *n = jnew(J_INT);
+	n->i = v;
+	append(o, key, n);
+}
+
+void jset_uint(struct jnode *o, const char *key, uint64_t v)
+{
+	struct jnode *n = jnew(J_UINT);
+	n->u = v;
+	append(o, key, n);
+}
+
+void jset_bool(struct jnode *o, const char *key, bool v)
+{
+	struct jnode *n = jnew(J_BOOL);
+	n->b = v;
+	append(o, key, n);
+}
+
+void jset(struct jnode *o, const char *key, struct jnode *v) { append(o, key, v); }
+void jadd(struct jnode *arr, struct jnode *v) { append(arr, NULL, v); }
+
+void jfree(struct jnode *n)
+{
+	while (n) {
+		struct jnode *next = n->next;
+		jfree(n->child);
+		free(n->key);
+		free(n->str);
+		free(n);
+		n = next;
+	}
+}
+
+/* QEMU's qdict hash (tdb_hash) and bucket count: objects print bucket by bucket. */
+static unsigned qdict_bucket(const char *key)
+{
+	uint32_t v = 0x238F13AFu * (uint32_t)strlen(key);
+
+	for (unsigned i = 0; key[i]; i++)
+		v += (uint32_t)(unsigned char)key[i] << (i * 5 % 24);
+	return (1103515243u * v + 12345u) % 512;
+}
+
+/* Members in QDict iteration order: by bucket, later insertions first within one. */
+static int qdict_cmp(const void *a, const void *b)
+{
+	const struct jnode *x = *(const struct jnode *const *)a, *y = *(const struct jnode *const *)b;
+	unsigned bx = qdict_bucket(x->key), by = qdict_bucket(y->key);
+
+	if (bx != by)
+		return bx < by ? -1 : 1;
+	return x->order > y->order ? -1 : 1;
+}
+
+static size_t sorted_members(const struct jnode *o, struct jnode ***out)
+{
+	size_t n = 0;
+	struct jnode **v;
+
+	for (struct jnode *c = o->child; c; c = c->next)
+		n++;
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		img_error("out of memory");
+		exit(1);
+	}
+	n = 0;
+	for (struct jnode *c = o->child; c; c = c->next)
+		v[n++] = c;
+	if (o->type == J_OBJ)
+		qsort(v, n, sizeof(*v), qdict_cmp);
+	*out = v;
+	return n;
+}
+
+/* QEMU's quoted_str: control and non-ASCII characters as \uXXXX. */
+static void print_str(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	fputc('"', f);
+	while (*p) {
+		unsigned cp = *p;
+		int extra = 0;
+
+		if (cp >= 0x80) {
+			if ((cp & 0xe0) == 0xc0) { cp &= 0x1f; extra = 1; }
+			else if ((cp & 0xf0) == 0xe0) { cp &= 0x0f; extra = 2; }
+			else if ((cp & 0xf8) == 0xf0) { cp &= 0x07; extra = 3; }
+			else { cp = 0xfffd; }
+			for (int k = 1; k <= extra; k++) {
+				if ((p[k] & 0xc0) != 0x80) {
+					cp = 0xfffd;
+					extra = k - 1;
+					break;
+				}
+				cp = (cp << 6) | (p[k] & 0x3f);
+			}
+		}
+		p += 1 + extra;
+		switch (cp) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\b': fputs("\\b", f); break;
+		case '\f': fputs("\\f", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '\t': fputs("\\t", f); break;
+		default:
+			if (cp >= 0x20 && cp < 0x7f) {
+				fputc((int)cp, f);
+			} else if (cp > 0xffff) {
+				cp -= 0x10000;
+				fprintf(f, "\\u%04X\\u%04X", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+			} else {
+				fprintf(f, "\\u%04X", cp);
+			}
+		}
+	}
+	fputc('"', f);
+}
+
+static void newline(FILE *f, int depth)
+{
+	fprintf(f, "\n%*s", 4 * depth, "");
+}
+
+static void print_node(FILE *f, const struct jnode *n, int depth)
+{
+	struct jnode **v;
+	size_t count;
+
+	switch (n->type) {
+	case J_STR: print_str(f, n->str); return;
+	case J_INT: fprintf(f, "%" PRId64, n->i); return;
+	case J_UINT: fprintf(f, "%" PRIu64, n->u); return;
+	case J_BOOL: fputs(n->b ? "true" : "false", f); return;
+	default: break;
+	}
+	count = sorted_members(n, &v);
+	fputc(n->type == J_OBJ ? '{' : '[', f);
+	for (size_t i = 0; i < count; i++) {
+		if (i)
+			fputc(',', f);
+		newline(f, depth + 1);
+		if (n->type == J_OBJ) {
+			print_str(f, v[i]->key);
+			fputs(": ", f);
+		}
+		print_node(f, v[i], depth + 1);
+	}
+	newline(f, depth);
+	fputc(n->type == J_OBJ ? '}' : ']', f);
+	free(v);
+}
+
+void jprint(FILE *f, const struct jnode *n)
+{
+	print_node(f, n, 0);
+	fputc('\n', f);
+}
+
+void jdump_human(FILE *f, const struct jnode *n, int indent)
+{
+	struct jnode **v;
+	size_t count = sorted_members(n, &v);
+
+	for (size_t i = 0; i < count; i++) {
+		const struct jnode *c = v[i];
+		bool composite = c->type == J_OBJ || c->type == J_ARR;
+		if (n->type == J_OBJ) {
+			fprintf(f, "%*s", indent * 4, "");
+			for (const char *k = c->key; *k; k++)
+				fputc(*k == '-' ? ' ' : *k, f);
+			fputs(composite ? ":\n" : ": ", f);
+		} else if (!composite) {
+			fprintf(f, "%*s", indent * 4, "");
+		} else {
+			fprintf(f, "%*s[%zu]:\n", indent * 4, "", i);
+		}
+		switch (c->type) {
+		case J_STR: fprintf(f, "%s\n", c->str); break;
+		case J_INT: fprintf(f, "%" PRId64 "\n", c->i); break;
+		case J_UINT: fprintf(f, "%" PRIu64 "\n", c->u); break;
+		case J_BOOL: fprintf(f, "%s\n", c->b ? "true" : "false"); break;
+		default: jdump_human(f, c, indent + 1); break;
+		}
+	}
+	free(v);
+}
+
+const struct jnode *img_jmember(const struct jnode *o, const char *key);
+const struct jnode *img_jmember(const struct jnode *o, const char *key)
+{
+	for (const struct jnode *c = o ? o->child : NULL; c; c = c->next)
+		if (c->key && !strcmp(c->key, key))
+			return c;
+	return NULL;
+}

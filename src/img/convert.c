@@ -1,0 +1,667 @@
+/*
+ * convert and dd: copy images between formats.  convert runs a few worker
+ * threads: each claims a chunk, finds out what the source holds there
+ * (data, zeroes, or "whatever the backing file has"), reads it, detects
+ * zeroes and compresses, then writes in turn, so the target is laid out in
+ * order as qemu-img lays it out (or in any order with -W).
+ */
+#include "img/img.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK		(2u << 20)	/* qemu-img's IO_BUF_SIZE */
+#define MAX_WORKERS	16
+
+enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_TARGET_IMAGE_OPTS, OPT_TARGET_IS_ZERO,
+       OPT_BITMAPS, OPT_SALVAGE, OPT_FORCE_SHARE };
+
+enum seg_kind { SEG_DATA, SEG_ZERO, SEG_BACKING };
+
+struct conv {
+	struct block_dev **src;
+	int nsrc;
+	uint64_t *src_start;		/* where each source begins in the concatenation */
+	uint64_t total;
+	struct block_dev *dst;
+	bool compress, zero_init, target_backing, out_of_order;
+	uint64_t min_sparse;		/* 0: write everything */
+	uint32_t cluster;		/* target cluster size (qcow2) or 0 */
+	uint32_t chunk;
+
+	pthread_mutex_t lock;
+	pthread_cond_t turn;
+	uint64_t next_chunk, next_write;
+	int err;
+	bool err_read;
+	uint64_t err_off;
+	struct img_progress progress;
+};
+
+/* What the source holds at off: data, zeroes, or (with -B) the backing file's data. */
+static int seg_status(struct conv *c, struct block_dev *bd, uint64_t off, uint64_t len,
+		      enum seg_kind *kind, uint64_t *pnum)
+{
+	struct block_dev *layer = bd;
+	unsigned flags;
+	int ret;
+
+	*pnum = len;
+	for (;;) {
+		ret = block_status(layer, off, *pnum, pnum, NULL, &flags);
+		if (ret < 0)
+			return ret;
+		if (flags & BLOCK_STATUS_ZERO) {
+			*kind = SEG_ZERO;
+			return 0;
+		}
+		if (flags & BLOCK_STATUS_DATA) {
+			*kind = SEG_DATA;
+			return 0;
+		}
+		if (c->target_backing) {
+			*kind = SEG_BACKING;
+			return 0;
+		}
+		if (!block_backing(layer) || off >= block_length(block_backing(layer))) {
+			*kind = SEG_ZERO;
+			return 0;
+		}
+		layer = block_backing(layer);
+		if (*pnum > block_length(layer) - off)
+			*pnum = block_length(layer) - off;
+	}
+}
+
+static void fail(struct conv *c, int err, bool read, uint64_t off)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->err) {
+		c->err = err;
+		c->err_read = read;
+		c->err_off = off;
+	}
+	pthread_cond_broadcast(&c->turn);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Writes data with zeroes left out (or written as zeroes) at the sparse granularity. */
+static int write_sparse(struct conv *c, uint64_t off, const uint8_t *buf, size_t len)
+{
+	uint64_t gran = c->min_sparse;
+	size_t pos = 0;
+
+	if (!gran)
+		return block_pwrite(c->dst, off, buf, len);
+	/* A qcow2 target allocates whole clusters anyway: detect zeroes per cluster. */
+	if (c->cluster && gran < c->cluster)
+		gran = c->cluster;
+	while (pos < len) {
+		size_t start = pos;
+		bool zero;
+		/* Blocks end on absolute multiples of gran. */
+		size_t blk = (size_t)(gran - (off + pos) % gran);
+		if (blk > len - pos)
+			blk = len - pos;
+		zero = block_buffer_is_zero(buf + pos, blk);
+		pos += blk;
+		while (pos < len) {
+			size_t b = (size_t)(gran - (off + pos) % gran);
+			if (b > len - pos)
+				b = len - pos;
+			if (block_buffer_is_zero(buf + pos, b) != zero)
+				break;
+			pos += b;
+		}
+		/* Short zero runs (at the ends, below min_sparse) are written as data. */
+		if (zero && pos - start < c->min_sparse && pos != len)
+			zero = false;
+		if (zero) {
+			if (!c->zero_init) {
+				int ret = block_write_zeroes(c->dst, off + start, pos - start, true);
+				if (ret < 0)
+					return ret;
+			}
+		} else {
+			int ret = block_pwrite(c->dst, off + start, buf + start, pos - start);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+struct seg {
+	enum seg_kind kind;
+	uint64_t off, len;	/* in the concatenated source */
+	size_t buf_off;
+};
+
+/* One chunk: classify, read, then compress or wait for its turn and write. */
+static int do_chunk(struct conv *c, uint64_t idx, uint8_t *buf, struct seg *segs, size_t maxsegs)
+{
+	uint64_t start = idx * c->chunk, end = start + c->chunk, off;
+	size_t nsegs = 0, used = 0;
+	int ret;
+
+	if (end > c->total)
+		end = c->total;
+	for (off = start; off < end;) {
+		int s = c->nsrc - 1;
+		uint64_t pnum, n;
+		enum seg_kind kind;
+		while (s > 0 && c->src_start[s] > off)
+			s--;
+		n = end - off;
+		if (s + 1 < c->nsrc && c->src_start[s + 1] - off < n)
+			n = c->src_start[s + 1] - off;
+		ret = seg_status(c, c->src[s], off - c->src_start[s], n, &kind, &pnum);
+		if (ret < 0) {
+			fail(c, ret, true, off);
+			return ret;
+		}
+		/* -S 0: a fully allocated target, zeroes written like data (qemu-img). */
+		if (!c->min_sparse && kind == SEG_ZERO)
+			kind = SEG_DATA;
+		if (nsegs && segs[nsegs - 1].kind == kind &&
+		    segs[nsegs - 1].off + segs[nsegs - 1].len == off) {
+			segs[nsegs - 1].len += pnum;
+		} else {
+			/* Too fragmented to track: the rest of the chunk is read as data. */
+			if (nsegs == maxsegs - 1 && off + pnum < end) {
+				kind = SEG_DATA;
+				pnum = end - off;
+			}
+			segs[nsegs].kind = kind;
+			segs[nsegs].off = off;
+			segs[nsegs].len = pnum;
+			segs[nsegs].buf_off = used;
+			nsegs++;
+		}
+		if (kind == SEG_DATA && !c->compress) {
+			/* Reads may cross into the next source. */
+			uint64_t r = off, rend = off + pnum;
+			while (r < rend) {
+				int t = c->nsrc - 1;
+				uint64_t rn;
+				while (t > 0 && c->src_start[t] > r)
+					t--;
+				rn = rend - r;
+				if (t + 1 < c->nsrc && c->src_start[t + 1] - r < rn)
+					rn = c->src_start[t + 1] - r;
+				ret = block_pread(c->src[t], r - c->src_start[t], buf + used + (r - off),
+						  (size_t)rn);
+				if (ret < 0) {
+					fail(c, ret, true, r);
+					return ret;
+				}
+				r += rn;
+			}
+			used += (size_t)pnum;
+		}
+		off += pnum;
+	}
+
+	if (c->compress) {
+		/*
+		 * Whole target clusters, compressed in this thread (the chunk starts on a
+		 * cluster): the chunk is read in full, zero clusters stay unallocated.
+		 */
+		for (off = start; off < end;) {
+			int t = c->nsrc - 1;
+			uint64_t rn;
+			while (t > 0 && c->src_start[t] > off)
+				t--;
+			rn = end - off;
+			if (t + 1 < c->nsrc && c->src_start[t + 1] - off < rn)
+				rn = c->src_start[t + 1] - off;
+			ret = block_pread(c->src[t], off - c->src_start[t], buf + (off - start), (size_t)rn);
+			if (ret < 0) {
+				fail(c, ret, true, off);
+				return ret;
+			}
+			off += rn;
+		}
+		for (off = start; off < end; off += c->cluster) {
+			size_t n = end - off < c->cluster ? (size_t)(end - off) : c->cluster;
+			const uint8_t *p = buf + (off - start);
+			bool backing = false;
+			/* With -B, what the backing file provides is not copied. */
+			for (size_t i = 0; i < nsegs; i++)
+				if (segs[i].kind == SEG_BACKING && segs[i].off <= off &&
+				    segs[i].off + segs[i].len >= off + n)
+					backing = true;
+			if (backing || block_buffer_is_zero(p, n)) {
+				if (!backing && !c->zero_init &&
+				    (ret = block_write_zeroes(c->dst, off, n, true)) < 0) {
+					fail(c, ret, false, off);
+					return ret;
+				}
+				continue;
+			}
+			ret = block_pwrite_compressed(c->dst, off, p, n);
+			if (ret < 0) {
+				fail(c, ret, false, off);
+				return ret;
+			}
+		}
+		goto done;
+	}
+
+	if (!c->out_of_order) {
+		pthread_mutex_lock(&c->lock);
+		while (c->next_write != idx && !c->err)
+			pthread_cond_wait(&c->turn, &c->lock);
+		ret = c->err;
+		pthread_mutex_unlock(&c->lock);
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < nsegs; i++) {
+		struct seg *g = &segs[i];
+		ret = 0;
+		if (g->kind == SEG_DATA)
+			ret = write_sparse(c, g->off, buf + g->buf_off, (size_t)g->len);
+		else if (g->kind == SEG_ZERO && !c->zero_init)
+			ret = block_write_zeroes(c->dst, g->off, g->len, true);
+		if (ret < 0) {
+			fail(c, ret, false, g->off);
+			return ret;
+		}
+	}
+done:
+	pthread_mutex_lock(&c->lock);
+	if (!c->out_of_order && !c->compress)
+		c->next_write = idx + 1;
+	img_progress_add(&c->progress, end - start);
+	pthread_cond_broadcast(&c->turn);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+static void *worker(void *arg)
+{
+	struct conv *c = arg;
+	uint8_t *buf = block_alloc_buf(c->chunk);
+	struct seg *segs = calloc(512, sizeof(*segs));
+
+	if (!buf || !segs) {
+		fail(c, -ENOMEM, false, 0);
+		goto out;
+	}
+	for (;;) {
+		uint64_t idx;
+		pthread_mutex_lock(&c->lock);
+		if (c->err || c->next_chunk * c->chunk >= c->total) {
+			pthread_mutex_unlock(&c->lock);
+			break;
+		}
+		idx = c->next_chunk++;
+		pthread_mutex_unlock(&c->lock);
+		if (do_chunk(c, idx, buf, segs, 512) < 0)
+			break;
+	}
+out:
+	free(buf);
+	free(segs);
+	return NULL;
+}
+
+static int run_workers(struct conv *c, int n)
+{
+	pthread_t tids[MAX_WORKERS];
+	int started = 0;
+
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->turn, NULL);
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&tids[i], NULL, worker, c))
+			break;
+		started++;
+	}
+	if (!started)
+		worker(c);
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	pthread_cond_destroy(&c->turn);
+	pthread_mutex_destroy(&c->lock);
+	return c->err;
+}
+
+static int online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : (int)n;
+}
+
+int img_convert(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "object", required_argument, NULL, OPT_OBJECT },
+		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		{ "target-image-opts", no_argument, NULL, OPT_TARGET_IMAGE_OPTS },
+		{ "target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO },
+		{ "bitmaps", no_argument, NULL, OPT_BITMAPS },
+		{ "salvage", no_argument, NULL, OPT_SALVAGE },
+		{ "force-share", no_argument, NULL, 'U' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fmt = NULL, *out_fmt = NULL, *out_backing = NULL, *out_backing_fmt = NULL;
+	const char *snapshot = NULL, *cache = "unsafe", *src_cache = "writeback", *out_name;
+	struct block_create_opts o = { 0 };
+	struct conv c = { 0 };
+	char *options = NULL, err[4096];
+	unsigned set = 0, src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, dst_flags, cf;
+	bool progress = false, quiet = false, no_create = false, target_is_zero = false;
+	uint64_t sparse = 4096, coroutines = 8;
+	int ch, ret = 1, nworkers;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:s:", longopts,
+				 NULL)) != -1) {
+		switch (ch) {
+		case 'h': img_cmd_help("convert"); return 0;
+		case 'f': fmt = optarg; break;
+		case 'O': out_fmt = optarg; break;
+		case 'B': out_backing = optarg; break;
+		case 'F': out_backing_fmt = optarg; break;
+		case 'C':
+			img_error("Copy offloading (-C) is not supported");
+			return 1;
+		case 'c': c.compress = true; break;
+		case 'o': {
+			char *n = options ? malloc(strlen(options) + strlen(optarg) + 2) : strdup(optarg);
+			if (!n)
+				return 1;
+			if (options) {
+				sprintf(n, "%s,%s", options, optarg);
+				free(options);
+			}
+			options = n;
+			break;
+		}
+		case 'l':
+		case 's':
+			/* -l snapshot.name=X, snapshot.id=X or just X; -s X is the old spelling. */
+			snapshot = optarg;
+			if (!strncmp(snapshot, "snapshot.name=", 14))
+				snapshot += 14;
+			else if (!strncmp(snapshot, "snapshot.id=", 12))
+				snapshot += 12;
+			break;
+		case 'S':
+			if (!img_parse_size(optarg, &sparse) || sparse > INT32_MAX || sparse % 512) {
+				img_error("Invalid buffer size for sparse output specified. Valid sizes "
+					  "are multiples of 512 up to 2147483136.");
+				return 1;
+			}
+			break;
+		case 'p': progress = true; break;
+		case 't': cache = optarg; break;
+		case 'T': src_cache = optarg; break;
+		case 'q': quiet = true; break;
+		case 'n': no_create = true; break;
+		case 'm':
+			if (!img_parse_size(optarg, &coroutines) || coroutines < 1 || coroutines > 16 ||
+			    strpbrk(optarg, "kKmMgGtTpPeE")) {
+				img_error("Invalid number of coroutines. Allowed number of coroutines is "
+					  "between 1 and 16");
+				return 1;
+			}
+			break;
+		case 'W': c.out_of_order = true; break;
+		case 'U': src_flags |= BLOCK_NO_LOCK; break;
+		case 'r': break;	/* rate limit: accepted, not enforced */
+		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
+		case OPT_SALVAGE: case OPT_BITMAPS: break;
+		default:
+			img_error("Try '%s convert --help' for more information", IMG_NAME);
+			return 1;
+		}
+	}
+	if (quiet)
+		progress = false;
+	if (!out_fmt)
+		out_fmt = "raw";
+	if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {
+		img_error("Unknown file format '%s'", out_fmt);
+		return 1;
+	}
+	if (options && img_is_help_opt(options)) {
+		img_print_create_opts_help(out_fmt);
+		return 0;
+	}
+	if (argc - optind < 2) {
+		img_error("Expecting image file name");
+		return 1;
+	}
+	if (!img_cache_flags(src_cache, &cf)) {
+		img_error("Invalid source cache option: %s", src_cache);
+		return 1;
+	}
+	src_flags |= cf;
+	if (!img_cache_flags(cache, &dst_flags)) {
+		img_error("Invalid cache option: %s", cache);
+		return 1;
+	}
+	if (target_is_zero && !no_create) {
+		img_error("--target-is-zero requires use of -n flag");
+		return 1;
+	}
+	if (c.compress && strcmp(out_fmt, "qcow2")) {
+		img_error("Compression not supported for this file format");
+		return 1;
+	}
+	if (no_create && (out_backing || options)) {
+		img_error(out_backing ? "-B makes no sense when not creating the target"
+				      : "-o has no effect when skipping image creation");
+		if (out_backing)
+			return 1;
+	}
+	if (options && img_parse_create_opts(out_fmt, options, &o, &set) < 0)
+		return 1;
+	if (out_backing)
+		o.backing_file = out_backing;
+	if (out_backing_fmt)
+		o.backing_fmt = out_backing_fmt;
+
+	c.nsrc = argc - optind - 1;
+	out_name = argv[argc - 1];
+	c.src = calloc((size_t)c.nsrc, sizeof(*c.src));
+	c.src_start = calloc((size_t)c.nsrc + 1, sizeof(*c.src_start));
+	if (!c.src || !c.src_start)
+		return 1;
+	if (snapshot && c.nsrc > 1) {
+		img_error("No support for concatenating multiple snapshot");
+		goto out;
+	}
+	for (int i = 0; i < c.nsrc; i++) {
+		c.src[i] = img_open(argv[optind + i], fmt, src_flags);
+		if (!c.src[i])
+			goto out;
+		c.src_start[i] = c.total;
+		c.total += block_length(c.src[i]);
+	}
+	c.src_start[c.nsrc] = c.total;
+	if (snapshot) {
+		if (block_snapshot_load_tmp(c.src[0], snapshot, err, sizeof(err)) < 0) {
+			img_error("Failed to load snapshot: %s", err);
+			goto out;
+		}
+		c.total = block_length(c.src[0]);
+		c.src_start[1] = c.total;
+	}
+
+	if (!no_create) {
+		if (!(set & BLOCK_AMEND_SIZE))
+			o.size = c.total;
+		if (o.backing_file && !o.backing_fmt) {
+			img_error("%s: Backing file specified without backing format", out_name);
+			goto out;
+		}
+		if (block_create(out_name, out_fmt, &o, err, sizeof(err)) < 0) {
+			img_error("%s: error while converting %s: %s", IMG_NAME, out_fmt, err);
+			goto out;
+		}
+	}
+	c.dst = img_open(out_name, out_fmt, dst_flags | BLOCK_NO_BACKING);
+	if (!c.dst)
+		goto out;
+	if (block_length(c.dst) < c.total) {
+		img_error("Target image is too small (%" PRIu64 " < %" PRIu64 ")",
+			  block_length(c.dst), c.total);
+		goto out;
+	}
+	c.cluster = block_cluster_size(c.dst);
+	if (c.compress && !c.cluster) {
+		img_error("Compression not supported for this file format");
+		goto out;
+	}
+	/* A new image without a backing file reads as zeroes until written. */
+	c.zero_init = (!no_create && !o.backing_file) || target_is_zero;
+	c.target_backing = o.backing_file != NULL;
+	c.min_sparse = sparse;
+	c.chunk = CHUNK;
+	if (c.cluster && c.cluster > c.chunk)
+		c.chunk = c.cluster;
+	nworkers = online_cpus() + 1;
+	if (nworkers > (int)coroutines)
+		nworkers = (int)coroutines;
+	if (nworkers > MAX_WORKERS)
+		nworkers = MAX_WORKERS;
+	img_progress_init(&c.progress, progress, c.total);
+	ret = run_workers(&c, nworkers);
+	if (ret == 0)
+		ret = block_flush(c.dst);
+	if (ret < 0) {
+		if (c.err_read)
+			img_error("error while reading at byte %" PRIu64 ": %s", c.err_off,
+				  strerror(-ret));
+		else
+			img_error("error while writing at byte %" PRIu64 ": %s", c.err_off,
+				  strerror(-ret));
+		ret = 1;
+	} else {
+		img_progress_end(&c.progress);
+		ret = 0;
+	}
+out:
+	if (c.dst)
+		block_close(c.dst);
+	for (int i = 0; i < c.nsrc; i++)
+		block_close(c.src[i]);
+	free(c.src);
+	free(c.src_start);
+	return ret;
+}
+
+/* qemu-img dd: bs=, count=, skip=, if=, of=; creates the output image. */
+int img_dd(int argc, char **argv)
+{
+	const char *fmt = NULL, *out_fmt = "raw", *in = NULL, *out = NULL;
+	uint64_t bs = 512, count = UINT64_MAX, skip = 0, size, in_pos, out_pos = 0;
+	struct block_create_opts o = { 0 };
+	struct block_dev *src, *dst;
+	unsigned flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
+	char err[4096];
+	uint8_t *buf;
+	int ch, ret = 0;
+
+	optind = 0;
+	while ((ch = getopt(argc, argv, "hf:O:U")) != -1) {
+		switch (ch) {
+		case 'h': img_cmd_help("dd"); return 0;
+		case 'f': fmt = optarg; break;
+		case 'O': out_fmt = optarg; break;
+		case 'U': flags |= BLOCK_NO_LOCK; break;
+		default:
+			img_error("Try '%s dd --help' for more information", IMG_NAME);
+			return 1;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		uint64_t v;
+		if (!eq) {
+			img_error("unrecognized operand %s", argv[i]);
+			return 1;
+		}
+		*eq = '\0';
+		if (!strcmp(argv[i], "if")) {
+			in = eq + 1;
+		} else if (!strcmp(argv[i], "of")) {
+			out = eq + 1;
+		} else if (!strcmp(argv[i], "bs") || !strcmp(argv[i], "count") ||
+			   !strcmp(argv[i], "skip")) {
+			if (!img_parse_size(eq + 1, &v) || (argv[i][0] == 'b' && (v == 0 || v > INT32_MAX))) {
+				img_error("invalid number: '%s'", eq + 1);
+				return 1;
+			}
+			if (argv[i][0] == 'b')
+				bs = v;
+			else if (argv[i][0] == 'c')
+				count = v;
+			else
+				skip = v;
+		} else {
+			img_error("unrecognized operand %s", argv[i]);
+			return 1;
+		}
+	}
+	if (!in || !out) {
+		img_error("Must specify both input and output files");
+		return 1;
+	}
+	if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {
+		img_error("Unknown file format '%s'", out_fmt);
+		return 1;
+	}
+	src = img_open(in, fmt, flags);
+	if (!src)
+		return 1;
+	in_pos = skip > block_length(src) / bs ? block_length(src) : skip * bs;
+	size = block_length(src) - in_pos;
+	if (count != UINT64_MAX && count <= size / bs)
+		size = count * bs;
+	o.size = size;
+	if (block_create(out, out_fmt, &o, err, sizeof(err)) < 0) {
+		img_error("%s: error while creating output image: %s", out, err);
+		block_close(src);
+		return 1;
+	}
+	dst = img_open(out, out_fmt, BLOCK_NO_FLUSH);
+	buf = block_alloc_buf((size_t)bs);
+	if (!dst || !buf) {
+		free(buf);
+		block_close(src);
+		block_close(dst);
+		return 1;
+	}
+	while (out_pos < size) {
+		size_t n = size - out_pos < bs ? (size_t)(size - out_pos) : (size_t)bs;
+		ret = block_pread(src, in_pos, buf, n);
+		if (ret < 0) {
+			img_error("error while reading from input image file: %s", strerror(-ret));
+			break;
+		}
+		ret = block_pwrite(dst, out_pos, buf, n);
+		if (ret < 0) {
+			img_error("error while writing to output image file: %s", strerror(-ret));
+			break;
+		}
+		in_pos += n;
+		out_pos += n;
+	}
+	if (ret == 0 && (ret = block_flush(dst)) < 0)
+		img_error("error while flushing output image: %s", strerror(-ret));
+	free(buf);
+	block_close(dst);
+	block_close(src);
+	return ret < 0 ? 1 : 0;
+}

@@ -1,0 +1,456 @@
+/* info and map: what an image is and where its data lives, as qemu-img prints it. */
+#include "img/img.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_START,
+       OPT_MAXLEN, OPT_FORCE_SHARE };
+
+static char *full_backing(const char *image, const char *backing)
+{
+	const char *slash = strrchr(image, '/');
+	char *p;
+
+	if (backing[0] == '/' || !slash)
+		return strdup(backing);
+	p = malloc((size_t)(slash - image) + 2 + strlen(backing));
+	if (p)
+		sprintf(p, "%.*s/%s", (int)(slash - image), image, backing);
+	return p;
+}
+
+/* ImageInfo (qapi/block-core.json), members inserted in schema order. */
+struct jnode *img_image_info(struct block_dev *bd, const char *filename)
+{
+	struct jnode *o = jobj();
+	struct block_info info;
+	struct block_snapshot *snaps = NULL;
+	int nsnaps;
+
+	block_get_info(bd, &info);
+	jset_str(o, "filename", filename);
+	jset_str(o, "format", block_format_name(bd));
+	jset_bool(o, "dirty-flag", info.dirty);
+	jset_int(o, "actual-size", (int64_t)info.actual_size);
+	jset_int(o, "virtual-size", (int64_t)info.virtual_size);
+	if (info.cluster_size)
+		jset_int(o, "cluster-size", info.cluster_size);
+	if (info.backing_file[0]) {
+		char *full = full_backing(filename, info.backing_file);
+		jset_str(o, "backing-filename", info.backing_file);
+		if (full)
+			jset_str(o, "full-backing-filename", full);
+		free(full);
+		if (info.backing_fmt[0])
+			jset_str(o, "backing-filename-format", info.backing_fmt);
+	}
+	nsnaps = block_snapshot_list(bd, &snaps);
+	if (nsnaps > 0) {
+		struct jnode *arr = jarr();
+		for (int i = 0; i < nsnaps; i++) {
+			struct jnode *sn = jobj();
+			jset_str(sn, "id", snaps[i].id);
+			jset_str(sn, "name", snaps[i].name);
+			jset_int(sn, "vm-state-size", (int64_t)snaps[i].vm_state_size);
+			jset_int(sn, "date-sec", snaps[i].date_sec);
+			jset_int(sn, "date-nsec", snaps[i].date_nsec);
+			jset_int(sn, "vm-clock-sec", (int64_t)(snaps[i].vm_clock_nsec / 1000000000));
+			jset_int(sn, "vm-clock-nsec", (int64_t)(snaps[i].vm_clock_nsec % 1000000000));
+			if (snaps[i].icount != UINT64_MAX)
+				jset_int(sn, "icount", (int64_t)snaps[i].icount);
+			jadd(arr, sn);
+		}
+		jset(o, "snapshots", arr);
+	}
+	free(snaps);
+	if (info.qcow2_version) {
+		struct jnode *spec = jobj(), *data = jobj();
+		jset_str(spec, "type", "qcow2");
+		jset_str(data, "compat", info.qcow2_version >= 3 ? "1.1" : "0.10");
+		if (info.qcow2_version >= 3) {
+			jset_bool(data, "extended-l2", info.extended_l2);
+			jset_bool(data, "lazy-refcounts", info.lazy_refcounts);
+			jset_bool(data, "corrupt", info.corrupt);
+		}
+		jset_int(data, "refcount-bits", info.refcount_bits);
+		jset_str(data, "compression-type",
+			 info.compression_type == BLOCK_COMPRESS_ZSTD ? "zstd" : "zlib");
+		jset(spec, "data", data);
+		jset(o, "format-specific", spec);
+	}
+	return o;
+}
+
+static const struct jnode *member(const struct jnode *o, const char *key);
+
+/* The jnode layout is private to common.c; info keeps the values it prints itself. */
+struct human {
+	struct block_info info;
+	struct block_snapshot *snaps;
+	int nsnaps;
+};
+
+static void snapshot_line(const struct block_snapshot *sn)
+{
+	char date[64], clock[64], size[64], icount[32] = "";
+	time_t t = sn->date_sec;
+	struct tm tm;
+	uint64_t secs = sn->vm_clock_nsec / 1000000000;
+
+	localtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(clock, sizeof(clock), "%02d:%02d:%02d.%03d", (int)(secs / 3600),
+		 (int)((secs / 60) % 60), (int)(secs % 60),
+		 (int)((sn->vm_clock_nsec / 1000000) % 1000));
+	img_size_to_str(sn->vm_state_size, size, sizeof(size));
+	if (sn->icount != UINT64_MAX)
+		snprintf(icount, sizeof(icount), "%" PRId64, (int64_t)sn->icount);
+	printf("%-9s %-16s %8s%20s%13s%11s", sn->id, sn->name, size, date, clock, icount);
+}
+
+void img_snapshot_header(void);
+void img_snapshot_header(void)
+{
+	printf("%-10s%-17s%8s%20s%13s%11s", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+}
+
+void img_snapshot_line(const struct block_snapshot *sn);
+void img_snapshot_line(const struct block_snapshot *sn)
+{
+	snapshot_line(sn);
+}
+
+/* QEMU's bdrv_image_info_dump. */
+static void dump_human(struct block_dev *bd, const char *filename, const struct jnode *json)
+{
+	struct block_info info;
+	struct block_snapshot *snaps = NULL;
+	char vsize[64], dsize[64];
+	int n;
+
+	block_get_info(bd, &info);
+	img_size_to_str(info.virtual_size, vsize, sizeof(vsize));
+	img_size_to_str(info.actual_size, dsize, sizeof(dsize));
+	printf("image: %s\nfile format: %s\nvirtual size: %s (%" PRIu64 " bytes)\ndisk size: %s\n",
+	       filename, block_format_name(bd), vsize, info.virtual_size, dsize);
+	if (info.cluster_size)
+		printf("cluster_size: %u\n", info.cluster_size);
+	if (info.dirty)
+		printf("cleanly shut down: no\n");
+	if (info.backing_file[0]) {
+		char *full = full_backing(filename, info.backing_file);
+		printf("backing file: %s", info.backing_file);
+		if (full && strcmp(full, info.backing_file))
+			printf(" (actual path: %s)", full);
+		printf("\n");
+		free(full);
+		if (info.backing_fmt[0])
+			printf("backing file format: %s\n", info.backing_fmt);
+	}
+	n = block_snapshot_list(bd, &snaps);
+	if (n > 0) {
+		printf("Snapshot list:\n");
+		img_snapshot_header();
+		printf("\n");
+		for (int i = 0; i < n; i++) {
+			snapshot_line(&snaps[i]);
+			printf("\n");
+		}
+	}
+	free(snaps);
+	if (info.qcow2_version) {
+		const struct jnode *spec = member(json, "format-specific");
+		printf("Format specific information:\n");
+		if (spec && member(spec, "data"))
+			jdump_human(stdout, member(spec, "data"), 1);
+	}
+}
+
+static int usage_error(const char *cmd)
+{
+	img_error("Try '%s %s --help' for more information", IMG_NAME, cmd);
+	return 1;
+}
+
+int img_info(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
+		{ "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
+		{ "force-share", no_argument, NULL, 'U' },
+		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		{ "object", required_argument, NULL, OPT_OBJECT },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fmt = NULL, *output = "human", *filename;
+	bool chain = false, json;
+	unsigned flags = BLOCK_RDONLY;
+	struct block_dev *bd, *layer;
+	struct jnode *arr = NULL;
+	char *name = NULL;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "hf:U", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': img_cmd_help("info"); return 0;
+		case 'f': fmt = optarg; break;
+		case 'U': flags |= BLOCK_NO_LOCK; break;
+		case OPT_OUTPUT: output = optarg; break;
+		case OPT_BACKING_CHAIN: chain = true; break;
+		case OPT_IMAGE_OPTS:
+		case OPT_OBJECT:
+			img_error("--image-opts and --object are not supported");
+			return 1;
+		default: return usage_error("info");
+		}
+	}
+	if (optind != argc - 1) {
+		img_error("Expecting one image file name");
+		return usage_error("info");
+	}
+	filename = argv[optind];
+	if (!strcmp(output, "json"))
+		json = true;
+	else if (!strcmp(output, "human"))
+		json = false;
+	else {
+		img_error("--output must be used with human or json as argument.");
+		return 1;
+	}
+	/* As qemu-img: without the chain, the backing file is not opened at all. */
+	if (!chain)
+		flags |= BLOCK_NO_BACKING;
+	bd = img_open(filename, fmt, flags | BLOCK_UNSAFE_PROBE);
+	if (!bd)
+		return 1;
+	if (chain && json)
+		arr = jarr();
+	name = strdup(filename);
+	for (layer = bd; layer; layer = block_backing(layer)) {
+		struct jnode *info = img_image_info(layer, name);
+		struct block_info bi;
+		if (arr) {
+			jadd(arr, info);
+		} else if (json) {
+			jprint(stdout, info);
+			jfree(info);
+		} else {
+			if (layer != bd)
+				printf("\n");
+			dump_human(layer, name, info);
+			jfree(info);
+		}
+		if (!chain)
+			break;
+		block_get_info(layer, &bi);
+		free(name);
+		name = bi.backing_file[0] ? full_backing(block_filename(layer), bi.backing_file) : NULL;
+		if (!name)
+			break;
+	}
+	free(name);
+	if (arr) {
+		jprint(stdout, arr);
+		jfree(arr);
+	}
+	block_close(bd);
+	return 0;
+}
+
+/* The opaque jnode: common.c owns its layout, so look members up through it. */
+const struct jnode *img_jmember(const struct jnode *o, const char *key);
+static const struct jnode *member(const struct jnode *o, const char *key)
+{
+	return img_jmember(o, key);
+}
+
+/* --- map --- */
+
+struct map_entry {
+	uint64_t start, length, offset;
+	int depth;
+	bool present, zero, data, has_offset;
+	const char *filename;
+};
+
+/* qemu-img's get_block_status: walk down the chain until a layer decides. */
+static int map_status(struct block_dev *bd, uint64_t off, uint64_t len, struct map_entry *e)
+{
+	struct block_dev *layer = bd, *decided = NULL;
+	unsigned flags = 0;
+	uint64_t pnum = len, map = 0;
+	int depth = 0, ret;
+
+	for (;;) {
+		ret = block_status(layer, off, pnum, &pnum, &map, &flags);
+		if (ret < 0)
+			return ret;
+		if (flags & (BLOCK_STATUS_ZERO | BLOCK_STATUS_DATA)) {
+			decided = layer;
+			break;
+		}
+		if (!block_backing(layer)) {
+			/* Unallocated at the bottom of the chain reads as zeroes. */
+			flags = BLOCK_STATUS_ZERO;
+			break;
+		}
+		if (off >= block_length(block_backing(layer))) {
+			flags = BLOCK_STATUS_ZERO;
+			break;
+		}
+		layer = block_backing(layer);
+		if (pnum > block_length(layer) - off)
+			pnum = block_length(layer) - off;
+		depth++;
+	}
+	*e = (struct map_entry){
+		.start = off,
+		.length = pnum,
+		.data = flags & BLOCK_STATUS_DATA,
+		.zero = flags & BLOCK_STATUS_ZERO,
+		.offset = map,
+		.has_offset = flags & BLOCK_STATUS_OFFSET,
+		.depth = depth,
+		.present = flags & BLOCK_STATUS_ALLOCATED,
+		.filename = decided && (flags & BLOCK_STATUS_OFFSET) ? block_filename(decided) : NULL,
+	};
+	return 0;
+}
+
+static bool entries_mergeable(const struct map_entry *a, const struct map_entry *b)
+{
+	if (a->present != b->present || a->zero != b->zero || a->data != b->data ||
+	    a->depth != b->depth || a->has_offset != b->has_offset)
+		return false;
+	if ((a->filename == NULL) != (b->filename == NULL) ||
+	    (a->filename && strcmp(a->filename, b->filename)))
+		return false;
+	return !a->has_offset || a->offset + a->length == b->offset;
+}
+
+static int dump_entry(const struct map_entry *e, bool json, bool last)
+{
+	if (json) {
+		printf("{ \"start\": %" PRId64 ", \"length\": %" PRId64 ", \"depth\": %d, "
+		       "\"present\": %s, \"zero\": %s, \"data\": %s", (int64_t)e->start,
+		       (int64_t)e->length, e->depth, e->present ? "true" : "false",
+		       e->zero ? "true" : "false", e->data ? "true" : "false");
+		if (e->has_offset)
+			printf(", \"offset\": %" PRId64, (int64_t)e->offset);
+		putchar('}');
+		if (!last)
+			puts(",");
+		return 0;
+	}
+	if (e->data && !e->has_offset) {
+		img_error("File contains external, encrypted or compressed clusters.");
+		return -1;
+	}
+	if (e->data && !e->zero)
+		printf("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n", e->start, e->length,
+		       e->has_offset ? e->offset : 0, e->filename ? e->filename : "");
+	return 0;
+}
+
+int img_map(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
+		{ "start-offset", required_argument, NULL, OPT_START },
+		{ "max-length", required_argument, NULL, OPT_MAXLEN },
+		{ "force-share", no_argument, NULL, 'U' },
+		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		{ "object", required_argument, NULL, OPT_OBJECT },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fmt = NULL, *output = "human";
+	uint64_t start = 0, maxlen = UINT64_MAX, end, off;
+	unsigned flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
+	struct map_entry curr = { 0 }, next;
+	struct block_dev *bd;
+	bool json;
+	int c, ret = 0;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "hf:U", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': img_cmd_help("map"); return 0;
+		case 'f': fmt = optarg; break;
+		case 'U': flags |= BLOCK_NO_LOCK; break;
+		case OPT_OUTPUT: output = optarg; break;
+		case OPT_START:
+			if (!img_parse_size(optarg, &start)) {
+				img_error("Invalid start offset specified! You may use k, M, G, T, P or E "
+					  "suffixes for ");
+				return 1;
+			}
+			break;
+		case OPT_MAXLEN:
+			if (!img_parse_size(optarg, &maxlen)) {
+				img_error("Invalid length specified! You may use k, M, G, T, P or E "
+					  "suffixes for ");
+				return 1;
+			}
+			break;
+		case OPT_IMAGE_OPTS:
+		case OPT_OBJECT:
+			img_error("--image-opts and --object are not supported");
+			return 1;
+		default: return usage_error("map");
+		}
+	}
+	if (optind != argc - 1) {
+		img_error("Expecting one image file name");
+		return usage_error("map");
+	}
+	if (!strcmp(output, "json"))
+		json = true;
+	else if (!strcmp(output, "human"))
+		json = false;
+	else {
+		img_error("--output must be used with human or json as argument.");
+		return 1;
+	}
+	bd = img_open(argv[optind], fmt, flags);
+	if (!bd)
+		return 1;
+	end = block_length(bd);
+	if (maxlen < end - (start < end ? start : end))
+		end = start + maxlen;
+	if (json)
+		printf("[");
+	else
+		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
+	for (off = start; off < end;) {
+		uint64_t n = end - off < (1ULL << 30) ? end - off : (1ULL << 30);
+		ret = map_status(bd, off, n, &next);
+		if (ret < 0) {
+			img_error("Could not read file metadata: %s", strerror(-ret));
+			break;
+		}
+		off += next.length;
+		if (curr.length && entries_mergeable(&curr, &next)) {
+			curr.length += next.length;
+			continue;
+		}
+		if (curr.length && dump_entry(&curr, json, false) < 0) {
+			ret = -1;
+			break;
+		}
+		curr = next;
+	}
+	if (ret == 0 && curr.length && dump_entry(&curr, json, true) < 0)
+		ret = -1;
+	if (json)
+		printf("]\n");
+	block_close(bd);
+	return ret < 0 ? 1 : 0;
+}

@@ -1,0 +1,402 @@
+/* Snapshots and backing chains: snapshot, commit, rebase. */
+#include "img/img.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
+
+void img_snapshot_header(void);
+void img_snapshot_line(const struct block_snapshot *sn);
+
+int img_snapshot(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "object", required_argument, NULL, OPT_OBJECT },
+		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		{ "force-share", no_argument, NULL, 'U' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char action = 0, err[4096];
+	const char *name = NULL, *fmt = NULL;
+	unsigned flags = BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE;
+	bool force_share = false;
+	struct block_dev *bd;
+	int c, ret = 0;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "la:c:d:f:hqU", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': img_cmd_help("snapshot"); return 0;
+		case 'l':
+		case 'a':
+		case 'c':
+		case 'd':
+			if (action) {
+				img_error("Cannot mix '-l', '-a', '-c', '-d'");
+				return 1;
+			}
+			action = (char)c;
+			name = optarg;
+			break;
+		case 'f': fmt = optarg; break;
+		case 'q': break;
+		case 'U': force_share = true; break;
+		default:
+			img_error("Try '%s snapshot --help' for more information", IMG_NAME);
+			return 1;
+		}
+	}
+	if (optind != argc - 1) {
+		img_error("Expecting one image file name");
+		return 1;
+	}
+	if (!action)
+		action = 'l';
+	if (action == 'l')
+		flags |= BLOCK_RDONLY;
+	if (force_share) {
+		if (action != 'l') {
+			img_error("--force-share/-U can only be used with -l");
+			return 1;
+		}
+		flags |= BLOCK_NO_LOCK;
+	}
+	bd = img_open(argv[optind], fmt, flags);
+	if (!bd)
+		return 1;
+	switch (action) {
+	case 'l': {
+		struct block_snapshot *list = NULL;
+		int n = block_snapshot_list(bd, &list);
+		if (n > 0) {
+			printf("Snapshot list:\n");
+			img_snapshot_header();
+			printf("\n");
+			for (int i = 0; i < n; i++) {
+				img_snapshot_line(&list[i]);
+				printf("\n");
+			}
+		}
+		free(list);
+		break;
+	}
+	case 'c':
+		ret = block_snapshot_create(bd, name, err, sizeof(err));
+		break;
+	case 'a':
+		ret = block_snapshot_apply(bd, name, err, sizeof(err));
+		break;
+	case 'd':
+		ret = block_snapshot_delete(bd, name, err, sizeof(err));
+		break;
+	}
+	if (ret < 0)
+		img_error("%s", err);
+	block_close(bd);
+	return ret < 0 ? 1 : 0;
+}
+
+/*
+ * Copies what the layers above base hold into base, chunk by chunk: data
+ * as data, zero clusters as zeroes; what no layer above base holds stays.
+ */
+static int commit_data(struct block_dev *chain, struct block_dev *base_layer,
+		       struct block_dev *base, struct img_progress *prog)
+{
+	uint64_t size = block_length(chain), off = 0;
+	uint8_t *buf = block_alloc_buf(2 << 20);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (off < size && ret == 0) {
+		uint64_t n = size - off < (2 << 20) ? size - off : (2 << 20), pnum = n;
+		struct block_dev *layer = chain;
+		unsigned flags = 0;
+		bool above = false;
+
+		/* Who decides this range: a layer above base, or base and below? */
+		while (layer && layer != base_layer) {
+			if (off >= block_length(layer))
+				break;
+			ret = block_status(layer, off, pnum, &pnum, NULL, &flags);
+			if (ret < 0)
+				break;
+			if (flags & BLOCK_STATUS_ALLOCATED) {
+				above = true;
+				break;
+			}
+			layer = block_backing(layer);
+		}
+		if (ret < 0)
+			break;
+		if (above && (flags & BLOCK_STATUS_ZERO)) {
+			ret = block_write_zeroes(base, off, pnum, false);
+		} else if (above) {
+			ret = block_pread(chain, off, buf, (size_t)pnum);
+			if (ret == 0)
+				ret = block_pwrite(base, off, buf, (size_t)pnum);
+		}
+		img_progress_add(prog, pnum);
+		off += pnum;
+	}
+	free(buf);
+	return ret;
+}
+
+int img_commit(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "object", required_argument, NULL, OPT_OBJECT },
+		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fmt = NULL, *base_name = NULL, *cache = "unsafe", *filename;
+	bool drop = false, progress = false, quiet = false;
+	struct block_dev *top = NULL, *chain = NULL, *base = NULL, *base_layer;
+	struct img_progress prog;
+	unsigned cflags;
+	char err[4096];
+	int c, ret = 1;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "f:ht:b:dpqr:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': img_cmd_help("commit"); return 0;
+		case 'f': fmt = optarg; break;
+		case 't': cache = optarg; break;
+		case 'b': base_name = optarg; drop = true; break;
+		case 'd': drop = true; break;
+		case 'p': progress = true; break;
+		case 'q': quiet = true; break;
+		case 'r': break;
+		default:
+			img_error("Try '%s commit --help' for more information", IMG_NAME);
+			return 1;
+		}
+	}
+	if (quiet)
+		progress = false;
+	if (optind != argc - 1) {
+		img_error("Expecting one image file name");
+		return 1;
+	}
+	filename = argv[optind];
+	if (!img_cache_flags(cache, &cflags)) {
+		img_error("Invalid cache option: %s", cache);
+		return 1;
+	}
+	/* The chain for reading, unlocked; top and base opened for writing, locked. */
+	chain = img_open(filename, fmt, BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE);
+	if (!chain)
+		return 1;
+	if (!block_backing(chain)) {
+		img_error("Image does not have a backing file");
+		goto out;
+	}
+	base_layer = block_backing(chain);
+	if (base_name) {
+		for (; base_layer; base_layer = block_backing(base_layer))
+			if (!strcmp(block_filename(base_layer), base_name))
+				break;
+		if (!base_layer) {
+			img_error("Did not find '%s' in the backing chain of '%s'", base_name, filename);
+			goto out;
+		}
+	}
+	top = img_open(filename, block_format_name(chain), cflags | BLOCK_NO_BACKING);
+	if (!top)
+		goto out;
+	base = img_open(block_filename(base_layer), block_format_name(base_layer),
+			cflags | BLOCK_NO_BACKING);
+	if (!base)
+		goto out;
+	if (block_length(base) < block_length(chain) &&
+	    block_truncate(base, block_length(chain), false, BLOCK_PREALLOC_OFF, err,
+			   sizeof(err)) < 0) {
+		img_error("Could not resize the base image: %s", err);
+		goto out;
+	}
+	img_progress_init(&prog, progress, block_length(chain));
+	ret = commit_data(chain, base_layer, base, &prog);
+	if (ret == 0)
+		ret = block_flush(base);
+	if (ret == 0 && !drop)
+		ret = block_make_empty(top);
+	if (ret < 0) {
+		img_error("%s", strerror(-ret));
+		ret = 1;
+		goto out;
+	}
+	img_progress_end(&prog);
+	if (!quiet)
+		printf("Image committed.\n");
+	ret = 0;
+out:
+	block_close(base);
+	block_close(top);
+	block_close(chain);
+	return ret;
+}
+
+/* Rewrites, from the old backing chain, every range where old and new backing differ. */
+static int rebase_data(struct block_dev *bd, struct block_dev *old, struct block_dev *new,
+		       struct img_progress *prog)
+{
+	uint64_t size = block_length(bd), off = 0;
+	size_t chunk = 1 << 20;
+	uint8_t *a = block_alloc_buf(chunk), *b = block_alloc_buf(chunk);
+	int ret = 0;
+
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return -ENOMEM;
+	}
+	while (off < size && ret == 0) {
+		uint64_t n = size - off < chunk ? size - off : chunk, pnum;
+		unsigned flags;
+
+		ret = block_status(bd, off, n, &pnum, NULL, &flags);
+		if (ret < 0)
+			break;
+		if (!(flags & BLOCK_STATUS_ALLOCATED)) {
+			/* Unallocated here: the image shows its backing file. */
+			size_t len = (size_t)pnum;
+			memset(a, 0, len);
+			memset(b, 0, len);
+			if (old && off < block_length(old))
+				ret = block_pread(old, off, a, off + len <= block_length(old) ? len :
+						  (size_t)(block_length(old) - off));
+			if (ret == 0 && new && off < block_length(new))
+				ret = block_pread(new, off, b, off + len <= block_length(new) ? len :
+						  (size_t)(block_length(new) - off));
+			for (size_t i = 0; ret == 0 && i < len;) {
+				size_t j;
+				if (!memcmp(a + i, b + i, 512 < len - i ? 512 : len - i)) {
+					i += 512;
+					continue;
+				}
+				for (j = i + 512; j < len && memcmp(a + j, b + j, 512 < len - j ? 512 : len - j); j += 512)
+					;
+				if (j > len)
+					j = len;
+				ret = block_pwrite(bd, off + i, a + i, j - i);
+				i = j;
+			}
+		}
+		img_progress_add(prog, pnum);
+		off += pnum;
+	}
+	free(a);
+	free(b);
+	return ret;
+}
+
+int img_rebase(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "object", required_argument, NULL, OPT_OBJECT },
+		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		{ "force-share", no_argument, NULL, 'U' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fmt = NULL, *backing = NULL, *backing_fmt = NULL, *cache = "writeback";
+	const char *src_cache = "writeback", *filename;
+	bool unsafe = false, progress = false, quiet = false;
+	struct block_dev *bd = NULL, *new = NULL;
+	struct img_progress prog;
+	unsigned flags, sflags;
+	char err[4096];
+	int c, ret = 1;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "hf:F:b:upt:T:qU", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': img_cmd_help("rebase"); return 0;
+		case 'f': fmt = optarg; break;
+		case 'F': backing_fmt = optarg; break;
+		case 'b': backing = optarg; break;
+		case 'u': unsafe = true; break;
+		case 'p': progress = true; break;
+		case 't': cache = optarg; break;
+		case 'T': src_cache = optarg; break;
+		case 'q': quiet = true; break;
+		case 'U': break;
+		default:
+			img_error("Try '%s rebase --help' for more information", IMG_NAME);
+			return 1;
+		}
+	}
+	if (quiet)
+		progress = false;
+	if (optind != argc - 1) {
+		img_error("Expecting one image file name");
+		return 1;
+	}
+	if (!backing) {
+		img_error("Must specify backing file (-b)");
+		return 1;
+	}
+	filename = argv[optind];
+	if (!img_cache_flags(cache, &flags) || !img_cache_flags(src_cache, &sflags)) {
+		img_error("Invalid cache option: %s", cache);
+		return 1;
+	}
+	if (*backing && !backing_fmt) {
+		img_error("Could not change the backing file to '%s': backing format must be "
+			  "specified", backing);
+		return 1;
+	}
+	/* Safe mode reads through the old chain, so it must open; -u never opens it. */
+	bd = img_open(filename, fmt, flags | BLOCK_UNSAFE_PROBE | (unsafe ? BLOCK_NO_BACKING : 0));
+	if (!bd)
+		return 1;
+	if (!unsafe) {
+		if (*backing) {
+			char *path = NULL;
+			const char *slash = strrchr(filename, '/');
+			if (backing[0] != '/' && slash) {
+				path = malloc((size_t)(slash - filename) + strlen(backing) + 2);
+				if (path)
+					sprintf(path, "%.*s/%s", (int)(slash - filename), filename, backing);
+			} else {
+				path = strdup(backing);
+			}
+			if (!path)
+				goto out;
+			if (block_open(path, backing_fmt, BLOCK_RDONLY | sflags | BLOCK_NO_LOCK, &new,
+				       err, sizeof(err)) < 0) {
+				free(path);
+				img_error("Could not open new backing file '%s': %s", backing, err);
+				goto out;
+			}
+			free(path);
+		}
+		img_progress_init(&prog, progress, block_length(bd));
+		ret = rebase_data(bd, block_backing(bd), new, &prog);
+		if (ret < 0) {
+			img_error("Error while rebasing: %s", strerror(-ret));
+			ret = 1;
+			goto out;
+		}
+		img_progress_end(&prog);
+	}
+	if (block_change_backing(bd, *backing ? backing : NULL, *backing ? backing_fmt : NULL,
+				 err, sizeof(err)) < 0) {
+		img_error("Could not change the backing file to '%s': %s", backing, err);
+		ret = 1;
+		goto out;
+	}
+	ret = 0;
+out:
+	block_close(new);
+	block_close(bd);
+	return ret;
+}

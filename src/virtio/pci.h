@@ -1,0 +1,53 @@
+/* The virtio 1.x modern PCI transport (virtio 1.2 §4.1). */
+#ifndef KESTREL_VIRTIO_PCI_H
+#define KESTREL_VIRTIO_PCI_H
+
+#include <stdint.h>
+
+#include "hw/pci.h"
+#include "vmm/iothread.h"
+#include "virtio/virtio.h"
+#include "vmm/memory.h"
+
+#define VIRTIO_PCI_MSIX_VECTORS (VIRTIO_MAX_QUEUES + 1)
+
+struct msix_entry {
+	uint32_t addr_lo, addr_hi, data, ctrl;
+};
+
+struct virtio_pci;
+
+/* A queue's notify address wired to an eventfd (KVM_IOEVENTFD), served by the I/O thread. */
+struct virtio_kick {
+	struct iothread_watch watch;
+	struct virtio_pci *vp;
+	unsigned queue;
+	uint64_t addr;		/* 0 while not assigned */
+};
+
+struct virtio_pci {
+	struct pci_device pci;
+	struct virtio_device vdev;
+	int vm_fd;			/* for KVM_SIGNAL_MSI and KVM_IRQ_LINE */
+	uint32_t device_feature_select, driver_feature_select;
+	uint16_t queue_select;
+	uint16_t config_msix_vector;
+	uint8_t isr;
+	bool intx_level;
+	struct msix_entry msix[VIRTIO_PCI_MSIX_VECTORS];
+	uint64_t msix_pending;		/* PBA: vectors owed while masked */
+	struct pci_bus *bus;
+	struct iothread *io;		/* NULL: kicks arrive as MMIO exits instead */
+	struct virtio_kick kicks[VIRTIO_MAX_QUEUES];
+};
+
+/*
+ * Sets up vp for a device model (ops + opaque) and plugs it into bus at slot
+ * (-1: the first free).  Returns -1 when the bus is full.
+ */
+int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
+		      const struct virtio_device_ops *ops, void *opaque,
+		      const struct guest_memory *mem, int vm_fd, struct iothread *io);
+void virtio_pci_destroy(struct virtio_pci *vp);
+
+#endif

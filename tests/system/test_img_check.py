@@ -1,0 +1,225 @@
+"""kestrel-img check against qemu-img check on deliberately damaged images:
+the same findings, the same JSON and exit codes, and `-r` repairs that
+qemu-img then agrees with."""
+import re
+import struct
+
+import pytest
+
+from test_img_helpers import (Writer, header_field, kimg, needs_build, needs_qemu_img, ok, poke,
+                              qemu_check_clean, qimg, read_raw_via_qemu, run)
+
+pytestmark = [needs_build, needs_qemu_img]
+
+
+class Qcow2:
+    """Just enough of the qcow2 layout to damage an image on purpose."""
+
+    def __init__(self, path):
+        self.path = path
+        self.cluster_bits = header_field(path, 20, "I")
+        self.cs = 1 << self.cluster_bits
+        self.l1_off = header_field(path, 40, "Q")
+        self.rt_off = header_field(path, 48, "Q")
+        self.version = header_field(path, 4, "I")
+        self.order = header_field(path, 96, "I") if self.version >= 3 else 4
+        assert self.order == 4, "these helpers know 16-bit refcounts"
+        self.per_block = self.cs * 8 // 16
+
+    def _u64(self, off):
+        with open(self.path, "rb") as f:
+            f.seek(off)
+            return struct.unpack(">Q", f.read(8))[0]
+
+    def refblock(self, cluster):
+        return self._u64(self.rt_off + 8 * (cluster // self.per_block)) & ~0x1ff
+
+    def refcount_addr(self, cluster):
+        return self.refblock(cluster) + 2 * (cluster % self.per_block)
+
+    def get_refcount(self, cluster):
+        with open(self.path, "rb") as f:
+            f.seek(self.refcount_addr(cluster))
+            return struct.unpack(">H", f.read(2))[0]
+
+    def set_refcount(self, cluster, value):
+        poke(self.path, self.refcount_addr(cluster), struct.pack(">H", value))
+
+    def l1_entry(self, i):
+        return self._u64(self.l1_off + 8 * i)
+
+    def l2_entry_addr(self, l1_index, l2_index):
+        return (self.l1_entry(l1_index) & 0x00fffffffffffe00) + 8 * l2_index
+
+    def l2_entry(self, l1_index, l2_index):
+        return self._u64(self.l2_entry_addr(l1_index, l2_index))
+
+    def set_l2_entry(self, l1_index, l2_index, value):
+        poke(self.path, self.l2_entry_addr(l1_index, l2_index), struct.pack(">Q", value))
+
+
+def make_image(tmp_path, name="d.qcow2", extra=()):
+    img = tmp_path / name
+    ok(kimg("create", "-q", "-f", "qcow2", *extra, img, "16M"))
+    w = Writer(tmp_path, 16 << 20, seed=5)
+    for off in range(0, 4 << 20, 64 << 10):
+        w.write(off, 64 << 10)
+    w.write(9 << 20, 300 << 10)
+    w.apply(img)
+    qemu_check_clean(img)
+    return img, w
+
+
+def messages(err):
+    """The per-cluster lines of a check report, without the summary."""
+    return sorted(line for line in err.splitlines()
+                  if re.match(r"(ERROR|Leaked|Repairing|Rebuilding)", line))
+
+
+def same_check(img):
+    """kestrel-img and qemu-img check agree: exit code, JSON and messages."""
+    k = kimg("check", "--output=json", img)
+    q = qimg("check", "--output=json", img)
+    assert k[0] == q[0], (k, q)
+    assert k[1] == q[1], (k[1], q[1])
+    assert messages(k[2]) == messages(q[2])
+    kh = kimg("check", img)
+    qh = qimg("check", img)
+    assert kh[1] == qh[1]
+    return q[0]
+
+
+def repaired_by_kestrel(img, tmp_path, mode, want):
+    before = read_raw_via_qemu(img, tmp_path) if mode == "leaks" else None
+    rc, out, err = kimg("check", "-r", mode, img)
+    assert rc == 0, (rc, out, err)
+    assert "Double checking the fixed image now" in out
+    qemu_check_clean(img)
+    if before is not None:
+        assert read_raw_via_qemu(img, tmp_path) == before
+    if want is not None:
+        assert read_raw_via_qemu(img, tmp_path) == want
+
+
+def test_leaked_clusters(tmp_path):
+    img, w = make_image(tmp_path)
+    q = Qcow2(img)
+    q.set_refcount(q.l1_off >> q.cluster_bits, 2)     # references too many
+    q.set_refcount(q.rt_off >> q.cluster_bits, 3)
+    end = img.stat().st_size // q.cs
+    q.set_refcount(end + 2, 1)                        # past the end: not looked at
+    assert same_check(img) == 3
+    repaired_by_kestrel(img, tmp_path, "leaks", bytes(w.model))
+
+
+def test_refcount_too_low(tmp_path):
+    img, w = make_image(tmp_path)
+    ok(qimg("snapshot", "-c", "s", img))          # shared clusters: refcount 2
+    q = Qcow2(img)
+    q.l1_off = header_field(img, 40, "Q")
+    data_cluster = (q.l2_entry(0, 5) & 0x00fffffffffffe00) >> q.cluster_bits
+    assert q.get_refcount(data_cluster) == 2
+    q.set_refcount(data_cluster, 1)
+    assert same_check(img) == 2
+    rc, out, err = kimg("check", "-r", "leaks", img)
+    assert rc == 2
+    repaired_by_kestrel(img, tmp_path, "all", bytes(w.model))
+
+
+def test_refcount_zero_for_used_cluster(tmp_path):
+    img, w = make_image(tmp_path)
+    q = Qcow2(img)
+    data_cluster = (q.l2_entry(0, 7) & 0x00fffffffffffe00) >> q.cluster_bits
+    q.set_refcount(data_cluster, 0)
+    assert same_check(img) == 2
+    repaired_by_kestrel(img, tmp_path, "all", bytes(w.model))
+
+
+def test_copied_flag_missing(tmp_path):
+    img, w = make_image(tmp_path)
+    q = Qcow2(img)
+    e = q.l2_entry(0, 2)
+    q.set_l2_entry(0, 2, e & ~(1 << 63))
+    assert same_check(img) == 2
+    repaired_by_kestrel(img, tmp_path, "all", bytes(w.model))
+
+
+def test_copied_flag_on_shared_cluster(tmp_path):
+    img, w = make_image(tmp_path)
+    ok(qimg("snapshot", "-c", "s", img))
+    q = Qcow2(img)
+    q.l1_off = header_field(img, 40, "Q")
+    e = q.l2_entry(0, 4)
+    q.set_l2_entry(0, 4, e | (1 << 63))
+    assert same_check(img) == 2
+    repaired_by_kestrel(img, tmp_path, "all", bytes(w.model))
+
+
+def test_unaligned_l2_entry(tmp_path):
+    img, w = make_image(tmp_path)
+    q = Qcow2(img)
+    e = q.l2_entry(0, 9)
+    q.set_l2_entry(0, 9, e | 0x200)
+    k = kimg("check", "--output=json", img)
+    qq = qimg("check", "--output=json", img)
+    assert k[0] == qq[0] == 2
+    assert messages(k[2]) == messages(qq[2])
+
+
+def test_refcount_block_broken(tmp_path):
+    img, w = make_image(tmp_path)
+    q = Qcow2(img)
+    # The refcount table entry points into the middle of a cluster.
+    poke(img, q.rt_off, struct.pack(">Q", q.refblock(0) + 512))
+    k = kimg("check", "--output=json", img)
+    qq = qimg("check", "--output=json", img)
+    assert k[0] == qq[0] != 0
+    rc, out, err = kimg("check", "-r", "all", img)
+    assert rc == 0, (out, err)
+    qemu_check_clean(img)
+    assert read_raw_via_qemu(img, tmp_path) == bytes(w.model)
+
+
+def test_dirty_lazy_refcounts_image(tmp_path):
+    img, w = make_image(tmp_path, extra=("-o", "lazy_refcounts=on"))
+    q = Qcow2(img)
+    # What a crash leaves: the dirty bit, refcounts behind the tables.
+    header_field(img, 72, "Q", 1)
+    data_cluster = (q.l2_entry(0, 1) & 0x00fffffffffffe00) >> q.cluster_bits
+    q.set_refcount(data_cluster, 0)
+    assert ok(kimg("info", "--output=json", img)) == ok(qimg("info", "--output=json", img))
+    assert same_check(img) == 2
+    # Opening it for writing repairs it first, as QEMU does.
+    w.write(100, 100)
+    w.apply(img)
+    qemu_check_clean(img)
+    assert header_field(img, 72, "Q") & 1 == 0
+    assert read_raw_via_qemu(img, tmp_path) == bytes(w.model)
+
+
+def test_corrupt_bit_honoured(tmp_path):
+    img, w = make_image(tmp_path)
+    header_field(img, 72, "Q", 2)
+    before = img.read_bytes()
+    rc, out, err = kimg("resize", img, "32M")
+    assert rc == 1 and "corrupt" in err
+    rc, out, err = run([__import__("test_img_helpers").BLOCK_IO, img], input=b"f\n")
+    assert rc != 0 and "corrupt" in err
+    assert img.read_bytes() == before
+    # Reading is still allowed, and check -r all clears the bit.
+    assert ok(kimg("info", "--output=json", img)) == ok(qimg("info", "--output=json", img))
+    ok(kimg("check", "-r", "all", img))
+    assert header_field(img, 72, "Q") & 2 == 0
+    qemu_check_clean(img)
+
+
+def test_check_exit_codes(tmp_path):
+    img, _ = make_image(tmp_path)
+    assert kimg("check", img)[0] == 0
+    raw = tmp_path / "r.raw"
+    ok(kimg("create", "-q", "-f", "raw", raw, "1M"))
+    rc, out, err = kimg("check", "-f", "raw", raw)
+    assert rc == qimg("check", "-f", "raw", raw)[0] == 63
+    assert "does not support checks" in err
+    assert kimg("check", tmp_path / "missing")[0] == 1
+    assert kimg("check", "-r", "bogus", img)[0] == 1

@@ -61,6 +61,66 @@ static unsigned ctl_chardevs(void *opaque, struct chardev_info *out, unsigned ma
 	return app->nr_chardevs;
 }
 
+static unsigned ctl_blocks(void *opaque, struct drive_info *out, unsigned max)
+{
+	struct app *app = opaque;
+	const struct vm_config *cfg = &app->cfg;
+
+	for (unsigned i = 0; i < cfg->nr_drives && i < max; i++) {
+		const struct drive_config *d = &cfg->drives[i];
+		unsigned dev = 0;
+		while (dev < cfg->nr_devices && strcmp(cfg->devices[dev].drive, d->id) != 0)
+			dev++;
+		out[i] = (struct drive_info){
+			.device = d->id,
+			.file = d->file,
+			.format = app->disks[i] ? block_format_name(app->disks[i]) : "raw",
+			.readonly = app->disks[i] && block_is_readonly(app->disks[i]),
+			.cache_direct = d->flags & BLOCK_NOCACHE,
+			.cache_no_flush = d->flags & BLOCK_NO_FLUSH,
+			.virtual_size = app->disks[i] ? block_length(app->disks[i]) : 0,
+		};
+		snprintf(out[i].node_name, sizeof(out[i].node_name), "#block%03u", i + 1);
+		snprintf(out[i].qdev, sizeof(out[i].qdev),
+			 "/machine/peripheral-anon/device[%u]/virtio-backend", dev);
+	}
+	return cfg->nr_drives;
+}
+
+static unsigned ctl_pci_devices(void *opaque, struct pci_info *out, unsigned max)
+{
+	struct app *app = opaque;
+	unsigned n = 0;
+
+	if (!app->vm || !app->vm->has_pci)
+		return 0;
+	for (unsigned s = 0; s < PCI_SLOTS; s++) {
+		const struct pci_device *d = app->vm->pci.slots[s];
+		if (!d)
+			continue;
+		if (n < max) {
+			struct pci_info *p = &out[n];
+			memset(p, 0, sizeof(*p));
+			p->slot = s;
+			memcpy(&p->vendor, d->config + PCI_VENDOR_ID, 2);
+			memcpy(&p->device, d->config + PCI_DEVICE_ID, 2);
+			memcpy(&p->subsys_vendor, d->config + PCI_SUBSYSTEM_VENDOR_ID, 2);
+			memcpy(&p->subsys, d->config + PCI_SUBSYSTEM_ID, 2);
+			p->class_code = (uint32_t)d->config[PCI_CLASS_DEVICE + 1] << 16 |
+					(uint32_t)d->config[PCI_CLASS_DEVICE] << 8 | d->config[PCI_CLASS_PROG];
+			p->irq = d->config[PCI_INTERRUPT_LINE];
+			p->pin = d->config[PCI_INTERRUPT_PIN];
+			for (unsigned b = 0; b < PCI_BARS; b++) {
+				p->bars[b].addr = d->bars[b].addr;
+				p->bars[b].size = d->bars[b].size;
+				p->bars[b].io = d->bars[b].io;
+			}
+		}
+		n++;
+	}
+	return n;
+}
+
 static bool ctl_dump_registers(void *opaque, unsigned index, FILE *out)
 {
 	struct app *app = opaque;
@@ -160,6 +220,8 @@ void app_control_init(struct app *app)
 		.cpu_count = ctl_cpu_count,
 		.cpu_info = ctl_cpu_info,
 		.chardevs = ctl_chardevs,
+		.blocks = ctl_blocks,
+		.pci_devices = ctl_pci_devices,
 		.dump_registers = ctl_dump_registers,
 		.describe = ctl_describe,
 		.read_memory = ctl_read_memory,

@@ -33,6 +33,30 @@ struct chardev_info {
 	bool frontend_open;
 };
 
+/* One drive, for query-block / "info block". */
+struct drive_info {
+	const char *device;	/* the -drive id */
+	char node_name[16];	/* "#block001" */
+	char qdev[80];		/* the device it is attached to */
+	const char *file;
+	const char *format;
+	bool readonly;
+	bool cache_direct, cache_no_flush;	/* from cache= */
+	uint64_t virtual_size;
+};
+
+/* One PCI function, for query-pci / "info pci". */
+struct pci_info {
+	unsigned slot;
+	uint16_t vendor, device, subsys_vendor, subsys;
+	uint32_t class_code;	/* class << 16 | subclass << 8 | prog-if */
+	uint8_t irq, pin;	/* pin 0: none, 1: INTA# */
+	struct {
+		uint64_t addr, size;
+		bool io;
+	} bars[6];
+};
+
 struct control {
 	void *opaque;
 
@@ -44,6 +68,9 @@ struct control {
 	enum run_state (*run_state)(void *opaque);
 	unsigned (*cpu_count)(void *opaque);
 	bool (*cpu_info)(void *opaque, unsigned index, struct cpu_info *out);
+	/* Drives and PCI functions; each returns how many there are (may exceed max). */
+	unsigned (*blocks)(void *opaque, struct drive_info *out, unsigned max);
+	unsigned (*pci_devices)(void *opaque, struct pci_info *out, unsigned max);
 	/* Character devices, in creation order; returns how many there are. */
 	unsigned (*chardevs)(void *opaque, struct chardev_info *out, unsigned max);
 	/* Writes QEMU "info registers" text for one vCPU; false if it cannot. */

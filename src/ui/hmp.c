@@ -184,6 +184,65 @@ static int info_chardev(const struct control *ctl, FILE *out)
 	return 0;
 }
 
+/* hmp_info_block: "id (#blockN): file (format[, read-only])", then the device and cache. */
+static int info_block(const struct control *ctl, FILE *out)
+{
+	struct drive_info info[16];
+	unsigned n = ctl->blocks ? ctl->blocks(ctl->opaque, info, 16) : 0;
+
+	for (unsigned i = 0; i < n && i < 16; i++) {
+		const struct drive_info *b = &info[i];
+		const char *mode = b->cache_no_flush ? "writeback, ignore flushes" :
+				   b->cache_direct ? "writeback, direct" : "writeback";
+		hprintf(out, "%s%s (%s): %s (%s%s)\n    Attached to:      %s\n    Cache mode:       %s\n",
+			i ? "\n" : "", b->device, b->node_name, b->file, b->format,
+			b->readonly ? ", read-only" : "", b->qdev, mode);
+	}
+	return 0;
+}
+
+static const char *pci_class_name(uint32_t class_code)
+{
+	switch (class_code >> 8) {
+	case 0x0100: return "SCSI controller";
+	case 0x0600: return "Host bridge";
+	case 0x0780: return "Communication controller";
+	default: return NULL;
+	}
+}
+
+/* hmp_info_pci's layout, one block per function. */
+static int info_pci(const struct control *ctl, FILE *out)
+{
+	struct pci_info info[32];
+	unsigned n = ctl->pci_devices ? ctl->pci_devices(ctl->opaque, info, 32) : 0;
+
+	for (unsigned i = 0; i < n && i < 32; i++) {
+		const struct pci_info *p = &info[i];
+		const char *name = pci_class_name(p->class_code);
+		hprintf(out, "  Bus  0, device %3u, function 0:\n", p->slot);
+		if (name)
+			hprintf(out, "    %s: PCI device %04x:%04x\n", name, p->vendor, p->device);
+		else
+			hprintf(out, "    Class %04x: PCI device %04x:%04x\n", p->class_code >> 8,
+				p->vendor, p->device);
+		hprintf(out, "      PCI subsystem %04x:%04x\n", p->subsys_vendor, p->subsys);
+		if (p->pin)
+			hprintf(out, "      IRQ %u, pin %c\n", p->irq, 'A' + p->pin - 1);
+		for (unsigned b = 0; b < 6; b++) {
+			if (!p->bars[b].size)
+				continue;
+			unsigned long long lo = p->bars[b].addr, hi = lo + p->bars[b].size - 1;
+			if (p->bars[b].io)
+				hprintf(out, "      BAR%u: I/O at 0x%04llx [0x%04llx].\n", b, lo, hi);
+			else
+				hprintf(out, "      BAR%u: 32 bit memory at 0x%08llx [0x%08llx].\n", b, lo, hi);
+		}
+		hprintf(out, "      id \"\"\n");
+	}
+	return 0;
+}
+
 static int info_migrate(const struct control *ctl, FILE *out)
 {
 	/* No migration has happened: QEMU shows only its global settings. */
@@ -256,13 +315,14 @@ static int cmd_info(const struct control *ctl, int argc, char **argv, FILE *out)
 	if (!strcmp(what, "migrate")) return info_migrate(ctl, out);
 	if (!strcmp(what, "mtree") || !strcmp(what, "qtree")) return info_describe(ctl, what, out);
 	if (!strcmp(what, "balloon")) return herror(out, "%s", no_balloon);
+	if (!strcmp(what, "block")) return info_block(ctl, out);
+	if (!strcmp(what, "pci")) return info_pci(ctl, out);
 	if (!strcmp(what, "snapshots")) {
 		hprintf(out, "No available block device supports snapshots\n");
 		return 0;
 	}
-	/* No block devices, NICs, PCI functions or user networks exist yet: QEMU prints nothing. */
-	if (!strcmp(what, "block") || !strcmp(what, "blockstats") || !strcmp(what, "network") ||
-	    !strcmp(what, "pci") || !strcmp(what, "usernet"))
+	/* No block statistics, NICs or user networks exist yet: QEMU prints nothing then. */
+	if (!strcmp(what, "blockstats") || !strcmp(what, "network") || !strcmp(what, "usernet"))
 		return 0;
 	hprintf(out, "unknown info command: '%s'\n", what);	/* not QEMU's; it lists help */
 	info_help(out);

@@ -731,17 +731,111 @@ static int cmd_query_chardev(struct qmp_session *s, struct json_object *args,
 	return finish(ok, list, ret, err);
 }
 
+/* PciDeviceInfo (qapi/pci.json): one function's identity, class and regions. */
+static struct json_object *pci_function(const struct pci_info *p, bool *ok)
+{
+	struct json_object *d = new_obj(ok), *cls = new_obj(ok), *id = new_obj(ok);
+	struct json_object *regions = json_object_new_array();
+
+	put(ok, d, "bus", json_object_new_int(0));
+	put(ok, d, "slot", json_object_new_int((int)p->slot));
+	put(ok, d, "function", json_object_new_int(0));
+	put(ok, cls, "class", json_object_new_int((int)(p->class_code >> 8)));
+	put(ok, d, "class_info", cls);
+	put(ok, id, "device", json_object_new_int(p->device));
+	put(ok, id, "vendor", json_object_new_int(p->vendor));
+	put(ok, id, "subsystem", json_object_new_int(p->subsys));
+	put(ok, id, "subsystem-vendor", json_object_new_int(p->subsys_vendor));
+	put(ok, d, "id", id);
+	if (p->pin)
+		put(ok, d, "irq", json_object_new_int(p->irq));
+	put(ok, d, "irq_pin", json_object_new_int(p->pin));
+	put(ok, d, "qdev_id", json_object_new_string(""));
+	for (unsigned b = 0; b < 6 && regions; b++) {
+		if (!p->bars[b].size)
+			continue;
+		struct json_object *r = new_obj(ok);
+		put(ok, r, "bar", json_object_new_int((int)b));
+		put(ok, r, "type", json_object_new_string(p->bars[b].io ? "io" : "memory"));
+		put(ok, r, "address", json_object_new_int64((int64_t)p->bars[b].addr));
+		put(ok, r, "size", json_object_new_int64((int64_t)p->bars[b].size));
+		if (!p->bars[b].io) {
+			put(ok, r, "prefetch", json_object_new_boolean(false));
+			put(ok, r, "mem_type_64", json_object_new_boolean(false));
+		}
+		append(ok, regions, r);
+	}
+	if (!regions)
+		*ok = false;
+	put(ok, d, "regions", regions);
+	return d;
+}
+
 static int cmd_query_pci(struct qmp_session *s, struct json_object *args,
 			 struct json_object **ret, struct qmp_error *err)
 {
-	struct json_object *list = json_object_new_array(), *bus;
+	struct json_object *list = json_object_new_array(), *bus, *devs;
+	struct pci_info info[32];
+	unsigned n = s->ctl->pci_devices ? s->ctl->pci_devices(s->ctl->opaque, info, 32) : 0;
 	bool ok = list != NULL;
 
 	/* Bus 0 is always there, even with nothing behind it yet. */
 	bus = new_obj(&ok);
+	devs = json_object_new_array();
+	ok = ok && devs;
+	for (unsigned i = 0; i < n && i < 32 && ok; i++)
+		append(&ok, devs, pci_function(&info[i], &ok));
 	put(&ok, bus, "bus", json_object_new_int(0));
-	put(&ok, bus, "devices", json_object_new_array());
+	put(&ok, bus, "devices", devs);
 	append(&ok, list, bus);
+	return finish(ok, list, ret, err);
+}
+
+/* BlockInfo (qapi/block-core.json) for a drive with its image inserted. */
+static struct json_object *block_entry(const struct drive_info *b, bool *ok)
+{
+	struct json_object *e = new_obj(ok), *ins = new_obj(ok), *img = new_obj(ok);
+	struct json_object *cache = new_obj(ok);
+	static const char *const zero_limits[] = { "bps", "bps_rd", "bps_wr", "iops", "iops_rd",
+						   "iops_wr" };
+
+	put(ok, e, "device", json_object_new_string(b->device));
+	put(ok, e, "qdev", json_object_new_string(b->qdev));
+	put(ok, e, "locked", json_object_new_boolean(false));
+	put(ok, e, "removable", json_object_new_boolean(false));
+	put(ok, e, "type", json_object_new_string("unknown"));
+	put(ok, ins, "file", json_object_new_string(b->file));
+	put(ok, ins, "node-name", json_object_new_string(b->node_name));
+	put(ok, ins, "ro", json_object_new_boolean(b->readonly));
+	put(ok, ins, "drv", json_object_new_string(b->format));
+	put(ok, ins, "encrypted", json_object_new_boolean(false));
+	put(ok, ins, "detect_zeroes", json_object_new_string("off"));
+	for (size_t i = 0; i < sizeof(zero_limits) / sizeof(zero_limits[0]); i++)
+		put(ok, ins, zero_limits[i], json_object_new_int(0));
+	put(ok, img, "filename", json_object_new_string(b->file));
+	put(ok, img, "format", json_object_new_string(b->format));
+	put(ok, img, "virtual-size", json_object_new_int64((int64_t)b->virtual_size));
+	put(ok, ins, "image", img);
+	put(ok, cache, "writeback", json_object_new_boolean(true));
+	put(ok, cache, "direct", json_object_new_boolean(b->cache_direct));
+	put(ok, cache, "no-flush", json_object_new_boolean(b->cache_no_flush));
+	put(ok, ins, "cache", cache);
+	put(ok, ins, "write_threshold", json_object_new_int(0));
+	put(ok, ins, "backing_file_depth", json_object_new_int(0));
+	put(ok, e, "inserted", ins);
+	return e;
+}
+
+static int cmd_query_block(struct qmp_session *s, struct json_object *args,
+			   struct json_object **ret, struct qmp_error *err)
+{
+	struct json_object *list = json_object_new_array();
+	struct drive_info info[16];
+	unsigned n = s->ctl->blocks ? s->ctl->blocks(s->ctl->opaque, info, 16) : 0;
+	bool ok = list != NULL;
+
+	for (unsigned i = 0; i < n && i < 16 && ok; i++)
+		append(&ok, list, block_entry(&info[i], &ok));
 	return finish(ok, list, ret, err);
 }
 
@@ -921,7 +1015,7 @@ static const struct qmp_command qmp_commands[] = {
 	{ "query-uuid", cmd_query_uuid, NULL },
 	{ "query-kvm", cmd_query_kvm, NULL },
 	{ "query-cpus-fast", cmd_query_cpus_fast, NULL },
-	{ "query-block", cmd_empty_list, NULL },
+	{ "query-block", cmd_query_block, NULL },
 	{ "query-blockstats", cmd_empty_list, NULL },
 	{ "query-chardev", cmd_query_chardev, NULL },
 	{ "query-pci", cmd_query_pci, NULL },

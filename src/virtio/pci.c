@@ -79,6 +79,35 @@ static void msix_fire(struct virtio_pci *vp, uint16_t vector)
 		log_debug("%s: KVM_SIGNAL_MSI: %s", vp->pci.name, strerror(errno));
 }
 
+/*
+ * Delivers vectors held back while masked, now that neither the function nor
+ * the entry is (PCI 3.0 §6.8.3.5); caller holds vdev->lock.
+ */
+static void msix_deliver_pending(struct virtio_pci *vp)
+{
+	uint8_t cap = msix_cap(vp);
+	bool function_masked;
+
+	if (!cap || !msix_enabled(vp, cap, &function_masked) || function_masked)
+		return;
+	for (unsigned n = 0; n < VIRTIO_PCI_MSIX_VECTORS; n++) {
+		if (!(vp->msix_pending & (1ULL << n)) || (vp->msix[n].ctrl & MSIX_ENTRY_MASKED))
+			continue;
+		vp->msix_pending &= ~(1ULL << n);
+		msix_fire(vp, (uint16_t)n);
+	}
+}
+
+/* Config space changed (called under the bus lock): the MSI-X enable/mask bits may have. */
+static void config_written(struct pci_device *pci, unsigned offset, unsigned size)
+{
+	struct virtio_pci *vp = pci->opaque;
+
+	pthread_mutex_lock(&vp->vdev.lock);
+	msix_deliver_pending(vp);
+	pthread_mutex_unlock(&vp->vdev.lock);
+}
+
 static void set_intx(struct virtio_pci *vp, bool level)
 {
 	struct kvm_irq_level irq = { .irq = vp->pci.config[PCI_INTERRUPT_LINE], .level = level };
@@ -155,7 +184,13 @@ static void kicks_release(struct virtio_pci *vp)
  */
 static void kicks_assign(struct virtio_pci *vp)
 {
-	uint64_t base = pci_bar_address(vp->bus, &vp->pci, VIRTIO_BAR);
+	/*
+	 * Read without the bus lock: we hold vdev->lock, and config writes take the
+	 * bus lock before vdev->lock.  A BAR moving under us only costs the fast path.
+	 */
+	uint16_t cmd;
+	memcpy(&cmd, vp->pci.config + PCI_COMMAND, 2);
+	uint64_t base = (cmd & PCI_COMMAND_MEMORY) ? vp->pci.bars[VIRTIO_BAR].addr : 0;
 
 	if (!vp->io || !base)
 		return;
@@ -169,13 +204,15 @@ static void kicks_assign(struct virtio_pci *vp)
 		k->watch = (struct iothread_watch){
 			.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), .fn = kick_fn, .opaque = k,
 		};
-		if (k->watch.fd < 0 || ioeventfd(vp, k, true) < 0 ||
-		    iothread_watch(vp->io, &k->watch) < 0) {
-			log_debug("%s: no ioeventfd for queue %u: %s", vp->pci.name, q, strerror(errno));
-			if (k->watch.fd >= 0)
-				close(k->watch.fd);
-			k->addr = 0;
-		}
+		bool assigned = k->watch.fd >= 0 && ioeventfd(vp, k, true) == 0;
+		if (assigned && iothread_watch(vp->io, &k->watch) == 0)
+			continue;
+		log_debug("%s: no ioeventfd for queue %u: %s", vp->pci.name, q, strerror(errno));
+		if (assigned)
+			ioeventfd(vp, k, false);	/* or KVM would swallow kicks nobody reads */
+		if (k->watch.fd >= 0)
+			close(k->watch.fd);
+		k->addr = 0;
 	}
 }
 
@@ -300,7 +337,9 @@ static void common_write(struct virtio_pci *vp, unsigned off, uint64_t v, unsign
 		vdev->driver_features = (vdev->driver_features & ~(0xffffffffULL << shift)) |
 					((v & 0xffffffffULL) << shift);
 		return;
-	case CFG_MSIX_CONFIG: vp->config_msix_vector = (uint16_t)v; return;
+	case CFG_MSIX_CONFIG:
+		vp->config_msix_vector = v < VIRTIO_PCI_MSIX_VECTORS ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
+		return;
 	case CFG_DEVICE_STATUS: write_status(vp, (uint8_t)v); return;
 	case CFG_QUEUE_SELECT: vp->queue_select = (uint16_t)v; return;
 	default: break;
@@ -316,7 +355,8 @@ static void common_write(struct virtio_pci *vp, unsigned off, uint64_t v, unsign
 		vq->msix_vector = v < VIRTIO_PCI_MSIX_VECTORS ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
 		return;
 	case CFG_QUEUE_ENABLE:
-		if (v != 1)
+		/* A device that needs a reset uses no queue until it gets one (§2.1.2). */
+		if (v != 1 || (vdev->status & VIRTIO_STATUS_NEEDS_RESET))
 			return;
 		if (!vq_check_rings(vq)) {
 			virtio_needs_reset(vdev, "queue rings outside guest RAM or bad queue size");
@@ -422,11 +462,8 @@ static void msix_bar_io(void *opaque, uint64_t offset, bool is_write, uint8_t *d
 		} else {
 			memcpy(&v, data, 4);
 			*f = v;
-			/* Unmasking delivers what was held back (PCI 3.0 §6.8.3.5). */
-			if (field == 3 && !(v & MSIX_ENTRY_MASKED) && (vp->msix_pending & (1ULL << n))) {
-				vp->msix_pending &= ~(1ULL << n);
-				msix_fire(vp, (uint16_t)n);
-			}
+			if (field == 3)
+				msix_deliver_pending(vp);
 		}
 	} else if (!is_write) {
 		memset(data, 0, 4);
@@ -489,6 +526,8 @@ int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
 	pci_device_init(&vp->pci, ops->name, 0x1af4, (uint16_t)(0x1040 + ops->device_id),
 			ops->pci_class, 1, 0x1af4, (uint16_t)(0x1040 + ops->device_id));
 	vp->pci.config[PCI_INTERRUPT_PIN] = 1;	/* INTA# */
+	vp->pci.config_written = config_written;
+	vp->pci.opaque = vp;
 	vp->pci.config[PCI_INTERRUPT_LINE] = 11;	/* a level-triggered ISA line, as SeaBIOS picks */
 	pci_device_add_bar(&vp->pci, MSIX_BAR, MSIX_BAR_SIZE, false, msix_bar_io, vp);
 	pci_device_add_bar(&vp->pci, VIRTIO_BAR, VIRTIO_BAR_SIZE, false, virtio_bar_io, vp);

@@ -154,6 +154,12 @@ int vq_pop(struct virtqueue *vq, struct vq_request *req, const char **msg)
 		return -1;
 	}
 	vq->last_avail++;
+	if (vq->event_idx) {
+		/* avail_event: kick us again once the driver passes this index (§2.7.10). */
+		uint8_t *used = ring_ptr(vq, vq->used_gpa, 6 + 8 * (uint64_t)vq->size);
+		if (used)
+			store16_release(used + USED_RING + 8 * vq->size, vq->last_avail);
+	}
 
 	req->head = head;
 	req->nr_out = req->nr_in = 0;

@@ -36,7 +36,7 @@ struct chardev_info {
 /* One drive, for query-block / "info block". */
 struct drive_info {
 	const char *device;	/* the -drive id */
-	char node_name[16];	/* "#block001" */
+	char node_name[24];	/* "#block001" */
 	char qdev[80];		/* the device it is attached to */
 	const char *file;
 	const char *format;

@@ -25,4 +25,4 @@ KESTREL_BUILD=$build_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 	tests/system/test_monitor.py tests/system/test_virtio.py
 
 echo "== system tests ($build)"
-KESTREL_BUILD=$build exec /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system
+KESTREL_BUILD=$build exec /usr/bin/python3 -m pytest -v -rs -p no:cacheprovider tests/system

@@ -6,6 +6,7 @@
 #include "cli/options_internal.h"
 #include "util/log.h"
 #include "util/size.h"
+#include "virtio/virtio.h"
 
 void options_device_help(FILE *out)
 {
@@ -226,8 +227,17 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 	opts_get(o, "max_ports");	/* virtio-serial: one console port is modelled */
 	drive = opts_get(o, "drive");
 	serial = opts_get(o, "serial");
+	const char *queues = opts_get(o, "num-queues");
 	if (check_unused(o, opt, arg) < 0)
 		return -1;
+	if (queues) {
+		uint64_t n;
+		if (dev.kind != DEVICE_VIRTIO_BLK)
+			return err_invalid(opt, arg, "Property 'num-queues' not found");
+		if (!uint_parse(queues, &n) || n < 1 || n > VIRTIO_MAX_QUEUES)
+			return err_invalid(opt, arg, "num-queues must be 1 to 8");
+		dev.num_queues = (unsigned)n;
+	}
 	if (dev.kind == DEVICE_VIRTIO_BLK) {
 		if (!drive)
 			return err_invalid(opt, arg, "drive property not set");

@@ -13,6 +13,7 @@
 #define VIRTIO_BLK_F_RO (1ULL << 5)
 #define VIRTIO_BLK_F_BLK_SIZE (1ULL << 6)
 #define VIRTIO_BLK_F_FLUSH (1ULL << 9)
+#define VIRTIO_BLK_F_MQ (1ULL << 12)
 #define VIRTIO_BLK_F_DISCARD (1ULL << 13)
 #define VIRTIO_BLK_F_WRITE_ZEROES (1ULL << 14)
 
@@ -52,7 +53,7 @@ static void blk_read_config(struct virtio_device *vdev, uint32_t offset, void *b
 		.capacity = block_length(blk->disk) / SECTOR,
 		.seg_max = BLK_SEG_MAX,
 		.blk_size = SECTOR,
-		.num_queues = 1,
+		.num_queues = (uint16_t)vdev->num_queues,
 		.max_discard_sectors = BLK_MAX_DISCARD_SECTORS,
 		.max_discard_seg = 1,
 		.discard_sector_alignment = 1,
@@ -185,8 +186,9 @@ const struct virtio_device_ops virtio_blk_ops = {
 	.name = "virtio-blk-pci",
 	.device_id = VIRTIO_ID_BLOCK,
 	.pci_class = 0x010000,	/* mass storage, SCSI: what QEMU reports */
+	/* MQ is offered always: num_queues in the config says how many (1 by default). */
 	.features = VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH |
-		    VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES,
+		    VIRTIO_BLK_F_MQ | VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES,
 	.num_queues = 1,
 	.queue_max = BLK_QUEUE_SIZE,
 	.config_size = sizeof(struct blk_config),

@@ -194,7 +194,7 @@ static void kicks_assign(struct virtio_pci *vp)
 
 	if (!vp->io || !base)
 		return;
-	for (unsigned q = 0; q < vp->vdev.ops->num_queues; q++) {
+	for (unsigned q = 0; q < vp->vdev.num_queues; q++) {
 		struct virtio_kick *k = &vp->kicks[q];
 		if (!vp->vdev.vqs[q].ready || k->addr)
 			continue;
@@ -274,7 +274,7 @@ static void write_status(struct virtio_pci *vp, uint8_t status)
 
 static struct virtqueue *selected(struct virtio_pci *vp)
 {
-	if (vp->queue_select >= vp->vdev.ops->num_queues)
+	if (vp->queue_select >= vp->vdev.num_queues)
 		return NULL;
 	return &vp->vdev.vqs[vp->queue_select];
 }
@@ -294,7 +294,7 @@ static uint64_t common_read(struct virtio_pci *vp, unsigned off)
 		return vp->driver_feature_select > 1 ? 0 :
 		       (uint32_t)(vdev->driver_features >> (32 * vp->driver_feature_select));
 	case CFG_MSIX_CONFIG: return vp->config_msix_vector;
-	case CFG_NUM_QUEUES: return vdev->ops->num_queues;
+	case CFG_NUM_QUEUES: return vdev->num_queues;
 	case CFG_DEVICE_STATUS: return vdev->status;
 	case CFG_CONFIG_GENERATION: return vdev->config_generation;
 	case CFG_QUEUE_SELECT: return vp->queue_select;
@@ -425,7 +425,7 @@ static void virtio_bar_io(void *opaque, uint64_t offset, bool is_write, uint8_t 
 		}
 	} else if (is_write) {
 		unsigned q = (unsigned)(offset - NOTIFY_OFFSET) / NOTIFY_MULTIPLIER;
-		if (q < vdev->ops->num_queues && vdev->vqs[q].ready &&
+		if (q < vdev->num_queues && vdev->vqs[q].ready &&
 		    (vdev->status & VIRTIO_STATUS_DRIVER_OK))
 			notify_q = q;
 	}
@@ -494,7 +494,7 @@ static void add_virtio_cap(struct pci_device *pci, uint8_t type, uint8_t bar, ui
 }
 
 int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
-		      const struct virtio_device_ops *ops, void *opaque,
+		      const struct virtio_device_ops *ops, void *opaque, unsigned num_queues,
 		      const struct guest_memory *mem, int vm_fd, struct iothread *io)
 {
 	struct virtio_device *vdev = &vp->vdev;
@@ -510,6 +510,9 @@ int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
 	vp->io = io;
 	vdev->ops = ops;
 	vdev->opaque = opaque;
+	vdev->num_queues = num_queues ? num_queues : ops->num_queues;
+	if (vdev->num_queues > VIRTIO_MAX_QUEUES)
+		return -1;
 	vdev->transport = vp;
 	vdev->interrupt = queue_interrupt;
 	pthread_mutex_init(&vdev->lock, NULL);
@@ -546,7 +549,7 @@ int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
 	add_virtio_cap(&vp->pci, CAP_DEVICE_CFG, VIRTIO_BAR, DEVICE_OFFSET,
 		       ops->config_size ? ops->config_size : 4, NULL);
 	add_virtio_cap(&vp->pci, CAP_NOTIFY_CFG, VIRTIO_BAR, NOTIFY_OFFSET,
-		       NOTIFY_MULTIPLIER * ops->num_queues, &multiplier);
+		       NOTIFY_MULTIPLIER * vdev->num_queues, &multiplier);
 	return pci_bus_plug(bus, &vp->pci, slot);
 }
 

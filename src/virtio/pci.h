@@ -42,11 +42,12 @@ struct virtio_pci {
 };
 
 /*
- * Sets up vp for a device model (ops + opaque) and plugs it into bus at slot
- * (-1: the first free).  Returns -1 when the bus is full.
+ * Sets up vp for a device model (ops + opaque) with num_queues queues (0: the
+ * model's default) and plugs it into bus at slot (-1: the first free).
+ * Returns -1 when the bus is full or there are too many queues.
  */
 int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
-		      const struct virtio_device_ops *ops, void *opaque,
+		      const struct virtio_device_ops *ops, void *opaque, unsigned num_queues,
 		      const struct guest_memory *mem, int vm_fd, struct iothread *io);
 void virtio_pci_destroy(struct virtio_pci *vp);
 

@@ -56,6 +56,7 @@ struct virtio_device {
 	void *opaque;			/* the device model's state */
 	pthread_mutex_t lock;		/* queues, status, features */
 	uint64_t extra_features;	/* per-instance offers, e.g. read-only */
+	unsigned num_queues;		/* per instance (virtio-blk num-queues=); set at creation */
 	uint64_t driver_features;
 	uint8_t status;
 	uint8_t config_generation;

@@ -69,6 +69,7 @@ struct device_config {
 	enum device_kind kind;
 	int slot;			/* addr=; -1 for the first free */
 	char drive[32];			/* virtio-blk: drive= */
+	unsigned num_queues;		/* virtio-blk: num-queues= (0: one) */
 	char serial[21];
 };
 

@@ -55,8 +55,8 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		break;
 	}
 	}
-	if (virtio_pci_create(vp, &vm->pci, dev->slot, ops, state, &vm->mem, vm->fd,
-			      vm->io.started ? &vm->io : NULL) < 0) {
+	if (virtio_pci_create(vp, &vm->pci, dev->slot, ops, state, dev->num_queues, &vm->mem,
+			      vm->fd, vm->io.started ? &vm->io : NULL) < 0) {
 		log_error("%s: PCI slot %d is taken or the bus is full", ops->name, dev->slot);
 		return -1;
 	}

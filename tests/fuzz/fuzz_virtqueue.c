@@ -243,7 +243,7 @@ static void run_blk(const uint8_t *h, const uint8_t *rest, size_t n, bool transp
 	strcpy(blk.serial, "fuzz");
 	memory_setup(&mem, h[2] & 2, rest + nrec * RECORD, n - nrec * RECORD);
 	if (pci_bus_init(&bus) < 0 ||
-	    virtio_pci_create(&vp, &bus, 1, &virtio_blk_ops, &blk, &mem, -1, NULL) < 0)
+	    virtio_pci_create(&vp, &bus, 1, &virtio_blk_ops, &blk, 0, &mem, -1, NULL) < 0)
 		abort();
 
 	if (!transport) {

@@ -232,3 +232,14 @@ def test_virtio_console_under_qemu(probe, tmp_path):
          "-kernel", probe, "-append", "probe=console"], path)
     assert status == 0
     assert "probe: console: got hello from the host" in out
+
+
+def test_blk_num_queues(probe, tmp_path):
+    disk = raw_image(tmp_path)
+    status, out, err = run_probe("-drive", f"file={disk},format=raw,if=none,id=d0",
+                                 "-device", "virtio-blk-pci,drive=d0,num-queues=4",
+                                 "-kernel", probe, scenario="blk-write,pattern=2")
+    assert status == 0 and "probe: blk: verified" in out, err
+    status, _, err = kestrel("-nographic", "-drive", f"file={disk},format=raw,if=none,id=d0",
+                             "-device", "virtio-blk-pci,drive=d0,num-queues=9", "-kernel", probe)
+    assert status == 1 and "num-queues" in err

@@ -125,7 +125,7 @@ static int setup(void **state)
 		return -1;
 	strcpy(f->blk.serial, "kestrel-disk-0");
 	f->blk.discard = true;
-	if (virtio_pci_create(&f->vp, &f->bus, -1, &virtio_blk_ops, &f->blk, &f->mem, -1, NULL) < 0)
+	if (virtio_pci_create(&f->vp, &f->bus, -1, &virtio_blk_ops, &f->blk, 0, &f->mem, -1, NULL) < 0)
 		return -1;
 
 	/* The queue as a driver leaves it after initialisation (§3.1.1). */

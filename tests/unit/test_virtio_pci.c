@@ -241,7 +241,7 @@ static int setup(void **state)
 
 	if (!f || fake_memory_init(&f->mem, RAM_SIZE) < 0 || pci_bus_init(&f->bus) < 0)
 		return -1;
-	if (virtio_pci_create(&f->vp, &f->bus, -1, &dummy_ops, &f->dev, &f->mem, -1, NULL) < 0)
+	if (virtio_pci_create(&f->vp, &f->bus, -1, &dummy_ops, &f->dev, 0, &f->mem, -1, NULL) < 0)
 		return -1;
 	f->slot = f->vp.pci.slot;
 	discover(f);
@@ -979,7 +979,7 @@ static void test_two_devices(void **state)
 	struct dummy d2 = { 0 };
 
 	assert_non_null(other);
-	assert_int_equal(virtio_pci_create(other, &f->bus, -1, &dummy_ops, &d2, &f->mem, -1, NULL), 0);
+	assert_int_equal(virtio_pci_create(other, &f->bus, -1, &dummy_ops, &d2, 0, &f->mem, -1, NULL), 0);
 	assert_int_not_equal(other->pci.slot, f->slot);
 	/* Its BARs do not overlap ours: our status write does not reach it. */
 	common_write(f, C_STATUS, S_ACK, 1);

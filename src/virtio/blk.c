@@ -1,5 +1,7 @@
 /* virtio-blk (virtio 1.2 §5.2) over the block layer. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "virtio/devices.h"
@@ -140,7 +142,7 @@ static int blk_handle(struct virtio_device *vdev, struct vq_request *req)
 			status = S_IOERR;
 			break;
 		}
-		blk->reads++;
+		__atomic_fetch_add(&blk->reads, 1, __ATOMIC_RELAXED);
 		written = (uint32_t)data_in;
 		break;
 	case T_OUT: {
@@ -150,12 +152,12 @@ static int blk_handle(struct virtio_device *vdev, struct vq_request *req)
 			status = S_IOERR;
 			break;
 		}
-		blk->writes++;
+		__atomic_fetch_add(&blk->writes, 1, __ATOMIC_RELAXED);
 		break;
 	}
 	case T_FLUSH:
 		status = block_flush(blk->disk) < 0 ? S_IOERR : S_OK;
-		blk->flushes++;
+		__atomic_fetch_add(&blk->flushes, 1, __ATOMIC_RELAXED);
 		break;
 	case T_GET_ID: {
 		char id[20] = { 0 };	/* VIRTIO_BLK_ID_BYTES, NUL-padded, not terminated */
@@ -177,9 +179,151 @@ static int blk_handle(struct virtio_device *vdev, struct vq_request *req)
 	return (int)(written + 1);
 }
 
+/* ---- parallel request execution ------------------------------------------ */
+
+static void *blk_worker(void *arg)
+{
+	struct blk_pool *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		if (p->next >= p->n) {
+			pthread_cond_wait(&p->work, &p->lock);
+			continue;
+		}
+		unsigned i = p->next++;
+		pthread_mutex_unlock(&p->lock);
+		int result = blk_handle(p->vdev, &p->reqs[i]);	/* the I/O, unlocked */
+		pthread_mutex_lock(&p->lock);
+		p->results[i] = result;
+		if (++p->finished == p->n)
+			pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static int pool_start(struct virtio_blk *blk, struct virtio_device *vdev)
+{
+	struct blk_pool *p = &blk->pool;
+
+	memset(p, 0, sizeof(*p));
+	p->vdev = vdev;
+	p->reqs = calloc(VIRTIO_BLK_BATCH, sizeof(*p->reqs));
+	p->results = calloc(VIRTIO_BLK_BATCH, sizeof(*p->results));
+	if (!p->reqs || !p->results)
+		goto fail;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	for (; p->nthreads < VIRTIO_BLK_WORKERS; p->nthreads++)
+		if (pthread_create(&p->threads[p->nthreads], NULL, blk_worker, p) != 0)
+			break;
+	if (p->nthreads)
+		return 0;
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->done);
+	pthread_mutex_destroy(&p->lock);
+fail:
+	free(p->reqs);
+	free(p->results);
+	return -1;
+}
+
+void virtio_blk_release(struct virtio_blk *blk)
+{
+	struct blk_pool *p = &blk->pool;
+
+	if (blk->pool_ready) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = true;
+		pthread_cond_broadcast(&p->work);
+		pthread_mutex_unlock(&p->lock);
+		for (unsigned i = 0; i < p->nthreads; i++)
+			pthread_join(p->threads[i], NULL);
+		pthread_cond_destroy(&p->work);
+		pthread_cond_destroy(&p->done);
+		pthread_mutex_destroy(&p->lock);
+		free(p->reqs);
+		free(p->results);
+		blk->pool_ready = false;
+	}
+	pthread_mutex_destroy(&blk->notify_lock);
+}
+
+/* Runs n taken requests on the workers and waits for all of them. */
+static void pool_run(struct blk_pool *p, unsigned n)
+{
+	pthread_mutex_lock(&p->lock);
+	p->n = n;
+	p->next = p->finished = 0;
+	pthread_cond_broadcast(&p->work);
+	while (p->finished < n)
+		pthread_cond_wait(&p->done, &p->lock);
+	p->n = p->next = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * A kick: take up to a batch of requests under the device lock, run them in
+ * parallel without it, then publish all completions and interrupt once.
+ * Repeats until the queue is empty.
+ */
 static void blk_notify(struct virtio_device *vdev, unsigned q)
 {
-	virtio_process_queue(vdev, q, blk_handle);
+	struct virtio_blk *blk = vdev->opaque;
+	struct virtqueue *vq = &vdev->vqs[q];
+	struct blk_pool *p = &blk->pool;
+	const char *why = NULL;
+
+	pthread_mutex_lock(&blk->notify_lock);
+	if (!blk->pool_ready)
+		blk->pool_ready = pool_start(blk, vdev) == 0;
+	if (!blk->pool_ready) {
+		/* No threads to be had: serve the queue one request at a time. */
+		pthread_mutex_unlock(&blk->notify_lock);
+		virtio_process_queue(vdev, q, blk_handle);
+		return;
+	}
+	for (;;) {
+		unsigned n = 0;
+		int got = 0;
+
+		pthread_mutex_lock(&vdev->lock);
+		while (n < VIRTIO_BLK_BATCH && (got = vq_pop(vq, &p->reqs[n], &why)) == 1) {
+			/* Shape first (a header to read, a status to write): a bad one ends the batch. */
+			if (p->reqs[n].out_len < sizeof(struct blk_header) || p->reqs[n].in_len < 1) {
+				got = -1;
+				why = "request without a header or a status byte";
+				break;
+			}
+			n++;
+		}
+		pthread_mutex_unlock(&vdev->lock);
+		if (n)
+			pool_run(p, n);
+
+		pthread_mutex_lock(&vdev->lock);
+		bool pushed = false, bad = got < 0;
+		/* A device reset meanwhile owns the rings now: drop the stale completions. */
+		for (unsigned i = 0; i < n && vq->ready; i++) {
+			if (p->results[i] < 0) {
+				bad = true;
+				why = "malformed request";
+				break;
+			}
+			vq_push(vq, p->reqs[i].head, (uint32_t)p->results[i]);
+			pushed = true;
+		}
+		if (pushed && vq_should_interrupt(vq))
+			vdev->interrupt(vdev, q);
+		if (bad)
+			virtio_needs_reset(vdev, why);
+		pthread_mutex_unlock(&vdev->lock);
+		if (bad || n < VIRTIO_BLK_BATCH)
+			break;
+	}
+	pthread_mutex_unlock(&blk->notify_lock);
 }
 
 const struct virtio_device_ops virtio_blk_ops = {

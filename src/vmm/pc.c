@@ -41,6 +41,9 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		break;
 	case DEVICE_VIRTIO_BLK: {
 		struct virtio_blk *blk = &vm->blk[vm->nr_virtio];
+		memset(blk, 0, sizeof(*blk));
+		pthread_mutex_init(&blk->notify_lock, NULL);
+		vm->blk_used[vm->nr_virtio] = true;
 		for (unsigned i = 0; i < cfg->nr_drives; i++) {
 			const struct drive_config *d = &cfg->drives[i];
 			if (strcmp(d->id, dev->drive) != 0)
@@ -215,8 +218,12 @@ void pc_destroy_devices(struct vm *vm)
 	/* The I/O thread goes first: nothing may run a device while it is torn down. */
 	if (vm->io.started)
 		iothread_stop(&vm->io);
-	for (unsigned i = 0; i < vm->nr_virtio; i++)
+	for (unsigned i = 0; i < vm->nr_virtio; i++) {
 		virtio_pci_destroy(&vm->virtio[i]);
+		if (vm->blk_used[i])
+			virtio_blk_release(&vm->blk[i]);
+		vm->blk_used[i] = false;
+	}
 	if (vm->backends && vm->backends->console)
 		vm->backends->console->vdev = NULL;
 	vm->nr_virtio = 0;

@@ -91,6 +91,7 @@ struct vm {
 	struct iothread io;		/* serves virtqueue kicks */
 	struct virtio_pci virtio[VM_MAX_DEVICES];
 	struct virtio_blk blk[VM_MAX_DEVICES];
+	bool blk_used[VM_MAX_DEVICES];
 	unsigned nr_virtio;
 };
 

@@ -315,6 +315,7 @@ static void run_blk(const uint8_t *h, const uint8_t *rest, size_t n, bool transp
 	}
 out:
 	virtio_pci_destroy(&vp);
+	virtio_blk_release(&blk);	/* joins the request workers started by a kick */
 	pci_bus_destroy(&bus);
 	if (!blk.readonly)
 		reset_disk();

@@ -149,6 +149,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	virtio_pci_destroy(&f->vp);
+	virtio_blk_release(&f->blk);	/* joins the request workers */
 	pci_bus_destroy(&f->bus);
 	if (f->blk.disk)
 		block_close(f->blk.disk);

@@ -448,6 +448,12 @@ int block_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 	return bd->drv->amend(bd, o, set, err, errlen);
 }
 
+int block_bitmap_list(struct block_dev *bd, struct block_bitmap **list)
+{
+	*list = NULL;
+	return bd->drv->bitmap_list ? bd->drv->bitmap_list(bd, list) : 0;
+}
+
 int block_make_empty(struct block_dev *bd)
 {
 	if (bd->read_only)

@@ -181,6 +181,14 @@ int block_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
  * (qemu-img convert -l).  The image must be open read-only.
  */
 int block_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen);
+/* Persistent dirty bitmaps recorded in a qcow2 image (listed by info, not maintained). */
+struct block_bitmap {
+	char name[1024];
+	uint64_t granularity;
+	bool in_use, autoload;
+};
+/* Returns how many (list malloc'd, may be NULL) or a negative errno. */
+int block_bitmap_list(struct block_dev *bd, struct block_bitmap **list);
 /* Drops all data of this layer (qemu-img commit empties the top image). */
 int block_make_empty(struct block_dev *bd);
 

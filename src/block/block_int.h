@@ -41,6 +41,7 @@ struct block_driver {
 	int (*amend)(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
 		     char *err, size_t errlen);
 	int (*make_empty)(struct block_dev *bd);
+	int (*bitmap_list)(struct block_dev *bd, struct block_bitmap **list);
 };
 
 struct block_dev {

@@ -155,6 +155,17 @@ static int raw_create(const char *path, const struct block_create_opts *o, char 
 		ret = raw_prealloc(fd, 0, o->size, o->prealloc);
 	if (ret == 0 && ftruncate(fd, (off_t)o->size) < 0)
 		ret = -errno;
+	/*
+	 * QEMU's allocate_first_block: the first 4 KiB are written, so that
+	 * O_DIRECT alignment probing finds an allocated block (and "disk size"
+	 * matches qemu-img's).
+	 */
+	if (ret == 0 && o->size && o->prealloc == BLOCK_PREALLOC_OFF) {
+		static const uint8_t zero[4096];
+		size_t n = o->size < sizeof(zero) ? (size_t)o->size : sizeof(zero);
+		if (pwrite(fd, zero, n, 0) != (ssize_t)n)
+			ret = -errno;
+	}
 	if (close(fd) < 0 && ret == 0)
 		ret = -errno;
 	if (ret < 0)

@@ -90,7 +90,7 @@ int img_bench(int argc, char **argv)
 	struct bench b = { .count = 75000, .bufsize = 4096, .drain = true };
 	uint64_t depth = 64, v;
 	const char *fmt = NULL, *cache = "writeback";
-	unsigned flags = BLOCK_UNSAFE_PROBE, cf;
+	unsigned flags = 0, cf;
 	bool quiet = false, step_set = false;
 	struct timespec t0, t1;
 	pthread_t tids[16];

@@ -255,14 +255,21 @@ unknown:
  * key=value,key=value with ",," for a literal comma.  The strings stay
  * referenced by o, so text is copied into storage kept until exit.
  */
+void img_freep(char **p)
+{
+	free(*p);
+	*p = NULL;
+}
+
 int img_parse_create_opts(const char *fmt, const char *text, struct block_create_opts *o,
-			  unsigned *set)
+			  unsigned *set, char **storage)
 {
 	char *copy = malloc(strlen(text) + 1), *p = copy;
 	const char *s = text;
 
 	if (!copy)
 		return -1;
+	*storage = copy;
 	while (*s) {
 		char *key = p, *val = NULL;
 		for (; *s && *s != ',' && *s != '='; s++)
@@ -294,7 +301,6 @@ int img_parse_create_opts(const char *fmt, const char *text, struct block_create
 		if (set_opt(fmt, key, val, o, set) < 0)
 			return -1;
 	}
-	/* copy is deliberately kept: o points into it. */
 	return 0;
 }
 
@@ -418,6 +424,18 @@ void jset_bool(struct jnode *o, const char *key, bool v)
 
 void jset(struct jnode *o, const char *key, struct jnode *v) { append(o, key, v); }
 void jadd(struct jnode *arr, struct jnode *v) { append(arr, NULL, v); }
+
+void jadd_str(struct jnode *arr, const char *v)
+{
+	struct jnode *n = jnew(J_STR);
+
+	n->str = strdup(v);
+	if (!n->str) {
+		img_error("out of memory");
+		exit(1);
+	}
+	append(arr, NULL, n);
+}
 
 void jfree(struct jnode *n)
 {
@@ -573,10 +591,8 @@ void jdump_human(FILE *f, const struct jnode *n, int indent)
 			for (const char *k = c->key; *k; k++)
 				fputc(*k == '-' ? ' ' : *k, f);
 			fputs(composite ? ":\n" : ": ", f);
-		} else if (!composite) {
-			fprintf(f, "%*s", indent * 4, "");
 		} else {
-			fprintf(f, "%*s[%zu]:\n", indent * 4, "", i);
+			fprintf(f, "%*s[%zu]:%c", indent * 4, "", i, composite ? '\n' : ' ');
 		}
 		switch (c->type) {
 		case J_STR: fprintf(f, "%s\n", c->str); break;

@@ -33,6 +33,7 @@ struct conv {
 	uint64_t min_sparse;		/* 0: write everything */
 	uint32_t cluster;		/* target cluster size (qcow2) or 0 */
 	uint32_t chunk;
+	uint64_t dst_size;
 
 	pthread_mutex_t lock;
 	pthread_cond_t turn;
@@ -227,8 +228,16 @@ static int do_chunk(struct conv *c, uint64_t idx, uint8_t *buf, struct seg *segs
 			}
 			off += rn;
 		}
+		/* The target may end past the source (sector rounding): pad with zeroes. */
+		if (end == c->total && c->dst_size > end) {
+			uint64_t pad = c->dst_size - end;
+			if (pad > start + c->chunk - end)
+				pad = start + c->chunk - end;
+			memset(buf + (end - start), 0, (size_t)pad);
+		}
 		for (off = start; off < end; off += c->cluster) {
-			size_t n = end - off < c->cluster ? (size_t)(end - off) : c->cluster;
+			uint64_t tail = end == c->total ? c->dst_size : end;
+			size_t n = tail - off < c->cluster ? (size_t)(tail - off) : c->cluster;
 			const uint8_t *p = buf + (off - start);
 			bool backing = false;
 			/* With -B, what the backing file provides is not copied. */
@@ -356,7 +365,7 @@ int img_convert(int argc, char **argv)
 	const char *snapshot = NULL, *cache = "unsafe", *src_cache = "writeback", *out_name;
 	struct block_create_opts o = { 0 };
 	struct conv c = { 0 };
-	char *options = NULL, err[4096];
+	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
 	unsigned set = 0, src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, dst_flags, cf;
 	bool progress = false, quiet = false, no_create = false, target_is_zero = false;
 	uint64_t sparse = 4096, coroutines = 8;
@@ -464,7 +473,7 @@ int img_convert(int argc, char **argv)
 		if (out_backing)
 			return 1;
 	}
-	if (options && img_parse_create_opts(out_fmt, options, &o, &set) < 0)
+	if (options && img_parse_create_opts(out_fmt, options, &o, &set, &storage) < 0)
 		return 1;
 	if (out_backing)
 		o.backing_file = out_backing;
@@ -501,16 +510,18 @@ int img_convert(int argc, char **argv)
 	if (!no_create) {
 		if (!(set & BLOCK_AMEND_SIZE))
 			o.size = c.total;
+		o.size = (o.size + 511) & ~511ULL;	/* whole sectors, as qemu-img creates */
 		if (o.backing_file && !o.backing_fmt) {
 			img_error("%s: Backing file specified without backing format", out_name);
 			goto out;
 		}
 		if (block_create(out_name, out_fmt, &o, err, sizeof(err)) < 0) {
-			img_error("%s: error while converting %s: %s", IMG_NAME, out_fmt, err);
+			img_error("%s: error while converting %s: %s", out_name, out_fmt, err);
 			goto out;
 		}
 	}
-	c.dst = img_open(out_name, out_fmt, dst_flags | BLOCK_NO_BACKING);
+	/* With its backing file, if it has one: partial clusters copy from it. */
+	c.dst = img_open(out_name, out_fmt, dst_flags);
 	if (!c.dst)
 		goto out;
 	if (block_length(c.dst) < c.total) {
@@ -519,6 +530,7 @@ int img_convert(int argc, char **argv)
 		goto out;
 	}
 	c.cluster = block_cluster_size(c.dst);
+	c.dst_size = block_length(c.dst);
 	if (c.compress && !c.cluster) {
 		img_error("Compression not supported for this file format");
 		goto out;
@@ -573,6 +585,11 @@ int img_dd(int argc, char **argv)
 	uint8_t *buf;
 	int ch, ret = 0;
 
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help")) {
+			img_cmd_help("dd");
+			return 0;
+		}
 	optind = 0;
 	while ((ch = getopt(argc, argv, "hf:O:U")) != -1) {
 		switch (ch) {

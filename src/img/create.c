@@ -76,7 +76,7 @@ int img_create(int argc, char **argv)
 	};
 	const char *fmt = "raw", *backing = NULL, *backing_fmt = NULL, *filename;
 	struct block_create_opts o = { 0 };
-	char *options = NULL, err[4096];
+	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
 	unsigned set = 0;
 	bool quiet = false, unsafe = false, size_given = false;
 	int c;
@@ -116,7 +116,7 @@ int img_create(int argc, char **argv)
 		return 1;
 	}
 	filename = argv[optind++];
-	if (options && img_parse_create_opts(fmt, options, &o, &set) < 0)
+	if (options && img_parse_create_opts(fmt, options, &o, &set, &storage) < 0)
 		return 1;
 	if (set & BLOCK_AMEND_SIZE)
 		size_given = true;
@@ -186,6 +186,8 @@ int img_create(int argc, char **argv)
 	}
 	if (!quiet)
 		print_formatting(filename, fmt, &o, set, options && strstr(options, "preallocation="));
+	/* qemu-img creates whole sectors (the -o path rounds the size up). */
+	o.size = (o.size + 511) & ~511ULL;
 	fflush(stdout);
 	if (block_create(filename, fmt, &o, err, sizeof(err)) < 0) {
 		img_error("%s: %s", filename, err);
@@ -205,7 +207,7 @@ int img_amend(int argc, char **argv)
 	};
 	const char *fmt = NULL, *filename;
 	struct block_create_opts o = { 0 };
-	char *options = NULL, err[4096];
+	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
 	unsigned set = 0, flags = 0, cache;
 	struct block_dev *bd;
 	int c, ret;
@@ -252,7 +254,7 @@ int img_amend(int argc, char **argv)
 		return 1;
 	}
 	filename = argv[optind];
-	bd = img_open(filename, fmt, flags | BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE);
+	bd = img_open(filename, fmt, flags | BLOCK_NO_BACKING);
 	if (!bd)
 		return 1;
 	if (strcmp(block_format_name(bd), "qcow2")) {
@@ -261,7 +263,7 @@ int img_amend(int argc, char **argv)
 		block_close(bd);
 		return 1;
 	}
-	if (img_parse_create_opts("qcow2", options, &o, &set) < 0) {
+	if (img_parse_create_opts("qcow2", options, &o, &set, &storage) < 0) {
 		block_close(bd);
 		return 1;
 	}
@@ -336,7 +338,7 @@ int img_resize(int argc, char **argv)
 		img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
 		return 1;
 	}
-	bd = img_open(filename, fmt, BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE);
+	bd = img_open(filename, fmt, BLOCK_NO_BACKING);
 	if (!bd)
 		return 1;
 	if (sign > 0)
@@ -382,7 +384,7 @@ int img_measure(int argc, char **argv)
 	};
 	const char *fmt = NULL, *out_fmt = "raw", *output = "human";
 	struct block_create_opts o = { 0 };
-	char *options = NULL;
+	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL;
 	uint64_t size = 0, required = 0, full, vsize;
 	unsigned set = 0, flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
 	bool have_size = false, bitmaps = false;
@@ -439,14 +441,14 @@ int img_measure(int argc, char **argv)
 		img_error("At most one filename argument is allowed.");
 		return 1;
 	}
-	if (options && img_parse_create_opts(out_fmt, options, &o, &set) < 0)
+	if (options && img_parse_create_opts(out_fmt, options, &o, &set, &storage) < 0)
 		return 1;
 	if (!have_size) {
 		bd = img_open(argv[optind], fmt, flags);
 		if (!bd)
 			return 1;
 		size = block_length(bd);
-		bitmaps = !strcmp(block_format_name(bd), "qcow2");
+		bitmaps = !strcmp(block_format_name(bd), "qcow2") && !strcmp(out_fmt, "qcow2");
 	}
 	if (!strcmp(out_fmt, "raw")) {
 		required = full = (size + 511) & ~511ULL;

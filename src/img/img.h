@@ -53,9 +53,16 @@ bool img_cache_flags(const char *mode, unsigned *flags);
 /* Opens an image for a command; prints the error (as qemu-img does) on failure. */
 struct block_dev *img_open(const char *path, const char *fmt, unsigned flags);
 
-/* Creation options (-o) of a format: parsed into o, or "help" lists them. */
+/*
+ * Creation options (-o) of a format, parsed into o; o's strings point into
+ * *storage, which the caller frees (declare it IMG_AUTOFREE).
+ */
 int img_parse_create_opts(const char *fmt, const char *text, struct block_create_opts *o,
-			  unsigned *set);
+			  unsigned *set, char **storage);
+
+/* A char * freed when it goes out of scope (GCC/clang cleanup attribute). */
+void img_freep(char **p);
+#define IMG_AUTOFREE __attribute__((cleanup(img_freep)))
 bool img_is_help_opt(const char *text);
 void img_print_create_opts_help(const char *fmt);
 
@@ -79,6 +86,7 @@ void jset_uint(struct jnode *o, const char *key, uint64_t v);
 void jset_bool(struct jnode *o, const char *key, bool v);
 void jset(struct jnode *o, const char *key, struct jnode *v);
 void jadd(struct jnode *arr, struct jnode *v);
+void jadd_str(struct jnode *arr, const char *v);
 void jprint(FILE *f, const struct jnode *n);	/* pretty, then a newline */
 /* qemu-img's human dump of a dict: "key with spaces: value", nested by 4. */
 void jdump_human(FILE *f, const struct jnode *n, int indent);

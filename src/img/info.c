@@ -75,6 +75,27 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 			jset_bool(data, "lazy-refcounts", info.lazy_refcounts);
 			jset_bool(data, "corrupt", info.corrupt);
 		}
+		{
+			struct block_bitmap *bm = NULL;
+			int nbm = block_bitmap_list(bd, &bm);
+			if (nbm > 0) {
+				struct jnode *arr = jarr();
+				for (int i = 0; i < nbm; i++) {
+					struct jnode *b = jobj(), *flags = jarr();
+					/* QEMU prepends: auto ends up first. */
+					if (bm[i].autoload)
+						jadd_str(flags, "auto");
+					if (bm[i].in_use)
+						jadd_str(flags, "in-use");
+					jset_str(b, "name", bm[i].name);
+					jset_uint(b, "granularity", bm[i].granularity);
+					jset(b, "flags", flags);
+					jadd(arr, b);
+				}
+				jset(data, "bitmaps", arr);
+			}
+			free(bm);
+		}
 		jset_int(data, "refcount-bits", info.refcount_bits);
 		jset_str(data, "compression-type",
 			 info.compression_type == BLOCK_COMPRESS_ZSTD ? "zstd" : "zlib");
@@ -375,6 +396,7 @@ int img_map(int argc, char **argv)
 	uint64_t start = 0, maxlen = UINT64_MAX, end, off;
 	unsigned flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
 	struct map_entry curr = { 0 }, next;
+
 	struct block_dev *bd;
 	bool json;
 	int c, ret = 0;
@@ -447,7 +469,8 @@ int img_map(int argc, char **argv)
 		}
 		curr = next;
 	}
-	if (ret == 0 && curr.length && dump_entry(&curr, json, true) < 0)
+	/* As qemu-img: the last entry is printed even for an empty image. */
+	if (ret == 0 && dump_entry(&curr, json, true) < 0)
 		ret = -1;
 	if (json)
 		printf("]\n");

@@ -22,7 +22,7 @@ int img_snapshot(int argc, char **argv)
 	};
 	char action = 0, err[4096];
 	const char *name = NULL, *fmt = NULL;
-	unsigned flags = BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE;
+	unsigned flags = BLOCK_NO_BACKING;
 	bool force_share = false;
 	struct block_dev *bd;
 	int c, ret = 0;
@@ -156,7 +156,7 @@ int img_commit(int argc, char **argv)
 		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = NULL, *base_name = NULL, *cache = "unsafe", *filename;
+	const char *fmt = NULL, *base_name = NULL, *cache = "writeback", *filename;
 	bool drop = false, progress = false, quiet = false;
 	struct block_dev *top = NULL, *chain = NULL, *base = NULL, *base_layer;
 	struct img_progress prog;
@@ -355,7 +355,7 @@ int img_rebase(int argc, char **argv)
 		return 1;
 	}
 	/* Safe mode reads through the old chain, so it must open; -u never opens it. */
-	bd = img_open(filename, fmt, flags | BLOCK_UNSAFE_PROBE | (unsafe ? BLOCK_NO_BACKING : 0));
+	bd = img_open(filename, fmt, flags | (unsafe ? BLOCK_NO_BACKING : 0));
 	if (!bd)
 		return 1;
 	if (!unsafe) {

@@ -251,3 +251,34 @@ def test_backing_chains(tmp_path, depth):
     assert ok(kimg("info", "--backing-chain", "--output=json", top)) == \
         ok(qimg("info", "--backing-chain", "--output=json", top))
     assert ok(kimg("map", "--output=json", top)) == ok(qimg("map", "--output=json", top))
+
+
+def test_persistent_bitmaps_listed_and_counted(tmp_path):
+    img = tmp_path / "bm.qcow2"
+    ok(qimg("create", "-q", "-f", "qcow2", img, "64M"))
+    ok(run_qemu_io(img, "write -P 1 0 4M"))
+    ok(qimg("bitmap", "--add", img, "b0"))
+    ok(qimg("bitmap", "--add", "-g", "128k", "--disable", img, "b1"))
+    assert ok(kimg("info", "--output=json", img)) == ok(qimg("info", "--output=json", img))
+    assert ok(kimg("info", img)) == ok(qimg("info", img))
+    assert ok(kimg("check", "--output=json", img)) == ok(qimg("check", "--output=json", img))
+
+
+def test_unknown_header_extension_kept(tmp_path):
+    import struct
+    img = tmp_path / "ext.qcow2"
+    ok(qimg("create", "-q", "-f", "qcow2", img, "16M"))
+    data = bytearray(img.read_bytes())
+    # Find the end-of-extensions marker and put an unknown extension before it.
+    off = 112
+    while struct.unpack(">I", data[off:off + 4])[0] != 0:
+        off += 8 + ((struct.unpack(">I", data[off + 4:off + 8])[0] + 7) & ~7)
+    data[off:off + 24] = struct.pack(">II", 0x4b455354, 5) + b"hello\0\0\0" + bytes(8)
+    img.write_bytes(bytes(data))
+    qemu_check_clean(img)
+    ok(kimg("resize", img, "32M"))
+    ok(kimg("amend", "-o", "lazy_refcounts=on", img))
+    ok(kimg("snapshot", "-c", "s", img))
+    raw = img.read_bytes()
+    assert struct.pack(">II", 0x4b455354, 5) + b"hello" in raw[:65536]
+    qemu_check_clean(img)

@@ -224,6 +224,60 @@ static int check_refblocks(struct qcow2 *s, struct refs *r, struct block_check_r
 	return 0;
 }
 
+/*
+ * Persistent dirty bitmaps (qcow2 spec: "Bitmaps extension"): the directory,
+ * each bitmap table and its data clusters are in use, but only while the
+ * autoclear bit says the extension is valid (QEMU's qcow2_check_bitmaps_refcounts).
+ */
+static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_result *res,
+			 FILE *report)
+{
+	const struct qcow2_ext *ext = NULL;
+	uint64_t dir_size, dir_off;
+	uint8_t *dir;
+	int ret;
+
+	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+		return 0;
+	for (unsigned i = 0; i < s->nb_exts; i++)
+		if (s->exts[i].type == QCOW2_EXT_BITMAPS && s->exts[i].len >= 24)
+			ext = &s->exts[i];
+	if (!ext)
+		return 0;
+	dir_size = be64(ext->data + 8);
+	dir_off = be64(ext->data + 16);
+	if (!dir_size || dir_size > (64u << 20) || qcow2_in_cluster(s, dir_off))
+		return 0;
+	ret = refs_inc(s, r, res, dir_off, dir_size, report);
+	dir = malloc((size_t)dir_size);
+	if (ret < 0 || !dir || bfile_pread(s->bd, dir_off, dir, (size_t)dir_size) < 0) {
+		free(dir);
+		return ret < 0 ? ret : 0;
+	}
+	for (uint64_t p = 0; p + 24 <= dir_size && ret == 0;) {
+		uint64_t table = be64(dir + p);
+		uint32_t entries = be32(dir + p + 8), extra = be32(dir + p + 20);
+		uint16_t name = be16(dir + p + 18);
+		uint8_t *t;
+
+		if (!qcow2_in_cluster(s, table) && entries && entries <= (1u << 20)) {
+			ret = refs_inc(s, r, res, table, (uint64_t)entries * 8, report);
+			t = malloc((size_t)entries * 8);
+			if (ret == 0 && t && bfile_pread(s->bd, table, t, (size_t)entries * 8) == 0) {
+				for (uint32_t i = 0; i < entries && ret == 0; i++) {
+					uint64_t off = be64(t + 8 * i) & L2E_OFFSET_MASK;
+					if (off && !qcow2_in_cluster(s, off))
+						ret = refs_inc(s, r, res, off, s->cluster_size, report);
+				}
+			}
+			free(t);
+		}
+		p += (24 + (uint64_t)extra + name + 7) & ~7ULL;
+	}
+	free(dir);
+	return ret;
+}
+
 static int calculate_refs(struct qcow2 *s, struct refs *r, struct block_check_result *res,
 			  uint64_t nb_clusters, bool *rebuild, FILE *report)
 {
@@ -231,7 +285,7 @@ static int calculate_refs(struct qcow2 *s, struct refs *r, struct block_check_re
 
 	r->size = nb_clusters ? nb_clusters : 1;
 	r->used = nb_clusters;
-	r->limit = nb_clusters + (1ULL << 26);
+	r->limit = nb_clusters + (1ULL << 20);	/* references far past the file are reported, not counted */
 	r->n = calloc(r->size, sizeof(*r->n));
 	if (!r->n)
 		return -ENOMEM;
@@ -246,6 +300,8 @@ static int calculate_refs(struct qcow2 *s, struct refs *r, struct block_check_re
 	if (ret == 0)
 		ret = refs_inc(s, r, res, s->reftable_offset, s->reftable_size * 8, report);
 	if (ret == 0)
+		ret = check_bitmaps(s, r, res, report);
+	if (ret == 0)
 		ret = check_refblocks(s, r, res, nb_clusters, rebuild, report);
 	return ret;
 }
@@ -254,8 +310,15 @@ static int calculate_refs(struct qcow2 *s, struct refs *r, struct block_check_re
 static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_result *res,
 			unsigned fix, bool *rebuild, uint64_t *highest, FILE *report)
 {
-	/* Only clusters inside the file (or referenced), as QEMU looks at them. */
+	/*
+	 * Only clusters inside the file (or referenced), as QEMU looks at them;
+	 * a repair also clears counts past the end of the file, which a crash
+	 * can leave behind and which would turn into leaks once the file grows.
+	 */
 	uint64_t n = r->used;
+
+	if (fix & BLOCK_FIX_LEAKS)
+		n = s->reftable_size << s->rb_bits;
 
 	*highest = 0;
 	for (uint64_t i = 0; i < n; i++) {

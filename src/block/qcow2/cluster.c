@@ -194,6 +194,8 @@ int qcow2_read(struct qcow2 *s, uint64_t off, void *buf, size_t len)
 		/* Part of a compressed cluster: through the one-cluster cache, under the lock. */
 		if (ret == 0 && type == QCOW2_COMPRESSED && (in || n != s->cluster_size))
 			ret = read_compressed_part(s, l2e, in, p, (size_t)n);
+		if (ret == 0)
+			s->inflight++;	/* the clusters read must not be freed and reused meanwhile */
 		pthread_mutex_unlock(&s->lock);
 		if (ret < 0)
 			return ret;
@@ -214,6 +216,9 @@ int qcow2_read(struct qcow2 *s, uint64_t off, void *buf, size_t len)
 				ret = qcow2_read_compressed(s, l2e, p);
 			break;
 		}
+		pthread_mutex_lock(&s->lock);
+		s->inflight--;
+		pthread_mutex_unlock(&s->lock);
 		if (ret < 0)
 			return ret;
 		p += n;
@@ -287,6 +292,9 @@ static int cow_read(struct qcow2 *s, uint64_t guest, uint64_t l2e, uint8_t *buf)
 {
 	switch (qcow2_entry_type(s, l2e)) {
 	case QCOW2_UNALLOCATED:
+		/* Opened without its backing file: copying it up is impossible, not zeroes. */
+		if (s->backing_file && !s->bd->backing)
+			return -EINVAL;
 		return block_read_backing(s->bd, guest, buf, s->cluster_size);
 	case QCOW2_ZERO_PLAIN:
 	case QCOW2_ZERO_ALLOC:
@@ -306,7 +314,11 @@ static bool reads_as_zero(struct qcow2 *s, uint64_t guest, uint64_t l2e)
 
 	if (t == QCOW2_ZERO_PLAIN || t == QCOW2_ZERO_ALLOC)
 		return true;
-	return t == QCOW2_UNALLOCATED && (!s->bd->backing || guest >= s->bd->backing->size);
+	if (t != QCOW2_UNALLOCATED)
+		return false;
+	if (!s->backing_file)
+		return true;
+	return s->bd->backing && guest >= s->bd->backing->size;
 }
 
 /* Drops the reference an L2 entry held, once the new entry is on disk. */
@@ -536,7 +548,8 @@ static int zero_in_table(struct qcow2 *s, uint64_t l1_index, uint64_t first, uin
 			 bool may_unmap)
 {
 	uint64_t *table, l2_index = first & (s->l2_size - 1);
-	bool v3 = s->h.version >= 3, backing = s->bd->backing != NULL;
+	/* The header decides, even when the backing file was not opened. */
+	bool v3 = s->h.version >= 3, backing = s->backing_file != NULL;
 	int ret;
 
 	/* Nothing mapped and nothing below: it reads as zeroes already. */
@@ -595,7 +608,7 @@ int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap)
 	if (ret < 0)
 		return ret;
 	/* v2 has no zero flag: with a backing file, zeroes have to be written. */
-	if (s->h.version < 3 && s->bd->backing)
+	if (s->h.version < 3 && s->backing_file)
 		return write_zero_bytes(s, off, len);
 	head = qcow2_align(s, off);
 	end = off + len;

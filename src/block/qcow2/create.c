@@ -392,6 +392,9 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 			if (version < 3) {
 				s->h.incompatible_features = 0;
 				s->h.autoclear_features = 0;
+				free(s->unknown_header);
+				s->unknown_header = NULL;
+				s->unknown_header_len = 0;
 			}
 			ret = qcow2_write_header(s);
 			if (ret == 0)

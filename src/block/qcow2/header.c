@@ -178,6 +178,14 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 			return block_err(err, errlen, "Image is truncated: header incomplete");
 		if (h->header_length > QCOW2_V3_HEADER_LEN)
 			h->compression_type = buf[104];
+		/* Fields a newer writer added: written back as they are, as QEMU does. */
+		if (h->header_length > 112) {
+			s->unknown_header_len = (h->header_length - 112 + 7) & ~7u;
+			s->unknown_header = calloc(1, s->unknown_header_len);
+			if (!s->unknown_header)
+				return block_err(err, errlen, "out of memory");
+			memcpy(s->unknown_header, buf + 112, h->header_length - 112);
+		}
 	}
 
 	if (h->incompatible_features & ~QCOW2_INCOMPAT_SUPPORTED) {
@@ -355,9 +363,15 @@ int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
 		put_be64(buf + 80, h->compatible_features);
 		put_be64(buf + 88, h->autoclear_features);
 		put_be32(buf + 96, s->refcount_order);
-		put_be32(buf + 100, 112);
+		put_be32(buf + 100, 112 + s->unknown_header_len);
 		buf[104] = h->compression_type;
 		off = 112;
+		if (s->unknown_header_len) {
+			if (off + s->unknown_header_len > len)
+				return -ENOSPC;
+			memcpy(buf + off, s->unknown_header, s->unknown_header_len);
+			off += s->unknown_header_len;
+		}
 	} else {
 		off = QCOW2_V2_HEADER_LEN;
 	}
@@ -369,7 +383,8 @@ int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
 		if (!off)
 			return -ENOSPC;
 	}
-	if (v3) {
+	/* QEMU 7.2 writes the feature name table only with clusters above 4 KiB. */
+	if (v3 && s->cluster_size > 4096) {
 		uint8_t table[sizeof(feature_names) / sizeof(feature_names[0])][48];
 		memset(table, 0, sizeof(table));
 		for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++) {
@@ -414,7 +429,8 @@ int qcow2_write_header(struct qcow2 *s)
 		ret = qcow2_file_write(s, 0, buf, s->cluster_size);
 	}
 	if (ret >= 0) {
-		s->h.header_length = s->h.version >= 3 ? 112 : QCOW2_V2_HEADER_LEN;
+		s->h.header_length = s->h.version >= 3 ? 112 + s->unknown_header_len
+						       : QCOW2_V2_HEADER_LEN;
 		if (s->backing_file) {
 			s->h.backing_file_offset = be64(buf + 8);
 			s->h.backing_file_size = be32(buf + 16);

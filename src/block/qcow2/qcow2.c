@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ void qcow2_free_state(struct qcow2 *s)
 		free(s->exts[i].data);
 	free(s->exts);
 	free(s->feature_table);
+	free(s->unknown_header);
 	free(s->backing_file);
 	free(s->backing_fmt);
 	free(s->l1);
@@ -231,13 +233,37 @@ static int qcow2_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len
 	return qcow2_read(bd->opaque, off, buf, len);
 }
 
+/*
+ * Writes into clusters this image alone owns (COPIED) need no metadata
+ * change: the data goes out without the lock, so I/O threads overlap.
+ * Everything else (allocation, copy on write) runs under the lock.
+ */
 static int qcow2_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size_t len)
 {
 	struct qcow2 *s = bd->opaque;
+	enum qcow2_type type;
+	uint64_t l2e, n;
 	int ret;
 
 	pthread_mutex_lock(&s->lock);
-	ret = qcow2_write(s, off, buf, len);
+	ret = qcow2_map(s, off, len, &type, &l2e, &n);
+	if (ret == 0 && n == len && type == QCOW2_NORMAL && (l2e & QCOW_OFLAG_COPIED) &&
+	    (l2e & L2E_OFFSET_MASK) >= s->cluster_size) {
+		uint64_t host = (l2e & L2E_OFFSET_MASK) + qcow2_in_cluster(s, off);
+		s->inflight++;
+		pthread_mutex_unlock(&s->lock);
+		ret = bfile_pwrite(bd, host, buf, len);
+		pthread_mutex_lock(&s->lock);
+		s->inflight--;
+		if (ret == 0 && host + len > s->data_end)
+			s->data_end = host + len;
+		if (ret == 0 && host + len > s->file_size)
+			s->file_size = host + len;
+		pthread_mutex_unlock(&s->lock);
+		return ret;
+	}
+	if (ret == 0)
+		ret = qcow2_write(s, off, buf, len);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -407,6 +433,58 @@ static int qcow2_get_info(struct block_dev *bd, struct block_info *info)
 	return 0;
 }
 
+/* The bitmap directory (qcow2 spec: "Bitmap directory"), while the extension is valid. */
+static int qcow2_bitmap_list(struct block_dev *bd, struct block_bitmap **list)
+{
+	struct qcow2 *s = bd->opaque;
+	const struct qcow2_ext *ext = NULL;
+	uint64_t size, off;
+	uint8_t *dir;
+	int n = 0;
+
+	*list = NULL;
+	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+		return 0;
+	for (unsigned i = 0; i < s->nb_exts; i++)
+		if (s->exts[i].type == QCOW2_EXT_BITMAPS && s->exts[i].len >= 24)
+			ext = &s->exts[i];
+	if (!ext)
+		return 0;
+	size = be64(ext->data + 8);
+	off = be64(ext->data + 16);
+	if (!size || size > (64u << 20))
+		return 0;
+	dir = malloc((size_t)size);
+	if (!dir)
+		return -ENOMEM;
+	if (bfile_pread(bd, off, dir, (size_t)size) < 0) {
+		free(dir);
+		return -EIO;
+	}
+	for (uint64_t p = 0; p + 24 <= size;) {
+		uint32_t flags = be32(dir + p + 12), extra = be32(dir + p + 20);
+		uint16_t name = be16(dir + p + 18);
+		uint8_t gbits = dir[p + 17];
+		struct block_bitmap *l, *b;
+
+		if (p + 24 + extra + name > size || gbits > 63)
+			break;
+		l = realloc(*list, (size_t)(n + 1) * sizeof(*l));
+		if (!l)
+			break;
+		*list = l;
+		b = &l[n++];
+		memset(b, 0, sizeof(*b));
+		snprintf(b->name, sizeof(b->name), "%.*s", (int)name, (char *)dir + p + 24 + extra);
+		b->granularity = 1ULL << gbits;
+		b->in_use = flags & 1;
+		b->autoload = flags & 2;
+		p += (24 + (uint64_t)extra + name + 7) & ~7ULL;
+	}
+	free(dir);
+	return n;
+}
+
 uint64_t block_qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
 				   bool v2)
 {
@@ -436,4 +514,5 @@ const struct block_driver block_qcow2_driver = {
 	.change_backing = qcow2_change_backing,
 	.amend = qcow2_amend,
 	.make_empty = qcow2_make_empty,
+	.bitmap_list = qcow2_bitmap_list,
 };

@@ -152,6 +152,8 @@ struct qcow2 {
 	char *backing_file, *backing_fmt;
 	struct qcow2_ext *exts;		/* unknown extensions, in file order */
 	unsigned nb_exts;
+	uint8_t *unknown_header;	/* v3 header fields past the ones we know, kept */
+	uint32_t unknown_header_len;
 	uint8_t *feature_table;		/* raw feature name table, for messages */
 	uint32_t feature_table_len;
 
@@ -167,6 +169,7 @@ struct qcow2 {
 
 	struct qcow2_free *pending;	/* refcount decrements waiting for L2/L1 on disk */
 	size_t nb_pending, cap_pending;
+	unsigned inflight;		/* data I/O running without the lock: frees wait */
 
 	bool rc_dirty_unsynced;		/* refcount writes not yet followed by a sync */
 	bool dirty_bit_set;		/* lazy refcounts: header says dirty */

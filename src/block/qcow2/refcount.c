@@ -129,61 +129,109 @@ static void note_alloc(struct qcow2 *s, uint64_t cluster, uint64_t n)
 
 static int grow_reftable(struct qcow2 *s, uint64_t min_entries);
 
+/* The first cluster with refcount 0 (no refcount block counts as 0), from the hint. */
+static int find_free(struct qcow2 *s, uint64_t *cluster)
+{
+	uint64_t c, rc;
+	int ret;
+
+	for (c = s->free_cluster_index;; c++) {
+		if (c >> (62 - s->cluster_bits))
+			return -EFBIG;
+		if (reserved(s, c))
+			continue;
+		ret = qcow2_get_refcount(s, c, &rc);
+		if (ret < 0)
+			return ret;
+		if (!rc) {
+			*cluster = c;
+			return 0;
+		}
+	}
+}
+
+static int set_table_entry(struct qcow2 *s, uint64_t ti, uint64_t off)
+{
+	uint8_t e[8];
+	int ret;
+
+	put_be64(e, off);
+	ret = qcow2_file_write(s, s->reftable_offset + ti * 8, e, 8);
+	if (ret == 0)
+		s->reftable[ti] = off;
+	return ret;
+}
+
 /*
- * Makes sure refcount block ti exists.  Returns 1 when it had to be created
- * (which allocated a cluster, so a caller scanning for free space restarts).
+ * Makes sure refcount block ti exists.  Returns 1 when it had to allocate
+ * (so a caller scanning for free space starts over), as QEMU's
+ * alloc_refcount_block returns -EAGAIN.  Like QEMU, the new block takes the
+ * first free cluster: if that lies in the range the block describes, the
+ * block counts itself; otherwise its refcount goes into another block first.
  */
 static int ensure_block(struct qcow2 *s, uint64_t ti)
 {
-	uint64_t first, c, off;
+	bool allocated = false;
+	uint64_t c, off;
 	void *block;
 	int ret;
 
-	if (ti >= s->reftable_size) {
-		ret = grow_reftable(s, ti + 1);
+	for (;;) {
+		if (ti >= s->reftable_size) {
+			ret = grow_reftable(s, ti + 1);
+			if (ret < 0)
+				return ret;
+			allocated = true;
+			continue;
+		}
+		ret = block_offset(s, ti, &off);
 		if (ret < 0)
 			return ret;
-		ret = ensure_block(s, ti);
-		return ret < 0 ? ret : 1;
-	}
-	ret = block_offset(s, ti, &off);
-	if (ret < 0)
-		return ret;
-	if (off)
-		return 0;
-	/* No block: all of its range is free; it takes the first cluster of that range. */
-	first = ti << s->rb_bits;
-	for (c = first; reserved(s, c); c++)
-		if (c - first >= (1ULL << s->rb_bits) - 1)
-			return -ENOSPC;
-	off = c << s->cluster_bits;
-	ret = qcow2_cache_get(s, &s->rc_cache, off, false, &block);
-	if (ret < 0)
-		return ret;
-	qcow2_rc_set_entry(block, s->refcount_order, c - first, 1);
-	/* The block must be on disk before the table entry that points at it. */
-	ret = qcow2_file_write(s, off, block, s->cluster_size);
-	qcow2_cache_put(&s->rc_cache, block);
-	if (ret < 0) {
-		qcow2_cache_discard(&s->rc_cache, off);
-		return ret;
-	}
-	if (!(s->bd->flags & BLOCK_NO_FLUSH) && !s->dirty_bit_set) {
-		ret = bfile_flush(s->bd);
+		if (off)
+			return allocated;
+		ret = find_free(s, &c);
 		if (ret < 0)
 			return ret;
-	}
-	{
-		uint8_t e[8];
-		put_be64(e, off);
-		ret = qcow2_file_write(s, s->reftable_offset + ti * 8, e, 8);
+		off = c << s->cluster_bits;
+		if ((c >> s->rb_bits) != ti) {
+			/* Counted elsewhere: that block must exist, then c is taken there. */
+			ret = ensure_block(s, c >> s->rb_bits);
+			if (ret < 0)
+				return ret;
+			if (ret > 0) {
+				allocated = true;
+				continue;	/* c may be taken now: pick again */
+			}
+			ret = qcow2_update_refcount(s, c, 1);
+			if (ret == 0)
+				ret = qcow2_rc_flush(s, true);
+			if (ret < 0)
+				return ret;
+		}
+		ret = qcow2_cache_get(s, &s->rc_cache, off, false, &block);
 		if (ret < 0)
 			return ret;
+		if ((c >> s->rb_bits) == ti)
+			qcow2_rc_set_entry(block, s->refcount_order, c & ((1ULL << s->rb_bits) - 1), 1);
+		/* The block must be on disk before the table entry that points at it. */
+		ret = qcow2_file_write(s, off, block, s->cluster_size);
+		qcow2_cache_put(&s->rc_cache, block);
+		if (ret < 0) {
+			qcow2_cache_discard(&s->rc_cache, off);
+			return ret;
+		}
+		if (!(s->bd->flags & BLOCK_NO_FLUSH) && !s->dirty_bit_set) {
+			ret = bfile_flush(s->bd);
+			if (ret < 0)
+				return ret;
+		}
+		ret = set_table_entry(s, ti, off);
+		if (ret < 0)
+			return ret;
+		s->rc_dirty_unsynced = true;
+		note_alloc(s, c, 1);
+		return 1;
 	}
-	s->reftable[ti] = off;
-	s->rc_dirty_unsynced = true;
-	note_alloc(s, c, 1);
-	return 1;
 }
 
 int qcow2_update_refcount(struct qcow2 *s, uint64_t cluster, int64_t delta)
@@ -267,6 +315,7 @@ restart:
 	if (start == s->free_cluster_index)
 		s->free_cluster_index = start + n;
 	*offset = start << s->cluster_bits;
+
 	return 0;
 }
 
@@ -358,7 +407,7 @@ int qcow2_free_later(struct qcow2 *s, uint64_t offset, uint64_t clusters)
 	s->pending[s->nb_pending].clusters = clusters;
 	s->nb_pending++;
 	/* Keep the list short: writing the L2 tables out lets the frees go through. */
-	if (s->nb_pending >= 4096)
+	if (s->nb_pending >= 4096 && !s->inflight)
 		return qcow2_flush_metadata(s, false);
 	return 0;
 }
@@ -438,7 +487,11 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync)
 	ret = qcow2_rc_flush(s, true);
 	if (ret == 0)
 		ret = qcow2_cache_flush(s, &s->l2_cache);
-	if (ret == 0 && s->nb_pending) {
+	/*
+	 * Data I/O that runs outside the lock may still use a cluster being
+	 * freed: its reuse must wait until no such request is left.
+	 */
+	if (ret == 0 && s->nb_pending && !s->inflight) {
 		if (!(s->bd->flags & BLOCK_NO_FLUSH) && !s->dirty_bit_set)
 			ret = bfile_flush(s->bd);
 		if (ret == 0)

@@ -1,0 +1,67 @@
+/*
+ * libFuzzer target: a qcow2 image from fuzz bytes, opened read-only and read
+ * the way kestrel-img info/map/convert/check read it.  Besides sanitizer
+ * reports it aborts if the image file changed: reading must never write.
+ */
+#include "block/block.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct block_dev *bd;
+	struct block_info info;
+	struct block_check_result res;
+	struct block_snapshot *snaps = NULL;
+	char path[64], err[512];
+	uint8_t *buf, *after;
+	uint64_t off, len;
+	int fd;
+
+	fd = memfd_create("fuzz-qcow2", 0);
+	if (fd < 0 || (size && write(fd, data, size) != (ssize_t)size))
+		abort();
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	/* No backing files: a fuzzed name must not open files of the host. */
+	if (block_open(path, "qcow2", BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_NO_BACKING, &bd, err,
+		       sizeof(err)) == 0) {
+		buf = malloc(1 << 20);
+		if (!buf)
+			abort();
+		block_get_info(bd, &info);
+		free(snaps);
+		if (block_snapshot_list(bd, &snaps) > 0)
+			free(snaps);
+		len = block_length(bd);
+		/* The first 4 MiB, then status over (a bounded part of) the disk. */
+		for (off = 0; off < len && off < (4 << 20); off += 1 << 20)
+			block_pread(bd, off, buf, len - off < (1 << 20) ? (size_t)(len - off) : 1 << 20);
+		off = 0;
+		for (int i = 0; i < 4096 && off < len; i++) {
+			uint64_t pnum, map;
+			unsigned flags;
+			if (block_status(bd, off, len - off, &pnum, &map, &flags) < 0 || !pnum)
+				break;
+			if ((flags & BLOCK_STATUS_DATA) && pnum <= (1 << 20))
+				block_pread(bd, off, buf, (size_t)pnum);
+			off += pnum;
+		}
+		block_check(bd, 0, &res, NULL);
+		free(buf);
+		block_close(bd);
+	}
+	/* Reading must never have written. */
+	after = malloc(size ? size : 1);
+	if (!after || pread(fd, after, size, 0) != (ssize_t)size || memcmp(after, data, size))
+		abort();
+	free(after);
+	close(fd);
+	return 0;
+}

@@ -1,0 +1,309 @@
+/*
+ * The block.h API as the VMM uses it: raw and qcow2 through the same calls,
+ * probing, locks, backing files, the snapshot=on overlay, range checks.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "block/block.h"
+
+static char dir[] = "/tmp/kestrel-block-XXXXXX";
+
+static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
+
+static int teardown(void **state)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static const char *path(const char *name)
+{
+	static char p[4][256];
+	static int i;
+	i = (i + 1) % 4;
+	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
+	return p[i];
+}
+
+static struct block_dev *create_open(const char *name, const char *fmt, uint64_t size,
+				     unsigned flags)
+{
+	struct block_create_opts o = { .size = size };
+	struct block_dev *bd;
+	char err[512];
+
+	if (block_create(path(name), fmt, &o, err, sizeof(err)) < 0)
+		fail_msg("create: %s", err);
+	if (block_open(path(name), fmt, flags, &bd, err, sizeof(err)) < 0)
+		fail_msg("open: %s", err);
+	return bd;
+}
+
+static void test_both_formats_same_behaviour(void **state)
+{
+	const char *fmts[] = { "raw", "qcow2" };
+
+	for (int f = 0; f < 2; f++) {
+		struct block_dev *bd = create_open(fmts[f], fmts[f], 4 << 20, 0);
+		uint8_t w[8192], r[8192];
+
+		assert_string_equal(block_format_name(bd), fmts[f]);
+		assert_int_equal(block_length(bd), 4 << 20);
+		assert_false(block_is_readonly(bd));
+		for (size_t i = 0; i < sizeof(w); i++)
+			w[i] = (uint8_t)(i * 7 + f);
+		assert_int_equal(block_pwrite(bd, 12345, w, sizeof(w)), 0);
+		assert_int_equal(block_pread(bd, 12345, r, sizeof(r)), 0);
+		assert_memory_equal(r, w, sizeof(w));
+		/* Zeroes and discards read back as zeroes. */
+		assert_int_equal(block_write_zeroes(bd, 12345 + 100, 1000, false), 0);
+		assert_int_equal(block_discard(bd, 0, 1 << 20), 0);
+		assert_int_equal(block_pread(bd, 12345, r, sizeof(r)), 0);
+		for (size_t i = 0; i < sizeof(r); i++)
+			assert_int_equal(r[i], 0);
+		assert_int_equal(block_flush(bd), 0);
+		/* Out of range is -EINVAL, not a short read or a crash. */
+		assert_int_equal(block_pread(bd, (4 << 20) - 10, r, 20), -EINVAL);
+		assert_int_equal(block_pwrite(bd, UINT64_MAX - 5, w, 10), -EINVAL);
+		assert_int_equal(block_write_zeroes(bd, 4 << 20, 1, true), -EINVAL);
+		block_close(bd);
+	}
+}
+
+static void test_read_only(void **state)
+{
+	struct block_dev *bd = create_open("ro.qcow2", "qcow2", 1 << 20, BLOCK_RDONLY);
+	uint8_t b[512] = { 1 };
+
+	assert_true(block_is_readonly(bd));
+	assert_int_equal(block_pwrite(bd, 0, b, sizeof(b)), -EROFS);
+	assert_int_equal(block_discard(bd, 0, 512), -EROFS);
+	assert_int_equal(block_pread(bd, 0, b, sizeof(b)), 0);
+	assert_int_equal(b[0], 0);
+	block_close(bd);
+}
+
+static void test_probe(void **state)
+{
+	struct block_dev *bd = create_open("p.qcow2", "qcow2", 1 << 20, 0), *p;
+	char err[512];
+
+	block_close(bd);
+	assert_int_equal(block_open(path("p.qcow2"), NULL, BLOCK_RDONLY, &p, err, sizeof(err)), 0);
+	assert_string_equal(block_format_name(p), "qcow2");
+	block_close(p);
+	bd = create_open("p.raw", "raw", 1 << 20, 0);
+	block_close(bd);
+	assert_int_equal(block_open(path("p.raw"), NULL, BLOCK_RDONLY, &p, err, sizeof(err)), 0);
+	assert_string_equal(block_format_name(p), "raw");
+	block_close(p);
+	assert_int_equal(block_open(path("p.raw"), "vmdk", 0, &p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "Unknown driver"));
+	assert_int_equal(block_open(path("none"), NULL, 0, &p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "No such file"));
+}
+
+static void test_locks(void **state)
+{
+	struct block_dev *a = create_open("l.qcow2", "qcow2", 1 << 20, 0), *b;
+	char err[512];
+
+	/* A second writer and a reader are refused, with the holder named. */
+	assert_int_equal(block_open(path("l.qcow2"), "qcow2", 0, &b, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "lock"));
+	assert_int_equal(block_open(path("l.qcow2"), "qcow2", BLOCK_RDONLY, &b, err, sizeof(err)), -1);
+	/* -U style: no lock taken, no conflict. */
+	assert_int_equal(block_open(path("l.qcow2"), "qcow2", BLOCK_RDONLY | BLOCK_NO_LOCK, &b,
+				    err, sizeof(err)), 0);
+	block_close(b);
+	block_close(a);
+	assert_int_equal(block_open(path("l.qcow2"), "qcow2", BLOCK_RDONLY, &a, err, sizeof(err)), 0);
+	assert_int_equal(block_open(path("l.qcow2"), "qcow2", BLOCK_RDONLY, &b, err, sizeof(err)), 0);
+	block_close(a);
+	block_close(b);
+}
+
+static void test_backing_and_overlay(void **state)
+{
+	struct block_dev *base = create_open("base.raw", "raw", 2 << 20, 0), *top, *ov;
+	struct block_create_opts o = { .size = 3 << 20, .backing_file = "base.raw",
+				       .backing_fmt = "raw" };
+	uint8_t w[4096], r[4096];
+	char err[512];
+
+	memset(w, 0x5a, sizeof(w));
+	assert_int_equal(block_pwrite(base, 65536, w, sizeof(w)), 0);
+	block_close(base);
+	assert_int_equal(block_create(path("top.qcow2"), "qcow2", &o, err, sizeof(err)), 0);
+	assert_int_equal(block_open(path("top.qcow2"), NULL, 0, &top, err, sizeof(err)), 0);
+	assert_non_null(block_backing(top));
+	/* Reads fall through; past the backing file's end they are zeroes. */
+	assert_int_equal(block_pread(top, 65536, r, sizeof(r)), 0);
+	assert_memory_equal(r, w, sizeof(r));
+	assert_int_equal(block_pread(top, (2 << 20) + 100, r, 100), 0);
+	assert_int_equal(r[0], 0);
+	/* A partial write copies the rest of the cluster up from the backing file. */
+	assert_int_equal(block_pwrite(top, 65536 + 100, "x", 1), 0);
+	assert_int_equal(block_pread(top, 65536, r, sizeof(r)), 0);
+	assert_int_equal(r[99], 0x5a);
+	assert_int_equal(r[100], 'x');
+	assert_int_equal(r[101], 0x5a);
+	block_close(top);
+
+	/* snapshot=on: writes go to an unlinked overlay, the image stays as it was. */
+	assert_int_equal(block_open_snapshot_overlay(path("top.qcow2"), NULL, 0, &ov, err,
+						     sizeof(err)), 0);
+	assert_int_equal(block_length(ov), 3 << 20);
+	assert_int_equal(block_pwrite(ov, 65536, "y", 1), 0);
+	assert_int_equal(block_pread(ov, 65536 + 100, r, 2), 0);
+	assert_int_equal(r[0], 'x');
+	block_close(ov);
+	assert_int_equal(block_open(path("top.qcow2"), NULL, BLOCK_RDONLY, &top, err, sizeof(err)), 0);
+	assert_int_equal(block_pread(top, 65536, r, 1), 0);
+	assert_int_equal(r[0], 0x5a);
+	block_close(top);
+}
+
+static void test_backing_loop(void **state)
+{
+	struct block_create_opts o = { .size = 1 << 20, .backing_file = "loop.qcow2",
+				       .backing_fmt = "qcow2" };
+	struct block_dev *bd;
+	char err[512];
+
+	/* An image that is its own backing file. */
+	assert_int_equal(block_create(path("loop.qcow2"), "qcow2", &o, err, sizeof(err)), 0);
+	assert_int_equal(block_open(path("loop.qcow2"), NULL, BLOCK_RDONLY, &bd, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "loop"));
+	assert_int_equal(block_open(path("loop.qcow2"), NULL, BLOCK_RDONLY | BLOCK_NO_BACKING, &bd,
+				    err, sizeof(err)), 0);
+	block_close(bd);
+}
+
+static void test_status(void **state)
+{
+	struct block_dev *bd = create_open("s.qcow2", "qcow2", 4 << 20, 0);
+	uint64_t pnum, map;
+	unsigned flags;
+	uint8_t w[65536];
+
+	memset(w, 1, sizeof(w));
+	assert_int_equal(block_status(bd, 0, 4 << 20, &pnum, &map, &flags), 0);
+	assert_int_equal(pnum, 4 << 20);
+	assert_int_equal(flags, 0);
+	assert_int_equal(block_pwrite(bd, 131072, w, sizeof(w)), 0);
+	assert_int_equal(block_status(bd, 131072, (4 << 20) - 131072, &pnum, &map, &flags), 0);
+	assert_int_equal(pnum, 65536);
+	assert_true(flags & BLOCK_STATUS_DATA);
+	assert_true(flags & BLOCK_STATUS_OFFSET);
+	assert_int_equal(block_pwrite_compressed(bd, 0, w, sizeof(w)), 0);
+	assert_int_equal(block_status(bd, 0, 65536, &pnum, &map, &flags), 0);
+	assert_true(flags & BLOCK_STATUS_COMPRESSED);
+	assert_int_equal(block_pread(bd, 100, w, 10), 0);
+	assert_int_equal(w[0], 1);
+	assert_int_equal(block_write_zeroes(bd, 0, 65536, false), 0);
+	assert_int_equal(block_status(bd, 0, 65536, &pnum, &map, &flags), 0);
+	assert_int_equal(flags & (BLOCK_STATUS_DATA | BLOCK_STATUS_ZERO), BLOCK_STATUS_ZERO);
+	block_close(bd);
+}
+
+struct worker {
+	struct block_dev *bd;
+	uint64_t base, len;
+	unsigned seed;
+	int failures;
+};
+
+/* Each thread owns a region: writes, compressed writes, zeroes and reads race. */
+static void *worker(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t *model = calloc(1, w->len), *buf = malloc(65536);
+	unsigned x = w->seed;
+
+	for (int i = 0; i < 400; i++) {
+		uint64_t off, n;
+		x = x * 1103515245 + 12345;
+		off = (x >> 8) % w->len;
+		n = 1 + (x >> 3) % 65536;
+		if (off + n > w->len)
+			n = w->len - off;
+		switch (x % 4) {
+		case 0:
+		case 1:
+			for (uint64_t k = 0; k < n; k++)
+				buf[k] = (uint8_t)(x + k);
+			if (block_pwrite(w->bd, w->base + off, buf, n) < 0)
+				w->failures++;
+			memcpy(model + off, buf, n);
+			break;
+		case 2:
+			if (block_write_zeroes(w->bd, w->base + off, n, x & 16) < 0)
+				w->failures++;
+			memset(model + off, 0, n);
+			break;
+		case 3:
+			if (block_pread(w->bd, w->base + off, buf, n) < 0 || memcmp(buf, model + off, n))
+				w->failures++;
+			break;
+		}
+		if (i % 100 == 99 && block_flush(w->bd) < 0)
+			w->failures++;
+	}
+	for (uint64_t off = 0; off < w->len; off += 65536) {
+		uint64_t n = w->len - off < 65536 ? w->len - off : 65536;
+		if (block_pread(w->bd, w->base + off, buf, n) < 0 || memcmp(buf, model + off, n))
+			w->failures++;
+	}
+	free(model);
+	free(buf);
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct block_dev *bd = create_open("t.qcow2", "qcow2", 8 << 20, 0);
+	struct block_check_result r;
+	struct worker w[4];
+	pthread_t t[4];
+
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){ .bd = bd, .base = (uint64_t)i * (2 << 20) + 4096 * i,
+					.len = (2 << 20) - 4096 * 4, .seed = (unsigned)i + 1 };
+		assert_int_equal(pthread_create(&t[i], NULL, worker, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].failures, 0);
+	}
+	assert_int_equal(block_check(bd, 0, &r, stderr), 0);
+	assert_int_equal(r.corruptions + r.leaks + r.check_errors, 0);
+	block_close(bd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_both_formats_same_behaviour),
+		cmocka_unit_test(test_read_only),
+		cmocka_unit_test(test_probe),
+		cmocka_unit_test(test_locks),
+		cmocka_unit_test(test_backing_and_overlay),
+		cmocka_unit_test(test_backing_loop),
+		cmocka_unit_test(test_status),
+		cmocka_unit_test(test_threads),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,128 @@
+/*
+ * Cluster compression (src/block/qcow2/compress.c): round trips for zlib and
+ * zstd, incompressible data refused, sector padding after the stream
+ * ignored, corrupt streams an error rather than garbage.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "block/qcow2/qcow2.h"
+
+static void fill(uint8_t *p, size_t n, unsigned seed, bool compressible)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = compressible ? (uint8_t)("kestrel qcow2 "[i % 14] + (x % 3 == 0)) : (uint8_t)x;
+	}
+}
+
+static void round_trip(int type, size_t cs)
+{
+	uint8_t *in = malloc(cs), *out = malloc(cs), *back = malloc(cs + 1024);
+	long n;
+
+	fill(in, cs, (unsigned)cs, true);
+	n = qcow2_compress(type, out, cs - 1, in, cs);
+	assert_true(n > 0 && (size_t)n < cs);
+	/* Stored data is read back in whole sectors: garbage after the stream. */
+	memcpy(back, out, (size_t)n);
+	memset(back + n, 0xa5, 1024);
+	memset(out, 0, cs);
+	assert_int_equal(qcow2_decompress(type, out, cs, back, (size_t)n + 1024 - (n % 512)), 0);
+	assert_memory_equal(out, in, cs);
+	free(in);
+	free(out);
+	free(back);
+}
+
+static void test_zlib_round_trip(void **state)
+{
+	for (size_t cs = 512; cs <= (2u << 20); cs <<= 1)
+		round_trip(BLOCK_COMPRESS_ZLIB, cs);
+}
+
+static void test_zstd_round_trip(void **state)
+{
+	for (size_t cs = 512; cs <= (2u << 20); cs <<= 1)
+		round_trip(BLOCK_COMPRESS_ZSTD, cs);
+}
+
+static void test_incompressible(void **state)
+{
+	uint8_t in[65536], out[65536];
+
+	fill(in, sizeof(in), 7, false);
+	assert_int_equal(qcow2_compress(BLOCK_COMPRESS_ZLIB, out, sizeof(out) - 1, in, sizeof(in)),
+			 -ENOSPC);
+	assert_int_equal(qcow2_compress(BLOCK_COMPRESS_ZSTD, out, sizeof(out) - 1, in, sizeof(in)),
+			 -ENOSPC);
+}
+
+/* QEMU's format: raw deflate with a 4 KiB window, so plain zlib tools read it too. */
+static void test_zlib_is_raw_deflate(void **state)
+{
+	uint8_t in[65536], out[65536], back[65536];
+	z_stream z = { 0 };
+	long n;
+
+	fill(in, sizeof(in), 3, true);
+	n = qcow2_compress(BLOCK_COMPRESS_ZLIB, out, sizeof(out) - 1, in, sizeof(in));
+	assert_true(n > 0);
+	assert_int_equal(inflateInit2(&z, -12), Z_OK);
+	z.next_in = out;
+	z.avail_in = (uInt)n;
+	z.next_out = back;
+	z.avail_out = sizeof(back);
+	assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+	inflateEnd(&z);
+	assert_memory_equal(back, in, sizeof(in));
+}
+
+static void test_corrupt_streams(void **state)
+{
+	uint8_t in[4096], out[4096], junk[4096];
+	long n;
+
+	fill(junk, sizeof(junk), 99, false);
+	assert_int_equal(qcow2_decompress(BLOCK_COMPRESS_ZLIB, out, sizeof(out), junk, 4096), -EIO);
+	assert_int_equal(qcow2_decompress(BLOCK_COMPRESS_ZSTD, out, sizeof(out), junk, 4096), -EIO);
+	/* A stream that ends before the cluster is full is an error too. */
+	fill(in, sizeof(in), 5, true);
+	n = qcow2_compress(BLOCK_COMPRESS_ZLIB, junk, sizeof(junk), in, 2048);
+	assert_true(n > 0);
+	assert_int_equal(qcow2_decompress(BLOCK_COMPRESS_ZLIB, out, sizeof(out), junk, (size_t)n),
+			 -EIO);
+	n = qcow2_compress(BLOCK_COMPRESS_ZSTD, junk, sizeof(junk), in, 2048);
+	assert_true(n > 0);
+	assert_int_equal(qcow2_decompress(BLOCK_COMPRESS_ZSTD, out, sizeof(out), junk, (size_t)n),
+			 -EIO);
+	/* Truncated input. */
+	n = qcow2_compress(BLOCK_COMPRESS_ZSTD, junk, sizeof(junk), in, sizeof(in));
+	assert_true(n > 8);
+	assert_int_equal(qcow2_decompress(BLOCK_COMPRESS_ZSTD, out, sizeof(out), junk,
+					  (size_t)n / 2), -EIO);
+	assert_int_equal(qcow2_decompress(BLOCK_COMPRESS_ZLIB, out, sizeof(out), junk, 0), -EIO);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_zlib_round_trip),
+		cmocka_unit_test(test_zstd_round_trip),
+		cmocka_unit_test(test_incompressible),
+		cmocka_unit_test(test_zlib_is_raw_deflate),
+		cmocka_unit_test(test_corrupt_streams),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """bench/img: kestrel-img vs qemu-img 7.2, the same work in one run.
 
-Rows (median wall time of --runs runs each, tools alternating, warm page cache):
+Rows (median wall time of --runs runs each, tools alternating, warm page cache;
+also the ratio of the best runs and of the CPU time used):
 
   convert raw->qcow2      a --size image of mixed data: random, compressible,
                           written zeroes and holes (1/4 each, in 64 MiB stripes)
@@ -48,13 +49,16 @@ def make_source(path, size):
 
 
 def timed(argv):
+    """Wall time and CPU time (user + system) of one run."""
     t = time.monotonic()
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
     dt = time.monotonic() - t
-    if p.returncode:
-        raise RuntimeError(f"{' '.join(map(str, argv))}: exit {p.returncode}\n"
-                           f"{p.stderr.decode(errors='replace')}")
-    return dt
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{' '.join(map(str, argv))}: exit {status}\n"
+                           f"{err.decode(errors='replace')}")
+    return dt, ru.ru_utime + ru.ru_stime
 
 
 def compare(a, b, fmt_a, fmt_b):
@@ -69,10 +73,16 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.environ.get("KESTREL_BUILD", "build"))
     ap.add_argument("--size", default="4G", help="source image size (default 4G)")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=6, help="timed runs per tool (default 6, "
+                    "even so that both tools run first equally often)")
     ap.add_argument("--dir", help="work directory (default: a temporary one in /var/tmp)")
     ap.add_argument("--requests", type=int, default=200000, help="requests per bench row")
     ap.add_argument("--only", help="comma-separated row name prefixes to run")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="untimed runs of each tool before a row's timed runs (default 1)")
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds to wait after sync before each run (default 0)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print every run's time")
     args = ap.parse_args()
 
     kimg = ROOT / args.build / "src" / "block" / "kestrel-img"
@@ -128,35 +138,56 @@ def main():
         results = []
         for name, argv_of, kind, check in rows:
             times = {t: [] for t in tools}
-            for run in range(args.runs):
-                for tool, binary in tools.items():
-                    out = work / f"out.{tool}"
+            cpu = {t: [] for t in tools}
+            for run in range(-args.warmup, args.runs):
+                # Alternate who goes first, so that neither tool always runs in the
+                # position the host's page cache reclaim happens to slow down.
+                order = list(tools.items())
+                if run % 2:
+                    order.reverse()
+                for tool, binary in order:
+                    out = work / f"out.{tool}.{run + args.warmup}"
                     if out.exists():
                         out.unlink()
                     if kind == "bench":
                         # A fresh copy of the allocated image for every bench run.
                         shutil.copyfile(alloc, out)
-                    # No dirty pages of the last run may slow down this one.
+                    # No dirty pages or journal work of the last run may slow this one.
                     os.sync()
+                    time.sleep(args.settle)
                     argv = [str(a) for a in argv_of(binary, out)]
-                    times[tool].append(timed(argv))
+                    wall, cpu_s = timed(argv)
+                    if run < 0:
+                        out.unlink()
+                        continue    # warming up
+                    times[tool].append(wall)
+                    cpu[tool].append(cpu_s)
+                    if args.verbose:
+                        print(f"    {tool:12s} run {run + 1}: {wall:.3f} s, cpu {cpu_s:.3f} s",
+                              flush=True)
                     if check and run == 0:
                         compare(check[0], out, check[1], kind)
                     out.unlink()
             k = statistics.median(times["kestrel-img"])
             q = statistics.median(times["qemu-img"])
-            results.append((name, k, q))
+            kmin, qmin = min(times["kestrel-img"]), min(times["qemu-img"])
+            kc, qc = statistics.median(cpu["kestrel-img"]), statistics.median(cpu["qemu-img"])
+            results.append((name, k, q, kmin, qmin, kc, qc))
             print(f"  {name:22s} kestrel-img {k:8.3f} s   qemu-img {q:8.3f} s   "
-                  f"ratio {q / k:5.2f}", flush=True)
+                  f"ratio {q / k:5.2f}   best {qmin / kmin:5.2f}   cpu {qc / kc:5.2f}",
+                  flush=True)
 
         print()
         print(f"| {'operation':22s} | {'kestrel-img (s)':>15s} | {'qemu-img (s)':>12s} | "
-              f"{'ratio':>5s} |")
-        print(f"|{'-' * 24}|{'-' * 17}|{'-' * 14}|{'-' * 7}|")
-        for name, k, q in results:
-            print(f"| {name:22s} | {k:15.3f} | {q:12.3f} | {q / k:5.2f} |")
-        print(f"\nratio = qemu-img / kestrel-img (higher is better for kestrel-img); "
-              f"{size >> 20} MiB source, median of {args.runs}, {os.cpu_count()} CPUs")
+              f"{'ratio':>5s} | {'best-run ratio':>14s} | {'CPU-time ratio':>14s} |")
+        print(f"|{'-' * 24}|{'-' * 17}|{'-' * 14}|{'-' * 7}|{'-' * 16}|{'-' * 16}|")
+        for name, k, q, kmin, qmin, kc, qc in results:
+            print(f"| {name:22s} | {k:15.3f} | {q:12.3f} | {q / k:5.2f} | {qmin / kmin:14.2f} "
+                  f"| {qc / kc:14.2f} |")
+        print(f"\nratio = qemu-img / kestrel-img, higher is better for kestrel-img.  Wall times "
+              f"are medians of {args.runs} runs;\n'best-run' compares each tool's fastest run, "
+              f"'CPU-time' the median user+system time.\n{size >> 20} MiB source in {work}, "
+              f"{os.cpu_count()} CPUs.")
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)

@@ -91,6 +91,12 @@ static int check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint
 	if (host < s->cluster_size)
 		return qcow2_signal_corruption(s, "Data cluster at %#" PRIx64 " overlaps the header "
 					       "(guest offset: %#" PRIx64 ")", host, guest);
+	/* QEMU's metadata overlap check, for the tables a data write could destroy. */
+	if ((host < s->reftable_offset + s->reftable_size * 8 &&
+	     s->reftable_offset < host + s->cluster_size) ||
+	    (host < s->l1_offset + (uint64_t)s->l1_size * 8 && s->l1_offset < host + s->cluster_size))
+		return qcow2_signal_corruption(s, "Data cluster at %#" PRIx64 " overlaps a metadata "
+					       "table (guest offset: %#" PRIx64 ")", host, guest);
 	return 0;
 }
 
@@ -126,6 +132,9 @@ int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, enum qcow2_type *type
 			break;
 		if ((*type == QCOW2_NORMAL || *type == QCOW2_ZERO_ALLOC) &&
 		    (e & L2E_OFFSET_MASK) != (first & L2E_OFFSET_MASK) + (n << s->cluster_bits))
+			break;
+		/* Every cluster of the run is checked, not just the first. */
+		if (check_entry(s, e, *type, off + (n << s->cluster_bits)) < 0)
 			break;
 		if ((e & QCOW_OFLAG_COPIED) != (first & QCOW_OFLAG_COPIED))
 			break;

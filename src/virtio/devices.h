@@ -4,11 +4,13 @@
 
 #include "block/block.h"
 #include "ui/chardev.h"
+#include "virtio/net.h"
 #include "virtio/virtio.h"
 
 extern const struct virtio_device_ops virtio_rng_ops;
 extern const struct virtio_device_ops virtio_blk_ops;
 extern const struct virtio_device_ops virtio_console_ops;
+extern const struct virtio_device_ops virtio_net_ops;
 
 #define VIRTIO_BLK_WORKERS 4	/* requests served in parallel (aio=threads) */
 #define VIRTIO_BLK_BATCH 64	/* requests taken from a queue per round */

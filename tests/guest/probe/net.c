@@ -655,26 +655,31 @@ bool scenario_net_respond(const struct platform *p, const struct args *a)
 }
 
 /*
- * "net-send,ip=A|dhcp,peer=B[,count=N][,timeout=S][,quit=1]": resolves the
- * peer by ARP, sends N UDP datagrams to its echo port and checks each echo.
+ * "net-send,ip=A|dhcp,peer=B[,gw=G][,count=N][,timeout=S][,quit=1]":
+ * resolves the peer (or, off-link, the gateway G; with DHCP the router) by
+ * ARP, sends N UDP datagrams to the peer's echo port and checks each echo.
  */
 bool scenario_net_send(const struct platform *p, const struct args *a)
 {
 	uint64_t count = 10, timeout = 30, quit = 0;
-	uint32_t peer, got = 0;
+	uint32_t peer, gw = 0, got = 0;
 	const uint8_t *pmac;
+	const char *gws = arg_get(a, "gw");
 	struct rx_info ri;
 	uint8_t msg[32], mac[6];
 
 	if (!arg_u64(a, "count", &count) || !arg_u64(a, "timeout", &timeout) ||
-	    !arg_u64(a, "quit", &quit) || !parse_ip(arg_get(a, "peer"), &peer))
-		return fail("net: bad count=, timeout=, quit= or peer=");
+	    !arg_u64(a, "quit", &quit) || !parse_ip(arg_get(a, "peer"), &peer) ||
+	    (gws && !parse_ip(gws, &gw)))
+		return fail("net: bad count=, timeout=, quit=, peer= or gw=");
 	if (!net_init(p, a) || !net_address(a, timeout))
 		return false;
 	say("net: ready");
-	pmac = arp_resolve(peer, timeout);
+	if (!gw && net.mask && (peer & net.mask) != (net.ip & net.mask))
+		gw = net.router;
+	pmac = arp_resolve(gw ? gw : peer, timeout);
 	if (!pmac) {
-		pr_ip("probe: FAIL: net: no ARP answer from ", peer);
+		pr_ip("probe: FAIL: net: no ARP answer from ", gw ? gw : peer);
 		pr("\n");
 		return false;
 	}

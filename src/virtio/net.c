@@ -60,7 +60,8 @@ struct net_config {
 	uint16_t mtu;
 } __attribute__((packed));
 
-#define MAX_RX_CHAINS 64	/* mergeable buffers per frame: 64 KiB in 1 KiB buffers */
+#define MAX_RX_CHAINS 64
+#define VIRTIO_NET_TX_ROUND 8	/* requests sent between two completions */	/* mergeable buffers per frame: 64 KiB in 1 KiB buffers */
 
 static void net_read_config(struct virtio_device *vdev, uint32_t offset, void *buf, uint32_t len)
 {
@@ -216,6 +217,7 @@ static ssize_t net_receive(struct net_client *nc, const struct iovec *iov, int i
 	pthread_mutex_lock(&vdev->lock);
 	if (!(vdev->status & VIRTIO_STATUS_DRIVER_OK) || !vdev->vqs[RX_QUEUE].ready ||
 	    (vdev->status & VIRTIO_STATUS_NEEDS_RESET)) {
+		n->rx_waiting = true;
 		rc = 0;
 		goto out;
 	}
@@ -234,9 +236,17 @@ static ssize_t net_receive(struct net_client *nc, const struct iovec *iov, int i
 		goto out;	/* filtered: taken and dropped, as a real NIC */
 	int got = net_fill_rx(n, vdev, &hdr, iov, iovcnt, skip);
 	if (got == 0) {
+		/* Out of buffers: now we want the driver's kick (QEMU's virtio_net_has_buffers). */
+		vq_set_notification(&vdev->vqs[RX_QUEUE], true);
+		got = net_fill_rx(n, vdev, &hdr, iov, iovcnt, skip);
+	}
+	if (got == 0) {
+		n->rx_waiting = true;	/* the next receive kick wakes the back end */
 		rc = 0;
 		goto out;
 	}
+	/* While buffers last, kicks for new ones would only cost the guest exits. */
+	vq_set_notification(&vdev->vqs[RX_QUEUE], false);
 	if (got < 0) {
 		n->rx_dropped++;
 		goto out;
@@ -273,8 +283,10 @@ static void net_send_request(struct virtio_net *n, const struct vq_request *req)
 }
 
 /*
- * Takes a batch under the device lock, sends it without the lock (a hub may
- * carry it into another NIC, which takes its own), then completes it.
+ * Takes a few requests under the device lock, sends them without it (a hub
+ * may carry a frame into another NIC, which takes its own lock), then
+ * completes them: small rounds hand buffers back to the driver early, as
+ * QEMU's per-packet push does.
  */
 static void net_tx(struct virtio_net *n, struct virtio_device *vdev)
 {
@@ -285,7 +297,9 @@ static void net_tx(struct virtio_net *n, struct virtio_device *vdev)
 	for (;;) {
 		unsigned count = 0;
 		pthread_mutex_lock(&vdev->lock);
-		while (count < VIRTIO_NET_TX_BATCH) {
+		/* No kicks while we drain the queue; re-armed and re-checked when it is empty. */
+		vq_set_notification(vq, count == 0 && !vq_has_avail(vq));
+		while (count < VIRTIO_NET_TX_ROUND) {
 			int got = vq_pop(vq, &n->tx_reqs[count], &why);
 			if (got < 0) {
 				virtio_needs_reset(vdev, why);
@@ -375,11 +389,16 @@ static void net_notify(struct virtio_device *vdev, unsigned q)
 {
 	struct virtio_net *n = vdev->opaque;
 
+	bool wake;
+
 	pthread_mutex_lock(&vdev->lock);
 	net_apply_offloads(n, vdev);
+	wake = q == RX_QUEUE && n->rx_waiting;
+	if (wake)
+		n->rx_waiting = false;
 	pthread_mutex_unlock(&vdev->lock);
-	if (q == RX_QUEUE)
-		net_wake_peer(&n->nc);	/* new buffers: a back end holding a frame may retry */
+	if (wake)
+		net_wake_peer(&n->nc);	/* new buffers: the back end holding a frame retries */
 	else if (q == TX_QUEUE)
 		net_tx(n, vdev);
 	else if (q == CTRL_QUEUE)

@@ -21,7 +21,8 @@ struct virtio_net {
 	uint8_t mac_table[VIRTIO_NET_MAC_TABLE][6];
 	unsigned uni_entries, multi_entries;
 	bool uni_overflow, multi_overflow;
-	bool offloads_set;		/* the negotiated guest offloads reached the back end */
+	bool offloads_set;
+	bool rx_waiting;		/* a frame was refused for want of buffers */		/* the negotiated guest offloads reached the back end */
 	pthread_mutex_t tx_lock;	/* one transmit round at a time */
 	struct vq_request *tx_reqs;	/* [VIRTIO_NET_TX_BATCH] */
 	uint64_t rx_frames, tx_frames, rx_dropped;

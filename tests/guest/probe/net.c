@@ -14,7 +14,7 @@
 #define F_STATUS	16
 
 #define HDR_LEN		12
-#define RX_BUFS		32
+#define RX_BUFS		128
 #define RX_BUF_MAX	2048
 #define TX_BUFS		32
 #define TX_BUF_LEN	(HDR_LEN + 1514)
@@ -184,7 +184,7 @@ static bool net_init(const struct platform *p, const struct args *a)
 	net.rx_len = (uint32_t)rxbuf;
 	for (int i = 0; i < 6; i++)
 		net.mac[i] = virtio_cfg8(&net.vd, (uint32_t)i);
-	if (!virtio_vq_init(&net.vd, &net.rxq, 0, 64) || !virtio_vq_init(&net.vd, &net.txq, 1, 64))
+	if (!virtio_vq_init(&net.vd, &net.rxq, 0, RX_BUFS) || !virtio_vq_init(&net.vd, &net.txq, 1, 64))
 		return false;
 	virtio_driver_ok(&net.vd);
 	for (uint16_t b = 0; b < RX_BUFS; b++)

@@ -85,7 +85,7 @@ int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *
 			memcpy(mac, nic->mac, 6);
 		else
 			net_mac_derive(cfg->name, cfg->has_uuid ? cfg->uuid : NULL, i, mac);
-		if (virtio_net_init(&net->nics[i], nic->name, mac) < 0) {
+		if (virtio_net_init(&net->nics[i], nic->name, mac, nic->pairs ? nic->pairs : 1) < 0) {
 			log_error("%s: out of memory", nic->name);
 			return -1;
 		}

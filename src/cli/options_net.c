@@ -315,7 +315,8 @@ int options_net_device(struct vm_config *cfg, struct opts *o, const char *opt, c
 	int slot = -1;
 
 	opts_get(o, "bus");
-	opts_get(o, "mq");		/* one queue pair; see kestrel(1) */
+	if (!opts_get_bool(o, "mq", &nic.mq))
+		return err_invalid(opt, arg, "mq= takes on or off");
 	if (nic_props(o, "mac", &nic, &slot, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
 		return -1;
 	if (netdev)
@@ -326,11 +327,40 @@ int options_net_device(struct vm_config *cfg, struct opts *o, const char *opt, c
 	return add_nic(cfg, opt, arg, &nic, slot);
 }
 
+/* queues=N of a back end's option list (1 when absent or unreadable: the back end says why). */
+static unsigned netdev_queues(const struct netdev_config *nd)
+{
+	char err[160];
+	struct opts *o = opts_parse(nd->args, NULL, err, sizeof(err));
+	const char *v = o ? opts_get(o, "queues") : NULL;
+	uint64_t n = 1;
+
+	if (v && (!uint_parse(v, &n) || n < 1 || n > NET_MAX_QUEUES))
+		n = 1;
+	opts_free(o);
+	return (unsigned)n;
+}
+
+/*
+ * With mq=on the NIC gets one queue pair per back-end queue, as QEMU's
+ * virtio-net takes its queue count from the netdev: 2 * pairs + 1 virtqueues.
+ */
+static void set_queue_pairs(struct vm_config *cfg, unsigned i, const struct netdev_config *nd)
+{
+	struct nic_config *nic = &cfg->nics[i];
+
+	nic->pairs = nic->mq && nd ? netdev_queues(nd) : 1;
+	for (unsigned d = 0; d < cfg->nr_devices; d++)
+		if (cfg->devices[d].kind == DEVICE_VIRTIO_NET && cfg->devices[d].nic == i)
+			cfg->devices[d].num_queues = 2 * nic->pairs + 1;
+}
+
 /* Every netdev= names a back end, used by one NIC at most; -net hubs without a NIC are odd. */
 int options_check_net(struct vm_config *cfg)
 {
 	for (unsigned i = 0; i < cfg->nr_nics; i++) {
 		const struct nic_config *nic = &cfg->nics[i];
+		set_queue_pairs(cfg, i, NULL);
 		if (nic->vlan >= 0)
 			continue;
 		if (!nic->netdev[0]) {
@@ -338,6 +368,8 @@ int options_check_net(struct vm_config *cfg)
 			continue;
 		}
 		struct netdev_config *nd = find_netdev(cfg, nic->netdev);
+		if (nd && nd->vlan < 0)
+			set_queue_pairs(cfg, i, nd);
 		if (!nd || nd->vlan >= 0) {
 			log_error("-device virtio-net-pci: netdev '%s' not found", nic->netdev);
 			return -1;

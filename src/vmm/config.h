@@ -94,6 +94,8 @@ struct nic_config {
 	bool has_mac;
 	bool dup_allow;			/* dup=allow: share a MAC with another running VM */
 	unsigned vectors;		/* vectors= (accepted; the MSI-X table is fixed) */
+	bool mq;			/* mq=on: one queue pair per back-end queue */
+	unsigned pairs;			/* queue pairs (set once the netdev is known) */
 };
 
 struct vm_config {

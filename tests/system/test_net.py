@@ -322,3 +322,53 @@ def test_duplicate_mac_refused_unless_allowed(probe, vms):
     status, out, err = kestrel(*BASE, *second, "-device", f"virtio-net-pci,netdev=s0,mac={mac}",
                                "-kernel", probe, "-append", "probe=hello")
     assert status == 0, err
+
+
+# ---- multiqueue ----------------------------------------------------------------------
+
+UDP_FLOWS = """
+import socket, sys
+ip, n = sys.argv[1], int(sys.argv[2])
+ok = 0
+for i in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # a new source port: a new flow
+    s.settimeout(1.0)
+    msg = f"flow {i}".encode()
+    for _ in range(5):
+        s.sendto(msg, (ip, 7))
+        try:
+            if s.recvfrom(2048)[0] == msg:
+                ok += 1
+                break
+        except socket.timeout:
+            pass
+    s.close()
+q = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+q.sendto(b"quit", (ip, 7))
+print(f"echoes {ok}")
+"""
+
+
+@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+def test_multiqueue_tap_and_queue_pairs(kind, probe, netns, vms, tmp_path):
+    """queues=2 on the TAP and mq=on: the probe uses two queue pairs, both carry frames."""
+    if kind == "qemu":
+        need_qemu()
+    ns = netns()
+    br, tap = unique("kbr"), unique("ktap")
+    ns.bridge(br, "10.82.0.1/24")
+    up, down, _ = bridge_scripts(tmp_path, br)
+    s = vms(ns.argv(*vmm(kind, probe, "-netdev",
+                         f"tap,id=n0,ifname={tap},queues=2,script={up},downscript={down},vhost=off",
+                         "-device", f"virtio-net-pci,netdev=n0,mac={random_mac()},mq=on,vectors=6",
+                         scenario="net-respond,ip=10.82.0.2,pairs=2,timeout=60")))
+    s.expect(r"probe: net: ready", timeout=60)
+    assert "probe: net: 2 of 2 queue pairs" in s.text()
+    r = ns.run("python3", "-c", UDP_FLOWS, "10.82.0.2", "24", timeout=120)
+    assert r.stdout.strip() == "echoes 24", r.stdout + r.stderr
+    status, lines = finish(s)
+    assert status == 0 and "probe: PASS" in lines, s.text()
+    per_pair = next(l for l in lines if l.startswith("probe: net: frames per pair:"))
+    counts = dict(zip(per_pair.split()[5::2], map(int, per_pair.split()[6::2])))
+    assert set(counts) == {"rx0", "tx0", "rx1", "tx1"}
+    assert all(v > 0 for v in counts.values()), per_pair

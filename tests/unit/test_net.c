@@ -67,6 +67,18 @@ static void test_netdev_device_and_nic(void **state)
 	assert_string_equal(cfg.nics[0].netdev, cfg.netdevs[0].id);
 	options_free(&cfg);
 
+	/* mq=on: a queue pair per TAP queue, 2 * pairs + 1 virtqueues. */
+	assert_int_equal(PARSE(&cfg, "-netdev", "tap,id=t,queues=3,script=no",
+			       "-device", "virtio-net-pci,netdev=t,mq=on,vectors=8"), 0);
+	assert_int_equal(cfg.nics[0].pairs, 3);
+	assert_int_equal(cfg.devices[0].num_queues, 7);
+	options_free(&cfg);
+	assert_int_equal(PARSE(&cfg, "-netdev", "tap,id=t,queues=2,script=no",
+			       "-device", "virtio-net-pci,netdev=t"), 0);
+	assert_int_equal(cfg.nics[0].pairs, 1);		/* mq=off: one pair, as QEMU */
+	assert_int_equal(cfg.devices[0].num_queues, 3);
+	options_free(&cfg);
+
 	assert_int_equal(PARSE(&cfg, "-nic", "none"), 0);
 	assert_int_equal(cfg.nr_nics, 0);
 	options_free(&cfg);

@@ -100,7 +100,7 @@ static struct fx *make(bool vnet_peer, uint64_t features)
 	assert_non_null(f);
 	assert_int_equal(fake_memory_init(&f->mem, RAM_SIZE), 0);
 	assert_int_equal(pci_bus_init(&f->bus), 0);
-	assert_int_equal(virtio_net_init(&f->net, "nic.0", our_mac), 0);
+	assert_int_equal(virtio_net_init(&f->net, "nic.0", our_mac, 1), 0);
 	f->peer.nc.ops = &peer_ops;
 	f->peer.nc.opaque = &f->peer;
 	f->peer.nc.has_vnet_hdr = vnet_peer;

@@ -21,6 +21,8 @@ static int parse(struct vm_config *cfg, int n, const char **extra)
 		argv[argc++] = extra[i];
 	enum options_result r = options_parse(argc, (char **)argv, cfg, out);
 	fclose(out);
+	if (r != OPTIONS_RUN)
+		options_free(cfg);	/* what an error path leaves behind */
 	return r == OPTIONS_RUN ? 0 : r == OPTIONS_DONE ? 1 : -1;
 }
 

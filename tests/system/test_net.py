@@ -372,3 +372,60 @@ def test_multiqueue_tap_and_queue_pairs(kind, probe, netns, vms, tmp_path):
     counts = dict(zip(per_pair.split()[5::2], map(int, per_pair.split()[6::2])))
     assert set(counts) == {"rx0", "tx0", "rx1", "tx1"}
     assert all(v > 0 for v in counts.values()), per_pair
+
+
+@pytest.mark.parametrize("spelling", [
+    ["-nic", "user,model=virtio-net-pci"],
+    ["-net", "nic,model=virtio", "-net", "user"],
+    ["-net", "nic,vlan=2", "-net", "user,vlan=2,dhcpstart=10.0.2.33"],
+])
+def test_nic_and_legacy_net_spellings_reach_user_mode(probe, spelling):
+    status, out, err = kestrel(*BASE, *spelling, "-kernel", probe,
+                               "-append", "probe=net-dhcp,timeout=20", timeout=60)
+    assert status == 0, err
+    want = "10.0.2.33" if "dhcpstart=10.0.2.33" in spelling[-1] else "10.0.2.15"
+    assert any(l.startswith(f"probe: net: dhcp: ip {want} ") for l in probe_lines(out)), out
+
+
+def test_socket_link_between_kestrel_and_qemu(probe, vms):
+    """The same length-prefixed stream as QEMU's -netdev socket: the two VMMs talk."""
+    need_qemu()
+    port = free_tcp_port()
+    a = vms(vmm("kestrel", probe, "-name", "sock-k", "-netdev",
+                f"socket,id=s0,listen=127.0.0.1:{port}", "-device", "virtio-net-pci,netdev=s0",
+                scenario="net-respond,ip=10.83.0.2,timeout=90"))
+    a.expect(r"probe: net: ready", timeout=60)
+    b = vms(vmm("qemu", probe, "-netdev", f"socket,id=s0,connect=127.0.0.1:{port}",
+                "-device", "virtio-net-pci,netdev=s0,mac=52:54:00:e1:00:02",
+                scenario="net-send,ip=10.83.0.3,peer=10.83.0.2,count=10,quit=1"))
+    status_b, lines_b = finish(b, timeout=90)
+    status_a, lines_a = finish(a)
+    assert status_b == 0 and "probe: net: sent 10 got 10 echoes" in lines_b, b.text()
+    assert status_a == 0 and "probe: PASS" in lines_a, a.text()
+
+
+@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+def test_guest_checksum_offload_reaches_the_tap(kind, probe, netns, vms, tmp_path):
+    """With GUEST_CSUM negotiated the VMM turns on the TAP's checksum offload
+    (TUNSETOFFLOAD): UDP from the host then arrives with NEEDS_CSUM in the vnet
+    header instead of being checksummed by the host kernel. Without it, never."""
+    if kind == "qemu":
+        need_qemu()
+    seen = {}
+    for offload in (1, 0):
+        ns = netns()
+        br, tap = unique("kbr"), unique("ktap")
+        ns.bridge(br, "10.84.0.1/24")
+        up, down, _ = bridge_scripts(tmp_path, br)
+        s = vms(ns.argv(*vmm(kind, probe, *tap_args(kind, tap, up, down, random_mac()),
+                             scenario=f"net-respond,ip=10.84.0.2,offload={offload},timeout=60")))
+        s.expect(r"probe: net: ready", timeout=60)
+        r = ns.run("python3", "-c", UDP_FLOWS, "10.84.0.2", "4", timeout=60)
+        assert r.stdout.strip() == "echoes 4", r.stdout + r.stderr
+        status, lines = finish(s)
+        assert status == 0, s.text()
+        assert "TUNSETOFFLOAD" not in s.text()
+        m = [l for l in lines if l.startswith("probe: net: received ")]
+        seen[offload] = int(m[0].split()[3]) if m else None
+    assert seen[1] and seen[1] >= 4, seen        # the host left the checksums to the guest
+    assert seen[0] == 0                          # no GUEST_CSUM: never (§5.1.6.4.1)

@@ -12,6 +12,13 @@
 #define F_MAC		5
 #define F_MRG_RXBUF	15
 #define F_STATUS	16
+#define F_CSUM		0
+#define F_GUEST_CSUM	1
+#define F_GUEST_TSO4	7
+#define F_GUEST_TSO6	8
+#define F_GUEST_ECN	9
+#define F_HOST_TSO4	11
+#define F_HOST_TSO6	12
 #define F_CTRL_VQ	17
 #define F_MQ		22
 #define PAIRS_MAX	3		/* 2 x 3 + 1 queues fit the driver's queue pool */
@@ -57,6 +64,7 @@ static struct {
 	struct arp_entry arp[ARP_CACHE];
 	int arp_next;
 	uint32_t icmp_answered, udp_answered, arp_answered;
+	uint32_t needs_csum;			/* frames whose header said NEEDS_CSUM */
 	bool quit;
 } net;
 
@@ -192,20 +200,32 @@ static bool set_pairs(unsigned pairs)
 
 static bool net_init(const struct platform *p, const struct args *a)
 {
-	uint64_t rxbuf = RX_BUF_MAX, pairs = 1, want;
+	uint64_t rxbuf = RX_BUF_MAX, pairs = 1, offload = 0, want;
 	uint16_t max_pairs = 1;
 
 	if (!arg_u64(a, "rxbuf", &rxbuf) || rxbuf < 64 || rxbuf > RX_BUF_MAX)
 		return fail("net: bad rxbuf=%s (64..%d)", arg_get(a, "rxbuf"), RX_BUF_MAX);
 	if (!arg_u64(a, "pairs", &pairs) || pairs < 1 || pairs > PAIRS_MAX)
 		return fail("net: bad pairs=%s (1..%d)", arg_get(a, "pairs"), PAIRS_MAX);
+	if (!arg_u64(a, "offload", &offload) || offload > 1)
+		return fail("net: bad offload=%s (0 or 1)", arg_get(a, "offload"));
 	if (!virtio_find(p, VIRTIO_ID_NET, 0, &net.vd))
 		return fail("net: no usable virtio-net device");
 	want = 1ull << F_MAC | 1ull << F_MRG_RXBUF | 1ull << F_STATUS;
 	if (pairs > 1)
 		want |= 1ull << F_MQ | 1ull << F_CTRL_VQ;
+	/* Checksum and TSO offloads: frames from the host may then come with NEEDS_CSUM. */
+	if (offload)
+		want |= 1ull << F_CSUM | 1ull << F_GUEST_CSUM | 1ull << F_GUEST_TSO4 |
+			1ull << F_GUEST_TSO6 | 1ull << F_GUEST_ECN | 1ull << F_HOST_TSO4 |
+			1ull << F_HOST_TSO6;
 	if (!virtio_negotiate(&net.vd, want))
 		return false;
+	if (offload)
+		say("net: offloads:%s%s%s%s", virtio_has(&net.vd, F_CSUM) ? " csum" : "",
+		    virtio_has(&net.vd, F_GUEST_CSUM) ? " guest_csum" : "",
+		    virtio_has(&net.vd, F_GUEST_TSO4) ? " guest_tso4" : "",
+		    virtio_has(&net.vd, F_GUEST_TSO6) ? " guest_tso6" : "");
 	if (pairs > 1) {
 		if (!virtio_has(&net.vd, F_MQ) || !virtio_has(&net.vd, F_CTRL_VQ))
 			return fail("net: pairs=%lu needs VIRTIO_NET_F_MQ and CTRL_VQ, not offered", pairs);
@@ -330,6 +350,8 @@ static uint32_t net_recv(void)
 			if (len < HDR_LEN)
 				len = HDR_LEN;
 			nbufs = net.mrg ? be16((const uint8_t[]){ rx_bufs[b][11], rx_bufs[b][10] }) : 1;
+			if (rx_bufs[b][0] & 1)	/* VIRTIO_NET_HDR_F_NEEDS_CSUM */
+				net.needs_csum++;
 			if (!nbufs)
 				nbufs = 1;
 			skip = HDR_LEN;
@@ -711,6 +733,7 @@ bool scenario_net_respond(const struct platform *p, const struct args *a)
 	}
 	say("net: answered %u icmp %u udp %u arp%s", net.icmp_answered, net.udp_answered,
 	    net.arp_answered, net.quit ? " (quit)" : "");
+	say("net: received %u frames with NEEDS_CSUM", net.needs_csum);
 	if (net.pairs > 1) {
 		pr("probe: net: frames per pair:");
 		for (unsigned k = 0; k < net.pairs; k++)

@@ -14,6 +14,8 @@ static struct net_client *open_backend(const struct netdev_config *nd, struct ne
 		return net_user_open(nd->args, nd->id, ctx);
 	if (!strcmp(nd->type, "socket"))
 		return net_socket_open(nd->args, nd->id, ctx);
+	if (!strcmp(nd->type, "bridge"))
+		return net_bridge_open(nd->args, nd->id, ctx);
 	snprintf(ctx->err, ctx->errlen, "unsupported type");
 	return NULL;
 }

@@ -11,7 +11,7 @@
 #include "util/log.h"
 #include "util/size.h"
 
-static const char *const backend_types[] = { "tap", "user", "socket" };
+static const char *const backend_types[] = { "tap", "user", "socket", "bridge" };
 
 static bool is_backend(const char *type)
 {
@@ -220,7 +220,7 @@ int options_net(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 	} else {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "unsupported network type '%s' (supported: nic, tap, user, "
-			 "socket, none)", type);
+			 "socket, bridge, none)", type);
 		err_invalid(opt, arg, msg);
 	}
 out:
@@ -238,13 +238,13 @@ int options_netdev(struct vm_config *cfg, const char *opt, const char *arg, FILE
 	int rc = -1;
 
 	if (strcmp(arg, "help") == 0) {
-		fprintf(out, "Available netdev backend types:\nsocket\nuser\ntap\n");
+		fprintf(out, "Available netdev backend types:\nsocket\nuser\ntap\nbridge\n");
 		return 1;
 	}
 	type_word(arg, type, sizeof(type));
 	if (!is_backend(type)) {
 		snprintf(msg, sizeof(msg), "unsupported netdev type '%s' (supported: tap, user, "
-			 "socket; see -netdev help)", type);
+			 "socket, bridge; see -netdev help)", type);
 		return err_invalid(opt, arg, msg);
 	}
 	o = parse_list(opt, arg, "type");
@@ -288,7 +288,7 @@ int options_nic(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 		snprintf(type, sizeof(type), "user");	/* QEMU's default back end */
 	if (!is_backend(type)) {
 		snprintf(msg, sizeof(msg), "unsupported network type '%s' (supported: tap, user, "
-			 "socket, none)", type);
+			 "socket, bridge, none)", type);
 		err_invalid(opt, arg, msg);
 		goto out;
 	}

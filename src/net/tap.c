@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -490,4 +492,105 @@ fail:
 	}
 	opts_free(o);
 	return NULL;
+}
+
+/*
+ * -netdev bridge,br=BR: the role of qemu-bridge-helper, done in-process: a
+ * TAP (the kernel names it) attached to bridge BR (SIOCBRADDIF) and brought
+ * up, no scripts.  QEMU's helper exists so an unprivileged QEMU can do this
+ * through a setuid program and an ACL (/etc/qemu/bridge.conf); kestrel needs
+ * CAP_NET_ADMIN itself and says so when it lacks it.  Closing the TAP at exit
+ * takes it off the bridge.
+ */
+/* The interface's index (0: none); <net/if.h>'s if_nametoindex clashes with <linux/if.h>. */
+static int ifindex(int s, const char *name)
+{
+	struct ifreq ifr = { 0 };
+
+	if (strlen(name) >= IFNAMSIZ)
+		return 0;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	return ioctl(s, SIOCGIFINDEX, &ifr) < 0 ? 0 : ifr.ifr_ifindex;
+}
+
+static int bridge_attach(const char *tap, const char *br, char *err, size_t errlen)
+{
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int rc = -1;
+
+	if (s < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", br);
+	ifr.ifr_ifindex = ifindex(s, tap);
+	if (!ifr.ifr_ifindex || ioctl(s, SIOCBRADDIF, &ifr) < 0) {
+		snprintf(err, errlen, "br=%s: cannot add %s to the bridge: %s%s", br, tap,
+			 strerror(errno), errno == EPERM ? " (needs CAP_NET_ADMIN)" : "");
+		goto out;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", tap);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+		snprintf(err, errlen, "%s: SIOCGIFFLAGS: %s", tap, strerror(errno));
+		goto out;
+	}
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+		snprintf(err, errlen, "%s: cannot bring it up: %s", tap, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	close(s);
+	return rc;
+}
+
+struct net_client *net_bridge_open(const char *text, const char *id, struct net_open_ctx *ctx)
+{
+	char perr[160], tap_args[64];
+	struct opts *o = opts_parse(text, NULL, perr, sizeof(perr));
+	struct net_client *nc = NULL;
+	const char *br, *vnet;
+
+	if (!o) {
+		snprintf(ctx->err, ctx->errlen, "%s", perr);
+		return NULL;
+	}
+	opts_get(o, "id");
+	opts_get(o, "name");
+	opts_get(o, "vlan");
+	br = opts_get(o, "br");
+	vnet = opts_get(o, "vnet_hdr");
+	if (opts_get(o, "helper")) {
+		snprintf(ctx->err, ctx->errlen, "helper= is not used: kestrel attaches the TAP to the "
+			 "bridge itself (it needs CAP_NET_ADMIN)");
+		goto out;
+	}
+	const char *unused = opts_first_unused(o);
+	if (unused) {
+		snprintf(ctx->err, ctx->errlen, "Invalid parameter '%s'", unused);
+		goto out;
+	}
+	if (!br)
+		br = "br0";	/* QEMU's default bridge */
+	int s = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool exists = s >= 0 && ifindex(s, br) > 0;
+	if (s >= 0)
+		close(s);
+	if (!exists) {
+		snprintf(ctx->err, ctx->errlen, "br=%s: no such bridge", br);
+		goto out;
+	}
+	snprintf(tap_args, sizeof(tap_args), "script=no,downscript=no%s%s", vnet ? ",vnet_hdr=" : "",
+		 vnet ? vnet : "");
+	nc = net_tap_open(tap_args, id, ctx);
+	if (nc && bridge_attach(((struct tap *)nc->opaque)->ifname, br, ctx->err, ctx->errlen) < 0) {
+		net_client_close(nc);
+		nc = NULL;
+	}
+out:
+	opts_free(o);
+	return nc;
 }

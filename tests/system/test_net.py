@@ -429,3 +429,24 @@ def test_guest_checksum_offload_reaches_the_tap(kind, probe, netns, vms, tmp_pat
         seen[offload] = int(m[0].split()[3]) if m else None
     assert seen[1] and seen[1] >= 4, seen        # the host left the checksums to the guest
     assert seen[0] == 0                          # no GUEST_CSUM: never (§5.1.6.4.1)
+
+
+def test_netdev_bridge_puts_a_tap_on_the_bridge(probe, netns, vms):
+    """-netdev bridge,br=: qemu-bridge-helper's job, done by kestrel itself."""
+    ns = netns()
+    br = unique("kbr")
+    ns.bridge(br, "10.85.0.1/24")
+    s = vms(ns.argv(*vmm("kestrel", probe, "-netdev", f"bridge,id=n0,br={br}",
+                         "-device", f"virtio-net-pci,netdev=n0,mac={random_mac()}",
+                         scenario="net-respond,ip=10.85.0.2,count=2,timeout=60")))
+    s.expect(r"probe: net: ready", timeout=60)
+    ports = ns.run("ip", "-o", "link", "show", "master", br).stdout
+    assert len(ports.splitlines()) == 1, ports
+    assert ns.run("ping", "-c", "2", "-i", "0.2", "-W", "5", "10.85.0.2",
+                  check=False).returncode == 0
+    status, lines = finish(s)
+    assert status == 0 and "probe: PASS" in lines, s.text()
+    assert ns.run("ip", "-o", "link", "show", "master", br).stdout == ""   # gone with kestrel
+    r = ns.run(*vmm("kestrel", probe, "-netdev", "bridge,id=n0,br=nosuchbr0",
+                    "-device", "virtio-net-pci,netdev=n0", scenario="hello"), check=False)
+    assert r.returncode == 1 and "br=nosuchbr0: no such bridge" in r.stderr

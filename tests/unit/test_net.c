@@ -97,7 +97,7 @@ static void test_net_errors(void **state)
 	assert_int_equal(PARSE(&cfg, "-net", "nic,bogus=1"), -1);
 	assert_int_equal(PARSE(&cfg, "-net", "vde"), -1);
 	assert_int_equal(PARSE(&cfg, "-netdev", "tap"), -1);			/* no id */
-	assert_int_equal(PARSE(&cfg, "-netdev", "bridge,id=b"), -1);
+	assert_int_equal(PARSE(&cfg, "-netdev", "vde,id=b"), -1);
 	assert_int_equal(PARSE(&cfg, "-netdev", "user,id=a", "-netdev", "user,id=a"), -1);
 	assert_int_equal(PARSE(&cfg, "-device", "virtio-net-pci,netdev=nope"), -1);
 	assert_int_equal(PARSE(&cfg, "-netdev", "user,id=a", "-device", "virtio-net-pci,netdev=a",

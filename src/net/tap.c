@@ -356,7 +356,7 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 	char perr[160];
 	struct opts *o = opts_parse(text, NULL, perr, sizeof(perr));
 	struct tap *t = NULL;
-	const char *ifname, *fdstr, *script, *downscript, *vhost, *queues;
+	const char *ifname, *fdstr, *script, *downscript, *queues;
 	bool vhost_on = false, vhostforce = false, vnet = true;
 	int vnet_hdr = -1;	/* -1: if the kernel can */
 	int sz = NET_VNET_HDR_LEN;
@@ -373,7 +373,6 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 	fdstr = opts_get(o, "fd");
 	script = opts_get(o, "script");
 	downscript = opts_get(o, "downscript");
-	vhost = opts_get(o, "vhost");
 	queues = opts_get(o, "queues");
 	if (opts_get(o, "vnet_hdr")) {
 		if (!opts_get_bool(o, "vnet_hdr", &vnet))
@@ -394,7 +393,6 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 		snprintf(ctx->err, ctx->errlen, "Invalid parameter '%s'", unused);
 		goto fail;
 	}
-	(void)vhost;
 	unsigned nq = 1;
 	if (queues) {
 		char *end;

@@ -196,6 +196,13 @@ def test_user_mode_dhcp_lease(kind, probe):
     assert status == 0, err
     assert ("probe: net: dhcp: ip 192.168.76.40 mask 255.255.255.0 router 192.168.76.9 "
             "dns 192.168.76.8 server 192.168.76.9") in probe_lines(out)
+    # restrict=on: a lease still, but no way out, so no router and no DNS (libslirp).
+    status, out, err = run(*base, "-netdev", "user,id=u0,restrict=on,ipv6=off",
+                           "-device", "virtio-net-pci,netdev=u0", "-kernel", probe,
+                           "-append", "probe=net-dhcp,timeout=20", timeout=60)
+    assert status == 0, err
+    assert ("probe: net: dhcp: ip 10.0.2.15 mask 255.255.255.0 router 0.0.0.0 dns 0.0.0.0 "
+            "server 10.0.2.2") in probe_lines(out)
 
 
 @pytest.mark.parametrize("kind", ["kestrel", "qemu"])

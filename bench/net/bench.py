@@ -9,7 +9,8 @@ by the same guest probe (polling from CPL3, no interrupts), in one run.
       sender outruns both VMMs, so the TAP queue stays full (the kernel drops the excess)
       and rx pps is the most the VMM delivers; "got" is how many arrived.
 
-Per VMM and row: pps and MB/s as the probe measured them (TSC, first to last frame),
+Per VMM and row (best of --repeat runs, order alternating; the host is shared and noisy):
+pps and MB/s as the probe measured them (TSC, first to last frame),
 CPU/pkt = host CPU of the VMM process (user+sys, from wait4) minus the median of
 --baseline-runs runs that move one frame (boot and exit), per frame moved; the probe
 polls, so this includes the busy vCPU thread.  Ratios: perf kestrel/QEMU (pps), CPU
@@ -121,6 +122,7 @@ def main():
     ap.add_argument("--probe", default=str(ROOT / "build/tests/guest/probe/probe.elf"))
     ap.add_argument("--quick", action="store_true", help="a tenth of the frames")
     ap.add_argument("--baseline-runs", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per row and VMM; the best counts")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/net: needs root (network namespace and TAP)")
@@ -150,12 +152,15 @@ def main():
             for label, direction, size, count, quick in ROWS:
                 n = quick if args.quick else count
                 row = {}
-                # Alternate the order so neither VMM always runs on a warmer host.
-                order = ("kestrel", "qemu") if len(results) % 2 == 0 else ("qemu", "kestrel")
-                for vmm in order:
-                    r = one(args, vmm, direction, size, n, ns, tmp, blast)
-                    r["cpu_pkt_us"] = max(r["cpu"] - base[vmm], 0) * 1e6 / max(r["got"], 1)
-                    row[vmm] = r
+                for rep in range(args.repeat):
+                    # Alternate the order so neither VMM always runs on a warmer host.
+                    order = ("kestrel", "qemu") if rep % 2 == 0 else ("qemu", "kestrel")
+                    for vmm in order:
+                        r = one(args, vmm, direction, size, n, ns, tmp, blast)
+                        r["cpu_pkt_us"] = max(r["cpu"] - base[vmm], 0) * 1e6 / max(r["got"], 1)
+                        # The best of the runs: on a shared host the slow ones are noise.
+                        if vmm not in row or r["pps"] > row[vmm]["pps"]:
+                            row[vmm] = r
                 results.append((label, n, row))
         finally:
             sh("ip", "netns", "del", ns, check=False)

@@ -190,12 +190,12 @@ def test_user_mode_dhcp_lease(kind, probe):
             "server 10.0.2.2") in lines
     # net=, host=, dns= and dhcpstart= move the network.
     status, out, err = run(*base, "-netdev", "user,id=u0,net=192.168.76.0/24,host=192.168.76.9,"
-                           "dns=192.168.76.8,dhcpstart=192.168.76.40",
+                           "dns=192.168.76.8,dhcpstart=192.168.76.40,hostname=probehost",
                            "-device", "virtio-net-pci,netdev=u0", "-kernel", probe,
                            "-append", "probe=net-dhcp,timeout=20", timeout=60)
     assert status == 0, err
     assert ("probe: net: dhcp: ip 192.168.76.40 mask 255.255.255.0 router 192.168.76.9 "
-            "dns 192.168.76.8 server 192.168.76.9") in probe_lines(out)
+            "dns 192.168.76.8 server 192.168.76.9 hostname probehost") in probe_lines(out)
     # restrict=on: a lease still, but no way out, so no router and no DNS (libslirp).
     status, out, err = run(*base, "-netdev", "user,id=u0,restrict=on,ipv6=off",
                            "-device", "virtio-net-pci,netdev=u0", "-kernel", probe,
@@ -457,3 +457,51 @@ def test_netdev_bridge_puts_a_tap_on_the_bridge(probe, netns, vms):
     r = ns.run(*vmm("kestrel", probe, "-netdev", "bridge,id=n0,br=nosuchbr0",
                     "-device", "virtio-net-pci,netdev=n0", scenario="hello"), check=False)
     assert r.returncode == 1 and "br=nosuchbr0: no such bridge" in r.stderr
+
+
+TAP_FD_WRAPPER = """
+import fcntl, os, struct, subprocess, sys
+name, bridge = sys.argv[1], sys.argv[2]
+fd = os.open("/dev/net/tun", os.O_RDWR)
+# TUNSETIFF with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, as libvirt opens TAPs for QEMU.
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", name.encode(), 0x0002 | 0x1000 | 0x4000))
+subprocess.run(["ip", "link", "set", name, "master", bridge], check=True)
+subprocess.run(["ip", "link", "set", name, "up"], check=True)
+os.set_inheritable(fd, True)
+argv = [a.replace("FD", str(fd)) for a in sys.argv[3:]]
+os.execv(argv[0], argv)
+"""
+
+
+@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+def test_tap_fd_opened_by_the_caller(kind, probe, netns, vms):
+    """fd=N: a TAP someone else opened and configured (libvirt's way); no scripts run."""
+    if kind == "qemu":
+        need_qemu()
+    ns = netns()
+    br, tap = unique("kbr"), unique("ktap")
+    ns.bridge(br, "10.86.0.1/24")
+    argv = vmm(kind, probe, "-netdev", "tap,id=n0,fd=FD",
+               "-device", f"virtio-net-pci,netdev=n0,mac={random_mac()}",
+               scenario="net-respond,ip=10.86.0.2,count=2,timeout=60")
+    if kind == "qemu":
+        argv[0] = subprocess.run(["which", argv[0]], capture_output=True, text=True).stdout.strip()
+    s = vms(ns.argv("python3", "-c", TAP_FD_WRAPPER, tap, br, *argv))
+    s.expect(r"probe: net: ready", timeout=60)
+    assert ns.run("ping", "-c", "2", "-i", "0.2", "-W", "5", "10.86.0.2",
+                  check=False).returncode == 0
+    status, lines = finish(s)
+    assert status == 0 and "probe: PASS" in lines, s.text()
+    assert not ns.has_link(tap)    # the only descriptor closed with the VMM
+
+
+def test_failing_ifup_script_under_qemu_too(probe, netns, tmp_path):
+    """The reference: QEMU 7.2 also refuses to start; it prints the raw wait status."""
+    need_qemu()
+    ns = netns()
+    up = write_script(tmp_path / "ifup-fails", "exit 7\n")
+    r = ns.run(*vmm("qemu", probe, "-netdev", f"tap,id=n0,ifname={unique('kt')},script={up},"
+                    "downscript=no", "-device", "virtio-net-pci,netdev=n0", scenario="hello"),
+               check=False, timeout=60)
+    assert r.returncode == 1
+    assert f"network script {up} failed with status {7 << 8}" in r.stderr

@@ -56,6 +56,7 @@ static struct {
 	uint8_t mac[6];
 	uint32_t ip, mask, router, dns, server;	/* host byte order; ip 0: none yet */
 	char bootfile[128];
+	char hostname[64];
 	uint32_t rx_len;			/* bytes per receive buffer */
 	uint16_t rx_slot[PAIRS_MAX][VQ_SIZE_MAX];	/* head descriptor -> buffer */
 	uint16_t tx_slot[PAIRS_MAX][VQ_SIZE_MAX];
@@ -604,7 +605,7 @@ static uint32_t dhcp_build(uint8_t *m, uint8_t type, uint32_t req_ip, uint32_t s
 	if (server) {
 		m[n++] = 54; m[n++] = 4; put32(m + n, server); n += 4;
 	}
-	m[n++] = 55; m[n++] = 4; m[n++] = 1; m[n++] = 3; m[n++] = 6; m[n++] = 67;
+	m[n++] = 55; m[n++] = 5; m[n++] = 1; m[n++] = 3; m[n++] = 6; m[n++] = 12; m[n++] = 67;
 	m[n++] = 255;
 	return n < 300 ? 300 : n;
 }
@@ -638,7 +639,10 @@ static uint8_t dhcp_parse(const struct rx_info *ri, uint32_t *yiaddr)
 			net.dns = be32(v);
 		else if (opt == 54 && olen >= 4)
 			net.server = be32(v);
-		else if (opt == 67 && olen > 0 && olen < sizeof(net.bootfile)) {
+		else if (opt == 12 && olen > 0 && olen < sizeof(net.hostname)) {
+			memcpy(net.hostname, v, olen);
+			net.hostname[olen] = 0;
+		} else if (opt == 67 && olen > 0 && olen < sizeof(net.bootfile)) {
 			memcpy(net.bootfile, v, olen);
 			net.bootfile[olen] = 0;
 		}
@@ -680,6 +684,8 @@ static bool dhcp_run(uint64_t seconds)
 				pr_ip(" server ", net.server);
 				if (net.bootfile[0])
 					pr(" bootfile %s", net.bootfile);
+				if (net.hostname[0])
+					pr(" hostname %s", net.hostname);
 				pr("\n");
 				return true;
 			}

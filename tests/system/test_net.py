@@ -17,6 +17,8 @@ from conftest import KESTREL, QEMU, Session, kestrel, need_qemu, probe_lines, qe
 from netns import Netns, bridge_scripts, unique, write_script
 
 BASE = ["-m", "128m", "-nographic"]
+# Each scenario under kestrel and, marked "qemu", under the reference QEMU 7.2.
+KINDS = ["kestrel", pytest.param("qemu", marks=pytest.mark.qemu)]
 QEMU_BASE = ["-M", "pc", "-m", "128m", "-nographic", "-no-reboot"]
 
 
@@ -70,7 +72,7 @@ def finish(s, timeout=60):
 
 # ---- TAP on a bridge ---------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_probe_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path):
     if kind == "qemu":
         need_qemu()
@@ -96,7 +98,7 @@ def test_probe_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path):
     assert not ns.has_link(tap)
 
 
-@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_two_probes_on_one_bridge_exchange_frames(kind, probe, netns, vms, tmp_path):
     if kind == "qemu":
         need_qemu()
@@ -176,7 +178,7 @@ def test_nic_model_help_and_bad_model(probe):
 
 # ---- user mode (libslirp) -------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_user_mode_dhcp_lease(kind, probe):
     if kind == "qemu":
         need_qemu()
@@ -205,7 +207,7 @@ def test_user_mode_dhcp_lease(kind, probe):
             "server 10.0.2.2") in probe_lines(out)
 
 
-@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_user_mode_tftp_serves_the_bootfile(kind, probe, tmp_path):
     if kind == "qemu":
         need_qemu()
@@ -228,7 +230,7 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_hostfwd_udp_reaches_the_probe_echo(kind, probe, vms):
     if kind == "qemu":
         need_qemu()
@@ -356,7 +358,7 @@ print(f"echoes {ok}")
 """
 
 
-@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_multiqueue_tap_and_queue_pairs(kind, probe, netns, vms, tmp_path):
     """queues=2 on the TAP and mq=on: the probe uses two queue pairs, both carry frames."""
     if kind == "qemu":
@@ -394,6 +396,7 @@ def test_nic_and_legacy_net_spellings_reach_user_mode(probe, spelling):
     assert any(l.startswith(f"probe: net: dhcp: ip {want} ") for l in probe_lines(out)), out
 
 
+@pytest.mark.qemu
 def test_socket_link_between_kestrel_and_qemu(probe, vms):
     """The same length-prefixed stream as QEMU's -netdev socket: the two VMMs talk."""
     need_qemu()
@@ -411,7 +414,7 @@ def test_socket_link_between_kestrel_and_qemu(probe, vms):
     assert status_a == 0 and "probe: PASS" in lines_a, a.text()
 
 
-@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_guest_checksum_offload_reaches_the_tap(kind, probe, netns, vms, tmp_path):
     """With GUEST_CSUM negotiated the VMM turns on the TAP's checksum offload
     (TUNSETOFFLOAD): UDP from the host then arrives with NEEDS_CSUM in the vnet
@@ -473,7 +476,7 @@ os.execv(argv[0], argv)
 """
 
 
-@pytest.mark.parametrize("kind", ["kestrel", "qemu"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_tap_fd_opened_by_the_caller(kind, probe, netns, vms):
     """fd=N: a TAP someone else opened and configured (libvirt's way); no scripts run."""
     if kind == "qemu":
@@ -495,6 +498,7 @@ def test_tap_fd_opened_by_the_caller(kind, probe, netns, vms):
     assert not ns.has_link(tap)    # the only descriptor closed with the VMM
 
 
+@pytest.mark.qemu
 def test_failing_ifup_script_under_qemu_too(probe, netns, tmp_path):
     """The reference: QEMU 7.2 also refuses to start; it prints the raw wait status."""
     need_qemu()

@@ -41,6 +41,7 @@ struct peer {
 	uint8_t last[4096];
 	size_t last_len;
 	int frames, wakes, offload_calls;
+	int last_queue;
 	bool csum, tso4, tso6, ecn;
 };
 
@@ -50,7 +51,7 @@ struct fx {
 	struct virtio_pci vp;
 	struct virtio_net net;
 	struct peer peer;
-	uint16_t avail_idx[3], next_desc[3], used_seen[3];
+	uint16_t avail_idx[8], next_desc[8];
 };
 
 static ssize_t peer_receive(struct net_client *nc, const struct iovec *iov, int iovcnt)
@@ -65,6 +66,13 @@ static ssize_t peer_receive(struct net_client *nc, const struct iovec *iov, int 
 	p->last_len = n;
 	p->frames++;
 	return (ssize_t)n;
+}
+
+static ssize_t peer_receive_queue(struct net_client *nc, unsigned queue, const struct iovec *iov,
+				  int iovcnt)
+{
+	((struct peer *)nc->opaque)->last_queue = (int)queue;
+	return peer_receive(nc, iov, iovcnt);
 }
 
 static void peer_wake(struct net_client *nc)
@@ -84,7 +92,8 @@ static void peer_offload(struct net_client *nc, bool csum, bool tso4, bool tso6,
 }
 
 static const struct net_client_ops peer_ops = {
-	.type = "test", .receive = peer_receive, .wake = peer_wake, .set_offload = peer_offload,
+	.type = "test", .receive = peer_receive, .receive_queue = peer_receive_queue,
+	.wake = peer_wake, .set_offload = peer_offload,
 };
 
 static uint8_t *ram(struct fx *f, uint64_t gpa)
@@ -92,24 +101,24 @@ static uint8_t *ram(struct fx *f, uint64_t gpa)
 	return f->mem.host + gpa;
 }
 
-/* A device whose driver took features (beyond VERSION_1) and enabled all three queues. */
-static struct fx *make(bool vnet_peer, uint64_t features)
+/* A device with pairs queue pairs whose driver took features and enabled every queue. */
+static struct fx *make_pairs(bool vnet_peer, uint64_t features, unsigned pairs)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
 	assert_int_equal(fake_memory_init(&f->mem, RAM_SIZE), 0);
 	assert_int_equal(pci_bus_init(&f->bus), 0);
-	assert_int_equal(virtio_net_init(&f->net, "nic.0", our_mac, 1), 0);
+	assert_int_equal(virtio_net_init(&f->net, "nic.0", our_mac, pairs), 0);
 	f->peer.nc.ops = &peer_ops;
 	f->peer.nc.opaque = &f->peer;
 	f->peer.nc.has_vnet_hdr = vnet_peer;
 	net_connect(&f->net.nc, &f->peer.nc);
-	assert_int_equal(virtio_pci_create(&f->vp, &f->bus, -1, &virtio_net_ops, &f->net, 0, &f->mem,
-					   -1, NULL), 0);
+	assert_int_equal(virtio_pci_create(&f->vp, &f->bus, -1, &virtio_net_ops, &f->net,
+					   2 * pairs + 1, &f->mem, -1, NULL), 0);
 	virtio_net_attach(&f->net, &f->vp.vdev);
 	f->peer.wakes = 0;
-	for (unsigned q = 0; q < 3; q++) {
+	for (unsigned q = 0; q < 2 * pairs + 1; q++) {
 		struct virtqueue *vq = &f->vp.vdev.vqs[q];
 		vq->size = QSIZE;
 		vq->desc_gpa = RING(q);
@@ -122,6 +131,11 @@ static struct fx *make(bool vnet_peer, uint64_t features)
 	f->vp.vdev.status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 			    VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
 	return f;
+}
+
+static struct fx *make(bool vnet_peer, uint64_t features)
+{
+	return make_pairs(vnet_peer, features, 1);
 }
 
 static void destroy(struct fx *f)
@@ -282,12 +296,13 @@ static void test_rx_frame_too_big_without_mergeable_buffers_is_dropped(void **st
 	destroy(f);
 }
 
-/* Sends one control command: class, cmd, data; returns the ack byte. */
-static uint8_t ctrl(struct fx *f, uint8_t cls, uint8_t cmd, const void *data, uint32_t len)
+/* Sends one control command on queue cq: class, cmd, data; returns the ack byte. */
+static uint8_t ctrl_on(struct fx *f, unsigned cq, uint8_t cls, uint8_t cmd, const void *data,
+		       uint32_t len)
 {
-	uint8_t *b = ram(f, BUF(2, f->next_desc[2]));
-	uint64_t gpa = BUF(2, f->next_desc[2]);
-	uint16_t i = f->next_desc[2] % QSIZE, j = (uint16_t)((i + 1) % QSIZE);
+	uint8_t *b = ram(f, BUF(cq, f->next_desc[cq]));
+	uint64_t gpa = BUF(cq, f->next_desc[cq]);
+	uint16_t i = f->next_desc[cq] % QSIZE, j = (uint16_t)((i + 1) % QSIZE);
 	uint8_t d[16];
 	uint32_t l = 2 + len, one = 1;
 	uint16_t flags = F_NEXT, wflags = F_WRITE;
@@ -301,18 +316,23 @@ static uint8_t ctrl(struct fx *f, uint8_t cls, uint8_t cmd, const void *data, ui
 	memcpy(d + 8, &l, 4);
 	memcpy(d + 12, &flags, 2);
 	memcpy(d + 14, &j, 2);
-	memcpy(ram(f, RING(2) + 16 * i), d, 16);
+	memcpy(ram(f, RING(cq) + 16 * i), d, 16);
 	memcpy(d, &ack_gpa, 8);
 	memcpy(d + 8, &one, 4);
 	memcpy(d + 12, &wflags, 2);
 	memset(d + 14, 0, 2);
-	memcpy(ram(f, RING(2) + 16 * j), d, 16);
-	f->next_desc[2] += 2;
-	memcpy(ram(f, RING(2) + 0x1000 + 4 + 2 * (f->avail_idx[2] % QSIZE)), &i, 2);
-	f->avail_idx[2]++;
-	memcpy(ram(f, RING(2) + 0x1000 + 2), &f->avail_idx[2], 2);
-	virtio_net_ops.queue_notify(&f->vp.vdev, 2);
+	memcpy(ram(f, RING(cq) + 16 * j), d, 16);
+	f->next_desc[cq] += 2;
+	memcpy(ram(f, RING(cq) + 0x1000 + 4 + 2 * (f->avail_idx[cq] % QSIZE)), &i, 2);
+	f->avail_idx[cq]++;
+	memcpy(ram(f, RING(cq) + 0x1000 + 2), &f->avail_idx[cq], 2);
+	virtio_net_ops.queue_notify(&f->vp.vdev, cq);
 	return *ram(f, ack_gpa);
+}
+
+static uint8_t ctrl(struct fx *f, uint8_t cls, uint8_t cmd, const void *data, uint32_t len)
+{
+	return ctrl_on(f, 2, cls, cmd, data, len);
 }
 
 static void test_ctrl_rx_mode_and_mac_table_filter(void **state)
@@ -372,6 +392,45 @@ static void test_offloads_reach_the_back_end_once_negotiated(void **state)
 	destroy(f);
 }
 
+#define F_MQ (1ULL << 22)
+
+static void test_multiqueue_pairs_steering_and_transmit(void **state)
+{
+	struct fx *f = make_pairs(false, F_MRG_RXBUF | F_CTRL_VQ | F_MQ, 2);
+	uint16_t two = 2, three = 3, max;
+	uint8_t in[100];
+
+	assert_true(f->vp.vdev.extra_features & F_MQ);
+	virtio_net_ops.read_config(&f->vp.vdev, 8, &max, 2);
+	assert_int_equal(max, 2);
+	/* With MQ the control queue follows the pairs: queue 4, not 2 (§5.1.2). */
+	assert_int_equal(ctrl_on(f, 4, 4, 0, &three, 2), 1);	/* more pairs than there are */
+	assert_int_equal(ctrl_on(f, 4, 4, 0, &two, 2), 0);
+	assert_int_equal(f->net.curr_pairs, 2);
+
+	post(f, 0, BUF(0, 0), 2048, true);
+	post(f, 2, BUF(2, 0), 2048, true);
+	frame(in, sizeof(in), our_mac);
+	struct iovec iov = { in, sizeof(in) };
+	assert_int_equal(net_send_queue(&f->peer.nc, 1, &iov, 1), sizeof(in));
+	assert_int_equal(used_idx(f, 2), 1);	/* back-end queue 1 -> pair 1's receive queue */
+	assert_int_equal(used_idx(f, 0), 0);
+	assert_int_equal(net_send_queue(&f->peer.nc, 0, &iov, 1), sizeof(in));
+	assert_int_equal(used_idx(f, 0), 1);
+
+	uint8_t *b = ram(f, BUF(3, 0));
+	memset(b, 0, HDR);
+	frame(b + HDR, 60, our_mac);
+	post(f, 3, BUF(3, 0), HDR + 60, false);
+	virtio_net_ops.queue_notify(&f->vp.vdev, 3);	/* pair 1 transmits */
+	assert_int_equal(f->peer.frames, 1);
+	assert_int_equal(f->peer.last_queue, 1);	/* on the back end's queue 1 */
+
+	virtio_net_ops.reset(&f->vp.vdev);
+	assert_int_equal(f->net.curr_pairs, 1);
+	destroy(f);
+}
+
 static void test_config_space_has_mac_and_link(void **state)
 {
 	struct fx *f = make(false, 0);
@@ -397,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_rx_frame_too_big_without_mergeable_buffers_is_dropped),
 		cmocka_unit_test(test_ctrl_rx_mode_and_mac_table_filter),
 		cmocka_unit_test(test_offloads_reach_the_back_end_once_negotiated),
+		cmocka_unit_test(test_multiqueue_pairs_steering_and_transmit),
 		cmocka_unit_test(test_config_space_has_mac_and_link),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

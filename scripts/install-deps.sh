@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential meson ninja-build pkg-config acpica-tools libcmocka-dev libjson-c-dev
-	zlib1g-dev libzstd-dev
+	zlib1g-dev libzstd-dev liburing-dev
 	# tests and reference peer
 	python3 python3-pytest qemu-system-x86 qemu-utils seabios time strace
 	# Linux test guest recipe (tests/guest/linux)

@@ -6,6 +6,7 @@
 #include "cli/options_internal.h"
 #include "util/log.h"
 #include "util/size.h"
+#include "virtio/devices.h"
 #include "virtio/virtio.h"
 
 void options_device_help(FILE *out)
@@ -66,11 +67,34 @@ static int copy_serial(char *dst, const char *serial, const char *opt, const cha
 	return 0;
 }
 
+/* aio= and detect-zeroes=, with QEMU's rules for what they need of cache= and discard=. */
+static int drive_aio_and_zeroes(struct drive_config *d, const char *aio, const char *detect,
+				const char *opt, const char *arg)
+{
+	if (aio && !strcmp(aio, "native") && !(d->flags & BLOCK_NOCACHE))
+		return err_invalid(opt, arg, "aio=native was specified, but it requires "
+				   "cache.direct=on (cache=none or directsync)");
+	/* Linux AIO (native) is served by io_uring, its successor. */
+	d->aio_io_uring = aio && strcmp(aio, "threads") != 0;
+	if (!detect || !strcmp(detect, "off"))
+		d->detect_zeroes = BLK_DETECT_ZEROES_OFF;
+	else if (!strcmp(detect, "on"))
+		d->detect_zeroes = BLK_DETECT_ZEROES_ON;
+	else if (!strcmp(detect, "unmap"))
+		d->detect_zeroes = BLK_DETECT_ZEROES_UNMAP;
+	else
+		return err_invalid(opt, arg, "detect-zeroes= must be off, on or unmap");
+	if (d->detect_zeroes == BLK_DETECT_ZEROES_UNMAP && !d->discard)
+		return err_invalid(opt, arg, "setting detect-zeroes to unmap is not allowed without "
+				   "setting discard operation to unmap");
+	return 0;
+}
+
 int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 {
 	struct opts *o = parse_list(opt, arg, "file");
 	struct drive_config d = { 0 };
-	const char *file, *iface, *format, *cache, *media, *discard, *aio, *id, *serial;
+	const char *file, *iface, *format, *cache, *media, *discard, *aio, *id, *serial, *detect;
 	int rc = -1;
 
 	if (!o)
@@ -85,7 +109,7 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 	id = opts_get(o, "id");
 	serial = opts_get(o, "serial");
 	opts_get(o, "index");		/* meaningful for IDE buses; virtio numbers by order */
-	opts_get(o, "detect-zeroes");
+	detect = opts_get(o, "detect-zeroes");
 	if (!opts_get_bool(o, "readonly", &d.readonly) || !opts_get_bool(o, "snapshot", &d.snapshot)) {
 		err_invalid(opt, arg, "readonly= and snapshot= take on or off");
 		goto out;
@@ -123,11 +147,13 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 	}
 	if (serial && copy_serial(d.serial, serial, opt, arg) < 0)
 		goto out;
+	d.discard = discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on"));
+	if (drive_aio_and_zeroes(&d, aio, detect, opt, arg) < 0)
+		goto out;
 	if (cfg->nr_drives == VM_MAX_DRIVES) {
 		err_invalid(opt, arg, "too many drives");
 		goto out;
 	}
-	d.discard = discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on"));
 	if (format)
 		strcpy(d.format, format);
 	if (d.readonly)

@@ -56,6 +56,8 @@ struct drive_config {
 	bool discard;			/* discard=unmap */
 	bool claimed;			/* a device uses it */
 	char serial[21];
+	bool aio_io_uring;		/* aio=io_uring|native; else the thread pool */
+	uint8_t detect_zeroes;		/* enum blk_detect_zeroes: off, on, unmap */
 };
 
 enum device_kind {

@@ -51,10 +51,18 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 			blk->disk = vm->backends->disks[i];
 			blk->readonly = block_is_readonly(blk->disk);
 			blk->discard = d->discard;
+			blk->detect_zeroes = d->detect_zeroes;
+			blk->engine = d->aio_io_uring ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS;
 			snprintf(blk->serial, sizeof(blk->serial), "%s", dev->serial[0] ? dev->serial : d->serial);
 		}
 		ops = &virtio_blk_ops;
 		state = blk;
+		/* The request engine now, so that start-up fails if aio= cannot be had. */
+		char err[256];
+		if (virtio_blk_start(blk, err, sizeof(err)) < 0) {
+			log_error("%s: %s", dev->drive, err);
+			return -1;
+		}
 		break;
 	}
 	}

@@ -99,15 +99,6 @@ static void msix_deliver_pending(struct virtio_pci *vp)
 }
 
 /* Config space changed (called under the bus lock): the MSI-X enable/mask bits may have. */
-static void config_written(struct pci_device *pci, unsigned offset, unsigned size)
-{
-	struct virtio_pci *vp = pci->opaque;
-
-	pthread_mutex_lock(&vp->vdev.lock);
-	msix_deliver_pending(vp);
-	pthread_mutex_unlock(&vp->vdev.lock);
-}
-
 static void set_intx(struct virtio_pci *vp, bool level)
 {
 	struct kvm_irq_level irq = { .irq = vp->pci.config[PCI_INTERRUPT_LINE], .level = level };
@@ -214,6 +205,42 @@ static void kicks_assign(struct virtio_pci *vp)
 			close(k->watch.fd);
 		k->addr = 0;
 	}
+}
+
+static bool touches(unsigned offset, unsigned size, unsigned reg, unsigned len)
+{
+	return offset < reg + len && reg < offset + size;
+}
+
+/*
+ * After a config write: pending MSI-X messages may go out, and if the
+ * notify region moved or stopped decoding, the kernel's doorbells follow it,
+ * or KVM would swallow writes meant for whatever lies at the old address.
+ */
+static void config_written(struct pci_device *pci, unsigned offset, unsigned size)
+{
+	struct virtio_pci *vp = pci->opaque;
+
+	pthread_mutex_lock(&vp->vdev.lock);
+	msix_deliver_pending(vp);
+	if (touches(offset, size, PCI_COMMAND, 2) ||
+	    touches(offset, size, PCI_BAR0 + 4 * VIRTIO_BAR, 8)) {
+		uint16_t cmd;
+		memcpy(&cmd, vp->pci.config + PCI_COMMAND, 2);
+		uint64_t base = (cmd & PCI_COMMAND_MEMORY) ? vp->pci.bars[VIRTIO_BAR].addr : 0;
+		for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+			const struct virtio_kick *k = &vp->kicks[q];
+			if (!k->addr)
+				continue;
+			if (k->addr != base + NOTIFY_OFFSET + NOTIFY_MULTIPLIER * q) {
+				kicks_release(vp);
+				if (vp->vdev.status & VIRTIO_STATUS_DRIVER_OK)
+					kicks_assign(vp);
+			}
+			break;	/* all doorbells move together */
+		}
+	}
+	pthread_mutex_unlock(&vp->vdev.lock);
 }
 
 /* ---- device reset and status --------------------------------------------- */

@@ -193,6 +193,10 @@ static int open_disks(struct app *app)
 			? block_open_snapshot_overlay(d->file, format, d->flags, &app->disks[i], err,
 						      sizeof(err))
 			: block_open(d->file, format, d->flags, &app->disks[i], err, sizeof(err));
+		if (rc < 0 && d->blockdev) {
+			log_error("-blockdev node-name=%s: %s", d->id, err);
+			return -1;
+		}
 		if (rc < 0) {
 			log_error("-drive file=%s: %s", d->file, err);
 			return -1;

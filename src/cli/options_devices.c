@@ -20,7 +20,7 @@ void options_device_help(FILE *out)
 		     "name \"virtconsole\", bus virtio-serial-bus\n");
 }
 
-static struct drive_config *find_drive(struct vm_config *cfg, const char *id)
+struct drive_config *find_drive(struct vm_config *cfg, const char *id)
 {
 	for (unsigned i = 0; i < cfg->nr_drives; i++)
 		if (strcmp(cfg->drives[i].id, id) == 0)
@@ -294,7 +294,7 @@ int options_check_devices(struct vm_config *cfg)
 			return -1;
 		}
 		d->claimed = true;
-		if (cfg->snapshot_all)
+		if (cfg->snapshot_all && !d->blockdev)	/* -snapshot is for -drive, as in QEMU */
 			d->snapshot = true;
 	}
 	if (cfg->console_chardev[0] && !have_serial_bus) {
@@ -302,7 +302,7 @@ int options_check_devices(struct vm_config *cfg)
 		return -1;
 	}
 	for (unsigned i = 0; i < cfg->nr_drives; i++)
-		if (!cfg->drives[i].claimed)
+		if (!cfg->drives[i].claimed && !cfg->drives[i].blockdev)
 			log_warn("-drive %s: no device uses this drive (if=none without -device)",
 				 cfg->drives[i].file);
 	return 0;

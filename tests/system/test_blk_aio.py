@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import KESTREL, kestrel, probe_lines
+from conftest import KESTREL, kestrel, need_qemu, probe_lines, qemu
 from test_virtio import SECTOR, drive, pattern, raw_image
 
 
@@ -113,3 +113,50 @@ def test_detect_zeroes_unmap_needs_discard(probe, tmp_path):
     status, out, err = kestrel("-nographic", *drive(disk, extra=",detect-zeroes=maybe"),
                                "-kernel", probe)
     assert status == 1 and "detect-zeroes=" in err, err
+
+
+BLOCKDEV_FORMS = {
+    "named-file": lambda img, fmt: [
+        "-blockdev", f"driver=file,node-name=f0,filename={img},cache.direct=on,aio=io_uring",
+        "-blockdev", f"driver={fmt},node-name=d0,file=f0"],
+    "inline-file": lambda img, fmt: [
+        "-blockdev", f"driver={fmt},node-name=d0,file.driver=file,file.filename={img}"],
+    "json": lambda img, fmt: [
+        "-blockdev", '{"driver":"%s","node-name":"d0","file":{"driver":"file",'
+                     '"filename":"%s","aio":"threads"}}' % (fmt, img)],
+}
+
+
+@pytest.mark.parametrize("vmm", ["kestrel", "qemu"])
+@pytest.mark.parametrize("form", sorted(BLOCKDEV_FORMS))
+def test_blockdev_forms_on_both_vmms(probe, tmp_path, vmm, form):
+    """The same -blockdev command line writes the same bytes through kestrel and QEMU."""
+    if vmm == "qemu":
+        need_qemu()
+    disk = qcow2_image(tmp_path)
+    args = ["-m", "128m", "-nographic", *BLOCKDEV_FORMS[form](disk, "qcow2"),
+            "-device", "virtio-blk-pci,drive=d0", "-kernel", probe,
+            "-append", "probe=blk-write,pattern=9,sectors=200,offset=5"]
+    status, out, err = (kestrel if vmm == "kestrel" else qemu)(*args, timeout=60)
+    assert status == 0 and "probe: blk: verified" in out, err + out
+    data = as_raw(disk, "qcow2", tmp_path)
+    assert data[5 * SECTOR:205 * SECTOR] == pattern(9, 5 * SECTOR, 200 * SECTOR)
+    check = subprocess.run(["qemu-img", "check", str(disk)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+
+
+def test_blockdev_errors_name_the_problem(probe, tmp_path):
+    img = raw_image(tmp_path)
+    cases = [
+        (["-blockdev", f"driver=file,filename={img}"], "'node-name' must be specified"),
+        (["-blockdev", "driver=qcow2,node-name=d0,file=f0"], "Cannot find device='f0'"),
+        (["-blockdev", f"driver=file,node-name=f0,filename={img}", "-blockdev",
+          f"driver=file,node-name=f0,filename={img}"], "Duplicate nodes with node-name='f0'"),
+        (["-blockdev", "driver=vmdk,node-name=d0,file=f0"], "Unknown driver 'vmdk'"),
+        (["-blockdev", f"driver=file,node-name=f0,filename={img}", "-blockdev",
+          "driver=qcow2,node-name=d0,file=f0", "-device", "virtio-blk-pci,drive=d0"],
+         "not in qcow2 format"),
+    ]
+    for args, needle in cases:
+        status, out, err = kestrel("-nographic", *args, "-kernel", probe)
+        assert status == 1 and needle in err, (args, err)

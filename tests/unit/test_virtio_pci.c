@@ -136,6 +136,7 @@ struct fx {
 	uint64_t common, isr, device, notify, msix_table, msix_pba;
 	uint32_t notify_mult;
 	uint8_t msix_cap;
+	uint8_t pci_cfg;	/* the PCI_CFG capability's config offset */
 };
 
 /* ---- config space, as a guest reaches it through 0xcf8/0xcfc ----------------- */
@@ -217,6 +218,12 @@ static void discover(struct fx *f)
 		if (id != PCI_CAP_ID_VNDR)
 			continue;
 		uint8_t type = (uint8_t)cfg_read(f, p + 3, 1), bar = (uint8_t)cfg_read(f, p + 4, 1);
+		if (type == 5) {	/* PCI_CFG: a window, not a structure in a BAR */
+			assert_int_equal(cfg_read(f, p + 2, 1), 20);
+			f->pci_cfg = (uint8_t)p;
+			seen |= 1u << type;
+			continue;
+		}
 		uint64_t at = bar_address(f, bar) + cfg_read(f, p + 8, 4);
 		uint32_t len = cfg_read(f, p + 12, 4);
 		assert_true(len > 0);
@@ -238,7 +245,7 @@ static void discover(struct fx *f)
 		}
 		seen |= 1u << type;
 	}
-	assert_int_equal(seen, 0x1e);	/* common, notify, ISR, device */
+	assert_int_equal(seen, 0x3e);	/* common, notify, ISR, device, PCI_CFG */
 	assert_int_not_equal(f->msix_cap, 0);
 }
 
@@ -1067,10 +1074,56 @@ static void test_doorbells_follow_a_moved_bar(void **state)
 	close(kvm);
 }
 
+/* §4.1.4.9: the PCI_CFG window reaches the same registers as the BAR. */
+static void test_pci_cfg_window(void **state)
+{
+	struct fx *f = *state;
+	unsigned c = f->pci_cfg, bar = 4;
+	uint64_t base = bar_address(f, bar);
+
+	/* Find which BAR holds the common config: the window addresses BAR + offset. */
+	for (unsigned b = 0; b < 6; b++)
+		if (f->common >= bar_address(f, b) && bar_address(f, b) &&
+		    f->common - bar_address(f, b) < 0x4000)
+			bar = b, base = bar_address(f, b);
+	uint32_t off = (uint32_t)(f->common - base);
+
+	/* Read device_feature (select 0) through the window and through the BAR. */
+	common_write(f, C_DFSELECT, 0, 4);
+	cfg_write(f, c + 4, bar, 1);
+	cfg_write(f, c + 8, off + C_DF, 4);
+	cfg_write(f, c + 12, 4, 4);
+	assert_int_equal(cfg_read(f, c + 16, 4), (uint32_t)common_read(f, C_DF, 4));
+	assert_int_equal(cfg_read(f, c + 16, 4) & (uint32_t)DEV_FEATURES, (uint32_t)DEV_FEATURES);
+
+	/* Write the status byte through the window; the BAR sees it. */
+	cfg_write(f, c + 8, off + C_STATUS, 4);
+	cfg_write(f, c + 12, 1, 4);
+	cfg_write(f, c + 16, S_ACK, 1);
+	assert_int_equal(status(f), S_ACK);
+
+	/* Bad windows do nothing and read 0: unaligned, odd length, no such BAR, past the end. */
+	cfg_write(f, c + 8, off + C_DF + 1, 4);
+	cfg_write(f, c + 12, 4, 4);
+	assert_int_equal(cfg_read(f, c + 16, 4), 0);
+	cfg_write(f, c + 8, off + C_DF, 4);
+	cfg_write(f, c + 12, 3, 4);
+	assert_int_equal(cfg_read(f, c + 16, 4), 0);
+	cfg_write(f, c + 12, 4, 4);
+	cfg_write(f, c + 4, 5, 1);	/* BAR5 is not implemented */
+	assert_int_equal(cfg_read(f, c + 16, 4), 0);
+	cfg_write(f, c + 4, bar, 1);
+	cfg_write(f, c + 8, 0xfffffffc, 4);
+	assert_int_equal(cfg_read(f, c + 16, 4), 0);
+	cfg_write(f, c + 16, 0xffffffff, 4);	/* ignored, no crash */
+	assert_int_equal(status(f), S_ACK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_identity),
+		T(test_pci_cfg_window),
 		T(test_doorbells_follow_a_moved_bar),
 		T(test_msix_capability),
 		T(test_device_features),

@@ -59,27 +59,43 @@ const char *block_aio_engine_name(enum block_aio_engine engine)
 
 /* ---- the synchronous path, shared by both engines -------------------------- */
 
+/* Walks a request's segments from a byte offset on. */
+struct iov_cursor {
+	const struct iovec *iov;
+	unsigned n, i;
+	uint64_t skip;		/* bytes into iov[i] */
+};
+
+/* The next piece, at most len bytes: its length (0 at the end) and address in *p. */
+static size_t cursor_next(struct iov_cursor *c, uint64_t len, uint8_t **p)
+{
+	while (c->i < c->n && c->skip >= c->iov[c->i].iov_len)
+		c->skip -= c->iov[c->i++].iov_len;
+	if (c->i == c->n || !len)
+		return 0;
+	size_t chunk = c->iov[c->i].iov_len - (size_t)c->skip;
+	if (chunk > len)
+		chunk = (size_t)len;
+	*p = (uint8_t *)c->iov[c->i].iov_base + c->skip;
+	c->skip += chunk;
+	return chunk;
+}
+
 /* Reads or writes bytes [skip, skip+len) of r's data through the block layer. */
 static int transfer(struct block_dev *bd, const struct block_req *r, uint64_t skip, uint64_t len)
 {
+	struct iov_cursor c = { .iov = r->iov, .n = r->niov, .skip = skip };
 	uint64_t pos = r->offset + skip;
+	size_t chunk;
+	uint8_t *p;
 
-	for (unsigned i = 0; i < r->niov && len; i++) {
-		if (skip >= r->iov[i].iov_len) {
-			skip -= r->iov[i].iov_len;
-			continue;
-		}
-		size_t chunk = r->iov[i].iov_len - (size_t)skip;
-		if (chunk > len)
-			chunk = (size_t)len;
-		uint8_t *p = (uint8_t *)r->iov[i].iov_base + skip;
+	while ((chunk = cursor_next(&c, len, &p))) {
 		int ret = r->op == BLOCK_OP_WRITE ? block_pwrite(bd, pos, p, chunk)
 						  : block_pread(bd, pos, p, chunk);
 		if (ret < 0)
 			return ret;
 		pos += chunk;
 		len -= chunk;
-		skip = 0;
 	}
 	return len ? -EINVAL : 0;	/* the iovec was shorter than said */
 }
@@ -224,26 +240,19 @@ static int uring_open(struct block_aio *aio, char *err, size_t errlen)
 static bool slice_iov(struct block_aio *aio, struct aio_item *it)
 {
 	const struct block_req *r = it->req;
-	uint64_t skip = it->skip, len = it->len;
-	bool direct = aio->bd->direct;
+	struct iov_cursor c = { .iov = r->iov, .n = r->niov, .skip = it->skip };
+	uint64_t len = it->len;
+	size_t chunk;
+	uint8_t *p;
 
 	it->iov = &aio->iov_pool[(size_t)(it - aio->items) * AIO_IOV_PER_ITEM];
 	it->niov = 0;
-	for (unsigned i = 0; i < r->niov && len; i++) {
-		if (skip >= r->iov[i].iov_len) {
-			skip -= r->iov[i].iov_len;
-			continue;
-		}
-		size_t chunk = r->iov[i].iov_len - (size_t)skip;
-		if (chunk > len)
-			chunk = (size_t)len;
-		uint8_t *p = (uint8_t *)r->iov[i].iov_base + skip;
+	while ((chunk = cursor_next(&c, len, &p))) {
 		if (it->niov == AIO_IOV_PER_ITEM ||
-		    (direct && (((uintptr_t)p | chunk) & (DIRECT_ALIGN - 1))))
+		    (aio->bd->direct && (((uintptr_t)p | chunk) & (DIRECT_ALIGN - 1))))
 			return false;
 		it->iov[it->niov++] = (struct iovec){ p, chunk };
 		len -= chunk;
-		skip = 0;
 	}
 	return len == 0;
 }

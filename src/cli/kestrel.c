@@ -346,6 +346,8 @@ static void teardown(struct app *app)
 		monitor_destroy(&app->monitors[i]);
 	for (unsigned i = 0; i < app->nr_chardevs; i++)
 		chardev_close(&app->chardevs[i]);
+	if (app->net_opened)
+		app_net_close(&app->net, &app->cfg);	/* runs the downscripts */
 	if (app->loop)
 		loop_destroy(app->loop);
 	if (app->signal_fd >= 0)
@@ -394,6 +396,10 @@ int main(int argc, char **argv)
 	}
 	if (setup_frontends(&app) < 0 || open_disks(&app) < 0 || setup_virtconsole(&app) < 0)
 		goto out;
+	app.net_opened = true;
+	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)
+		goto out;
+	app.backends.nics = app.net.nics;
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
 	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&

@@ -611,6 +611,12 @@ static const struct option_def option_table[] = {
 	{ "blockdev", true, opt_blockdev,
 	  "driver=file|host_device|raw|qcow2,node-name=name[,filename=][,file=node]"
 	  "[,cache.direct=][,read-only=]...  a block node (also JSON)" },
+	{ "net", true, options_net,
+	  "nic[,vlan=n][,macaddr=mac][,model=virtio|help][,name=][,addr=][,vectors=][,dup=allow]"
+	  "|tap,...|user,...|socket,...|none  a NIC or a back end on hub (vlan) n" },
+	{ "netdev", true, options_netdev,
+	  "tap|user|socket,id=id[,...]|help  a network back end (see kestrel(1))" },
+	{ "nic", true, options_nic, "[tap|user|socket|none][,model=][,mac=][,...]  NIC + back end" },
 	{ "snapshot", false, opt_snapshot, "  write to temporary files instead of disk images" },
 	{ "nodefaults", false, opt_nodefaults, "  no default serial port or monitor" },
 	{ "no-reboot", false, opt_no_reboot, "  exit instead of rebooting" },
@@ -731,6 +737,8 @@ static int finish(struct vm_config *cfg)
 	}
 	if (check_chardev_refs(cfg) < 0)
 		return -1;
+	if (options_check_net(cfg) < 0)
+		return -1;
 	return options_check_devices(cfg);
 }
 
@@ -774,4 +782,5 @@ void options_free(struct vm_config *cfg)
 		free(cfg->drives[i].file);
 		cfg->drives[i].file = NULL;
 	}
+	options_free_net(cfg);
 }

@@ -13,6 +13,8 @@ void options_device_help(FILE *out)
 {
 	fprintf(out, "Storage devices:\n"
 		     "name \"virtio-blk-pci\", bus PCI, alias \"virtio-blk\"\n"
+		     "\nNetwork devices:\n"
+		     "name \"virtio-net-pci\", bus PCI, alias \"virtio-net\"\n"
 		     "\nMisc devices:\n"
 		     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n"
 		     "name \"virtio-rng-pci\", bus PCI, alias \"virtio-rng\"\n"
@@ -230,6 +232,8 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		dev.kind = DEVICE_VIRTIO_RNG;
 	} else if (!strcmp(driver, "virtio-serial-pci") || !strcmp(driver, "virtio-serial")) {
 		dev.kind = DEVICE_VIRTIO_SERIAL;
+	} else if (!strcmp(driver, "virtio-net-pci") || !strcmp(driver, "virtio-net")) {
+		return options_net_device(cfg, o, opt, arg);
 	} else if (!strcmp(driver, "virtconsole")) {
 		chardev = opts_get(o, "chardev");
 		opts_get(o, "id");
@@ -306,4 +310,9 @@ int options_check_devices(struct vm_config *cfg)
 			log_warn("-drive %s: no device uses this drive (if=none without -device)",
 				 cfg->drives[i].file);
 	return 0;
+}
+
+int options_pci_addr(const char *addr, int *slot)
+{
+	return parse_addr(addr, slot);
 }

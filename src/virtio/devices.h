@@ -5,11 +5,13 @@
 #include "block/aio.h"
 #include "block/block.h"
 #include "ui/chardev.h"
+#include "virtio/net.h"
 #include "virtio/virtio.h"
 
 extern const struct virtio_device_ops virtio_rng_ops;
 extern const struct virtio_device_ops virtio_blk_ops;
 extern const struct virtio_device_ops virtio_console_ops;
+extern const struct virtio_device_ops virtio_net_ops;
 
 #define VIRTIO_BLK_BATCH BLOCK_AIO_MAX_BATCH	/* requests taken from a queue per round */
 

@@ -65,6 +65,10 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		}
 		break;
 	}
+	case DEVICE_VIRTIO_NET:
+		ops = &virtio_net_ops;
+		state = &vm->backends->nics[dev->nic];
+		break;
 	}
 	if (virtio_pci_create(vp, &vm->pci, dev->slot, ops, state, dev->num_queues, &vm->mem,
 			      vm->fd, vm->io.started ? &vm->io : NULL) < 0) {
@@ -75,6 +79,8 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		vp->vdev.extra_features |= 1ULL << 5;	/* VIRTIO_BLK_F_RO */
 	if (dev->kind == DEVICE_VIRTIO_SERIAL && state)
 		((struct virtio_console *)state)->vdev = &vp->vdev;
+	if (dev->kind == DEVICE_VIRTIO_NET)
+		virtio_net_attach(state, &vp->vdev);
 	vm->nr_virtio++;
 	return 0;
 }
@@ -227,6 +233,8 @@ void pc_destroy_devices(struct vm *vm)
 	if (vm->io.started)
 		iothread_stop(&vm->io);
 	for (unsigned i = 0; i < vm->nr_virtio; i++) {
+		if (vm->virtio[i].vdev.ops == &virtio_net_ops)
+			virtio_net_detach(vm->virtio[i].vdev.opaque);
 		virtio_pci_destroy(&vm->virtio[i]);
 		if (vm->blk_used[i])
 			virtio_blk_release(&vm->blk[i]);

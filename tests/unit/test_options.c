@@ -570,7 +570,7 @@ static void test_debug_exit_device(void **state)
 	assert_int_equal(cfg.debug_exit.iosize, 1);
 	options_free(&cfg);
 
-	RUN_ERR("-device", "virtio-net-pci");
+	RUN_ERR("-device", "virtio-gpu-pci");	/* not modelled */
 	RUN_ERR("-device", "isa-debug-exit,iosize=0");
 	RUN_ERR("-device", "isa-debug-exit,iosize=5");
 	RUN_ERR("-device", "isa-debug-exit,iobase=0x10000");

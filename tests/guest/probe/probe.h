@@ -224,5 +224,11 @@ bool scenario_blk_read(const struct platform *p, const struct args *a);
 bool scenario_blk_bench(const struct platform *p, const struct args *a);
 bool scenario_rng(const struct platform *p, const struct args *a);
 bool scenario_console(const struct platform *p, const struct args *a);
+bool scenario_net_respond(const struct platform *p, const struct args *a);
+bool scenario_net_send(const struct platform *p, const struct args *a);
+bool scenario_net_dhcp(const struct platform *p, const struct args *a);
+bool scenario_net_tftp(const struct platform *p, const struct args *a);
+bool scenario_net_blast(const struct platform *p, const struct args *a);
+bool scenario_net_sink(const struct platform *p, const struct args *a);
 
 #endif

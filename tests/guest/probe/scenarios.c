@@ -378,6 +378,12 @@ static const struct scenario scenarios[] = {
 	{ "blk-bench", scenario_blk_bench },
 	{ "rng", scenario_rng },
 	{ "console", scenario_console },
+	{ "net-respond", scenario_net_respond },
+	{ "net-send", scenario_net_send },
+	{ "net-dhcp", scenario_net_dhcp },
+	{ "net-tftp", scenario_net_tftp },
+	{ "net-blast", scenario_net_blast },
+	{ "net-sink", scenario_net_sink },
 };
 
 /* Called at CPL3 by entry.S with the start_info physical address. */

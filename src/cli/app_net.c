@@ -85,10 +85,12 @@ int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *
 			memcpy(mac, nic->mac, 6);
 		else
 			net_mac_derive(cfg->name, cfg->has_uuid ? cfg->uuid : NULL, i, mac);
-		if (virtio_net_init(&net->nics[i], nic->name, mac) < 0) {
+		if (nic->e1000 ? e1000_init(&net->e1000s[i], nic->name, mac) < 0
+			       : virtio_net_init(&net->nics[i], nic->name, mac) < 0) {
 			log_error("%s: out of memory", nic->name);
 			return -1;
 		}
+		struct net_client *nc = nic->e1000 ? &net->e1000s[i].nc : &net->nics[i].nc;
 		net->nr_nics++;
 		net_mac_format(mac, macs);
 		if (!nic->dup_allow && reaches_outside(cfg, nic) &&
@@ -98,12 +100,12 @@ int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *
 			return -1;
 		}
 		if (nic->vlan >= 0) {
-			if (hub_link(net, nic->vlan, &net->nics[i].nc, nic->name) < 0)
+			if (hub_link(net, nic->vlan, nc, nic->name) < 0)
 				return -1;
 		} else if (nic->netdev[0]) {
 			for (unsigned j = 0; j < cfg->nr_netdevs; j++)
 				if (!strcmp(cfg->netdevs[j].id, nic->netdev))
-					net_connect(&net->nics[i].nc, net->netdevs[j]);
+					net_connect(nc, net->netdevs[j]);
 		}
 		log_debug("%s: MAC %s", nic->name, macs);
 	}
@@ -120,7 +122,10 @@ void app_net_close(struct app_net *net, const struct vm_config *cfg)
 		net_hub_free(net->hubs[i]);
 	net->nr_hubs = 0;
 	for (unsigned i = 0; i < net->nr_nics; i++) {
-		virtio_net_release(&net->nics[i]);
+		if (cfg->nics[i].e1000)
+			e1000_release(&net->e1000s[i]);
+		else
+			virtio_net_release(&net->nics[i]);
 		if (net->mac_fds[i] >= 0)
 			close(net->mac_fds[i]);
 		net->mac_fds[i] = -1;

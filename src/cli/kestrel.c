@@ -400,6 +400,7 @@ int main(int argc, char **argv)
 	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)
 		goto out;
 	app.backends.nics = app.net.nics;
+	app.backends.e1000s = app.net.e1000s;
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
 	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&

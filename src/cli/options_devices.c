@@ -14,6 +14,7 @@ void options_device_help(FILE *out)
 	fprintf(out, "Storage devices:\n"
 		     "name \"virtio-blk-pci\", bus PCI, alias \"virtio-blk\"\n"
 		     "\nNetwork devices:\n"
+		     "name \"e1000\", bus PCI, alias \"e1000-82540em\", desc \"Intel Gigabit Ethernet\"\n"
 		     "name \"virtio-net-pci\", bus PCI, alias \"virtio-net\"\n"
 		     "\nMisc devices:\n"
 		     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n"
@@ -232,7 +233,8 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		dev.kind = DEVICE_VIRTIO_RNG;
 	} else if (!strcmp(driver, "virtio-serial-pci") || !strcmp(driver, "virtio-serial")) {
 		dev.kind = DEVICE_VIRTIO_SERIAL;
-	} else if (!strcmp(driver, "virtio-net-pci") || !strcmp(driver, "virtio-net")) {
+	} else if (!strcmp(driver, "virtio-net-pci") || !strcmp(driver, "virtio-net") ||
+		   !strcmp(driver, "e1000") || !strcmp(driver, "e1000-82540em")) {
 		return options_net_device(cfg, o, opt, arg);
 	} else if (!strcmp(driver, "virtconsole")) {
 		chardev = opts_get(o, "chardev");

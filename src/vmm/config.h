@@ -69,6 +69,7 @@ enum device_kind {
 	DEVICE_VIRTIO_RNG,
 	DEVICE_VIRTIO_SERIAL,		/* virtio-serial-pci, carrying the virtconsole */
 	DEVICE_VIRTIO_NET,		/* virtio-net-pci: cfg->nics[nic] */
+	DEVICE_E1000,			/* e1000: cfg->nics[nic] */
 };
 
 /* -device (and the virtio-blk that -drive if=virtio implies). */
@@ -98,6 +99,7 @@ struct nic_config {
 	bool has_mac;
 	bool dup_allow;			/* dup=allow: share a MAC with another running VM */
 	unsigned vectors;		/* vectors= (accepted; the MSI-X table is fixed) */
+	bool e1000;			/* model=e1000; otherwise virtio-net */
 };
 
 struct vm_config {

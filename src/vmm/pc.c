@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "hw/e1000.h"
 #include "util/log.h"
 #include "vmm/vm.h"
 
@@ -69,6 +70,8 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		ops = &virtio_net_ops;
 		state = &vm->backends->nics[dev->nic];
 		break;
+	case DEVICE_E1000:
+		return -1;	/* not virtio: pc_add_e1000 */
 	}
 	if (virtio_pci_create(vp, &vm->pci, dev->slot, ops, state, dev->num_queues, &vm->mem,
 			      vm->fd, vm->io.started ? &vm->io : NULL) < 0) {
@@ -82,6 +85,27 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 	if (dev->kind == DEVICE_VIRTIO_NET)
 		virtio_net_attach(state, &vp->vdev);
 	vm->nr_virtio++;
+	return 0;
+}
+
+/* PCI INTx of a device that is not virtio: the line firmware wrote to INTERRUPT_LINE. */
+static void pc_pci_intx(void *opaque, unsigned line, bool level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = line, .level = level };
+
+	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
+		log_debug("KVM_IRQ_LINE %u: %s", line, strerror(errno));
+}
+
+static int pc_add_e1000(struct vm *vm, const struct device_config *dev)
+{
+	struct e1000 *e = &vm->backends->e1000s[dev->nic];
+
+	if (e1000_attach(e, &vm->pci, dev->slot, &vm->mem, pc_pci_intx, vm) < 0) {
+		log_error("e1000: PCI slot %d is taken or the bus is full", dev->slot);
+		return -1;
+	}
 	return 0;
 }
 
@@ -109,9 +133,11 @@ static int pc_create_pci(struct vm *vm)
 		log_error("PCI: address ranges already in use");
 		return -1;
 	}
-	for (unsigned i = 0; i < cfg->nr_devices; i++)
-		if (pc_add_virtio(vm, &cfg->devices[i]) < 0)
+	for (unsigned i = 0; i < cfg->nr_devices; i++) {
+		const struct device_config *dev = &cfg->devices[i];
+		if ((dev->kind == DEVICE_E1000 ? pc_add_e1000(vm, dev) : pc_add_virtio(vm, dev)) < 0)
 			return -1;
+	}
 	return 0;
 }
 
@@ -240,6 +266,9 @@ void pc_destroy_devices(struct vm *vm)
 			virtio_blk_release(&vm->blk[i]);
 		vm->blk_used[i] = false;
 	}
+	for (unsigned i = 0; vm->backends && i < vm->cfg->nr_devices; i++)
+		if (vm->cfg->devices[i].kind == DEVICE_E1000)
+			e1000_detach(&vm->backends->e1000s[vm->cfg->devices[i].nic]);
 	if (vm->backends && vm->backends->console)
 		vm->backends->console->vdev = NULL;
 	vm->nr_virtio = 0;

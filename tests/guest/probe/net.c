@@ -52,6 +52,7 @@ static struct {
 	int arp_next;
 	uint32_t icmp_answered, udp_answered, arp_answered;
 	bool quit;
+	bool e1000;				/* nic=e1000: the 82540EM instead (e1000.c) */
 } net;
 
 static uint8_t rx_bufs[RX_BUFS][RX_BUF_MAX] __attribute__((aligned(64)));
@@ -169,6 +170,13 @@ static bool net_init(const struct platform *p, const struct args *a)
 {
 	uint64_t rxbuf = RX_BUF_MAX;
 
+	const char *nic = arg_get(a, "nic");
+
+	if (nic && !str_eq(nic, "virtio") && !str_eq(nic, "e1000"))
+		return fail("net: bad nic=%s (virtio or e1000)", nic);
+	net.e1000 = nic && str_eq(nic, "e1000");
+	if (net.e1000)
+		return e1000_open(p, net.mac);
 	if (!arg_u64(a, "rxbuf", &rxbuf) || rxbuf < 64 || rxbuf > RX_BUF_MAX)
 		return fail("net: bad rxbuf=%s (64..%d)", arg_get(a, "rxbuf"), RX_BUF_MAX);
 	if (!virtio_find(p, VIRTIO_ID_NET, 0, &net.vd))
@@ -203,6 +211,8 @@ static void tx_reclaim(void)
 {
 	uint32_t id, len;
 
+	if (net.e1000)
+		return;		/* the e1000 driver reclaims as it sends */
 	while (vq_poll(&net.txq, &id, &len))
 		if (id < VQ_SIZE_MAX)
 			net.tx_free[net.tx_nfree++] = net.tx_slot[id];
@@ -213,6 +223,8 @@ static bool net_send(const uint8_t *f, uint32_t len, bool kick)
 {
 	uint64_t t0 = rdtsc(), limit = virtio_ticks(10);
 
+	if (net.e1000)
+		return e1000_send(f, len);
 	if (len > TX_BUF_LEN - HDR_LEN)
 		return fail("net: frame of %u bytes too long", len);
 	tx_reclaim();
@@ -246,6 +258,8 @@ static uint32_t net_recv(void)
 	uint32_t id, len, total = 0, nbufs = 1;
 	bool reposted = false;
 
+	if (net.e1000)
+		return e1000_recv(frame, FRAME_MAX);
 	for (uint32_t i = 0; i < nbufs; i++) {
 		uint64_t t0 = rdtsc();
 		while (!vq_poll(&net.rxq, &id, &len)) {

@@ -1,9 +1,11 @@
 #include "cli/app_net.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "util/file.h"
 #include "util/log.h"
 
 static struct net_client *open_backend(const struct netdev_config *nd, struct net_open_ctx *ctx)
@@ -57,6 +59,33 @@ static bool reaches_outside(const struct vm_config *cfg, const struct nic_config
 	return false;
 }
 
+#define IPXE_ROM_DIR "/usr/lib/ipxe/qemu"	/* Debian's ipxe-qemu */
+
+/*
+ * The NIC's PXE ROM from Debian's ipxe-qemu, as QEMU's romfile= default
+ * (efi-e1000.rom, efi-virtio.rom), only when firmware runs: a -kernel boot
+ * never executes it.  A default ROM that is not installed is no error.
+ */
+static int load_rom(const struct vm_config *cfg, const struct nic_config *nic,
+		    struct nic_rom *rom)
+{
+	char path[512];
+	const char *file = nic->romfile_set ? nic->romfile
+			   : nic->e1000 ? "efi-e1000.rom" : "efi-virtio.rom";
+
+	if (cfg->kernel || !*file)
+		return 0;
+	if (strchr(file, '/'))
+		snprintf(path, sizeof(path), "%s", file);
+	else
+		snprintf(path, sizeof(path), "%s/%s", IPXE_ROM_DIR, file);
+	if (!nic->romfile_set && access(path, R_OK) != 0)
+		return 0;
+	if (file_read_all("romfile", path, 16 << 20, &rom->data, &rom->len) < 0)
+		return -1;
+	return 0;
+}
+
 int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *loop)
 {
 	char err[512];
@@ -91,6 +120,8 @@ int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *
 			return -1;
 		}
 		struct net_client *nc = nic->e1000 ? &net->e1000s[i].nc : &net->nics[i].nc;
+		if (load_rom(cfg, nic, &net->roms[i]) < 0)
+			return -1;
 		net->nr_nics++;
 		net_mac_format(mac, macs);
 		if (!nic->dup_allow && reaches_outside(cfg, nic) &&
@@ -122,6 +153,8 @@ void app_net_close(struct app_net *net, const struct vm_config *cfg)
 		net_hub_free(net->hubs[i]);
 	net->nr_hubs = 0;
 	for (unsigned i = 0; i < net->nr_nics; i++) {
+		free(net->roms[i].data);
+		net->roms[i] = (struct nic_rom){ 0 };
 		if (cfg->nics[i].e1000)
 			e1000_release(&net->e1000s[i]);
 		else

@@ -401,6 +401,7 @@ int main(int argc, char **argv)
 		goto out;
 	app.backends.nics = app.net.nics;
 	app.backends.e1000s = app.net.e1000s;
+	app.backends.nic_roms = app.net.roms;
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
 	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&

@@ -131,6 +131,7 @@ static int nic_props(struct opts *o, const char *mac_key, struct nic_config *nic
 {
 	const char *mac = opts_get(o, mac_key), *model = opts_get(o, "model");
 	const char *vectors = opts_get(o, "vectors"), *dup = opts_get(o, "dup");
+	const char *romfile = opts_get(o, "romfile");
 	char msg[200];
 	uint64_t n;
 
@@ -141,6 +142,12 @@ static int nic_props(struct opts *o, const char *mac_key, struct nic_config *nic
 	}
 	if (model)
 		nic->e1000 = model_is_e1000(model);
+	if (romfile) {
+		if (strlen(romfile) >= sizeof(nic->romfile))
+			return err_invalid(opt, arg, "romfile= is too long");
+		strcpy(nic->romfile, romfile);
+		nic->romfile_set = true;
+	}
 	if (mac) {
 		if (!net_mac_parse(mac, nic->mac) || (nic->mac[0] & 1))
 			return err_invalid(opt, arg, "invalid MAC address (a unicast xx:xx:xx:xx:xx:xx)");
@@ -274,7 +281,8 @@ out:
 /* -nic [TYPE][,model=][,mac=][,addr=][,...back-end options]: a NIC and its back end at once. */
 int options_nic(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
-	static const char *const skip[] = { "model", "mac", "addr", "vectors", "dup", "id", NULL };
+	static const char *const skip[] = { "model", "mac", "addr", "vectors", "dup", "id", "romfile",
+					    NULL };
 	struct nic_config nic = { .vlan = -1 };
 	struct opts *o;
 	char type[16], id[32], msg[160];

@@ -100,6 +100,8 @@ struct nic_config {
 	bool dup_allow;			/* dup=allow: share a MAC with another running VM */
 	unsigned vectors;		/* vectors= (accepted; the MSI-X table is fixed) */
 	bool e1000;			/* model=e1000; otherwise virtio-net */
+	bool romfile_set;		/* romfile= given ("" for none) */
+	char romfile[256];		/* the PXE option ROM for firmware boot */
 };
 
 struct vm_config {

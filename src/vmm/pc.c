@@ -25,6 +25,14 @@ static void pc_power_event(void *opaque, enum power_event event, int status)
 	}
 }
 
+static void pc_set_nic_rom(struct vm *vm, struct pci_device *pci, unsigned nic)
+{
+	const struct nic_rom *rom = vm->backends->nic_roms ? &vm->backends->nic_roms[nic] : NULL;
+
+	if (rom && rom->data)
+		pci_device_set_rom(pci, rom->data, rom->len);
+}
+
 static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 {
 	const struct vm_config *cfg = vm->cfg;
@@ -82,8 +90,10 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		vp->vdev.extra_features |= 1ULL << 5;	/* VIRTIO_BLK_F_RO */
 	if (dev->kind == DEVICE_VIRTIO_SERIAL && state)
 		((struct virtio_console *)state)->vdev = &vp->vdev;
-	if (dev->kind == DEVICE_VIRTIO_NET)
+	if (dev->kind == DEVICE_VIRTIO_NET) {
 		virtio_net_attach(state, &vp->vdev);
+		pc_set_nic_rom(vm, &vp->pci, dev->nic);
+	}
 	vm->nr_virtio++;
 	return 0;
 }
@@ -106,6 +116,7 @@ static int pc_add_e1000(struct vm *vm, const struct device_config *dev)
 		log_error("e1000: PCI slot %d is taken or the bus is full", dev->slot);
 		return -1;
 	}
+	pc_set_nic_rom(vm, &e->pci, dev->nic);
 	return 0;
 }
 

@@ -193,6 +193,10 @@ static int open_disks(struct app *app)
 			? block_open_snapshot_overlay(d->file, format, d->flags, &app->disks[i], err,
 						      sizeof(err))
 			: block_open(d->file, format, d->flags, &app->disks[i], err, sizeof(err));
+		if (rc < 0 && d->blockdev) {
+			log_error("-blockdev node-name=%s: %s", d->id, err);
+			return -1;
+		}
 		if (rc < 0) {
 			log_error("-drive file=%s: %s", d->file, err);
 			return -1;
@@ -396,6 +400,8 @@ int main(int argc, char **argv)
 	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)
 		goto out;
 	app.backends.nics = app.net.nics;
+	app.backends.e1000s = app.net.e1000s;
+	app.backends.nic_roms = app.net.roms;
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
 	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&

@@ -567,6 +567,11 @@ static int opt_drive(struct vm_config *cfg, const char *opt, const char *arg, FI
 	return options_drive(cfg, opt, arg);
 }
 
+static int opt_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_blockdev(cfg, opt, arg);
+}
+
 static int opt_snapshot(struct vm_config *cfg, const char *o, const char *a, FILE *f)
 {
 	return opt_flag(&cfg->snapshot_all);
@@ -603,6 +608,9 @@ static const struct option_def option_table[] = {
 	{ "drive", true, opt_drive,
 	  "file=f[,if=virtio|none][,format=raw|qcow2][,cache=none|writeback|writethrough|unsafe|"
 	  "directsync][,readonly=on][,snapshot=on][,id=][,serial=][,discard=unmap]  a disk" },
+	{ "blockdev", true, opt_blockdev,
+	  "driver=file|host_device|raw|qcow2,node-name=name[,filename=][,file=node]"
+	  "[,cache.direct=][,read-only=]...  a block node (also JSON)" },
 	{ "net", true, options_net,
 	  "nic[,vlan=n][,macaddr=mac][,model=virtio|help][,name=][,addr=][,vectors=][,dup=allow]"
 	  "|tap,...|user,...|socket,...|none  a NIC or a back end on hub (vlan) n" },

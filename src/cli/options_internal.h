@@ -15,10 +15,13 @@ int check_unused(struct opts *o, const char *opt, const char *arg);
 struct opts *parse_list(const char *opt, const char *arg, const char *implied);
 
 /* options_devices.c */
+struct drive_config *find_drive(struct vm_config *cfg, const char *id);
 int options_drive(struct vm_config *cfg, const char *opt, const char *arg);
 int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
 			  const char *opt, const char *arg);
 void options_device_help(FILE *out);
+/* options_blockdev.c */
+int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg);
 /* Cross-checks drives and devices once all options are read. */
 int options_check_devices(struct vm_config *cfg);
 

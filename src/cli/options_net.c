@@ -21,15 +21,21 @@ static bool is_backend(const char *type)
 	return false;
 }
 
+static bool model_is_e1000(const char *model)
+{
+	return !strcmp(model, "e1000") || !strcmp(model, "e1000-82540em");
+}
+
 static bool nic_model_ok(const char *model)
 {
 	return !strcmp(model, "virtio") || !strcmp(model, "virtio-net-pci") ||
-	       !strcmp(model, "virtio-net");
+	       !strcmp(model, "virtio-net") || model_is_e1000(model);
 }
 
 void options_nic_models(FILE *out)
 {
-	fprintf(out, "Supported NIC models:\nvirtio-net-pci (alias virtio)\n");
+	fprintf(out, "Supported NIC models:\ne1000 (alias e1000-82540em)\n"
+		     "virtio-net-pci (alias virtio)\n");
 }
 
 /* The first word of a -net/-netdev/-nic argument: the type. */
@@ -125,13 +131,22 @@ static int nic_props(struct opts *o, const char *mac_key, struct nic_config *nic
 {
 	const char *mac = opts_get(o, mac_key), *model = opts_get(o, "model");
 	const char *vectors = opts_get(o, "vectors"), *dup = opts_get(o, "dup");
+	const char *romfile = opts_get(o, "romfile");
 	char msg[200];
 	uint64_t n;
 
 	if (model && !nic_model_ok(model)) {
-		snprintf(msg, sizeof(msg), "unsupported NIC model '%s' (supported: virtio, "
-			 "virtio-net-pci; e1000 comes with firmware boot; see model=help)", model);
+		snprintf(msg, sizeof(msg), "unsupported NIC model '%s' (supported: e1000, "
+			 "virtio-net-pci, alias virtio; see model=help)", model);
 		return err_invalid(opt, arg, msg);
+	}
+	if (model)
+		nic->e1000 = model_is_e1000(model);
+	if (romfile) {
+		if (strlen(romfile) >= sizeof(nic->romfile))
+			return err_invalid(opt, arg, "romfile= is too long");
+		strcpy(nic->romfile, romfile);
+		nic->romfile_set = true;
 	}
 	if (mac) {
 		if (!net_mac_parse(mac, nic->mac) || (nic->mac[0] & 1))
@@ -156,7 +171,8 @@ static int nic_props(struct opts *o, const char *mac_key, struct nic_config *nic
 static int add_nic(struct vm_config *cfg, const char *opt, const char *arg,
 		   const struct nic_config *nic, int slot)
 {
-	struct device_config dev = { .kind = DEVICE_VIRTIO_NET, .slot = slot, .nic = cfg->nr_nics };
+	struct device_config dev = { .kind = nic->e1000 ? DEVICE_E1000 : DEVICE_VIRTIO_NET,
+				     .slot = slot, .nic = cfg->nr_nics };
 
 	if (cfg->nr_nics == VM_MAX_NICS)
 		return err_invalid(opt, arg, "too many NICs");
@@ -265,7 +281,8 @@ out:
 /* -nic [TYPE][,model=][,mac=][,addr=][,...back-end options]: a NIC and its back end at once. */
 int options_nic(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
-	static const char *const skip[] = { "model", "mac", "addr", "vectors", "dup", "id", NULL };
+	static const char *const skip[] = { "model", "mac", "addr", "vectors", "dup", "id", "romfile",
+					    NULL };
 	struct nic_config nic = { .vlan = -1 };
 	struct opts *o;
 	char type[16], id[32], msg[160];
@@ -307,10 +324,10 @@ out:
 	return rc;
 }
 
-/* -device virtio-net-pci,netdev=ID[,mac=][,addr=][,vectors=][,dup=][,id=] */
+/* -device virtio-net-pci|e1000,netdev=ID[,mac=][,addr=][,vectors=][,dup=][,id=] */
 int options_net_device(struct vm_config *cfg, struct opts *o, const char *opt, const char *arg)
 {
-	struct nic_config nic = { .vlan = -1 };
+	struct nic_config nic = { .vlan = -1, .e1000 = model_is_e1000(opts_get(o, "driver")) };
 	const char *netdev = opts_get(o, "netdev"), *id = opts_get(o, "id");
 	int slot = -1;
 

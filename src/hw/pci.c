@@ -41,6 +41,29 @@ void pci_device_add_bar(struct pci_device *dev, unsigned index, uint64_t size, b
 	put32(dev->config + PCI_BAR0 + 4 * index, io ? BAR_IO_SPACE : 0);
 }
 
+static void rom_read(void *opaque, uint64_t offset, bool is_write, uint8_t *data, unsigned size)
+{
+	const struct pci_device *dev = opaque;
+
+	if (is_write)
+		return;		/* a ROM */
+	for (unsigned i = 0; i < size; i++)
+		data[i] = offset + i < dev->rom_len ? dev->rom[offset + i] : 0;
+}
+
+void pci_device_set_rom(struct pci_device *dev, const uint8_t *data, size_t len)
+{
+	uint64_t size = 2048;	/* the smallest ROM BAR */
+
+	while (size < len)
+		size <<= 1;
+	dev->rom = data;
+	dev->rom_len = len;
+	dev->bars[PCI_ROM_BAR] = (struct pci_bar){ .size = size, .access = rom_read, .opaque = dev };
+	put32(dev->wmask + PCI_ROM_ADDRESS, (~(uint32_t)(size - 1) & ~0x7ffu) | PCI_ROM_ENABLE);
+	put32(dev->config + PCI_ROM_ADDRESS, 0);
+}
+
 uint8_t pci_device_add_cap(struct pci_device *dev, uint8_t id, const void *body, uint8_t len)
 {
 	uint8_t at = dev->next_cap;
@@ -165,6 +188,11 @@ static void bar_written(struct pci_device *dev, unsigned index)
 
 	if (!bar->size)
 		return;
+	if (index == PCI_ROM_BAR) {	/* decodes only while its enable bit is set */
+		raw = get32(dev->config + PCI_ROM_ADDRESS);
+		bar->addr = (raw & PCI_ROM_ENABLE) ? (raw & ~0x7ffu) : 0;
+		return;
+	}
 	bar->addr = bar->io ? (raw & ~3u) : (raw & ~0xfu);
 }
 
@@ -184,6 +212,8 @@ void pci_config_data_io(void *opaque, uint64_t offset, bool is_write, uint8_t *d
 		goto out;
 	}
 	if (!is_write) {
+		if (dev->config_read)
+			dev->config_read(dev, reg, size);
 		memcpy(data, dev->config + reg, size);
 		goto out;
 	}
@@ -194,6 +224,8 @@ void pci_config_data_io(void *opaque, uint64_t offset, bool is_write, uint8_t *d
 	for (unsigned i = 0; i < PCI_BARS; i++)
 		if (reg < PCI_BAR0 + 4 * i + 4 && reg + size > PCI_BAR0 + 4 * i)
 			bar_written(dev, i);
+	if (reg < PCI_ROM_ADDRESS + 4 && reg + size > PCI_ROM_ADDRESS)
+		bar_written(dev, PCI_ROM_BAR);
 	if (dev->config_written)
 		dev->config_written(dev, reg, size);
 out:
@@ -210,7 +242,7 @@ static struct pci_bar *decode(struct pci_bus *bus, uint64_t addr, bool io, uint6
 		uint16_t cmd = get16(dev->config + PCI_COMMAND);
 		if (!(cmd & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)))
 			continue;
-		for (unsigned i = 0; i < PCI_BARS; i++) {
+		for (unsigned i = 0; i <= PCI_ROM_BAR; i++) {
 			struct pci_bar *bar = &dev->bars[i];
 			if (bar->size && bar->io == io && bar->addr && addr >= bar->addr &&
 			    addr - bar->addr < bar->size) {

@@ -17,6 +17,9 @@
 #define PCI_CONFIG_DATA 0xcfc
 #define PCI_SLOTS 32
 #define PCI_BARS 6
+#define PCI_ROM_BAR PCI_BARS	/* bars[PCI_ROM_BAR]: the expansion ROM (config 0x30) */
+#define PCI_ROM_ADDRESS 0x30
+#define PCI_ROM_ENABLE 0x1
 
 /* Where BARs go: the top of the 32-bit PCI hole, clear of RAM of any size. */
 #define PCI_MMIO_WINDOW_BASE 0xe0000000ULL
@@ -64,10 +67,14 @@ struct pci_device {
 	unsigned slot;
 	uint8_t config[256];
 	uint8_t wmask[256];	/* bits the guest may change */
-	struct pci_bar bars[PCI_BARS];
+	struct pci_bar bars[PCI_BARS + 1];	/* and the ROM */
+	const uint8_t *rom;		/* expansion ROM contents (not owned) */
+	size_t rom_len;
 	uint8_t next_cap;	/* where the next capability goes */
 	/* Called after the guest wrote config space (MSI-X enable, BAR moves). */
 	void (*config_written)(struct pci_device *dev, unsigned offset, unsigned size);
+	/* Called before a guest read, for registers whose value is made on demand. */
+	void (*config_read)(struct pci_device *dev, unsigned offset, unsigned size);
 	void *opaque;
 };
 
@@ -94,6 +101,12 @@ void pci_device_init(struct pci_device *dev, const char *name, uint16_t vendor, 
 		     uint32_t class_code, uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id);
 void pci_device_add_bar(struct pci_device *dev, unsigned index, uint64_t size, bool io,
 			bus_access_fn access, void *opaque);
+/*
+ * Gives dev an expansion ROM (option ROM: PXE, firmware drivers) of len
+ * bytes, which the guest maps through config register 0x30 and reads; the
+ * data must outlive the device.
+ */
+void pci_device_set_rom(struct pci_device *dev, const uint8_t *data, size_t len);
 /* Appends a capability of len bytes; returns its config-space offset, 0 if full. */
 uint8_t pci_device_add_cap(struct pci_device *dev, uint8_t id, const void *body, uint8_t len);
 

@@ -58,6 +58,10 @@ struct drive_config {
 	bool discard;			/* discard=unmap */
 	bool claimed;			/* a device uses it */
 	char serial[21];
+	bool aio_io_uring;		/* aio=io_uring|native; else the thread pool */
+	uint8_t detect_zeroes;		/* enum blk_detect_zeroes: off, on, unmap */
+	bool blockdev;			/* from -blockdev: id is the node-name */
+	bool protocol;			/* -blockdev driver=file|host_device */
 };
 
 enum device_kind {
@@ -65,6 +69,7 @@ enum device_kind {
 	DEVICE_VIRTIO_RNG,
 	DEVICE_VIRTIO_SERIAL,		/* virtio-serial-pci, carrying the virtconsole */
 	DEVICE_VIRTIO_NET,		/* virtio-net-pci: cfg->nics[nic] */
+	DEVICE_E1000,			/* e1000: cfg->nics[nic] */
 };
 
 /* -device (and the virtio-blk that -drive if=virtio implies). */
@@ -96,6 +101,9 @@ struct nic_config {
 	unsigned vectors;		/* vectors= (accepted; the MSI-X table is fixed) */
 	bool mq;			/* mq=on: one queue pair per back-end queue */
 	unsigned pairs;			/* queue pairs (set once the netdev is known) */
+	bool e1000;			/* model=e1000; otherwise virtio-net */
+	bool romfile_set;		/* romfile= given ("" for none) */
+	char romfile[256];		/* the PXE option ROM for firmware boot */
 };
 
 struct vm_config {

@@ -28,12 +28,22 @@
 #include "vmm/iothread.h"
 #include "vmm/memory.h"
 
+struct e1000;
+
+/* An option ROM image, read once. */
+struct nic_rom {
+	uint8_t *data;
+	size_t len;
+};
+
 /* What the VM uses but does not own: they outlive a reset, which rebuilds the VM. */
 struct vm_backends {
 	struct chardev *serial;		/* COM1's back end; NULL for none */
 	struct block_dev **disks;	/* one per cfg->drives[i], opened by the caller */
 	struct virtio_console *console;	/* the virtconsole's state, NULL without one */
 	struct virtio_net *nics;	/* one per cfg->nics[i], linked to their back ends */
+	struct e1000 *e1000s;		/* the same for cfg->nics[i] with model=e1000 */
+	struct nic_rom *nic_roms;	/* each NIC's option ROM, NULL data for none */
 };
 
 enum vm_stop {

@@ -171,9 +171,9 @@ def test_vhost_on_says_why_it_cannot(probe, netns):
 def test_nic_model_help_and_bad_model(probe):
     status, out, err = kestrel("-net", "nic,model=help")
     assert status == 0 and "virtio-net-pci" in out
-    status, out, err = kestrel("-net", "nic,model=e1000", "-kernel", probe)
+    status, out, err = kestrel("-net", "nic,model=ne2k_pci", "-kernel", probe)
     assert status == 1
-    assert "unsupported NIC model 'e1000'" in err and "virtio-net-pci" in err
+    assert "unsupported NIC model 'ne2k_pci'" in err and "virtio-net-pci" in err
 
 
 # ---- user mode (libslirp) -------------------------------------------------------

@@ -86,11 +86,28 @@ static void test_netdev_device_and_nic(void **state)
 	options_free(&cfg);
 }
 
+static void test_e1000_model(void **state)
+{
+	struct vm_config cfg;
+
+	assert_int_equal(PARSE(&cfg, "-net", "nic,model=e1000", "-net", "user"), 0);
+	assert_true(cfg.nics[0].e1000);
+	assert_int_equal(cfg.devices[0].kind, DEVICE_E1000);
+	options_free(&cfg);
+	assert_int_equal(PARSE(&cfg, "-netdev", "user,id=n0", "-device", "e1000,netdev=n0,"
+			       "mac=52:54:00:aa:bb:cc"), 0);
+	assert_true(cfg.nics[0].e1000 && cfg.nics[0].has_mac);
+	options_free(&cfg);
+	assert_int_equal(PARSE(&cfg, "-nic", "user,model=virtio"), 0);
+	assert_false(cfg.nics[0].e1000);
+	options_free(&cfg);
+}
+
 static void test_net_errors(void **state)
 {
 	struct vm_config cfg;
 
-	assert_int_equal(PARSE(&cfg, "-net", "nic,model=e1000"), -1);
+	assert_int_equal(PARSE(&cfg, "-net", "nic,model=ne2k_pci"), -1);
 	assert_int_equal(PARSE(&cfg, "-net", "nic,model=help"), 1);
 	assert_int_equal(PARSE(&cfg, "-net", "nic,macaddr=01:00:00:00:00:01"), -1);	/* multicast */
 	assert_int_equal(PARSE(&cfg, "-net", "nic,macaddr=52:54:00:00:01"), -1);
@@ -202,6 +219,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_net_nic_and_tap),
 		cmocka_unit_test(test_netdev_device_and_nic),
+		cmocka_unit_test(test_e1000_model),
 		cmocka_unit_test(test_net_errors),
 		cmocka_unit_test(test_mac_parse_and_derive),
 		cmocka_unit_test(test_mac_claim),

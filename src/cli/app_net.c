@@ -16,6 +16,8 @@ static struct net_client *open_backend(const struct netdev_config *nd, struct ne
 		return net_user_open(nd->args, nd->id, ctx);
 	if (!strcmp(nd->type, "socket"))
 		return net_socket_open(nd->args, nd->id, ctx);
+	if (!strcmp(nd->type, "bridge"))
+		return net_bridge_open(nd->args, nd->id, ctx);
 	snprintf(ctx->err, ctx->errlen, "unsupported type");
 	return NULL;
 }
@@ -115,7 +117,8 @@ int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *
 		else
 			net_mac_derive(cfg->name, cfg->has_uuid ? cfg->uuid : NULL, i, mac);
 		if (nic->e1000 ? e1000_init(&net->e1000s[i], nic->name, mac) < 0
-			       : virtio_net_init(&net->nics[i], nic->name, mac) < 0) {
+			       : virtio_net_init(&net->nics[i], nic->name, mac,
+						 nic->pairs ? nic->pairs : 1) < 0) {
 			log_error("%s: out of memory", nic->name);
 			return -1;
 		}

@@ -11,7 +11,7 @@
 #include "util/log.h"
 #include "util/size.h"
 
-static const char *const backend_types[] = { "tap", "user", "socket" };
+static const char *const backend_types[] = { "tap", "user", "socket", "bridge" };
 
 static bool is_backend(const char *type)
 {
@@ -236,7 +236,7 @@ int options_net(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 	} else {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "unsupported network type '%s' (supported: nic, tap, user, "
-			 "socket, none)", type);
+			 "socket, bridge, none)", type);
 		err_invalid(opt, arg, msg);
 	}
 out:
@@ -254,13 +254,13 @@ int options_netdev(struct vm_config *cfg, const char *opt, const char *arg, FILE
 	int rc = -1;
 
 	if (strcmp(arg, "help") == 0) {
-		fprintf(out, "Available netdev backend types:\nsocket\nuser\ntap\n");
+		fprintf(out, "Available netdev backend types:\nsocket\nuser\ntap\nbridge\n");
 		return 1;
 	}
 	type_word(arg, type, sizeof(type));
 	if (!is_backend(type)) {
 		snprintf(msg, sizeof(msg), "unsupported netdev type '%s' (supported: tap, user, "
-			 "socket; see -netdev help)", type);
+			 "socket, bridge; see -netdev help)", type);
 		return err_invalid(opt, arg, msg);
 	}
 	o = parse_list(opt, arg, "type");
@@ -305,7 +305,7 @@ int options_nic(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 		snprintf(type, sizeof(type), "user");	/* QEMU's default back end */
 	if (!is_backend(type)) {
 		snprintf(msg, sizeof(msg), "unsupported network type '%s' (supported: tap, user, "
-			 "socket, none)", type);
+			 "socket, bridge, none)", type);
 		err_invalid(opt, arg, msg);
 		goto out;
 	}
@@ -332,7 +332,8 @@ int options_net_device(struct vm_config *cfg, struct opts *o, const char *opt, c
 	int slot = -1;
 
 	opts_get(o, "bus");
-	opts_get(o, "mq");		/* one queue pair; see kestrel(1) */
+	if (!opts_get_bool(o, "mq", &nic.mq))
+		return err_invalid(opt, arg, "mq= takes on or off");
 	if (nic_props(o, "mac", &nic, &slot, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
 		return -1;
 	if (netdev)
@@ -343,11 +344,40 @@ int options_net_device(struct vm_config *cfg, struct opts *o, const char *opt, c
 	return add_nic(cfg, opt, arg, &nic, slot);
 }
 
+/* queues=N of a back end's option list (1 when absent or unreadable: the back end says why). */
+static unsigned netdev_queues(const struct netdev_config *nd)
+{
+	char err[160];
+	struct opts *o = opts_parse(nd->args, NULL, err, sizeof(err));
+	const char *v = o ? opts_get(o, "queues") : NULL;
+	uint64_t n = 1;
+
+	if (v && (!uint_parse(v, &n) || n < 1 || n > NET_MAX_QUEUES))
+		n = 1;
+	opts_free(o);
+	return (unsigned)n;
+}
+
+/*
+ * With mq=on the NIC gets one queue pair per back-end queue, as QEMU's
+ * virtio-net takes its queue count from the netdev: 2 * pairs + 1 virtqueues.
+ */
+static void set_queue_pairs(struct vm_config *cfg, unsigned i, const struct netdev_config *nd)
+{
+	struct nic_config *nic = &cfg->nics[i];
+
+	nic->pairs = nic->mq && nd ? netdev_queues(nd) : 1;
+	for (unsigned d = 0; d < cfg->nr_devices; d++)
+		if (cfg->devices[d].kind == DEVICE_VIRTIO_NET && cfg->devices[d].nic == i)
+			cfg->devices[d].num_queues = 2 * nic->pairs + 1;
+}
+
 /* Every netdev= names a back end, used by one NIC at most; -net hubs without a NIC are odd. */
 int options_check_net(struct vm_config *cfg)
 {
 	for (unsigned i = 0; i < cfg->nr_nics; i++) {
 		const struct nic_config *nic = &cfg->nics[i];
+		set_queue_pairs(cfg, i, NULL);
 		if (nic->vlan >= 0)
 			continue;
 		if (!nic->netdev[0]) {
@@ -355,6 +385,8 @@ int options_check_net(struct vm_config *cfg)
 			continue;
 		}
 		struct netdev_config *nd = find_netdev(cfg, nic->netdev);
+		if (nd && nd->vlan < 0)
+			set_queue_pairs(cfg, i, nd);
 		if (!nd || nd->vlan >= 0) {
 			log_error("-device virtio-net-pci: netdev '%s' not found", nic->netdev);
 			return -1;

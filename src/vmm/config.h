@@ -99,6 +99,8 @@ struct nic_config {
 	bool has_mac;
 	bool dup_allow;			/* dup=allow: share a MAC with another running VM */
 	unsigned vectors;		/* vectors= (accepted; the MSI-X table is fixed) */
+	bool mq;			/* mq=on: one queue pair per back-end queue */
+	unsigned pairs;			/* queue pairs (set once the netdev is known) */
 	bool e1000;			/* model=e1000; otherwise virtio-net */
 	bool romfile_set;		/* romfile= given ("" for none) */
 	char romfile[256];		/* the PXE option ROM for firmware boot */

@@ -3,7 +3,10 @@
  * RTC/CMOS with the memory-size bytes, port 0x92, the POST port, the debug
  * console, and the PIIX chipset functions on the PCI bus.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
 
 #include "util/log.h"
 #include "vmm/vm.h"
@@ -74,6 +77,54 @@ static bool wants_ide(const struct vm_config *cfg)
 	return false;
 }
 
+static void ide_set_irq(void *opaque, unsigned line, bool level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = line, .level = level };
+
+	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
+		log_debug("KVM_IRQ_LINE %u: %s", line, strerror(errno));
+}
+
+static const struct ide_ops pc_ide_ops = { .set_irq = ide_set_irq };
+
+/* The PIIX IDE function with the if=ide drives at their index= positions. */
+static int create_ide(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct block_dev *drives[IDE_MAX_DRIVES] = { NULL };
+	bool cdrom[IDE_MAX_DRIVES] = { false };
+
+	for (unsigned i = 0; i < cfg->nr_drives; i++) {
+		const struct drive_config *d = &cfg->drives[i];
+		if (d->iface != DRIVE_IF_IDE || d->index < 0 || d->index >= IDE_MAX_DRIVES)
+			continue;
+		drives[d->index] = vm->backends->disks[i];
+		cdrom[d->index] = d->cdrom;
+	}
+	if (ide_init(&vm->ide, &vm->mem, &pc_ide_ops, vm, drives, cdrom) < 0) {
+		log_error("IDE: out of memory");
+		return -1;
+	}
+	vm->has_ide = true;
+	if (bus_register(&vm->pio, IDE_PRIMARY_BASE, IDE_NR_PORTS, ide_cmd_io, &vm->ide.ch[0],
+			 "ide.0") < 0 ||
+	    bus_register(&vm->pio, IDE_PRIMARY_CTRL, 1, ide_ctrl_io, &vm->ide.ch[0],
+			 "ide.0-ctrl") < 0 ||
+	    bus_register(&vm->pio, IDE_SECONDARY_BASE, IDE_NR_PORTS, ide_cmd_io, &vm->ide.ch[1],
+			 "ide.1") < 0 ||
+	    bus_register(&vm->pio, IDE_SECONDARY_CTRL, 1, ide_ctrl_io, &vm->ide.ch[1],
+			 "ide.1-ctrl") < 0) {
+		log_error("IDE: I/O ports already in use");
+		return -1;
+	}
+	if (pci_bus_plug_function(&vm->pci, &vm->ide.pci, PIIX_SLOT, 1) < 0) {
+		log_error("IDE: PCI function 00:01.1 is taken");
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * 00:01.0 PIIX3 ISA bridge (and 00:01.1 IDE) as on QEMU's pc machine; only
  * for firmware boot or IDE drives, so -kernel guests keep their PCI layout.
@@ -87,7 +138,7 @@ int pc_create_chipset(struct vm *vm)
 		return -1;
 	}
 	vm->has_piix = true;
-	return 0;
+	return create_ide(vm);
 }
 
 void pc_destroy_legacy(struct vm *vm)
@@ -96,4 +147,7 @@ void pc_destroy_legacy(struct vm *vm)
 		rtc_destroy(&vm->rtc);
 	vm->has_rtc = false;
 	vm->has_piix = false;
+	if (vm->has_ide)
+		ide_destroy(&vm->ide);
+	vm->has_ide = false;
 }

@@ -18,6 +18,7 @@
 #include "hw/debug_exit.h"
 #include "hw/debugcon.h"
 #include "hw/fw_cfg.h"
+#include "hw/ide.h"
 #include "hw/piix.h"
 #include "hw/port92.h"
 #include "hw/rtc.h"
@@ -108,6 +109,8 @@ struct vm {
 	struct debugcon debugcon;
 	struct piix piix;
 	bool has_piix;
+	struct ide ide;
+	bool has_ide;
 	struct fw_cfg fw_cfg;
 	bool has_fw_cfg;
 	uint8_t *rom;			/* the -bios image, mapped read-only at the top of 4 GiB */

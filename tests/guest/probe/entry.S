@@ -63,8 +63,20 @@
  */
 	.section .text.entry, "ax"
 	.code32
+/*
+ * Multiboot (v1) header, for GRUB's "multiboot" command: magic, flags
+ * (bit 1: memory map wanted), checksum.  GRUB loads the ELF segments and
+ * enters at _start like PVH, with %eax = 0x2badb002 and %ebx = its info.
+ */
+	.balign	4
+	.long	0x1badb002
+	.long	0x00000002
+	.long	-(0x1badb002 + 0x00000002)
+
 	.globl	_start
 _start:
+	/* multiboot.c tells a Multiboot entry from PVH by this. */
+	movl	%eax, boot_magic
 	lgdt	gdt_desc
 	/* Limit 0: a stray exception triple-faults instead of vectoring
 	 * through whatever the firmware left in IDTR (the real-mode IVT). */

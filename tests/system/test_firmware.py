@@ -15,7 +15,7 @@ import fwimages
 from conftest import BUILD, KESTREL, QEMU, need_qemu
 
 GRUB_TIMEOUT = 150
-KIMG = BUILD / "src" / "kestrel-img"
+KIMG = BUILD / "src" / "block" / "kestrel-img"
 # The reference peer without the devices kestrel lacks (VGA, e1000 and its iPXE ROM).
 QEMU_PC = [*QEMU, "-M", "pc", "-vga", "none", "-net", "none"]
 VMMS = ["kestrel", pytest.param("qemu", marks=pytest.mark.qemu)]
@@ -127,8 +127,9 @@ def test_cdrom_boots_once_then_the_disk(session, media, which):
 
 
 def test_cdrom_first_with_order_dc(session, media):
-    """The issue's order=dc,once=d: the CD-ROM is tried first (DVD/CD entry)."""
+    """The issue's order=dc,once=d: SeaBIOS tries the CD-ROM first (the El Torito
+    boot itself is what test_cdrom_boots_once_then_the_disk waits for)."""
     s = session(vmm("kestrel", "-hda", str(media["raw"]), "-cdrom", str(media["iso"]),
                     "-boot", "order=dc,once=d"))
     s.expect(r"Booting from DVD/CD", timeout=30)
-    s.expect(r"grub-iso: booted from the CD-ROM", timeout=GRUB_TIMEOUT)
+    assert b"Booting from Hard Disk" not in s.output

@@ -11,6 +11,8 @@
 void options_device_help(FILE *out)
 {
 	fprintf(out, "Storage devices:\n"
+		     "name \"ide-cd\", bus IDE\n"
+		     "name \"ide-hd\", bus IDE\n"
 		     "name \"virtio-blk-pci\", bus PCI, alias \"virtio-blk\"\n"
 		     "\nMisc devices:\n"
 		     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n"
@@ -148,8 +150,8 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 		goto out;
 	}
 	d.cdrom = media && !strcmp(media, "cdrom");
-	if (d.cdrom && d.iface != DRIVE_IF_IDE) {
-		err_invalid(opt, arg, "media=cdrom needs if=ide (an ATAPI drive)");
+	if (d.cdrom && d.iface == DRIVE_IF_VIRTIO) {
+		err_invalid(opt, arg, "media=cdrom needs if=ide or if=none (an ATAPI drive)");
 		goto out;
 	}
 	if (discard && strcmp(discard, "unmap") && strcmp(discard, "on") &&
@@ -236,6 +238,55 @@ static int parse_addr(const char *addr, int *slot)
 	return 0;
 }
 
+/*
+ * -device ide-hd|ide-cd,drive=ID[,bus=ide.N][,unit=U][,bootindex=I]: puts an
+ * if=none drive on the IDE controller.  The -drive must come first.
+ */
+static int ide_device(struct vm_config *cfg, struct opts *o, const char *driver,
+		      const char *opt, const char *arg)
+{
+	const char *drive = opts_get(o, "drive"), *bus = opts_get(o, "bus");
+	const char *unit = opts_get(o, "unit"), *bootindex = opts_get(o, "bootindex");
+	struct drive_config *d;
+	uint64_t u = 0, b = 0, n;
+	bool used = false;
+
+	opts_get(o, "id");
+	if (check_unused(o, opt, arg) < 0)
+		return -1;
+	if (!drive)
+		return err_invalid(opt, arg, "drive property not set");
+	d = find_drive(cfg, drive);
+	if (!d)
+		return err_invalid(opt, arg, "drive not found (give its -drive first)");
+	if (d->iface != DRIVE_IF_NONE || d->claimed)
+		return err_invalid(opt, arg, "the drive is already in use (use if=none)");
+	if (bus && (strncmp(bus, "ide.", 4) || !uint_parse(bus + 4, &b) || b > 1))
+		return err_invalid(opt, arg, "bus= must be ide.0 or ide.1");
+	if (unit && (!uint_parse(unit, &u) || u > 1))
+		return err_invalid(opt, arg, "unit= must be 0 or 1");
+	for (unsigned i = 0; i < cfg->nr_drives; i++)
+		used |= cfg->drives[i].iface == DRIVE_IF_IDE &&
+			cfg->drives[i].index == (int)(b * 2 + u);
+	if (used)
+		return err_invalid(opt, arg, "that IDE position is taken");
+	if (bootindex) {
+		if (!uint_parse(bootindex, &n) || n > 0xffff)
+			return err_invalid(opt, arg, "bootindex= must be 0 to 65535");
+		d->has_bootindex = true;
+		d->bootindex = (unsigned)n;
+	}
+	d->iface = DRIVE_IF_IDE;
+	d->index = (int)(b * 2 + u);
+	d->cdrom = !strcmp(driver, "ide-cd");
+	if (d->cdrom) {
+		d->readonly = true;
+		d->flags |= BLOCK_RDONLY;
+	}
+	d->claimed = true;
+	return 0;
+}
+
 int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
 			  const char *opt, const char *arg)
 {
@@ -251,6 +302,8 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		dev.kind = DEVICE_VIRTIO_RNG;
 	} else if (!strcmp(driver, "virtio-serial-pci") || !strcmp(driver, "virtio-serial")) {
 		dev.kind = DEVICE_VIRTIO_SERIAL;
+	} else if (!strcmp(driver, "ide-hd") || !strcmp(driver, "ide-cd")) {
+		return ide_device(cfg, o, driver, opt, arg);
 	} else if (!strcmp(driver, "virtconsole")) {
 		chardev = opts_get(o, "chardev");
 		opts_get(o, "id");
@@ -332,6 +385,9 @@ int options_check_devices(struct vm_config *cfg)
 		log_error("-device virtconsole: no virtio-serial bus; add -device virtio-serial-pci");
 		return -1;
 	}
+	for (unsigned i = 0; i < cfg->nr_drives; i++)
+		if (cfg->drives[i].iface == DRIVE_IF_IDE && cfg->snapshot_all && !cfg->drives[i].cdrom)
+			cfg->drives[i].snapshot = true;
 	for (unsigned i = 0; i < cfg->nr_drives; i++)
 		if (!cfg->drives[i].claimed)
 			log_warn("-drive %s: no device uses this drive (if=none without -device)",

@@ -133,3 +133,18 @@ def test_cdrom_first_with_order_dc(session, media):
                     "-boot", "order=dc,once=d"))
     s.expect(r"Booting from DVD/CD", timeout=30)
     assert b"Booting from Hard Disk" not in s.output
+
+
+@pytest.mark.parametrize("which", VMMS)
+def test_bootindex_orders_the_boot_menu(session, media, which):
+    """bootindex= on virtio-blk-pci and ide-cd goes to fw_cfg "bootorder"; SeaBIOS
+    lists those devices first, in that order, ahead of the -hda disk."""
+    s = session(vmm(which, "-boot", "menu=on,splash-time=5000",
+                    "-drive", f"if=none,id=cd,file={media['iso']},media=cdrom",
+                    "-device", "ide-cd,drive=cd,bus=ide.1,unit=0,bootindex=1",
+                    "-drive", f"if=none,id=vd,file={media['qcow2']},format=qcow2",
+                    "-device", "virtio-blk-pci,drive=vd,bootindex=0",
+                    "-hda", str(media["raw"])))
+    s.expect(r"Press ESC for boot menu", timeout=30)
+    s.send(b"\x1b")
+    s.expect(r"1\. Virtio disk PCI:[0-9a-f:.]+\s+2\. DVD/CD \[ata1-0[^\n]*\s+3\. ata0-0", timeout=30)

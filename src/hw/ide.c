@@ -431,6 +431,7 @@ static void exec_command(struct ide_channel *ch, uint8_t cmd)
 	}
 	ch->cmd = cmd;
 	ch->error = 0;
+	ch->left = 0;
 	ch->dma_pending = false;
 	lower_irq(ch);
 	if (d->cdrom)
@@ -485,16 +486,22 @@ static void data_io(struct ide_channel *ch, bool is_write, uint8_t *data, unsign
 	bool in = ch->xfer == XFER_PIO_IN || ch->xfer == XFER_ATAPI_IN;
 	bool out = ch->xfer == XFER_PIO_OUT || ch->xfer == XFER_PACKET;
 
-	if ((!is_write && !in) || (is_write && !out) || ch->pos + size > end) {
+	unsigned n;
+
+	if ((!is_write && !in) || (is_write && !out) || ch->pos >= end) {
 		if (!is_write)
 			memset(data, 0xff, size);
 		return;
 	}
-	if (is_write)
-		memcpy(ch->buf + ch->pos, data, size);
-	else
-		memcpy(data, ch->buf + ch->pos, size);
-	ch->pos += size;
+	/* A dword access across the end of an odd-sized block moves what is left. */
+	n = end - ch->pos < size ? end - ch->pos : size;
+	if (is_write) {
+		memcpy(ch->buf + ch->pos, data, n);
+	} else {
+		memset(data, 0, size);
+		memcpy(data, ch->buf + ch->pos, n);
+	}
+	ch->pos += n;
 	if (ch->pos == end) {
 		if (ch->xfer == XFER_ATAPI_IN)
 			ch->status = ST_DRDY;	/* between chunks: DRQ drops */

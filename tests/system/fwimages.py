@@ -15,7 +15,7 @@ HELLO = "hello from a file on the FAT partition"
 DISK_MIB = 16
 PART_START = 2048                 # sectors: the usual 1 MiB alignment, room for core.img
 # Compiled into core.img (decompressed by GRUB at ring 0, which PVM hosts
-# emulate slowly: keep it small).  The multiboot loader and its many
+# emulate slowly: keep it small).  The multiboot2 loader and its many
 # dependencies are read from the FAT partition only when the probe is booted.
 CORE_MODULES = ["biosdisk", "part_msdos", "fat", "normal", "serial", "terminal", "cat", "echo"]
 
@@ -57,9 +57,9 @@ cat /hello.txt
 set timeout={timeout}
 set default=0
 menuentry 'kestrel guest probe' {{
-  insmod multiboot
+  insmod multiboot2
   echo "grub: loading the probe"
-  multiboot /probe.elf {probe_args}
+  multiboot2 /probe.elf {probe_args}
   boot
 }}
 """
@@ -86,7 +86,7 @@ def make_disk(workdir, probe_elf, cfg=None):
     _run(["mcopy", "-i", str(part), str(work / "grub.cfg"), "::/boot/grub/grub.cfg"])
     _run(["mcopy", "-i", str(part), str(work / "hello.txt"), "::/hello.txt"])
     _run(["mcopy", "-i", str(part), str(probe_elf), "::/probe.elf"])
-    mods = [str(GRUB_DIR / f"{m}.mod") for m in _closure(["multiboot"])]
+    mods = [str(GRUB_DIR / f"{m}.mod") for m in _closure(["multiboot2"])]
     _run(["mcopy", "-i", str(part), *mods, "::/boot/grub/i386-pc/"])
 
     img = bytearray(size)

@@ -87,7 +87,7 @@ def grub_boot(s, probe_expected):
     s.expect(fwimages.HELLO, timeout=30)
     s.expect(r"GNU GRUB", timeout=30)
     if probe_expected:
-        s.expect(r"probe: boot: multiboot", timeout=60)
+        s.expect(r"probe: boot: multiboot2", timeout=60)
         s.expect(r"probe: PASS", timeout=30)
         s.expect(r"probe: poweroff", timeout=30)
 
@@ -95,7 +95,7 @@ def grub_boot(s, probe_expected):
 @pytest.mark.parametrize("which", VMMS)
 def test_grub_from_hda_raw_boots_the_probe(session, media, which):
     """-hda raw: SeaBIOS -> GRUB's MBR and core.img (ATA PIO) -> grub.cfg and a
-    file from the FAT partition -> the menu -> the probe by Multiboot -> PASS."""
+    file from the FAT partition -> the menu -> the probe by Multiboot2 -> PASS."""
     s = session(vmm(which, "-hda", str(media["raw"])))
     grub_boot(s, probe_expected=True)
     assert s.wait(timeout=30) == 0 if which == "kestrel" else True

@@ -64,14 +64,22 @@
 	.section .text.entry, "ax"
 	.code32
 /*
- * Multiboot (v1) header, for GRUB's "multiboot" command: magic, flags
- * (bit 1: memory map wanted), checksum.  GRUB loads the ELF segments and
- * enters at _start like PVH, with %eax = 0x2badb002 and %ebx = its info.
+ * Multiboot2 header (Multiboot2 spec §3.1), for GRUB's "multiboot2" command:
+ * magic, architecture 0 (i386 protected mode), length, checksum, then only
+ * the end tag.  GRUB loads the ELF segments and enters at _start like PVH,
+ * with %eax = 0x36d76289 and %ebx = its information.  (Multiboot v1 would
+ * not do: QEMU's -kernel prefers a v1 header to the PVH note and refuses a
+ * 64-bit ELF with one.)
  */
-	.balign	4
-	.long	0x1badb002
-	.long	0x00000002
-	.long	-(0x1badb002 + 0x00000002)
+	.balign	8
+mb2_header:
+	.long	0xe85250d6
+	.long	0
+	.long	mb2_header_end - mb2_header
+	.long	-(0xe85250d6 + 0 + (mb2_header_end - mb2_header))
+	.word	0, 0			/* end tag: type 0, flags 0 */
+	.long	8			/* size */
+mb2_header_end:
 
 	.globl	_start
 _start:

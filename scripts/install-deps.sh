@@ -15,6 +15,8 @@ packages=(
 	iproute2 iputils-ping nftables
 	# Linux test guest recipe (tests/guest/linux)
 	linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev lz4 cpio xz-utils
+	# firmware boot tests (tests/system/test_firmware.py): GRUB disks and ISOs
+	grub-pc-bin grub-common xorriso mtools dosfstools
 )
 
 missing=()

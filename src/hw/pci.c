@@ -149,16 +149,27 @@ int pci_bus_plug(struct pci_bus *bus, struct pci_device *dev, int slot)
 	return 0;
 }
 
+int pci_bus_plug_function(struct pci_bus *bus, struct pci_device *dev, unsigned slot, unsigned fn)
+{
+	if (slot >= PCI_SLOTS || fn == 0 || fn > 7 || bus->functions[slot][fn - 1])
+		return -1;
+	if (assign_bars(bus, dev) < 0)
+		return -1;
+	dev->slot = slot;
+	bus->functions[slot][fn - 1] = dev;
+	return 0;
+}
+
 /* The device addressed by the 0xcf8 latch, or NULL (other buses and functions are empty). */
 static struct pci_device *addressed(struct pci_bus *bus, unsigned *reg)
 {
 	uint32_t a = bus->address;
 	unsigned busno = (a >> 16) & 0xff, slot = (a >> 11) & 0x1f, fn = (a >> 8) & 7;
 
-	if (!(a & CONFIG_ENABLE) || busno != 0 || fn != 0)
+	if (!(a & CONFIG_ENABLE) || busno != 0)
 		return NULL;
 	*reg = a & 0xfc;
-	return bus->slots[slot];
+	return fn ? bus->functions[slot][fn - 1] : bus->slots[slot];
 }
 
 void pci_config_address_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data,
@@ -235,8 +246,9 @@ out:
 /* Finds the BAR of the kind (memory or I/O) that decodes addr; caller holds the lock. */
 static struct pci_bar *decode(struct pci_bus *bus, uint64_t addr, bool io, uint64_t *offset)
 {
-	for (unsigned s = 0; s < PCI_SLOTS; s++) {
-		struct pci_device *dev = bus->slots[s];
+	for (unsigned s = 0; s < PCI_SLOTS * 8; s++) {
+		struct pci_device *dev = s < PCI_SLOTS ? bus->slots[s]
+						       : bus->functions[s % PCI_SLOTS][s / PCI_SLOTS - 1];
 		if (!dev)
 			continue;
 		uint16_t cmd = get16(dev->config + PCI_COMMAND);

@@ -82,6 +82,7 @@ struct pci_bus {
 	pthread_rwlock_t lock;	/* writers: config space; readers: BAR dispatch */
 	uint32_t address;	/* the 0xcf8 latch */
 	struct pci_device *slots[PCI_SLOTS];
+	struct pci_device *functions[PCI_SLOTS][7];	/* functions 1-7 of multifunction slots */
 	struct pci_device host_bridge;
 	uint64_t next_mmio;
 	uint32_t next_io;
@@ -112,6 +113,9 @@ uint8_t pci_device_add_cap(struct pci_device *dev, uint8_t id, const void *body,
 
 /* Plugs dev into slot (-1: the first free one) and assigns its BARs; -1 if impossible. */
 int pci_bus_plug(struct pci_bus *bus, struct pci_device *dev, int slot);
+
+/* Plugs dev as function fn (1-7) of a slot whose function 0 says it is multifunction. */
+int pci_bus_plug_function(struct pci_bus *bus, struct pci_device *dev, unsigned slot, unsigned fn);
 
 /* Current address of a memory BAR, 0 while memory decoding is off or unassigned. */
 uint64_t pci_bar_address(struct pci_bus *bus, struct pci_device *dev, unsigned index);

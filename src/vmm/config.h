@@ -47,6 +47,25 @@ struct monitor_config {
 	bool pretty;
 };
 
+/* -drive if=: which controller the drive hangs off. */
+enum drive_if {
+	DRIVE_IF_VIRTIO,
+	DRIVE_IF_NONE,
+	DRIVE_IF_IDE,
+};
+
+#define IDE_MAX_DRIVES 4	/* two channels, master and slave */
+
+/* -boot: firmware boot order and menu (QEMU's drive letters a, c, d, n). */
+struct boot_config {
+	char order[8];		/* "" for the default, "cad" */
+	char once[8];		/* the first boot only; "" for none */
+	bool menu;
+	int splash_time;	/* ms, -1 when not given */
+	int reboot_timeout;	/* ms, -1 when not given */
+	bool strict;
+};
+
 /* -drive: a disk image and how to open it. */
 struct drive_config {
 	char id[32];
@@ -62,6 +81,11 @@ struct drive_config {
 	uint8_t detect_zeroes;		/* enum blk_detect_zeroes: off, on, unmap */
 	bool blockdev;			/* from -blockdev: id is the node-name */
 	bool protocol;			/* -blockdev driver=file|host_device */
+	enum drive_if iface;
+	int index;			/* if=ide: 0-3 (bus * 2 + unit), -1 for the next free */
+	bool cdrom;			/* media=cdrom */
+	bool has_bootindex;
+	unsigned bootindex;
 };
 
 enum device_kind {
@@ -80,6 +104,8 @@ struct device_config {
 	unsigned num_queues;		/* virtio-blk: num-queues= (0: one) */
 	char serial[21];
 	unsigned nic;			/* virtio-net: index into cfg->nics */
+	bool has_bootindex;		/* bootindex= */
+	unsigned bootindex;
 };
 
 /* -netdev TYPE,id=... or the back-end half of -net/-nic (src/net/ parses args). */
@@ -140,6 +166,11 @@ struct vm_config {
 	unsigned nr_netdevs;
 	struct nic_config nics[VM_MAX_NICS];
 	unsigned nr_nics;
+	const char *bios;			/* -bios; NULL for the default SeaBIOS */
+	struct boot_config boot;		/* -boot */
+	char debugcon_chardev[CHARDEV_ID_MAX];	/* -debugcon; "" for none */
 };
+
+#define FIRMWARE_DEFAULT_BIOS "/usr/share/seabios/bios-256k.bin"
 
 #endif

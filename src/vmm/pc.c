@@ -132,6 +132,8 @@ static int pc_create_pci(struct vm *vm)
 	if (cfg->nr_devices && iothread_start(&vm->io) < 0)
 		return -1;
 	vm->has_pci = true;
+	if (pc_create_chipset(vm) < 0)
+		return -1;
 	/* 0xcf8 is a dword register that shares its bytes with 0xcf9 (reset control). */
 	if (bus_register(&vm->pio, PCI_CONFIG_ADDRESS, 1, pci_config_address_io, &vm->pci,
 			 "pci-conf-idx") < 0 ||
@@ -229,6 +231,8 @@ int pc_create_devices(struct vm *vm)
 			return -1;
 		}
 	}
+	if (pc_create_legacy(vm) < 0)
+		return -1;
 	return pc_create_pci(vm);
 }
 
@@ -286,6 +290,7 @@ void pc_destroy_devices(struct vm *vm)
 	if (vm->has_pci)
 		pci_bus_destroy(&vm->pci);
 	vm->has_pci = false;
+	pc_destroy_legacy(vm);
 	acpi_pm_destroy(&vm->pm);
 	if (vm->has_com1)
 		serial_destroy(&vm->com1);

@@ -153,6 +153,9 @@ void serial_init(void);
 void serial_putc(char c);
 bool serial_poll(uint8_t *c);
 void pr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* multiboot.c: a PVH start_info from a Multiboot2 entry's information, else si. */
+const struct hvm_start_info *multiboot_adapt(const struct hvm_start_info *si);
+
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vpr(const char *fmt, va_list ap);
 void delay_tsc(uint64_t ticks);

@@ -178,9 +178,10 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 		goto out;
 	}
 	d.cdrom = media && !strcmp(media, "cdrom");
+	/* QEMU gives a virtio "CD-ROM" as a read-only virtio-blk disk. */
 	if (d.cdrom && d.iface == DRIVE_IF_VIRTIO) {
-		err_invalid(opt, arg, "media=cdrom needs if=ide or if=none (an ATAPI drive)");
-		goto out;
+		d.cdrom = false;
+		d.readonly = true;
 	}
 	if (discard && strcmp(discard, "unmap") && strcmp(discard, "on") &&
 	    strcmp(discard, "ignore") && strcmp(discard, "off")) {

@@ -590,7 +590,11 @@ static void test_firmware_boot_options(void **state)
 
 	RUN_ERR("-drive", "file=a.img,if=ide,index=4");
 	RUN_ERR("-drive", "file=a.img,index=0", "-drive", "file=b.img,index=0");
-	RUN_ERR("-drive", "file=a.iso,if=virtio,media=cdrom");
+	/* As QEMU: a virtio "CD-ROM" is a read-only virtio-blk disk. */
+	RUN_OK(&cfg, "-drive", "file=a.iso,if=virtio,media=cdrom");
+	assert_true(cfg.drives[0].readonly && (cfg.drives[0].flags & BLOCK_RDONLY));
+	assert_false(cfg.drives[0].cdrom);
+	options_free(&cfg);
 	RUN_ERR("-hda", "a.img", "-hdb", "b.img", "-hdc", "c.img", "-hdd", "d.img", "-drive",
 		"file=e.img");
 	RUN_ERR("-boot", "order=z");

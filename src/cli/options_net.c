@@ -34,7 +34,7 @@ static bool nic_model_ok(const char *model)
 
 void options_nic_models(FILE *out)
 {
-	fprintf(out, "Supported NIC models:\ne1000 (alias e1000-82540em)\n"
+	fprintf(out, "Supported NIC models:\ne1000 (alias e1000-82540em; the default)\n"
 		     "virtio-net-pci (alias virtio)\n");
 }
 
@@ -198,7 +198,8 @@ int options_net(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 	if (!o)
 		return -1;
 	if (strcmp(type, "nic") == 0) {
-		struct nic_config nic = { .vlan = 0 };
+		/* e1000 unless model= says otherwise: QEMU's default NIC on the pc machine. */
+		struct nic_config nic = { .vlan = 0, .e1000 = true };
 		const char *model = opts_get(o, "model"), *name = opts_get(o, "name");
 		const char *netdev = opts_get(o, "netdev");
 		opts_get(o, "id");
@@ -283,7 +284,7 @@ int options_nic(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 {
 	static const char *const skip[] = { "model", "mac", "addr", "vectors", "dup", "id", "romfile",
 					    NULL };
-	struct nic_config nic = { .vlan = -1 };
+	struct nic_config nic = { .vlan = -1, .e1000 = true };	/* QEMU's pc default */
 	struct opts *o;
 	char type[16], id[32], msg[160];
 	int rc = -1, slot = -1;

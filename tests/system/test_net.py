@@ -389,8 +389,10 @@ def test_multiqueue_tap_and_queue_pairs(kind, probe, netns, vms, tmp_path):
     ["-net", "nic,vlan=2", "-net", "user,vlan=2,dhcpstart=10.0.2.33"],
 ])
 def test_nic_and_legacy_net_spellings_reach_user_mode(probe, spelling):
+    # Without model= the NIC is an e1000, QEMU's default on pc.
+    nic = "virtio" if any("model=virtio" in a for a in spelling) else "e1000"
     status, out, err = kestrel(*BASE, *spelling, "-kernel", probe,
-                               "-append", "probe=net-dhcp,timeout=20", timeout=60)
+                               "-append", f"probe=net-dhcp,nic={nic},timeout=20", timeout=60)
     assert status == 0, err
     want = "10.0.2.33" if "dhcpstart=10.0.2.33" in spelling[-1] else "10.0.2.15"
     assert any(l.startswith(f"probe: net: dhcp: ip {want} ") for l in probe_lines(out)), out

@@ -14,7 +14,7 @@ import pytest
 import fwimages
 from conftest import BUILD, KESTREL, QEMU, need_qemu
 
-GRUB_TIMEOUT = 150
+GRUB_TIMEOUT = 240
 KIMG = BUILD / "src" / "block" / "kestrel-img"
 # The reference peer without the devices kestrel lacks (VGA, e1000 and its iPXE ROM).
 QEMU_PC = [*QEMU, "-M", "pc", "-vga", "none", "-net", "none"]
@@ -84,10 +84,10 @@ def test_debugcon_gets_seabios_log(session, tmp_path):
 
 def grub_boot(s, probe_expected):
     s.expect(r"grub: config read from", timeout=GRUB_TIMEOUT)
-    s.expect(fwimages.HELLO, timeout=30)
-    s.expect(r"GNU GRUB", timeout=30)
+    s.expect(fwimages.HELLO, timeout=60)
+    s.expect(r"GNU GRUB", timeout=60)
     if probe_expected:
-        s.expect(r"probe: boot: multiboot2", timeout=60)
+        s.expect(r"probe: boot: multiboot2", timeout=120)
         s.expect(r"probe: PASS", timeout=30)
         s.expect(r"probe: poweroff", timeout=30)
 

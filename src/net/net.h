@@ -96,6 +96,9 @@ size_t net_iov_size(const struct iovec *iov, int iovcnt);
 struct net_client *net_tap_open(const char *opts, const char *id, struct net_open_ctx *ctx);
 struct net_client *net_user_open(const char *opts, const char *id, struct net_open_ctx *ctx);
 struct net_client *net_socket_open(const char *opts, const char *id, struct net_open_ctx *ctx);
+/* mcast= / udp= (dgram.c), from the option list net_socket_open parsed. */
+struct opts;
+struct net_client *net_dgram_open(struct opts *o, const char *id, struct net_open_ctx *ctx);
 /* -netdev bridge,br=: a TAP put on a bridge in-process (qemu-bridge-helper's job). */
 struct net_client *net_bridge_open(const char *opts, const char *id, struct net_open_ctx *ctx);
 

@@ -2,7 +2,7 @@
  * Socket back end (QEMU's -netdev socket,listen=|connect=): two VMMs joined
  * by a TCP stream, each frame preceded by its length as a 32-bit big-endian
  * number (QEMU's framing, so kestrel and QEMU can talk to each other).  No
- * privileges needed.  mcast= and udp= are not supported yet.
+ * privileges needed.  mcast= and udp= are datagram links (dgram.c).
  */
 #include "net/net.h"
 
@@ -198,9 +198,19 @@ struct net_client *net_socket_open(const char *text, const char *id, struct net_
 	opts_get(o, "vlan");
 	listen_at = opts_get(o, "listen");
 	connect_to = opts_get(o, "connect");
-	if (opts_get(o, "mcast") || opts_get(o, "udp") || opts_get(o, "fd")) {
-		snprintf(ctx->err, ctx->errlen, "mcast=, udp= and fd= are not supported yet; use "
-			 "listen= and connect=");
+	if (opts_get(o, "mcast") || opts_get(o, "udp")) {
+		struct net_client *nc = NULL;
+		if (listen_at || connect_to)
+			snprintf(ctx->err, ctx->errlen, "mcast= and udp= do not go with listen= "
+				 "or connect=");
+		else
+			nc = net_dgram_open(o, id, ctx);
+		opts_free(o);
+		return nc;
+	}
+	if (opts_get(o, "fd")) {
+		snprintf(ctx->err, ctx->errlen, "fd= is not supported; use listen=, connect=, "
+			 "mcast= or udp=");
 		goto fail;
 	}
 	const char *unused = opts_first_unused(o);

@@ -7,7 +7,7 @@ aio= engine for both (--aio, default threads):
   4K randread qd1, 4K randread qd32, 4K randwrite qd1, 4K randwrite qd32,
   1M seqread qd1 (MB/s), 1M seqwrite qd1 (MB/s)
 
-Per VMM, format and row (one run each):
+Per VMM, format and row (the median of --runs runs, the two VMMs alternating):
 
   IOPS|MB/s  as the probe measured it (TSC, first submission to last completion)
   CPU/req    host CPU of the VMM process (user+sys from GNU time) minus a
@@ -195,46 +195,67 @@ def check_odirect(workdir):
         path.unlink(missing_ok=True)
 
 
-def bench_vmm(vmm, kestrel, probe, image, fmt, aio, quick, baseline_runs, log):
-    """Baseline runs, then the rows.  Returns {"base": ..., "rows": {label: ...}}
-    or {"error": text} when the VMM cannot serve the image."""
-    def run(spec):
-        return one_run(vmm_argv(vmm, kestrel, probe, image, fmt, spec, aio), image)
-
+def baseline(vmm, kestrel, probe, image, fmt, aio, baseline_runs):
+    """count=1 runs (the boot): {"base": ..., "rows": {}, "odirect": set()} or {"error"}."""
     try:
-        base = [run("mode=randread,bs=4096,qd=1,count=1,span=1") for _ in range(baseline_runs)]
+        base = [one_run(vmm_argv(vmm, kestrel, probe, image, fmt,
+                                 "mode=randread,bs=4096,qd=1,count=1,span=1", aio), image)
+                for _ in range(baseline_runs)]
     except RuntimeError as e:
         return {"error": f"baseline run failed: {e}"}
     cap = base[0]["capacity"]
     if cap != IMAGE_BYTES // 512:
         return {"error": f"guest sees {cap} sectors, expected {IMAGE_BYTES // 512} "
                          f"(the VMM did not open the image as {fmt})"}
-    result = {"base": {"cpu": statistics.median(b["cpu"] for b in base),
-                       "vmm": statistics.median(b["cpu"] - b["guest"] for b in base)},
-              "rows": {}, "odirect": set()}
+    return {"base": {"cpu": statistics.median(b["cpu"] for b in base),
+                     "vmm": statistics.median(b["cpu"] - b["guest"] for b in base)},
+            "rows": {}, "odirect": set()}
+
+
+def median_run(runs):
+    """Each measured quantity's median over the runs (the host's storage is noisy)."""
+    return {key: statistics.median(r[key] for r in runs)
+            for key in ("iops", "mbps", "cpu", "guest", "wall")} | {
+        "odirect": runs[0]["odirect"]}
+
+
+def bench_format(kestrel, probe, image, fmt, aio, quick, baseline_runs, runs, log):
+    """Both VMMs on one image: per row, `runs` runs each, the VMMs alternating who goes
+    first, so that neither always meets the host's caches in the same state."""
+    results = {vmm: baseline(vmm, kestrel, probe, image, fmt, aio, baseline_runs)
+               for vmm in ("qemu", "kestrel")}
+    live = [vmm for vmm in ("qemu", "kestrel") if "error" not in results[vmm]]
     for label, mode, bs, qd, count, quick_count in ROWS:
         n = quick_count if quick else count
         spec = f"mode={mode},bs={bs},qd={qd},count={n},span={SPAN_MIB}"
-        try:
-            r = run(spec)
-        except RuntimeError as e:
-            print(f"bench/blk: {vmm} {fmt} {label} failed: {e}", file=sys.stderr)
-            result["rows"][label] = None
-            continue
-        b = result["base"]
-        r["cpu_req"] = (r["cpu"] - b["cpu"]) / n * 1e6
-        r["vmm_req"] = (r["cpu"] - r["guest"] - b["vmm"]) / n * 1e6
-        result["rows"][label] = r
-        result["odirect"].add(r["odirect"])
-        log(f"  {vmm:<8}{fmt:<6}{label:<18} {r['iops']:>8} IOPS {r['mbps']:>8.1f} MB/s "
-            f"cpu {r['cpu']:.2f} s guest {r['guest']:.2f} s wall {r['wall']:.1f} s")
-    return result
+        samples = {vmm: [] for vmm in live}
+        for i in range(runs):
+            for vmm in (live if i % 2 == 0 else live[::-1]):
+                try:
+                    samples[vmm].append(one_run(vmm_argv(vmm, kestrel, probe, image, fmt, spec,
+                                                         aio), image))
+                except RuntimeError as e:
+                    print(f"bench/blk: {vmm} {fmt} {label} failed: {e}", file=sys.stderr)
+        for vmm in live:
+            res = results[vmm]
+            if len(samples[vmm]) < runs:
+                res["rows"][label] = None
+                continue
+            r = median_run(samples[vmm])
+            b = res["base"]
+            r["cpu_req"] = (r["cpu"] - b["cpu"]) / n * 1e6
+            r["vmm_req"] = (r["cpu"] - r["guest"] - b["vmm"]) / n * 1e6
+            res["rows"][label] = r
+            res["odirect"].add(r["odirect"])
+            log(f"  {vmm:<8}{fmt:<6}{label:<18} {r['iops']:>8.0f} IOPS {r['mbps']:>8.1f} MB/s "
+                f"cpu {r['cpu']:.2f} s guest {r['guest']:.2f} s wall {r['wall']:.1f} s")
+    return results
 
 
 def fmt_perf(label, r):
     if r is None:
         return "FAIL"
-    return f"{r['mbps']:.1f} MB/s" if label.startswith("1M") else f"{r['iops']} IOPS"
+    return f"{r['mbps']:.1f} MB/s" if label.startswith("1M") else f"{r['iops']:.0f} IOPS"
 
 
 def perf_of(label, r):
@@ -257,6 +278,8 @@ def main():
     ap.add_argument("--dir", default=None,
                     help="scratch directory for the images (default: a new one in /var/tmp)")
     ap.add_argument("--formats", default="raw,qcow2")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="runs per row and VMM, alternating (default 3; medians)")
     ap.add_argument("--aio", default="threads", choices=["threads", "io_uring"],
                     help="aio= engine, the same for both VMMs (default threads)")
     ap.add_argument("-v", "--verbose", action="store_true", help="a line per run on stderr")
@@ -281,10 +304,10 @@ def main():
         images = make_images(workdir)
         results = {}
         for fmt in formats:
+            both = bench_format(args.kestrel, args.probe, str(images[fmt]), fmt, args.aio,
+                                args.quick, baseline_runs, args.runs, log)
             for vmm in ("qemu", "kestrel"):
-                results[fmt, vmm] = bench_vmm(vmm, args.kestrel, args.probe,
-                                              str(images[fmt]), fmt, args.aio, args.quick,
-                                              baseline_runs, log)
+                results[fmt, vmm] = both[vmm]
     elapsed = time.monotonic() - t0
 
     print(f"bench/blk: guest probe blk-bench, 1 GiB image, span {SPAN_MIB} MiB, "

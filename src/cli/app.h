@@ -32,6 +32,7 @@ struct app {
 	struct control control;
 	struct block_dev *disks[VM_MAX_DRIVES];	/* cfg->drives, opened once for all resets */
 	struct virtio_console vcon;
+	struct virtio_balloon balloon;	/* valid when cfg.balloon.enabled */
 	struct vm_backends backends;
 	struct loop *loop;
 	struct vm *vm;			/* the running VM, NULL between resets */
@@ -49,5 +50,7 @@ void app_control_init(struct app *app);
 void app_quit(struct app *app, const char *reason);
 void app_emit(struct app *app, const char *event, struct json_object *data);
 void app_emit_shutdown(struct app *app, bool guest, const char *reason);
+/* The guest moved the balloon: BALLOON_CHANGE with the guest's new size. */
+void app_balloon_changed(struct app *app);
 
 #endif

@@ -14,6 +14,7 @@ void options_device_help(FILE *out)
 		     "name \"virtio-blk-pci\", bus PCI, alias \"virtio-blk\"\n"
 		     "\nMisc devices:\n"
 		     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n"
+		     "name \"virtio-balloon-pci\", bus PCI, alias \"virtio-balloon\"\n"
 		     "name \"virtio-rng-pci\", bus PCI, alias \"virtio-rng\"\n"
 		     "name \"virtio-serial-pci\", bus PCI, alias \"virtio-serial\"\n"
 		     "name \"virtconsole\", bus virtio-serial-bus\n");
@@ -189,6 +190,11 @@ static int parse_addr(const char *addr, int *slot)
 	return 0;
 }
 
+int options_parse_addr(const char *addr, int *slot)
+{
+	return parse_addr(addr, slot);
+}
+
 int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
 			  const char *opt, const char *arg)
 {
@@ -204,6 +210,10 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		dev.kind = DEVICE_VIRTIO_RNG;
 	} else if (!strcmp(driver, "virtio-serial-pci") || !strcmp(driver, "virtio-serial")) {
 		dev.kind = DEVICE_VIRTIO_SERIAL;
+	} else if (!strcmp(driver, "virtio-balloon-pci") || !strcmp(driver, "virtio-balloon")) {
+		if (parse_addr(opts_get(o, "addr"), &dev.slot) < 0)
+			return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
+		return options_balloon_device(cfg, o, dev.slot, opt, arg);
 	} else if (!strcmp(driver, "virtconsole")) {
 		chardev = opts_get(o, "chardev");
 		opts_get(o, "id");

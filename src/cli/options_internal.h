@@ -22,4 +22,19 @@ void options_device_help(FILE *out);
 /* Cross-checks drives and devices once all options are read. */
 int options_check_devices(struct vm_config *cfg);
 
+/* options_devices.c: addr=SLOT[.0]; *slot is -1 when addr is NULL. */
+int options_parse_addr(const char *addr, int *slot);
+
+/* options_memory.c */
+int options_object(struct vm_config *cfg, const char *opt, const char *arg);
+int options_machine_memory(struct vm_config *cfg, struct opts *o, const char *opt, const char *arg);
+int options_numa(struct vm_config *cfg, const char *opt, const char *arg);
+int options_overcommit(struct vm_config *cfg, const char *opt, const char *arg);
+int options_balloon(struct vm_config *cfg, const char *opt, const char *arg);
+int options_balloon_device(struct vm_config *cfg, struct opts *o, int slot, const char *opt,
+			   const char *arg);
+/* Decides what backs RAM (backends, NUMA nodes) once all options are read. */
+int options_check_memory(struct vm_config *cfg);
+void options_free_memory(struct vm_config *cfg);
+
 #endif

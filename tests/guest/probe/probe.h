@@ -47,6 +47,8 @@ struct platform {
 	const uint8_t *fadt;			/* NULL if none */
 	int madt_cpus;				/* -1: no MADT */
 	int mp_cpus;				/* -1: no MP table */
+	const uint8_t *srat;			/* NULL if none (no NUMA) */
+	const uint8_t *slit;			/* NULL if none */
 };
 
 /* Port I/O: allowed at CPL3 by the TSS I/O bitmap. */
@@ -224,5 +226,8 @@ bool scenario_blk_read(const struct platform *p, const struct args *a);
 bool scenario_blk_bench(const struct platform *p, const struct args *a);
 bool scenario_rng(const struct platform *p, const struct args *a);
 bool scenario_console(const struct platform *p, const struct args *a);
+bool scenario_balloon(const struct platform *p, const struct args *a);
+bool scenario_mem_hold(const struct platform *p, const struct args *a);
+bool scenario_numa(const struct platform *p, const struct args *a);
 
 #endif

@@ -378,6 +378,9 @@ static const struct scenario scenarios[] = {
 	{ "blk-bench", scenario_blk_bench },
 	{ "rng", scenario_rng },
 	{ "console", scenario_console },
+	{ "balloon", scenario_balloon },
+	{ "mem-hold", scenario_mem_hold },
+	{ "numa", scenario_numa },
 };
 
 /* Called at CPL3 by entry.S with the start_info physical address. */

@@ -1136,11 +1136,11 @@ static const struct qmp_command qmp_commands[] = {
 	{ "system_powerdown", cmd_system_powerdown, NULL },
 	{ "quit", cmd_quit, NULL },
 	{ "balloon", cmd_balloon, balloon_args },
-	{ "qom-get", cmd_qom_get, qom_get_args },
-	{ "qom-set", cmd_qom_set, qom_set_args },
 	{ "human-monitor-command", cmd_human_monitor_command, hmp_args },
 	{ "set_link", cmd_set_link, set_link_args },
 	{ "device_del", cmd_device_del, device_del_args },
+	{ "qom-get", cmd_qom_get, qom_get_args },
+	{ "qom-set", cmd_qom_set, qom_set_args },
 	{ NULL, NULL, NULL },
 };
 

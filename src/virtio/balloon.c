@@ -75,13 +75,13 @@ static void balloon_discard(struct virtio_balloon *b, uint64_t gpa, uint64_t len
 
 /*
  * Inflate and deflate buffers are arrays of 32-bit PFNs (§5.5.6).  Runs of
- * consecutive PFNs are discarded with one call: Linux sends them sorted by
- * allocation, which is mostly ascending.
+ * consecutive PFNs, ascending or descending (drivers take pages from either
+ * end of their free lists), are discarded with one call.
  */
 static int balloon_pages(struct virtio_device *vdev, struct vq_request *req, bool inflate)
 {
 	struct virtio_balloon *b = vdev->opaque;
-	uint64_t run_start = 0, run_len = 0, n = 0;
+	uint64_t lo = 0, hi = 0, n = 0;	/* the run: PFNs [lo, hi) */
 	uint32_t pfn;
 
 	for (size_t off = 0; off + 4 <= req->out_len; off += 4) {
@@ -90,17 +90,21 @@ static int balloon_pages(struct virtio_device *vdev, struct vq_request *req, boo
 		n++;
 		if (!inflate)
 			continue;
-		if (run_len && (uint64_t)pfn == run_start + run_len) {
-			run_len++;
+		if (hi > lo && (uint64_t)pfn == hi) {
+			hi++;
 			continue;
 		}
-		if (run_len)
-			balloon_discard(b, run_start << BALLOON_PFN_SHIFT, run_len << BALLOON_PFN_SHIFT);
-		run_start = pfn;
-		run_len = 1;
+		if (hi > lo && (uint64_t)pfn + 1 == lo) {
+			lo--;
+			continue;
+		}
+		if (hi > lo)
+			balloon_discard(b, lo << BALLOON_PFN_SHIFT, (hi - lo) << BALLOON_PFN_SHIFT);
+		lo = pfn;
+		hi = (uint64_t)pfn + 1;
 	}
-	if (run_len)
-		balloon_discard(b, run_start << BALLOON_PFN_SHIFT, run_len << BALLOON_PFN_SHIFT);
+	if (hi > lo)
+		balloon_discard(b, lo << BALLOON_PFN_SHIFT, (hi - lo) << BALLOON_PFN_SHIFT);
 	if (inflate)
 		b->inflated += n;
 	else

@@ -404,6 +404,13 @@ static int check_numa(struct vm_config *cfg)
 			return -1;
 		}
 		with_memdev += mc->nodes[i].memdev[0] != 0;
+		for (unsigned c = cfg->smp.maxcpus; c < VM_MAX_CPUS; c++) {
+			if (mc->nodes[i].cpus[c / 8] >> (c % 8) & 1) {
+				log_error("numa: CPU index (%u) should be smaller than maxcpus (%u)", c,
+					  cfg->smp.maxcpus);
+				return -1;
+			}
+		}
 	}
 	if (with_memdev && with_memdev != mc->nr_nodes) {
 		log_error("memdev option must be specified for either all or no nodes");

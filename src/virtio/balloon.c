@@ -65,9 +65,57 @@ static void balloon_write_config(struct virtio_device *vdev, uint32_t offset, co
 		log_debug("virtio-balloon: eventfd: %s", strerror(errno));
 }
 
+/*
+ * Inflated 4 KiB pages inside a huge host page: remember which of its pages
+ * the guest gave, and free the host page once it has all of them.  One page
+ * is tracked at a time (as QEMU does); a driver filling huge pages one after
+ * the other, as Linux and the probe do, gets them all back.
+ */
+static void balloon_partial(struct virtio_balloon *b, uint64_t gpa, uint64_t len, uint64_t page)
+{
+	const unsigned words = sizeof(b->partial_bits) / sizeof(b->partial_bits[0]);
+
+	for (uint64_t a = gpa; a < gpa + len; a += 4096) {
+		uint64_t base = a & ~(page - 1), bit = (a - base) >> BALLOON_PFN_SHIFT;
+		bool full = true;
+
+		if (base != b->partial_base || page != b->partial_size) {
+			memset(b->partial_bits, 0, sizeof(b->partial_bits));
+			b->partial_base = base;
+			b->partial_size = page;
+		}
+		b->partial_bits[bit / 64] |= 1ULL << (bit % 64);
+		for (unsigned i = 0; i < (page >> BALLOON_PFN_SHIFT) / 64 && i < words; i++)
+			full &= b->partial_bits[i] == UINT64_MAX;
+		if (full) {
+			if (memory_discard(b->mem, base, page) < 0)
+				log_debug("virtio-balloon: cannot discard a huge page at 0x%llx",
+					  (unsigned long long)base);
+			b->partial_size = 0;
+		}
+	}
+}
+
 /* Returns guest pages [gpa, gpa + len) to the host; bad ranges are the guest's loss. */
 static void balloon_discard(struct virtio_balloon *b, uint64_t gpa, uint64_t len)
 {
+	uint64_t page = memory_page_size(b->mem, gpa);
+
+	if (page > 4096 && page <= BALLOON_PARTIAL_MAX) {
+		/* Whole huge pages in the run go at once; the ragged ends are tracked. */
+		uint64_t lo = (gpa + page - 1) & ~(page - 1), hi = (gpa + len) & ~(page - 1);
+		if (lo >= hi) {
+			balloon_partial(b, gpa, len, page);
+			return;
+		}
+		if (gpa < lo)
+			balloon_partial(b, gpa, lo - gpa, page);
+		if (memory_discard(b->mem, lo, hi - lo) < 0)
+			log_debug("virtio-balloon: cannot discard huge pages");
+		if (hi < gpa + len)
+			balloon_partial(b, hi, gpa + len - hi, page);
+		return;
+	}
 	if (memory_discard(b->mem, gpa, len) < 0)
 		log_debug("virtio-balloon: cannot discard 0x%llx+0x%llx", (unsigned long long)gpa,
 			  (unsigned long long)len);
@@ -266,6 +314,7 @@ int virtio_balloon_plug(struct virtio_balloon *b, struct virtio_device *vdev,
 	b->mem = mem;
 	b->actual = 0;		/* a new VM: the guest holds nothing yet */
 	b->stats_held = false;
+	b->partial_size = 0;
 	if (b->deflate_on_oom)
 		vdev->extra_features |= 1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
 	if (b->free_page_reporting)

@@ -61,7 +61,8 @@ void virtio_console_input(void *opaque, const uint8_t *buf, size_t len);
 #define VIRTIO_BALLOON_F_STATS_VQ 1
 #define VIRTIO_BALLOON_F_DEFLATE_ON_OOM 2
 #define VIRTIO_BALLOON_F_REPORTING 5
-#define BALLOON_NR_STATS 10	/* the tags QEMU 7.2 knows: swap-in .. hugetlb-failures */
+#define BALLOON_NR_STATS 10
+#define BALLOON_PARTIAL_MAX (2ULL << 20)	/* huge pages up to 2 MiB are freed piecemeal */	/* the tags QEMU 7.2 knows: swap-in .. hugetlb-failures */
 
 /*
  * virtio-balloon: what the host asked for and what the guest gave.  It lives
@@ -88,6 +89,13 @@ struct virtio_balloon {
 	struct iothread_watch timer_watch;
 	bool timer_watched;
 	uint64_t inflated, deflated, reported;	/* pages, for debugging and tests */
+	/*
+	 * A huge host page the guest is ballooning 4 KiB at a time (QEMU's
+	 * PartiallyBalloonedPage): freed once all its PFNs are in.
+	 */
+	uint64_t partial_base;		/* its guest address; 0 with partial_size 0: none */
+	uint64_t partial_size;
+	uint64_t partial_bits[BALLOON_PARTIAL_MAX / 4096 / 64];
 };
 
 /* Creates the eventfd and timer; returns -1 with errno on failure. */

@@ -343,3 +343,15 @@ int memory_discard(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
 		return -1;
 	return memory_discard_host(mem, host, len);
 }
+
+uint64_t memory_page_size(const struct guest_memory *mem, uint64_t gpa)
+{
+	uint8_t *host = memory_ptr(mem, gpa, 1);
+
+	if (!host)
+		return 0;
+	for (unsigned i = 0; i < mem->nr_blocks; i++)
+		if (host >= mem->blocks[i].host && host < mem->blocks[i].host + mem->blocks[i].size)
+			return mem->blocks[i].page_size;
+	return PAGE_4K;
+}

@@ -104,4 +104,7 @@ int memory_write(const struct guest_memory *mem, uint64_t gpa, const void *src, 
 int memory_discard(const struct guest_memory *mem, uint64_t gpa, uint64_t len);
 int memory_discard_host(const struct guest_memory *mem, void *host, size_t len);
 
+/* The host page size behind guest address gpa (4 KiB, or the hugetlb size); 0 if not RAM. */
+uint64_t memory_page_size(const struct guest_memory *mem, uint64_t gpa);
+
 #endif

@@ -303,6 +303,25 @@ def test_hugetlb_memfd_backend_uses_huge_pages(probe, tmp_path, guests, hugepage
     g.s.expect(r"probe: PASS", 30)
 
 
+def test_balloon_frees_hugetlb_pages(probe, tmp_path, guests, hugepages):
+    """4 KiB balloon pages inside 2 MiB hugetlb pages: each huge page goes back to the
+    pool (MADV_REMOVE) once the guest has ballooned all 512 of its small pages."""
+    g = start(guests, "kestrel", probe, tmp_path, "balloon", "-object",
+              "memory-backend-memfd,id=ram,size=128M,hugetlb=on", "-machine",
+              "memory-backend=ram", "-device", "virtio-balloon-pci", mem="128m")
+    free_before = meminfo("HugePages_Free")
+    assert g.hmp("balloon 64") == ""
+    g.s.expect(r"probe: balloon: actual 16384 pages", 60)
+    assert wait_for(lambda: meminfo("HugePages_Free") - free_before >= 31, 10), \
+        (free_before, meminfo("HugePages_Free"))
+    assert "return" in g.qmp.cmd("balloon", value=128 * MIB)
+    g.s.expect(r"probe: balloon: actual 0 pages", 60)
+    assert wait_for(lambda: meminfo("HugePages_Free") <= free_before + 1, 10)
+    g.send("verify")
+    g.s.expect(r"probe: balloon: verified", 30)
+    g.quit()
+
+
 def test_mem_path_maps_ram_from_a_file_and_prealloc_touches_it(probe, tmp_path, guests):
     g = Guest("kestrel", probe, tmp_path, "echo", "-mem-path", str(tmp_path), "-mem-prealloc",
               mem="256m")

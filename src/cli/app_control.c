@@ -1,6 +1,8 @@
 /* The control table (ui/control.h) over the running VM, and QMP event fan-out. */
 #include <json-c/json.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
 
 #include "cli/app.h"
 
@@ -329,11 +331,47 @@ void app_emit_shutdown(struct app *app, bool guest, const char *reason)
 	app_emit(app, "SHUTDOWN", data);
 }
 
-void app_balloon_changed(struct app *app)
+#define BALLOON_EVENT_INTERVAL 1.0	/* monitor/monitor.c monitor_qapi_event_conf */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void balloon_emit(struct app *app)
 {
 	struct json_object *data = json_object_new_object();
 	uint64_t actual = app->cfg.ram_size - ((uint64_t)virtio_balloon_actual(&app->balloon) << 12);
 
 	json_object_object_add(data, "actual", json_object_new_int64((int64_t)actual));
 	app_emit(app, "BALLOON_CHANGE", data);
+	app->balloon_last_event = now_s();
+	app->balloon_event_pending = false;
+}
+
+void app_balloon_changed(struct app *app)
+{
+	double wait = app->balloon_last_event + BALLOON_EVENT_INTERVAL - now_s();
+	struct itimerspec its = { 0 };
+
+	if (app->balloon_last_event == 0 || wait <= 0) {
+		balloon_emit(app);
+		return;
+	}
+	if (app->balloon_event_pending)
+		return;		/* the timer is set; it sends the size as it is then */
+	app->balloon_event_pending = true;
+	its.it_value.tv_sec = (time_t)wait;
+	its.it_value.tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9) + 1;
+	if (timerfd_settime(app->balloon_timer_fd, 0, &its, NULL) < 0)
+		balloon_emit(app);
+}
+
+void app_balloon_timer(struct app *app)
+{
+	if (app->balloon_event_pending)
+		balloon_emit(app);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "cli/app.h"
@@ -233,6 +234,15 @@ static void on_balloon_change(void *opaque, uint32_t events)
 		app_balloon_changed(app);
 }
 
+static void on_balloon_timer(void *opaque, uint32_t events)
+{
+	struct app *app = opaque;
+	uint64_t count;
+
+	if (read(app->balloon_timer_fd, &count, sizeof(count)) == sizeof(count))
+		app_balloon_timer(app);
+}
+
 /* The balloon's state outlives resets, as the host's target should. */
 static int setup_balloon(struct app *app)
 {
@@ -240,10 +250,13 @@ static int setup_balloon(struct app *app)
 	struct virtio_balloon *b = &app->balloon;
 
 	b->change_fd = b->timer_fd = -1;
+	app->balloon_timer_fd = -1;
 	if (!bc->enabled)
 		return 0;
-	if (virtio_balloon_init(b) < 0 ||
-	    loop_add(app->loop, b->change_fd, EPOLLIN, on_balloon_change, app) < 0) {
+	app->balloon_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (virtio_balloon_init(b) < 0 || app->balloon_timer_fd < 0 ||
+	    loop_add(app->loop, b->change_fd, EPOLLIN, on_balloon_change, app) < 0 ||
+	    loop_add(app->loop, app->balloon_timer_fd, EPOLLIN, on_balloon_timer, app) < 0) {
 		log_error("virtio-balloon: %s", strerror(errno));
 		return -1;
 	}
@@ -381,6 +394,8 @@ static void teardown(struct app *app)
 		close(app->balloon.change_fd);
 		close(app->balloon.timer_fd);
 	}
+	if (app->balloon_timer_fd >= 0)
+		close(app->balloon_timer_fd);
 	if (app->pidfile_written)
 		unlink(app->cfg.pidfile);
 	kvm_host_close(&app->host);
@@ -389,7 +404,8 @@ static void teardown(struct app *app)
 
 int main(int argc, char **argv)
 {
-	struct app app = { .signal_fd = -1, .ready_fd = -1, .host = { .fd = -1 } };
+	struct app app = { .signal_fd = -1, .ready_fd = -1, .host = { .fd = -1 },
+			    .balloon_timer_fd = -1 };
 	int status = 1;
 
 	log_set_program("kestrel");

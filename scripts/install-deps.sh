@@ -6,9 +6,13 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential meson ninja-build pkg-config acpica-tools libcmocka-dev libjson-c-dev
-	zlib1g-dev libzstd-dev
+	zlib1g-dev libzstd-dev liburing-dev
+	# user-mode networking (libslirp; its pkg-config file needs glib's)
+	libslirp-dev libglib2.0-dev
 	# tests and reference peer
 	python3 python3-pytest qemu-system-x86 qemu-utils seabios time strace
+	# network tests: namespaces, bridges, TAPs and ping
+	iproute2 iputils-ping
 	# Linux test guest recipe (tests/guest/linux)
 	linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev lz4 cpio xz-utils
 )

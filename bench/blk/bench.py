@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """bench/blk: virtio-blk, Kestrel vs QEMU 7.2 (-M pc), driven by the same guest
 probe (probe=blk-bench, polling from CPL3, no interrupts), in one run, for a
-1 GiB raw image and a fully allocated qcow2 copy of it, cache=none,aio=threads:
+1 GiB raw image and a fully allocated qcow2 copy of it, cache=none and the same
+aio= engine for both (--aio, default threads):
 
   4K randread qd1, 4K randread qd32, 4K randwrite qd1, 4K randwrite qd32,
   1M seqread qd1 (MB/s), 1M seqwrite qd1 (MB/s)
@@ -56,10 +57,10 @@ BENCH_RE = re.compile(rb"probe: blk-bench: mode (\S+) bs (\d+) qd (\d+) count (\
 CAPACITY_RE = re.compile(rb"probe: blk: capacity (\d+) sectors")
 
 
-def vmm_argv(vmm, kestrel, probe, image, fmt, spec):
+def vmm_argv(vmm, kestrel, probe, image, fmt, spec, aio):
     common = ["-m", "256m", "-nographic", "-no-reboot", "-kernel", probe,
               "-append", f"probe=blk-bench,{spec}",
-              "-drive", f"file={image},if=none,id=d0,format={fmt},cache=none,aio=threads",
+              "-drive", f"file={image},if=none,id=d0,format={fmt},cache=none,aio={aio}",
               "-device", "virtio-blk-pci,drive=d0"]
     return [kestrel, *common] if vmm == "kestrel" else [*QEMU, *common]
 
@@ -194,11 +195,11 @@ def check_odirect(workdir):
         path.unlink(missing_ok=True)
 
 
-def bench_vmm(vmm, kestrel, probe, image, fmt, quick, baseline_runs, log):
+def bench_vmm(vmm, kestrel, probe, image, fmt, aio, quick, baseline_runs, log):
     """Baseline runs, then the rows.  Returns {"base": ..., "rows": {label: ...}}
     or {"error": text} when the VMM cannot serve the image."""
     def run(spec):
-        return one_run(vmm_argv(vmm, kestrel, probe, image, fmt, spec), image)
+        return one_run(vmm_argv(vmm, kestrel, probe, image, fmt, spec, aio), image)
 
     try:
         base = [run("mode=randread,bs=4096,qd=1,count=1,span=1") for _ in range(baseline_runs)]
@@ -256,6 +257,8 @@ def main():
     ap.add_argument("--dir", default=None,
                     help="scratch directory for the images (default: a new one in /var/tmp)")
     ap.add_argument("--formats", default="raw,qcow2")
+    ap.add_argument("--aio", default="threads", choices=["threads", "io_uring"],
+                    help="aio= engine, the same for both VMMs (default threads)")
     ap.add_argument("-v", "--verbose", action="store_true", help="a line per run on stderr")
     args = ap.parse_args()
     baseline_runs = args.baseline_runs or (1 if args.quick else 3)
@@ -280,12 +283,12 @@ def main():
         for fmt in formats:
             for vmm in ("qemu", "kestrel"):
                 results[fmt, vmm] = bench_vmm(vmm, args.kestrel, args.probe,
-                                              str(images[fmt]), fmt, args.quick,
+                                              str(images[fmt]), fmt, args.aio, args.quick,
                                               baseline_runs, log)
     elapsed = time.monotonic() - t0
 
     print(f"bench/blk: guest probe blk-bench, 1 GiB image, span {SPAN_MIB} MiB, "
-          f"cache=none,aio=threads, -m 256m, one vCPU{' (--quick)' if args.quick else ''}")
+          f"cache=none,aio={args.aio}, -m 256m, one vCPU{' (--quick)' if args.quick else ''}")
     print(f"host: {os.uname().release}, kvm_pvm="
           f"{'yes' if os.path.exists('/sys/module/kvm_pvm') else 'no'}, {os.cpu_count()} CPUs")
     print(f"kestrel: {args.kestrel}")

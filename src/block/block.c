@@ -270,6 +270,22 @@ int block_pwrite(struct block_dev *bd, uint64_t offset, const void *buf, size_t 
 	return bd->drv->pwrite(bd, offset, buf, len);
 }
 
+int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write, uint64_t *host)
+{
+	if (!bd->drv->map_direct || !len || !in_range(bd, off, len))
+		return 0;
+	/* Writes the generic checks might refuse take the ordinary path. */
+	if (write && (bd->read_only || (bd->probed_raw && off < 512)))
+		return 0;
+	return bd->drv->map_direct(bd, off, len, write, host);
+}
+
+void block_end_direct(struct block_dev *bd, uint64_t host, uint64_t len, bool write, int result)
+{
+	if (bd->drv->end_direct)
+		bd->drv->end_direct(bd, host, len, write, result);
+}
+
 int block_pwrite_compressed(struct block_dev *bd, uint64_t offset, const void *buf, size_t len)
 {
 	if (bd->read_only)

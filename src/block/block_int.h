@@ -42,6 +42,15 @@ struct block_driver {
 		     char *err, size_t errlen);
 	int (*make_empty)(struct block_dev *bd);
 	int (*bitmap_list)(struct block_dev *bd, struct block_bitmap **list);
+	/*
+	 * For I/O that bypasses the driver (io_uring): whether [off, off+len)
+	 * lies contiguously in the image file, at *host.  1 pins the mapping
+	 * until end_direct; 0 means the driver must do this I/O itself.
+	 */
+	int (*map_direct)(struct block_dev *bd, uint64_t off, uint64_t len, bool write,
+			  uint64_t *host);
+	void (*end_direct)(struct block_dev *bd, uint64_t host, uint64_t len, bool write,
+			   int result);
 };
 
 struct block_dev {
@@ -77,6 +86,10 @@ int bfile_pread(const struct block_dev *bd, uint64_t off, void *buf, size_t len)
 int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size_t len);
 int bfile_flush(const struct block_dev *bd);
 int64_t bfile_size(const struct block_dev *bd);
+
+/* The driver's map_direct/end_direct behind the block layer's own checks. */
+int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write, uint64_t *host);
+void block_end_direct(struct block_dev *bd, uint64_t host, uint64_t len, bool write, int result);
 
 /* Opens a backing file relative to the image's directory, as QEMU resolves it. */
 int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,

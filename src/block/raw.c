@@ -45,6 +45,14 @@ static int raw_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size_
 	return bfile_pwrite(bd, off, buf, len);
 }
 
+/* The file is the disk: every range maps to itself. */
+static int raw_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write,
+			  uint64_t *host)
+{
+	*host = off;
+	return 1;
+}
+
 static int raw_flush(struct block_dev *bd)
 {
 	return bfile_flush(bd);
@@ -209,4 +217,5 @@ const struct block_driver block_raw_driver = {
 	.status = raw_status,
 	.create = raw_create,
 	.truncate = raw_truncate,
+	.map_direct = raw_map_direct,
 };

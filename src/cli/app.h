@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "cli/app_net.h"
 #include "ui/chardev.h"
 #include "ui/console.h"
 #include "ui/control.h"
@@ -32,6 +33,8 @@ struct app {
 	struct control control;
 	struct block_dev *disks[VM_MAX_DRIVES];	/* cfg->drives, opened once for all resets */
 	struct virtio_console vcon;
+	struct app_net net;		/* NICs and network back ends, kept across resets */
+	bool net_opened;
 	struct virtio_balloon balloon;	/* valid when cfg.balloon.enabled */
 	int balloon_timer_fd;		/* BALLOON_CHANGE rate limit: a held-back event */
 	double balloon_last_event;	/* CLOCK_MONOTONIC seconds of the last one sent */

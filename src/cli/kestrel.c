@@ -194,6 +194,10 @@ static int open_disks(struct app *app)
 			? block_open_snapshot_overlay(d->file, format, d->flags, &app->disks[i], err,
 						      sizeof(err))
 			: block_open(d->file, format, d->flags, &app->disks[i], err, sizeof(err));
+		if (rc < 0 && d->blockdev) {
+			log_error("-blockdev node-name=%s: %s", d->id, err);
+			return -1;
+		}
 		if (rc < 0) {
 			log_error("-drive file=%s: %s", d->file, err);
 			return -1;
@@ -386,6 +390,8 @@ static void teardown(struct app *app)
 		monitor_destroy(&app->monitors[i]);
 	for (unsigned i = 0; i < app->nr_chardevs; i++)
 		chardev_close(&app->chardevs[i]);
+	if (app->net_opened)
+		app_net_close(&app->net, &app->cfg);	/* runs the downscripts */
 	if (app->loop)
 		loop_destroy(app->loop);
 	if (app->signal_fd >= 0)
@@ -442,6 +448,10 @@ int main(int argc, char **argv)
 	if (setup_frontends(&app) < 0 || open_disks(&app) < 0 || setup_virtconsole(&app) < 0 ||
 	    setup_balloon(&app) < 0)
 		goto out;
+	app.net_opened = true;
+	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)
+		goto out;
+	app.backends.nics = app.net.nics;
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
 	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&

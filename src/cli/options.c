@@ -568,6 +568,11 @@ static int opt_drive(struct vm_config *cfg, const char *opt, const char *arg, FI
 	return options_drive(cfg, opt, arg);
 }
 
+static int opt_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_blockdev(cfg, opt, arg);
+}
+
 static int opt_snapshot(struct vm_config *cfg, const char *o, const char *a, FILE *f)
 {
 	return opt_flag(&cfg->snapshot_all);
@@ -635,6 +640,15 @@ static const struct option_def option_table[] = {
 	{ "drive", true, opt_drive,
 	  "file=f[,if=virtio|none][,format=raw|qcow2][,cache=none|writeback|writethrough|unsafe|"
 	  "directsync][,readonly=on][,snapshot=on][,id=][,serial=][,discard=unmap]  a disk" },
+	{ "blockdev", true, opt_blockdev,
+	  "driver=file|host_device|raw|qcow2,node-name=name[,filename=][,file=node]"
+	  "[,cache.direct=][,read-only=]...  a block node (also JSON)" },
+	{ "net", true, options_net,
+	  "nic[,vlan=n][,macaddr=mac][,model=virtio|help][,name=][,addr=][,vectors=][,dup=allow]"
+	  "|tap,...|user,...|socket,...|none  a NIC or a back end on hub (vlan) n" },
+	{ "netdev", true, options_netdev,
+	  "tap|user|socket,id=id[,...]|help  a network back end (see kestrel(1))" },
+	{ "nic", true, options_nic, "[tap|user|socket|none][,model=][,mac=][,...]  NIC + back end" },
 	{ "snapshot", false, opt_snapshot, "  write to temporary files instead of disk images" },
 	{ "nodefaults", false, opt_nodefaults, "  no default serial port or monitor" },
 	{ "no-reboot", false, opt_no_reboot, "  exit instead of rebooting" },
@@ -764,6 +778,8 @@ static int finish(struct vm_config *cfg)
 	}
 	if (check_chardev_refs(cfg) < 0)
 		return -1;
+	if (options_check_net(cfg) < 0)
+		return -1;
 	if (options_check_devices(cfg) < 0)
 		return -1;
 	return options_check_memory(cfg);
@@ -810,4 +826,5 @@ void options_free(struct vm_config *cfg)
 		free(cfg->drives[i].file);
 		cfg->drives[i].file = NULL;
 	}
+	options_free_net(cfg);
 }

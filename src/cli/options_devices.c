@@ -6,12 +6,15 @@
 #include "cli/options_internal.h"
 #include "util/log.h"
 #include "util/size.h"
+#include "virtio/devices.h"
 #include "virtio/virtio.h"
 
 void options_device_help(FILE *out)
 {
 	fprintf(out, "Storage devices:\n"
 		     "name \"virtio-blk-pci\", bus PCI, alias \"virtio-blk\"\n"
+		     "\nNetwork devices:\n"
+		     "name \"virtio-net-pci\", bus PCI, alias \"virtio-net\"\n"
 		     "\nMisc devices:\n"
 		     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n"
 		     "name \"virtio-balloon-pci\", bus PCI, alias \"virtio-balloon\"\n"
@@ -20,7 +23,7 @@ void options_device_help(FILE *out)
 		     "name \"virtconsole\", bus virtio-serial-bus\n");
 }
 
-static struct drive_config *find_drive(struct vm_config *cfg, const char *id)
+struct drive_config *find_drive(struct vm_config *cfg, const char *id)
 {
 	for (unsigned i = 0; i < cfg->nr_drives; i++)
 		if (strcmp(cfg->drives[i].id, id) == 0)
@@ -67,11 +70,34 @@ static int copy_serial(char *dst, const char *serial, const char *opt, const cha
 	return 0;
 }
 
+/* aio= and detect-zeroes=, with QEMU's rules for what they need of cache= and discard=. */
+static int drive_aio_and_zeroes(struct drive_config *d, const char *aio, const char *detect,
+				const char *opt, const char *arg)
+{
+	if (aio && !strcmp(aio, "native") && !(d->flags & BLOCK_NOCACHE))
+		return err_invalid(opt, arg, "aio=native was specified, but it requires "
+				   "cache.direct=on (cache=none or directsync)");
+	/* Linux AIO (native) is served by io_uring, its successor. */
+	d->aio_io_uring = aio && strcmp(aio, "threads") != 0;
+	if (!detect || !strcmp(detect, "off"))
+		d->detect_zeroes = BLK_DETECT_ZEROES_OFF;
+	else if (!strcmp(detect, "on"))
+		d->detect_zeroes = BLK_DETECT_ZEROES_ON;
+	else if (!strcmp(detect, "unmap"))
+		d->detect_zeroes = BLK_DETECT_ZEROES_UNMAP;
+	else
+		return err_invalid(opt, arg, "detect-zeroes= must be off, on or unmap");
+	if (d->detect_zeroes == BLK_DETECT_ZEROES_UNMAP && !d->discard)
+		return err_invalid(opt, arg, "setting detect-zeroes to unmap is not allowed without "
+				   "setting discard operation to unmap");
+	return 0;
+}
+
 int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 {
 	struct opts *o = parse_list(opt, arg, "file");
 	struct drive_config d = { 0 };
-	const char *file, *iface, *format, *cache, *media, *discard, *aio, *id, *serial;
+	const char *file, *iface, *format, *cache, *media, *discard, *aio, *id, *serial, *detect;
 	int rc = -1;
 
 	if (!o)
@@ -86,7 +112,7 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 	id = opts_get(o, "id");
 	serial = opts_get(o, "serial");
 	opts_get(o, "index");		/* meaningful for IDE buses; virtio numbers by order */
-	opts_get(o, "detect-zeroes");
+	detect = opts_get(o, "detect-zeroes");
 	if (!opts_get_bool(o, "readonly", &d.readonly) || !opts_get_bool(o, "snapshot", &d.snapshot)) {
 		err_invalid(opt, arg, "readonly= and snapshot= take on or off");
 		goto out;
@@ -124,11 +150,13 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 	}
 	if (serial && copy_serial(d.serial, serial, opt, arg) < 0)
 		goto out;
+	d.discard = discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on"));
+	if (drive_aio_and_zeroes(&d, aio, detect, opt, arg) < 0)
+		goto out;
 	if (cfg->nr_drives == VM_MAX_DRIVES) {
 		err_invalid(opt, arg, "too many drives");
 		goto out;
 	}
-	d.discard = discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on"));
 	if (format)
 		strcpy(d.format, format);
 	if (d.readonly)
@@ -190,11 +218,6 @@ static int parse_addr(const char *addr, int *slot)
 	return 0;
 }
 
-int options_parse_addr(const char *addr, int *slot)
-{
-	return parse_addr(addr, slot);
-}
-
 int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
 			  const char *opt, const char *arg)
 {
@@ -210,6 +233,8 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		dev.kind = DEVICE_VIRTIO_RNG;
 	} else if (!strcmp(driver, "virtio-serial-pci") || !strcmp(driver, "virtio-serial")) {
 		dev.kind = DEVICE_VIRTIO_SERIAL;
+	} else if (!strcmp(driver, "virtio-net-pci") || !strcmp(driver, "virtio-net")) {
+		return options_net_device(cfg, o, opt, arg);
 	} else if (!strcmp(driver, "virtio-balloon-pci") || !strcmp(driver, "virtio-balloon")) {
 		if (parse_addr(opts_get(o, "addr"), &dev.slot) < 0)
 			return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
@@ -278,7 +303,7 @@ int options_check_devices(struct vm_config *cfg)
 			return -1;
 		}
 		d->claimed = true;
-		if (cfg->snapshot_all)
+		if (cfg->snapshot_all && !d->blockdev)	/* -snapshot is for -drive, as in QEMU */
 			d->snapshot = true;
 	}
 	if (cfg->console_chardev[0] && !have_serial_bus) {
@@ -286,8 +311,13 @@ int options_check_devices(struct vm_config *cfg)
 		return -1;
 	}
 	for (unsigned i = 0; i < cfg->nr_drives; i++)
-		if (!cfg->drives[i].claimed)
+		if (!cfg->drives[i].claimed && !cfg->drives[i].blockdev)
 			log_warn("-drive %s: no device uses this drive (if=none without -device)",
 				 cfg->drives[i].file);
 	return 0;
+}
+
+int options_pci_addr(const char *addr, int *slot)
+{
+	return parse_addr(addr, slot);
 }

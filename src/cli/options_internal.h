@@ -15,15 +15,26 @@ int check_unused(struct opts *o, const char *opt, const char *arg);
 struct opts *parse_list(const char *opt, const char *arg, const char *implied);
 
 /* options_devices.c */
+struct drive_config *find_drive(struct vm_config *cfg, const char *id);
 int options_drive(struct vm_config *cfg, const char *opt, const char *arg);
 int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
 			  const char *opt, const char *arg);
 void options_device_help(FILE *out);
+/* options_blockdev.c */
+int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg);
 /* Cross-checks drives and devices once all options are read. */
 int options_check_devices(struct vm_config *cfg);
 
-/* options_devices.c: addr=SLOT[.0]; *slot is -1 when addr is NULL. */
-int options_parse_addr(const char *addr, int *slot);
+/* options_net.c: -net, -netdev, -nic and -device virtio-net-pci. */
+int options_net(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_netdev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_nic(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_net_device(struct vm_config *cfg, struct opts *o, const char *opt, const char *arg);
+void options_nic_models(FILE *out);
+int options_check_net(struct vm_config *cfg);
+void options_free_net(struct vm_config *cfg);
+/* addr=SLOT[.0] for PCI devices; *slot = -1 when addr is NULL. */
+int options_pci_addr(const char *addr, int *slot);
 
 /* options_memory.c */
 int options_object(struct vm_config *cfg, const char *opt, const char *arg);

@@ -362,7 +362,7 @@ int options_balloon(struct vm_config *cfg, const char *opt, const char *arg)
 		err_invalid(opt, arg, "unknown balloon device (supported: virtio, none)");
 		goto out;
 	}
-	if (options_parse_addr(addr, &slot) < 0) {
+	if (options_pci_addr(addr, &slot) < 0) {
 		err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
 		goto out;
 	}

@@ -184,6 +184,8 @@ void pci_config_data_io(void *opaque, uint64_t offset, bool is_write, uint8_t *d
 		goto out;
 	}
 	if (!is_write) {
+		if (dev->config_read)
+			dev->config_read(dev, reg, size);
 		memcpy(data, dev->config + reg, size);
 		goto out;
 	}

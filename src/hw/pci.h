@@ -68,6 +68,8 @@ struct pci_device {
 	uint8_t next_cap;	/* where the next capability goes */
 	/* Called after the guest wrote config space (MSI-X enable, BAR moves). */
 	void (*config_written)(struct pci_device *dev, unsigned offset, unsigned size);
+	/* Called before a guest read, for registers whose value is made on demand. */
+	void (*config_read)(struct pci_device *dev, unsigned offset, unsigned size);
 	void *opaque;
 };
 

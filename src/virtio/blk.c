@@ -1,6 +1,7 @@
 /* virtio-blk (virtio 1.2 §5.2) over the block layer. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,30 +69,6 @@ static void blk_read_config(struct virtio_device *vdev, uint32_t offset, void *b
 		memcpy(buf, (uint8_t *)&c + offset, len);
 }
 
-/* Moves len bytes between the disk at pos and the request's segments (skipping skip bytes). */
-static int transfer(struct virtio_blk *blk, const struct iovec *iov, unsigned n, size_t skip,
-		    uint64_t pos, size_t len, bool write)
-{
-	for (unsigned i = 0; i < n && len; i++) {
-		if (skip >= iov[i].iov_len) {
-			skip -= iov[i].iov_len;
-			continue;
-		}
-		size_t chunk = iov[i].iov_len - skip;
-		if (chunk > len)
-			chunk = len;
-		uint8_t *p = (uint8_t *)iov[i].iov_base + skip;
-		int rc = write ? block_pwrite(blk->disk, pos, p, chunk)
-			       : block_pread(blk->disk, pos, p, chunk);
-		if (rc < 0)
-			return rc;
-		pos += chunk;
-		len -= chunk;
-		skip = 0;
-	}
-	return 0;
-}
-
 static bool in_range(const struct virtio_blk *blk, uint64_t sector, uint64_t bytes)
 {
 	uint64_t size = block_length(blk->disk);
@@ -99,8 +76,42 @@ static bool in_range(const struct virtio_blk *blk, uint64_t sector, uint64_t byt
 	return sector <= size / SECTOR && bytes <= size - sector * SECTOR;
 }
 
-static uint8_t blk_discard_or_zero(struct virtio_blk *blk, const struct vq_request *req,
-				   bool zero)
+/* A batch of requests between taking them from the queue and completing them. */
+struct blk_round {
+	struct vq_request reqs[VIRTIO_BLK_BATCH];
+	struct block_req io[VIRTIO_BLK_BATCH];	/* the block requests they turned into */
+	int io_of[VIRTIO_BLK_BATCH];		/* request -> io index, -1: answered already */
+	uint8_t status[VIRTIO_BLK_BATCH];
+	uint32_t written[VIRTIO_BLK_BATCH];	/* data bytes for the driver */
+	uint32_t type[VIRTIO_BLK_BATCH];	/* T_IN, T_OUT, ... */
+};
+
+/* Drops skip bytes from the front of a request's segments (the header of a write). */
+static struct iovec *iov_advance(struct iovec *iov, unsigned *n, size_t skip)
+{
+	while (*n && skip >= iov->iov_len) {
+		skip -= iov->iov_len;
+		iov++;
+		(*n)--;
+	}
+	if (*n) {
+		iov->iov_base = (uint8_t *)iov->iov_base + skip;
+		iov->iov_len -= skip;
+	}
+	return iov;
+}
+
+static bool iov_is_zero(const struct iovec *iov, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!block_buffer_is_zero(iov[i].iov_base, iov[i].iov_len))
+			return false;
+	return true;
+}
+
+/* DISCARD and WRITE_ZEROES carry one range (max_*_seg is 1). */
+static uint8_t prepare_range(struct virtio_blk *blk, const struct vq_request *req, bool zero,
+			     struct block_req *io)
 {
 	struct discard_range r;
 
@@ -108,217 +119,205 @@ static uint8_t blk_discard_or_zero(struct virtio_blk *blk, const struct vq_reque
 		return S_IOERR;
 	iov_to_buf(req->out, req->nr_out, sizeof(struct blk_header), &r, sizeof(r));
 	if (!in_range(blk, r.sector, (uint64_t)r.num_sectors * SECTOR) ||
-	    r.num_sectors > BLK_MAX_DISCARD_SECTORS)
+	    r.num_sectors > BLK_MAX_DISCARD_SECTORS || blk->readonly)
 		return S_IOERR;
-	if (blk->readonly)
-		return S_IOERR;
-	if (zero)
-		return block_write_zeroes(blk->disk, r.sector * SECTOR, (uint64_t)r.num_sectors * SECTOR,
-					  blk->discard && (r.flags & 1)) < 0 ? S_IOERR : S_OK;
-	if (!blk->discard)
+	if (!zero && !blk->discard)
 		return S_OK;	/* discard is a hint; ignoring it is allowed (§5.2.6.2) */
-	return block_discard(blk->disk, r.sector * SECTOR, (uint64_t)r.num_sectors * SECTOR) < 0
-		       ? S_IOERR : S_OK;
+	*io = (struct block_req){
+		.op = zero ? BLOCK_OP_WRITE_ZEROES : BLOCK_OP_DISCARD,
+		.offset = r.sector * SECTOR,
+		.len = (uint64_t)r.num_sectors * SECTOR,
+		.may_unmap = zero && blk->discard && (r.flags & 1),
+	};
+	return S_OK;
 }
 
-static int blk_handle(struct virtio_device *vdev, struct vq_request *req)
+/*
+ * Turns a request into a block request in io (true), or answers it here
+ * (false: *status and *written are final).  The request's shape (a header,
+ * a status byte) was checked when it was taken.
+ */
+static bool blk_prepare(struct virtio_blk *blk, struct vq_request *req, struct block_req *io,
+			uint32_t *type, uint8_t *status, uint32_t *written)
 {
-	struct virtio_blk *blk = vdev->opaque;
 	struct blk_header h;
-	size_t data_in;
-	uint8_t status = S_OK;
-	uint32_t written = 0;
+	size_t data_in = req->in_len - 1;
 
-	/* A header to read and a status byte to write are the minimum (§5.2.6). */
-	if (req->out_len < sizeof(h) || req->in_len < 1)
-		return -1;
 	iov_to_buf(req->out, req->nr_out, 0, &h, sizeof(h));
-	data_in = req->in_len - 1;
-
+	*type = h.type;
+	*status = S_OK;
+	*written = 0;
+	io->op = (enum block_op)-1;
 	switch (h.type) {
 	case T_IN:
-		if (data_in % SECTOR || !in_range(blk, h.sector, data_in) ||
-		    transfer(blk, req->in, req->nr_in, 0, h.sector * SECTOR, data_in, false) < 0) {
-			status = S_IOERR;
-			break;
+		if (data_in % SECTOR || !in_range(blk, h.sector, data_in)) {
+			*status = S_IOERR;
+			return false;
 		}
-		__atomic_fetch_add(&blk->reads, 1, __ATOMIC_RELAXED);
-		written = (uint32_t)data_in;
-		break;
+		/* The status byte ends the last segment; len stops the transfer before it. */
+		*io = (struct block_req){ .op = BLOCK_OP_READ, .offset = h.sector * SECTOR,
+					  .len = data_in, .iov = req->in, .niov = req->nr_in };
+		return true;
 	case T_OUT: {
 		size_t len = req->out_len - sizeof(h);
-		if (blk->readonly || len % SECTOR || !in_range(blk, h.sector, len) ||
-		    transfer(blk, req->out, req->nr_out, sizeof(h), h.sector * SECTOR, len, true) < 0) {
-			status = S_IOERR;
-			break;
+		unsigned n = req->nr_out;
+		struct iovec *iov;
+
+		if (blk->readonly || len % SECTOR || !in_range(blk, h.sector, len)) {
+			*status = S_IOERR;
+			return false;
 		}
-		__atomic_fetch_add(&blk->writes, 1, __ATOMIC_RELAXED);
-		break;
+		iov = iov_advance(req->out, &n, sizeof(h));
+		*io = (struct block_req){ .op = BLOCK_OP_WRITE, .offset = h.sector * SECTOR,
+					  .len = len, .iov = iov, .niov = n };
+		/* detect-zeroes: a write of zeroes becomes a zero range (maybe a hole). */
+		if (blk->detect_zeroes != BLK_DETECT_ZEROES_OFF && len && iov_is_zero(iov, n)) {
+			io->op = BLOCK_OP_WRITE_ZEROES;
+			io->may_unmap = blk->detect_zeroes == BLK_DETECT_ZEROES_UNMAP;
+		}
+		return true;
 	}
 	case T_FLUSH:
-		status = block_flush(blk->disk) < 0 ? S_IOERR : S_OK;
-		__atomic_fetch_add(&blk->flushes, 1, __ATOMIC_RELAXED);
-		break;
+		*io = (struct block_req){ .op = BLOCK_OP_FLUSH };
+		return true;
 	case T_GET_ID: {
 		char id[20] = { 0 };	/* VIRTIO_BLK_ID_BYTES, NUL-padded, not terminated */
 		memcpy(id, blk->serial, strnlen(blk->serial, sizeof(id)));
-		written = (uint32_t)iov_from_buf(req->in, req->nr_in, 0, id,
-						 data_in < sizeof(id) ? data_in : sizeof(id));
-		break;
+		*written = (uint32_t)iov_from_buf(req->in, req->nr_in, 0, id,
+						  data_in < sizeof(id) ? data_in : sizeof(id));
+		return false;
 	}
 	case T_DISCARD:
 	case T_WRITE_ZEROES:
-		status = blk_discard_or_zero(blk, req, h.type == T_WRITE_ZEROES);
-		break;
+		*status = prepare_range(blk, req, h.type == T_WRITE_ZEROES, io);
+		return *status == S_OK && io->op != (enum block_op)-1;
 	default:
-		status = S_UNSUPP;
-		break;
+		*status = S_UNSUPP;
+		return false;
 	}
-	/* The status is the last writable byte, after any data. */
-	iov_from_buf(req->in, req->nr_in, req->in_len - 1, &status, 1);
-	return (int)(written + 1);
 }
 
-/* ---- parallel request execution ------------------------------------------ */
-
-static void *blk_worker(void *arg)
+/* The status and byte count of a request whose block request completed. */
+static void blk_complete(struct virtio_blk *blk, const struct block_req *io, uint32_t type,
+			 uint8_t *status, uint32_t *written)
 {
-	struct blk_pool *p = arg;
-
-	pthread_mutex_lock(&p->lock);
-	while (!p->stop) {
-		if (p->next >= p->n) {
-			pthread_cond_wait(&p->work, &p->lock);
-			continue;
-		}
-		unsigned i = p->next++;
-		pthread_mutex_unlock(&p->lock);
-		int result = blk_handle(p->vdev, &p->reqs[i]);	/* the I/O, unlocked */
-		pthread_mutex_lock(&p->lock);
-		p->results[i] = result;
-		if (++p->finished == p->n)
-			pthread_cond_signal(&p->done);
+	*status = io->result < 0 ? S_IOERR : S_OK;
+	if (io->result < 0)
+		return;
+	if (type == T_IN) {
+		*written = (uint32_t)io->len;
+		__atomic_fetch_add(&blk->reads, 1, __ATOMIC_RELAXED);
+	} else if (type == T_OUT) {
+		__atomic_fetch_add(&blk->writes, 1, __ATOMIC_RELAXED);
+	} else if (type == T_FLUSH) {
+		__atomic_fetch_add(&blk->flushes, 1, __ATOMIC_RELAXED);
 	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
 }
 
-static int pool_start(struct virtio_blk *blk, struct virtio_device *vdev)
+int virtio_blk_start(struct virtio_blk *blk, char *err, size_t errlen)
 {
-	struct blk_pool *p = &blk->pool;
-
-	memset(p, 0, sizeof(*p));
-	p->vdev = vdev;
-	p->reqs = calloc(VIRTIO_BLK_BATCH, sizeof(*p->reqs));
-	p->results = calloc(VIRTIO_BLK_BATCH, sizeof(*p->results));
-	if (!p->reqs || !p->results)
-		goto fail;
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->work, NULL);
-	pthread_cond_init(&p->done, NULL);
-	for (; p->nthreads < VIRTIO_BLK_WORKERS; p->nthreads++)
-		if (pthread_create(&p->threads[p->nthreads], NULL, blk_worker, p) != 0)
-			break;
-	if (p->nthreads)
+	if (blk->aio)
 		return 0;
-	pthread_cond_destroy(&p->work);
-	pthread_cond_destroy(&p->done);
-	pthread_mutex_destroy(&p->lock);
-fail:
-	free(p->reqs);
-	free(p->results);
-	return -1;
+	blk->round = calloc(1, sizeof(*blk->round));
+	if (!blk->round) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (block_aio_open(blk->engine, &blk->aio, err, errlen) < 0) {
+		free(blk->round);
+		blk->round = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 void virtio_blk_release(struct virtio_blk *blk)
 {
-	struct blk_pool *p = &blk->pool;
-
-	if (blk->pool_ready) {
-		pthread_mutex_lock(&p->lock);
-		p->stop = true;
-		pthread_cond_broadcast(&p->work);
-		pthread_mutex_unlock(&p->lock);
-		for (unsigned i = 0; i < p->nthreads; i++)
-			pthread_join(p->threads[i], NULL);
-		pthread_cond_destroy(&p->work);
-		pthread_cond_destroy(&p->done);
-		pthread_mutex_destroy(&p->lock);
-		free(p->reqs);
-		free(p->results);
-		blk->pool_ready = false;
-	}
+	block_aio_close(blk->aio);
+	blk->aio = NULL;
+	free(blk->round);
+	blk->round = NULL;
 	pthread_mutex_destroy(&blk->notify_lock);
 }
 
-/* Runs n taken requests on the workers and waits for all of them. */
-static void pool_run(struct blk_pool *p, unsigned n)
+/* Takes up to a batch of well-formed requests; *bad says why taking stopped, if it did. */
+static unsigned take_batch(struct virtio_device *vdev, struct virtqueue *vq,
+			   struct vq_request *reqs, const char **bad)
 {
-	pthread_mutex_lock(&p->lock);
-	p->n = n;
-	p->next = p->finished = 0;
-	pthread_cond_broadcast(&p->work);
-	while (p->finished < n)
-		pthread_cond_wait(&p->done, &p->lock);
-	p->n = p->next = 0;
-	pthread_mutex_unlock(&p->lock);
+	unsigned n = 0;
+
+	*bad = NULL;
+	pthread_mutex_lock(&vdev->lock);
+	while (n < VIRTIO_BLK_BATCH) {
+		const char *why = NULL;
+		int got = vq_pop(vq, &reqs[n], &why);
+		if (got == 0)
+			break;
+		if (got < 0) {
+			*bad = why ? why : "malformed request";
+			break;
+		}
+		/* A header to read and a status to write are the minimum (§5.2.6). */
+		if (reqs[n].out_len < sizeof(struct blk_header) || reqs[n].in_len < 1) {
+			*bad = "request without a header or a status byte";
+			break;
+		}
+		n++;
+	}
+	pthread_mutex_unlock(&vdev->lock);
+	return n;
 }
 
 /*
- * A kick: take up to a batch of requests under the device lock, run them in
- * parallel without it, then publish all completions and interrupt once.
- * Repeats until the queue is empty.
+ * A kick: take up to a batch of requests under the device lock, run their
+ * I/O on the request engine without it, then publish all completions and
+ * interrupt once.  Repeats until the queue is empty.
  */
 static void blk_notify(struct virtio_device *vdev, unsigned q)
 {
 	struct virtio_blk *blk = vdev->opaque;
 	struct virtqueue *vq = &vdev->vqs[q];
-	struct blk_pool *p = &blk->pool;
-	const char *why = NULL;
+	char err[256];
 
 	pthread_mutex_lock(&blk->notify_lock);
-	if (!blk->pool_ready)
-		blk->pool_ready = pool_start(blk, vdev) == 0;
-	if (!blk->pool_ready) {
-		/* No threads to be had: serve the queue one request at a time. */
+	if (!blk->aio && virtio_blk_start(blk, err, sizeof(err)) < 0) {
 		pthread_mutex_unlock(&blk->notify_lock);
-		virtio_process_queue(vdev, q, blk_handle);
+		virtio_needs_reset(vdev, err);
 		return;
 	}
+	struct blk_round *r = blk->round;
 	for (;;) {
-		unsigned n = 0;
-		int got = 0;
+		const char *bad;
+		unsigned n = take_batch(vdev, vq, r->reqs, &bad), nio = 0;
 
-		pthread_mutex_lock(&vdev->lock);
-		while (n < VIRTIO_BLK_BATCH && (got = vq_pop(vq, &p->reqs[n], &why)) == 1) {
-			/* Shape first (a header to read, a status to write): a bad one ends the batch. */
-			if (p->reqs[n].out_len < sizeof(struct blk_header) || p->reqs[n].in_len < 1) {
-				got = -1;
-				why = "request without a header or a status byte";
-				break;
-			}
-			n++;
+		for (unsigned i = 0; i < n; i++) {
+			r->io_of[i] = -1;
+			if (blk_prepare(blk, &r->reqs[i], &r->io[nio], &r->type[i], &r->status[i],
+					&r->written[i]))
+				r->io_of[i] = (int)nio++;
 		}
-		pthread_mutex_unlock(&vdev->lock);
-		if (n)
-			pool_run(p, n);
+		if (nio)
+			block_aio_run(blk->aio, blk->disk, r->io, nio);
+		for (unsigned i = 0; i < n; i++) {
+			struct vq_request *req = &r->reqs[i];
+			if (r->io_of[i] >= 0)
+				blk_complete(blk, &r->io[r->io_of[i]], r->type[i], &r->status[i],
+					     &r->written[i]);
+			/* The status is the last writable byte, after any data. */
+			iov_from_buf(req->in, req->nr_in, req->in_len - 1, &r->status[i], 1);
+		}
 
 		pthread_mutex_lock(&vdev->lock);
-		bool pushed = false, bad = got < 0;
+		bool pushed = false;
 		/* A device reset meanwhile owns the rings now: drop the stale completions. */
 		for (unsigned i = 0; i < n && vq->ready; i++) {
-			if (p->results[i] < 0) {
-				bad = true;
-				why = "malformed request";
-				break;
-			}
-			vq_push(vq, p->reqs[i].head, (uint32_t)p->results[i]);
+			vq_push(vq, r->reqs[i].head, r->written[i] + 1);
 			pushed = true;
 		}
 		if (pushed && vq_should_interrupt(vq))
 			vdev->interrupt(vdev, q);
 		if (bad)
-			virtio_needs_reset(vdev, why);
+			virtio_needs_reset(vdev, bad);
 		pthread_mutex_unlock(&vdev->lock);
 		if (bad || n < VIRTIO_BLK_BATCH)
 			break;

@@ -2,34 +2,29 @@
 #ifndef KESTREL_VIRTIO_DEVICES_H
 #define KESTREL_VIRTIO_DEVICES_H
 
+#include "block/aio.h"
 #include "block/block.h"
 #include "ui/chardev.h"
+#include "virtio/net.h"
 #include "virtio/virtio.h"
 #include "vmm/iothread.h"
 
 extern const struct virtio_device_ops virtio_rng_ops;
 extern const struct virtio_device_ops virtio_blk_ops;
 extern const struct virtio_device_ops virtio_console_ops;
+extern const struct virtio_device_ops virtio_net_ops;
 extern const struct virtio_device_ops virtio_balloon_ops;
 
-#define VIRTIO_BLK_WORKERS 4	/* requests served in parallel (aio=threads) */
-#define VIRTIO_BLK_BATCH 64	/* requests taken from a queue per round */
+#define VIRTIO_BLK_BATCH BLOCK_AIO_MAX_BATCH	/* requests taken from a queue per round */
 
-/*
- * Workers that run a batch of requests at once, so a queue depth above one
- * keeps several host I/Os in flight; created on the first multi-request batch.
- */
-struct blk_pool {
-	pthread_mutex_t lock;		/* the batch hand-off below */
-	pthread_cond_t work, done;
-	pthread_t threads[VIRTIO_BLK_WORKERS];
-	unsigned nthreads;
-	bool stop;
-	struct virtio_device *vdev;
-	struct vq_request *reqs;	/* [VIRTIO_BLK_BATCH] */
-	int *results;			/* bytes written per request, -1 for a bad one */
-	unsigned n, next, finished;
+/* detect-zeroes=: how a write of only zeroes is turned into a cheaper request. */
+enum blk_detect_zeroes {
+	BLK_DETECT_ZEROES_OFF,
+	BLK_DETECT_ZEROES_ON,		/* written as a zero range */
+	BLK_DETECT_ZEROES_UNMAP,	/* ... that may deallocate (needs discard=unmap) */
 };
+
+struct blk_round;	/* one batch of requests in flight (blk.c) */
 
 /* virtio-blk: the device state behind virtio_blk_ops. */
 struct virtio_blk {
@@ -37,13 +32,20 @@ struct virtio_blk {
 	char serial[21];	/* VIRTIO_BLK_ID_BYTES, NUL-terminated here */
 	bool readonly;
 	bool discard;
+	enum blk_detect_zeroes detect_zeroes;
+	enum block_aio_engine engine;	/* aio= */
 	uint64_t reads, writes, flushes;	/* updated atomically */
 	pthread_mutex_t notify_lock;	/* one round at a time: the I/O thread or a vCPU */
-	bool pool_ready;
-	struct blk_pool pool;
+	struct block_aio *aio;		/* opened by virtio_blk_start or the first kick */
+	struct blk_round *round;
 };
 
-/* Stops the worker threads and frees the batch buffers. */
+/*
+ * Opens the request engine (aio=) so that start-up can fail with its reason
+ * (io_uring unavailable, no threads); 0, or -1 with a message in err.
+ */
+int virtio_blk_start(struct virtio_blk *blk, char *err, size_t errlen);
+/* Stops the request engine and frees the batch buffers. */
 void virtio_blk_release(struct virtio_blk *blk);
 
 /* virtio-console (single port): bytes in from the chardev, out to it. */
@@ -61,8 +63,8 @@ void virtio_console_input(void *opaque, const uint8_t *buf, size_t len);
 #define VIRTIO_BALLOON_F_STATS_VQ 1
 #define VIRTIO_BALLOON_F_DEFLATE_ON_OOM 2
 #define VIRTIO_BALLOON_F_REPORTING 5
-#define BALLOON_NR_STATS 10
-#define BALLOON_PARTIAL_MAX (2ULL << 20)	/* huge pages up to 2 MiB are freed piecemeal */	/* the tags QEMU 7.2 knows: swap-in .. hugetlb-failures */
+#define BALLOON_NR_STATS 10	/* the tags QEMU 7.2 knows: swap-in .. hugetlb-failures */
+#define BALLOON_PARTIAL_MAX (2ULL << 20)	/* huge pages up to 2 MiB are freed piecemeal */
 
 /*
  * virtio-balloon: what the host asked for and what the guest gave.  It lives

@@ -99,15 +99,6 @@ static void msix_deliver_pending(struct virtio_pci *vp)
 }
 
 /* Config space changed (called under the bus lock): the MSI-X enable/mask bits may have. */
-static void config_written(struct pci_device *pci, unsigned offset, unsigned size)
-{
-	struct virtio_pci *vp = pci->opaque;
-
-	pthread_mutex_lock(&vp->vdev.lock);
-	msix_deliver_pending(vp);
-	pthread_mutex_unlock(&vp->vdev.lock);
-}
-
 static void set_intx(struct virtio_pci *vp, bool level)
 {
 	struct kvm_irq_level irq = { .irq = vp->pci.config[PCI_INTERRUPT_LINE], .level = level };
@@ -214,6 +205,74 @@ static void kicks_assign(struct virtio_pci *vp)
 			close(k->watch.fd);
 		k->addr = 0;
 	}
+}
+
+static bool touches(unsigned offset, unsigned size, unsigned reg, unsigned len)
+{
+	return offset < reg + len && reg < offset + size;
+}
+
+/*
+ * One access through the PCI_CFG window: length 1, 2 or 4 at offset of one
+ * of our BARs, aligned to its length; anything else is ignored (reads 0).
+ * Called with the bus lock held, as BAR dispatch is.
+ */
+static void pci_cfg_access(struct virtio_pci *vp, bool is_write)
+{
+	uint8_t *cap = vp->pci.config + vp->pci_cfg_cap;
+	uint8_t bar = cap[4];
+	uint32_t offset, length;
+
+	memcpy(&offset, cap + 8, 4);
+	memcpy(&length, cap + 12, 4);
+	if (!is_write)
+		memset(cap + 16, 0, 4);
+	if (bar >= PCI_BARS || !vp->pci.bars[bar].size || vp->pci.bars[bar].io ||
+	    (length != 1 && length != 2 && length != 4) || offset % length ||
+	    (uint64_t)offset + length > vp->pci.bars[bar].size)
+		return;
+	vp->pci.bars[bar].access(vp->pci.bars[bar].opaque, offset, is_write, cap + 16, length);
+}
+
+static void config_read(struct pci_device *pci, unsigned offset, unsigned size)
+{
+	struct virtio_pci *vp = pci->opaque;
+
+	if (touches(offset, size, vp->pci_cfg_cap + 16, 4))
+		pci_cfg_access(vp, false);
+}
+
+/*
+ * After a config write: pending MSI-X messages may go out, and if the
+ * notify region moved or stopped decoding, the kernel's doorbells follow it,
+ * or KVM would swallow writes meant for whatever lies at the old address.
+ */
+static void config_written(struct pci_device *pci, unsigned offset, unsigned size)
+{
+	struct virtio_pci *vp = pci->opaque;
+
+	if (vp->pci_cfg_cap && touches(offset, size, vp->pci_cfg_cap + 16, 4))
+		pci_cfg_access(vp, true);	/* takes vdev->lock itself, as BAR accesses do */
+	pthread_mutex_lock(&vp->vdev.lock);
+	msix_deliver_pending(vp);
+	if (touches(offset, size, PCI_COMMAND, 2) ||
+	    touches(offset, size, PCI_BAR0 + 4 * VIRTIO_BAR, 8)) {
+		uint16_t cmd;
+		memcpy(&cmd, vp->pci.config + PCI_COMMAND, 2);
+		uint64_t base = (cmd & PCI_COMMAND_MEMORY) ? vp->pci.bars[VIRTIO_BAR].addr : 0;
+		for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+			const struct virtio_kick *k = &vp->kicks[q];
+			if (!k->addr)
+				continue;
+			if (k->addr != base + NOTIFY_OFFSET + NOTIFY_MULTIPLIER * q) {
+				kicks_release(vp);
+				if (vp->vdev.status & VIRTIO_STATUS_DRIVER_OK)
+					kicks_assign(vp);
+			}
+			break;	/* all doorbells move together */
+		}
+	}
+	pthread_mutex_unlock(&vp->vdev.lock);
 }
 
 /* ---- device reset and status --------------------------------------------- */
@@ -487,8 +546,9 @@ struct virtio_pci_cap {
 	uint32_t offset, length;
 } __attribute__((packed));
 
-static void add_virtio_cap(struct pci_device *pci, uint8_t type, uint8_t bar, uint32_t offset,
-			   uint32_t length, const uint32_t *multiplier)
+/* Returns the capability's config offset, 0 if config space is full. */
+static uint8_t add_virtio_cap(struct pci_device *pci, uint8_t type, uint8_t bar, uint32_t offset,
+			      uint32_t length, const uint32_t *multiplier)
 {
 	uint8_t body[20];
 	struct virtio_pci_cap cap = {
@@ -499,7 +559,26 @@ static void add_virtio_cap(struct pci_device *pci, uint8_t type, uint8_t bar, ui
 	memcpy(body, &cap, sizeof(cap));
 	if (multiplier)
 		memcpy(body + 16, multiplier, 4);
-	pci_device_add_cap(pci, PCI_CAP_ID_VNDR, body, cap.cap_len);
+	return pci_device_add_cap(pci, PCI_CAP_ID_VNDR, body, cap.cap_len);
+}
+
+/*
+ * VIRTIO_PCI_CAP_PCI_CFG (§4.1.4.9): a window into the BARs through config
+ * space, for drivers that cannot map them (firmware in real mode, BARs out of
+ * reach).  The guest writes bar, offset and length, then reads or writes
+ * pci_cfg_data; bar/offset/length/data are writable.
+ */
+static void add_pci_cfg_cap(struct virtio_pci *vp)
+{
+	uint32_t zero = 0;
+
+	/* The 4 bytes after the common header are pci_cfg_data, initially 0. */
+	vp->pci_cfg_cap = add_virtio_cap(&vp->pci, CAP_PCI_CFG, 0, 0, 0, &zero);
+	if (!vp->pci_cfg_cap)
+		return;
+	vp->pci.wmask[vp->pci_cfg_cap + 4] = 0xff;			/* bar */
+	memset(vp->pci.wmask + vp->pci_cfg_cap + 8, 0xff, 12);	/* offset, length, data */
+	vp->pci.config_read = config_read;
 }
 
 int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
@@ -559,6 +638,7 @@ int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
 		       ops->config_size ? ops->config_size : 4, NULL);
 	add_virtio_cap(&vp->pci, CAP_NOTIFY_CFG, VIRTIO_BAR, NOTIFY_OFFSET,
 		       NOTIFY_MULTIPLIER * vdev->num_queues, &multiplier);
+	add_pci_cfg_cap(vp);
 	return pci_bus_plug(bus, &vp->pci, slot);
 }
 

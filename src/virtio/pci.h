@@ -39,6 +39,7 @@ struct virtio_pci {
 	struct pci_bus *bus;
 	struct iothread *io;		/* NULL: kicks arrive as MMIO exits instead */
 	struct virtio_kick kicks[VIRTIO_MAX_QUEUES];
+	uint8_t pci_cfg_cap;		/* config offset of the PCI_CFG capability, 0: none */
 };
 
 /*

@@ -186,6 +186,11 @@ int vq_pop(struct virtqueue *vq, struct vq_request *req, const char **msg)
 	}
 }
 
+void vq_unpop(struct virtqueue *vq, unsigned n)
+{
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
+}
+
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
 {
 	uint8_t *used = ring_ptr(vq, vq->used_gpa, 6 + 8 * (uint64_t)vq->size);

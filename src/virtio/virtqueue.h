@@ -52,6 +52,9 @@ bool vq_check_rings(const struct virtqueue *vq);
  */
 int vq_pop(struct virtqueue *vq, struct vq_request *req, const char **msg);
 
+/* Gives back the last n requests taken and not pushed (virtio-net: a frame that did not fit). */
+void vq_unpop(struct virtqueue *vq, unsigned n);
+
 /* Returns a request with written bytes to the guest. */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
 

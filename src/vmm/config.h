@@ -14,6 +14,8 @@
 #define VM_MAX_DRIVES 8
 #define VM_MAX_DEVICES 16
 #define VM_MAX_CPUS 255			/* xAPIC IDs, as QEMU's pc machine */
+#define VM_MAX_NICS 8
+#define VM_MAX_NETDEVS 8
 
 struct smp_config {
 	unsigned cpus;		/* started at boot */
@@ -57,12 +59,17 @@ struct drive_config {
 	bool discard;			/* discard=unmap */
 	bool claimed;			/* a device uses it */
 	char serial[21];
+	bool aio_io_uring;		/* aio=io_uring|native; else the thread pool */
+	uint8_t detect_zeroes;		/* enum blk_detect_zeroes: off, on, unmap */
+	bool blockdev;			/* from -blockdev: id is the node-name */
+	bool protocol;			/* -blockdev driver=file|host_device */
 };
 
 enum device_kind {
 	DEVICE_VIRTIO_BLK,
 	DEVICE_VIRTIO_RNG,
 	DEVICE_VIRTIO_SERIAL,		/* virtio-serial-pci, carrying the virtconsole */
+	DEVICE_VIRTIO_NET,		/* virtio-net-pci: cfg->nics[nic] */
 	DEVICE_VIRTIO_BALLOON,		/* virtio-balloon-pci, -balloon virtio */
 };
 
@@ -73,6 +80,26 @@ struct device_config {
 	char drive[32];			/* virtio-blk: drive= */
 	unsigned num_queues;		/* virtio-blk: num-queues= (0: one) */
 	char serial[21];
+	unsigned nic;			/* virtio-net: index into cfg->nics */
+};
+
+/* -netdev TYPE,id=... or the back-end half of -net/-nic (src/net/ parses args). */
+struct netdev_config {
+	char type[8];			/* tap, user, socket */
+	char id[32];
+	int vlan;			/* -net: the hub it joins; -1 for -netdev */
+	char *args;			/* owned: the option list after the type */
+};
+
+/* -net nic, -nic or -device virtio-net-pci: one NIC. */
+struct nic_config {
+	char netdev[32];		/* netdev= ("" with vlan >= 0) */
+	int vlan;			/* -net nic: the hub; -1 otherwise */
+	char name[32];
+	uint8_t mac[6];
+	bool has_mac;
+	bool dup_allow;			/* dup=allow: share a MAC with another running VM */
+	unsigned vectors;		/* vectors= (accepted; the MSI-X table is fixed) */
 };
 
 #define VM_MAX_MEMDEVS 8
@@ -153,6 +180,10 @@ struct vm_config {
 	unsigned nr_devices;
 	char console_chardev[CHARDEV_ID_MAX];	/* virtconsole,chardev= ("" for none) */
 	bool snapshot_all;			/* -snapshot */
+	struct netdev_config netdevs[VM_MAX_NETDEVS];
+	unsigned nr_netdevs;
+	struct nic_config nics[VM_MAX_NICS];
+	unsigned nr_nics;
 	struct memory_config memory;
 	struct balloon_config balloon;
 };

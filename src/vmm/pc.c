@@ -55,12 +55,24 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 			blk->disk = vm->backends->disks[i];
 			blk->readonly = block_is_readonly(blk->disk);
 			blk->discard = d->discard;
+			blk->detect_zeroes = d->detect_zeroes;
+			blk->engine = d->aio_io_uring ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS;
 			snprintf(blk->serial, sizeof(blk->serial), "%s", dev->serial[0] ? dev->serial : d->serial);
 		}
 		ops = &virtio_blk_ops;
 		state = blk;
+		/* The request engine now, so that start-up fails if aio= cannot be had. */
+		char err[256];
+		if (virtio_blk_start(blk, err, sizeof(err)) < 0) {
+			log_error("%s: %s", dev->drive, err);
+			return -1;
+		}
 		break;
 	}
+	case DEVICE_VIRTIO_NET:
+		ops = &virtio_net_ops;
+		state = &vm->backends->nics[dev->nic];
+		break;
 	}
 	if (dev->kind == DEVICE_VIRTIO_BALLOON && !state)
 		return 0;	/* main() gave no balloon state: none is wanted */
@@ -75,6 +87,8 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		vp->vdev.extra_features |= 1ULL << 5;	/* VIRTIO_BLK_F_RO */
 	if (dev->kind == DEVICE_VIRTIO_SERIAL && state)
 		((struct virtio_console *)state)->vdev = &vp->vdev;
+	if (dev->kind == DEVICE_VIRTIO_NET)
+		virtio_net_attach(state, &vp->vdev);
 	if (dev->kind == DEVICE_VIRTIO_BALLOON &&
 	    virtio_balloon_plug(state, &vp->vdev, &vm->mem, vm->io.started ? &vm->io : NULL) < 0) {
 		log_error("virtio-balloon: cannot watch the statistics timer");
@@ -233,6 +247,8 @@ void pc_destroy_devices(struct vm *vm)
 	if (vm->io.started)
 		iothread_stop(&vm->io);
 	for (unsigned i = 0; i < vm->nr_virtio; i++) {
+		if (vm->virtio[i].vdev.ops == &virtio_net_ops)
+			virtio_net_detach(vm->virtio[i].vdev.opaque);
 		virtio_pci_destroy(&vm->virtio[i]);
 		if (vm->blk_used[i])
 			virtio_blk_release(&vm->blk[i]);

@@ -33,6 +33,7 @@ struct vm_backends {
 	struct chardev *serial;		/* COM1's back end; NULL for none */
 	struct block_dev **disks;	/* one per cfg->drives[i], opened by the caller */
 	struct virtio_console *console;	/* the virtconsole's state, NULL without one */
+	struct virtio_net *nics;	/* one per cfg->nics[i], linked to their back ends */
 	struct virtio_balloon *balloon;	/* the balloon's state, NULL without one */
 };
 

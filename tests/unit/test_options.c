@@ -8,6 +8,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "block/block.h"
+#include "virtio/devices.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -567,12 +570,104 @@ static void test_debug_exit_device(void **state)
 	assert_int_equal(cfg.debug_exit.iosize, 1);
 	options_free(&cfg);
 
-	RUN_ERR("-device", "virtio-net-pci");
+	RUN_ERR("-device", "virtio-gpu-pci");	/* not modelled */
 	RUN_ERR("-device", "isa-debug-exit,iosize=0");
 	RUN_ERR("-device", "isa-debug-exit,iosize=5");
 	RUN_ERR("-device", "isa-debug-exit,iobase=0x10000");
 	RUN_ERR("-device", "isa-debug-exit,iobase=port");
 	RUN_ERR("-device", "isa-debug-exit,bogus=1");
+}
+
+static const struct drive_config *drive_by_id(const struct vm_config *cfg, const char *id)
+{
+	for (unsigned i = 0; i < cfg->nr_drives; i++)
+		if (strcmp(cfg->drives[i].id, id) == 0)
+			return &cfg->drives[i];
+	return NULL;
+}
+
+static void test_drive_aio_and_detect_zeroes(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-drive", "file=a.img,if=none,id=d0,cache=none,aio=native,"
+	       "discard=unmap,detect-zeroes=unmap", "-device", "virtio-blk-pci,drive=d0");
+	assert_true(cfg.drives[0].aio_io_uring);
+	assert_int_equal(cfg.drives[0].detect_zeroes, BLK_DETECT_ZEROES_UNMAP);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-drive", "file=a.img,aio=threads,detect-zeroes=on");
+	assert_false(cfg.drives[0].aio_io_uring);
+	assert_int_equal(cfg.drives[0].detect_zeroes, BLK_DETECT_ZEROES_ON);
+	options_free(&cfg);
+
+	RUN_ERR("-drive", "file=a.img,aio=native");		/* needs cache.direct */
+	RUN_ERR("-drive", "file=a.img,aio=posix");
+	RUN_ERR("-drive", "file=a.img,detect-zeroes=unmap");	/* needs discard=unmap */
+	RUN_ERR("-drive", "file=a.img,detect-zeroes=yes please");
+}
+
+static void test_blockdev(void **state)
+{
+	struct vm_config cfg;
+	const struct drive_config *d;
+
+	/* A format node over a named file node: one drive, the file node taken over. */
+	RUN_OK(&cfg, "-blockdev", "driver=file,node-name=f0,filename=a.qcow2,cache.direct=on,"
+	       "aio=io_uring,locking=off", "-blockdev", "driver=qcow2,node-name=d0,file=f0,"
+	       "read-only=on", "-device", "virtio-blk-pci,drive=d0");
+	assert_int_equal(cfg.nr_drives, 1);
+	d = drive_by_id(&cfg, "d0");
+	assert_non_null(d);
+	assert_string_equal(d->file, "a.qcow2");
+	assert_string_equal(d->format, "qcow2");
+	assert_true(d->flags & BLOCK_NOCACHE);
+	assert_true(d->flags & BLOCK_NO_LOCK);
+	assert_true(d->flags & BLOCK_RDONLY);
+	assert_true(d->aio_io_uring && d->claimed && d->blockdev);
+	options_free(&cfg);
+
+	/* Inline file.* and the JSON form mean the same. */
+	RUN_OK(&cfg, "-blockdev", "driver=raw,node-name=d1,file.driver=file,file.filename=x,,y.img,"
+	       "file.cache.no-flush=on", "-blockdev",
+	       "{\"driver\":\"raw\",\"node-name\":\"d2\",\"discard\":\"unmap\","
+	       "\"file\":{\"driver\":\"file\",\"filename\":\"z.img\",\"cache\":{\"direct\":true}}}",
+	       "-blockdev", "driver=file,node-name=f3,filename=w.img",
+	       "-device", "virtio-blk-pci,drive=d1", "-device", "virtio-blk-pci,drive=d2",
+	       "-device", "virtio-blk-pci,drive=f3");
+	assert_int_equal(cfg.nr_drives, 3);
+	d = drive_by_id(&cfg, "d1");
+	assert_string_equal(d->file, "x,y.img");
+	assert_true(d->flags & BLOCK_NO_FLUSH);
+	d = drive_by_id(&cfg, "d2");
+	assert_string_equal(d->file, "z.img");
+	assert_true((d->flags & BLOCK_NOCACHE) && d->discard);
+	d = drive_by_id(&cfg, "f3");		/* a device straight on a file node: raw */
+	assert_string_equal(d->format, "raw");
+	options_free(&cfg);
+
+	/* -snapshot is for -drive only, as in QEMU. */
+	RUN_OK(&cfg, "-snapshot", "-blockdev", "driver=file,node-name=f0,filename=a.img",
+	       "-device", "virtio-blk-pci,drive=f0");
+	assert_false(cfg.drives[0].snapshot);
+	options_free(&cfg);
+
+	RUN_ERR("-blockdev", "driver=file,filename=a.img");		/* no node-name */
+	RUN_ERR("-blockdev", "node-name=f0,filename=a.img");		/* no driver */
+	RUN_ERR("-blockdev", "driver=vmdk,node-name=f0,file=x");
+	RUN_ERR("-blockdev", "driver=file,node-name=f0");		/* no filename */
+	RUN_ERR("-blockdev", "driver=qcow2,node-name=d0,file=nowhere");
+	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a",
+		"-blockdev", "driver=file,node-name=f0,filename=b");	/* duplicate */
+	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a,bogus=1");
+	RUN_ERR("-blockdev", "driver=file,node-name=bad/name,filename=a");
+	RUN_ERR("-blockdev", "{\"driver\":");
+	RUN_ERR("-blockdev", "{\"driver\":\"file\",\"node-name\":\"f0\",\"filename\":[1]}");
+	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a,aio=native");
+	/* A node a format node took over is not a drive any more. */
+	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a", "-blockdev",
+		"driver=raw,node-name=d0,file=f0", "-device", "virtio-blk-pci,drive=f0");
+	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a", "-device",
+		"virtio-blk-pci,drive=nope");
 }
 
 int main(void)
@@ -596,6 +691,8 @@ int main(void)
 		cmocka_unit_test(test_misc_options),
 		cmocka_unit_test(test_kernel_required),
 		cmocka_unit_test(test_debug_exit_device),
+		cmocka_unit_test(test_drive_aio_and_detect_zeroes),
+		cmocka_unit_test(test_blockdev),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -12,11 +12,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "fake.h"
 #include "virtio/pci.h"
+#include "vmm/iothread.h"
 
 #define RAM_SIZE (1 * MIB)
 #define QMAX 64
@@ -129,6 +136,7 @@ struct fx {
 	uint64_t common, isr, device, notify, msix_table, msix_pba;
 	uint32_t notify_mult;
 	uint8_t msix_cap;
+	uint8_t pci_cfg;	/* the PCI_CFG capability's config offset */
 };
 
 /* ---- config space, as a guest reaches it through 0xcf8/0xcfc ----------------- */
@@ -210,6 +218,12 @@ static void discover(struct fx *f)
 		if (id != PCI_CAP_ID_VNDR)
 			continue;
 		uint8_t type = (uint8_t)cfg_read(f, p + 3, 1), bar = (uint8_t)cfg_read(f, p + 4, 1);
+		if (type == 5) {	/* PCI_CFG: a window, not a structure in a BAR */
+			assert_int_equal(cfg_read(f, p + 2, 1), 20);
+			f->pci_cfg = (uint8_t)p;
+			seen |= 1u << type;
+			continue;
+		}
 		uint64_t at = bar_address(f, bar) + cfg_read(f, p + 8, 4);
 		uint32_t len = cfg_read(f, p + 12, 4);
 		assert_true(len > 0);
@@ -231,7 +245,7 @@ static void discover(struct fx *f)
 		}
 		seen |= 1u << type;
 	}
-	assert_int_equal(seen, 0x1e);	/* common, notify, ISR, device */
+	assert_int_equal(seen, 0x3e);	/* common, notify, ISR, device, PCI_CFG */
 	assert_int_not_equal(f->msix_cap, 0);
 }
 
@@ -991,10 +1005,126 @@ static void test_two_devices(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* ---- doorbells (KVM_IOEVENTFD) follow the BAR -------------------------------- */
+
+/* 0 if KVM took a 2-byte ioeventfd at addr, else -errno (EEXIST: one is there). */
+static int try_doorbell(int vm_fd, uint64_t addr)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+	struct kvm_ioeventfd ioe = { .addr = addr, .len = 2, .fd = fd };
+	int ret = ioctl(vm_fd, KVM_IOEVENTFD, &ioe) < 0 ? -errno : 0;
+
+	if (ret == 0) {
+		ioe.flags = KVM_IOEVENTFD_FLAG_DEASSIGN;
+		ioctl(vm_fd, KVM_IOEVENTFD, &ioe);
+	}
+	close(fd);
+	return ret;
+}
+
+static void test_doorbells_follow_a_moved_bar(void **state)
+{
+	struct fx *f = *state;
+	struct iothread io = { 0 };
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm_fd;
+
+	if (kvm < 0)
+		skip();
+	vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
+	assert_true(vm_fd >= 0);
+	assert_int_equal(iothread_start(&io), 0);
+	/* The fixture's function again, now on a VM and an I/O thread. */
+	virtio_pci_destroy(&f->vp);
+	assert_int_equal(virtio_pci_create(&f->vp, &f->bus, -1, &dummy_ops, &f->dev, 0, &f->mem,
+					   vm_fd, &io), 0);
+	discover(f);
+	driver_up(f);
+	uint64_t old = f->notify, bar = bar_address(f, 4);
+	assert_int_equal(try_doorbell(vm_fd, old), -EEXIST);	/* queue 0's doorbell is in KVM */
+
+	/* The guest moves the BAR (both halves of the 64-bit register). */
+	uint64_t moved = bar + 0x100000;
+	cfg_write(f, PCI_BAR0 + 16, (uint32_t)moved, 4);
+	cfg_write(f, PCI_BAR0 + 20, (uint32_t)(moved >> 32), 4);
+	assert_int_equal(bar_address(f, 4), moved);
+	assert_int_equal(try_doorbell(vm_fd, old), 0);			/* gone from there */
+	assert_int_equal(try_doorbell(vm_fd, old + moved - bar), -EEXIST);	/* and here */
+
+	/* Kicks at the new address still reach the device (on the I/O thread). */
+	discover(f);
+	assert_int_equal(f->notify, old + moved - bar);
+	int before = __atomic_load_n(&f->dev.notifies, __ATOMIC_SEQ_CST);
+	kick(f, 1);
+	for (int i = 0; i < 1000 && __atomic_load_n(&f->dev.notifies, __ATOMIC_SEQ_CST) == before; i++)
+		usleep(1000);
+	assert_int_equal(f->dev.notifies, before + 1);
+	assert_int_equal(f->dev.last_q, 1);
+
+	/* Memory decoding off: no doorbells anywhere. */
+	uint32_t cmd = cfg_read(f, PCI_COMMAND, 2);
+	cfg_write(f, PCI_COMMAND, cmd & ~2u, 2);
+	assert_int_equal(try_doorbell(vm_fd, f->notify), 0);
+
+	virtio_pci_destroy(&f->vp);
+	iothread_stop(&io);
+	/* The fixture's teardown destroys it once more: leave a plain function. */
+	assert_int_equal(virtio_pci_create(&f->vp, &f->bus, -1, &dummy_ops, &f->dev, 0, &f->mem,
+					   -1, NULL), 0);
+	close(vm_fd);
+	close(kvm);
+}
+
+/* §4.1.4.9: the PCI_CFG window reaches the same registers as the BAR. */
+static void test_pci_cfg_window(void **state)
+{
+	struct fx *f = *state;
+	unsigned c = f->pci_cfg, bar = 4;
+	uint64_t base = bar_address(f, bar);
+
+	/* Find which BAR holds the common config: the window addresses BAR + offset. */
+	for (unsigned b = 0; b < 6; b++)
+		if (f->common >= bar_address(f, b) && bar_address(f, b) &&
+		    f->common - bar_address(f, b) < 0x4000)
+			bar = b, base = bar_address(f, b);
+	uint32_t off = (uint32_t)(f->common - base);
+
+	/* Read device_feature (select 0) through the window and through the BAR. */
+	common_write(f, C_DFSELECT, 0, 4);
+	cfg_write(f, c + 4, bar, 1);
+	cfg_write(f, c + 8, off + C_DF, 4);
+	cfg_write(f, c + 12, 4, 4);
+	assert_int_equal(cfg_read(f, c + 16, 4), (uint32_t)common_read(f, C_DF, 4));
+	assert_int_equal(cfg_read(f, c + 16, 4) & (uint32_t)DEV_FEATURES, (uint32_t)DEV_FEATURES);
+
+	/* Write the status byte through the window; the BAR sees it. */
+	cfg_write(f, c + 8, off + C_STATUS, 4);
+	cfg_write(f, c + 12, 1, 4);
+	cfg_write(f, c + 16, S_ACK, 1);
+	assert_int_equal(status(f), S_ACK);
+
+	/* Bad windows do nothing and read 0: unaligned, odd length, no such BAR, past the end. */
+	cfg_write(f, c + 8, off + C_DF + 1, 4);
+	cfg_write(f, c + 12, 4, 4);
+	assert_int_equal(cfg_read(f, c + 16, 4), 0);
+	cfg_write(f, c + 8, off + C_DF, 4);
+	cfg_write(f, c + 12, 3, 4);
+	assert_int_equal(cfg_read(f, c + 16, 4), 0);
+	cfg_write(f, c + 12, 4, 4);
+	cfg_write(f, c + 4, 5, 1);	/* BAR5 is not implemented */
+	assert_int_equal(cfg_read(f, c + 16, 4), 0);
+	cfg_write(f, c + 4, bar, 1);
+	cfg_write(f, c + 8, 0xfffffffc, 4);
+	assert_int_equal(cfg_read(f, c + 16, 4), 0);
+	cfg_write(f, c + 16, 0xffffffff, 4);	/* ignored, no crash */
+	assert_int_equal(status(f), S_ACK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_identity),
+		T(test_pci_cfg_window),
+		T(test_doorbells_follow_a_moved_bar),
 		T(test_msix_capability),
 		T(test_device_features),
 		T(test_features_ok_accepted),

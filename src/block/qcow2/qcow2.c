@@ -234,36 +234,58 @@ static int qcow2_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len
 }
 
 /*
- * Writes into clusters this image alone owns (COPIED) need no metadata
- * change: the data goes out without the lock, so I/O threads overlap.
- * Everything else (allocation, copy on write) runs under the lock.
+ * Data in clusters this image alone owns (COPIED) can be read or written
+ * without any metadata change: that I/O runs without the lock, so I/O
+ * threads and io_uring overlap.  inflight keeps the clusters from being
+ * freed and reused meanwhile.
  */
-static int qcow2_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size_t len)
+static int qcow2_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write,
+			    uint64_t *host)
 {
 	struct qcow2 *s = bd->opaque;
 	enum qcow2_type type;
 	uint64_t l2e, n;
-	int ret;
+	int ok;
 
 	pthread_mutex_lock(&s->lock);
-	ret = qcow2_map(s, off, len, &type, &l2e, &n);
-	if (ret == 0 && n == len && type == QCOW2_NORMAL && (l2e & QCOW_OFLAG_COPIED) &&
-	    (l2e & L2E_OFFSET_MASK) >= s->cluster_size) {
-		uint64_t host = (l2e & L2E_OFFSET_MASK) + qcow2_in_cluster(s, off);
+	ok = qcow2_map(s, off, len, &type, &l2e, &n) == 0 && n >= len && type == QCOW2_NORMAL &&
+	     (l2e & L2E_OFFSET_MASK) >= s->cluster_size && (!write || (l2e & QCOW_OFLAG_COPIED));
+	if (ok) {
+		*host = (l2e & L2E_OFFSET_MASK) + qcow2_in_cluster(s, off);
 		s->inflight++;
-		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+static void qcow2_end_direct(struct block_dev *bd, uint64_t host, uint64_t len, bool write,
+			     int result)
+{
+	struct qcow2 *s = bd->opaque;
+
+	pthread_mutex_lock(&s->lock);
+	s->inflight--;
+	if (write && result == 0 && host + len > s->data_end)
+		s->data_end = host + len;
+	if (write && result == 0 && host + len > s->file_size)
+		s->file_size = host + len;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Everything but a plain overwrite (allocation, copy on write) runs under the lock. */
+static int qcow2_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size_t len)
+{
+	struct qcow2 *s = bd->opaque;
+	uint64_t host;
+	int ret;
+
+	if (qcow2_map_direct(bd, off, len, true, &host)) {
 		ret = bfile_pwrite(bd, host, buf, len);
-		pthread_mutex_lock(&s->lock);
-		s->inflight--;
-		if (ret == 0 && host + len > s->data_end)
-			s->data_end = host + len;
-		if (ret == 0 && host + len > s->file_size)
-			s->file_size = host + len;
-		pthread_mutex_unlock(&s->lock);
+		qcow2_end_direct(bd, host, len, true, ret);
 		return ret;
 	}
-	if (ret == 0)
-		ret = qcow2_write(s, off, buf, len);
+	pthread_mutex_lock(&s->lock);
+	ret = qcow2_write(s, off, buf, len);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -515,4 +537,6 @@ const struct block_driver block_qcow2_driver = {
 	.amend = qcow2_amend,
 	.make_empty = qcow2_make_empty,
 	.bitmap_list = qcow2_bitmap_list,
+	.map_direct = qcow2_map_direct,
+	.end_direct = qcow2_end_direct,
 };

@@ -49,6 +49,7 @@ struct blk {
 struct blk_args {
 	uint64_t pattern, sectors, offset;
 	bool expect_ioerr;
+	bool zero;			/* zero=1: zeroes instead of the pattern */
 };
 
 static struct blk_req_hdr req_hdr;
@@ -160,6 +161,7 @@ static bool blk_args_parse(const struct args *a, const struct blk *b,
 			   struct blk_args *ba)
 {
 	const char *e = arg_get(a, "expect");
+	uint64_t zero = 0;
 
 	ba->pattern = 1;
 	ba->sectors = 64;
@@ -169,8 +171,9 @@ static bool blk_args_parse(const struct args *a, const struct blk *b,
 		return fail("blk: bad expect=%s (only ioerr)", e);
 	if (!arg_u64(a, "pattern", &ba->pattern) ||
 	    !arg_u64(a, "sectors", &ba->sectors) ||
-	    !arg_u64(a, "offset", &ba->offset) || !ba->sectors)
-		return fail("blk: bad pattern=, sectors= or offset=");
+	    !arg_u64(a, "offset", &ba->offset) || !arg_u64(a, "zero", &zero) || !ba->sectors)
+		return fail("blk: bad pattern=, sectors=, offset= or zero=");
+	ba->zero = zero != 0;
 	if (ba->offset > b->capacity || ba->sectors > b->capacity - ba->offset)
 		return fail("blk: sectors %lu at %lu run past the capacity %lu",
 			    ba->sectors, ba->offset, b->capacity);
@@ -194,7 +197,7 @@ static bool blk_verify(struct blk *b, const struct blk_args *ba)
 			return fail("blk: read of %u sectors at %lu failed", n, s);
 		}
 		for (uint32_t i = 0; i < n * SECTOR / 8; i++) {
-			uint64_t want = pattern_word(w0 + i, ba->pattern);
+			uint64_t want = ba->zero ? 0 : pattern_word(w0 + i, ba->pattern);
 
 			if (data[i] != want)
 				return fail("blk: byte offset 0x%lx (sector %lu) reads 0x%016lx, expected 0x%016lx",
@@ -208,8 +211,8 @@ static bool blk_verify(struct blk *b, const struct blk_args *ba)
 }
 
 /*
- * Scenario "blk-write,pattern=N,sectors=S,offset=O[,expect=ioerr]":
- * write, flush, read back.  With expect=ioerr (readonly=on tests) the
+ * Scenario "blk-write,pattern=N,sectors=S,offset=O[,expect=ioerr][,zero=1]":
+ * write (zeroes with zero=1), flush, read back.  With expect=ioerr (readonly=on tests) the
  * PASS condition is the device refusing the first write with IOERR.
  */
 bool scenario_blk_write(const struct platform *p, const struct args *a)
@@ -224,7 +227,10 @@ bool scenario_blk_write(const struct platform *p, const struct args *a)
 		uint64_t left = ba.offset + ba.sectors - s;
 		uint32_t n = left < b.chunk ? (uint32_t)left : b.chunk;
 
-		pattern_fill(s, n, ba.pattern);
+		if (ba.zero)
+			memset(data, 0, n * SECTOR);
+		else
+			pattern_fill(s, n, ba.pattern);
 		if (!blk_request(&b, VIRTIO_BLK_T_OUT, s, data, n * SECTOR, &st))
 			return false;
 		if (st == VIRTIO_BLK_S_IOERR && ba.expect_ioerr) {
@@ -237,8 +243,11 @@ bool scenario_blk_write(const struct platform *p, const struct args *a)
 		}
 		s += n;
 	}
-	say("blk: wrote %lu sectors at %lu pattern %lu", ba.sectors, ba.offset,
-	    ba.pattern);
+	if (ba.zero)
+		say("blk: wrote %lu sectors at %lu zeroes", ba.sectors, ba.offset);
+	else
+		say("blk: wrote %lu sectors at %lu pattern %lu", ba.sectors, ba.offset,
+		    ba.pattern);
 	if (ba.expect_ioerr)
 		return fail("blk: write succeeded, expected IOERR");
 

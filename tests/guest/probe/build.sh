@@ -20,5 +20,5 @@ $cc \
 	-Wl,--build-id=none -Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack \
 	-T "$here/probe.ld" -o "$out/probe.elf" \
 	"$here/entry.S" "$here/io.c" "$here/platform.c" "$here/scenarios.c" \
-	"$here/pci.c" "$here/virtio.c" "$here/blk.c" "$here/console.c" "$here/rng.c" \
+	"$here/pci.c" "$here/virtio.c" "$here/blk.c" "$here/console.c" "$here/rng.c" "$here/net.c" \
 	"$here/balloon.c" "$here/numa.c"

@@ -1,0 +1,64 @@
+/*
+ * Asynchronous block requests: a device hands a batch of requests on one
+ * image to an engine and gets them back completed.  Two engines, as QEMU's
+ * aio= names them:
+ *
+ *   threads   a small pool of worker threads doing positional I/O
+ *   io_uring  reads and writes that map straight onto the image file go to
+ *             the kernel as one ring submission; the rest (qcow2 allocation,
+ *             compressed clusters, backing files) run synchronously meanwhile
+ *
+ * Large reads and writes are split into parts that run in parallel, so one
+ * 1 MiB request keeps several host I/Os in flight.
+ */
+#ifndef KESTREL_BLOCK_AIO_H
+#define KESTREL_BLOCK_AIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct block_dev;
+struct block_aio;
+
+enum block_aio_engine {
+	BLOCK_AIO_THREADS,
+	BLOCK_AIO_IO_URING,
+};
+
+enum block_op {
+	BLOCK_OP_READ,
+	BLOCK_OP_WRITE,
+	BLOCK_OP_FLUSH,
+	BLOCK_OP_DISCARD,
+	BLOCK_OP_WRITE_ZEROES,
+};
+
+struct block_req {
+	enum block_op op;
+	uint64_t offset;		/* bytes */
+	uint64_t len;			/* READ/WRITE: the iovec's total; DISCARD/WRITE_ZEROES: range */
+	const struct iovec *iov;	/* READ/WRITE data */
+	unsigned niov;
+	bool may_unmap;			/* WRITE_ZEROES may deallocate */
+	int result;			/* out: 0 or a negative errno */
+};
+
+#define BLOCK_AIO_MAX_BATCH 64		/* requests per block_aio_run */
+
+/*
+ * An engine is not tied to one image: each batch names its own.  Returns 0,
+ * or -1 with a message in err (e.g. io_uring not available).
+ */
+int block_aio_open(enum block_aio_engine engine, struct block_aio **out, char *err,
+		   size_t errlen);
+void block_aio_close(struct block_aio *aio);
+
+/* Runs n (at most BLOCK_AIO_MAX_BATCH) requests on bd; returns when all completed. */
+void block_aio_run(struct block_aio *aio, struct block_dev *bd, struct block_req *reqs,
+		   unsigned n);
+
+const char *block_aio_engine_name(enum block_aio_engine engine);
+
+#endif

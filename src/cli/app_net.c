@@ -1,0 +1,129 @@
+#include "cli/app_net.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+static struct net_client *open_backend(const struct netdev_config *nd, struct net_open_ctx *ctx)
+{
+	if (!strcmp(nd->type, "tap"))
+		return net_tap_open(nd->args, nd->id, ctx);
+	if (!strcmp(nd->type, "user"))
+		return net_user_open(nd->args, nd->id, ctx);
+	if (!strcmp(nd->type, "socket"))
+		return net_socket_open(nd->args, nd->id, ctx);
+	snprintf(ctx->err, ctx->errlen, "unsupported type");
+	return NULL;
+}
+
+static struct net_hub *hub_for(struct app_net *net, int vlan)
+{
+	for (unsigned i = 0; i < net->nr_hubs; i++)
+		if (net_hub_vlan(net->hubs[i]) == vlan)
+			return net->hubs[i];
+	struct net_hub *hub = net_hub_new(vlan);
+	if (hub)
+		net->hubs[net->nr_hubs++] = hub;
+	return hub;
+}
+
+static int hub_link(struct app_net *net, int vlan, struct net_client *nc, const char *what)
+{
+	struct net_hub *hub = hub_for(net, vlan);
+	struct net_client *port = hub ? net_hub_port(hub) : NULL;
+
+	if (!port) {
+		log_error("%s: hub %d has no free port", what, vlan);
+		return -1;
+	}
+	net_connect(port, nc);
+	return 0;
+}
+
+/*
+ * Whether the NIC's frames can reach other hosts' or VMs' Ethernet: only then
+ * does a MAC clash matter.  User-mode networking is private to this process.
+ */
+static bool reaches_outside(const struct vm_config *cfg, const struct nic_config *nic)
+{
+	for (unsigned i = 0; i < cfg->nr_netdevs; i++) {
+		const struct netdev_config *nd = &cfg->netdevs[i];
+		bool linked = nic->vlan >= 0 ? nd->vlan == nic->vlan : !strcmp(nd->id, nic->netdev);
+		if (linked && strcmp(nd->type, "user") != 0)
+			return true;
+	}
+	return false;
+}
+
+int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *loop)
+{
+	char err[512];
+	struct net_open_ctx ctx = { .loop = loop, .vm_name = cfg->name, .err = err,
+				    .errlen = sizeof(err) };
+
+	for (unsigned i = 0; i < VM_MAX_NICS; i++)
+		net->mac_fds[i] = -1;
+	for (unsigned i = 0; i < cfg->nr_netdevs; i++) {
+		const struct netdev_config *nd = &cfg->netdevs[i];
+		err[0] = '\0';
+		net->netdevs[i] = open_backend(nd, &ctx);
+		if (!net->netdevs[i]) {
+			log_error("-netdev %s,id=%s: %s", nd->type, nd->id, err);
+			return -1;
+		}
+		if (nd->vlan >= 0 && hub_link(net, nd->vlan, net->netdevs[i], nd->id) < 0)
+			return -1;
+	}
+	for (unsigned i = 0; i < cfg->nr_nics; i++) {
+		const struct nic_config *nic = &cfg->nics[i];
+		uint8_t mac[6];
+		char macs[18];
+
+		if (nic->has_mac)
+			memcpy(mac, nic->mac, 6);
+		else
+			net_mac_derive(cfg->name, cfg->has_uuid ? cfg->uuid : NULL, i, mac);
+		if (virtio_net_init(&net->nics[i], nic->name, mac) < 0) {
+			log_error("%s: out of memory", nic->name);
+			return -1;
+		}
+		net->nr_nics++;
+		net_mac_format(mac, macs);
+		if (!nic->dup_allow && reaches_outside(cfg, nic) &&
+		    net_mac_claim(NET_MAC_LOCK_DIR, mac, cfg->name, &net->mac_fds[i], err,
+				  sizeof(err)) < 0) {
+			log_error("%s: %s", nic->name, err);
+			return -1;
+		}
+		if (nic->vlan >= 0) {
+			if (hub_link(net, nic->vlan, &net->nics[i].nc, nic->name) < 0)
+				return -1;
+		} else if (nic->netdev[0]) {
+			for (unsigned j = 0; j < cfg->nr_netdevs; j++)
+				if (!strcmp(cfg->netdevs[j].id, nic->netdev))
+					net_connect(&net->nics[i].nc, net->netdevs[j]);
+		}
+		log_debug("%s: MAC %s", nic->name, macs);
+	}
+	return 0;
+}
+
+void app_net_close(struct app_net *net, const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nr_netdevs; i++) {
+		net_client_close(net->netdevs[i]);
+		net->netdevs[i] = NULL;
+	}
+	for (unsigned i = 0; i < net->nr_hubs; i++)
+		net_hub_free(net->hubs[i]);
+	net->nr_hubs = 0;
+	for (unsigned i = 0; i < net->nr_nics; i++) {
+		virtio_net_release(&net->nics[i]);
+		if (net->mac_fds[i] >= 0)
+			close(net->mac_fds[i]);
+		net->mac_fds[i] = -1;
+	}
+	net->nr_nics = 0;
+}

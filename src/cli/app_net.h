@@ -1,0 +1,24 @@
+/* The VM's network: back ends, hubs and NIC states, opened once and kept across resets. */
+#ifndef KESTREL_CLI_APP_NET_H
+#define KESTREL_CLI_APP_NET_H
+
+#include "net/net.h"
+#include "util/loop.h"
+#include "virtio/net.h"
+#include "vmm/config.h"
+
+struct app_net {
+	struct virtio_net nics[VM_MAX_NICS];
+	unsigned nr_nics;			/* initialised ones */
+	int mac_fds[VM_MAX_NICS];		/* MAC claims, held while we run (-1: none) */
+	struct net_client *netdevs[VM_MAX_NETDEVS];
+	struct net_hub *hubs[VM_MAX_NICS + VM_MAX_NETDEVS];
+	unsigned nr_hubs;
+};
+
+/* Opens every back end (running ifup scripts), builds hubs, sets up and links the NICs. */
+int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *loop);
+/* Closes the back ends (running downscripts) and drops the MAC claims. */
+void app_net_close(struct app_net *net, const struct vm_config *cfg);
+
+#endif

@@ -1,0 +1,113 @@
+/* Links between net clients, and the hub that -net vlan=N builds. */
+#include "net/net.h"
+
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+ssize_t net_send(struct net_client *nc, const struct iovec *iov, int iovcnt)
+{
+	struct net_client *peer = nc->peer;
+
+	if (!peer || !peer->ops->receive)
+		return -1;
+	return peer->ops->receive(peer, iov, iovcnt);
+}
+
+void net_wake_peer(struct net_client *nc)
+{
+	struct net_client *peer = nc->peer;
+
+	if (peer && peer->ops->wake)
+		peer->ops->wake(peer);
+}
+
+void net_connect(struct net_client *a, struct net_client *b)
+{
+	a->peer = b;
+	b->peer = a;
+}
+
+void net_client_close(struct net_client *nc)
+{
+	if (!nc)
+		return;
+	if (nc->peer)
+		nc->peer->peer = NULL;
+	if (nc->ops->close)
+		nc->ops->close(nc);
+}
+
+size_t net_iov_size(const struct iovec *iov, int iovcnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+/* ---- hub ------------------------------------------------------------------ */
+
+#define HUB_MAX_PORTS 8
+
+struct net_hub {
+	int vlan;
+	unsigned nports;
+	struct net_client ports[HUB_MAX_PORTS];
+};
+
+/*
+ * A frame from the client behind one port goes out of every other port, as
+ * QEMU's hub does; a port whose client is busy just misses it (a hub, like
+ * the Ethernet it stands for, does not queue).
+ */
+static ssize_t hub_receive(struct net_client *port, const struct iovec *iov, int iovcnt)
+{
+	struct net_hub *hub = port->opaque;
+	size_t len = net_iov_size(iov, iovcnt);
+
+	for (unsigned i = 0; i < hub->nports; i++)
+		if (&hub->ports[i] != port)
+			net_send(&hub->ports[i], iov, iovcnt);
+	return (ssize_t)len;
+}
+
+static const struct net_client_ops hub_port_ops = {
+	.type = "hub",
+	.receive = hub_receive,
+};
+
+struct net_hub *net_hub_new(int vlan)
+{
+	struct net_hub *hub = calloc(1, sizeof(*hub));
+
+	if (hub)
+		hub->vlan = vlan;
+	return hub;
+}
+
+struct net_client *net_hub_port(struct net_hub *hub)
+{
+	struct net_client *port;
+
+	if (hub->nports == HUB_MAX_PORTS)
+		return NULL;
+	port = &hub->ports[hub->nports];
+	memset(port, 0, sizeof(*port));
+	port->ops = &hub_port_ops;
+	port->opaque = hub;
+	snprintf(port->id, sizeof(port->id), "hub%dport%u", hub->vlan, hub->nports);
+	hub->nports++;
+	return port;
+}
+
+int net_hub_vlan(const struct net_hub *hub)
+{
+	return hub->vlan;
+}
+
+void net_hub_free(struct net_hub *hub)
+{
+	free(hub);
+}

@@ -1,0 +1,463 @@
+/*
+ * virtio-net (virtio 1.2 §5.1): queue 0 receives, queue 1 transmits, queue 2
+ * is the control queue.  Frames travel with a virtio_net_hdr; when the back
+ * end is a TAP with IFF_VNET_HDR the header passes straight through, so the
+ * guest's checksum and TSO offloads reach the host kernel (QEMU's
+ * peer_has_vnet_hdr rule: without one, no offload is offered).
+ */
+#include "virtio/net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "virtio/devices.h"
+
+#define RX_QUEUE 0
+#define TX_QUEUE 1
+#define CTRL_QUEUE 2
+#define NET_QUEUE_SIZE 256
+
+/* Feature bits (§5.1.3). */
+#define F_CSUM (1ULL << 0)
+#define F_GUEST_CSUM (1ULL << 1)
+#define F_MAC (1ULL << 5)
+#define F_GUEST_TSO4 (1ULL << 7)
+#define F_GUEST_TSO6 (1ULL << 8)
+#define F_GUEST_ECN (1ULL << 9)
+#define F_HOST_TSO4 (1ULL << 11)
+#define F_HOST_TSO6 (1ULL << 12)
+#define F_HOST_ECN (1ULL << 13)
+#define F_MRG_RXBUF (1ULL << 15)
+#define F_STATUS (1ULL << 16)
+#define F_CTRL_VQ (1ULL << 17)
+#define F_CTRL_RX (1ULL << 18)
+#define F_CTRL_MAC_ADDR (1ULL << 23)
+
+#define OFFLOAD_FEATURES (F_CSUM | F_GUEST_CSUM | F_GUEST_TSO4 | F_GUEST_TSO6 | F_GUEST_ECN | \
+			  F_HOST_TSO4 | F_HOST_TSO6 | F_HOST_ECN)
+
+#define S_LINK_UP 1
+
+/* Control queue classes and commands (§5.1.6.5). */
+#define CTRL_RX 0
+#define CTRL_RX_PROMISC 0
+#define CTRL_RX_ALLMULTI 1
+#define CTRL_RX_ALLUNI 2
+#define CTRL_RX_NOMULTI 3
+#define CTRL_RX_NOUNI 4
+#define CTRL_RX_NOBCAST 5
+#define CTRL_MAC 1
+#define CTRL_MAC_TABLE_SET 0
+#define CTRL_MAC_ADDR_SET 1
+#define CTRL_OK 0
+#define CTRL_ERR 1
+
+struct net_config {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
+} __attribute__((packed));
+
+#define MAX_RX_CHAINS 64	/* mergeable buffers per frame: 64 KiB in 1 KiB buffers */
+
+static void net_read_config(struct virtio_device *vdev, uint32_t offset, void *buf, uint32_t len)
+{
+	struct virtio_net *n = vdev->opaque;
+	struct net_config c = { .status = S_LINK_UP, .max_virtqueue_pairs = 1 };
+
+	memcpy(c.mac, n->mac, 6);
+	if (offset + len <= sizeof(c))
+		memcpy(buf, (uint8_t *)&c + offset, len);
+}
+
+static void net_write_config(struct virtio_device *vdev, uint32_t offset, const void *buf,
+			     uint32_t len)
+{
+	struct virtio_net *n = vdev->opaque;
+
+	/* Legacy drivers set the MAC by writing it (§5.1.4.2); 1.x ones use CTRL_MAC. */
+	if (offset + len <= 6 && !virtio_has_feature(vdev, F_CTRL_MAC_ADDR))
+		memcpy(n->mac + offset, buf, len);
+}
+
+/* ---- receive ---------------------------------------------------------------- */
+
+static bool mac_in_table(const struct virtio_net *n, const uint8_t *mac, unsigned from,
+			 unsigned to)
+{
+	for (unsigned i = from; i < to; i++)
+		if (memcmp(n->mac_table[i], mac, 6) == 0)
+			return true;
+	return false;
+}
+
+/* QEMU's receive_filter: what the driver's RX mode and MAC table let through. */
+static bool net_accepts(const struct virtio_net *n, const uint8_t *dst)
+{
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+	if (n->promisc)
+		return true;
+	if (memcmp(dst, bcast, 6) == 0)
+		return !n->nobcast;
+	if (dst[0] & 1) {
+		if (n->nomulti)
+			return false;
+		return n->allmulti || n->multi_overflow ||
+		       mac_in_table(n, dst, n->uni_entries, n->uni_entries + n->multi_entries);
+	}
+	if (n->nouni)
+		return false;
+	if (n->alluni || n->uni_overflow || memcmp(dst, n->mac, 6) == 0)
+		return true;
+	return mac_in_table(n, dst, 0, n->uni_entries);
+}
+
+/* The negotiated guest offloads, handed to the back end once per DRIVER_OK; caller holds the lock. */
+static void net_apply_offloads(struct virtio_net *n, struct virtio_device *vdev)
+{
+	struct net_client *peer = n->nc.peer;
+
+	if (n->offloads_set || !(vdev->status & VIRTIO_STATUS_DRIVER_OK))
+		return;
+	n->offloads_set = true;
+	if (peer && n->nc.using_vnet_hdr && peer->ops->set_offload)
+		peer->ops->set_offload(peer, virtio_has_feature(vdev, F_GUEST_CSUM),
+				       virtio_has_feature(vdev, F_GUEST_TSO4),
+				       virtio_has_feature(vdev, F_GUEST_TSO6),
+				       virtio_has_feature(vdev, F_GUEST_ECN));
+}
+
+/*
+ * Copies one frame into the receive queue, across several buffers when the
+ * driver took VIRTIO_NET_F_MRG_RXBUF (§5.1.6.3.1), and sets num_buffers.
+ * Returns 1 when delivered, 0 when the ring has no room now, -1 when the
+ * frame cannot ever fit (dropped).  Caller holds vdev->lock.
+ */
+static int net_fill_rx(struct virtio_net *n, struct virtio_device *vdev,
+		       const struct virtio_net_hdr *hdr, const struct iovec *iov, int iovcnt,
+		       size_t skip)
+{
+	struct virtqueue *vq = &vdev->vqs[RX_QUEUE];
+	bool mrg = virtio_has_feature(vdev, F_MRG_RXBUF);
+	size_t payload = net_iov_size(iov, iovcnt) - skip, done = 0;
+	struct vq_request first, cur, *req;
+	uint16_t heads[MAX_RX_CHAINS];
+	uint32_t lens[MAX_RX_CHAINS];
+	unsigned nchains = 0;
+	const char *why;
+
+	while (nchains == 0 || done < payload) {
+		if (nchains == MAX_RX_CHAINS || (nchains && !mrg)) {
+			vq_unpop(vq, nchains);
+			return -1;	/* larger than the buffers the driver posts */
+		}
+		req = nchains ? &cur : &first;
+		int got = vq_pop(vq, req, &why);
+		if (got < 0) {
+			virtio_needs_reset(vdev, why);
+			return -1;
+		}
+		if (got == 0) {
+			vq_unpop(vq, nchains);
+			return 0;
+		}
+		size_t off = 0, room = req->in_len;
+		if (nchains == 0) {
+			if (room < NET_VNET_HDR_LEN) {
+				vq_unpop(vq, 1);
+				virtio_needs_reset(vdev, "receive buffer smaller than the header");
+				return -1;
+			}
+			iov_from_buf(req->in, req->nr_in, 0, hdr, NET_VNET_HDR_LEN);
+			off = NET_VNET_HDR_LEN;
+		}
+		/* Copy the next piece of the frame from the sender's segments. */
+		size_t want = payload - done < room - off ? payload - done : room - off;
+		size_t copied = 0, pos = skip + done;
+		for (int i = 0; i < iovcnt && copied < want; i++) {
+			if (pos >= iov[i].iov_len) {
+				pos -= iov[i].iov_len;
+				continue;
+			}
+			size_t chunk = iov[i].iov_len - pos;
+			if (chunk > want - copied)
+				chunk = want - copied;
+			iov_from_buf(req->in, req->nr_in, off + copied,
+				     (const uint8_t *)iov[i].iov_base + pos, chunk);
+			copied += chunk;
+			pos = 0;
+		}
+		done += copied;
+		heads[nchains] = req->head;
+		lens[nchains] = (uint32_t)(off + copied);
+		nchains++;
+	}
+	uint16_t nb = (uint16_t)nchains;
+	iov_from_buf(first.in, first.nr_in, offsetof(struct virtio_net_hdr, num_buffers), &nb, 2);
+	for (unsigned i = 0; i < nchains; i++)
+		vq_push(vq, heads[i], lens[i]);
+	return 1;
+}
+
+static ssize_t net_receive(struct net_client *nc, const struct iovec *iov, int iovcnt)
+{
+	struct virtio_net *n = nc->opaque;
+	struct virtio_device *vdev = n->vdev;
+	struct virtio_net_hdr hdr = { 0 };
+	size_t len = net_iov_size(iov, iovcnt), skip = 0;
+	uint8_t dst[6];
+	ssize_t rc = (ssize_t)len;
+
+	if (!vdev)
+		return 0;	/* no VM right now (a reset): the back end waits for our wake */
+	pthread_mutex_lock(&vdev->lock);
+	if (!(vdev->status & VIRTIO_STATUS_DRIVER_OK) || !vdev->vqs[RX_QUEUE].ready ||
+	    (vdev->status & VIRTIO_STATUS_NEEDS_RESET)) {
+		rc = 0;
+		goto out;
+	}
+	if (nc->using_vnet_hdr) {
+		if (len < NET_VNET_HDR_LEN)
+			goto out;
+		iov_to_buf(iov, (unsigned)iovcnt, 0, &hdr, NET_VNET_HDR_LEN);
+		skip = NET_VNET_HDR_LEN;
+		/* Without GUEST_CSUM the flags must be zero (§5.1.6.4.1). */
+		if (!virtio_has_feature(vdev, F_GUEST_CSUM))
+			hdr = (struct virtio_net_hdr){ 0 };
+	}
+	if (len - skip < 14 || iov_to_buf(iov, (unsigned)iovcnt, skip, dst, 6) != 6)
+		goto out;
+	if (!net_accepts(n, dst))
+		goto out;	/* filtered: taken and dropped, as a real NIC */
+	int got = net_fill_rx(n, vdev, &hdr, iov, iovcnt, skip);
+	if (got == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (got < 0) {
+		n->rx_dropped++;
+		goto out;
+	}
+	n->rx_frames++;
+	if (vq_should_interrupt(&vdev->vqs[RX_QUEUE]))
+		vdev->interrupt(vdev, RX_QUEUE);
+out:
+	pthread_mutex_unlock(&vdev->lock);
+	return rc;
+}
+
+/* ---- transmit --------------------------------------------------------------- */
+
+/* Sends one guest frame; the header goes along only if the back end uses it. */
+static void net_send_request(struct virtio_net *n, const struct vq_request *req)
+{
+	struct iovec v[VQ_MAX_SEGS];
+	size_t skip = n->nc.using_vnet_hdr ? 0 : NET_VNET_HDR_LEN;
+	int cnt = 0;
+
+	if (req->out_len < NET_VNET_HDR_LEN + 14)
+		return;
+	for (unsigned i = 0; i < req->nr_out; i++) {
+		size_t l = req->out[i].iov_len;
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		v[cnt++] = (struct iovec){ (uint8_t *)req->out[i].iov_base + skip, l - skip };
+		skip = 0;
+	}
+	net_send(&n->nc, v, cnt);
+}
+
+/*
+ * Takes a batch under the device lock, sends it without the lock (a hub may
+ * carry it into another NIC, which takes its own), then completes it.
+ */
+static void net_tx(struct virtio_net *n, struct virtio_device *vdev)
+{
+	struct virtqueue *vq = &vdev->vqs[TX_QUEUE];
+	const char *why;
+
+	pthread_mutex_lock(&n->tx_lock);
+	for (;;) {
+		unsigned count = 0;
+		pthread_mutex_lock(&vdev->lock);
+		while (count < VIRTIO_NET_TX_BATCH) {
+			int got = vq_pop(vq, &n->tx_reqs[count], &why);
+			if (got < 0) {
+				virtio_needs_reset(vdev, why);
+				break;
+			}
+			if (got == 0)
+				break;
+			count++;
+		}
+		pthread_mutex_unlock(&vdev->lock);
+		if (!count)
+			break;
+		for (unsigned i = 0; i < count; i++)
+			net_send_request(n, &n->tx_reqs[i]);
+		pthread_mutex_lock(&vdev->lock);
+		for (unsigned i = 0; i < count; i++)
+			vq_push(vq, n->tx_reqs[i].head, 0);
+		n->tx_frames += count;
+		if (vq_should_interrupt(vq))
+			vdev->interrupt(vdev, TX_QUEUE);
+		pthread_mutex_unlock(&vdev->lock);
+	}
+	pthread_mutex_unlock(&n->tx_lock);
+}
+
+/* ---- control queue ---------------------------------------------------------- */
+
+static uint8_t ctrl_rx(struct virtio_net *n, uint8_t cmd, const uint8_t *data, size_t len)
+{
+	bool *modes[] = { &n->promisc, &n->allmulti, &n->alluni, &n->nomulti, &n->nouni,
+			  &n->nobcast };
+
+	if (len != 1 || cmd > CTRL_RX_NOBCAST)
+		return CTRL_ERR;
+	*modes[cmd] = data[0] != 0;
+	return CTRL_OK;
+}
+
+/* TABLE_SET: two struct virtio_net_ctrl_mac (u32 entries, then the MACs), unicast first. */
+static uint8_t ctrl_mac(struct virtio_net *n, uint8_t cmd, const uint8_t *data, size_t len)
+{
+	uint32_t uni, multi;
+
+	if (cmd == CTRL_MAC_ADDR_SET) {
+		if (len != 6)
+			return CTRL_ERR;
+		memcpy(n->mac, data, 6);
+		return CTRL_OK;
+	}
+	if (cmd != CTRL_MAC_TABLE_SET || len < 4)
+		return CTRL_ERR;
+	memcpy(&uni, data, 4);
+	if (uni > (len - 4) / 6)
+		return CTRL_ERR;
+	size_t moff = 4 + 6 * (size_t)uni;
+	if (len < moff + 4)
+		return CTRL_ERR;
+	memcpy(&multi, data + moff, 4);
+	if (multi > (len - moff - 4) / 6 || len != moff + 4 + 6 * (size_t)multi)
+		return CTRL_ERR;
+	n->uni_overflow = uni > VIRTIO_NET_MAC_TABLE;
+	n->uni_entries = n->uni_overflow ? 0 : uni;
+	memcpy(n->mac_table, data + 4, 6 * n->uni_entries);
+	n->multi_overflow = n->uni_entries + multi > VIRTIO_NET_MAC_TABLE;
+	n->multi_entries = n->multi_overflow ? 0 : multi;
+	memcpy(n->mac_table[n->uni_entries], data + moff + 4, 6 * n->multi_entries);
+	return CTRL_OK;
+}
+
+static int ctrl_handle(struct virtio_device *vdev, struct vq_request *req)
+{
+	struct virtio_net *n = vdev->opaque;
+	uint8_t buf[4 + 2 * (4 + 6 * 256)], ack = CTRL_ERR;
+	size_t len;
+
+	if (req->out_len < 2 || req->in_len < 1 || req->out_len > sizeof(buf))
+		return req->in_len ? (int)iov_from_buf(req->in, req->nr_in, 0, &ack, 1) : -1;
+	len = iov_to_buf(req->out, req->nr_out, 0, buf, req->out_len);
+	if (buf[0] == CTRL_RX)
+		ack = ctrl_rx(n, buf[1], buf + 2, len - 2);
+	else if (buf[0] == CTRL_MAC)
+		ack = ctrl_mac(n, buf[1], buf + 2, len - 2);
+	return (int)iov_from_buf(req->in, req->nr_in, 0, &ack, 1);
+}
+
+static void net_notify(struct virtio_device *vdev, unsigned q)
+{
+	struct virtio_net *n = vdev->opaque;
+
+	pthread_mutex_lock(&vdev->lock);
+	net_apply_offloads(n, vdev);
+	pthread_mutex_unlock(&vdev->lock);
+	if (q == RX_QUEUE)
+		net_wake_peer(&n->nc);	/* new buffers: a back end holding a frame may retry */
+	else if (q == TX_QUEUE)
+		net_tx(n, vdev);
+	else if (q == CTRL_QUEUE)
+		virtio_process_queue(vdev, q, ctrl_handle);
+}
+
+static void net_reset(struct virtio_device *vdev)
+{
+	struct virtio_net *n = vdev->opaque;
+	struct net_client *peer = n->nc.peer;
+
+	/* QEMU starts promiscuous until the driver says otherwise. */
+	n->promisc = true;
+	n->allmulti = n->alluni = n->nomulti = n->nouni = n->nobcast = false;
+	n->uni_entries = n->multi_entries = 0;
+	n->uni_overflow = n->multi_overflow = false;
+	if (n->offloads_set && peer && n->nc.using_vnet_hdr && peer->ops->set_offload)
+		peer->ops->set_offload(peer, false, false, false, false);
+	n->offloads_set = false;
+}
+
+const struct virtio_device_ops virtio_net_ops = {
+	.name = "virtio-net-pci",
+	.device_id = VIRTIO_ID_NET,
+	.pci_class = 0x020000,	/* network, Ethernet */
+	.features = F_MAC | F_STATUS | F_MRG_RXBUF | F_CTRL_VQ | F_CTRL_RX | F_CTRL_MAC_ADDR,
+	.num_queues = 3,
+	.queue_max = NET_QUEUE_SIZE,
+	.config_size = sizeof(struct net_config),
+	.read_config = net_read_config,
+	.write_config = net_write_config,
+	.queue_notify = net_notify,
+	.reset = net_reset,
+};
+
+static const struct net_client_ops nic_ops = {
+	.type = "nic",
+	.receive = net_receive,
+};
+
+int virtio_net_init(struct virtio_net *n, const char *name, const uint8_t mac[6])
+{
+	memset(n, 0, sizeof(*n));
+	n->tx_reqs = calloc(VIRTIO_NET_TX_BATCH, sizeof(*n->tx_reqs));
+	if (!n->tx_reqs)
+		return -1;
+	pthread_mutex_init(&n->tx_lock, NULL);
+	memcpy(n->mac, mac, 6);
+	n->promisc = true;
+	n->nc.ops = &nic_ops;
+	n->nc.opaque = n;
+	snprintf(n->nc.id, sizeof(n->nc.id), "%s", name);
+	return 0;
+}
+
+void virtio_net_attach(struct virtio_net *n, struct virtio_device *vdev)
+{
+	struct net_client *peer = n->nc.peer;
+
+	/* The guest's headers go through only to a back end that speaks them. */
+	n->nc.using_vnet_hdr = peer && peer->has_vnet_hdr;
+	if (peer)
+		peer->using_vnet_hdr = n->nc.using_vnet_hdr;
+	if (n->nc.using_vnet_hdr)
+		vdev->extra_features |= OFFLOAD_FEATURES;
+	n->offloads_set = false;
+	n->vdev = vdev;
+	net_wake_peer(&n->nc);
+}
+
+void virtio_net_detach(struct virtio_net *n)
+{
+	n->vdev = NULL;
+}
+
+void virtio_net_release(struct virtio_net *n)
+{
+	free(n->tx_reqs);
+	n->tx_reqs = NULL;
+	pthread_mutex_destroy(&n->tx_lock);
+}

@@ -1,0 +1,197 @@
+/* Network options (-net/-netdev/-nic/-device virtio-net-pci), MACs and the hub. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/options.h"
+#include "net/net.h"
+
+static int parse(struct vm_config *cfg, int n, const char **extra)
+{
+	const char *argv[32] = { "kestrel", "-kernel", "k" };
+	int argc = 3;
+	FILE *out = fopen("/dev/null", "w");
+
+	for (int i = 0; i < n; i++)
+		argv[argc++] = extra[i];
+	enum options_result r = options_parse(argc, (char **)argv, cfg, out);
+	fclose(out);
+	return r == OPTIONS_RUN ? 0 : r == OPTIONS_DONE ? 1 : -1;
+}
+
+#define PARSE(cfg, ...) parse(cfg, sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(char *), \
+			      (const char *[]){ __VA_ARGS__ })
+
+static void test_net_nic_and_tap(void **state)
+{
+	struct vm_config cfg;
+
+	assert_int_equal(PARSE(&cfg, "-net", "nic,macaddr=52:54:00:aa:bb:cc,model=virtio,vlan=1,addr=5",
+			       "-net", "tap,vlan=1,ifname=t0,script=no,downscript=no"), 0);
+	assert_int_equal(cfg.nr_nics, 1);
+	assert_int_equal(cfg.nics[0].vlan, 1);
+	assert_true(cfg.nics[0].has_mac);
+	assert_int_equal(cfg.nics[0].mac[5], 0xcc);
+	assert_int_equal(cfg.nr_devices, 1);
+	assert_int_equal(cfg.devices[0].kind, DEVICE_VIRTIO_NET);
+	assert_int_equal(cfg.devices[0].slot, 5);
+	assert_int_equal(cfg.nr_netdevs, 1);
+	assert_string_equal(cfg.netdevs[0].type, "tap");
+	assert_int_equal(cfg.netdevs[0].vlan, 1);
+	assert_string_equal(cfg.netdevs[0].args, "ifname=t0,script=no,downscript=no");
+	options_free(&cfg);
+}
+
+static void test_netdev_device_and_nic(void **state)
+{
+	struct vm_config cfg;
+
+	assert_int_equal(PARSE(&cfg, "-netdev", "user,id=u0,hostfwd=udp:127.0.0.1:5555-:7",
+			       "-device", "virtio-net-pci,netdev=u0,mac=52:54:00:01:02:03"), 0);
+	assert_string_equal(cfg.nics[0].netdev, "u0");
+	assert_int_equal(cfg.nics[0].vlan, -1);
+	assert_string_equal(cfg.netdevs[0].args, "hostfwd=udp:127.0.0.1:5555-:7");
+	options_free(&cfg);
+
+	/* -nic: NIC keys stay with the NIC, the rest (commas escaped) go to the back end. */
+	assert_int_equal(PARSE(&cfg, "-nic", "user,model=virtio-net-pci,mac=52:54:00:01:02:04,"
+			       "hostname=a,,b"), 0);
+	assert_int_equal(cfg.nr_nics, 1);
+	assert_string_equal(cfg.netdevs[0].type, "user");
+	assert_string_equal(cfg.netdevs[0].args, "hostname=a,,b");
+	assert_string_equal(cfg.nics[0].netdev, cfg.netdevs[0].id);
+	options_free(&cfg);
+
+	assert_int_equal(PARSE(&cfg, "-nic", "none"), 0);
+	assert_int_equal(cfg.nr_nics, 0);
+	options_free(&cfg);
+}
+
+static void test_net_errors(void **state)
+{
+	struct vm_config cfg;
+
+	assert_int_equal(PARSE(&cfg, "-net", "nic,model=e1000"), -1);
+	assert_int_equal(PARSE(&cfg, "-net", "nic,model=help"), 1);
+	assert_int_equal(PARSE(&cfg, "-net", "nic,macaddr=01:00:00:00:00:01"), -1);	/* multicast */
+	assert_int_equal(PARSE(&cfg, "-net", "nic,macaddr=52:54:00:00:01"), -1);
+	assert_int_equal(PARSE(&cfg, "-net", "nic,bogus=1"), -1);
+	assert_int_equal(PARSE(&cfg, "-net", "vde"), -1);
+	assert_int_equal(PARSE(&cfg, "-netdev", "tap"), -1);			/* no id */
+	assert_int_equal(PARSE(&cfg, "-netdev", "bridge,id=b"), -1);
+	assert_int_equal(PARSE(&cfg, "-netdev", "user,id=a", "-netdev", "user,id=a"), -1);
+	assert_int_equal(PARSE(&cfg, "-device", "virtio-net-pci,netdev=nope"), -1);
+	assert_int_equal(PARSE(&cfg, "-netdev", "user,id=a", "-device", "virtio-net-pci,netdev=a",
+			       "-device", "virtio-net-pci,netdev=a"), -1);
+	assert_int_equal(PARSE(&cfg, "-net", "nic,dup=maybe"), -1);
+}
+
+static void test_mac_parse_and_derive(void **state)
+{
+	uint8_t a[6], b[6], c[6];
+	char s[18];
+
+	assert_true(net_mac_parse("52:54:00:AB:cd:0f", a));
+	net_mac_format(a, s);
+	assert_string_equal(s, "52:54:00:ab:cd:0f");
+	assert_false(net_mac_parse("52:54:00:ab:cd", a));
+	assert_false(net_mac_parse("52:54:00:ab:cd:0g", a));
+
+	net_mac_derive("vm1", NULL, 0, a);
+	net_mac_derive("vm1", NULL, 0, b);
+	assert_memory_equal(a, b, 6);		/* stable */
+	assert_int_equal(a[0], 0x52);
+	assert_int_equal(a[1], 0x54);
+	assert_int_equal(a[2], 0x00);
+	net_mac_derive("vm1", NULL, 1, c);
+	assert_memory_not_equal(a, c, 6);	/* per NIC */
+	net_mac_derive("vm2", NULL, 0, c);
+	assert_memory_not_equal(a, c, 6);	/* per VM */
+	uint8_t uuid[16] = { 1, 2, 3 };
+	net_mac_derive("vm1", uuid, 0, c);
+	assert_memory_not_equal(a, c, 6);	/* the UUID wins over the name */
+	net_mac_derive(NULL, NULL, 1, c);
+	net_mac_format(c, s);
+	assert_string_equal(s, "52:54:00:12:34:57");	/* QEMU's default, + index */
+}
+
+static void test_mac_claim(void **state)
+{
+	char dir[] = "/tmp/kestrel-mac-XXXXXX", err[256];
+	uint8_t mac[6] = { 0x52, 0x54, 0, 1, 2, 3 }, other[6] = { 0x52, 0x54, 0, 1, 2, 4 };
+	int fd1, fd2, fd3;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(net_mac_claim(dir, mac, "first", &fd1, err, sizeof(err)), 0);
+	/* OFD locks conflict between open file descriptions, even in one process. */
+	assert_int_equal(net_mac_claim(dir, mac, "second", &fd2, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "52:54:00:01:02:03"));
+	assert_non_null(strstr(err, "name first"));
+	assert_int_equal(net_mac_claim(dir, other, "second", &fd3, err, sizeof(err)), 0);
+	close(fd1);
+	assert_int_equal(net_mac_claim(dir, mac, "second", &fd2, err, sizeof(err)), 0);
+	close(fd2);
+	close(fd3);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/52:54:00:01:02:03", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/52:54:00:01:02:04", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+struct sink {
+	struct net_client nc;
+	int frames;
+	size_t bytes;
+};
+
+static ssize_t sink_receive(struct net_client *nc, const struct iovec *iov, int iovcnt)
+{
+	struct sink *s = nc->opaque;
+
+	s->frames++;
+	s->bytes += net_iov_size(iov, iovcnt);
+	return (ssize_t)net_iov_size(iov, iovcnt);
+}
+
+static const struct net_client_ops sink_ops = { .type = "test", .receive = sink_receive };
+
+static void test_hub_floods_other_ports(void **state)
+{
+	struct net_hub *hub = net_hub_new(0);
+	struct sink s[3];
+	uint8_t frame[60] = { 0 };
+	struct iovec iov = { frame, sizeof(frame) };
+
+	for (int i = 0; i < 3; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].nc.ops = &sink_ops;
+		s[i].nc.opaque = &s[i];
+		net_connect(net_hub_port(hub), &s[i].nc);
+	}
+	assert_int_equal(net_send(&s[0].nc, &iov, 1), 60);
+	assert_int_equal(s[0].frames, 0);	/* never back to the sender */
+	assert_int_equal(s[1].frames, 1);
+	assert_int_equal(s[2].frames, 1);
+	assert_int_equal(s[2].bytes, 60);
+	net_hub_free(hub);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_net_nic_and_tap),
+		cmocka_unit_test(test_netdev_device_and_nic),
+		cmocka_unit_test(test_net_errors),
+		cmocka_unit_test(test_mac_parse_and_derive),
+		cmocka_unit_test(test_mac_claim),
+		cmocka_unit_test(test_hub_floods_other_ports),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

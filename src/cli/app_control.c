@@ -217,6 +217,10 @@ static int ctl_balloon(void *opaque, uint64_t target, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", no_balloon);
 		return -1;
 	}
+	if (!target) {
+		snprintf(err, errlen, "Parameter 'target' expects a size");
+		return -1;
+	}
 	virtio_balloon_set_target(&app->balloon, app->cfg.ram_size, target);
 	return 0;
 }

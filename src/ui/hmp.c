@@ -345,21 +345,39 @@ static int cmd_info(const struct control *ctl, int argc, char **argv, FILE *out)
 
 /* ---- actions ---------------------------------------------------------- */
 
-/* hmp_balloon: the target is in MiB (QEMU's "value:M"); errors as hmp_handle_error prints them. */
+/* monitor/hmp.c's argument errors for "balloon value:M": the message, then the help hint. */
+static int balloon_usage(FILE *out, const char *msg)
+{
+	hprintf(out, "%s\n", msg);
+	hprintf(out, "Try \"help balloon\" for more information\n");
+	return -1;
+}
+
+/*
+ * hmp_balloon: the target in MiB, an integer expression (decimal or 0x hex)
+ * as QEMU's monitor reads it; 0 is refused as the QMP command refuses it.
+ */
 static int cmd_balloon(const struct control *ctl, int argc, char **argv, FILE *out)
 {
-	char err[256] = "";
-	uint64_t mib;
+	char err[256] = "", msg[64], *end;
+	unsigned long long mib;
 
-	if (argc != 2 || !size_parse(argv[1], 1, &mib))
-		return herror(out, "balloon: expected a target size in MiB");
-	/* A bare number is MiB; with a suffix it is already bytes. */
-	if (uint_parse(argv[1], &mib))
-		mib <<= 20;
+	if (argc < 2)
+		return balloon_usage(out, "unexpected end of expression");
+	if (argv[1][0] == '-')
+		return balloon_usage(out, "enter a positive value");
+	if (argv[1][0] < '0' || argv[1][0] > '9') {
+		snprintf(msg, sizeof(msg), "invalid char '%c' in expression", argv[1][0]);
+		return balloon_usage(out, msg);
+	}
+	mib = strtoull(argv[1], &end, 0);
+	if (*end || argc > 2)
+		return balloon_usage(out, "balloon: extraneous characters at the end of line");
 	if (!ctl->balloon)
 		return herror(out, "%s", no_balloon);
-	if (ctl->balloon(ctl->opaque, mib, err, sizeof(err)) < 0)
-		return herror(out, "%s", err);
+	if (mib > (UINT64_MAX >> 20) ||
+	    ctl->balloon(ctl->opaque, (uint64_t)mib << 20, err, sizeof(err)) < 0)
+		return herror(out, "%s", err[0] ? err : "Parameter 'target' expects a size");
 	return 0;
 }
 

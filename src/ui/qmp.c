@@ -859,7 +859,8 @@ static int cmd_balloon(struct qmp_session *s, struct json_object *args,
 	if (value <= 0)
 		return qmp_fail(err, "GenericError", "Parameter 'target' expects a size");
 	if (s->ctl->balloon(s->ctl->opaque, (uint64_t)value, msg, sizeof(msg)) < 0)
-		return qmp_fail(err, "DeviceNotActive", "%s", msg);
+		return qmp_fail(err, strstr(msg, "target") ? "GenericError" : "DeviceNotActive", "%s",
+				msg);
 	return 0;
 }
 
@@ -906,8 +907,6 @@ static int cmd_qom_get(struct qmp_session *s, struct json_object *args,
 	if (strcmp(prop, "guest-stats"))
 		return qmp_fail(err, "GenericError", "Property 'virtio-balloon-pci.%s' not found",
 				prop);
-	if (!info.last_update)
-		return qmp_fail(err, "GenericError", "guest hasn't updated any stats yet");
 	*ret = new_obj(&ok);
 	stats = new_obj(&ok);
 	for (unsigned i = 0; i < CONTROL_BALLOON_STATS; i++)
@@ -932,7 +931,8 @@ static int cmd_qom_set(struct qmp_session *s, struct json_object *args,
 		return qmp_fail(err, "GenericError", "Property 'virtio-balloon-pci.%s' not found",
 				prop);
 	if (!json_object_is_type(v, json_type_int))
-		return qmp_fail(err, "GenericError", "Invalid parameter type for 'value', expected: integer");
+		return qmp_fail(err, "GenericError",
+				"Invalid parameter type for '%s', expected: integer", prop);
 	n = json_object_get_int64(v);
 	if (n < 0)
 		return qmp_fail(err, "GenericError", "timer value must be greater than zero");

@@ -185,13 +185,40 @@ def test_balloon_statistics(vmm, probe, tmp_path, guests):
     g.quit()
 
 
-def test_balloon_stats_before_any_report_is_an_error(probe, tmp_path, guests):
-    g = Guest("kestrel", probe, tmp_path, "echo", "-balloon", "virtio")
+@pytest.mark.parametrize("vmm", VMMS)
+def test_balloon_monitor_corner_cases(vmm, probe, tmp_path, guests):
+    """What QEMU 7.2 answers, word for word: statistics before the guest sent any, bad
+    targets, bad property types, HMP argument errors."""
+    extra = ["-device", "virtio-balloon-pci"] if vmm == "qemu" else ["-balloon", "virtio"]
+    g = Guest(vmm, probe, tmp_path, "echo", *extra, mem="128m")
     guests.append(g)
     g.s.expect(r"echo: ready", 60)
     q = g.connect()
-    r = q.cmd("qom-get", path="/machine/peripheral-anon/device[0]", property="guest-stats")
-    assert r["error"]["desc"] == "guest hasn't updated any stats yet"
+    path = "/machine/peripheral-anon/device[0]" if vmm == "kestrel" else None
+    if vmm == "qemu":   # QEMU numbers anonymous devices by creation; find ours
+        path = next(f"/machine/peripheral-anon/device[{i}]" for i in range(8)
+                    if "return" in q.cmd("qom-get", path=f"/machine/peripheral-anon/device[{i}]",
+                                         property="guest-stats-polling-interval"))
+    r = q.cmd("qom-get", path=path, property="guest-stats")["return"]
+    assert r["last-update"] == 0
+    assert set(r["stats"].values()) == {2**64 - 1}
+    assert q.cmd("qom-get", path=path, property="nosuch")["error"]["desc"] == \
+        "Property 'virtio-balloon-pci.nosuch' not found"
+    assert q.cmd("qom-set", path=path, property="guest-stats-polling-interval",
+                 value="x")["error"]["desc"] == \
+        "Invalid parameter type for 'guest-stats-polling-interval', expected: integer"
+    for value in (0, -5):
+        assert q.cmd("balloon", value=value)["error"] == {
+            "class": "GenericError", "desc": "Parameter 'target' expects a size"}
+    assert "return" in q.cmd("balloon", value=1 << 40)     # above RAM: deflate all
+    assert g.hmp("balloon 0") == "Error: Parameter 'target' expects a size\r\n"
+    hint = 'Try "help balloon" for more information\r\n'
+    assert g.hmp("balloon 1G") == "balloon: extraneous characters at the end of line\r\n" + hint
+    assert g.hmp("balloon abc") == "invalid char 'a' in expression\r\n" + hint
+    assert g.hmp("balloon") == "unexpected end of expression\r\n" + hint
+    assert g.hmp("balloon -1") == "enter a positive value\r\n" + hint
+    assert g.hmp("balloon 0x40") == ""
+    assert g.hmp("info balloon") == "balloon: actual=128\r\n"
 
 
 @pytest.mark.parametrize("vmm", VMMS)

@@ -16,13 +16,15 @@ balloon and mem-hold), in one run.
                the combined PSS is followed until it stops falling: PSS before/after,
                the share saved, and the time to settle.  KSM settings are restored.
 
-RSS is VmRSS of /proc/PID/status sampled every 20 ms.  Ratios say how Kestrel
+RSS is VmRSS of /proc/PID/status sampled every 20 ms.  Balloon and reporting rows are
+the median of --runs runs per VMM (Kestrel and QEMU alternating); KSM runs once.  Ratios say how Kestrel
 compares: for memory returned kestrel/QEMU (above 1: Kestrel returns more), for
 times QEMU/kestrel (above 1: Kestrel is faster), for footprints QEMU/kestrel."""
 import argparse
 import os
 import re
 import select
+import statistics
 import socket
 import json
 import subprocess
@@ -222,12 +224,20 @@ def main():
     ap.add_argument("--ksm-guests", type=int, default=4)
     ap.add_argument("--ksm-mem", type=int, default=512)
     ap.add_argument("--no-ksm", action="store_true", help="skip the KSM rows")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="balloon and reporting runs per VMM, alternating (median shown)")
     args = ap.parse_args()
-    res = {}
+    res = {"kestrel": {}, "qemu": {}}
+    runs = {"kestrel": {"balloon": [], "reporting": []}, "qemu": {"balloon": [], "reporting": []}}
     with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.runs):
+            for vmm in ("kestrel", "qemu"):
+                runs[vmm]["balloon"].append(bench_balloon(vmm, args, tmp))
+                runs[vmm]["reporting"].append(bench_reporting(vmm, args, tmp))
         for vmm in ("kestrel", "qemu"):
-            res[vmm] = {"balloon": bench_balloon(vmm, args, tmp),
-                        "reporting": bench_reporting(vmm, args, tmp)}
+            for sect, rs in runs[vmm].items():
+                res[vmm][sect] = {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+        for vmm in ("kestrel", "qemu"):
             if not args.no_ksm and (KSM / "run").exists():
                 res[vmm]["ksm"] = bench_ksm(vmm, args, tmp)
     k, q = res["kestrel"], res["qemu"]
@@ -248,6 +258,8 @@ def main():
             ("KSM: share of PSS saved", "ksm", "saved", True, "{:.2f}"),
             ("KSM: time to settle (s)", "ksm", "t_settle", False, "{:.1f}"),
         ]
+    print(f"bench/mem: {args.runs} runs (median) for balloon/reporting, KSM once; "
+          f"host {os.uname().release}, {os.cpu_count()} CPUs")
     print(f"{'metric':<48} {'kestrel':>9} {'qemu-7.2':>9} {'ratio':>6}")
     for label, sect, key, better, fmt in rows:
         kv, qv = k[sect][key], q[sect][key]

@@ -354,6 +354,21 @@ def test_balloon_frees_hugetlb_pages(probe, tmp_path, guests, hugepages):
     g.quit()
 
 
+def test_balloon_frees_shared_memfd_pages(probe, tmp_path, guests):
+    """Shared memory (memfd, share=on by default) needs MADV_REMOVE: MADV_DONTNEED would
+    only unmap the pages and leave them in the memfd, still counted as host Shmem."""
+    g = start(guests, "kestrel", probe, tmp_path, "balloon", "-object",
+              "memory-backend-memfd,id=ram,size=512M", "-machine", "memory-backend=ram",
+              "-device", "virtio-balloon-pci", mem="512m")
+    shmem = wait_for(lambda: meminfo("Shmem") * 1024 >= 400 * MIB and meminfo("Shmem") * 1024)
+    assert shmem, "the guest's memfd RAM does not show as host Shmem"
+    assert g.hmp("balloon 256") == ""
+    g.s.expect(r"probe: balloon: actual 65536 pages", 60)
+    assert wait_for(lambda: meminfo("Shmem") * 1024 <= shmem - 0.8 * 256 * MIB, 10), \
+        (shmem >> 20, meminfo("Shmem") >> 10)
+    g.quit()
+
+
 def test_mem_path_maps_ram_from_a_file_and_prealloc_touches_it(probe, tmp_path, guests):
     g = Guest("kestrel", probe, tmp_path, "echo", "-mem-path", str(tmp_path), "-mem-prealloc",
               mem="256m")

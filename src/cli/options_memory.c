@@ -19,12 +19,11 @@ static struct memdev_config *find_memdev(struct vm_config *cfg, const char *id)
 	return NULL;
 }
 
+/* An on/off key; *given (if not NULL) says whether it was there at all. */
 static bool get_bool(struct opts *o, const char *key, bool *out, bool *given)
 {
-	bool was_given = opts_get(o, key) != NULL;
-	/* opts_get marked it; read it again for the value. */
-	if (given && was_given)
-		*given = true;
+	if (given)
+		*given = opts_get(o, key) != NULL;
 	return opts_get_bool(o, key, out);
 }
 
@@ -113,9 +112,7 @@ int options_object(struct vm_config *cfg, const char *opt, const char *arg)
 	} else if (!strcmp(type, "memory-backend-memfd")) {
 		b->kind = MEMORY_MEMFD;
 		if (!opts_get(o, "share"))
-			b->share = true;	/* QEMU's memfd default */
-		else
-			get_bool(o, "share", &b->share, NULL);
+			b->share = true;	/* QEMU's memfd default; an explicit share= was read above */
 	} else {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "invalid object type: %s", type);

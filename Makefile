@@ -37,6 +37,10 @@ linux: deps
 bench: build
 	@bench/boot/run.sh
 
+# Firmware boot (SeaBIOS -> GRUB -> probe), Kestrel vs QEMU 7.2: minutes on PVM hosts.
+bench-firmware: build
+	@bench/firmware/run.sh
+
 # libFuzzer targets (clang), each run briefly as a smoke test; see tests/fuzz/README.md.
 fuzz: deps
 	@test -f build-fuzz/build.ninja || CC=clang meson setup build-fuzz -Dfuzz=true >/dev/null

@@ -12,9 +12,11 @@ packages=(
 	# tests and reference peer
 	python3 python3-pytest qemu-system-x86 qemu-utils seabios time strace
 	# network tests: namespaces, bridges, TAPs and ping
-	iproute2 iputils-ping
+	iproute2 iputils-ping nftables
 	# Linux test guest recipe (tests/guest/linux)
 	linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev lz4 cpio xz-utils
+	# firmware boot tests (tests/system/test_firmware.py): GRUB disks and ISOs
+	grub-pc-bin grub-common xorriso mtools dosfstools
 )
 
 missing=()

@@ -22,7 +22,8 @@ fi
 echo "== VMM system tests with the sanitizer build (the guest probe; no Linux, no QEMU peer)"
 KESTREL_BUILD=$build_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 	-m "not linux and not qemu" tests/system/test_vm.py tests/system/test_options.py \
-	tests/system/test_monitor.py tests/system/test_virtio.py tests/system/test_memory.py
+	tests/system/test_monitor.py tests/system/test_virtio.py tests/system/test_net.py \
+	tests/system/test_net_models.py tests/system/test_memory.py
 
 echo "== system tests ($build)"
 KESTREL_BUILD=$build exec /usr/bin/python3 -m pytest -v -rs -p no:cacheprovider tests/system

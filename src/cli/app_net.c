@@ -1,9 +1,11 @@
 #include "cli/app_net.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "util/file.h"
 #include "util/log.h"
 
 static struct net_client *open_backend(const struct netdev_config *nd, struct net_open_ctx *ctx)
@@ -14,6 +16,8 @@ static struct net_client *open_backend(const struct netdev_config *nd, struct ne
 		return net_user_open(nd->args, nd->id, ctx);
 	if (!strcmp(nd->type, "socket"))
 		return net_socket_open(nd->args, nd->id, ctx);
+	if (!strcmp(nd->type, "bridge"))
+		return net_bridge_open(nd->args, nd->id, ctx);
 	snprintf(ctx->err, ctx->errlen, "unsupported type");
 	return NULL;
 }
@@ -57,6 +61,33 @@ static bool reaches_outside(const struct vm_config *cfg, const struct nic_config
 	return false;
 }
 
+#define IPXE_ROM_DIR "/usr/lib/ipxe/qemu"	/* Debian's ipxe-qemu */
+
+/*
+ * The NIC's PXE ROM from Debian's ipxe-qemu, as QEMU's romfile= default
+ * (efi-e1000.rom, efi-virtio.rom), only when firmware runs: a -kernel boot
+ * never executes it.  A default ROM that is not installed is no error.
+ */
+static int load_rom(const struct vm_config *cfg, const struct nic_config *nic,
+		    struct nic_rom *rom)
+{
+	char path[512];
+	const char *file = nic->romfile_set ? nic->romfile
+			   : nic->e1000 ? "efi-e1000.rom" : "efi-virtio.rom";
+
+	if (cfg->kernel || !*file)
+		return 0;
+	if (strchr(file, '/'))
+		snprintf(path, sizeof(path), "%s", file);
+	else
+		snprintf(path, sizeof(path), "%s/%s", IPXE_ROM_DIR, file);
+	if (!nic->romfile_set && access(path, R_OK) != 0)
+		return 0;
+	if (file_read_all("romfile", path, 16 << 20, &rom->data, &rom->len) < 0)
+		return -1;
+	return 0;
+}
+
 int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *loop)
 {
 	char err[512];
@@ -85,10 +116,15 @@ int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *
 			memcpy(mac, nic->mac, 6);
 		else
 			net_mac_derive(cfg->name, cfg->has_uuid ? cfg->uuid : NULL, i, mac);
-		if (virtio_net_init(&net->nics[i], nic->name, mac) < 0) {
+		if (nic->e1000 ? e1000_init(&net->e1000s[i], nic->name, mac) < 0
+			       : virtio_net_init(&net->nics[i], nic->name, mac,
+						 nic->pairs ? nic->pairs : 1) < 0) {
 			log_error("%s: out of memory", nic->name);
 			return -1;
 		}
+		struct net_client *nc = nic->e1000 ? &net->e1000s[i].nc : &net->nics[i].nc;
+		if (load_rom(cfg, nic, &net->roms[i]) < 0)
+			return -1;
 		net->nr_nics++;
 		net_mac_format(mac, macs);
 		if (!nic->dup_allow && reaches_outside(cfg, nic) &&
@@ -98,12 +134,12 @@ int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *
 			return -1;
 		}
 		if (nic->vlan >= 0) {
-			if (hub_link(net, nic->vlan, &net->nics[i].nc, nic->name) < 0)
+			if (hub_link(net, nic->vlan, nc, nic->name) < 0)
 				return -1;
 		} else if (nic->netdev[0]) {
 			for (unsigned j = 0; j < cfg->nr_netdevs; j++)
 				if (!strcmp(cfg->netdevs[j].id, nic->netdev))
-					net_connect(&net->nics[i].nc, net->netdevs[j]);
+					net_connect(nc, net->netdevs[j]);
 		}
 		log_debug("%s: MAC %s", nic->name, macs);
 	}
@@ -120,7 +156,12 @@ void app_net_close(struct app_net *net, const struct vm_config *cfg)
 		net_hub_free(net->hubs[i]);
 	net->nr_hubs = 0;
 	for (unsigned i = 0; i < net->nr_nics; i++) {
-		virtio_net_release(&net->nics[i]);
+		free(net->roms[i].data);
+		net->roms[i] = (struct nic_rom){ 0 };
+		if (cfg->nics[i].e1000)
+			e1000_release(&net->e1000s[i]);
+		else
+			virtio_net_release(&net->nics[i]);
 		if (net->mac_fds[i] >= 0)
 			close(net->mac_fds[i]);
 		net->mac_fds[i] = -1;

@@ -2,13 +2,18 @@
 #ifndef KESTREL_CLI_APP_NET_H
 #define KESTREL_CLI_APP_NET_H
 
+#include "hw/e1000.h"
 #include "net/net.h"
 #include "util/loop.h"
 #include "virtio/net.h"
 #include "vmm/config.h"
+#include "vmm/vm.h"
 
 struct app_net {
+	/* NIC i is nics[i] or e1000s[i], as cfg->nics[i].e1000 says. */
 	struct virtio_net nics[VM_MAX_NICS];
+	struct e1000 e1000s[VM_MAX_NICS];
+	struct nic_rom roms[VM_MAX_NICS];	/* PXE ROMs, for firmware boot only */
 	unsigned nr_nics;			/* initialised ones */
 	int mac_fds[VM_MAX_NICS];		/* MAC claims, held while we run (-1: none) */
 	struct net_client *netdevs[VM_MAX_NETDEVS];

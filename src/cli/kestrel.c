@@ -364,6 +364,7 @@ static int run_machine(struct app *app)
 		log_debug("VM stopped (reason %d) after %llu exits to userspace", stop,
 			  (unsigned long long)vm_exit_count(&vm));
 		vm_destroy(&vm);
+		app->backends.boots++;
 
 		if (report_stop(app, stop))
 			continue;
@@ -452,8 +453,12 @@ int main(int argc, char **argv)
 	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)
 		goto out;
 	app.backends.nics = app.net.nics;
+	app.backends.e1000s = app.net.e1000s;
+	app.backends.nic_roms = app.net.roms;
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
+	if (app.cfg.debugcon_chardev[0])
+		app.backends.debugcon = find_chardev(&app, app.cfg.debugcon_chardev);
 	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&
 	    term_raw_enter(STDIN_FILENO) < 0)
 		log_warn("cannot put the terminal in raw mode: %s", strerror(errno));

@@ -609,6 +609,37 @@ static int opt_mem_prealloc(struct vm_config *cfg, const char *o, const char *a,
 	return opt_flag(&cfg->memory.mem_prealloc);
 }
 
+static int opt_bios(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_bios(cfg, opt, arg);
+}
+
+static int opt_boot(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_boot(cfg, opt, arg);
+}
+
+static int opt_ide(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_ide_shorthand(cfg, opt, arg);
+}
+
+/* -debugcon DEV: QEMU's isa-debugcon at 0x402 on a -serial style device. */
+static int opt_debugcon(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	struct chardev_spec spec;
+	char err[300];
+
+	if (strncmp(arg, "chardev:", 8) == 0) {
+		snprintf(cfg->debugcon_chardev, sizeof(cfg->debugcon_chardev), "%s", arg + 8);
+		return 0;
+	}
+	if (!chardev_spec_parse(arg, &spec, err, sizeof(err)))
+		return err_invalid(opt, arg, err);
+	snprintf(cfg->debugcon_chardev, sizeof(cfg->debugcon_chardev), "debugcon");
+	return add_chardev(cfg, opt, arg, "debugcon", &spec);
+}
+
 static int opt_version(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 static int opt_help(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 
@@ -656,6 +687,16 @@ static const struct option_def option_table[] = {
 	{ "daemonize", false, opt_daemonize, "  detach after start-up" },
 	{ "pidfile", true, opt_pidfile, "file  write the process ID to file" },
 	{ "check-host", false, opt_check_host, "  check this host for running VMs and exit" },
+	{ "bios", true, opt_bios, "file  firmware image (default /usr/share/seabios/bios-256k.bin)" },
+	{ "boot", true, opt_boot,
+	  "[order=]drives[,once=drives][,menu=on|off][,splash-time=ms][,reboot-timeout=ms]"
+	  "[,strict=on|off]  firmware boot order (a, c, d, n)" },
+	{ "hda", true, opt_ide, "file  IDE disk, primary master" },
+	{ "hdb", true, opt_ide, "file  IDE disk, primary slave" },
+	{ "hdc", true, opt_ide, "file  IDE disk, secondary master" },
+	{ "hdd", true, opt_ide, "file  IDE disk, secondary slave" },
+	{ "cdrom", true, opt_ide, "file  IDE CD-ROM, secondary master (an ISO image)" },
+	{ "debugcon", true, opt_debugcon, "dev  debug console at port 0x402 (-serial style dev)" },
 	{ "object", true, opt_object,
 	  "memory-backend-{ram,file,memfd},id=,size=[,mem-path=][,share=][,prealloc=][,merge=]"
 	  "[,dump=][,hugetlb=][,host-nodes=,policy=]  a RAM backend" },
@@ -705,6 +746,8 @@ static void set_defaults(struct vm_config *cfg)
 	cfg->smp = (struct smp_config){ 1, 1, 1, 1, 1 };
 	cfg->debug_exit.iobase = DEBUG_EXIT_DEFAULT_BASE;
 	cfg->debug_exit.iosize = DEBUG_EXIT_DEFAULT_SIZE;
+	cfg->boot.splash_time = -1;
+	cfg->boot.reboot_timeout = -1;
 }
 
 static int check_chardev_refs(struct vm_config *cfg)
@@ -747,10 +790,6 @@ static int finish(struct vm_config *cfg)
 {
 	struct chardev_spec spec = { .kind = CHARDEV_NULL };
 
-	if (!cfg->check_host && !cfg->kernel) {
-		log_error("no kernel given: use -kernel FILE (firmware boot from disks comes later)");
-		return -1;
-	}
 	if (cfg->initrd && !cfg->kernel) {
 		log_error("-initrd only makes sense with -kernel");
 		return -1;
@@ -780,6 +819,11 @@ static int finish(struct vm_config *cfg)
 		return -1;
 	if (options_check_net(cfg) < 0)
 		return -1;
+	if (cfg->debugcon_chardev[0] && !find_chardev(cfg, cfg->debugcon_chardev)) {
+		log_error("-debugcon chardev:%s: chardev '%s' not found", cfg->debugcon_chardev,
+			  cfg->debugcon_chardev);
+		return -1;
+	}
 	if (options_check_devices(cfg) < 0)
 		return -1;
 	return options_check_memory(cfg);
@@ -795,8 +839,10 @@ enum options_result options_parse(int argc, char **argv, struct vm_config *cfg, 
 		int rc;
 
 		if (arg[0] != '-' || arg[1] == '\0') {
-			log_error("%s: disk images are not supported yet (no -hda); use -kernel", arg);
-			return OPTIONS_ERROR;
+			/* QEMU: a bare file name is the first IDE disk. */
+			if (arg[0] == '-' || options_ide_shorthand(cfg, "hda", arg) < 0)
+				return OPTIONS_ERROR;
+			continue;
 		}
 		name = arg + (arg[1] == '-' ? 2 : 1);	/* QEMU accepts -opt and --opt */
 		def = find_option(name);

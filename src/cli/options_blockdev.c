@@ -189,7 +189,7 @@ static int format_file(struct vm_config *cfg, struct opts *o, struct drive_confi
 int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg)
 {
 	struct opts *o = parse_blockdev(opt, arg);
-	struct drive_config d = { .blockdev = true };
+	struct drive_config d = { .blockdev = true, .iface = DRIVE_IF_NONE, .index = -1 };
 	const char *driver, *node;
 	char msg[160];
 	int rc = -1;

@@ -12,8 +12,11 @@
 void options_device_help(FILE *out)
 {
 	fprintf(out, "Storage devices:\n"
+		     "name \"ide-cd\", bus IDE\n"
+		     "name \"ide-hd\", bus IDE\n"
 		     "name \"virtio-blk-pci\", bus PCI, alias \"virtio-blk\"\n"
 		     "\nNetwork devices:\n"
+		     "name \"e1000\", bus PCI, alias \"e1000-82540em\", desc \"Intel Gigabit Ethernet\"\n"
 		     "name \"virtio-net-pci\", bus PCI, alias \"virtio-net\"\n"
 		     "\nMisc devices:\n"
 		     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n"
@@ -93,11 +96,42 @@ static int drive_aio_and_zeroes(struct drive_config *d, const char *aio, const c
 	return 0;
 }
 
+/* if=ide: index= (0-3) or the first free position, as QEMU's drive_new picks it. */
+static int drive_ide_slot(struct vm_config *cfg, struct drive_config *d, const char *index,
+			  const char *opt, const char *arg)
+{
+	uint64_t n;
+	bool used[IDE_MAX_DRIVES] = { false };
+
+	d->index = -1;
+	if (d->iface != DRIVE_IF_IDE)
+		return 0;
+	for (unsigned i = 0; i < cfg->nr_drives; i++)
+		if (cfg->drives[i].iface == DRIVE_IF_IDE)
+			used[cfg->drives[i].index] = true;
+	if (index) {
+		if (!uint_parse(index, &n) || n >= IDE_MAX_DRIVES)
+			return err_invalid(opt, arg, "index= must be 0 to 3 for if=ide");
+		if (used[n])
+			return err_invalid(opt, arg, "drive index is already in use");
+		d->index = (int)n;
+		return 0;
+	}
+	for (int i = 0; i < IDE_MAX_DRIVES; i++) {
+		if (!used[i]) {
+			d->index = i;
+			return 0;
+		}
+	}
+	return err_invalid(opt, arg, "the IDE controller takes four drives at most");
+}
+
 int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 {
 	struct opts *o = parse_list(opt, arg, "file");
 	struct drive_config d = { 0 };
 	const char *file, *iface, *format, *cache, *media, *discard, *aio, *id, *serial, *detect;
+	const char *index;
 	int rc = -1;
 
 	if (!o)
@@ -111,7 +145,7 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 	aio = opts_get(o, "aio");
 	id = opts_get(o, "id");
 	serial = opts_get(o, "serial");
-	opts_get(o, "index");		/* meaningful for IDE buses; virtio numbers by order */
+	index = opts_get(o, "index");	/* IDE: bus * 2 + unit; virtio numbers by order */
 	detect = opts_get(o, "detect-zeroes");
 	if (!opts_get_bool(o, "readonly", &d.readonly) || !opts_get_bool(o, "snapshot", &d.snapshot)) {
 		err_invalid(opt, arg, "readonly= and snapshot= take on or off");
@@ -123,10 +157,15 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 		err_invalid(opt, arg, "a file= is needed (empty drives come with the CD-ROM support)");
 		goto out;
 	}
-	if (iface && strcmp(iface, "virtio") && strcmp(iface, "none")) {
-		err_invalid(opt, arg, "if= must be virtio or none (IDE comes with firmware boot)");
+	if (iface && strcmp(iface, "virtio") && strcmp(iface, "none") && strcmp(iface, "ide")) {
+		err_invalid(opt, arg, "if= must be ide, virtio or none");
 		goto out;
 	}
+	/* QEMU's pc default is IDE. */
+	d.iface = !iface || !strcmp(iface, "ide") ? DRIVE_IF_IDE
+		: !strcmp(iface, "virtio") ? DRIVE_IF_VIRTIO : DRIVE_IF_NONE;
+	if (drive_ide_slot(cfg, &d, index, opt, arg) < 0)
+		goto out;
 	if (format && strcmp(format, "raw") && strcmp(format, "qcow2")) {
 		err_invalid(opt, arg, "format= must be raw or qcow2");
 		goto out;
@@ -135,9 +174,15 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 		err_invalid(opt, arg, "cache= must be none, writeback, writethrough, unsafe or directsync");
 		goto out;
 	}
-	if (media && strcmp(media, "disk")) {
-		err_invalid(opt, arg, "media=cdrom needs an IDE/ATAPI drive, not supported yet");
+	if (media && strcmp(media, "disk") && strcmp(media, "cdrom")) {
+		err_invalid(opt, arg, "media= must be disk or cdrom");
 		goto out;
+	}
+	d.cdrom = media && !strcmp(media, "cdrom");
+	/* QEMU gives a virtio "CD-ROM" as a read-only virtio-blk disk. */
+	if (d.cdrom && d.iface == DRIVE_IF_VIRTIO) {
+		d.cdrom = false;
+		d.readonly = true;
 	}
 	if (discard && strcmp(discard, "unmap") && strcmp(discard, "on") &&
 	    strcmp(discard, "ignore") && strcmp(discard, "off")) {
@@ -159,10 +204,15 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 	}
 	if (format)
 		strcpy(d.format, format);
+	if (d.cdrom)
+		d.readonly = true;	/* a CD-ROM never writes, and ISOs are often read-only files */
 	if (d.readonly)
 		d.flags |= BLOCK_RDONLY;
 	snprintf(d.id, sizeof(d.id), "%s", id ? id : "");
-	if (!id)	/* QEMU's implicit names: virtio0, virtio1, ... */
+	if (!id && d.iface == DRIVE_IF_IDE)	/* QEMU's implicit names: ide1-cd0, ... */
+		snprintf(d.id, sizeof(d.id), "ide%d-%s%d", d.index / 2, d.cdrom ? "cd" : "hd",
+			 d.index % 2);
+	else if (!id)	/* virtio0, virtio1, ... */
 		snprintf(d.id, sizeof(d.id), "virtio%u", cfg->nr_drives);
 	if (find_drive(cfg, d.id)) {
 		err_invalid(opt, arg, "Duplicate ID for drive");
@@ -175,8 +225,10 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 	}
 	cfg->drives[cfg->nr_drives++] = d;
 	rc = 0;
-	/* if=virtio (QEMU's default is IDE, which kestrel lacks yet) brings its own device. */
-	if (!iface || strcmp(iface, "virtio") == 0) {
+	/* if=virtio brings its own device; IDE drives sit on the PIIX controller. */
+	if (d.iface == DRIVE_IF_IDE)
+		cfg->drives[cfg->nr_drives - 1].claimed = true;
+	if (d.iface == DRIVE_IF_VIRTIO) {
 		struct device_config dev = { .kind = DEVICE_VIRTIO_BLK, .slot = -1 };
 		strcpy(dev.drive, d.id);
 		rc = add_device(cfg, opt, arg, &dev);
@@ -218,6 +270,55 @@ static int parse_addr(const char *addr, int *slot)
 	return 0;
 }
 
+/*
+ * -device ide-hd|ide-cd,drive=ID[,bus=ide.N][,unit=U][,bootindex=I]: puts an
+ * if=none drive on the IDE controller.  The -drive must come first.
+ */
+static int ide_device(struct vm_config *cfg, struct opts *o, const char *driver,
+		      const char *opt, const char *arg)
+{
+	const char *drive = opts_get(o, "drive"), *bus = opts_get(o, "bus");
+	const char *unit = opts_get(o, "unit"), *bootindex = opts_get(o, "bootindex");
+	struct drive_config *d;
+	uint64_t u = 0, b = 0, n;
+	bool used = false;
+
+	opts_get(o, "id");
+	if (check_unused(o, opt, arg) < 0)
+		return -1;
+	if (!drive)
+		return err_invalid(opt, arg, "drive property not set");
+	d = find_drive(cfg, drive);
+	if (!d)
+		return err_invalid(opt, arg, "drive not found (give its -drive first)");
+	if (d->iface != DRIVE_IF_NONE || d->claimed)
+		return err_invalid(opt, arg, "the drive is already in use (use if=none)");
+	if (bus && (strncmp(bus, "ide.", 4) || !uint_parse(bus + 4, &b) || b > 1))
+		return err_invalid(opt, arg, "bus= must be ide.0 or ide.1");
+	if (unit && (!uint_parse(unit, &u) || u > 1))
+		return err_invalid(opt, arg, "unit= must be 0 or 1");
+	for (unsigned i = 0; i < cfg->nr_drives; i++)
+		used |= cfg->drives[i].iface == DRIVE_IF_IDE &&
+			cfg->drives[i].index == (int)(b * 2 + u);
+	if (used)
+		return err_invalid(opt, arg, "that IDE position is taken");
+	if (bootindex) {
+		if (!uint_parse(bootindex, &n) || n > 0xffff)
+			return err_invalid(opt, arg, "bootindex= must be 0 to 65535");
+		d->has_bootindex = true;
+		d->bootindex = (unsigned)n;
+	}
+	d->iface = DRIVE_IF_IDE;
+	d->index = (int)(b * 2 + u);
+	d->cdrom = !strcmp(driver, "ide-cd");
+	if (d->cdrom) {
+		d->readonly = true;
+		d->flags |= BLOCK_RDONLY;
+	}
+	d->claimed = true;
+	return 0;
+}
+
 int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
 			  const char *opt, const char *arg)
 {
@@ -233,8 +334,11 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		dev.kind = DEVICE_VIRTIO_RNG;
 	} else if (!strcmp(driver, "virtio-serial-pci") || !strcmp(driver, "virtio-serial")) {
 		dev.kind = DEVICE_VIRTIO_SERIAL;
-	} else if (!strcmp(driver, "virtio-net-pci") || !strcmp(driver, "virtio-net")) {
+	} else if (!strcmp(driver, "virtio-net-pci") || !strcmp(driver, "virtio-net") ||
+		   !strcmp(driver, "e1000") || !strcmp(driver, "e1000-82540em")) {
 		return options_net_device(cfg, o, opt, arg);
+	} else if (!strcmp(driver, "ide-hd") || !strcmp(driver, "ide-cd")) {
+		return ide_device(cfg, o, driver, opt, arg);
 	} else if (!strcmp(driver, "virtio-balloon-pci") || !strcmp(driver, "virtio-balloon")) {
 		if (parse_addr(opts_get(o, "addr"), &dev.slot) < 0)
 			return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
@@ -263,6 +367,7 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 	drive = opts_get(o, "drive");
 	serial = opts_get(o, "serial");
 	const char *queues = opts_get(o, "num-queues");
+	const char *bootindex = opts_get(o, "bootindex");
 	if (check_unused(o, opt, arg) < 0)
 		return -1;
 	if (queues) {
@@ -272,6 +377,15 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		if (!uint_parse(queues, &n) || n < 1 || n > VIRTIO_MAX_QUEUES)
 			return err_invalid(opt, arg, "num-queues must be 1 to 8");
 		dev.num_queues = (unsigned)n;
+	}
+	if (bootindex) {
+		uint64_t n;
+		if (dev.kind != DEVICE_VIRTIO_BLK)
+			return err_invalid(opt, arg, "Property 'bootindex' not found");
+		if (!uint_parse(bootindex, &n) || n > 0xffff)
+			return err_invalid(opt, arg, "bootindex= must be 0 to 65535");
+		dev.has_bootindex = true;
+		dev.bootindex = (unsigned)n;
 	}
 	if (dev.kind == DEVICE_VIRTIO_BLK) {
 		if (!drive)
@@ -310,6 +424,9 @@ int options_check_devices(struct vm_config *cfg)
 		log_error("-device virtconsole: no virtio-serial bus; add -device virtio-serial-pci");
 		return -1;
 	}
+	for (unsigned i = 0; i < cfg->nr_drives; i++)
+		if (cfg->drives[i].iface == DRIVE_IF_IDE && cfg->snapshot_all && !cfg->drives[i].cdrom)
+			cfg->drives[i].snapshot = true;
 	for (unsigned i = 0; i < cfg->nr_drives; i++)
 		if (!cfg->drives[i].claimed && !cfg->drives[i].blockdev)
 			log_warn("-drive %s: no device uses this drive (if=none without -device)",

@@ -22,6 +22,11 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 void options_device_help(FILE *out);
 /* options_blockdev.c */
 int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg);
+/* options_firmware.c */
+int options_bios(struct vm_config *cfg, const char *opt, const char *arg);
+int options_boot(struct vm_config *cfg, const char *opt, const char *arg);
+int options_ide_shorthand(struct vm_config *cfg, const char *opt, const char *arg);
+
 /* Cross-checks drives and devices once all options are read. */
 int options_check_devices(struct vm_config *cfg);
 

@@ -11,7 +11,7 @@
 #include "util/log.h"
 #include "util/size.h"
 
-static const char *const backend_types[] = { "tap", "user", "socket" };
+static const char *const backend_types[] = { "tap", "user", "socket", "bridge" };
 
 static bool is_backend(const char *type)
 {
@@ -21,15 +21,21 @@ static bool is_backend(const char *type)
 	return false;
 }
 
+static bool model_is_e1000(const char *model)
+{
+	return !strcmp(model, "e1000") || !strcmp(model, "e1000-82540em");
+}
+
 static bool nic_model_ok(const char *model)
 {
 	return !strcmp(model, "virtio") || !strcmp(model, "virtio-net-pci") ||
-	       !strcmp(model, "virtio-net");
+	       !strcmp(model, "virtio-net") || model_is_e1000(model);
 }
 
 void options_nic_models(FILE *out)
 {
-	fprintf(out, "Supported NIC models:\nvirtio-net-pci (alias virtio)\n");
+	fprintf(out, "Supported NIC models:\ne1000 (alias e1000-82540em; the default)\n"
+		     "virtio-net-pci (alias virtio)\n");
 }
 
 /* The first word of a -net/-netdev/-nic argument: the type. */
@@ -125,13 +131,22 @@ static int nic_props(struct opts *o, const char *mac_key, struct nic_config *nic
 {
 	const char *mac = opts_get(o, mac_key), *model = opts_get(o, "model");
 	const char *vectors = opts_get(o, "vectors"), *dup = opts_get(o, "dup");
+	const char *romfile = opts_get(o, "romfile");
 	char msg[200];
 	uint64_t n;
 
 	if (model && !nic_model_ok(model)) {
-		snprintf(msg, sizeof(msg), "unsupported NIC model '%s' (supported: virtio, "
-			 "virtio-net-pci; e1000 comes with firmware boot; see model=help)", model);
+		snprintf(msg, sizeof(msg), "unsupported NIC model '%s' (supported: e1000, "
+			 "virtio-net-pci, alias virtio; see model=help)", model);
 		return err_invalid(opt, arg, msg);
+	}
+	if (model)
+		nic->e1000 = model_is_e1000(model);
+	if (romfile) {
+		if (strlen(romfile) >= sizeof(nic->romfile))
+			return err_invalid(opt, arg, "romfile= is too long");
+		strcpy(nic->romfile, romfile);
+		nic->romfile_set = true;
 	}
 	if (mac) {
 		if (!net_mac_parse(mac, nic->mac) || (nic->mac[0] & 1))
@@ -156,7 +171,8 @@ static int nic_props(struct opts *o, const char *mac_key, struct nic_config *nic
 static int add_nic(struct vm_config *cfg, const char *opt, const char *arg,
 		   const struct nic_config *nic, int slot)
 {
-	struct device_config dev = { .kind = DEVICE_VIRTIO_NET, .slot = slot, .nic = cfg->nr_nics };
+	struct device_config dev = { .kind = nic->e1000 ? DEVICE_E1000 : DEVICE_VIRTIO_NET,
+				     .slot = slot, .nic = cfg->nr_nics };
 
 	if (cfg->nr_nics == VM_MAX_NICS)
 		return err_invalid(opt, arg, "too many NICs");
@@ -182,7 +198,8 @@ int options_net(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 	if (!o)
 		return -1;
 	if (strcmp(type, "nic") == 0) {
-		struct nic_config nic = { .vlan = 0 };
+		/* e1000 unless model= says otherwise: QEMU's default NIC on the pc machine. */
+		struct nic_config nic = { .vlan = 0, .e1000 = true };
 		const char *model = opts_get(o, "model"), *name = opts_get(o, "name");
 		const char *netdev = opts_get(o, "netdev");
 		opts_get(o, "id");
@@ -220,7 +237,7 @@ int options_net(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 	} else {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "unsupported network type '%s' (supported: nic, tap, user, "
-			 "socket, none)", type);
+			 "socket, bridge, none)", type);
 		err_invalid(opt, arg, msg);
 	}
 out:
@@ -238,13 +255,13 @@ int options_netdev(struct vm_config *cfg, const char *opt, const char *arg, FILE
 	int rc = -1;
 
 	if (strcmp(arg, "help") == 0) {
-		fprintf(out, "Available netdev backend types:\nsocket\nuser\ntap\n");
+		fprintf(out, "Available netdev backend types:\nsocket\nuser\ntap\nbridge\n");
 		return 1;
 	}
 	type_word(arg, type, sizeof(type));
 	if (!is_backend(type)) {
 		snprintf(msg, sizeof(msg), "unsupported netdev type '%s' (supported: tap, user, "
-			 "socket; see -netdev help)", type);
+			 "socket, bridge; see -netdev help)", type);
 		return err_invalid(opt, arg, msg);
 	}
 	o = parse_list(opt, arg, "type");
@@ -265,8 +282,9 @@ out:
 /* -nic [TYPE][,model=][,mac=][,addr=][,...back-end options]: a NIC and its back end at once. */
 int options_nic(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
-	static const char *const skip[] = { "model", "mac", "addr", "vectors", "dup", "id", NULL };
-	struct nic_config nic = { .vlan = -1 };
+	static const char *const skip[] = { "model", "mac", "addr", "vectors", "dup", "id", "romfile",
+					    NULL };
+	struct nic_config nic = { .vlan = -1, .e1000 = true };	/* QEMU's pc default */
 	struct opts *o;
 	char type[16], id[32], msg[160];
 	int rc = -1, slot = -1;
@@ -288,7 +306,7 @@ int options_nic(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 		snprintf(type, sizeof(type), "user");	/* QEMU's default back end */
 	if (!is_backend(type)) {
 		snprintf(msg, sizeof(msg), "unsupported network type '%s' (supported: tap, user, "
-			 "socket, none)", type);
+			 "socket, bridge, none)", type);
 		err_invalid(opt, arg, msg);
 		goto out;
 	}
@@ -307,15 +325,16 @@ out:
 	return rc;
 }
 
-/* -device virtio-net-pci,netdev=ID[,mac=][,addr=][,vectors=][,dup=][,id=] */
+/* -device virtio-net-pci|e1000,netdev=ID[,mac=][,addr=][,vectors=][,dup=][,id=] */
 int options_net_device(struct vm_config *cfg, struct opts *o, const char *opt, const char *arg)
 {
-	struct nic_config nic = { .vlan = -1 };
+	struct nic_config nic = { .vlan = -1, .e1000 = model_is_e1000(opts_get(o, "driver")) };
 	const char *netdev = opts_get(o, "netdev"), *id = opts_get(o, "id");
 	int slot = -1;
 
 	opts_get(o, "bus");
-	opts_get(o, "mq");		/* one queue pair; see kestrel(1) */
+	if (!opts_get_bool(o, "mq", &nic.mq))
+		return err_invalid(opt, arg, "mq= takes on or off");
 	if (nic_props(o, "mac", &nic, &slot, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
 		return -1;
 	if (netdev)
@@ -326,11 +345,40 @@ int options_net_device(struct vm_config *cfg, struct opts *o, const char *opt, c
 	return add_nic(cfg, opt, arg, &nic, slot);
 }
 
+/* queues=N of a back end's option list (1 when absent or unreadable: the back end says why). */
+static unsigned netdev_queues(const struct netdev_config *nd)
+{
+	char err[160];
+	struct opts *o = opts_parse(nd->args, NULL, err, sizeof(err));
+	const char *v = o ? opts_get(o, "queues") : NULL;
+	uint64_t n = 1;
+
+	if (v && (!uint_parse(v, &n) || n < 1 || n > NET_MAX_QUEUES))
+		n = 1;
+	opts_free(o);
+	return (unsigned)n;
+}
+
+/*
+ * With mq=on the NIC gets one queue pair per back-end queue, as QEMU's
+ * virtio-net takes its queue count from the netdev: 2 * pairs + 1 virtqueues.
+ */
+static void set_queue_pairs(struct vm_config *cfg, unsigned i, const struct netdev_config *nd)
+{
+	struct nic_config *nic = &cfg->nics[i];
+
+	nic->pairs = nic->mq && nd ? netdev_queues(nd) : 1;
+	for (unsigned d = 0; d < cfg->nr_devices; d++)
+		if (cfg->devices[d].kind == DEVICE_VIRTIO_NET && cfg->devices[d].nic == i)
+			cfg->devices[d].num_queues = 2 * nic->pairs + 1;
+}
+
 /* Every netdev= names a back end, used by one NIC at most; -net hubs without a NIC are odd. */
 int options_check_net(struct vm_config *cfg)
 {
 	for (unsigned i = 0; i < cfg->nr_nics; i++) {
 		const struct nic_config *nic = &cfg->nics[i];
+		set_queue_pairs(cfg, i, NULL);
 		if (nic->vlan >= 0)
 			continue;
 		if (!nic->netdev[0]) {
@@ -338,6 +386,8 @@ int options_check_net(struct vm_config *cfg)
 			continue;
 		}
 		struct netdev_config *nd = find_netdev(cfg, nic->netdev);
+		if (nd && nd->vlan < 0)
+			set_queue_pairs(cfg, i, nd);
 		if (!nd || nd->vlan >= 0) {
 			log_error("-device virtio-net-pci: netdev '%s' not found", nic->netdev);
 			return -1;

@@ -99,7 +99,7 @@ static void update_irq(struct e1000 *e)
 
 	if (level != e->irq_level && e->set_irq) {
 		e->irq_level = level;
-		e->set_irq(e->irq_opaque, level);
+		e->set_irq(e->irq_opaque, e->pci.config[PCI_INTERRUPT_LINE], level);
 	}
 }
 
@@ -159,7 +159,7 @@ static void reset_regs(struct e1000 *e)
 	set_reg(e, RAH0, (uint32_t)(e->mac[4] | e->mac[5] << 8) | RAH_AV);
 	phy_init(e);
 	if (e->irq_level && e->set_irq)
-		e->set_irq(e->irq_opaque, false);
+		e->set_irq(e->irq_opaque, e->pci.config[PCI_INTERRUPT_LINE], false);
 	e->irq_level = false;
 }
 

@@ -23,7 +23,7 @@ struct guest_memory;
 #define E1000_TX_MAX (65536 + 256)	/* one TSO super-frame and its header */
 
 /* How the NIC asserts its INTx line (level-triggered). */
-typedef void (*e1000_irq_fn)(void *opaque, bool level);
+typedef void (*e1000_irq_fn)(void *opaque, unsigned line, bool level);	/* line: INTERRUPT_LINE */
 
 struct e1000_tx_ctx {		/* the last context descriptor */
 	uint8_t ipcss, ipcso, tucss, tucso, hdrlen;

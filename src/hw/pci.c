@@ -41,6 +41,29 @@ void pci_device_add_bar(struct pci_device *dev, unsigned index, uint64_t size, b
 	put32(dev->config + PCI_BAR0 + 4 * index, io ? BAR_IO_SPACE : 0);
 }
 
+static void rom_read(void *opaque, uint64_t offset, bool is_write, uint8_t *data, unsigned size)
+{
+	const struct pci_device *dev = opaque;
+
+	if (is_write)
+		return;		/* a ROM */
+	for (unsigned i = 0; i < size; i++)
+		data[i] = offset + i < dev->rom_len ? dev->rom[offset + i] : 0;
+}
+
+void pci_device_set_rom(struct pci_device *dev, const uint8_t *data, size_t len)
+{
+	uint64_t size = 2048;	/* the smallest ROM BAR */
+
+	while (size < len)
+		size <<= 1;
+	dev->rom = data;
+	dev->rom_len = len;
+	dev->bars[PCI_ROM_BAR] = (struct pci_bar){ .size = size, .access = rom_read, .opaque = dev };
+	put32(dev->wmask + PCI_ROM_ADDRESS, (~(uint32_t)(size - 1) & ~0x7ffu) | PCI_ROM_ENABLE);
+	put32(dev->config + PCI_ROM_ADDRESS, 0);
+}
+
 uint8_t pci_device_add_cap(struct pci_device *dev, uint8_t id, const void *body, uint8_t len)
 {
 	uint8_t at = dev->next_cap;
@@ -126,16 +149,27 @@ int pci_bus_plug(struct pci_bus *bus, struct pci_device *dev, int slot)
 	return 0;
 }
 
+int pci_bus_plug_function(struct pci_bus *bus, struct pci_device *dev, unsigned slot, unsigned fn)
+{
+	if (slot >= PCI_SLOTS || fn == 0 || fn > 7 || bus->functions[slot][fn - 1])
+		return -1;
+	if (assign_bars(bus, dev) < 0)
+		return -1;
+	dev->slot = slot;
+	bus->functions[slot][fn - 1] = dev;
+	return 0;
+}
+
 /* The device addressed by the 0xcf8 latch, or NULL (other buses and functions are empty). */
 static struct pci_device *addressed(struct pci_bus *bus, unsigned *reg)
 {
 	uint32_t a = bus->address;
 	unsigned busno = (a >> 16) & 0xff, slot = (a >> 11) & 0x1f, fn = (a >> 8) & 7;
 
-	if (!(a & CONFIG_ENABLE) || busno != 0 || fn != 0)
+	if (!(a & CONFIG_ENABLE) || busno != 0)
 		return NULL;
 	*reg = a & 0xfc;
-	return bus->slots[slot];
+	return fn ? bus->functions[slot][fn - 1] : bus->slots[slot];
 }
 
 void pci_config_address_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data,
@@ -165,6 +199,11 @@ static void bar_written(struct pci_device *dev, unsigned index)
 
 	if (!bar->size)
 		return;
+	if (index == PCI_ROM_BAR) {	/* decodes only while its enable bit is set */
+		raw = get32(dev->config + PCI_ROM_ADDRESS);
+		bar->addr = (raw & PCI_ROM_ENABLE) ? (raw & ~0x7ffu) : 0;
+		return;
+	}
 	bar->addr = bar->io ? (raw & ~3u) : (raw & ~0xfu);
 }
 
@@ -196,6 +235,8 @@ void pci_config_data_io(void *opaque, uint64_t offset, bool is_write, uint8_t *d
 	for (unsigned i = 0; i < PCI_BARS; i++)
 		if (reg < PCI_BAR0 + 4 * i + 4 && reg + size > PCI_BAR0 + 4 * i)
 			bar_written(dev, i);
+	if (reg < PCI_ROM_ADDRESS + 4 && reg + size > PCI_ROM_ADDRESS)
+		bar_written(dev, PCI_ROM_BAR);
 	if (dev->config_written)
 		dev->config_written(dev, reg, size);
 out:
@@ -205,14 +246,15 @@ out:
 /* Finds the BAR of the kind (memory or I/O) that decodes addr; caller holds the lock. */
 static struct pci_bar *decode(struct pci_bus *bus, uint64_t addr, bool io, uint64_t *offset)
 {
-	for (unsigned s = 0; s < PCI_SLOTS; s++) {
-		struct pci_device *dev = bus->slots[s];
+	for (unsigned s = 0; s < PCI_SLOTS * 8; s++) {
+		struct pci_device *dev = s < PCI_SLOTS ? bus->slots[s]
+						       : bus->functions[s % PCI_SLOTS][s / PCI_SLOTS - 1];
 		if (!dev)
 			continue;
 		uint16_t cmd = get16(dev->config + PCI_COMMAND);
 		if (!(cmd & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)))
 			continue;
-		for (unsigned i = 0; i < PCI_BARS; i++) {
+		for (unsigned i = 0; i <= PCI_ROM_BAR; i++) {
 			struct pci_bar *bar = &dev->bars[i];
 			if (bar->size && bar->io == io && bar->addr && addr >= bar->addr &&
 			    addr - bar->addr < bar->size) {

@@ -17,6 +17,9 @@
 #define PCI_CONFIG_DATA 0xcfc
 #define PCI_SLOTS 32
 #define PCI_BARS 6
+#define PCI_ROM_BAR PCI_BARS	/* bars[PCI_ROM_BAR]: the expansion ROM (config 0x30) */
+#define PCI_ROM_ADDRESS 0x30
+#define PCI_ROM_ENABLE 0x1
 
 /* Where BARs go: the top of the 32-bit PCI hole, clear of RAM of any size. */
 #define PCI_MMIO_WINDOW_BASE 0xe0000000ULL
@@ -64,7 +67,9 @@ struct pci_device {
 	unsigned slot;
 	uint8_t config[256];
 	uint8_t wmask[256];	/* bits the guest may change */
-	struct pci_bar bars[PCI_BARS];
+	struct pci_bar bars[PCI_BARS + 1];	/* and the ROM */
+	const uint8_t *rom;		/* expansion ROM contents (not owned) */
+	size_t rom_len;
 	uint8_t next_cap;	/* where the next capability goes */
 	/* Called after the guest wrote config space (MSI-X enable, BAR moves). */
 	void (*config_written)(struct pci_device *dev, unsigned offset, unsigned size);
@@ -77,6 +82,7 @@ struct pci_bus {
 	pthread_rwlock_t lock;	/* writers: config space; readers: BAR dispatch */
 	uint32_t address;	/* the 0xcf8 latch */
 	struct pci_device *slots[PCI_SLOTS];
+	struct pci_device *functions[PCI_SLOTS][7];	/* functions 1-7 of multifunction slots */
 	struct pci_device host_bridge;
 	uint64_t next_mmio;
 	uint32_t next_io;
@@ -96,11 +102,20 @@ void pci_device_init(struct pci_device *dev, const char *name, uint16_t vendor, 
 		     uint32_t class_code, uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id);
 void pci_device_add_bar(struct pci_device *dev, unsigned index, uint64_t size, bool io,
 			bus_access_fn access, void *opaque);
+/*
+ * Gives dev an expansion ROM (option ROM: PXE, firmware drivers) of len
+ * bytes, which the guest maps through config register 0x30 and reads; the
+ * data must outlive the device.
+ */
+void pci_device_set_rom(struct pci_device *dev, const uint8_t *data, size_t len);
 /* Appends a capability of len bytes; returns its config-space offset, 0 if full. */
 uint8_t pci_device_add_cap(struct pci_device *dev, uint8_t id, const void *body, uint8_t len);
 
 /* Plugs dev into slot (-1: the first free one) and assigns its BARs; -1 if impossible. */
 int pci_bus_plug(struct pci_bus *bus, struct pci_device *dev, int slot);
+
+/* Plugs dev as function fn (1-7) of a slot whose function 0 says it is multifunction. */
+int pci_bus_plug_function(struct pci_bus *bus, struct pci_device *dev, unsigned slot, unsigned fn);
 
 /* Current address of a memory BAR, 0 while memory decoding is off or unassigned. */
 uint64_t pci_bar_address(struct pci_bus *bus, struct pci_device *dev, unsigned index);

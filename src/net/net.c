@@ -14,6 +14,15 @@ ssize_t net_send(struct net_client *nc, const struct iovec *iov, int iovcnt)
 	return peer->ops->receive(peer, iov, iovcnt);
 }
 
+ssize_t net_send_queue(struct net_client *nc, unsigned queue, const struct iovec *iov, int iovcnt)
+{
+	struct net_client *peer = nc->peer;
+
+	if (peer && peer->ops->receive_queue)
+		return peer->ops->receive_queue(peer, queue, iov, iovcnt);
+	return net_send(nc, iov, iovcnt);
+}
+
 void net_wake_peer(struct net_client *nc)
 {
 	struct net_client *peer = nc->peer;

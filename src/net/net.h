@@ -22,6 +22,7 @@
 #include "util/loop.h"
 
 #define NET_ID_MAX 32
+#define NET_MAX_QUEUES 3	/* multiqueue channels: virtio-net pairs fit in 8 virtqueues */
 #define NET_MAX_CLIENTS 16
 #define NET_VNET_HDR_LEN 12	/* struct virtio_net_hdr_v1, virtio 1.2 §5.1.6 */
 #define NET_MAX_FRAME (65536 + NET_VNET_HDR_LEN)
@@ -48,6 +49,12 @@ struct net_client_ops {
 	 * and waits for net_client_wake), or -1 when the frame was dropped.
 	 */
 	ssize_t (*receive)(struct net_client *nc, const struct iovec *iov, int iovcnt);
+	/*
+	 * Optional, for multiqueue clients: the same, for the sender's channel
+	 * queue (a TAP queue, a virtio-net queue pair); receive() is channel 0.
+	 */
+	ssize_t (*receive_queue)(struct net_client *nc, unsigned queue, const struct iovec *iov,
+				 int iovcnt);
 	/* The peer that refused a frame can take frames again. */
 	void (*wake)(struct net_client *nc);
 	/* Guest offloads (TUNSETOFFLOAD); only for clients with a vnet header. */
@@ -62,6 +69,7 @@ struct net_client {
 	bool has_vnet_hdr;		/* can carry a virtio_net_hdr */
 	bool using_vnet_hdr;		/* both ends agreed to (set by the NIC) */
 	bool user_mode;			/* frames stay inside this process (slirp) */
+	unsigned queues;		/* parallel channels (multiqueue TAP); 0 or 1: one */
 	void *opaque;			/* the back end's state */
 };
 
@@ -75,6 +83,8 @@ struct net_open_ctx {
 
 /* Frames to the peer; see net_client_ops.receive.  No peer: dropped (-1). */
 ssize_t net_send(struct net_client *nc, const struct iovec *iov, int iovcnt);
+/* The same on channel queue, for peers that have several (else channel 0). */
+ssize_t net_send_queue(struct net_client *nc, unsigned queue, const struct iovec *iov, int iovcnt);
 /* Tells nc's peer that nc can take frames again. */
 void net_wake_peer(struct net_client *nc);
 void net_connect(struct net_client *a, struct net_client *b);
@@ -86,6 +96,8 @@ size_t net_iov_size(const struct iovec *iov, int iovcnt);
 struct net_client *net_tap_open(const char *opts, const char *id, struct net_open_ctx *ctx);
 struct net_client *net_user_open(const char *opts, const char *id, struct net_open_ctx *ctx);
 struct net_client *net_socket_open(const char *opts, const char *id, struct net_open_ctx *ctx);
+/* -netdev bridge,br=: a TAP put on a bridge in-process (qemu-bridge-helper's job). */
+struct net_client *net_bridge_open(const char *opts, const char *id, struct net_open_ctx *ctx);
 
 /* A hub (-net vlan=N): frames from one port go to every other port. */
 struct net_hub;

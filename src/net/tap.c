@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,17 +31,27 @@
 #define DEFAULT_IFDOWN "/etc/kestrel-ifdown"
 #define READS_PER_WAKE 64	/* frames per main-loop turn, so one busy TAP cannot starve the rest */
 
+struct tap;
+
+/* One queue of a (multiqueue) TAP: its own descriptor, read on the main loop. */
+struct tap_queue {
+	struct tap *t;
+	unsigned index;
+	int fd;
+	bool reading;		/* EPOLLIN armed on fd */
+	size_t pending;		/* bytes of a frame the peer refused, kept in buf */
+	uint8_t buf[NET_MAX_FRAME];
+};
+
 struct tap {
 	struct net_client nc;
 	struct loop *loop;
-	int fd;
+	unsigned nq;
+	struct tap_queue q[NET_MAX_QUEUES];
 	int wake_fd;		/* eventfd: the peer has room again (from any thread) */
 	bool own_fd;		/* opened here, not fd= */
 	char ifname[IFNAMSIZ];
 	char downscript[256];	/* "" for none */
-	bool reading;		/* EPOLLIN armed on fd */
-	size_t pending;		/* bytes of a frame the peer refused, kept in buf */
-	uint8_t buf[NET_MAX_FRAME];
 };
 
 /*
@@ -110,51 +122,52 @@ static int run_script(const char *script, const char *ifname, char *err, size_t 
 	return -1;
 }
 
-static void tap_set_reading(struct tap *t, bool on)
+static void tap_set_reading(struct tap_queue *tq, bool on)
 {
-	if (t->reading == on)
+	if (tq->reading == on)
 		return;
-	t->reading = on;
-	if (loop_modify(t->loop, t->fd, on ? EPOLLIN : 0) < 0)
-		log_debug("tap %s: epoll: %s", t->ifname, strerror(errno));
+	tq->reading = on;
+	if (loop_modify(tq->t->loop, tq->fd, on ? EPOLLIN : 0) < 0)
+		log_debug("tap %s: epoll: %s", tq->t->ifname, strerror(errno));
 }
 
 /* Hands one frame in buf to the peer; false when the peer is full (kept pending). */
-static bool tap_deliver(struct tap *t, size_t len)
+static bool tap_deliver(struct tap_queue *tq, size_t len)
 {
+	struct tap *t = tq->t;
 	size_t skip = t->nc.has_vnet_hdr && !t->nc.using_vnet_hdr ? NET_VNET_HDR_LEN : 0;
-	struct iovec iov = { t->buf + skip, len - skip };
+	struct iovec iov = { tq->buf + skip, len - skip };
 
 	if (len <= skip)
 		return true;	/* a runt: nothing to pass on */
-	if (net_send(&t->nc, &iov, 1) == 0) {
-		t->pending = len;
-		tap_set_reading(t, false);
+	if (net_send_queue(&t->nc, tq->index, &iov, 1) == 0) {
+		tq->pending = len;
+		tap_set_reading(tq, false);
 		return false;
 	}
-	t->pending = 0;
+	tq->pending = 0;
 	return true;
 }
 
 static void tap_readable(void *opaque, uint32_t events)
 {
-	struct tap *t = opaque;
+	struct tap_queue *tq = opaque;
 
-	if (t->pending && !tap_deliver(t, t->pending))
+	if (tq->pending && !tap_deliver(tq, tq->pending))
 		return;
 	for (int i = 0; i < READS_PER_WAKE; i++) {
-		ssize_t n = read(t->fd, t->buf, sizeof(t->buf));
+		ssize_t n = read(tq->fd, tq->buf, sizeof(tq->buf));
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR)
-				log_warn("tap %s: read: %s", t->ifname, strerror(errno));
+				log_warn("tap %s: read: %s", tq->t->ifname, strerror(errno));
 			return;
 		}
-		if (n == 0 || !tap_deliver(t, (size_t)n))
+		if (n == 0 || !tap_deliver(tq, (size_t)n))
 			return;
 	}
 }
 
-/* The peer has room again: retry the kept frame on the main loop. */
+/* The peer has room again: retry the kept frames on the main loop. */
 static void tap_woken(void *opaque, uint32_t events)
 {
 	struct tap *t = opaque;
@@ -162,9 +175,12 @@ static void tap_woken(void *opaque, uint32_t events)
 
 	if (read(t->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		return;
-	if (t->pending && !tap_deliver(t, t->pending))
-		return;
-	tap_set_reading(t, true);
+	for (unsigned i = 0; i < t->nq; i++) {
+		struct tap_queue *tq = &t->q[i];
+		if (tq->pending && !tap_deliver(tq, tq->pending))
+			continue;
+		tap_set_reading(tq, true);
+	}
 }
 
 static void tap_wake(struct net_client *nc)
@@ -176,9 +192,11 @@ static void tap_wake(struct net_client *nc)
 		log_debug("tap %s: wake: %s", t->ifname, strerror(errno));
 }
 
-static ssize_t tap_receive(struct net_client *nc, const struct iovec *iov, int iovcnt)
+static ssize_t tap_receive_queue(struct net_client *nc, unsigned queue, const struct iovec *iov,
+				 int iovcnt)
 {
 	struct tap *t = nc->opaque;
+	int fd = t->q[queue % t->nq].fd;
 	static const uint8_t zero_hdr[NET_VNET_HDR_LEN];
 	struct iovec v[64];
 	int n = 0;
@@ -192,10 +210,15 @@ static ssize_t tap_receive(struct net_client *nc, const struct iovec *iov, int i
 	memcpy(v + n, iov, sizeof(*iov) * (size_t)iovcnt);
 	n += iovcnt;
 	do {
-		w = writev(t->fd, v, n);
+		w = writev(fd, v, n);
 	} while (w < 0 && errno == EINTR);
 	/* A full TAP queue drops the frame, as a NIC with a full ring would. */
 	return w < 0 ? -1 : (ssize_t)net_iov_size(iov, iovcnt);
+}
+
+static ssize_t tap_receive(struct net_client *nc, const struct iovec *iov, int iovcnt)
+{
+	return tap_receive_queue(nc, 0, iov, iovcnt);
 }
 
 static void tap_set_offload(struct net_client *nc, bool csum, bool tso4, bool tso6, bool ecn)
@@ -210,7 +233,8 @@ static void tap_set_offload(struct net_client *nc, bool csum, bool tso4, bool ts
 		if (ecn && (tso4 || tso6))
 			flags |= TUN_F_TSO_ECN;
 	}
-	if (ioctl(t->fd, TUNSETOFFLOAD, flags) < 0)
+	/* Offloads belong to the interface: any queue's descriptor sets them. */
+	if (ioctl(t->q[0].fd, TUNSETOFFLOAD, flags) < 0)
 		log_warn("tap %s: TUNSETOFFLOAD 0x%x: %s", t->ifname, flags, strerror(errno));
 }
 
@@ -219,8 +243,8 @@ static void tap_close(struct net_client *nc)
 	struct tap *t = nc->opaque;
 	char err[320];
 
-	if (t->fd >= 0)
-		loop_remove(t->loop, t->fd);
+	for (unsigned i = 0; i < t->nq; i++)
+		loop_remove(t->loop, t->q[i].fd);
 	if (t->wake_fd >= 0) {
 		loop_remove(t->loop, t->wake_fd);
 		close(t->wake_fd);
@@ -228,51 +252,69 @@ static void tap_close(struct net_client *nc)
 	/* QEMU runs the downscript while the interface still exists, then closes it. */
 	if (t->downscript[0] && run_script(t->downscript, t->ifname, err, sizeof(err)) < 0)
 		log_warn("%s", err);
-	if (t->fd >= 0 && t->own_fd)
-		close(t->fd);
+	for (unsigned i = 0; i < t->nq && t->own_fd; i++)
+		close(t->q[i].fd);
 	free(t);
 }
 
 static const struct net_client_ops tap_ops = {
 	.type = "tap",
 	.receive = tap_receive,
+	.receive_queue = tap_receive_queue,
 	.wake = tap_wake,
 	.set_offload = tap_set_offload,
 	.close = tap_close,
 };
 
-/* Opens /dev/net/tun as a TAP named like ifname ("" lets the kernel pick tapN). */
-static int tap_create(struct tap *t, const char *ifname, int vnet_hdr, char *err, size_t errlen)
+/*
+ * Opens /dev/net/tun as a TAP named like ifname ("" lets the kernel pick
+ * tapN), once per queue: with IFF_MULTI_QUEUE each open attaches one more
+ * queue to the same interface, and the kernel spreads flows across them.
+ */
+static int tap_create(struct tap *t, const char *ifname, int vnet_hdr, unsigned queues, char *err,
+		      size_t errlen)
 {
 	struct ifreq ifr = { 0 };
 	unsigned features = 0;
-	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
 
-	if (fd < 0) {
-		snprintf(err, errlen, "could not open /dev/net/tun: %s", strerror(errno));
-		return -1;
-	}
-	if (ioctl(fd, TUNGETFEATURES, &features) < 0)
-		features = 0;
-	if (vnet_hdr > 0 && !(features & IFF_VNET_HDR)) {
-		snprintf(err, errlen, "vnet_hdr=on: this kernel's TAP has no IFF_VNET_HDR");
-		close(fd);
-		return -1;
-	}
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-	if (vnet_hdr != 0 && (features & IFF_VNET_HDR))
-		ifr.ifr_flags |= IFF_VNET_HDR;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname[0] ? ifname : "tap%d");
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-		snprintf(err, errlen, "could not configure /dev/net/tun (%s): %s", ifr.ifr_name,
-			 strerror(errno));
-		close(fd);
-		return -1;
-	}
-	snprintf(t->ifname, sizeof(t->ifname), "%s", ifr.ifr_name);
-	t->fd = fd;
 	t->own_fd = true;
+	snprintf(t->ifname, sizeof(t->ifname), "%s", ifname[0] ? ifname : "tap%d");
+	for (unsigned i = 0; i < queues; i++) {
+		int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0) {
+			snprintf(err, errlen, "could not open /dev/net/tun: %s", strerror(errno));
+			return -1;
+		}
+		if (ioctl(fd, TUNGETFEATURES, &features) < 0)
+			features = 0;
+		if (vnet_hdr > 0 && !(features & IFF_VNET_HDR)) {
+			snprintf(err, errlen, "vnet_hdr=on: this kernel's TAP has no IFF_VNET_HDR");
+			close(fd);
+			return -1;
+		}
+		if (queues > 1 && !(features & IFF_MULTI_QUEUE)) {
+			snprintf(err, errlen, "queues=%u: this kernel's TAP has no IFF_MULTI_QUEUE", queues);
+			close(fd);
+			return -1;
+		}
+		memset(&ifr, 0, sizeof(ifr));
+		ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+		if (vnet_hdr != 0 && (features & IFF_VNET_HDR))
+			ifr.ifr_flags |= IFF_VNET_HDR;
+		if (queues > 1)
+			ifr.ifr_flags |= IFF_MULTI_QUEUE;
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", t->ifname);
+		if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+			snprintf(err, errlen, "could not configure /dev/net/tun (%s): %s", ifr.ifr_name,
+				 strerror(errno));
+			close(fd);
+			return -1;
+		}
+		snprintf(t->ifname, sizeof(t->ifname), "%s", ifr.ifr_name);	/* tap%d resolved */
+		t->q[t->nq++].fd = fd;
+	}
 	t->nc.has_vnet_hdr = ifr.ifr_flags & IFF_VNET_HDR;
+	t->nc.queues = queues;
 	return 0;
 }
 
@@ -296,10 +338,11 @@ static int tap_adopt(struct tap *t, const char *fdstr, int vnet_hdr, char *err, 
 		return -1;
 	}
 	snprintf(t->ifname, sizeof(t->ifname), "%s", ifr.ifr_name);
-	t->fd = (int)fd;
+	t->q[0].fd = (int)fd;
+	t->nq = 1;
 	t->nc.has_vnet_hdr = ifr.ifr_flags & IFF_VNET_HDR;
-	fcntl(t->fd, F_SETFL, fcntl(t->fd, F_GETFL) | O_NONBLOCK);
-	fcntl(t->fd, F_SETFD, FD_CLOEXEC);
+	fcntl((int)fd, F_SETFL, fcntl((int)fd, F_GETFL) | O_NONBLOCK);
+	fcntl((int)fd, F_SETFD, FD_CLOEXEC);
 	return 0;
 }
 
@@ -313,7 +356,7 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 	char perr[160];
 	struct opts *o = opts_parse(text, NULL, perr, sizeof(perr));
 	struct tap *t = NULL;
-	const char *ifname, *fdstr, *script, *downscript, *vhost, *queues;
+	const char *ifname, *fdstr, *script, *downscript, *queues;
 	bool vhost_on = false, vhostforce = false, vnet = true;
 	int vnet_hdr = -1;	/* -1: if the kernel can */
 	int sz = NET_VNET_HDR_LEN;
@@ -330,7 +373,6 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 	fdstr = opts_get(o, "fd");
 	script = opts_get(o, "script");
 	downscript = opts_get(o, "downscript");
-	vhost = opts_get(o, "vhost");
 	queues = opts_get(o, "queues");
 	if (opts_get(o, "vnet_hdr")) {
 		if (!opts_get_bool(o, "vnet_hdr", &vnet))
@@ -351,10 +393,19 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 		snprintf(ctx->err, ctx->errlen, "Invalid parameter '%s'", unused);
 		goto fail;
 	}
-	(void)vhost;
-	if (queues && strcmp(queues, "1") != 0) {
-		snprintf(ctx->err, ctx->errlen, "queues=%s: multiqueue TAP is not supported yet "
-			 "(queues=1)", queues);
+	unsigned nq = 1;
+	if (queues) {
+		char *end;
+		long v = strtol(queues, &end, 10);
+		if (*end || v < 1 || v > NET_MAX_QUEUES) {
+			snprintf(ctx->err, ctx->errlen, "queues=%s: 1 to %d", queues, NET_MAX_QUEUES);
+			goto fail;
+		}
+		nq = (unsigned)v;
+	}
+	if (fdstr && nq > 1) {
+		snprintf(ctx->err, ctx->errlen, "queues= above 1 needs kestrel to open the TAP "
+			 "(fds= is not supported)");
 		goto fail;
 	}
 	if (vhost_on || vhostforce) {
@@ -381,17 +432,22 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 		snprintf(ctx->err, ctx->errlen, "out of memory");
 		goto fail;
 	}
-	t->fd = t->wake_fd = -1;
+	t->wake_fd = -1;
 	t->loop = ctx->loop;
+	for (unsigned i = 0; i < NET_MAX_QUEUES; i++)
+		t->q[i] = (struct tap_queue){ .t = t, .index = i, .fd = -1 };
 	t->nc.ops = &tap_ops;
 	t->nc.opaque = t;
 	snprintf(t->nc.id, sizeof(t->nc.id), "%s", id);
 	if (fdstr ? tap_adopt(t, fdstr, vnet_hdr, ctx->err, ctx->errlen) :
-		    tap_create(t, ifname ? ifname : "", vnet_hdr, ctx->err, ctx->errlen))
+		    tap_create(t, ifname ? ifname : "", vnet_hdr, nq, ctx->err, ctx->errlen))
 		goto fail;
-	if (t->nc.has_vnet_hdr && ioctl(t->fd, TUNSETVNETHDRSZ, &sz) < 0) {
-		snprintf(ctx->err, ctx->errlen, "%s: TUNSETVNETHDRSZ: %s", t->ifname, strerror(errno));
-		goto fail;
+	for (unsigned i = 0; i < t->nq; i++) {
+		if (t->nc.has_vnet_hdr && ioctl(t->q[i].fd, TUNSETVNETHDRSZ, &sz) < 0) {
+			snprintf(ctx->err, ctx->errlen, "%s: TUNSETVNETHDRSZ: %s", t->ifname,
+				 strerror(errno));
+			goto fail;
+		}
 	}
 	if (!fdstr) {
 		if (!script)
@@ -404,15 +460,21 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 			snprintf(t->downscript, sizeof(t->downscript), "%s", downscript);
 	}
 	t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (t->wake_fd < 0 || loop_add(t->loop, t->fd, EPOLLIN, tap_readable, t) < 0 ||
-	    loop_add(t->loop, t->wake_fd, EPOLLIN, tap_woken, t) < 0) {
+	bool watched = t->wake_fd >= 0 && loop_add(t->loop, t->wake_fd, EPOLLIN, tap_woken, t) == 0;
+	for (unsigned i = 0; i < t->nq && watched; i++) {
+		watched = loop_add(t->loop, t->q[i].fd, EPOLLIN, tap_readable, &t->q[i]) == 0;
+		t->q[i].reading = true;
+	}
+	if (!watched) {
 		snprintf(ctx->err, ctx->errlen, "%s: event loop: %s", t->ifname, strerror(errno));
-		loop_remove(t->loop, t->fd);
+		for (unsigned i = 0; i < t->nq; i++)
+			loop_remove(t->loop, t->q[i].fd);
+		loop_remove(t->loop, t->wake_fd);
 		t->downscript[0] = '\0';
 		goto fail;
 	}
-	t->reading = true;
-	log_debug("tap %s: open, vnet header %s", t->ifname, t->nc.has_vnet_hdr ? "on" : "off");
+	log_debug("tap %s: open, %u queue(s), vnet header %s", t->ifname, t->nq,
+		  t->nc.has_vnet_hdr ? "on" : "off");
 	opts_free(o);
 	return &t->nc;
 
@@ -420,12 +482,113 @@ bad_bool:
 	snprintf(ctx->err, ctx->errlen, "vnet_hdr=, vhost= and vhostforce= take on or off");
 fail:
 	if (t) {
-		if (t->own_fd && t->fd >= 0)
-			close(t->fd);
+		for (unsigned i = 0; i < t->nq && t->own_fd; i++)
+			close(t->q[i].fd);
 		if (t->wake_fd >= 0)
 			close(t->wake_fd);
 		free(t);
 	}
 	opts_free(o);
 	return NULL;
+}
+
+/*
+ * -netdev bridge,br=BR: the role of qemu-bridge-helper, done in-process: a
+ * TAP (the kernel names it) attached to bridge BR (SIOCBRADDIF) and brought
+ * up, no scripts.  QEMU's helper exists so an unprivileged QEMU can do this
+ * through a setuid program and an ACL (/etc/qemu/bridge.conf); kestrel needs
+ * CAP_NET_ADMIN itself and says so when it lacks it.  Closing the TAP at exit
+ * takes it off the bridge.
+ */
+/* The interface's index (0: none); <net/if.h>'s if_nametoindex clashes with <linux/if.h>. */
+static int ifindex(int s, const char *name)
+{
+	struct ifreq ifr = { 0 };
+
+	if (strlen(name) >= IFNAMSIZ)
+		return 0;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	return ioctl(s, SIOCGIFINDEX, &ifr) < 0 ? 0 : ifr.ifr_ifindex;
+}
+
+static int bridge_attach(const char *tap, const char *br, char *err, size_t errlen)
+{
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int rc = -1;
+
+	if (s < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", br);
+	ifr.ifr_ifindex = ifindex(s, tap);
+	if (!ifr.ifr_ifindex || ioctl(s, SIOCBRADDIF, &ifr) < 0) {
+		snprintf(err, errlen, "br=%s: cannot add %s to the bridge: %s%s", br, tap,
+			 strerror(errno), errno == EPERM ? " (needs CAP_NET_ADMIN)" : "");
+		goto out;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", tap);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+		snprintf(err, errlen, "%s: SIOCGIFFLAGS: %s", tap, strerror(errno));
+		goto out;
+	}
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+		snprintf(err, errlen, "%s: cannot bring it up: %s", tap, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	close(s);
+	return rc;
+}
+
+struct net_client *net_bridge_open(const char *text, const char *id, struct net_open_ctx *ctx)
+{
+	char perr[160], tap_args[64];
+	struct opts *o = opts_parse(text, NULL, perr, sizeof(perr));
+	struct net_client *nc = NULL;
+	const char *br, *vnet;
+
+	if (!o) {
+		snprintf(ctx->err, ctx->errlen, "%s", perr);
+		return NULL;
+	}
+	opts_get(o, "id");
+	opts_get(o, "name");
+	opts_get(o, "vlan");
+	br = opts_get(o, "br");
+	vnet = opts_get(o, "vnet_hdr");
+	if (opts_get(o, "helper")) {
+		snprintf(ctx->err, ctx->errlen, "helper= is not used: kestrel attaches the TAP to the "
+			 "bridge itself (it needs CAP_NET_ADMIN)");
+		goto out;
+	}
+	const char *unused = opts_first_unused(o);
+	if (unused) {
+		snprintf(ctx->err, ctx->errlen, "Invalid parameter '%s'", unused);
+		goto out;
+	}
+	if (!br)
+		br = "br0";	/* QEMU's default bridge */
+	int s = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool exists = s >= 0 && ifindex(s, br) > 0;
+	if (s >= 0)
+		close(s);
+	if (!exists) {
+		snprintf(ctx->err, ctx->errlen, "br=%s: no such bridge", br);
+		goto out;
+	}
+	snprintf(tap_args, sizeof(tap_args), "script=no,downscript=no%s%s", vnet ? ",vnet_hdr=" : "",
+		 vnet ? vnet : "");
+	nc = net_tap_open(tap_args, id, ctx);
+	if (nc && bridge_attach(((struct tap *)nc->opaque)->ifname, br, ctx->err, ctx->errlen) < 0) {
+		net_client_close(nc);
+		nc = NULL;
+	}
+out:
+	opts_free(o);
+	return nc;
 }

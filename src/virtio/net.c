@@ -13,9 +13,9 @@
 #include "util/log.h"
 #include "virtio/devices.h"
 
-#define RX_QUEUE 0
-#define TX_QUEUE 1
-#define CTRL_QUEUE 2
+/* Queue 2k receives and 2k+1 transmits for pair k; the control queue follows (§5.1.2). */
+#define RX_QUEUE(pair) (2 * (pair))
+#define TX_QUEUE(pair) (2 * (pair) + 1)
 #define NET_QUEUE_SIZE 256
 
 /* Feature bits (§5.1.3). */
@@ -32,6 +32,7 @@
 #define F_STATUS (1ULL << 16)
 #define F_CTRL_VQ (1ULL << 17)
 #define F_CTRL_RX (1ULL << 18)
+#define F_MQ (1ULL << 22)
 #define F_CTRL_MAC_ADDR (1ULL << 23)
 
 #define OFFLOAD_FEATURES (F_CSUM | F_GUEST_CSUM | F_GUEST_TSO4 | F_GUEST_TSO6 | F_GUEST_ECN | \
@@ -50,6 +51,8 @@
 #define CTRL_MAC 1
 #define CTRL_MAC_TABLE_SET 0
 #define CTRL_MAC_ADDR_SET 1
+#define CTRL_MQ 4
+#define CTRL_MQ_VQ_PAIRS_SET 0
 #define CTRL_OK 0
 #define CTRL_ERR 1
 
@@ -60,12 +63,13 @@ struct net_config {
 	uint16_t mtu;
 } __attribute__((packed));
 
-#define MAX_RX_CHAINS 64	/* mergeable buffers per frame: 64 KiB in 1 KiB buffers */
+#define MAX_RX_CHAINS 64
+#define VIRTIO_NET_TX_ROUND 8	/* requests sent between two completions */	/* mergeable buffers per frame: 64 KiB in 1 KiB buffers */
 
 static void net_read_config(struct virtio_device *vdev, uint32_t offset, void *buf, uint32_t len)
 {
 	struct virtio_net *n = vdev->opaque;
-	struct net_config c = { .status = S_LINK_UP, .max_virtqueue_pairs = 1 };
+	struct net_config c = { .status = S_LINK_UP, .max_virtqueue_pairs = (uint16_t)n->max_pairs };
 
 	memcpy(c.mac, n->mac, 6);
 	if (offset + len <= sizeof(c))
@@ -136,11 +140,10 @@ static void net_apply_offloads(struct virtio_net *n, struct virtio_device *vdev)
  * Returns 1 when delivered, 0 when the ring has no room now, -1 when the
  * frame cannot ever fit (dropped).  Caller holds vdev->lock.
  */
-static int net_fill_rx(struct virtio_net *n, struct virtio_device *vdev,
+static int net_fill_rx(struct virtio_net *n, struct virtio_device *vdev, struct virtqueue *vq,
 		       const struct virtio_net_hdr *hdr, const struct iovec *iov, int iovcnt,
 		       size_t skip)
 {
-	struct virtqueue *vq = &vdev->vqs[RX_QUEUE];
 	bool mrg = virtio_has_feature(vdev, F_MRG_RXBUF);
 	size_t payload = net_iov_size(iov, iovcnt) - skip, done = 0;
 	struct vq_request first, cur, *req;
@@ -202,10 +205,19 @@ static int net_fill_rx(struct virtio_net *n, struct virtio_device *vdev,
 	return 1;
 }
 
-static ssize_t net_receive(struct net_client *nc, const struct iovec *iov, int iovcnt)
+/* The control queue's index: after the last pair with MQ, else 2 (§5.1.2). */
+static unsigned ctrl_queue(const struct virtio_net *n, const struct virtio_device *vdev)
+{
+	return virtio_has_feature(vdev, F_MQ) ? 2 * n->max_pairs : 2;
+}
+
+/* A frame from the back end's channel queue goes to receive queue pair queue % pairs in use. */
+static ssize_t net_receive_queue(struct net_client *nc, unsigned queue, const struct iovec *iov,
+				 int iovcnt)
 {
 	struct virtio_net *n = nc->opaque;
 	struct virtio_device *vdev = n->vdev;
+	unsigned rxq;
 	struct virtio_net_hdr hdr = { 0 };
 	size_t len = net_iov_size(iov, iovcnt), skip = 0;
 	uint8_t dst[6];
@@ -214,8 +226,10 @@ static ssize_t net_receive(struct net_client *nc, const struct iovec *iov, int i
 	if (!vdev)
 		return 0;	/* no VM right now (a reset): the back end waits for our wake */
 	pthread_mutex_lock(&vdev->lock);
-	if (!(vdev->status & VIRTIO_STATUS_DRIVER_OK) || !vdev->vqs[RX_QUEUE].ready ||
+	rxq = RX_QUEUE(virtio_has_feature(vdev, F_MQ) ? queue % n->curr_pairs : 0);
+	if (!(vdev->status & VIRTIO_STATUS_DRIVER_OK) || !vdev->vqs[rxq].ready ||
 	    (vdev->status & VIRTIO_STATUS_NEEDS_RESET)) {
+		n->rx_waiting = true;
 		rc = 0;
 		goto out;
 	}
@@ -232,27 +246,41 @@ static ssize_t net_receive(struct net_client *nc, const struct iovec *iov, int i
 		goto out;
 	if (!net_accepts(n, dst))
 		goto out;	/* filtered: taken and dropped, as a real NIC */
-	int got = net_fill_rx(n, vdev, &hdr, iov, iovcnt, skip);
+	struct virtqueue *vq = &vdev->vqs[rxq];
+	int got = net_fill_rx(n, vdev, vq, &hdr, iov, iovcnt, skip);
 	if (got == 0) {
+		/* Out of buffers: now we want the driver's kick (QEMU's virtio_net_has_buffers). */
+		vq_set_notification(vq, true);
+		got = net_fill_rx(n, vdev, vq, &hdr, iov, iovcnt, skip);
+	}
+	if (got == 0) {
+		n->rx_waiting = true;	/* the next receive kick wakes the back end */
 		rc = 0;
 		goto out;
 	}
+	/* While buffers last, kicks for new ones would only cost the guest exits. */
+	vq_set_notification(vq, false);
 	if (got < 0) {
 		n->rx_dropped++;
 		goto out;
 	}
 	n->rx_frames++;
-	if (vq_should_interrupt(&vdev->vqs[RX_QUEUE]))
-		vdev->interrupt(vdev, RX_QUEUE);
+	if (vq_should_interrupt(vq))
+		vdev->interrupt(vdev, rxq);
 out:
 	pthread_mutex_unlock(&vdev->lock);
 	return rc;
 }
 
+static ssize_t net_receive(struct net_client *nc, const struct iovec *iov, int iovcnt)
+{
+	return net_receive_queue(nc, 0, iov, iovcnt);
+}
+
 /* ---- transmit --------------------------------------------------------------- */
 
-/* Sends one guest frame; the header goes along only if the back end uses it. */
-static void net_send_request(struct virtio_net *n, const struct vq_request *req)
+/* Sends one guest frame on the back end's channel pair; the header goes only if it uses one. */
+static void net_send_request(struct virtio_net *n, unsigned pair, const struct vq_request *req)
 {
 	struct iovec v[VQ_MAX_SEGS];
 	size_t skip = n->nc.using_vnet_hdr ? 0 : NET_VNET_HDR_LEN;
@@ -269,24 +297,29 @@ static void net_send_request(struct virtio_net *n, const struct vq_request *req)
 		v[cnt++] = (struct iovec){ (uint8_t *)req->out[i].iov_base + skip, l - skip };
 		skip = 0;
 	}
-	net_send(&n->nc, v, cnt);
+	net_send_queue(&n->nc, pair, v, cnt);
 }
 
 /*
- * Takes a batch under the device lock, sends it without the lock (a hub may
- * carry it into another NIC, which takes its own), then completes it.
+ * Takes a few requests under the device lock, sends them without it (a hub
+ * may carry a frame into another NIC, which takes its own lock), then
+ * completes them: small rounds hand buffers back to the driver early, as
+ * QEMU's per-packet push does.
  */
-static void net_tx(struct virtio_net *n, struct virtio_device *vdev)
+static void net_tx(struct virtio_net *n, struct virtio_device *vdev, unsigned pair)
 {
-	struct virtqueue *vq = &vdev->vqs[TX_QUEUE];
+	struct virtqueue *vq = &vdev->vqs[TX_QUEUE(pair)];
+	struct vq_request *reqs = n->tx_reqs + pair * VIRTIO_NET_TX_BATCH;
 	const char *why;
 
-	pthread_mutex_lock(&n->tx_lock);
+	pthread_mutex_lock(&n->tx_lock[pair]);
 	for (;;) {
 		unsigned count = 0;
 		pthread_mutex_lock(&vdev->lock);
-		while (count < VIRTIO_NET_TX_BATCH) {
-			int got = vq_pop(vq, &n->tx_reqs[count], &why);
+		/* No kicks while we drain the queue; re-armed and re-checked when it is empty. */
+		vq_set_notification(vq, count == 0 && !vq_has_avail(vq));
+		while (count < VIRTIO_NET_TX_ROUND) {
+			int got = vq_pop(vq, &reqs[count], &why);
 			if (got < 0) {
 				virtio_needs_reset(vdev, why);
 				break;
@@ -299,16 +332,16 @@ static void net_tx(struct virtio_net *n, struct virtio_device *vdev)
 		if (!count)
 			break;
 		for (unsigned i = 0; i < count; i++)
-			net_send_request(n, &n->tx_reqs[i]);
+			net_send_request(n, pair, &reqs[i]);
 		pthread_mutex_lock(&vdev->lock);
 		for (unsigned i = 0; i < count; i++)
-			vq_push(vq, n->tx_reqs[i].head, 0);
+			vq_push(vq, reqs[i].head, 0);
 		n->tx_frames += count;
 		if (vq_should_interrupt(vq))
-			vdev->interrupt(vdev, TX_QUEUE);
+			vdev->interrupt(vdev, TX_QUEUE(pair));
 		pthread_mutex_unlock(&vdev->lock);
 	}
-	pthread_mutex_unlock(&n->tx_lock);
+	pthread_mutex_unlock(&n->tx_lock[pair]);
 }
 
 /* ---- control queue ---------------------------------------------------------- */
@@ -355,6 +388,21 @@ static uint8_t ctrl_mac(struct virtio_net *n, uint8_t cmd, const uint8_t *data, 
 	return CTRL_OK;
 }
 
+/* VQ_PAIRS_SET (§5.1.6.5.5): how many pairs the driver uses; we steer receive over them. */
+static uint8_t ctrl_mq(struct virtio_net *n, struct virtio_device *vdev, uint8_t cmd,
+		       const uint8_t *data, size_t len)
+{
+	uint16_t pairs;
+
+	if (cmd != CTRL_MQ_VQ_PAIRS_SET || len != 2 || !virtio_has_feature(vdev, F_MQ))
+		return CTRL_ERR;
+	memcpy(&pairs, data, 2);
+	if (pairs < 1 || pairs > n->max_pairs)
+		return CTRL_ERR;
+	n->curr_pairs = pairs;
+	return CTRL_OK;
+}
+
 static int ctrl_handle(struct virtio_device *vdev, struct vq_request *req)
 {
 	struct virtio_net *n = vdev->opaque;
@@ -368,6 +416,8 @@ static int ctrl_handle(struct virtio_device *vdev, struct vq_request *req)
 		ack = ctrl_rx(n, buf[1], buf + 2, len - 2);
 	else if (buf[0] == CTRL_MAC)
 		ack = ctrl_mac(n, buf[1], buf + 2, len - 2);
+	else if (buf[0] == CTRL_MQ)
+		ack = ctrl_mq(n, vdev, buf[1], buf + 2, len - 2);
 	return (int)iov_from_buf(req->in, req->nr_in, 0, &ack, 1);
 }
 
@@ -375,15 +425,22 @@ static void net_notify(struct virtio_device *vdev, unsigned q)
 {
 	struct virtio_net *n = vdev->opaque;
 
+	unsigned ctrl;
+	bool wake;
+
 	pthread_mutex_lock(&vdev->lock);
 	net_apply_offloads(n, vdev);
+	ctrl = ctrl_queue(n, vdev);
+	wake = q != ctrl && q % 2 == 0 && n->rx_waiting;
+	if (wake)
+		n->rx_waiting = false;
 	pthread_mutex_unlock(&vdev->lock);
-	if (q == RX_QUEUE)
-		net_wake_peer(&n->nc);	/* new buffers: a back end holding a frame may retry */
-	else if (q == TX_QUEUE)
-		net_tx(n, vdev);
-	else if (q == CTRL_QUEUE)
+	if (q == ctrl)
 		virtio_process_queue(vdev, q, ctrl_handle);
+	else if (q % 2 == 1 && q / 2 < n->max_pairs)
+		net_tx(n, vdev, q / 2);
+	else if (wake)
+		net_wake_peer(&n->nc);	/* new buffers: the back end holding a frame retries */
 }
 
 static void net_reset(struct virtio_device *vdev)
@@ -396,6 +453,7 @@ static void net_reset(struct virtio_device *vdev)
 	n->allmulti = n->alluni = n->nomulti = n->nouni = n->nobcast = false;
 	n->uni_entries = n->multi_entries = 0;
 	n->uni_overflow = n->multi_overflow = false;
+	n->curr_pairs = 1;
 	if (n->offloads_set && peer && n->nc.using_vnet_hdr && peer->ops->set_offload)
 		peer->ops->set_offload(peer, false, false, false, false);
 	n->offloads_set = false;
@@ -418,15 +476,21 @@ const struct virtio_device_ops virtio_net_ops = {
 static const struct net_client_ops nic_ops = {
 	.type = "nic",
 	.receive = net_receive,
+	.receive_queue = net_receive_queue,
 };
 
-int virtio_net_init(struct virtio_net *n, const char *name, const uint8_t mac[6])
+int virtio_net_init(struct virtio_net *n, const char *name, const uint8_t mac[6], unsigned pairs)
 {
 	memset(n, 0, sizeof(*n));
-	n->tx_reqs = calloc(VIRTIO_NET_TX_BATCH, sizeof(*n->tx_reqs));
+	if (pairs < 1 || pairs > NET_MAX_QUEUES)
+		return -1;
+	n->tx_reqs = calloc(NET_MAX_QUEUES * VIRTIO_NET_TX_BATCH, sizeof(*n->tx_reqs));
 	if (!n->tx_reqs)
 		return -1;
-	pthread_mutex_init(&n->tx_lock, NULL);
+	for (unsigned i = 0; i < NET_MAX_QUEUES; i++)
+		pthread_mutex_init(&n->tx_lock[i], NULL);
+	n->max_pairs = n->curr_pairs = pairs;
+	n->curr_pairs = 1;
 	memcpy(n->mac, mac, 6);
 	n->promisc = true;
 	n->nc.ops = &nic_ops;
@@ -445,6 +509,9 @@ void virtio_net_attach(struct virtio_net *n, struct virtio_device *vdev)
 		peer->using_vnet_hdr = n->nc.using_vnet_hdr;
 	if (n->nc.using_vnet_hdr)
 		vdev->extra_features |= OFFLOAD_FEATURES;
+	if (n->max_pairs > 1)
+		vdev->extra_features |= F_MQ;
+	n->curr_pairs = 1;
 	n->offloads_set = false;
 	n->vdev = vdev;
 	net_wake_peer(&n->nc);
@@ -459,5 +526,6 @@ void virtio_net_release(struct virtio_net *n)
 {
 	free(n->tx_reqs);
 	n->tx_reqs = NULL;
-	pthread_mutex_destroy(&n->tx_lock);
+	for (unsigned i = 0; i < NET_MAX_QUEUES; i++)
+		pthread_mutex_destroy(&n->tx_lock[i]);
 }

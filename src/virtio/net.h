@@ -21,14 +21,21 @@ struct virtio_net {
 	uint8_t mac_table[VIRTIO_NET_MAC_TABLE][6];
 	unsigned uni_entries, multi_entries;
 	bool uni_overflow, multi_overflow;
-	bool offloads_set;		/* the negotiated guest offloads reached the back end */
-	pthread_mutex_t tx_lock;	/* one transmit round at a time */
-	struct vq_request *tx_reqs;	/* [VIRTIO_NET_TX_BATCH] */
+	bool offloads_set;
+	bool rx_waiting;		/* a frame was refused for want of buffers */		/* the negotiated guest offloads reached the back end */
+	unsigned max_pairs;		/* queue pairs the device has (mq=on: the TAP's queues) */
+	unsigned curr_pairs;		/* in use (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET) */
+	pthread_mutex_t tx_lock[NET_MAX_QUEUES];	/* one transmit round per pair at a time */
+	struct vq_request *tx_reqs;	/* [NET_MAX_QUEUES][VIRTIO_NET_TX_BATCH] */
 	uint64_t rx_frames, tx_frames, rx_dropped;
 };
 
-/* Sets up the NIC's state and its link end; free with virtio_net_release. */
-int virtio_net_init(struct virtio_net *n, const char *name, const uint8_t mac[6]);
+/*
+ * Sets up the NIC's state and its link end, with pairs queue pairs (1 to
+ * NET_MAX_QUEUES; the device then has 2 * pairs + 1 queues); free with
+ * virtio_net_release.
+ */
+int virtio_net_init(struct virtio_net *n, const char *name, const uint8_t mac[6], unsigned pairs);
 /* Binds a freshly created device to the NIC (offers follow the back end's vnet header). */
 void virtio_net_attach(struct virtio_net *n, struct virtio_device *vdev);
 /* The VM is going away: no more frames into its RAM. */

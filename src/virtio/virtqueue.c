@@ -154,7 +154,7 @@ int vq_pop(struct virtqueue *vq, struct vq_request *req, const char **msg)
 		return -1;
 	}
 	vq->last_avail++;
-	if (vq->event_idx) {
+	if (vq->event_idx && !vq->no_notify) {
 		/* avail_event: kick us again once the driver passes this index (§2.7.10). */
 		uint8_t *used = ring_ptr(vq, vq->used_gpa, 6 + 8 * (uint64_t)vq->size);
 		if (used)
@@ -184,6 +184,38 @@ int vq_pop(struct virtqueue *vq, struct vq_request *req, const char **msg)
 			return -1;
 		}
 	}
+}
+
+#define VRING_USED_F_NO_NOTIFY 1
+
+void vq_set_notification(struct virtqueue *vq, bool enable)
+{
+	uint8_t *used = ring_ptr(vq, vq->used_gpa, 6 + 8 * (uint64_t)vq->size);
+	const uint8_t *avail = ring_ptr(vq, vq->avail_gpa, 6 + 2 * (uint64_t)vq->size);
+	uint16_t flags;
+
+	if (vq->no_notify == !enable || !used || !avail)
+		return;
+	vq->no_notify = !enable;
+	if (vq->event_idx) {
+		/* Kick when the driver passes what it has made available so far. */
+		if (enable)
+			store16_release(used + USED_RING + 8 * vq->size, load16_acquire(avail + AVAIL_IDX));
+	} else {
+		memcpy(&flags, used, 2);
+		flags = enable ? (uint16_t)(flags & ~VRING_USED_F_NO_NOTIFY)
+			       : (uint16_t)(flags | VRING_USED_F_NO_NOTIFY);
+		store16_release(used, flags);
+	}
+	/* The flag must be visible before we look at avail again (§2.7.10). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+bool vq_has_avail(struct virtqueue *vq)
+{
+	const uint8_t *avail = ring_ptr(vq, vq->avail_gpa, 6 + 2 * (uint64_t)vq->size);
+
+	return vq->ready && avail && load16_acquire(avail + AVAIL_IDX) != vq->last_avail;
 }
 
 void vq_unpop(struct virtqueue *vq, unsigned n)

@@ -34,6 +34,7 @@ struct virtqueue {
 	uint16_t signalled_used;	/* used_idx when we last interrupted (event idx) */
 	bool signalled_valid;
 	uint16_t msix_vector;
+	bool no_notify;		/* kicks suppressed: VIRTQ_USED_F_NO_NOTIFY / avail_event left behind */
 };
 
 /* One request: the driver's readable buffers (out) then the writable ones (in). */
@@ -55,6 +56,16 @@ bool vq_check_rings(const struct virtqueue *vq);
  * pending, -1 if the guest broke a rule (msg says which; the queue is unusable).
  */
 int vq_pop(struct virtqueue *vq, struct vq_request *req, const char **msg);
+
+/*
+ * Asks the driver to kick us (enable) or not to bother while we are busy
+ * with the queue anyway (§2.7.10).  After enabling, check the queue again:
+ * the driver may have added buffers before it saw the change.
+ */
+void vq_set_notification(struct virtqueue *vq, bool enable);
+
+/* Whether the driver has made buffers available that we have not taken. */
+bool vq_has_avail(struct virtqueue *vq);
 
 /* Gives back the last n requests taken and not pushed (virtio-net: a frame that did not fit). */
 void vq_unpop(struct virtqueue *vq, unsigned n);

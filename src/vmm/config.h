@@ -48,6 +48,25 @@ struct monitor_config {
 	bool pretty;
 };
 
+/* -drive if=: which controller the drive hangs off. */
+enum drive_if {
+	DRIVE_IF_VIRTIO,
+	DRIVE_IF_NONE,
+	DRIVE_IF_IDE,
+};
+
+#define IDE_MAX_DRIVES 4	/* two channels, master and slave */
+
+/* -boot: firmware boot order and menu (QEMU's drive letters a, c, d, n). */
+struct boot_config {
+	char order[8];		/* "" for the default, "cad" */
+	char once[8];		/* the first boot only; "" for none */
+	bool menu;
+	int splash_time;	/* ms, -1 when not given */
+	int reboot_timeout;	/* ms, -1 when not given */
+	bool strict;
+};
+
 /* -drive: a disk image and how to open it. */
 struct drive_config {
 	char id[32];
@@ -63,6 +82,11 @@ struct drive_config {
 	uint8_t detect_zeroes;		/* enum blk_detect_zeroes: off, on, unmap */
 	bool blockdev;			/* from -blockdev: id is the node-name */
 	bool protocol;			/* -blockdev driver=file|host_device */
+	enum drive_if iface;
+	int index;			/* if=ide: 0-3 (bus * 2 + unit), -1 for the next free */
+	bool cdrom;			/* media=cdrom */
+	bool has_bootindex;
+	unsigned bootindex;
 };
 
 enum device_kind {
@@ -70,6 +94,7 @@ enum device_kind {
 	DEVICE_VIRTIO_RNG,
 	DEVICE_VIRTIO_SERIAL,		/* virtio-serial-pci, carrying the virtconsole */
 	DEVICE_VIRTIO_NET,		/* virtio-net-pci: cfg->nics[nic] */
+	DEVICE_E1000,			/* e1000: cfg->nics[nic] */
 	DEVICE_VIRTIO_BALLOON,		/* virtio-balloon-pci, -balloon virtio */
 };
 
@@ -81,6 +106,8 @@ struct device_config {
 	unsigned num_queues;		/* virtio-blk: num-queues= (0: one) */
 	char serial[21];
 	unsigned nic;			/* virtio-net: index into cfg->nics */
+	bool has_bootindex;		/* bootindex= */
+	unsigned bootindex;
 };
 
 /* -netdev TYPE,id=... or the back-end half of -net/-nic (src/net/ parses args). */
@@ -100,6 +127,11 @@ struct nic_config {
 	bool has_mac;
 	bool dup_allow;			/* dup=allow: share a MAC with another running VM */
 	unsigned vectors;		/* vectors= (accepted; the MSI-X table is fixed) */
+	bool mq;			/* mq=on: one queue pair per back-end queue */
+	unsigned pairs;			/* queue pairs (set once the netdev is known) */
+	bool e1000;			/* model=e1000; otherwise virtio-net */
+	bool romfile_set;		/* romfile= given ("" for none) */
+	char romfile[256];		/* the PXE option ROM for firmware boot */
 };
 
 #define VM_MAX_MEMDEVS 8
@@ -184,8 +216,13 @@ struct vm_config {
 	unsigned nr_netdevs;
 	struct nic_config nics[VM_MAX_NICS];
 	unsigned nr_nics;
+	const char *bios;			/* -bios; NULL for the default SeaBIOS */
+	struct boot_config boot;		/* -boot */
+	char debugcon_chardev[CHARDEV_ID_MAX];	/* -debugcon; "" for none */
 	struct memory_config memory;
 	struct balloon_config balloon;
 };
+
+#define FIRMWARE_DEFAULT_BIOS "/usr/share/seabios/bios-256k.bin"
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "hw/e1000.h"
 #include "util/log.h"
 #include "vmm/vm.h"
 
@@ -22,6 +23,14 @@ static void pc_power_event(void *opaque, enum power_event event, int status)
 		vm_request_stop(vm, VM_STOP_EXIT, status);
 		break;
 	}
+}
+
+static void pc_set_nic_rom(struct vm *vm, struct pci_device *pci, unsigned nic)
+{
+	const struct nic_rom *rom = vm->backends->nic_roms ? &vm->backends->nic_roms[nic] : NULL;
+
+	if (rom && rom->data)
+		pci_device_set_rom(pci, rom->data, rom->len);
 }
 
 static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
@@ -73,6 +82,8 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		ops = &virtio_net_ops;
 		state = &vm->backends->nics[dev->nic];
 		break;
+	case DEVICE_E1000:
+		return -1;	/* not virtio: pc_add_e1000 */
 	}
 	if (dev->kind == DEVICE_VIRTIO_BALLOON && !state)
 		return 0;	/* main() gave no balloon state: none is wanted */
@@ -87,8 +98,10 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		vp->vdev.extra_features |= 1ULL << 5;	/* VIRTIO_BLK_F_RO */
 	if (dev->kind == DEVICE_VIRTIO_SERIAL && state)
 		((struct virtio_console *)state)->vdev = &vp->vdev;
-	if (dev->kind == DEVICE_VIRTIO_NET)
+	if (dev->kind == DEVICE_VIRTIO_NET) {
 		virtio_net_attach(state, &vp->vdev);
+		pc_set_nic_rom(vm, &vp->pci, dev->nic);
+	}
 	if (dev->kind == DEVICE_VIRTIO_BALLOON &&
 	    virtio_balloon_plug(state, &vp->vdev, &vm->mem, vm->io.started ? &vm->io : NULL) < 0) {
 		log_error("virtio-balloon: cannot watch the statistics timer");
@@ -96,6 +109,28 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		return -1;
 	}
 	vm->nr_virtio++;
+	return 0;
+}
+
+/* PCI INTx of a device that is not virtio: the line firmware wrote to INTERRUPT_LINE. */
+static void pc_pci_intx(void *opaque, unsigned line, bool level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = line, .level = level };
+
+	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
+		log_debug("KVM_IRQ_LINE %u: %s", line, strerror(errno));
+}
+
+static int pc_add_e1000(struct vm *vm, const struct device_config *dev)
+{
+	struct e1000 *e = &vm->backends->e1000s[dev->nic];
+
+	if (e1000_attach(e, &vm->pci, dev->slot, &vm->mem, pc_pci_intx, vm) < 0) {
+		log_error("e1000: PCI slot %d is taken or the bus is full", dev->slot);
+		return -1;
+	}
+	pc_set_nic_rom(vm, &e->pci, dev->nic);
 	return 0;
 }
 
@@ -111,6 +146,8 @@ static int pc_create_pci(struct vm *vm)
 	if (cfg->nr_devices && iothread_start(&vm->io) < 0)
 		return -1;
 	vm->has_pci = true;
+	if (pc_create_chipset(vm) < 0)
+		return -1;
 	/* 0xcf8 is a dword register that shares its bytes with 0xcf9 (reset control). */
 	if (bus_register(&vm->pio, PCI_CONFIG_ADDRESS, 1, pci_config_address_io, &vm->pci,
 			 "pci-conf-idx") < 0 ||
@@ -123,9 +160,11 @@ static int pc_create_pci(struct vm *vm)
 		log_error("PCI: address ranges already in use");
 		return -1;
 	}
-	for (unsigned i = 0; i < cfg->nr_devices; i++)
-		if (pc_add_virtio(vm, &cfg->devices[i]) < 0)
+	for (unsigned i = 0; i < cfg->nr_devices; i++) {
+		const struct device_config *dev = &cfg->devices[i];
+		if ((dev->kind == DEVICE_E1000 ? pc_add_e1000(vm, dev) : pc_add_virtio(vm, dev)) < 0)
 			return -1;
+	}
 	return 0;
 }
 
@@ -206,6 +245,8 @@ int pc_create_devices(struct vm *vm)
 			return -1;
 		}
 	}
+	if (pc_create_legacy(vm) < 0)
+		return -1;
 	return pc_create_pci(vm);
 }
 
@@ -254,6 +295,9 @@ void pc_destroy_devices(struct vm *vm)
 			virtio_blk_release(&vm->blk[i]);
 		vm->blk_used[i] = false;
 	}
+	for (unsigned i = 0; vm->backends && i < vm->cfg->nr_devices; i++)
+		if (vm->cfg->devices[i].kind == DEVICE_E1000)
+			e1000_detach(&vm->backends->e1000s[vm->cfg->devices[i].nic]);
 	if (vm->backends && vm->backends->console)
 		vm->backends->console->vdev = NULL;
 	if (vm->backends && vm->backends->balloon)
@@ -262,6 +306,7 @@ void pc_destroy_devices(struct vm *vm)
 	if (vm->has_pci)
 		pci_bus_destroy(&vm->pci);
 	vm->has_pci = false;
+	pc_destroy_legacy(vm);
 	acpi_pm_destroy(&vm->pm);
 	if (vm->has_com1)
 		serial_destroy(&vm->com1);

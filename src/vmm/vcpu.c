@@ -142,6 +142,41 @@ fail:
 	return -1;
 }
 
+static void real_segment(struct kvm_segment *seg, uint16_t selector, uint8_t type)
+{
+	*seg = (struct kvm_segment){
+		.base = (uint64_t)selector << 4, .limit = 0xffff, .selector = selector,
+		.type = type, .present = 1, .s = 1,
+	};
+}
+
+int vcpu_set_reset_state(struct vcpu *vcpu)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { .rflags = 0x2, .rip = 0xfff0 };
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		goto fail;
+	/* Intel SDM vol. 3 §9.1.4: the first instruction is fetched from 0xfffffff0. */
+	real_segment(&sregs.cs, 0xf000, 0xb);
+	sregs.cs.base = 0xffff0000;
+	real_segment(&sregs.ds, 0, 0x3);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.gdt.base = sregs.idt.base = 0;
+	sregs.gdt.limit = sregs.idt.limit = 0xffff;
+	sregs.cr0 = 0x60000010;	/* CD, NW, ET */
+	sregs.cr2 = sregs.cr3 = sregs.cr4 = 0;
+	sregs.efer = 0;
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0 ||
+	    ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
+		goto fail;
+	return 0;
+fail:
+	log_error("vCPU %u: cannot set the reset register state: %s", vcpu->index, strerror(errno));
+	return -1;
+}
+
 void vcpu_dump_registers(struct vcpu *vcpu, FILE *out)
 {
 	struct kvm_regs r;

@@ -11,6 +11,7 @@
 #include "util/log.h"
 #include "vmm/boot/boot.h"
 #include "vmm/boot/layout.h"
+#include "vmm/firmware.h"
 
 /* The vCPU kick signal: it only has to interrupt KVM_RUN. */
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -96,6 +97,9 @@ int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config
 			return -1;
 		vm->nr_vcpus++;
 	}
+	/* No -kernel: the PC way, firmware from the reset vector. */
+	if (!cfg->kernel)
+		return firmware_setup(vm) < 0 ? -1 : vcpu_set_reset_state(&vm->vcpus[0]);
 	if (boot_setup(&vm->mem, cfg, &entry) < 0)
 		return -1;
 	/* The APs wait for INIT/SIPI from the guest, as on a real machine. */
@@ -214,6 +218,7 @@ void vm_destroy(struct vm *vm)
 	vm->vcpus = NULL;
 	vm->nr_vcpus = 0;
 	pc_destroy_devices(vm);
+	firmware_destroy(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	memory_destroy(&vm->mem);

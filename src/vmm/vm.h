@@ -16,6 +16,12 @@
 #include "hw/acpi_pm.h"
 #include "hw/bus.h"
 #include "hw/debug_exit.h"
+#include "hw/debugcon.h"
+#include "hw/fw_cfg.h"
+#include "hw/ide.h"
+#include "hw/piix.h"
+#include "hw/port92.h"
+#include "hw/rtc.h"
 #include "hw/i8042.h"
 #include "hw/pci.h"
 #include "hw/reset_control.h"
@@ -28,12 +34,24 @@
 #include "vmm/iothread.h"
 #include "vmm/memory.h"
 
+struct e1000;
+
+/* An option ROM image, read once. */
+struct nic_rom {
+	uint8_t *data;
+	size_t len;
+};
+
 /* What the VM uses but does not own: they outlive a reset, which rebuilds the VM. */
 struct vm_backends {
 	struct chardev *serial;		/* COM1's back end; NULL for none */
 	struct block_dev **disks;	/* one per cfg->drives[i], opened by the caller */
 	struct virtio_console *console;	/* the virtconsole's state, NULL without one */
 	struct virtio_net *nics;	/* one per cfg->nics[i], linked to their back ends */
+	struct e1000 *e1000s;		/* the same for cfg->nics[i] with model=e1000 */
+	struct nic_rom *nic_roms;	/* each NIC's option ROM, NULL data for none */
+	struct chardev *debugcon;	/* -debugcon's back end; NULL for none */
+	unsigned boots;			/* VMs built so far: -boot once= holds for the first */
 	struct virtio_balloon *balloon;	/* the balloon's state, NULL without one */
 };
 
@@ -95,6 +113,20 @@ struct vm {
 	struct virtio_blk blk[VM_MAX_DEVICES];
 	bool blk_used[VM_MAX_DEVICES];
 	unsigned nr_virtio;
+
+	/* Legacy PC devices and firmware boot (pc_legacy.c, firmware.c). */
+	struct rtc rtc;
+	bool has_rtc;
+	struct port92 port92;
+	struct debugcon debugcon;
+	struct piix piix;
+	bool has_piix;
+	struct ide ide;
+	bool has_ide;
+	struct fw_cfg fw_cfg;
+	bool has_fw_cfg;
+	uint8_t *rom;			/* the -bios image, mapped read-only at the top of 4 GiB */
+	size_t rom_size;
 };
 
 /* Creates the VM, RAM, platform devices and vCPUs, and loads the kernel; logs and
@@ -119,6 +151,8 @@ uint64_t vm_exit_count(const struct vm *vm);
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned index);
 int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t ebx, uint32_t esi);
+/* The x86 power-on state: real mode at 0xf000:0xfff0 (CS base 0xffff0000). */
+int vcpu_set_reset_state(struct vcpu *vcpu);
 void *vcpu_thread(void *arg);
 void vcpu_destroy(struct vcpu *vcpu);
 void vcpu_dump_registers(struct vcpu *vcpu, FILE *out);
@@ -132,5 +166,10 @@ void pc_destroy_devices(struct vm *vm);
 void pc_power_button(struct vm *vm);
 void pc_describe_mtree(struct vm *vm, FILE *out);
 void pc_describe_qtree(struct vm *vm, FILE *out);
+
+/* pc_legacy.c: RTC/CMOS, port 0x92, POST port, debug console; chipset functions. */
+int pc_create_legacy(struct vm *vm);
+int pc_create_chipset(struct vm *vm);
+void pc_destroy_legacy(struct vm *vm);
 
 #endif

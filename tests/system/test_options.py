@@ -66,6 +66,8 @@ def test_initrd_too_big_for_ram(probe, tmp_path):
     assert status == 1 and "-initrd" in err and "increase -m" in err
 
 
-def test_no_kernel_is_an_error():
-    status, _, err = kestrel("-nographic")
-    assert status == 1 and "-kernel" in err
+def test_no_kernel_means_firmware_boot():
+    """Issue #7: without -kernel the firmware boots (test_firmware.py); a missing
+    -bios file is then a clear error."""
+    status, _, err = kestrel("-nographic", "-bios", "/nonexistent/bios.bin")
+    assert status == 1 and "-bios" in err and "/nonexistent/bios.bin" in err

@@ -73,10 +73,11 @@ static const struct net_client_ops peer_ops = {
 	.type = "test", .receive = peer_receive, .wake = peer_wake,
 };
 
-static void set_irq(void *opaque, bool level)
+static void set_irq(void *opaque, unsigned line, bool level)
 {
 	struct fx *f = opaque;
 
+	assert_int_equal(line, 11);
 	f->irq = level;
 	f->irq_changes++;
 }

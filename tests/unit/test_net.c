@@ -21,6 +21,8 @@ static int parse(struct vm_config *cfg, int n, const char **extra)
 		argv[argc++] = extra[i];
 	enum options_result r = options_parse(argc, (char **)argv, cfg, out);
 	fclose(out);
+	if (r != OPTIONS_RUN)
+		options_free(cfg);	/* what an error path leaves behind */
 	return r == OPTIONS_RUN ? 0 : r == OPTIONS_DONE ? 1 : -1;
 }
 
@@ -67,8 +69,37 @@ static void test_netdev_device_and_nic(void **state)
 	assert_string_equal(cfg.nics[0].netdev, cfg.netdevs[0].id);
 	options_free(&cfg);
 
+	/* mq=on: a queue pair per TAP queue, 2 * pairs + 1 virtqueues. */
+	assert_int_equal(PARSE(&cfg, "-netdev", "tap,id=t,queues=3,script=no",
+			       "-device", "virtio-net-pci,netdev=t,mq=on,vectors=8"), 0);
+	assert_int_equal(cfg.nics[0].pairs, 3);
+	assert_int_equal(cfg.devices[0].num_queues, 7);
+	options_free(&cfg);
+	assert_int_equal(PARSE(&cfg, "-netdev", "tap,id=t,queues=2,script=no",
+			       "-device", "virtio-net-pci,netdev=t"), 0);
+	assert_int_equal(cfg.nics[0].pairs, 1);		/* mq=off: one pair, as QEMU */
+	assert_int_equal(cfg.devices[0].num_queues, 3);
+	options_free(&cfg);
+
 	assert_int_equal(PARSE(&cfg, "-nic", "none"), 0);
 	assert_int_equal(cfg.nr_nics, 0);
+	options_free(&cfg);
+}
+
+static void test_e1000_model(void **state)
+{
+	struct vm_config cfg;
+
+	assert_int_equal(PARSE(&cfg, "-net", "nic,model=e1000", "-net", "user"), 0);
+	assert_true(cfg.nics[0].e1000);
+	assert_int_equal(cfg.devices[0].kind, DEVICE_E1000);
+	options_free(&cfg);
+	assert_int_equal(PARSE(&cfg, "-netdev", "user,id=n0", "-device", "e1000,netdev=n0,"
+			       "mac=52:54:00:aa:bb:cc"), 0);
+	assert_true(cfg.nics[0].e1000 && cfg.nics[0].has_mac);
+	options_free(&cfg);
+	assert_int_equal(PARSE(&cfg, "-nic", "user,model=virtio"), 0);
+	assert_false(cfg.nics[0].e1000);
 	options_free(&cfg);
 }
 
@@ -76,14 +107,14 @@ static void test_net_errors(void **state)
 {
 	struct vm_config cfg;
 
-	assert_int_equal(PARSE(&cfg, "-net", "nic,model=e1000"), -1);
+	assert_int_equal(PARSE(&cfg, "-net", "nic,model=ne2k_pci"), -1);
 	assert_int_equal(PARSE(&cfg, "-net", "nic,model=help"), 1);
 	assert_int_equal(PARSE(&cfg, "-net", "nic,macaddr=01:00:00:00:00:01"), -1);	/* multicast */
 	assert_int_equal(PARSE(&cfg, "-net", "nic,macaddr=52:54:00:00:01"), -1);
 	assert_int_equal(PARSE(&cfg, "-net", "nic,bogus=1"), -1);
 	assert_int_equal(PARSE(&cfg, "-net", "vde"), -1);
 	assert_int_equal(PARSE(&cfg, "-netdev", "tap"), -1);			/* no id */
-	assert_int_equal(PARSE(&cfg, "-netdev", "bridge,id=b"), -1);
+	assert_int_equal(PARSE(&cfg, "-netdev", "vde,id=b"), -1);
 	assert_int_equal(PARSE(&cfg, "-netdev", "user,id=a", "-netdev", "user,id=a"), -1);
 	assert_int_equal(PARSE(&cfg, "-device", "virtio-net-pci,netdev=nope"), -1);
 	assert_int_equal(PARSE(&cfg, "-netdev", "user,id=a", "-device", "virtio-net-pci,netdev=a",
@@ -188,6 +219,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_net_nic_and_tap),
 		cmocka_unit_test(test_netdev_device_and_nic),
+		cmocka_unit_test(test_e1000_model),
 		cmocka_unit_test(test_net_errors),
 		cmocka_unit_test(test_mac_parse_and_derive),
 		cmocka_unit_test(test_mac_claim),

@@ -536,7 +536,7 @@ static void test_misc_options(void **state)
 	RUN_ERR("-machine", "pc,accel=tcg");
 	RUN_ERR("-accel", "tcg");
 	RUN_ERR("-bogus");
-	RUN_ERR("disk.img");
+	RUN_ERR("-hda");
 	RUN_ERR("-");
 }
 
@@ -544,10 +544,65 @@ static void test_kernel_required(void **state)
 {
 	struct vm_config cfg;
 
-	assert_int_equal(PARSE(&cfg, "-m", "128"), OPTIONS_ERROR);
+	/* No -kernel: firmware boot, as QEMU. */
+	assert_int_equal(PARSE(&cfg, "-m", "128"), OPTIONS_RUN);
+	assert_null(cfg.kernel);
+	options_free(&cfg);
 	assert_int_equal(PARSE(&cfg, "-check-host"), OPTIONS_RUN);
 	assert_true(cfg.check_host);
 	assert_int_equal(PARSE(&cfg, "-check-host", "-initrd", "rd"), OPTIONS_ERROR);
+}
+
+static void test_firmware_boot_options(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-hda", "a.img", "-cdrom", "b.iso", "-boot", "order=dc,once=d,menu=on");
+	assert_int_equal(cfg.nr_drives, 2);
+	assert_int_equal(cfg.drives[0].iface, DRIVE_IF_IDE);
+	assert_int_equal(cfg.drives[0].index, 0);
+	assert_false(cfg.drives[0].cdrom);
+	assert_string_equal(cfg.drives[0].id, "ide0-hd0");
+	assert_int_equal(cfg.drives[1].index, 2);
+	assert_true(cfg.drives[1].cdrom);
+	assert_true(cfg.drives[1].readonly);
+	assert_string_equal(cfg.drives[1].id, "ide1-cd0");
+	assert_string_equal(cfg.boot.order, "dc");
+	assert_string_equal(cfg.boot.once, "d");
+	assert_true(cfg.boot.menu);
+	assert_int_equal(cfg.boot.splash_time, -1);
+	options_free(&cfg);
+
+	/* QEMU's default interface on pc is IDE, at the first free index. */
+	RUN_OK(&cfg, "-drive", "file=a.img,format=raw", "-drive", "file=b.img,index=3");
+	assert_int_equal(cfg.drives[0].iface, DRIVE_IF_IDE);
+	assert_int_equal(cfg.drives[0].index, 0);
+	assert_int_equal(cfg.drives[1].index, 3);
+	assert_int_equal(cfg.nr_devices, 0);
+	options_free(&cfg);
+
+	RUN_OK(&cfg, "-drive", "if=none,id=c,file=x.iso,media=cdrom", "-device",
+	       "ide-cd,drive=c,bus=ide.1,unit=1,bootindex=2");
+	assert_int_equal(cfg.drives[0].index, 3);
+	assert_true(cfg.drives[0].has_bootindex);
+	assert_int_equal(cfg.drives[0].bootindex, 2);
+	options_free(&cfg);
+
+	RUN_ERR("-drive", "file=a.img,if=ide,index=4");
+	RUN_ERR("-drive", "file=a.img,index=0", "-drive", "file=b.img,index=0");
+	/* As QEMU: a virtio "CD-ROM" is a read-only virtio-blk disk. */
+	RUN_OK(&cfg, "-drive", "file=a.iso,if=virtio,media=cdrom");
+	assert_true(cfg.drives[0].readonly && (cfg.drives[0].flags & BLOCK_RDONLY));
+	assert_false(cfg.drives[0].cdrom);
+	options_free(&cfg);
+	RUN_ERR("-hda", "a.img", "-hdb", "b.img", "-hdc", "c.img", "-hdd", "d.img", "-drive",
+		"file=e.img");
+	RUN_ERR("-boot", "order=z");
+	RUN_ERR("-boot", "menu=perhaps");
+	RUN_ERR("-boot", "splash-time=70000");
+	RUN_ERR("-device", "ide-hd,drive=nope");
+	RUN_ERR("-drive", "if=none,id=h,file=a.img", "-device", "ide-hd,drive=h,bus=ide.2");
+	RUN_ERR("-bios", "");
 }
 
 static void test_debug_exit_device(void **state)
@@ -690,6 +745,7 @@ int main(void)
 		cmocka_unit_test(test_help_and_version),
 		cmocka_unit_test(test_misc_options),
 		cmocka_unit_test(test_kernel_required),
+		cmocka_unit_test(test_firmware_boot_options),
 		cmocka_unit_test(test_debug_exit_device),
 		cmocka_unit_test(test_drive_aio_and_detect_zeroes),
 		cmocka_unit_test(test_blockdev),

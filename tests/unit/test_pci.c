@@ -598,6 +598,35 @@ static void test_capability_space_runs_out(void **state)
 	assert_int_equal(d.config[last], PCI_CAP_ID_MSIX);
 }
 
+/* An expansion ROM: sized like a BAR through 0x30, decoded only while enabled, read-only. */
+static void test_expansion_rom(void **state)
+{
+	struct fx *f = *state;
+	static uint8_t rom[5000];
+	uint64_t at = PCI_MMIO_WINDOW_BASE + 0x100000;
+	uint8_t b[4] = { 1, 2, 3, 4 };
+
+	for (unsigned i = 0; i < sizeof(rom); i++)
+		rom[i] = (uint8_t)(i * 13 + 0x55);
+	rom[0] = 0x55, rom[1] = 0xaa;
+	assert_int_equal(cfg_read(&f->bus, 3, PCI_ROM_ADDRESS, 4), 0);	/* none yet */
+	pci_device_set_rom(&f->dev.pci, rom, sizeof(rom));
+	cfg_write(&f->bus, 3, PCI_ROM_ADDRESS, 0xfffffffe, 4);
+	assert_int_equal(cfg_read(&f->bus, 3, PCI_ROM_ADDRESS, 4), 0xffffe000);	/* 8 KiB */
+	cfg_write(&f->bus, 3, PCI_ROM_ADDRESS, (uint32_t)at, 4);		/* placed, disabled */
+	assert_int_equal(mmio_read(&f->bus, at, 4), 0xffffffff);
+	cfg_write(&f->bus, 3, PCI_ROM_ADDRESS, (uint32_t)at | PCI_ROM_ENABLE, 4);
+	assert_int_equal(mmio_read(&f->bus, at, 2), 0xaa55);
+	assert_int_equal(mmio_read(&f->bus, at + 4096, 1), rom[4096]);
+	assert_int_equal(mmio_read(&f->bus, at + 6000, 4), 0);		/* past the image */
+	pci_mmio_io(&f->bus, at - PCI_MMIO_WINDOW_BASE, true, b, 4);	/* ignored */
+	assert_int_equal(mmio_read(&f->bus, at, 2), 0xaa55);
+	assert_int_equal(f->dev.calls, 0);
+	/* Memory decoding off hides it too. */
+	cfg_write(&f->bus, 3, PCI_COMMAND, 0, 2);
+	assert_int_equal(mmio_read(&f->bus, at, 4), 0xffffffff);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -622,6 +651,7 @@ int main(void)
 		T(test_mmio_window_exhausted),
 		T(test_capability_list),
 		cmocka_unit_test(test_capability_space_runs_out),
+		T(test_expansion_rom),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,8 +63,28 @@
  */
 	.section .text.entry, "ax"
 	.code32
+/*
+ * Multiboot2 header (Multiboot2 spec §3.1), for GRUB's "multiboot2" command:
+ * magic, architecture 0 (i386 protected mode), length, checksum, then only
+ * the end tag.  GRUB loads the ELF segments and enters at _start like PVH,
+ * with %eax = 0x36d76289 and %ebx = its information.  (Multiboot v1 would
+ * not do: QEMU's -kernel prefers a v1 header to the PVH note and refuses a
+ * 64-bit ELF with one.)
+ */
+	.balign	8
+mb2_header:
+	.long	0xe85250d6
+	.long	0
+	.long	mb2_header_end - mb2_header
+	.long	-(0xe85250d6 + 0 + (mb2_header_end - mb2_header))
+	.word	0, 0			/* end tag: type 0, flags 0 */
+	.long	8			/* size */
+mb2_header_end:
+
 	.globl	_start
 _start:
+	/* multiboot.c tells a Multiboot entry from PVH by this. */
+	movl	%eax, boot_magic
 	lgdt	gdt_desc
 	/* Limit 0: a stray exception triple-faults instead of vectoring
 	 * through whatever the firmware left in IDTR (the real-mode IVT). */

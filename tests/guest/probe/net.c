@@ -12,9 +12,19 @@
 #define F_MAC		5
 #define F_MRG_RXBUF	15
 #define F_STATUS	16
+#define F_CSUM		0
+#define F_GUEST_CSUM	1
+#define F_GUEST_TSO4	7
+#define F_GUEST_TSO6	8
+#define F_GUEST_ECN	9
+#define F_HOST_TSO4	11
+#define F_HOST_TSO6	12
+#define F_CTRL_VQ	17
+#define F_MQ		22
+#define PAIRS_MAX	3		/* 2 x 3 + 1 queues fit the driver's queue pool */
 
 #define HDR_LEN		12
-#define RX_BUFS		32
+#define RX_BUFS		128
 #define RX_BUF_MAX	2048
 #define TX_BUFS		32
 #define TX_BUF_LEN	(HDR_LEN + 1514)
@@ -38,20 +48,26 @@ struct arp_entry {
 
 static struct {
 	struct virtio_dev vd;
-	struct virtq rxq, txq;
+	struct virtq rxq[PAIRS_MAX], txq[PAIRS_MAX], ctrlq;
+	unsigned pairs;				/* in use */
+	unsigned rx_next, tx_next;		/* round-robin over the pairs */
+	uint32_t rx_count[PAIRS_MAX], tx_count[PAIRS_MAX];
 	bool mrg;
 	uint8_t mac[6];
 	uint32_t ip, mask, router, dns, server;	/* host byte order; ip 0: none yet */
 	char bootfile[128];
+	char hostname[64];
 	uint32_t rx_len;			/* bytes per receive buffer */
-	uint16_t rx_slot[VQ_SIZE_MAX];		/* head descriptor -> buffer */
-	uint16_t tx_slot[VQ_SIZE_MAX];
+	uint16_t rx_slot[PAIRS_MAX][VQ_SIZE_MAX];	/* head descriptor -> buffer */
+	uint16_t tx_slot[PAIRS_MAX][VQ_SIZE_MAX];
 	uint16_t tx_free[TX_BUFS];
 	int tx_nfree;
 	struct arp_entry arp[ARP_CACHE];
 	int arp_next;
 	uint32_t icmp_answered, udp_answered, arp_answered;
+	uint32_t needs_csum;			/* frames whose header said NEEDS_CSUM */
 	bool quit;
+	bool e1000;				/* nic=e1000: the 82540EM instead (e1000.c) */
 } net;
 
 static uint8_t rx_bufs[RX_BUFS][RX_BUF_MAX] __attribute__((aligned(64)));
@@ -156,25 +172,78 @@ static uint32_t crc32(uint32_t crc, const uint8_t *p, uint32_t len)
 
 /* ---- the driver ---------------------------------------------------------------- */
 
-static void rx_post(uint16_t b)
+static void rx_post(unsigned pair, uint16_t b)
 {
 	struct vq_buf buf = { rx_bufs[b], net.rx_len };
-	int head = vq_add(&net.rxq, &buf, 0, 1);
+	int head = vq_add(&net.rxq[pair], &buf, 0, 1);
 
 	if (head >= 0)
-		net.rx_slot[head] = b;
+		net.rx_slot[pair][head] = b;
+}
+
+/* VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (§5.1.6.5.5) on the control queue. */
+static bool set_pairs(unsigned pairs)
+{
+	static uint8_t cmd[4], ack;
+	struct vq_buf b[2] = { { cmd, 4 }, { &ack, 1 } };
+	uint32_t len;
+
+	cmd[0] = 4;
+	cmd[1] = 0;
+	cmd[2] = (uint8_t)pairs;
+	cmd[3] = 0;
+	ack = 0xee;
+	if (!vq_xfer(&net.ctrlq, b, 1, 1, &len))
+		return false;
+	if (ack != 0)
+		return fail("net: VQ_PAIRS_SET %u refused (ack %u)", pairs, ack);
+	return true;
 }
 
 static bool net_init(const struct platform *p, const struct args *a)
 {
-	uint64_t rxbuf = RX_BUF_MAX;
+	uint64_t rxbuf = RX_BUF_MAX, pairs = 1, offload = 0, want;
+	uint16_t max_pairs = 1;
 
+	const char *nic = arg_get(a, "nic");
+
+	if (nic && !str_eq(nic, "virtio") && !str_eq(nic, "e1000"))
+		return fail("net: bad nic=%s (virtio or e1000)", nic);
+	net.e1000 = nic && str_eq(nic, "e1000");
+	net.pairs = 1;
+	if (net.e1000)
+		return e1000_open(p, net.mac);
 	if (!arg_u64(a, "rxbuf", &rxbuf) || rxbuf < 64 || rxbuf > RX_BUF_MAX)
 		return fail("net: bad rxbuf=%s (64..%d)", arg_get(a, "rxbuf"), RX_BUF_MAX);
+	if (!arg_u64(a, "pairs", &pairs) || pairs < 1 || pairs > PAIRS_MAX)
+		return fail("net: bad pairs=%s (1..%d)", arg_get(a, "pairs"), PAIRS_MAX);
+	if (!arg_u64(a, "offload", &offload) || offload > 1)
+		return fail("net: bad offload=%s (0 or 1)", arg_get(a, "offload"));
 	if (!virtio_find(p, VIRTIO_ID_NET, 0, &net.vd))
 		return fail("net: no usable virtio-net device");
-	if (!virtio_negotiate(&net.vd, 1ull << F_MAC | 1ull << F_MRG_RXBUF | 1ull << F_STATUS))
+	want = 1ull << F_MAC | 1ull << F_MRG_RXBUF | 1ull << F_STATUS;
+	if (pairs > 1)
+		want |= 1ull << F_MQ | 1ull << F_CTRL_VQ;
+	/* Checksum and TSO offloads: frames from the host may then come with NEEDS_CSUM. */
+	if (offload)
+		want |= 1ull << F_CSUM | 1ull << F_GUEST_CSUM | 1ull << F_GUEST_TSO4 |
+			1ull << F_GUEST_TSO6 | 1ull << F_GUEST_ECN | 1ull << F_HOST_TSO4 |
+			1ull << F_HOST_TSO6;
+	if (!virtio_negotiate(&net.vd, want))
 		return false;
+	if (offload)
+		say("net: offloads:%s%s%s%s", virtio_has(&net.vd, F_CSUM) ? " csum" : "",
+		    virtio_has(&net.vd, F_GUEST_CSUM) ? " guest_csum" : "",
+		    virtio_has(&net.vd, F_GUEST_TSO4) ? " guest_tso4" : "",
+		    virtio_has(&net.vd, F_GUEST_TSO6) ? " guest_tso6" : "");
+	if (pairs > 1) {
+		if (!virtio_has(&net.vd, F_MQ) || !virtio_has(&net.vd, F_CTRL_VQ))
+			return fail("net: pairs=%lu needs VIRTIO_NET_F_MQ and CTRL_VQ, not offered", pairs);
+		max_pairs = virtio_cfg16(&net.vd, 8);
+		if (max_pairs < pairs || max_pairs > PAIRS_MAX)
+			return fail("net: device has %u queue pairs, pairs=%lu wanted", max_pairs, pairs);
+	}
+	net.pairs = (unsigned)pairs;
 	if (!virtio_has(&net.vd, F_MAC))
 		return fail("net: the device offers no MAC (VIRTIO_NET_F_MAC)");
 	net.mrg = virtio_has(&net.vd, F_MRG_RXBUF);
@@ -184,18 +253,28 @@ static bool net_init(const struct platform *p, const struct args *a)
 	net.rx_len = (uint32_t)rxbuf;
 	for (int i = 0; i < 6; i++)
 		net.mac[i] = virtio_cfg8(&net.vd, (uint32_t)i);
-	if (!virtio_vq_init(&net.vd, &net.rxq, 0, 64) || !virtio_vq_init(&net.vd, &net.txq, 1, 64))
+	/* Every pair the device has is set up; the control queue comes after them (§5.1.2). */
+	for (unsigned k = 0; k < max_pairs; k++)
+		if (!virtio_vq_init(&net.vd, &net.rxq[k], (uint16_t)(2 * k), RX_BUFS) ||
+		    !virtio_vq_init(&net.vd, &net.txq[k], (uint16_t)(2 * k + 1), 64))
+			return false;
+	if (pairs > 1 && !virtio_vq_init(&net.vd, &net.ctrlq, (uint16_t)(2 * max_pairs), 8))
 		return false;
 	virtio_driver_ok(&net.vd);
+	if (pairs > 1 && !set_pairs(net.pairs))
+		return false;
 	for (uint16_t b = 0; b < RX_BUFS; b++)
-		rx_post(b);
-	vq_kick(&net.rxq);
+		rx_post(b % net.pairs, b);
+	for (unsigned k = 0; k < net.pairs; k++)
+		vq_kick(&net.rxq[k]);
 	net.tx_nfree = TX_BUFS;
 	for (int i = 0; i < TX_BUFS; i++)
 		net.tx_free[i] = (uint16_t)i;
 	say("net: mac %02x:%02x:%02x:%02x:%02x:%02x%s%s", net.mac[0], net.mac[1], net.mac[2],
 	    net.mac[3], net.mac[4], net.mac[5], net.mrg ? " mrg_rxbuf" : "",
 	    virtio_has(&net.vd, F_STATUS) && (virtio_cfg16(&net.vd, 6) & 1) ? " link up" : "");
+	if (pairs > 1)
+		say("net: %u of %u queue pairs", net.pairs, max_pairs);
 	return true;
 }
 
@@ -203,9 +282,12 @@ static void tx_reclaim(void)
 {
 	uint32_t id, len;
 
-	while (vq_poll(&net.txq, &id, &len))
-		if (id < VQ_SIZE_MAX)
-			net.tx_free[net.tx_nfree++] = net.tx_slot[id];
+	if (net.e1000)
+		return;		/* the e1000 driver reclaims as it sends */
+	for (unsigned k = 0; k < net.pairs; k++)
+		while (vq_poll(&net.txq[k], &id, &len))
+			if (id < VQ_SIZE_MAX)
+				net.tx_free[net.tx_nfree++] = net.tx_slot[k][id];
 }
 
 /* Sends one Ethernet frame (without the virtio header); waits for a free buffer. */
@@ -213,6 +295,8 @@ static bool net_send(const uint8_t *f, uint32_t len, bool kick)
 {
 	uint64_t t0 = rdtsc(), limit = virtio_ticks(10);
 
+	if (net.e1000)
+		return e1000_send(f, len);
 	if (len > TX_BUF_LEN - HDR_LEN)
 		return fail("net: frame of %u bytes too long", len);
 	tx_reclaim();
@@ -228,12 +312,17 @@ static bool net_send(const uint8_t *f, uint32_t len, bool kick)
 	if (len < 60)	/* pad to the Ethernet minimum */
 		memset(tx_bufs[b] + HDR_LEN + len, 0, 60 - len), len = 60;
 	struct vq_buf buf = { tx_bufs[b], HDR_LEN + len };
-	int head = vq_add(&net.txq, &buf, 1, 0);
+	unsigned k = net.tx_next;
+	/* Round-robin over the pairs in use; a burst (no kick yet) stays on one. */
+	if (kick)
+		net.tx_next = (net.tx_next + 1) % net.pairs;
+	int head = vq_add(&net.txq[k], &buf, 1, 0);
 	if (head < 0)
 		return fail("net: no transmit descriptor");
-	net.tx_slot[head] = b;
+	net.tx_slot[k][head] = b;
+	net.tx_count[k]++;
 	if (kick)
-		vq_kick_if_needed(&net.txq);
+		vq_kick_if_needed(&net.txq[k]);
 	return true;
 }
 
@@ -245,10 +334,20 @@ static uint32_t net_recv(void)
 {
 	uint32_t id, len, total = 0, nbufs = 1;
 	bool reposted = false;
+	unsigned k = net.rx_next;
 
+	if (net.e1000)
+		return e1000_recv(frame, FRAME_MAX);
+	/* The next pair with a frame waiting, round-robin. */
+	for (unsigned tries = 0; tries < net.pairs; tries++) {
+		k = (net.rx_next + tries) % net.pairs;
+		if (*(volatile uint16_t *)&net.rxq[k].used->idx != net.rxq[k].last_used)
+			break;
+	}
+	net.rx_next = (k + 1) % net.pairs;
 	for (uint32_t i = 0; i < nbufs; i++) {
 		uint64_t t0 = rdtsc();
-		while (!vq_poll(&net.rxq, &id, &len)) {
+		while (!vq_poll(&net.rxq[k], &id, &len)) {
 			if (i == 0)
 				return 0;
 			/* The rest of a merged frame is already used; it cannot be long. */
@@ -261,12 +360,14 @@ static uint32_t net_recv(void)
 			fail("net: bad used element id %u len %u", id, len);
 			return 0;
 		}
-		uint16_t b = net.rx_slot[id];
+		uint16_t b = net.rx_slot[k][id];
 		uint32_t skip = 0;
 		if (i == 0) {
 			if (len < HDR_LEN)
 				len = HDR_LEN;
 			nbufs = net.mrg ? be16((const uint8_t[]){ rx_bufs[b][11], rx_bufs[b][10] }) : 1;
+			if (rx_bufs[b][0] & 1)	/* VIRTIO_NET_HDR_F_NEEDS_CSUM */
+				net.needs_csum++;
 			if (!nbufs)
 				nbufs = 1;
 			skip = HDR_LEN;
@@ -274,11 +375,12 @@ static uint32_t net_recv(void)
 		if (total + len - skip <= FRAME_MAX)
 			memcpy(frame + total, rx_bufs[b] + skip, len - skip);
 		total += len - skip;
-		rx_post(b);
+		rx_post(k, b);
 		reposted = true;
 	}
+	net.rx_count[k]++;
 	if (reposted)
-		vq_kick_if_needed(&net.rxq);
+		vq_kick_if_needed(&net.rxq[k]);
 	return total <= FRAME_MAX ? total : 0;
 }
 
@@ -518,7 +620,7 @@ static uint32_t dhcp_build(uint8_t *m, uint8_t type, uint32_t req_ip, uint32_t s
 	if (server) {
 		m[n++] = 54; m[n++] = 4; put32(m + n, server); n += 4;
 	}
-	m[n++] = 55; m[n++] = 4; m[n++] = 1; m[n++] = 3; m[n++] = 6; m[n++] = 67;
+	m[n++] = 55; m[n++] = 5; m[n++] = 1; m[n++] = 3; m[n++] = 6; m[n++] = 12; m[n++] = 67;
 	m[n++] = 255;
 	return n < 300 ? 300 : n;
 }
@@ -552,7 +654,10 @@ static uint8_t dhcp_parse(const struct rx_info *ri, uint32_t *yiaddr)
 			net.dns = be32(v);
 		else if (opt == 54 && olen >= 4)
 			net.server = be32(v);
-		else if (opt == 67 && olen > 0 && olen < sizeof(net.bootfile)) {
+		else if (opt == 12 && olen > 0 && olen < sizeof(net.hostname)) {
+			memcpy(net.hostname, v, olen);
+			net.hostname[olen] = 0;
+		} else if (opt == 67 && olen > 0 && olen < sizeof(net.bootfile)) {
 			memcpy(net.bootfile, v, olen);
 			net.bootfile[olen] = 0;
 		}
@@ -594,6 +699,8 @@ static bool dhcp_run(uint64_t seconds)
 				pr_ip(" server ", net.server);
 				if (net.bootfile[0])
 					pr(" bootfile %s", net.bootfile);
+				if (net.hostname[0])
+					pr(" hostname %s", net.hostname);
 				pr("\n");
 				return true;
 			}
@@ -647,6 +754,13 @@ bool scenario_net_respond(const struct platform *p, const struct args *a)
 	}
 	say("net: answered %u icmp %u udp %u arp%s", net.icmp_answered, net.udp_answered,
 	    net.arp_answered, net.quit ? " (quit)" : "");
+	say("net: received %u frames with NEEDS_CSUM", net.needs_csum);
+	if (net.pairs > 1) {
+		pr("probe: net: frames per pair:");
+		for (unsigned k = 0; k < net.pairs; k++)
+			pr(" rx%u %u tx%u %u", k, net.rx_count[k], k, net.tx_count[k]);
+		pr("\n");
+	}
 	tx_reclaim();
 	if (count && net.icmp_answered + net.udp_answered < count)
 		return fail("net: answered %u of %lu requests", net.icmp_answered + net.udp_answered,
@@ -832,7 +946,7 @@ bool scenario_net_blast(const struct platform *p, const struct args *a)
 		if (!net_send(f, (uint32_t)size, (i & 15) == 15 || i + 1 == count))
 			return false;
 	}
-	while (net.tx_nfree < TX_BUFS) {
+	while (!net.e1000 && net.tx_nfree < TX_BUFS) {
 		tx_reclaim();
 		cpu_relax();
 	}

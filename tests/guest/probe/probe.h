@@ -155,6 +155,9 @@ void serial_init(void);
 void serial_putc(char c);
 bool serial_poll(uint8_t *c);
 void pr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* multiboot.c: a PVH start_info from a Multiboot2 entry's information, else si. */
+const struct hvm_start_info *multiboot_adapt(const struct hvm_start_info *si);
+
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vpr(const char *fmt, va_list ap);
 void delay_tsc(uint64_t ticks);
@@ -190,6 +193,11 @@ bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t tsc_hz(void);
 /* A 16 MiB-aligned range of one RAM entry, above the image, below 4 GiB. */
 bool mem_find(const struct platform *p, uint64_t bytes, uint64_t *at);
+
+/* e1000.c: the 82540EM behind the probe's IPv4 host (net scenarios with nic=e1000). */
+bool e1000_open(const struct platform *p, uint8_t mac[6]);
+bool e1000_send(const uint8_t *frame, uint32_t len);
+uint32_t e1000_recv(uint8_t *out, uint32_t max);
 
 /* pci.c */
 #define PCI_FUNCS_MAX 64

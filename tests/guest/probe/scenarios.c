@@ -401,6 +401,7 @@ void probe_main(const struct hvm_start_info *si)
 	/* SeaBIOS leaves "Booting from ROM.." unterminated: start a line. */
 	serial_putc('\n');
 	say("start");
+	si = multiboot_adapt(si);
 	platform_probe(si, &p);
 	args_parse(p.cmdline, &a);
 	say("scenario: %s", a.name);

@@ -1,0 +1,29 @@
+/*
+ * Firmware boot (no -kernel): the BIOS image (SeaBIOS by default) mapped as a
+ * read-only KVM slot ending at 4 GiB, its last 128 KiB copied into RAM at
+ * 0xe0000 (the "isa-bios" alias the reset vector runs from once shadowed),
+ * and the fw_cfg entries and CMOS bytes SeaBIOS reads to learn the machine.
+ */
+#ifndef KESTREL_VMM_FIRMWARE_H
+#define KESTREL_VMM_FIRMWARE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+
+#define FIRMWARE_MAX_SIZE (16u << 20)
+#define FIRMWARE_ISA_BIOS_SIZE 0x20000u	/* 0xe0000-0xfffff */
+#define FIRMWARE_ROM_SLOT 10		/* KVM memory slot, clear of RAM's */
+
+/* Loads -bios (or the default) and fills fw_cfg and CMOS; logs and returns -1 on failure. */
+int firmware_setup(struct vm *vm);
+void firmware_destroy(struct vm *vm);
+
+/* Writes the bootorder file contents (bootindex= paths) into buf; returns its length. */
+size_t firmware_bootorder(const struct vm *vm, char *buf, size_t room);
+
+/* CMOS boot-device nibbles for a -boot order string ("cad"); -1 on a bad letter. */
+int firmware_cmos_boot_order(const char *order, uint8_t *flag2, uint8_t *flag1);
+
+#endif

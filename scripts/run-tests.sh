@@ -24,7 +24,7 @@ KESTREL_BUILD=$build_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 	-m "not linux and not qemu" -k "not qemu" tests/system/test_vm.py \
 	tests/system/test_options.py tests/system/test_monitor.py tests/system/test_virtio.py \
 	tests/system/test_blk_aio.py tests/system/test_net.py tests/system/test_net_models.py \
-	tests/system/test_net_dgram.py tests/system/test_e1000.py
+	tests/system/test_net_dgram.py tests/system/test_e1000.py tests/system/test_memory.py
 
 echo "== system tests ($build)"
 KESTREL_BUILD=$build exec /usr/bin/python3 -m pytest -v -rs -p no:cacheprovider tests/system

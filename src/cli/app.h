@@ -35,6 +35,10 @@ struct app {
 	struct virtio_console vcon;
 	struct app_net net;		/* NICs and network back ends, kept across resets */
 	bool net_opened;
+	struct virtio_balloon balloon;	/* valid when cfg.balloon.enabled */
+	int balloon_timer_fd;		/* BALLOON_CHANGE rate limit: a held-back event */
+	double balloon_last_event;	/* CLOCK_MONOTONIC seconds of the last one sent */
+	bool balloon_event_pending;
 	struct vm_backends backends;
 	struct loop *loop;
 	struct vm *vm;			/* the running VM, NULL between resets */
@@ -52,5 +56,12 @@ void app_control_init(struct app *app);
 void app_quit(struct app *app, const char *reason);
 void app_emit(struct app *app, const char *event, struct json_object *data);
 void app_emit_shutdown(struct app *app, bool guest, const char *reason);
+/*
+ * The guest moved the balloon: BALLOON_CHANGE with the guest's new size, at
+ * most one a second as QEMU rate-limits it (the latest size wins);
+ * app_balloon_timer sends one held back.
+ */
+void app_balloon_changed(struct app *app);
+void app_balloon_timer(struct app *app);
 
 #endif

@@ -1,6 +1,8 @@
 /* The control table (ui/control.h) over the running VM, and QMP event fan-out. */
 #include <json-c/json.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
 
 #include "cli/app.h"
 
@@ -205,6 +207,75 @@ static int ctl_system_powerdown(void *opaque, char *err, size_t errlen)
 	return 0;
 }
 
+static const char *const no_balloon = "No balloon device has been activated";
+
+static int ctl_balloon(void *opaque, uint64_t target, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+
+	if (!app->cfg.balloon.enabled) {
+		snprintf(err, errlen, "%s", no_balloon);
+		return -1;
+	}
+	if (!target) {
+		snprintf(err, errlen, "Parameter 'target' expects a size");
+		return -1;
+	}
+	virtio_balloon_set_target(&app->balloon, app->cfg.ram_size, target);
+	return 0;
+}
+
+/* QEMU's virtio_balloon_stat: RAM minus what the guest has handed back. */
+static int ctl_query_balloon(void *opaque, uint64_t *actual, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+
+	if (!app->cfg.balloon.enabled) {
+		snprintf(err, errlen, "%s", no_balloon);
+		return -1;
+	}
+	*actual = app->cfg.ram_size - ((uint64_t)virtio_balloon_actual(&app->balloon) << 12);
+	return 0;
+}
+
+/* The balloon's QOM path: /machine/peripheral/ID, or peripheral-anon by device index. */
+static bool is_balloon_path(struct app *app, const char *path)
+{
+	char want[96];
+	unsigned dev = 0;
+
+	if (!app->cfg.balloon.enabled || !path)
+		return false;
+	if (app->cfg.balloon.id[0]) {
+		snprintf(want, sizeof(want), "/machine/peripheral/%s", app->cfg.balloon.id);
+	} else {
+		while (dev < app->cfg.nr_devices && app->cfg.devices[dev].kind != DEVICE_VIRTIO_BALLOON)
+			dev++;
+		snprintf(want, sizeof(want), "/machine/peripheral-anon/device[%u]", dev);
+	}
+	return strcmp(path, want) == 0;
+}
+
+static bool ctl_balloon_stats(void *opaque, const char *path, struct balloon_stats_info *out)
+{
+	struct app *app = opaque;
+
+	if (!is_balloon_path(app, path))
+		return false;
+	virtio_balloon_stats(&app->balloon, out->stats, &out->last_update, &out->polling_interval);
+	return true;
+}
+
+static bool ctl_balloon_set_interval(void *opaque, const char *path, uint64_t seconds)
+{
+	struct app *app = opaque;
+
+	if (!is_balloon_path(app, path))
+		return false;
+	virtio_balloon_set_interval(&app->balloon, seconds);
+	return true;
+}
+
 static void ctl_quit(void *opaque)
 {
 	app_quit(opaque, "host-qmp-quit");
@@ -230,6 +301,10 @@ void app_control_init(struct app *app)
 		.system_reset = ctl_system_reset,
 		.system_powerdown = ctl_system_powerdown,
 		.quit = ctl_quit,
+		.balloon = ctl_balloon,
+		.query_balloon = ctl_query_balloon,
+		.balloon_stats = ctl_balloon_stats,
+		.balloon_set_interval = ctl_balloon_set_interval,
 	};
 }
 
@@ -258,4 +333,49 @@ void app_emit_shutdown(struct app *app, bool guest, const char *reason)
 	json_object_object_add(data, "guest", json_object_new_boolean(guest));
 	json_object_object_add(data, "reason", json_object_new_string(reason));
 	app_emit(app, "SHUTDOWN", data);
+}
+
+#define BALLOON_EVENT_INTERVAL 1.0	/* monitor/monitor.c monitor_qapi_event_conf */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void balloon_emit(struct app *app)
+{
+	struct json_object *data = json_object_new_object();
+	uint64_t actual = app->cfg.ram_size - ((uint64_t)virtio_balloon_actual(&app->balloon) << 12);
+
+	json_object_object_add(data, "actual", json_object_new_int64((int64_t)actual));
+	app_emit(app, "BALLOON_CHANGE", data);
+	app->balloon_last_event = now_s();
+	app->balloon_event_pending = false;
+}
+
+void app_balloon_changed(struct app *app)
+{
+	double wait = app->balloon_last_event + BALLOON_EVENT_INTERVAL - now_s();
+	struct itimerspec its = { 0 };
+
+	if (app->balloon_last_event == 0 || wait <= 0) {
+		balloon_emit(app);
+		return;
+	}
+	if (app->balloon_event_pending)
+		return;		/* the timer is set; it sends the size as it is then */
+	app->balloon_event_pending = true;
+	its.it_value.tv_sec = (time_t)wait;
+	its.it_value.tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9) + 1;
+	if (timerfd_settime(app->balloon_timer_fd, 0, &its, NULL) < 0)
+		balloon_emit(app);
+}
+
+void app_balloon_timer(struct app *app)
+{
+	if (app->balloon_event_pending)
+		balloon_emit(app);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "cli/app.h"
@@ -228,6 +229,49 @@ static int setup_virtconsole(struct app *app)
 	return chardev_attach(cd, app->loop, &fe);
 }
 
+static void on_balloon_change(void *opaque, uint32_t events)
+{
+	struct app *app = opaque;
+	uint64_t count;
+
+	if (read(app->balloon.change_fd, &count, sizeof(count)) == sizeof(count))
+		app_balloon_changed(app);
+}
+
+static void on_balloon_timer(void *opaque, uint32_t events)
+{
+	struct app *app = opaque;
+	uint64_t count;
+
+	if (read(app->balloon_timer_fd, &count, sizeof(count)) == sizeof(count))
+		app_balloon_timer(app);
+}
+
+/* The balloon's state outlives resets, as the host's target should. */
+static int setup_balloon(struct app *app)
+{
+	const struct balloon_config *bc = &app->cfg.balloon;
+	struct virtio_balloon *b = &app->balloon;
+
+	b->change_fd = b->timer_fd = -1;
+	app->balloon_timer_fd = -1;
+	if (!bc->enabled)
+		return 0;
+	app->balloon_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (virtio_balloon_init(b) < 0 || app->balloon_timer_fd < 0 ||
+	    loop_add(app->loop, b->change_fd, EPOLLIN, on_balloon_change, app) < 0 ||
+	    loop_add(app->loop, app->balloon_timer_fd, EPOLLIN, on_balloon_timer, app) < 0) {
+		log_error("virtio-balloon: %s", strerror(errno));
+		return -1;
+	}
+	b->deflate_on_oom = bc->deflate_on_oom;
+	b->free_page_reporting = bc->free_page_reporting;
+	b->polling_interval = bc->polling_interval;
+	snprintf(b->id, sizeof(b->id), "%s", bc->id);
+	app->backends.balloon = b;
+	return 0;
+}
+
 /* Exit status for how the guest stopped, as QEMU reports them. */
 static int stop_status(enum vm_stop stop, int status)
 {
@@ -353,6 +397,12 @@ static void teardown(struct app *app)
 		loop_destroy(app->loop);
 	if (app->signal_fd >= 0)
 		close(app->signal_fd);
+	if (app->backends.balloon) {
+		close(app->balloon.change_fd);
+		close(app->balloon.timer_fd);
+	}
+	if (app->balloon_timer_fd >= 0)
+		close(app->balloon_timer_fd);
 	if (app->pidfile_written)
 		unlink(app->cfg.pidfile);
 	kvm_host_close(&app->host);
@@ -361,7 +411,8 @@ static void teardown(struct app *app)
 
 int main(int argc, char **argv)
 {
-	struct app app = { .signal_fd = -1, .ready_fd = -1, .host = { .fd = -1 } };
+	struct app app = { .signal_fd = -1, .ready_fd = -1, .host = { .fd = -1 },
+			    .balloon_timer_fd = -1 };
 	int status = 1;
 
 	log_set_program("kestrel");
@@ -395,7 +446,8 @@ int main(int argc, char **argv)
 		log_error("cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}
-	if (setup_frontends(&app) < 0 || open_disks(&app) < 0 || setup_virtconsole(&app) < 0)
+	if (setup_frontends(&app) < 0 || open_disks(&app) < 0 || setup_virtconsole(&app) < 0 ||
+	    setup_balloon(&app) < 0)
 		goto out;
 	app.net_opened = true;
 	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)

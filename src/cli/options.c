@@ -74,6 +74,7 @@ static int opt_m(struct vm_config *cfg, const char *opt, const char *arg, FILE *
 	}
 	/* QEMU rounds RAM up to its page granularity; whole pages are what KVM maps. */
 	cfg->ram_size = (bytes + 4095) & ~4095ULL;
+	cfg->memory.ram_size_given = true;
 	rc = 0;
 out:
 	opts_free(o);
@@ -273,7 +274,7 @@ static int opt_machine(struct vm_config *cfg, const char *opt, const char *arg, 
 		return -1;
 	type = opts_get(o, "type");
 	accel = opts_get(o, "accel");
-	if (check_unused(o, opt, arg) < 0)
+	if (options_machine_memory(cfg, o, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
 		goto out;
 	if (type && strcmp(type, "pc") != 0 && strncmp(type, "pc-i440fx", 9) != 0) {
 		err_invalid(opt, arg, "unsupported machine type (supported: pc; see -machine help)");
@@ -577,6 +578,37 @@ static int opt_snapshot(struct vm_config *cfg, const char *o, const char *a, FIL
 	return opt_flag(&cfg->snapshot_all);
 }
 
+static int opt_object(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_object(cfg, opt, arg);
+}
+
+static int opt_numa(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_numa(cfg, opt, arg);
+}
+
+static int opt_overcommit(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_overcommit(cfg, opt, arg);
+}
+
+static int opt_balloon(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_balloon(cfg, opt, arg);
+}
+
+static int opt_mem_path(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	cfg->memory.mem_path = arg;
+	return 0;
+}
+
+static int opt_mem_prealloc(struct vm_config *cfg, const char *o, const char *a, FILE *f)
+{
+	return opt_flag(&cfg->memory.mem_prealloc);
+}
+
 static int opt_bios(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	return options_bios(cfg, opt, arg);
@@ -665,6 +697,14 @@ static const struct option_def option_table[] = {
 	{ "hdd", true, opt_ide, "file  IDE disk, secondary slave" },
 	{ "cdrom", true, opt_ide, "file  IDE CD-ROM, secondary master (an ISO image)" },
 	{ "debugcon", true, opt_debugcon, "dev  debug console at port 0x402 (-serial style dev)" },
+	{ "object", true, opt_object,
+	  "memory-backend-{ram,file,memfd},id=,size=[,mem-path=][,share=][,prealloc=][,merge=]"
+	  "[,dump=][,hugetlb=][,host-nodes=,policy=]  a RAM backend" },
+	{ "numa", true, opt_numa, "node[,nodeid=][,cpus=][,memdev=]|dist,src=,dst=,val=  NUMA" },
+	{ "mem-path", true, opt_mem_path, "path  back RAM with a file in path (e.g. hugetlbfs)" },
+	{ "mem-prealloc", false, opt_mem_prealloc, "  allocate all of RAM at start-up" },
+	{ "overcommit", true, opt_overcommit, "mem-lock=on|off  lock RAM in host memory" },
+	{ "balloon", true, opt_balloon, "none|virtio[,addr=]  the memory balloon device" },
 	{ "version", false, opt_version, "  print the version and exit" },
 	{ "h", false, opt_help, "  print this help and exit" },
 	{ "help", false, opt_help, NULL },
@@ -702,6 +742,7 @@ static void set_defaults(struct vm_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->ram_size = VM_DEFAULT_RAM;
+	cfg->memory.mem_merge = true;	/* QEMU's default: KSM may merge guest pages */
 	cfg->smp = (struct smp_config){ 1, 1, 1, 1, 1 };
 	cfg->debug_exit.iobase = DEBUG_EXIT_DEFAULT_BASE;
 	cfg->debug_exit.iosize = DEBUG_EXIT_DEFAULT_SIZE;
@@ -783,7 +824,9 @@ static int finish(struct vm_config *cfg)
 			  cfg->debugcon_chardev);
 		return -1;
 	}
-	return options_check_devices(cfg);
+	if (options_check_devices(cfg) < 0)
+		return -1;
+	return options_check_memory(cfg);
 }
 
 enum options_result options_parse(int argc, char **argv, struct vm_config *cfg, FILE *out)
@@ -822,6 +865,7 @@ enum options_result options_parse(int argc, char **argv, struct vm_config *cfg, 
 
 void options_free(struct vm_config *cfg)
 {
+	options_free_memory(cfg);
 	free(cfg->name);
 	cfg->name = NULL;
 	for (unsigned i = 0; i < cfg->nr_drives; i++) {

@@ -20,6 +20,7 @@ void options_device_help(FILE *out)
 		     "name \"virtio-net-pci\", bus PCI, alias \"virtio-net\"\n"
 		     "\nMisc devices:\n"
 		     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n"
+		     "name \"virtio-balloon-pci\", bus PCI, alias \"virtio-balloon\"\n"
 		     "name \"virtio-rng-pci\", bus PCI, alias \"virtio-rng\"\n"
 		     "name \"virtio-serial-pci\", bus PCI, alias \"virtio-serial\"\n"
 		     "name \"virtconsole\", bus virtio-serial-bus\n");
@@ -338,6 +339,10 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		return options_net_device(cfg, o, opt, arg);
 	} else if (!strcmp(driver, "ide-hd") || !strcmp(driver, "ide-cd")) {
 		return ide_device(cfg, o, driver, opt, arg);
+	} else if (!strcmp(driver, "virtio-balloon-pci") || !strcmp(driver, "virtio-balloon")) {
+		if (parse_addr(opts_get(o, "addr"), &dev.slot) < 0)
+			return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
+		return options_balloon_device(cfg, o, dev.slot, opt, arg);
 	} else if (!strcmp(driver, "virtconsole")) {
 		chardev = opts_get(o, "chardev");
 		opts_get(o, "id");

@@ -41,4 +41,16 @@ void options_free_net(struct vm_config *cfg);
 /* addr=SLOT[.0] for PCI devices; *slot = -1 when addr is NULL. */
 int options_pci_addr(const char *addr, int *slot);
 
+/* options_memory.c */
+int options_object(struct vm_config *cfg, const char *opt, const char *arg);
+int options_machine_memory(struct vm_config *cfg, struct opts *o, const char *opt, const char *arg);
+int options_numa(struct vm_config *cfg, const char *opt, const char *arg);
+int options_overcommit(struct vm_config *cfg, const char *opt, const char *arg);
+int options_balloon(struct vm_config *cfg, const char *opt, const char *arg);
+int options_balloon_device(struct vm_config *cfg, struct opts *o, int slot, const char *opt,
+			   const char *arg);
+/* Decides what backs RAM (backends, NUMA nodes) once all options are read. */
+int options_check_memory(struct vm_config *cfg);
+void options_free_memory(struct vm_config *cfg);
+
 #endif

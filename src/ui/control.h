@@ -57,6 +57,14 @@ struct pci_info {
 	} bars[6];
 };
 
+/* The balloon's guest statistics (qom-get guest-stats), QEMU 7.2's ten tags. */
+#define CONTROL_BALLOON_STATS 10
+struct balloon_stats_info {
+	uint64_t stats[CONTROL_BALLOON_STATS];	/* UINT64_MAX: the guest gave none */
+	int64_t last_update;			/* seconds since the epoch; 0: never */
+	uint64_t polling_interval;
+};
+
 struct control {
 	void *opaque;
 
@@ -86,6 +94,16 @@ struct control {
 	int (*system_reset)(void *opaque, char *err, size_t errlen);
 	int (*system_powerdown)(void *opaque, char *err, size_t errlen);
 	void (*quit)(void *opaque);
+
+	/*
+	 * The balloon (NULL members or -1 with err when there is none: "No
+	 * balloon device has been activated").  Sizes in bytes, as QMP has them.
+	 */
+	int (*balloon)(void *opaque, uint64_t target, char *err, size_t errlen);
+	int (*query_balloon)(void *opaque, uint64_t *actual, char *err, size_t errlen);
+	/* Whether path (a QOM path) names the balloon; then its statistics. */
+	bool (*balloon_stats)(void *opaque, const char *path, struct balloon_stats_info *out);
+	bool (*balloon_set_interval)(void *opaque, const char *path, uint64_t seconds);
 };
 
 #endif

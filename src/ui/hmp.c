@@ -72,6 +72,20 @@ static const char *const no_balloon = "No balloon device has been activated";
 
 /* ---- info ------------------------------------------------------------- */
 
+/* hmp_info_balloon: the size the guest has now, in MiB. */
+static int info_balloon(const struct control *ctl, FILE *out)
+{
+	char err[256] = "";
+	uint64_t actual;
+
+	if (!ctl->query_balloon)
+		return herror(out, "%s", no_balloon);
+	if (ctl->query_balloon(ctl->opaque, &actual, err, sizeof(err)) < 0)
+		return herror(out, "%s", err);
+	hprintf(out, "balloon: actual=%" PRIu64 "\n", actual >> 20);
+	return 0;
+}
+
 static int info_version(const struct control *ctl, FILE *out)
 {
 	hprintf(out, "7.2.0 (kestrel-" KESTREL_VERSION ")\n");
@@ -314,7 +328,7 @@ static int cmd_info(const struct control *ctl, int argc, char **argv, FILE *out)
 	if (!strcmp(what, "chardev")) return info_chardev(ctl, out);
 	if (!strcmp(what, "migrate")) return info_migrate(ctl, out);
 	if (!strcmp(what, "mtree") || !strcmp(what, "qtree")) return info_describe(ctl, what, out);
-	if (!strcmp(what, "balloon")) return herror(out, "%s", no_balloon);
+	if (!strcmp(what, "balloon")) return info_balloon(ctl, out);
 	if (!strcmp(what, "block")) return info_block(ctl, out);
 	if (!strcmp(what, "pci")) return info_pci(ctl, out);
 	if (!strcmp(what, "snapshots")) {
@@ -330,6 +344,42 @@ static int cmd_info(const struct control *ctl, int argc, char **argv, FILE *out)
 }
 
 /* ---- actions ---------------------------------------------------------- */
+
+/* monitor/hmp.c's argument errors for "balloon value:M": the message, then the help hint. */
+static int balloon_usage(FILE *out, const char *msg)
+{
+	hprintf(out, "%s\n", msg);
+	hprintf(out, "Try \"help balloon\" for more information\n");
+	return -1;
+}
+
+/*
+ * hmp_balloon: the target in MiB, an integer expression (decimal or 0x hex)
+ * as QEMU's monitor reads it; 0 is refused as the QMP command refuses it.
+ */
+static int cmd_balloon(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	char err[256] = "", msg[64], *end;
+	unsigned long long mib;
+
+	if (argc < 2)
+		return balloon_usage(out, "unexpected end of expression");
+	if (argv[1][0] == '-')
+		return balloon_usage(out, "enter a positive value");
+	if (argv[1][0] < '0' || argv[1][0] > '9') {
+		snprintf(msg, sizeof(msg), "invalid char '%c' in expression", argv[1][0]);
+		return balloon_usage(out, msg);
+	}
+	mib = strtoull(argv[1], &end, 0);
+	if (*end || argc > 2)
+		return balloon_usage(out, "balloon: extraneous characters at the end of line");
+	if (!ctl->balloon)
+		return herror(out, "%s", no_balloon);
+	if (mib > (UINT64_MAX >> 20) ||
+	    ctl->balloon(ctl->opaque, (uint64_t)mib << 20, err, sizeof(err)) < 0)
+		return herror(out, "%s", err[0] ? err : "Parameter 'target' expects a size");
+	return 0;
+}
 
 static int run_action(const struct control *ctl, FILE *out,
 		      int (*action)(void *, char *, size_t))
@@ -367,14 +417,6 @@ static int cmd_quit(const struct control *ctl, int argc, char **argv, FILE *out)
 	return 0;
 }
 
-static int cmd_balloon(const struct control *ctl, int argc, char **argv, FILE *out)
-{
-	uint64_t mib;
-
-	if (argc != 2 || !uint_parse(argv[1], &mib))
-		return herror(out, "balloon: expected a target size in MiB");
-	return herror(out, "%s", no_balloon);
-}
 
 static int cmd_set_link(const struct control *ctl, int argc, char **argv, FILE *out)
 {

@@ -94,6 +94,7 @@ enum qmp_arg_type {
 	QMP_ARG_INT,
 	QMP_ARG_BOOL,
 	QMP_ARG_CAPS,		/* ['QMPCapability'], qapi/control.json */
+	QMP_ARG_ANY,		/* 'any': the command checks it */
 };
 
 struct qmp_arg {
@@ -846,6 +847,101 @@ static int cmd_no_balloon(struct qmp_session *s, struct json_object *args,
 	return qmp_fail(err, "DeviceNotActive", "No balloon device has been activated");
 }
 
+/* qmp_balloon: value is the target guest size in bytes (QERR_INVALID_PARAMETER_VALUE for <= 0). */
+static int cmd_balloon(struct qmp_session *s, struct json_object *args,
+		       struct json_object **ret, struct qmp_error *err)
+{
+	int64_t value = json_object_get_int64(json_object_object_get(args, "value"));
+	char msg[256] = "";
+
+	if (!s->ctl->balloon)
+		return cmd_no_balloon(s, args, ret, err);
+	if (value <= 0)
+		return qmp_fail(err, "GenericError", "Parameter 'target' expects a size");
+	if (s->ctl->balloon(s->ctl->opaque, (uint64_t)value, msg, sizeof(msg)) < 0)
+		return qmp_fail(err, strstr(msg, "target") ? "GenericError" : "DeviceNotActive", "%s",
+				msg);
+	return 0;
+}
+
+/* BalloonInfo: {"actual": bytes}. */
+static int cmd_query_balloon(struct qmp_session *s, struct json_object *args,
+			     struct json_object **ret, struct qmp_error *err)
+{
+	uint64_t actual;
+	char msg[256] = "";
+	bool ok = true;
+
+	if (!s->ctl->query_balloon)
+		return cmd_no_balloon(s, args, ret, err);
+	if (s->ctl->query_balloon(s->ctl->opaque, &actual, msg, sizeof(msg)) < 0)
+		return qmp_fail(err, "DeviceNotActive", "%s", msg);
+	*ret = new_obj(&ok);
+	put(&ok, *ret, "actual", json_object_new_int64((int64_t)actual));
+	return finish(ok, *ret, ret, err);
+}
+
+/* hw/virtio/virtio-balloon.c balloon_stat_names, in tag order. */
+static const char *const balloon_stat_names[CONTROL_BALLOON_STATS] = {
+	"stat-swap-in", "stat-swap-out", "stat-major-faults", "stat-minor-faults",
+	"stat-free-memory", "stat-total-memory", "stat-available-memory", "stat-disk-caches",
+	"stat-htlb-pgalloc", "stat-htlb-pgfail",
+};
+
+/* qom-get: only the balloon's guest-stats properties are modelled. */
+static int cmd_qom_get(struct qmp_session *s, struct json_object *args,
+		       struct json_object **ret, struct qmp_error *err)
+{
+	const char *path = json_object_get_string(json_object_object_get(args, "path"));
+	const char *prop = json_object_get_string(json_object_object_get(args, "property"));
+	struct balloon_stats_info info;
+	struct json_object *stats;
+	bool ok = true;
+
+	if (!s->ctl->balloon_stats || !s->ctl->balloon_stats(s->ctl->opaque, path, &info))
+		return qmp_fail(err, "DeviceNotFound", "Device '%s' not found", path);
+	if (!strcmp(prop, "guest-stats-polling-interval")) {
+		*ret = json_object_new_int64((int64_t)info.polling_interval);
+		return *ret ? 0 : qmp_oom(err);
+	}
+	if (strcmp(prop, "guest-stats"))
+		return qmp_fail(err, "GenericError", "Property 'virtio-balloon-pci.%s' not found",
+				prop);
+	*ret = new_obj(&ok);
+	stats = new_obj(&ok);
+	for (unsigned i = 0; i < CONTROL_BALLOON_STATS; i++)
+		put(&ok, stats, balloon_stat_names[i], json_object_new_uint64(info.stats[i]));
+	put(&ok, *ret, "stats", stats);
+	put(&ok, *ret, "last-update", json_object_new_int64(info.last_update));
+	return finish(ok, *ret, ret, err);
+}
+
+static int cmd_qom_set(struct qmp_session *s, struct json_object *args,
+		       struct json_object **ret, struct qmp_error *err)
+{
+	const char *path = json_object_get_string(json_object_object_get(args, "path"));
+	const char *prop = json_object_get_string(json_object_object_get(args, "property"));
+	struct json_object *v = json_object_object_get(args, "value");
+	struct balloon_stats_info info;
+	int64_t n;
+
+	if (!s->ctl->balloon_stats || !s->ctl->balloon_stats(s->ctl->opaque, path, &info))
+		return qmp_fail(err, "DeviceNotFound", "Device '%s' not found", path);
+	if (strcmp(prop, "guest-stats-polling-interval"))
+		return qmp_fail(err, "GenericError", "Property 'virtio-balloon-pci.%s' not found",
+				prop);
+	if (!json_object_is_type(v, json_type_int))
+		return qmp_fail(err, "GenericError",
+				"Invalid parameter type for '%s', expected: integer", prop);
+	n = json_object_get_int64(v);
+	if (n < 0)
+		return qmp_fail(err, "GenericError", "timer value must be greater than zero");
+	if (n > UINT32_MAX)
+		return qmp_fail(err, "GenericError", "timer value is too big");
+	s->ctl->balloon_set_interval(s->ctl->opaque, path, (uint64_t)n);
+	return 0;
+}
+
 /*
  * MachineInfo as of 7.2 ('acpi' came in 8.0), for the one machine we are:
  * QEMU's default, pc-i440fx-7.2 alias pc (-M accepts both).  The default CPU
@@ -991,6 +1087,17 @@ static const struct qmp_arg balloon_args[] = {
 	{ "value", QMP_ARG_INT, false },
 	{ NULL, 0, false },
 };
+static const struct qmp_arg qom_get_args[] = {
+	{ "path", QMP_ARG_STR, false },
+	{ "property", QMP_ARG_STR, false },
+	{ NULL, 0, false },
+};
+static const struct qmp_arg qom_set_args[] = {
+	{ "path", QMP_ARG_STR, false },
+	{ "property", QMP_ARG_STR, false },
+	{ "value", QMP_ARG_ANY, false },
+	{ NULL, 0, false },
+};
 static const struct qmp_arg hmp_args[] = {
 	{ "command-line", QMP_ARG_STR, false },
 	{ "cpu-index", QMP_ARG_INT, true },
@@ -1019,7 +1126,7 @@ static const struct qmp_command qmp_commands[] = {
 	{ "query-blockstats", cmd_empty_list, NULL },
 	{ "query-chardev", cmd_query_chardev, NULL },
 	{ "query-pci", cmd_query_pci, NULL },
-	{ "query-balloon", cmd_no_balloon, NULL },
+	{ "query-balloon", cmd_query_balloon, NULL },
 	{ "query-migrate", cmd_empty_object, NULL },
 	{ "query-machines", cmd_query_machines, NULL },
 	{ "query-cpu-definitions", cmd_query_cpu_definitions, NULL },
@@ -1028,10 +1135,12 @@ static const struct qmp_command qmp_commands[] = {
 	{ "system_reset", cmd_system_reset, NULL },
 	{ "system_powerdown", cmd_system_powerdown, NULL },
 	{ "quit", cmd_quit, NULL },
-	{ "balloon", cmd_no_balloon, balloon_args },
+	{ "balloon", cmd_balloon, balloon_args },
 	{ "human-monitor-command", cmd_human_monitor_command, hmp_args },
 	{ "set_link", cmd_set_link, set_link_args },
 	{ "device_del", cmd_device_del, device_del_args },
+	{ "qom-get", cmd_qom_get, qom_get_args },
+	{ "qom-set", cmd_qom_set, qom_set_args },
 	{ NULL, NULL, NULL },
 };
 
@@ -1061,7 +1170,7 @@ static int check_type(const struct qmp_arg *a, struct json_object *v, struct qmp
 {
 	static const char *const type_name[] = {
 		[QMP_ARG_STR] = "string", [QMP_ARG_INT] = "integer",
-		[QMP_ARG_BOOL] = "boolean", [QMP_ARG_CAPS] = "array",
+		[QMP_ARG_BOOL] = "boolean", [QMP_ARG_CAPS] = "array", [QMP_ARG_ANY] = "any",
 	};
 	struct json_object *e;
 	bool ok = false;
@@ -1078,6 +1187,9 @@ static int check_type(const struct qmp_arg *a, struct json_object *v, struct qmp
 		break;
 	case QMP_ARG_BOOL:
 		ok = json_object_is_type(v, json_type_boolean);
+		break;
+	case QMP_ARG_ANY:
+		ok = true;
 		break;
 	case QMP_ARG_CAPS:
 		ok = json_object_is_type(v, json_type_array);

@@ -7,11 +7,13 @@
 #include "ui/chardev.h"
 #include "virtio/net.h"
 #include "virtio/virtio.h"
+#include "vmm/iothread.h"
 
 extern const struct virtio_device_ops virtio_rng_ops;
 extern const struct virtio_device_ops virtio_blk_ops;
 extern const struct virtio_device_ops virtio_console_ops;
 extern const struct virtio_device_ops virtio_net_ops;
+extern const struct virtio_device_ops virtio_balloon_ops;
 
 #define VIRTIO_BLK_BATCH BLOCK_AIO_MAX_BATCH	/* requests taken from a queue per round */
 
@@ -56,5 +58,60 @@ struct virtio_console {
 
 /* Host input for the console (the chardev frontend). */
 void virtio_console_input(void *opaque, const uint8_t *buf, size_t len);
+
+/* virtio-balloon feature bits (virtio 1.2 §5.5.3). */
+#define VIRTIO_BALLOON_F_STATS_VQ 1
+#define VIRTIO_BALLOON_F_DEFLATE_ON_OOM 2
+#define VIRTIO_BALLOON_F_REPORTING 5
+#define BALLOON_NR_STATS 10	/* the tags QEMU 7.2 knows: swap-in .. hugetlb-failures */
+#define BALLOON_PARTIAL_MAX (2ULL << 20)	/* huge pages up to 2 MiB are freed piecemeal */
+
+/*
+ * virtio-balloon: what the host asked for and what the guest gave.  It lives
+ * as long as the process (a reset rebuilds the VM, not the host's target),
+ * like the virtconsole's state; everything below "vdev" is guarded by
+ * vdev->lock while a device is plugged, by the main thread otherwise.
+ */
+struct virtio_balloon {
+	bool deflate_on_oom;		/* deflate-on-oom=on: offer the feature */
+	bool free_page_reporting;	/* free-page-reporting=on: a reporting queue */
+	char id[32];			/* -device id=, for qom-get paths */
+	int change_fd;			/* eventfd: "actual" moved; the main loop emits BALLOON_CHANGE */
+	struct virtio_device *vdev;	/* set once plugged, NULL between VMs */
+	const struct guest_memory *mem;
+	uint32_t num_pages;		/* the host's target, in 4 KiB pages */
+	uint32_t actual;		/* pages the guest says it holds */
+	/* Statistics (§5.5.6.3): the guest's buffer is kept until the next poll. */
+	uint64_t stats[BALLOON_NR_STATS];
+	int64_t stats_last_update;	/* time(NULL) of the last report, 0: none */
+	uint64_t polling_interval;	/* guest-stats-polling-interval, seconds (0: off) */
+	bool stats_held;
+	uint16_t stats_head;
+	int timer_fd;			/* polls the stats; watched by the VM's I/O thread */
+	struct iothread_watch timer_watch;
+	bool timer_watched;
+	uint64_t inflated, deflated, reported;	/* pages, for debugging and tests */
+	/*
+	 * A huge host page the guest is ballooning 4 KiB at a time (QEMU's
+	 * PartiallyBalloonedPage): freed once all its PFNs are in.
+	 */
+	uint64_t partial_base;		/* its guest address; 0 with partial_size 0: none */
+	uint64_t partial_size;
+	uint64_t partial_bits[BALLOON_PARTIAL_MAX / 4096 / 64];
+};
+
+/* Creates the eventfd and timer; returns -1 with errno on failure. */
+int virtio_balloon_init(struct virtio_balloon *b);
+/* Called once the device is plugged (io may be NULL: no statistics polling). */
+int virtio_balloon_plug(struct virtio_balloon *b, struct virtio_device *vdev,
+			const struct guest_memory *mem, struct iothread *io);
+void virtio_balloon_unplug(struct virtio_balloon *b, struct iothread *io);
+/* The host's target (main thread): notifies the guest through a config change. */
+void virtio_balloon_set_target(struct virtio_balloon *b, uint64_t ram_size, uint64_t target);
+uint32_t virtio_balloon_actual(struct virtio_balloon *b);
+void virtio_balloon_set_interval(struct virtio_balloon *b, uint64_t seconds);
+/* Copies the last statistics (UINT64_MAX where the guest gave none). */
+void virtio_balloon_stats(struct virtio_balloon *b, uint64_t out[BALLOON_NR_STATS],
+			  int64_t *last_update, uint64_t *interval);
 
 #endif

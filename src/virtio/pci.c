@@ -308,6 +308,15 @@ void virtio_needs_reset(struct virtio_device *vdev, const char *why)
 	raise(vp, vp->config_msix_vector, 2);
 }
 
+void virtio_config_changed(struct virtio_device *vdev)
+{
+	struct virtio_pci *vp = vdev->transport;
+
+	vdev->config_generation++;
+	if (vdev->status & VIRTIO_STATUS_DRIVER_OK)
+		raise(vp, vp->config_msix_vector, 2);
+}
+
 static void write_status(struct virtio_pci *vp, uint8_t status)
 {
 	struct virtio_device *vdev = &vp->vdev;

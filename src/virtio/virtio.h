@@ -80,6 +80,9 @@ static inline bool virtio_has_feature(const struct virtio_device *vdev, uint64_t
 void virtio_process_queue(struct virtio_device *vdev, unsigned q,
 			  int (*handle)(struct virtio_device *vdev, struct vq_request *req));
 
+/* The device changed its configuration space: bump the generation and interrupt (§2.5.1). */
+void virtio_config_changed(struct virtio_device *vdev);
+
 /* The device failed the guest's protocol: log it, set NEEDS_RESET, stop using queues. */
 void virtio_needs_reset(struct virtio_device *vdev, const char *why);
 

@@ -17,7 +17,11 @@
 
 #define VQ_MAX_SIZE 1024
 #define VQ_MAX_SEGS 128		/* buffers per request after indirect expansion */
-#define VQ_MAX_REQUEST (64u << 20)	/* bytes per request, a bound on guest demands */
+/*
+ * Bytes per request, a bound on guest demands.  The largest legitimate one is
+ * a free page report: Linux sends up to 32 blocks of up to 4 MiB (2^10 pages).
+ */
+#define VQ_MAX_REQUEST (128u << 20)
 
 struct virtqueue {
 	const struct guest_memory *mem;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "ui/chardev.h"
+#include "vmm/memory.h"
 
 #define VM_DEFAULT_RAM (128ULL << 20)	/* QEMU's default -m */
 #define VM_MAX_CHARDEVS 8
@@ -94,6 +95,7 @@ enum device_kind {
 	DEVICE_VIRTIO_SERIAL,		/* virtio-serial-pci, carrying the virtconsole */
 	DEVICE_VIRTIO_NET,		/* virtio-net-pci: cfg->nics[nic] */
 	DEVICE_E1000,			/* e1000: cfg->nics[nic] */
+	DEVICE_VIRTIO_BALLOON,		/* virtio-balloon-pci, -balloon virtio */
 };
 
 /* -device (and the virtio-blk that -drive if=virtio implies). */
@@ -130,6 +132,54 @@ struct nic_config {
 	bool e1000;			/* model=e1000; otherwise virtio-net */
 	bool romfile_set;		/* romfile= given ("" for none) */
 	char romfile[256];		/* the PXE option ROM for firmware boot */
+};
+
+#define VM_MAX_MEMDEVS 8
+#define VM_MAX_NUMA_NODES MEMORY_MAX_BLOCKS
+
+/* -object memory-backend-{ram,file,memfd}. */
+struct memdev_config {
+	char id[32];
+	char *path;			/* owned: mem-path= */
+	struct memory_backing backing;	/* backing.path points at path */
+	bool merge_given;		/* merge= was explicit; else -machine mem-merge decides */
+	bool used;
+};
+
+/* -numa node: which CPUs and which RAM a guest NUMA node has. */
+struct numa_node_config {
+	unsigned nodeid;
+	uint8_t cpus[(VM_MAX_CPUS + 8) / 8];	/* bitmap of vCPU indexes */
+	bool has_cpus;
+	char memdev[32];		/* "" : a share of -m (QEMU's legacy split) */
+};
+
+/* -balloon / -device virtio-balloon-pci. */
+struct balloon_config {
+	bool enabled;
+	int slot;
+	char id[32];
+	bool deflate_on_oom;
+	bool free_page_reporting;
+	uint64_t polling_interval;	/* guest-stats-polling-interval= */
+};
+
+/* Guest memory: backends, NUMA topology, KSM and locking. */
+struct memory_config {
+	bool ram_size_given;		/* -m: else -machine memory-backend= sizes RAM */
+	bool mem_merge;			/* -machine mem-merge (default on) */
+	const char *mem_path;		/* -mem-path */
+	bool mem_prealloc;		/* -mem-prealloc */
+	bool mem_lock;			/* -overcommit mem-lock=on */
+	char memory_backend[32];	/* -machine memory-backend= */
+	struct memdev_config memdevs[VM_MAX_MEMDEVS];
+	unsigned nr_memdevs;
+	struct numa_node_config nodes[VM_MAX_NUMA_NODES];
+	unsigned nr_nodes;
+	uint8_t distance[VM_MAX_NUMA_NODES][VM_MAX_NUMA_NODES];	/* -numa dist, 0: unset */
+	/* Filled by options_check_memory: what backs RAM, in guest order (one per node). */
+	struct memory_backing backing[VM_MAX_NUMA_NODES];
+	unsigned nr_backing;
 };
 
 struct vm_config {
@@ -169,6 +219,8 @@ struct vm_config {
 	const char *bios;			/* -bios; NULL for the default SeaBIOS */
 	struct boot_config boot;		/* -boot */
 	char debugcon_chardev[CHARDEV_ID_MAX];	/* -debugcon; "" for none */
+	struct memory_config memory;
+	struct balloon_config balloon;
 };
 
 #define FIRMWARE_DEFAULT_BIOS "/usr/share/seabios/bios-256k.bin"

@@ -1,12 +1,30 @@
 #include "vmm/memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/magic.h>
+#include <linux/memfd.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "util/log.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
+#endif
+#define MPOL_MF_STRICT (1 << 0)
+#define MPOL_MF_MOVE (1 << 1)
+#define THP_SIZE (2 * MIB)	/* x86-64 PMD: the alignment a huge page needs */
+#define PAGE_4K 4096ULL
 
 void memory_layout(struct guest_memory *mem, uint64_t ram_size)
 {
@@ -25,24 +43,224 @@ void memory_layout(struct guest_memory *mem, uint64_t ram_size)
 	}
 }
 
-int memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size)
+/* The host's default huge page size ("Hugepagesize:" in /proc/meminfo). */
+static uint64_t default_hugepage_size(void)
 {
-	uint64_t offset = 0;
+	char line[128];
+	unsigned long long kib = 2048;
+	FILE *f = fopen("/proc/meminfo", "re");
 
-	memory_layout(mem, ram_size);
-	/* Reserved, not touched: pages appear only when the guest uses them (overcommit). */
-	mem->host = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem->host == MAP_FAILED) {
-		log_error("cannot allocate %llu MiB of guest RAM: %s",
-			  (unsigned long long)(ram_size >> 20), strerror(errno));
-		mem->host = NULL;
+	if (!f)
+		return THP_SIZE;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Hugepagesize: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib * 1024;
+}
+
+static uint64_t backing_page_size(const struct memory_backing *b)
+{
+	struct statfs sfs;
+
+	if (b->kind == MEMORY_MEMFD && b->hugetlb)
+		return b->hugetlbsize ? b->hugetlbsize : default_hugepage_size();
+	if (b->kind == MEMORY_FILE && statfs(b->path, &sfs) == 0 &&
+	    (unsigned long)sfs.f_type == HUGETLBFS_MAGIC)
+		return (uint64_t)sfs.f_bsize;
+	return PAGE_4K;
+}
+
+/* A file in path, or a temporary one when path is a directory (QEMU's -mem-path). */
+static int open_backing_file(const char *path)
+{
+	struct stat st;
+	char tmpl[PATH_MAX];
+	int fd;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (snprintf(tmpl, sizeof(tmpl), "%s/kestrel_back_mem.XXXXXX", path) >=
+		    (int)sizeof(tmpl)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		fd = mkostemp(tmpl, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(tmpl);	/* gone when we are */
+		return fd;
+	}
+	return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+}
+
+static int open_memfd(const struct memory_backing *b, uint64_t page_size)
+{
+	unsigned flags = MFD_CLOEXEC;
+
+	if (b->hugetlb)
+		flags |= MFD_HUGETLB | ((unsigned)__builtin_ctzll(page_size) << MFD_HUGE_SHIFT);
+	return (int)syscall(SYS_memfd_create, "kestrel-ram", flags);
+}
+
+static int bind_nodes(void *addr, uint64_t len, const struct memory_backing *b)
+{
+	unsigned long mask = (unsigned long)b->host_nodes;
+	unsigned long maxnode = b->host_nodes ? 64 - (unsigned long)__builtin_clzll(b->host_nodes) : 0;
+
+	if (b->policy == MEMORY_POLICY_DEFAULT && !b->host_nodes)
+		return 0;
+	/* maxnode counts one past the highest bit the kernel reads. */
+	if (syscall(SYS_mbind, addr, len, (int)b->policy, b->host_nodes ? &mask : NULL,
+		    maxnode + 1, MPOL_MF_STRICT | MPOL_MF_MOVE) < 0)
+		return -1;
+	return 0;
+}
+
+/* Faults every page in now (-mem-prealloc, prealloc=on), so a short host fails at start-up. */
+static int prealloc(uint8_t *host, uint64_t size, uint64_t page_size)
+{
+	if (madvise(host, size, MADV_POPULATE_WRITE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -1;
+	for (uint64_t off = 0; off < size; off += page_size)
+		*(volatile uint8_t *)(host + off) = *(volatile uint8_t *)(host + off);
+	return 0;
+}
+
+static const char *backing_name(const struct memory_backing *b)
+{
+	switch (b->kind) {
+	case MEMORY_FILE: return b->path;
+	case MEMORY_MEMFD: return "memory-backend-memfd";
+	default: return "memory-backend-ram";
+	}
+}
+
+/* Maps one backend at host (inside the reserved area) and records it. */
+static int map_block(struct guest_memory *mem, const struct memory_backing *b, uint8_t *host)
+{
+	struct memory_block *blk = &mem->blocks[mem->nr_blocks];
+	uint64_t page = backing_page_size(b);
+	bool hugetlb = page > PAGE_4K;
+	int flags = MAP_FIXED | (b->share ? MAP_SHARED : MAP_PRIVATE);
+	struct stat st;
+	void *p;
+
+	*blk = (struct memory_block){ .host = host, .size = b->size, .page_size = page, .fd = -1 };
+	if (b->size % page) {
+		log_error("%s: size %llu is not a multiple of the page size %llu", backing_name(b),
+			  (unsigned long long)b->size, (unsigned long long)page);
 		return -1;
 	}
-	/* Huge pages when the host has them; merging identical pages (KSM), as QEMU's default. */
-	madvise(mem->host, ram_size, MADV_HUGEPAGE);
-	madvise(mem->host, ram_size, MADV_MERGEABLE);
+	if (b->kind == MEMORY_FILE)
+		blk->fd = open_backing_file(b->path);
+	else if (b->kind == MEMORY_MEMFD)
+		blk->fd = open_memfd(b, page);
+	if (b->kind != MEMORY_ANON) {
+		if (blk->fd < 0 || fstat(blk->fd, &st) < 0 ||
+		    ((uint64_t)st.st_size < b->size && ftruncate(blk->fd, (off_t)b->size) < 0)) {
+			log_error("%s: cannot open the backing store: %s", backing_name(b),
+				  strerror(errno));
+			if (blk->fd >= 0)
+				close(blk->fd);
+			return -1;
+		}
+	} else {
+		flags |= MAP_ANONYMOUS;
+	}
+	/* hugetlb pages are reserved at mmap time, so a short pool fails here, not in the guest. */
+	if (!hugetlb)
+		flags |= MAP_NORESERVE;
+	p = mmap(host, b->size, PROT_READ | PROT_WRITE, flags, blk->fd, 0);
+	if (p == MAP_FAILED) {
+		log_error("%s: cannot map %llu MiB of guest RAM: %s", backing_name(b),
+			  (unsigned long long)(b->size >> 20), strerror(errno));
+		if (blk->fd >= 0)
+			close(blk->fd);
+		return -1;
+	}
+	mem->nr_blocks++;
+	blk->punch = b->share || hugetlb;
+	/* Transparent huge pages unless hugetlb already gives them; KSM where asked (QEMU's mem-merge). */
+	if (!hugetlb)
+		madvise(host, b->size, MADV_HUGEPAGE);
+	if (b->merge && madvise(host, b->size, MADV_MERGEABLE) < 0)
+		log_debug("MADV_MERGEABLE: %s", strerror(errno));
+	if (!b->dump)
+		madvise(host, b->size, MADV_DONTDUMP);
+	if (bind_nodes(host, b->size, b) < 0) {
+		log_error("%s: cannot bind memory to host-nodes: %s", backing_name(b),
+			  strerror(errno));
+		return -1;
+	}
+	if (b->prealloc && prealloc(host, b->size, page) < 0) {
+		log_error("%s: cannot preallocate %llu MiB: %s", backing_name(b),
+			  (unsigned long long)(b->size >> 20), strerror(errno));
+		return -1;
+	}
+	return 0;
+}
 
+int memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size,
+		const struct memory_backing *backends, unsigned nr, bool mem_lock)
+{
+	const struct memory_backing anon = {
+		.kind = MEMORY_ANON, .size = ram_size, .merge = true, .dump = true,
+	};
+	uint64_t offset = 0, align = THP_SIZE, total = 0;
+	uint8_t *area;
+
+	memory_layout(mem, ram_size);
+	if (nr == 0) {
+		backends = &anon;
+		nr = 1;
+	}
+	if (nr > MEMORY_MAX_BLOCKS) {
+		log_error("too many memory backends (at most %d)", MEMORY_MAX_BLOCKS);
+		return -1;
+	}
+	for (unsigned i = 0; i < nr; i++) {
+		uint64_t page = backing_page_size(&backends[i]);
+		if (page > align)
+			align = page;
+		total += backends[i].size;
+	}
+	if (total != ram_size) {
+		log_error("memory backends hold %llu bytes, RAM is %llu", (unsigned long long)total,
+			  (unsigned long long)ram_size);
+		return -1;
+	}
+	/*
+	 * Reserve the whole range aligned to a huge page, then map each backend
+	 * over its part: guest and host addresses agree modulo 2 MiB, so THP
+	 * (and KVM's large mappings) can use huge pages from guest address 0.
+	 */
+	mem->map_size = (size_t)((ram_size + align - 1) & ~(align - 1));
+	area = mmap(NULL, mem->map_size + align, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (area == MAP_FAILED) {
+		log_error("cannot reserve %llu MiB of guest RAM: %s",
+			  (unsigned long long)(ram_size >> 20), strerror(errno));
+		return -1;
+	}
+	mem->host = (uint8_t *)(((uintptr_t)area + align - 1) & ~(uintptr_t)(align - 1));
+	if (mem->host > area)
+		munmap(area, (size_t)(mem->host - area));
+	munmap(mem->host + mem->map_size, (size_t)(area + align - mem->host));
+	for (unsigned i = 0; i < nr; i++) {
+		if (map_block(mem, &backends[i], mem->host + offset) < 0) {
+			memory_destroy(mem);
+			return -1;
+		}
+		offset += backends[i].size;
+	}
+	if (mem_lock && mlock(mem->host, ram_size) < 0) {
+		log_error("-overcommit mem-lock=on: locking memory failed: %s", strerror(errno));
+		memory_destroy(mem);
+		return -1;
+	}
+
+	offset = 0;
 	for (unsigned i = 0; i < mem->nr_regions; i++) {
 		struct memory_region *r = &mem->regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -65,7 +283,11 @@ int memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size)
 void memory_destroy(struct guest_memory *mem)
 {
 	if (mem->host)
-		munmap(mem->host, mem->ram_size);
+		munmap(mem->host, mem->map_size);
+	for (unsigned i = 0; i < mem->nr_blocks; i++)
+		if (mem->blocks[i].fd >= 0)
+			close(mem->blocks[i].fd);
+	mem->nr_blocks = 0;
 	mem->host = NULL;
 }
 
@@ -87,4 +309,49 @@ int memory_write(const struct guest_memory *mem, uint64_t gpa, const void *src, 
 		return -1;
 	memcpy(dst, src, len);
 	return 0;
+}
+
+int memory_discard_host(const struct guest_memory *mem, void *host, size_t len)
+{
+	uintptr_t start = (uintptr_t)host, end = start + len;
+	const struct memory_block *blk = NULL;
+	uint64_t page = PAGE_4K;
+
+	for (unsigned i = 0; i < mem->nr_blocks; i++) {
+		const struct memory_block *b = &mem->blocks[i];
+		if (start >= (uintptr_t)b->host && end <= (uintptr_t)b->host + b->size) {
+			blk = b;
+			page = b->page_size;
+		}
+	}
+	if (mem->nr_blocks && !blk)
+		return -1;	/* crosses backends or is not RAM */
+	/* Only whole host pages can go: a 4 KiB PFN inside a hugetlb page stays. */
+	start = (start + page - 1) & ~(uintptr_t)(page - 1);
+	end &= ~(uintptr_t)(page - 1);
+	if (start >= end)
+		return 0;
+	return madvise((void *)start, end - start,
+		       blk && blk->punch ? MADV_REMOVE : MADV_DONTNEED);
+}
+
+int memory_discard(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
+{
+	void *host = memory_ptr(mem, gpa, len);
+
+	if (!host)
+		return -1;
+	return memory_discard_host(mem, host, len);
+}
+
+uint64_t memory_page_size(const struct guest_memory *mem, uint64_t gpa)
+{
+	uint8_t *host = memory_ptr(mem, gpa, 1);
+
+	if (!host)
+		return 0;
+	for (unsigned i = 0; i < mem->nr_blocks; i++)
+		if (host >= mem->blocks[i].host && host < mem->blocks[i].host + mem->blocks[i].size)
+			return mem->blocks[i].page_size;
+	return PAGE_4K;
 }

@@ -48,6 +48,10 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 		ops = &virtio_console_ops;
 		state = vm->backends->console;
 		break;
+	case DEVICE_VIRTIO_BALLOON:
+		ops = &virtio_balloon_ops;
+		state = vm->backends->balloon;
+		break;
 	case DEVICE_VIRTIO_BLK: {
 		struct virtio_blk *blk = &vm->blk[vm->nr_virtio];
 		memset(blk, 0, sizeof(*blk));
@@ -81,7 +85,11 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 	case DEVICE_E1000:
 		return -1;	/* not virtio: pc_add_e1000 */
 	}
-	if (virtio_pci_create(vp, &vm->pci, dev->slot, ops, state, dev->num_queues, &vm->mem,
+	if (dev->kind == DEVICE_VIRTIO_BALLOON && !state)
+		return 0;	/* main() gave no balloon state: none is wanted */
+	if (virtio_pci_create(vp, &vm->pci, dev->slot, ops, state,
+			      dev->kind == DEVICE_VIRTIO_BALLOON && cfg->balloon.free_page_reporting
+				      ? 4 : dev->num_queues, &vm->mem,
 			      vm->fd, vm->io.started ? &vm->io : NULL) < 0) {
 		log_error("%s: PCI slot %d is taken or the bus is full", ops->name, dev->slot);
 		return -1;
@@ -93,6 +101,12 @@ static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
 	if (dev->kind == DEVICE_VIRTIO_NET) {
 		virtio_net_attach(state, &vp->vdev);
 		pc_set_nic_rom(vm, &vp->pci, dev->nic);
+	}
+	if (dev->kind == DEVICE_VIRTIO_BALLOON &&
+	    virtio_balloon_plug(state, &vp->vdev, &vm->mem, vm->io.started ? &vm->io : NULL) < 0) {
+		log_error("virtio-balloon: cannot watch the statistics timer");
+		virtio_pci_destroy(vp);
+		return -1;
 	}
 	vm->nr_virtio++;
 	return 0;
@@ -286,6 +300,8 @@ void pc_destroy_devices(struct vm *vm)
 			e1000_detach(&vm->backends->e1000s[vm->cfg->devices[i].nic]);
 	if (vm->backends && vm->backends->console)
 		vm->backends->console->vdev = NULL;
+	if (vm->backends && vm->backends->balloon)
+		virtio_balloon_unplug(vm->backends->balloon, &vm->io);
 	vm->nr_virtio = 0;
 	if (vm->has_pci)
 		pci_bus_destroy(&vm->pci);

@@ -82,7 +82,8 @@ int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config
 	sa.sa_handler = kick_handler;
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);	/* no SA_RESTART: KVM_RUN must return */
 
-	if (vm_create_kvm(vm) < 0 || memory_init(&vm->mem, vm->fd, cfg->ram_size) < 0 ||
+	if (vm_create_kvm(vm) < 0 || memory_init(&vm->mem, vm->fd, cfg->ram_size, cfg->memory.backing,
+					      cfg->memory.nr_backing, cfg->memory.mem_lock) < 0 ||
 	    pc_create_devices(vm) < 0)
 		return -1;
 

@@ -52,6 +52,7 @@ struct vm_backends {
 	struct nic_rom *nic_roms;	/* each NIC's option ROM, NULL data for none */
 	struct chardev *debugcon;	/* -debugcon's back end; NULL for none */
 	unsigned boots;			/* VMs built so far: -boot once= holds for the first */
+	struct virtio_balloon *balloon;	/* the balloon's state, NULL without one */
 };
 
 enum vm_stop {

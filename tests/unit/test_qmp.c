@@ -893,7 +893,7 @@ static void test_query_commands(void **state)
 		"query-blockstats", "query-chardev", "query-pci", "query-balloon",
 		"query-migrate", "query-machines", "query-cpu-definitions", "stop", "cont",
 		"system_reset", "system_powerdown", "quit", "balloon",
-		"human-monitor-command", "set_link", "device_del",
+		"human-monitor-command", "set_link", "device_del", "qom-get", "qom-set",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;

@@ -17,7 +17,7 @@
 #include "fake.h"
 #include "virtio/virtqueue.h"
 
-#define RAM_SIZE (1 * MIB)
+#define RAM_SIZE (2 * MIB)
 #define QSIZE 16
 #define DESC_GPA 0x1000
 #define AVAIL_GPA 0x2000

@@ -224,6 +224,31 @@ static void fadt_fill(struct acpi_fadt *f, uint64_t facs, uint64_t dsdt)
 	header_finish(f);
 }
 
+/* For acpi_numa.c: header fields and the checksum, once the table is filled. */
+void acpi_table_header(void *table, const char *sig, uint32_t len, uint8_t rev)
+{
+	header_init(table, sig, len, rev);
+}
+
+static void *numa_build(struct table_writer *w, const struct acpi_config *cfg, bool srat,
+			uint64_t *gpa)
+{
+	size_t room = w->room > w->used + 16 ? w->room - w->used - 16 : 0;
+	uint8_t scratch[8192];
+	size_t len = srat ? acpi_srat_build(scratch, sizeof(scratch), cfg)
+			  : acpi_slit_build(scratch, sizeof(scratch), cfg->numa);
+	uint8_t *t;
+
+	if (!len || len > room)
+		return NULL;
+	t = writer_alloc(w, len, 16, gpa);
+	if (t) {
+		memcpy(t, scratch, len);
+		header_finish(t);
+	}
+	return t;
+}
+
 static void *madt_build(struct table_writer *w, const struct acpi_config *cfg, uint64_t *gpa)
 {
 	size_t len = sizeof(struct acpi_header) + 8 +
@@ -282,8 +307,16 @@ size_t acpi_build(uint8_t *buf, size_t room, uint64_t base, const struct acpi_co
 	uint8_t *dsdt = writer_alloc(&w, sizeof(dsdt_aml_code), 16, &dsdt_gpa);
 	struct acpi_fadt *fadt = writer_alloc(&w, sizeof(*fadt), 16, &fadt_gpa);
 	uint8_t *madt = madt_build(&w, cfg, &madt_gpa);
-	const uint64_t tables[] = { fadt_gpa, madt_gpa };
-	const size_t ntables = sizeof(tables) / sizeof(tables[0]);
+	uint64_t tables[4] = { fadt_gpa, madt_gpa };
+	size_t ntables = 2;
+
+	/* SRAT and SLIT only for a -numa guest, as QEMU. */
+	if (cfg->numa && cfg->numa->nr_nodes) {
+		if (!numa_build(&w, cfg, true, &tables[ntables++]))
+			return 0;
+		if (cfg->numa->slit && !numa_build(&w, cfg, false, &tables[ntables++]))
+			return 0;
+	}
 	struct acpi_header *xsdt = writer_alloc(&w, sizeof(*xsdt) + 8 * ntables, 16, &xsdt_gpa);
 	struct acpi_header *rsdt = writer_alloc(&w, sizeof(*rsdt) + 4 * ntables, 16, &rsdt_gpa);
 

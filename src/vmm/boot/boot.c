@@ -47,9 +47,38 @@ static int write_boot_gdt(const struct guest_memory *mem)
 	return memory_write(mem, BOOT_GDT_ADDR, gdt, sizeof(gdt));
 }
 
+/*
+ * -numa as SRAT/SLIT sees it: vCPUs named by no node go to node 0, and
+ * distances not given are 10 (local) or 20, one direction implying the
+ * other (QEMU's complete_init_numa_distance).
+ */
+static void numa_describe(const struct vm_config *cfg, struct acpi_numa *numa)
+{
+	const struct memory_config *mc = &cfg->memory;
+
+	memset(numa, 0, sizeof(*numa));
+	numa->nr_nodes = mc->nr_nodes;
+	numa->ram_size = cfg->ram_size;
+	for (unsigned i = 0; i < mc->nr_nodes; i++) {
+		const struct numa_node_config *node = &mc->nodes[i];
+		numa->node_mem[node->nodeid] = mc->backing[node->nodeid].size;
+		for (unsigned c = 0; c < VM_MAX_CPUS; c++)
+			if (node->cpus[c / 8] >> (c % 8) & 1)
+				numa->cpu_node[c] = (uint8_t)node->nodeid;
+	}
+	for (unsigned i = 0; i < mc->nr_nodes; i++) {
+		for (unsigned j = 0; j < mc->nr_nodes; j++) {
+			uint8_t d = mc->distance[i][j] ? mc->distance[i][j] : mc->distance[j][i];
+			numa->slit |= mc->distance[i][j] != 0;
+			numa->distance[i][j] = d ? d : (i == j ? 10 : 20);
+		}
+	}
+}
+
 int boot_setup(const struct guest_memory *mem, const struct vm_config *cfg,
 	       struct boot_entry *entry)
 {
+	struct acpi_numa numa;
 	const char *cmdline = cfg->append ? cfg->append : "";
 	struct acpi_config acpi = { .cpus = cfg->smp.cpus, .maxcpus = cfg->smp.maxcpus };
 	struct boot_request req = { .mem = mem, .cmdline = cmdline };
@@ -57,6 +86,8 @@ int boot_setup(const struct guest_memory *mem, const struct vm_config *cfg,
 	size_t kernel_len, initrd_len = 0;
 	int rc = -1;
 
+	numa_describe(cfg, &numa);
+	acpi.numa = &numa;
 	if (strlen(cmdline) >= BOOT_CMDLINE_MAX) {
 		log_error("-append: command line too long (at most %d bytes)", BOOT_CMDLINE_MAX - 1);
 		return -1;

@@ -21,4 +21,5 @@ $cc \
 	-T "$here/probe.ld" -o "$out/probe.elf" \
 	"$here/entry.S" "$here/io.c" "$here/platform.c" "$here/scenarios.c" \
 	"$here/pci.c" "$here/virtio.c" "$here/blk.c" "$here/console.c" "$here/rng.c" "$here/net.c" \
-	"$here/e1000.c" "$here/multiboot.c"
+	"$here/e1000.c" "$here/multiboot.c" \
+	"$here/balloon.c" "$here/numa.c"

@@ -202,6 +202,10 @@ static void acpi_probe(const struct hvm_start_info *si, struct platform *p)
 			acpi_show(fadt_dsdt(t));
 		} else if (!memcmp(t, "APIC", 4)) {
 			p->madt_cpus = madt_cpus(t);
+		} else if (!memcmp(t, "SRAT", 4)) {
+			p->srat = t;
+		} else if (!memcmp(t, "SLIT", 4)) {
+			p->slit = t;
 		}
 	}
 }
@@ -300,6 +304,7 @@ void platform_probe(const struct hvm_start_info *si, struct platform *p)
 	p->fadt = NULL;
 	p->madt_cpus = -1;
 	p->mp_cpus = -1;
+	p->srat = p->slit = NULL;
 
 	say("cmdline: %s", p->cmdline);
 	memmap_probe(p->si, p);

@@ -47,6 +47,8 @@ struct platform {
 	const uint8_t *fadt;			/* NULL if none */
 	int madt_cpus;				/* -1: no MADT */
 	int mp_cpus;				/* -1: no MP table */
+	const uint8_t *srat;			/* NULL if none (no NUMA) */
+	const uint8_t *slit;			/* NULL if none */
 };
 
 /* Port I/O: allowed at CPL3 by the TSS I/O bitmap. */
@@ -238,5 +240,8 @@ bool scenario_net_dhcp(const struct platform *p, const struct args *a);
 bool scenario_net_tftp(const struct platform *p, const struct args *a);
 bool scenario_net_blast(const struct platform *p, const struct args *a);
 bool scenario_net_sink(const struct platform *p, const struct args *a);
+bool scenario_balloon(const struct platform *p, const struct args *a);
+bool scenario_mem_hold(const struct platform *p, const struct args *a);
+bool scenario_numa(const struct platform *p, const struct args *a);
 
 #endif

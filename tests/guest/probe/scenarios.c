@@ -384,6 +384,9 @@ static const struct scenario scenarios[] = {
 	{ "net-tftp", scenario_net_tftp },
 	{ "net-blast", scenario_net_blast },
 	{ "net-sink", scenario_net_sink },
+	{ "balloon", scenario_balloon },
+	{ "mem-hold", scenario_mem_hold },
+	{ "numa", scenario_numa },
 };
 
 /* Called at CPL3 by entry.S with the start_info physical address. */

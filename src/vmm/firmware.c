@@ -9,6 +9,8 @@
 #include <sys/mman.h>
 
 #include "util/file.h"
+#include "vmm/boot/acpi.h"
+#include "vmm/boot/boot.h"
 #include "util/log.h"
 #include "vmm/boot/e820.h"
 #include "vmm/boot/layout.h"
@@ -137,7 +139,11 @@ static int add_fw_cfg_entries(struct vm *vm)
 	const struct vm_config *cfg = vm->cfg;
 	struct fw_cfg *fw = &vm->fw_cfg;
 	struct acpi_config acpi = { .cpus = cfg->smp.cpus, .maxcpus = cfg->smp.maxcpus };
+	struct acpi_numa numa;
 
+	/* The SRAT/SLIT travel with the other tables through the table loader. */
+	boot_numa_describe(cfg, &numa);
+	acpi.numa = &numa;
 	if (fw_cfg_add_u64(fw, FW_CFG_RAM_SIZE, cfg->ram_size) < 0 ||
 	    fw_cfg_add_u16(fw, FW_CFG_NOGRAPHIC, 1) < 0 ||
 	    fw_cfg_add_u16(fw, FW_CFG_NB_CPUS, (uint16_t)cfg->smp.cpus) < 0 ||

@@ -148,3 +148,18 @@ def test_bootindex_orders_the_boot_menu(session, media, which):
     s.expect(r"Press ESC for boot menu", timeout=30)
     s.send(b"\x1b")
     s.expect(r"1\. Virtio disk PCI:[0-9a-f:.]+\s+2\. DVD/CD \[ata1-0[^\n]*\s+3\. ata0-0", timeout=30)
+
+
+def test_numa_tables_reach_a_firmware_booted_guest(session, tmp_path, probe):
+    """-numa under SeaBIOS: the SRAT/SLIT go through the table loader with the rest of
+    kestrel's ACPI, and the probe, booted by GRUB, finds both nodes."""
+    disk = fwimages.make_disk(tmp_path, probe, cfg=fwimages.grub_cfg("probe=numa"))
+    s = session([str(KESTREL), "-nographic", "-m", "512m", "-hda", str(disk), "-smp", "2",
+                 "-object", "memory-backend-ram,id=m0,size=256M",
+                 "-object", "memory-backend-ram,id=m1,size=256M",
+                 "-numa", "node,nodeid=0,cpus=0,memdev=m0",
+                 "-numa", "node,nodeid=1,cpus=1,memdev=m1", "-numa", "dist,src=0,dst=1,val=21"])
+    s.expect(r"probe: boot: multiboot2", timeout=GRUB_TIMEOUT + 120)
+    s.expect(r"probe: numa: nodes 2", timeout=30)
+    s.expect(r"probe: numa: slit 0: 10 21", timeout=30)
+    s.expect(r"probe: PASS", timeout=30)

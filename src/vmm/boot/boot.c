@@ -52,7 +52,7 @@ static int write_boot_gdt(const struct guest_memory *mem)
  * distances not given are 10 (local) or 20, one direction implying the
  * other (QEMU's complete_init_numa_distance).
  */
-static void numa_describe(const struct vm_config *cfg, struct acpi_numa *numa)
+void boot_numa_describe(const struct vm_config *cfg, struct acpi_numa *numa)
 {
 	const struct memory_config *mc = &cfg->memory;
 
@@ -86,7 +86,7 @@ int boot_setup(const struct guest_memory *mem, const struct vm_config *cfg,
 	size_t kernel_len, initrd_len = 0;
 	int rc = -1;
 
-	numa_describe(cfg, &numa);
+	boot_numa_describe(cfg, &numa);
 	acpi.numa = &numa;
 	if (strlen(cmdline) >= BOOT_CMDLINE_MAX) {
 		log_error("-append: command line too long (at most %d bytes)", BOOT_CMDLINE_MAX - 1);

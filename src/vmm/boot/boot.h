@@ -26,6 +26,10 @@ struct boot_request {
 	uint64_t rsdp;
 };
 
+struct acpi_numa;
+/* -numa as the ACPI SRAT/SLIT builders take it (also for firmware boot's tables). */
+void boot_numa_describe(const struct vm_config *cfg, struct acpi_numa *numa);
+
 int boot_setup(const struct guest_memory *mem, const struct vm_config *cfg,
 	       struct boot_entry *entry);
 

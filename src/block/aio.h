@@ -7,9 +7,6 @@
  *   io_uring  reads and writes that map straight onto the image file go to
  *             the kernel as one ring submission; the rest (qcow2 allocation,
  *             compressed clusters, backing files) run synchronously meanwhile
- *
- * Large reads and writes are split into parts that run in parallel, so one
- * 1 MiB request keeps several host I/Os in flight.
  */
 #ifndef KESTREL_BLOCK_AIO_H
 #define KESTREL_BLOCK_AIO_H

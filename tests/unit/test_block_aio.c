@@ -78,7 +78,7 @@ static uint8_t byte_at(uint64_t off, int round)
 }
 
 /*
- * A batch of writes (one of 1 MiB in uneven segments, so it splits; small
+ * A batch of writes (one of 1 MiB in uneven segments; small
  * ones; one at an unaligned buffer address), then the same as reads, for
  * two rounds: the first allocates qcow2 clusters, the second overwrites.
  */

@@ -210,9 +210,21 @@ static void threads_run(struct block_aio *aio)
 
 /* ---- io_uring ----------------------------------------------------------- */
 
+/*
+ * COOP_TASKRUN: completions are reaped when we enter the kernel anyway,
+ * with no interrupting task work (the batch waits for them all).  Older
+ * kernels refuse the flag; they get a plain ring.
+ */
+static int ring_init(struct io_uring *ring)
+{
+	int ret = io_uring_queue_init(AIO_RING_ENTRIES, ring, IORING_SETUP_COOP_TASKRUN);
+
+	return ret == -EINVAL ? io_uring_queue_init(AIO_RING_ENTRIES, ring, 0) : ret;
+}
+
 static int uring_open(struct block_aio *aio, char *err, size_t errlen)
 {
-	int ret = io_uring_queue_init(AIO_RING_ENTRIES, &aio->ring, 0);
+	int ret = ring_init(&aio->ring);
 
 	if (ret < 0)
 		return block_err(err, errlen, "aio=io_uring: cannot set up io_uring: %s",
@@ -292,7 +304,7 @@ static int submit_all(struct block_aio *aio, unsigned wait_nr)
 		return 0;
 	io_uring_queue_exit(&aio->ring);
 	/* Without a new ring every later request runs synchronously. */
-	aio->ring_ok = io_uring_queue_init(AIO_RING_ENTRIES, &aio->ring, 0) == 0;
+	aio->ring_ok = ring_init(&aio->ring) == 0;
 	return ret;
 }
 

@@ -9,6 +9,8 @@ packages=(
 	zlib1g-dev libzstd-dev
 	# tests and reference peer
 	python3 python3-pytest qemu-system-x86 qemu-utils seabios time strace
+	# fuzz targets (tests/fuzz): clang with libFuzzer and the sanitizer runtimes
+	clang libclang-rt-14-dev
 	# Linux test guest recipe (tests/guest/linux)
 	linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev lz4 cpio xz-utils
 )

@@ -48,35 +48,14 @@ struct conv {
 static int seg_status(struct conv *c, struct block_dev *bd, uint64_t off, uint64_t len,
 		      enum seg_kind *kind, uint64_t *pnum)
 {
-	struct block_dev *layer = bd;
 	unsigned flags;
-	int ret;
+	int ret = img_chain_status(bd, off, len, c->target_backing, pnum, &flags);
 
-	*pnum = len;
-	for (;;) {
-		ret = block_status(layer, off, *pnum, pnum, NULL, &flags);
-		if (ret < 0)
-			return ret;
-		if (flags & BLOCK_STATUS_ZERO) {
-			*kind = SEG_ZERO;
-			return 0;
-		}
-		if (flags & BLOCK_STATUS_DATA) {
-			*kind = SEG_DATA;
-			return 0;
-		}
-		if (c->target_backing) {
-			*kind = SEG_BACKING;
-			return 0;
-		}
-		if (!block_backing(layer) || off >= block_length(block_backing(layer))) {
-			*kind = SEG_ZERO;
-			return 0;
-		}
-		layer = block_backing(layer);
-		if (*pnum > block_length(layer) - off)
-			*pnum = block_length(layer) - off;
-	}
+	if (ret < 0)
+		return ret;
+	*kind = flags & BLOCK_STATUS_ZERO ? SEG_ZERO :
+		flags & BLOCK_STATUS_DATA ? SEG_DATA : SEG_BACKING;
+	return 0;
 }
 
 static void fail(struct conv *c, int err, bool read, uint64_t off)

@@ -232,21 +232,11 @@ static int check_refblocks(struct qcow2 *s, struct refs *r, struct block_check_r
 static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_result *res,
 			 FILE *report)
 {
-	const struct qcow2_ext *ext = NULL;
 	uint64_t dir_size, dir_off;
 	uint8_t *dir;
 	int ret;
 
-	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
-		return 0;
-	for (unsigned i = 0; i < s->nb_exts; i++)
-		if (s->exts[i].type == QCOW2_EXT_BITMAPS && s->exts[i].len >= 24)
-			ext = &s->exts[i];
-	if (!ext)
-		return 0;
-	dir_size = be64(ext->data + 8);
-	dir_off = be64(ext->data + 16);
-	if (!dir_size || dir_size > (64u << 20) || qcow2_in_cluster(s, dir_off))
+	if (!qcow2_bitmap_dir(s, &dir_off, &dir_size) || qcow2_in_cluster(s, dir_off))
 		return 0;
 	ret = refs_inc(s, r, res, dir_off, dir_size, report);
 	dir = malloc((size_t)dir_size);

@@ -437,22 +437,12 @@ static int qcow2_get_info(struct block_dev *bd, struct block_info *info)
 static int qcow2_bitmap_list(struct block_dev *bd, struct block_bitmap **list)
 {
 	struct qcow2 *s = bd->opaque;
-	const struct qcow2_ext *ext = NULL;
 	uint64_t size, off;
 	uint8_t *dir;
 	int n = 0;
 
 	*list = NULL;
-	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
-		return 0;
-	for (unsigned i = 0; i < s->nb_exts; i++)
-		if (s->exts[i].type == QCOW2_EXT_BITMAPS && s->exts[i].len >= 24)
-			ext = &s->exts[i];
-	if (!ext)
-		return 0;
-	size = be64(ext->data + 8);
-	off = be64(ext->data + 16);
-	if (!size || size > (64u << 20))
+	if (!qcow2_bitmap_dir(s, &off, &size))
 		return 0;
 	dir = malloc((size_t)size);
 	if (!dir)

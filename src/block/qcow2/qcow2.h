@@ -211,6 +211,11 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 int qcow2_write_header(struct qcow2 *s);
 int qcow2_set_incompat(struct qcow2 *s, uint64_t bit, bool on);
 void qcow2_describe_features(const struct qcow2 *s, uint64_t bits, char *buf, size_t len);
+/*
+ * Where the persistent bitmaps' directory is, while their extension is valid
+ * (autoclear bit set) and the size sane: false when there is none to read.
+ */
+bool qcow2_bitmap_dir(const struct qcow2 *s, uint64_t *off, uint64_t *size);
 /* Serialises a header for s into buf (one cluster); returns its length or -ENOSPC. */
 int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len);
 

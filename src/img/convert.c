@@ -521,7 +521,13 @@ int img_convert(int argc, char **argv)
 	c.chunk = CHUNK;
 	if (c.cluster && c.cluster > c.chunk)
 		c.chunk = c.cluster;
-	nworkers = online_cpus() + 1;
+	/*
+	 * Copying is I/O: a worker a CPU and one more keep reads ahead of the
+	 * in-order writes.  Compressing is CPU work: -m of them (8 by default,
+	 * as many clusters as qemu-img compresses at once), so that the
+	 * compression keeps every CPU busy even when other work competes for it.
+	 */
+	nworkers = c.compress ? (int)coroutines : online_cpus() + 1;
 	if (nworkers > (int)coroutines)
 		nworkers = (int)coroutines;
 	if (nworkers > MAX_WORKERS)

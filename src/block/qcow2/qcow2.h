@@ -270,6 +270,8 @@ int qcow2_trim_file(struct qcow2 *s);
 
 /* compress.c */
 /* Returns the compressed length, or -ENOSPC when it would not be smaller than out_len. */
+/* True for data deflate would not shrink (by more than ~2%): stored uncompressed unasked. */
+bool qcow2_incompressible(const uint8_t *in, size_t len);
 long qcow2_compress(int type, uint8_t *out, size_t out_len, const uint8_t *in, size_t in_len);
 int qcow2_decompress(int type, uint8_t *out, size_t out_len, const uint8_t *in, size_t in_len);
 

@@ -233,10 +233,11 @@ static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_res
 			 FILE *report)
 {
 	uint64_t dir_size, dir_off;
+	uint32_t nb, seen = 0;
 	uint8_t *dir;
 	int ret;
 
-	if (!qcow2_bitmap_dir(s, &dir_off, &dir_size) || qcow2_in_cluster(s, dir_off))
+	if (!qcow2_bitmap_dir(s, &dir_off, &dir_size, &nb) || qcow2_in_cluster(s, dir_off))
 		return 0;
 	ret = refs_inc(s, r, res, dir_off, dir_size, report);
 	dir = malloc((size_t)dir_size);
@@ -244,13 +245,15 @@ static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_res
 		free(dir);
 		return ret < 0 ? ret : 0;
 	}
-	for (uint64_t p = 0; p + 24 <= dir_size && ret == 0;) {
+	for (uint64_t p = 0; p + 24 <= dir_size && ret == 0 && seen++ < nb;) {
 		uint64_t table = be64(dir + p);
 		uint32_t entries = be32(dir + p + 8), extra = be32(dir + p + 20);
 		uint16_t name = be16(dir + p + 18);
 		uint8_t *t;
 
-		if (!qcow2_in_cluster(s, table) && entries && entries <= (1u << 20)) {
+		/* A bitmap table is read only where it lies inside the file. */
+		if (!qcow2_in_cluster(s, table) && entries && entries <= (1u << 20) &&
+		    table <= s->file_size && (uint64_t)entries * 8 <= s->file_size - table) {
 			ret = refs_inc(s, r, res, table, (uint64_t)entries * 8, report);
 			t = malloc((size_t)entries * 8);
 			if (ret == 0 && t && bfile_pread(s->bd, table, t, (size_t)entries * 8) == 0) {

@@ -33,6 +33,7 @@
 #define QCOW2_MAX_L1_BYTES	(32u << 20)	/* QEMU's QCOW_MAX_L1_SIZE */
 #define QCOW2_MAX_REFTABLE_BYTES (8u << 20)	/* QEMU's QCOW_MAX_REFTABLE_SIZE */
 #define QCOW2_MAX_SNAPSHOTS	65536
+#define QCOW2_MAX_BITMAPS	65535	/* QEMU's QCOW2_MAX_BITMAPS */
 #define QCOW2_MAX_BACKING_NAME	1023
 
 #define QCOW2_INCOMPAT_DIRTY		(1ULL << 0)
@@ -212,10 +213,11 @@ int qcow2_write_header(struct qcow2 *s);
 int qcow2_set_incompat(struct qcow2 *s, uint64_t bit, bool on);
 void qcow2_describe_features(const struct qcow2 *s, uint64_t bits, char *buf, size_t len);
 /*
- * Where the persistent bitmaps' directory is, while their extension is valid
- * (autoclear bit set) and the size sane: false when there is none to read.
+ * Where the persistent bitmaps' directory is and how many entries it has,
+ * while their extension is valid (autoclear bit set), within QEMU's limits
+ * and inside the file: false when there is none to read.
  */
-bool qcow2_bitmap_dir(const struct qcow2 *s, uint64_t *off, uint64_t *size);
+bool qcow2_bitmap_dir(const struct qcow2 *s, uint64_t *off, uint64_t *size, uint32_t *nb);
 /* Serialises a header for s into buf (one cluster); returns its length or -ENOSPC. */
 int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len);
 

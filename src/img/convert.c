@@ -136,30 +136,31 @@ struct work {
 	struct op *ops;
 };
 
-/* Reads the data of a segment into the worker's buffer. */
-static int seg_data(struct conv *c, struct work *w, struct seg *g, const uint8_t **data)
+/* The source holding byte off of the concatenation; *n is clamped to end there. */
+static int src_at(const struct conv *c, uint64_t off, uint64_t *n)
 {
-	uint64_t r = g->off, rend = g->off + g->len;
-	int ret;
+	int s = c->nsrc - 1;
 
-	/* Reads may cross into the next source. */
-	while (r < rend) {
-		int t = c->nsrc - 1;
-		uint64_t rn;
-		while (t > 0 && c->src_start[t] > r)
-			t--;
-		rn = rend - r;
-		if (t + 1 < c->nsrc && c->src_start[t + 1] - r < rn)
-			rn = c->src_start[t + 1] - r;
-		ret = block_pread(c->src[t], r - c->src_start[t], w->buf + g->buf_off + (r - g->off),
-				  (size_t)rn);
+	while (s > 0 && c->src_start[s] > off)
+		s--;
+	if (s + 1 < c->nsrc && c->src_start[s + 1] - off < *n)
+		*n = c->src_start[s + 1] - off;
+	return s;
+}
+
+/* Reads [off, off+len) of the concatenated sources (a read may cross from one to the next). */
+static int read_sources(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf)
+{
+	for (uint64_t done = 0; done < len;) {
+		uint64_t n = len - done;
+		int s = src_at(c, off + done, &n);
+		int ret = block_pread(c->src[s], off + done - c->src_start[s], buf + done, (size_t)n);
 		if (ret < 0) {
-			fail(c, ret, true, r);
+			fail(c, ret, true, off + done);
 			return ret;
 		}
-		r += rn;
+		done += n;
 	}
-	*data = w->buf + g->buf_off;
 	return 0;
 }
 
@@ -175,14 +176,9 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 	if (end > c->total)
 		end = c->total;
 	for (off = start; off < end;) {
-		int s = c->nsrc - 1;
-		uint64_t pnum, n;
+		uint64_t pnum, n = end - off;
 		enum seg_kind kind;
-		while (s > 0 && c->src_start[s] > off)
-			s--;
-		n = end - off;
-		if (s + 1 < c->nsrc && c->src_start[s + 1] - off < n)
-			n = c->src_start[s + 1] - off;
+		int s = src_at(c, off, &n);
 		ret = seg_status(c, c->src[s], off - c->src_start[s], n, &kind, &pnum);
 		if (ret < 0) {
 			fail(c, ret, true, off);
@@ -216,21 +212,9 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 		 * Whole target clusters, compressed in this thread (the chunk starts on a
 		 * cluster): the chunk is read in full, zero clusters stay unallocated.
 		 */
-		for (off = start; off < end;) {
-			int t = c->nsrc - 1;
-			uint64_t rn;
-			while (t > 0 && c->src_start[t] > off)
-				t--;
-			rn = end - off;
-			if (t + 1 < c->nsrc && c->src_start[t + 1] - off < rn)
-				rn = c->src_start[t + 1] - off;
-			ret = block_pread(c->src[t], off - c->src_start[t], buf + (off - start), (size_t)rn);
-			if (ret < 0) {
-				fail(c, ret, true, off);
-				return ret;
-			}
-			off += rn;
-		}
+		ret = read_sources(c, start, end - start, buf);
+		if (ret < 0)
+			return ret;
 		/* The target may end past the source (sector rounding): pad with zeroes. */
 		if (end == c->total && c->dst_size > end) {
 			uint64_t pad = c->dst_size - end;
@@ -268,12 +252,11 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 	/* Read and find the zeroes before the turn to write, in parallel. */
 	for (size_t i = 0; i < nsegs; i++) {
 		struct seg *g = &segs[i];
-		const uint8_t *data;
 		if (g->kind == SEG_DATA) {
-			ret = seg_data(c, w, g, &data);
+			ret = read_sources(c, g->off, g->len, buf + g->buf_off);
 			if (ret < 0)
 				return ret;
-			nops = plan_sparse(c, g->off, data, (size_t)g->len, w->ops, nops);
+			nops = plan_sparse(c, g->off, buf + g->buf_off, (size_t)g->len, w->ops, nops);
 		} else if (g->kind == SEG_ZERO && !c->zero_init) {
 			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL };
 		}

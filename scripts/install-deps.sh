@@ -10,9 +10,11 @@ packages=(
 	# user-mode networking (libslirp; its pkg-config file needs glib's)
 	libslirp-dev libglib2.0-dev
 	# tests and reference peer
-	python3 python3-pytest qemu-system-x86 qemu-utils seabios time strace
+	python3 python3-pytest qemu-system-x86 qemu-utils seabios ipxe-qemu time strace
 	# network tests: namespaces, bridges, TAPs and ping
 	iproute2 iputils-ping nftables
+	# fuzz targets (tests/fuzz): clang with libFuzzer and the sanitizer runtimes
+	clang libclang-rt-14-dev
 	# Linux test guest recipe (tests/guest/linux)
 	linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev lz4 cpio xz-utils
 	# firmware boot tests (tests/system/test_firmware.py): GRUB disks and ISOs

@@ -12,6 +12,17 @@ meson test -C "$build" --print-errorlogs
 echo "== unit tests under ASan/UBSan ($build_asan)"
 meson test -C "$build_asan" --print-errorlogs
 
+echo "== fuzz targets, a few seconds each from their seeds (clang; build-fuzz)"
+build_fuzz=${BUILD_FUZZ:-build-fuzz}
+if command -v clang >/dev/null; then
+	test -f "$build_fuzz/build.ninja" || CC=clang meson setup "$build_fuzz" -Dfuzz=true >/dev/null
+	ninja -C "$build_fuzz"
+	meson test -C "$build_fuzz" --suite fuzz --print-errorlogs
+else
+	echo "run-tests: clang is not installed (scripts/install-deps.sh); fuzz targets not run" >&2
+	exit 1
+fi
+
 echo "== Linux test guest (built once per machine, cached)"
 if linux_dir=$(tests/guest/linux/build.sh); then
 	export KESTREL_LINUX_DIR=$linux_dir
@@ -25,6 +36,9 @@ KESTREL_BUILD=$build_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 	tests/system/test_options.py tests/system/test_monitor.py tests/system/test_virtio.py \
 	tests/system/test_blk_aio.py tests/system/test_net.py tests/system/test_net_models.py \
 	tests/system/test_net_dgram.py tests/system/test_e1000.py tests/system/test_memory.py
+
+echo "== kestrel-img system tests with the sanitizer build (leaks included: LeakSanitizer is on)"
+KESTREL_BUILD=$build_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system/test_img_*.py
 
 echo "== system tests ($build)"
 KESTREL_BUILD=$build exec /usr/bin/python3 -m pytest -v -rs -p no:cacheprovider tests/system

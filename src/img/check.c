@@ -120,14 +120,8 @@ int img_check(int argc, char **argv)
 		return 1;
 	}
 	filename = argv[optind];
-	if (!strcmp(output, "json"))
-		json = true;
-	else if (!strcmp(output, "human"))
-		json = false;
-	else {
-		img_error("--output must be used with human or json as argument.");
+	if (!img_parse_output(output, &json))
 		return 1;
-	}
 	if (!fix)
 		flags |= BLOCK_RDONLY;
 	if ((flags & BLOCK_NO_LOCK) && fix) {

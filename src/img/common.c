@@ -261,6 +261,61 @@ void img_freep(char **p)
 	*p = NULL;
 }
 
+char *img_backing_path(const char *image, const char *backing)
+{
+	const char *slash = strrchr(image, '/');
+	char *p;
+
+	if (backing[0] == '/' || !slash)
+		return strdup(backing);
+	p = malloc((size_t)(slash - image) + 2 + strlen(backing));
+	if (p)
+		sprintf(p, "%.*s/%s", (int)(slash - image), image, backing);
+	return p;
+}
+
+int img_chain_status(struct block_dev *bd, uint64_t off, uint64_t len, bool top_only,
+		     uint64_t *pnum, unsigned *flags)
+{
+	struct block_dev *layer = bd;
+	unsigned f, alloc = 0;
+	int ret;
+
+	*pnum = len;
+	*flags = 0;
+	for (;;) {
+		ret = block_status(layer, off, *pnum, pnum, NULL, &f);
+		if (ret < 0)
+			return ret;
+		alloc |= f & BLOCK_STATUS_ALLOCATED;
+		if (f & (BLOCK_STATUS_ZERO | BLOCK_STATUS_DATA)) {
+			*flags = alloc | (f & BLOCK_STATUS_ZERO ? BLOCK_STATUS_ZERO : BLOCK_STATUS_DATA);
+			return 0;
+		}
+		if (top_only) {
+			*flags = alloc;
+			return 0;
+		}
+		if (!block_backing(layer) || off >= block_length(block_backing(layer))) {
+			*flags = alloc | BLOCK_STATUS_ZERO;
+			return 0;
+		}
+		layer = block_backing(layer);
+		if (*pnum > block_length(layer) - off)
+			*pnum = block_length(layer) - off;
+	}
+}
+
+bool img_parse_output(const char *arg, bool *json)
+{
+	if (!strcmp(arg, "json") || !strcmp(arg, "human")) {
+		*json = arg[0] == 'j';
+		return true;
+	}
+	img_error("--output must be used with human or json as argument.");
+	return false;
+}
+
 int img_parse_create_opts(const char *fmt, const char *text, struct block_create_opts *o,
 			  unsigned *set, char **storage)
 {

@@ -14,30 +14,12 @@ enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
 static int range_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
 			bool *zero, bool *allocated)
 {
-	struct block_dev *layer = bd;
 	unsigned flags;
-	int ret;
+	int ret = img_chain_status(bd, off, len, false, pnum, &flags);
 
-	*pnum = len;
-	*allocated = false;
-	for (;;) {
-		ret = block_status(layer, off, *pnum, pnum, NULL, &flags);
-		if (ret < 0)
-			return ret;
-		if (flags & BLOCK_STATUS_ALLOCATED)
-			*allocated = true;
-		if (flags & (BLOCK_STATUS_ZERO | BLOCK_STATUS_DATA)) {
-			*zero = flags & BLOCK_STATUS_ZERO;
-			return 0;
-		}
-		if (!block_backing(layer) || off >= block_length(block_backing(layer))) {
-			*zero = true;
-			return 0;
-		}
-		layer = block_backing(layer);
-		if (*pnum > block_length(layer) - off)
-			*pnum = block_length(layer) - off;
-	}
+	*zero = flags & BLOCK_STATUS_ZERO;
+	*allocated = flags & BLOCK_STATUS_ALLOCATED;
+	return ret;
 }
 
 /* Offset of the first differing 512-byte sector, or len. */
@@ -124,10 +106,12 @@ int img_compare(int argc, char **argv)
 		bool z1, z2, al1, al2;
 		int r;
 
-		if ((r = range_status(a, off, n, &p1, &z1, &al1)) < 0 ||
-		    (r = range_status(b, off, n, &p2, &z2, &al2)) < 0) {
-			img_error("Sector allocation test failed for %s",
-				  r < 0 ? argv[optind] : argv[optind + 1]);
+		if (range_status(a, off, n, &p1, &z1, &al1) < 0) {
+			img_error("Sector allocation test failed for %s", argv[optind]);
+			goto out;
+		}
+		if (range_status(b, off, n, &p2, &z2, &al2) < 0) {
+			img_error("Sector allocation test failed for %s", argv[optind + 1]);
 			goto out;
 		}
 		n = p1 < p2 ? p1 : p2;

@@ -48,35 +48,14 @@ struct conv {
 static int seg_status(struct conv *c, struct block_dev *bd, uint64_t off, uint64_t len,
 		      enum seg_kind *kind, uint64_t *pnum)
 {
-	struct block_dev *layer = bd;
 	unsigned flags;
-	int ret;
+	int ret = img_chain_status(bd, off, len, c->target_backing, pnum, &flags);
 
-	*pnum = len;
-	for (;;) {
-		ret = block_status(layer, off, *pnum, pnum, NULL, &flags);
-		if (ret < 0)
-			return ret;
-		if (flags & BLOCK_STATUS_ZERO) {
-			*kind = SEG_ZERO;
-			return 0;
-		}
-		if (flags & BLOCK_STATUS_DATA) {
-			*kind = SEG_DATA;
-			return 0;
-		}
-		if (c->target_backing) {
-			*kind = SEG_BACKING;
-			return 0;
-		}
-		if (!block_backing(layer) || off >= block_length(block_backing(layer))) {
-			*kind = SEG_ZERO;
-			return 0;
-		}
-		layer = block_backing(layer);
-		if (*pnum > block_length(layer) - off)
-			*pnum = block_length(layer) - off;
-	}
+	if (ret < 0)
+		return ret;
+	*kind = flags & BLOCK_STATUS_ZERO ? SEG_ZERO :
+		flags & BLOCK_STATUS_DATA ? SEG_DATA : SEG_BACKING;
+	return 0;
 }
 
 static void fail(struct conv *c, int err, bool read, uint64_t off)
@@ -91,14 +70,28 @@ static void fail(struct conv *c, int err, bool read, uint64_t off)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Writes data with zeroes left out (or written as zeroes) at the sparse granularity. */
-static int write_sparse(struct conv *c, uint64_t off, const uint8_t *buf, size_t len)
+/* One write of a chunk, planned before its turn: data, or zeroes when data is NULL. */
+struct op {
+	uint64_t off;
+	size_t len;
+	const uint8_t *data;
+};
+
+/*
+ * Splits data into runs of zero and non-zero blocks at the sparse granularity
+ * (zero runs left out, or written as zeroes), appending them to ops.  Done
+ * before a chunk's turn to write, so workers detect zeroes in parallel.
+ */
+static size_t plan_sparse(struct conv *c, uint64_t off, const uint8_t *buf, size_t len,
+			  struct op *ops, size_t n)
 {
 	uint64_t gran = c->min_sparse;
 	size_t pos = 0;
 
-	if (!gran)
-		return block_pwrite(c->dst, off, buf, len);
+	if (!gran) {
+		ops[n++] = (struct op){ off, len, buf };
+		return n;
+	}
 	/* A qcow2 target allocates whole clusters anyway: detect zeroes per cluster. */
 	if (c->cluster && gran < c->cluster)
 		gran = c->cluster;
@@ -122,19 +115,11 @@ static int write_sparse(struct conv *c, uint64_t off, const uint8_t *buf, size_t
 		/* Short zero runs (at the ends, below min_sparse) are written as data. */
 		if (zero && pos - start < c->min_sparse && pos != len)
 			zero = false;
-		if (zero) {
-			if (!c->zero_init) {
-				int ret = block_write_zeroes(c->dst, off + start, pos - start, true);
-				if (ret < 0)
-					return ret;
-			}
-		} else {
-			int ret = block_pwrite(c->dst, off + start, buf + start, pos - start);
-			if (ret < 0)
-				return ret;
-		}
+		if (zero && c->zero_init)
+			continue;
+		ops[n++] = (struct op){ off + start, pos - start, zero ? NULL : buf + start };
 	}
-	return 0;
+	return n;
 }
 
 struct seg {
@@ -143,24 +128,57 @@ struct seg {
 	size_t buf_off;
 };
 
+/* A worker's buffers: the chunk's data, its segments, its planned writes. */
+#define MAX_SEGS 512
+struct work {
+	uint8_t *buf;
+	struct seg segs[MAX_SEGS];
+	struct op *ops;
+};
+
+/* The source holding byte off of the concatenation; *n is clamped to end there. */
+static int src_at(const struct conv *c, uint64_t off, uint64_t *n)
+{
+	int s = c->nsrc - 1;
+
+	while (s > 0 && c->src_start[s] > off)
+		s--;
+	if (s + 1 < c->nsrc && c->src_start[s + 1] - off < *n)
+		*n = c->src_start[s + 1] - off;
+	return s;
+}
+
+/* Reads [off, off+len) of the concatenated sources (a read may cross from one to the next). */
+static int read_sources(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf)
+{
+	for (uint64_t done = 0; done < len;) {
+		uint64_t n = len - done;
+		int s = src_at(c, off + done, &n);
+		int ret = block_pread(c->src[s], off + done - c->src_start[s], buf + done, (size_t)n);
+		if (ret < 0) {
+			fail(c, ret, true, off + done);
+			return ret;
+		}
+		done += n;
+	}
+	return 0;
+}
+
 /* One chunk: classify, read, then compress or wait for its turn and write. */
-static int do_chunk(struct conv *c, uint64_t idx, uint8_t *buf, struct seg *segs, size_t maxsegs)
+static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 {
 	uint64_t start = idx * c->chunk, end = start + c->chunk, off;
-	size_t nsegs = 0, used = 0;
+	size_t nsegs = 0, used = 0, nops = 0, maxsegs = MAX_SEGS;
+	struct seg *segs = w->segs;
+	uint8_t *buf = w->buf;
 	int ret;
 
 	if (end > c->total)
 		end = c->total;
 	for (off = start; off < end;) {
-		int s = c->nsrc - 1;
-		uint64_t pnum, n;
+		uint64_t pnum, n = end - off;
 		enum seg_kind kind;
-		while (s > 0 && c->src_start[s] > off)
-			s--;
-		n = end - off;
-		if (s + 1 < c->nsrc && c->src_start[s + 1] - off < n)
-			n = c->src_start[s + 1] - off;
+		int s = src_at(c, off, &n);
 		ret = seg_status(c, c->src[s], off - c->src_start[s], n, &kind, &pnum);
 		if (ret < 0) {
 			fail(c, ret, true, off);
@@ -184,27 +202,8 @@ static int do_chunk(struct conv *c, uint64_t idx, uint8_t *buf, struct seg *segs
 			segs[nsegs].buf_off = used;
 			nsegs++;
 		}
-		if (kind == SEG_DATA && !c->compress) {
-			/* Reads may cross into the next source. */
-			uint64_t r = off, rend = off + pnum;
-			while (r < rend) {
-				int t = c->nsrc - 1;
-				uint64_t rn;
-				while (t > 0 && c->src_start[t] > r)
-					t--;
-				rn = rend - r;
-				if (t + 1 < c->nsrc && c->src_start[t + 1] - r < rn)
-					rn = c->src_start[t + 1] - r;
-				ret = block_pread(c->src[t], r - c->src_start[t], buf + used + (r - off),
-						  (size_t)rn);
-				if (ret < 0) {
-					fail(c, ret, true, r);
-					return ret;
-				}
-				r += rn;
-			}
+		if (kind == SEG_DATA)
 			used += (size_t)pnum;
-		}
 		off += pnum;
 	}
 
@@ -213,21 +212,9 @@ static int do_chunk(struct conv *c, uint64_t idx, uint8_t *buf, struct seg *segs
 		 * Whole target clusters, compressed in this thread (the chunk starts on a
 		 * cluster): the chunk is read in full, zero clusters stay unallocated.
 		 */
-		for (off = start; off < end;) {
-			int t = c->nsrc - 1;
-			uint64_t rn;
-			while (t > 0 && c->src_start[t] > off)
-				t--;
-			rn = end - off;
-			if (t + 1 < c->nsrc && c->src_start[t + 1] - off < rn)
-				rn = c->src_start[t + 1] - off;
-			ret = block_pread(c->src[t], off - c->src_start[t], buf + (off - start), (size_t)rn);
-			if (ret < 0) {
-				fail(c, ret, true, off);
-				return ret;
-			}
-			off += rn;
-		}
+		ret = read_sources(c, start, end - start, buf);
+		if (ret < 0)
+			return ret;
 		/* The target may end past the source (sector rounding): pad with zeroes. */
 		if (end == c->total && c->dst_size > end) {
 			uint64_t pad = c->dst_size - end;
@@ -262,27 +249,35 @@ static int do_chunk(struct conv *c, uint64_t idx, uint8_t *buf, struct seg *segs
 		goto done;
 	}
 
+	/* Read and find the zeroes before the turn to write, in parallel. */
+	for (size_t i = 0; i < nsegs; i++) {
+		struct seg *g = &segs[i];
+		if (g->kind == SEG_DATA) {
+			ret = read_sources(c, g->off, g->len, buf + g->buf_off);
+			if (ret < 0)
+				return ret;
+			nops = plan_sparse(c, g->off, buf + g->buf_off, (size_t)g->len, w->ops, nops);
+		} else if (g->kind == SEG_ZERO && !c->zero_init) {
+			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL };
+		}
+	}
+	ret = 0;
 	if (!c->out_of_order) {
 		pthread_mutex_lock(&c->lock);
 		while (c->next_write != idx && !c->err)
 			pthread_cond_wait(&c->turn, &c->lock);
 		ret = c->err;
 		pthread_mutex_unlock(&c->lock);
-		if (ret)
-			return ret;
 	}
-	for (size_t i = 0; i < nsegs; i++) {
-		struct seg *g = &segs[i];
-		ret = 0;
-		if (g->kind == SEG_DATA)
-			ret = write_sparse(c, g->off, buf + g->buf_off, (size_t)g->len);
-		else if (g->kind == SEG_ZERO && !c->zero_init)
-			ret = block_write_zeroes(c->dst, g->off, g->len, true);
-		if (ret < 0) {
-			fail(c, ret, false, g->off);
-			return ret;
-		}
+	for (size_t i = 0; ret == 0 && i < nops; i++) {
+		struct op *o = &w->ops[i];
+		ret = o->data ? block_pwrite(c->dst, o->off, o->data, o->len)
+			      : block_write_zeroes(c->dst, o->off, o->len, true);
+		if (ret < 0)
+			fail(c, ret, false, o->off);
 	}
+	if (ret)
+		return ret;
 done:
 	pthread_mutex_lock(&c->lock);
 	if (!c->out_of_order && !c->compress)
@@ -296,10 +291,11 @@ done:
 static void *worker(void *arg)
 {
 	struct conv *c = arg;
-	uint8_t *buf = block_alloc_buf(c->chunk);
-	struct seg *segs = calloc(512, sizeof(*segs));
+	struct work *w = calloc(1, sizeof(*w));
 
-	if (!buf || !segs) {
+	/* Planned writes: at most one a 512-byte block and one more a segment. */
+	if (!w || !(w->buf = block_alloc_buf(c->chunk)) ||
+	    !(w->ops = calloc(c->chunk / 512 + MAX_SEGS + 2, sizeof(*w->ops)))) {
 		fail(c, -ENOMEM, false, 0);
 		goto out;
 	}
@@ -312,12 +308,15 @@ static void *worker(void *arg)
 		}
 		idx = c->next_chunk++;
 		pthread_mutex_unlock(&c->lock);
-		if (do_chunk(c, idx, buf, segs, 512) < 0)
+		if (do_chunk(c, idx, w) < 0)
 			break;
 	}
 out:
-	free(buf);
-	free(segs);
+	if (w) {
+		free(w->buf);
+		free(w->ops);
+	}
+	free(w);
 	return NULL;
 }
 
@@ -542,7 +541,13 @@ int img_convert(int argc, char **argv)
 	c.chunk = CHUNK;
 	if (c.cluster && c.cluster > c.chunk)
 		c.chunk = c.cluster;
-	nworkers = online_cpus() + 1;
+	/*
+	 * Copying is I/O: a worker a CPU and one more keep reads ahead of the
+	 * in-order writes.  Compressing is CPU work: -m of them (8 by default,
+	 * as many clusters as qemu-img compresses at once), so that the
+	 * compression keeps every CPU busy even when other work competes for it.
+	 */
+	nworkers = c.compress ? (int)coroutines : online_cpus() + 1;
 	if (nworkers > (int)coroutines)
 		nworkers = (int)coroutines;
 	if (nworkers > MAX_WORKERS)

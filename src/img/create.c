@@ -149,16 +149,8 @@ int img_create(int argc, char **argv)
 	}
 	/* The backing file gives the size, and must be openable unless -u. */
 	if (o.backing_file && (!unsafe || !size_given)) {
-		char *path = NULL;
-		const char *slash = strrchr(filename, '/');
+		char *path = img_backing_path(filename, o.backing_file);
 		struct block_dev *b;
-		if (o.backing_file[0] != '/' && slash) {
-			path = malloc((size_t)(slash - filename) + strlen(o.backing_file) + 2);
-			if (path)
-				sprintf(path, "%.*s/%s", (int)(slash - filename), filename, o.backing_file);
-		} else {
-			path = strdup(o.backing_file);
-		}
 		if (!path)
 			return 1;
 		if (block_open(path, o.backing_fmt, BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE,
@@ -387,7 +379,7 @@ int img_measure(int argc, char **argv)
 	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL;
 	uint64_t size = 0, required = 0, full, vsize;
 	unsigned set = 0, flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
-	bool have_size = false, bitmaps = false;
+	bool have_size = false, bitmaps = false, json;
 	struct block_dev *bd = NULL;
 	int c;
 
@@ -428,10 +420,8 @@ int img_measure(int argc, char **argv)
 		img_print_create_opts_help(out_fmt);
 		return 0;
 	}
-	if (strcmp(output, "json") && strcmp(output, "human")) {
-		img_error("--output must be used with human or json as argument.");
+	if (!img_parse_output(output, &json))
 		return 1;
-	}
 	if (have_size == (optind < argc)) {
 		img_error(have_size ? "--size N cannot be used together with a filename."
 				    : "Either --size N or one filename must be specified.");
@@ -493,7 +483,7 @@ int img_measure(int argc, char **argv)
 		required = full - vsize + required;
 		bitmaps = bitmaps && o.compat != 2;
 	}
-	if (!strcmp(output, "json")) {
+	if (json) {
 		struct jnode *j = jobj();
 		jset_int(j, "required", (int64_t)required);
 		jset_int(j, "fully-allocated", (int64_t)full);

@@ -50,6 +50,23 @@ void img_size_to_str(uint64_t val, char *buf, size_t len);
 /* -t/-T: none, writeback, writethrough, directsync, unsafe -> BLOCK_* flags. */
 bool img_cache_flags(const char *mode, unsigned *flags);
 
+/*
+ * A backing file name as stored in an image, made usable from here: a
+ * relative name is relative to the image's directory.  malloc'd, or NULL.
+ */
+char *img_backing_path(const char *image, const char *backing);
+/*
+ * What [off, off+len) of bd reads as, through its backing chain: *flags gets
+ * BLOCK_STATUS_ZERO or BLOCK_STATUS_DATA from the layer that decides it
+ * (beyond the chain's end: zeroes), plus BLOCK_STATUS_ALLOCATED when a layer
+ * on the way allocates the range.  top_only stops at bd: neither flag then
+ * means "whatever the backing file has".  *pnum: bytes with that status.
+ */
+int img_chain_status(struct block_dev *bd, uint64_t off, uint64_t len, bool top_only,
+		     uint64_t *pnum, unsigned *flags);
+/* --output=human|json; prints qemu-img's message and returns false otherwise. */
+bool img_parse_output(const char *arg, bool *json);
+
 /* Opens an image for a command; prints the error (as qemu-img does) on failure. */
 struct block_dev *img_open(const char *path, const char *fmt, unsigned flags);
 

@@ -9,19 +9,6 @@
 enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_START,
        OPT_MAXLEN, OPT_FORCE_SHARE };
 
-static char *full_backing(const char *image, const char *backing)
-{
-	const char *slash = strrchr(image, '/');
-	char *p;
-
-	if (backing[0] == '/' || !slash)
-		return strdup(backing);
-	p = malloc((size_t)(slash - image) + 2 + strlen(backing));
-	if (p)
-		sprintf(p, "%.*s/%s", (int)(slash - image), image, backing);
-	return p;
-}
-
 /* ImageInfo (qapi/block-core.json), members inserted in schema order. */
 struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 {
@@ -39,7 +26,7 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 	if (info.cluster_size)
 		jset_int(o, "cluster-size", info.cluster_size);
 	if (info.backing_file[0]) {
-		char *full = full_backing(filename, info.backing_file);
+		char *full = img_backing_path(filename, info.backing_file);
 		jset_str(o, "backing-filename", info.backing_file);
 		if (full)
 			jset_str(o, "full-backing-filename", full);
@@ -162,7 +149,7 @@ static void dump_human(struct block_dev *bd, const char *filename, const struct 
 	if (info.dirty)
 		printf("cleanly shut down: no\n");
 	if (info.backing_file[0]) {
-		char *full = full_backing(filename, info.backing_file);
+		char *full = img_backing_path(filename, info.backing_file);
 		printf("backing file: %s", info.backing_file);
 		if (full && strcmp(full, info.backing_file))
 			printf(" (actual path: %s)", full);
@@ -236,14 +223,8 @@ int img_info(int argc, char **argv)
 		return usage_error("info");
 	}
 	filename = argv[optind];
-	if (!strcmp(output, "json"))
-		json = true;
-	else if (!strcmp(output, "human"))
-		json = false;
-	else {
-		img_error("--output must be used with human or json as argument.");
+	if (!img_parse_output(output, &json))
 		return 1;
-	}
 	/* As qemu-img: without the chain, the backing file is not opened at all. */
 	if (!chain)
 		flags |= BLOCK_NO_BACKING;
@@ -271,7 +252,7 @@ int img_info(int argc, char **argv)
 			break;
 		block_get_info(layer, &bi);
 		free(name);
-		name = bi.backing_file[0] ? full_backing(block_filename(layer), bi.backing_file) : NULL;
+		name = bi.backing_file[0] ? img_backing_path(block_filename(layer), bi.backing_file) : NULL;
 		if (!name)
 			break;
 	}
@@ -433,14 +414,8 @@ int img_map(int argc, char **argv)
 		img_error("Expecting one image file name");
 		return usage_error("map");
 	}
-	if (!strcmp(output, "json"))
-		json = true;
-	else if (!strcmp(output, "human"))
-		json = false;
-	else {
-		img_error("--output must be used with human or json as argument.");
+	if (!img_parse_output(output, &json))
 		return 1;
-	}
 	bd = img_open(argv[optind], fmt, flags);
 	if (!bd)
 		return 1;

@@ -360,15 +360,7 @@ int img_rebase(int argc, char **argv)
 		return 1;
 	if (!unsafe) {
 		if (*backing) {
-			char *path = NULL;
-			const char *slash = strrchr(filename, '/');
-			if (backing[0] != '/' && slash) {
-				path = malloc((size_t)(slash - filename) + strlen(backing) + 2);
-				if (path)
-					sprintf(path, "%.*s/%s", (int)(slash - filename), filename, backing);
-			} else {
-				path = strdup(backing);
-			}
+			char *path = img_backing_path(filename, backing);
 			if (!path)
 				goto out;
 			if (block_open(path, backing_fmt, BLOCK_RDONLY | sflags | BLOCK_NO_LOCK, &new,

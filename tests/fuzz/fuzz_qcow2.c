@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: a qcow2 image from fuzz bytes, opened read-only and read
- * the way kestrel-img info/map/convert/check read it.  Besides sanitizer
+ * the way kestrel-img info/map/convert [-l]/check read it.  Besides sanitizer
  * reports it aborts if the image file changed: reading must never write.
  */
 #include "block/block.h"
@@ -20,6 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct block_info info;
 	struct block_check_result res;
 	struct block_snapshot *snaps = NULL;
+	struct block_bitmap *bitmaps = NULL;
+	int nsnaps;
 	char path[64], err[512];
 	uint8_t *buf, *after;
 	uint64_t off, len;
@@ -36,9 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!buf)
 			abort();
 		block_get_info(bd, &info);
-		free(snaps);
-		if (block_snapshot_list(bd, &snaps) > 0)
-			free(snaps);
+		if (block_bitmap_list(bd, &bitmaps) >= 0)
+			free(bitmaps);
+		nsnaps = block_snapshot_list(bd, &snaps);
 		len = block_length(bd);
 		/* The first 4 MiB, then status over (a bounded part of) the disk. */
 		for (off = 0; off < len && off < (4 << 20); off += 1 << 20)
@@ -54,6 +56,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			off += pnum;
 		}
 		block_check(bd, 0, &res, NULL);
+		/* convert -l: the first snapshot's state, read through its own L1 table. */
+		if (nsnaps > 0 && block_snapshot_load_tmp(bd, snaps[0].name, err, sizeof(err)) == 0) {
+			len = block_length(bd);
+			block_pread(bd, 0, buf, len < (1 << 20) ? (size_t)len : 1 << 20);
+		}
+		if (nsnaps >= 0)
+			free(snaps);
 		free(buf);
 		block_close(bd);
 	}

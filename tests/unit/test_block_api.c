@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <pthread.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -293,6 +294,80 @@ static void test_threads(void **state)
 	block_close(bd);
 }
 
+static void put_be(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* Opens name read-only, lists its bitmaps: how many, and in how many seconds. */
+static int list_bitmaps(const char *name, double *secs)
+{
+	struct block_bitmap *list = NULL;
+	struct block_check_result res;
+	struct block_dev *bd;
+	struct timespec t0, t1;
+	char err[512];
+	int n;
+
+	if (block_open(path(name), "qcow2", BLOCK_RDONLY | BLOCK_NO_LOCK, &bd, err, sizeof(err)) < 0)
+		fail_msg("open: %s", err);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	n = block_bitmap_list(bd, &list);
+	assert_int_equal(block_check(bd, 0, &res, NULL), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	free(list);
+	block_close(bd);
+	*secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return n;
+}
+
+/*
+ * Found by fuzz_qcow2: a bitmaps extension whose directory claims 64 MiB in
+ * a small file made info and check read megabytes of zeroes past the end
+ * and list millions of empty bitmaps, growing the list one entry at a time
+ * (minutes, gigabytes).  A directory must lie inside the file, and listing
+ * stops at the extension's count and at an entry without a name.
+ */
+static void test_hostile_bitmap_directory(void **state)
+{
+	struct block_dev *bd = create_open("bm.qcow2", "qcow2", 16 << 20, 0);
+	uint8_t hdr[4096];
+	uint32_t ext_at;
+	double secs;
+	FILE *f;
+
+	block_close(bd);
+	f = fopen(path("bm.qcow2"), "r+b");
+	assert_non_null(f);
+	assert_int_equal(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	/* Header extensions start at header_length; put the bitmaps extension first. */
+	ext_at = (uint32_t)hdr[100] << 24 | (uint32_t)hdr[101] << 16 | hdr[102] << 8 | hdr[103];
+	assert_true(ext_at >= 104 && ext_at < 1024);
+	memmove(hdr + ext_at + 32, hdr + ext_at, sizeof(hdr) - ext_at - 32);
+	put_be(hdr + ext_at, 0x23852875, 4);		/* bitmaps */
+	put_be(hdr + ext_at + 4, 24, 4);
+	put_be(hdr + ext_at + 8, 65535, 4);		/* nb_bitmaps */
+	put_be(hdr + ext_at + 12, 0, 4);
+	put_be(hdr + ext_at + 16, 65535ULL * 1024, 8);	/* directory size: 64 MiB */
+	put_be(hdr + ext_at + 24, 65536, 8);		/* directory offset */
+	put_be(hdr + 88, 1, 8);				/* autoclear: bitmaps valid */
+	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+	assert_int_equal(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(list_bitmaps("bm.qcow2", &secs), 0);
+	assert_true(secs < 2.0);
+
+	/* A directory inside the file, of entries without names: no bitmaps either. */
+	put_be(hdr + ext_at + 16, 4096, 8);
+	f = fopen(path("bm.qcow2"), "r+b");
+	assert_non_null(f);
+	assert_int_equal(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(list_bitmaps("bm.qcow2", &secs), 0);
+	assert_true(secs < 2.0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_backing_loop),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_hostile_bitmap_directory),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,6 @@
 /*
  * Cluster compression (src/block/qcow2/compress.c): round trips for zlib and
- * zstd, incompressible data refused, sector padding after the stream
+ * zstd, incompressible data refused (and the probe that skips deflate for it), sector padding after the stream
  * ignored, corrupt streams an error rather than garbage.
  */
 #include <errno.h>
@@ -89,6 +89,77 @@ static void test_zlib_is_raw_deflate(void **state)
 	assert_memory_equal(back, in, sizeof(in));
 }
 
+/* Raw deflate as QEMU does it, without the incompressibility probe: the reference. */
+static size_t deflated_size(const uint8_t *in, size_t len)
+{
+	size_t cap = len + len / 8 + 1024;
+	uint8_t *out = malloc(cap);
+	z_stream z = { 0 };
+	size_t n;
+
+	assert_non_null(out);
+	assert_int_equal(deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+				      Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (Bytef *)in;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	n = cap - z.avail_out;
+	deflateEnd(&z);
+	free(out);
+	return n;
+}
+
+/*
+ * The probe that skips deflate: random data is skipped; data deflate does
+ * shrink (repeats, a skewed histogram, one compressible block) is not; and
+ * whatever the probe skips, deflate would have shrunk by under 2.5%.
+ */
+static void test_incompressible_probe(void **state)
+{
+	size_t len = 65536;
+	uint8_t *in = malloc(len);
+	uint32_t x = 12345;
+
+	assert_non_null(in);
+	fill(in, len, 11, false);
+	assert_true(qcow2_incompressible(in, len));
+	assert_true(deflated_size(in, len) >= len);
+	/* 2 KiB of random bytes over and over: matches within the window. */
+	for (size_t i = 2048; i < len; i++)
+		in[i] = in[i % 2048];
+	assert_false(qcow2_incompressible(in, len));
+	assert_true(deflated_size(in, len) < len / 2);
+	/* 7-bit random bytes: Huffman coding saves an eighth. */
+	fill(in, len, 12, false);
+	for (size_t i = 0; i < len; i++)
+		in[i] &= 0x7f;
+	assert_false(qcow2_incompressible(in, len));
+	assert_true(deflated_size(in, len) < len * 15 / 16);
+	/* Random but for one 4 KiB block of text. */
+	fill(in, len, 13, false);
+	fill(in + 20480, 4096, 13, true);
+	assert_false(qcow2_incompressible(in, len));
+	/* Flatter and flatter histograms: where the probe skips, deflate gains < 2.5%. */
+	for (unsigned m = 160; m <= 256; m += 4) {
+		for (size_t i = 0; i < len; i++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			in[i] = (uint8_t)(x % m);
+		}
+		if (qcow2_incompressible(in, len))
+			assert_true(deflated_size(in, len) > len * 975 / 1000);
+		if (m == 256)
+			assert_true(qcow2_incompressible(in, len));
+	}
+	/* Clusters too small to judge are always deflated. */
+	fill(in, 512, 14, false);
+	assert_false(qcow2_incompressible(in, 512));
+	free(in);
+}
+
 static void test_corrupt_streams(void **state)
 {
 	uint8_t in[4096], out[4096], junk[4096];
@@ -122,6 +193,7 @@ int main(void)
 		cmocka_unit_test(test_zstd_round_trip),
 		cmocka_unit_test(test_incompressible),
 		cmocka_unit_test(test_zlib_is_raw_deflate),
+		cmocka_unit_test(test_incompressible_probe),
 		cmocka_unit_test(test_corrupt_streams),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

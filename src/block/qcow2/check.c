@@ -232,21 +232,12 @@ static int check_refblocks(struct qcow2 *s, struct refs *r, struct block_check_r
 static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_result *res,
 			 FILE *report)
 {
-	const struct qcow2_ext *ext = NULL;
 	uint64_t dir_size, dir_off;
+	uint32_t nb, seen = 0;
 	uint8_t *dir;
 	int ret;
 
-	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
-		return 0;
-	for (unsigned i = 0; i < s->nb_exts; i++)
-		if (s->exts[i].type == QCOW2_EXT_BITMAPS && s->exts[i].len >= 24)
-			ext = &s->exts[i];
-	if (!ext)
-		return 0;
-	dir_size = be64(ext->data + 8);
-	dir_off = be64(ext->data + 16);
-	if (!dir_size || dir_size > (64u << 20) || qcow2_in_cluster(s, dir_off))
+	if (!qcow2_bitmap_dir(s, &dir_off, &dir_size, &nb) || qcow2_in_cluster(s, dir_off))
 		return 0;
 	ret = refs_inc(s, r, res, dir_off, dir_size, report);
 	dir = malloc((size_t)dir_size);
@@ -254,13 +245,15 @@ static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_res
 		free(dir);
 		return ret < 0 ? ret : 0;
 	}
-	for (uint64_t p = 0; p + 24 <= dir_size && ret == 0;) {
+	for (uint64_t p = 0; p + 24 <= dir_size && ret == 0 && seen++ < nb;) {
 		uint64_t table = be64(dir + p);
 		uint32_t entries = be32(dir + p + 8), extra = be32(dir + p + 20);
 		uint16_t name = be16(dir + p + 18);
 		uint8_t *t;
 
-		if (!qcow2_in_cluster(s, table) && entries && entries <= (1u << 20)) {
+		/* A bitmap table is read only where it lies inside the file. */
+		if (!qcow2_in_cluster(s, table) && entries && entries <= (1u << 20) &&
+		    table <= s->file_size && (uint64_t)entries * 8 <= s->file_size - table) {
 			ret = refs_inc(s, r, res, table, (uint64_t)entries * 8, report);
 			t = malloc((size_t)entries * 8);
 			if (ret == 0 && t && bfile_pread(s->bd, table, t, (size_t)entries * 8) == 0) {

@@ -47,21 +47,29 @@ uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_
 	return meta + aligned;
 }
 
-static int check_opts(const struct block_create_opts *o, uint32_t cs, int version, int rbits,
-		      char *err, size_t errlen)
+/* Refcount width and lazy refcounts against the version, for create and amend alike. */
+static int check_refcount_opts(int version, int rbits, bool lazy, char *err, size_t errlen)
 {
-	if (cs < 512 || cs > (2u << 20) || (cs & (cs - 1)))
-		return block_err(err, errlen, "Cluster size must be a power of two between 512 and "
-				 "2048k");
 	if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1)))
 		return block_err(err, errlen, "Refcount width must be a power of two and may not "
 				 "exceed 64 bits");
 	if (version < 3 && rbits != 16)
 		return block_err(err, errlen, "Different refcount widths than 16 bits require "
 				 "compatibility level 1.1 or above (use compat=1.1 or greater)");
-	if (version < 3 && o->lazy_refcounts)
+	if (version < 3 && lazy)
 		return block_err(err, errlen, "Lazy refcounts only supported with compatibility "
 				 "level 1.1 and above (use compat=1.1 or greater)");
+	return 0;
+}
+
+static int check_opts(const struct block_create_opts *o, uint32_t cs, int version, int rbits,
+		      char *err, size_t errlen)
+{
+	if (cs < 512 || cs > (2u << 20) || (cs & (cs - 1)))
+		return block_err(err, errlen, "Cluster size must be a power of two between 512 and "
+				 "2048k");
+	if (check_refcount_opts(version, rbits, o->lazy_refcounts, err, errlen) < 0)
+		return -1;
 	if (version < 3 && o->compression_type != BLOCK_COMPRESS_ZLIB)
 		return block_err(err, errlen, "Non-zlib compression type is only supported with "
 				 "compatibility level 1.1 and above (use compat=1.1 or greater)");
@@ -337,15 +345,8 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 	int ret = 0;
 	char msg[256];
 
-	if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1)))
-		return block_err(err, errlen, "Refcount width must be a power of two and may not "
-				 "exceed 64 bits");
-	if (version < 3 && rbits != 16)
-		return block_err(err, errlen, "Different refcount widths than 16 bits require "
-				 "compatibility level 1.1 or above (use compat=1.1 or greater)");
-	if (version < 3 && lazy)
-		return block_err(err, errlen, "Lazy refcounts only supported with compatibility "
-				 "level 1.1 and above (use compat=1.1 or greater)");
+	if (check_refcount_opts(version, rbits, lazy, err, errlen) < 0)
+		return -1;
 	if (version < 3 && s->h.compression_type)
 		return block_err(err, errlen, "Cannot downgrade an image with a non-zlib "
 				 "compression type");

@@ -340,6 +340,26 @@ static size_t put_ext(uint8_t *buf, size_t off, size_t end, uint32_t type, const
 	return off + 8 + padded;
 }
 
+bool qcow2_bitmap_dir(const struct qcow2 *s, uint64_t *off, uint64_t *size, uint32_t *nb)
+{
+	const struct qcow2_ext *ext = NULL;
+
+	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+		return false;
+	for (unsigned i = 0; i < s->nb_exts; i++)
+		if (s->exts[i].type == QCOW2_EXT_BITMAPS && s->exts[i].len >= 24)
+			ext = &s->exts[i];
+	if (!ext)
+		return false;
+	*nb = be32(ext->data);
+	*size = be64(ext->data + 8);
+	*off = be64(ext->data + 16);
+	/* QEMU's limits; and the directory must be in the file, not zeroes past its end. */
+	return *nb && *nb <= QCOW2_MAX_BITMAPS && *size &&
+	       *size <= (uint64_t)QCOW2_MAX_BITMAPS * 1024 && *off <= s->file_size &&
+	       *size <= s->file_size - *off;
+}
+
 int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
 {
 	const struct qcow2_header *h = &s->h;

@@ -459,22 +459,13 @@ static int qcow2_get_info(struct block_dev *bd, struct block_info *info)
 static int qcow2_bitmap_list(struct block_dev *bd, struct block_bitmap **list)
 {
 	struct qcow2 *s = bd->opaque;
-	const struct qcow2_ext *ext = NULL;
 	uint64_t size, off;
+	uint32_t nb, cap = 0;
 	uint8_t *dir;
 	int n = 0;
 
 	*list = NULL;
-	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
-		return 0;
-	for (unsigned i = 0; i < s->nb_exts; i++)
-		if (s->exts[i].type == QCOW2_EXT_BITMAPS && s->exts[i].len >= 24)
-			ext = &s->exts[i];
-	if (!ext)
-		return 0;
-	size = be64(ext->data + 8);
-	off = be64(ext->data + 16);
-	if (!size || size > (64u << 20))
+	if (!qcow2_bitmap_dir(s, &off, &size, &nb))
 		return 0;
 	dir = malloc((size_t)size);
 	if (!dir)
@@ -483,19 +474,24 @@ static int qcow2_bitmap_list(struct block_dev *bd, struct block_bitmap **list)
 		free(dir);
 		return -EIO;
 	}
-	for (uint64_t p = 0; p + 24 <= size;) {
+	for (uint64_t p = 0; p + 24 <= size && (uint32_t)n < nb;) {
 		uint32_t flags = be32(dir + p + 12), extra = be32(dir + p + 20);
 		uint16_t name = be16(dir + p + 18);
 		uint8_t gbits = dir[p + 17];
-		struct block_bitmap *l, *b;
+		struct block_bitmap *b;
 
-		if (p + 24 + extra + name > size || gbits > 63)
+		/* An entry without a name ends the directory, as it is invalid for QEMU too. */
+		if (p + 24 + extra + name > size || gbits > 63 || !name)
 			break;
-		l = realloc(*list, (size_t)(n + 1) * sizeof(*l));
-		if (!l)
-			break;
-		*list = l;
-		b = &l[n++];
+		if ((uint32_t)n == cap) {
+			struct block_bitmap *l;
+			cap = cap ? cap * 2 : 8;
+			l = realloc(*list, (size_t)cap * sizeof(*l));
+			if (!l)
+				break;
+			*list = l;
+		}
+		b = &(*list)[n++];
 		memset(b, 0, sizeof(*b));
 		snprintf(b->name, sizeof(b->name), "%.*s", (int)name, (char *)dir + p + 24 + extra);
 		b->granularity = 1ULL << gbits;

@@ -33,6 +33,7 @@
 #define QCOW2_MAX_L1_BYTES	(32u << 20)	/* QEMU's QCOW_MAX_L1_SIZE */
 #define QCOW2_MAX_REFTABLE_BYTES (8u << 20)	/* QEMU's QCOW_MAX_REFTABLE_SIZE */
 #define QCOW2_MAX_SNAPSHOTS	65536
+#define QCOW2_MAX_BITMAPS	65535	/* QEMU's QCOW2_MAX_BITMAPS */
 #define QCOW2_MAX_BACKING_NAME	1023
 
 #define QCOW2_INCOMPAT_DIRTY		(1ULL << 0)
@@ -211,6 +212,12 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 int qcow2_write_header(struct qcow2 *s);
 int qcow2_set_incompat(struct qcow2 *s, uint64_t bit, bool on);
 void qcow2_describe_features(const struct qcow2 *s, uint64_t bits, char *buf, size_t len);
+/*
+ * Where the persistent bitmaps' directory is and how many entries it has,
+ * while their extension is valid (autoclear bit set), within QEMU's limits
+ * and inside the file: false when there is none to read.
+ */
+bool qcow2_bitmap_dir(const struct qcow2 *s, uint64_t *off, uint64_t *size, uint32_t *nb);
 /* Serialises a header for s into buf (one cluster); returns its length or -ENOSPC. */
 int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len);
 
@@ -265,6 +272,8 @@ int qcow2_trim_file(struct qcow2 *s);
 
 /* compress.c */
 /* Returns the compressed length, or -ENOSPC when it would not be smaller than out_len. */
+/* True for data deflate would not shrink (by more than ~2%): stored uncompressed unasked. */
+bool qcow2_incompressible(const uint8_t *in, size_t len);
 long qcow2_compress(int type, uint8_t *out, size_t out_len, const uint8_t *in, size_t in_len);
 int qcow2_decompress(int type, uint8_t *out, size_t out_len, const uint8_t *in, size_t in_len);
 

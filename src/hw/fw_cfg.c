@@ -200,7 +200,13 @@ static void run_dma(struct fw_cfg *fw, uint64_t desc_gpa)
 	} else if (control & FW_CFG_DMA_CTL_SKIP) {
 		fw->offset = fw->offset + length < fw->offset ? UINT32_MAX : fw->offset + length;
 	}
-	__atomic_store_n(&d->control, 0, __ATOMIC_RELEASE);
+	/*
+	 * The data before the status: a release fence, then a plain store, as
+	 * the guest's structure need not be aligned for an atomic one.
+	 */
+	uint32_t done = 0;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memcpy(&d->control, &done, sizeof(done));
 }
 
 void fw_cfg_dma_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsigned size)

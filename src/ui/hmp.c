@@ -22,6 +22,7 @@ struct hmp_cmd {
 };
 
 /* QEMU's monitor turns every "\n" into "\r\n"; so do we. */
+__attribute__((format(printf, 3, 0)))
 static void vhprintf(FILE *out, const char *prefix, const char *fmt, va_list ap)
 {
 	char buf[1024];

@@ -15,7 +15,7 @@
 static struct guest_memory fuzz_mem;
 static uint8_t fuzz_initrd[12288];
 
-static const struct guest_memory *fuzz_guest_memory(void)
+static inline const struct guest_memory *fuzz_guest_memory(void)
 {
 	if (!fuzz_mem.host) {
 		memory_layout(&fuzz_mem, FUZZ_RAM_SIZE);
@@ -32,7 +32,7 @@ static const struct guest_memory *fuzz_guest_memory(void)
  * whether an initrd comes along, so both placement paths are reached without
  * spending input bytes on it.
  */
-static struct boot_request fuzz_boot_request(size_t len)
+static inline struct boot_request fuzz_boot_request(size_t len)
 {
 	return (struct boot_request){
 		.mem = fuzz_guest_memory(),

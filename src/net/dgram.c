@@ -160,13 +160,10 @@ struct net_client *net_dgram_open(struct opts *o, const char *id, struct net_ope
 {
 	const char *mcast = opts_get(o, "mcast"), *udp = opts_get(o, "udp");
 	const char *local = opts_get(o, "localaddr");
-	const char *unused = opts_first_unused(o);
 	struct dgram *d;
 
-	if (unused) {
-		snprintf(ctx->err, ctx->errlen, "Invalid parameter '%s'", unused);
+	if (net_opts_reject_unused(o, ctx) < 0)
 		return NULL;
-	}
 	if (!mcast == !udp) {
 		snprintf(ctx->err, ctx->errlen, "exactly one of mcast= and udp= is needed");
 		return NULL;

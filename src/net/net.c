@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/opts.h"
+
 ssize_t net_send(struct net_client *nc, const struct iovec *iov, int iovcnt)
 {
 	struct net_client *peer = nc->peer;
@@ -119,4 +121,29 @@ int net_hub_vlan(const struct net_hub *hub)
 void net_hub_free(struct net_hub *hub)
 {
 	free(hub);
+}
+
+struct opts *net_opts_parse(const char *text, struct net_open_ctx *ctx)
+{
+	char perr[160];
+	struct opts *o = opts_parse(text, NULL, perr, sizeof(perr));
+
+	if (!o) {
+		snprintf(ctx->err, ctx->errlen, "%s", perr);
+		return NULL;
+	}
+	opts_get(o, "id");
+	opts_get(o, "name");
+	opts_get(o, "vlan");
+	return o;
+}
+
+int net_opts_reject_unused(const struct opts *o, struct net_open_ctx *ctx)
+{
+	const char *unused = opts_first_unused(o);
+
+	if (!unused)
+		return 0;
+	snprintf(ctx->err, ctx->errlen, "Invalid parameter '%s'", unused);
+	return -1;
 }

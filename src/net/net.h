@@ -96,8 +96,15 @@ size_t net_iov_size(const struct iovec *iov, int iovcnt);
 struct net_client *net_tap_open(const char *opts, const char *id, struct net_open_ctx *ctx);
 struct net_client *net_user_open(const char *opts, const char *id, struct net_open_ctx *ctx);
 struct net_client *net_socket_open(const char *opts, const char *id, struct net_open_ctx *ctx);
-/* mcast= / udp= (dgram.c), from the option list net_socket_open parsed. */
+/*
+ * A back end's option list with the keys of the -net/-netdev wrapper (id,
+ * name, vlan) taken; NULL with the syntax error in ctx->err.
+ */
 struct opts;
+struct opts *net_opts_parse(const char *text, struct net_open_ctx *ctx);
+/* 0, or -1 with "Invalid parameter 'KEY'" in ctx->err for a key no one asked for. */
+int net_opts_reject_unused(const struct opts *o, struct net_open_ctx *ctx);
+/* mcast= / udp= (dgram.c), from the option list net_socket_open parsed. */
 struct net_client *net_dgram_open(struct opts *o, const char *id, struct net_open_ctx *ctx);
 /* -netdev bridge,br=: a TAP put on a bridge in-process (qemu-bridge-helper's job). */
 struct net_client *net_bridge_open(const char *opts, const char *id, struct net_open_ctx *ctx);

@@ -182,20 +182,14 @@ static int resolve(const char *spec, bool passive, struct addrinfo **res, char *
 
 struct net_client *net_socket_open(const char *text, const char *id, struct net_open_ctx *ctx)
 {
-	char perr[160];
-	struct opts *o = opts_parse(text, NULL, perr, sizeof(perr));
+	struct opts *o = net_opts_parse(text, ctx);
 	struct addrinfo *ai = NULL;
 	struct sock *s = NULL;
 	const char *listen_at, *connect_to;
 	int one = 1;
 
-	if (!o) {
-		snprintf(ctx->err, ctx->errlen, "%s", perr);
+	if (!o)
 		return NULL;
-	}
-	opts_get(o, "id");
-	opts_get(o, "name");
-	opts_get(o, "vlan");
 	listen_at = opts_get(o, "listen");
 	connect_to = opts_get(o, "connect");
 	if (opts_get(o, "mcast") || opts_get(o, "udp")) {
@@ -213,11 +207,8 @@ struct net_client *net_socket_open(const char *text, const char *id, struct net_
 			 "mcast= or udp=");
 		goto fail;
 	}
-	const char *unused = opts_first_unused(o);
-	if (unused) {
-		snprintf(ctx->err, ctx->errlen, "Invalid parameter '%s'", unused);
+	if (net_opts_reject_unused(o, ctx) < 0)
 		goto fail;
-	}
 	if (!listen_at == !connect_to) {
 		snprintf(ctx->err, ctx->errlen, "exactly one of listen= and connect= is needed");
 		goto fail;

@@ -353,21 +353,15 @@ static bool script_wanted(const char *v)
 
 struct net_client *net_tap_open(const char *text, const char *id, struct net_open_ctx *ctx)
 {
-	char perr[160];
-	struct opts *o = opts_parse(text, NULL, perr, sizeof(perr));
+	struct opts *o = net_opts_parse(text, ctx);
 	struct tap *t = NULL;
 	const char *ifname, *fdstr, *script, *downscript, *queues;
 	bool vhost_on = false, vhostforce = false, vnet = true;
 	int vnet_hdr = -1;	/* -1: if the kernel can */
 	int sz = NET_VNET_HDR_LEN;
 
-	if (!o) {
-		snprintf(ctx->err, ctx->errlen, "%s", perr);
+	if (!o)
 		return NULL;
-	}
-	opts_get(o, "id");
-	opts_get(o, "name");
-	opts_get(o, "vlan");
 	opts_get(o, "sndbuf");		/* QEMU's send buffer limit; writes here never queue */
 	ifname = opts_get(o, "ifname");
 	fdstr = opts_get(o, "fd");
@@ -388,11 +382,8 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 			 "ifname= with script=");
 		goto fail;
 	}
-	const char *unused = opts_first_unused(o);
-	if (unused) {
-		snprintf(ctx->err, ctx->errlen, "Invalid parameter '%s'", unused);
+	if (net_opts_reject_unused(o, ctx) < 0)
 		goto fail;
-	}
 	unsigned nq = 1;
 	if (queues) {
 		char *end;
@@ -547,18 +538,13 @@ out:
 
 struct net_client *net_bridge_open(const char *text, const char *id, struct net_open_ctx *ctx)
 {
-	char perr[160], tap_args[64];
-	struct opts *o = opts_parse(text, NULL, perr, sizeof(perr));
+	char tap_args[64];
+	struct opts *o = net_opts_parse(text, ctx);
 	struct net_client *nc = NULL;
 	const char *br, *vnet;
 
-	if (!o) {
-		snprintf(ctx->err, ctx->errlen, "%s", perr);
+	if (!o)
 		return NULL;
-	}
-	opts_get(o, "id");
-	opts_get(o, "name");
-	opts_get(o, "vlan");
 	br = opts_get(o, "br");
 	vnet = opts_get(o, "vnet_hdr");
 	if (opts_get(o, "helper")) {
@@ -566,11 +552,8 @@ struct net_client *net_bridge_open(const char *text, const char *id, struct net_
 			 "bridge itself (it needs CAP_NET_ADMIN)");
 		goto out;
 	}
-	const char *unused = opts_first_unused(o);
-	if (unused) {
-		snprintf(ctx->err, ctx->errlen, "Invalid parameter '%s'", unused);
+	if (net_opts_reject_unused(o, ctx) < 0)
 		goto out;
-	}
 	if (!br)
 		br = "br0";	/* QEMU's default bridge */
 	int s = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);

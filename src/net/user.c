@@ -538,21 +538,15 @@ static char *dup_opt(struct opts *o, const char *key)
 
 struct net_client *net_user_open(const char *text, const char *id, struct net_open_ctx *ctx)
 {
-	char perr[160];
-	struct opts *o = opts_parse(text, NULL, perr, sizeof(perr));
+	struct opts *o = net_opts_parse(text, ctx);
 	SlirpConfig sc = { .version = 4, .in_enabled = true, .in6_enabled = true };
 	struct in_addr net, mask, host, dhcp, dns;
 	bool restrict_on = false, ipv4 = true, ipv6 = true;
 	const char *v;
 	struct user *u = NULL;
 
-	if (!o) {
-		snprintf(ctx->err, ctx->errlen, "%s", perr);
+	if (!o)
 		return NULL;
-	}
-	opts_get(o, "id");
-	opts_get(o, "name");
-	opts_get(o, "vlan");
 	inet_aton("10.0.2.0", &net);
 	inet_aton("255.255.255.0", &mask);
 	if ((v = opts_get(o, "net")) && !parse_net(v, &net, &mask)) {
@@ -641,11 +635,8 @@ struct net_client *net_user_open(const char *text, const char *id, struct net_op
 		if (rc < 0)
 			goto fail;
 	}
-	const char *unused = opts_first_unused(o);
-	if (unused) {
-		snprintf(ctx->err, ctx->errlen, "Invalid parameter '%s'", unused);
+	if (net_opts_reject_unused(o, ctx) < 0)
 		goto fail;
-	}
 	u->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	u->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (u->timer_fd < 0 || u->kick_fd < 0 ||

@@ -38,6 +38,8 @@ struct virtio_blk {
 	pthread_mutex_t notify_lock;	/* one round at a time: the I/O thread or a vCPU */
 	struct block_aio *aio;		/* opened by virtio_blk_start or the first kick */
 	struct blk_round *round;
+	uint64_t poll_ns;		/* adaptive busy-poll window after a round (blk.c) */
+	uint64_t idle_since_ns;		/* when the last round went to sleep, 0 if it did not */
 };
 
 /*
@@ -47,6 +49,13 @@ struct virtio_blk {
 int virtio_blk_start(struct virtio_blk *blk, char *err, size_t errlen);
 /* Stops the request engine and frees the batch buffers. */
 void virtio_blk_release(struct virtio_blk *blk);
+/*
+ * The next busy-poll window after the queue sat idle for idle_ns with a
+ * window of poll_ns, as QEMU adapts its polling: a driver back within the
+ * longest window (32 us) earns a longer one (4 us, doubling), one that was
+ * not gets half, down to none.
+ */
+uint64_t virtio_blk_poll_window(uint64_t poll_ns, uint64_t idle_ns);
 
 /* virtio-console (single port): bytes in from the chardev, out to it. */
 struct virtio_console {

@@ -764,6 +764,40 @@ static void test_many_requests_one_kick(void **state)
 	assert_int_equal(f->blk.reads, 5);
 }
 
+static void test_poll_window_adapts(void **state)
+{
+	(void)state;
+	/* Back within 32 us: start at 4 us, then double up to 32 us. */
+	assert_int_equal(virtio_blk_poll_window(0, 10000), 4000);
+	assert_int_equal(virtio_blk_poll_window(4000, 10000), 8000);
+	assert_int_equal(virtio_blk_poll_window(16000, 31000), 32000);
+	assert_int_equal(virtio_blk_poll_window(32000, 20000), 32000);
+	/* Away longer: halve, and below 4 us stop polling. */
+	assert_int_equal(virtio_blk_poll_window(32000, 1000000), 16000);
+	assert_int_equal(virtio_blk_poll_window(4000, 1000000), 0);
+	assert_int_equal(virtio_blk_poll_window(0, 1000000), 0);
+}
+
+/* Kicks are switched off only while polling: after the kick, the driver must kick again. */
+static void test_poll_leaves_kicks_on(void **state)
+{
+	struct fx *f = *state;
+	uint16_t flags;
+
+	f->blk.poll_ns = 32000;
+	request(f, T_IN, 0, DATA_GPA, 512);
+	kick(f);
+	assert_int_equal(used_idx(f), 1);
+	memcpy(&flags, ram(f, USED_GPA), 2);
+	assert_int_equal(flags & 1, 0);		/* VRING_USED_F_NO_NOTIFY */
+	assert_true(f->blk.idle_since_ns != 0);
+	/* It slept: the next kick sizes the window from that. */
+	request(f, T_IN, 1, DATA_GPA, 512);
+	kick(f);
+	assert_int_equal(used_idx(f), 2);
+	assert_true(f->blk.poll_ns == 32000 || f->blk.poll_ns == 16000);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -797,6 +831,8 @@ int main(void)
 		T(test_seg_max_data_segments),
 		T(test_config_space),
 		T(test_many_requests_one_kick),
+		T(test_poll_window_adapts),
+		T(test_poll_leaves_kicks_on),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

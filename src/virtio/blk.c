@@ -15,6 +15,7 @@
 /* QEMU's iothread defaults: poll-max-ns 32 us, growing from 4 us by doubling. */
 #define BLK_POLL_MAX_NS 32000u
 #define BLK_POLL_START_NS 4000u
+#define BLK_POLL_SETTLE_NS 1000u	/* no new request for this long: the driver is done */
 
 #define VIRTIO_BLK_F_SEG_MAX (1ULL << 2)
 #define VIRTIO_BLK_F_RO (1ULL << 5)
@@ -313,19 +314,30 @@ static bool blk_poll(struct virtio_device *vdev, struct virtqueue *vq, struct vi
 	bool got = false;
 
 	if (blk->poll_ns) {
-		uint64_t deadline = now_ns() + blk->poll_ns;
+		uint64_t now = now_ns(), deadline = now + blk->poll_ns, seen_at = 0;
+		unsigned seen = 0;
 
 		pthread_mutex_lock(&vdev->lock);
 		vq_set_notification(vq, false);
 		pthread_mutex_unlock(&vdev->lock);
 		do {
 			pthread_mutex_lock(&vdev->lock);
-			got = vq_has_avail(vq);
+			unsigned pending = vq_avail_pending(vq);
 			pthread_mutex_unlock(&vdev->lock);
-			if (got)
+			/*
+			 * A driver refilling a deep queue adds requests one by one:
+			 * wait until it pauses, so they run as one batch.
+			 */
+			if (pending != seen) {
+				seen = pending;
+				seen_at = now;
+			}
+			if (seen >= VIRTIO_BLK_BATCH || (seen && now - seen_at >= BLK_POLL_SETTLE_NS))
 				break;
 			__builtin_ia32_pause();
-		} while (now_ns() < deadline);
+			now = now_ns();
+		} while (now < deadline);
+		got = seen > 0;
 	}
 	pthread_mutex_lock(&vdev->lock);
 	vq_set_notification(vq, true);

@@ -218,6 +218,15 @@ bool vq_has_avail(struct virtqueue *vq)
 	return vq->ready && avail && load16_acquire(avail + AVAIL_IDX) != vq->last_avail;
 }
 
+unsigned vq_avail_pending(struct virtqueue *vq)
+{
+	const uint8_t *avail = ring_ptr(vq, vq->avail_gpa, 6 + 2 * (uint64_t)vq->size);
+
+	if (!vq->ready || !avail)
+		return 0;
+	return (uint16_t)(load16_acquire(avail + AVAIL_IDX) - vq->last_avail);
+}
+
 void vq_unpop(struct virtqueue *vq, unsigned n)
 {
 	vq->last_avail = (uint16_t)(vq->last_avail - n);

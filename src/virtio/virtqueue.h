@@ -66,6 +66,8 @@ void vq_set_notification(struct virtqueue *vq, bool enable);
 
 /* Whether the driver has made buffers available that we have not taken. */
 bool vq_has_avail(struct virtqueue *vq);
+/* How many requests the driver has made available that we have not taken. */
+unsigned vq_avail_pending(struct virtqueue *vq);
 
 /* Gives back the last n requests taken and not pushed (virtio-net: a frame that did not fit). */
 void vq_unpop(struct virtqueue *vq, unsigned n);

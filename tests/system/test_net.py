@@ -67,7 +67,8 @@ def tap_args(kind, ifname, up, down, mac):
 
 def finish(s, timeout=60):
     status = s.wait(timeout=timeout)
-    return status, probe_lines(s.text())
+    # stderr shares the pipe: a log line (written whole) may land inside a serial line.
+    return status, probe_lines(re.sub(r"kestrel: [^\n]*\n", "", s.text()))
 
 
 # ---- TAP on a bridge ---------------------------------------------------------------

@@ -204,8 +204,7 @@ static int net_fill_rx(struct virtio_net *n, struct virtio_device *vdev, struct 
 	}
 	uint16_t nb = (uint16_t)nchains;
 	iov_from_buf(first.in, first.nr_in, offsetof(struct virtio_net_hdr, num_buffers), &nb, 2);
-	for (unsigned i = 0; i < nchains; i++)
-		vq_push(vq, heads[i], lens[i]);
+	vq_push_many(vq, heads, lens, nchains);
 	return 1;
 }
 
@@ -341,9 +340,11 @@ static void net_tx(struct virtio_net *n, struct virtio_device *vdev, unsigned pa
 			break;
 		for (unsigned i = 0; i < count; i++)
 			net_send_request(n, pair, &reqs[i]);
-		pthread_mutex_lock(&vdev->lock);
+		uint16_t heads[VIRTIO_NET_TX_ROUND];
 		for (unsigned i = 0; i < count; i++)
-			vq_push(vq, reqs[i].head, 0);
+			heads[i] = reqs[i].head;
+		pthread_mutex_lock(&vdev->lock);
+		vq_push_many(vq, heads, NULL, count);
 		n->tx_frames += count;
 		if (vq_should_interrupt(vq))
 			vdev->interrupt(vdev, TX_QUEUE(pair));

@@ -107,7 +107,8 @@ static int check_vhost(const struct vm_config *cfg, struct net_client *const *ne
 				virtio = true;
 		if (!virtio) {
 			log_error("-netdev %s,id=%s: vhost=on needs a virtio-net-pci NIC linked to it "
-				  "directly (-netdev + -device, or -nic), not %s", nd->type, nd->id,
+				  "directly (-netdev with -device virtio-net-pci, or -nic "
+				  "...,model=virtio-net-pci), not %s", nd->type, nd->id,
 				  nd->vlan >= 0 ? "a hub (vlan=)" : "an e1000 or no NIC");
 			return -1;
 		}

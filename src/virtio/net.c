@@ -574,6 +574,9 @@ static void vhost_stop_pair(struct virtio_net *n, struct virtio_device *vdev, un
 			vq->last_avail = base[i];
 			vq->used_idx = *used_idx;
 			vq->signalled_valid = false;
+			/* The kernel may have left kicks suppressed: ask for them again. */
+			vq->no_notify = true;
+			vq_set_notification(vq, true);
 		}
 	}
 	n->vhost_pair[pair] = false;

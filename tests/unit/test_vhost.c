@@ -531,8 +531,9 @@ static void test_driver_ok_hands_the_pair_to_the_kernel(void **state)
 	assert_int_equal(net_send(&f->tap.nc, &iov, 1), 0);
 
 	/* Detach (the VM goes away): the kernel lets go, userspace resumes where it stopped. */
-	uint16_t used = 7;
+	uint16_t used = 7, no_notify = 1;
 	memcpy(f->mem.host + RING(0) + 0x2000 + 2, &used, 2);
+	memcpy(f->mem.host + RING(0) + 0x2000, &no_notify, 2);	/* as the kernel may leave it */
 	k->n = 0;
 	k->stop_base[0] = 9;
 	k->stop_base[1] = 4;
@@ -546,6 +547,9 @@ static void test_driver_ok_hands_the_pair_to_the_kernel(void **state)
 	assert_int_equal(vdev->vqs[0].last_avail, 9);
 	assert_int_equal(vdev->vqs[0].used_idx, 7);
 	assert_int_equal(vdev->vqs[1].last_avail, 4);
+	uint16_t flags;
+	memcpy(&flags, f->mem.host + RING(0) + 0x2000, 2);
+	assert_int_equal(flags, 0);	/* kicks asked for again */
 	assert_false(f->net.vhost_pair[0]);
 	assert_false(f->tap.running);
 	assert_int_equal(f->tap.running_calls, 2);

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import KESTREL, QEMU, Session, kestrel, need_qemu, probe_lines, qemu
 from netns import Netns, bridge_scripts, unique, write_script
+from qmp_client import QMP
 
 BASE = ["-m", "128m", "-nographic"]
 # Each scenario under kestrel and, marked "qemu", under the reference QEMU 7.2.
@@ -213,6 +214,36 @@ def test_vhost_probe_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path)
     assert "probe: PASS" in lines
     assert log.read_text().split("\n")[:2] == [f"up {tap}", f"down {tap}"]
     assert not ns.has_link(tap)
+
+
+@pytest.mark.parametrize("vhost", ["off", pytest.param("on", marks=pytest.mark.skipif(
+    not HAVE_VHOST, reason=NO_VHOST))])
+def test_vhost_rings_survive_a_system_reset(probe, netns, vms, tmp_path, vhost):
+    """A reset rebuilds the VM: vhost lets go of the old RAM and gets the new rings (vhost=off:
+    the same path in userspace, the control run)."""
+    ns = netns()
+    br, tap = unique("kbr"), unique("kvr")
+    ns.bridge(br, "10.82.0.1/24")
+    up, down, _ = bridge_scripts(tmp_path, br)
+    sock = tmp_path / "qmp.sock"
+    s = vms(ns.argv("env", "KESTREL_DEBUG=1", *vmm(
+        "kestrel", probe, "-qmp", f"unix:{sock},server,nowait",
+        "-netdev", f"tap,id=n0,ifname={tap},script={up},downscript={down},vhost={vhost}",
+        "-device", f"virtio-net-pci,netdev=n0,mac={random_mac()}",
+        scenario="net-respond,ip=10.82.0.2,timeout=120")))
+    for boot in (1, 2):
+        s.expect(r"(?s)" + r"probe: net: ready.*" * boot, timeout=60)
+        if vhost == "on":
+            s.expect(r"(?s)" + r"queue pair 0 served by vhost-net.*" * boot, timeout=10)
+        ping = ns.run("ping", "-c", "3", "-i", "0.2", "-W", "5", "10.82.0.2", check=False)
+        assert ping.returncode == 0 and "3 received" in ping.stdout, (boot, ping.stdout, s.text())
+        if boot == 1:
+            q = QMP(sock)
+            q.cmd("qmp_capabilities")
+            q.cmd("system_reset")
+    q.cmd("quit")
+    assert s.wait(timeout=30) == 0
+    assert "stays in userspace" not in s.text()
 
 
 @pytest.mark.skipif(not HAVE_VHOST, reason=NO_VHOST)

@@ -315,10 +315,12 @@ static void test_failed_start_is_undone(void **state)
 
 struct tap_double {
 	struct net_client nc;
-	struct vhost_net vhost;
+	struct vhost_net vhost[2];	/* one per TAP queue */
+	unsigned queues;
 	int backend_fd;
 	int running_calls;
-	bool running;
+	bool running;			/* queue 0 */
+	bool attached[2];		/* TUNSETQUEUE state */
 	int frames;
 };
 
@@ -326,10 +328,10 @@ static struct vhost_net *td_vhost(struct net_client *nc, unsigned queue, int *ba
 {
 	struct tap_double *t = nc->opaque;
 
-	if (queue != 0)
+	if (queue >= t->queues)
 		return NULL;
-	*backend_fd = t->backend_fd;
-	return &t->vhost;
+	*backend_fd = t->backend_fd + (int)queue;
+	return &t->vhost[queue];
 }
 
 static void td_running(struct net_client *nc, unsigned queue, bool on)
@@ -337,7 +339,13 @@ static void td_running(struct net_client *nc, unsigned queue, bool on)
 	struct tap_double *t = nc->opaque;
 
 	t->running_calls++;
-	t->running = on;
+	if (queue == 0)
+		t->running = on;
+}
+
+static void td_enable(struct net_client *nc, unsigned queue, bool on)
+{
+	((struct tap_double *)nc->opaque)->attached[queue & 1] = on;
 }
 
 static ssize_t td_receive(struct net_client *nc, const struct iovec *iov, int iovcnt)
@@ -348,6 +356,7 @@ static ssize_t td_receive(struct net_client *nc, const struct iovec *iov, int io
 
 static const struct net_client_ops td_ops = {
 	.type = "tap", .receive = td_receive, .vhost = td_vhost, .vhost_running = td_running,
+	.enable_queue = td_enable,
 };
 
 struct fx {
@@ -357,7 +366,8 @@ struct fx {
 	struct virtio_pci vp;
 	struct virtio_net net;
 	struct tap_double tap;
-	struct fake_kernel k;
+	struct fake_kernel k[2];	/* one per vhost instance */
+	uint16_t next_desc[5], avail_idx[5];
 };
 
 static void bar_write8(struct fx *f, uint64_t off, uint8_t v)
@@ -374,7 +384,7 @@ static uint32_t bar_read32(struct fx *f, uint64_t off)
 	return v;
 }
 
-static struct fx *make(uint64_t kernel_features)
+static struct fx *make_pairs(uint64_t kernel_features, unsigned pairs)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	uint64_t off = 0;
@@ -393,20 +403,24 @@ static struct fx *make(uint64_t kernel_features)
 	assert_int_equal(pci_bus_init(&f->bus), 0);
 	assert_int_equal(iothread_start(&f->io), 0);
 	assert_int_equal(virtio_net_init(&f->net, "nic.0", (const uint8_t *)"\x52\x54\x00\x01\x02\x03",
-					 1), 0);
-	kernel_init(&f->k, 99, kernel_features);
-	char err[256];
-	assert_int_equal(vhost_net_open(&f->tap.vhost, 99, fake_ioctl, &f->k, err, sizeof(err)), 0);
-	f->k.n = 0;
+					 pairs), 0);
+	for (unsigned i = 0; i < pairs; i++) {
+		char err[256];
+		kernel_init(&f->k[i], 99 + (int)i, kernel_features);
+		assert_int_equal(vhost_net_open(&f->tap.vhost[i], 99 + (int)i, fake_ioctl, &f->k[i],
+						err, sizeof(err)), 0);
+		f->k[i].n = 0;
+	}
+	f->tap.queues = pairs;
 	f->tap.backend_fd = 123;
 	f->tap.nc.ops = &td_ops;
 	f->tap.nc.opaque = &f->tap;
 	f->tap.nc.has_vnet_hdr = true;
 	net_connect(&f->net.nc, &f->tap.nc);
-	assert_int_equal(virtio_pci_create(&f->vp, &f->bus, -1, &virtio_net_ops, &f->net, 3, &f->mem,
-					   -1, &f->io), 0);
+	assert_int_equal(virtio_pci_create(&f->vp, &f->bus, -1, &virtio_net_ops, &f->net,
+					   2 * pairs + 1, &f->mem, -1, &f->io), 0);
 	virtio_net_attach(&f->net, &f->vp.vdev);
-	for (unsigned q = 0; q < 3; q++) {
+	for (unsigned q = 0; q < 2 * pairs + 1; q++) {
 		struct virtqueue *vq = &f->vp.vdev.vqs[q];
 		vq->size = QSIZE;
 		vq->desc_gpa = RING(q);
@@ -419,6 +433,11 @@ static struct fx *make(uint64_t kernel_features)
 	f->vp.vdev.status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 			    VIRTIO_STATUS_FEATURES_OK;
 	return f;
+}
+
+static struct fx *make(uint64_t kernel_features)
+{
+	return make_pairs(kernel_features, 1);
 }
 
 static void destroy(struct fx *f)
@@ -470,7 +489,7 @@ static void test_driver_ok_hands_the_pair_to_the_kernel(void **state)
 {
 	struct fx *f = make(ALL_FEATURES);
 	struct virtio_device *vdev = &f->vp.vdev;
-	struct fake_kernel *k = &f->k;
+	struct fake_kernel *k = &f->k[0];
 	uint64_t count;
 
 	f->vp.vdev.vqs[0].last_avail = 5;	/* where a driver already was */
@@ -563,12 +582,12 @@ static void test_reset_takes_the_rings_back_first(void **state)
 
 	driver_ok(f);
 	assert_true(f->net.vhost_pair[0]);
-	f->k.n = 0;
+	f->k[0].n = 0;
 	bar_write8(f, STATUS_REG, 0);
 	assert_false(f->net.vhost_pair[0]);
 	assert_false(f->tap.running);
-	assert_int_equal(f->k.calls[0].req, VHOST_NET_SET_BACKEND);
-	assert_int_equal(f->k.calls[2].req, VHOST_GET_VRING_BASE);
+	assert_int_equal(f->k[0].calls[0].req, VHOST_NET_SET_BACKEND);
+	assert_int_equal(f->k[0].calls[2].req, VHOST_GET_VRING_BASE);
 	/* Back in userspace: a frame is taken (and, with no DRIVER_OK, held) by the device. */
 	assert_int_equal(f->vp.vdev.vqs[0].ready, false);
 	destroy(f);
@@ -579,8 +598,8 @@ static void test_refused_start_leaves_the_pair_in_userspace(void **state)
 {
 	struct fx *f = make(ALL_FEATURES);
 
-	f->k.fail_req = VHOST_SET_MEM_TABLE;
-	f->k.fail_nth = 1;
+	f->k[0].fail_req = VHOST_SET_MEM_TABLE;
+	f->k[0].fail_nth = 1;
 	driver_ok(f);
 	assert_false(f->net.vhost_pair[0]);
 	assert_false(f->tap.running);
@@ -589,6 +608,80 @@ static void test_refused_start_leaves_the_pair_in_userspace(void **state)
 	/* TX kick is served here again: an empty queue sends nothing but must not crash. */
 	f->vp.vdev.ops->queue_notify(&f->vp.vdev, 1);
 	assert_int_equal(f->tap.frames, 0);
+	destroy(f);
+}
+
+#define F_CTRL_VQ (1ULL << 17)
+#define F_MQ (1ULL << 22)
+
+static void put_desc(struct fx *f, unsigned q, uint16_t i, uint64_t addr, uint32_t len,
+		     uint16_t flags, uint16_t next)
+{
+	uint8_t *d = f->mem.host + RING(q) + 16 * i;
+
+	memcpy(d, &addr, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	memcpy(d + 14, &next, 2);
+}
+
+/* VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET on control queue 4 (§5.1.6.5.5); returns the ack. */
+static uint8_t set_pairs(struct fx *f, uint16_t pairs)
+{
+	const unsigned cq = 4;
+	uint64_t gpa = 0x200000 + 0x1000 * (uint64_t)f->next_desc[cq];
+	uint8_t *b = f->mem.host + gpa;
+	uint16_t i = f->next_desc[cq] % QSIZE, j = (uint16_t)((i + 1) % QSIZE);
+
+	b[0] = 4;	/* VIRTIO_NET_CTRL_MQ */
+	b[1] = 0;	/* VQ_PAIRS_SET */
+	memcpy(b + 2, &pairs, 2);
+	b[0x800] = 0xee;
+	put_desc(f, cq, i, gpa, 4, 1 /* NEXT */, j);
+	put_desc(f, cq, j, gpa + 0x800, 1, 2 /* WRITE */, 0);
+	f->next_desc[cq] += 2;
+	memcpy(f->mem.host + RING(cq) + 0x1000 + 4 + 2 * (f->avail_idx[cq] % QSIZE), &i, 2);
+	f->avail_idx[cq]++;
+	memcpy(f->mem.host + RING(cq) + 0x1000 + 2, &f->avail_idx[cq], 2);
+	f->vp.vdev.ops->queue_notify(&f->vp.vdev, cq);
+	return b[0x800];
+}
+
+/* Each pair on its own vhost instance and TAP queue; only the pairs in use stay attached. */
+static void test_multiqueue_pairs_and_tap_queues(void **state)
+{
+	struct fx *f = make_pairs(ALL_FEATURES, 2);
+
+	f->vp.vdev.driver_features = VIRTIO_F_VERSION_1 | F_CTRL_VQ | F_MQ;
+	driver_ok(f);
+	assert_true(f->net.vhost_pair[0] && f->net.vhost_pair[1]);
+	assert_int_equal(find(&f->k[0], VHOST_NET_SET_BACKEND, 1)->file.fd, 123);
+	assert_int_equal(find(&f->k[1], VHOST_NET_SET_BACKEND, 0)->file.fd, 124);
+	assert_true(find(&f->k[1], VHOST_SET_VRING_ADDR, 0)->addr.desc_user_addr ==
+		    (uintptr_t)(f->mem.host + RING(2)));
+	assert_true(find(&f->k[1], VHOST_SET_VRING_ADDR, 1)->addr.used_user_addr ==
+		    (uintptr_t)(f->mem.host + RING(3) + 0x2000));
+	/* One pair in use until the driver says more: TAP queue 1 may not take flows. */
+	assert_true(f->tap.attached[0]);
+	assert_false(f->tap.attached[1]);
+	assert_int_equal(set_pairs(f, 2), 0);
+	assert_true(f->tap.attached[1]);
+	assert_int_equal(set_pairs(f, 1), 0);
+	assert_false(f->tap.attached[1]);
+	/* The control queue stayed ours (it answered); reset takes both pairs back. */
+	bar_write8(f, STATUS_REG, 0);
+	assert_false(f->net.vhost_pair[0] || f->net.vhost_pair[1]);
+	assert_true(f->tap.attached[0] && f->tap.attached[1]);	/* userspace steers itself */
+	destroy(f);
+
+	/* Without VIRTIO_NET_F_MQ only pair 0 exists for the driver (queue 2 is control). */
+	f = make_pairs(ALL_FEATURES, 2);
+	f->vp.vdev.driver_features = VIRTIO_F_VERSION_1 | F_CTRL_VQ;
+	driver_ok(f);
+	assert_true(f->net.vhost_pair[0]);
+	assert_false(f->net.vhost_pair[1]);
+	assert_int_equal(f->k[1].n, 0);
+	assert_false(f->tap.attached[1]);
 	destroy(f);
 }
 
@@ -751,6 +844,7 @@ int main(void)
 		cmocka_unit_test(test_driver_ok_hands_the_pair_to_the_kernel),
 		cmocka_unit_test(test_reset_takes_the_rings_back_first),
 		cmocka_unit_test(test_refused_start_leaves_the_pair_in_userspace),
+		cmocka_unit_test(test_multiqueue_pairs_and_tap_queues),
 		cmocka_unit_test(test_with_the_kernel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -123,6 +123,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a tenth of the frames")
     ap.add_argument("--baseline-runs", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=3, help="runs per row and VMM; the best counts")
+    ap.add_argument("--only", metavar="ROW", help="just the rows whose label contains ROW (\"tx 60B\")")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/net: needs root (network namespace and TAP)")
@@ -150,6 +151,8 @@ def main():
             # rx runs wait idle=500 ms after the last frame: that much polling is baseline too.
             results = []
             for label, direction, size, count, quick in ROWS:
+                if args.only and args.only not in label:
+                    continue
                 n = quick if args.quick else count
                 row = {}
                 for rep in range(args.repeat):

@@ -88,6 +88,34 @@ static int load_rom(const struct vm_config *cfg, const struct nic_config *nic,
 	return 0;
 }
 
+/*
+ * vhost=on hands a TAP's frames to the kernel, which only a virtio-net NIC
+ * linked to it directly can drive: not a hub (vlan=), not an e1000.  Say so
+ * rather than run without it.
+ */
+static int check_vhost(const struct vm_config *cfg, struct net_client *const *netdevs)
+{
+	for (unsigned i = 0; i < cfg->nr_netdevs; i++) {
+		const struct netdev_config *nd = &cfg->netdevs[i];
+		int fd;
+		bool virtio = false;
+
+		if (!netdevs[i]->ops->vhost || !netdevs[i]->ops->vhost(netdevs[i], 0, &fd))
+			continue;
+		for (unsigned j = 0; nd->vlan < 0 && j < cfg->nr_nics; j++)
+			if (!strcmp(cfg->nics[j].netdev, nd->id) && !cfg->nics[j].e1000)
+				virtio = true;
+		if (!virtio) {
+			log_error("-netdev %s,id=%s: vhost=on needs a virtio-net-pci NIC linked to it "
+				  "directly (-netdev with -device virtio-net-pci, or -nic "
+				  "...,model=virtio-net-pci), not %s", nd->type, nd->id,
+				  nd->vlan >= 0 ? "a hub (vlan=)" : "an e1000 or no NIC");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *loop)
 {
 	char err[512];
@@ -143,7 +171,7 @@ int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *
 		}
 		log_debug("%s: MAC %s", nic->name, macs);
 	}
-	return 0;
+	return check_vhost(cfg, net->netdevs);
 }
 
 void app_net_close(struct app_net *net, const struct vm_config *cfg)

@@ -39,6 +39,7 @@ struct virtio_net_hdr {
 } __attribute__((packed));
 
 struct net_client;
+struct vhost_net;
 
 struct net_client_ops {
 	const char *type;	/* "tap", "user", "socket", "hub", "nic" */
@@ -60,6 +61,16 @@ struct net_client_ops {
 	/* Guest offloads (TUNSETOFFLOAD); only for clients with a vnet header. */
 	void (*set_offload)(struct net_client *nc, bool csum, bool tso4, bool tso6, bool ecn);
 	void (*close)(struct net_client *nc);
+	/*
+	 * Optional, for back ends that vhost-net can serve (a TAP with vhost=on):
+	 * channel queue's vhost instance and the descriptor the kernel moves its
+	 * frames on; NULL when there is none.
+	 */
+	struct vhost_net *(*vhost)(struct net_client *nc, unsigned queue, int *backend_fd);
+	/* The kernel serves channel queue now (on) or no longer: stop or resume reading it. */
+	void (*vhost_running)(struct net_client *nc, unsigned queue, bool on);
+	/* Multiqueue with vhost: attach or detach channel queue from the interface. */
+	void (*enable_queue)(struct net_client *nc, unsigned queue, bool on);
 };
 
 struct net_client {

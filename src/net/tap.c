@@ -9,6 +9,7 @@
 #include "net/net.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
@@ -24,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "net/vhost.h"
 #include "util/log.h"
 #include "util/opts.h"
 
@@ -39,6 +41,7 @@ struct tap_queue {
 	unsigned index;
 	int fd;
 	bool reading;		/* EPOLLIN armed on fd */
+	atomic_bool vhost_running;	/* the kernel reads fd: we must not */
 	size_t pending;		/* bytes of a frame the peer refused, kept in buf */
 	uint8_t buf[NET_MAX_FRAME];
 };
@@ -49,6 +52,8 @@ struct tap {
 	unsigned nq;
 	struct tap_queue q[NET_MAX_QUEUES];
 	int wake_fd;		/* eventfd: the peer has room again (from any thread) */
+	bool has_vhost;		/* vhost=on: one vhost-net instance per queue */
+	struct vhost_net vhost[NET_MAX_QUEUES];
 	bool own_fd;		/* opened here, not fd= */
 	char ifname[IFNAMSIZ];
 	char downscript[256];	/* "" for none */
@@ -153,6 +158,10 @@ static void tap_readable(void *opaque, uint32_t events)
 {
 	struct tap_queue *tq = opaque;
 
+	if (atomic_load(&tq->vhost_running)) {
+		tap_set_reading(tq, false);
+		return;
+	}
 	if (tq->pending && !tap_deliver(tq, tq->pending))
 		return;
 	for (int i = 0; i < READS_PER_WAKE; i++) {
@@ -177,6 +186,10 @@ static void tap_woken(void *opaque, uint32_t events)
 		return;
 	for (unsigned i = 0; i < t->nq; i++) {
 		struct tap_queue *tq = &t->q[i];
+		if (atomic_load(&tq->vhost_running)) {
+			tap_set_reading(tq, false);
+			continue;
+		}
 		if (tq->pending && !tap_deliver(tq, tq->pending))
 			continue;
 		tap_set_reading(tq, true);
@@ -238,11 +251,48 @@ static void tap_set_offload(struct net_client *nc, bool csum, bool tso4, bool ts
 		log_warn("tap %s: TUNSETOFFLOAD 0x%x: %s", t->ifname, flags, strerror(errno));
 }
 
+static struct vhost_net *tap_vhost(struct net_client *nc, unsigned queue, int *backend_fd)
+{
+	struct tap *t = nc->opaque;
+
+	if (!t->has_vhost || queue >= t->nq)
+		return NULL;
+	*backend_fd = t->q[queue].fd;
+	return &t->vhost[queue];
+}
+
+/* Called from the device's thread; the main loop re-arms or parks the queue when woken. */
+static void tap_vhost_running(struct net_client *nc, unsigned queue, bool on)
+{
+	struct tap *t = nc->opaque;
+
+	if (queue >= t->nq)
+		return;
+	atomic_store(&t->q[queue].vhost_running, on);
+	tap_wake(nc);
+}
+
+/* TUNSETQUEUE: the kernel steers flows only over attached queues. */
+static void tap_enable_queue(struct net_client *nc, unsigned queue, bool on)
+{
+	struct tap *t = nc->opaque;
+	struct ifreq ifr = { .ifr_flags = on ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE };
+
+	if (t->nq < 2 || queue >= t->nq)
+		return;
+	if (ioctl(t->q[queue].fd, TUNSETQUEUE, &ifr) < 0 && errno != EINVAL)
+		log_warn("tap %s: TUNSETQUEUE %u %s: %s", t->ifname, queue, on ? "attach" : "detach",
+			 strerror(errno));
+}
+
 static void tap_close(struct net_client *nc)
 {
 	struct tap *t = nc->opaque;
 	char err[320];
 
+	/* The kernel lets go of the TAP before we close it. */
+	for (unsigned i = 0; i < t->nq && t->has_vhost; i++)
+		vhost_net_close(&t->vhost[i]);
 	for (unsigned i = 0; i < t->nq; i++)
 		loop_remove(t->loop, t->q[i].fd);
 	if (t->wake_fd >= 0) {
@@ -264,6 +314,9 @@ static const struct net_client_ops tap_ops = {
 	.wake = tap_wake,
 	.set_offload = tap_set_offload,
 	.close = tap_close,
+	.vhost = tap_vhost,
+	.vhost_running = tap_vhost_running,
+	.enable_queue = tap_enable_queue,
 };
 
 /*
@@ -346,6 +399,46 @@ static int tap_adopt(struct tap *t, const char *fdstr, int vnet_hdr, char *err, 
 	return 0;
 }
 
+/*
+ * vhost=on: one /dev/vhost-net instance per queue (or the vhostfd= one),
+ * opened now so that start-up fails with the reason instead of running
+ * without it.  The rings are handed over when the guest's driver is ready.
+ */
+static int tap_open_vhost(struct tap *t, const char *vhostfd, char *err, size_t errlen)
+{
+	char why[256];
+
+	for (unsigned i = 0; i < t->nq; i++) {
+		int fd = -1;
+		if (vhostfd) {
+			char *end;
+			long v = strtol(vhostfd, &end, 10);
+			if (*end || v < 0 || v > 65535 || fcntl((int)v, F_GETFD) < 0) {
+				snprintf(err, errlen, "vhostfd=%s is not an open file descriptor", vhostfd);
+				return -1;
+			}
+			fd = (int)v;
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+		}
+		if (vhost_net_open(&t->vhost[i], fd, NULL, NULL, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "vhost=on: %s%s", why,
+				 access(VHOST_NET_DEVICE, F_OK) < 0 ?
+				 " (load the vhost_net module, or use vhost=off)" : "");
+			return -1;
+		}
+		/* The device is virtio 1.x only; without a TAP header the kernel must add one. */
+		uint64_t need = (1ULL << 32) | (t->nc.has_vnet_hdr ? 0 : VHOST_NET_HDR_FEATURE);
+		if ((t->vhost[i].features & need) != need) {
+			snprintf(err, errlen, "vhost=on: this kernel's vhost-net lacks %s",
+				 (t->vhost[i].features & (1ULL << 32)) ? "VHOST_NET_F_VIRTIO_NET_HDR "
+				 "(use vnet_hdr=on)" : "VIRTIO_F_VERSION_1");
+			return -1;
+		}
+	}
+	t->has_vhost = true;
+	return 0;
+}
+
 static bool script_wanted(const char *v)
 {
 	return v && *v && strcmp(v, "no") != 0;
@@ -355,7 +448,7 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 {
 	struct opts *o = net_opts_parse(text, ctx);
 	struct tap *t = NULL;
-	const char *ifname, *fdstr, *script, *downscript, *queues;
+	const char *ifname, *fdstr, *script, *downscript, *queues, *vhostfd;
 	bool vhost_on = false, vhostforce = false, vnet = true;
 	int vnet_hdr = -1;	/* -1: if the kernel can */
 	int sz = NET_VNET_HDR_LEN;
@@ -375,11 +468,18 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 	}
 	if (!opts_get_bool(o, "vhost", &vhost_on) || !opts_get_bool(o, "vhostforce", &vhostforce))
 		goto bad_bool;
-	if (opts_get(o, "vhostfd") || opts_get(o, "vhostfds"))
-		vhost_on = true;
-	if (opts_get(o, "fds") || opts_get(o, "helper") || opts_get(o, "br")) {
-		snprintf(ctx->err, ctx->errlen, "fds=, helper= and br= are not supported; use fd= or "
-			 "ifname= with script=");
+	vhostfd = opts_get(o, "vhostfd");
+	/* QEMU's rule: vhost= decides when given, else vhostfd= or vhostforce=on ask for it. */
+	if (!opts_get(o, "vhost"))
+		vhost_on = vhostfd || vhostforce;
+	if (vhostfd && !vhost_on) {
+		snprintf(ctx->err, ctx->errlen, "vhostfd= is not valid without vhost");
+		goto fail;
+	}
+	if (opts_get(o, "fds") || opts_get(o, "helper") || opts_get(o, "br") ||
+	    opts_get(o, "vhostfds")) {
+		snprintf(ctx->err, ctx->errlen, "fds=, vhostfds=, helper= and br= are not supported; "
+			 "use fd= (and vhostfd=) or ifname= with script=");
 		goto fail;
 	}
 	if (net_opts_reject_unused(o, ctx) < 0)
@@ -399,14 +499,9 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 			 "(fds= is not supported)");
 		goto fail;
 	}
-	if (vhost_on || vhostforce) {
-		/* Say exactly why, rather than silently falling back to userspace. */
-		if (access("/dev/vhost-net", F_OK) < 0)
-			snprintf(ctx->err, ctx->errlen, "vhost=on: /dev/vhost-net: %s (load the vhost_net "
-				 "module, or use vhost=off)", strerror(errno));
-		else
-			snprintf(ctx->err, ctx->errlen, "vhost=on: /dev/vhost-net is present, but "
-				 "kestrel does not drive vhost-net yet; use vhost=off");
+	if (vhostfd && nq > 1) {
+		snprintf(ctx->err, ctx->errlen, "vhostfd= serves one queue; use queues=1 or let "
+			 "kestrel open /dev/vhost-net");
 		goto fail;
 	}
 	if (ifname && strlen(ifname) >= IFNAMSIZ) {
@@ -425,8 +520,10 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 	}
 	t->wake_fd = -1;
 	t->loop = ctx->loop;
-	for (unsigned i = 0; i < NET_MAX_QUEUES; i++)
+	for (unsigned i = 0; i < NET_MAX_QUEUES; i++) {
 		t->q[i] = (struct tap_queue){ .t = t, .index = i, .fd = -1 };
+		t->vhost[i].fd = -1;
+	}
 	t->nc.ops = &tap_ops;
 	t->nc.opaque = t;
 	snprintf(t->nc.id, sizeof(t->nc.id), "%s", id);
@@ -440,6 +537,9 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 			goto fail;
 		}
 	}
+	/* Before the ifup script: a VM that cannot start leaves no configured interface behind. */
+	if (vhost_on && tap_open_vhost(t, vhostfd, ctx->err, ctx->errlen) < 0)
+		goto fail;
 	if (!fdstr) {
 		if (!script)
 			script = DEFAULT_IFUP;
@@ -473,6 +573,8 @@ bad_bool:
 	snprintf(ctx->err, ctx->errlen, "vnet_hdr=, vhost= and vhostforce= take on or off");
 fail:
 	if (t) {
+		for (unsigned i = 0; i < t->nq; i++)
+			vhost_net_close(&t->vhost[i]);
 		for (unsigned i = 0; i < t->nq && t->own_fd; i++)
 			close(t->q[i].fd);
 		if (t->wake_fd >= 0)

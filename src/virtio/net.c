@@ -7,9 +7,13 @@
  */
 #include "virtio/net.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include "net/vhost.h"
 #include "util/log.h"
 #include "virtio/devices.h"
 
@@ -63,8 +67,8 @@ struct net_config {
 	uint16_t mtu;
 } __attribute__((packed));
 
-#define MAX_RX_CHAINS 64
-#define VIRTIO_NET_TX_ROUND 8	/* requests sent between two completions */	/* mergeable buffers per frame: 64 KiB in 1 KiB buffers */
+#define MAX_RX_CHAINS 64	/* mergeable buffers per frame: 64 KiB in 1 KiB buffers */
+#define VIRTIO_NET_TX_ROUND 8	/* requests sent between two completions */
 
 static void net_read_config(struct virtio_device *vdev, uint32_t offset, void *buf, uint32_t len)
 {
@@ -200,8 +204,7 @@ static int net_fill_rx(struct virtio_net *n, struct virtio_device *vdev, struct 
 	}
 	uint16_t nb = (uint16_t)nchains;
 	iov_from_buf(first.in, first.nr_in, offsetof(struct virtio_net_hdr, num_buffers), &nb, 2);
-	for (unsigned i = 0; i < nchains; i++)
-		vq_push(vq, heads[i], lens[i]);
+	vq_push_many(vq, heads, lens, nchains);
 	return 1;
 }
 
@@ -227,6 +230,10 @@ static ssize_t net_receive_queue(struct net_client *nc, unsigned queue, const st
 		return 0;	/* no VM right now (a reset): the back end waits for our wake */
 	pthread_mutex_lock(&vdev->lock);
 	rxq = RX_QUEUE(virtio_has_feature(vdev, F_MQ) ? queue % n->curr_pairs : 0);
+	if (n->vhost_pair[rxq / 2]) {
+		rc = 0;	/* the kernel owns the ring; the TAP keeps the frame until it lets go */
+		goto out;
+	}
 	if (!(vdev->status & VIRTIO_STATUS_DRIVER_OK) || !vdev->vqs[rxq].ready ||
 	    (vdev->status & VIRTIO_STATUS_NEEDS_RESET)) {
 		n->rx_waiting = true;
@@ -333,9 +340,11 @@ static void net_tx(struct virtio_net *n, struct virtio_device *vdev, unsigned pa
 			break;
 		for (unsigned i = 0; i < count; i++)
 			net_send_request(n, pair, &reqs[i]);
-		pthread_mutex_lock(&vdev->lock);
+		uint16_t heads[VIRTIO_NET_TX_ROUND];
 		for (unsigned i = 0; i < count; i++)
-			vq_push(vq, reqs[i].head, 0);
+			heads[i] = reqs[i].head;
+		pthread_mutex_lock(&vdev->lock);
+		vq_push_many(vq, heads, NULL, count);
 		n->tx_frames += count;
 		if (vq_should_interrupt(vq))
 			vdev->interrupt(vdev, TX_QUEUE(pair));
@@ -345,6 +354,8 @@ static void net_tx(struct virtio_net *n, struct virtio_device *vdev, unsigned pa
 }
 
 /* ---- control queue ---------------------------------------------------------- */
+
+static void vhost_steer(struct virtio_net *n, struct virtio_device *vdev);
 
 static uint8_t ctrl_rx(struct virtio_net *n, uint8_t cmd, const uint8_t *data, size_t len)
 {
@@ -400,6 +411,7 @@ static uint8_t ctrl_mq(struct virtio_net *n, struct virtio_device *vdev, uint8_t
 	if (pairs < 1 || pairs > n->max_pairs)
 		return CTRL_ERR;
 	n->curr_pairs = pairs;
+	vhost_steer(n, vdev);
 	return CTRL_OK;
 }
 
@@ -431,6 +443,14 @@ static void net_notify(struct virtio_device *vdev, unsigned q)
 	pthread_mutex_lock(&vdev->lock);
 	net_apply_offloads(n, vdev);
 	ctrl = ctrl_queue(n, vdev);
+	if (q != ctrl && q / 2 < n->max_pairs && n->vhost_pair[q / 2]) {
+		/* A kick that came as an MMIO exit (no ioeventfd): pass it to the kernel. */
+		uint64_t one = 1;
+		if (write(n->vhost_kick[q / 2][q % 2], &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_debug("%s: vhost kick: %s", n->nc.id, strerror(errno));
+		pthread_mutex_unlock(&vdev->lock);
+		return;
+	}
 	wake = q != ctrl && q % 2 == 0 && n->rx_waiting;
 	if (wake)
 		n->rx_waiting = false;
@@ -441,6 +461,152 @@ static void net_notify(struct virtio_device *vdev, unsigned q)
 		net_tx(n, vdev, q / 2);
 	else if (wake)
 		net_wake_peer(&n->nc);	/* new buffers: the back end holding a frame retries */
+}
+
+/* ---- vhost-net ---------------------------------------------------------------- */
+
+/*
+ * Multiqueue TAP with vhost: the kernel spreads flows over every attached
+ * queue, so only the pairs the driver uses may stay attached (QEMU's
+ * tap_enable/tap_disable).  Without vhost we steer in userspace instead.
+ */
+static void vhost_steer(struct virtio_net *n, struct virtio_device *vdev)
+{
+	struct net_client *peer = n->nc.peer;
+	unsigned used = virtio_has_feature(vdev, F_MQ) ? n->curr_pairs : 1;
+
+	if (!n->vhost_pair[0] || !peer || !peer->ops->enable_queue)
+		return;
+	for (unsigned pair = 0; pair < n->max_pairs; pair++)
+		peer->ops->enable_queue(peer, pair, pair < used);
+}
+
+static void *ring_ptr(const struct virtqueue *vq, uint64_t gpa, uint64_t len)
+{
+	return memory_ptr(vq->mem, gpa, len);
+}
+
+/*
+ * Hands pair's rings to the kernel (vdev->lock held).  Returns false when
+ * the pair stays in userspace: no vhost, a queue not enabled, no interrupt
+ * path, or the kernel refused (said in the log).
+ */
+static bool vhost_start_pair(struct virtio_net *n, struct virtio_device *vdev, unsigned pair)
+{
+	struct net_client *peer = n->nc.peer;
+	const struct guest_memory *mem = vdev->vqs[0].mem;
+	struct vhost_region regions[VHOST_NET_MAX_REGIONS];
+	struct vhost_ring rings[2];
+	struct vhost_net *v;
+	char err[256];
+	int backend_fd = -1;
+
+	v = peer && peer->ops->vhost ? peer->ops->vhost(peer, pair, &backend_fd) : NULL;
+	if (!v || !mem || mem->nr_regions > VHOST_NET_MAX_REGIONS)
+		return false;
+	for (unsigned i = 0; i < 2; i++) {
+		const struct virtqueue *vq = &vdev->vqs[2 * pair + i];
+		if (!vq->ready)
+			return false;	/* the driver does not use this pair */
+		int call = vdev->queue_call_fd ? vdev->queue_call_fd(vdev, 2 * pair + i) : -1;
+		if (call < 0) {
+			log_warn("%s: no interrupt eventfd for vhost-net; queue pair %u stays in "
+				 "userspace", n->nc.id, pair);
+			return false;
+		}
+		rings[i] = (struct vhost_ring){
+			.num = vq->size, .base = vq->last_avail, .call_fd = call, .kick_fd = -1,
+			.desc = ring_ptr(vq, vq->desc_gpa, 16ULL * vq->size),
+			.avail = ring_ptr(vq, vq->avail_gpa, 6 + 2ULL * vq->size),
+			.used = ring_ptr(vq, vq->used_gpa, 6 + 8ULL * vq->size),
+		};
+	}
+	for (unsigned i = 0; i < mem->nr_regions; i++)
+		regions[i] = (struct vhost_region){ .gpa = mem->regions[i].gpa,
+						    .size = mem->regions[i].size,
+						    .host = mem->regions[i].host };
+	for (unsigned i = 0; i < 2; i++) {
+		rings[i].kick_fd = n->vhost_kick[pair][i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (rings[i].kick_fd < 0) {
+			snprintf(err, sizeof(err), "eventfd: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	if (vhost_net_start(v, vhost_net_ack(v, vdev->driver_features, n->nc.using_vnet_hdr),
+			    regions, mem->nr_regions, rings, backend_fd, err, sizeof(err)) < 0)
+		goto fail;
+	for (unsigned i = 0; i < 2; i++)
+		vdev->set_queue_kick(vdev, 2 * pair + i, n->vhost_kick[pair][i]);
+	n->vhost_pair[pair] = true;
+	peer->ops->vhost_running(peer, pair, true);
+	log_debug("%s: queue pair %u served by vhost-net", n->nc.id, pair);
+	return true;
+fail:
+	log_warn("%s: %s; queue pair %u stays in userspace", n->nc.id, err, pair);
+	for (unsigned i = 0; i < 2; i++) {
+		if (n->vhost_kick[pair][i] >= 0)
+			close(n->vhost_kick[pair][i]);
+		n->vhost_kick[pair][i] = -1;
+	}
+	return false;
+}
+
+/* Takes pair's rings back from the kernel where it stopped (vdev->lock held). */
+static void vhost_stop_pair(struct virtio_net *n, struct virtio_device *vdev, unsigned pair)
+{
+	struct net_client *peer = n->nc.peer;
+	int backend_fd;
+	struct vhost_net *v = peer->ops->vhost(peer, pair, &backend_fd);
+	uint16_t base[2];
+	bool known = vhost_net_stop(v, base) == 0;
+
+	if (!known)
+		log_warn("%s: vhost-net did not say where queue pair %u stopped", n->nc.id, pair);
+	for (unsigned i = 0; i < 2; i++) {
+		struct virtqueue *vq = &vdev->vqs[2 * pair + i];
+		uint16_t *used_idx = ring_ptr(vq, vq->used_gpa + 2, 2);
+
+		vdev->set_queue_kick(vdev, 2 * pair + i, -1);
+		close(n->vhost_kick[pair][i]);
+		n->vhost_kick[pair][i] = -1;
+		/* Userspace goes on from there: the kernel completed all it took (§2.7.13). */
+		if (known && used_idx) {
+			vq->last_avail = base[i];
+			vq->used_idx = *used_idx;
+			vq->signalled_valid = false;
+			/* The kernel may have left kicks suppressed: ask for them again. */
+			vq->no_notify = true;
+			vq_set_notification(vq, true);
+		}
+	}
+	n->vhost_pair[pair] = false;
+	peer->ops->vhost_running(peer, pair, false);
+}
+
+/* DRIVER_OK: offloads to the TAP, then each enabled pair to vhost-net where there is one. */
+static void net_start(struct virtio_device *vdev)
+{
+	struct virtio_net *n = vdev->opaque;
+
+	net_apply_offloads(n, vdev);
+	for (unsigned pair = 0; pair < n->max_pairs; pair++)
+		if (pair == 0 || virtio_has_feature(vdev, F_MQ))
+			vhost_start_pair(n, vdev, pair);
+	vhost_steer(n, vdev);
+}
+
+static void net_stop(struct virtio_device *vdev)
+{
+	struct virtio_net *n = vdev->opaque;
+	struct net_client *peer = n->nc.peer;
+	bool had = n->vhost_pair[0];
+
+	for (unsigned pair = 0; pair < n->max_pairs; pair++)
+		if (n->vhost_pair[pair])
+			vhost_stop_pair(n, vdev, pair);
+	/* Every TAP queue back for the userspace path, which steers by itself. */
+	for (unsigned pair = 0; had && peer->ops->enable_queue && pair < n->max_pairs; pair++)
+		peer->ops->enable_queue(peer, pair, true);
 }
 
 static void net_reset(struct virtio_device *vdev)
@@ -471,6 +637,8 @@ const struct virtio_device_ops virtio_net_ops = {
 	.write_config = net_write_config,
 	.queue_notify = net_notify,
 	.reset = net_reset,
+	.start = net_start,
+	.stop = net_stop,
 };
 
 static const struct net_client_ops nic_ops = {
@@ -487,8 +655,10 @@ int virtio_net_init(struct virtio_net *n, const char *name, const uint8_t mac[6]
 	n->tx_reqs = calloc(NET_MAX_QUEUES * VIRTIO_NET_TX_BATCH, sizeof(*n->tx_reqs));
 	if (!n->tx_reqs)
 		return -1;
-	for (unsigned i = 0; i < NET_MAX_QUEUES; i++)
+	for (unsigned i = 0; i < NET_MAX_QUEUES; i++) {
 		pthread_mutex_init(&n->tx_lock[i], NULL);
+		n->vhost_kick[i][0] = n->vhost_kick[i][1] = -1;
+	}
 	n->max_pairs = n->curr_pairs = pairs;
 	n->curr_pairs = 1;
 	memcpy(n->mac, mac, 6);
@@ -511,6 +681,11 @@ void virtio_net_attach(struct virtio_net *n, struct virtio_device *vdev)
 		vdev->extra_features |= OFFLOAD_FEATURES;
 	if (n->max_pairs > 1)
 		vdev->extra_features |= F_MQ;
+	/* Ring features the kernel cannot serve are not offered (QEMU's kernel_feature_bits). */
+	int backend_fd;
+	struct vhost_net *v = peer && peer->ops->vhost ? peer->ops->vhost(peer, 0, &backend_fd) : NULL;
+	if (v)
+		vdev->no_features = VHOST_NET_RING_FEATURES & ~v->features;
 	n->curr_pairs = 1;
 	n->offloads_set = false;
 	n->vdev = vdev;
@@ -519,6 +694,14 @@ void virtio_net_attach(struct virtio_net *n, struct virtio_device *vdev)
 
 void virtio_net_detach(struct virtio_net *n)
 {
+	struct virtio_device *vdev = n->vdev;
+
+	/* The kernel must stop writing into RAM that is about to go away. */
+	if (vdev) {
+		pthread_mutex_lock(&vdev->lock);
+		net_stop(vdev);
+		pthread_mutex_unlock(&vdev->lock);
+	}
 	n->vdev = NULL;
 }
 

@@ -21,13 +21,16 @@ struct virtio_net {
 	uint8_t mac_table[VIRTIO_NET_MAC_TABLE][6];
 	unsigned uni_entries, multi_entries;
 	bool uni_overflow, multi_overflow;
-	bool offloads_set;
-	bool rx_waiting;		/* a frame was refused for want of buffers */		/* the negotiated guest offloads reached the back end */
+	bool offloads_set;		/* the negotiated guest offloads reached the back end */
+	bool rx_waiting;		/* a frame was refused for want of buffers */
 	unsigned max_pairs;		/* queue pairs the device has (mq=on: the TAP's queues) */
 	unsigned curr_pairs;		/* in use (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET) */
 	pthread_mutex_t tx_lock[NET_MAX_QUEUES];	/* one transmit round per pair at a time */
 	struct vq_request *tx_reqs;	/* [NET_MAX_QUEUES][VIRTIO_NET_TX_BATCH] */
 	uint64_t rx_frames, tx_frames, rx_dropped;
+	/* vhost-net: pairs whose rings the kernel serves, and their doorbell eventfds. */
+	bool vhost_pair[NET_MAX_QUEUES];
+	int vhost_kick[NET_MAX_QUEUES][2];
 };
 
 /*

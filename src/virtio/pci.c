@@ -47,8 +47,8 @@ enum {
 
 static uint64_t offered_features(const struct virtio_device *vdev)
 {
-	return vdev->ops->features | vdev->extra_features | VIRTIO_F_VERSION_1 |
-	       VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
+	return (vdev->ops->features | vdev->extra_features | VIRTIO_F_VERSION_1 |
+		VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX) & ~vdev->no_features;
 }
 
 /* ---- interrupts -------------------------------------------------------- */
@@ -155,17 +155,23 @@ static int ioeventfd(struct virtio_pci *vp, struct virtio_kick *k, bool assign)
 	return ioctl(vp->vm_fd, KVM_IOEVENTFD, &ioe);
 }
 
+static void kick_release(struct virtio_pci *vp, struct virtio_kick *k)
+{
+	if (!k->addr)
+		return;
+	ioeventfd(vp, k, false);
+	/* A device's own doorbell (vhost) is the device's to close. */
+	if (k->ext_fd < 0) {
+		iothread_unwatch(vp->io, &k->watch);
+		close(k->watch.fd);
+	}
+	k->addr = 0;
+}
+
 static void kicks_release(struct virtio_pci *vp)
 {
-	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
-		struct virtio_kick *k = &vp->kicks[q];
-		if (!k->addr)
-			continue;
-		iothread_unwatch(vp->io, &k->watch);
-		ioeventfd(vp, k, false);
-		close(k->watch.fd);
-		k->addr = 0;
-	}
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		kick_release(vp, &vp->kicks[q]);
 }
 
 /*
@@ -183,7 +189,7 @@ static void kicks_assign(struct virtio_pci *vp)
 	memcpy(&cmd, vp->pci.config + PCI_COMMAND, 2);
 	uint64_t base = (cmd & PCI_COMMAND_MEMORY) ? vp->pci.bars[VIRTIO_BAR].addr : 0;
 
-	if (!vp->io || !base)
+	if (!base)
 		return;
 	for (unsigned q = 0; q < vp->vdev.num_queues; q++) {
 		struct virtio_kick *k = &vp->kicks[q];
@@ -191,6 +197,19 @@ static void kicks_assign(struct virtio_pci *vp)
 			continue;
 		k->vp = vp;
 		k->queue = q;
+		if (k->ext_fd >= 0) {
+			/* The device's doorbell goes straight to whoever reads it (vhost). */
+			k->watch.fd = k->ext_fd;
+			k->addr = base + NOTIFY_OFFSET + NOTIFY_MULTIPLIER * q;
+			if (ioeventfd(vp, k, true) < 0) {
+				log_debug("%s: no ioeventfd for queue %u: %s", vp->pci.name, q,
+					  strerror(errno));
+				k->addr = 0;	/* kicks arrive as MMIO exits; the device forwards them */
+			}
+			continue;
+		}
+		if (!vp->io)
+			continue;
 		k->addr = base + NOTIFY_OFFSET + NOTIFY_MULTIPLIER * q;
 		k->watch = (struct iothread_watch){
 			.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), .fn = kick_fn, .opaque = k,
@@ -204,6 +223,69 @@ static void kicks_assign(struct virtio_pci *vp)
 		if (k->watch.fd >= 0)
 			close(k->watch.fd);
 		k->addr = 0;
+	}
+}
+
+static int set_queue_kick(struct virtio_device *vdev, unsigned q, int fd)
+{
+	struct virtio_pci *vp = vdev->transport;
+
+	if (q >= VIRTIO_MAX_QUEUES)
+		return -1;
+	kick_release(vp, &vp->kicks[q]);
+	vp->kicks[q].ext_fd = fd;
+	if (vdev->status & VIRTIO_STATUS_DRIVER_OK)
+		kicks_assign(vp);
+	return 0;
+}
+
+static void call_fn(void *opaque)
+{
+	struct virtio_call *c = opaque;
+	struct virtio_device *vdev = &c->vp->vdev;
+
+	/* The other side already applied the driver's suppression (event idx, flags). */
+	pthread_mutex_lock(&vdev->lock);
+	raise(c->vp, vdev->vqs[c->queue].msix_vector, 1);
+	pthread_mutex_unlock(&vdev->lock);
+}
+
+/*
+ * The eventfd is read on the I/O thread, which raises the interrupt the way
+ * our own completions do: MSI-X (pending while masked) or INTx with the ISR.
+ */
+static int queue_call_fd(struct virtio_device *vdev, unsigned q)
+{
+	struct virtio_pci *vp = vdev->transport;
+	struct virtio_call *c = &vp->calls[q % VIRTIO_MAX_QUEUES];
+
+	if (q >= VIRTIO_MAX_QUEUES || !vp->io)
+		return -1;
+	if (c->watched)
+		return c->watch.fd;
+	*c = (struct virtio_call){
+		.vp = vp, .queue = q,
+		.watch = { .fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), .fn = call_fn, .opaque = c },
+	};
+	if (c->watch.fd < 0 || iothread_watch(vp->io, &c->watch) < 0) {
+		log_debug("%s: no call eventfd for queue %u: %s", vp->pci.name, q, strerror(errno));
+		if (c->watch.fd >= 0)
+			close(c->watch.fd);
+		return -1;
+	}
+	c->watched = true;
+	return c->watch.fd;
+}
+
+static void calls_release(struct virtio_pci *vp)
+{
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+		struct virtio_call *c = &vp->calls[q];
+		if (!c->watched)
+			continue;
+		iothread_unwatch(vp->io, &c->watch);
+		close(c->watch.fd);
+		c->watched = false;
 	}
 }
 
@@ -281,6 +363,9 @@ static void device_reset(struct virtio_pci *vp)
 {
 	struct virtio_device *vdev = &vp->vdev;
 
+	/* Queues served elsewhere come back before their state is thrown away. */
+	if (vdev->ops->stop)
+		vdev->ops->stop(vdev);
 	kicks_release(vp);
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		vq_reset(&vdev->vqs[i]);
@@ -333,9 +418,12 @@ static void write_status(struct virtio_pci *vp, uint8_t status)
 		for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
 			vdev->vqs[i].event_idx = virtio_has_feature(vdev, VIRTIO_F_EVENT_IDX);
 	}
-	if ((status & VIRTIO_STATUS_DRIVER_OK) && !(vdev->status & VIRTIO_STATUS_DRIVER_OK))
+	bool starting = (status & VIRTIO_STATUS_DRIVER_OK) && !(vdev->status & VIRTIO_STATUS_DRIVER_OK);
+	if (starting)
 		kicks_assign(vp);
 	vdev->status = (uint8_t)(status | (vdev->status & VIRTIO_STATUS_NEEDS_RESET));
+	if (starting && vdev->ops->start && !(vdev->status & VIRTIO_STATUS_NEEDS_RESET))
+		vdev->ops->start(vdev);
 }
 
 /* ---- common configuration ------------------------------------------------ */
@@ -603,6 +691,10 @@ int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
 		return -1;
 	vdev->transport = vp;
 	vdev->interrupt = queue_interrupt;
+	vdev->set_queue_kick = set_queue_kick;
+	vdev->queue_call_fd = queue_call_fd;
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		vp->kicks[i].ext_fd = -1;
 	pthread_mutex_init(&vdev->lock, NULL);
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		vdev->vqs[i].mem = mem;
@@ -645,6 +737,7 @@ int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
 void virtio_pci_destroy(struct virtio_pci *vp)
 {
 	kicks_release(vp);
+	calls_release(vp);
 	pthread_mutex_destroy(&vp->vdev.lock);
 }
 

@@ -23,6 +23,15 @@ struct virtio_kick {
 	struct virtio_pci *vp;
 	unsigned queue;
 	uint64_t addr;		/* 0 while not assigned */
+	int ext_fd;		/* the device's own doorbell eventfd (vhost), -1: ours */
+};
+
+/* An eventfd that raises a queue's interrupt when someone else (vhost) signals it. */
+struct virtio_call {
+	struct iothread_watch watch;
+	struct virtio_pci *vp;
+	unsigned queue;
+	bool watched;
 };
 
 struct virtio_pci {
@@ -39,6 +48,7 @@ struct virtio_pci {
 	struct pci_bus *bus;
 	struct iothread *io;		/* NULL: kicks arrive as MMIO exits instead */
 	struct virtio_kick kicks[VIRTIO_MAX_QUEUES];
+	struct virtio_call calls[VIRTIO_MAX_QUEUES];
 	uint8_t pci_cfg_cap;		/* config offset of the PCI_CFG capability, 0: none */
 };
 

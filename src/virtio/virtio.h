@@ -49,6 +49,10 @@ struct virtio_device_ops {
 	void (*queue_notify)(struct virtio_device *vdev, unsigned q);
 	/* The driver reset the device: drop device state (queues are reset by the transport). */
 	void (*reset)(struct virtio_device *vdev);
+	/* Optional: the driver set DRIVER_OK (lock held). */
+	void (*start)(struct virtio_device *vdev);
+	/* Optional: the queues are about to be reset; take back any given away (lock held). */
+	void (*stop)(struct virtio_device *vdev);
 };
 
 struct virtio_device {
@@ -63,6 +67,15 @@ struct virtio_device {
 	struct virtqueue vqs[VIRTIO_MAX_QUEUES];
 	/* Set by the transport: raise the used-buffer interrupt for queue q. */
 	void (*interrupt)(struct virtio_device *vdev, unsigned q);
+	/*
+	 * Set by the transport, for queues served outside this process (vhost),
+	 * lock held: set_queue_kick makes eventfd fd q's doorbell (-1: kicks go
+	 * to queue_notify again; 0 or -1 returned); queue_call_fd returns an
+	 * eventfd whose signal raises q's interrupt (-1: the transport has none).
+	 */
+	int (*set_queue_kick)(struct virtio_device *vdev, unsigned q, int fd);
+	int (*queue_call_fd)(struct virtio_device *vdev, unsigned q);
+	uint64_t no_features;		/* transport offers this instance must not make */
 	void *transport;
 };
 

@@ -245,6 +245,21 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
 	store16_release(used + USED_IDX, vq->used_idx);
 }
 
+void vq_push_many(struct virtqueue *vq, const uint16_t *heads, const uint32_t *written, unsigned n)
+{
+	uint8_t *used = ring_ptr(vq, vq->used_gpa, 6 + 8 * (uint64_t)vq->size);
+
+	if (!used || !n)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t elem[2] = { heads[i], written ? written[i] : 0 };
+		memcpy(used + USED_RING + 8 * ((uint16_t)(vq->used_idx + i) % vq->size), elem, 8);
+	}
+	vq->used_idx = (uint16_t)(vq->used_idx + n);
+	/* Every element visible before the index that publishes them (§2.7.8.2). */
+	store16_release(used + USED_IDX, vq->used_idx);
+}
+
 bool vq_should_interrupt(struct virtqueue *vq)
 {
 	const uint8_t *avail = ring_ptr(vq, vq->avail_gpa, 6 + 2 * (uint64_t)vq->size);

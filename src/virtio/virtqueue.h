@@ -74,6 +74,11 @@ void vq_unpop(struct virtqueue *vq, unsigned n);
 
 /* Returns a request with written bytes to the guest. */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+/*
+ * Returns n requests at once (written NULL: 0 bytes each): one index update,
+ * so a driver polling the used ring sees the batch in one cache-line move.
+ */
+void vq_push_many(struct virtqueue *vq, const uint16_t *heads, const uint32_t *written, unsigned n);
 
 /* Whether the driver wants an interrupt for what was pushed (flags / event idx). */
 bool vq_should_interrupt(struct virtqueue *vq);

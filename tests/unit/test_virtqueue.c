@@ -878,6 +878,34 @@ static void test_push_at_ram_end(void **state)
 	assert_int_equal(get32(f, used + 4 + 8 * (QSIZE - 1)), 2 * QSIZE - 1);
 }
 
+/* A batch lands as the same entries one push at a time would write, across the ring's wrap. */
+static void test_push_many_publishes_once_and_wraps(void **state)
+{
+	struct fx *f = *state;
+	uint16_t heads[QSIZE];
+	uint32_t lens[QSIZE];
+
+	for (unsigned i = 0; i < QSIZE; i++) {
+		heads[i] = (uint16_t)(QSIZE - 1 - i);
+		lens[i] = 100 + i;
+	}
+	for (unsigned i = 0; i < QSIZE - 3; i++)
+		vq_push(&f->vq, 0, 0);
+	vq_push_many(&f->vq, heads, lens, 6);	/* entries QSIZE-3 .. QSIZE+2: wraps after 3 */
+	assert_int_equal(get16(f, USED_GPA + 2), QSIZE + 3);
+	for (unsigned i = 0; i < 6; i++) {
+		unsigned slot = (QSIZE - 3 + i) % QSIZE;
+		assert_int_equal(get32(f, USED_GPA + 4 + 8 * slot), heads[i]);
+		assert_int_equal(get32(f, USED_GPA + 8 + 8 * slot), lens[i]);
+	}
+	vq_push_many(&f->vq, heads, NULL, 2);	/* no lengths: 0 written */
+	assert_int_equal(get16(f, USED_GPA + 2), QSIZE + 5);
+	assert_int_equal(get32(f, USED_GPA + 4 + 8 * 3), heads[0]);
+	assert_int_equal(get32(f, USED_GPA + 8 + 8 * 4), 0);
+	vq_push_many(&f->vq, heads, lens, 0);	/* nothing: the index stays */
+	assert_int_equal(get16(f, USED_GPA + 2), QSIZE + 5);
+}
+
 static void test_pop_then_push_roundtrip(void **state)
 {
 	struct fx *f = *state;
@@ -1095,6 +1123,7 @@ int main(void)
 		T(test_event_idx),
 		T(test_event_idx_wraps),
 		T(test_event_idx_ring_at_ram_end),
+		T(test_push_many_publishes_once_and_wraps),
 		cmocka_unit_test(test_iov_copies_with_skip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -225,4 +225,14 @@ struct vm_config {
 
 #define FIRMWARE_DEFAULT_BIOS "/usr/share/seabios/bios-256k.bin"
 
+/*
+ * Whether the firmware runs: always without -kernel, and with -kernel only
+ * when -bios is given (the kernel then goes through fw_cfg, as on QEMU);
+ * a plain -kernel is kestrel's direct boot, which needs no firmware.
+ */
+static inline bool vm_config_firmware_boot(const struct vm_config *cfg)
+{
+	return !cfg->kernel || cfg->bios;
+}
+
 #endif

@@ -127,11 +127,11 @@ static int create_ide(struct vm *vm)
 
 /*
  * 00:01.0 PIIX3 ISA bridge (and 00:01.1 IDE) as on QEMU's pc machine; only
- * for firmware boot or IDE drives, so -kernel guests keep their PCI layout.
+ * for firmware boot or IDE drives, so direct -kernel guests keep their PCI layout.
  */
 int pc_create_chipset(struct vm *vm)
 {
-	if (vm->cfg->kernel && !wants_ide(vm->cfg))
+	if (!vm_config_firmware_boot(vm->cfg) && !wants_ide(vm->cfg))
 		return 0;
 	if (piix_init(&vm->piix, &vm->pci) < 0) {
 		log_error("PIIX3: PCI slot %d is taken", PIIX_SLOT);

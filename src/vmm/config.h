@@ -53,9 +53,11 @@ enum drive_if {
 	DRIVE_IF_VIRTIO,
 	DRIVE_IF_NONE,
 	DRIVE_IF_IDE,
+	DRIVE_IF_FLOPPY,
 };
 
 #define IDE_MAX_DRIVES 4	/* two channels, master and slave */
+#define FLOPPY_MAX_DRIVES 2	/* A: and B: */
 
 /* -boot: firmware boot order and menu (QEMU's drive letters a, c, d, n). */
 struct boot_config {

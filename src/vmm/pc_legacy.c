@@ -66,7 +66,7 @@ int pc_create_legacy(struct vm *vm)
 		log_error("legacy PC devices: I/O ports already in use");
 		return -1;
 	}
-	return 0;
+	return pc_create_floppy(vm);
 }
 
 static bool wants_ide(const struct vm_config *cfg)
@@ -150,4 +150,5 @@ void pc_destroy_legacy(struct vm *vm)
 	if (vm->has_ide)
 		ide_destroy(&vm->ide);
 	vm->has_ide = false;
+	pc_destroy_floppy(vm);
 }

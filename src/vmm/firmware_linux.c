@@ -58,7 +58,11 @@ int firmware_linux_setup(struct vm *vm)
 		goto fail;
 	if (linuxboot_prepare(kernel, kernel_len, cmdline, initrd_len, vm->mem.regions[0].size,
 			      &plan, err, sizeof(err)) < 0) {
-		log_error("-kernel %s: %s", cfg->kernel, err);
+		/* Messages about -initrd or -append name their option themselves. */
+		if (err[0] == '-')
+			log_error("%s", err);
+		else
+			log_error("-kernel %s: %s", cfg->kernel, err);
 		goto fail;
 	}
 	if (fw_cfg_add_u32(fw, FW_CFG_SETUP_ADDR, plan.setup_addr) < 0 ||

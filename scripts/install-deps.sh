@@ -19,6 +19,8 @@ packages=(
 	linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev lz4 cpio xz-utils
 	# firmware boot tests (tests/system/test_firmware.py): GRUB disks and ISOs
 	grub-pc-bin grub-common xorriso mtools dosfstools
+	# -kernel with -bios: QEMU's linuxboot_dma.bin option ROM
+	qemu-system-data
 )
 
 missing=()

@@ -89,6 +89,28 @@ static unsigned ctl_blocks(void *opaque, struct drive_info *out, unsigned max)
 	return cfg->nr_drives;
 }
 
+static void pci_describe(const struct pci_device *d, unsigned slot, unsigned fn,
+			 struct pci_info *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->slot = slot;
+	p->function = fn;
+	memcpy(&p->vendor, d->config + PCI_VENDOR_ID, 2);
+	memcpy(&p->device, d->config + PCI_DEVICE_ID, 2);
+	memcpy(&p->subsys_vendor, d->config + PCI_SUBSYSTEM_VENDOR_ID, 2);
+	memcpy(&p->subsys, d->config + PCI_SUBSYSTEM_ID, 2);
+	p->class_code = (uint32_t)d->config[PCI_CLASS_DEVICE + 1] << 16 |
+			(uint32_t)d->config[PCI_CLASS_DEVICE] << 8 | d->config[PCI_CLASS_PROG];
+	p->irq = d->config[PCI_INTERRUPT_LINE];
+	p->pin = d->config[PCI_INTERRUPT_PIN];
+	for (unsigned b = 0; b < PCI_BARS; b++) {
+		p->bars[b].addr = d->bars[b].addr;
+		p->bars[b].size = d->bars[b].size;
+		p->bars[b].io = d->bars[b].io;
+	}
+}
+
+/* Every function, in QEMU's order: by slot, then function (00:01.0, 00:01.1, ...). */
 static unsigned ctl_pci_devices(void *opaque, struct pci_info *out, unsigned max)
 {
 	struct app *app = opaque;
@@ -100,25 +122,17 @@ static unsigned ctl_pci_devices(void *opaque, struct pci_info *out, unsigned max
 		const struct pci_device *d = app->vm->pci.slots[s];
 		if (!d)
 			continue;
-		if (n < max) {
-			struct pci_info *p = &out[n];
-			memset(p, 0, sizeof(*p));
-			p->slot = s;
-			memcpy(&p->vendor, d->config + PCI_VENDOR_ID, 2);
-			memcpy(&p->device, d->config + PCI_DEVICE_ID, 2);
-			memcpy(&p->subsys_vendor, d->config + PCI_SUBSYSTEM_VENDOR_ID, 2);
-			memcpy(&p->subsys, d->config + PCI_SUBSYSTEM_ID, 2);
-			p->class_code = (uint32_t)d->config[PCI_CLASS_DEVICE + 1] << 16 |
-					(uint32_t)d->config[PCI_CLASS_DEVICE] << 8 | d->config[PCI_CLASS_PROG];
-			p->irq = d->config[PCI_INTERRUPT_LINE];
-			p->pin = d->config[PCI_INTERRUPT_PIN];
-			for (unsigned b = 0; b < PCI_BARS; b++) {
-				p->bars[b].addr = d->bars[b].addr;
-				p->bars[b].size = d->bars[b].size;
-				p->bars[b].io = d->bars[b].io;
-			}
-		}
+		if (n < max)
+			pci_describe(d, s, 0, &out[n]);
 		n++;
+		for (unsigned f = 1; f <= 7; f++) {
+			d = app->vm->pci.functions[s][f - 1];
+			if (!d)
+				continue;
+			if (n < max)
+				pci_describe(d, s, f, &out[n]);
+			n++;
+		}
 	}
 	return n;
 }

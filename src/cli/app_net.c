@@ -66,7 +66,7 @@ static bool reaches_outside(const struct vm_config *cfg, const struct nic_config
 /*
  * The NIC's PXE ROM from Debian's ipxe-qemu, as QEMU's romfile= default
  * (efi-e1000.rom, efi-virtio.rom), only when firmware runs: a -kernel boot
- * never executes it.  A default ROM that is not installed is no error.
+ * (without -bios) never executes it.  A default ROM that is not installed is no error.
  */
 static int load_rom(const struct vm_config *cfg, const struct nic_config *nic,
 		    struct nic_rom *rom)
@@ -75,7 +75,7 @@ static int load_rom(const struct vm_config *cfg, const struct nic_config *nic,
 	const char *file = nic->romfile_set ? nic->romfile
 			   : nic->e1000 ? "efi-e1000.rom" : "efi-virtio.rom";
 
-	if (cfg->kernel || !*file)
+	if (!vm_config_firmware_boot(cfg) || !*file)
 		return 0;
 	if (strchr(file, '/'))
 		snprintf(path, sizeof(path), "%s", file);

@@ -624,6 +624,11 @@ static int opt_ide(struct vm_config *cfg, const char *opt, const char *arg, FILE
 	return options_ide_shorthand(cfg, opt, arg);
 }
 
+static int opt_floppy(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return options_floppy_shorthand(cfg, opt, arg);
+}
+
 /* -debugcon DEV: QEMU's isa-debugcon at 0x402 on a -serial style device. */
 static int opt_debugcon(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
@@ -696,6 +701,8 @@ static const struct option_def option_table[] = {
 	{ "hdc", true, opt_ide, "file  IDE disk, secondary master" },
 	{ "hdd", true, opt_ide, "file  IDE disk, secondary slave" },
 	{ "cdrom", true, opt_ide, "file  IDE CD-ROM, secondary master (an ISO image)" },
+	{ "fda", true, opt_floppy, "file  floppy drive A: (a 1.44 MB image)" },
+	{ "fdb", true, opt_floppy, "file  floppy drive B: (a 1.44 MB image)" },
 	{ "debugcon", true, opt_debugcon, "dev  debug console at port 0x402 (-serial style dev)" },
 	{ "object", true, opt_object,
 	  "memory-backend-{ram,file,memfd},id=,size=[,mem-path=][,share=][,prealloc=][,merge=]"

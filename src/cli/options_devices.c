@@ -126,6 +126,33 @@ static int drive_ide_slot(struct vm_config *cfg, struct drive_config *d, const c
 	return err_invalid(opt, arg, "the IDE controller takes four drives at most");
 }
 
+/* if=floppy: index= 0 (A:) or 1 (B:), or the first free one. */
+static int drive_floppy_slot(struct vm_config *cfg, struct drive_config *d, const char *index,
+			     const char *opt, const char *arg)
+{
+	uint64_t n;
+	bool used[FLOPPY_MAX_DRIVES] = { false };
+
+	for (unsigned i = 0; i < cfg->nr_drives; i++)
+		if (cfg->drives[i].iface == DRIVE_IF_FLOPPY)
+			used[cfg->drives[i].index] = true;
+	if (index) {
+		if (!uint_parse(index, &n) || n >= FLOPPY_MAX_DRIVES)
+			return err_invalid(opt, arg, "index= must be 0 or 1 for if=floppy");
+		if (used[n])
+			return err_invalid(opt, arg, "drive index is already in use");
+		d->index = (int)n;
+		return 0;
+	}
+	for (int i = 0; i < FLOPPY_MAX_DRIVES; i++) {
+		if (!used[i]) {
+			d->index = i;
+			return 0;
+		}
+	}
+	return err_invalid(opt, arg, "the floppy controller takes two drives at most");
+}
+
 int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 {
 	struct opts *o = parse_list(opt, arg, "file");
@@ -157,14 +184,17 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 		err_invalid(opt, arg, "a file= is needed (empty drives come with the CD-ROM support)");
 		goto out;
 	}
-	if (iface && strcmp(iface, "virtio") && strcmp(iface, "none") && strcmp(iface, "ide")) {
-		err_invalid(opt, arg, "if= must be ide, virtio or none");
+	if (iface && strcmp(iface, "virtio") && strcmp(iface, "none") && strcmp(iface, "ide") &&
+	    strcmp(iface, "floppy")) {
+		err_invalid(opt, arg, "if= must be ide, floppy, virtio or none");
 		goto out;
 	}
 	/* QEMU's pc default is IDE. */
 	d.iface = !iface || !strcmp(iface, "ide") ? DRIVE_IF_IDE
-		: !strcmp(iface, "virtio") ? DRIVE_IF_VIRTIO : DRIVE_IF_NONE;
-	if (drive_ide_slot(cfg, &d, index, opt, arg) < 0)
+		: !strcmp(iface, "virtio") ? DRIVE_IF_VIRTIO
+		: !strcmp(iface, "floppy") ? DRIVE_IF_FLOPPY : DRIVE_IF_NONE;
+	if (d.iface == DRIVE_IF_FLOPPY ? drive_floppy_slot(cfg, &d, index, opt, arg) < 0
+				       : drive_ide_slot(cfg, &d, index, opt, arg) < 0)
 		goto out;
 	if (format && strcmp(format, "raw") && strcmp(format, "qcow2")) {
 		err_invalid(opt, arg, "format= must be raw or qcow2");
@@ -179,6 +209,10 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 		goto out;
 	}
 	d.cdrom = media && !strcmp(media, "cdrom");
+	if (d.cdrom && d.iface == DRIVE_IF_FLOPPY) {
+		err_invalid(opt, arg, "a floppy drive cannot be a CD-ROM");
+		goto out;
+	}
 	/* QEMU gives a virtio "CD-ROM" as a read-only virtio-blk disk. */
 	if (d.cdrom && d.iface == DRIVE_IF_VIRTIO) {
 		d.cdrom = false;
@@ -212,6 +246,8 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 	if (!id && d.iface == DRIVE_IF_IDE)	/* QEMU's implicit names: ide1-cd0, ... */
 		snprintf(d.id, sizeof(d.id), "ide%d-%s%d", d.index / 2, d.cdrom ? "cd" : "hd",
 			 d.index % 2);
+	else if (!id && d.iface == DRIVE_IF_FLOPPY)	/* QEMU's floppy0, floppy1 */
+		snprintf(d.id, sizeof(d.id), "floppy%d", d.index);
 	else if (!id)	/* virtio0, virtio1, ... */
 		snprintf(d.id, sizeof(d.id), "virtio%u", cfg->nr_drives);
 	if (find_drive(cfg, d.id)) {
@@ -226,7 +262,7 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 	cfg->drives[cfg->nr_drives++] = d;
 	rc = 0;
 	/* if=virtio brings its own device; IDE drives sit on the PIIX controller. */
-	if (d.iface == DRIVE_IF_IDE)
+	if (d.iface == DRIVE_IF_IDE || d.iface == DRIVE_IF_FLOPPY)
 		cfg->drives[cfg->nr_drives - 1].claimed = true;
 	if (d.iface == DRIVE_IF_VIRTIO) {
 		struct device_config dev = { .kind = DEVICE_VIRTIO_BLK, .slot = -1 };

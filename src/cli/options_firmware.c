@@ -81,3 +81,14 @@ int options_ide_shorthand(struct vm_config *cfg, const char *opt, const char *ar
 		 index == 2 && strcmp(opt, "cdrom") == 0 ? "cdrom" : "disk");
 	return options_drive(cfg, opt, spec);
 }
+
+/* -fda FILE is -drive file=FILE,if=floppy,index=0; -fdb is index 1. */
+int options_floppy_shorthand(struct vm_config *cfg, const char *opt, const char *arg)
+{
+	char spec[4200];
+
+	if (strlen(arg) > 4000 || strchr(arg, ','))
+		return err_invalid(opt, arg, "file names with commas need -drive file=...,,...");
+	snprintf(spec, sizeof(spec), "file=%s,if=floppy,index=%d", arg, opt[2] - 'a');
+	return options_drive(cfg, opt, spec);
+}

@@ -26,6 +26,7 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg);
 int options_bios(struct vm_config *cfg, const char *opt, const char *arg);
 int options_boot(struct vm_config *cfg, const char *opt, const char *arg);
 int options_ide_shorthand(struct vm_config *cfg, const char *opt, const char *arg);
+int options_floppy_shorthand(struct vm_config *cfg, const char *opt, const char *arg);
 
 /* Cross-checks drives and devices once all options are read. */
 int options_check_devices(struct vm_config *cfg);

@@ -54,9 +54,26 @@ static struct fw_cfg_item *find_key(struct fw_cfg *fw, uint16_t key)
 	return NULL;
 }
 
-int fw_cfg_add_bytes(struct fw_cfg *fw, uint16_t key, const void *data, size_t len)
+int fw_cfg_add_owned(struct fw_cfg *fw, uint16_t key, void *data, size_t len)
 {
 	struct fw_cfg_item *it = find_key(fw, key);
+
+	if (len > UINT32_MAX || (!it && fw->nr_items == FW_CFG_MAX_ITEMS)) {
+		free(data);
+		return -1;
+	}
+	if (!it) {
+		it = &fw->items[fw->nr_items++];
+		it->key = key;
+	}
+	free(it->data);
+	it->data = data;
+	it->len = (uint32_t)len;
+	return 0;
+}
+
+int fw_cfg_add_bytes(struct fw_cfg *fw, uint16_t key, const void *data, size_t len)
+{
 	uint8_t *copy;
 
 	if (len > UINT32_MAX)
@@ -65,18 +82,7 @@ int fw_cfg_add_bytes(struct fw_cfg *fw, uint16_t key, const void *data, size_t l
 	if (!copy)
 		return -1;
 	memcpy(copy, data, len);
-	if (!it) {
-		if (fw->nr_items == FW_CFG_MAX_ITEMS) {
-			free(copy);
-			return -1;
-		}
-		it = &fw->items[fw->nr_items++];
-		it->key = key;
-	}
-	free(it->data);
-	it->data = copy;
-	it->len = (uint32_t)len;
-	return 0;
+	return fw_cfg_add_owned(fw, key, copy, len);
 }
 
 /* Numbers are little-endian, as QEMU's fw_cfg_add_i16/i32/i64 store them. */

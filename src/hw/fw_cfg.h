@@ -36,6 +36,15 @@
 #define FW_CFG_NUMA 0x0d
 #define FW_CFG_BOOT_MENU 0x0e
 #define FW_CFG_MAX_CPUS 0x0f
+#define FW_CFG_KERNEL_ENTRY 0x10
+#define FW_CFG_KERNEL_DATA 0x11
+#define FW_CFG_INITRD_DATA 0x12
+#define FW_CFG_CMDLINE_ADDR 0x13
+#define FW_CFG_CMDLINE_SIZE 0x14
+#define FW_CFG_CMDLINE_DATA 0x15
+#define FW_CFG_SETUP_ADDR 0x16
+#define FW_CFG_SETUP_SIZE 0x17
+#define FW_CFG_SETUP_DATA 0x18
 #define FW_CFG_FILE_DIR 0x19
 #define FW_CFG_FILE_FIRST 0x20
 #define FW_CFG_ARCH_LOCAL 0x8000
@@ -78,6 +87,8 @@ void fw_cfg_destroy(struct fw_cfg *fw);
 
 /* Each copies data; -1 when out of room or memory. */
 int fw_cfg_add_bytes(struct fw_cfg *fw, uint16_t key, const void *data, size_t len);
+/* Takes data (malloc'd) without copying it, freed even on failure: for a kernel or initrd. */
+int fw_cfg_add_owned(struct fw_cfg *fw, uint16_t key, void *data, size_t len);
 int fw_cfg_add_u16(struct fw_cfg *fw, uint16_t key, uint16_t value);
 int fw_cfg_add_u32(struct fw_cfg *fw, uint16_t key, uint32_t value);
 int fw_cfg_add_u64(struct fw_cfg *fw, uint16_t key, uint64_t value);

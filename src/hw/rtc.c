@@ -38,6 +38,11 @@ void rtc_set_byte(struct rtc *rtc, uint8_t index, uint8_t value)
 	rtc->cmos[index & 0x7f] = value;
 }
 
+uint8_t rtc_get_byte(const struct rtc *rtc, uint8_t index)
+{
+	return rtc->cmos[index & 0x7f];
+}
+
 static uint8_t to_bcd(const struct rtc *rtc, int v)
 {
 	if (rtc->cmos[REG_B] & REG_B_BINARY)

@@ -40,6 +40,7 @@ struct rtc {
 void rtc_init(struct rtc *rtc);
 void rtc_destroy(struct rtc *rtc);
 void rtc_set_byte(struct rtc *rtc, uint8_t index, uint8_t value);
+uint8_t rtc_get_byte(const struct rtc *rtc, uint8_t index);
 void rtc_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsigned size);
 
 #endif

@@ -48,6 +48,7 @@ struct drive_info {
 /* One PCI function, for query-pci / "info pci". */
 struct pci_info {
 	unsigned slot;
+	unsigned function;	/* 0-7 */
 	uint16_t vendor, device, subsys_vendor, subsys;
 	uint32_t class_code;	/* class << 16 | subclass << 8 | prog-if */
 	uint8_t irq, pin;	/* pin 0: none, 1: INTA# */

@@ -220,7 +220,11 @@ static const char *pci_class_name(uint32_t class_code)
 {
 	switch (class_code >> 8) {
 	case 0x0100: return "SCSI controller";
+	case 0x0101: return "IDE controller";
+	case 0x0200: return "Ethernet controller";
 	case 0x0600: return "Host bridge";
+	case 0x0601: return "ISA bridge";
+	case 0x0680: return "Bridge";
 	case 0x0780: return "Communication controller";
 	default: return NULL;
 	}
@@ -235,7 +239,7 @@ static int info_pci(const struct control *ctl, FILE *out)
 	for (unsigned i = 0; i < n && i < 32; i++) {
 		const struct pci_info *p = &info[i];
 		const char *name = pci_class_name(p->class_code);
-		hprintf(out, "  Bus  0, device %3u, function 0:\n", p->slot);
+		hprintf(out, "  Bus  0, device %3u, function %u:\n", p->slot, p->function);
 		if (name)
 			hprintf(out, "    %s: PCI device %04x:%04x\n", name, p->vendor, p->device);
 		else

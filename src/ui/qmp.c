@@ -740,7 +740,7 @@ static struct json_object *pci_function(const struct pci_info *p, bool *ok)
 
 	put(ok, d, "bus", json_object_new_int(0));
 	put(ok, d, "slot", json_object_new_int((int)p->slot));
-	put(ok, d, "function", json_object_new_int(0));
+	put(ok, d, "function", json_object_new_int((int)p->function));
 	put(ok, cls, "class", json_object_new_int((int)(p->class_code >> 8)));
 	put(ok, d, "class_info", cls);
 	put(ok, id, "device", json_object_new_int(p->device));

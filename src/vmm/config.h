@@ -53,9 +53,11 @@ enum drive_if {
 	DRIVE_IF_VIRTIO,
 	DRIVE_IF_NONE,
 	DRIVE_IF_IDE,
+	DRIVE_IF_FLOPPY,
 };
 
 #define IDE_MAX_DRIVES 4	/* two channels, master and slave */
+#define FLOPPY_MAX_DRIVES 2	/* A: and B: */
 
 /* -boot: firmware boot order and menu (QEMU's drive letters a, c, d, n). */
 struct boot_config {
@@ -224,5 +226,15 @@ struct vm_config {
 };
 
 #define FIRMWARE_DEFAULT_BIOS "/usr/share/seabios/bios-256k.bin"
+
+/*
+ * Whether the firmware runs: always without -kernel, and with -kernel only
+ * when -bios is given (the kernel then goes through fw_cfg, as on QEMU);
+ * a plain -kernel is kestrel's direct boot, which needs no firmware.
+ */
+static inline bool vm_config_firmware_boot(const struct vm_config *cfg)
+{
+	return !cfg->kernel || cfg->bios;
+}
 
 #endif

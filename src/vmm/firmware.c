@@ -89,6 +89,9 @@ size_t firmware_bootorder(const struct vm *vm, char *buf, size_t room)
 			 d->index / 2, d->index % 2);
 	}
 	qsort(paths, n, sizeof(paths[0]), by_index);
+	/* -kernel under -bios: QEMU gives the loader ROM bootindex 0, before everything. */
+	if (cfg->kernel)
+		len += (size_t)snprintf(buf, room, "/rom@genroms/%s\n", FIRMWARE_LINUXBOOT_ROM_NAME);
 	for (unsigned i = 0; i < n; i++)
 		len += (size_t)snprintf(buf + len, len < room ? room - len : 0, "%s\n", paths[i].path);
 	if (cfg->boot.strict)
@@ -233,12 +236,14 @@ int firmware_setup(struct vm *vm)
 	}
 	if (map_rom(vm, image, len) < 0)
 		goto out;
+	vm->has_fw_cfg = true;	/* from here on firmware_destroy frees what was added */
 	if (fw_cfg_init(&vm->fw_cfg, &vm->mem) < 0 || add_fw_cfg_entries(vm) < 0 ||
 	    set_cmos_boot(vm) < 0) {
 		log_error("fw_cfg: cannot build the firmware configuration");
 		goto out;
 	}
-	vm->has_fw_cfg = true;
+	if (vm->cfg->kernel && firmware_linux_setup(vm) < 0)
+		goto out;
 	if (bus_register(&vm->pio, FW_CFG_PORT_BASE, FW_CFG_PORT_LEN, fw_cfg_io, &vm->fw_cfg,
 			 "fwcfg") < 0 ||
 	    bus_register(&vm->pio, FW_CFG_DMA_PORT, FW_CFG_DMA_PORT_LEN, fw_cfg_dma_io,

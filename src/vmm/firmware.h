@@ -16,9 +16,16 @@ struct vm;
 #define FIRMWARE_ISA_BIOS_SIZE 0x20000u	/* 0xe0000-0xfffff */
 #define FIRMWARE_ROM_SLOT 10		/* KVM memory slot, clear of RAM's */
 
+/* QEMU's option ROM for BIOS-mediated -kernel boot (Debian's qemu-system-data). */
+#define FIRMWARE_LINUXBOOT_ROM_NAME "linuxboot_dma.bin"
+#define FIRMWARE_LINUXBOOT_ROM "/usr/share/qemu/" FIRMWARE_LINUXBOOT_ROM_NAME
+
 /* Loads -bios (or the default) and fills fw_cfg and CMOS; logs and returns -1 on failure. */
 int firmware_setup(struct vm *vm);
 void firmware_destroy(struct vm *vm);
+
+/* -kernel with -bios: the kernel, initrd and command line as fw_cfg items (firmware_linux.c). */
+int firmware_linux_setup(struct vm *vm);
 
 /* Writes the bootorder file contents (bootindex= paths) into buf; returns its length. */
 size_t firmware_bootorder(const struct vm *vm, char *buf, size_t room);

@@ -66,7 +66,7 @@ int pc_create_legacy(struct vm *vm)
 		log_error("legacy PC devices: I/O ports already in use");
 		return -1;
 	}
-	return 0;
+	return pc_create_floppy(vm);
 }
 
 static bool wants_ide(const struct vm_config *cfg)
@@ -127,11 +127,11 @@ static int create_ide(struct vm *vm)
 
 /*
  * 00:01.0 PIIX3 ISA bridge (and 00:01.1 IDE) as on QEMU's pc machine; only
- * for firmware boot or IDE drives, so -kernel guests keep their PCI layout.
+ * for firmware boot or IDE drives, so direct -kernel guests keep their PCI layout.
  */
 int pc_create_chipset(struct vm *vm)
 {
-	if (vm->cfg->kernel && !wants_ide(vm->cfg))
+	if (!vm_config_firmware_boot(vm->cfg) && !wants_ide(vm->cfg))
 		return 0;
 	if (piix_init(&vm->piix, &vm->pci) < 0) {
 		log_error("PIIX3: PCI slot %d is taken", PIIX_SLOT);
@@ -150,4 +150,5 @@ void pc_destroy_legacy(struct vm *vm)
 	if (vm->has_ide)
 		ide_destroy(&vm->ide);
 	vm->has_ide = false;
+	pc_destroy_floppy(vm);
 }

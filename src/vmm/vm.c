@@ -97,8 +97,8 @@ int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config
 			return -1;
 		vm->nr_vcpus++;
 	}
-	/* No -kernel: the PC way, firmware from the reset vector. */
-	if (!cfg->kernel)
+	/* No -kernel, or -bios: the PC way, firmware from the reset vector. */
+	if (vm_config_firmware_boot(cfg))
 		return firmware_setup(vm) < 0 ? -1 : vcpu_set_reset_state(&vm->vcpus[0]);
 	if (boot_setup(&vm->mem, cfg, &entry) < 0)
 		return -1;

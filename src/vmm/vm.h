@@ -18,6 +18,8 @@
 #include "hw/debug_exit.h"
 #include "hw/debugcon.h"
 #include "hw/fw_cfg.h"
+#include "hw/fdc.h"
+#include "hw/i8237.h"
 #include "hw/ide.h"
 #include "hw/piix.h"
 #include "hw/port92.h"
@@ -127,6 +129,10 @@ struct vm {
 	bool has_fw_cfg;
 	uint8_t *rom;			/* the -bios image, mapped read-only at the top of 4 GiB */
 	size_t rom_size;
+	/* -fda/-fdb (pc_floppy.c): the floppy controller and the ISA DMA it needs. */
+	struct i8237 isa_dma;
+	struct fdc fdc;
+	bool has_fdc;
 };
 
 /* Creates the VM, RAM, platform devices and vCPUs, and loads the kernel; logs and
@@ -171,5 +177,9 @@ void pc_describe_qtree(struct vm *vm, FILE *out);
 int pc_create_legacy(struct vm *vm);
 int pc_create_chipset(struct vm *vm);
 void pc_destroy_legacy(struct vm *vm);
+
+/* pc_floppy.c: the FDC and ISA DMA, only when -fda/-fdb or if=floppy drives exist. */
+int pc_create_floppy(struct vm *vm);
+void pc_destroy_floppy(struct vm *vm);
 
 #endif

@@ -112,14 +112,37 @@ def convert_qcow2(raw, img_tool):
     return out
 
 
-def make_iso(workdir, marker="grub-iso: booted from the CD-ROM", then="reboot"):
-    """A grub-mkrescue ISO whose GRUB prints marker, then runs `then`."""
+INSTALLER_MARKER = "grub-iso: installer running"
+
+
+def installer_cfg(timeout=5):
+    """An installer CD's menu: unless a key picks "Install" (the second entry),
+    it boots the first hard disk after timeout seconds, by chainloading its MBR."""
+    return GRUB_SERIAL + f"""echo "grub-iso: installer CD menu"
+set timeout={timeout}
+set default=0
+menuentry 'Boot from first hard disk' {{
+  set root=(hd0)
+  chainloader +1
+  boot
+}}
+menuentry 'Install' {{
+  echo "{INSTALLER_MARKER}"
+  reboot
+}}
+"""
+
+
+def make_iso(workdir, marker="grub-iso: booted from the CD-ROM", then="reboot",
+             installer=False):
+    """A grub-mkrescue ISO whose GRUB prints marker, then runs `then`; with
+    installer=True, one with installer_cfg()'s menu instead (cd-installer.iso)."""
     work = Path(workdir)
-    tree = work / "isotree"
+    tree = work / ("isotree-installer" if installer else "isotree")
     (tree / "boot" / "grub").mkdir(parents=True, exist_ok=True)
-    (tree / "boot" / "grub" / "grub.cfg").write_text(
-        GRUB_SERIAL + f'echo "{marker}"\n{then}\n')
-    iso = work / "cd.iso"
+    cfg = installer_cfg() if installer else GRUB_SERIAL + f'echo "{marker}"\n{then}\n'
+    (tree / "boot" / "grub" / "grub.cfg").write_text(cfg)
+    iso = work / ("cd-installer.iso" if installer else "cd.iso")
     _run(["grub-mkrescue", "-o", str(iso), str(tree)])
     return iso
 

@@ -39,6 +39,7 @@ def media(tmp_path_factory, probe):
         "raw": raw,
         "qcow2": fwimages.convert_qcow2(raw, KIMG),
         "iso": fwimages.make_iso(work),
+        "installer": fwimages.make_iso(work, installer=True),
     }
 
 
@@ -113,11 +114,11 @@ def test_grub_other_disk_combinations(session, media, fmt, iface):
     grub_boot(s, probe_expected=False)
 
 
-@pytest.mark.parametrize("which", VMMS)
-def test_cdrom_boots_once_then_the_disk(session, media, which):
+def test_cdrom_boots_once_then_the_disk(session, media):
     """-boot once=d: the first boot is the grub-mkrescue ISO on the ATAPI CD-ROM
-    (its GRUB reboots), the reset goes back to order=c and boots the disk."""
-    s = session(vmm(which, "-hda", str(media["raw"]), "-cdrom", str(media["iso"]),
+    (its GRUB reboots), the reset goes back to order=c and boots the disk.
+    (Kestrel only: the installer test below runs the CD path under QEMU too.)"""
+    s = session(vmm("kestrel", "-hda", str(media["raw"]), "-cdrom", str(media["iso"]),
                     "-boot", "order=c,once=d"))
     s.expect(r"grub-iso: booted from the CD-ROM", timeout=GRUB_TIMEOUT)
     s.expect(r"SeaBIOS \(version", timeout=60)
@@ -126,13 +127,36 @@ def test_cdrom_boots_once_then_the_disk(session, media, which):
     assert s.output.count(b"grub-iso: booted") == 1
 
 
-def test_cdrom_first_with_order_dc(session, media):
-    """The issue's order=dc,once=d: SeaBIOS tries the CD-ROM first (the El Torito
-    boot itself is what test_cdrom_boots_once_then_the_disk waits for)."""
-    s = session(vmm("kestrel", "-hda", str(media["raw"]), "-cdrom", str(media["iso"]),
+def second(pattern):
+    """A regex for the second occurrence of pattern in the whole output."""
+    return rf"(?s){pattern}.*?{pattern}"
+
+
+@pytest.mark.parametrize("which", VMMS)
+def test_installer_cd_with_order_dc_once_d(session, media, which):
+    """The issue's Windows XP scenario, -boot order=dc,once=d with an installer CD:
+    the first boot runs the CD's GRUB menu and a key (Ctrl-N, Enter) picks
+    "Install", which reboots; SeaBIOS boots the CD again (order=dc), nobody
+    answers, and the menu's default entry chainloads the hard disk's MBR, whose
+    GRUB reads its config from the disk."""
+    s = session(vmm(which, "-hda", str(media["raw"]), "-cdrom", str(media["installer"]),
                     "-boot", "order=dc,once=d"))
     s.expect(r"Booting from DVD/CD", timeout=30)
-    assert b"Booting from Hard Disk" not in s.output
+    s.expect(r"executed automatically in", timeout=GRUB_TIMEOUT)
+    s.send(b"\x0e")      # Ctrl-N: the next menu entry, "Install"
+    s.send(b"\r")
+    s.expect(fwimages.INSTALLER_MARKER, timeout=60)
+    # The guest's reboot: SeaBIOS again, and the CD first again, with its menu.
+    s.expect(second(r"SeaBIOS \(version"), timeout=60)
+    s.expect(second(r"Booting from DVD/CD"), timeout=30)
+    s.expect(second(r"executed automatically in"), timeout=GRUB_TIMEOUT)
+    # The default entry after the timeout: the disk's boot sector, then its GRUB.
+    s.expect(r"grub: config read from hd0,msdos1", timeout=GRUB_TIMEOUT)
+    s.expect(fwimages.HELLO, timeout=60)
+    out = s.text()
+    assert out.count(fwimages.INSTALLER_MARKER) == 1
+    assert out.count("Booting from DVD/CD") == 2
+    assert "Booting from Hard Disk" not in out   # GRUB chainloaded it, not SeaBIOS
 
 
 @pytest.mark.parametrize("which", VMMS)

@@ -65,13 +65,33 @@ static int f_reset(void *o, char *e, size_t n) { ((struct fake_vm *)o)->resets++
 static int f_pd(void *o, char *e, size_t n) { ((struct fake_vm *)o)->powerdowns++; return 0; }
 static void f_quit(void *o) { ((struct fake_vm *)o)->quits++; }
 
+/* The pc chipset as SeaBIOS leaves it: host bridge, PIIX3 ISA bridge and IDE function. */
+static unsigned f_pci(void *o, struct pci_info *out, unsigned max)
+{
+	if (max < 3)
+		return 3;
+	out[0] = (struct pci_info){ .slot = 0, .vendor = 0x8086, .device = 0x1237,
+				    .subsys_vendor = 0x1af4, .subsys = 0x1100,
+				    .class_code = 0x060000 };
+	out[1] = (struct pci_info){ .slot = 1, .vendor = 0x8086, .device = 0x7000,
+				    .subsys_vendor = 0x1af4, .subsys = 0x1100,
+				    .class_code = 0x060100 };
+	out[2] = (struct pci_info){ .slot = 1, .function = 1, .vendor = 0x8086, .device = 0x7010,
+				    .subsys_vendor = 0x1af4, .subsys = 0x1100,
+				    .class_code = 0x010180 };
+	out[2].bars[4].addr = 0xc040;
+	out[2].bars[4].size = 16;
+	out[2].bars[4].io = true;
+	return 3;
+}
+
 static struct fake_vm vm;
 static const struct control ctl = {
 	.opaque = &vm, .name = f_name, .uuid = f_uuid, .run_state = f_state,
 	.cpu_count = f_cpus, .cpu_info = f_cpu_info, .chardevs = f_chardevs,
 	.dump_registers = f_regs, .describe = f_describe, .read_memory = f_read,
 	.stop = f_stop, .cont = f_cont, .system_reset = f_reset,
-	.system_powerdown = f_pd, .quit = f_quit,
+	.system_powerdown = f_pd, .quit = f_quit, .pci_devices = f_pci,
 };
 
 /* Runs a line; returns its output (static buffer) and the status through rc. */
@@ -121,6 +141,29 @@ static void test_info_commands(void **state)
 	assert_string_equal(run("info block", &rc), "");
 	assert_string_equal(run("info version", &rc), "7.2.0 (kestrel-" KESTREL_TEST_VERSION ")\r\n");
 	assert_non_null(strstr(run("info", &rc), "info status"));
+}
+
+/* Every function of a multifunction slot gets its own block, as QEMU 7.2 prints them. */
+static void test_info_pci_lists_every_function(void **state)
+{
+	int rc;
+	(void)state;
+
+	assert_string_equal(run("info pci", &rc),
+		"  Bus  0, device   0, function 0:\r\n"
+		"    Host bridge: PCI device 8086:1237\r\n"
+		"      PCI subsystem 1af4:1100\r\n"
+		"      id \"\"\r\n"
+		"  Bus  0, device   1, function 0:\r\n"
+		"    ISA bridge: PCI device 8086:7000\r\n"
+		"      PCI subsystem 1af4:1100\r\n"
+		"      id \"\"\r\n"
+		"  Bus  0, device   1, function 1:\r\n"
+		"    IDE controller: PCI device 8086:7010\r\n"
+		"      PCI subsystem 1af4:1100\r\n"
+		"      BAR4: I/O at 0xc040 [0xc04f].\r\n"
+		"      id \"\"\r\n");
+	assert_int_equal(rc, 0);
 }
 
 static void test_actions_reach_the_machine(void **state)
@@ -187,6 +230,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_info_status_layout),
 		cmocka_unit_test(test_info_commands),
+		cmocka_unit_test(test_info_pci_lists_every_function),
 		cmocka_unit_test(test_actions_reach_the_machine),
 		cmocka_unit_test(test_xp_memory_dump),
 		cmocka_unit_test(test_errors_and_unknown),

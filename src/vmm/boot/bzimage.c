@@ -9,49 +9,16 @@
 #include "vmm/boot/boot.h"
 #include "vmm/boot/e820.h"
 #include "vmm/boot/layout.h"
+#include "vmm/boot/setup_header.h"
 
-/* Offsets in the file's setup header and in boot_params (boot.rst, zero-page.rst). */
-#define HDR_SETUP_SECTS 0x1f1
-#define HDR_BOOT_FLAG 0x1fe
-#define HDR_JUMP_END 0x201	/* the setup header ends at 0x202 + this byte */
-#define HDR_MAGIC 0x202
-#define HDR_VERSION 0x206
-#define HDR_TYPE_OF_LOADER 0x210
-#define HDR_LOADFLAGS 0x211
-#define HDR_CODE32_START 0x214
-#define HDR_RAMDISK_IMAGE 0x218
-#define HDR_RAMDISK_SIZE 0x21c
-#define HDR_HEAP_END_PTR 0x224
-#define HDR_CMD_LINE_PTR 0x228
-#define HDR_INITRD_ADDR_MAX 0x22c
-#define HDR_CMDLINE_SIZE 0x238
-#define HDR_INIT_SIZE 0x260
+/* Offsets in boot_params (zero-page.rst). */
 #define BP_ACPI_RSDP_ADDR 0x070
 #define BP_E820_ENTRIES 0x1e8
 #define BP_E820_TABLE 0x2d0
 #define BP_SIZE 0x1000
 
-#define LOADED_HIGH 0x01
-#define CAN_USE_HEAP 0x80
 #define LOADER_UNDEFINED 0xff	/* boot.rst: "0xFF no ID assigned" */
 #define MIN_VERSION 0x0206	/* cmdline_size exists from 2.06 on */
-
-static uint32_t get32(const uint8_t *p, size_t off)
-{
-	uint32_t v;
-	memcpy(&v, p + off, 4);
-	return v;
-}
-
-static uint16_t get16(const uint8_t *p, size_t off)
-{
-	uint16_t v;
-	memcpy(&v, p + off, 2);
-	return v;
-}
-
-static void put32(uint8_t *p, size_t off, uint32_t v) { memcpy(p + off, &v, 4); }
-static void put16(uint8_t *p, size_t off, uint16_t v) { memcpy(p + off, &v, 2); }
 
 int bzimage_detect(const uint8_t *kernel, size_t len)
 {

@@ -4,6 +4,7 @@
  * through fw_cfg and only moves bytes, so every decision is made here.
  */
 #include "vmm/boot/linuxboot.h"
+#include "vmm/boot/setup_header.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,45 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Setup header offsets (boot.rst "The Real-Mode Kernel Header"). */
-#define HDR_SETUP_SECTS 0x1f1
-#define HDR_VID_MODE 0x1fa
-#define HDR_BOOT_FLAG 0x1fe
-#define HDR_MAGIC 0x202
-#define HDR_VERSION 0x206
-#define HDR_TYPE_OF_LOADER 0x210
-#define HDR_LOADFLAGS 0x211
-#define HDR_RAMDISK_IMAGE 0x218
-#define HDR_RAMDISK_SIZE 0x21c
-#define HDR_HEAP_END_PTR 0x224
-#define HDR_CMD_LINE_PTR 0x228
-#define HDR_INITRD_ADDR_MAX 0x22c
-#define HDR_XLOADFLAGS 0x236
-#define HDR_CMDLINE_SIZE 0x238
-#define HDR_INIT_SIZE 0x260
-
-#define LOADED_HIGH 0x01
-#define CAN_USE_HEAP 0x80
 #define XLF_CAN_BE_LOADED_ABOVE_4G 0x02
 #define OLD_INITRD_ADDR_MAX 0x37ffffffu	/* boot.rst: before 2.03 the field is absent */
 #define OLD_CMDLINE_MAX 255		/* boot.rst: before 2.06 */
-
-static uint32_t get32(const uint8_t *p, size_t off)
-{
-	uint32_t v;
-	memcpy(&v, p + off, 4);
-	return v;
-}
-
-static uint16_t get16(const uint8_t *p, size_t off)
-{
-	uint16_t v;
-	memcpy(&v, p + off, 2);
-	return v;
-}
-
-static void put32(uint8_t *p, size_t off, uint32_t v) { memcpy(p + off, &v, 4); }
-static void put16(uint8_t *p, size_t off, uint16_t v) { memcpy(p + off, &v, 2); }
 
 /*
  * vga=normal|ext|ask|N becomes vid_mode, as QEMU reads it for the setup code

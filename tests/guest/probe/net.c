@@ -290,6 +290,24 @@ static void tx_reclaim(void)
 				net.tx_free[net.tx_nfree++] = net.tx_slot[k][id];
 }
 
+/*
+ * Waits, at most limit ticks, until the device has taken every frame queued:
+ * a VMM may send a frame only after the kick returned, so powering off
+ * before this can lose the last one.
+ */
+static bool tx_drain(uint64_t limit)
+{
+	uint64_t t0 = rdtsc();
+
+	while (!net.e1000 && net.tx_nfree < TX_BUFS) {
+		if (rdtsc() - t0 > limit)
+			return false;
+		tx_reclaim();
+		cpu_relax();
+	}
+	return true;
+}
+
 /* Sends one Ethernet frame (without the virtio header); waits for a free buffer. */
 static bool net_send(const uint8_t *f, uint32_t len, bool kick)
 {
@@ -818,8 +836,10 @@ bool scenario_net_send(const struct platform *p, const struct args *a)
 		got += ok;
 	}
 	say("net: sent %lu got %u echoes", count, got);
-	if (quit)
-		udp_send(mac, net.ip, peer, 4242, ECHO_PORT, (const uint8_t *)"quit", 4);
+	if (quit &&
+	    (!udp_send(mac, net.ip, peer, 4242, ECHO_PORT, (const uint8_t *)"quit", 4) ||
+	     !tx_drain(virtio_ticks(5))))
+		return fail("net: the quit datagram was not sent");
 	tx_reclaim();
 	if (got != count)
 		return fail("net: %lu echoes missing", count - got);
@@ -946,10 +966,8 @@ bool scenario_net_blast(const struct platform *p, const struct args *a)
 		if (!net_send(f, (uint32_t)size, (i & 15) == 15 || i + 1 == count))
 			return false;
 	}
-	while (!net.e1000 && net.tx_nfree < TX_BUFS) {
-		tx_reclaim();
-		cpu_relax();
-	}
+	if (!tx_drain(virtio_ticks(10)))
+		return fail("net-bench: transmit queue stuck");
 	uint64_t us = (rdtsc() - t0) * 1000000 / hz;
 	if (!us)
 		us = 1;

@@ -211,13 +211,6 @@ void vq_set_notification(struct virtqueue *vq, bool enable)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-bool vq_has_avail(struct virtqueue *vq)
-{
-	const uint8_t *avail = ring_ptr(vq, vq->avail_gpa, 6 + 2 * (uint64_t)vq->size);
-
-	return vq->ready && avail && load16_acquire(avail + AVAIL_IDX) != vq->last_avail;
-}
-
 unsigned vq_avail_pending(struct virtqueue *vq)
 {
 	const uint8_t *avail = ring_ptr(vq, vq->avail_gpa, 6 + 2 * (uint64_t)vq->size);
@@ -225,6 +218,11 @@ unsigned vq_avail_pending(struct virtqueue *vq)
 	if (!vq->ready || !avail)
 		return 0;
 	return (uint16_t)(load16_acquire(avail + AVAIL_IDX) - vq->last_avail);
+}
+
+bool vq_has_avail(struct virtqueue *vq)
+{
+	return vq_avail_pending(vq) != 0;
 }
 
 void vq_unpop(struct virtqueue *vq, unsigned n)

@@ -513,6 +513,13 @@ static void select_written(struct ide_channel *ch, uint8_t value)
 {
 	unsigned unit = (value >> 4) & 1;
 
+	/*
+	 * ATA-6 §7.10: the register may be written only with BSY and DRQ clear.
+	 * A guest that switches drives mid-command is ignored, so the transfer
+	 * in flight keeps the drive it was issued to (which may hold no medium).
+	 */
+	if (ch->xfer != XFER_NONE || ch->dma_pending || (ch->status & (ST_BSY | ST_DRQ)))
+		return;
 	/* After a reset each device shows its own signature until the task file is written. */
 	if (ch->drives[unit].sig_valid)
 		ide_set_signature(ch, unit);

@@ -406,6 +406,40 @@ static void test_ide_dma_prd_checks(void **state)
 	assert_int_equal(bm_status(&f->ide) & 0x07, 0x04);
 }
 
+/* A guest selecting the empty slave mid-command: the transfer stays on the master. */
+static void test_ide_select_during_command_is_ignored(void **state)
+{
+	struct ide_fixture *f = *state;
+	struct ide_channel *ch = &f->ide.ch[0];
+	uint32_t *prd = (uint32_t *)(f->mem.host + 0x1000);
+	uint8_t clear = 0x06, start = 0x09, sector[512];
+	uint16_t w = 0xabcd;
+
+	prd[0] = 0x10000;
+	prd[1] = 2048 | 0x80000000u;
+	bm_write(&f->ide, 2, &clear, 1);
+	bm_write(&f->ide, 4, &(uint32_t){ 0x1000 }, 4);
+	ata_lba28(ch, 8, 4, 0xc8);	/* READ DMA on the master */
+	outb_(ch, 6, 0xf0);		/* the slave, which has no disk */
+	bm_write(&f->ide, 0, &start, 1);
+	assert_int_equal(bm_status(&f->ide) & 0x07, 0x04);
+	assert_int_equal(f->mem.host[0x10000], 0x10 + 8);
+	assert_int_equal(inb_(ch, 6) & 0x10, 0);
+
+	/* The same with PIO: WRITE SECTORS, a select, then the data. */
+	ata_lba28(ch, 5, 1, 0x30);
+	outb_(ch, 6, 0xf0);
+	for (int i = 0; i < 256; i++)
+		ide_cmd_io(ch, 0, true, (uint8_t *)&w, 2);
+	assert_int_equal(inb_(ch, 7) & 0x89, 0);
+	assert_int_equal(block_pread(f->disk, 5 * 512, sector, sizeof(sector)), 0);
+	assert_int_equal(sector[0], 0xcd);
+
+	/* Idle again, the select takes effect. */
+	outb_(ch, 6, 0xf0);
+	assert_int_equal(inb_(ch, 6) & 0x10, 0x10);
+}
+
 static void packet(struct ide_channel *ch, const uint8_t cdb[12], uint16_t bcl)
 {
 	outb_(ch, 6, 0xa0);
@@ -466,6 +500,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ide_signature_and_pio_read, ide_setup,
 						ide_teardown),
 		cmocka_unit_test_setup_teardown(test_ide_dma_prd_checks, ide_setup, ide_teardown),
+		cmocka_unit_test_setup_teardown(test_ide_select_during_command_is_ignored,
+						ide_setup, ide_teardown),
 		cmocka_unit_test_setup_teardown(test_atapi_capacity_read_and_eject, ide_setup,
 						ide_teardown),
 	};

@@ -64,6 +64,41 @@ def serial_stream():
     return s
 
 
+def floppy_read(write=False):
+    """SeaBIOS's floppy.c: reset, four sense-interrupt polls, specify, recalibrate,
+    DMA channel 2 programmed for 18 sectors at 0x10000, then READ (or WRITE) DATA.
+    Records are fuzz_fdc's: op, register, value."""
+    def fifo(*b):
+        return b"".join(bytes([0, 0, x]) for x in b)
+
+    def dor(v):
+        return bytes([2, 2, v])
+
+    def dma(port, v):
+        return bytes([4 | 8, port, v])
+
+    def result(n):
+        return bytes([1, 5, 0]) * n
+
+    s = dor(0x08) + dor(0x0C) + (fifo(0x08) + result(2)) * 4
+    s += fifo(0x03, 0xAF, 0x02) + dor(0x1C) + fifo(0x07, 0x00) + fifo(0x08) + result(2)
+    s += dma(0x0A, 0x06) + dma(0x0C, 0) + dma(0x04, 0) + dma(0x04, 0) + dma(0x0C, 0)
+    s += dma(0x05, 0xFF) + dma(0x05, 0x23) + dma(0x0B, 0x4A if write else 0x46)
+    s += bytes([5 | 8, 0, 0x01]) + dma(0x0A, 0x02)
+    s += fifo(0xC5 if write else 0xE6, 0x00, 0, 0, 1, 2, 18, 0x1B, 0xFF)
+    s += bytes([1, 4, 0]) + result(7)
+    return s
+
+
+def fw_cfg_dma():
+    """SeaBIOS's qemu_cfg_read_entry: select the file directory by port, read its
+    count, then a DMA read of etc/table-loader (key 0x22) through a descriptor.
+    Records are fuzz_fw_cfg's: op, sub, 32-bit value."""
+    s = bytes([0x40, 0]) + struct.pack("<I", 0x19) + bytes([0x81, 1]) + b"\0" * 4
+    s += bytes([0x04, 0x10]) + struct.pack(">I", 0x0022000A)
+    return s
+
+
 SEEDS = {
     "pvh": {"elf64": elf64_pvh(), "no-note": elf64_pvh(note=False),
             "empty-load": elf64_pvh(code=b"")},
@@ -82,6 +117,8 @@ SEEDS = {
         ("t", b"16777215T"), ("big", b"18446744073709551615"), ("hex", b"0x501"),
     ]},
     "serial": {"linux-8250": serial_stream()},
+    "fdc": {"read": floppy_read(), "write": floppy_read(write=True)},
+    "fw_cfg": {"dma": fw_cfg_dma()},
     # Client bytes; a 00 00 pair splits the input into separate reads.
     "qmp": {n: v for n, v in [
         ("negotiate", b'{"execute": "qmp_capabilities"}\r\n{"execute": "query-status", "id": 1}'),

@@ -9,10 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "block/block.h"
+#include "fuzz_device.h"
 #include "hw/fdc.h"
 #include "hw/i8237.h"
 
@@ -23,44 +21,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 static void no_irq(void *opaque, bool level) { }
 static const struct fdc_ops ops = { .set_irq = no_irq };
 
-static struct block_dev *open_floppy(unsigned flags)
-{
-	char path[] = "/tmp/kestrel-fuzz-fdc-XXXXXX", err[200];
-	int fd = mkstemp(path);
-	struct block_dev *bd = NULL;
-
-	if (fd < 0 || ftruncate(fd, FDC_IMAGE_SIZE) < 0)
-		abort();
-	close(fd);
-	if (block_open(path, "raw", flags, &bd, err, sizeof(err)) < 0)
-		abort();
-	unlink(path);
-	return bd;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	static struct block_dev *disk, *ro_disk;
-	static struct guest_memory mem;
+	struct guest_memory *mem = fuzz_device_ram(RAM);
 	struct block_dev *drives[FDC_MAX_DRIVES];
 	struct i8237 dma;
 	struct fdc fdc;
 	char err[200];
 
 	if (!disk) {
-		disk = open_floppy(0);
-		ro_disk = open_floppy(BLOCK_RDONLY);
-		mem.host = malloc(RAM);
-		if (!mem.host)
-			abort();
-		mem.ram_size = RAM;
-		mem.regions[0] = (struct memory_region){ .gpa = 0, .size = RAM, .host = mem.host };
-		mem.nr_regions = 1;
+		disk = fuzz_temp_image(FDC_IMAGE_SIZE, 0);
+		ro_disk = fuzz_temp_image(FDC_IMAGE_SIZE, BLOCK_RDONLY);
 	}
-	memset(mem.host, 0, RAM);
 	drives[0] = disk;
 	drives[1] = (len & 1) ? ro_disk : NULL;	/* sometimes a read-only drive B */
-	i8237_init(&dma, &mem);
+	i8237_init(&dma, mem);
 	if (fdc_init(&fdc, &dma, &ops, NULL, drives, err, sizeof(err)) < 0)
 		abort();
 
@@ -90,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			i8237_high_io(&dma, reg % I8237_NR_HIGH_PORTS, (op & 8) != 0, &v, 1);
 			break;
 		case 7:	/* guest RAM */
-			mem.host[((uint32_t)reg << 12 | (uint32_t)(op >> 3) << 7) % RAM] = v;
+			mem->host[((uint32_t)reg << 12 | (uint32_t)(op >> 3) << 7) % RAM] = v;
 			break;
 		}
 		if (fdc.pos > sizeof(fdc.fifo) || fdc.len > sizeof(fdc.fifo))

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_device.h"
 #include "hw/fw_cfg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
@@ -33,19 +34,10 @@ static void add_items(struct fw_cfg *fw)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	static struct guest_memory mem;
+	struct guest_memory *mem = fuzz_device_ram(RAM);
 	struct fw_cfg fw;
 
-	if (!mem.host) {
-		mem.host = malloc(RAM);
-		if (!mem.host)
-			abort();
-		mem.ram_size = RAM;
-		mem.regions[0] = (struct memory_region){ .gpa = 0, .size = RAM, .host = mem.host };
-		mem.nr_regions = 1;
-	}
-	memset(mem.host, 0, RAM);
-	if (fw_cfg_init(&fw, &mem) < 0)
+	if (fw_cfg_init(&fw, mem) < 0)
 		abort();
 	add_items(&fw);
 
@@ -74,15 +66,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			uint64_t target = __builtin_bswap64(0x10000u + ((uint32_t)(op >> 3) << 15));
 			uint64_t gpa = __builtin_bswap64(0x1000);
 
-			memcpy(mem.host + 0x1000, v, 4);	/* control, big-endian */
-			memcpy(mem.host + 0x1004, &length, 4);
-			memcpy(mem.host + 0x1008, &target, 8);
+			memcpy(mem->host + 0x1000, v, 4);	/* control, big-endian */
+			memcpy(mem->host + 0x1004, &length, 4);
+			memcpy(mem->host + 0x1008, &target, 8);
 			fw_cfg_dma_io(&fw, 0, true, (uint8_t *)&gpa, 8);
 			break;
 		}
 		default:	/* guest RAM */
 			addr = ((uint32_t)sub << 12 | (uint32_t)(op >> 3) << 4) & (RAM - 4);
-			memcpy(mem.host + addr, v, 4);
+			memcpy(mem->host + addr, v, 4);
 			break;
 		}
 	}

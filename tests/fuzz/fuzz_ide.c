@@ -8,12 +8,10 @@
  */
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "block/block.h"
+#include "fuzz_device.h"
 #include "hw/ide.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
@@ -23,43 +21,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 static void no_irq(void *opaque, unsigned line, bool level) { }
 static const struct ide_ops ops = { .set_irq = no_irq };
 
-static struct block_dev *open_temp(size_t bytes)
-{
-	char path[] = "/tmp/kestrel-fuzz-ide-XXXXXX", err[200];
-	int fd = mkstemp(path);
-	struct block_dev *bd = NULL;
-
-	if (fd < 0 || ftruncate(fd, (off_t)bytes) < 0)
-		abort();
-	close(fd);
-	if (block_open(path, "raw", 0, &bd, err, sizeof(err)) < 0)
-		abort();
-	unlink(path);
-	return bd;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	static struct block_dev *disk, *cd;
-	static struct guest_memory mem;
+	struct guest_memory *mem = fuzz_device_ram(RAM);
 	struct block_dev *drives[4];
 	bool cdrom[4] = { false, false, true, false };
 	struct ide ide;
 
 	if (!disk) {
-		disk = open_temp(128 * 512);
-		cd = open_temp(16 * 2048);
-		mem.host = malloc(RAM);
-		mem.ram_size = RAM;
-		mem.regions[0] = (struct memory_region){ .gpa = 0, .size = RAM, .host = mem.host };
-		mem.nr_regions = 1;
+		disk = fuzz_temp_image(128 * 512, 0);
+		cd = fuzz_temp_image(16 * 2048, 0);
 	}
-	memset(mem.host, 0, RAM);
 	drives[0] = disk;
 	drives[1] = NULL;
 	drives[2] = cd;
 	drives[3] = (len & 1) ? disk : NULL;	/* sometimes a slave on the CD's channel */
-	if (ide_init(&ide, &mem, &ops, NULL, drives, cdrom) < 0)
+	if (ide_init(&ide, mem, &ops, NULL, drives, cdrom) < 0)
 		abort();
 
 	for (size_t i = 0; i + 6 <= len; i += 6) {
@@ -91,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			break;
 		case 6:	/* guest RAM: PRD tables, data */
 			addr = ((uint32_t)reg << 12 | (uint32_t)(op >> 3) << 4) & (RAM - 4);
-			memcpy(mem.host + addr, v, 4);
+			memcpy(mem->host + addr, v, 4);
 			break;
 		case 7:	/* a command byte, the most interesting write */
 			ide_cmd_io(ch, 7, true, v, 1);

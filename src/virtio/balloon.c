@@ -58,6 +58,9 @@ static void balloon_write_config(struct virtio_device *vdev, uint32_t offset, co
 	if (offset < offsetof(struct balloon_config, actual) || offset + len > sizeof(c))
 		return;	/* num_pages is the device's; the driver may not write it */
 	memcpy((uint8_t *)&c + offset, buf, len);
+	/* The guest cannot give more than its RAM; the host reports RAM minus this. */
+	if (b->mem && c.actual > b->mem->ram_size >> BALLOON_PFN_SHIFT)
+		c.actual = (uint32_t)(b->mem->ram_size >> BALLOON_PFN_SHIFT);
 	if (c.actual == b->actual)
 		return;
 	b->actual = c.actual;

@@ -231,6 +231,33 @@ static void test_actual_and_target(void **state)
 	assert_int_equal(virtio_balloon_actual(&f->b), 0);
 }
 
+/*
+ * "actual" is what the guest says it gave, but it cannot give more than its
+ * RAM: the host reports RAM minus actual (query-balloon, BALLOON_CHANGE),
+ * which a larger value would wrap below zero.
+ */
+static void test_actual_is_at_most_ram(void **state)
+{
+	struct fx *f = *state;
+	uint32_t v = UINT32_MAX, got;
+	uint8_t top = 0x80;
+
+	pthread_mutex_lock(&f->vp.vdev.lock);
+	virtio_balloon_ops.write_config(&f->vp.vdev, 4, &v, 4);
+	pthread_mutex_unlock(&f->vp.vdev.lock);
+	assert_int_equal(virtio_balloon_actual(&f->b), RAM_SIZE >> 12);
+	virtio_balloon_ops.read_config(&f->vp.vdev, 4, &got, 4);
+	assert_int_equal(got, RAM_SIZE >> 12);
+
+	/* Byte by byte as well: the top byte alone is 2^31 pages. */
+	v = 0;
+	pthread_mutex_lock(&f->vp.vdev.lock);
+	virtio_balloon_ops.write_config(&f->vp.vdev, 4, &v, 4);
+	virtio_balloon_ops.write_config(&f->vp.vdev, 7, &top, 1);
+	pthread_mutex_unlock(&f->vp.vdev.lock);
+	assert_int_equal(virtio_balloon_actual(&f->b), RAM_SIZE >> 12);
+}
+
 static void test_statistics_are_kept_and_the_buffer_held(void **state)
 {
 	struct fx *f = *state;
@@ -267,6 +294,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_actual_and_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_statistics_are_kept_and_the_buffer_held, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_actual_is_at_most_ram, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,5 +15,6 @@ set -- "$scratch"
 [ -n "$seeds" ] && [ -d "$seeds" ] && set -- "$scratch" "$seeds"
 # -close_fd_mask=3: the code under test prints its own error messages for
 # every bad input; sanitizer reports and crash details still appear.
-"$exe" -seed=1 -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -max_len=262144 \
+# -error_exitcode=1: libFuzzer's default, 77, is what meson reads as "skipped".
+"$exe" -seed=1 -error_exitcode=1 -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -max_len=262144 \
 	-close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$art/$(basename "$exe")-" "$@"

@@ -411,6 +411,8 @@ static void write_status(struct virtio_pci *vp, uint8_t status)
 		device_reset(vp);
 		return;
 	}
+	/* NEEDS_RESET is the device's bit: the driver MUST NOT set it (§2.1.2). */
+	status &= (uint8_t)~VIRTIO_STATUS_NEEDS_RESET;
 	/* FEATURES_OK stays clear when the driver took what was not offered (§3.1.1). */
 	if ((status & VIRTIO_STATUS_FEATURES_OK) && !(vdev->status & VIRTIO_STATUS_FEATURES_OK)) {
 		if ((vdev->driver_features & ~offered) || !(vdev->driver_features & VIRTIO_F_VERSION_1))

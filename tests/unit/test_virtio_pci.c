@@ -742,6 +742,26 @@ static void test_notify_bad_chain_needs_reset(void **state)
 	assert_int_equal(f->dev.notifies, 1);
 }
 
+/*
+ * DEVICE_NEEDS_RESET is the device's to set (§2.1.2: the driver MUST NOT):
+ * a driver writing it gets neither the bit nor a device that stops, with
+ * its queues still enabled, halfway.
+ */
+static void test_driver_cannot_set_needs_reset(void **state)
+{
+	struct fx *f = *state;
+
+	f->dev.process = true;
+	driver_up(f);
+	common_write(f, C_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK | S_NEEDS_RESET, 1);
+	assert_false(status(f) & S_NEEDS_RESET);
+	assert_int_equal(common_read(f, C_Q_ENABLE, 2), 1);
+	post_request(f, 0, 0);
+	kick(f, 0);
+	assert_int_equal(f->dev.handled, 1);
+	assert_int_equal(used_idx(f, 0), 1);
+}
+
 static void test_intx_disable(void **state)
 {
 	struct fx *f = *state;
@@ -1142,6 +1162,7 @@ int main(void)
 		T(test_notify_each_queue),
 		T(test_notify_processes_queue),
 		T(test_notify_bad_chain_needs_reset),
+		T(test_driver_cannot_set_needs_reset),
 		T(test_intx_disable),
 		T(test_isr_writes_ignored),
 		T(test_device_config),

@@ -293,7 +293,8 @@ static void net_send_request(struct virtio_net *n, unsigned pair, const struct v
 	size_t skip = n->nc.using_vnet_hdr ? 0 : NET_VNET_HDR_LEN;
 	int cnt = 0;
 
-	if (req->out_len < NET_VNET_HDR_LEN + 14)
+	/* No Ethernet frame: a runt, or beyond 64 KiB (TSO's limit) that no back end takes. */
+	if (req->out_len < NET_VNET_HDR_LEN + 14 || req->out_len > NET_MAX_FRAME)
 		return;
 	for (unsigned i = 0; i < req->nr_out; i++) {
 		size_t l = req->out[i].iov_len;

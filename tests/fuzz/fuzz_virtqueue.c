@@ -32,6 +32,7 @@
 
 #include "virtio/devices.h"
 #include "virtio/pci.h"
+#include "fuzz_virtio.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
@@ -40,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 #define HIGH_SIZE (16 * 1024)
 #define DISK_SIZE (32 * 1024)
 #define HEADER 16
-#define RECORD 8
+#define RECORD FUZZ_VIRTIO_RECORD
 
 static uint8_t *low, *high;
 static struct block_dev *disk_rw, *disk_ro;
@@ -73,28 +74,12 @@ static void init_once(void)
 
 static void memory_setup(struct guest_memory *mem, bool two, const uint8_t *body, size_t n)
 {
-	memset(mem, 0, sizeof(*mem));
-	memset(low, 0, LOW_SIZE);
-	memset(high, 0, HIGH_SIZE);
-	memcpy(low, body, n < LOW_SIZE ? n : LOW_SIZE);
-	if (n > LOW_SIZE)
-		memcpy(high, body + LOW_SIZE, n - LOW_SIZE < HIGH_SIZE ? n - LOW_SIZE : HIGH_SIZE);
-	mem->host = low;
-	mem->regions[0] = (struct memory_region){ .gpa = 0, .size = LOW_SIZE, .host = low };
-	mem->nr_regions = 1;
-	mem->ram_size = LOW_SIZE;
-	if (two) {
-		mem->regions[1] = (struct memory_region){
-			.gpa = HIGH_GPA, .size = HIGH_SIZE, .host = high,
-		};
-		mem->nr_regions = 2;
-		mem->ram_size += HIGH_SIZE;
-	}
+	fuzz_virtio_memory(mem, low, LOW_SIZE, high, HIGH_GPA, HIGH_SIZE, two, body, n);
 }
 
 static uint16_t get16(const uint8_t *p)
 {
-	return (uint16_t)(p[0] | p[1] << 8);
+	return fuzz_get16(p);
 }
 
 static void queue_params(struct virtqueue *vq, const uint8_t *h)
@@ -212,19 +197,6 @@ static void reset_disk(void)
 		abort();
 }
 
-/* Config space access through 0xcf8/0xcfc. */
-static void config_io(struct pci_bus *bus, unsigned slot, unsigned reg, bool write, uint32_t v,
-		      unsigned size)
-{
-	uint32_t a = 0x80000000u | slot << 11 | (reg & 0xfc);
-	uint8_t b[4];
-
-	memcpy(b, &a, 4);
-	pci_config_address_io(bus, 0, true, b, 4);
-	memcpy(b, &v, 4);
-	pci_config_data_io(bus, reg & 3, write, b, size);
-}
-
 static void run_blk(const uint8_t *h, const uint8_t *rest, size_t n, bool transport)
 {
 	static struct virtio_pci vp;
@@ -277,42 +249,8 @@ static void run_blk(const uint8_t *h, const uint8_t *rest, size_t n, bool transp
 		goto out;
 	}
 
-	uint64_t bar1 = vp.pci.bars[1].addr, bar4 = vp.pci.bars[4].addr;
-	for (size_t i = 0; i < nrec; i++) {
-		const uint8_t *r = records + RECORD * i;
-		unsigned size = 1u << (r[1] & 3);	/* 1, 2, 4, 8 */
-		uint16_t off = get16(r + 2);
-		uint32_t v32 = (uint32_t)(r[4] | r[5] << 8 | r[6] << 16 | (uint32_t)r[7] << 24);
-		uint64_t v = v32 | (uint64_t)v32 << 32;
-		uint8_t buf[8];
-		bool write = r[1] & 4;
-
-		memcpy(buf, &v, 8);
-		switch (r[0] & 7) {
-		case 0:	/* common configuration, where most of the protocol is */
-			pci_mmio_io(&bus, bar4 + (off & 0x3f) - PCI_MMIO_WINDOW_BASE, write, buf, size);
-			break;
-		case 1:	/* anywhere in the virtio BAR: ISR, device config, notify */
-			pci_mmio_io(&bus, bar4 + (off & 0x3fff) - PCI_MMIO_WINDOW_BASE, write, buf, size);
-			break;
-		case 2:	/* a kick of queue 0 */
-			pci_mmio_io(&bus, bar4 + 0x3000 - PCI_MMIO_WINDOW_BASE, true, buf, 2);
-			break;
-		case 3:	/* the MSI-X table and PBA */
-			pci_mmio_io(&bus, bar1 + (off & 0xfff) - PCI_MMIO_WINDOW_BASE, write, buf, size);
-			break;
-		case 4:
-			config_io(&bus, 1, off & 0xff, write, v32, size > 4 ? 4 : size);
-			break;
-		case 5:	/* the MMIO window at large (BARs moved elsewhere, nothing) */
-			pci_mmio_io(&bus, (uint64_t)v32 << 4, write, buf, size);
-			break;
-		default:	/* a 64-bit queue address write, to help the fuzzer along */
-			pci_mmio_io(&bus, bar4 + 0x20 + 8 * (r[1] % 3) - PCI_MMIO_WINDOW_BASE, true,
-				    buf, 4);
-			break;
-		}
-	}
+	for (size_t i = 0; i < nrec; i++)
+		fuzz_virtio_io(&bus, &vp, 1, records + RECORD * i);
 out:
 	virtio_pci_destroy(&vp);
 	virtio_blk_release(&blk);	/* joins the request workers started by a kick */

@@ -99,6 +99,139 @@ def fw_cfg_dma():
     return s
 
 
+def virtio_devices():
+    """fuzz_virtio_devices: a driver's start-up per device (virtio 1.2 §3.1.1: reset,
+    ACKNOWLEDGE, DRIVER, features, FEATURES_OK, each queue's size and rings, DRIVER_OK),
+    then kicks of queues holding valid requests and the host's side (record op 7).
+    Records are fuzz_virtio.h's: op, size/write/queue, offset, value; the 16-byte
+    header is device, options, flags, number of records; guest RAM follows."""
+    qsize = 16
+
+    def rec(op, sub, off, val):
+        return struct.pack("<BBHI", op, sub, off, val & 0xFFFFFFFF)
+
+    def cw(off, val, size):     # common configuration write
+        return rec(0, {1: 0, 2: 1, 4: 2}[size] | 4, off, val)
+
+    def cr(off, size):
+        return rec(0, {1: 0, 2: 1, 4: 2}[size], off, 0)
+
+    def kick(q):
+        return rec(2, q << 3, 0, 0)
+
+    class Ram:
+        """Queue q's rings at 0x400 * q: descriptors, avail +0x100, used +0x200."""
+        def __init__(self):
+            self.b, self.desc, self.avail = bytearray(0x3000), {}, {}
+
+        def put(self, gpa, data):
+            if gpa + len(data) > len(self.b):
+                self.b += bytes(gpa + len(data) - len(self.b))
+            self.b[gpa:gpa + len(data)] = data
+
+        def chain(self, q, bufs):
+            """bufs: (gpa, data or length, writable) in order, made available on q."""
+            base, head = 0x400 * q, self.desc.get(q, 0)
+            for i, (gpa, data, writable) in enumerate(bufs):
+                d = self.desc.get(q, 0)
+                self.desc[q] = d + 1
+                if not isinstance(data, int):
+                    self.put(gpa, data)
+                flags = (2 if writable else 0) | (1 if i + 1 < len(bufs) else 0)
+                n = data if isinstance(data, int) else len(data)
+                self.put(base + 16 * d, struct.pack("<QIHH", gpa, n, flags, d + 1))
+            a = self.avail.get(q, 0)
+            self.avail[q] = a + 1
+            self.put(base + 0x100 + 4 + 2 * a, struct.pack("<H", head))
+            self.put(base + 0x100 + 2, struct.pack("<H", a + 1))
+
+    def startup(features, nq):
+        s = cw(0x14, 0, 1) + cw(0x14, 1, 1) + cw(0x14, 3, 1)
+        s += cw(0x00, 0, 4) + cr(0x04, 4) + cw(0x00, 1, 4) + cr(0x04, 4)
+        s += cw(0x08, 0, 4) + cw(0x0C, features, 4) + cw(0x08, 1, 4) + cw(0x0C, features >> 32, 4)
+        s += cw(0x14, 11, 1) + cr(0x14, 1)
+        for q in range(nq):
+            b = 0x400 * q
+            s += cw(0x16, q, 2) + cw(0x18, qsize, 2) + cw(0x20, b, 4)
+            s += cw(0x28, b + 0x100, 4) + cw(0x30, b + 0x200, 4) + cw(0x1C, 1, 2)
+        return s + cw(0x14, 15, 1)
+
+    def seed(dev, opts, records, ram):
+        assert len(records) % 8 == 0 and len(records) // 8 < 256
+        return bytes([dev, opts, 0, len(records) // 8]) + bytes(12) + records + bytes(ram.b)
+
+    v1 = 1 << 32
+    eth = bytes.fromhex("525400123456" "020000000009" "0800") + bytes(range(46))
+    out = {}
+
+    # virtio-net, one pair: mergeable receive buffers, a frame out, RX mode and MAC table
+    # commands, then frames in (1000 bytes over three buffers, broadcast, a listed multicast).
+    ram = Ram()
+    for i in range(4):
+        ram.chain(0, [(0x2000 + 0x200 * i, 0x200, True)])
+    ram.chain(1, [(0x2800, bytes(12), False), (0x2810, eth, False)])
+    ram.chain(2, [(0x2900, b"\0\0", False), (0x2902, b"\0", False), (0x2903, b"\xff", True)])
+    table = struct.pack("<I", 1) + bytes.fromhex("020000000001")
+    table += struct.pack("<I", 1) + bytes.fromhex("01005e000001")
+    ram.chain(2, [(0x2910, b"\1\0", False), (0x2920, table, False), (0x2940, b"\xff", True)])
+    feats = v1 | 1 << 5 | 1 << 15 | 1 << 16 | 1 << 17 | 1 << 18 | 1 << 23
+    r = startup(feats, 3) + kick(1) + kick(2) + kick(0)
+    r += rec(7, 0, 1000, 0xAB000000 | 40 << 16) + rec(7, 1, 60, 0) + rec(7, 2, 60, 1 << 16)
+    out["net"] = seed(0, 0, r, ram)
+
+    # virtio-net, three pairs, a back end with vnet headers: offloads, VQ_PAIRS_SET 2,
+    # a frame out on pair 1 and one in on channel 1.
+    ram = Ram()
+    for q in (0, 2, 4):
+        for i in range(2):
+            ram.chain(q, [(0x2000 + 0x400 * q + 0x200 * i, 0x200, True)])
+    ram.chain(3, [(0x3800, bytes([1, 0]) + bytes(10), False), (0x3810, eth, False)])
+    ram.chain(6, [(0x3900, b"\4\0", False), (0x3902, b"\2\0", False), (0x3904, b"\xff", True)])
+    feats |= 1 << 0 | 1 << 1 | 1 << 7 | 1 << 22
+    r = startup(feats, 7) + kick(6) + kick(3) + rec(7, 1 << 2, 300, 0x01010000)
+    out["net-mq-vnet"] = seed(0, 1 | 2 << 1, r, ram)
+
+    # virtio-console: output, host input into the receive buffers, an emergency write.
+    ram = Ram()
+    ram.chain(0, [(0x2000, 64, True)])
+    ram.chain(0, [(0x2040, 64, True)])
+    ram.chain(1, [(0x2100, b"hello, world\n", False)])
+    r = startup(v1, 2) + kick(1) + rec(7, 0, 100, 0x64636261) + kick(0)
+    r += rec(1, 2 | 4, 0x2008, ord("!")) + rec(1, 1, 0x2000, 0)
+    out["console"] = seed(1, 0, r, ram)
+
+    # virtio-rng: two writable buffers.
+    ram = Ram()
+    ram.chain(0, [(0x2000, 64, True)])
+    ram.chain(0, [(0x2040, 0x800, True)])
+    out["rng"] = seed(2, 0, startup(v1, 1) + kick(0), ram)
+
+    # virtio-balloon with deflate-on-oom and free page reporting: inflate ascending and
+    # descending runs, deflate, statistics (twice), a reported range, "actual", a target.
+    ram = Ram()
+    ram.chain(0, [(0x2000, struct.pack("<4I", 8, 9, 10, 0x20), False)])
+    ram.chain(0, [(0x2010, struct.pack("<3I", 0xF, 0xE, 0xD), False)])
+    ram.chain(1, [(0x2100, struct.pack("<I", 8), False)])
+    ram.chain(2, [(0x2200, struct.pack("<HQHQ", 0, 4096, 4, 1 << 20), False)])
+    ram.chain(3, [(0xC000, 0x2000, True)])
+    feats = v1 | 1 << 1 | 1 << 2 | 1 << 5
+    r = startup(feats, 4) + kick(0) + kick(1) + kick(2) + kick(3)
+    r += rec(1, 2 | 4, 0x2004, 4) + rec(1, 2, 0x2000, 0) + rec(7, 1, 0, 8) + rec(7, 2, 0, 0)
+    ram.chain(2, [(0x2220, struct.pack("<HQ", 1, 7), False)])
+    r += kick(2)
+    out["balloon"] = seed(3, 1 | 2, r, ram)
+
+    # virtio-balloon over 2 MiB host pages at 4 MiB: a page given in two halves
+    # (freed once whole), then a whole page at once.
+    ram = Ram()
+    ram.chain(0, [(0x2000, struct.pack("<256I", *range(0x400, 0x500)), False)])
+    ram.chain(0, [(0x2400, struct.pack("<256I", *range(0x500, 0x600)), False)])
+    ram.chain(0, [(0x2800, struct.pack("<512I", *range(0x600, 0x800)), False)])
+    r = startup(v1 | 1 << 1, 3) + kick(0) + rec(1, 2 | 4, 0x2004, 1024)
+    out["balloon-huge"] = seed(3, 4, r, ram)
+    return out
+
+
 SEEDS = {
     "pvh": {"elf64": elf64_pvh(), "no-note": elf64_pvh(note=False),
             "empty-load": elf64_pvh(code=b"")},
@@ -119,6 +252,7 @@ SEEDS = {
     "serial": {"linux-8250": serial_stream()},
     "fdc": {"read": floppy_read(), "write": floppy_read(write=True)},
     "fw_cfg": {"dma": fw_cfg_dma()},
+    "virtio_devices": virtio_devices(),
     # Client bytes; a 00 00 pair splits the input into separate reads.
     "qmp": {n: v for n, v in [
         ("negotiate", b'{"execute": "qmp_capabilities"}\r\n{"execute": "query-status", "id": 1}'),

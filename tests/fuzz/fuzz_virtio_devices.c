@@ -221,7 +221,8 @@ static uint16_t used_total(void)
 
 /*
  * A frame from the back end: [1] bits 0-1 the destination (our MAC,
- * broadcast, multicast, another unicast), bits 2-3 the channel queue, [2..3]
+ * broadcast, multicast, another unicast), bits 2-3 the channel queue (bit 4:
+ * none, the back end's plain receive), [2..3]
  * payload length, [4..5] header flags and GSO type, [6] the address's last
  * byte and where the frame splits in two, [7] the fill byte.
  */
@@ -234,7 +235,7 @@ static void net_inject(const uint8_t *r)
 			      { 0x01, 0x00, 0x5e, 0x00, 0x00, r[6] }, { 0x02, 0, 0, 0, 0, r[6] } };
 	struct virtio_net_hdr vh = { .flags = r[4], .gso_type = r[5], .num_buffers = 0xffff };
 	struct iovec iov[2] = { { frame, split }, { frame + split, len - split } };
-	unsigned queue = (r[1] >> 2) & 3;
+	unsigned queue = (r[1] & 0x10) ? 0 : (r[1] >> 2) & 3;
 	uint64_t frames = net.rx_frames;
 	uint16_t used = used_total();
 
@@ -242,7 +243,9 @@ static void net_inject(const uint8_t *r)
 	memset(frame, r[7], len);
 	memcpy(frame, &vh, hdr);
 	memcpy(frame + hdr, dst[r[1] & 3], len - hdr < 6 ? len - hdr : 6);
-	ssize_t rc = net_send_queue(&peer.nc, queue, split ? iov : iov + 1, split ? 2 : 1);
+	const struct iovec *v = split ? iov : iov + 1;
+	ssize_t rc = (r[1] & 0x10) ? net_send(&peer.nc, v, split ? 2 : 1)
+				   : net_send_queue(&peer.nc, queue, v, split ? 2 : 1);
 	if (rc != 0 && rc != (ssize_t)len)
 		abort();
 	if (rc == 0 && len) {

@@ -179,6 +179,16 @@ def virtio_devices():
     r += rec(7, 0, 1000, 0xAB000000 | 40 << 16) + rec(7, 1, 60, 0) + rec(7, 2, 60, 1 << 16)
     out["net"] = seed(0, 0, r, ram)
 
+    # virtio-net: a frame of 80000 bytes (one buffer twice), dropped, then a plain one;
+    # the VLAN and ANNOUNCE classes, which are not offered, get an error.
+    ram = Ram()
+    ram.chain(1, [(0x2800, bytes(12), False), (0, 40000, False), (0, 40000, False)])
+    ram.chain(1, [(0x2800, bytes(12), False), (0x2810, eth, False)])
+    ram.chain(2, [(0x2900, b"\2\0", False), (0x2902, b"\1\0", False), (0x2904, b"\0", True)])
+    ram.chain(2, [(0x2910, b"\3\0", False), (0x2912, b"\0", True)])
+    r = startup(v1 | 1 << 5 | 1 << 17, 3) + kick(1) + kick(2)
+    out["net-jumbo"] = seed(0, 0, r, ram)
+
     # virtio-net, three pairs, a back end with vnet headers: offloads, VQ_PAIRS_SET 2,
     # a frame out on pair 1 and one in on channel 1.
     ram = Ram()

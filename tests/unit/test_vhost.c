@@ -42,6 +42,8 @@
 #include "virtio/devices.h"
 #include "virtio/pci.h"
 
+#include "fake_virtio.h"
+
 #define MAX_CALLS 64
 
 struct call {
@@ -309,7 +311,7 @@ static void test_failed_start_is_undone(void **state)
 
 #define RAM_SIZE (5ULL << 30)	/* split around the PCI hole: 3 GiB + 2 GiB above 4 GiB */
 #define QSIZE 16
-#define RING(q) (0x10000 * (uint64_t)((q) + 1))
+#define RING(q) FAKE_RING(q)	/* desc; avail +0x1000; used +0x2000 */
 #define STATUS_REG 0x14	/* common configuration, virtio 1.2 §4.1.4.3 */
 #define VIRTIO_BAR 4
 
@@ -420,15 +422,7 @@ static struct fx *make_pairs(uint64_t kernel_features, unsigned pairs)
 	assert_int_equal(virtio_pci_create(&f->vp, &f->bus, -1, &virtio_net_ops, &f->net,
 					   2 * pairs + 1, &f->mem, -1, &f->io), 0);
 	virtio_net_attach(&f->net, &f->vp.vdev);
-	for (unsigned q = 0; q < 2 * pairs + 1; q++) {
-		struct virtqueue *vq = &f->vp.vdev.vqs[q];
-		vq->size = QSIZE;
-		vq->desc_gpa = RING(q);
-		vq->avail_gpa = RING(q) + 0x1000;
-		vq->used_gpa = RING(q) + 0x2000;
-		assert_true(vq_check_rings(vq));
-		vq->ready = true;
-	}
+	assert_true(fake_virtio_rings_ready(&f->vp.vdev, 2 * pairs + 1, QSIZE));
 	f->vp.vdev.driver_features = VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | (1ULL << 15);
 	f->vp.vdev.status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 			    VIRTIO_STATUS_FEATURES_OK;

@@ -22,12 +22,13 @@
 #include "virtio/devices.h"
 #include "virtio/pci.h"
 
+#include "fake_virtio.h"
+
 #define RAM_SIZE (8 * MIB)
 #define QSIZE 16
-#define RING(q) (0x10000ULL * (q) + 0x10000)
-#define DESC(q) RING(q)
-#define AVAIL(q) (RING(q) + 0x1000)
-#define USED(q) (RING(q) + 0x2000)
+#define DESC(q) FAKE_RING(q)
+#define AVAIL(q) FAKE_AVAIL(q)
+#define USED(q) FAKE_USED(q)
 #define BUF_GPA 0x80000
 #define DATA_GPA 0x200000	/* pages the tests give away */
 #define F_WRITE 2
@@ -64,16 +65,8 @@ static int setup(void **state)
 			      NULL) < 0 ||
 	    virtio_balloon_plug(&f->b, &f->vp.vdev, &f->mem, NULL) < 0)
 		return -1;
-	for (unsigned q = 0; q < 4; q++) {
-		struct virtqueue *vq = &f->vp.vdev.vqs[q];
-		vq->size = QSIZE;
-		vq->desc_gpa = DESC(q);
-		vq->avail_gpa = AVAIL(q);
-		vq->used_gpa = USED(q);
-		if (!vq_check_rings(vq))
-			return -1;
-		vq->ready = true;
-	}
+	if (!fake_virtio_rings_ready(&f->vp.vdev, 4, QSIZE))
+		return -1;
 	f->vp.vdev.driver_features = VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_BALLOON_F_STATS_VQ |
 				     1ULL << VIRTIO_BALLOON_F_REPORTING;
 	f->vp.vdev.status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |

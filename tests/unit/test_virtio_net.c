@@ -17,12 +17,13 @@
 #include <string.h>
 
 #include "fake.h"
+#include "fake_virtio.h"
 #include "virtio/devices.h"
 #include "virtio/pci.h"
 
 #define RAM_SIZE (4 * MIB)
 #define QSIZE 16
-#define RING(q) (0x10000 * (uint64_t)((q) + 1))	/* desc; avail +0x1000; used +0x2000 */
+#define RING(q) FAKE_RING(q)	/* desc; avail +0x1000; used +0x2000 */
 #define BUF(q, i) (0x100000 + 0x40000 * (uint64_t)(q) + 0x1000 * (uint64_t)(i))
 #define F_NEXT 1
 #define F_WRITE 2
@@ -120,15 +121,7 @@ static struct fx *make_pairs(bool vnet_peer, uint64_t features, unsigned pairs)
 					   2 * pairs + 1, &f->mem, -1, NULL), 0);
 	virtio_net_attach(&f->net, &f->vp.vdev);
 	f->peer.wakes = 0;
-	for (unsigned q = 0; q < 2 * pairs + 1; q++) {
-		struct virtqueue *vq = &f->vp.vdev.vqs[q];
-		vq->size = QSIZE;
-		vq->desc_gpa = RING(q);
-		vq->avail_gpa = RING(q) + 0x1000;
-		vq->used_gpa = RING(q) + 0x2000;
-		assert_true(vq_check_rings(vq));
-		vq->ready = true;
-	}
+	assert_true(fake_virtio_rings_ready(&f->vp.vdev, 2 * pairs + 1, QSIZE));
 	f->vp.vdev.driver_features = VIRTIO_F_VERSION_1 | features;
 	f->vp.vdev.status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 			    VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;

@@ -29,6 +29,13 @@ class Netns:
         self.run("ip", "addr", "add", addr, "dev", name)
         self.run("ip", "link", "set", name, "up")
 
+    def bridge_with_scripts(self, tmp_path, addr):
+        """A fresh bridge with addr on it and the ifup/ifdown scripts that put a
+        TAP on it (bridge_scripts): (bridge, up, down, log)."""
+        br = unique("kbr")
+        self.bridge(br, addr)
+        return (br, *bridge_scripts(tmp_path, br))
+
     def has_link(self, name):
         return self.run("ip", "link", "show", name, check=False).returncode == 0
 

@@ -8,7 +8,7 @@ import zlib
 import pytest
 
 from conftest import kestrel, need_qemu, probe_lines, qemu
-from netns import bridge_scripts, unique
+from netns import unique
 from test_net import BASE, QEMU_BASE, finish, netns, random_mac, vmm, vms  # noqa: F401
 
 
@@ -49,9 +49,8 @@ def test_e1000_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path):
     if kind == "qemu":
         need_qemu()
     ns = netns()
-    br, tap = unique("kbr"), unique("ktap")
-    ns.bridge(br, "10.78.0.1/24")
-    up, down, _ = bridge_scripts(tmp_path, br)
+    br, up, down, _ = ns.bridge_with_scripts(tmp_path, "10.78.0.1/24")
+    tap = unique("ktap")
     nic = ["-netdev", f"tap,id=n0,ifname={tap},script={up},downscript={down}",
            "-device", f"e1000,netdev=n0,mac={random_mac()}"]
     s = vms(ns.argv(*vmm(kind, probe, *nic,

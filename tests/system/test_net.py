@@ -8,13 +8,12 @@ import random
 import re
 import socket
 import subprocess
-import time
 import zlib
 
 import pytest
 
-from conftest import KESTREL, QEMU, Session, kestrel, need_qemu, probe_lines, qemu
-from netns import Netns, bridge_scripts, unique, write_script
+from conftest import KESTREL, QEMU, kestrel, need_qemu, probe_lines, qemu
+from netns import Netns, unique, write_script
 from qmp_client import QMP
 
 BASE = ["-m", "128m", "-nographic"]
@@ -38,17 +37,9 @@ def netns():
 
 
 @pytest.fixture
-def vms():
-    started = []
-
-    def start(argv):
-        s = Session(argv)
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.kill()
+def vms(session):
+    """conftest's session fixture: VMs started by a test are killed after it."""
+    return session
 
 
 def random_mac():
@@ -79,9 +70,8 @@ def test_probe_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path):
     if kind == "qemu":
         need_qemu()
     ns = netns()
-    br, tap = unique("kbr"), unique("ktap")
-    ns.bridge(br, "10.77.0.1/24")
-    up, down, log = bridge_scripts(tmp_path, br)
+    br, up, down, log = ns.bridge_with_scripts(tmp_path, "10.77.0.1/24")
+    tap = unique("ktap")
     s = vms(ns.argv(*vmm(kind, probe, *tap_args(kind, tap, up, down, random_mac()),
                          scenario="net-respond,ip=10.77.0.2,count=3,timeout=60")))
     s.expect(r"probe: net: ready", timeout=60)
@@ -105,9 +95,8 @@ def test_two_probes_on_one_bridge_exchange_frames(kind, probe, netns, vms, tmp_p
     if kind == "qemu":
         need_qemu()
     ns = netns()
-    br, tap_a, tap_b = unique("kbr"), unique("ka"), unique("kb")
-    ns.bridge(br, "10.78.0.1/24")
-    up, down, _ = bridge_scripts(tmp_path, br)
+    br, up, down, _ = ns.bridge_with_scripts(tmp_path, "10.78.0.1/24")
+    tap_a, tap_b = unique("ka"), unique("kb")
     a = vms(ns.argv(*vmm(kind, probe, *tap_args(kind, tap_a, up, down, random_mac()),
                          scenario="net-respond,ip=10.78.0.2,timeout=60")))
     a.expect(r"probe: net: ready", timeout=60)
@@ -123,9 +112,8 @@ def test_two_probes_on_one_bridge_exchange_frames(kind, probe, netns, vms, tmp_p
 def test_legacy_net_options_join_a_hub(probe, netns, vms, tmp_path):
     """-net nic,vlan=1 + -net tap,vlan=1: the NIC and the TAP meet on hub 1."""
     ns = netns()
-    br, tap = unique("kbr"), unique("ktap")
-    ns.bridge(br, "10.79.0.1/24")
-    up, down, _ = bridge_scripts(tmp_path, br)
+    br, up, down, _ = ns.bridge_with_scripts(tmp_path, "10.79.0.1/24")
+    tap = unique("ktap")
     s = vms(ns.argv(*vmm("kestrel", probe,
                          "-net", f"nic,vlan=1,model=virtio,macaddr={random_mac()}",
                          "-net", f"tap,vlan=1,ifname={tap},script={up},downscript={down}",
@@ -194,9 +182,8 @@ def test_vhost_probe_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path)
     if kind == "qemu":
         need_qemu()
     ns = netns()
-    br, tap = unique("kbr"), unique("kvh")
-    ns.bridge(br, "10.81.0.1/24")
-    up, down, log = bridge_scripts(tmp_path, br)
+    br, up, down, log = ns.bridge_with_scripts(tmp_path, "10.81.0.1/24")
+    tap = unique("kvh")
     net = ["-netdev", f"tap,id=n0,ifname={tap},script={up},downscript={down},vhost=on",
            "-device", f"virtio-net-pci,netdev=n0,mac={random_mac()}"]
     argv = vmm(kind, probe, *net, scenario="net-respond,ip=10.81.0.2,count=5,timeout=60")
@@ -222,9 +209,8 @@ def test_vhost_rings_survive_a_system_reset(probe, netns, vms, tmp_path, vhost):
     """A reset rebuilds the VM: vhost lets go of the old RAM and gets the new rings (vhost=off:
     the same path in userspace, the control run)."""
     ns = netns()
-    br, tap = unique("kbr"), unique("kvr")
-    ns.bridge(br, "10.82.0.1/24")
-    up, down, _ = bridge_scripts(tmp_path, br)
+    br, up, down, _ = ns.bridge_with_scripts(tmp_path, "10.82.0.1/24")
+    tap = unique("kvr")
     sock = tmp_path / "qmp.sock"
     s = vms(ns.argv("env", "KESTREL_DEBUG=1", *vmm(
         "kestrel", probe, "-qmp", f"unix:{sock},server,nowait",
@@ -453,9 +439,8 @@ def test_multiqueue_tap_and_queue_pairs(kind, probe, netns, vms, tmp_path):
     if kind == "qemu":
         need_qemu()
     ns = netns()
-    br, tap = unique("kbr"), unique("ktap")
-    ns.bridge(br, "10.82.0.1/24")
-    up, down, _ = bridge_scripts(tmp_path, br)
+    br, up, down, _ = ns.bridge_with_scripts(tmp_path, "10.82.0.1/24")
+    tap = unique("ktap")
     s = vms(ns.argv(*vmm(kind, probe, "-netdev",
                          f"tap,id=n0,ifname={tap},queues=2,script={up},downscript={down},vhost=off",
                          "-device", f"virtio-net-pci,netdev=n0,mac={random_mac()},mq=on,vectors=6",
@@ -515,9 +500,8 @@ def test_guest_checksum_offload_reaches_the_tap(kind, probe, netns, vms, tmp_pat
     seen = {}
     for offload in (1, 0):
         ns = netns()
-        br, tap = unique("kbr"), unique("ktap")
-        ns.bridge(br, "10.84.0.1/24")
-        up, down, _ = bridge_scripts(tmp_path, br)
+        br, up, down, _ = ns.bridge_with_scripts(tmp_path, "10.84.0.1/24")
+        tap = unique("ktap")
         s = vms(ns.argv(*vmm(kind, probe, *tap_args(kind, tap, up, down, random_mac()),
                              scenario=f"net-respond,ip=10.84.0.2,offload={offload},timeout=60")))
         s.expect(r"probe: net: ready", timeout=60)

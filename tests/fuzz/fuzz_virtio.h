@@ -21,6 +21,25 @@ static inline uint16_t fuzz_get16(const uint8_t *p)
 	return (uint16_t)(p[0] | p[1] << 8);
 }
 
+static inline uint32_t fuzz_get32(const uint8_t *p)
+{
+	return (uint32_t)(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24);
+}
+
+/* Whether len bytes at host address p lie inside one region of guest RAM. */
+static inline bool fuzz_in_ram(const struct guest_memory *mem, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	for (unsigned r = 0; r < mem->nr_regions; r++) {
+		const struct memory_region *reg = &mem->regions[r];
+		if (b >= reg->host && (size_t)(b - reg->host) <= reg->size &&
+		    len <= reg->size - (size_t)(b - reg->host))
+			return true;
+	}
+	return false;
+}
+
 /*
  * Guest RAM: low (low_size bytes at 0) and, with two, high (high_size bytes
  * at high_gpa); both zeroed, then filled from body in that order.
@@ -71,7 +90,7 @@ static inline void fuzz_virtio_io(struct pci_bus *bus, struct virtio_pci *vp, un
 {
 	unsigned size = 1u << (r[1] & 3);	/* 1, 2, 4, 8 */
 	uint16_t off = fuzz_get16(r + 2);
-	uint32_t v32 = (uint32_t)(r[4] | r[5] << 8 | r[6] << 16 | (uint32_t)r[7] << 24);
+	uint32_t v32 = fuzz_get32(r + 4);
 	uint64_t v = v32 | (uint64_t)v32 << 32;
 	uint64_t bar1 = vp->pci.bars[1].addr, bar4 = vp->pci.bars[4].addr;
 	unsigned q = (r[1] >> 3) % (vp->vdev.num_queues ? vp->vdev.num_queues : 1);

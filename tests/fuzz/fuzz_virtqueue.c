@@ -41,7 +41,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 #define HIGH_SIZE (16 * 1024)
 #define DISK_SIZE (32 * 1024)
 #define HEADER 16
-#define RECORD FUZZ_VIRTIO_RECORD
 
 static uint8_t *low, *high;
 static struct block_dev *disk_rw, *disk_ro;
@@ -77,23 +76,18 @@ static void memory_setup(struct guest_memory *mem, bool two, const uint8_t *body
 	fuzz_virtio_memory(mem, low, LOW_SIZE, high, HIGH_GPA, HIGH_SIZE, two, body, n);
 }
 
-static uint16_t get16(const uint8_t *p)
-{
-	return fuzz_get16(p);
-}
-
 static void queue_params(struct virtqueue *vq, const uint8_t *h)
 {
 	uint64_t n = 1ULL << (h[1] % 11);	/* 1 .. 1024 */
 
 	vq->size = (uint16_t)n;
 	vq->event_idx = h[2] & 1;
-	vq->last_avail = get16(h + 4);
-	vq->used_idx = get16(h + 6);
+	vq->last_avail = fuzz_get16(h + 4);
+	vq->used_idx = fuzz_get16(h + 6);
 	if (h[2] & 8) {
-		vq->desc_gpa = (uint64_t)get16(h + 8) * 16;
-		vq->avail_gpa = (uint64_t)get16(h + 10) * 2;
-		vq->used_gpa = (uint64_t)get16(h + 12) * 4;
+		vq->desc_gpa = (uint64_t)fuzz_get16(h + 8) * 16;
+		vq->avail_gpa = (uint64_t)fuzz_get16(h + 10) * 2;
+		vq->used_gpa = (uint64_t)fuzz_get16(h + 12) * 4;
 		/* The top bit of each moves the ring to the high region's range. */
 		if (vq->desc_gpa >= 0x80000)
 			vq->desc_gpa += HIGH_GPA - 0x80000;
@@ -103,19 +97,6 @@ static void queue_params(struct virtqueue *vq, const uint8_t *h)
 		vq->avail_gpa = 16 * n;
 		vq->used_gpa = (16 * n + 6 + 2 * n + 3) & ~3ULL;
 	}
-}
-
-static bool inside(const struct guest_memory *mem, const struct iovec *iov)
-{
-	const uint8_t *b = iov->iov_base;
-
-	for (unsigned r = 0; r < mem->nr_regions; r++) {
-		const struct memory_region *reg = &mem->regions[r];
-		if (b >= reg->host && (size_t)(b - reg->host) <= reg->size &&
-		    iov->iov_len <= reg->size - (size_t)(b - reg->host))
-			return true;
-	}
-	return false;
 }
 
 /* Invariants of an accepted request; touches every byte so ASan sees the ranges. */
@@ -128,14 +109,16 @@ static void check_request(const struct guest_memory *mem, const struct virtqueue
 	if (req->head >= vq->size || req->nr_out > VQ_MAX_SEGS || req->nr_in > VQ_MAX_SEGS)
 		abort();
 	for (unsigned i = 0; i < req->nr_out; i++) {
-		if (!inside(mem, &req->out[i]) || req->out[i].iov_len == 0)
+		const struct iovec *v = &req->out[i];
+		if (!fuzz_in_ram(mem, v->iov_base, v->iov_len) || v->iov_len == 0)
 			abort();
 		out += req->out[i].iov_len;
 		sink ^= ((const uint8_t *)req->out[i].iov_base)[0];
 		sink ^= ((const uint8_t *)req->out[i].iov_base)[req->out[i].iov_len - 1];
 	}
 	for (unsigned i = 0; i < req->nr_in; i++) {
-		if (!inside(mem, &req->in[i]) || req->in[i].iov_len == 0)
+		const struct iovec *v = &req->in[i];
+		if (!fuzz_in_ram(mem, v->iov_base, v->iov_len) || v->iov_len == 0)
 			abort();
 		in += req->in[i].iov_len;
 		((uint8_t *)req->in[i].iov_base)[0] = 0xa5;
@@ -210,10 +193,11 @@ static void run_blk(const uint8_t *h, const uint8_t *rest, size_t n, bool transp
 	const uint8_t *records = rest;
 	size_t nrec = transport ? h[3] : 0;
 
-	if (nrec * RECORD > n)
-		nrec = n / RECORD;
+	if (nrec * FUZZ_VIRTIO_RECORD > n)
+		nrec = n / FUZZ_VIRTIO_RECORD;
 	strcpy(blk.serial, "fuzz");
-	memory_setup(&mem, h[2] & 2, rest + nrec * RECORD, n - nrec * RECORD);
+	memory_setup(&mem, h[2] & 2, rest + nrec * FUZZ_VIRTIO_RECORD,
+		     n - nrec * FUZZ_VIRTIO_RECORD);
 	if (pci_bus_init(&bus) < 0 ||
 	    virtio_pci_create(&vp, &bus, 1, &virtio_blk_ops, &blk, 0, &mem, -1, NULL) < 0)
 		abort();
@@ -243,14 +227,15 @@ static void run_blk(const uint8_t *h, const uint8_t *rest, size_t n, bool transp
 			if (taken != done && taken != (uint16_t)(done + 1))
 				abort();
 		} else if (done != taken ||
-			   vq->last_avail != get16((const uint8_t *)memory_ptr(&mem, vq->avail_gpa, 4) + 2)) {
+			   vq->last_avail !=
+			   fuzz_get16((const uint8_t *)memory_ptr(&mem, vq->avail_gpa, 4) + 2)) {
 			abort();
 		}
 		goto out;
 	}
 
 	for (size_t i = 0; i < nrec; i++)
-		fuzz_virtio_io(&bus, &vp, 1, records + RECORD * i);
+		fuzz_virtio_io(&bus, &vp, 1, records + FUZZ_VIRTIO_RECORD * i);
 out:
 	virtio_pci_destroy(&vp);
 	virtio_blk_release(&blk);	/* joins the request workers started by a kick */

@@ -7,6 +7,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kestrel=build/src/kestrel
 
+if [ ! -e /dev/kvm ]; then
+	echo "demo: this host has no /dev/kvm, so no virtual machine can run here." >&2
+	if [ -d /sys/module/kvm_pvm ]; then
+		echo "demo: kvm_pvm is loaded but did not bind: this kernel is itself a PVM guest." >&2
+	else
+		echo "demo: load kvm_intel or kvm_amd (and enable virtualization in the firmware)," >&2
+		echo "demo: or kvm_pvm on a host without vmx/svm." >&2
+	fi
+	echo "demo: without KVM, kestrel-img works and kestrel still checks command lines; this host:" >&2
+	"$kestrel" --check-host >&2 || true
+	exit 1
+fi
+if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	echo "demo: no permission to open /dev/kvm: run as root or join its group (kvm)." >&2
+	exit 1
+fi
+
 if grep -qwE 'vmx|svm' /proc/cpuinfo; then
 	echo "demo: this CPU has hardware virtualization: booting the Linux test guest" \
 	     "to a busybox shell (Ctrl-a x quits)."

@@ -116,6 +116,28 @@ static int check_vhost(const struct vm_config *cfg, struct net_client *const *ne
 	return 0;
 }
 
+int app_net_check(const struct vm_config *cfg)
+{
+	char err[512];
+	struct net_open_ctx ctx = { .vm_name = cfg->name, .err = err, .errlen = sizeof(err),
+				    .check_only = true };
+
+	for (unsigned i = 0; i < cfg->nr_netdevs; i++) {
+		const struct netdev_config *nd = &cfg->netdevs[i];
+		struct net_client *nc;
+
+		err[0] = '\0';
+		nc = open_backend(nd, &ctx);	/* every back end stops before opening */
+		if (nc)
+			net_client_close(nc);
+		else if (err[0]) {
+			log_error("-netdev %s,id=%s: %s", nd->type, nd->id, err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *loop)
 {
 	char err[512];

@@ -21,6 +21,11 @@ struct app_net {
 	unsigned nr_hubs;
 };
 
+/*
+ * Validates every -netdev's options without opening anything (no socket, TAP
+ * or script): run before /dev/kvm is opened.  Logs and returns -1 on a bad one.
+ */
+int app_net_check(const struct vm_config *cfg);
 /* Opens every back end (running ifup scripts), builds hubs, sets up and links the NICs. */
 int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *loop);
 /* Closes the back ends (running downscripts) and drops the MAC claims. */

@@ -432,7 +432,7 @@ int main(int argc, char **argv)
 		return status;
 	}
 	app_control_init(&app);
-	if (kvm_host_open(&app.host) < 0)
+	if (vm_preflight(&app.cfg) < 0 || app_net_check(&app.cfg) < 0)
 		goto out;
 	if (app.cfg.daemonize && daemonize(&app) < 0)
 		goto out;
@@ -446,8 +446,17 @@ int main(int argc, char **argv)
 		log_error("cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}
-	if (setup_frontends(&app) < 0 || open_disks(&app) < 0 || setup_virtconsole(&app) < 0 ||
+	if (setup_frontends(&app) < 0 || open_disks(&app) < 0 ||
+	    vm_preflight_backends(&app.cfg, app.disks) < 0 || setup_virtconsole(&app) < 0 ||
 	    setup_balloon(&app) < 0)
+		goto out;
+	/*
+	 * KVM last, after everything the command line names was checked and
+	 * opened (QEMU's order too), so a bad option gets its own error on a host
+	 * without /dev/kvm; network back ends follow it because their ifup
+	 * scripts change the host.
+	 */
+	if (kvm_host_open(&app.host) < 0)
 		goto out;
 	app.net_opened = true;
 	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)

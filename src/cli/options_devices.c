@@ -433,9 +433,40 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 	return add_device(cfg, opt, arg, &dev);
 }
 
+static const char *device_name(enum device_kind kind)
+{
+	static const char *const names[] = {
+		[DEVICE_VIRTIO_BLK] = "virtio-blk-pci",	[DEVICE_VIRTIO_RNG] = "virtio-rng-pci",
+		[DEVICE_VIRTIO_SERIAL] = "virtio-serial-pci", [DEVICE_VIRTIO_NET] = "virtio-net-pci",
+		[DEVICE_E1000] = "e1000",		[DEVICE_VIRTIO_BALLOON] = "virtio-balloon-pci",
+	};
+	return names[kind];
+}
+
+/* An addr= that the PIIX3 (slot 1, always there on pc) or another device holds. */
+static int check_slots(const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nr_devices; i++) {
+		const struct device_config *dev = &cfg->devices[i];
+		const char *holder = dev->slot == 1 ? "PIIX3" : NULL;
+		for (unsigned j = 0; !holder && dev->slot >= 0 && j < i; j++)
+			if (cfg->devices[j].slot == dev->slot)
+				holder = device_name(cfg->devices[j].kind);
+		if (holder) {
+			log_error("-device %s: PCI: slot %d function 0 not available for %s, in use by %s",
+				  device_name(dev->kind), dev->slot, device_name(dev->kind), holder);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int options_check_devices(struct vm_config *cfg)
 {
 	bool have_serial_bus = false;
+
+	if (check_slots(cfg) < 0)
+		return -1;
 
 	for (unsigned i = 0; i < cfg->nr_devices; i++) {
 		struct device_config *dev = &cfg->devices[i];

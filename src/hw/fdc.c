@@ -120,17 +120,22 @@ static void reset(struct fdc *fdc)
 		fdc->drives[i].cyl = 0;
 }
 
+int fdc_check_image(struct block_dev *blk, unsigned unit, char *err, size_t errlen)
+{
+	if (block_length(blk) == FDC_IMAGE_SIZE)
+		return 0;
+	snprintf(err, errlen, "floppy %c: the image has %llu bytes; only 1.44 MB (%u-byte) images "
+		 "are supported", 'A' + unit, (unsigned long long)block_length(blk), FDC_IMAGE_SIZE);
+	return -1;
+}
+
 int fdc_init(struct fdc *fdc, struct i8237 *dma, const struct fdc_ops *ops, void *opaque,
 	     struct block_dev *drives[FDC_MAX_DRIVES], char *err, size_t errlen)
 {
 	memset(fdc, 0, sizeof(*fdc));
 	for (unsigned i = 0; i < FDC_MAX_DRIVES; i++) {
-		if (drives[i] && block_length(drives[i]) != FDC_IMAGE_SIZE) {
-			snprintf(err, errlen, "floppy %c: the image has %llu bytes; only 1.44 MB "
-				 "(%u-byte) images are supported", 'A' + i,
-				 (unsigned long long)block_length(drives[i]), FDC_IMAGE_SIZE);
+		if (drives[i] && fdc_check_image(drives[i], i, err, errlen) < 0)
 			return -1;
-		}
 		fdc->drives[i].blk = drives[i];
 	}
 	pthread_mutex_init(&fdc->lock, NULL);

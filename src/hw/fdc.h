@@ -57,6 +57,8 @@ struct fdc {
 	uint8_t sector[FDC_SECTOR];
 };
 
+/* Whether the image for drive unit (0: A:) is a 1.44 MB one; -1 with err otherwise. */
+int fdc_check_image(struct block_dev *blk, unsigned unit, char *err, size_t errlen);
 /* Checks each image is 1.44 MB; -1 with a message in err otherwise. */
 int fdc_init(struct fdc *fdc, struct i8237 *dma, const struct fdc_ops *ops, void *opaque,
 	     struct block_dev *drives[FDC_MAX_DRIVES], char *err, size_t errlen);

@@ -92,55 +92,74 @@ static int parse_addr(const char *spec, struct sockaddr_in *sin, char *err, size
 	return 0;
 }
 
-/* mcast=group:port[,localaddr=a.b.c.d]: bound to the group's port, member of the group. */
-static int open_mcast(struct dgram *d, const char *group, const char *local, char *err,
-		      size_t errlen)
-{
-	struct ip_mreq mreq = { .imr_interface.s_addr = htonl(INADDR_ANY) };
+/* What mcast=/udp= and localaddr= name, parsed before any socket exists. */
+struct dgram_addrs {
+	struct sockaddr_in dest;	/* the group, or the udp= peer */
 	struct sockaddr_in bind_at;
-	int one = 1, ttl = 1;
+	struct ip_mreq mreq;		/* mcast: the group and the local interface */
+	bool has_iface;			/* mcast: localaddr= picks the interface */
+};
 
-	if (parse_addr(group, &d->dest, err, errlen) < 0)
+/* mcast=group:port[,localaddr=a.b.c.d] */
+static int parse_mcast(const char *group, const char *local, struct dgram_addrs *a, char *err,
+		       size_t errlen)
+{
+	a->mreq.imr_interface.s_addr = htonl(INADDR_ANY);
+	if (parse_addr(group, &a->dest, err, errlen) < 0)
 		return -1;
-	if (!IN_MULTICAST(ntohl(d->dest.sin_addr.s_addr))) {
+	if (!IN_MULTICAST(ntohl(a->dest.sin_addr.s_addr))) {
 		snprintf(err, errlen, "mcast=%s: not a multicast address (224.0.0.0/4)", group);
 		return -1;
 	}
-	if (local && inet_pton(AF_INET, local, &mreq.imr_interface) != 1) {
+	if (local && inet_pton(AF_INET, local, &a->mreq.imr_interface) != 1) {
 		snprintf(err, errlen, "localaddr=%s is not an IPv4 address", local);
 		return -1;
 	}
-	mreq.imr_multiaddr = d->dest.sin_addr;
-	bind_at = d->dest;	/* the group's port, on the group address: only its datagrams */
+	a->has_iface = local != NULL;
+	a->mreq.imr_multiaddr = a->dest.sin_addr;
+	a->bind_at = a->dest;	/* the group's port, on the group address: only its datagrams */
+	return 0;
+}
+
+/* udp=peer:port,localaddr=a.b.c.d:port */
+static int parse_udp(const char *peer, const char *local, struct dgram_addrs *a, char *err,
+		     size_t errlen)
+{
+	if (!local) {
+		snprintf(err, errlen, "udp= needs localaddr=address:port");
+		return -1;
+	}
+	return parse_addr(peer, &a->dest, err, errlen) < 0 ||
+	       parse_addr(local, &a->bind_at, err, errlen) < 0 ? -1 : 0;
+}
+
+/* mcast=: bound to the group's port, member of the group. */
+static int open_mcast(struct dgram *d, const struct dgram_addrs *a, const char *group, char *err,
+		      size_t errlen)
+{
+	int one = 1, ttl = 1;
+
 	if (setsockopt(d->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(d->fd, (struct sockaddr *)&bind_at, sizeof(bind_at)) < 0 ||
-	    setsockopt(d->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0 ||
+	    bind(d->fd, (const struct sockaddr *)&a->bind_at, sizeof(a->bind_at)) < 0 ||
+	    setsockopt(d->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &a->mreq, sizeof(a->mreq)) < 0 ||
 	    setsockopt(d->fd, IPPROTO_IP, IP_MULTICAST_LOOP, &one, sizeof(one)) < 0 ||
 	    setsockopt(d->fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl)) < 0 ||
-	    (local && setsockopt(d->fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq.imr_interface,
-				 sizeof(mreq.imr_interface)) < 0)) {
+	    (a->has_iface && setsockopt(d->fd, IPPROTO_IP, IP_MULTICAST_IF,
+					&a->mreq.imr_interface, sizeof(a->mreq.imr_interface)) < 0)) {
 		snprintf(err, errlen, "mcast=%s: %s", group, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-/* udp=peer:port,localaddr=a.b.c.d:port: a datagram link to one peer. */
-static int open_udp(struct dgram *d, const char *peer, const char *local, char *err,
+/* udp=: a datagram link to one peer, from localaddr=. */
+static int open_udp(struct dgram *d, const struct dgram_addrs *a, const char *local, char *err,
 		    size_t errlen)
 {
-	struct sockaddr_in bind_at;
 	int one = 1;
 
-	if (!local) {
-		snprintf(err, errlen, "udp= needs localaddr=address:port");
-		return -1;
-	}
-	if (parse_addr(peer, &d->dest, err, errlen) < 0 ||
-	    parse_addr(local, &bind_at, err, errlen) < 0)
-		return -1;
 	if (setsockopt(d->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(d->fd, (struct sockaddr *)&bind_at, sizeof(bind_at)) < 0) {
+	    bind(d->fd, (const struct sockaddr *)&a->bind_at, sizeof(a->bind_at)) < 0) {
 		snprintf(err, errlen, "localaddr=%s: %s", local, strerror(errno));
 		return -1;
 	}
@@ -160,6 +179,7 @@ struct net_client *net_dgram_open(struct opts *o, const char *id, struct net_ope
 {
 	const char *mcast = opts_get(o, "mcast"), *udp = opts_get(o, "udp");
 	const char *local = opts_get(o, "localaddr");
+	struct dgram_addrs a = { 0 };
 	struct dgram *d;
 
 	if (net_opts_reject_unused(o, ctx) < 0)
@@ -168,6 +188,11 @@ struct net_client *net_dgram_open(struct opts *o, const char *id, struct net_ope
 		snprintf(ctx->err, ctx->errlen, "exactly one of mcast= and udp= is needed");
 		return NULL;
 	}
+	if ((mcast ? parse_mcast(mcast, local, &a, ctx->err, ctx->errlen)
+		   : parse_udp(udp, local, &a, ctx->err, ctx->errlen)) < 0)
+		return NULL;
+	if (ctx->check_only)
+		return NULL;
 	d = calloc(1, sizeof(*d));
 	if (!d) {
 		snprintf(ctx->err, ctx->errlen, "out of memory");
@@ -182,8 +207,9 @@ struct net_client *net_dgram_open(struct opts *o, const char *id, struct net_ope
 		snprintf(ctx->err, ctx->errlen, "socket: %s", strerror(errno));
 		return open_failed(d);
 	}
-	if ((mcast ? open_mcast(d, mcast, local, ctx->err, ctx->errlen)
-		   : open_udp(d, udp, local, ctx->err, ctx->errlen)) < 0)
+	d->dest = a.dest;
+	if ((mcast ? open_mcast(d, &a, mcast, ctx->err, ctx->errlen)
+		   : open_udp(d, &a, local, ctx->err, ctx->errlen)) < 0)
 		return open_failed(d);
 	if (loop_add(d->loop, d->fd, EPOLLIN, dgram_readable, d) < 0) {
 		snprintf(ctx->err, ctx->errlen, "event loop: %s", strerror(errno));

@@ -90,6 +90,11 @@ struct net_open_ctx {
 	const char *vm_name;		/* for messages and script environments */
 	char *err;
 	size_t errlen;
+	/*
+	 * Only validate the options: the back end returns NULL with err left
+	 * empty once they are good, before it opens, creates or runs anything.
+	 */
+	bool check_only;
 };
 
 /* Frames to the peer; see net_client_ops.receive.  No peer: dropped (-1). */

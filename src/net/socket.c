@@ -213,6 +213,8 @@ struct net_client *net_socket_open(const char *text, const char *id, struct net_
 		snprintf(ctx->err, ctx->errlen, "exactly one of listen= and connect= is needed");
 		goto fail;
 	}
+	if (ctx->check_only)
+		goto fail;	/* valid: err stays empty */
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(ctx->err, ctx->errlen, "out of memory");

@@ -513,6 +513,8 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 		snprintf(ctx->err, ctx->errlen, "ifname=, script= and downscript= are invalid with fd=");
 		goto fail;
 	}
+	if (ctx->check_only)
+		goto fail;	/* valid: err stays empty */
 	t = calloc(1, sizeof(*t));
 	if (!t) {
 		snprintf(ctx->err, ctx->errlen, "out of memory");
@@ -658,6 +660,8 @@ struct net_client *net_bridge_open(const char *text, const char *id, struct net_
 		goto out;
 	if (!br)
 		br = "br0";	/* QEMU's default bridge */
+	if (ctx->check_only)
+		goto out;	/* valid: err stays empty; the bridge is looked up when opening */
 	int s = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	bool exists = s >= 0 && ifindex(s, br) > 0;
 	if (s >= 0)

@@ -490,6 +490,8 @@ static int add_hostfwd(struct user *u, const char *spec, struct in_addr dhcp_sta
 		goto bad;
 	if (*gaddr && !inet_aton(gaddr, &gip))
 		goto bad;
+	if (!u)
+		return 0;	/* only checking the rule */
 	if (slirp_add_hostfwd(u->slirp, udp, hip, hport, gip, gport) < 0) {
 		snprintf(err, errlen, "could not set up host forwarding rule '%s': %s", spec,
 			 strerror(errno));
@@ -578,6 +580,18 @@ struct net_client *net_user_open(const char *text, const char *id, struct net_op
 	    opts_get(o, "ipv6-host") || opts_get(o, "ipv6-dns")) {
 		snprintf(ctx->err, ctx->errlen, "smb=, dnssearch= and the ipv6-*= addresses are not "
 			 "supported yet");
+		goto fail;
+	}
+	if (ctx->check_only) {
+		/* Every hostfwd= rule parsed, nothing bound; err stays empty when all is good. */
+		for (size_t i = 0; i < o->count; i++) {
+			struct opt *it = &o->items[i];
+			if (!strcmp(it->key, "hostfwd") &&
+			    add_hostfwd(NULL, it->value, dhcp, ctx->err, ctx->errlen) < 0)
+				goto fail;
+			it->used |= !strcmp(it->key, "hostfwd") || !strcmp(it->key, "guestfwd");
+		}
+		net_opts_reject_unused(o, ctx);
 		goto fail;
 	}
 	u = calloc(1, sizeof(*u));

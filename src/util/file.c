@@ -53,3 +53,23 @@ fail:
 	close(fd);
 	return -1;
 }
+
+int file_size(const char *what, const char *path, uint64_t *size)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		log_error("%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_error("%s %s: not a regular file", what, path);
+		return -1;
+	}
+	if (access(path, R_OK) < 0) {
+		log_error("%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	*size = (uint64_t)st.st_size;
+	return 0;
+}

@@ -10,4 +10,7 @@
  */
 int file_read_all(const char *what, const char *path, size_t max, uint8_t **buf, size_t *len);
 
+/* The size of a readable regular file, without reading it; logs as file_read_all. */
+int file_size(const char *what, const char *path, uint64_t *size);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "util/file.h"
 #include "vmm/boot/acpi.h"
@@ -215,6 +216,27 @@ static int map_rom(struct vm *vm, const uint8_t *image, size_t len)
 	 */
 	if (memory_write(&vm->mem, BIOS_AREA_END - isa, image + len - isa, isa) < 0) {
 		log_error("-bios: guest RAM does not reach 1 MiB");
+		return -1;
+	}
+	return 0;
+}
+
+int firmware_check_bios(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		log_error("-bios %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_error("-bios %s: not a regular file", path);
+		return -1;
+	}
+	/* QEMU's rule (hw/i386/x86.c): a whole number of 64 KiB blocks. */
+	if (st.st_size == 0 || st.st_size % 0x10000 || st.st_size > FIRMWARE_MAX_SIZE) {
+		log_error("-bios %s: size %lld is not a multiple of 64 KiB up to %u MiB", path,
+			  (long long)st.st_size, FIRMWARE_MAX_SIZE >> 20);
 		return -1;
 	}
 	return 0;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct vm;
+struct vm_config;
 
 #define FIRMWARE_MAX_SIZE (16u << 20)
 #define FIRMWARE_ISA_BIOS_SIZE 0x20000u	/* 0xe0000-0xfffff */
@@ -20,9 +21,18 @@ struct vm;
 #define FIRMWARE_LINUXBOOT_ROM_NAME "linuxboot_dma.bin"
 #define FIRMWARE_LINUXBOOT_ROM "/usr/share/qemu/" FIRMWARE_LINUXBOOT_ROM_NAME
 
+/*
+ * The BIOS image can be mapped: a regular file of whole 64 KiB blocks, at
+ * most FIRMWARE_MAX_SIZE.  Checked from its size alone, before a VM exists.
+ */
+int firmware_check_bios(const char *path);
+
 /* Loads -bios (or the default) and fills fw_cfg and CMOS; logs and returns -1 on failure. */
 int firmware_setup(struct vm *vm);
 void firmware_destroy(struct vm *vm);
+
+/* The same without a VM: the kernel, initrd size and -append as QEMU checks them. */
+int firmware_linux_check(const struct vm_config *cfg);
 
 /* -kernel with -bios: the kernel, initrd and command line as fw_cfg items (firmware_linux.c). */
 int firmware_linux_setup(struct vm *vm);

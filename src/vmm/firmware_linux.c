@@ -41,6 +41,43 @@ static int add_rom(struct fw_cfg *fw)
 	return rc;
 }
 
+/* QEMU's checks and load plan for the kernel, initrd and command line; logs why not. */
+static int prepare(const struct vm_config *cfg, uint8_t *kernel, size_t kernel_len,
+		   uint64_t initrd_size, uint64_t low_ram, struct linuxboot_plan *plan)
+{
+	const char *cmdline = cfg->append ? cfg->append : "";
+	char err[256];
+
+	if (linuxboot_prepare(kernel, kernel_len, cmdline, initrd_size, low_ram, plan, err,
+			      sizeof(err)) == 0)
+		return 0;
+	/* Messages about -initrd or -append name their option themselves. */
+	if (err[0] == '-')
+		log_error("%s", err);
+	else
+		log_error("-kernel %s: %s", cfg->kernel, err);
+	return -1;
+}
+
+int firmware_linux_check(const struct vm_config *cfg)
+{
+	struct guest_memory layout = { 0 };
+	struct linuxboot_plan plan;
+	uint64_t initrd_size = 0;
+	uint8_t *kernel;
+	size_t kernel_len;
+	int rc;
+
+	if (cfg->initrd && file_size("-initrd", cfg->initrd, &initrd_size) < 0)
+		return -1;
+	if (file_read_all("-kernel", cfg->kernel, KERNEL_MAX_SIZE, &kernel, &kernel_len) < 0)
+		return -1;
+	memory_layout(&layout, cfg->ram_size);
+	rc = prepare(cfg, kernel, kernel_len, initrd_size, layout.regions[0].size, &plan);
+	free(kernel);
+	return rc;
+}
+
 int firmware_linux_setup(struct vm *vm)
 {
 	const struct vm_config *cfg = vm->cfg;
@@ -49,22 +86,14 @@ int firmware_linux_setup(struct vm *vm)
 	struct linuxboot_plan plan;
 	uint8_t *kernel = NULL, *initrd = NULL;
 	size_t kernel_len, initrd_len = 0;
-	char err[256];
 
 	if (file_read_all("-kernel", cfg->kernel, KERNEL_MAX_SIZE, &kernel, &kernel_len) < 0)
 		return -1;
 	if (cfg->initrd &&
 	    file_read_all("-initrd", cfg->initrd, INITRD_MAX_SIZE, &initrd, &initrd_len) < 0)
 		goto fail;
-	if (linuxboot_prepare(kernel, kernel_len, cmdline, initrd_len, vm->mem.regions[0].size,
-			      &plan, err, sizeof(err)) < 0) {
-		/* Messages about -initrd or -append name their option themselves. */
-		if (err[0] == '-')
-			log_error("%s", err);
-		else
-			log_error("-kernel %s: %s", cfg->kernel, err);
+	if (prepare(cfg, kernel, kernel_len, initrd_len, vm->mem.regions[0].size, &plan) < 0)
 		goto fail;
-	}
 	if (fw_cfg_add_u32(fw, FW_CFG_SETUP_ADDR, plan.setup_addr) < 0 ||
 	    fw_cfg_add_u32(fw, FW_CFG_SETUP_SIZE, plan.setup_size) < 0 ||
 	    fw_cfg_add_bytes(fw, FW_CFG_SETUP_DATA, kernel, plan.setup_size) < 0 ||

@@ -62,22 +62,49 @@ static int check_kvm(FILE *out)
 	return failures;
 }
 
+/*
+ * Which of the three hosts this is.  /dev/kvm decides first: a kernel may load
+ * kvm_pvm and still not bind it (a PVM guest itself), leaving no /dev/kvm.
+ */
+enum host_kind hostcheck_kind(void)
+{
+	if (access("/dev/kvm", F_OK) != 0)
+		return HOST_NO_KVM;
+	if (kvm_host_has_hw_virt())
+		return HOST_KVM_HW;
+	return kvm_host_is_pvm() ? HOST_KVM_PVM : HOST_KVM_OTHER;
+}
+
 int hostcheck_run(FILE *out)
 {
 	char buf[256];
 	bool hw = kvm_host_has_hw_virt();
-	bool pvm = kvm_host_is_pvm();
+	enum host_kind kind = hostcheck_kind();
 	int failures = 0;
 
 	report(out, "for hardware virtualization (vmx/svm)", hw ? PASS : WARN,
 	       hw ? NULL : "not in /proc/cpuinfo");
-	if (pvm)
+	switch (kind) {
+	case HOST_KVM_HW:
+		report(out, "the KVM flavour", PASS, "hardware: guests run natively in every mode");
+		break;
+	case HOST_KVM_PVM:
 		report(out, "the KVM flavour", INFO,
 		       "PVM: no hardware virtualization; guest user mode (CPL3) runs natively, "
 		       "guest kernel mode is emulated (~2M instructions/s), so Linux guests "
 		       "reach only their early boot log");
-	else
-		report(out, "the KVM flavour", hw ? PASS : WARN, hw ? "hardware KVM" : "unknown");
+		break;
+	case HOST_KVM_OTHER:
+		report(out, "the KVM flavour", WARN, "/dev/kvm without vmx/svm or kvm_pvm: unknown");
+		break;
+	case HOST_NO_KVM:
+		report(out, "the KVM flavour", FAIL,
+		       kvm_host_is_pvm() ? "no KVM: kvm_pvm is loaded but did not bind "
+					   "(this kernel is itself a guest), so no /dev/kvm; "
+					   "no guest can run here"
+					 : "no KVM: no /dev/kvm; no guest can run here");
+		break;
+	}
 	failures += check_kvm(out);
 
 	if (read_line("/sys/kernel/mm/ksm/run", buf, sizeof(buf)))

@@ -137,6 +137,14 @@ struct vm {
 
 /* Creates the VM, RAM, platform devices and vCPUs, and loads the kernel; logs and
  * returns -1 on failure (after which vm_destroy is still safe). */
+/*
+ * Checks what the configuration names without a VM (preflight.c): the kernel,
+ * initrd and BIOS files.  Logs and returns -1 on the first problem.
+ */
+int vm_preflight(const struct vm_config *cfg);
+/* The same for what needs the opened disks (a floppy's size), also before KVM. */
+int vm_preflight_backends(const struct vm_config *cfg, struct block_dev *const *disks);
+
 int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config *cfg,
 	      const struct vm_backends *backends);
 int vm_start(struct vm *vm);

@@ -20,9 +20,26 @@ PROBE = BUILD / "tests" / "guest" / "probe" / "probe.elf"
 QEMU = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host,-arch-capabilities"]
 
 
+# Decided once for the whole run: a test marked "guest" (or "linux", which boots
+# one) needs a vCPU, and on a host without /dev/kvm it is skipped with this
+# reason; every other test runs for real there (README: what runs where).
+HAVE_KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)
+NO_KVM = "no /dev/kvm on this host"
+
+
 def pytest_configure(config):
+    config.addinivalue_line("markers", "guest: starts a guest on /dev/kvm (Kestrel's or QEMU's)")
     config.addinivalue_line("markers", "linux: needs the Linux test guest (slow)")
     config.addinivalue_line("markers", "qemu: runs the reference peer QEMU 7.2")
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAVE_KVM:
+        return
+    skip = pytest.mark.skip(reason=NO_KVM)
+    for item in items:
+        if item.get_closest_marker("guest") or item.get_closest_marker("linux"):
+            item.add_marker(skip)
 
 
 def host_has_hw_virt():
@@ -141,7 +158,16 @@ def need_qemu():
 
 
 def pytest_terminal_summary(terminalreporter):
-    """States which level the Linux boot tests reached (init, or the early log)."""
+    """Says how many guest tests were skipped for want of KVM, and which level the
+    Linux boot tests reached (init, or the early log)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and NO_KVM in str(r.longrepr[2])]
+    terminalreporter.section("Host")
+    if HAVE_KVM:
+        terminalreporter.write_line("/dev/kvm present: guest tests ran")
+    else:
+        terminalreporter.write_line(f"{len(skipped)} guest tests skipped: {NO_KVM}; "
+                                    "every other test ran")
     try:
         import test_linux_boot
     except ImportError:

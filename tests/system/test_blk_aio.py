@@ -28,6 +28,7 @@ def as_raw(path, fmt, tmp_path):
     return open(out, "rb").read()
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("fmt", ["raw", "qcow2"])
 @pytest.mark.parametrize("cache", ["none", "writeback"])
 @pytest.mark.parametrize("aio", ["threads", "io_uring"])
@@ -63,6 +64,7 @@ def fd_kinds(pid):
     return kinds
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("aio,uring", [("io_uring", True), ("native", True), ("threads", False)])
 def test_the_engine_asked_for_is_the_one_running(probe, tmp_path, session, aio, uring):
     disk = raw_image(tmp_path)
@@ -84,6 +86,7 @@ def allocated(path):
     return os.stat(path).st_blocks * 512
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("aio", ["threads", "io_uring"])
 @pytest.mark.parametrize("detect,hole", [("off", False), ("on", False), ("unmap", True)])
 def test_detect_zeroes(probe, tmp_path, aio, detect, hole):
@@ -127,6 +130,7 @@ BLOCKDEV_FORMS = {
 }
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("vmm", ["kestrel", "qemu"])
 @pytest.mark.parametrize("form", sorted(BLOCKDEV_FORMS))
 def test_blockdev_forms_on_both_vmms(probe, tmp_path, vmm, form):

@@ -19,6 +19,7 @@ def run_on(kind, *args, timeout=90):
     return kestrel(*BASE, *args, timeout=timeout)
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", ["kestrel", "qemu"])
 def test_e1000_gets_a_dhcp_lease(kind, probe):
     status, out, err = run_on(kind, "-net", "nic,model=e1000,macaddr=52:54:00:e1:00:01",
@@ -32,6 +33,7 @@ def test_e1000_gets_a_dhcp_lease(kind, probe):
             "server 10.0.2.2") in lines
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", ["kestrel", "qemu"])
 def test_e1000_fetches_the_bootfile_over_tftp(kind, probe, tmp_path):
     data = os.urandom(200_000 + 77)
@@ -44,6 +46,7 @@ def test_e1000_fetches_the_bootfile_over_tftp(kind, probe, tmp_path):
     assert f"probe: net: tftp: boot.bin {len(data)} bytes crc32 0x{zlib.crc32(data):08x}" in lines
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", ["kestrel", "qemu"])
 def test_e1000_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path):
     if kind == "qemu":

@@ -43,6 +43,7 @@ def media(tmp_path_factory, probe):
     }
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("which", VMMS)
 def test_seabios_banner_and_boot_menu(session, which):
     """No -kernel: SeaBIOS runs from the reset vector, prints its banner on COM1
@@ -71,6 +72,7 @@ def test_bios_option_and_errors(tmp_path):
         assert b"-boot" in p.stderr, arg
 
 
+@pytest.mark.guest
 def test_debugcon_gets_seabios_log(session, tmp_path):
     log = tmp_path / "debugcon.log"
     s = session(vmm("kestrel", "-debugcon", f"file:{log}"))
@@ -93,6 +95,7 @@ def grub_boot(s, probe_expected):
         s.expect(r"probe: poweroff", timeout=30)
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("which", VMMS)
 def test_grub_from_hda_raw_boots_the_probe(session, media, which):
     """-hda raw: SeaBIOS -> GRUB's MBR and core.img (ATA PIO) -> grub.cfg and a
@@ -102,18 +105,21 @@ def test_grub_from_hda_raw_boots_the_probe(session, media, which):
     assert s.wait(timeout=30) == 0 if which == "kestrel" else True
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("which", VMMS)
 def test_grub_from_virtio_qcow2(session, media, which):
     s = session(vmm(which, "-drive", f"file={media['qcow2']},format=qcow2,if=virtio"))
     grub_boot(s, probe_expected=False)
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("fmt,iface", [("qcow2", "ide"), ("raw", "virtio")])
 def test_grub_other_disk_combinations(session, media, fmt, iface):
     s = session(vmm("kestrel", "-drive", f"file={media[fmt]},format={fmt},if={iface}"))
     grub_boot(s, probe_expected=False)
 
 
+@pytest.mark.guest
 def test_cdrom_boots_once_then_the_disk(session, media):
     """-boot once=d: the first boot is the grub-mkrescue ISO on the ATAPI CD-ROM
     (its GRUB reboots), the reset goes back to order=c and boots the disk.
@@ -132,6 +138,7 @@ def second(pattern):
     return rf"(?s){pattern}.*?{pattern}"
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("which", VMMS)
 def test_installer_cd_with_order_dc_once_d(session, media, which):
     """The issue's Windows XP scenario, -boot order=dc,once=d with an installer CD:
@@ -159,6 +166,7 @@ def test_installer_cd_with_order_dc_once_d(session, media, which):
     assert "Booting from Hard Disk" not in out   # GRUB chainloaded it, not SeaBIOS
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("which", VMMS)
 def test_bootindex_orders_the_boot_menu(session, media, which):
     """bootindex= on virtio-blk-pci and ide-cd goes to fw_cfg "bootorder"; SeaBIOS
@@ -174,6 +182,7 @@ def test_bootindex_orders_the_boot_menu(session, media, which):
     s.expect(r"1\. Virtio disk PCI:[0-9a-f:.]+\s+2\. DVD/CD \[ata1-0[^\n]*\s+3\. ata0-0", timeout=30)
 
 
+@pytest.mark.guest
 def test_numa_tables_reach_a_firmware_booted_guest(session, tmp_path, probe):
     """-numa under SeaBIOS: the SRAT/SLIT go through the table loader with the rest of
     kestrel's ACPI, and the probe, booted by GRUB, finds both nodes."""

@@ -117,6 +117,7 @@ def vmm(which, image, *args):
     return [str(KESTREL), "-nographic", "-m", "64", *drive, *args]
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("which", VMMS)
 def test_seabios_lists_drive_a(session, tmp_path, which):
     """CMOS 0x10 says drive A: is a 1.44 MB 3.5" drive; SeaBIOS offers it (QEMU
@@ -129,6 +130,7 @@ def test_seabios_lists_drive_a(session, tmp_path, which):
     s.expect(first + r"\. Floppy \[drive A\]", timeout=30)
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("which", VMMS)
 def test_boots_from_the_floppy(session, tmp_path, which):
     if not host_has_hw_virt():

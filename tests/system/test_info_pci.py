@@ -10,6 +10,8 @@ import pytest
 from conftest import KESTREL, QEMU, need_qemu
 from qmp_client import QMP
 
+pytestmark = pytest.mark.guest  # every test here starts a guest
+
 
 def info_pci(argv, sock):
     """Boots SeaBIOS with no boot device and returns "info pci" once it gave up."""

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import KESTREL, QEMU, host_has_hw_virt, need_qemu
 
+pytestmark = pytest.mark.guest  # every test here starts a guest
+
 SCRIPT = """#!ipxe
 echo kestrel-ipxe-script-running
 imgfetch tftp://10.0.2.2/hello.txt

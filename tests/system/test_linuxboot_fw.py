@@ -77,6 +77,7 @@ def boot(session, which, linux_guest):
     return s, level, time.monotonic() - start
 
 
+@pytest.mark.guest
 @pytest.mark.linux
 @pytest.mark.parametrize("which", ["kestrel", pytest.param("qemu", marks=pytest.mark.qemu)])
 def test_bios_mediated_linux_boot(linux_guest, session, which, record_property):
@@ -180,6 +181,7 @@ def test_bad_kernels_under_bios_fail_clearly(tmp_path, probe):
     assert b"invalid 'vga=' kernel parameter" in p.stderr, p.stderr
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("which", ["kestrel", pytest.param("qemu", marks=pytest.mark.qemu)])
 def test_loader_rom_enters_the_setup_code(session, tmp_path, which):
     """The whole hand-over in seconds, without Linux: SeaBIOS boots the loader ROM

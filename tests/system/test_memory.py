@@ -111,6 +111,7 @@ def start(guests, vmm, probe, tmp_path, scenario, *extra, **kw):
     return g
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("vmm", VMMS)
 def test_balloon_to_half_returns_memory_and_deflate_gives_it_back(vmm, probe, tmp_path, guests):
     g = start(guests, vmm, probe, tmp_path, "balloon", *BALLOON)
@@ -146,6 +147,7 @@ def test_balloon_to_half_returns_memory_and_deflate_gives_it_back(vmm, probe, tm
     g.quit()
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("vmm", VMMS)
 def test_free_page_reporting_returns_freed_memory_without_a_balloon_command(
         vmm, probe, tmp_path, guests):
@@ -164,6 +166,7 @@ def test_free_page_reporting_returns_freed_memory_without_a_balloon_command(
     g.quit()
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("vmm", VMMS)
 def test_balloon_statistics(vmm, probe, tmp_path, guests):
     g = start(guests, vmm, probe, tmp_path, "balloon", *BALLOON)
@@ -185,6 +188,7 @@ def test_balloon_statistics(vmm, probe, tmp_path, guests):
     g.quit()
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("vmm", VMMS)
 def test_balloon_monitor_corner_cases(vmm, probe, tmp_path, guests):
     """What QEMU 7.2 answers, word for word: statistics before the guest sent any, bad
@@ -221,6 +225,7 @@ def test_balloon_monitor_corner_cases(vmm, probe, tmp_path, guests):
     assert g.hmp("info balloon") == "balloon: actual=128\r\n"
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("vmm", VMMS)
 def test_deflate_on_oom_is_offered_only_when_asked(vmm, probe, tmp_path, guests):
     g = start(guests, vmm, probe, tmp_path, "balloon",
@@ -234,6 +239,7 @@ def test_deflate_on_oom_is_offered_only_when_asked(vmm, probe, tmp_path, guests)
     h.quit()
 
 
+@pytest.mark.guest
 def test_legacy_balloon_option_and_addr(probe, tmp_path, guests):
     g = start(guests, "kestrel", probe, tmp_path, "balloon", "-balloon", "virtio,addr=0x7")
     assert b"probe: pci: 00:07.0 1af4:1045" in g.s.output
@@ -242,6 +248,7 @@ def test_legacy_balloon_option_and_addr(probe, tmp_path, guests):
     g.quit()
 
 
+@pytest.mark.guest
 def test_no_balloon(probe, tmp_path, guests):
     g = Guest("kestrel", probe, tmp_path, "echo", "-balloon", "none")
     guests.append(g)
@@ -285,6 +292,7 @@ def thp_enabled():
         return False
 
 
+@pytest.mark.guest
 def test_guest_ram_uses_transparent_huge_pages(probe, tmp_path, guests):
     if not thp_enabled():
         pytest.skip("transparent huge pages are disabled on this host")
@@ -320,6 +328,7 @@ def hugepages():
         f.write(str(before))
 
 
+@pytest.mark.guest
 def test_hugetlb_memfd_backend_uses_huge_pages(probe, tmp_path, guests, hugepages):
     free_before = meminfo("HugePages_Free")
     g = Guest("kestrel", probe, tmp_path, "mem-hold", "-object",
@@ -335,6 +344,7 @@ def test_hugetlb_memfd_backend_uses_huge_pages(probe, tmp_path, guests, hugepage
     g.s.expect(r"probe: PASS", 30)
 
 
+@pytest.mark.guest
 def test_balloon_frees_hugetlb_pages(probe, tmp_path, guests, hugepages):
     """4 KiB balloon pages inside 2 MiB hugetlb pages: each huge page goes back to the
     pool (MADV_REMOVE) once the guest has ballooned all 512 of its small pages."""
@@ -354,6 +364,7 @@ def test_balloon_frees_hugetlb_pages(probe, tmp_path, guests, hugepages):
     g.quit()
 
 
+@pytest.mark.guest
 def test_balloon_frees_shared_memfd_pages(probe, tmp_path, guests):
     """Shared memory (memfd, share=on by default) needs MADV_REMOVE: MADV_DONTNEED would
     only unmap the pages and leave them in the memfd, still counted as host Shmem."""
@@ -369,6 +380,7 @@ def test_balloon_frees_shared_memfd_pages(probe, tmp_path, guests):
     g.quit()
 
 
+@pytest.mark.guest
 def test_mem_path_maps_ram_from_a_file_and_prealloc_touches_it(probe, tmp_path, guests):
     g = Guest("kestrel", probe, tmp_path, "echo", "-mem-path", str(tmp_path), "-mem-prealloc",
               mem="256m")
@@ -380,6 +392,7 @@ def test_mem_path_maps_ram_from_a_file_and_prealloc_touches_it(probe, tmp_path, 
     assert rss(g.pid) >= 250 * MIB
 
 
+@pytest.mark.guest
 def test_mem_lock_locks_guest_ram(probe, tmp_path, guests):
     g = Guest("kestrel", probe, tmp_path, "echo", "-overcommit", "mem-lock=on", mem="128m")
     guests.append(g)
@@ -389,6 +402,7 @@ def test_mem_lock_locks_guest_ram(probe, tmp_path, guests):
     assert status_kib(g.pid, "VmLck") * 1024 >= 128 * MIB
 
 
+@pytest.mark.guest
 def test_ram_is_allocated_lazily_so_ten_1g_guests_fit(probe, tmp_path, guests):
     """Ten 1 GiB guests that touch little: together they hold far less than 10 GiB, so a
     host that could not hold 10 GiB of touched memory runs them all."""
@@ -432,6 +446,7 @@ def ksm_value(name):
     return int(open(f"{KSM}/{name}").read())
 
 
+@pytest.mark.guest
 def test_ksm_merges_identical_guests(probe, tmp_path, guests, ksm):
     """Both probes write the same bytes at the same guest addresses (~248 MiB each).  A
     merged page stays in each process's VmRSS (both map it), so the combined footprint
@@ -467,6 +482,7 @@ def test_ksm_merges_identical_guests(probe, tmp_path, guests, ksm):
         g.quit()
 
 
+@pytest.mark.guest
 def test_mem_merge_off_keeps_ram_out_of_ksm(probe, tmp_path, guests):
     g = start(guests, "kestrel", probe, tmp_path, "mem-hold", "-machine", "mem-merge=off",
               mem="128m")
@@ -488,6 +504,7 @@ NUMA = ["-smp", "2", "-object", "memory-backend-ram,id=m0,size=256M",
         "-numa", "dist,src=0,dst=1,val=21"]
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("vmm", VMMS)
 def test_two_node_numa_guest_sees_two_nodes_in_srat(vmm, probe):
     run = kestrel if vmm == "kestrel" else qemu
@@ -507,11 +524,13 @@ def test_two_node_numa_guest_sees_two_nodes_in_srat(vmm, probe):
     assert "probe: PASS" in lines
 
 
+@pytest.mark.guest
 def test_no_numa_no_srat(probe):
     status, out, err = kestrel("-nographic", "-kernel", probe, "-append", "probe=numa")
     assert "probe: numa: no srat" in probe_lines(out)
 
 
+@pytest.mark.guest
 def test_host_nodes_bind_guest_ram(probe, tmp_path, guests):
     node = 0    # every Linux host has node 0
     g = Guest("kestrel", probe, tmp_path, "echo", "-object",

@@ -15,6 +15,8 @@ import pytest
 from conftest import KESTREL
 from qmp_client import QMP
 
+pytestmark = pytest.mark.guest  # every test here starts a guest
+
 
 class Terminal:
     """kestrel on a pseudo-terminal, as a person runs it under -nographic."""

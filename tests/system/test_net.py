@@ -65,6 +65,7 @@ def finish(s, timeout=60):
 
 # ---- TAP on a bridge ---------------------------------------------------------------
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", KINDS)
 def test_probe_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path):
     if kind == "qemu":
@@ -90,6 +91,7 @@ def test_probe_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path):
     assert not ns.has_link(tap)
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", KINDS)
 def test_two_probes_on_one_bridge_exchange_frames(kind, probe, netns, vms, tmp_path):
     if kind == "qemu":
@@ -109,6 +111,7 @@ def test_two_probes_on_one_bridge_exchange_frames(kind, probe, netns, vms, tmp_p
                                  for l in lines_a), a.text()
 
 
+@pytest.mark.guest
 def test_legacy_net_options_join_a_hub(probe, netns, vms, tmp_path):
     """-net nic,vlan=1 + -net tap,vlan=1: the NIC and the TAP meet on hub 1."""
     ns = netns()
@@ -125,6 +128,7 @@ def test_legacy_net_options_join_a_hub(probe, netns, vms, tmp_path):
     assert status == 0 and "probe: PASS" in lines, s.text()
 
 
+@pytest.mark.guest
 def test_failing_ifup_script_stops_start_up(probe, netns, tmp_path):
     ns = netns()
     tap = unique("ktap")
@@ -138,6 +142,7 @@ def test_failing_ifup_script_stops_start_up(probe, netns, tmp_path):
     assert not ns.has_link(tap)
 
 
+@pytest.mark.guest
 def test_missing_default_ifup_script_is_named(probe, netns):
     """Without script=, /etc/kestrel-ifup runs (QEMU's /etc/qemu-ifup rule)."""
     if os.path.exists("/etc/kestrel-ifup"):
@@ -153,6 +158,7 @@ HAVE_VHOST = os.path.exists("/dev/vhost-net")
 NO_VHOST = "/dev/vhost-net is missing on this host (no vhost_net module): vhost=on not exercised"
 
 
+@pytest.mark.guest
 @pytest.mark.skipif(HAVE_VHOST, reason="/dev/vhost-net exists here: vhost=on works (test_vhost_*)")
 @pytest.mark.parametrize("opt", ["vhost=on", "vhostforce=on"])
 def test_vhost_on_says_why_it_cannot(probe, netns, opt):
@@ -175,6 +181,7 @@ def test_vhostfd_without_vhost_is_refused(probe, netns):
     assert "vhostfd= is not valid without vhost" in r.stderr
 
 
+@pytest.mark.guest
 @pytest.mark.skipif(not HAVE_VHOST, reason=NO_VHOST)
 @pytest.mark.parametrize("kind", KINDS)
 def test_vhost_probe_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path):
@@ -203,6 +210,7 @@ def test_vhost_probe_on_a_bridge_answers_ping(kind, probe, netns, vms, tmp_path)
     assert not ns.has_link(tap)
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("vhost", ["off", pytest.param("on", marks=pytest.mark.skipif(
     not HAVE_VHOST, reason=NO_VHOST))])
 def test_vhost_rings_survive_a_system_reset(probe, netns, vms, tmp_path, vhost):
@@ -232,6 +240,7 @@ def test_vhost_rings_survive_a_system_reset(probe, netns, vms, tmp_path, vhost):
     assert "stays in userspace" not in s.text()
 
 
+@pytest.mark.guest
 @pytest.mark.skipif(not HAVE_VHOST, reason=NO_VHOST)
 def test_vhost_needs_a_virtio_nic_linked_directly(probe, netns):
     ns = netns()
@@ -253,6 +262,7 @@ def test_nic_model_help_and_bad_model(probe):
 
 # ---- user mode (libslirp) -------------------------------------------------------
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", KINDS)
 def test_user_mode_dhcp_lease(kind, probe):
     if kind == "qemu":
@@ -282,6 +292,7 @@ def test_user_mode_dhcp_lease(kind, probe):
             "server 10.0.2.2") in probe_lines(out)
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", KINDS)
 def test_user_mode_tftp_serves_the_bootfile(kind, probe, tmp_path):
     if kind == "qemu":
@@ -305,6 +316,7 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", KINDS)
 def test_hostfwd_udp_reaches_the_probe_echo(kind, probe, vms):
     if kind == "qemu":
@@ -342,6 +354,7 @@ def free_tcp_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.guest
 def test_socket_listen_connect_links_two_vms(probe, vms):
     port = free_tcp_port()
     a = vms(vmm("kestrel", probe, "-name", "sock-a", "-netdev",
@@ -365,6 +378,7 @@ def probe_mac(*args):
     return macs
 
 
+@pytest.mark.guest
 def test_derived_mac_is_stable_per_vm_and_nic(probe):
     nic = ["-netdev", "user,id=u0", "-device", "virtio-net-pci,netdev=u0"]
     a1 = probe_mac("-name", "alpha", *nic)
@@ -382,6 +396,7 @@ def test_derived_mac_is_stable_per_vm_and_nic(probe):
                      "virtio-net-pci,netdev=u0,mac=52:54:00:aa:bb:cc") == ["52:54:00:aa:bb:cc"]
 
 
+@pytest.mark.guest
 def test_duplicate_mac_refused_unless_allowed(probe, vms):
     mac = random_mac()
     port = free_tcp_port()
@@ -433,6 +448,7 @@ print(f"echoes {ok}")
 """
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", KINDS)
 def test_multiqueue_tap_and_queue_pairs(kind, probe, netns, vms, tmp_path):
     """queues=2 on the TAP and mq=on: the probe uses two queue pairs, both carry frames."""
@@ -457,6 +473,7 @@ def test_multiqueue_tap_and_queue_pairs(kind, probe, netns, vms, tmp_path):
     assert all(v > 0 for v in counts.values()), per_pair
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("spelling", [
     ["-nic", "user,model=virtio-net-pci"],
     ["-net", "nic,model=virtio", "-net", "user"],
@@ -472,6 +489,7 @@ def test_nic_and_legacy_net_spellings_reach_user_mode(probe, spelling):
     assert any(l.startswith(f"probe: net: dhcp: ip {want} ") for l in probe_lines(out)), out
 
 
+@pytest.mark.guest
 @pytest.mark.qemu
 def test_socket_link_between_kestrel_and_qemu(probe, vms):
     """The same length-prefixed stream as QEMU's -netdev socket: the two VMMs talk."""
@@ -490,6 +508,7 @@ def test_socket_link_between_kestrel_and_qemu(probe, vms):
     assert status_a == 0 and "probe: PASS" in lines_a, a.text()
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", KINDS)
 def test_guest_checksum_offload_reaches_the_tap(kind, probe, netns, vms, tmp_path):
     """With GUEST_CSUM negotiated the VMM turns on the TAP's checksum offload
@@ -516,6 +535,7 @@ def test_guest_checksum_offload_reaches_the_tap(kind, probe, netns, vms, tmp_pat
     assert seen[0] == 0                          # no GUEST_CSUM: never (§5.1.6.4.1)
 
 
+@pytest.mark.guest
 def test_netdev_bridge_puts_a_tap_on_the_bridge(probe, netns, vms):
     """-netdev bridge,br=: qemu-bridge-helper's job, done by kestrel itself."""
     ns = netns()
@@ -551,6 +571,7 @@ os.execv(argv[0], argv)
 """
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("kind", KINDS)
 def test_tap_fd_opened_by_the_caller(kind, probe, netns, vms):
     """fd=N: a TAP someone else opened and configured (libvirt's way); no scripts run."""
@@ -573,6 +594,7 @@ def test_tap_fd_opened_by_the_caller(kind, probe, netns, vms):
     assert not ns.has_link(tap)    # the only descriptor closed with the VMM
 
 
+@pytest.mark.guest
 @pytest.mark.qemu
 def test_failing_ifup_script_under_qemu_too(probe, netns, tmp_path):
     """The reference: QEMU 7.2 also refuses to start; it prints the raw wait status."""

@@ -32,6 +32,7 @@ def free_udp_ports(n):
     return ports
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("peer", ["kestrel", "qemu"])
 def test_mcast_segment_links_vms(probe, mcast_ns, vms, peer):
     if peer == "qemu":
@@ -50,6 +51,7 @@ def test_mcast_segment_links_vms(probe, mcast_ns, vms, peer):
     assert status == 0 and "probe: PASS" in lines, a.text()
 
 
+@pytest.mark.guest
 def test_udp_link_between_two_vms(probe, vms):
     pa, pb = free_udp_ports(2)
     a = vms(vmm("kestrel", probe, "-netdev",

@@ -11,6 +11,8 @@ import pytest
 from conftest import KESTREL, ROOT, Session, probe_lines
 from netns import Netns, unique
 
+pytestmark = pytest.mark.guest  # every test here starts a guest
+
 CONTRIB = ROOT / "contrib"
 NETMODEL = str(CONTRIB / "kestrel-netmodel")
 

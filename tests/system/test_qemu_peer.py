@@ -6,7 +6,7 @@ import pytest
 
 from conftest import need_qemu, probe_lines, qemu, kestrel
 
-pytestmark = pytest.mark.qemu
+pytestmark = [pytest.mark.qemu, pytest.mark.guest]
 BASE = ["-m", "128m", "-smp", "2", "-name", "myos", "-nographic", "-no-reboot"]
 
 

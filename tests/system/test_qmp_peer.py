@@ -8,7 +8,7 @@ import pytest
 from conftest import KESTREL, QEMU, need_qemu
 from qmp_client import QMP
 
-pytestmark = pytest.mark.qemu
+pytestmark = [pytest.mark.qemu, pytest.mark.guest]
 
 # Commands both implement, in the order a management tool would send them.
 SEQUENCE = [

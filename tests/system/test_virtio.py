@@ -46,6 +46,7 @@ def run_probe(*args, scenario, timeout=60):
                    timeout=timeout)
 
 
+@pytest.mark.guest
 def test_probe_enumerates_the_virtio_devices(probe, tmp_path):
     disk = raw_image(tmp_path)
     status, out, err = kestrel("-nographic", *drive(disk), "-device", "virtio-rng-pci",
@@ -59,6 +60,7 @@ def test_probe_enumerates_the_virtio_devices(probe, tmp_path):
     assert "probe: PASS" in lines
 
 
+@pytest.mark.guest
 def test_blk_write_reaches_a_raw_image(probe, tmp_path):
     disk = raw_image(tmp_path)
     status, out, err = run_probe(*drive(disk), "-kernel", probe,
@@ -76,6 +78,7 @@ def test_blk_write_reaches_a_raw_image(probe, tmp_path):
     assert status == 0 and "probe: blk: verified" in out
 
 
+@pytest.mark.guest
 def test_blk_qcow2_with_backing_file_passes_qemu_img_check(probe, tmp_path):
     base = raw_image(tmp_path, "base.raw", 32 << 20)
     with open(base, "r+b") as f:
@@ -96,6 +99,7 @@ def test_blk_qcow2_with_backing_file_passes_qemu_img_check(probe, tmp_path):
     assert data[1 << 20:(1 << 20) + 1200] == b"backing data" * 100
 
 
+@pytest.mark.guest
 def test_snapshot_on_leaves_the_image_untouched(probe, tmp_path):
     disk = raw_image(tmp_path)
     before = sha(disk)
@@ -105,6 +109,7 @@ def test_snapshot_on_leaves_the_image_untouched(probe, tmp_path):
     assert sha(disk) == before
 
 
+@pytest.mark.guest
 def test_readonly_drive_refuses_writes_with_ioerr(probe, tmp_path):
     disk = raw_image(tmp_path)
     before = sha(disk)
@@ -115,6 +120,7 @@ def test_readonly_drive_refuses_writes_with_ioerr(probe, tmp_path):
     assert sha(disk) == before
 
 
+@pytest.mark.guest
 def test_second_vm_on_the_same_image_is_refused(probe, tmp_path, session):
     disk = raw_image(tmp_path)
     first = session([str(KESTREL), "-nographic", *drive(disk), "-kernel", probe,
@@ -127,6 +133,7 @@ def test_second_vm_on_the_same_image_is_refused(probe, tmp_path, session):
     assert "probe:" not in out
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("cache", ["writeback", "none"])
 def test_kill_9_after_flush_loses_nothing(probe, tmp_path, session, cache):
     disk = raw_image(tmp_path)
@@ -139,6 +146,7 @@ def test_kill_9_after_flush_loses_nothing(probe, tmp_path, session, cache):
         assert f.read(256 * SECTOR) == pattern(5, 0, 256 * SECTOR)
 
 
+@pytest.mark.guest
 def test_rng_gives_random_bytes(probe):
     status, out, err = run_probe("-device", "virtio-rng-pci", "-kernel", probe, scenario="rng")
     assert status == 0, err
@@ -172,6 +180,7 @@ def console_roundtrip(argv, path):
             proc.wait()
 
 
+@pytest.mark.guest
 def test_virtio_console_both_ways(probe, tmp_path):
     path = tmp_path / "vc.sock"
     status, out = console_roundtrip(
@@ -200,6 +209,7 @@ def test_bad_drive_options_are_named(probe, tmp_path):
 QEMU_BASE = ["-M", "pc", "-m", "128m", "-nographic", "-no-reboot"]
 
 
+@pytest.mark.guest
 @pytest.mark.qemu
 def test_blk_write_under_qemu(probe, tmp_path):
     need_qemu()
@@ -211,6 +221,7 @@ def test_blk_write_under_qemu(probe, tmp_path):
                                                                         300 * SECTOR)
 
 
+@pytest.mark.guest
 @pytest.mark.qemu
 def test_rng_and_readonly_under_qemu(probe, tmp_path):
     need_qemu()
@@ -223,6 +234,7 @@ def test_rng_and_readonly_under_qemu(probe, tmp_path):
     assert status == 0 and "probe: blk: write refused (ioerr)" in out
 
 
+@pytest.mark.guest
 @pytest.mark.qemu
 def test_virtio_console_under_qemu(probe, tmp_path):
     need_qemu()
@@ -235,6 +247,7 @@ def test_virtio_console_under_qemu(probe, tmp_path):
     assert "probe: console: got hello from the host" in out
 
 
+@pytest.mark.guest
 def test_blk_num_queues(probe, tmp_path):
     disk = raw_image(tmp_path)
     status, out, err = run_probe("-drive", f"file={disk},format=raw,if=none,id=d0",
@@ -246,6 +259,7 @@ def test_blk_num_queues(probe, tmp_path):
     assert status == 1 and "num-queues" in err
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("aio", ["threads", "io_uring"])
 def test_blk_bench_completes_with_polling(probe, tmp_path, aio):
     """blk-bench skips its kick whenever the device set VRING_USED_F_NO_NOTIFY, as

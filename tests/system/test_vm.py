@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from conftest import KESTREL, kestrel, probe_lines
+from conftest import host_has_hw_virt, KESTREL, kestrel, probe_lines
 
 BASE = ["-m", "128m", "-smp", "2", "-name", "myos", "-nographic"]
 
 
+@pytest.mark.guest
 def test_probe_reports_two_cpus_and_128m_then_powers_off(probe):
     status, out, err = kestrel(*BASE, "-kernel", probe, "-append", "probe=hello")
     lines = probe_lines(out)
@@ -24,6 +25,7 @@ def test_probe_reports_two_cpus_and_128m_then_powers_off(probe):
     assert "probe: PASS" in lines and lines[-1] == "probe: poweroff"
 
 
+@pytest.mark.guest
 def test_e820_map_is_what_kestrel_built(probe):
     status, out, _ = kestrel("-m", "128m", "-nographic", "-kernel", probe)
     assert status == 0
@@ -37,6 +39,7 @@ def test_e820_map_is_what_kestrel_built(probe):
     ]
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("mem,expect_mib", [("64", 64), ("512M", 512), ("1G", 1024),
                                              ("4G", 4096)])
 def test_memory_sizes(probe, mem, expect_mib):
@@ -48,6 +51,7 @@ def test_memory_sizes(probe, mem, expect_mib):
         assert "probe: e820: 0x0000000100000000-0x0000000140000000 1" in probe_lines(out)
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("smp,cpus", [("1", 1), ("4", 4), ("sockets=2,cores=2", 4),
                                       ("cpus=2,maxcpus=4", 2), ("3,threads=1,cores=3", 3)])
 def test_smp_topologies(probe, smp, cpus):
@@ -57,6 +61,7 @@ def test_smp_topologies(probe, smp, cpus):
     assert "probe: PASS" in probe_lines(out)
 
 
+@pytest.mark.guest
 def test_serial_input_is_echoed(probe, session):
     vm = session([str(KESTREL), *BASE, "-kernel", probe, "-append", "probe=echo"])
     vm.expect(r"probe: echo: ready")
@@ -67,6 +72,7 @@ def test_serial_input_is_echoed(probe, session):
     assert "probe: PASS" in vm.text()
 
 
+@pytest.mark.guest
 def test_typed_ahead_input_is_not_lost(probe, session):
     """More than a 16-byte FIFO typed before the guest reads: nothing may be dropped."""
     line = "".join(chr(ord("a") + i % 26) for i in range(200))
@@ -76,6 +82,7 @@ def test_typed_ahead_input_is_not_lost(probe, session):
     assert vm.wait() == 0
 
 
+@pytest.mark.guest
 def test_guest_reset_with_no_reboot_exits_0(probe):
     status, out, err = kestrel(*BASE, "-no-reboot", "-kernel", probe, "-append", "probe=reset")
     assert status == 0, err
@@ -83,12 +90,14 @@ def test_guest_reset_with_no_reboot_exits_0(probe):
     assert "probe: FAIL" not in out
 
 
+@pytest.mark.guest
 def test_guest_reset_reboots_the_machine(probe, session):
     vm = session([str(KESTREL), *BASE, "-kernel", probe, "-append", "probe=reset"])
     vm.expect(r"(?s)probe: reset.*probe: start.*probe: reset")
     assert vm.proc.poll() is None, "kestrel exited instead of rebooting"
 
 
+@pytest.mark.guest
 def test_ctrl_a_x_quits(probe, session):
     vm = session([str(KESTREL), *BASE, "-kernel", probe, "-append", "probe=echo"])
     vm.expect(r"probe: echo: ready")
@@ -99,6 +108,7 @@ def test_ctrl_a_x_quits(probe, session):
     assert "terminating on Ctrl-a x" in vm.text()
 
 
+@pytest.mark.guest
 def test_ctrl_a_ctrl_a_sends_a_literal_ctrl_a(probe, session):
     vm = session([str(KESTREL), *BASE, "-kernel", probe, "-append", "probe=echo"])
     vm.expect(r"probe: echo: ready")
@@ -108,6 +118,7 @@ def test_ctrl_a_ctrl_a_sends_a_literal_ctrl_a(probe, session):
     assert vm.wait() == 0
 
 
+@pytest.mark.guest
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signals_shut_down_cleanly(probe, session, sig):
     vm = session([str(KESTREL), *BASE, "-kernel", probe, "-append", "probe=echo"])
@@ -117,6 +128,7 @@ def test_signals_shut_down_cleanly(probe, session, sig):
     assert f"terminating on signal {int(sig)}" in vm.text()
 
 
+@pytest.mark.guest
 def test_serial_to_file(probe, tmp_path):
     log = tmp_path / "serial.log"
     status, out, err = kestrel("-display", "none", "-serial", f"file:{log}", "-kernel", probe)
@@ -125,6 +137,7 @@ def test_serial_to_file(probe, tmp_path):
     assert "probe: PASS" in log.read_text()
 
 
+@pytest.mark.guest
 def test_serial_on_unix_socket_server(probe, tmp_path):
     path = tmp_path / "console.sock"
     proc = subprocess.Popen([str(KESTREL), "-display", "none", "-serial",
@@ -154,6 +167,7 @@ def test_serial_on_unix_socket_server(probe, tmp_path):
     assert not path.exists(), "the socket is removed on exit"
 
 
+@pytest.mark.guest
 def test_serial_on_pty(probe):
     proc = subprocess.Popen([str(KESTREL), "-display", "none", "-serial", "pty", "-kernel", probe,
                              "-append", "probe=echo"], stderr=subprocess.PIPE)
@@ -177,6 +191,7 @@ def test_serial_on_pty(probe):
         proc.wait()
 
 
+@pytest.mark.guest
 def test_daemonize_and_pidfile(probe, tmp_path):
     pidfile = tmp_path / "vm.pid"
     sock = tmp_path / "s"
@@ -197,6 +212,7 @@ def test_daemonize_and_pidfile(probe, tmp_path):
     assert not pidfile.exists()
 
 
+@pytest.mark.guest
 def test_no_shutdown_keeps_the_process_after_poweroff(probe, session):
     vm = session([str(KESTREL), *BASE, "-no-shutdown", "-kernel", probe])
     vm.expect(r"probe: poweroff")
@@ -206,6 +222,7 @@ def test_no_shutdown_keeps_the_process_after_poweroff(probe, session):
     assert vm.wait() == 0
 
 
+@pytest.mark.guest
 def test_debug_exit_device_sets_the_exit_status(probe):
     status, out, _ = kestrel("-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-nographic",
                              "-kernel", probe, "-append", "probe=debug-exit,code=33")
@@ -213,13 +230,36 @@ def test_debug_exit_device_sets_the_exit_status(probe):
     assert "probe: debug-exit" in out
 
 
-def test_check_host_reports_pvm_or_hardware(kestrel_bin):
+def test_check_host_tells_the_three_hosts_apart(kestrel_bin):
     status, out, _ = kestrel("--check-host")
     assert "Checking if /dev/kvm exists and is accessible" in out
     assert "Checking for /dev/net/tun" in out and "Checking for KSM" in out
-    if os.path.exists("/sys/module/kvm_pvm"):
-        assert "PVM" in out
-    assert status == 0
+    flavour = next(l for l in out.splitlines() if "Checking the KVM flavour" in l)
+    if not os.path.exists("/dev/kvm"):
+        # A kernel may load kvm_pvm without binding it (it is a PVM guest itself).
+        assert "FAIL (no KVM" in flavour and "PVM:" not in flavour, flavour
+        assert status == 1
+    elif host_has_hw_virt():
+        assert "PASS (hardware" in flavour, flavour
+        assert status == 0
+    else:
+        assert os.path.exists("/sys/module/kvm_pvm"), "a KVM host without vmx/svm is PVM here"
+        assert "INFO (PVM:" in flavour, flavour
+        assert status == 0
+
+
+@pytest.mark.skipif(os.path.exists("/dev/kvm"), reason="/dev/kvm exists: covered by the guest tests")
+def test_without_kvm_the_options_are_checked_first_then_kvm_is_named(probe, tmp_path):
+    """Issue #13: on a host without /dev/kvm a good command line gets the KVM error
+    only after the drives were opened and the kernel checked, and exits 1."""
+    disk = tmp_path / "d.img"
+    disk.write_bytes(bytes(1 << 20))
+    status, out, err = kestrel("-nographic", "-kernel", probe, "-drive",
+                               f"file={disk},format=raw,if=virtio")
+    assert status == 1
+    assert err.strip().splitlines() == ["kestrel: /dev/kvm does not exist: load the kvm module "
+                                        "(kvm_intel, kvm_amd or kvm_pvm) and enable "
+                                        "virtualization in the firmware"], err
 
 
 def test_version_and_help(kestrel_bin):
@@ -232,6 +272,7 @@ def test_version_and_help(kestrel_bin):
         assert status == 0 and needle in out
 
 
+@pytest.mark.guest
 def test_triple_fault_prints_registers_and_fails(probe):
     status, out, err = kestrel("-nographic", "-kernel", probe, "-append", "probe=fault")
     assert status == 1
@@ -239,3 +280,14 @@ def test_triple_fault_prints_registers_and_fails(probe):
     assert "triple fault" in err
     assert re.search(r"RIP=[0-9a-f]{16} RFL=[0-9a-f]{8} CPL=3", err), err
     assert "CR0=" in err and "EFER=" in err
+
+
+@pytest.mark.skipif(os.path.exists("/dev/kvm"), reason="/dev/kvm exists: the demo boots a guest")
+def test_demo_without_kvm_says_why_and_fails():
+    """Issue #13: make demo on a host without /dev/kvm explains itself, exits non-zero."""
+    from conftest import ROOT
+    p = subprocess.run([str(ROOT / "scripts/demo.sh")], capture_output=True, text=True,
+                       timeout=30, env={**os.environ, "PATH": os.environ.get("PATH", "")})
+    assert p.returncode != 0
+    assert "this host has no /dev/kvm, so no virtual machine can run here" in p.stderr
+    assert "Traceback" not in p.stderr + p.stdout

@@ -122,6 +122,55 @@ static void test_net_errors(void **state)
 	assert_int_equal(PARSE(&cfg, "-net", "nic,dup=maybe"), -1);
 }
 
+/* ctx.check_only: NULL with an empty err means valid; nothing may be opened. */
+static const char *check_backend(struct net_client *(*open)(const char *, const char *,
+							    struct net_open_ctx *),
+				 const char *opts)
+{
+	static char err[256];
+	struct net_open_ctx ctx = { .err = err, .errlen = sizeof(err), .check_only = true };
+
+	err[0] = '\0';
+	assert_null(open(opts, "n0", &ctx));	/* no loop: an open would have crashed */
+	return err;
+}
+
+static void test_backends_check_without_opening(void **state)
+{
+	assert_string_equal(check_backend(net_socket_open, "mcast=230.0.0.1:1234"), "");
+	assert_string_equal(check_backend(net_socket_open,
+					  "udp=127.0.0.1:1,localaddr=127.0.0.1:2"), "");
+	assert_string_equal(check_backend(net_socket_open, "listen=127.0.0.1:1"), "");
+	assert_non_null(strstr(check_backend(net_socket_open, "mcast=10.0.0.1:1234"),
+			       "not a multicast address"));
+	assert_non_null(strstr(check_backend(net_socket_open, "udp=127.0.0.1:1"),
+			       "udp= needs localaddr="));
+	assert_non_null(strstr(check_backend(net_socket_open, "mcast=230.0.0.1"),
+			       "not address:port"));
+	assert_string_equal(check_backend(net_user_open, "hostfwd=tcp::2222-:22,net=10.1.0.0/24"),
+			    "");
+	assert_non_null(strstr(check_backend(net_user_open, "hostfwd=tcp::x-:22"),
+			       "invalid host forwarding rule"));
+	assert_non_null(strstr(check_backend(net_user_open, "frob=1"), "Invalid parameter 'frob'"));
+	/* No TAP is created and no script runs: the script does not even exist. */
+	assert_string_equal(check_backend(net_tap_open, "ifname=kt0,script=/nonexistent"), "");
+	assert_non_null(strstr(check_backend(net_tap_open, "vhost=off,vhostfd=3"),
+			       "vhostfd= is not valid without vhost"));
+	assert_string_equal(check_backend(net_bridge_open, "br=nosuchbridge"), "");
+}
+
+static void test_pci_slot_clashes(void **state)
+{
+	struct vm_config cfg;
+
+	assert_int_equal(PARSE(&cfg, "-device", "virtio-rng-pci,addr=3", "-device",
+			       "virtio-rng-pci,addr=4"), 0);
+	options_free(&cfg);
+	assert_int_equal(PARSE(&cfg, "-device", "virtio-rng-pci,addr=3", "-device",
+			       "virtio-balloon-pci,addr=3"), -1);
+	assert_int_equal(PARSE(&cfg, "-device", "virtio-rng-pci,addr=1"), -1);	/* PIIX3 */
+}
+
 static void test_mac_parse_and_derive(void **state)
 {
 	uint8_t a[6], b[6], c[6];
@@ -221,6 +270,8 @@ int main(void)
 		cmocka_unit_test(test_netdev_device_and_nic),
 		cmocka_unit_test(test_e1000_model),
 		cmocka_unit_test(test_net_errors),
+		cmocka_unit_test(test_backends_check_without_opening),
+		cmocka_unit_test(test_pci_slot_clashes),
 		cmocka_unit_test(test_mac_parse_and_derive),
 		cmocka_unit_test(test_mac_claim),
 		cmocka_unit_test(test_hub_floods_other_ports),

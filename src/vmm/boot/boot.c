@@ -75,6 +75,27 @@ void boot_numa_describe(const struct vm_config *cfg, struct acpi_numa *numa)
 	}
 }
 
+int boot_check_kernel(const char *path)
+{
+	uint8_t *kernel;
+	size_t len;
+	int rc = 0;
+
+	if (file_read_all("-kernel", path, KERNEL_MAX_SIZE, &kernel, &len) < 0)
+		return -1;
+	if (bzimage_detect(kernel, len))
+		rc = 0;
+	else if (pvh_detect(kernel, len))
+		rc = pvh_check(kernel, len);
+	else {
+		log_error("-kernel %s: not a Linux bzImage nor an ELF kernel with a PVH entry note",
+			  path);
+		rc = -1;
+	}
+	free(kernel);
+	return rc;
+}
+
 int boot_setup(const struct guest_memory *mem, const struct vm_config *cfg,
 	       struct boot_entry *entry)
 {
@@ -94,8 +115,11 @@ int boot_setup(const struct guest_memory *mem, const struct vm_config *cfg,
 	}
 	if (file_read_all("-kernel", cfg->kernel, KERNEL_MAX_SIZE, &kernel, &kernel_len) < 0)
 		return -1;
+	/* The size limit is checked before reading: a huge file is refused, not loaded. */
 	if (cfg->initrd &&
-	    file_read_all("-initrd", cfg->initrd, INITRD_MAX_SIZE, &initrd, &initrd_len) < 0)
+	    file_read_all("-initrd", cfg->initrd,
+			  cfg->ram_size < INITRD_MAX_SIZE ? cfg->ram_size : INITRD_MAX_SIZE,
+			  &initrd, &initrd_len) < 0)
 		goto out;
 	req.initrd = initrd;
 	req.initrd_len = initrd_len;

@@ -40,6 +40,14 @@ int pvh_load(const struct boot_request *req, const uint8_t *kernel, size_t len,
 	     struct boot_entry *entry);
 int bzimage_detect(const uint8_t *kernel, size_t len);
 int pvh_detect(const uint8_t *kernel, size_t len);
+/* Whether an ELF kernel carries the PVH entry note; logs why not. */
+int pvh_check(const uint8_t *kernel, size_t len);
+
+/*
+ * Reads -kernel and checks that one of the loaders can start it, without a
+ * VM: the command line is validated before /dev/kvm is opened.
+ */
+int boot_check_kernel(const char *path);
 
 /* Copies the initrd to the highest page-aligned address in [floor, limit) and says where. */
 int boot_load_initrd(const struct boot_request *req, uint64_t floor, uint64_t limit,

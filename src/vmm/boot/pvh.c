@@ -181,6 +181,32 @@ static int write_start_info(const struct boot_request *req, uint64_t kernel_end)
 	return memory_write(mem, BOOT_INFO_ADDR, &info, sizeof(info));
 }
 
+/* The entry note first: without it this is not a kernel we can start. */
+static int open_pvh(struct elf_image *img, const uint8_t *kernel, size_t len, uint32_t *entry)
+{
+	struct segment s;
+
+	if (elf_open(img, kernel, len) < 0)
+		return -1;
+	for (unsigned i = 0; i < img->phnum; i++) {
+		if (elf_segment(img, i, &s) < 0)
+			return -1;
+		if (s.type == PT_NOTE && find_pvh_entry(kernel + s.offset, s.filesz, entry))
+			return 0;
+	}
+	log_error("-kernel: ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
+		  "build Linux with CONFIG_PVH=y or pass a bzImage");
+	return -1;
+}
+
+int pvh_check(const uint8_t *kernel, size_t len)
+{
+	struct elf_image img;
+	uint32_t entry;
+
+	return open_pvh(&img, kernel, len, &entry);
+}
+
 int pvh_load(const struct boot_request *req, const uint8_t *kernel, size_t len,
 	     struct boot_entry *entry)
 {
@@ -188,22 +214,9 @@ int pvh_load(const struct boot_request *req, const uint8_t *kernel, size_t len,
 	struct segment s;
 	uint64_t kernel_end = 0;
 	uint32_t pvh_entry = 0;
-	bool have_entry = false;
 
-	if (elf_open(&img, kernel, len) < 0)
+	if (open_pvh(&img, kernel, len, &pvh_entry) < 0)
 		return -1;
-	/* The entry note first: without it this is not a kernel we can start. */
-	for (unsigned i = 0; i < img.phnum && !have_entry; i++) {
-		if (elf_segment(&img, i, &s) < 0)
-			return -1;
-		if (s.type == PT_NOTE)
-			have_entry = find_pvh_entry(kernel + s.offset, s.filesz, &pvh_entry);
-	}
-	if (!have_entry) {
-		log_error("-kernel: ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
-			  "build Linux with CONFIG_PVH=y or pass a bzImage");
-		return -1;
-	}
 	for (unsigned i = 0; i < img.phnum; i++) {
 		if (elf_segment(&img, i, &s) < 0)
 			return -1;

@@ -82,3 +82,20 @@ def test_no_kernel_means_firmware_boot():
     -bios file is then a clear error."""
     status, _, err = kestrel("-nographic", "-bios", "/nonexistent/bios.bin")
     assert status == 1 and "-bios" in err and "/nonexistent/bios.bin" in err
+
+
+def test_huge_initrd_is_refused_by_its_size_without_reading_it(probe, tmp_path):
+    """Issue #16 (7): a 2 GiB -initrd was read whole (8.7 s, 2 GB RSS) before the
+    refusal; its size alone decides now (QEMU: 0.07 s)."""
+    import resource
+    import time
+    big = tmp_path / "huge.cpio"
+    with open(big, "wb") as f:
+        f.truncate(2 << 30)
+    start = time.monotonic()
+    status, _, err = kestrel("-m", "128m", "-nographic", "-kernel", probe, "-initrd", str(big))
+    elapsed = time.monotonic() - start
+    assert status == 1 and "-initrd" in err and "increase -m" in err, err
+    assert elapsed < 2.0, elapsed
+    # ru_maxrss of the children (KiB): far below the file's 2 GiB.
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 512 << 10

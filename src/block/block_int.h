@@ -7,13 +7,12 @@
 
 #include "block/block.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/types.h>
 
 struct block_driver {
 	const char *name;
-	/* How sure the driver is that the first bytes are its format: 0..100. */
-	int (*probe)(const uint8_t *buf, size_t len);
 	int (*open)(struct block_dev *bd, char *err, size_t errlen);
 	void (*close)(struct block_dev *bd);
 	int (*pread)(struct block_dev *bd, uint64_t off, void *buf, size_t len);
@@ -61,6 +60,7 @@ struct block_dev {
 	bool read_only;
 	bool direct;			/* fd has O_DIRECT: I/O must be aligned */
 	bool probed_raw;		/* writes to block 0 restricted, as QEMU does */
+	pthread_mutex_t block0_lock;	/* orders checked writes to block 0 of probed_raw */
 	uint64_t size;			/* virtual size */
 	struct block_dev *backing;
 	struct block_dev *parent;	/* the image this one backs, while it opens */

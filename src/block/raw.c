@@ -12,11 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int raw_probe(const uint8_t *buf, size_t len)
-{
-	return 1;
-}
-
 static int raw_open(struct block_dev *bd, char *err, size_t errlen)
 {
 	int64_t size = bfile_size(bd);
@@ -208,7 +203,6 @@ static int raw_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 
 const struct block_driver block_raw_driver = {
 	.name = "raw",
-	.probe = raw_probe,
 	.open = raw_open,
 	.pread = raw_pread,
 	.pwrite = raw_pwrite,

@@ -120,7 +120,6 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	const struct block_driver *drv = NULL;
 	struct block_dev *bd;
 	struct stat st;
-	char msg[1024];
 
 	*out = NULL;
 	if (format && !(drv = driver_by_name(format)))
@@ -149,7 +148,7 @@ static int open_one(const char *path, const char *format, unsigned flags,
 		goto fail;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		block_err(err, errlen, "Could not open '%s': Is a directory", path);
+		block_err(err, errlen, "'file' driver requires '%s' to be a regular file", path);
 		goto fail;
 	}
 	bd->st_dev = st.st_dev;
@@ -167,15 +166,13 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	if (!drv && probe_driver(bd, &st, flags, &drv, err, errlen) < 0)
 		goto fail;
 	bd->drv = drv;
-	msg[0] = '\0';
-	if (drv->open(bd, msg, sizeof(msg)) < 0) {
-		/* Errors from deeper in the chain already name their file. */
-		if (!strncmp(msg, "Could not open", 14) || !strncmp(msg, "Backing file loop", 17))
-			block_err(err, errlen, "%s", msg);
-		else
-			block_err(err, errlen, "Could not open '%s': %s", path, msg);
+	/*
+	 * As QEMU's bdrv_open: a driver's message stands alone, and the caller
+	 * (kestrel-img: "Could not open 'X': ", kestrel: "-drive file=X: ") says
+	 * which image it was.
+	 */
+	if (drv->open(bd, err, errlen) < 0)
 		goto fail;
-	}
 	bd->parent = NULL;
 	*out = bd;
 	return 0;
@@ -212,7 +209,7 @@ int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
 		       char *err, size_t errlen)
 {
 	unsigned flags;
-	char *path;
+	char *path, msg[1024];
 	int ret;
 
 	if (bd->flags & BLOCK_NO_BACKING)
@@ -222,9 +219,11 @@ int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
 		return block_err(err, errlen, "out of memory");
 	flags = (bd->flags & (BLOCK_NOCACHE | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE)) |
 		BLOCK_RDONLY | BLOCK_QUIET_PROBE;
-	ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, err, errlen);
+	ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg, sizeof(msg));
 	free(path);
-	return ret;
+	if (ret < 0)
+		return block_err(err, errlen, "Could not open backing file: %s", msg);
+	return 0;
 }
 
 void block_close(struct block_dev *bd)

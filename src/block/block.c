@@ -412,6 +412,32 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
 	return 0;
 }
 
+/*
+ * Opens path to create an image in it as QEMU's raw_co_create does: without
+ * O_TRUNC, so that a file another process has open is never touched; takes
+ * write and resize (sharing all but resize), checks that nobody objects, and
+ * only then empties the file.  Returns the descriptor, which holds the locks
+ * until it is closed, or -1.
+ */
+int block_create_file(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
+	if (block_lock_perms(fd, path, BLOCK_PERM_WRITE | BLOCK_PERM_RESIZE,
+			     BLOCK_PERM_ALL & ~BLOCK_PERM_RESIZE, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (ftruncate(fd, 0) < 0) {
+		block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int block_create(const char *path, const char *format, const struct block_create_opts *o,
 		 char *err, size_t errlen)
 {

@@ -91,6 +91,12 @@ int64_t bfile_size(const struct block_dev *bd);
 int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write, uint64_t *host);
 void block_end_direct(struct block_dev *bd, uint64_t host, uint64_t len, bool write, int result);
 
+/*
+ * For a driver's create: the file opened, locked against every other user
+ * (QEMU's locks) and only then truncated to 0.  Returns the fd or -1.
+ */
+int block_create_file(const char *path, char *err, size_t errlen);
+
 /* Opens a backing file relative to the image's directory, as QEMU resolves it. */
 int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
 		       char *err, size_t errlen);

@@ -256,6 +256,48 @@ static void test_locks(void **state)
 	block_close(b);
 }
 
+/*
+ * Creating over an image another user has open fails before the file is
+ * touched (it used to be truncated first, and the lock refused afterwards).
+ */
+static void test_create_over_an_image_in_use(void **state)
+{
+	const char *fmts[] = { "raw", "qcow2" };
+	struct block_create_opts o = { .size = 1 << 20 };
+	uint8_t w[4096], r[4096];
+	struct stat st, was;
+	char err[512];
+
+	memset(w, 0x3c, sizeof(w));
+	for (int f = 0; f < 2; f++) {
+		struct block_dev *bd = create_open("busy", fmts[f], 2 << 20, 0);
+
+		assert_int_equal(block_pwrite(bd, 65536, w, sizeof(w)), 0);
+		assert_int_equal(block_flush(bd), 0);
+		assert_int_equal(stat(path("busy"), &was), 0);
+		for (int g = 0; g < 2; g++) {
+			assert_int_equal(block_create(path("busy"), fmts[g], &o, err, sizeof(err)), -1);
+			assert_non_null(strstr(err, "Failed to get \"write\" lock\n"
+						    "Is another process using the image ["));
+			assert_int_equal(stat(path("busy"), &st), 0);
+			assert_int_equal(st.st_size, was.st_size);
+			assert_int_equal(block_pread(bd, 65536, r, sizeof(r)), 0);
+			assert_memory_equal(r, w, sizeof(r));
+		}
+		block_close(bd);
+		/* A reader (shares nothing for writing) keeps creators out as well. */
+		assert_int_equal(block_open(path("busy"), fmts[f], BLOCK_RDONLY, &bd, err,
+					    sizeof(err)), 0);
+		assert_int_equal(block_create(path("busy"), "qcow2", &o, err, sizeof(err)), -1);
+		block_close(bd);
+		/* Nobody left: create replaces it. */
+		assert_int_equal(block_create(path("busy"), "qcow2", &o, err, sizeof(err)), 0);
+		assert_int_equal(block_open(path("busy"), NULL, 0, &bd, err, sizeof(err)), 0);
+		assert_int_equal(block_length(bd), 1 << 20);
+		block_close(bd);
+	}
+}
+
 static void test_backing_and_overlay(void **state)
 {
 	struct block_dev *base = create_open("base.raw", "raw", 2 << 20, 0), *top, *ov;
@@ -497,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_probed_raw_refuses_every_magic),
 		cmocka_unit_test(test_foreign_format_refused_by_name),
 		cmocka_unit_test(test_locks),
+		cmocka_unit_test(test_create_over_an_image_in_use),
 		cmocka_unit_test(test_backing_and_overlay),
 		cmocka_unit_test(test_backing_loop),
 		cmocka_unit_test(test_status),

@@ -126,3 +126,27 @@ def test_writers_leave_an_image_in_use_untouched(tmp_path, template, holder, cmd
     # Once the holder is gone the same command works (it was the lock, nothing else).
     rc, out, err = kimg(*cmd, cwd=tmp_path)
     assert rc == 0, (cmd, err)
+
+
+@pytest.mark.parametrize("cmd", [
+    ["bench", "-U", "-w", "-c", "10", "d.qcow2"],
+    ["snapshot", "-U", "-c", "s2", "d.qcow2"],
+    ["check", "-U", "-r", "all", "d.qcow2"],
+    ["rebase", "-U", "-b", "", "d.qcow2"],
+    ["convert", "-U", "-n", "-O", "qcow2", "src.raw", "d.qcow2"],
+], ids=lambda c: " ".join(c[:2]))
+def test_force_share_never_writes_an_image_in_use(tmp_path, template, cmd):
+    """-U shares the image with its writers: it is for reading, never a way past the lock."""
+    for f in template.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    before = digest(tmp_path)
+    h = Holder(HOLDERS["qemu-io-rw"], tmp_path / "d.qcow2")
+    try:
+        rc, out, err = kimg(*cmd, cwd=tmp_path)
+        qrc, qout, qerr = qimg(*cmd, cwd=tmp_path)
+        assert digest(tmp_path) == before, cmd
+    finally:
+        h.close()
+    assert rc == qrc == 1, (cmd, err, qerr)
+    if cmd[0] == "bench":
+        assert err.replace("kestrel-img:", "qemu-img:") == qerr

@@ -4,10 +4,12 @@
  */
 #include "block/block_int.h"
 #include "block/lock.h"
+#include "block/probe.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,31 +41,54 @@ static const struct block_driver *driver_by_name(const char *name)
 	return NULL;
 }
 
-static const struct block_driver *probe_buf(const uint8_t *buf, size_t len)
+/*
+ * Names the format of the file as bdrv_probe_all would (probe.c); reads go
+ * through bfile_pread so an O_DIRECT descriptor works too.  An empty file
+ * is raw (find_image_format does not probe it).
+ */
+static int probe(struct block_dev *bd, const struct stat *st, const char **format)
 {
-	const struct block_driver *best = &block_raw_driver;
-	int best_score = 0;
+	uint8_t buf[BLOCK_PROBE_SIZE];
+	int ret;
 
-	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
-		int score = drivers[i]->probe ? drivers[i]->probe(buf, len) : 0;
-		if (score > best_score) {
-			best_score = score;
-			best = drivers[i];
-		}
-	}
-	return best;
+	*format = "raw";
+	if (S_ISREG(st->st_mode) && st->st_size == 0)
+		return 0;
+	ret = bfile_pread(bd, 0, buf, sizeof(buf));
+	if (ret < 0)
+		return ret;
+	*format = block_probe_format(buf, sizeof(buf), bd->filename);
+	return 0;
 }
 
-/* Picks the driver whose probe is surest, as bdrv_probe_all does; raw is the fallback. */
-static const struct block_driver *probe(int fd)
+/*
+ * The driver for a file opened without a format.  A format Kestrel has no
+ * driver for is refused by name: opened as raw, its headers would be guest
+ * data and a guest could rewrite them.
+ */
+static int probe_driver(struct block_dev *bd, const struct stat *st, unsigned flags,
+			const struct block_driver **drv, char *err, size_t errlen)
 {
-	uint8_t buf[512];
-	ssize_t n;
+	const char *format;
+	int ret = probe(bd, st, &format);
 
-	do
-		n = pread(fd, buf, sizeof(buf), 0);
-	while (n < 0 && errno == EINTR);
-	return probe_buf(buf, n < 0 ? 0 : (size_t)n);
+	if (ret < 0)
+		return block_err(err, errlen, "Could not read image for determining its format: %s",
+				 strerror(-ret));
+	*drv = driver_by_name(format);
+	if (!*drv)
+		return block_err(err, errlen,
+				 "Image is in %s format, which Kestrel cannot open yet", format);
+	if (*drv != &block_raw_driver || (flags & BLOCK_UNSAFE_PROBE))
+		return 0;
+	bd->probed_raw = true;
+	if (!bd->read_only && !(flags & BLOCK_QUIET_PROBE))
+		fprintf(stderr,
+			"WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
+			"         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.\n"
+			"         Specify the 'raw' format explicitly to remove the restrictions.\n",
+			bd->filename);
+	return 0;
 }
 
 static int open_fd(const char *path, unsigned flags, bool *direct)
@@ -84,6 +109,7 @@ static void block_free(struct block_dev *bd)
 		return;
 	if (bd->fd >= 0)
 		close(bd->fd);
+	pthread_mutex_destroy(&bd->block0_lock);
 	free(bd->filename);
 	free(bd);
 }
@@ -94,7 +120,6 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	const struct block_driver *drv = NULL;
 	struct block_dev *bd;
 	struct stat st;
-	char msg[1024];
 
 	*out = NULL;
 	if (format && !(drv = driver_by_name(format)))
@@ -103,6 +128,7 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	if (!bd)
 		return block_err(err, errlen, "Could not open '%s': out of memory", path);
 	bd->fd = -1;
+	pthread_mutex_init(&bd->block0_lock, NULL);
 	bd->flags = flags;
 	bd->read_only = flags & BLOCK_RDONLY;
 	bd->parent = parent;
@@ -122,7 +148,7 @@ static int open_one(const char *path, const char *format, unsigned flags,
 		goto fail;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		block_err(err, errlen, "Could not open '%s': Is a directory", path);
+		block_err(err, errlen, "'file' driver requires '%s' to be a regular file", path);
 		goto fail;
 	}
 	bd->st_dev = st.st_dev;
@@ -137,28 +163,16 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	}
 	if (!(flags & BLOCK_NO_LOCK) && block_lock(bd->fd, path, !bd->read_only, err, errlen) < 0)
 		goto fail;
-	if (!drv) {
-		drv = probe(bd->fd);
-		if (drv == &block_raw_driver && !(flags & BLOCK_UNSAFE_PROBE)) {
-			bd->probed_raw = true;
-			if (!bd->read_only && !(flags & BLOCK_QUIET_PROBE))
-				fprintf(stderr,
-					"WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
-					"         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.\n"
-					"         Specify the 'raw' format explicitly to remove the restrictions.\n",
-					path);
-		}
-	}
-	bd->drv = drv;
-	msg[0] = '\0';
-	if (drv->open(bd, msg, sizeof(msg)) < 0) {
-		/* Errors from deeper in the chain already name their file. */
-		if (!strncmp(msg, "Could not open", 14) || !strncmp(msg, "Backing file loop", 17))
-			block_err(err, errlen, "%s", msg);
-		else
-			block_err(err, errlen, "Could not open '%s': %s", path, msg);
+	if (!drv && probe_driver(bd, &st, flags, &drv, err, errlen) < 0)
 		goto fail;
-	}
+	bd->drv = drv;
+	/*
+	 * As QEMU's bdrv_open: a driver's message stands alone, and the caller
+	 * (kestrel-img: "Could not open 'X': ", kestrel: "-drive file=X: ") says
+	 * which image it was.
+	 */
+	if (drv->open(bd, err, errlen) < 0)
+		goto fail;
 	bd->parent = NULL;
 	*out = bd;
 	return 0;
@@ -195,7 +209,7 @@ int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
 		       char *err, size_t errlen)
 {
 	unsigned flags;
-	char *path;
+	char *path, msg[1024];
 	int ret;
 
 	if (bd->flags & BLOCK_NO_BACKING)
@@ -205,9 +219,11 @@ int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
 		return block_err(err, errlen, "out of memory");
 	flags = (bd->flags & (BLOCK_NOCACHE | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE)) |
 		BLOCK_RDONLY | BLOCK_QUIET_PROBE;
-	ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, err, errlen);
+	ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg, sizeof(msg));
 	free(path);
-	return ret;
+	if (ret < 0)
+		return block_err(err, errlen, "Could not open backing file: %s", msg);
+	return 0;
 }
 
 void block_close(struct block_dev *bd)
@@ -242,32 +258,48 @@ int block_pread(struct block_dev *bd, uint64_t offset, void *buf, size_t len)
 
 /*
  * QEMU refuses writes that would make a probed raw image probe as something
- * else next time (bdrv_probe_all on the new block 0).
+ * else next time (raw_co_pwritev runs bdrv_probe_all on the new block 0):
+ * otherwise a guest could plant, say, a VMDK descriptor naming a host file,
+ * and the next open that probes would read that file as the disk.  Returns
+ * 0 when the write may go ahead, -EPERM or a read error otherwise.  The
+ * caller holds block0_lock until its write is done, so that two partial
+ * writes, each harmless alone, cannot combine into a magic.
  */
-static bool probed_raw_write_ok(struct block_dev *bd, uint64_t offset, const void *buf,
-				size_t len)
+static int block0_check(struct block_dev *bd, uint64_t offset, const void *buf, size_t len)
 {
-	uint8_t sector[512];
+	uint8_t sector[BLOCK_PROBE_SIZE];
+	int ret = bd->drv->pread(bd, 0, sector, sizeof(sector));
 
-	if (!bd->probed_raw || offset >= sizeof(sector))
-		return true;
-	if (bd->drv->pread(bd, 0, sector, sizeof(sector)) < 0)
-		return false;
+	if (ret < 0)
+		return ret;
 	memcpy(sector + offset, buf, len < sizeof(sector) - offset ? len : sizeof(sector) - offset);
-	return probe_buf(sector, sizeof(sector)) == &block_raw_driver;
+	/* Probed without a file name, as QEMU does here: only the content counts. */
+	return strcmp(block_probe_format(sector, sizeof(sector), NULL), "raw") ? -EPERM : 0;
+}
+
+static bool restricted(const struct block_dev *bd, uint64_t offset)
+{
+	return bd->probed_raw && offset < BLOCK_PROBE_SIZE;
 }
 
 int block_pwrite(struct block_dev *bd, uint64_t offset, const void *buf, size_t len)
 {
+	int ret;
+
 	if (bd->read_only)
 		return -EROFS;
 	if (!in_range(bd, offset, len))
 		return -EINVAL;
 	if (!len)
 		return 0;
-	if (!probed_raw_write_ok(bd, offset, buf, len))
-		return -EPERM;
-	return bd->drv->pwrite(bd, offset, buf, len);
+	if (!restricted(bd, offset))
+		return bd->drv->pwrite(bd, offset, buf, len);
+	pthread_mutex_lock(&bd->block0_lock);
+	ret = block0_check(bd, offset, buf, len);
+	if (ret == 0)
+		ret = bd->drv->pwrite(bd, offset, buf, len);
+	pthread_mutex_unlock(&bd->block0_lock);
+	return ret;
 }
 
 int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write, uint64_t *host)
@@ -275,7 +307,7 @@ int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool writ
 	if (!bd->drv->map_direct || !len || !in_range(bd, off, len))
 		return 0;
 	/* Writes the generic checks might refuse take the ordinary path. */
-	if (write && (bd->read_only || (bd->probed_raw && off < 512)))
+	if (write && (bd->read_only || restricted(bd, off)))
 		return 0;
 	return bd->drv->map_direct(bd, off, len, write, host);
 }
@@ -306,18 +338,23 @@ int block_flush(struct block_dev *bd)
 
 int block_write_zeroes(struct block_dev *bd, uint64_t offset, uint64_t len, bool may_unmap)
 {
+	static const uint8_t zero[BLOCK_PROBE_SIZE];
+	int ret;
+
 	if (bd->read_only)
 		return -EROFS;
 	if (!in_range(bd, offset, len))
 		return -EINVAL;
 	if (!len)
 		return 0;
-	if (bd->probed_raw && offset < 512) {
-		static const uint8_t zero[512];
-		if (!probed_raw_write_ok(bd, offset, zero, (size_t)(len < 512 ? len : 512)))
-			return -EPERM;
-	}
-	return bd->drv->write_zeroes(bd, offset, len, may_unmap);
+	if (!restricted(bd, offset))
+		return bd->drv->write_zeroes(bd, offset, len, may_unmap);
+	pthread_mutex_lock(&bd->block0_lock);
+	ret = block0_check(bd, offset, zero, len < sizeof(zero) ? (size_t)len : sizeof(zero));
+	if (ret == 0)
+		ret = bd->drv->write_zeroes(bd, offset, len, may_unmap);
+	pthread_mutex_unlock(&bd->block0_lock);
+	return ret;
 }
 
 int block_discard(struct block_dev *bd, uint64_t offset, uint64_t len)
@@ -373,6 +410,32 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
 	if (bd->drv->get_info)
 		return bd->drv->get_info(bd, info);
 	return 0;
+}
+
+/*
+ * Opens path to create an image in it as QEMU's raw_co_create does: without
+ * O_TRUNC, so that a file another process has open is never touched; takes
+ * write and resize (sharing all but resize), checks that nobody objects, and
+ * only then empties the file.  Returns the descriptor, which holds the locks
+ * until it is closed, or -1.
+ */
+int block_create_file(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
+	if (block_lock_perms(fd, path, BLOCK_PERM_WRITE | BLOCK_PERM_RESIZE,
+			     BLOCK_PERM_ALL & ~BLOCK_PERM_RESIZE, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (ftruncate(fd, 0) < 0) {
+		block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 int block_create(const char *path, const char *format, const struct block_create_opts *o,

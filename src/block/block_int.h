@@ -7,13 +7,12 @@
 
 #include "block/block.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/types.h>
 
 struct block_driver {
 	const char *name;
-	/* How sure the driver is that the first bytes are its format: 0..100. */
-	int (*probe)(const uint8_t *buf, size_t len);
 	int (*open)(struct block_dev *bd, char *err, size_t errlen);
 	void (*close)(struct block_dev *bd);
 	int (*pread)(struct block_dev *bd, uint64_t off, void *buf, size_t len);
@@ -61,6 +60,7 @@ struct block_dev {
 	bool read_only;
 	bool direct;			/* fd has O_DIRECT: I/O must be aligned */
 	bool probed_raw;		/* writes to block 0 restricted, as QEMU does */
+	pthread_mutex_t block0_lock;	/* orders checked writes to block 0 of probed_raw */
 	uint64_t size;			/* virtual size */
 	struct block_dev *backing;
 	struct block_dev *parent;	/* the image this one backs, while it opens */
@@ -90,6 +90,12 @@ int64_t bfile_size(const struct block_dev *bd);
 /* The driver's map_direct/end_direct behind the block layer's own checks. */
 int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write, uint64_t *host);
 void block_end_direct(struct block_dev *bd, uint64_t host, uint64_t len, bool write, int result);
+
+/*
+ * For a driver's create: the file opened, locked against every other user
+ * (QEMU's locks) and only then truncated to 0.  Returns the fd or -1.
+ */
+int block_create_file(const char *path, char *err, size_t errlen);
 
 /* Opens a backing file relative to the image's directory, as QEMU resolves it. */
 int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,

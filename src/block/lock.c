@@ -11,13 +11,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-/* QEMU's RAW_LOCK_PERM_BASE / RAW_LOCK_SHARED_BASE and BLK_PERM_* bit numbers. */
+/* QEMU's RAW_LOCK_PERM_BASE / RAW_LOCK_SHARED_BASE, plus the BLK_PERM_* bit number. */
 #define PERM_BASE	100
 #define SHARED_BASE	200
-#define PERM_READ	0
-#define PERM_WRITE	1
-#define PERM_WRITE_UNCHANGED 2
-#define PERM_RESIZE	3
+#define PERM_COUNT	4
 
 static int lock_byte(int fd, int byte)
 {
@@ -101,42 +98,59 @@ static long lock_holder(int fd, int byte)
 	return found;
 }
 
-static int refuse(int fd, int byte, const char *path, const char *what, char *err,
+static const char *const perm_names[PERM_COUNT] = {
+	"consistent read", "write", "write unchanged", "resize",
+};
+
+/*
+ * QEMU's wording (raw_check_lock_bytes, with the hint its callers append),
+ * and the holder's pid when /proc tells it.
+ */
+static int refuse(int fd, int byte, const char *path, bool shared, int perm, char *err,
 		  size_t errlen)
 {
 	long pid = lock_holder(fd, byte);
+	char who[64] = "";
 
 	if (pid > 0)
-		return block_err(err, errlen,
-				 "Failed to get %s lock: '%s' is in use by process %ld", what,
-				 path, pid);
+		snprintf(who, sizeof(who), " It is in use by process %ld.", pid);
 	return block_err(err, errlen,
-			 "Failed to get %s lock: '%s' is in use by another process", what, path);
+			 "Failed to get %s\"%s\" lock\nIs another process using the image [%s]?%s",
+			 shared ? "shared " : "", perm_names[perm], path, who);
 }
 
-int block_lock(int fd, const char *path, bool write, char *err, size_t errlen)
+int block_lock_perms(int fd, const char *path, unsigned perm, unsigned shared, char *err,
+		     size_t errlen)
 {
-	static const int reader[] = { PERM_BASE + PERM_READ, SHARED_BASE + PERM_WRITE };
-	static const int writer[] = {
-		PERM_BASE + PERM_READ, PERM_BASE + PERM_WRITE, PERM_BASE + PERM_WRITE_UNCHANGED,
-		PERM_BASE + PERM_RESIZE, SHARED_BASE + PERM_WRITE, SHARED_BASE + PERM_RESIZE,
-	};
-	const int *bytes = write ? writer : reader;
-	size_t n = write ? sizeof(writer) / sizeof(writer[0]) : sizeof(reader) / sizeof(reader[0]);
-
-	for (size_t i = 0; i < n; i++) {
-		int ret = lock_byte(fd, bytes[i]);
+	/* Step one: announce what we use (100+n) and what we do not share (200+n). */
+	for (int i = 0; i < PERM_COUNT; i++) {
+		int ret = 0;
+		if (perm & (1u << i))
+			ret = lock_byte(fd, PERM_BASE + i);
+		if (ret == 0 && !(shared & (1u << i)))
+			ret = lock_byte(fd, SHARED_BASE + i);
 		if (ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK)
 			return 0;	/* a file system without OFD locks: QEMU goes on too */
 		if (ret < 0)
 			return block_err(err, errlen, "Failed to lock '%s': %s", path, strerror(-ret));
 	}
-	/* Someone writing, or someone who does not let others write while we write. */
-	if (byte_taken(fd, PERM_BASE + PERM_WRITE))
-		return refuse(fd, PERM_BASE + PERM_WRITE, path, "shared \"write\"", err, errlen);
-	if (write && byte_taken(fd, SHARED_BASE + PERM_WRITE))
-		return refuse(fd, SHARED_BASE + PERM_WRITE, path, "\"write\"", err, errlen);
-	if (write && byte_taken(fd, PERM_BASE + PERM_RESIZE))
-		return refuse(fd, PERM_BASE + PERM_RESIZE, path, "\"resize\"", err, errlen);
+	/* Step two: nobody refuses to share what we use, nobody uses what we keep. */
+	for (int i = 0; i < PERM_COUNT; i++)
+		if ((perm & (1u << i)) && byte_taken(fd, SHARED_BASE + i))
+			return refuse(fd, SHARED_BASE + i, path, false, i, err, errlen);
+	for (int i = 0; i < PERM_COUNT; i++)
+		if (!(shared & (1u << i)) && byte_taken(fd, PERM_BASE + i))
+			return refuse(fd, PERM_BASE + i, path, true, i, err, errlen);
 	return 0;
+}
+
+int block_lock(int fd, const char *path, bool write, char *err, size_t errlen)
+{
+	/* A writer may change and resize the image and lets nobody else do either. */
+	if (write)
+		return block_lock_perms(fd, path, BLOCK_PERM_ALL, BLOCK_PERM_READ |
+					BLOCK_PERM_WRITE_UNCHANGED, err, errlen);
+	/* A reader wants consistent data: nobody may write meanwhile. */
+	return block_lock_perms(fd, path, BLOCK_PERM_READ, BLOCK_PERM_ALL & ~BLOCK_PERM_WRITE,
+				err, errlen);
 }

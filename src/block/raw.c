@@ -12,11 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int raw_probe(const uint8_t *buf, size_t len)
-{
-	return 1;
-}
-
 static int raw_open(struct block_dev *bd, char *err, size_t errlen)
 {
 	int64_t size = bfile_size(bd);
@@ -155,12 +150,10 @@ static int raw_create(const char *path, const struct block_create_opts *o, char 
 		return block_err(err, errlen, "Backing file not supported for file format 'raw'");
 	if (o->prealloc == BLOCK_PREALLOC_METADATA)
 		return block_err(err, errlen, "Unsupported preallocation mode 'metadata'");
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = block_create_file(path, err, errlen);
 	if (fd < 0)
-		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
-	ret = ftruncate(fd, 0) < 0 ? -errno : 0;
-	if (ret == 0)
-		ret = raw_prealloc(fd, 0, o->size, o->prealloc);
+		return -1;
+	ret = raw_prealloc(fd, 0, o->size, o->prealloc);
 	if (ret == 0 && ftruncate(fd, (off_t)o->size) < 0)
 		ret = -errno;
 	/*
@@ -208,7 +201,6 @@ static int raw_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 
 const struct block_driver block_raw_driver = {
 	.name = "raw",
-	.probe = raw_probe,
 	.open = raw_open,
 	.pread = raw_pread,
 	.pwrite = raw_pwrite,

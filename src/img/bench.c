@@ -180,6 +180,12 @@ int img_bench(int argc, char **argv)
 		img_error("Invalid cache mode");
 		return 1;
 	}
+	/* As bdrv_open: -U shares the image with its writers, so it is for readers only. */
+	if ((flags & BLOCK_NO_LOCK) && b.write) {
+		img_error("Could not open '%s': force-share=on can only be used with read-only images",
+			  argv[optind]);
+		return 1;
+	}
 	if (!step_set)
 		b.step = b.bufsize;
 	flags |= cf | (b.write ? 0 : BLOCK_RDONLY);

@@ -80,11 +80,9 @@ struct block_dev *img_open(const char *path, const char *fmt, unsigned flags)
 	struct block_dev *bd;
 	char err[4096];
 
+	/* block_open's message does not name the image when the format refused it. */
 	if (block_open(path, fmt, flags, &bd, err, sizeof(err)) < 0) {
-		if (!strncmp(err, "Could not open", 14))
-			img_error("Could not open '%s': %s", path, err);
-		else
-			img_error("Could not open '%s': %s", path, err);
+		img_error("Could not open '%s': %s", path, err);
 		return NULL;
 	}
 	return bd;

@@ -120,6 +120,44 @@ def test_readonly_drive_refuses_writes_with_ioerr(probe, tmp_path):
     assert sha(disk) == before
 
 
+FORGED_VMDK = b'# Disk DescriptorFile\nversion=1\nRW 8 FLAT "/etc/hostname" 0\n'
+
+
+def probed_drive(path):
+    """A -drive without format=: the VMM probes it (raw here), so block 0 is restricted."""
+    return ["-drive", f"file={path},if=none,id=d0",
+            "-device", "virtio-blk-pci,drive=d0,serial=disk42"]
+
+
+@pytest.mark.guest
+@pytest.mark.parametrize("forge", ["vmdk", "qcow2"])
+def test_forged_header_into_probed_raw_is_refused(probe, tmp_path, forge):
+    """Issue #16: a guest must not turn its probed-raw disk into a VMDK whose extent is a
+    host file (or into any other format): the write fails with IOERR, the disk is as it
+    was, and the next probe still says raw."""
+    disk = raw_image(tmp_path)
+    before = sha(disk)
+    status, out, err = run_probe(*probed_drive(disk), "-kernel", probe,
+                                 scenario=f"blk-write,forge={forge},sectors=8,offset=0,"
+                                          "expect=ioerr")
+    assert status == 0, err
+    assert "probing guessed raw" in err
+    assert f"probe: blk: sector 0 forged as a {forge} header" in out
+    assert "probe: blk: write refused (ioerr)" in out
+    assert sha(disk) == before
+    info = subprocess.run(["qemu-img", "info", str(disk)], capture_output=True, text=True)
+    assert "file format: raw" in info.stdout, info.stdout + info.stderr
+    # The same bytes one sector on are data, and with format=raw the guest may write them.
+    status, out, err = run_probe(*probed_drive(disk), "-kernel", probe,
+                                 scenario=f"blk-write,forge={forge},sectors=8,offset=1")
+    assert status == 0 and "probe: blk: verified" in out, err
+    status, out, err = run_probe(*drive(disk), "-kernel", probe,
+                                 scenario=f"blk-write,forge={forge},sectors=8,offset=0")
+    assert status == 0 and "probe: blk: verified" in out, err
+    if forge == "vmdk":
+        assert open(disk, "rb").read(len(FORGED_VMDK)) == FORGED_VMDK
+
+
 @pytest.mark.guest
 def test_second_vm_on_the_same_image_is_refused(probe, tmp_path, session):
     disk = raw_image(tmp_path)
@@ -232,6 +270,19 @@ def test_rng_and_readonly_under_qemu(probe, tmp_path):
     status, out, _ = qemu(*QEMU_BASE, *drive(disk, extra=",readonly=on"), "-kernel", probe,
                           "-append", "probe=blk-write,pattern=3,expect=ioerr")
     assert status == 0 and "probe: blk: write refused (ioerr)" in out
+
+
+@pytest.mark.guest
+@pytest.mark.qemu
+def test_forged_vmdk_into_probed_raw_under_qemu(probe, tmp_path):
+    """The reference: QEMU 7.2 refuses the forged descriptor the same way (EPERM, IOERR)."""
+    need_qemu()
+    disk = raw_image(tmp_path)
+    before = sha(disk)
+    status, out, err = qemu(*QEMU_BASE, *probed_drive(disk), "-kernel", probe, "-append",
+                            "probe=blk-write,forge=vmdk,sectors=8,offset=0,expect=ioerr")
+    assert status == 0 and "probe: blk: write refused (ioerr)" in out, out + err
+    assert sha(disk) == before
 
 
 @pytest.mark.guest

@@ -116,6 +116,126 @@ static void test_probe(void **state)
 	assert_non_null(strstr(err, "No such file"));
 }
 
+/* First sectors that probe as another format (the magic of each prober in probe.c). */
+static const struct {
+	const char *format;
+	const char *bytes;
+	size_t len;
+} magics[] = {
+#define MAGIC(fmt, lit) { fmt, lit, sizeof(lit) - 1 }
+	MAGIC("qcow2", "QFI\xfb\0\0\0\3"),
+	MAGIC("qcow", "QFI\xfb\0\0\0\1"),
+	MAGIC("qed", "QED\0"),
+	MAGIC("vmdk", "KDMV"),
+	MAGIC("vmdk", "COWD"),
+	MAGIC("vmdk", "# Disk DescriptorFile\nversion=1\nRW 8 FLAT \"/etc/hostname\" 0\n"),
+	MAGIC("vdi", "<<< Oracle VM VirtualBox Disk Image >>>\n\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+	      "\0\0\0\0\0\0\0\0\0\x7f\x10\xda\xbe"),
+	MAGIC("vhdx", "vhdxfile"),
+	MAGIC("vpc", "conectix"),
+	MAGIC("parallels", "WithoutFreeSpace\2\0\0\0"),
+	MAGIC("parallels", "WithouFreSpacExt\2\0\0\0"),
+	MAGIC("luks", "LUKS\xba\xbe\0\1"),
+	MAGIC("bochs", "Bochs Virtual HD Image\0\0\0\0\0\0\0\0\0\0Redolog\0\0\0\0\0\0\0\0\0"
+	      "Growing\0\0\0\0\0\0\0\0\0\0\0\2\0"),
+	MAGIC("cloop", "#!/bin/sh\n#V2.0 Format\n"
+	      "modprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n"),
+#undef MAGIC
+};
+
+static void put_file(const char *name, uint64_t off, const void *buf, size_t len)
+{
+	FILE *f = fopen(path(name), "r+b");
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, (long)off, SEEK_SET), 0);
+	assert_int_equal(fwrite(buf, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/*
+ * A probed raw image (format not given) refuses every write that would make
+ * block 0 probe as another format, as QEMU's raw_co_pwritev does: the next
+ * open that probes would otherwise take the guest's bytes for a header
+ * (a VMDK descriptor can name any host file as its extent).
+ */
+static void test_probed_raw_refuses_every_magic(void **state)
+{
+	struct block_dev *bd = create_open("m.raw", "raw", 1 << 20, 0), *ex;
+	uint8_t sector[4096], r[4096];
+	char err[512];
+
+	block_close(bd);
+	assert_int_equal(block_open(path("m.raw"), NULL, BLOCK_QUIET_PROBE, &bd, err, sizeof(err)), 0);
+	assert_string_equal(block_format_name(bd), "raw");
+	assert_int_equal(block_open(path("m.raw"), "raw", BLOCK_NO_LOCK, &ex, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
+		memset(sector, 0, sizeof(sector));
+		memcpy(sector, magics[i].bytes, magics[i].len);
+		if (block_pwrite(bd, 0, sector, 512) != -EPERM)
+			fail_msg("%s magic written into block 0", magics[i].format);
+		/* Longer writes that start in block 0, and zero writes, are checked too. */
+		assert_int_equal(block_pwrite(bd, 0, sector, sizeof(sector)), -EPERM);
+		assert_int_equal(block_pread(bd, 0, r, sizeof(r)), 0);
+		assert_true(all_zero(r, sizeof(r)));
+		/* The same bytes one sector further are ordinary data. */
+		assert_int_equal(block_pwrite(bd, 512, sector, 512), 0);
+		assert_int_equal(block_pread(bd, 512, r, 512), 0);
+		assert_memory_equal(r, sector, 512);
+		assert_int_equal(block_write_zeroes(bd, 512, 512, false), 0);
+		/* An explicit format=raw means "this is raw": no restriction. */
+		assert_int_equal(block_pwrite(ex, 0, sector, 512), 0);
+		assert_int_equal(block_write_zeroes(ex, 0, 512, false), 0);
+	}
+	block_close(ex);
+	/* Ordinary data in block 0 is fine, and so is zeroing it again. */
+	memset(sector, 0xeb, sizeof(sector));
+	assert_int_equal(block_pwrite(bd, 0, sector, sizeof(sector)), 0);
+	assert_int_equal(block_write_zeroes(bd, 0, 4096, true), 0);
+	/* A magic put together from harmless pieces is caught at the last one. */
+	assert_int_equal(block_pwrite(bd, 0, "KD", 2), 0);
+	assert_int_equal(block_pwrite(bd, 2, "MV", 2), -EPERM);
+	assert_int_equal(block_pwrite(bd, 0, "# Disk DescriptorFile\n", 22), 0);
+	assert_int_equal(block_pwrite(bd, 22, "version=1\n", 10), -EPERM);
+	block_close(bd);
+}
+
+/* A file whose magic names a format Kestrel has no driver for is refused by that name. */
+static void test_foreign_format_refused_by_name(void **state)
+{
+	static const unsigned flags[] = { 0, BLOCK_RDONLY, BLOCK_RDONLY | BLOCK_UNSAFE_PROBE };
+	struct block_dev *bd = create_open("f.img", "raw", 1 << 20, 0);
+	char err[512], want[128];
+
+	block_close(bd);
+	for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
+		uint8_t sector[512] = { 0 };
+
+		memcpy(sector, magics[i].bytes, magics[i].len);
+		put_file("f.img", 0, sector, sizeof(sector));
+		if (!strcmp(magics[i].format, "qcow2"))
+			continue;	/* Kestrel's own: its driver judges the header */
+		snprintf(want, sizeof(want), "Image is in %s format, which Kestrel cannot open yet",
+			 magics[i].format);
+		for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
+			assert_int_equal(block_open(path("f.img"), NULL, flags[f], &bd, err,
+						    sizeof(err)), -1);
+			assert_string_equal(err, want);
+		}
+		assert_int_equal(block_open(path("f.img"), "raw", BLOCK_RDONLY, &bd, err,
+					    sizeof(err)), 0);
+		block_close(bd);
+	}
+}
+
 static void test_locks(void **state)
 {
 	struct block_dev *a = create_open("l.qcow2", "qcow2", 1 << 20, 0), *b;
@@ -134,6 +254,48 @@ static void test_locks(void **state)
 	assert_int_equal(block_open(path("l.qcow2"), "qcow2", BLOCK_RDONLY, &b, err, sizeof(err)), 0);
 	block_close(a);
 	block_close(b);
+}
+
+/*
+ * Creating over an image another user has open fails before the file is
+ * touched (it used to be truncated first, and the lock refused afterwards).
+ */
+static void test_create_over_an_image_in_use(void **state)
+{
+	const char *fmts[] = { "raw", "qcow2" };
+	struct block_create_opts o = { .size = 1 << 20 };
+	uint8_t w[4096], r[4096];
+	struct stat st, was;
+	char err[512];
+
+	memset(w, 0x3c, sizeof(w));
+	for (int f = 0; f < 2; f++) {
+		struct block_dev *bd = create_open("busy", fmts[f], 2 << 20, 0);
+
+		assert_int_equal(block_pwrite(bd, 65536, w, sizeof(w)), 0);
+		assert_int_equal(block_flush(bd), 0);
+		assert_int_equal(stat(path("busy"), &was), 0);
+		for (int g = 0; g < 2; g++) {
+			assert_int_equal(block_create(path("busy"), fmts[g], &o, err, sizeof(err)), -1);
+			assert_non_null(strstr(err, "Failed to get \"write\" lock\n"
+						    "Is another process using the image ["));
+			assert_int_equal(stat(path("busy"), &st), 0);
+			assert_int_equal(st.st_size, was.st_size);
+			assert_int_equal(block_pread(bd, 65536, r, sizeof(r)), 0);
+			assert_memory_equal(r, w, sizeof(r));
+		}
+		block_close(bd);
+		/* A reader (shares nothing for writing) keeps creators out as well. */
+		assert_int_equal(block_open(path("busy"), fmts[f], BLOCK_RDONLY, &bd, err,
+					    sizeof(err)), 0);
+		assert_int_equal(block_create(path("busy"), "qcow2", &o, err, sizeof(err)), -1);
+		block_close(bd);
+		/* Nobody left: create replaces it. */
+		assert_int_equal(block_create(path("busy"), "qcow2", &o, err, sizeof(err)), 0);
+		assert_int_equal(block_open(path("busy"), NULL, 0, &bd, err, sizeof(err)), 0);
+		assert_int_equal(block_length(bd), 1 << 20);
+		block_close(bd);
+	}
 }
 
 static void test_backing_and_overlay(void **state)
@@ -374,7 +536,10 @@ int main(void)
 		cmocka_unit_test(test_both_formats_same_behaviour),
 		cmocka_unit_test(test_read_only),
 		cmocka_unit_test(test_probe),
+		cmocka_unit_test(test_probed_raw_refuses_every_magic),
+		cmocka_unit_test(test_foreign_format_refused_by_name),
 		cmocka_unit_test(test_locks),
+		cmocka_unit_test(test_create_over_an_image_in_use),
 		cmocka_unit_test(test_backing_and_overlay),
 		cmocka_unit_test(test_backing_loop),
 		cmocka_unit_test(test_status),

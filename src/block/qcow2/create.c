@@ -124,10 +124,11 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 	for (int i = 0; i < 3; i++)
 		qcow2_rc_set_entry(buf + 2 * cs, t.refcount_order, (uint64_t)i, 1);
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* The locks of fd keep every other user out until the image is complete. */
+	fd = block_create_file(path, err, errlen);
 	if (fd < 0) {
 		free(buf);
-		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
+		return -1;
 	}
 	ret = 0;
 	for (size_t done = 0; done < 3 * (size_t)cs;) {
@@ -140,16 +141,22 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 		}
 		done += (size_t)n;
 	}
-	if (close(fd) < 0 && ret == 0)
-		ret = -errno;
 	free(buf);
-	if (ret < 0)
+	if (ret < 0) {
+		close(fd);
 		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));
+	}
 
-	/* Now grow it to size and record the backing file with the ordinary code. */
-	if (block_open(path, "qcow2", BLOCK_NO_BACKING | BLOCK_NO_FLUSH, &bd, msg,
-		       sizeof(msg)) < 0)
+	/*
+	 * Now grow it to size and record the backing file with the ordinary code,
+	 * unlocked: fd's locks (which would conflict with a second set of ours)
+	 * already hold everyone else off.
+	 */
+	if (block_open(path, "qcow2", BLOCK_NO_BACKING | BLOCK_NO_FLUSH | BLOCK_NO_LOCK, &bd, msg,
+		       sizeof(msg)) < 0) {
+		close(fd);
 		return block_err(err, errlen, "%s", msg);
+	}
 	ret = 0;
 	if (o->backing_file) {
 		struct qcow2 *s = bd->opaque;
@@ -164,6 +171,8 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 	    qcow2_truncate(bd, o->size, false, o->prealloc, msg, sizeof(msg)) < 0)
 		ret = block_err(err, errlen, "Could not resize image: %s", msg);
 	block_close(bd);
+	if (close(fd) < 0 && ret == 0)
+		ret = block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
 	return ret;
 }
 

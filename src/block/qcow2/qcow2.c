@@ -10,13 +10,6 @@
 
 #define L2_CACHE_MAX_BYTES	(32u << 20)	/* QEMU's DEFAULT_L2_CACHE_MAX_SIZE on Linux */
 
-static int qcow2_probe(const uint8_t *buf, size_t len)
-{
-	if (len >= 8 && be32(buf) == QCOW2_MAGIC && be32(buf + 4) >= 2)
-		return 100;
-	return 0;
-}
-
 void qcow2_free_state(struct qcow2 *s)
 {
 	if (!s)
@@ -511,7 +504,6 @@ uint64_t block_qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int ref
 
 const struct block_driver block_qcow2_driver = {
 	.name = "qcow2",
-	.probe = qcow2_probe,
 	.open = qcow2_open,
 	.close = qcow2_close,
 	.pread = qcow2_pread,

@@ -50,7 +50,40 @@ struct blk_args {
 	uint64_t pattern, sectors, offset;
 	bool expect_ioerr;
 	bool zero;			/* zero=1: zeroes instead of the pattern */
+	const char *forge;		/* forge=NAME: the first sector is that header */
 };
+
+/*
+ * forge=NAME: the first sector written is a forged image header instead of
+ * the pattern, what a hostile guest puts in sector 0 to make the host take
+ * its disk for another format the next time the host probes it.  "vmdk" is
+ * a VMDK descriptor whose extent is a host file; "qcow2" a qcow2 magic.
+ * A host that probed the disk as raw must refuse it (QEMU: EPERM, IOERR
+ * to the guest); with format=raw given it is ordinary data.
+ */
+static const struct {
+	const char *name, *bytes;
+	uint32_t len;
+} forgeries[] = {
+#define FORGERY(name, lit) { name, lit, sizeof(lit) - 1 }
+	FORGERY("vmdk", "# Disk DescriptorFile\nversion=1\nRW 8 FLAT \"/etc/hostname\" 0\n"),
+	FORGERY("qcow2", "QFI\xfb\0\0\0\3"),
+#undef FORGERY
+};
+
+static uint64_t forged[SECTOR / 8];	/* the forged sector, zero-padded */
+
+static bool forge_lookup(const char *name)
+{
+	for (uint32_t i = 0; i < sizeof(forgeries) / sizeof(forgeries[0]); i++) {
+		if (str_eq(name, forgeries[i].name)) {
+			memset(forged, 0, sizeof(forged));
+			memcpy(forged, forgeries[i].bytes, forgeries[i].len);
+			return true;
+		}
+	}
+	return fail("blk: bad forge=%s (vmdk or qcow2)", name);
+}
 
 static struct blk_req_hdr req_hdr;
 static uint8_t req_status;
@@ -174,6 +207,9 @@ static bool blk_args_parse(const struct args *a, const struct blk *b,
 	    !arg_u64(a, "offset", &ba->offset) || !arg_u64(a, "zero", &zero) || !ba->sectors)
 		return fail("blk: bad pattern=, sectors=, offset= or zero=");
 	ba->zero = zero != 0;
+	ba->forge = arg_get(a, "forge");
+	if (ba->forge && !forge_lookup(ba->forge))
+		return false;
 	if (ba->offset > b->capacity || ba->sectors > b->capacity - ba->offset)
 		return fail("blk: sectors %lu at %lu run past the capacity %lu",
 			    ba->sectors, ba->offset, b->capacity);
@@ -199,6 +235,8 @@ static bool blk_verify(struct blk *b, const struct blk_args *ba)
 		for (uint32_t i = 0; i < n * SECTOR / 8; i++) {
 			uint64_t want = ba->zero ? 0 : pattern_word(w0 + i, ba->pattern);
 
+			if (ba->forge && s == ba->offset && i < SECTOR / 8)
+				want = forged[i];
 			if (data[i] != want)
 				return fail("blk: byte offset 0x%lx (sector %lu) reads 0x%016lx, expected 0x%016lx",
 					    (w0 + i) * 8, (w0 + i) * 8 / SECTOR,
@@ -211,9 +249,11 @@ static bool blk_verify(struct blk *b, const struct blk_args *ba)
 }
 
 /*
- * Scenario "blk-write,pattern=N,sectors=S,offset=O[,expect=ioerr][,zero=1]":
- * write (zeroes with zero=1), flush, read back.  With expect=ioerr (readonly=on tests) the
- * PASS condition is the device refusing the first write with IOERR.
+ * Scenario "blk-write,pattern=N,sectors=S,offset=O[,expect=ioerr][,zero=1][,forge=NAME]":
+ * write (zeroes with zero=1; sector O a forged header with forge=), flush,
+ * read back.  With expect=ioerr (readonly=on tests, forged headers on probed
+ * raw disks) the PASS condition is the device refusing the first write with
+ * IOERR.
  */
 bool scenario_blk_write(const struct platform *p, const struct args *a)
 {
@@ -231,6 +271,10 @@ bool scenario_blk_write(const struct platform *p, const struct args *a)
 			memset(data, 0, n * SECTOR);
 		else
 			pattern_fill(s, n, ba.pattern);
+		if (ba.forge && s == ba.offset) {
+			memcpy(data, forged, SECTOR);
+			say("blk: sector %lu forged as a %s header", s, ba.forge);
+		}
 		if (!blk_request(&b, VIRTIO_BLK_T_OUT, s, data, n * SECTOR, &st))
 			return false;
 		if (st == VIRTIO_BLK_S_IOERR && ba.expect_ioerr) {

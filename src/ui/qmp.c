@@ -65,6 +65,13 @@ struct qmp_scan {
 	size_t depth;
 	char quote;		/* '"' or '\'' while inside a string */
 	bool escape;
+	size_t colons;		/* ':' outside strings: one per object member */
+};
+
+struct qmp_buf {
+	char *data;
+	size_t len, cap;
+	bool failed;
 };
 
 struct qmp_session {
@@ -75,6 +82,7 @@ struct qmp_session {
 	enum qmp_input_mode mode;
 	size_t msg_len;		/* bytes of the current message fed so far */
 	struct qmp_scan scan;
+	struct qmp_buf strtext;	/* the string being scanned, from its quote: error text */
 	bool negotiated;
 	bool oob;		/* the client enabled the "oob" capability */
 	unsigned busy;		/* nesting of our entry points on the stack */
@@ -234,12 +242,6 @@ static bool utf8_valid(const char *s, size_t len)
 
 /* -------------------------------------------------------------------------- */
 /* Output: QEMU's JSON writer (qobject/json-writer.c, non-pretty)             */
-
-struct qmp_buf {
-	char *data;
-	size_t len, cap;
-	bool failed;
-};
 
 static void buf_add(struct qmp_buf *b, const char *p, size_t n)
 {
@@ -1386,7 +1388,58 @@ static void scan_byte(struct qmp_scan *sc, uint8_t c)
 		sc->depth++;
 	} else if ((c == '}' || c == ']') && sc->depth) {
 		sc->depth--;
+	} else if (c == ':') {
+		sc->colons++;
 	}
+}
+
+/* scan_byte over p[0..n), keeping the text of the string being read for errors. */
+static void scan_bytes(struct qmp_session *s, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool was_in = s->scan.quote;
+
+		scan_byte(&s->scan, p[i]);
+		if (!was_in && s->scan.quote)
+			s->strtext.len = 0;
+		if (was_in || s->scan.quote)
+			buf_add(&s->strtext, (const char *)p + i, 1);
+	}
+}
+
+/*
+ * QEMU's lexer (qobject/json-lexer.c) takes no control character inside a
+ * string, tab, CR and LF included: a line cut short inside a string is a
+ * lexical error at its newline, and the next line starts afresh.  Returns the
+ * index of the first such byte in p[0..n), or n.
+ */
+static size_t string_breaks_at(const struct qmp_scan *scan, const uint8_t *p, size_t n)
+{
+	struct qmp_scan sc = *scan;
+
+	for (size_t i = 0; i < n; i++) {
+		if (sc.quote && p[i] < 0x20)
+			return i;
+		scan_byte(&sc, p[i]);
+	}
+	return n;
+}
+
+/* Members of every object in o, to tell a duplicate key (one ':' too many). */
+static size_t json_members(struct json_object *o)
+{
+	size_t n = 0;
+
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			n += json_members(json_object_array_get_idx(o, i));
+	} else if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val) {
+			(void)key;
+			n += 1 + json_members(val);
+		}
+	}
+	return n;
 }
 
 static bool scan_outside(const struct qmp_scan *sc)
@@ -1401,6 +1454,31 @@ static void parser_reset(struct qmp_session *s, enum qmp_input_mode mode)
 	s->mode = mode;
 	if (mode != QMP_SKIP)
 		s->scan = (struct qmp_scan){ 0 };
+	s->scan.colons = 0;
+}
+
+/* A string cut by a control character: QEMU's "stray" error with the token text. */
+static size_t input_broken_string(struct qmp_session *s, uint8_t c)
+{
+	buf_add(&s->strtext, (const char *)&c, 1);
+	if (s->strtext.failed)
+		qmp_input_error(s, "JSON parse error, stray string");
+	else
+		qmp_input_error(s, "JSON parse error, stray '%.*s'", (int)s->strtext.len,
+				s->strtext.data);
+	s->strtext.len = 0;
+	s->strtext.failed = false;
+	parser_reset(s, QMP_PARSE);
+	return 1;
+}
+
+/* A whole message: refused if it repeats a key (json-c keeps the last one). */
+static void input_message(struct qmp_session *s, struct json_object *obj, size_t colons)
+{
+	if (json_members(obj) != colons)
+		qmp_input_error(s, "JSON parse error, duplicate key");
+	else
+		qmp_handle(s, obj);
 }
 
 /* A well-formed message broke a limit: drop the rest of it, if there is a rest. */
@@ -1414,7 +1492,7 @@ static size_t input_parse(struct qmp_session *s, const uint8_t *p, size_t n)
 {
 	struct json_object *obj;
 	enum json_tokener_error jerr;
-	size_t i = 0, feed, end;
+	size_t i = 0, feed, end, colons;
 
 	if (s->msg_len == 0) {
 		while (i < n && json_space(p[i]))
@@ -1429,6 +1507,9 @@ static size_t input_parse(struct qmp_session *s, const uint8_t *p, size_t n)
 	feed = QMP_MAX_MESSAGE - s->msg_len;
 	if (feed > n)
 		feed = n;
+	feed = string_breaks_at(&s->scan, p, feed);
+	if (feed == 0)
+		return input_broken_string(s, p[0]);
 	obj = json_tokener_parse_ex(s->tok, (const char *)p, (int)feed);
 	jerr = json_tokener_get_error(s->tok);
 	end = json_tokener_get_parse_end(s->tok);
@@ -1436,14 +1517,15 @@ static size_t input_parse(struct qmp_session *s, const uint8_t *p, size_t n)
 		end = feed;
 	switch (jerr) {
 	case json_tokener_continue:
-		for (i = 0; i < feed; i++)
-			scan_byte(&s->scan, p[i]);
+		scan_bytes(s, p, feed);
 		s->msg_len += feed;
 		return feed;
 	case json_tokener_success:
 		/* end may be 0: a number or literal ended by this byte. */
+		scan_bytes(s, p, end);
+		colons = s->scan.colons;
 		parser_reset(s, QMP_PARSE);
-		qmp_handle(s, obj);
+		input_message(s, obj, colons);
 		json_object_put(obj);
 		return end;
 	case json_tokener_error_depth:
@@ -1493,6 +1575,7 @@ static size_t input_consume(struct qmp_session *s, const uint8_t *p, size_t n)
 
 static void session_destroy(struct qmp_session *s)
 {
+	free(s->strtext.data);
 	json_tokener_free(s->tok);
 	free(s);
 }

@@ -689,6 +689,58 @@ static void test_invalid_json_recovers(void **state)
 	expect_nothing();
 }
 
+/* QEMU 7.2 refuses a repeated key at any depth (qobject/json-parser.c parse_pair). */
+static void test_duplicate_key(void **state)
+{
+	negotiate();
+	run("query-kvm", NULL);
+	json_object_put(expect_return());
+	send_str("{\"execute\": \"query-status\", \"execute\": \"query-name\"}\n");
+	expect_error("GenericError", "JSON parse error, duplicate key");
+	send_str("{\"execute\": \"query-kvm\", \"arguments\": {\"a\": 1, \"a\": 2}}\n");
+	expect_error("GenericError", "JSON parse error, duplicate key");
+	/* The same key in two different objects is no duplicate; nor is a ':' in a string. */
+	send_str("{\"execute\": \"query-kvm\", \"id\": {\"execute\": \"a:b\"}}\n");
+	json_object_put(next_msg());
+	expect_nothing();
+	run("query-kvm", NULL);
+	json_object_put(expect_return());
+	expect_nothing();
+}
+
+/*
+ * A line cut short inside a string: QEMU's lexer takes no newline there, so
+ * the client gets an error at once and its next line is a fresh command.
+ */
+static void test_truncated_line_recovers(void **state)
+{
+	struct json_object *m;
+
+	negotiate();
+	send_str("{\"execute\": \"query-sta\n");
+	expect_error("GenericError", "JSON parse error, stray '\"query-sta\n'");
+	expect_nothing();
+	send_str("{\"execute\": \"query-kvm\", \"id\": 1}\n");
+	m = next_msg();
+	assert_int_equal(get_int(m, "id"), 1);
+	assert_true(has(m, "return"));
+	json_object_put(m);
+	/* Split over two reads, with a tab inside a single-quoted string. */
+	send_str("{'execute': 'query");
+	expect_nothing();
+	send_str("\tkvm'}{\"execute\": \"query-kvm\", \"id\": 2}");
+	expect_error("GenericError", "JSON parse error, stray ''query\t'");
+	/* QEMU lexes on after the error: "kvm'}" gets one error, then the command runs. */
+	m = next_msg();
+	assert_true(has(m, "error"));
+	json_object_put(m);
+	m = next_msg();
+	assert_int_equal(get_int(m, "id"), 2);
+	assert_true(has(m, "return"));
+	json_object_put(m);
+	expect_nothing();
+}
+
 static void test_bad_strings(void **state)
 {
 	negotiate();
@@ -1344,6 +1396,8 @@ int main(void)
 		T(test_argument_checking),
 		T(test_invalid_json_recovers),
 		T(test_bad_strings),
+		T(test_duplicate_key),
+		T(test_truncated_line_recovers),
 		T(test_control_char_resets),
 		T(test_split_reads),
 		T(test_two_messages_one_read),

@@ -1,4 +1,5 @@
 """Bad command lines: a message naming the option, exit 1, and no VM started."""
+import os
 import pytest
 
 from conftest import kestrel
@@ -82,3 +83,22 @@ def test_no_kernel_means_firmware_boot():
     -bios file is then a clear error."""
     status, _, err = kestrel("-nographic", "-bios", "/nonexistent/bios.bin")
     assert status == 1 and "-bios" in err and "/nonexistent/bios.bin" in err
+
+
+@pytest.mark.parametrize("smp", ["0", "2,sockets=0"])
+def test_smp_zero_is_accepted_with_qemus_deprecation_warning(probe, smp):
+    """Issue #16: QEMU 7.2 takes a 0 count as omitted and warns; the warning comes
+    from option parsing, before /dev/kvm, so it shows on every host.  Without KVM
+    the start then fails naming /dev/kvm; with it the probe says hello and powers off."""
+    status, out, err = kestrel("-kernel", probe, "-nographic", "-smp", smp)
+    assert ("kestrel: warning: Deprecated CPU topology (considered invalid): "
+            "CPU topology parameters must be greater than zero") in err.splitlines(), err
+    if os.access("/dev/kvm", os.R_OK | os.W_OK):
+        assert status == 0, err
+    else:
+        assert status == 1 and "/dev/kvm" in err, err
+
+
+def test_smp_without_zero_has_no_warning(probe):
+    status, out, err = kestrel("-kernel", probe, "-nographic", "-smp", "2,sockets=1")
+    assert "warning" not in err, err

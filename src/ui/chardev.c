@@ -568,14 +568,19 @@ static void chardev_accept(void *opaque, uint32_t events)
 		cd->fe.opened(cd->fe.opaque);
 }
 
-/* The next piece of held input: up to a newline, at most CHARDEV_IN_PIECE bytes. */
+/*
+ * The next piece of held input: up to a line end (LF, or the CR a terminal's
+ * Enter sends), at most CHARDEV_IN_PIECE bytes.
+ */
 static size_t input_piece(const struct chardev *cd)
 {
 	const uint8_t *p = cd->inq + cd->inq_head;
 	size_t n = cd->inq_len < CHARDEV_IN_PIECE ? cd->inq_len : CHARDEV_IN_PIECE;
-	const uint8_t *nl = memchr(p, '\n', n);
 
-	return nl ? (size_t)(nl - p) + 1 : n;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] == '\n' || p[i] == '\r')
+			return i + 1;
+	return n;
 }
 
 static bool is_throttled(struct chardev *cd)

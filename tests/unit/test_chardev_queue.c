@@ -153,7 +153,7 @@ static void test_never_reading_client_is_dropped_not_waited_for(void **state)
  */
 static void test_input_throttled_until_output_drains(void **state)
 {
-	static const char cmds[] = "c0\nc1\nc2\nc3\nc4\nc5\nc6\nc7\nc8\nc9\n";
+	static const char cmds[] = "c0\nc1\rc2\nc3\rc4\nc5\rc6\nc7\rc8\nc9\r";
 	struct loop *loop = loop_create();
 	struct chardev cd;
 	struct fe_state f = { .reply = REPLY };

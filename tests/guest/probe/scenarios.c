@@ -390,6 +390,12 @@ static bool scenario_fault(const struct platform *p, const struct args *a)
 	return fail("ud2 did not fault");
 }
 
+/* cpl0.c ran the load before CPL3: reaching this means no VMM stopped the guest. */
+static bool scenario_emulation_failure(const struct platform *p, const struct args *a)
+{
+	return fail("emulation-failure: the x87 load from MMIO completed");
+}
+
 static const struct scenario scenarios[] = {
 	{ "hello", scenario_hello },
 	{ "smp", scenario_smp },
@@ -399,6 +405,7 @@ static const struct scenario scenarios[] = {
 	{ "reset", scenario_reset },
 	{ "debug-exit", scenario_debug_exit },
 	{ "fault", scenario_fault },
+	{ "emulation-failure", scenario_emulation_failure },
 	{ "pci", scenario_pci },
 	{ "virtio", scenario_virtio },
 	{ "blk-write", scenario_blk_write },

@@ -1617,6 +1617,12 @@ static void parser_reset(struct qmp_session *s, enum qmp_input_mode mode)
 	if (mode != QMP_SKIP)
 		s->scan = (struct qmp_scan){ 0 };
 	s->scan.colons = 0;
+	s->strtext.len = 0;
+	s->strtext.failed = false;
+	if (s->strtext.cap > 4096) {	/* a long string is over: give its copy back */
+		free(s->strtext.data);
+		s->strtext = (struct qmp_buf){ 0 };
+	}
 }
 
 /* A string cut by a control character: QEMU's "stray" error with the token text. */
@@ -1628,8 +1634,6 @@ static size_t input_broken_string(struct qmp_session *s, uint8_t c)
 	else
 		qmp_input_error(s, "JSON parse error, stray '%.*s'", (int)s->strtext.len,
 				s->strtext.data);
-	s->strtext.len = 0;
-	s->strtext.failed = false;
 	parser_reset(s, QMP_PARSE);
 	return 1;
 }

@@ -200,4 +200,33 @@ bool block_buffer_is_zero(const void *buf, size_t len);
 uint64_t block_qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
 				   bool v2);
 
+/*
+ * I/O accounting, QEMU's BlockAcctStats: the device models call these once
+ * per guest request, as QEMU's do (block_acct_start/done in virtio-blk and
+ * IDE), so the counts are guest requests, not block-layer pieces.  Kept with
+ * the image so they survive a guest reset, as a BlockBackend's do.
+ * Thread-safe (atomic counters).
+ */
+enum block_acct_type { BLOCK_ACCT_READ, BLOCK_ACCT_WRITE, BLOCK_ACCT_FLUSH, BLOCK_ACCT_UNMAP,
+		       BLOCK_ACCT_NR };
+
+struct block_stats {
+	uint64_t bytes[BLOCK_ACCT_NR];
+	uint64_t ops[BLOCK_ACCT_NR];
+	uint64_t failed_ops[BLOCK_ACCT_NR];
+	uint64_t invalid_ops[BLOCK_ACCT_NR];
+	uint64_t total_time_ns[BLOCK_ACCT_NR];
+	uint64_t wr_highest_offset;	/* end of the highest write */
+	uint64_t last_access_ns;	/* CLOCK_MONOTONIC of the last completion; 0: none */
+};
+
+/* A request done (failed: not counted in bytes/ops/time, as QEMU's block_account_one_io). */
+void block_acct_done(struct block_dev *bd, enum block_acct_type type, uint64_t offset,
+		     uint64_t bytes, uint64_t ns, bool failed);
+/* A request refused before it reached the image (out of range, read-only). */
+void block_acct_invalid(struct block_dev *bd, enum block_acct_type type);
+void block_get_stats(struct block_dev *bd, struct block_stats *out);
+/* CLOCK_MONOTONIC in ns, for the callers' request timing. */
+uint64_t block_acct_now(void);
+
 #endif

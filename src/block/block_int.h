@@ -68,6 +68,7 @@ struct block_dev {
 	dev_t st_dev;			/* identity of the file, for backing loop checks */
 	ino_t st_ino;
 	void *opaque;			/* driver state */
+	struct block_stats stats;	/* stats.c: guest I/O accounting, atomics only */
 };
 
 extern const struct block_driver block_raw_driver;

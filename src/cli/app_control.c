@@ -50,6 +50,20 @@ static bool ctl_cpu_info(void *opaque, unsigned index, struct cpu_info *out)
 	return true;
 }
 
+static unsigned ctl_net_clients(void *opaque, struct net_info *out, unsigned max)
+{
+	struct app *app = opaque;
+
+	return app->net_opened ? app_net_describe(&app->net, &app->cfg, out, max) : 0;
+}
+
+static char *ctl_usernet(void *opaque, const char *name)
+{
+	struct app *app = opaque;
+
+	return app->net_opened ? app_net_usernet(&app->net, &app->cfg, name) : NULL;
+}
+
 static unsigned ctl_chardevs(void *opaque, struct chardev_info *out, unsigned max)
 {
 	struct app *app = opaque;
@@ -82,6 +96,9 @@ static unsigned ctl_blocks(void *opaque, struct drive_info *out, unsigned max)
 			.cache_no_flush = d->flags & BLOCK_NO_FLUSH,
 			.virtual_size = app->disks[i] ? block_length(app->disks[i]) : 0,
 		};
+		if (app->disks[i])
+			block_get_stats(app->disks[i], &out[i].stats);
+		out[i].now_ns = block_acct_now();
 		snprintf(out[i].node_name, sizeof(out[i].node_name), "#block%03u", i + 1);
 		snprintf(out[i].qdev, sizeof(out[i].qdev),
 			 "/machine/peripheral-anon/device[%u]/virtio-backend", dev);
@@ -305,6 +322,8 @@ void app_control_init(struct app *app)
 		.cpu_count = ctl_cpu_count,
 		.cpu_info = ctl_cpu_info,
 		.chardevs = ctl_chardevs,
+		.net_clients = ctl_net_clients,
+		.usernet = ctl_usernet,
 		.blocks = ctl_blocks,
 		.pci_devices = ctl_pci_devices,
 		.dump_registers = ctl_dump_registers,

@@ -218,3 +218,124 @@ void app_net_close(struct app_net *net, const struct vm_config *cfg)
 	}
 	net->nr_nics = 0;
 }
+
+/* ---- the monitors' view: "info network", "info usernet", query-rx-filter ---- */
+
+/* QEMU names a NIC without id= after its model and a per-model count: "e1000.0". */
+static void nic_name(const struct vm_config *cfg, unsigned i, char *buf, size_t len)
+{
+	const struct nic_config *nic = &cfg->nics[i];
+	unsigned same = 0;
+
+	if (strncmp(nic->name, "nic.", 4) != 0) {
+		snprintf(buf, len, "%s", nic->name);
+		return;
+	}
+	for (unsigned j = 0; j < i; j++)
+		same += strncmp(cfg->nics[j].name, "nic.", 4) == 0 &&
+			cfg->nics[j].e1000 == nic->e1000;
+	snprintf(buf, len, "%s.%u", nic->e1000 ? "e1000" : "virtio-net-pci", same);
+}
+
+/* The virtio-net receive filter, as virtio_net_query_rxfilter reads it. */
+static void nic_filter(struct virtio_net *n, struct net_info *o)
+{
+	unsigned entries;
+
+	if (n->vdev)
+		pthread_mutex_lock(&n->vdev->lock);
+	o->rx_filter = true;
+	o->promisc = n->promisc;
+	o->allmulti = n->allmulti;
+	o->alluni = n->alluni;
+	o->nomulti = n->nomulti;
+	o->nouni = n->nouni;
+	o->nobcast = n->nobcast;
+	o->uni_overflow = n->uni_overflow;
+	o->multi_overflow = n->multi_overflow;
+	entries = n->uni_entries + n->multi_entries;
+	if (entries > CONTROL_NET_MACS)
+		entries = CONTROL_NET_MACS;
+	o->uni_entries = n->uni_entries < entries ? n->uni_entries : entries;
+	o->multi_entries = entries - o->uni_entries;
+	memcpy(o->mac_table, n->mac_table, 6 * (size_t)entries);
+	if (n->vdev)
+		pthread_mutex_unlock(&n->vdev->lock);
+}
+
+static const char *client_type(const struct net_client *nc)
+{
+	if (!nc->ops)
+		return "none";
+	return strcmp(nc->ops->type, "hub") == 0 ? "hubport" : nc->ops->type;
+}
+
+static unsigned add_client(struct net_client **all, struct net_info *out, unsigned n,
+			   unsigned max, struct net_client *nc, const char *name)
+{
+	if (n < max) {
+		memset(&out[n], 0, sizeof(out[n]));
+		snprintf(out[n].name, sizeof(out[n].name), "%s", name);
+		out[n].type = client_type(nc);
+		snprintf(out[n].info, sizeof(out[n].info), "%s", nc->info);
+		out[n].hub = -1;
+		all[n] = nc;
+	}
+	return n + 1;
+}
+
+unsigned app_net_describe(struct app_net *net, const struct vm_config *cfg, struct net_info *out,
+			  unsigned max)
+{
+	struct net_client *all[VM_MAX_NETDEVS + VM_MAX_NICS * 2 + 64];
+	unsigned n = 0;
+	char name[32], mac[18];
+
+	if (max > sizeof(all) / sizeof(all[0]))
+		max = sizeof(all) / sizeof(all[0]);
+	for (unsigned i = 0; i < cfg->nr_netdevs; i++)
+		if (net->netdevs[i])
+			n = add_client(all, out, n, max, net->netdevs[i], net->netdevs[i]->id);
+	for (unsigned i = 0; i < cfg->nr_nics && i < net->nr_nics; i++) {
+		const struct nic_config *nic = &cfg->nics[i];
+		struct net_client *nc = nic->e1000 ? &net->e1000s[i].nc : &net->nics[i].nc;
+		const uint8_t *m = nic->e1000 ? net->e1000s[i].mac : net->nics[i].mac;
+		nic_name(cfg, i, name, sizeof(name));
+		if (add_client(all, out, n, max, nc, name) > max) {
+			n++;
+			continue;
+		}
+		out[n].type = "nic";
+		net_mac_format(m, mac);
+		/* net.c qemu_format_nic_info_str */
+		snprintf(out[n].info, sizeof(out[n].info), "model=%s,macaddr=%s",
+			 nic->e1000 ? "e1000" : "virtio-net-pci", mac);
+		memcpy(out[n].mac, m, 6);
+		if (!nic->e1000)
+			nic_filter(&net->nics[i], &out[n]);
+		n++;
+	}
+	for (unsigned h = 0; h < net->nr_hubs; h++) {
+		for (unsigned p = 0; p < net_hub_nports(net->hubs[h]); p++) {
+			struct net_client *port = net_hub_get_port(net->hubs[h], p);
+			if (add_client(all, out, n, max, port, port->id) <= max)
+				out[n].hub = net_hub_vlan(net->hubs[h]);
+			n++;
+		}
+	}
+	for (unsigned i = 0; i < n && i < max; i++) {
+		out[i].peer = -1;
+		for (unsigned j = 0; j < n && j < max; j++)
+			if (all[i]->peer && all[i]->peer == all[j])
+				out[i].peer = (int)j;
+	}
+	return n;
+}
+
+char *app_net_usernet(struct app_net *net, const struct vm_config *cfg, const char *name)
+{
+	for (unsigned i = 0; i < cfg->nr_netdevs; i++)
+		if (net->netdevs[i] && strcmp(net->netdevs[i]->id, name) == 0)
+			return net_user_connection_info(net->netdevs[i]);
+	return NULL;
+}

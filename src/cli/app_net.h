@@ -4,6 +4,7 @@
 
 #include "hw/e1000.h"
 #include "net/net.h"
+#include "ui/control.h"
 #include "util/loop.h"
 #include "virtio/net.h"
 #include "vmm/config.h"
@@ -28,6 +29,11 @@ struct app_net {
 int app_net_check(const struct vm_config *cfg);
 /* Opens every back end (running ifup scripts), builds hubs, sets up and links the NICs. */
 int app_net_open(struct app_net *net, const struct vm_config *cfg, struct loop *loop);
+/* The net clients in QEMU's order (ui/control.h struct net_info); returns how many. */
+unsigned app_net_describe(struct app_net *net, const struct vm_config *cfg, struct net_info *out,
+			  unsigned max);
+/* The connection table of user-mode back end name (malloc'd), NULL if none. */
+char *app_net_usernet(struct app_net *net, const struct vm_config *cfg, const char *name);
 /* Closes the back ends (running downscripts) and drops the MAC claims. */
 void app_net_close(struct app_net *net, const struct vm_config *cfg);
 

@@ -285,17 +285,38 @@ static int stop_status(enum vm_stop stop, int status)
 	}
 }
 
+/*
+ * A vCPU reported a KVM internal error and the vCPUs are parking: the VM
+ * pauses in "internal-error", as QEMU's vm_stop(RUN_STATE_INTERNAL_ERROR)
+ * (a STOP event), and stays for the monitor until a reset or quit; cont is
+ * refused ("Resetting the Virtual Machine is required").
+ */
+static void check_internal_error(struct app *app, struct vm *vm)
+{
+	if (!atomic_exchange(&vm->internal_error, false))
+		return;
+	vm_pause(vm);
+	if (app->state == RUN_STATE_INTERNAL_ERROR)
+		return;
+	app->state = RUN_STATE_INTERNAL_ERROR;
+	app_emit(app, "STOP", NULL);
+}
+
 /* Runs the main loop until the VM stops or, once stopped, until the host says quit. */
 static void wait_for(struct app *app, struct vm *vm)
 {
 	while (vm ? atomic_load(&vm->stop) == VM_RUNNING : !app->quit && !app->reset_requested) {
 		bool typed_ahead = app->has_console && console_flush(&app->console);
+		if (vm)
+			check_internal_error(app, vm);
 		if (loop_run_once(app->loop, typed_ahead ? 10 : -1) < 0) {
 			log_error("event loop: %s", strerror(errno));
 			if (!vm)
 				return;
 			vm_request_stop(vm, VM_STOP_ERROR, 1);
 		}
+		if (vm)
+			check_internal_error(app, vm);
 	}
 }
 

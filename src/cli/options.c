@@ -81,7 +81,8 @@ out:
 	return rc;
 }
 
-static int get_count(struct opts *o, const char *key, unsigned *out)
+/* A count; one given as 0 sets *zero and counts as omitted, as in QEMU 7.2. */
+static int get_count(struct opts *o, const char *key, unsigned *out, bool *zero)
 {
 	const char *v = opts_get(o, key);
 	uint64_t n;
@@ -90,6 +91,9 @@ static int get_count(struct opts *o, const char *key, unsigned *out)
 		return 0;
 	if (!uint_parse(v, &n) || n > 4096)
 		return -1;
+	*zero |= n == 0;
+	if (n == 0 && strcmp(key, "dies") == 0)
+		n = 1;
 	*out = (unsigned)n;
 	return 0;
 }
@@ -99,19 +103,24 @@ int options_parse_smp(const char *arg, struct smp_config *smp)
 	const char *opt = "smp";
 	struct opts *o = parse_list(opt, arg, "cpus");
 	unsigned cpus = 0, sockets = 0, cores = 0, threads = 0, maxcpus = 0, dies = 1;
+	bool zero = false;
 	char msg[200];
 	int rc = -1;
 
 	if (!o)
 		return -1;
-	if (get_count(o, "cpus", &cpus) < 0 || get_count(o, "sockets", &sockets) < 0 ||
-	    get_count(o, "cores", &cores) < 0 || get_count(o, "threads", &threads) < 0 ||
-	    get_count(o, "maxcpus", &maxcpus) < 0 || get_count(o, "dies", &dies) < 0) {
+	if (get_count(o, "cpus", &cpus, &zero) < 0 || get_count(o, "sockets", &sockets, &zero) < 0 ||
+	    get_count(o, "cores", &cores, &zero) < 0 || get_count(o, "threads", &threads, &zero) < 0 ||
+	    get_count(o, "maxcpus", &maxcpus, &zero) < 0 || get_count(o, "dies", &dies, &zero) < 0) {
 		err_invalid(opt, arg, "CPU counts must be whole numbers");
 		goto out;
 	}
 	if (check_unused(o, opt, arg) < 0)
 		goto out;
+	/* QEMU 7.2 machine_parse_smp_config: still accepted, as if omitted, with this warning. */
+	if (zero)
+		log_warn("Deprecated CPU topology (considered invalid): "
+			 "CPU topology parameters must be greater than zero");
 	if (dies != 1) {
 		err_invalid(opt, arg, "dies > 1 not supported by this machine's CPU topology");
 		goto out;

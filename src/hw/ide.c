@@ -215,12 +215,40 @@ static bool ata_range(struct ide_channel *ch, uint64_t *lba, uint32_t *count)
 	return true;
 }
 
+/* The disk's I/O, each call one request in the image's statistics (QEMU's ide accounting). */
+static int ide_pread(struct ide_drive *d, uint64_t off, void *buf, size_t len)
+{
+	uint64_t t0 = block_acct_now();
+	int rc = block_pread(d->blk, off, buf, len);
+
+	block_acct_done(d->blk, BLOCK_ACCT_READ, off, len, block_acct_now() - t0, rc < 0);
+	return rc;
+}
+
+static int ide_pwrite(struct ide_drive *d, uint64_t off, const void *buf, size_t len)
+{
+	uint64_t t0 = block_acct_now();
+	int rc = block_pwrite(d->blk, off, buf, len);
+
+	block_acct_done(d->blk, BLOCK_ACCT_WRITE, off, len, block_acct_now() - t0, rc < 0);
+	return rc;
+}
+
+static int ide_flush(struct ide_drive *d)
+{
+	uint64_t t0 = block_acct_now();
+	int rc = block_flush(d->blk);
+
+	block_acct_done(d->blk, BLOCK_ACCT_FLUSH, 0, 0, block_acct_now() - t0, rc < 0);
+	return rc;
+}
+
 static void pio_read_block(struct ide_channel *ch)
 {
 	struct ide_drive *d = ide_cur(ch);
 	uint32_t n = ch->left < ch->block ? ch->left : ch->block;
 
-	if (block_pread(d->blk, ch->lba * 512, ch->buf, n * 512) < 0) {
+	if (ide_pread(d, ch->lba * 512, ch->buf, n * 512) < 0) {
 		fail(ch, ERR_UNC);
 		return;
 	}
@@ -246,7 +274,7 @@ static void pio_write_block_done(struct ide_channel *ch)
 	struct ide_drive *d = ide_cur(ch);
 	uint32_t n = ch->len / 512;
 
-	if (block_pwrite(d->blk, ch->lba * 512, ch->buf, ch->len) < 0) {
+	if (ide_pwrite(d, ch->lba * 512, ch->buf, ch->len) < 0) {
 		fail(ch, ERR_ABRT);
 		return;
 	}
@@ -337,7 +365,7 @@ static void ata_command(struct ide_channel *ch, uint8_t cmd)
 		break;
 	}
 	case 0xe7: case 0xea:			/* FLUSH CACHE (EXT) */
-		if (block_flush(d->blk) < 0)
+		if (ide_flush(d) < 0)
 			ide_abort(ch);
 		else
 			complete(ch);
@@ -682,10 +710,10 @@ static void run_dma(struct ide_channel *ch)
 		uint32_t n = ch->left < IDE_BUF_SIZE / 512 ? ch->left : IDE_BUF_SIZE / 512;
 		if (ch->dma_write) {
 			rc = prd_copy(ch, &c, ch->buf, n * 512, false);
-			if (rc == 0 && block_pwrite(d->blk, ch->lba * 512, ch->buf, n * 512) < 0)
+			if (rc == 0 && ide_pwrite(d, ch->lba * 512, ch->buf, n * 512) < 0)
 				rc = -2;
 		} else {
-			rc = block_pread(d->blk, ch->lba * 512, ch->buf, n * 512) < 0 ? -2 : 0;
+			rc = ide_pread(d, ch->lba * 512, ch->buf, n * 512) < 0 ? -2 : 0;
 			if (rc == 0)
 				rc = prd_copy(ch, &c, ch->buf, n * 512, true);
 		}

@@ -118,6 +118,16 @@ int net_hub_vlan(const struct net_hub *hub)
 	return hub->vlan;
 }
 
+unsigned net_hub_nports(const struct net_hub *hub)
+{
+	return hub->nports;
+}
+
+struct net_client *net_hub_get_port(struct net_hub *hub, unsigned i)
+{
+	return i < hub->nports ? &hub->ports[i] : NULL;
+}
+
 void net_hub_free(struct net_hub *hub)
 {
 	free(hub);

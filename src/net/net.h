@@ -82,6 +82,7 @@ struct net_client {
 	bool user_mode;			/* frames stay inside this process (slirp) */
 	unsigned queues;		/* parallel channels (multiqueue TAP); 0 or 1: one */
 	void *opaque;			/* the back end's state */
+	char info[128];			/* QEMU's info_str, for "info network": "net=10.0.2.0,..." */
 };
 
 /* Options shared by every back end's open function. */
@@ -125,12 +126,21 @@ struct net_client *net_dgram_open(struct opts *o, const char *id, struct net_ope
 /* -netdev bridge,br=: a TAP put on a bridge in-process (qemu-bridge-helper's job). */
 struct net_client *net_bridge_open(const char *opts, const char *id, struct net_open_ctx *ctx);
 
+/*
+ * libslirp's connection table (slirp_connection_info, as "info usernet"
+ * prints it) of a user-mode client; malloc'd, NULL for any other client.
+ */
+char *net_user_connection_info(struct net_client *nc);
+
 /* A hub (-net vlan=N): frames from one port go to every other port. */
 struct net_hub;
 struct net_hub *net_hub_new(int vlan);
 /* A new port of the hub, to be connected to a NIC or a back end; NULL when full. */
 struct net_client *net_hub_port(struct net_hub *hub);
 int net_hub_vlan(const struct net_hub *hub);
+/* Its ports, in creation order ("hub0port0", ...), for "info network". */
+unsigned net_hub_nports(const struct net_hub *hub);
+struct net_client *net_hub_get_port(struct net_hub *hub, unsigned i);
 void net_hub_free(struct net_hub *hub);
 
 /* MAC addresses (mac.c). */

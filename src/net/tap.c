@@ -551,6 +551,11 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 			goto fail;
 		if (script_wanted(downscript))
 			snprintf(t->downscript, sizeof(t->downscript), "%s", downscript);
+		/* net/tap.c net_init_tap_one's info_str. */
+		snprintf(t->nc.info, sizeof(t->nc.info), "ifname=%s,script=%s,downscript=%s",
+			 t->ifname, script, downscript);
+	} else {
+		snprintf(t->nc.info, sizeof(t->nc.info), "fd=%s", fdstr);
 	}
 	t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	bool watched = t->wake_fd >= 0 && loop_add(t->loop, t->wake_fd, EPOLLIN, tap_woken, t) == 0;

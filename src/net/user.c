@@ -612,6 +612,9 @@ struct net_client *net_user_open(const char *text, const char *id, struct net_op
 	u->domainname = dup_opt(o, "domainname");
 	u->tftp_server_name = dup_opt(o, "tftp-server-name");
 
+	/* net/slirp.c net_slirp_init's info_str. */
+	snprintf(u->nc.info, sizeof(u->nc.info), "net=%s,restrict=%s",
+		 inet_ntoa(net), restrict_on ? "on" : "off");
 	sc.restricted = restrict_on;
 	sc.in_enabled = ipv4;
 	sc.vnetwork = net;
@@ -667,4 +670,14 @@ fail:
 		user_close(&u->nc);
 	opts_free(o);
 	return NULL;
+}
+
+char *net_user_connection_info(struct net_client *nc)
+{
+	struct user *u;
+
+	if (!nc || nc->ops != &user_ops)
+		return NULL;
+	u = nc->opaque;
+	return u->slirp ? slirp_connection_info(u->slirp) : NULL;
 }

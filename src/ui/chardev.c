@@ -403,8 +403,100 @@ int chardev_open(struct chardev *cd, const char *label, const struct chardev_spe
 
 /* ---- running ---------------------------------------------------------- */
 
-static void chardev_readable(void *opaque, uint32_t events);
+static void chardev_ready(void *opaque, uint32_t events);
 static void chardev_accept(void *opaque, uint32_t events);
+
+/* Sockets and ptys are ours and non-blocking: their output is queued. */
+static bool chardev_queues(const struct chardev *cd)
+{
+	return cd->spec.kind == CHARDEV_SOCKET || cd->spec.kind == CHARDEV_PTY;
+}
+
+static bool on_loop_thread(const struct chardev *cd)
+{
+	return cd->loop && pthread_equal(pthread_self(), cd->loop_thread);
+}
+
+/* What in_fd's watch should wait for now; cd->lock held. */
+static uint32_t wanted_events(const struct chardev *cd)
+{
+	return (cd->throttled ? 0 : EPOLLIN) | (cd->outq_len ? EPOLLOUT : 0);
+}
+
+/* Re-arms in_fd's watch when the queue or the throttle changed; cd->lock held. */
+static void rearm(struct chardev *cd)
+{
+	uint32_t want = wanted_events(cd);
+
+	if (!cd->loop || cd->in_fd < 0 || !cd->armed || want == cd->armed)
+		return;
+	if (loop_modify(cd->loop, cd->in_fd, want) == 0)
+		cd->armed = want;
+}
+
+/* Drops what is queued either way; cd->lock held. */
+static void queue_clear(struct chardev *cd)
+{
+	free(cd->outq);
+	cd->outq = NULL;
+	cd->outq_head = cd->outq_len = cd->outq_cap = 0;
+	cd->throttled = cd->overflow = false;
+	cd->inq_head = cd->inq_len = 0;
+}
+
+/* Appends to the queue, growing it up to CHARDEV_OUT_MAX; false when over it. */
+static bool queue_add(struct chardev *cd, const uint8_t *buf, size_t len)
+{
+	size_t need = cd->outq_len + len;
+
+	if (len > CHARDEV_OUT_MAX - cd->outq_len)
+		return false;
+	if (cd->outq_head + need > cd->outq_cap && cd->outq_head) {
+		memmove(cd->outq, cd->outq + cd->outq_head, cd->outq_len);
+		cd->outq_head = 0;
+	}
+	if (need > cd->outq_cap) {
+		size_t cap = cd->outq_cap ? cd->outq_cap : 4096;
+		uint8_t *q;
+		while (cap < need)
+			cap *= 2;
+		q = realloc(cd->outq, cap);
+		if (!q)
+			return false;
+		cd->outq = q;
+		cd->outq_cap = cap;
+	}
+	memcpy(cd->outq + cd->outq_head + cd->outq_len, buf, len);
+	cd->outq_len += len;
+	return true;
+}
+
+/*
+ * Sends what the peer takes without blocking; returns -1 when the peer is
+ * gone (the caller disconnects), else 0.  cd->lock held.
+ */
+static int queue_flush(struct chardev *cd)
+{
+	while (cd->outq_len > 0 && cd->out_fd >= 0) {
+		ssize_t n = write(cd->out_fd, cd->outq + cd->outq_head, cd->outq_len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		cd->outq_head += (size_t)n;
+		cd->outq_len -= (size_t)n;
+	}
+	cd->outq_head = 0;
+	cd->throttled = cd->overflow = false;
+	if (cd->outq_cap > CHARDEV_OUT_HIGH) {	/* a burst is over: give the memory back */
+		free(cd->outq);
+		cd->outq = NULL;
+		cd->outq_cap = 0;
+	}
+	return 0;
+}
 
 /*
  * One client at a time, as QEMU: while one is connected the listening socket
@@ -430,10 +522,30 @@ static void chardev_disconnect(struct chardev *cd)
 	}
 	cd->in_fd = cd->out_fd = -1;
 	cd->connected = false;
+	cd->armed = 0;
+	queue_clear(cd);
 	pthread_mutex_unlock(&cd->lock);
 	if (cd->fe.closed)
 		cd->fe.closed(cd->fe.opaque);
 	chardev_listen(cd, true);
+}
+
+/* Watches a newly usable in_fd for input (and output, if some is queued already). */
+static int watch_input(struct chardev *cd)
+{
+	uint32_t want;
+
+	pthread_mutex_lock(&cd->lock);
+	want = chardev_queues(cd) ? wanted_events(cd) : EPOLLIN;
+	if (!want)
+		want = EPOLLIN;
+	if (loop_add(cd->loop, cd->in_fd, want, chardev_ready, cd) < 0) {
+		pthread_mutex_unlock(&cd->lock);
+		return -1;
+	}
+	cd->armed = chardev_queues(cd) ? want : 0;	/* only queued kinds are re-armed */
+	pthread_mutex_unlock(&cd->lock);
+	return 0;
 }
 
 static void chardev_accept(void *opaque, uint32_t events)
@@ -448,7 +560,7 @@ static void chardev_accept(void *opaque, uint32_t events)
 	cd->in_fd = cd->out_fd = client;
 	cd->connected = true;
 	pthread_mutex_unlock(&cd->lock);
-	if (loop_add(cd->loop, client, EPOLLIN, chardev_readable, cd) < 0) {
+	if (watch_input(cd) < 0) {
 		chardev_disconnect(cd);
 		return;
 	}
@@ -456,15 +568,86 @@ static void chardev_accept(void *opaque, uint32_t events)
 		cd->fe.opened(cd->fe.opaque);
 }
 
-static void chardev_readable(void *opaque, uint32_t events)
+/*
+ * The next piece of held input: up to a line end (LF, or the CR a terminal's
+ * Enter sends), at most CHARDEV_IN_PIECE bytes.
+ */
+static size_t input_piece(const struct chardev *cd)
+{
+	const uint8_t *p = cd->inq + cd->inq_head;
+	size_t n = cd->inq_len < CHARDEV_IN_PIECE ? cd->inq_len : CHARDEV_IN_PIECE;
+
+	for (size_t i = 0; i < n; i++)
+		if (p[i] == '\n' || p[i] == '\r')
+			return i + 1;
+	return n;
+}
+
+static bool is_throttled(struct chardev *cd)
+{
+	bool t;
+
+	pthread_mutex_lock(&cd->lock);
+	t = cd->throttled;
+	pthread_mutex_unlock(&cd->lock);
+	return t;
+}
+
+/*
+ * Hands held input to the frontend a line at a time, so a client that sends
+ * many commands in one write is throttled between them, not after all of them.
+ */
+static void deliver_input(struct chardev *cd)
+{
+	uint8_t piece[CHARDEV_IN_PIECE];
+
+	while (cd->inq_len > 0 && cd->in_fd >= 0 && !is_throttled(cd)) {
+		size_t n = input_piece(cd);
+		memcpy(piece, cd->inq + cd->inq_head, n);
+		cd->inq_head += n;
+		cd->inq_len -= n;
+		if (cd->fe.input)
+			cd->fe.input(cd->fe.opaque, piece, n);
+	}
+	if (!cd->inq_len)
+		cd->inq_head = 0;
+}
+
+/* EPOLLOUT: send what is queued; once it is all out, input flows again. */
+static void chardev_writable(struct chardev *cd)
+{
+	int rc;
+
+	pthread_mutex_lock(&cd->lock);
+	rc = queue_flush(cd);
+	if (rc < 0 && cd->spec.kind != CHARDEV_SOCKET)
+		queue_clear(cd);	/* a pty nobody can read: nothing to wait for */
+	rearm(cd);
+	pthread_mutex_unlock(&cd->lock);
+	if (rc < 0 && cd->spec.kind == CHARDEV_SOCKET) {
+		chardev_disconnect(cd);
+		return;
+	}
+	deliver_input(cd);
+}
+
+static void chardev_ready(void *opaque, uint32_t events)
 {
 	struct chardev *cd = opaque;
-	uint8_t buf[4096];
-	ssize_t n = read(cd->in_fd, buf, sizeof(buf));
+	ssize_t n;
 
+	if (chardev_queues(cd) && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) &&
+	    chardev_queued(cd)) {
+		chardev_writable(cd);
+		return;
+	}
+	if (cd->inq_len || is_throttled(cd))
+		return;		/* the queue's draining hands it on */
+	n = read(cd->in_fd, cd->inq, sizeof(cd->inq));
 	if (n > 0) {
-		if (cd->fe.input)
-			cd->fe.input(cd->fe.opaque, buf, (size_t)n);
+		cd->inq_head = 0;
+		cd->inq_len = (size_t)n;
+		deliver_input(cd);
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -475,16 +658,18 @@ static void chardev_readable(void *opaque, uint32_t events)
 	}
 	/* End of input (stdin from /dev/null): keep the guest running, as QEMU does. */
 	loop_remove(cd->loop, cd->in_fd);
+	cd->armed = 0;
 }
 
 int chardev_attach(struct chardev *cd, struct loop *loop, const struct chardev_frontend *fe)
 {
 	cd->loop = loop;
+	cd->loop_thread = pthread_self();
 	cd->fe = *fe;
 	if (cd->listen_fd >= 0 && !cd->connected &&
 	    loop_add(loop, cd->listen_fd, EPOLLIN, chardev_accept, cd) < 0)
 		return -1;
-	if (cd->in_fd >= 0 && loop_add(loop, cd->in_fd, EPOLLIN, chardev_readable, cd) < 0) {
+	if (cd->in_fd >= 0 && watch_input(cd) < 0) {
 		/* epoll refuses regular files; such stdin has no input to wait for. */
 		if (errno != EPERM)
 			return -1;
@@ -494,9 +679,9 @@ int chardev_attach(struct chardev *cd, struct loop *loop, const struct chardev_f
 	return 0;
 }
 
-void chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
+/* stdio and files: written through, as before a terminal or a disk. */
+static void write_through(struct chardev *cd, const uint8_t *buf, size_t len)
 {
-	pthread_mutex_lock(&cd->lock);
 	while (len > 0 && cd->out_fd >= 0) {
 		ssize_t n = write(cd->out_fd, buf, len);
 		if (n < 0) {
@@ -504,9 +689,9 @@ void chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
 			if (errno == EINTR)
 				continue;
 			/*
-			 * A reader that is slow gets up to a second to catch up, so
-			 * monitor replies arrive whole; an absent or stuck one loses
-			 * bytes rather than stalling a vCPU for ever.
+			 * A terminal someone else made non-blocking gets up to a
+			 * second to catch up; a stuck one loses bytes rather than
+			 * stalling a vCPU for ever.
 			 */
 			if (errno == EAGAIN && poll(&p, 1, 1000) > 0)
 				continue;
@@ -515,12 +700,63 @@ void chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
 		buf += n;
 		len -= (size_t)n;
 	}
+}
+
+/* Sockets and ptys: what the peer does not take at once waits in the queue. */
+static bool write_queued(struct chardev *cd, const uint8_t *buf, size_t len)
+{
+	while (len > 0 && cd->outq_len == 0) {
+		ssize_t n = write(cd->out_fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			return true;	/* the peer is gone; its hang-up reaches the loop */
+		if (n < 0)
+			break;
+		buf += n;
+		len -= (size_t)n;
+	}
+	if (len > 0 && !queue_add(cd, buf, len)) {
+		cd->out_dropped += len;
+		if (cd->spec.kind == CHARDEV_SOCKET)
+			cd->overflow = true;
+	}
+	if (cd->outq_len > CHARDEV_OUT_HIGH)
+		cd->throttled = true;
+	rearm(cd);
+	return !cd->overflow;
+}
+
+void chardev_write(struct chardev *cd, const uint8_t *buf, size_t len)
+{
+	bool drop = false;
+
+	pthread_mutex_lock(&cd->lock);
+	if (cd->out_fd >= 0 && !chardev_queues(cd))
+		write_through(cd, buf, len);
+	else if (cd->out_fd >= 0 && !write_queued(cd, buf, len))
+		drop = on_loop_thread(cd);
 	pthread_mutex_unlock(&cd->lock);
+	if (drop) {
+		log_warn("%s: the client reads nothing of %u KiB of output: disconnecting it",
+			 cd->label, CHARDEV_OUT_MAX >> 10);
+		chardev_disconnect(cd);
+	}
 }
 
 void chardev_write_str(struct chardev *cd, const char *text)
 {
 	chardev_write(cd, (const uint8_t *)text, strlen(text));
+}
+
+size_t chardev_queued(struct chardev *cd)
+{
+	size_t n;
+
+	pthread_mutex_lock(&cd->lock);
+	n = cd->outq_len;
+	pthread_mutex_unlock(&cd->lock);
+	return n;
 }
 
 void chardev_close(struct chardev *cd)
@@ -537,5 +773,6 @@ void chardev_close(struct chardev *cd)
 	if (cd->hold_fd >= 0)
 		close(cd->hold_fd);
 	cd->in_fd = cd->out_fd = cd->listen_fd = cd->hold_fd = -1;
+	queue_clear(cd);
 	pthread_mutex_destroy(&cd->lock);
 }

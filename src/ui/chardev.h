@@ -46,6 +46,21 @@ bool chardev_option_parse(const char *text, struct chardev_spec *spec, char *id,
 /* QEMU's description of a back end for "info chardev" ("unix:/p,server=on", "stdio"). */
 void chardev_spec_describe(const struct chardev_spec *spec, char *buf, size_t len);
 
+/*
+ * Output to a peer that reads slowly or not at all (sockets, ptys) waits in a
+ * per-device queue and goes out as the peer takes it, so no writer (a vCPU,
+ * the main loop answering a monitor) ever blocks on it.  Past CHARDEV_OUT_HIGH
+ * queued bytes the device stops reading its peer's input (no more commands,
+ * so no more answers) until the queue is empty; a queue would pass
+ * CHARDEV_OUT_MAX only by output the peer did not ask for (events, guest
+ * output), and then a socket client is dropped, as the main loop writes, or
+ * the bytes are, as another thread does.
+ */
+#define CHARDEV_OUT_HIGH (64u << 10)
+#define CHARDEV_OUT_MAX (1u << 20)
+#define CHARDEV_IN_BUF 4096	/* input read but not yet handed on (one read) */
+#define CHARDEV_IN_PIECE 256	/* handed on a line, or this much, at a time */
+
 /* What the frontend (serial port, monitor) hears from its back end; main thread only. */
 struct chardev_frontend {
 	void (*input)(void *opaque, const uint8_t *buf, size_t len);
@@ -64,8 +79,20 @@ struct chardev {
 	int listen_fd;
 	int hold_fd;		/* a pty's slave, kept open so the master never hangs up */
 	struct loop *loop;
+	pthread_t loop_thread;	/* the thread that runs loop */
 	struct chardev_frontend fe;
 	bool connected;		/* a peer is there (always, but for sockets) */
+
+	/* Output queue (sockets, ptys), under lock: bytes [outq_head, +outq_len). */
+	uint8_t *outq;
+	size_t outq_head, outq_len, outq_cap;
+	uint64_t out_dropped;	/* bytes lost past CHARDEV_OUT_MAX */
+	bool throttled;		/* input paused until the queue is empty */
+	bool overflow;		/* a socket client passed CHARDEV_OUT_MAX: drop it */
+	uint32_t armed;		/* the epoll events asked for on in_fd */
+	/* Input read but not handed on while throttled; main thread only. */
+	uint8_t inq[CHARDEV_IN_BUF];
+	size_t inq_head, inq_len;
 };
 
 /* Opens the back end; logs a message naming the problem and returns -1 on failure. */
@@ -74,9 +101,16 @@ int chardev_open(struct chardev *cd, const char *label, const struct chardev_spe
 /* Starts delivering input and connection events to fe on loop (the main thread's). */
 int chardev_attach(struct chardev *cd, struct loop *loop, const struct chardev_frontend *fe);
 
-/* Thread-safe; drops bytes when nobody is connected, never blocks on a missing reader. */
+/*
+ * Thread-safe; drops bytes when nobody is connected.  Never blocks on a
+ * socket or pty peer (see CHARDEV_OUT_HIGH); stdio and files are written
+ * through, as a terminal or disk takes them.
+ */
 void chardev_write(struct chardev *cd, const uint8_t *buf, size_t len);
 void chardev_write_str(struct chardev *cd, const char *text);
+
+/* Bytes waiting in the output queue (tests, "info chardev"-style diagnostics). */
+size_t chardev_queued(struct chardev *cd);
 
 void chardev_close(struct chardev *cd);
 

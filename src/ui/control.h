@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "block/block.h"
+
 /* QEMU's RunState names, as query-status and "info status" print them. */
 enum run_state {
 	RUN_STATE_RUNNING,	/* "running" */
@@ -43,6 +45,28 @@ struct drive_info {
 	bool readonly;
 	bool cache_direct, cache_no_flush;	/* from cache= */
 	uint64_t virtual_size;
+	struct block_stats stats;	/* query-blockstats / "info blockstats" */
+	uint64_t now_ns;		/* CLOCK_MONOTONIC when stats were read: idle time */
+};
+
+/*
+ * One net client (QEMU's NetClientState): a NIC, a back end, a hub port; in
+ * QEMU's net_clients order (back ends, then NICs, then hub ports by hub),
+ * for "info network", "info usernet" and query-rx-filter.
+ */
+#define CONTROL_NET_MACS 64
+struct net_info {
+	char name[32];		/* "virtio-net-pci.0", "n0", "hub0port1" */
+	const char *type;	/* QEMU's NetClientDriver: "nic", "user", "tap", "socket", "hubport" */
+	char info[160];		/* QEMU's info_str: "model=e1000,macaddr=...", "net=10.0.2.0,..." */
+	int peer;		/* the peer's index in the list; -1: none */
+	int hub;		/* a hub port's hub id; -1 otherwise */
+	/* A virtio-net NIC's receive filter (query-rx-filter); rx_filter false: none. */
+	bool rx_filter;
+	uint8_t mac[6];
+	bool promisc, allmulti, alluni, nomulti, nouni, nobcast, uni_overflow, multi_overflow;
+	unsigned uni_entries, multi_entries;	/* mac_table: unicast first */
+	uint8_t mac_table[CONTROL_NET_MACS][6];
 };
 
 /* One PCI function, for query-pci / "info pci". */
@@ -80,6 +104,10 @@ struct control {
 	/* Drives and PCI functions; each returns how many there are (may exceed max). */
 	unsigned (*blocks)(void *opaque, struct drive_info *out, unsigned max);
 	unsigned (*pci_devices)(void *opaque, struct pci_info *out, unsigned max);
+	/* Net clients, as struct net_info says; returns how many there are (may exceed max). */
+	unsigned (*net_clients)(void *opaque, struct net_info *out, unsigned max);
+	/* libslirp's connection table of user-mode client name (malloc'd), NULL if none. */
+	char *(*usernet)(void *opaque, const char *name);
 	/* Character devices, in creation order; returns how many there are. */
 	unsigned (*chardevs)(void *opaque, struct chardev_info *out, unsigned max);
 	/* Writes QEMU "info registers" text for one vCPU; false if it cannot. */

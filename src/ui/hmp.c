@@ -216,6 +216,116 @@ static int info_block(const struct control *ctl, FILE *out)
 	return 0;
 }
 
+/* hmp_info_blockstats: one line per named device, QEMU 7.2's fields and order. */
+static int info_blockstats(const struct control *ctl, FILE *out)
+{
+	struct drive_info info[16];
+	unsigned n = ctl->blocks ? ctl->blocks(ctl->opaque, info, 16) : 0;
+
+	for (unsigned i = 0; i < n && i < 16; i++) {
+		const struct block_stats *s = &info[i].stats;
+		uint64_t idle = s->last_access_ns ? info[i].now_ns - s->last_access_ns : 0;
+		hprintf(out, "%s: rd_bytes=%" PRIu64 " wr_bytes=%" PRIu64 " rd_operations=%" PRIu64
+			" wr_operations=%" PRIu64 " flush_operations=%" PRIu64
+			" wr_total_time_ns=%" PRIu64 " rd_total_time_ns=%" PRIu64
+			" flush_total_time_ns=%" PRIu64 " rd_merged=0 wr_merged=0 idle_time_ns=%" PRIu64
+			"\n", info[i].device, s->bytes[BLOCK_ACCT_READ], s->bytes[BLOCK_ACCT_WRITE],
+			s->ops[BLOCK_ACCT_READ], s->ops[BLOCK_ACCT_WRITE], s->ops[BLOCK_ACCT_FLUSH],
+			s->total_time_ns[BLOCK_ACCT_WRITE], s->total_time_ns[BLOCK_ACCT_READ],
+			s->total_time_ns[BLOCK_ACCT_FLUSH], idle);
+	}
+	return 0;
+}
+
+#define HMP_NET_MAX 48
+
+/* net.c print_net_client */
+static void print_net_client(FILE *out, const struct net_info *nc)
+{
+	hprintf(out, "%s: index=0,type=%s,%s\n", nc->name, nc->type, nc->info);
+}
+
+/*
+ * hmp_info_network: the hubs first (net_hub_info; hubs and their ports
+ * newest first, as QEMU's lists insert at the head), each port with its
+ * peer; then every other client not on a hub: a NIC with its back end
+ * under it, a back end without a peer alone.
+ */
+static int info_network(const struct control *ctl, FILE *out)
+{
+	struct net_info *nc = calloc(HMP_NET_MAX, sizeof(*nc));
+	unsigned n = nc && ctl->net_clients ? ctl->net_clients(ctl->opaque, nc, HMP_NET_MAX) : 0;
+	bool on_hub[HMP_NET_MAX] = { false };
+
+	if (!nc)
+		return herror(out, "out of memory");
+	if (n > HMP_NET_MAX)
+		n = HMP_NET_MAX;
+	for (unsigned i = n; i-- > 0;) {
+		int hub = nc[i].hub;
+		bool first = true;
+		if (hub < 0)
+			continue;
+		for (unsigned j = i + 1; j < n; j++)
+			first &= nc[j].hub != hub;
+		if (!first)
+			continue;
+		hprintf(out, "hub %d\n", hub);
+		for (unsigned j = i + 1; j-- > 0;) {
+			if (nc[j].hub != hub)
+				continue;
+			hprintf(out, " \\ %s", nc[j].name);
+			if (nc[j].peer >= 0) {
+				hprintf(out, ": ");
+				print_net_client(out, &nc[nc[j].peer]);
+				on_hub[nc[j].peer] = true;
+			} else {
+				hprintf(out, "\n");
+			}
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		bool nic = strcmp(nc[i].type, "nic") == 0;
+		if (nc[i].hub >= 0 || on_hub[i])
+			continue;
+		if (nc[i].peer < 0 || nic)
+			print_net_client(out, &nc[i]);
+		if (nc[i].peer >= 0 && nic) {
+			hprintf(out, " \\ ");
+			print_net_client(out, &nc[nc[i].peer]);
+		}
+	}
+	free(nc);
+	return 0;
+}
+
+/* hmp_info_usernet: each user-mode stack, its hub (-1: none) and libslirp's table. */
+static int info_usernet(const struct control *ctl, FILE *out)
+{
+	struct net_info *nc = calloc(HMP_NET_MAX, sizeof(*nc));
+	unsigned n = nc && ctl->net_clients ? ctl->net_clients(ctl->opaque, nc, HMP_NET_MAX) : 0;
+
+	if (!nc)
+		return herror(out, "out of memory");
+	if (n > HMP_NET_MAX)
+		n = HMP_NET_MAX;
+	for (unsigned i = 0; i < n; i++) {
+		int peer = nc[i].peer, hub = -1;
+		char *table;
+		if (strcmp(nc[i].type, "user") != 0 || !ctl->usernet)
+			continue;
+		if (peer >= 0 && nc[peer].hub >= 0)
+			hub = nc[peer].hub;
+		table = ctl->usernet(ctl->opaque, nc[i].name);
+		hprintf(out, "Hub %d (%s):\n", hub, nc[i].name);
+		if (table)
+			hcopy(out, table);
+		free(table);
+	}
+	free(nc);
+	return 0;
+}
+
 static const char *pci_class_name(uint32_t class_code)
 {
 	switch (class_code >> 8) {
@@ -340,9 +450,9 @@ static int cmd_info(const struct control *ctl, int argc, char **argv, FILE *out)
 		hprintf(out, "No available block device supports snapshots\n");
 		return 0;
 	}
-	/* No block statistics, NICs or user networks exist yet: QEMU prints nothing then. */
-	if (!strcmp(what, "blockstats") || !strcmp(what, "network") || !strcmp(what, "usernet"))
-		return 0;
+	if (!strcmp(what, "blockstats")) return info_blockstats(ctl, out);
+	if (!strcmp(what, "network")) return info_network(ctl, out);
+	if (!strcmp(what, "usernet")) return info_usernet(ctl, out);
 	hprintf(out, "unknown info command: '%s'\n", what);	/* not QEMU's; it lists help */
 	info_help(out);
 	return -1;

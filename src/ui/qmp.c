@@ -65,6 +65,13 @@ struct qmp_scan {
 	size_t depth;
 	char quote;		/* '"' or '\'' while inside a string */
 	bool escape;
+	size_t colons;		/* ':' outside strings: one per object member */
+};
+
+struct qmp_buf {
+	char *data;
+	size_t len, cap;
+	bool failed;
 };
 
 struct qmp_session {
@@ -75,6 +82,7 @@ struct qmp_session {
 	enum qmp_input_mode mode;
 	size_t msg_len;		/* bytes of the current message fed so far */
 	struct qmp_scan scan;
+	struct qmp_buf strtext;	/* the string being scanned, from its quote: error text */
 	bool negotiated;
 	bool oob;		/* the client enabled the "oob" capability */
 	unsigned busy;		/* nesting of our entry points on the stack */
@@ -234,12 +242,6 @@ static bool utf8_valid(const char *s, size_t len)
 
 /* -------------------------------------------------------------------------- */
 /* Output: QEMU's JSON writer (qobject/json-writer.c, non-pretty)             */
-
-struct qmp_buf {
-	char *data;
-	size_t len, cap;
-	bool failed;
-};
 
 static void buf_add(struct qmp_buf *b, const char *p, size_t n)
 {
@@ -685,12 +687,6 @@ static int cmd_query_cpus_fast(struct qmp_session *s, struct json_object *args,
 	return finish(ok, list, ret, err);
 }
 
-static int cmd_empty_list(struct qmp_session *s, struct json_object *args,
-			  struct json_object **ret, struct qmp_error *err)
-{
-	return finish(true, json_object_new_array(), ret, err);
-}
-
 static int cmd_empty_object(struct qmp_session *s, struct json_object *args,
 			    struct json_object **ret, struct qmp_error *err)
 {
@@ -838,6 +834,165 @@ static int cmd_query_block(struct qmp_session *s, struct json_object *args,
 	for (unsigned i = 0; i < n && i < 16 && ok; i++)
 		append(&ok, list, block_entry(&info[i], &ok));
 	return finish(ok, list, ret, err);
+}
+
+/* BlockDeviceStats (qapi/block-core.json), from the device's accounting. */
+static struct json_object *block_stats(const struct drive_info *b, bool *ok)
+{
+	static const char *const names[BLOCK_ACCT_NR] = { "rd", "wr", "flush", "unmap" };
+	static const char *const failed[BLOCK_ACCT_NR] = {
+		"failed_rd_operations", "failed_wr_operations", "failed_flush_operations",
+		"failed_unmap_operations" };
+	static const char *const invalid[BLOCK_ACCT_NR] = {
+		"invalid_rd_operations", "invalid_wr_operations", "invalid_flush_operations",
+		"invalid_unmap_operations" };
+	const struct block_stats *st = &b->stats;
+	struct json_object *o = new_obj(ok);
+	char key[32];
+
+	for (unsigned t = 0; t < BLOCK_ACCT_NR; t++) {
+		if (t != BLOCK_ACCT_FLUSH) {
+			snprintf(key, sizeof(key), "%s_bytes", names[t]);
+			put(ok, o, key, json_object_new_int64((int64_t)st->bytes[t]));
+			snprintf(key, sizeof(key), "%s_merged", names[t]);
+			put(ok, o, key, json_object_new_int(0));
+		}
+		snprintf(key, sizeof(key), "%s_operations", names[t]);
+		put(ok, o, key, json_object_new_int64((int64_t)st->ops[t]));
+		snprintf(key, sizeof(key), "%s_total_time_ns", names[t]);
+		put(ok, o, key, json_object_new_int64((int64_t)st->total_time_ns[t]));
+		put(ok, o, failed[t], json_object_new_int64((int64_t)st->failed_ops[t]));
+		put(ok, o, invalid[t], json_object_new_int64((int64_t)st->invalid_ops[t]));
+	}
+	put(ok, o, "wr_highest_offset", json_object_new_int64((int64_t)st->wr_highest_offset));
+	if (st->last_access_ns)
+		put(ok, o, "idle_time_ns",
+		    json_object_new_int64((int64_t)(b->now_ns - st->last_access_ns)));
+	/* A device's stats count invalid and failed requests (blockdev.c defaults). */
+	put(ok, o, "account_invalid", json_object_new_boolean(1));
+	put(ok, o, "account_failed", json_object_new_boolean(1));
+	put(ok, o, "timed_stats", json_object_new_array());
+	return o;
+}
+
+/*
+ * query-blockstats: one entry per device, or with query-nodes per node
+ * (node-name and stats only).  Kestrel's drives are single nodes: no
+ * "parent" protocol layer is reported.
+ */
+static int cmd_query_blockstats(struct qmp_session *s, struct json_object *args,
+				struct json_object **ret, struct qmp_error *err)
+{
+	struct json_object *list = json_object_new_array(), *v;
+	struct drive_info info[16];
+	unsigned n = s->ctl->blocks ? s->ctl->blocks(s->ctl->opaque, info, 16) : 0;
+	bool ok = list != NULL, nodes = false;
+
+	if (args && json_object_object_get_ex(args, "query-nodes", &v))
+		nodes = json_object_get_boolean(v);
+	for (unsigned i = 0; i < n && i < 16 && ok; i++) {
+		struct json_object *e = new_obj(&ok);
+		if (!nodes) {
+			put(&ok, e, "device", json_object_new_string(info[i].device));
+			put(&ok, e, "qdev", json_object_new_string(info[i].qdev));
+		}
+		put(&ok, e, "node-name", json_object_new_string(info[i].node_name));
+		put(&ok, e, "stats", block_stats(&info[i], &ok));
+		append(&ok, list, e);
+	}
+	return finish(ok, list, ret, err);
+}
+
+static const char *rx_state(bool none, bool all)
+{
+	return none ? "none" : all ? "all" : "normal";
+}
+
+static struct json_object *mac_list(const uint8_t (*macs)[6], unsigned n, bool *ok)
+{
+	struct json_object *list = json_object_new_array();
+	char mac[18];
+
+	if (!list)
+		*ok = false;
+	/* QAPI_LIST_PREPEND in virtio_net_query_rxfilter: newest first. */
+	for (unsigned i = n; i-- > 0;) {
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", macs[i][0], macs[i][1],
+			 macs[i][2], macs[i][3], macs[i][4], macs[i][5]);
+		append(ok, list, json_object_new_string(mac));
+	}
+	return list;
+}
+
+/* hw/net/virtio-net.c virtio_net_query_rxfilter, for a device without CTRL_VLAN. */
+static struct json_object *rx_filter(const struct net_info *nc, bool *ok)
+{
+	struct json_object *o = new_obj(ok), *vlans = json_object_new_array();
+	const uint8_t (*table)[6] = (const uint8_t (*)[6])nc->mac_table;
+	char mac[18];
+
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", nc->mac[0], nc->mac[1],
+		 nc->mac[2], nc->mac[3], nc->mac[4], nc->mac[5]);
+	put(ok, o, "name", json_object_new_string(nc->name));
+	put(ok, o, "promiscuous", json_object_new_boolean(nc->promisc));
+	put(ok, o, "unicast", json_object_new_string(rx_state(nc->nouni, nc->alluni)));
+	put(ok, o, "multicast", json_object_new_string(rx_state(nc->nomulti, nc->allmulti)));
+	/* QEMU reports n->nobcast here, under this name: kept as it is. */
+	put(ok, o, "broadcast-allowed", json_object_new_boolean(nc->nobcast));
+	put(ok, o, "multicast-overflow", json_object_new_boolean(nc->multi_overflow));
+	put(ok, o, "unicast-overflow", json_object_new_boolean(nc->uni_overflow));
+	put(ok, o, "main-mac", json_object_new_string(mac));
+	put(ok, o, "unicast-table", mac_list(table, nc->uni_entries, ok));
+	put(ok, o, "multicast-table", mac_list(table + nc->uni_entries, nc->multi_entries, ok));
+	/* Without VIRTIO_NET_F_CTRL_VLAN every VLAN passes: all 4096, newest first. */
+	put(ok, o, "vlan", json_object_new_string("all"));
+	for (int vid = 4095; vid >= 0 && vlans; vid--)
+		append(ok, vlans, json_object_new_int(vid));
+	put(ok, o, "vlan-table", vlans);
+	return o;
+}
+
+/* net/net.c qmp_query_rx_filter: every NIC that has a filter, or the one named. */
+static int cmd_query_rx_filter(struct qmp_session *s, struct json_object *args,
+			       struct json_object **ret, struct qmp_error *err)
+{
+	struct json_object *list = json_object_new_array(), *v;
+	struct net_info *nc = calloc(48, sizeof(*nc));
+	unsigned n = nc && s->ctl->net_clients ? s->ctl->net_clients(s->ctl->opaque, nc, 48) : 0;
+	const char *name = NULL;
+	bool ok = list && nc, found = false;
+	int rc;
+
+	if (args && json_object_object_get_ex(args, "name", &v))
+		name = json_object_get_string(v);
+	for (unsigned i = 0; i < n && i < 48 && ok; i++) {
+		if (name && strcmp(nc[i].name, name) != 0)
+			continue;
+		found = true;
+		if (strcmp(nc[i].type, "nic") != 0) {
+			if (!name)
+				continue;
+			json_object_put(list);
+			free(nc);
+			return qmp_fail(err, "GenericError", "net client(%s) isn't a NIC", name);
+		}
+		if (!nc[i].rx_filter) {
+			if (!name)
+				continue;
+			json_object_put(list);
+			free(nc);
+			return qmp_fail(err, "GenericError",
+					"net client(%s) doesn't support rx-filter querying", name);
+		}
+		append(&ok, list, rx_filter(&nc[i], &ok));
+	}
+	free(nc);
+	if (ok && name && !found) {
+		json_object_put(list);
+		return qmp_fail(err, "GenericError", "invalid net client name: %s", name);
+	}
+	rc = finish(ok, list, ret, err);
+	return rc;
 }
 
 /* hw/virtio/virtio-balloon.c: what QEMU says when no balloon device exists. */
@@ -1108,6 +1263,14 @@ static const struct qmp_arg set_link_args[] = {
 	{ "up", QMP_ARG_BOOL, false },
 	{ NULL, 0, false },
 };
+static const struct qmp_arg blockstats_args[] = {
+	{ "query-nodes", QMP_ARG_BOOL, true },
+	{ NULL, 0, false },
+};
+static const struct qmp_arg rx_filter_args[] = {
+	{ "name", QMP_ARG_STR, true },
+	{ NULL, 0, false },
+};
 static const struct qmp_arg device_del_args[] = {
 	{ "id", QMP_ARG_STR, false },
 	{ NULL, 0, false },
@@ -1123,7 +1286,8 @@ static const struct qmp_command qmp_commands[] = {
 	{ "query-kvm", cmd_query_kvm, NULL },
 	{ "query-cpus-fast", cmd_query_cpus_fast, NULL },
 	{ "query-block", cmd_query_block, NULL },
-	{ "query-blockstats", cmd_empty_list, NULL },
+	{ "query-blockstats", cmd_query_blockstats, blockstats_args },
+	{ "query-rx-filter", cmd_query_rx_filter, rx_filter_args },
 	{ "query-chardev", cmd_query_chardev, NULL },
 	{ "query-pci", cmd_query_pci, NULL },
 	{ "query-balloon", cmd_query_balloon, NULL },
@@ -1386,7 +1550,58 @@ static void scan_byte(struct qmp_scan *sc, uint8_t c)
 		sc->depth++;
 	} else if ((c == '}' || c == ']') && sc->depth) {
 		sc->depth--;
+	} else if (c == ':') {
+		sc->colons++;
 	}
+}
+
+/* scan_byte over p[0..n), keeping the text of the string being read for errors. */
+static void scan_bytes(struct qmp_session *s, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool was_in = s->scan.quote;
+
+		scan_byte(&s->scan, p[i]);
+		if (!was_in && s->scan.quote)
+			s->strtext.len = 0;
+		if (was_in || s->scan.quote)
+			buf_add(&s->strtext, (const char *)p + i, 1);
+	}
+}
+
+/*
+ * QEMU's lexer (qobject/json-lexer.c) takes no control character inside a
+ * string, tab, CR and LF included: a line cut short inside a string is a
+ * lexical error at its newline, and the next line starts afresh.  Returns the
+ * index of the first such byte in p[0..n), or n.
+ */
+static size_t string_breaks_at(const struct qmp_scan *scan, const uint8_t *p, size_t n)
+{
+	struct qmp_scan sc = *scan;
+
+	for (size_t i = 0; i < n; i++) {
+		if (sc.quote && p[i] < 0x20)
+			return i;
+		scan_byte(&sc, p[i]);
+	}
+	return n;
+}
+
+/* Members of every object in o, to tell a duplicate key (one ':' too many). */
+static size_t json_members(struct json_object *o)
+{
+	size_t n = 0;
+
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			n += json_members(json_object_array_get_idx(o, i));
+	} else if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val) {
+			(void)key;
+			n += 1 + json_members(val);
+		}
+	}
+	return n;
 }
 
 static bool scan_outside(const struct qmp_scan *sc)
@@ -1401,6 +1616,35 @@ static void parser_reset(struct qmp_session *s, enum qmp_input_mode mode)
 	s->mode = mode;
 	if (mode != QMP_SKIP)
 		s->scan = (struct qmp_scan){ 0 };
+	s->scan.colons = 0;
+	s->strtext.len = 0;
+	s->strtext.failed = false;
+	if (s->strtext.cap > 4096) {	/* a long string is over: give its copy back */
+		free(s->strtext.data);
+		s->strtext = (struct qmp_buf){ 0 };
+	}
+}
+
+/* A string cut by a control character: QEMU's "stray" error with the token text. */
+static size_t input_broken_string(struct qmp_session *s, uint8_t c)
+{
+	buf_add(&s->strtext, (const char *)&c, 1);
+	if (s->strtext.failed)
+		qmp_input_error(s, "JSON parse error, stray string");
+	else
+		qmp_input_error(s, "JSON parse error, stray '%.*s'", (int)s->strtext.len,
+				s->strtext.data);
+	parser_reset(s, QMP_PARSE);
+	return 1;
+}
+
+/* A whole message: refused if it repeats a key (json-c keeps the last one). */
+static void input_message(struct qmp_session *s, struct json_object *obj, size_t colons)
+{
+	if (json_members(obj) != colons)
+		qmp_input_error(s, "JSON parse error, duplicate key");
+	else
+		qmp_handle(s, obj);
 }
 
 /* A well-formed message broke a limit: drop the rest of it, if there is a rest. */
@@ -1414,7 +1658,7 @@ static size_t input_parse(struct qmp_session *s, const uint8_t *p, size_t n)
 {
 	struct json_object *obj;
 	enum json_tokener_error jerr;
-	size_t i = 0, feed, end;
+	size_t i = 0, feed, end, colons;
 
 	if (s->msg_len == 0) {
 		while (i < n && json_space(p[i]))
@@ -1429,6 +1673,9 @@ static size_t input_parse(struct qmp_session *s, const uint8_t *p, size_t n)
 	feed = QMP_MAX_MESSAGE - s->msg_len;
 	if (feed > n)
 		feed = n;
+	feed = string_breaks_at(&s->scan, p, feed);
+	if (feed == 0)
+		return input_broken_string(s, p[0]);
 	obj = json_tokener_parse_ex(s->tok, (const char *)p, (int)feed);
 	jerr = json_tokener_get_error(s->tok);
 	end = json_tokener_get_parse_end(s->tok);
@@ -1436,14 +1683,15 @@ static size_t input_parse(struct qmp_session *s, const uint8_t *p, size_t n)
 		end = feed;
 	switch (jerr) {
 	case json_tokener_continue:
-		for (i = 0; i < feed; i++)
-			scan_byte(&s->scan, p[i]);
+		scan_bytes(s, p, feed);
 		s->msg_len += feed;
 		return feed;
 	case json_tokener_success:
 		/* end may be 0: a number or literal ended by this byte. */
+		scan_bytes(s, p, end);
+		colons = s->scan.colons;
 		parser_reset(s, QMP_PARSE);
-		qmp_handle(s, obj);
+		input_message(s, obj, colons);
 		json_object_put(obj);
 		return end;
 	case json_tokener_error_depth:
@@ -1493,6 +1741,7 @@ static size_t input_consume(struct qmp_session *s, const uint8_t *p, size_t n)
 
 static void session_destroy(struct qmp_session *s)
 {
+	free(s->strtext.data);
 	json_tokener_free(s->tok);
 	free(s);
 }

@@ -1,6 +1,7 @@
 #include "util/loop.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -14,8 +15,14 @@ struct watch {
 	struct watch *next;
 };
 
+/*
+ * The list is only changed and freed by the main thread, but loop_modify may
+ * come from any thread (a vCPU queueing serial output arms EPOLLOUT), so
+ * lookups and changes of the list hold the lock; callbacks run without it.
+ */
 struct loop {
 	int epoll_fd;
+	pthread_mutex_t lock;
 	struct watch *watches;
 };
 
@@ -30,13 +37,16 @@ struct loop *loop_create(void)
 		free(loop);
 		return NULL;
 	}
+	pthread_mutex_init(&loop->lock, NULL);
 	return loop;
 }
 
 static void loop_reap(struct loop *loop)
 {
-	struct watch **pp = &loop->watches;
+	struct watch **pp;
 
+	pthread_mutex_lock(&loop->lock);
+	pp = &loop->watches;
 	while (*pp) {
 		struct watch *w = *pp;
 		if (w->dead) {
@@ -46,16 +56,20 @@ static void loop_reap(struct loop *loop)
 			pp = &w->next;
 		}
 	}
+	pthread_mutex_unlock(&loop->lock);
 }
 
 void loop_destroy(struct loop *loop)
 {
 	if (!loop)
 		return;
+	pthread_mutex_lock(&loop->lock);
 	for (struct watch *w = loop->watches; w; w = w->next)
 		w->dead = true;
+	pthread_mutex_unlock(&loop->lock);
 	loop_reap(loop);
 	close(loop->epoll_fd);
+	pthread_mutex_destroy(&loop->lock);
 	free(loop);
 }
 
@@ -78,37 +92,48 @@ int loop_add(struct loop *loop, int fd, uint32_t events, loop_fn fn, void *opaqu
 	w->fn = fn;
 	w->opaque = opaque;
 	ev.data.ptr = w;
+	pthread_mutex_lock(&loop->lock);
 	if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		pthread_mutex_unlock(&loop->lock);
 		free(w);
 		return -1;
 	}
 	w->next = loop->watches;
 	loop->watches = w;
+	pthread_mutex_unlock(&loop->lock);
 	return 0;
 }
 
 int loop_modify(struct loop *loop, int fd, uint32_t events)
 {
-	struct watch *w = loop_find(loop, fd);
 	struct epoll_event ev = { .events = events };
+	struct watch *w;
+	int rc = -1;
 
-	if (!w) {
+	pthread_mutex_lock(&loop->lock);
+	w = loop_find(loop, fd);
+	if (w) {
+		ev.data.ptr = w;
+		rc = epoll_ctl(loop->epoll_fd, EPOLL_CTL_MOD, fd, &ev);
+	} else {
 		errno = ENOENT;
-		return -1;
 	}
-	ev.data.ptr = w;
-	return epoll_ctl(loop->epoll_fd, EPOLL_CTL_MOD, fd, &ev);
+	pthread_mutex_unlock(&loop->lock);
+	return rc;
 }
 
 void loop_remove(struct loop *loop, int fd)
 {
-	struct watch *w = loop_find(loop, fd);
+	struct watch *w;
 
-	if (!w)
-		return;
-	epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-	/* Freed after the current dispatch: its event may still be in flight. */
-	w->dead = true;
+	pthread_mutex_lock(&loop->lock);
+	w = loop_find(loop, fd);
+	if (w) {
+		epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+		/* Freed after the current dispatch: its event may still be in flight. */
+		w->dead = true;
+	}
+	pthread_mutex_unlock(&loop->lock);
 }
 
 int loop_run_once(struct loop *loop, int timeout_ms)

@@ -14,6 +14,7 @@ void loop_destroy(struct loop *loop);
 
 /* Watches fd for events; returns -1 with errno set on failure. */
 int loop_add(struct loop *loop, int fd, uint32_t events, loop_fn fn, void *opaque);
+/* loop_modify alone may be called from any thread; everything else from the loop's. */
 int loop_modify(struct loop *loop, int fd, uint32_t events);
 void loop_remove(struct loop *loop, int fd);
 

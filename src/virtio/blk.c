@@ -202,6 +202,32 @@ static bool blk_prepare(struct virtio_blk *blk, struct vq_request *req, struct b
 	}
 }
 
+/*
+ * QEMU's virtio-blk accounting: reads and writes (write-zeroes as writes,
+ * detect-zeroes or not), flushes, discards as unmaps; one per request, a
+ * request refused before the image as invalid.  io is NULL for those.
+ */
+static void blk_account(struct virtio_blk *blk, const struct block_req *io, uint32_t type,
+			uint8_t status, uint64_t ns)
+{
+	enum block_acct_type t;
+
+	switch (type) {
+	case T_IN: t = BLOCK_ACCT_READ; break;
+	case T_OUT: case T_WRITE_ZEROES: t = BLOCK_ACCT_WRITE; break;
+	case T_FLUSH: t = BLOCK_ACCT_FLUSH; break;
+	case T_DISCARD: t = BLOCK_ACCT_UNMAP; break;
+	default: return;
+	}
+	if (!io) {
+		if (status == S_IOERR)
+			block_acct_invalid(blk->disk, t);
+		return;
+	}
+	block_acct_done(blk->disk, t, io->offset, t == BLOCK_ACCT_FLUSH ? 0 : io->len, ns,
+			io->result < 0);
+}
+
 /* The status and byte count of a request whose block request completed. */
 static void blk_complete(struct virtio_blk *blk, const struct block_req *io, uint32_t type,
 			 uint8_t *status, uint32_t *written)
@@ -378,13 +404,18 @@ static void blk_notify(struct virtio_device *vdev, unsigned q)
 					&r->written[i]))
 				r->io_of[i] = (int)nio++;
 		}
-		if (nio)
+		uint64_t t0 = block_acct_now(), ns = 0;
+		if (nio) {
 			block_aio_run(blk->aio, blk->disk, r->io, nio);
+			ns = block_acct_now() - t0;	/* the batch ran together */
+		}
 		for (unsigned i = 0; i < n; i++) {
 			struct vq_request *req = &r->reqs[i];
 			if (r->io_of[i] >= 0)
 				blk_complete(blk, &r->io[r->io_of[i]], r->type[i], &r->status[i],
 					     &r->written[i]);
+			blk_account(blk, r->io_of[i] >= 0 ? &r->io[r->io_of[i]] : NULL, r->type[i],
+				    r->status[i], ns);
 			/* The status is the last writable byte, after any data. */
 			iov_from_buf(req->in, req->nr_in, req->in_len - 1, &r->status[i], 1);
 		}

@@ -235,18 +235,49 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 			  (unsigned long long)run->mmio.phys_addr, run->mmio.len);
 }
 
-static void vcpu_fail(struct vcpu *vcpu, const char *what)
+/*
+ * KVM cannot run this vCPU on (QEMU 7.2 kvm_cpu_exec, ret < 0): the register
+ * dump, then the VM pauses in the "internal-error" run state with the
+ * monitors up, so the user can inspect it (info registers, xp) and reset or
+ * quit.  The lines before the dump are QEMU's, which people search for.
+ */
+static void vcpu_fail(struct vcpu *vcpu)
 {
-	log_error("vCPU %u: %s", vcpu->index, what);
 	vcpu_dump_registers(vcpu, stderr);
-	vm_request_stop(vcpu->vm, VM_STOP_ERROR, 1);
+	vm_internal_error(vcpu->vm);
+}
+
+/*
+ * kvm_handle_internal_error: the suberror and its data; an emulation failure
+ * in user mode only dumps and goes on (kvm_arch_stop_on_emulation_error: KVM
+ * has already queued #UD for the guest there), anywhere else stops.
+ * Returns whether the vCPU may run on.
+ */
+static bool vcpu_internal_error(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	struct kvm_sregs s;
+
+	fprintf(stderr, "KVM internal error. Suberror: %u\n", run->internal.suberror);
+	for (uint32_t i = 0; i < run->internal.ndata && i < 16; i++)
+		fprintf(stderr, "extra data[%u]: 0x%016" PRIx64 "\n", i,
+			(uint64_t)run->internal.data[i]);
+	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
+		fprintf(stderr, "emulation failure\n");
+		if (ioctl(vcpu->fd, KVM_GET_SREGS, &s) == 0 && (s.cr0 & X86_CR0_PE) &&
+		    (s.cs.selector & 3) == 3) {
+			vcpu_dump_registers(vcpu, stderr);
+			return true;
+		}
+	}
+	vcpu_fail(vcpu);
+	return true;	/* it parks: vm_internal_error paused the VM */
 }
 
 /* Handles one exit; returns false when this vCPU must stop. */
 static bool vcpu_handle_exit(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
-	char what[128];
 
 	vcpu->exits++;
 	switch (run->exit_reason) {
@@ -260,31 +291,37 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_HLT:
 		return true;
 	case KVM_EXIT_SHUTDOWN:
-		/* A triple fault: on a PC it resets, but for a VMM it is nearly always a bug. */
-		vcpu_fail(vcpu, "triple fault (KVM_EXIT_SHUTDOWN)");
+		/*
+		 * A triple fault resets a PC, and QEMU (kvm_cpu_exec) does just
+		 * that: a guest reset, or with -no-reboot a shutdown.
+		 */
+		log_debug("vCPU %u: triple fault (KVM_EXIT_SHUTDOWN): resetting", vcpu->index);
+		if (log_verbose())
+			vcpu_dump_registers(vcpu, stderr);
+		vm_request_stop(vcpu->vm, VM_STOP_RESET, 0);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
-		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
 			vm_request_stop(vcpu->vm, VM_STOP_POWEROFF, 0);
-		else if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
+		} else if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
 			vm_request_stop(vcpu->vm, VM_STOP_RESET, 0);
-		else
-			vcpu_fail(vcpu, "guest crash event");
-		return false;
+		} else {
+			fprintf(stderr, "KVM: system event %u\n", run->system_event.type);
+			vcpu_fail(vcpu);
+		}
+		return true;
 	case KVM_EXIT_FAIL_ENTRY:
-		snprintf(what, sizeof(what), "KVM entry failed, hardware reason 0x%llx",
-			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-		vcpu_fail(vcpu, what);
-		return false;
+		/* target/i386/kvm/kvm.c kvm_arch_handle_exit's wording. */
+		fprintf(stderr, "KVM: entry failed, hardware error 0x%llx\n",
+			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		vcpu_fail(vcpu);
+		return true;
 	case KVM_EXIT_INTERNAL_ERROR:
-		snprintf(what, sizeof(what), "KVM internal error, suberror %u",
-			 run->internal.suberror);
-		vcpu_fail(vcpu, what);
-		return false;
+		return vcpu_internal_error(vcpu);
 	default:
-		snprintf(what, sizeof(what), "unexpected KVM exit reason %u", run->exit_reason);
-		vcpu_fail(vcpu, what);
-		return false;
+		fprintf(stderr, "KVM: unknown exit reason %u\n", run->exit_reason);
+		vcpu_fail(vcpu);
+		return true;
 	}
 }
 
@@ -302,10 +339,9 @@ void *vcpu_thread(void *arg)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			log_error("vCPU %u: KVM_RUN: %s", vcpu->index, strerror(errno));
-			vcpu_dump_registers(vcpu, stderr);
-			vm_request_stop(vm, VM_STOP_ERROR, 1);
-			break;
+			fprintf(stderr, "error: kvm run failed %s\n", strerror(errno));
+			vcpu_fail(vcpu);
+			continue;
 		}
 		if (!vcpu_handle_exit(vcpu))
 			break;

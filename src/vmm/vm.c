@@ -65,6 +65,7 @@ int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config
 	vm->fd = vm->wake_fd = -1;
 	atomic_init(&vm->stop, VM_RUNNING);
 	atomic_init(&vm->pause_requested, false);
+	atomic_init(&vm->internal_error, false);
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 
@@ -153,6 +154,17 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, int status)
 	pthread_mutex_lock(&vm->pause_lock);
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
+	if (write(vm->wake_fd, &one, sizeof(one)) < 0)
+		log_debug("eventfd write: %s", strerror(errno));
+}
+
+void vm_internal_error(struct vm *vm)
+{
+	uint64_t one = 1;
+
+	atomic_store(&vm->pause_requested, true);
+	atomic_store(&vm->internal_error, true);
+	vm_kick_vcpus(vm);
 	if (write(vm->wake_fd, &one, sizeof(one)) < 0)
 		log_debug("eventfd write: %s", strerror(errno));
 }

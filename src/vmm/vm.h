@@ -63,7 +63,7 @@ enum vm_stop {
 	VM_STOP_RESET,		/* the guest reset the machine */
 	VM_STOP_QUIT,		/* the host asked: a signal, Ctrl-a x */
 	VM_STOP_EXIT,		/* isa-debug-exit: exit with exit_status */
-	VM_STOP_ERROR,		/* a vCPU failed (triple fault, internal error) */
+	VM_STOP_ERROR,		/* the VMM itself failed (a vCPU thread would not start) */
 };
 
 struct vm;
@@ -98,6 +98,8 @@ struct vm {
 	pthread_cond_t pause_cond;
 	_Atomic bool pause_requested;
 	unsigned nr_parked;
+	/* A vCPU hit a KVM internal error: every vCPU parks, the main loop reports it. */
+	_Atomic bool internal_error;
 
 	/* The pc platform (pc.c). */
 	const struct vm_backends *backends;
@@ -151,6 +153,14 @@ int vm_start(struct vm *vm);
 
 /* Thread-safe, from vCPUs, devices or the main loop: ends the run. */
 void vm_request_stop(struct vm *vm, enum vm_stop reason, int status);
+
+/*
+ * From a vCPU thread: KVM cannot go on with this guest (an internal error,
+ * an entry failure).  Parks every vCPU, as QEMU's vm_stop(RUN_STATE_INTERNAL_ERROR),
+ * and wakes the main loop, which finds internal_error set; the VM stays for
+ * the monitor to inspect until a reset or quit.
+ */
+void vm_internal_error(struct vm *vm);
 
 /* Stops every vCPU outside KVM_RUN and waits until they are; vm_resume undoes it. */
 void vm_pause(struct vm *vm);

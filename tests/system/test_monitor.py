@@ -300,3 +300,86 @@ def test_chardev_and_mon_options(probe, session, tmp_path):
     assert labels["serial0"]["filename"] == "stdio"
     q.cmd("quit")
     assert vm.wait() == 0
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def drain(vm):
+    """Takes whatever the VM printed so far without waiting; returns the last tick seen."""
+    while select.select([vm.proc.stdout], [], [], 0)[0]:
+        chunk = os.read(vm.proc.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        vm.output += chunk
+    ticks = re.findall(rb"probe: tick (\d+)", vm.output)
+    return int(ticks[-1]) if ticks else 0
+
+
+def test_a_client_that_never_reads_stalls_nobody(probe, session, tmp_path):
+    """Issue #16, Must show: an HMP client sends 140 `xp /4096g 0` (about 16 MiB of
+    answers) and never reads.  Another client's 1,000 QMP round trips keep a p99
+    under 50 ms, the guest's serial output keeps flowing, and kestrel's memory
+    stays bounded (the hostile client's backlog is capped; its input waits)."""
+    hmp_path, qmp_path = tmp_path / "hmp.sock", tmp_path / "qmp.sock"
+    vm = session([str(KESTREL), "-m", "128m", "-nographic",
+                  "-monitor", f"unix:{hmp_path},server,nowait",
+                  "-qmp", f"unix:{qmp_path},server,nowait",
+                  "-kernel", probe, "-append", "probe=tick,ms=5"])
+    vm.expect(r"probe: tick 1\b")
+    q = QMP(qmp_path)
+    q.cmd("qmp_capabilities")
+    rss_before = vm_rss_kib(vm.proc.pid)
+
+    hostile = hmp_socket(hmp_path)
+    hostile.setblocking(False)
+    pending = b"xp /4096g 0\r" * 140
+    start = time.monotonic()
+    times, last_tick, last_tick_at = [], drain(vm), start
+    stalls = []
+    for _ in range(1000):
+        if pending:                                # push what the socket takes
+            try:
+                pending = pending[hostile.send(pending):]
+            except BlockingIOError:
+                pass
+        t0 = time.monotonic()
+        assert q.cmd("query-status")["return"]["running"] is True
+        times.append(time.monotonic() - t0)
+        now = time.monotonic()
+        if now - last_tick_at >= 0.25:             # serial output keeps coming
+            tick = drain(vm)
+            if tick <= last_tick:
+                stalls.append(round(now - start, 3))
+            last_tick, last_tick_at = tick, now
+    # A last look at the serial side after the round trips, with the client still silent.
+    time.sleep(0.3)
+    assert drain(vm) > last_tick, "guest serial output stopped"
+    rss_after = vm_rss_kib(vm.proc.pid)
+
+    times.sort()
+    p99 = times[int(len(times) * 0.99) - 1]
+    assert p99 < 0.050, f"p99 {p99 * 1000:.1f} ms; slowest {times[-5:]}"
+    assert not stalls, f"serial output stalled at {stalls}"
+    # One client's backlog is bounded by CHARDEV_OUT_HIGH plus one answer (~120 KiB).
+    assert rss_after - rss_before < 16 * 1024, (rss_before, rss_after)
+    print(f"monitor robustness: 1000 QMP round trips beside a silent HMP client: "
+          f"p50 {times[499] * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, max {times[-1] * 1000:.2f} ms; "
+          f"VmRSS {rss_before} -> {rss_after} KiB")
+
+    # The silent client was throttled, not served in full: it gets its answers once it reads.
+    hostile.setblocking(True)
+    hostile.settimeout(20)
+    got = b""
+    while got.count(b"(qemu) ") < 2:
+        got += hostile.recv(65536)
+    assert b"0000000000000000:" in got
+    hostile.close()
+    assert q.cmd("query-status")["return"]["running"] is True
+    q.cmd("quit")
+    assert vm.wait() == 0

@@ -1,4 +1,5 @@
 """Bad command lines: a message naming the option, exit 1, and no VM started."""
+import os
 import pytest
 
 from conftest import kestrel
@@ -99,3 +100,22 @@ def test_huge_initrd_is_refused_by_its_size_without_reading_it(probe, tmp_path):
     assert elapsed < 2.0, elapsed
     # ru_maxrss of the children (KiB): far below the file's 2 GiB.
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 512 << 10
+
+
+@pytest.mark.parametrize("smp", ["0", "2,sockets=0"])
+def test_smp_zero_is_accepted_with_qemus_deprecation_warning(probe, smp):
+    """Issue #16: QEMU 7.2 takes a 0 count as omitted and warns; the warning comes
+    from option parsing, before /dev/kvm, so it shows on every host.  Without KVM
+    the start then fails naming /dev/kvm; with it the probe says hello and powers off."""
+    status, out, err = kestrel("-kernel", probe, "-nographic", "-smp", smp)
+    assert ("kestrel: warning: Deprecated CPU topology (considered invalid): "
+            "CPU topology parameters must be greater than zero") in err.splitlines(), err
+    if os.access("/dev/kvm", os.R_OK | os.W_OK):
+        assert status == 0, err
+    else:
+        assert status == 1 and "/dev/kvm" in err, err
+
+
+def test_smp_without_zero_has_no_warning(probe):
+    status, out, err = kestrel("-kernel", probe, "-nographic", "-smp", "2,sockets=1")
+    assert "warning" not in err, err

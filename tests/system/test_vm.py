@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import host_has_hw_virt, KESTREL, kestrel, probe_lines
+from conftest import QEMU, host_has_hw_virt, KESTREL, kestrel, need_qemu, probe_lines, qemu
+from qmp_client import QMP
 
 BASE = ["-m", "128m", "-smp", "2", "-name", "myos", "-nographic"]
 
@@ -273,13 +274,86 @@ def test_version_and_help(kestrel_bin):
 
 
 @pytest.mark.guest
-def test_triple_fault_prints_registers_and_fails(probe):
-    status, out, err = kestrel("-nographic", "-kernel", probe, "-append", "probe=fault")
-    assert status == 1
-    assert "probe: fault: executing ud2" in out
-    assert "triple fault" in err
-    assert re.search(r"RIP=[0-9a-f]{16} RFL=[0-9a-f]{8} CPL=3", err), err
-    assert "CR0=" in err and "EFER=" in err
+def test_triple_fault_is_a_guest_reset_as_in_qemu(probe):
+    """Issue #16: QEMU 7.2 (kvm_cpu_exec, KVM_EXIT_SHUTDOWN) resets the guest on a
+    triple fault; under -no-reboot that is a shutdown, exit 0, after one run."""
+    need_qemu()
+    status, out, err = kestrel("-nographic", "-no-reboot", "-kernel", probe,
+                               "-append", "probe=fault")
+    assert status == 0, err
+    assert out.count("probe: fault: executing ud2") == 1, out
+    qstatus, qout, qerr = qemu("-nographic", "-no-reboot", "-kernel", probe,
+                               "-append", "probe=fault")
+    assert qstatus == 0, qerr
+    assert qout.count("probe: fault: executing ud2") == 1, qout
+
+
+@pytest.mark.guest
+def test_triple_fault_reboots_without_no_reboot(probe, session, tmp_path):
+    path = tmp_path / "qmp.sock"
+    vm = session([str(KESTREL), *BASE, "-qmp", f"unix:{path},server,nowait",
+                  "-kernel", probe, "-append", "probe=fault"])
+    q = QMP(path)
+    q.cmd("qmp_capabilities")
+    assert q.event("RESET")["data"] == {"guest": True, "reason": "guest-reset"}
+    vm.expect(r"(?s)executing ud2.*executing ud2")
+    assert q.cmd("query-status")["return"]["status"] == "running"
+    q.cmd("quit")
+    assert vm.wait() == 0
+
+
+def internal_error_status(q, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        status = q.cmd("query-status")["return"]
+        if status["status"] != "running" or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
+
+
+@pytest.mark.guest
+def test_kvm_internal_error_pauses_with_the_monitor_up(probe, session, tmp_path):
+    """Issue #16: on KVM_EXIT_INTERNAL_ERROR (the probe's x87 load from MMIO at CPL0,
+    which KVM's emulator cannot do) QEMU 7.2 prints the error and the registers,
+    pauses in "internal-error" and keeps the monitor: cont is refused, info
+    registers and xp work, system_reset starts the guest again.  Both VMMs, same guest."""
+    need_qemu()
+    args = [*BASE, "-kernel", probe, "-append", "probe=emulation-failure"]
+    qpath = tmp_path / "q.sock"
+    ref = session([*QEMU, *args, "-qmp", f"unix:{qpath},server,nowait"])
+    rq = QMP(qpath, timeout=60)
+    rq.cmd("qmp_capabilities")
+    assert internal_error_status(rq) == {"status": "internal-error", "singlestep": False,
+                                         "running": False}
+    ref.expect(r"KVM internal error\. Suberror: 1")
+    rq.cmd("quit")
+    ref.wait()
+
+    path = tmp_path / "k.sock"
+    vm = session([str(KESTREL), *args, "-qmp", f"unix:{path},server,nowait"])
+    vm.expect(r"probe: emulation-failure: x87 load from 0xc0000000 at CPL0")
+    vm.expect(r"KVM internal error\. Suberror: 1\r?\n(extra data\[\d+\]: 0x[0-9a-f]{16}\r?\n)*"
+              r"emulation failure\r?\n")
+    vm.expect(r"RIP=[0-9a-f]{16} RFL=[0-9a-f]{8} CPL=0")
+    q = QMP(path)
+    q.cmd("qmp_capabilities")
+    assert internal_error_status(q) == {"status": "internal-error", "singlestep": False,
+                                        "running": False}
+    assert vm.proc.poll() is None                    # the process stays
+    assert q.cmd("cont")["error"] == {"class": "GenericError",
+                                      "desc": "Resetting the Virtual Machine is required"}
+    hmp = lambda line: q.cmd("human-monitor-command", **{"command-line": line})["return"]
+    assert "VM status: paused (internal-error)" in hmp("info status")
+    assert re.search(r"RIP=[0-9a-f]{16} RFL=[0-9a-f]{8} CPL=0", hmp("info registers"))
+    assert "0x336ec578" in hmp("xp /1xw 0x7000")     # hvm_start_info's magic, still there
+    assert "probe: start" not in vm.text()           # the guest never went on
+
+    q.cmd("system_reset")
+    assert q.event("RESET")["data"] == {"guest": False, "reason": "host-qmp-system-reset"}
+    q.event("STOP")                                  # the rebuilt guest fails again
+    assert q.cmd("query-status")["return"]["status"] == "internal-error"
+    q.cmd("quit")
+    assert vm.wait() == 0
 
 
 @pytest.mark.skipif(os.path.exists("/dev/kvm"), reason="/dev/kvm exists: the demo boots a guest")

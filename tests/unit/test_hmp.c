@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,10 @@ struct fake_vm {
 	enum run_state state;
 	int stops, conts, resets, powerdowns, quits;
 	uint8_t ram[256];
+	struct drive_info drives[2];
+	unsigned nr_drives;
+	struct net_info nets[8];
+	unsigned nr_nets;
 };
 
 static const char *f_name(void *o) { return "myos"; }
@@ -85,8 +90,42 @@ static unsigned f_pci(void *o, struct pci_info *out, unsigned max)
 	return 3;
 }
 
+static unsigned f_blocks(void *o, struct drive_info *out, unsigned max)
+{
+	struct fake_vm *v = o;
+
+	for (unsigned i = 0; i < v->nr_drives && i < max; i++)
+		out[i] = v->drives[i];
+	return v->nr_drives;
+}
+
+static unsigned f_nets(void *o, struct net_info *out, unsigned max)
+{
+	struct fake_vm *v = o;
+
+	for (unsigned i = 0; i < v->nr_nets && i < max; i++)
+		out[i] = v->nets[i];
+	return v->nr_nets;
+}
+
+static const char usernet_head[] =
+	"  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\n";
+
+static char *f_usernet(void *o, const char *name)
+{
+	char *text = NULL;
+
+	if (strcmp(name, "u2") == 0)
+		return strdup(usernet_head);
+	if (asprintf(&text, "%s  TCP[HOST_FORWARD]  11       127.0.0.1  5556       10.0.2.15    80"
+		     "     0     0\n", usernet_head) < 0)
+		return NULL;
+	return text;
+}
+
 static struct fake_vm vm;
 static const struct control ctl = {
+	.blocks = f_blocks, .net_clients = f_nets, .usernet = f_usernet,
 	.opaque = &vm, .name = f_name, .uuid = f_uuid, .run_state = f_state,
 	.cpu_count = f_cpus, .cpu_info = f_cpu_info, .chardevs = f_chardevs,
 	.dump_registers = f_regs, .describe = f_describe, .read_memory = f_read,
@@ -166,6 +205,110 @@ static void test_info_pci_lists_every_function(void **state)
 	assert_int_equal(rc, 0);
 }
 
+static void set_net(unsigned i, const char *name, const char *type, const char *info, int peer,
+		    int hub)
+{
+	struct net_info *n = &vm.nets[i];
+
+	memset(n, 0, sizeof(*n));
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	n->type = type;
+	snprintf(n->info, sizeof(n->info), "%s", info);
+	n->peer = peer;
+	n->hub = hub;
+}
+
+/*
+ * QEMU 7.2's "info network" for -net nic,model=e1000 -net user,hostfwd=...
+ * -netdev user,id=u2 -device e1000,netdev=u2,mac=52:54:00:aa:bb:cc,id=nic2,
+ * byte for byte (hubs and their ports newest first, then NICs with back ends).
+ */
+static void test_info_network(void **state)
+{
+	int rc;
+
+	memset(&vm, 0, sizeof(vm));
+	assert_string_equal(run("info network", &rc), "");
+	set_net(0, "u2", "user", "net=10.0.2.0,restrict=off", 3, -1);
+	set_net(1, "#net146", "user", "net=10.0.2.0,restrict=off", 5, -1);
+	set_net(2, "e1000.0", "nic", "model=e1000,macaddr=52:54:00:12:34:56", 4, -1);
+	set_net(3, "nic2", "nic", "model=e1000,macaddr=52:54:00:aa:bb:cc", 0, -1);
+	set_net(4, "hub0port0", "hubport", "", 2, 0);
+	set_net(5, "hub0port1", "hubport", "", 1, 0);
+	vm.nr_nets = 6;
+	assert_string_equal(run("info network", &rc),
+		"hub 0\r\n"
+		" \\ hub0port1: #net146: index=0,type=user,net=10.0.2.0,restrict=off\r\n"
+		" \\ hub0port0: e1000.0: index=0,type=nic,model=e1000,macaddr=52:54:00:12:34:56\r\n"
+		"nic2: index=0,type=nic,model=e1000,macaddr=52:54:00:aa:bb:cc\r\n"
+		" \\ u2: index=0,type=user,net=10.0.2.0,restrict=off\r\n");
+	assert_int_equal(rc, 0);
+
+	/* A back end nobody uses stands alone; a NIC without one too. */
+	set_net(0, "u2", "user", "net=10.0.2.0,restrict=off", -1, -1);
+	set_net(1, "virtio-net-pci.0", "nic", "model=virtio-net-pci,macaddr=52:54:00:12:34:56",
+		-1, -1);
+	vm.nr_nets = 2;
+	assert_string_equal(run("info network", &rc),
+		"u2: index=0,type=user,net=10.0.2.0,restrict=off\r\n"
+		"virtio-net-pci.0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:12:34:56\r\n");
+}
+
+/* hmp_info_usernet: each stack with its hub (-1: none) and libslirp's table. */
+static void test_info_usernet(void **state)
+{
+	int rc;
+
+	memset(&vm, 0, sizeof(vm));
+	assert_string_equal(run("info usernet", &rc), "");
+	set_net(0, "u2", "user", "net=10.0.2.0,restrict=off", 2, -1);
+	set_net(1, "#net146", "user", "net=10.0.2.0,restrict=off", 3, -1);
+	set_net(2, "nic2", "nic", "model=e1000,macaddr=52:54:00:aa:bb:cc", 0, -1);
+	set_net(3, "hub0port1", "hubport", "", 1, 0);
+	vm.nr_nets = 4;
+	assert_string_equal(run("info usernet", &rc),
+		"Hub -1 (u2):\r\n"
+		"  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\r\n"
+		"Hub 0 (#net146):\r\n"
+		"  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\r\n"
+		"  TCP[HOST_FORWARD]  11       127.0.0.1  5556       10.0.2.15    80     0     0\r\n");
+}
+
+/* hmp_info_blockstats: the counters the devices keep, one line per drive. */
+static void test_info_blockstats(void **state)
+{
+	struct block_stats *s;
+	int rc;
+
+	memset(&vm, 0, sizeof(vm));
+	assert_string_equal(run("info blockstats", &rc), "");
+	vm.drives[0].device = "virtio0";
+	vm.drives[1].device = "ide0-hd0";
+	vm.nr_drives = 2;
+	assert_string_equal(run("info blockstats", &rc),
+		"virtio0: rd_bytes=0 wr_bytes=0 rd_operations=0 wr_operations=0 flush_operations=0 "
+		"wr_total_time_ns=0 rd_total_time_ns=0 flush_total_time_ns=0 rd_merged=0 "
+		"wr_merged=0 idle_time_ns=0\r\n"
+		"ide0-hd0: rd_bytes=0 wr_bytes=0 rd_operations=0 wr_operations=0 flush_operations=0 "
+		"wr_total_time_ns=0 rd_total_time_ns=0 flush_total_time_ns=0 rd_merged=0 "
+		"wr_merged=0 idle_time_ns=0\r\n");
+	s = &vm.drives[1].stats;
+	s->bytes[BLOCK_ACCT_READ] = 1536;
+	s->ops[BLOCK_ACCT_READ] = 3;
+	s->bytes[BLOCK_ACCT_WRITE] = 4096;
+	s->ops[BLOCK_ACCT_WRITE] = 1;
+	s->ops[BLOCK_ACCT_FLUSH] = 2;
+	s->total_time_ns[BLOCK_ACCT_READ] = 700;
+	s->total_time_ns[BLOCK_ACCT_WRITE] = 900;
+	s->total_time_ns[BLOCK_ACCT_FLUSH] = 50;
+	s->last_access_ns = 1000;
+	vm.drives[1].now_ns = 251000;
+	assert_non_null(strstr(run("info blockstats", &rc),
+		"ide0-hd0: rd_bytes=1536 wr_bytes=4096 rd_operations=3 wr_operations=1 "
+		"flush_operations=2 wr_total_time_ns=900 rd_total_time_ns=700 "
+		"flush_total_time_ns=50 rd_merged=0 wr_merged=0 idle_time_ns=250000\r\n"));
+}
+
 static void test_actions_reach_the_machine(void **state)
 {
 	int rc;
@@ -231,6 +374,9 @@ int main(void)
 		cmocka_unit_test(test_info_status_layout),
 		cmocka_unit_test(test_info_commands),
 		cmocka_unit_test(test_info_pci_lists_every_function),
+		cmocka_unit_test(test_info_network),
+		cmocka_unit_test(test_info_usernet),
+		cmocka_unit_test(test_info_blockstats),
 		cmocka_unit_test(test_actions_reach_the_machine),
 		cmocka_unit_test(test_xp_memory_dump),
 		cmocka_unit_test(test_errors_and_unknown),

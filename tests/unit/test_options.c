@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/options.h"
 
@@ -203,6 +204,53 @@ static void test_smp_topologies(void **state)
 	smp_is("2,maxcpus=4,sockets=4", 2, 4, 1, 1, 4);
 	smp_is("2,maxcpus=8,cores=4", 2, 2, 4, 1, 8);
 	smp_is("1,maxcpus=255,sockets=255", 1, 255, 1, 1, 255);
+}
+
+/* Runs options_parse_smp with stderr going to a file; returns what it printed there. */
+static char *smp_stderr(const char *arg, struct smp_config *smp)
+{
+	static char text[512];
+	FILE *tmp = tmpfile();
+	int saved = dup(STDERR_FILENO);
+	size_t n;
+
+	assert_non_null(tmp);
+	assert_true(saved >= 0);
+	fflush(stderr);
+	assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+	assert_int_equal(options_parse_smp(arg, smp), 0);
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	rewind(tmp);
+	n = fread(text, 1, sizeof(text) - 1, tmp);
+	text[n] = '\0';
+	fclose(tmp);
+	return text;
+}
+
+/* QEMU 7.2 takes a 0 count as omitted but warns that it is deprecated. */
+static void test_smp_zero_warns(void **state)
+{
+	static const char warning[] = "warning: Deprecated CPU topology (considered invalid): "
+				      "CPU topology parameters must be greater than zero\n";
+	static const char *const zeros[] = { "0", "2,sockets=0", "cpus=2,cores=0,threads=0",
+					     "2,threads=0", "2,maxcpus=0", "2,dies=0" };
+	struct smp_config smp;
+
+	for (size_t i = 0; i < sizeof(zeros) / sizeof(zeros[0]); i++) {
+		if (!strstr(smp_stderr(zeros[i], &smp), warning))
+			fail_msg("-smp %s: no deprecation warning", zeros[i]);
+	}
+	assert_string_equal(smp_stderr("2", &smp), "");
+	assert_string_equal(smp_stderr("2,sockets=1", &smp), "");
+	/* Accepted as if the count were omitted. */
+	smp_stderr("0", &smp);
+	assert_int_equal(smp.cpus, 1);
+	assert_int_equal(smp.maxcpus, 1);
+	smp_stderr("2,sockets=0", &smp);
+	assert_int_equal(smp.cpus, 2);
+	assert_int_equal(smp.sockets * smp.cores * smp.threads, 2);
 }
 
 static void test_smp_errors(void **state)
@@ -733,6 +781,7 @@ int main(void)
 		cmocka_unit_test(test_memory_errors),
 		cmocka_unit_test(test_smp_topologies),
 		cmocka_unit_test(test_smp_errors),
+		cmocka_unit_test(test_smp_zero_warns),
 		cmocka_unit_test(test_smp_through_options_parse),
 		cmocka_unit_test(test_uuid),
 		cmocka_unit_test(test_serial_specs),

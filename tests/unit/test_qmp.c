@@ -157,6 +157,10 @@ struct fake {
 	struct qmp_session *session;	/* for callbacks that act on it */
 	bool event_on_stop;
 	unsigned cpus_hole;	/* cpu_info fails for this index, when non-zero */
+	struct drive_info drives[2];
+	unsigned nr_drives;
+	struct net_info nets[4];
+	unsigned nr_nets;
 };
 
 static struct fake fake;
@@ -274,8 +278,28 @@ static void f_quit(void *opaque)
 	((struct fake *)opaque)->quits++;
 }
 
+static unsigned f_blocks(void *opaque, struct drive_info *out, unsigned max)
+{
+	struct fake *f = opaque;
+
+	for (unsigned i = 0; i < f->nr_drives && i < max; i++)
+		out[i] = f->drives[i];
+	return f->nr_drives;
+}
+
+static unsigned f_nets(void *opaque, struct net_info *out, unsigned max)
+{
+	struct fake *f = opaque;
+
+	for (unsigned i = 0; i < f->nr_nets && i < max; i++)
+		out[i] = f->nets[i];
+	return f->nr_nets;
+}
+
 static const struct control ctl = {
 	.opaque = &fake,
+	.blocks = f_blocks,
+	.net_clients = f_nets,
 	.name = f_name,
 	.uuid = f_uuid,
 	.run_state = f_run_state,
@@ -689,6 +713,58 @@ static void test_invalid_json_recovers(void **state)
 	expect_nothing();
 }
 
+/* QEMU 7.2 refuses a repeated key at any depth (qobject/json-parser.c parse_pair). */
+static void test_duplicate_key(void **state)
+{
+	negotiate();
+	run("query-kvm", NULL);
+	json_object_put(expect_return());
+	send_str("{\"execute\": \"query-status\", \"execute\": \"query-name\"}\n");
+	expect_error("GenericError", "JSON parse error, duplicate key");
+	send_str("{\"execute\": \"query-kvm\", \"arguments\": {\"a\": 1, \"a\": 2}}\n");
+	expect_error("GenericError", "JSON parse error, duplicate key");
+	/* The same key in two different objects is no duplicate; nor is a ':' in a string. */
+	send_str("{\"execute\": \"query-kvm\", \"id\": {\"execute\": \"a:b\"}}\n");
+	json_object_put(next_msg());
+	expect_nothing();
+	run("query-kvm", NULL);
+	json_object_put(expect_return());
+	expect_nothing();
+}
+
+/*
+ * A line cut short inside a string: QEMU's lexer takes no newline there, so
+ * the client gets an error at once and its next line is a fresh command.
+ */
+static void test_truncated_line_recovers(void **state)
+{
+	struct json_object *m;
+
+	negotiate();
+	send_str("{\"execute\": \"query-sta\n");
+	expect_error("GenericError", "JSON parse error, stray '\"query-sta\n'");
+	expect_nothing();
+	send_str("{\"execute\": \"query-kvm\", \"id\": 1}\n");
+	m = next_msg();
+	assert_int_equal(get_int(m, "id"), 1);
+	assert_true(has(m, "return"));
+	json_object_put(m);
+	/* Split over two reads, with a tab inside a single-quoted string. */
+	send_str("{'execute': 'query");
+	expect_nothing();
+	send_str("\tkvm'}{\"execute\": \"query-kvm\", \"id\": 2}");
+	expect_error("GenericError", "JSON parse error, stray ''query\t'");
+	/* QEMU lexes on after the error: "kvm'}" gets one error, then the command runs. */
+	m = next_msg();
+	assert_true(has(m, "error"));
+	json_object_put(m);
+	m = next_msg();
+	assert_int_equal(get_int(m, "id"), 2);
+	assert_true(has(m, "return"));
+	json_object_put(m);
+	expect_nothing();
+}
+
 static void test_bad_strings(void **state)
 {
 	negotiate();
@@ -890,7 +966,7 @@ static void test_query_commands(void **state)
 	static const char *const want[] = {
 		"qmp_capabilities", "query-version", "query-commands", "query-status",
 		"query-name", "query-uuid", "query-kvm", "query-cpus-fast", "query-block",
-		"query-blockstats", "query-chardev", "query-pci", "query-balloon",
+		"query-blockstats", "query-rx-filter", "query-chardev", "query-pci", "query-balloon",
 		"query-migrate", "query-machines", "query-cpu-definitions", "stop", "cont",
 		"system_reset", "system_powerdown", "quit", "balloon",
 		"human-monitor-command", "set_link", "device_del", "qom-get", "qom-set",
@@ -996,6 +1072,160 @@ static void test_empty_queries(void **state)
 	expect_error("DeviceNotActive", "No balloon device has been activated");
 	run("balloon", NULL);
 	expect_error("GenericError", "Parameter 'value' is missing");
+}
+
+/* BlockDeviceStats' members in QEMU 7.2 (qapi/block-core.json), idle_time_ns aside. */
+static const char *const blockstats_keys[] = {
+	"rd_bytes", "wr_bytes", "unmap_bytes", "rd_operations", "wr_operations",
+	"flush_operations", "unmap_operations", "rd_total_time_ns", "wr_total_time_ns",
+	"flush_total_time_ns", "unmap_total_time_ns", "rd_merged", "wr_merged", "unmap_merged",
+	"wr_highest_offset", "failed_rd_operations", "failed_wr_operations",
+	"failed_flush_operations", "failed_unmap_operations", "invalid_rd_operations",
+	"invalid_wr_operations", "invalid_flush_operations", "invalid_unmap_operations",
+	"account_invalid", "account_failed", "timed_stats",
+};
+
+static void test_query_blockstats(void **state)
+{
+	struct json_object *r, *e, *st;
+	struct block_stats *s = &fake.drives[0].stats;
+	size_t nkeys = sizeof(blockstats_keys) / sizeof(blockstats_keys[0]);
+
+	negotiate();
+	fake.drives[0] = (struct drive_info){ .device = "virtio0", .node_name = "#block001",
+					      .qdev = "/machine/peripheral-anon/device[0]/virtio-backend" };
+	fake.nr_drives = 1;
+	run("query-blockstats", NULL);
+	r = expect_return();
+	assert_int_equal(json_object_array_length(r), 1);
+	e = json_object_array_get_idx(r, 0);
+	assert_string_equal(get_str(e, "device"), "virtio0");
+	assert_string_equal(get_str(e, "node-name"), "#block001");
+	assert_string_equal(get_str(e, "qdev"), fake.drives[0].qdev);
+	st = get(e, "stats");
+	/* No I/O yet: every counter 0 and no idle_time_ns, as QEMU. */
+	assert_int_equal(json_object_object_length(st), nkeys);
+	for (size_t i = 0; i < nkeys; i++)
+		assert_true(has(st, blockstats_keys[i]));
+	assert_int_equal(get_int(st, "rd_operations"), 0);
+	json_object_put(r);
+
+	s->bytes[BLOCK_ACCT_READ] = 8192;
+	s->ops[BLOCK_ACCT_READ] = 2;
+	s->bytes[BLOCK_ACCT_WRITE] = 512;
+	s->ops[BLOCK_ACCT_WRITE] = 1;
+	s->ops[BLOCK_ACCT_FLUSH] = 3;
+	s->bytes[BLOCK_ACCT_UNMAP] = 1 << 20;
+	s->ops[BLOCK_ACCT_UNMAP] = 1;
+	s->failed_ops[BLOCK_ACCT_WRITE] = 4;
+	s->invalid_ops[BLOCK_ACCT_READ] = 5;
+	s->total_time_ns[BLOCK_ACCT_READ] = 1234;
+	s->wr_highest_offset = 1536;
+	s->last_access_ns = 100;
+	fake.drives[0].now_ns = 600;
+	run("query-blockstats", NULL);
+	r = expect_return();
+	st = get(json_object_array_get_idx(r, 0), "stats");
+	assert_int_equal(json_object_object_length(st), nkeys + 1);
+	assert_int_equal(get_int(st, "rd_bytes"), 8192);
+	assert_int_equal(get_int(st, "rd_operations"), 2);
+	assert_int_equal(get_int(st, "wr_bytes"), 512);
+	assert_int_equal(get_int(st, "wr_operations"), 1);
+	assert_int_equal(get_int(st, "flush_operations"), 3);
+	assert_int_equal(get_int(st, "unmap_bytes"), 1 << 20);
+	assert_int_equal(get_int(st, "unmap_operations"), 1);
+	assert_int_equal(get_int(st, "failed_wr_operations"), 4);
+	assert_int_equal(get_int(st, "invalid_rd_operations"), 5);
+	assert_int_equal(get_int(st, "rd_total_time_ns"), 1234);
+	assert_int_equal(get_int(st, "wr_highest_offset"), 1536);
+	assert_int_equal(get_int(st, "idle_time_ns"), 500);
+	assert_true(get_bool(st, "account_invalid"));
+	json_object_put(r);
+
+	/* query-nodes: the same stats by node, without the device. */
+	run("query-blockstats", "{\"query-nodes\": true}");
+	r = expect_return();
+	e = json_object_array_get_idx(r, 0);
+	assert_false(has(e, "device"));
+	assert_string_equal(get_str(e, "node-name"), "#block001");
+	assert_int_equal(get_int(get(e, "stats"), "rd_bytes"), 8192);
+	json_object_put(r);
+	run("query-blockstats", "{\"query-nodes\": 1}");
+	expect_error("GenericError", "Invalid parameter type for 'query-nodes', expected: boolean");
+}
+
+static void set_net(unsigned i, const char *name, const char *type, int peer)
+{
+	memset(&fake.nets[i], 0, sizeof(fake.nets[i]));
+	snprintf(fake.nets[i].name, sizeof(fake.nets[i].name), "%s", name);
+	fake.nets[i].type = type;
+	fake.nets[i].peer = peer;
+	fake.nets[i].hub = -1;
+}
+
+/* net/net.c qmp_query_rx_filter and virtio_net_query_rxfilter. */
+static void test_query_rx_filter(void **state)
+{
+	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+	struct json_object *r, *e, *t;
+
+	negotiate();
+	run("query-rx-filter", NULL);
+	expect_raw("{\"return\": []}");
+	set_net(0, "n0", "user", 1);
+	set_net(1, "virtio-net-pci.0", "nic", 0);
+	set_net(2, "e1000.0", "nic", -1);
+	fake.nets[1].rx_filter = true;
+	fake.nets[1].promisc = true;
+	memcpy(fake.nets[1].mac, mac, 6);
+	fake.nr_nets = 3;
+	run("query-rx-filter", NULL);
+	r = expect_return();
+	assert_int_equal(json_object_array_length(r), 1);	/* the e1000 has no filter */
+	e = json_object_array_get_idx(r, 0);
+	assert_string_equal(get_str(e, "name"), "virtio-net-pci.0");
+	assert_true(get_bool(e, "promiscuous"));
+	assert_string_equal(get_str(e, "main-mac"), "52:54:00:12:34:56");
+	assert_string_equal(get_str(e, "unicast"), "normal");
+	assert_string_equal(get_str(e, "multicast"), "normal");
+	assert_string_equal(get_str(e, "vlan"), "all");
+	t = get(e, "vlan-table");
+	assert_int_equal(json_object_array_length(t), 4096);
+	assert_int_equal(json_object_get_int(json_object_array_get_idx(t, 0)), 4095);
+	assert_int_equal(json_object_array_length(get(e, "unicast-table")), 0);
+	json_object_put(r);
+
+	/* The driver's filter shows through. */
+	fake.nets[1].promisc = false;
+	fake.nets[1].nomulti = true;
+	fake.nets[1].alluni = true;
+	fake.nets[1].uni_entries = 1;
+	fake.nets[1].multi_entries = 2;
+	memcpy(fake.nets[1].mac_table[0], "\x02\x00\x00\x00\x00\x01", 6);
+	memcpy(fake.nets[1].mac_table[1], "\x01\x00\x5e\x00\x00\x01", 6);
+	memcpy(fake.nets[1].mac_table[2], "\x33\x33\x00\x00\x00\x01", 6);
+	run("query-rx-filter", "{\"name\": \"virtio-net-pci.0\"}");
+	r = expect_return();
+	e = json_object_array_get_idx(r, 0);
+	assert_false(get_bool(e, "promiscuous"));
+	assert_string_equal(get_str(e, "unicast"), "all");
+	assert_string_equal(get_str(e, "multicast"), "none");
+	t = get(e, "unicast-table");
+	assert_int_equal(json_object_array_length(t), 1);
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(t, 0)),
+			    "02:00:00:00:00:01");
+	t = get(e, "multicast-table");
+	assert_int_equal(json_object_array_length(t), 2);
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(t, 0)),
+			    "33:33:00:00:00:01");		/* newest first, as QEMU */
+	json_object_put(r);
+
+	run("query-rx-filter", "{\"name\": \"n0\"}");
+	expect_error("GenericError", "net client(n0) isn't a NIC");
+	run("query-rx-filter", "{\"name\": \"e1000.0\"}");
+	expect_error("GenericError", "net client(e1000.0) doesn't support rx-filter querying");
+	run("query-rx-filter", "{\"name\": \"nosuch\"}");
+	expect_error("GenericError", "invalid net client name: nosuch");
 }
 
 static void test_query_chardev(void **state)
@@ -1344,6 +1574,8 @@ int main(void)
 		T(test_argument_checking),
 		T(test_invalid_json_recovers),
 		T(test_bad_strings),
+		T(test_duplicate_key),
+		T(test_truncated_line_recovers),
 		T(test_control_char_resets),
 		T(test_split_reads),
 		T(test_two_messages_one_read),
@@ -1356,6 +1588,8 @@ int main(void)
 		T(test_query_name_uuid_kvm),
 		T(test_query_cpus_fast),
 		T(test_empty_queries),
+		T(test_query_blockstats),
+		T(test_query_rx_filter),
 		T(test_query_chardev),
 		T(test_query_machines_and_cpus),
 		T(test_actions),

@@ -22,4 +22,4 @@ $cc \
 	"$here/entry.S" "$here/io.c" "$here/platform.c" "$here/scenarios.c" \
 	"$here/pci.c" "$here/virtio.c" "$here/blk.c" "$here/console.c" "$here/rng.c" "$here/net.c" \
 	"$here/e1000.c" "$here/multiboot.c" \
-	"$here/balloon.c" "$here/numa.c"
+	"$here/balloon.c" "$here/numa.c" "$here/cpl0.c"

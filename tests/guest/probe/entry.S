@@ -152,6 +152,10 @@ start64:
 	CPUID_SAVE 0x00000001, 1
 	CPUID_SAVE 0x40000000, 2
 
+	/* The kernel-mode scenario (cpl0.c), if the command line asks for it. */
+	movl	%ebp, %edi
+	call	probe_cpl0
+
 	pushq	$(SEL_UDATA | 3)
 	pushq	$ustack_top
 	pushq	$(RFLAGS_IF | RFLAGS_RSVD1)

@@ -181,6 +181,33 @@ static bool scenario_echo(const struct platform *p, const struct args *a)
 }
 
 /*
+ * A line every ms= milliseconds (default 5), count= of them (default 0: no
+ * end but the power button), so a test can watch the guest's serial output
+ * keep flowing while it loads the VMM from outside (issue #16: a monitor
+ * client that never reads must not stop it).
+ */
+static bool scenario_tick(const struct platform *p, const struct args *a)
+{
+	uint64_t ms = 5, count = 0, hz = tsc_hz(), period;
+
+	if (!arg_u64(a, "ms", &ms) || !arg_u64(a, "count", &count))
+		return fail("tick: bad ms= or count=");
+	/* Without a calibrated TSC, assume 1 GHz: only the rhythm is approximate. */
+	period = (hz ? hz : 1000000000ull) / 1000 * ms;
+	platform_power_button_arm(p);
+	say("tick: ready");
+	for (uint64_t n = 1; !count || n <= count; n++) {
+		if (platform_power_button_pressed(p)) {
+			say("tick: power button pressed");
+			return true;
+		}
+		delay_tsc(period);
+		say("tick %lu", n);
+	}
+	return true;
+}
+
+/*
  * TSC rate from the 8254 PIT (1.193182 MHz), as Linux's pit_calibrate_tsc:
  * gate channel 2 on through port 0x61 with the speaker off, load ~10 ms in
  * mode 0 and time OUT2 (0x61 bit 5) going high.  Returns 0 if it never
@@ -363,14 +390,22 @@ static bool scenario_fault(const struct platform *p, const struct args *a)
 	return fail("ud2 did not fault");
 }
 
+/* cpl0.c ran the load before CPL3: reaching this means no VMM stopped the guest. */
+static bool scenario_emulation_failure(const struct platform *p, const struct args *a)
+{
+	return fail("emulation-failure: the x87 load from MMIO completed");
+}
+
 static const struct scenario scenarios[] = {
 	{ "hello", scenario_hello },
 	{ "smp", scenario_smp },
 	{ "echo", scenario_echo },
+	{ "tick", scenario_tick },
 	{ "mem", scenario_mem },
 	{ "reset", scenario_reset },
 	{ "debug-exit", scenario_debug_exit },
 	{ "fault", scenario_fault },
+	{ "emulation-failure", scenario_emulation_failure },
 	{ "pci", scenario_pci },
 	{ "virtio", scenario_virtio },
 	{ "blk-write", scenario_blk_write },

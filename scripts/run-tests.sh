@@ -37,9 +37,11 @@ else
 	echo "== no /dev/kvm on this host: guest tests will be skipped, the Linux guest is not built"
 fi
 
+# The monitor latency test (p99 < 50 ms) measures the release build only: ASan's
+# slowdown is not Kestrel's.
 echo "== VMM system tests with the sanitizer build (the guest probe; no Linux, no QEMU peer)"
 KESTREL_BUILD=$build_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-	-m "not linux and not qemu" -k "not qemu" tests/system/test_vm.py \
+	-m "not linux and not qemu" -k "not qemu and not never_reads" tests/system/test_vm.py \
 	tests/system/test_options.py tests/system/test_monitor.py tests/system/test_virtio.py \
 	tests/system/test_blk_aio.py tests/system/test_net.py tests/system/test_net_models.py \
 	tests/system/test_net_dgram.py tests/system/test_e1000.py tests/system/test_memory.py

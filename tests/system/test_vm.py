@@ -312,6 +312,7 @@ def internal_error_status(q, timeout=60):
 
 
 @pytest.mark.guest
+@pytest.mark.qemu
 def test_kvm_internal_error_pauses_with_the_monitor_up(probe, session, tmp_path):
     """Issue #16: on KVM_EXIT_INTERNAL_ERROR (the probe's x87 load from MMIO at CPL0,
     which KVM's emulator cannot do) QEMU 7.2 prints the error and the registers,
@@ -323,11 +324,15 @@ def test_kvm_internal_error_pauses_with_the_monitor_up(probe, session, tmp_path)
     ref = session([*QEMU, *args, "-qmp", f"unix:{qpath},server,nowait"])
     rq = QMP(qpath, timeout=60)
     rq.cmd("qmp_capabilities")
-    assert internal_error_status(rq) == {"status": "internal-error", "singlestep": False,
-                                         "running": False}
-    ref.expect(r"KVM internal error\. Suberror: 1")
+    ref_status = internal_error_status(rq)
     rq.cmd("quit")
     ref.wait()
+    if ref_status.get("status") != "internal-error":
+        # Measured, not assumed: whether this host's KVM reports the x87 load as an
+        # internal error decides what either VMM can show.
+        pytest.skip(f"this host's KVM does not fail the probe's x87 load at CPL0 with an "
+                    f"internal error (QEMU 7.2 reached {ref_status})")
+    assert "KVM internal error. Suberror: 1" in ref.text(), ref.text()
 
     path = tmp_path / "k.sock"
     vm = session([str(KESTREL), *args, "-qmp", f"unix:{path},server,nowait"])

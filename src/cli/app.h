@@ -9,7 +9,7 @@
 #include <stdbool.h>
 
 #include "cli/app_net.h"
-#include "ui/chardev.h"
+#include "chardev/chardev.h"
 #include "ui/console.h"
 #include "ui/control.h"
 #include "ui/monitor.h"

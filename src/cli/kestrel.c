@@ -13,7 +13,7 @@
 
 #include "cli/app.h"
 #include "cli/options.h"
-#include "ui/term.h"
+#include "chardev/term.h"
 #include "util/log.h"
 #include "vmm/hostcheck.h"
 

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ui/chardev.h"
+#include "chardev/chardev.h"
 
 #define DEBUGCON_PORT 0x402
 

@@ -12,7 +12,7 @@
 #include <zlib.h>
 
 #include "util/log.h"
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 /* Registers (byte offsets). */
 enum {

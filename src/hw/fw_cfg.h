@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 #define FW_CFG_PORT_BASE 0x510		/* selector (16 bit) at 0x510, data at 0x511 */
 #define FW_CFG_PORT_LEN 2

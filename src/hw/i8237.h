@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 #define I8237_PORT 0x00
 #define I8237_NR_PORTS 16

@@ -17,7 +17,7 @@
 
 #include "block/block.h"
 #include "hw/pci.h"
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 #define IDE_PRIMARY_BASE 0x1f0
 #define IDE_PRIMARY_CTRL 0x3f6

@@ -11,9 +11,9 @@
 #include <stdint.h>
 
 #include "hw/serial.h"
-#include "ui/chardev.h"
+#include "chardev/chardev.h"
 #include "ui/monitor.h"
-#include "ui/mux.h"
+#include "chardev/mux.h"
 
 struct console {
 	struct chardev *cd;

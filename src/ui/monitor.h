@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ui/chardev.h"
+#include "chardev/chardev.h"
 #include "ui/control.h"
 #include "ui/readline.h"
 

@@ -4,10 +4,10 @@
 
 #include "block/aio.h"
 #include "block/block.h"
-#include "ui/chardev.h"
+#include "chardev/chardev.h"
 #include "virtio/net.h"
 #include "virtio/virtio.h"
-#include "vmm/iothread.h"
+#include "core/iothread.h"
 
 extern const struct virtio_device_ops virtio_rng_ops;
 extern const struct virtio_device_ops virtio_blk_ops;

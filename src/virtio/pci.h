@@ -5,9 +5,9 @@
 #include <stdint.h>
 
 #include "hw/pci.h"
-#include "vmm/iothread.h"
+#include "core/iothread.h"
 #include "virtio/virtio.h"
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 #define VIRTIO_PCI_MSIX_VECTORS (VIRTIO_MAX_QUEUES + 1)
 

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 #define VQ_MAX_SIZE 1024
 #define VQ_MAX_SEGS 128		/* buffers per request after indirect expansion */

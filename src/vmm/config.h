@@ -5,8 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ui/chardev.h"
-#include "vmm/memory.h"
+#include "chardev/chardev.h"
+#include "core/memory.h"
 
 #define VM_DEFAULT_RAM (128ULL << 20)	/* QEMU's default -m */
 #define VM_MAX_CHARDEVS 8

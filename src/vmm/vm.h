@@ -28,13 +28,13 @@
 #include "hw/pci.h"
 #include "hw/reset_control.h"
 #include "hw/serial.h"
-#include "ui/chardev.h"
+#include "chardev/chardev.h"
 #include "vmm/config.h"
 #include "vmm/kvm.h"
 #include "virtio/devices.h"
 #include "virtio/pci.h"
-#include "vmm/iothread.h"
-#include "vmm/memory.h"
+#include "core/iothread.h"
+#include "core/memory.h"
 
 struct e1000;
 

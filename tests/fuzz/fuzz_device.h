@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "block/block.h"
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 /* RAM of size bytes at guest address 0, allocated once and zeroed on every call. */
 static inline struct guest_memory *fuzz_device_ram(size_t size)

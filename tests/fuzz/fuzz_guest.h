@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "vmm/boot/boot.h"
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 #define FUZZ_RAM_SIZE (64ULL << 20)
 

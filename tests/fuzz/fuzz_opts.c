@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli/options.h"
-#include "ui/chardev.h"
+#include "chardev/chardev.h"
 #include "util/opts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "virtio/pci.h"
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 #define FUZZ_VIRTIO_RECORD 8
 

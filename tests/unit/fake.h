@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "hw/power.h"
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 struct power_log {
 	int count;

@@ -1,5 +1,5 @@
 /*
- * ui/chardev.c's output queue (issue #16): a peer that never reads must not
+ * chardev/chardev.c's output queue (issue #16): a peer that never reads must not
  * block any writer, the memory it costs is bounded, its input is throttled
  * while its output waits, and input flows again once it reads.  Real unix
  * sockets and a real pty, the chardev's own event loop.
@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ui/chardev.h"
+#include "chardev/chardev.h"
 #include "util/loop.h"
 
 #define REPLY (40u << 10)	/* what one "command" answers: an HMP xp /4096g */

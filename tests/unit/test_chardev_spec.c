@@ -1,4 +1,4 @@
-/* ui/chardev.c: QEMU's -serial back-end syntax, -chardev, and "info chardev" text. */
+/* chardev/chardev.c: QEMU's -serial back-end syntax, -chardev, and "info chardev" text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ui/chardev.h"
+#include "chardev/chardev.h"
 
 static struct chardev_spec spec_ok(const char *text)
 {

@@ -1,4 +1,4 @@
-/* vmm/memory.c layout and bounds, and vmm/boot/e820.c, without KVM. */
+/* core/memory.c layout and bounds, and vmm/boot/e820.c, without KVM. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +10,7 @@
 
 #include "vmm/boot/e820.h"
 #include "vmm/boot/layout.h"
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 static void test_layout_small(void **state)
 {

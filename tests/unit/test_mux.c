@@ -1,4 +1,4 @@
-/* ui/mux.c: the -nographic Ctrl-a escape keys, as QEMU's mux chardev has them. */
+/* chardev/mux.c: the -nographic Ctrl-a escape keys, as QEMU's mux chardev has them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "ui/mux.h"
+#include "chardev/mux.h"
 
 static void test_plain_bytes_pass(void **state)
 {

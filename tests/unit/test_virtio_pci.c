@@ -23,7 +23,7 @@
 
 #include "fake.h"
 #include "virtio/pci.h"
-#include "vmm/iothread.h"
+#include "core/iothread.h"
 
 #define RAM_SIZE (1 * MIB)
 #define QMAX 64

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 #define ACPI_MAX_NODES 8
 

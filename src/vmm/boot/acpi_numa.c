@@ -43,7 +43,7 @@ static uint8_t *srat_mem(uint8_t *p, uint64_t base, uint64_t len, unsigned node)
 
 /*
  * One node's RAM, [start, start + size) in the order RAM is laid out: below
- * the PCI hole first, the rest from 4 GiB (vmm/memory.h), so a node may need
+ * the PCI hole first, the rest from 4 GiB (core/memory.h), so a node may need
  * two entries.
  */
 static uint8_t *srat_node_mem(uint8_t *p, uint64_t start, uint64_t size, uint64_t ram_size,

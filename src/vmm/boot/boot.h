@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "vmm/config.h"
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 /* The boot CPU starts in flat 32-bit protected mode, paging off, at entry. */
 struct boot_entry {

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 /* Builds the floating pointer and configuration table for cpus processors into buf
  * (the bytes at guest address base); returns the length used, 0 if room is short. */

@@ -1,4 +1,4 @@
-#include "ui/term.h"
+#include "chardev/term.h"
 
 #include <signal.h>
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-#include "ui/chardev.h"
+#include "chardev/chardev.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "vmm/iothread.h"
+#include "core/iothread.h"
 
 #include <errno.h>
 #include <stdint.h>

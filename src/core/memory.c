@@ -1,4 +1,4 @@
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "ui/mux.h"
+#include "chardev/mux.h"
 
 const char mux_help_text[] =
 	"\r\n"

@@ -136,6 +136,35 @@ static const char *backing_name(const struct memory_backing *b)
 	}
 }
 
+int memory_backing_check(const struct memory_backing *b)
+{
+	char dir[PATH_MAX], node[64];
+	struct stat st;
+
+	if (b->kind == MEMORY_FILE && stat(b->path, &st) != 0) {
+		/* Not there yet: it is created, so its directory must exist. */
+		const char *slash = strrchr(b->path, '/');
+		size_t n = slash ? (size_t)(slash - b->path) : 0;
+		snprintf(dir, sizeof(dir), "%.*s", (int)(n ? n : 1), slash ? b->path : ".");
+		int rc = stat(dir, &st);
+		if (rc != 0 || !S_ISDIR(st.st_mode)) {
+			log_error("%s: cannot open the backing store: %s", b->path,
+				  strerror(rc != 0 ? errno : ENOTDIR));
+			return -1;
+		}
+	}
+	for (unsigned n = 0; n < 64; n++) {
+		if (!(b->host_nodes >> n & 1))
+			continue;
+		snprintf(node, sizeof(node), "/sys/devices/system/node/node%u", n);
+		if (access(node, F_OK) != 0) {
+			log_error("%s: host-nodes: host NUMA node %u does not exist", backing_name(b), n);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Maps one backend at host (inside the reserved area) and records it. */
 static int map_block(struct guest_memory *mem, const struct memory_backing *b, uint8_t *host)
 {

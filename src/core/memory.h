@@ -85,6 +85,11 @@ void memory_layout(struct guest_memory *mem, uint64_t ram_size);
 int memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size,
 		const struct memory_backing *backends, unsigned nr, bool mem_lock);
 void memory_destroy(struct guest_memory *mem);
+/*
+ * What can be checked of a backend before a VM exists: a mem-path's directory
+ * and the host-nodes it binds to.  Logs and returns -1 on the first problem.
+ */
+int memory_backing_check(const struct memory_backing *b);
 
 /*
  * Host address of [gpa, gpa + len) if it lies entirely inside one RAM region,

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "util/file.h"
+#include "core/memory.h"
 #include "hw/fdc.h"
 #include "util/log.h"
 #include "vmm/boot/boot.h"
@@ -32,6 +33,9 @@ static int check_direct_initrd(const struct vm_config *cfg)
 
 int vm_preflight(const struct vm_config *cfg)
 {
+	for (unsigned i = 0; i < cfg->memory.nr_backing; i++)
+		if (memory_backing_check(&cfg->memory.backing[i]) < 0)
+			return -1;
 	if (vm_config_firmware_boot(cfg)) {
 		if (firmware_check_bios(cfg->bios ? cfg->bios : FIRMWARE_DEFAULT_BIOS) < 0)
 			return -1;

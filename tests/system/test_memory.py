@@ -278,6 +278,11 @@ def test_no_balloon(probe, tmp_path, guests):
     (["-numa", "node,mem=64M"], "use -numa node,memdev"),
     (["-overcommit", "mem-lock=sometimes"], "mem-lock="),
     (["-machine", "mem-merge=perhaps"], "mem-merge="),
+    # Checked before /dev/kvm is opened (issue #13), so every host names them.
+    (["-object", "memory-backend-file,id=m0,size=128M,mem-path=/nonexistent/dir/ram",
+      "-machine", "memory-backend=m0"], "/nonexistent/dir/ram: cannot open the backing store"),
+    (["-object", "memory-backend-ram,id=m0,size=128M,host-nodes=63,policy=bind",
+      "-machine", "memory-backend=m0"], "host NUMA node 63 does not exist"),
 ])
 def test_bad_memory_options(probe, args, message):
     status, out, err = kestrel("-display", "none", "-kernel", probe, *args)

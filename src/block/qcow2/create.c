@@ -130,6 +130,7 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
 	}
 	ret = 0;
+	block_crash_point();
 	for (size_t done = 0; done < 3 * (size_t)cs;) {
 		ssize_t n = pwrite(fd, buf + done, 3 * (size_t)cs - done, (off_t)done);
 		if (n < 0 && errno == EINTR)
@@ -196,6 +197,7 @@ int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_pr
 			}
 			free(zero);
 		} else if (mode == BLOCK_PREALLOC_FALLOC) {
+			block_crash_point();
 			ret = posix_fallocate(s->bd->fd, (off_t)host, (off_t)(n << s->cluster_bits));
 			ret = -ret;
 			if (ret == 0 && host + (n << s->cluster_bits) > s->file_size)

@@ -271,6 +271,19 @@ int qcow2_change_backing(struct block_dev *bd, const char *file, const char *fmt
 		return block_err(err, errlen, "out of memory");
 	}
 	pthread_mutex_lock(&s->lock);
+	/*
+	 * What was written for the new backing file (rebase's copies) must be
+	 * on disk before the header names it: else a crash leaves the image
+	 * over the new backing file without the data that makes up the difference.
+	 */
+	ret = qcow2_flush_metadata(s, true);
+	if (ret < 0) {
+		pthread_mutex_unlock(&s->lock);
+		free(nf);
+		free(nfmt);
+		return block_err(err, errlen, "Could not update the backing file: %s",
+				 strerror(-ret));
+	}
 	of = s->backing_file;
 	ofmt = s->backing_fmt;
 	s->backing_file = nf;

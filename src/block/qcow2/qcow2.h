@@ -15,7 +15,9 @@
  * Metadata update order, so that a crash at any point leaves at most leaked
  * clusters: a refcount increment reaches the disk before any L2/L1 entry
  * that points to the cluster; a decrement is deferred until the L2/L1 entry
- * that dropped the reference is on disk (qcow2_free_later).
+ * that dropped the reference is on disk (qcow2_free_later).  Snapshot
+ * create/delete/apply, which move refcounts across 1 <-> 2 and so the
+ * COPIED flags, switch atomically instead (txn.c).
  */
 #ifndef KESTREL_BLOCK_QCOW2_H
 #define KESTREL_BLOCK_QCOW2_H

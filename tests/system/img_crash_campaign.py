@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -39,9 +40,16 @@ MIB = 1 << 20
 SIZE = 8 * MIB
 
 
+SANITIZER_REPORT = re.compile(r"ERROR: (Leak|Address)Sanitizer|runtime error: ")
+
+
 def run(argv, env=None, timeout=120):
     p = subprocess.run([str(a) for a in argv], capture_output=True, env=env, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    # Under the sanitizer build (make test runs the img tests there) a report fails.
+    if SANITIZER_REPORT.search(err):
+        raise RuntimeError(f"{argv[0]}: sanitizer report\n{err}")
+    return p.returncode, p.stdout, err
 
 
 def must(argv):

@@ -2,7 +2,7 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 
-.PHONY: all deps build build-asan test unit demo linux bench fuzz format clean
+.PHONY: all deps build build-asan test unit demo linux bench fuzz format clean crash-campaign
 
 all: build
 
@@ -26,6 +26,15 @@ test: build build-asan
 
 unit: build
 	@meson test -C $(BUILD) --print-errorlogs
+
+# Crash every kestrel-img operation that writes an image at its write/flush points and by
+# kill -9 (tests/system/img_crash_campaign.py) and print the outcome table; the test suite
+# runs a bounded smoke version (test_img_crash.py).  CRASH_TRIALS/CRASH_KILLS: per operation.
+CRASH_TRIALS ?= 200
+CRASH_KILLS ?= 20
+crash-campaign: build
+	@KESTREL_BUILD=$(BUILD) python3 tests/system/img_crash_campaign.py \
+		--trials $(CRASH_TRIALS) --kills $(CRASH_KILLS)
 
 # The main job: boot the demo VM (see scripts/demo.sh for what it picks and why).
 demo: build

@@ -281,6 +281,8 @@ static int uring_queue(struct block_aio *aio, struct aio_item *it)
 		return 0;
 	}
 	if (write)
+		block_crash_point();
+	if (write)
 		io_uring_prep_writev(sqe, aio->bd->fd, it->iov, it->niov, it->host);
 	else
 		io_uring_prep_readv(sqe, aio->bd->fd, it->iov, it->niov, it->host);

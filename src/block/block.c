@@ -639,6 +639,7 @@ static int pwrite_full(int fd, uint64_t off, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
+	block_crash_point();
 	while (len) {
 		ssize_t n = pwrite(fd, p, len, (off_t)off);
 		if (n < 0) {
@@ -709,6 +710,7 @@ int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size
 	/* The rounded-up write must not grow the file past what was asked for. */
 	if (ret == 0 && (uint64_t)old_size < end) {
 		uint64_t want = off + len > (uint64_t)old_size ? off + len : (uint64_t)old_size;
+		block_crash_point();
 		if (ftruncate(bd->fd, (off_t)want) < 0)
 			ret = -errno;
 	}
@@ -719,6 +721,7 @@ int bfile_flush(const struct block_dev *bd)
 {
 	if (bd->flags & BLOCK_NO_FLUSH)
 		return 0;
+	block_crash_point();
 	return fdatasync(bd->fd) < 0 ? -errno : 0;
 }
 

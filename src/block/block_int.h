@@ -88,6 +88,13 @@ int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size
 int bfile_flush(const struct block_dev *bd);
 int64_t bfile_size(const struct block_dev *bd);
 
+/*
+ * Called before every write, flush, truncate and fallocate on an image file:
+ * KESTREL_CRASH_AFTER_WRITES=N ends the process at the (N+1)th (crashpoint.c).
+ */
+#define BLOCK_CRASH_EXIT	86
+void block_crash_point(void);
+
 /* The driver's map_direct/end_direct behind the block layer's own checks. */
 int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write, uint64_t *host);
 void block_end_direct(struct block_dev *bd, uint64_t host, uint64_t len, bool write, int result);

@@ -59,6 +59,7 @@ static int raw_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, bo
 	uint8_t *zero;
 	int ret = 0;
 
+	block_crash_point();
 	if (fallocate(bd->fd, mode, (off_t)off, (off_t)len) == 0)
 		return 0;
 	if (may_unmap && fallocate(bd->fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)len) == 0)
@@ -116,8 +117,8 @@ static int raw_prealloc(int fd, uint64_t from, uint64_t to, enum block_prealloc 
 	if (to <= from)
 		return 0;
 	if (prealloc == BLOCK_PREALLOC_FALLOC) {
-		int r = posix_fallocate(fd, (off_t)from, (off_t)(to - from));
-		return -r;
+		block_crash_point();
+		return -posix_fallocate(fd, (off_t)from, (off_t)(to - from));
 	}
 	if (prealloc == BLOCK_PREALLOC_FULL) {
 		size_t chunk = 1 << 20;
@@ -127,7 +128,9 @@ static int raw_prealloc(int fd, uint64_t from, uint64_t to, enum block_prealloc 
 			return -ENOMEM;
 		while (from < to && ret == 0) {
 			size_t n = to - from < chunk ? (size_t)(to - from) : chunk;
-			ssize_t w = pwrite(fd, zero, n, (off_t)from);
+			ssize_t w;
+			block_crash_point();
+			w = pwrite(fd, zero, n, (off_t)from);
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w <= 0)
@@ -191,6 +194,8 @@ static int raw_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 	if (prealloc == BLOCK_PREALLOC_METADATA)
 		return block_err(err, errlen, "Unsupported preallocation mode 'metadata'");
 	ret = raw_prealloc(bd->fd, bd->size, size, prealloc);
+	if (ret == 0)
+		block_crash_point();
 	if (ret == 0 && ftruncate(bd->fd, (off_t)size) < 0)
 		ret = -errno;
 	if (ret < 0)

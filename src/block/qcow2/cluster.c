@@ -699,51 +699,6 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 	return ret;
 }
 
-/*
- * After snapshots come or go: COPIED must be set exactly where the refcount
- * is 1 (qcow2 spec), on the active L1 and on the L2 tables only it uses.
- */
-int qcow2_fix_copied_flags(struct qcow2 *s)
-{
-	int ret = 0;
-
-	for (uint32_t i = 0; i < s->l1_size && ret == 0; i++) {
-		uint64_t off = s->l1[i] & L1E_OFFSET_MASK, rc, *table;
-		uint64_t want;
-
-		if (!off)
-			continue;
-		ret = qcow2_get_refcount(s, off >> s->cluster_bits, &rc);
-		if (ret < 0)
-			break;
-		want = off | (rc == 1 ? QCOW_OFLAG_COPIED : 0);
-		if (want != s->l1[i]) {
-			s->l1[i] = want;
-			ret = qcow2_write_l1_entry(s, i);
-			if (ret < 0)
-				break;
-		}
-		/* Flags of a table shared with a snapshot are fixed too: both views agree. */
-		ret = qcow2_cache_get(s, &s->l2_cache, off, true, (void **)&table);
-		if (ret < 0)
-			break;
-		for (uint32_t j = 0; j < s->l2_size && ret == 0; j++) {
-			uint64_t e = be64toh(table[j]), ne;
-			enum qcow2_type t = qcow2_entry_type(s, e);
-			if (t != QCOW2_NORMAL && t != QCOW2_ZERO_ALLOC)
-				continue;
-			ret = qcow2_get_refcount(s, (e & L2E_OFFSET_MASK) >> s->cluster_bits, &rc);
-			ne = rc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
-			if (ret == 0 && ne != e) {
-				table[j] = htobe64(ne);
-				qcow2_cache_mark_dirty(&s->l2_cache, table);
-			}
-		}
-		qcow2_cache_put(&s->l2_cache, table);
-	}
-	return ret;
-}
-
 /* Points unallocated entries [l2_index, +n) at host clusters from `host` on (preallocation). */
 int qcow2_write_l2_range(struct qcow2 *s, uint64_t l1_index, uint64_t l2_index, uint64_t n,
 			 uint64_t host)
@@ -831,6 +786,7 @@ int qcow2_trim_file(struct qcow2 *s)
 		}
 	}
 	if (last && (last << s->cluster_bits) < s->file_size) {
+		block_crash_point();
 		if (ftruncate(s->bd->fd, (off_t)(last << s->cluster_bits)) < 0)
 			return -errno;
 		s->file_size = last << s->cluster_bits;

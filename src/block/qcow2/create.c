@@ -131,6 +131,7 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 		return -1;
 	}
 	ret = 0;
+	block_crash_point();
 	for (size_t done = 0; done < 3 * (size_t)cs;) {
 		ssize_t n = pwrite(fd, buf + done, 3 * (size_t)cs - done, (off_t)done);
 		if (n < 0 && errno == EINTR)
@@ -205,6 +206,7 @@ int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_pr
 			}
 			free(zero);
 		} else if (mode == BLOCK_PREALLOC_FALLOC) {
+			block_crash_point();
 			ret = posix_fallocate(s->bd->fd, (off_t)host, (off_t)(n << s->cluster_bits));
 			ret = -ret;
 			if (ret == 0 && host + (n << s->cluster_bits) > s->file_size)
@@ -278,6 +280,19 @@ int qcow2_change_backing(struct block_dev *bd, const char *file, const char *fmt
 		return block_err(err, errlen, "out of memory");
 	}
 	pthread_mutex_lock(&s->lock);
+	/*
+	 * What was written for the new backing file (rebase's copies) must be
+	 * on disk before the header names it: else a crash leaves the image
+	 * over the new backing file without the data that makes up the difference.
+	 */
+	ret = qcow2_flush_metadata(s, true);
+	if (ret < 0) {
+		pthread_mutex_unlock(&s->lock);
+		free(nf);
+		free(nfmt);
+		return block_err(err, errlen, "Could not update the backing file: %s",
+				 strerror(-ret));
+	}
 	of = s->backing_file;
 	ofmt = s->backing_fmt;
 	s->backing_file = nf;

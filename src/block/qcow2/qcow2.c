@@ -26,6 +26,7 @@ void qcow2_free_state(struct qcow2 *s)
 	free(s->backing_fmt);
 	free(s->l1);
 	free(s->reftable);
+	free(s->txn_reftable);
 	free(s->pending);
 	free(s->zbuf);
 	pthread_mutex_destroy(&s->lock);

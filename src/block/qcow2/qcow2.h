@@ -7,6 +7,7 @@
  *   cluster.c   guest -> host mapping through L1/L2, allocation on write
  *   compress.c  zlib (raw deflate) and zstd cluster compression
  *   snapshot.c  the snapshot table: list, create, apply, delete
+ *   txn.c       changes that must look atomic: shadow refcounts, one header write
  *   check.c     consistency check and repair (qemu-img check)
  *   create.c    new images, preallocation, resize, amend
  *   qcow2.c     the driver ops: open, read, write, flush, status, close
@@ -14,7 +15,9 @@
  * Metadata update order, so that a crash at any point leaves at most leaked
  * clusters: a refcount increment reaches the disk before any L2/L1 entry
  * that points to the cluster; a decrement is deferred until the L2/L1 entry
- * that dropped the reference is on disk (qcow2_free_later).
+ * that dropped the reference is on disk (qcow2_free_later).  Snapshot
+ * create/delete/apply, which move refcounts across 1 <-> 2 and so the
+ * COPIED flags, switch atomically instead (txn.c).
  */
 #ifndef KESTREL_BLOCK_QCOW2_H
 #define KESTREL_BLOCK_QCOW2_H
@@ -172,6 +175,14 @@ struct qcow2 {
 	size_t nb_pending, cap_pending;
 	unsigned inflight;		/* data I/O running without the lock: frees wait */
 
+	/*
+	 * A transaction (txn.c): refcount blocks are copied before they change,
+	 * and one header write switches to the copies.
+	 */
+	bool txn;
+	uint64_t *txn_reftable;		/* the refcount table on disk when it began */
+	uint64_t txn_reftable_size;
+
 	bool rc_dirty_unsynced;		/* refcount writes not yet followed by a sync */
 	bool dirty_bit_set;		/* lazy refcounts: header says dirty */
 	bool corrupt_signalled;
@@ -264,7 +275,6 @@ int qcow2_file_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len)
 int qcow2_signal_corruption(struct qcow2 *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int qcow2_read_compressed(struct qcow2 *s, uint64_t l2e, uint8_t *out);
-int qcow2_fix_copied_flags(struct qcow2 *s);
 int qcow2_write_l2_range(struct qcow2 *s, uint64_t l1_index, uint64_t l2_index, uint64_t n,
 			 uint64_t host);
 int qcow2_drop_beyond(struct qcow2 *s, uint64_t size);
@@ -285,8 +295,18 @@ int qcow2_snapshot_create(struct block_dev *bd, const char *name, char *err, siz
 int qcow2_snapshot_apply(struct block_dev *bd, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_delete(struct block_dev *bd, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen);
-int qcow2_update_l1_refcounts(struct qcow2 *s, uint64_t l1_offset, uint32_t l1_size,
-			      int delta);
+
+/* txn.c */
+int qcow2_txn_begin(struct qcow2 *s);
+int qcow2_txn_grow_reftable(struct qcow2 *s, uint64_t min_entries);
+/*
+ * Writes the new refcount structure, then switches the header to it and to
+ * s->h's size, l1_size, l1_table_offset, nb_snapshots and snapshots_offset
+ * in one write.  On failure the image on disk is as before the transaction
+ * (the caller restores its own fields of s); qcow2_txn_abort has run.
+ */
+int qcow2_txn_commit(struct qcow2 *s);
+void qcow2_txn_abort(struct qcow2 *s);
 
 /* check.c */
 int qcow2_check(struct block_dev *bd, unsigned fix, struct block_check_result *res,

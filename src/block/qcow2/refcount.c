@@ -87,7 +87,8 @@ static int block_offset(struct qcow2 *s, uint64_t ti, uint64_t *off)
 					       " unaligned (reftable index: %#" PRIx64 ")", *off, ti);
 	/* A block on the header or on the refcount table itself would be a loop. */
 	if (!s->checking && (*off < s->cluster_size ||
-	    (*off >= s->reftable_offset && *off < s->reftable_offset + s->reftable_size * 8)))
+	    (*off >= s->reftable_offset &&
+	     *off < s->reftable_offset + (s->txn ? s->txn_reftable_size : s->reftable_size) * 8)))
 		return qcow2_signal_corruption(s, "Refblock at %#" PRIx64 " overlaps metadata "
 					       "(reftable index: %#" PRIx64 ")", *off, ti);
 	return 0;
@@ -128,42 +129,108 @@ static void note_alloc(struct qcow2 *s, uint64_t cluster, uint64_t n)
 }
 
 static int grow_reftable(struct qcow2 *s, uint64_t min_entries);
+static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries);
+
+/*
+ * In a transaction (txn.c) a cluster is free only when it is free in the
+ * refcounts on disk too: one freed meanwhile is still in use there until
+ * the header switches, and a crash before that must find it intact.
+ */
+static int txn_old_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc)
+{
+	uint64_t ti = cluster >> s->rb_bits, off;
+	void *block;
+	int ret;
+
+	*rc = 0;
+	off = ti < s->txn_reftable_size ? s->txn_reftable[ti] & REFT_OFFSET_MASK : 0;
+	if (!off)
+		return 0;
+	ret = qcow2_cache_get(s, &s->rc_cache, off, true, &block);
+	if (ret < 0)
+		return ret;
+	*rc = qcow2_rc_get_entry(block, s->refcount_order, cluster & ((1ULL << s->rb_bits) - 1));
+	qcow2_cache_put(&s->rc_cache, block);
+	return 0;
+}
+
+/* Whether the allocator must leave the cluster alone. */
+static int cluster_taken(struct qcow2 *s, uint64_t cluster, bool *taken)
+{
+	uint64_t rc;
+	int ret;
+
+	*taken = true;
+	if (reserved(s, cluster))
+		return 0;
+	ret = qcow2_get_refcount(s, cluster, &rc);
+	if (ret == 0 && !rc && s->txn)
+		ret = txn_old_refcount(s, cluster, &rc);
+	if (ret == 0)
+		*taken = rc != 0;
+	return ret;
+}
 
 /* The first cluster with refcount 0 (no refcount block counts as 0), from the hint. */
 static int find_free(struct qcow2 *s, uint64_t *cluster)
 {
-	uint64_t c, rc;
+	bool taken;
 	int ret;
 
-	for (c = s->free_cluster_index;; c++) {
+	for (uint64_t c = s->free_cluster_index;; c++) {
 		if (c >> (62 - s->cluster_bits))
 			return -EFBIG;
-		if (reserved(s, c))
-			continue;
-		ret = qcow2_get_refcount(s, c, &rc);
+		ret = cluster_taken(s, c, &taken);
 		if (ret < 0)
 			return ret;
-		if (!rc) {
+		if (!taken) {
 			*cluster = c;
 			return 0;
 		}
 	}
 }
 
+/* In a transaction the table is written whole at commit (txn.c); here only in memory. */
 static int set_table_entry(struct qcow2 *s, uint64_t ti, uint64_t off)
 {
 	uint8_t e[8];
-	int ret;
+	int ret = 0;
 
-	put_be64(e, off);
-	ret = qcow2_file_write(s, s->reftable_offset + ti * 8, e, 8);
+	if (!s->txn) {
+		put_be64(e, off);
+		ret = qcow2_file_write(s, s->reftable_offset + ti * 8, e, 8);
+	}
 	if (ret == 0)
 		s->reftable[ti] = off;
 	return ret;
 }
 
+/* A block the on-disk refcount table still points at: a transaction copies it first. */
+static bool txn_block_on_disk(const struct qcow2 *s, uint64_t ti)
+{
+	return s->txn && ti < s->txn_reftable_size && s->txn_reftable[ti] &&
+	       s->reftable[ti] == s->txn_reftable[ti];
+}
+
+/* The new block's contents: zeroes, or in a transaction a copy of the block it replaces. */
+static int init_block(struct qcow2 *s, uint64_t old, void *block)
+{
+	void *src;
+	int ret;
+
+	if (!old)
+		return 0;
+	ret = qcow2_cache_get(s, &s->rc_cache, old, true, &src);
+	if (ret < 0)
+		return ret;
+	memcpy(block, src, s->cluster_size);
+	qcow2_cache_put(&s->rc_cache, src);
+	return 0;
+}
+
 /*
- * Makes sure refcount block ti exists.  Returns 1 when it had to allocate
+ * Makes sure refcount block ti exists (and, in a transaction, is a copy the
+ * on-disk header does not reach yet).  Returns 1 when it had to allocate
  * (so a caller scanning for free space starts over), as QEMU's
  * alloc_refcount_block returns -EAGAIN.  Like QEMU, the new block takes the
  * first free cluster: if that lies in the range the block describes, the
@@ -172,7 +239,7 @@ static int set_table_entry(struct qcow2 *s, uint64_t ti, uint64_t off)
 static int ensure_block(struct qcow2 *s, uint64_t ti)
 {
 	bool allocated = false;
-	uint64_t c, off;
+	uint64_t c, off, old;
 	void *block;
 	int ret;
 
@@ -187,8 +254,9 @@ static int ensure_block(struct qcow2 *s, uint64_t ti)
 		ret = block_offset(s, ti, &off);
 		if (ret < 0)
 			return ret;
-		if (off)
+		if (off && !txn_block_on_disk(s, ti))
 			return allocated;
+		old = off;
 		ret = find_free(s, &c);
 		if (ret < 0)
 			return ret;
@@ -211,16 +279,18 @@ static int ensure_block(struct qcow2 *s, uint64_t ti)
 		ret = qcow2_cache_get(s, &s->rc_cache, off, false, &block);
 		if (ret < 0)
 			return ret;
-		if ((c >> s->rb_bits) == ti)
+		ret = init_block(s, old, block);
+		if (ret == 0 && (c >> s->rb_bits) == ti)
 			qcow2_rc_set_entry(block, s->refcount_order, c & ((1ULL << s->rb_bits) - 1), 1);
 		/* The block must be on disk before the table entry that points at it. */
-		ret = qcow2_file_write(s, off, block, s->cluster_size);
+		if (ret == 0)
+			ret = qcow2_file_write(s, off, block, s->cluster_size);
 		qcow2_cache_put(&s->rc_cache, block);
 		if (ret < 0) {
 			qcow2_cache_discard(&s->rc_cache, off);
 			return ret;
 		}
-		if (!(s->bd->flags & BLOCK_NO_FLUSH) && !s->dirty_bit_set) {
+		if (!(s->bd->flags & BLOCK_NO_FLUSH) && !s->dirty_bit_set && !s->txn) {
 			ret = bfile_flush(s->bd);
 			if (ret < 0)
 				return ret;
@@ -230,7 +300,10 @@ static int ensure_block(struct qcow2 *s, uint64_t ti)
 			return ret;
 		s->rc_dirty_unsynced = true;
 		note_alloc(s, c, 1);
-		return 1;
+		/* The copied block is no longer in the new refcount structure. */
+		if (old)
+			ret = qcow2_update_refcount(s, old >> s->cluster_bits, -1);
+		return ret < 0 ? ret : 1;
 	}
 }
 
@@ -283,7 +356,8 @@ int qcow2_update_refcount(struct qcow2 *s, uint64_t cluster, int64_t delta)
 /* First fit: n contiguous free clusters, all with existing refcount blocks. */
 int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offset)
 {
-	uint64_t start, c, rc;
+	uint64_t start, c;
+	bool taken;
 	int ret;
 
 	if (!n)
@@ -298,10 +372,10 @@ restart:
 			return ret;
 		if (ret > 0)
 			goto restart;
-		ret = qcow2_get_refcount(s, c, &rc);
+		ret = cluster_taken(s, c, &taken);
 		if (ret < 0)
 			return ret;
-		if (rc || reserved(s, c)) {
+		if (taken) {
 			if (start == s->free_cluster_index && c == start)
 				s->free_cluster_index = c + 1;
 			start = c + 1;
@@ -322,17 +396,18 @@ restart:
 /* Takes clusters at a given place (preallocation, growing a compressed run). */
 int qcow2_alloc_clusters_at(struct qcow2 *s, uint64_t offset, uint64_t n)
 {
-	uint64_t first = offset >> s->cluster_bits, rc;
+	uint64_t first = offset >> s->cluster_bits;
+	bool taken;
 	int ret;
 
 	for (uint64_t c = first; c < first + n; c++) {
 		ret = ensure_block(s, c >> s->rb_bits);
 		if (ret < 0)
 			return ret;
-		ret = qcow2_get_refcount(s, c, &rc);
+		ret = cluster_taken(s, c, &taken);
 		if (ret < 0)
 			return ret;
-		if (rc || reserved(s, c))
+		if (taken)
 			return -EAGAIN;
 	}
 	for (uint64_t c = first; c < first + n; c++) {
@@ -454,9 +529,11 @@ int qcow2_apply_pending_frees(struct qcow2 *s)
 			if (ret == 0)
 				ret = qcow2_get_refcount(s, c, &rc);
 			/* Give the space back to the file system, as QEMU's discard does. */
-			if (ret == 0 && rc == 0 && (c << s->cluster_bits) < s->file_size)
+			if (ret == 0 && rc == 0 && (c << s->cluster_bits) < s->file_size) {
+				block_crash_point();
 				fallocate(s->bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					  (off_t)(c << s->cluster_bits), s->cluster_size);
+			}
 		}
 	}
 	s->nb_pending = 0;
@@ -491,7 +568,7 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync)
 	 * Data I/O that runs outside the lock may still use a cluster being
 	 * freed: its reuse must wait until no such request is left.
 	 */
-	if (ret == 0 && s->nb_pending && !s->inflight) {
+	if (ret == 0 && s->nb_pending && !s->inflight && !s->txn) {
 		if (!(s->bd->flags & BLOCK_NO_FLUSH) && !s->dirty_bit_set)
 			ret = bfile_flush(s->bd);
 		if (ret == 0)
@@ -507,11 +584,19 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync)
 	return ret;
 }
 
+/* A transaction writes its table whole at commit: until then it grows in memory. */
+static int grow_reftable(struct qcow2 *s, uint64_t min_entries)
+{
+	if (s->txn)
+		return qcow2_txn_grow_reftable(s, min_entries);
+	return grow_reftable_now(s, min_entries);
+}
+
 /*
  * A new, larger refcount table at the end of the file, with the refcount
  * blocks that describe its own clusters placed right after it.
  */
-static int grow_reftable(struct qcow2 *s, uint64_t min_entries)
+static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries)
 {
 	uint64_t per_cluster = s->cluster_size / 8, new_entries, tcl, nb, start, area_end, ti;
 	uint64_t old_off = s->reftable_offset, old_clusters, *table = NULL;

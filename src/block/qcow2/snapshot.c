@@ -120,71 +120,78 @@ static size_t entry_size(const struct qcow2_snapshot *sn)
 	return (n + 7) & ~(size_t)7;
 }
 
-/* Writes the table to new clusters and points the header at it, then frees the old. */
-static int write_snapshot_table(struct qcow2 *s)
+/* The snapshot table of s->snaps as it goes on disk (qcow2 spec: "Snapshot table"). */
+static int build_snapshot_table(const struct qcow2 *s, uint8_t **out, uint64_t *size)
 {
-	uint64_t old_off = s->h.snapshots_offset, old_size = s->snap_table_size;
-	uint64_t new_off = 0, size = 0;
-	uint8_t *buf = NULL, field[12];
-	int ret = 0;
+	size_t pos = 0;
+	uint8_t *buf;
 
+	*out = NULL;
+	*size = 0;
 	for (unsigned i = 0; i < s->nb_snaps; i++)
-		size += entry_size(&s->snaps[i]);
-	if (size) {
-		size_t pos = 0;
-		buf = calloc(1, (size_t)size);
-		if (!buf)
-			return -ENOMEM;
-		for (unsigned i = 0; i < s->nb_snaps; i++) {
-			struct qcow2_snapshot *sn = &s->snaps[i];
-			uint8_t *p = buf + pos;
-			size_t id_len = strlen(sn->id), name_len = strlen(sn->name);
-			put_be64(p, sn->l1_table_offset);
-			put_be32(p + 8, sn->l1_size);
-			put_be16(p + 12, (uint16_t)id_len);
-			put_be16(p + 14, (uint16_t)name_len);
-			put_be32(p + 16, sn->date_sec);
-			put_be32(p + 20, sn->date_nsec);
-			put_be64(p + 24, sn->vm_clock_nsec);
-			put_be32(p + 32, sn->vm_state_size > UINT32_MAX ? 0 : (uint32_t)sn->vm_state_size);
-			put_be32(p + 36, sn->extra_size);
-			p += 40;
-			if (sn->extra_size >= 8)
-				put_be64(p, sn->vm_state_size);
-			if (sn->extra_size >= 16)
-				put_be64(p + 8, sn->disk_size);
-			if (sn->extra_size >= 24)
-				put_be64(p + 16, sn->icount);
-			if (sn->extra_unknown_len)
-				memcpy(p + 24, sn->extra_unknown, sn->extra_unknown_len);
-			p += sn->extra_size;
-			memcpy(p, sn->id, id_len);
-			memcpy(p + id_len, sn->name, name_len);
-			pos += entry_size(sn);
-		}
-		ret = qcow2_alloc_clusters(s, qcow2_size_to_clusters(s, size), &new_off);
-		if (ret == 0)
-			ret = qcow2_flush_metadata(s, true);
-		if (ret == 0)
-			ret = qcow2_file_write(s, new_off, buf, (size_t)size);
-		if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
-			ret = bfile_flush(s->bd);
-		free(buf);
-		if (ret < 0)
-			return ret;
+		*size += entry_size(&s->snaps[i]);
+	if (!*size)
+		return 0;
+	buf = calloc(1, (size_t)*size);
+	if (!buf)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->nb_snaps; i++) {
+		const struct qcow2_snapshot *sn = &s->snaps[i];
+		uint8_t *p = buf + pos;
+		size_t id_len = strlen(sn->id), name_len = strlen(sn->name);
+		put_be64(p, sn->l1_table_offset);
+		put_be32(p + 8, sn->l1_size);
+		put_be16(p + 12, (uint16_t)id_len);
+		put_be16(p + 14, (uint16_t)name_len);
+		put_be32(p + 16, sn->date_sec);
+		put_be32(p + 20, sn->date_nsec);
+		put_be64(p + 24, sn->vm_clock_nsec);
+		put_be32(p + 32, sn->vm_state_size > UINT32_MAX ? 0 : (uint32_t)sn->vm_state_size);
+		put_be32(p + 36, sn->extra_size);
+		p += 40;
+		if (sn->extra_size >= 8)
+			put_be64(p, sn->vm_state_size);
+		if (sn->extra_size >= 16)
+			put_be64(p + 8, sn->disk_size);
+		if (sn->extra_size >= 24)
+			put_be64(p + 16, sn->icount);
+		if (sn->extra_unknown_len)
+			memcpy(p + 24, sn->extra_unknown, sn->extra_unknown_len);
+		p += sn->extra_size;
+		memcpy(p, sn->id, id_len);
+		memcpy(p + id_len, sn->name, name_len);
+		pos += entry_size(sn);
 	}
-	put_be32(field, s->nb_snaps);
-	put_be64(field + 4, new_off);
-	ret = qcow2_file_write(s, 60, field, sizeof(field));
-	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
-		ret = bfile_flush(s->bd);
+	*out = buf;
+	return 0;
+}
+
+/* Clusters [off, off + bytes) touch, for freeing a table that need not be aligned. */
+static int free_range(struct qcow2 *s, uint64_t off, uint64_t bytes)
+{
+	uint64_t first = off >> s->cluster_bits, last;
+
+	if (!off || !bytes)
+		return 0;
+	last = (off + bytes - 1) >> s->cluster_bits;
+	return qcow2_free_now(s, first << s->cluster_bits, last - first + 1);
+}
+
+/* In a transaction: the table of s->snaps in new clusters, the old one freed. */
+static int txn_snapshot_table(struct qcow2 *s, uint64_t *off, uint64_t *size)
+{
+	uint8_t *buf;
+	int ret = free_range(s, s->h.snapshots_offset, s->snap_table_size);
+
+	*off = 0;
 	if (ret < 0)
 		return ret;
-	s->h.nb_snapshots = s->nb_snaps;
-	s->h.snapshots_offset = new_off;
-	s->snap_table_size = size;
-	if (old_off && old_size)
-		ret = qcow2_free_now(s, old_off, qcow2_size_to_clusters(s, old_size));
+	ret = build_snapshot_table(s, &buf, size);
+	if (ret == 0 && *size)
+		ret = qcow2_alloc_clusters(s, qcow2_size_to_clusters(s, *size), off);
+	if (ret == 0 && *size)
+		ret = qcow2_file_write(s, *off, buf, (size_t)*size);
+	free(buf);
 	return ret;
 }
 
@@ -251,16 +258,182 @@ static int update_l1_tree(struct qcow2 *s, const uint64_t *l1, uint32_t l1_size,
 	return ret;
 }
 
-int qcow2_update_l1_refcounts(struct qcow2 *s, uint64_t l1_offset, uint32_t l1_size, int delta)
+/*
+ * L2 table `off` with COPIED set exactly where the refcount (already the
+ * new one) is 1, into buf; *changed when that differs from the table.
+ */
+static int l2_with_flags(struct qcow2 *s, uint64_t off, uint8_t *buf, bool *changed)
 {
-	uint64_t *l1;
-	int ret = read_l1(s, l1_offset, l1_size, &l1);
+	uint64_t *table;
+	int ret = qcow2_cache_get(s, &s->l2_cache, off, true, (void **)&table);
 
+	*changed = false;
 	if (ret < 0)
 		return ret;
-	ret = update_l1_tree(s, l1, l1_size, delta);
-	free(l1);
+	memcpy(buf, table, s->cluster_size);
+	qcow2_cache_put(&s->l2_cache, table);
+	for (uint32_t j = 0; j < s->l2_size; j++) {
+		uint64_t e = be64(buf + 8 * j), ne, rc;
+		enum qcow2_type t = qcow2_entry_type(s, e);
+		if (t != QCOW2_NORMAL && t != QCOW2_ZERO_ALLOC)
+			continue;
+		ret = qcow2_get_refcount(s, (e & L2E_OFFSET_MASK) >> s->cluster_bits, &rc);
+		if (ret < 0)
+			return ret;
+		ne = rc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
+		if (ne != e) {
+			put_be64(buf + 8 * j, ne);
+			*changed = true;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The L2 table that `nrefs` entries of the new L1 table(s) use in place of
+ * *off: the same table when its flags already fit the new refcounts, else
+ * a corrected copy in a new cluster (the old table loses those references).
+ * Rewriting the table in place instead would change what the old header
+ * reaches before the switch.
+ */
+static int settle_l2(struct qcow2 *s, uint64_t *off, int nrefs)
+{
+	uint8_t *buf;
+	uint64_t copy;
+	bool changed;
+	int ret;
+
+	if (qcow2_in_cluster(s, *off))
+		return qcow2_signal_corruption(s, "L2 table offset %#" PRIx64 " unaligned", *off);
+	buf = block_alloc_buf(s->cluster_size);
+	if (!buf)
+		return -ENOMEM;
+	ret = l2_with_flags(s, *off, buf, &changed);
+	if (ret == 0 && changed) {
+		ret = qcow2_alloc_clusters(s, 1, &copy);
+		if (ret == 0)
+			ret = qcow2_file_write(s, copy, buf, s->cluster_size);
+		if (ret == 0 && nrefs > 1)
+			ret = qcow2_update_refcount(s, copy >> s->cluster_bits, nrefs - 1);
+		if (ret == 0)
+			ret = qcow2_update_refcount(s, *off >> s->cluster_bits, -nrefs);
+		if (ret == 0)
+			*off = copy;
+	}
+	free(buf);
 	return ret;
+}
+
+/*
+ * The new active L1 (size entries) over the tables of src (n entries),
+ * after the refcounts of every tree are final: tables settled, and each
+ * entry COPIED exactly where its table's refcount is 1.
+ */
+static int settle_l1(struct qcow2 *s, const uint64_t *src, uint32_t n, uint32_t size, int nrefs,
+		     uint64_t **out)
+{
+	uint64_t *l1 = calloc(size ? size : 1, sizeof(*l1)), rc;
+	int ret = 0;
+
+	if (!l1)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < size && i < n && ret == 0; i++) {
+		uint64_t off = src[i] & L1E_OFFSET_MASK;
+		if (!off)
+			continue;
+		ret = settle_l2(s, &off, nrefs);
+		if (ret == 0)
+			ret = qcow2_get_refcount(s, off >> s->cluster_bits, &rc);
+		if (ret == 0)
+			l1[i] = off | (rc == 1 ? QCOW_OFLAG_COPIED : 0);
+	}
+	if (ret < 0) {
+		free(l1);
+		return ret;
+	}
+	*out = l1;
+	return 0;
+}
+
+/* An L1 table in new clusters, zero-padded to whole clusters; offset 0 for none. */
+static int txn_write_l1(struct qcow2 *s, const uint64_t *l1, uint32_t size, uint64_t *off)
+{
+	uint64_t bytes = qcow2_align(s, (uint64_t)size * 8);
+	uint8_t *raw;
+	int ret;
+
+	*off = 0;
+	if (!size)
+		return 0;
+	raw = block_alloc_buf((size_t)bytes);
+	if (!raw)
+		return -ENOMEM;
+	memset(raw, 0, (size_t)bytes);
+	for (uint32_t i = 0; i < size; i++)
+		put_be64(raw + 8 * i, l1[i]);
+	ret = qcow2_alloc_clusters(s, bytes >> s->cluster_bits, off);
+	if (ret == 0)
+		ret = qcow2_file_write(s, *off, raw, (size_t)bytes);
+	free(raw);
+	return ret;
+}
+
+/* The new active L1 in new clusters; the old one's clusters are freed. */
+static int txn_active_l1(struct qcow2 *s, const uint64_t *l1, uint32_t size, uint64_t *off)
+{
+	int ret;
+
+	if (!size) {
+		*off = s->l1_offset;
+		return 0;
+	}
+	ret = txn_write_l1(s, l1, size, off);
+	if (ret == 0 && s->l1_size)
+		ret = free_range(s, s->l1_offset, (uint64_t)s->l1_size * 8);
+	return ret;
+}
+
+/* What the header will name after the switch, and what it named before. */
+struct snap_switch {
+	struct qcow2_header h;		/* s->h before, restored when the switch fails */
+	uint64_t *l1;			/* the new active L1 table, in host order */
+	uint32_t l1_size;
+	uint64_t l1_offset;
+	uint64_t size;			/* the virtual disk size */
+	uint64_t table_offset;		/* the snapshot table */
+	uint64_t table_size;
+};
+
+/*
+ * Ends the transaction (ret < 0: the steps before failed): on success the
+ * header switches to sw's L1 table, size and snapshot table (of s->snaps),
+ * and the in-memory state follows.
+ */
+static int snap_commit(struct qcow2 *s, struct snap_switch *sw, int ret)
+{
+	if (ret < 0) {
+		qcow2_txn_abort(s);
+		return ret;
+	}
+	s->h.size = sw->size;
+	s->h.l1_size = sw->l1_size;
+	s->h.l1_table_offset = sw->l1_offset;
+	s->h.nb_snapshots = s->nb_snaps;
+	s->h.snapshots_offset = sw->table_offset;
+	ret = qcow2_txn_commit(s);
+	if (ret < 0) {
+		s->h = sw->h;
+		return ret;
+	}
+	free(s->l1);
+	s->l1 = sw->l1;
+	sw->l1 = NULL;
+	s->l1_size = sw->l1_size;
+	s->l1_offset = sw->l1_offset;
+	s->snap_table_size = sw->table_size;
+	s->bd->size = s->h.size;
+	s->zbuf_valid = false;
+	return 0;
 }
 
 static int find_snapshot(const struct qcow2 *s, const char *name)
@@ -299,20 +472,31 @@ int qcow2_snapshot_list(struct block_dev *bd, struct block_snapshot **list)
 	return (int)s->nb_snaps;
 }
 
-static int do_create(struct qcow2 *s, const char *name, char *err, size_t errlen)
+/*
+ * The snapshot's tree is the active one, shared: every table and data
+ * cluster gains a reference, and both the new active L1 and the snapshot's
+ * L1 point at the same tables, with COPIED cleared (copies where it was set).
+ */
+static int create_trees(struct qcow2 *s, struct qcow2_snapshot *sn, struct snap_switch *sw)
 {
-	struct qcow2_snapshot sn = { 0 }, *snaps;
+	int ret = update_l1_tree(s, s->l1, s->l1_size, 1);
+
+	sw->l1_size = s->l1_size;
+	if (ret == 0)
+		ret = settle_l1(s, s->l1, s->l1_size, s->l1_size, 2, &sw->l1);
+	if (ret == 0)
+		ret = txn_write_l1(s, sw->l1, s->l1_size, &sn->l1_table_offset);
+	if (ret == 0)
+		ret = txn_active_l1(s, sw->l1, s->l1_size, &sw->l1_offset);
+	return ret;
+}
+
+static int new_snapshot(struct qcow2 *s, const char *name, struct qcow2_snapshot *sn)
+{
 	unsigned long max_id = 0;
-	uint64_t l1_bytes = (uint64_t)s->l1_size * 8;
-	uint8_t *raw = NULL;
 	struct timespec ts;
 	char id[32];
-	int ret;
 
-	if (strlen(name) > 65535)
-		return block_err(err, errlen, "Snapshot name too long");
-	if (s->nb_snaps >= QCOW2_MAX_SNAPSHOTS)
-		return block_err(err, errlen, "Too many snapshots");
 	for (unsigned i = 0; i < s->nb_snaps; i++) {
 		unsigned long v = strtoul(s->snaps[i].id, NULL, 10);
 		if (v > max_id)
@@ -320,60 +504,56 @@ static int do_create(struct qcow2 *s, const char *name, char *err, size_t errlen
 	}
 	snprintf(id, sizeof(id), "%lu", max_id + 1);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	sn.id = strdup(id);
-	sn.name = strdup(name);
-	if (!sn.id || !sn.name) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	sn.l1_size = s->l1_size;
-	sn.date_sec = (uint32_t)ts.tv_sec;
-	sn.date_nsec = (uint32_t)(ts.tv_nsec / 1000 * 1000);	/* qemu-img keeps microseconds */
-	sn.disk_size = s->h.size;
-	sn.icount = 0;
-	sn.extra_size = 24;
-
-	/* 1. The copy of the active L1 table, and one more reference for all it reaches. */
-	ret = qcow2_flush_metadata(s, false);
-	if (ret == 0 && l1_bytes)
-		ret = qcow2_alloc_clusters(s, qcow2_size_to_clusters(s, l1_bytes),
-					   &sn.l1_table_offset);
-	if (ret < 0)
-		goto fail;
-	raw = calloc(1, l1_bytes ? (size_t)l1_bytes : 1);
-	if (!raw) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	for (uint32_t i = 0; i < s->l1_size; i++)
-		put_be64(raw + 8 * i, s->l1[i]);
-	if (l1_bytes)
-		ret = qcow2_file_write(s, sn.l1_table_offset, raw, (size_t)l1_bytes);
-	free(raw);
-	if (ret == 0)
-		ret = update_l1_tree(s, s->l1, s->l1_size, 1);
-	if (ret == 0)
-		ret = qcow2_fix_copied_flags(s);
-	if (ret == 0)
-		ret = qcow2_flush_metadata(s, true);
-	if (ret < 0)
-		goto fail;
-
-	/* 2. The snapshot table that names it. */
-	snaps = realloc(s->snaps, (s->nb_snaps + 1) * sizeof(*snaps));
-	if (!snaps) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	s->snaps = snaps;
-	s->snaps[s->nb_snaps++] = sn;
-	ret = write_snapshot_table(s);
-	if (ret < 0) {
-		s->nb_snaps--;
-		goto fail;
-	}
+	memset(sn, 0, sizeof(*sn));
+	sn->id = strdup(id);
+	sn->name = strdup(name);
+	if (!sn->id || !sn->name)
+		return -ENOMEM;
+	sn->l1_size = s->l1_size;
+	sn->date_sec = (uint32_t)ts.tv_sec;
+	sn->date_nsec = (uint32_t)(ts.tv_nsec / 1000 * 1000);	/* qemu-img keeps microseconds */
+	sn->disk_size = s->h.size;
+	sn->icount = 0;
+	sn->extra_size = 24;
 	return 0;
+}
+
+static int do_create(struct qcow2 *s, const char *name, char *err, size_t errlen)
+{
+	struct snap_switch sw = { .h = s->h, .size = s->h.size };
+	struct qcow2_snapshot sn = { 0 }, *snaps;
+	bool listed = false;
+	int ret;
+
+	if (strlen(name) > 65535)
+		return block_err(err, errlen, "Snapshot name too long");
+	if (s->nb_snaps >= QCOW2_MAX_SNAPSHOTS)
+		return block_err(err, errlen, "Too many snapshots");
+	ret = new_snapshot(s, name, &sn);
+	if (ret == 0) {
+		snaps = realloc(s->snaps, (s->nb_snaps + 1) * sizeof(*snaps));
+		if (!snaps)
+			ret = -ENOMEM;
+		else
+			s->snaps = snaps;
+	}
+	if (ret == 0)
+		ret = qcow2_txn_begin(s);
+	if (ret < 0)
+		goto fail;
+	ret = create_trees(s, &sn, &sw);
+	if (ret == 0) {
+		s->snaps[s->nb_snaps++] = sn;
+		listed = true;
+		ret = txn_snapshot_table(s, &sw.table_offset, &sw.table_size);
+	}
+	ret = snap_commit(s, &sw, ret);
+	if (ret == 0)
+		return 0;
+	if (listed)
+		s->nb_snaps--;
 fail:
+	free(sw.l1);
 	free(sn.id);
 	free(sn.name);
 	return block_err(err, errlen, "Could not create snapshot '%s': %s", name,
@@ -391,75 +571,53 @@ int qcow2_snapshot_create(struct block_dev *bd, const char *name, char *err, siz
 	return ret;
 }
 
+/*
+ * The snapshot's tree becomes the active one: it gains a reference, the
+ * old active tree loses one, and the new active L1 (as large as either,
+ * like QEMU's goto) gets fresh flags.
+ */
+static int apply_trees(struct qcow2 *s, const struct qcow2_snapshot *sn, struct snap_switch *sw)
+{
+	uint64_t cover = (uint64_t)s->cluster_size << s->l2_bits, *snap_l1 = NULL;
+	uint64_t need = (sn->disk_size + cover - 1) / cover;
+	int ret = read_l1(s, sn->l1_table_offset, sn->l1_size, &snap_l1);
+
+	if (ret < 0)
+		return ret;
+	sw->l1_size = s->l1_size > sn->l1_size ? s->l1_size : sn->l1_size;
+	if (need > QCOW2_MAX_L1_BYTES / 8)
+		ret = -EFBIG;
+	else if (need > sw->l1_size)
+		sw->l1_size = (uint32_t)need;
+	if (ret == 0)
+		ret = update_l1_tree(s, snap_l1, sn->l1_size, 1);
+	if (ret == 0)
+		ret = update_l1_tree(s, s->l1, s->l1_size, -1);
+	if (ret == 0)
+		ret = settle_l1(s, snap_l1, sn->l1_size, sw->l1_size, 1, &sw->l1);
+	if (ret == 0)
+		ret = txn_active_l1(s, sw->l1, sw->l1_size, &sw->l1_offset);
+	free(snap_l1);
+	return ret;
+}
+
 static int do_apply(struct qcow2 *s, const char *name, char *err, size_t errlen)
 {
-	int i = find_snapshot(s, name);
-	struct qcow2_snapshot *sn;
-	uint64_t *snap_l1 = NULL, *old_l1 = NULL;
-	uint32_t old_size = s->l1_size;
-	int ret;
+	struct snap_switch sw = { .h = s->h, .size = s->h.size };
+	int i = find_snapshot(s, name), ret;
 
 	if (i < 0)
 		return block_err(err, errlen, "Could not apply snapshot '%s': %s", name,
 				 "Failed to load snapshot: No such file or directory");
-	sn = &s->snaps[i];
-	ret = qcow2_flush_metadata(s, false);
-	if (ret == 0)
-		ret = read_l1(s, sn->l1_table_offset, sn->l1_size, &snap_l1);
-	if (ret < 0)
-		goto out;
-	/* 1. References for what the snapshot reaches, from the active L1 to be. */
-	ret = update_l1_tree(s, snap_l1, sn->l1_size, 1);
-	if (ret == 0)
-		ret = qcow2_grow_l1(s, sn->l1_size);
-	if (ret == 0)
-		ret = qcow2_flush_metadata(s, true);
-	if (ret < 0)
-		goto out;
-	/* 2. The active L1 becomes the snapshot's, in one write. */
-	old_l1 = malloc((size_t)old_size * 8 + 8);
-	if (!old_l1) {
-		ret = -ENOMEM;
-		goto out;
+	ret = qcow2_txn_begin(s);
+	if (ret == 0) {
+		ret = apply_trees(s, &s->snaps[i], &sw);
+		sw.size = s->snaps[i].disk_size;
+		sw.table_offset = s->h.snapshots_offset;
+		sw.table_size = s->snap_table_size;
+		ret = snap_commit(s, &sw, ret);
 	}
-	memcpy(old_l1, s->l1, (size_t)old_size * 8);
-	{
-		uint64_t bytes = (uint64_t)s->l1_size * 8;
-		uint8_t *raw = calloc(1, bytes ? (size_t)bytes : 1);
-		if (!raw) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		for (uint32_t j = 0; j < s->l1_size; j++) {
-			s->l1[j] = j < sn->l1_size ? snap_l1[j] : 0;
-			put_be64(raw + 8 * j, s->l1[j]);
-		}
-		ret = qcow2_file_write(s, s->l1_offset, raw, (size_t)bytes);
-		free(raw);
-	}
-	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
-		ret = bfile_flush(s->bd);
-	if (ret < 0)
-		goto out;
-	qcow2_cache_clear(&s->l2_cache);
-	if (sn->disk_size != s->h.size) {
-		uint8_t field[8];
-		put_be64(field, sn->disk_size);
-		ret = qcow2_file_write(s, 24, field, 8);
-		if (ret < 0)
-			goto out;
-		s->h.size = sn->disk_size;
-		s->bd->size = sn->disk_size;
-	}
-	/* 3. The old active tree loses its reference; flags follow the new counts. */
-	ret = update_l1_tree(s, old_l1, old_size, -1);
-	if (ret == 0)
-		ret = qcow2_fix_copied_flags(s);
-	if (ret == 0)
-		ret = qcow2_flush_metadata(s, true);
-out:
-	free(snap_l1);
-	free(old_l1);
+	free(sw.l1);
 	if (ret < 0)
 		return block_err(err, errlen, "Could not apply snapshot '%s': %s", name,
 				 strerror(-ret));
@@ -477,43 +635,63 @@ int qcow2_snapshot_apply(struct block_dev *bd, const char *name, char *err, size
 	return ret;
 }
 
+/*
+ * The snapshot's tree loses its reference and its L1 table goes; the
+ * active L1 is rewritten (in new clusters) only where flags change.
+ */
+static int delete_trees(struct qcow2 *s, const struct qcow2_snapshot *sn, struct snap_switch *sw)
+{
+	uint64_t *snap_l1;
+	int ret = read_l1(s, sn->l1_table_offset, sn->l1_size, &snap_l1);
+
+	if (ret < 0)
+		return ret;
+	ret = update_l1_tree(s, snap_l1, sn->l1_size, -1);
+	free(snap_l1);
+	if (ret == 0)
+		ret = free_range(s, sn->l1_table_offset, (uint64_t)sn->l1_size * 8);
+	sw->l1_size = s->l1_size;
+	sw->l1_offset = s->l1_offset;
+	if (ret == 0)
+		ret = settle_l1(s, s->l1, s->l1_size, s->l1_size, 1, &sw->l1);
+	if (ret == 0 && memcmp(sw->l1, s->l1, (size_t)s->l1_size * 8))
+		ret = txn_active_l1(s, sw->l1, s->l1_size, &sw->l1_offset);
+	return ret;
+}
+
 static int do_delete(struct qcow2 *s, const char *name, char *err, size_t errlen)
 {
-	int i = find_snapshot(s, name);
+	struct snap_switch sw = { .h = s->h, .size = s->h.size };
+	int i = find_snapshot(s, name), ret;
 	struct qcow2_snapshot sn;
-	int ret;
 
 	if (i < 0)
 		return block_err(err, errlen, "Could not delete snapshot '%s': %s", name,
 				 "snapshot not found");
 	sn = s->snaps[i];
-	memmove(&s->snaps[i], &s->snaps[i + 1], (s->nb_snaps - (unsigned)i - 1) * sizeof(sn));
-	s->nb_snaps--;
-	ret = qcow2_flush_metadata(s, false);
-	if (ret == 0)
-		ret = write_snapshot_table(s);
-	if (ret < 0) {
-		memmove(&s->snaps[i + 1], &s->snaps[i], (s->nb_snaps - (unsigned)i) * sizeof(sn));
-		s->snaps[i] = sn;
-		s->nb_snaps++;
-		return block_err(err, errlen, "Could not delete snapshot '%s': %s", name,
-				 strerror(-ret));
+	ret = qcow2_txn_begin(s);
+	if (ret == 0) {
+		ret = delete_trees(s, &sn, &sw);
+		memmove(&s->snaps[i], &s->snaps[i + 1],
+			(s->nb_snaps - (unsigned)i - 1) * sizeof(sn));
+		s->nb_snaps--;
+		if (ret == 0)
+			ret = txn_snapshot_table(s, &sw.table_offset, &sw.table_size);
+		ret = snap_commit(s, &sw, ret);
+		if (ret < 0) {
+			memmove(&s->snaps[i + 1], &s->snaps[i],
+				(s->nb_snaps - (unsigned)i) * sizeof(sn));
+			s->snaps[i] = sn;
+			s->nb_snaps++;
+		}
 	}
-	/* The header no longer reaches the snapshot: drop its references. */
-	ret = qcow2_update_l1_refcounts(s, sn.l1_table_offset, sn.l1_size, -1);
-	if (ret == 0 && sn.l1_size)
-		ret = qcow2_free_now(s, sn.l1_table_offset,
-				     qcow2_size_to_clusters(s, (uint64_t)sn.l1_size * 8));
-	if (ret == 0)
-		ret = qcow2_fix_copied_flags(s);
-	if (ret == 0)
-		ret = qcow2_flush_metadata(s, true);
-	free(sn.id);
-	free(sn.name);
-	free(sn.extra_unknown);
+	free(sw.l1);
 	if (ret < 0)
 		return block_err(err, errlen, "Could not delete snapshot '%s': %s", name,
 				 strerror(-ret));
+	free(sn.id);
+	free(sn.name);
+	free(sn.extra_unknown);
 	return 0;
 }
 

@@ -19,7 +19,8 @@ TARGET = {"l2-on-refblock": CS, "l1-past-eof": 0, "l2-on-itself": CS, "compresse
 
 
 def be64(buf, off):
-    return struct.unpack(">Q", buf[off:off + 8])[0]
+    """The big-endian word at off; 0 where the buffer ends first (a hostile header)."""
+    return struct.unpack(">Q", buf[off:off + 8])[0] if 0 <= off <= len(buf) - 8 else 0
 
 
 def poke64(path, off, value):
@@ -72,20 +73,33 @@ def images(dirpath, kimg, block_io):
 
 
 def metadata_ranges(image_bytes):
-    """(offset, length) of the header cluster and of every table the header reaches:
-    refcount table and blocks, L1 table, the L2 tables inside the file."""
+    """(offset, length) of the header cluster and of every table the header reaches
+    inside the file: refcount table and blocks, L1 table, L2 tables.  Any header
+    (a hostile one too) gives ranges clamped to the file."""
     b = image_bytes
+    if len(b) < 72:
+        return [(0, len(b))]
+    bits = struct.unpack(">I", b[20:24])[0]
+    cs = 1 << bits if 9 <= bits <= 21 else CS
     l1, l1_size = be64(b, 40), struct.unpack(">I", b[36:40])[0]
     rt, rt_clusters = be64(b, 48), struct.unpack(">I", b[56:60])[0]
-    ranges = [(0, CS), (rt, rt_clusters * CS), (l1, max(l1_size * 8, 8))]
-    for i in range(rt_clusters * CS // 8):
-        off = be64(b, rt + 8 * i) & ~0x1ff if rt + 8 * i + 8 <= len(b) else 0
-        if off:
-            ranges.append((off, CS))
-    for i in range(l1_size):
-        off = be64(b, l1 + 8 * i) & L1E_MASK
-        if off and off + CS <= len(b):
-            ranges.append((off, CS))
+
+    def inside(off, n):
+        return off < len(b) and n > 0
+
+    ranges = [(0, min(cs, len(b)))]
+    if inside(rt, rt_clusters * cs):
+        ranges.append((rt, min(rt_clusters * cs, len(b) - rt)))
+        for i in range(min(rt_clusters * cs, len(b) - rt) // 8):
+            off = be64(b, rt + 8 * i) & ~0x1ff
+            if off and inside(off, cs):
+                ranges.append((off, min(cs, len(b) - off)))
+    if inside(l1, l1_size * 8):
+        ranges.append((l1, min(l1_size * 8, len(b) - l1)))
+        for i in range(min(l1_size * 8, len(b) - l1) // 8):
+            off = be64(b, l1 + 8 * i) & L1E_MASK
+            if off and inside(off, cs):
+                ranges.append((off, min(cs, len(b) - off)))
     return ranges
 
 

@@ -296,6 +296,82 @@ static void test_data_past_eof(void **state)
 	block_close(bd);
 }
 
+/* Sets the 16-bit refcount of host cluster c (the default refcount width). */
+static void poke_refcount(const char *name, const struct layout *l, uint64_t c, uint16_t rc)
+{
+	FILE *fp = fopen(path(name), "r+b");
+	uint8_t b[2] = { (uint8_t)(rc >> 8), (uint8_t)rc };
+
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, (long)(l->refblock + 2 * c), SEEK_SET), 0);
+	assert_int_equal(fwrite(b, 1, 2, fp), 2);
+	fclose(fp);
+}
+
+/*
+ * Entries the refcounts do not account for (QEMU loses data on each): a
+ * data cluster with refcount 0 is handed to the next allocation, so two
+ * guest clusters share it; COPIED with refcount 2 would write in place into
+ * a cluster someone else holds; two COPIED entries on one cluster alias.
+ * The first write through the table is refused before anything aliases.
+ */
+static void test_unaccounted_entries_refused(void **state)
+{
+	static const char *names[] = { "rc0", "rc2", "dup" };
+	uint8_t *data = malloc(4 * CS);
+
+	assert_non_null(data);
+	memset(data, 0x5c, 4 * CS);
+	for (int k = 0; k < 3; k++) {
+		struct layout l = make_base(names[k]);
+		struct file f = slurp(names[k]), before;
+		uint64_t d0 = be64(f.buf + l.l2) & L2E_OFFSET_MASK;
+		struct block_dev *bd;
+		char err[256];
+
+		free(f.buf);
+		if (k == 0)
+			poke_refcount(names[k], &l, d0 / CS, 0);
+		else if (k == 1)
+			poke_refcount(names[k], &l, d0 / CS, 2);
+		else	/* guest cluster 3 on guest cluster 0's data, both COPIED */
+			poke64(names[k], l.l2 + 3 * 8, d0 | QCOW_OFLAG_COPIED);
+		before = slurp(names[k]);
+		assert_int_equal(block_open(path(names[k]), "qcow2", 0, &bd, err, sizeof(err)), 0);
+		/* Guest clusters 4-7 are unallocated: this write would take new clusters. */
+		assert_int_equal(block_pwrite(bd, 4 * CS, data, 4 * CS), -EIO);
+		block_close(bd);
+		assert_only_corrupt_bit(&before, names[k]);
+		free(before.buf);
+	}
+	free(data);
+}
+
+/* Two L1 entries on one L2 table: guest [0, 512M) and [512M, 1G) would alias. */
+static void test_l2_table_named_twice(void **state)
+{
+	struct block_create_opts o = { .size = 1ULL << 30 };
+	struct block_dev *bd;
+	struct file f, before;
+	uint8_t b[4096];
+	char err[256];
+
+	memset(b, 0x11, sizeof(b));
+	assert_int_equal(block_create(path("l1dup"), "qcow2", &o, err, sizeof(err)), 0);
+	assert_int_equal(block_open(path("l1dup"), "qcow2", 0, &bd, err, sizeof(err)), 0);
+	assert_int_equal(block_pwrite(bd, 0, b, sizeof(b)), 0);
+	block_close(bd);
+	f = slurp("l1dup");
+	poke64("l1dup", be64(f.buf + 40) + 8, be64(f.buf + be64(f.buf + 40)));
+	free(f.buf);
+	before = slurp("l1dup");
+	assert_int_equal(block_open(path("l1dup"), "qcow2", 0, &bd, err, sizeof(err)), 0);
+	assert_int_equal(block_pwrite(bd, 512 << 20, b, sizeof(b)), -EIO);
+	block_close(bd);
+	assert_only_corrupt_bit(&before, "l1dup");
+	free(before.buf);
+}
+
 /* Opens name with an overlap-check mode and writes guest cluster at: the result. */
 static int write_with_mode(const char *name, const char *mode, uint64_t at)
 {
@@ -491,6 +567,8 @@ int main(void)
 		cmocka_unit_test(test_hostile_writes_refused),
 		cmocka_unit_test(test_hostile_reads_refused),
 		cmocka_unit_test(test_data_past_eof),
+		cmocka_unit_test(test_unaccounted_entries_refused),
+		cmocka_unit_test(test_l2_table_named_twice),
 		cmocka_unit_test(test_modes_differ),
 		cmocka_unit_test(test_all_sees_snapshot_l2),
 		cmocka_unit_test(test_healthy_images_stay_clean),

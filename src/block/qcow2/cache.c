@@ -102,6 +102,8 @@ int qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t offset, boo
 	}
 	if (read) {
 		ret = bfile_pread(s->bd, offset, slot_table(c, i), c->table_size);
+		if (ret == 0 && c->is_l2)
+			ret = qcow2_check_l2_entries(s, offset, slot_table(c, i));
 		if (ret < 0)
 			return ret;
 	} else {

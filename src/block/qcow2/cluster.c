@@ -451,9 +451,16 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 		}
 
 		/* A run of clusters that need new space: allocate it contiguously. */
-		for (j = i + 1; j < count; j++)
-			if (in_place(s, be64toh(table[l2_index + j])))
+		for (j = i + 1; j < count; j++) {
+			uint64_t f = be64toh(table[l2_index + j]);
+			if (in_place(s, f))
 				break;
+			/* What each old entry points at is dropped below: it must be data. */
+			ret = qcow2_check_entry(s, f, qcow2_entry_type(s, f),
+						guest + ((j - i) << s->cluster_bits), true);
+			if (ret < 0)
+				return ret;
+		}
 		ret = qcow2_alloc_clusters(s, j - i, &host);
 		if (ret < 0)
 			return ret;

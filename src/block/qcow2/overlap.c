@@ -265,9 +265,34 @@ bool qcow2_in_file(struct qcow2 *s, uint64_t off)
 	return off < s->file_size;
 }
 
+/* Whether two entries of the active L1 table name the L2 table at off. */
+static bool l2_named_twice(struct qcow2 *s, uint64_t off)
+{
+	struct qcow2_meta_index *x = &s->meta_idx;
+	unsigned n = 0;
+
+	if (!index_fresh(s)) {
+		for (uint32_t i = 0; i < s->l1_size && n < 2; i++)
+			n += (s->l1[i] & L1E_OFFSET_MASK) == off;
+		return n > 1;
+	}
+	for (size_t lo = 0, hi = x->nl2; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (x->l2[mid] < off) {
+			lo = mid + 1;
+		} else if (x->l2[mid] > off) {
+			hi = mid;
+		} else {
+			return (mid > 0 && x->l2[mid - 1] == off) ||
+			       (mid + 1 < x->nl2 && x->l2[mid + 1] == off);
+		}
+	}
+	return false;
+}
+
 int qcow2_check_l2_table(struct qcow2 *s, uint64_t off)
 {
-	/* Another L1 entry may share it, and a snapshot's L2 tables are read only in "all". */
+	/* The table is an active L2 table; a snapshot's L2 tables are read only in "all". */
 	unsigned checks = s->overlap & ~(QCOW2_OL_ACTIVE_L2 | QCOW2_OL_INACTIVE_L2), hit;
 	int ret;
 
@@ -277,10 +302,105 @@ int qcow2_check_l2_table(struct qcow2 *s, uint64_t off)
 	if (!qcow2_in_file(s, off))
 		return qcow2_signal_corruption(s, "L2 table at %#" PRIx64 " is past the end of the "
 					       "file", off);
+	/* qcow2 spec: an L1 table names each L2 table once; twice, two ranges alias. */
+	if ((s->overlap & QCOW2_OL_ACTIVE_L2) && l2_named_twice(s, off))
+		return qcow2_signal_corruption(s, "L2 table at %#" PRIx64 " is named by two L1 "
+					       "entries", off);
 	ret = qcow2_overlaps(s, checks, off, s->cluster_size, &hit);
 	if (ret == 0 && hit)
 		ret = qcow2_signal_corruption(s, "L2 table at %#" PRIx64 " overlaps with %s", off,
 					      qcow2_overlap_name(hit));
+	return ret;
+}
+
+/* Whether a refcount of the clusters [off, off+len) is outside [min, max]. */
+static int refcount_outside(struct qcow2 *s, uint64_t off, uint64_t len, uint64_t min,
+			    uint64_t max, bool *bad)
+{
+	*bad = false;
+	for (uint64_t c = off >> s->cluster_bits; c <= (off + len - 1) >> s->cluster_bits; c++) {
+		uint64_t rc;
+		int ret = qcow2_get_refcount(s, c, &rc);
+		if (ret < 0)
+			return ret;
+		if (rc < min || rc > max) {
+			*bad = true;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* Two COPIED entries of one table on the same host cluster: each claims it alone. */
+static int copied_twice(struct qcow2 *s, const uint64_t *table, bool *bad)
+{
+	uint64_t *v = malloc(s->l2_size * sizeof(*v));
+	size_t n = 0;
+
+	*bad = false;
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < s->l2_size; i++) {
+		uint64_t e = be64toh(table[i]);
+		if ((e & QCOW_OFLAG_COPIED) && qcow2_entry_type(s, e) == QCOW2_NORMAL)
+			v[n++] = e & L2E_OFFSET_MASK;
+	}
+	qsort(v, n, sizeof(*v), cmp_u64);
+	for (size_t i = 1; i < n && !*bad; i++)
+		*bad = v[i] == v[i - 1];
+	free(v);
+	return 0;
+}
+
+/*
+ * A table just read for a writer.  Entries whose clusters the refcounts do
+ * not account for (past the end of the file, refcount 0, COPIED without
+ * refcount 1, a cluster claimed twice) would soon have the allocator hand
+ * a cluster still in use to another guest cluster, or a write in place
+ * change a snapshot's data: the two would alias and an acknowledged write
+ * be lost.  Caught here, before a write through this table can do either
+ * (qcow2 spec: "refcount ... exactly one" for COPIED; qemu-img check
+ * reports each as an error).
+ */
+int qcow2_check_l2_entries(struct qcow2 *s, uint64_t off, const uint64_t *table)
+{
+	bool bad;
+	int ret;
+
+	if (s->checking || s->bd->read_only || !s->overlap)
+		return 0;
+	for (uint32_t i = 0; i < s->l2_size; i++) {
+		uint64_t e = be64toh(table[i]), host, len = 1, max = UINT64_MAX;
+		enum qcow2_type t = qcow2_entry_type(s, e);
+
+		if (t == QCOW2_COMPRESSED) {
+			host = (e & s->cluster_offset_mask) & ~511ULL;
+			len = (((e >> s->csize_shift) & s->csize_mask) + 1) * 512;
+		} else if (t == QCOW2_NORMAL || t == QCOW2_ZERO_ALLOC) {
+			host = e & L2E_OFFSET_MASK;
+			if (e & QCOW_OFLAG_COPIED)
+				max = 1;
+		} else {
+			continue;
+		}
+		if (!qcow2_in_file(s, host))
+			return qcow2_signal_corruption(s, "L2 table at %#" PRIx64 " entry %u points "
+						       "past the end of the file (%#" PRIx64 ")",
+						       off, i, host);
+		ret = refcount_outside(s, host, len, 1, max, &bad);
+		if (ret < 0)
+			return ret;
+		if (bad)
+			return qcow2_signal_corruption(s, "L2 table at %#" PRIx64 " entry %u: the "
+						       "refcount of %#" PRIx64 " does not match "
+						       "(%s)", off, i, host,
+						       max == 1 ? "COPIED needs exactly 1"
+								: "it is 0");
+	}
+	ret = copied_twice(s, table, &bad);
+	if (ret == 0 && bad)
+		ret = qcow2_signal_corruption(s, "L2 table at %#" PRIx64 " names one cluster twice",
+					      off);
 	return ret;
 }
 
@@ -330,8 +450,14 @@ int qcow2_check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint6
 {
 	uint64_t host = l2e & L2E_OFFSET_MASK;
 
-	if (type == QCOW2_COMPRESSED)
+	if (type == QCOW2_COMPRESSED) {
+		/* Dropping it would take references the descriptor never held. */
+		if (!s->checking && !qcow2_in_file(s, l2e & s->cluster_offset_mask))
+			return qcow2_signal_corruption(s, "Compressed cluster at %#" PRIx64 " is past "
+						       "the end of the file (guest offset: %#" PRIx64
+						       ")", l2e & s->cluster_offset_mask, guest);
 		return check_overlap(s, l2e, type, guest, write);
+	}
 	if (type != QCOW2_NORMAL && type != QCOW2_ZERO_ALLOC)
 		return 0;
 	if (qcow2_in_cluster(s, host))

@@ -326,6 +326,8 @@ int qcow2_checked_write(struct qcow2 *s, unsigned ign, uint64_t off, const void 
 bool qcow2_in_file(struct qcow2 *s, uint64_t off);
 /* Before an L2 table is read into the cache: in the file and on no other metadata. */
 int qcow2_check_l2_table(struct qcow2 *s, uint64_t off);
+/* After an L2 table is read for a writer: no entry past the end of the file. */
+int qcow2_check_l2_entries(struct qcow2 *s, uint64_t off, const uint64_t *table);
 /*
  * Before an L2 entry is followed (read, written in place, or dropped by a
  * write): aligned, off the header, a data cluster inside the file, and on

@@ -3,7 +3,10 @@ that point guest clusters at metadata): convert -n and commit must fail with
 a clear error and exit 1, write nothing but the corrupt bit, and leave the
 image marked corrupt, as qemu-img and qemu-io do where QEMU's overlap checks
 catch the same write."""
+import json
+import re
 import shutil
+import struct
 
 import pytest
 
@@ -113,3 +116,58 @@ def test_rebase_of_hostile_image(corpus, tmp_path):
     assert rc == 1, f"exit {rc}\n{out}\n{err}"
     assert "Marking image as corrupt" in err
     assert ho.same_but_corrupt_bit(before, img.read_bytes())
+
+
+def test_hostile_corpus_block_pass(tmp_path):
+    """The VM pass of test_hostile_vm.py without a vCPU: block-io writes the probe's
+    pattern over each corpus image in 64 KiB requests, flushes and reads back.  Each
+    image is refused at open, or a write fails, or every byte reads back; and no
+    word the writer sent lands in the metadata."""
+    hq = pytest.importorskip("hostile_qcow2")
+    from test_virtio import pattern
+    corpus = tmp_path / "corpus"
+    images = hq.generate(str(corpus))
+    bad, summary = [], {}
+    for name, path, desc in images:
+        img = corpus / "work.qcow2"       # beside its backing files
+        shutil.copy(path, img)
+        rc, out, _ = kimg("info", "--output=json", "-U", img)
+        size = json.loads(out)["virtual-size"] if rc == 0 else 4 << 20
+        n = min(size, 4 << 20) // 512 * 512
+        if not n:
+            continue
+        data = tmp_path / "pattern"
+        data.write_bytes(pattern(11, 0, n))
+        chunks = range(0, n, ho.CS)
+        req = "".join(f"w {o} {min(ho.CS, n - o)} {o}\n" for o in chunks) + "f\n" + \
+            "".join(f"r {o} {min(ho.CS, n - o)} {o}\n" for o in chunks)
+        before = img.read_bytes()
+        rc, out, err = run([BLOCK_IO, "-f", "qcow2", "-d", data, img], input=req.encode(),
+                           cwd=corpus)
+        if img.stat().st_size > 64 << 20:     # written far out (at 2^40, say): sparse
+            summary["file-grew"] = summary.get("file-grew", 0) + 1
+            bad.append(f"{name} ({desc}): the file grew to {img.stat().st_size} bytes")
+            continue
+        after = img.read_bytes()
+        # block-io exits 1 when the open fails, 3 on a mismatch, 2 on a failed request.
+        failed = re.search(r"^block-io: .*: ([wfr]) ", err, re.M)
+        if rc == 0:
+            got = "verified"
+        elif rc == 1:
+            got = "refused-at-open" if after == before else "refused-but-changed"
+        elif rc == 2 and failed and failed.group(1) == "w":
+            got = "write-error"
+        else:
+            got = f"exit {rc} ({failed.group(1) if failed else 'mismatch'})"
+        words = set(struct.unpack(f"<{n // 8}Q", data.read_bytes()))
+        for off, length in ho.metadata_ranges(after):
+            s = off - off % 8
+            if any(struct.unpack_from("<Q", after, o)[0] in words
+                   for o in range(s, min(off + length, len(after) - 7), 8)):
+                got += " data-in-metadata"
+                break
+        summary[got] = summary.get(got, 0) + 1
+        if got not in ("verified", "refused-at-open", "write-error"):
+            bad.append(f"{name} ({desc}): {got}\n{err[-400:]}")
+    print("hostile corpus block pass:", summary)
+    assert not bad, "\n\n".join(bad)

@@ -331,23 +331,40 @@ static int refcount_outside(struct qcow2 *s, uint64_t off, uint64_t len, uint64_
 	return 0;
 }
 
-/* Two COPIED entries of one table on the same host cluster: each claims it alone. */
-static int copied_twice(struct qcow2 *s, const uint64_t *table, bool *bad)
+/*
+ * A COPIED data cluster that another entry of the table also uses (a second
+ * data entry, or compressed data packed into it): each would write over,
+ * or free, what the other holds.  Compressed clusters may share host
+ * clusters among themselves; a COPIED one shares with nothing.
+ */
+static int copied_shared(struct qcow2 *s, const uint64_t *table, bool *bad)
 {
-	uint64_t *v = malloc(s->l2_size * sizeof(*v));
+	uint64_t *v = malloc((size_t)s->l2_size * 3 * sizeof(*v));
 	size_t n = 0;
 
 	*bad = false;
 	if (!v)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < s->l2_size; i++) {
-		uint64_t e = be64toh(table[i]);
-		if ((e & QCOW_OFLAG_COPIED) && qcow2_entry_type(s, e) == QCOW2_NORMAL)
-			v[n++] = e & L2E_OFFSET_MASK;
+		uint64_t e = be64toh(table[i]), off, len;
+		enum qcow2_type t = qcow2_entry_type(s, e);
+
+		if (t == QCOW2_NORMAL || t == QCOW2_ZERO_ALLOC) {
+			/* Bit 0 marks the one that claims the cluster alone. */
+			v[n++] = ((e & L2E_OFFSET_MASK) >> s->cluster_bits) << 1 |
+				 (t == QCOW2_NORMAL && (e & QCOW_OFLAG_COPIED) ? 1 : 0);
+		} else if (t == QCOW2_COMPRESSED) {
+			off = (e & s->cluster_offset_mask) & ~511ULL;
+			len = (((e >> s->csize_shift) & s->csize_mask) + 1) * 512;
+			/* At most 2 clusters of sectors (qcow2 spec), so 3 clusters touched. */
+			for (uint64_t c = off >> s->cluster_bits;
+			     c <= (off + len - 1) >> s->cluster_bits; c++)
+				v[n++] = c << 1;
+		}
 	}
 	qsort(v, n, sizeof(*v), cmp_u64);
 	for (size_t i = 1; i < n && !*bad; i++)
-		*bad = v[i] == v[i - 1];
+		*bad = (v[i] >> 1) == (v[i - 1] >> 1) && ((v[i] | v[i - 1]) & 1);
 	free(v);
 	return 0;
 }
@@ -397,10 +414,10 @@ int qcow2_check_l2_entries(struct qcow2 *s, uint64_t off, const uint64_t *table)
 						       max == 1 ? "COPIED needs exactly 1"
 								: "it is 0");
 	}
-	ret = copied_twice(s, table, &bad);
+	ret = copied_shared(s, table, &bad);
 	if (ret == 0 && bad)
-		ret = qcow2_signal_corruption(s, "L2 table at %#" PRIx64 " names one cluster twice",
-					      off);
+		ret = qcow2_signal_corruption(s, "L2 table at %#" PRIx64 " shares a COPIED cluster "
+					      "with another entry", off);
 	return ret;
 }
 

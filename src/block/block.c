@@ -33,6 +33,22 @@ int block_err(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
+int block_overlap_check_flags(const char *mode, unsigned *flags)
+{
+	static const struct { const char *name; unsigned bits; } modes[] = {
+		{ "none", BLOCK_OL_NONE }, { "constant", BLOCK_OL_CONSTANT },
+		{ "cached", BLOCK_OL_CACHED }, { "all", BLOCK_OL_ALL },
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(mode, modes[i].name) == 0) {
+			*flags = (*flags & ~BLOCK_OL_MASK) | modes[i].bits;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 static const struct block_driver *driver_by_name(const char *name)
 {
 	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)

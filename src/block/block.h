@@ -63,6 +63,19 @@ int block_open_snapshot_overlay(const char *path, const char *format, unsigned f
 #define BLOCK_UNSAFE_PROBE	0x80	/* probing guessed raw: no warning, no block 0 restriction */
 #define BLOCK_QUIET_PROBE	0x100	/* probing guessed raw: restrict block 0 but print nothing */
 
+/*
+ * qcow2 metadata overlap checks before each write (QEMU's overlap-check=
+ * option): a write that would land on metadata fails with EIO and marks the
+ * image corrupt.  Zero in these bits is QEMU's default, "cached".
+ */
+#define BLOCK_OL_MASK		0x600
+#define BLOCK_OL_CACHED		0x000
+#define BLOCK_OL_NONE		0x200
+#define BLOCK_OL_CONSTANT	0x400
+#define BLOCK_OL_ALL		0x600
+/* Sets the BLOCK_OL_* bits of *flags for QEMU's mode name; -1 for an unknown name. */
+int block_overlap_check_flags(const char *mode, unsigned *flags);
+
 enum block_prealloc {
 	BLOCK_PREALLOC_OFF,
 	BLOCK_PREALLOC_METADATA,

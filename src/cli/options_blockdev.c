@@ -131,6 +131,35 @@ static int node_settings(struct opts *o, const char *prefix, struct drive_config
 	return 0;
 }
 
+int options_overlap_check(struct opts *o, const char *fmt, struct drive_config *d,
+			  const char *opt, const char *arg)
+{
+	const char *mode = opts_get(o, "overlap-check");
+	const char *tmpl = opts_get(o, "overlap-check.template");
+	char msg[200];
+
+	if (!mode && !tmpl)
+		return 0;
+	/* QEMU's messages (block/qcow2.c qcow2_update_options_prepare). */
+	if (fmt && strcmp(fmt, "qcow2")) {
+		snprintf(msg, sizeof(msg), "Block format '%s' does not support the option "
+			 "'overlap-check'", fmt);
+		return err_invalid(opt, arg, msg);
+	}
+	if (mode && tmpl && strcmp(mode, tmpl)) {
+		snprintf(msg, sizeof(msg), "Conflicting values for qcow2 options 'overlap-check' "
+			 "('%s') and 'overlap-check.template' ('%s')", mode, tmpl);
+		return err_invalid(opt, arg, msg);
+	}
+	if (block_overlap_check_flags(mode ? mode : tmpl, &d->flags) < 0) {
+		snprintf(msg, sizeof(msg), "Unsupported value '%s' for qcow2 option 'overlap-check'. "
+			 "Allowed are any of the following: none, constant, cached, all",
+			 mode ? mode : tmpl);
+		return err_invalid(opt, arg, msg);
+	}
+	return 0;
+}
+
 static bool is_protocol(const char *driver)
 {
 	return !strcmp(driver, "file") || !strcmp(driver, "host_device");
@@ -229,7 +258,8 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg)
 		strcpy(d.format, "raw");	/* a device on a file node sees the bytes */
 		d.file = strdup(filename);
 	} else if (!strcmp(driver, "raw") || !strcmp(driver, "qcow2")) {
-		if (node_settings(o, "", &d, opt, arg) < 0 || format_file(cfg, o, &d, opt, arg) < 0)
+		if (node_settings(o, "", &d, opt, arg) < 0 || format_file(cfg, o, &d, opt, arg) < 0 ||
+		    options_overlap_check(o, driver, &d, opt, arg) < 0)
 			goto out;
 		strcpy(d.format, driver);
 	} else {

@@ -22,6 +22,12 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 void options_device_help(FILE *out);
 /* options_blockdev.c */
 int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg);
+/*
+ * qcow2's overlap-check= (or overlap-check.template=) on a -drive or
+ * -blockdev of format fmt (NULL: probed) into the drive's BLOCK_OL_* flags.
+ */
+int options_overlap_check(struct opts *o, const char *fmt, struct drive_config *d,
+			  const char *opt, const char *arg);
 /* options_firmware.c */
 int options_bios(struct vm_config *cfg, const char *opt, const char *arg);
 int options_boot(struct vm_config *cfg, const char *opt, const char *arg);

@@ -773,6 +773,35 @@ static void test_blockdev(void **state)
 		"virtio-blk-pci,drive=nope");
 }
 
+/* qcow2's overlap-check= (QEMU's Qcow2OverlapChecks) on -drive and -blockdev. */
+static void test_overlap_check(void **state)
+{
+	struct vm_config cfg;
+	const struct drive_config *d;
+
+	RUN_OK(&cfg, "-drive", "file=a.qcow2,format=qcow2,if=virtio,overlap-check=none",
+	       "-drive", "file=b.qcow2,if=virtio", "-drive", "file=c.qcow2,if=virtio,overlap-check=all",
+	       "-blockdev", "driver=qcow2,node-name=d3,file.driver=file,file.filename=d.qcow2,"
+	       "overlap-check=constant", "-blockdev",
+	       "{\"driver\":\"qcow2\",\"node-name\":\"d4\",\"overlap-check\":{\"template\":\"none\"},"
+	       "\"file\":{\"driver\":\"file\",\"filename\":\"e.qcow2\"}}",
+	       "-device", "virtio-blk-pci,drive=d3", "-device", "virtio-blk-pci,drive=d4");
+	assert_int_equal(cfg.drives[0].flags & BLOCK_OL_MASK, BLOCK_OL_NONE);
+	assert_int_equal(cfg.drives[1].flags & BLOCK_OL_MASK, BLOCK_OL_CACHED);	/* QEMU's default */
+	assert_int_equal(cfg.drives[2].flags & BLOCK_OL_MASK, BLOCK_OL_ALL);
+	d = drive_by_id(&cfg, "d3");
+	assert_int_equal(d->flags & BLOCK_OL_MASK, BLOCK_OL_CONSTANT);
+	d = drive_by_id(&cfg, "d4");
+	assert_int_equal(d->flags & BLOCK_OL_MASK, BLOCK_OL_NONE);
+	options_free(&cfg);
+
+	RUN_ERR("-drive", "file=a.qcow2,overlap-check=some");
+	RUN_ERR("-drive", "file=a.img,format=raw,overlap-check=none");	/* raw has no metadata */
+	RUN_ERR("-blockdev", "driver=qcow2,node-name=d0,file.driver=file,file.filename=a,"
+		"overlap-check=none,overlap-check.template=all");	/* conflicting */
+	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a,overlap-check=none");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -798,6 +827,7 @@ int main(void)
 		cmocka_unit_test(test_debug_exit_device),
 		cmocka_unit_test(test_drive_aio_and_detect_zeroes),
 		cmocka_unit_test(test_blockdev),
+		cmocka_unit_test(test_overlap_check),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

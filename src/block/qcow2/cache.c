@@ -57,7 +57,10 @@ static int writeback(struct qcow2 *s, struct qcow2_cache *c, unsigned i)
 		if (ret < 0)
 			return ret;
 	}
-	ret = qcow2_file_write(s, c->e[i].offset, slot_table(c, i), c->table_size);
+	/* A table may sit on nothing but itself (QEMU's qcow2_cache_entry_flush). */
+	ret = qcow2_checked_write(s, c->is_l2 ? QCOW2_OL_ACTIVE_L2 | QCOW2_OL_INACTIVE_L2
+					      : QCOW2_OL_REFCOUNT_BLOCK,
+				  c->e[i].offset, slot_table(c, i), c->table_size);
 	if (ret < 0)
 		return ret;
 	if (!c->is_l2)
@@ -92,8 +95,15 @@ int qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t offset, boo
 	if (ret < 0)
 		return ret;
 	c->e[i].offset = 0;
+	if (read && c->is_l2) {
+		ret = qcow2_check_l2_table(s, offset);
+		if (ret < 0)
+			return ret;
+	}
 	if (read) {
 		ret = bfile_pread(s->bd, offset, slot_table(c, i), c->table_size);
+		if (ret == 0 && c->is_l2)
+			ret = qcow2_check_l2_entries(s, offset, slot_table(c, i));
 		if (ret < 0)
 			return ret;
 	} else {

@@ -14,6 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/*
+ * QEMU's qcow2_signal_corruption: on an image open for writing the damage
+ * is fatal (marked corrupt in the header where v3 has the bit, and no more
+ * writes, so nothing more is destroyed); read-only, it is reported once.
+ */
 int qcow2_signal_corruption(struct qcow2 *s, const char *fmt, ...)
 {
 	char msg[512];
@@ -24,15 +29,16 @@ int qcow2_signal_corruption(struct qcow2 *s, const char *fmt, ...)
 	va_end(ap);
 	if (s->checking)
 		return -EIO;
-	if (!s->corrupt_signalled) {
-		if (!s->bd->read_only && s->h.version >= 3) {
-			fprintf(stderr, "qcow2: Marking image as corrupt: %s; further corruption events "
-					"will be suppressed\n", msg);
-			qcow2_set_incompat(s, QCOW2_INCOMPAT_CORRUPT, true);
-		} else {
-			fprintf(stderr, "qcow2: Image is corrupt: %s; further non-fatal corruption "
+	if (!s->bd->read_only) {
+		if (!s->broken)
+			fprintf(stderr, "qcow2: Marking image as corrupt: %s; further corruption "
 					"events will be suppressed\n", msg);
-		}
+		s->broken = true;
+		/* The header write is the only one left: it keeps QEMU from writing too. */
+		qcow2_set_incompat(s, QCOW2_INCOMPAT_CORRUPT, true);
+	} else if (!s->corrupt_signalled) {
+		fprintf(stderr, "qcow2: Image is corrupt: %s; further non-fatal corruption "
+				"events will be suppressed\n", msg);
 	}
 	s->corrupt_signalled = true;
 	return -EIO;
@@ -40,7 +46,14 @@ int qcow2_signal_corruption(struct qcow2 *s, const char *fmt, ...)
 
 int qcow2_file_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len)
 {
-	int ret = bfile_pwrite(s->bd, off, buf, len);
+	int ret;
+
+	/* Where tables are is written here first: the overlap index must look again. */
+	if (off < s->cluster_size ||
+	    (off < s->l1_offset + (uint64_t)s->l1_size * 8 && s->l1_offset < off + len) ||
+	    (off < s->reftable_offset + s->reftable_size * 8 && s->reftable_offset < off + len))
+		s->meta_gen++;
+	ret = bfile_pwrite(s->bd, off, buf, len);
 
 	if (ret == 0) {
 		if (off + len > s->data_end)
@@ -79,29 +92,14 @@ static int l2_load(struct qcow2 *s, uint64_t l1_index, uint64_t **table)
 	return qcow2_cache_get(s, &s->l2_cache, off, true, (void **)table);
 }
 
-static int check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint64_t guest)
-{
-	uint64_t host = l2e & L2E_OFFSET_MASK;
-
-	if (type != QCOW2_NORMAL && type != QCOW2_ZERO_ALLOC)
-		return 0;
-	if (qcow2_in_cluster(s, host))
-		return qcow2_signal_corruption(s, "Cluster allocation offset %#" PRIx64
-					       " unaligned (guest offset: %#" PRIx64 ")", host, guest);
-	if (host < s->cluster_size)
-		return qcow2_signal_corruption(s, "Data cluster at %#" PRIx64 " overlaps the header "
-					       "(guest offset: %#" PRIx64 ")", host, guest);
-	/* QEMU's metadata overlap check, for the tables a data write could destroy. */
-	if ((host < s->reftable_offset + s->reftable_size * 8 &&
-	     s->reftable_offset < host + s->cluster_size) ||
-	    (host < s->l1_offset + (uint64_t)s->l1_size * 8 && s->l1_offset < host + s->cluster_size))
-		return qcow2_signal_corruption(s, "Data cluster at %#" PRIx64 " overlaps a metadata "
-					       "table (guest offset: %#" PRIx64 ")", host, guest);
-	return 0;
-}
-
 int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, enum qcow2_type *type,
 	      uint64_t *l2e, uint64_t *pnum)
+{
+	return qcow2_map_for(s, off, len, false, type, l2e, pnum);
+}
+
+int qcow2_map_for(struct qcow2 *s, uint64_t off, uint64_t len, bool write,
+		  enum qcow2_type *type, uint64_t *l2e, uint64_t *pnum)
 {
 	uint64_t l1_index = off >> (s->l2_bits + s->cluster_bits);
 	uint64_t l2_index = (off >> s->cluster_bits) & (s->l2_size - 1);
@@ -123,7 +121,7 @@ int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, enum qcow2_type *type
 	first = be64toh(table[l2_index]);
 	*type = qcow2_entry_type(s, first);
 	*l2e = first;
-	ret = check_entry(s, first, *type, off);
+	ret = qcow2_check_entry(s, first, *type, off, write);
 	if (ret < 0)
 		goto out;
 	for (n = 1; n < max && *type != QCOW2_COMPRESSED; n++) {
@@ -133,12 +131,11 @@ int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, enum qcow2_type *type
 		if ((*type == QCOW2_NORMAL || *type == QCOW2_ZERO_ALLOC) &&
 		    (e & L2E_OFFSET_MASK) != (first & L2E_OFFSET_MASK) + (n << s->cluster_bits))
 			break;
-		/* Every cluster of the run is checked, not just the first. */
-		if (check_entry(s, e, *type, off + (n << s->cluster_bits)) < 0)
-			break;
 		if ((e & QCOW_OFLAG_COPIED) != (first & QCOW_OFLAG_COPIED))
 			break;
 	}
+	if (n > 1 && (*type == QCOW2_NORMAL || *type == QCOW2_ZERO_ALLOC))
+		n = qcow2_sane_run(s, first & L2E_OFFSET_MASK, *type, n);
 done:
 	*pnum = (n << s->cluster_bits) - in;
 	if (*pnum > len)
@@ -242,7 +239,8 @@ int qcow2_write_l1_entry(struct qcow2 *s, uint32_t index)
 	uint8_t e[8];
 
 	put_be64(e, s->l1[index]);
-	return qcow2_file_write(s, s->l1_offset + (uint64_t)index * 8, e, sizeof(e));
+	return qcow2_checked_write(s, QCOW2_OL_ACTIVE_L1, s->l1_offset + (uint64_t)index * 8, e,
+				   sizeof(e));
 }
 
 /*
@@ -273,7 +271,7 @@ static int l2_get_writable(struct qcow2 *s, uint64_t l1_index, uint64_t **table)
 		memcpy(*table, old_table, s->cluster_size);
 	ret = qcow2_rc_flush(s, true);
 	if (ret == 0)
-		ret = qcow2_file_write(s, new, *table, s->cluster_size);
+		ret = qcow2_checked_write(s, 0, new, *table, s->cluster_size);
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH) && !s->dirty_bit_set)
 		ret = bfile_flush(s->bd);
 	if (ret < 0) {
@@ -355,17 +353,17 @@ static int write_cluster_part(struct qcow2 *s, uint64_t guest, uint64_t l2e, uin
 	int ret;
 
 	if (in == 0 && len == s->cluster_size)
-		return qcow2_file_write(s, host, data, len);
+		return qcow2_checked_write(s, 0, host, data, len);
 	/* Fresh space past anything ever written is zero already: write just the data. */
 	if (host >= s->data_end && reads_as_zero(s, guest, l2e))
-		return qcow2_file_write(s, host + in, data, len);
+		return qcow2_checked_write(s, 0, host + in, data, len);
 	bounce = block_alloc_buf(s->cluster_size);
 	if (!bounce)
 		return -ENOMEM;
 	ret = cow_read(s, guest, l2e, bounce);
 	if (ret == 0) {
 		memcpy(bounce + in, data, len);
-		ret = qcow2_file_write(s, host, bounce, s->cluster_size);
+		ret = qcow2_checked_write(s, 0, host, bounce, s->cluster_size);
 	}
 	free(bounce);
 	return ret;
@@ -407,7 +405,7 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 		const uint8_t *src = buf + (i ? (i << s->cluster_bits) - in : 0);
 		size_t n;
 
-		ret = check_entry(s, e, qcow2_entry_type(s, e), guest);
+		ret = qcow2_check_entry(s, e, qcow2_entry_type(s, e), guest, true);
 		if (ret < 0)
 			return ret;
 		if (in_place(s, e)) {
@@ -423,10 +421,10 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 						return -ENOMEM;
 					memset(z, 0, s->cluster_size);
 					memcpy(z + first_off, src, n);
-					ret = qcow2_file_write(s, host, z, s->cluster_size);
+					ret = qcow2_checked_write(s, 0, host, z, s->cluster_size);
 					free(z);
 				} else {
-					ret = qcow2_file_write(s, host, src, n);
+					ret = qcow2_checked_write(s, 0, host, src, n);
 				}
 				if (ret < 0)
 					return ret;
@@ -438,13 +436,14 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 			for (j = i + 1; j < count; j++) {
 				uint64_t f = be64toh(table[l2_index + j]);
 				if (!in_place(s, f) || qcow2_entry_type(s, f) != QCOW2_NORMAL ||
-				    (f & L2E_OFFSET_MASK) != host + ((j - i) << s->cluster_bits))
+				    (f & L2E_OFFSET_MASK) != host + ((j - i) << s->cluster_bits) ||
+				    !qcow2_in_file(s, f & L2E_OFFSET_MASK))
 					break;
 			}
 			n = (size_t)(((j - i) << s->cluster_bits) - first_off);
 			if (n > len - (size_t)(src - buf))
 				n = len - (size_t)(src - buf);
-			ret = qcow2_file_write(s, host + first_off, src, n);
+			ret = qcow2_checked_write(s, 0, host + first_off, src, n);
 			if (ret < 0)
 				return ret;
 			i = j;
@@ -452,9 +451,16 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 		}
 
 		/* A run of clusters that need new space: allocate it contiguously. */
-		for (j = i + 1; j < count; j++)
-			if (in_place(s, be64toh(table[l2_index + j])))
+		for (j = i + 1; j < count; j++) {
+			uint64_t f = be64toh(table[l2_index + j]);
+			if (in_place(s, f))
 				break;
+			/* What each old entry points at is dropped below: it must be data. */
+			ret = qcow2_check_entry(s, f, qcow2_entry_type(s, f),
+						guest + ((j - i) << s->cluster_bits), true);
+			if (ret < 0)
+				return ret;
+		}
 		ret = qcow2_alloc_clusters(s, j - i, &host);
 		if (ret < 0)
 			return ret;
@@ -472,7 +478,8 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 				uint64_t m = k + 1;
 				while (m < j && ((m + 1) << s->cluster_bits) - in <= len)
 					m++;
-				ret = qcow2_file_write(s, h, c_src, (size_t)((m - k) << s->cluster_bits));
+				ret = qcow2_checked_write(s, 0, h, c_src,
+							  (size_t)((m - k) << s->cluster_bits));
 				if (ret < 0)
 					return ret;
 				for (; k < m; k++) {
@@ -502,7 +509,7 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 int qcow2_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	int ret = mark_dirty(s);
+	int ret = s->broken ? -EIO : mark_dirty(s);
 
 	while (ret == 0 && len) {
 		uint64_t l1_index = off >> (s->l2_bits + s->cluster_bits);
@@ -530,20 +537,23 @@ int qcow2_write_compressed(struct qcow2 *s, uint64_t off, const void *cdata, siz
 	uint64_t l1_index = off >> (s->l2_bits + s->cluster_bits);
 	uint64_t l2_index = (off >> s->cluster_bits) & (s->l2_size - 1);
 	uint64_t *table, host, old, sectors;
-	int ret = mark_dirty(s);
+	int ret = s->broken ? -EIO : mark_dirty(s);
 
 	if (ret < 0)
 		return ret;
 	ret = l2_get_writable(s, l1_index, &table);
 	if (ret < 0)
 		return ret;
-	ret = qcow2_alloc_bytes(s, clen, &host);
+	old = be64toh(table[l2_index]);
+	/* What the old entry points at loses a reference: it must not be metadata. */
+	ret = qcow2_check_entry(s, old, qcow2_entry_type(s, old), off, true);
 	if (ret == 0)
-		ret = qcow2_file_write(s, host, cdata, clen);
+		ret = qcow2_alloc_bytes(s, clen, &host);
+	if (ret == 0)
+		ret = qcow2_checked_write(s, 0, host, cdata, clen);
 	if (ret == 0) {
 		/* qcow2 spec: the size field counts 512-byte sectors beyond the first. */
 		sectors = ((host + clen - 1) >> 9) - (host >> 9);
-		old = be64toh(table[l2_index]);
 		table[l2_index] = htobe64(QCOW_OFLAG_COMPRESSED | (sectors << s->csize_shift) | host);
 		qcow2_cache_mark_dirty(&s->l2_cache, table);
 		ret = release_entry(s, old);
@@ -612,7 +622,7 @@ static int write_zero_bytes(struct qcow2 *s, uint64_t off, uint64_t len)
 int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap)
 {
 	uint64_t head, tail, first, end, l2_span = (uint64_t)s->l2_size;
-	int ret = mark_dirty(s);
+	int ret = s->broken ? -EIO : mark_dirty(s);
 
 	if (ret < 0)
 		return ret;
@@ -672,7 +682,7 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 	if (ret == 0)
 		ret = qcow2_rc_flush(s, true);
 	if (ret == 0)
-		ret = qcow2_file_write(s, new_off, raw, (size_t)bytes);
+		ret = qcow2_checked_write(s, 0, new_off, raw, (size_t)bytes);
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
 		ret = bfile_flush(s->bd);
 	if (ret == 0) {

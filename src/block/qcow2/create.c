@@ -211,6 +211,15 @@ int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_pr
 			ret = -ret;
 			if (ret == 0 && host + (n << s->cluster_bits) > s->file_size)
 				s->file_size = host + (n << s->cluster_bits);
+		} else if (host + (n << s->cluster_bits) > s->file_size) {
+			/*
+			 * Metadata only: the clusters are still holes, but inside the file,
+			 * as QEMU grows it (a cluster past the end is corruption to check).
+			 */
+			if (ftruncate(s->bd->fd, (off_t)(host + (n << s->cluster_bits))) < 0)
+				ret = -errno;
+			else
+				s->file_size = host + (n << s->cluster_bits);
 		}
 		if (ret < 0)
 			break;

@@ -29,6 +29,7 @@ void qcow2_free_state(struct qcow2 *s)
 	free(s->txn_reftable);
 	free(s->pending);
 	free(s->zbuf);
+	qcow2_meta_index_free(s);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -88,6 +89,7 @@ int qcow2_open_state(struct block_dev *bd, struct qcow2 **out, char *err, size_t
 	pthread_mutex_init(&s->lock, NULL);
 	s->bd = bd;
 	s->checking = bd->flags & BLOCK_CHECK;
+	s->overlap = qcow2_overlap_mask(bd->flags);
 	s->meta_prealloc = -1;
 	if (qcow2_read_header(s, err, errlen) < 0)
 		goto fail;
@@ -241,8 +243,14 @@ static int qcow2_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bo
 	uint64_t l2e, n;
 	int ok;
 
+	/*
+	 * qcow2_map checks the clusters against the metadata in memory; snapshot
+	 * L2 tables ("all") and a broken image leave writes to qcow2_write.
+	 */
+	if (write && (s->broken || (s->overlap & QCOW2_OL_INACTIVE_L2)))
+		return 0;
 	pthread_mutex_lock(&s->lock);
-	ok = qcow2_map(s, off, len, &type, &l2e, &n) == 0 && n >= len && type == QCOW2_NORMAL &&
+	ok = qcow2_map_for(s, off, len, write, &type, &l2e, &n) == 0 && n >= len && type == QCOW2_NORMAL &&
 	     (l2e & L2E_OFFSET_MASK) >= s->cluster_size && (!write || (l2e & QCOW_OFLAG_COPIED));
 	if (ok) {
 		*host = (l2e & L2E_OFFSET_MASK) + qcow2_in_cluster(s, off);

@@ -8,6 +8,7 @@
  *   compress.c  zlib (raw deflate) and zstd cluster compression
  *   snapshot.c  the snapshot table: list, create, apply, delete
  *   txn.c       changes that must look atomic: shadow refcounts, one header write
+ *   overlap.c   metadata overlap checks before writes (QEMU's overlap-check)
  *   check.c     consistency check and repair (qemu-img check)
  *   create.c    new images, preallocation, resize, amend
  *   qcow2.c     the driver ops: open, read, write, flush, status, close
@@ -63,6 +64,23 @@
 #define QCOW_OFLAG_COPIED	(1ULL << 63)
 #define QCOW_OFLAG_COMPRESSED	(1ULL << 62)
 #define QCOW_OFLAG_ZERO		(1ULL << 0)
+
+/* What an overlap check compares a write with (QEMU's QCOW2_OL_*, same bit numbers). */
+#define QCOW2_OL_MAIN_HEADER		(1u << 0)
+#define QCOW2_OL_ACTIVE_L1		(1u << 1)
+#define QCOW2_OL_ACTIVE_L2		(1u << 2)
+#define QCOW2_OL_REFCOUNT_TABLE		(1u << 3)
+#define QCOW2_OL_REFCOUNT_BLOCK		(1u << 4)
+#define QCOW2_OL_SNAPSHOT_TABLE		(1u << 5)
+#define QCOW2_OL_INACTIVE_L1		(1u << 6)
+#define QCOW2_OL_INACTIVE_L2		(1u << 7)
+#define QCOW2_OL_BITMAP_DIRECTORY	(1u << 8)
+#define QCOW2_OL_CONSTANT \
+	(QCOW2_OL_MAIN_HEADER | QCOW2_OL_ACTIVE_L1 | QCOW2_OL_REFCOUNT_TABLE | \
+	 QCOW2_OL_SNAPSHOT_TABLE | QCOW2_OL_BITMAP_DIRECTORY)
+#define QCOW2_OL_CACHED \
+	(QCOW2_OL_CONSTANT | QCOW2_OL_ACTIVE_L2 | QCOW2_OL_REFCOUNT_BLOCK | QCOW2_OL_INACTIVE_L1)
+#define QCOW2_OL_ALL (QCOW2_OL_CACHED | QCOW2_OL_INACTIVE_L2)
 
 enum qcow2_type {
 	QCOW2_UNALLOCATED,	/* read from the backing file, or zeroes */
@@ -129,6 +147,20 @@ struct qcow2_free {
 	uint64_t clusters;
 };
 
+/*
+ * Where the L2 tables and refcount blocks are, sorted, so that an overlap
+ * check is two binary searches instead of a walk of the L1 and refcount
+ * tables.  Only a filter: a hit is confirmed against the tables themselves.
+ */
+struct qcow2_meta_index {
+	uint64_t *l2, *rb;		/* host offsets, ascending */
+	size_t nl2, nrb;
+	uint64_t gen;			/* qcow2.meta_gen it was built for */
+	const uint64_t *l1_seen, *rt_seen;	/* and the tables, as they were */
+	uint64_t l1_size_seen, rt_size_seen;
+	bool valid;
+};
+
 struct qcow2 {
 	pthread_mutex_t lock;
 	struct block_dev *bd;
@@ -186,6 +218,10 @@ struct qcow2 {
 	bool rc_dirty_unsynced;		/* refcount writes not yet followed by a sync */
 	bool dirty_bit_set;		/* lazy refcounts: header says dirty */
 	bool corrupt_signalled;
+	bool broken;			/* corruption found while writable: no more writes */
+	unsigned overlap;		/* QCOW2_OL_* checked before writes */
+	uint64_t meta_gen;		/* bumped by each write to the header, L1 or refcount table */
+	struct qcow2_meta_index meta_idx;
 	bool checking;			/* opened for check: trust nothing */
 	uint8_t *check_refs;		/* repair: clusters the allocator must not take */
 	uint64_t check_refs_size;
@@ -265,6 +301,9 @@ int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
 enum qcow2_type qcow2_entry_type(const struct qcow2 *s, uint64_t l2e);
 int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, enum qcow2_type *type,
 	      uint64_t *l2e, uint64_t *pnum);
+/* qcow2_map for a write in place: a damaged entry is reported as a refused write. */
+int qcow2_map_for(struct qcow2 *s, uint64_t off, uint64_t len, bool write,
+		  enum qcow2_type *type, uint64_t *l2e, uint64_t *pnum);
 int qcow2_read(struct qcow2 *s, uint64_t off, void *buf, size_t len);
 int qcow2_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len);
 int qcow2_write_compressed(struct qcow2 *s, uint64_t off, const void *cdata, size_t clen);
@@ -279,6 +318,35 @@ int qcow2_write_l2_range(struct qcow2 *s, uint64_t l1_index, uint64_t l2_index, 
 			 uint64_t host);
 int qcow2_drop_beyond(struct qcow2 *s, uint64_t size);
 int qcow2_trim_file(struct qcow2 *s);
+
+/* overlap.c */
+/* The QCOW2_OL_* checks of a BLOCK_OL_* open mode (cached by default). */
+unsigned qcow2_overlap_mask(unsigned block_flags);
+/* Which checks [off, off+len), rounded out to clusters, fails: *hit gets QCOW2_OL_* bits. */
+int qcow2_overlaps(struct qcow2 *s, unsigned checks, uint64_t off, uint64_t len, unsigned *hit);
+void qcow2_meta_index_free(struct qcow2 *s);
+/* QEMU's name of the first structure in hit ("refcount block"). */
+const char *qcow2_overlap_name(unsigned hit);
+/* Refuses (-EIO, image marked corrupt) a write that would land on metadata outside ign. */
+int qcow2_pre_write_check(struct qcow2 *s, unsigned ign, uint64_t off, uint64_t len);
+/* qcow2_file_write after qcow2_pre_write_check: every data and table write goes this way. */
+int qcow2_checked_write(struct qcow2 *s, unsigned ign, uint64_t off, const void *buf,
+			size_t len);
+/* Whether host offset off lies inside the file (asking the file again on a miss). */
+bool qcow2_in_file(struct qcow2 *s, uint64_t off);
+/* Before an L2 table is read into the cache: in the file and on no other metadata. */
+int qcow2_check_l2_table(struct qcow2 *s, uint64_t off);
+/* After an L2 table is read for a writer: no entry past the end of the file. */
+int qcow2_check_l2_entries(struct qcow2 *s, uint64_t off, const uint64_t *table);
+/*
+ * Before an L2 entry is followed (read, written in place, or dropped by a
+ * write): aligned, off the header, a data cluster inside the file, and on
+ * no metadata the overlap-check mode covers.  Corruption is -EIO.
+ */
+int qcow2_check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint64_t guest,
+		      bool write);
+/* How many of the n clusters of a host-contiguous run from host pass those checks. */
+uint64_t qcow2_sane_run(struct qcow2 *s, uint64_t host, enum qcow2_type type, uint64_t n);
 
 /* compress.c */
 /* Returns the compressed length, or -ENOSPC when it would not be smaller than out_len. */

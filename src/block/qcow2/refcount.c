@@ -198,7 +198,8 @@ static int set_table_entry(struct qcow2 *s, uint64_t ti, uint64_t off)
 
 	if (!s->txn) {
 		put_be64(e, off);
-		ret = qcow2_file_write(s, s->reftable_offset + ti * 8, e, 8);
+		ret = qcow2_checked_write(s, QCOW2_OL_REFCOUNT_TABLE, s->reftable_offset + ti * 8,
+					  e, 8);
 	}
 	if (ret == 0)
 		s->reftable[ti] = off;
@@ -284,7 +285,7 @@ static int ensure_block(struct qcow2 *s, uint64_t ti)
 			qcow2_rc_set_entry(block, s->refcount_order, c & ((1ULL << s->rb_bits) - 1), 1);
 		/* The block must be on disk before the table entry that points at it. */
 		if (ret == 0)
-			ret = qcow2_file_write(s, off, block, s->cluster_size);
+			ret = qcow2_checked_write(s, 0, off, block, s->cluster_size);
 		qcow2_cache_put(&s->rc_cache, block);
 		if (ret < 0) {
 			qcow2_cache_discard(&s->rc_cache, off);
@@ -516,15 +517,62 @@ int qcow2_free_now(struct qcow2 *s, uint64_t offset, uint64_t clusters)
 	return 0;
 }
 
+/*
+ * Whether dropping the last reference to cluster c would free metadata: a
+ * damaged entry (a compressed descriptor spanning too many sectors, a data
+ * entry on a table) must not hand a table out for reuse or punch it away.
+ * One check covers a whole pending run; only a hit looks cluster by cluster.
+ */
+static int frees_metadata(struct qcow2 *s, uint64_t c, bool *bad)
+{
+	unsigned hit;
+	uint64_t rc;
+	int ret;
+
+	*bad = false;
+	ret = qcow2_get_refcount(s, c, &rc);
+	if (ret < 0 || rc != 1)
+		return ret;
+	ret = qcow2_overlaps(s, s->overlap & ~QCOW2_OL_INACTIVE_L2, c << s->cluster_bits,
+			     s->cluster_size, &hit);
+	if (ret == 0 && hit) {
+		*bad = true;
+		ret = qcow2_signal_corruption(s, "Preventing invalid free of metadata: cluster %#"
+					      PRIx64 " is a %s", c << s->cluster_bits,
+					      qcow2_overlap_name(hit));
+	}
+	return ret;
+}
+
+static bool run_touches_metadata(struct qcow2 *s, const struct qcow2_free *f)
+{
+	unsigned hit;
+
+	if (s->checking || !s->overlap)
+		return false;
+	return qcow2_overlaps(s, s->overlap & ~QCOW2_OL_INACTIVE_L2, f->offset,
+			      f->clusters << s->cluster_bits, &hit) < 0 || hit;
+}
+
 int qcow2_apply_pending_frees(struct qcow2 *s)
 {
-	int ret = 0;
+	int ret = 0, err = 0;
 
 	for (size_t i = 0; i < s->nb_pending && ret == 0; i++) {
 		struct qcow2_free *f = &s->pending[i];
 		uint64_t first = f->offset >> s->cluster_bits;
+		bool check = run_touches_metadata(s, f);
 		for (uint64_t c = first; c < first + f->clusters && ret == 0; c++) {
 			uint64_t rc;
+			bool bad = false;
+			if (check) {
+				/* The cluster keeps its reference (a leak); the others go on. */
+				int r = frees_metadata(s, c, &bad);
+				if (r < 0 && !err)
+					err = r;
+				if (bad || r < 0)
+					continue;
+			}
 			ret = qcow2_update_refcount(s, c, -1);
 			if (ret == 0)
 				ret = qcow2_get_refcount(s, c, &rc);
@@ -537,7 +585,7 @@ int qcow2_apply_pending_frees(struct qcow2 *s)
 		}
 	}
 	s->nb_pending = 0;
-	return ret;
+	return ret ? ret : err;
 }
 
 int qcow2_rc_flush(struct qcow2 *s, bool sync)
@@ -661,8 +709,8 @@ static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries)
 	}
 	note_alloc(s, start, area_end - start);
 	if (nb) {
-		ret = qcow2_file_write(s, (start + tcl) << s->cluster_bits, blocks,
-				       (size_t)(nb * s->cluster_size));
+		ret = qcow2_checked_write(s, 0, (start + tcl) << s->cluster_bits, blocks,
+					  (size_t)(nb * s->cluster_size));
 		if (ret < 0)
 			goto out;
 	}
@@ -671,7 +719,8 @@ static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries)
 		goto out;
 	for (uint64_t i = 0; i < tcl * per_cluster; i++)
 		put_be64(raw + 8 * i, table[i]);
-	ret = qcow2_file_write(s, start << s->cluster_bits, raw, (size_t)(tcl * s->cluster_size));
+	ret = qcow2_checked_write(s, 0, start << s->cluster_bits, raw,
+				  (size_t)(tcl * s->cluster_size));
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
 		ret = bfile_flush(s->bd);
 	if (ret < 0)

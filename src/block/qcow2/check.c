@@ -610,6 +610,8 @@ int qcow2_check(struct block_dev *bd, unsigned fix, struct block_check_result *r
 	struct qcow2 *s = bd->opaque;
 	int ret;
 
+	/* The counters only ever grow from here: every caller starts at zero (QEMU too). */
+	memset(res, 0, sizeof(*res));
 	pthread_mutex_lock(&s->lock);
 	ret = check_locked(s, fix, res, report);
 	pthread_mutex_unlock(&s->lock);

@@ -176,7 +176,7 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 
 	/* An unclean shutdown with lazy refcounts: rebuild them before writing (qcow2 spec). */
 	if (s->h.incompatible_features & QCOW2_INCOMPAT_DIRTY) {
-		struct block_check_result res;
+		struct block_check_result res = { 0 };
 		ret = qcow2_check(bd, BLOCK_FIX_LEAKS | BLOCK_FIX_ERRORS, &res, NULL);
 		if (ret == 0 && res.corruptions == 0)
 			ret = qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, false);

@@ -299,6 +299,13 @@ static int calculate_refs(struct qcow2 *s, struct refs *r, struct block_check_re
 	return ret;
 }
 
+static bool refblock_present(const struct qcow2 *s, uint64_t cluster)
+{
+	uint64_t ti = cluster >> s->rb_bits;
+
+	return ti < s->reftable_size && (s->reftable[ti] & REFT_OFFSET_MASK);
+}
+
 /* QEMU's compare_refcounts. */
 static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_result *res,
 			unsigned fix, bool *rebuild, uint64_t *highest, FILE *report)
@@ -319,6 +326,11 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 		int ret;
 		bool fixable;
 
+		if (i >= r->used && !refblock_present(s, i)) {
+			/* Nothing counted there and no block: skip the whole block. */
+			i |= (1ULL << s->rb_bits) - 1;
+			continue;
+		}
 		ret = qcow2_get_refcount(s, i, &rc);
 		if (ret < 0) {
 			say(report, "Can't get refcount for cluster %" PRIu64 ": %s\n", i,

@@ -18,6 +18,7 @@ struct refs {
 	uint64_t used;		/* clusters looked at: the file, or further if referenced */
 	uint64_t grow_to;	/* repair: file length that holds every table whole */
 	int cut_tables;		/* tables the end of the file cuts (counted as corruptions) */
+	int bitmap_errors;	/* corruptions found in the persistent bitmaps */
 };
 
 /* Reserved bits of table entries (qcow2 spec: "L1 table entry", "Standard Cluster Descriptor"). */
@@ -282,10 +283,13 @@ static int check_l1(struct qcow2 *s, struct refs *r, struct block_check_result *
 	if (ret < 0)
 		return ret;
 	table_in_file(s, r, res, "L1 table", l1_off, bytes, fix, report);
-	l1 = malloc((size_t)bytes);
+	/* Zeroed pages, and only the part inside the file read: the rest reads as zeroes. */
+	l1 = calloc(1, (size_t)bytes);
 	if (!l1)
 		return -ENOMEM;
-	ret = bfile_pread(s->bd, l1_off, l1, (size_t)bytes);
+	if (l1_off < s->file_size)
+		ret = bfile_pread(s->bd, l1_off, l1, (size_t)(bytes < s->file_size - l1_off ?
+							       bytes : s->file_size - l1_off));
 	if (ret < 0) {
 		say(report, "ERROR: I/O error in check_refcounts_l1\n");
 		res->check_errors++;
@@ -410,8 +414,8 @@ static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_res
 		return ret < 0 ? ret : 0;
 	}
 	for (p = 0; ret == 0 && p < dir_size && !why; seen++) {
-		uint64_t table = be64(dir + p);
-		uint32_t entries = be32(dir + p + 8);
+		uint64_t table;
+		uint32_t entries;
 		uint8_t *t;
 
 		if (dir_size - p < 24 || seen == nb) {
@@ -421,6 +425,8 @@ static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_res
 		why = bad_bitmap_entry(s, dir + p, dir_size - p);
 		if (why)
 			break;
+		table = be64(dir + p);
+		entries = be32(dir + p + 8);
 		/* A bitmap table is counted where it says, read only where it lies in the file. */
 		ret = refs_inc(s, r, res, table, (uint64_t)entries * 8, report);
 		t = malloc((size_t)entries * 8);
@@ -505,18 +511,23 @@ static int calculate_refs(struct qcow2 *s, struct refs *r, struct block_check_re
 		ret = refs_inc(s, r, res, s->reftable_offset, s->reftable_size * 8, report);
 	table_in_file(s, r, res, "refcount table", s->reftable_offset, s->reftable_size * 8, fix,
 		      report);
-	if (ret == 0)
+	if (ret == 0) {
+		int before = res->corruptions;
 		ret = check_bitmaps(s, r, res, report);
+		r->bitmap_errors = res->corruptions - before;
+	}
 	if (ret == 0)
 		ret = check_refblocks(s, r, res, nb_clusters, fix, rebuild, report);
 	return ret;
 }
 
+/* A refcount block that exists and that a repair may read and write (past the counted clusters). */
 static bool refblock_present(const struct qcow2 *s, uint64_t cluster)
 {
-	uint64_t ti = cluster >> s->rb_bits;
+	uint64_t ti = cluster >> s->rb_bits, e = ti < s->reftable_size ? s->reftable[ti] : 0;
 
-	return ti < s->reftable_size && (s->reftable[ti] & REFT_OFFSET_MASK);
+	return e && !(e & ~REFT_OFFSET_MASK) && !qcow2_in_cluster(s, e) &&
+	       e >= s->cluster_size && e < s->file_size;
 }
 
 /* QEMU's compare_refcounts. */
@@ -545,12 +556,13 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 			continue;
 		}
 		ret = qcow2_get_refcount(s, i, &rc);
-		if (ret < 0) {
+		if (ret < 0 && i < r->used) {
 			say(report, "Can't get refcount for cluster %" PRIu64 ": %s\n", i,
 			    strerror(-ret));
 			res->check_errors++;
-			continue;
 		}
+		if (ret < 0)
+			continue;
 		if (rc || ref)
 			*highest = i;
 		if (rc == ref)
@@ -801,6 +813,35 @@ static int grow_file(struct qcow2 *s, struct refs *r, struct block_check_result 
 	return 0;
 }
 
+/*
+ * Broken persistent bitmaps: kestrel does not maintain bitmaps, so a repair
+ * drops them as every kestrel writer does (qcow2 spec: a writer that does
+ * not update the bitmaps clears the autoclear bit, which invalidates the
+ * extension); their clusters are leaks then.  QEMU rewrites them instead.
+ */
+static int drop_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_result *res,
+			unsigned fix, bool *rebuild, FILE *report)
+{
+	struct block_check_result again = { 0 };
+	int ret;
+
+	say(report, "Repairing persistent bitmaps: dropping them\n");
+	s->h.autoclear_features &= ~QCOW2_AUTOCLEAR_BITMAPS;
+	ret = qcow2_write_header(s);
+	if (ret == 0)
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		return ret;
+	res->corruptions -= r->bitmap_errors;
+	res->corruptions_fixed += r->bitmap_errors;
+	/* Count again without them, so that their clusters are leaks now. */
+	free(r->n);
+	*r = (struct refs){ 0 };
+	*rebuild = false;
+	return calculate_refs(s, r, &again, qcow2_size_to_clusters(s, s->file_size), fix, rebuild,
+			      NULL);
+}
+
 /* Counts the references again and lets go of what nothing references (after a rewrite). */
 static int release_leaks(struct qcow2 *s, uint64_t *highest, bool *broken)
 {
@@ -903,6 +944,8 @@ static int check_locked(struct qcow2 *s, unsigned fix, struct block_check_result
 	ret = calculate_refs(s, &r, res, nb_clusters, fix, &rebuild_needed, report);
 	if (ret == 0 && r.cut_tables && (fix & BLOCK_FIX_ERRORS))
 		ret = grow_file(s, &r, res);
+	if (ret == 0 && r.bitmap_errors && (fix & BLOCK_FIX_ERRORS))
+		ret = drop_bitmaps(s, &r, res, fix, &rebuild_needed, report);
 	if (ret < 0)
 		goto out;
 	/* Repairs must not hand out clusters the image uses but forgot to count. */

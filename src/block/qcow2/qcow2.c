@@ -50,10 +50,13 @@ static int load_l1(struct qcow2 *s, char *err, size_t errlen)
 		return block_err(err, errlen, "out of memory");
 	if (!s->l1_size)
 		return 0;
-	raw = block_alloc_buf(bytes);
+	raw = calloc(1, bytes);
 	if (!raw)
 		return block_err(err, errlen, "out of memory");
-	ret = bfile_pread(s->bd, s->l1_offset, raw, bytes);
+	/* Opened for check, the table may run past the end of the file: that part reads as zeroes. */
+	if (s->l1_offset < s->file_size && bytes > s->file_size - s->l1_offset)
+		bytes = (size_t)(s->file_size - s->l1_offset);
+	ret = s->l1_offset < s->file_size ? bfile_pread(s->bd, s->l1_offset, raw, bytes) : 0;
 	if (ret < 0) {
 		free(raw);
 		return block_err(err, errlen, "Could not read L1 table: %s", strerror(-ret));

@@ -943,8 +943,6 @@ def _bend(kind, im, target):
         im.set_u64(H_L1_OFF, target)
     elif kind == "l2":
         im.set_u64(im.l1_addr(0), COPIED | target)
-    elif kind == "l2b":
-        im.set_u64(im.l1_addr(max(im.l2)), COPIED | target)
     elif kind == "snaptable":
         im.set_u64(H_SNAP_OFF, target)
     elif kind == "snapl1":
@@ -963,8 +961,8 @@ def _bend(kind, im, target):
 
 
 OVERLAP_BASE = {"snapshots": 1, "bitmap": True}
-MOVABLE = ["reftable", "refblock", "l1", "l2", "l2b", "snaptable", "snapl1", "data",
-           "compressed", "bmdir", "bmtable", "bmdata"]
+MOVABLE = ["reftable", "refblock", "l1", "l2", "snaptable", "snapl1", "data", "compressed",
+           "bmdir", "bmtable", "bmdata"]
 TARGETS = ["header", "reftable", "refblock", "l1", "l2", "l2b", "snaptable", "snapl1", "data",
            "compressed", "bmdir", "bmtable", "bmdata"]
 

@@ -197,7 +197,8 @@ class Image:
 
 
 def repair_word(rc):
-    return {0: "clean", None: "hung"}.get(rc, "dirty" if rc in (2, 3) else "refused")
+    """qemu-img check's verdict on a repaired copy (1: check errors, or it cannot open it)."""
+    return {0: "clean", None: "hung", 1: "error"}.get(rc, "dirty")
 
 
 def digest(path):

@@ -144,8 +144,11 @@ static bool on_metadata(const struct qcow2 *s, uint64_t off, uint64_t len, unsig
 	for (uint64_t i = 0; i < s->reftable_size; i++)
 		if (ranges_overlap(off, len, s->reftable[i] & REFT_OFFSET_MASK, s->cluster_size))
 			return true;
+	/* Snapshot L1 tables check rejects (unaligned, too large) are no tables to protect. */
 	for (unsigned i = 0; i < s->nb_snaps; i++)
-		if (ranges_overlap(off, len, s->snaps[i].l1_table_offset,
+		if (!qcow2_in_cluster(s, s->snaps[i].l1_table_offset) &&
+		    s->snaps[i].l1_size <= QCOW2_MAX_L1_BYTES / 8 &&
+		    ranges_overlap(off, len, s->snaps[i].l1_table_offset,
 				   (uint64_t)s->snaps[i].l1_size * 8))
 			return true;
 	return qcow2_bitmap_dir(s, &dir_off, &dir_size, &nb) &&
@@ -668,6 +671,8 @@ static int check_copied(struct qcow2 *s, struct block_check_result *res, unsigne
 			say(report, "%s OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%" PRIx64
 				    " refcount=%" PRIu64 "\n", repair ? "Repairing" : "ERROR", i, l1e, rc);
 			if (repair && on_metadata(s, s->l1_offset + 8ULL * i, 8, OL_ACTIVE_L1)) {
+				say(report, "ERROR: Could not write L1 table entry %u; metadata overlap "
+					    "check failed\n", i);
 				res->check_errors++;
 			} else if (repair) {
 				s->l1[i] = rc == 1 ? l1e | QCOW_OFLAG_COPIED : l1e & ~QCOW_OFLAG_COPIED;
@@ -874,6 +879,9 @@ static int fix_snapshot_table(struct qcow2 *s, struct block_check_result *snap, 
 	ret = qcow2_snapshot_table_rewrite(s);
 	if (ret == 0)
 		ret = release_leaks(s, highest, &broken);
+	/* What the old table covered has one reference less now: COPIED follows. */
+	if (ret == 0)
+		ret = check_copied(s, &(struct block_check_result){ 0 }, fix, NULL);
 	if (ret < 0) {
 		say(report, "ERROR failed to update snapshot table: %s\n", strerror(-ret));
 		snap->check_errors++;

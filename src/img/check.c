@@ -61,6 +61,15 @@ static void print_json(const struct block_check_result *r, const char *filename,
 	jfree(o);
 }
 
+/* One check, its report lines on stderr ahead of anything printed after it. */
+static int check_report(struct block_dev *bd, unsigned fix, struct block_check_result *r)
+{
+	int ret = block_check(bd, fix, r, stderr);
+
+	fflush(stderr);
+	return ret;
+}
+
 int img_check(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -131,7 +140,13 @@ int img_check(int argc, char **argv)
 	bd = img_open(filename, fmt, flags);
 	if (!bd)
 		return 1;
-	ret = block_check(bd, fix, &r, stderr);
+	/*
+	 * A damaged image can take one report line per cluster: buffered, they
+	 * cost one write per 64 KiB instead of one each (qemu-img pays the same
+	 * per line, but its time is what ours is measured against).
+	 */
+	setvbuf(stderr, NULL, _IOFBF, 1 << 16);
+	ret = check_report(bd, fix, &r);
 	if (ret == -ENOTSUP) {
 		img_error("This image format does not support checks");
 		block_close(bd);
@@ -148,7 +163,7 @@ int img_check(int argc, char **argv)
 			       "    %d leaked clusters\n    %d corruptions\n\n"
 			       "Double checking the fixed image now...\n",
 			       r.leaks_fixed, r.corruptions_fixed);
-		ret = block_check(bd, 0, &r2, stderr);
+		ret = check_report(bd, 0, &r2);
 		if (ret < 0) {
 			img_error("Check failed: %s", strerror(-ret));
 			block_close(bd);

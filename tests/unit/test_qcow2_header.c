@@ -204,11 +204,15 @@ static void test_features(void **state)
 	make_v3(&h);
 	put_be64(h.buf + 72, QCOW2_INCOMPAT_DATA_FILE);
 	refused(&h, "external data file");
+	/* Raw external data without the external data file (QEMU refuses it too). */
+	make_v3(&h);
+	put_be64(h.buf + 88, QCOW2_AUTOCLEAR_DATA_FILE_RAW);
+	refused(&h, "data-file-raw requires a data file");
 	/* Known bits and unknown compatible/autoclear bits are fine. */
 	make_v3(&h);
 	put_be64(h.buf + 72, QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT);
 	put_be64(h.buf + 80, ~0ULL);
-	put_be64(h.buf + 88, ~0ULL);
+	put_be64(h.buf + 88, ~QCOW2_AUTOCLEAR_DATA_FILE_RAW);
 	assert_int_equal(parse(&h, err, sizeof(err), &s), 0);
 	qcow2_free_state(s);
 }

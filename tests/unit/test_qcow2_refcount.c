@@ -268,6 +268,72 @@ static void test_l2_cache_eviction(void **state)
 	block_close(bd);
 }
 
+/*
+ * Leaves garbage where the next call's locals will live: what a long-running
+ * VMM's stack holds when it reopens an image (issue #16, defect 3).
+ */
+static void __attribute__((noinline)) dirty_stack(uint8_t fill)
+{
+	volatile uint8_t junk[256 << 10];
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = fill;
+}
+
+/*
+ * A lazy_refcounts image whose VM died (dirty bit set, refcounts behind the
+ * tables) is repaired when opened for writing, whatever the stack held: the
+ * repair's result must not be read before the check has set it.
+ */
+static void test_dirty_lazy_open(void **state)
+{
+	struct block_create_opts o = { .size = 4 << 20, .cluster_size = 65536,
+				       .lazy_refcounts = true };
+	static const uint8_t fills[] = { 0xff, 0x01, 0x5a, 0x80, 0x00, 0x7f };
+	char path[256], err[256];
+	uint8_t buf[4096];
+	struct block_dev *bd;
+
+	snprintf(path, sizeof(path), "%s/lazy.qcow2", dir);
+	memset(buf, 0xab, sizeof(buf));
+	for (size_t k = 0; k < sizeof(fills); k++) {
+		enum qcow2_type type;
+		struct qcow2 *s;
+		uint64_t l2e, n;
+
+		assert_int_equal(block_create(path, "qcow2", &o, err, sizeof(err)), 0);
+		assert_int_equal(block_open(path, "qcow2", 0, &bd, err, sizeof(err)), 0);
+		assert_int_equal(block_pwrite(bd, 65536 * k, buf, sizeof(buf)), 0);
+		assert_int_equal(block_flush(bd), 0);
+		s = bd->opaque;
+		/*
+		 * What a kill leaves: the dirty bit on disk, refcounts that are right
+		 * (what qemu-img check calls clean), one too high or one missing.
+		 */
+		pthread_mutex_lock(&s->lock);
+		assert_int_equal(qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, true), 0);
+		assert_int_equal(qcow2_map(s, 65536 * k, 4096, &type, &l2e, &n), 0);
+		assert_int_equal(type, QCOW2_NORMAL);
+		if (k % 3)
+			assert_int_equal(qcow2_update_refcount(s, (l2e & L2E_OFFSET_MASK) >> 16,
+							       k % 3 == 1 ? 1 : -1), 0);
+		assert_int_equal(qcow2_flush_metadata(s, true), 0);
+		s->dirty_bit_set = false;	/* close must not clean up behind the test */
+		pthread_mutex_unlock(&s->lock);
+		block_close(bd);
+
+		dirty_stack(fills[k]);
+		if (block_open(path, "qcow2", 0, &bd, err, sizeof(err)) < 0)
+			fail_msg("stack filled with %#x: %s", fills[k], err);
+		assert_int_equal(block_pread(bd, 65536 * k, buf, sizeof(buf)), 0);
+		assert_int_equal(buf[0], 0xab);
+		assert_false(((struct qcow2 *)bd->opaque)->h.incompatible_features &
+			     QCOW2_INCOMPAT_DIRTY);
+		assert_clean(bd);
+		block_close(bd);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_bytes),
 		cmocka_unit_test(test_cache_lru_and_pins),
 		cmocka_unit_test(test_l2_cache_eviction),
+		cmocka_unit_test(test_dirty_lazy_open),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,302 +1,24 @@
 /*
- * Consistency check and repair, as qemu-img check does it for qcow2: count
- * the references every metadata structure makes, compare with the stored
- * refcounts, check the COPIED flags, and optionally fix what differs.
+ * Consistency check and repair, as qemu-img check does it for qcow2: the
+ * references counted (check_refs.c) compared with the stored refcounts, the
+ * COPIED flags, the snapshot table, and optionally fixed where they differ.
  * Messages and their wording follow QEMU's qcow2-refcount.c.
  */
-#include "block/qcow2/qcow2.h"
+#include "block/qcow2/check.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-struct refs {
-	uint32_t *n;
-	uint64_t size;		/* capacity of n */
-	uint64_t used;		/* clusters looked at: the file, or further if referenced */
-	uint64_t limit;		/* refuse to count absurdly far past the file */
-};
-
-static void say(FILE *report, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(FILE *report, const char *fmt, ...)
+/* A refcount block that exists and that a repair may read and write (past the counted clusters). */
+static bool refblock_present(const struct qcow2 *s, uint64_t cluster)
 {
-	va_list ap;
+	uint64_t ti = cluster >> s->rb_bits, e = ti < s->reftable_size ? s->reftable[ti] : 0;
 
-	if (!report)
-		return;
-	va_start(ap, fmt);
-	vfprintf(report, fmt, ap);
-	va_end(ap);
-}
-
-static int refs_inc(struct qcow2 *s, struct refs *r, struct block_check_result *res,
-		    uint64_t off, uint64_t size, FILE *report)
-{
-	uint64_t first, last;
-
-	if (!size)
-		return 0;
-	first = off >> s->cluster_bits;
-	last = (off + size - 1) >> s->cluster_bits;
-	if (last >= r->limit) {
-		say(report, "ERROR: cluster offset=%#" PRIx64 " is far past the end of the image\n",
-		    off);
-		res->corruptions++;
-		return 0;
-	}
-	if (last >= r->size) {
-		uint64_t nsize = last + 1 > r->size * 2 ? last + 1 : r->size * 2;
-		uint32_t *n = realloc(r->n, nsize * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		memset(n + r->size, 0, (nsize - r->size) * sizeof(*n));
-		r->n = n;
-		r->size = nsize;
-	}
-	if (last + 1 > r->used)
-		r->used = last + 1;
-	for (uint64_t c = first; c <= last; c++) {
-		if ((uint64_t)r->n[c] + 1 > s->refcount_max || r->n[c] == UINT32_MAX) {
-			say(report, "ERROR: overflow cluster offset=0x%" PRIx64 "\n",
-			    c << s->cluster_bits);
-			say(report, "Use qemu-img amend to increase the refcount entry width or "
-				    "qemu-img convert to create a clean copy if the image cannot be "
-				    "opened for writing\n");
-			res->corruptions++;
-			continue;
-		}
-		r->n[c]++;
-	}
-	return 0;
-}
-
-static uint64_t refs_get(const struct refs *r, uint64_t c)
-{
-	return c < r->size ? r->n[c] : 0;
-}
-
-/* QEMU's check_refcounts_l2. */
-static int check_l2(struct qcow2 *s, struct refs *r, struct block_check_result *res,
-		    uint64_t l2_off, bool active, FILE *report)
-{
-	uint8_t *table = block_alloc_buf(s->cluster_size);
-	uint64_t contig = 0, *next_contig = &contig;	/* per table, as QEMU counts */
-	int ret;
-
-	if (!table)
-		return -ENOMEM;
-	ret = bfile_pread(s->bd, l2_off, table, s->cluster_size);
-	if (ret < 0) {
-		say(report, "ERROR: I/O error in check_refcounts_l2\n");
-		res->check_errors++;
-		free(table);
-		return 0;
-	}
-	for (uint32_t i = 0; i < s->l2_size && ret == 0; i++) {
-		uint64_t e = be64(table + 8 * i), off;
-		switch (qcow2_entry_type(s, e)) {
-		case QCOW2_COMPRESSED: {
-			uint64_t coff = e & s->cluster_offset_mask;
-			uint64_t sectors = ((e >> s->csize_shift) & s->csize_mask) + 1;
-			if (e & QCOW_OFLAG_COPIED) {
-				say(report, "ERROR: coffset=0x%" PRIx64 ": Compressed cluster has "
-					    "QCOW_OFLAG_COPIED flag set\n", coff);
-				res->corruptions++;
-			}
-			ret = refs_inc(s, r, res, coff & ~511ULL, sectors * 512, report);
-			if (active) {
-				res->allocated_clusters++;
-				res->compressed_clusters++;
-				/* Compressed clusters are fragmented by nature (QEMU). */
-				res->fragmented_clusters++;
-			}
-			break;
-		}
-		case QCOW2_NORMAL:
-		case QCOW2_ZERO_ALLOC:
-			off = e & L2E_OFFSET_MASK;
-			if (active) {
-				res->allocated_clusters++;
-				if (*next_contig && off != *next_contig)
-					res->fragmented_clusters++;
-				*next_contig = off + s->cluster_size;
-			}
-			if (qcow2_in_cluster(s, off)) {
-				/* QEMU reports it and still counts the (unaligned) range. */
-				res->corruptions++;
-				if (qcow2_entry_type(s, e) == QCOW2_ZERO_ALLOC)
-					say(report, "ERROR offset=%" PRIx64 ": Preallocated cluster is not "
-						    "properly aligned; L2 entry corrupted.\n", off);
-				else
-					say(report, "ERROR offset=%" PRIx64 ": Data cluster is not properly "
-						    "aligned; L2 entry corrupted.\n", off);
-			}
-			ret = refs_inc(s, r, res, off, s->cluster_size, report);
-			break;
-		default:
-			break;
-		}
-	}
-	free(table);
-	return ret;
-}
-
-/* QEMU's check_refcounts_l1. */
-static int check_l1(struct qcow2 *s, struct refs *r, struct block_check_result *res,
-		    uint64_t l1_off, uint32_t l1_size, bool active, FILE *report)
-{
-	uint64_t bytes = (uint64_t)l1_size * 8;
-	uint8_t *l1;
-	int ret;
-
-	ret = refs_inc(s, r, res, l1_off, bytes, report);
-	if (ret < 0 || !l1_size)
-		return ret;
-	l1 = malloc((size_t)bytes);
-	if (!l1)
-		return -ENOMEM;
-	ret = bfile_pread(s->bd, l1_off, l1, (size_t)bytes);
-	if (ret < 0) {
-		say(report, "ERROR: I/O error in check_refcounts_l1\n");
-		res->check_errors++;
-		free(l1);
-		return 0;
-	}
-	for (uint32_t i = 0; i < l1_size && ret == 0; i++) {
-		uint64_t off = be64(l1 + 8 * i) & L1E_OFFSET_MASK;
-		if (!off)
-			continue;
-		ret = refs_inc(s, r, res, off, s->cluster_size, report);
-		if (ret < 0)
-			break;
-		if (qcow2_in_cluster(s, off)) {
-			say(report, "ERROR l2_offset=%" PRIx64 ": Table is not cluster aligned; L1 "
-				    "entry corrupted\n", off);
-			res->corruptions++;
-			continue;
-		}
-		ret = check_l2(s, r, res, off, active, report);
-	}
-	free(l1);
-	return ret;
-}
-
-/* QEMU's check_refblocks: the refcount table and each block it names. */
-static int check_refblocks(struct qcow2 *s, struct refs *r, struct block_check_result *res,
-			   uint64_t nb_clusters, bool *rebuild, FILE *report)
-{
-	int ret;
-
-	for (uint64_t i = 0; i < s->reftable_size; i++) {
-		uint64_t e = s->reftable[i], off = e & REFT_OFFSET_MASK, c = off >> s->cluster_bits;
-		if (e & ~REFT_OFFSET_MASK) {
-			say(report, "ERROR refcount table entry %" PRIu64 " has reserved bits set\n", i);
-			res->corruptions++;
-			*rebuild = true;
-			continue;
-		}
-		if (qcow2_in_cluster(s, off)) {
-			say(report, "ERROR refcount block %" PRIu64 " is not cluster aligned; refcount "
-				    "table entry corrupted\n", i);
-			res->corruptions++;
-			*rebuild = true;
-			continue;
-		}
-		if (!off)
-			continue;
-		if (c >= nb_clusters) {
-			say(report, "ERROR refcount block %" PRIu64 " is outside image\n", i);
-			res->corruptions++;
-			*rebuild = true;
-			continue;
-		}
-		ret = refs_inc(s, r, res, off, s->cluster_size, report);
-		if (ret < 0)
-			return ret;
-		if (refs_get(r, c) != 1) {
-			say(report, "ERROR refcount block %" PRIu64 " refcount=%" PRIu64 "\n", i,
-			    refs_get(r, c));
-			res->corruptions++;
-			*rebuild = true;
-		}
-	}
-	return 0;
-}
-
-/*
- * Persistent dirty bitmaps (qcow2 spec: "Bitmaps extension"): the directory,
- * each bitmap table and its data clusters are in use, but only while the
- * autoclear bit says the extension is valid (QEMU's qcow2_check_bitmaps_refcounts).
- */
-static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_result *res,
-			 FILE *report)
-{
-	uint64_t dir_size, dir_off;
-	uint32_t nb, seen = 0;
-	uint8_t *dir;
-	int ret;
-
-	if (!qcow2_bitmap_dir(s, &dir_off, &dir_size, &nb) || qcow2_in_cluster(s, dir_off))
-		return 0;
-	ret = refs_inc(s, r, res, dir_off, dir_size, report);
-	dir = malloc((size_t)dir_size);
-	if (ret < 0 || !dir || bfile_pread(s->bd, dir_off, dir, (size_t)dir_size) < 0) {
-		free(dir);
-		return ret < 0 ? ret : 0;
-	}
-	for (uint64_t p = 0; p + 24 <= dir_size && ret == 0 && seen++ < nb;) {
-		uint64_t table = be64(dir + p);
-		uint32_t entries = be32(dir + p + 8), extra = be32(dir + p + 20);
-		uint16_t name = be16(dir + p + 18);
-		uint8_t *t;
-
-		/* A bitmap table is read only where it lies inside the file. */
-		if (!qcow2_in_cluster(s, table) && entries && entries <= (1u << 20) &&
-		    table <= s->file_size && (uint64_t)entries * 8 <= s->file_size - table) {
-			ret = refs_inc(s, r, res, table, (uint64_t)entries * 8, report);
-			t = malloc((size_t)entries * 8);
-			if (ret == 0 && t && bfile_pread(s->bd, table, t, (size_t)entries * 8) == 0) {
-				for (uint32_t i = 0; i < entries && ret == 0; i++) {
-					uint64_t off = be64(t + 8 * i) & L2E_OFFSET_MASK;
-					if (off && !qcow2_in_cluster(s, off))
-						ret = refs_inc(s, r, res, off, s->cluster_size, report);
-				}
-			}
-			free(t);
-		}
-		p += (24 + (uint64_t)extra + name + 7) & ~7ULL;
-	}
-	free(dir);
-	return ret;
-}
-
-static int calculate_refs(struct qcow2 *s, struct refs *r, struct block_check_result *res,
-			  uint64_t nb_clusters, bool *rebuild, FILE *report)
-{
-	int ret;
-
-	r->size = nb_clusters ? nb_clusters : 1;
-	r->used = nb_clusters;
-	r->limit = nb_clusters + (1ULL << 20);	/* references far past the file are reported, not counted */
-	r->n = calloc(r->size, sizeof(*r->n));
-	if (!r->n)
-		return -ENOMEM;
-	ret = refs_inc(s, r, res, 0, s->cluster_size, report);
-	if (ret == 0)
-		ret = check_l1(s, r, res, s->l1_offset, s->l1_size, true, report);
-	for (unsigned i = 0; i < s->nb_snaps && ret == 0; i++)
-		ret = check_l1(s, r, res, s->snaps[i].l1_table_offset, s->snaps[i].l1_size, false,
-			       report);
-	if (ret == 0)
-		ret = refs_inc(s, r, res, s->h.snapshots_offset, s->snap_table_size, report);
-	if (ret == 0)
-		ret = refs_inc(s, r, res, s->reftable_offset, s->reftable_size * 8, report);
-	if (ret == 0)
-		ret = check_bitmaps(s, r, res, report);
-	if (ret == 0)
-		ret = check_refblocks(s, r, res, nb_clusters, rebuild, report);
-	return ret;
+	return e && !(e & ~REFT_OFFSET_MASK) && !qcow2_in_cluster(s, e) &&
+	       e >= s->cluster_size && e < s->file_size;
 }
 
 /* QEMU's compare_refcounts. */
@@ -310,22 +32,28 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 	 */
 	uint64_t n = r->used;
 
-	if (fix & BLOCK_FIX_LEAKS)
+	if ((fix & BLOCK_FIX_LEAKS) && (s->reftable_size << s->rb_bits) > n)
 		n = s->reftable_size << s->rb_bits;
 
 	*highest = 0;
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t rc, ref = refs_get(r, i);
+		uint64_t rc, ref = qcow2_refs_get(r, i);
 		int ret;
 		bool fixable;
 
+		if (i >= r->used && !refblock_present(s, i)) {
+			/* Nothing counted there and no block: skip the whole block. */
+			i |= (1ULL << s->rb_bits) - 1;
+			continue;
+		}
 		ret = qcow2_get_refcount(s, i, &rc);
-		if (ret < 0) {
+		if (ret < 0 && i < r->used) {
 			say(report, "Can't get refcount for cluster %" PRIu64 ": %s\n", i,
 			    strerror(-ret));
 			res->check_errors++;
-			continue;
 		}
+		if (ret < 0)
+			continue;
 		if (rc || ref)
 			*highest = i;
 		if (rc == ref)
@@ -357,84 +85,94 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 	return 0;
 }
 
+/* One L2 table's data clusters: COPIED exactly where the refcount is 1. */
+static int check_copied_l2(struct qcow2 *s, struct block_check_result *res, unsigned fix,
+			   uint64_t l2_off, uint8_t *table, FILE *report)
+{
+	bool repair = fix & BLOCK_FIX_ERRORS;
+	unsigned dirty = 0;
+	uint64_t rc;
+	int ret;
+
+	if (bfile_pread(s->bd, l2_off, table, s->cluster_size) < 0) {
+		say(report, "ERROR: Could not read L2 table: %s\n", strerror(EIO));
+		res->check_errors++;
+		return 0;
+	}
+	for (uint32_t j = 0; j < s->l2_size; j++) {
+		uint64_t e = be64(table + 8 * j);
+		enum qcow2_type t = qcow2_entry_type(s, e);
+
+		if (t != QCOW2_NORMAL && t != QCOW2_ZERO_ALLOC)
+			continue;
+		/* A refcount that cannot be read was reported already (QEMU too). */
+		if (qcow2_get_refcount(s, (e & L2E_OFFSET_MASK) >> s->cluster_bits, &rc) < 0)
+			continue;
+		if ((rc == 1) == !!(e & QCOW_OFLAG_COPIED))
+			continue;
+		res->corruptions++;
+		say(report, "%s OFLAG_COPIED data cluster: l2_entry=%" PRIx64 " refcount=%" PRIu64
+			    "\n", repair ? "Repairing" : "ERROR", e, rc);
+		if (repair) {
+			e = rc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
+			put_be64(table + 8 * j, e);
+			dirty++;
+		}
+	}
+	if (!dirty)
+		return 0;
+	if (qcow2_on_metadata(s, l2_off, s->cluster_size, OL_ACTIVE_L2)) {
+		say(report, "ERROR: Could not write L2 table; metadata overlap check failed: %s\n",
+		    strerror(EIO));
+		res->check_errors++;
+		return 0;
+	}
+	qcow2_cache_discard(&s->l2_cache, l2_off);
+	ret = qcow2_file_write(s, l2_off, table, s->cluster_size);
+	if (ret < 0) {
+		say(report, "ERROR: Could not write L2 table: %s\n", strerror(-ret));
+		res->check_errors++;
+		return 0;
+	}
+	res->corruptions -= dirty;
+	res->corruptions_fixed += dirty;
+	return 0;
+}
+
 /* QEMU's check_oflag_copied: COPIED exactly where the refcount is 1, active L1 only. */
 static int check_copied(struct qcow2 *s, struct block_check_result *res, unsigned fix,
 			FILE *report)
 {
 	uint8_t *table = block_alloc_buf(s->cluster_size);
+	bool repair = fix & BLOCK_FIX_ERRORS;
 	int ret = 0;
 
 	if (!table)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < s->l1_size; i++) {
+	for (uint32_t i = 0; i < s->l1_size && ret == 0; i++) {
 		uint64_t l1e = s->l1[i], off = l1e & L1E_OFFSET_MASK, rc;
-		bool dirty = false;
 
-		if (!off || qcow2_in_cluster(s, off))
+		if (!off || qcow2_get_refcount(s, off >> s->cluster_bits, &rc) < 0)
 			continue;
-		ret = qcow2_get_refcount(s, off >> s->cluster_bits, &rc);
-		if (ret < 0) {
-			res->check_errors++;
-			ret = 0;
-			continue;
-		}
 		if ((rc == 1) != !!(l1e & QCOW_OFLAG_COPIED)) {
-			bool repair = fix & BLOCK_FIX_ERRORS;
+			res->corruptions++;
 			say(report, "%s OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%" PRIx64
 				    " refcount=%" PRIu64 "\n", repair ? "Repairing" : "ERROR", i, l1e, rc);
-			if (repair) {
-				s->l1[i] = off | (rc == 1 ? QCOW_OFLAG_COPIED : 0);
-				ret = qcow2_write_l1_entry(s, i);
-				if (ret < 0) {
+			if (repair && qcow2_on_metadata(s, s->l1_offset + 8ULL * i, 8, OL_ACTIVE_L1)) {
+				say(report, "ERROR: Could not write L1 table entry %u; metadata overlap "
+					    "check failed\n", i);
+				res->check_errors++;
+			} else if (repair) {
+				s->l1[i] = rc == 1 ? l1e | QCOW_OFLAG_COPIED : l1e & ~QCOW_OFLAG_COPIED;
+				if (qcow2_write_l1_entry(s, i) < 0) {
 					res->check_errors++;
-					ret = 0;
 				} else {
+					res->corruptions--;
 					res->corruptions_fixed++;
 				}
-			} else {
-				res->corruptions++;
 			}
 		}
-		if (bfile_pread(s->bd, off, table, s->cluster_size) < 0) {
-			say(report, "ERROR: Could not read L2 table: %s\n", strerror(EIO));
-			res->check_errors++;
-			continue;
-		}
-		for (uint32_t j = 0; j < s->l2_size; j++) {
-			uint64_t e = be64(table + 8 * j);
-			enum qcow2_type t = qcow2_entry_type(s, e);
-			if (t != QCOW2_NORMAL && t != QCOW2_ZERO_ALLOC)
-				continue;
-			if (qcow2_in_cluster(s, e & L2E_OFFSET_MASK))
-				continue;
-			ret = qcow2_get_refcount(s, (e & L2E_OFFSET_MASK) >> s->cluster_bits, &rc);
-			if (ret < 0) {
-				res->check_errors++;
-				ret = 0;
-				continue;
-			}
-			if ((rc == 1) != !!(e & QCOW_OFLAG_COPIED)) {
-				bool repair = fix & BLOCK_FIX_ERRORS;
-				say(report, "%s OFLAG_COPIED data cluster: l2_entry=%" PRIx64
-					    " refcount=%" PRIu64 "\n", repair ? "Repairing" : "ERROR", e, rc);
-				if (repair) {
-					e = rc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
-					put_be64(table + 8 * j, e);
-					dirty = true;
-					res->corruptions_fixed++;
-				} else {
-					res->corruptions++;
-				}
-			}
-		}
-		if (dirty) {
-			qcow2_cache_discard(&s->l2_cache, off);
-			ret = qcow2_file_write(s, off, table, s->cluster_size);
-			if (ret < 0) {
-				res->check_errors++;
-				ret = 0;
-			}
-		}
+		ret = check_copied_l2(s, res, fix, off, table, report);
 	}
 	free(table);
 	return ret;
@@ -476,7 +214,7 @@ static int rebuild(struct qcow2 *s, struct refs *r, FILE *report)
 	memset(blocks, 0, (size_t)(nblocks * s->cluster_size));
 	memset(table, 0, (size_t)(tcl * s->cluster_size));
 	for (uint64_t c = 0; c < end; c++) {
-		uint64_t v = c >= start ? 1 : refs_get(r, c);
+		uint64_t v = c >= start ? 1 : qcow2_refs_get(r, c);
 		if (v > s->refcount_max)
 			v = s->refcount_max;
 		qcow2_rc_set_entry(blocks + (c / per_block) * s->cluster_size, s->refcount_order,
@@ -522,10 +260,171 @@ out:
 	return ret;
 }
 
+/*
+ * The snapshot table as the lenient check-mode read left it (QEMU's
+ * qcow2_check_read_snapshot_table): entries cut or dropped by a repair,
+ * and version 3 entries without the 16 bytes of extra data they must have.
+ */
+static void check_snapshot_table(struct qcow2 *s, struct block_check_result *snap, unsigned fix,
+				 FILE *report)
+{
+	bool repair = fix & BLOCK_FIX_ERRORS;
+
+	if (s->snap_reduced) {
+		say(report, "Discarding %u overhanging snapshots (snapshot table is too big)\n",
+		    s->snap_reduced);
+		snap->corruptions_fixed += (int)s->snap_reduced;
+	}
+	if (s->snap_extra_dropped)
+		say(report, "Discarding too much extra metadata in %u snapshot table entries\n",
+		    s->snap_extra_dropped);
+	snap->corruptions += (int)s->snap_extra_dropped;
+	if (s->h.version < 3)
+		return;
+	for (unsigned i = 0; i < s->nb_snaps; i++) {
+		if (s->snaps[i].extra_size >= 16)
+			continue;
+		snap->corruptions++;
+		say(report, "%s snapshot table entry %u is incomplete\n",
+		    repair ? "Repairing" : "ERROR", i);
+	}
+}
+
+/*
+ * Tables the end of the file cut read as zeroes; the file extended over them
+ * holds those zeroes for real, and what they reference is counted already.
+ */
+static int grow_file(struct qcow2 *s, struct refs *r, struct block_check_result *res)
+{
+	if (r->grow_to > s->file_size) {
+		if (ftruncate(s->bd->fd, (off_t)r->grow_to) < 0)
+			return -errno;
+		s->file_size = r->grow_to;
+	}
+	res->corruptions -= r->cut_tables;
+	res->corruptions_fixed += r->cut_tables;
+	return 0;
+}
+
+/*
+ * Broken persistent bitmaps: kestrel does not maintain bitmaps, so a repair
+ * drops them as every kestrel writer does (qcow2 spec: a writer that does
+ * not update the bitmaps clears the autoclear bit, which invalidates the
+ * extension); their clusters are leaks then.  QEMU rewrites them instead.
+ */
+static int drop_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_result *res,
+			unsigned fix, bool *rebuild, FILE *report)
+{
+	struct block_check_result again = { 0 };
+	int ret;
+
+	say(report, "Repairing persistent bitmaps: dropping them\n");
+	s->h.autoclear_features &= ~QCOW2_AUTOCLEAR_BITMAPS;
+	ret = qcow2_write_header(s);
+	if (ret == 0)
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		return ret;
+	res->corruptions -= r->bitmap_errors;
+	res->corruptions_fixed += r->bitmap_errors;
+	/* Count again without them, so that their clusters are leaks now. */
+	free(r->n);
+	*r = (struct refs){ 0 };
+	*rebuild = false;
+	return qcow2_count_refs(s, r, &again, qcow2_size_to_clusters(s, s->file_size), fix,
+				rebuild, NULL);
+}
+
+/* Counts the references again and lets go of what nothing references (after a rewrite). */
+static int release_leaks(struct qcow2 *s, uint64_t *highest, bool *broken)
+{
+	struct block_check_result again = { 0 };
+	struct refs r = { 0 };
+	int ret;
+
+	*broken = false;
+	ret = qcow2_count_refs(s, &r, &again, qcow2_size_to_clusters(s, s->file_size), 0, broken,
+			       NULL);
+	if (ret == 0)
+		ret = compare_refs(s, &r, &again, BLOCK_FIX_LEAKS, broken, highest, NULL);
+	free(r.n);
+	return ret;
+}
+
+/* QEMU's qcow2_check_fix_snapshot_table: the table written anew with complete entries. */
+static int fix_snapshot_table(struct qcow2 *s, struct block_check_result *snap, unsigned fix,
+			      uint64_t *highest, FILE *report)
+{
+	bool broken;
+	int ret;
+
+	if (!(fix & BLOCK_FIX_ERRORS) || !(snap->corruptions || s->snap_reduced))
+		return 0;
+	for (unsigned i = 0; i < s->nb_snaps; i++) {
+		if (s->h.version >= 3 && s->snaps[i].extra_size < 16)
+			s->snaps[i].extra_size = 16;	/* vm state size and disk size */
+	}
+	ret = qcow2_snapshot_table_rewrite(s);
+	if (ret == 0)
+		ret = release_leaks(s, highest, &broken);
+	/* What the old table covered has one reference less now: COPIED follows. */
+	if (ret == 0)
+		ret = check_copied(s, &(struct block_check_result){ 0 }, fix, NULL);
+	if (ret < 0) {
+		say(report, "ERROR failed to update snapshot table: %s\n", strerror(-ret));
+		snap->check_errors++;
+		return ret;
+	}
+	s->snap_reduced = s->snap_extra_dropped = 0;
+	snap->corruptions_fixed += snap->corruptions;
+	snap->corruptions = 0;
+	return 0;
+}
+
+/* The refcount structure rebuilt from the counted references (QEMU's qcow2_check_refcounts). */
+static int rebuild_and_recount(struct qcow2 *s, struct refs *r, struct block_check_result *res,
+			       uint64_t *highest, FILE *report)
+{
+	struct block_check_result again = { 0 };
+	int before = res->corruptions;
+	bool broken = false;
+	int ret;
+
+	ret = rebuild(s, r, report);
+	if (ret < 0)
+		return ret;
+	free(s->check_refs);
+	s->check_refs = NULL;
+	s->check_refs_size = 0;
+	/*
+	 * The old structure is leaked now: count again, let those go, and keep
+	 * as corruptions what a new refcount structure cannot fix (entries that
+	 * point past the end of the file, reserved bits...).
+	 */
+	free(r->n);
+	*r = (struct refs){ 0 };
+	ret = qcow2_count_refs(s, r, &again, qcow2_size_to_clusters(s, s->file_size), 0, &broken,
+			       NULL);
+	if (ret == 0)
+		ret = compare_refs(s, r, &again, BLOCK_FIX_LEAKS, &broken, highest, NULL);
+	if (ret < 0)
+		return ret;
+	if (broken) {
+		say(report, "ERROR rebuilt refcount structure is still broken\n");
+		again.corruptions++;
+	}
+	res->corruptions = again.corruptions;
+	if (before > again.corruptions)
+		res->corruptions_fixed += before - again.corruptions;
+	res->leaks = 0;
+	return 0;
+}
+
 static int check_locked(struct qcow2 *s, unsigned fix, struct block_check_result *res,
 			FILE *report)
 {
 	uint64_t nb_clusters = qcow2_size_to_clusters(s, s->file_size), highest;
+	struct block_check_result snap = { 0 };
 	struct refs r = { 0 };
 	bool rebuild_needed = false;
 	int ret;
@@ -537,7 +436,12 @@ static int check_locked(struct qcow2 *s, unsigned fix, struct block_check_result
 	}
 	s->checking = true;
 	res->total_clusters = qcow2_size_to_clusters(s, s->h.size);
-	ret = calculate_refs(s, &r, res, nb_clusters, &rebuild_needed, report);
+	check_snapshot_table(s, &snap, fix, report);
+	ret = qcow2_count_refs(s, &r, res, nb_clusters, fix, &rebuild_needed, report);
+	if (ret == 0 && r.cut_tables && (fix & BLOCK_FIX_ERRORS))
+		ret = grow_file(s, &r, res);
+	if (ret == 0 && r.bitmap_errors && (fix & BLOCK_FIX_ERRORS))
+		ret = drop_bitmaps(s, &r, res, fix, &rebuild_needed, report);
 	if (ret < 0)
 		goto out;
 	/* Repairs must not hand out clusters the image uses but forgot to count. */
@@ -553,34 +457,18 @@ static int check_locked(struct qcow2 *s, unsigned fix, struct block_check_result
 	ret = compare_refs(s, &r, res, fix, &rebuild_needed, &highest, report);
 	if (ret < 0)
 		goto out;
+	/* Clusters in use but counted 0, or broken blocks: a new structure from the counts. */
 	if (rebuild_needed && (fix & BLOCK_FIX_ERRORS)) {
-		/* Clusters in use but counted 0, or broken blocks: a new structure from the counts. */
-		struct block_check_result again = { 0 };
-		ret = rebuild(s, &r, report);
+		ret = rebuild_and_recount(s, &r, res, &highest, report);
 		if (ret < 0)
 			goto out;
-		res->corruptions_fixed += res->corruptions;
-		res->corruptions = 0;
-		res->leaks = 0;
-		/* The old structure is leaked now: count again and let those go. */
-		free(r.n);
-		r.n = NULL;
-		rebuild_needed = false;
-		nb_clusters = qcow2_size_to_clusters(s, s->file_size);
-		free(s->check_refs);
-		s->check_refs = NULL;
-		ret = calculate_refs(s, &r, &again, nb_clusters, &rebuild_needed, NULL);
-		if (ret == 0)
-			ret = compare_refs(s, &r, &again, BLOCK_FIX_LEAKS, &rebuild_needed, &highest,
-					   NULL);
-		if (ret < 0)
-			goto out;
-		if (rebuild_needed) {
-			say(report, "ERROR rebuilt refcount structure is still broken\n");
-			res->corruptions++;
-		}
 	}
 	ret = check_copied(s, res, fix, report);
+	if (ret == 0)
+		ret = fix_snapshot_table(s, &snap, fix, &highest, report);
+	res->corruptions += snap.corruptions;
+	res->corruptions_fixed += snap.corruptions_fixed;
+	res->check_errors += snap.check_errors;
 	if (ret < 0)
 		goto out;
 	res->image_end_offset = (highest + 1) << s->cluster_bits;
@@ -610,6 +498,8 @@ int qcow2_check(struct block_dev *bd, unsigned fix, struct block_check_result *r
 	struct qcow2 *s = bd->opaque;
 	int ret;
 
+	/* The counters only ever grow from here: every caller starts at zero (QEMU too). */
+	memset(res, 0, sizeof(*res));
 	pthread_mutex_lock(&s->lock);
 	ret = check_locked(s, fix, res, report);
 	pthread_mutex_unlock(&s->lock);
@@ -637,8 +527,8 @@ int qcow2_change_refcount_order(struct qcow2 *s, unsigned order)
 	if (ret < 0)
 		return ret;
 	s->checking = true;
-	ret = calculate_refs(s, &r, &res, qcow2_size_to_clusters(s, s->file_size), &rebuild_needed,
-			     NULL);
+	ret = qcow2_count_refs(s, &r, &res, qcow2_size_to_clusters(s, s->file_size), 0,
+			       &rebuild_needed, NULL);
 	if (ret == 0 && (res.corruptions || rebuild_needed))
 		ret = -EIO;	/* repair first: qemu-img check -r all */
 	if (ret == 0) {
@@ -658,8 +548,8 @@ int qcow2_change_refcount_order(struct qcow2 *s, unsigned order)
 		free(r.n);
 		r.n = NULL;
 		memset(&res, 0, sizeof(res));
-		ret = calculate_refs(s, &r, &res, qcow2_size_to_clusters(s, s->file_size),
-				     &rebuild_needed, NULL);
+		ret = qcow2_count_refs(s, &r, &res, qcow2_size_to_clusters(s, s->file_size), 0,
+				       &rebuild_needed, NULL);
 		if (ret == 0)
 			ret = compare_refs(s, &r, &res, BLOCK_FIX_LEAKS, &rebuild_needed, &highest,
 					   NULL);

@@ -76,6 +76,10 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 			return 0;
 		if (len > end - off)
 			return block_err(err, errlen, "Invalid header extension length");
+		/* Only meaningful with crypt_method LUKS, which is refused anyway (QEMU). */
+		if (type == QCOW2_EXT_CRYPTO && s->h.crypt_method != 2)
+			return block_err(err, errlen,
+					 "CRYPTO header extension only expected with encrypted images");
 		switch (type) {
 		case QCOW2_EXT_BACKING_FORMAT:
 			if (len >= 16)
@@ -116,14 +120,18 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 	return 0;
 }
 
-/* A table of len bytes at off must be cluster aligned and lie inside the file. */
+/*
+ * A table of len bytes at off must be cluster aligned and lie inside the
+ * file.  Opened for check, a table past the end of the file reads as zeroes
+ * and check counts what that breaks, as QEMU (qcow2_validate_table) does.
+ */
 static bool table_ok(const struct qcow2 *s, uint64_t off, uint64_t len, uint64_t file_size)
 {
 	if (off & (s->cluster_size - 1))
 		return false;
 	if (off > INT64_MAX || len > INT64_MAX - off)
 		return false;
-	return off + len <= file_size;
+	return s->checking || off + len <= file_size;
 }
 
 int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t file_size,
@@ -202,6 +210,10 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 	if (!h->compression_type && (h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION))
 		return block_err(err, errlen,
 				 "compression type bit is set but compression_type is zlib");
+	/* Raw external data needs the external data file, which is refused above (QEMU). */
+	if ((h->autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW) &&
+	    !(h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE))
+		return block_err(err, errlen, "data-file-raw requires a data file");
 	if (h->refcount_order > 6)
 		return block_err(err, errlen,
 				 "Reference count entry width too large; may not exceed 64 bits");
@@ -237,7 +249,8 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 		return block_err(err, errlen, "L1 table is past the end of the file");
 	}
 
-	if (!h->refcount_table_clusters)
+	/* Without one every refcount reads 0: check reports that and -r all rebuilds it. */
+	if (!h->refcount_table_clusters && !s->checking)
 		return block_err(err, errlen, "Image does not contain a reference count table");
 	if ((uint64_t)h->refcount_table_clusters * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES)
 		return block_err(err, errlen, "Reference count table too large");
@@ -250,6 +263,7 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 
 	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS)
 		return block_err(err, errlen, "Too many snapshots");
+	/* Opened for check, snapshot entries past the end of the file are read as zeroes. */
 	if (h->nb_snapshots && !table_ok(s, h->snapshots_offset, (uint64_t)h->nb_snapshots * 40,
 					 file_size)) {
 		if (h->snapshots_offset & (s->cluster_size - 1))

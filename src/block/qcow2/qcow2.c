@@ -45,10 +45,13 @@ static int load_l1(struct qcow2 *s, char *err, size_t errlen)
 		return block_err(err, errlen, "out of memory");
 	if (!s->l1_size)
 		return 0;
-	raw = block_alloc_buf(bytes);
+	raw = calloc(1, bytes);
 	if (!raw)
 		return block_err(err, errlen, "out of memory");
-	ret = bfile_pread(s->bd, s->l1_offset, raw, bytes);
+	/* Opened for check, the table may run past the end of the file: that part reads as zeroes. */
+	if (s->l1_offset < s->file_size && bytes > s->file_size - s->l1_offset)
+		bytes = (size_t)(s->file_size - s->l1_offset);
+	ret = s->l1_offset < s->file_size ? bfile_pread(s->bd, s->l1_offset, raw, bytes) : 0;
 	if (ret < 0) {
 		free(raw);
 		return block_err(err, errlen, "Could not read L1 table: %s", strerror(-ret));
@@ -172,7 +175,7 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 
 	/* An unclean shutdown with lazy refcounts: rebuild them before writing (qcow2 spec). */
 	if (s->h.incompatible_features & QCOW2_INCOMPAT_DIRTY) {
-		struct block_check_result res;
+		struct block_check_result res = { 0 };
 		ret = qcow2_check(bd, BLOCK_FIX_LEAKS | BLOCK_FIX_ERRORS, &res, NULL);
 		if (ret == 0 && res.corruptions == 0)
 			ret = qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, false);

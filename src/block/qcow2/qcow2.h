@@ -196,6 +196,8 @@ struct qcow2 {
 	struct qcow2_snapshot *snaps;
 	unsigned nb_snaps;
 	uint64_t snap_table_size;	/* bytes of the snapshot table on disk */
+	unsigned snap_extra_dropped;	/* check: entries whose extra data was cut (repair) */
+	unsigned snap_reduced;		/* check: snapshots dropped past the size limit (repair) */
 
 	uint64_t free_cluster_index;	/* no free cluster below this */
 	uint64_t free_byte_offset;	/* where the next compressed cluster may go */
@@ -375,6 +377,7 @@ int qcow2_txn_grow_reftable(struct qcow2 *s, uint64_t min_entries);
  */
 int qcow2_txn_commit(struct qcow2 *s);
 void qcow2_txn_abort(struct qcow2 *s);
+int qcow2_snapshot_table_rewrite(struct qcow2 *s);
 
 /* check.c */
 int qcow2_check(struct block_dev *bd, unsigned fix, struct block_check_result *res,

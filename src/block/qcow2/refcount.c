@@ -55,10 +55,10 @@ void qcow2_rc_set_entry(void *block, unsigned order, uint64_t i, uint64_t v)
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen)
 {
 	size_t bytes = (size_t)(s->reftable_size * 8);
-	uint8_t *raw = block_alloc_buf(bytes);
+	uint8_t *raw = block_alloc_buf(bytes ? bytes : 1);	/* check opens a table of 0 */
 	int ret;
 
-	s->reftable = malloc(bytes);
+	s->reftable = malloc(bytes ? bytes : 1);
 	if (!raw || !s->reftable) {
 		free(raw);
 		return block_err(err, errlen, "out of memory");

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #define SNAPSHOT_EXTRA_MAX	1024	/* QEMU's QCOW_MAX_SNAPSHOT_EXTRA_DATA */
+#define SNAPSHOT_TABLE_MAX	(1024ULL * QCOW2_MAX_SNAPSHOTS)	/* QCOW_MAX_SNAPSHOTS_SIZE */
 
 void qcow2_free_snapshots(struct qcow2 *s)
 {
@@ -27,12 +28,22 @@ void qcow2_free_snapshots(struct qcow2 *s)
 	s->nb_snaps = 0;
 }
 
+/*
+ * Opened for check, the table is read as QEMU's check reads it: entries past
+ * the end of the file read as zeroes, and what the entries name is checked
+ * by check.c (which reports it) instead of refusing the image; a repair
+ * (opened read-write) also drops extra data past QEMU's limit and snapshots
+ * past the table's size limit, counted for check to report.
+ */
 int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 {
 	uint64_t off = s->h.snapshots_offset, limit = s->file_size;
+	bool lenient = s->checking, repair = s->checking && !s->bd->read_only;
 	uint8_t fixed[40];
 	int ret;
 
+	if (lenient)
+		limit = UINT64_MAX;
 	if (!s->h.nb_snapshots)
 		return 0;
 	s->snaps = calloc(s->h.nb_snapshots, sizeof(*s->snaps));
@@ -41,9 +52,10 @@ int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 	for (uint32_t i = 0; i < s->h.nb_snapshots; i++) {
 		struct qcow2_snapshot *sn = &s->snaps[i];
 		uint32_t extra, id_len, name_len;
+		uint64_t entry = (off + 7) & ~7ULL;
 		uint8_t ebuf[SNAPSHOT_EXTRA_MAX];
 
-		off = (off + 7) & ~7ULL;
+		off = entry;
 		if (off + sizeof(fixed) > limit)
 			goto truncated;
 		ret = bfile_pread(s->bd, off, fixed, sizeof(fixed));
@@ -60,12 +72,29 @@ int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 		sn->vm_state_size = be32(fixed + 32);
 		extra = be32(fixed + 36);
 		s->nb_snaps = i + 1;
-		if (extra > SNAPSHOT_EXTRA_MAX)
+		if (extra > SNAPSHOT_EXTRA_MAX && !repair)
 			return block_err(err, errlen, "Too much extra metadata in snapshot table "
 				"entry %u", i);
-		if (off + extra + id_len + name_len > limit)
+		if (off + (uint64_t)extra + id_len + name_len > limit)
 			goto truncated;
-		ret = bfile_pread(s->bd, off, ebuf, extra);
+		/* QEMU's QCOW_MAX_SNAPSHOTS_SIZE bounds what a hostile table makes us read. */
+		if (off + (uint64_t)extra + id_len + name_len - s->h.snapshots_offset >
+		    SNAPSHOT_TABLE_MAX) {
+			if (!repair)
+				return block_err(err, errlen, "Snapshot table is too big");
+			s->snap_reduced = s->h.nb_snapshots - i;
+			s->nb_snaps = i;
+			off = entry;
+			break;
+		}
+		if (extra > SNAPSHOT_EXTRA_MAX) {
+			s->snap_extra_dropped++;
+			ret = bfile_pread(s->bd, off, ebuf, SNAPSHOT_EXTRA_MAX);
+			extra = SNAPSHOT_EXTRA_MAX;
+			off += be32(fixed + 36) - (uint64_t)extra;
+		} else {
+			ret = bfile_pread(s->bd, off, ebuf, extra);
+		}
 		if (ret < 0)
 			goto io;
 		off += extra;
@@ -85,7 +114,7 @@ int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 				return block_err(err, errlen, "out of memory");
 			memcpy(sn->extra_unknown, ebuf + 24, sn->extra_unknown_len);
 		}
-		if (s->h.version >= 3 && extra < 16)
+		if (s->h.version >= 3 && extra < 16 && !lenient)
 			return block_err(err, errlen, "Snapshot table entry %u is too small", i);
 		sn->id = calloc(1, id_len + 1);
 		sn->name = calloc(1, name_len + 1);
@@ -98,6 +127,8 @@ int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 			goto io;
 		off += name_len;
 
+		if (lenient)
+			continue;
 		if (qcow2_in_cluster(s, sn->l1_table_offset))
 			return block_err(err, errlen, "Snapshot L1 table offset invalid");
 		if (sn->l1_size > QCOW2_MAX_L1_BYTES / 8)
@@ -193,6 +224,41 @@ static int txn_snapshot_table(struct qcow2 *s, uint64_t *off, uint64_t *size)
 		ret = qcow2_file_write(s, *off, buf, (size_t)*size);
 	free(buf);
 	return ret;
+}
+
+/*
+ * check -r all: the table again, with what the repair changed in the entries,
+ * in new clusters; the header then points at it.  The old table is left leaked:
+ * a repair cannot trust that it lies on clusters of its own.
+ */
+int qcow2_snapshot_table_rewrite(struct qcow2 *s)
+{
+	uint64_t off = 0, size;
+	uint8_t *buf, field[12];
+	int ret = build_snapshot_table(s, &buf, &size);
+
+	if (ret == 0 && size)
+		ret = qcow2_alloc_clusters(s, qcow2_size_to_clusters(s, size), &off);
+	if (ret == 0)
+		ret = qcow2_flush_metadata(s, true);
+	if (ret == 0 && size)
+		ret = qcow2_file_write(s, off, buf, (size_t)size);
+	free(buf);
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		return ret;
+	put_be32(field, s->nb_snaps);
+	put_be64(field + 4, off);
+	ret = qcow2_file_write(s, 60, field, sizeof(field));
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		return ret;
+	s->h.nb_snapshots = s->nb_snaps;
+	s->h.snapshots_offset = off;
+	s->snap_table_size = size;
+	return 0;
 }
 
 static int read_l1(struct qcow2 *s, uint64_t off, uint32_t size, uint64_t **l1)

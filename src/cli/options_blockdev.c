@@ -275,12 +275,13 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg)
 	if (check_unused(o, opt, arg) < 0 || cfg->nr_drives == VM_MAX_DRIVES) {
 		if (cfg->nr_drives == VM_MAX_DRIVES)
 			err_invalid(opt, arg, "too many drives");
-		free(d.file);
 		goto out;
 	}
 	cfg->drives[cfg->nr_drives++] = d;
 	rc = 0;
 out:
+	if (rc < 0)
+		free(d.file);	/* strdup'd, or moved from a file node: ours until added */
 	opts_free(o);
 	return rc;
 }

@@ -367,13 +367,7 @@ static void device_reset(struct virtio_pci *vp)
 	if (vdev->ops->stop)
 		vdev->ops->stop(vdev);
 	kicks_release(vp);
-	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
-		vq_reset(&vdev->vqs[i]);
-		/* queue_size reads the maximum after reset (virtio 1.2 §4.1.4.3). */
-		vdev->vqs[i].size = vdev->ops->queue_max;
-	}
-	vdev->driver_features = 0;
-	vdev->status = 0;
+	virtio_device_reset(vdev);
 	vp->isr = 0;
 	vp->config_msix_vector = VIRTIO_MSI_NO_VECTOR;
 	set_intx(vp, false);
@@ -381,25 +375,12 @@ static void device_reset(struct virtio_pci *vp)
 		vdev->ops->reset(vdev);
 }
 
-void virtio_needs_reset(struct virtio_device *vdev, const char *why)
+/* The transport's configuration-change interrupt (virtio 1.2 §4.1.4.5: ISR bit 1). */
+static void config_interrupt(struct virtio_device *vdev)
 {
 	struct virtio_pci *vp = vdev->transport;
 
-	log_warn("%s: guest error, device needs reset: %s", vdev->ops->name, why);
-	vdev->status |= VIRTIO_STATUS_NEEDS_RESET;
-	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
-		vdev->vqs[i].ready = false;
-	/* A configuration change interrupt tells the driver to look at the status (§2.1.2). */
 	raise(vp, vp->config_msix_vector, 2);
-}
-
-void virtio_config_changed(struct virtio_device *vdev)
-{
-	struct virtio_pci *vp = vdev->transport;
-
-	vdev->config_generation++;
-	if (vdev->status & VIRTIO_STATUS_DRIVER_OK)
-		raise(vp, vp->config_msix_vector, 2);
 }
 
 static void write_status(struct virtio_pci *vp, uint8_t status)
@@ -686,23 +667,15 @@ int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
 	vp->vm_fd = vm_fd;
 	vp->bus = bus;
 	vp->io = io;
-	vdev->ops = ops;
-	vdev->opaque = opaque;
-	vdev->num_queues = num_queues ? num_queues : ops->num_queues;
-	if (vdev->num_queues > VIRTIO_MAX_QUEUES)
+	if (virtio_device_init(vdev, ops, opaque, num_queues, mem) < 0)
 		return -1;
 	vdev->transport = vp;
 	vdev->interrupt = queue_interrupt;
+	vdev->config_interrupt = config_interrupt;
 	vdev->set_queue_kick = set_queue_kick;
 	vdev->queue_call_fd = queue_call_fd;
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
 		vp->kicks[i].ext_fd = -1;
-	pthread_mutex_init(&vdev->lock, NULL);
-	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
-		vdev->vqs[i].mem = mem;
-		vq_reset(&vdev->vqs[i]);
-		vdev->vqs[i].size = ops->queue_max;
-	}
 	vp->config_msix_vector = VIRTIO_MSI_NO_VECTOR;
 	for (unsigned i = 0; i < VIRTIO_PCI_MSIX_VECTORS; i++)
 		vp->msix[i].ctrl = MSIX_ENTRY_MASKED;
@@ -741,34 +714,4 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 	kicks_release(vp);
 	calls_release(vp);
 	pthread_mutex_destroy(&vp->vdev.lock);
-}
-
-void virtio_process_queue(struct virtio_device *vdev, unsigned q,
-			  int (*handle)(struct virtio_device *vdev, struct vq_request *req))
-{
-	struct virtqueue *vq = &vdev->vqs[q];
-	struct vq_request req;
-	const char *why;
-	bool pushed = false;
-
-	pthread_mutex_lock(&vdev->lock);
-	for (;;) {
-		int got = vq_pop(vq, &req, &why);
-		if (got == 0)
-			break;
-		if (got < 0) {
-			virtio_needs_reset(vdev, why);
-			break;
-		}
-		int written = handle(vdev, &req);
-		if (written < 0) {
-			virtio_needs_reset(vdev, "malformed request");
-			break;
-		}
-		vq_push(vq, req.head, (uint32_t)written);
-		pushed = true;
-	}
-	if (pushed && vq_should_interrupt(vq))
-		vdev->interrupt(vdev, q);
-	pthread_mutex_unlock(&vdev->lock);
 }

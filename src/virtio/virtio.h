@@ -1,7 +1,9 @@
 /*
  * A virtio device model, independent of its transport (kvmtool's split): the
  * device fills a struct virtio_device_ops; the PCI transport (virtio/pci.c)
- * owns feature negotiation, status, queues and interrupts.
+ * owns feature negotiation, status registers and interrupts, and virtio.c
+ * holds what every transport shares (queue processing, NEEDS_RESET, config
+ * changes, the device's initial and reset state).
  */
 #ifndef KESTREL_VIRTIO_VIRTIO_H
 #define KESTREL_VIRTIO_VIRTIO_H
@@ -67,6 +69,8 @@ struct virtio_device {
 	struct virtqueue vqs[VIRTIO_MAX_QUEUES];
 	/* Set by the transport: raise the used-buffer interrupt for queue q. */
 	void (*interrupt)(struct virtio_device *vdev, unsigned q);
+	/* Set by the transport: raise the configuration-change interrupt. */
+	void (*config_interrupt)(struct virtio_device *vdev);
 	/*
 	 * Set by the transport, for queues served outside this process (vhost),
 	 * lock held: set_queue_kick makes eventfd fd q's doorbell (-1: kicks go
@@ -83,6 +87,17 @@ static inline bool virtio_has_feature(const struct virtio_device *vdev, uint64_t
 {
 	return (vdev->driver_features & bit) != 0;
 }
+
+/*
+ * Sets vdev up for a device model (ops + opaque) with num_queues queues (0:
+ * the model's default) over guest memory mem; the transport then sets its
+ * callbacks.  Returns -1 when there are more queues than VIRTIO_MAX_QUEUES.
+ */
+int virtio_device_init(struct virtio_device *vdev, const struct virtio_device_ops *ops,
+		       void *opaque, unsigned num_queues, const struct guest_memory *mem);
+
+/* Back to the state after init: queues, negotiated features, status (§2.4). */
+void virtio_device_reset(struct virtio_device *vdev);
 
 /*
  * Processes every pending request on q with handle(): returns the bytes written

@@ -33,6 +33,7 @@ struct app {
 	struct control control;
 	struct block_dev *disks[VM_MAX_DRIVES];	/* cfg->drives, opened once for all resets */
 	struct virtio_console vcon;
+	struct virtio_blk blks[VM_MAX_DEVICES];	/* virtio-blk state, rebuilt at each plug */
 	struct app_net net;		/* NICs and network back ends, kept across resets */
 	bool net_opened;
 	struct virtio_balloon balloon;	/* valid when cfg.balloon.enabled */

@@ -487,6 +487,7 @@ int main(int argc, char **argv)
 	app.backends.nic_roms = app.net.roms;
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
+	app.backends.blks = app.blks;
 	if (app.cfg.debugcon_chardev[0])
 		app.backends.debugcon = find_chardev(&app, app.cfg.debugcon_chardev);
 	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&

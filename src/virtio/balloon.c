@@ -262,6 +262,13 @@ static void balloon_reset(struct virtio_device *vdev)
 	b->stats_held = false;
 }
 
+static void balloon_unplug(struct virtio_device *vdev)
+{
+	struct virtio_balloon *b = vdev->opaque;
+
+	virtio_balloon_detach(b, b->io);
+}
+
 const struct virtio_device_ops virtio_balloon_ops = {
 	.name = "virtio-balloon-pci",
 	.device_id = VIRTIO_ID_BALLOON,
@@ -274,6 +281,7 @@ const struct virtio_device_ops virtio_balloon_ops = {
 	.write_config = balloon_write_config,
 	.queue_notify = balloon_notify,
 	.reset = balloon_reset,
+	.unplug = balloon_unplug,
 };
 
 static void timer_arm(struct virtio_balloon *b)
@@ -310,10 +318,11 @@ int virtio_balloon_init(struct virtio_balloon *b)
 	return 0;
 }
 
-int virtio_balloon_plug(struct virtio_balloon *b, struct virtio_device *vdev,
-			const struct guest_memory *mem, struct iothread *io)
+int virtio_balloon_attach(struct virtio_balloon *b, struct virtio_device *vdev,
+			  const struct guest_memory *mem, struct iothread *io)
 {
 	b->vdev = vdev;
+	b->io = io;
 	b->mem = mem;
 	b->actual = 0;		/* a new VM: the guest holds nothing yet */
 	b->stats_held = false;
@@ -333,13 +342,31 @@ int virtio_balloon_plug(struct virtio_balloon *b, struct virtio_device *vdev,
 }
 
 /* After the I/O thread has stopped: nothing runs the device any more. */
-void virtio_balloon_unplug(struct virtio_balloon *b, struct iothread *io)
+void virtio_balloon_detach(struct virtio_balloon *b, struct iothread *io)
 {
 	if (b->timer_watched)
 		iothread_unwatch(io, &b->timer_watch);
 	b->timer_watched = false;
 	b->vdev = NULL;
 	b->mem = NULL;
+	b->io = NULL;
+}
+
+int virtio_balloon_plug(struct virtio_balloon *b, const struct virtio_plug *at)
+{
+	struct virtio_plug here = *at;
+
+	if (b->free_page_reporting)
+		here.num_queues = 4;
+	if (virtio_pci_plug(&here, &virtio_balloon_ops, b) < 0)
+		return -1;
+	if (virtio_balloon_attach(b, &at->vp->vdev, at->mem, at->io) < 0) {
+		log_error("virtio-balloon: cannot watch the statistics timer");
+		virtio_balloon_detach(b, at->io);
+		virtio_pci_destroy(at->vp);
+		return -1;
+	}
+	return 0;
 }
 
 /* QEMU's virtio_balloon_to_target: a target above RAM means "deflate all". */

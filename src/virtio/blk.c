@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/log.h"
 #include "virtio/devices.h"
 
 #define BLK_QUEUE_SIZE 256
@@ -440,6 +441,11 @@ static void blk_notify(struct virtio_device *vdev, unsigned q)
 	pthread_mutex_unlock(&blk->notify_lock);
 }
 
+static void blk_unplug(struct virtio_device *vdev)
+{
+	virtio_blk_release(vdev->opaque);
+}
+
 const struct virtio_device_ops virtio_blk_ops = {
 	.name = "virtio-blk-pci",
 	.device_id = VIRTIO_ID_BLOCK,
@@ -452,4 +458,33 @@ const struct virtio_device_ops virtio_blk_ops = {
 	.config_size = sizeof(struct blk_config),
 	.read_config = blk_read_config,
 	.queue_notify = blk_notify,
+	.unplug = blk_unplug,
 };
+
+int virtio_blk_plug(struct virtio_blk *blk, const struct virtio_blk_conf *conf,
+		    const struct virtio_plug *at)
+{
+	char err[256];
+
+	memset(blk, 0, sizeof(*blk));
+	pthread_mutex_init(&blk->notify_lock, NULL);
+	blk->disk = conf->disk;
+	blk->readonly = conf->disk && block_is_readonly(conf->disk);
+	blk->discard = conf->discard;
+	blk->detect_zeroes = conf->detect_zeroes;
+	blk->engine = conf->engine;
+	snprintf(blk->serial, sizeof(blk->serial), "%s", conf->serial);
+	/* The request engine now, so that start-up fails if aio= cannot be had. */
+	if (virtio_blk_start(blk, err, sizeof(err)) < 0) {
+		log_error("%s: %s", conf->drive, err);
+		virtio_blk_release(blk);
+		return -1;
+	}
+	if (virtio_pci_plug(at, &virtio_blk_ops, blk) < 0) {
+		virtio_blk_release(blk);
+		return -1;
+	}
+	if (blk->readonly)
+		at->vp->vdev.extra_features |= VIRTIO_BLK_F_RO;
+	return 0;
+}

@@ -113,6 +113,14 @@ static void console_reset(struct virtio_device *vdev)
 	con->npending = 0;
 }
 
+static void console_unplug(struct virtio_device *vdev)
+{
+	struct virtio_console *con = vdev->opaque;
+
+	if (con)
+		con->vdev = NULL;
+}
+
 const struct virtio_device_ops virtio_console_ops = {
 	.name = "virtio-serial-pci",
 	.device_id = VIRTIO_ID_CONSOLE,
@@ -124,4 +132,14 @@ const struct virtio_device_ops virtio_console_ops = {
 	.write_config = console_write_config,
 	.queue_notify = console_notify,
 	.reset = console_reset,
+	.unplug = console_unplug,
 };
+
+int virtio_console_plug(struct virtio_console *con, const struct virtio_plug *at)
+{
+	if (virtio_pci_plug(at, &virtio_console_ops, con) < 0)
+		return -1;
+	if (con)
+		con->vdev = &at->vp->vdev;
+	return 0;
+}

@@ -6,6 +6,7 @@
 #include "block/block.h"
 #include "chardev/chardev.h"
 #include "virtio/net.h"
+#include "virtio/pci.h"
 #include "virtio/virtio.h"
 #include "core/iothread.h"
 
@@ -14,6 +15,12 @@ extern const struct virtio_device_ops virtio_blk_ops;
 extern const struct virtio_device_ops virtio_console_ops;
 extern const struct virtio_device_ops virtio_net_ops;
 extern const struct virtio_device_ops virtio_balloon_ops;
+
+/*
+ * Each device plugs itself in at a transport slot (returns -1 after logging
+ * why) and lets go through its ops' unplug.
+ */
+int virtio_rng_plug(const struct virtio_plug *at);
 
 #define VIRTIO_BLK_BATCH BLOCK_AIO_MAX_BATCH	/* requests taken from a queue per round */
 
@@ -42,6 +49,23 @@ struct virtio_blk {
 	uint64_t idle_since_ns;		/* when the last round went to sleep, 0 if it did not */
 };
 
+/* What -drive and -device say of one virtio-blk disk. */
+struct virtio_blk_conf {
+	const char *drive;		/* the drive's id, for messages */
+	struct block_dev *disk;		/* NULL: none (no drive of that id) */
+	const char *serial;
+	bool discard;
+	enum blk_detect_zeroes detect_zeroes;
+	enum block_aio_engine engine;
+};
+
+/*
+ * Sets blk up for conf, opens its request engine (start-up fails if aio=
+ * cannot be had) and plugs it in, read-only disks offering VIRTIO_BLK_F_RO.
+ */
+int virtio_blk_plug(struct virtio_blk *blk, const struct virtio_blk_conf *conf,
+		    const struct virtio_plug *at);
+
 /*
  * Opens the request engine (aio=) so that start-up can fail with its reason
  * (io_uring unavailable, no threads); 0, or -1 with a message in err.
@@ -67,6 +91,10 @@ struct virtio_console {
 
 /* Host input for the console (the chardev frontend). */
 void virtio_console_input(void *opaque, const uint8_t *buf, size_t len);
+int virtio_console_plug(struct virtio_console *con, const struct virtio_plug *at);
+
+/* virtio-net: plugs the NIC's device in and attaches it (virtio_net_attach). */
+int virtio_net_plug(struct virtio_net *n, const struct virtio_plug *at);
 
 /* virtio-balloon feature bits (virtio 1.2 §5.5.3). */
 #define VIRTIO_BALLOON_F_STATS_VQ 1
@@ -99,6 +127,7 @@ struct virtio_balloon {
 	int timer_fd;			/* polls the stats; watched by the VM's I/O thread */
 	struct iothread_watch timer_watch;
 	bool timer_watched;
+	struct iothread *io;		/* the VM's I/O thread while attached, or NULL */
 	uint64_t inflated, deflated, reported;	/* pages, for debugging and tests */
 	/*
 	 * A huge host page the guest is ballooning 4 KiB at a time (QEMU's
@@ -112,9 +141,11 @@ struct virtio_balloon {
 /* Creates the eventfd and timer; returns -1 with errno on failure. */
 int virtio_balloon_init(struct virtio_balloon *b);
 /* Called once the device is plugged (io may be NULL: no statistics polling). */
-int virtio_balloon_plug(struct virtio_balloon *b, struct virtio_device *vdev,
-			const struct guest_memory *mem, struct iothread *io);
-void virtio_balloon_unplug(struct virtio_balloon *b, struct iothread *io);
+int virtio_balloon_attach(struct virtio_balloon *b, struct virtio_device *vdev,
+			  const struct guest_memory *mem, struct iothread *io);
+void virtio_balloon_detach(struct virtio_balloon *b, struct iothread *io);
+/* Plugs the balloon in with its queues (free-page-reporting= adds the fourth). */
+int virtio_balloon_plug(struct virtio_balloon *b, const struct virtio_plug *at);
 /* The host's target (main thread): notifies the guest through a config change. */
 void virtio_balloon_set_target(struct virtio_balloon *b, uint64_t ram_size, uint64_t target);
 uint32_t virtio_balloon_actual(struct virtio_balloon *b);

@@ -626,6 +626,11 @@ static void net_reset(struct virtio_device *vdev)
 	n->offloads_set = false;
 }
 
+static void net_unplug(struct virtio_device *vdev)
+{
+	virtio_net_detach(vdev->opaque);
+}
+
 const struct virtio_device_ops virtio_net_ops = {
 	.name = "virtio-net-pci",
 	.device_id = VIRTIO_ID_NET,
@@ -640,6 +645,7 @@ const struct virtio_device_ops virtio_net_ops = {
 	.reset = net_reset,
 	.start = net_start,
 	.stop = net_stop,
+	.unplug = net_unplug,
 };
 
 static const struct net_client_ops nic_ops = {
@@ -704,6 +710,14 @@ void virtio_net_detach(struct virtio_net *n)
 		pthread_mutex_unlock(&vdev->lock);
 	}
 	n->vdev = NULL;
+}
+
+int virtio_net_plug(struct virtio_net *n, const struct virtio_plug *at)
+{
+	if (virtio_pci_plug(at, &virtio_net_ops, n) < 0)
+		return -1;
+	virtio_net_attach(n, &at->vp->vdev);
+	return 0;
 }
 
 void virtio_net_release(struct virtio_net *n)

@@ -709,6 +709,17 @@ int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
 	return pci_bus_plug(bus, &vp->pci, slot);
 }
 
+int virtio_pci_plug(const struct virtio_plug *at, const struct virtio_device_ops *ops,
+		    void *opaque)
+{
+	if (virtio_pci_create(at->vp, at->bus, at->slot, ops, opaque, at->num_queues, at->mem,
+			      at->vm_fd, at->io) < 0) {
+		log_error("%s: PCI slot %d is taken or the bus is full", ops->name, at->slot);
+		return -1;
+	}
+	return 0;
+}
+
 void virtio_pci_destroy(struct virtio_pci *vp)
 {
 	kicks_release(vp);

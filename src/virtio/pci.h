@@ -62,4 +62,19 @@ int virtio_pci_create(struct virtio_pci *vp, struct pci_bus *bus, int slot,
 		      const struct guest_memory *mem, int vm_fd, struct iothread *io);
 void virtio_pci_destroy(struct virtio_pci *vp);
 
+/* Where the machine plugs a virtio device: the transport and what it needs. */
+struct virtio_plug {
+	struct virtio_pci *vp;		/* the transport's state, filled by the plug */
+	struct pci_bus *bus;
+	int slot;			/* addr=; -1 for the first free */
+	unsigned num_queues;		/* 0: the model's default */
+	const struct guest_memory *mem;
+	int vm_fd;
+	struct iothread *io;		/* NULL: kicks arrive as MMIO exits */
+};
+
+/* virtio_pci_create for a device's plug function; logs why it failed. */
+int virtio_pci_plug(const struct virtio_plug *at, const struct virtio_device_ops *ops,
+		    void *opaque);
+
 #endif

@@ -35,3 +35,8 @@ const struct virtio_device_ops virtio_rng_ops = {
 	.queue_max = RNG_QUEUE_SIZE,
 	.queue_notify = rng_notify,
 };
+
+int virtio_rng_plug(const struct virtio_plug *at)
+{
+	return virtio_pci_plug(at, &virtio_rng_ops, NULL);
+}

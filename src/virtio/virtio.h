@@ -55,6 +55,11 @@ struct virtio_device_ops {
 	void (*start)(struct virtio_device *vdev);
 	/* Optional: the queues are about to be reset; take back any given away (lock held). */
 	void (*stop)(struct virtio_device *vdev);
+	/*
+	 * Optional: the machine takes the device away (the I/O thread has stopped,
+	 * the transport goes next): let go of the VM's resources.
+	 */
+	void (*unplug)(struct virtio_device *vdev);
 };
 
 struct virtio_device {

@@ -33,81 +33,64 @@ static void pc_set_nic_rom(struct vm *vm, struct pci_device *pci, unsigned nic)
 		pci_device_set_rom(pci, rom->data, rom->len);
 }
 
-static int pc_add_virtio(struct vm *vm, const struct device_config *dev)
+/* The virtio-blk disk that dev names (drive=), as -drive and -device set it. */
+static struct virtio_blk_conf pc_blk_conf(struct vm *vm, const struct device_config *dev)
 {
 	const struct vm_config *cfg = vm->cfg;
-	struct virtio_pci *vp = &vm->virtio[vm->nr_virtio];
-	const struct virtio_device_ops *ops = NULL;
-	void *state = NULL;
+	struct virtio_blk_conf conf = { .drive = dev->drive, .serial = "" };
+
+	for (unsigned i = 0; i < cfg->nr_drives; i++) {
+		const struct drive_config *d = &cfg->drives[i];
+		if (strcmp(d->id, dev->drive) != 0)
+			continue;
+		conf.disk = vm->backends->disks[i];
+		conf.discard = d->discard;
+		conf.detect_zeroes = d->detect_zeroes;
+		conf.engine = d->aio_io_uring ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS;
+		conf.serial = dev->serial[0] ? dev->serial : d->serial;
+	}
+	return conf;
+}
+
+/* cfg->devices[index]: each virtio device plugs itself in (virtio/devices.h). */
+static int pc_add_virtio(struct vm *vm, unsigned index)
+{
+	const struct device_config *dev = &vm->cfg->devices[index];
+	const struct vm_backends *be = vm->backends;
+	struct virtio_plug at = {
+		.vp = &vm->virtio[vm->nr_virtio], .bus = &vm->pci, .slot = dev->slot,
+		.num_queues = dev->num_queues, .mem = &vm->mem, .vm_fd = vm->fd,
+		.io = vm->io.started ? &vm->io : NULL,
+	};
+	struct virtio_blk_conf blk;
+	int r = -1;
 
 	switch (dev->kind) {
 	case DEVICE_VIRTIO_RNG:
-		ops = &virtio_rng_ops;
+		r = virtio_rng_plug(&at);
 		break;
 	case DEVICE_VIRTIO_SERIAL:
-		ops = &virtio_console_ops;
-		state = vm->backends->console;
+		r = virtio_console_plug(be->console, &at);
 		break;
 	case DEVICE_VIRTIO_BALLOON:
-		ops = &virtio_balloon_ops;
-		state = vm->backends->balloon;
+		if (!be->balloon)
+			return 0;	/* main() gave no balloon state: none is wanted */
+		r = virtio_balloon_plug(be->balloon, &at);
 		break;
-	case DEVICE_VIRTIO_BLK: {
-		struct virtio_blk *blk = &vm->blk[vm->nr_virtio];
-		memset(blk, 0, sizeof(*blk));
-		pthread_mutex_init(&blk->notify_lock, NULL);
-		vm->blk_used[vm->nr_virtio] = true;
-		for (unsigned i = 0; i < cfg->nr_drives; i++) {
-			const struct drive_config *d = &cfg->drives[i];
-			if (strcmp(d->id, dev->drive) != 0)
-				continue;
-			blk->disk = vm->backends->disks[i];
-			blk->readonly = block_is_readonly(blk->disk);
-			blk->discard = d->discard;
-			blk->detect_zeroes = d->detect_zeroes;
-			blk->engine = d->aio_io_uring ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS;
-			snprintf(blk->serial, sizeof(blk->serial), "%s", dev->serial[0] ? dev->serial : d->serial);
-		}
-		ops = &virtio_blk_ops;
-		state = blk;
-		/* The request engine now, so that start-up fails if aio= cannot be had. */
-		char err[256];
-		if (virtio_blk_start(blk, err, sizeof(err)) < 0) {
-			log_error("%s: %s", dev->drive, err);
-			return -1;
-		}
+	case DEVICE_VIRTIO_BLK:
+		blk = pc_blk_conf(vm, dev);
+		r = virtio_blk_plug(&be->blks[index], &blk, &at);
 		break;
-	}
 	case DEVICE_VIRTIO_NET:
-		ops = &virtio_net_ops;
-		state = &vm->backends->nics[dev->nic];
+		r = virtio_net_plug(&be->nics[dev->nic], &at);
+		if (r == 0)
+			pc_set_nic_rom(vm, &at.vp->pci, dev->nic);
 		break;
 	case DEVICE_E1000:
 		return -1;	/* not virtio: pc_add_e1000 */
 	}
-	if (dev->kind == DEVICE_VIRTIO_BALLOON && !state)
-		return 0;	/* main() gave no balloon state: none is wanted */
-	if (virtio_pci_create(vp, &vm->pci, dev->slot, ops, state,
-			      dev->kind == DEVICE_VIRTIO_BALLOON && cfg->balloon.free_page_reporting
-				      ? 4 : dev->num_queues, &vm->mem,
-			      vm->fd, vm->io.started ? &vm->io : NULL) < 0) {
-		log_error("%s: PCI slot %d is taken or the bus is full", ops->name, dev->slot);
+	if (r < 0)
 		return -1;
-	}
-	if (dev->kind == DEVICE_VIRTIO_BLK && vm->blk[vm->nr_virtio].readonly)
-		vp->vdev.extra_features |= 1ULL << 5;	/* VIRTIO_BLK_F_RO */
-	if (dev->kind == DEVICE_VIRTIO_SERIAL && state)
-		((struct virtio_console *)state)->vdev = &vp->vdev;
-	if (dev->kind == DEVICE_VIRTIO_NET) {
-		virtio_net_attach(state, &vp->vdev);
-		pc_set_nic_rom(vm, &vp->pci, dev->nic);
-	}
-	if (dev->kind == DEVICE_VIRTIO_BALLOON &&
-	    virtio_balloon_plug(state, &vp->vdev, &vm->mem, vm->io.started ? &vm->io : NULL) < 0) {
-		log_error("virtio-balloon: cannot watch the statistics timer");
-		virtio_pci_destroy(vp);
-		return -1;
-	}
 	vm->nr_virtio++;
 	return 0;
 }
@@ -162,7 +145,7 @@ static int pc_create_pci(struct vm *vm)
 	}
 	for (unsigned i = 0; i < cfg->nr_devices; i++) {
 		const struct device_config *dev = &cfg->devices[i];
-		if ((dev->kind == DEVICE_E1000 ? pc_add_e1000(vm, dev) : pc_add_virtio(vm, dev)) < 0)
+		if ((dev->kind == DEVICE_E1000 ? pc_add_e1000(vm, dev) : pc_add_virtio(vm, i)) < 0)
 			return -1;
 	}
 	return 0;
@@ -288,20 +271,14 @@ void pc_destroy_devices(struct vm *vm)
 	if (vm->io.started)
 		iothread_stop(&vm->io);
 	for (unsigned i = 0; i < vm->nr_virtio; i++) {
-		if (vm->virtio[i].vdev.ops == &virtio_net_ops)
-			virtio_net_detach(vm->virtio[i].vdev.opaque);
+		struct virtio_device *vdev = &vm->virtio[i].vdev;
+		if (vdev->ops->unplug)
+			vdev->ops->unplug(vdev);
 		virtio_pci_destroy(&vm->virtio[i]);
-		if (vm->blk_used[i])
-			virtio_blk_release(&vm->blk[i]);
-		vm->blk_used[i] = false;
 	}
 	for (unsigned i = 0; vm->backends && i < vm->cfg->nr_devices; i++)
 		if (vm->cfg->devices[i].kind == DEVICE_E1000)
 			e1000_detach(&vm->backends->e1000s[vm->cfg->devices[i].nic]);
-	if (vm->backends && vm->backends->console)
-		vm->backends->console->vdev = NULL;
-	if (vm->backends && vm->backends->balloon)
-		virtio_balloon_unplug(vm->backends->balloon, &vm->io);
 	vm->nr_virtio = 0;
 	if (vm->has_pci)
 		pci_bus_destroy(&vm->pci);

@@ -49,6 +49,7 @@ struct vm_backends {
 	struct chardev *serial;		/* COM1's back end; NULL for none */
 	struct block_dev **disks;	/* one per cfg->drives[i], opened by the caller */
 	struct virtio_console *console;	/* the virtconsole's state, NULL without one */
+	struct virtio_blk *blks;	/* one per cfg->devices[i]: virtio-blk state, set at plug */
 	struct virtio_net *nics;	/* one per cfg->nics[i], linked to their back ends */
 	struct e1000 *e1000s;		/* the same for cfg->nics[i] with model=e1000 */
 	struct nic_rom *nic_roms;	/* each NIC's option ROM, NULL data for none */
@@ -113,9 +114,7 @@ struct vm {
 	struct pci_bus pci;
 	bool has_pci;
 	struct iothread io;		/* serves virtqueue kicks */
-	struct virtio_pci virtio[VM_MAX_DEVICES];
-	struct virtio_blk blk[VM_MAX_DEVICES];
-	bool blk_used[VM_MAX_DEVICES];
+	struct virtio_pci virtio[VM_MAX_DEVICES];	/* the transports; state is the backends' */
 	unsigned nr_virtio;
 
 	/* Legacy PC devices and firmware boot (pc_legacy.c, firmware.c). */

@@ -438,7 +438,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		virtio_net_attach(&net, &vp.vdev);
 	else if (dev == DEV_CONSOLE)
 		console.vdev = &vp.vdev;
-	else if (dev == DEV_BALLOON && virtio_balloon_plug(&balloon, &vp.vdev, &mem, NULL) < 0)
+	else if (dev == DEV_BALLOON && virtio_balloon_attach(&balloon, &vp.vdev, &mem, NULL) < 0)
 		abort();
 
 	for (size_t i = 0; i < nrec; i++) {
@@ -459,7 +459,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		virtio_net_detach(&net);
 		virtio_net_release(&net);
 	} else if (dev == DEV_BALLOON) {
-		virtio_balloon_unplug(&balloon, NULL);
+		virtio_balloon_detach(&balloon, NULL);
 	}
 	virtio_pci_destroy(&vp);
 	pci_bus_destroy(&bus);

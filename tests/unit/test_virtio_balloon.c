@@ -63,7 +63,7 @@ static int setup(void **state)
 	if (virtio_balloon_init(&f->b) < 0 ||
 	    virtio_pci_create(&f->vp, &f->bus, -1, &virtio_balloon_ops, &f->b, 4, &f->mem, -1,
 			      NULL) < 0 ||
-	    virtio_balloon_plug(&f->b, &f->vp.vdev, &f->mem, NULL) < 0)
+	    virtio_balloon_attach(&f->b, &f->vp.vdev, &f->mem, NULL) < 0)
 		return -1;
 	if (!fake_virtio_rings_ready(&f->vp.vdev, 4, QSIZE))
 		return -1;
@@ -79,7 +79,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	virtio_balloon_unplug(&f->b, NULL);
+	virtio_balloon_detach(&f->b, NULL);
 	virtio_pci_destroy(&f->vp);
 	pci_bus_destroy(&f->bus);
 	close(f->b.change_fd);

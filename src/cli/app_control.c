@@ -133,7 +133,7 @@ static unsigned ctl_pci_devices(void *opaque, struct pci_info *out, unsigned max
 	struct app *app = opaque;
 	unsigned n = 0;
 
-	if (!app->vm || !app->vm->has_pci)
+	if (!app->vm || !pc_has_part(app->vm, &app->vm->pci))
 		return 0;
 	for (unsigned s = 0; s < PCI_SLOTS; s++) {
 		const struct pci_device *d = app->vm->pci.slots[s];

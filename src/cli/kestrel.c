@@ -369,7 +369,7 @@ static int run_machine(struct app *app)
 		app->vm = &vm;
 		app->state = RUN_STATE_RUNNING;
 		if (app->has_console)
-			console_set_serial(&app->console, vm.has_com1 ? &vm.com1 : NULL);
+			console_set_serial(&app->console, pc_has_part(&vm, &vm.com1) ? &vm.com1 : NULL);
 		daemon_ready(app);
 		if (app->quit)
 			vm_request_stop(&vm, VM_STOP_QUIT, 0);

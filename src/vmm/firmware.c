@@ -158,7 +158,7 @@ static int add_fw_cfg_entries(struct vm *vm)
 	    table_loader_install(fw, &acpi) < 0)
 		return -1;
 	/* No VGA: SeaBIOS's serial console (sercon) shows its screen output on COM1. */
-	if (vm->has_com1) {
+	if (pc_has_part(vm, &vm->com1)) {
 		uint16_t port = SERIAL_COM1_BASE;
 		if (fw_cfg_add_file(fw, "etc/sercon-port", &port, 2) < 0)
 			return -1;
@@ -183,6 +183,11 @@ static int set_cmos_boot(struct vm *vm)
 }
 
 /* Maps the ROM read-only below 4 GiB, where the reset vector (0xfffffff0) lies. */
+static void fw_cfg_part_destroy(void *dev)
+{
+	fw_cfg_destroy(dev);
+}
+
 static int map_rom(struct vm *vm, const uint8_t *image, size_t len)
 {
 	struct kvm_userspace_memory_region slot = {
@@ -258,7 +263,9 @@ int firmware_setup(struct vm *vm)
 	}
 	if (map_rom(vm, image, len) < 0)
 		goto out;
-	vm->has_fw_cfg = true;	/* from here on firmware_destroy frees what was added */
+	/* From here on the VM's teardown frees what was added. */
+	if (pc_add_part(vm, &vm->fw_cfg, fw_cfg_part_destroy) < 0)
+		goto out;
 	if (fw_cfg_init(&vm->fw_cfg, &vm->mem) < 0 || add_fw_cfg_entries(vm) < 0 ||
 	    set_cmos_boot(vm) < 0) {
 		log_error("fw_cfg: cannot build the firmware configuration");
@@ -281,9 +288,6 @@ out:
 
 void firmware_destroy(struct vm *vm)
 {
-	if (vm->has_fw_cfg)
-		fw_cfg_destroy(&vm->fw_cfg);
-	vm->has_fw_cfg = false;
 	if (vm->rom)
 		munmap(vm->rom, vm->rom_size);
 	vm->rom = NULL;

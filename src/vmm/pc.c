@@ -25,6 +25,39 @@ static void pc_power_event(void *opaque, enum power_event event, int status)
 	}
 }
 
+int pc_add_part(struct vm *vm, void *dev, void (*destroy)(void *dev))
+{
+	if (vm->nr_parts == VM_MAX_PARTS) {
+		log_error("too many platform devices");
+		return -1;
+	}
+	vm->parts[vm->nr_parts++] = (struct vm_part){ .dev = dev, .destroy = destroy };
+	return 0;
+}
+
+bool pc_has_part(const struct vm *vm, const void *dev)
+{
+	for (unsigned i = 0; i < vm->nr_parts; i++)
+		if (vm->parts[i].dev == dev)
+			return true;
+	return false;
+}
+
+static void pci_bus_part_destroy(void *dev)
+{
+	pci_bus_destroy(dev);
+}
+
+static void acpi_pm_part_destroy(void *dev)
+{
+	acpi_pm_destroy(dev);
+}
+
+static void serial_part_destroy(void *dev)
+{
+	serial_destroy(dev);
+}
+
 static void pc_set_nic_rom(struct vm *vm, struct pci_device *pci, unsigned nic)
 {
 	const struct nic_rom *rom = vm->backends->nic_roms ? &vm->backends->nic_roms[nic] : NULL;
@@ -126,9 +159,10 @@ static int pc_create_pci(struct vm *vm)
 		log_error("cannot create the PCI bus");
 		return -1;
 	}
+	if (pc_add_part(vm, &vm->pci, pci_bus_part_destroy) < 0)
+		return -1;
 	if (cfg->nr_devices && iothread_start(&vm->io) < 0)
 		return -1;
-	vm->has_pci = true;
 	if (pc_create_chipset(vm) < 0)
 		return -1;
 	/* 0xcf8 is a dword register that shares its bytes with 0xcf9 (reset control). */
@@ -202,10 +236,14 @@ int pc_create_devices(struct vm *vm)
 	i8042_init(&vm->kbc, &power);
 	reset_control_init(&vm->rcr, &power);
 	acpi_pm_init(&vm->pm, &power, acpi_set_sci, vm);
+	if (pc_add_part(vm, &vm->pm, acpi_pm_part_destroy) < 0)
+		return -1;
 	debug_exit_init(&vm->debug_exit, &power);
-	vm->has_com1 = vm->console != NULL;
-	if (vm->has_com1)
+	if (vm->console) {
 		serial_init(&vm->com1, &com1_ops, vm);
+		if (pc_add_part(vm, &vm->com1, serial_part_destroy) < 0)
+			return -1;
+	}
 
 	const struct pio_device devices[] = {
 		{ I8042_DATA_PORT, 1, i8042_data_io, &vm->kbc, "i8042-data" },
@@ -218,7 +256,7 @@ int pc_create_devices(struct vm *vm)
 	};
 	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++) {
 		const struct pio_device *d = &devices[i];
-		if (d->dev == &vm->com1 && !vm->has_com1)
+		if (d->dev == &vm->com1 && !pc_has_part(vm, &vm->com1))
 			continue;
 		if (d->dev == &vm->debug_exit && !cfg->debug_exit.enabled)
 			continue;
@@ -280,12 +318,9 @@ void pc_destroy_devices(struct vm *vm)
 		if (vm->cfg->devices[i].kind == DEVICE_E1000)
 			e1000_detach(&vm->backends->e1000s[vm->cfg->devices[i].nic]);
 	vm->nr_virtio = 0;
-	if (vm->has_pci)
-		pci_bus_destroy(&vm->pci);
-	vm->has_pci = false;
-	pc_destroy_legacy(vm);
-	acpi_pm_destroy(&vm->pm);
-	if (vm->has_com1)
-		serial_destroy(&vm->com1);
-	vm->has_com1 = false;
+	while (vm->nr_parts) {
+		struct vm_part *p = &vm->parts[--vm->nr_parts];
+		if (p->destroy)
+			p->destroy(p->dev);
+	}
 }

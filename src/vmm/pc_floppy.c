@@ -26,6 +26,16 @@ static void fdc_set_irq(void *opaque, bool level)
 
 static const struct fdc_ops pc_fdc_ops = { .set_irq = fdc_set_irq };
 
+static void i8237_part_destroy(void *dev)
+{
+	i8237_destroy(dev);
+}
+
+static void fdc_part_destroy(void *dev)
+{
+	fdc_destroy(dev);
+}
+
 int pc_create_floppy(struct vm *vm)
 {
 	const struct vm_config *cfg = vm->cfg;
@@ -50,7 +60,10 @@ int pc_create_floppy(struct vm *vm)
 		i8237_destroy(&vm->isa_dma);
 		return -1;
 	}
-	vm->has_fdc = true;
+	/* Torn down backwards: the controller, then the DMA it moves sectors through. */
+	if (pc_add_part(vm, &vm->isa_dma, i8237_part_destroy) < 0 ||
+	    pc_add_part(vm, &vm->fdc, fdc_part_destroy) < 0)
+		return -1;
 	if (bus_register(&vm->pio, FDC_PORT, FDC_NR_PORTS, fdc_io, &vm->fdc, "fdc") < 0 ||
 	    bus_register(&vm->pio, FDC_DIR_PORT, 1, fdc_dir_io, &vm->fdc, "fdc.dir") < 0 ||
 	    bus_register(&vm->pio, I8237_PORT, I8237_NR_PORTS, i8237_io, &vm->isa_dma,
@@ -68,13 +81,4 @@ int pc_create_floppy(struct vm *vm)
 		equipment |= EQUIPMENT_TWO_FLOPPIES;
 	rtc_set_byte(&vm->rtc, CMOS_EQUIPMENT, equipment);
 	return 0;
-}
-
-void pc_destroy_floppy(struct vm *vm)
-{
-	if (!vm->has_fdc)
-		return;
-	fdc_destroy(&vm->fdc);
-	i8237_destroy(&vm->isa_dma);
-	vm->has_fdc = false;
 }

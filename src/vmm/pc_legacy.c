@@ -49,12 +49,23 @@ static void cmos_memory(struct rtc *rtc, const struct vm *vm)
 	rtc_set_byte(rtc, CMOS_EQUIPMENT, 0x06);	/* FPU, PS/2 mouse; no floppy */
 }
 
+static void rtc_part_destroy(void *dev)
+{
+	rtc_destroy(dev);
+}
+
+static void ide_part_destroy(void *dev)
+{
+	ide_destroy(dev);
+}
+
 int pc_create_legacy(struct vm *vm)
 {
 	struct power_sink power = { .event = vm_power_event, .opaque = vm };
 
 	rtc_init(&vm->rtc);
-	vm->has_rtc = true;
+	if (pc_add_part(vm, &vm->rtc, rtc_part_destroy) < 0)
+		return -1;
 	cmos_memory(&vm->rtc, vm);
 	port92_init(&vm->port92, &power);
 	vm->debugcon.out = vm->backends->debugcon;
@@ -106,7 +117,8 @@ static int create_ide(struct vm *vm)
 		log_error("IDE: out of memory");
 		return -1;
 	}
-	vm->has_ide = true;
+	if (pc_add_part(vm, &vm->ide, ide_part_destroy) < 0)
+		return -1;
 	if (bus_register(&vm->pio, IDE_PRIMARY_BASE, IDE_NR_PORTS, ide_cmd_io, &vm->ide.ch[0],
 			 "ide.0") < 0 ||
 	    bus_register(&vm->pio, IDE_PRIMARY_CTRL, 1, ide_ctrl_io, &vm->ide.ch[0],
@@ -137,18 +149,7 @@ int pc_create_chipset(struct vm *vm)
 		log_error("PIIX3: PCI slot %d is taken", PIIX_SLOT);
 		return -1;
 	}
-	vm->has_piix = true;
+	if (pc_add_part(vm, &vm->piix, NULL) < 0)
+		return -1;
 	return create_ide(vm);
-}
-
-void pc_destroy_legacy(struct vm *vm)
-{
-	if (vm->has_rtc)
-		rtc_destroy(&vm->rtc);
-	vm->has_rtc = false;
-	vm->has_piix = false;
-	if (vm->has_ide)
-		ide_destroy(&vm->ide);
-	vm->has_ide = false;
-	pc_destroy_floppy(vm);
 }

@@ -38,6 +38,14 @@
 
 struct e1000;
 
+/* A platform device the machine built, and what tears it down (pc.c). */
+struct vm_part {
+	void *dev;
+	void (*destroy)(void *dev);
+};
+
+#define VM_MAX_PARTS 16
+
 /* An option ROM image, read once. */
 struct nic_rom {
 	uint8_t *data;
@@ -106,34 +114,31 @@ struct vm {
 	const struct vm_backends *backends;
 	struct chardev *console;	/* COM1's back end (NULL: no COM1); outlives resets */
 	struct serial com1;
-	bool has_com1;
 	struct i8042 kbc;
 	struct reset_control rcr;
 	struct acpi_pm pm;
 	struct debug_exit debug_exit;
 	struct pci_bus pci;
-	bool has_pci;
 	struct iothread io;		/* serves virtqueue kicks */
 	struct virtio_pci virtio[VM_MAX_DEVICES];	/* the transports; state is the backends' */
 	unsigned nr_virtio;
 
 	/* Legacy PC devices and firmware boot (pc_legacy.c, firmware.c). */
 	struct rtc rtc;
-	bool has_rtc;
 	struct port92 port92;
 	struct debugcon debugcon;
 	struct piix piix;
-	bool has_piix;
 	struct ide ide;
-	bool has_ide;
 	struct fw_cfg fw_cfg;
-	bool has_fw_cfg;
 	uint8_t *rom;			/* the -bios image, mapped read-only at the top of 4 GiB */
 	size_t rom_size;
 	/* -fda/-fdb (pc_floppy.c): the floppy controller and the ISA DMA it needs. */
 	struct i8237 isa_dma;
 	struct fdc fdc;
-	bool has_fdc;
+
+	/* The platform devices built, in order; pc_destroy_devices tears them down backwards. */
+	struct vm_part parts[VM_MAX_PARTS];
+	unsigned nr_parts;
 };
 
 /* Creates the VM, RAM, platform devices and vCPUs, and loads the kernel; logs and
@@ -184,6 +189,10 @@ void vcpu_park(struct vcpu *vcpu);
 
 /* pc.c: the devices of the pc machine on the buses. */
 int pc_create_devices(struct vm *vm);
+/* Records a built platform device and its teardown (destroy may be NULL); -1 when full. */
+int pc_add_part(struct vm *vm, void *dev, void (*destroy)(void *dev));
+/* Whether dev (e.g. &vm->com1, &vm->pci) was built for this VM. */
+bool pc_has_part(const struct vm *vm, const void *dev);
 void pc_destroy_devices(struct vm *vm);
 /* Presses the ACPI power button (QMP system_powerdown). */
 void pc_power_button(struct vm *vm);
@@ -193,10 +202,8 @@ void pc_describe_qtree(struct vm *vm, FILE *out);
 /* pc_legacy.c: RTC/CMOS, port 0x92, POST port, debug console; chipset functions. */
 int pc_create_legacy(struct vm *vm);
 int pc_create_chipset(struct vm *vm);
-void pc_destroy_legacy(struct vm *vm);
 
 /* pc_floppy.c: the FDC and ISA DMA, only when -fda/-fdb or if=floppy drives exist. */
 int pc_create_floppy(struct vm *vm);
-void pc_destroy_floppy(struct vm *vm);
 
 #endif

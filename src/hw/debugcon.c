@@ -11,5 +11,5 @@ void debugcon_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsig
 		data[0] = 0xe9;	/* QEMU's readback value: "a debug console is here" */
 		return;
 	}
-	chardev_write(d->out, data, 1);
+	d->transmit(d->opaque, data[0]);
 }

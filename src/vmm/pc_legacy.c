@@ -49,6 +49,11 @@ static void cmos_memory(struct rtc *rtc, const struct vm *vm)
 	rtc_set_byte(rtc, CMOS_EQUIPMENT, 0x06);	/* FPU, PS/2 mouse; no floppy */
 }
 
+static void debugcon_transmit(void *opaque, uint8_t byte)
+{
+	chardev_write(opaque, &byte, 1);
+}
+
 static void rtc_part_destroy(void *dev)
 {
 	rtc_destroy(dev);
@@ -68,11 +73,12 @@ int pc_create_legacy(struct vm *vm)
 		return -1;
 	cmos_memory(&vm->rtc, vm);
 	port92_init(&vm->port92, &power);
-	vm->debugcon.out = vm->backends->debugcon;
+	vm->debugcon.transmit = debugcon_transmit;
+	vm->debugcon.opaque = vm->backends->debugcon;
 	if (bus_register(&vm->pio, RTC_PORT, RTC_NR_PORTS, rtc_io, &vm->rtc, "rtc") < 0 ||
 	    bus_register(&vm->pio, PORT92_PORT, 1, port92_io, &vm->port92, "port92") < 0 ||
 	    bus_register(&vm->pio, POST_PORT, 1, post_port_io, NULL, "ioport80") < 0 ||
-	    (vm->debugcon.out && bus_register(&vm->pio, DEBUGCON_PORT, 1, debugcon_io,
+	    (vm->debugcon.opaque && bus_register(&vm->pio, DEBUGCON_PORT, 1, debugcon_io,
 					      &vm->debugcon, "isa-debugcon") < 0)) {
 		log_error("legacy PC devices: I/O ports already in use");
 		return -1;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hw/debug_exit.h"
+#include "hw/debugcon.h"
 #include "hw/i8042.h"
 #include "hw/reset_control.h"
 #include "fake.h"
@@ -128,6 +129,40 @@ static void test_debug_exit_read(void **state)
 	assert_int_equal(log.count, 0);
 }
 
+struct byte_log {
+	uint8_t bytes[8];
+	unsigned count;
+};
+
+static void log_byte(void *opaque, uint8_t byte)
+{
+	struct byte_log *log = opaque;
+
+	if (log->count < sizeof(log->bytes))
+		log->bytes[log->count] = byte;
+	log->count++;
+}
+
+/* isa-debugcon hands each written byte to its transmit callback; reads say 0xe9. */
+static void test_debugcon(void **state)
+{
+	(void)state;
+	struct byte_log log = { .count = 0 };
+	struct debugcon d = { .transmit = log_byte, .opaque = &log };
+	uint8_t data[2] = { 'k', 'x' };
+
+	debugcon_io(&d, 0, true, data, 1);
+	data[0] = '\n';
+	debugcon_io(&d, 0, true, data, 1);
+	assert_int_equal(log.count, 2);
+	assert_int_equal(log.bytes[0], 'k');
+	assert_int_equal(log.bytes[1], '\n');
+	debugcon_io(&d, 0, false, data, 2);
+	assert_int_equal(data[0], 0xe9);
+	assert_int_equal(data[1], 0);
+	assert_int_equal(log.count, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -136,6 +171,7 @@ int main(void)
 		cmocka_unit_test(test_reset_control),
 		cmocka_unit_test(test_debug_exit_status),
 		cmocka_unit_test(test_debug_exit_read),
+		cmocka_unit_test(test_debugcon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

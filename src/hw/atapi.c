@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hw/ide.h"
+#include "util/bytes.h"
 
 #define ST_DRDY 0x40
 #define ST_DSC 0x10
@@ -27,18 +28,6 @@
 #define ASC_READ_ERROR 0x11
 
 #define CD_MAX_BLOCKS 360000	/* above this a disc is reported as a DVD */
-
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, v >> 16);
-	put16(p + 2, v);
-}
 
 static void put_string(uint16_t *words, unsigned first, const char *s, unsigned bytes)
 {
@@ -165,7 +154,7 @@ static int read_toc(struct ide_channel *ch, const uint8_t *cdb, uint32_t *len)
 		if (msf)
 			lba_to_msf(b + 16, (uint32_t)d->sectors);
 		else
-			put32(b + 16, (uint32_t)d->sectors);
+			st_be32(b + 16, (uint32_t)d->sectors);
 		*len = 20;
 	} else if (format == 1) {
 		b[2] = b[3] = 1;
@@ -177,7 +166,7 @@ static int read_toc(struct ide_channel *ch, const uint8_t *cdb, uint32_t *len)
 	} else {
 		return -1;
 	}
-	put16(b, *len - 2);
+	st_be16(b, *len - 2);
 	return 0;
 }
 
@@ -190,15 +179,15 @@ static uint32_t get_configuration(struct ide_channel *ch)
 	unsigned cur = !media ? 0 : d->sectors > CD_MAX_BLOCKS ? 0x0010 : 0x0008;
 
 	memset(b, 0, 20);
-	put16(b + 6, cur);
-	put16(b + 8, 0x0000);	/* feature 0: profile list */
+	st_be16(b + 6, cur);
+	st_be16(b + 8, 0x0000);	/* feature 0: profile list */
 	b[10] = 0x03;		/* persistent, current */
 	b[11] = 8;
-	put16(b + 12, 0x0010);	/* DVD-ROM */
+	st_be16(b + 12, 0x0010);	/* DVD-ROM */
 	b[14] = cur == 0x0010;
-	put16(b + 16, 0x0008);	/* CD-ROM */
+	st_be16(b + 16, 0x0008);	/* CD-ROM */
 	b[18] = cur == 0x0008;
-	put32(b, 20 - 4);
+	st_be32(b, 20 - 4);
 	return 20;
 }
 
@@ -223,16 +212,16 @@ static int mode_sense(struct ide_channel *ch, const uint8_t *cdb, bool ten, uint
 		p[4] = 0x71;
 		p[5] = 0x73;
 		p[6] = (uint8_t)(0x29 | (d->locked ? 0x02 : 0));	/* lock, eject, tray */
-		put16(p + 8, 706);
-		put16(p + 10, 2);
-		put16(p + 12, 512);
-		put16(p + 14, 706);
+		st_be16(p + 8, 706);
+		st_be16(p + 10, 2);
+		st_be16(p + 12, 512);
+		st_be16(p + 14, 706);
 		n += 20;
 	}
 	if (n == hdr)
 		return -1;
 	if (ten)
-		put16(b, n - 2);
+		st_be16(b, n - 2);
 	else
 		b[0] = (uint8_t)(n - 1);
 	*len = n;
@@ -316,7 +305,7 @@ void atapi_packet(struct ide_channel *ch)
 		b[3] = 0x21;
 		b[4] = 31;
 		memcpy(b + 8, "QEMU    QEMU DVD-ROM    2.5+", 28);
-		start_in(ch, 36, be16(cdb + 3), dma);
+		start_in(ch, 36, ld_be16(cdb + 3), dma);
 		return;
 	case 0x1b:	/* START STOP UNIT (SBC/MMC-3 §6.39): LoEj with Start loads, without ejects */
 		if (cdb[4] & 2) {
@@ -338,26 +327,26 @@ void atapi_packet(struct ide_channel *ch)
 		atapi_finish(ch);
 		return;
 	case 0x25:	/* READ CAPACITY (MMC-3 §6.23) */
-		put32(b, (uint32_t)d->sectors - 1);
-		put32(b + 4, ATAPI_SECTOR);
+		st_be32(b, (uint32_t)d->sectors - 1);
+		st_be32(b + 4, ATAPI_SECTOR);
 		start_in(ch, 8, 8, dma);
 		return;
 	case 0x28:	/* READ(10) */
-		start_read(ch, be32(cdb + 2), be16(cdb + 7), dma);
+		start_read(ch, ld_be32(cdb + 2), ld_be16(cdb + 7), dma);
 		return;
 	case 0xa8:	/* READ(12) */
-		start_read(ch, be32(cdb + 2), be32(cdb + 6), dma);
+		start_read(ch, ld_be32(cdb + 2), ld_be32(cdb + 6), dma);
 		return;
 	case 0x43:	/* READ TOC */
 		if (read_toc(ch, cdb, &len) < 0) {
 			atapi_error(ch, SENSE_ILLEGAL_REQUEST, ASC_INVALID_FIELD);
 			return;
 		}
-		start_in(ch, len, be16(cdb + 7), dma);
+		start_in(ch, len, ld_be16(cdb + 7), dma);
 		return;
 	case 0x46:	/* GET CONFIGURATION */
 		len = get_configuration(ch);
-		start_in(ch, len, be16(cdb + 7), dma);
+		start_in(ch, len, ld_be16(cdb + 7), dma);
 		return;
 	case 0x4a:	/* GET EVENT STATUS NOTIFICATION (MMC-3 §6.8), polled only */
 		if (!(cdb[1] & 1)) {
@@ -365,11 +354,11 @@ void atapi_packet(struct ide_channel *ch)
 			return;
 		}
 		memset(b, 0, 8);
-		put16(b, 6);
+		st_be16(b, 6);
 		b[2] = 0x04;	/* media class */
 		b[3] = 0x10;	/* media class supported */
 		b[5] = (uint8_t)((d->tray_open ? 1 : 0) | (!d->tray_open && d->sectors ? 2 : 0));
-		start_in(ch, 8, be16(cdb + 7), dma);
+		start_in(ch, 8, ld_be16(cdb + 7), dma);
 		return;
 	case 0x1a:	/* MODE SENSE(6) */
 	case 0x5a:	/* MODE SENSE(10) */
@@ -377,20 +366,20 @@ void atapi_packet(struct ide_channel *ch)
 			atapi_error(ch, SENSE_ILLEGAL_REQUEST, ASC_INVALID_FIELD);
 			return;
 		}
-		start_in(ch, len, cdb[0] == 0x5a ? be16(cdb + 7) : cdb[4], dma);
+		start_in(ch, len, cdb[0] == 0x5a ? ld_be16(cdb + 7) : cdb[4], dma);
 		return;
 	case 0x51:	/* READ DISC INFORMATION (MMC-3 §6.22) */
 		memset(b, 0, 34);
-		put16(b, 32);
+		st_be16(b, 32);
 		b[2] = 0x0e;	/* complete disc, last session complete */
 		b[3] = b[4] = b[5] = b[6] = 1;
 		b[7] = 0x20;
-		start_in(ch, 34, be16(cdb + 7), dma);
+		start_in(ch, 34, ld_be16(cdb + 7), dma);
 		return;
 	case 0xbd:	/* MECHANISM STATUS (MMC-3 §6.11) */
 		memset(b, 0, 8);
 		b[1] = d->tray_open ? 0x10 : 0;
-		start_in(ch, 8, be16(cdb + 8), dma);
+		start_in(ch, 8, ld_be16(cdb + 8), dma);
 		return;
 	default:
 		atapi_error(ch, SENSE_ILLEGAL_REQUEST, ASC_INVALID_OPCODE);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/bytes.h"
+
 /* fw_cfg.rst "DMA interface": the descriptor the guest points the DMA register at. */
 struct fw_cfg_dma_access {
 	uint32_t control;	/* all big-endian */
@@ -21,8 +23,6 @@ struct fw_cfg_file {
 
 /* "QEMU CFG": what a read of the DMA register returns, so guests can detect it. */
 static const uint8_t dma_signature[8] = { 'Q', 'E', 'M', 'U', ' ', 'C', 'F', 'G' };
-
-static uint32_t be32(uint32_t v) { return __builtin_bswap32(v); }
 
 int fw_cfg_init(struct fw_cfg *fw, const struct guest_memory *mem)
 {
@@ -111,14 +111,14 @@ static int rebuild_dir(struct fw_cfg *fw)
 
 	if (!dir)
 		return -1;
-	*(uint32_t *)dir = be32(fw->nr_files);
+	st_be32(dir, fw->nr_files);
 	for (unsigned i = 0; i < fw->nr_items; i++) {
 		const struct fw_cfg_item *it = &fw->items[i];
 		struct fw_cfg_file f = { 0 };
 		if (it->key < FW_CFG_FILE_FIRST || it->key >= FW_CFG_ARCH_LOCAL)
 			continue;
-		f.size = be32(it->len);
-		f.select = __builtin_bswap16(it->key);
+		st_be32(&f.size, it->len);
+		st_be16(&f.select, it->key);
 		memcpy(f.name, it->name, sizeof(f.name));
 		memcpy(dir + 4 + n++ * sizeof(f), &f, sizeof(f));
 	}
@@ -187,19 +187,19 @@ static void run_dma(struct fw_cfg *fw, uint64_t desc_gpa)
 
 	if (!d)
 		return;
-	control = be32(d->control);
-	length = be32(d->length);
-	address = __builtin_bswap64(d->address);
+	control = ld_be32(&d->control);
+	length = ld_be32(&d->length);
+	address = ld_be64(&d->address);
 	if (control & FW_CFG_DMA_CTL_SELECT)
 		select_key(fw, (uint16_t)(control >> 16));
 	if (control & FW_CFG_DMA_CTL_WRITE) {
-		d->control = be32(FW_CFG_DMA_CTL_ERROR);	/* no item is writable */
+		st_be32(&d->control, FW_CFG_DMA_CTL_ERROR);	/* no item is writable */
 		return;
 	}
 	if (control & FW_CFG_DMA_CTL_READ) {
 		buf = memory_ptr(fw->mem, address, length);
 		if (!buf) {
-			d->control = be32(FW_CFG_DMA_CTL_ERROR);
+			st_be32(&d->control, FW_CFG_DMA_CTL_ERROR);
 			return;
 		}
 		read_bytes(fw, buf, length);
@@ -218,7 +218,6 @@ static void run_dma(struct fw_cfg *fw, uint64_t desc_gpa)
 void fw_cfg_dma_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsigned size)
 {
 	struct fw_cfg *fw = dev;
-	uint64_t gpa;
 
 	if (offset >= 8 || offset + size > 8)
 		return;
@@ -229,8 +228,7 @@ void fw_cfg_dma_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, uns
 		memcpy(fw->dma_addr + offset, data, size);
 		/* A write that covers the low half starts the transfer (fw_cfg.rst). */
 		if (offset + size == 8) {
-			memcpy(&gpa, fw->dma_addr, 8);
-			run_dma(fw, __builtin_bswap64(gpa));
+			run_dma(fw, ld_be64(fw->dma_addr));
 			memset(fw->dma_addr, 0, 8);
 		}
 	}

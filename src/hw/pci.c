@@ -2,29 +2,26 @@
 
 #include <string.h>
 
+#include "util/bytes.h"
+
 #define CONFIG_ENABLE 0x80000000u
 #define BAR_MEM_TYPE_64 0x4
 #define BAR_IO_SPACE 0x1
-
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 void pci_device_init(struct pci_device *dev, const char *name, uint16_t vendor, uint16_t device,
 		     uint32_t class_code, uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id)
 {
 	memset(dev, 0, sizeof(*dev));
 	dev->name = name;
-	put16(dev->config + PCI_VENDOR_ID, vendor);
-	put16(dev->config + PCI_DEVICE_ID, device);
+	st_le16(dev->config + PCI_VENDOR_ID, vendor);
+	st_le16(dev->config + PCI_DEVICE_ID, device);
 	dev->config[PCI_REVISION_ID] = revision;
 	dev->config[PCI_CLASS_PROG] = class_code & 0xff;
-	put16(dev->config + PCI_CLASS_DEVICE, (uint16_t)(class_code >> 8));
-	put16(dev->config + PCI_SUBSYSTEM_VENDOR_ID, subsys_vendor);
-	put16(dev->config + PCI_SUBSYSTEM_ID, subsys_id);
+	st_le16(dev->config + PCI_CLASS_DEVICE, (uint16_t)(class_code >> 8));
+	st_le16(dev->config + PCI_SUBSYSTEM_VENDOR_ID, subsys_vendor);
+	st_le16(dev->config + PCI_SUBSYSTEM_ID, subsys_id);
 	/* The guest may switch decoding, bus mastering and INTx; and set the IRQ line. */
-	put16(dev->wmask + PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+	st_le16(dev->wmask + PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
 					PCI_COMMAND_INTX_DISABLE);
 	dev->wmask[PCI_INTERRUPT_LINE] = 0xff;
 	dev->next_cap = 0x40;
@@ -37,8 +34,8 @@ void pci_device_add_bar(struct pci_device *dev, unsigned index, uint64_t size, b
 		.size = size, .io = io, .access = access, .opaque = opaque,
 	};
 	/* Sizing: software writes all ones and reads back ~(size - 1) (PCI 3.0 §6.2.5.1). */
-	put32(dev->wmask + PCI_BAR0 + 4 * index, ~(uint32_t)(size - 1) & (io ? ~3u : ~0xfu));
-	put32(dev->config + PCI_BAR0 + 4 * index, io ? BAR_IO_SPACE : 0);
+	st_le32(dev->wmask + PCI_BAR0 + 4 * index, ~(uint32_t)(size - 1) & (io ? ~3u : ~0xfu));
+	st_le32(dev->config + PCI_BAR0 + 4 * index, io ? BAR_IO_SPACE : 0);
 }
 
 static void rom_read(void *opaque, uint64_t offset, bool is_write, uint8_t *data, unsigned size)
@@ -60,8 +57,8 @@ void pci_device_set_rom(struct pci_device *dev, const uint8_t *data, size_t len)
 	dev->rom = data;
 	dev->rom_len = len;
 	dev->bars[PCI_ROM_BAR] = (struct pci_bar){ .size = size, .access = rom_read, .opaque = dev };
-	put32(dev->wmask + PCI_ROM_ADDRESS, (~(uint32_t)(size - 1) & ~0x7ffu) | PCI_ROM_ENABLE);
-	put32(dev->config + PCI_ROM_ADDRESS, 0);
+	st_le32(dev->wmask + PCI_ROM_ADDRESS, (~(uint32_t)(size - 1) & ~0x7ffu) | PCI_ROM_ENABLE);
+	st_le32(dev->config + PCI_ROM_ADDRESS, 0);
 }
 
 uint8_t pci_device_add_cap(struct pci_device *dev, uint8_t id, const void *body, uint8_t len)
@@ -82,7 +79,7 @@ uint8_t pci_device_add_cap(struct pci_device *dev, uint8_t id, const void *body,
 			p = dev->config[p + 1];
 		dev->config[p + 1] = at;
 	}
-	put16(dev->config + PCI_STATUS, get16(dev->config + PCI_STATUS) | PCI_STATUS_CAP_LIST);
+	st_le16(dev->config + PCI_STATUS, ld_le16(dev->config + PCI_STATUS) | PCI_STATUS_CAP_LIST);
 	dev->next_cap = (uint8_t)((at + len + 3) & ~3);
 	return at;
 }
@@ -127,10 +124,10 @@ static int assign_bars(struct pci_bus *bus, struct pci_device *dev)
 			bar->addr = at;
 			raw = (uint32_t)at;
 		}
-		put32(dev->config + PCI_BAR0 + 4 * i, raw);
+		st_le32(dev->config + PCI_BAR0 + 4 * i, raw);
 	}
 	/* Decoding on, as firmware leaves a device it has configured. */
-	put16(dev->config + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
+	st_le16(dev->config + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
 	return 0;
 }
 
@@ -185,9 +182,9 @@ void pci_config_address_io(void *opaque, uint64_t offset, bool is_write, uint8_t
 	}
 	pthread_rwlock_wrlock(&bus->lock);
 	if (is_write)
-		bus->address = get32(data);
+		bus->address = ld_le32(data);
 	else
-		put32(data, bus->address);
+		st_le32(data, bus->address);
 	pthread_rwlock_unlock(&bus->lock);
 }
 
@@ -195,12 +192,12 @@ void pci_config_address_io(void *opaque, uint64_t offset, bool is_write, uint8_t
 static void bar_written(struct pci_device *dev, unsigned index)
 {
 	struct pci_bar *bar = &dev->bars[index];
-	uint32_t raw = get32(dev->config + PCI_BAR0 + 4 * index);
+	uint32_t raw = ld_le32(dev->config + PCI_BAR0 + 4 * index);
 
 	if (!bar->size)
 		return;
 	if (index == PCI_ROM_BAR) {	/* decodes only while its enable bit is set */
-		raw = get32(dev->config + PCI_ROM_ADDRESS);
+		raw = ld_le32(dev->config + PCI_ROM_ADDRESS);
 		bar->addr = (raw & PCI_ROM_ENABLE) ? (raw & ~0x7ffu) : 0;
 		return;
 	}
@@ -251,7 +248,7 @@ static struct pci_bar *decode(struct pci_bus *bus, uint64_t addr, bool io, uint6
 						       : bus->functions[s % PCI_SLOTS][s / PCI_SLOTS - 1];
 		if (!dev)
 			continue;
-		uint16_t cmd = get16(dev->config + PCI_COMMAND);
+		uint16_t cmd = ld_le16(dev->config + PCI_COMMAND);
 		if (!(cmd & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)))
 			continue;
 		for (unsigned i = 0; i <= PCI_ROM_BAR; i++) {
@@ -300,7 +297,7 @@ uint64_t pci_bar_address(struct pci_bus *bus, struct pci_device *dev, unsigned i
 	uint64_t addr = 0;
 
 	pthread_rwlock_rdlock(&bus->lock);
-	if (get16(dev->config + PCI_COMMAND) & PCI_COMMAND_MEMORY)
+	if (ld_le16(dev->config + PCI_COMMAND) & PCI_COMMAND_MEMORY)
 		addr = dev->bars[index].addr;
 	pthread_rwlock_unlock(&bus->lock);
 	return addr;

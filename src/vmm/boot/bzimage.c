@@ -23,14 +23,14 @@
 int bzimage_detect(const uint8_t *kernel, size_t len)
 {
 	return len > HDR_INIT_SIZE + 4 && memcmp(kernel + HDR_MAGIC, "HdrS", 4) == 0 &&
-	       get16(kernel, HDR_BOOT_FLAG) == 0xaa55;
+	       ld_le16(kernel + HDR_BOOT_FLAG) == 0xaa55;
 }
 
 int bzimage_load(const struct boot_request *req, const uint8_t *kernel, size_t len,
 		 struct boot_entry *entry)
 {
 	const struct guest_memory *mem = req->mem;
-	uint16_t version = get16(kernel, HDR_VERSION);
+	uint16_t version = ld_le16(kernel + HDR_VERSION);
 	size_t setup_sects = kernel[HDR_SETUP_SECTS] ? kernel[HDR_SETUP_SECTS] : 4;
 	size_t setup_len = (setup_sects + 1) * 512;
 	size_t header_end = 0x202 + kernel[HDR_JUMP_END];
@@ -56,7 +56,7 @@ int bzimage_load(const struct boot_request *req, const uint8_t *kernel, size_t l
 
 	/* The kernel decompresses in place and needs init_size bytes from its load address. */
 	uint64_t pm_len = len - setup_len;
-	uint64_t need = get32(kernel, HDR_INIT_SIZE);
+	uint64_t need = ld_le32(kernel + HDR_INIT_SIZE);
 	if (need < pm_len)
 		need = pm_len;
 	uint8_t *dst = memory_ptr(mem, KERNEL_LOAD_ADDR, need);
@@ -72,25 +72,25 @@ int bzimage_load(const struct boot_request *req, const uint8_t *kernel, size_t l
 	memcpy(bp + HDR_SETUP_SECTS, kernel + HDR_SETUP_SECTS, header_end - HDR_SETUP_SECTS);
 	bp[HDR_TYPE_OF_LOADER] = LOADER_UNDEFINED;
 	bp[HDR_LOADFLAGS] |= CAN_USE_HEAP;
-	put16(bp, HDR_HEAP_END_PTR, 0xfe00);	/* boot.rst's value for a 32-bit entry */
+	st_le16(bp + HDR_HEAP_END_PTR, 0xfe00);	/* boot.rst's value for a 32-bit entry */
 
-	uint32_t cmdline_size = get32(kernel, HDR_CMDLINE_SIZE);
+	uint32_t cmdline_size = ld_le32(kernel + HDR_CMDLINE_SIZE);
 	if (strlen(req->cmdline) >= cmdline_size) {
 		log_error("-append: command line is %zu bytes, this kernel accepts at most %u",
 			  strlen(req->cmdline), cmdline_size ? cmdline_size - 1 : 0);
 		return -1;
 	}
-	put32(bp, HDR_CMD_LINE_PTR, BOOT_CMDLINE_ADDR);
+	st_le32(bp + HDR_CMD_LINE_PTR, BOOT_CMDLINE_ADDR);
 
 	if (req->initrd_len) {
-		uint64_t limit = (uint64_t)get32(kernel, HDR_INITRD_ADDR_MAX) + 1;
+		uint64_t limit = (uint64_t)ld_le32(kernel + HDR_INITRD_ADDR_MAX) + 1;
 		uint64_t addr;
 		if (limit > low_end)
 			limit = low_end;
 		if (boot_load_initrd(req, KERNEL_LOAD_ADDR + need, limit, &addr) < 0)
 			return -1;
-		put32(bp, HDR_RAMDISK_IMAGE, (uint32_t)addr);
-		put32(bp, HDR_RAMDISK_SIZE, (uint32_t)req->initrd_len);
+		st_le32(bp + HDR_RAMDISK_IMAGE, (uint32_t)addr);
+		st_le32(bp + HDR_RAMDISK_SIZE, (uint32_t)req->initrd_len);
 	}
 
 	memcpy(bp + BP_ACPI_RSDP_ADDR, &req->rsdp, 8);
@@ -98,7 +98,7 @@ int bzimage_load(const struct boot_request *req, const uint8_t *kernel, size_t l
 	bp[BP_E820_ENTRIES] = (uint8_t)n_e820;
 	memcpy(bp + BP_E820_TABLE, e820, n_e820 * sizeof(e820[0]));
 
-	entry->entry = get32(kernel, HDR_CODE32_START);
+	entry->entry = ld_le32(kernel + HDR_CODE32_START);
 	entry->esi = BOOT_INFO_ADDR;
 	entry->ebx = 0;
 	return 0;

@@ -44,7 +44,7 @@ static int parse_vga(const char *cmdline, uint8_t *kernel)
 		if (errno || end == v || (*end && *end != ' ') || mode > 0xffff)
 			return -1;
 	}
-	put16(kernel, HDR_VID_MODE, (uint16_t)mode);
+	st_le16(kernel + HDR_VID_MODE, (uint16_t)mode);
 	return 0;
 }
 
@@ -53,10 +53,10 @@ static uint64_t initrd_limit(const uint8_t *kernel, uint16_t version, uint64_t l
 {
 	uint64_t max;
 
-	if (version >= 0x20c && (get16(kernel, HDR_XLOADFLAGS) & XLF_CAN_BE_LOADED_ABOVE_4G))
+	if (version >= 0x20c && (ld_le16(kernel + HDR_XLOADFLAGS) & XLF_CAN_BE_LOADED_ABOVE_4G))
 		max = UINT32_MAX;	/* we have no 64-bit ramdisk fields: stay below 4 GiB */
 	else if (version >= 0x203)
-		max = get32(kernel, HDR_INITRD_ADDR_MAX);
+		max = ld_le32(kernel + HDR_INITRD_ADDR_MAX);
 	else
 		max = OLD_INITRD_ADDR_MAX;
 	/* Keep the top of RAM free for the firmware's tables. */
@@ -74,12 +74,12 @@ int linuxboot_prepare(uint8_t *kernel, size_t len, const char *cmdline, uint64_t
 
 	memset(plan, 0, sizeof(*plan));
 	if (len < HDR_INIT_SIZE + 4 || memcmp(kernel + HDR_MAGIC, "HdrS", 4) != 0 ||
-	    get16(kernel, HDR_BOOT_FLAG) != 0xaa55) {
+	    ld_le16(kernel + HDR_BOOT_FLAG) != 0xaa55) {
 		snprintf(err, errlen, "not a Linux bzImage: with -bios the firmware boots "
 			 "only bzImages (without -bios kestrel also boots PVH ELF kernels)");
 		return -1;
 	}
-	version = get16(kernel, HDR_VERSION);
+	version = ld_le16(kernel + HDR_VERSION);
 	if (version < 0x202 || !(kernel[HDR_LOADFLAGS] & LOADED_HIGH)) {
 		snprintf(err, errlen, "boot protocol %u.%02u%s is too old (need a bzImage of "
 			 "protocol 2.02 or later)", version >> 8, version & 0xff,
@@ -106,15 +106,15 @@ int linuxboot_prepare(uint8_t *kernel, size_t len, const char *cmdline, uint64_t
 	plan->kernel_size = (uint32_t)(len - setup_size);
 	/* The kernel decompresses in place: it needs init_size bytes (2.10+) from 1 MiB. */
 	need = plan->kernel_size;
-	if (version >= 0x20a && get32(kernel, HDR_INIT_SIZE) > need)
-		need = get32(kernel, HDR_INIT_SIZE);
+	if (version >= 0x20a && ld_le32(kernel + HDR_INIT_SIZE) > need)
+		need = ld_le32(kernel + HDR_INIT_SIZE);
 	if (LINUXBOOT_KERNEL_ADDR + need > low_ram) {
 		snprintf(err, errlen, "the kernel needs %" PRIu64 " MiB above 1 MiB; increase -m",
 			 (need >> 20) + 1);
 		return -1;
 	}
 
-	max = version >= 0x206 ? get32(kernel, HDR_CMDLINE_SIZE) : OLD_CMDLINE_MAX;
+	max = version >= 0x206 ? ld_le32(kernel + HDR_CMDLINE_SIZE) : OLD_CMDLINE_MAX;
 	if (cmdline_len > max) {
 		snprintf(err, errlen, "-append: command line is %zu bytes, this kernel accepts "
 			 "at most %" PRIu64, cmdline_len, max);
@@ -130,9 +130,9 @@ int linuxboot_prepare(uint8_t *kernel, size_t len, const char *cmdline, uint64_t
 	kernel[HDR_TYPE_OF_LOADER] = LINUXBOOT_LOADER_TYPE;
 	kernel[HDR_LOADFLAGS] |= CAN_USE_HEAP;
 	/* heap_end_ptr is an offset in the setup segment: up to 512 bytes below the command line. */
-	put16(kernel, HDR_HEAP_END_PTR,
+	st_le16(kernel + HDR_HEAP_END_PTR,
 	      (uint16_t)(LINUXBOOT_CMDLINE_ADDR - LINUXBOOT_SETUP_ADDR - 0x200));
-	put32(kernel, HDR_CMD_LINE_PTR, LINUXBOOT_CMDLINE_ADDR);
+	st_le32(kernel + HDR_CMD_LINE_PTR, LINUXBOOT_CMDLINE_ADDR);
 
 	if (initrd_size) {
 		max = initrd_limit(kernel, version, low_ram);
@@ -150,8 +150,8 @@ int linuxboot_prepare(uint8_t *kernel, size_t len, const char *cmdline, uint64_t
 		}
 		plan->initrd_addr = (uint32_t)addr;
 		plan->initrd_size = (uint32_t)initrd_size;
-		put32(kernel, HDR_RAMDISK_IMAGE, plan->initrd_addr);
-		put32(kernel, HDR_RAMDISK_SIZE, plan->initrd_size);
+		st_le32(kernel + HDR_RAMDISK_IMAGE, plan->initrd_addr);
+		st_le32(kernel + HDR_RAMDISK_SIZE, plan->initrd_size);
 	}
 	return 0;
 }

@@ -1,14 +1,12 @@
 /*
  * The bzImage setup header (Documentation/x86/boot.rst, "The Real-Mode
- * Kernel Header"): its field offsets and little-endian accessors, shared by
+ * Kernel Header"): its field offsets (little-endian: util/bytes.h), shared by
  * the direct loader (bzimage.c) and the firmware path (linuxboot.c).
  */
 #ifndef KESTREL_VMM_BOOT_SETUP_HEADER_H
 #define KESTREL_VMM_BOOT_SETUP_HEADER_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <string.h>
+#include "util/bytes.h"
 
 #define HDR_SETUP_SECTS 0x1f1
 #define HDR_VID_MODE 0x1fa
@@ -30,22 +28,5 @@
 
 #define LOADED_HIGH 0x01
 #define CAN_USE_HEAP 0x80
-
-static inline uint32_t get32(const uint8_t *p, size_t off)
-{
-	uint32_t v;
-	memcpy(&v, p + off, 4);
-	return v;
-}
-
-static inline uint16_t get16(const uint8_t *p, size_t off)
-{
-	uint16_t v;
-	memcpy(&v, p + off, 2);
-	return v;
-}
-
-static inline void put32(uint8_t *p, size_t off, uint32_t v) { memcpy(p + off, &v, 4); }
-static inline void put16(uint8_t *p, size_t off, uint16_t v) { memcpy(p + off, &v, 2); }
 
 #endif

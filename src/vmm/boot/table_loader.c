@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/bytes.h"
+
 #define LOADER_FILESZ 56
 #define LOADER_ALLOCATE 1
 #define LOADER_ADD_POINTER 2
@@ -97,17 +99,10 @@ static int checksum(struct script *s, const char *file, uint32_t at, uint32_t st
 	return 0;
 }
 
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
 /* A table header at off: within the blob and not running past it. */
 static int table_ok(const uint8_t *buf, size_t len, uint32_t off)
 {
-	return off >= 36 && off <= len - 36 && get32(buf + off + 4) <= len - off;
+	return off >= 36 && off <= len - 36 && ld_le32(buf + off + 4) <= len - off;
 }
 
 /*
@@ -116,12 +111,12 @@ static int table_ok(const uint8_t *buf, size_t len, uint32_t off)
  */
 static int relocate_tables(struct script *s, const uint8_t *rsdp, const uint8_t *buf, size_t len)
 {
-	uint32_t rsdt = get32(rsdp + 16), xsdt = get32(rsdp + 24);
+	uint32_t rsdt = ld_le32(rsdp + 16), xsdt = ld_le32(rsdp + 24);
 
 	if (!table_ok(buf, len, rsdt) || !table_ok(buf, len, xsdt))
 		return -1;
-	for (uint32_t i = 0; i < (get32(buf + rsdt + 4) - 36) / 4; i++) {
-		uint32_t entry = rsdt + 36 + 4 * i, table = get32(buf + entry);
+	for (uint32_t i = 0; i < (ld_le32(buf + rsdt + 4) - 36) / 4; i++) {
+		uint32_t entry = rsdt + 36 + 4 * i, table = ld_le32(buf + entry);
 		if (!table_ok(buf, len, table) || pointer(s, TABLES_FILE, entry, 4) < 0)
 			return -1;
 		if (memcmp(buf + table, "FACP", 4) == 0) {
@@ -129,15 +124,15 @@ static int relocate_tables(struct script *s, const uint8_t *rsdp, const uint8_t 
 			if (pointer(s, TABLES_FILE, table + 36, 4) < 0 ||
 			    pointer(s, TABLES_FILE, table + 40, 4) < 0 ||
 			    pointer(s, TABLES_FILE, table + 140, 8) < 0 ||
-			    checksum(s, TABLES_FILE, table + 9, table, get32(buf + table + 4)) < 0)
+			    checksum(s, TABLES_FILE, table + 9, table, ld_le32(buf + table + 4)) < 0)
 				return -1;
 		}
 	}
-	for (uint32_t i = 0; i < (get32(buf + xsdt + 4) - 36) / 8; i++)
+	for (uint32_t i = 0; i < (ld_le32(buf + xsdt + 4) - 36) / 8; i++)
 		if (pointer(s, TABLES_FILE, xsdt + 36 + 8 * i, 8) < 0)
 			return -1;
-	if (checksum(s, TABLES_FILE, rsdt + 9, rsdt, get32(buf + rsdt + 4)) < 0 ||
-	    checksum(s, TABLES_FILE, xsdt + 9, xsdt, get32(buf + xsdt + 4)) < 0)
+	if (checksum(s, TABLES_FILE, rsdt + 9, rsdt, ld_le32(buf + rsdt + 4)) < 0 ||
+	    checksum(s, TABLES_FILE, xsdt + 9, xsdt, ld_le32(buf + xsdt + 4)) < 0)
 		return -1;
 	/* The RSDP (ACPI 6.4 §5.2.5.3): RSDT and XSDT addresses, then both checksums. */
 	if (pointer(s, RSDP_FILE, 16, 4) < 0 || pointer(s, RSDP_FILE, 24, 8) < 0 ||

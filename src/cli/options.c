@@ -16,37 +16,9 @@
 struct option_def {
 	const char *name;
 	bool has_arg;
-	int (*handle)(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+	option_parser *handle;
 	const char *help;
 };
-
-int err_invalid(const char *opt, const char *arg, const char *why)
-{
-	log_error("-%s %s: %s", opt, arg, why);
-	return -1;
-}
-
-/* Rejects keys nobody consumed; returns 0 when all were understood. */
-int check_unused(struct opts *o, const char *opt, const char *arg)
-{
-	const char *key = opts_first_unused(o);
-	char msg[128];
-
-	if (!key)
-		return 0;
-	snprintf(msg, sizeof(msg), "Invalid parameter '%s'", key);
-	return err_invalid(opt, arg, msg);
-}
-
-struct opts *parse_list(const char *opt, const char *arg, const char *implied)
-{
-	char err[160];
-	struct opts *o = opts_parse(arg, implied, err, sizeof(err));
-
-	if (!o)
-		err_invalid(opt, arg, err);
-	return o;
-}
 
 static int opt_m(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
@@ -572,39 +544,9 @@ out:
 	return rc;
 }
 
-static int opt_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return options_drive(cfg, opt, arg);
-}
-
-static int opt_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return options_blockdev(cfg, opt, arg);
-}
-
 static int opt_snapshot(struct vm_config *cfg, const char *o, const char *a, FILE *f)
 {
 	return opt_flag(&cfg->snapshot_all);
-}
-
-static int opt_object(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return options_object(cfg, opt, arg);
-}
-
-static int opt_numa(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return options_numa(cfg, opt, arg);
-}
-
-static int opt_overcommit(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return options_overcommit(cfg, opt, arg);
-}
-
-static int opt_balloon(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return options_balloon(cfg, opt, arg);
 }
 
 static int opt_mem_path(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
@@ -616,26 +558,6 @@ static int opt_mem_path(struct vm_config *cfg, const char *opt, const char *arg,
 static int opt_mem_prealloc(struct vm_config *cfg, const char *o, const char *a, FILE *f)
 {
 	return opt_flag(&cfg->memory.mem_prealloc);
-}
-
-static int opt_bios(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return options_bios(cfg, opt, arg);
-}
-
-static int opt_boot(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return options_boot(cfg, opt, arg);
-}
-
-static int opt_ide(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return options_ide_shorthand(cfg, opt, arg);
-}
-
-static int opt_floppy(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return options_floppy_shorthand(cfg, opt, arg);
 }
 
 /* -debugcon DEV: QEMU's isa-debugcon at 0x402 on a -serial style device. */
@@ -682,10 +604,10 @@ static const struct option_def option_table[] = {
 	{ "monitor", true, opt_monitor, "dev  the human monitor on a -serial style device" },
 	{ "qmp", true, opt_qmp, "dev  QMP on a -serial style device (e.g. unix:path,server,nowait)" },
 	{ "device", true, opt_device, "driver[,prop=value...]|help  add a device (see -device help)" },
-	{ "drive", true, opt_drive,
+	{ "drive", true, options_drive,
 	  "file=f[,if=virtio|none][,format=raw|qcow2][,cache=none|writeback|writethrough|unsafe|"
 	  "directsync][,readonly=on][,snapshot=on][,id=][,serial=][,discard=unmap]  a disk" },
-	{ "blockdev", true, opt_blockdev,
+	{ "blockdev", true, options_blockdev,
 	  "driver=file|host_device|raw|qcow2,node-name=name[,filename=][,file=node]"
 	  "[,cache.direct=][,read-only=]...  a block node (also JSON)" },
 	{ "net", true, options_net,
@@ -701,26 +623,26 @@ static const struct option_def option_table[] = {
 	{ "daemonize", false, opt_daemonize, "  detach after start-up" },
 	{ "pidfile", true, opt_pidfile, "file  write the process ID to file" },
 	{ "check-host", false, opt_check_host, "  check this host for running VMs and exit" },
-	{ "bios", true, opt_bios, "file  firmware image (default /usr/share/seabios/bios-256k.bin)" },
-	{ "boot", true, opt_boot,
+	{ "bios", true, options_bios, "file  firmware image (default /usr/share/seabios/bios-256k.bin)" },
+	{ "boot", true, options_boot,
 	  "[order=]drives[,once=drives][,menu=on|off][,splash-time=ms][,reboot-timeout=ms]"
 	  "[,strict=on|off]  firmware boot order (a, c, d, n)" },
-	{ "hda", true, opt_ide, "file  IDE disk, primary master" },
-	{ "hdb", true, opt_ide, "file  IDE disk, primary slave" },
-	{ "hdc", true, opt_ide, "file  IDE disk, secondary master" },
-	{ "hdd", true, opt_ide, "file  IDE disk, secondary slave" },
-	{ "cdrom", true, opt_ide, "file  IDE CD-ROM, secondary master (an ISO image)" },
-	{ "fda", true, opt_floppy, "file  floppy drive A: (a 1.44 MB image)" },
-	{ "fdb", true, opt_floppy, "file  floppy drive B: (a 1.44 MB image)" },
+	{ "hda", true, options_ide_shorthand, "file  IDE disk, primary master" },
+	{ "hdb", true, options_ide_shorthand, "file  IDE disk, primary slave" },
+	{ "hdc", true, options_ide_shorthand, "file  IDE disk, secondary master" },
+	{ "hdd", true, options_ide_shorthand, "file  IDE disk, secondary slave" },
+	{ "cdrom", true, options_ide_shorthand, "file  IDE CD-ROM, secondary master (an ISO image)" },
+	{ "fda", true, options_floppy_shorthand, "file  floppy drive A: (a 1.44 MB image)" },
+	{ "fdb", true, options_floppy_shorthand, "file  floppy drive B: (a 1.44 MB image)" },
 	{ "debugcon", true, opt_debugcon, "dev  debug console at port 0x402 (-serial style dev)" },
-	{ "object", true, opt_object,
+	{ "object", true, options_object,
 	  "memory-backend-{ram,file,memfd},id=,size=[,mem-path=][,share=][,prealloc=][,merge=]"
 	  "[,dump=][,hugetlb=][,host-nodes=,policy=]  a RAM backend" },
-	{ "numa", true, opt_numa, "node[,nodeid=][,cpus=][,memdev=]|dist,src=,dst=,val=  NUMA" },
+	{ "numa", true, options_numa, "node[,nodeid=][,cpus=][,memdev=]|dist,src=,dst=,val=  NUMA" },
 	{ "mem-path", true, opt_mem_path, "path  back RAM with a file in path (e.g. hugetlbfs)" },
 	{ "mem-prealloc", false, opt_mem_prealloc, "  allocate all of RAM at start-up" },
-	{ "overcommit", true, opt_overcommit, "mem-lock=on|off  lock RAM in host memory" },
-	{ "balloon", true, opt_balloon, "none|virtio[,addr=]  the memory balloon device" },
+	{ "overcommit", true, options_overcommit, "mem-lock=on|off  lock RAM in host memory" },
+	{ "balloon", true, options_balloon, "none|virtio[,addr=]  the memory balloon device" },
 	{ "version", false, opt_version, "  print the version and exit" },
 	{ "h", false, opt_help, "  print this help and exit" },
 	{ "help", false, opt_help, NULL },
@@ -856,7 +778,7 @@ enum options_result options_parse(int argc, char **argv, struct vm_config *cfg, 
 
 		if (arg[0] != '-' || arg[1] == '\0') {
 			/* QEMU: a bare file name is the first IDE disk. */
-			if (arg[0] == '-' || options_ide_shorthand(cfg, "hda", arg) < 0)
+			if (arg[0] == '-' || options_ide_shorthand(cfg, "hda", arg, out) < 0)
 				return OPTIONS_ERROR;
 			continue;
 		}

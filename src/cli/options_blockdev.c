@@ -107,57 +107,7 @@ static int node_settings(struct opts *o, const char *prefix, struct drive_config
 	d->flags |= (direct ? BLOCK_NOCACHE : 0) | (no_flush ? BLOCK_NO_FLUSH : 0) |
 		    (ro ? BLOCK_RDONLY : 0) | (lock ? 0 : BLOCK_NO_LOCK);
 	d->readonly |= ro;
-	if (discard && strcmp(discard, "unmap") && strcmp(discard, "on") &&
-	    strcmp(discard, "ignore") && strcmp(discard, "off"))
-		return err_invalid(opt, arg, "discard= must be unmap or ignore");
-	if (discard)
-		d->discard = !strcmp(discard, "unmap") || !strcmp(discard, "on");
-	if (aio && strcmp(aio, "threads") && strcmp(aio, "io_uring") && strcmp(aio, "native"))
-		return err_invalid(opt, arg, "aio= must be threads, io_uring or native");
-	if (aio && !strcmp(aio, "native") && !direct)
-		return err_invalid(opt, arg, "aio=native was specified, but it requires "
-				   "cache.direct=on");
-	if (aio)
-		d->aio_io_uring = strcmp(aio, "threads") != 0;
-	if (detect && !strcmp(detect, "on"))
-		d->detect_zeroes = BLK_DETECT_ZEROES_ON;
-	else if (detect && !strcmp(detect, "unmap"))
-		d->detect_zeroes = BLK_DETECT_ZEROES_UNMAP;
-	else if (detect && strcmp(detect, "off"))
-		return err_invalid(opt, arg, "detect-zeroes= must be off, on or unmap");
-	if (d->detect_zeroes == BLK_DETECT_ZEROES_UNMAP && !d->discard)
-		return err_invalid(opt, arg, "setting detect-zeroes to unmap is not allowed without "
-				   "setting discard operation to unmap");
-	return 0;
-}
-
-int options_overlap_check(struct opts *o, const char *fmt, struct drive_config *d,
-			  const char *opt, const char *arg)
-{
-	const char *mode = opts_get(o, "overlap-check");
-	const char *tmpl = opts_get(o, "overlap-check.template");
-	char msg[200];
-
-	if (!mode && !tmpl)
-		return 0;
-	/* QEMU's messages (block/qcow2.c qcow2_update_options_prepare). */
-	if (fmt && strcmp(fmt, "qcow2")) {
-		snprintf(msg, sizeof(msg), "Block format '%s' does not support the option "
-			 "'overlap-check'", fmt);
-		return err_invalid(opt, arg, msg);
-	}
-	if (mode && tmpl && strcmp(mode, tmpl)) {
-		snprintf(msg, sizeof(msg), "Conflicting values for qcow2 options 'overlap-check' "
-			 "('%s') and 'overlap-check.template' ('%s')", mode, tmpl);
-		return err_invalid(opt, arg, msg);
-	}
-	if (block_overlap_check_flags(mode ? mode : tmpl, &d->flags) < 0) {
-		snprintf(msg, sizeof(msg), "Unsupported value '%s' for qcow2 option 'overlap-check'. "
-			 "Allowed are any of the following: none, constant, cached, all",
-			 mode ? mode : tmpl);
-		return err_invalid(opt, arg, msg);
-	}
-	return 0;
+	return options_drive_io(d, discard, aio, detect, direct, "cache.direct=on", opt, arg);
 }
 
 static bool is_protocol(const char *driver)
@@ -215,7 +165,7 @@ static int format_file(struct vm_config *cfg, struct opts *o, struct drive_confi
 	return d->file ? 0 : err_invalid(opt, arg, "out of memory");
 }
 
-int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg)
+int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_blockdev(opt, arg);
 	struct drive_config d = { .blockdev = true, .iface = DRIVE_IF_NONE, .index = -1 };

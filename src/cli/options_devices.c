@@ -26,14 +26,6 @@ void options_device_help(FILE *out)
 		     "name \"virtconsole\", bus virtio-serial-bus\n");
 }
 
-struct drive_config *find_drive(struct vm_config *cfg, const char *id)
-{
-	for (unsigned i = 0; i < cfg->nr_drives; i++)
-		if (strcmp(cfg->drives[i].id, id) == 0)
-			return &cfg->drives[i];
-	return NULL;
-}
-
 static int add_device(struct vm_config *cfg, const char *opt, const char *arg,
 		      const struct device_config *dev)
 {
@@ -70,29 +62,6 @@ static int copy_serial(char *dst, const char *serial, const char *opt, const cha
 	if (strlen(serial) > 20)
 		return err_invalid(opt, arg, "serial= is at most 20 characters (VIRTIO_BLK_ID_BYTES)");
 	strcpy(dst, serial);
-	return 0;
-}
-
-/* aio= and detect-zeroes=, with QEMU's rules for what they need of cache= and discard=. */
-static int drive_aio_and_zeroes(struct drive_config *d, const char *aio, const char *detect,
-				const char *opt, const char *arg)
-{
-	if (aio && !strcmp(aio, "native") && !(d->flags & BLOCK_NOCACHE))
-		return err_invalid(opt, arg, "aio=native was specified, but it requires "
-				   "cache.direct=on (cache=none or directsync)");
-	/* Linux AIO (native) is served by io_uring, its successor. */
-	d->aio_io_uring = aio && strcmp(aio, "threads") != 0;
-	if (!detect || !strcmp(detect, "off"))
-		d->detect_zeroes = BLK_DETECT_ZEROES_OFF;
-	else if (!strcmp(detect, "on"))
-		d->detect_zeroes = BLK_DETECT_ZEROES_ON;
-	else if (!strcmp(detect, "unmap"))
-		d->detect_zeroes = BLK_DETECT_ZEROES_UNMAP;
-	else
-		return err_invalid(opt, arg, "detect-zeroes= must be off, on or unmap");
-	if (d->detect_zeroes == BLK_DETECT_ZEROES_UNMAP && !d->discard)
-		return err_invalid(opt, arg, "setting detect-zeroes to unmap is not allowed without "
-				   "setting discard operation to unmap");
 	return 0;
 }
 
@@ -153,7 +122,7 @@ static int drive_floppy_slot(struct vm_config *cfg, struct drive_config *d, cons
 	return err_invalid(opt, arg, "the floppy controller takes two drives at most");
 }
 
-int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
+int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, "file");
 	struct drive_config d = { 0 };
@@ -218,19 +187,10 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 		d.cdrom = false;
 		d.readonly = true;
 	}
-	if (discard && strcmp(discard, "unmap") && strcmp(discard, "on") &&
-	    strcmp(discard, "ignore") && strcmp(discard, "off")) {
-		err_invalid(opt, arg, "discard= must be unmap or ignore");
+	if (options_drive_io(&d, discard, aio, detect, d.flags & BLOCK_NOCACHE,
+			     "cache.direct=on (cache=none or directsync)", opt, arg) < 0)
 		goto out;
-	}
-	if (aio && strcmp(aio, "threads") && strcmp(aio, "io_uring") && strcmp(aio, "native")) {
-		err_invalid(opt, arg, "aio= must be threads, io_uring or native");
-		goto out;
-	}
 	if (serial && copy_serial(d.serial, serial, opt, arg) < 0)
-		goto out;
-	d.discard = discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on"));
-	if (drive_aio_and_zeroes(&d, aio, detect, opt, arg) < 0)
 		goto out;
 	if (cfg->nr_drives == VM_MAX_DRIVES) {
 		err_invalid(opt, arg, "too many drives");
@@ -272,38 +232,6 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg)
 out:
 	opts_free(o);
 	return rc;
-}
-
-/* addr=SLOT[.0] (hex or decimal, QEMU's "slot.function"); -1 when absent. */
-static int parse_addr(const char *addr, int *slot)
-{
-	char buf[16];
-	uint64_t n;
-	char *dot;
-
-	*slot = -1;
-	if (!addr)
-		return 0;
-	snprintf(buf, sizeof(buf), "%s", addr);
-	dot = strchr(buf, '.');
-	if (dot) {
-		if (strcmp(dot, ".0") != 0)
-			return -1;	/* multifunction devices are not modelled */
-		*dot = '\0';
-	}
-	if (strncmp(buf, "0x", 2) != 0) {
-		/* QEMU reads addr= as hex even without 0x. */
-		char hex[20];
-		snprintf(hex, sizeof(hex), "0x%s", buf);
-		if (!uint_parse(hex, &n))
-			return -1;
-	} else if (!uint_parse(buf, &n)) {
-		return -1;
-	}
-	if (n == 0 || n >= 32)
-		return -1;	/* slot 0 is the host bridge */
-	*slot = (int)n;
-	return 0;
 }
 
 /*
@@ -376,7 +304,7 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 	} else if (!strcmp(driver, "ide-hd") || !strcmp(driver, "ide-cd")) {
 		return ide_device(cfg, o, driver, opt, arg);
 	} else if (!strcmp(driver, "virtio-balloon-pci") || !strcmp(driver, "virtio-balloon")) {
-		if (parse_addr(opts_get(o, "addr"), &dev.slot) < 0)
+		if (options_pci_addr(opts_get(o, "addr"), &dev.slot) < 0)
 			return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
 		return options_balloon_device(cfg, o, dev.slot, opt, arg);
 	} else if (!strcmp(driver, "virtconsole")) {
@@ -394,7 +322,7 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 			 driver);
 		return err_invalid(opt, arg, msg);
 	}
-	if (parse_addr(opts_get(o, "addr"), &dev.slot) < 0)
+	if (options_pci_addr(opts_get(o, "addr"), &dev.slot) < 0)
 		return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
 	opts_get(o, "id");
 	opts_get(o, "bus");
@@ -499,9 +427,4 @@ int options_check_devices(struct vm_config *cfg)
 			log_warn("-drive %s: no device uses this drive (if=none without -device)",
 				 cfg->drives[i].file);
 	return 0;
-}
-
-int options_pci_addr(const char *addr, int *slot)
-{
-	return parse_addr(addr, slot);
 }

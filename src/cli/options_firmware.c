@@ -7,7 +7,7 @@
 #include "util/size.h"
 #include "vmm/firmware.h"
 
-int options_bios(struct vm_config *cfg, const char *opt, const char *arg)
+int options_bios(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	if (!*arg)
 		return err_invalid(opt, arg, "a firmware file name is needed");
@@ -38,7 +38,7 @@ static int boot_ms(const char *opt, const char *arg, const char *value, int *out
 	return 0;
 }
 
-int options_boot(struct vm_config *cfg, const char *opt, const char *arg)
+int options_boot(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, "order");
 	struct boot_config *b = &cfg->boot;
@@ -70,7 +70,7 @@ out:
 }
 
 /* -hda FILE is -drive file=FILE,index=0,media=disk (if=ide); -cdrom is index 2. */
-int options_ide_shorthand(struct vm_config *cfg, const char *opt, const char *arg)
+int options_ide_shorthand(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	char spec[4200];
 	int index = strcmp(opt, "cdrom") == 0 ? 2 : opt[2] - 'a';
@@ -79,16 +79,16 @@ int options_ide_shorthand(struct vm_config *cfg, const char *opt, const char *ar
 		return err_invalid(opt, arg, "file names with commas need -drive file=...,,...");
 	snprintf(spec, sizeof(spec), "file=%s,if=ide,index=%d,media=%s", arg, index,
 		 index == 2 && strcmp(opt, "cdrom") == 0 ? "cdrom" : "disk");
-	return options_drive(cfg, opt, spec);
+	return options_drive(cfg, opt, spec, out);
 }
 
 /* -fda FILE is -drive file=FILE,if=floppy,index=0; -fdb is index 1. */
-int options_floppy_shorthand(struct vm_config *cfg, const char *opt, const char *arg)
+int options_floppy_shorthand(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	char spec[4200];
 
 	if (strlen(arg) > 4000 || strchr(arg, ','))
 		return err_invalid(opt, arg, "file names with commas need -drive file=...,,...");
 	snprintf(spec, sizeof(spec), "file=%s,if=floppy,index=%d", arg, opt[2] - 'a');
-	return options_drive(cfg, opt, spec);
+	return options_drive(cfg, opt, spec, out);
 }

@@ -1,4 +1,8 @@
-/* Helpers shared by the option parser's files (options.c, options_devices.c). */
+/*
+ * What the option parser's files share.  options_common.c holds the helpers
+ * every options_*.c may call; the others call each other only downward
+ * (options.c's table -> devices -> net, memory; firmware -> devices).
+ */
 #ifndef KESTREL_CLI_OPTIONS_INTERNAL_H
 #define KESTREL_CLI_OPTIONS_INTERNAL_H
 
@@ -7,32 +11,51 @@
 #include "util/opts.h"
 #include "vmm/config.h"
 
+/*
+ * Every option's parser has this one shape, so the table in options.c names
+ * it directly: arg (NULL for a flag) goes into cfg; out is where help and
+ * lists go.  Returns 0, 1 when the run is done (help printed), or -1 after
+ * logging why.
+ */
+typedef int option_parser(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+
+/* options_common.c */
 /* Logs "-opt arg: why"; returns -1. */
 int err_invalid(const char *opt, const char *arg, const char *why);
 /* Rejects keys nobody consumed; returns 0 when all were understood. */
 int check_unused(struct opts *o, const char *opt, const char *arg);
 /* Parses a key=value list, logging the syntax error; NULL on failure. */
 struct opts *parse_list(const char *opt, const char *arg, const char *implied);
-
-/* options_devices.c */
 struct drive_config *find_drive(struct vm_config *cfg, const char *id);
-int options_drive(struct vm_config *cfg, const char *opt, const char *arg);
-int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
-			  const char *opt, const char *arg);
-void options_device_help(FILE *out);
-/* options_blockdev.c */
-int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg);
+/* addr=SLOT[.0] for PCI devices; *slot = -1 when addr is NULL. */
+int options_pci_addr(const char *addr, int *slot);
 /*
  * qcow2's overlap-check= (or overlap-check.template=) on a -drive or
  * -blockdev of format fmt (NULL: probed) into the drive's BLOCK_OL_* flags.
  */
 int options_overlap_check(struct opts *o, const char *fmt, struct drive_config *d,
 			  const char *opt, const char *arg);
+/*
+ * discard=, aio= and detect-zeroes= of a -drive or -blockdev node: aio=native
+ * needs direct (direct_key names the option that gives it in the message),
+ * detect-zeroes=unmap needs discard=unmap; absent keys leave d as it is.
+ */
+int options_drive_io(struct drive_config *d, const char *discard, const char *aio,
+		     const char *detect, bool direct, const char *direct_key, const char *opt,
+		     const char *arg);
+
+/* options_devices.c */
+int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
+			  const char *opt, const char *arg);
+void options_device_help(FILE *out);
+/* options_blockdev.c */
+int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 /* options_firmware.c */
-int options_bios(struct vm_config *cfg, const char *opt, const char *arg);
-int options_boot(struct vm_config *cfg, const char *opt, const char *arg);
-int options_ide_shorthand(struct vm_config *cfg, const char *opt, const char *arg);
-int options_floppy_shorthand(struct vm_config *cfg, const char *opt, const char *arg);
+int options_bios(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_boot(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_ide_shorthand(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_floppy_shorthand(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 
 /* Cross-checks drives and devices once all options are read. */
 int options_check_devices(struct vm_config *cfg);
@@ -45,15 +68,13 @@ int options_net_device(struct vm_config *cfg, struct opts *o, const char *opt, c
 void options_nic_models(FILE *out);
 int options_check_net(struct vm_config *cfg);
 void options_free_net(struct vm_config *cfg);
-/* addr=SLOT[.0] for PCI devices; *slot = -1 when addr is NULL. */
-int options_pci_addr(const char *addr, int *slot);
 
 /* options_memory.c */
-int options_object(struct vm_config *cfg, const char *opt, const char *arg);
+int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_machine_memory(struct vm_config *cfg, struct opts *o, const char *opt, const char *arg);
-int options_numa(struct vm_config *cfg, const char *opt, const char *arg);
-int options_overcommit(struct vm_config *cfg, const char *opt, const char *arg);
-int options_balloon(struct vm_config *cfg, const char *opt, const char *arg);
+int options_numa(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_overcommit(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_balloon(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_balloon_device(struct vm_config *cfg, struct opts *o, int slot, const char *opt,
 			   const char *arg);
 /* Decides what backs RAM (backends, NUMA nodes) once all options are read. */

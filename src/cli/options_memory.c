@@ -72,7 +72,7 @@ static int parse_policy(const char *s, enum memory_policy *out)
 }
 
 /* -object memory-backend-{ram,file,memfd},id=,size=,... (qapi/qom.json MemoryBackend*Properties). */
-int options_object(struct vm_config *cfg, const char *opt, const char *arg)
+int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, "qom-type");
 	struct memdev_config m = { 0 };
@@ -201,7 +201,7 @@ int options_machine_memory(struct vm_config *cfg, struct opts *o, const char *op
 }
 
 /* -numa node,nodeid=,cpus=,memdev=  and  -numa dist,src=,dst=,val= */
-int options_numa(struct vm_config *cfg, const char *opt, const char *arg)
+int options_numa(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct memory_config *mc = &cfg->memory;
 	struct opts *o = parse_list(opt, arg, "type");
@@ -282,7 +282,7 @@ out:
 	return rc;
 }
 
-int options_overcommit(struct vm_config *cfg, const char *opt, const char *arg)
+int options_overcommit(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, NULL);
 	int rc = -1;
@@ -340,7 +340,7 @@ int options_balloon_device(struct vm_config *cfg, struct opts *o, int slot, cons
 }
 
 /* The seed's -balloon none | virtio[,addr=] (QEMU removed it in 5.0; we keep it). */
-int options_balloon(struct vm_config *cfg, const char *opt, const char *arg)
+int options_balloon(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o;
 	const char *type, *addr;

@@ -707,6 +707,18 @@ static void test_drive_aio_and_detect_zeroes(void **state)
 	RUN_ERR("-drive", "file=a.img,aio=posix");
 	RUN_ERR("-drive", "file=a.img,detect-zeroes=unmap");	/* needs discard=unmap */
 	RUN_ERR("-drive", "file=a.img,detect-zeroes=yes please");
+	RUN_ERR("-drive", "file=a.img,discard=maybe");
+	/* -blockdev's nodes go through the same parser (options_drive_io). */
+	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a,aio=posix");
+	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a,detect-zeroes=unmap");
+	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a,detect-zeroes=yes");
+	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a,discard=maybe");
+	RUN_OK(&cfg, "-blockdev", "driver=file,node-name=f0,filename=a,cache.direct=on,"
+	       "aio=native,discard=unmap,detect-zeroes=unmap");
+	assert_true(cfg.drives[0].aio_io_uring);
+	assert_true(cfg.drives[0].discard);
+	assert_int_equal(cfg.drives[0].detect_zeroes, BLK_DETECT_ZEROES_UNMAP);
+	options_free(&cfg);
 }
 
 static void test_blockdev(void **state)

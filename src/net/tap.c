@@ -444,81 +444,105 @@ static bool script_wanted(const char *v)
 	return v && *v && strcmp(v, "no") != 0;
 }
 
-struct net_client *net_tap_open(const char *text, const char *id, struct net_open_ctx *ctx)
-{
-	struct opts *o = net_opts_parse(text, ctx);
-	struct tap *t = NULL;
-	const char *ifname, *fdstr, *script, *downscript, *queues, *vhostfd;
-	bool vhost_on = false, vhostforce = false, vnet = true;
-	int vnet_hdr = -1;	/* -1: if the kernel can */
-	int sz = NET_VNET_HDR_LEN;
+/* What -netdev tap's options ask for, checked before anything is opened. */
+struct tap_args {
+	const char *ifname, *fdstr, *script, *downscript, *vhostfd;
+	bool vhost_on;
+	int vnet_hdr;		/* -1: if the kernel can */
+	unsigned nq;
+};
 
-	if (!o)
-		return NULL;
-	opts_get(o, "sndbuf");		/* QEMU's send buffer limit; writes here never queue */
-	ifname = opts_get(o, "ifname");
-	fdstr = opts_get(o, "fd");
-	script = opts_get(o, "script");
-	downscript = opts_get(o, "downscript");
-	queues = opts_get(o, "queues");
+/* vnet_hdr=, vhost=, vhostforce=, vhostfd=: -1 with the reason in ctx->err. */
+static int tap_parse_vhost(struct opts *o, struct tap_args *a, struct net_open_ctx *ctx)
+{
+	bool vhostforce = false, vnet = true;
+
 	if (opts_get(o, "vnet_hdr")) {
 		if (!opts_get_bool(o, "vnet_hdr", &vnet))
 			goto bad_bool;
-		vnet_hdr = vnet;
+		a->vnet_hdr = vnet;
 	}
-	if (!opts_get_bool(o, "vhost", &vhost_on) || !opts_get_bool(o, "vhostforce", &vhostforce))
+	if (!opts_get_bool(o, "vhost", &a->vhost_on) || !opts_get_bool(o, "vhostforce", &vhostforce))
 		goto bad_bool;
-	vhostfd = opts_get(o, "vhostfd");
+	a->vhostfd = opts_get(o, "vhostfd");
 	/* QEMU's rule: vhost= decides when given, else vhostfd= or vhostforce=on ask for it. */
 	if (!opts_get(o, "vhost"))
-		vhost_on = vhostfd || vhostforce;
-	if (vhostfd && !vhost_on) {
+		a->vhost_on = a->vhostfd || vhostforce;
+	if (a->vhostfd && !a->vhost_on) {
 		snprintf(ctx->err, ctx->errlen, "vhostfd= is not valid without vhost");
-		goto fail;
+		return -1;
 	}
+	return 0;
+bad_bool:
+	snprintf(ctx->err, ctx->errlen, "vnet_hdr=, vhost= and vhostforce= take on or off");
+	return -1;
+}
+
+/* How the options combine: -1 with the reason in ctx->err. */
+static int tap_check_args(const struct tap_args *a, const char *queues, struct net_open_ctx *ctx)
+{
+	if (queues && a->nq == 0) {
+		snprintf(ctx->err, ctx->errlen, "queues=%s: 1 to %d", queues, NET_MAX_QUEUES);
+		return -1;
+	}
+	if (a->fdstr && a->nq > 1) {
+		snprintf(ctx->err, ctx->errlen, "queues= above 1 needs kestrel to open the TAP "
+			 "(fds= is not supported)");
+		return -1;
+	}
+	if (a->vhostfd && a->nq > 1) {
+		snprintf(ctx->err, ctx->errlen, "vhostfd= serves one queue; use queues=1 or let "
+			 "kestrel open /dev/vhost-net");
+		return -1;
+	}
+	if (a->ifname && strlen(a->ifname) >= IFNAMSIZ) {
+		snprintf(ctx->err, ctx->errlen, "ifname=%s is longer than %d characters", a->ifname,
+			 IFNAMSIZ - 1);
+		return -1;
+	}
+	if (a->fdstr && (a->ifname || script_wanted(a->script) || script_wanted(a->downscript))) {
+		snprintf(ctx->err, ctx->errlen, "ifname=, script= and downscript= are invalid with fd=");
+		return -1;
+	}
+	return 0;
+}
+
+static int tap_parse(struct opts *o, struct tap_args *a, struct net_open_ctx *ctx)
+{
+	const char *queues;
+
+	*a = (struct tap_args){ .vnet_hdr = -1, .nq = 1 };
+	opts_get(o, "sndbuf");		/* QEMU's send buffer limit; writes here never queue */
+	a->ifname = opts_get(o, "ifname");
+	a->fdstr = opts_get(o, "fd");
+	a->script = opts_get(o, "script");
+	a->downscript = opts_get(o, "downscript");
+	queues = opts_get(o, "queues");
+	if (tap_parse_vhost(o, a, ctx) < 0)
+		return -1;
 	if (opts_get(o, "fds") || opts_get(o, "helper") || opts_get(o, "br") ||
 	    opts_get(o, "vhostfds")) {
 		snprintf(ctx->err, ctx->errlen, "fds=, vhostfds=, helper= and br= are not supported; "
 			 "use fd= (and vhostfd=) or ifname= with script=");
-		goto fail;
+		return -1;
 	}
 	if (net_opts_reject_unused(o, ctx) < 0)
-		goto fail;
-	unsigned nq = 1;
+		return -1;
 	if (queues) {
 		char *end;
 		long v = strtol(queues, &end, 10);
-		if (*end || v < 1 || v > NET_MAX_QUEUES) {
-			snprintf(ctx->err, ctx->errlen, "queues=%s: 1 to %d", queues, NET_MAX_QUEUES);
-			goto fail;
-		}
-		nq = (unsigned)v;
+		a->nq = *end || v < 1 || v > NET_MAX_QUEUES ? 0 : (unsigned)v;
 	}
-	if (fdstr && nq > 1) {
-		snprintf(ctx->err, ctx->errlen, "queues= above 1 needs kestrel to open the TAP "
-			 "(fds= is not supported)");
-		goto fail;
-	}
-	if (vhostfd && nq > 1) {
-		snprintf(ctx->err, ctx->errlen, "vhostfd= serves one queue; use queues=1 or let "
-			 "kestrel open /dev/vhost-net");
-		goto fail;
-	}
-	if (ifname && strlen(ifname) >= IFNAMSIZ) {
-		snprintf(ctx->err, ctx->errlen, "ifname=%s is longer than %d characters", ifname,
-			 IFNAMSIZ - 1);
-		goto fail;
-	}
-	if (fdstr && (ifname || script_wanted(script) || script_wanted(downscript))) {
-		snprintf(ctx->err, ctx->errlen, "ifname=, script= and downscript= are invalid with fd=");
-		goto fail;
-	}
-	if (ctx->check_only)
-		goto fail;	/* valid: err stays empty */
-	t = calloc(1, sizeof(*t));
+	return tap_check_args(a, queues, ctx);
+}
+
+static struct tap *tap_new(const char *id, struct net_open_ctx *ctx)
+{
+	struct tap *t = calloc(1, sizeof(*t));
+
 	if (!t) {
 		snprintf(ctx->err, ctx->errlen, "out of memory");
-		goto fail;
+		return NULL;
 	}
 	t->wake_fd = -1;
 	t->loop = ctx->loop;
@@ -529,65 +553,108 @@ struct net_client *net_tap_open(const char *text, const char *id, struct net_ope
 	t->nc.ops = &tap_ops;
 	t->nc.opaque = t;
 	snprintf(t->nc.id, sizeof(t->nc.id), "%s", id);
-	if (fdstr ? tap_adopt(t, fdstr, vnet_hdr, ctx->err, ctx->errlen) :
-		    tap_create(t, ifname ? ifname : "", vnet_hdr, nq, ctx->err, ctx->errlen))
-		goto fail;
+	return t;
+}
+
+/* The TAP's queues (created or adopted), their header size and vhost. */
+static int tap_open_queues(struct tap *t, const struct tap_args *a, struct net_open_ctx *ctx)
+{
+	int sz = NET_VNET_HDR_LEN;
+
+	if (a->fdstr ? tap_adopt(t, a->fdstr, a->vnet_hdr, ctx->err, ctx->errlen) :
+		       tap_create(t, a->ifname ? a->ifname : "", a->vnet_hdr, a->nq, ctx->err,
+				  ctx->errlen))
+		return -1;
 	for (unsigned i = 0; i < t->nq; i++) {
 		if (t->nc.has_vnet_hdr && ioctl(t->q[i].fd, TUNSETVNETHDRSZ, &sz) < 0) {
 			snprintf(ctx->err, ctx->errlen, "%s: TUNSETVNETHDRSZ: %s", t->ifname,
 				 strerror(errno));
-			goto fail;
+			return -1;
 		}
 	}
 	/* Before the ifup script: a VM that cannot start leaves no configured interface behind. */
-	if (vhost_on && tap_open_vhost(t, vhostfd, ctx->err, ctx->errlen) < 0)
-		goto fail;
-	if (!fdstr) {
-		if (!script)
-			script = DEFAULT_IFUP;
-		if (!downscript)
-			downscript = DEFAULT_IFDOWN;
-		if (script_wanted(script) && run_script(script, t->ifname, ctx->err, ctx->errlen) < 0)
-			goto fail;
-		if (script_wanted(downscript))
-			snprintf(t->downscript, sizeof(t->downscript), "%s", downscript);
-		/* net/tap.c net_init_tap_one's info_str. */
-		snprintf(t->nc.info, sizeof(t->nc.info), "ifname=%s,script=%s,downscript=%s",
-			 t->ifname, script, downscript);
-	} else {
-		snprintf(t->nc.info, sizeof(t->nc.info), "fd=%s", fdstr);
+	if (a->vhost_on && tap_open_vhost(t, a->vhostfd, ctx->err, ctx->errlen) < 0)
+		return -1;
+	return 0;
+}
+
+/* The ifup script now, the downscript for close; QEMU's info_str either way. */
+static int tap_scripts(struct tap *t, const struct tap_args *a, struct net_open_ctx *ctx)
+{
+	const char *script = a->script, *downscript = a->downscript;
+
+	if (a->fdstr) {
+		snprintf(t->nc.info, sizeof(t->nc.info), "fd=%s", a->fdstr);
+		return 0;
 	}
+	if (!script)
+		script = DEFAULT_IFUP;
+	if (!downscript)
+		downscript = DEFAULT_IFDOWN;
+	if (script_wanted(script) && run_script(script, t->ifname, ctx->err, ctx->errlen) < 0)
+		return -1;
+	if (script_wanted(downscript))
+		snprintf(t->downscript, sizeof(t->downscript), "%s", downscript);
+	/* net/tap.c net_init_tap_one's info_str. */
+	snprintf(t->nc.info, sizeof(t->nc.info), "ifname=%s,script=%s,downscript=%s",
+		 t->ifname, script, downscript);
+	return 0;
+}
+
+/* Every queue and the wake eventfd on the main loop. */
+static int tap_watch(struct tap *t, struct net_open_ctx *ctx)
+{
 	t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	bool watched = t->wake_fd >= 0 && loop_add(t->loop, t->wake_fd, EPOLLIN, tap_woken, t) == 0;
 	for (unsigned i = 0; i < t->nq && watched; i++) {
 		watched = loop_add(t->loop, t->q[i].fd, EPOLLIN, tap_readable, &t->q[i]) == 0;
 		t->q[i].reading = true;
 	}
-	if (!watched) {
-		snprintf(ctx->err, ctx->errlen, "%s: event loop: %s", t->ifname, strerror(errno));
-		for (unsigned i = 0; i < t->nq; i++)
-			loop_remove(t->loop, t->q[i].fd);
-		loop_remove(t->loop, t->wake_fd);
-		t->downscript[0] = '\0';
+	if (watched)
+		return 0;
+	snprintf(ctx->err, ctx->errlen, "%s: event loop: %s", t->ifname, strerror(errno));
+	for (unsigned i = 0; i < t->nq; i++)
+		loop_remove(t->loop, t->q[i].fd);
+	loop_remove(t->loop, t->wake_fd);
+	t->downscript[0] = '\0';
+	return -1;
+}
+
+/* A TAP that failed half-way: what it opened, no downscript. */
+static void tap_discard(struct tap *t)
+{
+	if (!t)
+		return;
+	for (unsigned i = 0; i < t->nq; i++)
+		vhost_net_close(&t->vhost[i]);
+	for (unsigned i = 0; i < t->nq && t->own_fd; i++)
+		close(t->q[i].fd);
+	if (t->wake_fd >= 0)
+		close(t->wake_fd);
+	free(t);
+}
+
+struct net_client *net_tap_open(const char *text, const char *id, struct net_open_ctx *ctx)
+{
+	struct opts *o = net_opts_parse(text, ctx);
+	struct tap_args a;
+	struct tap *t = NULL;
+
+	if (!o)
+		return NULL;
+	/* With check_only, valid options stop here with err empty. */
+	if (tap_parse(o, &a, ctx) < 0 || ctx->check_only)
 		goto fail;
-	}
+	t = tap_new(id, ctx);
+	if (!t || tap_open_queues(t, &a, ctx) < 0 || tap_scripts(t, &a, ctx) < 0 ||
+	    tap_watch(t, ctx) < 0)
+		goto fail;
 	log_debug("tap %s: open, %u queue(s), vnet header %s", t->ifname, t->nq,
 		  t->nc.has_vnet_hdr ? "on" : "off");
 	opts_free(o);
 	return &t->nc;
-
-bad_bool:
-	snprintf(ctx->err, ctx->errlen, "vnet_hdr=, vhost= and vhostforce= take on or off");
 fail:
-	if (t) {
-		for (unsigned i = 0; i < t->nq; i++)
-			vhost_net_close(&t->vhost[i]);
-		for (unsigned i = 0; i < t->nq && t->own_fd; i++)
-			close(t->q[i].fd);
-		if (t->wake_fd >= 0)
-			close(t->wake_fd);
-		free(t);
-	}
+	tap_discard(t);
 	opts_free(o);
 	return NULL;
 }

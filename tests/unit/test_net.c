@@ -156,6 +156,22 @@ static void test_backends_check_without_opening(void **state)
 	assert_string_equal(check_backend(net_tap_open, "ifname=kt0,script=/nonexistent"), "");
 	assert_non_null(strstr(check_backend(net_tap_open, "vhost=off,vhostfd=3"),
 			       "vhostfd= is not valid without vhost"));
+	/* Each of -netdev tap's argument checks, in check_only mode (nothing opened). */
+	assert_non_null(strstr(check_backend(net_tap_open, "vnet_hdr=maybe"),
+			       "vnet_hdr=, vhost= and vhostforce= take on or off"));
+	assert_non_null(strstr(check_backend(net_tap_open, "fds=3:4"), "are not supported"));
+	assert_non_null(strstr(check_backend(net_tap_open, "queues=0"), "queues=0: 1 to"));
+	assert_non_null(strstr(check_backend(net_tap_open, "queues=2x"), "queues=2x: 1 to"));
+	assert_non_null(strstr(check_backend(net_tap_open, "fd=3,queues=2"),
+			       "queues= above 1 needs kestrel to open the TAP"));
+	assert_non_null(strstr(check_backend(net_tap_open, "vhostfd=3,queues=2"),
+			       "vhostfd= serves one queue"));
+	assert_non_null(strstr(check_backend(net_tap_open, "ifname=abcdefghijklmnopq"),
+			       "is longer than 15 characters"));
+	assert_non_null(strstr(check_backend(net_tap_open, "fd=3,script=/x"),
+			       "ifname=, script= and downscript= are invalid with fd="));
+	assert_string_equal(check_backend(net_tap_open, "queues=2,vnet_hdr=on,vhost=on,"
+					  "script=no,downscript=no"), "");
 	assert_string_equal(check_backend(net_bridge_open, "br=nosuchbridge"), "");
 }
 

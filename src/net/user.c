@@ -538,66 +538,75 @@ static char *dup_opt(struct opts *o, const char *key)
 	return v ? strdup(v) : NULL;
 }
 
-struct net_client *net_user_open(const char *text, const char *id, struct net_open_ctx *ctx)
-{
-	struct opts *o = net_opts_parse(text, ctx);
-	SlirpConfig sc = { .version = 4, .in_enabled = true, .in6_enabled = true };
+/* The guest network -netdev user describes: QEMU's defaults, then the options. */
+struct user_net {
 	struct in_addr net, mask, host, dhcp, dns;
-	bool restrict_on = false, ipv4 = true, ipv6 = true;
-	const char *v;
-	struct user *u = NULL;
+	bool restrict_on, ipv4, ipv6;
+};
 
-	if (!o)
-		return NULL;
-	inet_aton("10.0.2.0", &net);
-	inet_aton("255.255.255.0", &mask);
-	if ((v = opts_get(o, "net")) && !parse_net(v, &net, &mask)) {
+static int user_parse(struct opts *o, struct user_net *n, struct net_open_ctx *ctx)
+{
+	const char *v;
+
+	*n = (struct user_net){ .ipv4 = true, .ipv6 = true };
+	inet_aton("10.0.2.0", &n->net);
+	inet_aton("255.255.255.0", &n->mask);
+	if ((v = opts_get(o, "net")) && !parse_net(v, &n->net, &n->mask)) {
 		snprintf(ctx->err, ctx->errlen, "net=%s: invalid network (addr[/mask])", v);
-		goto fail;
+		return -1;
 	}
 	/* QEMU's defaults: .2 the host, .3 the DNS, .15 the first DHCP lease. */
-	host.s_addr = net.s_addr | htonl(2);
-	dns.s_addr = net.s_addr | htonl(3);
-	dhcp.s_addr = net.s_addr | htonl(15);
-	if ((v = opts_get(o, "host")) && !parse_addr_in(v, net, mask, &host)) {
+	n->host.s_addr = n->net.s_addr | htonl(2);
+	n->dns.s_addr = n->net.s_addr | htonl(3);
+	n->dhcp.s_addr = n->net.s_addr | htonl(15);
+	if ((v = opts_get(o, "host")) && !parse_addr_in(v, n->net, n->mask, &n->host)) {
 		snprintf(ctx->err, ctx->errlen, "host=%s: not an address inside net=", v);
-		goto fail;
+		return -1;
 	}
-	if ((v = opts_get(o, "dns")) && !parse_addr_in(v, net, mask, &dns)) {
+	if ((v = opts_get(o, "dns")) && !parse_addr_in(v, n->net, n->mask, &n->dns)) {
 		snprintf(ctx->err, ctx->errlen, "dns=%s: not an address inside net=", v);
-		goto fail;
+		return -1;
 	}
-	if ((v = opts_get(o, "dhcpstart")) && !parse_addr_in(v, net, mask, &dhcp)) {
+	if ((v = opts_get(o, "dhcpstart")) && !parse_addr_in(v, n->net, n->mask, &n->dhcp)) {
 		snprintf(ctx->err, ctx->errlen, "dhcpstart=%s: not an address inside net=", v);
-		goto fail;
+		return -1;
 	}
-	if (!opts_get_bool(o, "restrict", &restrict_on) || !opts_get_bool(o, "ipv4", &ipv4) ||
-	    !opts_get_bool(o, "ipv6", &ipv6)) {
+	if (!opts_get_bool(o, "restrict", &n->restrict_on) || !opts_get_bool(o, "ipv4", &n->ipv4) ||
+	    !opts_get_bool(o, "ipv6", &n->ipv6)) {
 		snprintf(ctx->err, ctx->errlen, "restrict=, ipv4= and ipv6= take on or off");
-		goto fail;
+		return -1;
 	}
 	if (opts_get(o, "smb") || opts_get(o, "dnssearch") || opts_get(o, "ipv6-net") ||
 	    opts_get(o, "ipv6-host") || opts_get(o, "ipv6-dns")) {
 		snprintf(ctx->err, ctx->errlen, "smb=, dnssearch= and the ipv6-*= addresses are not "
 			 "supported yet");
-		goto fail;
+		return -1;
 	}
-	if (ctx->check_only) {
-		/* Every hostfwd= rule parsed, nothing bound; err stays empty when all is good. */
-		for (size_t i = 0; i < o->count; i++) {
-			struct opt *it = &o->items[i];
-			if (!strcmp(it->key, "hostfwd") &&
-			    add_hostfwd(NULL, it->value, dhcp, ctx->err, ctx->errlen) < 0)
-				goto fail;
-			it->used |= !strcmp(it->key, "hostfwd") || !strcmp(it->key, "guestfwd");
-		}
-		net_opts_reject_unused(o, ctx);
-		goto fail;
+	return 0;
+}
+
+/* check_only: every hostfwd= rule parsed, nothing bound; err stays empty when all is good. */
+static void user_check_forwards(struct opts *o, const struct user_net *n,
+				struct net_open_ctx *ctx)
+{
+	for (size_t i = 0; i < o->count; i++) {
+		struct opt *it = &o->items[i];
+		if (!strcmp(it->key, "hostfwd") &&
+		    add_hostfwd(NULL, it->value, n->dhcp, ctx->err, ctx->errlen) < 0)
+			return;
+		it->used |= !strcmp(it->key, "hostfwd") || !strcmp(it->key, "guestfwd");
 	}
-	u = calloc(1, sizeof(*u));
+	net_opts_reject_unused(o, ctx);
+}
+
+static struct user *user_new(struct opts *o, const char *id, struct net_open_ctx *ctx)
+{
+	struct user *u = calloc(1, sizeof(*u));
+
 	if (!u || !(u->txq = calloc(TXQ_LEN, sizeof(*u->txq)))) {
 		snprintf(ctx->err, ctx->errlen, "out of memory");
-		goto fail;
+		free(u);
+		return NULL;
 	}
 	u->timer_fd = u->kick_fd = -1;
 	pthread_mutex_init(&u->txq_lock, NULL);
@@ -611,18 +620,25 @@ struct net_client *net_user_open(const char *text, const char *id, struct net_op
 	u->hostname = dup_opt(o, "hostname");
 	u->domainname = dup_opt(o, "domainname");
 	u->tftp_server_name = dup_opt(o, "tftp-server-name");
+	return u;
+}
+
+/* The slirp instance for n, with u's strings. */
+static int user_start_slirp(struct user *u, const struct user_net *n, struct net_open_ctx *ctx)
+{
+	SlirpConfig sc = { .version = 4, .in_enabled = true, .in6_enabled = true };
 
 	/* net/slirp.c net_slirp_init's info_str. */
 	snprintf(u->nc.info, sizeof(u->nc.info), "net=%s,restrict=%s",
-		 inet_ntoa(net), restrict_on ? "on" : "off");
-	sc.restricted = restrict_on;
-	sc.in_enabled = ipv4;
-	sc.vnetwork = net;
-	sc.vnetmask = mask;
-	sc.vhost = host;
-	sc.vdhcp_start = dhcp;
-	sc.vnameserver = dns;
-	sc.in6_enabled = ipv6;
+		 inet_ntoa(n->net), n->restrict_on ? "on" : "off");
+	sc.restricted = n->restrict_on;
+	sc.in_enabled = n->ipv4;
+	sc.vnetwork = n->net;
+	sc.vnetmask = n->mask;
+	sc.vhost = n->host;
+	sc.vdhcp_start = n->dhcp;
+	sc.vnameserver = n->dns;
+	sc.in6_enabled = n->ipv6;
 	/* QEMU's IPv6 defaults: fec0::/64, host ::2, DNS ::3. */
 	inet_pton(AF_INET6, "fec0::", &sc.vprefix_addr6);
 	sc.vprefix_len = 64;
@@ -636,32 +652,62 @@ struct net_client *net_user_open(const char *text, const char *id, struct net_op
 	u->slirp = slirp_new(&sc, &callbacks, u);
 	if (!u->slirp) {
 		snprintf(ctx->err, ctx->errlen, "could not start the user-mode network stack");
-		goto fail;
+		return -1;
 	}
-	/* Every hostfwd= and guestfwd= counts, not just the last. */
+	return 0;
+}
+
+/* Every hostfwd= and guestfwd= counts, not just the last. */
+static int user_add_forwards(struct user *u, struct opts *o, const struct user_net *n,
+			     struct net_open_ctx *ctx)
+{
 	for (size_t i = 0; i < o->count; i++) {
 		struct opt *it = &o->items[i];
 		int rc = 0;
 		if (!strcmp(it->key, "hostfwd"))
-			rc = add_hostfwd(u, it->value, dhcp, ctx->err, ctx->errlen);
+			rc = add_hostfwd(u, it->value, n->dhcp, ctx->err, ctx->errlen);
 		else if (!strcmp(it->key, "guestfwd"))
 			rc = add_guestfwd(u, it->value, ctx->err, ctx->errlen);
 		else
 			continue;
 		it->used = true;
 		if (rc < 0)
-			goto fail;
+			return -1;
 	}
-	if (net_opts_reject_unused(o, ctx) < 0)
-		goto fail;
+	return net_opts_reject_unused(o, ctx);
+}
+
+static int user_watch(struct user *u, struct net_open_ctx *ctx)
+{
 	u->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	u->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (u->timer_fd < 0 || u->kick_fd < 0 ||
 	    loop_add(u->loop, u->timer_fd, EPOLLIN, on_timer, u) < 0 ||
 	    loop_add(u->loop, u->kick_fd, EPOLLIN, on_kick, u) < 0) {
 		snprintf(ctx->err, ctx->errlen, "event loop: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct net_client *net_user_open(const char *text, const char *id, struct net_open_ctx *ctx)
+{
+	struct opts *o = net_opts_parse(text, ctx);
+	struct user_net n;
+	struct user *u = NULL;
+
+	if (!o)
+		return NULL;
+	if (user_parse(o, &n, ctx) < 0)
+		goto fail;
+	if (ctx->check_only) {
+		user_check_forwards(o, &n, ctx);
 		goto fail;
 	}
+	u = user_new(o, id, ctx);
+	if (!u || user_start_slirp(u, &n, ctx) < 0 || user_add_forwards(u, o, &n, ctx) < 0 ||
+	    user_watch(u, ctx) < 0)
+		goto fail;
 	user_cycle(u);	/* watch the forwarded ports from the start */
 	opts_free(o);
 	return &u->nc;

@@ -10,6 +10,7 @@
 
 #include "cli/options.h"
 #include "net/net.h"
+#include "util/loop.h"
 
 static int parse(struct vm_config *cfg, int n, const char **extra)
 {
@@ -175,6 +176,30 @@ static void test_backends_check_without_opening(void **state)
 	assert_string_equal(check_backend(net_bridge_open, "br=nosuchbridge"), "");
 }
 
+/* -netdev user opened for real: the slirp stack, a forward, the info string. */
+static void test_user_open(void **state)
+{
+	char err[256] = "";
+	struct loop *loop = loop_create();
+	struct net_open_ctx ctx = { .loop = loop, .err = err, .errlen = sizeof(err) };
+	struct net_client *nc;
+
+	assert_non_null(loop);
+	nc = net_user_open("net=10.1.0.0/24,restrict=on,hostfwd=tcp:127.0.0.1:0-:22", "u0", &ctx);
+	assert_non_null(nc);
+	assert_string_equal(err, "");
+	assert_string_equal(nc->info, "net=10.1.0.0,restrict=on");
+	assert_true(nc->user_mode);
+	net_client_close(nc);
+	/* A forward that cannot be parsed fails the open with its reason. */
+	assert_null(net_user_open("hostfwd=tcp::x-:22", "u1", &ctx));
+	assert_non_null(strstr(err, "invalid host forwarding rule"));
+	err[0] = '\0';
+	assert_null(net_user_open("guestfwd=bogus", "u2", &ctx));
+	assert_true(err[0] != '\0');
+	loop_destroy(loop);
+}
+
 static void test_pci_slot_clashes(void **state)
 {
 	struct vm_config cfg;
@@ -283,6 +308,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_net_nic_and_tap),
+		cmocka_unit_test(test_user_open),
 		cmocka_unit_test(test_netdev_device_and_nic),
 		cmocka_unit_test(test_e1000_model),
 		cmocka_unit_test(test_net_errors),

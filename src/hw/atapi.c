@@ -258,6 +258,57 @@ static void start_read(struct ide_channel *ch, uint32_t lba, uint32_t count, boo
 	start_in(ch, ch->len, UINT32_MAX, dma);
 }
 
+/* A command that needs a disc: UNIT ATTENTION once after a change, NOT READY without one. */
+static bool medium_ready(struct ide_channel *ch, struct ide_drive *d)
+{
+	if (d->media_changed) {
+		d->media_changed = false;
+		atapi_error(ch, SENSE_UNIT_ATTENTION, ASC_MEDIUM_CHANGED);
+		return false;
+	}
+	if (d->tray_open || !d->sectors) {
+		atapi_error(ch, SENSE_NOT_READY, ASC_MEDIUM_NOT_PRESENT);
+		return false;
+	}
+	return true;
+}
+
+/* START STOP UNIT (SBC/MMC-3 §6.39): LoEj with Start loads, without ejects. */
+static void start_stop_unit(struct ide_channel *ch, struct ide_drive *d, const uint8_t *cdb)
+{
+	if (cdb[4] & 2) {
+		if (!(cdb[4] & 1)) {
+			if (d->locked) {
+				atapi_error(ch, SENSE_ILLEGAL_REQUEST, ASC_REMOVAL_PREVENTED);
+				return;
+			}
+			d->tray_open = true;
+		} else if (d->tray_open) {
+			d->tray_open = false;
+			d->media_changed = true;
+		}
+	}
+	atapi_finish(ch);
+}
+
+/* GET EVENT STATUS NOTIFICATION (MMC-3 §6.8), polled only. */
+static void event_status(struct ide_channel *ch, struct ide_drive *d, const uint8_t *cdb,
+			 bool dma)
+{
+	uint8_t *b = ch->buf;
+
+	if (!(cdb[1] & 1)) {
+		atapi_error(ch, SENSE_ILLEGAL_REQUEST, ASC_INVALID_FIELD);
+		return;
+	}
+	memset(b, 0, 8);
+	st_be16(b, 6);
+	b[2] = 0x04;	/* media class */
+	b[3] = 0x10;	/* media class supported */
+	b[5] = (uint8_t)((d->tray_open ? 1 : 0) | (!d->tray_open && d->sectors ? 2 : 0));
+	start_in(ch, 8, ld_be16(cdb + 7), dma);
+}
+
 void atapi_packet(struct ide_channel *ch)
 {
 	struct ide_drive *d = ide_cur(ch);
@@ -272,17 +323,8 @@ void atapi_packet(struct ide_channel *ch)
 	ch->chunk = bcl ? bcl : 0xfffe;
 	ch->left = 0;
 
-	if (needs_medium(cdb[0])) {
-		if (d->media_changed) {
-			d->media_changed = false;
-			atapi_error(ch, SENSE_UNIT_ATTENTION, ASC_MEDIUM_CHANGED);
-			return;
-		}
-		if (d->tray_open || !d->sectors) {
-			atapi_error(ch, SENSE_NOT_READY, ASC_MEDIUM_NOT_PRESENT);
-			return;
-		}
-	}
+	if (needs_medium(cdb[0]) && !medium_ready(ch, d))
+		return;
 	switch (cdb[0]) {
 	case 0x00:	/* TEST UNIT READY */
 	case 0x2b:	/* SEEK(10) */
@@ -307,20 +349,8 @@ void atapi_packet(struct ide_channel *ch)
 		memcpy(b + 8, "QEMU    QEMU DVD-ROM    2.5+", 28);
 		start_in(ch, 36, ld_be16(cdb + 3), dma);
 		return;
-	case 0x1b:	/* START STOP UNIT (SBC/MMC-3 §6.39): LoEj with Start loads, without ejects */
-		if (cdb[4] & 2) {
-			if (!(cdb[4] & 1)) {
-				if (d->locked) {
-					atapi_error(ch, SENSE_ILLEGAL_REQUEST, ASC_REMOVAL_PREVENTED);
-					return;
-				}
-				d->tray_open = true;
-			} else if (d->tray_open) {
-				d->tray_open = false;
-				d->media_changed = true;
-			}
-		}
-		atapi_finish(ch);
+	case 0x1b:	/* START STOP UNIT */
+		start_stop_unit(ch, d, cdb);
 		return;
 	case 0x1e:	/* PREVENT ALLOW MEDIUM REMOVAL */
 		d->locked = cdb[4] & 1;
@@ -348,17 +378,8 @@ void atapi_packet(struct ide_channel *ch)
 		len = get_configuration(ch);
 		start_in(ch, len, ld_be16(cdb + 7), dma);
 		return;
-	case 0x4a:	/* GET EVENT STATUS NOTIFICATION (MMC-3 §6.8), polled only */
-		if (!(cdb[1] & 1)) {
-			atapi_error(ch, SENSE_ILLEGAL_REQUEST, ASC_INVALID_FIELD);
-			return;
-		}
-		memset(b, 0, 8);
-		st_be16(b, 6);
-		b[2] = 0x04;	/* media class */
-		b[3] = 0x10;	/* media class supported */
-		b[5] = (uint8_t)((d->tray_open ? 1 : 0) | (!d->tray_open && d->sectors ? 2 : 0));
-		start_in(ch, 8, ld_be16(cdb + 7), dma);
+	case 0x4a:	/* GET EVENT STATUS NOTIFICATION */
+		event_status(ch, d, cdb, dma);
 		return;
 	case 0x1a:	/* MODE SENSE(6) */
 	case 0x5a:	/* MODE SENSE(10) */

@@ -489,6 +489,26 @@ static void test_atapi_capacity_read_and_eject(void **state)
 	assert_int_equal(inb_(ch, 1) >> 4, 0x06);
 	packet(ch, tur, 0);
 	assert_int_equal(inb_(ch, 7) & 0x01, 0);
+
+	/* GET EVENT STATUS NOTIFICATION, polled: a disc is present (byte 5 bit 1). */
+	uint8_t gesn[12] = { 0x4a, 0x01, 0, 0, 0x10, 0, 0, 0, 8 }, lock[12] = { 0x1e, 0, 0, 0, 1 };
+	packet(ch, gesn, 8);
+	read_bytes(ch, buf, 8);
+	assert_int_equal(buf[1], 6);
+	assert_int_equal(buf[5], 0x02);
+	gesn[1] = 0;				/* asynchronous: not supported */
+	packet(ch, gesn, 8);
+	assert_true(inb_(ch, 7) & 0x01);
+	assert_int_equal(inb_(ch, 1) >> 4, 0x05);	/* ILLEGAL REQUEST */
+	/* A locked tray does not open. */
+	packet(ch, lock, 0);
+	packet(ch, eject, 0);
+	assert_true(inb_(ch, 7) & 0x01);
+	packet(ch, sense, 18);
+	read_bytes(ch, buf, 18);
+	assert_int_equal(buf[12], 0x53);	/* medium removal prevented */
+	packet(ch, tur, 0);
+	assert_int_equal(inb_(ch, 7) & 0x01, 0);
 }
 
 int main(void)

@@ -122,6 +122,76 @@ static int drive_floppy_slot(struct vm_config *cfg, struct drive_config *d, cons
 	return err_invalid(opt, arg, "the floppy controller takes two drives at most");
 }
 
+/* if=, index=, format=, cache= and media= of a -drive into d. */
+static int drive_kind(struct vm_config *cfg, struct drive_config *d, const char *iface,
+		      const char *index, const char *format, const char *cache, const char *media,
+		      const char *opt, const char *arg)
+{
+	if (iface && strcmp(iface, "virtio") && strcmp(iface, "none") && strcmp(iface, "ide") &&
+	    strcmp(iface, "floppy"))
+		return err_invalid(opt, arg, "if= must be ide, floppy, virtio or none");
+	/* QEMU's pc default is IDE. */
+	d->iface = !iface || !strcmp(iface, "ide") ? DRIVE_IF_IDE
+		: !strcmp(iface, "virtio") ? DRIVE_IF_VIRTIO
+		: !strcmp(iface, "floppy") ? DRIVE_IF_FLOPPY : DRIVE_IF_NONE;
+	if (d->iface == DRIVE_IF_FLOPPY ? drive_floppy_slot(cfg, d, index, opt, arg) < 0
+					: drive_ide_slot(cfg, d, index, opt, arg) < 0)
+		return -1;
+	if (format && strcmp(format, "raw") && strcmp(format, "qcow2"))
+		return err_invalid(opt, arg, "format= must be raw or qcow2");
+	if (cache && cache_flags(cache, &d->flags) < 0)
+		return err_invalid(opt, arg,
+				   "cache= must be none, writeback, writethrough, unsafe or directsync");
+	if (media && strcmp(media, "disk") && strcmp(media, "cdrom"))
+		return err_invalid(opt, arg, "media= must be disk or cdrom");
+	d->cdrom = media && !strcmp(media, "cdrom");
+	if (d->cdrom && d->iface == DRIVE_IF_FLOPPY)
+		return err_invalid(opt, arg, "a floppy drive cannot be a CD-ROM");
+	/* QEMU gives a virtio "CD-ROM" as a read-only virtio-blk disk. */
+	if (d->cdrom && d->iface == DRIVE_IF_VIRTIO) {
+		d->cdrom = false;
+		d->readonly = true;
+	}
+	return 0;
+}
+
+/* d's name (QEMU's implicit ones without id=) and file, then d into cfg. */
+static int drive_add(struct vm_config *cfg, struct drive_config *d, const char *id,
+		     const char *file, const char *format, const char *opt, const char *arg)
+{
+	if (cfg->nr_drives == VM_MAX_DRIVES)
+		return err_invalid(opt, arg, "too many drives");
+	if (format)
+		strcpy(d->format, format);
+	if (d->cdrom)
+		d->readonly = true;	/* a CD-ROM never writes, and ISOs are often read-only files */
+	if (d->readonly)
+		d->flags |= BLOCK_RDONLY;
+	snprintf(d->id, sizeof(d->id), "%s", id ? id : "");
+	if (!id && d->iface == DRIVE_IF_IDE)	/* QEMU's implicit names: ide1-cd0, ... */
+		snprintf(d->id, sizeof(d->id), "ide%d-%s%d", d->index / 2, d->cdrom ? "cd" : "hd",
+			 d->index % 2);
+	else if (!id && d->iface == DRIVE_IF_FLOPPY)	/* QEMU's floppy0, floppy1 */
+		snprintf(d->id, sizeof(d->id), "floppy%d", d->index);
+	else if (!id)	/* virtio0, virtio1, ... */
+		snprintf(d->id, sizeof(d->id), "virtio%u", cfg->nr_drives);
+	if (find_drive(cfg, d->id))
+		return err_invalid(opt, arg, "Duplicate ID for drive");
+	d->file = strdup(file);	/* the caller frees the option list */
+	if (!d->file)
+		return err_invalid(opt, arg, "out of memory");
+	cfg->drives[cfg->nr_drives++] = *d;
+	/* if=virtio brings its own device; IDE drives sit on the PIIX controller. */
+	if (d->iface == DRIVE_IF_IDE || d->iface == DRIVE_IF_FLOPPY)
+		cfg->drives[cfg->nr_drives - 1].claimed = true;
+	if (d->iface == DRIVE_IF_VIRTIO) {
+		struct device_config dev = { .kind = DEVICE_VIRTIO_BLK, .slot = -1 };
+		strcpy(dev.drive, d->id);
+		return add_device(cfg, opt, arg, &dev);
+	}
+	return 0;
+}
+
 int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, "file");
@@ -153,82 +223,14 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 		err_invalid(opt, arg, "a file= is needed (empty drives come with the CD-ROM support)");
 		goto out;
 	}
-	if (iface && strcmp(iface, "virtio") && strcmp(iface, "none") && strcmp(iface, "ide") &&
-	    strcmp(iface, "floppy")) {
-		err_invalid(opt, arg, "if= must be ide, floppy, virtio or none");
+	if (drive_kind(cfg, &d, iface, index, format, cache, media, opt, arg) < 0)
 		goto out;
-	}
-	/* QEMU's pc default is IDE. */
-	d.iface = !iface || !strcmp(iface, "ide") ? DRIVE_IF_IDE
-		: !strcmp(iface, "virtio") ? DRIVE_IF_VIRTIO
-		: !strcmp(iface, "floppy") ? DRIVE_IF_FLOPPY : DRIVE_IF_NONE;
-	if (d.iface == DRIVE_IF_FLOPPY ? drive_floppy_slot(cfg, &d, index, opt, arg) < 0
-				       : drive_ide_slot(cfg, &d, index, opt, arg) < 0)
-		goto out;
-	if (format && strcmp(format, "raw") && strcmp(format, "qcow2")) {
-		err_invalid(opt, arg, "format= must be raw or qcow2");
-		goto out;
-	}
-	if (cache && cache_flags(cache, &d.flags) < 0) {
-		err_invalid(opt, arg, "cache= must be none, writeback, writethrough, unsafe or directsync");
-		goto out;
-	}
-	if (media && strcmp(media, "disk") && strcmp(media, "cdrom")) {
-		err_invalid(opt, arg, "media= must be disk or cdrom");
-		goto out;
-	}
-	d.cdrom = media && !strcmp(media, "cdrom");
-	if (d.cdrom && d.iface == DRIVE_IF_FLOPPY) {
-		err_invalid(opt, arg, "a floppy drive cannot be a CD-ROM");
-		goto out;
-	}
-	/* QEMU gives a virtio "CD-ROM" as a read-only virtio-blk disk. */
-	if (d.cdrom && d.iface == DRIVE_IF_VIRTIO) {
-		d.cdrom = false;
-		d.readonly = true;
-	}
 	if (options_drive_io(&d, discard, aio, detect, d.flags & BLOCK_NOCACHE,
 			     "cache.direct=on (cache=none or directsync)", opt, arg) < 0)
 		goto out;
 	if (serial && copy_serial(d.serial, serial, opt, arg) < 0)
 		goto out;
-	if (cfg->nr_drives == VM_MAX_DRIVES) {
-		err_invalid(opt, arg, "too many drives");
-		goto out;
-	}
-	if (format)
-		strcpy(d.format, format);
-	if (d.cdrom)
-		d.readonly = true;	/* a CD-ROM never writes, and ISOs are often read-only files */
-	if (d.readonly)
-		d.flags |= BLOCK_RDONLY;
-	snprintf(d.id, sizeof(d.id), "%s", id ? id : "");
-	if (!id && d.iface == DRIVE_IF_IDE)	/* QEMU's implicit names: ide1-cd0, ... */
-		snprintf(d.id, sizeof(d.id), "ide%d-%s%d", d.index / 2, d.cdrom ? "cd" : "hd",
-			 d.index % 2);
-	else if (!id && d.iface == DRIVE_IF_FLOPPY)	/* QEMU's floppy0, floppy1 */
-		snprintf(d.id, sizeof(d.id), "floppy%d", d.index);
-	else if (!id)	/* virtio0, virtio1, ... */
-		snprintf(d.id, sizeof(d.id), "virtio%u", cfg->nr_drives);
-	if (find_drive(cfg, d.id)) {
-		err_invalid(opt, arg, "Duplicate ID for drive");
-		goto out;
-	}
-	d.file = strdup(file);	/* the option list is freed below */
-	if (!d.file) {
-		err_invalid(opt, arg, "out of memory");
-		goto out;
-	}
-	cfg->drives[cfg->nr_drives++] = d;
-	rc = 0;
-	/* if=virtio brings its own device; IDE drives sit on the PIIX controller. */
-	if (d.iface == DRIVE_IF_IDE || d.iface == DRIVE_IF_FLOPPY)
-		cfg->drives[cfg->nr_drives - 1].claimed = true;
-	if (d.iface == DRIVE_IF_VIRTIO) {
-		struct device_config dev = { .kind = DEVICE_VIRTIO_BLK, .slot = -1 };
-		strcpy(dev.drive, d.id);
-		rc = add_device(cfg, opt, arg, &dev);
-	}
+	rc = drive_add(cfg, &d, id, file, format, opt, arg);
 out:
 	opts_free(o);
 	return rc;

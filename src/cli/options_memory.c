@@ -71,6 +71,50 @@ static int parse_policy(const char *s, enum memory_policy *out)
 	return -1;
 }
 
+/* qom-type=: which memory backend (memfd shares unless share= says otherwise). */
+static int backend_kind(struct opts *o, const char *type, struct memory_backing *b,
+			const char *opt, const char *arg)
+{
+	char msg[128];
+
+	if (!type)
+		return err_invalid(opt, arg, "Parameter 'qom-type' is missing");
+	if (!strcmp(type, "memory-backend-ram")) {
+		b->kind = MEMORY_ANON;
+	} else if (!strcmp(type, "memory-backend-file")) {
+		b->kind = MEMORY_FILE;
+	} else if (!strcmp(type, "memory-backend-memfd")) {
+		b->kind = MEMORY_MEMFD;
+		if (!opts_get(o, "share"))
+			b->share = true;	/* QEMU's memfd default; an explicit share= was read */
+	} else {
+		snprintf(msg, sizeof(msg), "invalid object type: %s", type);
+		return err_invalid(opt, arg, msg);
+	}
+	return 0;
+}
+
+/* host-nodes= and policy= (mbind(2)): each needs the other, as QEMU checks. */
+static int backend_placement(struct memory_backing *b, const char *nodes, const char *policy,
+			     const char *opt, const char *arg)
+{
+	uint8_t nodemap[8] = { 0 };
+
+	if (nodes && !parse_ranges(nodes, 64, nodemap))
+		return err_invalid(opt, arg,
+				   "host-nodes= must be node numbers or ranges below 64 (0-1:3)");
+	memcpy(&b->host_nodes, nodemap, sizeof(nodemap));
+	if (policy && parse_policy(policy, &b->policy) < 0)
+		return err_invalid(opt, arg, "policy= must be default, preferred, bind or interleave");
+	if (b->policy == MEMORY_POLICY_DEFAULT && b->host_nodes)
+		return err_invalid(opt, arg, "host-nodes must be empty for policy default, or you "
+				   "should explicitly specify a policy other than default");
+	if (b->policy != MEMORY_POLICY_DEFAULT && !b->host_nodes)
+		return err_invalid(opt, arg,
+				   "host-nodes must be set for policy bind, preferred or interleave");
+	return 0;
+}
+
 /* -object memory-backend-{ram,file,memfd},id=,size=,... (qapi/qom.json MemoryBackend*Properties). */
 int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
@@ -78,7 +122,6 @@ int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE
 	struct memdev_config m = { 0 };
 	struct memory_backing *b = &m.backing;
 	const char *type, *id, *size, *path, *nodes, *policy, *hsize;
-	uint8_t nodemap[8] = { 0 };
 	bool bad = false;
 	int rc = -1;
 
@@ -101,25 +144,7 @@ int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE
 	opts_get(o, "align");
 	opts_get(o, "discard-data");
 	opts_get(o, "x-use-canonical-path-for-ramblock-id");
-	if (!type) {
-		err_invalid(opt, arg, "Parameter 'qom-type' is missing");
-		goto out;
-	}
-	if (!strcmp(type, "memory-backend-ram")) {
-		b->kind = MEMORY_ANON;
-	} else if (!strcmp(type, "memory-backend-file")) {
-		b->kind = MEMORY_FILE;
-	} else if (!strcmp(type, "memory-backend-memfd")) {
-		b->kind = MEMORY_MEMFD;
-		if (!opts_get(o, "share"))
-			b->share = true;	/* QEMU's memfd default; an explicit share= was read above */
-	} else {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "invalid object type: %s", type);
-		err_invalid(opt, arg, msg);
-		goto out;
-	}
-	if (check_unused(o, opt, arg) < 0)
+	if (backend_kind(o, type, b, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
 		goto out;
 	if (bad) {
 		err_invalid(opt, arg, "merge=, dump=, prealloc=, share= and hugetlb= take on or off");
@@ -149,24 +174,8 @@ int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE
 		err_invalid(opt, arg, "hugetlbsize= must be a power of two size");
 		goto out;
 	}
-	if (nodes && !parse_ranges(nodes, 64, nodemap)) {
-		err_invalid(opt, arg, "host-nodes= must be node numbers or ranges below 64 (0-1:3)");
+	if (backend_placement(b, nodes, policy, opt, arg) < 0)
 		goto out;
-	}
-	memcpy(&b->host_nodes, nodemap, sizeof(nodemap));
-	if (policy && parse_policy(policy, &b->policy) < 0) {
-		err_invalid(opt, arg, "policy= must be default, preferred, bind or interleave");
-		goto out;
-	}
-	if (b->policy == MEMORY_POLICY_DEFAULT && b->host_nodes) {
-		err_invalid(opt, arg, "host-nodes must be empty for policy default, or you should "
-			    "explicitly specify a policy other than default");
-		goto out;
-	}
-	if (b->policy != MEMORY_POLICY_DEFAULT && !b->host_nodes) {
-		err_invalid(opt, arg, "host-nodes must be set for policy bind, preferred or interleave");
-		goto out;
-	}
 	if (find_memdev(cfg, id)) {
 		err_invalid(opt, arg, "duplicate ID");
 		goto out;

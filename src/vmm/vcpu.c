@@ -116,14 +116,37 @@ static void flat_segment(struct kvm_segment *seg, uint16_t selector, uint8_t typ
 	};
 }
 
+static int state_failed(struct vcpu *vcpu, const char *what)
+{
+	log_error("vCPU %u: cannot set the %s register state: %s", vcpu->index, what,
+		  strerror(errno));
+	return -1;
+}
+
+static int get_sregs(struct vcpu *vcpu, struct kvm_sregs *sregs, const char *what)
+{
+	return ioctl(vcpu->fd, KVM_GET_SREGS, sregs) < 0 ? state_failed(vcpu, what) : 0;
+}
+
+/* Loads sregs, regs and a reset FPU (FNINIT values) into the vCPU; what names the state. */
+static int set_state(struct vcpu *vcpu, struct kvm_sregs *sregs, struct kvm_regs *regs,
+		     const char *what)
+{
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0 || ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ||
+	    ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
+		return state_failed(vcpu, what);
+	return 0;
+}
+
 int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t ebx, uint32_t esi)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = { .rflags = 0x2, .rip = entry, .rbx = ebx, .rsi = esi };
-	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };	/* FNINIT / reset values */
 
-	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
-		goto fail;
+	if (get_sregs(vcpu, &sregs, "boot") < 0)
+		return -1;
 	/* Flat 32-bit protected mode, paging off: both boot protocols start here. */
 	flat_segment(&sregs.cs, BOOT_CS_SELECTOR, 0xb);	/* execute/read, accessed */
 	flat_segment(&sregs.ds, BOOT_DS_SELECTOR, 0x3);	/* read/write, accessed */
@@ -133,13 +156,7 @@ int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t ebx, uint32_
 	sregs.cr0 = X86_CR0_PE | X86_CR0_ET;
 	sregs.cr4 = 0;
 	sregs.efer = 0;
-	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0 ||
-	    ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
-		goto fail;
-	return 0;
-fail:
-	log_error("vCPU %u: cannot set the boot register state: %s", vcpu->index, strerror(errno));
-	return -1;
+	return set_state(vcpu, &sregs, &regs, "boot");
 }
 
 static void real_segment(struct kvm_segment *seg, uint16_t selector, uint8_t type)
@@ -154,10 +171,9 @@ int vcpu_set_reset_state(struct vcpu *vcpu)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = { .rflags = 0x2, .rip = 0xfff0 };
-	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
 
-	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
-		goto fail;
+	if (get_sregs(vcpu, &sregs, "reset") < 0)
+		return -1;
 	/* Intel SDM vol. 3 §9.1.4: the first instruction is fetched from 0xfffffff0. */
 	real_segment(&sregs.cs, 0xf000, 0xb);
 	sregs.cs.base = 0xffff0000;
@@ -168,13 +184,7 @@ int vcpu_set_reset_state(struct vcpu *vcpu)
 	sregs.cr0 = 0x60000010;	/* CD, NW, ET */
 	sregs.cr2 = sregs.cr3 = sregs.cr4 = 0;
 	sregs.efer = 0;
-	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0 ||
-	    ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
-		goto fail;
-	return 0;
-fail:
-	log_error("vCPU %u: cannot set the reset register state: %s", vcpu->index, strerror(errno));
-	return -1;
+	return set_state(vcpu, &sregs, &regs, "reset");
 }
 
 void vcpu_dump_registers(struct vcpu *vcpu, FILE *out)

@@ -46,6 +46,19 @@ static void type_word(const char *arg, char *type, size_t len)
 	snprintf(type, len, "%.*s", (int)(n < len ? n : len - 1), arg);
 }
 
+/*
+ * A -net or -nic argument: its type word into type, then 1 with the option
+ * list in *o; 0 for "none" (no NIC, nothing to do); -1 after logging.
+ */
+static int front_list(const char *opt, const char *arg, char *type, size_t len, struct opts **o)
+{
+	type_word(arg, type, len);
+	if (strcmp(type, "none") == 0)
+		return 0;
+	*o = parse_list(opt, arg, "type");
+	return *o ? 1 : -1;
+}
+
 /* Rebuilds "k=v,k=v" from o, leaving out the keys the front end took; commas doubled. */
 static char *backend_args(const struct opts *o, const char *const *skip)
 {
@@ -191,12 +204,10 @@ int options_net(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 	char type[16], id[32];
 	int rc = -1, vlan = 0, slot = -1;
 
-	type_word(arg, type, sizeof(type));
-	if (strcmp(type, "none") == 0)
-		return 0;
-	o = parse_list(opt, arg, "type");
-	if (!o)
-		return -1;
+	rc = front_list(opt, arg, type, sizeof(type), &o);
+	if (rc <= 0)
+		return rc;
+	rc = -1;
 	if (strcmp(type, "nic") == 0) {
 		/* e1000 unless model= says otherwise: QEMU's default NIC on the pc machine. */
 		struct nic_config nic = { .vlan = 0, .e1000 = true };
@@ -289,12 +300,10 @@ int options_nic(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 	char type[16], id[32], msg[160];
 	int rc = -1, slot = -1;
 
-	type_word(arg, type, sizeof(type));
-	if (strcmp(type, "none") == 0)
-		return 0;
-	o = parse_list(opt, arg, "type");
-	if (!o)
-		return -1;
+	rc = front_list(opt, arg, type, sizeof(type), &o);
+	if (rc <= 0)
+		return rc;
+	rc = -1;
 	const char *model = opts_get(o, "model");
 	opts_get(o, "type");
 	if (model && (!strcmp(model, "help") || !strcmp(model, "?"))) {

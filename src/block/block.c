@@ -197,9 +197,17 @@ fail:
 	return -1;
 }
 
+int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,
+		    struct block_dev **out, char *err, size_t errlen)
+{
+	return open_one(path, format, flags, parent, out, err, errlen);
+}
+
 int block_open(const char *path, const char *format, unsigned flags, struct block_dev **out,
 	       char *err, size_t errlen)
 {
+	if (block_name_is_special(path))
+		return block_open_special(path, format, flags, NULL, out, err, errlen);
 	return open_one(path, format, flags, NULL, out, err, errlen) < 0 ? -1 : 0;
 }
 
@@ -230,12 +238,18 @@ int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
 
 	if (bd->flags & BLOCK_NO_BACKING)
 		return 0;
-	path = block_backing_path(bd->filename, file);
+	/* json: and protocol names are not relative to anything (QEMU's bdrv_get_full_backing_filename). */
+	path = block_name_is_special(file) ? strdup(file) : block_backing_path(bd->filename, file);
 	if (!path)
 		return block_err(err, errlen, "out of memory");
 	flags = (bd->flags & (BLOCK_NOCACHE | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE)) |
 		BLOCK_RDONLY | BLOCK_QUIET_PROBE;
-	ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg, sizeof(msg));
+	if (block_name_is_special(path))
+		ret = block_open_special(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg,
+					 sizeof(msg));
+	else
+		ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg,
+			       sizeof(msg));
 	free(path);
 	if (ret < 0)
 		return block_err(err, errlen, "Could not open backing file: %s", msg);
@@ -253,7 +267,10 @@ void block_close(struct block_dev *bd)
 }
 
 uint64_t block_length(const struct block_dev *bd) { return bd->size; }
-const char *block_format_name(const struct block_dev *bd) { return bd->drv->name; }
+const char *block_format_name(const struct block_dev *bd)
+{
+	return bd->format_name ? bd->format_name : bd->drv->name;
+}
 bool block_is_readonly(const struct block_dev *bd) { return bd->read_only; }
 const char *block_filename(const struct block_dev *bd) { return bd->filename; }
 struct block_dev *block_backing(const struct block_dev *bd) { return bd->backing; }

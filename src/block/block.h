@@ -32,6 +32,18 @@ int block_open(const char *path, const char *format, unsigned flags, struct bloc
 	       char *err, size_t errlen);
 void block_close(struct block_dev *bd);
 
+/*
+ * Opens an image described by QEMU block options (qemu-img --image-opts,
+ * the flattened form of a json: name): driver=raw|qcow2|file|null-co,
+ * file.filename=, file.driver=, file.locking=, read-only=, force-share=,
+ * cache.direct=, backing=null, null-co's size= and read-zeroes=.  Options
+ * Kestrel lacks are refused by name.  block_open takes json: and protocol
+ * names ("null-co://", "file:x") itself.
+ */
+struct opts;
+int block_open_opts(struct opts *o, unsigned flags, struct block_dev **out, char *err,
+		    size_t errlen);
+
 /* Virtual disk size in bytes. */
 uint64_t block_length(const struct block_dev *bd);
 const char *block_format_name(const struct block_dev *bd);

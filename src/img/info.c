@@ -196,7 +196,7 @@ int img_info(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = NULL, *output = "human", *filename;
-	bool chain = false, json;
+	bool chain = false, json, image_opts = false;
 	unsigned flags = BLOCK_RDONLY;
 	struct block_dev *bd, *layer;
 	struct jnode *arr = NULL;
@@ -211,10 +211,11 @@ int img_info(int argc, char **argv)
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: output = optarg; break;
 		case OPT_BACKING_CHAIN: chain = true; break;
-		case OPT_IMAGE_OPTS:
 		case OPT_OBJECT:
-			img_error("--image-opts and --object are not supported");
-			return 1;
+			if ((c = img_object_add(optarg)))
+				return c < 0;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default: return usage_error("info");
 		}
 	}
@@ -228,12 +229,13 @@ int img_info(int argc, char **argv)
 	/* As qemu-img: without the chain, the backing file is not opened at all. */
 	if (!chain)
 		flags |= BLOCK_NO_BACKING;
-	bd = img_open(filename, fmt, flags | BLOCK_UNSAFE_PROBE);
+	bd = img_open_image(filename, fmt, flags | BLOCK_UNSAFE_PROBE, image_opts);
 	if (!bd)
 		return 1;
 	if (chain && json)
 		arr = jarr();
-	name = strdup(filename);
+	/* The file the options named (json:, --image-opts, file:), as qemu-img shows it. */
+	name = strdup(block_filename(bd));
 	for (layer = bd; layer; layer = block_backing(layer)) {
 		struct jnode *info = img_image_info(layer, name);
 		struct block_info bi;
@@ -377,6 +379,7 @@ int img_map(int argc, char **argv)
 	uint64_t start = 0, maxlen = UINT64_MAX, end, off;
 	unsigned flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
 	struct map_entry curr = { 0 }, next;
+	bool image_opts = false;
 
 	struct block_dev *bd;
 	bool json;
@@ -403,10 +406,11 @@ int img_map(int argc, char **argv)
 				return 1;
 			}
 			break;
-		case OPT_IMAGE_OPTS:
 		case OPT_OBJECT:
-			img_error("--image-opts and --object are not supported");
-			return 1;
+			if ((c = img_object_add(optarg)))
+				return c < 0;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default: return usage_error("map");
 		}
 	}
@@ -416,7 +420,7 @@ int img_map(int argc, char **argv)
 	}
 	if (!img_parse_output(output, &json))
 		return 1;
-	bd = img_open(argv[optind], fmt, flags);
+	bd = img_open_image(argv[optind], fmt, flags, image_opts);
 	if (!bd)
 		return 1;
 	end = block_length(bd);

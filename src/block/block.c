@@ -218,7 +218,7 @@ char *block_backing_path(const char *image, const char *backing)
 	size_t dirlen;
 
 	/* QEMU's path_combine: relative names are relative to the image's directory. */
-	if (backing[0] == '/' || !slash)
+	if (backing[0] == '/' || !slash || block_name_is_special(backing))
 		return strdup(backing);
 	dirlen = (size_t)(slash - image) + 1;
 	path = malloc(dirlen + strlen(backing) + 1);
@@ -238,8 +238,7 @@ int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
 
 	if (bd->flags & BLOCK_NO_BACKING)
 		return 0;
-	/* json: and protocol names are not relative to anything (QEMU's bdrv_get_full_backing_filename). */
-	path = block_name_is_special(file) ? strdup(file) : block_backing_path(bd->filename, file);
+	path = block_backing_path(bd->filename, file);
 	if (!path)
 		return block_err(err, errlen, "out of memory");
 	flags = (bd->flags & (BLOCK_NOCACHE | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE)) |
@@ -481,6 +480,12 @@ int block_create(const char *path, const char *format, const struct block_create
 	if (!drv->create)
 		return block_err(err, errlen, "Format driver '%s' does not support image creation",
 				 format);
+	if (block_name_is_special(path)) {
+		/* "file:x" creates x; other protocols cannot create (spec.c). */
+		path = block_create_path(path, err, errlen);
+		if (!path)
+			return -1;
+	}
 	return drv->create(path, o, err, errlen);
 }
 

@@ -40,6 +40,12 @@ void block_close(struct block_dev *bd);
  * Kestrel lacks are refused by name.  block_open takes json: and protocol
  * names ("null-co://", "file:x") itself.
  */
+/*
+ * Whether name is not a plain file name: "json:{...}" or a protocol prefix
+ * (QEMU's path_has_protocol: a ':' before any '/').  Such names are never
+ * relative to an image's directory.
+ */
+bool block_name_is_special(const char *name);
 struct opts;
 int block_open_opts(struct opts *o, unsigned flags, struct block_dev **out, char *err,
 		    size_t errlen);

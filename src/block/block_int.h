@@ -79,14 +79,14 @@ extern const struct block_driver block_null_driver;
 /* open_one of block.c: a file opened as format (NULL: probe), backing chain included. */
 int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,
 		    struct block_dev **out, char *err, size_t errlen);
-/*
- * spec.c: names that are not plain files ("json:{...}", "null-co://",
- * "nbd://..."), as QEMU's bdrv_open reads them.  block_name_is_special says
- * whether block_open_special must take the name.
- */
-bool block_name_is_special(const char *name);
+/* spec.c: opens the names block_name_is_special (block.h) picks out. */
 int block_open_special(const char *name, const char *format, unsigned flags,
 		       struct block_dev *parent, struct block_dev **out, char *err, size_t errlen);
+/*
+ * The file a create of name makes: name without its "file:" prefix, or NULL
+ * with QEMU's message for protocols that cannot create images.
+ */
+const char *block_create_path(const char *name, char *err, size_t errlen);
 /* null.c: a null-co/null-aio node of size bytes (QEMU's block/null.c). */
 int block_null_open(const char *display, const char *format_name, uint64_t size,
 		    bool read_zeroes, unsigned flags, struct block_dev **out, char *err,

@@ -325,3 +325,18 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 	}
 	return block_err(err, errlen, "Unknown protocol '%s'", proto);
 }
+
+const char *block_create_path(const char *name, char *err, size_t errlen)
+{
+	char proto[64];
+
+	if (!protocol_of(name, proto, sizeof(proto)))
+		return name;
+	if (is_file_driver(proto))
+		return name + strlen(proto) + 1;
+	if (is_null_driver(proto))
+		block_err(err, errlen, "Protocol driver '%s' does not support image creation", proto);
+	else
+		block_err(err, errlen, "Unknown protocol '%s'", proto);
+	return NULL;
+}

@@ -264,7 +264,7 @@ char *img_backing_path(const char *image, const char *backing)
 	const char *slash = strrchr(image, '/');
 	char *p;
 
-	if (backing[0] == '/' || !slash)
+	if (backing[0] == '/' || !slash || block_name_is_special(backing))
 		return strdup(backing);
 	p = malloc((size_t)(slash - image) + 2 + strlen(backing));
 	if (p)

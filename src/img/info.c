@@ -254,7 +254,12 @@ int img_info(int argc, char **argv)
 			break;
 		block_get_info(layer, &bi);
 		free(name);
-		name = bi.backing_file[0] ? img_backing_path(block_filename(layer), bi.backing_file) : NULL;
+		/* The opened backing node names its file (a json: name resolves to it). */
+		if (block_backing(layer))
+			name = strdup(block_filename(block_backing(layer)));
+		else
+			name = bi.backing_file[0] ? img_backing_path(block_filename(layer),
+								   bi.backing_file) : NULL;
 		if (!name)
 			break;
 	}

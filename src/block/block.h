@@ -46,6 +46,18 @@ void block_close(struct block_dev *bd);
  * relative to an image's directory.
  */
 bool block_name_is_special(const char *name);
+/*
+ * Whether what this node leaves unallocated reads as zeroes for lack of a
+ * backing file (QEMU: drivers with supports_backing); null-co's content,
+ * without read-zeroes=on, is unknown instead.
+ */
+bool block_unallocated_is_zero(const struct block_dev *bd);
+/*
+ * Whether an image can be created under name, checked first as qemu-img's
+ * bdrv_find_protocol does: 0, or -1 with QEMU's message ("Unknown protocol
+ * 'nbd'", "Protocol driver 'null-co' does not support image creation").
+ */
+int block_create_name_check(const char *name, char *err, size_t errlen);
 struct opts;
 int block_open_opts(struct opts *o, unsigned flags, struct block_dev **out, char *err,
 		    size_t errlen);

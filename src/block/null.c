@@ -60,11 +60,11 @@ static int null_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_
 	return 0;
 }
 
+/* QEMU's null driver has no bdrv_get_info: info shows no dirty flag for it. */
 static int null_get_info(struct block_dev *bd, struct block_info *info)
 {
-	memset(info, 0, sizeof(*info));
 	info->virtual_size = bd->size;
-	return 0;
+	return -ENOTSUP;
 }
 
 const struct block_driver block_null_driver = {
@@ -78,6 +78,11 @@ const struct block_driver block_null_driver = {
 	.status = null_status,
 	.get_info = null_get_info,
 };
+
+bool block_unallocated_is_zero(const struct block_dev *bd)
+{
+	return bd->drv != &block_null_driver;
+}
 
 int block_null_open(const char *display, const char *format_name, uint64_t size,
 		    bool read_zeroes, unsigned flags, struct block_dev **out, char *err,

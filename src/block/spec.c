@@ -16,6 +16,7 @@
 #include "util/opts.h"
 #include "util/size.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,9 +122,10 @@ static int read_common(struct opts *o, unsigned want, struct node *n, char *err,
 		if (!is_null && *backing)
 			return block_err(err, errlen, "Cannot find device='%s' nor node-name='%s'",
 					 backing, backing);
+		/* QEMU's warn_report: the program's name first (glibc's, as invoked). */
 		if (!is_null)
-			fprintf(stderr, "warning: Use of \"backing\": \"\" is deprecated; "
-				"use \"backing\": null instead\n");
+			fprintf(stderr, "%s: warning: Use of \"backing\": \"\" is deprecated; "
+				"use \"backing\": null instead\n", program_invocation_short_name);
 		n->flags |= BLOCK_NO_BACKING;
 	}
 	return 0;
@@ -339,4 +341,9 @@ const char *block_create_path(const char *name, char *err, size_t errlen)
 	else
 		block_err(err, errlen, "Unknown protocol '%s'", proto);
 	return NULL;
+}
+
+int block_create_name_check(const char *name, char *err, size_t errlen)
+{
+	return block_create_path(name, err, errlen) ? 0 : -1;
 }

@@ -519,6 +519,10 @@ int img_convert(int argc, char **argv)
 		c.src_start[1] = c.total;
 	}
 
+	if (!no_create && block_create_name_check(out_name, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		goto out;
+	}
 	if (!no_create) {
 		if (!(set & BLOCK_AMEND_SIZE))
 			o.size = c.total;

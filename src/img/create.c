@@ -148,6 +148,11 @@ int img_create(int argc, char **argv)
 		img_error("%s: Backing file not supported for file format '%s'", filename, fmt);
 		return 1;
 	}
+	/* A protocol that cannot create is refused before anything else, as bdrv_img_create does. */
+	if (block_create_name_check(filename, err, sizeof(err)) < 0) {
+		img_error("%s: %s", filename, err);
+		return 1;
+	}
 	/* The backing file gives the size, and must be openable unless -u. */
 	if (o.backing_file && (!unsafe || !size_given)) {
 		char *path = img_backing_path(filename, o.backing_file);

@@ -17,10 +17,12 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 	struct block_snapshot *snaps = NULL;
 	int nsnaps;
 
-	block_get_info(bd, &info);
+	/* As bdrv_query_image_info: no dirty flag where the driver has no get_info (null-co). */
+	bool have_info = block_get_info(bd, &info) == 0;
 	jset_str(o, "filename", filename);
 	jset_str(o, "format", block_format_name(bd));
-	jset_bool(o, "dirty-flag", info.dirty);
+	if (have_info)
+		jset_bool(o, "dirty-flag", info.dirty);
 	jset_int(o, "actual-size", (int64_t)info.actual_size);
 	jset_int(o, "virtual-size", (int64_t)info.virtual_size);
 	if (info.cluster_size)
@@ -306,7 +308,7 @@ static int map_status(struct block_dev *bd, uint64_t off, uint64_t len, struct m
 		}
 		if (!block_backing(layer)) {
 			/* Unallocated at the bottom of the chain reads as zeroes. */
-			flags = BLOCK_STATUS_ZERO;
+			flags = block_unallocated_is_zero(layer) ? BLOCK_STATUS_ZERO : 0;
 			break;
 		}
 		if (off >= block_length(block_backing(layer))) {

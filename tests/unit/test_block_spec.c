@@ -93,6 +93,18 @@ static void test_options_set_flags(void **state)
 	assert_true(bd->flags & BLOCK_NO_LOCK);
 	block_close(bd);
 
+	bd = open_opts("driver=qcow2,file.filename=%s,cache.direct=on", qcow2_path, BLOCK_RDONLY,
+		       err, sizeof(err));
+	/* O_DIRECT where the file system has it (ext4, tmpfs since 6.6); else QEMU's refusal too. */
+	if (bd) {
+		assert_true(bd->direct);
+		block_close(bd);
+	}
+	bd = open_opts("driver=qcow2,file.filename=%s", qcow2_path, BLOCK_RDONLY, err, sizeof(err));
+	assert_non_null(bd);
+	assert_false(bd->direct);
+	block_close(bd);
+
 	bd = open_opts("driver=qcow2,file.filename=%s,force-share=on", qcow2_path, BLOCK_RDONLY,
 		       err, sizeof(err));
 	assert_non_null(bd);

@@ -179,7 +179,7 @@ static int check_unused(struct opts *o, const struct block_dev *bd, const struct
 		return 0;
 	child = *n->pfx && !strncmp(key, "file.", 5);
 	name = child ? key + 5 : key;
-	if (child || !n->driver) {
+	if (child || !*n->pfx) {
 		if (listed(unsupported_protocol_opts, name))
 			return block_err(err, errlen, "Option '%s' of block protocol '%s' is not "
 					 "supported by Kestrel", name, n->proto);

@@ -313,3 +313,20 @@ def test_objects_kestrel_refuses_by_name(images):
         rc, out, err = kimg(cmd[0], "--object", "bogus,id=s0", *cmd[1:], cwd=images)
         assert rc == 1 and err == "kestrel-img: Parameter 'qom-type' does not accept value " \
                                   "'bogus'\n", (cmd, err)
+
+
+def test_qcow2_encryption_options_check_the_secret_then_are_refused(images):
+    krc, _, kerr = kimg("create", "-f", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=s0",
+                        "e.qcow2", "1M", cwd=images)
+    qrc, _, qerr = qimg("create", "-f", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=s0",
+                        "e.qcow2", "1M", cwd=images)
+    assert krc == qrc == 1 and "No secret with id 's0'" in qerr
+    assert kerr == "kestrel-img: Option 'encrypt.format' is not supported by Kestrel: it writes " \
+                   "no encrypted images\n"
+    krc, _, kerr = kimg("create", "-f", "qcow2", "-o", "encrypt.key-secret=s0", "e.qcow2", "1M",
+                        cwd=images)
+    assert krc == 1 and kerr == "kestrel-img: No secret with id 's0'\n"
+    krc, _, kerr = kimg("create", "--object", "secret,id=s0,data=pw", "-f", "qcow2", "-o",
+                        "encrypt.key-secret=s0", "e.qcow2", "1M", cwd=images)
+    assert krc == 1 and "Option 'encrypt.key-secret' is not supported by Kestrel" in kerr
+    assert not (images / "e.qcow2").exists()

@@ -170,6 +170,7 @@ static void test_refusals(void **state)
 		{ "driver=qcow2,file.driver=nbd,file.filename=%s", "Unknown driver 'nbd'" },
 		{ "driver=qcow2,filename=%s", "A block device must be specified for \"file\"" },
 		{ "filename=%s", "Must specify either driver or file" },
+		{ "file.filename=%s,foo=1", "Block format 'qcow2' does not support the option 'foo'" },
 		{ "%s", NULL },	/* the implied key "file" names a node */
 	};
 	char err[512], want[512];

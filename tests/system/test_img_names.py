@@ -330,3 +330,13 @@ def test_qcow2_encryption_options_check_the_secret_then_are_refused(images):
                         "encrypt.key-secret=s0", "e.qcow2", "1M", cwd=images)
     assert krc == 1 and "Option 'encrypt.key-secret' is not supported by Kestrel" in kerr
     assert not (images / "e.qcow2").exists()
+
+
+def test_file_prefix_is_the_file(images):
+    k, q = both(images, "info", "file:d.qcow2")
+    assert k[0] == q[0] == 0
+    assert k[1].splitlines()[:3] == q[1].splitlines()[:3]
+    assert k[1].startswith("image: d.qcow2\n")
+    for prog, tag in ((kimg, "k"), (qimg, "q")):
+        ok(prog("create", "-q", "-f", "qcow2", f"file:f.{tag}", "1M", cwd=images))
+        assert (images / f"f.{tag}").exists() and not (images / f"file:f.{tag}").exists()

@@ -197,9 +197,17 @@ fail:
 	return -1;
 }
 
+int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,
+		    struct block_dev **out, char *err, size_t errlen)
+{
+	return open_one(path, format, flags, parent, out, err, errlen);
+}
+
 int block_open(const char *path, const char *format, unsigned flags, struct block_dev **out,
 	       char *err, size_t errlen)
 {
+	if (block_name_is_special(path))
+		return block_open_special(path, format, flags, NULL, out, err, errlen);
 	return open_one(path, format, flags, NULL, out, err, errlen) < 0 ? -1 : 0;
 }
 
@@ -210,7 +218,7 @@ char *block_backing_path(const char *image, const char *backing)
 	size_t dirlen;
 
 	/* QEMU's path_combine: relative names are relative to the image's directory. */
-	if (backing[0] == '/' || !slash)
+	if (backing[0] == '/' || !slash || block_name_is_special(backing))
 		return strdup(backing);
 	dirlen = (size_t)(slash - image) + 1;
 	path = malloc(dirlen + strlen(backing) + 1);
@@ -235,7 +243,12 @@ int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
 		return block_err(err, errlen, "out of memory");
 	flags = (bd->flags & (BLOCK_NOCACHE | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE)) |
 		BLOCK_RDONLY | BLOCK_QUIET_PROBE;
-	ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg, sizeof(msg));
+	if (block_name_is_special(path))
+		ret = block_open_special(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg,
+					 sizeof(msg));
+	else
+		ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg,
+			       sizeof(msg));
 	free(path);
 	if (ret < 0)
 		return block_err(err, errlen, "Could not open backing file: %s", msg);
@@ -253,7 +266,10 @@ void block_close(struct block_dev *bd)
 }
 
 uint64_t block_length(const struct block_dev *bd) { return bd->size; }
-const char *block_format_name(const struct block_dev *bd) { return bd->drv->name; }
+const char *block_format_name(const struct block_dev *bd)
+{
+	return bd->format_name ? bd->format_name : bd->drv->name;
+}
 bool block_is_readonly(const struct block_dev *bd) { return bd->read_only; }
 const char *block_filename(const struct block_dev *bd) { return bd->filename; }
 struct block_dev *block_backing(const struct block_dev *bd) { return bd->backing; }
@@ -464,6 +480,12 @@ int block_create(const char *path, const char *format, const struct block_create
 	if (!drv->create)
 		return block_err(err, errlen, "Format driver '%s' does not support image creation",
 				 format);
+	if (block_name_is_special(path)) {
+		/* "file:x" creates x; other protocols cannot create (spec.c). */
+		path = block_create_path(path, err, errlen);
+		if (!path)
+			return -1;
+	}
 	return drv->create(path, o, err, errlen);
 }
 

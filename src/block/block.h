@@ -32,6 +32,36 @@ int block_open(const char *path, const char *format, unsigned flags, struct bloc
 	       char *err, size_t errlen);
 void block_close(struct block_dev *bd);
 
+/*
+ * Opens an image described by QEMU block options (qemu-img --image-opts,
+ * the flattened form of a json: name): driver=raw|qcow2|file|null-co,
+ * file.filename=, file.driver=, file.locking=, read-only=, force-share=,
+ * cache.direct=, backing=null, null-co's size= and read-zeroes=.  Options
+ * Kestrel lacks are refused by name.  block_open takes json: and protocol
+ * names ("null-co://", "file:x") itself.
+ */
+/*
+ * Whether name is not a plain file name: "json:{...}" or a protocol prefix
+ * (QEMU's path_has_protocol: a ':' before any '/').  Such names are never
+ * relative to an image's directory.
+ */
+bool block_name_is_special(const char *name);
+/*
+ * Whether what this node leaves unallocated reads as zeroes for lack of a
+ * backing file (QEMU: drivers with supports_backing); null-co's content,
+ * without read-zeroes=on, is unknown instead.
+ */
+bool block_unallocated_is_zero(const struct block_dev *bd);
+/*
+ * Whether an image can be created under name, checked first as qemu-img's
+ * bdrv_find_protocol does: 0, or -1 with QEMU's message ("Unknown protocol
+ * 'nbd'", "Protocol driver 'null-co' does not support image creation").
+ */
+int block_create_name_check(const char *name, char *err, size_t errlen);
+struct opts;
+int block_open_opts(struct opts *o, unsigned flags, struct block_dev **out, char *err,
+		    size_t errlen);
+
 /* Virtual disk size in bytes. */
 uint64_t block_length(const struct block_dev *bd);
 const char *block_format_name(const struct block_dev *bd);

@@ -69,10 +69,28 @@ struct block_dev {
 	ino_t st_ino;
 	void *opaque;			/* driver state */
 	struct block_stats stats;	/* stats.c: guest I/O accounting, atomics only */
+	const char *format_name;	/* shown instead of drv->name ("file", raw over null-co) */
 };
 
 extern const struct block_driver block_raw_driver;
 extern const struct block_driver block_qcow2_driver;
+extern const struct block_driver block_null_driver;
+
+/* open_one of block.c: a file opened as format (NULL: probe), backing chain included. */
+int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,
+		    struct block_dev **out, char *err, size_t errlen);
+/* spec.c: opens the names block_name_is_special (block.h) picks out. */
+int block_open_special(const char *name, const char *format, unsigned flags,
+		       struct block_dev *parent, struct block_dev **out, char *err, size_t errlen);
+/*
+ * The file a create of name makes: name without its "file:" prefix, or NULL
+ * with QEMU's message for protocols that cannot create images.
+ */
+const char *block_create_path(const char *name, char *err, size_t errlen);
+/* null.c: a null-co/null-aio node of size bytes (QEMU's block/null.c). */
+int block_null_open(const char *display, const char *format_name, uint64_t size,
+		    bool read_zeroes, unsigned flags, struct block_dev **out, char *err,
+		    size_t errlen);
 
 /* printf into err (which may be NULL); returns -1 for "return block_err(...)". */
 int block_err(char *err, size_t errlen, const char *fmt, ...)

@@ -95,7 +95,8 @@ int img_bench(int argc, char **argv)
 	struct timespec t0, t1;
 	pthread_t tids[16];
 	long ncpu;
-	int c, nthreads, started = 0;
+	int c, nthreads, started = 0, ret;
+	bool image_opts = false;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "hc:d:f:ni:o:qs:S:t:wU", longopts, NULL)) != -1) {
@@ -145,6 +146,11 @@ int img_bench(int argc, char **argv)
 		case 't': cache = optarg; break;
 		case 'w': b.write = true; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
+		case OPT_OBJECT:
+			if ((ret = img_object_add(optarg)))
+				return ret < 0;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_FLUSH_INTERVAL:
 			if (!img_parse_size(optarg, &b.flush_interval) || b.flush_interval > INT32_MAX) {
 				img_error("Invalid flush interval specified");
@@ -189,7 +195,7 @@ int img_bench(int argc, char **argv)
 	if (!step_set)
 		b.step = b.bufsize;
 	flags |= cf | (b.write ? 0 : BLOCK_RDONLY);
-	b.bd = img_open(argv[optind], fmt, flags);
+	b.bd = img_open_image(argv[optind], fmt, flags, image_opts);
 	if (!b.bd)
 		return 1;
 	b.image_size = block_length(b.bd);

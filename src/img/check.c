@@ -86,7 +86,7 @@ int img_check(int argc, char **argv)
 	unsigned flags = BLOCK_CHECK | BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE, fix = 0, cache;
 	struct block_check_result r, r2;
 	struct block_dev *bd;
-	bool json, quiet = false;
+	bool json, quiet = false, image_opts = false;
 	int c, ret;
 
 	optind = 0;
@@ -115,10 +115,11 @@ int img_check(int argc, char **argv)
 		case 'q': quiet = true; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: output = optarg; break;
-		case OPT_IMAGE_OPTS:
 		case OPT_OBJECT:
-			img_error("--image-opts and --object are not supported");
-			return 1;
+			if ((ret = img_object_add(optarg)))
+				return ret < 0;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
 			img_error("Try '%s check --help' for more information", IMG_NAME);
 			return 1;
@@ -137,7 +138,7 @@ int img_check(int argc, char **argv)
 		img_error("--force-share/-U is not allowed when repairing an image");
 		return 1;
 	}
-	bd = img_open(filename, fmt, flags);
+	bd = img_open_image(filename, fmt, flags, image_opts);
 	if (!bd)
 		return 1;
 	/*

@@ -163,6 +163,19 @@ static int set_opt(const char *fmt, const char *key, const char *val,
 	bool qcow2 = !strcmp(fmt, "qcow2");
 	uint64_t n;
 
+	/*
+	 * qcow2 encryption (encrypt.format=luks, encrypt.key-secret=ID): the
+	 * secret must exist (--object, as qemu-img checks), then the feature
+	 * is refused by name; Kestrel writes no encrypted images.
+	 */
+	if (qcow2 && !strncmp(key, "encrypt.", 8)) {
+		if (!strcmp(key, "encrypt.key-secret") && !img_secret_lookup(val, NULL))
+			img_error("No secret with id '%s'", val);
+		else
+			img_error("Option '%s' is not supported by Kestrel: it writes no encrypted "
+				  "images", key);
+		return -1;
+	}
 	if (!strcmp(key, "size")) {
 		if (!img_parse_size(val, &o->size)) {
 			img_error("Parameter 'size' expects a non-negative number below 2^64\n"
@@ -264,7 +277,7 @@ char *img_backing_path(const char *image, const char *backing)
 	const char *slash = strrchr(image, '/');
 	char *p;
 
-	if (backing[0] == '/' || !slash)
+	if (backing[0] == '/' || !slash || block_name_is_special(backing))
 		return strdup(backing);
 	p = malloc((size_t)(slash - image) + 2 + strlen(backing));
 	if (p)

@@ -60,6 +60,7 @@ int img_compare(int argc, char **argv)
 	uint64_t common, off = 0;
 	struct img_progress prog;
 	int c, ret = 2;
+	bool image_opts = false;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "hf:F:T:pqsU", longopts, NULL)) != -1) {
@@ -72,6 +73,12 @@ int img_compare(int argc, char **argv)
 		case 'q': quiet = true; break;
 		case 's': strict = true; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
+		case OPT_OBJECT:
+			if ((ret = img_object_add(optarg)))
+				return ret < 0;
+			ret = 2;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
 			img_error("Try '%s compare --help' for more information", IMG_NAME);
 			return 2;
@@ -88,10 +95,10 @@ int img_compare(int argc, char **argv)
 		return 2;
 	}
 	flags |= cf;
-	a = img_open(argv[optind], fmt1, flags);
+	a = img_open_image(argv[optind], fmt1, flags, image_opts);
 	if (!a)
 		goto out;
-	b = img_open(argv[optind + 1], fmt2, flags);
+	b = img_open_image(argv[optind + 1], fmt2, flags, image_opts);
 	if (!b)
 		goto out;
 	ba = block_alloc_buf(COMPARE_CHUNK);

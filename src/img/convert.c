@@ -367,6 +367,7 @@ int img_convert(int argc, char **argv)
 	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
 	unsigned set = 0, src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, dst_flags, cf;
 	bool progress = false, quiet = false, no_create = false, target_is_zero = false;
+	bool image_opts = false, target_image_opts = false, out_fmt_given;
 	uint64_t sparse = 4096, coroutines = 8;
 	int ch, ret = 1, nworkers;
 
@@ -428,6 +429,13 @@ int img_convert(int argc, char **argv)
 		case 'r': break;	/* rate limit: accepted, not enforced */
 		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
 		case OPT_SALVAGE: case OPT_BITMAPS: break;
+		case OPT_OBJECT:
+			if ((ret = img_object_add(optarg)))
+				return ret < 0;
+			ret = 1;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_TARGET_IMAGE_OPTS: target_image_opts = true; break;
 		default:
 			img_error("Try '%s convert --help' for more information", IMG_NAME);
 			return 1;
@@ -435,6 +443,7 @@ int img_convert(int argc, char **argv)
 	}
 	if (quiet)
 		progress = false;
+	out_fmt_given = out_fmt != NULL;
 	if (!out_fmt)
 		out_fmt = "raw";
 	if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {
@@ -456,6 +465,10 @@ int img_convert(int argc, char **argv)
 	src_flags |= cf;
 	if (!img_cache_flags(cache, &dst_flags)) {
 		img_error("Invalid cache option: %s", cache);
+		return 1;
+	}
+	if (target_image_opts && !no_create) {
+		img_error("--target-image-opts requires use of -n flag");
 		return 1;
 	}
 	if (target_is_zero && !no_create) {
@@ -490,7 +503,7 @@ int img_convert(int argc, char **argv)
 		goto out;
 	}
 	for (int i = 0; i < c.nsrc; i++) {
-		c.src[i] = img_open(argv[optind + i], fmt, src_flags);
+		c.src[i] = img_open_image(argv[optind + i], fmt, src_flags, image_opts);
 		if (!c.src[i])
 			goto out;
 		c.src_start[i] = c.total;
@@ -506,6 +519,10 @@ int img_convert(int argc, char **argv)
 		c.src_start[1] = c.total;
 	}
 
+	if (!no_create && block_create_name_check(out_name, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		goto out;
+	}
 	if (!no_create) {
 		if (!(set & BLOCK_AMEND_SIZE))
 			o.size = c.total;
@@ -520,7 +537,8 @@ int img_convert(int argc, char **argv)
 		}
 	}
 	/* With its backing file, if it has one: partial clusters copy from it. */
-	c.dst = img_open(out_name, out_fmt, dst_flags);
+	c.dst = img_open_image(out_name, out_fmt_given || !target_image_opts ? out_fmt : NULL,
+			       dst_flags, target_image_opts);
 	if (!c.dst)
 		goto out;
 	if (block_length(c.dst) < c.total) {
@@ -589,6 +607,13 @@ int img_dd(int argc, char **argv)
 	char err[4096];
 	uint8_t *buf;
 	int ch, ret = 0;
+	bool image_opts = false;
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		{ "force-share", no_argument, NULL, 'U' },
+		{ NULL, 0, NULL, 0 },
+	};
 
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--help")) {
@@ -596,12 +621,13 @@ int img_dd(int argc, char **argv)
 			return 0;
 		}
 	optind = 0;
-	while ((ch = getopt(argc, argv, "hf:O:U")) != -1) {
+	while ((ch = getopt_long(argc, argv, "hf:O:U", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'h': img_cmd_help("dd"); return 0;
 		case 'f': fmt = optarg; break;
 		case 'O': out_fmt = optarg; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
 			img_error("Try '%s dd --help' for more information", IMG_NAME);
 			return 1;
@@ -644,7 +670,7 @@ int img_dd(int argc, char **argv)
 		img_error("Unknown file format '%s'", out_fmt);
 		return 1;
 	}
-	src = img_open(in, fmt, flags);
+	src = img_open_image(in, fmt, flags, image_opts);
 	if (!src)
 		return 1;
 	in_pos = skip > block_length(src) / bs ? block_length(src) : skip * bs;

@@ -96,8 +96,9 @@ int img_create(int argc, char **argv)
 		case 'q': quiet = true; break;
 		case 'u': unsafe = true; break;
 		case OPT_OBJECT:
-			img_error("--object is not supported");
-			return 1;
+			if ((c = img_object_add(optarg)))
+				return c < 0;
+			break;
 		default:
 			img_error("Try '%s create --help' for more information", IMG_NAME);
 			return 1;
@@ -145,6 +146,11 @@ int img_create(int argc, char **argv)
 	}
 	if (o.backing_file && strcmp(fmt, "qcow2")) {
 		img_error("%s: Backing file not supported for file format '%s'", filename, fmt);
+		return 1;
+	}
+	/* A protocol that cannot create is refused before anything else, as bdrv_img_create does. */
+	if (block_create_name_check(filename, err, sizeof(err)) < 0) {
+		img_error("%s: %s", filename, err);
 		return 1;
 	}
 	/* The backing file gives the size, and must be openable unless -u. */
@@ -202,6 +208,7 @@ int img_amend(int argc, char **argv)
 	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
 	unsigned set = 0, flags = 0, cache;
 	struct block_dev *bd;
+	bool image_opts = false;
 	int c, ret;
 
 	optind = 0;
@@ -222,6 +229,11 @@ int img_amend(int argc, char **argv)
 			flags |= cache;
 			break;
 		case 'p': case 'q': case OPT_FORCE: break;
+		case OPT_OBJECT:
+			if ((ret = img_object_add(optarg)))
+				return ret < 0;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
 			img_error("Try '%s amend --help' for more information", IMG_NAME);
 			return 1;
@@ -246,7 +258,7 @@ int img_amend(int argc, char **argv)
 		return 1;
 	}
 	filename = argv[optind];
-	bd = img_open(filename, fmt, flags | BLOCK_NO_BACKING);
+	bd = img_open_image(filename, fmt, flags | BLOCK_NO_BACKING, image_opts);
 	if (!bd)
 		return 1;
 	if (strcmp(block_format_name(bd), "qcow2")) {
@@ -285,11 +297,11 @@ int img_resize(int argc, char **argv)
 	};
 	const char *fmt = NULL, *filename, *size_arg;
 	enum block_prealloc prealloc = BLOCK_PREALLOC_OFF;
-	bool shrink = false, quiet = false;
+	bool shrink = false, quiet = false, image_opts = false;
 	struct block_dev *bd;
 	uint64_t size, n;
 	char err[4096];
-	int c, sign = 0;
+	int c, sign = 0, ret;
 
 	/* "-N" would look like an option: qemu-img takes it out first. */
 	if (argc >= 3 && argv[argc - 1][0] == '-' && argv[argc - 1][1] >= '0' &&
@@ -303,6 +315,11 @@ int img_resize(int argc, char **argv)
 		case 'f': fmt = optarg; break;
 		case 'q': quiet = true; break;
 		case OPT_SHRINK: shrink = true; break;
+		case OPT_OBJECT:
+			if ((ret = img_object_add(optarg)))
+				return ret < 0;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_PREALLOC:
 			if (!parse_prealloc(optarg, &prealloc)) {
 				img_error("Invalid preallocation mode '%s'", optarg);
@@ -330,7 +347,7 @@ int img_resize(int argc, char **argv)
 		img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
 		return 1;
 	}
-	bd = img_open(filename, fmt, BLOCK_NO_BACKING);
+	bd = img_open_image(filename, fmt, BLOCK_NO_BACKING, image_opts);
 	if (!bd)
 		return 1;
 	if (sign > 0)
@@ -379,9 +396,9 @@ int img_measure(int argc, char **argv)
 	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL;
 	uint64_t size = 0, required = 0, full, vsize;
 	unsigned set = 0, flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
-	bool have_size = false, bitmaps = false, json;
+	bool have_size = false, bitmaps = false, json, image_opts = false;
 	struct block_dev *bd = NULL;
-	int c;
+	int c, ret;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "hf:O:o:l:U", longopts, NULL)) != -1) {
@@ -399,6 +416,11 @@ int img_measure(int argc, char **argv)
 			return 1;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: output = optarg; break;
+		case OPT_OBJECT:
+			if ((ret = img_object_add(optarg)))
+				return ret < 0;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_SIZE:
 			if (!img_parse_size(optarg, &size) || size > INT64_MAX) {
 				img_error("Invalid size specified. Must be between 0 and %" PRId64 ".",
@@ -434,7 +456,7 @@ int img_measure(int argc, char **argv)
 	if (options && img_parse_create_opts(out_fmt, options, &o, &set, &storage) < 0)
 		return 1;
 	if (!have_size) {
-		bd = img_open(argv[optind], fmt, flags);
+		bd = img_open_image(argv[optind], fmt, flags, image_opts);
 		if (!bd)
 			return 1;
 		size = block_length(bd);

@@ -71,6 +71,22 @@ bool img_parse_output(const char *arg, bool *json);
 struct block_dev *img_open(const char *path, const char *fmt, unsigned flags);
 
 /*
+ * objects.c: naming images as qemu-img does.  img_open_image is img_open,
+ * or with image_opts (--image-opts) name is QEMU block options
+ * ("driver=qcow2,file.filename=x,file.locking=off"); -f is refused with it.
+ */
+struct block_dev *img_open_image(const char *name, const char *fmt, unsigned flags,
+				 bool image_opts);
+/*
+ * --object TEXT, for every command: 0 when defined, 1 when help was printed
+ * (the command then exits 0), -1 with the message printed.  Use as
+ *   case OPT_OBJECT: if ((ret = img_object_add(optarg))) return ret < 0; break;
+ */
+int img_object_add(const char *text);
+/* The bytes of the secret object id (data=/file=, format= decoded), or NULL. */
+const char *img_secret_lookup(const char *id, size_t *len);
+
+/*
  * Creation options (-o) of a format, parsed into o; o's strings point into
  * *storage, which the caller frees (declare it IMG_AUTOFREE).
  */

@@ -17,10 +17,12 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 	struct block_snapshot *snaps = NULL;
 	int nsnaps;
 
-	block_get_info(bd, &info);
+	/* As bdrv_query_image_info: no dirty flag where the driver has no get_info (null-co). */
+	bool have_info = block_get_info(bd, &info) == 0;
 	jset_str(o, "filename", filename);
 	jset_str(o, "format", block_format_name(bd));
-	jset_bool(o, "dirty-flag", info.dirty);
+	if (have_info)
+		jset_bool(o, "dirty-flag", info.dirty);
 	jset_int(o, "actual-size", (int64_t)info.actual_size);
 	jset_int(o, "virtual-size", (int64_t)info.virtual_size);
 	if (info.cluster_size)
@@ -196,7 +198,7 @@ int img_info(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = NULL, *output = "human", *filename;
-	bool chain = false, json;
+	bool chain = false, json, image_opts = false;
 	unsigned flags = BLOCK_RDONLY;
 	struct block_dev *bd, *layer;
 	struct jnode *arr = NULL;
@@ -211,10 +213,11 @@ int img_info(int argc, char **argv)
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: output = optarg; break;
 		case OPT_BACKING_CHAIN: chain = true; break;
-		case OPT_IMAGE_OPTS:
 		case OPT_OBJECT:
-			img_error("--image-opts and --object are not supported");
-			return 1;
+			if ((c = img_object_add(optarg)))
+				return c < 0;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default: return usage_error("info");
 		}
 	}
@@ -228,12 +231,13 @@ int img_info(int argc, char **argv)
 	/* As qemu-img: without the chain, the backing file is not opened at all. */
 	if (!chain)
 		flags |= BLOCK_NO_BACKING;
-	bd = img_open(filename, fmt, flags | BLOCK_UNSAFE_PROBE);
+	bd = img_open_image(filename, fmt, flags | BLOCK_UNSAFE_PROBE, image_opts);
 	if (!bd)
 		return 1;
 	if (chain && json)
 		arr = jarr();
-	name = strdup(filename);
+	/* The file the options named (json:, --image-opts, file:), as qemu-img shows it. */
+	name = strdup(block_filename(bd));
 	for (layer = bd; layer; layer = block_backing(layer)) {
 		struct jnode *info = img_image_info(layer, name);
 		struct block_info bi;
@@ -252,7 +256,12 @@ int img_info(int argc, char **argv)
 			break;
 		block_get_info(layer, &bi);
 		free(name);
-		name = bi.backing_file[0] ? img_backing_path(block_filename(layer), bi.backing_file) : NULL;
+		/* The opened backing node names its file (a json: name resolves to it). */
+		if (block_backing(layer))
+			name = strdup(block_filename(block_backing(layer)));
+		else
+			name = bi.backing_file[0] ? img_backing_path(block_filename(layer),
+								   bi.backing_file) : NULL;
 		if (!name)
 			break;
 	}
@@ -299,7 +308,7 @@ static int map_status(struct block_dev *bd, uint64_t off, uint64_t len, struct m
 		}
 		if (!block_backing(layer)) {
 			/* Unallocated at the bottom of the chain reads as zeroes. */
-			flags = BLOCK_STATUS_ZERO;
+			flags = block_unallocated_is_zero(layer) ? BLOCK_STATUS_ZERO : 0;
 			break;
 		}
 		if (off >= block_length(block_backing(layer))) {
@@ -377,6 +386,7 @@ int img_map(int argc, char **argv)
 	uint64_t start = 0, maxlen = UINT64_MAX, end, off;
 	unsigned flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
 	struct map_entry curr = { 0 }, next;
+	bool image_opts = false;
 
 	struct block_dev *bd;
 	bool json;
@@ -403,10 +413,11 @@ int img_map(int argc, char **argv)
 				return 1;
 			}
 			break;
-		case OPT_IMAGE_OPTS:
 		case OPT_OBJECT:
-			img_error("--image-opts and --object are not supported");
-			return 1;
+			if ((c = img_object_add(optarg)))
+				return c < 0;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default: return usage_error("map");
 		}
 	}
@@ -416,7 +427,7 @@ int img_map(int argc, char **argv)
 	}
 	if (!img_parse_output(output, &json))
 		return 1;
-	bd = img_open(argv[optind], fmt, flags);
+	bd = img_open_image(argv[optind], fmt, flags, image_opts);
 	if (!bd)
 		return 1;
 	end = block_length(bd);

@@ -23,7 +23,7 @@ int img_snapshot(int argc, char **argv)
 	char action = 0, err[4096];
 	const char *name = NULL, *fmt = NULL;
 	unsigned flags = BLOCK_NO_BACKING;
-	bool force_share = false;
+	bool force_share = false, image_opts = false;
 	struct block_dev *bd;
 	int c, ret = 0;
 
@@ -45,6 +45,12 @@ int img_snapshot(int argc, char **argv)
 		case 'f': fmt = optarg; break;
 		case 'q': break;
 		case 'U': force_share = true; break;
+		case OPT_OBJECT:
+			if ((ret = img_object_add(optarg)))
+				return ret < 0;
+			ret = 0;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
 			img_error("Try '%s snapshot --help' for more information", IMG_NAME);
 			return 1;
@@ -65,7 +71,7 @@ int img_snapshot(int argc, char **argv)
 		}
 		flags |= BLOCK_NO_LOCK;
 	}
-	bd = img_open(argv[optind], fmt, flags);
+	bd = img_open_image(argv[optind], fmt, flags, image_opts);
 	if (!bd)
 		return 1;
 	switch (action) {
@@ -157,7 +163,7 @@ int img_commit(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = NULL, *base_name = NULL, *cache = "writeback", *filename;
-	bool drop = false, progress = false, quiet = false;
+	bool drop = false, progress = false, quiet = false, image_opts = false;
 	struct block_dev *top = NULL, *chain = NULL, *base = NULL, *base_layer;
 	struct img_progress prog;
 	unsigned cflags;
@@ -175,6 +181,12 @@ int img_commit(int argc, char **argv)
 		case 'p': progress = true; break;
 		case 'q': quiet = true; break;
 		case 'r': break;
+		case OPT_OBJECT:
+			if ((ret = img_object_add(optarg)))
+				return ret < 0;
+			ret = 1;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
 			img_error("Try '%s commit --help' for more information", IMG_NAME);
 			return 1;
@@ -192,7 +204,8 @@ int img_commit(int argc, char **argv)
 		return 1;
 	}
 	/* The chain for reading, unlocked; top and base opened for writing, locked. */
-	chain = img_open(filename, fmt, BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE);
+	chain = img_open_image(filename, fmt, BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE,
+			       image_opts);
 	if (!chain)
 		return 1;
 	if (!block_backing(chain)) {
@@ -209,7 +222,8 @@ int img_commit(int argc, char **argv)
 			goto out;
 		}
 	}
-	top = img_open(filename, block_format_name(chain), cflags | BLOCK_NO_BACKING);
+	top = img_open_image(filename, image_opts ? NULL : block_format_name(chain),
+			     cflags | BLOCK_NO_BACKING, image_opts);
 	if (!top)
 		goto out;
 	base = img_open(block_filename(base_layer), block_format_name(base_layer),
@@ -309,7 +323,7 @@ int img_rebase(int argc, char **argv)
 	};
 	const char *fmt = NULL, *backing = NULL, *backing_fmt = NULL, *cache = "writeback";
 	const char *src_cache = "writeback", *filename;
-	bool unsafe = false, progress = false, quiet = false;
+	bool unsafe = false, progress = false, quiet = false, image_opts = false;
 	struct block_dev *bd = NULL, *new = NULL;
 	struct img_progress prog;
 	unsigned flags, sflags;
@@ -329,6 +343,12 @@ int img_rebase(int argc, char **argv)
 		case 'T': src_cache = optarg; break;
 		case 'q': quiet = true; break;
 		case 'U': break;
+		case OPT_OBJECT:
+			if ((ret = img_object_add(optarg)))
+				return ret < 0;
+			ret = 1;
+			break;
+		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
 			img_error("Try '%s rebase --help' for more information", IMG_NAME);
 			return 1;
@@ -355,7 +375,7 @@ int img_rebase(int argc, char **argv)
 		return 1;
 	}
 	/* Safe mode reads through the old chain, so it must open; -u never opens it. */
-	bd = img_open(filename, fmt, flags | (unsafe ? BLOCK_NO_BACKING : 0));
+	bd = img_open_image(filename, fmt, flags | (unsafe ? BLOCK_NO_BACKING : 0), image_opts);
 	if (!bd)
 		return 1;
 	if (!unsafe) {

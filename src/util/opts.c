@@ -14,6 +14,7 @@ static bool opts_append(struct opts *opts, const char *key, size_t keylen, const
 	o->key = strndup(key, keylen);
 	o->value = strdup(value);
 	o->used = false;
+	o->null = false;
 	if (!o->key || !o->value) {
 		free(o->key);
 		free(o->value);
@@ -21,6 +22,11 @@ static bool opts_append(struct opts *opts, const char *key, size_t keylen, const
 	}
 	opts->count++;
 	return true;
+}
+
+bool opts_add(struct opts *opts, const char *key, const char *value)
+{
+	return opts_append(opts, key, strlen(key), value);
 }
 
 /* Copies one element up to an unescaped comma into buf, turning ",," into ','. */

@@ -15,6 +15,7 @@ struct opt {
 	char *key;
 	char *value;
 	bool used;
+	bool null;	/* a JSON null (json_flatten); value is "" */
 };
 
 struct opts {
@@ -25,6 +26,8 @@ struct opts {
 /* Returns NULL and fills err on a syntax error; free the result with opts_free. */
 struct opts *opts_parse(const char *text, const char *implied_key, char *err, size_t errlen);
 void opts_free(struct opts *opts);
+/* Appends key=value (copied); false when out of memory. */
+bool opts_add(struct opts *opts, const char *key, const char *value);
 
 /* The value of the last occurrence of key, or NULL; marks every occurrence used. */
 const char *opts_get(struct opts *opts, const char *key);

@@ -281,6 +281,16 @@ SEEDS = {
         ("unicode", b'{"execute":"human-monitor-command","arguments":{"command-line":'
                     b'"\\u00e9\\ud83d\\ude00 \xc3\xa9 \xff"}}'),
     ]},
+    # json: pseudo-filenames (the text after "json:"), valid and QEMU's error cases.
+    "json": {n: v for n, v in [
+        ("qcow2", b'{"driver":"qcow2","file":{"driver":"file","filename":"x.qcow2","locking":false}}'),
+        ("single", b"{'driver':'raw','file.filename':'r.raw','backing':null}"),
+        ("null-co", b'{"driver":"null-co","size":1048576,"read-zeroes":true}'),
+        ("numbers", b'[0,-0,1.5e3,-2E-2,9223372036854775808,-9223372036854775809,1e999]'),
+        ("escapes", b'{"a":"\\\\\\"\\/\\b\\f\\n\\r\\t\\u0000\\ud83d\\ude00\\u00e9","b":"\xc3\xa9"}'),
+        ("errors", b'{"a":01} {"b":1.}@ [1,,] {"c" 1} "\\q" \\ud800 tru %d'),
+        ("deep", b'[' * 70 + b'{"a":1}' + b']' * 70),
+    ]},
     # Terminal bytes for readline, lines ended by CR as a raw terminal sends them.
     "hmp": {n: v for n, v in [
         ("info", b"info status\rinfo name\rinfo uuid\rinfo cpus\rinfo chardev\r"

@@ -1,0 +1,349 @@
+/*
+ * Images named by QEMU block options instead of a plain file name:
+ * qemu-img's --image-opts ("driver=qcow2,file.filename=x,file.locking=off"),
+ * "json:{...}" pseudo-filenames (also as backing file names stored in an
+ * image) and protocol prefixes ("null-co://", "file:x", "nbd://...").
+ *
+ * The options are QEMU's BlockdevOptions for the drivers Kestrel has: a
+ * format node (raw, qcow2, or probed) over a protocol node (file, null-co),
+ * or a protocol node alone.  An option Kestrel knows but does not implement
+ * is refused by name; an unknown one gets QEMU's message.  Protocols whose
+ * drivers Kestrel lacks get "Unknown protocol", the message of a qemu-img
+ * built without that driver.
+ */
+#include "block/block_int.h"
+#include "util/json_parse.h"
+#include "util/opts.h"
+#include "util/size.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NULL_DEFAULT_SIZE (1ULL << 30)	/* QEMU's null driver: 1 GiB */
+
+/* Options QEMU has that Kestrel does not implement: refused by name. */
+static const char *const unsupported_format_opts[] = {
+	"node-name", "discard", "detect-zeroes", "auto-read-only", "cache.no-flush",
+	"l2-cache-size", "l2-cache-entry-size", "refcount-cache-size", "cache-size",
+	"cache-clean-interval", "lazy-refcounts", "pass-discard-request",
+	"pass-discard-snapshot", "pass-discard-other", "overlap-check", "data-file",
+	"offset", "size", "throttle-group", "encrypt", NULL,
+};
+static const char *const unsupported_protocol_opts[] = {
+	"aio", "aio-max-batch", "pr-manager", "x-check-cache-dropped", "drop-cache",
+	"latency-ns", "discard", "detect-zeroes", "node-name", NULL,
+};
+
+/* QEMU's path_has_protocol: a ':' before any '/'.  Copies the name to proto. */
+static bool protocol_of(const char *name, char *proto, size_t len)
+{
+	size_t n = strcspn(name, ":/");
+
+	if (name[n] != ':')
+		return false;
+	snprintf(proto, len, "%.*s", (int)n, name);
+	return true;
+}
+
+bool block_name_is_special(const char *name)
+{
+	char proto[64];
+
+	return protocol_of(name, proto, sizeof(proto));
+}
+
+static bool is_null_driver(const char *d)
+{
+	return d && (!strcmp(d, "null-co") || !strcmp(d, "null-aio"));
+}
+
+static bool is_file_driver(const char *d)
+{
+	return d && (!strcmp(d, "file") || !strcmp(d, "host_device") || !strcmp(d, "host_cdrom"));
+}
+
+/* The key's last component is in list (QEMU names options per node). */
+static bool listed(const char *const *list, const char *key)
+{
+	for (; *list; list++) {
+		size_t n = strlen(*list);
+		if (!strncmp(key, *list, n) && (key[n] == '\0' || key[n] == '.'))
+			return true;
+	}
+	return false;
+}
+
+static int get_bool(struct opts *o, const char *key, bool *out, char *err, size_t errlen)
+{
+	const char *name = strrchr(key, '.') ? strrchr(key, '.') + 1 : key;
+
+	if (!opts_get_bool(o, key, out))
+		return block_err(err, errlen, "Parameter '%s' expects 'on' or 'off'", name);
+	return 0;
+}
+
+/* A node's open flags from its options (QEMU's bdrv_open_common and file-posix). */
+struct node {
+	const char *driver;		/* format, or NULL to probe */
+	const char *proto;		/* protocol driver: "file", "null-co", ... */
+	const char *filename;
+	const char *pfx;		/* "file." when the protocol is a child, else "" */
+	unsigned flags;
+	uint64_t null_size;
+	bool read_zeroes;
+};
+
+static int read_common(struct opts *o, unsigned want, struct node *n, char *err, size_t errlen)
+{
+	bool ro = false, share = false, direct = false;
+	const char *backing;
+
+	if (get_bool(o, "read-only", &ro, err, errlen) < 0 ||
+	    get_bool(o, "force-share", &share, err, errlen) < 0 ||
+	    get_bool(o, "cache.direct", &direct, err, errlen) < 0)
+		return -1;
+	if (ro && !(want & BLOCK_RDONLY))
+		return block_err(err, errlen, "Block node is read-only");
+	if (share && !(want & BLOCK_RDONLY))
+		return block_err(err, errlen, "force-share=on can only be used with read-only images");
+	if (share)
+		n->flags |= BLOCK_NO_LOCK;
+	if (direct)
+		n->flags |= BLOCK_NOCACHE;
+	backing = opts_get(o, "backing");
+	if (backing) {
+		/* QEMU: null (or the deprecated "") means no backing file; a string names a node. */
+		bool is_null = false;
+		for (size_t i = 0; i < o->count; i++)
+			if (!strcmp(o->items[i].key, "backing"))
+				is_null = o->items[i].null;
+		if (!is_null && *backing)
+			return block_err(err, errlen, "Cannot find device='%s' nor node-name='%s'",
+					 backing, backing);
+		/* QEMU's warn_report: the program's name first (glibc's, as invoked). */
+		if (!is_null)
+			fprintf(stderr, "%s: warning: Use of \"backing\": \"\" is deprecated; "
+				"use \"backing\": null instead\n", program_invocation_short_name);
+		n->flags |= BLOCK_NO_BACKING;
+	}
+	return 0;
+}
+
+/* The protocol node's own options, under pfx ("file." or ""). */
+static int read_protocol(struct opts *o, struct node *n, char *err, size_t errlen)
+{
+	char key[64];
+	const char *v;
+
+	snprintf(key, sizeof(key), "%sfilename", n->pfx);
+	n->filename = opts_get(o, key);
+	if (is_null_driver(n->proto)) {
+		n->null_size = NULL_DEFAULT_SIZE;
+		snprintf(key, sizeof(key), "%ssize", n->pfx);
+		v = opts_get(o, key);
+		if (v && !size_parse(v, 1, &n->null_size))
+			return block_err(err, errlen,
+					 "Parameter 'size' expects a non-negative number below 2^64\n"
+					 "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+					 "and exabytes, respectively.");
+		snprintf(key, sizeof(key), "%sread-zeroes", n->pfx);
+		if (get_bool(o, key, &n->read_zeroes, err, errlen) < 0)
+			return -1;
+		if (n->filename && strcmp(n->filename, "null-co://") && strcmp(n->filename, "null-aio://"))
+			return block_err(err, errlen,
+					 "The only allowed filename for this driver is '%s://'", n->proto);
+		return 0;
+	}
+	snprintf(key, sizeof(key), "%slocking", n->pfx);
+	v = opts_get(o, key);
+	if (v && strcmp(v, "on") && strcmp(v, "off") && strcmp(v, "auto"))
+		return block_err(err, errlen, "invalid parameter value: %s", v);
+	if (v && !strcmp(v, "off"))
+		n->flags |= BLOCK_NO_LOCK;
+	if (!n->filename)
+		return block_err(err, errlen, "The '%s' block driver requires a file name", n->proto);
+	return 0;
+}
+
+/* What is left over after opening: QEMU's messages, or Kestrel's for known options. */
+static int check_unused(struct opts *o, const struct block_dev *bd, const struct node *n,
+			char *err, size_t errlen)
+{
+	const char *key = opts_first_unused(o);
+	bool child;
+	const char *name;
+
+	if (!key)
+		return 0;
+	child = *n->pfx && !strncmp(key, "file.", 5);
+	name = child ? key + 5 : key;
+	if (child || !*n->pfx) {
+		if (listed(unsupported_protocol_opts, name))
+			return block_err(err, errlen, "Option '%s' of block protocol '%s' is not "
+					 "supported by Kestrel", name, n->proto);
+		return block_err(err, errlen, "Block protocol '%s' doesn't support the option '%s'",
+				 n->proto, name);
+	}
+	if (listed(unsupported_format_opts, name))
+		return block_err(err, errlen, "Option '%s' of block format '%s' is not supported by "
+				 "Kestrel", name, block_format_name(bd));
+	return block_err(err, errlen, "Block format '%s' does not support the option '%s'",
+			 block_format_name(bd), name);
+}
+
+/* Opens the node n describes; the format's name for a protocol alone is its own. */
+static int open_node(struct node *n, const char *display, struct block_dev *parent,
+		     struct block_dev **out, char *err, size_t errlen)
+{
+	if (is_null_driver(n->proto)) {
+		/* Only raw reads a null node: any other format finds no header in zeroes. */
+		if (n->driver && strcmp(n->driver, "raw"))
+			return block_err(err, errlen, "Image is not in %s format", n->driver);
+		return block_null_open(display, n->driver || *n->pfx ? "raw" :
+				       !strcmp(n->proto, "null-aio") ? "null-aio" : NULL,
+				       n->null_size, n->read_zeroes, n->flags, out, err, errlen);
+	}
+	if (block_open_file(n->filename, n->driver ? n->driver : *n->pfx ? NULL : "raw",
+			    n->flags, parent, out, err, errlen) < 0)
+		return -1;
+	if (!n->driver && !*n->pfx)
+		(*out)->format_name = "file";
+	return 0;
+}
+
+static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_dev *parent,
+				  const char *display, struct block_dev **out, char *err,
+				  size_t errlen);
+
+static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_dev *parent,
+				  const char *display, struct block_dev **out, char *err,
+				  size_t errlen)
+{
+	struct node n = { .flags = flags, .pfx = "file." };
+	const char *file;
+	bool has_file = false;
+
+	*out = NULL;
+	n.driver = opts_get(o, "driver");
+	file = opts_get(o, "file");
+	for (size_t i = 0; i < o->count; i++)
+		has_file |= !strncmp(o->items[i].key, "file.", 5);
+	if (file)
+		return block_err(err, errlen, "Cannot find device='%s' nor node-name='%s'", file,
+				 file);
+	if (!n.driver && !has_file)
+		return block_err(err, errlen, "Must specify either driver or file");
+	if (read_common(o, flags, &n, err, errlen) < 0)
+		return -1;
+	if (is_file_driver(n.driver) || is_null_driver(n.driver)) {
+		/* A protocol node alone: its options are the top level's. */
+		n.proto = n.driver;
+		n.driver = NULL;
+		n.pfx = "";
+	} else if (n.driver && strcmp(n.driver, "raw") && strcmp(n.driver, "qcow2")) {
+		return block_err(err, errlen, "Unknown driver '%s'", n.driver);
+	} else if (!has_file) {
+		return block_err(err, errlen, "A block device must be specified for \"file\"");
+	} else {
+		n.proto = opts_get(o, "file.driver");
+		if (!n.proto)
+			n.proto = "file";
+		if (!is_file_driver(n.proto) && !is_null_driver(n.proto))
+			return block_err(err, errlen, "Unknown driver '%s'", n.proto);
+	}
+	if (read_protocol(o, &n, err, errlen) < 0)
+		return -1;
+	if (open_node(&n, display ? display : n.filename ? n.filename : "null-co://", parent, out,
+		      err, errlen) < 0)
+		return -1;
+	if (check_unused(o, *out, &n, err, errlen) < 0) {
+		block_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int block_open_opts(struct opts *o, unsigned flags, struct block_dev **out, char *err,
+		    size_t errlen)
+{
+	return block_open_opts_parent(o, flags, NULL, NULL, out, err, errlen);
+}
+
+/* json:{...}: QEMU's parse_json_filename, then the options as above. */
+static int open_json(const char *name, const char *format, unsigned flags,
+		     struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	const char *text = name + 5;
+	struct json_value *v;
+	struct opts *o;
+	char msg[512];
+	int ret;
+
+	v = json_parse(text, strlen(text), msg, sizeof(msg));
+	if (!v)
+		return block_err(err, errlen, "Could not parse the JSON options: %s", msg);
+	if (v->type != JSON_OBJECT) {
+		json_free(v);
+		return block_err(err, errlen, "Invalid JSON object given");
+	}
+	o = calloc(1, sizeof(*o));
+	ret = o ? json_flatten(v, o) : -1;
+	json_free(v);
+	/* -f wins over the JSON's own driver, as in qemu-img. */
+	if (ret == 0 && format && !opts_add(o, "driver", format))
+		ret = -1;
+	if (ret < 0) {
+		opts_free(o);
+		return block_err(err, errlen, "out of memory");
+	}
+	ret = block_open_opts_parent(o, flags, parent, NULL, out, err, errlen);
+	opts_free(o);
+	return ret;
+}
+
+int block_open_special(const char *name, const char *format, unsigned flags,
+		       struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	char proto[64];
+
+	*out = NULL;
+	if (!strncmp(name, "json:", 5))
+		return open_json(name, format, flags, parent, out, err, errlen);
+	if (!protocol_of(name, proto, sizeof(proto)))
+		return block_open_file(name, format, flags, parent, out, err, errlen);
+	if (is_file_driver(proto))
+		return block_open_file(name + strlen(proto) + 1, format, flags, parent, out, err,
+				       errlen);
+	if (is_null_driver(proto)) {
+		struct node n = { .driver = format, .proto = proto, .pfx = "file.",
+				  .flags = flags, .null_size = NULL_DEFAULT_SIZE };
+		if (strcmp(name + strlen(proto), "://"))
+			return block_err(err, errlen,
+					 "The only allowed filename for this driver is '%s://'", proto);
+		return open_node(&n, name, parent, out, err, errlen);
+	}
+	return block_err(err, errlen, "Unknown protocol '%s'", proto);
+}
+
+const char *block_create_path(const char *name, char *err, size_t errlen)
+{
+	char proto[64];
+
+	if (!protocol_of(name, proto, sizeof(proto)))
+		return name;
+	if (is_file_driver(proto))
+		return name + strlen(proto) + 1;
+	if (is_null_driver(proto))
+		block_err(err, errlen, "Protocol driver '%s' does not support image creation", proto);
+	else
+		block_err(err, errlen, "Unknown protocol '%s'", proto);
+	return NULL;
+}
+
+int block_create_name_check(const char *name, char *err, size_t errlen)
+{
+	return block_create_path(name, err, errlen) ? 0 : -1;
+}

@@ -1,0 +1,305 @@
+/*
+ * Images named by QEMU block options (src/block/spec.c): --image-opts text
+ * and json: names mapped onto the open flags and drivers, protocol names,
+ * null-co, and the refusals.  Messages are qemu-img 7.2's where QEMU has
+ * one for the case; tests/system/test_img_names.py compares the programs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "block/block_int.h"
+#include "util/opts.h"
+
+static char dir[64], raw_path[128], qcow2_path[128], overlay_path[128];
+
+static int setup(void **state)
+{
+	struct block_create_opts o = { .size = 1 << 20 };
+	char err[256];
+	FILE *f;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/kestrel-spec-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(raw_path, sizeof(raw_path), "%s/r.raw", dir);
+	snprintf(qcow2_path, sizeof(qcow2_path), "%s/x.qcow2", dir);
+	snprintf(overlay_path, sizeof(overlay_path), "%s/o.qcow2", dir);
+	f = fopen(raw_path, "w");
+	if (!f || ftruncate(fileno(f), 65536) < 0 || fclose(f))
+		return -1;
+	if (block_create(qcow2_path, "qcow2", &o, err, sizeof(err)) < 0)
+		return -1;
+	o.backing_file = "/nonexistent/base.qcow2";
+	o.backing_fmt = "qcow2";
+	return block_create(overlay_path, "qcow2", &o, err, sizeof(err)) < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(raw_path);
+	unlink(qcow2_path);
+	unlink(overlay_path);
+	rmdir(dir);
+	return 0;
+}
+
+/*
+ * Opens --image-opts text (tmpl with its "%s" replaced by arg); returns the
+ * node or NULL with the message in err.
+ */
+static struct block_dev *open_opts(const char *tmpl, const char *arg, unsigned flags, char *err,
+				   size_t errlen)
+{
+	const char *hole = strstr(tmpl, "%s");
+	char text[512];
+	struct block_dev *bd = NULL;
+	struct opts *o;
+
+	assert_non_null(hole);
+	snprintf(text, sizeof(text), "%.*s%s%s", (int)(hole - tmpl), tmpl, arg, hole + 2);
+	o = opts_parse(text, "file", err, errlen);
+	assert_non_null(o);
+	if (block_open_opts(o, flags, &bd, err, errlen) < 0)
+		bd = NULL;
+	opts_free(o);
+	return bd;
+}
+
+static void test_options_set_flags(void **state)
+{
+	char err[512];
+	struct block_dev *bd;
+
+	(void)state;
+	bd = open_opts("driver=qcow2,file.filename=%s", qcow2_path, BLOCK_RDONLY, err, sizeof(err));
+	assert_non_null(bd);
+	assert_string_equal(block_format_name(bd), "qcow2");
+	assert_string_equal(block_filename(bd), qcow2_path);
+	assert_false(bd->flags & BLOCK_NO_LOCK);
+	block_close(bd);
+
+	bd = open_opts("driver=qcow2,file.filename=%s,file.locking=off", qcow2_path, 0, err,
+		       sizeof(err));
+	assert_non_null(bd);
+	assert_true(bd->flags & BLOCK_NO_LOCK);
+	block_close(bd);
+
+	bd = open_opts("driver=qcow2,file.filename=%s,cache.direct=on", qcow2_path, BLOCK_RDONLY,
+		       err, sizeof(err));
+	/* O_DIRECT where the file system has it (ext4, tmpfs since 6.6); else QEMU's refusal too. */
+	if (bd) {
+		assert_true(bd->direct);
+		block_close(bd);
+	}
+	bd = open_opts("driver=qcow2,file.filename=%s", qcow2_path, BLOCK_RDONLY, err, sizeof(err));
+	assert_non_null(bd);
+	assert_false(bd->direct);
+	block_close(bd);
+
+	bd = open_opts("driver=qcow2,file.filename=%s,force-share=on", qcow2_path, BLOCK_RDONLY,
+		       err, sizeof(err));
+	assert_non_null(bd);
+	assert_true(bd->flags & BLOCK_NO_LOCK);
+	block_close(bd);
+
+	assert_null(open_opts("driver=qcow2,file.filename=%s,force-share=on", qcow2_path, 0, err,
+			      sizeof(err)));
+	assert_string_equal(err, "force-share=on can only be used with read-only images");
+	assert_null(open_opts("driver=raw,file.filename=%s,read-only=on", raw_path, 0, err,
+			      sizeof(err)));
+	assert_string_equal(err, "Block node is read-only");
+	assert_null(open_opts("driver=raw,file.filename=%s,read-only=maybe", raw_path,
+			      BLOCK_RDONLY, err, sizeof(err)));
+	assert_string_equal(err, "Parameter 'read-only' expects 'on' or 'off'");
+
+	/* Probed, and the protocol alone shows as "file", as in qemu-img info. */
+	bd = open_opts("file.filename=%s", qcow2_path, BLOCK_RDONLY, err, sizeof(err));
+	assert_non_null(bd);
+	assert_string_equal(block_format_name(bd), "qcow2");
+	block_close(bd);
+	bd = open_opts("driver=file,filename=%s", raw_path, BLOCK_RDONLY, err, sizeof(err));
+	assert_non_null(bd);
+	assert_string_equal(block_format_name(bd), "file");
+	assert_int_equal(block_length(bd), 65536);
+	block_close(bd);
+}
+
+static void test_backing_null(void **state)
+{
+	char err[512];
+	struct block_dev *bd;
+
+	(void)state;
+	/* The overlay's backing file does not exist: it only opens without it. */
+	assert_null(open_opts("driver=qcow2,file.filename=%s", overlay_path, BLOCK_RDONLY, err,
+			      sizeof(err)));
+	bd = open_opts("driver=qcow2,file.filename=%s,backing=", overlay_path, BLOCK_RDONLY, err,
+		       sizeof(err));
+	assert_non_null(bd);
+	assert_null(block_backing(bd));
+	block_close(bd);
+	assert_null(open_opts("driver=qcow2,file.filename=%s,backing=node0", overlay_path,
+			      BLOCK_RDONLY, err, sizeof(err)));
+	assert_string_equal(err, "Cannot find device='node0' nor node-name='node0'");
+}
+
+static void test_refusals(void **state)
+{
+	static const struct { const char *text, *message; } cases[] = {
+		{ "driver=qcow2,file.filename=%s,foo=1",
+		  "Block format 'qcow2' does not support the option 'foo'" },
+		{ "driver=qcow2,file.filename=%s,file.foo=1",
+		  "Block protocol 'file' doesn't support the option 'foo'" },
+		{ "driver=qcow2,file.filename=%s,l2-cache-size=1M",
+		  "Option 'l2-cache-size' of block format 'qcow2' is not supported by Kestrel" },
+		{ "driver=qcow2,file.filename=%s,encrypt.key-secret=s0",
+		  "Option 'encrypt.key-secret' of block format 'qcow2' is not supported by Kestrel" },
+		{ "driver=qcow2,file.filename=%s,file.aio=native",
+		  "Option 'aio' of block protocol 'file' is not supported by Kestrel" },
+		{ "driver=qcow2,file.filename=%s,file.locking=maybe", "invalid parameter value: maybe" },
+		{ "driver=vmdk,file.filename=%s", "Unknown driver 'vmdk'" },
+		{ "driver=qcow2,file.driver=nbd,file.filename=%s", "Unknown driver 'nbd'" },
+		{ "driver=qcow2,filename=%s", "A block device must be specified for \"file\"" },
+		{ "filename=%s", "Must specify either driver or file" },
+		{ "file.filename=%s,foo=1", "Block format 'qcow2' does not support the option 'foo'" },
+		{ "%s", NULL },	/* the implied key "file" names a node */
+	};
+	char err[512], want[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct block_dev *bd = open_opts(cases[i].text, qcow2_path, BLOCK_RDONLY, err,
+						 sizeof(err));
+		if (cases[i].message)
+			snprintf(want, sizeof(want), "%s", cases[i].message);
+		else
+			snprintf(want, sizeof(want), "Cannot find device='%s' nor node-name='%s'",
+				 qcow2_path, qcow2_path);
+		if (bd || strcmp(err, want)) {
+			print_error("'%s': got '%s', want '%s'\n", cases[i].text, bd ? "opened" : err,
+				    want);
+			fail();
+		}
+	}
+}
+
+static void test_null_co(void **state)
+{
+	char err[512];
+	struct block_dev *bd;
+	uint8_t buf[512];
+	uint64_t pnum, map;
+	unsigned flags;
+
+	(void)state;
+	bd = open_opts("driver=null-co,size=%s,read-zeroes=on", "4096", 0, err, sizeof(err));
+	assert_non_null(bd);
+	assert_string_equal(block_format_name(bd), "null-co");
+	assert_int_equal(block_length(bd), 4096);
+	memset(buf, 0xaa, sizeof(buf));
+	assert_int_equal(block_pwrite(bd, 0, buf, sizeof(buf)), 0);
+	assert_int_equal(block_pread(bd, 0, buf, sizeof(buf)), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0);	/* the write went nowhere */
+	assert_int_equal(block_status(bd, 512, 1024, &pnum, &map, &flags), 0);
+	assert_int_equal(flags, BLOCK_STATUS_ZERO | BLOCK_STATUS_OFFSET | BLOCK_STATUS_ALLOCATED);
+	assert_int_equal(map, 512);
+	block_close(bd);
+
+	/* Without read-zeroes QEMU reports nothing about the content. */
+	bd = open_opts("driver=raw,file.driver=null-co,file.size=%s", "1M", BLOCK_RDONLY, err,
+		       sizeof(err));
+	assert_non_null(bd);
+	assert_string_equal(block_format_name(bd), "raw");
+	assert_int_equal(block_length(bd), 1 << 20);
+	assert_int_equal(block_status(bd, 0, 4096, &pnum, &map, &flags), 0);
+	assert_int_equal(flags, 0);
+	block_close(bd);
+
+	assert_null(open_opts("driver=null-co,size=%s", "abc", 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "Parameter 'size' expects a non-negative number"));
+	assert_null(open_opts("driver=qcow2,file.driver=null-co%s", "", BLOCK_RDONLY, err,
+			      sizeof(err)));
+	assert_string_equal(err, "Image is not in qcow2 format");
+	assert_null(open_opts("driver=null-co,latency-ns=%s", "10", 0, err, sizeof(err)));
+	assert_string_equal(err, "Option 'latency-ns' of block protocol 'null-co' is not supported "
+				 "by Kestrel");
+}
+
+static void test_names(void **state)
+{
+	char err[512], name[512];
+	struct block_dev *bd;
+
+	(void)state;
+	assert_true(block_name_is_special("json:{}"));
+	assert_true(block_name_is_special("nbd+unix:///x?socket=/s"));
+	assert_true(block_name_is_special("foo:bar/baz"));
+	assert_false(block_name_is_special("./foo:bar"));
+	assert_false(block_name_is_special("/tmp/a:b"));
+
+	snprintf(name, sizeof(name),
+		 "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"%s\"}}",
+		 qcow2_path);
+	assert_int_equal(block_open(name, NULL, BLOCK_RDONLY, &bd, err, sizeof(err)), 0);
+	assert_string_equal(block_format_name(bd), "qcow2");
+	assert_string_equal(block_filename(bd), qcow2_path);
+	block_close(bd);
+	/* -f wins over the JSON's driver, as in qemu-img. */
+	assert_int_equal(block_open(name, "raw", BLOCK_RDONLY, &bd, err, sizeof(err)), 0);
+	assert_string_equal(block_format_name(bd), "raw");
+	block_close(bd);
+
+	snprintf(name, sizeof(name), "file:%s", raw_path);
+	assert_int_equal(block_open(name, "raw", BLOCK_RDONLY, &bd, err, sizeof(err)), 0);
+	assert_string_equal(block_filename(bd), raw_path);
+	block_close(bd);
+
+	assert_int_equal(block_open("null-co://", NULL, BLOCK_RDONLY, &bd, err, sizeof(err)), 0);
+	assert_string_equal(block_format_name(bd), "raw");
+	assert_int_equal(block_length(bd), 1ULL << 30);
+	block_close(bd);
+
+	static const struct { const char *name, *message; } refused[] = {
+		{ "null-co://x", "The only allowed filename for this driver is 'null-co://'" },
+		{ "nbd://localhost/x", "Unknown protocol 'nbd'" },
+		{ "nbd+unix:///x?socket=/tmp/s", "Unknown protocol 'nbd+unix'" },
+		{ "iscsi://h/iqn/0", "Unknown protocol 'iscsi'" },
+		{ "gluster://h/v/x", "Unknown protocol 'gluster'" },
+		{ "rbd:pool/img", "Unknown protocol 'rbd'" },
+		{ "nfs://h/x", "Unknown protocol 'nfs'" },
+		{ "ssh://h/x", "Unknown protocol 'ssh'" },
+		{ "https://h/x", "Unknown protocol 'https'" },
+		{ "blkdebug::x.qcow2", "Unknown protocol 'blkdebug'" },
+		{ "json:[1]", "Invalid JSON object given" },
+		{ "json:{", "Could not parse the JSON options: JSON parse error, premature EOI" },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		int ret = block_open(refused[i].name, NULL, BLOCK_RDONLY, &bd, err, sizeof(err));
+		if (ret == 0 || strcmp(err, refused[i].message)) {
+			print_error("'%s': got '%s'\n", refused[i].name, ret ? err : "opened");
+			fail();
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_options_set_flags),
+		cmocka_unit_test(test_backing_null),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_null_co),
+		cmocka_unit_test(test_names),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -36,6 +36,7 @@ int img_commit(int argc, char **argv);
 int img_rebase(int argc, char **argv);
 int img_compare(int argc, char **argv);
 int img_bench(int argc, char **argv);
+int img_bitmap(int argc, char **argv);
 
 extern const struct img_cmd img_cmds[];
 void img_cmd_help(const char *name);

@@ -111,12 +111,12 @@ int img_bitmap(int argc, char **argv)
 			img_error("--image-opts is not supported");
 			goto out;
 		case ':':
-			img_error("option '%s' requires an argument", argv[optind - 1]);
-			img_error("Try '%s --help' for more information", IMG_NAME);
+			img_error("missing argument for option '%s'", argv[optind - 1]);
+			fprintf(stderr, "Try '%s --help' for more information\n", IMG_NAME);
 			goto out;
 		default:
 			img_error("unrecognized option '%s'", argv[optind - 1]);
-			img_error("Try '%s --help' for more information", IMG_NAME);
+			fprintf(stderr, "Try '%s --help' for more information\n", IMG_NAME);
 			goto out;
 		}
 	}

@@ -508,7 +508,8 @@ static int store_one(struct qcow2 *s, struct qcow2_bitmap *b, uint64_t *toff, ui
 	if (ret == 0) {
 		for (uint64_t i = 0; i < n; i++)
 			t[i] = htobe64(t[i]);
-		ret = qcow2_checked_write(s, 0, off, t, (size_t)(tclusters * s->cluster_size));
+		/* Only the entries, as QEMU writes them: the rest stays a hole in the file. */
+		ret = qcow2_checked_write(s, 0, off, t, (size_t)(n * 8));
 		if (ret == 0) {
 			*toff = off;
 			*tsize = (uint32_t)n;
@@ -540,7 +541,7 @@ static int switch_dir(struct qcow2 *s)
 		if (ret == 0)
 			ret = qcow2_alloc_clusters(s, qcow2_size_to_clusters(s, size), &off);
 		if (ret == 0)
-			ret = qcow2_checked_write(s, 0, off, dir, (size_t)qcow2_align(s, size));
+			ret = qcow2_checked_write(s, 0, off, dir, (size_t)size);
 		free(dir);
 		if (ret < 0)
 			return ret;

@@ -7,6 +7,7 @@
 #include "img/img.h"
 
 #include <getopt.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,4 +157,103 @@ int img_bitmap(int argc, char **argv)
 out:
 	free(acts);
 	return ret;
+}
+
+bool img_supports_bitmaps(struct block_dev *bd)
+{
+	struct block_info info;
+
+	memset(&info, 0, sizeof(info));
+	return !strcmp(block_format_name(bd), "qcow2") && block_get_info(bd, &info) == 0 &&
+	       info.qcow2_version >= 3;
+}
+
+/*
+ * QEMU's qcow2_get_persistent_dirty_bitmap_size: every bitmap fully
+ * allocated, its table, and the directory, each rounded to clusters.
+ */
+int img_bitmaps_size(struct block_dev *bd, uint32_t cluster_size, uint64_t *out)
+{
+	struct block_bitmap *list = NULL;
+	uint64_t size = block_length(bd), total = 0, dir = 0;
+	int n = block_bitmap_list(bd, &list);
+
+	if (n < 0) {
+		img_error("Could not read the bitmaps of '%s': %s", block_filename(bd),
+			  strerror(-n));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		uint64_t bits = (size + list[i].granularity - 1) / list[i].granularity;
+		uint64_t clusters = ((bits + 7) / 8 + cluster_size - 1) / cluster_size;
+		total += clusters * cluster_size;
+		total += (clusters * 8 + cluster_size - 1) / cluster_size * cluster_size;
+		dir += (24 + strlen(list[i].name) + 7) & ~7ULL;
+	}
+	total += (dir + cluster_size - 1) / cluster_size * cluster_size;
+	free(list);
+	*out = total;
+	return 0;
+}
+
+int img_convert_check_bitmaps(struct block_dev **src, int nsrc, bool skip_broken)
+{
+	struct block_bitmap *list = NULL;
+	int n;
+
+	if (nsrc > 1) {
+		img_error("Copying bitmaps only possible with single source");
+		return -1;
+	}
+	if (!img_supports_bitmaps(src[0])) {
+		img_error("Source lacks bitmap support");
+		return -1;
+	}
+	n = block_bitmap_list(src[0], &list);
+	/* QEMU walks its bitmaps newest first: the directory backwards. */
+	for (int i = n - 1; i >= 0 && !skip_broken; i--) {
+		if (list[i].in_use) {
+			img_error("Cannot copy inconsistent bitmap '%s'", list[i].name);
+			fprintf(stderr, "Try --skip-broken-bitmaps, or use '%s bitmap --remove' to "
+				"delete it\n", IMG_NAME);
+			free(list);
+			return -1;
+		}
+	}
+	free(list);
+	return n < 0 ? -1 : 0;
+}
+
+/* qemu-img's convert_copy_bitmaps: each one added to dst (same granularity and state), then merged. */
+int img_convert_copy_bitmaps(struct block_dev *src, struct block_dev *dst, bool skip_broken)
+{
+	struct block_bitmap *list = NULL;
+	char err[4096];
+	int n = block_bitmap_list(src, &list), ret = 0;
+
+	for (int i = n - 1; i >= 0 && ret == 0; i--) {
+		struct block_bitmap_req req = {
+			.act = BLOCK_BITMAP_ADD, .name = list[i].name,
+			.granularity = (uint32_t)list[i].granularity, .granularity_set = true,
+			.disabled = !list[i].autoload, .src = src, .src_name = list[i].name,
+		};
+		if (skip_broken && list[i].in_use) {
+			img_error("warning: Skipping inconsistent bitmap '%s'", list[i].name);
+			continue;
+		}
+		if (block_bitmap_change(dst, &req, err, sizeof(err)) < 0) {
+			img_error("Failed to create bitmap %s: %s", list[i].name, err);
+			ret = 1;
+			break;
+		}
+		req.act = BLOCK_BITMAP_MERGE;
+		if (block_bitmap_change(dst, &req, err, sizeof(err)) < 0) {
+			img_error("Failed to populate bitmap %s: %s", list[i].name, err);
+			req.act = BLOCK_BITMAP_REMOVE;
+			block_bitmap_change(dst, &req, err, sizeof(err));
+			ret = 1;
+		}
+	}
+	free(list);
+	return n < 0 ? 1 : ret;
 }

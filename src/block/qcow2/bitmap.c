@@ -649,6 +649,9 @@ static int add(struct qcow2 *s, const struct block_bitmap_req *r, char *err, siz
 	const char *why = NULL;
 	uint64_t dir = 0, n = data_bytes(s->h.size, gbits);
 	struct qcow2_bitmap *b;
+	unsigned at = 0;
+	uint8_t *bits;
+	char *name;
 
 	if (find(s, r->name))
 		return block_err(err, errlen, "Bitmap already exists: %s", r->name);
@@ -677,15 +680,24 @@ static int add(struct qcow2 *s, const struct block_bitmap_req *r, char *err, siz
 	if (!b)
 		return block_err(err, errlen, "out of memory");
 	s->bms = b;
-	b = &s->bms[s->nb_bms];
-	memset(b, 0, sizeof(*b));
-	b->name = strdup(r->name);
-	b->bits = calloc(1, (size_t)((n + 7) & ~7ULL) + 8);
-	if (!b->name || !b->bits) {
-		free(b->name);
-		free(b->bits);
+	/*
+	 * QEMU stores the bitmaps it loaded in directory order, then the new
+	 * ones newest first: a new one goes before the other new ones.
+	 */
+	while (at < s->nb_bms && s->bms[at].table_offset)
+		at++;
+	name = strdup(r->name);
+	bits = calloc(1, (size_t)((n + 7) & ~7ULL) + 8);
+	if (!name || !bits) {
+		free(name);
+		free(bits);
 		return block_err(err, errlen, "out of memory");
 	}
+	memmove(&s->bms[at + 1], &s->bms[at], (s->nb_bms - at) * sizeof(*b));
+	b = &s->bms[at];
+	memset(b, 0, sizeof(*b));
+	b->name = name;
+	b->bits = bits;
 	b->gbits = gbits;
 	b->nbytes = n;
 	b->enabled = !r->disabled;

@@ -264,14 +264,22 @@ static int load_data(struct qcow2 *s, struct qcow2_bitmap *b, char *err, size_t 
 	return 0;
 }
 
-/* The directory as stored: entries in list order, flags and tables as given. */
-static int build_dir(struct qcow2 *s, uint8_t **out, uint64_t *size)
+/*
+ * The directory as stored: entries in list order, flags and tables as
+ * given; bitmaps not stored yet (no table) are left out.
+ */
+static int build_dir(struct qcow2 *s, uint8_t **out, uint64_t *size, uint32_t *nb)
 {
 	uint64_t len = 0, p = 0;
 	uint8_t *dir;
 
-	for (unsigned i = 0; i < s->nb_bms; i++)
+	*nb = 0;
+	for (unsigned i = 0; i < s->nb_bms; i++) {
+		if (!s->bms[i].table_offset)
+			continue;
 		len += entry_size(strlen(s->bms[i].name));
+		(*nb)++;
+	}
 	if (!len || len > BME_MAX_DIR_SIZE)
 		return -EINVAL;
 	dir = calloc(1, (size_t)qcow2_align(s, len));
@@ -280,6 +288,8 @@ static int build_dir(struct qcow2 *s, uint8_t **out, uint64_t *size)
 	for (unsigned i = 0; i < s->nb_bms; i++) {
 		const struct qcow2_bitmap *b = &s->bms[i];
 		size_t name_len = strlen(b->name);
+		if (!b->table_offset)
+			continue;
 		put_be64(dir + p, b->table_offset);
 		put_be32(dir + p + 8, b->table_size);
 		put_be32(dir + p + 12, b->flags);
@@ -352,13 +362,13 @@ static int header_sync(struct qcow2 *s)
 static int dir_in_place(struct qcow2 *s)
 {
 	uint64_t off, size, len;
-	uint32_t nb;
+	uint32_t nb, n;
 	uint8_t *dir;
 	int ret;
 
 	if (!qcow2_bitmap_dir(s, &off, &size, &nb))
 		return -EINVAL;
-	ret = build_dir(s, &dir, &len);
+	ret = build_dir(s, &dir, &len, &n);
 	if (ret < 0)
 		return ret;
 	if (len != size) {
@@ -531,13 +541,15 @@ static int store_one(struct qcow2 *s, struct qcow2_bitmap *b, uint64_t *toff, ui
 static int switch_dir(struct qcow2 *s)
 {
 	uint64_t old_off = 0, old_size = 0, off = 0, size = 0;
-	uint32_t old_nb;
+	uint32_t old_nb, nb = 0;
 	uint8_t *dir = NULL;
 	bool had = qcow2_bitmap_dir(s, &old_off, &old_size, &old_nb);
 	int ret = 0;
 
-	if (s->nb_bms) {
-		ret = build_dir(s, &dir, &size);
+	for (unsigned i = 0; i < s->nb_bms; i++)
+		nb += s->bms[i].table_offset != 0;
+	if (nb) {
+		ret = build_dir(s, &dir, &size, &nb);
 		if (ret == 0)
 			ret = qcow2_alloc_clusters(s, qcow2_size_to_clusters(s, size), &off);
 		if (ret == 0)
@@ -549,10 +561,10 @@ static int switch_dir(struct qcow2 *s)
 	/* The new clusters' refcounts and contents are on disk before the header names them. */
 	ret = qcow2_flush_metadata(s, true);
 	if (ret == 0)
-		ret = set_ext(s, s->nb_bms, size, off);
+		ret = set_ext(s, nb, size, off);
 	if (ret < 0)
 		return ret;
-	if (s->nb_bms)
+	if (nb)
 		s->h.autoclear_features |= QCOW2_AUTOCLEAR_BITMAPS;
 	else
 		s->h.autoclear_features &= ~QCOW2_AUTOCLEAR_BITMAPS;
@@ -705,14 +717,26 @@ static int add(struct qcow2 *s, const struct block_bitmap_req *r, char *err, siz
 	return 0;
 }
 
+/*
+ * QEMU's qcow2_co_remove_persistent_dirty_bitmap: a stored bitmap leaves
+ * the directory at once (a new directory, the others as on disk), and its
+ * clusters are freed; the rest is stored at close as usual.
+ */
 static int remove_bm(struct qcow2 *s, struct qcow2_bitmap *b, char *err, size_t errlen)
 {
+	bool stored = b->table_offset;
+	int ret;
+
 	if (drop_later(s, b->table_offset, b->table_size) < 0)
 		return block_err(err, errlen, "out of memory");
 	free(b->name);
 	free(b->bits);
 	memmove(b, b + 1, (s->nb_bms - (size_t)(b - s->bms) - 1) * sizeof(*b));
 	s->nb_bms--;
+	ret = stored ? switch_dir(s) : 0;
+	if (ret < 0)
+		return block_err(err, errlen, "Failed to update bitmap extension: %s",
+				 strerror(-ret));
 	return 0;
 }
 

@@ -161,6 +161,22 @@ fail:
 	return -1;
 }
 
+static const struct qcow2_ext *bitmaps_ext(const struct qcow2 *s);
+
+/* The extension's directory, while its bit says it is valid and within QEMU's limits. */
+static bool ext_fields(const struct qcow2 *s, uint64_t *off, uint64_t *size, uint32_t *nb)
+{
+	const struct qcow2_ext *e = bitmaps_ext(s);
+
+	if (!e || e->len != 24 || !(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+		return false;
+	*nb = be32(e->data);
+	*size = be64(e->data + 8);
+	*off = be64(e->data + 16);
+	return *nb && *nb <= QCOW2_MAX_BITMAPS && *size && *size <= BME_MAX_DIR_SIZE &&
+	       *off <= INT64_MAX && !qcow2_in_cluster(s, *off);
+}
+
 /* Reads the directory the header points to into s->bms (QEMU's bitmap_list_load). */
 static int load_dir(struct qcow2 *s, char *err, size_t errlen)
 {
@@ -171,14 +187,17 @@ static int load_dir(struct qcow2 *s, char *err, size_t errlen)
 
 	if (s->bms_loaded)
 		return 0;
-	if (!qcow2_bitmap_dir(s, &off, &size, &nb)) {
+	if (!ext_fields(s, &off, &size, &nb)) {
 		s->bms_loaded = true;
 		return 0;
 	}
-	dir = malloc((size_t)size);
+	/* Past the end of the file it reads as zeroes, as QEMU reads it (and refuses it). */
+	dir = calloc(1, (size_t)size);
 	if (!dir)
 		return block_err(err, errlen, "Failed to allocate space for bitmap directory");
-	ret = bfile_pread(s->bd, off, dir, (size_t)size);
+	ret = off >= s->file_size ? 0 :
+	      bfile_pread(s->bd, off, dir, (size_t)(size < s->file_size - off ? size
+								  : s->file_size - off));
 	if (ret < 0) {
 		free(dir);
 		return block_err(err, errlen, "Failed to read bitmap directory: %s", strerror(-ret));
@@ -388,6 +407,107 @@ static int dir_in_place(struct qcow2 *s)
 	return header_sync(s);
 }
 
+static const struct qcow2_ext *bitmaps_ext(const struct qcow2 *s)
+{
+	for (unsigned i = 0; i < s->nb_exts; i++)
+		if (s->exts[i].type == QCOW2_EXT_BITMAPS)
+			return &s->exts[i];
+	return NULL;
+}
+
+int qcow2_bitmaps_check_ext(struct qcow2 *s, char *err, size_t errlen)
+{
+	const struct qcow2_ext *e = bitmaps_ext(s);
+	uint32_t nb;
+	uint64_t size;
+
+	if (!e)
+		return 0;
+	if (e->len != 24)
+		return block_err(err, errlen, "bitmaps_ext: Invalid extension length");
+	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)) {
+		/* QEMU's words, and like QEMU no newline after the second line. */
+		if (s->h.version < 3)
+			fprintf(stderr, "%s: warning: This qcow2 v2 image contains bitmaps, but they "
+				"may have been modified by a program without persistent bitmap "
+				"support; so now they must all be considered inconsistent\n",
+				program_invocation_short_name);
+		else
+			fprintf(stderr, "%s: warning: a program lacking bitmap support modified "
+				"this file, so all bitmaps are now considered inconsistent\n",
+				program_invocation_short_name);
+		fprintf(stderr, "Some clusters may be leaked, run '%s check -r' on the image file "
+			"to fix.", program_invocation_short_name);
+		return 0;
+	}
+	nb = be32(e->data);
+	size = be64(e->data + 8);
+	if (be32(e->data + 4))
+		return block_err(err, errlen, "bitmaps_ext: Reserved field is not zero");
+	if (nb > QCOW2_MAX_BITMAPS)
+		return block_err(err, errlen, "bitmaps_ext: Image has %" PRIu32 " bitmaps, exceeding "
+				 "the QEMU supported maximum of %d", nb, QCOW2_MAX_BITMAPS);
+	if (!nb)
+		return block_err(err, errlen, "found bitmaps extension with zero bitmaps");
+	if (qcow2_in_cluster(s, be64(e->data + 16)))
+		return block_err(err, errlen, "bitmaps_ext: invalid bitmap directory offset");
+	if (size > BME_MAX_DIR_SIZE)
+		return block_err(err, errlen, "bitmaps_ext: bitmap directory size (%" PRIu64 ") "
+				 "exceeds the maximum supported size (%u)", size, BME_MAX_DIR_SIZE);
+	/* QEMU loads the directory on every open: a broken one fails it. */
+	return load_dir(s, err, errlen);
+}
+
+/* Every cluster of [off, off + len) lies in the file with a reference count. */
+static bool counted(struct qcow2 *s, uint64_t off, uint64_t len)
+{
+	for (uint64_t c = off >> s->cluster_bits; len && c <= (off + len - 1) >> s->cluster_bits;
+	     c++) {
+		uint64_t rc;
+		if ((c << s->cluster_bits) >= s->file_size || qcow2_get_refcount(s, c, &rc) < 0 ||
+		    !rc)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A writer replaces and frees the bitmaps' clusters: one whose refcount says
+ * free could be handed out again meanwhile and then be freed under its new
+ * user.  Such an image is refused for writing until check -r repairs it.
+ */
+static int verify_refs(struct qcow2 *s, char *err, size_t errlen)
+{
+	uint64_t off, size;
+	uint32_t nb;
+	const char *bad = NULL;
+
+	if (qcow2_bitmap_dir(s, &off, &size, &nb) && !counted(s, off, size))
+		return block_err(err, errlen, "The bitmap directory has no reference count; repair "
+				 "the image with '%s check -r all'", program_invocation_short_name);
+	for (unsigned i = 0; !bad && i < s->nb_bms; i++) {
+		struct qcow2_bitmap *b = &s->bms[i];
+		uint64_t *t;
+
+		if (!counted(s, b->table_offset, (uint64_t)b->table_size * 8)) {
+			bad = b->name;
+			break;
+		}
+		/* An unreadable table is never freed (a leak): nothing to fear from it. */
+		if (read_table(s, b->table_offset, b->table_size, &t) < 0)
+			continue;
+		for (uint32_t j = 0; !bad && j < b->table_size; j++)
+			if ((t[j] & BME_ENTRY_OFFSET) &&
+			    !counted(s, t[j] & BME_ENTRY_OFFSET, s->cluster_size))
+				bad = b->name;
+		free(t);
+	}
+	if (!bad)
+		return 0;
+	return block_err(err, errlen, "Clusters of bitmap '%s' have no reference count; repair "
+			 "the image with '%s check -r all'", bad, program_invocation_short_name);
+}
+
 int qcow2_bitmaps_open_rw(struct qcow2 *s, char *err, size_t errlen)
 {
 	bool update = false;
@@ -398,7 +518,7 @@ int qcow2_bitmaps_open_rw(struct qcow2 *s, char *err, size_t errlen)
 	/* Extension data without the bit is stale (qcow2 spec): it goes with the next header. */
 	if (!(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
 		set_ext(s, 0, 0, 0);
-	if (load_dir(s, err, errlen) < 0)
+	if (load_dir(s, err, errlen) < 0 || verify_refs(s, err, errlen) < 0)
 		return -1;
 	for (unsigned i = 0; i < s->nb_bms; i++) {
 		struct qcow2_bitmap *b = &s->bms[i];
@@ -461,7 +581,7 @@ static int drop_later(struct qcow2 *s, uint64_t offset, uint32_t entries)
 }
 
 /* A table and its data clusters lose their reference; a damaged table is leaked instead. */
-static int free_table(struct qcow2 *s, uint64_t offset, uint32_t entries, bool now)
+static int free_table(struct qcow2 *s, uint64_t offset, uint32_t entries)
 {
 	uint64_t *t;
 	int ret = read_table(s, offset, entries, &t);
@@ -470,13 +590,10 @@ static int free_table(struct qcow2 *s, uint64_t offset, uint32_t entries, bool n
 		return 0;
 	for (uint32_t i = 0; i < entries && ret == 0; i++)
 		if (t[i] & BME_ENTRY_OFFSET)
-			ret = now ? qcow2_free_now(s, t[i] & BME_ENTRY_OFFSET, 1)
-				  : qcow2_free_later(s, t[i] & BME_ENTRY_OFFSET, 1);
+			ret = qcow2_free_later(s, t[i] & BME_ENTRY_OFFSET, 1);
 	free(t);
-	if (ret == 0) {
-		uint64_t n = qcow2_size_to_clusters(s, (uint64_t)entries * 8);
-		ret = now ? qcow2_free_now(s, offset, n) : qcow2_free_later(s, offset, n);
-	}
+	if (ret == 0)
+		ret = qcow2_free_later(s, offset, qcow2_size_to_clusters(s, (uint64_t)entries * 8));
 	return ret;
 }
 
@@ -574,7 +691,7 @@ static int switch_dir(struct qcow2 *s)
 	if (had)
 		ret = qcow2_free_later(s, old_off, qcow2_size_to_clusters(s, old_size));
 	for (size_t i = 0; i < s->nb_bm_drop && ret == 0; i++)
-		ret = free_table(s, s->bm_drop[i].offset, (uint32_t)s->bm_drop[i].clusters, false);
+		ret = free_table(s, s->bm_drop[i].offset, (uint32_t)s->bm_drop[i].clusters);
 	s->nb_bm_drop = 0;
 	return ret ? ret : qcow2_flush_metadata(s, true);
 }

@@ -168,6 +168,8 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 	}
 	if (!bd->read_only && !s->checking && validate_for_write(s, err, errlen) < 0)
 		goto fail;
+	if (!s->checking && qcow2_bitmaps_check_ext(s, err, errlen) < 0)
+		goto fail;
 	if (s->backing_file && block_open_backing(bd, s->backing_file, s->backing_fmt, err,
 						  errlen) < 0)
 		goto fail;

@@ -391,6 +391,8 @@ int qcow2_snapshot_delete(struct block_dev *bd, const char *name, char *err, siz
 int qcow2_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen);
 
 /* bitmap.c */
+/* At open (not for check): QEMU's checks of the bitmaps extension and directory. */
+int qcow2_bitmaps_check_ext(struct qcow2 *s, char *err, size_t errlen);
 /* After a read/write open: loads the bitmaps, marks them in use on disk. */
 int qcow2_bitmaps_open_rw(struct qcow2 *s, char *err, size_t errlen);
 /* Marks [off, off+len) dirty in every enabled bitmap; s->lock held. */

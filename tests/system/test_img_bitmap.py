@@ -366,3 +366,44 @@ def test_crash_during_bitmap_update_leaves_image_usable(tmp_path):
             break
         crashed += 1
     assert crashed > 3 and r.returncode == 0
+
+
+def edit_ext(path, field, fmt, value):
+    """Rewrites one field of the bitmaps extension (offset within its data), or autoclear."""
+    d = bytearray(open(path, "rb").read())
+    if field == "autoclear":
+        d[88:96] = struct.pack(">Q", value)
+    else:
+        off = struct.unpack(">I", d[100:104])[0]
+        while struct.unpack(">I", d[off:off + 4])[0] != EXT_BITMAPS:
+            off += 8 + ((struct.unpack(">I", d[off + 4:off + 8])[0] + 7) & ~7)
+        at = off + 8 + field if field >= 0 else off + 4
+        d[at:at + struct.calcsize(fmt)] = struct.pack(">" + fmt, value)
+    open(path, "wb").write(bytes(d))
+
+
+@pytest.mark.parametrize("field,fmt,value", [
+    ("autoclear", "Q", 0),              # stale extension: a warning, no bitmaps
+    (-1, "I", 16),                      # extension length
+    (4, "I", 1),                        # reserved field
+    (0, "I", 0),                        # no bitmaps
+    (0, "I", 1 << 31),                  # too many
+    (16, "Q", 65536 + 8),               # directory offset not aligned
+    (8, "Q", 1 << 40),                  # directory too large
+    (16, "Q", 1 << 30),                 # directory past the end: zeroes, refused
+])
+def test_extension_checks_at_open_as_qemu(tmp_path, field, fmt, value):
+    """Every open checks the bitmaps extension with QEMU's messages (info, and bitmap --add)."""
+    p = tmp_path / "e.qcow2"
+    ok(qimg("create", "-f", "qcow2", p, "1M"))
+    ok(qimg("bitmap", "--add", p, "b"))
+    edit_ext(p, field, fmt, value)
+    for cmd in (["info", "e.qcow2"], ["bitmap", "--add", "e.qcow2", "n"]):
+        res = []
+        for prog in (KIMG, "qemu-img"):
+            c = tmp_path / os.path.basename(str(prog))
+            c.mkdir(exist_ok=True)
+            shutil.copy(p, c / "e.qcow2")
+            rc, out, err = run([prog, *cmd], cwd=c)
+            res.append((rc, norm(out + err, prog).replace(os.path.basename(str(prog)), "PROG")))
+        assert res[0] == res[1]

@@ -11,6 +11,8 @@ packages=(
 	libslirp-dev libglib2.0-dev
 	# tests and reference peer
 	python3 python3-pytest qemu-system-x86 qemu-utils seabios ipxe-qemu time strace
+	# qemu-nbd bitmap exports read back (tests/system/test_img_bitmap.py)
+	libnbd-bin
 	# network tests: namespaces, bridges, TAPs and ping
 	iproute2 iputils-ping nftables
 	# fuzz targets (tests/fuzz): clang with libFuzzer and the sanitizer runtimes

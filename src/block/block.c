@@ -571,6 +571,42 @@ int block_bitmap_list(struct block_dev *bd, struct block_bitmap **list)
 	return bd->drv->bitmap_list ? bd->drv->bitmap_list(bd, list) : 0;
 }
 
+/*
+ * QEMU names an anonymous node "#blockNNN" in its messages, NNN counting the
+ * nodes it made; kestrel has one node per image and says "#block0".
+ */
+#define BLOCK_NODE_NAME "#block0"
+
+int block_bitmap_change(struct block_dev *bd, const struct block_bitmap_req *req,
+			char *err, size_t errlen)
+{
+	uint32_t g = req->granularity;
+
+	/* QEMU's qmp_block_dirty_bitmap_add checks these before it asks the driver. */
+	if (req->act == BLOCK_BITMAP_ADD) {
+		if (!req->name[0])
+			return block_err(err, errlen, "Bitmap name cannot be empty");
+		if (req->granularity_set && (g < 512 || (g & (g - 1))))
+			return block_err(err, errlen,
+					 "Granularity must be power of 2 and at least 512");
+	}
+	if (bd->drv->bitmap_change)
+		return bd->drv->bitmap_change(bd, req, err, errlen);
+	if (req->act == BLOCK_BITMAP_ADD)
+		return block_err(err, errlen, "Can't store persistent bitmaps to %s: %s",
+				 BLOCK_NODE_NAME, strerror(ENOTSUP));
+	return block_err(err, errlen, "Dirty bitmap '%s' not found", req->name);
+}
+
+int block_bitmap_get(struct block_dev *bd, const char *name, struct block_bitmap_data *out,
+		     char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (bd->drv->bitmap_get)
+		return bd->drv->bitmap_get(bd, name, out, err, errlen);
+	return block_err(err, errlen, "Dirty bitmap '%s' not found", name);
+}
+
 int block_make_empty(struct block_dev *bd)
 {
 	if (bd->read_only)

@@ -224,7 +224,12 @@ int block_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
  * (qemu-img convert -l).  The image must be open read-only.
  */
 int block_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen);
-/* Persistent dirty bitmaps recorded in a qcow2 image (listed by info, not maintained). */
+/*
+ * Persistent dirty bitmaps (qcow2 spec: "Bitmaps extension").  An image open
+ * for writing keeps them in memory, marks every write in the enabled ones
+ * and stores them at close, as QEMU does; on disk they are marked in use
+ * meanwhile, so a crash leaves them inconsistent, never wrong.
+ */
 struct block_bitmap {
 	char name[1024];
 	uint64_t granularity;
@@ -232,6 +237,36 @@ struct block_bitmap {
 };
 /* Returns how many (list malloc'd, may be NULL) or a negative errno. */
 int block_bitmap_list(struct block_dev *bd, struct block_bitmap **list);
+
+/* One qemu-img bitmap action (QEMU's block-dirty-bitmap-* QMP commands). */
+enum block_bitmap_act {
+	BLOCK_BITMAP_ADD, BLOCK_BITMAP_REMOVE, BLOCK_BITMAP_CLEAR, BLOCK_BITMAP_ENABLE,
+	BLOCK_BITMAP_DISABLE, BLOCK_BITMAP_MERGE,
+};
+struct block_bitmap_req {
+	enum block_bitmap_act act;
+	const char *name;
+	uint32_t granularity;		/* add, with granularity_set; else the default */
+	bool granularity_set;
+	bool disabled;			/* add: created disabled (convert --bitmaps) */
+	struct block_dev *src;		/* merge: the image holding src_name (may be bd) */
+	const char *src_name;
+};
+/* Returns 0, or -1 with QEMU's message in err. */
+int block_bitmap_change(struct block_dev *bd, const struct block_bitmap_req *req,
+			char *err, size_t errlen);
+
+/* A bitmap's content: bit k (LSB first in byte k / 8) covers [k * gran, (k + 1) * gran). */
+struct block_bitmap_data {
+	uint64_t disk_size;
+	uint64_t granularity;
+	uint64_t nbits;
+	uint8_t *bits;			/* malloc'd */
+	bool enabled;
+};
+/* The content of bitmap name; -1 with QEMU's message when missing or inconsistent. */
+int block_bitmap_get(struct block_dev *bd, const char *name, struct block_bitmap_data *out,
+		     char *err, size_t errlen);
 /* Drops all data of this layer (qemu-img commit empties the top image). */
 int block_make_empty(struct block_dev *bd);
 

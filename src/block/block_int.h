@@ -41,6 +41,10 @@ struct block_driver {
 		     char *err, size_t errlen);
 	int (*make_empty)(struct block_dev *bd);
 	int (*bitmap_list)(struct block_dev *bd, struct block_bitmap **list);
+	int (*bitmap_change)(struct block_dev *bd, const struct block_bitmap_req *req,
+			     char *err, size_t errlen);
+	int (*bitmap_get)(struct block_dev *bd, const char *name, struct block_bitmap_data *out,
+			  char *err, size_t errlen);
 	/*
 	 * For I/O that bypasses the driver (io_uring): whether [off, off+len)
 	 * lies contiguously in the image file, at *host.  1 pins the mapping

@@ -16,6 +16,10 @@ const struct img_cmd img_cmds[] = {
 	  "bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] [-n] "
 	  "[--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] [-S step_size] "
 	  "[-t cache] [-w] [-U] filename" },
+	{ "bitmap", img_bitmap,
+	  "bitmap (--merge SOURCE | --add | --remove | --clear | --enable | --disable)... "
+	  "[-b source_file [-F source_fmt]] [-g granularity] [--object objectdef] "
+	  "[--image-opts | -f fmt] filename bitmap" },
 	{ "check", img_check,
 	  "check [--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] "
 	  "[-T src_cache] [-U] filename" },

@@ -19,7 +19,7 @@
 #define MAX_WORKERS	16
 
 enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_TARGET_IMAGE_OPTS, OPT_TARGET_IS_ZERO,
-       OPT_BITMAPS, OPT_SALVAGE, OPT_FORCE_SHARE };
+       OPT_BITMAPS, OPT_SALVAGE, OPT_FORCE_SHARE, OPT_SKIP_BROKEN };
 
 enum seg_kind { SEG_DATA, SEG_ZERO, SEG_BACKING };
 
@@ -356,6 +356,7 @@ int img_convert(int argc, char **argv)
 		{ "target-image-opts", no_argument, NULL, OPT_TARGET_IMAGE_OPTS },
 		{ "target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO },
 		{ "bitmaps", no_argument, NULL, OPT_BITMAPS },
+		{ "skip-broken-bitmaps", no_argument, NULL, OPT_SKIP_BROKEN },
 		{ "salvage", no_argument, NULL, OPT_SALVAGE },
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
@@ -368,6 +369,7 @@ int img_convert(int argc, char **argv)
 	unsigned set = 0, src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, dst_flags, cf;
 	bool progress = false, quiet = false, no_create = false, target_is_zero = false;
 	bool image_opts = false, target_image_opts = false, out_fmt_given;
+	bool bitmaps = false, skip_broken = false;
 	uint64_t sparse = 4096, coroutines = 8;
 	int ch, ret = 1, nworkers;
 
@@ -428,7 +430,6 @@ int img_convert(int argc, char **argv)
 		case 'U': src_flags |= BLOCK_NO_LOCK; break;
 		case 'r': break;	/* rate limit: accepted, not enforced */
 		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
-		case OPT_SALVAGE: case OPT_BITMAPS: break;
 		case OPT_OBJECT:
 			if ((ret = img_object_add(optarg)))
 				return ret < 0;
@@ -436,6 +437,9 @@ int img_convert(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_TARGET_IMAGE_OPTS: target_image_opts = true; break;
+		case OPT_SALVAGE: break;
+		case OPT_BITMAPS: bitmaps = true; break;
+		case OPT_SKIP_BROKEN: skip_broken = true; break;
 		default:
 			img_error("Try '%s convert --help' for more information", IMG_NAME);
 			return 1;
@@ -444,6 +448,10 @@ int img_convert(int argc, char **argv)
 	if (quiet)
 		progress = false;
 	out_fmt_given = out_fmt != NULL;
+	if (skip_broken && !bitmaps) {
+		img_error("Use of --skip-broken-bitmaps requires --bitmaps");
+		return 1;
+	}
 	if (!out_fmt)
 		out_fmt = "raw";
 	if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {
@@ -518,6 +526,9 @@ int img_convert(int argc, char **argv)
 		c.total = block_length(c.src[0]);
 		c.src_start[1] = c.total;
 	}
+	/* qemu-img checks the source's bitmaps before it creates the target. */
+	if (bitmaps && img_convert_check_bitmaps(c.src, c.nsrc, skip_broken) < 0)
+		goto out;
 
 	if (!no_create && block_create_name_check(out_name, err, sizeof(err)) < 0) {
 		img_error("%s", err);
@@ -544,6 +555,10 @@ int img_convert(int argc, char **argv)
 	if (block_length(c.dst) < c.total) {
 		img_error("Target image is too small (%" PRIu64 " < %" PRIu64 ")",
 			  block_length(c.dst), c.total);
+		goto out;
+	}
+	if (bitmaps && !img_supports_bitmaps(c.dst)) {
+		img_error("Format driver '%s' does not support bitmaps", out_fmt);
 		goto out;
 	}
 	c.cluster = block_cluster_size(c.dst);
@@ -584,7 +599,8 @@ int img_convert(int argc, char **argv)
 		ret = 1;
 	} else {
 		img_progress_end(&c.progress);
-		ret = 0;
+		/* The bitmaps last, so that the copy's writes do not mark them (as qemu-img). */
+		ret = bitmaps ? img_convert_copy_bitmaps(c.src[0], c.dst, skip_broken) : 0;
 	}
 out:
 	if (c.dst)

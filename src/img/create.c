@@ -397,6 +397,7 @@ int img_measure(int argc, char **argv)
 	uint64_t size = 0, required = 0, full, vsize;
 	unsigned set = 0, flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
 	bool have_size = false, bitmaps = false, json, image_opts = false;
+	uint64_t bitmaps_size = 0;
 	struct block_dev *bd = NULL;
 	int c, ret;
 
@@ -460,7 +461,7 @@ int img_measure(int argc, char **argv)
 		if (!bd)
 			return 1;
 		size = block_length(bd);
-		bitmaps = !strcmp(block_format_name(bd), "qcow2") && !strcmp(out_fmt, "qcow2");
+		bitmaps = img_supports_bitmaps(bd) && !strcmp(out_fmt, "qcow2");
 	}
 	if (!strcmp(out_fmt, "raw")) {
 		required = full = (size + 511) & ~511ULL;
@@ -504,20 +505,24 @@ int img_measure(int argc, char **argv)
 		full = block_qcow2_metadata_size(vsize, cs, rbits, o.compat == 2);
 		required = full - vsize + required;
 		bitmaps = bitmaps && o.compat != 2;
+		if (bitmaps && img_bitmaps_size(bd, cs, &bitmaps_size) < 0) {
+			block_close(bd);
+			return 1;
+		}
 	}
 	if (json) {
 		struct jnode *j = jobj();
 		jset_int(j, "required", (int64_t)required);
 		jset_int(j, "fully-allocated", (int64_t)full);
 		if (bitmaps)
-			jset_int(j, "bitmaps", 0);
+			jset_int(j, "bitmaps", (int64_t)bitmaps_size);
 		jprint(stdout, j);
 		jfree(j);
 	} else {
 		printf("required size: %" PRIu64 "\n", required);
 		printf("fully allocated size: %" PRIu64 "\n", full);
 		if (bitmaps)
-			printf("bitmaps size: %" PRIu64 "\n", (uint64_t)0);
+			printf("bitmaps size: %" PRIu64 "\n", bitmaps_size);
 	}
 	block_close(bd);
 	return 0;

@@ -36,6 +36,14 @@ int img_commit(int argc, char **argv);
 int img_rebase(int argc, char **argv);
 int img_compare(int argc, char **argv);
 int img_bench(int argc, char **argv);
+int img_bitmap(int argc, char **argv);
+/* QEMU's bdrv_supports_persistent_dirty_bitmap: a qcow2 v3 image. */
+bool img_supports_bitmaps(struct block_dev *bd);
+/* Bytes the persistent bitmaps of bd take in a new qcow2 image (qemu-img measure). */
+int img_bitmaps_size(struct block_dev *bd, uint32_t cluster_size, uint64_t *out);
+/* convert --bitmaps: qemu-img's checks of the sources, then the copy (returns 0 or 1). */
+int img_convert_check_bitmaps(struct block_dev **src, int nsrc, bool skip_broken);
+int img_convert_copy_bitmaps(struct block_dev *src, struct block_dev *dst, bool skip_broken);
 
 extern const struct img_cmd img_cmds[];
 void img_cmd_help(const char *name);

@@ -71,11 +71,11 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 				struct jnode *arr = jarr();
 				for (int i = 0; i < nbm; i++) {
 					struct jnode *b = jobj(), *flags = jarr();
-					/* QEMU prepends: auto ends up first. */
-					if (bm[i].autoload)
-						jadd_str(flags, "auto");
+					/* QEMU 7.2 appends in its map's order: in-use, auto. */
 					if (bm[i].in_use)
 						jadd_str(flags, "in-use");
+					if (bm[i].autoload)
+						jadd_str(flags, "auto");
 					jset_str(b, "name", bm[i].name);
 					jset_uint(b, "granularity", bm[i].granularity);
 					jset(b, "flags", flags);

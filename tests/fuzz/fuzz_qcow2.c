@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: a qcow2 image from fuzz bytes, opened read-only and read
- * the way kestrel-img info/map/convert [-l]/check read it.  Besides sanitizer
+ * the way kestrel-img info/map/convert [-l] [--bitmaps]/check read it.  Besides sanitizer
  * reports it aborts if the image file changed: reading must never write.
  */
 #include "block/block.h"
@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct block_check_result res;
 	struct block_snapshot *snaps = NULL;
 	struct block_bitmap *bitmaps = NULL;
-	int nsnaps;
+	int nsnaps, nbitmaps;
 	char path[64], err[512];
 	uint8_t *buf, *after;
 	uint64_t off, len;
@@ -38,7 +38,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!buf)
 			abort();
 		block_get_info(bd, &info);
-		if (block_bitmap_list(bd, &bitmaps) >= 0)
+		nbitmaps = block_bitmap_list(bd, &bitmaps);
+		/* Each bitmap's content: the directory, table and data parsers (bitmap.c). */
+		for (int i = 0; i < nbitmaps && i < 8; i++) {
+			struct block_bitmap_data bdata;
+			if (block_bitmap_get(bd, bitmaps[i].name, &bdata, err, sizeof(err)) == 0)
+				free(bdata.bits);
+		}
+		if (nbitmaps >= 0)
 			free(bitmaps);
 		nsnaps = block_snapshot_list(bd, &snaps);
 		len = block_length(bd);

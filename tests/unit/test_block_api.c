@@ -462,19 +462,27 @@ static void put_be(uint8_t *p, uint64_t v, int bytes)
 		p[i] = (uint8_t)v;
 }
 
-/* Opens name read-only, lists its bitmaps: how many, and in how many seconds. */
-static int list_bitmaps(const char *name, double *secs)
+static char open_err[512];
+
+/*
+ * Opens name read-only (flags adds BLOCK_CHECK), lists its bitmaps and checks
+ * it: how many (-1: the open failed, open_err says why), in how many seconds.
+ */
+static int list_bitmaps(const char *name, unsigned flags, double *secs)
 {
 	struct block_bitmap *list = NULL;
 	struct block_check_result res;
 	struct block_dev *bd;
 	struct timespec t0, t1;
-	char err[512];
 	int n;
 
-	if (block_open(path(name), "qcow2", BLOCK_RDONLY | BLOCK_NO_LOCK, &bd, err, sizeof(err)) < 0)
-		fail_msg("open: %s", err);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (block_open(path(name), "qcow2", BLOCK_RDONLY | BLOCK_NO_LOCK | flags, &bd, open_err,
+		       sizeof(open_err)) < 0) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		*secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		return -1;
+	}
 	n = block_bitmap_list(bd, &list);
 	assert_int_equal(block_check(bd, 0, &res, NULL), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -488,8 +496,10 @@ static int list_bitmaps(const char *name, double *secs)
  * Found by fuzz_qcow2: a bitmaps extension whose directory claims 64 MiB in
  * a small file made info and check read megabytes of zeroes past the end
  * and list millions of empty bitmaps, growing the list one entry at a time
- * (minutes, gigabytes).  A directory must lie inside the file, and listing
- * stops at the extension's count and at an entry without a name.
+ * (minutes, gigabytes).  Now an open refuses such a directory at its first
+ * entry, as QEMU's does; opened for check, a directory must lie inside the
+ * file, and listing stops at the extension's count and at an entry without
+ * a name.
  */
 static void test_hostile_bitmap_directory(void **state)
 {
@@ -517,7 +527,10 @@ static void test_hostile_bitmap_directory(void **state)
 	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
 	assert_int_equal(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
 	assert_int_equal(fclose(f), 0);
-	assert_int_equal(list_bitmaps("bm.qcow2", &secs), 0);
+	assert_int_equal(list_bitmaps("bm.qcow2", 0, &secs), -1);
+	assert_string_equal(open_err, "Bitmap '' doesn't satisfy the constraints");
+	assert_true(secs < 2.0);
+	assert_int_equal(list_bitmaps("bm.qcow2", BLOCK_CHECK, &secs), 0);
 	assert_true(secs < 2.0);
 
 	/* A directory inside the file, of entries without names: no bitmaps either. */
@@ -526,7 +539,9 @@ static void test_hostile_bitmap_directory(void **state)
 	assert_non_null(f);
 	assert_int_equal(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
 	assert_int_equal(fclose(f), 0);
-	assert_int_equal(list_bitmaps("bm.qcow2", &secs), 0);
+	assert_int_equal(list_bitmaps("bm.qcow2", 0, &secs), -1);
+	assert_true(secs < 2.0);
+	assert_int_equal(list_bitmaps("bm.qcow2", BLOCK_CHECK, &secs), 0);
 	assert_true(secs < 2.0);
 }
 

@@ -246,6 +246,11 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 	if ((size + cover - 1) / cover > QCOW2_MAX_L1_BYTES / 8)
 		return block_err(err, errlen, "Image is too big");
 	pthread_mutex_lock(&s->lock);
+	/* The bitmaps follow the new size in memory (QEMU's qcow2_truncate_bitmaps_check). */
+	if (qcow2_bitmaps_resize(s, size, err, errlen) < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
 	if (size < old) {
 		ret = qcow2_drop_beyond(s, size);
 		if (ret == 0)
@@ -267,6 +272,8 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 		ret = qcow2_flush_metadata(s, true);
 	if (ret == 0 && size < old)
 		ret = qcow2_trim_file(s);
+	if (ret < 0 && s->h.size == old)
+		qcow2_bitmaps_resize(s, old, NULL, 0);
 	pthread_mutex_unlock(&s->lock);
 	if (ret < 0)
 		return block_err(err, errlen, "%s", strerror(-ret));

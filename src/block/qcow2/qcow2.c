@@ -17,6 +17,7 @@ void qcow2_free_state(struct qcow2 *s)
 	qcow2_cache_destroy(&s->l2_cache);
 	qcow2_cache_destroy(&s->rc_cache);
 	qcow2_free_snapshots(s);
+	qcow2_bitmaps_free(s);
 	for (unsigned i = 0; i < s->nb_exts; i++)
 		free(s->exts[i].data);
 	free(s->exts);
@@ -167,6 +168,8 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 	}
 	if (!bd->read_only && !s->checking && validate_for_write(s, err, errlen) < 0)
 		goto fail;
+	if (!s->checking && qcow2_bitmaps_check_ext(s, err, errlen) < 0)
+		goto fail;
 	if (s->backing_file && block_open_backing(bd, s->backing_file, s->backing_fmt, err,
 						  errlen) < 0)
 		goto fail;
@@ -187,9 +190,15 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 		}
 		s->dirty_bit_set = false;
 	}
-	/* Writers must clear autoclear bits they do not know (qcow2 spec). */
-	if (s->h.version >= 3 && s->h.autoclear_features) {
-		s->h.autoclear_features = 0;
+	/* Persistent bitmaps: loaded, marked in use, kept up to date until close. */
+	if (qcow2_bitmaps_open_rw(s, err, errlen) < 0)
+		goto fail;
+	/*
+	 * Writers must clear autoclear bits they do not know (qcow2 spec); the
+	 * bitmaps bit stays, as the bitmaps are maintained.
+	 */
+	if (s->h.version >= 3 && (s->h.autoclear_features & ~QCOW2_AUTOCLEAR_BITMAPS)) {
+		s->h.autoclear_features &= QCOW2_AUTOCLEAR_BITMAPS;
 		ret = qcow2_write_header(s);
 		if (ret == 0)
 			ret = bfile_flush(bd);
@@ -216,7 +225,14 @@ static void qcow2_close(struct block_dev *bd)
 	if (!s)
 		return;
 	if (!bd->read_only) {
-		int ret = qcow2_flush_metadata(s, true);
+		int ret;
+		pthread_mutex_lock(&s->lock);
+		/* A bitmap not stored stays marked in use on disk: inconsistent, never stale. */
+		if (qcow2_bitmaps_store(s) < 0)
+			fprintf(stderr, "%s: Failed to store persistent bitmaps\n",
+				block_filename(bd));
+		pthread_mutex_unlock(&s->lock);
+		ret = qcow2_flush_metadata(s, true);
 		/* Lazy refcounts: all is on disk now, so the image is clean again. */
 		if (ret == 0 && s->dirty_bit_set && !s->checking) {
 			if (qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, false) == 0)
@@ -258,6 +274,8 @@ static int qcow2_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bo
 	if (ok) {
 		*host = (l2e & L2E_OFFSET_MASK) + qcow2_in_cluster(s, off);
 		s->inflight++;
+		if (write)
+			qcow2_bitmaps_mark(s, off, len);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ok;
@@ -290,6 +308,7 @@ static int qcow2_pwrite(struct block_dev *bd, uint64_t off, const void *buf, siz
 		return ret;
 	}
 	pthread_mutex_lock(&s->lock);
+	qcow2_bitmaps_mark(s, off, len);
 	ret = qcow2_write(s, off, buf, len);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -323,6 +342,7 @@ static int qcow2_pwrite_compressed(struct block_dev *bd, uint64_t off, const voi
 	clen = qcow2_compress(s->h.compression_type, out, s->cluster_size - 1, buf,
 			      s->cluster_size);
 	pthread_mutex_lock(&s->lock);
+	qcow2_bitmaps_mark(s, off, len);
 	if (clen == -ENOSPC)
 		ret = qcow2_write(s, off, buf, len);
 	else if (clen < 0)
@@ -352,6 +372,7 @@ static int qcow2_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, 
 	int ret;
 
 	pthread_mutex_lock(&s->lock);
+	qcow2_bitmaps_mark(s, off, len);
 	ret = qcow2_zero(s, off, len, may_unmap);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -537,6 +558,8 @@ const struct block_driver block_qcow2_driver = {
 	.amend = qcow2_amend,
 	.make_empty = qcow2_make_empty,
 	.bitmap_list = qcow2_bitmap_list,
+	.bitmap_change = qcow2_bitmap_change,
+	.bitmap_get = qcow2_bitmap_get,
 	.map_direct = qcow2_map_direct,
 	.end_direct = qcow2_end_direct,
 };

@@ -7,6 +7,7 @@
  *   cluster.c   guest -> host mapping through L1/L2, allocation on write
  *   compress.c  zlib (raw deflate) and zstd cluster compression
  *   snapshot.c  the snapshot table: list, create, apply, delete
+ *   bitmap.c    persistent dirty bitmaps: directory, tables, tracking, store
  *   txn.c       changes that must look atomic: shadow refcounts, one header write
  *   overlap.c   metadata overlap checks before writes (QEMU's overlap-check)
  *   check.c     consistency check and repair (qemu-img check)
@@ -125,6 +126,19 @@ struct qcow2_snapshot {
 	uint32_t extra_unknown_len;
 };
 
+/* A persistent dirty bitmap (qcow2 spec: "Bitmap directory"), in memory. */
+struct qcow2_bitmap {
+	char *name;
+	uint32_t flags;			/* directory entry flags as on disk */
+	unsigned gbits;			/* log2(granularity) */
+	uint64_t table_offset;		/* bitmap table on disk; 0: not stored yet */
+	uint32_t table_size;		/* entries */
+	uint8_t *bits;			/* loaded content (bit k: LSB first), or NULL */
+	uint64_t nbytes;		/* bytes of content for the disk size */
+	bool enabled;			/* "auto": tracks writes */
+	bool inconsistent;		/* in use when loaded: no usable content */
+};
+
 struct qcow2_cache_entry {
 	uint64_t offset;		/* host offset of the table; 0 = empty slot */
 	uint64_t lru;
@@ -227,6 +241,16 @@ struct qcow2 {
 	bool checking;			/* opened for check: trust nothing */
 	uint8_t *check_refs;		/* repair: clusters the allocator must not take */
 	uint64_t check_refs_size;
+
+	/*
+	 * Persistent dirty bitmaps (bitmap.c).  bms_rw: loaded for writing,
+	 * marked in use on disk, kept up to date and stored at close.
+	 */
+	struct qcow2_bitmap *bms;
+	unsigned nb_bms;
+	bool bms_loaded, bms_rw;
+	struct qcow2_free *bm_drop;	/* old bitmap tables to free once stored */
+	size_t nb_bm_drop;
 
 	int meta_prealloc;		/* -1 unknown; QEMU's metadata_preallocation */
 	uint64_t zbuf_offset;		/* last decompressed cluster (host descriptor) */
@@ -365,6 +389,29 @@ int qcow2_snapshot_create(struct block_dev *bd, const char *name, char *err, siz
 int qcow2_snapshot_apply(struct block_dev *bd, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_delete(struct block_dev *bd, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen);
+
+/* bitmap.c */
+/* At open (not for check): QEMU's checks of the bitmaps extension and directory. */
+int qcow2_bitmaps_check_ext(struct qcow2 *s, char *err, size_t errlen);
+/* After a read/write open: loads the bitmaps, marks them in use on disk. */
+int qcow2_bitmaps_open_rw(struct qcow2 *s, char *err, size_t errlen);
+/* Marks [off, off+len) dirty in every enabled bitmap; s->lock held. */
+void qcow2_bitmaps_mark(struct qcow2 *s, uint64_t off, uint64_t len);
+/* Writes the bitmaps back (at close) and clears their in-use flags. */
+int qcow2_bitmaps_store(struct qcow2 *s);
+/* Before a resize: refused while a bitmap is inconsistent; else the bitmaps follow. */
+int qcow2_bitmaps_resize(struct qcow2 *s, uint64_t size, char *err, size_t errlen);
+void qcow2_bitmaps_free(struct qcow2 *s);
+int qcow2_bitmap_change(struct block_dev *bd, const struct block_bitmap_req *req,
+			char *err, size_t errlen);
+int qcow2_bitmap_get(struct block_dev *bd, const char *name, struct block_bitmap_data *out,
+		     char *err, size_t errlen);
+/* Serialised directory entry parsing, shared with the unit tests. */
+int qcow2_bitmap_dir_parse(const struct qcow2 *s, const uint8_t *dir, uint64_t size,
+			   uint32_t nb, struct qcow2_bitmap **out, unsigned *count,
+			   char *err, size_t errlen);
+/* QEMU's check_table_entry: 0 when a bitmap table entry is valid. */
+int qcow2_bitmap_check_entry(uint64_t entry, uint32_t cluster_size);
 
 /* txn.c */
 int qcow2_txn_begin(struct qcow2 *s);

@@ -95,6 +95,8 @@ struct block_create_opts {
 	int refcount_bits;		/* qcow2: 1..64, power of two, default 16 */
 	int compression_type;		/* qcow2: BLOCK_COMPRESS_ZLIB or _ZSTD */
 	bool extended_l2;		/* refused: not supported */
+	uint32_t extent_size_hint;	/* file: FS_IOC_FSSETXATTR extsize, 0 = none */
+	bool nocow;			/* file: FS_NOCOW_FL (btrfs), best effort */
 };
 
 #define BLOCK_COMPRESS_ZLIB	0

@@ -153,7 +153,7 @@ static int raw_create(const char *path, const struct block_create_opts *o, char 
 		return block_err(err, errlen, "Backing file not supported for file format 'raw'");
 	if (o->prealloc == BLOCK_PREALLOC_METADATA)
 		return block_err(err, errlen, "Unsupported preallocation mode 'metadata'");
-	fd = block_create_file(path, err, errlen);
+	fd = block_create_file_opts(path, o, err, errlen);
 	if (fd < 0)
 		return -1;
 	ret = raw_prealloc(fd, 0, o->size, o->prealloc);

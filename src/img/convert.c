@@ -364,7 +364,8 @@ int img_convert(int argc, char **argv)
 	const char *snapshot = NULL, *cache = "unsafe", *src_cache = "writeback", *out_name;
 	struct block_create_opts o = { 0 };
 	struct conv c = { 0 };
-	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
+	char *options IMG_AUTOFREE = NULL, err[4096];
+	struct img_opts copts = { 0 };
 	unsigned set = 0, src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, dst_flags, cf;
 	bool progress = false, quiet = false, no_create = false, target_is_zero = false;
 	uint64_t sparse = 4096, coroutines = 8;
@@ -437,14 +438,10 @@ int img_convert(int argc, char **argv)
 		progress = false;
 	if (!out_fmt)
 		out_fmt = "raw";
-	if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {
-		img_error("Unknown file format '%s'", out_fmt);
+	if (options && img_is_help_opt(options))
+		return img_print_option_help(out_fmt, argc - optind >= 2 ? argv[argc - 1] : NULL);
+	if (!img_check_create_format(out_fmt, NULL))
 		return 1;
-	}
-	if (options && img_is_help_opt(options)) {
-		img_print_create_opts_help(out_fmt);
-		return 0;
-	}
 	if (argc - optind < 2) {
 		img_error("Expecting image file name");
 		return 1;
@@ -472,8 +469,19 @@ int img_convert(int argc, char **argv)
 		if (out_backing)
 			return 1;
 	}
-	if (options && img_parse_create_opts(out_fmt, options, &o, &set, &storage) < 0)
+	if (img_opts_init(&copts, out_fmt, IMG_OPTS_CREATE_FILE) < 0)
 		return 1;
+	if (options && img_opts_parse(&copts, options, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		img_opts_free(&copts);
+		return 1;
+	}
+	/* The driver checks string values when it creates the target. */
+	if (img_opts_apply(&copts, &o, &set, err, sizeof(err)) < 0) {
+		img_error("%s: error while converting %s: %s", argv[argc - 1], out_fmt, err);
+		img_opts_free(&copts);
+		return 1;
+	}
 	if (out_backing)
 		o.backing_file = out_backing;
 	if (out_backing_fmt)
@@ -483,8 +491,10 @@ int img_convert(int argc, char **argv)
 	out_name = argv[argc - 1];
 	c.src = calloc((size_t)c.nsrc, sizeof(*c.src));
 	c.src_start = calloc((size_t)c.nsrc + 1, sizeof(*c.src_start));
-	if (!c.src || !c.src_start)
-		return 1;
+	if (!c.src || !c.src_start) {
+		ret = 1;
+		goto out;
+	}
 	if (snapshot && c.nsrc > 1) {
 		img_error("No support for concatenating multiple snapshot");
 		goto out;
@@ -571,10 +581,11 @@ int img_convert(int argc, char **argv)
 out:
 	if (c.dst)
 		block_close(c.dst);
-	for (int i = 0; i < c.nsrc; i++)
+	for (int i = 0; c.src && i < c.nsrc; i++)
 		block_close(c.src[i]);
 	free(c.src);
 	free(c.src_start);
+	img_opts_free(&copts);
 	return ret;
 }
 

@@ -125,7 +125,7 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 		qcow2_rc_set_entry(buf + 2 * cs, t.refcount_order, (uint64_t)i, 1);
 
 	/* The locks of fd keep every other user out until the image is complete. */
-	fd = block_create_file(path, err, errlen);
+	fd = block_create_file_opts(path, o, err, errlen);
 	if (fd < 0) {
 		free(buf);
 		return -1;

@@ -464,8 +464,8 @@ int block_create_file(const char *path, char *err, size_t errlen)
  * QEMU's raw_co_create (file-posix): FS_NOCOW_FL is tried and its failure
  * ignored (only btrfs has it); the extent size hint goes through
  * FS_IOC_FSSETXATTR.  A file system that refuses the hint (tmpfs:
- * EOPNOTSUPP) only earns a warning, and none for the 1 MiB default, as in
- * QEMU 7.2; ext4 accepts the call and keeps nothing, silently, as there.
+ * EOPNOTSUPP) only earns a warning, and none for the default nobody asked
+ * for, as in QEMU 7.2; ext4 accepts the call and keeps nothing, silently.
  */
 static void set_file_hints(int fd, const struct block_create_opts *o)
 {
@@ -484,7 +484,7 @@ static void set_file_hints(int fd, const struct block_create_opts *o)
 		if (ioctl(fd, FS_IOC_FSSETXATTR, &attr) == 0)
 			return;
 	}
-	if (o->extent_size_hint != 1 << 20)
+	if (o->extent_size_hint_given)
 		fprintf(stderr, "%s: warning: Failed to set extent size hint: %s\n",
 			program_invocation_short_name, strerror(errno));
 }

@@ -96,6 +96,7 @@ struct block_create_opts {
 	int compression_type;		/* qcow2: BLOCK_COMPRESS_ZLIB or _ZSTD */
 	bool extended_l2;		/* refused: not supported */
 	uint32_t extent_size_hint;	/* file: FS_IOC_FSSETXATTR extsize, 0 = none */
+	bool extent_size_hint_given;	/* asked for: its refusal is worth a warning */
 	bool nocow;			/* file: FS_NOCOW_FL (btrfs), best effort */
 };
 

@@ -10,6 +10,7 @@
  */
 #include "img/img.h"
 #include "block/probe.h"
+#include "util/size.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -446,6 +447,7 @@ static int apply_one(const struct img_opts *p, size_t i, struct block_create_opt
 			return -1;
 		}
 		o->extent_size_hint = (uint32_t)n;
+		o->extent_size_hint_given = true;
 	} else if (!strcmp(name, "nocow")) {
 		o->nocow = n;
 	} else if (!strcmp(name, "encryption") && !n) {
@@ -466,6 +468,15 @@ int img_opts_apply(const struct img_opts *p, struct block_create_opts *o, unsign
 	/* file-posix's default hint (QEMU sets 1 MiB unless told otherwise). */
 	if (p->kind != IMG_OPTS_AMEND)
 		o->extent_size_hint = 1 << 20;
+	for (size_t i = 0; i < p->n; i++) {
+		bool hex = false;
+		uint64_t n;
+		/* create and convert parse sizes a second time (the QAPI visitor): a second warning. */
+		if (p->kind == IMG_OPTS_CREATE_FILE && p->val[i] && p->desc[i]->type == IMG_OPT_SIZE &&
+		    size_strtosz(p->val[i], &n, &hex) == 0 && hex)
+			img_error("warning: Using a multiplier suffix on hex numbers is deprecated: %s",
+				  p->val[i]);
+	}
 	for (size_t i = 0; i < p->n; i++) {
 		if (p->val[i] && apply_one(p, i, o, set, err, errlen) < 0)
 			return -1;

@@ -30,6 +30,7 @@ struct conv {
 	uint64_t total;
 	struct block_dev *dst;
 	bool compress, zero_init, target_backing, out_of_order;
+	bool copy_range;		/* -C: data copied by copy_file_range, no zero detection */
 	uint64_t min_sparse;		/* 0: write everything */
 	uint32_t cluster;		/* target cluster size (qcow2) or 0 */
 	uint32_t chunk;
@@ -75,6 +76,7 @@ struct op {
 	uint64_t off;
 	size_t len;
 	const uint8_t *data;
+	bool copy;		/* -C: copy [off, off+len) of the sources instead */
 };
 
 /*
@@ -89,7 +91,7 @@ static size_t plan_sparse(struct conv *c, uint64_t off, const uint8_t *buf, size
 	size_t pos = 0;
 
 	if (!gran) {
-		ops[n++] = (struct op){ off, len, buf };
+		ops[n++] = (struct op){ off, len, buf, false };
 		return n;
 	}
 	/* A qcow2 target allocates whole clusters anyway: detect zeroes per cluster. */
@@ -117,7 +119,7 @@ static size_t plan_sparse(struct conv *c, uint64_t off, const uint8_t *buf, size
 			zero = false;
 		if (zero && c->zero_init)
 			continue;
-		ops[n++] = (struct op){ off + start, pos - start, zero ? NULL : buf + start };
+		ops[n++] = (struct op){ off + start, pos - start, zero ? NULL : buf + start, false };
 	}
 	return n;
 }
@@ -159,6 +161,21 @@ static int read_sources(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf
 			fail(c, ret, true, off + done);
 			return ret;
 		}
+		done += n;
+	}
+	return 0;
+}
+
+/* -C: the sources' range copied to the same place in the target (copy offloading). */
+static int copy_sources(struct conv *c, uint64_t off, uint64_t len)
+{
+	for (uint64_t done = 0; done < len;) {
+		uint64_t n = len - done;
+		int s = src_at(c, off + done, &n);
+		int ret = block_copy_range(c->src[s], off + done - c->src_start[s], c->dst,
+					   off + done, n);
+		if (ret < 0)
+			return ret;
 		done += n;
 	}
 	return 0;
@@ -252,13 +269,15 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 	/* Read and find the zeroes before the turn to write, in parallel. */
 	for (size_t i = 0; i < nsegs; i++) {
 		struct seg *g = &segs[i];
-		if (g->kind == SEG_DATA) {
+		if (g->kind == SEG_DATA && c->copy_range) {
+			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL, true };
+		} else if (g->kind == SEG_DATA) {
 			ret = read_sources(c, g->off, g->len, buf + g->buf_off);
 			if (ret < 0)
 				return ret;
 			nops = plan_sparse(c, g->off, buf + g->buf_off, (size_t)g->len, w->ops, nops);
 		} else if (g->kind == SEG_ZERO && !c->zero_init) {
-			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL };
+			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL, false };
 		}
 	}
 	ret = 0;
@@ -271,8 +290,9 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 	}
 	for (size_t i = 0; ret == 0 && i < nops; i++) {
 		struct op *o = &w->ops[i];
-		ret = o->data ? block_pwrite(c->dst, o->off, o->data, o->len)
-			      : block_write_zeroes(c->dst, o->off, o->len, true);
+		ret = o->copy ? copy_sources(c, o->off, o->len)
+		      : o->data ? block_pwrite(c->dst, o->off, o->data, o->len)
+				: block_write_zeroes(c->dst, o->off, o->len, true);
 		if (ret < 0)
 			fail(c, ret, false, o->off);
 	}
@@ -368,6 +388,7 @@ int img_convert(int argc, char **argv)
 	struct img_opts copts = { 0 };
 	unsigned set = 0, src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, dst_flags, cf;
 	bool progress = false, quiet = false, no_create = false, target_is_zero = false;
+	bool sparse_given = false, salvage = false;
 	uint64_t sparse = 4096, coroutines = 8;
 	int ch, ret = 1, nworkers;
 
@@ -380,9 +401,7 @@ int img_convert(int argc, char **argv)
 		case 'O': out_fmt = optarg; break;
 		case 'B': out_backing = optarg; break;
 		case 'F': out_backing_fmt = optarg; break;
-		case 'C':
-			img_error("Copy offloading (-C) is not supported");
-			return 1;
+		case 'C': c.copy_range = true; break;
 		case 'c': c.compress = true; break;
 		case 'o': {
 			char *n = options ? malloc(strlen(options) + strlen(optarg) + 2) : strdup(optarg);
@@ -405,6 +424,7 @@ int img_convert(int argc, char **argv)
 				snapshot += 12;
 			break;
 		case 'S':
+			sparse_given = true;
 			if (!img_parse_size(optarg, &sparse) || sparse > INT32_MAX || sparse % 512) {
 				img_error("Invalid buffer size for sparse output specified. Valid sizes "
 					  "are multiples of 512 up to 2147483136.");
@@ -428,7 +448,8 @@ int img_convert(int argc, char **argv)
 		case 'U': src_flags |= BLOCK_NO_LOCK; break;
 		case 'r': break;	/* rate limit: accepted, not enforced */
 		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
-		case OPT_SALVAGE: case OPT_BITMAPS: break;
+		case OPT_SALVAGE: salvage = true; break;
+		case OPT_BITMAPS: break;
 		default:
 			img_error("Try '%s convert --help' for more information", IMG_NAME);
 			return 1;
@@ -438,6 +459,13 @@ int img_convert(int argc, char **argv)
 		progress = false;
 	if (!out_fmt)
 		out_fmt = "raw";
+	/* qemu-img's refusals of copy offloading, in its order. */
+	if (c.copy_range && (c.compress || sparse_given || salvage)) {
+		img_error(c.compress ? "Cannot enable copy offloading when -c is used" :
+			  sparse_given ? "Cannot enable copy offloading when -S is used" :
+			  "Cannot use copy offloading in salvaging mode");
+		return 1;
+	}
 	if (options && img_is_help_opt(options))
 		return img_print_option_help(out_fmt, argc - optind >= 2 ? argv[argc - 1] : NULL);
 	if (!img_check_create_format(out_fmt, NULL))

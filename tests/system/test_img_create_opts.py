@@ -349,3 +349,20 @@ def test_convert_copy_offloading_uses_copy_file_range(tmp_path):
     assert calls("-C") >= 1
     assert calls() == 0
     assert (tmp_path / "o.raw").read_bytes() == dense.read_bytes()
+
+
+def test_zstd_compressed_clusters_both_ways(tmp_path):
+    """compression_type=zstd (incompatible bit 3, header byte 104): each reads the other's."""
+    src = tmp_path / "src.raw"
+    src.write_bytes(b"".join(b"kestrel %08d zstd cluster line\n" % i for i in range(100000))
+                    [:3 << 20])
+    k, q = tmp_path / "k.qcow2", tmp_path / "q.qcow2"
+    ok(kimg("convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", src, k))
+    ok(qimg("convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", src, q))
+    for img in (k, q):
+        data = img.read_bytes()
+        assert data[104] == 1 and int.from_bytes(data[72:80], "big") & 8
+        assert '"compression-type": "zstd"' in ok(qimg("info", "--output=json", img))
+        ok(qimg("compare", "-f", "raw", "-F", "qcow2", src, img))
+        ok(kimg("compare", "-f", "raw", "-F", "qcow2", src, img))
+        assert "100.00% compressed clusters" in ok(qimg("check", img))

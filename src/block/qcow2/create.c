@@ -75,6 +75,12 @@ static int check_opts(const struct block_create_opts *o, uint32_t cs, int versio
 				 "2048k");
 	if (check_refcount_opts(version, rbits, o->lazy_refcounts, "version=v3", err, errlen) < 0)
 		return -1;
+#ifndef KESTREL_ZSTD
+	/* QEMU without CONFIG_ZSTD has no 'zstd' in its enum: the same refusal. */
+	if (o->compression_type == BLOCK_COMPRESS_ZSTD)
+		return block_err(err, errlen, "Parameter 'compression-type' does not accept value "
+				 "'zstd'");
+#endif
 	if (version < 3 && o->compression_type != BLOCK_COMPRESS_ZLIB)
 		return block_err(err, errlen, "Non-zlib compression type is only supported with "
 				 "compatibility level 1.1 and above (use version=v3 or greater)");

@@ -462,9 +462,87 @@ static int apply_one(const struct img_opts *p, size_t i, struct block_create_opt
 	return 0;
 }
 
+static const char *given(const struct img_opts *p, const char *name, uint64_t *num)
+{
+	int i = img_opts_find(p, name);
+
+	if (i < 0 || !p->val[i])
+		return NULL;
+	*num = p->num[i];
+	return p->val[i];
+}
+
+/*
+ * qcow2_measure's own checks, in its order (qcow2_opt_get_*_del): it knows
+ * only "0.10" and "1.1" for compat and ignores compression_type; raw_measure
+ * reads no option at all.
+ */
+static int apply_measure(const struct img_opts *p, struct block_create_opts *o, char *err,
+			 size_t errlen)
+{
+	const char *v;
+	uint64_t n;
+
+	if (strcmp(p->fmt, "qcow2"))
+		return 0;
+	if (given(p, "extended_l2", &n))
+		o->extended_l2 = n;
+	if (given(p, "cluster_size", &n)) {
+		if (n < 512 || n > (2u << 20) || (n & (n - 1))) {
+			snprintf(err, errlen, "Cluster size must be a power of two between 512 and "
+				 "2048k");
+			return -1;
+		}
+		o->cluster_size = (uint32_t)n;
+	}
+	if (o->extended_l2 && (o->cluster_size ? o->cluster_size : 65536) < 16384) {
+		snprintf(err, errlen, "Extended L2 entries are only supported with cluster sizes of "
+			 "at least 16384 bytes");
+		return -1;
+	}
+	if ((v = given(p, "compat", &n))) {
+		if (strcmp(v, "0.10") && strcmp(v, "1.1")) {
+			snprintf(err, errlen, "Invalid compatibility level: '%s'", v);
+			return -1;
+		}
+		o->compat = v[0] == '0' ? 2 : 3;
+	}
+	if (given(p, "refcount_bits", &n)) {
+		if (!n || n > 64 || (n & (n - 1))) {
+			snprintf(err, errlen, "Refcount width must be a power of two and may not "
+				 "exceed 64 bits");
+			return -1;
+		}
+		if (o->compat == 2 && n != 16) {
+			snprintf(err, errlen, "Different refcount widths than 16 bits require "
+				 "compatibility level 1.1 or above (use compat=1.1 or greater)");
+			return -1;
+		}
+		o->refcount_bits = (int)n;
+	}
+	if ((v = given(p, "preallocation", &n))) {
+		static const char *const names[] = { "off", "metadata", "falloc", "full" };
+		int i;
+		for (i = 0; i <= BLOCK_PREALLOC_FULL && strcmp(v, names[i]); i++)
+			;
+		if (i > BLOCK_PREALLOC_FULL) {
+			snprintf(err, errlen, "invalid parameter value: %s", v);
+			return -1;
+		}
+		o->prealloc = (enum block_prealloc)i;
+	}
+	if (given(p, "size", &n))
+		o->size = n;
+	if ((v = given(p, "backing_file", &n)))
+		o->backing_file = v;
+	return 0;
+}
+
 int img_opts_apply(const struct img_opts *p, struct block_create_opts *o, unsigned *set,
 		   char *err, size_t errlen)
 {
+	if (p->kind == IMG_OPTS_MEASURE)
+		return apply_measure(p, o, err, errlen);
 	/* file-posix's default hint (QEMU sets 1 MiB unless told otherwise). */
 	if (p->kind != IMG_OPTS_AMEND)
 		o->extent_size_hint = 1 << 20;

@@ -138,7 +138,8 @@ def test_amend(tmp_path):
     info = ok(qimg("info", "--output=json", img))
     assert '"compat": "1.1"' in info and '"refcount-bits": 16' in info
     rc, out, err = kimg("amend", "-o", "cluster_size=4096", img)
-    assert rc == 1 and "not supported" in err
+    assert rc == 1 and err.endswith("Invalid parameter 'cluster_size'\n"
+                                    "This option is only supported for image creation\n")
 
 
 @pytest.mark.parametrize("args", [["--size", "1G"], ["--size", "10G", "-o", "cluster_size=4k"],

@@ -142,7 +142,11 @@ def test_amend_values_like_qemu(tmp_path, opts):
 
 CM_CASES = [(c, o) for c in ("convert", "measure") for o in ("compat=0.42", "foo=1",
                                                                "cluster_size=1.5")] + \
-    [("measure", "help")]
+    [("measure", o) for o in ("help", "cluster_size=1000", "cluster_size=4M", "refcount_bits=3",
+                              "compat=0.10,refcount_bits=8", "compat=v2", "compat=0.10",
+                              "preallocation=bogus", "preallocation=full",
+                              "compression_type=lz4", "extended_l2=on,cluster_size=4k",
+                              "lazy_refcounts=on,compat=0.10", "extent_size_hint=1M")]
 
 
 @pytest.mark.parametrize("cmd,opts", CM_CASES, ids=[f"{c}-{o}" for c, o in CM_CASES])
@@ -258,6 +262,21 @@ def test_extent_size_hint_reaches_the_file_system(tmp_path, fmt):
     assert any("fsx_extsize=1048576" in l for l in ioctls())
     assert any("fsx_extsize=4194304" in l for l in ioctls("-o", "extent_size_hint=4M"))
     assert ioctls("-o", "extent_size_hint=0") == []
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_nocow_asks_the_file_system(tmp_path):
+    """nocow=on: FS_NOCOW_FL through FS_IOC_SETFLAGS (btrfs keeps it, others refuse; QEMU
+    ignores the refusal too); without it, no such call."""
+    def setflags(*opts):
+        p = subprocess.run(["strace", "-f", "-e", "trace=ioctl", str(KIMG), "create", "-q", "-f",
+                            "raw", *opts, str(tmp_path / "x"), "1M"], capture_output=True,
+                           text=True)
+        assert p.returncode == 0, p.stderr
+        return [l for l in p.stderr.splitlines() if "FS_IOC_SETFLAGS" in l]
+
+    assert any("FS_NOCOW_FL" in l for l in setflags("-o", "nocow=on"))
+    assert setflags("-o", "nocow=off") == [] and setflags() == []
 
 
 @pytest.mark.parametrize("opts,size", [

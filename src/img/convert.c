@@ -181,6 +181,33 @@ static int copy_sources(struct conv *c, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/*
+ * -C into a qcow2 target: qemu-img copies whole target clusters, so a
+ * cluster holding any data is copied entire (its zero part included) and
+ * lands fully allocated; zero segments are written (when needed) first.
+ */
+static size_t plan_copy_clusters(const struct conv *c, const struct seg *segs, size_t nsegs,
+				 uint64_t start, uint64_t end, struct op *ops, size_t n)
+{
+	for (size_t i = 0; i < nsegs; i++)
+		if (segs[i].kind == SEG_ZERO && !c->zero_init)
+			ops[n++] = (struct op){ segs[i].off, (size_t)segs[i].len, NULL, false };
+	for (uint64_t off = start; off < end; off += c->cluster) {
+		uint64_t len = end - off < c->cluster ? end - off : c->cluster;
+		bool data = false;
+		for (size_t i = 0; i < nsegs && !data; i++)
+			data = segs[i].kind == SEG_DATA && segs[i].off < off + len &&
+			       segs[i].off + segs[i].len > off;
+		if (!data)
+			continue;
+		if (n && ops[n - 1].copy && ops[n - 1].off + ops[n - 1].len == off)
+			ops[n - 1].len += (size_t)len;
+		else
+			ops[n++] = (struct op){ off, (size_t)len, NULL, true };
+	}
+	return n;
+}
+
 /* One chunk: classify, read, then compress or wait for its turn and write. */
 static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 {
@@ -267,7 +294,9 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 	}
 
 	/* Read and find the zeroes before the turn to write, in parallel. */
-	for (size_t i = 0; i < nsegs; i++) {
+	if (c->copy_range && c->cluster)
+		nops = plan_copy_clusters(c, segs, nsegs, start, end, w->ops, 0);
+	for (size_t i = 0; i < nsegs && !(c->copy_range && c->cluster); i++) {
 		struct seg *g = &segs[i];
 		if (g->kind == SEG_DATA && c->copy_range) {
 			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL, true };

@@ -325,12 +325,14 @@ int img_resize(int argc, char **argv)
 	struct img_opts p;
 	uint64_t size, n;
 	char err[4096];
+	bool negative = false;
 	int c, sign = 0, ret;
 
 	/* "-N" would look like an option: qemu-img takes it out first. */
 	if (argc >= 3 && argv[argc - 1][0] == '-' && argv[argc - 1][1] >= '0' &&
 	    argv[argc - 1][1] <= '9') {
 		argv[argc - 1][0] = '~';
+		negative = true;
 	}
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "f:hq", longopts, NULL)) != -1) {
@@ -356,7 +358,8 @@ int img_resize(int argc, char **argv)
 	}
 	filename = argv[optind];
 	size_arg = argv[optind + 1];
-	if (size_arg[0] == '+' || size_arg[0] == '~') {
+	/* Only the '~' put there above means minus: a '~' typed is a bad size, as in qemu-img. */
+	if (size_arg[0] == '+' || (negative && size_arg[0] == '~' && size_arg == argv[argc - 1])) {
 		sign = size_arg[0] == '+' ? 1 : -1;
 		size_arg++;
 	}

@@ -98,9 +98,11 @@ def test_size_spellings_like_qemu(tmp_path, size):
     same(tmp_path, "create", "-f", "raw", "x.img", size)
 
 
-@pytest.mark.parametrize("size", ["1.5", "99E", "8E", "0", "1.0", "+1.5k", "2M", "1,5k"])
+@pytest.mark.parametrize("size", ["1.5", "99E", "8E", "0", "1.0", "+1.5k", "2M", "1,5k", "~0.5k",
+                                  "-0.5k", "-2M"])
 def test_resize_size_spellings_like_qemu(tmp_path, size):
     same(tmp_path, "resize", "-f", "raw", "a.raw", size)
+    same(tmp_path, "resize", "--shrink", "-f", "raw", "a.raw", size)
     same(tmp_path, "resize", "-f", "raw", "--preallocation=falloc", "a.raw", size)
 
 

@@ -125,6 +125,9 @@ struct block_create_opts {
 	int refcount_bits;		/* qcow2: 1..64, power of two, default 16 */
 	int compression_type;		/* qcow2: BLOCK_COMPRESS_ZLIB or _ZSTD */
 	bool extended_l2;		/* refused: not supported */
+	uint32_t extent_size_hint;	/* file: FS_IOC_FSSETXATTR extsize, 0 = none */
+	bool extent_size_hint_given;	/* asked for: its refusal is worth a warning */
+	bool nocow;			/* file: FS_NOCOW_FL (btrfs), best effort */
 };
 
 #define BLOCK_COMPRESS_ZLIB	0
@@ -151,6 +154,14 @@ uint32_t block_cluster_size(const struct block_dev *bd);
 #define BLOCK_STATUS_COMPRESSED	0x10
 int block_status(struct block_dev *bd, uint64_t offset, uint64_t len, uint64_t *pnum,
 		 uint64_t *map, unsigned *flags);
+
+/*
+ * Copies len bytes from src to dst with copy_file_range where both ranges lie
+ * contiguously in their files (raw images; qemu-img convert -C), through
+ * memory otherwise.  0 or a negative errno.
+ */
+int block_copy_range(struct block_dev *src, uint64_t soff, struct block_dev *dst, uint64_t doff,
+		     uint64_t len);
 
 /* Writes one whole cluster (or the tail of the disk) compressed; qcow2 only. */
 int block_pwrite_compressed(struct block_dev *bd, uint64_t offset, const void *buf, size_t len);

@@ -126,6 +126,12 @@ void block_end_direct(struct block_dev *bd, uint64_t host, uint64_t len, bool wr
  * (QEMU's locks) and only then truncated to 0.  Returns the fd or -1.
  */
 int block_create_file(const char *path, char *err, size_t errlen);
+/*
+ * block_create_file, then the file protocol's create options as QEMU's
+ * file-posix applies them: nocow (best effort) and the extent size hint.
+ */
+int block_create_file_opts(const char *path, const struct block_create_opts *o, char *err,
+			   size_t errlen);
 
 /* Opens a backing file relative to the image's directory, as QEMU resolves it. */
 int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,

@@ -174,3 +174,35 @@ const char *block_probe_format(const uint8_t *buf, size_t len, const char *filen
 	}
 	return best;
 }
+
+/* qemu-img 7.2's "Supported formats" (its --help): names it knows, formats and protocols. */
+static const char *const qemu_formats[] = {
+	"blkdebug", "blklogwrites", "blkverify", "bochs", "cloop", "compress", "copy-before-write",
+	"copy-on-read", "dmg", "file", "ftp", "ftps", "gluster", "host_cdrom", "host_device",
+	"http", "https", "iscsi", "iser", "luks", "nbd", "nfs", "null-aio", "null-co", "nvme",
+	"parallels", "preallocate", "qcow", "qcow2", "qed", "quorum", "raw", "rbd", "replication",
+	"snapshot-access", "ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat",
+};
+
+/* The image formats among them that QEMU can create (their drivers have create_opts). */
+static const char *const qemu_creatable[] = {
+	"luks", "parallels", "qcow", "qcow2", "qed", "raw", "vdi", "vhdx", "vmdk", "vpc",
+};
+
+static bool in_list(const char *const *list, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(list[i], name))
+			return true;
+	return false;
+}
+
+bool block_format_known(const char *name)
+{
+	return in_list(qemu_formats, sizeof(qemu_formats) / sizeof(qemu_formats[0]), name);
+}
+
+bool block_format_creatable(const char *name)
+{
+	return in_list(qemu_creatable, sizeof(qemu_creatable) / sizeof(qemu_creatable[0]), name);
+}

@@ -8,6 +8,7 @@
 #ifndef KESTREL_BLOCK_PROBE_H
 #define KESTREL_BLOCK_PROBE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,5 +22,13 @@
  * bytes count; a shorter buffer is read as if padded with zeroes.
  */
 const char *block_probe_format(const uint8_t *buf, size_t len, const char *filename);
+
+/*
+ * Whether qemu-img 7.2 knows name as a driver, so that Kestrel can refuse a
+ * format it does not implement ("-f bochs") by name instead of calling it
+ * unknown; and whether QEMU could create an image of that format.
+ */
+bool block_format_known(const char *name);
+bool block_format_creatable(const char *name);
 
 #endif

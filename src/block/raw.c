@@ -153,7 +153,7 @@ static int raw_create(const char *path, const struct block_create_opts *o, char 
 		return block_err(err, errlen, "Backing file not supported for file format 'raw'");
 	if (o->prealloc == BLOCK_PREALLOC_METADATA)
 		return block_err(err, errlen, "Unsupported preallocation mode 'metadata'");
-	fd = block_create_file(path, err, errlen);
+	fd = block_create_file_opts(path, o, err, errlen);
 	if (fd < 0)
 		return -1;
 	ret = raw_prealloc(fd, 0, o->size, o->prealloc);
@@ -162,9 +162,10 @@ static int raw_create(const char *path, const struct block_create_opts *o, char 
 	/*
 	 * QEMU's allocate_first_block: the first 4 KiB are written, so that
 	 * O_DIRECT alignment probing finds an allocated block (and "disk size"
-	 * matches qemu-img's).
+	 * matches qemu-img's); after falloc too, where the rest stays unwritten
+	 * extents that map reads as zeroes.
 	 */
-	if (ret == 0 && o->size && o->prealloc == BLOCK_PREALLOC_OFF) {
+	if (ret == 0 && o->size && o->prealloc != BLOCK_PREALLOC_FULL) {
 		static const uint8_t zero[4096];
 		size_t n = o->size < sizeof(zero) ? (size_t)o->size : sizeof(zero);
 		if (pwrite(fd, zero, n, 0) != (ssize_t)n)
@@ -172,6 +173,9 @@ static int raw_create(const char *path, const struct block_create_opts *o, char 
 	}
 	if (close(fd) < 0 && ret == 0)
 		ret = -errno;
+	/* bdrv_img_create's words for a size the file system cannot hold. */
+	if (ret == -EFBIG)
+		return block_err(err, errlen, "The image size is too large for file format 'raw'");
 	if (ret < 0)
 		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));
 	return 0;

@@ -1,5 +1,6 @@
 /* What the kestrel-img commands share: messages, numbers, options, JSON. */
 #include "img/img.h"
+#include "util/size.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,30 +20,34 @@ void img_error(const char *fmt, ...)
 	fprintf(stderr, "%s: %s\n", IMG_NAME, msg);
 }
 
+int img_strtosz(const char *text, uint64_t *out)
+{
+	bool hex_suffix = false;
+	int r = size_strtosz(text, out, &hex_suffix);
+
+	if (r == 0 && hex_suffix)
+		img_error("warning: Using a multiplier suffix on hex numbers is deprecated: %s", text);
+	return r;
+}
+
 bool img_parse_size(const char *text, uint64_t *out)
 {
-	static const char units[] = "BKMGTPE";
-	const char *p = text, *u;
-	long double v;
-	char *end;
+	return img_strtosz(text, out) == 0;
+}
 
-	if (!text || !(isdigit((unsigned char)*p) || *p == '.'))
+bool img_parse_size_arg(const char *name, const char *text, uint64_t *out)
+{
+	int r = img_strtosz(text, out);
+
+	if (r == -ERANGE || (r == 0 && *out > INT64_MAX)) {
+		img_error("Invalid %s specified. Must be between 0 and %" PRId64 ".", name, INT64_MAX);
 		return false;
-	errno = 0;
-	v = strtold(p, &end);
-	if (errno || end == p)
-		return false;
-	if (*end) {
-		u = strchr(units, toupper((unsigned char)*end));
-		if (!u || end[1])
-			return false;
-		v *= powl(1024.0L, (long double)(u - units));
-	} else if (strchr(p, '.')) {
-		return false;	/* a fraction needs a unit, as in QEMU */
 	}
-	if (v >= 18446744073709551616.0L || v != v)
+	if (r < 0) {
+		img_error("Invalid %s specified. You may use k, M, G, T, P or E suffixes for", name);
+		img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
 		return false;
-	*out = (uint64_t)v;
+	}
 	return true;
 }
 
@@ -88,184 +93,6 @@ struct block_dev *img_open(const char *path, const char *fmt, unsigned flags)
 	return bd;
 }
 
-/* --- -o option lists --- */
-
-struct create_opt {
-	const char *name, *type, *help;
-	bool qcow2, amend;
-};
-
-static const struct create_opt create_opts[] = {
-	{ "backing_file", "str", "File name of a base image", true, true },
-	{ "backing_fmt", "str", "Image format of the base image", true, true },
-	{ "cluster_size", "size", "qcow2 cluster size", true, false },
-	{ "compat", "str", "Compatibility level (v2 [0.10] or v3 [1.1])", true, true },
-	{ "compression_type", "str", "Compression method used for image cluster compression",
-	  true, false },
-	{ "extended_l2", "bool (on/off)", "Extended L2 tables", true, false },
-	{ "lazy_refcounts", "bool (on/off)", "Postpone refcount updates", true, true },
-	{ "preallocation", "str",
-	  "Preallocation mode (allowed values: off, metadata, falloc, full)", true, false },
-	{ "refcount_bits", "num", "Width of a reference count entry in bits", true, true },
-	{ "size", "size", "Virtual disk size", false, true },
-};
-
-bool img_is_help_opt(const char *text)
-{
-	return text && (!strcmp(text, "help") || !strcmp(text, "?") ||
-			strstr(text, ",help") == text + strlen(text) - 5 ||
-			!strncmp(text, "help,", 5));
-}
-
-static void print_opts(const char *fmt, bool amend)
-{
-	bool qcow2 = !strcmp(fmt, "qcow2");
-
-	for (size_t i = 0; i < sizeof(create_opts) / sizeof(create_opts[0]); i++) {
-		const struct create_opt *o = &create_opts[i];
-		char left[64];
-		if (amend && !o->amend)
-			continue;
-		if (o->qcow2 && !qcow2)
-			continue;
-		if (!qcow2 && strcmp(o->name, "size") && !(!strcmp(fmt, "raw") &&
-							  !strcmp(o->name, "preallocation")))
-			continue;
-		snprintf(left, sizeof(left), "%s=<%s>", o->name, o->type);
-		printf("  %-22s - %s\n", left, o->help);
-	}
-}
-
-void img_print_create_opts_help(const char *fmt)
-{
-	printf("Supported %s options:\n", fmt);
-	print_opts(fmt, false);
-	printf("\nThe protocol level may support further options.\n"
-	       "Specify the target filename to include those options.\n");
-}
-
-static bool parse_bool(const char *v, bool *out)
-{
-	if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true")) {
-		*out = true;
-		return true;
-	}
-	if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false")) {
-		*out = false;
-		return true;
-	}
-	return false;
-}
-
-static int set_opt(const char *fmt, const char *key, const char *val,
-		   struct block_create_opts *o, unsigned *set)
-{
-	bool qcow2 = !strcmp(fmt, "qcow2");
-	uint64_t n;
-
-	/*
-	 * qcow2 encryption (encrypt.format=luks, encrypt.key-secret=ID): the
-	 * secret must exist (--object, as qemu-img checks), then the feature
-	 * is refused by name; Kestrel writes no encrypted images.
-	 */
-	if (qcow2 && !strncmp(key, "encrypt.", 8)) {
-		if (!strcmp(key, "encrypt.key-secret") && !img_secret_lookup(val, NULL))
-			img_error("No secret with id '%s'", val);
-		else
-			img_error("Option '%s' is not supported by Kestrel: it writes no encrypted "
-				  "images", key);
-		return -1;
-	}
-	if (!strcmp(key, "size")) {
-		if (!img_parse_size(val, &o->size)) {
-			img_error("Parameter 'size' expects a non-negative number below 2^64\n"
-				  "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, "
-				  "peta-\nand exabytes, respectively.");
-			return -1;
-		}
-		*set |= BLOCK_AMEND_SIZE;
-		return 0;
-	}
-	if (!strcmp(key, "preallocation")) {
-		if (!strcmp(val, "off"))
-			o->prealloc = BLOCK_PREALLOC_OFF;
-		else if (!strcmp(val, "metadata") && qcow2)
-			o->prealloc = BLOCK_PREALLOC_METADATA;
-		else if (!strcmp(val, "falloc"))
-			o->prealloc = BLOCK_PREALLOC_FALLOC;
-		else if (!strcmp(val, "full"))
-			o->prealloc = BLOCK_PREALLOC_FULL;
-		else {
-			img_error("Parameter 'preallocation' does not accept value '%s'", val);
-			return -1;
-		}
-		return 0;
-	}
-	if (!qcow2)
-		goto unknown;
-	if (!strcmp(key, "backing_file")) {
-		o->backing_file = val;
-		*set |= BLOCK_AMEND_BACKING_FILE;
-	} else if (!strcmp(key, "backing_fmt")) {
-		o->backing_fmt = val;
-		*set |= BLOCK_AMEND_BACKING_FMT;
-	} else if (!strcmp(key, "cluster_size")) {
-		if (!img_parse_size(val, &n) || n > UINT32_MAX) {
-			img_error("Parameter 'cluster_size' expects a non-negative number below 2^64");
-			return -1;
-		}
-		o->cluster_size = (uint32_t)n;
-	} else if (!strcmp(key, "compat")) {
-		if (!strcmp(val, "0.10") || !strcmp(val, "v2"))
-			o->compat = 2;
-		else if (!strcmp(val, "1.1") || !strcmp(val, "v3"))
-			o->compat = 3;
-		else {
-			img_error("Invalid parameter '%s'", val);
-			return -1;
-		}
-		*set |= BLOCK_AMEND_COMPAT;
-	} else if (!strcmp(key, "compression_type")) {
-		if (!strcmp(val, "zlib"))
-			o->compression_type = BLOCK_COMPRESS_ZLIB;
-		else if (!strcmp(val, "zstd"))
-			o->compression_type = BLOCK_COMPRESS_ZSTD;
-		else {
-			img_error("Parameter 'compression-type' does not accept value '%s'", val);
-			return -1;
-		}
-	} else if (!strcmp(key, "lazy_refcounts") || !strcmp(key, "extended_l2")) {
-		bool b;
-		if (!parse_bool(val, &b)) {
-			img_error("Parameter '%s' expects 'on' or 'off'", key);
-			return -1;
-		}
-		if (key[0] == 'l') {
-			o->lazy_refcounts = b;
-			*set |= BLOCK_AMEND_LAZY_REFCOUNTS;
-		} else {
-			o->extended_l2 = b;
-		}
-	} else if (!strcmp(key, "refcount_bits")) {
-		if (!img_parse_size(val, &n) || strpbrk(val, "kKmMgGtTpPeE") || n > 64) {
-			img_error("Parameter 'refcount_bits' expects a number");
-			return -1;
-		}
-		o->refcount_bits = (int)n;
-		*set |= BLOCK_AMEND_REFCOUNT_BITS;
-	} else {
-		goto unknown;
-	}
-	return 0;
-unknown:
-	img_error("Invalid parameter '%s'", key);
-	return -1;
-}
-
-/*
- * key=value,key=value with ",," for a literal comma.  The strings stay
- * referenced by o, so text is copied into storage kept until exit.
- */
 void img_freep(char **p)
 {
 	free(*p);
@@ -325,49 +152,6 @@ bool img_parse_output(const char *arg, bool *json)
 	}
 	img_error("--output must be used with human or json as argument.");
 	return false;
-}
-
-int img_parse_create_opts(const char *fmt, const char *text, struct block_create_opts *o,
-			  unsigned *set, char **storage)
-{
-	char *copy = malloc(strlen(text) + 1), *p = copy;
-	const char *s = text;
-
-	if (!copy)
-		return -1;
-	*storage = copy;
-	while (*s) {
-		char *key = p, *val = NULL;
-		for (; *s && *s != ',' && *s != '='; s++)
-			*p++ = *s;
-		*p++ = '\0';
-		if (*s == '=') {
-			s++;
-			val = p;
-			for (; *s; s++) {
-				if (*s == ',' && s[1] == ',') {
-					*p++ = ',';
-					s++;
-				} else if (*s == ',') {
-					break;
-				} else {
-					*p++ = *s;
-				}
-			}
-			*p++ = '\0';
-		}
-		if (*s == ',')
-			s++;
-		if (!*key)
-			continue;
-		if (!val) {
-			img_error("Invalid parameter '%s'", key);
-			return -1;
-		}
-		if (set_opt(fmt, key, val, o, set) < 0)
-			return -1;
-	}
-	return 0;
 }
 
 /* --- progress --- */

@@ -30,6 +30,7 @@ struct conv {
 	uint64_t total;
 	struct block_dev *dst;
 	bool compress, zero_init, target_backing, out_of_order;
+	bool copy_range;		/* -C: data copied by copy_file_range, no zero detection */
 	uint64_t min_sparse;		/* 0: write everything */
 	uint32_t cluster;		/* target cluster size (qcow2) or 0 */
 	uint32_t chunk;
@@ -75,6 +76,7 @@ struct op {
 	uint64_t off;
 	size_t len;
 	const uint8_t *data;
+	bool copy;		/* -C: copy [off, off+len) of the sources instead */
 };
 
 /*
@@ -89,7 +91,7 @@ static size_t plan_sparse(struct conv *c, uint64_t off, const uint8_t *buf, size
 	size_t pos = 0;
 
 	if (!gran) {
-		ops[n++] = (struct op){ off, len, buf };
+		ops[n++] = (struct op){ off, len, buf, false };
 		return n;
 	}
 	/* A qcow2 target allocates whole clusters anyway: detect zeroes per cluster. */
@@ -117,7 +119,7 @@ static size_t plan_sparse(struct conv *c, uint64_t off, const uint8_t *buf, size
 			zero = false;
 		if (zero && c->zero_init)
 			continue;
-		ops[n++] = (struct op){ off + start, pos - start, zero ? NULL : buf + start };
+		ops[n++] = (struct op){ off + start, pos - start, zero ? NULL : buf + start, false };
 	}
 	return n;
 }
@@ -162,6 +164,48 @@ static int read_sources(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf
 		done += n;
 	}
 	return 0;
+}
+
+/* -C: the sources' range copied to the same place in the target (copy offloading). */
+static int copy_sources(struct conv *c, uint64_t off, uint64_t len)
+{
+	for (uint64_t done = 0; done < len;) {
+		uint64_t n = len - done;
+		int s = src_at(c, off + done, &n);
+		int ret = block_copy_range(c->src[s], off + done - c->src_start[s], c->dst,
+					   off + done, n);
+		if (ret < 0)
+			return ret;
+		done += n;
+	}
+	return 0;
+}
+
+/*
+ * -C into a qcow2 target: qemu-img copies whole target clusters, so a
+ * cluster holding any data is copied entire (its zero part included) and
+ * lands fully allocated; zero segments are written (when needed) first.
+ */
+static size_t plan_copy_clusters(const struct conv *c, const struct seg *segs, size_t nsegs,
+				 uint64_t start, uint64_t end, struct op *ops, size_t n)
+{
+	for (size_t i = 0; i < nsegs; i++)
+		if (segs[i].kind == SEG_ZERO && !c->zero_init)
+			ops[n++] = (struct op){ segs[i].off, (size_t)segs[i].len, NULL, false };
+	for (uint64_t off = start; off < end; off += c->cluster) {
+		uint64_t len = end - off < c->cluster ? end - off : c->cluster;
+		bool data = false;
+		for (size_t i = 0; i < nsegs && !data; i++)
+			data = segs[i].kind == SEG_DATA && segs[i].off < off + len &&
+			       segs[i].off + segs[i].len > off;
+		if (!data)
+			continue;
+		if (n && ops[n - 1].copy && ops[n - 1].off + ops[n - 1].len == off)
+			ops[n - 1].len += (size_t)len;
+		else
+			ops[n++] = (struct op){ off, (size_t)len, NULL, true };
+	}
+	return n;
 }
 
 /* One chunk: classify, read, then compress or wait for its turn and write. */
@@ -250,15 +294,19 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 	}
 
 	/* Read and find the zeroes before the turn to write, in parallel. */
-	for (size_t i = 0; i < nsegs; i++) {
+	if (c->copy_range && c->cluster)
+		nops = plan_copy_clusters(c, segs, nsegs, start, end, w->ops, 0);
+	for (size_t i = 0; i < nsegs && !(c->copy_range && c->cluster); i++) {
 		struct seg *g = &segs[i];
-		if (g->kind == SEG_DATA) {
+		if (g->kind == SEG_DATA && c->copy_range) {
+			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL, true };
+		} else if (g->kind == SEG_DATA) {
 			ret = read_sources(c, g->off, g->len, buf + g->buf_off);
 			if (ret < 0)
 				return ret;
 			nops = plan_sparse(c, g->off, buf + g->buf_off, (size_t)g->len, w->ops, nops);
 		} else if (g->kind == SEG_ZERO && !c->zero_init) {
-			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL };
+			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL, false };
 		}
 	}
 	ret = 0;
@@ -271,8 +319,9 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 	}
 	for (size_t i = 0; ret == 0 && i < nops; i++) {
 		struct op *o = &w->ops[i];
-		ret = o->data ? block_pwrite(c->dst, o->off, o->data, o->len)
-			      : block_write_zeroes(c->dst, o->off, o->len, true);
+		ret = o->copy ? copy_sources(c, o->off, o->len)
+		      : o->data ? block_pwrite(c->dst, o->off, o->data, o->len)
+				: block_write_zeroes(c->dst, o->off, o->len, true);
 		if (ret < 0)
 			fail(c, ret, false, o->off);
 	}
@@ -365,11 +414,13 @@ int img_convert(int argc, char **argv)
 	const char *snapshot = NULL, *cache = "unsafe", *src_cache = "writeback", *out_name;
 	struct block_create_opts o = { 0 };
 	struct conv c = { 0 };
-	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
+	char *options IMG_AUTOFREE = NULL, err[4096];
+	struct img_opts copts = { 0 };
 	unsigned set = 0, src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, dst_flags, cf;
 	bool progress = false, quiet = false, no_create = false, target_is_zero = false;
 	bool image_opts = false, target_image_opts = false, out_fmt_given;
 	bool bitmaps = false, skip_broken = false;
+	bool sparse_given = false, salvage = false;
 	uint64_t sparse = 4096, coroutines = 8;
 	int ch, ret = 1, nworkers;
 
@@ -382,9 +433,7 @@ int img_convert(int argc, char **argv)
 		case 'O': out_fmt = optarg; break;
 		case 'B': out_backing = optarg; break;
 		case 'F': out_backing_fmt = optarg; break;
-		case 'C':
-			img_error("Copy offloading (-C) is not supported");
-			return 1;
+		case 'C': c.copy_range = true; break;
 		case 'c': c.compress = true; break;
 		case 'o': {
 			char *n = options ? malloc(strlen(options) + strlen(optarg) + 2) : strdup(optarg);
@@ -407,6 +456,7 @@ int img_convert(int argc, char **argv)
 				snapshot += 12;
 			break;
 		case 'S':
+			sparse_given = true;
 			if (!img_parse_size(optarg, &sparse) || sparse > INT32_MAX || sparse % 512) {
 				img_error("Invalid buffer size for sparse output specified. Valid sizes "
 					  "are multiples of 512 up to 2147483136.");
@@ -437,7 +487,7 @@ int img_convert(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_TARGET_IMAGE_OPTS: target_image_opts = true; break;
-		case OPT_SALVAGE: break;
+		case OPT_SALVAGE: salvage = true; break;
 		case OPT_BITMAPS: bitmaps = true; break;
 		case OPT_SKIP_BROKEN: skip_broken = true; break;
 		default:
@@ -454,14 +504,17 @@ int img_convert(int argc, char **argv)
 	}
 	if (!out_fmt)
 		out_fmt = "raw";
-	if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {
-		img_error("Unknown file format '%s'", out_fmt);
+	/* qemu-img's refusals of copy offloading, in its order. */
+	if (c.copy_range && (c.compress || sparse_given || salvage)) {
+		img_error(c.compress ? "Cannot enable copy offloading when -c is used" :
+			  sparse_given ? "Cannot enable copy offloading when -S is used" :
+			  "Cannot use copy offloading in salvaging mode");
 		return 1;
 	}
-	if (options && img_is_help_opt(options)) {
-		img_print_create_opts_help(out_fmt);
-		return 0;
-	}
+	if (options && img_is_help_opt(options))
+		return img_print_option_help(out_fmt, argc - optind >= 2 ? argv[argc - 1] : NULL);
+	if (!img_check_create_format(out_fmt, NULL))
+		return 1;
 	if (argc - optind < 2) {
 		img_error("Expecting image file name");
 		return 1;
@@ -493,8 +546,19 @@ int img_convert(int argc, char **argv)
 		if (out_backing)
 			return 1;
 	}
-	if (options && img_parse_create_opts(out_fmt, options, &o, &set, &storage) < 0)
+	if (img_opts_init(&copts, out_fmt, IMG_OPTS_CREATE_FILE) < 0)
 		return 1;
+	if (options && img_opts_parse(&copts, options, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		img_opts_free(&copts);
+		return 1;
+	}
+	/* The driver checks string values when it creates the target. */
+	if (img_opts_apply(&copts, &o, &set, err, sizeof(err)) < 0) {
+		img_error("%s: error while converting %s: %s", argv[argc - 1], out_fmt, err);
+		img_opts_free(&copts);
+		return 1;
+	}
 	if (out_backing)
 		o.backing_file = out_backing;
 	if (out_backing_fmt)
@@ -504,8 +568,10 @@ int img_convert(int argc, char **argv)
 	out_name = argv[argc - 1];
 	c.src = calloc((size_t)c.nsrc, sizeof(*c.src));
 	c.src_start = calloc((size_t)c.nsrc + 1, sizeof(*c.src_start));
-	if (!c.src || !c.src_start)
-		return 1;
+	if (!c.src || !c.src_start) {
+		ret = 1;
+		goto out;
+	}
 	if (snapshot && c.nsrc > 1) {
 		img_error("No support for concatenating multiple snapshot");
 		goto out;
@@ -605,10 +671,11 @@ int img_convert(int argc, char **argv)
 out:
 	if (c.dst)
 		block_close(c.dst);
-	for (int i = 0; i < c.nsrc; i++)
+	for (int i = 0; c.src && i < c.nsrc; i++)
 		block_close(c.src[i]);
 	free(c.src);
 	free(c.src_start);
+	img_opts_free(&copts);
 	return ret;
 }
 

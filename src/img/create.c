@@ -1,5 +1,6 @@
 /* Image geometry: create, amend, resize, measure. */
 #include "img/img.h"
+#include "block/probe.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,34 +27,6 @@ static bool parse_prealloc(const char *s, enum block_prealloc *p)
 	return false;
 }
 
-/* The "Formatting ..." line, options in the order qemu-img 7.2 prints them. */
-static void print_formatting(const char *filename, const char *fmt,
-			     const struct block_create_opts *o, unsigned set, bool prealloc_set)
-{
-	printf("Formatting '%s', fmt=%s", filename, fmt);
-	if (!strcmp(fmt, "qcow2")) {
-		printf(" cluster_size=%u extended_l2=%s", o->cluster_size ? o->cluster_size : 65536,
-		       o->extended_l2 ? "on" : "off");
-		if (prealloc_set)
-			printf(" preallocation=%s", prealloc_name(o->prealloc));
-		printf(" compression_type=%s size=%" PRIu64,
-		       o->compression_type == BLOCK_COMPRESS_ZSTD ? "zstd" : "zlib", o->size);
-		if (o->backing_file)
-			printf(" backing_file=%s", o->backing_file);
-		if (o->backing_fmt)
-			printf(" backing_fmt=%s", o->backing_fmt);
-		if (set & BLOCK_AMEND_COMPAT)
-			printf(" compat=%s", o->compat == 2 ? "0.10" : "1.1");
-		printf(" lazy_refcounts=%s refcount_bits=%d\n", o->lazy_refcounts ? "on" : "off",
-		       o->refcount_bits ? o->refcount_bits : 16);
-	} else {
-		printf(" size=%" PRIu64, o->size);
-		if (prealloc_set)
-			printf(" preallocation=%s", prealloc_name(o->prealloc));
-		printf("\n");
-	}
-}
-
 static char *join_opts(char *old, const char *add)
 {
 	char *n;
@@ -67,6 +40,120 @@ static char *join_opts(char *old, const char *add)
 	return n;
 }
 
+/*
+ * qemu-img's print_block_option_help: the format's options, and the file
+ * protocol's too once a target file name is given.
+ */
+int img_print_option_help(const char *fmt, const char *filename)
+{
+	struct img_opts p;
+
+	if (!img_check_create_format(fmt, NULL))
+		return 1;
+	if (img_opts_init(&p, fmt, filename ? IMG_OPTS_CREATE_FILE : IMG_OPTS_CREATE) < 0)
+		return 1;
+	img_opts_print_help(&p);
+	return 0;
+}
+
+/* The backing file gives the size, and must be openable unless -u. */
+static int open_backing(const char *filename, struct block_create_opts *o, bool *size_given)
+{
+	char *path = img_backing_path(filename, o->backing_file), err[4096];
+	struct block_dev *b;
+
+	if (!path)
+		return -1;
+	if (block_open(path, o->backing_fmt, BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE,
+		       &b, err, sizeof(err)) < 0) {
+		free(path);
+		img_error("%s: %s", filename, err);
+		fprintf(stderr, "Could not open backing image.\n");
+		return -1;
+	}
+	free(path);
+	if (!o->backing_fmt) {
+		img_error("%s: Backing file specified without backing format", filename);
+		fprintf(stderr, "Detected format of %s.", block_format_name(b));
+		block_close(b);
+		return -1;
+	}
+	if (!*size_given)
+		o->size = block_length(b);
+	*size_given = true;
+	block_close(b);
+	return 0;
+}
+
+/* bdrv_img_create: -o, then -b/-F and the size, as options of one list. */
+static int create_image(const char *filename, const char *fmt, const char *options,
+			const char *backing, const char *backing_fmt, bool size_given,
+			uint64_t size, bool quiet, bool unsafe)
+{
+	struct block_create_opts o = { 0 };
+	struct img_opts p;
+	unsigned set = 0;
+	char err[4096], bad[4096] = "";
+	int ret = 1;
+
+	if (img_opts_init(&p, fmt, IMG_OPTS_CREATE_FILE) < 0)
+		return 1;
+	if (options && img_opts_parse(&p, options, err, sizeof(err)) < 0) {
+		img_error("%s: %s", filename, err);
+		goto out;
+	}
+	if (img_opts_given(&p, "size") && size_given) {
+		img_error("%s: The image size must be specified only once", filename);
+		goto out;
+	}
+	if ((backing && img_opts_set(&p, "backing_file", backing, 0) < 0) ||
+	    (backing_fmt && img_opts_set(&p, "backing_fmt", backing_fmt, 0) < 0)) {
+		img_error("%s: Backing file%s not supported for file format '%s'", filename,
+			  backing ? "" : " format", fmt);
+		goto out;
+	}
+	/* String values are the driver's to check, after the "Formatting" line. */
+	if (img_opts_apply(&p, &o, &set, bad, sizeof(bad)) < 0 && !bad[0])
+		snprintf(bad, sizeof(bad), "Invalid options");
+	size_given = size_given || img_opts_given(&p, "size");
+	if (!(set & BLOCK_AMEND_SIZE))
+		o.size = size;
+	if (o.backing_fmt && !o.backing_file) {
+		img_error("%s: Backing format given without a backing file", filename);
+		goto out;
+	}
+	/* A protocol that cannot create is refused before the backing file opens, as bdrv_img_create does. */
+	if (block_create_name_check(filename, err, sizeof(err)) < 0) {
+		img_error("%s: %s", filename, err);
+		goto out;
+	}
+	if (o.backing_file && (!unsafe || !size_given) && open_backing(filename, &o, &size_given) < 0)
+		goto out;
+	if (!size_given) {
+		img_error("%s: Image creation needs a size parameter", filename);
+		goto out;
+	}
+	if (!img_opts_given(&p, "size"))
+		img_opts_set(&p, "size", "", o.size);
+	if (!quiet)
+		img_opts_print_formatting(&p, filename);
+	fflush(stdout);
+	if (bad[0]) {
+		img_error("%s: %s", filename, bad);
+		goto out;
+	}
+	/* qemu-img creates whole sectors (the -o path rounds the size up). */
+	o.size = (o.size + 511) & ~511ULL;
+	if (block_create(filename, fmt, &o, err, sizeof(err)) < 0) {
+		img_error("%s: %s", filename, err);
+		goto out;
+	}
+	ret = 0;
+out:
+	img_opts_free(&p);
+	return ret;
+}
+
 int img_create(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -75,10 +162,9 @@ int img_create(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = "raw", *backing = NULL, *backing_fmt = NULL, *filename;
-	struct block_create_opts o = { 0 };
-	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
-	unsigned set = 0;
+	char *options IMG_AUTOFREE = NULL;
 	bool quiet = false, unsafe = false, size_given = false;
+	uint64_t size = 0;
 	int c;
 
 	optind = 0;
@@ -104,31 +190,16 @@ int img_create(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (strcmp(fmt, "qcow2") && strcmp(fmt, "raw")) {
-		img_error("Unknown file format '%s'", fmt);
-		return 1;
-	}
-	if (options && img_is_help_opt(options)) {
-		img_print_create_opts_help(fmt);
-		return 0;
-	}
+	if (options && img_is_help_opt(options))
+		return img_print_option_help(fmt, optind < argc ? argv[optind] : NULL);
 	if (optind >= argc) {
 		img_error("Expecting image file name");
 		return 1;
 	}
 	filename = argv[optind++];
-	if (options && img_parse_create_opts(fmt, options, &o, &set, &storage) < 0)
-		return 1;
-	if (set & BLOCK_AMEND_SIZE)
-		size_given = true;
 	if (optind < argc) {
-		if (!img_parse_size(argv[optind], &o.size) || o.size > INT64_MAX) {
-			img_error("Invalid image size specified. You may use k, M, G, T, P or E "
-				  "suffixes for");
-			img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and "
-				  "exabytes.");
+		if (!img_parse_size_arg("image size", argv[optind], &size))
 			return 1;
-		}
 		size_given = true;
 		optind++;
 	}
@@ -136,61 +207,28 @@ int img_create(int argc, char **argv)
 		img_error("Expecting one image file name");
 		return 1;
 	}
-	if (backing)
-		o.backing_file = backing;
-	if (backing_fmt)
-		o.backing_fmt = backing_fmt;
-	if (o.backing_fmt && !o.backing_file) {
-		img_error("%s: Backing format given without a backing file", filename);
+	if (!img_check_create_format(fmt, filename))
+		return 1;
+	return create_image(filename, fmt, options, backing, backing_fmt, size_given, size, quiet,
+			    unsafe);
+}
+
+/* print_amend_option_help */
+static int print_amend_help(const char *fmt)
+{
+	struct img_opts p;
+
+	if (!block_format_known(fmt)) {
+		img_error("Unknown file format '%s'", fmt);
 		return 1;
 	}
-	if (o.backing_file && strcmp(fmt, "qcow2")) {
-		img_error("%s: Backing file not supported for file format '%s'", filename, fmt);
+	if (strcmp(fmt, "qcow2")) {
+		img_error("Format driver '%s' does not support option amendment", fmt);
 		return 1;
 	}
-	/* A protocol that cannot create is refused before anything else, as bdrv_img_create does. */
-	if (block_create_name_check(filename, err, sizeof(err)) < 0) {
-		img_error("%s: %s", filename, err);
+	if (img_opts_init(&p, fmt, IMG_OPTS_AMEND) < 0)
 		return 1;
-	}
-	/* The backing file gives the size, and must be openable unless -u. */
-	if (o.backing_file && (!unsafe || !size_given)) {
-		char *path = img_backing_path(filename, o.backing_file);
-		struct block_dev *b;
-		if (!path)
-			return 1;
-		if (block_open(path, o.backing_fmt, BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE,
-			       &b, err, sizeof(err)) < 0) {
-			free(path);
-			img_error("%s: %s", filename, err);
-			fprintf(stderr, "Could not open backing image.\n");
-			return 1;
-		}
-		free(path);
-		if (!o.backing_fmt) {
-			img_error("%s: Backing file specified without backing format", filename);
-			fprintf(stderr, "Detected format of %s.", block_format_name(b));
-			block_close(b);
-			return 1;
-		}
-		if (!size_given)
-			o.size = block_length(b);
-		size_given = true;
-		block_close(b);
-	}
-	if (!size_given) {
-		img_error("%s: Image creation needs a size parameter", filename);
-		return 1;
-	}
-	if (!quiet)
-		print_formatting(filename, fmt, &o, set, options && strstr(options, "preallocation="));
-	/* qemu-img creates whole sectors (the -o path rounds the size up). */
-	o.size = (o.size + 511) & ~511ULL;
-	fflush(stdout);
-	if (block_create(filename, fmt, &o, err, sizeof(err)) < 0) {
-		img_error("%s: %s", filename, err);
-		return 1;
-	}
+	img_opts_print_help(&p);
 	return 0;
 }
 
@@ -205,10 +243,11 @@ int img_amend(int argc, char **argv)
 	};
 	const char *fmt = NULL, *filename;
 	struct block_create_opts o = { 0 };
-	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
+	char *options IMG_AUTOFREE = NULL, err[4096];
 	unsigned set = 0, flags = 0, cache;
 	struct block_dev *bd;
 	bool image_opts = false;
+	struct img_opts p;
 	int c, ret;
 
 	optind = 0;
@@ -243,16 +282,9 @@ int img_amend(int argc, char **argv)
 		img_error("Must specify options (-o)");
 		return 1;
 	}
-	if (img_is_help_opt(options)) {
-		printf("Amend options for '%s':\n", fmt ? fmt : "qcow2");
-		printf("  %-22s - %s\n", "backing_file=<str>", "File name of a base image");
-		printf("  %-22s - %s\n", "backing_fmt=<str>", "Image format of the base image");
-		printf("  %-22s - %s\n", "compat=<str>", "Compatibility level (v2 [0.10] or v3 [1.1])");
-		printf("  %-22s - %s\n", "lazy_refcounts=<bool (on/off)>", "Postpone refcount updates");
-		printf("  %-22s - %s\n", "refcount_bits=<num>", "Width of a reference count entry in bits");
-		printf("  %-22s - %s\n", "size=<size>", "Virtual disk size");
-		return 0;
-	}
+	/* qemu-img: with -f the help needs no image; without, the image names the format. */
+	if (fmt && img_is_help_opt(options))
+		return print_amend_help(fmt);
 	if (optind != argc - 1) {
 		img_error("Expecting one image file name");
 		return 1;
@@ -261,26 +293,29 @@ int img_amend(int argc, char **argv)
 	bd = img_open_image(filename, fmt, flags | BLOCK_NO_BACKING, image_opts);
 	if (!bd)
 		return 1;
+	if (img_is_help_opt(options)) {
+		ret = print_amend_help(block_format_name(bd));
+		block_close(bd);
+		return ret;
+	}
 	if (strcmp(block_format_name(bd), "qcow2")) {
 		img_error("Format driver '%s' does not support option amendment",
 			  block_format_name(bd));
 		block_close(bd);
 		return 1;
 	}
-	if (img_parse_create_opts("qcow2", options, &o, &set, &storage) < 0) {
-		block_close(bd);
-		return 1;
-	}
-	if (o.cluster_size || o.prealloc || o.extended_l2 || strstr(options, "compression_type")) {
-		img_error("Changing the %s is not supported", o.cluster_size ? "cluster size" :
-			  o.prealloc ? "preallocation mode" : strstr(options, "compression_type") ?
-			  "compression type" : "extended L2 setting");
+	if (img_opts_init(&p, "qcow2", IMG_OPTS_AMEND) < 0 ||
+	    img_opts_parse(&p, options, err, sizeof(err)) < 0 ||
+	    img_opts_apply(&p, &o, &set, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		img_opts_free(&p);
 		block_close(bd);
 		return 1;
 	}
 	ret = block_amend(bd, &o, set, err, sizeof(err));
 	if (ret < 0)
 		img_error("Error while amending options: %s", err);
+	img_opts_free(&p);
 	block_close(bd);
 	return ret < 0 ? 1 : 0;
 }
@@ -299,14 +334,17 @@ int img_resize(int argc, char **argv)
 	enum block_prealloc prealloc = BLOCK_PREALLOC_OFF;
 	bool shrink = false, quiet = false, image_opts = false;
 	struct block_dev *bd;
+	struct img_opts p;
 	uint64_t size, n;
 	char err[4096];
+	bool negative = false;
 	int c, sign = 0, ret;
 
 	/* "-N" would look like an option: qemu-img takes it out first. */
 	if (argc >= 3 && argv[argc - 1][0] == '-' && argv[argc - 1][1] >= '0' &&
 	    argv[argc - 1][1] <= '9') {
 		argv[argc - 1][0] = '~';
+		negative = true;
 	}
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "f:hq", longopts, NULL)) != -1) {
@@ -337,27 +375,53 @@ int img_resize(int argc, char **argv)
 	}
 	filename = argv[optind];
 	size_arg = argv[optind + 1];
-	if (size_arg[0] == '+' || size_arg[0] == '~') {
+	/* Only the '~' put there above means minus: a '~' typed is a bad size, as in qemu-img. */
+	if (size_arg[0] == '+' || (negative && size_arg[0] == '~' && size_arg == argv[argc - 1])) {
 		sign = size_arg[0] == '+' ? 1 : -1;
 		size_arg++;
 	}
-	if (!img_parse_size(size_arg, &n) || n > INT64_MAX) {
-		img_error("Invalid image size specified. You may use k, M, G, T, P or E suffixes "
-			  "for ");
-		img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+	/* qemu-img parses the size as a QemuOpts "size" before opening the image. */
+	if (img_opts_init(&p, "raw", IMG_OPTS_CREATE) < 0)
+		return 1;
+	{
+		char *spec = malloc(strlen(size_arg) * 2 + 6), *q;
+		if (!spec) {
+			img_opts_free(&p);
+			return 1;
+		}
+		q = stpcpy(spec, "size=");
+		for (const char *t = size_arg; *t; t++) {
+			*q++ = *t;
+			if (*t == ',')
+				*q++ = ',';
+		}
+		*q = '\0';
+		ret = img_opts_parse(&p, spec, err, sizeof(err));
+		free(spec);
+	}
+	n = p.num[0];
+	img_opts_free(&p);
+	if (ret < 0) {
+		img_error("%s", err);
 		return 1;
 	}
 	bd = img_open_image(filename, fmt, BLOCK_NO_BACKING, image_opts);
 	if (!bd)
 		return 1;
+	/* total_size is an int64_t in qemu-img: 8E and above read as negative. */
 	if (sign > 0)
 		size = block_length(bd) + n;
 	else if (sign < 0)
-		size = n > block_length(bd) ? 0 : block_length(bd) - n;
+		size = block_length(bd) - n;
 	else
 		size = n;
-	if (sign < 0 && n > block_length(bd)) {
+	if (size == 0 || size > INT64_MAX) {
 		img_error("New image size must be positive");
+		block_close(bd);
+		return 1;
+	}
+	if (size <= block_length(bd) && prealloc != BLOCK_PREALLOC_OFF) {
+		img_error("Preallocation can only be used for growing images");
 		block_close(bd);
 		return 1;
 	}
@@ -393,7 +457,8 @@ int img_measure(int argc, char **argv)
 	};
 	const char *fmt = NULL, *out_fmt = "raw", *output = "human";
 	struct block_create_opts o = { 0 };
-	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL;
+	char *options IMG_AUTOFREE = NULL, err[4096];
+	struct img_opts p;
 	uint64_t size = 0, required = 0, full, vsize;
 	unsigned set = 0, flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
 	bool have_size = false, bitmaps = false, json, image_opts = false;
@@ -423,11 +488,8 @@ int img_measure(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_SIZE:
-			if (!img_parse_size(optarg, &size) || size > INT64_MAX) {
-				img_error("Invalid size specified. Must be between 0 and %" PRId64 ".",
-					  INT64_MAX);
+			if (!img_parse_size_arg("image size", optarg, &size))
 				return 1;
-			}
 			have_size = true;
 			break;
 		default:
@@ -435,14 +497,8 @@ int img_measure(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (strcmp(out_fmt, "qcow2") && strcmp(out_fmt, "raw")) {
-		img_error("Unknown file format '%s'", out_fmt);
+	if (!img_check_create_format(out_fmt, NULL))
 		return 1;
-	}
-	if (options && img_is_help_opt(options)) {
-		img_print_create_opts_help(out_fmt);
-		return 0;
-	}
 	if (!img_parse_output(output, &json))
 		return 1;
 	if (have_size == (optind < argc)) {
@@ -454,8 +510,20 @@ int img_measure(int argc, char **argv)
 		img_error("At most one filename argument is allowed.");
 		return 1;
 	}
-	if (options && img_parse_create_opts(out_fmt, options, &o, &set, &storage) < 0)
+	if (img_opts_init(&p, out_fmt, IMG_OPTS_MEASURE) < 0)
 		return 1;
+	if (options && img_opts_parse(&p, options, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		img_error("Invalid options for file format '%s'", out_fmt);
+		img_opts_free(&p);
+		return 1;
+	}
+	ret = img_opts_apply(&p, &o, &set, err, sizeof(err));
+	img_opts_free(&p);
+	if (ret < 0) {
+		img_error("%s", err);
+		return 1;
+	}
 	if (!have_size) {
 		bd = img_open_image(argv[optind], fmt, flags, image_opts);
 		if (!bd)

@@ -94,18 +94,63 @@ int img_object_add(const char *text);
 /* The bytes of the secret object id (data=/file=, format= decoded), or NULL. */
 const char *img_secret_lookup(const char *id, size_t *len);
 
-/*
- * Creation options (-o) of a format, parsed into o; o's strings point into
- * *storage, which the caller frees (declare it IMG_AUTOFREE).
- */
-int img_parse_create_opts(const char *fmt, const char *text, struct block_create_opts *o,
-			  unsigned *set, char **storage);
-
 /* A char * freed when it goes out of scope (GCC/clang cleanup attribute). */
 void img_freep(char **p);
 #define IMG_AUTOFREE __attribute__((cleanup(img_freep)))
+
+/* qemu_strtosz: 0, -EINVAL or -ERANGE; warns as qemu-img does about hex with a suffix. */
+int img_strtosz(const char *text, uint64_t *out);
+/*
+ * A size argument checked as qemu-img's cvtnum_full("image size") does, with
+ * its two messages (bad syntax; outside 0..INT64_MAX).  name: "image size".
+ */
+bool img_parse_size_arg(const char *name, const char *text, uint64_t *out);
+
+/*
+ * -o options (create_opts.c): the option list of a format, as qemu-img
+ * builds it from the format's and the file protocol's QemuOptsLists.
+ */
+enum img_opt_type { IMG_OPT_STR, IMG_OPT_BOOL, IMG_OPT_NUM, IMG_OPT_SIZE };
+struct img_opt {
+	const char *name;
+	enum img_opt_type type;
+	const char *def;	/* printed on the "Formatting" line when not given */
+	const char *help;
+};
+enum img_opts_kind {
+	IMG_OPTS_CREATE,	/* the format's list alone (help with no file name) */
+	IMG_OPTS_CREATE_FILE,	/* format + file protocol: create/convert with a target */
+	IMG_OPTS_MEASURE,	/* format + file protocol, measure's messages */
+	IMG_OPTS_AMEND,		/* the format's amend list */
+};
+#define IMG_OPTS_MAX 48
+struct img_opts {
+	const char *fmt;
+	enum img_opts_kind kind;
+	size_t n;
+	const struct img_opt *desc[IMG_OPTS_MAX];
+	const char *val[IMG_OPTS_MAX];	/* given values (NULL: not given), in storage */
+	uint64_t num[IMG_OPTS_MAX];	/* parsed size/number/bool values */
+	char *storage;
+};
+int img_opts_init(struct img_opts *p, const char *fmt, enum img_opts_kind kind);
+void img_opts_free(struct img_opts *p);
+int img_opts_find(const struct img_opts *p, const char *name);
+/* QemuOpts syntax: unknown names, bad sizes/numbers/bools.  err may hold two lines. */
+int img_opts_parse(struct img_opts *p, const char *text, char *err, size_t errlen);
+/* The drivers' checks of string values, and the values into o. */
+int img_opts_apply(const struct img_opts *p, struct block_create_opts *o, unsigned *set,
+		   char *err, size_t errlen);
+bool img_opts_given(const struct img_opts *p, const char *name);
+/* Sets an option as qemu-img does for -b/-F and the size argument. */
+int img_opts_set(struct img_opts *p, const char *name, const char *val, uint64_t num);
+void img_opts_print_help(const struct img_opts *p);
+void img_opts_print_formatting(const struct img_opts *p, const char *filename);
 bool img_is_help_opt(const char *text);
-void img_print_create_opts_help(const char *fmt);
+/* Prints qemu-img's refusal of a -f/-O it cannot create; prefix: file name or NULL. */
+bool img_check_create_format(const char *fmt, const char *prefix);
+/* print_block_option_help: the -o help of create and convert. */
+int img_print_option_help(const char *fmt, const char *filename);
 
 /* A progress bar as qemu-img -p prints it. */
 struct img_progress {

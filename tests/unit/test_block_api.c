@@ -110,8 +110,13 @@ static void test_probe(void **state)
 	assert_int_equal(block_open(path("p.raw"), NULL, BLOCK_RDONLY, &p, err, sizeof(err)), 0);
 	assert_string_equal(block_format_name(p), "raw");
 	block_close(p);
+	/* A format QEMU knows is refused by name; a name nobody knows is unknown. */
 	assert_int_equal(block_open(path("p.raw"), "vmdk", 0, &p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "Unknown driver"));
+	assert_non_null(strstr(err, "Image format 'vmdk' is not supported"));
+	assert_int_equal(block_open(path("p.raw"), "bochs", 0, &p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "Image format 'bochs' is not supported"));
+	assert_int_equal(block_open(path("p.raw"), "nosuchfmt", 0, &p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "Unknown driver 'nosuchfmt'"));
 	assert_int_equal(block_open(path("none"), NULL, 0, &p, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "No such file"));
 }

@@ -1,5 +1,7 @@
 /* util/size.c: QEMU's size syntax ("-m 1.5G") and plain unsigned integers. */
+#include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,12 +66,49 @@ static void test_fractions(void **state)
 
 static void test_fraction_rules(void **state)
 {
-	size_bad("1.5", MIB);		/* QEMU: a fraction needs a unit */
-	size_bad("1.", 1);
-	size_bad("1.G", 1);
+	/* QEMU: a non-zero fraction needs a unit; none after the point is fine. */
+	size_bad("1.5", MIB);
+	size_bad("1.5", 1);
+	size_bad("0.5b", 1);
+	assert_int_equal(size_ok("1024.0", 1), 1024);
+	assert_int_equal(size_ok("1.0b", 1), 1);
+	assert_int_equal(size_ok("1.", 1), 1);
+	assert_int_equal(size_ok("1.G", 1), GIB);
+	assert_int_equal(size_ok("1.k", 1), KIB);
 	size_bad(".5G", 1);
 	size_bad("1.5.5G", 1);
-	size_bad("1.1234567891G", 1);	/* more than nine fractional digits */
+	size_bad("1.5e3k", 1);		/* no exponent */
+	size_bad("1e3", 1);
+	size_bad("1.5 k", 1);
+	/* The fraction is exact to 2^-64 and half a byte rounds up (qemu-img 7.2). */
+	assert_int_equal(size_ok("1.1234567891G", 1), 1206302542);
+	assert_int_equal(size_ok("0.00048828125k", 1), 1);
+	assert_int_equal(size_ok("0.0004k", 1), 0);
+	/* A fraction that rounds to 1.0 as a double counts as 0, as in qemu-img 7.2. */
+	assert_int_equal(size_ok("1.999999999999999999999k", 1), KIB);
+}
+
+static void test_strtosz_errors(void **state)
+{
+	uint64_t v = 7;
+	bool hex = false;
+
+	assert_int_equal(size_strtosz("16E", &v, NULL), -ERANGE);
+	assert_int_equal(size_strtosz("16.5E", &v, NULL), -ERANGE);
+	assert_int_equal(size_strtosz("99999999999999999999", &v, NULL), -ERANGE);
+	assert_int_equal(size_strtosz("0x10000000000000000", &v, NULL), -ERANGE);
+	assert_int_equal(size_strtosz("99999999999999999999x", &v, NULL), -EINVAL);
+	assert_int_equal(size_strtosz("1.5", &v, NULL), -EINVAL);
+	assert_int_equal(size_strtosz("", &v, NULL), -EINVAL);
+	assert_int_equal(v, 7);
+	assert_int_equal(size_strtosz("0x1k", &v, &hex), 0);
+	assert_int_equal(v, KIB);
+	assert_true(hex);
+	assert_int_equal(size_strtosz("0x1b", &v, &hex), 0);	/* b is a hex digit */
+	assert_int_equal(v, 0x1b);
+	assert_false(hex);
+	assert_int_equal(size_strtosz("8E", &v, NULL), 0);
+	assert_int_equal(v, 1ULL << 63);
 }
 
 static void test_garbage(void **state)
@@ -78,14 +117,26 @@ static void test_garbage(void **state)
 	size_bad("", MIB);
 	size_bad("M", MIB);
 	size_bad("-1", MIB);
-	size_bad("+1", MIB);
-	size_bad(" 1", MIB);
+	size_bad(" -1", MIB);
 	size_bad("1 ", MIB);
 	size_bad("1MB", MIB);
+	size_bad("1KiB", MIB);
 	size_bad("1X", MIB);
-	size_bad("1P", MIB);		/* no peta: our machine tops out far below */
-	size_bad("0x10", MIB);
+	size_bad("0x", MIB);
+	size_bad("00x10", MIB);
+	size_bad("0x1.5k", MIB);
 	size_bad("lots", MIB);
+	size_bad("nan", 1);
+	size_bad("inf", 1);
+	/* strtoull's leading blanks and '+' are QEMU's syntax too. */
+	assert_int_equal(size_ok("+1", 1), 1);
+	assert_int_equal(size_ok(" 5", 1), 5);
+	/* Hex, and a bare number times the unit as QEMU's -m fix-up does. */
+	assert_int_equal(size_ok("0x10", 1), 16);
+	assert_int_equal(size_ok("0x10", MIB), 16 * MIB);
+	assert_int_equal(size_ok("1.0", MIB), MIB);
+	assert_int_equal(size_ok("1P", 1), 1ULL << 50);
+	assert_int_equal(size_ok("2E", 1), 2ULL << 60);
 }
 
 static void test_overflow(void **state)
@@ -136,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_suffixes_both_cases),
 		cmocka_unit_test(test_fractions),
 		cmocka_unit_test(test_fraction_rules),
+		cmocka_unit_test(test_strtosz_errors),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_overflow),
 		cmocka_unit_test(test_uint_parse),

@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <string.h>
 #include <zlib.h>
+#ifdef KESTREL_ZSTD
 #include <zstd.h>
+#endif
 
 static long zlib_compress(uint8_t *out, size_t out_len, const uint8_t *in, size_t in_len)
 {
@@ -53,6 +55,7 @@ static int zlib_decompress(uint8_t *out, size_t out_len, const uint8_t *in, size
 	return ret;
 }
 
+#ifdef KESTREL_ZSTD
 static long zstd_compress(uint8_t *out, size_t out_len, const uint8_t *in, size_t in_len)
 {
 	ZSTD_CCtx *cctx = ZSTD_createCCtx();
@@ -98,6 +101,20 @@ static int zstd_decompress(uint8_t *out, size_t out_len, const uint8_t *in, size
 	ZSTD_freeDCtx(dctx);
 	return ret;
 }
+#else
+/* Built without libzstd (meson -Dzstd=disabled): zstd images cannot be read or written. */
+static long zstd_compress(uint8_t *out, size_t out_len, const uint8_t *in, size_t in_len)
+{
+	(void)out, (void)out_len, (void)in, (void)in_len;
+	return -ENOTSUP;
+}
+
+static int zstd_decompress(uint8_t *out, size_t out_len, const uint8_t *in, size_t in_len)
+{
+	(void)out, (void)out_len, (void)in, (void)in_len;
+	return -ENOTSUP;
+}
+#endif
 
 /*
  * Before deflating, a cheap test for data deflate cannot shrink (btrfs tests

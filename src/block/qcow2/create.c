@@ -47,18 +47,23 @@ uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_
 	return meta + aligned;
 }
 
-/* Refcount width and lazy refcounts against the version, for create and amend alike. */
-static int check_refcount_opts(int version, int rbits, bool lazy, char *err, size_t errlen)
+/*
+ * Refcount width and lazy refcounts against the version, for create and
+ * amend alike.  QEMU names the option as each path spells it: create goes
+ * through the QAPI "version", amend through the "compat" option.
+ */
+static int check_refcount_opts(int version, int rbits, bool lazy, const char *use, char *err,
+			       size_t errlen)
 {
 	if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1)))
 		return block_err(err, errlen, "Refcount width must be a power of two and may not "
 				 "exceed 64 bits");
 	if (version < 3 && rbits != 16)
 		return block_err(err, errlen, "Different refcount widths than 16 bits require "
-				 "compatibility level 1.1 or above (use compat=1.1 or greater)");
+				 "compatibility level 1.1 or above (use %s or greater)", use);
 	if (version < 3 && lazy)
 		return block_err(err, errlen, "Lazy refcounts only supported with compatibility "
-				 "level 1.1 and above (use compat=1.1 or greater)");
+				 "level 1.1 and above (use %s or greater)", use);
 	return 0;
 }
 
@@ -68,11 +73,17 @@ static int check_opts(const struct block_create_opts *o, uint32_t cs, int versio
 	if (cs < 512 || cs > (2u << 20) || (cs & (cs - 1)))
 		return block_err(err, errlen, "Cluster size must be a power of two between 512 and "
 				 "2048k");
-	if (check_refcount_opts(version, rbits, o->lazy_refcounts, err, errlen) < 0)
+	if (check_refcount_opts(version, rbits, o->lazy_refcounts, "version=v3", err, errlen) < 0)
 		return -1;
+#ifndef KESTREL_ZSTD
+	/* QEMU without CONFIG_ZSTD has no 'zstd' in its enum: the same refusal. */
+	if (o->compression_type == BLOCK_COMPRESS_ZSTD)
+		return block_err(err, errlen, "Parameter 'compression-type' does not accept value "
+				 "'zstd'");
+#endif
 	if (version < 3 && o->compression_type != BLOCK_COMPRESS_ZLIB)
 		return block_err(err, errlen, "Non-zlib compression type is only supported with "
-				 "compatibility level 1.1 and above (use compat=1.1 or greater)");
+				 "compatibility level 1.1 and above (use version=v3 or greater)");
 	if (o->extended_l2)
 		return block_err(err, errlen, "Extended L2 entries are not supported");
 	if (o->size % 512)
@@ -125,7 +136,7 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 		qcow2_rc_set_entry(buf + 2 * cs, t.refcount_order, (uint64_t)i, 1);
 
 	/* The locks of fd keep every other user out until the image is complete. */
-	fd = block_create_file(path, err, errlen);
+	fd = block_create_file_opts(path, o, err, errlen);
 	if (fd < 0) {
 		free(buf);
 		return -1;
@@ -265,8 +276,15 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 	if (ret == 0) {
 		s->h.size = size;
 		bd->size = size;
-		if (size > old && prealloc != BLOCK_PREALLOC_OFF)
+		if (size > old && (prealloc == BLOCK_PREALLOC_FALLOC ||
+				   prealloc == BLOCK_PREALLOC_FULL))
+			ret = qcow2_prealloc_like_qemu(s, old, size, prealloc);
+		else
+			ret = 1;
+		if (ret == 1 && size > old && prealloc != BLOCK_PREALLOC_OFF)
 			ret = qcow2_preallocate(s, old, size, prealloc);
+		else if (ret == 1)
+			ret = 0;
 	}
 	if (ret == 0)
 		ret = qcow2_flush_metadata(s, true);
@@ -385,7 +403,7 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 	int ret = 0;
 	char msg[256];
 
-	if (check_refcount_opts(version, rbits, lazy, err, errlen) < 0)
+	if (check_refcount_opts(version, rbits, lazy, "compat=1.1", err, errlen) < 0)
 		return -1;
 	if (version < 3 && s->h.compression_type)
 		return block_err(err, errlen, "Cannot downgrade an image with a non-zlib "

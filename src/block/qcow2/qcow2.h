@@ -442,6 +442,13 @@ int qcow2_change_backing(struct block_dev *bd, const char *file, const char *fmt
 			 char *err, size_t errlen);
 int qcow2_make_empty(struct block_dev *bd);
 int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_prealloc mode);
+/*
+ * prealloc.c: falloc/full growth in QEMU's layout (qcow2_co_truncate).
+ * Returns 1 where that layout does not apply (new refcount blocks needed,
+ * an old size inside a cluster, a transaction open): use qcow2_preallocate.
+ */
+int qcow2_prealloc_like_qemu(struct qcow2 *s, uint64_t old_len, uint64_t new_len,
+			     enum block_prealloc mode);
 
 /* qcow2.c */
 int qcow2_open_state(struct block_dev *bd, struct qcow2 **out, char *err, size_t errlen);

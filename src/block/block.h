@@ -94,7 +94,9 @@ struct block_create_opts {
 	bool lazy_refcounts;
 	int refcount_bits;		/* qcow2: 1..64, power of two, default 16 */
 	int compression_type;		/* qcow2: BLOCK_COMPRESS_ZLIB or _ZSTD */
-	bool extended_l2;		/* refused: not supported */
+	bool extended_l2;		/* qcow2: 128-bit L2 entries with subclusters */
+	const char *data_file;		/* qcow2: external data file name */
+	bool data_file_raw;		/* qcow2: the data file stays a valid raw image */
 };
 
 #define BLOCK_COMPRESS_ZLIB	0
@@ -139,6 +141,8 @@ struct block_info {
 	int refcount_bits;
 	bool corrupt;
 	bool extended_l2;
+	char data_file[4096];		/* qcow2 external data file as stored, "" if none */
+	bool data_file_raw;
 	int compression_type;
 	int nb_snapshots;
 };

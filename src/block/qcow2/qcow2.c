@@ -24,6 +24,8 @@ void qcow2_free_state(struct qcow2 *s)
 	free(s->unknown_header);
 	free(s->backing_file);
 	free(s->backing_fmt);
+	free(s->data_file_name);
+	qcow2_data_close(s);
 	free(s->l1);
 	free(s->reftable);
 	free(s->txn_reftable);
@@ -167,6 +169,8 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 	}
 	if (!bd->read_only && !s->checking && validate_for_write(s, err, errlen) < 0)
 		goto fail;
+	if (qcow2_data_open(s, err, errlen) < 0)
+		goto fail;
 	if (s->backing_file && block_open_backing(bd, s->backing_file, s->backing_fmt, err,
 						  errlen) < 0)
 		goto fail;
@@ -188,8 +192,8 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 		s->dirty_bit_set = false;
 	}
 	/* Writers must clear autoclear bits they do not know (qcow2 spec). */
-	if (s->h.version >= 3 && s->h.autoclear_features) {
-		s->h.autoclear_features = 0;
+	if (s->h.version >= 3 && (s->h.autoclear_features & ~QCOW2_AUTOCLEAR_DATA_FILE_RAW)) {
+		s->h.autoclear_features &= QCOW2_AUTOCLEAR_DATA_FILE_RAW;
 		ret = qcow2_write_header(s);
 		if (ret == 0)
 			ret = bfile_flush(bd);
@@ -251,6 +255,9 @@ static int qcow2_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bo
 	 * L2 tables ("all") and a broken image leave writes to qcow2_write.
 	 */
 	if (write && (s->broken || (s->overlap & QCOW2_OL_INACTIVE_L2)))
+		return 0;
+	/* The data is in another file than the one the caller does I/O on. */
+	if (qcow2_has_data_file(s))
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	ok = qcow2_map_for(s, off, len, write, &type, &l2e, &n) == 0 && n >= len && type == QCOW2_NORMAL &&
@@ -450,7 +457,10 @@ static int qcow2_get_info(struct block_dev *bd, struct block_info *info)
 	info->lazy_refcounts = s->h.compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS;
 	info->refcount_bits = 1 << s->refcount_order;
 	info->corrupt = s->h.incompatible_features & QCOW2_INCOMPAT_CORRUPT;
-	info->extended_l2 = false;
+	info->extended_l2 = s->ext_l2;
+	if (qcow2_has_data_file(s) && s->data_file_name)
+		snprintf(info->data_file, sizeof(info->data_file), "%s", s->data_file_name);
+	info->data_file_raw = s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW;
 	info->compression_type = s->h.compression_type;
 	info->nb_snapshots = (int)s->nb_snaps;
 	if (s->backing_file)

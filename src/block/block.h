@@ -191,6 +191,8 @@ int block_change_backing(struct block_dev *bd, const char *file, const char *fmt
 #define BLOCK_AMEND_SIZE		0x08
 #define BLOCK_AMEND_BACKING_FILE	0x10
 #define BLOCK_AMEND_BACKING_FMT		0x20
+#define BLOCK_AMEND_DATA_FILE		0x1000
+#define BLOCK_AMEND_DATA_FILE_RAW	0x2000
 int block_amend(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
 		char *err, size_t errlen);
 /*
@@ -215,7 +217,7 @@ bool block_buffer_is_zero(const void *buf, size_t len);
 
 /* Bytes of metadata qcow2 needs for a virtual size (qemu-img measure). */
 uint64_t block_qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
-				   bool v2);
+				   bool v2, bool extended_l2);
 
 /*
  * I/O accounting, QEMU's BlockAcctStats: the device models call these once

@@ -196,6 +196,15 @@ static int set_opt(const char *fmt, const char *key, const char *val,
 	} else if (!strcmp(key, "backing_fmt")) {
 		o->backing_fmt = val;
 		*set |= BLOCK_AMEND_BACKING_FMT;
+	} else if (!strcmp(key, "data_file")) {
+		o->data_file = val;
+		*set |= BLOCK_AMEND_DATA_FILE;
+	} else if (!strcmp(key, "data_file_raw")) {
+		if (!parse_bool(val, &o->data_file_raw)) {
+			img_error("Parameter 'data_file_raw' expects 'on' or 'off'");
+			return -1;
+		}
+		*set |= BLOCK_AMEND_DATA_FILE_RAW;
 	} else if (!strcmp(key, "cluster_size")) {
 		if (!img_parse_size(val, &n) || n > UINT32_MAX) {
 			img_error("Parameter 'cluster_size' expects a non-negative number below 2^64");

@@ -44,6 +44,10 @@ static void print_formatting(const char *filename, const char *fmt,
 			printf(" backing_fmt=%s", o->backing_fmt);
 		if (set & BLOCK_AMEND_COMPAT)
 			printf(" compat=%s", o->compat == 2 ? "0.10" : "1.1");
+		if (o->data_file)
+			printf(" data_file=%s", o->data_file);
+		if (set & BLOCK_AMEND_DATA_FILE_RAW)
+			printf(" data_file_raw=%s", o->data_file_raw ? "on" : "off");
 		printf(" lazy_refcounts=%s refcount_bits=%d\n", o->lazy_refcounts ? "on" : "off",
 		       o->refcount_bits ? o->refcount_bits : 16);
 	} else {
@@ -479,7 +483,8 @@ int img_measure(int argc, char **argv)
 		}
 		if (o.prealloc == BLOCK_PREALLOC_FULL || o.prealloc == BLOCK_PREALLOC_FALLOC)
 			required = vsize;
-		full = block_qcow2_metadata_size(vsize, cs, rbits, o.compat == 2);
+		full = block_qcow2_metadata_size(vsize, cs, rbits, o.compat == 2,
+						 o.extended_l2);
 		required = full - vsize + required;
 		bitmaps = bitmaps && o.compat != 2;
 	}

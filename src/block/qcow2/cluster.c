@@ -793,9 +793,11 @@ int qcow2_write_l2_range(struct qcow2 *s, uint64_t l1_index, uint64_t l2_index, 
 				ret = qcow2_free_now(s, h, 1);
 			continue;
 		}
+		/*
+		 * Extended L2: the bitmap stays as it was, so preallocated subclusters
+		 * still read from below (QEMU leaves it for preallocation too).
+		 */
 		qcow2_l2_set(s, table, l2_index + i, h | QCOW_OFLAG_COPIED);
-		/* Extended L2: preallocated subclusters read from the host cluster (QEMU). */
-		qcow2_l2_set_bitmap(s, table, l2_index + i, QCOW2_BM_ALLOC_ALL);
 	}
 	qcow2_cache_mark_dirty(&s->l2_cache, table);
 	qcow2_cache_put(&s->l2_cache, table);

@@ -519,9 +519,9 @@ static int qcow2_bitmap_list(struct block_dev *bd, struct block_bitmap **list)
 }
 
 uint64_t block_qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
-				   bool v2)
+				   bool v2, bool extended_l2)
 {
-	return qcow2_metadata_size(size, cluster_size, refcount_bits);
+	return qcow2_metadata_size(size, cluster_size, refcount_bits, extended_l2);
 }
 
 const struct block_driver block_qcow2_driver = {

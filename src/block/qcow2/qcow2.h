@@ -479,6 +479,7 @@ int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_pr
 /* qcow2.c */
 int qcow2_open_state(struct block_dev *bd, struct qcow2 **out, char *err, size_t errlen);
 void qcow2_free_state(struct qcow2 *s);
-uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits);
+uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
+			     bool extended_l2);
 
 #endif

@@ -193,6 +193,7 @@ int block_change_backing(struct block_dev *bd, const char *file, const char *fmt
 #define BLOCK_AMEND_BACKING_FMT		0x20
 #define BLOCK_AMEND_DATA_FILE		0x1000
 #define BLOCK_AMEND_DATA_FILE_RAW	0x2000
+#define BLOCK_AMEND_EXTENDED_L2		0x4000	/* given at all: amend refuses it */
 int block_amend(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
 		char *err, size_t errlen);
 /*

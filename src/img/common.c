@@ -241,6 +241,7 @@ static int set_opt(const char *fmt, const char *key, const char *val,
 			*set |= BLOCK_AMEND_LAZY_REFCOUNTS;
 		} else {
 			o->extended_l2 = b;
+			*set |= BLOCK_AMEND_EXTENDED_L2;
 		}
 	} else if (!strcmp(key, "refcount_bits")) {
 		if (!img_parse_size(val, &n) || strpbrk(val, "kKmMgGtTpPeE") || n > 64) {

@@ -263,6 +263,13 @@ int img_amend(int argc, char **argv)
 		block_close(bd);
 		return 1;
 	}
+	/* qemu-img: the L2 entry width is fixed at creation, either way. */
+	if (set & BLOCK_AMEND_EXTENDED_L2) {
+		img_error("Invalid parameter 'extended_l2'\nThis option is only supported for image "
+			  "creation");
+		block_close(bd);
+		return 1;
+	}
 	if (o.cluster_size || o.prealloc || o.extended_l2 || strstr(options, "compression_type")) {
 		img_error("Changing the %s is not supported", o.cluster_size ? "cluster size" :
 			  o.prealloc ? "preallocation mode" : strstr(options, "compression_type") ?

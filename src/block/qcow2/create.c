@@ -458,6 +458,54 @@ static int expand_zero_clusters(struct qcow2 *s)
 	return ret;
 }
 
+/* QEMU's qcow2_amend_options and qcow2_downgrade on external data files and extended L2. */
+static int check_amend_data_file(struct qcow2 *s, const struct block_create_opts *o,
+				 unsigned set, int version, char *err, size_t errlen)
+{
+	if ((set & BLOCK_AMEND_DATA_FILE) && o->data_file && !qcow2_has_data_file(s))
+		return block_err(err, errlen, "data-file can only be set for images that use an "
+				 "external data file");
+	if ((set & BLOCK_AMEND_DATA_FILE_RAW) && o->data_file_raw &&
+	    !(s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
+		return block_err(err, errlen, "data-file-raw cannot be set on existing images");
+	if (version >= 3 || s->h.version < 3)
+		return 0;
+	if (qcow2_has_data_file(s))
+		return block_err(err, errlen, "Cannot downgrade an image with a data file");
+	if (s->h.incompatible_features & QCOW2_INCOMPAT_EXTL2)
+		return block_err(err, errlen, "Cannot downgrade an image with incompatible features "
+				 "%#llx set", (unsigned long long)QCOW2_INCOMPAT_EXTL2);
+	return 0;
+}
+
+/* A new data file name, or raw external data switched off: one header write. */
+static int amend_data_file(struct qcow2 *s, const struct block_create_opts *o, unsigned set)
+{
+	bool changed = false;
+	int ret;
+
+	if ((set & BLOCK_AMEND_DATA_FILE) && o->data_file && qcow2_has_data_file(s) &&
+	    (!s->data_file_name || strcmp(s->data_file_name, o->data_file))) {
+		char *name = strdup(o->data_file);
+		if (!name)
+			return -ENOMEM;
+		free(s->data_file_name);
+		s->data_file_name = name;
+		changed = true;
+	}
+	if ((set & BLOCK_AMEND_DATA_FILE_RAW) && !o->data_file_raw &&
+	    (s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW)) {
+		s->h.autoclear_features &= ~QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+		changed = true;
+	}
+	if (!changed)
+		return 0;
+	ret = qcow2_write_header(s);
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	return ret;
+}
+
 int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
 		char *err, size_t errlen)
 {
@@ -470,6 +518,8 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 	char msg[256];
 
 	if (check_refcount_opts(version, rbits, lazy, err, errlen) < 0)
+		return -1;
+	if (check_amend_data_file(s, o, set, version, err, errlen) < 0)
 		return -1;
 	if (version < 3 && s->h.compression_type)
 		return block_err(err, errlen, "Cannot downgrade an image with a non-zlib "
@@ -526,6 +576,8 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 				ret = bfile_flush(bd);
 		}
 	}
+	if (ret == 0)
+		ret = amend_data_file(s, o, set);
 	pthread_mutex_unlock(&s->lock);
 	if (ret < 0)
 		return block_err(err, errlen, "%s", strerror(-ret));

@@ -326,8 +326,8 @@ static int map_status(struct block_dev *bd, uint64_t off, uint64_t len, struct m
 			break;
 		}
 		if (!block_backing(layer)) {
-			/* Unallocated at the bottom of the chain reads as zeroes. */
-			flags = BLOCK_STATUS_ZERO;
+			/* Unallocated at the bottom of the chain reads as zeroes (host offset kept). */
+			flags = BLOCK_STATUS_ZERO | (flags & BLOCK_STATUS_OFFSET);
 			break;
 		}
 		if (off >= block_length(block_backing(layer))) {

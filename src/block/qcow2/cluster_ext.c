@@ -58,7 +58,10 @@ static bool run_continues(const struct qcow2 *s, enum qcow2_type type, uint64_t 
 		return true;
 	if ((e & QCOW_OFLAG_COPIED) != (first & QCOW_OFLAG_COPIED))
 		return false;
-	if (type != QCOW2_NORMAL && type != QCOW2_ZERO_ALLOC)
+	/* Block status reports the host offset of every subcluster with one, even unallocated. */
+	if (qcow2_has_host(s, first) != qcow2_has_host(s, e))
+		return false;
+	if (!qcow2_has_host(s, first) || type == QCOW2_COMPRESSED)
 		return true;
 	return (e & L2E_OFFSET_MASK) == (first & L2E_OFFSET_MASK) + (pbase - base);
 }

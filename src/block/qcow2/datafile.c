@@ -37,6 +37,9 @@ int qcow2_data_open(struct qcow2 *s, char *err, size_t errlen)
 	free(path);
 	if (ret < 0) {
 		s->data = NULL;
+		/* Like the backing file: info reads only metadata and works without it (QEMU). */
+		if ((s->bd->flags & BLOCK_NO_BACKING) && s->bd->read_only && !s->checking)
+			return 0;
 		return block_err(err, errlen, "%s", msg);
 	}
 	return 0;

@@ -426,6 +426,11 @@ static int qcow2_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64
 	switch (type) {
 	case QCOW2_UNALLOCATED:
 		*flags = 0;
+		/* A subcluster of an allocated cluster that reads from below: QEMU gives its offset. */
+		if (s->ext_l2 && qcow2_has_host(s, l2e)) {
+			*flags = BLOCK_STATUS_OFFSET;
+			*map = (l2e & L2E_OFFSET_MASK) + qcow2_in_cluster(s, off);
+		}
 		break;
 	case QCOW2_ZERO_PLAIN:
 		*flags = BLOCK_STATUS_ZERO | BLOCK_STATUS_ALLOCATED;

@@ -141,7 +141,8 @@ struct block_info {
 	int refcount_bits;
 	bool corrupt;
 	bool extended_l2;
-	char data_file[4096];		/* qcow2 external data file as stored, "" if none */
+	bool has_data_file;		/* qcow2 incompatible bit "external data file" */
+	char data_file[4096];		/* its name as stored, "" if none */
 	bool data_file_raw;
 	int compression_type;
 	int nb_snapshots;

@@ -61,10 +61,10 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 			jset_bool(data, "extended-l2", info.extended_l2);
 			jset_bool(data, "lazy-refcounts", info.lazy_refcounts);
 			jset_bool(data, "corrupt", info.corrupt);
-			if (info.data_file[0]) {
+			if (info.data_file[0])
 				jset_str(data, "data-file", info.data_file);
+			if (info.has_data_file)
 				jset_bool(data, "data-file-raw", info.data_file_raw);
-			}
 		}
 		{
 			struct block_bitmap *bm = NULL;

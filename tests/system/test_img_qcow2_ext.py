@@ -325,3 +325,20 @@ def test_damaged_entries_reported_like_qemu(tmp_path):
     kr = kimg("convert", "-O", "raw", "x.qcow2", "o.raw", cwd=tmp_path)
     qr = qimg("convert", "-O", "raw", "x.qcow2", "o.raw", cwd=tmp_path)
     assert kr[0] == qr[0] == 1
+
+
+def test_data_file_bit_without_name_like_qemu(tmp_path):
+    """The external data file bit without a name: info shows the image, the rest refuse."""
+    ok(qimg("create", "-q", "-f", "qcow2", "x.qcow2", "1M", cwd=tmp_path))
+    raw = bytearray((tmp_path / "x.qcow2").read_bytes())
+    raw[72:80] = (4).to_bytes(8, "big")
+    (tmp_path / "x.qcow2").write_bytes(bytes(raw))
+    for args in (["info", "x.qcow2"], ["info", "--output=json", "x.qcow2"], ["map", "x.qcow2"],
+                 ["check", "x.qcow2"], ["convert", "-O", "raw", "x.qcow2", "o.raw"]):
+        kr = kimg(*args, cwd=tmp_path)
+        qr = qimg(*args, cwd=tmp_path)
+        assert kr[0] == qr[0], args
+        assert norm(kr[2], "x.qcow2") == norm(qr[2], "x.qcow2")
+        if args[0] == "info":
+            assert [l for l in kr[1].splitlines() if "disk size" not in l and "actual" not in l] \
+                == [l for l in qr[1].splitlines() if "disk size" not in l and "actual" not in l]

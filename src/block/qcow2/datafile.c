@@ -21,13 +21,15 @@ int qcow2_data_open(struct qcow2 *s, char *err, size_t errlen)
 {
 	unsigned flags = s->bd->flags & (BLOCK_RDONLY | BLOCK_NOCACHE | BLOCK_DSYNC |
 					 BLOCK_NO_FLUSH | BLOCK_NO_LOCK);
+	/* Like the backing file: info reads only metadata and works without it (QEMU). */
+	bool optional = (s->bd->flags & BLOCK_NO_BACKING) && s->bd->read_only && !s->checking;
 	char msg[1024], *path;
 	int ret;
 
 	if (!qcow2_has_data_file(s))
 		return 0;
 	if (!s->data_file_name || !*s->data_file_name)
-		return block_err(err, errlen, "'data-file' is required for this image");
+		return optional ? 0 : block_err(err, errlen, "'data-file' is required for this image");
 	if (s->bd->read_only)
 		flags |= BLOCK_RDONLY;
 	path = qcow2_data_path(s);
@@ -37,8 +39,7 @@ int qcow2_data_open(struct qcow2 *s, char *err, size_t errlen)
 	free(path);
 	if (ret < 0) {
 		s->data = NULL;
-		/* Like the backing file: info reads only metadata and works without it (QEMU). */
-		if ((s->bd->flags & BLOCK_NO_BACKING) && s->bd->read_only && !s->checking)
+		if (optional)
 			return 0;
 		return block_err(err, errlen, "%s", msg);
 	}

@@ -463,6 +463,7 @@ static int qcow2_get_info(struct block_dev *bd, struct block_info *info)
 	info->refcount_bits = 1 << s->refcount_order;
 	info->corrupt = s->h.incompatible_features & QCOW2_INCOMPAT_CORRUPT;
 	info->extended_l2 = s->ext_l2;
+	info->has_data_file = qcow2_has_data_file(s);
 	if (qcow2_has_data_file(s) && s->data_file_name)
 		snprintf(info->data_file, sizeof(info->data_file), "%s", s->data_file_name);
 	info->data_file_raw = s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW;

@@ -26,10 +26,11 @@ int qcow2_data_open(struct qcow2 *s, char *err, size_t errlen)
 	char msg[1024], *path;
 	int ret;
 
-	if (!qcow2_has_data_file(s))
+	/* Nor is it opened then: a name from an untrusted image must not open host files. */
+	if (!qcow2_has_data_file(s) || optional)
 		return 0;
 	if (!s->data_file_name || !*s->data_file_name)
-		return optional ? 0 : block_err(err, errlen, "'data-file' is required for this image");
+		return block_err(err, errlen, "'data-file' is required for this image");
 	if (s->bd->read_only)
 		flags |= BLOCK_RDONLY;
 	path = qcow2_data_path(s);
@@ -39,8 +40,6 @@ int qcow2_data_open(struct qcow2 *s, char *err, size_t errlen)
 	free(path);
 	if (ret < 0) {
 		s->data = NULL;
-		if (optional)
-			return 0;
 		return block_err(err, errlen, "%s", msg);
 	}
 	return 0;

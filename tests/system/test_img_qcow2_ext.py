@@ -13,7 +13,8 @@ import random
 
 import pytest
 
-from test_img_helpers import Writer, kimg, make_raw, needs_build, needs_qemu_img, ok, qimg, run
+from test_img_helpers import (KIMG, Writer, kimg, make_raw, needs_build, needs_qemu_img, ok,
+                              qimg, run)
 
 pytestmark = [needs_build, needs_qemu_img]
 
@@ -342,3 +343,17 @@ def test_data_file_bit_without_name_like_qemu(tmp_path):
         if args[0] == "info":
             assert [l for l in kr[1].splitlines() if "disk size" not in l and "actual" not in l] \
                 == [l for l in qr[1].splitlines() if "disk size" not in l and "actual" not in l]
+
+
+def test_blockdev_data_file_refused_by_name(tmp_path):
+    """The VMM's -blockdev qcow2 node has no data-file= child: refused by name, before
+    any guest starts (the data file the image names is opened by the block layer)."""
+    kestrel = KIMG.parent.parent / "kestrel"
+    if not kestrel.exists():
+        pytest.skip("kestrel is not built")
+    ok(kimg("create", "-q", "-f", "qcow2", "-o", "data_file=d.raw", "x.qcow2", "1M",
+            cwd=tmp_path))
+    for extra in ("data-file=other", "data-file.driver=file,data-file.filename=other"):
+        rc, out, err = run([kestrel, "-blockdev", "driver=qcow2,node-name=d0,file.driver=file,"
+                            f"file.filename={tmp_path}/x.qcow2,{extra}"], timeout=30)
+        assert rc != 0 and "data-file= is not supported" in err, (rc, err)

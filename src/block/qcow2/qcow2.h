@@ -5,6 +5,8 @@
  *   cache.c     bounded write-back caches of L2 tables and refcount blocks
  *   refcount.c  refcounts of any width, cluster allocation, deferred frees
  *   cluster.c   guest -> host mapping through L1/L2, allocation on write
+ *   cluster_ext.c  the same for extended L2 entries (32 subclusters per cluster)
+ *   datafile.c  external data files: data at guest offsets in another file
  *   compress.c  zlib (raw deflate) and zstd cluster compression
  *   snapshot.c  the snapshot table: list, create, apply, delete
  *   txn.c       changes that must look atomic: shadow refcounts, one header write

@@ -357,3 +357,18 @@ def test_blockdev_data_file_refused_by_name(tmp_path):
         rc, out, err = run([kestrel, "-blockdev", "driver=qcow2,node-name=d0,file.driver=file,"
                             f"file.filename={tmp_path}/x.qcow2,{extra}"], timeout=30)
         assert rc != 0 and "data-file= is not supported" in err, (rc, err)
+
+
+def test_rebase_refused_with_raw_data_file(tmp_path):
+    """qcow2 spec: raw external data conflicts with backing files; qemu-img's rebase fails."""
+    ok(qimg("create", "-q", "-f", "qcow2", "-o", "data_file=r.raw,data_file_raw=on", "r.qcow2",
+            "1M", cwd=tmp_path))
+    (tmp_path / "b.raw").write_bytes(bytes(1 << 20))
+    before = (tmp_path / "r.qcow2").read_bytes()
+    for extra in (["-u"], []):
+        args = ["rebase", *extra, "-b", "b.raw", "-F", "raw", "r.qcow2"]
+        kr = kimg(*args, cwd=tmp_path)
+        qr = qimg(*args, cwd=tmp_path)
+        assert kr[0] == qr[0] == 1
+        assert norm(kr[2], "r.qcow2") == norm(qr[2], "r.qcow2")
+    assert (tmp_path / "r.qcow2").read_bytes() == before

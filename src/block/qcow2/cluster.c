@@ -444,7 +444,7 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 				uint64_t f = be64toh(table[l2_index + j]);
 				if (!in_place(s, f) || qcow2_entry_type(s, f) != QCOW2_NORMAL ||
 				    (f & L2E_OFFSET_MASK) != host + ((j - i) << s->cluster_bits) ||
-				    !qcow2_in_file(s, f & L2E_OFFSET_MASK))
+				    (!qcow2_has_data_file(s) && !qcow2_in_file(s, f & L2E_OFFSET_MASK)))
 					break;
 			}
 			n = (size_t)(((j - i) << s->cluster_bits) - first_off);

@@ -373,6 +373,9 @@ int qcow2_change_backing(struct block_dev *bd, const char *file, const char *fmt
 
 	if (file && *file && strlen(file) > QCOW2_MAX_BACKING_NAME)
 		return block_err(err, errlen, "Backing file name too long");
+	/* qcow2 spec: raw external data conflicts with backing files (QEMU: -EINVAL). */
+	if (file && *file && (s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
+		return block_err(err, errlen, "%s", strerror(EINVAL));
 	if (file && *file && !(nf = strdup(file)))
 		return block_err(err, errlen, "out of memory");
 	if (nf && fmt && *fmt && !(nfmt = strdup(fmt))) {

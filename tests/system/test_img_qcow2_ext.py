@@ -326,6 +326,9 @@ def test_damaged_entries_reported_like_qemu(tmp_path):
     kr = kimg("convert", "-O", "raw", "x.qcow2", "o.raw", cwd=tmp_path)
     qr = qimg("convert", "-O", "raw", "x.qcow2", "o.raw", cwd=tmp_path)
     assert kr[0] == qr[0] == 1
+    # The corruption is reported in QEMU's words (the last line is convert's own).
+    assert kr[2].splitlines()[0] == qr[2].splitlines()[0]
+    assert "Invalid cluster entry found  (L2 offset: " in kr[2]
 
 
 def test_data_file_bit_without_name_like_qemu(tmp_path):

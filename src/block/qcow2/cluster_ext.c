@@ -40,11 +40,14 @@ int qcow2_subcluster_type(const struct qcow2 *s, uint64_t l2e, uint64_t bm, unsi
 	return 0;
 }
 
-static int invalid_entry(struct qcow2 *s, const uint64_t *table, uint64_t l2_index)
+/* QEMU's wording, double space included; guest is any offset in the cluster. */
+static int invalid_entry(struct qcow2 *s, uint64_t guest, uint64_t l2_index)
 {
-	(void)table;
-	return qcow2_signal_corruption(s, "Invalid cluster entry found (L2 index: %#" PRIx64 ")",
-				       l2_index);
+	uint64_t l1_index = guest >> (s->l2_bits + s->cluster_bits);
+	uint64_t l2_off = l1_index < s->l1_size ? s->l1[l1_index] & L1E_OFFSET_MASK : 0;
+
+	return qcow2_signal_corruption(s, "Invalid cluster entry found  (L2 offset: %#" PRIx64
+				       ", L2 index: %#" PRIx64 ")", l2_off, l2_index);
 }
 
 /* Whether `pos` continues a run of `type` that began at `off` with entry `first`. */
@@ -78,7 +81,7 @@ int qcow2_map_ext(struct qcow2 *s, const uint64_t *table, uint64_t off, uint64_t
 	int ret;
 
 	if (qcow2_subcluster_type(s, first, qcow2_l2_bitmap(s, table, l2_index), sc, type) < 0)
-		return invalid_entry(s, table, l2_index);
+		return invalid_entry(s, off, l2_index);
 	*l2e = first;
 	ret = qcow2_check_entry(s, first, *type, off, write);
 	if (ret < 0)
@@ -176,7 +179,7 @@ static int write_cluster_ext(struct qcow2 *s, uint64_t *table, uint64_t l2_index
 	int ret;
 
 	if (qcow2_subcluster_type(s, e, bm, first, &t) < 0)
-		return invalid_entry(s, table, l2_index);
+		return invalid_entry(s, guest, l2_index);
 	ret = qcow2_check_entry(s, e, ct, guest, true);
 	if (ret < 0)
 		return ret;
@@ -252,7 +255,7 @@ int qcow2_zero_subclusters(struct qcow2 *s, uint64_t *table, uint64_t off, uint6
 	if (e & QCOW_OFLAG_COMPRESSED)
 		return -ENOTSUP;
 	if (qcow2_subcluster_type(s, e, bm, first, &t) < 0)
-		return invalid_entry(s, table, l2_index);
+		return invalid_entry(s, off, l2_index);
 	bm = ((uint32_t)bm & ~w) | (((bm >> 32) | w) << 32);
 	qcow2_l2_set_bitmap(s, table, l2_index, bm);
 	return 0;

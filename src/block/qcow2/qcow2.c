@@ -310,6 +310,9 @@ static int qcow2_pwrite_compressed(struct block_dev *bd, uint64_t off, const voi
 	long clen;
 	int ret;
 
+	/* qcow2 spec: no compressed clusters with an external data file, incompressible or not. */
+	if (qcow2_has_data_file(s))
+		return -ENOTSUP;
 	if (qcow2_in_cluster(s, off) || (len != s->cluster_size && off + len != bd->size) ||
 	    len > s->cluster_size)
 		return -EINVAL;

@@ -124,7 +124,9 @@ struct block_create_opts {
 	bool lazy_refcounts;
 	int refcount_bits;		/* qcow2: 1..64, power of two, default 16 */
 	int compression_type;		/* qcow2: BLOCK_COMPRESS_ZLIB or _ZSTD */
-	bool extended_l2;		/* refused: not supported */
+	bool extended_l2;		/* qcow2: 128-bit L2 entries with subclusters */
+	const char *data_file;		/* qcow2: external data file name */
+	bool data_file_raw;		/* qcow2: the data file stays a valid raw image */
 	uint32_t extent_size_hint;	/* file: FS_IOC_FSSETXATTR extsize, 0 = none */
 	bool extent_size_hint_given;	/* asked for: its refusal is worth a warning */
 	bool nocow;			/* file: FS_NOCOW_FL (btrfs), best effort */
@@ -180,6 +182,9 @@ struct block_info {
 	int refcount_bits;
 	bool corrupt;
 	bool extended_l2;
+	bool has_data_file;		/* qcow2 incompatible bit "external data file" */
+	char data_file[4096];		/* its name as stored, "" if none */
+	bool data_file_raw;
 	int compression_type;
 	int nb_snapshots;
 };
@@ -228,6 +233,9 @@ int block_change_backing(struct block_dev *bd, const char *file, const char *fmt
 #define BLOCK_AMEND_SIZE		0x08
 #define BLOCK_AMEND_BACKING_FILE	0x10
 #define BLOCK_AMEND_BACKING_FMT		0x20
+#define BLOCK_AMEND_DATA_FILE		0x1000
+#define BLOCK_AMEND_DATA_FILE_RAW	0x2000
+#define BLOCK_AMEND_EXTENDED_L2		0x4000	/* given at all: amend refuses it */
 int block_amend(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
 		char *err, size_t errlen);
 /*
@@ -287,7 +295,7 @@ bool block_buffer_is_zero(const void *buf, size_t len);
 
 /* Bytes of metadata qcow2 needs for a virtual size (qemu-img measure). */
 uint64_t block_qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
-				   bool v2);
+				   bool v2, bool extended_l2);
 
 /*
  * I/O accounting, QEMU's BlockAcctStats: the device models call these once

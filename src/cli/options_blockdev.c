@@ -208,6 +208,12 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FI
 		strcpy(d.format, "raw");	/* a device on a file node sees the bytes */
 		d.file = strdup(filename);
 	} else if (!strcmp(driver, "raw") || !strcmp(driver, "qcow2")) {
+		/* The block layer opens the data file the image names; no node may replace it. */
+		if (opts_get(o, "data-file") || opts_get(o, "data-file.driver")) {
+			err_invalid(opt, arg, "data-file= is not supported: a qcow2 image's external "
+				    "data file is the one its header names, next to the image");
+			goto out;
+		}
 		if (node_settings(o, "", &d, opt, arg) < 0 || format_file(cfg, o, &d, opt, arg) < 0 ||
 		    options_overlap_check(o, driver, &d, opt, arg) < 0)
 			goto out;

@@ -570,7 +570,8 @@ int img_measure(int argc, char **argv)
 		}
 		if (o.prealloc == BLOCK_PREALLOC_FULL || o.prealloc == BLOCK_PREALLOC_FALLOC)
 			required = vsize;
-		full = block_qcow2_metadata_size(vsize, cs, rbits, o.compat == 2);
+		full = block_qcow2_metadata_size(vsize, cs, rbits, o.compat == 2,
+						 o.extended_l2);
 		required = full - vsize + required;
 		bitmaps = bitmaps && o.compat != 2;
 		if (bitmaps && img_bitmaps_size(bd, cs, &bitmaps_size) < 0) {

@@ -438,6 +438,13 @@ static int apply_one(const struct img_opts *p, size_t i, struct block_create_opt
 		*set |= BLOCK_AMEND_LAZY_REFCOUNTS;
 	} else if (!strcmp(name, "extended_l2")) {
 		o->extended_l2 = n;
+		*set |= BLOCK_AMEND_EXTENDED_L2;
+	} else if (!strcmp(name, "data_file")) {
+		o->data_file = v;
+		*set |= BLOCK_AMEND_DATA_FILE;
+	} else if (!strcmp(name, "data_file_raw")) {
+		o->data_file_raw = n;
+		*set |= BLOCK_AMEND_DATA_FILE_RAW;
 	} else if (!strcmp(name, "refcount_bits")) {
 		o->refcount_bits = n > 128 || !n ? 3 : (int)n;	/* fails the driver's check */
 		*set |= BLOCK_AMEND_REFCOUNT_BITS;

@@ -63,6 +63,10 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 			jset_bool(data, "extended-l2", info.extended_l2);
 			jset_bool(data, "lazy-refcounts", info.lazy_refcounts);
 			jset_bool(data, "corrupt", info.corrupt);
+			if (info.data_file[0])
+				jset_str(data, "data-file", info.data_file);
+			if (info.has_data_file)
+				jset_bool(data, "data-file-raw", info.data_file_raw);
 		}
 		{
 			struct block_bitmap *bm = NULL;
@@ -290,6 +294,30 @@ struct map_entry {
 	const char *filename;
 };
 
+/*
+ * The file a layer's data lies in: its external data file (qcow2), named
+ * relative to the image as QEMU opens it.  Kept until exit: map entries
+ * point at it.
+ */
+static const char *data_filename(struct block_dev *layer)
+{
+	static struct { struct block_dev *layer; char *name; } seen[16];
+	struct block_info bi;
+	unsigned i;
+
+	for (i = 0; i < 16 && seen[i].layer; i++)
+		if (seen[i].layer == layer)
+			return seen[i].name ? seen[i].name : block_filename(layer);
+	if (i == 16)
+		return block_filename(layer);
+	memset(&bi, 0, sizeof(bi));
+	block_get_info(layer, &bi);
+	seen[i].layer = layer;
+	if (bi.data_file[0])
+		seen[i].name = img_backing_path(block_filename(layer), bi.data_file);
+	return seen[i].name ? seen[i].name : block_filename(layer);
+}
+
 /* qemu-img's get_block_status: walk down the chain until a layer decides. */
 static int map_status(struct block_dev *bd, uint64_t off, uint64_t len, struct map_entry *e)
 {
@@ -307,8 +335,9 @@ static int map_status(struct block_dev *bd, uint64_t off, uint64_t len, struct m
 			break;
 		}
 		if (!block_backing(layer)) {
-			/* Unallocated at the bottom of the chain reads as zeroes. */
-			flags = block_unallocated_is_zero(layer) ? BLOCK_STATUS_ZERO : 0;
+			/* Unallocated at the bottom of the chain reads as zeroes (host offset kept). */
+			flags = (block_unallocated_is_zero(layer) ? BLOCK_STATUS_ZERO : 0) |
+				(flags & BLOCK_STATUS_OFFSET);
 			break;
 		}
 		if (off >= block_length(block_backing(layer))) {
@@ -329,7 +358,7 @@ static int map_status(struct block_dev *bd, uint64_t off, uint64_t len, struct m
 		.has_offset = flags & BLOCK_STATUS_OFFSET,
 		.depth = depth,
 		.present = flags & BLOCK_STATUS_ALLOCATED,
-		.filename = decided && (flags & BLOCK_STATUS_OFFSET) ? block_filename(decided) : NULL,
+		.filename = decided && (flags & BLOCK_STATUS_OFFSET) ? data_filename(decided) : NULL,
 	};
 	return 0;
 }

@@ -106,14 +106,11 @@ def unknown_incompat_bit(img):
     return "Unknown incompatible feature: 8000000000000000"
 
 
-def extl2_bit(img):
+def extl2_small_clusters(img):
+    # Extended L2 entries are supported, but not with 512-byte clusters (16-byte subclusters).
     header_field(img, 72, "Q", 1 << 4)
-    return "extended L2 entries"
-
-
-def data_file_bit(img):
-    header_field(img, 72, "Q", 1 << 2)
-    return "external data file"
+    header_field(img, 20, "I", 9)
+    return "Unsupported subcluster size: 16"
 
 
 def bad_version(img):
@@ -156,7 +153,7 @@ def compression_bit_mismatch(img):
 DAMAGE = [truncated_header, truncated_tables, huge_cluster_bits, tiny_cluster_bits,
           huge_l1_size, l1_too_small, absurd_virtual_size, l1_past_eof, l1_unaligned,
           reftable_past_eof, reftable_huge, reftable_empty, header_length_huge,
-          header_length_short, unknown_incompat_bit, extl2_bit, data_file_bit, bad_version,
+          header_length_short, unknown_incompat_bit, extl2_small_clusters, bad_version,
           too_many_snapshots, snapshots_past_eof, backing_name_too_long, refcount_order_huge,
           encrypted, compression_bit_mismatch]
 

@@ -101,6 +101,8 @@ CONFIGS = [
     ("lazy_refcounts=on", 65536, "writeback"),
     ("cluster_size=65536", 65536, "writethrough"),
     ("cluster_size=16384,refcount_bits=1", 16384, "writeback"),
+    # Subclusters: a partial write allocates the cluster but marks only what it wrote.
+    ("extended_l2=on,cluster_size=32768", 32768, "writeback"),
 ]
 
 

@@ -100,13 +100,16 @@ static int check_copied_l2(struct qcow2 *s, struct block_check_result *res, unsi
 		return 0;
 	}
 	for (uint32_t j = 0; j < s->l2_size; j++) {
-		uint64_t e = be64(table + 8 * j);
+		uint64_t e = be64(table + qcow2_l2_pos(s, j));
 		enum qcow2_type t = qcow2_entry_type(s, e);
 
 		if (t != QCOW2_NORMAL && t != QCOW2_ZERO_ALLOC)
 			continue;
+		/* An external data file's clusters count as referenced once (QEMU). */
+		if (qcow2_has_data_file(s))
+			rc = 1;
 		/* A refcount that cannot be read was reported already (QEMU too). */
-		if (qcow2_get_refcount(s, (e & L2E_OFFSET_MASK) >> s->cluster_bits, &rc) < 0)
+		else if (qcow2_get_refcount(s, (e & L2E_OFFSET_MASK) >> s->cluster_bits, &rc) < 0)
 			continue;
 		if ((rc == 1) == !!(e & QCOW_OFLAG_COPIED))
 			continue;
@@ -115,7 +118,7 @@ static int check_copied_l2(struct qcow2 *s, struct block_check_result *res, unsi
 			    "\n", repair ? "Repairing" : "ERROR", e, rc);
 		if (repair) {
 			e = rc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
-			put_be64(table + 8 * j, e);
+			put_be64(table + qcow2_l2_pos(s, j), e);
 			dirty++;
 		}
 	}

@@ -15,6 +15,12 @@
 #define L1E_RESERVED_MASK	0x7f000000000001ffULL
 #define L2E_STD_RESERVED_MASK	0x3f000000000001feULL
 
+/* Entry i of an L2 table read as bytes: 16 bytes apart with extended L2 entries. */
+static inline size_t qcow2_l2_pos(const struct qcow2 *s, uint32_t i)
+{
+	return (size_t)i << (3 + s->ext_l2);
+}
+
 struct refs {
 	uint32_t *n;
 	uint64_t size;		/* capacity of n */

@@ -128,17 +128,17 @@ bool qcow2_on_metadata(const struct qcow2 *s, uint64_t off, uint64_t len, unsign
 static int zero_l2_entry(struct qcow2 *s, struct block_check_result *res, uint64_t l2_off,
 			 uint8_t *table, uint32_t i, FILE *report)
 {
-	uint64_t at = l2_off + 8ULL * i;
+	uint64_t at = l2_off + qcow2_l2_pos(s, i);
 	int ret;
 
-	put_be64(table + 8 * i, QCOW_OFLAG_ZERO);
+	put_be64(table + qcow2_l2_pos(s, i), QCOW_OFLAG_ZERO);
 	if (qcow2_on_metadata(s, at, 8, OL_ACTIVE_L2)) {
 		say(report, "ERROR: Overlap check failed\n");
 		res->check_errors++;
 		return -EIO;
 	}
 	qcow2_cache_discard(&s->l2_cache, l2_off);
-	ret = qcow2_file_write(s, at, table + 8 * i, 8);
+	ret = qcow2_file_write(s, at, table + qcow2_l2_pos(s, i), 8);
 	if (ret == 0)
 		ret = bfile_flush(s->bd);
 	if (ret < 0) {
@@ -155,7 +155,7 @@ static int zero_l2_entry(struct qcow2 *s, struct block_check_result *res, uint64
 static bool check_l2_std(struct qcow2 *s, struct block_check_result *res, uint64_t l2_off,
 			 uint8_t *table, uint32_t i, unsigned fix, FILE *report)
 {
-	uint64_t e = be64(table + 8 * i), off = e & L2E_OFFSET_MASK;
+	uint64_t e = be64(table + qcow2_l2_pos(s, i)), off = e & L2E_OFFSET_MASK;
 
 	if (!qcow2_in_cluster(s, off))
 		return false;
@@ -190,7 +190,8 @@ static int check_l2(struct qcow2 *s, struct refs *r, struct block_check_result *
 		return 0;
 	}
 	for (uint32_t i = 0; i < s->l2_size && ret == 0; i++) {
-		uint64_t e = be64(table + 8 * i), off;
+		uint64_t e = be64(table + qcow2_l2_pos(s, i)), off;
+		uint64_t bm = s->ext_l2 ? be64(table + qcow2_l2_pos(s, i) + 8) : 0;
 		enum qcow2_type type = qcow2_entry_type(s, e);
 
 		if (type != QCOW2_COMPRESSED && (e & L2E_STD_RESERVED_MASK)) {
@@ -206,6 +207,18 @@ static int check_l2(struct qcow2 *s, struct refs *r, struct block_check_result *
 					    "QCOW_OFLAG_COPIED flag set\n", coff);
 				res->corruptions++;
 			}
+			if (qcow2_has_data_file(s)) {
+				say(report, "ERROR compressed cluster %u with data file, entry=0x%" PRIx64
+					    "\n", i, e);
+				res->corruptions++;
+				break;
+			}
+			if (bm) {
+				say(report, "ERROR compressed cluster %u with non-zero subcluster "
+					    "allocation bitmap, entry=0x%" PRIx64 "\n", i, e);
+				res->corruptions++;
+				break;
+			}
 			ret = refs_inc(s, r, res, coff & ~511ULL, sectors * 512, report);
 			if (active) {
 				res->allocated_clusters++;
@@ -218,6 +231,11 @@ static int check_l2(struct qcow2 *s, struct refs *r, struct block_check_result *
 		case QCOW2_NORMAL:
 		case QCOW2_ZERO_ALLOC:
 			off = e & L2E_OFFSET_MASK;
+			if ((bm >> 32) & bm) {
+				res->corruptions++;
+				say(report, "ERROR offset=%" PRIx64 ": Allocated cluster has corrupted "
+					    "subcluster allocation bitmap\n", off);
+			}
 			/* Repaired into a zero cluster, it references nothing now. */
 			if (check_l2_std(s, res, l2_off, table, i, fix, report))
 				break;
@@ -228,7 +246,15 @@ static int check_l2(struct qcow2 *s, struct refs *r, struct block_check_result *
 				*next_contig = off + s->cluster_size;
 			}
 			/* QEMU reports it and still counts the (unaligned) range. */
-			ret = refs_inc(s, r, res, off, s->cluster_size, report);
+			if (!qcow2_has_data_file(s))
+				ret = refs_inc(s, r, res, off, s->cluster_size, report);
+			break;
+		case QCOW2_UNALLOCATED:
+			if (bm & QCOW2_BM_ALLOC_ALL) {
+				res->corruptions++;
+				say(report, "ERROR: Unallocated cluster has non-zero subcluster "
+					    "allocation map\n");
+			}
 			break;
 		default:
 			break;

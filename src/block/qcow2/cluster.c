@@ -68,9 +68,10 @@ enum qcow2_type qcow2_entry_type(const struct qcow2 *s, uint64_t l2e)
 {
 	if (l2e & QCOW_OFLAG_COMPRESSED)
 		return QCOW2_COMPRESSED;
-	if ((l2e & QCOW_OFLAG_ZERO) && s->h.version >= 3)
-		return (l2e & L2E_OFFSET_MASK) ? QCOW2_ZERO_ALLOC : QCOW2_ZERO_PLAIN;
-	if (l2e & L2E_OFFSET_MASK)
+	/* With extended L2 entries bit 0 is reserved: the bitmap says what reads as zero. */
+	if ((l2e & QCOW_OFLAG_ZERO) && s->h.version >= 3 && !s->ext_l2)
+		return qcow2_has_host(s, l2e) ? QCOW2_ZERO_ALLOC : QCOW2_ZERO_PLAIN;
+	if (qcow2_has_host(s, l2e))
 		return QCOW2_NORMAL;
 	return QCOW2_UNALLOCATED;
 }
@@ -117,6 +118,10 @@ int qcow2_map_for(struct qcow2 *s, uint64_t off, uint64_t len, bool write,
 		*l2e = 0;
 		n = max;
 		goto done;
+	}
+	if (s->ext_l2) {
+		ret = qcow2_map_ext(s, table, off, len, write, type, l2e, pnum);
+		goto out;
 	}
 	first = be64toh(table[l2_index]);
 	*type = qcow2_entry_type(s, first);
@@ -214,7 +219,7 @@ int qcow2_read(struct qcow2 *s, uint64_t off, void *buf, size_t len)
 			memset(p, 0, (size_t)n);
 			break;
 		case QCOW2_NORMAL:
-			ret = bfile_pread(s->bd, (l2e & L2E_OFFSET_MASK) + in, p, (size_t)n);
+			ret = qcow2_data_pread(s, (l2e & L2E_OFFSET_MASK) + in, p, (size_t)n);
 			break;
 		case QCOW2_COMPRESSED:
 			/* A whole cluster decompresses straight into the buffer, in parallel. */
@@ -308,7 +313,7 @@ static int cow_read(struct qcow2 *s, uint64_t guest, uint64_t l2e, uint8_t *buf)
 		memset(buf, 0, s->cluster_size);
 		return 0;
 	case QCOW2_NORMAL:
-		return bfile_pread(s->bd, l2e & L2E_OFFSET_MASK, buf, s->cluster_size);
+		return qcow2_data_pread(s, l2e & L2E_OFFSET_MASK, buf, s->cluster_size);
 	case QCOW2_COMPRESSED:
 		return qcow2_read_compressed(s, l2e, buf);
 	}
@@ -328,12 +333,14 @@ static bool reads_as_zero(struct qcow2 *s, uint64_t guest, uint64_t l2e)
 	return s->bd->backing && guest >= s->bd->backing->size;
 }
 
-/* Drops the reference an L2 entry held, once the new entry is on disk. */
-static int release_entry(struct qcow2 *s, uint64_t l2e)
+int qcow2_release_entry(struct qcow2 *s, uint64_t l2e)
 {
 	switch (qcow2_entry_type(s, l2e)) {
 	case QCOW2_NORMAL:
 	case QCOW2_ZERO_ALLOC:
+		/* qcow2 spec: clusters of an external data file are not refcounted. */
+		if (qcow2_has_data_file(s))
+			return 0;
 		return qcow2_free_later(s, l2e & L2E_OFFSET_MASK, 1);
 	case QCOW2_COMPRESSED:
 		return qcow2_free_compressed_later(s, l2e);
@@ -353,17 +360,17 @@ static int write_cluster_part(struct qcow2 *s, uint64_t guest, uint64_t l2e, uin
 	int ret;
 
 	if (in == 0 && len == s->cluster_size)
-		return qcow2_checked_write(s, 0, host, data, len);
+		return qcow2_data_pwrite(s, host, data, len);
 	/* Fresh space past anything ever written is zero already: write just the data. */
-	if (host >= s->data_end && reads_as_zero(s, guest, l2e))
-		return qcow2_checked_write(s, 0, host + in, data, len);
+	if (!qcow2_has_data_file(s) && host >= s->data_end && reads_as_zero(s, guest, l2e))
+		return qcow2_data_pwrite(s, host + in, data, len);
 	bounce = block_alloc_buf(s->cluster_size);
 	if (!bounce)
 		return -ENOMEM;
 	ret = cow_read(s, guest, l2e, bounce);
 	if (ret == 0) {
 		memcpy(bounce + in, data, len);
-		ret = qcow2_checked_write(s, 0, host, bounce, s->cluster_size);
+		ret = qcow2_data_pwrite(s, host, bounce, s->cluster_size);
 	}
 	free(bounce);
 	return ret;
@@ -421,10 +428,10 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 						return -ENOMEM;
 					memset(z, 0, s->cluster_size);
 					memcpy(z + first_off, src, n);
-					ret = qcow2_checked_write(s, 0, host, z, s->cluster_size);
+					ret = qcow2_data_pwrite(s, host, z, s->cluster_size);
 					free(z);
 				} else {
-					ret = qcow2_checked_write(s, 0, host, src, n);
+					ret = qcow2_data_pwrite(s, host, src, n);
 				}
 				if (ret < 0)
 					return ret;
@@ -437,13 +444,13 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 				uint64_t f = be64toh(table[l2_index + j]);
 				if (!in_place(s, f) || qcow2_entry_type(s, f) != QCOW2_NORMAL ||
 				    (f & L2E_OFFSET_MASK) != host + ((j - i) << s->cluster_bits) ||
-				    !qcow2_in_file(s, f & L2E_OFFSET_MASK))
+				    (!qcow2_has_data_file(s) && !qcow2_in_file(s, f & L2E_OFFSET_MASK)))
 					break;
 			}
 			n = (size_t)(((j - i) << s->cluster_bits) - first_off);
 			if (n > len - (size_t)(src - buf))
 				n = len - (size_t)(src - buf);
-			ret = qcow2_checked_write(s, 0, host + first_off, src, n);
+			ret = qcow2_data_pwrite(s, host + first_off, src, n);
 			if (ret < 0)
 				return ret;
 			i = j;
@@ -461,7 +468,7 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 			if (ret < 0)
 				return ret;
 		}
-		ret = qcow2_alloc_clusters(s, j - i, &host);
+		ret = qcow2_data_alloc(s, guest, j - i, &host);
 		if (ret < 0)
 			return ret;
 		for (uint64_t k = i; k < j; k++) {
@@ -478,15 +485,15 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 				uint64_t m = k + 1;
 				while (m < j && ((m + 1) << s->cluster_bits) - in <= len)
 					m++;
-				ret = qcow2_checked_write(s, 0, h, c_src,
-							  (size_t)((m - k) << s->cluster_bits));
+				ret = qcow2_data_pwrite(s, h, c_src,
+							(size_t)((m - k) << s->cluster_bits));
 				if (ret < 0)
 					return ret;
 				for (; k < m; k++) {
 					old = be64toh(table[l2_index + k]);
 					table[l2_index + k] =
 						htobe64((host + ((k - i) << s->cluster_bits)) | QCOW_OFLAG_COPIED);
-					ret = release_entry(s, old);
+					ret = qcow2_release_entry(s, old);
 					if (ret < 0)
 						return ret;
 				}
@@ -497,7 +504,7 @@ static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const 
 			if (ret < 0)
 				return ret;
 			table[l2_index + k] = htobe64(h | QCOW_OFLAG_COPIED);
-			ret = release_entry(s, old);
+			ret = qcow2_release_entry(s, old);
 			if (ret < 0)
 				return ret;
 		}
@@ -522,7 +529,8 @@ int qcow2_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len)
 		ret = l2_get_writable(s, l1_index, &table);
 		if (ret < 0)
 			return ret;
-		ret = write_in_table(s, table, off, p, n);
+		ret = s->ext_l2 ? qcow2_write_in_table_ext(s, table, off, p, n)
+				: write_in_table(s, table, off, p, n);
 		qcow2_cache_mark_dirty(&s->l2_cache, table);
 		qcow2_cache_put(&s->l2_cache, table);
 		p += n;
@@ -541,10 +549,13 @@ int qcow2_write_compressed(struct qcow2 *s, uint64_t off, const void *cdata, siz
 
 	if (ret < 0)
 		return ret;
+	/* qcow2 spec: an image with an external data file has no compressed clusters. */
+	if (qcow2_has_data_file(s))
+		return -ENOTSUP;
 	ret = l2_get_writable(s, l1_index, &table);
 	if (ret < 0)
 		return ret;
-	old = be64toh(table[l2_index]);
+	old = qcow2_l2_get(s, table, l2_index);
 	/* What the old entry points at loses a reference: it must not be metadata. */
 	ret = qcow2_check_entry(s, old, qcow2_entry_type(s, old), off, true);
 	if (ret == 0)
@@ -554,9 +565,10 @@ int qcow2_write_compressed(struct qcow2 *s, uint64_t off, const void *cdata, siz
 	if (ret == 0) {
 		/* qcow2 spec: the size field counts 512-byte sectors beyond the first. */
 		sectors = ((host + clen - 1) >> 9) - (host >> 9);
-		table[l2_index] = htobe64(QCOW_OFLAG_COMPRESSED | (sectors << s->csize_shift) | host);
+		qcow2_l2_set(s, table, l2_index, QCOW_OFLAG_COMPRESSED | (sectors << s->csize_shift) | host);
+		qcow2_l2_set_bitmap(s, table, l2_index, 0);
 		qcow2_cache_mark_dirty(&s->l2_cache, table);
-		ret = release_entry(s, old);
+		ret = qcow2_release_entry(s, old);
 	}
 	qcow2_cache_put(&s->l2_cache, table);
 	return ret;
@@ -578,7 +590,7 @@ static int zero_in_table(struct qcow2 *s, uint64_t l1_index, uint64_t first, uin
 	if (ret < 0)
 		return ret;
 	for (uint64_t i = 0; i < count && ret == 0; i++) {
-		uint64_t e = be64toh(table[l2_index + i]), ne;
+		uint64_t e = qcow2_l2_get(s, table, l2_index + i), ne;
 		enum qcow2_type t = qcow2_entry_type(s, e);
 
 		if (!v3 || (may_unmap && !backing)) {
@@ -588,13 +600,18 @@ static int zero_in_table(struct qcow2 *s, uint64_t l1_index, uint64_t first, uin
 		} else {
 			ne = QCOW_OFLAG_ZERO;
 		}
-		if (ne == e)
+		if (s->ext_l2) {
+			uint64_t nbm;
+			qcow2_zero_entry_ext(s, e, ne, &ne, &nbm);
+			if (ne == e && nbm == qcow2_l2_bitmap(s, table, l2_index + i))
+				continue;
+			qcow2_l2_set_bitmap(s, table, l2_index + i, nbm);
+		} else if (ne == e || (t == QCOW2_UNALLOCATED && ne == 0)) {
 			continue;
-		if (t == QCOW2_UNALLOCATED && ne == 0)
-			continue;
-		table[l2_index + i] = htobe64(ne);
+		}
+		qcow2_l2_set(s, table, l2_index + i, ne);
 		if ((ne & L2E_OFFSET_MASK) != (e & L2E_OFFSET_MASK) || t == QCOW2_COMPRESSED)
-			ret = release_entry(s, e);
+			ret = qcow2_release_entry(s, e);
 	}
 	qcow2_cache_mark_dirty(&s->l2_cache, table);
 	qcow2_cache_put(&s->l2_cache, table);
@@ -619,6 +636,49 @@ static int write_zero_bytes(struct qcow2 *s, uint64_t off, uint64_t len)
 	return ret;
 }
 
+/*
+ * Part of one cluster: with extended L2 entries the whole subclusters in it
+ * only get their zero bits (QEMU's zero_l2_subclusters); bytes around them,
+ * and compressed clusters, are written.
+ */
+static int zero_in_cluster(struct qcow2 *s, uint64_t off, uint64_t len)
+{
+	uint64_t scs = 1ULL << s->sc_bits, a = (off + scs - 1) & ~(scs - 1);
+	uint64_t b = (off + len) & ~(scs - 1), *table;
+	int ret;
+
+	if (!s->ext_l2 || a >= b)
+		return write_zero_bytes(s, off, len);
+	if (a > off && (ret = write_zero_bytes(s, off, a - off)) < 0)
+		return ret;
+	ret = l2_get_writable(s, a >> (s->l2_bits + s->cluster_bits), &table);
+	if (ret < 0)
+		return ret;
+	ret = qcow2_zero_subclusters(s, table, a, b - a);
+	qcow2_cache_mark_dirty(&s->l2_cache, table);
+	qcow2_cache_put(&s->l2_cache, table);
+	if (ret == -ENOTSUP)
+		ret = write_zero_bytes(s, a, b - a);
+	if (ret == 0 && off + len > b)
+		ret = write_zero_bytes(s, b, off + len - b);
+	return ret;
+}
+
+static int zero_part(struct qcow2 *s, uint64_t off, uint64_t len)
+{
+	int ret = 0;
+
+	while (len && ret == 0) {
+		uint64_t n = s->cluster_size - qcow2_in_cluster(s, off);
+		if (n > len)
+			n = len;
+		ret = zero_in_cluster(s, off, n);
+		off += n;
+		len -= n;
+	}
+	return ret;
+}
+
 int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap)
 {
 	uint64_t head, tail, first, end, l2_span = (uint64_t)s->l2_size;
@@ -626,6 +686,12 @@ int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap)
 
 	if (ret < 0)
 		return ret;
+	/* Raw external data: the data file itself must read as zeroes too (qcow2 spec). */
+	if (s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW) {
+		ret = qcow2_data_zero(s, off, len);
+		if (ret < 0)
+			return ret;
+	}
 	/* v2 has no zero flag: with a backing file, zeroes have to be written. */
 	if (s->h.version < 3 && s->backing_file)
 		return write_zero_bytes(s, off, len);
@@ -634,9 +700,9 @@ int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap)
 	/* The last cluster may stick out past the disk: the disk's end counts as aligned. */
 	tail = end == s->bd->size ? end : end & ~(uint64_t)(s->cluster_size - 1);
 	if (head >= tail)
-		return write_zero_bytes(s, off, len);
+		return zero_part(s, off, len);
 	if (head > off) {
-		ret = write_zero_bytes(s, off, head - off);
+		ret = zero_part(s, off, head - off);
 		if (ret < 0)
 			return ret;
 	}
@@ -651,7 +717,7 @@ int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap)
 		first += n;
 	}
 	if (ret == 0 && tail < off + len)
-		ret = write_zero_bytes(s, tail, off + len - tail);
+		ret = zero_part(s, tail, off + len - tail);
 	return ret;
 }
 
@@ -719,14 +785,19 @@ int qcow2_write_l2_range(struct qcow2 *s, uint64_t l1_index, uint64_t l2_index, 
 	if (ret < 0)
 		return ret;
 	for (uint64_t i = 0; i < n && ret == 0; i++) {
-		uint64_t e = be64toh(table[l2_index + i]), h = host + (i << s->cluster_bits);
+		uint64_t e = qcow2_l2_get(s, table, l2_index + i), h = host + (i << s->cluster_bits);
 		enum qcow2_type t = qcow2_entry_type(s, e);
 		if (t != QCOW2_UNALLOCATED && t != QCOW2_ZERO_PLAIN) {
 			/* Already has space: the cluster set aside for it goes back. */
-			ret = qcow2_free_now(s, h, 1);
+			if (!qcow2_has_data_file(s))
+				ret = qcow2_free_now(s, h, 1);
 			continue;
 		}
-		table[l2_index + i] = htobe64(h | QCOW_OFLAG_COPIED);
+		/*
+		 * Extended L2: the bitmap stays as it was, so preallocated subclusters
+		 * still read from below (QEMU leaves it for preallocation too).
+		 */
+		qcow2_l2_set(s, table, l2_index + i, h | QCOW_OFLAG_COPIED);
 	}
 	qcow2_cache_mark_dirty(&s->l2_cache, table);
 	qcow2_cache_put(&s->l2_cache, table);
@@ -754,7 +825,7 @@ int qcow2_drop_beyond(struct qcow2 *s, uint64_t size)
 			if (ret < 0)
 				break;
 			for (uint32_t j = 0; j < s->l2_size && ret == 0; j++)
-				ret = release_entry(s, be64toh(table[j]));
+				ret = qcow2_release_entry(s, qcow2_l2_get(s, table, j));
 			qcow2_cache_put(&s->l2_cache, table);
 			if (ret < 0)
 				break;
@@ -768,11 +839,12 @@ int qcow2_drop_beyond(struct qcow2 *s, uint64_t size)
 		if (ret < 0)
 			break;
 		for (uint64_t j = start; j < s->l2_size && ret == 0; j++) {
-			uint64_t e = be64toh(table[j]);
-			if (!e)
+			uint64_t e = qcow2_l2_get(s, table, j);
+			if (!e && !qcow2_l2_bitmap(s, table, j))
 				continue;
-			table[j] = 0;
-			ret = release_entry(s, e);
+			qcow2_l2_set(s, table, j, 0);
+			qcow2_l2_set_bitmap(s, table, j, 0);
+			ret = qcow2_release_entry(s, e);
 		}
 		qcow2_cache_mark_dirty(&s->l2_cache, table);
 		qcow2_cache_put(&s->l2_cache, table);

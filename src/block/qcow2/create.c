@@ -31,16 +31,18 @@ static uint64_t refcount_metadata_size(uint64_t clusters, uint64_t cluster_size,
 }
 
 /* QEMU's qcow2_calc_prealloc_size: the file size of a fully allocated image. */
-uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits)
+uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
+			     bool extended_l2)
 {
 	uint64_t aligned = (size + cluster_size - 1) / cluster_size * cluster_size;
 	uint64_t per_table = cluster_size / 8, meta = cluster_size, nl2e, nl1e;
+	uint64_t l2e_size = extended_l2 ? 16 : 8, per_l2 = cluster_size / l2e_size;
 	unsigned order = (unsigned)__builtin_ctz((unsigned)refcount_bits);
 
 	nl2e = aligned / cluster_size;
-	nl2e = (nl2e + per_table - 1) / per_table * per_table;
-	meta += nl2e * 8;
-	nl1e = nl2e * 8 / cluster_size;
+	nl2e = (nl2e + per_l2 - 1) / per_l2 * per_l2;
+	meta += nl2e * l2e_size;
+	nl1e = nl2e * l2e_size / cluster_size;
 	nl1e = (nl1e + per_table - 1) / per_table * per_table;
 	meta += nl1e * 8;
 	meta += refcount_metadata_size((meta + aligned) / cluster_size, cluster_size, order);
@@ -67,6 +69,37 @@ static int check_refcount_opts(int version, int rbits, bool lazy, const char *us
 	return 0;
 }
 
+/* External data files: QEMU's qcow2_co_create checks, in its order and words. */
+static int check_data_file_opts(const struct block_create_opts *o, int version, char *err,
+				size_t errlen)
+{
+	if (o->data_file && version < 3)
+		return block_err(err, errlen, "External data files are only supported with "
+				 "compatibility level 1.1 and above (use version=v3 or greater)");
+	if (o->data_file_raw && !o->data_file)
+		return block_err(err, errlen, "data-file-raw requires data-file");
+	if (o->data_file_raw && o->backing_file)
+		return block_err(err, errlen, "Backing file and data-file-raw cannot be used at "
+				 "the same time");
+	if (o->data_file && (!*o->data_file || strlen(o->data_file) > 1023))
+		return block_err(err, errlen, "Invalid data file name '%s'", o->data_file);
+	return 0;
+}
+
+/* The data file, created empty where the image will look for it (next to it). */
+static int create_data_file(const char *image, const char *name, char *err, size_t errlen)
+{
+	struct block_create_opts ro = { 0 };
+	char *path = block_backing_path(image, name);
+	int ret;
+
+	if (!path)
+		return block_err(err, errlen, "out of memory");
+	ret = block_create(path, "raw", &ro, err, errlen);
+	free(path);
+	return ret;
+}
+
 static int check_opts(const struct block_create_opts *o, uint32_t cs, int version, int rbits,
 		      char *err, size_t errlen)
 {
@@ -84,22 +117,29 @@ static int check_opts(const struct block_create_opts *o, uint32_t cs, int versio
 	if (version < 3 && o->compression_type != BLOCK_COMPRESS_ZLIB)
 		return block_err(err, errlen, "Non-zlib compression type is only supported with "
 				 "compatibility level 1.1 and above (use version=v3 or greater)");
-	if (o->extended_l2)
-		return block_err(err, errlen, "Extended L2 entries are not supported");
+	/* qcow2 spec "Extended L2 Entries": v3 only, subclusters of at least 512 bytes. */
+	if (o->extended_l2 && version < 3)
+		return block_err(err, errlen, "Extended L2 entries are only supported with "
+				 "compatibility level 1.1 and above (use version=v3 or greater)");
+	if (o->extended_l2 && cs < (QCOW2_SUBCLUSTERS << QCOW2_MIN_CLUSTER_BITS))
+		return block_err(err, errlen, "Extended L2 entries are only supported with cluster "
+				 "sizes of at least %u bytes",
+				 QCOW2_SUBCLUSTERS << QCOW2_MIN_CLUSTER_BITS);
 	if (o->size % 512)
 		return block_err(err, errlen, "Image size must be a multiple of 512 bytes");
-	if (o->backing_file && o->prealloc != BLOCK_PREALLOC_OFF)
+	if (o->backing_file && o->prealloc != BLOCK_PREALLOC_OFF && !o->extended_l2)
 		return block_err(err, errlen, "Backing file and preallocation can only be used at "
 				 "the same time if extended_l2 is on");
 	if (o->backing_file && strlen(o->backing_file) > QCOW2_MAX_BACKING_NAME)
 		return block_err(err, errlen, "Backing file name too long");
-	return 0;
+	return check_data_file_opts(o, version, err, errlen);
 }
 
 int qcow2_create(const char *path, const struct block_create_opts *o, char *err, size_t errlen)
 {
 	uint32_t cs = o->cluster_size ? o->cluster_size : 65536;
 	int version = o->compat ? o->compat : 3, rbits = o->refcount_bits ? o->refcount_bits : 16;
+	enum block_prealloc prealloc = o->prealloc;
 	struct qcow2 t = { 0 };
 	struct block_dev *bd;
 	uint8_t *buf;
@@ -125,6 +165,18 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 		t.h.compression_type = (uint8_t)o->compression_type;
 		if (o->compression_type)
 			t.h.incompatible_features |= QCOW2_INCOMPAT_COMPRESSION;
+		if (o->extended_l2)
+			t.h.incompatible_features |= QCOW2_INCOMPAT_EXTL2;
+		if (o->data_file) {
+			t.h.incompatible_features |= QCOW2_INCOMPAT_DATA_FILE;
+			t.data_file_name = (char *)o->data_file;
+		}
+		if (o->data_file_raw)
+			t.h.autoclear_features |= QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+	}
+	if (o->data_file && create_data_file(path, o->data_file, err, errlen) < 0) {
+		free(buf);
+		return -1;
 	}
 	ret = qcow2_build_header(&t, buf, cs);
 	if (ret < 0) {
@@ -179,13 +231,48 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 		else if (qcow2_write_header(s) < 0)
 			ret = block_err(err, errlen, "Could not write qcow2 header");
 	}
+	/* Raw external data must read as the guest sees it: all clusters mapped (QEMU). */
+	if (o->data_file_raw && prealloc == BLOCK_PREALLOC_OFF)
+		prealloc = BLOCK_PREALLOC_METADATA;
 	if (ret == 0 && o->size &&
-	    qcow2_truncate(bd, o->size, false, o->prealloc, msg, sizeof(msg)) < 0)
+	    qcow2_truncate(bd, o->size, false, prealloc, msg, sizeof(msg)) < 0)
 		ret = block_err(err, errlen, "Could not resize image: %s", msg);
 	block_close(bd);
 	if (close(fd) < 0 && ret == 0)
 		ret = block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
 	return ret;
+}
+
+/* Preallocation in an external data file: its clusters are the guest's own offsets. */
+static int prealloc_data_file(struct qcow2 *s, uint64_t host, uint64_t len,
+			      enum block_prealloc mode)
+{
+	int ret;
+
+	if (mode == BLOCK_PREALLOC_FULL)
+		return qcow2_data_zero(s, host, len);
+	if (mode == BLOCK_PREALLOC_FALLOC && s->data) {
+		block_crash_point();
+		ret = posix_fallocate(s->data->fd, (off_t)host, (off_t)len);
+		return -ret;
+	}
+	return 0;
+}
+
+/* An external data file grows with the disk, to its exact size (QEMU's qcow2_co_truncate). */
+static int grow_data_file(struct qcow2 *s, uint64_t size)
+{
+	int64_t cur;
+
+	if (!qcow2_has_data_file(s) || !s->data)
+		return 0;
+	cur = bfile_size(s->data);
+	if (cur < 0)
+		return (int)cur;
+	if ((uint64_t)cur >= size)
+		return 0;
+	block_crash_point();
+	return ftruncate(s->data->fd, (off_t)size) < 0 ? -errno : 0;
 }
 
 /* Host clusters for every unallocated guest cluster in [from, to), contiguous per L2 table. */
@@ -201,11 +288,13 @@ int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_pr
 
 		if (n > end - first)
 			n = end - first;
-		ret = qcow2_alloc_clusters(s, n, &host);
+		ret = qcow2_data_alloc(s, first << s->cluster_bits, n, &host);
 		if (ret < 0)
 			break;
+		if (qcow2_has_data_file(s)) {
+			ret = prealloc_data_file(s, host, n << s->cluster_bits, mode);
 		/* Reused space may hold old bytes; fresh space past the end is zero already. */
-		if (mode == BLOCK_PREALLOC_FULL || host < s->data_end) {
+		} else if (mode == BLOCK_PREALLOC_FULL || host < s->data_end) {
 			size_t chunk = 1 << 20;
 			zero = calloc(1, chunk);
 			if (!zero)
@@ -268,6 +357,8 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 			ret = qcow2_flush_metadata(s, true);
 	} else {
 		ret = qcow2_grow_l1(s, (size + cover - 1) / cover);
+		if (ret == 0)
+			ret = grow_data_file(s, size);
 	}
 	if (ret == 0) {
 		put_be64(field, size);
@@ -307,6 +398,9 @@ int qcow2_change_backing(struct block_dev *bd, const char *file, const char *fmt
 
 	if (file && *file && strlen(file) > QCOW2_MAX_BACKING_NAME)
 		return block_err(err, errlen, "Backing file name too long");
+	/* qcow2 spec: raw external data conflicts with backing files (QEMU: -EINVAL). */
+	if (file && *file && (s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
+		return block_err(err, errlen, "%s", strerror(EINVAL));
 	if (file && *file && !(nf = strdup(file)))
 		return block_err(err, errlen, "out of memory");
 	if (nf && fmt && *fmt && !(nfmt = strdup(fmt))) {
@@ -392,6 +486,54 @@ static int expand_zero_clusters(struct qcow2 *s)
 	return ret;
 }
 
+/* QEMU's qcow2_amend_options and qcow2_downgrade on external data files and extended L2. */
+static int check_amend_data_file(struct qcow2 *s, const struct block_create_opts *o,
+				 unsigned set, int version, char *err, size_t errlen)
+{
+	if ((set & BLOCK_AMEND_DATA_FILE) && o->data_file && !qcow2_has_data_file(s))
+		return block_err(err, errlen, "data-file can only be set for images that use an "
+				 "external data file");
+	if ((set & BLOCK_AMEND_DATA_FILE_RAW) && o->data_file_raw &&
+	    !(s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
+		return block_err(err, errlen, "data-file-raw cannot be set on existing images");
+	if (version >= 3 || s->h.version < 3)
+		return 0;
+	if (qcow2_has_data_file(s))
+		return block_err(err, errlen, "Cannot downgrade an image with a data file");
+	if (s->h.incompatible_features & QCOW2_INCOMPAT_EXTL2)
+		return block_err(err, errlen, "Cannot downgrade an image with incompatible features "
+				 "%#llx set", (unsigned long long)QCOW2_INCOMPAT_EXTL2);
+	return 0;
+}
+
+/* A new data file name, or raw external data switched off: one header write. */
+static int amend_data_file(struct qcow2 *s, const struct block_create_opts *o, unsigned set)
+{
+	bool changed = false;
+	int ret;
+
+	if ((set & BLOCK_AMEND_DATA_FILE) && o->data_file && qcow2_has_data_file(s) &&
+	    (!s->data_file_name || strcmp(s->data_file_name, o->data_file))) {
+		char *name = strdup(o->data_file);
+		if (!name)
+			return -ENOMEM;
+		free(s->data_file_name);
+		s->data_file_name = name;
+		changed = true;
+	}
+	if ((set & BLOCK_AMEND_DATA_FILE_RAW) && !o->data_file_raw &&
+	    (s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW)) {
+		s->h.autoclear_features &= ~QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+		changed = true;
+	}
+	if (!changed)
+		return 0;
+	ret = qcow2_write_header(s);
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	return ret;
+}
+
 int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigned set,
 		char *err, size_t errlen)
 {
@@ -404,6 +546,8 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 	char msg[256];
 
 	if (check_refcount_opts(version, rbits, lazy, "compat=1.1", err, errlen) < 0)
+		return -1;
+	if (check_amend_data_file(s, o, set, version, err, errlen) < 0)
 		return -1;
 	if (version < 3 && s->h.compression_type)
 		return block_err(err, errlen, "Cannot downgrade an image with a non-zlib "
@@ -460,6 +604,8 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 				ret = bfile_flush(bd);
 		}
 	}
+	if (ret == 0)
+		ret = amend_data_file(s, o, set);
 	pthread_mutex_unlock(&s->lock);
 	if (ret < 0)
 		return block_err(err, errlen, "%s", strerror(-ret));

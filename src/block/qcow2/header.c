@@ -90,6 +90,13 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 			if (!s->backing_fmt)
 				return block_err(err, errlen, "out of memory");
 			break;
+		case QCOW2_EXT_DATA_FILE:
+			/* Without the incompatible bit the name is kept but never used (QEMU). */
+			free(s->data_file_name);
+			s->data_file_name = strndup((const char *)data, len);
+			if (!s->data_file_name)
+				return block_err(err, errlen, "out of memory");
+			break;
 		case QCOW2_EXT_FEATURE_TABLE:
 			free(s->feature_table);
 			s->feature_table = malloc(len ? len : 1);
@@ -210,7 +217,7 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 	if (!h->compression_type && (h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION))
 		return block_err(err, errlen,
 				 "compression type bit is set but compression_type is zlib");
-	/* Raw external data needs the external data file, which is refused above (QEMU). */
+	/* Raw external data needs the external data file (QEMU). */
 	if ((h->autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW) &&
 	    !(h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE))
 		return block_err(err, errlen, "data-file-raw requires a data file");
@@ -222,7 +229,13 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 	if (h->crypt_method)
 		return block_err(err, errlen, "Encrypted qcow2 images are not supported");
 
-	s->l2_bits = s->cluster_bits - 3;
+	/* qcow2 spec "Extended L2 Entries": 128-bit entries, 32 subclusters of >= 512 bytes. */
+	s->ext_l2 = (h->incompatible_features & QCOW2_INCOMPAT_EXTL2) ? 1 : 0;
+	if (s->ext_l2 && s->cluster_bits - 5 < QCOW2_MIN_CLUSTER_BITS)
+		return block_err(err, errlen, "Unsupported subcluster size: %u",
+				 s->cluster_size / QCOW2_SUBCLUSTERS);
+	s->sc_bits = s->cluster_bits - (s->ext_l2 ? 5 : 0);
+	s->l2_bits = s->cluster_bits - 3 - s->ext_l2;
 	s->l2_size = 1u << s->l2_bits;
 	s->refcount_order = h->refcount_order;
 	s->refcount_max = h->refcount_order == 6 ? UINT64_MAX
@@ -410,10 +423,17 @@ int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
 		off = QCOW2_V2_HEADER_LEN;
 	}
 
-	/* Extensions in QEMU's order: backing format, feature table, the rest, end. */
+	/* Extensions in QEMU's order: backing format, data file, feature table, the rest, end. */
 	if (s->backing_fmt && s->backing_file) {
 		off = put_ext(buf, off, len, QCOW2_EXT_BACKING_FORMAT, s->backing_fmt,
 			      (uint32_t)strlen(s->backing_fmt));
+		if (!off)
+			return -ENOSPC;
+	}
+	/* QEMU writes the name only while the image uses an external data file. */
+	if (s->data_file_name && qcow2_has_data_file(s)) {
+		off = put_ext(buf, off, len, QCOW2_EXT_DATA_FILE, s->data_file_name,
+			      (uint32_t)strlen(s->data_file_name));
 		if (!off)
 			return -ENOSPC;
 	}

@@ -346,7 +346,7 @@ static int copied_shared(struct qcow2 *s, const uint64_t *table, bool *bad)
 	if (!v)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < s->l2_size; i++) {
-		uint64_t e = be64toh(table[i]), off, len;
+		uint64_t e = qcow2_l2_get(s, table, i), off, len;
 		enum qcow2_type t = qcow2_entry_type(s, e);
 
 		if (t == QCOW2_NORMAL || t == QCOW2_ZERO_ALLOC) {
@@ -384,10 +384,11 @@ int qcow2_check_l2_entries(struct qcow2 *s, uint64_t off, const uint64_t *table)
 	bool bad;
 	int ret;
 
-	if (s->checking || s->bd->read_only || !s->overlap)
+	/* An external data file's clusters are not refcounted (qcow2 spec). */
+	if (s->checking || s->bd->read_only || !s->overlap || qcow2_has_data_file(s))
 		return 0;
 	for (uint32_t i = 0; i < s->l2_size; i++) {
-		uint64_t e = be64toh(table[i]), host, len = 1, max = UINT64_MAX;
+		uint64_t e = qcow2_l2_get(s, table, i), host, len = 1, max = UINT64_MAX;
 		enum qcow2_type t = qcow2_entry_type(s, e);
 
 		if (t == QCOW2_COMPRESSED) {
@@ -462,11 +463,36 @@ static int check_overlap(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, ui
 				       "with %s", guest, off, qcow2_overlap_name(hit));
 }
 
+/*
+ * qcow2 spec, external data file: a data cluster's offset is its guest
+ * offset, and there are no compressed clusters (QEMU's wording).
+ */
+static int check_data_file_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type,
+				 uint64_t guest)
+{
+	uint64_t host = l2e & L2E_OFFSET_MASK;
+
+	if (type == QCOW2_COMPRESSED)
+		return qcow2_signal_corruption(s, "Compressed cluster entry found in image with "
+					       "external data file (guest offset: %#" PRIx64 ")",
+					       guest);
+	if (type != QCOW2_NORMAL && type != QCOW2_ZERO_ALLOC)
+		return 0;
+	if (host != (guest & ~(uint64_t)(s->cluster_size - 1)))
+		return qcow2_signal_corruption(s, "External data file host cluster offset %#" PRIx64
+					       " does not match guest cluster offset: %#" PRIx64
+					       ", or the cluster is compressed", host,
+					       guest & ~(uint64_t)(s->cluster_size - 1));
+	return 0;
+}
+
 int qcow2_check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint64_t guest,
 		      bool write)
 {
 	uint64_t host = l2e & L2E_OFFSET_MASK;
 
+	if (qcow2_has_data_file(s))
+		return check_data_file_entry(s, l2e, type, guest);
 	if (type == QCOW2_COMPRESSED) {
 		/* Dropping it would take references the descriptor never held. */
 		if (!s->checking && !qcow2_in_file(s, l2e & s->cluster_offset_mask))
@@ -495,7 +521,7 @@ static bool data_ok(struct qcow2 *s, enum qcow2_type type, uint64_t host, uint64
 {
 	unsigned hit;
 
-	if (s->checking)
+	if (s->checking || qcow2_has_data_file(s))
 		return true;
 	if (type == QCOW2_NORMAL && !qcow2_in_file(s, host + len - s->cluster_size))
 		return false;

@@ -25,6 +25,8 @@ void qcow2_free_state(struct qcow2 *s)
 	free(s->unknown_header);
 	free(s->backing_file);
 	free(s->backing_fmt);
+	free(s->data_file_name);
+	qcow2_data_close(s);
 	free(s->l1);
 	free(s->reftable);
 	free(s->txn_reftable);
@@ -170,6 +172,8 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 		goto fail;
 	if (!s->checking && qcow2_bitmaps_check_ext(s, err, errlen) < 0)
 		goto fail;
+	if (qcow2_data_open(s, err, errlen) < 0)
+		goto fail;
 	if (s->backing_file && block_open_backing(bd, s->backing_file, s->backing_fmt, err,
 						  errlen) < 0)
 		goto fail;
@@ -195,10 +199,11 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 		goto fail;
 	/*
 	 * Writers must clear autoclear bits they do not know (qcow2 spec); the
-	 * bitmaps bit stays, as the bitmaps are maintained.
+	 * bitmaps bit stays, as the bitmaps are maintained, and so does the
+	 * raw-data-file bit, which this driver honours.
 	 */
-	if (s->h.version >= 3 && (s->h.autoclear_features & ~QCOW2_AUTOCLEAR_BITMAPS)) {
-		s->h.autoclear_features &= QCOW2_AUTOCLEAR_BITMAPS;
+	if (s->h.version >= 3 && (s->h.autoclear_features & ~QCOW2_AUTOCLEAR_KNOWN)) {
+		s->h.autoclear_features &= QCOW2_AUTOCLEAR_KNOWN;
 		ret = qcow2_write_header(s);
 		if (ret == 0)
 			ret = bfile_flush(bd);
@@ -268,6 +273,9 @@ static int qcow2_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bo
 	 */
 	if (write && (s->broken || (s->overlap & QCOW2_OL_INACTIVE_L2)))
 		return 0;
+	/* The data is in another file than the one the caller does I/O on. */
+	if (qcow2_has_data_file(s))
+		return 0;
 	pthread_mutex_lock(&s->lock);
 	ok = qcow2_map_for(s, off, len, write, &type, &l2e, &n) == 0 && n >= len && type == QCOW2_NORMAL &&
 	     (l2e & L2E_OFFSET_MASK) >= s->cluster_size && (!write || (l2e & QCOW_OFLAG_COPIED));
@@ -322,6 +330,9 @@ static int qcow2_pwrite_compressed(struct block_dev *bd, uint64_t off, const voi
 	long clen;
 	int ret;
 
+	/* qcow2 spec: no compressed clusters with an external data file, incompressible or not. */
+	if (qcow2_has_data_file(s))
+		return -ENOTSUP;
 	if (qcow2_in_cluster(s, off) || (len != s->cluster_size && off + len != bd->size) ||
 	    len > s->cluster_size)
 		return -EINVAL;
@@ -440,6 +451,11 @@ static int qcow2_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64
 	switch (type) {
 	case QCOW2_UNALLOCATED:
 		*flags = 0;
+		/* A subcluster of an allocated cluster that reads from below: QEMU gives its offset. */
+		if (s->ext_l2 && qcow2_has_host(s, l2e)) {
+			*flags = BLOCK_STATUS_OFFSET;
+			*map = (l2e & L2E_OFFSET_MASK) + qcow2_in_cluster(s, off);
+		}
 		break;
 	case QCOW2_ZERO_PLAIN:
 		*flags = BLOCK_STATUS_ZERO | BLOCK_STATUS_ALLOCATED;
@@ -471,7 +487,11 @@ static int qcow2_get_info(struct block_dev *bd, struct block_info *info)
 	info->lazy_refcounts = s->h.compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS;
 	info->refcount_bits = 1 << s->refcount_order;
 	info->corrupt = s->h.incompatible_features & QCOW2_INCOMPAT_CORRUPT;
-	info->extended_l2 = false;
+	info->extended_l2 = s->ext_l2;
+	info->has_data_file = qcow2_has_data_file(s);
+	if (qcow2_has_data_file(s) && s->data_file_name)
+		snprintf(info->data_file, sizeof(info->data_file), "%s", s->data_file_name);
+	info->data_file_raw = s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW;
 	info->compression_type = s->h.compression_type;
 	info->nb_snapshots = (int)s->nb_snaps;
 	if (s->backing_file)
@@ -530,9 +550,9 @@ static int qcow2_bitmap_list(struct block_dev *bd, struct block_bitmap **list)
 }
 
 uint64_t block_qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
-				   bool v2)
+				   bool v2, bool extended_l2)
 {
-	return qcow2_metadata_size(size, cluster_size, refcount_bits);
+	return qcow2_metadata_size(size, cluster_size, refcount_bits, extended_l2);
 }
 
 const struct block_driver block_qcow2_driver = {

@@ -5,6 +5,8 @@
  *   cache.c     bounded write-back caches of L2 tables and refcount blocks
  *   refcount.c  refcounts of any width, cluster allocation, deferred frees
  *   cluster.c   guest -> host mapping through L1/L2, allocation on write
+ *   cluster_ext.c  the same for extended L2 entries (32 subclusters per cluster)
+ *   datafile.c  external data files: data at guest offsets in another file
  *   compress.c  zlib (raw deflate) and zstd cluster compression
  *   snapshot.c  the snapshot table: list, create, apply, delete
  *   bitmap.c    persistent dirty bitmaps: directory, tables, tracking, store
@@ -47,10 +49,13 @@
 #define QCOW2_INCOMPAT_COMPRESSION	(1ULL << 3)
 #define QCOW2_INCOMPAT_EXTL2		(1ULL << 4)
 #define QCOW2_INCOMPAT_SUPPORTED \
-	(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_COMPRESSION)
+	(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_COMPRESSION | \
+	 QCOW2_INCOMPAT_DATA_FILE | QCOW2_INCOMPAT_EXTL2)
 #define QCOW2_COMPAT_LAZY_REFCOUNTS	(1ULL << 0)
 #define QCOW2_AUTOCLEAR_BITMAPS		(1ULL << 0)
 #define QCOW2_AUTOCLEAR_DATA_FILE_RAW	(1ULL << 1)
+/* The autoclear bits this driver maintains; a writer clears the others (qcow2 spec). */
+#define QCOW2_AUTOCLEAR_KNOWN		(QCOW2_AUTOCLEAR_BITMAPS | QCOW2_AUTOCLEAR_DATA_FILE_RAW)
 
 #define QCOW2_EXT_END			0x00000000U
 #define QCOW2_EXT_BACKING_FORMAT	0xe2792acaU
@@ -65,6 +70,11 @@
 #define QCOW_OFLAG_COPIED	(1ULL << 63)
 #define QCOW_OFLAG_COMPRESSED	(1ULL << 62)
 #define QCOW_OFLAG_ZERO		(1ULL << 0)
+
+/* qcow2 spec "Extended L2 Entries": 32 subclusters, allocation bits low, zero bits high. */
+#define QCOW2_SUBCLUSTERS		32
+#define QCOW2_BM_ALLOC_ALL		0x00000000ffffffffULL
+#define QCOW2_BM_ZERO_ALL		0xffffffff00000000ULL
 
 /* What an overlap check compares a write with (QEMU's QCOW2_OL_*, same bit numbers). */
 #define QCOW2_OL_MAIN_HEADER		(1u << 0)
@@ -199,6 +209,11 @@ struct qcow2 {
 
 	struct qcow2_cache l2_cache, rc_cache;
 
+	unsigned ext_l2;		/* 1: 128-bit L2 entries with subclusters (qcow2 spec) */
+	unsigned sc_bits;		/* log2(subcluster size) */
+	char *data_file_name;		/* "External data file name" extension, as stored */
+	struct block_dev *data;		/* the external data file, opened raw; NULL: none */
+
 	char *backing_file, *backing_fmt;
 	struct qcow2_ext *exts;		/* unknown extensions, in file order */
 	unsigned nb_exts;
@@ -323,6 +338,44 @@ int qcow2_rc_flush(struct qcow2 *s, bool sync);
 int qcow2_flush_metadata(struct qcow2 *s, bool sync);
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
 
+/*
+ * One L2 entry of a table in the cache (big endian): with extended L2
+ * entries each is 128 bits, the subcluster bitmap in the second word.
+ */
+static inline uint64_t qcow2_l2_get(const struct qcow2 *s, const uint64_t *t, uint64_t i)
+{
+	return be64toh(t[i << s->ext_l2]);
+}
+static inline void qcow2_l2_set(const struct qcow2 *s, uint64_t *t, uint64_t i, uint64_t e)
+{
+	t[i << s->ext_l2] = htobe64(e);
+}
+static inline uint64_t qcow2_l2_bitmap(const struct qcow2 *s, const uint64_t *t, uint64_t i)
+{
+	return s->ext_l2 ? be64toh(t[(i << 1) + 1]) : 0;
+}
+static inline void qcow2_l2_set_bitmap(const struct qcow2 *s, uint64_t *t, uint64_t i,
+				       uint64_t bm)
+{
+	if (s->ext_l2)
+		t[(i << 1) + 1] = htobe64(bm);
+}
+/* Data clusters live in an external data file: no refcounts, host offset = guest offset. */
+static inline bool qcow2_has_data_file(const struct qcow2 *s)
+{
+	return s->h.incompatible_features & QCOW2_INCOMPAT_DATA_FILE;
+}
+
+/*
+ * Whether an L2 entry names a host cluster.  Offset 0 is a valid one in an
+ * external data file, where every cluster has refcount 1: COPIED tells
+ * (qcow2 spec, QEMU's qcow2_get_cluster_type).
+ */
+static inline bool qcow2_has_host(const struct qcow2 *s, uint64_t l2e)
+{
+	return (l2e & L2E_OFFSET_MASK) || (qcow2_has_data_file(s) && (l2e & QCOW_OFLAG_COPIED));
+}
+
 /* cluster.c */
 enum qcow2_type qcow2_entry_type(const struct qcow2 *s, uint64_t l2e);
 int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, enum qcow2_type *type,
@@ -340,10 +393,41 @@ int qcow2_file_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len)
 int qcow2_signal_corruption(struct qcow2 *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int qcow2_read_compressed(struct qcow2 *s, uint64_t l2e, uint8_t *out);
+/* Drops the reference an L2 entry held, once the new entry is on disk. */
+int qcow2_release_entry(struct qcow2 *s, uint64_t l2e);
 int qcow2_write_l2_range(struct qcow2 *s, uint64_t l1_index, uint64_t l2_index, uint64_t n,
 			 uint64_t host);
 int qcow2_drop_beyond(struct qcow2 *s, uint64_t size);
 int qcow2_trim_file(struct qcow2 *s);
+
+/* datafile.c: external data files (qcow2 spec: incompatible bit 2, "External data file name") */
+int qcow2_data_open(struct qcow2 *s, char *err, size_t errlen);
+void qcow2_data_close(struct qcow2 *s);
+int qcow2_data_pread(struct qcow2 *s, uint64_t host, void *buf, size_t len);
+/* A data write: to the data file, or checked against metadata in the image file. */
+int qcow2_data_pwrite(struct qcow2 *s, uint64_t host, const void *buf, size_t len);
+/* Host clusters for guest clusters from guest on: the same offsets in a data file. */
+int qcow2_data_alloc(struct qcow2 *s, uint64_t guest, uint64_t n, uint64_t *host);
+char *qcow2_data_path(const struct qcow2 *s);
+/* Raw external data: zeroes written to the data file itself. */
+int qcow2_data_zero(struct qcow2 *s, uint64_t off, uint64_t len);
+
+/* cluster_ext.c: extended L2 entries (qcow2 spec: "Extended L2 Entries") */
+/*
+ * The type of the subcluster that holds in-cluster offset `in` of a cluster
+ * with entry l2e and bitmap bm; -EIO for a combination the spec forbids.
+ */
+int qcow2_subcluster_type(const struct qcow2 *s, uint64_t l2e, uint64_t bm, unsigned sc,
+			  enum qcow2_type *type);
+int qcow2_map_ext(struct qcow2 *s, const uint64_t *table, uint64_t off, uint64_t len,
+		  bool write, enum qcow2_type *type, uint64_t *l2e, uint64_t *pnum);
+int qcow2_write_in_table_ext(struct qcow2 *s, uint64_t *table, uint64_t off,
+			     const uint8_t *buf, size_t len);
+/* Zeroes [off, off+len) inside one cluster at subcluster granularity; -ENOTSUP: cannot. */
+int qcow2_zero_subclusters(struct qcow2 *s, uint64_t *table, uint64_t off, uint64_t len);
+/* The new entry and bitmap of a whole cluster made to read as zeroes (qcow2_zero). */
+void qcow2_zero_entry_ext(const struct qcow2 *s, uint64_t e, uint64_t ne, uint64_t *nl2e,
+			  uint64_t *nbm);
 
 /* overlap.c */
 /* The QCOW2_OL_* checks of a BLOCK_OL_* open mode (cached by default). */
@@ -453,6 +537,7 @@ int qcow2_prealloc_like_qemu(struct qcow2 *s, uint64_t old_len, uint64_t new_len
 /* qcow2.c */
 int qcow2_open_state(struct block_dev *bd, struct qcow2 **out, char *err, size_t errlen);
 void qcow2_free_state(struct qcow2 *s);
-uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits);
+uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
+			     bool extended_l2);
 
 #endif

@@ -297,7 +297,7 @@ static int update_l1_tree(struct qcow2 *s, const uint64_t *l1, uint32_t l1_size,
 		if (ret < 0)
 			return ret;
 		for (uint32_t j = 0; j < s->l2_size && ret == 0; j++) {
-			uint64_t e = be64toh(table[j]);
+			uint64_t e = qcow2_l2_get(s, table, j);
 			switch (qcow2_entry_type(s, e)) {
 			case QCOW2_NORMAL:
 			case QCOW2_ZERO_ALLOC:
@@ -339,7 +339,7 @@ static int l2_with_flags(struct qcow2 *s, uint64_t off, uint8_t *buf, bool *chan
 	memcpy(buf, table, s->cluster_size);
 	qcow2_cache_put(&s->l2_cache, table);
 	for (uint32_t j = 0; j < s->l2_size; j++) {
-		uint64_t e = be64(buf + 8 * j), ne, rc;
+		uint64_t e = qcow2_l2_get(s, (const uint64_t *)buf, j), ne, rc;
 		enum qcow2_type t = qcow2_entry_type(s, e);
 		if (t != QCOW2_NORMAL && t != QCOW2_ZERO_ALLOC)
 			continue;
@@ -348,7 +348,7 @@ static int l2_with_flags(struct qcow2 *s, uint64_t off, uint8_t *buf, bool *chan
 			return ret;
 		ne = rc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
 		if (ne != e) {
-			put_be64(buf + 8 * j, ne);
+			qcow2_l2_set(s, (uint64_t *)buf, j, ne);
 			*changed = true;
 		}
 	}
@@ -593,6 +593,10 @@ static int do_create(struct qcow2 *s, const char *name, char *err, size_t errlen
 
 	if (strlen(name) > 65535)
 		return block_err(err, errlen, "Snapshot name too long");
+	/* qcow2 spec: internal snapshots are not supported with an external data file. */
+	if (qcow2_has_data_file(s))
+		return block_err(err, errlen, "Could not create snapshot '%s': -95 (Operation "
+				 "not supported)", name);
 	if (s->nb_snaps >= QCOW2_MAX_SNAPSHOTS)
 		return block_err(err, errlen, "Too many snapshots");
 	ret = new_snapshot(s, name, &sn);

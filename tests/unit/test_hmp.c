@@ -382,8 +382,20 @@ static void test_errors_and_unknown(void **state)
 
 	assert_string_equal(run("frobnicate now", &rc), "unknown command: 'frobnicate'\r\n");
 	assert_int_equal(rc, -1);
+	memset(&vm, 0, sizeof(vm));
 	assert_string_equal(run("set_link nic0 off", &rc), "Error: Device 'nic0' not found\r\n");
 	assert_string_equal(run("device_del d1", &rc), "Error: Device 'd1' not found\r\n");
+	/* A NIC the machine has is refused by name, not "not found" (issue #26). */
+	set_net(0, "u2", "user", "net=10.0.2.0,restrict=off", 1, -1);
+	set_net(1, "nic0", "nic", "model=e1000,macaddr=52:54:00:12:34:56", 0, -1);
+	vm.nr_nets = 2;
+	assert_string_equal(run("set_link nic0 off", &rc), "Error: set_link nic0: changing the link "
+			    "state is not supported (the link stays up)\r\n");
+	assert_int_not_equal(rc, 0);
+	assert_string_equal(run("set_link nic1 off", &rc), "Error: Device 'nic1' not found\r\n");
+	assert_string_equal(run("device_del nic0", &rc), "Error: Device 'nic0' cannot be removed: "
+			    "hot-unplug is not supported\r\n");
+	assert_string_equal(run("device_del u2", &rc), "Error: Device 'u2' not found\r\n");
 	/* QEMU's argument error for an expression, then the help hint. */
 	assert_string_equal(run("balloon lots", &rc),
 			    "invalid char 'l' in expression\r\nTry \"help balloon\" for more information\r\n");

@@ -129,6 +129,7 @@ bool chardev_spec_parse(const char *text, struct chardev_spec *spec, char *err, 
 	}
 	if (strcmp(text, "stdio") == 0) {
 		spec->kind = CHARDEV_STDIO;
+		spec->signal = !spec->mux;	/* QEMU's qemu_chr_parse_compat */
 		return true;
 	}
 	if (spec->mux) {
@@ -190,6 +191,7 @@ bool chardev_option_parse(const char *text, struct chardev_spec *spec, char *id,
 		snprintf(err, errlen, "missing backend");
 	} else if (strcmp(backend, "stdio") == 0) {
 		spec->kind = CHARDEV_STDIO;
+		spec->signal = signal_on;
 		ok = true;
 	} else if (strcmp(backend, "null") == 0) {
 		spec->kind = CHARDEV_NULL;

@@ -28,6 +28,12 @@ enum chardev_kind {
 struct chardev_spec {
 	enum chardev_kind kind;
 	bool mux;		/* "mon:" prefix, mux=on or -nographic: Ctrl-a escapes */
+	/*
+	 * stdio: the terminal's Ctrl-C stays a SIGINT to us (QEMU's signal=, on
+	 * for "stdio" and -chardev stdio, off for "mon:stdio" and -nographic,
+	 * whose Ctrl-C belongs to the guest).
+	 */
+	bool signal;
 	bool server;
 	bool wait;
 	bool tcp;		/* CHARDEV_SOCKET: TCP rather than a unix socket */

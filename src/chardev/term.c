@@ -27,7 +27,7 @@ static void term_fatal_signal(int sig)
 	raise(sig);
 }
 
-int term_raw_enter(int fd)
+int term_raw_enter(int fd, bool signals)
 {
 	static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
 	struct termios tio;
@@ -39,12 +39,14 @@ int term_raw_enter(int fd)
 	tio = saved;
 	/*
 	 * QEMU's -nographic settings: no echo, no line editing, no signals (Ctrl-C
-	 * belongs to the guest), but output post-processing stays so "\n" still
-	 * returns the carriage.
+	 * belongs to the guest) unless the chardev keeps them (signal=on), but
+	 * output post-processing stays so "\n" still returns the carriage.
 	 */
 	tio.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
 	tio.c_oflag |= OPOST;
-	tio.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | IEXTEN | ISIG);
+	tio.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | IEXTEN);
+	if (!signals)
+		tio.c_lflag &= ~(tcflag_t)ISIG;
 	tio.c_cflag &= ~(tcflag_t)(CSIZE | PARENB);
 	tio.c_cflag |= CS8;
 	tio.c_cc[VMIN] = 1;

@@ -5,8 +5,13 @@
 #ifndef KESTREL_UI_TERM_H
 #define KESTREL_UI_TERM_H
 
-/* Puts fd (a terminal) into raw mode; a no-op returning 0 when fd is not a tty. */
-int term_raw_enter(int fd);
+#include <stdbool.h>
+
+/*
+ * Puts fd (a terminal) into raw mode, keeping ISIG (Ctrl-C raises SIGINT)
+ * when signals; a no-op returning 0 when fd is not a tty.
+ */
+int term_raw_enter(int fd, bool signals);
 
 /* Restores the saved settings; async-signal-safe, safe to call more than once. */
 void term_restore(void);

@@ -447,6 +447,10 @@ int main(int argc, char **argv)
 	case OPTIONS_RUN:
 		break;
 	}
+	if (options_set_process_name(&app.cfg) < 0) {
+		options_free(&app.cfg);
+		return 1;
+	}
 	if (app.cfg.check_host) {
 		status = hostcheck_run(stdout);
 		options_free(&app.cfg);
@@ -491,7 +495,7 @@ int main(int argc, char **argv)
 	if (app.cfg.debugcon_chardev[0])
 		app.backends.debugcon = find_chardev(&app, app.cfg.debugcon_chardev);
 	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&
-	    term_raw_enter(STDIN_FILENO) < 0)
+	    term_raw_enter(STDIN_FILENO, app.serial_cd->spec.signal) < 0)
 		log_warn("cannot put the terminal in raw mode: %s", strerror(errno));
 
 	status = run_machine(&app);

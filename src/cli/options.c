@@ -2,8 +2,11 @@
 #include "cli/options_internal.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "util/log.h"
 #include "util/opts.h"
@@ -160,15 +163,14 @@ static int opt_smp(struct vm_config *cfg, const char *opt, const char *arg, FILE
 static int opt_name(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, "guest");
-	const char *guest;
-	bool debug_threads = false;
+	const char *guest, *process;
 	int rc = -1;
 
 	if (!o)
 		return -1;
 	guest = opts_get(o, "guest");
-	opts_get(o, "process");	/* QEMU renames its process; we keep ours */
-	if (!opts_get_bool(o, "debug-threads", &debug_threads)) {
+	process = opts_get(o, "process");
+	if (!opts_get_bool(o, "debug-threads", &cfg->debug_threads)) {
 		err_invalid(opt, arg, "debug-threads takes on or off");
 		goto out;
 	}
@@ -180,7 +182,9 @@ static int opt_name(struct vm_config *cfg, const char *opt, const char *arg, FIL
 	}
 	free(cfg->name);
 	cfg->name = strdup(guest);
-	rc = cfg->name ? 0 : -1;
+	free(cfg->process_name);
+	cfg->process_name = process ? strdup(process) : NULL;
+	rc = cfg->name && (!process || cfg->process_name) ? 0 : -1;
 out:
 	opts_free(o);
 	return rc;
@@ -271,11 +275,31 @@ out:
 	return rc;
 }
 
+/*
+ * -accel kvm takes none of QEMU's kvm-accel properties (kernel-irqchip=,
+ * kvm-shadow-mem=, dirty-ring-size=, ...): each is refused by name, an unknown
+ * one with QEMU's wording, rather than parsed and ignored.
+ */
 static int opt_accel(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
-	if (strcmp(arg, "kvm") == 0 || strncmp(arg, "kvm,", 4) == 0)
-		return 0;
-	return err_invalid(opt, arg, "only the kvm accelerator is supported");
+	struct opts *o;
+	const char *key;
+	char msg[160];
+	int rc = 0;
+
+	if (strcmp(arg, "kvm") != 0 && strncmp(arg, "kvm,", 4) != 0)
+		return err_invalid(opt, arg, "only the kvm accelerator is supported");
+	o = parse_list(opt, arg, "accel");
+	if (!o)
+		return -1;
+	opts_get(o, "accel");
+	key = opts_first_unused(o);
+	if (key) {
+		snprintf(msg, sizeof(msg), "Property 'kvm-accel.%s' not found", key);
+		rc = err_invalid(opt, arg, msg);
+	}
+	opts_free(o);
+	return rc;
 }
 
 static int opt_nothing(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
@@ -681,6 +705,7 @@ static void set_defaults(struct vm_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->ram_size = VM_DEFAULT_RAM;
 	cfg->memory.mem_merge = true;	/* QEMU's default: KSM may merge guest pages */
+	cfg->memory.dump_guest_core = true;
 	cfg->smp = (struct smp_config){ 1, 1, 1, 1, 1 };
 	cfg->debug_exit.iobase = DEBUG_EXIT_DEFAULT_BASE;
 	cfg->debug_exit.iosize = DEBUG_EXIT_DEFAULT_SIZE;
@@ -804,6 +829,8 @@ enum options_result options_parse(int argc, char **argv, struct vm_config *cfg, 
 void options_free(struct vm_config *cfg)
 {
 	options_free_memory(cfg);
+	free(cfg->process_name);
+	cfg->process_name = NULL;
 	free(cfg->name);
 	cfg->name = NULL;
 	for (unsigned i = 0; i < cfg->nr_drives; i++) {
@@ -811,4 +838,23 @@ void options_free(struct vm_config *cfg)
 		cfg->drives[i].file = NULL;
 	}
 	options_free_net(cfg);
+}
+
+/*
+ * -name process=NAME: the name ps and top show (QEMU's os_set_proc_name: the
+ * kernel keeps 15 bytes).  Called by main before any thread starts.
+ */
+int options_set_process_name(const struct vm_config *cfg)
+{
+	char comm[16];
+
+	if (!cfg->process_name)
+		return 0;
+	snprintf(comm, sizeof(comm), "%s", cfg->process_name);
+	if (prctl(PR_SET_NAME, (unsigned long)comm, 0, 0, 0) < 0) {
+		log_error("-name process=%s: cannot set the process name: %s", cfg->process_name,
+			  strerror(errno));
+		return -1;
+	}
+	return 0;
 }

@@ -19,6 +19,9 @@ enum options_result {
 enum options_result options_parse(int argc, char **argv, struct vm_config *cfg, FILE *out);
 void options_free(struct vm_config *cfg);
 
+/* -name process=: renames this process (prctl PR_SET_NAME); 0 when not asked. */
+int options_set_process_name(const struct vm_config *cfg);
+
 /* "-smp" semantics (QEMU 7.2 smp_parse), exposed for tests. */
 int options_parse_smp(const char *arg, struct smp_config *smp);
 

@@ -285,11 +285,43 @@ static int ide_device(struct vm_config *cfg, struct opts *o, const char *driver,
 	return 0;
 }
 
+/*
+ * virtio-rng's rng= names an -object rng-*, and no such object is accepted,
+ * so any name is unknown (QEMU's wording); the entropy source is getrandom().
+ * virtio-serial models one console port without MULTIPORT (virtio 1.2
+ * §5.3.3), so max_ports= other than 1 would not reach the guest.
+ */
+static int rng_and_ports(const struct device_config *dev, const char *rng, const char *ports,
+			 const char *opt, const char *arg)
+{
+	char msg[160];
+	uint64_t n;
+
+	if (rng && dev->kind != DEVICE_VIRTIO_RNG)
+		return err_invalid(opt, arg, "Invalid parameter 'rng'");
+	if (rng) {
+		snprintf(msg, sizeof(msg), "Device '%s' not found", rng);
+		return err_invalid(opt, arg, msg);
+	}
+	if (!ports)
+		return 0;
+	if (dev->kind != DEVICE_VIRTIO_SERIAL)
+		return err_invalid(opt, arg, "Invalid parameter 'max_ports'");
+	if (!uint_parse(ports, &n))
+		return err_invalid(opt, arg, "max_ports= must be a number");
+	if (n == 0)
+		return err_invalid(opt, arg, "Maximum number of serial ports not specified");
+	if (n != 1)
+		return err_invalid(opt, arg, "max_ports= other than 1 is not supported: one "
+				   "console port is modelled, without MULTIPORT");
+	return 0;
+}
+
 int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
 			  const char *opt, const char *arg)
 {
 	struct device_config dev = { .slot = -1 };
-	const char *drive, *serial, *chardev;
+	const char *drive, *serial, *chardev, *name;
 	char msg[160];
 
 	if (!driver) {
@@ -312,9 +344,13 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 	} else if (!strcmp(driver, "virtconsole")) {
 		chardev = opts_get(o, "chardev");
 		opts_get(o, "id");
-		opts_get(o, "name");
+		name = opts_get(o, "name");
 		if (check_unused(o, opt, arg) < 0)
 			return -1;
+		/* A port name reaches the guest only through MULTIPORT, which is not modelled. */
+		if (name)
+			return err_invalid(opt, arg, "name= is not supported: the single virtio "
+					   "console port has no MULTIPORT control queue to announce it");
 		if (!chardev)
 			return err_invalid(opt, arg, "Property 'chardev' is missing");
 		snprintf(cfg->console_chardev, sizeof(cfg->console_chardev), "%s", chardev);
@@ -328,8 +364,8 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
 	opts_get(o, "id");
 	opts_get(o, "bus");
-	opts_get(o, "rng");		/* virtio-rng: the entropy source is always getrandom() */
-	opts_get(o, "max_ports");	/* virtio-serial: one console port is modelled */
+	if (rng_and_ports(&dev, opts_get(o, "rng"), opts_get(o, "max_ports"), opt, arg) < 0)
+		return -1;
 	drive = opts_get(o, "drive");
 	serial = opts_get(o, "serial");
 	const char *queues = opts_get(o, "num-queues");

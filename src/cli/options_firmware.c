@@ -1,4 +1,5 @@
 /* -bios, -boot, -hda..-hdd and -cdrom: QEMU's firmware-boot options. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,11 +39,38 @@ static int boot_ms(const char *opt, const char *arg, const char *value, int *out
 	return 0;
 }
 
+/*
+ * -boot splash=FILE: QEMU (hw/nvram/fw_cfg.c fw_cfg_bootsplash) warns, and
+ * goes on, when the file is missing or not a JPEG or 24-bit BMP.  We warn the
+ * same way; a good picture is still not shown, as there is no display for
+ * the firmware to draw it on, and we say so rather than drop it silently.
+ */
+static void splash_warn(const char *path)
+{
+	unsigned char head[30] = { 0 };
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (!f) {
+		log_warn("failed to find file '%s'", path);
+		return;
+	}
+	n = fread(head, 1, sizeof(head), f);
+	fclose(f);
+	if (!(n >= 2 && head[0] == 0xff && head[1] == 0xd8) &&
+	    !(n >= 30 && head[0] == 'B' && head[1] == 'M' && head[28] == 24 && head[29] == 0)) {
+		log_warn("splash file '%s' format not recognized; must be JPEG or 24 bit BMP", path);
+		return;
+	}
+	log_warn("splash file '%s' is not shown: there is no display for the firmware to draw it on",
+		 path);
+}
+
 int options_boot(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, "order");
 	struct boot_config *b = &cfg->boot;
-	const char *order, *once, *splash, *reboot;
+	const char *order, *once, *splash, *reboot, *picture;
 	int rc = -1;
 
 	if (!o)
@@ -51,7 +79,7 @@ int options_boot(struct vm_config *cfg, const char *opt, const char *arg, FILE *
 	once = opts_get(o, "once");
 	splash = opts_get(o, "splash-time");
 	reboot = opts_get(o, "reboot-timeout");
-	opts_get(o, "splash");		/* no display to show a picture on */
+	picture = opts_get(o, "splash");
 	if (!opts_get_bool(o, "menu", &b->menu) || !opts_get_bool(o, "strict", &b->strict)) {
 		err_invalid(opt, arg, "menu= and strict= take on or off");
 		goto out;
@@ -63,6 +91,8 @@ int options_boot(struct vm_config *cfg, const char *opt, const char *arg, FILE *
 	    (splash && boot_ms(opt, arg, splash, &b->splash_time, 0) < 0) ||
 	    (reboot && boot_ms(opt, arg, reboot, &b->reboot_timeout, -1) < 0))
 		goto out;
+	if (picture)
+		splash_warn(picture);
 	rc = 0;
 out:
 	opts_free(o);

@@ -115,13 +115,44 @@ static int backend_placement(struct memory_backing *b, const char *nodes, const 
 	return 0;
 }
 
+/*
+ * align= belongs to memory-backend-file only (QEMU: "Invalid parameter
+ * 'align'" elsewhere) and must be a page multiple.  Guest RAM is always
+ * mapped at a 2 MiB (or huge page) boundary (core/memory.c), so any valid
+ * alignment up to that is already met; a larger one is refused, not ignored.
+ */
+static int backend_align(const struct memory_backing *b, const char *align, const char *opt,
+			 const char *arg)
+{
+	uint64_t n;
+	char msg[160];
+
+	if (!align)
+		return 0;
+	if (b->kind != MEMORY_FILE)
+		return err_invalid(opt, arg, "Invalid parameter 'align'");
+	if (!size_parse(align, 1, &n))
+		return err_invalid(opt, arg, "align= must be a size");
+	if (n % 4096) {
+		snprintf(msg, sizeof(msg), "alignment 0x%llx must be multiples of page size 0x1000",
+			 (unsigned long long)n);
+		return err_invalid(opt, arg, msg);
+	}
+	if (n > (2u << 20)) {
+		snprintf(msg, sizeof(msg), "align=0x%llx is above the 2 MiB guest RAM is mapped at; "
+			 "not supported", (unsigned long long)n);
+		return err_invalid(opt, arg, msg);
+	}
+	return 0;
+}
+
 /* -object memory-backend-{ram,file,memfd},id=,size=,... (qapi/qom.json MemoryBackend*Properties). */
 int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, "qom-type");
 	struct memdev_config m = { 0 };
 	struct memory_backing *b = &m.backing;
-	const char *type, *id, *size, *path, *nodes, *policy, *hsize;
+	const char *type, *id, *size, *path, *nodes, *policy, *hsize, *align;
 	bool bad = false;
 	int rc = -1;
 
@@ -136,12 +167,12 @@ int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE
 	hsize = opts_get(o, "hugetlbsize");
 	b->dump = true;
 	bad |= !get_bool(o, "merge", &b->merge, &m.merge_given);
-	bad |= !get_bool(o, "dump", &b->dump, NULL);
+	bad |= !get_bool(o, "dump", &b->dump, &m.dump_given);
 	bad |= !get_bool(o, "prealloc", &b->prealloc, NULL);
 	bad |= !get_bool(o, "share", &b->share, NULL);
 	bad |= !get_bool(o, "hugetlb", &b->hugetlb, NULL);
 	opts_get(o, "seal");		/* memfd sealing: ours is never handed to anyone */
-	opts_get(o, "align");
+	align = opts_get(o, "align");
 	opts_get(o, "discard-data");
 	opts_get(o, "x-use-canonical-path-for-ramblock-id");
 	if (backend_kind(o, type, b, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
@@ -174,7 +205,7 @@ int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE
 		err_invalid(opt, arg, "hugetlbsize= must be a power of two size");
 		goto out;
 	}
-	if (backend_placement(b, nodes, policy, opt, arg) < 0)
+	if (backend_placement(b, nodes, policy, opt, arg) < 0 || backend_align(b, align, opt, arg) < 0)
 		goto out;
 	if (find_memdev(cfg, id)) {
 		err_invalid(opt, arg, "duplicate ID");
@@ -203,10 +234,20 @@ int options_machine_memory(struct vm_config *cfg, struct opts *o, const char *op
 
 	if (!opts_get_bool(o, "mem-merge", &cfg->memory.mem_merge))
 		return err_invalid(opt, arg, "mem-merge= takes on or off");
-	opts_get(o, "dump-guest-core");
+	/* QEMU: the default of every memory backend's dump= (MADV_DONTDUMP in core/memory.c). */
+	if (!opts_get_bool(o, "dump-guest-core", &cfg->memory.dump_guest_core))
+		return err_invalid(opt, arg, "dump-guest-core= takes on or off");
 	if (backend)
 		snprintf(cfg->memory.memory_backend, sizeof(cfg->memory.memory_backend), "%s", backend);
 	return 0;
+}
+
+static bool node_declared(const struct memory_config *mc, unsigned id)
+{
+	for (unsigned i = 0; i < mc->nr_nodes; i++)
+		if (mc->nodes[i].nodeid == id)
+			return true;
+	return false;
 }
 
 /* -numa node,nodeid=,cpus=,memdev=  and  -numa dist,src=,dst=,val= */
@@ -229,7 +270,13 @@ int options_numa(struct vm_config *cfg, const char *opt, const char *arg, FILE *
 				    "type; use -numa node,memdev instead");
 			goto out;
 		}
-		opts_get(o, "initiator");
+		if (opts_get(o, "initiator")) {
+			/* QEMU 7.2 numa.c: initiator= is an HMAT option; we build no HMAT. */
+			err_invalid(opt, arg, "ACPI Heterogeneous Memory Attribute Table (HMAT) is "
+				    "disabled, enable it with -machine hmat=on before using any of "
+				    "hmat specific options");
+			goto out;
+		}
 		s = opts_get(o, "nodeid");
 		if (check_unused(o, opt, arg) < 0)
 			goto out;
@@ -274,6 +321,11 @@ int options_numa(struct vm_config *cfg, const char *opt, const char *arg, FILE *
 			err_invalid(opt, arg, "Invalid node");
 			goto out;
 		}
+		if (!node_declared(mc, (unsigned)src) || !node_declared(mc, (unsigned)dst)) {
+			err_invalid(opt, arg, "Source/Destination NUMA node is missing. Please use "
+				    "'-numa node' option to declare it first.");
+			goto out;
+		}
 		if (val < 10 || val > 255 || (src == dst && val != 10)) {
 			err_invalid(opt, arg, src == dst ? "Local distance of node should be 10"
 					      : "NUMA distance is invalid, it shouldn't be less than 10");
@@ -294,6 +346,7 @@ out:
 int options_overcommit(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, NULL);
+	bool cpu_pm = false;
 	int rc = -1;
 
 	if (!o)
@@ -302,8 +355,21 @@ int options_overcommit(struct vm_config *cfg, const char *opt, const char *arg, 
 		err_invalid(opt, arg, "mem-lock= takes on or off");
 		goto out;
 	}
-	opts_get(o, "cpu-pm");		/* a hint about idle vCPUs; nothing to do on KVM here */
-	rc = check_unused(o, opt, arg);
+	/*
+	 * cpu-pm=on hands HLT/MWAIT/PAUSE to the guest (KVM_CAP_X86_DISABLE_EXITS);
+	 * we do not, so only the default, off, is accepted.
+	 */
+	if (!opts_get_bool(o, "cpu-pm", &cpu_pm)) {
+		err_invalid(opt, arg, "Parameter 'cpu-pm' expects 'on' or 'off'");
+		goto out;
+	}
+	if (check_unused(o, opt, arg) < 0)
+		goto out;
+	if (cpu_pm) {
+		err_invalid(opt, arg, "cpu-pm=on (guest-controlled HLT/MWAIT) is not supported");
+		goto out;
+	}
+	rc = 0;
 out:
 	opts_free(o);
 	return rc;
@@ -378,12 +444,15 @@ out:
 	return rc;
 }
 
-static void backing_from_memdev(struct memdev_config *m, bool mem_merge, struct memory_backing *out)
+static void backing_from_memdev(struct memdev_config *m, const struct memory_config *mc,
+				struct memory_backing *out)
 {
 	*out = m->backing;
 	out->path = m->path;
 	if (!m->merge_given)
-		out->merge = mem_merge;
+		out->merge = mc->mem_merge;
+	if (!m->dump_given)
+		out->dump = mc->dump_guest_core;
 	m->used = true;
 }
 
@@ -422,6 +491,15 @@ static int check_numa(struct vm_config *cfg)
 		log_error("memdev option must be specified for either all or no nodes");
 		return -1;
 	}
+	/*
+	 * Nodes without memdev share anonymous RAM; -mem-path would be dropped
+	 * there, so refuse the pair as QEMU 7.2 does (no node then holds memory).
+	 */
+	if (!with_memdev && mc->mem_path) {
+		log_error("total memory for NUMA nodes (0x0) should equal RAM size (0x%llx)",
+			  (unsigned long long)cfg->ram_size);
+		return -1;
+	}
 	for (unsigned id = 0; id < mc->nr_nodes; id++) {
 		struct numa_node_config *node = NULL;
 		struct memory_backing *b = &mc->backing[id];
@@ -430,7 +508,7 @@ static int check_numa(struct vm_config *cfg)
 				node = &mc->nodes[i];
 		if (!with_memdev) {
 			*b = (struct memory_backing){ .kind = MEMORY_ANON, .merge = mc->mem_merge,
-						      .dump = true, .prealloc = mc->mem_prealloc,
+						      .dump = mc->dump_guest_core, .prealloc = mc->mem_prealloc,
 						      .size = numa_share(cfg->ram_size, mc->nr_nodes, id) };
 		} else {
 			struct memdev_config *m = find_memdev(cfg, node->memdev);
@@ -442,7 +520,7 @@ static int check_numa(struct vm_config *cfg)
 				log_error("memdev=%s is already used by another node", node->memdev);
 				return -1;
 			}
-			backing_from_memdev(m, mc->mem_merge, b);
+			backing_from_memdev(m, mc, b);
 		}
 		total += b->size;
 	}
@@ -489,7 +567,7 @@ int options_check_memory(struct vm_config *cfg)
 			log_error("Machine memory size does not match the size of the memory backend");
 			return -1;
 		}
-		backing_from_memdev(m, mc->mem_merge, b);
+		backing_from_memdev(m, mc, b);
 		mc->nr_backing = 1;
 		return 0;
 	}
@@ -497,7 +575,7 @@ int options_check_memory(struct vm_config *cfg)
 		return check_numa(cfg);
 	*b = (struct memory_backing){
 		.kind = mc->mem_path ? MEMORY_FILE : MEMORY_ANON, .path = mc->mem_path,
-		.size = cfg->ram_size, .merge = mc->mem_merge, .dump = true,
+		.size = cfg->ram_size, .merge = mc->mem_merge, .dump = mc->dump_guest_core,
 		.prealloc = mc->mem_prealloc,
 	};
 	mc->nr_backing = 1;

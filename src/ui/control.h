@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "block/block.h"
 
@@ -40,7 +42,7 @@ struct drive_info {
 	const char *device;	/* the -drive id */
 	char node_name[24];	/* "#block001" */
 	char qdev[80];		/* the device it is attached to */
-	const char *file;
+	const char *file;	/* never NULL: empty drives are refused at start-up */
 	const char *format;
 	bool readonly;
 	bool cache_direct, cache_no_flush;	/* from cache= */
@@ -134,5 +136,30 @@ struct control {
 	bool (*balloon_stats)(void *opaque, const char *path, struct balloon_stats_info *out);
 	bool (*balloon_set_interval)(void *opaque, const char *path, uint64_t seconds);
 };
+
+/*
+ * Whether the machine has a net client called name (a NIC only, when
+ * nic_only): set_link and device_del say "not found" only when it has not,
+ * and refuse by name what they cannot do to one it has.  -1: out of memory.
+ */
+#define CONTROL_NET_MAX 64
+static inline int control_has_net_client(const struct control *ctl, const char *name,
+					 bool nic_only)
+{
+	struct net_info *nc;
+	unsigned n;
+	int found = 0;
+
+	if (!ctl->net_clients)
+		return 0;
+	nc = calloc(CONTROL_NET_MAX, sizeof(*nc));
+	if (!nc)
+		return -1;
+	n = ctl->net_clients(ctl->opaque, nc, CONTROL_NET_MAX);
+	for (unsigned i = 0; i < n && i < CONTROL_NET_MAX && !found; i++)
+		found = !strcmp(nc[i].name, name) && (!nic_only || !strcmp(nc[i].type, "nic"));
+	free(nc);
+	return found;
+}
 
 #endif

@@ -533,18 +533,34 @@ static int cmd_quit(const struct control *ctl, int argc, char **argv, FILE *out)
 }
 
 
+/* As QMP's set_link and device_del (qmp_cmds.c): real "not found", else refused by name. */
 static int cmd_set_link(const struct control *ctl, int argc, char **argv, FILE *out)
 {
+	int found;
+
 	if (argc != 3 || (strcmp(argv[2], "on") && strcmp(argv[2], "off")))
 		return herror(out, "set_link: expected a device name and on|off");
-	return herror(out, "Device '%s' not found", argv[1]);
+	found = control_has_net_client(ctl, argv[1], false);
+	if (found < 0)
+		return herror(out, "out of memory");
+	if (!found)
+		return herror(out, "Device '%s' not found", argv[1]);
+	return herror(out, "set_link %s: changing the link state is not supported (the link "
+		      "stays up)", argv[1]);
 }
 
 static int cmd_device_del(const struct control *ctl, int argc, char **argv, FILE *out)
 {
+	int found;
+
 	if (argc != 2)
 		return herror(out, "device_del: expected a device id");
-	return herror(out, "Device '%s' not found", argv[1]);
+	found = control_has_net_client(ctl, argv[1], true);
+	if (found < 0)
+		return herror(out, "out of memory");
+	if (!found)
+		return herror(out, "Device '%s' not found", argv[1]);
+	return herror(out, "Device '%s' cannot be removed: hot-unplug is not supported", argv[1]);
 }
 
 static int cmd_commit(const struct control *ctl, int argc, char **argv, FILE *out)

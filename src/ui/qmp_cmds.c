@@ -718,18 +718,37 @@ static int cmd_human_monitor_command(struct qmp_session *s, struct json_object *
 }
 
 /* net/net.c qmp_set_link and softmmu/qdev-monitor.c find_device_state. */
+/*
+ * The link state of a NIC is not modelled (its link is always up), so a
+ * client that exists is refused by name rather than told it was not found.
+ */
 static int cmd_set_link(struct qmp_session *s, struct json_object *args,
 			struct json_object **ret, struct qmp_error *err)
 {
-	return qmp_fail(err, "DeviceNotFound", "Device '%s' not found",
-			json_object_get_string(json_object_object_get(args, "name")));
+	const char *name = json_object_get_string(json_object_object_get(args, "name"));
+	int found = control_has_net_client(s->ctl, name, false);
+
+	if (found < 0)
+		return qmp_fail(err, "GenericError", "out of memory");
+	if (!found)
+		return qmp_fail(err, "DeviceNotFound", "Device '%s' not found", name);
+	return qmp_fail(err, "GenericError", "set_link %s: changing the link state is not "
+			"supported (the link stays up)", name);
 }
 
+/* No PCI hot-unplug: a NIC that exists is refused by name (other -device ids: #26). */
 static int cmd_device_del(struct qmp_session *s, struct json_object *args,
 			  struct json_object **ret, struct qmp_error *err)
 {
-	return qmp_fail(err, "DeviceNotFound", "Device '%s' not found",
-			json_object_get_string(json_object_object_get(args, "id")));
+	const char *id = json_object_get_string(json_object_object_get(args, "id"));
+	int found = control_has_net_client(s->ctl, id, true);
+
+	if (found < 0)
+		return qmp_fail(err, "GenericError", "out of memory");
+	if (!found)
+		return qmp_fail(err, "DeviceNotFound", "Device '%s' not found", id);
+	return qmp_fail(err, "GenericError", "Device '%s' cannot be removed: hot-unplug is not "
+			"supported", id);
 }
 
 static const struct qmp_arg caps_args[] = {

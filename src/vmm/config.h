@@ -145,6 +145,7 @@ struct memdev_config {
 	char *path;			/* owned: mem-path= */
 	struct memory_backing backing;	/* backing.path points at path */
 	bool merge_given;		/* merge= was explicit; else -machine mem-merge decides */
+	bool dump_given;		/* dump= was explicit; else -machine dump-guest-core decides */
 	bool used;
 };
 
@@ -170,6 +171,7 @@ struct balloon_config {
 struct memory_config {
 	bool ram_size_given;		/* -m: else -machine memory-backend= sizes RAM */
 	bool mem_merge;			/* -machine mem-merge (default on) */
+	bool dump_guest_core;		/* -machine dump-guest-core (default on) */
 	const char *mem_path;		/* -mem-path */
 	bool mem_prealloc;		/* -mem-prealloc */
 	bool mem_lock;			/* -overcommit mem-lock=on */
@@ -188,6 +190,8 @@ struct vm_config {
 	uint64_t ram_size;
 	struct smp_config smp;
 	char *name;
+	char *process_name;		/* -name process=: the comm name, as QEMU's prctl */
+	bool debug_threads;		/* -name debug-threads=on: "CPU n/KVM" thread names */
 	uint8_t uuid[16];
 	bool has_uuid;
 	const char *kernel;

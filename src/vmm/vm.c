@@ -1,6 +1,8 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +126,12 @@ int vm_start(struct vm *vm)
 			return -1;
 		}
 		vm->vcpus[i].thread_started = true;
+		if (vm->cfg->debug_threads) {
+			/* QEMU's -name debug-threads=on name for a KVM vCPU thread. */
+			char tname[16];
+			snprintf(tname, sizeof(tname), "CPU %u/KVM", i & 0xffff);
+			pthread_setname_np(vm->vcpus[i].thread, tname);
+		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return 0;

@@ -277,6 +277,19 @@ SEEDS = {
                 b'"arguments":{"command-line":"xp /8xb 0x1000"}}'),
         ("errors", b'{"execute": 1}{"execute":"nope"}{"execute":"stop","arguments":{"x":1}}'
                    b'[1,2]{"execute":"balloon","arguments":{"value":"x"}}{\x01{"execute":"quit"}'),
+        # Every callback of fuzz_control.h's populated machine (issue #26).
+        ("devices", b'{"execute":"qmp_capabilities"}{"execute":"query-block"}'
+                    b'{"execute":"query-blockstats"}{"execute":"query-pci"}'
+                    b'{"execute":"query-rx-filter"}{"execute":"query-rx-filter",'
+                    b'"arguments":{"name":"net0"}}{"execute":"query-balloon"}'
+                    b'{"execute":"balloon","arguments":{"value":67108864}}'
+                    b'{"execute":"balloon","arguments":{"value":999999999999}}'
+                    b'{"execute":"qom-set","arguments":{"path":"/machine/peripheral/balloon0",'
+                    b'"property":"guest-stats-polling-interval","value":2}}'
+                    b'{"execute":"qom-get","arguments":{"path":"/machine/peripheral/balloon0",'
+                    b'"property":"guest-stats"}}'
+                    b'{"execute":"set_link","arguments":{"name":"net0","up":false}}'
+                    b'{"execute":"device_del","arguments":{"id":"net0"}}'),
         ("deep", b'{"a":' * 70 + b'1' + b'}' * 70 + b'{"execute":"query-kvm"}'),
         ("unicode", b'{"execute":"human-monitor-command","arguments":{"command-line":'
                     b'"\\u00e9\\ud83d\\ude00 \xc3\xa9 \xff"}}'),
@@ -297,6 +310,10 @@ SEEDS = {
                  b"info registers -a\rinfo mtree\rinfo qtree\rinfo version\r"),
         ("xp", b"xp /4xb 0x1000\rxp /2xw 0x1ffe\rxp /16i 0x1000\rx 0\r"),
         ("edit", b"inf\x1b[Do\x1b[C status\x01\x05\x7f\x7fus\r\x1b[A\r\x1b[B\x15help\r"),
+        ("devices", b"info block\rinfo block -v\rinfo blockstats\rinfo pci\rinfo network\r"
+                    b"info usernet\rinfo balloon\rballoon 64\rinfo balloon\rballoon 0\r"
+                    b"set_link net0 off\rinfo network\rdevice_del net0\rcommit all\r"
+                    b"commit virtio0\rinfo snapshots\r"),
         ("actions", b"stop\rinfo status\rc\rsystem_powerdown\rcont\rsystem_reset\r"
                     b"help info\rbogus\rquit\r"),
     ]},

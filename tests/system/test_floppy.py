@@ -168,3 +168,6 @@ def test_fda_shorthand_and_errors(tmp_path):
         assert msg in p.stderr, (spec, p.stderr)
     p = run("-fda", str(good), "-fda", str(good))
     assert p.returncode != 0 and b"already in use" in p.stderr, p.stderr
+    # -fdb is index 1: it collides with an explicit if=floppy,index=1, not with -fda.
+    p = run("-drive", f"file={good},if=floppy,index=1,format=raw", "-fdb", str(good))
+    assert p.returncode != 0 and b"already in use" in p.stderr, p.stderr

@@ -370,3 +370,22 @@ def test_demo_without_kvm_says_why_and_fails():
     assert p.returncode != 0
     assert "this host has no /dev/kvm, so no virtual machine can run here" in p.stderr
     assert "Traceback" not in p.stderr + p.stdout
+
+
+@pytest.mark.guest
+def test_name_process_and_debug_threads(probe, session):
+    """-name process= is the comm name, debug-threads=on names vCPU threads as QEMU (#26)."""
+    vm = session([str(KESTREL), "-m", "128m", "-smp", "2", "-nographic", "-name",
+                  "myos,process=kvm-myos,debug-threads=on", "-kernel", probe,
+                  "-append", "probe=echo"])
+    vm.expect(r"probe: echo: ready")
+    pid = vm.proc.pid
+    with open(f"/proc/{pid}/comm") as f:
+        assert f.read().strip() == "kvm-myos"
+    names = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            names.add(f.read().strip())
+    assert {"CPU 0/KVM", "CPU 1/KVM"} <= names, names
+    vm.send(b"quit\r")
+    assert vm.wait() == 0

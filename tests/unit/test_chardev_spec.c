@@ -5,10 +5,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "chardev/chardev.h"
+#include "chardev/term.h"
 
 static struct chardev_spec spec_ok(const char *text)
 {
@@ -265,6 +270,38 @@ static void test_describe(void **state)
 	assert_string_equal(small, "unix:/t");
 }
 
+/* Issue #26: signal=on keeps the terminal's ISIG (Ctrl-C is SIGINT); off clears it. */
+static void test_term_raw_signals(void **state)
+{
+	struct termios tio;
+	int master = posix_openpt(O_RDWR | O_NOCTTY);
+	int slave;
+
+	assert_true(master >= 0);
+	assert_int_equal(grantpt(master), 0);
+	assert_int_equal(unlockpt(master), 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+	assert_true(slave >= 0);
+	assert_int_equal(tcgetattr(slave, &tio), 0);
+	tio.c_lflag |= ISIG | ICANON | ECHO;
+	assert_int_equal(tcsetattr(slave, TCSANOW, &tio), 0);
+
+	assert_int_equal(term_raw_enter(slave, true), 0);
+	assert_int_equal(tcgetattr(slave, &tio), 0);
+	assert_true(tio.c_lflag & ISIG);
+	assert_false(tio.c_lflag & (ICANON | ECHO));
+	term_restore();
+
+	assert_int_equal(term_raw_enter(slave, false), 0);
+	assert_int_equal(tcgetattr(slave, &tio), 0);
+	assert_false(tio.c_lflag & ISIG);
+	term_restore();
+	assert_int_equal(tcgetattr(slave, &tio), 0);
+	assert_true(tio.c_lflag & ISIG);		/* restored */
+	close(slave);
+	close(master);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_chardev_option),
 		cmocka_unit_test(test_chardev_option_errors),
 		cmocka_unit_test(test_describe),
+		cmocka_unit_test(test_term_raw_signals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

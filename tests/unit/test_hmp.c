@@ -183,6 +183,33 @@ static void test_info_commands(void **state)
 }
 
 /* Every function of a multifunction slot gets its own block, as QEMU 7.2 prints them. */
+/* What Kestrel cannot do is refused with its reason, never a silent success (issue #26). */
+static void test_refused_commands_say_why(void **state)
+{
+	static const char *const refused[][2] = {
+		{ "change ide1-cd0 /tmp/x.iso", "VNC" },
+		{ "device_add virtio-rng-pci", "hotpluggable" },
+		{ "drive_add 0 file=/tmp/x", "disk controllers" },
+		{ "hostfwd_add tcp::2222-:22", "user-mode network" },
+		{ "hostfwd_remove tcp::2222", "user-mode network" },
+		{ "screendump /tmp/x.ppm", "no display" },
+		{ "sendkey ctrl-alt-f1", "keyboard" },
+		{ "gdbserver", "gdb stub" },
+		{ "x /4x 0", "use xp" },
+	};
+	int rc;
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		const char *out = run(refused[i][0], &rc);
+		assert_int_not_equal(rc, 0);
+		if (!strstr(out, refused[i][1]))
+			fail_msg("'%s' answered '%s'", refused[i][0], out);
+	}
+	assert_true(strlen(run("info migrate", &rc)) > 0);
+	assert_int_equal(rc, 0);
+	assert_string_equal(run("info qtree", &rc), "qtree tree\r\n");
+}
+
 static void test_info_pci_lists_every_function(void **state)
 {
 	int rc;
@@ -355,8 +382,20 @@ static void test_errors_and_unknown(void **state)
 
 	assert_string_equal(run("frobnicate now", &rc), "unknown command: 'frobnicate'\r\n");
 	assert_int_equal(rc, -1);
+	memset(&vm, 0, sizeof(vm));
 	assert_string_equal(run("set_link nic0 off", &rc), "Error: Device 'nic0' not found\r\n");
 	assert_string_equal(run("device_del d1", &rc), "Error: Device 'd1' not found\r\n");
+	/* A NIC the machine has is refused by name, not "not found" (issue #26). */
+	set_net(0, "u2", "user", "net=10.0.2.0,restrict=off", 1, -1);
+	set_net(1, "nic0", "nic", "model=e1000,macaddr=52:54:00:12:34:56", 0, -1);
+	vm.nr_nets = 2;
+	assert_string_equal(run("set_link nic0 off", &rc), "Error: set_link nic0: changing the link "
+			    "state is not supported (the link stays up)\r\n");
+	assert_int_not_equal(rc, 0);
+	assert_string_equal(run("set_link nic1 off", &rc), "Error: Device 'nic1' not found\r\n");
+	assert_string_equal(run("device_del nic0", &rc), "Error: Device 'nic0' cannot be removed: "
+			    "hot-unplug is not supported\r\n");
+	assert_string_equal(run("device_del u2", &rc), "Error: Device 'u2' not found\r\n");
 	/* QEMU's argument error for an expression, then the help hint. */
 	assert_string_equal(run("balloon lots", &rc),
 			    "invalid char 'l' in expression\r\nTry \"help balloon\" for more information\r\n");
@@ -373,6 +412,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_info_status_layout),
 		cmocka_unit_test(test_info_commands),
+		cmocka_unit_test(test_refused_commands_say_why),
 		cmocka_unit_test(test_info_pci_lists_every_function),
 		cmocka_unit_test(test_info_network),
 		cmocka_unit_test(test_info_usernet),

@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "cli/options.h"
@@ -556,6 +557,52 @@ static void test_help_and_version(void **state)
 	assert_int_equal(PARSE(&cfg, "-display", "help"), OPTIONS_DONE);
 }
 
+/* Issue #26: -name process= renames this process and debug-threads= is kept for vm_start. */
+static void test_name_process_and_threads(void **state)
+{
+	struct vm_config cfg;
+	char comm[17] = { 0 }, saved[17] = { 0 };
+
+	assert_int_equal(prctl(PR_GET_NAME, (unsigned long)saved, 0, 0, 0), 0);
+	RUN_OK(&cfg, "-name", "vm1,process=kestrel-vm1-with-a-long-name,debug-threads=on");
+	assert_true(cfg.debug_threads);
+	assert_int_equal(options_set_process_name(&cfg), 0);
+	assert_int_equal(prctl(PR_GET_NAME, (unsigned long)comm, 0, 0, 0), 0);
+	assert_string_equal(comm, "kestrel-vm1-wit");	/* the kernel keeps 15 bytes */
+	options_free(&cfg);
+	assert_null(cfg.process_name);
+
+	RUN_OK(&cfg, "-name", "vm2");
+	assert_false(cfg.debug_threads);
+	assert_int_equal(options_set_process_name(&cfg), 0);
+	assert_int_equal(prctl(PR_GET_NAME, (unsigned long)comm, 0, 0, 0), 0);
+	assert_string_equal(comm, "kestrel-vm1-wit");	/* no process=: left as it was */
+	options_free(&cfg);
+	prctl(PR_SET_NAME, (unsigned long)saved, 0, 0, 0);
+}
+
+/* Issue #26: signal= of a stdio chardev is kept for term_raw_enter (QEMU's defaults). */
+static void test_stdio_signal(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-chardev", "stdio,id=c,signal=off", "-serial", "chardev:c");
+	assert_false(serial_spec(&cfg)->signal);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-chardev", "stdio,id=c", "-serial", "chardev:c");
+	assert_true(serial_spec(&cfg)->signal);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-serial", "stdio");
+	assert_true(serial_spec(&cfg)->signal);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-serial", "mon:stdio");
+	assert_false(serial_spec(&cfg)->signal);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-nographic");		/* Ctrl-C belongs to the guest */
+	assert_false(serial_spec(&cfg)->signal);
+	options_free(&cfg);
+}
+
 static void test_misc_options(void **state)
 {
 	struct vm_config cfg;
@@ -578,6 +625,8 @@ static void test_misc_options(void **state)
 
 	RUN_ERR("-name", "");
 	RUN_ERR("-name", "vm,debug-threads=maybe");
+	RUN_ERR("-accel", "kvm,foo=bar");
+	RUN_ERR("-accel", "kvm,kernel-irqchip=on");
 	RUN_ERR("-cpu", "qemu64");
 	RUN_ERR("-cpu", "host,+avx");
 	RUN_ERR("-machine", "q35");
@@ -818,6 +867,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_name_process_and_threads),
+		cmocka_unit_test(test_stdio_signal),
 		cmocka_unit_test(test_memory_forms),
 		cmocka_unit_test(test_memory_errors),
 		cmocka_unit_test(test_smp_topologies),

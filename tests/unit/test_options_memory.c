@@ -159,6 +159,54 @@ static void test_numa_nodes_and_distances(void **state)
 	ERR("-numa", "cpu,node-id=0");
 }
 
+/* Issue #26: -machine dump-guest-core= is every backing's dump= default (MADV_DONTDUMP). */
+static void test_dump_guest_core(void **state)
+{
+	struct vm_config cfg;
+
+	OK(&cfg, "-machine", "dump-guest-core=off");
+	assert_false(cfg.memory.backing[0].dump);
+	options_free(&cfg);
+
+	OK(&cfg, "-m", "64M", "-numa", "node", "-machine", "pc,dump-guest-core=off");
+	assert_false(cfg.memory.backing[0].dump);
+	options_free(&cfg);
+
+	/* The machine's setting reaches a backend given before it, unless dump= was explicit. */
+	OK(&cfg, "-m", "128M", "-object", "memory-backend-ram,id=a,size=64M",
+	   "-object", "memory-backend-ram,id=b,size=64M,dump=on",
+	   "-numa", "node,memdev=a", "-numa", "node,memdev=b", "-machine", "dump-guest-core=off");
+	assert_false(cfg.memory.backing[0].dump);
+	assert_true(cfg.memory.backing[1].dump);
+	options_free(&cfg);
+
+	ERR("-machine", "dump-guest-core=perhaps");
+}
+
+/* Issue #26: what QEMU 7.2 refuses is refused, not parsed and dropped. */
+static void test_refused_as_qemu(void **state)
+{
+	struct vm_config cfg;
+
+	OK(&cfg, "-object", "memory-backend-file,id=m,size=64M,mem-path=/tmp,align=2M", "-m", "64M",
+	   "-machine", "memory-backend=m");
+	options_free(&cfg);
+	ERR("-object", "memory-backend-ram,id=m,size=64M,align=4096");
+	ERR("-object", "memory-backend-memfd,id=m,size=64M,align=4096");
+	ERR("-object", "memory-backend-file,id=m,size=64M,mem-path=/tmp,align=999");
+	ERR("-object", "memory-backend-file,id=m,size=64M,mem-path=/tmp,align=1G");
+	ERR("-numa", "dist,src=0,dst=1,val=20");
+	ERR("-numa", "node,nodeid=0", "-numa", "dist,src=0,dst=1,val=20");
+	ERR("-numa", "node,initiator=0");
+	ERR("-mem-path", "/tmp", "-numa", "node");
+	OK(&cfg, "-mem-path", "/tmp");
+	options_free(&cfg);
+	OK(&cfg, "-overcommit", "cpu-pm=off");
+	options_free(&cfg);
+	ERR("-overcommit", "cpu-pm=on");
+	ERR("-overcommit", "cpu-pm=yes please");
+}
+
 static void test_balloon_options(void **state)
 {
 	struct vm_config cfg;
@@ -197,6 +245,8 @@ int main(void)
 		cmocka_unit_test(test_memory_backend_objects),
 		cmocka_unit_test(test_numa_nodes_and_distances),
 		cmocka_unit_test(test_balloon_options),
+		cmocka_unit_test(test_dump_guest_core),
+		cmocka_unit_test(test_refused_as_qemu),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

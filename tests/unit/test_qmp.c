@@ -1327,13 +1327,31 @@ static void test_human_monitor_command(void **state)
 	expect_error("GenericError", "Parameter 'command-line' is missing");
 }
 
-static void test_devices_not_found(void **state)
+/*
+ * set_link and device_del look the name up in the machine: "not found" only
+ * for a name it lacks; a NIC (or back end, for set_link) it has is refused by
+ * name, as neither link state nor hot-unplug is modelled (issue #26).
+ */
+static void test_set_link_and_device_del(void **state)
 {
 	negotiate();
 	run("set_link", "{\"name\": \"net0\", \"up\": false}");
 	expect_error("DeviceNotFound", "Device 'net0' not found");
-	run("device_del", "{\"id\": \"virtio-disk0\"}");
-	expect_error("DeviceNotFound", "Device 'virtio-disk0' not found");
+	set_net(0, "n0", "user", 1);
+	set_net(1, "net0", "nic", 0);
+	fake.nr_nets = 2;
+	run("set_link", "{\"name\": \"net0\", \"up\": false}");
+	expect_error("GenericError", "set_link net0: changing the link state is not supported "
+		     "(the link stays up)");
+	run("set_link", "{\"name\": \"n0\", \"up\": true}");
+	expect_error("GenericError", "set_link n0: changing the link state is not supported "
+		     "(the link stays up)");
+	run("set_link", "{\"name\": \"net1\", \"up\": false}");
+	expect_error("DeviceNotFound", "Device 'net1' not found");
+	run("device_del", "{\"id\": \"net0\"}");
+	expect_error("GenericError", "Device 'net0' cannot be removed: hot-unplug is not supported");
+	run("device_del", "{\"id\": \"n0\"}");		/* a back end is no device */
+	expect_error("DeviceNotFound", "Device 'n0' not found");
 	run("device_del", "{\"id\": true}");
 	expect_error("GenericError", "Invalid parameter type for 'id', expected: string");
 }
@@ -1594,7 +1612,7 @@ int main(void)
 		T(test_query_machines_and_cpus),
 		T(test_actions),
 		T(test_human_monitor_command),
-		T(test_devices_not_found),
+		T(test_set_link_and_device_del),
 		T(test_events),
 		T(test_event_inside_command),
 		T(test_free_during_write),

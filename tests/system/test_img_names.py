@@ -321,11 +321,11 @@ def test_qcow2_encryption_options_check_the_secret_then_are_refused(images):
     qrc, _, qerr = qimg("create", "-f", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=s0",
                         "e.qcow2", "1M", cwd=images)
     assert krc == qrc == 1 and "No secret with id 's0'" in qerr
-    assert kerr == "kestrel-img: Option 'encrypt.format' is not supported by Kestrel: it writes " \
-                   "no encrypted images\n"
+    assert kerr == "kestrel-img: e.qcow2: Option 'encrypt.format' is not supported by Kestrel: " \
+                   "it writes no encrypted images\n"
     krc, _, kerr = kimg("create", "-f", "qcow2", "-o", "encrypt.key-secret=s0", "e.qcow2", "1M",
                         cwd=images)
-    assert krc == 1 and kerr == "kestrel-img: No secret with id 's0'\n"
+    assert krc == 1 and kerr == "kestrel-img: e.qcow2: No secret with id 's0'\n"
     krc, _, kerr = kimg("create", "--object", "secret,id=s0,data=pw", "-f", "qcow2", "-o",
                         "encrypt.key-secret=s0", "e.qcow2", "1M", cwd=images)
     assert krc == 1 and "Option 'encrypt.key-secret' is not supported by Kestrel" in kerr

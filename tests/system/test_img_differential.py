@@ -37,8 +37,12 @@ FLOOR = 5.0 if SANITIZED else 1.0   # seconds: below this the times are noise
 # A: qcow2 bugs the issue lists; B: convert -S/-n/-p, commit -b, file:, map
 # rounding, Repairing lines, messages, argv[0]; C: bitmap; D: -o help, size
 # spellings, create options; E: extended_l2/data_file; F: --image-opts,
-# --object, json:.  X: no helper yet (see the report).
+# --object, json:.  X: no helper yet (see the report).  "LETTER~": the case
+# differs only on some runs (kestrel-img's result varies from run to run), so
+# it is not reported stale when it agrees.
 PENDING = {
+    "convert-snap-to-qcow2": "A~ kestrel-img's output file is sometimes fully allocated",
+    "h-convert-comp-garbage": "A~ how much is written before the read error varies",
     "amend-compat=0.10": "A amend compat (layout, snapshot extra data)",
     "amend-force": "A amend compat (layout, snapshot extra data)",
     "amend-snap-rc1": "A amend refcount_bits",
@@ -405,7 +409,7 @@ def test_lists_name_real_cases(doc):
         assert len(reason) > 10, f"docs/kestrel-img.1: {cid} gives no reason"
     for cid, why in PENDING.items():
         assert cid in ids, f"PENDING lists {cid}, which is no case"
-        assert re.match(r"[A-FX] \S", why), f"PENDING {cid}: {why!r} (want 'LETTER cause')"
+        assert re.match(r"[A-FX]~? \S", why), f"PENDING {cid}: {why!r} (want 'LETTER cause')"
         assert cid not in doc, f"{cid} is both documented and pending"
 
 
@@ -418,6 +422,8 @@ def test_case(matrix, doc, cid):
     assert not over_time(r), (f"kestrel-img took {r.k.t:.2f} s, qemu-img {r.q.t:.2f} s "
                               f"(limit {SLOWER}x, floor {FLOOR} s)")
     if cid in PENDING:
+        if not r.differs and PENDING[cid][1] == "~":
+            return
         if not r.differs:
             pytest.fail(f"{cid} no longer differs: delete its PENDING entry "
                         f"(img_matrix.py --prune)")

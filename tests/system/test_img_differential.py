@@ -433,3 +433,30 @@ def test_case(matrix, doc, cid):
         return
     assert not r.differs, ("unlisted difference (fix it, or list it: img_matrix.py --report)\n"
                            + r.explain())
+
+
+def test_normalisation_is_minimal():
+    """Only kestrel-img's own name and the side's directory are rewritten."""
+    n = img_matrix.normalise
+    assert n("kestrel-img: '/t/k/a.qcow2' x", "/t/k", True) == "qemu-img: '$TMP/a.qcow2' x"
+    assert n("kestrel-img: x", "/t/q", False) == "kestrel-img: x"
+    assert n("my-kestrel-imgs 0.1 seconds", "/t/k", True) == "my-kestrel-imgs 0.1 seconds"
+    assert n("Run completed in 0.013 seconds.", "/t/q", False) == "Run completed in 0.013 seconds."
+    assert n("Run completed in 0.013 seconds.", "/t/q", False, timed=True) == \
+        "Run completed in N seconds."
+
+
+def test_file_comparison_sees_silent_differences(tmp_path):
+    """Images that read the same but differ in layout or header count as different."""
+    for side, opts in (("q", "cluster_size=65536"), ("k", "cluster_size=4096")):
+        (tmp_path / side).mkdir()
+        img_matrix.subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", opts,
+                                   str(tmp_path / side / "a.qcow2"), "1M"], check=True)
+    diffs = img_matrix.compare_files(str(tmp_path / "k"), str(tmp_path / "q"))
+    assert any("qemu-img info" in aspect for aspect, _, _ in diffs), diffs
+    (tmp_path / "k" / "a.qcow2").unlink()
+    img_matrix.copy_sparse(str(tmp_path / "q" / "a.qcow2"), str(tmp_path / "k" / "a.qcow2"))
+    assert img_matrix.compare_files(str(tmp_path / "k"), str(tmp_path / "q")) == []
+    (tmp_path / "k" / "extra").write_bytes(b"x")
+    assert img_matrix.compare_files(str(tmp_path / "k"), str(tmp_path / "q")) == \
+        [("file extra", ["absent"], ["present"])]

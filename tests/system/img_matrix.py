@@ -773,7 +773,8 @@ def scratch_dir():
 
 
 def jobs_default():
-    return max(2, min(4, os.cpu_count() or 2))
+    # Twice the CPUs: much of a case is waiting for a process to start or exit.
+    return max(2, min(8, 2 * (os.cpu_count() or 1)))
 
 
 def run_matrix(cases, root, jobs=None, progress=None, files=True):

@@ -2,7 +2,8 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 
-.PHONY: all deps build build-asan test unit demo linux bench fuzz format clean crash-campaign
+.PHONY: all deps build build-asan test unit demo linux bench bench-img-matrix fuzz format clean \
+	crash-campaign
 
 all: build
 
@@ -45,6 +46,10 @@ linux: deps
 
 bench: build
 	@bench/boot/run.sh
+
+# The differential matrix (tests/system/img_matrix.py): total time, kestrel-img vs qemu-img 7.2.
+bench-img-matrix: build
+	@bench/img_matrix/run.sh
 
 # Firmware boot (SeaBIOS -> GRUB -> probe), Kestrel vs QEMU 7.2: minutes on PVM hosts.
 bench-firmware: build

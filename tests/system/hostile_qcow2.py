@@ -1047,13 +1047,16 @@ def generate_bases(dirpath):
     return out
 
 
-def generate(dirpath):
-    """Writes every hostile image into dirpath; returns [(name, path, description)]."""
+def generate(dirpath, names=None):
+    """Writes every hostile image (or those in names) into dirpath; returns
+    [(name, path, description)]."""
     os.makedirs(dirpath, exist_ok=True)
     out, seen = [], set()
     for name, desc, base, fn in DAMAGES:
         assert name not in seen, name
         seen.add(name)
+        if names is not None and name not in names:
+            continue
         fname = name + ".qcow2"
         im = _build(base, name)
         fn(im, dirpath, fname)

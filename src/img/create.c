@@ -330,7 +330,8 @@ int img_resize(int argc, char **argv)
 		img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
 		return 1;
 	}
-	bd = img_open(filename, fmt, BLOCK_NO_BACKING);
+	/* With its backing file: growing over a longer one writes zeroes (qcow2_truncate). */
+	bd = img_open(filename, fmt, 0);
 	if (!bd)
 		return 1;
 	if (sign > 0)

@@ -235,6 +235,7 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 	struct qcow2 *s = bd->opaque;
 	uint64_t cover = (uint64_t)s->cluster_size << s->l2_bits, old = s->h.size;
 	uint8_t field[8];
+	bool zero_new;
 	int ret;
 
 	if (size % 512)
@@ -245,6 +246,16 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 		return block_err(err, errlen, "Preallocation can't be used for shrinking an image");
 	if ((size + cover - 1) / cover > QCOW2_MAX_L1_BYTES / 8)
 		return block_err(err, errlen, "Image is too big");
+	/*
+	 * Growing over a longer backing file: the new area must read as zeroes,
+	 * not as the backing file's data there (QEMU's BDRV_REQ_ZERO_WRITE
+	 * truncate).  v2 has no zero flag, so QEMU refuses when whole clusters
+	 * would have to be zeroed.
+	 */
+	zero_new = size > old && bd->backing && block_length(bd->backing) > old;
+	if (zero_new && s->h.version < 3 && qcow2_align(s, old) < size)
+		return block_err(err, errlen, "Failed to zero out new clusters: %s",
+				 strerror(ENOTSUP));
 	pthread_mutex_lock(&s->lock);
 	if (size < old) {
 		ret = qcow2_drop_beyond(s, size);
@@ -262,6 +273,8 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 		bd->size = size;
 		if (size > old && prealloc != BLOCK_PREALLOC_OFF)
 			ret = qcow2_preallocate(s, old, size, prealloc);
+		if (ret == 0 && zero_new)
+			ret = qcow2_zero(s, old, size - old, false);
 	}
 	if (ret == 0)
 		ret = qcow2_flush_metadata(s, true);

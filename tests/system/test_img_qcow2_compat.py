@@ -1,0 +1,90 @@
+"""qcow2 block layer behaviour that scripts written for qemu-img 7.2 rely on
+(issue 25, "Wrong behaviour"): each case runs the same steps once with
+qemu-img and once with kestrel-img and compares what the images then hold,
+read back by qemu-io / qemu-img (the reference reader)."""
+import json
+import shutil
+import struct
+import subprocess
+import time
+
+import pytest
+
+from test_img_helpers import KIMG, header_field, kimg, needs_build, needs_qemu_img, ok, poke, qimg, run
+
+pytestmark = [needs_build, needs_qemu_img,
+              pytest.mark.skipif(shutil.which("qemu-io") is None, reason="qemu-io is not installed")]
+
+TOOLS = {"qemu": "qemu-img", "kestrel": KIMG}
+
+
+def tool(which, *args, **kw):
+    return run([TOOLS[which], *args], **kw)
+
+
+def qio(path, *cmds, fmt="qcow2"):
+    """qemu-io commands on path; returns (exit status, output)."""
+    argv = ["qemu-io", "-f", fmt]
+    for c in cmds:
+        argv += ["-c", c]
+    rc, out, err = run([*argv, path])
+    return rc, out + err
+
+
+def qio_ok(path, *cmds, fmt="qcow2"):
+    rc, out = qio(path, *cmds, fmt=fmt)
+    assert rc == 0 and "fail" not in out.lower(), out
+    return out
+
+
+def qmap(path):
+    return json.loads(ok(qimg("map", "--output=json", path)))
+
+
+# --- resize: growing over a longer backing file reads zeroes (QEMU's zero-write truncate) ---
+
+@pytest.mark.parametrize("which", ["qemu", "kestrel"])
+def test_shrink_then_grow_over_backing_reads_zeroes(tmp_path, which):
+    base, top = tmp_path / "base.qcow2", tmp_path / "top.qcow2"
+    ok(qimg("create", "-f", "qcow2", base, "2M"))
+    qio_ok(base, "write -P 0x22 0 2M")
+    ok(tool(which, "create", "-f", "qcow2", "-b", base, "-F", "qcow2", top))
+    qio_ok(top, "write -P 0x11 0 512k")
+    ok(tool(which, "resize", "--shrink", top, "520K"))
+    ok(tool(which, "resize", top, "567K"))
+    ok(tool(which, "resize", top, "1700K"))
+    # 512K..520K is still the backing file's; past the old end only zeroes.
+    qio_ok(top, "read -P 0x11 0 512K", "read -P 0x22 512K 8K", "read -P 0 520K 1180K")
+
+
+def test_grow_over_backing_same_layout_as_qemu(tmp_path):
+    maps = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        base, top = d / "base.qcow2", d / "top.qcow2"
+        ok(qimg("create", "-f", "qcow2", base, "2M"))
+        qio_ok(base, "write -P 0x22 0 2M")
+        ok(tool(which, "create", "-f", "qcow2", "-b", base, "-F", "qcow2", top))
+        qio_ok(top, "write -P 0x11 0 512k")
+        ok(tool(which, "resize", "--shrink", top, "520K"))
+        ok(tool(which, "resize", top, "1700K"))
+        maps[which] = qmap(top)
+    assert maps["kestrel"] == maps["qemu"]
+
+
+def test_grow_v2_over_backing_refused_as_qemu(tmp_path):
+    res = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        base, top = d / "base.qcow2", d / "top.qcow2"
+        ok(qimg("create", "-f", "qcow2", base, "2M"))
+        qio_ok(base, "write -P 0x22 0 2M")
+        ok(tool(which, "create", "-f", "qcow2", "-o", "compat=0.10", "-b", base, "-F", "qcow2",
+                top))
+        ok(tool(which, "resize", "--shrink", top, "520K"))
+        rc, out, err = tool(which, "resize", top, "1700K")
+        res[which] = (rc, err.split(": ", 1)[1], qmap(top))
+    assert res["kestrel"] == res["qemu"]
+    assert res["qemu"][0] == 1

@@ -261,6 +261,8 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 		ret = qcow2_drop_beyond(s, size);
 		if (ret == 0)
 			ret = qcow2_flush_metadata(s, true);
+		if (ret == 0)
+			ret = qcow2_shrink_reftable(s);
 	} else {
 		ret = qcow2_grow_l1(s, (size + cover - 1) / cover);
 	}

@@ -298,6 +298,8 @@ int qcow2_apply_pending_frees(struct qcow2 *s);
 int qcow2_rc_flush(struct qcow2 *s, bool sync);
 int qcow2_flush_metadata(struct qcow2 *s, bool sync);
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
+/* Drops refcount blocks that count nothing any more (after a shrink). */
+int qcow2_shrink_reftable(struct qcow2 *s);
 
 /* cluster.c */
 enum qcow2_type qcow2_entry_type(const struct qcow2 *s, uint64_t l2e);

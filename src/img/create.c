@@ -268,7 +268,7 @@ int img_amend(int argc, char **argv)
 	}
 	ret = block_amend(bd, &o, set, err, sizeof(err));
 	if (ret < 0)
-		img_error("Error while amending options: %s", err);
+		img_error("%s", err);	/* qemu-img amend prints the driver's error alone */
 	block_close(bd);
 	return ret < 0 ? 1 : 0;
 }

@@ -413,8 +413,12 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 	}
 
 	pthread_mutex_lock(&s->lock);
-	if (rbits != 1 << s->refcount_order)
-		ret = qcow2_change_refcount_order(s, (unsigned)__builtin_ctz((unsigned)rbits));
+	if (rbits != 1 << s->refcount_order &&
+	    qcow2_change_refcount_order(s, (unsigned)__builtin_ctz((unsigned)rbits), err,
+					errlen) < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
 	if (ret == 0 && version < 3 && s->h.version >= 3) {
 		/* Lazy refcounts off first: a v2 image cannot carry the dirty bit. */
 		ret = qcow2_flush_metadata(s, true);

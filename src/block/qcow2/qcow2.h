@@ -384,7 +384,8 @@ int qcow2_snapshot_table_rewrite(struct qcow2 *s);
 /* check.c */
 int qcow2_check(struct block_dev *bd, unsigned fix, struct block_check_result *res,
 		FILE *report);
-int qcow2_change_refcount_order(struct qcow2 *s, unsigned order);
+/* amend -o refcount_bits: the stored refcounts copied into a structure of the new width. */
+int qcow2_change_refcount_order(struct qcow2 *s, unsigned order, char *err, size_t errlen);
 
 /* create.c */
 int qcow2_create(const char *path, const struct block_create_opts *o, char *err,

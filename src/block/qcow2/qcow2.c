@@ -151,6 +151,15 @@ static int validate_for_write(struct qcow2 *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* The autoclear bits a writer may keep: QCOW2_AUTOCLEAR_KNOWN, bitmaps while there are none. */
+static uint64_t autoclear_kept(const struct qcow2 *s)
+{
+	for (unsigned i = 0; i < s->nb_exts; i++)
+		if (s->exts[i].type == QCOW2_EXT_BITMAPS)
+			return QCOW2_AUTOCLEAR_KNOWN;
+	return QCOW2_AUTOCLEAR_KNOWN | QCOW2_AUTOCLEAR_BITMAPS;
+}
+
 static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 {
 	struct qcow2 *s;
@@ -170,11 +179,11 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 	if (s->backing_file && block_open_backing(bd, s->backing_file, s->backing_fmt, err,
 						  errlen) < 0)
 		goto fail;
-	if (bd->read_only || s->checking)
+	if (bd->read_only)
 		return 0;
 
 	/* An unclean shutdown with lazy refcounts: rebuild them before writing (qcow2 spec). */
-	if (s->h.incompatible_features & QCOW2_INCOMPAT_DIRTY) {
+	if ((s->h.incompatible_features & QCOW2_INCOMPAT_DIRTY) && !s->checking) {
 		struct block_check_result res = { 0 };
 		ret = qcow2_check(bd, BLOCK_FIX_LEAKS | BLOCK_FIX_ERRORS, &res, NULL);
 		if (ret == 0 && res.corruptions == 0)
@@ -187,9 +196,9 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 		}
 		s->dirty_bit_set = false;
 	}
-	/* Writers must clear autoclear bits they do not know (qcow2 spec). */
-	if (s->h.version >= 3 && s->h.autoclear_features) {
-		s->h.autoclear_features = 0;
+	/* Writers must clear autoclear bits they do not know (qcow2 spec); check -r too (QEMU). */
+	if (s->h.version >= 3 && (s->h.autoclear_features & ~autoclear_kept(s))) {
+		s->h.autoclear_features &= autoclear_kept(s);
 		ret = qcow2_write_header(s);
 		if (ret == 0)
 			ret = bfile_flush(bd);

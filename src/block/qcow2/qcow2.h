@@ -50,6 +50,14 @@
 #define QCOW2_COMPAT_LAZY_REFCOUNTS	(1ULL << 0)
 #define QCOW2_AUTOCLEAR_BITMAPS		(1ULL << 0)
 #define QCOW2_AUTOCLEAR_DATA_FILE_RAW	(1ULL << 1)
+/*
+ * Autoclear bits whose structures this driver keeps valid when it writes;
+ * every other bit is cleared on opening for writing (qcow2 spec, QEMU's
+ * QCOW2_AUTOCLEAR_MASK).  The bitmaps bit joins once kestrel updates
+ * persistent bitmaps on write; until then it is kept only by an image
+ * without bitmaps (nothing can go stale).
+ */
+#define QCOW2_AUTOCLEAR_KNOWN		QCOW2_AUTOCLEAR_DATA_FILE_RAW
 
 #define QCOW2_EXT_END			0x00000000U
 #define QCOW2_EXT_BACKING_FORMAT	0xe2792acaU

@@ -223,3 +223,63 @@ def test_unknown_incompatible_feature_named_from_table(tmp_path, output):
         got[which] = (rc, out, err.split(": ", 1)[-1])
     assert got["kestrel"] == got["qemu"]
     assert "my shiny feature, Unknown incompatible feature: 1000" in got["qemu"][2]
+
+
+# --- snapshot tables with short entries: opened as QEMU opens them, rewritten whole ---
+
+def snapshot_extra_sizes(path):
+    n, off = header_field(path, 60, "I"), header_field(path, 64, "Q")
+    sizes = []
+    with open(path, "rb") as f:
+        for _ in range(n):
+            f.seek(off)
+            e = f.read(40)
+            id_len, name_len = struct.unpack(">HH", e[12:16])
+            extra = struct.unpack(">I", e[36:40])[0]
+            sizes.append(extra)
+            off = (off + 40 + extra + id_len + name_len + 7) & ~7
+    return sizes
+
+
+def set_snapshot_extra(path, extra):
+    """Rewrites the snapshot table in place with `extra` bytes of extra data per entry."""
+    n, off = header_field(path, 60, "I"), header_field(path, 64, "Q")
+    entries, p = [], off
+    with open(path, "rb") as f:
+        for _ in range(n):
+            f.seek(p)
+            e = f.read(40)
+            id_len, name_len = struct.unpack(">HH", e[12:16])
+            old = struct.unpack(">I", e[36:40])[0]
+            f.seek(p + 40 + old)
+            names = f.read(id_len + name_len)
+            entries.append(e[:36] + struct.pack(">I", extra) + bytes(extra) + names)
+            p = (p + 40 + old + id_len + name_len + 7) & ~7
+    buf = b""
+    for e in entries:
+        buf += e + bytes(-(len(buf) + len(e)) % 8)
+    poke(path, off, buf)
+
+
+SNAP_OPS = [["check", "-r", "all"], ["snapshot", "-c", "s3"], ["snapshot", "-d", "s1"],
+            ["amend", "-o", "compat=1.1"], ["snapshot", "-l"]]
+
+
+@pytest.mark.parametrize("compat", ["0.10", "1.1"])
+@pytest.mark.parametrize("extra", [0, 8])
+@pytest.mark.parametrize("op", SNAP_OPS, ids=lambda o: "-".join(o))
+def test_short_snapshot_entries_as_qemu(tmp_path, compat, extra, op):
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(qimg("create", "-f", "qcow2", "-o", f"compat={compat}", img, "1M"))
+        qio_ok(img, "write -P 0x11 0 64k")
+        ok(qimg("snapshot", "-c", "s1", img))
+        ok(qimg("snapshot", "-c", "s2", img))
+        set_snapshot_extra(img, extra)
+        rc, out, err = tool(which, *op, img)
+        crc, cout, _ = qimg("check", img)
+        got[which] = (rc, snapshot_extra_sizes(img), crc, cout.splitlines()[:1])
+        if op[0] == "snapshot" and op[1] == "-l":
+            got[which] += (len(out.splitlines()),)
+    assert got["kestrel"] == got["qemu"]

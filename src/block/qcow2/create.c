@@ -439,6 +439,8 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 				ret = qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, false);
 			s->dirty_bit_set = false;
 		}
+		if (ret == 0 && version >= 3 && s->h.version < 3)
+			ret = qcow2_snapshot_table_upgrade(s);
 		if (ret == 0 && (version != (int)s->h.version || compat != s->h.compatible_features)) {
 			s->h.version = (uint32_t)version;
 			s->h.compatible_features = version >= 3 ? compat : 0;

@@ -374,6 +374,7 @@ int qcow2_snapshot_list(struct block_dev *bd, struct block_snapshot **list);
 int qcow2_snapshot_create(struct block_dev *bd, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_apply(struct block_dev *bd, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_delete(struct block_dev *bd, const char *name, char *err, size_t errlen);
+int qcow2_snapshot_table_upgrade(struct qcow2 *s);
 int qcow2_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen);
 
 /* txn.c */

@@ -283,3 +283,33 @@ def test_short_snapshot_entries_as_qemu(tmp_path, compat, extra, op):
         if op[0] == "snapshot" and op[1] == "-l":
             got[which] += (len(out.splitlines()),)
     assert got["kestrel"] == got["qemu"]
+
+
+# --- host layout: preallocation=metadata, rebase past the old backing file's end ---
+
+@pytest.mark.parametrize("opts", ["", ",cluster_size=4096", ",compat=0.10"])
+def test_prealloc_metadata_same_map_as_qemu(tmp_path, opts):
+    maps = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(tool(which, "create", "-f", "qcow2", "-o", f"preallocation=metadata{opts}", img, "5M"))
+        maps[which] = (qmap(img), img.stat().st_size)
+    assert maps["kestrel"] == maps["qemu"]
+
+
+def test_rebase_past_old_backing_end_writes_zero_clusters(tmp_path):
+    got = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        old, new, top = d / "old.qcow2", d / "new.qcow2", d / "top.qcow2"
+        ok(qimg("create", "-f", "qcow2", old, "500k"))
+        qio_ok(old, "write -P 0x11 0 128k")
+        ok(qimg("create", "-f", "qcow2", new, "1M"))
+        qio_ok(new, "write -P 0x22 0 1M")
+        ok(qimg("create", "-f", "qcow2", "-b", old, "-F", "qcow2", top, "1M"))
+        ok(tool(which, "rebase", "-b", new, "-F", "qcow2", top))
+        qio_ok(top, "read -P 0x11 0 128k", "read -P 0 128k 896k")
+        got[which] = qmap(top)
+    assert got["kestrel"] == got["qemu"]
+    assert any(e["zero"] and e["depth"] == 0 for e in got["qemu"])

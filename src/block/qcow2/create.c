@@ -190,7 +190,13 @@ int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_pr
 
 		if (n > end - first)
 			n = end - first;
-		ret = qcow2_alloc_clusters(s, n, &host);
+		/*
+		 * The L2 table first, then its data clusters after it, as QEMU's
+		 * cluster allocation does: the same host offsets as qemu-img's layout.
+		 */
+		ret = qcow2_write_l2_range(s, l1_index, l2_index, 0, 0);
+		if (ret == 0)
+			ret = qcow2_alloc_clusters(s, n, &host);
 		if (ret < 0)
 			break;
 		/* Reused space may hold old bytes; fresh space past the end is zero already. */

@@ -313,3 +313,53 @@ def test_rebase_past_old_backing_end_writes_zero_clusters(tmp_path):
         got[which] = qmap(top)
     assert got["kestrel"] == got["qemu"]
     assert any(e["zero"] and e["depth"] == 0 for e in got["qemu"])
+
+
+# --- check -r all on compressed descriptors with damaged sizes: bounded, repaired as qemu-img ---
+
+def damage_compressed_sizes(path, seed):
+    """Sets random sector counts in about half of the compressed L2 entries."""
+    import random
+    rnd = random.Random(seed)
+    cb = header_field(path, 20, "I")
+    l1_off, l1_n = header_field(path, 40, "Q"), header_field(path, 36, "I")
+    shift, mask = 62 - (cb - 8), (1 << (cb - 8)) - 1
+    with open(path, "r+b") as f:
+        for j in range(l1_n):
+            f.seek(l1_off + 8 * j)
+            l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+            if not l2:
+                continue
+            f.seek(l2)
+            table = list(struct.unpack(f">{(1 << cb) // 8}Q", f.read(1 << cb)))
+            for i, e in enumerate(table):
+                if e & (1 << 62) and rnd.random() < 0.5:
+                    table[i] = (e & ~(mask << shift)) | (rnd.randint(0, mask) << shift)
+            f.seek(l2)
+            f.write(struct.pack(f">{len(table)}Q", *table))
+
+
+@pytest.mark.parametrize("cluster_size", ["512", "65536", "2M"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_check_repair_corrupt_compressed_sizes(tmp_path, cluster_size, seed):
+    src = tmp_path / "src.qcow2"
+    ok(qimg("create", "-f", "qcow2", "-o", f"cluster_size={cluster_size}", src, "8M"))
+    qio_ok(src, "write -c -P 0x11 0 2M", "write -P 0x33 2M 2M", "write -c -P 0x22 4M 4M")
+    damage_compressed_sizes(src, seed)
+    got, took = {}, {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        shutil.copy(src, img)
+        t = time.monotonic()
+        rc, out, err = tool(which, "check", "-r", "all", img, timeout=60)
+        took[which] = time.monotonic() - t
+        # Findings qemu-img prints before repairing (ERROR cluster ...) are
+        # front-end wording, compared elsewhere; the damage lines must match.
+        got[which] = (rc, [l for l in err.splitlines() if "exceeding the end" in l],
+                      img.read_bytes())
+    assert got["kestrel"][:2] == got["qemu"][:2]
+    # With 512-byte clusters qemu-img rebuilds its refcount structure in
+    # another place (a known difference, see the issue 25 notes).
+    if cluster_size != "512":
+        assert got["kestrel"][2] == got["qemu"][2], "the repaired images differ"
+    assert took["kestrel"] < max(10 * took["qemu"], 5.0)

@@ -292,10 +292,8 @@ static int rebase_data(struct block_dev *bd, struct block_dev *old, struct block
 				/*
 				 * Past the old backing file's end the image read zeroes:
 				 * written as zeroes (zero clusters), as qemu-img rebase does.
-				 * Without any old backing file an unallocated cluster is
-				 * zero already to the driver, so the bytes are written.
 				 */
-				if (old && off >= old_len)
+				if (off >= old_len)
 					ret = block_write_zeroes(bd, off + i, j - i, false);
 				else
 					ret = block_pwrite(bd, off + i, a + i, j - i);

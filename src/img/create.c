@@ -314,7 +314,7 @@ int img_amend(int argc, char **argv)
 	}
 	ret = block_amend(bd, &o, set, err, sizeof(err));
 	if (ret < 0)
-		img_error("Error while amending options: %s", err);
+		img_error("%s", err);	/* qemu-img amend prints the driver's error alone */
 	img_opts_free(&p);
 	block_close(bd);
 	return ret < 0 ? 1 : 0;
@@ -405,7 +405,8 @@ int img_resize(int argc, char **argv)
 		img_error("%s", err);
 		return 1;
 	}
-	bd = img_open_image(filename, fmt, BLOCK_NO_BACKING, image_opts);
+	/* With its backing file: growing over a longer one writes zeroes (qcow2_truncate). */
+	bd = img_open_image(filename, fmt, 0, image_opts);
 	if (!bd)
 		return 1;
 	/* total_size is an int64_t in qemu-img: 8E and above read as negative. */

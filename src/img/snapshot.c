@@ -262,7 +262,7 @@ out:
 static int rebase_data(struct block_dev *bd, struct block_dev *old, struct block_dev *new,
 		       struct img_progress *prog)
 {
-	uint64_t size = block_length(bd), off = 0;
+	uint64_t size = block_length(bd), off = 0, old_len = old ? block_length(old) : 0;
 	size_t chunk = 1 << 20;
 	uint8_t *a = block_alloc_buf(chunk), *b = block_alloc_buf(chunk);
 	int ret = 0;
@@ -279,6 +279,9 @@ static int rebase_data(struct block_dev *bd, struct block_dev *old, struct block
 		ret = block_status(bd, off, n, &pnum, NULL, &flags);
 		if (ret < 0)
 			break;
+		/* A run stops at the old backing file's end: past it only zeroes (below). */
+		if (old_len > off && pnum > old_len - off)
+			pnum = old_len - off;
 		if (!(flags & BLOCK_STATUS_ALLOCATED)) {
 			/* Unallocated here: the image shows its backing file. */
 			size_t len = (size_t)pnum;
@@ -300,7 +303,14 @@ static int rebase_data(struct block_dev *bd, struct block_dev *old, struct block
 					;
 				if (j > len)
 					j = len;
-				ret = block_pwrite(bd, off + i, a + i, j - i);
+				/*
+				 * Past the old backing file's end the image read zeroes:
+				 * written as zeroes (zero clusters), as qemu-img rebase does.
+				 */
+				if (off >= old_len)
+					ret = block_write_zeroes(bd, off + i, j - i, false);
+				else
+					ret = block_pwrite(bd, off + i, a + i, j - i);
 				i = j;
 			}
 		}

@@ -215,6 +215,35 @@ static void test_features(void **state)
 	qcow2_free_state(s);
 }
 
+/* A feature name table extension after the 112-byte header: the last one counts (QEMU). */
+static void put_feature_table(uint8_t *p, int type, int bit, const char *name)
+{
+	put_be32(p, QCOW2_EXT_FEATURE_TABLE);
+	put_be32(p + 4, 48);
+	p[8] = (uint8_t)type;
+	p[9] = (uint8_t)bit;
+	memcpy(p + 10, name, strlen(name));
+}
+
+static void test_feature_names_from_image(void **state)
+{
+	struct hdr h;
+
+	(void)state;
+	make_v3(&h);
+	put_be64(h.buf + 72, (1ULL << 9) | (1ULL << 12));
+	put_feature_table(h.buf + 112, 0, 12, "overwritten by the next table");
+	put_feature_table(h.buf + 112 + 56, 0, 9, "my shiny feature");
+	refused(&h, "Unsupported qcow2 feature(s): my shiny feature, Unknown incompatible "
+		    "feature: 1000");
+	/* A broken extension list ends the scan: the refusal still comes, unnamed. */
+	make_v3(&h);
+	put_be64(h.buf + 72, 1ULL << 9);
+	put_be32(h.buf + 112, QCOW2_EXT_FEATURE_TABLE);
+	put_be32(h.buf + 116, 0xffffff00u);
+	refused(&h, "Unsupported qcow2 feature(s): Unknown incompatible feature: 200");
+}
+
 static void test_compression_type(void **state)
 {
 	struct hdr h;
@@ -326,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_extension_overflow),
 		cmocka_unit_test(test_bad_basics),
 		cmocka_unit_test(test_features),
+		cmocka_unit_test(test_feature_names_from_image),
 		cmocka_unit_test(test_compression_type),
 		cmocka_unit_test(test_tables_against_file),
 		cmocka_unit_test(test_all_cluster_sizes),

@@ -517,51 +517,117 @@ static void set_order(struct qcow2 *s, unsigned order)
 }
 
 /* amend refcount_bits=N: a new refcount structure of the new width (QEMU rewrites it too). */
-int qcow2_change_refcount_order(struct qcow2 *s, unsigned order)
+static int refs_set(struct refs *r, uint64_t c, uint64_t v)
 {
-	struct block_check_result res = { 0 };
+	if (c >= r->size) {
+		uint64_t nsize = c + 1 > r->size * 2 ? c + 1 : r->size * 2;
+		uint32_t *n = realloc(r->n, nsize * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		memset(n + r->size, 0, (nsize - r->size) * sizeof(*n));
+		r->n = n;
+		r->size = nsize;
+	}
+	r->n[c] = (uint32_t)v;
+	if (c + 1 > r->used)
+		r->used = c + 1;
+	return 0;
+}
+
+/*
+ * The refcounts as stored, cluster by cluster, into r (QEMU's
+ * qcow2_change_refcount_order copies them, it does not recount): leaks stay
+ * leaks and damage elsewhere is no reason to refuse.  The first one the new
+ * width cannot hold is refused with QEMU's message.
+ */
+static int stored_refs(struct qcow2 *s, struct refs *r, uint64_t max, unsigned bits,
+		       char *err, size_t errlen)
+{
+	uint64_t per_block = 1ULL << s->rb_bits;
+
+	for (uint64_t ti = 0; ti < s->reftable_size; ti++) {
+		uint64_t off = s->reftable[ti] & REFT_OFFSET_MASK;
+		void *block;
+		int ret;
+
+		if (!off)
+			continue;
+		ret = qcow2_cache_get(s, &s->rc_cache, off, true, &block);
+		if (ret < 0)
+			return block_err(err, errlen, "Failed to load refblock: %s", strerror(-ret));
+		for (uint64_t i = 0; i < per_block && ret == 0; i++) {
+			uint64_t c = ti * per_block + i;
+			uint64_t v = qcow2_rc_get_entry(block, s->refcount_order, i);
+			if (!v)
+				continue;
+			if (v > max)
+				ret = block_err(err, errlen, "Cannot decrease refcount entry width to %u "
+						"bits: Cluster at offset %#" PRIx64 " has a refcount "
+						"of %" PRIu64, bits, c << s->cluster_bits, v);
+			else
+				ret = refs_set(r, c, v);
+		}
+		qcow2_cache_put(&s->rc_cache, block);
+		if (ret < 0)
+			return ret == -1 ? -1 : block_err(err, errlen, "%s", strerror(-ret));
+	}
+	return 0;
+}
+
+/* The old structure's clusters, counted in the new one until they are freed. */
+static int free_old_structure(struct qcow2 *s, const uint64_t *blocks, uint64_t nblocks,
+			      uint64_t table, uint64_t table_clusters)
+{
+	int ret = 0;
+
+	for (uint64_t i = 0; i < nblocks && ret == 0; i++)
+		if (blocks[i])
+			ret = qcow2_update_refcount(s, blocks[i] >> s->cluster_bits, -1);
+	for (uint64_t i = 0; i < table_clusters && ret == 0; i++)
+		ret = qcow2_update_refcount(s, (table >> s->cluster_bits) + i, -1);
+	return ret;
+}
+
+int qcow2_change_refcount_order(struct qcow2 *s, unsigned order, char *err, size_t errlen)
+{
+	uint64_t max = order == 6 ? UINT64_MAX : (1ULL << (1u << order)) - 1;
+	uint64_t old_table = s->reftable_offset, old_clusters = s->h.refcount_table_clusters;
+	uint64_t nblocks = s->reftable_size, *blocks = NULL;
 	unsigned old = s->refcount_order;
 	struct refs r = { 0 };
-	bool rebuild_needed = false;
-	uint64_t highest;
 	int ret;
 
 	ret = qcow2_flush_metadata(s, true);
 	if (ret < 0)
-		return ret;
-	s->checking = true;
-	ret = qcow2_count_refs(s, &r, &res, qcow2_size_to_clusters(s, s->file_size), 0,
-			       &rebuild_needed, NULL);
-	if (ret == 0 && (res.corruptions || rebuild_needed))
-		ret = -EIO;	/* repair first: qemu-img check -r all */
+		return block_err(err, errlen, "%s", strerror(-ret));
+	if (max > UINT32_MAX)
+		max = UINT32_MAX;	/* what struct refs holds: wider counts are refused */
+	ret = stored_refs(s, &r, max, 1u << order, err, errlen);
 	if (ret == 0) {
-		uint64_t max = order == 6 ? UINT64_MAX : (1ULL << (1u << order)) - 1;
-		for (uint64_t i = 0; i < r.size; i++)
-			if (r.n[i] > max)
-				ret = -ERANGE;
+		blocks = malloc((nblocks ? nblocks : 1) * sizeof(*blocks));
+		if (!blocks)
+			ret = block_err(err, errlen, "%s", strerror(ENOMEM));
 	}
-	if (ret == 0) {
-		set_order(s, order);
-		ret = rebuild(s, &r, NULL);
-		if (ret < 0)
-			set_order(s, old);
-	}
-	if (ret == 0) {
-		/* The old structure is unreferenced now: count again and free it. */
+	if (ret < 0) {
 		free(r.n);
-		r.n = NULL;
-		memset(&res, 0, sizeof(res));
-		ret = qcow2_count_refs(s, &r, &res, qcow2_size_to_clusters(s, s->file_size), 0,
-				       &rebuild_needed, NULL);
-		if (ret == 0)
-			ret = compare_refs(s, &r, &res, BLOCK_FIX_LEAKS, &rebuild_needed, &highest,
-					   NULL);
-		if (ret == 0)
-			ret = qcow2_flush_metadata(s, true);
-		if (ret == 0)
-			ret = qcow2_trim_file(s);
+		return -1;
 	}
+	for (uint64_t i = 0; i < nblocks; i++)
+		blocks[i] = s->reftable[i] & REFT_OFFSET_MASK;
+	r.size = r.used;	/* the new structure goes right after the last cluster in use */
+	set_order(s, order);
+	ret = rebuild(s, &r, NULL);
+	if (ret < 0)
+		set_order(s, old);
+	if (ret == 0)
+		ret = free_old_structure(s, blocks, nblocks, old_table, old_clusters);
+	if (ret == 0)
+		ret = qcow2_flush_metadata(s, true);
+	if (ret == 0)
+		ret = qcow2_trim_file(s);
+	free(blocks);
 	free(r.n);
-	s->checking = s->bd->flags & BLOCK_CHECK;
-	return ret;
+	if (ret < 0)
+		return block_err(err, errlen, "%s", strerror(-ret));
+	return 0;
 }

@@ -219,7 +219,8 @@ static int check_l2(struct qcow2 *s, struct refs *r, struct block_check_result *
 				res->corruptions++;
 				break;
 			}
-			ret = refs_inc(s, r, res, coff & ~511ULL, sectors * 512, report);
+			/* QEMU's qcow2_parse_compressed_l2_entry: from coff to the last sector's end. */
+			ret = refs_inc(s, r, res, coff, sectors * 512 - (coff & 511), report);
 			if (active) {
 				res->allocated_clusters++;
 				res->compressed_clusters++;

@@ -583,8 +583,12 @@ static int zero_in_table(struct qcow2 *s, uint64_t l1_index, uint64_t first, uin
 	bool v3 = s->h.version >= 3, backing = s->backing_file != NULL;
 	int ret;
 
-	/* Nothing mapped and nothing below: it reads as zeroes already. */
-	if (!(s->l1[l1_index] & L1E_OFFSET_MASK) && !backing)
+	/*
+	 * Nothing mapped and nothing below: it reads as zeroes already.  Unless
+	 * unmapping is refused: then v3 records zero clusters, as QEMU's
+	 * zero_in_l2_slice does (they stay zero under a backing file added later).
+	 */
+	if (!(s->l1[l1_index] & L1E_OFFSET_MASK) && !backing && (may_unmap || !v3))
 		return 0;
 	ret = l2_get_writable(s, l1_index, &table);
 	if (ret < 0)
@@ -692,8 +696,11 @@ int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap)
 		if (ret < 0)
 			return ret;
 	}
-	/* v2 has no zero flag: with a backing file, zeroes have to be written. */
-	if (s->h.version < 3 && s->backing_file)
+	/*
+	 * v2 has no zero flag: with a backing file, or where the caller needs
+	 * the zeroes to stay when one is added (no unmap), they are written.
+	 */
+	if (s->h.version < 3 && (s->backing_file || !may_unmap))
 		return write_zero_bytes(s, off, len);
 	head = qcow2_align(s, off);
 	end = off + len;

@@ -288,7 +288,13 @@ int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_pr
 
 		if (n > end - first)
 			n = end - first;
-		ret = qcow2_data_alloc(s, first << s->cluster_bits, n, &host);
+		/*
+		 * The L2 table first, then its data clusters after it, as QEMU's
+		 * cluster allocation does: the same host offsets as qemu-img's layout.
+		 */
+		ret = qcow2_write_l2_range(s, l1_index, l2_index, 0, 0);
+		if (ret == 0)
+			ret = qcow2_data_alloc(s, first << s->cluster_bits, n, &host);
 		if (ret < 0)
 			break;
 		if (qcow2_has_data_file(s)) {
@@ -335,6 +341,7 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 	struct qcow2 *s = bd->opaque;
 	uint64_t cover = (uint64_t)s->cluster_size << s->l2_bits, old = s->h.size;
 	uint8_t field[8];
+	bool zero_new;
 	int ret;
 
 	if (size % 512)
@@ -345,6 +352,16 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 		return block_err(err, errlen, "Preallocation can't be used for shrinking an image");
 	if ((size + cover - 1) / cover > QCOW2_MAX_L1_BYTES / 8)
 		return block_err(err, errlen, "Image is too big");
+	/*
+	 * Growing over a longer backing file: the new area must read as zeroes,
+	 * not as the backing file's data there (QEMU's BDRV_REQ_ZERO_WRITE
+	 * truncate).  v2 has no zero flag, so QEMU refuses when whole clusters
+	 * would have to be zeroed.
+	 */
+	zero_new = size > old && bd->backing && block_length(bd->backing) > old;
+	if (zero_new && s->h.version < 3 && qcow2_align(s, old) < size)
+		return block_err(err, errlen, "Failed to zero out new clusters: %s",
+				 strerror(ENOTSUP));
 	pthread_mutex_lock(&s->lock);
 	/* The bitmaps follow the new size in memory (QEMU's qcow2_truncate_bitmaps_check). */
 	if (qcow2_bitmaps_resize(s, size, err, errlen) < 0) {
@@ -355,6 +372,8 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 		ret = qcow2_drop_beyond(s, size);
 		if (ret == 0)
 			ret = qcow2_flush_metadata(s, true);
+		if (ret == 0)
+			ret = qcow2_shrink_reftable(s);
 	} else {
 		ret = qcow2_grow_l1(s, (size + cover - 1) / cover);
 		if (ret == 0)
@@ -376,6 +395,8 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 			ret = qcow2_preallocate(s, old, size, prealloc);
 		else if (ret == 1)
 			ret = 0;
+		if (ret == 0 && zero_new)
+			ret = qcow2_zero(s, old, size - old, false);
 	}
 	if (ret == 0)
 		ret = qcow2_flush_metadata(s, true);
@@ -567,8 +588,12 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 	}
 
 	pthread_mutex_lock(&s->lock);
-	if (rbits != 1 << s->refcount_order)
-		ret = qcow2_change_refcount_order(s, (unsigned)__builtin_ctz((unsigned)rbits));
+	if (rbits != 1 << s->refcount_order &&
+	    qcow2_change_refcount_order(s, (unsigned)__builtin_ctz((unsigned)rbits), err,
+					errlen) < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
 	if (ret == 0 && version < 3 && s->h.version >= 3) {
 		/* Lazy refcounts off first: a v2 image cannot carry the dirty bit. */
 		ret = qcow2_flush_metadata(s, true);
@@ -589,6 +614,8 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 				ret = qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, false);
 			s->dirty_bit_set = false;
 		}
+		if (ret == 0 && version >= 3 && s->h.version < 3)
+			ret = qcow2_snapshot_table_upgrade(s);
 		if (ret == 0 && (version != (int)s->h.version || compat != s->h.compatible_features)) {
 			s->h.version = (uint32_t)version;
 			s->h.compatible_features = version >= 3 ? compat : 0;

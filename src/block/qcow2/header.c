@@ -62,6 +62,37 @@ void qcow2_describe_features(const struct qcow2 *s, uint64_t bits, char *buf, si
 			 used ? ", " : "", bits);
 }
 
+/*
+ * The image's own feature name table, read ahead of the other extensions
+ * so that a refusal names the features it does not know, as QEMU's
+ * report_unsupported_feature does.  A damaged extension list just ends the
+ * scan: the refusal is the error, not the table.
+ */
+static int load_feature_table(struct qcow2 *s, const uint8_t *buf, size_t len)
+{
+	size_t end = len < s->cluster_size ? len : s->cluster_size, off = s->h.header_length;
+
+	if (s->h.backing_file_offset && s->h.backing_file_offset < end)
+		end = (size_t)s->h.backing_file_offset;
+	while (off + 8 <= end) {
+		uint32_t type = be32(buf + off), elen = be32(buf + off + 4);
+
+		off += 8;
+		if (type == QCOW2_EXT_END || elen > end - off)
+			return 0;
+		if (type == QCOW2_EXT_FEATURE_TABLE) {
+			free(s->feature_table);
+			s->feature_table = malloc(elen ? elen : 1);
+			if (!s->feature_table)
+				return -ENOMEM;
+			memcpy(s->feature_table, buf + off, elen);
+			s->feature_table_len = elen;	/* the last one counts, as in QEMU */
+		}
+		off += (elen + 7) & ~7u;
+	}
+	return 0;
+}
+
 static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, size_t end,
 			    char *err, size_t errlen)
 {
@@ -205,6 +236,8 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 
 	if (h->incompatible_features & ~QCOW2_INCOMPAT_SUPPORTED) {
 		char names[512];
+		if (load_feature_table(s, buf, len) < 0)
+			return block_err(err, errlen, "out of memory");
 		qcow2_describe_features(s, h->incompatible_features & ~QCOW2_INCOMPAT_SUPPORTED,
 					names, sizeof(names));
 		return block_err(err, errlen, "Unsupported qcow2 feature(s): %s", names);

@@ -177,11 +177,11 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 	if (s->backing_file && block_open_backing(bd, s->backing_file, s->backing_fmt, err,
 						  errlen) < 0)
 		goto fail;
-	if (bd->read_only || s->checking)
+	if (bd->read_only)
 		return 0;
 
 	/* An unclean shutdown with lazy refcounts: rebuild them before writing (qcow2 spec). */
-	if (s->h.incompatible_features & QCOW2_INCOMPAT_DIRTY) {
+	if ((s->h.incompatible_features & QCOW2_INCOMPAT_DIRTY) && !s->checking) {
 		struct block_check_result res = { 0 };
 		ret = qcow2_check(bd, BLOCK_FIX_LEAKS | BLOCK_FIX_ERRORS, &res, NULL);
 		if (ret == 0 && res.corruptions == 0)
@@ -195,12 +195,12 @@ static int qcow2_open(struct block_dev *bd, char *err, size_t errlen)
 		s->dirty_bit_set = false;
 	}
 	/* Persistent bitmaps: loaded, marked in use, kept up to date until close. */
-	if (qcow2_bitmaps_open_rw(s, err, errlen) < 0)
+	if (!s->checking && qcow2_bitmaps_open_rw(s, err, errlen) < 0)
 		goto fail;
 	/*
-	 * Writers must clear autoclear bits they do not know (qcow2 spec); the
-	 * bitmaps bit stays, as the bitmaps are maintained, and so does the
-	 * raw-data-file bit, which this driver honours.
+	 * Writers must clear autoclear bits they do not know (qcow2 spec), check -r
+	 * too (QEMU); the bitmaps bit stays, as the bitmaps are maintained, and so
+	 * does the raw-data-file bit, which this driver honours.
 	 */
 	if (s->h.version >= 3 && (s->h.autoclear_features & ~QCOW2_AUTOCLEAR_KNOWN)) {
 		s->h.autoclear_features &= QCOW2_AUTOCLEAR_KNOWN;

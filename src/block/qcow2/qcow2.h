@@ -337,6 +337,8 @@ int qcow2_apply_pending_frees(struct qcow2 *s);
 int qcow2_rc_flush(struct qcow2 *s, bool sync);
 int qcow2_flush_metadata(struct qcow2 *s, bool sync);
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
+/* Drops refcount blocks that count nothing any more (after a shrink). */
+int qcow2_shrink_reftable(struct qcow2 *s);
 
 /*
  * One L2 entry of a table in the cache (big endian): with extended L2
@@ -472,6 +474,7 @@ int qcow2_snapshot_list(struct block_dev *bd, struct block_snapshot **list);
 int qcow2_snapshot_create(struct block_dev *bd, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_apply(struct block_dev *bd, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_delete(struct block_dev *bd, const char *name, char *err, size_t errlen);
+int qcow2_snapshot_table_upgrade(struct qcow2 *s);
 int qcow2_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen);
 
 /* bitmap.c */
@@ -513,7 +516,8 @@ int qcow2_snapshot_table_rewrite(struct qcow2 *s);
 /* check.c */
 int qcow2_check(struct block_dev *bd, unsigned fix, struct block_check_result *res,
 		FILE *report);
-int qcow2_change_refcount_order(struct qcow2 *s, unsigned order);
+/* amend -o refcount_bits: the stored refcounts copied into a structure of the new width. */
+int qcow2_change_refcount_order(struct qcow2 *s, unsigned order, char *err, size_t errlen);
 
 /* create.c */
 int qcow2_create(const char *path, const struct block_create_opts *o, char *err,

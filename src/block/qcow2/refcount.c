@@ -554,8 +554,25 @@ static bool run_touches_metadata(struct qcow2 *s, const struct qcow2_free *f)
 			      f->clusters << s->cluster_bits, &hit) < 0 || hit;
 }
 
+/* Gives freed space back to the file system, as QEMU's discard does: one call per run. */
+static void punch(struct qcow2 *s, uint64_t *start, uint64_t *len, uint64_t off, uint64_t n)
+{
+	if (*len && (!n || *start + *len != off)) {
+		block_crash_point();
+		fallocate(s->bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)*start,
+			  (off_t)*len);
+		*len = 0;
+	}
+	if (!n)
+		return;
+	if (!*len)
+		*start = off;
+	*len += n;
+}
+
 int qcow2_apply_pending_frees(struct qcow2 *s)
 {
+	uint64_t hole = 0, hole_len = 0;
 	int ret = 0, err = 0;
 
 	for (size_t i = 0; i < s->nb_pending && ret == 0; i++) {
@@ -576,14 +593,11 @@ int qcow2_apply_pending_frees(struct qcow2 *s)
 			ret = qcow2_update_refcount(s, c, -1);
 			if (ret == 0)
 				ret = qcow2_get_refcount(s, c, &rc);
-			/* Give the space back to the file system, as QEMU's discard does. */
-			if (ret == 0 && rc == 0 && (c << s->cluster_bits) < s->file_size) {
-				block_crash_point();
-				fallocate(s->bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					  (off_t)(c << s->cluster_bits), s->cluster_size);
-			}
+			if (ret == 0 && rc == 0 && (c << s->cluster_bits) < s->file_size)
+				punch(s, &hole, &hole_len, c << s->cluster_bits, s->cluster_size);
 		}
 	}
+	punch(s, &hole, &hole_len, 0, 0);
 	s->nb_pending = 0;
 	return ret ? ret : err;
 }
@@ -746,5 +760,70 @@ out:
 	free(table);
 	free(raw);
 	free(blocks);
+	return ret;
+}
+
+/* Whether refcount block ti counts nothing but, maybe, itself (QEMU's qcow2_shrink_reftable). */
+static int block_unused(struct qcow2 *s, uint64_t ti, uint64_t off, bool *unused)
+{
+	uint64_t self = off >> s->cluster_bits, n = 1ULL << s->rb_bits;
+	void *block;
+	int ret;
+
+	ret = qcow2_cache_get(s, &s->rc_cache, off, true, &block);
+	if (ret < 0)
+		return ret;
+	*unused = true;
+	for (uint64_t i = 0; i < n && *unused; i++)
+		if (qcow2_rc_get_entry(block, s->refcount_order, i) &&
+		    !((self >> s->rb_bits) == ti && i == (self & (n - 1))))
+			*unused = false;
+	qcow2_cache_put(&s->rc_cache, block);
+	return 0;
+}
+
+/*
+ * After a shrink: refcount blocks that count no cluster any more leave the
+ * table, and their clusters are freed, as QEMU's qcow2_shrink_reftable does,
+ * so that the file can be cut after the last cluster in use.  The table is
+ * on disk without them before their clusters' refcounts drop.
+ */
+int qcow2_shrink_reftable(struct qcow2 *s)
+{
+	uint64_t *freed = calloc(s->reftable_size ? s->reftable_size : 1, sizeof(*freed));
+	uint64_t nfreed = 0;
+	int ret;
+
+	if (!freed)
+		return -ENOMEM;
+	ret = qcow2_rc_flush(s, false);
+	for (uint64_t ti = 0; ti < s->reftable_size && ret == 0; ti++) {
+		uint64_t off;
+		bool unused;
+
+		ret = block_offset(s, ti, &off);
+		if (ret < 0 || !off)
+			continue;
+		ret = block_unused(s, ti, off, &unused);
+		if (ret < 0 || !unused)
+			continue;
+		ret = set_table_entry(s, ti, 0);
+		qcow2_cache_discard(&s->rc_cache, off);
+		freed[nfreed++] = off;
+	}
+	if (ret == 0 && nfreed)
+		ret = qcow2_rc_flush(s, true);
+	if (ret == 0 && nfreed && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	for (uint64_t i = 0; i < nfreed && ret == 0; i++) {
+		uint64_t c = freed[i] >> s->cluster_bits;
+
+		/* A block that counted itself took its refcount with it. */
+		if (s->reftable[c >> s->rb_bits] & REFT_OFFSET_MASK)
+			ret = qcow2_update_refcount(s, c, -1);
+		else if (c < s->free_cluster_index)
+			s->free_cluster_index = c;
+	}
+	free(freed);
 	return ret;
 }

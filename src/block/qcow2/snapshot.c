@@ -114,8 +114,11 @@ int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 				return block_err(err, errlen, "out of memory");
 			memcpy(sn->extra_unknown, ebuf + 24, sn->extra_unknown_len);
 		}
-		if (s->h.version >= 3 && extra < 16 && !lenient)
-			return block_err(err, errlen, "Snapshot table entry %u is too small", i);
+		/*
+		 * A v3 entry without disk size (extra < 16) is opened as QEMU opens
+		 * it, the disk size taken from the image; check reports it, and any
+		 * rewrite of the table stores the full extra data.
+		 */
 		sn->id = calloc(1, id_len + 1);
 		sn->name = calloc(1, name_len + 1);
 		if (!sn->id || !sn->name)
@@ -144,9 +147,15 @@ io:
 	return block_err(err, errlen, "Could not read snapshot table: %s", strerror(-ret));
 }
 
+/* Extra data as written: at least the fields QEMU knows (QCowSnapshotExtraData, 24 bytes). */
+static uint32_t written_extra(const struct qcow2_snapshot *sn)
+{
+	return sn->extra_size < 24 ? 24 : sn->extra_size;
+}
+
 static size_t entry_size(const struct qcow2_snapshot *sn)
 {
-	size_t n = 40 + sn->extra_size + strlen(sn->id) + strlen(sn->name);
+	size_t n = 40 + written_extra(sn) + strlen(sn->id) + strlen(sn->name);
 
 	return (n + 7) & ~(size_t)7;
 }
@@ -178,17 +187,14 @@ static int build_snapshot_table(const struct qcow2 *s, uint8_t **out, uint64_t *
 		put_be32(p + 20, sn->date_nsec);
 		put_be64(p + 24, sn->vm_clock_nsec);
 		put_be32(p + 32, sn->vm_state_size > UINT32_MAX ? 0 : (uint32_t)sn->vm_state_size);
-		put_be32(p + 36, sn->extra_size);
+		put_be32(p + 36, written_extra(sn));
 		p += 40;
-		if (sn->extra_size >= 8)
-			put_be64(p, sn->vm_state_size);
-		if (sn->extra_size >= 16)
-			put_be64(p + 8, sn->disk_size);
-		if (sn->extra_size >= 24)
-			put_be64(p + 16, sn->icount);
+		put_be64(p, sn->vm_state_size);
+		put_be64(p + 8, sn->disk_size);
+		put_be64(p + 16, sn->icount);
 		if (sn->extra_unknown_len)
 			memcpy(p + 24, sn->extra_unknown, sn->extra_unknown_len);
-		p += sn->extra_size;
+		p += written_extra(sn);
 		memcpy(p, sn->id, id_len);
 		memcpy(p + id_len, sn->name, name_len);
 		pos += entry_size(sn);
@@ -231,6 +237,30 @@ static int txn_snapshot_table(struct qcow2 *s, uint64_t *off, uint64_t *size)
  * in new clusters; the header then points at it.  The old table is left leaked:
  * a repair cannot trust that it lies on clusters of its own.
  */
+/*
+ * amend compat=0.10 -> 1.1: entries without the disk size (v3 needs it) get
+ * the full extra data, as QEMU's qcow2_upgrade rewrites them; the old table
+ * is freed once the header points at the new one.
+ */
+int qcow2_snapshot_table_upgrade(struct qcow2 *s)
+{
+	uint64_t old = s->h.snapshots_offset, old_size = s->snap_table_size;
+	bool short_entry = false;
+	int ret;
+
+	for (unsigned i = 0; i < s->nb_snaps; i++)
+		if (s->snaps[i].extra_size < 16)
+			short_entry = true;
+	if (!short_entry)
+		return 0;
+	ret = qcow2_snapshot_table_rewrite(s);
+	for (unsigned i = 0; ret == 0 && i < s->nb_snaps; i++)
+		s->snaps[i].extra_size = written_extra(&s->snaps[i]);
+	if (ret == 0)
+		ret = free_range(s, old, old_size);
+	return ret;
+}
+
 int qcow2_snapshot_table_rewrite(struct qcow2 *s)
 {
 	uint64_t off = 0, size;

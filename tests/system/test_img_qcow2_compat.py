@@ -1,0 +1,400 @@
+"""qcow2 block layer behaviour that scripts written for qemu-img 7.2 rely on
+(issue 25, "Wrong behaviour"): each case runs the same steps once with
+qemu-img and once with kestrel-img and compares what the images then hold,
+read back by qemu-io / qemu-img (the reference reader)."""
+import json
+import shutil
+import struct
+import subprocess
+import time
+
+import pytest
+
+from test_img_helpers import KIMG, header_field, kimg, needs_build, needs_qemu_img, ok, poke, qimg, run
+
+pytestmark = [needs_build, needs_qemu_img,
+              pytest.mark.skipif(shutil.which("qemu-io") is None, reason="qemu-io is not installed")]
+
+TOOLS = {"qemu": "qemu-img", "kestrel": KIMG}
+
+
+def tool(which, *args, **kw):
+    return run([TOOLS[which], *args], **kw)
+
+
+def qio(path, *cmds, fmt="qcow2"):
+    """qemu-io commands on path; returns (exit status, output)."""
+    argv = ["qemu-io", "-t", "unsafe", "-f", fmt]  # no sync per allocation: fast
+    for c in cmds:
+        argv += ["-c", c]
+    rc, out, err = run([*argv, path])
+    return rc, out + err
+
+
+def qio_ok(path, *cmds, fmt="qcow2"):
+    rc, out = qio(path, *cmds, fmt=fmt)
+    assert rc == 0 and "fail" not in out.lower(), out
+    return out
+
+
+def qmap(path):
+    return json.loads(ok(qimg("map", "--output=json", path)))
+
+
+# --- resize: growing over a longer backing file reads zeroes (QEMU's zero-write truncate) ---
+
+@pytest.mark.parametrize("which", ["qemu", "kestrel"])
+def test_shrink_then_grow_over_backing_reads_zeroes(tmp_path, which):
+    base, top = tmp_path / "base.qcow2", tmp_path / "top.qcow2"
+    ok(qimg("create", "-f", "qcow2", base, "2M"))
+    qio_ok(base, "write -P 0x22 0 2M")
+    ok(tool(which, "create", "-f", "qcow2", "-b", base, "-F", "qcow2", top))
+    qio_ok(top, "write -P 0x11 0 512k")
+    ok(tool(which, "resize", "--shrink", top, "520K"))
+    ok(tool(which, "resize", top, "567K"))
+    ok(tool(which, "resize", top, "1700K"))
+    # 512K..520K is still the backing file's; past the old end only zeroes.
+    qio_ok(top, "read -P 0x11 0 512K", "read -P 0x22 512K 8K", "read -P 0 520K 1180K")
+
+
+def test_grow_over_backing_same_layout_as_qemu(tmp_path):
+    maps = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        base, top = d / "base.qcow2", d / "top.qcow2"
+        ok(qimg("create", "-f", "qcow2", base, "2M"))
+        qio_ok(base, "write -P 0x22 0 2M")
+        ok(tool(which, "create", "-f", "qcow2", "-b", base, "-F", "qcow2", top))
+        qio_ok(top, "write -P 0x11 0 512k")
+        ok(tool(which, "resize", "--shrink", top, "520K"))
+        ok(tool(which, "resize", top, "1700K"))
+        maps[which] = qmap(top)
+    assert maps["kestrel"] == maps["qemu"]
+
+
+def test_grow_v2_over_backing_refused_as_qemu(tmp_path):
+    res = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        base, top = d / "base.qcow2", d / "top.qcow2"
+        ok(qimg("create", "-f", "qcow2", base, "2M"))
+        qio_ok(base, "write -P 0x22 0 2M")
+        ok(tool(which, "create", "-f", "qcow2", "-o", "compat=0.10", "-b", base, "-F", "qcow2",
+                top))
+        ok(tool(which, "resize", "--shrink", top, "520K"))
+        rc, out, err = tool(which, "resize", top, "1700K")
+        res[which] = (rc, err.split(": ", 1)[1], qmap(top))
+    assert res["kestrel"] == res["qemu"]
+    assert res["qemu"][0] == 1
+
+
+# --- shrink: refcount blocks that count nothing any more are freed (qcow2_shrink_reftable) ---
+
+def reftable(path):
+    rt_off, rt_clusters = header_field(path, 48, "Q"), header_field(path, 56, "I")
+    cs = 1 << header_field(path, 20, "I")
+    with open(path, "rb") as f:
+        f.seek(rt_off)
+        raw = f.read(rt_clusters * cs)
+    return [e for e in struct.unpack(f">{len(raw) // 8}Q", raw) if e]
+
+
+@pytest.mark.parametrize("opts", ["cluster_size=512", "cluster_size=4096,refcount_bits=64"])
+def test_shrink_frees_empty_refcount_blocks(tmp_path, opts):
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(tool(which, "create", "-f", "qcow2", "-o", opts, img, "16M"))
+        qio_ok(img, "write -P 0x11 0 6M")
+        ok(tool(which, "resize", "--shrink", img, "1M"))
+        rc, out, err = qimg("check", "--output=json", img)
+        assert rc == 0, out + err
+        check = json.loads(out)
+        got[which] = (reftable(img), img.stat().st_size, check["image-end-offset"])
+        qio_ok(img, "read -P 0x11 0 1M")
+    assert got["kestrel"] == got["qemu"]
+
+
+# --- amend -o refcount_bits: the stored refcounts copied into the new width ---
+
+def set_refcount16(path, cluster, value):
+    rt_off = header_field(path, 48, "Q")
+    cs = 1 << header_field(path, 20, "I")
+    with open(path, "rb") as f:
+        f.seek(rt_off)
+        rb = struct.unpack(">Q", f.read(8))[0] & ~0x1ff
+    poke(path, rb + 2 * cluster, struct.pack(">H", value))
+    return cs
+
+
+def amend_both(tmp_path, prepare, bits):
+    res = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        prepare(img)
+        rc, out, err = tool(which, "amend", "-o", f"refcount_bits={bits}", img)
+        crc, cout, cerr = qimg("check", img)
+        # Where the new structure lands may differ (QEMU's first fit can even
+        # take a cluster whose refcount was 0 although it is in use).
+        cout = "\n".join(l for l in cout.splitlines() if not l.startswith("Image end offset"))
+        res[which] = (rc, err.split(": ", 1)[-1], crc, cout, header_field(img, 96, "I"))
+    assert res["kestrel"] == res["qemu"]
+    return res["qemu"]
+
+
+@pytest.mark.parametrize("bits", [1, 2, 8, 32])
+def test_amend_refcount_bits_narrower_or_refused_as_qemu(tmp_path, bits):
+    def prepare(img):
+        ok(qimg("create", "-f", "qcow2", "-o", "cluster_size=4096", img, "16M"))
+        qio_ok(img, "write -P 0x11 0 1M", "write -c -P 0x22 2M 256k")
+    rc, err, _, _, order = amend_both(tmp_path, prepare, bits)
+    # Compressed clusters share host clusters: 1 and 2 bits cannot count them.
+    assert (rc != 0) == (bits < 8), err
+    assert (1 << order) == (16 if rc else bits)
+    if rc == 0:
+        qio_ok(tmp_path / "kestrel.qcow2", "read -P 0x11 0 1M", "read -P 0x22 2M 256k")
+
+
+@pytest.mark.parametrize("value", [0, 3])
+def test_amend_refcount_bits_copies_stored_refcounts(tmp_path, value):
+    """A refcount below the references (corruption) or above (a leak) is
+    copied, as qemu-img does; kestrel-img used to refuse with EIO/ERANGE."""
+    def prepare(img):
+        ok(qimg("create", "-f", "qcow2", img, "4M"))
+        qio_ok(img, "write -P 0x11 0 64k")
+        set_refcount16(img, 5, value)       # the first data cluster
+    rc, err, crc, cout, order = amend_both(tmp_path, prepare, 2)
+    assert rc == 0 and order == 1, err
+
+
+# --- feature bits: unknown autoclear bits cleared by writers, names from the image's table ---
+
+def set_feature(path, kind, bit, name=None):
+    off = {"incompat": 72, "compat": 80, "autoclear": 88}[kind]
+    header_field(path, off, "Q", header_field(path, off, "Q") | (1 << bit))
+    if name is None:
+        return
+    pos = header_field(path, 100, "I")          # header_length: the extensions follow
+    with open(path, "rb") as f:
+        while True:
+            f.seek(pos)
+            t, ln = struct.unpack(">II", f.read(8))
+            if t == 0:
+                break
+            pos += 8 + ((ln + 7) & ~7)
+    typ = {"incompat": 0, "compat": 1, "autoclear": 2}[kind]
+    entry = struct.pack(">BB", typ, bit) + name.encode().ljust(46, b"\0")
+    poke(path, pos, struct.pack(">II", 0x6803f857, 48) + entry + struct.pack(">II", 0, 0))
+
+
+AUTOCLEAR_CMDS = [["resize", "{img}", "2M"], ["check", "-r", "all", "{img}"], ["check", "{img}"],
+                  ["info", "{img}"], ["snapshot", "-c", "s", "{img}"]]
+
+
+@pytest.mark.parametrize("bit", [0, 5, 63])
+@pytest.mark.parametrize("cmd", AUTOCLEAR_CMDS, ids=lambda c: "-".join(c[:-1] or c))
+def test_autoclear_bits_as_qemu(tmp_path, bit, cmd):
+    """Bit 0 (bitmaps) stays on an image without bitmaps; unknown bits are
+    cleared by every command that opens the image for writing."""
+    if bit == 0 and cmd[0] == "snapshot":
+        pytest.skip("qemu-img 7.2 takes a bitmap directory at offset 0 and marks the image corrupt")
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(qimg("create", "-f", "qcow2", img, "1M"))
+        set_feature(img, "autoclear", bit)
+        rc, out, err = tool(which, *[a.format(img=img) for a in cmd])
+        got[which] = (rc, header_field(img, 88, "Q"))
+    assert got["kestrel"] == got["qemu"]
+
+
+@pytest.mark.parametrize("output", ["human", "json"])
+def test_unknown_incompatible_feature_named_from_table(tmp_path, output):
+    img = tmp_path / "f.qcow2"
+    ok(qimg("create", "-f", "qcow2", img, "1M"))
+    set_feature(img, "compat", 7, "a compatible one")
+    set_feature(img, "incompat", 12)
+    set_feature(img, "incompat", 9, "my shiny feature")     # the last name table counts
+    got = {}
+    for which in TOOLS:
+        rc, out, err = tool(which, "info", f"--output={output}", img)
+        got[which] = (rc, out, err.split(": ", 1)[-1])
+    assert got["kestrel"] == got["qemu"]
+    assert "my shiny feature, Unknown incompatible feature: 1000" in got["qemu"][2]
+
+
+# --- snapshot tables with short entries: opened as QEMU opens them, rewritten whole ---
+
+def snapshot_extra_sizes(path):
+    n, off = header_field(path, 60, "I"), header_field(path, 64, "Q")
+    sizes = []
+    with open(path, "rb") as f:
+        for _ in range(n):
+            f.seek(off)
+            e = f.read(40)
+            id_len, name_len = struct.unpack(">HH", e[12:16])
+            extra = struct.unpack(">I", e[36:40])[0]
+            sizes.append(extra)
+            off = (off + 40 + extra + id_len + name_len + 7) & ~7
+    return sizes
+
+
+def set_snapshot_extra(path, extra):
+    """Rewrites the snapshot table in place with `extra` bytes of extra data per entry."""
+    n, off = header_field(path, 60, "I"), header_field(path, 64, "Q")
+    entries, p = [], off
+    with open(path, "rb") as f:
+        for _ in range(n):
+            f.seek(p)
+            e = f.read(40)
+            id_len, name_len = struct.unpack(">HH", e[12:16])
+            old = struct.unpack(">I", e[36:40])[0]
+            f.seek(p + 40 + old)
+            names = f.read(id_len + name_len)
+            entries.append(e[:36] + struct.pack(">I", extra) + bytes(extra) + names)
+            p = (p + 40 + old + id_len + name_len + 7) & ~7
+    buf = b""
+    for e in entries:
+        buf += e + bytes(-(len(buf) + len(e)) % 8)
+    poke(path, off, buf)
+
+
+SNAP_OPS = [["check", "-r", "all"], ["snapshot", "-c", "s3"], ["snapshot", "-d", "s1"],
+            ["amend", "-o", "compat=1.1"], ["snapshot", "-l"]]
+
+
+@pytest.mark.parametrize("compat", ["0.10", "1.1"])
+@pytest.mark.parametrize("extra", [0, 8])
+@pytest.mark.parametrize("op", SNAP_OPS, ids=lambda o: "-".join(o))
+def test_short_snapshot_entries_as_qemu(tmp_path, compat, extra, op):
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(qimg("create", "-f", "qcow2", "-o", f"compat={compat}", img, "1M"))
+        qio_ok(img, "write -P 0x11 0 64k")
+        ok(qimg("snapshot", "-c", "s1", img))
+        ok(qimg("snapshot", "-c", "s2", img))
+        set_snapshot_extra(img, extra)
+        rc, out, err = tool(which, *op, img)
+        crc, cout, _ = qimg("check", img)
+        got[which] = (rc, snapshot_extra_sizes(img), crc, cout.splitlines()[:1])
+        if op[0] == "snapshot" and op[1] == "-l":
+            got[which] += (len(out.splitlines()),)
+    assert got["kestrel"] == got["qemu"]
+
+
+# --- host layout: preallocation=metadata, rebase past the old backing file's end ---
+
+@pytest.mark.parametrize("opts", ["", ",cluster_size=4096", ",compat=0.10"])
+def test_prealloc_metadata_same_map_as_qemu(tmp_path, opts):
+    maps = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(tool(which, "create", "-f", "qcow2", "-o", f"preallocation=metadata{opts}", img, "5M"))
+        maps[which] = (qmap(img), img.stat().st_size)
+    assert maps["kestrel"] == maps["qemu"]
+
+
+def test_rebase_past_old_backing_end_writes_zero_clusters(tmp_path):
+    got = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        old, new, top = d / "old.qcow2", d / "new.qcow2", d / "top.qcow2"
+        ok(qimg("create", "-f", "qcow2", old, "500k"))
+        qio_ok(old, "write -P 0x11 0 128k")
+        ok(qimg("create", "-f", "qcow2", new, "1M"))
+        qio_ok(new, "write -P 0x22 0 1M")
+        ok(qimg("create", "-f", "qcow2", "-b", old, "-F", "qcow2", top, "1M"))
+        ok(tool(which, "rebase", "-b", new, "-F", "qcow2", top))
+        qio_ok(top, "read -P 0x11 0 128k", "read -P 0 128k 896k")
+        got[which] = qmap(top)
+    assert got["kestrel"] == got["qemu"]
+    assert any(e["zero"] and e["depth"] == 0 for e in got["qemu"])
+
+
+# --- check -r all on compressed descriptors with damaged sizes: bounded, repaired as qemu-img ---
+
+def damage_compressed_sizes(path, seed):
+    """Sets random sector counts in about half of the compressed L2 entries."""
+    import random
+    rnd = random.Random(seed)
+    cb = header_field(path, 20, "I")
+    l1_off, l1_n = header_field(path, 40, "Q"), header_field(path, 36, "I")
+    shift, mask = 62 - (cb - 8), (1 << (cb - 8)) - 1
+    with open(path, "r+b") as f:
+        for j in range(l1_n):
+            f.seek(l1_off + 8 * j)
+            l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+            if not l2:
+                continue
+            f.seek(l2)
+            table = list(struct.unpack(f">{(1 << cb) // 8}Q", f.read(1 << cb)))
+            for i, e in enumerate(table):
+                if e & (1 << 62) and rnd.random() < 0.5:
+                    table[i] = (e & ~(mask << shift)) | (rnd.randint(0, mask) << shift)
+            f.seek(l2)
+            f.write(struct.pack(f">{len(table)}Q", *table))
+
+
+@pytest.mark.parametrize("cluster_size", ["512", "65536", "2M"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_check_repair_corrupt_compressed_sizes(tmp_path, cluster_size, seed):
+    src = tmp_path / "src.qcow2"
+    ok(qimg("create", "-f", "qcow2", "-o", f"cluster_size={cluster_size}", src, "8M"))
+    qio_ok(src, "write -c -P 0x11 0 2M", "write -P 0x33 2M 2M", "write -c -P 0x22 4M 4M")
+    damage_compressed_sizes(src, seed)
+    got, took = {}, {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        shutil.copy(src, img)
+        t = time.monotonic()
+        rc, out, err = tool(which, "check", "-r", "all", img, timeout=60)
+        took[which] = time.monotonic() - t
+        # Findings qemu-img prints before repairing (ERROR cluster ...) are
+        # front-end wording, compared elsewhere; the damage lines must match.
+        got[which] = (rc, [l for l in err.splitlines() if "exceeding the end" in l],
+                      img.read_bytes())
+    assert got["kestrel"][:2] == got["qemu"][:2]
+    # With 512-byte clusters qemu-img rebuilds its refcount structure in
+    # another place (a known difference, see the issue 25 notes).
+    if cluster_size != "512":
+        assert got["kestrel"][2] == got["qemu"][2], "the repaired images differ"
+    assert took["kestrel"] < max(10 * took["qemu"], 5.0)
+
+
+def test_commit_zeroed_overlay_writes_zero_clusters(tmp_path):
+    got = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        base, top = d / "base.qcow2", d / "top.qcow2"
+        ok(qimg("create", "-f", "qcow2", base, "1M"))
+        ok(qimg("create", "-f", "qcow2", "-b", base, "-F", "qcow2", top))
+        qio_ok(top, "write -z 0 1M")
+        ok(tool(which, "commit", top))
+        rc, out, err = qimg("check", "--output=json", base)
+        check = json.loads(out)
+        got[which] = (rc, check.get("allocated-clusters"), check["image-end-offset"], qmap(base))
+    assert got["kestrel"] == got["qemu"]
+
+
+@pytest.mark.parametrize("compat", ["0.10", "1.1"])
+def test_rebase_from_no_backing_file_reads_zeroes(tmp_path, compat):
+    got = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        new, top = d / "new.qcow2", d / "top.qcow2"
+        ok(qimg("create", "-f", "qcow2", new, "1M"))
+        qio_ok(new, "write -P 0x22 0 1M")
+        ok(qimg("create", "-f", "qcow2", "-o", f"compat={compat}", top, "1M"))
+        ok(tool(which, "rebase", "-b", new, "-F", "qcow2", top))
+        got[which] = (qio(top, "read -P 0 0 1M")[1].count("fail"), qmap(top))
+    assert got["kestrel"][0] == 0
+    if compat == "1.1":
+        assert got["kestrel"] == got["qemu"]
+    # v2: qemu-img 7.2 leaves the clusters unallocated, so the new backing
+    # file shows through (wrong data); kestrel-img writes the zeroes.

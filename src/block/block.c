@@ -130,6 +130,15 @@ static void block_free(struct block_dev *bd)
 	free(bd);
 }
 
+/*
+ * QEMU's file protocol: "file:NAME" names the local file NAME (raw_parse_filename
+ * strips the prefix), so the image, its messages and info see NAME.
+ */
+static const char *strip_file_protocol(const char *path)
+{
+	return strncmp(path, "file:", 5) ? path : path + 5;
+}
+
 static int open_one(const char *path, const char *format, unsigned flags,
 		    struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
 {
@@ -138,6 +147,7 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	struct stat st;
 
 	*out = NULL;
+	path = strip_file_protocol(path);
 	if (format && !(drv = driver_by_name(format)))
 		return block_err(err, errlen, "Unknown driver '%s'", format);
 	bd = calloc(1, sizeof(*bd));
@@ -459,6 +469,7 @@ int block_create(const char *path, const char *format, const struct block_create
 {
 	const struct block_driver *drv = driver_by_name(format);
 
+	path = strip_file_protocol(path);
 	if (!drv)
 		return block_err(err, errlen, "Unknown file format '%s'", format);
 	if (!drv->create)

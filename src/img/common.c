@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *img_prog = "kestrel-img";
+
 void img_error(const char *fmt, ...)
 {
 	char msg[4096];

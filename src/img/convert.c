@@ -466,11 +466,11 @@ int img_convert(int argc, char **argv)
 		img_error("Compression not supported for this file format");
 		return 1;
 	}
+	/* qemu-img refuses both: they would describe a target that is not created. */
 	if (no_create && (out_backing || options)) {
 		img_error(out_backing ? "-B makes no sense when not creating the target"
 				      : "-o has no effect when skipping image creation");
-		if (out_backing)
-			return 1;
+		return 1;
 	}
 	if (options && img_parse_create_opts(out_fmt, options, &o, &set, &storage) < 0)
 		return 1;

@@ -13,7 +13,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define IMG_NAME "kestrel-img"
+/*
+ * The program's name as invoked (argv[0]'s basename), so that installed as
+ * qemu-img (an alternatives link) every message and usage line says qemu-img.
+ */
+extern const char *img_prog;
+#define IMG_NAME img_prog
 
 struct img_cmd {
 	const char *name;

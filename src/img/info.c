@@ -233,7 +233,7 @@ int img_info(int argc, char **argv)
 		return 1;
 	if (chain && json)
 		arr = jarr();
-	name = strdup(filename);
+	name = strdup(block_filename(bd));	/* "file:" stripped, as qemu-img shows it */
 	for (layer = bd; layer; layer = block_backing(layer)) {
 		struct jnode *info = img_image_info(layer, name);
 		struct block_info bi;

@@ -2,6 +2,7 @@
 #include "img/img.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,33 @@ static int commit_data(struct block_dev *chain, struct block_dev *base_layer,
 	return ret;
 }
 
+/* The same file, as realpath resolves both names (NULL: a name does not resolve). */
+static bool same_file(const char *a, const char *b)
+{
+	char ra[PATH_MAX], rb[PATH_MAX];
+
+	return realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
+}
+
+/*
+ * QEMU's bdrv_find_backing_image: name is taken relative to each layer's
+ * directory in turn (or as given when absolute) and compared, canonicalised,
+ * with the file that layer's backing name leads to.
+ */
+static struct block_dev *find_base(struct block_dev *top, const char *name)
+{
+	for (struct block_dev *l = top; block_backing(l); l = block_backing(l)) {
+		struct block_dev *below = block_backing(l);
+		char *cand = img_backing_path(block_filename(l), name);
+		bool hit = cand && same_file(cand, block_filename(below));
+
+		free(cand);
+		if (hit)
+			return below;
+	}
+	return NULL;
+}
+
 int img_commit(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -201,9 +229,7 @@ int img_commit(int argc, char **argv)
 	}
 	base_layer = block_backing(chain);
 	if (base_name) {
-		for (; base_layer; base_layer = block_backing(base_layer))
-			if (!strcmp(block_filename(base_layer), base_name))
-				break;
+		base_layer = find_base(chain, base_name);
 		if (!base_layer) {
 			img_error("Did not find '%s' in the backing chain of '%s'", base_name, filename);
 			goto out;

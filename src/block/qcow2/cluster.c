@@ -571,8 +571,12 @@ static int zero_in_table(struct qcow2 *s, uint64_t l1_index, uint64_t first, uin
 	bool v3 = s->h.version >= 3, backing = s->backing_file != NULL;
 	int ret;
 
-	/* Nothing mapped and nothing below: it reads as zeroes already. */
-	if (!(s->l1[l1_index] & L1E_OFFSET_MASK) && !backing)
+	/*
+	 * Nothing mapped and nothing below: it reads as zeroes already.  A v3
+	 * write of zeroes that may unmap still marks every cluster zero, as
+	 * QEMU's zero_in_l2_slice does (qemu-img convert -n shows them present).
+	 */
+	if (!(s->l1[l1_index] & L1E_OFFSET_MASK) && !backing && !(v3 && may_unmap))
 		return 0;
 	ret = l2_get_writable(s, l1_index, &table);
 	if (ret < 0)
@@ -581,8 +585,8 @@ static int zero_in_table(struct qcow2 *s, uint64_t l1_index, uint64_t first, uin
 		uint64_t e = be64toh(table[l2_index + i]), ne;
 		enum qcow2_type t = qcow2_entry_type(s, e);
 
-		if (!v3 || (may_unmap && !backing)) {
-			ne = 0;
+		if (!v3) {
+			ne = 0;	/* v2 has no zero flag; with a backing file we wrote bytes */
 		} else if (!may_unmap && in_place(s, e)) {
 			ne = (e & L2E_OFFSET_MASK) | QCOW_OFLAG_COPIED | QCOW_OFLAG_ZERO;
 		} else {

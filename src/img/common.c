@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *img_prog = "kestrel-img";
 
@@ -357,6 +358,54 @@ int img_parse_create_opts(const char *fmt, const char *text, struct block_create
 			return -1;
 	}
 	return 0;
+}
+
+/* --- -r rate limits --- */
+
+bool img_rate_parse(const char *text, uint64_t *rate)
+{
+	if (img_parse_size(text, rate) && *rate <= INT64_MAX)
+		return true;
+	img_error("Invalid rate limit specified. You may use k, M, G, T, P or E suffixes for");
+	img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+	return false;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void img_rate_init(struct img_rate *r, uint64_t rate)
+{
+	r->rate = rate;
+	r->sent = 0;
+	r->start = 0;
+	pthread_mutex_init(&r->lock, NULL);
+}
+
+void img_rate_charge(struct img_rate *r, uint64_t n, bool before)
+{
+	double due, wait;
+
+	if (!r->rate)
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (!r->sent)
+		r->start = now_s();
+	/* The time by which the accounted bytes may have been written at rate. */
+	due = r->start + (double)(before ? r->sent : r->sent + n) / (double)r->rate;
+	r->sent += n;
+	pthread_mutex_unlock(&r->lock);
+	wait = due - now_s();
+	if (wait > 0) {
+		struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 }
 
 /* --- progress --- */

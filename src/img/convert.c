@@ -42,6 +42,7 @@ struct conv {
 	bool err_read;
 	uint64_t err_off;
 	struct img_progress progress;
+	struct img_rate rate;		/* -r: QEMU throttles the target's writes */
 };
 
 /* What the source holds at off: data, zeroes, or (with -B) the backing file's data. */
@@ -233,13 +234,17 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 				    segs[i].off + segs[i].len >= off + n)
 					backing = true;
 			if (backing || block_buffer_is_zero(p, n)) {
-				if (!backing && !c->zero_init &&
-				    (ret = block_write_zeroes(c->dst, off, n, true)) < 0) {
+				if (!backing && !c->zero_init) {
+					img_rate_charge(&c->rate, n, true);
+					ret = block_write_zeroes(c->dst, off, n, true);
+				}
+				if (ret < 0) {
 					fail(c, ret, false, off);
 					return ret;
 				}
 				continue;
 			}
+			img_rate_charge(&c->rate, n, true);
 			ret = block_pwrite_compressed(c->dst, off, p, n);
 			if (ret < 0) {
 				fail(c, ret, false, off);
@@ -271,6 +276,7 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 	}
 	for (size_t i = 0; ret == 0 && i < nops; i++) {
 		struct op *o = &w->ops[i];
+		img_rate_charge(&c->rate, o->len, true);
 		ret = o->data ? block_pwrite(c->dst, o->off, o->data, o->len)
 			      : block_write_zeroes(c->dst, o->off, o->len, true);
 		if (ret < 0)
@@ -367,7 +373,7 @@ int img_convert(int argc, char **argv)
 	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
 	unsigned set = 0, src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, dst_flags, cf;
 	bool progress = false, quiet = false, no_create = false, target_is_zero = false;
-	uint64_t sparse = 4096, coroutines = 8;
+	uint64_t sparse = 4096, coroutines = 8, rate = 0;
 	int ch, ret = 1, nworkers;
 
 	optind = 0;
@@ -425,7 +431,10 @@ int img_convert(int argc, char **argv)
 			break;
 		case 'W': c.out_of_order = true; break;
 		case 'U': src_flags |= BLOCK_NO_LOCK; break;
-		case 'r': break;	/* rate limit: accepted, not enforced */
+		case 'r':
+			if (!img_rate_parse(optarg, &rate))
+				return 1;
+			break;
 		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
 		case OPT_SALVAGE: case OPT_BITMAPS: break;
 		default:
@@ -538,6 +547,7 @@ int img_convert(int argc, char **argv)
 	c.zero_init = (!no_create && !o.backing_file) || target_is_zero;
 	c.target_backing = o.backing_file != NULL;
 	c.min_sparse = sparse;
+	img_rate_init(&c.rate, rate);
 	c.chunk = CHUNK;
 	if (c.cluster && c.cluster > c.chunk)
 		c.chunk = c.cluster;

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -87,6 +88,26 @@ void img_freep(char **p);
 #define IMG_AUTOFREE __attribute__((cleanup(img_freep)))
 bool img_is_help_opt(const char *text);
 void img_print_create_opts_help(const char *fmt);
+
+/*
+ * -r RATE of convert and commit: bytes a second written to the target.
+ * rate 0: no limit.  Thread-safe: convert's workers share one.
+ */
+struct img_rate {
+	uint64_t rate;
+	uint64_t sent;			/* bytes accounted so far */
+	double start;			/* CLOCK_MONOTONIC seconds of the first write */
+	pthread_mutex_t lock;
+};
+/* Parses RATE (cvtnum: a size with an optional suffix); prints qemu-img's error. */
+bool img_rate_parse(const char *text, uint64_t *rate);
+void img_rate_init(struct img_rate *r, uint64_t rate);
+/*
+ * Accounts n bytes and sleeps until the bytes before them (before=true, as
+ * QEMU's throttle lets a request through and charges it) or including them
+ * (before=false, as a block job sleeps after each chunk) fit in the rate.
+ */
+void img_rate_charge(struct img_rate *r, uint64_t n, bool before);
 
 /* A progress bar as qemu-img -p prints it. */
 struct img_progress {

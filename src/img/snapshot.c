@@ -106,7 +106,7 @@ int img_snapshot(int argc, char **argv)
  * as data, zero clusters as zeroes; what no layer above base holds stays.
  */
 static int commit_data(struct block_dev *chain, struct block_dev *base_layer,
-		       struct block_dev *base, struct img_progress *prog)
+		       struct block_dev *base, struct img_progress *prog, struct img_rate *rate)
 {
 	uint64_t size = block_length(chain), off = 0;
 	uint8_t *buf = block_alloc_buf(2 << 20);
@@ -142,6 +142,9 @@ static int commit_data(struct block_dev *chain, struct block_dev *base_layer,
 			if (ret == 0)
 				ret = block_pwrite(base, off, buf, (size_t)pnum);
 		}
+		/* -r: QEMU's commit job sleeps after each chunk it copied. */
+		if (above && ret == 0)
+			img_rate_charge(rate, pnum, false);
 		img_progress_add(prog, pnum);
 		off += pnum;
 	}
@@ -188,6 +191,8 @@ int img_commit(int argc, char **argv)
 	bool drop = false, progress = false, quiet = false;
 	struct block_dev *top = NULL, *chain = NULL, *base = NULL, *base_layer;
 	struct img_progress prog;
+	struct img_rate rate;
+	uint64_t rate_limit = 0;
 	unsigned cflags;
 	char err[4096];
 	int c, ret = 1;
@@ -202,7 +207,10 @@ int img_commit(int argc, char **argv)
 		case 'd': drop = true; break;
 		case 'p': progress = true; break;
 		case 'q': quiet = true; break;
-		case 'r': break;
+		case 'r':
+			if (!img_rate_parse(optarg, &rate_limit))
+				return 1;
+			break;
 		default:
 			img_error("Try '%s commit --help' for more information", IMG_NAME);
 			return 1;
@@ -249,7 +257,8 @@ int img_commit(int argc, char **argv)
 		goto out;
 	}
 	img_progress_init(&prog, progress, block_length(chain));
-	ret = commit_data(chain, base_layer, base, &prog);
+	img_rate_init(&rate, rate_limit);
+	ret = commit_data(chain, base_layer, base, &prog, &rate);
 	if (ret == 0)
 		ret = block_flush(base);
 	if (ret == 0 && !drop)

@@ -22,6 +22,17 @@ void img_error(const char *fmt, ...)
 	fprintf(stderr, "%s: %s\n", IMG_NAME, msg);
 }
 
+void img_warn(const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: warning: %s\n", IMG_NAME, msg);
+}
+
 bool img_parse_size(const char *text, uint64_t *out)
 {
 	static const char units[] = "BKMGTPE";

@@ -30,6 +30,7 @@ struct conv {
 	uint64_t total;
 	struct block_dev *dst;
 	bool compress, zero_init, target_backing, out_of_order;
+	bool salvage, quiet;		/* --salvage: unreadable sectors become zeroes */
 	uint64_t min_sparse;		/* 0: write everything */
 	uint32_t cluster;		/* target cluster size (qcow2) or 0 */
 	uint32_t chunk;
@@ -50,8 +51,24 @@ static int seg_status(struct conv *c, struct block_dev *bd, uint64_t off, uint64
 		      enum seg_kind *kind, uint64_t *pnum)
 {
 	unsigned flags;
-	int ret = img_chain_status(bd, off, len, c->target_backing, pnum, &flags);
+	int ret;
 
+	for (;;) {
+		ret = img_chain_status(bd, off, len, c->target_backing, pnum, &flags);
+		if (ret >= 0 || !c->salvage)
+			break;
+		/* --salvage, as qemu-img: shorter ranges, then one sector read as data. */
+		if (len > 512) {
+			len = (len / 4 + 511) & ~511ULL;
+			continue;
+		}
+		if (!c->quiet)
+			img_warn("error while reading block status at offset %" PRIu64 ": %s", off,
+				 strerror(-ret));
+		*kind = SEG_DATA;
+		*pnum = len;
+		return 0;
+	}
 	if (ret < 0)
 		return ret;
 	*kind = flags & BLOCK_STATUS_ZERO ? SEG_ZERO :
@@ -149,17 +166,58 @@ static int src_at(const struct conv *c, uint64_t off, uint64_t *n)
 	return s;
 }
 
+/*
+ * A read of one source failed: with --salvage, sector by sector, what
+ * cannot be read becomes zeroes (a warning each, as qemu-img); without,
+ * the first failing cluster is found, the offset qemu-img reports.
+ */
+static int read_retry(struct conv *c, struct block_dev *bd, uint64_t off, uint8_t *buf,
+		      size_t len, uint64_t cat_off, int err)
+{
+	size_t step = c->salvage ? 512 : block_cluster_size(bd) ? block_cluster_size(bd) : 512;
+
+	for (size_t done = 0; done < len;) {
+		/* Steps end on multiples of step, as the source's clusters do. */
+		size_t n = step - (size_t)((off + done) % step);
+		int ret;
+
+		if (n > len - done)
+			n = len - done;
+		ret = block_pread(bd, off + done, buf + done, n);
+		if (ret < 0 && !c->salvage) {
+			fail(c, ret, true, cat_off + done);
+			return ret;
+		}
+		if (ret < 0) {
+			if (!c->quiet)
+				img_warn("error while reading offset %" PRIu64 ": %s", off + done,
+					 strerror(-ret));
+			memset(buf + done, 0, n);
+		}
+		done += n;
+	}
+	if (!c->salvage) {
+		/* Each piece read now: the error came and went; report it where it began. */
+		fail(c, err, true, cat_off);
+		return err;
+	}
+	return 0;
+}
+
 /* Reads [off, off+len) of the concatenated sources (a read may cross from one to the next). */
 static int read_sources(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf)
 {
 	for (uint64_t done = 0; done < len;) {
-		uint64_t n = len - done;
+		uint64_t n = len - done, soff;
 		int s = src_at(c, off + done, &n);
-		int ret = block_pread(c->src[s], off + done - c->src_start[s], buf + done, (size_t)n);
-		if (ret < 0) {
-			fail(c, ret, true, off + done);
+		int ret;
+
+		soff = off + done - c->src_start[s];
+		ret = block_pread(c->src[s], soff, buf + done, (size_t)n);
+		if (ret < 0)
+			ret = read_retry(c, c->src[s], soff, buf + done, (size_t)n, off + done, ret);
+		if (ret < 0)
 			return ret;
-		}
 		done += n;
 	}
 	return 0;
@@ -436,7 +494,8 @@ int img_convert(int argc, char **argv)
 				return 1;
 			break;
 		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
-		case OPT_SALVAGE: case OPT_BITMAPS: break;
+		case OPT_SALVAGE: c.salvage = true; break;
+		case OPT_BITMAPS: break;
 		default:
 			img_error("Try '%s convert --help' for more information", IMG_NAME);
 			return 1;
@@ -444,6 +503,7 @@ int img_convert(int argc, char **argv)
 	}
 	if (quiet)
 		progress = false;
+	c.quiet = quiet;
 	if (!out_fmt)
 		out_fmt = "raw";
 	if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {

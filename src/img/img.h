@@ -48,6 +48,8 @@ void img_cmd_help(const char *name);
 
 /* "kestrel-img: message" on stderr. */
 void img_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "kestrel-img: warning: message" on stderr (QEMU's warn_report). */
+void img_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* qemu_strtosz: a size with an optional k/M/G/T/P/E suffix (powers of 1024). */
 bool img_parse_size(const char *text, uint64_t *out);

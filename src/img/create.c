@@ -202,6 +202,8 @@ int img_amend(int argc, char **argv)
 	char *options IMG_AUTOFREE = NULL, *storage IMG_AUTOFREE = NULL, err[4096];
 	unsigned set = 0, flags = 0, cache;
 	struct block_dev *bd;
+	struct img_progress prog;
+	bool progress = false, quiet = false;
 	int c, ret;
 
 	optind = 0;
@@ -221,7 +223,14 @@ int img_amend(int argc, char **argv)
 			}
 			flags |= cache;
 			break;
-		case 'p': case 'q': case OPT_FORCE: break;
+		case 'p': progress = true; break;
+		case 'q': quiet = true; break;
+		/*
+		 * qemu-img passes --force only to encryption key management
+		 * (encrypt.* options), which Kestrel refuses as unknown options:
+		 * for every image Kestrel amends it changes nothing there either.
+		 */
+		case OPT_FORCE: break;
 		default:
 			img_error("Try '%s amend --help' for more information", IMG_NAME);
 			return 1;
@@ -266,9 +275,13 @@ int img_amend(int argc, char **argv)
 		block_close(bd);
 		return 1;
 	}
+	/* qemu-img amend -p: 0% before, 100% after (its converters report steps between). */
+	img_progress_init(&prog, progress && !quiet, 1);
 	ret = block_amend(bd, &o, set, err, sizeof(err));
 	if (ret < 0)
 		img_error("Error while amending options: %s", err);
+	else
+		img_progress_end(&prog);
 	block_close(bd);
 	return ret < 0 ? 1 : 0;
 }

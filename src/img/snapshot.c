@@ -344,7 +344,7 @@ int img_rebase(int argc, char **argv)
 	};
 	const char *fmt = NULL, *backing = NULL, *backing_fmt = NULL, *cache = "writeback";
 	const char *src_cache = "writeback", *filename;
-	bool unsafe = false, progress = false, quiet = false;
+	bool unsafe = false, progress = false, quiet = false, force_share = false;
 	struct block_dev *bd = NULL, *new = NULL;
 	struct img_progress prog;
 	unsigned flags, sflags;
@@ -363,7 +363,7 @@ int img_rebase(int argc, char **argv)
 		case 't': cache = optarg; break;
 		case 'T': src_cache = optarg; break;
 		case 'q': quiet = true; break;
-		case 'U': break;
+		case 'U': force_share = true; break;
 		default:
 			img_error("Try '%s rebase --help' for more information", IMG_NAME);
 			return 1;
@@ -398,7 +398,9 @@ int img_rebase(int argc, char **argv)
 			char *path = img_backing_path(filename, backing);
 			if (!path)
 				goto out;
-			if (block_open(path, backing_fmt, BLOCK_RDONLY | sflags | BLOCK_NO_LOCK, &new,
+			/* -U: the new backing file opens while another process writes it. */
+			if (block_open(path, backing_fmt,
+				       BLOCK_RDONLY | sflags | (force_share ? BLOCK_NO_LOCK : 0), &new,
 				       err, sizeof(err)) < 0) {
 				free(path);
 				img_error("Could not open new backing file '%s': %s", backing, err);

@@ -419,7 +419,11 @@ int img_map(int argc, char **argv)
 	bd = img_open(argv[optind], fmt, flags);
 	if (!bd)
 		return 1;
-	end = block_length(bd);
+	/*
+	 * QEMU measures a raw file in whole sectors (bdrv_getlength): the tail
+	 * of the last one, past the file's end, maps as zeroes at its offset.
+	 */
+	end = (block_length(bd) + 511) & ~511ULL;
 	if (maxlen < end - (start < end ? start : end))
 		end = start + maxlen;
 	if (json)
@@ -428,7 +432,13 @@ int img_map(int argc, char **argv)
 		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
 	for (off = start; off < end;) {
 		uint64_t n = end - off < (1ULL << 30) ? end - off : (1ULL << 30);
-		ret = map_status(bd, off, n, &next);
+		if (off >= block_length(bd))
+			next = (struct map_entry){ .start = off, .length = end - off, .zero = true,
+						   .present = true, .has_offset = true, .offset = off,
+						   .filename = block_filename(bd) };
+		else
+			ret = map_status(bd, off, n < block_length(bd) - off ? n :
+					 block_length(bd) - off, &next);
 		if (ret < 0) {
 			img_error("Could not read file metadata: %s", strerror(-ret));
 			break;

@@ -255,7 +255,8 @@ int img_amend(int argc, char **argv)
 		return 1;
 	}
 	filename = argv[optind];
-	bd = img_open(filename, fmt, flags | BLOCK_NO_BACKING);
+	/* With its backing chain, as qemu-img amend opens it (a missing one fails). */
+	bd = img_open(filename, fmt, flags);
 	if (!bd)
 		return 1;
 	if (strcmp(block_format_name(bd), "qcow2")) {
@@ -343,7 +344,8 @@ int img_resize(int argc, char **argv)
 		img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
 		return 1;
 	}
-	bd = img_open(filename, fmt, BLOCK_NO_BACKING);
+	/* With its backing chain, as qemu-img resize opens it (a missing one fails). */
+	bd = img_open(filename, fmt, 0);
 	if (!bd)
 		return 1;
 	if (sign > 0)

@@ -23,7 +23,7 @@ int img_snapshot(int argc, char **argv)
 	};
 	char action = 0, err[4096];
 	const char *name = NULL, *fmt = NULL;
-	unsigned flags = BLOCK_NO_BACKING;
+	unsigned flags = 0;	/* with the backing chain, as qemu-img opens it */
 	bool force_share = false;
 	struct block_dev *bd;
 	int c, ret = 0;
@@ -227,10 +227,17 @@ int img_commit(int argc, char **argv)
 		img_error("Invalid cache option: %s", cache);
 		return 1;
 	}
-	/* The chain for reading, unlocked; top and base opened for writing, locked. */
-	chain = img_open(filename, fmt, BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE);
-	if (!chain)
+	/*
+	 * The top first, for writing, as qemu-img opens it: its open errors are
+	 * qemu-img's ("Is a directory", locks).  Then the chain for reading, unlocked.
+	 */
+	top = img_open(filename, fmt, cflags | BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE);
+	if (!top)
 		return 1;
+	chain = img_open(filename, block_format_name(top),
+			 BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE);
+	if (!chain)
+		goto out;
 	if (!block_backing(chain)) {
 		img_error("Image does not have a backing file");
 		goto out;
@@ -243,9 +250,6 @@ int img_commit(int argc, char **argv)
 			goto out;
 		}
 	}
-	top = img_open(filename, block_format_name(chain), cflags | BLOCK_NO_BACKING);
-	if (!top)
-		goto out;
 	base = img_open(block_filename(base_layer), block_format_name(base_layer),
 			cflags | BLOCK_NO_BACKING);
 	if (!base)

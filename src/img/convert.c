@@ -42,7 +42,13 @@ struct conv {
 	int err;
 	bool err_read;
 	uint64_t err_off;
-	struct img_progress progress;
+	struct prog {
+		bool enabled;
+		uint64_t *at, *done;	/* each step: where it starts, allocated bytes so far */
+		size_t n, next;
+		uint64_t total, copied;	/* allocated bytes; bytes of chunks finished */
+		float current, last;	/* as QEMU's qemu-progress.c keeps them */
+	} progress;
 	struct img_rate rate;		/* -r: QEMU throttles the target's writes */
 };
 
@@ -223,6 +229,101 @@ static int read_sources(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf
 	return 0;
 }
 
+/* --- -p: the lines qemu-img prints, at its steps --- */
+
+/* QEMU's qemu_progress_print(value, 0) with min_skip 1.0: a line per whole percent. */
+static void prog_print(struct prog *p, float value)
+{
+	if (!p->enabled)
+		return;
+	p->current = value > 100 ? 100 : value;
+	if (p->current > p->last + 1.0f || p->current == 100 || p->current == 0) {
+		p->last = p->current;
+		printf("    (%3.2f/100%%)\r", p->current);
+		fflush(stdout);
+	}
+}
+
+static int prog_add(struct prog *p, uint64_t at, uint64_t n)
+{
+	if (p->n == SIZE_MAX / 2 / sizeof(uint64_t))
+		return -ENOMEM;
+	if (!(p->n & (p->n + 1)) || !p->at) {
+		size_t cap = p->n ? 2 * (p->n + 1) : 64;
+		uint64_t *a = realloc(p->at, cap * sizeof(*a)), *d;
+		if (a)
+			p->at = a;
+		d = a ? realloc(p->done, cap * sizeof(*d)) : NULL;
+		if (!d)
+			return -ENOMEM;
+		p->done = d;
+	}
+	p->total += n;
+	p->at[p->n] = at;
+	p->done[p->n++] = p->total;
+	return 0;
+}
+
+/*
+ * qemu-img convert counts progress in its own steps: a pass over the
+ * source as convert_iteration_sectors walks it (runs of one block status,
+ * cut at the source's cluster alignment, data in buffers of 2 MiB), each
+ * data run (and zero run with -S 0) one step.  The same pass here gives
+ * the same lines; they are printed as the copy passes each step's start.
+ */
+static void prog_plan(struct conv *c)
+{
+	struct prog *p = &c->progress;
+	uint64_t off = 0, next_status = 0, buf = c->compress ? c->cluster : CHUNK;
+	enum seg_kind kind = SEG_DATA;
+
+	while (off < c->total) {
+		uint64_t n = c->total - off < 2147483136ULL ? c->total - off : 2147483136ULL;
+		if (next_status <= off) {
+			uint64_t part = n, pnum, align, in;
+			int s = src_at(c, off, &part);
+			in = off - c->src_start[s];
+			if (seg_status(c, c->src[s], in, part, &kind, &pnum) < 0)
+				break;	/* the copy meets the error and reports it */
+			/* Extents end on the source's cluster (or sector) boundaries. */
+			align = block_cluster_size(c->src[s]) ? block_cluster_size(c->src[s]) : 512;
+			pnum = (pnum + 511) & ~511ULL;
+			if (pnum > (in + pnum) % align)
+				pnum -= (in + pnum) % align;
+			next_status = off + pnum;
+		}
+		if (n > next_status - off)
+			n = next_status - off;
+		/* qemu-img's buffer: 2 MiB, one cluster when compressing. */
+		if (kind == SEG_DATA || (kind == SEG_ZERO && !c->min_sparse))
+			n = n < buf ? n : buf;
+		if (c->compress) {
+			if (n < c->cluster) {
+				n = c->total - off < c->cluster ? c->total - off : c->cluster;
+				kind = SEG_DATA;
+			} else {
+				n -= n % c->cluster;
+			}
+		}
+		if ((kind == SEG_DATA || (kind == SEG_ZERO && !c->min_sparse)) &&
+		    prog_add(p, off, n) < 0)
+			break;
+		off += n;
+	}
+}
+
+/* Under c->lock: the steps whose start the finished chunks have passed. */
+static void prog_advance(struct conv *c, uint64_t n)
+{
+	struct prog *p = &c->progress;
+
+	p->copied += n;
+	while (p->next < p->n && p->at[p->next] < p->copied) {
+		prog_print(p, (float)(100.0 * (double)p->done[p->next] / (double)p->total));
+		p->next++;
+	}
+}
+
 /* One chunk: classify, read, then compress or wait for its turn and write. */
 static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 {
@@ -346,7 +447,7 @@ done:
 	pthread_mutex_lock(&c->lock);
 	if (!c->out_of_order && !c->compress)
 		c->next_write = idx + 1;
-	img_progress_add(&c->progress, end - start);
+	prog_advance(c, end - start);
 	pthread_cond_broadcast(&c->turn);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
@@ -518,21 +619,8 @@ int img_convert(int argc, char **argv)
 		img_error("Expecting image file name");
 		return 1;
 	}
-	if (!img_cache_flags(src_cache, &cf)) {
-		img_error("Invalid source cache option: %s", src_cache);
-		return 1;
-	}
-	src_flags |= cf;
-	if (!img_cache_flags(cache, &dst_flags)) {
-		img_error("Invalid cache option: %s", cache);
-		return 1;
-	}
 	if (target_is_zero && !no_create) {
 		img_error("--target-is-zero requires use of -n flag");
-		return 1;
-	}
-	if (c.compress && strcmp(out_fmt, "qcow2")) {
-		img_error("Compression not supported for this file format");
 		return 1;
 	}
 	/* qemu-img refuses both: they would describe a target that is not created. */
@@ -541,8 +629,24 @@ int img_convert(int argc, char **argv)
 				      : "-o has no effect when skipping image creation");
 		return 1;
 	}
-	if (options && img_parse_create_opts(out_fmt, options, &o, &set, &storage) < 0)
+	if (!img_cache_flags(src_cache, &cf)) {
+		img_error("Invalid source cache option: %s", src_cache);
 		return 1;
+	}
+	src_flags |= cf;
+	/* From here on qemu-img has printed 0%, and ends the line however it ends. */
+	c.progress.enabled = progress;
+	prog_print(&c.progress, 0);
+	if (!img_cache_flags(cache, &dst_flags)) {
+		img_error("Invalid cache option: %s", cache);
+		goto out;
+	}
+	if (c.compress && strcmp(out_fmt, "qcow2")) {
+		img_error("Compression not supported for this file format");
+		goto out;
+	}
+	if (options && img_parse_create_opts(out_fmt, options, &o, &set, &storage) < 0)
+		goto out;
 	if (out_backing)
 		o.backing_file = out_backing;
 	if (out_backing_fmt)
@@ -553,7 +657,7 @@ int img_convert(int argc, char **argv)
 	c.src = calloc((size_t)c.nsrc, sizeof(*c.src));
 	c.src_start = calloc((size_t)c.nsrc + 1, sizeof(*c.src_start));
 	if (!c.src || !c.src_start)
-		return 1;
+		goto out;
 	if (snapshot && c.nsrc > 1) {
 		img_error("No support for concatenating multiple snapshot");
 		goto out;
@@ -622,7 +726,8 @@ int img_convert(int argc, char **argv)
 		nworkers = (int)coroutines;
 	if (nworkers > MAX_WORKERS)
 		nworkers = MAX_WORKERS;
-	img_progress_init(&c.progress, progress, c.total);
+	if (progress)
+		prog_plan(&c);
 	ret = run_workers(&c, nworkers);
 	if (ret == 0)
 		ret = block_flush(c.dst);
@@ -635,13 +740,18 @@ int img_convert(int argc, char **argv)
 				  strerror(-ret));
 		ret = 1;
 	} else {
-		img_progress_end(&c.progress);
+		prog_print(&c.progress, 100);
 		ret = 0;
 	}
 out:
+	/* qemu_progress_end: the line ends, whatever happened. */
+	if (c.progress.enabled)
+		printf("\n");
+	free(c.progress.at);
+	free(c.progress.done);
 	if (c.dst)
 		block_close(c.dst);
-	for (int i = 0; i < c.nsrc; i++)
+	for (int i = 0; c.src && i < c.nsrc; i++)
 		block_close(c.src[i]);
 	free(c.src);
 	free(c.src_start);

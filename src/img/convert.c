@@ -60,7 +60,13 @@ static int seg_status(struct conv *c, struct block_dev *bd, uint64_t off, uint64
 	int ret;
 
 	for (;;) {
-		ret = img_chain_status(bd, off, len, c->target_backing, pnum, &flags);
+		/*
+		 * With -B, only the source's top layer (QEMU: status above the
+		 * source's backing file); a source without one reads its
+		 * unallocated ranges as zeroes, which qemu-img writes as zeroes.
+		 */
+		ret = img_chain_status(bd, off, len, c->target_backing && block_backing(bd), pnum,
+				       &flags);
 		if (ret >= 0 || !c->salvage)
 			break;
 		/* --salvage, as qemu-img: shorter ranges, then one sector read as data. */
@@ -392,7 +398,8 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 				if (segs[i].kind == SEG_BACKING && segs[i].off <= off &&
 				    segs[i].off + segs[i].len >= off + n)
 					backing = true;
-			if (backing || block_buffer_is_zero(p, n)) {
+			/* -S 0: every cluster written, zero ones compressed too (qemu-img). */
+			if (backing || (c->min_sparse && block_buffer_is_zero(p, n))) {
 				if (!backing && !c->zero_init) {
 					img_rate_charge(&c->rate, n, true);
 					ret = block_write_zeroes(c->dst, off, n, true);

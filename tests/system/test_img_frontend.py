@@ -52,16 +52,21 @@ def sparse_raw(path, size=4 << 20):
         f.write(b"kestrel" * 100)
 
 
-def test_convert_S0_allocates_zero_areas(tmp_path):
+@pytest.mark.parametrize("sparse", [["-S", "0"], []])
+@pytest.mark.parametrize("extra", [["-O", "raw"], ["-O", "qcow2"], ["-c", "-O", "qcow2"],
+                                   ["-O", "qcow2", "-B", "s.qcow2", "-F", "qcow2"],
+                                   ["-c", "-O", "qcow2", "-B", "s.qcow2", "-F", "qcow2"]])
+def test_convert_S0_allocates_zero_areas(tmp_path, sparse, extra):
     src = tmp_path / "s.qcow2"
     ok(qimg("create", "-f", "qcow2", src, "4M"))
     qio("-c", "write -P 1 0 64k", "-c", "write -z 1M 64k", src)
-    for fmt in ("qcow2", "raw"):
-        q, k = tmp_path / f"q.{fmt}", tmp_path / f"k.{fmt}"
-        ok(qimg("convert", "-S", "0", "-O", fmt, src, q))
-        ok(kimg("convert", "-S", "0", "-O", fmt, src, k))
-        assert map_json(k) == map_json(q)
-        assert '"zero": true' not in map_json(k)
+    maps = []
+    for tool, name in ((qimg, "q"), (kimg, "k")):
+        ok(tool("convert", *sparse, *extra, "s.qcow2", f"{name}.img", cwd=tmp_path))
+        maps.append(map_json(tmp_path / f"{name}.img"))
+    assert maps[1] == maps[0]
+    if sparse:	# fully allocated: no zero ranges at all (with -B, none left to the backing file)
+        assert '"zero": true' not in maps[1] and '"depth": 1' not in maps[1]
 
 
 @pytest.mark.parametrize("srcfmt", ["raw", "qcow2"])

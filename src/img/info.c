@@ -183,6 +183,50 @@ static int usage_error(const char *cmd)
 	return 1;
 }
 
+/*
+ * The chain did not open: qemu-img info --backing-chain opens each image on
+ * its own, so the message names the layer that failed (or the name met
+ * twice: a loop).  False when every layer opens alone (the caller reports).
+ */
+static bool chain_report(const char *filename, const char *fmt, unsigned flags)
+{
+	char *names[64], *path = strdup(filename), *bfmt = fmt ? strdup(fmt) : NULL;
+	bool reported = false;
+	int n = 0;
+
+	while (path && !reported && n < 64) {
+		struct block_dev *bd;
+		struct block_info bi;
+
+		for (int i = 0; i < n && !reported; i++)
+			if (!strcmp(names[i], path)) {
+				img_error("Backing file '%s' creates an infinite loop.", path);
+				reported = true;
+			}
+		bd = reported ? NULL : img_open(path, bfmt, flags | BLOCK_NO_BACKING |
+						BLOCK_UNSAFE_PROBE);
+		names[n++] = path;
+		path = NULL;
+		free(bfmt);
+		bfmt = NULL;
+		if (!bd) {
+			reported = true;
+			break;
+		}
+		block_get_info(bd, &bi);
+		if (bi.backing_file[0])
+			path = img_backing_path(block_filename(bd), bi.backing_file);
+		if (bi.backing_fmt[0])
+			bfmt = strdup(bi.backing_fmt);
+		block_close(bd);
+	}
+	free(path);
+	free(bfmt);
+	while (n)
+		free(names[--n]);
+	return reported;
+}
+
 int img_info(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -200,7 +244,7 @@ int img_info(int argc, char **argv)
 	unsigned flags = BLOCK_RDONLY;
 	struct block_dev *bd, *layer;
 	struct jnode *arr = NULL;
-	char *name = NULL;
+	char *name = NULL, err[4096];
 	int c;
 
 	optind = 0;
@@ -228,8 +272,13 @@ int img_info(int argc, char **argv)
 	/* As qemu-img: without the chain, the backing file is not opened at all. */
 	if (!chain)
 		flags |= BLOCK_NO_BACKING;
-	bd = img_open(filename, fmt, flags | BLOCK_UNSAFE_PROBE);
-	if (!bd)
+	if (chain && block_open(filename, fmt, flags | BLOCK_UNSAFE_PROBE, &bd, err,
+				sizeof(err)) < 0) {
+		if (!chain_report(filename, fmt, flags))
+			img_error("Could not open '%s': %s", filename, err);
+		return 1;
+	}
+	if (!chain && !(bd = img_open(filename, fmt, flags | BLOCK_UNSAFE_PROBE)))
 		return 1;
 	if (chain && json)
 		arr = jarr();

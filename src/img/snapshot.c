@@ -238,17 +238,15 @@ int img_commit(int argc, char **argv)
 			 BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE);
 	if (!chain)
 		goto out;
-	if (!block_backing(chain)) {
-		img_error("Image does not have a backing file");
+	/* -b is looked up first, as qemu-img does, even in an image without a backing file. */
+	base_layer = base_name ? find_base(chain, base_name) : block_backing(chain);
+	if (!base_layer && base_name) {
+		img_error("Did not find '%s' in the backing chain of '%s'", base_name, filename);
 		goto out;
 	}
-	base_layer = block_backing(chain);
-	if (base_name) {
-		base_layer = find_base(chain, base_name);
-		if (!base_layer) {
-			img_error("Did not find '%s' in the backing chain of '%s'", base_name, filename);
-			goto out;
-		}
+	if (!base_layer) {
+		img_error("Image does not have a backing file");
+		goto out;
 	}
 	base = img_open(block_filename(base_layer), block_format_name(base_layer),
 			cflags | BLOCK_NO_BACKING);

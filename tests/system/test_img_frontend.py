@@ -219,10 +219,18 @@ def test_open_errors_as_qemu(tmp_path):
         (d / "dir").mkdir()
         ok(qimg("create", "-q", "-u", "-f", "qcow2", "-b", "gone.qcow2", "-F", "qcow2",
                 d / "nb.qcow2", "1M"))
+        ok(qimg("create", "-q", "-f", "qcow2", d / "q.qcow2", "1M"))
+        ok(qimg("create", "-q", "-u", "-f", "qcow2", "-b", "loop2.qcow2", "-F", "qcow2",
+                d / "loop.qcow2", "1M"))
+        ok(qimg("create", "-q", "-u", "-f", "qcow2", "-b", "loop.qcow2", "-F", "qcow2",
+                d / "loop2.qcow2", "1M"))
     for args in (["check", "nb.qcow2"], ["resize", "nb.qcow2", "2M"],
                  ["amend", "-o", "size=2M", "nb.qcow2"], ["snapshot", "-l", "nb.qcow2"],
                  ["map", "nb.qcow2"], ["commit", "dir"], ["info", "dir"], ["check", "nope"],
-                 ["convert", "nope", "o.raw"]):
+                 ["convert", "nope", "o.raw"], ["info", "--backing-chain", "nb.qcow2"],
+                 ["info", "--backing-chain", "loop.qcow2"], ["commit", "-b", "nope", "q.qcow2"],
+                 ["create", "-f", "qcow2", "-b", "gone.qcow2", "-F", "qcow2", "new.qcow2"],
+                 ["rebase", "-b", "gone.qcow2", "-F", "qcow2", "q.qcow2"]):
         shutil.rmtree(tmp_path / "q", ignore_errors=True)
         shutil.rmtree(tmp_path / "k", ignore_errors=True)
         q, k = both(tmp_path, setup, *args)

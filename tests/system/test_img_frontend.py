@@ -306,9 +306,9 @@ def test_convert_rate_limit(tmp_path):
     src = tmp_path / "r.qcow2"
     ok(qimg("create", "-q", "-f", "qcow2", src, "4M"))
     qio("-c", "write -P 3 0 4M", src)
-    # 4 MiB at 2 MiB/s: the first 2 MiB request goes at once, the second waits (qemu-img: 0.95 s).
-    assert timed(kimg, "convert", "-r", "2M", "-O", "raw", src, tmp_path / "o.raw") >= 0.8
-    assert timed(kimg, "convert", "-O", "raw", src, tmp_path / "o2.raw") < 0.8
+    # 4 MiB at 1 MiB/s: the first 2 MiB request goes at once, the second waits (qemu-img: 1.94 s).
+    assert timed(kimg, "convert", "-r", "1M", "-O", "raw", src, tmp_path / "o.raw") >= 1.6
+    assert timed(kimg, "convert", "-O", "raw", src, tmp_path / "o2.raw") < 1.5
     assert (tmp_path / "o.raw").read_bytes() == (tmp_path / "o2.raw").read_bytes()
     q = qimg("convert", "-r", "x", src, tmp_path / "o3.raw")
     k = kimg("convert", "-r", "x", src, tmp_path / "o3.raw")
@@ -320,8 +320,8 @@ def test_commit_rate_limit(tmp_path):
     ok(qimg("create", "-q", "-f", "qcow2", base, "2M"))
     ok(qimg("create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top))
     qio("-c", "write -P 9 0 1M", top)
-    # 1 MiB at 1 MiB/s (qemu-img: 1.0 s).
-    assert timed(kimg, "commit", "-r", "1M", top) >= 0.8
+    # 1 MiB at 512 KiB/s (qemu-img: 2.07 s).
+    assert timed(kimg, "commit", "-r", "512k", top) >= 1.6
     ok(run(["qemu-io", "-c", "read -P 9 0 1M", base]))
     q = qimg("commit", "-r", "x", top)
     k = kimg("commit", "-r", "x", top)

@@ -76,8 +76,12 @@ static void help(void)
 
 int main(int argc, char **argv)
 {
-	const char *cmd;
+	const char *cmd, *slash;
 
+	if (argc > 0 && argv[0] && *argv[0]) {
+		slash = strrchr(argv[0], '/');
+		img_prog = slash && slash[1] ? slash + 1 : argv[0];
+	}
 	if (argc < 2) {
 		img_error("Not enough arguments");
 		img_error("Try '%s --help' for more information", IMG_NAME);

@@ -3,6 +3,7 @@
  * bench issues them; -d requests in flight are served by worker threads.
  */
 #include "img/img.h"
+#include "block/aio.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +27,60 @@ struct bench {
 	uint64_t next_offset;
 	int err;
 };
+
+/*
+ * -i io_uring: batches of up to -d requests (at most the engine's batch)
+ * go to the kernel as one ring submission each, as QEMU's aio=io_uring.
+ */
+static int bench_uring(struct bench *b, uint64_t depth)
+{
+	struct block_req reqs[BLOCK_AIO_MAX_BATCH];
+	struct iovec iov[BLOCK_AIO_MAX_BATCH];
+	struct block_aio *aio;
+	char err[512];
+	uint8_t *buf;
+	int ret = 0;
+
+	if (block_aio_open(BLOCK_AIO_IO_URING, &aio, err, sizeof(err)) < 0) {
+		img_error("Unable to use io_uring: %s", err);
+		return -1;
+	}
+	if (depth > BLOCK_AIO_MAX_BATCH)
+		depth = BLOCK_AIO_MAX_BATCH;
+	buf = block_alloc_buf((size_t)(b->bufsize * depth));
+	if (!buf) {
+		block_aio_close(aio);
+		return -ENOMEM;
+	}
+	memset(buf, b->pattern, (size_t)(b->bufsize * depth));
+	while (ret == 0 && b->issued < b->count) {
+		unsigned n = 0;
+		bool flush = false;
+
+		while (n < depth && b->issued < b->count && !flush) {
+			iov[n] = (struct iovec){ buf + n * b->bufsize, (size_t)b->bufsize };
+			reqs[n] = (struct block_req){ .op = b->write ? BLOCK_OP_WRITE : BLOCK_OP_READ,
+						      .offset = b->next_offset, .len = b->bufsize,
+						      .iov = &iov[n], .niov = 1 };
+			n++;
+			b->issued++;
+			b->next_offset += b->step;
+			if (b->image_size <= b->bufsize)
+				b->next_offset = 0;
+			else
+				b->next_offset %= b->image_size - b->bufsize;
+			flush = b->flush_interval && b->issued % b->flush_interval == 0;
+		}
+		block_aio_run(aio, b->bd, reqs, n);
+		for (unsigned i = 0; i < n && ret == 0; i++)
+			ret = reqs[i].result;
+		if (ret == 0 && flush)
+			ret = block_flush(b->bd);
+	}
+	free(buf);
+	block_aio_close(aio);
+	return ret;
+}
 
 static void *bench_worker(void *arg)
 {
@@ -91,7 +146,7 @@ int img_bench(int argc, char **argv)
 	uint64_t depth = 64, v;
 	const char *fmt = NULL, *cache = "writeback";
 	unsigned flags = 0, cf;
-	bool quiet = false, step_set = false;
+	bool quiet = false, step_set = false, uring = false, native = false;
 	struct timespec t0, t1;
 	pthread_t tids[16];
 	long ncpu;
@@ -115,13 +170,17 @@ int img_bench(int argc, char **argv)
 			}
 			break;
 		case 'f': fmt = optarg; break;
-		case 'n': cache = "none"; break;
+		/* qemu-img bench -n is aio=native, not a cache mode. */
+		case 'n': native = true; break;
 		case 'i':
 			if (strcmp(optarg, "threads") && strcmp(optarg, "native") &&
 			    strcmp(optarg, "io_uring")) {
 				img_error("Invalid aio option: %s", optarg);
 				return 1;
 			}
+			/* As bdrv_parse_aio: the last -i wins; -n stays native. */
+			uring = !strcmp(optarg, "io_uring");
+			native = native || !strcmp(optarg, "native");
 			break;
 		case 'o':
 			if (!img_parse_size(optarg, &b.offset)) {
@@ -192,6 +251,17 @@ int img_bench(int argc, char **argv)
 			  argv[optind]);
 		return 1;
 	}
+	/* file-posix: Linux AIO needs O_DIRECT; the same refusal as qemu-img's. */
+	if (native && !(cf & BLOCK_NOCACHE)) {
+		img_error("Could not open '%s': aio=native was specified, but it requires "
+			  "cache.direct=on, which was not specified.", argv[optind]);
+		return 1;
+	}
+	if (native) {
+		img_error("aio=native (Linux AIO) is not supported by Kestrel; use -i io_uring "
+			  "or -i threads");
+		return 1;
+	}
 	if (!step_set)
 		b.step = b.bufsize;
 	flags |= cf | (b.write ? 0 : BLOCK_RDONLY);
@@ -216,10 +286,20 @@ int img_bench(int argc, char **argv)
 		nthreads = 16;
 	pthread_mutex_init(&b.lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (uring) {
+		b.err = bench_uring(&b, depth);
+		if (b.err == -1) {
+			pthread_mutex_destroy(&b.lock);
+			block_close(b.bd);
+			return 1;
+		}
+		nthreads = 0;
+	}
 	for (int i = 1; i < nthreads; i++)
 		if (pthread_create(&tids[started], NULL, bench_worker, &b) == 0)
 			started++;
-	bench_worker(&b);
+	if (nthreads)
+		bench_worker(&b);
 	for (int i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
 	if (!b.err && b.write && b.flush_interval)

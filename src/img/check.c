@@ -83,7 +83,8 @@ int img_check(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = NULL, *output = "human", *filename;
-	unsigned flags = BLOCK_CHECK | BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE, fix = 0, cache;
+	/* With its backing chain, as qemu-img opens it: a missing backing file fails the same. */
+	unsigned flags = BLOCK_CHECK | BLOCK_UNSAFE_PROBE, fix = 0, cache;
 	struct block_check_result r, r2;
 	struct block_dev *bd;
 	bool json, quiet = false, image_opts = false;

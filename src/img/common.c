@@ -8,6 +8,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+const char *img_prog = "kestrel-img";
 
 void img_error(const char *fmt, ...)
 {
@@ -28,6 +31,17 @@ int img_strtosz(const char *text, uint64_t *out)
 	if (r == 0 && hex_suffix)
 		img_error("warning: Using a multiplier suffix on hex numbers is deprecated: %s", text);
 	return r;
+}
+
+void img_warn(const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: warning: %s\n", IMG_NAME, msg);
 }
 
 bool img_parse_size(const char *text, uint64_t *out)
@@ -152,6 +166,54 @@ bool img_parse_output(const char *arg, bool *json)
 	}
 	img_error("--output must be used with human or json as argument.");
 	return false;
+}
+
+/* --- -r rate limits --- */
+
+bool img_rate_parse(const char *text, uint64_t *rate)
+{
+	if (img_parse_size(text, rate) && *rate <= INT64_MAX)
+		return true;
+	img_error("Invalid rate limit specified. You may use k, M, G, T, P or E suffixes for");
+	img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+	return false;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void img_rate_init(struct img_rate *r, uint64_t rate)
+{
+	r->rate = rate;
+	r->sent = 0;
+	r->start = 0;
+	pthread_mutex_init(&r->lock, NULL);
+}
+
+void img_rate_charge(struct img_rate *r, uint64_t n, bool before)
+{
+	double due, wait;
+
+	if (!r->rate)
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (!r->sent)
+		r->start = now_s();
+	/* The time by which the accounted bytes may have been written at rate. */
+	due = r->start + (double)(before ? r->sent : r->sent + n) / (double)r->rate;
+	r->sent += n;
+	pthread_mutex_unlock(&r->lock);
+	wait = due - now_s();
+	if (wait > 0) {
+		struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 }
 
 /* --- progress --- */

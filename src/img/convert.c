@@ -31,6 +31,7 @@ struct conv {
 	struct block_dev *dst;
 	bool compress, zero_init, target_backing, out_of_order;
 	bool copy_range;		/* -C: data copied by copy_file_range, no zero detection */
+	bool salvage, quiet;		/* --salvage: unreadable sectors become zeroes */
 	uint64_t min_sparse;		/* 0: write everything */
 	uint32_t cluster;		/* target cluster size (qcow2) or 0 */
 	uint32_t chunk;
@@ -42,7 +43,14 @@ struct conv {
 	int err;
 	bool err_read;
 	uint64_t err_off;
-	struct img_progress progress;
+	struct prog {
+		bool enabled;
+		uint64_t *at, *done;	/* each step: where it starts, allocated bytes so far */
+		size_t n, next;
+		uint64_t total, copied;	/* allocated bytes; bytes of chunks finished */
+		float current, last;	/* as QEMU's qemu-progress.c keeps them */
+	} progress;
+	struct img_rate rate;		/* -r: QEMU throttles the target's writes */
 };
 
 /* What the source holds at off: data, zeroes, or (with -B) the backing file's data. */
@@ -50,8 +58,30 @@ static int seg_status(struct conv *c, struct block_dev *bd, uint64_t off, uint64
 		      enum seg_kind *kind, uint64_t *pnum)
 {
 	unsigned flags;
-	int ret = img_chain_status(bd, off, len, c->target_backing, pnum, &flags);
+	int ret;
 
+	for (;;) {
+		/*
+		 * With -B, only the source's top layer (QEMU: status above the
+		 * source's backing file); a source without one reads its
+		 * unallocated ranges as zeroes, which qemu-img writes as zeroes.
+		 */
+		ret = img_chain_status(bd, off, len, c->target_backing && block_backing(bd), pnum,
+				       &flags);
+		if (ret >= 0 || !c->salvage)
+			break;
+		/* --salvage, as qemu-img: shorter ranges, then one sector read as data. */
+		if (len > 512) {
+			len = (len / 4 + 511) & ~511ULL;
+			continue;
+		}
+		if (!c->quiet)
+			img_warn("error while reading block status at offset %" PRIu64 ": %s", off,
+				 strerror(-ret));
+		*kind = SEG_DATA;
+		*pnum = len;
+		return 0;
+	}
 	if (ret < 0)
 		return ret;
 	*kind = flags & BLOCK_STATUS_ZERO ? SEG_ZERO :
@@ -150,17 +180,58 @@ static int src_at(const struct conv *c, uint64_t off, uint64_t *n)
 	return s;
 }
 
+/*
+ * A read of one source failed: with --salvage, sector by sector, what
+ * cannot be read becomes zeroes (a warning each, as qemu-img); without,
+ * the first failing cluster is found, the offset qemu-img reports.
+ */
+static int read_retry(struct conv *c, struct block_dev *bd, uint64_t off, uint8_t *buf,
+		      size_t len, uint64_t cat_off, int err)
+{
+	size_t step = c->salvage ? 512 : block_cluster_size(bd) ? block_cluster_size(bd) : 512;
+
+	for (size_t done = 0; done < len;) {
+		/* Steps end on multiples of step, as the source's clusters do. */
+		size_t n = step - (size_t)((off + done) % step);
+		int ret;
+
+		if (n > len - done)
+			n = len - done;
+		ret = block_pread(bd, off + done, buf + done, n);
+		if (ret < 0 && !c->salvage) {
+			fail(c, ret, true, cat_off + done);
+			return ret;
+		}
+		if (ret < 0) {
+			if (!c->quiet)
+				img_warn("error while reading offset %" PRIu64 ": %s", off + done,
+					 strerror(-ret));
+			memset(buf + done, 0, n);
+		}
+		done += n;
+	}
+	if (!c->salvage) {
+		/* Each piece read now: the error came and went; report it where it began. */
+		fail(c, err, true, cat_off);
+		return err;
+	}
+	return 0;
+}
+
 /* Reads [off, off+len) of the concatenated sources (a read may cross from one to the next). */
 static int read_sources(struct conv *c, uint64_t off, uint64_t len, uint8_t *buf)
 {
 	for (uint64_t done = 0; done < len;) {
-		uint64_t n = len - done;
+		uint64_t n = len - done, soff;
 		int s = src_at(c, off + done, &n);
-		int ret = block_pread(c->src[s], off + done - c->src_start[s], buf + done, (size_t)n);
-		if (ret < 0) {
-			fail(c, ret, true, off + done);
+		int ret;
+
+		soff = off + done - c->src_start[s];
+		ret = block_pread(c->src[s], soff, buf + done, (size_t)n);
+		if (ret < 0)
+			ret = read_retry(c, c->src[s], soff, buf + done, (size_t)n, off + done, ret);
+		if (ret < 0)
 			return ret;
-		}
 		done += n;
 	}
 	return 0;
@@ -178,6 +249,41 @@ static int copy_sources(struct conv *c, uint64_t off, uint64_t len)
 			return ret;
 		done += n;
 	}
+	return 0;
+}
+
+/* --- -p: the lines qemu-img prints, at its steps --- */
+
+/* QEMU's qemu_progress_print(value, 0) with min_skip 1.0: a line per whole percent. */
+static void prog_print(struct prog *p, float value)
+{
+	if (!p->enabled)
+		return;
+	p->current = value > 100 ? 100 : value;
+	if (p->current > p->last + 1.0f || p->current == 100 || p->current == 0) {
+		p->last = p->current;
+		printf("    (%3.2f/100%%)\r", p->current);
+		fflush(stdout);
+	}
+}
+
+static int prog_add(struct prog *p, uint64_t at, uint64_t n)
+{
+	if (p->n == SIZE_MAX / 2 / sizeof(uint64_t))
+		return -ENOMEM;
+	if (!(p->n & (p->n + 1)) || !p->at) {
+		size_t cap = p->n ? 2 * (p->n + 1) : 64;
+		uint64_t *a = realloc(p->at, cap * sizeof(*a)), *d;
+		if (a)
+			p->at = a;
+		d = a ? realloc(p->done, cap * sizeof(*d)) : NULL;
+		if (!d)
+			return -ENOMEM;
+		p->done = d;
+	}
+	p->total += n;
+	p->at[p->n] = at;
+	p->done[p->n++] = p->total;
 	return 0;
 }
 
@@ -206,6 +312,66 @@ static size_t plan_copy_clusters(const struct conv *c, const struct seg *segs, s
 			ops[n++] = (struct op){ off, (size_t)len, NULL, true };
 	}
 	return n;
+}
+
+/*
+ * qemu-img convert counts progress in its own steps: a pass over the
+ * source as convert_iteration_sectors walks it (runs of one block status,
+ * cut at the source's cluster alignment, data in buffers of 2 MiB), each
+ * data run (and zero run with -S 0) one step.  The same pass here gives
+ * the same lines; they are printed as the copy passes each step's start.
+ */
+static void prog_plan(struct conv *c)
+{
+	struct prog *p = &c->progress;
+	uint64_t off = 0, next_status = 0, buf = c->compress ? c->cluster : CHUNK;
+	enum seg_kind kind = SEG_DATA;
+
+	while (off < c->total) {
+		uint64_t n = c->total - off < 2147483136ULL ? c->total - off : 2147483136ULL;
+		if (next_status <= off) {
+			uint64_t part = n, pnum, align, in;
+			int s = src_at(c, off, &part);
+			in = off - c->src_start[s];
+			if (seg_status(c, c->src[s], in, part, &kind, &pnum) < 0)
+				break;	/* the copy meets the error and reports it */
+			/* Extents end on the source's cluster (or sector) boundaries. */
+			align = block_cluster_size(c->src[s]) ? block_cluster_size(c->src[s]) : 512;
+			pnum = (pnum + 511) & ~511ULL;
+			if (pnum > (in + pnum) % align)
+				pnum -= (in + pnum) % align;
+			next_status = off + pnum;
+		}
+		if (n > next_status - off)
+			n = next_status - off;
+		/* qemu-img's buffer: 2 MiB, one cluster when compressing. */
+		if (kind == SEG_DATA || (kind == SEG_ZERO && !c->min_sparse))
+			n = n < buf ? n : buf;
+		if (c->compress) {
+			if (n < c->cluster) {
+				n = c->total - off < c->cluster ? c->total - off : c->cluster;
+				kind = SEG_DATA;
+			} else {
+				n -= n % c->cluster;
+			}
+		}
+		if ((kind == SEG_DATA || (kind == SEG_ZERO && !c->min_sparse)) &&
+		    prog_add(p, off, n) < 0)
+			break;
+		off += n;
+	}
+}
+
+/* Under c->lock: the steps whose start the finished chunks have passed. */
+static void prog_advance(struct conv *c, uint64_t n)
+{
+	struct prog *p = &c->progress;
+
+	p->copied += n;
+	while (p->next < p->n && p->at[p->next] < p->copied) {
+		prog_print(p, (float)(100.0 * (double)p->done[p->next] / (double)p->total));
+		p->next++;
+	}
 }
 
 /* One chunk: classify, read, then compress or wait for its turn and write. */
@@ -276,14 +442,19 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 				if (segs[i].kind == SEG_BACKING && segs[i].off <= off &&
 				    segs[i].off + segs[i].len >= off + n)
 					backing = true;
-			if (backing || block_buffer_is_zero(p, n)) {
-				if (!backing && !c->zero_init &&
-				    (ret = block_write_zeroes(c->dst, off, n, true)) < 0) {
+			/* -S 0: every cluster written, zero ones compressed too (qemu-img). */
+			if (backing || (c->min_sparse && block_buffer_is_zero(p, n))) {
+				if (!backing && !c->zero_init) {
+					img_rate_charge(&c->rate, n, true);
+					ret = block_write_zeroes(c->dst, off, n, true);
+				}
+				if (ret < 0) {
 					fail(c, ret, false, off);
 					return ret;
 				}
 				continue;
 			}
+			img_rate_charge(&c->rate, n, true);
 			ret = block_pwrite_compressed(c->dst, off, p, n);
 			if (ret < 0) {
 				fail(c, ret, false, off);
@@ -319,6 +490,7 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 	}
 	for (size_t i = 0; ret == 0 && i < nops; i++) {
 		struct op *o = &w->ops[i];
+		img_rate_charge(&c->rate, o->len, true);
 		ret = o->copy ? copy_sources(c, o->off, o->len)
 		      : o->data ? block_pwrite(c->dst, o->off, o->data, o->len)
 				: block_write_zeroes(c->dst, o->off, o->len, true);
@@ -331,7 +503,7 @@ done:
 	pthread_mutex_lock(&c->lock);
 	if (!c->out_of_order && !c->compress)
 		c->next_write = idx + 1;
-	img_progress_add(&c->progress, end - start);
+	prog_advance(c, end - start);
 	pthread_cond_broadcast(&c->turn);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
@@ -421,7 +593,7 @@ int img_convert(int argc, char **argv)
 	bool image_opts = false, target_image_opts = false, out_fmt_given;
 	bool bitmaps = false, skip_broken = false;
 	bool sparse_given = false, salvage = false;
-	uint64_t sparse = 4096, coroutines = 8;
+	uint64_t sparse = 4096, coroutines = 8, rate = 0;
 	int ch, ret = 1, nworkers;
 
 	optind = 0;
@@ -478,7 +650,10 @@ int img_convert(int argc, char **argv)
 			break;
 		case 'W': c.out_of_order = true; break;
 		case 'U': src_flags |= BLOCK_NO_LOCK; break;
-		case 'r': break;	/* rate limit: accepted, not enforced */
+		case 'r':
+			if (!img_rate_parse(optarg, &rate))
+				return 1;
+			break;
 		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
 		case OPT_OBJECT:
 			if ((ret = img_object_add(optarg)))
@@ -487,7 +662,7 @@ int img_convert(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_TARGET_IMAGE_OPTS: target_image_opts = true; break;
-		case OPT_SALVAGE: salvage = true; break;
+		case OPT_SALVAGE: salvage = c.salvage = true; break;
 		case OPT_BITMAPS: bitmaps = true; break;
 		case OPT_SKIP_BROKEN: skip_broken = true; break;
 		default:
@@ -497,6 +672,7 @@ int img_convert(int argc, char **argv)
 	}
 	if (quiet)
 		progress = false;
+	c.quiet = quiet;
 	out_fmt_given = out_fmt != NULL;
 	if (skip_broken && !bitmaps) {
 		img_error("Use of --skip-broken-bitmaps requires --bitmaps");
@@ -519,15 +695,6 @@ int img_convert(int argc, char **argv)
 		img_error("Expecting image file name");
 		return 1;
 	}
-	if (!img_cache_flags(src_cache, &cf)) {
-		img_error("Invalid source cache option: %s", src_cache);
-		return 1;
-	}
-	src_flags |= cf;
-	if (!img_cache_flags(cache, &dst_flags)) {
-		img_error("Invalid cache option: %s", cache);
-		return 1;
-	}
 	if (target_image_opts && !no_create) {
 		img_error("--target-image-opts requires use of -n flag");
 		return 1;
@@ -536,28 +703,38 @@ int img_convert(int argc, char **argv)
 		img_error("--target-is-zero requires use of -n flag");
 		return 1;
 	}
-	if (c.compress && strcmp(out_fmt, "qcow2")) {
-		img_error("Compression not supported for this file format");
-		return 1;
-	}
+	/* qemu-img refuses both: they would describe a target that is not created. */
 	if (no_create && (out_backing || options)) {
 		img_error(out_backing ? "-B makes no sense when not creating the target"
 				      : "-o has no effect when skipping image creation");
-		if (out_backing)
-			return 1;
+		return 1;
+	}
+	if (!img_cache_flags(src_cache, &cf)) {
+		img_error("Invalid source cache option: %s", src_cache);
+		return 1;
+	}
+	src_flags |= cf;
+	/* From here on qemu-img has printed 0%, and ends the line however it ends. */
+	c.progress.enabled = progress;
+	prog_print(&c.progress, 0);
+	if (!img_cache_flags(cache, &dst_flags)) {
+		img_error("Invalid cache option: %s", cache);
+		goto out;
+	}
+	if (c.compress && strcmp(out_fmt, "qcow2")) {
+		img_error("Compression not supported for this file format");
+		goto out;
 	}
 	if (img_opts_init(&copts, out_fmt, IMG_OPTS_CREATE_FILE) < 0)
-		return 1;
+		goto out;
 	if (options && img_opts_parse(&copts, options, err, sizeof(err)) < 0) {
 		img_error("%s", err);
-		img_opts_free(&copts);
-		return 1;
+		goto out;
 	}
 	/* The driver checks string values when it creates the target. */
 	if (img_opts_apply(&copts, &o, &set, err, sizeof(err)) < 0) {
 		img_error("%s: error while converting %s: %s", argv[argc - 1], out_fmt, err);
-		img_opts_free(&copts);
-		return 1;
+		goto out;
 	}
 	if (out_backing)
 		o.backing_file = out_backing;
@@ -637,6 +814,7 @@ int img_convert(int argc, char **argv)
 	c.zero_init = (!no_create && !o.backing_file) || target_is_zero;
 	c.target_backing = o.backing_file != NULL;
 	c.min_sparse = sparse;
+	img_rate_init(&c.rate, rate);
 	c.chunk = CHUNK;
 	if (c.cluster && c.cluster > c.chunk)
 		c.chunk = c.cluster;
@@ -651,7 +829,8 @@ int img_convert(int argc, char **argv)
 		nworkers = (int)coroutines;
 	if (nworkers > MAX_WORKERS)
 		nworkers = MAX_WORKERS;
-	img_progress_init(&c.progress, progress, c.total);
+	if (progress)
+		prog_plan(&c);
 	ret = run_workers(&c, nworkers);
 	if (ret == 0)
 		ret = block_flush(c.dst);
@@ -664,11 +843,16 @@ int img_convert(int argc, char **argv)
 				  strerror(-ret));
 		ret = 1;
 	} else {
-		img_progress_end(&c.progress);
+		prog_print(&c.progress, 100);
 		/* The bitmaps last, so that the copy's writes do not mark them (as qemu-img). */
 		ret = bitmaps ? img_convert_copy_bitmaps(c.src[0], c.dst, skip_broken) : 0;
 	}
 out:
+	/* qemu_progress_end: the line ends, whatever happened. */
+	if (c.progress.enabled)
+		printf("\n");
+	free(c.progress.at);
+	free(c.progress.done);
 	if (c.dst)
 		block_close(c.dst);
 	for (int i = 0; c.src && i < c.nsrc; i++)

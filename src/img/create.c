@@ -246,7 +246,8 @@ int img_amend(int argc, char **argv)
 	char *options IMG_AUTOFREE = NULL, err[4096];
 	unsigned set = 0, flags = 0, cache;
 	struct block_dev *bd;
-	bool image_opts = false;
+	bool image_opts = false, progress = false, quiet = false;
+	struct img_progress prog;
 	struct img_opts p;
 	int c, ret;
 
@@ -267,7 +268,14 @@ int img_amend(int argc, char **argv)
 			}
 			flags |= cache;
 			break;
-		case 'p': case 'q': case OPT_FORCE: break;
+		case 'p': progress = true; break;
+		case 'q': quiet = true; break;
+		/*
+		 * qemu-img passes --force only to encryption key management
+		 * (encrypt.* options), which Kestrel refuses as unknown options:
+		 * for every image Kestrel amends it changes nothing there either.
+		 */
+		case OPT_FORCE: break;
 		case OPT_OBJECT:
 			if ((ret = img_object_add(optarg)))
 				return ret < 0;
@@ -290,7 +298,8 @@ int img_amend(int argc, char **argv)
 		return 1;
 	}
 	filename = argv[optind];
-	bd = img_open_image(filename, fmt, flags | BLOCK_NO_BACKING, image_opts);
+	/* With its backing chain, as qemu-img amend opens it (a missing one fails). */
+	bd = img_open_image(filename, fmt, flags, image_opts);
 	if (!bd)
 		return 1;
 	if (img_is_help_opt(options)) {
@@ -312,9 +321,13 @@ int img_amend(int argc, char **argv)
 		block_close(bd);
 		return 1;
 	}
+	/* qemu-img amend -p: 0% before, 100% after (its converters report steps between). */
+	img_progress_init(&prog, progress && !quiet, 1);
 	ret = block_amend(bd, &o, set, err, sizeof(err));
 	if (ret < 0)
 		img_error("%s", err);	/* qemu-img amend prints the driver's error alone */
+	else
+		img_progress_end(&prog);
 	img_opts_free(&p);
 	block_close(bd);
 	return ret < 0 ? 1 : 0;
@@ -405,7 +418,7 @@ int img_resize(int argc, char **argv)
 		img_error("%s", err);
 		return 1;
 	}
-	/* With its backing file: growing over a longer one writes zeroes (qcow2_truncate). */
+	/* With its backing chain, as qemu-img resize opens it (a missing one fails). */
 	bd = img_open_image(filename, fmt, 0, image_opts);
 	if (!bd)
 		return 1;

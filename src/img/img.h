@@ -10,10 +10,16 @@
 
 #include <stdbool.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#define IMG_NAME "kestrel-img"
+/*
+ * The program's name as invoked (argv[0]'s basename), so that installed as
+ * qemu-img (an alternatives link) every message and usage line says qemu-img.
+ */
+extern const char *img_prog;
+#define IMG_NAME img_prog
 
 struct img_cmd {
 	const char *name;
@@ -50,6 +56,8 @@ void img_cmd_help(const char *name);
 
 /* "kestrel-img: message" on stderr. */
 void img_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "kestrel-img: warning: message" on stderr (QEMU's warn_report). */
+void img_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* qemu_strtosz: a size with an optional k/M/G/T/P/E suffix (powers of 1024). */
 bool img_parse_size(const char *text, uint64_t *out);
@@ -151,6 +159,26 @@ bool img_is_help_opt(const char *text);
 bool img_check_create_format(const char *fmt, const char *prefix);
 /* print_block_option_help: the -o help of create and convert. */
 int img_print_option_help(const char *fmt, const char *filename);
+
+/*
+ * -r RATE of convert and commit: bytes a second written to the target.
+ * rate 0: no limit.  Thread-safe: convert's workers share one.
+ */
+struct img_rate {
+	uint64_t rate;
+	uint64_t sent;			/* bytes accounted so far */
+	double start;			/* CLOCK_MONOTONIC seconds of the first write */
+	pthread_mutex_t lock;
+};
+/* Parses RATE (cvtnum: a size with an optional suffix); prints qemu-img's error. */
+bool img_rate_parse(const char *text, uint64_t *rate);
+void img_rate_init(struct img_rate *r, uint64_t rate);
+/*
+ * Accounts n bytes and sleeps until the bytes before them (before=true, as
+ * QEMU's throttle lets a request through and charges it) or including them
+ * (before=false, as a block job sleeps after each chunk) fit in the rate.
+ */
+void img_rate_charge(struct img_rate *r, uint64_t n, bool before);
 
 /* A progress bar as qemu-img -p prints it. */
 struct img_progress {

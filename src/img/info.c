@@ -189,6 +189,50 @@ static int usage_error(const char *cmd)
 	return 1;
 }
 
+/*
+ * The chain did not open: qemu-img info --backing-chain opens each image on
+ * its own, so the message names the layer that failed (or the name met
+ * twice: a loop).  False when every layer opens alone (the caller reports).
+ */
+static bool chain_report(const char *filename, const char *fmt, unsigned flags)
+{
+	char *names[64], *path = strdup(filename), *bfmt = fmt ? strdup(fmt) : NULL;
+	bool reported = false;
+	int n = 0;
+
+	while (path && !reported && n < 64) {
+		struct block_dev *bd;
+		struct block_info bi;
+
+		for (int i = 0; i < n && !reported; i++)
+			if (!strcmp(names[i], path)) {
+				img_error("Backing file '%s' creates an infinite loop.", path);
+				reported = true;
+			}
+		bd = reported ? NULL : img_open(path, bfmt, flags | BLOCK_NO_BACKING |
+						BLOCK_UNSAFE_PROBE);
+		names[n++] = path;
+		path = NULL;
+		free(bfmt);
+		bfmt = NULL;
+		if (!bd) {
+			reported = true;
+			break;
+		}
+		block_get_info(bd, &bi);
+		if (bi.backing_file[0])
+			path = img_backing_path(block_filename(bd), bi.backing_file);
+		if (bi.backing_fmt[0])
+			bfmt = strdup(bi.backing_fmt);
+		block_close(bd);
+	}
+	free(path);
+	free(bfmt);
+	while (n)
+		free(names[--n]);
+	return reported;
+}
+
 int img_info(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -206,7 +250,7 @@ int img_info(int argc, char **argv)
 	unsigned flags = BLOCK_RDONLY;
 	struct block_dev *bd, *layer;
 	struct jnode *arr = NULL;
-	char *name = NULL;
+	char *name = NULL, err[4096];
 	int c;
 
 	optind = 0;
@@ -235,9 +279,16 @@ int img_info(int argc, char **argv)
 	/* As qemu-img: without the chain, the backing file is not opened at all. */
 	if (!chain)
 		flags |= BLOCK_NO_BACKING;
-	bd = img_open_image(filename, fmt, flags | BLOCK_UNSAFE_PROBE, image_opts);
-	if (!bd)
+	/* With the chain, a layer that fails to open is named (chain_report), as qemu-img. */
+	if (chain && !image_opts) {
+		if (block_open(filename, fmt, flags | BLOCK_UNSAFE_PROBE, &bd, err, sizeof(err)) < 0) {
+			if (!chain_report(filename, fmt, flags))
+				img_error("Could not open '%s': %s", filename, err);
+			return 1;
+		}
+	} else if (!(bd = img_open_image(filename, fmt, flags | BLOCK_UNSAFE_PROBE, image_opts))) {
 		return 1;
+	}
 	if (chain && json)
 		arr = jarr();
 	/* The file the options named (json:, --image-opts, file:), as qemu-img shows it. */
@@ -459,7 +510,11 @@ int img_map(int argc, char **argv)
 	bd = img_open_image(argv[optind], fmt, flags, image_opts);
 	if (!bd)
 		return 1;
-	end = block_length(bd);
+	/*
+	 * QEMU measures a raw file in whole sectors (bdrv_getlength): the tail
+	 * of the last one, past the file's end, maps as zeroes at its offset.
+	 */
+	end = (block_length(bd) + 511) & ~511ULL;
 	if (maxlen < end - (start < end ? start : end))
 		end = start + maxlen;
 	if (json)
@@ -468,7 +523,13 @@ int img_map(int argc, char **argv)
 		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
 	for (off = start; off < end;) {
 		uint64_t n = end - off < (1ULL << 30) ? end - off : (1ULL << 30);
-		ret = map_status(bd, off, n, &next);
+		if (off >= block_length(bd))
+			next = (struct map_entry){ .start = off, .length = end - off, .zero = true,
+						   .present = true, .has_offset = true, .offset = off,
+						   .filename = block_filename(bd) };
+		else
+			ret = map_status(bd, off, n < block_length(bd) - off ? n :
+					 block_length(bd) - off, &next);
 		if (ret < 0) {
 			img_error("Could not read file metadata: %s", strerror(-ret));
 			break;

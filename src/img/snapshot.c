@@ -2,6 +2,7 @@
 #include "img/img.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@ int img_snapshot(int argc, char **argv)
 	};
 	char action = 0, err[4096];
 	const char *name = NULL, *fmt = NULL;
-	unsigned flags = BLOCK_NO_BACKING;
+	unsigned flags = 0;	/* with the backing chain, as qemu-img opens it */
 	bool force_share = false, image_opts = false;
 	struct block_dev *bd;
 	int c, ret = 0;
@@ -111,7 +112,7 @@ int img_snapshot(int argc, char **argv)
  * as data, zero clusters as zeroes; what no layer above base holds stays.
  */
 static int commit_data(struct block_dev *chain, struct block_dev *base_layer,
-		       struct block_dev *base, struct img_progress *prog)
+		       struct block_dev *base, struct img_progress *prog, struct img_rate *rate)
 {
 	uint64_t size = block_length(chain), off = 0;
 	uint8_t *buf = block_alloc_buf(2 << 20);
@@ -147,11 +148,41 @@ static int commit_data(struct block_dev *chain, struct block_dev *base_layer,
 			if (ret == 0)
 				ret = block_pwrite(base, off, buf, (size_t)pnum);
 		}
+		/* -r: QEMU's commit job sleeps after each chunk it copied. */
+		if (above && ret == 0)
+			img_rate_charge(rate, pnum, false);
 		img_progress_add(prog, pnum);
 		off += pnum;
 	}
 	free(buf);
 	return ret;
+}
+
+/* The same file, as realpath resolves both names (NULL: a name does not resolve). */
+static bool same_file(const char *a, const char *b)
+{
+	char ra[PATH_MAX], rb[PATH_MAX];
+
+	return realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
+}
+
+/*
+ * QEMU's bdrv_find_backing_image: name is taken relative to each layer's
+ * directory in turn (or as given when absolute) and compared, canonicalised,
+ * with the file that layer's backing name leads to.
+ */
+static struct block_dev *find_base(struct block_dev *top, const char *name)
+{
+	for (struct block_dev *l = top; block_backing(l); l = block_backing(l)) {
+		struct block_dev *below = block_backing(l);
+		char *cand = img_backing_path(block_filename(l), name);
+		bool hit = cand && same_file(cand, block_filename(below));
+
+		free(cand);
+		if (hit)
+			return below;
+	}
+	return NULL;
 }
 
 int img_commit(int argc, char **argv)
@@ -166,6 +197,8 @@ int img_commit(int argc, char **argv)
 	bool drop = false, progress = false, quiet = false, image_opts = false;
 	struct block_dev *top = NULL, *chain = NULL, *base = NULL, *base_layer;
 	struct img_progress prog;
+	struct img_rate rate;
+	uint64_t rate_limit = 0;
 	unsigned cflags;
 	char err[4096];
 	int c, ret = 1;
@@ -180,7 +213,10 @@ int img_commit(int argc, char **argv)
 		case 'd': drop = true; break;
 		case 'p': progress = true; break;
 		case 'q': quiet = true; break;
-		case 'r': break;
+		case 'r':
+			if (!img_rate_parse(optarg, &rate_limit))
+				return 1;
+			break;
 		case OPT_OBJECT:
 			if ((ret = img_object_add(optarg)))
 				return ret < 0;
@@ -203,29 +239,28 @@ int img_commit(int argc, char **argv)
 		img_error("Invalid cache option: %s", cache);
 		return 1;
 	}
-	/* The chain for reading, unlocked; top and base opened for writing, locked. */
-	chain = img_open_image(filename, fmt, BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE,
-			       image_opts);
-	if (!chain)
+	/*
+	 * The top first, for writing, as qemu-img opens it: its open errors are
+	 * qemu-img's ("Is a directory", locks).  Then the chain for reading, unlocked.
+	 */
+	top = img_open_image(filename, fmt, cflags | BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE,
+			     image_opts);
+	if (!top)
 		return 1;
-	if (!block_backing(chain)) {
+	chain = img_open_image(filename, image_opts ? NULL : block_format_name(top),
+			       BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE, image_opts);
+	if (!chain)
+		goto out;
+	/* -b is looked up first, as qemu-img does, even in an image without a backing file. */
+	base_layer = base_name ? find_base(chain, base_name) : block_backing(chain);
+	if (!base_layer && base_name) {
+		img_error("Did not find '%s' in the backing chain of '%s'", base_name, filename);
+		goto out;
+	}
+	if (!base_layer) {
 		img_error("Image does not have a backing file");
 		goto out;
 	}
-	base_layer = block_backing(chain);
-	if (base_name) {
-		for (; base_layer; base_layer = block_backing(base_layer))
-			if (!strcmp(block_filename(base_layer), base_name))
-				break;
-		if (!base_layer) {
-			img_error("Did not find '%s' in the backing chain of '%s'", base_name, filename);
-			goto out;
-		}
-	}
-	top = img_open_image(filename, image_opts ? NULL : block_format_name(chain),
-			     cflags | BLOCK_NO_BACKING, image_opts);
-	if (!top)
-		goto out;
 	base = img_open(block_filename(base_layer), block_format_name(base_layer),
 			cflags | BLOCK_NO_BACKING);
 	if (!base)
@@ -237,7 +272,8 @@ int img_commit(int argc, char **argv)
 		goto out;
 	}
 	img_progress_init(&prog, progress, block_length(chain));
-	ret = commit_data(chain, base_layer, base, &prog);
+	img_rate_init(&rate, rate_limit);
+	ret = commit_data(chain, base_layer, base, &prog, &rate);
 	if (ret == 0)
 		ret = block_flush(base);
 	if (ret == 0 && !drop)
@@ -333,7 +369,8 @@ int img_rebase(int argc, char **argv)
 	};
 	const char *fmt = NULL, *backing = NULL, *backing_fmt = NULL, *cache = "writeback";
 	const char *src_cache = "writeback", *filename;
-	bool unsafe = false, progress = false, quiet = false, image_opts = false;
+	bool unsafe = false, progress = false, quiet = false, force_share = false;
+	bool image_opts = false;
 	struct block_dev *bd = NULL, *new = NULL;
 	struct img_progress prog;
 	unsigned flags, sflags;
@@ -352,7 +389,7 @@ int img_rebase(int argc, char **argv)
 		case 't': cache = optarg; break;
 		case 'T': src_cache = optarg; break;
 		case 'q': quiet = true; break;
-		case 'U': break;
+		case 'U': force_share = true; break;
 		case OPT_OBJECT:
 			if ((ret = img_object_add(optarg)))
 				return ret < 0;
@@ -393,7 +430,9 @@ int img_rebase(int argc, char **argv)
 			char *path = img_backing_path(filename, backing);
 			if (!path)
 				goto out;
-			if (block_open(path, backing_fmt, BLOCK_RDONLY | sflags | BLOCK_NO_LOCK, &new,
+			/* -U: the new backing file opens while another process writes it. */
+			if (block_open(path, backing_fmt,
+				       BLOCK_RDONLY | sflags | (force_share ? BLOCK_NO_LOCK : 0), &new,
 				       err, sizeof(err)) < 0) {
 				free(path);
 				img_error("Could not open new backing file '%s': %s", backing, err);

@@ -389,7 +389,7 @@ static int rebuild_and_recount(struct qcow2 *s, struct refs *r, struct block_che
 			       uint64_t *highest, FILE *report)
 {
 	struct block_check_result again = { 0 };
-	int before = res->corruptions;
+	int before = res->corruptions, leaks = res->leaks;
 	bool broken = false;
 	int ret;
 
@@ -408,8 +408,9 @@ static int rebuild_and_recount(struct qcow2 *s, struct refs *r, struct block_che
 	*r = (struct refs){ 0 };
 	ret = qcow2_count_refs(s, r, &again, qcow2_size_to_clusters(s, s->file_size), 0, &broken,
 			       NULL);
+	/* QEMU prints these repairs of the old structure's clusters too. */
 	if (ret == 0)
-		ret = compare_refs(s, r, &again, BLOCK_FIX_LEAKS, &broken, highest, NULL);
+		ret = compare_refs(s, r, &again, BLOCK_FIX_LEAKS, &broken, highest, report);
 	if (ret < 0)
 		return ret;
 	if (broken) {
@@ -419,6 +420,8 @@ static int rebuild_and_recount(struct qcow2 *s, struct refs *r, struct block_che
 	res->corruptions = again.corruptions;
 	if (before > again.corruptions)
 		res->corruptions_fixed += before - again.corruptions;
+	/* The first comparison only counted the leaks: the new structure has none of them. */
+	res->leaks_fixed += leaks;
 	res->leaks = 0;
 	return 0;
 }
@@ -427,7 +430,7 @@ static int check_locked(struct qcow2 *s, unsigned fix, struct block_check_result
 			FILE *report)
 {
 	uint64_t nb_clusters = qcow2_size_to_clusters(s, s->file_size), highest;
-	struct block_check_result snap = { 0 };
+	struct block_check_result snap = { 0 }, pre;
 	struct refs r = { 0 };
 	bool rebuild_needed = false;
 	int ret;
@@ -457,12 +460,27 @@ static int check_locked(struct qcow2 *s, unsigned fix, struct block_check_result
 		s->check_refs[i] = r.n[i] != 0;
 	s->check_refs_size = r.size;
 
-	ret = compare_refs(s, &r, res, fix, &rebuild_needed, &highest, report);
+	/*
+	 * As QEMU's qcow2_check_refcounts: a first comparison only reports
+	 * ("Leaked"/"ERROR" lines); the repair is a second one ("Repairing").
+	 */
+	pre = *res;
+	ret = compare_refs(s, &r, res, 0, &rebuild_needed, &highest, report);
 	if (ret < 0)
 		goto out;
 	/* Clusters in use but counted 0, or broken blocks: a new structure from the counts. */
 	if (rebuild_needed && (fix & BLOCK_FIX_ERRORS)) {
 		ret = rebuild_and_recount(s, &r, res, &highest, report);
+		if (ret < 0)
+			goto out;
+	} else if (fix && rebuild_needed) {
+		say(report, "ERROR need to rebuild refcount structures\n");
+		res->check_errors++;
+		ret = -EIO;
+		goto out;
+	} else if (fix && (res->leaks || res->corruptions)) {
+		*res = pre;
+		ret = compare_refs(s, &r, res, fix, &rebuild_needed, &highest, report);
 		if (ret < 0)
 			goto out;
 	}

@@ -584,11 +584,12 @@ static int zero_in_table(struct qcow2 *s, uint64_t l1_index, uint64_t first, uin
 	int ret;
 
 	/*
-	 * Nothing mapped and nothing below: it reads as zeroes already.  Unless
-	 * unmapping is refused: then v3 records zero clusters, as QEMU's
-	 * zero_in_l2_slice does (they stay zero under a backing file added later).
+	 * Nothing mapped and nothing below: it reads as zeroes already.  v3 still
+	 * records zero clusters, as QEMU's zero_in_l2_slice does whether or not
+	 * it may unmap: qemu-img convert -n and commit show them present, and
+	 * they stay zero under a backing file added later.  v2 has no zero flag.
 	 */
-	if (!(s->l1[l1_index] & L1E_OFFSET_MASK) && !backing && (may_unmap || !v3))
+	if (!(s->l1[l1_index] & L1E_OFFSET_MASK) && !backing && !v3)
 		return 0;
 	ret = l2_get_writable(s, l1_index, &table);
 	if (ret < 0)
@@ -597,8 +598,8 @@ static int zero_in_table(struct qcow2 *s, uint64_t l1_index, uint64_t first, uin
 		uint64_t e = qcow2_l2_get(s, table, l2_index + i), ne;
 		enum qcow2_type t = qcow2_entry_type(s, e);
 
-		if (!v3 || (may_unmap && !backing)) {
-			ne = 0;
+		if (!v3) {
+			ne = 0;	/* v2 has no zero flag; with a backing file we wrote bytes */
 		} else if (!may_unmap && in_place(s, e)) {
 			ne = (e & L2E_OFFSET_MASK) | QCOW_OFLAG_COPIED | QCOW_OFLAG_ZERO;
 		} else {

@@ -530,6 +530,19 @@ int qcow2_bitmaps_open_rw(struct qcow2 *s, char *err, size_t errlen)
 		update = true;
 	}
 	if (update) {
+		uint64_t doff, dsize;
+		uint32_t nb;
+		unsigned hit = 0;
+		/*
+		 * Marking in use rewrites the directory in place: where it lies on
+		 * other metadata, refuse the open before anything is written, rather
+		 * than let the overlap check mark the image corrupt on the way.
+		 */
+		if (qcow2_bitmap_dir(s, &doff, &dsize, &nb) &&
+		    qcow2_overlaps(s, s->overlap & ~QCOW2_OL_BITMAP_DIRECTORY, doff, dsize, &hit) == 0 &&
+		    hit)
+			return block_err(err, errlen, "Can't update bitmap directory: it overlaps the %s",
+					 qcow2_overlap_name(hit));
 		ret = dir_in_place(s);
 		if (ret < 0)
 			return block_err(err, errlen, "Can't update bitmap directory: %s",

@@ -31,10 +31,11 @@ static void print_human(const struct block_check_result *r)
 }
 
 /* ImageCheck (qapi/block-core.json): optional members only when non-zero. */
-static void print_json(const struct block_check_result *r, const char *filename,
+static int print_json(const struct block_check_result *r, const char *filename,
 		       const char *format)
 {
 	struct jnode *o = jobj();
+	int ret;
 
 	jset_str(o, "filename", filename);
 	jset_str(o, "format", format);
@@ -57,8 +58,9 @@ static void print_json(const struct block_check_result *r, const char *filename,
 		jset_int(o, "fragmented-clusters", (int64_t)r->fragmented_clusters);
 	if (r->compressed_clusters)
 		jset_int(o, "compressed-clusters", (int64_t)r->compressed_clusters);
-	jprint(stdout, o);
+	ret = jprint(stdout, o);
 	jfree(o);
+	return ret;
 }
 
 /* One check, its report lines on stderr ahead of anything printed after it. */
@@ -175,9 +177,12 @@ int img_check(int argc, char **argv)
 		r2.corruptions_fixed = r.corruptions_fixed;
 		r = r2;
 	}
-	if (json)
-		print_json(&r, filename, block_format_name(bd));
-	else if (!quiet)
+	if (json && print_json(&r, filename, block_format_name(bd)) < 0) {
+		img_error("Could not print the check result: out of memory");
+		block_close(bd);
+		return 1;
+	}
+	if (!json && !quiet)
 		print_human(&r);
 	block_close(bd);
 	if (r.check_errors)

@@ -599,8 +599,12 @@ int img_measure(int argc, char **argv)
 		jset_int(j, "fully-allocated", (int64_t)full);
 		if (bitmaps)
 			jset_int(j, "bitmaps", (int64_t)bitmaps_size);
-		jprint(stdout, j);
+		ret = jprint(stdout, j);
 		jfree(j);
+		if (ret < 0) {
+			img_error("out of memory");
+			return 1;
+		}
 	} else {
 		printf("required size: %" PRIu64 "\n", required);
 		printf("fully allocated size: %" PRIu64 "\n", full);

@@ -190,7 +190,11 @@ void img_progress_init(struct img_progress *p, bool enabled, uint64_t total);
 void img_progress_add(struct img_progress *p, uint64_t n);
 void img_progress_end(struct img_progress *p);
 
-/* JSON values with qemu-img's output format (QObject pretty printing). */
+/*
+ * json.c: JSON values with qemu-img's output format (QObject pretty
+ * printing).  An allocation failure is carried in the tree: jprint and
+ * jdump_human then print nothing and return -ENOMEM.
+ */
 struct jnode;
 struct jnode *jobj(void);
 struct jnode *jarr(void);
@@ -201,9 +205,10 @@ void jset_bool(struct jnode *o, const char *key, bool v);
 void jset(struct jnode *o, const char *key, struct jnode *v);
 void jadd(struct jnode *arr, struct jnode *v);
 void jadd_str(struct jnode *arr, const char *v);
-void jprint(FILE *f, const struct jnode *n);	/* pretty, then a newline */
+int jprint(FILE *f, const struct jnode *n);	/* pretty, then a newline */
 /* qemu-img's human dump of a dict: "key with spaces: value", nested by 4. */
-void jdump_human(FILE *f, const struct jnode *n, int indent);
+int jdump_human(FILE *f, const struct jnode *n, int indent);
+const struct jnode *img_jmember(const struct jnode *o, const char *key);
 void jfree(struct jnode *n);
 
 /* ImageInfo for one image, as qemu-img info builds it. */

@@ -178,8 +178,8 @@ static void dump_human(struct block_dev *bd, const char *filename, const struct 
 	if (info.qcow2_version) {
 		const struct jnode *spec = member(json, "format-specific");
 		printf("Format specific information:\n");
-		if (spec && member(spec, "data"))
-			jdump_human(stdout, member(spec, "data"), 1);
+		if (spec && member(spec, "data") && jdump_human(stdout, member(spec, "data"), 1) < 0)
+			img_error("Could not print the format specific information: out of memory");
 	}
 }
 
@@ -251,7 +251,7 @@ int img_info(int argc, char **argv)
 	struct block_dev *bd, *layer;
 	struct jnode *arr = NULL;
 	char *name = NULL, err[4096];
-	int c;
+	int c, ret = 0;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "hf:U", longopts, NULL)) != -1) {
@@ -299,8 +299,10 @@ int img_info(int argc, char **argv)
 		if (arr) {
 			jadd(arr, info);
 		} else if (json) {
-			jprint(stdout, info);
+			ret = jprint(stdout, info);
 			jfree(info);
+			if (ret < 0)
+				break;
 		} else {
 			if (layer != bd)
 				printf("\n");
@@ -322,10 +324,14 @@ int img_info(int argc, char **argv)
 	}
 	free(name);
 	if (arr) {
-		jprint(stdout, arr);
+		ret = jprint(stdout, arr);
 		jfree(arr);
 	}
 	block_close(bd);
+	if (ret < 0) {
+		img_error("Could not print the image information: out of memory");
+		return 1;
+	}
 	return 0;
 }
 

@@ -1,7 +1,9 @@
 /*
  * size_parse and uint_parse, with properties checked on every success:
- * a suffixed size does not depend on the default unit, and a bare number
- * scales exactly by it.
+ * a size that does not end in a digit does not depend on the default unit,
+ * and one that does (QEMU's "legacy suffix-less format", e.g. -m 128)
+ * scales exactly by it.  "1." or "0xb" end in no digit, so QEMU does not
+ * scale them either.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -26,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	size_t slen = strlen(text);
 	bool ok_b = size_parse(text, 1, &bytes);
 	bool ok_m = size_parse(text, 1ULL << 20, &mib);
-	bool suffixed = slen > 0 && strchr("bBkKmMgGtT", text[slen - 1]) != NULL;
+	bool suffixed = slen > 0 && !(text[slen - 1] >= '0' && text[slen - 1] <= '9');
 
 	if (suffixed) {
 		if (ok_b != ok_m || (ok_b && bytes != mib))

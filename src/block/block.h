@@ -1,10 +1,11 @@
 /*
- * The block layer shared by kestrel (virtio-blk, later IDE) and kestrel-img:
+ * The block layer shared by kestrel (virtio-blk, IDE, floppy) and kestrel-img:
  * an opened image is a struct block_dev with explicit state, no globals, safe
  * to use from several threads (each driver serialises its own metadata).
  *
  * Requests are positional and synchronous here; the VMM issues them from its
- * I/O threads.  The same entry points can later complete through io_uring.
+ * I/O threads, and batches of them go through aio.c (a thread pool or
+ * io_uring).
  */
 #ifndef KESTREL_BLOCK_BLOCK_H
 #define KESTREL_BLOCK_BLOCK_H

@@ -182,13 +182,8 @@ PENDING = {
     "create-o-encrypt.format=luks": "F --image-opts/--object/json:/protocol names",
     "info-name-blkdebug": "F --image-opts/--object/json:/protocol names",
     "info-name-nbd+unix": "F --image-opts/--object/json:/protocol names",
-    "bench-q-qcow2": "X bench -q: qemu-img 7.2 still prints its two lines",
-    "bench-q-raw": "X bench -q: qemu-img 7.2 still prints its two lines",
     "bench-w-qcow2": "X bench -w: the written image differs (allocation)",
     "bench-w-raw": "X bench -w: the written image differs (allocation)",
-    "dd-skip-qcow2": "X dd skip= past the end: qemu-img fails, kestrel-img copies",
-    "dd-skip-raw": "X dd skip= past the end: qemu-img fails, kestrel-img copies",
-    "measure-l": "X measure -l (snapshot) refused",
 }
 
 

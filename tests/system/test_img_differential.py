@@ -165,10 +165,6 @@ PENDING = {
     "convert-o-data_file=out.data-raw": "E extended_l2/data_file",
     "create-o-data_file=n.data": "E extended_l2/data_file",
     "create-o-data_file=n.data+data_file_raw=on": "E extended_l2/data_file",
-    "create-luks": "F --image-opts/--object/json:/protocol names",
-    "create-o-encrypt.format=luks": "F --image-opts/--object/json:/protocol names",
-    "info-name-blkdebug": "F --image-opts/--object/json:/protocol names",
-    "info-name-nbd+unix": "F --image-opts/--object/json:/protocol names",
     "bench-w-qcow2": "X bench -w: the written image differs (allocation)",
     "bench-w-raw": "X bench -w: the written image differs (allocation)",
 }

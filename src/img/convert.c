@@ -940,10 +940,23 @@ int img_dd(int argc, char **argv)
 	src = img_open_image(in, fmt, flags, image_opts);
 	if (!src)
 		return 1;
-	in_pos = skip > block_length(src) / bs ? block_length(src) : skip * bs;
-	size = block_length(src) - in_pos;
+	/*
+	 * qemu-img 7.2 (img_dd) caps the input by count= before it applies
+	 * skip=, so count= counts blocks from the start of the input; a skip
+	 * past that end warns, creates an empty output and still succeeds,
+	 * like dd(1).  Kept as is: scripts see the same output image.
+	 */
+	size = block_length(src);
 	if (count != UINT64_MAX && count <= size / bs)
 		size = count * bs;
+	if (skip > size / bs) {
+		img_error("%s: cannot skip to specified offset", in);
+		size = 0;
+		in_pos = 0;
+	} else {
+		in_pos = skip * bs;
+		size -= in_pos;
+	}
 	o.size = size;
 	if (block_create(out, out_fmt, &o, err, sizeof(err)) < 0) {
 		img_error("%s: error while creating output image: %s", out, err);

@@ -13,9 +13,9 @@ Normalisation is limited to what must differ between the two runs:
   - kestrel-img's own name, as "qemu-img" (a drop-in replacement is installed
     under that name; the binary is run here as kestrel-img);
   - each side's temporary directory, as "$TMP".
-Two more, each confined to where it applies and justified where it is done
+Three more, each confined to where it applies and justified where it is done
 (TIMED cases: bench's "Run completed in N seconds"; snapshot dates in the
-JSON of the resulting images).
+JSON of the resulting images; QEMU's generated node names, "#blockNNN").
 
 Used by tests/system/test_img_differential.py (which holds the list of
 differences still being fixed, PENDING) and bench/img_matrix; run directly:
@@ -581,6 +581,10 @@ class Side:
 
 KESTREL_NAME = re.compile(r"\bkestrel-img\b")
 BENCH_TIME = re.compile(r"(Run completed in )\d+\.\d+( seconds)")
+# qemu-img names an anonymous node "#block" + a counter + a random two-digit
+# number (util/id.c id_generate), so the name differs from run to run:
+# "#block153", then "#block172" for the same command.  It cannot match.
+NODE_NAME = re.compile(r"#block\d+")
 
 
 def normalise(text, side_dir, kestrel, timed=False):
@@ -590,7 +594,7 @@ def normalise(text, side_dir, kestrel, timed=False):
     if timed:
         # bench: how long the run took is measured, not computed; it cannot match.
         text = BENCH_TIME.sub(r"\1N\2", text)
-    return text
+    return NODE_NAME.sub("#blockN", text)
 
 
 def run_side(prog, c, d, kestrel):

@@ -407,3 +407,42 @@ def test_extension_checks_at_open_as_qemu(tmp_path, field, fmt, value):
             rc, out, err = run([prog, *cmd], cwd=c)
             res.append((rc, norm(out + err, prog).replace(os.path.basename(str(prog)), "PROG")))
         assert res[0] == res[1]
+
+
+def _extents(path):
+    """The file's allocated ranges (SEEK_DATA/SEEK_HOLE)."""
+    out, pos = [], 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        while pos < size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break
+            pos = os.lseek(fd, start, os.SEEK_HOLE)
+            out.append((start, pos))
+    finally:
+        os.close(fd)
+    return out
+
+
+@pytest.mark.parametrize("op", [["--clear"], ["--disable"], ["--remove"], ["--merge", "b1"]])
+def test_bitmap_rewrite_leaves_allocation_as_qemu(tmp_path, op):
+    """A rewritten bitmap directory/table frees the old clusters without
+    punching them (QEMU's QCOW2_DISCARD_OTHER): the file's allocation matches
+    qemu-img's, not only its refcounts."""
+    base = tmp_path / "base.qcow2"
+    ok(qimg("create", "-q", "-f", "qcow2", base, "4M"))
+    run(["qemu-io", "-c", "write -P 1 0 1M", str(base)])
+    for args in (["b0"], ["--disable", "b1"], ["-g", "128k", "b2"]):
+        ok(qimg("bitmap", "--add", base, *args[:-1], args[-1]))
+    sides = {}
+    for name, tool in (("k", kimg), ("q", qimg)):
+        img = tmp_path / f"{name}.qcow2"
+        with open(base, "rb") as fi, open(img, "wb") as fo:
+            fo.write(fi.read())
+        subprocess.run(["fallocate", "--dig-holes", str(img)], check=True)
+        ok(tool("bitmap", *op, img, "b0"))
+        sides[name] = _extents(img)
+    assert sides["k"] == sides["q"]

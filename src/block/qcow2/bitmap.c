@@ -606,7 +606,8 @@ static int free_table(struct qcow2 *s, uint64_t offset, uint32_t entries)
 			ret = qcow2_free_later(s, t[i] & BME_ENTRY_OFFSET, 1);
 	free(t);
 	if (ret == 0)
-		ret = qcow2_free_later(s, offset, qcow2_size_to_clusters(s, (uint64_t)entries * 8));
+		ret = qcow2_free_later_keep(s, offset,
+					    qcow2_size_to_clusters(s, (uint64_t)entries * 8));
 	return ret;
 }
 
@@ -702,7 +703,7 @@ static int switch_dir(struct qcow2 *s)
 	if (ret < 0)
 		return ret;
 	if (had)
-		ret = qcow2_free_later(s, old_off, qcow2_size_to_clusters(s, old_size));
+		ret = qcow2_free_later_keep(s, old_off, qcow2_size_to_clusters(s, old_size));
 	for (size_t i = 0; i < s->nb_bm_drop && ret == 0; i++)
 		ret = free_table(s, s->bm_drop[i].offset, (uint32_t)s->bm_drop[i].clusters);
 	s->nb_bm_drop = 0;

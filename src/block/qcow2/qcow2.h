@@ -169,6 +169,7 @@ struct qcow2_cache {
 struct qcow2_free {
 	uint64_t offset;		/* host offset of the first cluster */
 	uint64_t clusters;
+	bool keep;			/* freed, but the space is not punched */
 };
 
 /*
@@ -331,6 +332,7 @@ int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offset);
 int qcow2_alloc_clusters_at(struct qcow2 *s, uint64_t offset, uint64_t n);
 int qcow2_alloc_bytes(struct qcow2 *s, uint64_t size, uint64_t *offset);
 int qcow2_free_later(struct qcow2 *s, uint64_t offset, uint64_t clusters);
+int qcow2_free_later_keep(struct qcow2 *s, uint64_t offset, uint64_t clusters);
 int qcow2_free_now(struct qcow2 *s, uint64_t offset, uint64_t clusters);
 int qcow2_free_compressed_later(struct qcow2 *s, uint64_t l2e);
 int qcow2_apply_pending_frees(struct qcow2 *s);

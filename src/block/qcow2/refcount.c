@@ -461,11 +461,11 @@ int qcow2_alloc_bytes(struct qcow2 *s, uint64_t size, uint64_t *offset)
 	return 0;
 }
 
-int qcow2_free_later(struct qcow2 *s, uint64_t offset, uint64_t clusters)
+static int free_later(struct qcow2 *s, uint64_t offset, uint64_t clusters, bool keep)
 {
 	if (!clusters)
 		return 0;
-	if (s->nb_pending &&
+	if (s->nb_pending && s->pending[s->nb_pending - 1].keep == keep &&
 	    s->pending[s->nb_pending - 1].offset +
 			    (s->pending[s->nb_pending - 1].clusters << s->cluster_bits) == offset) {
 		s->pending[s->nb_pending - 1].clusters += clusters;
@@ -481,11 +481,26 @@ int qcow2_free_later(struct qcow2 *s, uint64_t offset, uint64_t clusters)
 	}
 	s->pending[s->nb_pending].offset = offset;
 	s->pending[s->nb_pending].clusters = clusters;
+	s->pending[s->nb_pending].keep = keep;
 	s->nb_pending++;
 	/* Keep the list short: writing the L2 tables out lets the frees go through. */
 	if (s->nb_pending >= 4096 && !s->inflight)
 		return qcow2_flush_metadata(s, false);
 	return 0;
+}
+
+int qcow2_free_later(struct qcow2 *s, uint64_t offset, uint64_t clusters)
+{
+	return free_later(s, offset, clusters, false);
+}
+
+/*
+ * Frees that QEMU makes with QCOW2_DISCARD_OTHER (not passed down by
+ * default): the space stays allocated in the file, as qemu-img leaves it.
+ */
+int qcow2_free_later_keep(struct qcow2 *s, uint64_t offset, uint64_t clusters)
+{
+	return free_later(s, offset, clusters, true);
 }
 
 /* The clusters a compressed cluster's data touches. */
@@ -593,7 +608,7 @@ int qcow2_apply_pending_frees(struct qcow2 *s)
 			ret = qcow2_update_refcount(s, c, -1);
 			if (ret == 0)
 				ret = qcow2_get_refcount(s, c, &rc);
-			if (ret == 0 && rc == 0 && (c << s->cluster_bits) < s->file_size)
+			if (ret == 0 && rc == 0 && !f->keep && (c << s->cluster_bits) < s->file_size)
 				punch(s, &hole, &hole_len, c << s->cluster_bits, s->cluster_size);
 		}
 	}

@@ -91,7 +91,7 @@ int img_check(int argc, char **argv)
 	int c, ret;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "hf:r:T:qU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:r:T:qU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("check"); return 0;
 		case 'f': fmt = optarg; break;
@@ -122,13 +122,11 @@ int img_check(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s check --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return 1;
+		return img_usage_error("Expecting one image file name");
 	}
 	filename = argv[optind];
 	if (!img_parse_output(output, &json))

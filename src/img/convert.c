@@ -597,7 +597,7 @@ int img_convert(int argc, char **argv)
 	int ch, ret = 1, nworkers;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:s:", longopts,
+	while ((ch = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:s:", longopts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 'h': img_cmd_help("convert"); return 0;
@@ -666,8 +666,7 @@ int img_convert(int argc, char **argv)
 		case OPT_BITMAPS: bitmaps = true; break;
 		case OPT_SKIP_BROKEN: skip_broken = true; break;
 		default:
-			img_error("Try '%s convert --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(ch, argv);
 		}
 	}
 	if (quiet)
@@ -888,7 +887,7 @@ int img_dd(int argc, char **argv)
 			return 0;
 		}
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "hf:O:U", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":hf:O:U", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'h': img_cmd_help("dd"); return 0;
 		case 'f': fmt = optarg; break;
@@ -896,8 +895,7 @@ int img_dd(int argc, char **argv)
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s dd --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(ch, argv);
 		}
 	}
 	for (int i = optind; i < argc; i++) {

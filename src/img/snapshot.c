@@ -29,7 +29,7 @@ int img_snapshot(int argc, char **argv)
 	int c, ret = 0;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "la:c:d:f:hqU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":la:c:d:f:hqU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("snapshot"); return 0;
 		case 'l':
@@ -53,13 +53,11 @@ int img_snapshot(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s snapshot --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return 1;
+		return img_usage_error("Expecting one image file name");
 	}
 	if (!action)
 		action = 'l';
@@ -204,7 +202,7 @@ int img_commit(int argc, char **argv)
 	int c, ret = 1;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "f:ht:b:dpqr:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:ht:b:dpqr:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("commit"); return 0;
 		case 'f': fmt = optarg; break;
@@ -224,15 +222,13 @@ int img_commit(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s commit --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(c, argv);
 		}
 	}
 	if (quiet)
 		progress = false;
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return 1;
+		return img_usage_error("Expecting one image file name");
 	}
 	filename = argv[optind];
 	if (!img_cache_flags(cache, &cflags)) {
@@ -378,7 +374,7 @@ int img_rebase(int argc, char **argv)
 	int c, ret = 1;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "hf:F:b:upt:T:qU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("rebase"); return 0;
 		case 'f': fmt = optarg; break;
@@ -397,15 +393,13 @@ int img_rebase(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s rebase --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(c, argv);
 		}
 	}
 	if (quiet)
 		progress = false;
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return 1;
+		return img_usage_error("Expecting one image file name");
 	}
 	if (!backing) {
 		img_error("Must specify backing file (-b)");

@@ -101,9 +101,8 @@ int img_check(int argc, char **argv)
 			else if (!strcmp(optarg, "all"))
 				fix = BLOCK_FIX_LEAKS | BLOCK_FIX_ERRORS;
 			else {
-				img_error("Unknown option value for -r (expecting 'leaks' or 'all'): %s",
-					  optarg);
-				return 1;
+				return img_usage_error("Unknown option value for -r "
+						       "(expecting 'leaks' or 'all'): %s", optarg);
 			}
 			break;
 		case 'T':

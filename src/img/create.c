@@ -347,6 +347,9 @@ int img_resize(int argc, char **argv)
 	bool negative = false;
 	int c, sign = 0, ret;
 
+	/* qemu-img counts the words before it parses any option. */
+	if (argc < 3)
+		return img_usage_error("Not enough arguments");
 	/* "-N" would look like an option: qemu-img takes it out first. */
 	if (argc >= 3 && argv[argc - 1][0] == '-' && argv[argc - 1][1] >= '0' &&
 	    argv[argc - 1][1] <= '9') {

@@ -473,18 +473,12 @@ int img_map(int argc, char **argv)
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: output = optarg; break;
 		case OPT_START:
-			if (!img_parse_size(optarg, &start)) {
-				img_error("Invalid start offset specified! You may use k, M, G, T, P or E "
-					  "suffixes for ");
+			if (!img_parse_size_arg("start offset", optarg, &start))
 				return 1;
-			}
 			break;
 		case OPT_MAXLEN:
-			if (!img_parse_size(optarg, &maxlen)) {
-				img_error("Invalid length specified! You may use k, M, G, T, P or E "
-					  "suffixes for ");
+			if (!img_parse_size_arg("max length", optarg, &maxlen))
 				return 1;
-			}
 			break;
 		case OPT_OBJECT:
 			if ((c = img_object_add(optarg)))

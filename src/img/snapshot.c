@@ -37,8 +37,7 @@ int img_snapshot(int argc, char **argv)
 		case 'c':
 		case 'd':
 			if (action) {
-				img_error("Cannot mix '-l', '-a', '-c', '-d'");
-				return 1;
+				return img_usage_error("Cannot mix '-l', '-a', '-c', '-d'");
 			}
 			action = (char)c;
 			name = optarg;
@@ -401,6 +400,8 @@ int img_rebase(int argc, char **argv)
 	if (optind != argc - 1) {
 		return img_usage_error("Expecting one image file name");
 	}
+	if (!backing && !unsafe)
+		return img_usage_error("Must specify backing file (-b) or use unsafe mode (-u)");
 	if (!backing) {
 		img_error("Must specify backing file (-b)");
 		return 1;

@@ -503,6 +503,8 @@ int img_map(int argc, char **argv)
 	end = (block_length(bd) + 511) & ~511ULL;
 	if (maxlen < end - (start < end ? start : end))
 		end = start + maxlen;
+	/* As qemu-img: an empty range (start at or past the end) maps as one empty entry at start. */
+	curr.start = start;
 	if (json)
 		printf("[");
 	else

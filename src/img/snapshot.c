@@ -411,11 +411,6 @@ int img_rebase(int argc, char **argv)
 		img_error("Invalid cache option: %s", cache);
 		return 1;
 	}
-	if (*backing && !backing_fmt) {
-		img_error("Could not change the backing file to '%s': backing format must be "
-			  "specified", backing);
-		return 1;
-	}
 	/* Safe mode reads through the old chain, so it must open; -u never opens it. */
 	bd = img_open_image(filename, fmt, flags | (unsafe ? BLOCK_NO_BACKING : 0), image_opts);
 	if (!bd)
@@ -435,6 +430,17 @@ int img_rebase(int argc, char **argv)
 			}
 			free(path);
 		}
+	}
+	/*
+	 * qemu-img opens the image (and, safe, the new backing file) before it
+	 * refuses a backing file without a format; refused before any data moves.
+	 */
+	if (*backing && !backing_fmt) {
+		img_error("Could not change the backing file to '%s': backing format must be "
+			  "specified", backing);
+		goto out;
+	}
+	if (!unsafe) {
 		img_progress_init(&prog, progress, block_length(bd));
 		ret = rebase_data(bd, block_backing(bd), new, &prog);
 		if (ret < 0) {

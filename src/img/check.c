@@ -132,6 +132,8 @@ int img_check(int argc, char **argv)
 		return 1;
 	if (!fix)
 		flags |= BLOCK_RDONLY;
+	else	/* -r opens read-write: qemu-img warns of a probed raw image, restricting block 0. */
+		flags &= ~BLOCK_UNSAFE_PROBE;
 	if ((flags & BLOCK_NO_LOCK) && fix) {
 		img_error("--force-share/-U is not allowed when repairing an image");
 		return 1;

@@ -347,8 +347,11 @@ int img_resize(int argc, char **argv)
 	bool negative = false;
 	int c, sign = 0, ret;
 
-	/* qemu-img counts the words before it parses any option. */
-	if (argc < 3)
+	/*
+	 * qemu-img counts the words before it parses any option; a lone
+	 * -h/--help still prints the usage here (documented: resize-help).
+	 */
+	if (argc < 3 && !(argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))))
 		return img_usage_error("Not enough arguments");
 	/* "-N" would look like an option: qemu-img takes it out first. */
 	if (argc >= 3 && argv[argc - 1][0] == '-' && argv[argc - 1][1] >= '0' &&

@@ -22,6 +22,7 @@ int img_snapshot(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	char action = 0, err[4096];
+	/* qemu-img 7.2's snapshot takes no -f: the format is always probed. */
 	const char *name = NULL, *fmt = NULL;
 	unsigned flags = 0;	/* with the backing chain, as qemu-img opens it */
 	bool force_share = false, image_opts = false;
@@ -29,7 +30,7 @@ int img_snapshot(int argc, char **argv)
 	int c, ret = 0;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":la:c:d:f:hqU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":la:c:d:hqU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("snapshot"); return 0;
 		case 'l':
@@ -42,7 +43,6 @@ int img_snapshot(int argc, char **argv)
 			action = (char)c;
 			name = optarg;
 			break;
-		case 'f': fmt = optarg; break;
 		case 'q': break;
 		case 'U': force_share = true; break;
 		case OPT_OBJECT:

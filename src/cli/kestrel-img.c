@@ -83,9 +83,7 @@ int main(int argc, char **argv)
 		img_prog = slash && slash[1] ? slash + 1 : argv[0];
 	}
 	if (argc < 2) {
-		img_error("Not enough arguments");
-		img_error("Try '%s --help' for more information", IMG_NAME);
-		return 1;
+		return img_usage_error("Not enough arguments");
 	}
 	cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
@@ -99,6 +97,8 @@ int main(int argc, char **argv)
 	for (const struct img_cmd *c = img_cmds; c->name; c++)
 		if (!strcmp(c->name, cmd))
 			return c->run(argc - 1, argv + 1);
-	img_error("Command not found: %s", cmd);
-	return 1;
+	/* qemu-img parses its own options first: "--frobnicate" is no command. */
+	if (cmd[0] == '-')
+		return img_usage_error("unrecognized option '%s'", cmd);
+	return img_usage_error("Command not found: %s", cmd);
 }

@@ -154,7 +154,7 @@ int img_bench(int argc, char **argv)
 	bool image_opts = false;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "hc:d:f:ni:o:qs:S:t:wU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("bench"); return 0;
 		case 'c':
@@ -225,13 +225,11 @@ int img_bench(int argc, char **argv)
 			b.pattern = (int)v;
 			break;
 		default:
-			img_error("Try '%s bench --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return 1;
+		return img_usage_error("Expecting one image file name");
 	}
 	if (b.flush_interval && b.flush_interval < depth && b.drain) {
 		img_error("Flush interval can't be smaller than depth");

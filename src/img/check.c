@@ -93,7 +93,7 @@ int img_check(int argc, char **argv)
 	int c, ret;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "hf:r:T:qU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:r:T:qU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("check"); return 0;
 		case 'f': fmt = optarg; break;
@@ -103,9 +103,8 @@ int img_check(int argc, char **argv)
 			else if (!strcmp(optarg, "all"))
 				fix = BLOCK_FIX_LEAKS | BLOCK_FIX_ERRORS;
 			else {
-				img_error("Unknown option value for -r (expecting 'leaks' or 'all'): %s",
-					  optarg);
-				return 1;
+				return img_usage_error("Unknown option value for -r "
+						       "(expecting 'leaks' or 'all'): %s", optarg);
 			}
 			break;
 		case 'T':
@@ -124,19 +123,19 @@ int img_check(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s check --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return 1;
+		return img_usage_error("Expecting one image file name");
 	}
 	filename = argv[optind];
 	if (!img_parse_output(output, &json))
 		return 1;
 	if (!fix)
 		flags |= BLOCK_RDONLY;
+	else	/* -r opens read-write: qemu-img warns of a probed raw image, restricting block 0. */
+		flags &= ~BLOCK_UNSAFE_PROBE;
 	if ((flags & BLOCK_NO_LOCK) && fix) {
 		img_error("--force-share/-U is not allowed when repairing an image");
 		return 1;

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <getopt.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,6 +22,25 @@ void img_error(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%s: %s\n", IMG_NAME, msg);
+}
+
+int img_usage_error(const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s\nTry '%s --help' for more information\n", IMG_NAME, msg, IMG_NAME);
+	return 1;
+}
+
+int img_bad_option(int c, char **argv)
+{
+	if (c == ':')
+		return img_usage_error("missing argument for option '%s'", argv[optind - 1]);
+	return img_usage_error("unrecognized option '%s'", argv[optind - 1]);
 }
 
 int img_strtosz(const char *text, uint64_t *out)

@@ -63,7 +63,7 @@ int img_compare(int argc, char **argv)
 	bool image_opts = false;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "hf:F:T:pqsU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:F:T:pqsU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("compare"); return 0;
 		case 'f': fmt1 = optarg; break;
@@ -80,15 +80,13 @@ int img_compare(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s compare --help' for more information", IMG_NAME);
-			return 2;
+			return img_bad_option(c, argv);
 		}
 	}
 	if (quiet)
 		progress = false;
 	if (optind != argc - 2) {
-		img_error("Expecting two image file names");
-		return 2;
+		return img_usage_error("Expecting two image file names");
 	}
 	if (!img_cache_flags(cache, &cf)) {
 		img_error("Invalid source cache option: %s", cache);

@@ -597,7 +597,7 @@ int img_convert(int argc, char **argv)
 	int ch, ret = 1, nworkers;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:s:", longopts,
+	while ((ch = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:s:", longopts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 'h': img_cmd_help("convert"); return 0;
@@ -666,8 +666,7 @@ int img_convert(int argc, char **argv)
 		case OPT_BITMAPS: bitmaps = true; break;
 		case OPT_SKIP_BROKEN: skip_broken = true; break;
 		default:
-			img_error("Try '%s convert --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(ch, argv);
 		}
 	}
 	if (quiet)
@@ -692,7 +691,8 @@ int img_convert(int argc, char **argv)
 	if (!img_check_create_format(out_fmt, NULL))
 		return 1;
 	if (argc - optind < 2) {
-		img_error("Expecting image file name");
+		/* qemu-img 7.2 words both a missing source and a missing output so. */
+		img_error("Must specify image file name");
 		return 1;
 	}
 	if (target_image_opts && !no_create) {
@@ -864,6 +864,28 @@ out:
 }
 
 /* qemu-img dd: bs=, count=, skip=, if=, of=; creates the output image. */
+/*
+ * A dd operand's number, checked as qemu-img's cvtnum_full does: bs= lies in
+ * 1..INT_MAX, count= and skip= in 0..INT64_MAX; the message names the operand.
+ */
+static bool img_dd_number(const char *name, const char *text, uint64_t *out)
+{
+	uint64_t max = name[0] == 'b' ? INT32_MAX : INT64_MAX;
+	int r = img_strtosz(text, out);
+
+	if (r == -ERANGE || (r == 0 && (*out > max || (name[0] == 'b' && !*out)))) {
+		img_error("Invalid %s specified. Must be between %d and %" PRIu64 ".", name,
+			  name[0] == 'b', max);
+		return false;
+	}
+	if (r < 0) {
+		img_error("Invalid %s specified. You may use k, M, G, T, P or E suffixes for", name);
+		img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+		return false;
+	}
+	return true;
+}
+
 int img_dd(int argc, char **argv)
 {
 	const char *fmt = NULL, *out_fmt = "raw", *in = NULL, *out = NULL;
@@ -888,7 +910,7 @@ int img_dd(int argc, char **argv)
 			return 0;
 		}
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "hf:O:U", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":hf:O:U", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'h': img_cmd_help("dd"); return 0;
 		case 'f': fmt = optarg; break;
@@ -896,8 +918,7 @@ int img_dd(int argc, char **argv)
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s dd --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(ch, argv);
 		}
 	}
 	for (int i = optind; i < argc; i++) {
@@ -914,10 +935,8 @@ int img_dd(int argc, char **argv)
 			out = eq + 1;
 		} else if (!strcmp(argv[i], "bs") || !strcmp(argv[i], "count") ||
 			   !strcmp(argv[i], "skip")) {
-			if (!img_parse_size(eq + 1, &v) || (argv[i][0] == 'b' && (v == 0 || v > INT32_MAX))) {
-				img_error("invalid number: '%s'", eq + 1);
+			if (!img_dd_number(argv[i], eq + 1, &v))
 				return 1;
-			}
 			if (argv[i][0] == 'b')
 				bs = v;
 			else if (argv[i][0] == 'c')

@@ -56,6 +56,16 @@ void img_cmd_help(const char *name);
 
 /* "kestrel-img: message" on stderr. */
 void img_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * A usage error, as qemu-img's error_exit words it: "kestrel-img: message"
+ * then "Try 'kestrel-img --help' for more information" on stderr.  Returns 1.
+ */
+int img_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * getopt_long answered ':' (missing argument; the optstring starts with ':')
+ * or '?' (unknown option): the usage error naming argv[optind - 1].  Returns 1.
+ */
+int img_bad_option(int c, char **argv);
 /* "kestrel-img: warning: message" on stderr (QEMU's warn_report). */
 void img_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -183,12 +183,6 @@ static void dump_human(struct block_dev *bd, const char *filename, const struct 
 	}
 }
 
-static int usage_error(const char *cmd)
-{
-	img_error("Try '%s %s --help' for more information", IMG_NAME, cmd);
-	return 1;
-}
-
 /*
  * The chain did not open: qemu-img info --backing-chain opens each image on
  * its own, so the message names the layer that failed (or the name met
@@ -254,7 +248,7 @@ int img_info(int argc, char **argv)
 	int c, ret = 0;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "hf:U", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:U", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("info"); return 0;
 		case 'f': fmt = optarg; break;
@@ -266,12 +260,11 @@ int img_info(int argc, char **argv)
 				return c < 0;
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
-		default: return usage_error("info");
+		default: return img_bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return usage_error("info");
+		return img_usage_error("Expecting one image file name");
 	}
 	filename = argv[optind];
 	if (!img_parse_output(output, &json))
@@ -479,37 +472,30 @@ int img_map(int argc, char **argv)
 	int c, ret = 0;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "hf:U", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:U", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("map"); return 0;
 		case 'f': fmt = optarg; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: output = optarg; break;
 		case OPT_START:
-			if (!img_parse_size(optarg, &start)) {
-				img_error("Invalid start offset specified! You may use k, M, G, T, P or E "
-					  "suffixes for ");
+			if (!img_parse_size_arg("start offset", optarg, &start))
 				return 1;
-			}
 			break;
 		case OPT_MAXLEN:
-			if (!img_parse_size(optarg, &maxlen)) {
-				img_error("Invalid length specified! You may use k, M, G, T, P or E "
-					  "suffixes for ");
+			if (!img_parse_size_arg("max length", optarg, &maxlen))
 				return 1;
-			}
 			break;
 		case OPT_OBJECT:
 			if ((c = img_object_add(optarg)))
 				return c < 0;
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
-		default: return usage_error("map");
+		default: return img_bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return usage_error("map");
+		return img_usage_error("Expecting one image file name");
 	}
 	if (!img_parse_output(output, &json))
 		return 1;
@@ -523,6 +509,8 @@ int img_map(int argc, char **argv)
 	end = (block_length(bd) + 511) & ~511ULL;
 	if (maxlen < end - (start < end ? start : end))
 		end = start + maxlen;
+	/* As qemu-img: an empty range (start at or past the end) maps as one empty entry at start. */
+	curr.start = start;
 	if (json)
 		printf("[");
 	else

@@ -22,6 +22,7 @@ int img_snapshot(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	char action = 0, err[4096];
+	/* qemu-img 7.2's snapshot takes no -f: the format is always probed. */
 	const char *name = NULL, *fmt = NULL;
 	unsigned flags = 0;	/* with the backing chain, as qemu-img opens it */
 	bool force_share = false, image_opts = false;
@@ -29,7 +30,7 @@ int img_snapshot(int argc, char **argv)
 	int c, ret = 0;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "la:c:d:f:hqU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":la:c:d:hqU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("snapshot"); return 0;
 		case 'l':
@@ -37,13 +38,11 @@ int img_snapshot(int argc, char **argv)
 		case 'c':
 		case 'd':
 			if (action) {
-				img_error("Cannot mix '-l', '-a', '-c', '-d'");
-				return 1;
+				return img_usage_error("Cannot mix '-l', '-a', '-c', '-d'");
 			}
 			action = (char)c;
 			name = optarg;
 			break;
-		case 'f': fmt = optarg; break;
 		case 'q': break;
 		case 'U': force_share = true; break;
 		case OPT_OBJECT:
@@ -53,13 +52,11 @@ int img_snapshot(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s snapshot --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return 1;
+		return img_usage_error("Expecting one image file name");
 	}
 	if (!action)
 		action = 'l';
@@ -204,7 +201,7 @@ int img_commit(int argc, char **argv)
 	int c, ret = 1;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "f:ht:b:dpqr:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:ht:b:dpqr:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("commit"); return 0;
 		case 'f': fmt = optarg; break;
@@ -224,15 +221,13 @@ int img_commit(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s commit --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(c, argv);
 		}
 	}
 	if (quiet)
 		progress = false;
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return 1;
+		return img_usage_error("Expecting one image file name");
 	}
 	filename = argv[optind];
 	if (!img_cache_flags(cache, &cflags)) {
@@ -378,7 +373,7 @@ int img_rebase(int argc, char **argv)
 	int c, ret = 1;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "hf:F:b:upt:T:qU", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("rebase"); return 0;
 		case 'f': fmt = optarg; break;
@@ -397,16 +392,16 @@ int img_rebase(int argc, char **argv)
 			break;
 		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			img_error("Try '%s rebase --help' for more information", IMG_NAME);
-			return 1;
+			return img_bad_option(c, argv);
 		}
 	}
 	if (quiet)
 		progress = false;
 	if (optind != argc - 1) {
-		img_error("Expecting one image file name");
-		return 1;
+		return img_usage_error("Expecting one image file name");
 	}
+	if (!backing && !unsafe)
+		return img_usage_error("Must specify backing file (-b) or use unsafe mode (-u)");
 	if (!backing) {
 		img_error("Must specify backing file (-b)");
 		return 1;
@@ -414,11 +409,6 @@ int img_rebase(int argc, char **argv)
 	filename = argv[optind];
 	if (!img_cache_flags(cache, &flags) || !img_cache_flags(src_cache, &sflags)) {
 		img_error("Invalid cache option: %s", cache);
-		return 1;
-	}
-	if (*backing && !backing_fmt) {
-		img_error("Could not change the backing file to '%s': backing format must be "
-			  "specified", backing);
 		return 1;
 	}
 	/* Safe mode reads through the old chain, so it must open; -u never opens it. */
@@ -440,6 +430,17 @@ int img_rebase(int argc, char **argv)
 			}
 			free(path);
 		}
+	}
+	/*
+	 * qemu-img opens the image (and, safe, the new backing file) before it
+	 * refuses a backing file without a format; refused before any data moves.
+	 */
+	if (*backing && !backing_fmt) {
+		img_error("Could not change the backing file to '%s': backing format must be "
+			  "specified", backing);
+		goto out;
+	}
+	if (!unsafe) {
 		img_progress_init(&prog, progress, block_length(bd));
 		ret = rebase_data(bd, block_backing(bd), new, &prog);
 		if (ret < 0) {

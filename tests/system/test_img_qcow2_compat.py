@@ -381,6 +381,23 @@ def test_commit_zeroed_overlay_writes_zero_clusters(tmp_path):
     assert got["kestrel"] == got["qemu"]
 
 
+def test_commit_cuts_the_emptied_overlay_like_qemu(tmp_path):
+    # QEMU's make_completely_empty: header, refcount table and block, L1,
+    # written whole; the file ends after them.
+    got = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        base, top = d / "base.qcow2", d / "top.qcow2"
+        ok(qimg("create", "-f", "qcow2", base, "4M"))
+        ok(qimg("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top))
+        qio_ok(top, "write -P 0x44 1M 64k", "write -P 0x55 2M 64k")
+        ok(tool(which, "commit", top))
+        st = top.stat()
+        got[which] = (st.st_size, top.read_bytes())
+    assert got["kestrel"] == got["qemu"]
+
+
 @pytest.mark.parametrize("compat", ["0.10", "1.1"])
 def test_rebase_from_no_backing_file_reads_zeroes(tmp_path, compat):
     got = {}

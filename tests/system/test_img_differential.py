@@ -92,7 +92,6 @@ PENDING = {
     "snapshot-c": "A snapshot layout (where clusters land)",
     "snapshot-c-dup": "A snapshot layout (where clusters land)",
     "snapshot-d": "A snapshot layout (where clusters land)",
-    "snapshot-d-id": "A snapshot layout (where clusters land)",
     "snapshot-v2-c": "A snapshot layout (where clusters land)",
     "amend-backing_file=x.qcow2": "B messages and option errors",
     "amend-badopt": "B messages and option errors",

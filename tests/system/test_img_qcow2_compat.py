@@ -381,6 +381,18 @@ def test_commit_zeroed_overlay_writes_zero_clusters(tmp_path):
     assert got["kestrel"] == got["qemu"]
 
 
+def test_snapshot_delete_finds_by_name_only(tmp_path):
+    img = tmp_path / "a.qcow2"
+    ok(qimg("create", "-f", "qcow2", img, "1M"))
+    ok(qimg("snapshot", "-c", "s1", img))
+    rc, _, err = kimg("snapshot", "-d", "1", img)
+    assert rc == 1
+    assert "Could not delete snapshot '1': snapshot not found" in err
+    assert "s1" in qimg("snapshot", "-l", img)[1]
+    ok(kimg("snapshot", "-d", "s1", img))
+    assert "s1" not in qimg("snapshot", "-l", img)[1]
+
+
 def test_commit_cuts_the_emptied_overlay_like_qemu(tmp_path):
     # QEMU's make_completely_empty: header, refcount table and block, L1,
     # written whole; the file ends after them.

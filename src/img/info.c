@@ -540,10 +540,13 @@ int img_map(int argc, char **argv)
 		curr = next;
 	}
 	/* As qemu-img: the last entry is printed even for an empty image. */
-	if (ret == 0 && dump_entry(&curr, json, true) < 0)
-		ret = -1;
-	if (json)
-		printf("]\n");
+	if (ret == 0) {
+		if (dump_entry(&curr, json, true) < 0)
+			ret = -1;
+		/* qemu-img leaves the JSON list open when the walk fails. */
+		if (json)
+			printf("]\n");
+	}
 	block_close(bd);
 	return ret < 0 ? 1 : 0;
 }

@@ -12,6 +12,29 @@ enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
 void img_snapshot_header(void);
 void img_snapshot_line(const struct block_snapshot *sn);
 
+/*
+ * qemu-img snapshot -d finds the snapshot by name only (bdrv_snapshot_find),
+ * unlike -a, which takes an ID too; the one found is deleted by its ID.
+ */
+static int delete_by_name(struct block_dev *bd, const char *name, char *err, size_t errlen)
+{
+	struct block_snapshot *list = NULL;
+	char id[sizeof(list->id)];
+	int n = block_snapshot_list(bd, &list), i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(list[i].name, name))
+			break;
+	if (i >= n) {
+		free(list);
+		snprintf(err, errlen, "Could not delete snapshot '%s': snapshot not found", name);
+		return -ENOENT;
+	}
+	snprintf(id, sizeof(id), "%s", list[i].id);
+	free(list);
+	return block_snapshot_delete(bd, id, err, errlen);
+}
+
 int img_snapshot(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -95,7 +118,7 @@ int img_snapshot(int argc, char **argv)
 		ret = block_snapshot_apply(bd, name, err, sizeof(err));
 		break;
 	case 'd':
-		ret = block_snapshot_delete(bd, name, err, sizeof(err));
+		ret = delete_by_name(bd, name, err, sizeof(err));
 		break;
 	}
 	if (ret < 0)

@@ -381,6 +381,57 @@ def test_commit_zeroed_overlay_writes_zero_clusters(tmp_path):
     assert got["kestrel"] == got["qemu"]
 
 
+def test_zero_flag_in_v2_image_is_corruption(tmp_path):
+    # QEMU's qcow2_get_host_offset: bit 0 is reserved before v3; map stops
+    # there and leaves its JSON list open, as qemu-img does.
+    img = tmp_path / "a.qcow2"
+    ok(qimg("create", "-f", "qcow2", "-o", "compat=0.10", img, "4M"))
+    qio_ok(img, "write -P 0x11 0 128k")
+    l1 = header_field(img, 40, "Q")
+    with open(img, "rb") as f:
+        f.seek(l1)
+        l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+        f.seek(l2 + 8)
+        e = struct.unpack(">Q", f.read(8))[0]
+    poke(img, l2 + 8, struct.pack(">Q", e | 1))
+    got = {}
+    for which in TOOLS:
+        got[which] = tool(which, "map", "--output=json", img)
+    assert got["kestrel"][0] == got["qemu"][0] == 1
+    assert got["kestrel"][1] == got["qemu"][1]
+    assert not got["kestrel"][1].rstrip().endswith("]")
+    assert "Zero cluster entry found in pre-v3 image" in got["kestrel"][2]
+
+
+def test_snapshot_delete_finds_by_name_only(tmp_path):
+    img = tmp_path / "a.qcow2"
+    ok(qimg("create", "-f", "qcow2", img, "1M"))
+    ok(qimg("snapshot", "-c", "s1", img))
+    rc, _, err = kimg("snapshot", "-d", "1", img)
+    assert rc == 1
+    assert "Could not delete snapshot '1': snapshot not found" in err
+    assert "s1" in qimg("snapshot", "-l", img)[1]
+    ok(kimg("snapshot", "-d", "s1", img))
+    assert "s1" not in qimg("snapshot", "-l", img)[1]
+
+
+def test_commit_cuts_the_emptied_overlay_like_qemu(tmp_path):
+    # QEMU's make_completely_empty: header, refcount table and block, L1,
+    # written whole; the file ends after them.
+    got = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        base, top = d / "base.qcow2", d / "top.qcow2"
+        ok(qimg("create", "-f", "qcow2", base, "4M"))
+        ok(qimg("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top))
+        qio_ok(top, "write -P 0x44 1M 64k", "write -P 0x55 2M 64k")
+        ok(tool(which, "commit", top))
+        st = top.stat()
+        got[which] = (st.st_size, top.read_bytes())
+    assert got["kestrel"] == got["qemu"]
+
+
 @pytest.mark.parametrize("compat", ["0.10", "1.1"])
 def test_rebase_from_no_backing_file_reads_zeroes(tmp_path, compat):
     got = {}

@@ -76,6 +76,13 @@ enum qcow2_type qcow2_entry_type(const struct qcow2 *s, uint64_t l2e)
 	return QCOW2_UNALLOCATED;
 }
 
+/* A zero flag on a v2 standard entry (qcow2 spec: bit 0 is reserved before v3). */
+static bool v2_zero(const struct qcow2 *s, uint64_t l2e)
+{
+	return s->h.version < 3 && !s->ext_l2 && (l2e & QCOW_OFLAG_ZERO) &&
+	       !(l2e & QCOW_OFLAG_COMPRESSED);
+}
+
 /* The L2 table of an L1 entry for reading; *table is NULL when there is none. */
 static int l2_load(struct qcow2 *s, uint64_t l1_index, uint64_t **table)
 {
@@ -126,12 +133,19 @@ int qcow2_map_for(struct qcow2 *s, uint64_t off, uint64_t len, bool write,
 	first = be64toh(table[l2_index]);
 	*type = qcow2_entry_type(s, first);
 	*l2e = first;
+	/* As QEMU's qcow2_get_host_offset: v2 has no zero clusters; the flag is corruption. */
+	if (v2_zero(s, first)) {
+		ret = qcow2_signal_corruption(s, "Zero cluster entry found in pre-v3 image (L2 "
+					      "offset: %#" PRIx64 ", L2 index: %#" PRIx64 ")",
+					      (uint64_t)(s->l1[l1_index] & L1E_OFFSET_MASK), l2_index);
+		goto out;
+	}
 	ret = qcow2_check_entry(s, first, *type, off, write);
 	if (ret < 0)
 		goto out;
 	for (n = 1; n < max && *type != QCOW2_COMPRESSED; n++) {
 		uint64_t e = be64toh(table[l2_index + n]);
-		if (qcow2_entry_type(s, e) != *type)
+		if (qcow2_entry_type(s, e) != *type || v2_zero(s, e))
 			break;
 		if ((*type == QCOW2_NORMAL || *type == QCOW2_ZERO_ALLOC) &&
 		    (e & L2E_OFFSET_MASK) != (first & L2E_OFFSET_MASK) + (n << s->cluster_bits))

@@ -467,15 +467,58 @@ int qcow2_change_backing(struct block_dev *bd, const char *file, const char *fmt
 	return 0;
 }
 
+/*
+ * QEMU's make_completely_empty (block/qcow2.c) leaves a v3 image without
+ * snapshots, bitmaps, encryption or data file as header, refcount table,
+ * one refcount block and the L1 table in clusters 0, 1, 2 and 3 on, all
+ * written in full, and cuts the file after them.  When the image already
+ * has that layout the same end state is reached by cutting the file after
+ * the last cluster in use and rewriting those metadata clusters whole.
+ */
+static bool standard_layout(const struct qcow2 *s)
+{
+	uint64_t cs = s->cluster_size;
+	uint64_t l1c = qcow2_size_to_clusters(s, (uint64_t)s->l1_size * 8);
+
+	return s->h.version >= 3 && !s->nb_snaps && !s->nb_bms && !s->h.crypt_method &&
+	       !qcow2_has_data_file(s) && 3 + l1c <= (1ULL << s->rb_bits) &&
+	       s->reftable_offset == cs && s->h.refcount_table_clusters == 1 &&
+	       s->reftable_size >= 1 && s->reftable[0] == 2 * cs && s->l1_offset == 3 * cs;
+}
+
+static int rewrite_whole_clusters(struct qcow2 *s, uint64_t first, uint64_t end)
+{
+	uint8_t *buf = malloc(s->cluster_size);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t c = first; c < end && ret == 0; c++) {
+		uint64_t off = c << s->cluster_bits;
+		ret = bfile_pread(s->bd, off, buf, s->cluster_size);
+		if (ret == 0)
+			ret = bfile_pwrite(s->bd, off, buf, s->cluster_size);
+	}
+	free(buf);
+	return ret;
+}
+
 int qcow2_make_empty(struct block_dev *bd)
 {
 	struct qcow2 *s = bd->opaque;
+	bool standard;
 	int ret;
 
 	pthread_mutex_lock(&s->lock);
+	standard = standard_layout(s);
 	ret = qcow2_drop_beyond(s, 0);
 	if (ret == 0)
 		ret = qcow2_flush_metadata(s, true);
+	if (ret == 0 && standard)
+		ret = qcow2_trim_file(s);
+	if (ret == 0 && standard && s->file_size ==
+	    (3 + qcow2_size_to_clusters(s, (uint64_t)s->l1_size * 8)) << s->cluster_bits)
+		ret = rewrite_whole_clusters(s, 1, s->file_size >> s->cluster_bits);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }

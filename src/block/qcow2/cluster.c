@@ -770,7 +770,8 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 	if (ret == 0)
 		ret = qcow2_rc_flush(s, true);
 	if (ret == 0)
-		ret = qcow2_checked_write(s, 0, new_off, raw, (size_t)bytes);
+		/* Only the entries, as QEMU writes them: a new image ends right after its L1 table. */
+		ret = qcow2_checked_write(s, 0, new_off, raw, (size_t)(new_size * 8));
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
 		ret = bfile_flush(s->bd);
 	if (ret == 0) {

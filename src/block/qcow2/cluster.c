@@ -8,6 +8,7 @@
 #include "block/qcow2/qcow2.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,9 +376,18 @@ static int write_cluster_part(struct qcow2 *s, uint64_t guest, uint64_t l2e, uin
 
 	if (in == 0 && len == s->cluster_size)
 		return qcow2_data_pwrite(s, host, data, len);
-	/* Fresh space past anything ever written is zero already: write just the data. */
-	if (!qcow2_has_data_file(s) && host >= s->data_end && reads_as_zero(s, guest, l2e))
-		return qcow2_data_pwrite(s, host + in, data, len);
+	/*
+	 * Fresh space past anything ever written is zero already.  QEMU's
+	 * handle_alloc_space still writes the cluster's zero parts as zeroes
+	 * (fallocate), so the whole cluster is allocated in the file as in
+	 * qemu-img's images; then only the data goes out.  Without fallocate,
+	 * the whole cluster is written below, as QEMU's COW fallback does.
+	 */
+	if (!qcow2_has_data_file(s) && host >= s->data_end && reads_as_zero(s, guest, l2e)) {
+		block_crash_point();
+		if (fallocate(s->bd->fd, 0, (off_t)host, (off_t)s->cluster_size) == 0)
+			return qcow2_data_pwrite(s, host + in, data, len);
+	}
 	bounce = block_alloc_buf(s->cluster_size);
 	if (!bounce)
 		return -ENOMEM;

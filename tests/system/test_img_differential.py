@@ -97,8 +97,6 @@ PENDING = {
     "rebase-p": "B progress (-p) steps",
     "resize-prealloc-metadata-raw": "B messages and option errors",
     "snapshot-c-raw": "B messages and option errors",
-    "bitmap-help": "C bitmap command, bitmaps in info/measure/convert",
-    "create-prealloc-metadata-raw": "D create options and their errors",
     "convert-o-data_file=out.data-qcow2": "E extended_l2/data_file",
     "convert-o-data_file=out.data-raw": "E extended_l2/data_file",
     "create-o-data_file=n.data": "E extended_l2/data_file",

@@ -289,7 +289,9 @@ int img_amend(int argc, char **argv)
 	if (fmt && img_is_help_opt(options))
 		return print_amend_help(fmt);
 	if (optind != argc - 1) {
-		return img_usage_error("Expecting one image file name");
+		/* qemu-img amend: error_report, no "Try" line (unlike its other usage errors) */
+		img_error("Expecting one image file name");
+		return 1;
 	}
 	filename = argv[optind];
 	/* With its backing chain, as qemu-img amend opens it (a missing one fails). */

@@ -319,6 +319,24 @@ int img_amend(int argc, char **argv)
 	}
 	/* qemu-img amend -p: 0% before, 100% after (its converters report steps between). */
 	img_progress_init(&prog, progress && !quiet, 1);
+	/*
+	 * qcow2_amend_options: the backing file stays as it is (rebase changes
+	 * it); naming the same file and format again is no change.
+	 */
+	if (set & (BLOCK_AMEND_BACKING_FILE | BLOCK_AMEND_BACKING_FMT)) {
+		struct block_info bi;
+		block_get_info(bd, &bi);
+		if (((set & BLOCK_AMEND_BACKING_FILE) &&
+		     strcmp(o.backing_file ? o.backing_file : "", bi.backing_file)) ||
+		    ((set & BLOCK_AMEND_BACKING_FMT) &&
+		     strcmp(o.backing_fmt ? o.backing_fmt : "", bi.backing_fmt))) {
+			img_error("Cannot amend the backing file");
+			fprintf(stderr, "You can use '%s rebase' instead.\n", IMG_NAME);
+			img_opts_free(&p);
+			block_close(bd);
+			return 1;
+		}
+	}
 	ret = block_amend(bd, &o, set, err, sizeof(err));
 	if (ret < 0)
 		img_error("%s", err);	/* qemu-img amend prints the driver's error alone */

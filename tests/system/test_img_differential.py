@@ -90,7 +90,6 @@ PENDING = {
     "snapshot-c-dup": "A snapshot layout (where clusters land)",
     "snapshot-d": "A snapshot layout (where clusters land)",
     "snapshot-v2-c": "A snapshot layout (where clusters land)",
-    "amend-backing_file=x.qcow2": "B messages and option errors",
     "commit-p": "B progress (-p) steps",
     "compare-p": "B progress (-p) steps",
     "convert-l-nosnap": "B messages and option errors",

@@ -29,6 +29,42 @@ struct bench {
 };
 
 /*
+ * qemu-img 7.2's bench_cb: the next request's offset is the step further,
+ * wrapped at the image's size (not at size - bufsize: so a step that does
+ * not divide the size sends a request past the end, which fails).
+ */
+static uint64_t next_offset(const struct bench *b, uint64_t off)
+{
+	return b->image_size ? (off + b->step) % b->image_size : 0;
+}
+
+/* blk_check_byte_request: a request past the end fails with EIO (nothing is written). */
+static int in_range(const struct bench *b, uint64_t off)
+{
+	return off > b->image_size || b->image_size - off < b->bufsize ? -EIO : 0;
+}
+
+/*
+ * qemu-img sends its first window of requests at once, and a request past
+ * the end fails at once (no I/O), so it exits before the others land:
+ * checked here before anything is sent, so a failing run writes nothing.
+ * The walk stops when the offsets come round to the start again.
+ */
+static int all_in_range(const struct bench *b)
+{
+	uint64_t off = b->offset;
+
+	for (uint64_t i = 0; i < b->count; i++) {
+		if (in_range(b, off) < 0)
+			return -EIO;
+		off = next_offset(b, off);
+		if (off == b->offset)
+			break;
+	}
+	return 0;
+}
+
+/*
  * -i io_uring: batches of up to -d requests (at most the engine's batch)
  * go to the kernel as one ring submission each, as QEMU's aio=io_uring.
  */
@@ -57,21 +93,20 @@ static int bench_uring(struct bench *b, uint64_t depth)
 		unsigned n = 0;
 		bool flush = false;
 
-		while (n < depth && b->issued < b->count && !flush) {
+		while (n < depth && b->issued < b->count && !flush && ret == 0) {
+			if ((ret = in_range(b, b->next_offset)) < 0)
+				break;
 			iov[n] = (struct iovec){ buf + n * b->bufsize, (size_t)b->bufsize };
 			reqs[n] = (struct block_req){ .op = b->write ? BLOCK_OP_WRITE : BLOCK_OP_READ,
 						      .offset = b->next_offset, .len = b->bufsize,
 						      .iov = &iov[n], .niov = 1 };
 			n++;
 			b->issued++;
-			b->next_offset += b->step;
-			if (b->image_size <= b->bufsize)
-				b->next_offset = 0;
-			else
-				b->next_offset %= b->image_size - b->bufsize;
+			b->next_offset = next_offset(b, b->next_offset);
 			flush = b->flush_interval && b->issued % b->flush_interval == 0;
 		}
-		block_aio_run(aio, b->bd, reqs, n);
+		if (n)
+			block_aio_run(aio, b->bd, reqs, n);
 		for (unsigned i = 0; i < n && ret == 0; i++)
 			ret = reqs[i].result;
 		if (ret == 0 && flush)
@@ -104,18 +139,15 @@ static void *bench_worker(void *arg)
 		}
 		b->issued++;
 		off = b->next_offset;
-		/* qemu-img bench: advance by the step, wrapping inside the image. */
-		b->next_offset += b->step;
-		if (b->image_size <= b->bufsize)
-			b->next_offset = 0;
-		else
-			b->next_offset %= b->image_size - b->bufsize;
+		b->next_offset = next_offset(b, off);
 		if (b->flush_interval && b->issued % b->flush_interval == 0)
 			flush = true;
 		pthread_mutex_unlock(&b->lock);
 
-		ret = b->write ? block_pwrite(b->bd, off, buf, (size_t)b->bufsize)
-			       : block_pread(b->bd, off, buf, (size_t)b->bufsize);
+		ret = in_range(b, off);
+		if (ret == 0)
+			ret = b->write ? block_pwrite(b->bd, off, buf, (size_t)b->bufsize)
+				       : block_pread(b->bd, off, buf, (size_t)b->bufsize);
 		if (ret == 0 && flush)
 			ret = block_flush(b->bd);
 		if (ret < 0) {
@@ -130,7 +162,26 @@ static void *bench_worker(void *arg)
 	return NULL;
 }
 
-int img_bench(int argc, char **argv)
+/* The command line, as qemu-img bench takes it. */
+struct bench_opts {
+	uint64_t depth;
+	const char *fmt, *cache;
+	unsigned flags;
+	bool quiet, step_set, uring, native, image_opts;
+};
+
+/* A number option in its range, or qemu-img's error for it. */
+static bool num_opt(const char *arg, uint64_t *v, uint64_t min, uint64_t max, const char *what)
+{
+	if (!img_parse_size(arg, v) || *v < min || *v > max) {
+		img_error("Invalid %s specified", what);
+		return false;
+	}
+	return true;
+}
+
+/* Parses argv into b and o; false: stop with exit status *rc. */
+static bool bench_options(int argc, char **argv, struct bench *b, struct bench_opts *o, int *rc)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -142,176 +193,173 @@ int img_bench(int argc, char **argv)
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench b = { .count = 75000, .bufsize = 4096, .drain = true };
-	uint64_t depth = 64, v;
-	const char *fmt = NULL, *cache = "writeback";
-	unsigned flags = 0, cf;
-	bool quiet = false, step_set = false, uring = false, native = false;
-	struct timespec t0, t1;
-	pthread_t tids[16];
-	long ncpu;
-	int c, nthreads, started = 0, ret;
-	bool image_opts = false;
+	uint64_t v;
+	int c, ret;
+	bool ok = true;
 
+	*rc = 1;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", longopts, NULL)) != -1) {
+	while (ok && (c = getopt_long(argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("bench"); return 0;
-		case 'c':
-			if (!img_parse_size(optarg, &b.count) || b.count > INT32_MAX) {
-				img_error("Invalid request count specified");
-				return 1;
-			}
-			break;
-		case 'd':
-			if (!img_parse_size(optarg, &depth) || !depth || depth > INT32_MAX) {
-				img_error("Invalid queue depth specified");
-				return 1;
-			}
-			break;
-		case 'f': fmt = optarg; break;
+		case 'h': img_cmd_help("bench"); *rc = 0; return false;
+		case 'c': ok = num_opt(optarg, &b->count, 0, INT32_MAX, "request count"); break;
+		case 'd': ok = num_opt(optarg, &o->depth, 1, INT32_MAX, "queue depth"); break;
+		case 'f': o->fmt = optarg; break;
 		/* qemu-img bench -n is aio=native, not a cache mode. */
-		case 'n': native = true; break;
+		case 'n': o->native = true; break;
 		case 'i':
 			if (strcmp(optarg, "threads") && strcmp(optarg, "native") &&
 			    strcmp(optarg, "io_uring")) {
 				img_error("Invalid aio option: %s", optarg);
-				return 1;
+				return false;
 			}
 			/* As bdrv_parse_aio: the last -i wins; -n stays native. */
-			uring = !strcmp(optarg, "io_uring");
-			native = native || !strcmp(optarg, "native");
+			o->uring = !strcmp(optarg, "io_uring");
+			o->native = o->native || !strcmp(optarg, "native");
 			break;
-		case 'o':
-			if (!img_parse_size(optarg, &b.offset)) {
-				img_error("Invalid offset specified");
-				return 1;
-			}
-			break;
-		case 'q': quiet = true; break;
-		case 's':
-			if (!img_parse_size(optarg, &b.bufsize) || !b.bufsize || b.bufsize > INT32_MAX) {
-				img_error("Invalid buffer size specified");
-				return 1;
-			}
-			break;
+		case 'o': ok = num_opt(optarg, &b->offset, 0, UINT64_MAX, "offset"); break;
+		case 'q': o->quiet = true; break;
+		case 's': ok = num_opt(optarg, &b->bufsize, 1, INT32_MAX, "buffer size"); break;
 		case 'S':
-			if (!img_parse_size(optarg, &b.step) || b.step > INT32_MAX) {
-				img_error("Invalid step size specified");
-				return 1;
-			}
-			step_set = true;
+			ok = num_opt(optarg, &b->step, 0, INT32_MAX, "step size");
+			o->step_set = true;
 			break;
-		case 't': cache = optarg; break;
-		case 'w': b.write = true; break;
-		case 'U': flags |= BLOCK_NO_LOCK; break;
+		case 't': o->cache = optarg; break;
+		case 'w': b->write = true; break;
+		case 'U': o->flags |= BLOCK_NO_LOCK; break;
 		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
+			if ((ret = img_object_add(optarg))) {
+				*rc = ret < 0;
+				return false;
+			}
 			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_IMAGE_OPTS: o->image_opts = true; break;
 		case OPT_FLUSH_INTERVAL:
-			if (!img_parse_size(optarg, &b.flush_interval) || b.flush_interval > INT32_MAX) {
-				img_error("Invalid flush interval specified");
-				return 1;
-			}
+			ok = num_opt(optarg, &b->flush_interval, 0, INT32_MAX, "flush interval");
 			break;
-		case OPT_NO_DRAIN: b.drain = false; break;
+		case OPT_NO_DRAIN: b->drain = false; break;
 		case OPT_PATTERN:
-			if (!img_parse_size(optarg, &v) || v > 0xff) {
-				img_error("Invalid pattern byte specified");
-				return 1;
-			}
-			b.pattern = (int)v;
+			ok = num_opt(optarg, &v, 0, 0xff, "pattern byte");
+			b->pattern = (int)v;
 			break;
 		default:
-			return img_bad_option(c, argv);
+			*rc = img_bad_option(c, argv);
+			return false;
 		}
 	}
+	if (!ok)
+		return false;
 	if (optind != argc - 1) {
-		return img_usage_error("Expecting one image file name");
+		*rc = img_usage_error("Expecting one image file name");
+		return false;
 	}
-	if (b.flush_interval && b.flush_interval < depth && b.drain) {
+	return true;
+}
+
+/* The refusals qemu-img makes before it opens the image, in its order. */
+static bool bench_allowed(const struct bench *b, const struct bench_opts *o, unsigned cf,
+			  const char *name)
+{
+	if (b->flush_interval && b->flush_interval < o->depth && b->drain) {
 		img_error("Flush interval can't be smaller than depth");
-		return 1;
+		return false;
 	}
-	if (b.flush_interval && !b.write) {
+	if (b->flush_interval && !b->write) {
 		img_error("--flush-interval is only available in write tests");
-		return 1;
-	}
-	if (!img_cache_flags(cache, &cf)) {
-		img_error("Invalid cache mode");
-		return 1;
+		return false;
 	}
 	/* As bdrv_open: -U shares the image with its writers, so it is for readers only. */
-	if ((flags & BLOCK_NO_LOCK) && b.write) {
+	if ((o->flags & BLOCK_NO_LOCK) && b->write) {
 		img_error("Could not open '%s': force-share=on can only be used with read-only images",
-			  argv[optind]);
-		return 1;
+			  name);
+		return false;
 	}
 	/* file-posix: Linux AIO needs O_DIRECT; the same refusal as qemu-img's. */
-	if (native && !(cf & BLOCK_NOCACHE)) {
+	if (o->native && !(cf & BLOCK_NOCACHE)) {
 		img_error("Could not open '%s': aio=native was specified, but it requires "
-			  "cache.direct=on, which was not specified.", argv[optind]);
-		return 1;
+			  "cache.direct=on, which was not specified.", name);
+		return false;
 	}
-	if (native) {
+	if (o->native) {
 		img_error("aio=native (Linux AIO) is not supported by Kestrel; use -i io_uring "
 			  "or -i threads");
-		return 1;
+		return false;
 	}
-	if (!step_set)
-		b.step = b.bufsize;
-	flags |= cf | (b.write ? 0 : BLOCK_RDONLY);
-	b.bd = img_open_image(argv[optind], fmt, flags, image_opts);
-	if (!b.bd)
-		return 1;
-	b.image_size = block_length(b.bd);
-	b.next_offset = b.offset;
-	if (!quiet) {
-		printf("Sending %" PRIu64 " %s requests, %" PRIu64 " bytes each, %" PRIu64
-		       " in parallel (starting at offset %" PRIu64 ", step size %" PRIu64 ")\n",
-		       b.count, b.write ? "write" : "read", b.bufsize, depth, b.offset, b.step);
-		if (b.flush_interval)
-			printf("Sending flush every %" PRIu64 " requests\n", b.flush_interval);
-	}
-	/* Synchronous requests from a few threads keep the queue full enough. */
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	nthreads = ncpu < 1 ? 1 : (int)ncpu;
+	return true;
+}
+
+/*
+ * Sends the requests: io_uring batches, or synchronous requests from a few
+ * threads (enough to keep the queue full).  Returns 0, a negative errno,
+ * or -1 when io_uring could not start (said already).
+ */
+static int bench_run(struct bench *b, uint64_t depth, bool uring)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nthreads = ncpu < 1 ? 1 : (int)ncpu, started = 0;
+	pthread_t tids[16];
+
+	b->err = all_in_range(b);
+	if (b->err)
+		return b->err;
+	if (uring)
+		return bench_uring(b, depth);
 	if ((uint64_t)nthreads > depth)
 		nthreads = (int)depth;
 	if (nthreads > 16)
 		nthreads = 16;
-	pthread_mutex_init(&b.lock, NULL);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (uring) {
-		b.err = bench_uring(&b, depth);
-		if (b.err == -1) {
-			pthread_mutex_destroy(&b.lock);
-			block_close(b.bd);
-			return 1;
-		}
-		nthreads = 0;
-	}
 	for (int i = 1; i < nthreads; i++)
-		if (pthread_create(&tids[started], NULL, bench_worker, &b) == 0)
+		if (pthread_create(&tids[started], NULL, bench_worker, b) == 0)
 			started++;
-	if (nthreads)
-		bench_worker(&b);
+	bench_worker(b);
 	for (int i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
+	return b->err;
+}
+
+int img_bench(int argc, char **argv)
+{
+	struct bench b = { .count = 75000, .bufsize = 4096, .drain = true };
+	struct bench_opts o = { .depth = 64, .cache = "writeback" };
+	struct timespec t0, t1;
+	unsigned cf;
+	int rc;
+
+	if (!bench_options(argc, argv, &b, &o, &rc))
+		return rc;
+	if (!img_cache_flags(o.cache, &cf)) {
+		img_error("Invalid cache mode");
+		return 1;
+	}
+	if (!bench_allowed(&b, &o, cf, argv[optind]))
+		return 1;
+	if (!o.step_set)
+		b.step = b.bufsize;
+	b.bd = img_open_image(argv[optind], o.fmt, o.flags | cf | (b.write ? 0 : BLOCK_RDONLY),
+			      o.image_opts);
+	if (!b.bd)
+		return 1;
+	b.image_size = block_length(b.bd);
+	b.next_offset = b.offset;
+	if (!o.quiet) {
+		printf("Sending %" PRIu64 " %s requests, %" PRIu64 " bytes each, %" PRIu64
+		       " in parallel (starting at offset %" PRIu64 ", step size %" PRIu64 ")\n",
+		       b.count, b.write ? "write" : "read", b.bufsize, o.depth, b.offset, b.step);
+		if (b.flush_interval)
+			printf("Sending flush every %" PRIu64 " requests\n", b.flush_interval);
+	}
+	pthread_mutex_init(&b.lock, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	b.err = bench_run(&b, o.depth, o.uring);
 	if (!b.err && b.write && b.flush_interval)
 		b.err = block_flush(b.bd);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pthread_mutex_destroy(&b.lock);
-	if (b.err) {
+	if (b.err && b.err != -1)
 		img_error("Failed request: %s", strerror(-b.err));
-		block_close(b.bd);
-		return 1;
-	}
-	if (!quiet)
+	else if (!b.err && !o.quiet)
 		printf("Run completed in %3.3f seconds.\n",
 		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	block_close(b.bd);
-	return 0;
+	return b.err ? 1 : 0;
 }

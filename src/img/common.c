@@ -238,39 +238,38 @@ void img_rate_charge(struct img_rate *r, uint64_t n, bool before)
 
 /* --- progress --- */
 
-void img_progress_init(struct img_progress *p, bool enabled, uint64_t total)
+void img_progress_init(struct img_progress *p, bool enabled, float min_skip)
 {
-	p->enabled = enabled;
-	p->total = total ? total : 1;
-	p->done = 0;
-	p->last = -1;
-	if (enabled) {
-		printf("    (0.00/100%%)\r");
-		fflush(stdout);
-	}
+	*p = (struct img_progress){ .enabled = enabled, .min_skip = min_skip };
 }
 
-void img_progress_add(struct img_progress *p, uint64_t n)
+/*
+ * QEMU's qemu_progress_print: with max 0 the value is added as it is, else
+ * as that share of max percent.  A line is printed when the total moved
+ * more than min_skip from the last line, or stands at 0 or 100.
+ */
+void img_progress_print(struct img_progress *p, float value, int max)
 {
-	int pct;
+	float cur = max ? p->current + value / 100 * (float)max : p->current + value;
 
-	p->done += n;
+	if (cur > 100)
+		cur = 100;
+	p->current = cur;
 	if (!p->enabled)
 		return;
-	/* qemu-img redraws whenever a whole percent more is done. */
-	pct = (int)(p->done * 100 / p->total);
-	if (pct != p->last) {
-		p->last = pct;
-		printf("    (%3.2f/100%%)\r", (double)p->done * 100.0 / (double)p->total);
+	if (cur > p->last + p->min_skip || cur < p->last - p->min_skip || cur == 100 || cur == 0) {
+		p->last = cur;
+		printf("    (%3.2f/100%%)\r", cur);
 		fflush(stdout);
 	}
 }
 
+/* qemu_progress_end: the line ends, whatever happened. */
 void img_progress_end(struct img_progress *p)
 {
 	if (!p->enabled)
 		return;
-	printf("    (100.00/100%%)\r\n");
+	printf("\n");
 	fflush(stdout);
 }
 

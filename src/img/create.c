@@ -318,7 +318,8 @@ int img_amend(int argc, char **argv)
 		return 1;
 	}
 	/* qemu-img amend -p: 0% before, 100% after (its converters report steps between). */
-	img_progress_init(&prog, progress && !quiet, 1);
+	img_progress_init(&prog, progress && !quiet, 1.0f);
+	img_progress_print(&prog, 0, 100);
 	/*
 	 * qcow2_amend_options: the backing file stays as it is (rebase changes
 	 * it); naming the same file and format again is no change.
@@ -330,6 +331,8 @@ int img_amend(int argc, char **argv)
 		     strcmp(o.backing_file ? o.backing_file : "", bi.backing_file)) ||
 		    ((set & BLOCK_AMEND_BACKING_FMT) &&
 		     strcmp(o.backing_fmt ? o.backing_fmt : "", bi.backing_fmt))) {
+			img_progress_print(&prog, 100, 0);
+			img_progress_end(&prog);
 			img_error("Cannot amend the backing file");
 			fprintf(stderr, "You can use '%s rebase' instead.\n", IMG_NAME);
 			img_opts_free(&p);
@@ -338,10 +341,10 @@ int img_amend(int argc, char **argv)
 		}
 	}
 	ret = block_amend(bd, &o, set, err, sizeof(err));
+	img_progress_print(&prog, 100, 0);
+	img_progress_end(&prog);
 	if (ret < 0)
 		img_error("%s", err);	/* qemu-img amend prints the driver's error alone */
-	else
-		img_progress_end(&prog);
 	img_opts_free(&p);
 	block_close(bd);
 	return ret < 0 ? 1 : 0;

@@ -190,14 +190,16 @@ void img_rate_init(struct img_rate *r, uint64_t rate);
  */
 void img_rate_charge(struct img_rate *r, uint64_t n, bool before);
 
-/* A progress bar as qemu-img -p prints it. */
+/*
+ * -p: QEMU's progress model (util/qemu-progress.c), whose lines scripts
+ * parse: a percentage that each command advances in its own steps.
+ */
 struct img_progress {
 	bool enabled;
-	uint64_t total, done;
-	int last;
+	float current, last, min_skip;
 };
-void img_progress_init(struct img_progress *p, bool enabled, uint64_t total);
-void img_progress_add(struct img_progress *p, uint64_t n);
+void img_progress_init(struct img_progress *p, bool enabled, float min_skip);
+void img_progress_print(struct img_progress *p, float value, int max);
 void img_progress_end(struct img_progress *p);
 
 /*

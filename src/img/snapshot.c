@@ -171,8 +171,8 @@ static int commit_data(struct block_dev *chain, struct block_dev *base_layer,
 		/* -r: QEMU's commit job sleeps after each chunk it copied. */
 		if (above && ret == 0)
 			img_rate_charge(rate, pnum, false);
-		img_progress_add(prog, pnum);
 		off += pnum;
+		img_progress_print(prog, (float)pnum / (float)size * 100, 100);
 	}
 	free(buf);
 	return ret;
@@ -247,12 +247,12 @@ int img_commit(int argc, char **argv)
 			return img_bad_option(c, argv);
 		}
 	}
-	if (quiet)
-		progress = false;
 	if (optind != argc - 1) {
 		return img_usage_error("Expecting one image file name");
 	}
 	filename = argv[optind];
+	/* qemu-img commit: progress lines at least 1% apart, ended on every way out. */
+	img_progress_init(&prog, progress && !quiet, 1.0f);
 	if (!img_cache_flags(cache, &cflags)) {
 		img_error("Invalid cache option: %s", cache);
 		return 1;
@@ -265,6 +265,7 @@ int img_commit(int argc, char **argv)
 			     image_opts);
 	if (!top)
 		return 1;
+	img_progress_print(&prog, 0, 100);
 	chain = img_open_image(filename, image_opts ? NULL : block_format_name(top),
 			       BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE, image_opts);
 	if (!chain)
@@ -289,7 +290,6 @@ int img_commit(int argc, char **argv)
 		img_error("Could not resize the base image: %s", err);
 		goto out;
 	}
-	img_progress_init(&prog, progress, block_length(chain));
 	img_rate_init(&rate, rate_limit);
 	ret = commit_data(chain, base_layer, base, &prog, &rate);
 	if (ret == 0)
@@ -301,24 +301,70 @@ int img_commit(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	img_progress_end(&prog);
-	if (!quiet)
-		printf("Image committed.\n");
+	img_progress_print(&prog, 100, 0);
 	ret = 0;
 out:
+	img_progress_end(&prog);
 	block_close(base);
 	block_close(top);
 	block_close(chain);
+	if (ret == 0 && !quiet)
+		printf("Image committed.\n");
 	return ret;
 }
 
-/* Rewrites, from the old backing chain, every range where old and new backing differ. */
+/* Rewrites old's data wherever it differs from new's in [off, off + len). */
+static int rebase_range(struct block_dev *bd, struct block_dev *old, struct block_dev *new,
+			uint64_t off, size_t len, uint8_t *a, uint8_t *b)
+{
+	uint64_t old_len = old ? block_length(old) : 0, new_len = new ? block_length(new) : 0;
+	int ret = 0;
+
+	memset(a, 0, len);
+	memset(b, 0, len);
+	if (off < old_len)
+		ret = block_pread(old, off, a, len);
+	if (ret == 0 && off < new_len)
+		ret = block_pread(new, off, b, len);
+	for (size_t i = 0; ret == 0 && i < len;) {
+		size_t j;
+		if (!memcmp(a + i, b + i, 512 < len - i ? 512 : len - i)) {
+			i += 512;
+			continue;
+		}
+		for (j = i + 512; j < len && memcmp(a + j, b + j, 512 < len - j ? 512 : len - j); j += 512)
+			;
+		if (j > len)
+			j = len;
+		/*
+		 * Past the old backing file's end the image read zeroes:
+		 * written as zeroes (zero clusters), as qemu-img rebase does.
+		 */
+		if (off >= old_len)
+			ret = block_write_zeroes(bd, off + i, j - i, false);
+		else
+			ret = block_pwrite(bd, off + i, a + i, j - i);
+		i = j;
+	}
+	return ret;
+}
+
+/*
+ * Rewrites, from the old backing chain, every range where old and new
+ * backing differ, as qemu-img rebase walks the image: runs of what the
+ * image does not hold itself, at most REBASE_BUF at a time and cut at
+ * either backing file's end.  -p advances by one equal step per run
+ * (qemu-img's local_progress: 100 / (size / REBASE_BUF)).
+ */
+#define REBASE_BUF (2u << 20)
+
 static int rebase_data(struct block_dev *bd, struct block_dev *old, struct block_dev *new,
 		       struct img_progress *prog)
 {
-	uint64_t size = block_length(bd), off = 0, old_len = old ? block_length(old) : 0;
-	size_t chunk = 1 << 20;
-	uint8_t *a = block_alloc_buf(chunk), *b = block_alloc_buf(chunk);
+	uint64_t size = block_length(bd), off = 0, pnum;
+	uint64_t old_len = old ? block_length(old) : 0, new_len = new ? block_length(new) : 0;
+	uint8_t *a = block_alloc_buf(REBASE_BUF), *b = block_alloc_buf(REBASE_BUF);
+	float local = size ? 100.0f / (float)(size / (size < REBASE_BUF ? size : REBASE_BUF)) : 0;
 	int ret = 0;
 
 	if (!a || !b) {
@@ -326,50 +372,21 @@ static int rebase_data(struct block_dev *bd, struct block_dev *old, struct block
 		free(b);
 		return -ENOMEM;
 	}
-	while (off < size && ret == 0) {
-		uint64_t n = size - off < chunk ? size - off : chunk, pnum;
+	for (; off < size && ret == 0; off += pnum) {
+		uint64_t n = size - off < REBASE_BUF ? size - off : REBASE_BUF;
 		unsigned flags;
 
 		ret = block_status(bd, off, n, &pnum, NULL, &flags);
 		if (ret < 0)
 			break;
-		/* A run stops at the old backing file's end: past it only zeroes (below). */
-		if (old_len > off && pnum > old_len - off)
+		if (flags & BLOCK_STATUS_ALLOCATED)
+			continue;	/* the image's own data stays as it is */
+		if (off < old_len && pnum > old_len - off)
 			pnum = old_len - off;
-		if (!(flags & BLOCK_STATUS_ALLOCATED)) {
-			/* Unallocated here: the image shows its backing file. */
-			size_t len = (size_t)pnum;
-			memset(a, 0, len);
-			memset(b, 0, len);
-			if (old && off < block_length(old))
-				ret = block_pread(old, off, a, off + len <= block_length(old) ? len :
-						  (size_t)(block_length(old) - off));
-			if (ret == 0 && new && off < block_length(new))
-				ret = block_pread(new, off, b, off + len <= block_length(new) ? len :
-						  (size_t)(block_length(new) - off));
-			for (size_t i = 0; ret == 0 && i < len;) {
-				size_t j;
-				if (!memcmp(a + i, b + i, 512 < len - i ? 512 : len - i)) {
-					i += 512;
-					continue;
-				}
-				for (j = i + 512; j < len && memcmp(a + j, b + j, 512 < len - j ? 512 : len - j); j += 512)
-					;
-				if (j > len)
-					j = len;
-				/*
-				 * Past the old backing file's end the image read zeroes:
-				 * written as zeroes (zero clusters), as qemu-img rebase does.
-				 */
-				if (off >= old_len)
-					ret = block_write_zeroes(bd, off + i, j - i, false);
-				else
-					ret = block_pwrite(bd, off + i, a + i, j - i);
-				i = j;
-			}
-		}
-		img_progress_add(prog, pnum);
-		off += pnum;
+		if (off < new_len && pnum > new_len - off)
+			pnum = new_len - off;
+		ret = rebase_range(bd, old, new, off, (size_t)pnum, a, b);
+		img_progress_print(prog, local, 100);
 	}
 	free(a);
 	free(b);
@@ -418,8 +435,6 @@ int img_rebase(int argc, char **argv)
 			return img_bad_option(c, argv);
 		}
 	}
-	if (quiet)
-		progress = false;
 	if (optind != argc - 1) {
 		return img_usage_error("Expecting one image file name");
 	}
@@ -430,14 +445,17 @@ int img_rebase(int argc, char **argv)
 		return 1;
 	}
 	filename = argv[optind];
+	/* qemu-img rebase: lines at least 2% apart, from 0 on, ended on every way out. */
+	img_progress_init(&prog, progress && !quiet, 2.0f);
+	img_progress_print(&prog, 0, 100);
 	if (!img_cache_flags(cache, &flags) || !img_cache_flags(src_cache, &sflags)) {
 		img_error("Invalid cache option: %s", cache);
-		return 1;
+		goto out;
 	}
 	/* Safe mode reads through the old chain, so it must open; -u never opens it. */
 	bd = img_open_image(filename, fmt, flags | (unsafe ? BLOCK_NO_BACKING : 0), image_opts);
 	if (!bd)
-		return 1;
+		goto out;
 	if (!unsafe) {
 		if (*backing) {
 			char *path = img_backing_path(filename, backing);
@@ -464,14 +482,12 @@ int img_rebase(int argc, char **argv)
 		goto out;
 	}
 	if (!unsafe) {
-		img_progress_init(&prog, progress, block_length(bd));
 		ret = rebase_data(bd, block_backing(bd), new, &prog);
 		if (ret < 0) {
 			img_error("Error while rebasing: %s", strerror(-ret));
 			ret = 1;
 			goto out;
 		}
-		img_progress_end(&prog);
 	}
 	if (block_change_backing(bd, *backing ? backing : NULL, *backing ? backing_fmt : NULL,
 				 err, sizeof(err)) < 0) {
@@ -479,8 +495,10 @@ int img_rebase(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
+	img_progress_print(&prog, 100, 0);
 	ret = 0;
 out:
+	img_progress_end(&prog);
 	block_close(new);
 	block_close(bd);
 	return ret;

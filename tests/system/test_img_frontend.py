@@ -172,6 +172,74 @@ def test_convert_progress_lines_as_qemu(tmp_path, args):
     assert outs[0][1].startswith("    (0.00/100%)\r")
 
 
+def compare_images(d):
+    progress_images(d)
+    shutil.copy(d / "p1.qcow2", d / "same.qcow2")
+    shutil.copy(d / "p1.qcow2", d / "diff.qcow2")
+    qio("-c", "write -P 7 51M 512", d / "diff.qcow2")
+    ok(qimg("convert", "-O", "raw", d / "p1.qcow2", d / "big.raw"))
+    ok(qimg("resize", "-f", "raw", d / "big.raw", "80M"))
+
+
+@pytest.mark.parametrize("args", [
+    ["p1.qcow2", "same.qcow2"], ["p1.qcow2", "diff.qcow2"], ["p1.qcow2", "big.raw"],
+    ["p2.raw", "p1.qcow2"], ["-q", "p1.qcow2", "same.qcow2"], ["p1.qcow2", "nonexist"]])
+def test_compare_progress_lines_as_qemu(tmp_path, args):
+    """qemu-img compare's steps: a run of block status each (2 MiB at most
+    when read), lines at least 2% apart, and the line ended on every way out."""
+    compare_images(tmp_path)
+    q = qimg("compare", "-p", *args, cwd=tmp_path)
+    k = kimg("compare", "-p", *args, cwd=tmp_path)
+    assert (k[0], k[1], norm(k[2])) == q
+
+
+def rebase_images(d):
+    ok(qimg("create", "-q", "-f", "qcow2", d / "old.qcow2", "64M"))
+    qio("-c", "write -P 1 0 9M", "-c", "write -P 2 30M 5M", d / "old.qcow2")
+    ok(qimg("create", "-q", "-f", "qcow2", d / "new.qcow2", "40M"))
+    qio("-c", "write -P 1 0 4M", d / "new.qcow2")
+    ok(qimg("create", "-q", "-f", "qcow2", "-b", "old.qcow2", "-F", "qcow2", d / "top.qcow2"))
+    qio("-c", "write -P 3 1M 3M", "-c", "write -P 4 33M 64k", d / "top.qcow2")
+
+
+@pytest.mark.parametrize("args", [["-b", "new.qcow2", "-F", "qcow2"], ["-b", ""],
+                                  ["-u", "-b", "new.qcow2", "-F", "qcow2"],
+                                  ["-t", "bogus", "-b", "new.qcow2", "-F", "qcow2"]])
+def test_rebase_progress_lines_as_qemu(tmp_path, args):
+    """qemu-img rebase: one equal step per run the image does not hold
+    (cut at either backing file's end), 0 first and 100 last, the line
+    ended on errors too; the images read the same afterwards."""
+    q, k = both(tmp_path, rebase_images, "rebase", "-p", *args, "top.qcow2")
+    assert k[:3] == q[:3]
+    assert q[1].startswith("    (0.00/100%)\r")
+    ok(qimg("compare", q[3] / "top.qcow2", k[3] / "top.qcow2"))
+
+
+def test_commit_progress_first_and_last_lines(tmp_path):
+    """qemu-img commit's lines between 0 and 100 vary with timing (see the
+    manual); kestrel-img's are the same ends with rising steps between."""
+    rebase_images(tmp_path)
+    rc, out, err = kimg("commit", "-p", tmp_path / "top.qcow2")
+    assert rc == 0, err
+    lines = out.split("\r")
+    assert lines[0] == "    (0.00/100%)" and lines[-2] == "    (100.00/100%)"
+    assert lines[-1] == "\nImage committed.\n"
+    vals = [float(l.strip()[1:].split("/")[0]) for l in lines[:-1]]
+    assert vals == sorted(vals) and len(vals) > 3
+    assert all(b - a > 1 or b == 100 for a, b in zip(vals, vals[1:]))
+
+
+def test_bench_past_the_end_writes_nothing(tmp_path):
+    """qemu-img 7.2 wraps bench offsets at the image size: a step that does not
+    divide it sends a request past the end, which fails before anything lands."""
+    def setup(d):
+        ok(qimg("create", "-q", "-f", "raw", d / "a.raw", "1M"))
+        qio("-f", "raw", "-c", "write -P 9 0 1M", d / "a.raw")
+    q, k = both(tmp_path, setup, "bench", "-w", "-c", "4", "-S", "1046529", "-f", "raw", "a.raw")
+    assert (k[0], k[2]) == (q[0], q[2]) == (1, "qemu-img: Failed request: Input/output error\n")
+    assert (k[3] / "a.raw").read_bytes() == (q[3] / "a.raw").read_bytes() == b"\x09" * (1 << 20)
+
+
 @pytest.mark.parametrize("size,hole_at", [(1000, None), (70000, 66000), (70144, 0)])
 def test_map_rounds_raw_to_sectors(tmp_path, size, hole_at):
     img = tmp_path / "odd.raw"

@@ -630,18 +630,33 @@ int block_snapshot_list(struct block_dev *bd, struct block_snapshot **list)
 	return bd->drv->snapshot_list(bd, list);
 }
 
-#define SNAPSHOT_OP(fn, what)								\
+/*
+ * qemu-img's words when the format has no snapshots: apply says
+ * bdrv_snapshot_goto's message; delete never gets here (img/snapshot.c
+ * looks the name up first).
+ */
+#define SNAPSHOT_OP(fn, what, nosup)							\
 int block_snapshot_##fn(struct block_dev *bd, const char *name, char *err, size_t errlen) \
 {											\
 	if (!bd->drv->snapshot_##fn)							\
 		return block_err(err, errlen, "Could not " what " snapshot '%s': %s",	\
-				 name, strerror(ENOTSUP));				\
+				 name, nosup);						\
 	if (bd->read_only)								\
 		return block_err(err, errlen, "Could not " what " snapshot '%s': %s",	\
 				 name, strerror(EROFS));				\
 	return bd->drv->snapshot_##fn(bd, name, err, errlen);				\
 }
-SNAPSHOT_OP(create, "create")
+
+/* qemu-img reports a failed create as "errno (text)": -95 (Operation not supported). */
+int block_snapshot_create(struct block_dev *bd, const char *name, char *err, size_t errlen)
+{
+	int e = bd->drv->snapshot_create ? (bd->read_only ? EROFS : 0) : ENOTSUP;
+
+	if (e)
+		return block_err(err, errlen, "Could not create snapshot '%s': %d (%s)", name, -e,
+				 strerror(e));
+	return bd->drv->snapshot_create(bd, name, err, errlen);
+}
 
 int block_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, size_t errlen)
 {
@@ -651,8 +666,8 @@ int block_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, s
 		return block_err(err, errlen, "Failed to load snapshot: the image is writable");
 	return bd->drv->snapshot_load_tmp(bd, name, err, errlen);
 }
-SNAPSHOT_OP(apply, "apply")
-SNAPSHOT_OP(delete, "delete")
+SNAPSHOT_OP(apply, "apply", "Block driver does not support snapshots")
+SNAPSHOT_OP(delete, "delete", strerror(ENOTSUP))
 
 int block_change_backing(struct block_dev *bd, const char *file, const char *fmt,
 			 char *err, size_t errlen)

@@ -152,7 +152,7 @@ static int raw_create(const char *path, const struct block_create_opts *o, char 
 	if (o->backing_file)
 		return block_err(err, errlen, "Backing file not supported for file format 'raw'");
 	if (o->prealloc == BLOCK_PREALLOC_METADATA)
-		return block_err(err, errlen, "Unsupported preallocation mode 'metadata'");
+		return block_err(err, errlen, "Unsupported preallocation mode: metadata");
 	fd = block_create_file_opts(path, o, err, errlen);
 	if (fd < 0)
 		return -1;
@@ -196,7 +196,7 @@ static int raw_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 		return 0;
 	}
 	if (prealloc == BLOCK_PREALLOC_METADATA)
-		return block_err(err, errlen, "Unsupported preallocation mode 'metadata'");
+		return block_err(err, errlen, "Unsupported preallocation mode: metadata");
 	ret = raw_prealloc(bd->fd, bd->size, size, prealloc);
 	if (ret == 0)
 		block_crash_point();

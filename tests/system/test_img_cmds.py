@@ -172,10 +172,33 @@ def test_measure_snapshot_like_qemu(tmp_path):
         for out in ("human", "json"):
             k = ok(kimg("measure", "--output=" + out, "-O", "qcow2", *args, img))
             assert k == ok(qimg("measure", "--output=" + out, "-O", "qcow2", *args, img))
-    rc, out, err = kimg("measure", "-O", "qcow2", "-l", "nosuch", img)
-    assert rc == 1 and "Failed to load snapshot" in err
+    for cmd in (["measure", "-O", "qcow2"], ["convert", "-O", "raw"]):
+        dest = [tmp_path / "out.raw"] if cmd[0] == "convert" else []
+        k, q = both(*cmd, "-l", "nosuch", img, *dest)
+        assert k[0] == q[0] == 1
+        assert k[2].replace("kestrel-img:", "qemu-img:") == q[2] == \
+            "qemu-img: Failed to load snapshot: Can't find snapshot\n"
     rc, out, err = kimg("measure", "-O", "qcow2", "-l", "s1", "--size", "1M")
     assert rc == 1 and "--image-opts, -f, and -l require a filename argument." in err
+
+
+def test_snapshot_on_raw_like_qemu(tmp_path):
+    """A format without snapshots: each action fails (or lists nothing) in
+    qemu-img's words and exit code."""
+    make_raw(tmp_path / "r.raw", 1 << 20, seed=8)
+    opts = "driver=raw,file.filename=" + str(tmp_path / "r.raw")
+    for act in (["-c", "s1"], ["-a", "s1"], ["-d", "s1"], ["-l"]):
+        k, q = both("snapshot", *act, "--image-opts", opts)
+        assert k[0] == q[0], act
+        assert k[2].replace("kestrel-img:", "qemu-img:") == q[2], act
+
+
+def test_resize_metadata_raw_like_qemu(tmp_path):
+    make_raw(tmp_path / "r.raw", 1 << 20, seed=9)
+    k = kimg("resize", "-f", "raw", "--preallocation=metadata", tmp_path / "r.raw", "2M")
+    q = qimg("resize", "-f", "raw", "--preallocation=metadata", tmp_path / "r.raw", "2M")
+    assert k[0] == q[0] == 1
+    assert k[2].replace("kestrel-img:", "qemu-img:") == q[2]
 
 
 def test_compare_exit_codes(tmp_path):

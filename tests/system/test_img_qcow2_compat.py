@@ -449,3 +449,69 @@ def test_rebase_from_no_backing_file_reads_zeroes(tmp_path, compat):
         assert got["kestrel"] == got["qemu"]
     # v2: qemu-img 7.2 leaves the clusters unallocated, so the new backing
     # file shows through (wrong data); kestrel-img writes the zeroes.
+
+
+# --- amend compat=0.10: zero clusters of every tree (QEMU's qcow2_expand_zero_clusters) ---
+
+def zero_flags(img):
+    """(L1 offset, L2 index) of every L2 entry with the zero flag, in the
+    active tree and every snapshot's (64 KiB clusters, one L1 entry)."""
+    data = img.read_bytes()
+    q = lambda off: struct.unpack(">Q", data[off:off + 8])[0]
+    l1s = [q(40)]
+    off = q(64)
+    for _ in range(struct.unpack(">I", data[60:64])[0]):
+        l1s.append(q(off))
+        idl, nml = struct.unpack(">HH", data[off + 12:off + 16])
+        extra = struct.unpack(">I", data[off + 36:off + 40])[0]
+        off = (off + 40 + extra + idl + nml + 7) & ~7
+    found = []
+    for l1 in l1s:
+        l2 = q(l1) & 0x00fffffffffffe00
+        found += [(l1, i) for i in range(8192) if l2 and q(l2 + 8 * i) & 1]
+    return found
+
+
+def test_downgrade_unbacked_zero_cluster_unallocated_like_qemu(tmp_path):
+    # Without a backing file a zero cluster without host space just becomes
+    # unallocated: no cluster is spent on it (qemu-img's map and layout).
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(qimg("create", "-f", "qcow2", img, "4M"))
+        qio_ok(img, "write -P 0x11 0 64k", "write -z 2M 64k")
+        ok(tool(which, "amend", "-o", "compat=0.10", img))
+        got[which] = (qmap(img), img.stat().st_size)
+        assert not zero_flags(img)
+    assert got["kestrel"] == got["qemu"]
+    assert not [m for m in got["kestrel"][0] if m["start"] == 2 << 20 and m["present"]]
+
+
+@pytest.mark.parametrize("backed", [False, True])
+def test_downgrade_expands_snapshot_zero_clusters(tmp_path, backed):
+    # Zero flags in a snapshot's L2 table have no v2 meaning: left there,
+    # the snapshot cannot be read once applied.  And a preallocated zero
+    # cluster shared with a snapshot keeps the snapshot's data (qemu-img
+    # 7.2 writes zeroes over it).
+    img, base = tmp_path / "a.qcow2", tmp_path / "base.qcow2"
+    back = []
+    if backed:
+        ok(qimg("create", "-f", "qcow2", base, "4M"))
+        qio_ok(base, "write -P 0x77 0 4M")
+        back = ["-b", str(base), "-F", "qcow2"]
+    ok(qimg("create", "-f", "qcow2", *back, img, "4M"))
+    qio_ok(img, "write -P 0x11 0 64k", "write -z 1M 64k", "write -P 0x22 2M 64k")
+    ok(qimg("snapshot", "-c", "s1", img))
+    qio_ok(img, "write -z 0 64k", "write -z 3M 64k")
+    ok(qimg("convert", "-O", "raw", img, tmp_path / "top.raw"))
+    ok(qimg("convert", "-O", "raw", "-l", "s1", img, tmp_path / "s1.raw"))
+    assert len({l1 for l1, _ in zero_flags(img)}) == 2    # both trees have some
+    ok(kimg("amend", "-o", "compat=0.10", img))
+    assert header_field(img, 4, "I") == 2 and not zero_flags(img)
+    ok(qimg("check", img))
+    ok(qimg("compare", "-f", "qcow2", "-F", "raw", img, tmp_path / "top.raw"))
+    ok(qimg("convert", "-O", "raw", "-l", "s1", img, tmp_path / "s1-after.raw"))
+    assert (tmp_path / "s1-after.raw").read_bytes() == (tmp_path / "s1.raw").read_bytes()
+    ok(kimg("snapshot", "-a", "s1", img))
+    ok(qimg("compare", "-f", "qcow2", "-F", "raw", img, tmp_path / "s1.raw"))
+    ok(qimg("check", img))

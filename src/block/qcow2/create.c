@@ -523,29 +523,126 @@ int qcow2_make_empty(struct block_dev *bd)
 	return ret;
 }
 
-/* v3 -> v2: zero clusters have no v2 encoding, so they become written zeroes. */
+/*
+ * v3 -> v2 (qcow2 spec: the zero flag is new in version 3), one L2 entry:
+ * the entry it becomes.  As QEMU's qcow2_expand_zero_clusters: without a
+ * backing file a zero cluster without host space becomes unallocated,
+ * which reads as zeroes as well; the others get a host cluster of written
+ * zeroes, referenced as often as the L2 table that names it (l2_rc).
+ */
+static int expand_entry(struct qcow2 *s, uint64_t e, uint64_t l2_rc, bool active,
+			const uint8_t *zero, uint64_t *ne)
+{
+	enum qcow2_type t = qcow2_entry_type(s, e);
+	uint64_t host = e & L2E_OFFSET_MASK;
+	int ret = 0;
+
+	if (t == QCOW2_ZERO_PLAIN && !s->backing_file) {
+		*ne = 0;
+		return 0;
+	}
+	/* COPIED on an active entry: nothing else references the cluster, zeroed in place. */
+	if (t == QCOW2_ZERO_ALLOC && active && (e & QCOW_OFLAG_COPIED)) {
+		*ne = host | QCOW_OFLAG_COPIED;
+		return qcow2_data_pwrite(s, host, zero, s->cluster_size);
+	}
+	/*
+	 * A shared preallocated cluster may hold another tree's data (QEMU 7.2
+	 * zeroes it there all the same): this entry gets a cluster of its own.
+	 */
+	ret = qcow2_alloc_clusters(s, 1, &host);
+	if (ret == 0 && l2_rc > 1)
+		ret = qcow2_update_refcount(s, host >> s->cluster_bits, (int64_t)l2_rc - 1);
+	if (ret == 0)
+		ret = qcow2_data_pwrite(s, host, zero, s->cluster_size);
+	if (ret < 0)
+		return ret;
+	*ne = host | (active && l2_rc == 1 ? QCOW_OFLAG_COPIED : 0);
+	/* The old cluster loses this table's references once the new entry is on disk. */
+	for (uint64_t i = 0; t == QCOW2_ZERO_ALLOC && i < l2_rc && ret == 0; i++)
+		ret = qcow2_free_later(s, e & L2E_OFFSET_MASK, 1);
+	return ret;
+}
+
+/* The zero clusters of one L2 table, rewritten in place (its sharers see the same bytes). */
+static int expand_l2(struct qcow2 *s, uint64_t l2, uint64_t l1_index, bool active,
+		     const uint8_t *zero)
+{
+	uint64_t *table, l2_rc;
+	bool dirty = false;
+	int ret;
+
+	if (qcow2_in_cluster(s, l2) || l2 < s->cluster_size)
+		return qcow2_signal_corruption(s, "L2 table offset %#" PRIx64 " unaligned (L1 "
+					       "index: %#" PRIx64 ")", l2, l1_index);
+	ret = qcow2_get_refcount(s, l2 >> s->cluster_bits, &l2_rc);
+	if (ret < 0)
+		return ret;
+	ret = qcow2_cache_get(s, &s->l2_cache, l2, true, (void **)&table);
+	if (ret < 0)
+		return ret;
+	for (uint64_t j = 0; j < s->l2_size && ret == 0; j++) {
+		uint64_t e = qcow2_l2_get(s, table, j), ne;
+		enum qcow2_type t = qcow2_entry_type(s, e);
+
+		if (t != QCOW2_ZERO_PLAIN && t != QCOW2_ZERO_ALLOC)
+			continue;
+		ret = expand_entry(s, e, l2_rc, active, zero, &ne);
+		if (ret == 0) {
+			qcow2_l2_set(s, table, j, ne);
+			dirty = true;
+		}
+	}
+	if (dirty)
+		qcow2_cache_mark_dirty(&s->l2_cache, table);
+	qcow2_cache_put(&s->l2_cache, table);
+	return ret;
+}
+
+static int expand_l1(struct qcow2 *s, const uint64_t *l1, uint32_t l1_size, bool active,
+		     const uint8_t *zero)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; i < l1_size && ret == 0; i++)
+		if (l1[i] & L1E_OFFSET_MASK)
+			ret = expand_l2(s, l1[i] & L1E_OFFSET_MASK, i, active, zero);
+	return ret;
+}
+
+/* A snapshot's L1 table, host order (validated when the snapshot table was read). */
+static int expand_snapshot(struct qcow2 *s, const struct qcow2_snapshot *sn, const uint8_t *zero)
+{
+	size_t bytes = (size_t)sn->l1_size * 8;
+	uint64_t *l1 = malloc(bytes ? bytes : 1);
+	int ret;
+
+	if (!l1)
+		return -ENOMEM;
+	ret = bfile_pread(s->bd, sn->l1_table_offset, l1, bytes);
+	for (uint32_t i = 0; ret == 0 && i < sn->l1_size; i++)
+		l1[i] = be64toh(l1[i]);
+	if (ret == 0)
+		ret = expand_l1(s, l1, sn->l1_size, false, zero);
+	free(l1);
+	return ret;
+}
+
+/*
+ * Every tree: the active one and the snapshots' (a zero flag left in a v2
+ * snapshot is corruption the moment the snapshot is applied).
+ */
 static int expand_zero_clusters(struct qcow2 *s)
 {
-	uint8_t *zero = calloc(1, s->cluster_size);
-	int ret = 0;
+	uint8_t *zero = block_alloc_buf(s->cluster_size);
+	int ret;
 
 	if (!zero)
 		return -ENOMEM;
-	for (uint64_t off = 0; off < s->h.size && ret == 0;) {
-		enum qcow2_type t;
-		uint64_t l2e, n;
-		ret = qcow2_map(s, off, s->h.size - off, &t, &l2e, &n);
-		if (ret < 0)
-			break;
-		if (t == QCOW2_ZERO_PLAIN || t == QCOW2_ZERO_ALLOC) {
-			for (uint64_t c = off; c < off + n && ret == 0; c += s->cluster_size) {
-				size_t len = s->h.size - c < s->cluster_size ?
-					     (size_t)(s->h.size - c) : s->cluster_size;
-				ret = qcow2_write(s, c, zero, len);
-			}
-		}
-		off += n;
-	}
+	memset(zero, 0, s->cluster_size);
+	ret = expand_l1(s, s->l1, s->l1_size, true, zero);
+	for (uint32_t i = 0; ret == 0 && i < s->nb_snaps; i++)
+		ret = expand_snapshot(s, &s->snaps[i], zero);
 	free(zero);
 	return ret;
 }

@@ -656,7 +656,8 @@ fail:
 	free(sw.l1);
 	free(sn.id);
 	free(sn.name);
-	return block_err(err, errlen, "Could not create snapshot '%s': %s", name,
+	/* qemu-img's img_snapshot prints the errno and its text. */
+	return block_err(err, errlen, "Could not create snapshot '%s': %d (%s)", name, ret,
 			 strerror(-ret));
 }
 
@@ -817,7 +818,8 @@ int qcow2_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, s
 	i = find_snapshot(s, name);
 	if (i < 0) {
 		pthread_mutex_unlock(&s->lock);
-		return block_err(err, errlen, "Can't find snapshot '%s'", name);
+		/* QEMU's words, without the name (qemu-img convert/measure -l). */
+		return block_err(err, errlen, "Can't find snapshot");
 	}
 	ret = read_l1(s, s->snaps[i].l1_table_offset, s->snaps[i].l1_size, &l1);
 	if (ret == 0) {

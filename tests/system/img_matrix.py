@@ -473,9 +473,9 @@ def _other():
         case(f"bench-w-{fx}", fx, f"bench -w -c 100 -s 4k -S 64k {img}", timed=True)
         case(f"bench-q-{fx}", fx, f"bench -q -c 10 {img}", timed=True)
         case(f"bench-badcount-{fx}", fx, f"bench -c x {img}")
-        # qemu-img 7.2 wraps at the image size: a step that does not divide
-        # it sends a request past the end, which fails (EIO, nothing written).
-        case(f"bench-w-past-end-{fx}", fx, f"bench -w -c 3 -s 4k -S 4190209 {img}", timed=True)
+        # A request past the end fails (EIO) and nothing is written.  One
+        # request: with more, which of qemu-img's land before it exits is a race.
+        case(f"bench-w-past-end-{fx}", fx, f"bench -w -c 1 -s 4k -o 4190209 {img}", timed=True)
     case("bench-pattern", "qcow2", "bench -w --pattern=0xab -c 10 -d 2 a.qcow2", timed=True)
     case("bench-flush", "qcow2", "bench -w --flush-interval=4 -c 16 a.qcow2", timed=True)
     case("bench-offset", "qcow2", "bench -o 1M -c 10 a.qcow2", timed=True)

@@ -205,7 +205,14 @@ static struct block_dev *find_base(struct block_dev *top, const char *name)
 	return NULL;
 }
 
-int img_commit(int argc, char **argv)
+struct commit_opts {
+	const char *fmt, *base_name, *cache;
+	bool drop, progress, quiet, image_opts;
+	uint64_t rate_limit;
+};
+
+/* Parses argv into o; false: stop with exit status *rc. */
+static bool commit_options(int argc, char **argv, struct commit_opts *o, int *rc)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -213,88 +220,115 @@ int img_commit(int argc, char **argv)
 		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = NULL, *base_name = NULL, *cache = "writeback", *filename;
-	bool drop = false, progress = false, quiet = false, image_opts = false;
-	struct block_dev *top = NULL, *chain = NULL, *base = NULL, *base_layer;
-	struct img_progress prog;
-	struct img_rate rate;
-	uint64_t rate_limit = 0;
-	unsigned cflags;
-	char err[4096];
-	int c, ret = 1;
+	int c, ret;
 
+	*rc = 1;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":f:ht:b:dpqr:", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("commit"); return 0;
-		case 'f': fmt = optarg; break;
-		case 't': cache = optarg; break;
-		case 'b': base_name = optarg; drop = true; break;
-		case 'd': drop = true; break;
-		case 'p': progress = true; break;
-		case 'q': quiet = true; break;
+		case 'h': img_cmd_help("commit"); *rc = 0; return false;
+		case 'f': o->fmt = optarg; break;
+		case 't': o->cache = optarg; break;
+		case 'b': o->base_name = optarg; o->drop = true; break;
+		case 'd': o->drop = true; break;
+		case 'p': o->progress = true; break;
+		case 'q': o->quiet = true; break;
 		case 'r':
-			if (!img_rate_parse(optarg, &rate_limit))
-				return 1;
+			if (!img_rate_parse(optarg, &o->rate_limit))
+				return false;
 			break;
 		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			ret = 1;
+			if ((ret = img_object_add(optarg))) {
+				*rc = ret < 0;
+				return false;
+			}
 			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_IMAGE_OPTS: o->image_opts = true; break;
 		default:
-			return img_bad_option(c, argv);
+			*rc = img_bad_option(c, argv);
+			return false;
 		}
 	}
 	if (optind != argc - 1) {
-		return img_usage_error("Expecting one image file name");
+		*rc = img_usage_error("Expecting one image file name");
+		return false;
 	}
+	return true;
+}
+
+/*
+ * The layer to commit into (-b, else the top's backing file), opened for
+ * writing and grown to the top's size; NULL after saying why.
+ */
+static struct block_dev *commit_base(struct block_dev *chain, const struct commit_opts *o,
+				     const char *filename, unsigned cflags,
+				     struct block_dev **base_layer)
+{
+	struct block_dev *base;
+	char err[4096];
+
+	/* -b is looked up first, as qemu-img does, even in an image without a backing file. */
+	*base_layer = o->base_name ? find_base(chain, o->base_name) : block_backing(chain);
+	if (!*base_layer && o->base_name) {
+		img_error("Did not find '%s' in the backing chain of '%s'", o->base_name, filename);
+		return NULL;
+	}
+	if (!*base_layer) {
+		img_error("Image does not have a backing file");
+		return NULL;
+	}
+	base = img_open(block_filename(*base_layer), block_format_name(*base_layer),
+			cflags | BLOCK_NO_BACKING);
+	if (base && block_length(base) < block_length(chain) &&
+	    block_truncate(base, block_length(chain), false, BLOCK_PREALLOC_OFF, err,
+			   sizeof(err)) < 0) {
+		img_error("Could not resize the base image: %s", err);
+		block_close(base);
+		return NULL;
+	}
+	return base;
+}
+
+int img_commit(int argc, char **argv)
+{
+	struct commit_opts o = { .cache = "writeback" };
+	struct block_dev *top = NULL, *chain = NULL, *base = NULL, *base_layer;
+	struct img_progress prog;
+	struct img_rate rate;
+	const char *filename;
+	unsigned cflags;
+	int ret;
+
+	if (!commit_options(argc, argv, &o, &ret))
+		return ret;
 	filename = argv[optind];
 	/* qemu-img commit: progress lines at least 1% apart, ended on every way out. */
-	img_progress_init(&prog, progress && !quiet, 1.0f);
-	if (!img_cache_flags(cache, &cflags)) {
-		img_error("Invalid cache option: %s", cache);
+	img_progress_init(&prog, o.progress && !o.quiet, 1.0f);
+	if (!img_cache_flags(o.cache, &cflags)) {
+		img_error("Invalid cache option: %s", o.cache);
 		return 1;
 	}
 	/*
 	 * The top first, for writing, as qemu-img opens it: its open errors are
 	 * qemu-img's ("Is a directory", locks).  Then the chain for reading, unlocked.
 	 */
-	top = img_open_image(filename, fmt, cflags | BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE,
-			     image_opts);
+	top = img_open_image(filename, o.fmt, cflags | BLOCK_NO_BACKING | BLOCK_UNSAFE_PROBE,
+			     o.image_opts);
 	if (!top)
 		return 1;
 	img_progress_print(&prog, 0, 100);
-	chain = img_open_image(filename, image_opts ? NULL : block_format_name(top),
-			       BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE, image_opts);
-	if (!chain)
-		goto out;
-	/* -b is looked up first, as qemu-img does, even in an image without a backing file. */
-	base_layer = base_name ? find_base(chain, base_name) : block_backing(chain);
-	if (!base_layer && base_name) {
-		img_error("Did not find '%s' in the backing chain of '%s'", base_name, filename);
-		goto out;
-	}
-	if (!base_layer) {
-		img_error("Image does not have a backing file");
-		goto out;
-	}
-	base = img_open(block_filename(base_layer), block_format_name(base_layer),
-			cflags | BLOCK_NO_BACKING);
+	ret = 1;
+	chain = img_open_image(filename, o.image_opts ? NULL : block_format_name(top),
+			       BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_UNSAFE_PROBE, o.image_opts);
+	if (chain)
+		base = commit_base(chain, &o, filename, cflags, &base_layer);
 	if (!base)
 		goto out;
-	if (block_length(base) < block_length(chain) &&
-	    block_truncate(base, block_length(chain), false, BLOCK_PREALLOC_OFF, err,
-			   sizeof(err)) < 0) {
-		img_error("Could not resize the base image: %s", err);
-		goto out;
-	}
-	img_rate_init(&rate, rate_limit);
+	img_rate_init(&rate, o.rate_limit);
 	ret = commit_data(chain, base_layer, base, &prog, &rate);
 	if (ret == 0)
 		ret = block_flush(base);
-	if (ret == 0 && !drop)
+	if (ret == 0 && !o.drop)
 		ret = block_make_empty(top);
 	if (ret < 0) {
 		img_error("%s", strerror(-ret));
@@ -302,13 +336,12 @@ int img_commit(int argc, char **argv)
 		goto out;
 	}
 	img_progress_print(&prog, 100, 0);
-	ret = 0;
 out:
 	img_progress_end(&prog);
 	block_close(base);
 	block_close(top);
 	block_close(chain);
-	if (ret == 0 && !quiet)
+	if (ret == 0 && !o.quiet)
 		printf("Image committed.\n");
 	return ret;
 }
@@ -393,7 +426,13 @@ static int rebase_data(struct block_dev *bd, struct block_dev *old, struct block
 	return ret;
 }
 
-int img_rebase(int argc, char **argv)
+struct rebase_opts {
+	const char *fmt, *backing, *backing_fmt, *cache, *src_cache;
+	bool unsafe, progress, quiet, force_share, image_opts;
+};
+
+/* Parses argv into o; false: stop with exit status *rc. */
+static bool rebase_options(int argc, char **argv, struct rebase_opts *o, int *rc)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -402,97 +441,112 @@ int img_rebase(int argc, char **argv)
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = NULL, *backing = NULL, *backing_fmt = NULL, *cache = "writeback";
-	const char *src_cache = "writeback", *filename;
-	bool unsafe = false, progress = false, quiet = false, force_share = false;
-	bool image_opts = false;
-	struct block_dev *bd = NULL, *new = NULL;
-	struct img_progress prog;
-	unsigned flags, sflags;
-	char err[4096];
-	int c, ret = 1;
+	int c, ret;
 
+	*rc = 1;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("rebase"); return 0;
-		case 'f': fmt = optarg; break;
-		case 'F': backing_fmt = optarg; break;
-		case 'b': backing = optarg; break;
-		case 'u': unsafe = true; break;
-		case 'p': progress = true; break;
-		case 't': cache = optarg; break;
-		case 'T': src_cache = optarg; break;
-		case 'q': quiet = true; break;
-		case 'U': force_share = true; break;
+		case 'h': img_cmd_help("rebase"); *rc = 0; return false;
+		case 'f': o->fmt = optarg; break;
+		case 'F': o->backing_fmt = optarg; break;
+		case 'b': o->backing = optarg; break;
+		case 'u': o->unsafe = true; break;
+		case 'p': o->progress = true; break;
+		case 't': o->cache = optarg; break;
+		case 'T': o->src_cache = optarg; break;
+		case 'q': o->quiet = true; break;
+		case 'U': o->force_share = true; break;
 		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			ret = 1;
+			if ((ret = img_object_add(optarg))) {
+				*rc = ret < 0;
+				return false;
+			}
 			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_IMAGE_OPTS: o->image_opts = true; break;
 		default:
-			return img_bad_option(c, argv);
+			*rc = img_bad_option(c, argv);
+			return false;
 		}
 	}
 	if (optind != argc - 1) {
-		return img_usage_error("Expecting one image file name");
+		*rc = img_usage_error("Expecting one image file name");
+		return false;
 	}
-	if (!backing && !unsafe)
-		return img_usage_error("Must specify backing file (-b) or use unsafe mode (-u)");
-	if (!backing) {
+	if (!o->backing && !o->unsafe) {
+		*rc = img_usage_error("Must specify backing file (-b) or use unsafe mode (-u)");
+		return false;
+	}
+	if (!o->backing) {
 		img_error("Must specify backing file (-b)");
-		return 1;
+		return false;
 	}
+	return true;
+}
+
+/* The new backing file, named relative to the image, for reading; false after saying why. */
+static bool rebase_open_new(const struct rebase_opts *o, const char *filename, unsigned sflags,
+			    struct block_dev **new)
+{
+	char err[4096], *path = img_backing_path(filename, o->backing);
+
+	if (!path)
+		return false;
+	/* -U: the new backing file opens while another process writes it. */
+	if (block_open(path, o->backing_fmt,
+		       BLOCK_RDONLY | sflags | (o->force_share ? BLOCK_NO_LOCK : 0), new,
+		       err, sizeof(err)) < 0) {
+		img_error("Could not open new backing file '%s': %s", o->backing, err);
+		*new = NULL;
+	}
+	free(path);
+	return *new != NULL;
+}
+
+int img_rebase(int argc, char **argv)
+{
+	struct rebase_opts o = { .cache = "writeback", .src_cache = "writeback" };
+	struct block_dev *bd = NULL, *new = NULL;
+	struct img_progress prog;
+	const char *filename;
+	unsigned flags, sflags;
+	char err[4096];
+	int ret;
+
+	if (!rebase_options(argc, argv, &o, &ret))
+		return ret;
+	ret = 1;
 	filename = argv[optind];
 	/* qemu-img rebase: lines at least 2% apart, from 0 on, ended on every way out. */
-	img_progress_init(&prog, progress && !quiet, 2.0f);
+	img_progress_init(&prog, o.progress && !o.quiet, 2.0f);
 	img_progress_print(&prog, 0, 100);
-	if (!img_cache_flags(cache, &flags) || !img_cache_flags(src_cache, &sflags)) {
-		img_error("Invalid cache option: %s", cache);
+	if (!img_cache_flags(o.cache, &flags) || !img_cache_flags(o.src_cache, &sflags)) {
+		img_error("Invalid cache option: %s", o.cache);
 		goto out;
 	}
 	/* Safe mode reads through the old chain, so it must open; -u never opens it. */
-	bd = img_open_image(filename, fmt, flags | (unsafe ? BLOCK_NO_BACKING : 0), image_opts);
-	if (!bd)
+	bd = img_open_image(filename, o.fmt, flags | (o.unsafe ? BLOCK_NO_BACKING : 0),
+			    o.image_opts);
+	if (!bd || (!o.unsafe && *o.backing && !rebase_open_new(&o, filename, sflags, &new)))
 		goto out;
-	if (!unsafe) {
-		if (*backing) {
-			char *path = img_backing_path(filename, backing);
-			if (!path)
-				goto out;
-			/* -U: the new backing file opens while another process writes it. */
-			if (block_open(path, backing_fmt,
-				       BLOCK_RDONLY | sflags | (force_share ? BLOCK_NO_LOCK : 0), &new,
-				       err, sizeof(err)) < 0) {
-				free(path);
-				img_error("Could not open new backing file '%s': %s", backing, err);
-				goto out;
-			}
-			free(path);
-		}
-	}
 	/*
 	 * qemu-img opens the image (and, safe, the new backing file) before it
 	 * refuses a backing file without a format; refused before any data moves.
 	 */
-	if (*backing && !backing_fmt) {
+	if (*o.backing && !o.backing_fmt) {
 		img_error("Could not change the backing file to '%s': backing format must be "
-			  "specified", backing);
+			  "specified", o.backing);
 		goto out;
 	}
-	if (!unsafe) {
-		ret = rebase_data(bd, block_backing(bd), new, &prog);
-		if (ret < 0) {
-			img_error("Error while rebasing: %s", strerror(-ret));
-			ret = 1;
-			goto out;
-		}
-	}
-	if (block_change_backing(bd, *backing ? backing : NULL, *backing ? backing_fmt : NULL,
-				 err, sizeof(err)) < 0) {
-		img_error("Could not change the backing file to '%s': %s", backing, err);
+	if (!o.unsafe && (ret = rebase_data(bd, block_backing(bd), new, &prog)) < 0) {
+		img_error("Error while rebasing: %s", strerror(-ret));
 		ret = 1;
+		goto out;
+	}
+	ret = 1;
+	if (block_change_backing(bd, *o.backing ? o.backing : NULL,
+				 *o.backing ? o.backing_fmt : NULL, err, sizeof(err)) < 0) {
+		img_error("Could not change the backing file to '%s': %s", o.backing, err);
 		goto out;
 	}
 	img_progress_print(&prog, 100, 0);

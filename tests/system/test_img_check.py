@@ -322,3 +322,32 @@ def test_unaligned_preallocated_cluster_repaired(tmp_path):
     assert rc == 0 and "Repairing offset=" in err and "Preallocated cluster" in err, err
     qemu_check_clean(img)
     assert read_raw_via_qemu(img, tmp_path)[:16 << 20] == bytes(w.model)
+
+
+@pytest.mark.parametrize("other_leak", [False, True])
+def test_repair_clears_counts_past_the_end(tmp_path, other_leak):
+    """A crash between a refcount update and the write that grows the file
+    leaves counts past its end, where neither check looks.  check -r leaks
+    clears them (also when nothing else is wrong), so writes that later grow
+    the file over them do not turn them into leaks; the report stays
+    qemu-img's (test_img_crash's test_kill_writer found this)."""
+    img = tmp_path / "a.qcow2"
+    ok(qimg("create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", img, "8M"))
+    ok(run(["qemu-io", "-c", "write -P 5 0 64k", img]))
+    q = Qcow2(img)
+    end = img.stat().st_size // q.cs
+    assert q.refblock(end) and q.get_refcount(end) == 0
+    q.set_refcount(end, 1)             # the crash: counted, the file not yet grown
+    q.set_refcount(end + 3, 1)
+    if other_leak:
+        # The file grown over the first: a leak both see and report.
+        with open(img, "r+b") as f:
+            f.truncate((end + 1) * q.cs)
+    assert qimg("check", img)[0] == (3 if other_leak else 0)
+    k = kimg("check", "-r", "leaks", img)
+    assert k[0] == 0, k
+    assert (f"Repairing cluster {end} " in k[2]) == other_leak
+    assert f"cluster {end + 3} " not in k[2]
+    assert q.get_refcount(end) == q.get_refcount(end + 3) == 0
+    ok(run(["qemu-io", "-c", "write -P 6 2M 64k", img]))
+    qemu_check_clean(img)

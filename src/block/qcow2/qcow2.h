@@ -461,6 +461,8 @@ int qcow2_check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint6
 		      bool write);
 /* How many of the n clusters of a host-contiguous run from host pass those checks. */
 uint64_t qcow2_sane_run(struct qcow2 *s, uint64_t host, enum qcow2_type type, uint64_t n);
+/* The bytes of a compressed cluster's data a read may use: up to the first on metadata. */
+int qcow2_compressed_readable(struct qcow2 *s, uint64_t l2e, size_t *csize);
 
 /* compress.c */
 /* Returns the compressed length, or -ENOSPC when it would not be smaller than out_len. */

@@ -30,7 +30,7 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 	 * a repair also clears counts past the end of the file, which a crash
 	 * can leave behind and which would turn into leaks once the file grows.
 	 */
-	uint64_t n = r->used;
+	uint64_t n = r->used, hole = 0, hole_len = 0;
 
 	if ((fix & BLOCK_FIX_LEAKS) && (s->reftable_size << s->rb_bits) > n)
 		n = s->reftable_size << s->rb_bits;
@@ -74,6 +74,10 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 					res->leaks_fixed++;
 				else
 					res->corruptions_fixed++;
+				/* QEMU repairs with QCOW2_DISCARD_ALWAYS: a cluster now free is discarded. */
+				if (!ref && (i << s->cluster_bits) < s->file_size)
+					qcow2_punch(s, &hole, &hole_len, i << s->cluster_bits,
+						    s->cluster_size);
 				continue;
 			}
 		}
@@ -82,6 +86,7 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 		else
 			res->leaks++;
 	}
+	qcow2_punch(s, &hole, &hole_len, 0, 0);
 	return 0;
 }
 

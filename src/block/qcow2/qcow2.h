@@ -336,6 +336,11 @@ int qcow2_free_later_keep(struct qcow2 *s, uint64_t offset, uint64_t clusters);
 int qcow2_free_now(struct qcow2 *s, uint64_t offset, uint64_t clusters);
 int qcow2_free_compressed_later(struct qcow2 *s, uint64_t l2e);
 int qcow2_apply_pending_frees(struct qcow2 *s);
+/*
+ * Adds [off, off+n) to a run of freed space (start, len), punching the run
+ * out of the file when the new range does not extend it (n 0: the last).
+ */
+void qcow2_punch(struct qcow2 *s, uint64_t *start, uint64_t *len, uint64_t off, uint64_t n);
 int qcow2_rc_flush(struct qcow2 *s, bool sync);
 int qcow2_flush_metadata(struct qcow2 *s, bool sync);
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);

@@ -89,10 +89,15 @@ static int seg_status(struct conv *c, struct block_dev *bd, uint64_t off, uint64
 	return 0;
 }
 
+/*
+ * The failure at the lowest offset is the one kept: every chunk before it
+ * still writes in turn, none after it does, so what a failed convert leaves
+ * does not depend on which worker failed first.
+ */
 static void fail(struct conv *c, int err, bool read, uint64_t off)
 {
 	pthread_mutex_lock(&c->lock);
-	if (!c->err) {
+	if (!c->err || off < c->err_off) {
 		c->err = err;
 		c->err_read = read;
 		c->err_off = off;
@@ -483,9 +488,9 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 	ret = 0;
 	if (!c->out_of_order) {
 		pthread_mutex_lock(&c->lock);
-		while (c->next_write != idx && !c->err)
+		while (c->next_write != idx && !(c->err && c->err_off < end))
 			pthread_cond_wait(&c->turn, &c->lock);
-		ret = c->err;
+		ret = c->err && c->err_off < end ? c->err : 0;
 		pthread_mutex_unlock(&c->lock);
 	}
 	for (size_t i = 0; ret == 0 && i < nops; i++) {

@@ -256,6 +256,33 @@ def test_l2_table_on_metadata_refused(tmp_path):
     assert digest(img) == before
 
 
+def test_convert_read_error_keeps_every_chunk_before_it(tmp_path):
+    # Compressed clusters of 64 KiB; the one at 6 MiB does not inflate.  The
+    # chunks before it (2 MiB each, read by parallel workers) are written,
+    # none after it, whichever worker fails first: the same file every run.
+    src = tmp_path / "src.raw"
+    data = bytes((i * 7 + i // 65536) & 0xFF for i in range(8 << 20))
+    src.write_bytes(data)
+    img = tmp_path / "c.qcow2"
+    ok(kimg("convert", "-c", "-O", "qcow2", src, img))
+    l1 = header_field(img, 40, "Q")
+    with open(img, "rb") as f:
+        f.seek(l1)
+        l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+        f.seek(l2 + 8 * 96)
+        e = struct.unpack(">Q", f.read(8))[0]
+    assert e & (1 << 62), hex(e)
+    poke(img, e & ((1 << 54) - 1), bytes((i * 97 + 13) & 0xFF for i in range(512)))
+    for _ in range(5):
+        out = tmp_path / "o.raw"
+        out.unlink(missing_ok=True)
+        rc, _, err = kimg("convert", "-O", "raw", img, out)
+        assert rc == 1 and "error while reading at byte 6291456" in err, err
+        got = out.read_bytes()
+        assert got[:6 << 20] == data[:6 << 20]
+        assert got[6 << 20:] == bytes(2 << 20)
+
+
 def test_backing_loops(tmp_path):
     a, b, c = (tmp_path / n for n in ("a.qcow2", "b.qcow2", "c.qcow2"))
     ok(kimg("create", "-q", "-f", "qcow2", a, "1M"))

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from test_img_helpers import KIMG, header_field, kimg, needs_build, needs_qemu_img, ok, poke, qimg, run
+from test_img_helpers import (KIMG, header_field, kimg, needs_build, needs_qemu_img, ok, poke, qimg,
+                              read_raw_via_kestrel, read_raw_via_qemu, run)
 
 pytestmark = [needs_build, needs_qemu_img,
               pytest.mark.skipif(shutil.which("qemu-io") is None, reason="qemu-io is not installed")]
@@ -363,6 +364,82 @@ def test_check_repair_corrupt_compressed_sizes(tmp_path, cluster_size, seed):
     if cluster_size != "512":
         assert got["kestrel"][2] == got["qemu"][2], "the repaired images differ"
     assert took["kestrel"] < max(10 * took["qemu"], 5.0)
+
+
+@pytest.mark.parametrize("mode", ["leaks", "all"])
+def test_check_repair_discards_leaked_clusters_as_qemu(tmp_path, mode):
+    # QEMU's compare_refcounts repairs with QCOW2_DISCARD_ALWAYS: a cluster
+    # whose refcount a repair takes to 0 is discarded from the file.
+    src = tmp_path / "src.qcow2"
+    ok(qimg("create", "-f", "qcow2", src, "4M"))
+    qio_ok(src, "write -P 0x11 0 192k")
+    l1 = header_field(src, 40, "Q")
+    l2 = struct.unpack_from(">Q", src.read_bytes(), l1)[0] & 0x00fffffffffffe00
+    poke(src, l2 + 8, bytes(8))     # guest cluster 1 unmapped: its host cluster leaks
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        shutil.copy(src, img)
+        rc, out, err = tool(which, "check", "-r", mode, img)
+        got[which] = (rc, out, err, qimg("map", "-f", "raw", "--output=json", img),
+                      img.read_bytes())
+    assert "Repairing cluster" in got["qemu"][2]
+    assert got["kestrel"] == got["qemu"]
+
+
+# --- compressed descriptors counting more sectors than their stream (issue 25) ---
+
+COMPRESSED = 1 << 62
+CSIZE_SHIFT_4K = 62 - (12 - 8)      # qcow2 spec: x = 62 - (cluster_bits - 8)
+
+
+def compressed_before_table(tmp_path):
+    """4 KiB clusters: guest cluster 0 compressed, its host cluster followed
+    by the L2 table of guest [2M, 4M).  Returns (image, L2 entry offset,
+    compressed data offset, that L2 table's offset)."""
+    img = tmp_path / "c.qcow2"
+    ok(qimg("create", "-f", "qcow2", "-o", "cluster_size=4k", img, "4M"))
+    qio_ok(img, "write -c -P 0x11 0 4k", "write -P 0x22 2M 4k")
+    data = img.read_bytes()
+    l1 = header_field(img, 40, "Q")
+    l2a, l2b = (struct.unpack_from(">Q", data, l1 + 8 * i)[0] & 0x00fffffffffffe00
+                for i in (0, 1))
+    e = struct.unpack_from(">Q", data, l2a)[0]
+    coff = e & ((1 << CSIZE_SHIFT_4K) - 1)
+    # The layout the cases aim at: else they would test nothing.
+    assert e & COMPRESSED and coff // 4096 + 1 == l2b // 4096, (hex(e), hex(l2b))
+    return img, l2a, coff, l2b
+
+
+def test_compressed_sector_count_past_its_stream_reads_as_qemu(tmp_path):
+    # The largest sector count runs from the data over the L2 table after
+    # it: the stream ends long before, and QEMU's decompressor stops once
+    # the cluster is full, so qemu-img reads (and maps) the image.
+    img, l2a, coff, _ = compressed_before_table(tmp_path)
+    poke(img, l2a, struct.pack(">Q", COMPRESSED | (0xf << CSIZE_SHIFT_4K) | coff))
+    data = read_raw_via_kestrel(img, tmp_path)
+    assert data == read_raw_via_qemu(img, tmp_path)
+    assert data[:4096] == b"\x11" * 4096 and data[2 << 20:(2 << 20) + 4096] == b"\x22" * 4096
+    assert ok(kimg("map", "--output=json", img)) == ok(qimg("map", "--output=json", img))
+    assert '"corrupt": false' in ok(qimg("info", "--output=json", img))
+
+
+def test_compressed_stream_into_a_table_is_refused(tmp_path):
+    # A deflate stream whose second stored block starts just before the L2
+    # table: qemu-img inflates the table's bytes into guest data; kestrel-img
+    # inflates no byte on metadata, so the stream ends short: a read error.
+    img, l2a, _, l2b = compressed_before_table(tmp_path)
+    start = l2b - 11
+    stream = bytes([0x00, 1, 0, 0xfe, 0xff]) + b"X" + bytes([0x01, 0xff, 0x0f, 0x00, 0xf0])
+    poke(img, start, stream)
+    extra = (l2b + 4095 - 1) // 512 - start // 512     # sectors after the first
+    poke(img, l2a, struct.pack(">Q", COMPRESSED | (extra << CSIZE_SHIFT_4K) | start))
+    table = img.read_bytes()[l2b:l2b + 4095]
+    assert read_raw_via_qemu(img, tmp_path)[:4096] == b"X" + table
+    rc, _, err = kimg("convert", "-O", "raw", img, tmp_path / "k.raw")
+    assert rc == 1 and "error while reading at byte 0: Input/output error" in err, err
+    # Mapping reads no data: the entry is shown as compressed data, as qemu-img shows it.
+    assert ok(kimg("map", "--output=json", img)) == ok(qimg("map", "--output=json", img))
 
 
 def test_commit_zeroed_overlay_writes_zero_clusters(tmp_path):

@@ -26,6 +26,8 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 			unsigned fix, bool *rebuild, uint64_t *highest, FILE *report)
 {
 	/* Only clusters inside the file, as QEMU looks at them (past it: clear_past_end). */
+	uint64_t hole = 0, hole_len = 0;
+
 	*highest = 0;
 	for (uint64_t i = 0; i < r->used; i++) {
 		uint64_t rc, ref = qcow2_refs_get(r, i);
@@ -33,13 +35,12 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 		bool fixable;
 
 		ret = qcow2_get_refcount(s, i, &rc);
-		if (ret < 0 && i < r->used) {
+		if (ret < 0) {
 			say(report, "Can't get refcount for cluster %" PRIu64 ": %s\n", i,
 			    strerror(-ret));
 			res->check_errors++;
-		}
-		if (ret < 0)
 			continue;
+		}
 		if (rc || ref)
 			*highest = i;
 		if (rc == ref)
@@ -60,6 +61,10 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 					res->leaks_fixed++;
 				else
 					res->corruptions_fixed++;
+				/* QEMU repairs with QCOW2_DISCARD_ALWAYS: a cluster now free is discarded. */
+				if (!ref && (i << s->cluster_bits) < s->file_size)
+					qcow2_punch(s, &hole, &hole_len, i << s->cluster_bits,
+						    s->cluster_size);
 				continue;
 			}
 		}
@@ -68,6 +73,7 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 		else
 			res->leaks++;
 	}
+	qcow2_punch(s, &hole, &hole_len, 0, 0);
 	return 0;
 }
 

@@ -166,14 +166,16 @@ out:
 	return ret;
 }
 
-int qcow2_read_compressed(struct qcow2 *s, uint64_t l2e, uint8_t *out)
+/* Inflates a cluster from the first csize bytes of its compressed data (none: -EIO). */
+static int read_compressed_len(struct qcow2 *s, uint64_t l2e, size_t csize, uint8_t *out)
 {
 	uint64_t coff = l2e & s->cluster_offset_mask;
-	uint64_t sectors = ((l2e >> s->csize_shift) & s->csize_mask) + 1;
-	size_t csize = (size_t)(sectors * 512 - (coff & 511));
-	uint8_t *in = malloc(csize);
+	uint8_t *in;
 	int ret;
 
+	if (!csize)
+		return -EIO;
+	in = malloc(csize);
 	if (!in)
 		return -ENOMEM;
 	ret = bfile_pread(s->bd, coff, in, csize);
@@ -183,9 +185,18 @@ int qcow2_read_compressed(struct qcow2 *s, uint64_t l2e, uint8_t *out)
 	return ret;
 }
 
+/* Every sector the descriptor counts (qcow2 spec; QEMU's qcow2_parse_compressed_l2_entry). */
+int qcow2_read_compressed(struct qcow2 *s, uint64_t l2e, uint8_t *out)
+{
+	uint64_t coff = l2e & s->cluster_offset_mask;
+	uint64_t sectors = ((l2e >> s->csize_shift) & s->csize_mask) + 1;
+
+	return read_compressed_len(s, l2e, (size_t)(sectors * 512 - (coff & 511)), out);
+}
+
 /* Reads one compressed cluster through a one-entry cache (sequential small reads). */
-static int read_compressed_part(struct qcow2 *s, uint64_t l2e, uint64_t in, void *buf,
-				size_t len)
+static int read_compressed_part(struct qcow2 *s, uint64_t l2e, size_t csize, uint64_t in,
+				void *buf, size_t len)
 {
 	int ret;
 
@@ -196,7 +207,7 @@ static int read_compressed_part(struct qcow2 *s, uint64_t l2e, uint64_t in, void
 	}
 	if (!s->zbuf_valid || s->zbuf_offset != l2e) {
 		s->zbuf_valid = false;
-		ret = qcow2_read_compressed(s, l2e, s->zbuf);
+		ret = read_compressed_len(s, l2e, csize, s->zbuf);
 		if (ret < 0)
 			return ret;
 		s->zbuf_offset = l2e;
@@ -214,12 +225,15 @@ int qcow2_read(struct qcow2 *s, uint64_t off, void *buf, size_t len)
 	while (len) {
 		enum qcow2_type type;
 		uint64_t l2e, n, in = qcow2_in_cluster(s, off);
+		size_t csize = 0;
 
 		pthread_mutex_lock(&s->lock);
 		ret = qcow2_map(s, off, len, &type, &l2e, &n);
+		if (ret == 0 && type == QCOW2_COMPRESSED)
+			ret = qcow2_compressed_readable(s, l2e, &csize);
 		/* Part of a compressed cluster: through the one-cluster cache, under the lock. */
 		if (ret == 0 && type == QCOW2_COMPRESSED && (in || n != s->cluster_size))
-			ret = read_compressed_part(s, l2e, in, p, (size_t)n);
+			ret = read_compressed_part(s, l2e, csize, in, p, (size_t)n);
 		if (ret == 0)
 			s->inflight++;	/* the clusters read must not be freed and reused meanwhile */
 		pthread_mutex_unlock(&s->lock);
@@ -239,7 +253,7 @@ int qcow2_read(struct qcow2 *s, uint64_t off, void *buf, size_t len)
 		case QCOW2_COMPRESSED:
 			/* A whole cluster decompresses straight into the buffer, in parallel. */
 			if (!in && n == s->cluster_size)
-				ret = qcow2_read_compressed(s, l2e, p);
+				ret = read_compressed_len(s, l2e, csize, p);
 			break;
 		}
 		pthread_mutex_lock(&s->lock);

@@ -451,6 +451,13 @@ static int check_overlap(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, ui
 	if (s->checking || !s->overlap)
 		return 0;
 	entry_range(s, l2e, type, &off, &len);
+	/*
+	 * A read inflates no more than the stream needs: here only the sector
+	 * the stream starts in must be clear; qcow2_compressed_readable bounds
+	 * the rest.  Dropping the entry (write) frees every sector it counts.
+	 */
+	if (type == QCOW2_COMPRESSED && !write)
+		len = 512;
 	/* Snapshot L2 tables cost a read of every snapshot L1: the write itself checks them. */
 	ret = qcow2_overlaps(s, s->overlap & ~QCOW2_OL_INACTIVE_L2, off, len, &hit);
 	if (ret < 0 || !hit)
@@ -461,6 +468,41 @@ static int check_overlap(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, ui
 	return qcow2_signal_corruption(s, "Preventing invalid read of metadata: data for guest "
 				       "offset %#" PRIx64 " at host offset %#" PRIx64 " overlaps "
 				       "with %s", guest, off, qcow2_overlap_name(hit));
+}
+
+/*
+ * The bytes of compressed data a read may inflate: the descriptor's sectors
+ * up to the first on metadata.  A sector count larger than the stream needs
+ * is harmless, as the decompressor stops once the cluster is full (QEMU's
+ * qcow2_decompress too, so qemu-img reads such images); a stream that
+ * really runs on into a table fails to inflate instead of turning the
+ * table's bytes into guest data.  Called with the lock held.
+ */
+int qcow2_compressed_readable(struct qcow2 *s, uint64_t l2e, size_t *csize)
+{
+	uint64_t off, len, end, c, coff = l2e & s->cluster_offset_mask;
+	unsigned mask = s->overlap & ~QCOW2_OL_INACTIVE_L2, hit;
+	int ret;
+
+	entry_range(s, l2e, QCOW2_COMPRESSED, &off, &len);
+	end = off + len;
+	*csize = (size_t)(end - coff);
+	if (s->checking || !s->overlap || qcow2_has_data_file(s))
+		return 0;
+	ret = qcow2_overlaps(s, mask, off, len, &hit);
+	if (ret < 0 || !hit)
+		return ret;
+	/* At most a few clusters (the count field holds two clusters' worth of sectors). */
+	for (c = off; c < end; c = (c | (s->cluster_size - 1)) + 1) {
+		uint64_t next = (c | (s->cluster_size - 1)) + 1;
+		ret = qcow2_overlaps(s, mask, c, (next < end ? next : end) - c, &hit);
+		if (ret < 0)
+			return ret;
+		if (hit)
+			break;
+	}
+	*csize = c > coff ? (size_t)(c - coff) : 0;
+	return 0;
 }
 
 /*

@@ -336,6 +336,11 @@ int qcow2_free_later_keep(struct qcow2 *s, uint64_t offset, uint64_t clusters);
 int qcow2_free_now(struct qcow2 *s, uint64_t offset, uint64_t clusters);
 int qcow2_free_compressed_later(struct qcow2 *s, uint64_t l2e);
 int qcow2_apply_pending_frees(struct qcow2 *s);
+/*
+ * Adds [off, off+n) to a run of freed space (start, len), punching the run
+ * out of the file when the new range does not extend it (n 0: the last).
+ */
+void qcow2_punch(struct qcow2 *s, uint64_t *start, uint64_t *len, uint64_t off, uint64_t n);
 int qcow2_rc_flush(struct qcow2 *s, bool sync);
 int qcow2_flush_metadata(struct qcow2 *s, bool sync);
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
@@ -461,6 +466,8 @@ int qcow2_check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint6
 		      bool write);
 /* How many of the n clusters of a host-contiguous run from host pass those checks. */
 uint64_t qcow2_sane_run(struct qcow2 *s, uint64_t host, enum qcow2_type type, uint64_t n);
+/* The bytes of a compressed cluster's data a read may use: up to the first on metadata. */
+int qcow2_compressed_readable(struct qcow2 *s, uint64_t l2e, size_t *csize);
 
 /* compress.c */
 /* Returns the compressed length, or -ENOSPC when it would not be smaller than out_len. */

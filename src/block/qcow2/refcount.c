@@ -585,6 +585,11 @@ static void punch(struct qcow2 *s, uint64_t *start, uint64_t *len, uint64_t off,
 	*len += n;
 }
 
+void qcow2_punch(struct qcow2 *s, uint64_t *start, uint64_t *len, uint64_t off, uint64_t n)
+{
+	punch(s, start, len, off, n);
+}
+
 int qcow2_apply_pending_frees(struct qcow2 *s)
 {
 	uint64_t hole = 0, hole_len = 0;

@@ -304,6 +304,14 @@ static int bench_run(struct bench *b, uint64_t depth, bool uring)
 		return b->err;
 	if (uring)
 		return bench_uring(b, depth);
+	/*
+	 * Writes that may allocate (a format with clusters) go from one thread:
+	 * qemu-img's coroutines allocate in the order the requests are sent,
+	 * and so does kestrel-img then; threads racing to allocate would lay
+	 * the image out differently from run to run.
+	 */
+	if (b->write && block_cluster_size(b->bd))
+		nthreads = 1;
 	if ((uint64_t)nthreads > depth)
 		nthreads = (int)depth;
 	if (nthreads > 16)

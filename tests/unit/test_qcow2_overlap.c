@@ -69,7 +69,7 @@ static void poke64(const char *name, uint64_t off, uint64_t v)
 	uint8_t b[8];
 
 	assert_non_null(fp);
-	put_be64(b, v);
+	st_be64(b, v);
 	assert_int_equal(fseek(fp, (long)off, SEEK_SET), 0);
 	assert_int_equal(fwrite(b, 1, 8, fp), 8);
 	fclose(fp);
@@ -100,10 +100,10 @@ static struct layout make_base(const char *name)
 	block_close(bd);
 	free(data);
 	f = slurp(name);
-	l.l1 = be64(f.buf + 40);
-	l.reftable = be64(f.buf + 48);
-	l.refblock = be64(f.buf + l.reftable) & REFT_OFFSET_MASK;
-	l.l2 = be64(f.buf + l.l1) & L1E_OFFSET_MASK;
+	l.l1 = ld_be64(f.buf + 40);
+	l.reftable = ld_be64(f.buf + 48);
+	l.refblock = ld_be64(f.buf + l.reftable) & REFT_OFFSET_MASK;
+	l.l2 = ld_be64(f.buf + l.l1) & L1E_OFFSET_MASK;
 	l.size = f.len;
 	free(f.buf);
 	/* Each table in its own cluster, before the data: what the cases below aim at. */
@@ -325,7 +325,7 @@ static void test_unaccounted_entries_refused(void **state)
 	for (int k = 0; k < 3; k++) {
 		struct layout l = make_base(names[k]);
 		struct file f = slurp(names[k]), before;
-		uint64_t d0 = be64(f.buf + l.l2) & L2E_OFFSET_MASK;
+		uint64_t d0 = ld_be64(f.buf + l.l2) & L2E_OFFSET_MASK;
 		struct block_dev *bd;
 		char err[256];
 
@@ -362,7 +362,7 @@ static void test_l2_table_named_twice(void **state)
 	assert_int_equal(block_pwrite(bd, 0, b, sizeof(b)), 0);
 	block_close(bd);
 	f = slurp("l1dup");
-	poke64("l1dup", be64(f.buf + 40) + 8, be64(f.buf + be64(f.buf + 40)));
+	poke64("l1dup", ld_be64(f.buf + 40) + 8, ld_be64(f.buf + ld_be64(f.buf + 40)));
 	free(f.buf);
 	before = slurp("l1dup");
 	assert_int_equal(block_open(path("l1dup"), "qcow2", 0, &bd, err, sizeof(err)), 0);
@@ -455,10 +455,10 @@ static void test_all_sees_snapshot_l2(void **state)
 		 * L1 is named by the first snapshot table entry (qcow2 spec:
 		 * "Snapshot table entry", l1_table_offset at byte 0).
 		 */
-		uint64_t snap_l1 = be64(f.buf + be64(f.buf + 64));
+		uint64_t snap_l1 = ld_be64(f.buf + ld_be64(f.buf + 64));
 		/* The header's L1 offset again: a snapshot may move the active L1 table. */
-		uint64_t active_l2 = be64(f.buf + be64(f.buf + 40)) & L1E_OFFSET_MASK;
-		snap_l2 = be64(f.buf + snap_l1) & L1E_OFFSET_MASK;
+		uint64_t active_l2 = ld_be64(f.buf + ld_be64(f.buf + 40)) & L1E_OFFSET_MASK;
+		snap_l2 = ld_be64(f.buf + snap_l1) & L1E_OFFSET_MASK;
 		assert_int_not_equal(active_l2, snap_l2);	/* the write left them apart */
 		poke64(name, active_l2 + 8 * 5, snap_l2 | QCOW_OFLAG_COPIED);
 		free(f.buf);

@@ -258,7 +258,7 @@ int qcow2_write_l1_entry(struct qcow2 *s, uint32_t index)
 {
 	uint8_t e[8];
 
-	put_be64(e, s->l1[index]);
+	st_be64(e, s->l1[index]);
 	return qcow2_checked_write(s, QCOW2_OL_ACTIVE_L1, s->l1_offset + (uint64_t)index * 8, e,
 				   sizeof(e));
 }
@@ -775,7 +775,7 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 	memcpy(l1, s->l1, s->l1_size * sizeof(*l1));
 	memset(raw, 0, (size_t)bytes);
 	for (uint64_t i = 0; i < new_size; i++)
-		put_be64(raw + 8 * i, l1[i]);
+		st_be64(raw + 8 * i, l1[i]);
 	ret = qcow2_alloc_clusters(s, bytes >> s->cluster_bits, &new_off);
 	if (ret == 0)
 		ret = qcow2_rc_flush(s, true);
@@ -785,8 +785,8 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
 		ret = bfile_flush(s->bd);
 	if (ret == 0) {
-		put_be32(field, (uint32_t)new_size);
-		put_be64(field + 4, new_off);
+		st_be32(field, (uint32_t)new_size);
+		st_be64(field + 4, new_off);
 		ret = qcow2_file_write(s, 36, field, sizeof(field));
 	}
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))

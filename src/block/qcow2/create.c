@@ -183,7 +183,7 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 		free(buf);
 		return block_err(err, errlen, "Header would not fit in a %u byte cluster", cs);
 	}
-	put_be64(buf + cs, 2ULL * cs);
+	st_be64(buf + cs, 2ULL * cs);
 	for (int i = 0; i < 3; i++)
 		qcow2_rc_set_entry(buf + 2 * cs, t.refcount_order, (uint64_t)i, 1);
 
@@ -380,7 +380,7 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 			ret = grow_data_file(s, size);
 	}
 	if (ret == 0) {
-		put_be64(field, size);
+		st_be64(field, size);
 		ret = qcow2_file_write(s, 24, field, sizeof(field));
 	}
 	if (ret == 0) {

@@ -59,7 +59,7 @@ static int switch_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, u
 	if (!raw)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < entries; i++)
-		put_be64(raw + 8 * i, table[i]);
+		st_be64(raw + 8 * i, table[i]);
 	ret = qcow2_rc_flush(s, false);
 	if (ret == 0)
 		ret = qcow2_checked_write(s, 0, start << s->cluster_bits, raw,
@@ -69,8 +69,8 @@ static int switch_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, u
 		ret = bfile_flush(s->bd);
 	if (ret < 0)
 		return ret;
-	put_be64(field, start << s->cluster_bits);
-	put_be32(field + 8, (uint32_t)tcl);
+	st_be64(field, start << s->cluster_bits);
+	st_be32(field + 8, (uint32_t)tcl);
 	ret = qcow2_file_write(s, 48, field, sizeof(field));
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
 		ret = bfile_flush(s->bd);

@@ -27,6 +27,7 @@
 #define KESTREL_BLOCK_QCOW2_H
 
 #include "block/block_int.h"
+#include "util/bytes.h"
 
 #include <endian.h>
 #include <inttypes.h>
@@ -273,13 +274,6 @@ struct qcow2 {
 	uint8_t *zbuf;
 	bool zbuf_valid;
 };
-
-static inline uint64_t be64(const void *p) { uint64_t v; __builtin_memcpy(&v, p, 8); return be64toh(v); }
-static inline uint32_t be32(const void *p) { uint32_t v; __builtin_memcpy(&v, p, 4); return be32toh(v); }
-static inline uint16_t be16(const void *p) { uint16_t v; __builtin_memcpy(&v, p, 2); return be16toh(v); }
-static inline void put_be64(void *p, uint64_t v) { v = htobe64(v); __builtin_memcpy(p, &v, 8); }
-static inline void put_be32(void *p, uint32_t v) { v = htobe32(v); __builtin_memcpy(p, &v, 4); }
-static inline void put_be16(void *p, uint16_t v) { v = htobe16(v); __builtin_memcpy(p, &v, 2); }
 
 static inline uint64_t qcow2_align(const struct qcow2 *s, uint64_t v)
 {

@@ -25,9 +25,9 @@ uint64_t qcow2_rc_get_entry(const void *block, unsigned order, uint64_t i)
 	case 1: return (p[i / 4] >> (2 * (i % 4))) & 0x3;
 	case 2: return (p[i / 2] >> (4 * (i % 2))) & 0xf;
 	case 3: return p[i];
-	case 4: return be16(p + 2 * i);
-	case 5: return be32(p + 4 * i);
-	default: return be64(p + 8 * i);
+	case 4: return ld_be16(p + 2 * i);
+	case 5: return ld_be32(p + 4 * i);
+	default: return ld_be64(p + 8 * i);
 	}
 }
 
@@ -46,9 +46,9 @@ void qcow2_rc_set_entry(void *block, unsigned order, uint64_t i, uint64_t v)
 		p[i / 2] = (uint8_t)((p[i / 2] & ~(0xf << (4 * (i % 2)))) | (v << (4 * (i % 2))));
 		break;
 	case 3: p[i] = (uint8_t)v; break;
-	case 4: put_be16(p + 2 * i, (uint16_t)v); break;
-	case 5: put_be32(p + 4 * i, (uint32_t)v); break;
-	default: put_be64(p + 8 * i, v); break;
+	case 4: st_be16(p + 2 * i, (uint16_t)v); break;
+	case 5: st_be32(p + 4 * i, (uint32_t)v); break;
+	default: st_be64(p + 8 * i, v); break;
 	}
 }
 
@@ -69,7 +69,7 @@ int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen)
 		return block_err(err, errlen, "Could not read refcount table: %s", strerror(-ret));
 	}
 	for (uint64_t i = 0; i < s->reftable_size; i++)
-		s->reftable[i] = be64(raw + 8 * i);
+		s->reftable[i] = ld_be64(raw + 8 * i);
 	free(raw);
 	return 0;
 }
@@ -197,7 +197,7 @@ static int set_table_entry(struct qcow2 *s, uint64_t ti, uint64_t off)
 	int ret = 0;
 
 	if (!s->txn) {
-		put_be64(e, off);
+		st_be64(e, off);
 		ret = qcow2_checked_write(s, QCOW2_OL_REFCOUNT_TABLE, s->reftable_offset + ti * 8,
 					  e, 8);
 	}
@@ -747,7 +747,7 @@ static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries)
 	if (ret < 0)
 		goto out;
 	for (uint64_t i = 0; i < tcl * per_cluster; i++)
-		put_be64(raw + 8 * i, table[i]);
+		st_be64(raw + 8 * i, table[i]);
 	ret = qcow2_checked_write(s, 0, start << s->cluster_bits, raw,
 				  (size_t)(tcl * s->cluster_size));
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
@@ -755,8 +755,8 @@ static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries)
 	if (ret < 0)
 		goto out;
 	/* The switch: offset and size are adjacent header fields, one write. */
-	put_be64(field, start << s->cluster_bits);
-	put_be32(field + 8, (uint32_t)tcl);
+	st_be64(field, start << s->cluster_bits);
+	st_be32(field + 8, (uint32_t)tcl);
 	ret = qcow2_file_write(s, 48, field, sizeof(field));
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
 		ret = bfile_flush(s->bd);

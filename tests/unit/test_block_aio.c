@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "block/aio.h"
-#include "block/block.h"
+#include "block/block_img.h"
 
 #define DISK (8u << 20)
 

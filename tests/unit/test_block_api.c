@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "block/block.h"
+#include "block/block_img.h"
 
 static char dir[] = "/tmp/kestrel-block-XXXXXX";
 

@@ -172,15 +172,11 @@ static bool table_ok(const struct qcow2 *s, uint64_t off, uint64_t len, uint64_t
 	return s->checking || off + len <= file_size;
 }
 
-int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t file_size,
-		       char *err, size_t errlen)
+/* The version 2 fields (qcow2 spec: header bytes 0-71) and what they must hold. */
+static int parse_v2_fields(struct qcow2 *s, const uint8_t *buf, char *err, size_t errlen)
 {
 	struct qcow2_header *h = &s->h;
-	uint64_t l2_cover, l1_needed;
-	size_t ext_end;
 
-	if (len < QCOW2_V2_HEADER_LEN || file_size < QCOW2_V2_HEADER_LEN)
-		return block_err(err, errlen, "Image is truncated: header incomplete");
 	memset(h, 0, sizeof(*h));
 	h->magic = ld_be32(buf);
 	h->version = ld_be32(buf + 4);
@@ -204,35 +200,51 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 		return block_err(err, errlen, "Unsupported cluster size: 2^%u", h->cluster_bits);
 	s->cluster_bits = h->cluster_bits;
 	s->cluster_size = 1u << h->cluster_bits;
+	return 0;
+}
+
+/* The version 3 fields (bytes 72-103), the compression type byte and any newer ones. */
+static int parse_v3_fields(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t file_size,
+			   char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
 
 	if (h->version == 2) {
 		h->refcount_order = 4;
 		h->header_length = QCOW2_V2_HEADER_LEN;
-	} else {
-		if (len < QCOW2_V3_HEADER_LEN || file_size < QCOW2_V3_HEADER_LEN)
-			return block_err(err, errlen, "Image is truncated: header incomplete");
-		h->incompatible_features = ld_be64(buf + 72);
-		h->compatible_features = ld_be64(buf + 80);
-		h->autoclear_features = ld_be64(buf + 88);
-		h->refcount_order = ld_be32(buf + 96);
-		h->header_length = ld_be32(buf + 100);
-		if (h->header_length < QCOW2_V3_HEADER_LEN)
-			return block_err(err, errlen, "qcow2 header too short");
-		if (h->header_length > s->cluster_size)
-			return block_err(err, errlen, "qcow2 header exceeds cluster size");
-		if (h->header_length > file_size)
-			return block_err(err, errlen, "Image is truncated: header incomplete");
-		if (h->header_length > QCOW2_V3_HEADER_LEN)
-			h->compression_type = buf[104];
-		/* Fields a newer writer added: written back as they are, as QEMU does. */
-		if (h->header_length > 112) {
-			s->unknown_header_len = (h->header_length - 112 + 7) & ~7u;
-			s->unknown_header = calloc(1, s->unknown_header_len);
-			if (!s->unknown_header)
-				return block_err(err, errlen, "out of memory");
-			memcpy(s->unknown_header, buf + 112, h->header_length - 112);
-		}
+		return 0;
 	}
+	if (len < QCOW2_V3_HEADER_LEN || file_size < QCOW2_V3_HEADER_LEN)
+		return block_err(err, errlen, "Image is truncated: header incomplete");
+	h->incompatible_features = ld_be64(buf + 72);
+	h->compatible_features = ld_be64(buf + 80);
+	h->autoclear_features = ld_be64(buf + 88);
+	h->refcount_order = ld_be32(buf + 96);
+	h->header_length = ld_be32(buf + 100);
+	if (h->header_length < QCOW2_V3_HEADER_LEN)
+		return block_err(err, errlen, "qcow2 header too short");
+	if (h->header_length > s->cluster_size)
+		return block_err(err, errlen, "qcow2 header exceeds cluster size");
+	if (h->header_length > file_size)
+		return block_err(err, errlen, "Image is truncated: header incomplete");
+	if (h->header_length > QCOW2_V3_HEADER_LEN)
+		h->compression_type = buf[104];
+	/* Fields a newer writer added: written back as they are, as QEMU does. */
+	if (h->header_length > 112) {
+		s->unknown_header_len = (h->header_length - 112 + 7) & ~7u;
+		s->unknown_header = calloc(1, s->unknown_header_len);
+		if (!s->unknown_header)
+			return block_err(err, errlen, "out of memory");
+		memcpy(s->unknown_header, buf + 112, h->header_length - 112);
+	}
+	return 0;
+}
+
+/* Feature bits, compression type, refcount width and encryption we can open. */
+static int check_features(struct qcow2 *s, const uint8_t *buf, size_t len, char *err,
+			  size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
 
 	if (h->incompatible_features & ~QCOW2_INCOMPAT_SUPPORTED) {
 		char names[512];
@@ -261,6 +273,13 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 		return block_err(err, errlen, "Unsupported encryption method: %u", h->crypt_method);
 	if (h->crypt_method)
 		return block_err(err, errlen, "Encrypted qcow2 images are not supported");
+	return 0;
+}
+
+/* The sizes and masks every lookup uses, derived once from cluster_bits and refcount_order. */
+static int set_geometry(struct qcow2 *s, char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
 
 	/* qcow2 spec "Extended L2 Entries": 128-bit entries, 32 subclusters of >= 512 bytes. */
 	s->ext_l2 = (h->incompatible_features & QCOW2_INCOMPAT_EXTL2) ? 1 : 0;
@@ -277,6 +296,14 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 	s->csize_shift = 62 - (s->cluster_bits - 8);
 	s->csize_mask = (1ULL << (s->cluster_bits - 8)) - 1;
 	s->cluster_offset_mask = (1ULL << s->csize_shift) - 1;
+	return 0;
+}
+
+/* The L1, refcount and snapshot tables: sizes within limits, aligned, inside the file. */
+static int check_tables(struct qcow2 *s, uint64_t file_size, char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
+	uint64_t l2_cover, l1_needed;
 
 	/* Virtual size and L1 table (qcow2 spec: "the L1 table must cover the size"). */
 	if (h->size > INT64_MAX)
@@ -316,6 +343,15 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 			return block_err(err, errlen, "Invalid snapshot table offset");
 		return block_err(err, errlen, "Snapshot table is past the end of the file");
 	}
+	return 0;
+}
+
+/* The backing file name (qcow2 spec: at most 1023 bytes) and the extensions before it. */
+static int parse_cluster0_tail(struct qcow2 *s, const uint8_t *buf, size_t len,
+			       uint64_t file_size, char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
+	size_t ext_end;
 
 	/* Extensions sit between the header and the backing file name, inside cluster 0. */
 	ext_end = len < s->cluster_size ? len : s->cluster_size;
@@ -342,6 +378,23 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 		free(s->backing_fmt);
 		s->backing_fmt = NULL;
 	}
+	return 0;
+}
+
+int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t file_size,
+		       char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
+
+	if (len < QCOW2_V2_HEADER_LEN || file_size < QCOW2_V2_HEADER_LEN)
+		return block_err(err, errlen, "Image is truncated: header incomplete");
+	if (parse_v2_fields(s, buf, err, errlen) < 0 ||
+	    parse_v3_fields(s, buf, len, file_size, err, errlen) < 0 ||
+	    check_features(s, buf, len, err, errlen) < 0 ||
+	    set_geometry(s, err, errlen) < 0 ||
+	    check_tables(s, file_size, err, errlen) < 0 ||
+	    parse_cluster0_tail(s, buf, len, file_size, err, errlen) < 0)
+		return -1;
 	s->l1_size = h->l1_size;
 	s->l1_offset = h->l1_table_offset;
 	s->reftable_offset = h->refcount_table_offset;

@@ -335,6 +335,12 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync);
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
 /* Drops refcount blocks that count nothing any more (after a shrink). */
 int qcow2_shrink_reftable(struct qcow2 *s);
+/*
+ * Writes table (entries, whole clusters) at cluster start, points the header
+ * at it, then frees the old table's clusters.  table is s's from then on, or
+ * freed here when the switch fails.
+ */
+int qcow2_switch_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, uint64_t start);
 
 /*
  * One L2 entry of a table in the cache (big endian): with extended L2

@@ -670,15 +670,59 @@ static int grow_reftable(struct qcow2 *s, uint64_t min_entries)
 }
 
 /*
+ * The new table is written and synced before the header points at it, and
+ * the header before the old table is freed, so a crash at any point leaves
+ * one valid table (qcow2 spec: refcount table offset and clusters are
+ * adjacent header fields, switched by one write).
+ */
+int qcow2_switch_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, uint64_t start)
+{
+	uint64_t tcl = entries * 8 >> s->cluster_bits, old_off = s->reftable_offset;
+	uint64_t old_clusters = qcow2_size_to_clusters(s, s->reftable_size * 8);
+	uint8_t *raw = block_alloc_buf((size_t)(tcl << s->cluster_bits)), field[12];
+	int ret = -ENOMEM;
+
+	if (!raw)
+		goto fail;
+	for (uint64_t i = 0; i < entries; i++)
+		st_be64(raw + 8 * i, table[i]);
+	ret = qcow2_rc_flush(s, false);
+	if (ret == 0)
+		ret = qcow2_checked_write(s, 0, start << s->cluster_bits, raw,
+					  (size_t)(tcl << s->cluster_bits));
+	free(raw);
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		goto fail;
+	st_be64(field, start << s->cluster_bits);
+	st_be32(field + 8, (uint32_t)tcl);
+	ret = qcow2_file_write(s, 48, field, sizeof(field));
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		goto fail;
+	free(s->reftable);
+	s->reftable = table;
+	s->reftable_size = entries;
+	s->reftable_offset = start << s->cluster_bits;
+	s->h.refcount_table_offset = s->reftable_offset;
+	s->h.refcount_table_clusters = (uint32_t)tcl;
+	return qcow2_free_now(s, old_off, old_clusters);
+fail:
+	free(table);
+	return ret;
+}
+
+/*
  * A new, larger refcount table at the end of the file, with the refcount
  * blocks that describe its own clusters placed right after it.
  */
 static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries)
 {
 	uint64_t per_cluster = s->cluster_size / 8, new_entries, tcl, nb, start, area_end, ti;
-	uint64_t old_off = s->reftable_offset, old_clusters, *table = NULL;
-	uint8_t *raw = NULL, *blocks = NULL;
-	uint8_t field[12];
+	uint64_t *table = NULL;
+	uint8_t *blocks = NULL;
 	uint64_t end = s->alloc_end > s->file_size ? s->alloc_end : s->file_size;
 	int ret;
 
@@ -709,10 +753,9 @@ static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries)
 	}
 
 	table = calloc(tcl * per_cluster, sizeof(*table));
-	raw = block_alloc_buf((size_t)(tcl * s->cluster_size));
 	blocks = block_alloc_buf((size_t)((nb ? nb : 1) * s->cluster_size));
 	ret = -ENOMEM;
-	if (!table || !raw || !blocks)
+	if (!table || !blocks)
 		goto out;
 	memcpy(table, s->reftable, s->reftable_size * sizeof(*table));
 	memset(blocks, 0, (size_t)((nb ? nb : 1) * s->cluster_size));
@@ -743,37 +786,10 @@ static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries)
 		if (ret < 0)
 			goto out;
 	}
-	ret = qcow2_rc_flush(s, false);
-	if (ret < 0)
-		goto out;
-	for (uint64_t i = 0; i < tcl * per_cluster; i++)
-		st_be64(raw + 8 * i, table[i]);
-	ret = qcow2_checked_write(s, 0, start << s->cluster_bits, raw,
-				  (size_t)(tcl * s->cluster_size));
-	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
-		ret = bfile_flush(s->bd);
-	if (ret < 0)
-		goto out;
-	/* The switch: offset and size are adjacent header fields, one write. */
-	st_be64(field, start << s->cluster_bits);
-	st_be32(field + 8, (uint32_t)tcl);
-	ret = qcow2_file_write(s, 48, field, sizeof(field));
-	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
-		ret = bfile_flush(s->bd);
-	if (ret < 0)
-		goto out;
-	old_clusters = qcow2_size_to_clusters(s, s->reftable_size * 8);
-	free(s->reftable);
-	s->reftable = table;
+	ret = qcow2_switch_reftable(s, table, tcl * per_cluster, start);
 	table = NULL;
-	s->reftable_size = tcl * per_cluster;
-	s->reftable_offset = start << s->cluster_bits;
-	s->h.refcount_table_offset = s->reftable_offset;
-	s->h.refcount_table_clusters = (uint32_t)tcl;
-	ret = qcow2_free_now(s, old_off, old_clusters);
 out:
 	free(table);
-	free(raw);
 	free(blocks);
 	return ret;
 }

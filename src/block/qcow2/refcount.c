@@ -714,80 +714,108 @@ fail:
 	return ret;
 }
 
+/* A grown refcount table's place: tcl clusters from start, then nb new blocks, up to end. */
+struct reftable_area {
+	uint64_t start, entries, tcl, nb, end;
+};
+
+/*
+ * Sizes the new table at the end of the file and the refcount blocks its
+ * own area needs: each depends on the other, so both grow until they agree.
+ */
+static int plan_reftable(struct qcow2 *s, uint64_t min_entries, struct reftable_area *a)
+{
+	uint64_t per_cluster = s->cluster_size / 8, ti;
+	uint64_t end = s->alloc_end > s->file_size ? s->alloc_end : s->file_size;
+
+	if (end < s->data_end)
+		end = s->data_end;
+	a->start = qcow2_align(s, end) >> s->cluster_bits;
+	a->entries = s->reftable_size * 2 > min_entries ? s->reftable_size * 2 : min_entries;
+	for (;;) {
+		a->entries = (a->entries + per_cluster - 1) / per_cluster * per_cluster;
+		if (a->entries * 8 > QCOW2_MAX_REFTABLE_BYTES)
+			return -EFBIG;
+		a->tcl = a->entries / per_cluster;
+		a->nb = 0;
+		for (;;) {
+			uint64_t need = 0;
+			a->end = a->start + a->tcl + a->nb;
+			for (ti = a->start >> s->rb_bits; ti <= (a->end - 1) >> s->rb_bits; ti++)
+				if (ti >= s->reftable_size || !s->reftable[ti])
+					need++;
+			if (need == a->nb)
+				break;
+			a->nb = need;
+		}
+		ti = (a->end - 1) >> s->rb_bits;
+		if (ti < a->entries)
+			return 0;
+		a->entries = ti + 1;
+	}
+}
+
+/*
+ * Places the new blocks in table and gives every cluster of the area
+ * refcount 1: in the new blocks (buffered at blocks) or in existing ones.
+ */
+static int count_new_area(struct qcow2 *s, uint64_t *table, uint8_t *blocks,
+			  const struct reftable_area *a)
+{
+	uint64_t j = 0;
+	int ret;
+
+	for (uint64_t ti = a->start >> s->rb_bits; ti <= (a->end - 1) >> s->rb_bits; ti++)
+		if (!table[ti])
+			table[ti] = (a->start + a->tcl + j++) << s->cluster_bits;
+	for (uint64_t c = a->start; c < a->end; c++) {
+		uint64_t bti = c >> s->rb_bits;
+		uint64_t boff = table[bti];
+		uint64_t bidx = (boff >> s->cluster_bits);
+		if (bidx >= a->start + a->tcl && bidx < a->end) {
+			uint8_t *b = blocks + (bidx - a->start - a->tcl) * s->cluster_size;
+			qcow2_rc_set_entry(b, s->refcount_order, c & ((1ULL << s->rb_bits) - 1), 1);
+		} else {
+			ret = qcow2_update_refcount(s, c, 1);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	note_alloc(s, a->start, a->end - a->start);
+	return 0;
+}
+
 /*
  * A new, larger refcount table at the end of the file, with the refcount
  * blocks that describe its own clusters placed right after it.
  */
 static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries)
 {
-	uint64_t per_cluster = s->cluster_size / 8, new_entries, tcl, nb, start, area_end, ti;
+	struct reftable_area a;
 	uint64_t *table = NULL;
 	uint8_t *blocks = NULL;
-	uint64_t end = s->alloc_end > s->file_size ? s->alloc_end : s->file_size;
+	size_t blocks_len;
 	int ret;
 
-	if (end < s->data_end)
-		end = s->data_end;
-	start = qcow2_align(s, end) >> s->cluster_bits;
-	new_entries = s->reftable_size * 2 > min_entries ? s->reftable_size * 2 : min_entries;
-	for (;;) {
-		new_entries = (new_entries + per_cluster - 1) / per_cluster * per_cluster;
-		if (new_entries * 8 > QCOW2_MAX_REFTABLE_BYTES)
-			return -EFBIG;
-		tcl = new_entries / per_cluster;
-		nb = 0;
-		for (;;) {
-			uint64_t need = 0;
-			area_end = start + tcl + nb;
-			for (ti = start >> s->rb_bits; ti <= (area_end - 1) >> s->rb_bits; ti++)
-				if (ti >= s->reftable_size || !s->reftable[ti])
-					need++;
-			if (need == nb)
-				break;
-			nb = need;
-		}
-		ti = (area_end - 1) >> s->rb_bits;
-		if (ti < new_entries)
-			break;
-		new_entries = ti + 1;
-	}
-
-	table = calloc(tcl * per_cluster, sizeof(*table));
-	blocks = block_alloc_buf((size_t)((nb ? nb : 1) * s->cluster_size));
+	ret = plan_reftable(s, min_entries, &a);
+	if (ret < 0)
+		return ret;
+	blocks_len = (size_t)((a.nb ? a.nb : 1) * s->cluster_size);
+	table = calloc(a.entries, sizeof(*table));
+	blocks = block_alloc_buf(blocks_len);
 	ret = -ENOMEM;
 	if (!table || !blocks)
 		goto out;
 	memcpy(table, s->reftable, s->reftable_size * sizeof(*table));
-	memset(blocks, 0, (size_t)((nb ? nb : 1) * s->cluster_size));
-	{
-		uint64_t j = 0;
-		for (ti = start >> s->rb_bits; ti <= (area_end - 1) >> s->rb_bits; ti++)
-			if (!table[ti])
-				table[ti] = (start + tcl + j++) << s->cluster_bits;
+	memset(blocks, 0, blocks_len);
+	ret = count_new_area(s, table, blocks, &a);
+	if (ret == 0 && a.nb)
+		ret = qcow2_checked_write(s, 0, (a.start + a.tcl) << s->cluster_bits, blocks,
+					  (size_t)(a.nb * s->cluster_size));
+	if (ret == 0) {
+		ret = qcow2_switch_reftable(s, table, a.entries, a.start);
+		table = NULL;
 	}
-	/* Refcount 1 for every cluster of the new area, in new or existing blocks. */
-	for (uint64_t c = start; c < area_end; c++) {
-		uint64_t bti = c >> s->rb_bits;
-		uint64_t boff = table[bti];
-		uint64_t bidx = (boff >> s->cluster_bits);
-		if (bidx >= start + tcl && bidx < area_end) {
-			uint8_t *b = blocks + (bidx - start - tcl) * s->cluster_size;
-			qcow2_rc_set_entry(b, s->refcount_order, c & ((1ULL << s->rb_bits) - 1), 1);
-		} else {
-			ret = qcow2_update_refcount(s, c, 1);
-			if (ret < 0)
-				goto out;
-		}
-	}
-	note_alloc(s, start, area_end - start);
-	if (nb) {
-		ret = qcow2_checked_write(s, 0, (start + tcl) << s->cluster_bits, blocks,
-					  (size_t)(nb * s->cluster_size));
-		if (ret < 0)
-			goto out;
-	}
-	ret = qcow2_switch_reftable(s, table, tcl * per_cluster, start);
-	table = NULL;
 out:
 	free(table);
 	free(blocks);

@@ -5,7 +5,7 @@
 #ifndef KESTREL_BLOCK_BLOCK_INT_H
 #define KESTREL_BLOCK_BLOCK_INT_H
 
-#include "block/block.h"
+#include "block/block_img.h"
 
 #include <pthread.h>
 #include <stdarg.h>

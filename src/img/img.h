@@ -6,7 +6,7 @@
 #ifndef KESTREL_IMG_IMG_H
 #define KESTREL_IMG_IMG_H
 
-#include "block/block.h"
+#include "block/block_img.h"
 
 #include <stdbool.h>
 #include <inttypes.h>

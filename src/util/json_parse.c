@@ -7,6 +7,7 @@
  */
 #include "util/json_parse.h"
 #include "util/opts.h"
+#include "util/utf8.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -184,35 +185,24 @@ static bool valid_codepoint(long cp)
 	       !(cp >= 0xD800 && cp <= 0xDFFF) && !(cp >= 0xFDD0 && cp <= 0xFDEF);
 }
 
-/* Decodes one character of at most n bytes; -1 if invalid.  *used: bytes taken. */
+/*
+ * Decodes one character of at most n bytes; -1 if invalid.  *used: bytes
+ * taken.  Modified UTF-8 is strict UTF-8 (utf8.c) less NUL itself and the
+ * noncharacters, plus the two-byte C0 80 for NUL.
+ */
 static long utf8_codepoint(const unsigned char *s, size_t n, size_t *used)
 {
-	static const long min_cp[] = { 0, 0, 0x80, 0x800, 0x10000, 0x200000, 0x4000000 };
-	size_t len, i;
-	long cp;
+	int32_t cp;
 
-	*used = 1;
-	if (s[0] < 0x80)
-		return s[0] ? s[0] : -1;
-	if (s[0] < 0xC0 || s[0] >= 0xFE)
-		return -1;
-	for (len = 2; len < 6 && (s[0] & (0x80 >> len)); len++)
-		;
-	cp = s[0] & (0x7F >> len);
-	for (i = 1; i < len; i++) {
-		if (i >= n || (s[i] & 0xC0) != 0x80) {
-			*used = i;
-			return -1;
-		}
-		cp = (cp << 6) | (s[i] & 0x3F);
+	if (n >= 2 && s[0] == 0xC0 && s[1] == 0x80) {
+		*used = 2;
+		return 0;
 	}
-	*used = len;
-	if (cp < min_cp[len] && !(len == 2 && cp == 0))
-		return -1;	/* overlong, but for modified UTF-8's NUL */
-	return valid_codepoint(cp) ? cp : -1;
+	*used = utf8_decode(s, n, &cp);
+	return cp > 0 && valid_codepoint(cp) ? cp : -1;
 }
 
-static int utf8_encode(char *buf, long cp)
+static int mod_utf8_encode(char *buf, long cp)
 {
 	if (!valid_codepoint(cp))
 		return -1;
@@ -221,26 +211,7 @@ static int utf8_encode(char *buf, long cp)
 		buf[1] = (char)0x80;
 		return 2;
 	}
-	if (cp < 0x80) {
-		buf[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		buf[0] = (char)(0xC0 | (cp >> 6));
-		buf[1] = (char)(0x80 | (cp & 0x3F));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		buf[0] = (char)(0xE0 | (cp >> 12));
-		buf[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		buf[2] = (char)(0x80 | (cp & 0x3F));
-		return 3;
-	}
-	buf[0] = (char)(0xF0 | (cp >> 18));
-	buf[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-	buf[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-	buf[3] = (char)(0x80 | (cp & 0x3F));
-	return 4;
+	return (int)utf8_encode(buf, (int32_t)cp);
 }
 
 static long hex4(const char *s, const char *end)
@@ -315,7 +286,7 @@ static struct json_value *parse_string(struct parser *p, const struct token *t)
 				perr(p, "invalid UTF-8 sequence in string");
 				goto fail;
 			}
-			n += (size_t)utf8_encode(out + n, cp);
+			n += (size_t)mod_utf8_encode(out + n, cp);
 			s += used;
 			continue;
 		}
@@ -342,7 +313,7 @@ static struct json_value *parse_string(struct parser *p, const struct token *t)
 				cp = -1;
 			}
 		}
-		int len = utf8_encode(out + n, cp);
+		int len = mod_utf8_encode(out + n, cp);
 		if (len < 0) {
 			perr(p, "%.*s is not a valid Unicode character", (int)(s - beg), beg);
 			goto fail;

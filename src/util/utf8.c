@@ -1,4 +1,4 @@
-/* Strict UTF-8 decoding (RFC 3629 §3), for JSON text in and out. */
+/* Strict UTF-8 (RFC 3629 §3), for JSON text in and out. */
 #include "util/utf8.h"
 
 /*
@@ -55,4 +55,30 @@ bool utf8_valid(const char *s, size_t len)
 			return false;
 	}
 	return true;
+}
+
+size_t utf8_encode(char *buf, int32_t cp)
+{
+	if (cp < 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	if (cp < 0x80) {
+		buf[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		buf[0] = (char)(0xC0 | (cp >> 6));
+		buf[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		buf[0] = (char)(0xE0 | (cp >> 12));
+		buf[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		buf[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	buf[0] = (char)(0xF0 | (cp >> 18));
+	buf[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	buf[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	buf[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
 }

@@ -3,7 +3,7 @@
  * the way kestrel-img info/map/convert [-l] [--bitmaps]/check read it.  Besides sanitizer
  * reports it aborts if the image file changed: reading must never write.
  */
-#include "block/block.h"
+#include "block/block_img.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -17,20 +17,10 @@
 #include <cmocka.h>
 
 #include "block/aio.h"
-#include "block/block.h"
+#include "block/block_img.h"
+#include "tmpdir.h"
 
 #define DISK (8u << 20)
-
-static char dir[] = "/tmp/kestrel-aio-XXXXXX";
-
-static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
-
-static int teardown(void **state)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
-}
 
 struct variant {
 	const char *fmt;
@@ -54,7 +44,7 @@ static struct block_dev *create_open(const struct variant *v, int n)
 	struct block_dev *bd;
 	char path[256], err[512];
 
-	snprintf(path, sizeof(path), "%s/img%d.%s", dir, n, v->fmt);
+	snprintf(path, sizeof(path), "%s/img%d.%s", tmpdir, n, v->fmt);
 	if (block_create(path, v->fmt, &o, err, sizeof(err)) < 0)
 		fail_msg("create: %s", err);
 	if (block_open(path, v->fmt, v->flags, &bd, err, sizeof(err)) < 0)
@@ -212,5 +202,5 @@ int main(void)
 		cmocka_unit_test(test_errors_stay_with_their_request),
 		cmocka_unit_test(test_readonly_image_refuses_writes),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -16,27 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "block/block.h"
-
-static char dir[] = "/tmp/kestrel-block-XXXXXX";
-
-static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
-
-static int teardown(void **state)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
-}
-
-static const char *path(const char *name)
-{
-	static char p[4][256];
-	static int i;
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-	return p[i];
-}
+#include "block/block_img.h"
+#include "tmpdir.h"
 
 static struct block_dev *create_open(const char *name, const char *fmt, uint64_t size,
 				     unsigned flags)
@@ -45,9 +26,9 @@ static struct block_dev *create_open(const char *name, const char *fmt, uint64_t
 	struct block_dev *bd;
 	char err[512];
 
-	if (block_create(path(name), fmt, &o, err, sizeof(err)) < 0)
+	if (block_create(tmpdir_path(name), fmt, &o, err, sizeof(err)) < 0)
 		fail_msg("create: %s", err);
-	if (block_open(path(name), fmt, flags, &bd, err, sizeof(err)) < 0)
+	if (block_open(tmpdir_path(name), fmt, flags, &bd, err, sizeof(err)) < 0)
 		fail_msg("open: %s", err);
 	return bd;
 }
@@ -102,22 +83,22 @@ static void test_probe(void **state)
 	char err[512];
 
 	block_close(bd);
-	assert_int_equal(block_open(path("p.qcow2"), NULL, BLOCK_RDONLY, &p, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("p.qcow2"), NULL, BLOCK_RDONLY, &p, err, sizeof(err)), 0);
 	assert_string_equal(block_format_name(p), "qcow2");
 	block_close(p);
 	bd = create_open("p.raw", "raw", 1 << 20, 0);
 	block_close(bd);
-	assert_int_equal(block_open(path("p.raw"), NULL, BLOCK_RDONLY, &p, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("p.raw"), NULL, BLOCK_RDONLY, &p, err, sizeof(err)), 0);
 	assert_string_equal(block_format_name(p), "raw");
 	block_close(p);
 	/* A format QEMU knows is refused by name; a name nobody knows is unknown. */
-	assert_int_equal(block_open(path("p.raw"), "vmdk", 0, &p, err, sizeof(err)), -1);
+	assert_int_equal(block_open(tmpdir_path("p.raw"), "vmdk", 0, &p, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "Image format 'vmdk' is not supported"));
-	assert_int_equal(block_open(path("p.raw"), "bochs", 0, &p, err, sizeof(err)), -1);
+	assert_int_equal(block_open(tmpdir_path("p.raw"), "bochs", 0, &p, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "Image format 'bochs' is not supported"));
-	assert_int_equal(block_open(path("p.raw"), "nosuchfmt", 0, &p, err, sizeof(err)), -1);
+	assert_int_equal(block_open(tmpdir_path("p.raw"), "nosuchfmt", 0, &p, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "Unknown driver 'nosuchfmt'"));
-	assert_int_equal(block_open(path("none"), NULL, 0, &p, err, sizeof(err)), -1);
+	assert_int_equal(block_open(tmpdir_path("none"), NULL, 0, &p, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "No such file"));
 }
 
@@ -150,7 +131,7 @@ static const struct {
 
 static void put_file(const char *name, uint64_t off, const void *buf, size_t len)
 {
-	FILE *f = fopen(path(name), "r+b");
+	FILE *f = fopen(tmpdir_path(name), "r+b");
 
 	assert_non_null(f);
 	assert_int_equal(fseek(f, (long)off, SEEK_SET), 0);
@@ -179,9 +160,9 @@ static void test_probed_raw_refuses_every_magic(void **state)
 	char err[512];
 
 	block_close(bd);
-	assert_int_equal(block_open(path("m.raw"), NULL, BLOCK_QUIET_PROBE, &bd, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("m.raw"), NULL, BLOCK_QUIET_PROBE, &bd, err, sizeof(err)), 0);
 	assert_string_equal(block_format_name(bd), "raw");
-	assert_int_equal(block_open(path("m.raw"), "raw", BLOCK_NO_LOCK, &ex, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("m.raw"), "raw", BLOCK_NO_LOCK, &ex, err, sizeof(err)), 0);
 	for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
 		memset(sector, 0, sizeof(sector));
 		memcpy(sector, magics[i].bytes, magics[i].len);
@@ -231,11 +212,11 @@ static void test_foreign_format_refused_by_name(void **state)
 		snprintf(want, sizeof(want), "Image is in %s format, which Kestrel cannot open yet",
 			 magics[i].format);
 		for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
-			assert_int_equal(block_open(path("f.img"), NULL, flags[f], &bd, err,
+			assert_int_equal(block_open(tmpdir_path("f.img"), NULL, flags[f], &bd, err,
 						    sizeof(err)), -1);
 			assert_string_equal(err, want);
 		}
-		assert_int_equal(block_open(path("f.img"), "raw", BLOCK_RDONLY, &bd, err,
+		assert_int_equal(block_open(tmpdir_path("f.img"), "raw", BLOCK_RDONLY, &bd, err,
 					    sizeof(err)), 0);
 		block_close(bd);
 	}
@@ -247,16 +228,16 @@ static void test_locks(void **state)
 	char err[512];
 
 	/* A second writer and a reader are refused, with the holder named. */
-	assert_int_equal(block_open(path("l.qcow2"), "qcow2", 0, &b, err, sizeof(err)), -1);
+	assert_int_equal(block_open(tmpdir_path("l.qcow2"), "qcow2", 0, &b, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "lock"));
-	assert_int_equal(block_open(path("l.qcow2"), "qcow2", BLOCK_RDONLY, &b, err, sizeof(err)), -1);
+	assert_int_equal(block_open(tmpdir_path("l.qcow2"), "qcow2", BLOCK_RDONLY, &b, err, sizeof(err)), -1);
 	/* -U style: no lock taken, no conflict. */
-	assert_int_equal(block_open(path("l.qcow2"), "qcow2", BLOCK_RDONLY | BLOCK_NO_LOCK, &b,
+	assert_int_equal(block_open(tmpdir_path("l.qcow2"), "qcow2", BLOCK_RDONLY | BLOCK_NO_LOCK, &b,
 				    err, sizeof(err)), 0);
 	block_close(b);
 	block_close(a);
-	assert_int_equal(block_open(path("l.qcow2"), "qcow2", BLOCK_RDONLY, &a, err, sizeof(err)), 0);
-	assert_int_equal(block_open(path("l.qcow2"), "qcow2", BLOCK_RDONLY, &b, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("l.qcow2"), "qcow2", BLOCK_RDONLY, &a, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("l.qcow2"), "qcow2", BLOCK_RDONLY, &b, err, sizeof(err)), 0);
 	block_close(a);
 	block_close(b);
 }
@@ -279,25 +260,25 @@ static void test_create_over_an_image_in_use(void **state)
 
 		assert_int_equal(block_pwrite(bd, 65536, w, sizeof(w)), 0);
 		assert_int_equal(block_flush(bd), 0);
-		assert_int_equal(stat(path("busy"), &was), 0);
+		assert_int_equal(stat(tmpdir_path("busy"), &was), 0);
 		for (int g = 0; g < 2; g++) {
-			assert_int_equal(block_create(path("busy"), fmts[g], &o, err, sizeof(err)), -1);
+			assert_int_equal(block_create(tmpdir_path("busy"), fmts[g], &o, err, sizeof(err)), -1);
 			assert_non_null(strstr(err, "Failed to get \"write\" lock\n"
 						    "Is another process using the image ["));
-			assert_int_equal(stat(path("busy"), &st), 0);
+			assert_int_equal(stat(tmpdir_path("busy"), &st), 0);
 			assert_int_equal(st.st_size, was.st_size);
 			assert_int_equal(block_pread(bd, 65536, r, sizeof(r)), 0);
 			assert_memory_equal(r, w, sizeof(r));
 		}
 		block_close(bd);
 		/* A reader (shares nothing for writing) keeps creators out as well. */
-		assert_int_equal(block_open(path("busy"), fmts[f], BLOCK_RDONLY, &bd, err,
+		assert_int_equal(block_open(tmpdir_path("busy"), fmts[f], BLOCK_RDONLY, &bd, err,
 					    sizeof(err)), 0);
-		assert_int_equal(block_create(path("busy"), "qcow2", &o, err, sizeof(err)), -1);
+		assert_int_equal(block_create(tmpdir_path("busy"), "qcow2", &o, err, sizeof(err)), -1);
 		block_close(bd);
 		/* Nobody left: create replaces it. */
-		assert_int_equal(block_create(path("busy"), "qcow2", &o, err, sizeof(err)), 0);
-		assert_int_equal(block_open(path("busy"), NULL, 0, &bd, err, sizeof(err)), 0);
+		assert_int_equal(block_create(tmpdir_path("busy"), "qcow2", &o, err, sizeof(err)), 0);
+		assert_int_equal(block_open(tmpdir_path("busy"), NULL, 0, &bd, err, sizeof(err)), 0);
 		assert_int_equal(block_length(bd), 1 << 20);
 		block_close(bd);
 	}
@@ -314,8 +295,8 @@ static void test_backing_and_overlay(void **state)
 	memset(w, 0x5a, sizeof(w));
 	assert_int_equal(block_pwrite(base, 65536, w, sizeof(w)), 0);
 	block_close(base);
-	assert_int_equal(block_create(path("top.qcow2"), "qcow2", &o, err, sizeof(err)), 0);
-	assert_int_equal(block_open(path("top.qcow2"), NULL, 0, &top, err, sizeof(err)), 0);
+	assert_int_equal(block_create(tmpdir_path("top.qcow2"), "qcow2", &o, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("top.qcow2"), NULL, 0, &top, err, sizeof(err)), 0);
 	assert_non_null(block_backing(top));
 	/* Reads fall through; past the backing file's end they are zeroes. */
 	assert_int_equal(block_pread(top, 65536, r, sizeof(r)), 0);
@@ -331,14 +312,14 @@ static void test_backing_and_overlay(void **state)
 	block_close(top);
 
 	/* snapshot=on: writes go to an unlinked overlay, the image stays as it was. */
-	assert_int_equal(block_open_snapshot_overlay(path("top.qcow2"), NULL, 0, &ov, err,
+	assert_int_equal(block_open_snapshot_overlay(tmpdir_path("top.qcow2"), NULL, 0, &ov, err,
 						     sizeof(err)), 0);
 	assert_int_equal(block_length(ov), 3 << 20);
 	assert_int_equal(block_pwrite(ov, 65536, "y", 1), 0);
 	assert_int_equal(block_pread(ov, 65536 + 100, r, 2), 0);
 	assert_int_equal(r[0], 'x');
 	block_close(ov);
-	assert_int_equal(block_open(path("top.qcow2"), NULL, BLOCK_RDONLY, &top, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("top.qcow2"), NULL, BLOCK_RDONLY, &top, err, sizeof(err)), 0);
 	assert_int_equal(block_pread(top, 65536, r, 1), 0);
 	assert_int_equal(r[0], 0x5a);
 	block_close(top);
@@ -352,10 +333,10 @@ static void test_backing_loop(void **state)
 	char err[512];
 
 	/* An image that is its own backing file. */
-	assert_int_equal(block_create(path("loop.qcow2"), "qcow2", &o, err, sizeof(err)), 0);
-	assert_int_equal(block_open(path("loop.qcow2"), NULL, BLOCK_RDONLY, &bd, err, sizeof(err)), -1);
+	assert_int_equal(block_create(tmpdir_path("loop.qcow2"), "qcow2", &o, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("loop.qcow2"), NULL, BLOCK_RDONLY, &bd, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "loop"));
-	assert_int_equal(block_open(path("loop.qcow2"), NULL, BLOCK_RDONLY | BLOCK_NO_BACKING, &bd,
+	assert_int_equal(block_open(tmpdir_path("loop.qcow2"), NULL, BLOCK_RDONLY | BLOCK_NO_BACKING, &bd,
 				    err, sizeof(err)), 0);
 	block_close(bd);
 }
@@ -482,7 +463,7 @@ static int list_bitmaps(const char *name, unsigned flags, double *secs)
 	int n;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (block_open(path(name), "qcow2", BLOCK_RDONLY | BLOCK_NO_LOCK | flags, &bd, open_err,
+	if (block_open(tmpdir_path(name), "qcow2", BLOCK_RDONLY | BLOCK_NO_LOCK | flags, &bd, open_err,
 		       sizeof(open_err)) < 0) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		*secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -515,7 +496,7 @@ static void test_hostile_bitmap_directory(void **state)
 	FILE *f;
 
 	block_close(bd);
-	f = fopen(path("bm.qcow2"), "r+b");
+	f = fopen(tmpdir_path("bm.qcow2"), "r+b");
 	assert_non_null(f);
 	assert_int_equal(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
 	/* Header extensions start at header_length; put the bitmaps extension first. */
@@ -540,7 +521,7 @@ static void test_hostile_bitmap_directory(void **state)
 
 	/* A directory inside the file, of entries without names: no bitmaps either. */
 	put_be(hdr + ext_at + 16, 4096, 8);
-	f = fopen(path("bm.qcow2"), "r+b");
+	f = fopen(tmpdir_path("bm.qcow2"), "r+b");
 	assert_non_null(f);
 	assert_int_equal(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
 	assert_int_equal(fclose(f), 0);
@@ -566,5 +547,5 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_hostile_bitmap_directory),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

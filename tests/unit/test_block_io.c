@@ -12,7 +12,7 @@
  *
  * Usage: block-io [-f fmt] [-t cache] [-d datafile] image < requests
  */
-#include "block/block.h"
+#include "block/block_img.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -53,6 +53,14 @@ static const struct bad_case bad[] = {
 	{ "{\"a\":%d}", "JSON parse error, stray '%'" },
 	{ "{\"a\":\"\xc3\"}", "JSON parse error, invalid UTF-8 sequence in string" },
 	{ "{\"a\":\"\xc0\xaf\"}", "JSON parse error, invalid UTF-8 sequence in string" },
+	/* Modified UTF-8 (QEMU's util/unicode.c): no noncharacters, surrogates, 5-byte forms. */
+	{ "{\"a\":\"\xef\xbf\xbe\"}", "JSON parse error, invalid UTF-8 sequence in string" },
+	{ "{\"a\":\"\xef\xb7\x90\"}", "JSON parse error, invalid UTF-8 sequence in string" },
+	{ "{\"a\":\"\xed\xa0\x80\"}", "JSON parse error, invalid UTF-8 sequence in string" },
+	{ "{\"a\":\"\xf4\x90\x80\x80\"}", "JSON parse error, invalid UTF-8 sequence in string" },
+	{ "{\"a\":\"\xf8\x88\x80\x80\x80\"}",
+	  "JSON parse error, invalid UTF-8 sequence in string" },
+	{ "{\"a\":\"\\ufffe\"}", "JSON parse error, \\ufffe is not a valid Unicode character" },
 };
 
 static void test_errors_match_qemu(void **state)
@@ -88,13 +96,16 @@ static void test_values_and_flattening(void **state)
 {
 	struct opts *o = flat("{'driver':'qcow2','file':{'driver':'file','filename':'a\"b'},"
 			      "\"n\":null,\"t\":true,\"f\":false,\"x\":[1,{\"y\":-2}],"
-			      "\"u\":18446744073709551615,\"z\":\"\\u0000\\ud83d\\ude00\"}");
+			      "\"u\":18446744073709551615,\"z\":\"\\u0000\\ud83d\\ude00\","
+			      "\"r\":\"\xc0\x80\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}");
 	static const char *const want[][2] = {
 		{ "driver", "qcow2" }, { "file.driver", "file" }, { "file.filename", "a\"b" },
 		{ "n", "" }, { "t", "on" }, { "f", "off" }, { "x.0", "1" }, { "x.1.y", "-2" },
 		{ "u", "18446744073709551615" },
 		/* Modified UTF-8: U+0000 is C0 80; the surrogate pair is U+1F600. */
 		{ "z", "\xc0\x80\xf0\x9f\x98\x80" },
+		/* Raw C0 80 stays NUL; valid 2-, 3- and 4-byte characters pass as they are. */
+		{ "r", "\xc0\x80\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80" },
 	};
 
 	(void)state;

@@ -25,13 +25,13 @@ static size_t entry(uint8_t *p, uint64_t table, uint32_t tsize, uint32_t flags, 
 	size_t n = strlen(name);
 
 	memset(p, 0, (24 + extra + n + 7) & ~7u);
-	put_be64(p, table);
-	put_be32(p + 8, tsize);
-	put_be32(p + 12, flags);
+	st_be64(p, table);
+	st_be32(p + 8, tsize);
+	st_be32(p + 12, flags);
 	p[16] = type;
 	p[17] = gbits;
-	put_be16(p + 18, (uint16_t)n);
-	put_be32(p + 20, extra);
+	st_be16(p + 18, (uint16_t)n);
+	st_be32(p + 20, extra);
 	memcpy(p + 24 + extra, name, n);
 	return (24 + extra + n + 7) & ~7u;
 }

@@ -29,20 +29,20 @@ static int parse(uint32_t cs, uint64_t incompat, const char *data_file, struct q
 
 	assert_non_null(buf);
 	assert_non_null(s);
-	put_be32(buf, QCOW2_MAGIC);
-	put_be32(buf + 4, 3);
-	put_be32(buf + 20, (uint32_t)__builtin_ctz(cs));
-	put_be64(buf + 24, 1ULL << 30);
-	put_be32(buf + 36, 64);		/* enough for 1 GiB at any cluster size here */
-	put_be64(buf + 40, 3ULL * cs);
-	put_be64(buf + 48, cs);
-	put_be32(buf + 56, 1);
-	put_be64(buf + 72, incompat);
-	put_be32(buf + 96, 4);
-	put_be32(buf + 100, 112);
+	st_be32(buf, QCOW2_MAGIC);
+	st_be32(buf + 4, 3);
+	st_be32(buf + 20, (uint32_t)__builtin_ctz(cs));
+	st_be64(buf + 24, 1ULL << 30);
+	st_be32(buf + 36, 64);		/* enough for 1 GiB at any cluster size here */
+	st_be64(buf + 40, 3ULL * cs);
+	st_be64(buf + 48, cs);
+	st_be32(buf + 56, 1);
+	st_be64(buf + 72, incompat);
+	st_be32(buf + 96, 4);
+	st_be32(buf + 100, 112);
 	if (data_file) {
-		put_be32(buf + off, QCOW2_EXT_DATA_FILE);
-		put_be32(buf + off + 4, (uint32_t)strlen(data_file));
+		st_be32(buf + off, QCOW2_EXT_DATA_FILE);
+		st_be32(buf + off + 4, (uint32_t)strlen(data_file));
 		memcpy(buf + off + 8, data_file, strlen(data_file));
 	}
 	err[0] = '\0';
@@ -95,14 +95,14 @@ static void test_header_data_file(void **state)
 	s->l1_size = s->h.l1_size;
 	len = qcow2_build_header(s, buf, 65536);
 	assert_true(len > 0);
-	assert_int_equal(be32(buf + 112), QCOW2_EXT_DATA_FILE);
-	assert_int_equal(be32(buf + 116), 9);
+	assert_int_equal(ld_be32(buf + 112), QCOW2_EXT_DATA_FILE);
+	assert_int_equal(ld_be32(buf + 116), 9);
 	assert_memory_equal(buf + 120, "disk.data", 9);
-	assert_int_equal(be32(buf + 136), QCOW2_EXT_FEATURE_TABLE);	/* 9 bytes padded to 16 */
+	assert_int_equal(ld_be32(buf + 136), QCOW2_EXT_FEATURE_TABLE);	/* 9 bytes padded to 16 */
 	/* Without the incompatible bit the name is not written (QEMU). */
 	s->h.incompatible_features = 0;
 	len = qcow2_build_header(s, buf, 65536);
-	assert_int_equal(be32(buf + 112), QCOW2_EXT_FEATURE_TABLE);
+	assert_int_equal(ld_be32(buf + 112), QCOW2_EXT_FEATURE_TABLE);
 	qcow2_free_state(s);
 	free(buf);
 }
@@ -183,15 +183,15 @@ static void test_table_accessors(void **state)
 	qcow2_l2_set(s, table, 2, 0x70000 | QCOW_OFLAG_COPIED);
 	qcow2_l2_set_bitmap(s, table, 2, 0xff);
 	/* Entry i at word 2i, its bitmap at 2i + 1, big endian. */
-	assert_int_equal(be64(&table[4]), 0x70000 | QCOW_OFLAG_COPIED);
-	assert_int_equal(be64(&table[5]), 0xff);
+	assert_int_equal(ld_be64(&table[4]), 0x70000 | QCOW_OFLAG_COPIED);
+	assert_int_equal(ld_be64(&table[5]), 0xff);
 	assert_int_equal(qcow2_l2_get(s, table, 2), 0x70000 | QCOW_OFLAG_COPIED);
 	assert_int_equal(qcow2_l2_bitmap(s, table, 2), 0xff);
 	s->ext_l2 = 0;
 	qcow2_l2_set(s, table, 1, 0x90000);
 	qcow2_l2_set_bitmap(s, table, 1, 0xff);	/* no bitmap in standard entries */
-	assert_int_equal(be64(&table[1]), 0x90000);
-	assert_int_equal(be64(&table[2]), 0);
+	assert_int_equal(ld_be64(&table[1]), 0x90000);
+	assert_int_equal(ld_be64(&table[2]), 0);
 	assert_int_equal(qcow2_l2_bitmap(s, table, 1), 0);
 }
 

@@ -24,23 +24,23 @@ struct hdr {
 static void make_v3(struct hdr *h)
 {
 	memset(h->buf, 0, sizeof(h->buf));
-	put_be32(h->buf, QCOW2_MAGIC);
-	put_be32(h->buf + 4, 3);
-	put_be32(h->buf + 20, 16);
-	put_be64(h->buf + 24, 1ULL << 30);
-	put_be32(h->buf + 36, 2);
-	put_be64(h->buf + 40, 3 * CS);
-	put_be64(h->buf + 48, CS);
-	put_be32(h->buf + 56, 1);
-	put_be32(h->buf + 96, 4);
-	put_be32(h->buf + 100, 112);
+	st_be32(h->buf, QCOW2_MAGIC);
+	st_be32(h->buf + 4, 3);
+	st_be32(h->buf + 20, 16);
+	st_be64(h->buf + 24, 1ULL << 30);
+	st_be32(h->buf + 36, 2);
+	st_be64(h->buf + 40, 3 * CS);
+	st_be64(h->buf + 48, CS);
+	st_be32(h->buf + 56, 1);
+	st_be32(h->buf + 96, 4);
+	st_be32(h->buf + 100, 112);
 	h->file_size = 4 * CS;
 }
 
 static void make_v2(struct hdr *h)
 {
 	make_v3(h);
-	put_be32(h->buf + 4, 2);
+	st_be32(h->buf + 4, 2);
 	memset(h->buf + 72, 0, 40);
 }
 
@@ -111,17 +111,17 @@ static void test_extensions(void **state)
 
 	make_v3(&h);
 	p = h.buf + 112;
-	put_be32(p, QCOW2_EXT_BACKING_FORMAT);
-	put_be32(p + 4, 5);
+	st_be32(p, QCOW2_EXT_BACKING_FORMAT);
+	st_be32(p + 4, 5);
 	memcpy(p + 8, "qcow2", 5);
 	p += 16;
-	put_be32(p, 0x12345678);		/* unknown: kept for rewriting */
-	put_be32(p + 4, 3);
+	st_be32(p, 0x12345678);		/* unknown: kept for rewriting */
+	st_be32(p + 4, 3);
 	memcpy(p + 8, "abc", 3);
 	p += 16;
-	put_be32(p, QCOW2_EXT_END);
-	put_be64(h.buf + 8, 1024);
-	put_be32(h.buf + 16, 8);
+	st_be32(p, QCOW2_EXT_END);
+	st_be64(h.buf + 8, 1024);
+	st_be32(h.buf + 16, 8);
 	memcpy(h.buf + 1024, "base.img", 8);
 	assert_int_equal(parse(&h, err, sizeof(err), &s), 0);
 	assert_string_equal(s->backing_file, "base.img");
@@ -153,12 +153,12 @@ static void test_extension_overflow(void **state)
 	struct hdr h;
 
 	make_v3(&h);
-	put_be32(h.buf + 112, 0x1234);
-	put_be32(h.buf + 116, 0xfffffff0);
+	st_be32(h.buf + 112, 0x1234);
+	st_be32(h.buf + 116, 0xfffffff0);
 	refused(&h, "extension length");
 	make_v3(&h);
-	put_be32(h.buf + 112, QCOW2_EXT_BACKING_FORMAT);
-	put_be32(h.buf + 116, 40);
+	st_be32(h.buf + 112, QCOW2_EXT_BACKING_FORMAT);
+	st_be32(h.buf + 116, 40);
 	refused(&h, "too large");
 }
 
@@ -167,25 +167,25 @@ static void test_bad_basics(void **state)
 	struct hdr h;
 
 	make_v3(&h);
-	put_be32(h.buf, 0x12345678);
+	st_be32(h.buf, 0x12345678);
 	refused(&h, "not in qcow2 format");
 	make_v3(&h);
-	put_be32(h.buf + 4, 4);
+	st_be32(h.buf + 4, 4);
 	refused(&h, "Unsupported qcow2 version 4");
 	make_v3(&h);
-	put_be32(h.buf + 20, 8);
+	st_be32(h.buf + 20, 8);
 	refused(&h, "cluster size");
 	make_v3(&h);
-	put_be32(h.buf + 20, 22);
+	st_be32(h.buf + 20, 22);
 	refused(&h, "cluster size");
 	make_v3(&h);
 	h.file_size = 50;
 	refused(&h, "truncated");
 	make_v3(&h);
-	put_be32(h.buf + 100, 100);
+	st_be32(h.buf + 100, 100);
 	refused(&h, "too short");
 	make_v3(&h);
-	put_be32(h.buf + 100, CS + 8);
+	st_be32(h.buf + 100, CS + 8);
 	refused(&h, "exceeds cluster size");
 }
 
@@ -196,21 +196,21 @@ static void test_features(void **state)
 	char err[512];
 
 	make_v3(&h);
-	put_be64(h.buf + 72, 1ULL << 63);
+	st_be64(h.buf + 72, 1ULL << 63);
 	refused(&h, "Unknown incompatible feature: 8000000000000000");
 	/* Extended L2 entries and external data files are supported: only the rest is named. */
 	make_v3(&h);
-	put_be64(h.buf + 72, QCOW2_INCOMPAT_EXTL2 | (1ULL << 40));
+	st_be64(h.buf + 72, QCOW2_INCOMPAT_EXTL2 | (1ULL << 40));
 	refused(&h, "Unsupported qcow2 feature(s): Unknown incompatible feature: 10000000000");
 	/* Raw external data without the external data file (QEMU refuses it too). */
 	make_v3(&h);
-	put_be64(h.buf + 88, QCOW2_AUTOCLEAR_DATA_FILE_RAW);
+	st_be64(h.buf + 88, QCOW2_AUTOCLEAR_DATA_FILE_RAW);
 	refused(&h, "data-file-raw requires a data file");
 	/* Known bits and unknown compatible/autoclear bits are fine. */
 	make_v3(&h);
-	put_be64(h.buf + 72, QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT);
-	put_be64(h.buf + 80, ~0ULL);
-	put_be64(h.buf + 88, ~QCOW2_AUTOCLEAR_DATA_FILE_RAW);
+	st_be64(h.buf + 72, QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT);
+	st_be64(h.buf + 80, ~0ULL);
+	st_be64(h.buf + 88, ~QCOW2_AUTOCLEAR_DATA_FILE_RAW);
 	assert_int_equal(parse(&h, err, sizeof(err), &s), 0);
 	qcow2_free_state(s);
 }
@@ -218,8 +218,8 @@ static void test_features(void **state)
 /* A feature name table extension after the 112-byte header: the last one counts (QEMU). */
 static void put_feature_table(uint8_t *p, int type, int bit, const char *name)
 {
-	put_be32(p, QCOW2_EXT_FEATURE_TABLE);
-	put_be32(p + 4, 48);
+	st_be32(p, QCOW2_EXT_FEATURE_TABLE);
+	st_be32(p + 4, 48);
 	p[8] = (uint8_t)type;
 	p[9] = (uint8_t)bit;
 	memcpy(p + 10, name, strlen(name));
@@ -231,16 +231,16 @@ static void test_feature_names_from_image(void **state)
 
 	(void)state;
 	make_v3(&h);
-	put_be64(h.buf + 72, (1ULL << 9) | (1ULL << 12));
+	st_be64(h.buf + 72, (1ULL << 9) | (1ULL << 12));
 	put_feature_table(h.buf + 112, 0, 12, "overwritten by the next table");
 	put_feature_table(h.buf + 112 + 56, 0, 9, "my shiny feature");
 	refused(&h, "Unsupported qcow2 feature(s): my shiny feature, Unknown incompatible "
 		    "feature: 1000");
 	/* A broken extension list ends the scan: the refusal still comes, unnamed. */
 	make_v3(&h);
-	put_be64(h.buf + 72, 1ULL << 9);
-	put_be32(h.buf + 112, QCOW2_EXT_FEATURE_TABLE);
-	put_be32(h.buf + 116, 0xffffff00u);
+	st_be64(h.buf + 72, 1ULL << 9);
+	st_be32(h.buf + 112, QCOW2_EXT_FEATURE_TABLE);
+	st_be32(h.buf + 116, 0xffffff00u);
 	refused(&h, "Unsupported qcow2 feature(s): Unknown incompatible feature: 200");
 }
 
@@ -253,7 +253,7 @@ static void test_compression_type(void **state)
 	make_v3(&h);
 	h.buf[104] = 1;
 	refused(&h, "compression type bit is not set");
-	put_be64(h.buf + 72, QCOW2_INCOMPAT_COMPRESSION);
+	st_be64(h.buf + 72, QCOW2_INCOMPAT_COMPRESSION);
 	assert_int_equal(parse(&h, err, sizeof(err), &s), 0);
 	assert_int_equal(s->h.compression_type, 1);
 	qcow2_free_state(s);
@@ -263,7 +263,7 @@ static void test_compression_type(void **state)
 	refused(&h, "Unknown compression type 7");
 	/* With header_length 104 there is no compression byte at all. */
 	make_v3(&h);
-	put_be32(h.buf + 100, 104);
+	st_be32(h.buf + 100, 104);
 	h.buf[104] = 1;
 	assert_int_equal(parse(&h, err, sizeof(err), &s), 0);
 	assert_int_equal(s->h.compression_type, 0);
@@ -275,51 +275,51 @@ static void test_tables_against_file(void **state)
 	struct hdr h;
 
 	make_v3(&h);
-	put_be64(h.buf + 40, 1ULL << 50);
+	st_be64(h.buf + 40, 1ULL << 50);
 	refused(&h, "L1 table is past the end of the file");
 	make_v3(&h);
-	put_be64(h.buf + 40, 3 * CS + 8);
+	st_be64(h.buf + 40, 3 * CS + 8);
 	refused(&h, "Invalid L1 table offset");
 	make_v3(&h);
-	put_be32(h.buf + 36, 1);
+	st_be32(h.buf + 36, 1);
 	refused(&h, "L1 table is too small");
 	make_v3(&h);
-	put_be32(h.buf + 36, 0xffffffff);
+	st_be32(h.buf + 36, 0xffffffff);
 	refused(&h, "too large");
 	make_v3(&h);
-	put_be64(h.buf + 24, 1ULL << 63);
+	st_be64(h.buf + 24, 1ULL << 63);
 	refused(&h, "too big");
 	make_v3(&h);
-	put_be64(h.buf + 24, 1ULL << 62);
+	st_be64(h.buf + 24, 1ULL << 62);
 	refused(&h, "too big");
 	make_v3(&h);
-	put_be64(h.buf + 48, 1ULL << 45);
+	st_be64(h.buf + 48, 1ULL << 45);
 	refused(&h, "past the end of the file");
 	make_v3(&h);
-	put_be64(h.buf + 48, CS + 512);
+	st_be64(h.buf + 48, CS + 512);
 	refused(&h, "Invalid reference count table offset");
 	make_v3(&h);
-	put_be32(h.buf + 56, 0);
+	st_be32(h.buf + 56, 0);
 	refused(&h, "does not contain a reference count table");
 	make_v3(&h);
-	put_be32(h.buf + 56, 0x80000000);
+	st_be32(h.buf + 56, 0x80000000);
 	refused(&h, "Reference count table too large");
 	make_v3(&h);
-	put_be32(h.buf + 96, 7);
+	st_be32(h.buf + 96, 7);
 	refused(&h, "may not exceed 64 bits");
 	make_v3(&h);
-	put_be32(h.buf + 60, 100000);
+	st_be32(h.buf + 60, 100000);
 	refused(&h, "Too many snapshots");
 	make_v3(&h);
-	put_be32(h.buf + 60, 2);
-	put_be64(h.buf + 64, 1ULL << 40);
+	st_be32(h.buf + 60, 2);
+	st_be64(h.buf + 64, 1ULL << 40);
 	refused(&h, "Snapshot table is past the end of the file");
 	make_v3(&h);
-	put_be64(h.buf + 8, 512);
-	put_be32(h.buf + 16, 2000);
+	st_be64(h.buf + 8, 512);
+	st_be32(h.buf + 16, 2000);
 	refused(&h, "Backing file name too long");
 	make_v3(&h);
-	put_be32(h.buf + 32, 1);
+	st_be32(h.buf + 32, 1);
 	refused(&h, "ncrypted");
 }
 
@@ -332,13 +332,13 @@ static void test_all_cluster_sizes(void **state)
 		uint64_t cs = 1ULL << bits;
 
 		make_v3(&h);
-		put_be32(h.buf + 20, bits);
-		put_be64(h.buf + 24, 1ULL << 30);
-		put_be64(h.buf + 40, 3 * cs);
-		put_be64(h.buf + 48, cs);
+		st_be32(h.buf + 20, bits);
+		st_be64(h.buf + 24, 1ULL << 30);
+		st_be64(h.buf + 40, 3 * cs);
+		st_be64(h.buf + 48, cs);
 		/* 1 GiB needs 2^30 / (cs * cs/8) L1 entries, at least 1. */
 		uint64_t need = ((1ULL << 30) + cs * (cs / 8) - 1) / (cs * (cs / 8));
-		put_be32(h.buf + 36, (uint32_t)need);
+		st_be32(h.buf + 36, (uint32_t)need);
 		h.file_size = 3 * cs + need * 8;
 		assert_int_equal(parse(&h, err, sizeof(err), &s), 0);
 		assert_int_equal(s->cluster_size, cs);

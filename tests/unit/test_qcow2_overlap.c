@@ -19,28 +19,9 @@
 #include <cmocka.h>
 
 #include "block/qcow2/qcow2.h"
+#include "tmpdir.h"
 
 #define CS	65536ULL	/* the default cluster size the images use */
-
-static char dir[] = "/tmp/kestrel-overlap-XXXXXX";
-
-static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
-
-static int teardown(void **state)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
-}
-
-static const char *path(const char *name)
-{
-	static char p[4][256];
-	static int i;
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-	return p[i];
-}
 
 struct file {
 	uint8_t *buf;
@@ -51,7 +32,7 @@ static struct file slurp(const char *name)
 {
 	struct file f = { 0 };
 	struct stat st;
-	FILE *fp = fopen(path(name), "rb");
+	FILE *fp = fopen(tmpdir_path(name), "rb");
 
 	assert_non_null(fp);
 	assert_int_equal(fstat(fileno(fp), &st), 0);
@@ -65,11 +46,11 @@ static struct file slurp(const char *name)
 
 static void poke64(const char *name, uint64_t off, uint64_t v)
 {
-	FILE *fp = fopen(path(name), "r+b");
+	FILE *fp = fopen(tmpdir_path(name), "r+b");
 	uint8_t b[8];
 
 	assert_non_null(fp);
-	put_be64(b, v);
+	st_be64(b, v);
 	assert_int_equal(fseek(fp, (long)off, SEEK_SET), 0);
 	assert_int_equal(fwrite(b, 1, 8, fp), 8);
 	fclose(fp);
@@ -91,8 +72,8 @@ static struct layout make_base(const char *name)
 	uint8_t *data = malloc(CS);
 
 	assert_non_null(data);
-	assert_int_equal(block_create(path(name), "qcow2", &o, err, sizeof(err)), 0);
-	assert_int_equal(block_open(path(name), "qcow2", 0, &bd, err, sizeof(err)), 0);
+	assert_int_equal(block_create(tmpdir_path(name), "qcow2", &o, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path(name), "qcow2", 0, &bd, err, sizeof(err)), 0);
 	memset(data, 0xaa, CS);
 	assert_int_equal(block_pwrite(bd, 0, data, CS), 0);
 	memset(data, 0xbb, CS);
@@ -100,10 +81,10 @@ static struct layout make_base(const char *name)
 	block_close(bd);
 	free(data);
 	f = slurp(name);
-	l.l1 = be64(f.buf + 40);
-	l.reftable = be64(f.buf + 48);
-	l.refblock = be64(f.buf + l.reftable) & REFT_OFFSET_MASK;
-	l.l2 = be64(f.buf + l.l1) & L1E_OFFSET_MASK;
+	l.l1 = ld_be64(f.buf + 40);
+	l.reftable = ld_be64(f.buf + 48);
+	l.refblock = ld_be64(f.buf + l.reftable) & REFT_OFFSET_MASK;
+	l.l2 = ld_be64(f.buf + l.l1) & L1E_OFFSET_MASK;
 	l.size = f.len;
 	free(f.buf);
 	/* Each table in its own cluster, before the data: what the cases below aim at. */
@@ -170,11 +151,11 @@ static void assert_qemu_sees_corrupt(const char *name)
 		fprintf(stderr, "qemu-img not installed: QEMU's view not compared\n");
 		return;
 	}
-	snprintf(cmd, sizeof(cmd), "qemu-img info --output=json %s", path(name));
+	snprintf(cmd, sizeof(cmd), "qemu-img info --output=json %s", tmpdir_path(name));
 	out = output_of(cmd);
 	assert_non_null(strstr(out, "\"corrupt\": true"));
 	free(out);
-	snprintf(cmd, sizeof(cmd), "qemu-img check --output=json %s 2>/dev/null", path(name));
+	snprintf(cmd, sizeof(cmd), "qemu-img check --output=json %s 2>/dev/null", tmpdir_path(name));
 	out = output_of(cmd);
 	assert_non_null(strstr(out, "\"corruptions\": "));
 	assert_null(strstr(out, "\"corruptions\": 0,"));
@@ -200,7 +181,7 @@ static bool is_marked_corrupt(const char *name)
 	char err[256];
 	bool corrupt;
 
-	assert_int_equal(block_open(path(name), "qcow2", BLOCK_RDONLY, &bd, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path(name), "qcow2", BLOCK_RDONLY, &bd, err, sizeof(err)), 0);
 	memset(&info, 0, sizeof(info));
 	assert_int_equal(block_get_info(bd, &info), 0);
 	corrupt = info.corrupt;
@@ -224,7 +205,7 @@ static void test_hostile_writes_refused(void **state)
 
 		make_hostile(names[k], k);
 		before = slurp(names[k]);
-		assert_int_equal(block_open(path(names[k]), "qcow2", 0, &bd, err, sizeof(err)), 0);
+		assert_int_equal(block_open(tmpdir_path(names[k]), "qcow2", 0, &bd, err, sizeof(err)), 0);
 		/* A whole cluster (no copy on write) and a partial one. */
 		assert_int_equal(block_pwrite(bd, target(k), data, CS), -EIO);
 		assert_int_equal(block_pwrite(bd, target(k) + 512, data, 4096), -EIO);
@@ -235,7 +216,7 @@ static void test_hostile_writes_refused(void **state)
 		block_close(bd);
 		assert_only_corrupt_bit(&before, names[k]);
 		assert_true(is_marked_corrupt(names[k]));
-		assert_int_equal(block_open(path(names[k]), "qcow2", 0, &bd, err, sizeof(err)), -1);
+		assert_int_equal(block_open(tmpdir_path(names[k]), "qcow2", 0, &bd, err, sizeof(err)), -1);
 		assert_non_null(strstr(err, "Image is corrupt; cannot be opened read/write"));
 		assert_qemu_sees_corrupt(names[k]);
 		free(before.buf);
@@ -259,7 +240,7 @@ static void test_hostile_reads_refused(void **state)
 		make_hostile(names[k], k);
 		before = slurp(names[k]);
 		/* Read-only: refused and reported, the file untouched. */
-		assert_int_equal(block_open(path(names[k]), "qcow2", BLOCK_RDONLY, &bd, err,
+		assert_int_equal(block_open(tmpdir_path(names[k]), "qcow2", BLOCK_RDONLY, &bd, err,
 					    sizeof(err)), 0);
 		assert_int_equal(block_pread(bd, target(k), buf, 4096), -EIO);
 		block_close(bd);
@@ -268,7 +249,7 @@ static void test_hostile_reads_refused(void **state)
 		assert_memory_equal(same.buf, before.buf, before.len);
 		free(same.buf);
 		/* Read-write: the same, and marked corrupt as QEMU marks what it finds. */
-		assert_int_equal(block_open(path(names[k]), "qcow2", 0, &bd, err, sizeof(err)), 0);
+		assert_int_equal(block_open(tmpdir_path(names[k]), "qcow2", 0, &bd, err, sizeof(err)), 0);
 		assert_int_equal(block_pread(bd, target(k), buf, 4096), -EIO);
 		block_close(bd);
 		assert_only_corrupt_bit(&before, names[k]);
@@ -286,7 +267,7 @@ static void test_data_past_eof(void **state)
 	char err[256];
 
 	poke64("eof", l.l2 + 8, (((l.size + CS - 1) & ~(CS - 1)) + 8 * CS) | QCOW_OFLAG_COPIED);
-	assert_int_equal(block_open(path("eof"), "qcow2", BLOCK_RDONLY, &bd, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("eof"), "qcow2", BLOCK_RDONLY, &bd, err, sizeof(err)), 0);
 	assert_int_equal(block_pread(bd, CS, buf, sizeof(buf)), -EIO);
 	/* The clusters around it still read. */
 	assert_int_equal(block_pread(bd, 0, buf, sizeof(buf)), 0);
@@ -299,7 +280,7 @@ static void test_data_past_eof(void **state)
 /* Sets the 16-bit refcount of host cluster c (the default refcount width). */
 static void poke_refcount(const char *name, const struct layout *l, uint64_t c, uint16_t rc)
 {
-	FILE *fp = fopen(path(name), "r+b");
+	FILE *fp = fopen(tmpdir_path(name), "r+b");
 	uint8_t b[2] = { (uint8_t)(rc >> 8), (uint8_t)rc };
 
 	assert_non_null(fp);
@@ -325,7 +306,7 @@ static void test_unaccounted_entries_refused(void **state)
 	for (int k = 0; k < 3; k++) {
 		struct layout l = make_base(names[k]);
 		struct file f = slurp(names[k]), before;
-		uint64_t d0 = be64(f.buf + l.l2) & L2E_OFFSET_MASK;
+		uint64_t d0 = ld_be64(f.buf + l.l2) & L2E_OFFSET_MASK;
 		struct block_dev *bd;
 		char err[256];
 
@@ -337,7 +318,7 @@ static void test_unaccounted_entries_refused(void **state)
 		else	/* guest cluster 3 on guest cluster 0's data, both COPIED */
 			poke64(names[k], l.l2 + 3 * 8, d0 | QCOW_OFLAG_COPIED);
 		before = slurp(names[k]);
-		assert_int_equal(block_open(path(names[k]), "qcow2", 0, &bd, err, sizeof(err)), 0);
+		assert_int_equal(block_open(tmpdir_path(names[k]), "qcow2", 0, &bd, err, sizeof(err)), 0);
 		/* Guest clusters 4-7 are unallocated: this write would take new clusters. */
 		assert_int_equal(block_pwrite(bd, 4 * CS, data, 4 * CS), -EIO);
 		block_close(bd);
@@ -357,15 +338,15 @@ static void test_l2_table_named_twice(void **state)
 	char err[256];
 
 	memset(b, 0x11, sizeof(b));
-	assert_int_equal(block_create(path("l1dup"), "qcow2", &o, err, sizeof(err)), 0);
-	assert_int_equal(block_open(path("l1dup"), "qcow2", 0, &bd, err, sizeof(err)), 0);
+	assert_int_equal(block_create(tmpdir_path("l1dup"), "qcow2", &o, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("l1dup"), "qcow2", 0, &bd, err, sizeof(err)), 0);
 	assert_int_equal(block_pwrite(bd, 0, b, sizeof(b)), 0);
 	block_close(bd);
 	f = slurp("l1dup");
-	poke64("l1dup", be64(f.buf + 40) + 8, be64(f.buf + be64(f.buf + 40)));
+	poke64("l1dup", ld_be64(f.buf + 40) + 8, ld_be64(f.buf + ld_be64(f.buf + 40)));
 	free(f.buf);
 	before = slurp("l1dup");
-	assert_int_equal(block_open(path("l1dup"), "qcow2", 0, &bd, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("l1dup"), "qcow2", 0, &bd, err, sizeof(err)), 0);
 	assert_int_equal(block_pwrite(bd, 512 << 20, b, sizeof(b)), -EIO);
 	block_close(bd);
 	assert_only_corrupt_bit(&before, "l1dup");
@@ -384,7 +365,7 @@ static int write_with_mode(const char *name, const char *mode, uint64_t at)
 	assert_non_null(data);
 	memset(data, 0x5c, CS);
 	assert_int_equal(block_overlap_check_flags(mode, &flags), 0);
-	assert_int_equal(block_open(path(name), "qcow2", flags, &bd, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path(name), "qcow2", flags, &bd, err, sizeof(err)), 0);
 	ret = block_pwrite(bd, at, data, CS);
 	if (ret == 0)
 		ret = block_flush(bd);
@@ -444,7 +425,7 @@ static void test_all_sees_snapshot_l2(void **state)
 
 		snprintf(name, sizeof(name), "snap-%s", modes[m]);
 		make_base(name);
-		assert_int_equal(block_open(path(name), "qcow2", 0, &bd, err, sizeof(err)), 0);
+		assert_int_equal(block_open(tmpdir_path(name), "qcow2", 0, &bd, err, sizeof(err)), 0);
 		assert_int_equal(block_snapshot_create(bd, "s1", err, sizeof(err)), 0);
 		memset(b, 0xcc, sizeof(b));
 		assert_int_equal(block_pwrite(bd, 0, b, sizeof(b)), 0);	/* copies the L2 table */
@@ -455,10 +436,10 @@ static void test_all_sees_snapshot_l2(void **state)
 		 * L1 is named by the first snapshot table entry (qcow2 spec:
 		 * "Snapshot table entry", l1_table_offset at byte 0).
 		 */
-		uint64_t snap_l1 = be64(f.buf + be64(f.buf + 64));
+		uint64_t snap_l1 = ld_be64(f.buf + ld_be64(f.buf + 64));
 		/* The header's L1 offset again: a snapshot may move the active L1 table. */
-		uint64_t active_l2 = be64(f.buf + be64(f.buf + 40)) & L1E_OFFSET_MASK;
-		snap_l2 = be64(f.buf + snap_l1) & L1E_OFFSET_MASK;
+		uint64_t active_l2 = ld_be64(f.buf + ld_be64(f.buf + 40)) & L1E_OFFSET_MASK;
+		snap_l2 = ld_be64(f.buf + snap_l1) & L1E_OFFSET_MASK;
 		assert_int_not_equal(active_l2, snap_l2);	/* the write left them apart */
 		poke64(name, active_l2 + 8 * 5, snap_l2 | QCOW_OFLAG_COPIED);
 		free(f.buf);
@@ -486,9 +467,9 @@ static void test_healthy_images_stay_clean(void **state)
 		char name[32], err[256];
 
 		snprintf(name, sizeof(name), "healthy-%s", modes[m]);
-		assert_int_equal(block_create(path(name), "qcow2", &o, err, sizeof(err)), 0);
+		assert_int_equal(block_create(tmpdir_path(name), "qcow2", &o, err, sizeof(err)), 0);
 		assert_int_equal(block_overlap_check_flags(modes[m], &flags), 0);
-		assert_int_equal(block_open(path(name), "qcow2", flags, &bd, err, sizeof(err)), 0);
+		assert_int_equal(block_open(tmpdir_path(name), "qcow2", flags, &bd, err, sizeof(err)), 0);
 		srand(42 + m);
 		for (int i = 0; i < 300; i++) {
 			uint64_t off = ((uint64_t)rand() % ((64 << 20) / 512 - 512)) * 512;
@@ -520,7 +501,7 @@ static void test_healthy_images_stay_clean(void **state)
 		assert_int_equal(block_pwrite(bd, (2ULL << 30) - 4 * CS, data, 4 * CS), 0);
 		block_close(bd);
 		assert_false(is_marked_corrupt(name));
-		assert_int_equal(block_open(path(name), "qcow2", BLOCK_RDONLY, &bd, err,
+		assert_int_equal(block_open(tmpdir_path(name), "qcow2", BLOCK_RDONLY, &bd, err,
 					    sizeof(err)), 0);
 		assert_int_equal(block_check(bd, 0, &r, stderr), 0);
 		assert_int_equal(r.corruptions, 0);
@@ -545,8 +526,8 @@ static void test_metadata_prealloc_inside_file(void **state)
 	char err[256];
 
 	assert_non_null(buf);
-	assert_int_equal(block_create(path("pm"), "qcow2", &o, err, sizeof(err)), 0);
-	assert_int_equal(block_open(path("pm"), "qcow2", 0, &bd, err, sizeof(err)), 0);
+	assert_int_equal(block_create(tmpdir_path("pm"), "qcow2", &o, err, sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("pm"), "qcow2", 0, &bd, err, sizeof(err)), 0);
 	assert_int_equal(block_truncate(bd, 2 << 20, false, BLOCK_PREALLOC_METADATA, err,
 					sizeof(err)), 0);
 	assert_int_equal(block_pread(bd, 0, buf, 2 << 20), 0);
@@ -556,7 +537,7 @@ static void test_metadata_prealloc_inside_file(void **state)
 		unsigned flags;
 		struct stat st;
 		assert_int_equal(block_status(bd, off, (2 << 20) - off, &pnum, &map, &flags), 0);
-		assert_int_equal(stat(path("pm"), &st), 0);
+		assert_int_equal(stat(tmpdir_path("pm"), &st), 0);
 		assert_true(flags & BLOCK_STATUS_OFFSET);
 		assert_true(map + pnum <= (uint64_t)st.st_size);
 	}
@@ -581,5 +562,5 @@ int main(void)
 		cmocka_unit_test(test_metadata_prealloc_inside_file),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -14,20 +14,7 @@
 #include <cmocka.h>
 
 #include "block/qcow2/qcow2.h"
-
-static char dir[] = "/tmp/kestrel-qcow2-XXXXXX";
-
-static int setup(void **state)
-{
-	return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
-}
+#include "tmpdir.h"
 
 static struct block_dev *make(const char *name, uint32_t cs, int rbits, uint64_t size)
 {
@@ -35,7 +22,7 @@ static struct block_dev *make(const char *name, uint32_t cs, int rbits, uint64_t
 	struct block_dev *bd;
 	char path[256], err[256];
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
 	if (block_create(path, "qcow2", &o, err, sizeof(err)) < 0)
 		fail_msg("create: %s", err);
 	if (block_open(path, "qcow2", BLOCK_NO_FLUSH, &bd, err, sizeof(err)) < 0)
@@ -294,7 +281,7 @@ static void test_dirty_lazy_open(void **state)
 	uint8_t buf[4096];
 	struct block_dev *bd;
 
-	snprintf(path, sizeof(path), "%s/lazy.qcow2", dir);
+	snprintf(path, sizeof(path), "%s/lazy.qcow2", tmpdir);
 	memset(buf, 0xab, sizeof(buf));
 	for (size_t k = 0; k < sizeof(fills); k++) {
 		enum qcow2_type type;
@@ -346,5 +333,5 @@ int main(void)
 		cmocka_unit_test(test_l2_cache_eviction),
 		cmocka_unit_test(test_dirty_lazy_open),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -117,17 +117,17 @@ int qcow2_bitmap_dir_parse(const struct qcow2 *s, const uint8_t *dir, uint64_t s
 			block_err(err, errlen, "More bitmaps found than specified in header extension");
 			goto fail;
 		}
-		tsize = be32(e + 8);
-		flags = be32(e + 12);
-		name_len = be16(e + 18);
-		extra = be32(e + 20);
+		tsize = ld_be32(e + 8);
+		flags = ld_be32(e + 12);
+		name_len = ld_be16(e + 18);
+		extra = ld_be32(e + 20);
 		if (entry_size((size_t)name_len + extra) > size - p)
 			goto broken;
 		if (extra) {
 			block_err(err, errlen, "Bitmap extra data is not supported");
 			goto fail;
 		}
-		if (!entry_ok(s, be64(e), tsize, flags, e[16], e[17], name_len)) {
+		if (!entry_ok(s, ld_be64(e), tsize, flags, e[16], e[17], name_len)) {
 			block_err(err, errlen, "Bitmap '%.*s' doesn't satisfy the constraints",
 				  (int)name_len, (const char *)e + 24);
 			goto fail;
@@ -138,7 +138,7 @@ int qcow2_bitmap_dir_parse(const struct qcow2 *s, const uint8_t *dir, uint64_t s
 			block_err(err, errlen, "out of memory");
 			goto fail;
 		}
-		b->table_offset = be64(e);
+		b->table_offset = ld_be64(e);
 		b->table_size = tsize;
 		b->flags = flags;
 		b->gbits = e[17];
@@ -170,9 +170,9 @@ static bool ext_fields(const struct qcow2 *s, uint64_t *off, uint64_t *size, uin
 
 	if (!e || e->len != 24 || !(s->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
 		return false;
-	*nb = be32(e->data);
-	*size = be64(e->data + 8);
-	*off = be64(e->data + 16);
+	*nb = ld_be32(e->data);
+	*size = ld_be64(e->data + 8);
+	*off = ld_be64(e->data + 16);
 	return *nb && *nb <= QCOW2_MAX_BITMAPS && *size && *size <= BME_MAX_DIR_SIZE &&
 	       *off <= INT64_MAX && !qcow2_in_cluster(s, *off);
 }
@@ -309,12 +309,12 @@ static int build_dir(struct qcow2 *s, uint8_t **out, uint64_t *size, uint32_t *n
 		size_t name_len = strlen(b->name);
 		if (!b->table_offset)
 			continue;
-		put_be64(dir + p, b->table_offset);
-		put_be32(dir + p + 8, b->table_size);
-		put_be32(dir + p + 12, b->flags);
+		st_be64(dir + p, b->table_offset);
+		st_be32(dir + p + 8, b->table_size);
+		st_be32(dir + p + 12, b->flags);
 		dir[p + 16] = BME_TYPE_DIRTY;
 		dir[p + 17] = (uint8_t)b->gbits;
-		put_be16(dir + p + 18, (uint16_t)name_len);
+		st_be16(dir + p + 18, (uint16_t)name_len);
 		memcpy(dir + p + 24, b->name, name_len);
 		p += entry_size(name_len);
 	}
@@ -359,10 +359,10 @@ static int set_ext(struct qcow2 *s, uint32_t nb, uint64_t size, uint64_t off)
 		e->data = d;
 		e->len = 24;
 	}
-	put_be32(e->data, nb);
-	put_be32(e->data + 4, 0);
-	put_be64(e->data + 8, size);
-	put_be64(e->data + 16, off);
+	st_be32(e->data, nb);
+	st_be32(e->data + 4, 0);
+	st_be64(e->data + 8, size);
+	st_be64(e->data + 16, off);
 	return 0;
 }
 
@@ -440,16 +440,16 @@ int qcow2_bitmaps_check_ext(struct qcow2 *s, char *err, size_t errlen)
 			"to fix.", program_invocation_short_name);
 		return 0;
 	}
-	nb = be32(e->data);
-	size = be64(e->data + 8);
-	if (be32(e->data + 4))
+	nb = ld_be32(e->data);
+	size = ld_be64(e->data + 8);
+	if (ld_be32(e->data + 4))
 		return block_err(err, errlen, "bitmaps_ext: Reserved field is not zero");
 	if (nb > QCOW2_MAX_BITMAPS)
 		return block_err(err, errlen, "bitmaps_ext: Image has %" PRIu32 " bitmaps, exceeding "
 				 "the QEMU supported maximum of %d", nb, QCOW2_MAX_BITMAPS);
 	if (!nb)
 		return block_err(err, errlen, "found bitmaps extension with zero bitmaps");
-	if (qcow2_in_cluster(s, be64(e->data + 16)))
+	if (qcow2_in_cluster(s, ld_be64(e->data + 16)))
 		return block_err(err, errlen, "bitmaps_ext: invalid bitmap directory offset");
 	if (size > BME_MAX_DIR_SIZE)
 		return block_err(err, errlen, "bitmaps_ext: bitmap directory size (%" PRIu64 ") "

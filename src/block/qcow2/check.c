@@ -120,7 +120,7 @@ static int check_copied_l2(struct qcow2 *s, struct block_check_result *res, unsi
 		return 0;
 	}
 	for (uint32_t j = 0; j < s->l2_size; j++) {
-		uint64_t e = be64(table + qcow2_l2_pos(s, j));
+		uint64_t e = ld_be64(table + qcow2_l2_pos(s, j));
 		enum qcow2_type t = qcow2_entry_type(s, e);
 
 		if (t != QCOW2_NORMAL && t != QCOW2_ZERO_ALLOC)
@@ -138,7 +138,7 @@ static int check_copied_l2(struct qcow2 *s, struct block_check_result *res, unsi
 			    "\n", repair ? "Repairing" : "ERROR", e, rc);
 		if (repair) {
 			e = rc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
-			put_be64(table + qcow2_l2_pos(s, j), e);
+			st_be64(table + qcow2_l2_pos(s, j), e);
 			dirty++;
 		}
 	}
@@ -244,7 +244,7 @@ static int rebuild(struct qcow2 *s, struct refs *r, FILE *report)
 				   c % per_block, v);
 	}
 	for (uint64_t b = 0; b < nblocks; b++)
-		put_be64(table + 8 * b, (start + tcl + b) << s->cluster_bits);
+		st_be64(table + 8 * b, (start + tcl + b) << s->cluster_bits);
 	say(report, "Rebuilding refcount structure\n");
 	ret = qcow2_file_write(s, (start + tcl) << s->cluster_bits, blocks,
 			       (size_t)(nblocks * s->cluster_size));

@@ -131,7 +131,7 @@ static int zero_l2_entry(struct qcow2 *s, struct block_check_result *res, uint64
 	uint64_t at = l2_off + qcow2_l2_pos(s, i);
 	int ret;
 
-	put_be64(table + qcow2_l2_pos(s, i), QCOW_OFLAG_ZERO);
+	st_be64(table + qcow2_l2_pos(s, i), QCOW_OFLAG_ZERO);
 	if (qcow2_on_metadata(s, at, 8, OL_ACTIVE_L2)) {
 		say(report, "ERROR: Overlap check failed\n");
 		res->check_errors++;
@@ -155,7 +155,7 @@ static int zero_l2_entry(struct qcow2 *s, struct block_check_result *res, uint64
 static bool check_l2_std(struct qcow2 *s, struct block_check_result *res, uint64_t l2_off,
 			 uint8_t *table, uint32_t i, unsigned fix, FILE *report)
 {
-	uint64_t e = be64(table + qcow2_l2_pos(s, i)), off = e & L2E_OFFSET_MASK;
+	uint64_t e = ld_be64(table + qcow2_l2_pos(s, i)), off = e & L2E_OFFSET_MASK;
 
 	if (!qcow2_in_cluster(s, off))
 		return false;
@@ -190,8 +190,8 @@ static int check_l2(struct qcow2 *s, struct refs *r, struct block_check_result *
 		return 0;
 	}
 	for (uint32_t i = 0; i < s->l2_size && ret == 0; i++) {
-		uint64_t e = be64(table + qcow2_l2_pos(s, i)), off;
-		uint64_t bm = s->ext_l2 ? be64(table + qcow2_l2_pos(s, i) + 8) : 0;
+		uint64_t e = ld_be64(table + qcow2_l2_pos(s, i)), off;
+		uint64_t bm = s->ext_l2 ? ld_be64(table + qcow2_l2_pos(s, i) + 8) : 0;
 		enum qcow2_type type = qcow2_entry_type(s, e);
 
 		if (type != QCOW2_COMPRESSED && (e & L2E_STD_RESERVED_MASK)) {
@@ -293,7 +293,7 @@ static int check_l1(struct qcow2 *s, struct refs *r, struct block_check_result *
 		return 0;
 	}
 	for (uint32_t i = 0; i < l1_size && ret == 0; i++) {
-		uint64_t e = be64(l1 + 8 * i), off = e & L1E_OFFSET_MASK;
+		uint64_t e = ld_be64(l1 + 8 * i), off = e & L1E_OFFSET_MASK;
 
 		if (!e)
 			continue;
@@ -366,10 +366,10 @@ static int check_refblocks(struct qcow2 *s, struct refs *r, struct block_check_r
  */
 static const char *bad_bitmap_entry(const struct qcow2 *s, const uint8_t *e, uint64_t room)
 {
-	uint64_t table = be64(e), entries = be32(e + 8), bytes;
-	uint32_t flags = be32(e + 12), extra = be32(e + 20);
+	uint64_t table = ld_be64(e), entries = ld_be32(e + 8), bytes;
+	uint32_t flags = ld_be32(e + 12), extra = ld_be32(e + 20);
 	uint8_t type = e[16], gran = e[17];
-	uint16_t name = be16(e + 18);
+	uint16_t name = ld_be16(e + 18);
 
 	if (((24 + (uint64_t)name + extra + 7) & ~7ULL) > room)
 		return "entry runs past the directory";
@@ -421,8 +421,8 @@ static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_res
 		why = bad_bitmap_entry(s, dir + p, dir_size - p);
 		if (why)
 			break;
-		table = be64(dir + p);
-		entries = be32(dir + p + 8);
+		table = ld_be64(dir + p);
+		entries = ld_be32(dir + p + 8);
 		/* A bitmap table is counted where it says, read only where it lies in the file. */
 		ret = refs_inc(s, r, res, table, (uint64_t)entries * 8, report);
 		t = malloc((size_t)entries * 8);
@@ -430,7 +430,7 @@ static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_res
 		    (uint64_t)entries * 8 <= s->file_size - table &&
 		    bfile_pread(s->bd, table, t, (size_t)entries * 8) == 0) {
 			for (uint32_t i = 0; i < entries && ret == 0; i++) {
-				uint64_t e = be64(t + 8 * i), off = e & L2E_OFFSET_MASK;
+				uint64_t e = ld_be64(t + 8 * i), off = e & L2E_OFFSET_MASK;
 				/* QEMU's check_table_entry: reserved bits, alignment, "all ones". */
 				if ((e & ~(L2E_OFFSET_MASK | 1)) || qcow2_in_cluster(s, off) ||
 				    (off && (e & 1))) {
@@ -444,7 +444,7 @@ static int check_bitmaps(struct qcow2 *s, struct refs *r, struct block_check_res
 			}
 		}
 		free(t);
-		p += (24 + (uint64_t)be16(dir + p + 18) + 7) & ~7ULL;
+		p += (24 + (uint64_t)ld_be16(dir + p + 18) + 7) & ~7ULL;
 	}
 	if (!why && ret == 0 && seen < nb)
 		why = "fewer bitmaps than the extension says";

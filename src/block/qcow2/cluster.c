@@ -272,7 +272,7 @@ int qcow2_write_l1_entry(struct qcow2 *s, uint32_t index)
 {
 	uint8_t e[8];
 
-	put_be64(e, s->l1[index]);
+	st_be64(e, s->l1[index]);
 	return qcow2_checked_write(s, QCOW2_OL_ACTIVE_L1, s->l1_offset + (uint64_t)index * 8, e,
 				   sizeof(e));
 }
@@ -434,118 +434,180 @@ static int mark_dirty(struct qcow2 *s)
 	return ret;
 }
 
+/* One write within one L2 table, shared by write_in_table's steps. */
+struct table_write {
+	struct qcow2 *s;
+	uint64_t *table;		/* big-endian entries */
+	uint64_t l2_index;		/* the entry of the write's first cluster */
+	uint64_t off, in;		/* guest offset, and its offset in that cluster */
+	const uint8_t *buf;
+	size_t len;
+};
+
+/* The write's data for its cluster i. */
+static const uint8_t *tw_src(const struct table_write *w, uint64_t i)
+{
+	return w->buf + (i ? (i << w->s->cluster_bits) - w->in : 0);
+}
+
+/* n bytes from cluster i's data on, at most what the write has left. */
+static size_t tw_clip(const struct table_write *w, uint64_t i, size_t n)
+{
+	size_t left = w->len - (size_t)(tw_src(w, i) - w->buf);
+
+	return n > left ? left : n;
+}
+
+/* Cluster i, a preallocated zero cluster: its old bytes are not zeroes. */
+static int write_zero_alloc(struct table_write *w, uint64_t i, uint64_t host)
+{
+	struct qcow2 *s = w->s;
+	uint64_t first_off = i ? 0 : w->in;
+	const uint8_t *src = tw_src(w, i);
+	size_t n = tw_clip(w, i, (size_t)(s->cluster_size - first_off));
+	int ret;
+
+	if (first_off || n != s->cluster_size) {
+		uint8_t *z = block_alloc_buf(s->cluster_size);
+		if (!z)
+			return -ENOMEM;
+		memset(z, 0, s->cluster_size);
+		memcpy(z + first_off, src, n);
+		ret = qcow2_data_pwrite(s, host, z, s->cluster_size);
+		free(z);
+	} else {
+		ret = qcow2_data_pwrite(s, host, src, n);
+	}
+	if (ret < 0)
+		return ret;
+	w->table[w->l2_index + i] = htobe64(host | QCOW_OFLAG_COPIED);
+	return 0;
+}
+
+/* A run from cluster i of writable clusters contiguous on the host; *next: the cluster after it. */
+static int write_in_place(struct table_write *w, uint64_t i, uint64_t count, uint64_t *next)
+{
+	struct qcow2 *s = w->s;
+	uint64_t host = be64toh(w->table[w->l2_index + i]) & L2E_OFFSET_MASK, j;
+	uint64_t first_off = i ? 0 : w->in;
+
+	for (j = i + 1; j < count; j++) {
+		uint64_t f = be64toh(w->table[w->l2_index + j]);
+		if (!in_place(s, f) || qcow2_entry_type(s, f) != QCOW2_NORMAL ||
+		    (f & L2E_OFFSET_MASK) != host + ((j - i) << s->cluster_bits) ||
+		    (!qcow2_has_data_file(s) && !qcow2_in_file(s, f & L2E_OFFSET_MASK)))
+			break;
+	}
+	*next = j;
+	return qcow2_data_pwrite(s, host + first_off, tw_src(w, i),
+				 tw_clip(w, i, (size_t)(((j - i) << s->cluster_bits) - first_off)));
+}
+
+/*
+ * The run from cluster i of clusters that need new space, up to the next
+ * one writable in place: *end.  What each old entry points at is dropped
+ * once it is replaced, so it must be data.
+ */
+static int new_space_run(struct table_write *w, uint64_t i, uint64_t count, uint64_t *end)
+{
+	struct qcow2 *s = w->s;
+	uint64_t guest = ((w->off >> s->cluster_bits) + i) << s->cluster_bits, j;
+	int ret;
+
+	for (j = i + 1; j < count; j++) {
+		uint64_t f = be64toh(w->table[w->l2_index + j]);
+		if (in_place(s, f))
+			break;
+		ret = qcow2_check_entry(s, f, qcow2_entry_type(s, f),
+					guest + ((j - i) << s->cluster_bits), true);
+		if (ret < 0)
+			return ret;
+	}
+	*end = j;
+	return 0;
+}
+
+/* Points entry k at host and drops what it pointed at before. */
+static int replace_entry(struct table_write *w, uint64_t k, uint64_t host)
+{
+	uint64_t old = be64toh(w->table[w->l2_index + k]);
+
+	w->table[w->l2_index + k] = htobe64(host | QCOW_OFLAG_COPIED);
+	return qcow2_release_entry(w->s, old);
+}
+
+/* Clusters [i, j) into the new space at host, the first and last merged with their old content. */
+static int write_new_run(struct table_write *w, uint64_t i, uint64_t j, uint64_t host)
+{
+	struct qcow2 *s = w->s;
+	int ret;
+
+	for (uint64_t k = i; k < j; k++) {
+		uint64_t old = be64toh(w->table[w->l2_index + k]);
+		uint64_t g = ((w->off >> s->cluster_bits) + k) << s->cluster_bits;
+		uint64_t h = host + ((k - i) << s->cluster_bits);
+		uint64_t c_in = k ? 0 : w->in;
+		const uint8_t *c_src = tw_src(w, k);
+		size_t c_len = tw_clip(w, k, (size_t)(s->cluster_size - c_in));
+
+		/* Whole clusters in the middle go out in one write below. */
+		if (c_in == 0 && c_len == s->cluster_size) {
+			uint64_t m = k + 1;
+			while (m < j && ((m + 1) << s->cluster_bits) - w->in <= w->len)
+				m++;
+			ret = qcow2_data_pwrite(s, h, c_src, (size_t)((m - k) << s->cluster_bits));
+			if (ret < 0)
+				return ret;
+			for (; k < m; k++) {
+				ret = replace_entry(w, k, host + ((k - i) << s->cluster_bits));
+				if (ret < 0)
+					return ret;
+			}
+			k--;
+			continue;
+		}
+		ret = write_cluster_part(s, g, old, h, c_in, c_src, c_len);
+		if (ret == 0)
+			ret = replace_entry(w, k, h);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 /* Writes within one L2 table: clusters [l2_index, l2_index + count) of the table. */
 static int write_in_table(struct qcow2 *s, uint64_t *table, uint64_t off, const uint8_t *buf,
 			  size_t len)
 {
-	uint64_t l2_index = (off >> s->cluster_bits) & (s->l2_size - 1);
-	uint64_t in = qcow2_in_cluster(s, off);
-	uint64_t count = qcow2_size_to_clusters(s, in + len), i = 0;
-	int ret = 0;
+	struct table_write w = {
+		.s = s, .table = table, .l2_index = (off >> s->cluster_bits) & (s->l2_size - 1),
+		.off = off, .in = qcow2_in_cluster(s, off), .buf = buf, .len = len,
+	};
+	uint64_t count = qcow2_size_to_clusters(s, w.in + len), i = 0, j, host;
+	int ret;
 
 	while (i < count) {
-		uint64_t e = be64toh(table[l2_index + i]), j, host;
-		uint64_t first_off = i ? 0 : in;
+		uint64_t e = be64toh(table[w.l2_index + i]);
 		uint64_t guest = ((off >> s->cluster_bits) + i) << s->cluster_bits;
-		const uint8_t *src = buf + (i ? (i << s->cluster_bits) - in : 0);
-		size_t n;
 
 		ret = qcow2_check_entry(s, e, qcow2_entry_type(s, e), guest, true);
 		if (ret < 0)
 			return ret;
-		if (in_place(s, e)) {
-			host = e & L2E_OFFSET_MASK;
-			if (qcow2_entry_type(s, e) == QCOW2_ZERO_ALLOC) {
-				/* The old bytes of a preallocated zero cluster are not zeroes. */
-				n = (size_t)(s->cluster_size - first_off);
-				if (n > len - (size_t)(src - buf))
-					n = len - (size_t)(src - buf);
-				if (first_off || n != s->cluster_size) {
-					uint8_t *z = block_alloc_buf(s->cluster_size);
-					if (!z)
-						return -ENOMEM;
-					memset(z, 0, s->cluster_size);
-					memcpy(z + first_off, src, n);
-					ret = qcow2_data_pwrite(s, host, z, s->cluster_size);
-					free(z);
-				} else {
-					ret = qcow2_data_pwrite(s, host, src, n);
-				}
-				if (ret < 0)
-					return ret;
-				table[l2_index + i] = htobe64(host | QCOW_OFLAG_COPIED);
-				i++;
-				continue;
-			}
-			/* A run of writable clusters that are contiguous on the host. */
-			for (j = i + 1; j < count; j++) {
-				uint64_t f = be64toh(table[l2_index + j]);
-				if (!in_place(s, f) || qcow2_entry_type(s, f) != QCOW2_NORMAL ||
-				    (f & L2E_OFFSET_MASK) != host + ((j - i) << s->cluster_bits) ||
-				    (!qcow2_has_data_file(s) && !qcow2_in_file(s, f & L2E_OFFSET_MASK)))
-					break;
-			}
-			n = (size_t)(((j - i) << s->cluster_bits) - first_off);
-			if (n > len - (size_t)(src - buf))
-				n = len - (size_t)(src - buf);
-			ret = qcow2_data_pwrite(s, host + first_off, src, n);
-			if (ret < 0)
-				return ret;
-			i = j;
-			continue;
+		if (in_place(s, e) && qcow2_entry_type(s, e) == QCOW2_ZERO_ALLOC) {
+			ret = write_zero_alloc(&w, i, e & L2E_OFFSET_MASK);
+			j = i + 1;
+		} else if (in_place(s, e)) {
+			ret = write_in_place(&w, i, count, &j);
+		} else {
+			/* A run of clusters that need new space: allocated contiguously. */
+			ret = new_space_run(&w, i, count, &j);
+			if (ret == 0)
+				ret = qcow2_data_alloc(s, guest, j - i, &host);
+			if (ret == 0)
+				ret = write_new_run(&w, i, j, host);
 		}
-
-		/* A run of clusters that need new space: allocate it contiguously. */
-		for (j = i + 1; j < count; j++) {
-			uint64_t f = be64toh(table[l2_index + j]);
-			if (in_place(s, f))
-				break;
-			/* What each old entry points at is dropped below: it must be data. */
-			ret = qcow2_check_entry(s, f, qcow2_entry_type(s, f),
-						guest + ((j - i) << s->cluster_bits), true);
-			if (ret < 0)
-				return ret;
-		}
-		ret = qcow2_data_alloc(s, guest, j - i, &host);
 		if (ret < 0)
 			return ret;
-		for (uint64_t k = i; k < j; k++) {
-			uint64_t old = be64toh(table[l2_index + k]);
-			uint64_t g = ((off >> s->cluster_bits) + k) << s->cluster_bits;
-			uint64_t h = host + ((k - i) << s->cluster_bits);
-			uint64_t c_in = k ? 0 : in;
-			const uint8_t *c_src = buf + (k ? (k << s->cluster_bits) - in : 0);
-			size_t c_len = (size_t)(s->cluster_size - c_in);
-			if (c_len > len - (size_t)(c_src - buf))
-				c_len = len - (size_t)(c_src - buf);
-			/* Whole clusters in the middle go out in one write below. */
-			if (c_in == 0 && c_len == s->cluster_size) {
-				uint64_t m = k + 1;
-				while (m < j && ((m + 1) << s->cluster_bits) - in <= len)
-					m++;
-				ret = qcow2_data_pwrite(s, h, c_src,
-							(size_t)((m - k) << s->cluster_bits));
-				if (ret < 0)
-					return ret;
-				for (; k < m; k++) {
-					old = be64toh(table[l2_index + k]);
-					table[l2_index + k] =
-						htobe64((host + ((k - i) << s->cluster_bits)) | QCOW_OFLAG_COPIED);
-					ret = qcow2_release_entry(s, old);
-					if (ret < 0)
-						return ret;
-				}
-				k--;
-				continue;
-			}
-			ret = write_cluster_part(s, g, old, h, c_in, c_src, c_len);
-			if (ret < 0)
-				return ret;
-			table[l2_index + k] = htobe64(h | QCOW_OFLAG_COPIED);
-			ret = qcow2_release_entry(s, old);
-			if (ret < 0)
-				return ret;
-		}
 		i = j;
 	}
 	return 0;
@@ -789,7 +851,7 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 	memcpy(l1, s->l1, s->l1_size * sizeof(*l1));
 	memset(raw, 0, (size_t)bytes);
 	for (uint64_t i = 0; i < new_size; i++)
-		put_be64(raw + 8 * i, l1[i]);
+		st_be64(raw + 8 * i, l1[i]);
 	ret = qcow2_alloc_clusters(s, bytes >> s->cluster_bits, &new_off);
 	if (ret == 0)
 		ret = qcow2_rc_flush(s, true);
@@ -799,8 +861,8 @@ int qcow2_grow_l1(struct qcow2 *s, uint64_t min_size)
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
 		ret = bfile_flush(s->bd);
 	if (ret == 0) {
-		put_be32(field, (uint32_t)new_size);
-		put_be64(field + 4, new_off);
+		st_be32(field, (uint32_t)new_size);
+		st_be64(field + 4, new_off);
 		ret = qcow2_file_write(s, 36, field, sizeof(field));
 	}
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))

@@ -135,93 +135,64 @@ static int check_opts(const struct block_create_opts *o, uint32_t cs, int versio
 	return check_data_file_opts(o, version, err, errlen);
 }
 
-int qcow2_create(const char *path, const struct block_create_opts *o, char *err, size_t errlen)
+/* The header of a new, empty image (qcow2 spec: "Header"); the size comes later. */
+static void init_new_header(struct qcow2 *t, const struct block_create_opts *o, uint32_t cs,
+			    int version, int rbits)
 {
-	uint32_t cs = o->cluster_size ? o->cluster_size : 65536;
-	int version = o->compat ? o->compat : 3, rbits = o->refcount_bits ? o->refcount_bits : 16;
-	enum block_prealloc prealloc = o->prealloc;
-	struct qcow2 t = { 0 };
-	struct block_dev *bd;
-	uint8_t *buf;
-	int fd, ret;
-	char msg[512];
-
-	if (check_opts(o, cs, version, rbits, err, errlen) < 0)
-		return -1;
-	buf = calloc(3, cs);
-	if (!buf)
-		return block_err(err, errlen, "out of memory");
-
 	/* Cluster 0: header; 1: refcount table; 2: the refcount block for 0..2. */
-	t.h.version = (uint32_t)version;
-	t.cluster_bits = (unsigned)__builtin_ctz(cs);
-	t.cluster_size = cs;
-	t.refcount_order = (unsigned)__builtin_ctz((unsigned)rbits);
-	t.reftable_offset = cs;
-	t.reftable_size = cs / 8;
-	t.h.size = 0;
-	if (version >= 3) {
-		t.h.compatible_features = o->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0;
-		t.h.compression_type = (uint8_t)o->compression_type;
-		if (o->compression_type)
-			t.h.incompatible_features |= QCOW2_INCOMPAT_COMPRESSION;
-		if (o->extended_l2)
-			t.h.incompatible_features |= QCOW2_INCOMPAT_EXTL2;
-		if (o->data_file) {
-			t.h.incompatible_features |= QCOW2_INCOMPAT_DATA_FILE;
-			t.data_file_name = (char *)o->data_file;
-		}
-		if (o->data_file_raw)
-			t.h.autoclear_features |= QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+	t->h.version = (uint32_t)version;
+	t->cluster_bits = (unsigned)__builtin_ctz(cs);
+	t->cluster_size = cs;
+	t->refcount_order = (unsigned)__builtin_ctz((unsigned)rbits);
+	t->reftable_offset = cs;
+	t->reftable_size = cs / 8;
+	t->h.size = 0;
+	if (version < 3)
+		return;
+	t->h.compatible_features = o->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0;
+	t->h.compression_type = (uint8_t)o->compression_type;
+	if (o->compression_type)
+		t->h.incompatible_features |= QCOW2_INCOMPAT_COMPRESSION;
+	if (o->extended_l2)
+		t->h.incompatible_features |= QCOW2_INCOMPAT_EXTL2;
+	if (o->data_file) {
+		t->h.incompatible_features |= QCOW2_INCOMPAT_DATA_FILE;
+		t->data_file_name = (char *)o->data_file;
 	}
-	if (o->data_file && create_data_file(path, o->data_file, err, errlen) < 0) {
-		free(buf);
-		return -1;
-	}
-	ret = qcow2_build_header(&t, buf, cs);
-	if (ret < 0) {
-		free(buf);
-		return block_err(err, errlen, "Header would not fit in a %u byte cluster", cs);
-	}
-	put_be64(buf + cs, 2ULL * cs);
-	for (int i = 0; i < 3; i++)
-		qcow2_rc_set_entry(buf + 2 * cs, t.refcount_order, (uint64_t)i, 1);
+	if (o->data_file_raw)
+		t->h.autoclear_features |= QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+}
 
-	/* The locks of fd keep every other user out until the image is complete. */
-	fd = block_create_file_opts(path, o, err, errlen);
-	if (fd < 0) {
-		free(buf);
-		return -1;
-	}
-	ret = 0;
-	block_crash_point();
-	for (size_t done = 0; done < 3 * (size_t)cs;) {
-		ssize_t n = pwrite(fd, buf + done, 3 * (size_t)cs - done, (off_t)done);
+/* Writes len bytes from the start of fd, across short writes: 0 or a negative errno. */
+static int write_start(int fd, const uint8_t *buf, size_t len)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = pwrite(fd, buf + done, len - done, (off_t)done);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
-			break;
-		}
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
 		done += (size_t)n;
 	}
-	free(buf);
-	if (ret < 0) {
-		close(fd);
-		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));
-	}
+	return 0;
+}
 
-	/*
-	 * Now grow it to size and record the backing file with the ordinary code,
-	 * unlocked: fd's locks (which would conflict with a second set of ours)
-	 * already hold everyone else off.
-	 */
+/*
+ * Grows the new image to size and records the backing file with the ordinary
+ * code, unlocked: the creator's locks (which would conflict with a second set
+ * of ours) already hold everyone else off.
+ */
+static int finish_new_image(const char *path, const struct block_create_opts *o, char *err,
+			    size_t errlen)
+{
+	enum block_prealloc prealloc = o->prealloc;
+	struct block_dev *bd;
+	char msg[512];
+	int ret = 0;
+
 	if (block_open(path, "qcow2", BLOCK_NO_BACKING | BLOCK_NO_FLUSH | BLOCK_NO_LOCK, &bd, msg,
-		       sizeof(msg)) < 0) {
-		close(fd);
+		       sizeof(msg)) < 0)
 		return block_err(err, errlen, "%s", msg);
-	}
-	ret = 0;
 	if (o->backing_file) {
 		struct qcow2 *s = bd->opaque;
 		s->backing_file = strdup(o->backing_file);
@@ -238,6 +209,50 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 	    qcow2_truncate(bd, o->size, false, prealloc, msg, sizeof(msg)) < 0)
 		ret = block_err(err, errlen, "Could not resize image: %s", msg);
 	block_close(bd);
+	return ret;
+}
+
+int qcow2_create(const char *path, const struct block_create_opts *o, char *err, size_t errlen)
+{
+	uint32_t cs = o->cluster_size ? o->cluster_size : 65536;
+	int version = o->compat ? o->compat : 3, rbits = o->refcount_bits ? o->refcount_bits : 16;
+	struct qcow2 t = { 0 };
+	uint8_t *buf;
+	int fd, ret;
+
+	if (check_opts(o, cs, version, rbits, err, errlen) < 0)
+		return -1;
+	buf = calloc(3, cs);
+	if (!buf)
+		return block_err(err, errlen, "out of memory");
+	init_new_header(&t, o, cs, version, rbits);
+	if (o->data_file && create_data_file(path, o->data_file, err, errlen) < 0) {
+		free(buf);
+		return -1;
+	}
+	ret = qcow2_build_header(&t, buf, cs);
+	if (ret < 0) {
+		free(buf);
+		return block_err(err, errlen, "Header would not fit in a %u byte cluster", cs);
+	}
+	st_be64(buf + cs, 2ULL * cs);
+	for (int i = 0; i < 3; i++)
+		qcow2_rc_set_entry(buf + 2 * cs, t.refcount_order, (uint64_t)i, 1);
+
+	/* The locks of fd keep every other user out until the image is complete. */
+	fd = block_create_file_opts(path, o, err, errlen);
+	if (fd < 0) {
+		free(buf);
+		return -1;
+	}
+	block_crash_point();
+	ret = write_start(fd, buf, 3 * (size_t)cs);
+	free(buf);
+	if (ret < 0) {
+		close(fd);
+		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));
+	}
+	ret = finish_new_image(path, o, err, errlen);
 	if (close(fd) < 0 && ret == 0)
 		ret = block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
 	return ret;
@@ -380,7 +395,7 @@ int qcow2_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 			ret = grow_data_file(s, size);
 	}
 	if (ret == 0) {
-		put_be64(field, size);
+		st_be64(field, size);
 		ret = qcow2_file_write(s, 24, field, sizeof(field));
 	}
 	if (ret == 0) {

@@ -75,7 +75,7 @@ static int load_feature_table(struct qcow2 *s, const uint8_t *buf, size_t len)
 	if (s->h.backing_file_offset && s->h.backing_file_offset < end)
 		end = (size_t)s->h.backing_file_offset;
 	while (off + 8 <= end) {
-		uint32_t type = be32(buf + off), elen = be32(buf + off + 4);
+		uint32_t type = ld_be32(buf + off), elen = ld_be32(buf + off + 4);
 
 		off += 8;
 		if (type == QCOW2_EXT_END || elen > end - off)
@@ -99,7 +99,7 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 	size_t off = start;
 
 	while (off + 8 <= end) {
-		uint32_t type = be32(buf + off), len = be32(buf + off + 4);
+		uint32_t type = ld_be32(buf + off), len = ld_be32(buf + off + 4);
 		const uint8_t *data = buf + off + 8;
 
 		off += 8;
@@ -172,29 +172,25 @@ static bool table_ok(const struct qcow2 *s, uint64_t off, uint64_t len, uint64_t
 	return s->checking || off + len <= file_size;
 }
 
-int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t file_size,
-		       char *err, size_t errlen)
+/* The version 2 fields (qcow2 spec: header bytes 0-71) and what they must hold. */
+static int parse_v2_fields(struct qcow2 *s, const uint8_t *buf, char *err, size_t errlen)
 {
 	struct qcow2_header *h = &s->h;
-	uint64_t l2_cover, l1_needed;
-	size_t ext_end;
 
-	if (len < QCOW2_V2_HEADER_LEN || file_size < QCOW2_V2_HEADER_LEN)
-		return block_err(err, errlen, "Image is truncated: header incomplete");
 	memset(h, 0, sizeof(*h));
-	h->magic = be32(buf);
-	h->version = be32(buf + 4);
-	h->backing_file_offset = be64(buf + 8);
-	h->backing_file_size = be32(buf + 16);
-	h->cluster_bits = be32(buf + 20);
-	h->size = be64(buf + 24);
-	h->crypt_method = be32(buf + 32);
-	h->l1_size = be32(buf + 36);
-	h->l1_table_offset = be64(buf + 40);
-	h->refcount_table_offset = be64(buf + 48);
-	h->refcount_table_clusters = be32(buf + 56);
-	h->nb_snapshots = be32(buf + 60);
-	h->snapshots_offset = be64(buf + 64);
+	h->magic = ld_be32(buf);
+	h->version = ld_be32(buf + 4);
+	h->backing_file_offset = ld_be64(buf + 8);
+	h->backing_file_size = ld_be32(buf + 16);
+	h->cluster_bits = ld_be32(buf + 20);
+	h->size = ld_be64(buf + 24);
+	h->crypt_method = ld_be32(buf + 32);
+	h->l1_size = ld_be32(buf + 36);
+	h->l1_table_offset = ld_be64(buf + 40);
+	h->refcount_table_offset = ld_be64(buf + 48);
+	h->refcount_table_clusters = ld_be32(buf + 56);
+	h->nb_snapshots = ld_be32(buf + 60);
+	h->snapshots_offset = ld_be64(buf + 64);
 
 	if (h->magic != QCOW2_MAGIC)
 		return block_err(err, errlen, "Image is not in qcow2 format");
@@ -204,35 +200,51 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 		return block_err(err, errlen, "Unsupported cluster size: 2^%u", h->cluster_bits);
 	s->cluster_bits = h->cluster_bits;
 	s->cluster_size = 1u << h->cluster_bits;
+	return 0;
+}
+
+/* The version 3 fields (bytes 72-103), the compression type byte and any newer ones. */
+static int parse_v3_fields(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t file_size,
+			   char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
 
 	if (h->version == 2) {
 		h->refcount_order = 4;
 		h->header_length = QCOW2_V2_HEADER_LEN;
-	} else {
-		if (len < QCOW2_V3_HEADER_LEN || file_size < QCOW2_V3_HEADER_LEN)
-			return block_err(err, errlen, "Image is truncated: header incomplete");
-		h->incompatible_features = be64(buf + 72);
-		h->compatible_features = be64(buf + 80);
-		h->autoclear_features = be64(buf + 88);
-		h->refcount_order = be32(buf + 96);
-		h->header_length = be32(buf + 100);
-		if (h->header_length < QCOW2_V3_HEADER_LEN)
-			return block_err(err, errlen, "qcow2 header too short");
-		if (h->header_length > s->cluster_size)
-			return block_err(err, errlen, "qcow2 header exceeds cluster size");
-		if (h->header_length > file_size)
-			return block_err(err, errlen, "Image is truncated: header incomplete");
-		if (h->header_length > QCOW2_V3_HEADER_LEN)
-			h->compression_type = buf[104];
-		/* Fields a newer writer added: written back as they are, as QEMU does. */
-		if (h->header_length > 112) {
-			s->unknown_header_len = (h->header_length - 112 + 7) & ~7u;
-			s->unknown_header = calloc(1, s->unknown_header_len);
-			if (!s->unknown_header)
-				return block_err(err, errlen, "out of memory");
-			memcpy(s->unknown_header, buf + 112, h->header_length - 112);
-		}
+		return 0;
 	}
+	if (len < QCOW2_V3_HEADER_LEN || file_size < QCOW2_V3_HEADER_LEN)
+		return block_err(err, errlen, "Image is truncated: header incomplete");
+	h->incompatible_features = ld_be64(buf + 72);
+	h->compatible_features = ld_be64(buf + 80);
+	h->autoclear_features = ld_be64(buf + 88);
+	h->refcount_order = ld_be32(buf + 96);
+	h->header_length = ld_be32(buf + 100);
+	if (h->header_length < QCOW2_V3_HEADER_LEN)
+		return block_err(err, errlen, "qcow2 header too short");
+	if (h->header_length > s->cluster_size)
+		return block_err(err, errlen, "qcow2 header exceeds cluster size");
+	if (h->header_length > file_size)
+		return block_err(err, errlen, "Image is truncated: header incomplete");
+	if (h->header_length > QCOW2_V3_HEADER_LEN)
+		h->compression_type = buf[104];
+	/* Fields a newer writer added: written back as they are, as QEMU does. */
+	if (h->header_length > 112) {
+		s->unknown_header_len = (h->header_length - 112 + 7) & ~7u;
+		s->unknown_header = calloc(1, s->unknown_header_len);
+		if (!s->unknown_header)
+			return block_err(err, errlen, "out of memory");
+		memcpy(s->unknown_header, buf + 112, h->header_length - 112);
+	}
+	return 0;
+}
+
+/* Feature bits, compression type, refcount width and encryption we can open. */
+static int check_features(struct qcow2 *s, const uint8_t *buf, size_t len, char *err,
+			  size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
 
 	if (h->incompatible_features & ~QCOW2_INCOMPAT_SUPPORTED) {
 		char names[512];
@@ -261,6 +273,13 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 		return block_err(err, errlen, "Unsupported encryption method: %u", h->crypt_method);
 	if (h->crypt_method)
 		return block_err(err, errlen, "Encrypted qcow2 images are not supported");
+	return 0;
+}
+
+/* The sizes and masks every lookup uses, derived once from cluster_bits and refcount_order. */
+static int set_geometry(struct qcow2 *s, char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
 
 	/* qcow2 spec "Extended L2 Entries": 128-bit entries, 32 subclusters of >= 512 bytes. */
 	s->ext_l2 = (h->incompatible_features & QCOW2_INCOMPAT_EXTL2) ? 1 : 0;
@@ -277,6 +296,14 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 	s->csize_shift = 62 - (s->cluster_bits - 8);
 	s->csize_mask = (1ULL << (s->cluster_bits - 8)) - 1;
 	s->cluster_offset_mask = (1ULL << s->csize_shift) - 1;
+	return 0;
+}
+
+/* The L1, refcount and snapshot tables: sizes within limits, aligned, inside the file. */
+static int check_tables(struct qcow2 *s, uint64_t file_size, char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
+	uint64_t l2_cover, l1_needed;
 
 	/* Virtual size and L1 table (qcow2 spec: "the L1 table must cover the size"). */
 	if (h->size > INT64_MAX)
@@ -316,6 +343,15 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 			return block_err(err, errlen, "Invalid snapshot table offset");
 		return block_err(err, errlen, "Snapshot table is past the end of the file");
 	}
+	return 0;
+}
+
+/* The backing file name (qcow2 spec: at most 1023 bytes) and the extensions before it. */
+static int parse_cluster0_tail(struct qcow2 *s, const uint8_t *buf, size_t len,
+			       uint64_t file_size, char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
+	size_t ext_end;
 
 	/* Extensions sit between the header and the backing file name, inside cluster 0. */
 	ext_end = len < s->cluster_size ? len : s->cluster_size;
@@ -342,6 +378,23 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 		free(s->backing_fmt);
 		s->backing_fmt = NULL;
 	}
+	return 0;
+}
+
+int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t file_size,
+		       char *err, size_t errlen)
+{
+	struct qcow2_header *h = &s->h;
+
+	if (len < QCOW2_V2_HEADER_LEN || file_size < QCOW2_V2_HEADER_LEN)
+		return block_err(err, errlen, "Image is truncated: header incomplete");
+	if (parse_v2_fields(s, buf, err, errlen) < 0 ||
+	    parse_v3_fields(s, buf, len, file_size, err, errlen) < 0 ||
+	    check_features(s, buf, len, err, errlen) < 0 ||
+	    set_geometry(s, err, errlen) < 0 ||
+	    check_tables(s, file_size, err, errlen) < 0 ||
+	    parse_cluster0_tail(s, buf, len, file_size, err, errlen) < 0)
+		return -1;
 	s->l1_size = h->l1_size;
 	s->l1_offset = h->l1_table_offset;
 	s->reftable_offset = h->refcount_table_offset;
@@ -361,10 +414,10 @@ int qcow2_read_header(struct qcow2 *s, char *err, size_t errlen)
 	ret = bfile_pread(s->bd, 0, first, sizeof(first));
 	if (ret < 0)
 		return block_err(err, errlen, "Could not read qcow2 header: %s", strerror(-ret));
-	if (be32(first) != QCOW2_MAGIC)
+	if (ld_be32(first) != QCOW2_MAGIC)
 		return block_err(err, errlen, "Image is not in qcow2 format");
 	{
-		uint32_t bits = be32(first + 20);
+		uint32_t bits = ld_be32(first + 20);
 		if (bits < QCOW2_MIN_CLUSTER_BITS || bits > QCOW2_MAX_CLUSTER_BITS)
 			return block_err(err, errlen, "Unsupported cluster size: 2^%u", bits);
 		len = (size_t)1 << bits;
@@ -393,8 +446,8 @@ static size_t put_ext(uint8_t *buf, size_t off, size_t end, uint32_t type, const
 
 	if (off + 8 + padded > end)
 		return 0;
-	put_be32(buf + off, type);
-	put_be32(buf + off + 4, len);
+	st_be32(buf + off, type);
+	st_be32(buf + off + 4, len);
 	memset(buf + off + 8, 0, padded);
 	memcpy(buf + off + 8, data, len);
 	return off + 8 + padded;
@@ -411,9 +464,9 @@ bool qcow2_bitmap_dir(const struct qcow2 *s, uint64_t *off, uint64_t *size, uint
 			ext = &s->exts[i];
 	if (!ext)
 		return false;
-	*nb = be32(ext->data);
-	*size = be64(ext->data + 8);
-	*off = be64(ext->data + 16);
+	*nb = ld_be32(ext->data);
+	*size = ld_be64(ext->data + 8);
+	*off = ld_be64(ext->data + 16);
 	/* QEMU's limits; and the directory must be in the file, not zeroes past its end. */
 	return *nb && *nb <= QCOW2_MAX_BITMAPS && *size &&
 	       *size <= (uint64_t)QCOW2_MAX_BITMAPS * 1024 && *off <= s->file_size &&
@@ -427,23 +480,23 @@ int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
 	bool v3 = h->version >= 3;
 
 	memset(buf, 0, len);
-	put_be32(buf, QCOW2_MAGIC);
-	put_be32(buf + 4, h->version);
-	put_be32(buf + 20, s->cluster_bits);
-	put_be64(buf + 24, h->size);
-	put_be32(buf + 32, h->crypt_method);
-	put_be32(buf + 36, s->l1_size);
-	put_be64(buf + 40, s->l1_offset);
-	put_be64(buf + 48, s->reftable_offset);
-	put_be32(buf + 56, (uint32_t)(s->reftable_size * 8 / s->cluster_size));
-	put_be32(buf + 60, s->nb_snaps);
-	put_be64(buf + 64, s->nb_snaps ? h->snapshots_offset : 0);
+	st_be32(buf, QCOW2_MAGIC);
+	st_be32(buf + 4, h->version);
+	st_be32(buf + 20, s->cluster_bits);
+	st_be64(buf + 24, h->size);
+	st_be32(buf + 32, h->crypt_method);
+	st_be32(buf + 36, s->l1_size);
+	st_be64(buf + 40, s->l1_offset);
+	st_be64(buf + 48, s->reftable_offset);
+	st_be32(buf + 56, (uint32_t)(s->reftable_size * 8 / s->cluster_size));
+	st_be32(buf + 60, s->nb_snaps);
+	st_be64(buf + 64, s->nb_snaps ? h->snapshots_offset : 0);
 	if (v3) {
-		put_be64(buf + 72, h->incompatible_features);
-		put_be64(buf + 80, h->compatible_features);
-		put_be64(buf + 88, h->autoclear_features);
-		put_be32(buf + 96, s->refcount_order);
-		put_be32(buf + 100, 112 + s->unknown_header_len);
+		st_be64(buf + 72, h->incompatible_features);
+		st_be64(buf + 80, h->compatible_features);
+		st_be64(buf + 88, h->autoclear_features);
+		st_be32(buf + 96, s->refcount_order);
+		st_be32(buf + 100, 112 + s->unknown_header_len);
 		buf[104] = h->compression_type;
 		off = 112;
 		if (s->unknown_header_len) {
@@ -490,14 +543,14 @@ int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
 	}
 	if (off + 8 > len)
 		return -ENOSPC;
-	put_be64(buf + off, 0);
+	st_be64(buf + off, 0);
 	off += 8;
 	if (backing_len) {
 		if (off + backing_len > len || backing_len > QCOW2_MAX_BACKING_NAME)
 			return -ENOSPC;
 		memcpy(buf + off, s->backing_file, backing_len);
-		put_be64(buf + 8, off);
-		put_be32(buf + 16, (uint32_t)backing_len);
+		st_be64(buf + 8, off);
+		st_be32(buf + 16, (uint32_t)backing_len);
 		off += backing_len;
 	}
 	return (int)off;
@@ -519,8 +572,8 @@ int qcow2_write_header(struct qcow2 *s)
 		s->h.header_length = s->h.version >= 3 ? 112 + s->unknown_header_len
 						       : QCOW2_V2_HEADER_LEN;
 		if (s->backing_file) {
-			s->h.backing_file_offset = be64(buf + 8);
-			s->h.backing_file_size = be32(buf + 16);
+			s->h.backing_file_offset = ld_be64(buf + 8);
+			s->h.backing_file_size = ld_be32(buf + 16);
 		} else {
 			s->h.backing_file_offset = 0;
 			s->h.backing_file_size = 0;
@@ -541,7 +594,7 @@ int qcow2_set_incompat(struct qcow2 *s, uint64_t bit, bool on)
 		return 0;
 	if (v == s->h.incompatible_features)
 		return 0;
-	put_be64(field, v);
+	st_be64(field, v);
 	ret = bfile_pwrite(s->bd, 72, field, sizeof(field));
 	if (ret == 0)
 		ret = bfile_flush(s->bd);

@@ -73,7 +73,7 @@ static int inactive_l2(struct qcow2 *s, uint64_t off, uint64_t len, bool *hit)
 			return -ENOMEM;
 		ret = bfile_pread(s->bd, s->snaps[i].l1_table_offset, l1, (size_t)bytes);
 		for (uint64_t j = 0; ret == 0 && j < bytes / 8 && !*hit; j++) {
-			uint64_t l2 = be64(l1 + 8 * j) & L1E_OFFSET_MASK;
+			uint64_t l2 = ld_be64(l1 + 8 * j) & L1E_OFFSET_MASK;
 			*hit = l2 && overlaps(off, len, l2, s->cluster_size);
 		}
 		free(l1);

@@ -48,43 +48,6 @@ static int used_clusters(struct qcow2 *s, uint64_t *out)
 	return 0;
 }
 
-/* Writes the table, points the header at it (one write), then frees the old one. */
-static int switch_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, uint64_t start)
-{
-	uint64_t tcl = entries * 8 >> s->cluster_bits, old_off = s->reftable_offset;
-	uint64_t old_clusters = qcow2_size_to_clusters(s, s->reftable_size * 8);
-	uint8_t *raw = block_alloc_buf((size_t)(tcl << s->cluster_bits)), field[12];
-	int ret;
-
-	if (!raw)
-		return -ENOMEM;
-	for (uint64_t i = 0; i < entries; i++)
-		put_be64(raw + 8 * i, table[i]);
-	ret = qcow2_rc_flush(s, false);
-	if (ret == 0)
-		ret = qcow2_checked_write(s, 0, start << s->cluster_bits, raw,
-					  (size_t)(tcl << s->cluster_bits));
-	free(raw);
-	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
-		ret = bfile_flush(s->bd);
-	if (ret < 0)
-		return ret;
-	put_be64(field, start << s->cluster_bits);
-	put_be32(field + 8, (uint32_t)tcl);
-	ret = qcow2_file_write(s, 48, field, sizeof(field));
-	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
-		ret = bfile_flush(s->bd);
-	if (ret < 0)
-		return ret;
-	free(s->reftable);
-	s->reftable = table;
-	s->reftable_size = entries;
-	s->reftable_offset = start << s->cluster_bits;
-	s->h.refcount_table_offset = s->reftable_offset;
-	s->h.refcount_table_clusters = (uint32_t)tcl;
-	return qcow2_free_now(s, old_off, old_clusters);
-}
-
 /*
  * Refcount 1 for the clusters [start, end) of the new area: in the new
  * refcount blocks (buffered at blocks, placed from start) or, for clusters
@@ -146,8 +109,10 @@ static int refcount_area(struct qcow2 *s, uint64_t start, uint64_t extra, uint64
 	if (ret == 0 && nb)
 		ret = qcow2_checked_write(s, 0, start << s->cluster_bits, blocks,
 					  (size_t)(nb << s->cluster_bits));
-	if (ret == 0)
-		ret = switch_reftable(s, table, entries, start + nb);
+	if (ret == 0) {
+		ret = qcow2_switch_reftable(s, table, entries, start + nb);
+		table = NULL;	/* the switch's now, freed there on failure */
+	}
 	if (ret < 0)
 		goto fail;
 	free(blocks);

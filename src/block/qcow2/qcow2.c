@@ -60,7 +60,7 @@ static int load_l1(struct qcow2 *s, char *err, size_t errlen)
 		return block_err(err, errlen, "Could not read L1 table: %s", strerror(-ret));
 	}
 	for (uint32_t i = 0; i < s->l1_size; i++)
-		s->l1[i] = be64(raw + 8 * i);
+		s->l1[i] = ld_be64(raw + 8 * i);
 	free(raw);
 	return 0;
 }
@@ -521,8 +521,8 @@ static int qcow2_bitmap_list(struct block_dev *bd, struct block_bitmap **list)
 		return -EIO;
 	}
 	for (uint64_t p = 0; p + 24 <= size && (uint32_t)n < nb;) {
-		uint32_t flags = be32(dir + p + 12), extra = be32(dir + p + 20);
-		uint16_t name = be16(dir + p + 18);
+		uint32_t flags = ld_be32(dir + p + 12), extra = ld_be32(dir + p + 20);
+		uint16_t name = ld_be16(dir + p + 18);
 		uint8_t gbits = dir[p + 17];
 		struct block_bitmap *b;
 

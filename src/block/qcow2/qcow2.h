@@ -27,6 +27,7 @@
 #define KESTREL_BLOCK_QCOW2_H
 
 #include "block/block_int.h"
+#include "util/bytes.h"
 
 #include <endian.h>
 #include <inttypes.h>
@@ -274,13 +275,6 @@ struct qcow2 {
 	bool zbuf_valid;
 };
 
-static inline uint64_t be64(const void *p) { uint64_t v; __builtin_memcpy(&v, p, 8); return be64toh(v); }
-static inline uint32_t be32(const void *p) { uint32_t v; __builtin_memcpy(&v, p, 4); return be32toh(v); }
-static inline uint16_t be16(const void *p) { uint16_t v; __builtin_memcpy(&v, p, 2); return be16toh(v); }
-static inline void put_be64(void *p, uint64_t v) { v = htobe64(v); __builtin_memcpy(p, &v, 8); }
-static inline void put_be32(void *p, uint32_t v) { v = htobe32(v); __builtin_memcpy(p, &v, 4); }
-static inline void put_be16(void *p, uint16_t v) { v = htobe16(v); __builtin_memcpy(p, &v, 2); }
-
 static inline uint64_t qcow2_align(const struct qcow2 *s, uint64_t v)
 {
 	return (v + s->cluster_size - 1) & ~(uint64_t)(s->cluster_size - 1);
@@ -346,6 +340,12 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync);
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
 /* Drops refcount blocks that count nothing any more (after a shrink). */
 int qcow2_shrink_reftable(struct qcow2 *s);
+/*
+ * Writes table (entries, whole clusters) at cluster start, points the header
+ * at it, then frees the old table's clusters.  table is s's from then on, or
+ * freed here when the switch fails.
+ */
+int qcow2_switch_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, uint64_t start);
 
 /*
  * One L2 entry of a table in the cache (big endian): with extended L2

@@ -25,9 +25,9 @@ uint64_t qcow2_rc_get_entry(const void *block, unsigned order, uint64_t i)
 	case 1: return (p[i / 4] >> (2 * (i % 4))) & 0x3;
 	case 2: return (p[i / 2] >> (4 * (i % 2))) & 0xf;
 	case 3: return p[i];
-	case 4: return be16(p + 2 * i);
-	case 5: return be32(p + 4 * i);
-	default: return be64(p + 8 * i);
+	case 4: return ld_be16(p + 2 * i);
+	case 5: return ld_be32(p + 4 * i);
+	default: return ld_be64(p + 8 * i);
 	}
 }
 
@@ -46,9 +46,9 @@ void qcow2_rc_set_entry(void *block, unsigned order, uint64_t i, uint64_t v)
 		p[i / 2] = (uint8_t)((p[i / 2] & ~(0xf << (4 * (i % 2)))) | (v << (4 * (i % 2))));
 		break;
 	case 3: p[i] = (uint8_t)v; break;
-	case 4: put_be16(p + 2 * i, (uint16_t)v); break;
-	case 5: put_be32(p + 4 * i, (uint32_t)v); break;
-	default: put_be64(p + 8 * i, v); break;
+	case 4: st_be16(p + 2 * i, (uint16_t)v); break;
+	case 5: st_be32(p + 4 * i, (uint32_t)v); break;
+	default: st_be64(p + 8 * i, v); break;
 	}
 }
 
@@ -69,7 +69,7 @@ int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen)
 		return block_err(err, errlen, "Could not read refcount table: %s", strerror(-ret));
 	}
 	for (uint64_t i = 0; i < s->reftable_size; i++)
-		s->reftable[i] = be64(raw + 8 * i);
+		s->reftable[i] = ld_be64(raw + 8 * i);
 	free(raw);
 	return 0;
 }
@@ -197,7 +197,7 @@ static int set_table_entry(struct qcow2 *s, uint64_t ti, uint64_t off)
 	int ret = 0;
 
 	if (!s->txn) {
-		put_be64(e, off);
+		st_be64(e, off);
 		ret = qcow2_checked_write(s, QCOW2_OL_REFCOUNT_TABLE, s->reftable_offset + ti * 8,
 					  e, 8);
 	}
@@ -675,110 +675,154 @@ static int grow_reftable(struct qcow2 *s, uint64_t min_entries)
 }
 
 /*
+ * The new table is written and synced before the header points at it, and
+ * the header before the old table is freed, so a crash at any point leaves
+ * one valid table (qcow2 spec: refcount table offset and clusters are
+ * adjacent header fields, switched by one write).
+ */
+int qcow2_switch_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, uint64_t start)
+{
+	uint64_t tcl = entries * 8 >> s->cluster_bits, old_off = s->reftable_offset;
+	uint64_t old_clusters = qcow2_size_to_clusters(s, s->reftable_size * 8);
+	uint8_t *raw = block_alloc_buf((size_t)(tcl << s->cluster_bits)), field[12];
+	int ret = -ENOMEM;
+
+	if (!raw)
+		goto fail;
+	for (uint64_t i = 0; i < entries; i++)
+		st_be64(raw + 8 * i, table[i]);
+	ret = qcow2_rc_flush(s, false);
+	if (ret == 0)
+		ret = qcow2_checked_write(s, 0, start << s->cluster_bits, raw,
+					  (size_t)(tcl << s->cluster_bits));
+	free(raw);
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		goto fail;
+	st_be64(field, start << s->cluster_bits);
+	st_be32(field + 8, (uint32_t)tcl);
+	ret = qcow2_file_write(s, 48, field, sizeof(field));
+	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		goto fail;
+	free(s->reftable);
+	s->reftable = table;
+	s->reftable_size = entries;
+	s->reftable_offset = start << s->cluster_bits;
+	s->h.refcount_table_offset = s->reftable_offset;
+	s->h.refcount_table_clusters = (uint32_t)tcl;
+	return qcow2_free_now(s, old_off, old_clusters);
+fail:
+	free(table);
+	return ret;
+}
+
+/* A grown refcount table's place: tcl clusters from start, then nb new blocks, up to end. */
+struct reftable_area {
+	uint64_t start, entries, tcl, nb, end;
+};
+
+/*
+ * Sizes the new table at the end of the file and the refcount blocks its
+ * own area needs: each depends on the other, so both grow until they agree.
+ */
+static int plan_reftable(struct qcow2 *s, uint64_t min_entries, struct reftable_area *a)
+{
+	uint64_t per_cluster = s->cluster_size / 8, ti;
+	uint64_t end = s->alloc_end > s->file_size ? s->alloc_end : s->file_size;
+
+	if (end < s->data_end)
+		end = s->data_end;
+	a->start = qcow2_align(s, end) >> s->cluster_bits;
+	a->entries = s->reftable_size * 2 > min_entries ? s->reftable_size * 2 : min_entries;
+	for (;;) {
+		a->entries = (a->entries + per_cluster - 1) / per_cluster * per_cluster;
+		if (a->entries * 8 > QCOW2_MAX_REFTABLE_BYTES)
+			return -EFBIG;
+		a->tcl = a->entries / per_cluster;
+		a->nb = 0;
+		for (;;) {
+			uint64_t need = 0;
+			a->end = a->start + a->tcl + a->nb;
+			for (ti = a->start >> s->rb_bits; ti <= (a->end - 1) >> s->rb_bits; ti++)
+				if (ti >= s->reftable_size || !s->reftable[ti])
+					need++;
+			if (need == a->nb)
+				break;
+			a->nb = need;
+		}
+		ti = (a->end - 1) >> s->rb_bits;
+		if (ti < a->entries)
+			return 0;
+		a->entries = ti + 1;
+	}
+}
+
+/*
+ * Places the new blocks in table and gives every cluster of the area
+ * refcount 1: in the new blocks (buffered at blocks) or in existing ones.
+ */
+static int count_new_area(struct qcow2 *s, uint64_t *table, uint8_t *blocks,
+			  const struct reftable_area *a)
+{
+	uint64_t j = 0;
+	int ret;
+
+	for (uint64_t ti = a->start >> s->rb_bits; ti <= (a->end - 1) >> s->rb_bits; ti++)
+		if (!table[ti])
+			table[ti] = (a->start + a->tcl + j++) << s->cluster_bits;
+	for (uint64_t c = a->start; c < a->end; c++) {
+		uint64_t bti = c >> s->rb_bits;
+		uint64_t boff = table[bti];
+		uint64_t bidx = (boff >> s->cluster_bits);
+		if (bidx >= a->start + a->tcl && bidx < a->end) {
+			uint8_t *b = blocks + (bidx - a->start - a->tcl) * s->cluster_size;
+			qcow2_rc_set_entry(b, s->refcount_order, c & ((1ULL << s->rb_bits) - 1), 1);
+		} else {
+			ret = qcow2_update_refcount(s, c, 1);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	note_alloc(s, a->start, a->end - a->start);
+	return 0;
+}
+
+/*
  * A new, larger refcount table at the end of the file, with the refcount
  * blocks that describe its own clusters placed right after it.
  */
 static int grow_reftable_now(struct qcow2 *s, uint64_t min_entries)
 {
-	uint64_t per_cluster = s->cluster_size / 8, new_entries, tcl, nb, start, area_end, ti;
-	uint64_t old_off = s->reftable_offset, old_clusters, *table = NULL;
-	uint8_t *raw = NULL, *blocks = NULL;
-	uint8_t field[12];
-	uint64_t end = s->alloc_end > s->file_size ? s->alloc_end : s->file_size;
+	struct reftable_area a;
+	uint64_t *table = NULL;
+	uint8_t *blocks = NULL;
+	size_t blocks_len;
 	int ret;
 
-	if (end < s->data_end)
-		end = s->data_end;
-	start = qcow2_align(s, end) >> s->cluster_bits;
-	new_entries = s->reftable_size * 2 > min_entries ? s->reftable_size * 2 : min_entries;
-	for (;;) {
-		new_entries = (new_entries + per_cluster - 1) / per_cluster * per_cluster;
-		if (new_entries * 8 > QCOW2_MAX_REFTABLE_BYTES)
-			return -EFBIG;
-		tcl = new_entries / per_cluster;
-		nb = 0;
-		for (;;) {
-			uint64_t need = 0;
-			area_end = start + tcl + nb;
-			for (ti = start >> s->rb_bits; ti <= (area_end - 1) >> s->rb_bits; ti++)
-				if (ti >= s->reftable_size || !s->reftable[ti])
-					need++;
-			if (need == nb)
-				break;
-			nb = need;
-		}
-		ti = (area_end - 1) >> s->rb_bits;
-		if (ti < new_entries)
-			break;
-		new_entries = ti + 1;
-	}
-
-	table = calloc(tcl * per_cluster, sizeof(*table));
-	raw = block_alloc_buf((size_t)(tcl * s->cluster_size));
-	blocks = block_alloc_buf((size_t)((nb ? nb : 1) * s->cluster_size));
+	ret = plan_reftable(s, min_entries, &a);
+	if (ret < 0)
+		return ret;
+	blocks_len = (size_t)((a.nb ? a.nb : 1) * s->cluster_size);
+	table = calloc(a.entries, sizeof(*table));
+	blocks = block_alloc_buf(blocks_len);
 	ret = -ENOMEM;
-	if (!table || !raw || !blocks)
+	if (!table || !blocks)
 		goto out;
 	memcpy(table, s->reftable, s->reftable_size * sizeof(*table));
-	memset(blocks, 0, (size_t)((nb ? nb : 1) * s->cluster_size));
-	{
-		uint64_t j = 0;
-		for (ti = start >> s->rb_bits; ti <= (area_end - 1) >> s->rb_bits; ti++)
-			if (!table[ti])
-				table[ti] = (start + tcl + j++) << s->cluster_bits;
+	memset(blocks, 0, blocks_len);
+	ret = count_new_area(s, table, blocks, &a);
+	if (ret == 0 && a.nb)
+		ret = qcow2_checked_write(s, 0, (a.start + a.tcl) << s->cluster_bits, blocks,
+					  (size_t)(a.nb * s->cluster_size));
+	if (ret == 0) {
+		ret = qcow2_switch_reftable(s, table, a.entries, a.start);
+		table = NULL;
 	}
-	/* Refcount 1 for every cluster of the new area, in new or existing blocks. */
-	for (uint64_t c = start; c < area_end; c++) {
-		uint64_t bti = c >> s->rb_bits;
-		uint64_t boff = table[bti];
-		uint64_t bidx = (boff >> s->cluster_bits);
-		if (bidx >= start + tcl && bidx < area_end) {
-			uint8_t *b = blocks + (bidx - start - tcl) * s->cluster_size;
-			qcow2_rc_set_entry(b, s->refcount_order, c & ((1ULL << s->rb_bits) - 1), 1);
-		} else {
-			ret = qcow2_update_refcount(s, c, 1);
-			if (ret < 0)
-				goto out;
-		}
-	}
-	note_alloc(s, start, area_end - start);
-	if (nb) {
-		ret = qcow2_checked_write(s, 0, (start + tcl) << s->cluster_bits, blocks,
-					  (size_t)(nb * s->cluster_size));
-		if (ret < 0)
-			goto out;
-	}
-	ret = qcow2_rc_flush(s, false);
-	if (ret < 0)
-		goto out;
-	for (uint64_t i = 0; i < tcl * per_cluster; i++)
-		put_be64(raw + 8 * i, table[i]);
-	ret = qcow2_checked_write(s, 0, start << s->cluster_bits, raw,
-				  (size_t)(tcl * s->cluster_size));
-	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
-		ret = bfile_flush(s->bd);
-	if (ret < 0)
-		goto out;
-	/* The switch: offset and size are adjacent header fields, one write. */
-	put_be64(field, start << s->cluster_bits);
-	put_be32(field + 8, (uint32_t)tcl);
-	ret = qcow2_file_write(s, 48, field, sizeof(field));
-	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
-		ret = bfile_flush(s->bd);
-	if (ret < 0)
-		goto out;
-	old_clusters = qcow2_size_to_clusters(s, s->reftable_size * 8);
-	free(s->reftable);
-	s->reftable = table;
-	table = NULL;
-	s->reftable_size = tcl * per_cluster;
-	s->reftable_offset = start << s->cluster_bits;
-	s->h.refcount_table_offset = s->reftable_offset;
-	s->h.refcount_table_clusters = (uint32_t)tcl;
-	ret = qcow2_free_now(s, old_off, old_clusters);
 out:
 	free(table);
-	free(raw);
 	free(blocks);
 	return ret;
 }

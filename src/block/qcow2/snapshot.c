@@ -62,15 +62,15 @@ int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 		if (ret < 0)
 			goto io;
 		off += sizeof(fixed);
-		sn->l1_table_offset = be64(fixed);
-		sn->l1_size = be32(fixed + 8);
-		id_len = be16(fixed + 12);
-		name_len = be16(fixed + 14);
-		sn->date_sec = be32(fixed + 16);
-		sn->date_nsec = be32(fixed + 20);
-		sn->vm_clock_nsec = be64(fixed + 24);
-		sn->vm_state_size = be32(fixed + 32);
-		extra = be32(fixed + 36);
+		sn->l1_table_offset = ld_be64(fixed);
+		sn->l1_size = ld_be32(fixed + 8);
+		id_len = ld_be16(fixed + 12);
+		name_len = ld_be16(fixed + 14);
+		sn->date_sec = ld_be32(fixed + 16);
+		sn->date_nsec = ld_be32(fixed + 20);
+		sn->vm_clock_nsec = ld_be64(fixed + 24);
+		sn->vm_state_size = ld_be32(fixed + 32);
+		extra = ld_be32(fixed + 36);
 		s->nb_snaps = i + 1;
 		if (extra > SNAPSHOT_EXTRA_MAX && !repair)
 			return block_err(err, errlen, "Too much extra metadata in snapshot table "
@@ -91,7 +91,7 @@ int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 			s->snap_extra_dropped++;
 			ret = bfile_pread(s->bd, off, ebuf, SNAPSHOT_EXTRA_MAX);
 			extra = SNAPSHOT_EXTRA_MAX;
-			off += be32(fixed + 36) - (uint64_t)extra;
+			off += ld_be32(fixed + 36) - (uint64_t)extra;
 		} else {
 			ret = bfile_pread(s->bd, off, ebuf, extra);
 		}
@@ -102,11 +102,11 @@ int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 		sn->disk_size = s->h.size;
 		sn->icount = UINT64_MAX;
 		if (extra >= 8)
-			sn->vm_state_size = be64(ebuf);
+			sn->vm_state_size = ld_be64(ebuf);
 		if (extra >= 16)
-			sn->disk_size = be64(ebuf + 8);
+			sn->disk_size = ld_be64(ebuf + 8);
 		if (extra >= 24)
-			sn->icount = be64(ebuf + 16);
+			sn->icount = ld_be64(ebuf + 16);
 		if (extra > 24) {
 			sn->extra_unknown_len = extra - 24;
 			sn->extra_unknown = malloc(sn->extra_unknown_len);
@@ -179,19 +179,19 @@ static int build_snapshot_table(const struct qcow2 *s, uint8_t **out, uint64_t *
 		const struct qcow2_snapshot *sn = &s->snaps[i];
 		uint8_t *p = buf + pos;
 		size_t id_len = strlen(sn->id), name_len = strlen(sn->name);
-		put_be64(p, sn->l1_table_offset);
-		put_be32(p + 8, sn->l1_size);
-		put_be16(p + 12, (uint16_t)id_len);
-		put_be16(p + 14, (uint16_t)name_len);
-		put_be32(p + 16, sn->date_sec);
-		put_be32(p + 20, sn->date_nsec);
-		put_be64(p + 24, sn->vm_clock_nsec);
-		put_be32(p + 32, sn->vm_state_size > UINT32_MAX ? 0 : (uint32_t)sn->vm_state_size);
-		put_be32(p + 36, written_extra(sn));
+		st_be64(p, sn->l1_table_offset);
+		st_be32(p + 8, sn->l1_size);
+		st_be16(p + 12, (uint16_t)id_len);
+		st_be16(p + 14, (uint16_t)name_len);
+		st_be32(p + 16, sn->date_sec);
+		st_be32(p + 20, sn->date_nsec);
+		st_be64(p + 24, sn->vm_clock_nsec);
+		st_be32(p + 32, sn->vm_state_size > UINT32_MAX ? 0 : (uint32_t)sn->vm_state_size);
+		st_be32(p + 36, written_extra(sn));
 		p += 40;
-		put_be64(p, sn->vm_state_size);
-		put_be64(p + 8, sn->disk_size);
-		put_be64(p + 16, sn->icount);
+		st_be64(p, sn->vm_state_size);
+		st_be64(p + 8, sn->disk_size);
+		st_be64(p + 16, sn->icount);
 		if (sn->extra_unknown_len)
 			memcpy(p + 24, sn->extra_unknown, sn->extra_unknown_len);
 		p += written_extra(sn);
@@ -278,8 +278,8 @@ int qcow2_snapshot_table_rewrite(struct qcow2 *s)
 		ret = bfile_flush(s->bd);
 	if (ret < 0)
 		return ret;
-	put_be32(field, s->nb_snaps);
-	put_be64(field + 4, off);
+	st_be32(field, s->nb_snaps);
+	st_be64(field + 4, off);
 	ret = qcow2_file_write(s, 60, field, sizeof(field));
 	if (ret == 0 && !(s->bd->flags & BLOCK_NO_FLUSH))
 		ret = bfile_flush(s->bd);
@@ -305,7 +305,7 @@ static int read_l1(struct qcow2 *s, uint64_t off, uint32_t size, uint64_t **l1)
 	}
 	ret = bfile_pread(s->bd, off, raw, (size_t)size * 8);
 	for (uint32_t i = 0; i < size; i++)
-		(*l1)[i] = be64(raw + 8 * i);
+		(*l1)[i] = ld_be64(raw + 8 * i);
 	free(raw);
 	if (ret < 0)
 		free(*l1);
@@ -466,7 +466,7 @@ static int txn_write_l1(struct qcow2 *s, const uint64_t *l1, uint32_t size, uint
 		return -ENOMEM;
 	memset(raw, 0, (size_t)bytes);
 	for (uint32_t i = 0; i < size; i++)
-		put_be64(raw + 8 * i, l1[i]);
+		st_be64(raw + 8 * i, l1[i]);
 	ret = qcow2_alloc_clusters(s, bytes >> s->cluster_bits, off);
 	if (ret == 0)
 		ret = qcow2_file_write(s, *off, raw, (size_t)bytes);

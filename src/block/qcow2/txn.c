@@ -115,7 +115,7 @@ static int write_reftable(struct qcow2 *s, uint64_t off, uint64_t clusters)
 		return -ENOMEM;
 	memset(raw, 0, bytes);
 	for (uint64_t i = 0; i < s->reftable_size; i++)
-		put_be64(raw + 8 * i, s->reftable[i]);
+		st_be64(raw + 8 * i, s->reftable[i]);
 	ret = qcow2_file_write(s, off, raw, bytes);
 	free(raw);
 	return ret;
@@ -131,14 +131,14 @@ static int switch_header(struct qcow2 *s, uint64_t rt_off, uint64_t rt_clusters)
 {
 	uint8_t f[48];
 
-	put_be64(f, s->h.size);
-	put_be32(f + 8, s->h.crypt_method);
-	put_be32(f + 12, s->h.l1_size);
-	put_be64(f + 16, s->h.l1_table_offset);
-	put_be64(f + 24, rt_off);
-	put_be32(f + 32, (uint32_t)rt_clusters);
-	put_be32(f + 36, s->h.nb_snapshots);
-	put_be64(f + 40, s->h.snapshots_offset);
+	st_be64(f, s->h.size);
+	st_be32(f + 8, s->h.crypt_method);
+	st_be32(f + 12, s->h.l1_size);
+	st_be64(f + 16, s->h.l1_table_offset);
+	st_be64(f + 24, rt_off);
+	st_be32(f + 32, (uint32_t)rt_clusters);
+	st_be32(f + 36, s->h.nb_snapshots);
+	st_be64(f + 40, s->h.snapshots_offset);
 	return qcow2_file_write(s, 24, f, sizeof(f));
 }
 

@@ -7,6 +7,8 @@
 #include "block/qcow2/check.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,10 +356,32 @@ static int release_leaks(struct qcow2 *s, uint64_t *highest, bool *broken)
 	return ret;
 }
 
+/*
+ * The old table's clusters that nothing references now go back to the file
+ * system, as QEMU's free of the old table discards them (discards of snapshot
+ * tables are passed down by default); a file system without holes keeps them.
+ */
+static int discard_old_table(struct qcow2 *s, uint64_t off, uint64_t size)
+{
+	uint64_t end = off + size < s->file_size ? off + size : s->file_size, rc;
+	int ret = 0;
+
+	for (uint64_t c = off >> s->cluster_bits; size && (c << s->cluster_bits) < end; c++) {
+		ret = qcow2_get_refcount(s, c, &rc);
+		if (ret < 0)
+			break;
+		if (!rc)
+			(void)fallocate(s->bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					(off_t)(c << s->cluster_bits), (off_t)s->cluster_size);
+	}
+	return ret;
+}
+
 /* QEMU's qcow2_check_fix_snapshot_table: the table written anew with complete entries. */
 static int fix_snapshot_table(struct qcow2 *s, struct block_check_result *snap, unsigned fix,
 			      uint64_t *highest, FILE *report)
 {
+	uint64_t old = s->h.snapshots_offset, old_size = s->snap_table_size;
 	bool broken;
 	int ret;
 
@@ -370,6 +394,8 @@ static int fix_snapshot_table(struct qcow2 *s, struct block_check_result *snap, 
 	ret = qcow2_snapshot_table_rewrite(s);
 	if (ret == 0)
 		ret = release_leaks(s, highest, &broken);
+	if (ret == 0)
+		ret = discard_old_table(s, old, old_size);
 	/* What the old table covered has one reference less now: COPIED follows. */
 	if (ret == 0)
 		ret = check_copied(s, &(struct block_check_result){ 0 }, fix, NULL);

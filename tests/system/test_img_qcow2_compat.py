@@ -323,6 +323,23 @@ def test_short_snapshot_entries_repair_discards_old_table(tmp_path, extra):
     assert got["kestrel"] == got["qemu"]
 
 
+def test_too_much_extra_data_cut_as_qemu(tmp_path):
+    """Extra data over QEMU's 1024-byte limit: check -r all cuts it, one line
+    per entry with the size found, as qemu-img words it."""
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(qimg("create", "-f", "qcow2", img, "1M"))
+        qio_ok(img, "write -P 0x11 0 64k")
+        ok(qimg("snapshot", "-c", "s1", img))
+        ok(qimg("snapshot", "-c", "s2", img))
+        set_snapshot_extra(img, 2000)
+        rc, out, err = tool(which, "check", "-r", "all", img)
+        got[which] = (rc, out, err, snapshot_extra_sizes(img), qimg("check", img)[0])
+    assert "entry 1 (2000 > 1024)" in got["qemu"][2]
+    assert got["kestrel"] == got["qemu"]
+
+
 # --- host layout: preallocation=metadata, rebase past the old backing file's end ---
 
 @pytest.mark.parametrize("opts", ["", ",cluster_size=4096", ",compat=0.10"])

@@ -275,14 +275,17 @@ static void check_snapshot_table(struct qcow2 *s, struct block_check_result *sna
 {
 	bool repair = fix & BLOCK_FIX_ERRORS;
 
+	/* In QEMU's order: as the entries were read, the overhanging ones last. */
+	for (unsigned i = 0; i < s->nb_snaps; i++)
+		if (s->snaps[i].extra_cut_from)
+			say(report, "Discarding too much extra metadata in snapshot table entry %u "
+				    "(%" PRIu32 " > %" PRIu32 ")\n", i, s->snaps[i].extra_cut_from,
+			    s->snaps[i].extra_size);
 	if (s->snap_reduced) {
 		say(report, "Discarding %u overhanging snapshots (snapshot table is too big)\n",
 		    s->snap_reduced);
 		snap->corruptions_fixed += (int)s->snap_reduced;
 	}
-	if (s->snap_extra_dropped)
-		say(report, "Discarding too much extra metadata in %u snapshot table entries\n",
-		    s->snap_extra_dropped);
 	snap->corruptions += (int)s->snap_extra_dropped;
 	if (s->h.version < 3)
 		return;
@@ -390,6 +393,7 @@ static int fix_snapshot_table(struct qcow2 *s, struct block_check_result *snap, 
 	for (unsigned i = 0; i < s->nb_snaps; i++) {
 		if (s->h.version >= 3 && s->snaps[i].extra_size < 16)
 			s->snaps[i].extra_size = 16;	/* vm state size and disk size */
+		s->snaps[i].extra_cut_from = 0;
 	}
 	ret = qcow2_snapshot_table_rewrite(s);
 	if (ret == 0)
@@ -465,6 +469,12 @@ static int check_locked(struct qcow2 *s, unsigned fix, struct block_check_result
 		ret = qcow2_flush_metadata(s, false);
 		if (ret < 0)
 			return ret;
+	}
+	/* QEMU's check stops where it cannot read the snapshot table. */
+	if (s->snap_errno) {
+		say(report, "%s: ERROR %s\n", program_invocation_short_name, s->snap_err);
+		res->check_errors++;
+		return s->snap_errno;
 	}
 	s->checking = true;
 	res->total_clusters = qcow2_size_to_clusters(s, s->h.size);

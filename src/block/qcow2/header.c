@@ -172,6 +172,22 @@ static bool table_ok(const struct qcow2 *s, uint64_t off, uint64_t len, uint64_t
 	return s->checking || off + len <= file_size;
 }
 
+/*
+ * A snapshot table whose count or offset QEMU refuses: opening refuses it;
+ * opened for check it is left unread, and check reports it and stops, as
+ * QEMU's qcow2_check_read_snapshot_table does.  (QEMU's -r all also drops
+ * snapshots past its 65536: kestrel does not, so it gives no hint to.)
+ */
+static int snapshot_table_bad(struct qcow2 *s, int code, const char *why, char *err,
+			      size_t errlen)
+{
+	if (!s->checking)
+		return block_err(err, errlen, "Snapshot table %s", why);
+	s->snap_errno = code;
+	snprintf(s->snap_err, sizeof(s->snap_err), "snapshot table %s", why);
+	return 0;
+}
+
 int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t file_size,
 		       char *err, size_t errlen)
 {
@@ -312,11 +328,14 @@ int qcow2_parse_header(struct qcow2 *s, const uint8_t *buf, size_t len, uint64_t
 	 * (qcow2_validate_table checks only the count and the offset): check
 	 * judges what they read, and -r all rewrites the table.
 	 */
-	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS)
-		return block_err(err, errlen, "Snapshot table too large");
-	if (h->nb_snapshots && !table_ok(s, h->snapshots_offset, (uint64_t)h->nb_snapshots * 40,
-					 UINT64_MAX))
-		return block_err(err, errlen, "Snapshot table offset invalid");
+	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
+		if (snapshot_table_bad(s, -EFBIG, "too large", err, errlen) < 0)
+			return -1;
+	} else if (h->nb_snapshots && !table_ok(s, h->snapshots_offset,
+						(uint64_t)h->nb_snapshots * 40, UINT64_MAX)) {
+		if (snapshot_table_bad(s, -EINVAL, "offset invalid", err, errlen) < 0)
+			return -1;
+	}
 
 	/* Extensions sit between the header and the backing file name, inside cluster 0. */
 	ext_end = len < s->cluster_size ? len : s->cluster_size;

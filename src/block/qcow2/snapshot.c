@@ -8,6 +8,7 @@
 #include "block/qcow2/qcow2.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,11 +107,26 @@ static int read_names(struct qcow2 *s, uint64_t off, struct qcow2_snapshot *sn,
 	return ret;
 }
 
+/* An error of the table's reading: the message in err, -errno returned (for check). */
+static int table_err(int code, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int table_err(int code, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
 /*
  * Entry i at *off, which then moves past it; *len counts the table as it
  * will be written (extra data cut to the limit).  Returns 1 where a repair
  * ends the table before the entry: past QEMU's size limit, the snapshots
- * from there on are dropped (check reports them).
+ * from there on are dropped (check reports them).  Errors: -errno, with
+ * QEMU's words and hint in err.
  */
 static int read_entry(struct qcow2 *s, uint32_t i, uint64_t *off, uint64_t *len, bool repair,
 		      char *err, size_t errlen)
@@ -123,55 +139,70 @@ static int read_entry(struct qcow2 *s, uint32_t i, uint64_t *off, uint64_t *len,
 	if (ret < 0)
 		goto io;
 	if (n.extra > SNAPSHOT_EXTRA_MAX && !repair)
-		return block_err(err, errlen, "Too much extra metadata in snapshot table entry %u", i);
+		return table_err(-EFBIG, err, errlen, "Too much extra metadata in snapshot table "
+				 "entry %u\nYou can force-remove this extra metadata with %s check "
+				 "-r all", i, program_invocation_short_name);
 	end = entry + 40 + (uint64_t)n.extra + n.id + n.name;
 	*len = ((*len + 7) & ~7ULL) + 40 + (n.extra > SNAPSHOT_EXTRA_MAX ? SNAPSHOT_EXTRA_MAX :
 					    n.extra) + n.id + n.name;
 	/* QEMU's QCOW_MAX_SNAPSHOTS_SIZE bounds what a hostile table makes us read. */
 	if (*len > SNAPSHOT_TABLE_MAX || end - s->h.snapshots_offset > INT32_MAX) {
 		if (!repair)
-			return block_err(err, errlen, "Snapshot table is too big");
+			return table_err(-EFBIG, err, errlen, "Snapshot table is too big\nYou can "
+					 "force-remove all %u overhanging snapshots with %s check "
+					 "-r all", s->h.nb_snapshots - i,
+					 program_invocation_short_name);
 		s->snap_reduced = s->h.nb_snapshots - i;
 		return 1;
 	}
 	s->nb_snaps = i + 1;
-	if (n.extra > SNAPSHOT_EXTRA_MAX)
+	if (n.extra > SNAPSHOT_EXTRA_MAX) {
 		s->snap_extra_dropped++;
+		sn->extra_cut_from = n.extra;
+	}
 	ret = read_extra(s, entry + 40, sn, n.extra);
 	if (ret == 0)
 		ret = read_names(s, entry + 40 + n.extra, sn, &n);
-	if (ret == -ENOMEM)
-		return block_err(err, errlen, "out of memory");
 	if (ret < 0)
 		goto io;
 	*off = end;
 	return 0;
 io:
-	return block_err(err, errlen, "Could not read snapshot table: %s", strerror(-ret));
+	return table_err(ret, err, errlen, "Failed to read snapshot table: %s", strerror(-ret));
 }
 
 /*
  * The snapshot table, read as QEMU reads it: entries past the end of the
  * file read as zeroes, and what an entry names (its L1 table) is checked
- * where it is used (snapshot_l1_check) and by check, not here.  A
- * repair (check opened read-write) also cuts extra data past QEMU's limit
- * and drops snapshots past the table's size limit, counted for check.
+ * where it is used (snapshot_l1_check) and by check, not here.  A repair
+ * (check opened read-write) also cuts extra data past QEMU's limit and drops
+ * snapshots past the table's size limit, counted for check.  Opened for
+ * check, a table that cannot be read is no snapshot table: check reports
+ * why (s->snap_errno) and stops, as QEMU's check does.
  */
 int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 {
 	uint64_t off = s->h.snapshots_offset, len = 0;
 	bool repair = s->checking && !s->bd->read_only;
+	char msg[sizeof(s->snap_err) - 40];
 	int ret = 0;
 
-	if (!s->h.nb_snapshots)
+	if (!s->h.nb_snapshots || s->snap_errno)
 		return 0;
 	s->snaps = calloc(s->h.nb_snapshots, sizeof(*s->snaps));
 	if (!s->snaps)
 		return block_err(err, errlen, "out of memory");
 	for (uint32_t i = 0; i < s->h.nb_snapshots && ret == 0; i++)
-		ret = read_entry(s, i, &off, &len, repair, err, errlen);
+		ret = read_entry(s, i, &off, &len, repair, msg, sizeof(msg));
+	if (ret < 0 && s->checking) {
+		qcow2_free_snapshots(s);
+		s->snap_errno = ret;
+		snprintf(s->snap_err, sizeof(s->snap_err), "failed to read the snapshot table: %s",
+			 msg);
+		return 0;
+	}
 	if (ret < 0)
-		return ret;
+		return block_err(err, errlen, "%s", msg);
 	s->snap_table_size = off - s->h.snapshots_offset;
 	return 0;
 }

@@ -120,13 +120,13 @@ def bad_version(img):
 
 def too_many_snapshots(img):
     header_field(img, 60, "I", 1 << 20)
-    return "Too many snapshots"
+    return "Snapshot table too large"
 
 
-def snapshots_past_eof(img):
+def snapshots_unaligned(img):
     header_field(img, 60, "I", 3)
-    header_field(img, 64, "Q", 1 << 40)
-    return "Snapshot table"
+    header_field(img, 64, "Q", (1 << 40) + 8)
+    return "Snapshot table offset invalid"
 
 
 def backing_name_too_long(img):
@@ -154,7 +154,7 @@ DAMAGE = [truncated_header, truncated_tables, huge_cluster_bits, tiny_cluster_bi
           huge_l1_size, l1_too_small, absurd_virtual_size, l1_past_eof, l1_unaligned,
           reftable_past_eof, reftable_huge, reftable_empty, header_length_huge,
           header_length_short, unknown_incompat_bit, extl2_small_clusters, bad_version,
-          too_many_snapshots, snapshots_past_eof, backing_name_too_long, refcount_order_huge,
+          too_many_snapshots, snapshots_unaligned, backing_name_too_long, refcount_order_huge,
           encrypted, compression_bit_mismatch]
 
 COMMANDS = [
@@ -169,8 +169,7 @@ COMMANDS = [
 # Damage that check opens anyway, as qemu-img check does (tables past the end
 # of the file read as zeroes, a missing refcount table counts as empty): check
 # reports it instead of refusing, and check -r all may write.
-CHECK_OPENS = {truncated_tables, l1_past_eof, reftable_past_eof, reftable_empty,
-               snapshots_past_eof}
+CHECK_OPENS = {truncated_tables, l1_past_eof, reftable_past_eof, reftable_empty}
 
 
 def argv_for(cmd, img, out):
@@ -217,6 +216,91 @@ def check_reports_and_repairs(img, tmp_path):
     qimg("check", "-r", "all", qcopy)
     if qimg("check", qcopy)[0] == 0:
         assert qimg("check", kcopy)[0] == 0, qimg("check", kcopy)
+
+
+def test_snapshot_table_past_eof_opens(tmp_path):
+    """A snapshot table past the end of the file opens as qemu-img opens it:
+    its entries read as zeroes.  check reports them incomplete, -r all
+    rewrites the table, and snapshot -c moves it (nothing to free past the
+    end); qemu-img calls each result clean."""
+    import shutil
+    img = base_image(tmp_path)
+    header_field(img, 60, "I", 3)
+    header_field(img, 64, "Q", 1 << 40)
+    k, q = kimg("snapshot", "-l", img), qimg("snapshot", "-l", img)
+    assert k[0] == q[0] == 0 and k[1] == q[1] and k[1].count("1970-01-01") == 3
+    assert kimg("check", img)[0] == qimg("check", img)[0] == 2
+    for cmd in (["check", "-r", "all"], ["snapshot", "-c", "x"]):
+        copy = tmp_path / "c.qcow2"
+        shutil.copy(img, copy)
+        ok(kimg(*cmd, copy))
+        assert qimg("check", copy)[0] == 0, (cmd, qimg("check", copy))
+
+
+def unreadable_snapshot_table(img, how):
+    if how == "extra":
+        ok(kimg("snapshot", "-c", "s", img))
+        poke(img, header_field(img, 64, "Q") + 36, struct.pack(">I", 1 << 20))
+    elif how == "count":
+        header_field(img, 60, "I", 1 << 20)
+    else:
+        header_field(img, 60, "I", 2)
+        header_field(img, 64, "Q", 65536 + 8)
+
+
+@pytest.mark.parametrize("how", ["extra", "count", "offset"])
+def test_check_stops_at_unreadable_snapshot_table(tmp_path, how):
+    """A snapshot table check cannot read (extra data over the limit, too
+    many entries, an unaligned offset): check says why and stops with exit 1,
+    in qemu-img's words; open (info) refuses with qemu-img's words and hint."""
+    img = base_image(tmp_path)
+    unreadable_snapshot_table(img, how)
+    before = digest(img)
+    cmds = [["check"], ["check", "--output=json"], ["info"]]
+    if how != "extra":      # -r all cuts the extra data (see test_img_qcow2_compat.py)
+        cmds.append(["check", "-r", "all"])
+    import shutil
+    for cmd in cmds:
+        qcopy = tmp_path / "q.qcow2"    # qemu-img's -r all may write: its own copy
+        shutil.copy(img, qcopy)
+        k, q = kimg(*cmd, img), qimg(*cmd, qcopy)
+        kerr = k[2].replace("kestrel-img", "qemu-img").replace(str(img), str(qcopy))
+        if cmd == ["check", "-r", "all"] and how == "count":
+            # qemu-img's -r all drops the snapshots past 65536 and reads on;
+            # kestrel-img does not repair that, and says so as check does.
+            assert k[0] == q[0] == 1 and "ERROR snapshot table too large" in kerr
+            continue
+        qerr = q[2]
+        if how == "count":      # the hint qemu-img gives is to what kestrel-img does not do
+            qerr = "".join(l for l in qerr.splitlines(True) if "overhanging" not in l)
+        assert (k[0], k[1], kerr) == (q[0], q[1], qerr), cmd
+        assert k[0] == 1 and "ERROR" in kerr or cmd == ["info"], (cmd, k)
+    assert digest(img) == before
+
+
+def test_snapshot_l1_checked_where_used(tmp_path):
+    """A snapshot L1 table with a bad offset or size does not stop the image
+    from opening (qemu-img opens it too); apply, delete and convert -l refuse
+    it with qemu-img's words, and leave the image as it was."""
+    for field, value, words in ((0, lambda v: v + 8, "Snapshot L1 table offset invalid"),
+                                (8, lambda v: 1 << 30, "Snapshot L1 table too large")):
+        img = base_image(tmp_path)
+        ok(kimg("snapshot", "-c", "s", img))
+        entry = header_field(img, 64, "Q") + field
+        fmt = ">Q" if field == 0 else ">I"
+        with open(img, "rb") as f:
+            f.seek(entry)
+            old = struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+        poke(img, entry, struct.pack(fmt, value(old)))
+        before = digest(img)
+        ok(kimg("info", img))
+        ok(kimg("map", "--output=json", img))
+        for cmd in (["snapshot", "-a", "s", img], ["snapshot", "-d", "s", img],
+                    ["convert", "-l", "s", "-O", "raw", img, tmp_path / "o.raw"]):
+            rc, out, err = kimg(*cmd)
+            assert rc == 1 and words in err, (cmd, rc, err)
+            assert qimg(*cmd)[0] == 1
+        assert digest(img) == before
 
 
 def test_refcount_loop_refused_for_writing(tmp_path):

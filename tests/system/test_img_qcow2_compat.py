@@ -286,6 +286,61 @@ def test_short_snapshot_entries_as_qemu(tmp_path, compat, extra, op):
     assert got["kestrel"] == got["qemu"]
 
 
+def data_extents(path):
+    """The file's allocated byte ranges (holes left out)."""
+    import os
+    ext, fd = [], os.open(path, os.O_RDONLY)
+    try:
+        size, off = os.fstat(fd).st_size, 0
+        while off < size:
+            try:
+                start = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:
+                break
+            off = os.lseek(fd, start, os.SEEK_HOLE)
+            ext.append((start, off))
+    finally:
+        os.close(fd)
+    return ext
+
+
+@pytest.mark.parametrize("extra", [0, 8])
+def test_short_snapshot_entries_repair_discards_old_table(tmp_path, extra):
+    """check -r all writes the table anew; the old table's cluster becomes a
+    hole, as QEMU's free of the old table discards it."""
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(qimg("create", "-f", "qcow2", img, "1M"))
+        qio_ok(img, "write -P 0x11 0 64k")
+        ok(qimg("snapshot", "-c", "s1", img))
+        set_snapshot_extra(img, extra)
+        old = header_field(img, 64, "Q")
+        ok(tool(which, "check", "-r", "all", img))
+        # Whole 4k blocks: QEMU's table ends after the last entry, kestrel's
+        # after its padding to 8 bytes (the file's last bytes differ).
+        got[which] = [(a, -(-b // 4096) * 4096) for a, b in data_extents(img)]
+        assert not any(a <= old < b for a, b in got[which]), (which, old, got[which])
+    assert got["kestrel"] == got["qemu"]
+
+
+def test_too_much_extra_data_cut_as_qemu(tmp_path):
+    """Extra data over QEMU's 1024-byte limit: check -r all cuts it, one line
+    per entry with the size found, as qemu-img words it."""
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(qimg("create", "-f", "qcow2", img, "1M"))
+        qio_ok(img, "write -P 0x11 0 64k")
+        ok(qimg("snapshot", "-c", "s1", img))
+        ok(qimg("snapshot", "-c", "s2", img))
+        set_snapshot_extra(img, 2000)
+        rc, out, err = tool(which, "check", "-r", "all", img)
+        got[which] = (rc, out, err, snapshot_extra_sizes(img), qimg("check", img)[0])
+    assert "entry 1 (2000 > 1024)" in got["qemu"][2]
+    assert got["kestrel"] == got["qemu"]
+
+
 # --- host layout: preallocation=metadata, rebase past the old backing file's end ---
 
 @pytest.mark.parametrize("opts", ["", ",cluster_size=4096", ",compat=0.10"])

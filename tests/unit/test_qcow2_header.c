@@ -309,11 +309,15 @@ static void test_tables_against_file(void **state)
 	refused(&h, "may not exceed 64 bits");
 	make_v3(&h);
 	st_be32(h.buf + 60, 100000);
-	refused(&h, "Too many snapshots");
+	refused(&h, "Snapshot table too large");
 	make_v3(&h);
 	st_be32(h.buf + 60, 2);
-	st_be64(h.buf + 64, 1ULL << 40);
-	refused(&h, "Snapshot table is past the end of the file");
+	st_be64(h.buf + 64, 4 * CS + 8);
+	refused(&h, "Snapshot table offset invalid");
+	make_v3(&h);
+	st_be32(h.buf + 60, 65536);
+	st_be64(h.buf + 64, (uint64_t)INT64_MAX & ~(uint64_t)(CS - 1));
+	refused(&h, "Snapshot table offset invalid");
 	make_v3(&h);
 	st_be64(h.buf + 8, 512);
 	st_be32(h.buf + 16, 2000);
@@ -321,6 +325,21 @@ static void test_tables_against_file(void **state)
 	make_v3(&h);
 	st_be32(h.buf + 32, 1);
 	refused(&h, "ncrypted");
+}
+
+/* A snapshot table past the end of the file opens as in QEMU: its entries read as zeroes. */
+static void test_snapshot_table_past_eof(void **state)
+{
+	struct hdr h;
+	struct qcow2 *s;
+	char err[256];
+
+	make_v3(&h);
+	st_be32(h.buf + 60, 2);
+	st_be64(h.buf + 64, 1ULL << 40);
+	assert_int_equal(parse(&h, err, sizeof(err), &s), 0);
+	assert_int_equal(s->h.nb_snapshots, 2);
+	qcow2_free_state(s);
 }
 
 static void test_all_cluster_sizes(void **state)
@@ -358,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_feature_names_from_image),
 		cmocka_unit_test(test_compression_type),
 		cmocka_unit_test(test_tables_against_file),
+		cmocka_unit_test(test_snapshot_table_past_eof),
 		cmocka_unit_test(test_all_cluster_sizes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

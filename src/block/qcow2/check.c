@@ -7,6 +7,8 @@
 #include "block/qcow2/check.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,14 +295,17 @@ static void check_snapshot_table(struct qcow2 *s, struct block_check_result *sna
 {
 	bool repair = fix & BLOCK_FIX_ERRORS;
 
+	/* In QEMU's order: as the entries were read, the overhanging ones last. */
+	for (unsigned i = 0; i < s->nb_snaps; i++)
+		if (s->snaps[i].extra_cut_from)
+			say(report, "Discarding too much extra metadata in snapshot table entry %u "
+				    "(%" PRIu32 " > %" PRIu32 ")\n", i, s->snaps[i].extra_cut_from,
+			    s->snaps[i].extra_size);
 	if (s->snap_reduced) {
 		say(report, "Discarding %u overhanging snapshots (snapshot table is too big)\n",
 		    s->snap_reduced);
 		snap->corruptions_fixed += (int)s->snap_reduced;
 	}
-	if (s->snap_extra_dropped)
-		say(report, "Discarding too much extra metadata in %u snapshot table entries\n",
-		    s->snap_extra_dropped);
 	snap->corruptions += (int)s->snap_extra_dropped;
 	if (s->h.version < 3)
 		return;
@@ -374,10 +379,32 @@ static int release_leaks(struct qcow2 *s, uint64_t *highest, bool *broken)
 	return ret;
 }
 
+/*
+ * The old table's clusters that nothing references now go back to the file
+ * system, as QEMU's free of the old table discards them (discards of snapshot
+ * tables are passed down by default); a file system without holes keeps them.
+ */
+static int discard_old_table(struct qcow2 *s, uint64_t off, uint64_t size)
+{
+	uint64_t end = off + size < s->file_size ? off + size : s->file_size, rc;
+	int ret = 0;
+
+	for (uint64_t c = off >> s->cluster_bits; size && (c << s->cluster_bits) < end; c++) {
+		ret = qcow2_get_refcount(s, c, &rc);
+		if (ret < 0)
+			break;
+		if (!rc)
+			(void)fallocate(s->bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					(off_t)(c << s->cluster_bits), (off_t)s->cluster_size);
+	}
+	return ret;
+}
+
 /* QEMU's qcow2_check_fix_snapshot_table: the table written anew with complete entries. */
 static int fix_snapshot_table(struct qcow2 *s, struct block_check_result *snap, unsigned fix,
 			      uint64_t *highest, FILE *report)
 {
+	uint64_t old = s->h.snapshots_offset, old_size = s->snap_table_size;
 	bool broken;
 	int ret;
 
@@ -386,10 +413,13 @@ static int fix_snapshot_table(struct qcow2 *s, struct block_check_result *snap, 
 	for (unsigned i = 0; i < s->nb_snaps; i++) {
 		if (s->h.version >= 3 && s->snaps[i].extra_size < 16)
 			s->snaps[i].extra_size = 16;	/* vm state size and disk size */
+		s->snaps[i].extra_cut_from = 0;
 	}
 	ret = qcow2_snapshot_table_rewrite(s);
 	if (ret == 0)
 		ret = release_leaks(s, highest, &broken);
+	if (ret == 0)
+		ret = discard_old_table(s, old, old_size);
 	/* What the old table covered has one reference less now: COPIED follows. */
 	if (ret == 0)
 		ret = check_copied(s, &(struct block_check_result){ 0 }, fix, NULL);
@@ -459,6 +489,12 @@ static int check_locked(struct qcow2 *s, unsigned fix, struct block_check_result
 		ret = qcow2_flush_metadata(s, false);
 		if (ret < 0)
 			return ret;
+	}
+	/* QEMU's check stops where it cannot read the snapshot table. */
+	if (s->snap_errno) {
+		say(report, "%s: ERROR %s\n", program_invocation_short_name, s->snap_err);
+		res->check_errors++;
+		return s->snap_errno;
 	}
 	s->checking = true;
 	res->total_clusters = qcow2_size_to_clusters(s, s->h.size);

@@ -172,6 +172,22 @@ static bool table_ok(const struct qcow2 *s, uint64_t off, uint64_t len, uint64_t
 	return s->checking || off + len <= file_size;
 }
 
+/*
+ * A snapshot table whose count or offset QEMU refuses: opening refuses it;
+ * opened for check it is left unread, and check reports it and stops, as
+ * QEMU's qcow2_check_read_snapshot_table does.  (QEMU's -r all also drops
+ * snapshots past its 65536: kestrel does not, so it gives no hint to.)
+ */
+static int snapshot_table_bad(struct qcow2 *s, int code, const char *why, char *err,
+			      size_t errlen)
+{
+	if (!s->checking)
+		return block_err(err, errlen, "Snapshot table %s", why);
+	s->snap_errno = code;
+	snprintf(s->snap_err, sizeof(s->snap_err), "snapshot table %s", why);
+	return 0;
+}
+
 /* The version 2 fields (qcow2 spec: header bytes 0-71) and what they must hold. */
 static int parse_v2_fields(struct qcow2 *s, const uint8_t *buf, char *err, size_t errlen)
 {
@@ -334,14 +350,18 @@ static int check_tables(struct qcow2 *s, uint64_t file_size, char *err, size_t e
 		return block_err(err, errlen, "Reference count table is past the end of the file");
 	}
 
-	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS)
-		return block_err(err, errlen, "Too many snapshots");
-	/* Opened for check, snapshot entries past the end of the file are read as zeroes. */
-	if (h->nb_snapshots && !table_ok(s, h->snapshots_offset, (uint64_t)h->nb_snapshots * 40,
-					 file_size)) {
-		if (h->snapshots_offset & (s->cluster_size - 1))
-			return block_err(err, errlen, "Invalid snapshot table offset");
-		return block_err(err, errlen, "Snapshot table is past the end of the file");
+	/*
+	 * Snapshot entries past the end of the file read as zeroes, as in QEMU
+	 * (qcow2_validate_table checks only the count and the offset): check
+	 * judges what they read, and -r all rewrites the table.
+	 */
+	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
+		if (snapshot_table_bad(s, -EFBIG, "too large", err, errlen) < 0)
+			return -1;
+	} else if (h->nb_snapshots && !table_ok(s, h->snapshots_offset,
+						(uint64_t)h->nb_snapshots * 40, UINT64_MAX)) {
+		if (snapshot_table_bad(s, -EINVAL, "offset invalid", err, errlen) < 0)
+			return -1;
 	}
 	return 0;
 }

@@ -66,7 +66,8 @@ static int inactive_l2(struct qcow2 *s, uint64_t off, uint64_t len, bool *hit)
 		uint8_t *l1;
 		int ret;
 
-		if (!bytes)
+		/* Opening does not check snapshot L1 tables (QEMU does not): no huge read here. */
+		if (!bytes || bytes > QCOW2_MAX_L1_BYTES)
 			continue;
 		l1 = malloc((size_t)bytes);
 		if (!l1)

@@ -135,6 +135,7 @@ struct qcow2_snapshot {
 	uint32_t extra_size;		/* extra data as stored (>= 16 for v3) */
 	uint8_t *extra_unknown;		/* bytes of extra data past the fields we know */
 	uint32_t extra_unknown_len;
+	uint32_t extra_cut_from;	/* check -r all: extra data size on disk, cut to the limit */
 };
 
 /* A persistent dirty bitmap (qcow2 spec: "Bitmap directory"), in memory. */
@@ -229,6 +230,8 @@ struct qcow2 {
 	uint64_t snap_table_size;	/* bytes of the snapshot table on disk */
 	unsigned snap_extra_dropped;	/* check: entries whose extra data was cut (repair) */
 	unsigned snap_reduced;		/* check: snapshots dropped past the size limit (repair) */
+	int snap_errno;			/* check: the table could not be read (-errno), ... */
+	char snap_err[256];		/* ... and why: check reports it and stops */
 
 	uint64_t free_cluster_index;	/* no free cluster below this */
 	uint64_t free_byte_offset;	/* where the next compressed cluster may go */

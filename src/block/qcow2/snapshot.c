@@ -8,6 +8,7 @@
 #include "block/qcow2/qcow2.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,123 +29,201 @@ void qcow2_free_snapshots(struct qcow2 *s)
 	s->nb_snaps = 0;
 }
 
+/* The lengths an entry's fixed part gives for what follows it. */
+struct entry_lens {
+	uint32_t extra;
+	uint16_t id, name;
+};
+
+/* An entry's 40 fixed bytes (qcow2 spec: "Snapshot table entry"). */
+static int read_fixed(struct qcow2 *s, uint64_t off, struct qcow2_snapshot *sn,
+		      struct entry_lens *n)
+{
+	uint8_t b[40];
+	int ret = bfile_pread(s->bd, off, b, sizeof(b));
+
+	if (ret < 0)
+		return ret;
+	sn->l1_table_offset = ld_be64(b);
+	sn->l1_size = ld_be32(b + 8);
+	n->id = ld_be16(b + 12);
+	n->name = ld_be16(b + 14);
+	sn->date_sec = ld_be32(b + 16);
+	sn->date_nsec = ld_be32(b + 20);
+	sn->vm_clock_nsec = ld_be64(b + 24);
+	sn->vm_state_size = ld_be32(b + 32);
+	n->extra = ld_be32(b + 36);
+	return 0;
+}
+
 /*
- * Opened for check, the table is read as QEMU's check reads it: entries past
- * the end of the file read as zeroes, and what the entries name is checked
- * by check.c (which reports it) instead of refusing the image; a repair
- * (opened read-write) also drops extra data past QEMU's limit and snapshots
- * past the table's size limit, counted for check to report.
+ * The extra data: the fields QEMU knows (QCowSnapshotExtraData: vm state
+ * size, disk size, icount) and the rest kept as it is, cut to QEMU's limit.
+ * A v3 entry without disk size (extra < 16) opens as QEMU opens it, the disk
+ * size taken from the image; check reports it, and any rewrite of the table
+ * stores the full extra data.
+ */
+static int read_extra(struct qcow2 *s, uint64_t off, struct qcow2_snapshot *sn, uint32_t extra)
+{
+	uint8_t b[SNAPSHOT_EXTRA_MAX];
+	int ret;
+
+	if (extra > SNAPSHOT_EXTRA_MAX)
+		extra = SNAPSHOT_EXTRA_MAX;
+	ret = bfile_pread(s->bd, off, b, extra);
+	if (ret < 0)
+		return ret;
+	sn->extra_size = extra;
+	sn->disk_size = s->h.size;
+	sn->icount = UINT64_MAX;
+	if (extra >= 8)
+		sn->vm_state_size = ld_be64(b);
+	if (extra >= 16)
+		sn->disk_size = ld_be64(b + 8);
+	if (extra >= 24)
+		sn->icount = ld_be64(b + 16);
+	if (extra > 24) {
+		sn->extra_unknown_len = extra - 24;
+		sn->extra_unknown = malloc(sn->extra_unknown_len);
+		if (!sn->extra_unknown)
+			return -ENOMEM;
+		memcpy(sn->extra_unknown, b + 24, sn->extra_unknown_len);
+	}
+	return 0;
+}
+
+static int read_names(struct qcow2 *s, uint64_t off, struct qcow2_snapshot *sn,
+		      const struct entry_lens *n)
+{
+	int ret;
+
+	sn->id = calloc(1, (size_t)n->id + 1);
+	sn->name = calloc(1, (size_t)n->name + 1);
+	if (!sn->id || !sn->name)
+		return -ENOMEM;
+	ret = bfile_pread(s->bd, off, sn->id, n->id);
+	if (ret == 0)
+		ret = bfile_pread(s->bd, off + n->id, sn->name, n->name);
+	return ret;
+}
+
+/* An error of the table's reading: the message in err, -errno returned (for check). */
+static int table_err(int code, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int table_err(int code, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/*
+ * Entry i at *off, which then moves past it; *len counts the table as it
+ * will be written (extra data cut to the limit).  Returns 1 where a repair
+ * ends the table before the entry: past QEMU's size limit, the snapshots
+ * from there on are dropped (check reports them).  Errors: -errno, with
+ * QEMU's words and hint in err.
+ */
+static int read_entry(struct qcow2 *s, uint32_t i, uint64_t *off, uint64_t *len, bool repair,
+		      char *err, size_t errlen)
+{
+	struct qcow2_snapshot *sn = &s->snaps[i];
+	uint64_t entry = (*off + 7) & ~7ULL, end;
+	struct entry_lens n;
+	int ret = read_fixed(s, entry, sn, &n);
+
+	if (ret < 0)
+		goto io;
+	if (n.extra > SNAPSHOT_EXTRA_MAX && !repair)
+		return table_err(-EFBIG, err, errlen, "Too much extra metadata in snapshot table "
+				 "entry %u\nYou can force-remove this extra metadata with %s check "
+				 "-r all", i, program_invocation_short_name);
+	end = entry + 40 + (uint64_t)n.extra + n.id + n.name;
+	*len = ((*len + 7) & ~7ULL) + 40 + (n.extra > SNAPSHOT_EXTRA_MAX ? SNAPSHOT_EXTRA_MAX :
+					    n.extra) + n.id + n.name;
+	/* QEMU's QCOW_MAX_SNAPSHOTS_SIZE bounds what a hostile table makes us read. */
+	if (*len > SNAPSHOT_TABLE_MAX || end - s->h.snapshots_offset > INT32_MAX) {
+		if (!repair)
+			return table_err(-EFBIG, err, errlen, "Snapshot table is too big\nYou can "
+					 "force-remove all %u overhanging snapshots with %s check "
+					 "-r all", s->h.nb_snapshots - i,
+					 program_invocation_short_name);
+		s->snap_reduced = s->h.nb_snapshots - i;
+		return 1;
+	}
+	s->nb_snaps = i + 1;
+	if (n.extra > SNAPSHOT_EXTRA_MAX) {
+		s->snap_extra_dropped++;
+		sn->extra_cut_from = n.extra;
+	}
+	ret = read_extra(s, entry + 40, sn, n.extra);
+	if (ret == 0)
+		ret = read_names(s, entry + 40 + n.extra, sn, &n);
+	if (ret < 0)
+		goto io;
+	*off = end;
+	return 0;
+io:
+	return table_err(ret, err, errlen, "Failed to read snapshot table: %s", strerror(-ret));
+}
+
+/*
+ * The snapshot table, read as QEMU reads it: entries past the end of the
+ * file read as zeroes, and what an entry names (its L1 table) is checked
+ * where it is used (snapshot_l1_check) and by check, not here.  A repair
+ * (check opened read-write) also cuts extra data past QEMU's limit and drops
+ * snapshots past the table's size limit, counted for check.  Opened for
+ * check, a table that cannot be read is no snapshot table: check reports
+ * why (s->snap_errno) and stops, as QEMU's check does.
  */
 int qcow2_read_snapshots(struct qcow2 *s, char *err, size_t errlen)
 {
-	uint64_t off = s->h.snapshots_offset, limit = s->file_size;
-	bool lenient = s->checking, repair = s->checking && !s->bd->read_only;
-	uint8_t fixed[40];
-	int ret;
+	uint64_t off = s->h.snapshots_offset, len = 0;
+	bool repair = s->checking && !s->bd->read_only;
+	char msg[sizeof(s->snap_err) - 40];
+	int ret = 0;
 
-	if (lenient)
-		limit = UINT64_MAX;
-	if (!s->h.nb_snapshots)
+	if (!s->h.nb_snapshots || s->snap_errno)
 		return 0;
 	s->snaps = calloc(s->h.nb_snapshots, sizeof(*s->snaps));
 	if (!s->snaps)
 		return block_err(err, errlen, "out of memory");
-	for (uint32_t i = 0; i < s->h.nb_snapshots; i++) {
-		struct qcow2_snapshot *sn = &s->snaps[i];
-		uint32_t extra, id_len, name_len;
-		uint64_t entry = (off + 7) & ~7ULL;
-		uint8_t ebuf[SNAPSHOT_EXTRA_MAX];
-
-		off = entry;
-		if (off + sizeof(fixed) > limit)
-			goto truncated;
-		ret = bfile_pread(s->bd, off, fixed, sizeof(fixed));
-		if (ret < 0)
-			goto io;
-		off += sizeof(fixed);
-		sn->l1_table_offset = ld_be64(fixed);
-		sn->l1_size = ld_be32(fixed + 8);
-		id_len = ld_be16(fixed + 12);
-		name_len = ld_be16(fixed + 14);
-		sn->date_sec = ld_be32(fixed + 16);
-		sn->date_nsec = ld_be32(fixed + 20);
-		sn->vm_clock_nsec = ld_be64(fixed + 24);
-		sn->vm_state_size = ld_be32(fixed + 32);
-		extra = ld_be32(fixed + 36);
-		s->nb_snaps = i + 1;
-		if (extra > SNAPSHOT_EXTRA_MAX && !repair)
-			return block_err(err, errlen, "Too much extra metadata in snapshot table "
-				"entry %u", i);
-		if (off + (uint64_t)extra + id_len + name_len > limit)
-			goto truncated;
-		/* QEMU's QCOW_MAX_SNAPSHOTS_SIZE bounds what a hostile table makes us read. */
-		if (off + (uint64_t)extra + id_len + name_len - s->h.snapshots_offset >
-		    SNAPSHOT_TABLE_MAX) {
-			if (!repair)
-				return block_err(err, errlen, "Snapshot table is too big");
-			s->snap_reduced = s->h.nb_snapshots - i;
-			s->nb_snaps = i;
-			off = entry;
-			break;
-		}
-		if (extra > SNAPSHOT_EXTRA_MAX) {
-			s->snap_extra_dropped++;
-			ret = bfile_pread(s->bd, off, ebuf, SNAPSHOT_EXTRA_MAX);
-			extra = SNAPSHOT_EXTRA_MAX;
-			off += ld_be32(fixed + 36) - (uint64_t)extra;
-		} else {
-			ret = bfile_pread(s->bd, off, ebuf, extra);
-		}
-		if (ret < 0)
-			goto io;
-		off += extra;
-		sn->extra_size = extra;
-		sn->disk_size = s->h.size;
-		sn->icount = UINT64_MAX;
-		if (extra >= 8)
-			sn->vm_state_size = ld_be64(ebuf);
-		if (extra >= 16)
-			sn->disk_size = ld_be64(ebuf + 8);
-		if (extra >= 24)
-			sn->icount = ld_be64(ebuf + 16);
-		if (extra > 24) {
-			sn->extra_unknown_len = extra - 24;
-			sn->extra_unknown = malloc(sn->extra_unknown_len);
-			if (!sn->extra_unknown)
-				return block_err(err, errlen, "out of memory");
-			memcpy(sn->extra_unknown, ebuf + 24, sn->extra_unknown_len);
-		}
-		/*
-		 * A v3 entry without disk size (extra < 16) is opened as QEMU opens
-		 * it, the disk size taken from the image; check reports it, and any
-		 * rewrite of the table stores the full extra data.
-		 */
-		sn->id = calloc(1, id_len + 1);
-		sn->name = calloc(1, name_len + 1);
-		if (!sn->id || !sn->name)
-			return block_err(err, errlen, "out of memory");
-		if ((ret = bfile_pread(s->bd, off, sn->id, id_len)) < 0)
-			goto io;
-		off += id_len;
-		if ((ret = bfile_pread(s->bd, off, sn->name, name_len)) < 0)
-			goto io;
-		off += name_len;
-
-		if (lenient)
-			continue;
-		if (qcow2_in_cluster(s, sn->l1_table_offset))
-			return block_err(err, errlen, "Snapshot L1 table offset invalid");
-		if (sn->l1_size > QCOW2_MAX_L1_BYTES / 8)
-			return block_err(err, errlen, "Snapshot L1 table too large");
-		if (sn->l1_size && sn->l1_table_offset + (uint64_t)sn->l1_size * 8 > limit)
-			return block_err(err, errlen, "Snapshot L1 table is past the end of the file");
+	for (uint32_t i = 0; i < s->h.nb_snapshots && ret == 0; i++)
+		ret = read_entry(s, i, &off, &len, repair, msg, sizeof(msg));
+	if (ret < 0 && s->checking) {
+		qcow2_free_snapshots(s);
+		s->snap_errno = ret;
+		snprintf(s->snap_err, sizeof(s->snap_err), "failed to read the snapshot table: %s",
+			 msg);
+		return 0;
 	}
+	if (ret < 0)
+		return block_err(err, errlen, "%s", msg);
 	s->snap_table_size = off - s->h.snapshots_offset;
 	return 0;
-truncated:
-	return block_err(err, errlen, "Snapshot table is past the end of the file");
-io:
-	return block_err(err, errlen, "Could not read snapshot table: %s", strerror(-ret));
+}
+
+/*
+ * A snapshot's L1 table before apply, delete or convert -l use it: QEMU's
+ * limits and messages (qcow2_validate_table), and, beyond QEMU, inside the
+ * file (QEMU reads zeroes past its end: an empty snapshot).
+ */
+static int snapshot_l1_check(const struct qcow2 *s, const struct qcow2_snapshot *sn, char *err,
+			     size_t errlen)
+{
+	uint64_t bytes = (uint64_t)sn->l1_size * 8;
+
+	if (bytes > QCOW2_MAX_L1_BYTES)
+		return block_err(err, errlen, "Snapshot L1 table too large");
+	if (qcow2_in_cluster(s, sn->l1_table_offset) || sn->l1_table_offset > INT64_MAX - bytes)
+		return block_err(err, errlen, "Snapshot L1 table offset invalid");
+	if (sn->l1_table_offset + bytes > s->file_size)
+		return block_err(err, errlen, "Snapshot L1 table is past the end of the file");
+	return 0;
 }
 
 /* Extra data as written: at least the fields QEMU knows (QCowSnapshotExtraData, 24 bytes). */
@@ -203,13 +282,19 @@ static int build_snapshot_table(const struct qcow2 *s, uint8_t **out, uint64_t *
 	return 0;
 }
 
-/* Clusters [off, off + bytes) touch, for freeing a table that need not be aligned. */
+/*
+ * Clusters [off, off + bytes) touch, for freeing a table that need not be
+ * aligned.  Those past the end of the file hold nothing to free: a damaged
+ * table there reads as zeroes (as in QEMU) and has no refcount.
+ */
 static int free_range(struct qcow2 *s, uint64_t off, uint64_t bytes)
 {
 	uint64_t first = off >> s->cluster_bits, last;
 
-	if (!off || !bytes)
+	if (!off || !bytes || off >= s->file_size)
 		return 0;
+	if (bytes > s->file_size - off)
+		bytes = s->file_size - off;
 	last = (off + bytes - 1) >> s->cluster_bits;
 	return qcow2_free_now(s, first << s->cluster_bits, last - first + 1);
 }
@@ -706,10 +791,13 @@ static int do_apply(struct qcow2 *s, const char *name, char *err, size_t errlen)
 {
 	struct snap_switch sw = { .h = s->h, .size = s->h.size };
 	int i = find_snapshot(s, name), ret;
+	char msg[128];
 
 	if (i < 0)
 		return block_err(err, errlen, "Could not apply snapshot '%s': %s", name,
 				 "Failed to load snapshot: No such file or directory");
+	if (snapshot_l1_check(s, &s->snaps[i], msg, sizeof(msg)) < 0)
+		return block_err(err, errlen, "Could not apply snapshot '%s': %s", name, msg);
 	ret = qcow2_txn_begin(s);
 	if (ret == 0) {
 		ret = apply_trees(s, &s->snaps[i], &sw);
@@ -764,11 +852,14 @@ static int do_delete(struct qcow2 *s, const char *name, char *err, size_t errlen
 {
 	struct snap_switch sw = { .h = s->h, .size = s->h.size };
 	int i = find_snapshot(s, name), ret;
+	char msg[128];
 	struct qcow2_snapshot sn;
 
 	if (i < 0)
 		return block_err(err, errlen, "Could not delete snapshot '%s': %s", name,
 				 "snapshot not found");
+	if (snapshot_l1_check(s, &s->snaps[i], msg, sizeof(msg)) < 0)
+		return block_err(err, errlen, "Could not delete snapshot '%s': %s", name, msg);
 	sn = s->snaps[i];
 	ret = qcow2_txn_begin(s);
 	if (ret == 0) {
@@ -820,6 +911,10 @@ int qcow2_snapshot_load_tmp(struct block_dev *bd, const char *name, char *err, s
 		pthread_mutex_unlock(&s->lock);
 		/* QEMU's words, without the name (qemu-img convert/measure -l). */
 		return block_err(err, errlen, "Can't find snapshot");
+	}
+	if (snapshot_l1_check(s, &s->snaps[i], err, errlen) < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
 	}
 	ret = read_l1(s, s->snaps[i].l1_table_offset, s->snaps[i].l1_size, &l1);
 	if (ret == 0) {

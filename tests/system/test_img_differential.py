@@ -96,10 +96,6 @@ PENDING = {
     "rebase-p": "B progress (-p) steps",
     "resize-prealloc-metadata-raw": "B messages and option errors",
     "snapshot-c-raw": "B messages and option errors",
-    "convert-o-data_file=out.data-qcow2": "E extended_l2/data_file",
-    "convert-o-data_file=out.data-raw": "E extended_l2/data_file",
-    "create-o-data_file=n.data": "E extended_l2/data_file",
-    "create-o-data_file=n.data+data_file_raw=on": "E extended_l2/data_file",
     "bench-w-qcow2": "X bench -w: the written image differs (allocation)",
     "bench-w-raw": "X bench -w: the written image differs (allocation)",
 }

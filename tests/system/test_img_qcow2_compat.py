@@ -22,17 +22,17 @@ def tool(which, *args, **kw):
     return run([TOOLS[which], *args], **kw)
 
 
-def qio(path, *cmds, fmt="qcow2"):
+def qio(path, *cmds, fmt="qcow2", cwd=None):
     """qemu-io commands on path; returns (exit status, output)."""
     argv = ["qemu-io", "-t", "unsafe", "-f", fmt]  # no sync per allocation: fast
     for c in cmds:
         argv += ["-c", c]
-    rc, out, err = run([*argv, path])
+    rc, out, err = run([*argv, path], cwd=cwd)
     return rc, out + err
 
 
-def qio_ok(path, *cmds, fmt="qcow2"):
-    rc, out = qio(path, *cmds, fmt=fmt)
+def qio_ok(path, *cmds, fmt="qcow2", cwd=None):
+    rc, out = qio(path, *cmds, fmt=fmt, cwd=cwd)
     assert rc == 0 and "fail" not in out.lower(), out
     return out
 
@@ -449,3 +449,38 @@ def test_rebase_from_no_backing_file_reads_zeroes(tmp_path, compat):
         assert got["kestrel"] == got["qemu"]
     # v2: qemu-img 7.2 leaves the clusters unallocated, so the new backing
     # file shows through (wrong data); kestrel-img writes the zeroes.
+
+
+# --- external data file: first block at create, partial writes zero the cluster in place ---
+
+def test_data_file_layout_as_qemu(tmp_path):
+    """QEMU's data file grows from empty through file-posix truncate, which
+    writes its first 4 KiB (allocate_first_block); a partial write to a fresh
+    cluster zeroes the cluster (handle_alloc_space), then writes only the data."""
+    src = tmp_path / "s.raw"
+    ok(qimg("create", "-q", "-f", "raw", src, "4M"))
+    qio_ok(src, "write -P 0x33 3M 512", fmt="raw")
+    maps = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        # The data file is created where its name says, then looked up beside the image.
+        ok(tool(which, "create", "-q", "-f", "qcow2", "-o", "data_file=n.data", "n.qcow2", "4M",
+                cwd=d))
+        ok(tool(which, "convert", "-O", "qcow2", "-o", "data_file=o.data", src, "o.qcow2", cwd=d))
+        qio_ok(d / "o.qcow2", "read -P 0x33 3M 512", "read -P 0 3146240 65024", cwd=d)
+        maps[which] = [qmap(d / "n.data"), qmap(d / "o.data")]
+    assert maps["kestrel"] == maps["qemu"]
+
+
+def test_data_file_partial_write_zeroes_stale_bytes(tmp_path):
+    """A fresh cluster of a data file may hold old bytes: the parts the write
+    leaves alone must read as zeroes afterwards, not as the old bytes."""
+    src, img = tmp_path / "s.raw", tmp_path / "o.qcow2"
+    ok(qimg("create", "-q", "-f", "raw", src, "4M"))
+    qio_ok(src, "write -P 0x33 3M 512", fmt="raw")
+    ok(qimg("create", "-q", "-f", "qcow2", "-o", "data_file=o.data", img, "4M", cwd=tmp_path))
+    qio_ok(tmp_path / "o.data", "write -P 0xee 0 4M", fmt="raw")
+    ok(kimg("convert", "-n", "-O", "qcow2", src, img, cwd=tmp_path))
+    qio_ok(img, "read -P 0x33 3M 512", "read -P 0 3146240 65024", "read -P 0 0 3M",
+           cwd=tmp_path)

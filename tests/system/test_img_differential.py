@@ -45,7 +45,6 @@ PENDING = {
     "h-convert-comp-garbage": "A~ how much is written before the read error varies",
     "amend-compat=0.10": "A amend compat (layout, snapshot extra data)",
     "amend-force": "A amend compat (layout, snapshot extra data)",
-    "commit-zero-top": "A commit of a zero overlay leaves the base allocated",
     "h-check-r-all-comp-2m": "A hostile: check -r all (repairs, Repairing lines)",
     "h-check-r-all-comp-max-sectors": "A hostile: check -r all (repairs, Repairing lines)",
     "h-check-r-all-l1-unaligned": "A hostile: check -r all (repairs, Repairing lines)",

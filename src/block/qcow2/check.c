@@ -69,6 +69,9 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 		    fixable ? "Repairing" : rc < ref ? "ERROR" : "Leaked", i, rc, ref);
 		if (fixable) {
 			ret = qcow2_update_refcount(s, i, (int64_t)(ref - rc));
+			/* QEMU repairs with QCOW2_DISCARD_ALWAYS: a cluster freed goes back to the fs. */
+			if (ret == 0 && ref == 0)
+				qcow2_discard_cluster(s, i);
 			if (ret == 0) {
 				if (rc > ref)
 					res->leaks_fixed++;
@@ -393,7 +396,7 @@ static int rebuild_and_recount(struct qcow2 *s, struct refs *r, struct block_che
 	bool broken = false;
 	int ret;
 
-	ret = rebuild(s, r, report);
+	ret = qcow2_check_rebuild(s, r, report);
 	if (ret < 0)
 		return ret;
 	free(s->check_refs);

@@ -328,6 +328,7 @@ uint64_t qcow2_rc_get_entry(const void *block, unsigned order, uint64_t i);
 void qcow2_rc_set_entry(void *block, unsigned order, uint64_t i, uint64_t v);
 int qcow2_get_refcount(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
 int qcow2_update_refcount(struct qcow2 *s, uint64_t cluster, int64_t delta);
+void qcow2_discard_cluster(struct qcow2 *s, uint64_t cluster);
 int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offset);
 int qcow2_alloc_clusters_at(struct qcow2 *s, uint64_t offset, uint64_t n);
 int qcow2_alloc_bytes(struct qcow2 *s, uint64_t size, uint64_t *offset);

@@ -585,6 +585,17 @@ static void punch(struct qcow2 *s, uint64_t *start, uint64_t *len, uint64_t off,
 	*len += n;
 }
 
+/* One cluster whose refcount a repair dropped to 0 (QEMU: update_refcount_discard). */
+void qcow2_discard_cluster(struct qcow2 *s, uint64_t cluster)
+{
+	uint64_t start = 0, len = 0;
+
+	if ((cluster << s->cluster_bits) >= s->file_size)
+		return;
+	punch(s, &start, &len, cluster << s->cluster_bits, s->cluster_size);
+	punch(s, &start, &len, 0, 0);
+}
+
 int qcow2_apply_pending_frees(struct qcow2 *s)
 {
 	uint64_t hole = 0, hole_len = 0;

@@ -41,7 +41,8 @@ FLOOR = 5.0 if SANITIZED else 1.0   # seconds: below this the times are noise
 # differs only on some runs (kestrel-img's result varies from run to run), so
 # it is not reported stale when it agrees.
 PENDING = {
-    "convert-snap-to-qcow2": "A~ kestrel-img's output file is sometimes fully allocated",
+    "convert-snap-to-qcow2": "A~ kestrel-img's output file is sometimes fully allocated (not seen"
+                             " again in ~290 runs: tmpfs and ext4, -j 1..8, ASan; cause unknown)",
     "h-convert-comp-garbage": "A~ how much is written before the read error varies",
     "amend-compat=0.10": "A amend compat (layout, snapshot extra data)",
     "amend-force": "A amend compat (layout, snapshot extra data)",

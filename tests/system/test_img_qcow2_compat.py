@@ -531,3 +531,14 @@ def test_check_rebuild_layout_as_qemu(tmp_path, damage):
         got[which] = (out, err, header_field(img, 48, "Q"), header_field(img, 56, "I"),
                       img.stat().st_size, _allocated(img))
     assert got["kestrel"] == got["qemu"]
+
+
+def test_resize_empty_raw_writes_first_block_as_qemu(tmp_path):
+    """file-posix truncate from length 0 writes the first 4 KiB (allocate_first_block)."""
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.raw"
+        ok(qimg("create", "-q", "-f", "raw", img, "0"))
+        ok(tool(which, "resize", "-f", "raw", img, "1M"))
+        got[which] = (qmap(img), _allocated(img))
+    assert got["kestrel"] == got["qemu"]

@@ -144,6 +144,28 @@ static int raw_prealloc(int fd, uint64_t from, uint64_t to, enum block_prealloc 
 	return 0;
 }
 
+/*
+ * QEMU's allocate_first_block (file-posix handle_aiocb_truncate): a file
+ * grown from empty gets its first 4 KiB written, so that O_DIRECT alignment
+ * probing finds an allocated block (and "disk size" and map match
+ * qemu-img's); after falloc too, where the rest stays unwritten extents that
+ * map reads as zeroes.  Full preallocation has written everything already.
+ */
+static int raw_first_block(int fd, uint64_t old, uint64_t size, enum block_prealloc prealloc)
+{
+	static const uint8_t zero[4096];
+	size_t n = size < sizeof(zero) ? (size_t)size : sizeof(zero);
+	ssize_t w;
+
+	if (old || !size || prealloc == BLOCK_PREALLOC_FULL)
+		return 0;
+	block_crash_point();
+	w = pwrite(fd, zero, n, 0);
+	if (w < 0)
+		return -errno;
+	return w == (ssize_t)n ? 0 : -EIO;
+}
+
 static int raw_create(const char *path, const struct block_create_opts *o, char *err,
 		      size_t errlen)
 {
@@ -159,18 +181,8 @@ static int raw_create(const char *path, const struct block_create_opts *o, char 
 	ret = raw_prealloc(fd, 0, o->size, o->prealloc);
 	if (ret == 0 && ftruncate(fd, (off_t)o->size) < 0)
 		ret = -errno;
-	/*
-	 * QEMU's allocate_first_block: the first 4 KiB are written, so that
-	 * O_DIRECT alignment probing finds an allocated block (and "disk size"
-	 * matches qemu-img's); after falloc too, where the rest stays unwritten
-	 * extents that map reads as zeroes.
-	 */
-	if (ret == 0 && o->size && o->prealloc != BLOCK_PREALLOC_FULL) {
-		static const uint8_t zero[4096];
-		size_t n = o->size < sizeof(zero) ? (size_t)o->size : sizeof(zero);
-		if (pwrite(fd, zero, n, 0) != (ssize_t)n)
-			ret = -errno;
-	}
+	if (ret == 0)
+		ret = raw_first_block(fd, 0, o->size, o->prealloc);
 	if (close(fd) < 0 && ret == 0)
 		ret = -errno;
 	/* bdrv_img_create's words for a size the file system cannot hold. */
@@ -202,6 +214,8 @@ static int raw_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 		block_crash_point();
 	if (ret == 0 && ftruncate(bd->fd, (off_t)size) < 0)
 		ret = -errno;
+	if (ret == 0)
+		ret = raw_first_block(bd->fd, (uint64_t)st.st_size, size, prealloc);
 	if (ret < 0)
 		return block_err(err, errlen, "Could not resize file: %s", strerror(-ret));
 	bd->size = size;

@@ -130,6 +130,8 @@ int img_snapshot(int argc, char **argv)
 /*
  * Copies what the layers above base hold into base, chunk by chunk: data
  * as data, zero clusters as zeroes; what no layer above base holds stays.
+ * The zeroes may unmap base's clusters: qemu-img commit is QEMU's active
+ * commit, a mirror job started with unmap on.
  */
 static int commit_data(struct block_dev *chain, struct block_dev *base_layer,
 		       struct block_dev *base, struct img_progress *prog, struct img_rate *rate)
@@ -162,7 +164,7 @@ static int commit_data(struct block_dev *chain, struct block_dev *base_layer,
 		if (ret < 0)
 			break;
 		if (above && (flags & BLOCK_STATUS_ZERO)) {
-			ret = block_write_zeroes(base, off, pnum, false);
+			ret = block_write_zeroes(base, off, pnum, true);
 		} else if (above) {
 			ret = block_pread(chain, off, buf, (size_t)pnum);
 			if (ret == 0)

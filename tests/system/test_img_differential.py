@@ -41,13 +41,7 @@ FLOOR = 5.0 if SANITIZED else 1.0   # seconds: below this the times are noise
 # differs only on some runs (kestrel-img's result varies from run to run), so
 # it is not reported stale when it agrees.
 PENDING = {
-    "convert-snap-to-qcow2": "A~ kestrel-img's output file is sometimes fully allocated",
-    "h-convert-comp-garbage": "A~ qemu-img writes 0, 12 or 32 KiB before the read error "
-                              "(coroutine timing); kestrel-img none of the failing chunk",
-    "commit-zero-top": "A commit of a zero overlay leaves the base allocated",
     "h-check-r-all-ov-l2-on-refblock": "A hostile: check -r all (repairs, Repairing lines)",
-    "h-check-r-all-rt-zero": "A hostile: check -r all (repairs, Repairing lines)",
-    "h-check-r-all-snap-table-eof": "A check -r all rebuild puts the new refcount structure after the end (QEMU: first free clusters)",
     "h-check-r-all-trunc-l2": "A hostile: check -r all (repairs, Repairing lines)",
     "h-convert-l1-unaligned": "A hostile images",
     "h-convert-l2-unaligned": "A hostile images",
@@ -59,10 +53,6 @@ PENDING = {
     "h-map-ov-data-on-l1": "A hostile images",
     "h-map-ov-l2-on-refblock": "A hostile images",
     "h-map-trunc-l2": "A hostile images",
-    "convert-o-data_file=out.data-qcow2": "E extended_l2/data_file",
-    "convert-o-data_file=out.data-raw": "E extended_l2/data_file",
-    "create-o-data_file=n.data": "E extended_l2/data_file",
-    "create-o-data_file=n.data+data_file_raw=on": "E extended_l2/data_file",
 }
 
 

@@ -3,6 +3,7 @@
 qemu-img and once with kestrel-img and compares what the images then hold,
 read back by qemu-io / qemu-img (the reference reader)."""
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -23,17 +24,17 @@ def tool(which, *args, **kw):
     return run([TOOLS[which], *args], **kw)
 
 
-def qio(path, *cmds, fmt="qcow2"):
+def qio(path, *cmds, fmt="qcow2", cwd=None):
     """qemu-io commands on path; returns (exit status, output)."""
     argv = ["qemu-io", "-t", "unsafe", "-f", fmt]  # no sync per allocation: fast
     for c in cmds:
         argv += ["-c", c]
-    rc, out, err = run([*argv, path])
+    rc, out, err = run([*argv, path], cwd=cwd)
     return rc, out + err
 
 
-def qio_ok(path, *cmds, fmt="qcow2"):
-    rc, out = qio(path, *cmds, fmt=fmt)
+def qio_ok(path, *cmds, fmt="qcow2", cwd=None):
+    rc, out = qio(path, *cmds, fmt=fmt, cwd=cwd)
     assert rc == 0 and "fail" not in out.lower(), out
     return out
 
@@ -498,12 +499,17 @@ def test_compressed_stream_into_a_table_is_refused(tmp_path):
 
 
 def test_commit_zeroed_overlay_writes_zero_clusters(tmp_path):
+# Over data in base too: QEMU's commit (a mirror job with unmap) frees base's clusters.
+@pytest.mark.parametrize("base_data", [False, True])
+def test_commit_zeroed_overlay_writes_zero_clusters(tmp_path, base_data):
     got = {}
     for which in TOOLS:
         d = tmp_path / which
         d.mkdir()
         base, top = d / "base.qcow2", d / "top.qcow2"
         ok(qimg("create", "-f", "qcow2", base, "1M"))
+        if base_data:
+            qio_ok(base, "write -P 0x11 0 64k", "write -P 0x22 512k 4k")
         ok(qimg("create", "-f", "qcow2", "-b", base, "-F", "qcow2", top))
         qio_ok(top, "write -z 0 1M")
         ok(tool(which, "commit", top))
@@ -647,3 +653,89 @@ def test_downgrade_expands_snapshot_zero_clusters(tmp_path, backed):
     ok(kimg("snapshot", "-a", "s1", img))
     ok(qimg("compare", "-f", "qcow2", "-F", "raw", img, tmp_path / "s1.raw"))
     ok(qimg("check", img))
+# --- external data file: first block at create, partial writes zero the cluster in place ---
+
+def test_data_file_layout_as_qemu(tmp_path):
+    """QEMU's data file grows from empty through file-posix truncate, which
+    writes its first 4 KiB (allocate_first_block); a partial write to a fresh
+    cluster zeroes the cluster (handle_alloc_space), then writes only the data."""
+    src = tmp_path / "s.raw"
+    ok(qimg("create", "-q", "-f", "raw", src, "4M"))
+    qio_ok(src, "write -P 0x33 3M 512", fmt="raw")
+    maps = {}
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        # The data file is created where its name says, then looked up beside the image.
+        ok(tool(which, "create", "-q", "-f", "qcow2", "-o", "data_file=n.data", "n.qcow2", "4M",
+                cwd=d))
+        ok(tool(which, "convert", "-O", "qcow2", "-o", "data_file=o.data", src, "o.qcow2", cwd=d))
+        qio_ok(d / "o.qcow2", "read -P 0x33 3M 512", "read -P 0 3146240 65024", cwd=d)
+        maps[which] = [qmap(d / "n.data"), qmap(d / "o.data")]
+    assert maps["kestrel"] == maps["qemu"]
+
+
+def test_data_file_partial_write_zeroes_stale_bytes(tmp_path):
+    """A fresh cluster of a data file may hold old bytes: the parts the write
+    leaves alone must read as zeroes afterwards, not as the old bytes."""
+    src, img = tmp_path / "s.raw", tmp_path / "o.qcow2"
+    ok(qimg("create", "-q", "-f", "raw", src, "4M"))
+    qio_ok(src, "write -P 0x33 3M 512", fmt="raw")
+    ok(qimg("create", "-q", "-f", "qcow2", "-o", "data_file=o.data", img, "4M", cwd=tmp_path))
+    qio_ok(tmp_path / "o.data", "write -P 0xee 0 4M", fmt="raw")
+    ok(kimg("convert", "-n", "-O", "qcow2", src, img, cwd=tmp_path))
+    qio_ok(img, "read -P 0x33 3M 512", "read -P 0 3146240 65024", "read -P 0 0 3M",
+           cwd=tmp_path)
+
+
+# --- check -r all: the rebuilt refcount structure where QEMU puts it, freed clusters punched ---
+
+def _allocated(path):
+    """The file's data extents (SEEK_DATA/SEEK_HOLE): what 'disk size' counts."""
+    out, pos = [], 0
+    with open(path, "rb") as f:
+        fd, size = f.fileno(), os.fstat(f.fileno()).st_size
+        while pos < size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break
+            pos = os.lseek(fd, start, os.SEEK_HOLE)
+            out.append((start, pos))
+    return out
+
+
+@pytest.mark.parametrize("damage", ["reftable-entry-0", "data-refcount-0"])
+def test_check_rebuild_layout_as_qemu(tmp_path, damage):
+    """QEMU's rebuild puts each new refcount block, then the table, in the
+    first free clusters (an old block nothing references is free), and the
+    leak repair after it discards the old structure's clusters."""
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.qcow2"
+        ok(qimg("create", "-q", "-f", "qcow2", "-o", "cluster_size=4k", img, "4M"))
+        qio_ok(img, "write -P 0x11 0 8k", "write -P 0x22 1M 4k", "write -P 0x33 3M 4k")
+        rt_off = header_field(img, 48, "Q")
+        if damage == "reftable-entry-0":
+            poke(img, rt_off, bytes(8))
+        else:
+            rb_off = header_field(img, rt_off, "Q")
+            data = qmap(img)[0]["offset"] // 4096
+            poke(img, rb_off + 2 * data, bytes(2))
+        rc, out, err = tool(which, "check", "-r", "all", img)
+        assert rc == 0, err
+        qio_ok(img, "read -P 0x11 0 8k", "read -P 0x22 1M 4k", "read -P 0x33 3M 4k")
+        got[which] = (out, err, header_field(img, 48, "Q"), header_field(img, 56, "I"),
+                      img.stat().st_size, _allocated(img))
+    assert got["kestrel"] == got["qemu"]
+
+
+def test_resize_empty_raw_writes_first_block_as_qemu(tmp_path):
+    """file-posix truncate from length 0 writes the first 4 KiB (allocate_first_block)."""
+    got = {}
+    for which in TOOLS:
+        img = tmp_path / f"{which}.raw"
+        ok(qimg("create", "-q", "-f", "raw", img, "0"))
+        ok(tool(which, "resize", "-f", "raw", img, "1M"))
+        got[which] = (qmap(img), _allocated(img))
+    assert got["kestrel"] == got["qemu"]

@@ -443,7 +443,7 @@ static int rebuild_and_recount(struct qcow2 *s, struct refs *r, struct block_che
 	bool broken = false;
 	int ret;
 
-	ret = rebuild(s, r, report);
+	ret = qcow2_check_rebuild(s, r, report);
 	if (ret < 0)
 		return ret;
 	free(s->check_refs);

@@ -58,6 +58,12 @@ int qcow2_count_refs(struct qcow2 *s, struct refs *r, struct block_check_result 
 		     uint64_t nb_clusters, unsigned fix, bool *rebuild, FILE *report);
 
 /*
+ * check -r: a new refcount structure from the counts in r, in QEMU's layout
+ * (check_rebuild.c); the old one is left as leaks.
+ */
+int qcow2_check_rebuild(struct qcow2 *s, const struct refs *r, FILE *report);
+
+/*
  * Whether [off, off+len) lies on metadata that a repair's write must spare
  * (QEMU's default overlap check), leaving out the structure being written.
  */

@@ -402,6 +402,10 @@ static int write_cluster_part(struct qcow2 *s, uint64_t guest, uint64_t l2e, uin
 		if (fallocate(s->bd->fd, 0, (off_t)host, (off_t)s->cluster_size) == 0)
 			return qcow2_data_pwrite(s, host + in, data, len);
 	}
+	/* In an external data file the cluster may hold old bytes: zeroed, not just allocated. */
+	if (qcow2_has_data_file(s) && reads_as_zero(s, guest, l2e) &&
+	    qcow2_data_zero_fast(s, host, s->cluster_size) == 0)
+		return qcow2_data_pwrite(s, host + in, data, len);
 	bounce = block_alloc_buf(s->cluster_size);
 	if (!bounce)
 		return -ENOMEM;

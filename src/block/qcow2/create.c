@@ -277,6 +277,7 @@ static int prealloc_data_file(struct qcow2 *s, uint64_t host, uint64_t len,
 /* An external data file grows with the disk, to its exact size (QEMU's qcow2_co_truncate). */
 static int grow_data_file(struct qcow2 *s, uint64_t size)
 {
+	char msg[256];
 	int64_t cur;
 
 	if (!qcow2_has_data_file(s) || !s->data)
@@ -286,8 +287,11 @@ static int grow_data_file(struct qcow2 *s, uint64_t size)
 		return (int)cur;
 	if ((uint64_t)cur >= size)
 		return 0;
-	block_crash_point();
-	return ftruncate(s->data->fd, (off_t)size) < 0 ? -errno : 0;
+	/* Through the raw driver: a data file grown from empty gets its first block written. */
+	s->data->size = (uint64_t)cur;
+	if (block_truncate(s->data, size, false, BLOCK_PREALLOC_OFF, msg, sizeof(msg)) < 0)
+		return -EIO;
+	return 0;
 }
 
 /* Host clusters for every unallocated guest cluster in [from, to), contiguous per L2 table. */

@@ -8,6 +8,8 @@
 #include "block/qcow2/qcow2.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,4 +97,25 @@ int qcow2_data_zero(struct qcow2 *s, uint64_t off, uint64_t len)
 	}
 	free(z);
 	return ret;
+}
+
+/*
+ * Zeroes [off, off+len) of the data file without writing it, as QEMU's
+ * handle_alloc_space does before a partial write to a fresh cluster
+ * (file-posix write-zeroes with BDRV_REQ_NO_FALLBACK): zero range, else punch
+ * a hole and allocate it.  Fails where neither works; the caller writes then.
+ */
+int qcow2_data_zero_fast(struct qcow2 *s, uint64_t off, uint64_t len)
+{
+	if (!s->data)
+		return -EIO;
+	block_crash_point();
+	if (fallocate(s->data->fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (fallocate(s->data->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		      (off_t)len) < 0)
+		return -errno;
+	if (fallocate(s->data->fd, 0, (off_t)off, (off_t)len) < 0)
+		return -errno;
+	return 0;
 }

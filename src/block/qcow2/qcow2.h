@@ -423,6 +423,7 @@ int qcow2_data_alloc(struct qcow2 *s, uint64_t guest, uint64_t n, uint64_t *host
 char *qcow2_data_path(const struct qcow2 *s);
 /* Raw external data: zeroes written to the data file itself. */
 int qcow2_data_zero(struct qcow2 *s, uint64_t off, uint64_t len);
+int qcow2_data_zero_fast(struct qcow2 *s, uint64_t off, uint64_t len);
 
 /* cluster_ext.c: extended L2 entries (qcow2 spec: "Extended L2 Entries") */
 /*

@@ -112,6 +112,23 @@ def test_leaked_clusters(tmp_path):
     repaired_by_kestrel(img, tmp_path, "leaks", bytes(w.model))
 
 
+def test_repaired_leak_gives_space_back_as_qemu(tmp_path):
+    # QEMU's repair discards a cluster whose refcount it brings to 0
+    # (QCOW2_DISCARD_ALWAYS): the file keeps its size, the space goes back.
+    blocks = {}
+    for tool in (qimg, kimg):
+        img, w = make_image(tmp_path, name=f"{tool.__name__}.qcow2")
+        q = Qcow2(img)
+        q.set_l2_entry(0, 3, 0)                       # guest cluster 3: data now leaked
+        rc, out, err = tool("check", "-r", "leaks", img)
+        assert rc == 0 and "Repairing cluster" in err, (rc, out, err)
+        blocks[tool.__name__] = (img.stat().st_size, img.stat().st_blocks)
+        qemu_check_clean(img)
+        w.model[3 * q.cs:4 * q.cs] = bytes(q.cs)
+        assert read_raw_via_qemu(img, tmp_path) == bytes(w.model)
+    assert blocks["kimg"] == blocks["qimg"]
+
+
 def test_refcount_too_low(tmp_path):
     img, w = make_image(tmp_path)
     ok(qimg("snapshot", "-c", "s", img))          # shared clusters: refcount 2

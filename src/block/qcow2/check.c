@@ -7,6 +7,8 @@
 #include "block/qcow2/check.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,25 @@ static bool refblock_present(const struct qcow2 *s, uint64_t cluster)
 
 	return e && !(e & ~REFT_OFFSET_MASK) && !qcow2_in_cluster(s, e) &&
 	       e >= s->cluster_size && e < s->file_size;
+}
+
+/*
+ * A leak repaired to refcount 0 gives the cluster's space back to the file
+ * system, as QEMU's repair discards it (QCOW2_DISCARD_ALWAYS).  A cluster
+ * the overlap check still finds metadata on keeps its bytes.
+ */
+static void discard_freed(struct qcow2 *s, uint64_t cluster)
+{
+	uint64_t off = cluster << s->cluster_bits;
+	unsigned hit;
+
+	if (off >= s->file_size ||
+	    qcow2_overlaps(s, s->overlap & ~QCOW2_OL_INACTIVE_L2, off, s->cluster_size, &hit) ||
+	    hit)
+		return;
+	block_crash_point();
+	fallocate(s->bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		  (off_t)s->cluster_size);
 }
 
 /* QEMU's compare_refcounts. */
@@ -70,6 +91,8 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 		if (fixable) {
 			ret = qcow2_update_refcount(s, i, (int64_t)(ref - rc));
 			if (ret == 0) {
+				if (rc > ref && !ref)
+					discard_freed(s, i);
 				if (rc > ref)
 					res->leaks_fixed++;
 				else

@@ -339,3 +339,22 @@ def test_unaligned_preallocated_cluster_repaired(tmp_path):
     assert rc == 0 and "Repairing offset=" in err and "Preallocated cluster" in err, err
     qemu_check_clean(img)
     assert read_raw_via_qemu(img, tmp_path)[:16 << 20] == bytes(w.model)
+
+
+def test_rebuild_recount_reports_what_stays_broken(tmp_path):
+    # After a rebuild QEMU counts the references again (calculate_refcounts)
+    # and prints once more what no repair fixes (here reserved bits), before
+    # it lets the old structure go ("Repairing cluster ..." lines).
+    errs = {}
+    for tool in (qimg, kimg):
+        img, w = make_image(tmp_path, name=f"{tool.__name__}.qcow2")
+        q = Qcow2(img)
+        q.set_l2_entry(0, 4, q.l2_entry(0, 4) | 0x10)           # reserved bits: stays
+        data_cluster = (q.l2_entry(0, 6) & 0x00fffffffffffe00) >> q.cluster_bits
+        q.set_refcount(data_cluster, 0)                          # in use, counted 0: rebuild
+        rc, out, err = tool("check", "-r", "all", img)
+        assert "Rebuilding refcount structure" in err, err
+        errs[tool.__name__] = (rc, err.splitlines())
+    assert errs["kimg"] == errs["qimg"]
+    after = errs["kimg"][1][errs["kimg"][1].index("Rebuilding refcount structure"):]
+    assert any("reserved bits" in line for line in after)

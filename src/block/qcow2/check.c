@@ -430,7 +430,7 @@ static int rebuild_and_recount(struct qcow2 *s, struct refs *r, struct block_che
 	free(r->n);
 	*r = (struct refs){ 0 };
 	ret = qcow2_count_refs(s, r, &again, qcow2_size_to_clusters(s, s->file_size), 0, &broken,
-			       NULL);
+			       report);
 	/* QEMU prints these repairs of the old structure's clusters too. */
 	if (ret == 0)
 		ret = compare_refs(s, r, &again, BLOCK_FIX_LEAKS, &broken, highest, report);

@@ -358,3 +358,22 @@ def test_rebuild_recount_reports_what_stays_broken(tmp_path):
     assert errs["kimg"] == errs["qimg"]
     after = errs["kimg"][1][errs["kimg"][1].index("Rebuilding refcount structure"):]
     assert any("reserved bits" in line for line in after)
+
+
+def test_rebuild_not_written_over_l2_table_past_eof(tmp_path):
+    # The file ends before an L2 table the L1 table still names: the new
+    # refcount table must not land there (it would read as that table's
+    # entries, refcount blocks mapped as guest data).  QEMU's overlap check
+    # refuses that write and marks the image corrupt; so does kestrel-img.
+    import hostile_qcow2
+    got = {}
+    for tool in (qimg, kimg):
+        d = tmp_path / tool.__name__
+        (_, img, _), = hostile_qcow2.generate(str(d), ["trunc-l2"])
+        rc, out, err = tool("check", "-r", "all", img)
+        tail = [line.split(": ", 1)[1] if line.startswith(("qemu-img:", "kestrel-img:")) else line
+                for line in err.splitlines()[-3:]]
+        got[tool.__name__] = (rc, tail, header_field(img, 72, "Q") & 2)
+    assert got["kimg"] == got["qimg"]
+    assert got["kimg"][0] == 1 and got["kimg"][2] == 2
+    assert "overlaps with active L2 table" in got["kimg"][1][0]

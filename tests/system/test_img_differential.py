@@ -49,7 +49,7 @@ PENDING = {
     "h-check-r-all-ov-l2-on-refblock": "A hostile: check -r all: the rebuilt refcount structure goes after the end of the file, QEMU puts it in the first free clusters (same cause as rt-zero)",
     "h-check-r-all-rt-zero": "A hostile: check -r all (repairs, Repairing lines)",
     "h-check-r-all-snap-table-eof": "A hostile: check -r all (repairs, Repairing lines)",
-    "h-check-r-all-trunc-l2": "A hostile: check -r all: a refcount block past the end of the file is reported, QEMU grows the file over it (Repairing ... is outside image) and counts it; only useful with QEMU's first-free placement of the rebuilt structure (see rt-zero)",
+    "h-check-r-all-trunc-l2": "A hostile: check -r all: a refcount block past the end of the file is only reported; QEMU grows the file over it (Repairing ... is outside image) and counts it. Kestrel's rebuild, placed after the end of the file, would then succeed where QEMU's first-free placement hits the L2 table and fails: to fix with rt-zero's placement",
     "h-check-snap-table-eof": "A hostile images",
     "h-convert-comp-2m": "A hostile images",
     "h-convert-comp-512": "A hostile images",

@@ -325,8 +325,10 @@ static size_t plan_copy_clusters(const struct conv *c, const struct seg *segs, s
  * cut at the source's cluster alignment, data in buffers of 2 MiB), each
  * data run (and zero run with -S 0) one step.  The same pass here gives
  * the same lines; they are printed as the copy passes each step's start.
+ * qemu-img makes that pass with or without -p, before the first write: a
+ * block status error there ends the copy with the target still untouched.
  */
-static void prog_plan(struct conv *c)
+static int prog_plan(struct conv *c)
 {
 	struct prog *p = &c->progress;
 	uint64_t off = 0, next_status = 0, buf = c->compress ? c->cluster : CHUNK;
@@ -338,8 +340,12 @@ static void prog_plan(struct conv *c)
 			uint64_t part = n, pnum, align, in;
 			int s = src_at(c, off, &part);
 			in = off - c->src_start[s];
-			if (seg_status(c, c->src[s], in, part, &kind, &pnum) < 0)
-				break;	/* the copy meets the error and reports it */
+			int ret = seg_status(c, c->src[s], in, part, &kind, &pnum);
+			if (ret < 0) {
+				img_error("error while reading block status at offset %" PRIu64
+					  ": %s", in, strerror(-ret));
+				return ret;
+			}
 			/* Extents end on the source's cluster (or sector) boundaries. */
 			align = block_cluster_size(c->src[s]) ? block_cluster_size(c->src[s]) : 512;
 			pnum = (pnum + 511) & ~511ULL;
@@ -360,11 +366,12 @@ static void prog_plan(struct conv *c)
 				n -= n % c->cluster;
 			}
 		}
-		if ((kind == SEG_DATA || (kind == SEG_ZERO && !c->min_sparse)) &&
+		if (p->enabled && (kind == SEG_DATA || (kind == SEG_ZERO && !c->min_sparse)) &&
 		    prog_add(p, off, n) < 0)
-			break;
+			p->enabled = false;	/* out of memory: no progress lines, the copy goes on */
 		off += n;
 	}
+	return 0;
 }
 
 /* Under c->lock: the steps whose start the finished chunks have passed. */
@@ -834,8 +841,8 @@ int img_convert(int argc, char **argv)
 		nworkers = (int)coroutines;
 	if (nworkers > MAX_WORKERS)
 		nworkers = MAX_WORKERS;
-	if (progress)
-		prog_plan(&c);
+	if (prog_plan(&c) < 0)
+		goto out;
 	ret = run_workers(&c, nworkers);
 	if (ret == 0)
 		ret = block_flush(c.dst);

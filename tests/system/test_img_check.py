@@ -112,6 +112,23 @@ def test_leaked_clusters(tmp_path):
     repaired_by_kestrel(img, tmp_path, "leaks", bytes(w.model))
 
 
+def test_repaired_leak_gives_space_back_as_qemu(tmp_path):
+    # QEMU's repair discards a cluster whose refcount it brings to 0
+    # (QCOW2_DISCARD_ALWAYS): the file keeps its size, the space goes back.
+    blocks = {}
+    for tool in (qimg, kimg):
+        img, w = make_image(tmp_path, name=f"{tool.__name__}.qcow2")
+        q = Qcow2(img)
+        q.set_l2_entry(0, 3, 0)                       # guest cluster 3: data now leaked
+        rc, out, err = tool("check", "-r", "leaks", img)
+        assert rc == 0 and "Repairing cluster" in err, (rc, out, err)
+        blocks[tool.__name__] = (img.stat().st_size, img.stat().st_blocks)
+        qemu_check_clean(img)
+        w.model[3 * q.cs:4 * q.cs] = bytes(q.cs)
+        assert read_raw_via_qemu(img, tmp_path) == bytes(w.model)
+    assert blocks["kimg"] == blocks["qimg"]
+
+
 def test_refcount_too_low(tmp_path):
     img, w = make_image(tmp_path)
     ok(qimg("snapshot", "-c", "s", img))          # shared clusters: refcount 2
@@ -351,3 +368,39 @@ def test_repair_clears_counts_past_the_end(tmp_path, other_leak):
     assert q.get_refcount(end) == q.get_refcount(end + 3) == 0
     ok(run(["qemu-io", "-c", "write -P 6 2M 64k", img]))
     qemu_check_clean(img)
+def test_rebuild_recount_reports_what_stays_broken(tmp_path):
+    # After a rebuild QEMU counts the references again (calculate_refcounts)
+    # and prints once more what no repair fixes (here reserved bits), before
+    # it lets the old structure go ("Repairing cluster ..." lines).
+    errs = {}
+    for tool in (qimg, kimg):
+        img, w = make_image(tmp_path, name=f"{tool.__name__}.qcow2")
+        q = Qcow2(img)
+        q.set_l2_entry(0, 4, q.l2_entry(0, 4) | 0x10)           # reserved bits: stays
+        data_cluster = (q.l2_entry(0, 6) & 0x00fffffffffffe00) >> q.cluster_bits
+        q.set_refcount(data_cluster, 0)                          # in use, counted 0: rebuild
+        rc, out, err = tool("check", "-r", "all", img)
+        assert "Rebuilding refcount structure" in err, err
+        errs[tool.__name__] = (rc, err.splitlines())
+    assert errs["kimg"] == errs["qimg"]
+    after = errs["kimg"][1][errs["kimg"][1].index("Rebuilding refcount structure"):]
+    assert any("reserved bits" in line for line in after)
+
+
+def test_rebuild_not_written_over_l2_table_past_eof(tmp_path):
+    # The file ends before an L2 table the L1 table still names: the new
+    # refcount table must not land there (it would read as that table's
+    # entries, refcount blocks mapped as guest data).  QEMU's overlap check
+    # refuses that write and marks the image corrupt; so does kestrel-img.
+    import hostile_qcow2
+    got = {}
+    for tool in (qimg, kimg):
+        d = tmp_path / tool.__name__
+        (_, img, _), = hostile_qcow2.generate(str(d), ["trunc-l2"])
+        rc, out, err = tool("check", "-r", "all", img)
+        tail = [line.split(": ", 1)[1] if line.startswith(("qemu-img:", "kestrel-img:")) else line
+                for line in err.splitlines()[-3:]]
+        got[tool.__name__] = (rc, tail, header_field(img, 72, "Q") & 2)
+    assert got["kimg"] == got["qimg"]
+    assert got["kimg"][0] == 1 and got["kimg"][2] == 2
+    assert "overlaps with active L2 table" in got["kimg"][1][0]

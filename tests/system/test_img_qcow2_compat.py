@@ -739,3 +739,83 @@ def test_resize_empty_raw_writes_first_block_as_qemu(tmp_path):
         ok(tool(which, "resize", "-f", "raw", img, "1M"))
         got[which] = (qmap(img), _allocated(img))
     assert got["kestrel"] == got["qemu"]
+# --- damaged L2 entries: what qemu-img says, and when (qcow2-cluster.c) ---
+
+def _l2_entry_addr(img, guest, cluster=65536):
+    """File offset of the L2 entry for guest offset `guest` (first L2 table)."""
+    l1 = header_field(img, 40, "Q")
+    with open(img, "rb") as f:
+        f.seek(l1)
+        l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+    return l2 + 8 * (guest // cluster)
+
+
+def _bend_entry(img, guest, fn):
+    addr = _l2_entry_addr(img, guest)
+    with open(img, "rb") as f:
+        f.seek(addr)
+        e = struct.unpack(">Q", f.read(8))[0]
+    poke(img, addr, struct.pack(">Q", fn(e)))
+    return e
+
+
+def _corrupt_line(text):
+    return [line for line in text.splitlines() if line.startswith("qcow2:")]
+
+
+def test_unaligned_data_cluster_named_as_qemu(tmp_path):
+    # A lookup (map, reads) names the L2 table and index; a write into the
+    # cluster (handle_copied) names the guest offset.
+    img = tmp_path / "a.qcow2"
+    ok(qimg("create", "-f", "qcow2", img, "4M"))
+    qio_ok(img, "write -P 0x11 0 192k")
+    _bend_entry(img, 131072, lambda e: e + 512)
+    for args in (("map", "--output=json"), ("bench", "-w", "-c", "1", "-o", "131072", "-s", "512")):
+        got = {}
+        for which in TOOLS:
+            work = tmp_path / f"{which}.qcow2"
+            shutil.copy(img, work)
+            rc, out, err = tool(which, *args, str(work))
+            got[which] = (rc, _corrupt_line(err))
+        assert got["kestrel"] == got["qemu"], args
+        assert got["kestrel"][0] == 1 and got["kestrel"][1], args
+
+
+def test_convert_block_status_error_before_any_write(tmp_path):
+    # qemu-img convert walks the whole source's block status before it
+    # copies: an unreadable L2 entry past the first 2 MiB stops it with the
+    # target created but not written, and says it was the block status.
+    img = tmp_path / "a.qcow2"
+    ok(qimg("create", "-f", "qcow2", img, "4M"))
+    qio_ok(img, "write -P 0x11 0 64k", "write -P 0x22 3M 64k")
+    _bend_entry(img, 3 << 20, lambda e: e + 512)
+    got = {}
+    for which in TOOLS:
+        out = tmp_path / f"{which}.raw"
+        rc, _, err = tool(which, "convert", "-O", "raw", str(img), str(out))
+        lines = [line.split(": ", 1)[1] for line in err.splitlines() if line.startswith(("qemu-img", "kestrel-img"))]
+        got[which] = (rc, lines, out.stat().st_size, out.read_bytes().count(0x11))
+    assert got["kestrel"] == got["qemu"]
+    assert got["kestrel"][1] == ["error while reading block status at offset 3145728: Input/output error"]
+    assert got["kestrel"][3] == 0
+
+
+def test_compressed_cluster_past_eof_mapped_not_read(tmp_path):
+    # qemu-img map reports a compressed cluster whose bytes the file lost;
+    # a read of it fails (nothing to decompress), with no corruption signal.
+    img = tmp_path / "a.qcow2"
+    ok(qimg("create", "-f", "qcow2", img, "4M"))
+    qio_ok(img, "write -P 0x11 0 64k", "write -c -P 0x22 64k 64k")
+    e = _bend_entry(img, 65536, lambda e: e)
+    coff = e & ((1 << 54) - 1)          # 64 KiB clusters: offset bits 0..53
+    with open(img, "r+b") as f:
+        f.truncate(coff & ~511)
+    for args in (("map", "--output=json"), ("convert", "-O", "raw")):
+        got = {}
+        for which in TOOLS:
+            extra = [str(tmp_path / f"{which}.raw")] if args[0] == "convert" else []
+            rc, out, err = tool(which, *args, str(img), *extra)
+            got[which] = (rc, out, _corrupt_line(err), "error while reading at byte 65536" in err)
+        assert got["kestrel"] == got["qemu"], args
+        assert got["kestrel"][2] == []
+    assert got["kestrel"][0] == 1 and got["kestrel"][3]

@@ -23,6 +23,25 @@ static bool refblock_present(const struct qcow2 *s, uint64_t cluster)
 	       e >= s->cluster_size && e < s->file_size;
 }
 
+/*
+ * A leak repaired to refcount 0 gives the cluster's space back to the file
+ * system, as QEMU's repair discards it (QCOW2_DISCARD_ALWAYS).  A cluster
+ * the overlap check still finds metadata on keeps its bytes.
+ */
+static void discard_freed(struct qcow2 *s, uint64_t cluster)
+{
+	uint64_t off = cluster << s->cluster_bits;
+	unsigned hit;
+
+	if (off >= s->file_size ||
+	    qcow2_overlaps(s, s->overlap & ~QCOW2_OL_INACTIVE_L2, off, s->cluster_size, &hit) ||
+	    hit)
+		return;
+	block_crash_point();
+	fallocate(s->bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		  (off_t)s->cluster_size);
+}
+
 /* QEMU's compare_refcounts. */
 static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_result *res,
 			unsigned fix, bool *rebuild, uint64_t *highest, FILE *report)
@@ -59,6 +78,8 @@ static int compare_refs(struct qcow2 *s, struct refs *r, struct block_check_resu
 		if (fixable) {
 			ret = qcow2_update_refcount(s, i, (int64_t)(ref - rc));
 			if (ret == 0) {
+				if (rc > ref && !ref)
+					discard_freed(s, i);
 				if (rc > ref)
 					res->leaks_fixed++;
 				else
@@ -204,6 +225,31 @@ static int check_copied(struct qcow2 *s, struct block_check_result *res, unsigne
 }
 
 /*
+ * Whether the new refcount structure may go to [first, first+n): a table the
+ * image still names past the end of the file (which the count could not take
+ * in) may lie there, and writing over it would turn refcounts into its
+ * entries.  Refused as QEMU's overlap check refuses that write (the image is
+ * marked corrupt); the old refcount structure may be written over.
+ */
+static int area_free(struct qcow2 *s, uint64_t first, uint64_t n, const char *what,
+		     FILE *report)
+{
+	unsigned mask = s->overlap & ~(QCOW2_OL_INACTIVE_L2 | QCOW2_OL_REFCOUNT_TABLE |
+				       QCOW2_OL_REFCOUNT_BLOCK), hit;
+	int ret = qcow2_overlaps(s, mask, first << s->cluster_bits, n << s->cluster_bits, &hit);
+
+	if (ret < 0 || !hit)
+		return ret;
+	s->checking = false;	/* signalled, not hidden as a check's own writes are */
+	ret = qcow2_signal_corruption(s, "Preventing invalid write on metadata (overlaps with %s)",
+				      qcow2_overlap_name(hit));
+	s->checking = true;
+	say(report, "%s: ERROR writing %s: %s\n", program_invocation_short_name, what,
+	    strerror(-ret));
+	return ret;
+}
+
+/*
  * A new refcount table and blocks after everything the image references,
  * filled from the counted references (QEMU's rebuild_refcount_structure).
  */
@@ -248,8 +294,12 @@ static int rebuild(struct qcow2 *s, struct refs *r, FILE *report)
 	for (uint64_t b = 0; b < nblocks; b++)
 		st_be64(table + 8 * b, (start + tcl + b) << s->cluster_bits);
 	say(report, "Rebuilding refcount structure\n");
-	ret = qcow2_file_write(s, (start + tcl) << s->cluster_bits, blocks,
-			       (size_t)(nblocks * s->cluster_size));
+	ret = area_free(s, start + tcl, nblocks, "refblock", report);
+	if (ret == 0)
+		ret = area_free(s, start, tcl, "reftable", report);
+	if (ret == 0)
+		ret = qcow2_file_write(s, (start + tcl) << s->cluster_bits, blocks,
+				       (size_t)(nblocks * s->cluster_size));
 	if (ret == 0)
 		ret = qcow2_file_write(s, start << s->cluster_bits, table,
 				       (size_t)(tcl * s->cluster_size));
@@ -457,7 +507,7 @@ static int rebuild_and_recount(struct qcow2 *s, struct refs *r, struct block_che
 	free(r->n);
 	*r = (struct refs){ 0 };
 	ret = qcow2_count_refs(s, r, &again, qcow2_size_to_clusters(s, s->file_size), 0, &broken,
-			       NULL);
+			       report);
 	/* QEMU prints these repairs of the old structure's clusters too. */
 	if (ret == 0)
 		ret = compare_refs(s, r, &again, BLOCK_FIX_LEAKS, &broken, highest, report);

@@ -529,6 +529,28 @@ static int check_data_file_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type 
 	return 0;
 }
 
+/*
+ * A host cluster offset inside a cluster, in QEMU's words: a lookup
+ * (qcow2_get_host_offset: reads, block status) names the L2 table and
+ * index, a write that keeps the cluster (handle_copied) the guest offset.
+ */
+static int unaligned(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint64_t guest,
+		     bool write)
+{
+	uint64_t host = l2e & L2E_OFFSET_MASK;
+	uint64_t l1_index = guest >> (s->l2_bits + s->cluster_bits);
+	uint64_t l2_index = (guest >> s->cluster_bits) & (s->l2_size - 1);
+	uint64_t l2_off = l1_index < s->l1_size ? s->l1[l1_index] & L1E_OFFSET_MASK : 0;
+
+	if (write)
+		return qcow2_signal_corruption(s, "%s cluster offset %#" PRIx64 " unaligned (guest "
+					       "offset: %#" PRIx64 ")", type == QCOW2_ZERO_ALLOC ?
+					       "Preallocated zero" : "Data", host, guest);
+	return qcow2_signal_corruption(s, "Cluster allocation offset %#" PRIx64 " unaligned (L2 "
+				       "offset: %#" PRIx64 ", L2 index: %#" PRIx64 ")", host, l2_off,
+				       l2_index);
+}
+
 int qcow2_check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint64_t guest,
 		      bool write)
 {
@@ -537,8 +559,12 @@ int qcow2_check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint6
 	if (qcow2_has_data_file(s))
 		return check_data_file_entry(s, l2e, type, guest);
 	if (type == QCOW2_COMPRESSED) {
-		/* Dropping it would take references the descriptor never held. */
-		if (!s->checking && !qcow2_in_file(s, l2e & s->cluster_offset_mask))
+		/*
+		 * A write would drop it, taking references the descriptor never
+		 * held.  A lookup goes on as QEMU's: block status reports it, a
+		 * read of it fails (its bytes are not there to decompress).
+		 */
+		if (write && !s->checking && !qcow2_in_file(s, l2e & s->cluster_offset_mask))
 			return qcow2_signal_corruption(s, "Compressed cluster at %#" PRIx64 " is past "
 						       "the end of the file (guest offset: %#" PRIx64
 						       ")", l2e & s->cluster_offset_mask, guest);
@@ -547,8 +573,7 @@ int qcow2_check_entry(struct qcow2 *s, uint64_t l2e, enum qcow2_type type, uint6
 	if (type != QCOW2_NORMAL && type != QCOW2_ZERO_ALLOC)
 		return 0;
 	if (qcow2_in_cluster(s, host))
-		return qcow2_signal_corruption(s, "Cluster allocation offset %#" PRIx64
-					       " unaligned (guest offset: %#" PRIx64 ")", host, guest);
+		return unaligned(s, l2e, type, guest, write);
 	if (host < s->cluster_size)
 		return qcow2_signal_corruption(s, "Data cluster at %#" PRIx64 " overlaps the header "
 					       "(guest offset: %#" PRIx64 ")", host, guest);

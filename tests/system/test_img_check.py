@@ -3,6 +3,7 @@ the same findings, the same JSON and exit codes, and `-r` repairs that
 qemu-img then agrees with."""
 import re
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -404,3 +405,26 @@ def test_rebuild_not_written_over_l2_table_past_eof(tmp_path):
     assert got["kimg"] == got["qimg"]
     assert got["kimg"][0] == 1 and got["kimg"][2] == 2
     assert "overlaps with active L2 table" in got["kimg"][1][0]
+
+
+def test_refblock_outside_image_grown_then_rebuild_refused_as_qemu(tmp_path):
+    """check -r all on an image cut short (hostile corpus: trunc-l2): the
+    refcount block past the end gets the file grown over it ("Repairing
+    refcount block 0 is outside image"); the rebuild that follows would put
+    the new refcount table on the active L2 table, so it is refused as QEMU's
+    overlap check refuses it: the image marked corrupt, the check failed.
+    Same lines and exit status as qemu-img; the same data afterwards."""
+    import shutil
+    import img_matrix
+    src = Path(img_matrix.build_fixture("h-trunc-l2", str(tmp_path))) / "trunc-l2.qcow2"
+    out = {}
+    for name, tool in (("q", qimg), ("k", kimg)):
+        img = tmp_path / f"{name}.qcow2"
+        shutil.copy(src, img)
+        rc, o, e = tool("check", "-r", "all", img)
+        out[name] = (rc, o, e.replace("kestrel-img:", "qemu-img:").replace(str(img), "IMG"))
+    assert out["k"] == out["q"]
+    assert "Repairing refcount block 0 is outside image" in out["k"][2]
+    assert "ERROR writing reftable" in out["k"][2]
+    assert (tmp_path / "k.qcow2").stat().st_size == (tmp_path / "q.qcow2").stat().st_size
+    assert qimg("info", "--output=json", tmp_path / "k.qcow2")[1].count('"corrupt": true') == 1

@@ -225,31 +225,6 @@ static int check_copied(struct qcow2 *s, struct block_check_result *res, unsigne
 }
 
 /*
- * Whether the new refcount structure may go to [first, first+n): a table the
- * image still names past the end of the file (which the count could not take
- * in) may lie there, and writing over it would turn refcounts into its
- * entries.  Refused as QEMU's overlap check refuses that write (the image is
- * marked corrupt); the old refcount structure may be written over.
- */
-static int area_free(struct qcow2 *s, uint64_t first, uint64_t n, const char *what,
-		     FILE *report)
-{
-	unsigned mask = s->overlap & ~(QCOW2_OL_INACTIVE_L2 | QCOW2_OL_REFCOUNT_TABLE |
-				       QCOW2_OL_REFCOUNT_BLOCK), hit;
-	int ret = qcow2_overlaps(s, mask, first << s->cluster_bits, n << s->cluster_bits, &hit);
-
-	if (ret < 0 || !hit)
-		return ret;
-	s->checking = false;	/* signalled, not hidden as a check's own writes are */
-	ret = qcow2_signal_corruption(s, "Preventing invalid write on metadata (overlaps with %s)",
-				      qcow2_overlap_name(hit));
-	s->checking = true;
-	say(report, "%s: ERROR writing %s: %s\n", program_invocation_short_name, what,
-	    strerror(-ret));
-	return ret;
-}
-
-/*
  * A new refcount table and blocks after everything the image references,
  * filled from the counted references (QEMU's rebuild_refcount_structure).
  */
@@ -294,9 +269,9 @@ static int rebuild(struct qcow2 *s, struct refs *r, FILE *report)
 	for (uint64_t b = 0; b < nblocks; b++)
 		st_be64(table + 8 * b, (start + tcl + b) << s->cluster_bits);
 	say(report, "Rebuilding refcount structure\n");
-	ret = area_free(s, start + tcl, nblocks, "refblock", report);
+	ret = qcow2_rebuild_area_ok(s, start + tcl, nblocks, true, "refblock", report);
 	if (ret == 0)
-		ret = area_free(s, start, tcl, "reftable", report);
+		ret = qcow2_rebuild_area_ok(s, start, tcl, true, "reftable", report);
 	if (ret == 0)
 		ret = qcow2_file_write(s, (start + tcl) << s->cluster_bits, blocks,
 				       (size_t)(nblocks * s->cluster_size));

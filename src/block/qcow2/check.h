@@ -62,6 +62,9 @@ int qcow2_count_refs(struct qcow2 *s, struct refs *r, struct block_check_result 
  * (check_rebuild.c); the old one is left as leaks.
  */
 int qcow2_check_rebuild(struct qcow2 *s, const struct refs *r, FILE *report);
+/* Whether a rebuilt structure may be written to clusters [first, first+n) (check_rebuild.c). */
+int qcow2_rebuild_area_ok(struct qcow2 *s, uint64_t first, uint64_t n, bool old_free,
+			  const char *what, FILE *report);
 
 /*
  * Whether [off, off+len) lies on metadata that a repair's write must spare

@@ -64,17 +64,50 @@ static int64_t imrt_alloc(struct imrt *m, uint64_t count, uint64_t *first_free)
 	return (int64_t)c;
 }
 
+/*
+ * Whether a new refcount structure may go to clusters [first, first+n): a
+ * table the count could not take in (one the image names past the end of
+ * the file, say) may lie there, and writing over it would turn refcounts
+ * into its entries.  Refused as QEMU's overlap check refuses that write:
+ * the image is marked corrupt and the check fails ("ERROR writing ...").
+ * old_free: the old refcount structure may be written over (a rebuild
+ * placed after it).
+ */
+int qcow2_rebuild_area_ok(struct qcow2 *s, uint64_t first, uint64_t n, bool old_free,
+			  const char *what, FILE *report)
+{
+	unsigned mask = s->overlap & ~QCOW2_OL_INACTIVE_L2, hit;
+	int ret;
+
+	if (old_free)
+		mask &= ~(QCOW2_OL_REFCOUNT_TABLE | QCOW2_OL_REFCOUNT_BLOCK);
+	ret = qcow2_overlaps(s, mask, first << s->cluster_bits, n << s->cluster_bits, &hit);
+	if (ret < 0 || !hit)
+		return ret;
+	s->checking = false;	/* signalled, not hidden as a check's own writes are */
+	ret = qcow2_signal_corruption(s, "Preventing invalid write on metadata (overlaps with %s)",
+				      qcow2_overlap_name(hit));
+	s->checking = true;
+	say(report, "%s: ERROR writing %s: %s\n", program_invocation_short_name, what,
+	    strerror(-ret));
+	return ret;
+}
+
 /* One refcount block on disk: its slice of the in-memory counts. */
-static int write_block(struct qcow2 *s, const struct imrt *m, uint64_t index, uint8_t *buf)
+static int write_block(struct qcow2 *s, const struct imrt *m, uint64_t index, uint8_t *buf,
+		       FILE *report)
 {
 	uint64_t per_block = 1ULL << s->rb_bits, first = index * per_block;
+	int ret;
 
 	memset(buf, 0, s->cluster_size);
 	for (uint64_t i = 0; i < per_block && first + i < m->size; i++) {
 		uint64_t v = m->n[first + i];
 		qcow2_rc_set_entry(buf, s->refcount_order, i, v > s->refcount_max ? s->refcount_max : v);
 	}
-	return qcow2_file_write(s, m->table[index], buf, s->cluster_size);
+	ret = qcow2_rebuild_area_ok(s, m->table[index] >> s->cluster_bits, 1, false, "refblock",
+				    report);
+	return ret < 0 ? ret : qcow2_file_write(s, m->table[index], buf, s->cluster_size);
 }
 
 static int table_grow(struct imrt *m, uint64_t index, uint32_t cluster_size)
@@ -100,7 +133,7 @@ static int table_grow(struct imrt *m, uint64_t index, uint32_t cluster_size)
  * the table had to grow, 0 when not.
  */
 static int write_blocks(struct qcow2 *s, struct imrt *m, uint64_t first, uint64_t end,
-			uint8_t *buf)
+			uint8_t *buf, FILE *report)
 {
 	uint64_t per_block = 1ULL << s->rb_bits, first_free = 0;
 	int grown = 0, ret;
@@ -129,7 +162,7 @@ static int write_blocks(struct qcow2 *s, struct imrt *m, uint64_t first, uint64_
 			}
 			m->table[index] = (uint64_t)b << s->cluster_bits;
 		}
-		ret = write_block(s, m, index, buf);
+		ret = write_block(s, m, index, buf, report);
 		if (ret < 0)
 			return ret;
 		c = start + per_block - 1;
@@ -139,12 +172,15 @@ static int write_blocks(struct qcow2 *s, struct imrt *m, uint64_t first, uint64_
 
 /* The new table in place of the old one: one header write switches over. */
 static int switch_table(struct qcow2 *s, struct imrt *m, uint64_t table_cluster,
-			uint64_t clusters)
+			uint64_t clusters, FILE *report)
 {
 	uint64_t len = m->entries * 8;
-	uint8_t *buf = block_alloc_buf((size_t)(clusters << s->cluster_bits));
-	int ret;
+	uint8_t *buf;
+	int ret = qcow2_rebuild_area_ok(s, table_cluster, clusters, false, "reftable", report);
 
+	if (ret < 0)
+		return ret;
+	buf = block_alloc_buf((size_t)(clusters << s->cluster_bits));
 	if (!buf)
 		return -ENOMEM;
 	memset(buf, 0, (size_t)(clusters << s->cluster_bits));
@@ -186,7 +222,7 @@ int qcow2_check_rebuild(struct qcow2 *s, const struct refs *r, FILE *report)
 		m.n[c] = qcow2_refs_get(r, c);
 	/* There was no table: the first pass always makes one (header cluster 0 is counted). */
 	if (ret == 0)
-		ret = write_blocks(s, &m, 0, m.size, buf);
+		ret = write_blocks(s, &m, 0, m.size, buf, report);
 	if (ret == 0)
 		ret = m.entries ? 1 : -EIO;
 	/* The table last, where it fits; the blocks counting it are written again. */
@@ -201,10 +237,10 @@ int qcow2_check_rebuild(struct qcow2 *s, const struct refs *r, FILE *report)
 			break;
 		}
 		table = (uint64_t)t;
-		ret = write_blocks(s, &m, table, table + clusters, buf);
+		ret = write_blocks(s, &m, table, table + clusters, buf, report);
 	}
 	if (ret == 0)
-		ret = switch_table(s, &m, table, clusters);
+		ret = switch_table(s, &m, table, clusters, report);
 	free(buf);
 	free(m.n);
 	free(m.table);

@@ -7,6 +7,7 @@
 #include "block/qcow2/check.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -317,6 +318,30 @@ static int check_l1(struct qcow2 *s, struct refs *r, struct block_check_result *
 	return ret;
 }
 
+/*
+ * check -r all: a refcount block past the end of the file gets the file
+ * grown over it (QEMU's check_refblocks), so the rebuild that follows has
+ * a place it can trust.  0, or -1 after "ERROR could not resize image".
+ */
+static int grow_over(struct qcow2 *s, uint64_t off, FILE *report)
+{
+	int err = 0;
+
+	if (off > (uint64_t)INT64_MAX - s->cluster_size)
+		err = EINVAL;
+	if (!err) {
+		block_crash_point();
+		if (ftruncate(s->bd->fd, (off_t)(off + s->cluster_size)) < 0)
+			err = errno;
+	}
+	if (err) {
+		say(report, "ERROR could not resize image: %s\n", strerror(err));
+		return -1;
+	}
+	s->file_size = off + s->cluster_size;
+	return 0;
+}
+
 /* QEMU's check_refblocks: the refcount table and each block it names. */
 static int check_refblocks(struct qcow2 *s, struct refs *r, struct block_check_result *res,
 			   uint64_t nb_clusters, unsigned fix, bool *rebuild, FILE *report)
@@ -340,11 +365,16 @@ static int check_refblocks(struct qcow2 *s, struct refs *r, struct block_check_r
 		}
 		if (!off)
 			continue;
-		if (c >= nb_clusters) {
-			say(report, "ERROR refcount block %" PRIu64 " is outside image\n", i);
-			res->corruptions++;
-			*rebuild = true;
-			continue;
+		if (c >= qcow2_size_to_clusters(s, s->file_size)) {
+			say(report, "%s refcount block %" PRIu64 " is outside image\n",
+			    fix & BLOCK_FIX_ERRORS ? "Repairing" : "ERROR", i);
+			if (!(fix & BLOCK_FIX_ERRORS) || grow_over(s, off, report) < 0) {
+				res->corruptions++;
+				*rebuild = true;
+				continue;
+			}
+			/* The block reads as zeroes now: every count in it is wrong (rebuild). */
+			res->corruptions_fixed++;
 		}
 		ret = refs_inc(s, r, res, off, s->cluster_size, report);
 		if (ret < 0)

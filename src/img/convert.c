@@ -374,22 +374,20 @@ static void prog_advance(struct conv *c, uint64_t n)
 	}
 }
 
-/* One chunk: classify, read, then compress or wait for its turn and write. */
-static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
+/*
+ * What [start, end) of the sources holds, as segments of one kind each;
+ * each data segment gets its place in the chunk's buffer.
+ */
+static int chunk_segments(struct conv *c, uint64_t start, uint64_t end, struct seg *segs,
+			  size_t *pnsegs)
 {
-	uint64_t start = idx * c->chunk, end = start + c->chunk, off;
-	size_t nsegs = 0, used = 0, nops = 0, maxsegs = MAX_SEGS;
-	struct seg *segs = w->segs;
-	uint8_t *buf = w->buf;
-	int ret;
+	size_t nsegs = 0, used = 0;
 
-	if (end > c->total)
-		end = c->total;
-	for (off = start; off < end;) {
+	for (uint64_t off = start; off < end;) {
 		uint64_t pnum, n = end - off;
 		enum seg_kind kind;
 		int s = src_at(c, off, &n);
-		ret = seg_status(c, c->src[s], off - c->src_start[s], n, &kind, &pnum);
+		int ret = seg_status(c, c->src[s], off - c->src_start[s], n, &kind, &pnum);
 		if (ret < 0) {
 			fail(c, ret, true, off);
 			return ret;
@@ -402,7 +400,7 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 			segs[nsegs - 1].len += pnum;
 		} else {
 			/* Too fragmented to track: the rest of the chunk is read as data. */
-			if (nsegs == maxsegs - 1 && off + pnum < end) {
+			if (nsegs == MAX_SEGS - 1 && off + pnum < end) {
 				kind = SEG_DATA;
 				pnum = end - off;
 			}
@@ -416,71 +414,106 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 			used += (size_t)pnum;
 		off += pnum;
 	}
+	*pnsegs = nsegs;
+	return 0;
+}
 
-	if (c->compress) {
-		/*
-		 * Whole target clusters, compressed in this thread (the chunk starts on a
-		 * cluster): the chunk is read in full, zero clusters stay unallocated.
-		 */
-		ret = read_sources(c, start, end - start, buf);
+/* With -B, what the backing file provides is not copied. */
+static bool from_backing(const struct seg *segs, size_t nsegs, uint64_t off, size_t n)
+{
+	bool backing = false;
+
+	for (size_t i = 0; i < nsegs; i++)
+		if (segs[i].kind == SEG_BACKING && segs[i].off <= off &&
+		    segs[i].off + segs[i].len >= off + n)
+			backing = true;
+	return backing;
+}
+
+/* -c: one target cluster, compressed, or left unallocated when it reads as zeroes. */
+static int compress_cluster(struct conv *c, uint64_t off, const uint8_t *p, size_t n,
+			    bool backing)
+{
+	int ret = 0;
+
+	/* -S 0: every cluster written, zero ones compressed too (qemu-img). */
+	if (backing || (c->min_sparse && block_buffer_is_zero(p, n))) {
+		if (!backing && !c->zero_init) {
+			img_rate_charge(&c->rate, n, true);
+			ret = block_write_zeroes(c->dst, off, n, true);
+		}
+	} else {
+		img_rate_charge(&c->rate, n, true);
+		ret = block_pwrite_compressed(c->dst, off, p, n);
+	}
+	if (ret < 0)
+		fail(c, ret, false, off);
+	return ret;
+}
+
+/*
+ * -c: whole target clusters, compressed in this thread (the chunk starts on a
+ * cluster): the chunk is read in full, zero clusters stay unallocated.
+ */
+static int write_compressed(struct conv *c, uint64_t start, uint64_t end,
+			    const struct seg *segs, size_t nsegs, uint8_t *buf)
+{
+	int ret = read_sources(c, start, end - start, buf);
+
+	if (ret < 0)
+		return ret;
+	/* The target may end past the source (sector rounding): pad with zeroes. */
+	if (end == c->total && c->dst_size > end) {
+		uint64_t pad = c->dst_size - end;
+		if (pad > start + c->chunk - end)
+			pad = start + c->chunk - end;
+		memset(buf + (end - start), 0, (size_t)pad);
+	}
+	for (uint64_t off = start; off < end; off += c->cluster) {
+		uint64_t tail = end == c->total ? c->dst_size : end;
+		size_t n = tail - off < c->cluster ? (size_t)(tail - off) : c->cluster;
+		ret = compress_cluster(c, off, buf + (off - start), n,
+				       from_backing(segs, nsegs, off, n));
 		if (ret < 0)
 			return ret;
-		/* The target may end past the source (sector rounding): pad with zeroes. */
-		if (end == c->total && c->dst_size > end) {
-			uint64_t pad = c->dst_size - end;
-			if (pad > start + c->chunk - end)
-				pad = start + c->chunk - end;
-			memset(buf + (end - start), 0, (size_t)pad);
-		}
-		for (off = start; off < end; off += c->cluster) {
-			uint64_t tail = end == c->total ? c->dst_size : end;
-			size_t n = tail - off < c->cluster ? (size_t)(tail - off) : c->cluster;
-			const uint8_t *p = buf + (off - start);
-			bool backing = false;
-			/* With -B, what the backing file provides is not copied. */
-			for (size_t i = 0; i < nsegs; i++)
-				if (segs[i].kind == SEG_BACKING && segs[i].off <= off &&
-				    segs[i].off + segs[i].len >= off + n)
-					backing = true;
-			/* -S 0: every cluster written, zero ones compressed too (qemu-img). */
-			if (backing || (c->min_sparse && block_buffer_is_zero(p, n))) {
-				if (!backing && !c->zero_init) {
-					img_rate_charge(&c->rate, n, true);
-					ret = block_write_zeroes(c->dst, off, n, true);
-				}
-				if (ret < 0) {
-					fail(c, ret, false, off);
-					return ret;
-				}
-				continue;
-			}
-			img_rate_charge(&c->rate, n, true);
-			ret = block_pwrite_compressed(c->dst, off, p, n);
-			if (ret < 0) {
-				fail(c, ret, false, off);
-				return ret;
-			}
-		}
-		goto done;
 	}
+	return 0;
+}
 
-	/* Read and find the zeroes before the turn to write, in parallel. */
+/*
+ * The chunk's writes, planned before its turn to write: its data read and
+ * its zeroes found, in parallel with the other workers.
+ */
+static int plan_chunk(struct conv *c, uint64_t start, uint64_t end, size_t nsegs,
+		      struct work *w, size_t *pnops)
+{
+	size_t nops = 0;
+
 	if (c->copy_range && c->cluster)
-		nops = plan_copy_clusters(c, segs, nsegs, start, end, w->ops, 0);
+		nops = plan_copy_clusters(c, w->segs, nsegs, start, end, w->ops, 0);
 	for (size_t i = 0; i < nsegs && !(c->copy_range && c->cluster); i++) {
-		struct seg *g = &segs[i];
+		struct seg *g = &w->segs[i];
 		if (g->kind == SEG_DATA && c->copy_range) {
 			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL, true };
 		} else if (g->kind == SEG_DATA) {
-			ret = read_sources(c, g->off, g->len, buf + g->buf_off);
+			int ret = read_sources(c, g->off, g->len, w->buf + g->buf_off);
 			if (ret < 0)
 				return ret;
-			nops = plan_sparse(c, g->off, buf + g->buf_off, (size_t)g->len, w->ops, nops);
+			nops = plan_sparse(c, g->off, w->buf + g->buf_off, (size_t)g->len, w->ops,
+					   nops);
 		} else if (g->kind == SEG_ZERO && !c->zero_init) {
 			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL, false };
 		}
 	}
-	ret = 0;
+	*pnops = nops;
+	return 0;
+}
+
+/* The planned writes, in the chunk's turn (any order with -W). */
+static int write_in_turn(struct conv *c, uint64_t idx, const struct op *ops, size_t nops)
+{
+	int ret = 0;
+
 	if (!c->out_of_order) {
 		pthread_mutex_lock(&c->lock);
 		while (c->next_write != idx && !c->err)
@@ -489,7 +522,7 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 		pthread_mutex_unlock(&c->lock);
 	}
 	for (size_t i = 0; ret == 0 && i < nops; i++) {
-		struct op *o = &w->ops[i];
+		const struct op *o = &ops[i];
 		img_rate_charge(&c->rate, o->len, true);
 		ret = o->copy ? copy_sources(c, o->off, o->len)
 		      : o->data ? block_pwrite(c->dst, o->off, o->data, o->len)
@@ -497,9 +530,30 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 		if (ret < 0)
 			fail(c, ret, false, o->off);
 	}
+	return ret;
+}
+
+/* One chunk: classify, read, then compress or wait for its turn and write. */
+static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
+{
+	uint64_t start = idx * c->chunk, end = start + c->chunk;
+	size_t nsegs, nops;
+	int ret;
+
+	if (end > c->total)
+		end = c->total;
+	ret = chunk_segments(c, start, end, w->segs, &nsegs);
+	if (ret < 0)
+		return ret;
+	if (c->compress) {
+		ret = write_compressed(c, start, end, w->segs, nsegs, w->buf);
+	} else {
+		ret = plan_chunk(c, start, end, nsegs, w, &nops);
+		if (ret == 0)
+			ret = write_in_turn(c, idx, w->ops, nops);
+	}
 	if (ret)
 		return ret;
-done:
 	pthread_mutex_lock(&c->lock);
 	if (!c->out_of_order && !c->compress)
 		c->next_write = idx + 1;

@@ -622,7 +622,70 @@ static int online_cpus(void)
 	return n < 1 ? 1 : (int)n;
 }
 
-int img_convert(int argc, char **argv)
+/* convert's command line, as convert_parse reads it. */
+struct convert_args {
+	const char *fmt, *out_fmt, *out_backing, *out_backing_fmt, *snapshot;
+	const char *cache, *src_cache;
+	char *options;			/* every -o, joined with commas */
+	unsigned src_flags;
+	bool progress, quiet, no_create, target_is_zero, out_fmt_given;
+	bool image_opts, target_image_opts, bitmaps, skip_broken, sparse_given, salvage;
+	bool copy_range, compress, out_of_order;
+	uint64_t sparse, coroutines, rate;
+};
+
+/* -o given again: qemu-img joins the option strings with a comma. */
+static int convert_add_options(struct convert_args *a, const char *arg)
+{
+	char *n = a->options ? malloc(strlen(a->options) + strlen(arg) + 2) : strdup(arg);
+
+	if (!n)
+		return -1;
+	if (a->options) {
+		sprintf(n, "%s,%s", a->options, arg);
+		free(a->options);
+	}
+	a->options = n;
+	return 0;
+}
+
+/* -l snapshot.name=X, snapshot.id=X or just X; -s X is the old spelling. */
+static const char *convert_snapshot_name(const char *arg)
+{
+	if (!strncmp(arg, "snapshot.name=", 14))
+		return arg + 14;
+	if (!strncmp(arg, "snapshot.id=", 12))
+		return arg + 12;
+	return arg;
+}
+
+/* The options that take a number: -S, -m and -r.  False: refused (message printed). */
+static bool convert_number_opt(struct convert_args *a, int ch, const char *arg)
+{
+	switch (ch) {
+	case 'S':
+		a->sparse_given = true;
+		if (!img_parse_size(arg, &a->sparse) || a->sparse > INT32_MAX || a->sparse % 512) {
+			img_error("Invalid buffer size for sparse output specified. Valid sizes "
+				  "are multiples of 512 up to 2147483136.");
+			return false;
+		}
+		return true;
+	case 'm':
+		if (!img_parse_size(arg, &a->coroutines) || a->coroutines < 1 ||
+		    a->coroutines > 16 || strpbrk(arg, "kKmMgGtTpPeE")) {
+			img_error("Invalid number of coroutines. Allowed number of coroutines is "
+				  "between 1 and 16");
+			return false;
+		}
+		return true;
+	default:
+		return img_rate_parse(arg, &a->rate);
+	}
+}
+
+/* The option loop: IMG_CONTINUE, or the exit status. */
+static int convert_parse(int argc, char **argv, struct convert_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -636,284 +699,342 @@ int img_convert(int argc, char **argv)
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = NULL, *out_fmt = NULL, *out_backing = NULL, *out_backing_fmt = NULL;
-	const char *snapshot = NULL, *cache = "unsafe", *src_cache = "writeback", *out_name;
-	struct block_create_opts o = { 0 };
-	struct conv c = { 0 };
-	char *options IMG_AUTOFREE = NULL, err[4096];
-	struct img_opts copts = { 0 };
-	unsigned set = 0, src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, dst_flags, cf;
-	bool progress = false, quiet = false, no_create = false, target_is_zero = false;
-	bool image_opts = false, target_image_opts = false, out_fmt_given;
-	bool bitmaps = false, skip_broken = false;
-	bool sparse_given = false, salvage = false;
-	uint64_t sparse = 4096, coroutines = 8, rate = 0;
-	int ch, ret = 1, nworkers;
+	int ch, ret;
 
+	*a = (struct convert_args){ .cache = "unsafe", .src_cache = "writeback",
+				    .src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE,
+				    .sparse = 4096, .coroutines = 8 };
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:s:", longopts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 'h': img_cmd_help("convert"); return 0;
-		case 'f': fmt = optarg; break;
-		case 'O': out_fmt = optarg; break;
-		case 'B': out_backing = optarg; break;
-		case 'F': out_backing_fmt = optarg; break;
-		case 'C': c.copy_range = true; break;
-		case 'c': c.compress = true; break;
-		case 'o': {
-			char *n = options ? malloc(strlen(options) + strlen(optarg) + 2) : strdup(optarg);
-			if (!n)
+		case 'f': a->fmt = optarg; break;
+		case 'O': a->out_fmt = optarg; break;
+		case 'B': a->out_backing = optarg; break;
+		case 'F': a->out_backing_fmt = optarg; break;
+		case 'C': a->copy_range = true; break;
+		case 'c': a->compress = true; break;
+		case 'o':
+			if (convert_add_options(a, optarg) < 0)
 				return 1;
-			if (options) {
-				sprintf(n, "%s,%s", options, optarg);
-				free(options);
-			}
-			options = n;
 			break;
-		}
 		case 'l':
-		case 's':
-			/* -l snapshot.name=X, snapshot.id=X or just X; -s X is the old spelling. */
-			snapshot = optarg;
-			if (!strncmp(snapshot, "snapshot.name=", 14))
-				snapshot += 14;
-			else if (!strncmp(snapshot, "snapshot.id=", 12))
-				snapshot += 12;
-			break;
+		case 's': a->snapshot = convert_snapshot_name(optarg); break;
 		case 'S':
-			sparse_given = true;
-			if (!img_parse_size(optarg, &sparse) || sparse > INT32_MAX || sparse % 512) {
-				img_error("Invalid buffer size for sparse output specified. Valid sizes "
-					  "are multiples of 512 up to 2147483136.");
-				return 1;
-			}
-			break;
-		case 'p': progress = true; break;
-		case 't': cache = optarg; break;
-		case 'T': src_cache = optarg; break;
-		case 'q': quiet = true; break;
-		case 'n': no_create = true; break;
 		case 'm':
-			if (!img_parse_size(optarg, &coroutines) || coroutines < 1 || coroutines > 16 ||
-			    strpbrk(optarg, "kKmMgGtTpPeE")) {
-				img_error("Invalid number of coroutines. Allowed number of coroutines is "
-					  "between 1 and 16");
-				return 1;
-			}
-			break;
-		case 'W': c.out_of_order = true; break;
-		case 'U': src_flags |= BLOCK_NO_LOCK; break;
 		case 'r':
-			if (!img_rate_parse(optarg, &rate))
+			if (!convert_number_opt(a, ch, optarg))
 				return 1;
 			break;
-		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
+		case 'p': a->progress = true; break;
+		case 't': a->cache = optarg; break;
+		case 'T': a->src_cache = optarg; break;
+		case 'q': a->quiet = true; break;
+		case 'n': a->no_create = true; break;
+		case 'W': a->out_of_order = true; break;
+		case 'U': a->src_flags |= BLOCK_NO_LOCK; break;
+		case OPT_TARGET_IS_ZERO: a->target_is_zero = true; break;
 		case OPT_OBJECT:
 			if ((ret = img_object_add(optarg)))
 				return ret < 0;
-			ret = 1;
 			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
-		case OPT_TARGET_IMAGE_OPTS: target_image_opts = true; break;
-		case OPT_SALVAGE: salvage = c.salvage = true; break;
-		case OPT_BITMAPS: bitmaps = true; break;
-		case OPT_SKIP_BROKEN: skip_broken = true; break;
+		case OPT_IMAGE_OPTS: a->image_opts = true; break;
+		case OPT_TARGET_IMAGE_OPTS: a->target_image_opts = true; break;
+		case OPT_SALVAGE: a->salvage = true; break;
+		case OPT_BITMAPS: a->bitmaps = true; break;
+		case OPT_SKIP_BROKEN: a->skip_broken = true; break;
 		default:
 			return img_bad_option(ch, argv);
 		}
 	}
-	if (quiet)
-		progress = false;
-	c.quiet = quiet;
-	out_fmt_given = out_fmt != NULL;
-	if (skip_broken && !bitmaps) {
+	return IMG_CONTINUE;
+}
+
+/*
+ * qemu-img's checks of the options among themselves, in its order, before
+ * it prints any progress: IMG_CONTINUE, or the exit status.
+ */
+static int convert_check_args(int argc, char **argv, struct convert_args *a)
+{
+	unsigned cf;
+
+	if (a->quiet)
+		a->progress = false;
+	a->out_fmt_given = a->out_fmt != NULL;
+	if (a->skip_broken && !a->bitmaps) {
 		img_error("Use of --skip-broken-bitmaps requires --bitmaps");
 		return 1;
 	}
-	if (!out_fmt)
-		out_fmt = "raw";
+	if (!a->out_fmt)
+		a->out_fmt = "raw";
 	/* qemu-img's refusals of copy offloading, in its order. */
-	if (c.copy_range && (c.compress || sparse_given || salvage)) {
-		img_error(c.compress ? "Cannot enable copy offloading when -c is used" :
-			  sparse_given ? "Cannot enable copy offloading when -S is used" :
+	if (a->copy_range && (a->compress || a->sparse_given || a->salvage)) {
+		img_error(a->compress ? "Cannot enable copy offloading when -c is used" :
+			  a->sparse_given ? "Cannot enable copy offloading when -S is used" :
 			  "Cannot use copy offloading in salvaging mode");
 		return 1;
 	}
-	if (options && img_is_help_opt(options))
-		return img_print_option_help(out_fmt, argc - optind >= 2 ? argv[argc - 1] : NULL);
-	if (!img_check_create_format(out_fmt, NULL))
+	if (a->options && img_is_help_opt(a->options))
+		return img_print_option_help(a->out_fmt,
+					     argc - optind >= 2 ? argv[argc - 1] : NULL);
+	if (!img_check_create_format(a->out_fmt, NULL))
 		return 1;
 	if (argc - optind < 2) {
 		/* qemu-img 7.2 words both a missing source and a missing output so. */
 		img_error("Must specify image file name");
 		return 1;
 	}
-	if (target_image_opts && !no_create) {
+	if (a->target_image_opts && !a->no_create) {
 		img_error("--target-image-opts requires use of -n flag");
 		return 1;
 	}
-	if (target_is_zero && !no_create) {
+	if (a->target_is_zero && !a->no_create) {
 		img_error("--target-is-zero requires use of -n flag");
 		return 1;
 	}
 	/* qemu-img refuses both: they would describe a target that is not created. */
-	if (no_create && (out_backing || options)) {
-		img_error(out_backing ? "-B makes no sense when not creating the target"
-				      : "-o has no effect when skipping image creation");
+	if (a->no_create && (a->out_backing || a->options)) {
+		img_error(a->out_backing ? "-B makes no sense when not creating the target"
+					 : "-o has no effect when skipping image creation");
 		return 1;
 	}
-	if (!img_cache_flags(src_cache, &cf)) {
-		img_error("Invalid source cache option: %s", src_cache);
+	if (!img_cache_flags(a->src_cache, &cf)) {
+		img_error("Invalid source cache option: %s", a->src_cache);
 		return 1;
 	}
-	src_flags |= cf;
-	/* From here on qemu-img has printed 0%, and ends the line however it ends. */
-	c.progress.enabled = progress;
-	prog_print(&c.progress, 0);
-	if (!img_cache_flags(cache, &dst_flags)) {
-		img_error("Invalid cache option: %s", cache);
-		goto out;
-	}
-	if (c.compress && strcmp(out_fmt, "qcow2")) {
+	a->src_flags |= cf;
+	return IMG_CONTINUE;
+}
+
+/* The target's creation options (-o, -B, -F), checked as the driver checks them. */
+static int convert_target_opts(const struct convert_args *a, const char *out_name,
+			       struct img_opts *copts, struct block_create_opts *o, unsigned *set)
+{
+	char err[4096];
+
+	if (a->compress && strcmp(a->out_fmt, "qcow2")) {
 		img_error("Compression not supported for this file format");
-		goto out;
+		return -1;
 	}
-	if (img_opts_init(&copts, out_fmt, IMG_OPTS_CREATE_FILE) < 0)
-		goto out;
-	if (options && img_opts_parse(&copts, options, err, sizeof(err)) < 0) {
+	if (img_opts_init(copts, a->out_fmt, IMG_OPTS_CREATE_FILE) < 0)
+		return -1;
+	if (a->options && img_opts_parse(copts, a->options, err, sizeof(err)) < 0) {
 		img_error("%s", err);
-		goto out;
+		return -1;
 	}
 	/* The driver checks string values when it creates the target. */
-	if (img_opts_apply(&copts, &o, &set, err, sizeof(err)) < 0) {
-		img_error("%s: error while converting %s: %s", argv[argc - 1], out_fmt, err);
-		goto out;
+	if (img_opts_apply(copts, o, set, err, sizeof(err)) < 0) {
+		img_error("%s: error while converting %s: %s", out_name, a->out_fmt, err);
+		return -1;
 	}
-	if (out_backing)
-		o.backing_file = out_backing;
-	if (out_backing_fmt)
-		o.backing_fmt = out_backing_fmt;
+	if (a->out_backing)
+		o->backing_file = a->out_backing;
+	if (a->out_backing_fmt)
+		o->backing_fmt = a->out_backing_fmt;
+	return 0;
+}
 
-	c.nsrc = argc - optind - 1;
-	out_name = argv[argc - 1];
-	c.src = calloc((size_t)c.nsrc, sizeof(*c.src));
-	c.src_start = calloc((size_t)c.nsrc + 1, sizeof(*c.src_start));
-	if (!c.src || !c.src_start) {
-		ret = 1;
-		goto out;
-	}
-	if (snapshot && c.nsrc > 1) {
+/* The sources, one after another (or a snapshot of the one source). */
+static int convert_open_sources(struct conv *c, const struct convert_args *a, char **names,
+				int nsrc)
+{
+	char err[4096];
+
+	c->nsrc = nsrc;
+	c->src = calloc((size_t)c->nsrc, sizeof(*c->src));
+	c->src_start = calloc((size_t)c->nsrc + 1, sizeof(*c->src_start));
+	if (!c->src || !c->src_start)
+		return -1;
+	if (a->snapshot && c->nsrc > 1) {
 		img_error("No support for concatenating multiple snapshot");
-		goto out;
+		return -1;
 	}
-	for (int i = 0; i < c.nsrc; i++) {
-		c.src[i] = img_open_image(argv[optind + i], fmt, src_flags, image_opts);
-		if (!c.src[i])
-			goto out;
-		c.src_start[i] = c.total;
-		c.total += block_length(c.src[i]);
+	for (int i = 0; i < c->nsrc; i++) {
+		c->src[i] = img_open_image(names[i], a->fmt, a->src_flags, a->image_opts);
+		if (!c->src[i])
+			return -1;
+		c->src_start[i] = c->total;
+		c->total += block_length(c->src[i]);
 	}
-	c.src_start[c.nsrc] = c.total;
-	if (snapshot) {
-		if (block_snapshot_load_tmp(c.src[0], snapshot, err, sizeof(err)) < 0) {
+	c->src_start[c->nsrc] = c->total;
+	if (a->snapshot) {
+		if (block_snapshot_load_tmp(c->src[0], a->snapshot, err, sizeof(err)) < 0) {
 			img_error("Failed to load snapshot: %s", err);
-			goto out;
+			return -1;
 		}
-		c.total = block_length(c.src[0]);
-		c.src_start[1] = c.total;
+		c->total = block_length(c->src[0]);
+		c->src_start[1] = c->total;
 	}
-	/* qemu-img checks the source's bitmaps before it creates the target. */
-	if (bitmaps && img_convert_check_bitmaps(c.src, c.nsrc, skip_broken) < 0)
-		goto out;
+	return 0;
+}
 
-	if (!no_create && block_create_name_check(out_name, err, sizeof(err)) < 0) {
+/* Creates the target (without -n), as large as the sources unless -o size= says. */
+static int convert_create_target(const struct convert_args *a, const char *out_name,
+				 struct block_create_opts *o, unsigned set, uint64_t total)
+{
+	char err[4096];
+
+	if (a->no_create)
+		return 0;
+	if (block_create_name_check(out_name, err, sizeof(err)) < 0) {
 		img_error("%s", err);
-		goto out;
+		return -1;
 	}
-	if (!no_create) {
-		if (!(set & BLOCK_AMEND_SIZE))
-			o.size = c.total;
-		o.size = (o.size + 511) & ~511ULL;	/* whole sectors, as qemu-img creates */
-		if (o.backing_file && !o.backing_fmt) {
-			img_error("%s: Backing file specified without backing format", out_name);
-			goto out;
-		}
-		if (block_create(out_name, out_fmt, &o, err, sizeof(err)) < 0) {
-			img_error("%s: error while converting %s: %s", out_name, out_fmt, err);
-			goto out;
-		}
+	if (!(set & BLOCK_AMEND_SIZE))
+		o->size = total;
+	o->size = (o->size + 511) & ~511ULL;	/* whole sectors, as qemu-img creates */
+	if (o->backing_file && !o->backing_fmt) {
+		img_error("%s: Backing file specified without backing format", out_name);
+		return -1;
 	}
-	/* With its backing file, if it has one: partial clusters copy from it. */
-	c.dst = img_open_image(out_name, out_fmt_given || !target_image_opts ? out_fmt : NULL,
-			       dst_flags, target_image_opts);
-	if (!c.dst)
-		goto out;
-	if (block_length(c.dst) < c.total) {
+	if (block_create(out_name, a->out_fmt, o, err, sizeof(err)) < 0) {
+		img_error("%s: error while converting %s: %s", out_name, a->out_fmt, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens the target, with its backing file if it has one: partial clusters copy from it. */
+static int convert_open_target(struct conv *c, const struct convert_args *a,
+			       const char *out_name, unsigned dst_flags)
+{
+	c->dst = img_open_image(out_name,
+				a->out_fmt_given || !a->target_image_opts ? a->out_fmt : NULL,
+				dst_flags, a->target_image_opts);
+	if (!c->dst)
+		return -1;
+	if (block_length(c->dst) < c->total) {
 		img_error("Target image is too small (%" PRIu64 " < %" PRIu64 ")",
-			  block_length(c.dst), c.total);
-		goto out;
+			  block_length(c->dst), c->total);
+		return -1;
 	}
-	if (bitmaps && !img_supports_bitmaps(c.dst)) {
-		img_error("Format driver '%s' does not support bitmaps", out_fmt);
-		goto out;
+	if (a->bitmaps && !img_supports_bitmaps(c->dst)) {
+		img_error("Format driver '%s' does not support bitmaps", a->out_fmt);
+		return -1;
 	}
-	c.cluster = block_cluster_size(c.dst);
-	c.dst_size = block_length(c.dst);
-	if (c.compress && !c.cluster) {
+	c->cluster = block_cluster_size(c->dst);
+	c->dst_size = block_length(c->dst);
+	if (a->compress && !c->cluster) {
 		img_error("Compression not supported for this file format");
-		goto out;
+		return -1;
 	}
+	return 0;
+}
+
+/* How the copy runs: zero handling, chunk size; returns the number of workers. */
+static int convert_plan(struct conv *c, const struct convert_args *a,
+			const struct block_create_opts *o)
+{
+	int nworkers;
+
 	/* A new image without a backing file reads as zeroes until written. */
-	c.zero_init = (!no_create && !o.backing_file) || target_is_zero;
-	c.target_backing = o.backing_file != NULL;
-	c.min_sparse = sparse;
-	img_rate_init(&c.rate, rate);
-	c.chunk = CHUNK;
-	if (c.cluster && c.cluster > c.chunk)
-		c.chunk = c.cluster;
+	c->zero_init = (!a->no_create && !o->backing_file) || a->target_is_zero;
+	c->target_backing = o->backing_file != NULL;
+	c->min_sparse = a->sparse;
+	img_rate_init(&c->rate, a->rate);
+	c->chunk = CHUNK;
+	if (c->cluster && c->cluster > c->chunk)
+		c->chunk = c->cluster;
 	/*
 	 * Copying is I/O: a worker a CPU and one more keep reads ahead of the
 	 * in-order writes.  Compressing is CPU work: -m of them (8 by default,
 	 * as many clusters as qemu-img compresses at once), so that the
 	 * compression keeps every CPU busy even when other work competes for it.
 	 */
-	nworkers = c.compress ? (int)coroutines : online_cpus() + 1;
-	if (nworkers > (int)coroutines)
-		nworkers = (int)coroutines;
+	nworkers = c->compress ? (int)a->coroutines : online_cpus() + 1;
+	if (nworkers > (int)a->coroutines)
+		nworkers = (int)a->coroutines;
 	if (nworkers > MAX_WORKERS)
 		nworkers = MAX_WORKERS;
-	if (progress)
-		prog_plan(&c);
-	ret = run_workers(&c, nworkers);
+	if (a->progress)
+		prog_plan(c);
+	return nworkers;
+}
+
+/* The copy, its error message, then the bitmaps: the exit status. */
+static int convert_copy(struct conv *c, const struct convert_args *a, int nworkers)
+{
+	int ret = run_workers(c, nworkers);
+
 	if (ret == 0)
-		ret = block_flush(c.dst);
+		ret = block_flush(c->dst);
 	if (ret < 0) {
-		if (c.err_read)
-			img_error("error while reading at byte %" PRIu64 ": %s", c.err_off,
+		if (c->err_read)
+			img_error("error while reading at byte %" PRIu64 ": %s", c->err_off,
 				  strerror(-ret));
 		else
-			img_error("error while writing at byte %" PRIu64 ": %s", c.err_off,
+			img_error("error while writing at byte %" PRIu64 ": %s", c->err_off,
 				  strerror(-ret));
-		ret = 1;
-	} else {
-		prog_print(&c.progress, 100);
-		/* The bitmaps last, so that the copy's writes do not mark them (as qemu-img). */
-		ret = bitmaps ? img_convert_copy_bitmaps(c.src[0], c.dst, skip_broken) : 0;
+		return 1;
 	}
-out:
+	prog_print(&c->progress, 100);
+	/* The bitmaps last, so that the copy's writes do not mark them (as qemu-img). */
+	return a->bitmaps ? img_convert_copy_bitmaps(c->src[0], c->dst, a->skip_broken) : 0;
+}
+
+/* From qemu-img's first progress line on: open, create, copy (the exit status). */
+static int convert_run(int argc, char **argv, struct convert_args *a, struct conv *c,
+		       struct img_opts *copts)
+{
+	struct block_create_opts o = { 0 };
+	const char *out_name = argv[argc - 1];
+	unsigned set = 0, dst_flags;
+
+	c->copy_range = a->copy_range;
+	c->compress = a->compress;
+	c->out_of_order = a->out_of_order;
+	c->salvage = a->salvage;
+	c->quiet = a->quiet;
+	/* From here on qemu-img has printed 0%, and ends the line however it ends. */
+	c->progress.enabled = a->progress;
+	prog_print(&c->progress, 0);
+	if (!img_cache_flags(a->cache, &dst_flags)) {
+		img_error("Invalid cache option: %s", a->cache);
+		return 1;
+	}
+	if (convert_target_opts(a, out_name, copts, &o, &set) < 0 ||
+	    convert_open_sources(c, a, argv + optind, argc - optind - 1) < 0)
+		return 1;
+	/* qemu-img checks the source's bitmaps before it creates the target. */
+	if (a->bitmaps && img_convert_check_bitmaps(c->src, c->nsrc, a->skip_broken) < 0)
+		return 1;
+	if (convert_create_target(a, out_name, &o, set, c->total) < 0 ||
+	    convert_open_target(c, a, out_name, dst_flags) < 0)
+		return 1;
+	return convert_copy(c, a, convert_plan(c, a, &o));
+}
+
+static void convert_free(struct conv *c)
+{
 	/* qemu_progress_end: the line ends, whatever happened. */
-	if (c.progress.enabled)
+	if (c->progress.enabled)
 		printf("\n");
-	free(c.progress.at);
-	free(c.progress.done);
-	if (c.dst)
-		block_close(c.dst);
-	for (int i = 0; c.src && i < c.nsrc; i++)
-		block_close(c.src[i]);
-	free(c.src);
-	free(c.src_start);
-	img_opts_free(&copts);
+	free(c->progress.at);
+	free(c->progress.done);
+	if (c->dst)
+		block_close(c->dst);
+	for (int i = 0; c->src && i < c->nsrc; i++)
+		block_close(c->src[i]);
+	free(c->src);
+	free(c->src_start);
+}
+
+int img_convert(int argc, char **argv)
+{
+	struct convert_args a;
+	struct img_opts copts = { 0 };
+	struct conv c = { 0 };
+	int ret = convert_parse(argc, argv, &a);
+
+	if (ret == IMG_CONTINUE)
+		ret = convert_check_args(argc, argv, &a);
+	if (ret == IMG_CONTINUE) {
+		ret = convert_run(argc, argv, &a, &c, &copts);
+		convert_free(&c);
+		img_opts_free(&copts);
+	}
+	free(a.options);
 	return ret;
 }
 

@@ -21,6 +21,12 @@
 extern const char *img_prog;
 #define IMG_NAME img_prog
 
+/*
+ * What a command's steps (parse, check, ...) answer when the command goes
+ * on; any other answer is the command's exit status.
+ */
+#define IMG_CONTINUE (-1)
+
 struct img_cmd {
 	const char *name;
 	int (*run)(int argc, char **argv);

@@ -476,7 +476,23 @@ int img_resize(int argc, char **argv)
 	return 0;
 }
 
-int img_measure(int argc, char **argv)
+/* measure's command line, as measure_parse reads it. */
+struct measure_args {
+	const char *fmt, *out_fmt, *output, *snapshot;
+	char *options;			/* every -o, joined with commas */
+	unsigned flags;
+	uint64_t size;			/* --size */
+	bool have_size, image_opts, json;
+};
+
+/* What measure prints. */
+struct measure_result {
+	uint64_t required, full, bitmaps_size;
+	bool bitmaps;
+};
+
+/* The option loop: IMG_CONTINUE, or the exit status. */
+static int measure_parse(int argc, char **argv, struct measure_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -487,62 +503,59 @@ int img_measure(int argc, char **argv)
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = NULL, *out_fmt = "raw", *output = "human", *snapshot = NULL;
-	struct block_create_opts o = { 0 };
-	char *options IMG_AUTOFREE = NULL, err[4096];
-	struct img_opts p;
-	uint64_t size = 0, required = 0, full, vsize;
-	unsigned set = 0, flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
-	bool have_size = false, bitmaps = false, json, image_opts = false;
-	uint64_t bitmaps_size = 0;
-	struct block_dev *bd = NULL;
 	int c, ret;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":hf:O:o:l:U", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("measure"); return 0;
-		case 'f': fmt = optarg; break;
-		case 'O': out_fmt = optarg; break;
+		case 'f': a->fmt = optarg; break;
+		case 'O': a->out_fmt = optarg; break;
 		case 'o':
-			options = join_opts(options, optarg);
-			if (!options)
+			a->options = join_opts(a->options, optarg);
+			if (!a->options)
 				return 1;
 			break;
 		case 'l':
 			/* -l snapshot.name=X, snapshot.id=X or just X, as convert takes it. */
-			snapshot = optarg;
-			if (!strncmp(snapshot, "snapshot.name=", 14))
-				snapshot += 14;
-			else if (!strncmp(snapshot, "snapshot.id=", 12))
-				snapshot += 12;
+			a->snapshot = optarg;
+			if (!strncmp(a->snapshot, "snapshot.name=", 14))
+				a->snapshot += 14;
+			else if (!strncmp(a->snapshot, "snapshot.id=", 12))
+				a->snapshot += 12;
 			break;
-		case 'U': flags |= BLOCK_NO_LOCK; break;
-		case OPT_OUTPUT: output = optarg; break;
+		case 'U': a->flags |= BLOCK_NO_LOCK; break;
+		case OPT_OUTPUT: a->output = optarg; break;
 		case OPT_OBJECT:
 			if ((ret = img_object_add(optarg)))
 				return ret < 0;
 			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_IMAGE_OPTS: a->image_opts = true; break;
 		case OPT_SIZE:
-			if (!img_parse_size_arg("image size", optarg, &size))
+			if (!img_parse_size_arg("image size", optarg, &a->size))
 				return 1;
-			have_size = true;
+			a->have_size = true;
 			break;
 		default:
 			return img_bad_option(c, argv);
 		}
 	}
-	if (!img_check_create_format(out_fmt, NULL))
+	return IMG_CONTINUE;
+}
+
+/* qemu-img's checks of the arguments, in its order: IMG_CONTINUE, or the exit status. */
+static int measure_check_args(int argc, struct measure_args *a)
+{
+	if (!img_check_create_format(a->out_fmt, NULL))
 		return 1;
-	if (!img_parse_output(output, &json))
+	if (!img_parse_output(a->output, &a->json))
 		return 1;
-	if (have_size == (optind < argc)) {
-		img_error(have_size ? "--size N cannot be used together with a filename."
-				    : "Either --size N or one filename must be specified.");
+	if (a->have_size == (optind < argc)) {
+		img_error(a->have_size ? "--size N cannot be used together with a filename."
+				       : "Either --size N or one filename must be specified.");
 		return 1;
 	}
-	if (have_size && (image_opts || fmt || snapshot)) {
+	if (a->have_size && (a->image_opts || a->fmt || a->snapshot)) {
 		img_error("--image-opts, -f, and -l require a filename argument.");
 		return 1;
 	}
@@ -550,90 +563,129 @@ int img_measure(int argc, char **argv)
 		img_error("At most one filename argument is allowed.");
 		return 1;
 	}
-	if (img_opts_init(&p, out_fmt, IMG_OPTS_MEASURE) < 0)
-		return 1;
-	if (options && img_opts_parse(&p, options, err, sizeof(err)) < 0) {
+	return IMG_CONTINUE;
+}
+
+/* The -o options of the target format, as its measure function reads them. */
+static int measure_opts(const struct measure_args *a, struct block_create_opts *o)
+{
+	struct img_opts p;
+	unsigned set = 0;
+	char err[4096];
+	int ret;
+
+	if (img_opts_init(&p, a->out_fmt, IMG_OPTS_MEASURE) < 0)
+		return -1;
+	if (a->options && img_opts_parse(&p, a->options, err, sizeof(err)) < 0) {
 		img_error("%s", err);
-		img_error("Invalid options for file format '%s'", out_fmt);
+		img_error("Invalid options for file format '%s'", a->out_fmt);
 		img_opts_free(&p);
-		return 1;
+		return -1;
 	}
-	ret = img_opts_apply(&p, &o, &set, err, sizeof(err));
+	ret = img_opts_apply(&p, o, &set, err, sizeof(err));
 	img_opts_free(&p);
 	if (ret < 0) {
 		img_error("%s", err);
-		return 1;
+		return -1;
 	}
-	if (!have_size) {
-		bd = img_open_image(argv[optind], fmt, flags, image_opts);
-		if (!bd)
-			return 1;
-		/* qemu-img 7.2 measures at the image's current virtual size:
-		 * loading the snapshot does not change it there. */
-		size = block_length(bd);
-		if (snapshot && block_snapshot_load_tmp(bd, snapshot, err, sizeof(err)) < 0) {
-			img_error("Failed to load snapshot: %s", err);
-			block_close(bd);
-			return 1;
-		}
-		bitmaps = img_supports_bitmaps(bd) && !strcmp(out_fmt, "qcow2");
+	return 0;
+}
+
+/* The image measured (with -l, at one of its snapshots); a->size gets its size. */
+static struct block_dev *measure_open(const char *filename, struct measure_args *a)
+{
+	struct block_dev *bd = img_open_image(filename, a->fmt, a->flags, a->image_opts);
+	char err[4096];
+
+	if (!bd)
+		return NULL;
+	/* qemu-img 7.2 measures at the image's current virtual size:
+	 * loading the snapshot does not change it there. */
+	a->size = block_length(bd);
+	if (a->snapshot && block_snapshot_load_tmp(bd, a->snapshot, err, sizeof(err)) < 0) {
+		img_error("Failed to load snapshot: %s", err);
+		block_close(bd);
+		return NULL;
 	}
-	if (!strcmp(out_fmt, "raw")) {
-		required = full = (size + 511) & ~511ULL;
-		if (bd) {
-			/* raw_measure: everything the source holds, rounded to sectors. */
-			required = full;
+	return bd;
+}
+
+/*
+ * The status of [off, off+len) through bd's backing chain: the first layer
+ * that holds data or zeroes there decides, as QEMU's bdrv_block_status_above.
+ */
+static int measure_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
+			  unsigned *fl)
+{
+	struct block_dev *layer = bd;
+	uint64_t map;
+
+	for (;;) {
+		if (block_status(layer, off, len, pnum, &map, fl) < 0) {
+			img_error("Unable to get block status");
+			return -1;
 		}
-	} else {
-		uint32_t cs = o.cluster_size ? o.cluster_size : 65536;
-		int rbits = o.refcount_bits ? o.refcount_bits : 16;
-		vsize = (size + cs - 1) / cs * cs;
-		if (bd) {
-			/* qcow2_measure: data clusters the source really has. */
-			/* A snapshot (-l) may be shorter: nothing lies past its end. */
-			uint64_t end = size < block_length(bd) ? size : block_length(bd);
-			for (uint64_t off = 0; off < end;) {
-				uint64_t pnum, map, s = 0;
-				unsigned fl = 0;
-				struct block_dev *layer = bd;
-				uint64_t len = end - off;
-				for (;;) {
-					if (block_status(layer, off, len, &pnum, &map, &fl) < 0) {
-						img_error("Unable to get block status");
-						block_close(bd);
-						return 1;
-					}
-					if ((fl & (BLOCK_STATUS_ZERO | BLOCK_STATUS_DATA)) ||
-					    !block_backing(layer) || off >= block_length(block_backing(layer)))
-						break;
-					layer = block_backing(layer);
-					len = pnum;
-				}
-				if (!(fl & BLOCK_STATUS_ZERO) && (fl & BLOCK_STATUS_DATA)) {
-					pnum = ((off + pnum + cs - 1) / cs * cs) - off;
-					s = off % cs + pnum;
-					required += s;
-				}
-				off += pnum;
-			}
-		}
-		if (o.prealloc == BLOCK_PREALLOC_FULL || o.prealloc == BLOCK_PREALLOC_FALLOC)
-			required = vsize;
-		full = block_qcow2_metadata_size(vsize, cs, rbits, o.compat == 2,
-						 o.extended_l2);
-		required = full - vsize + required;
-		bitmaps = bitmaps && o.compat != 2;
-		if (bitmaps && img_bitmaps_size(bd, cs, &bitmaps_size) < 0) {
-			block_close(bd);
-			return 1;
-		}
+		if ((*fl & (BLOCK_STATUS_ZERO | BLOCK_STATUS_DATA)) || !block_backing(layer) ||
+		    off >= block_length(block_backing(layer)))
+			return 0;
+		layer = block_backing(layer);
+		len = *pnum;
 	}
+}
+
+/* qcow2_measure: the bytes of the data clusters the source really has. */
+static int measure_qcow2_data(struct block_dev *bd, uint64_t size, uint32_t cs,
+			      uint64_t *required)
+{
+	/* A snapshot (-l) may be shorter: nothing lies past its end. */
+	uint64_t end = size < block_length(bd) ? size : block_length(bd);
+
+	for (uint64_t off = 0; off < end;) {
+		uint64_t pnum;
+		unsigned fl = 0;
+		if (measure_status(bd, off, end - off, &pnum, &fl) < 0)
+			return -1;
+		if (!(fl & BLOCK_STATUS_ZERO) && (fl & BLOCK_STATUS_DATA)) {
+			pnum = ((off + pnum + cs - 1) / cs * cs) - off;
+			*required += off % cs + pnum;
+		}
+		off += pnum;
+	}
+	return 0;
+}
+
+/*
+ * A qcow2 target: its metadata, its data clusters, and its bitmaps when
+ * r->bitmaps says the source has some to copy.
+ */
+static int measure_qcow2(struct block_dev *bd, uint64_t size, const struct block_create_opts *o,
+			 struct measure_result *r)
+{
+	uint32_t cs = o->cluster_size ? o->cluster_size : 65536;
+	int rbits = o->refcount_bits ? o->refcount_bits : 16;
+	uint64_t vsize = (size + cs - 1) / cs * cs;
+
+	if (bd && measure_qcow2_data(bd, size, cs, &r->required) < 0)
+		return -1;
+	if (o->prealloc == BLOCK_PREALLOC_FULL || o->prealloc == BLOCK_PREALLOC_FALLOC)
+		r->required = vsize;
+	r->full = block_qcow2_metadata_size(vsize, cs, rbits, o->compat == 2, o->extended_l2);
+	r->required = r->full - vsize + r->required;
+	r->bitmaps = r->bitmaps && o->compat != 2;
+	if (r->bitmaps && img_bitmaps_size(bd, cs, &r->bitmaps_size) < 0)
+		return -1;
+	return 0;
+}
+
+static int measure_report(const struct measure_result *r, bool json)
+{
 	if (json) {
 		struct jnode *j = jobj();
-		jset_int(j, "required", (int64_t)required);
-		jset_int(j, "fully-allocated", (int64_t)full);
-		if (bitmaps)
-			jset_int(j, "bitmaps", (int64_t)bitmaps_size);
+		int ret;
+		jset_int(j, "required", (int64_t)r->required);
+		jset_int(j, "fully-allocated", (int64_t)r->full);
+		if (r->bitmaps)
+			jset_int(j, "bitmaps", (int64_t)r->bitmaps_size);
 		ret = jprint(stdout, j);
 		jfree(j);
 		if (ret < 0) {
@@ -641,11 +693,52 @@ int img_measure(int argc, char **argv)
 			return 1;
 		}
 	} else {
-		printf("required size: %" PRIu64 "\n", required);
-		printf("fully allocated size: %" PRIu64 "\n", full);
-		if (bitmaps)
-			printf("bitmaps size: %" PRIu64 "\n", bitmaps_size);
+		printf("required size: %" PRIu64 "\n", r->required);
+		printf("fully allocated size: %" PRIu64 "\n", r->full);
+		if (r->bitmaps)
+			printf("bitmaps size: %" PRIu64 "\n", r->bitmaps_size);
 	}
-	block_close(bd);
 	return 0;
+}
+
+/* After the checks: the options, the image (without --size), the sizes, the report. */
+static int measure_run(char **argv, struct measure_args *a)
+{
+	struct block_create_opts o = { 0 };
+	struct measure_result r = { 0 };
+	struct block_dev *bd = NULL;
+	int ret;
+
+	if (measure_opts(a, &o) < 0)
+		return 1;
+	if (!a->have_size) {
+		bd = measure_open(argv[optind], a);
+		if (!bd)
+			return 1;
+		r.bitmaps = img_supports_bitmaps(bd) && !strcmp(a->out_fmt, "qcow2");
+	}
+	if (!strcmp(a->out_fmt, "raw")) {
+		/* raw_measure: everything the source holds, rounded to sectors. */
+		r.required = r.full = (a->size + 511) & ~511ULL;
+	} else if (measure_qcow2(bd, a->size, &o, &r) < 0) {
+		block_close(bd);
+		return 1;
+	}
+	ret = measure_report(&r, a->json);
+	block_close(bd);
+	return ret;
+}
+
+int img_measure(int argc, char **argv)
+{
+	struct measure_args a = { .out_fmt = "raw", .output = "human",
+				  .flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE };
+	int ret = measure_parse(argc, argv, &a);
+
+	if (ret == IMG_CONTINUE)
+		ret = measure_check_args(argc, &a);
+	if (ret == IMG_CONTINUE)
+		ret = measure_run(argv, &a);
+	free(a.options);
+	return ret;
 }

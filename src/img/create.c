@@ -347,7 +347,17 @@ int img_amend(int argc, char **argv)
 	return ret < 0 ? 1 : 0;
 }
 
-int img_resize(int argc, char **argv)
+/* resize's command line, as resize_parse reads it. */
+struct resize_args {
+	const char *fmt, *filename, *size_arg;
+	enum block_prealloc prealloc;
+	bool shrink, quiet, image_opts;
+	bool negative;			/* the size's '-' was turned into '~' */
+	int sign;			/* +N: 1, -N: -1, N: 0 */
+};
+
+/* The option loop: IMG_CONTINUE, or the exit status. */
+static int resize_parse(int argc, char **argv, struct resize_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -357,15 +367,7 @@ int img_resize(int argc, char **argv)
 		{ "shrink", no_argument, NULL, OPT_SHRINK },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = NULL, *filename, *size_arg;
-	enum block_prealloc prealloc = BLOCK_PREALLOC_OFF;
-	bool shrink = false, quiet = false, image_opts = false;
-	struct block_dev *bd;
-	struct img_opts p;
-	uint64_t size, n;
-	char err[4096];
-	bool negative = false;
-	int c, sign = 0, ret;
+	int c, ret;
 
 	/*
 	 * qemu-img counts the words before it parses any option; a lone
@@ -377,22 +379,22 @@ int img_resize(int argc, char **argv)
 	if (argc >= 3 && argv[argc - 1][0] == '-' && argv[argc - 1][1] >= '0' &&
 	    argv[argc - 1][1] <= '9') {
 		argv[argc - 1][0] = '~';
-		negative = true;
+		a->negative = true;
 	}
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":f:hq", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("resize"); return 0;
-		case 'f': fmt = optarg; break;
-		case 'q': quiet = true; break;
-		case OPT_SHRINK: shrink = true; break;
+		case 'f': a->fmt = optarg; break;
+		case 'q': a->quiet = true; break;
+		case OPT_SHRINK: a->shrink = true; break;
 		case OPT_OBJECT:
 			if ((ret = img_object_add(optarg)))
 				return ret < 0;
 			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_IMAGE_OPTS: a->image_opts = true; break;
 		case OPT_PREALLOC:
-			if (!parse_prealloc(optarg, &prealloc)) {
+			if (!parse_prealloc(optarg, &a->prealloc)) {
 				img_error("Invalid preallocation mode '%s'", optarg);
 				return 1;
 			}
@@ -401,79 +403,106 @@ int img_resize(int argc, char **argv)
 			return img_bad_option(c, argv);
 		}
 	}
-	if (optind != argc - 2) {
+	if (optind != argc - 2)
 		return img_usage_error("Expecting image file name and size");
-	}
-	filename = argv[optind];
-	size_arg = argv[optind + 1];
+	a->filename = argv[optind];
+	a->size_arg = argv[optind + 1];
 	/* Only the '~' put there above means minus: a '~' typed is a bad size, as in qemu-img. */
-	if (size_arg[0] == '+' || (negative && size_arg[0] == '~' && size_arg == argv[argc - 1])) {
-		sign = size_arg[0] == '+' ? 1 : -1;
-		size_arg++;
+	if (a->size_arg[0] == '+' ||
+	    (a->negative && a->size_arg[0] == '~' && a->size_arg == argv[argc - 1])) {
+		a->sign = a->size_arg[0] == '+' ? 1 : -1;
+		a->size_arg++;
 	}
-	/* qemu-img parses the size as a QemuOpts "size" before opening the image. */
+	return IMG_CONTINUE;
+}
+
+/* qemu-img parses the size as a QemuOpts "size" before opening the image. */
+static int resize_parse_size(const char *size_arg, uint64_t *n)
+{
+	struct img_opts p;
+	char err[4096], *spec, *q;
+	int ret;
+
 	if (img_opts_init(&p, "raw", IMG_OPTS_CREATE) < 0)
-		return 1;
-	{
-		char *spec = malloc(strlen(size_arg) * 2 + 6), *q;
-		if (!spec) {
-			img_opts_free(&p);
-			return 1;
-		}
-		q = stpcpy(spec, "size=");
-		for (const char *t = size_arg; *t; t++) {
-			*q++ = *t;
-			if (*t == ',')
-				*q++ = ',';
-		}
-		*q = '\0';
-		ret = img_opts_parse(&p, spec, err, sizeof(err));
-		free(spec);
+		return -1;
+	spec = malloc(strlen(size_arg) * 2 + 6);
+	if (!spec) {
+		img_opts_free(&p);
+		return -1;
 	}
-	n = p.num[0];
+	/* A ',' in the value is doubled, as QemuOpts escapes it. */
+	q = stpcpy(spec, "size=");
+	for (const char *t = size_arg; *t; t++) {
+		*q++ = *t;
+		if (*t == ',')
+			*q++ = ',';
+	}
+	*q = '\0';
+	ret = img_opts_parse(&p, spec, err, sizeof(err));
+	free(spec);
+	*n = p.num[0];
 	img_opts_free(&p);
 	if (ret < 0) {
 		img_error("%s", err);
-		return 1;
+		return -1;
 	}
-	/* With its backing chain, as qemu-img resize opens it (a missing one fails). */
-	bd = img_open_image(filename, fmt, 0, image_opts);
-	if (!bd)
-		return 1;
+	return 0;
+}
+
+/* The new size, from the size argument and the image's size, checked as qemu-img does. */
+static int resize_new_size(struct block_dev *bd, const struct resize_args *a, uint64_t n,
+			   uint64_t *size)
+{
 	/* total_size is an int64_t in qemu-img: 8E and above read as negative. */
-	if (sign > 0)
-		size = block_length(bd) + n;
-	else if (sign < 0)
-		size = block_length(bd) - n;
+	if (a->sign > 0)
+		*size = block_length(bd) + n;
+	else if (a->sign < 0)
+		*size = block_length(bd) - n;
 	else
-		size = n;
-	if (size == 0 || size > INT64_MAX) {
+		*size = n;
+	if (*size == 0 || *size > INT64_MAX) {
 		img_error("New image size must be positive");
-		block_close(bd);
-		return 1;
+		return -1;
 	}
-	if (size <= block_length(bd) && prealloc != BLOCK_PREALLOC_OFF) {
+	if (*size <= block_length(bd) && a->prealloc != BLOCK_PREALLOC_OFF) {
 		img_error("Preallocation can only be used for growing images");
-		block_close(bd);
-		return 1;
+		return -1;
 	}
-	if (size < block_length(bd) && !shrink) {
+	if (*size < block_length(bd) && !a->shrink) {
 		img_error("Use the --shrink option to perform a shrink operation.");
 		img_error("warning: Shrinking an image will delete all data beyond the shrunken "
 			  "image's end. Before performing such an operation, make sure there is no "
 			  "important data there.");
-		block_close(bd);
-		return 1;
+		return -1;
 	}
-	if (block_truncate(bd, size, shrink, prealloc, err, sizeof(err)) < 0) {
+	return 0;
+}
+
+int img_resize(int argc, char **argv)
+{
+	struct resize_args a = { .prealloc = BLOCK_PREALLOC_OFF };
+	struct block_dev *bd;
+	uint64_t size, n;
+	char err[4096];
+	int ret = resize_parse(argc, argv, &a);
+
+	if (ret != IMG_CONTINUE)
+		return ret;
+	if (resize_parse_size(a.size_arg, &n) < 0)
+		return 1;
+	/* With its backing chain, as qemu-img resize opens it (a missing one fails). */
+	bd = img_open_image(a.filename, a.fmt, 0, a.image_opts);
+	if (!bd)
+		return 1;
+	ret = resize_new_size(bd, &a, n, &size);
+	if (ret == 0 && block_truncate(bd, size, a.shrink, a.prealloc, err, sizeof(err)) < 0) {
 		img_error("%s", err);
-		block_close(bd);
-		return 1;
+		ret = -1;
 	}
-	if (!quiet)
+	if (ret == 0 && !a.quiet)
 		printf("Image resized.\n");
 	block_close(bd);
-	return 0;
+	return ret < 0 ? 1 : 0;
 }
 
 /* measure's command line, as measure_parse reads it. */

@@ -229,7 +229,16 @@ static int print_amend_help(const char *fmt)
 	return 0;
 }
 
-int img_amend(int argc, char **argv)
+/* amend's command line, as amend_parse reads it. */
+struct amend_args {
+	const char *fmt;
+	char *options;			/* every -o, joined with commas */
+	unsigned flags;
+	bool image_opts, progress, quiet;
+};
+
+/* The option loop: IMG_CONTINUE, or the exit status. */
+static int amend_parse(int argc, char **argv, struct amend_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -238,14 +247,7 @@ int img_amend(int argc, char **argv)
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = NULL, *filename;
-	struct block_create_opts o = { 0 };
-	char *options IMG_AUTOFREE = NULL, err[4096];
-	unsigned set = 0, flags = 0, cache;
-	struct block_dev *bd;
-	bool image_opts = false, progress = false, quiet = false;
-	struct img_progress prog;
-	struct img_opts p;
+	unsigned cache;
 	int c, ret;
 
 	optind = 0;
@@ -253,20 +255,20 @@ int img_amend(int argc, char **argv)
 		switch (c) {
 		case 'h': img_cmd_help("amend"); return 0;
 		case 'o':
-			options = join_opts(options, optarg);
-			if (!options)
+			a->options = join_opts(a->options, optarg);
+			if (!a->options)
 				return 1;
 			break;
-		case 'f': fmt = optarg; break;
+		case 'f': a->fmt = optarg; break;
 		case 't':
 			if (!img_cache_flags(optarg, &cache)) {
 				img_error("Invalid cache option: %s", optarg);
 				return 1;
 			}
-			flags |= cache;
+			a->flags |= cache;
 			break;
-		case 'p': progress = true; break;
-		case 'q': quiet = true; break;
+		case 'p': a->progress = true; break;
+		case 'q': a->quiet = true; break;
 		/*
 		 * qemu-img passes --force only to encryption key management
 		 * (encrypt.* options), which Kestrel refuses as unknown options:
@@ -277,74 +279,99 @@ int img_amend(int argc, char **argv)
 			if ((ret = img_object_add(optarg)))
 				return ret < 0;
 			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case OPT_IMAGE_OPTS: a->image_opts = true; break;
 		default:
 			return img_bad_option(c, argv);
 		}
 	}
-	if (!options) {
+	if (!a->options)
 		return img_usage_error("Must specify options (-o)");
-	}
 	/* qemu-img: with -f the help needs no image; without, the image names the format. */
-	if (fmt && img_is_help_opt(options))
-		return print_amend_help(fmt);
+	if (a->fmt && img_is_help_opt(a->options))
+		return print_amend_help(a->fmt);
 	if (optind != argc - 1) {
 		/* qemu-img amend: error_report, no "Try" line (unlike its other usage errors) */
 		img_error("Expecting one image file name");
 		return 1;
 	}
-	filename = argv[optind];
-	/* With its backing chain, as qemu-img amend opens it (a missing one fails). */
-	bd = img_open_image(filename, fmt, flags, image_opts);
-	if (!bd)
-		return 1;
-	if (img_is_help_opt(options)) {
-		ret = print_amend_help(block_format_name(bd));
-		block_close(bd);
-		return ret;
+	return IMG_CONTINUE;
+}
+
+/*
+ * qcow2_amend_options: the backing file stays as it is (rebase changes
+ * it); naming the same file and format again is no change.
+ */
+static int amend_check_backing(struct block_dev *bd, const struct block_create_opts *o,
+			       unsigned set)
+{
+	struct block_info bi;
+
+	if (!(set & (BLOCK_AMEND_BACKING_FILE | BLOCK_AMEND_BACKING_FMT)))
+		return 0;
+	block_get_info(bd, &bi);
+	if (((set & BLOCK_AMEND_BACKING_FILE) &&
+	     strcmp(o->backing_file ? o->backing_file : "", bi.backing_file)) ||
+	    ((set & BLOCK_AMEND_BACKING_FMT) &&
+	     strcmp(o->backing_fmt ? o->backing_fmt : "", bi.backing_fmt))) {
+		img_error("Cannot amend the backing file");
+		fprintf(stderr, "You can use '%s rebase' instead.\n", IMG_NAME);
+		return -1;
 	}
+	return 0;
+}
+
+/* The -o options applied to the open image: the exit status. */
+static int amend_image(struct block_dev *bd, const struct amend_args *a)
+{
+	struct block_create_opts o = { 0 };
+	struct img_progress prog;
+	struct img_opts p;
+	unsigned set = 0;
+	char err[4096];
+	int ret;
+
+	if (img_is_help_opt(a->options))
+		return print_amend_help(block_format_name(bd));
 	if (strcmp(block_format_name(bd), "qcow2")) {
 		img_error("Format driver '%s' does not support option amendment",
 			  block_format_name(bd));
-		block_close(bd);
 		return 1;
 	}
 	if (img_opts_init(&p, "qcow2", IMG_OPTS_AMEND) < 0 ||
-	    img_opts_parse(&p, options, err, sizeof(err)) < 0 ||
+	    img_opts_parse(&p, a->options, err, sizeof(err)) < 0 ||
 	    img_opts_apply(&p, &o, &set, err, sizeof(err)) < 0) {
 		img_error("%s", err);
 		img_opts_free(&p);
-		block_close(bd);
 		return 1;
 	}
 	/* qemu-img amend -p: 0% before, 100% after (its converters report steps between). */
-	img_progress_init(&prog, progress && !quiet, 1);
-	/*
-	 * qcow2_amend_options: the backing file stays as it is (rebase changes
-	 * it); naming the same file and format again is no change.
-	 */
-	if (set & (BLOCK_AMEND_BACKING_FILE | BLOCK_AMEND_BACKING_FMT)) {
-		struct block_info bi;
-		block_get_info(bd, &bi);
-		if (((set & BLOCK_AMEND_BACKING_FILE) &&
-		     strcmp(o.backing_file ? o.backing_file : "", bi.backing_file)) ||
-		    ((set & BLOCK_AMEND_BACKING_FMT) &&
-		     strcmp(o.backing_fmt ? o.backing_fmt : "", bi.backing_fmt))) {
-			img_error("Cannot amend the backing file");
-			fprintf(stderr, "You can use '%s rebase' instead.\n", IMG_NAME);
-			img_opts_free(&p);
-			block_close(bd);
-			return 1;
-		}
+	img_progress_init(&prog, a->progress && !a->quiet, 1);
+	ret = amend_check_backing(bd, &o, set);
+	if (ret == 0) {
+		ret = block_amend(bd, &o, set, err, sizeof(err));
+		if (ret < 0)
+			img_error("%s", err);	/* qemu-img amend prints the driver's error alone */
+		else
+			img_progress_end(&prog);
 	}
-	ret = block_amend(bd, &o, set, err, sizeof(err));
-	if (ret < 0)
-		img_error("%s", err);	/* qemu-img amend prints the driver's error alone */
-	else
-		img_progress_end(&prog);
 	img_opts_free(&p);
-	block_close(bd);
 	return ret < 0 ? 1 : 0;
+}
+
+int img_amend(int argc, char **argv)
+{
+	struct amend_args a = { 0 };
+	struct block_dev *bd;
+	int ret = amend_parse(argc, argv, &a);
+
+	if (ret == IMG_CONTINUE) {
+		/* With its backing chain, as qemu-img amend opens it (a missing one fails). */
+		bd = img_open_image(argv[optind], a.fmt, a.flags, a.image_opts);
+		ret = bd ? amend_image(bd, &a) : 1;
+		block_close(bd);
+	}
+	free(a.options);
+	return ret;
 }
 
 /* resize's command line, as resize_parse reads it. */

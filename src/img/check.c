@@ -5,7 +5,7 @@
 #include <getopt.h>
 #include <string.h>
 
-enum { OPT_OUTPUT = 256, OPT_IMAGE_OPTS, OPT_OBJECT };
+enum { OPT_OUTPUT = 256 };
 
 static void print_human(const struct block_check_result *r)
 {
@@ -100,8 +100,8 @@ static int check_parse(int argc, char **argv, struct check_args *a)
 		{ "repair", required_argument, NULL, 'r' },
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "force-share", no_argument, NULL, 'U' },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-		{ "object", required_argument, NULL, OPT_OBJECT },
+		IMG_LONGOPT_IMAGE_OPTS,
+		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned cache;
@@ -127,13 +127,10 @@ static int check_parse(int argc, char **argv, struct check_args *a)
 		case 'q': a->quiet = true; break;
 		case 'U': a->flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: a->output = optarg; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			break;
-		case OPT_IMAGE_OPTS: a->image_opts = true; break;
 		default:
-			return img_bad_option(c, argv);
+			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
+				return ret;
+			break;
 		}
 	}
 	return IMG_CONTINUE;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_TARGET_IMAGE_OPTS, OPT_TARGET_IS_ZERO,
+enum { OPT_TARGET_IMAGE_OPTS = 256, OPT_TARGET_IS_ZERO,
        OPT_BITMAPS, OPT_SALVAGE, OPT_FORCE_SHARE, OPT_SKIP_BROKEN };
 
 /* -o given again: qemu-img joins the option strings with a comma. */
@@ -66,8 +66,8 @@ int convert_parse(int argc, char **argv, struct convert_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "target-image-opts", no_argument, NULL, OPT_TARGET_IMAGE_OPTS },
 		{ "target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO },
 		{ "bitmaps", no_argument, NULL, OPT_BITMAPS },
@@ -112,17 +112,14 @@ int convert_parse(int argc, char **argv, struct convert_args *a)
 		case 'W': a->out_of_order = true; break;
 		case 'U': a->src_flags |= BLOCK_NO_LOCK; break;
 		case OPT_TARGET_IS_ZERO: a->target_is_zero = true; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			break;
-		case OPT_IMAGE_OPTS: a->image_opts = true; break;
 		case OPT_TARGET_IMAGE_OPTS: a->target_image_opts = true; break;
 		case OPT_SALVAGE: a->salvage = true; break;
 		case OPT_BITMAPS: a->bitmaps = true; break;
 		case OPT_SKIP_BROKEN: a->skip_broken = true; break;
 		default:
-			return img_bad_option(ch, argv);
+			if ((ret = img_shared_option(ch, argv, &a->image_opts)) != IMG_CONTINUE)
+				return ret;
+			break;
 		}
 	}
 	return IMG_CONTINUE;

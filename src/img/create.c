@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_OUTPUT, OPT_SIZE, OPT_SHRINK, OPT_PREALLOC,
+enum { OPT_OUTPUT = 256, OPT_SIZE, OPT_SHRINK, OPT_PREALLOC,
        OPT_FORCE };
 
 static const char *prealloc_name(enum block_prealloc p)
@@ -158,14 +158,14 @@ int img_create(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
+		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = "raw", *backing = NULL, *backing_fmt = NULL, *filename;
 	char *options IMG_AUTOFREE = NULL;
 	bool quiet = false, unsafe = false, size_given = false;
 	uint64_t size = 0;
-	int c;
+	int c, ret;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":F:b:f:ho:qu", longopts, NULL)) != -1) {
@@ -181,12 +181,10 @@ int img_create(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'u': unsafe = true; break;
-		case OPT_OBJECT:
-			if ((c = img_object_add(optarg)))
-				return c < 0;
-			break;
 		default:
-			return img_bad_option(c, argv);
+			if ((ret = img_shared_option(c, argv, NULL)) != IMG_CONTINUE)
+				return ret;
+			break;
 		}
 	}
 	if (options && img_is_help_opt(options))
@@ -242,8 +240,8 @@ static int amend_parse(int argc, char **argv, struct amend_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -275,13 +273,10 @@ static int amend_parse(int argc, char **argv, struct amend_args *a)
 		 * for every image Kestrel amends it changes nothing there either.
 		 */
 		case OPT_FORCE: break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			break;
-		case OPT_IMAGE_OPTS: a->image_opts = true; break;
 		default:
-			return img_bad_option(c, argv);
+			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
+				return ret;
+			break;
 		}
 	}
 	if (!a->options)
@@ -388,8 +383,8 @@ static int resize_parse(int argc, char **argv, struct resize_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "preallocation", required_argument, NULL, OPT_PREALLOC },
 		{ "shrink", no_argument, NULL, OPT_SHRINK },
 		{ NULL, 0, NULL, 0 },
@@ -415,11 +410,6 @@ static int resize_parse(int argc, char **argv, struct resize_args *a)
 		case 'f': a->fmt = optarg; break;
 		case 'q': a->quiet = true; break;
 		case OPT_SHRINK: a->shrink = true; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			break;
-		case OPT_IMAGE_OPTS: a->image_opts = true; break;
 		case OPT_PREALLOC:
 			if (!parse_prealloc(optarg, &a->prealloc)) {
 				img_error("Invalid preallocation mode '%s'", optarg);
@@ -427,7 +417,9 @@ static int resize_parse(int argc, char **argv, struct resize_args *a)
 			}
 			break;
 		default:
-			return img_bad_option(c, argv);
+			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
+				return ret;
+			break;
 		}
 	}
 	if (optind != argc - 2)
@@ -552,8 +544,8 @@ static int measure_parse(int argc, char **argv, struct measure_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "size", required_argument, NULL, OPT_SIZE },
 		{ "force-share", no_argument, NULL, 'U' },
@@ -582,18 +574,15 @@ static int measure_parse(int argc, char **argv, struct measure_args *a)
 			break;
 		case 'U': a->flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: a->output = optarg; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			break;
-		case OPT_IMAGE_OPTS: a->image_opts = true; break;
 		case OPT_SIZE:
 			if (!img_parse_size_arg("image size", optarg, &a->size))
 				return 1;
 			a->have_size = true;
 			break;
 		default:
-			return img_bad_option(c, argv);
+			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
+				return ret;
+			break;
 		}
 	}
 	return IMG_CONTINUE;

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_IMAGE_OPTS = 256 };
-
 /* dd's command line, as dd_parse reads it. */
 struct dd_args {
 	const char *fmt, *out_fmt, *in, *out;
@@ -77,11 +75,11 @@ static int dd_parse(int argc, char **argv, struct dd_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch;
+	int ch, ret;
 
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--help")) {
@@ -95,9 +93,10 @@ static int dd_parse(int argc, char **argv, struct dd_args *a)
 		case 'f': a->fmt = optarg; break;
 		case 'O': a->out_fmt = optarg; break;
 		case 'U': a->flags |= BLOCK_NO_LOCK; break;
-		case OPT_IMAGE_OPTS: a->image_opts = true; break;
 		default:
-			return img_bad_option(ch, argv);
+			if ((ret = img_shared_option(ch, argv, &a->image_opts)) != IMG_CONTINUE)
+				return ret;
+			break;
 		}
 	}
 	for (int i = optind; i < argc; i++)

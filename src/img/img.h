@@ -111,10 +111,28 @@ struct block_dev *img_open_image(const char *name, const char *fmt, unsigned fla
 				 bool image_opts);
 /*
  * --object TEXT, for every command: 0 when defined, 1 when help was printed
- * (the command then exits 0), -1 with the message printed.  Use as
- *   case OPT_OBJECT: if ((ret = img_object_add(optarg))) return ret < 0; break;
+ * (the command then exits 0), -1 with the message printed.  A command's
+ * option loop reaches it through img_shared_option.
  */
 int img_object_add(const char *text);
+/*
+ * --object and --image-opts, which the commands that open images share:
+ * their getopt_long values (above any command's own) and longopts entries.
+ */
+enum { IMG_OPT_OBJECT = 0x1000, IMG_OPT_IMAGE_OPTS };
+#define IMG_LONGOPT_OBJECT { "object", required_argument, NULL, IMG_OPT_OBJECT }
+#define IMG_LONGOPT_IMAGE_OPTS { "image-opts", no_argument, NULL, IMG_OPT_IMAGE_OPTS }
+/*
+ * A command's option loop hands every option it does not take itself here,
+ * as its switch's default:
+ *   default: if ((ret = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
+ *                    return ret;
+ *            break;
+ * --object is defined (IMG_CONTINUE; the exit status 0 after its help, 1
+ * after an error), --image-opts sets *image_opts (a command without it
+ * passes NULL); anything else is qemu-img's usage error (img_bad_option).
+ */
+int img_shared_option(int c, char **argv, bool *image_opts);
 /* The bytes of the secret object id (data=/file=, format= decoded), or NULL. */
 const char *img_secret_lookup(const char *id, size_t *len);
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_START,
+enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_START,
        OPT_MAXLEN, OPT_FORCE_SHARE };
 
 /* ImageInfo (qapi/block-core.json), members inserted in schema order. */
@@ -235,8 +235,8 @@ int img_info(int argc, char **argv)
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
 		{ "force-share", no_argument, NULL, 'U' },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-		{ "object", required_argument, NULL, OPT_OBJECT },
+		IMG_LONGOPT_IMAGE_OPTS,
+		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = NULL, *output = "human", *filename;
@@ -245,7 +245,7 @@ int img_info(int argc, char **argv)
 	struct block_dev *bd, *layer;
 	struct jnode *arr = NULL;
 	char *name = NULL, err[4096];
-	int c, ret = 0;
+	int c, r, ret = 0;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":hf:U", longopts, NULL)) != -1) {
@@ -255,12 +255,10 @@ int img_info(int argc, char **argv)
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: output = optarg; break;
 		case OPT_BACKING_CHAIN: chain = true; break;
-		case OPT_OBJECT:
-			if ((c = img_object_add(optarg)))
-				return c < 0;
+		default:
+			if ((r = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
+				return r;
 			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
-		default: return img_bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1) {
@@ -466,11 +464,11 @@ static int map_parse(int argc, char **argv, struct map_args *a)
 		{ "start-offset", required_argument, NULL, OPT_START },
 		{ "max-length", required_argument, NULL, OPT_MAXLEN },
 		{ "force-share", no_argument, NULL, 'U' },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-		{ "object", required_argument, NULL, OPT_OBJECT },
+		IMG_LONGOPT_IMAGE_OPTS,
+		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, ret;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":hf:U", longopts, NULL)) != -1) {
@@ -487,12 +485,10 @@ static int map_parse(int argc, char **argv, struct map_args *a)
 			if (!img_parse_size_arg("max length", optarg, &a->maxlen))
 				return 1;
 			break;
-		case OPT_OBJECT:
-			if ((c = img_object_add(optarg)))
-				return c < 0;
+		default:
+			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
+				return ret;
 			break;
-		case OPT_IMAGE_OPTS: a->image_opts = true; break;
-		default: return img_bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1)

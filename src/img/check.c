@@ -155,7 +155,10 @@ static int check_check_args(int argc, char **argv, struct check_args *a)
 	return IMG_CONTINUE;
 }
 
-/* The check, and after a repair a second one of the fixed image: IMG_CONTINUE, or the exit status. */
+/*
+ * The check, and after a repair a second one of the fixed image:
+ * IMG_CONTINUE, or the exit status.
+ */
 static int check_run(struct block_dev *bd, const struct check_args *a,
 		     struct block_check_result *r)
 {

@@ -344,8 +344,9 @@ static int amend_image(struct block_dev *bd, const struct amend_args *a)
 	ret = amend_check_backing(bd, &o, set);
 	if (ret == 0) {
 		ret = block_amend(bd, &o, set, err, sizeof(err));
+		/* qemu-img amend prints the driver's error alone. */
 		if (ret < 0)
-			img_error("%s", err);	/* qemu-img amend prints the driver's error alone */
+			img_error("%s", err);
 		else
 			img_progress_end(&prog);
 	}

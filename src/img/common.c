@@ -274,3 +274,11 @@ void img_progress_end(struct img_progress *p)
 	fflush(stdout);
 }
 
+const char *img_snapshot_arg(const char *arg)
+{
+	if (!strncmp(arg, "snapshot.name=", 14))
+		return arg + 14;
+	if (!strncmp(arg, "snapshot.id=", 12))
+		return arg + 12;
+	return arg;
+}

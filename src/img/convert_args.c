@@ -27,16 +27,6 @@ static int convert_add_options(struct convert_args *a, const char *arg)
 	return 0;
 }
 
-/* -l snapshot.name=X, snapshot.id=X or just X; -s X is the old spelling. */
-static const char *convert_snapshot_name(const char *arg)
-{
-	if (!strncmp(arg, "snapshot.name=", 14))
-		return arg + 14;
-	if (!strncmp(arg, "snapshot.id=", 12))
-		return arg + 12;
-	return arg;
-}
-
 /* The options that take a number: -S, -m and -r.  False: refused (message printed). */
 static bool convert_number_opt(struct convert_args *a, int ch, const char *arg)
 {
@@ -97,7 +87,7 @@ int convert_parse(int argc, char **argv, struct convert_args *a)
 				return 1;
 			break;
 		case 'l':
-		case 's': a->snapshot = convert_snapshot_name(optarg); break;
+		case 's': a->snapshot = img_snapshot_arg(optarg); break;	/* -s: the old -l */
 		case 'S':
 		case 'm':
 		case 'r':

@@ -565,14 +565,7 @@ static int measure_parse(int argc, char **argv, struct measure_args *a)
 			if (!a->options)
 				return 1;
 			break;
-		case 'l':
-			/* -l snapshot.name=X, snapshot.id=X or just X, as convert takes it. */
-			a->snapshot = optarg;
-			if (!strncmp(a->snapshot, "snapshot.name=", 14))
-				a->snapshot += 14;
-			else if (!strncmp(a->snapshot, "snapshot.id=", 12))
-				a->snapshot += 12;
-			break;
+		case 'l': a->snapshot = img_snapshot_arg(optarg); break;
 		case 'U': a->flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: a->output = optarg; break;
 		case OPT_SIZE:

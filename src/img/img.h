@@ -98,6 +98,8 @@ int img_chain_status(struct block_dev *bd, uint64_t off, uint64_t len, bool top_
 		     uint64_t *pnum, unsigned *flags);
 /* --output=human|json; prints qemu-img's message and returns false otherwise. */
 bool img_parse_output(const char *arg, bool *json);
+/* -l of convert and measure: snapshot.name=X, snapshot.id=X or just X names X. */
+const char *img_snapshot_arg(const char *arg);
 
 /* Opens an image for a command; prints the error (as qemu-img does) on failure. */
 struct block_dev *img_open(const char *path, const char *fmt, unsigned flags);

@@ -23,20 +23,9 @@ struct dd_args {
  */
 static bool img_dd_number(const char *name, const char *text, uint64_t *out)
 {
-	uint64_t max = name[0] == 'b' ? INT32_MAX : INT64_MAX;
-	int r = img_strtosz(text, out);
-
-	if (r == -ERANGE || (r == 0 && (*out > max || (name[0] == 'b' && !*out)))) {
-		img_error("Invalid %s specified. Must be between %d and %" PRIu64 ".", name,
-			  name[0] == 'b', max);
-		return false;
-	}
-	if (r < 0) {
-		img_error("Invalid %s specified. You may use k, M, G, T, P or E suffixes for", name);
-		img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
-		return false;
-	}
-	return true;
+	if (name[0] == 'b')
+		return img_parse_size_range(name, text, 1, INT32_MAX, out);
+	return img_parse_size_range(name, text, 0, INT64_MAX, out);
 }
 
 /* One operand, KEY=VALUE (the '=' is cut, so a refusal names the key alone). */

@@ -149,6 +149,9 @@ int img_strtosz(const char *text, uint64_t *out);
  * its two messages (bad syntax; outside 0..INT64_MAX).  name: "image size".
  */
 bool img_parse_size_arg(const char *name, const char *text, uint64_t *out);
+/* The same in min..max (qemu-img's cvtnum_full with its own bounds). */
+bool img_parse_size_range(const char *name, const char *text, uint64_t min, uint64_t max,
+			  uint64_t *out);
 
 /*
  * -o options (create_opts.c): the option list of a format, as qemu-img

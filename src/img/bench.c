@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { OPT_FLUSH_INTERVAL = 256, OPT_NO_DRAIN, OPT_PATTERN, OPT_IMAGE_OPTS, OPT_OBJECT };
+enum { OPT_FLUSH_INTERVAL = 256, OPT_NO_DRAIN, OPT_PATTERN };
 
 struct bench {
 	struct block_dev *bd;
@@ -135,8 +135,8 @@ int img_bench(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "flush-interval", required_argument, NULL, OPT_FLUSH_INTERVAL },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-		{ "object", required_argument, NULL, OPT_OBJECT },
+		IMG_LONGOPT_IMAGE_OPTS,
+		IMG_LONGOPT_OBJECT,
 		{ "pattern", required_argument, NULL, OPT_PATTERN },
 		{ "no-drain", no_argument, NULL, OPT_NO_DRAIN },
 		{ "force-share", no_argument, NULL, 'U' },
@@ -150,7 +150,7 @@ int img_bench(int argc, char **argv)
 	struct timespec t0, t1;
 	pthread_t tids[16];
 	long ncpu;
-	int c, nthreads, started = 0, ret;
+	int c, opt, nthreads, started = 0;
 	bool image_opts = false;
 
 	optind = 0;
@@ -205,11 +205,6 @@ int img_bench(int argc, char **argv)
 		case 't': cache = optarg; break;
 		case 'w': b.write = true; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
 		case OPT_FLUSH_INTERVAL:
 			if (!img_parse_size(optarg, &b.flush_interval) || b.flush_interval > INT32_MAX) {
 				img_error("Invalid flush interval specified");
@@ -225,7 +220,9 @@ int img_bench(int argc, char **argv)
 			b.pattern = (int)v;
 			break;
 		default:
-			return img_bad_option(c, argv);
+			if ((opt = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
+				return opt;
+			break;
 		}
 	}
 	if (optind != argc - 1) {

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
-
 #define COMPARE_CHUNK (1u << 20)
 
 /* Whether a range reads as zeroes without reading it, through the backing chain. */
@@ -47,8 +45,8 @@ int img_compare(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -59,7 +57,7 @@ int img_compare(int argc, char **argv)
 	uint8_t *ba = NULL, *bb = NULL;
 	uint64_t common, off = 0;
 	struct img_progress prog;
-	int c, ret = 2;
+	int c, opt, ret = 2;
 	bool image_opts = false;
 
 	optind = 0;
@@ -73,14 +71,10 @@ int img_compare(int argc, char **argv)
 		case 'q': quiet = true; break;
 		case 's': strict = true; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			ret = 2;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			return img_bad_option(c, argv);
+			if ((opt = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
+				return opt;
+			break;
 		}
 	}
 	if (quiet)

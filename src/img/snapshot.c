@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
-
 void img_snapshot_header(void);
 void img_snapshot_line(const struct block_snapshot *sn);
 
@@ -39,8 +37,8 @@ int img_snapshot(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -50,7 +48,7 @@ int img_snapshot(int argc, char **argv)
 	unsigned flags = 0;	/* with the backing chain, as qemu-img opens it */
 	bool force_share = false, image_opts = false;
 	struct block_dev *bd;
-	int c, ret = 0;
+	int c, opt, ret = 0;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":la:c:d:hqU", longopts, NULL)) != -1) {
@@ -68,14 +66,10 @@ int img_snapshot(int argc, char **argv)
 			break;
 		case 'q': break;
 		case 'U': force_share = true; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			ret = 0;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			return img_bad_option(c, argv);
+			if ((opt = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
+				return opt;
+			break;
 		}
 	}
 	if (optind != argc - 1) {
@@ -209,8 +203,8 @@ int img_commit(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = NULL, *base_name = NULL, *cache = "writeback", *filename;
@@ -221,7 +215,7 @@ int img_commit(int argc, char **argv)
 	uint64_t rate_limit = 0;
 	unsigned cflags;
 	char err[4096];
-	int c, ret = 1;
+	int c, opt, ret = 1;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":f:ht:b:dpqr:", longopts, NULL)) != -1) {
@@ -237,14 +231,10 @@ int img_commit(int argc, char **argv)
 			if (!img_rate_parse(optarg, &rate_limit))
 				return 1;
 			break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			ret = 1;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			return img_bad_option(c, argv);
+			if ((opt = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
+				return opt;
+			break;
 		}
 	}
 	if (quiet)
@@ -380,8 +370,8 @@ int img_rebase(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -393,7 +383,7 @@ int img_rebase(int argc, char **argv)
 	struct img_progress prog;
 	unsigned flags, sflags;
 	char err[4096];
-	int c, ret = 1;
+	int c, opt, ret = 1;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", longopts, NULL)) != -1) {
@@ -408,14 +398,10 @@ int img_rebase(int argc, char **argv)
 		case 'T': src_cache = optarg; break;
 		case 'q': quiet = true; break;
 		case 'U': force_share = true; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			ret = 1;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			return img_bad_option(c, argv);
+			if ((opt = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
+				return opt;
+			break;
 		}
 	}
 	if (quiet)

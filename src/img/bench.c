@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { OPT_FLUSH_INTERVAL = 256, OPT_NO_DRAIN, OPT_PATTERN, OPT_IMAGE_OPTS, OPT_OBJECT };
+enum { OPT_FLUSH_INTERVAL = 256, OPT_NO_DRAIN, OPT_PATTERN };
 
 struct bench {
 	struct block_dev *bd;
@@ -186,8 +186,8 @@ static bool bench_options(int argc, char **argv, struct bench *b, struct bench_o
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "flush-interval", required_argument, NULL, OPT_FLUSH_INTERVAL },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-		{ "object", required_argument, NULL, OPT_OBJECT },
+		IMG_LONGOPT_IMAGE_OPTS,
+		IMG_LONGOPT_OBJECT,
 		{ "pattern", required_argument, NULL, OPT_PATTERN },
 		{ "no-drain", no_argument, NULL, OPT_NO_DRAIN },
 		{ "force-share", no_argument, NULL, 'U' },
@@ -227,13 +227,6 @@ static bool bench_options(int argc, char **argv, struct bench *b, struct bench_o
 		case 't': o->cache = optarg; break;
 		case 'w': b->write = true; break;
 		case 'U': o->flags |= BLOCK_NO_LOCK; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg))) {
-				*rc = ret < 0;
-				return false;
-			}
-			break;
-		case OPT_IMAGE_OPTS: o->image_opts = true; break;
 		case OPT_FLUSH_INTERVAL:
 			ok = num_opt(optarg, &b->flush_interval, 0, INT32_MAX, "flush interval");
 			break;
@@ -243,8 +236,11 @@ static bool bench_options(int argc, char **argv, struct bench *b, struct bench_o
 			b->pattern = (int)v;
 			break;
 		default:
-			*rc = img_bad_option(c, argv);
-			return false;
+			if ((ret = img_shared_option(c, argv, &o->image_opts)) != IMG_CONTINUE) {
+				*rc = ret;
+				return false;
+			}
+			break;
 		}
 	}
 	if (!ok)

@@ -56,7 +56,38 @@ static bool parse_granularity(const char *arg, uint64_t *g)
 	return false;
 }
 
-int img_bitmap(int argc, char **argv)
+/* bitmap's command line, as bitmap_parse reads it. */
+struct bitmap_args {
+	const char *fmt, *src_fmt, *src_file;
+	struct action *acts;		/* in command-line order */
+	int n;
+	bool add, merge;
+	uint64_t granularity;
+};
+
+/* getopt_long's answer for an option qemu-img refuses: its message, with the "Try" line. */
+static void bitmap_bad_option(int c, char **argv)
+{
+	switch (c) {
+	/* No objects exist in kestrel-img yet; --image-opts has no parser here. */
+	case OPT_OBJECT:
+		img_error("--object is not supported");
+		return;
+	case OPT_IMAGE_OPTS:
+		img_error("--image-opts is not supported");
+		return;
+	case ':':
+		img_error("missing argument for option '%s'", argv[optind - 1]);
+		break;
+	default:
+		img_error("unrecognized option '%s'", argv[optind - 1]);
+		break;
+	}
+	fprintf(stderr, "Try '%s --help' for more information\n", IMG_NAME);
+}
+
+/* The option loop: IMG_CONTINUE, or the exit status. */
+static int bitmap_parse(int argc, char **argv, struct bitmap_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -73,89 +104,92 @@ int img_bitmap(int argc, char **argv)
 		{ "source-format", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = NULL, *src_fmt = NULL, *src_file = NULL;
-	struct block_dev *bd, *src = NULL;
-	struct action *acts = calloc((size_t)argc + 1, sizeof(*acts));
-	bool add = false, merge = false;
-	uint64_t granularity = 0;
-	int c, n = 0, ret = 1;
+	struct action *acts = a->acts;
+	int c;
 
-	if (!acts)
-		return 1;
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":b:f:F:g:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("bitmap"); free(acts); return 0;
-		case 'b': src_file = optarg; break;
-		case 'f': fmt = optarg; break;
-		case 'F': src_fmt = optarg; break;
+		case 'h': img_cmd_help("bitmap"); return 0;
+		case 'b': a->src_file = optarg; break;
+		case 'f': a->fmt = optarg; break;
+		case 'F': a->src_fmt = optarg; break;
 		case 'g':
-			if (!parse_granularity(optarg, &granularity))
-				goto out;
+			if (!parse_granularity(optarg, &a->granularity))
+				return 1;
 			break;
-		case OPT_ADD: acts[n++].act = BLOCK_BITMAP_ADD; add = true; break;
-		case OPT_REMOVE: acts[n++].act = BLOCK_BITMAP_REMOVE; break;
-		case OPT_CLEAR: acts[n++].act = BLOCK_BITMAP_CLEAR; break;
-		case OPT_ENABLE: acts[n++].act = BLOCK_BITMAP_ENABLE; break;
-		case OPT_DISABLE: acts[n++].act = BLOCK_BITMAP_DISABLE; break;
+		case OPT_ADD: acts[a->n++].act = BLOCK_BITMAP_ADD; a->add = true; break;
+		case OPT_REMOVE: acts[a->n++].act = BLOCK_BITMAP_REMOVE; break;
+		case OPT_CLEAR: acts[a->n++].act = BLOCK_BITMAP_CLEAR; break;
+		case OPT_ENABLE: acts[a->n++].act = BLOCK_BITMAP_ENABLE; break;
+		case OPT_DISABLE: acts[a->n++].act = BLOCK_BITMAP_DISABLE; break;
 		case OPT_MERGE:
-			acts[n].act = BLOCK_BITMAP_MERGE;
-			acts[n++].src = optarg;
-			merge = true;
+			acts[a->n].act = BLOCK_BITMAP_MERGE;
+			acts[a->n++].src = optarg;
+			a->merge = true;
 			break;
-		/* No objects exist in kestrel-img yet; --image-opts has no parser here. */
-		case OPT_OBJECT:
-			img_error("--object is not supported");
-			goto out;
-		case OPT_IMAGE_OPTS:
-			img_error("--image-opts is not supported");
-			goto out;
-		case ':':
-			img_error("missing argument for option '%s'", argv[optind - 1]);
-			fprintf(stderr, "Try '%s --help' for more information\n", IMG_NAME);
-			goto out;
 		default:
-			img_error("unrecognized option '%s'", argv[optind - 1]);
-			fprintf(stderr, "Try '%s --help' for more information\n", IMG_NAME);
-			goto out;
+			bitmap_bad_option(c, argv);
+			return 1;
 		}
 	}
-	if (!n) {
-		img_error("Need at least one of --add, --remove, --clear, --enable, --disable, "
-			  "or --merge");
-		goto out;
-	}
-	if (granularity && !add) {
-		img_error("granularity only supported with --add");
-		goto out;
-	}
-	if (src_fmt && !src_file) {
-		img_error("-F only supported with -b");
-		goto out;
-	}
-	if (src_file && !merge) {
-		img_error("Merge bitmap source file only supported with --merge");
-		goto out;
-	}
-	if (optind != argc - 2) {
-		img_error("Expecting filename and bitmap name");
-		goto out;
-	}
-	bd = img_open(argv[optind], fmt, 0);
+	return IMG_CONTINUE;
+}
+
+/* qemu-img's checks of the options among themselves, in its order. */
+static bool bitmap_check_args(int argc, const struct bitmap_args *a)
+{
+	const char *msg = NULL;
+
+	if (!a->n)
+		msg = "Need at least one of --add, --remove, --clear, --enable, --disable, "
+		      "or --merge";
+	else if (a->granularity && !a->add)
+		msg = "granularity only supported with --add";
+	else if (a->src_fmt && !a->src_file)
+		msg = "-F only supported with -b";
+	else if (a->src_file && !a->merge)
+		msg = "Merge bitmap source file only supported with --merge";
+	else if (optind != argc - 2)
+		msg = "Expecting filename and bitmap name";
+	if (msg)
+		img_error("%s", msg);
+	return !msg;
+}
+
+/* The image (and --merge's source file) opened, the actions run: the exit status. */
+static int bitmap_run(char **argv, const struct bitmap_args *a)
+{
+	struct block_dev *bd, *src = NULL;
+	int ret;
+
+	bd = img_open(argv[optind], a->fmt, 0);
 	if (!bd)
-		goto out;
-	if (src_file && !(src = img_open(src_file, src_fmt, BLOCK_RDONLY))) {
+		return 1;
+	if (a->src_file && !(src = img_open(a->src_file, a->src_fmt, BLOCK_RDONLY))) {
 		block_close(bd);
-		goto out;
+		return 1;
 	}
 	/* QMP's granularity is 32 bits: qemu-img passes -g truncated, 0 meaning the default. */
-	ret = run_actions(bd, src ? src : bd, acts, n, argv[optind + 1], granularity);
+	ret = run_actions(bd, src ? src : bd, a->acts, a->n, argv[optind + 1], a->granularity);
 	if (src)
 		block_close(src);
 	block_close(bd);
-out:
-	free(acts);
+	return ret;
+}
+
+int img_bitmap(int argc, char **argv)
+{
+	struct bitmap_args a = { .acts = calloc((size_t)argc + 1, sizeof(*a.acts)) };
+	int ret;
+
+	if (!a.acts)
+		return 1;
+	ret = bitmap_parse(argc, argv, &a);
+	if (ret == IMG_CONTINUE)
+		ret = bitmap_check_args(argc, &a) ? bitmap_run(argv, &a) : 1;
+	free(a.acts);
 	return ret;
 }
 

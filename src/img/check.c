@@ -5,7 +5,7 @@
 #include <getopt.h>
 #include <string.h>
 
-enum { OPT_OUTPUT = 256, OPT_IMAGE_OPTS, OPT_OBJECT };
+enum { OPT_OUTPUT = 256 };
 
 static void print_human(const struct block_check_result *r)
 {
@@ -72,7 +72,27 @@ static int check_report(struct block_dev *bd, unsigned fix, struct block_check_r
 	return ret;
 }
 
-int img_check(int argc, char **argv)
+/* check's command line, as check_parse reads it. */
+struct check_args {
+	const char *fmt, *output, *filename;
+	unsigned flags, fix;
+	bool json, quiet, image_opts;
+};
+
+/* -r leaks|all: what the check repairs. */
+static bool check_repair_mode(const char *arg, unsigned *fix)
+{
+	if (!strcmp(arg, "leaks"))
+		*fix = BLOCK_FIX_LEAKS;
+	else if (!strcmp(arg, "all"))
+		*fix = BLOCK_FIX_LEAKS | BLOCK_FIX_ERRORS;
+	else
+		return false;
+	return true;
+}
+
+/* The option loop: IMG_CONTINUE, or the exit status. */
+static int check_parse(int argc, char **argv, struct check_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -80,115 +100,141 @@ int img_check(int argc, char **argv)
 		{ "repair", required_argument, NULL, 'r' },
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "force-share", no_argument, NULL, 'U' },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-		{ "object", required_argument, NULL, OPT_OBJECT },
+		IMG_LONGOPT_IMAGE_OPTS,
+		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = NULL, *output = "human", *filename;
-	/* With its backing chain, as qemu-img opens it: a missing backing file fails the same. */
-	unsigned flags = BLOCK_CHECK | BLOCK_UNSAFE_PROBE, fix = 0, cache;
-	struct block_check_result r, r2;
-	struct block_dev *bd;
-	bool json, quiet = false, image_opts = false;
+	unsigned cache;
 	int c, ret;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":hf:r:T:qU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("check"); return 0;
-		case 'f': fmt = optarg; break;
+		case 'f': a->fmt = optarg; break;
 		case 'r':
-			if (!strcmp(optarg, "leaks"))
-				fix = BLOCK_FIX_LEAKS;
-			else if (!strcmp(optarg, "all"))
-				fix = BLOCK_FIX_LEAKS | BLOCK_FIX_ERRORS;
-			else {
+			if (!check_repair_mode(optarg, &a->fix))
 				return img_usage_error("Unknown option value for -r "
 						       "(expecting 'leaks' or 'all'): %s", optarg);
-			}
 			break;
 		case 'T':
 			if (!img_cache_flags(optarg, &cache)) {
 				img_error("Invalid source cache option: %s", optarg);
 				return 1;
 			}
-			flags |= cache;
+			a->flags |= cache;
 			break;
-		case 'q': quiet = true; break;
-		case 'U': flags |= BLOCK_NO_LOCK; break;
-		case OPT_OUTPUT: output = optarg; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
+		case 'q': a->quiet = true; break;
+		case 'U': a->flags |= BLOCK_NO_LOCK; break;
+		case OPT_OUTPUT: a->output = optarg; break;
 		default:
-			return img_bad_option(c, argv);
+			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
+				return ret;
+			break;
 		}
 	}
-	if (optind != argc - 1) {
+	return IMG_CONTINUE;
+}
+
+/* qemu-img's checks of the arguments, in its order: IMG_CONTINUE, or the exit status. */
+static int check_check_args(int argc, char **argv, struct check_args *a)
+{
+	if (optind != argc - 1)
 		return img_usage_error("Expecting one image file name");
-	}
-	filename = argv[optind];
-	if (!img_parse_output(output, &json))
+	a->filename = argv[optind];
+	if (!img_parse_output(a->output, &a->json))
 		return 1;
-	if (!fix)
-		flags |= BLOCK_RDONLY;
+	if (!a->fix)
+		a->flags |= BLOCK_RDONLY;
 	else	/* -r opens read-write: qemu-img warns of a probed raw image, restricting block 0. */
-		flags &= ~BLOCK_UNSAFE_PROBE;
-	if ((flags & BLOCK_NO_LOCK) && fix) {
+		a->flags &= ~BLOCK_UNSAFE_PROBE;
+	if ((a->flags & BLOCK_NO_LOCK) && a->fix) {
 		img_error("--force-share/-U is not allowed when repairing an image");
 		return 1;
 	}
-	bd = img_open_image(filename, fmt, flags, image_opts);
-	if (!bd)
-		return 1;
+	return IMG_CONTINUE;
+}
+
+/*
+ * The check, and after a repair a second one of the fixed image:
+ * IMG_CONTINUE, or the exit status.
+ */
+static int check_run(struct block_dev *bd, const struct check_args *a,
+		     struct block_check_result *r)
+{
+	struct block_check_result r2;
+	int ret;
+
 	/*
 	 * A damaged image can take one report line per cluster: buffered, they
 	 * cost one write per 64 KiB instead of one each (qemu-img pays the same
 	 * per line, but its time is what ours is measured against).
 	 */
 	setvbuf(stderr, NULL, _IOFBF, 1 << 16);
-	ret = check_report(bd, fix, &r);
+	ret = check_report(bd, a->fix, r);
 	if (ret == -ENOTSUP) {
 		img_error("This image format does not support checks");
-		block_close(bd);
 		return 63;
 	}
 	if (ret < 0) {
 		img_error("Check failed: %s", strerror(-ret));
-		block_close(bd);
 		return 1;
 	}
-	if (r.corruptions_fixed || r.leaks_fixed) {
-		if (!json && !quiet)
-			printf("The following inconsistencies were found and repaired:\n\n"
-			       "    %d leaked clusters\n    %d corruptions\n\n"
-			       "Double checking the fixed image now...\n",
-			       r.leaks_fixed, r.corruptions_fixed);
-		ret = check_report(bd, 0, &r2);
-		if (ret < 0) {
-			img_error("Check failed: %s", strerror(-ret));
-			block_close(bd);
-			return 1;
-		}
-		r2.leaks_fixed = r.leaks_fixed;
-		r2.corruptions_fixed = r.corruptions_fixed;
-		r = r2;
+	if (!r->corruptions_fixed && !r->leaks_fixed)
+		return IMG_CONTINUE;
+	if (!a->json && !a->quiet)
+		printf("The following inconsistencies were found and repaired:\n\n"
+		       "    %d leaked clusters\n    %d corruptions\n\n"
+		       "Double checking the fixed image now...\n",
+		       r->leaks_fixed, r->corruptions_fixed);
+	ret = check_report(bd, 0, &r2);
+	if (ret < 0) {
+		img_error("Check failed: %s", strerror(-ret));
+		return 1;
 	}
-	if (json && print_json(&r, filename, block_format_name(bd)) < 0) {
+	r2.leaks_fixed = r->leaks_fixed;
+	r2.corruptions_fixed = r->corruptions_fixed;
+	*r = r2;
+	return IMG_CONTINUE;
+}
+
+/* The result printed; the exit status says what the check found, as qemu-img's does. */
+static int check_print(struct block_dev *bd, const struct check_args *a,
+		       const struct block_check_result *r)
+{
+	if (a->json && print_json(r, a->filename, block_format_name(bd)) < 0) {
 		img_error("Could not print the check result: out of memory");
-		block_close(bd);
 		return 1;
 	}
-	if (!json && !quiet)
-		print_human(&r);
-	block_close(bd);
-	if (r.check_errors)
+	if (!a->json && !a->quiet)
+		print_human(r);
+	if (r->check_errors)
 		return 1;
-	if (r.corruptions)
+	if (r->corruptions)
 		return 2;
-	if (r.leaks)
+	if (r->leaks)
 		return 3;
 	return 0;
+}
+
+int img_check(int argc, char **argv)
+{
+	/* With its backing chain, as qemu-img opens it: a missing backing file fails the same. */
+	struct check_args a = { .output = "human", .flags = BLOCK_CHECK | BLOCK_UNSAFE_PROBE };
+	struct block_check_result r;
+	struct block_dev *bd;
+	int ret = check_parse(argc, argv, &a);
+
+	if (ret == IMG_CONTINUE)
+		ret = check_check_args(argc, argv, &a);
+	if (ret != IMG_CONTINUE)
+		return ret;
+	bd = img_open_image(a.filename, a.fmt, a.flags, a.image_opts);
+	if (!bd)
+		return 1;
+	ret = check_run(bd, &a, &r);
+	if (ret == IMG_CONTINUE)
+		ret = check_print(bd, &a, &r);
+	block_close(bd);
+	return ret;
 }

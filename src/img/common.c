@@ -71,10 +71,17 @@ bool img_parse_size(const char *text, uint64_t *out)
 
 bool img_parse_size_arg(const char *name, const char *text, uint64_t *out)
 {
+	return img_parse_size_range(name, text, 0, INT64_MAX, out);
+}
+
+bool img_parse_size_range(const char *name, const char *text, uint64_t min, uint64_t max,
+			  uint64_t *out)
+{
 	int r = img_strtosz(text, out);
 
-	if (r == -ERANGE || (r == 0 && *out > INT64_MAX)) {
-		img_error("Invalid %s specified. Must be between 0 and %" PRId64 ".", name, INT64_MAX);
+	if (r == -ERANGE || (r == 0 && (*out < min || *out > max))) {
+		img_error("Invalid %s specified. Must be between %" PRIu64 " and %" PRIu64 ".", name,
+			  min, max);
 		return false;
 	}
 	if (r < 0) {
@@ -273,3 +280,11 @@ void img_progress_end(struct img_progress *p)
 	fflush(stdout);
 }
 
+const char *img_snapshot_arg(const char *arg)
+{
+	if (!strncmp(arg, "snapshot.name=", 14))
+		return arg + 14;
+	if (!strncmp(arg, "snapshot.id=", 12))
+		return arg + 12;
+	return arg;
+}

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
-
 /* qemu-img compare's IO_BUF_SIZE: the most it reads of a run at once (its steps for -p). */
 #define COMPARE_CHUNK (2u << 20)
 
@@ -152,8 +150,8 @@ int img_compare(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -174,14 +172,10 @@ int img_compare(int argc, char **argv)
 		case 'q': c.quiet = true; break;
 		case 's': c.strict = true; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			ret = 2;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			return img_bad_option(opt, argv);
+			if ((ret = img_shared_option(opt, argv, &image_opts)) != IMG_CONTINUE)
+				return ret;
+			break;
 		}
 	}
 	if (optind != argc - 2) {

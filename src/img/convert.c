@@ -5,10 +5,10 @@
  * zeroes and compresses, then writes in turn, so the target is laid out in
  * order as qemu-img lays it out (or in any order with -W).
  */
+#include "img/convert.h"
 #include "img/img.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +17,6 @@
 
 #define CHUNK		(2u << 20)	/* qemu-img's IO_BUF_SIZE */
 #define MAX_WORKERS	16
-
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_TARGET_IMAGE_OPTS, OPT_TARGET_IS_ZERO,
-       OPT_BITMAPS, OPT_SALVAGE, OPT_FORCE_SHARE, OPT_SKIP_BROKEN };
 
 enum seg_kind { SEG_DATA, SEG_ZERO, SEG_BACKING };
 
@@ -386,22 +383,20 @@ static void prog_advance(struct conv *c, uint64_t n)
 	}
 }
 
-/* One chunk: classify, read, then compress or wait for its turn and write. */
-static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
+/*
+ * What [start, end) of the sources holds, as segments of one kind each;
+ * each data segment gets its place in the chunk's buffer.
+ */
+static int chunk_segments(struct conv *c, uint64_t start, uint64_t end, struct seg *segs,
+			  size_t *pnsegs)
 {
-	uint64_t start = idx * c->chunk, end = start + c->chunk, off;
-	size_t nsegs = 0, used = 0, nops = 0, maxsegs = MAX_SEGS;
-	struct seg *segs = w->segs;
-	uint8_t *buf = w->buf;
-	int ret;
+	size_t nsegs = 0, used = 0;
 
-	if (end > c->total)
-		end = c->total;
-	for (off = start; off < end;) {
+	for (uint64_t off = start; off < end;) {
 		uint64_t pnum, n = end - off;
 		enum seg_kind kind;
 		int s = src_at(c, off, &n);
-		ret = seg_status(c, c->src[s], off - c->src_start[s], n, &kind, &pnum);
+		int ret = seg_status(c, c->src[s], off - c->src_start[s], n, &kind, &pnum);
 		if (ret < 0) {
 			fail(c, ret, true, off);
 			return ret;
@@ -414,7 +409,7 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 			segs[nsegs - 1].len += pnum;
 		} else {
 			/* Too fragmented to track: the rest of the chunk is read as data. */
-			if (nsegs == maxsegs - 1 && off + pnum < end) {
+			if (nsegs == MAX_SEGS - 1 && off + pnum < end) {
 				kind = SEG_DATA;
 				pnum = end - off;
 			}
@@ -428,71 +423,108 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 			used += (size_t)pnum;
 		off += pnum;
 	}
+	*pnsegs = nsegs;
+	return 0;
+}
 
-	if (c->compress) {
-		/*
-		 * Whole target clusters, compressed in this thread (the chunk starts on a
-		 * cluster): the chunk is read in full, zero clusters stay unallocated.
-		 */
-		ret = read_sources(c, start, end - start, buf);
+/* With -B, what the backing file provides is not copied. */
+static bool from_backing(const struct seg *segs, size_t nsegs, uint64_t off, size_t n)
+{
+	bool backing = false;
+
+	for (size_t i = 0; i < nsegs; i++)
+		if (segs[i].kind == SEG_BACKING && segs[i].off <= off &&
+		    segs[i].off + segs[i].len >= off + n)
+			backing = true;
+	return backing;
+}
+
+/* -c: one target cluster, compressed, or left unallocated when it reads as zeroes. */
+static int compress_cluster(struct conv *c, uint64_t off, const uint8_t *p, size_t n,
+			    bool backing)
+{
+	int ret = 0;
+
+	/* -S 0: every cluster written, zero ones compressed too (qemu-img). */
+	if (backing || (c->min_sparse && block_buffer_is_zero(p, n))) {
+		if (!backing && !c->zero_init) {
+			img_rate_charge(&c->rate, n, true);
+			ret = block_write_zeroes(c->dst, off, n, true);
+		}
+	} else {
+		img_rate_charge(&c->rate, n, true);
+		ret = block_pwrite_compressed(c->dst, off, p, n);
+	}
+	if (ret < 0)
+		fail(c, ret, false, off);
+	return ret;
+}
+
+/*
+ * -c: whole target clusters, compressed in this thread (the chunk starts on a
+ * cluster): the chunk is read in full, zero clusters stay unallocated.
+ */
+static int write_compressed(struct conv *c, uint64_t start, uint64_t end,
+			    const struct seg *segs, size_t nsegs, uint8_t *buf)
+{
+	int ret = read_sources(c, start, end - start, buf);
+
+	if (ret < 0)
+		return ret;
+	/* The target may end past the source (sector rounding): pad with zeroes. */
+	if (end == c->total && c->dst_size > end) {
+		uint64_t pad = c->dst_size - end;
+		if (pad > start + c->chunk - end)
+			pad = start + c->chunk - end;
+		memset(buf + (end - start), 0, (size_t)pad);
+	}
+	for (uint64_t off = start; off < end; off += c->cluster) {
+		uint64_t tail = end == c->total ? c->dst_size : end;
+		size_t n = tail - off < c->cluster ? (size_t)(tail - off) : c->cluster;
+		ret = compress_cluster(c, off, buf + (off - start), n,
+				       from_backing(segs, nsegs, off, n));
 		if (ret < 0)
 			return ret;
-		/* The target may end past the source (sector rounding): pad with zeroes. */
-		if (end == c->total && c->dst_size > end) {
-			uint64_t pad = c->dst_size - end;
-			if (pad > start + c->chunk - end)
-				pad = start + c->chunk - end;
-			memset(buf + (end - start), 0, (size_t)pad);
-		}
-		for (off = start; off < end; off += c->cluster) {
-			uint64_t tail = end == c->total ? c->dst_size : end;
-			size_t n = tail - off < c->cluster ? (size_t)(tail - off) : c->cluster;
-			const uint8_t *p = buf + (off - start);
-			bool backing = false;
-			/* With -B, what the backing file provides is not copied. */
-			for (size_t i = 0; i < nsegs; i++)
-				if (segs[i].kind == SEG_BACKING && segs[i].off <= off &&
-				    segs[i].off + segs[i].len >= off + n)
-					backing = true;
-			/* -S 0: every cluster written, zero ones compressed too (qemu-img). */
-			if (backing || (c->min_sparse && block_buffer_is_zero(p, n))) {
-				if (!backing && !c->zero_init) {
-					img_rate_charge(&c->rate, n, true);
-					ret = block_write_zeroes(c->dst, off, n, true);
-				}
-				if (ret < 0) {
-					fail(c, ret, false, off);
-					return ret;
-				}
-				continue;
-			}
-			img_rate_charge(&c->rate, n, true);
-			ret = block_pwrite_compressed(c->dst, off, p, n);
-			if (ret < 0) {
-				fail(c, ret, false, off);
-				return ret;
-			}
-		}
-		goto done;
 	}
+	return 0;
+}
 
-	/* Read and find the zeroes before the turn to write, in parallel. */
+/*
+ * The chunk's writes, planned before its turn to write: its data read and
+ * its zeroes found, in parallel with the other workers.
+ */
+static int plan_chunk(struct conv *c, uint64_t start, uint64_t end, size_t nsegs,
+		      struct work *w, size_t *pnops)
+{
+	size_t nops = 0;
+
 	if (c->copy_range && c->cluster)
-		nops = plan_copy_clusters(c, segs, nsegs, start, end, w->ops, 0);
+		nops = plan_copy_clusters(c, w->segs, nsegs, start, end, w->ops, 0);
 	for (size_t i = 0; i < nsegs && !(c->copy_range && c->cluster); i++) {
-		struct seg *g = &segs[i];
+		struct seg *g = &w->segs[i];
 		if (g->kind == SEG_DATA && c->copy_range) {
 			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL, true };
 		} else if (g->kind == SEG_DATA) {
-			ret = read_sources(c, g->off, g->len, buf + g->buf_off);
+			int ret = read_sources(c, g->off, g->len, w->buf + g->buf_off);
 			if (ret < 0)
 				return ret;
-			nops = plan_sparse(c, g->off, buf + g->buf_off, (size_t)g->len, w->ops, nops);
+			nops = plan_sparse(c, g->off, w->buf + g->buf_off, (size_t)g->len, w->ops,
+					   nops);
 		} else if (g->kind == SEG_ZERO && !c->zero_init) {
 			w->ops[nops++] = (struct op){ g->off, (size_t)g->len, NULL, false };
 		}
 	}
-	ret = 0;
+	*pnops = nops;
+	return 0;
+}
+
+/* The planned writes, in the chunk's turn (any order with -W). */
+static int write_in_turn(struct conv *c, uint64_t idx, const struct op *ops, size_t nops)
+{
+	/* A read error after this chunk does not stop it: every chunk before the error lands. */
+	uint64_t end = (idx + 1) * c->chunk;
+	int ret = 0;
+
 	if (!c->out_of_order) {
 		pthread_mutex_lock(&c->lock);
 		while (c->next_write != idx && !(c->err && c->err_off < end))
@@ -501,7 +533,7 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 		pthread_mutex_unlock(&c->lock);
 	}
 	for (size_t i = 0; ret == 0 && i < nops; i++) {
-		struct op *o = &w->ops[i];
+		const struct op *o = &ops[i];
 		img_rate_charge(&c->rate, o->len, true);
 		ret = o->copy ? copy_sources(c, o->off, o->len)
 		      : o->data ? block_pwrite(c->dst, o->off, o->data, o->len)
@@ -509,9 +541,30 @@ static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
 		if (ret < 0)
 			fail(c, ret, false, o->off);
 	}
+	return ret;
+}
+
+/* One chunk: classify, read, then compress or wait for its turn and write. */
+static int do_chunk(struct conv *c, uint64_t idx, struct work *w)
+{
+	uint64_t start = idx * c->chunk, end = start + c->chunk;
+	size_t nsegs, nops;
+	int ret;
+
+	if (end > c->total)
+		end = c->total;
+	ret = chunk_segments(c, start, end, w->segs, &nsegs);
+	if (ret < 0)
+		return ret;
+	if (c->compress) {
+		ret = write_compressed(c, start, end, w->segs, nsegs, w->buf);
+	} else {
+		ret = plan_chunk(c, start, end, nsegs, w, &nops);
+		if (ret == 0)
+			ret = write_in_turn(c, idx, w->ops, nops);
+	}
 	if (ret)
 		return ret;
-done:
 	pthread_mutex_lock(&c->lock);
 	if (!c->out_of_order && !c->compress)
 		c->next_write = idx + 1;
@@ -580,447 +633,237 @@ static int online_cpus(void)
 	return n < 1 ? 1 : (int)n;
 }
 
-int img_convert(int argc, char **argv)
+/* The target's creation options (-o, -B, -F), checked as the driver checks them. */
+static int convert_target_opts(const struct convert_args *a, const char *out_name,
+			       struct img_opts *copts, struct block_create_opts *o, unsigned *set)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-		{ "target-image-opts", no_argument, NULL, OPT_TARGET_IMAGE_OPTS },
-		{ "target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO },
-		{ "bitmaps", no_argument, NULL, OPT_BITMAPS },
-		{ "skip-broken-bitmaps", no_argument, NULL, OPT_SKIP_BROKEN },
-		{ "salvage", no_argument, NULL, OPT_SALVAGE },
-		{ "force-share", no_argument, NULL, 'U' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *fmt = NULL, *out_fmt = NULL, *out_backing = NULL, *out_backing_fmt = NULL;
-	const char *snapshot = NULL, *cache = "unsafe", *src_cache = "writeback", *out_name;
-	struct block_create_opts o = { 0 };
-	struct conv c = { 0 };
-	char *options IMG_AUTOFREE = NULL, err[4096];
-	struct img_opts copts = { 0 };
-	unsigned set = 0, src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, dst_flags, cf;
-	bool progress = false, quiet = false, no_create = false, target_is_zero = false;
-	bool image_opts = false, target_image_opts = false, out_fmt_given;
-	bool bitmaps = false, skip_broken = false;
-	bool sparse_given = false, salvage = false;
-	uint64_t sparse = 4096, coroutines = 8, rate = 0;
-	int ch, ret = 1, nworkers;
+	char err[4096];
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:s:", longopts,
-				 NULL)) != -1) {
-		switch (ch) {
-		case 'h': img_cmd_help("convert"); return 0;
-		case 'f': fmt = optarg; break;
-		case 'O': out_fmt = optarg; break;
-		case 'B': out_backing = optarg; break;
-		case 'F': out_backing_fmt = optarg; break;
-		case 'C': c.copy_range = true; break;
-		case 'c': c.compress = true; break;
-		case 'o': {
-			char *n = options ? malloc(strlen(options) + strlen(optarg) + 2) : strdup(optarg);
-			if (!n)
-				return 1;
-			if (options) {
-				sprintf(n, "%s,%s", options, optarg);
-				free(options);
-			}
-			options = n;
-			break;
-		}
-		case 'l':
-		case 's':
-			/* -l snapshot.name=X, snapshot.id=X or just X; -s X is the old spelling. */
-			snapshot = optarg;
-			if (!strncmp(snapshot, "snapshot.name=", 14))
-				snapshot += 14;
-			else if (!strncmp(snapshot, "snapshot.id=", 12))
-				snapshot += 12;
-			break;
-		case 'S':
-			sparse_given = true;
-			if (!img_parse_size(optarg, &sparse) || sparse > INT32_MAX || sparse % 512) {
-				img_error("Invalid buffer size for sparse output specified. Valid sizes "
-					  "are multiples of 512 up to 2147483136.");
-				return 1;
-			}
-			break;
-		case 'p': progress = true; break;
-		case 't': cache = optarg; break;
-		case 'T': src_cache = optarg; break;
-		case 'q': quiet = true; break;
-		case 'n': no_create = true; break;
-		case 'm':
-			if (!img_parse_size(optarg, &coroutines) || coroutines < 1 || coroutines > 16 ||
-			    strpbrk(optarg, "kKmMgGtTpPeE")) {
-				img_error("Invalid number of coroutines. Allowed number of coroutines is "
-					  "between 1 and 16");
-				return 1;
-			}
-			break;
-		case 'W': c.out_of_order = true; break;
-		case 'U': src_flags |= BLOCK_NO_LOCK; break;
-		case 'r':
-			if (!img_rate_parse(optarg, &rate))
-				return 1;
-			break;
-		case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			ret = 1;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
-		case OPT_TARGET_IMAGE_OPTS: target_image_opts = true; break;
-		case OPT_SALVAGE: salvage = c.salvage = true; break;
-		case OPT_BITMAPS: bitmaps = true; break;
-		case OPT_SKIP_BROKEN: skip_broken = true; break;
-		default:
-			return img_bad_option(ch, argv);
-		}
-	}
-	if (quiet)
-		progress = false;
-	c.quiet = quiet;
-	out_fmt_given = out_fmt != NULL;
-	if (skip_broken && !bitmaps) {
-		img_error("Use of --skip-broken-bitmaps requires --bitmaps");
-		return 1;
-	}
-	if (!out_fmt)
-		out_fmt = "raw";
-	/* qemu-img's refusals of copy offloading, in its order. */
-	if (c.copy_range && (c.compress || sparse_given || salvage)) {
-		img_error(c.compress ? "Cannot enable copy offloading when -c is used" :
-			  sparse_given ? "Cannot enable copy offloading when -S is used" :
-			  "Cannot use copy offloading in salvaging mode");
-		return 1;
-	}
-	if (options && img_is_help_opt(options))
-		return img_print_option_help(out_fmt, argc - optind >= 2 ? argv[argc - 1] : NULL);
-	if (!img_check_create_format(out_fmt, NULL))
-		return 1;
-	if (argc - optind < 2) {
-		/* qemu-img 7.2 words both a missing source and a missing output so. */
-		img_error("Must specify image file name");
-		return 1;
-	}
-	if (target_image_opts && !no_create) {
-		img_error("--target-image-opts requires use of -n flag");
-		return 1;
-	}
-	if (target_is_zero && !no_create) {
-		img_error("--target-is-zero requires use of -n flag");
-		return 1;
-	}
-	/* qemu-img refuses both: they would describe a target that is not created. */
-	if (no_create && (out_backing || options)) {
-		img_error(out_backing ? "-B makes no sense when not creating the target"
-				      : "-o has no effect when skipping image creation");
-		return 1;
-	}
-	if (!img_cache_flags(src_cache, &cf)) {
-		img_error("Invalid source cache option: %s", src_cache);
-		return 1;
-	}
-	src_flags |= cf;
-	/* From here on qemu-img has printed 0%, and ends the line however it ends. */
-	c.progress.enabled = progress;
-	prog_print(&c.progress, 0);
-	if (!img_cache_flags(cache, &dst_flags)) {
-		img_error("Invalid cache option: %s", cache);
-		goto out;
-	}
-	if (c.compress && strcmp(out_fmt, "qcow2")) {
+	if (a->compress && strcmp(a->out_fmt, "qcow2")) {
 		img_error("Compression not supported for this file format");
-		goto out;
+		return -1;
 	}
-	if (img_opts_init(&copts, out_fmt, IMG_OPTS_CREATE_FILE) < 0)
-		goto out;
-	if (options && img_opts_parse(&copts, options, err, sizeof(err)) < 0) {
+	if (img_opts_init(copts, a->out_fmt, IMG_OPTS_CREATE_FILE) < 0)
+		return -1;
+	if (a->options && img_opts_parse(copts, a->options, err, sizeof(err)) < 0) {
 		img_error("%s", err);
-		goto out;
+		return -1;
 	}
 	/* The driver checks string values when it creates the target. */
-	if (img_opts_apply(&copts, &o, &set, err, sizeof(err)) < 0) {
-		img_error("%s: error while converting %s: %s", argv[argc - 1], out_fmt, err);
-		goto out;
+	if (img_opts_apply(copts, o, set, err, sizeof(err)) < 0) {
+		img_error("%s: error while converting %s: %s", out_name, a->out_fmt, err);
+		return -1;
 	}
-	if (out_backing)
-		o.backing_file = out_backing;
-	if (out_backing_fmt)
-		o.backing_fmt = out_backing_fmt;
+	if (a->out_backing)
+		o->backing_file = a->out_backing;
+	if (a->out_backing_fmt)
+		o->backing_fmt = a->out_backing_fmt;
+	return 0;
+}
 
-	c.nsrc = argc - optind - 1;
-	out_name = argv[argc - 1];
-	c.src = calloc((size_t)c.nsrc, sizeof(*c.src));
-	c.src_start = calloc((size_t)c.nsrc + 1, sizeof(*c.src_start));
-	if (!c.src || !c.src_start) {
-		ret = 1;
-		goto out;
-	}
-	if (snapshot && c.nsrc > 1) {
+/* The sources, one after another (or a snapshot of the one source). */
+static int convert_open_sources(struct conv *c, const struct convert_args *a, char **names,
+				int nsrc)
+{
+	char err[4096];
+
+	c->nsrc = nsrc;
+	c->src = calloc((size_t)c->nsrc, sizeof(*c->src));
+	c->src_start = calloc((size_t)c->nsrc + 1, sizeof(*c->src_start));
+	if (!c->src || !c->src_start)
+		return -1;
+	if (a->snapshot && c->nsrc > 1) {
 		img_error("No support for concatenating multiple snapshot");
-		goto out;
+		return -1;
 	}
-	for (int i = 0; i < c.nsrc; i++) {
-		c.src[i] = img_open_image(argv[optind + i], fmt, src_flags, image_opts);
-		if (!c.src[i])
-			goto out;
-		c.src_start[i] = c.total;
-		c.total += block_length(c.src[i]);
+	for (int i = 0; i < c->nsrc; i++) {
+		c->src[i] = img_open_image(names[i], a->fmt, a->src_flags, a->image_opts);
+		if (!c->src[i])
+			return -1;
+		c->src_start[i] = c->total;
+		c->total += block_length(c->src[i]);
 	}
-	c.src_start[c.nsrc] = c.total;
-	if (snapshot) {
-		if (block_snapshot_load_tmp(c.src[0], snapshot, err, sizeof(err)) < 0) {
+	c->src_start[c->nsrc] = c->total;
+	if (a->snapshot) {
+		if (block_snapshot_load_tmp(c->src[0], a->snapshot, err, sizeof(err)) < 0) {
 			img_error("Failed to load snapshot: %s", err);
-			goto out;
+			return -1;
 		}
-		c.total = block_length(c.src[0]);
-		c.src_start[1] = c.total;
+		c->total = block_length(c->src[0]);
+		c->src_start[1] = c->total;
 	}
-	/* qemu-img checks the source's bitmaps before it creates the target. */
-	if (bitmaps && img_convert_check_bitmaps(c.src, c.nsrc, skip_broken) < 0)
-		goto out;
+	return 0;
+}
 
-	if (!no_create && block_create_name_check(out_name, err, sizeof(err)) < 0) {
+/* Creates the target (without -n), as large as the sources unless -o size= says. */
+static int convert_create_target(const struct convert_args *a, const char *out_name,
+				 struct block_create_opts *o, unsigned set, uint64_t total)
+{
+	char err[4096];
+
+	if (a->no_create)
+		return 0;
+	if (block_create_name_check(out_name, err, sizeof(err)) < 0) {
 		img_error("%s", err);
-		goto out;
+		return -1;
 	}
-	if (!no_create) {
-		if (!(set & BLOCK_AMEND_SIZE))
-			o.size = c.total;
-		o.size = (o.size + 511) & ~511ULL;	/* whole sectors, as qemu-img creates */
-		if (o.backing_file && !o.backing_fmt) {
-			img_error("%s: Backing file specified without backing format", out_name);
-			goto out;
-		}
-		if (block_create(out_name, out_fmt, &o, err, sizeof(err)) < 0) {
-			img_error("%s: error while converting %s: %s", out_name, out_fmt, err);
-			goto out;
-		}
+	if (!(set & BLOCK_AMEND_SIZE))
+		o->size = total;
+	o->size = (o->size + 511) & ~511ULL;	/* whole sectors, as qemu-img creates */
+	if (o->backing_file && !o->backing_fmt) {
+		img_error("%s: Backing file specified without backing format", out_name);
+		return -1;
 	}
-	/* With its backing file, if it has one: partial clusters copy from it. */
-	c.dst = img_open_image(out_name, out_fmt_given || !target_image_opts ? out_fmt : NULL,
-			       dst_flags, target_image_opts);
-	if (!c.dst)
-		goto out;
-	if (block_length(c.dst) < c.total) {
+	if (block_create(out_name, a->out_fmt, o, err, sizeof(err)) < 0) {
+		img_error("%s: error while converting %s: %s", out_name, a->out_fmt, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens the target, with its backing file if it has one: partial clusters copy from it. */
+static int convert_open_target(struct conv *c, const struct convert_args *a,
+			       const char *out_name, unsigned dst_flags)
+{
+	c->dst = img_open_image(out_name,
+				a->out_fmt_given || !a->target_image_opts ? a->out_fmt : NULL,
+				dst_flags, a->target_image_opts);
+	if (!c->dst)
+		return -1;
+	if (block_length(c->dst) < c->total) {
 		img_error("Target image is too small (%" PRIu64 " < %" PRIu64 ")",
-			  block_length(c.dst), c.total);
-		goto out;
+			  block_length(c->dst), c->total);
+		return -1;
 	}
-	if (bitmaps && !img_supports_bitmaps(c.dst)) {
-		img_error("Format driver '%s' does not support bitmaps", out_fmt);
-		goto out;
+	if (a->bitmaps && !img_supports_bitmaps(c->dst)) {
+		img_error("Format driver '%s' does not support bitmaps", a->out_fmt);
+		return -1;
 	}
-	c.cluster = block_cluster_size(c.dst);
-	c.dst_size = block_length(c.dst);
-	if (c.compress && !c.cluster) {
+	c->cluster = block_cluster_size(c->dst);
+	c->dst_size = block_length(c->dst);
+	if (a->compress && !c->cluster) {
 		img_error("Compression not supported for this file format");
-		goto out;
+		return -1;
 	}
+	return 0;
+}
+
+/* How the copy runs: zero handling, chunk size; returns the number of workers. */
+static int convert_plan(struct conv *c, const struct convert_args *a,
+			const struct block_create_opts *o)
+{
+	int nworkers;
+
 	/* A new image without a backing file reads as zeroes until written. */
-	c.zero_init = (!no_create && !o.backing_file) || target_is_zero;
-	c.target_backing = o.backing_file != NULL;
-	c.min_sparse = sparse;
-	img_rate_init(&c.rate, rate);
-	c.chunk = CHUNK;
-	if (c.cluster && c.cluster > c.chunk)
-		c.chunk = c.cluster;
+	c->zero_init = (!a->no_create && !o->backing_file) || a->target_is_zero;
+	c->target_backing = o->backing_file != NULL;
+	c->min_sparse = a->sparse;
+	img_rate_init(&c->rate, a->rate);
+	c->chunk = CHUNK;
+	if (c->cluster && c->cluster > c->chunk)
+		c->chunk = c->cluster;
 	/*
 	 * Copying is I/O: a worker a CPU and one more keep reads ahead of the
 	 * in-order writes.  Compressing is CPU work: -m of them (8 by default,
 	 * as many clusters as qemu-img compresses at once), so that the
 	 * compression keeps every CPU busy even when other work competes for it.
 	 */
-	nworkers = c.compress ? (int)coroutines : online_cpus() + 1;
-	if (nworkers > (int)coroutines)
-		nworkers = (int)coroutines;
+	nworkers = c->compress ? (int)a->coroutines : online_cpus() + 1;
+	if (nworkers > (int)a->coroutines)
+		nworkers = (int)a->coroutines;
 	if (nworkers > MAX_WORKERS)
 		nworkers = MAX_WORKERS;
-	if (prog_plan(&c) < 0)
-		goto out;
-	ret = run_workers(&c, nworkers);
+	/* Also qemu-img's first walk over the source: a block status error stops it here. */
+	if (prog_plan(c) < 0)
+		return -1;
+	return nworkers;
+}
+
+/* The copy, its error message, then the bitmaps: the exit status. */
+static int convert_copy(struct conv *c, const struct convert_args *a, int nworkers)
+{
+	int ret;
+
+	if (nworkers < 0)
+		return 1;	/* said by prog_plan */
+	ret = run_workers(c, nworkers);
 	if (ret == 0)
-		ret = block_flush(c.dst);
+		ret = block_flush(c->dst);
 	if (ret < 0) {
-		if (c.err_read)
-			img_error("error while reading at byte %" PRIu64 ": %s", c.err_off,
+		if (c->err_read)
+			img_error("error while reading at byte %" PRIu64 ": %s", c->err_off,
 				  strerror(-ret));
 		else
-			img_error("error while writing at byte %" PRIu64 ": %s", c.err_off,
+			img_error("error while writing at byte %" PRIu64 ": %s", c->err_off,
 				  strerror(-ret));
-		ret = 1;
-	} else {
-		prog_print(&c.progress, 100);
-		/* The bitmaps last, so that the copy's writes do not mark them (as qemu-img). */
-		ret = bitmaps ? img_convert_copy_bitmaps(c.src[0], c.dst, skip_broken) : 0;
+		return 1;
 	}
-out:
-	/* qemu_progress_end: the line ends, whatever happened. */
-	if (c.progress.enabled)
-		printf("\n");
-	free(c.progress.at);
-	free(c.progress.done);
-	if (c.dst)
-		block_close(c.dst);
-	for (int i = 0; c.src && i < c.nsrc; i++)
-		block_close(c.src[i]);
-	free(c.src);
-	free(c.src_start);
-	img_opts_free(&copts);
-	return ret;
+	prog_print(&c->progress, 100);
+	/* The bitmaps last, so that the copy's writes do not mark them (as qemu-img). */
+	return a->bitmaps ? img_convert_copy_bitmaps(c->src[0], c->dst, a->skip_broken) : 0;
 }
 
-/* qemu-img dd: bs=, count=, skip=, if=, of=; creates the output image. */
-/*
- * A dd operand's number, checked as qemu-img's cvtnum_full does: bs= lies in
- * 1..INT_MAX, count= and skip= in 0..INT64_MAX; the message names the operand.
- */
-static bool img_dd_number(const char *name, const char *text, uint64_t *out)
+/* From qemu-img's first progress line on: open, create, copy (the exit status). */
+static int convert_run(int argc, char **argv, struct convert_args *a, struct conv *c,
+		       struct img_opts *copts)
 {
-	uint64_t max = name[0] == 'b' ? INT32_MAX : INT64_MAX;
-	int r = img_strtosz(text, out);
-
-	if (r == -ERANGE || (r == 0 && (*out > max || (name[0] == 'b' && !*out)))) {
-		img_error("Invalid %s specified. Must be between %d and %" PRIu64 ".", name,
-			  name[0] == 'b', max);
-		return false;
-	}
-	if (r < 0) {
-		img_error("Invalid %s specified. You may use k, M, G, T, P or E suffixes for", name);
-		img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
-		return false;
-	}
-	return true;
-}
-
-int img_dd(int argc, char **argv)
-{
-	const char *fmt = NULL, *out_fmt = "raw", *in = NULL, *out = NULL;
-	uint64_t bs = 512, count = UINT64_MAX, skip = 0, size, in_pos, out_pos = 0;
 	struct block_create_opts o = { 0 };
-	struct block_dev *src, *dst;
-	unsigned flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
-	char err[4096];
-	uint8_t *buf;
-	int ch, ret = 0;
-	bool image_opts = false;
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-		{ "force-share", no_argument, NULL, 'U' },
-		{ NULL, 0, NULL, 0 },
-	};
+	const char *out_name = argv[argc - 1];
+	unsigned set = 0, dst_flags;
 
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help")) {
-			img_cmd_help("dd");
-			return 0;
-		}
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, ":hf:O:U", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'h': img_cmd_help("dd"); return 0;
-		case 'f': fmt = optarg; break;
-		case 'O': out_fmt = optarg; break;
-		case 'U': flags |= BLOCK_NO_LOCK; break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
-		default:
-			return img_bad_option(ch, argv);
-		}
-	}
-	for (int i = optind; i < argc; i++) {
-		char *eq = strchr(argv[i], '=');
-		uint64_t v;
-		if (!eq) {
-			img_error("unrecognized operand %s", argv[i]);
-			return 1;
-		}
-		*eq = '\0';
-		if (!strcmp(argv[i], "if")) {
-			in = eq + 1;
-		} else if (!strcmp(argv[i], "of")) {
-			out = eq + 1;
-		} else if (!strcmp(argv[i], "bs") || !strcmp(argv[i], "count") ||
-			   !strcmp(argv[i], "skip")) {
-			if (!img_dd_number(argv[i], eq + 1, &v))
-				return 1;
-			if (argv[i][0] == 'b')
-				bs = v;
-			else if (argv[i][0] == 'c')
-				count = v;
-			else
-				skip = v;
-		} else {
-			img_error("unrecognized operand %s", argv[i]);
-			return 1;
-		}
-	}
-	if (!in || !out) {
-		img_error("Must specify both input and output files");
+	c->copy_range = a->copy_range;
+	c->compress = a->compress;
+	c->out_of_order = a->out_of_order;
+	c->salvage = a->salvage;
+	c->quiet = a->quiet;
+	/* From here on qemu-img has printed 0%, and ends the line however it ends. */
+	c->progress.enabled = a->progress;
+	prog_print(&c->progress, 0);
+	if (!img_cache_flags(a->cache, &dst_flags)) {
+		img_error("Invalid cache option: %s", a->cache);
 		return 1;
 	}
-	if (strcmp(out_fmt, "raw") && strcmp(out_fmt, "qcow2")) {
-		img_error("Unknown file format '%s'", out_fmt);
+	if (convert_target_opts(a, out_name, copts, &o, &set) < 0 ||
+	    convert_open_sources(c, a, argv + optind, argc - optind - 1) < 0)
 		return 1;
-	}
-	src = img_open_image(in, fmt, flags, image_opts);
-	if (!src)
+	/* qemu-img checks the source's bitmaps before it creates the target. */
+	if (a->bitmaps && img_convert_check_bitmaps(c->src, c->nsrc, a->skip_broken) < 0)
 		return 1;
-	/*
-	 * qemu-img 7.2 (img_dd) caps the input by count= before it applies
-	 * skip=, so count= counts blocks from the start of the input; a skip
-	 * past that end warns, creates an empty output and still succeeds,
-	 * like dd(1).  Kept as is: scripts see the same output image.
-	 */
-	size = block_length(src);
-	if (count != UINT64_MAX && count <= size / bs)
-		size = count * bs;
-	if (skip > size / bs) {
-		img_error("%s: cannot skip to specified offset", in);
-		size = 0;
-		in_pos = 0;
-	} else {
-		in_pos = skip * bs;
-		size -= in_pos;
-	}
-	o.size = size;
-	if (block_create(out, out_fmt, &o, err, sizeof(err)) < 0) {
-		img_error("%s: error while creating output image: %s", out, err);
-		block_close(src);
+	if (convert_create_target(a, out_name, &o, set, c->total) < 0 ||
+	    convert_open_target(c, a, out_name, dst_flags) < 0)
 		return 1;
+	return convert_copy(c, a, convert_plan(c, a, &o));
+}
+
+static void convert_free(struct conv *c)
+{
+	/* qemu_progress_end: the line ends, whatever happened. */
+	if (c->progress.enabled)
+		printf("\n");
+	free(c->progress.at);
+	free(c->progress.done);
+	if (c->dst)
+		block_close(c->dst);
+	for (int i = 0; c->src && i < c->nsrc; i++)
+		block_close(c->src[i]);
+	free(c->src);
+	free(c->src_start);
+}
+
+int img_convert(int argc, char **argv)
+{
+	struct convert_args a;
+	struct img_opts copts = { 0 };
+	struct conv c = { 0 };
+	int ret = convert_parse(argc, argv, &a);
+
+	if (ret == IMG_CONTINUE)
+		ret = convert_check_args(argc, argv, &a);
+	if (ret == IMG_CONTINUE) {
+		ret = convert_run(argc, argv, &a, &c, &copts);
+		convert_free(&c);
+		img_opts_free(&copts);
 	}
-	dst = img_open(out, out_fmt, BLOCK_NO_FLUSH);
-	buf = block_alloc_buf((size_t)bs);
-	if (!dst || !buf) {
-		free(buf);
-		block_close(src);
-		block_close(dst);
-		return 1;
-	}
-	while (out_pos < size) {
-		size_t n = size - out_pos < bs ? (size_t)(size - out_pos) : (size_t)bs;
-		ret = block_pread(src, in_pos, buf, n);
-		if (ret < 0) {
-			img_error("error while reading from input image file: %s", strerror(-ret));
-			break;
-		}
-		ret = block_pwrite(dst, out_pos, buf, n);
-		if (ret < 0) {
-			img_error("error while writing to output image file: %s", strerror(-ret));
-			break;
-		}
-		in_pos += n;
-		out_pos += n;
-	}
-	if (ret == 0 && (ret = block_flush(dst)) < 0)
-		img_error("error while flushing output image: %s", strerror(-ret));
-	free(buf);
-	block_close(dst);
-	block_close(src);
-	return ret < 0 ? 1 : 0;
+	free(a.options);
+	return ret;
 }

@@ -21,6 +21,12 @@
 extern const char *img_prog;
 #define IMG_NAME img_prog
 
+/*
+ * What a command's steps (parse, check, ...) answer when the command goes
+ * on; any other answer is the command's exit status.
+ */
+#define IMG_CONTINUE (-1)
+
 struct img_cmd {
 	const char *name;
 	int (*run)(int argc, char **argv);
@@ -92,6 +98,8 @@ int img_chain_status(struct block_dev *bd, uint64_t off, uint64_t len, bool top_
 		     uint64_t *pnum, unsigned *flags);
 /* --output=human|json; prints qemu-img's message and returns false otherwise. */
 bool img_parse_output(const char *arg, bool *json);
+/* -l of convert and measure: snapshot.name=X, snapshot.id=X or just X names X. */
+const char *img_snapshot_arg(const char *arg);
 
 /* Opens an image for a command; prints the error (as qemu-img does) on failure. */
 struct block_dev *img_open(const char *path, const char *fmt, unsigned flags);
@@ -105,10 +113,28 @@ struct block_dev *img_open_image(const char *name, const char *fmt, unsigned fla
 				 bool image_opts);
 /*
  * --object TEXT, for every command: 0 when defined, 1 when help was printed
- * (the command then exits 0), -1 with the message printed.  Use as
- *   case OPT_OBJECT: if ((ret = img_object_add(optarg))) return ret < 0; break;
+ * (the command then exits 0), -1 with the message printed.  A command's
+ * option loop reaches it through img_shared_option.
  */
 int img_object_add(const char *text);
+/*
+ * --object and --image-opts, which the commands that open images share:
+ * their getopt_long values (above any command's own) and longopts entries.
+ */
+enum { IMG_OPT_OBJECT = 0x1000, IMG_OPT_IMAGE_OPTS };
+#define IMG_LONGOPT_OBJECT { "object", required_argument, NULL, IMG_OPT_OBJECT }
+#define IMG_LONGOPT_IMAGE_OPTS { "image-opts", no_argument, NULL, IMG_OPT_IMAGE_OPTS }
+/*
+ * A command's option loop hands every option it does not take itself here,
+ * as its switch's default:
+ *   default: if ((ret = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
+ *                    return ret;
+ *            break;
+ * --object is defined (IMG_CONTINUE; the exit status 0 after its help, 1
+ * after an error), --image-opts sets *image_opts (a command without it
+ * passes NULL); anything else is qemu-img's usage error (img_bad_option).
+ */
+int img_shared_option(int c, char **argv, bool *image_opts);
 /* The bytes of the secret object id (data=/file=, format= decoded), or NULL. */
 const char *img_secret_lookup(const char *id, size_t *len);
 
@@ -123,6 +149,9 @@ int img_strtosz(const char *text, uint64_t *out);
  * its two messages (bad syntax; outside 0..INT64_MAX).  name: "image size".
  */
 bool img_parse_size_arg(const char *name, const char *text, uint64_t *out);
+/* The same in min..max (qemu-img's cvtnum_full with its own bounds). */
+bool img_parse_size_range(const char *name, const char *text, uint64_t min, uint64_t max,
+			  uint64_t *out);
 
 /*
  * -o options (create_opts.c): the option list of a format, as qemu-img

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_IMAGE_OPTS, OPT_OBJECT, OPT_START,
+enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_START,
        OPT_MAXLEN, OPT_FORCE_SHARE };
 
 /* ImageInfo (qapi/block-core.json), members inserted in schema order. */
@@ -235,8 +235,8 @@ int img_info(int argc, char **argv)
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
 		{ "force-share", no_argument, NULL, 'U' },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-		{ "object", required_argument, NULL, OPT_OBJECT },
+		IMG_LONGOPT_IMAGE_OPTS,
+		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = NULL, *output = "human", *filename;
@@ -245,7 +245,7 @@ int img_info(int argc, char **argv)
 	struct block_dev *bd, *layer;
 	struct jnode *arr = NULL;
 	char *name = NULL, err[4096];
-	int c, ret = 0;
+	int c, r, ret = 0;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":hf:U", longopts, NULL)) != -1) {
@@ -255,12 +255,10 @@ int img_info(int argc, char **argv)
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: output = optarg; break;
 		case OPT_BACKING_CHAIN: chain = true; break;
-		case OPT_OBJECT:
-			if ((c = img_object_add(optarg)))
-				return c < 0;
+		default:
+			if ((r = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
+				return r;
 			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
-		default: return img_bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1) {
@@ -448,7 +446,16 @@ static int dump_entry(const struct map_entry *e, bool json, bool last)
 	return 0;
 }
 
-int img_map(int argc, char **argv)
+/* map's command line, as map_parse reads it. */
+struct map_args {
+	const char *fmt, *output;
+	uint64_t start, maxlen;
+	unsigned flags;
+	bool image_opts, json;
+};
+
+/* The option loop and qemu-img's checks: IMG_CONTINUE, or the exit status. */
+static int map_parse(int argc, char **argv, struct map_args *a)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -457,49 +464,101 @@ int img_map(int argc, char **argv)
 		{ "start-offset", required_argument, NULL, OPT_START },
 		{ "max-length", required_argument, NULL, OPT_MAXLEN },
 		{ "force-share", no_argument, NULL, 'U' },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-		{ "object", required_argument, NULL, OPT_OBJECT },
+		IMG_LONGOPT_IMAGE_OPTS,
+		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fmt = NULL, *output = "human";
-	uint64_t start = 0, maxlen = UINT64_MAX, end, off;
-	unsigned flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE;
-	struct map_entry curr = { 0 }, next;
-	bool image_opts = false;
-
-	struct block_dev *bd;
-	bool json;
-	int c, ret = 0;
+	int c, ret;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":hf:U", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': img_cmd_help("map"); return 0;
-		case 'f': fmt = optarg; break;
-		case 'U': flags |= BLOCK_NO_LOCK; break;
-		case OPT_OUTPUT: output = optarg; break;
+		case 'f': a->fmt = optarg; break;
+		case 'U': a->flags |= BLOCK_NO_LOCK; break;
+		case OPT_OUTPUT: a->output = optarg; break;
 		case OPT_START:
-			if (!img_parse_size_arg("start offset", optarg, &start))
+			if (!img_parse_size_arg("start offset", optarg, &a->start))
 				return 1;
 			break;
 		case OPT_MAXLEN:
-			if (!img_parse_size_arg("max length", optarg, &maxlen))
+			if (!img_parse_size_arg("max length", optarg, &a->maxlen))
 				return 1;
 			break;
-		case OPT_OBJECT:
-			if ((c = img_object_add(optarg)))
-				return c < 0;
+		default:
+			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
+				return ret;
 			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
-		default: return img_bad_option(c, argv);
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind != argc - 1)
 		return img_usage_error("Expecting one image file name");
-	}
-	if (!img_parse_output(output, &json))
+	if (!img_parse_output(a->output, &a->json))
 		return 1;
-	bd = img_open_image(argv[optind], fmt, flags, image_opts);
+	return IMG_CONTINUE;
+}
+
+/* The entry at off (at most 1 GiB of it, as qemu-img asks), up to end. */
+static int map_next(struct block_dev *bd, uint64_t off, uint64_t end, struct map_entry *next)
+{
+	uint64_t n = end - off < (1ULL << 30) ? end - off : (1ULL << 30);
+
+	if (off >= block_length(bd)) {
+		*next = (struct map_entry){ .start = off, .length = end - off, .zero = true,
+					    .present = true, .has_offset = true, .offset = off,
+					    .filename = block_filename(bd) };
+		return 0;
+	}
+	return map_status(bd, off, n < block_length(bd) - off ? n : block_length(bd) - off, next);
+}
+
+/* Walks [start, end), printing each run of entries that merge as one: 0 or -1. */
+static int map_walk(struct block_dev *bd, uint64_t start, uint64_t end, bool json)
+{
+	struct map_entry curr = { 0 }, next;
+	int ret = 0;
+
+	/* As qemu-img: an empty range (start at or past the end) maps as one empty entry at start. */
+	curr.start = start;
+	if (json)
+		printf("[");
+	else
+		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
+	for (uint64_t off = start; off < end;) {
+		ret = map_next(bd, off, end, &next);
+		if (ret < 0) {
+			img_error("Could not read file metadata: %s", strerror(-ret));
+			return ret;
+		}
+		off += next.length;
+		if (curr.length && entries_mergeable(&curr, &next)) {
+			curr.length += next.length;
+			continue;
+		}
+		if (curr.length && dump_entry(&curr, json, false) < 0)
+			return -1;
+		curr = next;
+	}
+	/* As qemu-img: the last entry is printed even for an empty image. */
+	if (dump_entry(&curr, json, true) < 0)
+		ret = -1;
+	/* qemu-img leaves the JSON list open when the walk fails. */
+	if (json)
+		printf("]\n");
+	return ret;
+}
+
+int img_map(int argc, char **argv)
+{
+	struct map_args a = { .output = "human", .maxlen = UINT64_MAX,
+			      .flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE };
+	struct block_dev *bd;
+	uint64_t end;
+	int ret = map_parse(argc, argv, &a);
+
+	if (ret != IMG_CONTINUE)
+		return ret;
+	bd = img_open_image(argv[optind], a.fmt, a.flags, a.image_opts);
 	if (!bd)
 		return 1;
 	/*
@@ -507,46 +566,9 @@ int img_map(int argc, char **argv)
 	 * of the last one, past the file's end, maps as zeroes at its offset.
 	 */
 	end = (block_length(bd) + 511) & ~511ULL;
-	if (maxlen < end - (start < end ? start : end))
-		end = start + maxlen;
-	/* As qemu-img: an empty range (start at or past the end) maps as one empty entry at start. */
-	curr.start = start;
-	if (json)
-		printf("[");
-	else
-		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
-	for (off = start; off < end;) {
-		uint64_t n = end - off < (1ULL << 30) ? end - off : (1ULL << 30);
-		if (off >= block_length(bd))
-			next = (struct map_entry){ .start = off, .length = end - off, .zero = true,
-						   .present = true, .has_offset = true, .offset = off,
-						   .filename = block_filename(bd) };
-		else
-			ret = map_status(bd, off, n < block_length(bd) - off ? n :
-					 block_length(bd) - off, &next);
-		if (ret < 0) {
-			img_error("Could not read file metadata: %s", strerror(-ret));
-			break;
-		}
-		off += next.length;
-		if (curr.length && entries_mergeable(&curr, &next)) {
-			curr.length += next.length;
-			continue;
-		}
-		if (curr.length && dump_entry(&curr, json, false) < 0) {
-			ret = -1;
-			break;
-		}
-		curr = next;
-	}
-	/* As qemu-img: the last entry is printed even for an empty image. */
-	if (ret == 0) {
-		if (dump_entry(&curr, json, true) < 0)
-			ret = -1;
-		/* qemu-img leaves the JSON list open when the walk fails. */
-		if (json)
-			printf("]\n");
-	}
+	if (a.maxlen < end - (a.start < end ? a.start : end))
+		end = a.start + a.maxlen;
+	ret = map_walk(bd, a.start, end, a.json);
 	block_close(bd);
 	return ret < 0 ? 1 : 0;
 }

@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,6 +233,21 @@ out:
 }
 
 /* key-secret=ID references (QEMU's qcrypto_secret_lookup) must name a secret. */
+int img_shared_option(int c, char **argv, bool *image_opts)
+{
+	int ret;
+
+	if (c == IMG_OPT_OBJECT) {
+		ret = img_object_add(optarg);
+		return ret ? ret < 0 : IMG_CONTINUE;
+	}
+	if (c == IMG_OPT_IMAGE_OPTS && image_opts) {
+		*image_opts = true;
+		return IMG_CONTINUE;
+	}
+	return img_bad_option(c, argv);
+}
+
 static int check_secret_refs(struct opts *o)
 {
 	for (size_t i = 0; i < o->count; i++) {

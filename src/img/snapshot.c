@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
-
 void img_snapshot_header(void);
 void img_snapshot_line(const struct block_snapshot *sn);
 
@@ -39,8 +37,8 @@ int img_snapshot(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -50,7 +48,7 @@ int img_snapshot(int argc, char **argv)
 	unsigned flags = 0;	/* with the backing chain, as qemu-img opens it */
 	bool force_share = false, image_opts = false;
 	struct block_dev *bd;
-	int c, ret = 0;
+	int c, opt, ret = 0;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":la:c:d:hqU", longopts, NULL)) != -1) {
@@ -68,14 +66,10 @@ int img_snapshot(int argc, char **argv)
 			break;
 		case 'q': break;
 		case 'U': force_share = true; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg)))
-				return ret < 0;
-			ret = 0;
-			break;
-		case OPT_IMAGE_OPTS: image_opts = true; break;
 		default:
-			return img_bad_option(c, argv);
+			if ((opt = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
+				return opt;
+			break;
 		}
 	}
 	if (optind != argc - 1) {
@@ -218,8 +212,8 @@ static bool commit_options(int argc, char **argv, struct commit_opts *o, int *rc
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, ret;
@@ -239,16 +233,12 @@ static bool commit_options(int argc, char **argv, struct commit_opts *o, int *rc
 			if (!img_rate_parse(optarg, &o->rate_limit))
 				return false;
 			break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg))) {
-				*rc = ret < 0;
+		default:
+			if ((ret = img_shared_option(c, argv, &o->image_opts)) != IMG_CONTINUE) {
+				*rc = ret;
 				return false;
 			}
 			break;
-		case OPT_IMAGE_OPTS: o->image_opts = true; break;
-		default:
-			*rc = img_bad_option(c, argv);
-			return false;
 		}
 	}
 	if (optind != argc - 1) {
@@ -438,8 +428,8 @@ static bool rebase_options(int argc, char **argv, struct rebase_opts *o, int *rc
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		IMG_LONGOPT_OBJECT,
+		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -459,16 +449,12 @@ static bool rebase_options(int argc, char **argv, struct rebase_opts *o, int *rc
 		case 'T': o->src_cache = optarg; break;
 		case 'q': o->quiet = true; break;
 		case 'U': o->force_share = true; break;
-		case OPT_OBJECT:
-			if ((ret = img_object_add(optarg))) {
-				*rc = ret < 0;
+		default:
+			if ((ret = img_shared_option(c, argv, &o->image_opts)) != IMG_CONTINUE) {
+				*rc = ret;
 				return false;
 			}
 			break;
-		case OPT_IMAGE_OPTS: o->image_opts = true; break;
-		default:
-			*rc = img_bad_option(c, argv);
-			return false;
 		}
 	}
 	if (optind != argc - 1) {

@@ -498,7 +498,6 @@ def test_compressed_stream_into_a_table_is_refused(tmp_path):
     assert ok(kimg("map", "--output=json", img)) == ok(qimg("map", "--output=json", img))
 
 
-def test_commit_zeroed_overlay_writes_zero_clusters(tmp_path):
 # Over data in base too: QEMU's commit (a mirror job with unmap) frees base's clusters.
 @pytest.mark.parametrize("base_data", [False, True])
 def test_commit_zeroed_overlay_writes_zero_clusters(tmp_path, base_data):

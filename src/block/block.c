@@ -320,16 +320,22 @@ static bool restricted(const struct block_dev *bd, uint64_t offset)
 	return bd->probed_raw && offset < BLOCK_PROBE_SIZE;
 }
 
-int block_pwrite(struct block_dev *bd, uint64_t offset, const void *buf, size_t len)
+/* What every write is checked for first: 1 to go ahead, else the result (0: nothing to do). */
+static int write_allowed(const struct block_dev *bd, uint64_t offset, uint64_t len)
 {
-	int ret;
-
 	if (bd->read_only)
 		return -EROFS;
 	if (!in_range(bd, offset, len))
 		return -EINVAL;
-	if (!len)
-		return 0;
+	return len ? 1 : 0;
+}
+
+int block_pwrite(struct block_dev *bd, uint64_t offset, const void *buf, size_t len)
+{
+	int ret = write_allowed(bd, offset, len);
+
+	if (ret <= 0)
+		return ret;
 	if (!restricted(bd, offset))
 		return bd->drv->pwrite(bd, offset, buf, len);
 	pthread_mutex_lock(&bd->block0_lock);
@@ -441,14 +447,10 @@ int block_flush(struct block_dev *bd)
 int block_write_zeroes(struct block_dev *bd, uint64_t offset, uint64_t len, bool may_unmap)
 {
 	static const uint8_t zero[BLOCK_PROBE_SIZE];
-	int ret;
+	int ret = write_allowed(bd, offset, len);
 
-	if (bd->read_only)
-		return -EROFS;
-	if (!in_range(bd, offset, len))
-		return -EINVAL;
-	if (!len)
-		return 0;
+	if (ret <= 0)
+		return ret;
 	if (!restricted(bd, offset))
 		return bd->drv->write_zeroes(bd, offset, len, may_unmap);
 	pthread_mutex_lock(&bd->block0_lock);

@@ -13,26 +13,32 @@
 
 const char *img_prog = "kestrel-img";
 
-void img_error(const char *fmt, ...)
+/* One message line on stderr: "kestrel-img: [prefix]message". */
+static void say(const char *prefix, const char *fmt, va_list ap)
 {
 	char msg[4096];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fprintf(stderr, "%s: %s%s\n", IMG_NAME, prefix, msg);
+}
+
+void img_error(const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	say("", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: %s\n", IMG_NAME, msg);
 }
 
 int img_usage_error(const char *fmt, ...)
 {
-	char msg[4096];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	say("", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: %s\nTry '%s --help' for more information\n", IMG_NAME, msg, IMG_NAME);
+	fprintf(stderr, "Try '%s --help' for more information\n", IMG_NAME);
 	return 1;
 }
 
@@ -55,13 +61,11 @@ int img_strtosz(const char *text, uint64_t *out)
 
 void img_warn(const char *fmt, ...)
 {
-	char msg[4096];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	say("warning: ", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: warning: %s\n", IMG_NAME, msg);
 }
 
 bool img_parse_size(const char *text, uint64_t *out)

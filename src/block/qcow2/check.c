@@ -269,9 +269,9 @@ static int rebuild(struct qcow2 *s, struct refs *r, FILE *report)
 	for (uint64_t b = 0; b < nblocks; b++)
 		st_be64(table + 8 * b, (start + tcl + b) << s->cluster_bits);
 	say(report, "Rebuilding refcount structure\n");
-	ret = qcow2_rebuild_area_ok(s, start + tcl, nblocks, true, "refblock", report);
+	ret = qcow2_rebuild_area_ok(s, start + tcl, nblocks, "refblock", report);
 	if (ret == 0)
-		ret = qcow2_rebuild_area_ok(s, start, tcl, true, "reftable", report);
+		ret = qcow2_rebuild_area_ok(s, start, tcl, "reftable", report);
 	if (ret == 0)
 		ret = qcow2_file_write(s, (start + tcl) << s->cluster_bits, blocks,
 				       (size_t)(nblocks * s->cluster_size));
@@ -291,13 +291,8 @@ static int rebuild(struct qcow2 *s, struct refs *r, FILE *report)
 		for (uint64_t b = 0; b < nblocks; b++)
 			nt[b] = (start + tcl + b) << s->cluster_bits;
 		qcow2_cache_clear(&s->rc_cache);
-		free(s->reftable);
-		s->reftable = nt;
+		qcow2_set_reftable(s, nt, entries, start << s->cluster_bits, tcl);
 	}
-	s->reftable_size = entries;
-	s->reftable_offset = start << s->cluster_bits;
-	s->h.refcount_table_offset = s->reftable_offset;
-	s->h.refcount_table_clusters = (uint32_t)tcl;
 	s->alloc_end = end << s->cluster_bits;
 	s->free_cluster_index = 1;
 	/* One write of the header switches to the new structure (and its width). */
@@ -623,15 +618,8 @@ static void set_order(struct qcow2 *s, unsigned order)
 /* amend refcount_bits=N: a new refcount structure of the new width (QEMU rewrites it too). */
 static int refs_set(struct refs *r, uint64_t c, uint64_t v)
 {
-	if (c >= r->size) {
-		uint64_t nsize = c + 1 > r->size * 2 ? c + 1 : r->size * 2;
-		uint32_t *n = realloc(r->n, nsize * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		memset(n + r->size, 0, (nsize - r->size) * sizeof(*n));
-		r->n = n;
-		r->size = nsize;
-	}
+	if (qcow2_refs_reserve(r, c) < 0)
+		return -ENOMEM;
 	r->n[c] = (uint32_t)v;
 	if (c + 1 > r->used)
 		r->used = c + 1;

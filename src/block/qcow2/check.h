@@ -30,6 +30,9 @@ struct refs {
 	int bitmap_errors;	/* corruptions found in the persistent bitmaps */
 };
 
+/* Room in r for cluster c's count (check_refs.c); 0 or -ENOMEM. */
+int qcow2_refs_reserve(struct refs *r, uint64_t c);
+
 static inline uint64_t qcow2_refs_get(const struct refs *r, uint64_t c)
 {
 	return c < r->size ? r->n[c] : 0;
@@ -63,8 +66,8 @@ int qcow2_count_refs(struct qcow2 *s, struct refs *r, struct block_check_result 
  */
 int qcow2_check_rebuild(struct qcow2 *s, const struct refs *r, FILE *report);
 /* Whether a rebuilt structure may be written to clusters [first, first+n) (check_rebuild.c). */
-int qcow2_rebuild_area_ok(struct qcow2 *s, uint64_t first, uint64_t n, bool old_free,
-			  const char *what, FILE *report);
+int qcow2_rebuild_area_ok(struct qcow2 *s, uint64_t first, uint64_t n, const char *what,
+			  FILE *report);
 
 /*
  * Whether [off, off+len) lies on metadata that a repair's write must spare

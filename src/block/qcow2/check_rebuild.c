@@ -70,18 +70,15 @@ static int64_t imrt_alloc(struct imrt *m, uint64_t count, uint64_t *first_free)
  * the file, say) may lie there, and writing over it would turn refcounts
  * into its entries.  Refused as QEMU's overlap check refuses that write:
  * the image is marked corrupt and the check fails ("ERROR writing ...").
- * old_free: the old refcount structure may be written over (a rebuild
- * placed after it).
+ * The old refcount structure does not count: it is being replaced, and a
+ * broken entry in it (unaligned, say) must not block its own repair.
  */
-int qcow2_rebuild_area_ok(struct qcow2 *s, uint64_t first, uint64_t n, bool old_free,
-			  const char *what, FILE *report)
+int qcow2_rebuild_area_ok(struct qcow2 *s, uint64_t first, uint64_t n, const char *what,
+			  FILE *report)
 {
-	unsigned mask = s->overlap & ~QCOW2_OL_INACTIVE_L2, hit;
-	int ret;
-
-	if (old_free)
-		mask &= ~(QCOW2_OL_REFCOUNT_TABLE | QCOW2_OL_REFCOUNT_BLOCK);
-	ret = qcow2_overlaps(s, mask, first << s->cluster_bits, n << s->cluster_bits, &hit);
+	unsigned mask = s->overlap & ~(QCOW2_OL_INACTIVE_L2 | QCOW2_OL_REFCOUNT_TABLE |
+				       QCOW2_OL_REFCOUNT_BLOCK), hit;
+	int ret = qcow2_overlaps(s, mask, first << s->cluster_bits, n << s->cluster_bits, &hit);
 	if (ret < 0 || !hit)
 		return ret;
 	s->checking = false;	/* signalled, not hidden as a check's own writes are */
@@ -105,7 +102,7 @@ static int write_block(struct qcow2 *s, const struct imrt *m, uint64_t index, ui
 		uint64_t v = m->n[first + i];
 		qcow2_rc_set_entry(buf, s->refcount_order, i, v > s->refcount_max ? s->refcount_max : v);
 	}
-	ret = qcow2_rebuild_area_ok(s, m->table[index] >> s->cluster_bits, 1, false, "refblock",
+	ret = qcow2_rebuild_area_ok(s, m->table[index] >> s->cluster_bits, 1, "refblock",
 				    report);
 	return ret < 0 ? ret : qcow2_file_write(s, m->table[index], buf, s->cluster_size);
 }
@@ -176,7 +173,7 @@ static int switch_table(struct qcow2 *s, struct imrt *m, uint64_t table_cluster,
 {
 	uint64_t len = m->entries * 8;
 	uint8_t *buf;
-	int ret = qcow2_rebuild_area_ok(s, table_cluster, clusters, false, "reftable", report);
+	int ret = qcow2_rebuild_area_ok(s, table_cluster, clusters, "reftable", report);
 
 	if (ret < 0)
 		return ret;
@@ -193,13 +190,8 @@ static int switch_table(struct qcow2 *s, struct imrt *m, uint64_t table_cluster,
 	if (ret < 0)
 		return ret;
 	qcow2_cache_clear(&s->rc_cache);
-	free(s->reftable);
-	s->reftable = m->table;
+	qcow2_set_reftable(s, m->table, m->entries, table_cluster << s->cluster_bits, clusters);
 	m->table = NULL;
-	s->reftable_size = m->entries;
-	s->reftable_offset = table_cluster << s->cluster_bits;
-	s->h.refcount_table_offset = s->reftable_offset;
-	s->h.refcount_table_clusters = (uint32_t)clusters;
 	if ((m->size << s->cluster_bits) > s->alloc_end)
 		s->alloc_end = m->size << s->cluster_bits;
 	s->free_cluster_index = 1;

@@ -23,6 +23,24 @@ static bool past_eof(const struct qcow2 *s, uint64_t off, uint64_t size)
 	return off + size > s->file_size && off + size - s->file_size >= s->cluster_size;
 }
 
+/* Room in r for cluster c's count (new counts 0), doubling as it grows. */
+int qcow2_refs_reserve(struct refs *r, uint64_t c)
+{
+	uint64_t nsize;
+	uint32_t *n;
+
+	if (c < r->size)
+		return 0;
+	nsize = c + 1 > r->size * 2 ? c + 1 : r->size * 2;
+	n = realloc(r->n, nsize * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	memset(n + r->size, 0, (nsize - r->size) * sizeof(*n));
+	r->n = n;
+	r->size = nsize;
+	return 0;
+}
+
 /*
  * A metadata table that the end of the file cuts (within the cluster QEMU
  * tolerates, so refs_inc counts it) reads as zeroes there: a truncated
@@ -56,15 +74,8 @@ static int refs_inc(struct qcow2 *s, struct refs *r, struct block_check_result *
 	}
 	first = off >> s->cluster_bits;
 	last = (off + size - 1) >> s->cluster_bits;
-	if (last >= r->size) {
-		uint64_t nsize = last + 1 > r->size * 2 ? last + 1 : r->size * 2;
-		uint32_t *n = realloc(r->n, nsize * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		memset(n + r->size, 0, (nsize - r->size) * sizeof(*n));
-		r->n = n;
-		r->size = nsize;
-	}
+	if (qcow2_refs_reserve(r, last) < 0)
+		return -ENOMEM;
 	if (last + 1 > r->used)
 		r->used = last + 1;
 	for (uint64_t c = first; c <= last; c++) {

@@ -13,24 +13,27 @@
 #include <string.h>
 #include <unistd.h>
 
-/* QEMU's qcow2_refcount_metadata_size: the fixed point of refcounts covering themselves. */
-static uint64_t refcount_metadata_size(uint64_t clusters, uint64_t cluster_size,
-				       unsigned refcount_order)
+/*
+ * QEMU's qcow2_refcount_metadata_size: the refcount blocks (returned) and
+ * table clusters (*table) that count clusters data clusters and themselves.
+ */
+uint64_t qcow2_refcount_blocks(uint64_t clusters, uint64_t cluster_size, unsigned refcount_order,
+			       uint64_t *table)
 {
 	uint64_t per_table_cluster = cluster_size / 8;
 	uint64_t per_block = cluster_size * 8 >> refcount_order;
-	uint64_t table = 0, blocks = 0, n = 0, last;
+	uint64_t blocks = 0, n = 0, last;
 
+	*table = 0;
 	do {
 		last = n;
-		blocks = (clusters + table + blocks + per_block - 1) / per_block;
-		table = (blocks + per_table_cluster - 1) / per_table_cluster;
-		n = clusters + blocks + table;
+		blocks = (clusters + *table + blocks + per_block - 1) / per_block;
+		*table = (blocks + per_table_cluster - 1) / per_table_cluster;
+		n = clusters + blocks + *table;
 	} while (n != last);
-	return (blocks + table) * cluster_size;
+	return blocks;
 }
 
-/* QEMU's qcow2_calc_prealloc_size: the file size of a fully allocated image. */
 uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
 			     bool extended_l2)
 {
@@ -45,7 +48,11 @@ uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_
 	nl1e = nl2e * l2e_size / cluster_size;
 	nl1e = (nl1e + per_table - 1) / per_table * per_table;
 	meta += nl1e * 8;
-	meta += refcount_metadata_size((meta + aligned) / cluster_size, cluster_size, order);
+	{
+		uint64_t table, blocks = qcow2_refcount_blocks((meta + aligned) / cluster_size,
+							       cluster_size, order, &table);
+		meta += (blocks + table) * cluster_size;
+	}
 	return meta + aligned;
 }
 

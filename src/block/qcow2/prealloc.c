@@ -15,21 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* QEMU's qcow2_refcount_metadata_size, the refcount block count it returns. */
-static uint64_t refblocks_for(const struct qcow2 *s, uint64_t clusters)
-{
-	uint64_t per_table = s->cluster_size / 8, per_block = 1ULL << s->rb_bits;
-	uint64_t table = 0, blocks = 0, n = 0, last;
-
-	do {
-		last = n;
-		blocks = (clusters + table + blocks + per_block - 1) / per_block;
-		table = (blocks + per_table - 1) / per_table;
-		n = clusters + blocks + table;
-	} while (n != last);
-	return blocks;
-}
-
 /* qcow2_get_last_cluster: the file's end as its refcounts see it, in clusters. */
 static int used_clusters(struct qcow2 *s, uint64_t *out)
 {
@@ -81,7 +66,9 @@ static int count_area(struct qcow2 *s, const uint64_t *table, uint8_t *blocks, u
  */
 static int refcount_area(struct qcow2 *s, uint64_t start, uint64_t extra, uint64_t *end)
 {
-	uint64_t per_table = s->cluster_size / 8, total = refblocks_for(s, start + extra);
+	uint64_t per_table = s->cluster_size / 8, table_clusters;
+	uint64_t total = qcow2_refcount_blocks(start + extra, s->cluster_size, s->refcount_order,
+					       &table_clusters);
 	uint64_t entries = (total + per_table - 1) / per_table * per_table, *table, nb = 0, j = 0;
 	uint8_t *blocks = NULL;
 	int ret = -ENOMEM;

@@ -343,6 +343,9 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync);
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
 /* Drops refcount blocks that count nothing any more (after a shrink). */
 int qcow2_shrink_reftable(struct qcow2 *s);
+/* The refcount table in memory (taken over) and in s->h, once it is on disk at offset. */
+void qcow2_set_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, uint64_t offset,
+			uint64_t clusters);
 /*
  * Writes table (entries, whole clusters) at cluster start, points the header
  * at it, then frees the old table's clusters.  table is s's from then on, or
@@ -554,6 +557,8 @@ int qcow2_prealloc_like_qemu(struct qcow2 *s, uint64_t old_len, uint64_t new_len
 /* qcow2.c */
 int qcow2_open_state(struct block_dev *bd, struct qcow2 **out, char *err, size_t errlen);
 void qcow2_free_state(struct qcow2 *s);
+uint64_t qcow2_refcount_blocks(uint64_t clusters, uint64_t cluster_size, unsigned refcount_order,
+			       uint64_t *table);
 uint64_t qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
 			     bool extended_l2);
 

@@ -674,6 +674,18 @@ static int grow_reftable(struct qcow2 *s, uint64_t min_entries)
 	return grow_reftable_now(s, min_entries);
 }
 
+/* The refcount table in memory (taken over) and in s->h, once it is on disk at offset. */
+void qcow2_set_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, uint64_t offset,
+			uint64_t clusters)
+{
+	free(s->reftable);
+	s->reftable = table;
+	s->reftable_size = entries;
+	s->reftable_offset = offset;
+	s->h.refcount_table_offset = offset;
+	s->h.refcount_table_clusters = (uint32_t)clusters;
+}
+
 /*
  * The new table is written and synced before the header points at it, and
  * the header before the old table is freed, so a crash at any point leaves
@@ -707,12 +719,7 @@ int qcow2_switch_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, ui
 		ret = bfile_flush(s->bd);
 	if (ret < 0)
 		goto fail;
-	free(s->reftable);
-	s->reftable = table;
-	s->reftable_size = entries;
-	s->reftable_offset = start << s->cluster_bits;
-	s->h.refcount_table_offset = s->reftable_offset;
-	s->h.refcount_table_clusters = (uint32_t)tcl;
+	qcow2_set_reftable(s, table, entries, start << s->cluster_bits, tcl);
 	return qcow2_free_now(s, old_off, old_clusters);
 fail:
 	free(table);

@@ -41,9 +41,10 @@ FLOOR = 5.0 if SANITIZED else 1.0   # seconds: below this the times are noise
 # differs only on some runs (kestrel-img's result varies from run to run), so
 # it is not reported stale when it agrees.
 PENDING = {
-    "convert-snap-to-qcow2": "A~ kestrel-img's output file was once seen fully allocated; about 290 runs since never differed (cause not found)",
-    "h-convert-comp-garbage": "A~ qemu-img writes 0, 12 or 32 KiB before the read error "
-                              "(coroutine timing); kestrel-img none of the failing chunk",
+    "convert-snap-to-qcow2": "A~ kestrel-img's output was seen fully allocated once (session 14, "
+                             "the matrix on ext4); not reproduced in 315 runs since.  Suspect: "
+                             "the metadata-preallocation guess reads st_blocks, which delayed "
+                             "allocation can leave behind on ext4",
 }
 
 
@@ -110,7 +111,8 @@ def test_case(matrix, doc, cid):
                         f"(img_matrix.py --prune)")
         pytest.xfail(f"pending {PENDING[cid]}")
     if cid in doc:
-        assert r.differs, f"{cid} no longer differs: delete its entry in docs/kestrel-img.1"
+        assert r.differs or img_matrix.varies(doc[cid]), \
+            f"{cid} no longer differs: delete its entry in docs/kestrel-img.1"
         return
     assert not r.differs, ("unlisted difference (fix it, or list it: img_matrix.py --report)\n"
                            + r.explain())

@@ -159,7 +159,7 @@ int img_compare(int argc, char **argv)
 	bool progress = false, image_opts = false;
 	unsigned flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, cf;
 	struct cmp c = { 0 };
-	int opt, ret = 2;
+	int opt, shared, ret = 2;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, ":hf:F:T:pqsU", longopts, NULL)) != -1) {
@@ -173,8 +173,9 @@ int img_compare(int argc, char **argv)
 		case 's': c.strict = true; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		default:
-			if ((ret = img_shared_option(opt, argv, &image_opts)) != IMG_CONTINUE)
-				return ret;
+			/* Its own variable: ret stays 2 (an error) until the images compare. */
+			if ((shared = img_shared_option(opt, argv, &image_opts)) != IMG_CONTINUE)
+				return shared;
 			break;
 		}
 	}

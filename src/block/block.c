@@ -330,20 +330,36 @@ static int write_allowed(const struct block_dev *bd, uint64_t offset, uint64_t l
 	return len ? 1 : 0;
 }
 
-int block_pwrite(struct block_dev *bd, uint64_t offset, const void *buf, size_t len)
+/*
+ * The driver's write (buf) or write-zeroes (buf NULL) once the checks every
+ * write passes allow it; block 0 of a probed raw image under its lock.
+ */
+static int write_checked(struct block_dev *bd, uint64_t offset, const void *buf, uint64_t len,
+			 bool may_unmap)
 {
+	static const uint8_t zero[BLOCK_PROBE_SIZE];
 	int ret = write_allowed(bd, offset, len);
+	bool block0 = restricted(bd, offset);
 
 	if (ret <= 0)
 		return ret;
-	if (!restricted(bd, offset))
-		return bd->drv->pwrite(bd, offset, buf, len);
-	pthread_mutex_lock(&bd->block0_lock);
-	ret = block0_check(bd, offset, buf, len);
+	ret = 0;
+	if (block0) {
+		pthread_mutex_lock(&bd->block0_lock);
+		ret = block0_check(bd, offset, buf ? buf : zero,
+				   len < sizeof(zero) ? (size_t)len : sizeof(zero));
+	}
 	if (ret == 0)
-		ret = bd->drv->pwrite(bd, offset, buf, len);
-	pthread_mutex_unlock(&bd->block0_lock);
+		ret = buf ? bd->drv->pwrite(bd, offset, buf, (size_t)len)
+			  : bd->drv->write_zeroes(bd, offset, len, may_unmap);
+	if (block0)
+		pthread_mutex_unlock(&bd->block0_lock);
 	return ret;
+}
+
+int block_pwrite(struct block_dev *bd, uint64_t offset, const void *buf, size_t len)
+{
+	return write_checked(bd, offset, buf, len, false);
 }
 
 int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write, uint64_t *host)
@@ -446,19 +462,7 @@ int block_flush(struct block_dev *bd)
 
 int block_write_zeroes(struct block_dev *bd, uint64_t offset, uint64_t len, bool may_unmap)
 {
-	static const uint8_t zero[BLOCK_PROBE_SIZE];
-	int ret = write_allowed(bd, offset, len);
-
-	if (ret <= 0)
-		return ret;
-	if (!restricted(bd, offset))
-		return bd->drv->write_zeroes(bd, offset, len, may_unmap);
-	pthread_mutex_lock(&bd->block0_lock);
-	ret = block0_check(bd, offset, zero, len < sizeof(zero) ? (size_t)len : sizeof(zero));
-	if (ret == 0)
-		ret = bd->drv->write_zeroes(bd, offset, len, may_unmap);
-	pthread_mutex_unlock(&bd->block0_lock);
-	return ret;
+	return write_checked(bd, offset, NULL, len, may_unmap);
 }
 
 int block_discard(struct block_dev *bd, uint64_t offset, uint64_t len)

@@ -259,12 +259,9 @@ void img_progress_init(struct img_progress *p, bool enabled, float min_skip)
  * as that share of max percent.  A line is printed when the total moved
  * more than min_skip from the last line, or stands at 0 or 100.
  */
-void img_progress_print(struct img_progress *p, float value, int max)
+/* The total now at cur; its line when QEMU would print one. */
+static void progress_show(struct img_progress *p, float cur)
 {
-	float cur = max ? p->current + value / 100 * (float)max : p->current + value;
-
-	if (cur > 100)
-		cur = 100;
 	p->current = cur;
 	if (!p->enabled)
 		return;
@@ -273,6 +270,18 @@ void img_progress_print(struct img_progress *p, float value, int max)
 		printf("    (%3.2f/100%%)\r", cur);
 		fflush(stdout);
 	}
+}
+
+void img_progress_print(struct img_progress *p, float value, int max)
+{
+	float cur = max ? p->current + value / 100 * (float)max : p->current + value;
+
+	progress_show(p, cur > 100 ? 100 : cur);
+}
+
+void img_progress_set(struct img_progress *p, float value)
+{
+	progress_show(p, value > 100 ? 100 : value);
 }
 
 /* qemu_progress_end: the line ends, whatever happened. */

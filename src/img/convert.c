@@ -41,11 +41,10 @@ struct conv {
 	bool err_read;
 	uint64_t err_off;
 	struct prog {
-		bool enabled;
+		struct img_progress bar;	/* -p: min_skip 1.0, as qemu-img convert */
 		uint64_t *at, *done;	/* each step: where it starts, allocated bytes so far */
 		size_t n, next;
 		uint64_t total, copied;	/* allocated bytes; bytes of chunks finished */
-		float current, last;	/* as QEMU's qemu-progress.c keeps them */
 	} progress;
 	struct img_rate rate;		/* -r: QEMU throttles the target's writes */
 };
@@ -256,19 +255,6 @@ static int copy_sources(struct conv *c, uint64_t off, uint64_t len)
 
 /* --- -p: the lines qemu-img prints, at its steps --- */
 
-/* QEMU's qemu_progress_print(value, 0) with min_skip 1.0: a line per whole percent. */
-static void prog_print(struct prog *p, float value)
-{
-	if (!p->enabled)
-		return;
-	p->current = value > 100 ? 100 : value;
-	if (p->current > p->last + 1.0f || p->current == 100 || p->current == 0) {
-		p->last = p->current;
-		printf("    (%3.2f/100%%)\r", p->current);
-		fflush(stdout);
-	}
-}
-
 static int prog_add(struct prog *p, uint64_t at, uint64_t n)
 {
 	if (p->n == SIZE_MAX / 2 / sizeof(uint64_t))
@@ -363,9 +349,9 @@ static int prog_plan(struct conv *c)
 				n -= n % c->cluster;
 			}
 		}
-		if (p->enabled && (kind == SEG_DATA || (kind == SEG_ZERO && !c->min_sparse)) &&
+		if (p->bar.enabled && (kind == SEG_DATA || (kind == SEG_ZERO && !c->min_sparse)) &&
 		    prog_add(p, off, n) < 0)
-			p->enabled = false;	/* out of memory: no progress lines, the copy goes on */
+			p->bar.enabled = false;	/* out of memory: no progress lines, the copy goes on */
 		off += n;
 	}
 	return 0;
@@ -378,7 +364,7 @@ static void prog_advance(struct conv *c, uint64_t n)
 
 	p->copied += n;
 	while (p->next < p->n && p->at[p->next] < p->copied) {
-		prog_print(p, (float)(100.0 * (double)p->done[p->next] / (double)p->total));
+		img_progress_set(&p->bar, (float)(100.0 * (double)p->done[p->next] / (double)p->total));
 		p->next++;
 	}
 }
@@ -798,7 +784,7 @@ static int convert_copy(struct conv *c, const struct convert_args *a, int nworke
 				  strerror(-ret));
 		return 1;
 	}
-	prog_print(&c->progress, 100);
+	img_progress_set(&c->progress.bar, 100);
 	/* The bitmaps last, so that the copy's writes do not mark them (as qemu-img). */
 	return a->bitmaps ? img_convert_copy_bitmaps(c->src[0], c->dst, a->skip_broken) : 0;
 }
@@ -817,8 +803,8 @@ static int convert_run(int argc, char **argv, struct convert_args *a, struct con
 	c->salvage = a->salvage;
 	c->quiet = a->quiet;
 	/* From here on qemu-img has printed 0%, and ends the line however it ends. */
-	c->progress.enabled = a->progress;
-	prog_print(&c->progress, 0);
+	img_progress_init(&c->progress.bar, a->progress, 1.0f);
+	img_progress_set(&c->progress.bar, 0);
 	if (!img_cache_flags(a->cache, &dst_flags)) {
 		img_error("Invalid cache option: %s", a->cache);
 		return 1;
@@ -837,9 +823,7 @@ static int convert_run(int argc, char **argv, struct convert_args *a, struct con
 
 static void convert_free(struct conv *c)
 {
-	/* qemu_progress_end: the line ends, whatever happened. */
-	if (c->progress.enabled)
-		printf("\n");
+	img_progress_end(&c->progress.bar);	/* the line ends, whatever happened */
 	free(c->progress.at);
 	free(c->progress.done);
 	if (c->dst)

@@ -229,6 +229,8 @@ struct img_progress {
 };
 void img_progress_init(struct img_progress *p, bool enabled, float min_skip);
 void img_progress_print(struct img_progress *p, float value, int max);
+/* The total set to value (a command that counts its own steps, as convert). */
+void img_progress_set(struct img_progress *p, float value);
 void img_progress_end(struct img_progress *p);
 
 /*

@@ -93,9 +93,7 @@ static int bench_uring(struct bench *b, uint64_t depth)
 		unsigned n = 0;
 		bool flush = false;
 
-		while (n < depth && b->issued < b->count && !flush && ret == 0) {
-			if ((ret = in_range(b, b->next_offset)) < 0)
-				break;
+		while (n < depth && b->issued < b->count && !flush) {
 			iov[n] = (struct iovec){ buf + n * b->bufsize, (size_t)b->bufsize };
 			reqs[n] = (struct block_req){ .op = b->write ? BLOCK_OP_WRITE : BLOCK_OP_READ,
 						      .offset = b->next_offset, .len = b->bufsize,
@@ -105,8 +103,7 @@ static int bench_uring(struct bench *b, uint64_t depth)
 			b->next_offset = next_offset(b, b->next_offset);
 			flush = b->flush_interval && b->issued % b->flush_interval == 0;
 		}
-		if (n)
-			block_aio_run(aio, b->bd, reqs, n);
+		block_aio_run(aio, b->bd, reqs, n);
 		for (unsigned i = 0; i < n && ret == 0; i++)
 			ret = reqs[i].result;
 		if (ret == 0 && flush)
@@ -144,10 +141,8 @@ static void *bench_worker(void *arg)
 			flush = true;
 		pthread_mutex_unlock(&b->lock);
 
-		ret = in_range(b, off);
-		if (ret == 0)
-			ret = b->write ? block_pwrite(b->bd, off, buf, (size_t)b->bufsize)
-				       : block_pread(b->bd, off, buf, (size_t)b->bufsize);
+		ret = b->write ? block_pwrite(b->bd, off, buf, (size_t)b->bufsize)
+			       : block_pread(b->bd, off, buf, (size_t)b->bufsize);
 		if (ret == 0 && flush)
 			ret = block_flush(b->bd);
 		if (ret < 0) {

@@ -19,7 +19,8 @@ import subprocess
 
 import pytest
 
-from test_img_helpers import BLOCK_IO, KIMG, kimg, needs_build, needs_qemu_img, ok, qimg, run
+from test_img_helpers import (BLOCK_IO, KIMG, data_extents, kimg, needs_build, needs_qemu_img,
+                              ok, qimg, run)
 
 pytestmark = [needs_build, needs_qemu_img]
 
@@ -409,24 +410,6 @@ def test_extension_checks_at_open_as_qemu(tmp_path, field, fmt, value):
         assert res[0] == res[1]
 
 
-def _extents(path):
-    """The file's allocated ranges (SEEK_DATA/SEEK_HOLE)."""
-    out, pos = [], 0
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:
-                break
-            pos = os.lseek(fd, start, os.SEEK_HOLE)
-            out.append((start, pos))
-    finally:
-        os.close(fd)
-    return out
-
-
 @pytest.mark.parametrize("op", [["--clear"], ["--disable"], ["--remove"], ["--merge", "b1"]])
 def test_bitmap_rewrite_leaves_allocation_as_qemu(tmp_path, op):
     """A rewritten bitmap directory/table frees the old clusters without
@@ -444,5 +427,5 @@ def test_bitmap_rewrite_leaves_allocation_as_qemu(tmp_path, op):
             fo.write(fi.read())
         subprocess.run(["fallocate", "--dig-holes", str(img)], check=True)
         ok(tool("bitmap", *op, img, "b0"))
-        sides[name] = _extents(img)
+        sides[name] = data_extents(img)
     assert sides["k"] == sides["q"]

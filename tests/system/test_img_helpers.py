@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# The file's allocated byte ranges (SEEK_DATA/SEEK_HOLE): one walker, the
+# differential matrix's (img_matrix.py runs without pytest, so it lives there).
+from img_matrix import extents as data_extents  # noqa: E402,F401
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / os.environ.get("KESTREL_BUILD", "build")
 KIMG = BUILD / "src" / "block" / "kestrel-img"

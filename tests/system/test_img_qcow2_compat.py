@@ -3,7 +3,6 @@
 qemu-img and once with kestrel-img and compares what the images then hold,
 read back by qemu-io / qemu-img (the reference reader)."""
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -11,8 +10,8 @@ import time
 
 import pytest
 
-from test_img_helpers import (KIMG, header_field, kimg, needs_build, needs_qemu_img, ok, poke, qimg,
-                              read_raw_via_kestrel, read_raw_via_qemu, run)
+from test_img_helpers import (KIMG, data_extents, header_field, kimg, needs_build, needs_qemu_img,
+                              ok, poke, qimg, read_raw_via_kestrel, read_raw_via_qemu, run)
 
 pytestmark = [needs_build, needs_qemu_img,
               pytest.mark.skipif(shutil.which("qemu-io") is None, reason="qemu-io is not installed")]
@@ -285,24 +284,6 @@ def test_short_snapshot_entries_as_qemu(tmp_path, compat, extra, op):
         if op[0] == "snapshot" and op[1] == "-l":
             got[which] += (len(out.splitlines()),)
     assert got["kestrel"] == got["qemu"]
-
-
-def data_extents(path):
-    """The file's allocated byte ranges (holes left out)."""
-    import os
-    ext, fd = [], os.open(path, os.O_RDONLY)
-    try:
-        size, off = os.fstat(fd).st_size, 0
-        while off < size:
-            try:
-                start = os.lseek(fd, off, os.SEEK_DATA)
-            except OSError:
-                break
-            off = os.lseek(fd, start, os.SEEK_HOLE)
-            ext.append((start, off))
-    finally:
-        os.close(fd)
-    return ext
 
 
 @pytest.mark.parametrize("extra", [0, 8])
@@ -689,21 +670,6 @@ def test_data_file_partial_write_zeroes_stale_bytes(tmp_path):
 
 # --- check -r all: the rebuilt refcount structure where QEMU puts it, freed clusters punched ---
 
-def _allocated(path):
-    """The file's data extents (SEEK_DATA/SEEK_HOLE): what 'disk size' counts."""
-    out, pos = [], 0
-    with open(path, "rb") as f:
-        fd, size = f.fileno(), os.fstat(f.fileno()).st_size
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:
-                break
-            pos = os.lseek(fd, start, os.SEEK_HOLE)
-            out.append((start, pos))
-    return out
-
-
 @pytest.mark.parametrize("damage", ["reftable-entry-0", "data-refcount-0"])
 def test_check_rebuild_layout_as_qemu(tmp_path, damage):
     """QEMU's rebuild puts each new refcount block, then the table, in the
@@ -725,7 +691,7 @@ def test_check_rebuild_layout_as_qemu(tmp_path, damage):
         assert rc == 0, err
         qio_ok(img, "read -P 0x11 0 8k", "read -P 0x22 1M 4k", "read -P 0x33 3M 4k")
         got[which] = (out, err, header_field(img, 48, "Q"), header_field(img, 56, "I"),
-                      img.stat().st_size, _allocated(img))
+                      img.stat().st_size, data_extents(img))
     assert got["kestrel"] == got["qemu"]
 
 
@@ -736,7 +702,7 @@ def test_resize_empty_raw_writes_first_block_as_qemu(tmp_path):
         img = tmp_path / f"{which}.raw"
         ok(qimg("create", "-q", "-f", "raw", img, "0"))
         ok(tool(which, "resize", "-f", "raw", img, "1M"))
-        got[which] = (qmap(img), _allocated(img))
+        got[which] = (qmap(img), data_extents(img))
     assert got["kestrel"] == got["qemu"]
 # --- damaged L2 entries: what qemu-img says, and when (qcow2-cluster.c) ---
 

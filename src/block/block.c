@@ -59,6 +59,35 @@ static const struct block_driver *driver_by_name(const char *name)
 	return NULL;
 }
 
+const struct block_opt_desc *block_format_opts(const char *format, bool amend)
+{
+	const struct block_driver *drv = driver_by_name(format);
+
+	if (!drv)
+		return NULL;
+	return amend ? drv->amend_opts : drv->create_opts;
+}
+
+bool block_format_can_create(const char *format)
+{
+	const struct block_driver *drv = driver_by_name(format);
+
+	return drv && drv->create;
+}
+
+const struct block_fmt_opt *block_create_opt(const struct block_create_opts *o, const char *name)
+{
+	for (size_t i = 0; i < o->n_fmt_opts; i++)
+		if (!strcmp(o->fmt_opts[i].name, name))
+			return &o->fmt_opts[i];
+	return NULL;
+}
+
+struct jnode *block_info_specific(struct block_dev *bd)
+{
+	return bd->drv->info_specific ? bd->drv->info_specific(bd) : NULL;
+}
+
 /*
  * Names the format of the file as bdrv_probe_all would (probe.c); reads go
  * through bfile_pread so an O_DIRECT descriptor works too.  An empty file

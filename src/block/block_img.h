@@ -53,6 +53,39 @@ enum block_prealloc {
 	BLOCK_PREALLOC_FULL,
 };
 
+/*
+ * One -o option of a format's create or amend list (QEMU's QemuOptDesc):
+ * each driver lists its own (block_int.h) in QEMU's order, which is the order
+ * of qemu-img's "Formatting ..." line.
+ */
+enum block_opt_type { BLOCK_OPT_STR, BLOCK_OPT_BOOL, BLOCK_OPT_NUM, BLOCK_OPT_SIZE };
+struct block_opt_desc {
+	const char *name;
+	enum block_opt_type type;
+	const char *def;	/* printed on the "Formatting" line when not given */
+	const char *help;
+};
+/*
+ * The create (amend = false) or amend option list of a format whose driver
+ * keeps its own (every format but raw and qcow2, whose lists are kestrel-img's
+ * create_opts.c); NULL when the driver has none.
+ */
+const struct block_opt_desc *block_format_opts(const char *format, bool amend);
+/* Whether Kestrel has a driver for format that can create images. */
+bool block_format_can_create(const char *format);
+
+/*
+ * A format's own option as given (-o name=value): qemu-img checked its name
+ * and its size/number/bool syntax (num holds the parsed value); the driver
+ * checks the string values with QEMU's messages.
+ */
+struct block_fmt_opt {
+	const char *name;
+	const char *val;
+	uint64_t num;
+};
+#define BLOCK_FMT_OPTS_MAX	24
+
 /* Creation options, as qemu-img create -o spells them; zero means "default". */
 struct block_create_opts {
 	uint64_t size;
@@ -70,7 +103,12 @@ struct block_create_opts {
 	uint32_t extent_size_hint;	/* file: FS_IOC_FSSETXATTR extsize, 0 = none */
 	bool extent_size_hint_given;	/* asked for: its refusal is worth a warning */
 	bool nocow;			/* file: FS_NOCOW_FL (btrfs), best effort */
+	/* Options of the other formats' own lists (block_format_opts), in given order. */
+	struct block_fmt_opt fmt_opts[BLOCK_FMT_OPTS_MAX];
+	size_t n_fmt_opts;
 };
+/* The option name as given to a format with its own list, or NULL. */
+const struct block_fmt_opt *block_create_opt(const struct block_create_opts *o, const char *name);
 
 #define BLOCK_COMPRESS_ZLIB	0
 #define BLOCK_COMPRESS_ZSTD	1
@@ -129,6 +167,12 @@ struct block_info {
 	int nb_snapshots;
 };
 int block_get_info(struct block_dev *bd, struct block_info *info);
+/*
+ * qemu-img info's "format-specific" object of formats other than qcow2, or
+ * NULL (none, or out of memory); free with jfree.
+ */
+struct jnode;
+struct jnode *block_info_specific(struct block_dev *bd);
 
 struct block_snapshot {
 	char id[128];

@@ -6,6 +6,7 @@
 #define KESTREL_BLOCK_BLOCK_INT_H
 
 #include "block/block_img.h"
+#include "util/json_tree.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -54,6 +55,15 @@ struct block_driver {
 			  uint64_t *host);
 	void (*end_direct)(struct block_dev *bd, uint64_t host, uint64_t len, bool write,
 			   int result);
+	/*
+	 * ImageInfoSpecific for qemu-img info: an object {"type": name, "data":
+	 * {...}} with members in QAPI schema order, or NULL when the format has
+	 * none.  Formats other than qcow2 (whose data info.c builds) fill it.
+	 */
+	struct jnode *(*info_specific)(struct block_dev *bd);
+	/* -o lists (block_img.h block_format_opts); NULL: the format has none. */
+	const struct block_opt_desc *create_opts;
+	const struct block_opt_desc *amend_opts;
 };
 
 struct block_dev {

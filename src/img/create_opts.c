@@ -5,8 +5,10 @@
  * dropped when the format already has it.  Parsing has qemu-img's two
  * phases: QemuOpts checks names and size/number/bool syntax
  * (img_opts_parse), the driver then checks string values (img_opts_apply).
- * To add an option: one line in its driver's table below, in QEMU's order
- * (the order of the "Formatting ..." line), and a case in apply_one().
+ * To add a raw or qcow2 option: one line in its table below, in QEMU's order
+ * (the order of the "Formatting ..." line), and a case in apply_one().  The
+ * other formats keep their lists in their drivers (block_format_opts), and
+ * their own options reach the driver as given (block_create_opts.fmt_opts).
  */
 #include "img/img.h"
 #include "block/probe.h"
@@ -16,80 +18,82 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct img_opt qcow2_create[] = {
-	{ "encryption", IMG_OPT_BOOL, NULL,
+static const struct block_opt_desc qcow2_create[] = {
+	{ "encryption", BLOCK_OPT_BOOL, NULL,
 	  "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)" },
-	{ "encrypt.format", IMG_OPT_STR, NULL, "Encrypt the image, format choices: 'aes', 'luks'" },
-	{ "encrypt.key-secret", IMG_OPT_STR, NULL,
+	{ "encrypt.format", BLOCK_OPT_STR, NULL, "Encrypt the image, format choices: 'aes', 'luks'" },
+	{ "encrypt.key-secret", BLOCK_OPT_STR, NULL,
 	  "ID of secret providing qcow AES key or LUKS passphrase" },
-	{ "encrypt.cipher-alg", IMG_OPT_STR, NULL, "Name of encryption cipher algorithm" },
-	{ "encrypt.cipher-mode", IMG_OPT_STR, NULL, "Name of encryption cipher mode" },
-	{ "encrypt.ivgen-alg", IMG_OPT_STR, NULL, "Name of IV generator algorithm" },
-	{ "encrypt.ivgen-hash-alg", IMG_OPT_STR, NULL, "Name of IV generator hash algorithm" },
-	{ "encrypt.hash-alg", IMG_OPT_STR, NULL, "Name of encryption hash algorithm" },
-	{ "encrypt.iter-time", IMG_OPT_NUM, NULL, "Time to spend in PBKDF in milliseconds" },
-	{ "cluster_size", IMG_OPT_SIZE, "65536", "qcow2 cluster size" },
-	{ "extended_l2", IMG_OPT_BOOL, "off", "Extended L2 tables" },
-	{ "preallocation", IMG_OPT_STR, NULL,
+	{ "encrypt.cipher-alg", BLOCK_OPT_STR, NULL, "Name of encryption cipher algorithm" },
+	{ "encrypt.cipher-mode", BLOCK_OPT_STR, NULL, "Name of encryption cipher mode" },
+	{ "encrypt.ivgen-alg", BLOCK_OPT_STR, NULL, "Name of IV generator algorithm" },
+	{ "encrypt.ivgen-hash-alg", BLOCK_OPT_STR, NULL, "Name of IV generator hash algorithm" },
+	{ "encrypt.hash-alg", BLOCK_OPT_STR, NULL, "Name of encryption hash algorithm" },
+	{ "encrypt.iter-time", BLOCK_OPT_NUM, NULL, "Time to spend in PBKDF in milliseconds" },
+	{ "cluster_size", BLOCK_OPT_SIZE, "65536", "qcow2 cluster size" },
+	{ "extended_l2", BLOCK_OPT_BOOL, "off", "Extended L2 tables" },
+	{ "preallocation", BLOCK_OPT_STR, NULL,
 	  "Preallocation mode (allowed values: off, metadata, falloc, full)" },
-	{ "compression_type", IMG_OPT_STR, "zlib",
+	{ "compression_type", BLOCK_OPT_STR, "zlib",
 	  "Compression method used for image cluster compression" },
-	{ "size", IMG_OPT_SIZE, NULL, "Virtual disk size" },
-	{ "compat", IMG_OPT_STR, NULL, "Compatibility level (v2 [0.10] or v3 [1.1])" },
-	{ "backing_file", IMG_OPT_STR, NULL, "File name of a base image" },
-	{ "backing_fmt", IMG_OPT_STR, NULL, "Image format of the base image" },
-	{ "data_file", IMG_OPT_STR, NULL, "File name of an external data file" },
-	{ "data_file_raw", IMG_OPT_BOOL, NULL,
+	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
+	{ "compat", BLOCK_OPT_STR, NULL, "Compatibility level (v2 [0.10] or v3 [1.1])" },
+	{ "backing_file", BLOCK_OPT_STR, NULL, "File name of a base image" },
+	{ "backing_fmt", BLOCK_OPT_STR, NULL, "Image format of the base image" },
+	{ "data_file", BLOCK_OPT_STR, NULL, "File name of an external data file" },
+	{ "data_file_raw", BLOCK_OPT_BOOL, NULL,
 	  "The external data file must stay valid as a raw image" },
-	{ "lazy_refcounts", IMG_OPT_BOOL, "off", "Postpone refcount updates" },
-	{ "refcount_bits", IMG_OPT_NUM, "16", "Width of a reference count entry in bits" },
+	{ "lazy_refcounts", BLOCK_OPT_BOOL, "off", "Postpone refcount updates" },
+	{ "refcount_bits", BLOCK_OPT_NUM, "16", "Width of a reference count entry in bits" },
 	{ NULL, 0, NULL, NULL },
 };
 
 /* qcow2_amend_opts: what amend may change; the rest is "only for image creation". */
-static const struct img_opt qcow2_amend[] = {
-	{ "size", IMG_OPT_SIZE, NULL, "Virtual disk size" },
-	{ "compat", IMG_OPT_STR, NULL, "Compatibility level (v2 [0.10] or v3 [1.1])" },
-	{ "backing_file", IMG_OPT_STR, NULL, "File name of a base image" },
-	{ "backing_fmt", IMG_OPT_STR, NULL, "Image format of the base image" },
-	{ "data_file", IMG_OPT_STR, NULL, "File name of an external data file" },
-	{ "data_file_raw", IMG_OPT_BOOL, NULL,
+static const struct block_opt_desc qcow2_amend[] = {
+	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
+	{ "compat", BLOCK_OPT_STR, NULL, "Compatibility level (v2 [0.10] or v3 [1.1])" },
+	{ "backing_file", BLOCK_OPT_STR, NULL, "File name of a base image" },
+	{ "backing_fmt", BLOCK_OPT_STR, NULL, "Image format of the base image" },
+	{ "data_file", BLOCK_OPT_STR, NULL, "File name of an external data file" },
+	{ "data_file_raw", BLOCK_OPT_BOOL, NULL,
 	  "The external data file must stay valid as a raw image" },
-	{ "lazy_refcounts", IMG_OPT_BOOL, NULL, "Postpone refcount updates" },
-	{ "refcount_bits", IMG_OPT_NUM, NULL, "Width of a reference count entry in bits" },
-	{ "encrypt.state", IMG_OPT_STR, NULL,
+	{ "lazy_refcounts", BLOCK_OPT_BOOL, NULL, "Postpone refcount updates" },
+	{ "refcount_bits", BLOCK_OPT_NUM, NULL, "Width of a reference count entry in bits" },
+	{ "encrypt.state", BLOCK_OPT_STR, NULL,
 	  "Select new state of affected keyslots (active/inactive)" },
-	{ "encrypt.keyslot", IMG_OPT_NUM, NULL, "Select a single keyslot to modify explicitly" },
-	{ "encrypt.old-secret", IMG_OPT_STR, NULL, "Select all keyslots that match this password" },
-	{ "encrypt.new-secret", IMG_OPT_STR, NULL,
+	{ "encrypt.keyslot", BLOCK_OPT_NUM, NULL, "Select a single keyslot to modify explicitly" },
+	{ "encrypt.old-secret", BLOCK_OPT_STR, NULL, "Select all keyslots that match this password" },
+	{ "encrypt.new-secret", BLOCK_OPT_STR, NULL,
 	  "New secret to set in the matching keyslots. Empty string to erase" },
-	{ "encrypt.iter-time", IMG_OPT_NUM, NULL, "Time to spend in PBKDF in milliseconds" },
+	{ "encrypt.iter-time", BLOCK_OPT_NUM, NULL, "Time to spend in PBKDF in milliseconds" },
 	{ NULL, 0, NULL, NULL },
 };
 
-static const struct img_opt raw_create[] = {
-	{ "size", IMG_OPT_SIZE, NULL, "Virtual disk size" },
+static const struct block_opt_desc raw_create[] = {
+	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
 	{ NULL, 0, NULL, NULL },
 };
 
 /* file-posix's raw_create_opts: the protocol under both formats. */
-static const struct img_opt file_create[] = {
-	{ "size", IMG_OPT_SIZE, NULL, "Virtual disk size" },
-	{ "nocow", IMG_OPT_BOOL, NULL, "Turn off copy-on-write (valid only on btrfs)" },
-	{ "preallocation", IMG_OPT_STR, NULL,
+static const struct block_opt_desc file_create[] = {
+	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
+	{ "nocow", BLOCK_OPT_BOOL, NULL, "Turn off copy-on-write (valid only on btrfs)" },
+	{ "preallocation", BLOCK_OPT_STR, NULL,
 	  "Preallocation mode (allowed values: off, falloc, full)" },
-	{ "extent_size_hint", IMG_OPT_SIZE, NULL, "Extent size hint for the image file, 0 to disable" },
+	{ "extent_size_hint", BLOCK_OPT_SIZE, NULL, "Extent size hint for the image file, 0 to disable" },
 	{ NULL, 0, NULL, NULL },
 };
 
-static const struct img_opt *format_list(const char *fmt, bool amend)
+static const struct block_opt_desc *format_list(const char *fmt, bool amend)
 {
 	if (!strcmp(fmt, "qcow2"))
 		return amend ? qcow2_amend : qcow2_create;
-	return amend ? NULL : raw_create;
+	if (!strcmp(fmt, "raw"))
+		return amend ? NULL : raw_create;
+	return block_format_opts(fmt, amend);
 }
 
-static int add_list(struct img_opts *p, const struct img_opt *list)
+static int add_list(struct img_opts *p, const struct block_opt_desc *list)
 {
 	for (; list && list->name; list++) {
 		if (img_opts_find(p, list->name) >= 0)
@@ -147,7 +151,7 @@ bool img_is_help_opt(const char *text)
 	return false;
 }
 
-static const char *type_name(enum img_opt_type t)
+static const char *type_name(enum block_opt_type t)
 {
 	static const char *const names[] = { "str", "bool (on/off)", "num", "size" };
 	return names[t];
@@ -155,15 +159,15 @@ static const char *type_name(enum img_opt_type t)
 
 static int cmp_opt(const void *a, const void *b)
 {
-	const struct img_opt *x = *(const struct img_opt *const *)a;
-	const struct img_opt *y = *(const struct img_opt *const *)b;
+	const struct block_opt_desc *x = *(const struct block_opt_desc *const *)a;
+	const struct block_opt_desc *y = *(const struct block_opt_desc *const *)b;
 	return strcmp(x->name, y->name);
 }
 
 /* qemu_opts_print_help: sorted by name, the help column at 24. */
 void img_opts_print_help(const struct img_opts *p)
 {
-	const struct img_opt *sorted[IMG_OPTS_MAX];
+	const struct block_opt_desc *sorted[IMG_OPTS_MAX];
 	bool file = p->kind == IMG_OPTS_CREATE_FILE;
 
 	memcpy(sorted, p->desc, p->n * sizeof(sorted[0]));
@@ -200,7 +204,7 @@ static bool parse_bool(const char *v, bool *out)
 }
 
 /* QemuOpts' type check of one value (qemu_opt_parse); messages as QEMU words them. */
-static int check_value(const struct img_opt *d, const char *val, uint64_t *num, char *err,
+static int check_value(const struct block_opt_desc *d, const char *val, uint64_t *num, char *err,
 		       size_t errlen)
 {
 	char *end;
@@ -208,16 +212,16 @@ static int check_value(const struct img_opt *d, const char *val, uint64_t *num, 
 	int r;
 
 	switch (d->type) {
-	case IMG_OPT_STR:
+	case BLOCK_OPT_STR:
 		return 0;
-	case IMG_OPT_BOOL:
+	case BLOCK_OPT_BOOL:
 		if (parse_bool(val, &b)) {
 			*num = b;
 			return 0;
 		}
 		snprintf(err, errlen, "Parameter '%s' expects 'on' or 'off'", d->name);
 		return -1;
-	case IMG_OPT_NUM:
+	case BLOCK_OPT_NUM:
 		/* qemu_strtou64 base 0, the whole text */
 		errno = 0;
 		*num = strtoull(val, &end, 0);
@@ -230,7 +234,7 @@ static int check_value(const struct img_opt *d, const char *val, uint64_t *num, 
 			return -1;
 		}
 		return 0;
-	case IMG_OPT_SIZE:
+	case BLOCK_OPT_SIZE:
 		r = img_strtosz(val, num);
 		if (r == -ERANGE) {
 			snprintf(err, errlen, "Value '%s' is out of range for parameter '%s'", val,
@@ -251,7 +255,7 @@ static int check_value(const struct img_opt *d, const char *val, uint64_t *num, 
 /* The formats' create lists name options that amend does not take. */
 static bool create_only(const char *fmt, const char *name)
 {
-	for (const struct img_opt *o = format_list(fmt, false); o && o->name; o++)
+	for (const struct block_opt_desc *o = format_list(fmt, false); o && o->name; o++)
 		if (!strcmp(o->name, name))
 			return true;
 	return false;
@@ -269,7 +273,7 @@ static int store(struct img_opts *p, const char *key, const char *val, char *err
 	}
 	/* "key" alone is "key=on" (QemuOpts' implied bool). */
 	if (!val)
-		val = p->desc[i]->type == IMG_OPT_BOOL ? "on" : "";
+		val = p->desc[i]->type == BLOCK_OPT_BOOL ? "on" : "";
 	if (check_value(p->desc[i], val, &p->num[i], err, errlen) < 0)
 		return -1;
 	p->val[i] = val;
@@ -345,14 +349,14 @@ void img_opts_print_formatting(const struct img_opts *p, const char *filename)
 {
 	printf("Formatting '%s', fmt=%s", filename, p->fmt);
 	for (size_t i = 0; i < p->n; i++) {
-		const struct img_opt *d = p->desc[i];
+		const struct block_opt_desc *d = p->desc[i];
 		const char *v = p->val[i] ? p->val[i] : d->def;
 		if (!v)
 			continue;
 		printf(" %s=", d->name);
-		if (d->type == IMG_OPT_STR)
+		if (d->type == BLOCK_OPT_STR)
 			print_escaped(v);
-		else if ((d->type == IMG_OPT_SIZE || d->type == IMG_OPT_NUM) && p->val[i])
+		else if ((d->type == BLOCK_OPT_SIZE || d->type == BLOCK_OPT_NUM) && p->val[i])
 			printf("%" PRIu64, p->num[i]);
 		else
 			printf("%s", v);
@@ -395,12 +399,31 @@ static int apply_prealloc(const struct img_opts *p, const char *v, struct block_
 	return -1;
 }
 
+/* An option of a format with its own list, for its driver to check. */
+static bool pass_to_driver(const struct img_opts *p, size_t i, struct block_create_opts *o)
+{
+	const struct block_opt_desc *list = block_format_opts(p->fmt, p->kind == IMG_OPTS_AMEND);
+
+	for (; list && list->name; list++) {
+		if (list == p->desc[i] && strcmp(list->name, "size")) {
+			if (o->n_fmt_opts >= BLOCK_FMT_OPTS_MAX)
+				return false;
+			o->fmt_opts[o->n_fmt_opts++] = (struct block_fmt_opt){
+				list->name, p->val[i], p->num[i] };
+			return true;
+		}
+	}
+	return false;
+}
+
 static int apply_one(const struct img_opts *p, size_t i, struct block_create_opts *o,
 		     unsigned *set, char *err, size_t errlen)
 {
 	const char *name = p->desc[i]->name, *v = p->val[i];
 	uint64_t n = p->num[i];
 
+	if (pass_to_driver(p, i, o))
+		return 0;
 	if (!strcmp(name, "size")) {
 		o->size = n;
 		*set |= BLOCK_AMEND_SIZE;
@@ -562,7 +585,7 @@ int img_opts_apply(const struct img_opts *p, struct block_create_opts *o, unsign
 		bool hex = false;
 		uint64_t n;
 		/* create and convert parse sizes a second time (the QAPI visitor): a second warning. */
-		if (p->kind == IMG_OPTS_CREATE_FILE && p->val[i] && p->desc[i]->type == IMG_OPT_SIZE &&
+		if (p->kind == IMG_OPTS_CREATE_FILE && p->val[i] && p->desc[i]->type == BLOCK_OPT_SIZE &&
 		    size_strtosz(p->val[i], &n, &hex) == 0 && hex)
 			img_error("warning: Using a multiplier suffix on hex numbers is deprecated: %s",
 				  p->val[i]);
@@ -585,14 +608,14 @@ bool img_check_create_format(const char *fmt, const char *prefix)
 
 	if (!prefix)
 		prefix = "";
-	if (!strcmp(fmt, "raw") || !strcmp(fmt, "qcow2"))
+	if (block_format_can_create(fmt))
 		return true;
 	if (!block_format_known(fmt))
 		img_error("%s%sUnknown file format '%s'", prefix, sep, fmt);
 	else if (!block_format_creatable(fmt))
 		img_error("%s%sFormat driver '%s' does not support image creation", prefix, sep, fmt);
 	else
-		img_error("%s%sImage format '%s' is not supported by Kestrel (it creates raw and "
-			  "qcow2 images)", prefix, sep, fmt);
+		img_error("%s%sImage format '%s' is not supported by Kestrel: it cannot create "
+			  "%s images yet", prefix, sep, fmt, fmt);
 	return false;
 }

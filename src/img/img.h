@@ -7,6 +7,7 @@
 #define KESTREL_IMG_IMG_H
 
 #include "block/block_img.h"
+#include "util/json_tree.h"
 
 #include <stdbool.h>
 #include <inttypes.h>
@@ -157,13 +158,6 @@ bool img_parse_size_range(const char *name, const char *text, uint64_t min, uint
  * -o options (create_opts.c): the option list of a format, as qemu-img
  * builds it from the format's and the file protocol's QemuOptsLists.
  */
-enum img_opt_type { IMG_OPT_STR, IMG_OPT_BOOL, IMG_OPT_NUM, IMG_OPT_SIZE };
-struct img_opt {
-	const char *name;
-	enum img_opt_type type;
-	const char *def;	/* printed on the "Formatting" line when not given */
-	const char *help;
-};
 enum img_opts_kind {
 	IMG_OPTS_CREATE,	/* the format's list alone (help with no file name) */
 	IMG_OPTS_CREATE_FILE,	/* format + file protocol: create/convert with a target */
@@ -175,7 +169,7 @@ struct img_opts {
 	const char *fmt;
 	enum img_opts_kind kind;
 	size_t n;
-	const struct img_opt *desc[IMG_OPTS_MAX];
+	const struct block_opt_desc *desc[IMG_OPTS_MAX];
 	const char *val[IMG_OPTS_MAX];	/* given values (NULL: not given), in storage */
 	uint64_t num[IMG_OPTS_MAX];	/* parsed size/number/bool values */
 	char *storage;
@@ -233,26 +227,6 @@ void img_progress_print(struct img_progress *p, float value, int max);
 void img_progress_set(struct img_progress *p, float value);
 void img_progress_end(struct img_progress *p);
 
-/*
- * json.c: JSON values with qemu-img's output format (QObject pretty
- * printing).  An allocation failure is carried in the tree: jprint and
- * jdump_human then print nothing and return -ENOMEM.
- */
-struct jnode;
-struct jnode *jobj(void);
-struct jnode *jarr(void);
-void jset_str(struct jnode *o, const char *key, const char *v);
-void jset_int(struct jnode *o, const char *key, int64_t v);
-void jset_uint(struct jnode *o, const char *key, uint64_t v);
-void jset_bool(struct jnode *o, const char *key, bool v);
-void jset(struct jnode *o, const char *key, struct jnode *v);
-void jadd(struct jnode *arr, struct jnode *v);
-void jadd_str(struct jnode *arr, const char *v);
-int jprint(FILE *f, const struct jnode *n);	/* pretty, then a newline */
-/* qemu-img's human dump of a dict: "key with spaces: value", nested by 4. */
-int jdump_human(FILE *f, const struct jnode *n, int indent);
-const struct jnode *img_jmember(const struct jnode *o, const char *key);
-void jfree(struct jnode *n);
 
 /* ImageInfo for one image, as qemu-img info builds it. */
 struct jnode *img_image_info(struct block_dev *bd, const char *filename);

@@ -94,6 +94,10 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 			 info.compression_type == BLOCK_COMPRESS_ZSTD ? "zstd" : "zlib");
 		jset(spec, "data", data);
 		jset(o, "format-specific", spec);
+	} else {
+		struct jnode *spec = block_info_specific(bd);
+		if (spec)
+			jset(o, "format-specific", spec);
 	}
 	return o;
 }
@@ -175,8 +179,8 @@ static void dump_human(struct block_dev *bd, const char *filename, const struct 
 		}
 	}
 	free(snaps);
-	if (info.qcow2_version) {
-		const struct jnode *spec = member(json, "format-specific");
+	const struct jnode *spec = member(json, "format-specific");
+	if (spec) {
 		printf("Format specific information:\n");
 		if (spec && member(spec, "data") && jdump_human(stdout, member(spec, "data"), 1) < 0)
 			img_error("Could not print the format specific information: out of memory");
@@ -327,10 +331,10 @@ int img_info(int argc, char **argv)
 }
 
 /* The opaque jnode: common.c owns its layout, so look members up through it. */
-const struct jnode *img_jmember(const struct jnode *o, const char *key);
+const struct jnode *jmember(const struct jnode *o, const char *key);
 static const struct jnode *member(const struct jnode *o, const char *key)
 {
-	return img_jmember(o, key);
+	return jmember(o, key);
 }
 
 /* --- map --- */

@@ -7,7 +7,7 @@
  * marks its parent failed, and jprint/jdump_human then return -ENOMEM
  * without printing, so the command reports it and exits 1.
  */
-#include "img/img.h"
+#include "util/json_tree.h"
 #include "util/json_write.h"
 
 #include <errno.h>
@@ -118,7 +118,7 @@ void jfree(struct jnode *n)
 	}
 }
 
-const struct jnode *img_jmember(const struct jnode *o, const char *key)
+const struct jnode *jmember(const struct jnode *o, const char *key)
 {
 	for (const struct jnode *c = o ? o->child : NULL; c; c = c->next)
 		if (c->key && !strcmp(c->key, key))

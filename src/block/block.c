@@ -68,6 +68,11 @@ const struct block_opt_desc *block_format_opts(const char *format, bool amend)
 	return amend ? drv->amend_opts : drv->create_opts;
 }
 
+bool block_format_has_driver(const char *name)
+{
+	return driver_by_name(name) != NULL;
+}
+
 bool block_format_can_create(const char *format)
 {
 	const struct block_driver *drv = driver_by_name(format);

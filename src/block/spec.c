@@ -242,7 +242,7 @@ static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_d
 		n.proto = n.driver;
 		n.driver = NULL;
 		n.pfx = "";
-	} else if (n.driver && strcmp(n.driver, "raw") && strcmp(n.driver, "qcow2")) {
+	} else if (n.driver && !block_format_has_driver(n.driver)) {
 		return block_err(err, errlen, "Unknown driver '%s'", n.driver);
 	} else if (!has_file) {
 		return block_err(err, errlen, "A block device must be specified for \"file\"");

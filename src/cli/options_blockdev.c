@@ -207,7 +207,7 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FI
 		d.protocol = true;
 		strcpy(d.format, "raw");	/* a device on a file node sees the bytes */
 		d.file = strdup(filename);
-	} else if (!strcmp(driver, "raw") || !strcmp(driver, "qcow2")) {
+	} else if (block_format_has_driver(driver)) {
 		/* The block layer opens the data file the image names; no node may replace it. */
 		if (opts_get(o, "data-file") || opts_get(o, "data-file.driver")) {
 			err_invalid(opt, arg, "data-file= is not supported: a qcow2 image's external "
@@ -219,8 +219,8 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FI
 			goto out;
 		strcpy(d.format, driver);
 	} else {
-		snprintf(msg, sizeof(msg), "Unknown driver '%s' (kestrel has file, host_device, "
-			 "raw and qcow2)", driver);
+		snprintf(msg, sizeof(msg), "Unknown driver '%s' (kestrel has file, host_device "
+			 "and the image formats kestrel-img lists)", driver);
 		err_invalid(opt, arg, msg);
 		goto out;
 	}

@@ -137,8 +137,9 @@ static int drive_kind(struct vm_config *cfg, struct drive_config *d, const char 
 	if (d->iface == DRIVE_IF_FLOPPY ? drive_floppy_slot(cfg, d, index, opt, arg) < 0
 					: drive_ide_slot(cfg, d, index, opt, arg) < 0)
 		return -1;
-	if (format && strcmp(format, "raw") && strcmp(format, "qcow2"))
-		return err_invalid(opt, arg, "format= must be raw or qcow2");
+	if (format && !block_format_has_driver(format))
+		return err_invalid(opt, arg, "format= must be an image format Kestrel has "
+				   "(raw, qcow2, ...)");
 	if (cache && cache_flags(cache, &d->flags) < 0)
 		return err_invalid(opt, arg,
 				   "cache= must be none, writeback, writethrough, unsafe or directsync");

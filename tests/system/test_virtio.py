@@ -232,7 +232,7 @@ def test_virtio_console_both_ways(probe, tmp_path):
 def test_bad_drive_options_are_named(probe, tmp_path):
     for args, needle in [
         (["-drive", "file=/nonexistent.img,format=raw"], "/nonexistent.img"),
-        (["-drive", "file=x,format=vmdk"], "format= must be raw or qcow2"),
+        (["-drive", "file=x,format=nosuch"], "format= must be an image format Kestrel has"),
         (["-drive", "file=x,cache=sometimes"], "cache="),
         (["-device", "virtio-blk-pci,drive=nope"], "drive 'nope' not found"),
         (["-device", "virtio-rng-pci,addr=0x40"], "addr="),

@@ -2,7 +2,7 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 
-.PHONY: all deps build build-asan test unit demo linux bench bench-img-matrix fuzz format clean \
+.PHONY: all deps build build-asan test unit demo linux bench bench-img bench-img-matrix fuzz format clean \
 	crash-campaign
 
 all: build
@@ -46,6 +46,10 @@ linux: deps
 
 bench: build
 	@bench/boot/run.sh
+
+# kestrel-img vs qemu-img 7.2: convert (qcow2 and every other format both write), bench.
+bench-img: build
+	@bench/img/run.sh --size 2G
 
 # The differential matrix (tests/system/img_matrix.py): total time, kestrel-img vs qemu-img 7.2.
 bench-img-matrix: build

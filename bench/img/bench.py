@@ -13,6 +13,9 @@ also the ratio of the best runs and of the CPU time used):
   bench 4k randwrite      step of 4 KiB blocks so the offsets jump around
   bench 64k seqread
   bench 64k seqwrite
+  convert raw->FMT        for every other format both tools write (vmdk, vhdx, vpc, vdi,
+  convert FMT->raw        qed, parallels, luks): to it from the raw source, and back from
+                          the image qemu-img made of it (--formats picks them)
 
 ratio = qemu-img time / kestrel-img time: above 1.00 kestrel-img is faster.
 Every converted image is checked against its source with qemu-img compare."""
@@ -61,11 +64,57 @@ def timed(argv):
     return dt, ru.ru_utime + ru.ru_stime
 
 
+# Formats beyond qcow2: extra arguments for the tools (luks needs its secret).
+SECRET = ["--object", "secret,id=sec0,data=kestrel-bench"]
+FORMATS = {
+    "vmdk": [], "vhdx": [], "vpc": [], "vdi": [], "qed": [], "parallels": [],
+    "luks": ["-o", "key-secret=sec0,iter-time=10"],
+}
+
+
+def image_opts(path, fmt):
+    """qemu-img's --image-opts text for path; luks gets its key."""
+    extra = ",key-secret=sec0" if fmt == "luks" else ""
+    return f"driver={fmt}{extra},file.filename={path}"
+
+
 def compare(a, b, fmt_a, fmt_b):
-    p = subprocess.run(["qemu-img", "compare", "-f", fmt_a, "-F", fmt_b, str(a), str(b)],
+    p = subprocess.run(["qemu-img", "compare"] + SECRET +
+                       ["--image-opts", image_opts(a, fmt_a), image_opts(b, fmt_b)],
                        capture_output=True)
     if p.returncode:
         raise RuntimeError(f"{a} and {b} differ: {p.stdout.decode()}")
+
+
+def creatable(kimg, work, fmt):
+    """Whether kestrel-img can write fmt (a driver with create), asked of kestrel-img."""
+    probe = work / f"probe.{fmt}"
+    p = subprocess.run([str(kimg), "create", "-q"] + SECRET + ["-f", fmt] + FORMATS[fmt] +
+                       [str(probe), "1M"], capture_output=True)
+    probe.unlink(missing_ok=True)
+    return p.returncode == 0
+
+
+def format_rows(kimg, work, src, wanted):
+    """convert raw->FMT and FMT->raw rows; the FMT source is qemu-img's image of src."""
+    rows = []
+    for fmt in filter(None, wanted.split(",")):
+        if fmt not in FORMATS:
+            sys.exit(f"--formats: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+        if not creatable(kimg, work, fmt):
+            print(f"  (no rows for {fmt}: kestrel-img cannot write it)", flush=True)
+            continue
+        src_f = work / f"src.{fmt}"
+        subprocess.run(["qemu-img", "convert"] + SECRET + ["-f", "raw", "-O", fmt] +
+                       FORMATS[fmt] + [src, src_f], check=True)
+        rows.append((f"convert raw->{fmt}",
+                     lambda t, o, fmt=fmt: [t, "convert"] + SECRET + ["-f", "raw", "-O", fmt] +
+                     FORMATS[fmt] + [src, o], fmt, (src, "raw")))
+        opts = image_opts(src_f, fmt)
+        rows.append((f"convert {fmt}->raw",
+                     lambda t, o, opts=opts: [t, "convert"] + SECRET +
+                     ["--image-opts", opts, "-O", "raw", o], "raw", (src_f, fmt)))
+    return rows
 
 
 def main():
@@ -82,6 +131,9 @@ def main():
                     help="untimed runs of each tool before a row's timed runs (default 1)")
     ap.add_argument("--settle", type=float, default=0.0,
                     help="seconds to wait after sync before each run (default 0)")
+    ap.add_argument("--formats", default=",".join(FORMATS),
+                    help="formats of the convert raw->FMT / FMT->raw rows (default: "
+                    "%(default)s; '' for none); those kestrel-img cannot write are left out")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every run's time")
     args = ap.parse_args()
 
@@ -131,6 +183,7 @@ def main():
                                                 "writeback", "-c", args.requests // 4, "-d",
                                                 "64", "-s", "65536", o], "bench", None),
         ]
+        rows += format_rows(kimg, work, src, args.formats)
         if args.only:
             wanted = args.only.split(",")
             rows = [r for r in rows if any(r[0].startswith(w) for w in wanted)]

@@ -104,7 +104,7 @@ static int probe(struct block_dev *bd, const struct stat *st, const char **forma
 	int ret;
 
 	*format = "raw";
-	if (S_ISREG(st->st_mode) && st->st_size == 0)
+	if (st && S_ISREG(st->st_mode) && st->st_size == 0)
 		return 0;
 	ret = bfile_pread(bd, 0, buf, sizeof(buf));
 	if (ret < 0)
@@ -161,28 +161,33 @@ static void block_free(struct block_dev *bd)
 		return;
 	if (bd->fd >= 0)
 		close(bd->fd);
+	if (bd->proto && bd->conn)
+		bd->proto->close(bd->conn);
 	pthread_mutex_destroy(&bd->block0_lock);
 	free(bd->filename);
 	free(bd);
 }
 
-static int open_one(const char *path, const char *format, unsigned flags,
-		    struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+/* The driver format names, or -1 with QEMU's message. */
+static int format_driver(const char *format, const struct block_driver **drv, char *err,
+			 size_t errlen)
 {
-	const struct block_driver *drv = NULL;
-	struct block_dev *bd;
-	struct stat st;
+	*drv = NULL;
+	if (!format || (*drv = driver_by_name(format)))
+		return 0;
+	if (block_format_known(format))
+		return block_err(err, errlen, "Image format '%s' is not supported by Kestrel: it "
+				 "cannot open %s images yet", format, format);
+	return block_err(err, errlen, "Unknown driver '%s'", format);
+}
 
-	*out = NULL;
-	if (format && !(drv = driver_by_name(format))) {
-		if (block_format_known(format))
-			return block_err(err, errlen, "Image format '%s' is not supported by Kestrel "
-					 "(it opens raw and qcow2 images)", format);
-		return block_err(err, errlen, "Unknown driver '%s'", format);
-	}
-	bd = calloc(1, sizeof(*bd));
+/* A node for path (no file open yet), or NULL. */
+static struct block_dev *node_new(const char *path, unsigned flags, struct block_dev *parent)
+{
+	struct block_dev *bd = calloc(1, sizeof(*bd));
+
 	if (!bd)
-		return block_err(err, errlen, "Could not open '%s': out of memory", path);
+		return NULL;
 	bd->fd = -1;
 	pthread_mutex_init(&bd->block0_lock, NULL);
 	bd->flags = flags;
@@ -191,9 +196,69 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	bd->depth = parent ? parent->depth + 1 : 0;
 	bd->filename = strdup(path);
 	if (!bd->filename) {
-		block_err(err, errlen, "Could not open '%s': out of memory", path);
-		goto fail;
+		block_free(bd);
+		return NULL;
 	}
+	return bd;
+}
+
+/* The format of bd (drv, or probed) opened over its file or protocol; frees bd on failure. */
+static int open_format(struct block_dev *bd, const struct block_driver *drv, const struct stat *st,
+		       unsigned flags, struct block_dev **out, char *err, size_t errlen)
+{
+	if (!drv && probe_driver(bd, st, flags, &drv, err, errlen) < 0)
+		goto fail;
+	bd->drv = drv;
+	/*
+	 * As QEMU's bdrv_open: a driver's message stands alone, and the caller
+	 * (kestrel-img: "Could not open 'X': ", kestrel: "-drive file=X: ") says
+	 * which image it was.
+	 */
+	if (drv->open(bd, err, errlen) < 0)
+		goto fail;
+	bd->parent = NULL;
+	*out = bd;
+	return 0;
+fail:
+	block_free(bd);
+	return -1;
+}
+
+int block_open_proto(const char *display, const struct block_proto *proto, void *conn,
+		     const char *format, unsigned flags, struct block_dev *parent,
+		     struct block_dev **out, char *err, size_t errlen)
+{
+	const struct block_driver *drv;
+	struct block_dev *bd;
+
+	*out = NULL;
+	if (format_driver(format, &drv, err, errlen) < 0) {
+		proto->close(conn);
+		return -1;
+	}
+	bd = node_new(display, flags, parent);
+	if (!bd) {
+		proto->close(conn);
+		return block_err(err, errlen, "Could not open '%s': out of memory", display);
+	}
+	bd->proto = proto;
+	bd->conn = conn;
+	return open_format(bd, drv, NULL, flags, out, err, errlen);
+}
+
+static int open_one(const char *path, const char *format, unsigned flags,
+		    struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	const struct block_driver *drv;
+	struct block_dev *bd;
+	struct stat st;
+
+	*out = NULL;
+	if (format_driver(format, &drv, err, errlen) < 0)
+		return -1;
+	bd = node_new(path, flags, parent);
+	if (!bd)
+		return block_err(err, errlen, "Could not open '%s': out of memory", path);
 	bd->fd = open_fd(path, flags, &bd->direct);
 	if (bd->fd < 0 || fstat(bd->fd, &st) < 0) {
 		if (errno == EINVAL && (flags & BLOCK_NOCACHE))
@@ -219,19 +284,7 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	}
 	if (!(flags & BLOCK_NO_LOCK) && block_lock(bd->fd, path, !bd->read_only, err, errlen) < 0)
 		goto fail;
-	if (!drv && probe_driver(bd, &st, flags, &drv, err, errlen) < 0)
-		goto fail;
-	bd->drv = drv;
-	/*
-	 * As QEMU's bdrv_open: a driver's message stands alone, and the caller
-	 * (kestrel-img: "Could not open 'X': ", kestrel: "-drive file=X: ") says
-	 * which image it was.
-	 */
-	if (drv->open(bd, err, errlen) < 0)
-		goto fail;
-	bd->parent = NULL;
-	*out = bd;
-	return 0;
+	return open_format(bd, drv, &st, flags, out, err, errlen);
 fail:
 	block_free(bd);
 	return -1;
@@ -398,7 +451,7 @@ int block_pwrite(struct block_dev *bd, uint64_t offset, const void *buf, size_t 
 
 int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write, uint64_t *host)
 {
-	if (!bd->drv->map_direct || !len || !in_range(bd, off, len))
+	if (!bd->drv->map_direct || bd->proto || !len || !in_range(bd, off, len))
 		return 0;
 	/* Writes the generic checks might refuse take the ordinary path. */
 	if (write && (bd->read_only || restricted(bd, off)))
@@ -547,11 +600,14 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
 
 	memset(info, 0, sizeof(*info));
 	info->virtual_size = bd->size;
-	if (fstat(bd->fd, &st) == 0)
+	if (bd->proto)
+		info->actual_size_unknown = true;	/* a server's disk usage is its own */
+	else if (fstat(bd->fd, &st) == 0)
 		info->actual_size = (uint64_t)st.st_blocks * 512;
 	if (bd->drv->get_info)
 		return bd->drv->get_info(bd, info);
-	return 0;
+	/* raw passes the question to its protocol, and NBD has no answer (QEMU: no dirty flag). */
+	return bd->proto ? -ENOTSUP : 0;
 }
 
 /*
@@ -907,6 +963,8 @@ int bfile_pread(const struct block_dev *bd, uint64_t off, void *buf, size_t len)
 	uint8_t *bounce;
 	int ret;
 
+	if (bd->proto)
+		return bd->proto->pread(bd->conn, off, buf, len);
 	if (!bd->direct || aligned(off, buf, len))
 		return pread_full(bd->fd, off, buf, len);
 	start = off & ~(uint64_t)(DIRECT_ALIGN - 1);
@@ -929,6 +987,8 @@ int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size
 	off_t old_size;
 	int ret;
 
+	if (bd->proto)
+		return bd->proto->pwrite(bd->conn, off, buf, len);
 	if (!bd->direct || aligned(off, buf, len))
 		return pwrite_full(bd->fd, off, buf, len);
 	if (fstat(bd->fd, &st) < 0)
@@ -961,6 +1021,8 @@ int bfile_flush(const struct block_dev *bd)
 	if (bd->flags & BLOCK_NO_FLUSH)
 		return 0;
 	block_crash_point();
+	if (bd->proto)
+		return bd->proto->flush(bd->conn);
 	return fdatasync(bd->fd) < 0 ? -errno : 0;
 }
 
@@ -968,6 +1030,8 @@ int64_t bfile_size(const struct block_dev *bd)
 {
 	struct stat st;
 
+	if (bd->proto)
+		return bd->proto->size(bd->conn);
 	if (fstat(bd->fd, &st) < 0)
 		return -errno;
 	return st.st_size;

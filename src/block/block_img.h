@@ -149,6 +149,7 @@ int block_pwrite_compressed(struct block_dev *bd, uint64_t offset, const void *b
 struct block_info {
 	uint64_t virtual_size;
 	uint64_t actual_size;		/* allocated bytes of the file (st_blocks) */
+	bool actual_size_unknown;	/* a protocol node: qemu-img's "unavailable" */
 	uint32_t cluster_size;		/* 0 when the format has none */
 	bool dirty;
 	bool encrypted;

@@ -66,8 +66,28 @@ struct block_driver {
 	const struct block_opt_desc *amend_opts;
 };
 
+/*
+ * A network protocol under the format (nbd, ...): the bytes bfile_* reach
+ * instead of the image file.  Each call gets the protocol's own state.
+ * Return 0 or a negative errno; reads past the end return zeroes.
+ */
+struct block_proto {
+	const char *name;
+	const char *label;		/* in messages: "Cannot resize NBD nodes" */
+	int (*pread)(void *conn, uint64_t off, void *buf, size_t len);
+	int (*pwrite)(void *conn, uint64_t off, const void *buf, size_t len);
+	int (*flush)(void *conn);
+	int (*zero)(void *conn, uint64_t off, uint64_t len, bool may_unmap);
+	/* As the driver's status, for the export's bytes; NULL: all data. */
+	int (*status)(void *conn, uint64_t off, uint64_t len, uint64_t *pnum, unsigned *flags);
+	int64_t (*size)(void *conn);
+	void (*close)(void *conn);
+};
+
 struct block_dev {
 	const struct block_driver *drv;
+	const struct block_proto *proto;	/* NULL: the file fd */
+	void *conn;				/* the protocol's state */
 	char *filename;
 	int fd;
 	unsigned flags;
@@ -130,6 +150,14 @@ void block_crash_point(void);
 /* The driver's map_direct/end_direct behind the block layer's own checks. */
 int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write, uint64_t *host);
 void block_end_direct(struct block_dev *bd, uint64_t host, uint64_t len, bool write, int result);
+
+/*
+ * Opens the format (NULL: probe) over an open protocol connection; the node
+ * owns conn from then on, also on failure.  display names it in messages.
+ */
+int block_open_proto(const char *display, const struct block_proto *proto, void *conn,
+		     const char *format, unsigned flags, struct block_dev *parent,
+		     struct block_dev **out, char *err, size_t errlen);
 
 /*
  * For a driver's create: the file opened, locked against every other user

@@ -20,7 +20,9 @@ static int raw_open(struct block_dev *bd, char *err, size_t errlen)
 		/* Block devices report their size through lseek. */
 		size = -1;
 	}
-	if (size <= 0) {
+	if (size < 0 && bd->proto)
+		return block_err(err, errlen, "Could not get the size: %s", strerror((int)-size));
+	if (size <= 0 && !bd->proto) {
 		off_t end = lseek(bd->fd, 0, SEEK_END);
 		if (end < 0)
 			return block_err(err, errlen, "Could not get the size: %s", strerror(errno));
@@ -60,6 +62,8 @@ static int raw_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, bo
 	int ret = 0;
 
 	block_crash_point();
+	if (bd->proto)
+		return bd->proto->zero(bd->conn, off, len, may_unmap);
 	if (fallocate(bd->fd, mode, (off_t)off, (off_t)len) == 0)
 		return 0;
 	if (may_unmap && fallocate(bd->fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)len) == 0)
@@ -86,6 +90,15 @@ static int raw_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t
 	off_t data, hole;
 
 	*map = off;
+	if (bd->proto) {
+		unsigned what = BLOCK_STATUS_DATA;
+		int ret = 0;
+		*pnum = len;
+		if (bd->proto->status)
+			ret = bd->proto->status(bd->conn, off, len, pnum, &what);
+		*flags = what | BLOCK_STATUS_OFFSET | BLOCK_STATUS_ALLOCATED;
+		return ret;
+	}
 	data = lseek(bd->fd, (off_t)off, SEEK_DATA);
 	if (data < 0 && errno == ENXIO) {
 		/* Past the last data: a hole up to the end of the file (or beyond). */
@@ -199,6 +212,8 @@ static int raw_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 	struct stat st;
 	int ret;
 
+	if (bd->proto)
+		return block_err(err, errlen, "Cannot resize %s nodes", bd->proto->label);
 	if (fstat(bd->fd, &st) < 0)
 		return block_err(err, errlen, "%s", strerror(errno));
 	if (!S_ISREG(st.st_mode)) {

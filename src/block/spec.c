@@ -12,6 +12,7 @@
  * built without that driver.
  */
 #include "block/block_int.h"
+#include "block/nbd.h"
 #include "util/json_parse.h"
 #include "util/opts.h"
 #include "util/size.h"
@@ -217,6 +218,49 @@ static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_d
 				  const char *display, struct block_dev **out, char *err,
 				  size_t errlen);
 
+/*
+ * An nbd node from QEMU's BlockdevOptionsNbd (server.type inet|unix,
+ * server.host/port or server.path, export), as libvirt's -blockdev writes
+ * it: opened through the legacy name the same address has.
+ */
+static const char *get_under(struct opts *o, const char *pfx, const char *key)
+{
+	char full[64];
+
+	snprintf(full, sizeof(full), "%s%s", pfx, key);
+	return opts_get(o, full);
+}
+
+static int open_nbd_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
+			 struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	const char *type = get_under(o, pfx, "server.type"), *host = get_under(o, pfx, "server.host");
+	const char *port = get_under(o, pfx, "server.port"), *path = get_under(o, pfx, "server.path");
+	const char *export = get_under(o, pfx, "export"), *filename = get_under(o, pfx, "filename");
+	char name[4096];
+
+	/* QEMU's nbd takes a whole address as its filename too. */
+	if (filename && !type && !export)
+		return block_nbd_open(filename, format, flags, parent, out, err, errlen);
+	if (!type)
+		return block_err(err, errlen, "Parameter 'server.type' is missing");
+	if (!strcmp(type, "unix")) {
+		if (!path)
+			return block_err(err, errlen, "Parameter 'server.path' is missing");
+		snprintf(name, sizeof(name), "nbd:unix:%s", path);
+	} else if (!strcmp(type, "inet")) {
+		if (!host)
+			return block_err(err, errlen, "Parameter 'server.host' is missing");
+		snprintf(name, sizeof(name), "nbd:%s:%s", host, port ? port : "10809");
+	} else {
+		return block_err(err, errlen, "Parameter 'server.type' does not accept value '%s'",
+				 type);
+	}
+	if (export && strlen(name) + strlen(export) + 13 < sizeof(name))
+		snprintf(name + strlen(name), sizeof(name) - strlen(name), ":exportname=%s", export);
+	return block_nbd_open(name, format, flags, parent, out, err, errlen);
+}
+
 static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_dev *parent,
 				  const char *display, struct block_dev **out, char *err,
 				  size_t errlen)
@@ -237,6 +281,26 @@ static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_d
 		return block_err(err, errlen, "Must specify either driver or file");
 	if (read_common(o, flags, &n, err, errlen) < 0)
 		return -1;
+	if (block_nbd_available() && ((n.driver && !strcmp(n.driver, "nbd")) ||
+				      (has_file && opts_get(o, "file.driver") &&
+				       !strcmp(opts_get(o, "file.driver"), "nbd")))) {
+		bool alone = !strcmp(n.driver ? n.driver : "", "nbd");
+		if (!alone && n.driver && !block_format_has_driver(n.driver))
+			return block_err(err, errlen, "Unknown driver '%s'", n.driver);
+		if (open_nbd_opts(o, alone ? "" : "file.", alone ? "raw" : n.driver, n.flags,
+				  parent, out, err, errlen) < 0)
+			return -1;
+		if (alone)
+			(*out)->format_name = "nbd";
+		n.proto = "nbd";
+		n.pfx = alone ? "" : "file.";
+		if (check_unused(o, *out, &n, err, errlen) < 0) {
+			block_close(*out);
+			*out = NULL;
+			return -1;
+		}
+		return 0;
+	}
 	if (is_file_driver(n.driver) || is_null_driver(n.driver)) {
 		/* A protocol node alone: its options are the top level's. */
 		n.proto = n.driver;
@@ -325,6 +389,8 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 					 "The only allowed filename for this driver is '%s://'", proto);
 		return open_node(&n, name, parent, out, err, errlen);
 	}
+	if (block_nbd_protocol(proto) && block_nbd_available())
+		return block_nbd_open(name, format, flags, parent, out, err, errlen);
 	return block_err(err, errlen, "Unknown protocol '%s'", proto);
 }
 
@@ -338,6 +404,10 @@ const char *block_create_path(const char *name, char *err, size_t errlen)
 		return name + strlen(proto) + 1;
 	if (is_null_driver(proto))
 		block_err(err, errlen, "Protocol driver '%s' does not support image creation", proto);
+	else if (block_nbd_protocol(proto) && block_nbd_available())
+		/* QEMU formats an existing export in place; Kestrel writes one with convert -n. */
+		block_err(err, errlen, "Protocol driver 'nbd' does not support image creation in "
+			  "Kestrel: write the export with convert -n");
 	else
 		block_err(err, errlen, "Unknown protocol '%s'", proto);
 	return NULL;

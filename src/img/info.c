@@ -23,7 +23,8 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 	jset_str(o, "format", block_format_name(bd));
 	if (have_info)
 		jset_bool(o, "dirty-flag", info.dirty);
-	jset_int(o, "actual-size", (int64_t)info.actual_size);
+	if (!info.actual_size_unknown)
+		jset_int(o, "actual-size", (int64_t)info.actual_size);
 	jset_int(o, "virtual-size", (int64_t)info.virtual_size);
 	if (info.cluster_size)
 		jset_int(o, "cluster-size", info.cluster_size);
@@ -151,7 +152,10 @@ static void dump_human(struct block_dev *bd, const char *filename, const struct 
 
 	block_get_info(bd, &info);
 	img_size_to_str(info.virtual_size, vsize, sizeof(vsize));
-	img_size_to_str(info.actual_size, dsize, sizeof(dsize));
+	if (info.actual_size_unknown)
+		snprintf(dsize, sizeof(dsize), "unavailable");
+	else
+		img_size_to_str(info.actual_size, dsize, sizeof(dsize));
 	printf("image: %s\nfile format: %s\nvirtual size: %s (%" PRIu64 " bytes)\ndisk size: %s\n",
 	       filename, block_format_name(bd), vsize, info.virtual_size, dsize);
 	if (info.cluster_size)

@@ -9,10 +9,14 @@ packages=(
 	zlib1g-dev libzstd-dev liburing-dev
 	# NBD disks (src/block/nbd.c; optional: without it the nbd protocols stay unknown)
 	libnbd-dev
+	# http(s)/ftp(s) disks (src/block/curl.c; optional like libnbd)
+	libcurl4-openssl-dev
 	# user-mode networking (libslirp; its pkg-config file needs glib's)
 	libslirp-dev libglib2.0-dev
 	# tests and reference peer
 	python3 python3-pytest qemu-system-x86 qemu-utils seabios ipxe-qemu time strace
+	# QEMU's network block drivers (curl, iscsi, ssh, ...): the peer for the protocol tests
+	qemu-block-extra openssl
 	# qemu-nbd bitmap exports read back (tests/system/test_img_bitmap.py)
 	libnbd-bin
 	# a second NBD server beside qemu-nbd (tests/system/test_nbd.py)

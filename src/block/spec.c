@@ -12,6 +12,7 @@
  * built without that driver.
  */
 #include "block/block_int.h"
+#include "block/curl.h"
 #include "block/nbd.h"
 #include "util/json_parse.h"
 #include "util/opts.h"
@@ -34,7 +35,9 @@ static const char *const unsupported_format_opts[] = {
 };
 static const char *const unsupported_protocol_opts[] = {
 	"aio", "aio-max-batch", "pr-manager", "x-check-cache-dropped", "drop-cache",
-	"latency-ns", "discard", "detect-zeroes", "node-name", NULL,
+	"latency-ns", "discard", "detect-zeroes", "node-name", "username", "password-secret",
+	"proxy-username", "proxy-password-secret", "cookie-secret", "tls-creds", "tls-hostname",
+	"reconnect-delay", "open-timeout", "x-dirty-bitmap", NULL,
 };
 
 /* QEMU's path_has_protocol: a ':' before any '/'.  Copies the name to proto. */
@@ -261,6 +264,79 @@ static int open_nbd_opts(struct opts *o, const char *pfx, const char *format, un
 	return block_nbd_open(name, format, flags, parent, out, err, errlen);
 }
 
+/*
+ * A protocol on a server that this build has a client for: its name as a
+ * string that outlives the options (a node's format_name), or NULL.
+ */
+static const char *network_driver(const char *d)
+{
+	static const char *const names[] = { "nbd", "http", "https", "ftp", "ftps" };
+
+	for (size_t i = 0; d && i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(d, names[i]) && (i ? block_curl_available() : block_nbd_available()))
+			return names[i];
+	return NULL;
+}
+
+/* QEMU's BlockdevOptionsCurlBase (url, readahead, timeout, sslverify, cookie). */
+static int open_curl_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
+			  struct block_dev *parent, struct block_dev **out, char *err,
+			  size_t errlen)
+{
+	const char *url = get_under(o, pfx, "url"), *v;
+	struct block_curl_opts c = { .cookie = get_under(o, pfx, "cookie") };
+	char key[64];
+	bool verify = true;
+	uint64_t n;
+
+	if (!url)
+		url = get_under(o, pfx, "filename");
+	if (!url)
+		return block_err(err, errlen, "curl block driver requires an 'url' option");
+	if ((v = get_under(o, pfx, "readahead")) && !size_parse(v, 1, &c.readahead))
+		return block_err(err, errlen, "Parameter 'readahead' expects a size");
+	if ((v = get_under(o, pfx, "timeout"))) {
+		if (!size_parse(v, 1, &n) || n == 0 || n > 3600)
+			return block_err(err, errlen, "timeout parameter is 0 or too large");
+		c.timeout = (long)n;
+	}
+	snprintf(key, sizeof(key), "%ssslverify", pfx);
+	if (get_bool(o, key, &verify, err, errlen) < 0)
+		return -1;
+	c.no_sslverify = !verify;
+	return block_curl_open(url, &c, format, flags, parent, out, err, errlen);
+}
+
+/* A network protocol node, alone (format "nbd", "http"...) or under a format. */
+static int open_network(struct opts *o, struct node *n, struct block_dev *parent,
+			struct block_dev **out, char *err, size_t errlen)
+{
+	bool alone = network_driver(n->driver) != NULL;
+	const char *proto = network_driver(alone ? n->driver : opts_get(o, "file.driver"));
+	const char *pfx = alone ? "" : "file.";
+	const char *format = alone ? "raw" : n->driver;
+	int ret;
+
+	if (!alone && n->driver && !block_format_has_driver(n->driver))
+		return block_err(err, errlen, "Unknown driver '%s'", n->driver);
+	if (!strcmp(proto, "nbd"))
+		ret = open_nbd_opts(o, pfx, format, n->flags, parent, out, err, errlen);
+	else
+		ret = open_curl_opts(o, pfx, format, n->flags, parent, out, err, errlen);
+	if (ret < 0)
+		return -1;
+	if (alone)
+		(*out)->format_name = proto;
+	n->proto = proto;
+	n->pfx = pfx;
+	if (check_unused(o, *out, n, err, errlen) < 0) {
+		block_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_dev *parent,
 				  const char *display, struct block_dev **out, char *err,
 				  size_t errlen)
@@ -281,26 +357,8 @@ static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_d
 		return block_err(err, errlen, "Must specify either driver or file");
 	if (read_common(o, flags, &n, err, errlen) < 0)
 		return -1;
-	if (block_nbd_available() && ((n.driver && !strcmp(n.driver, "nbd")) ||
-				      (has_file && opts_get(o, "file.driver") &&
-				       !strcmp(opts_get(o, "file.driver"), "nbd")))) {
-		bool alone = !strcmp(n.driver ? n.driver : "", "nbd");
-		if (!alone && n.driver && !block_format_has_driver(n.driver))
-			return block_err(err, errlen, "Unknown driver '%s'", n.driver);
-		if (open_nbd_opts(o, alone ? "" : "file.", alone ? "raw" : n.driver, n.flags,
-				  parent, out, err, errlen) < 0)
-			return -1;
-		if (alone)
-			(*out)->format_name = "nbd";
-		n.proto = "nbd";
-		n.pfx = alone ? "" : "file.";
-		if (check_unused(o, *out, &n, err, errlen) < 0) {
-			block_close(*out);
-			*out = NULL;
-			return -1;
-		}
-		return 0;
-	}
+	if (network_driver(n.driver) || network_driver(opts_get(o, "file.driver")))
+		return open_network(o, &n, parent, out, err, errlen);
 	if (is_file_driver(n.driver) || is_null_driver(n.driver)) {
 		/* A protocol node alone: its options are the top level's. */
 		n.proto = n.driver;
@@ -391,6 +449,10 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 	}
 	if (block_nbd_protocol(proto) && block_nbd_available())
 		return block_nbd_open(name, format, flags, parent, out, err, errlen);
+	if (block_curl_protocol(proto) && block_curl_available()) {
+		struct block_curl_opts c = { 0 };
+		return block_curl_open(name, &c, format, flags, parent, out, err, errlen);
+	}
 	return block_err(err, errlen, "Unknown protocol '%s'", proto);
 }
 

@@ -188,17 +188,16 @@ def test_errors_match_qemu(images, cmd):
     same(*both(images, *cmd))
 
 
-# Protocols qemu-img 7.2 (Debian, without qemu-block-extra) also lacks: same message.
+# Protocols Kestrel has no driver for yet: refused before any connection, with the
+# message of a qemu-img 7.2 built without that driver (Debian's, without qemu-block-extra).
 @pytest.mark.parametrize("name", ["iscsi://localhost/iqn.x/0", "gluster://localhost/v/x",
                                   "rbd:pool/img", "nfs://localhost/x", "ssh://localhost/x",
-                                  "http://localhost:1/x", "https://localhost:1/x",
                                   "vvfat:/tmp"])
 def test_unknown_protocols_as_qemu_without_the_driver(images, name):
-    (krc, kout, kerr), (qrc, qout, qerr) = both(images, "info", name)
+    krc, kout, kerr = kimg("info", name, cwd=images)
     proto = name.split(":")[0]
-    assert krc == qrc == 1
+    assert krc == 1 and kout == ""
     assert kerr == f"kestrel-img: Could not open '{name}': Unknown protocol '{proto}'\n"
-    assert f"Unknown protocol '{proto}'" in qerr
 
 
 @pytest.mark.parametrize("name", ["blkdebug::d.raw"])

@@ -11,6 +11,8 @@ packages=(
 	libnbd-dev
 	# http(s)/ftp(s) disks (src/block/curl.c; optional like libnbd)
 	libcurl4-openssl-dev
+	# files on SSH servers over SFTP (src/block/ssh.c; optional like libnbd); sshd for its tests
+	libssh-dev openssh-server
 	# user-mode networking (libslirp; its pkg-config file needs glib's)
 	libslirp-dev libglib2.0-dev
 	# tests and reference peer

@@ -212,8 +212,14 @@ static int raw_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 	struct stat st;
 	int ret;
 
-	if (bd->proto)
+	if (bd->proto && !bd->proto->truncate)
 		return block_err(err, errlen, "Cannot resize %s nodes", bd->proto->label);
+	if (bd->proto) {
+		if (bd->proto->truncate(bd->conn, size, err, errlen) < 0)
+			return -1;
+		bd->size = size;
+		return 0;
+	}
 	if (fstat(bd->fd, &st) < 0)
 		return block_err(err, errlen, "%s", strerror(errno));
 	if (!S_ISREG(st.st_mode)) {

@@ -14,6 +14,7 @@
 #include "block/block_int.h"
 #include "block/curl.h"
 #include "block/nbd.h"
+#include "block/ssh.h"
 #include "util/json_parse.h"
 #include "util/opts.h"
 #include "util/size.h"
@@ -270,10 +271,11 @@ static int open_nbd_opts(struct opts *o, const char *pfx, const char *format, un
  */
 static const char *network_driver(const char *d)
 {
-	static const char *const names[] = { "nbd", "http", "https", "ftp", "ftps" };
+	static const char *const names[] = { "nbd", "ssh", "http", "https", "ftp", "ftps" };
 
 	for (size_t i = 0; d && i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(d, names[i]) && (i ? block_curl_available() : block_nbd_available()))
+		if (!strcmp(d, names[i]) && (i == 0 ? block_nbd_available() :
+					     i == 1 ? block_ssh_available() : block_curl_available()))
 			return names[i];
 	return NULL;
 }
@@ -307,6 +309,55 @@ static int open_curl_opts(struct opts *o, const char *pfx, const char *format, u
 	return block_curl_open(url, &c, format, flags, parent, out, err, errlen);
 }
 
+/* QEMU's BlockdevOptionsSsh; the node is named as QEMU's ssh_refresh_filename names it. */
+static int open_ssh_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
+			 struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	struct block_ssh_opts s = {
+		.host = get_under(o, pfx, "server.host"), .port = get_under(o, pfx, "server.port"),
+		.path = get_under(o, pfx, "path"), .user = get_under(o, pfx, "user"),
+	};
+	const char *mode = get_under(o, pfx, "host-key-check.mode");
+	char display[4096];
+
+	if (!s.host)
+		return block_err(err, errlen, "Parameter 'server.host' is missing");
+	if (!s.path)
+		return block_err(err, errlen, "Parameter 'path' is missing");
+	if (!s.user)
+		s.user = block_ssh_default_user();
+	if (mode && !strcmp(mode, "none")) {
+		s.check = BLOCK_SSH_CHECK_NONE;
+	} else if (mode && !strcmp(mode, "hash")) {
+		const char *type = get_under(o, pfx, "host-key-check.type");
+		s.check = BLOCK_SSH_CHECK_HASH;
+		s.hash = get_under(o, pfx, "host-key-check.hash");
+		if (!type || !s.hash)
+			return block_err(err, errlen, "Parameter 'host-key-check.type' and "
+					 "'host-key-check.hash' are required with mode 'hash'");
+		snprintf(s.hash_type, sizeof(s.hash_type), "%s", type);
+	} else if (mode && strcmp(mode, "known_hosts")) {
+		return block_err(err, errlen, "Parameter 'host-key-check.mode' does not accept "
+				 "value '%s'", mode);
+	}
+	snprintf(display, sizeof(display), "ssh://%s@%s:%s%s", s.user, s.host,
+		 s.port ? s.port : "22", s.path);
+	return block_ssh_open(display, &s, format, flags, parent, out, err, errlen);
+}
+
+static int open_ssh_uri(const char *name, const char *format, unsigned flags,
+			struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	struct block_ssh_opts s;
+	char *storage;
+	int ret = block_ssh_parse_uri(name, &s, &storage, err, errlen);
+
+	if (ret == 0)
+		ret = block_ssh_open(name, &s, format, flags, parent, out, err, errlen);
+	free(storage);
+	return ret;
+}
+
 /* A network protocol node, alone (format "nbd", "http"...) or under a format. */
 static int open_network(struct opts *o, struct node *n, struct block_dev *parent,
 			struct block_dev **out, char *err, size_t errlen)
@@ -321,6 +372,8 @@ static int open_network(struct opts *o, struct node *n, struct block_dev *parent
 		return block_err(err, errlen, "Unknown driver '%s'", n->driver);
 	if (!strcmp(proto, "nbd"))
 		ret = open_nbd_opts(o, pfx, format, n->flags, parent, out, err, errlen);
+	else if (!strcmp(proto, "ssh"))
+		ret = open_ssh_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else
 		ret = open_curl_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	if (ret < 0)
@@ -449,6 +502,8 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 	}
 	if (block_nbd_protocol(proto) && block_nbd_available())
 		return block_nbd_open(name, format, flags, parent, out, err, errlen);
+	if (block_ssh_protocol(proto) && block_ssh_available())
+		return open_ssh_uri(name, format, flags, parent, out, err, errlen);
 	if (block_curl_protocol(proto) && block_curl_available()) {
 		struct block_curl_opts c = { 0 };
 		return block_curl_open(name, &c, format, flags, parent, out, err, errlen);
@@ -466,10 +521,11 @@ const char *block_create_path(const char *name, char *err, size_t errlen)
 		return name + strlen(proto) + 1;
 	if (is_null_driver(proto))
 		block_err(err, errlen, "Protocol driver '%s' does not support image creation", proto);
-	else if (block_nbd_protocol(proto) && block_nbd_available())
-		/* QEMU formats an existing export in place; Kestrel writes one with convert -n. */
-		block_err(err, errlen, "Protocol driver 'nbd' does not support image creation in "
-			  "Kestrel: write the export with convert -n");
+	else if (network_driver(proto) || (block_nbd_protocol(proto) && block_nbd_available()))
+		/* QEMU creates on some of them; Kestrel writes an existing one with convert -n. */
+		block_err(err, errlen, "Protocol driver '%s' does not support image creation in "
+			  "Kestrel: write an existing one with convert -n",
+			  block_nbd_protocol(proto) ? "nbd" : proto);
 	else
 		block_err(err, errlen, "Unknown protocol '%s'", proto);
 	return NULL;

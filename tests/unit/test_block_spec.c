@@ -276,7 +276,6 @@ static void test_names(void **state)
 		{ "gluster://h/v/x", "Unknown protocol 'gluster'" },
 		{ "rbd:pool/img", "Unknown protocol 'rbd'" },
 		{ "nfs://h/x", "Unknown protocol 'nfs'" },
-		{ "ssh://h/x", "Unknown protocol 'ssh'" },
 		{ "blkdebug::x.qcow2", "Unknown protocol 'blkdebug'" },
 		{ "json:[1]", "Invalid JSON object given" },
 		{ "json:{", "Could not parse the JSON options: JSON parse error, premature EOI" },

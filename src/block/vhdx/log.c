@@ -279,10 +279,10 @@ int vhdx_log_open(struct block_dev *bd, struct vhdx_state *s, char *err, size_t 
 		return 0;	/* no valid entry: nothing to replay (§2.3.3) */
 	if (bd->read_only) {
 		seq_free(&q);
+		/* qemu-img 7.2's words (vhdx_parse_log), with this tool's name. */
 		return block_err(err, errlen, "VHDX image file '%s' opened read-only, but contains "
-				 "a log that needs to be replayed.  To replay the log, execute:\n"
-				 " kestrel-img check -r all '%s': %s", bd->filename, bd->filename,
-				 strerror(EPERM));
+				 "a log that needs to be replayed\nTo replay the log, run:\n"
+				 "kestrel-img check -r all '%s'", bd->filename, bd->filename);
 	}
 	s->log_seq = q.e[q.n - 1].seq + 1;
 	ret = log_replay(bd, s, &q);

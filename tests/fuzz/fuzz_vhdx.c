@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FILE_MAX	(32u << 20)	/* a cap on the file the input describes */
+#define FILE_MAX	(16u << 20)	/* a cap on the file the input describes */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -244,7 +244,7 @@ def test_dirty_log_is_replayed_by_a_writable_open(tmp_path):
     assert read_raw_via_qemu(img, tmp_path)[:MiB] == data
 
 
-def hand_made_log(tmp_path, corrupt=None):
+def hand_made_log(tmp_path, corrupt=None, mutate=None):
     """A qemu-made dynamic image plus a log entry, built here, that points block 1 at a
     payload block appended to the file: only a replay makes its data visible."""
     img = tmp_path / "h.vhdx"
@@ -268,6 +268,8 @@ def hand_made_log(tmp_path, corrupt=None):
     struct.pack_into("<4sI", entry, 4096, b"data", seq >> 32)
     entry[4096 + 8:4096 + 4092] = sector[8:4092]
     struct.pack_into("<I", entry, 4096 + 4092, seq & 0xFFFFFFFF)
+    if mutate:
+        mutate(entry)
     entry = bytearray(with_crc(entry))
     if corrupt == "crc":
         entry[5000] ^= 1
@@ -314,6 +316,47 @@ def test_log_entry_with_bad_checksum_or_sequence_is_not_replayed(tmp_path, corru
         # QEMU 7.2 fails the whole open on a descriptor that disagrees ("Invalid
         # argument"); the spec only makes the entry invalid, which is what Kestrel does.
         assert qimg("info", theirs)[0] == 1
+
+
+def huge_descriptor_count(e):
+    struct.pack_into("<I", e, 24, 0xFFFFFFFF)
+
+
+def huge_zero_descriptor(e):
+    struct.pack_into("<4sIQ", e, 64, b"zero", 0, 1 << 62)
+
+
+def huge_last_file_offset(e):
+    struct.pack_into("<Q", e, 56, 1 << 50)
+
+
+def into_header_section(e):
+    struct.pack_into("<Q", e, 64 + 16, 64 << 10)
+
+
+HOSTILE_LOG = {
+    # Not a valid entry (its descriptors cannot fit): nothing to replay.
+    huge_descriptor_count: None,
+    # Valid entries that would write where no entry may: the replay fails, nothing written.
+    huge_zero_descriptor: "Could not replay the VHDX log: Invalid argument",
+    huge_last_file_offset: "Could not replay the VHDX log: Invalid argument",
+    into_header_section: "Could not replay the VHDX log: Invalid argument",
+}
+
+
+@pytest.mark.parametrize("mutate", list(HOSTILE_LOG), ids=lambda f: f.__name__)
+def test_hostile_log_entries(tmp_path, mutate):
+    img, _ = hand_made_log(tmp_path, mutate=mutate)
+    size = os.path.getsize(img)
+    t0 = time.monotonic()
+    rc, out, err = kimg("check", "-r", "all", img, timeout=30)
+    assert time.monotonic() - t0 < 20
+    if HOSTILE_LOG[mutate] is None:
+        assert rc == 0, err
+        assert read_raw_via_kestrel(img, tmp_path) == bytes(4 * MiB)
+    else:
+        assert rc == 1 and HOSTILE_LOG[mutate] in err, err
+    assert os.path.getsize(img) == size
 
 
 # --- hostile files --------------------------------------------------------------------

@@ -185,8 +185,7 @@ static int update_one(struct block_dev *bd, struct vhdx_state *s, bool new_data_
 	uint8_t *buf;
 	int ret;
 
-	*h = s->hdr[s->cur];
-	memcpy(h->raw, s->hdr[idx].raw, VHDX_HEADER_SIZE);
+	*h = s->hdr[s->cur];	/* reserved bytes too: both headers carry the same */
 	h->seq = s->hdr[s->cur].seq + 1;
 	memcpy(h->file_write_guid, s->session_guid, 16);
 	if (new_data_guid)

@@ -71,6 +71,9 @@ static bool entry_valid(const struct vhdx_state *s, const uint8_t *log, uint32_t
 	if (memcmp(h, "loge", 4) || !len || len > s->log_length || len % VHDX_LOG_SECTOR || !seq ||
 	    memcmp(h + 32, s->hdr[s->cur].log_guid, 16))
 		return false;
+	/* Descriptors fill at most the entry: checked before desc_sectors can wrap. */
+	if (ndesc > len / VHDX_LOG_SECTOR * 128)
+		return false;
 	dsect = desc_sectors(ndesc);
 	if ((uint64_t)dsect * VHDX_LOG_SECTOR > len)
 		return false;
@@ -147,44 +150,55 @@ static int log_search(const struct vhdx_state *s, const uint8_t *log, struct log
 		struct log_seq q = { NULL, 0 };
 		if (memcmp(log + pos, "loge", 4))
 			continue;
+		uint64_t walked = 0;
 		if (chain_from(s, log, pos, &q) < 0)
 			return -ENOMEM;
+		for (size_t i = 0; i < q.n; i++)
+			walked += q.e[i].length;
 		if (q.n && (!best->n || q.e[q.n - 1].seq > best->e[best->n - 1].seq)) {
 			seq_free(best);
 			*best = q;
 		} else {
 			seq_free(&q);
 		}
+		/* Resume after the chain, as QEMU does: each sector is walked once, no more. */
+		if (walked >= s->log_length - pos)
+			break;
+		if (walked)
+			pos += (uint32_t)walked - VHDX_LOG_SECTOR;
 	}
 	return 0;
 }
 
+#define ZERO_CHUNK	(1u << 20)
+
 static int apply_desc(struct block_dev *bd, const uint8_t *d, const uint8_t *data,
 		      uint64_t limit)
 {
-	uint64_t off = ld_le64(d + 16);
-	uint8_t *sec = block_alloc_buf(VHDX_LOG_SECTOR);
-	uint64_t count = 1;
+	uint64_t off = ld_le64(d + 16), len = VHDX_LOG_SECTOR;
+	bool zero = !memcmp(d, "zero", 4);
+	uint8_t *buf = block_alloc_buf(zero ? ZERO_CHUNK : VHDX_LOG_SECTOR);
 	int ret = 0;
 
-	if (!sec)
+	if (!buf)
 		return -ENOMEM;
-	if (!memcmp(d, "desc", 4)) {
-		/* §2.3.1.3: 8 leading and 4 trailing bytes live in the descriptor. */
-		memcpy(sec, d + 8, 8);
-		memcpy(sec + 8, data + 8, 4084);
-		memcpy(sec + 4092, d + 4, 4);
+	if (zero) {
+		memset(buf, 0, ZERO_CHUNK);
+		len = ld_le64(d + 8);
 	} else {
-		memset(sec, 0, VHDX_LOG_SECTOR);
-		count = ld_le64(d + 8) / VHDX_LOG_SECTOR;
+		/* §2.3.1.3: 8 leading and 4 trailing bytes live in the descriptor. */
+		memcpy(buf, d + 8, 8);
+		memcpy(buf + 8, data + 8, 4084);
+		memcpy(buf + 4092, d + 4, 4);
 	}
 	/* Never into the header section, never past what the entry says the file holds. */
-	if (off < VHDX_HEADER_SECTION_END || count > limit / VHDX_LOG_SECTOR ||
-	    off > limit - count * VHDX_LOG_SECTOR)
+	if (off < VHDX_HEADER_SECTION_END || len > limit || off > limit - len)
 		ret = -EINVAL;
-	for (uint64_t i = 0; i < count && ret == 0; i++)
-		ret = bfile_pwrite(bd, off + i * VHDX_LOG_SECTOR, sec, VHDX_LOG_SECTOR);
-	free(sec);
+	for (uint64_t done = 0; done < len && ret == 0; done += ZERO_CHUNK) {
+		size_t n = len - done < ZERO_CHUNK ? (size_t)(len - done) : ZERO_CHUNK;
+		ret = bfile_pwrite(bd, off + done, buf, n);
+	}
+	free(buf);
 	return ret;
 }
 
@@ -197,8 +211,14 @@ static int apply_entry(struct block_dev *bd, const struct log_entry *e)
 
 	if (size < 0)
 		return (int)size;
-	/* §2.3.1.1: a file shorter than FlushedFileOffset has lost data. */
-	if (e->flushed_off > (uint64_t)size || last < e->last_off)
+	/*
+	 * §2.3.1.1: a file shorter than FlushedFileOffset has lost data.  The
+	 * file may have to grow to LastFileOffset, but not by more than a
+	 * writer could have had in flight: a hostile entry cannot make us
+	 * write terabytes.
+	 */
+	if (e->flushed_off > (uint64_t)size || last < e->last_off ||
+	    last > (uint64_t)size + (1ull << 30))
 		return -EINVAL;
 	limit = last > (uint64_t)size ? last : (uint64_t)size;
 	if (last > (uint64_t)size) {

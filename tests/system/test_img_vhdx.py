@@ -189,6 +189,33 @@ def test_refusals_match_qemu(tmp_path):
         assert k == q and k[0] != 0, cmd
 
 
+def test_headers_change_on_the_first_write_only(tmp_path):
+    """Spec 2.2.2: a new DataWriteGuid before the first guest-visible write, through two
+    header updates; an open that writes nothing leaves both headers as they were."""
+    img = tmp_path / "g.vhdx"
+    ok(qimg("create", "-q", "-f", "vhdx", img, "8M"))
+    before = [read_at(img, off, 4096) for off in (H1, H2)]
+    p = subprocess.run([str(BLOCK_IO), "-f", "vhdx", str(img)], input=b"", capture_output=True)
+    assert p.returncode == 0, p.stderr
+    assert [read_at(img, off, 4096) for off in (H1, H2)] == before
+    old_seq = max(struct.unpack_from("<Q", h, 8)[0] for h in before)
+    old_data_guid = current_header(img)[1][32:48]
+    ok(kimg("convert", "-n", "-f", "raw", "-O", "vhdx", make_small_raw(tmp_path), img))
+    _, hdr = current_header(img)
+    assert struct.unpack_from("<Q", hdr, 8)[0] > old_seq + 1
+    assert hdr[32:48] != old_data_guid
+    for off in (H1, H2):    # both valid, and the log left empty
+        h = read_at(img, off, 4096)
+        assert h[:4] == b"head" and with_crc(h) == h and h[48:64] == bytes(16)
+    qemu_check_clean(img)
+
+
+def make_small_raw(tmp_path):
+    path = tmp_path / "small.raw"
+    path.write_bytes(b"\x11" * 4096 + bytes(8 * MiB - 4096))
+    return path
+
+
 # --- the log ------------------------------------------------------------------------
 
 def crash_with_dirty_log(tmp_path):

@@ -176,6 +176,13 @@ def test_create_messages_and_formatting_line(tmp_path):
     assert k == q and k[0] == 1
     k, q = kq("create", "-f", "vhdx", "-b", "b.raw", "-F", "raw", "x.vhdx", "1M", cwd=tmp_path)
     assert k[2] == q[2] and k[0] == q[0] == 1
+    # preallocation (the file protocol's) leaves the same file as qemu-img's: vhdx's own
+    # truncation decides the size and nothing is written ahead.
+    for opts in ("preallocation=full", "subformat=fixed,preallocation=falloc"):
+        ok(kimg("create", "-q", "-f", "vhdx", "-o", opts, tmp_path / "pk.vhdx", "20M"))
+        ok(qimg("create", "-q", "-f", "vhdx", "-o", opts, tmp_path / "pq.vhdx", "20M"))
+        sk, sq = os.stat(tmp_path / "pk.vhdx"), os.stat(tmp_path / "pq.vhdx")
+        assert (sk.st_size, sk.st_blocks) == (sq.st_size, sq.st_blocks), opts
     # block_size=512K is rounded up to 1 MiB, as qemu-img does: the cluster size shows it.
     ok(kimg("create", "-q", "-f", "vhdx", "-o", "block_size=512K", tmp_path / "r.vhdx", "8M"))
     assert "cluster_size: 1048576" in ok(qimg("info", tmp_path / "r.vhdx"))

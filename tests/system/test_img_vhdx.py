@@ -151,6 +151,12 @@ def test_qemu_writes_what_kestrel_reads(tmp_path, source, opts):
     assert k == q and k[0] == 0
 
 
+def test_dd_writes_vhdx(tmp_path, source):
+    ok(kimg("dd", "-O", "vhdx", "bs=1M", f"if={source}", f"of={tmp_path / 'd.vhdx'}"))
+    qemu_check_clean(tmp_path / "d.vhdx")
+    ok(qimg("compare", "-f", "raw", "-F", "vhdx", source, tmp_path / "d.vhdx"))
+
+
 def test_kestrel_writes_into_a_qemu_image(tmp_path, source):
     """Writes into allocated, ZERO and NOT_PRESENT blocks of an image qemu-img made."""
     for opts in ("block_state_zero=on", "block_state_zero=off", "subformat=fixed"):

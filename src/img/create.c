@@ -761,6 +761,11 @@ static int measure_run(char **argv, struct measure_args *a)
 	if (!strcmp(a->out_fmt, "raw")) {
 		/* raw_measure: everything the source holds, rounded to sectors. */
 		r.required = r.full = (a->size + 511) & ~511ULL;
+	} else if (strcmp(a->out_fmt, "qcow2")) {
+		/* qemu-img 7.2: only raw, qcow2 and luks drivers have bdrv_measure. */
+		img_error("Block driver '%s' does not support size measurement", a->out_fmt);
+		block_close(bd);
+		return 1;
 	} else if (measure_qcow2(bd, a->size, &o, &r) < 0) {
 		block_close(bd);
 		return 1;

@@ -13,7 +13,7 @@ pytestmark = [needs_build, needs_qemu_img]
 FOREIGN = [
     ("vmdk", ""), ("vmdk", "subformat=monolithicFlat"), ("vmdk", "subformat=streamOptimized"),
     ("vmdk", "subformat=twoGbMaxExtentSparse"), ("vdi", ""), ("vdi", "static=on"),
-    ("vhdx", ""), ("vhdx", "subformat=fixed"), ("vpc", ""), ("vpc", "subformat=fixed"),
+    ("vpc", ""), ("vpc", "subformat=fixed"),
     ("qed", ""), ("parallels", ""), ("qcow", ""), ("luks", ""),
 ]
 
@@ -105,6 +105,10 @@ def test_crafted_sector_0_probes_as_qemu_img_says(tmp_path, name):
         assert rc == 0 and "file format: raw" in out, err
     else:
         # qemu-img picked a driver that then refused the bogus header; Kestrel names it.
+        # (vhdx has a driver now: it names what is wrong with the header instead.)
+        if name == "vhdx":
+            assert rc == 1 and "No valid VHDX header found" in err, err
+            return
         assert rc == 1 and "format, which Kestrel cannot open yet" in err, err
 
 

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential meson ninja-build pkg-config acpica-tools libcmocka-dev libjson-c-dev
-	zlib1g-dev libzstd-dev liburing-dev
+	zlib1g-dev libzstd-dev liburing-dev libbz2-dev
 	# user-mode networking (libslirp; its pkg-config file needs glib's)
 	libslirp-dev libglib2.0-dev
 	# tests and reference peer

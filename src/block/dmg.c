@@ -351,7 +351,8 @@ static int dmg_tables(struct block_dev *bd, struct dmg *s, const uint8_t *t, cha
 				 "property list");
 	}
 	/* Sorted, so that lookups find a chunk wherever its table put it. */
-	qsort(s->chunks, s->n, sizeof(*s->chunks), dmg_chunk_cmp);
+	if (s->n)
+		qsort(s->chunks, s->n, sizeof(*s->chunks), dmg_chunk_cmp);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct dmg_chunk *c = &s->chunks[i];
 

@@ -112,63 +112,47 @@ static int bochs_catalog(struct block_dev *bd, struct bochs *s, uint32_t hsize, 
 	return 0;
 }
 
-static void bochs_free(struct bochs *s)
+static void bochs_close(struct block_dev *bd)
 {
-	if (!s)
-		return;
-	pthread_mutex_destroy(&s->lock);
+	struct bochs *s = bd->opaque;
+
+	if (s->bitmap)
+		pthread_mutex_destroy(&s->lock);
 	free(s->catalog);
 	free(s->bitmap);
 	free(s);
 }
 
-static void bochs_close(struct block_dev *bd)
+static int bochs_parse(struct block_dev *bd, uint64_t fsize, char *err, size_t errlen)
 {
-	bochs_free(bd->opaque);
-	bd->opaque = NULL;
-}
-
-static int bochs_open(struct block_dev *bd, char *err, size_t errlen)
-{
+	struct bochs *s = bd->opaque;
 	uint8_t h[BOCHS_HEADER];
-	struct bochs *s;
-	int64_t fsize;
 	uint64_t disk = 0;
 	uint32_t hsize = 0;
 	int ret;
 
-	if (ro_open_check(bd, err, errlen) < 0)
-		return -1;
-	fsize = bfile_size(bd);
-	if (fsize < 0)
-		return block_err(err, errlen, "Could not get the file size: %s",
-				 strerror((int)-fsize));
 	if (fsize < BOCHS_HEADER)
-		return block_err(err, errlen, "Bochs header is truncated: the file has %lld bytes",
-				 (long long)fsize);
+		return block_err(err, errlen, "Bochs header is truncated: the file has %llu bytes",
+				 (unsigned long long)fsize);
 	ret = bfile_pread(bd, 0, h, sizeof(h));
 	if (ret < 0)
 		return block_err(err, errlen, "Could not read the header: %s", strerror(-ret));
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return block_err(err, errlen, "out of memory");
-	pthread_mutex_init(&s->lock, NULL);
 	if (bochs_header(h, s, &disk, &hsize, err, errlen) < 0 ||
-	    bochs_catalog(bd, s, hsize, (uint64_t)fsize, err, errlen) < 0)
-		goto fail;
+	    bochs_catalog(bd, s, hsize, fsize, err, errlen) < 0)
+		return -1;
 	s->bitmap_len = (s->extent_size / 512 + 7) / 8;
 	s->bitmap = malloc(s->bitmap_len);
-	if (!s->bitmap) {
-		block_err(err, errlen, "out of memory");
-		goto fail;
-	}
+	if (!s->bitmap)
+		return block_err(err, errlen, "out of memory");
+	pthread_mutex_init(&s->lock, NULL);	/* destroyed by close once bitmap is set */
 	s->bitmap_of = s->catalog_size;
-	bd->opaque = s;
 	bd->size = disk / 512 * 512;
 	return 0;
-fail:
-	bochs_free(s);
-	return -1;
+}
+
+static int bochs_open(struct block_dev *bd, char *err, size_t errlen)
+{
+	return ro_open(bd, sizeof(struct bochs), bochs_parse, err, errlen);
 }
 
 /* The bitmap of catalog entry unit, read once for a run of reads in it. */

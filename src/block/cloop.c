@@ -9,7 +9,6 @@
 #include "util/bytes.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,11 +20,7 @@ struct cloop {
 	uint32_t block_size;
 	uint32_t n_blocks;
 	uint64_t *offsets;		/* n_blocks + 1 entries */
-	uint8_t *in;			/* the largest compressed block */
-	uint8_t *out;			/* one inflated block, allocated on first read */
-	uint64_t cached;		/* block in out, n_blocks when none */
-	z_stream zs;
-	pthread_mutex_t lock;
+	struct ro_cache cache;		/* the last block read */
 };
 
 static int cloop_header(struct block_dev *bd, struct cloop *s, uint64_t fsize, char *err,
@@ -109,96 +104,49 @@ static int cloop_offsets(struct block_dev *bd, struct cloop *s, uint64_t fsize,
 	return 0;
 }
 
-static void cloop_free(struct cloop *s)
+static void cloop_close(struct block_dev *bd)
 {
-	if (!s)
-		return;
-	inflateEnd(&s->zs);
-	pthread_mutex_destroy(&s->lock);
+	struct cloop *s = bd->opaque;
+
+	ro_cache_fini(&s->cache);
 	free(s->offsets);
-	free(s->in);
-	free(s->out);
 	free(s);
 }
 
-static void cloop_close(struct block_dev *bd)
+static int cloop_parse(struct block_dev *bd, uint64_t fsize, char *err, size_t errlen)
 {
-	cloop_free(bd->opaque);
-	bd->opaque = NULL;
+	struct cloop *s = bd->opaque;
+	uint64_t max_block = 1;
+
+	if (ro_cache_init(&s->cache) < 0)
+		return block_err(err, errlen, "Could not initialise zlib");
+	if (cloop_header(bd, s, fsize, err, errlen) < 0 ||
+	    cloop_offsets(bd, s, fsize, &max_block, err, errlen) < 0)
+		return -1;
+	s->cache.in_len = (size_t)max_block;
+	s->cache.out_len = s->block_size;
+	bd->size = (uint64_t)s->n_blocks * s->block_size;
+	return 0;
 }
 
 static int cloop_open(struct block_dev *bd, char *err, size_t errlen)
 {
-	struct cloop *s;
-	int64_t fsize;
-	uint64_t max_block = 1;
-
-	if (ro_open_check(bd, err, errlen) < 0)
-		return -1;
-	fsize = bfile_size(bd);
-	if (fsize < 0)
-		return block_err(err, errlen, "Could not get the file size: %s",
-				 strerror((int)-fsize));
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return block_err(err, errlen, "out of memory");
-	pthread_mutex_init(&s->lock, NULL);
-	if (inflateInit(&s->zs) != Z_OK) {
-		free(s);
-		return block_err(err, errlen, "Could not initialise zlib");
-	}
-	if (cloop_header(bd, s, (uint64_t)fsize, err, errlen) < 0 ||
-	    cloop_offsets(bd, s, (uint64_t)fsize, &max_block, err, errlen) < 0)
-		goto fail;
-	s->in = malloc(max_block);
-	if (!s->in) {
-		block_err(err, errlen, "Could not allocate compressed_block");
-		goto fail;
-	}
-	s->cached = s->n_blocks;
-	bd->opaque = s;
-	bd->size = (uint64_t)s->n_blocks * s->block_size;
-	return 0;
-fail:
-	cloop_free(s);
-	return -1;
-}
-
-/* Block unit into s->out, unless it is there already. */
-static int cloop_load(struct block_dev *bd, struct cloop *s, uint64_t unit)
-{
-	uint64_t start = s->offsets[unit];
-	size_t clen = (size_t)(s->offsets[unit + 1] - start);
-	int ret;
-
-	if (s->cached == unit)
-		return 0;
-	if (!s->out && !(s->out = malloc(s->block_size)))
-		return -ENOMEM;
-	s->cached = s->n_blocks;
-	ret = bfile_pread(bd, start, s->in, clen);
-	if (ret < 0)
-		return ret;
-	ret = ro_inflate(&s->zs, s->in, clen, s->out, s->block_size);
-	if (ret < 0)
-		return ret;
-	s->cached = unit;
-	return 0;
+	return ro_open(bd, sizeof(struct cloop), cloop_parse, err, errlen);
 }
 
 static int cloop_fill(struct block_dev *bd, uint64_t unit, uint8_t *dst, size_t skip, size_t n)
 {
 	struct cloop *s = bd->opaque;
-	int ret;
+	struct ro_unit u;
 
 	if (unit >= s->n_blocks)
 		return -EIO;
-	pthread_mutex_lock(&s->lock);
-	ret = cloop_load(bd, s, unit);
-	if (ret == 0)
-		memcpy(dst, s->out + skip, n);
-	pthread_mutex_unlock(&s->lock);
-	return ret;
+	u.index = unit;
+	u.off = s->offsets[unit];
+	u.len = (size_t)(s->offsets[unit + 1] - u.off);
+	u.out = s->block_size;
+	u.codec = RO_ZLIB;
+	return ro_cache_read(bd, &s->cache, &u, dst, skip, n);
 }
 
 static int cloop_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)

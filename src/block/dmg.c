@@ -42,7 +42,7 @@ static bool dmg_keep_type(struct dmg *s, uint32_t t)
 				 "(no lzfse library): reading them fails");
 		return true;
 	case DMG_UDBZ:
-		if (dmg_have_bzip2())
+		if (ro_have_bzip2())
 			return true;
 		if (!s->warned_bzip2++)
 			dmg_warn("Kestrel was built without bzip2 (libbz2), accessing bzip2 "
@@ -357,61 +357,39 @@ static int dmg_tables(struct block_dev *bd, struct dmg *s, const uint8_t *t, cha
 		const struct dmg_chunk *c = &s->chunks[i];
 
 		if (c->type == DMG_UDZO || c->type == DMG_UDBZ || c->type == DMG_ULFO) {
-			if (c->length > s->in_len)
-				s->in_len = (size_t)c->length;
-			if (c->count * 512 > s->out_len)
-				s->out_len = (size_t)c->count * 512;
+			if (c->length > s->cache.in_len)
+				s->cache.in_len = (size_t)c->length;
+			if (c->count * 512 > s->cache.out_len)
+				s->cache.out_len = (size_t)c->count * 512;
 		}
 	}
-	s->cached = s->n;
 	return 0;
-}
-
-static void dmg_free(struct dmg *s)
-{
-	if (!s)
-		return;
-	inflateEnd(&s->zs);
-	pthread_mutex_destroy(&s->lock);
-	free(s->chunks);
-	free(s->in);
-	free(s->out);
-	free(s);
 }
 
 static void dmg_close(struct block_dev *bd)
 {
-	dmg_free(bd->opaque);
-	bd->opaque = NULL;
+	struct dmg *s = bd->opaque;
+
+	ro_cache_fini(&s->cache);
+	free(s->chunks);
+	free(s);
+}
+
+static int dmg_parse(struct block_dev *bd, uint64_t fsize, char *err, size_t errlen)
+{
+	struct dmg *s = bd->opaque;
+	uint8_t trailer[512];
+
+	if (ro_cache_init(&s->cache) < 0)
+		return block_err(err, errlen, "Could not initialise zlib");
+	if (dmg_koly(bd, fsize, trailer, &s->koly, err, errlen) < 0)
+		return -1;
+	return dmg_tables(bd, s, trailer, err, errlen);
 }
 
 static int dmg_open(struct block_dev *bd, char *err, size_t errlen)
 {
-	uint8_t trailer[512];
-	struct dmg *s;
-	int64_t fsize;
-
-	if (ro_open_check(bd, err, errlen) < 0)
-		return -1;
-	fsize = bfile_size(bd);
-	if (fsize < 0)
-		return block_err(err, errlen, "Failed to get file size while reading UDIF "
-				 "trailer: %s", strerror((int)-fsize));
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return block_err(err, errlen, "out of memory");
-	pthread_mutex_init(&s->lock, NULL);
-	if (inflateInit(&s->zs) != Z_OK) {
-		free(s);
-		return block_err(err, errlen, "Could not initialise zlib");
-	}
-	if (dmg_koly(bd, (uint64_t)fsize, trailer, &s->koly, err, errlen) < 0 ||
-	    dmg_tables(bd, s, trailer, err, errlen) < 0) {
-		dmg_free(s);
-		return -1;
-	}
-	bd->opaque = s;
-	return 0;
+	return ro_open(bd, sizeof(struct dmg), dmg_parse, err, errlen);
 }
 
 /* The chunk holding sector, or s->n (QEMU's search_chunk). */
@@ -433,39 +411,12 @@ static size_t dmg_find(const struct dmg *s, uint64_t sector)
 	return s->n;
 }
 
-/* Compressed chunk i unpacked into s->out (kept for the next read). */
-static int dmg_unpack(struct block_dev *bd, struct dmg *s, size_t i)
-{
-	const struct dmg_chunk *c = &s->chunks[i];
-	size_t out = (size_t)c->count * 512;
-	int ret;
-
-	if (s->cached == i)
-		return 0;
-	if (c->type == DMG_ULFO)
-		return -ENOTSUP;	/* no lzfse library: refused, as the open warned */
-	if ((!s->in && !(s->in = malloc(s->in_len + 1))) ||
-	    (!s->out && !(s->out = malloc(s->out_len + 1))))
-		return -ENOMEM;
-	s->cached = s->n;
-	ret = bfile_pread(bd, c->offset, s->in, (size_t)c->length);
-	if (ret < 0)
-		return ret;
-	if (c->type == DMG_UDZO)
-		ret = ro_inflate(&s->zs, s->in, (size_t)c->length, s->out, out);
-	else
-		ret = dmg_bunzip2(s->in, (size_t)c->length, s->out, out);
-	if (ret == 0)
-		s->cached = i;
-	return ret;
-}
-
 /* Bytes [skip, skip+n) of chunk i's disk range into dst. */
 static int dmg_fill(struct block_dev *bd, struct dmg *s, size_t i, uint8_t *dst, uint64_t skip,
 		    size_t n)
 {
 	const struct dmg_chunk *c = &s->chunks[i];
-	int ret;
+	struct ro_unit u;
 
 	switch (c->type) {
 	case DMG_UDZE:
@@ -483,13 +434,15 @@ static int dmg_fill(struct block_dev *bd, struct dmg *s, size_t i, uint8_t *dst,
 			n = (size_t)(c->length - skip);
 		}
 		return bfile_pread(bd, c->offset + skip, dst, n);
+	case DMG_ULFO:
+		return -ENOTSUP;	/* no lzfse library: refused by name, as the open warned */
 	default:
-		pthread_mutex_lock(&s->lock);
-		ret = dmg_unpack(bd, s, i);
-		if (ret == 0)
-			memcpy(dst, s->out + skip, n);
-		pthread_mutex_unlock(&s->lock);
-		return ret;
+		u.index = i;
+		u.off = c->offset;
+		u.len = (size_t)c->length;
+		u.out = (size_t)c->count * 512;
+		u.codec = c->type == DMG_UDZO ? RO_ZLIB : RO_BZIP2;
+		return ro_cache_read(bd, &s->cache, &u, dst, (size_t)skip, n);
 	}
 }
 

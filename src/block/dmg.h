@@ -1,10 +1,8 @@
-/* dmg (dmg.c): the chunk table, and the optional bzip2 decoder (dmg_bz2.c). */
+/* dmg (dmg.c): types and limits of UDIF chunk tables, and the driver state. */
 #ifndef KESTREL_BLOCK_DMG_H
 #define KESTREL_BLOCK_DMG_H
 
 #include "block/readonly.h"
-
-#include <pthread.h>
 
 /* Chunk types of a BLKXTable entry. */
 #define DMG_UDZE	0x00000000u	/* zeroes */
@@ -34,17 +32,7 @@ struct dmg {
 	uint64_t koly;			/* offset of the trailer: the data ends here */
 	uint64_t data_fork;
 	unsigned warned_lzfse, warned_bzip2, warned_unknown;
-	uint8_t *in;			/* compressed data of one chunk */
-	uint8_t *out;			/* one inflated chunk */
-	size_t in_len, out_len;		/* their sizes */
-	size_t cached;			/* chunk in out, n when none */
-	z_stream zs;
-	pthread_mutex_t lock;
+	struct ro_cache cache;		/* the last compressed chunk read */
 };
-
-/* Whether this build reads bzip2 chunks (libbz2 found by meson). */
-bool dmg_have_bzip2(void);
-/* in[0..inlen) unpacked into exactly outlen bytes of out, else -EIO. */
-int dmg_bunzip2(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen);
 
 #endif

@@ -2,13 +2,33 @@
 #include "block/readonly.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
 
-int ro_open_check(const struct block_dev *bd, char *err, size_t errlen)
+#ifdef KESTREL_BZIP2
+#include <bzlib.h>
+#endif
+
+int ro_open(struct block_dev *bd, size_t state_size, ro_parse_fn parse, char *err,
+	    size_t errlen)
 {
-	/* QEMU: bdrv_apply_auto_read_only(bs, NULL, errp) with no auto-read-only. */
+	int64_t fsize;
+
 	if (!bd->read_only)
 		return block_err(err, errlen, "Image is read-only");
-	return 0;
+	fsize = bfile_size(bd);
+	if (fsize < 0)
+		return block_err(err, errlen, "Could not get the file size: %s",
+				 strerror((int)-fsize));
+	bd->opaque = calloc(1, state_size);
+	if (!bd->opaque)
+		return block_err(err, errlen, "out of memory");
+	if (parse(bd, (uint64_t)fsize, err, errlen) == 0)
+		return 0;
+	bd->drv->close(bd);
+	bd->opaque = NULL;
+	return -1;
 }
 
 int ro_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum, uint64_t *map,
@@ -28,7 +48,28 @@ int ro_get_info(struct block_dev *bd, struct block_info *info)
 	return -ENOTSUP;
 }
 
-int ro_inflate(z_stream *zs, const void *in, size_t inlen, void *out, size_t outlen)
+int ro_cache_init(struct ro_cache *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->unit = UINT64_MAX;
+	if (inflateInit(&c->zs) != Z_OK)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	c->ready = true;
+	return 0;
+}
+
+void ro_cache_fini(struct ro_cache *c)
+{
+	if (c->ready) {
+		inflateEnd(&c->zs);
+		pthread_mutex_destroy(&c->lock);
+	}
+	free(c->in);
+	free(c->out);
+}
+
+static int ro_inflate(z_stream *zs, const void *in, size_t inlen, void *out, size_t outlen)
 {
 	int ret;
 
@@ -42,6 +83,73 @@ int ro_inflate(z_stream *zs, const void *in, size_t inlen, void *out, size_t out
 	if (ret != Z_STREAM_END || zs->total_out != outlen)
 		return -EIO;
 	return 0;
+}
+
+#ifdef KESTREL_BZIP2
+bool ro_have_bzip2(void)
+{
+	return true;
+}
+
+static int ro_bunzip2(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)
+{
+	unsigned int got = (unsigned int)outlen;
+
+	if (inlen > UINT_MAX || outlen > UINT_MAX)
+		return -EIO;
+	/* A stream longer than out is BZ_OUTBUFF_FULL: out bounds the work. */
+	if (BZ2_bzBuffToBuffDecompress((char *)out, &got, (char *)in, (unsigned int)inlen,
+				       0, 0) != BZ_OK || got != outlen)
+		return -EIO;
+	return 0;
+}
+#else
+bool ro_have_bzip2(void)
+{
+	return false;
+}
+
+static int ro_bunzip2(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen)
+{
+	(void)in; (void)inlen; (void)out; (void)outlen;
+	return -ENOTSUP;	/* never reached: drivers drop bzip2 units without it */
+}
+#endif
+
+/* Unit u into c->out, unless it is there already.  Called with c->lock held. */
+static int ro_cache_load(struct block_dev *bd, struct ro_cache *c, const struct ro_unit *u)
+{
+	int ret;
+
+	if (c->unit == u->index)
+		return 0;
+	if ((!c->in && !(c->in = malloc(c->in_len + 1))) ||
+	    (!c->out && !(c->out = malloc(c->out_len + 1))))
+		return -ENOMEM;
+	c->unit = UINT64_MAX;
+	ret = bfile_pread(bd, u->off, c->in, u->len);
+	if (ret < 0)
+		return ret;
+	if (u->codec == RO_ZLIB)
+		ret = ro_inflate(&c->zs, c->in, u->len, c->out, u->out);
+	else
+		ret = ro_bunzip2(c->in, u->len, c->out, u->out);
+	if (ret == 0)
+		c->unit = u->index;
+	return ret;
+}
+
+int ro_cache_read(struct block_dev *bd, struct ro_cache *c, const struct ro_unit *u,
+		  uint8_t *dst, size_t skip, size_t n)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = ro_cache_load(bd, c, u);
+	if (ret == 0)
+		memcpy(dst, c->out + skip, n);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
 }
 
 int ro_read_units(struct block_dev *bd, uint64_t off, uint8_t *buf, size_t len,

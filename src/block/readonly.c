@@ -116,6 +116,13 @@ static int ro_bunzip2(const uint8_t *in, size_t inlen, uint8_t *out, size_t outl
 }
 #endif
 
+static int ro_unpack(z_stream *zs, const struct ro_unit *u, const uint8_t *in, uint8_t *out)
+{
+	if (u->codec == RO_ZLIB)
+		return ro_inflate(zs, in, u->len, out, u->out);
+	return ro_bunzip2(in, u->len, out, u->out);
+}
+
 /* Unit u into c->out, unless it is there already.  Called with c->lock held. */
 static int ro_cache_load(struct block_dev *bd, struct ro_cache *c, const struct ro_unit *u)
 {
@@ -128,14 +135,33 @@ static int ro_cache_load(struct block_dev *bd, struct ro_cache *c, const struct 
 		return -ENOMEM;
 	c->unit = UINT64_MAX;
 	ret = bfile_pread(bd, u->off, c->in, u->len);
-	if (ret < 0)
-		return ret;
-	if (u->codec == RO_ZLIB)
-		ret = ro_inflate(&c->zs, c->in, u->len, c->out, u->out);
-	else
-		ret = ro_bunzip2(c->in, u->len, c->out, u->out);
+	if (ret == 0)
+		ret = ro_unpack(&c->zs, u, c->in, c->out);
 	if (ret == 0)
 		c->unit = u->index;
+	return ret;
+}
+
+/*
+ * A whole unit straight into dst, with a stream of its own and no lock:
+ * convert's threads, which read whole units, unpack them side by side.
+ */
+static int ro_unit_direct(struct block_dev *bd, const struct ro_unit *u, uint8_t *dst)
+{
+	z_stream zs = { 0 };
+	uint8_t *in = malloc(u->len + 1);
+	int ret;
+
+	if (!in)
+		return -ENOMEM;
+	ret = bfile_pread(bd, u->off, in, u->len);
+	if (ret == 0 && inflateInit(&zs) != Z_OK)
+		ret = -ENOMEM;
+	if (ret == 0) {
+		ret = ro_unpack(&zs, u, in, dst);
+		inflateEnd(&zs);
+	}
+	free(in);
 	return ret;
 }
 
@@ -144,6 +170,8 @@ int ro_cache_read(struct block_dev *bd, struct ro_cache *c, const struct ro_unit
 {
 	int ret;
 
+	if (skip == 0 && n == u->out)
+		return ro_unit_direct(bd, u, dst);
 	pthread_mutex_lock(&c->lock);
 	ret = ro_cache_load(bd, c, u);
 	if (ret == 0)

@@ -78,6 +78,15 @@ def test_reads_like_qemu_img_and_the_data_put_in(imgdir, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", sorted(IMAGES))
+def test_unaligned_reads_through_the_cache(imgdir, tmp_path, name):
+    """dd bs=3000: reads that start and end inside blocks and chunks (the cached path;
+    convert's 2 MiB reads take whole units straight into its buffer)."""
+    ok(kimg("dd", "-f", fmt_of(name), "-O", "raw", f"if={imgdir / name}",
+            f"of={tmp_path / 'k.raw'}", "bs=3000"))
+    assert (tmp_path / "k.raw").read_bytes() == IMAGES[name][1]
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
 @pytest.mark.parametrize("cmd", ["info", "map"])
 @pytest.mark.parametrize("output", ["human", "json"])
 def test_info_and_map_print_what_qemu_img_prints(imgdir, name, cmd, output):

@@ -23,6 +23,8 @@ packages=(
 	grub-pc-bin grub-common xorriso mtools dosfstools
 	# -kernel with -bios: QEMU's linuxboot_dma.bin option ROM
 	qemu-system-data
+	# real cloop and bochs images for tests/system/test_img_readonly_formats.py
+	cloop-utils bximage
 )
 
 missing=()

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential meson ninja-build pkg-config acpica-tools libcmocka-dev libjson-c-dev
-	zlib1g-dev libzstd-dev liburing-dev
+	zlib1g-dev libzstd-dev liburing-dev libbz2-dev
 	# NBD disks (src/block/nbd.c; optional: without it the nbd protocols stay unknown)
 	libnbd-dev
 	# http(s)/ftp(s) disks (src/block/curl.c; optional like libnbd)
@@ -33,6 +33,8 @@ packages=(
 	grub-pc-bin grub-common xorriso mtools dosfstools
 	# -kernel with -bios: QEMU's linuxboot_dma.bin option ROM
 	qemu-system-data
+	# real cloop and bochs images for tests/system/test_img_readonly_formats.py
+	cloop-utils bximage
 )
 
 missing=()

@@ -103,6 +103,9 @@ def test_crafted_sector_0_probes_as_qemu_img_says(tmp_path, name):
     if qrc == 0:
         assert "file format: raw" in qout
         assert rc == 0 and "file format: raw" in out, err
+    elif "cannot open yet" not in err:
+        # Kestrel has that driver (bochs, cloop): it refuses the header in the same words.
+        assert rc == 1 and err == qerr.replace("qemu-img", "kestrel-img"), err
     else:
         # qemu-img picked a driver that then refused the bogus header; Kestrel names it.
         # (vhdx has a driver now: it names what is wrong with the header instead.)
@@ -115,9 +118,10 @@ def test_crafted_sector_0_probes_as_qemu_img_says(tmp_path, name):
 def test_dmg_goes_by_its_name(tmp_path):
     path = crafted(tmp_path, "disk", b"")
     dmg = path.rename(tmp_path / "disk.dmg")
-    assert qimg("info", dmg)[0] == 1
+    qrc, qout, qerr = qimg("info", dmg)
     rc, out, err = kimg("info", dmg)
-    assert rc == 1 and "Image is in dmg format" in err
+    assert qrc == rc == 1 and "Could not locate UDIF trailer in dmg file" in err
+    assert err.replace("kestrel-img", "qemu-img") in qerr
     assert ok(kimg("info", "-f", "raw", dmg)).count("file format: raw") == 1
 
 

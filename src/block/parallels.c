@@ -467,6 +467,7 @@ static int prl_check_locked(struct block_dev *bd, struct prl *s, unsigned fix,
 		res->check_errors++;
 		return (int)size;
 	}
+	size = (size + 511) & ~511ll;	/* bdrv_getlength counts whole sectors */
 	if (s->unclean) {
 		fprintf(report, "%s image was not closed correctly\n",
 			fix & BLOCK_FIX_ERRORS ? "Repairing" : "ERROR");
@@ -548,8 +549,8 @@ static int prl_create(const char *path, const struct block_create_opts *o, char 
 }
 
 static const struct block_opt_desc prl_create_opts[] = {
-	{ "cluster_size", BLOCK_OPT_SIZE, "1048576", "Parallels image cluster size" },
 	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
+	{ "cluster_size", BLOCK_OPT_SIZE, "1048576", "Parallels image cluster size" },
 	{ NULL, 0, NULL, NULL },
 };
 

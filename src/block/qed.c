@@ -727,36 +727,12 @@ static int qed_change_backing(struct block_dev *bd, const char *file, const char
 	return 0;
 }
 
-/* qemu-img commit empties the top image: every L1 entry dropped, the file cut back. */
-static int qed_make_empty(struct block_dev *bd)
-{
-	struct qed *s = bd->opaque;
-	uint64_t end = s->h.l1_table_offset + s->table_bytes;
-	int ret;
-
-	pthread_mutex_lock(&s->lock);
-	memset(s->l1, 0, s->table_bytes);
-	qed_cache_drop(s);
-	ret = qed_write_entries(s, s->h.l1_table_offset, s->l1, 0, s->nelems);
-	if (ret == 0)
-		ret = bfile_flush(bd);
-	if (ret == 0 && end >= s->file_size) {
-		pthread_mutex_unlock(&s->lock);
-		return 0;
-	}
-	if (ret == 0 && ftruncate(bd->fd, (off_t)end) < 0)
-		ret = -errno;
-	if (ret == 0)
-		s->file_size = end;
-	pthread_mutex_unlock(&s->lock);
-	return ret;
-}
-
+/* QEMU's qed_create_opts order, which is the "Formatting" line's. */
 static const struct block_opt_desc qed_create_opts[] = {
+	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
 	{ "backing_file", BLOCK_OPT_STR, NULL, "File name of a base image" },
 	{ "backing_fmt", BLOCK_OPT_STR, NULL, "Image format of the base image" },
 	{ "cluster_size", BLOCK_OPT_SIZE, "65536", "Cluster size (in bytes)" },
-	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
 	{ "table_size", BLOCK_OPT_SIZE, NULL, "L1/L2 table size (in clusters)" },
 	{ NULL, 0, NULL, NULL },
 };
@@ -775,6 +751,5 @@ const struct block_driver block_qed_driver = {
 	.get_info = qed_get_info,
 	.check = qed_check,
 	.change_backing = qed_change_backing,
-	.make_empty = qed_make_empty,
 	.create_opts = qed_create_opts,
 };

@@ -8,6 +8,8 @@
 #include "block/qed.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -220,10 +222,10 @@ static int create_write(int fd, const struct qed_header *h, const char *backing)
 		return -EIO;
 	if (n && pwrite(fd, backing, n, QED_HEADER_BYTES) != (ssize_t)n)
 		return -EIO;
-	/* The L1 table is all zeroes: extending the file writes it. */
-	if (ftruncate(fd, (off_t)(h->l1_table_offset + l1)) < 0)
-		return -errno;
-	return 0;
+	/* QEMU writes the zeroed L1 table: allocated zeroes keep "disk size" equal. */
+	if (fallocate(fd, FALLOC_FL_ZERO_RANGE, (off_t)h->l1_table_offset, (off_t)l1) == 0)
+		return 0;
+	return ftruncate(fd, (off_t)(h->l1_table_offset + l1)) < 0 ? -errno : 0;
 }
 
 int qed_create(const char *path, const struct block_create_opts *o, char *err, size_t errlen)

@@ -51,7 +51,11 @@ bool qed_table_valid(const struct qed *s, uint64_t off)
 {
 	uint64_t end = off + (uint64_t)(s->h.table_size - 1) * s->h.cluster_size;
 
-	return end >= off && qed_cluster_valid(s, off) && qed_cluster_valid(s, end);
+	/*
+	 * QEMU 7.2's overflow test (end <= off) also refuses every table of
+	 * table_size 1, so such images open nowhere; kept, so that both agree.
+	 */
+	return end > off && qed_cluster_valid(s, off) && qed_cluster_valid(s, end);
 }
 
 void qed_header_decode(struct qed_header *h, const uint8_t *p)
@@ -114,7 +118,7 @@ static int check_header(struct qed *s, char *err, size_t errlen)
 	if ((h->features & QED_F_BACKING_FILE) &&
 	    (uint64_t)h->backing_name_offset + h->backing_name_size >
 	    (uint64_t)h->cluster_size * h->header_size)
-		return block_err(err, errlen, "QED backing file name lies outside the header");
+		return block_err(err, errlen, "QED backing filename offset is invalid");
 	return 0;
 }
 
@@ -426,19 +430,29 @@ static uint64_t alloc_clusters(struct qed *s, uint64_t n)
 	return off;
 }
 
-/* A new zeroed L2 table for L1 slot i: written, then linked into L1. */
-static int new_l2(struct qed *s, uint64_t i, uint64_t **t)
+/* A zeroed table for L1 slot i, in a cache slot; placed by link_l2 once its data is written. */
+static uint64_t *new_l2(struct qed *s)
 {
-	uint64_t off = alloc_clusters(s, s->h.table_size);
 	struct qed_l2 *c = &s->cache[s->next_victim];
-	int ret;
 
 	s->next_victim = (s->next_victim + 1) % s->ncache;
 	if (!c->t && !(c->t = malloc(s->table_bytes)))
-		return -ENOMEM;
+		return NULL;
 	c->off = 0;
 	memset(c->t, 0, s->table_bytes);
-	ret = qed_write_entries(s, off, c->t, 0, s->nelems);
+	return c->t;
+}
+
+/*
+ * A new L2 table goes after the data clusters it points at, then into L1:
+ * QEMU's order (qed_aio_write_alloc), so both lay files out alike, and a
+ * crash in between leaves only leaks.
+ */
+static int link_l2(struct qed *s, uint64_t i, uint64_t *t)
+{
+	uint64_t off = alloc_clusters(s, s->h.table_size);
+	int ret = qed_write_entries(s, off, t, 0, s->nelems);
+
 	if (ret < 0)
 		return ret;
 	s->l1[i] = off;
@@ -447,8 +461,9 @@ static int new_l2(struct qed *s, uint64_t i, uint64_t **t)
 		s->l1[i] = 0;
 		return ret;
 	}
-	c->off = off;
-	*t = c->t;
+	for (unsigned k = 0; k < s->ncache; k++)
+		if (s->cache[k].t == t)
+			s->cache[k].off = off;
 	return 0;
 }
 
@@ -501,16 +516,17 @@ static int64_t write_in_table(struct qed *s, uint64_t off, const uint8_t *p, siz
 {
 	uint64_t i1 = off >> s->l1_shift, cs = s->h.cluster_size, *t = NULL;
 	size_t lo = SIZE_MAX, hi = 0, done = 0;
+	bool fresh = !s->l1[i1];
 	int ret = 0;
 
-	if (!s->l1[i1])
-		ret = new_l2(s, i1, &t);
-	else if (!qed_table_valid(s, s->l1[i1]))
-		ret = -EIO;
-	else
+	if (fresh)
+		t = new_l2(s);
+	else if (qed_table_valid(s, s->l1[i1]))
 		t = qed_l2_get(s, s->l1[i1], &ret);
-	if (ret < 0)
-		return ret;
+	else
+		return -EIO;
+	if (!t)
+		return ret < 0 ? ret : -ENOMEM;
 	while (done < len && ((off + done) >> s->l1_shift) == i1) {
 		uint64_t o = off + done, in = o & (cs - 1);
 		size_t idx = (size_t)((o >> s->cluster_bits) & (s->nelems - 1));
@@ -529,7 +545,11 @@ static int64_t write_in_table(struct qed *s, uint64_t off, const uint8_t *p, siz
 		done += n;
 	}
 	/* Data first, then the L2 entries that point at it (spec: ordering). */
-	if (lo < hi) {
+	if (fresh && lo < hi) {
+		int wret = link_l2(s, i1, t);
+		if (wret < 0)
+			return wret;
+	} else if (lo < hi) {
 		int wret = qed_write_entries(s, s->l1[i1], t, lo, hi);
 		if (wret < 0)
 			return wret;
@@ -727,6 +747,17 @@ static int qed_change_backing(struct block_dev *bd, const char *file, const char
 	return 0;
 }
 
+/*
+ * qemu-img commit leaves a qed top as it was: QEMU's qed has no
+ * bdrv_make_empty and commit ignores the -ENOTSUP (the block layer's
+ * fallback would write zeroes over the whole disk instead).
+ */
+static int qed_make_empty(struct block_dev *bd)
+{
+	(void)bd;
+	return 0;
+}
+
 /* QEMU's qed_create_opts order, which is the "Formatting" line's. */
 static const struct block_opt_desc qed_create_opts[] = {
 	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
@@ -751,5 +782,6 @@ const struct block_driver block_qed_driver = {
 	.get_info = qed_get_info,
 	.check = qed_check,
 	.change_backing = qed_change_backing,
+	.make_empty = qed_make_empty,
 	.create_opts = qed_create_opts,
 };

@@ -675,7 +675,7 @@ static int qed_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 
 	(void)shrink;
 	if (prealloc != BLOCK_PREALLOC_OFF)
-		return block_err(err, errlen, "Preallocation mode '%s' unsupported",
+		return block_err(err, errlen, "Unsupported preallocation mode '%s'",
 				 prealloc == BLOCK_PREALLOC_FULL ? "full" :
 				 prealloc == BLOCK_PREALLOC_FALLOC ? "falloc" : "metadata");
 	if (!image_size_valid(size, s->h.cluster_size, s->h.table_size))

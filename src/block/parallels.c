@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -398,19 +397,6 @@ static int prl_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t
 	return 0;
 }
 
-/* One check line, where the caller wants them (report may be NULL). */
-static void say(FILE *report, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(FILE *report, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!report)
-		return;
-	va_start(ap, fmt);
-	vfprintf(report, fmt, ap);
-	va_end(ap);
-}
-
 /* parallels_co_check's walk and messages: clusters past the end, unclean close, tail leaks. */
 static void check_bat(struct prl *s, uint64_t size, unsigned fix, struct block_check_result *res,
 		      FILE *report, bool *dirty)
@@ -425,7 +411,8 @@ static void check_bat(struct prl *s, uint64_t size, unsigned fix, struct block_c
 			continue;
 		}
 		if (off > size) {
-			say(report, "%s cluster %" PRIu32 " is outside image\n", act, i);
+			if (report)
+				fprintf(report, "%s cluster %" PRIu32 " is outside image\n", act, i);
 			res->corruptions++;
 			if (fix & BLOCK_FIX_ERRORS) {
 				s->bat[i] = 0;
@@ -454,8 +441,9 @@ static int check_tail(struct block_dev *bd, struct prl *s, uint64_t size, unsign
 	if (size <= end)
 		return 0;
 	count = (int64_t)((size - end + s->cluster_size - 1) / s->cluster_size);
-	say(report, "%s space leaked at the end of the image %" PRIu64 "\n",
-		fix & BLOCK_FIX_LEAKS ? "Repairing" : "ERROR", size - end);
+	if (report)
+		fprintf(report, "%s space leaked at the end of the image %" PRIu64 "\n",
+			fix & BLOCK_FIX_LEAKS ? "Repairing" : "ERROR", size - end);
 	res->leaks += (int)count;
 	if (!(fix & BLOCK_FIX_LEAKS))
 		return 0;
@@ -483,8 +471,9 @@ static int prl_check_locked(struct block_dev *bd, struct prl *s, unsigned fix,
 	}
 	size = (size + 511) & ~511ll;	/* bdrv_getlength counts whole sectors */
 	if (s->unclean) {
-		say(report, "%s image was not closed correctly\n",
-			fix & BLOCK_FIX_ERRORS ? "Repairing" : "ERROR");
+		if (report)
+			fprintf(report, "%s image was not closed correctly\n",
+				fix & BLOCK_FIX_ERRORS ? "Repairing" : "ERROR");
 		res->corruptions++;
 		if (fix & BLOCK_FIX_ERRORS) {
 			res->corruptions_fixed++;

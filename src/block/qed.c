@@ -321,7 +321,7 @@ fail:
 }
 
 /* Spec: need-check is cleared only once everything it covered is on disk. */
-static int mark_clean(struct qed *s)
+int qed_mark_clean(struct qed *s)
 {
 	int ret;
 
@@ -343,7 +343,7 @@ static int qed_flush(struct block_dev *bd)
 	int ret;
 
 	pthread_mutex_lock(&s->lock);
-	ret = s->dirty ? mark_clean(s) : bfile_flush(bd);
+	ret = s->dirty ? qed_mark_clean(s) : bfile_flush(bd);
 	if (ret == 0)
 		s->dirty = false;
 	pthread_mutex_unlock(&s->lock);
@@ -357,7 +357,7 @@ static void qed_close(struct block_dev *bd)
 	if (!s)
 		return;
 	if (!bd->read_only && s->dirty)
-		mark_clean(s);
+		qed_mark_clean(s);
 	qed_free(s);
 	bd->opaque = NULL;
 }

@@ -66,6 +66,7 @@ int qed_write_entries(struct qed *s, uint64_t off, const uint64_t *t, size_t fro
 uint64_t *qed_l2_get(struct qed *s, uint64_t off, int *ret);
 void qed_cache_drop(struct qed *s);
 int qed_lookup(struct qed *s, uint64_t off, uint64_t *e);
+int qed_mark_clean(struct qed *s);
 
 /* qed_check.c: QEMU's qed-check walk; fix clears bad entries and need-check. */
 int qed_check_image(struct qed *s, bool fix, struct block_check_result *res);

@@ -130,21 +130,6 @@ static void count_leaks(struct qed_walk *w)
 			w->res->leaks++;
 }
 
-/* Need-check goes only when nothing unfixed remains, after the fixes are on disk. */
-static int check_mark_clean(struct qed *s, const struct block_check_result *res)
-{
-	int ret;
-
-	if (res->corruptions || res->check_errors || !(s->h.features & QED_F_NEED_CHECK))
-		return 0;
-	ret = bfile_flush(s->bd);
-	if (ret < 0)
-		return ret;
-	s->h.features &= ~QED_F_NEED_CHECK;
-	ret = qed_write_header(s);
-	return ret < 0 ? ret : bfile_flush(s->bd);
-}
-
 int qed_check_image(struct qed *s, bool fix, struct block_check_result *res)
 {
 	struct qed_walk w = { .s = s, .res = res, .fix = fix };
@@ -165,8 +150,9 @@ int qed_check_image(struct qed *s, bool fix, struct block_check_result *res)
 		qed_cache_drop(s);
 	if (ret == 0) {
 		count_leaks(&w);
-		if (fix)
-			ret = check_mark_clean(s, res);
+		/* need-check goes only when nothing unfixed remains */
+		if (fix && !res->corruptions && !res->check_errors)
+			ret = qed_mark_clean(s);
 	}
 	free(w.used);
 	free(t);

@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static void fuzz_image_walk(struct block_dev *bd, uint8_t *buf)
+static inline void fuzz_image_walk(struct block_dev *bd, uint8_t *buf)
 {
 	uint64_t off = 0, len = block_length(bd);
 	struct block_check_result res;
@@ -38,7 +38,7 @@ static void fuzz_image_walk(struct block_dev *bd, uint8_t *buf)
 	block_check(bd, 0, &res, NULL);
 }
 
-static int fuzz_image(const uint8_t *data, size_t size, const char *format)
+static inline int fuzz_image(const uint8_t *data, size_t size, const char *format)
 {
 	struct block_dev *bd;
 	char path[64], err[512];

@@ -82,3 +82,20 @@ def refused_while_held(image, fmt, cmd):
         h.close()
     assert rc == 1 and 'Failed to get "write" lock' in err, err
     assert image.read_bytes() == before
+
+
+def guest_reads(probe, tmp_path, fmt):
+    """The guest probe reads a virtio-blk disk qemu-img converted to fmt: the same bytes."""
+    from conftest import kestrel, probe_lines
+    from test_virtio import SECTOR, drive, pattern
+    raw = tmp_path / "p.raw"
+    with open(raw, "wb") as f:
+        f.truncate(64 << 20)
+        f.seek(77 * SECTOR)
+        f.write(pattern(4, 77 * SECTOR, 1500 * SECTOR))
+    disk = tmp_path / f"disk.{fmt}"
+    ok(qimg("convert", "-O", fmt, raw, disk))
+    status, out, err = kestrel("-m", "128m", "-nographic", *drive(disk, fmt), "-kernel", probe,
+                               "-append", "probe=blk-read,pattern=4,sectors=1500,offset=77",
+                               timeout=60)
+    assert status == 0 and "probe: blk: verified" in probe_lines(out), err

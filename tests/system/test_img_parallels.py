@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from img_interop import (block_io, checks_like_qemu, passes_qemu, reads_like_qemu, refused,
-                         refused_while_held, same_text)
+from img_interop import (block_io, checks_like_qemu, guest_reads, passes_qemu,
+                         reads_like_qemu, refused, refused_while_held, same_text)
 from test_img_helpers import BLOCK_IO, make_raw, kimg, needs_build, needs_qemu_img, ok, qimg
 
 pytestmark = [needs_build, needs_qemu_img]
@@ -230,16 +230,4 @@ def test_in_use_image_is_refused(tmp_path, written, src, cmd):
 
 @pytest.mark.guest
 def test_guest_reads_qemu_made_parallels(probe, tmp_path):
-    from conftest import kestrel, probe_lines
-    from test_virtio import SECTOR, drive, pattern
-    raw = tmp_path / "p.raw"
-    with open(raw, "wb") as f:
-        f.truncate(64 * MB)
-        f.seek(77 * SECTOR)
-        f.write(pattern(4, 77 * SECTOR, 1500 * SECTOR))
-    disk = tmp_path / "disk.parallels"
-    ok(qimg("convert", "-O", "parallels", raw, disk))
-    status, out, err = kestrel("-m", "128m", "-nographic", *drive(disk, "parallels"), "-kernel",
-                               probe, "-append",
-                               "probe=blk-read,pattern=4,sectors=1500,offset=77", timeout=60)
-    assert status == 0 and "probe: blk: verified" in probe_lines(out), err
+    guest_reads(probe, tmp_path, "parallels")

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from img_interop import (block_io, checks_like_qemu, passes_qemu, reads_like_qemu, refused,
-                         refused_while_held, same_text)
-from test_img_helpers import make_raw, kimg, needs_build, needs_qemu_img, ok, qimg
+from img_interop import (block_io, checks_like_qemu, guest_reads, passes_qemu,
+                         reads_like_qemu, refused, refused_while_held, same_text)
+from test_img_helpers import BLOCK_IO, make_raw, kimg, needs_build, needs_qemu_img, ok, qimg
 
 pytestmark = [needs_build, needs_qemu_img]
 
@@ -194,19 +194,22 @@ def test_need_check_is_repaired_on_read_write_open(tmp_path, written):
     ok(qimg("check", written))
 
 
-def test_writes_set_need_check_until_flushed(tmp_path, src):
-    """The bit is on disk before the first allocation and gone after a clean close."""
+def test_writes_set_need_check_until_flushed(tmp_path):
+    """need-check is on disk before the first allocation: a writer that dies between the
+    data and its L2 table leaves a flagged image; a clean close leaves none."""
     img = tmp_path / "a.qed"
     qcreate(img, "4M")
     data = tmp_path / "data"
     data.write_bytes(b"\x5a" * MB)
-    env = dict(os.environ, KESTREL_CRASH_AFTER_WRITES="2")
-    p = subprocess.run([os.environ.get("BLOCK_IO_PATH", "")] if False else
-                       ["true"], env=env)
-    assert p.returncode == 0
     block_io(img, "qed", data, "w 0 65536 0\n")
     assert struct.unpack("<Q", img.read_bytes()[16:24])[0] == 0
-    ok(qimg("check", img))
+    p = subprocess.run([str(BLOCK_IO), "-f", "qed", "-d", str(data), str(img)],
+                       input=b"w 1048576 65536 0\n", capture_output=True, timeout=60,
+                       env=dict(os.environ, KESTREL_CRASH_AFTER_WRITES="2"))
+    assert p.returncode == 86, p.stderr
+    assert struct.unpack("<Q", img.read_bytes()[16:24])[0] == 2
+    checks_like_qemu(tmp_path, img, "qed", "")
+    checks_like_qemu(tmp_path, img, "qed", "all")
 
 
 def test_resize_rebase_commit(tmp_path):
@@ -311,16 +314,4 @@ def test_in_use_image_is_refused(tmp_path, written, src, cmd):
 
 @pytest.mark.guest
 def test_guest_reads_qemu_made_qed(probe, tmp_path):
-    from conftest import kestrel, probe_lines
-    from test_virtio import SECTOR, drive, pattern
-    raw = tmp_path / "p.raw"
-    with open(raw, "wb") as f:
-        f.truncate(64 * MB)
-        f.seek(77 * SECTOR)
-        f.write(pattern(4, 77 * SECTOR, 1500 * SECTOR))
-    disk = tmp_path / "disk.qed"
-    ok(qimg("convert", "-O", "qed", raw, disk))
-    status, out, err = kestrel("-m", "128m", "-nographic", *drive(disk, "qed"), "-kernel", probe,
-                               "-append", "probe=blk-read,pattern=4,sectors=1500,offset=77",
-                               timeout=60)
-    assert status == 0 and "probe: blk: verified" in probe_lines(out), err
+    guest_reads(probe, tmp_path, "qed")

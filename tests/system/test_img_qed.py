@@ -315,3 +315,10 @@ def test_in_use_image_is_refused(tmp_path, written, src, cmd):
 @pytest.mark.guest
 def test_guest_reads_qemu_made_qed(probe, tmp_path):
     guest_reads(probe, tmp_path, "qed")
+
+
+@pytest.mark.parametrize("fmt", ["qed", "parallels"])
+def test_measure_is_refused_as_qemu_img(tmp_path, fmt):
+    """Neither QEMU driver has bdrv_measure: same message, same exit status."""
+    same_text(kimg("measure", "-O", fmt, "--size", "10M"),
+              qimg("measure", "-O", fmt, "--size", "10M"))

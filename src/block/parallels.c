@@ -47,6 +47,7 @@ struct prl {
 	uint32_t tracks;		/* sectors per cluster */
 	uint64_t cluster_size;
 	uint32_t off_mult;		/* BAT unit in sectors: 1 or tracks */
+	bool old_magic;			/* "WithoutFreeSpace": 32-bit sector count */
 	uint32_t bat_size;
 	uint32_t *bat;
 	uint64_t bat_end;		/* bytes: header + BAT; no cluster may lie there */
@@ -77,7 +78,8 @@ static int parse_header(struct prl *s, int64_t fsize, char *err, size_t errlen)
 	if (ld_le32(h + H_VERSION) != PRL_VERSION)
 		return block_err(err, errlen, "Image not in Parallels format");
 	s->tracks = ld_le32(h + H_TRACKS);
-	if (!memcmp(h, PRL_MAGIC_OLD, 16))
+	s->old_magic = !memcmp(h, PRL_MAGIC_OLD, 16);
+	if (s->old_magic)
 		s->off_mult = 1;
 	else if (!memcmp(h, PRL_MAGIC_EXT, 16))
 		s->off_mult = s->tracks;
@@ -153,7 +155,7 @@ static int prl_open_state(struct block_dev *bd, struct prl *s, char *err, size_t
 	if (parse_header(s, fsize, err, errlen) < 0 || load_bat(bd, s, err, errlen) < 0)
 		return -1;
 	sectors = ld_le64(s->header + H_NB_SECTORS);
-	if (s->off_mult == 1)
+	if (s->old_magic)
 		sectors &= 0xffffffffu;
 	if (sectors > INT64_MAX / 512)
 		return block_err(err, errlen, "Invalid image: virtual size too large");
@@ -205,21 +207,27 @@ static void prl_close(struct block_dev *bd)
 	bd->opaque = NULL;
 }
 
-/* A run of clusters from off with one state: *host is 0 (unallocated) or where off lies. */
+/*
+ * A run of clusters from off with one state: *host is 0 (unallocated) or
+ * where off lies.  One step per BAT entry at most: past the BAT everything
+ * is unallocated, however large the disk says it is.
+ */
 static uint64_t run_of(const struct prl *s, uint64_t off, uint64_t len, uint64_t *host)
 {
-	uint64_t cs = s->cluster_size, in = off % cs, done = 0;
-	uint64_t first = cluster_host(s, off / cs);
+	uint64_t cs = s->cluster_size, i0 = off / cs, first = cluster_host(s, i0);
+	uint64_t done = cs - off % cs;
 
-	*host = first ? first + in : 0;
-	while (done < len) {
-		uint64_t o = off + done, h = cluster_host(s, o / cs);
-		uint64_t n = cs - o % cs < len - done ? cs - o % cs : len - done;
-		if (first ? h != first + (o - o % cs) - (off - in) : h != 0)
+	*host = first ? first + off % cs : 0;
+	for (uint64_t i = i0 + 1; done < len; i++, done += cs) {
+		if (i >= s->bat_size) {
+			if (!first)
+				done = len;
 			break;
-		done += n;
+		}
+		if (first ? cluster_host(s, i) != first + (i - i0) * cs : cluster_host(s, i) != 0)
+			break;
 	}
-	return done;
+	return done < len ? done : len;
 }
 
 static int prl_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)

@@ -616,6 +616,12 @@ static int qed_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t
 		uint64_t o = off + done, in = o & (cs - 1);
 		uint64_t n = cs - in < len - done ? cs - in : len - done;
 
+		/* No L2 table: its whole range is unallocated, in one step. */
+		if (!first && !s->l1[o >> s->l1_shift]) {
+			uint64_t span = (((o >> s->l1_shift) + 1) << s->l1_shift) - o;
+			done += span < len - done ? span : len - done;
+			continue;
+		}
 		ret = qed_lookup(s, o, &e);
 		if (ret < 0)
 			break;

@@ -231,3 +231,17 @@ def test_in_use_image_is_refused(tmp_path, written, src, cmd):
 @pytest.mark.guest
 def test_guest_reads_qemu_made_parallels(probe, tmp_path):
     guest_reads(probe, tmp_path, "parallels")
+
+
+def test_huge_disk_with_a_small_bat_maps_at_once(tmp_path):
+    """512 TiB of disk, ten BAT entries: map takes one step past the BAT, not one per
+    cluster (qemu-img 7.2 asserts on this image, so the expected text is written out)."""
+    img = tmp_path / "a.par"
+    qcreate(img, "5k", "cluster_size=512")
+    qemu_io(img, "write -P 1 0 512")
+    field(img, 36, "<Q", 1 << 40)
+    assert "virtual size: 512 TiB (562949953421312 bytes)" in ok(kimg("info", img))
+    out = ok(kimg("map", "--output=json", img, timeout=20))
+    assert out == ('[{ "start": 0, "length": 512, "depth": 0, "present": true, "zero": false, '
+                   '"data": true, "offset": 512},\n{ "start": 512, "length": 562949953420800, '
+                   '"depth": 0, "present": false, "zero": true, "data": false}]\n')

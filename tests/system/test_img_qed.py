@@ -322,3 +322,12 @@ def test_measure_is_refused_as_qemu_img(tmp_path, fmt):
     """Neither QEMU driver has bdrv_measure: same message, same exit status."""
     same_text(kimg("measure", "-O", fmt, "--size", "10M"),
               qimg("measure", "-O", fmt, "--size", "10M"))
+
+
+def test_unallocated_l1_ranges_map_in_one_step(tmp_path):
+    """256 GiB of 4 KiB clusters, nothing written: map skips each absent L2 table whole."""
+    img = tmp_path / "a.qed"
+    qcreate(img, "255G", "cluster_size=4k,table_size=16")
+    qemu_io(img, "write -P 1 200G 4k")
+    for cmd in (["map"], ["map", "--output=json"]):
+        same_text(kimg(*cmd, img, timeout=20), qimg(*cmd, img))

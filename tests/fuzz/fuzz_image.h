@@ -38,11 +38,21 @@ static inline void fuzz_image_walk(struct block_dev *bd, uint8_t *buf)
 	block_check(bd, 0, &res, NULL);
 }
 
+/* Reading must never have written: the file still holds the fuzz bytes. */
+static inline void fuzz_image_unchanged(int fd, const uint8_t *data, size_t size)
+{
+	uint8_t *after = malloc(size ? size : 1);
+
+	if (!after || pread(fd, after, size, 0) != (ssize_t)size || memcmp(after, data, size))
+		abort();
+	free(after);
+}
+
 static inline int fuzz_image(const uint8_t *data, size_t size, const char *format)
 {
 	struct block_dev *bd;
 	char path[64], err[512];
-	uint8_t *buf, *after;
+	uint8_t *buf;
 	int fd = memfd_create("fuzz-image", 0);
 
 	if (fd < 0 || (size && write(fd, data, size) != (ssize_t)size))
@@ -58,10 +68,7 @@ static inline int fuzz_image(const uint8_t *data, size_t size, const char *forma
 		free(buf);
 		block_close(bd);
 	}
-	after = malloc(size ? size : 1);
-	if (!after || pread(fd, after, size, 0) != (ssize_t)size || memcmp(after, data, size))
-		abort();
-	free(after);
+	fuzz_image_unchanged(fd, data, size);
 	close(fd);
 	return 0;
 }

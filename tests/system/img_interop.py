@@ -9,6 +9,14 @@ import subprocess
 from test_img_helpers import BLOCK_IO, kimg, ok, qimg
 
 
+def qemu_io(path, *cmds):
+    """Writes with QEMU's own block layer (qemu-io -c ...)."""
+    argv = ["qemu-io"]
+    for c in cmds:
+        argv += ["-c", c]
+    subprocess.run([*argv, str(path)], check=True, capture_output=True)
+
+
 def same_text(k, q, name_k=None, name_q=None):
     """kestrel-img's (rc, out, err) equals qemu-img's, program names aside."""
     rk, ok_, ek = k

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from img_interop import (block_io, checks_like_qemu, guest_reads, passes_qemu,
+from img_interop import (block_io, checks_like_qemu, guest_reads, passes_qemu, qemu_io,
                          reads_like_qemu, refused, refused_while_held, same_text)
 from test_img_helpers import BLOCK_IO, make_raw, kimg, needs_build, needs_qemu_img, ok, qimg
 
@@ -16,13 +16,6 @@ pytestmark = [needs_build, needs_qemu_img]
 
 MB = 1 << 20
 INUSE = 0x746F6E59
-
-
-def qemu_io(path, *cmds):
-    argv = ["qemu-io"]
-    for c in cmds:
-        argv += ["-c", c]
-    subprocess.run([*argv, str(path)], check=True, capture_output=True)
 
 
 def qcreate(path, size, opts=""):

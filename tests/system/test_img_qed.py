@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from img_interop import (block_io, checks_like_qemu, guest_reads, passes_qemu,
+from img_interop import (block_io, checks_like_qemu, guest_reads, passes_qemu, qemu_io,
                          reads_like_qemu, refused, refused_while_held, same_text)
 from test_img_helpers import BLOCK_IO, make_raw, kimg, needs_build, needs_qemu_img, ok, qimg
 
@@ -17,13 +17,6 @@ MB = 1 << 20
 # (create options, virtual size): every cluster/table size class and an odd size.
 LAYOUTS = [("", "24M"), ("cluster_size=4k", "3M"), ("cluster_size=1M,table_size=2", "40M"),
            ("table_size=16", "5M"), ("cluster_size=64k", "1000")]
-
-
-def qemu_io(path, *cmds):
-    argv = ["qemu-io"]
-    for c in cmds:
-        argv += ["-c", c]
-    subprocess.run([*argv, str(path)], check=True, capture_output=True)
 
 
 def qcreate(path, size, opts="", *extra):

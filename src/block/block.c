@@ -23,6 +23,8 @@ static const struct block_driver *const drivers[] = {
 	&block_raw_driver,
 	&block_vhdx_driver,
 	&block_dmg_driver, &block_cloop_driver, &block_bochs_driver,
+	&block_qed_driver,
+	&block_parallels_driver,
 };
 
 int block_err(char *err, size_t errlen, const char *fmt, ...)

@@ -399,13 +399,19 @@ static int apply_prealloc(const struct img_opts *p, const char *v, struct block_
 	return -1;
 }
 
+/* size, backing_file and backing_fmt stay in o->size/backing_file/backing_fmt for every format. */
+static bool img_opt_is_generic(const char *name)
+{
+	return !strcmp(name, "size") || !strcmp(name, "backing_file") || !strcmp(name, "backing_fmt");
+}
+
 /* An option of a format with its own list, for its driver to check. */
 static bool pass_to_driver(const struct img_opts *p, size_t i, struct block_create_opts *o)
 {
 	const struct block_opt_desc *list = block_format_opts(p->fmt, p->kind == IMG_OPTS_AMEND);
 
 	for (; list && list->name; list++) {
-		if (list == p->desc[i] && strcmp(list->name, "size")) {
+		if (list == p->desc[i] && !img_opt_is_generic(list->name)) {
 			if (o->n_fmt_opts >= BLOCK_FMT_OPTS_MAX)
 				return false;
 			o->fmt_opts[o->n_fmt_opts++] = (struct block_fmt_opt){

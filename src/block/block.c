@@ -21,6 +21,8 @@
 static const struct block_driver *const drivers[] = {
 	&block_qcow2_driver,
 	&block_raw_driver,
+	&block_vpc_driver,
+	&block_vdi_driver,
 };
 
 int block_err(char *err, size_t errlen, const char *fmt, ...)

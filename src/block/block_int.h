@@ -89,6 +89,8 @@ struct block_dev {
 extern const struct block_driver block_raw_driver;
 extern const struct block_driver block_qcow2_driver;
 extern const struct block_driver block_null_driver;
+extern const struct block_driver block_vpc_driver;
+extern const struct block_driver block_vdi_driver;
 
 /* open_one of block.c: a file opened as format (NULL: probe), backing chain included. */
 int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,

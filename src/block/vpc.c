@@ -319,8 +319,9 @@ static int vpc_open_state(struct block_dev *bd, struct vpc *s, char *err, size_t
 	if (sum != ld_be32(s->footer + F_CHECKSUM))
 		return block_err(err, errlen, "Incorrect header checksum");
 	bd->size = disk_sectors(s->footer) * 512;
+	/* QEMU 7.2 fails with EFBIG and no message: bdrv_open names the file twice. */
 	if (bd->size / 512 > VHD_MAX_SECTORS)
-		return block_err(err, errlen, "File too large");
+		return block_err(err, errlen, "Could not open '%s': File too large", bd->filename);
 	s->fixed = ld_be32(s->footer + F_TYPE) == VHD_FIXED;
 	/* QEMU takes the footer's place, not its type, for the layout. */
 	if (at_end && !s->fixed)
@@ -473,7 +474,7 @@ static int rounded_size(uint64_t size, bool force, uint16_t *c, uint8_t *h, uint
 		return 0;
 	}
 	if (size / 512 > VHD_MAX_SECTORS)
-		return block_err(err, errlen, "Disk size is too large, max size is 2040 GiB");
+		return block_err(err, errlen, "The image size is too large for file format 'vpc'");
 	*out = size / 512 * 512;
 	return 0;
 }
@@ -532,14 +533,23 @@ static int write_dynamic(int fd, const uint8_t *footer, uint64_t size)
 	return 0;
 }
 
-/* create_fixed_disk: the disk, then the footer. */
+/*
+ * create_fixed_disk: the disk, then the footer.  Growing the empty file
+ * writes its first 4 KiB as QEMU's file-posix does (allocate_first_block),
+ * so disk size and map read the same.
+ */
 static int write_fixed(int fd, const uint8_t *footer, uint64_t size)
 {
+	static const uint8_t zero[4096];
+	size_t first = size + VHD_FOOTER_SIZE < sizeof(zero) ? (size_t)size + VHD_FOOTER_SIZE :
+		       sizeof(zero);
 	ssize_t w;
 
 	block_crash_point();
 	if (ftruncate(fd, (off_t)(size + VHD_FOOTER_SIZE)) < 0)
 		return -errno;
+	if (pwrite(fd, zero, first, 0) != (ssize_t)first)
+		return -EIO;
 	w = pwrite(fd, footer, VHD_FOOTER_SIZE, (off_t)size);
 	if (w != VHD_FOOTER_SIZE)
 		return w < 0 ? -errno : -EIO;
@@ -577,7 +587,7 @@ static int vpc_create(const char *path, const struct block_create_opts *o, char 
 	/* Sizes round up to a sector silently, then (without force_size) to a geometry. */
 	size = (o->size + 511) / 512 * 512;
 	if (size < o->size)
-		return block_err(err, errlen, "Disk size is too large, max size is 2040 GiB");
+		return block_err(err, errlen, "The image size is too large for file format 'vpc'");
 	if (rounded_size(size, force, &c, &h, &sec, &size, err, errlen) < 0)
 		return -1;
 	fd = block_create_file_opts(path, o, err, errlen);

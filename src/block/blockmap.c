@@ -92,7 +92,11 @@ int blockmap_pread(struct blockmap *m, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
-/* One piece inside one block: allocation (under the lock) or a plain write. */
+/*
+ * One piece inside one block: allocation (under the lock) or a plain write.
+ * buf NULL writes zeroes: an unallocated block reads as zeroes already, an
+ * allocated one gets them from the file (a hole where it can have one).
+ */
 static int write_piece(struct blockmap *m, uint64_t off, const void *buf, size_t n)
 {
 	uint64_t block = off / m->block_size, in = off % m->block_size;
@@ -101,7 +105,7 @@ static int write_piece(struct blockmap *m, uint64_t off, const void *buf, size_t
 
 	pthread_mutex_lock(&m->lock);
 	host = m->lookup(m->bd, block);
-	if (host == 0)
+	if (host == 0 && buf)
 		ret = m->alloc(m->bd, block, in, buf, n);
 	else if (host > 0 && m->before_write)
 		ret = m->before_write(m->bd, block, host);
@@ -110,54 +114,36 @@ static int write_piece(struct blockmap *m, uint64_t off, const void *buf, size_t
 		return (int)host;
 	if (host == 0 || ret < 0)
 		return ret;
+	if (!buf)
+		return block_raw_driver.write_zeroes(m->bd, (uint64_t)host + in, n, true);
 	return bfile_pwrite(m->bd, (uint64_t)host + in, buf, n);
 }
 
-int blockmap_pwrite(struct blockmap *m, uint64_t off, const void *buf, size_t len)
+/* buf NULL: zeroes. */
+static int write_pieces(struct blockmap *m, uint64_t off, const uint8_t *buf, uint64_t len)
 {
-	const uint8_t *p = buf;
-
 	while (len) {
 		size_t n = piece(m, off, len);
-		int ret = write_piece(m, off, p, n);
+		int ret = write_piece(m, off, buf, n);
 
 		if (ret < 0)
 			return ret;
 		off += n;
-		p += n;
+		if (buf)
+			buf += n;
 		len -= n;
 	}
 	return 0;
 }
 
+int blockmap_pwrite(struct blockmap *m, uint64_t off, const void *buf, size_t len)
+{
+	return write_pieces(m, off, buf, len);
+}
+
 int blockmap_write_zeroes(struct blockmap *m, uint64_t off, uint64_t len)
 {
-	uint8_t *zero = NULL;
-
-	while (len) {
-		size_t n = piece(m, off, len);
-		int64_t host = lookup(m, off / m->block_size);
-		int ret = 0;
-
-		if (host < 0) {
-			free(zero);
-			return (int)host;
-		}
-		if (host && !zero)
-			zero = calloc(1, (size_t)m->block_size);
-		if (host && !zero)
-			return -ENOMEM;
-		if (host)
-			ret = write_piece(m, off, zero, n);
-		if (ret < 0) {
-			free(zero);
-			return ret;
-		}
-		off += n;
-		len -= n;
-	}
-	free(zero);
-	return 0;
+	return write_pieces(m, off, NULL, len);
 }
 
 /*

@@ -45,7 +45,7 @@ void *blockmap_read_table(struct block_dev *bd, uint64_t off, uint64_t len, cons
 
 int blockmap_pread(struct blockmap *m, uint64_t off, void *buf, size_t len);
 int blockmap_pwrite(struct blockmap *m, uint64_t off, const void *buf, size_t len);
-/* Writes zeroes: allocated blocks get them written, unallocated ones already read as zero. */
+/* Writes zeroes: allocated blocks get them (holes in the file), unallocated ones read as zero. */
 int blockmap_write_zeroes(struct blockmap *m, uint64_t off, uint64_t len);
 /*
  * Allocated: one block at most, data at *map.  Unallocated: the run of

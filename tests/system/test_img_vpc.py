@@ -81,6 +81,9 @@ def test_convert_to_vpc_passes_qemu_compare(tmp_path, opts):
     # The same blocks at the same places as qemu-img's own convert.
     assert ok(kimg("map", "--output=json", "-f", "vpc", k)) == \
         ok(qimg("map", "--output=json", "-f", "vpc", q))
+    # Zeroes skipped as qemu-img skips them: the same disk size.
+    assert ok(qimg("info", "-f", "vpc", k)).replace("k.vhd", "q.vhd") == \
+        ok(qimg("info", "-f", "vpc", q))
     assert raw_via(kimg, q, "vpc") == raw_via(qimg, k, "vpc")
 
 

@@ -96,33 +96,57 @@ static int check_header(const uint8_t *h, uint64_t disk_size, char *err, size_t 
 }
 
 /*
- * Which data slots the map uses, and the first entry that is out of range
- * or shares its slot with another: writing to such a map would overwrite
- * data of another block, so it opens read-only (check reports it).
+ * One pass over the map, marking the data slots in use in seen: an entry
+ * out of range or on a slot already seen is reported (QEMU's check words;
+ * for a duplicate QEMU prints the slot twice, having remembered the slot,
+ * not the first block) and the first one kept in s->problem.  Returns the
+ * in-range entries, duplicates included, as QEMU counts them.
  */
-static int scan_map(struct vdi *s)
+static uint32_t walk_map(struct vdi *s, uint8_t *seen, FILE *report, int *bad)
 {
-	s->slot_used = calloc((size_t)s->blocks / 8 + 1, 1);
-	if (!s->slot_used)
-		return -ENOMEM;
+	uint32_t count = 0;
+
 	for (uint32_t b = 0; b < s->blocks; b++) {
 		uint32_t e = s->bmap[b];
+		char msg[96] = "";
 		if (!VDI_ALLOCATED(e))
 			continue;
 		if (e >= s->blocks) {
-			if (!s->problem[0])
-				snprintf(s->problem, sizeof(s->problem), "block %" PRIu32 " points "
-					 "at slot %" PRIu32 " of %" PRIu32, b, e, s->blocks);
-			continue;
+			snprintf(msg, sizeof(msg), "block index %" PRIu32 " too large, is %" PRIu32, b,
+				 e);
+		} else {
+			count++;
+			if ((seen[e / 8] >> (e % 8)) & 1)
+				snprintf(msg, sizeof(msg), "block index %" PRIu32 " also used by %"
+					 PRIu32, e, e);
+			seen[e / 8] |= (uint8_t)(1u << (e % 8));
 		}
-		if ((s->slot_used[e / 8] >> (e % 8)) & 1) {
-			if (!s->problem[0])
-				snprintf(s->problem, sizeof(s->problem), "block %" PRIu32 " shares "
-					 "slot %" PRIu32 " with another block", b, e);
+		if (!msg[0])
 			continue;
-		}
-		s->slot_used[e / 8] |= (uint8_t)(1u << (e % 8));
+		(*bad)++;
+		if (report)
+			fprintf(report, "ERROR: %s\n", msg);
+		if (!s->problem[0])
+			snprintf(s->problem, sizeof(s->problem), "block %" PRIu32 " points at data "
+				 "block %" PRIu32 "%s", b, e, e >= s->blocks ? ", past the last" :
+				 ", as another block does");
 	}
+	return count;
+}
+
+/*
+ * Which data slots the map uses.  An entry out of range or sharing its slot
+ * means a write would overwrite another block's data: such an image opens
+ * read-only (check reports it).
+ */
+static int scan_map(struct vdi *s)
+{
+	int bad = 0;
+
+	s->slot_used = calloc((size_t)s->blocks / 8 + 1, 1);
+	if (!s->slot_used)
+		return -ENOMEM;
+	walk_map(s, s->slot_used, NULL, &bad);
 	return 0;
 }
 
@@ -302,17 +326,13 @@ static int vdi_get_info(struct block_dev *bd, struct block_info *info)
 	return 0;
 }
 
-/*
- * vdi_co_check: entries out of range, slots used twice (QEMU prints the slot
- * twice: it remembers the slot, not the first block) and blocks_allocated.
- * QEMU repairs nothing: -r is refused as "does not support checks".
- */
+/* vdi_co_check: the map, and blocks_allocated.  QEMU repairs nothing (-r: ENOTSUP). */
 static int vdi_check(struct block_dev *bd, unsigned fix, struct block_check_result *res,
 		     FILE *report)
 {
 	struct vdi *s = bd->opaque;
 	uint8_t *seen;
-	uint32_t count = 0;
+	uint32_t count;
 
 	if (fix)
 		return -ENOTSUP;
@@ -321,28 +341,12 @@ static int vdi_check(struct block_dev *bd, unsigned fix, struct block_check_resu
 		res->check_errors++;
 		return -ENOMEM;
 	}
-	for (uint32_t b = 0; b < s->blocks; b++) {
-		uint32_t e = s->bmap[b];
-		if (!VDI_ALLOCATED(e))
-			continue;
-		if (e >= s->blocks) {
-			fprintf(report, "ERROR: block index %" PRIu32 " too large, is %" PRIu32 "\n",
-				b, e);
-			res->corruptions++;
-			continue;
-		}
-		count++;
-		if ((seen[e / 8] >> (e % 8)) & 1) {
-			fprintf(report, "ERROR: block index %" PRIu32 " also used by %" PRIu32 "\n",
-				e, e);
-			res->corruptions++;
-		}
-		seen[e / 8] |= (uint8_t)(1u << (e % 8));
-	}
+	count = walk_map(s, seen, report, &res->corruptions);
 	free(seen);
 	if (count != s->allocated) {
-		fprintf(report, "ERROR: allocated blocks mismatch, is %" PRIu32 ", should be %"
-			PRIu32 "\n", count, s->allocated);
+		if (report)
+			fprintf(report, "ERROR: allocated blocks mismatch, is %" PRIu32 ", should be %"
+				PRIu32 "\n", count, s->allocated);
 		res->corruptions++;
 	}
 	return 0;

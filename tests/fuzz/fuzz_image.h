@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int fuzz_image_file(const uint8_t *data, size_t size, char *path, size_t pathlen)
+static inline int fuzz_image_file(const uint8_t *data, size_t size, char *path, size_t pathlen)
 {
 	int fd = memfd_create("fuzz-image", 0);
 
@@ -27,7 +27,7 @@ static int fuzz_image_file(const uint8_t *data, size_t size, char *path, size_t 
 }
 
 /* The first 4 MiB, then status over a bounded part of the disk, reading its data. */
-static void fuzz_image_read(struct block_dev *bd, uint8_t *buf)
+static inline void fuzz_image_read(struct block_dev *bd, uint8_t *buf)
 {
 	uint64_t len = block_length(bd), off;
 
@@ -46,7 +46,7 @@ static void fuzz_image_read(struct block_dev *bd, uint8_t *buf)
 }
 
 /* Writes at a few places (partial blocks, a block boundary, the end), then reads. */
-static void fuzz_image_write(struct block_dev *bd, uint8_t *buf)
+static inline void fuzz_image_write(struct block_dev *bd, uint8_t *buf)
 {
 	uint64_t len = block_length(bd);
 	const uint64_t at[] = { 0, 4096, (1 << 20) - 512, (2 << 20) + 7, len - 1 };
@@ -62,7 +62,7 @@ static void fuzz_image_write(struct block_dev *bd, uint8_t *buf)
 	fuzz_image_read(bd, buf);
 }
 
-static int fuzz_image(const char *fmt, const uint8_t *data, size_t size)
+static inline int fuzz_image(const char *fmt, const uint8_t *data, size_t size)
 {
 	struct block_dev *bd;
 	struct block_info info;

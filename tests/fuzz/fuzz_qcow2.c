@@ -3,7 +3,7 @@
  * the way kestrel-img info/map/convert [-l] [--bitmaps]/check read it.  Besides sanitizer
  * reports it aborts if the image file changed: reading must never write.
  */
-#include "block/block_img.h"
+#include "fuzz_image.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int nsnaps, nbitmaps;
 	char path[64], err[512];
 	uint8_t *buf, *after;
-	uint64_t off, len;
+	uint64_t len;
 	int fd;
 
 	fd = memfd_create("fuzz-qcow2", 0);
@@ -48,20 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (nbitmaps >= 0)
 			free(bitmaps);
 		nsnaps = block_snapshot_list(bd, &snaps);
-		len = block_length(bd);
-		/* The first 4 MiB, then status over (a bounded part of) the disk. */
-		for (off = 0; off < len && off < (4 << 20); off += 1 << 20)
-			block_pread(bd, off, buf, len - off < (1 << 20) ? (size_t)(len - off) : 1 << 20);
-		off = 0;
-		for (int i = 0; i < 4096 && off < len; i++) {
-			uint64_t pnum, map;
-			unsigned flags;
-			if (block_status(bd, off, len - off, &pnum, &map, &flags) < 0 || !pnum)
-				break;
-			if ((flags & BLOCK_STATUS_DATA) && pnum <= (1 << 20))
-				block_pread(bd, off, buf, (size_t)pnum);
-			off += pnum;
-		}
+		fuzz_image_read(bd, buf);
 		block_check(bd, 0, &res, NULL);
 		/* convert -l: the first snapshot's state, read through its own L1 table. */
 		if (nsnaps > 0 && block_snapshot_load_tmp(bd, snaps[0].name, err, sizeof(err)) == 0) {

@@ -4,15 +4,12 @@
 # the format's fuzzer seeds.  Made by kestrel-img, and by qemu-img too where
 # it is installed, so that the fuzzer also starts from qemu-img's layouts.
 set -eu
-F=$1
-K=$2
-D=$3
-rm -rf "$D"
-mkdir -p "$D"
-cd "$D"
+[ $# -eq 3 ] || { echo "usage: make_image_seeds.sh FORMAT KESTREL_IMG OUTDIR" >&2; exit 2; }
+F=$1 K=$2
+rm -rf "$3" && mkdir -p "$3" && cd "$3"
 head -c 8192 /dev/urandom >src.raw
 for i in 1 2 3; do seq -f "kestrel $F seed %08g" 1 200 >>src.raw; done
-truncate -s 3M src.raw
+truncate -s 2M src.raw
 printf 'tail' >>src.raw
 case $F in
 vpc) OPTS="subformat=dynamic subformat=fixed force_size=on subformat=fixed,force_size=on" ;;

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from test_img_helpers import Writer, kimg, ok, qimg
+from test_img_lock import Holder, without_pid
 
 
 def same_as_qemu(*args, cwd=None):
@@ -64,3 +65,18 @@ def random_writes(tmp, path, fmt, size, block, seed):
     model.write_bytes(bytes(w.model))
     qemu_compares(model, path, fmt)
     return model
+
+
+def refused_while_held(img, fmt, src):
+    """While qemu-io holds img, convert -n into it fails as qemu-img's does (same
+    words, plus the holder's pid) and leaves every byte as it was."""
+    before = digest(img)
+    h = Holder(["qemu-io", "-f", fmt], img)
+    try:
+        rc, _, err = kimg("convert", "-n", "-O", fmt, src, img)
+        qrc, _, qerr = qimg("convert", "-n", "-O", fmt, src, img)
+    finally:
+        h.close()
+    assert rc == qrc == 1
+    assert without_pid(err, h.proc.pid) == qerr.replace("qemu-img:", "kestrel-img:")
+    assert digest(img) == before

@@ -6,9 +6,8 @@ import struct
 import pytest
 
 from img_interop import (digest, qemu_compares, qemu_io, random_writes, raw_via,
-                         same_as_qemu, views_match)
+                         refused_while_held, same_as_qemu, views_match)
 from test_img_helpers import kimg, make_raw, needs_build, needs_qemu_img, ok, qimg
-from test_img_lock import Holder, without_pid
 
 pytestmark = [needs_build, needs_qemu_img]
 
@@ -256,16 +255,7 @@ def test_image_in_use_is_refused_as_qemu(tmp_path):
     img, src = tmp_path / "d.vhd", tmp_path / "src.raw"
     create(qimg, img, "", "4M")
     src.write_bytes(b"\x42" * (1 << 20))
-    before = digest(img)
-    h = Holder(["qemu-io", "-f", "vpc"], img)
-    try:
-        rc, _, err = kimg("convert", "-n", "-O", "vpc", src, img)
-        qrc, _, qerr = qimg("convert", "-n", "-O", "vpc", src, img)
-    finally:
-        h.close()
-    assert rc == qrc == 1
-    assert without_pid(err, h.proc.pid) == qerr.replace("qemu-img:", "kestrel-img:")
-    assert digest(img) == before
+    refused_while_held(img, "vpc", src)
 
 
 @pytest.mark.guest

@@ -49,11 +49,12 @@ static inline void fuzz_image_read(struct block_dev *bd, uint8_t *buf)
 static inline void fuzz_image_write(struct block_dev *bd, uint8_t *buf)
 {
 	uint64_t len = block_length(bd);
-	const uint64_t at[] = { 0, 4096, (1 << 20) - 512, (2 << 20) + 7, len - 1 };
+	/* vdi blocks are 1 MiB, vpc's 2 MiB by default: pieces across both boundaries. */
+	const uint64_t at[] = { 0, 4096, (1 << 20) - 512, (2 << 20) - 4096, len - 1 };
 
-	memset(buf, 0x5a, 3 << 20);
+	memset(buf, 0x5a, 1 << 20);
 	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]) && len; i++) {
-		uint64_t n = len - at[i] < (3 << 20) ? len - at[i] : (3 << 20);
+		uint64_t n = len - at[i] < 8192 ? len - at[i] : 8192;
 		if (at[i] < len)
 			block_pwrite(bd, at[i], buf, (size_t)n);
 	}
@@ -68,7 +69,7 @@ static inline int fuzz_image(const char *fmt, const uint8_t *data, size_t size)
 	struct block_info info;
 	struct block_check_result res;
 	char path[64], err[512];
-	uint8_t *buf = malloc(3 << 20), *after = malloc(size ? size : 1);
+	uint8_t *buf = malloc(1 << 20), *after = malloc(size ? size : 1);
 	int fd = fuzz_image_file(data, size, path, sizeof(path));
 
 	if (!buf || !after)

@@ -6,8 +6,7 @@ import struct
 import pytest
 
 from img_interop import (converted_like_qemu, digest, guest_round_trip, qemu_io,
-                         random_writes, raw_via, refused_while_held, same_as_qemu,
-                         views_match)
+                         random_writes, refused_while_held, same_as_qemu, views_match)
 from test_img_helpers import kimg, make_raw, needs_build, needs_qemu_img, ok, qimg
 
 pytestmark = [needs_build, needs_qemu_img]

@@ -120,3 +120,18 @@ def converted_like_qemu(tmp_path, fmt, opts):
             ok(qimg(*cmd, "-f", fmt, q))
     assert raw_via(kimg, q, fmt) == raw_via(qimg, k, fmt)
     return k
+
+
+def measure_and_dd_as_qemu(tmp_path, fmt):
+    """measure is refused in qemu-img's words (the format has no bdrv_measure); dd -O
+    fmt writes the image qemu-img dd writes."""
+    src = tmp_path / "r.raw"
+    make_raw(src, 3 << 20, seed=9)
+    same_as_qemu("measure", "-O", fmt, "--size", "10M")
+    same_as_qemu("measure", "-O", fmt, src)
+    k, q = tmp_path / f"dd-k.{fmt}", tmp_path / f"dd-q.{fmt}"
+    ok(kimg("dd", "-O", fmt, f"if={src}", f"of={k}"))
+    ok(qimg("dd", "-O", fmt, f"if={src}", f"of={q}"))
+    qemu_compares(src, k, fmt)
+    assert ok(qimg("map", "--output=json", "-f", fmt, k)) == \
+        ok(qimg("map", "--output=json", "-f", fmt, q))

@@ -5,7 +5,8 @@ import struct
 
 import pytest
 
-from img_interop import (converted_like_qemu, digest, guest_round_trip, qemu_io,
+from img_interop import (converted_like_qemu, digest, guest_round_trip,
+                         measure_and_dd_as_qemu, qemu_io,
                          random_writes, raw_via, refused_while_held, same_as_qemu,
                          views_match)
 from test_img_helpers import kimg, needs_build, needs_qemu_img, ok, qimg
@@ -174,6 +175,10 @@ def test_truncated_header_and_map(tmp_path):
     rc, _, err = kimg("info", big)
     assert rc == 1 and err == (f"kestrel-img: Could not open '{big}': VDI block map (offset "
                                "0x200, 2147482624 bytes) lies past the end of the file\n")
+
+
+def test_measure_and_dd_as_qemu(tmp_path):
+    measure_and_dd_as_qemu(tmp_path, "vdi")
 
 
 def test_image_in_use_is_refused_as_qemu(tmp_path):

@@ -5,7 +5,8 @@ import struct
 
 import pytest
 
-from img_interop import (converted_like_qemu, digest, guest_round_trip, qemu_io,
+from img_interop import (converted_like_qemu, digest, guest_round_trip,
+                         measure_and_dd_as_qemu, qemu_io,
                          random_writes, refused_while_held, same_as_qemu, views_match)
 from test_img_helpers import kimg, make_raw, needs_build, needs_qemu_img, ok, qimg
 
@@ -233,6 +234,10 @@ def test_fixed_disk_longer_than_its_file_is_read_only(tmp_path):
     rc, _, err = kimg("convert", "-n", "-f", "raw", "-O", "vpc", tmp_path / "src.raw", img)
     assert rc == 1 and "fixed VHD is shorter than its disk size" in err, err
     assert digest(img) == before
+
+
+def test_measure_and_dd_as_qemu(tmp_path):
+    measure_and_dd_as_qemu(tmp_path, "vpc")
 
 
 def test_image_in_use_is_refused_as_qemu(tmp_path):

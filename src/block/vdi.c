@@ -200,13 +200,17 @@ static int vdi_alloc(struct block_dev *bd, uint64_t block, uint64_t in, const vo
 
 	if (slot < 0)
 		return (int)slot;
-	data = calloc(1, VDI_BLOCK_SIZE);
-	if (!data)
-		return -ENOMEM;
-	memcpy(data + in, buf, len);
-	ret = bfile_pwrite(bd, s->offset_data + (uint64_t)slot * VDI_BLOCK_SIZE, data,
-			   VDI_BLOCK_SIZE);
-	free(data);
+	if (len == VDI_BLOCK_SIZE) {
+		ret = bfile_pwrite(bd, s->offset_data + (uint64_t)slot * VDI_BLOCK_SIZE, buf, len);
+	} else {
+		data = calloc(1, VDI_BLOCK_SIZE);
+		if (!data)
+			return -ENOMEM;
+		memcpy(data + in, buf, len);
+		ret = bfile_pwrite(bd, s->offset_data + (uint64_t)slot * VDI_BLOCK_SIZE, data,
+				   VDI_BLOCK_SIZE);
+		free(data);
+	}
 	if (ret < 0)
 		return ret;
 	st_le32(s->header + H_ALLOCATED, s->allocated + 1);

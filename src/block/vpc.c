@@ -329,6 +329,10 @@ static int vpc_open_state(struct block_dev *bd, struct vpc *s, char *err, size_t
 				 "but disk type %" PRIu32 ")", ld_be32(s->footer + F_TYPE));
 	if (at_end)
 		return check_fixed(bd, err, errlen);
+	/* QEMU then reads the disk from offset 0, where its own footer and header are. */
+	if (s->fixed && !bd->read_only)
+		return block_err(err, errlen, "fixed VHD with its footer at the start of the file; "
+				 "it can only be opened read-only");
 	return open_dynamic(bd, s, err, errlen);
 }
 

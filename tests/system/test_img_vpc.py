@@ -240,6 +240,21 @@ def test_measure_and_dd_as_qemu(tmp_path):
     measure_and_dd_as_qemu(tmp_path, "vpc")
 
 
+def test_fixed_type_with_footer_at_the_start_is_read_only(tmp_path):
+    """QEMU lays the disk out by where the footer is but reads by its type: a "fixed"
+    footer at offset 0 makes the headers the disk's first sectors.  Read as QEMU
+    reads it; never written (a write would overwrite the headers)."""
+    img = tmp_path / "t.vhd"
+    create(qimg, img, "", "4M")
+    set_footer(img, 0, type=2)
+    views_match(img, "vpc")
+    before = digest(img)
+    (tmp_path / "src.raw").write_bytes(bytes(1 << 20))
+    rc, _, err = kimg("convert", "-n", "-f", "raw", "-O", "vpc", tmp_path / "src.raw", img)
+    assert rc == 1 and "fixed VHD with its footer at the start" in err, err
+    assert digest(img) == before
+
+
 def test_image_in_use_is_refused_as_qemu(tmp_path):
     img, src = tmp_path / "d.vhd", tmp_path / "src.raw"
     create(qimg, img, "", "4M")

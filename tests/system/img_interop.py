@@ -135,3 +135,15 @@ def measure_and_dd_as_qemu(tmp_path, fmt):
     qemu_compares(src, k, fmt)
     assert ok(qimg("map", "--output=json", "-f", fmt, k)) == \
         ok(qimg("map", "--output=json", "-f", fmt, q))
+
+
+def never_written(tmp_path, img, fmt, reason):
+    """Kestrel reads img as qemu-img does, but refuses to open it for writing (reason
+    in the message, "it can only be opened read-only") and leaves every byte."""
+    views_match(img, fmt)
+    before = digest(img)
+    src = tmp_path / "zero.raw"
+    src.write_bytes(bytes(1 << 20))
+    rc, _, err = kimg("convert", "-n", "-f", "raw", "-O", fmt, src, img)
+    assert rc == 1 and reason in err and "it can only be opened read-only" in err, err
+    assert digest(img) == before

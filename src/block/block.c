@@ -25,6 +25,8 @@ static const struct block_driver *const drivers[] = {
 	&block_dmg_driver, &block_cloop_driver, &block_bochs_driver,
 	&block_qed_driver,
 	&block_parallels_driver,
+	&block_vpc_driver,
+	&block_vdi_driver,
 };
 
 int block_err(char *err, size_t errlen, const char *fmt, ...)

@@ -115,6 +115,8 @@ extern const struct block_driver block_vhdx_driver;
 extern const struct block_driver block_dmg_driver, block_cloop_driver, block_bochs_driver;
 extern const struct block_driver block_qed_driver;
 extern const struct block_driver block_parallels_driver;
+extern const struct block_driver block_vpc_driver;
+extern const struct block_driver block_vdi_driver;
 
 /* open_one of block.c: a file opened as format (NULL: probe), backing chain included. */
 int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,

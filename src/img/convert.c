@@ -125,8 +125,11 @@ static size_t plan_sparse(struct conv *c, uint64_t off, const uint8_t *buf, size
 		ops[n++] = (struct op){ off, len, buf, false };
 		return n;
 	}
-	/* A qcow2 target allocates whole clusters anyway: detect zeroes per cluster. */
-	if (c->cluster && gran < c->cluster)
+	/*
+	 * A qcow2 target allocates whole clusters anyway: detect zeroes per
+	 * cluster.  Other formats' blocks keep holes where qemu-img skips zeroes.
+	 */
+	if (c->cluster && gran < c->cluster && !strcmp(block_format_name(c->dst), "qcow2"))
 		gran = c->cluster;
 	while (pos < len) {
 		size_t start = pos;

@@ -758,19 +758,15 @@ static int measure_run(char **argv, struct measure_args *a)
 			return 1;
 		r.bitmaps = img_supports_bitmaps(bd) && !strcmp(a->out_fmt, "qcow2");
 	}
-	if (!strcmp(a->out_fmt, "qed") || !strcmp(a->out_fmt, "parallels")) {
-		/* Their QEMU drivers have no bdrv_measure. */
+	if (strcmp(a->out_fmt, "raw") && strcmp(a->out_fmt, "qcow2")) {
+		/* bdrv_measure: only raw and qcow2 (of Kestrel's formats) have one. */
 		img_error("Block driver '%s' does not support size measurement", a->out_fmt);
 		block_close(bd);
 		return 1;
-	} else if (!strcmp(a->out_fmt, "raw")) {
+	}
+	if (!strcmp(a->out_fmt, "raw")) {
 		/* raw_measure: everything the source holds, rounded to sectors. */
 		r.required = r.full = (a->size + 511) & ~511ULL;
-	} else if (strcmp(a->out_fmt, "qcow2")) {
-		/* qemu-img 7.2: only raw, qcow2 and luks drivers have bdrv_measure. */
-		img_error("Block driver '%s' does not support size measurement", a->out_fmt);
-		block_close(bd);
-		return 1;
 	} else if (measure_qcow2(bd, a->size, &o, &r) < 0) {
 		block_close(bd);
 		return 1;

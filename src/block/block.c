@@ -21,6 +21,7 @@
 static const struct block_driver *const drivers[] = {
 	&block_qcow2_driver,
 	&block_raw_driver,
+	&block_luks_driver,
 };
 
 int block_err(char *err, size_t errlen, const char *fmt, ...)
@@ -166,7 +167,7 @@ static void block_free(struct block_dev *bd)
 	free(bd);
 }
 
-static int open_one(const char *path, const char *format, unsigned flags,
+static int open_one(const char *path, const char *format, unsigned flags, const char *key_secret,
 		    struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
 {
 	const struct block_driver *drv = NULL;
@@ -190,6 +191,7 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	bd->parent = parent;
 	bd->depth = parent ? parent->depth + 1 : 0;
 	bd->filename = strdup(path);
+	bd->key_secret = key_secret;
 	if (!bd->filename) {
 		block_err(err, errlen, "Could not open '%s': out of memory", path);
 		goto fail;
@@ -230,6 +232,7 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	if (drv->open(bd, err, errlen) < 0)
 		goto fail;
 	bd->parent = NULL;
+	bd->key_secret = NULL;
 	*out = bd;
 	return 0;
 fail:
@@ -240,7 +243,22 @@ fail:
 int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,
 		    struct block_dev **out, char *err, size_t errlen)
 {
-	return open_one(path, format, flags, parent, out, err, errlen);
+	return open_one(path, format, flags, NULL, parent, out, err, errlen);
+}
+
+int block_open_file_key(const char *path, const char *format, unsigned flags,
+			const char *key_secret, struct block_dev *parent, struct block_dev **out,
+			char *err, size_t errlen)
+{
+	return open_one(path, format, flags, key_secret, parent, out, err, errlen);
+}
+
+int block_open_key(const char *path, const char *format, unsigned flags, const char *key_secret,
+		   struct block_dev **out, char *err, size_t errlen)
+{
+	if (!key_secret || block_name_is_special(path))
+		return block_open(path, format, flags, out, err, errlen);
+	return open_one(path, format, flags, key_secret, NULL, out, err, errlen) < 0 ? -1 : 0;
 }
 
 int block_open(const char *path, const char *format, unsigned flags, struct block_dev **out,
@@ -248,7 +266,7 @@ int block_open(const char *path, const char *format, unsigned flags, struct bloc
 {
 	if (block_name_is_special(path))
 		return block_open_special(path, format, flags, NULL, out, err, errlen);
-	return open_one(path, format, flags, NULL, out, err, errlen) < 0 ? -1 : 0;
+	return open_one(path, format, flags, NULL, NULL, out, err, errlen) < 0 ? -1 : 0;
 }
 
 char *block_backing_path(const char *image, const char *backing)
@@ -287,7 +305,7 @@ int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
 		ret = block_open_special(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg,
 					 sizeof(msg));
 	else
-		ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg,
+		ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, NULL, bd, &bd->backing, msg,
 			       sizeof(msg));
 	free(path);
 	if (ret < 0)

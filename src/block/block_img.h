@@ -45,6 +45,7 @@ int block_create_name_check(const char *name, char *err, size_t errlen);
 #define BLOCK_CHECK		0x40	/* for check/repair: no dirty-bit repair, corrupt images open */
 #define BLOCK_UNSAFE_PROBE	0x80	/* probing guessed raw: no warning, no block 0 restriction */
 #define BLOCK_QUIET_PROBE	0x100	/* probing guessed raw: restrict block 0 but print nothing */
+#define BLOCK_NO_IO		0x800	/* header only (info): encrypted images open without a key */
 
 enum block_prealloc {
 	BLOCK_PREALLOC_OFF,

@@ -1,0 +1,434 @@
+/*
+ * luks: a LUKS1 encrypted volume as a disk image, as QEMU's block/crypto.c
+ * presents one: the payload after the header and keyslots is the disk,
+ * encrypted in 512-byte sectors whose IV is the sector number within the
+ * payload.  The key comes from the secret named by key-secret=; qemu-img
+ * info opens without one (BLOCK_NO_IO) and shows the header only.
+ */
+#include "block/block_int.h"
+#include "block/crypto/luks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHUNK (1u << 20)
+
+struct luks_state {
+	struct luks_header h;
+	struct luks_cipher c;
+	bool keyed;
+};
+
+static int read_file(void *opaque, uint64_t off, void *buf, size_t len)
+{
+	return bfile_pread(opaque, off, buf, len);
+}
+
+/* The secret behind key-secret=, with QEMU's messages. */
+static const char *lookup_key(const char *id, size_t *len, char *err, size_t errlen)
+{
+	const char *pw;
+
+	if (!id) {
+		block_err(err, errlen, "Parameter 'key-secret' is required for cipher");
+		return NULL;
+	}
+	pw = block_secret_lookup(id, len);
+	if (!pw)
+		block_err(err, errlen, "No secret with id '%s'", id);
+	return pw;
+}
+
+static int luks_unlock_dev(struct block_dev *bd, struct luks_state *s, char *err, size_t errlen)
+{
+	uint8_t key[LUKS_MAX_KEY];
+	size_t pwlen;
+	const char *pw = lookup_key(bd->key_secret, &pwlen, err, errlen);
+	int ret;
+
+	if (!pw)
+		return -1;
+	if (luks_unlock(&s->h, pw, pwlen, read_file, bd, key, err, errlen) < 0)
+		return -1;
+	ret = luks_cipher_init(&s->c, s->h.alg, s->h.mode, s->h.ivgen, s->h.ivhash, key, err,
+			       errlen);
+	memset(key, 0, sizeof(key));
+	if (ret < 0)
+		return -1;
+	s->keyed = true;
+	return 0;
+}
+
+static int luks_open(struct block_dev *bd, char *err, size_t errlen)
+{
+	uint8_t buf[LUKS_HDR_SIZE];
+	struct luks_state *s;
+	int64_t fsize = bfile_size(bd);
+	int ret;
+
+	if (fsize < 0)
+		return block_err(err, errlen, "Could not get the size: %s", strerror((int)-fsize));
+	if ((uint64_t)fsize < sizeof(buf))
+		return block_err(err, errlen, "LUKS header is truncated (%" PRId64 " of %d bytes)",
+				 fsize, LUKS_HDR_SIZE);
+	ret = bfile_pread(bd, 0, buf, sizeof(buf));
+	if (ret < 0)
+		return block_err(err, errlen, "Could not read the LUKS header: %s", strerror(-ret));
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return block_err(err, errlen, "out of memory");
+	if (luks1_parse(buf, (uint64_t)fsize, &s->h, err, errlen) < 0 ||
+	    (!(bd->flags & BLOCK_NO_IO) && luks_unlock_dev(bd, s, err, errlen) < 0)) {
+		free(s);
+		return -1;
+	}
+	bd->opaque = s;
+	bd->size = (uint64_t)fsize - s->h.payload_offset;
+	return 0;
+}
+
+static void luks_close(struct block_dev *bd)
+{
+	struct luks_state *s = bd->opaque;
+
+	if (!s)
+		return;
+	luks_cipher_free(&s->c);
+	memset(s, 0, sizeof(*s));
+	free(s);
+	bd->opaque = NULL;
+}
+
+/* Whole sectors [sec, sec + len / 512) through the cipher, in buf. */
+static int read_sectors(struct block_dev *bd, uint64_t sec, uint8_t *buf, size_t len)
+{
+	struct luks_state *s = bd->opaque;
+	int ret;
+
+	if (!s->keyed)
+		return -EACCES;
+	ret = bfile_pread(bd, s->h.payload_offset + sec * LUKS_SECTOR, buf, len);
+	if (ret < 0)
+		return ret;
+	return luks_cipher_crypt(&s->c, false, sec, LUKS_SECTOR, buf, len);
+}
+
+static int luks_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)
+{
+	uint8_t *out = buf, *bounce = NULL;
+	int ret = 0;
+
+	/* Aligned: decrypt in the caller's buffer, no copy. */
+	if (off % LUKS_SECTOR == 0 && len % LUKS_SECTOR == 0)
+		return read_sectors(bd, off / LUKS_SECTOR, out, len);
+	while (len && ret == 0) {
+		uint64_t start = off & ~(uint64_t)(LUKS_SECTOR - 1);
+		size_t head = (size_t)(off - start);
+		size_t n = len < CHUNK - head ? len : CHUNK - head;
+		size_t span = (head + n + LUKS_SECTOR - 1) & ~(size_t)(LUKS_SECTOR - 1);
+		if (!bounce && !(bounce = malloc(CHUNK)))
+			return -ENOMEM;
+		ret = read_sectors(bd, start / LUKS_SECTOR, bounce, span);
+		if (ret == 0)
+			memcpy(out, bounce + head, n);
+		out += n;
+		off += n;
+		len -= n;
+	}
+	free(bounce);
+	return ret;
+}
+
+/*
+ * Writes go through a bounce buffer (the caller's data stays plaintext);
+ * partial sectors at either end are read, merged and rewritten.
+ */
+static int luks_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size_t len)
+{
+	struct luks_state *s = bd->opaque;
+	const uint8_t *in = buf;
+	uint8_t *bounce;
+	int ret = 0;
+
+	if (!s->keyed)
+		return -EACCES;
+	bounce = malloc(CHUNK);
+	if (!bounce)
+		return -ENOMEM;
+	while (len && ret == 0) {
+		uint64_t start = off & ~(uint64_t)(LUKS_SECTOR - 1), sec = start / LUKS_SECTOR;
+		size_t head = (size_t)(off - start);
+		size_t n = len < CHUNK - head ? len : CHUNK - head;
+		size_t span = (head + n + LUKS_SECTOR - 1) & ~(size_t)(LUKS_SECTOR - 1);
+		if (head)
+			ret = read_sectors(bd, sec, bounce, LUKS_SECTOR);
+		if (ret == 0 && (head + n) % LUKS_SECTOR)
+			ret = read_sectors(bd, sec + span / LUKS_SECTOR - 1,
+					   bounce + span - LUKS_SECTOR, LUKS_SECTOR);
+		if (ret < 0)
+			break;
+		memcpy(bounce + head, in, n);
+		luks_cipher_crypt(&s->c, true, sec, LUKS_SECTOR, bounce, span);
+		ret = bfile_pwrite(bd, s->h.payload_offset + start, bounce, span);
+		in += n;
+		off += n;
+		len -= n;
+	}
+	free(bounce);
+	return ret;
+}
+
+/* Zeroes are ciphertext like any data (QEMU's generic write of a zero buffer). */
+static int luks_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, bool may_unmap)
+{
+	uint8_t *zero = calloc(1, CHUNK);
+	int ret = 0;
+
+	if (!zero)
+		return -ENOMEM;
+	while (len && ret == 0) {
+		size_t n = len < CHUNK ? (size_t)len : CHUNK;
+		ret = luks_pwrite(bd, off, zero, n);
+		off += n;
+		len -= n;
+	}
+	free(zero);
+	return ret;
+}
+
+static int luks_flush(struct block_dev *bd)
+{
+	return bfile_flush(bd);
+}
+
+/* QEMU's luks node has no block status of its own: everything is data. */
+static int luks_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
+		       uint64_t *map, unsigned *flags)
+{
+	*pnum = len;
+	*map = 0;
+	*flags = BLOCK_STATUS_DATA | BLOCK_STATUS_ALLOCATED;
+	return 0;
+}
+
+static int luks_get_info(struct block_dev *bd, struct block_info *info)
+{
+	info->encrypted = true;
+	return 0;
+}
+
+static int luks_truncate(struct block_dev *bd, uint64_t size, bool shrink,
+			 enum block_prealloc prealloc, char *err, size_t errlen)
+{
+	struct luks_state *s = bd->opaque;
+	uint64_t end = s->h.payload_offset + size;
+	int ret = 0;
+
+	if (size < bd->size && !shrink)
+		return block_err(err, errlen, "Use the --shrink option to perform a shrink operation.");
+	if (prealloc == BLOCK_PREALLOC_FALLOC && end > bd->size + s->h.payload_offset)
+		ret = -posix_fallocate(bd->fd, (off_t)(bd->size + s->h.payload_offset),
+				       (off_t)(size - bd->size));
+	block_crash_point();
+	if (ret == 0 && ftruncate(bd->fd, (off_t)end) < 0)
+		ret = -errno;
+	if (ret < 0)
+		return block_err(err, errlen, "Could not resize file: %s", strerror(-ret));
+	bd->size = size;
+	return 0;
+}
+
+/* A -o value of the luks list: QEMU's QAPI enum message, or a refusal by name. */
+static int enum_opt(const struct block_create_opts *o, const char *name, int (*parse)(const char *),
+		    const char *const *qemu_names, int def, int *out, char *err, size_t errlen)
+{
+	const struct block_fmt_opt *f = block_create_opt(o, name);
+
+	*out = def;
+	if (!f)
+		return 0;
+	*out = parse(f->val);
+	if (*out >= 0)
+		return 0;
+	for (; *qemu_names; qemu_names++)
+		if (!strcmp(*qemu_names, f->val))
+			return block_err(err, errlen, "Option %s=%s is not supported by Kestrel "
+					 "(AES and its xts/cbc/ecb modes only)", name, f->val);
+	return block_err(err, errlen, "Parameter '%s' does not accept value '%s'", name, f->val);
+}
+
+/* QEMU 7.2's QCryptoCipherAlgorithm, QCryptoCipherMode and QCryptoHashAlgorithm names. */
+static const char *const qemu_algs[] = {
+	"des", "3des", "cast5-128", "serpent-128", "serpent-192", "serpent-256",
+	"twofish-128", "twofish-192", "twofish-256", "sm4", NULL };
+static const char *const qemu_modes[] = { "ctr", NULL };
+static const char *const qemu_none[] = { NULL };
+
+static int create_params(const struct block_create_opts *o, struct luks_create_params *p,
+			 char *err, size_t errlen)
+{
+	const struct block_fmt_opt *it = block_create_opt(o, "iter-time");
+	int alg, mode, ivgen, ivhash, hash;
+
+	if (enum_opt(o, "cipher-alg", luks_alg_parse, qemu_algs, LUKS_AES256, &alg, err,
+		     errlen) < 0 ||
+	    enum_opt(o, "cipher-mode", luks_mode_parse, qemu_modes, LUKS_MODE_XTS, &mode, err,
+		     errlen) < 0 ||
+	    enum_opt(o, "ivgen-alg", luks_ivgen_parse, qemu_none, LUKS_IV_PLAIN64, &ivgen, err,
+		     errlen) < 0 ||
+	    enum_opt(o, "ivgen-hash-alg", luks_hash_parse, qemu_none, LUKS_SHA256, &ivhash, err,
+		     errlen) < 0 ||
+	    enum_opt(o, "hash-alg", luks_hash_parse, qemu_none, LUKS_SHA256, &hash, err,
+		     errlen) < 0)
+		return -1;
+	p->alg = (enum luks_cipher_alg)alg;
+	p->mode = (enum luks_mode)mode;
+	p->ivgen = (enum luks_ivgen)ivgen;
+	p->ivhash = (enum luks_hash)ivhash;
+	p->hash = (enum luks_hash)hash;
+	p->iter_time = it ? it->num : 2000;
+	return 0;
+}
+
+static int write_fd(void *opaque, uint64_t off, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	int fd = *(int *)opaque;
+
+	while (len) {
+		ssize_t n;
+		block_crash_point();
+		n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* preallocation=falloc|full of the file under the payload (QEMU passes it to file-posix). */
+static int create_prealloc(int fd, uint64_t from, uint64_t to, enum block_prealloc prealloc)
+{
+	static const uint8_t zero[65536];
+	int ret = 0;
+
+	if (prealloc == BLOCK_PREALLOC_FALLOC && to > from)
+		return -posix_fallocate(fd, (off_t)from, (off_t)(to - from));
+	while (prealloc == BLOCK_PREALLOC_FULL && from < to && ret == 0) {
+		size_t n = to - from < sizeof(zero) ? (size_t)(to - from) : sizeof(zero);
+		ret = write_fd(&fd, from, zero, n);
+		from += n;
+	}
+	return ret;
+}
+
+static int luks_create_image(const char *path, const struct block_create_opts *o, char *err,
+		       size_t errlen)
+{
+	const struct block_fmt_opt *ks = block_create_opt(o, "key-secret");
+	struct luks_create_params p;
+	struct luks_header h;
+	uint8_t key[LUKS_MAX_KEY];
+	const char *pw;
+	size_t pwlen;
+	int fd, ret;
+
+	if (create_params(o, &p, err, errlen) < 0)
+		return -1;
+	pw = lookup_key(ks ? ks->val : NULL, &pwlen, err, errlen);
+	if (!pw)
+		return -1;
+	fd = block_create_file_opts(path, o, err, errlen);
+	if (fd < 0)
+		return -1;
+	/* The file's length is the payload's end: the disk size reads from it. */
+	ret = luks_create(&p, pw, pwlen, write_fd, &fd, &h, key, err, errlen);
+	memset(key, 0, sizeof(key));
+	if (ret == 0) {
+		uint64_t end = h.payload_offset + o->size;
+		ret = create_prealloc(fd, h.payload_offset, end, o->prealloc);
+		if (ret == 0 && ftruncate(fd, (off_t)end) < 0)
+			ret = -errno;
+		if (ret < 0)
+			block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));
+	}
+	if (close(fd) < 0 && ret == 0)
+		ret = block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
+	return ret < 0 ? -1 : 0;
+}
+
+/*
+ * qemu-img info's QCryptoBlockInfoLUKS, in the order qemu-img 7.2 prints it
+ * (its QDict's order, not the schema's).
+ */
+static struct jnode *luks_info_specific(struct block_dev *bd)
+{
+	struct luks_state *s = bd->opaque;
+	const struct luks_header *h = &s->h;
+	struct jnode *root = jobj(), *data = jobj(), *slots = jarr();
+
+	jset_str(data, "ivgen-alg", luks_ivgen_name(h->ivgen));
+	jset_str(data, "hash-alg", luks_hash_name(h->hash));
+	jset_str(data, "cipher-alg", luks_alg_name(h->alg));
+	jset_str(data, "uuid", h->uuid);
+	if (h->ivgen == LUKS_IV_ESSIV)
+		jset_str(data, "ivgen-hash-alg", luks_hash_name(h->ivhash));
+	jset_str(data, "cipher-mode", luks_mode_name(h->mode));
+	for (int i = 0; i < h->nslots; i++) {
+		const struct luks_slot *ks = &h->slots[i];
+		struct jnode *sl = jobj();
+		bool active = ks->active == LUKS_SLOT_ACTIVE;
+		jset_bool(sl, "active", active);
+		if (active)
+			jset_int(sl, "iters", ks->iters);
+		jset_int(sl, "key-offset", (int64_t)ks->key_offset * LUKS_SECTOR);
+		if (active)
+			jset_int(sl, "stripes", ks->stripes);
+		jadd(slots, sl);
+	}
+	jset(data, "slots", slots);
+	jset_int(data, "payload-offset", (int64_t)h->payload_offset);
+	jset_int(data, "master-key-iters", h->mk_iters);
+	jset_str(root, "type", "luks");
+	jset(root, "data", data);
+	return root;
+}
+
+/* qemu-img create -f luks -o help (QEMU 7.2's block_crypto_create_opts_luks). */
+static const struct block_opt_desc luks_create_opts[] = {
+	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
+	{ "key-secret", BLOCK_OPT_STR, NULL,
+	  "ID of the secret that provides the keyslot passphrase" },
+	{ "cipher-alg", BLOCK_OPT_STR, NULL, "Name of encryption cipher algorithm" },
+	{ "cipher-mode", BLOCK_OPT_STR, NULL, "Name of encryption cipher mode" },
+	{ "ivgen-alg", BLOCK_OPT_STR, NULL, "Name of IV generator algorithm" },
+	{ "ivgen-hash-alg", BLOCK_OPT_STR, NULL, "Name of IV generator hash algorithm" },
+	{ "hash-alg", BLOCK_OPT_STR, NULL, "Name of encryption hash algorithm" },
+	{ "iter-time", BLOCK_OPT_NUM, NULL, "Time to spend in PBKDF in milliseconds" },
+	{ NULL, 0, NULL, NULL },
+};
+
+const struct block_driver block_luks_driver = {
+	.name = "luks",
+	.open = luks_open,
+	.close = luks_close,
+	.pread = luks_pread,
+	.pwrite = luks_pwrite,
+	.flush = luks_flush,
+	.write_zeroes = luks_write_zeroes,
+	.status = luks_status,
+	.create = luks_create_image,
+	.truncate = luks_truncate,
+	.get_info = luks_get_info,
+	.info_specific = luks_info_specific,
+	.create_opts = luks_create_opts,
+};

@@ -330,6 +330,7 @@ const char *block_format_name(const struct block_dev *bd)
 }
 bool block_is_readonly(const struct block_dev *bd) { return bd->read_only; }
 const char *block_filename(const struct block_dev *bd) { return bd->filename; }
+bool block_has_zero_init(const struct block_dev *bd) { return !bd->drv->no_zero_init; }
 struct block_dev *block_backing(const struct block_dev *bd) { return bd->backing; }
 
 static bool in_range(const struct block_dev *bd, uint64_t offset, uint64_t len)

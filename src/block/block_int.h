@@ -64,6 +64,8 @@ struct block_driver {
 	/* -o lists (block_img.h block_format_opts); NULL: the format has none. */
 	const struct block_opt_desc *create_opts;
 	const struct block_opt_desc *amend_opts;
+	/* A new image's unwritten areas do not read as zeroes (QEMU: no has_zero_init). */
+	bool no_zero_init;
 };
 
 struct block_dev {

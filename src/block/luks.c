@@ -222,79 +222,6 @@ static int luks_get_info(struct block_dev *bd, struct block_info *info)
 	return 0;
 }
 
-static int luks_truncate(struct block_dev *bd, uint64_t size, bool shrink,
-			 enum block_prealloc prealloc, char *err, size_t errlen)
-{
-	struct luks_state *s = bd->opaque;
-	uint64_t end = s->h.payload_offset + size;
-	int ret = 0;
-
-	if (size < bd->size && !shrink)
-		return block_err(err, errlen, "Use the --shrink option to perform a shrink operation.");
-	if (prealloc == BLOCK_PREALLOC_FALLOC && end > bd->size + s->h.payload_offset)
-		ret = -posix_fallocate(bd->fd, (off_t)(bd->size + s->h.payload_offset),
-				       (off_t)(size - bd->size));
-	block_crash_point();
-	if (ret == 0 && ftruncate(bd->fd, (off_t)end) < 0)
-		ret = -errno;
-	if (ret < 0)
-		return block_err(err, errlen, "Could not resize file: %s", strerror(-ret));
-	bd->size = size;
-	return 0;
-}
-
-/* A -o value of the luks list: QEMU's QAPI enum message, or a refusal by name. */
-static int enum_opt(const struct block_create_opts *o, const char *name, int (*parse)(const char *),
-		    const char *const *qemu_names, int def, int *out, char *err, size_t errlen)
-{
-	const struct block_fmt_opt *f = block_create_opt(o, name);
-
-	*out = def;
-	if (!f)
-		return 0;
-	*out = parse(f->val);
-	if (*out >= 0)
-		return 0;
-	for (; *qemu_names; qemu_names++)
-		if (!strcmp(*qemu_names, f->val))
-			return block_err(err, errlen, "Option %s=%s is not supported by Kestrel "
-					 "(AES and its xts/cbc/ecb modes only)", name, f->val);
-	return block_err(err, errlen, "Parameter '%s' does not accept value '%s'", name, f->val);
-}
-
-/* QEMU 7.2's QCryptoCipherAlgorithm, QCryptoCipherMode and QCryptoHashAlgorithm names. */
-static const char *const qemu_algs[] = {
-	"des", "3des", "cast5-128", "serpent-128", "serpent-192", "serpent-256",
-	"twofish-128", "twofish-192", "twofish-256", "sm4", NULL };
-static const char *const qemu_modes[] = { "ctr", NULL };
-static const char *const qemu_none[] = { NULL };
-
-static int create_params(const struct block_create_opts *o, struct luks_create_params *p,
-			 char *err, size_t errlen)
-{
-	const struct block_fmt_opt *it = block_create_opt(o, "iter-time");
-	int alg, mode, ivgen, ivhash, hash;
-
-	if (enum_opt(o, "cipher-alg", luks_alg_parse, qemu_algs, LUKS_AES256, &alg, err,
-		     errlen) < 0 ||
-	    enum_opt(o, "cipher-mode", luks_mode_parse, qemu_modes, LUKS_MODE_XTS, &mode, err,
-		     errlen) < 0 ||
-	    enum_opt(o, "ivgen-alg", luks_ivgen_parse, qemu_none, LUKS_IV_PLAIN64, &ivgen, err,
-		     errlen) < 0 ||
-	    enum_opt(o, "ivgen-hash-alg", luks_hash_parse, qemu_none, LUKS_SHA256, &ivhash, err,
-		     errlen) < 0 ||
-	    enum_opt(o, "hash-alg", luks_hash_parse, qemu_none, LUKS_SHA256, &hash, err,
-		     errlen) < 0)
-		return -1;
-	p->alg = (enum luks_cipher_alg)alg;
-	p->mode = (enum luks_mode)mode;
-	p->ivgen = (enum luks_ivgen)ivgen;
-	p->ivhash = (enum luks_hash)ivhash;
-	p->hash = (enum luks_hash)hash;
-	p->iter_time = it ? it->num : 2000;
-	return 0;
-}
-
 static int write_fd(void *opaque, uint64_t off, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -331,6 +258,76 @@ static int create_prealloc(int fd, uint64_t from, uint64_t to, enum block_preall
 	return ret;
 }
 
+static int luks_truncate(struct block_dev *bd, uint64_t size, bool shrink,
+			 enum block_prealloc prealloc, char *err, size_t errlen)
+{
+	struct luks_state *s = bd->opaque;
+	uint64_t end = s->h.payload_offset + size;
+	int ret = 0;
+
+	if (size < bd->size && !shrink)
+		return block_err(err, errlen, "Use the --shrink option to perform a shrink operation.");
+	ret = create_prealloc(bd->fd, s->h.payload_offset + bd->size, end, prealloc);
+	block_crash_point();
+	if (ret == 0 && ftruncate(bd->fd, (off_t)end) < 0)
+		ret = -errno;
+	if (ret < 0)
+		return block_err(err, errlen, "Could not resize file: %s", strerror(-ret));
+	bd->size = size;
+	return 0;
+}
+
+/* A -o value of the luks list: QEMU's QAPI enum message, or a refusal by name. */
+static int enum_opt(const struct block_create_opts *o, const char *name, int (*parse)(const char *),
+		    const char *const *qemu_names, int def, int *out, char *err, size_t errlen)
+{
+	const struct block_fmt_opt *f = block_create_opt(o, name);
+
+	*out = def;
+	if (!f)
+		return 0;
+	*out = parse(f->val);
+	if (*out >= 0)
+		return 0;
+	for (; *qemu_names; qemu_names++)
+		if (!strcmp(*qemu_names, f->val))
+			return block_err(err, errlen, "Option %s=%s is not supported by Kestrel "
+					 "(it has AES ciphers only)", name, f->val);
+	return block_err(err, errlen, "Parameter '%s' does not accept value '%s'", name, f->val);
+}
+
+/* QEMU 7.2's QCryptoCipherAlgorithm, QCryptoCipherMode and QCryptoHashAlgorithm names. */
+static const char *const qemu_algs[] = {
+	"des", "3des", "cast5-128", "serpent-128", "serpent-192", "serpent-256",
+	"twofish-128", "twofish-192", "twofish-256", "sm4", NULL };
+static const char *const qemu_none[] = { NULL };
+
+static int create_params(const struct block_create_opts *o, struct luks_create_params *p,
+			 char *err, size_t errlen)
+{
+	const struct block_fmt_opt *it = block_create_opt(o, "iter-time");
+	int alg, mode, ivgen, ivhash, hash;
+
+	if (enum_opt(o, "cipher-alg", luks_alg_parse, qemu_algs, LUKS_AES256, &alg, err,
+		     errlen) < 0 ||
+	    enum_opt(o, "cipher-mode", luks_mode_parse, qemu_none, LUKS_MODE_XTS, &mode, err,
+		     errlen) < 0 ||
+	    enum_opt(o, "ivgen-alg", luks_ivgen_parse, qemu_none, LUKS_IV_PLAIN64, &ivgen, err,
+		     errlen) < 0 ||
+	    enum_opt(o, "ivgen-hash-alg", luks_hash_parse, qemu_none, LUKS_SHA256, &ivhash, err,
+		     errlen) < 0 ||
+	    enum_opt(o, "hash-alg", luks_hash_parse, qemu_none, LUKS_SHA256, &hash, err,
+		     errlen) < 0)
+		return -1;
+	p->alg = (enum luks_cipher_alg)alg;
+	p->mode = (enum luks_mode)mode;
+	p->ivgen = (enum luks_ivgen)ivgen;
+	p->ivhash = (enum luks_hash)ivhash;
+	p->hash = (enum luks_hash)hash;
+	p->iter_time = it ? it->num : 2000;
+	return 0;
+}
+
 static int luks_create_image(const char *path, const struct block_create_opts *o, char *err,
 		       size_t errlen)
 {
@@ -340,6 +337,7 @@ static int luks_create_image(const char *path, const struct block_create_opts *o
 	uint8_t key[LUKS_MAX_KEY];
 	const char *pw;
 	size_t pwlen;
+	uint64_t end;
 	int fd, ret;
 
 	if (create_params(o, &p, err, errlen) < 0)
@@ -350,20 +348,38 @@ static int luks_create_image(const char *path, const struct block_create_opts *o
 	fd = block_create_file_opts(path, o, err, errlen);
 	if (fd < 0)
 		return -1;
-	/* The file's length is the payload's end: the disk size reads from it. */
-	ret = luks_create(&p, pw, pwlen, write_fd, &fd, &h, key, err, errlen);
+	/*
+	 * The file's length is the payload's end (the disk size reads from it),
+	 * sized and preallocated from offset 0 before the header is written, as
+	 * QEMU's luks init function truncates the empty file.
+	 */
+	end = luks_create_payload_offset(&p) + o->size;
+	ret = create_prealloc(fd, 0, end, o->prealloc);
+	if (ret == 0 && ftruncate(fd, (off_t)end) < 0)
+		ret = -errno;
+	if (ret < 0)
+		block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));
+	if (ret == 0)
+		ret = luks_create(&p, pw, pwlen, write_fd, &fd, &h, key, err, errlen);
 	memset(key, 0, sizeof(key));
-	if (ret == 0) {
-		uint64_t end = h.payload_offset + o->size;
-		ret = create_prealloc(fd, h.payload_offset, end, o->prealloc);
-		if (ret == 0 && ftruncate(fd, (off_t)end) < 0)
-			ret = -errno;
-		if (ret < 0)
-			block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));
-	}
 	if (close(fd) < 0 && ret == 0)
 		ret = block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
 	return ret < 0 ? -1 : 0;
+}
+
+/* QEMU's block_crypto_measure: it checks the secret too, though nothing is encrypted. */
+int block_luks_measure(const struct block_create_opts *o, uint64_t size, uint64_t *required,
+		       char *err, size_t errlen)
+{
+	const struct block_fmt_opt *ks = block_create_opt(o, "key-secret");
+	struct luks_create_params p;
+	size_t pwlen;
+
+	if (create_params(o, &p, err, errlen) < 0 ||
+	    !lookup_key(ks ? ks->val : NULL, &pwlen, err, errlen))
+		return -1;
+	*required = luks_create_payload_offset(&p) + size;
+	return 0;
 }
 
 /*
@@ -431,4 +447,5 @@ const struct block_driver block_luks_driver = {
 	.get_info = luks_get_info,
 	.info_specific = luks_info_specific,
 	.create_opts = luks_create_opts,
+	.no_zero_init = true,	/* unwritten ciphertext decrypts to noise */
 };

@@ -1,6 +1,6 @@
 /*
- * The LUKS sector cipher and hashes, on nettle: AES-128/192/256 in XTS, CBC
- * or ECB mode, IVs from the sector number (plain, plain64) or ESSIV (the
+ * The LUKS sector cipher and hashes, on nettle: AES-128/192/256 in XTS, CBC,
+ * ECB or CTR mode, IVs from the sector number (plain, plain64) or ESSIV (the
  * sector number encrypted with the hash of the key), PBKDF2, and the
  * anti-forensic splitter of LUKS1 spec section 2.4.
  */
@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <nettle/cbc.h>
+#include <nettle/ctr.h>
 #include <nettle/hmac.h>
 #include <nettle/memxor.h>
 #include <nettle/nettle-meta.h>
@@ -22,7 +23,7 @@
 #include <nettle/xts.h>
 
 static const char *const alg_names[] = { "aes-128", "aes-192", "aes-256" };
-static const char *const mode_names[] = { "xts", "cbc", "ecb" };
+static const char *const mode_names[] = { "xts", "cbc", "ecb", "ctr" };
 static const char *const ivgen_names[] = { "plain", "plain64", "essiv" };
 static const char *const hash_names[] = { "sha1", "sha224", "sha256", "sha384", "sha512",
 					  "ripemd160", "md5" };
@@ -40,7 +41,7 @@ const char *luks_mode_name(enum luks_mode m) { return mode_names[m]; }
 const char *luks_ivgen_name(enum luks_ivgen g) { return ivgen_names[g]; }
 const char *luks_hash_name(enum luks_hash h) { return h < LUKS_HASH_NONE ? hash_names[h] : ""; }
 int luks_alg_parse(const char *s) { return lookup(alg_names, 3, s); }
-int luks_mode_parse(const char *s) { return lookup(mode_names, 3, s); }
+int luks_mode_parse(const char *s) { return lookup(mode_names, 4, s); }
 int luks_ivgen_parse(const char *s) { return lookup(ivgen_names, 3, s); }
 int luks_hash_parse(const char *s) { return lookup(hash_names, 7, s); }
 
@@ -327,6 +328,10 @@ int luks_cipher_crypt(struct luks_cipher *c, bool encrypt, uint64_t sector, size
 				cbc_encrypt(c->enc, m->encrypt, 16, iv, sector_size, p, p);
 			else
 				cbc_decrypt(c->dec, m->decrypt, 16, iv, sector_size, p, p);
+			break;
+		case LUKS_MODE_CTR:
+			/* The IV is the initial counter block, big-endian increments (dm-crypt). */
+			ctr_crypt(c->enc, m->encrypt, 16, iv, sector_size, p, p);
 			break;
 		case LUKS_MODE_ECB:
 			(encrypt ? m->encrypt : m->decrypt)(encrypt ? c->enc : c->dec, sector_size,

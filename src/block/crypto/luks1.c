@@ -58,15 +58,15 @@ static int parse_mode(struct luks_header *h, const char *spec, char *err, size_t
 	if (ivhash)
 		*ivhash++ = '\0';
 	if ((v = luks_mode_parse(buf)) < 0)
-		return fail(err, errlen, "Cipher mode %s not supported", buf);
+		return fail(err, errlen, "Cipher mode '%s' not supported", buf);
 	h->mode = (enum luks_mode)v;
 	if ((v = luks_ivgen_parse(iv)) < 0)
-		return fail(err, errlen, "IV generator %s not supported", iv);
+		return fail(err, errlen, "IV generator '%s' not supported", iv);
 	h->ivgen = (enum luks_ivgen)v;
 	h->ivhash = LUKS_HASH_NONE;
 	/* dm-crypt ignores a hash given to plain/plain64, and so does QEMU. */
 	if (ivhash && (v = luks_hash_parse(ivhash)) < 0)
-		return fail(err, errlen, "Hash algorithm %s not supported", ivhash);
+		return fail(err, errlen, "Hash algorithm '%s' not supported", ivhash);
 	if (h->ivgen == LUKS_IV_ESSIV) {
 		if (!ivhash)
 			return fail(err, errlen, "Missing IV generator hash specification");
@@ -86,18 +86,16 @@ static int parse_cipher(struct luks_header *h, const char *name, char *err, size
 
 	if (strcmp(name, "aes"))
 		return fail(err, errlen, "Algorithm '%s' with key size %u bytes not supported",
-			    name, h->key_bytes);
-	if (h->mode == LUKS_MODE_XTS && h->key_bytes % 2)
-		kb = 0;
-	if (kb == 16)
+			    name, kb);
+	if (kb == 16 && (h->mode != LUKS_MODE_XTS || h->key_bytes % 2 == 0))
 		h->alg = LUKS_AES128;
-	else if (kb == 24)
+	else if (kb == 24 && (h->mode != LUKS_MODE_XTS || h->key_bytes % 2 == 0))
 		h->alg = LUKS_AES192;
-	else if (kb == 32)
+	else if (kb == 32 && (h->mode != LUKS_MODE_XTS || h->key_bytes % 2 == 0))
 		h->alg = LUKS_AES256;
 	else
 		return fail(err, errlen, "Algorithm '%s' with key size %u bytes not supported",
-			    name, h->key_bytes);
+			    name, kb);
 	return 0;
 }
 
@@ -117,8 +115,8 @@ static int check_slots(const struct luks_header *h, char *err, size_t errlen)
 	for (int i = 0; i < LUKS_NUM_SLOTS; i++) {
 		const struct luks_slot *s = &h->slots[i];
 		if (s->stripes != LUKS_STRIPES)
-			return fail(err, errlen, "Keyslot %d is corrupted (stripes %u != %d)", i,
-				    s->stripes, LUKS_STRIPES);
+			return fail(err, errlen, "Keyslot %d is corrupted (stripes %d != %d)", i,
+				    (int)s->stripes, LUKS_STRIPES);
 		if (s->key_offset < HDR_SECTORS)
 			return fail(err, errlen, "Keyslot %d is overlapping with the LUKS header",
 				    i);
@@ -127,9 +125,6 @@ static int check_slots(const struct luks_header *h, char *err, size_t errlen)
 				    "Keyslot %d is overlapping with the encrypted payload", i);
 		if (s->active == LUKS_SLOT_ACTIVE && !s->iters)
 			return fail(err, errlen, "Keyslot %d iteration count is zero", i);
-		if (s->active == LUKS_SLOT_ACTIVE && s->iters > LUKS_MAX_ITERS)
-			return fail(err, errlen, "Keyslot %d iteration count %u is larger than "
-				    "Kestrel's limit %u", i, s->iters, LUKS_MAX_ITERS);
 		for (int j = 0; j < i; j++) {
 			uint64_t a = h->slots[j].key_offset;
 			if (s->key_offset < a + len && a < s->key_offset + len)
@@ -161,7 +156,7 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, struct luks_header *h, c
 	if (parse_mode(h, mode, err, errlen) < 0 || parse_cipher(h, cipher, err, errlen) < 0)
 		return -1;
 	if ((v = luks_hash_parse(hash)) < 0)
-		return fail(err, errlen, "Hash algorithm %s not supported", hash);
+		return fail(err, errlen, "Hash algorithm '%s' not supported", hash);
 	h->hash = (enum luks_hash)v;
 	h->payload_offset = (uint64_t)ld_be32(buf + OFF_PAYLOAD) * LUKS_SECTOR;
 	if (h->payload_offset < HDR_SECTORS * LUKS_SECTOR)
@@ -176,9 +171,6 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, struct luks_header *h, c
 	h->mk_iters = ld_be32(buf + OFF_MKITERS);
 	if (!h->mk_iters)
 		return fail(err, errlen, "LUKS key iteration count is zero");
-	if (h->mk_iters > LUKS_MAX_ITERS)
-		return fail(err, errlen, "LUKS master key iteration count %u is larger than "
-			    "Kestrel's limit %u", h->mk_iters, LUKS_MAX_ITERS);
 	memcpy(h->uuid, buf + OFF_UUID, 40);
 	h->uuid[40] = '\0';
 	h->nslots = LUKS_NUM_SLOTS;
@@ -273,9 +265,27 @@ out:
 	return ret;
 }
 
+/*
+ * Bounded work: QEMU runs whatever PBKDF2 count a header asks for (2^32 - 1
+ * is hours); Kestrel refuses counts past LUKS_MAX_ITERS before any work.
+ */
+static int check_iters(const struct luks_header *h, char *err, size_t errlen)
+{
+	if (h->mk_iters > LUKS_MAX_ITERS)
+		return fail(err, errlen, "LUKS master key iteration count %u is larger than "
+			    "Kestrel's limit %u", h->mk_iters, LUKS_MAX_ITERS);
+	for (int i = 0; i < h->nslots; i++)
+		if (h->slots[i].active == LUKS_SLOT_ACTIVE && h->slots[i].iters > LUKS_MAX_ITERS)
+			return fail(err, errlen, "Keyslot %d iteration count %u is larger than "
+				    "Kestrel's limit %u", i, h->slots[i].iters, LUKS_MAX_ITERS);
+	return 0;
+}
+
 int luks_unlock(const struct luks_header *h, const void *pw, size_t pwlen, luks_read_fn rd,
 		void *opaque, uint8_t *key, char *err, size_t errlen)
 {
+	if (check_iters(h, err, errlen) < 0)
+		return -1;
 	for (int i = 0; i < h->nslots; i++) {
 		int r;
 		if (h->slots[i].active != LUKS_SLOT_ACTIVE)

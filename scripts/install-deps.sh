@@ -7,12 +7,16 @@ packages=(
 	# build
 	build-essential meson ninja-build pkg-config acpica-tools libcmocka-dev libjson-c-dev
 	zlib1g-dev libzstd-dev liburing-dev
+	# luks images: AES-XTS/CBC, SHA-*, PBKDF2 (src/block/crypto)
+	nettle-dev
 	# user-mode networking (libslirp; its pkg-config file needs glib's)
 	libslirp-dev libglib2.0-dev
 	# tests and reference peer
 	python3 python3-pytest qemu-system-x86 qemu-utils seabios ipxe-qemu time strace
 	# qemu-nbd bitmap exports read back (tests/system/test_img_bitmap.py)
 	libnbd-bin
+	# luks interop (tests/system/test_img_luks.py): cryptsetup formats and checks files
+	cryptsetup-bin
 	# network tests: namespaces, bridges, TAPs and ping
 	iproute2 iputils-ping nftables
 	# fuzz targets (tests/fuzz): clang with libFuzzer and the sanitizer runtimes

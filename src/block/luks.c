@@ -64,31 +64,53 @@ static int luks_unlock_dev(struct block_dev *bd, struct luks_state *s, char *err
 	return 0;
 }
 
+/* The header by its version field: LUKS1's phdr, or LUKS2's binary header and JSON. */
+static int parse_header(struct block_dev *bd, struct luks_header *h, uint64_t fsize, char *err,
+			size_t errlen)
+{
+	uint8_t buf[4096];
+	size_t need = LUKS_HDR_SIZE;
+	int ret;
+
+	if (fsize >= 8) {
+		ret = bfile_pread(bd, 0, buf, 8);
+		if (ret < 0)
+			return block_err(err, errlen, "Could not read the LUKS header: %s",
+					 strerror(-ret));
+		if (!memcmp(buf, "LUKS\xba\xbe\0\2", 8))
+			need = sizeof(buf);
+	}
+	if (fsize < need)
+		return block_err(err, errlen, "LUKS header is truncated (%" PRIu64 " of %zu bytes)",
+				 fsize, need);
+	ret = bfile_pread(bd, 0, buf, need);
+	if (ret < 0)
+		return block_err(err, errlen, "Could not read the LUKS header: %s", strerror(-ret));
+	if (need == sizeof(buf))
+		return luks2_parse(buf, read_file, bd, fsize, h, err, errlen);
+	return luks1_parse(buf, fsize, h, err, errlen);
+}
+
 static int luks_open(struct block_dev *bd, char *err, size_t errlen)
 {
-	uint8_t buf[LUKS_HDR_SIZE];
 	struct luks_state *s;
 	int64_t fsize = bfile_size(bd);
-	int ret;
 
 	if (fsize < 0)
 		return block_err(err, errlen, "Could not get the size: %s", strerror((int)-fsize));
-	if ((uint64_t)fsize < sizeof(buf))
-		return block_err(err, errlen, "LUKS header is truncated (%" PRId64 " of %d bytes)",
-				 fsize, LUKS_HDR_SIZE);
-	ret = bfile_pread(bd, 0, buf, sizeof(buf));
-	if (ret < 0)
-		return block_err(err, errlen, "Could not read the LUKS header: %s", strerror(-ret));
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return block_err(err, errlen, "out of memory");
-	if (luks1_parse(buf, (uint64_t)fsize, &s->h, err, errlen) < 0 ||
+	if (parse_header(bd, &s->h, (uint64_t)fsize, err, errlen) < 0 ||
 	    (!(bd->flags & BLOCK_NO_IO) && luks_unlock_dev(bd, s, err, errlen) < 0)) {
 		free(s);
 		return -1;
 	}
 	bd->opaque = s;
 	bd->size = (uint64_t)fsize - s->h.payload_offset;
+	/* LUKS2: a fixed segment size (else "dynamic": to the end of the file). */
+	if (s->h.payload_size && s->h.payload_size < bd->size)
+		bd->size = s->h.payload_size;
 	return 0;
 }
 
@@ -104,36 +126,49 @@ static void luks_close(struct block_dev *bd)
 	bd->opaque = NULL;
 }
 
-/* Whole sectors [sec, sec + len / 512) through the cipher, in buf. */
+/*
+ * Whole encryption sectors [sec, sec + len / ss) through the cipher, in buf.
+ * LUKS1 sectors are 512 bytes; a LUKS2 segment may have larger ones, whose
+ * IVs still count 512-byte units (cryptsetup activates LUKS2 without
+ * dm-crypt's iv_large_sectors), plus the segment's iv_tweak.
+ */
+static uint64_t first_iv(const struct luks_state *s, uint64_t sec)
+{
+	return sec * (s->h.sector_size / LUKS_SECTOR) + s->h.iv_offset;
+}
+
 static int read_sectors(struct block_dev *bd, uint64_t sec, uint8_t *buf, size_t len)
 {
 	struct luks_state *s = bd->opaque;
+	uint32_t ss = s->h.sector_size;
 	int ret;
 
 	if (!s->keyed)
 		return -EACCES;
-	ret = bfile_pread(bd, s->h.payload_offset + sec * LUKS_SECTOR, buf, len);
+	ret = bfile_pread(bd, s->h.payload_offset + sec * ss, buf, len);
 	if (ret < 0)
 		return ret;
-	return luks_cipher_crypt(&s->c, false, sec, LUKS_SECTOR, buf, len);
+	return luks_cipher_crypt(&s->c, false, first_iv(s, sec), ss, buf, len);
 }
 
 static int luks_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)
 {
+	struct luks_state *s = bd->opaque;
+	uint32_t ss = s->h.sector_size;
 	uint8_t *out = buf, *bounce = NULL;
 	int ret = 0;
 
 	/* Aligned: decrypt in the caller's buffer, no copy. */
-	if (off % LUKS_SECTOR == 0 && len % LUKS_SECTOR == 0)
-		return read_sectors(bd, off / LUKS_SECTOR, out, len);
+	if (off % ss == 0 && len % ss == 0)
+		return read_sectors(bd, off / ss, out, len);
 	while (len && ret == 0) {
-		uint64_t start = off & ~(uint64_t)(LUKS_SECTOR - 1);
+		uint64_t start = off / ss * ss;
 		size_t head = (size_t)(off - start);
 		size_t n = len < CHUNK - head ? len : CHUNK - head;
-		size_t span = (head + n + LUKS_SECTOR - 1) & ~(size_t)(LUKS_SECTOR - 1);
+		size_t span = (head + n + ss - 1) / ss * ss;
 		if (!bounce && !(bounce = malloc(CHUNK)))
 			return -ENOMEM;
-		ret = read_sectors(bd, start / LUKS_SECTOR, bounce, span);
+		ret = read_sectors(bd, start / ss, bounce, span);
 		if (ret == 0)
 			memcpy(out, bounce + head, n);
 		out += n;
@@ -151,6 +186,7 @@ static int luks_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)
 static int luks_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size_t len)
 {
 	struct luks_state *s = bd->opaque;
+	uint32_t ss = s->h.sector_size;
 	const uint8_t *in = buf;
 	uint8_t *bounce;
 	int ret = 0;
@@ -161,19 +197,18 @@ static int luks_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size
 	if (!bounce)
 		return -ENOMEM;
 	while (len && ret == 0) {
-		uint64_t start = off & ~(uint64_t)(LUKS_SECTOR - 1), sec = start / LUKS_SECTOR;
+		uint64_t start = off / ss * ss, sec = start / ss;
 		size_t head = (size_t)(off - start);
 		size_t n = len < CHUNK - head ? len : CHUNK - head;
-		size_t span = (head + n + LUKS_SECTOR - 1) & ~(size_t)(LUKS_SECTOR - 1);
+		size_t span = (head + n + ss - 1) / ss * ss;
 		if (head)
-			ret = read_sectors(bd, sec, bounce, LUKS_SECTOR);
-		if (ret == 0 && (head + n) % LUKS_SECTOR)
-			ret = read_sectors(bd, sec + span / LUKS_SECTOR - 1,
-					   bounce + span - LUKS_SECTOR, LUKS_SECTOR);
+			ret = read_sectors(bd, sec, bounce, ss);
+		if (ret == 0 && (head + n) % ss)
+			ret = read_sectors(bd, sec + span / ss - 1, bounce + span - ss, ss);
 		if (ret < 0)
 			break;
 		memcpy(bounce + head, in, n);
-		luks_cipher_crypt(&s->c, true, sec, LUKS_SECTOR, bounce, span);
+		luks_cipher_crypt(&s->c, true, first_iv(s, sec), ss, bounce, span);
 		ret = bfile_pwrite(bd, s->h.payload_offset + start, bounce, span);
 		in += n;
 		off += n;

@@ -312,7 +312,8 @@ int luks_cipher_crypt(struct luks_cipher *c, bool encrypt, uint64_t sector, size
 
 	if (len % sector_size)
 		return -EINVAL;
-	for (size_t off = 0; off < len; off += sector_size, sector++) {
+	/* dm-crypt without iv_large_sectors: IVs count 512-byte units, whatever the sector. */
+	for (size_t off = 0; off < len; off += sector_size, sector += sector_size / LUKS_SECTOR) {
 		uint8_t *p = buf + off;
 		make_iv(c, sector, iv);
 		switch (c->mode) {

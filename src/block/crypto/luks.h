@@ -40,7 +40,7 @@ enum luks_hash { LUKS_SHA1, LUKS_SHA224, LUKS_SHA256, LUKS_SHA384, LUKS_SHA512,
 struct luks_slot {
 	uint32_t active;
 	uint32_t iters;
-	uint8_t salt[LUKS_SALT_LEN];
+	uint8_t salt[64];		/* LUKS1: 32 bytes; LUKS2: salt_len */
 	uint32_t key_offset;		/* sectors */
 	uint32_t stripes;
 	/* LUKS2 keyslots: area in bytes, and the KDF (pbkdf2 / argon2i / argon2id) */
@@ -48,7 +48,6 @@ struct luks_slot {
 	int kdf;			/* 0 pbkdf2, 1 argon2i, 2 argon2id */
 	uint32_t memory, cpus;		/* argon2 */
 	size_t salt_len;
-	uint8_t salt2[64];		/* LUKS2: the salt may be 64 bytes */
 	enum luks_hash af_hash, kdf_hash;
 	size_t key_bytes;
 };
@@ -75,6 +74,8 @@ struct luks_header {
 	uint64_t hdr_size;
 	uint32_t sector_size;		/* encryption sector size (LUKS2 segment) */
 	uint64_t payload_size;		/* 0: to the end of the device */
+	uint64_t iv_offset;		/* LUKS2 iv_tweak: added to each sector number */
+	char encryption[64];		/* LUKS2 segment's "aes-xts-plain64" */
 };
 
 /* The sector cipher: one key, one IV generator. */
@@ -114,6 +115,16 @@ typedef int (*luks_read_fn)(void *opaque, uint64_t off, void *buf, size_t len);
 typedef int (*luks_write_fn)(void *opaque, uint64_t off, const void *buf, size_t len);
 
 /*
+ * LUKS2 (luks2.c): bin is the 4096-byte binary header at offset 0; the JSON
+ * area is read through rd.  0, or -1 with the problem in err.
+ */
+int luks2_parse(const uint8_t *bin, luks_read_fn rd, void *opaque, uint64_t file_size,
+		struct luks_header *h, char *err, size_t errlen);
+/* argon2i/argon2id (argon2.c, libargon2 where built with it): 0 or -1 with err. */
+int luks_argon2(const struct luks_slot *s, const void *pw, size_t pwlen, uint8_t *out,
+		size_t outlen, char *err, size_t errlen);
+
+/*
  * Tries the password on every active keyslot; the master key (h->key_bytes)
  * goes to key.  0, or -1 with "Invalid password, cannot unlock any keyslot"
  * (or the read/format problem) in err.
@@ -146,7 +157,8 @@ int luks_cipher_init(struct luks_cipher *c, enum luks_cipher_alg alg, enum luks_
 void luks_cipher_free(struct luks_cipher *c);
 /*
  * En/decrypts len bytes (a multiple of sector_size) in place; the first
- * sector's IV number is sector.
+ * sector's IV number is sector, counted in 512-byte units (each sector of
+ * sector_size bytes advances it by sector_size / 512).
  */
 int luks_cipher_crypt(struct luks_cipher *c, bool encrypt, uint64_t sector, size_t sector_size,
 		      uint8_t *buf, size_t len);

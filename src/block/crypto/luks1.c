@@ -233,7 +233,7 @@ static int try_slot(const struct luks_header *h, const struct luks_slot *s, cons
 		    size_t errlen)
 {
 	size_t kb = s->key_bytes, matlen = kb * s->stripes;
-	size_t padded = (matlen + h->sector_size - 1) / h->sector_size * h->sector_size;
+	size_t padded = (matlen + LUKS_SECTOR - 1) / LUKS_SECTOR * LUKS_SECTOR;
 	uint8_t slotkey[LUKS_MAX_KEY], digest[64];
 	struct luks_cipher c;
 	uint8_t *mat;
@@ -247,7 +247,10 @@ static int try_slot(const struct luks_header *h, const struct luks_slot *s, cons
 		fail(err, errlen, "Could not read the keyslot material");
 		goto out;
 	}
-	if (luks_pbkdf2(s->kdf_hash, pw, pwlen, s->salt, s->salt_len, s->iters, slotkey, kb) < 0 ||
+	if (s->kdf && luks_argon2(s, pw, pwlen, slotkey, kb, err, errlen) < 0)
+		goto out;
+	if ((!s->kdf && luks_pbkdf2(s->kdf_hash, pw, pwlen, s->salt, s->salt_len, s->iters,
+				    slotkey, kb) < 0) ||
 	    luks_cipher_init(&c, h->alg, h->mode, h->ivgen, h->ivhash, slotkey, err, errlen) < 0)
 		goto out;
 	luks_cipher_crypt(&c, false, 0, LUKS_SECTOR, mat, padded);

@@ -497,3 +497,49 @@ def test_luks2_damaged_header(tmp_path):
     img.write_bytes(good[:3000])
     rc, out, err = kimg("info", "-f", "luks", img)
     assert rc == 1 and "LUKS header is truncated (3000 of 4096 bytes)" in err, err
+
+
+# The VMM: -object secret and key-secret= on -drive and -blockdev.  The disks open before
+# KVM is needed, so the refusals are checked on any host; reading a disk needs a guest.
+KESTREL = BLOCK_IO.parent.parent / "kestrel"
+
+
+def vmm(*args):
+    p = subprocess.run([str(KESTREL), "-m", "128m", "-nographic", *map(str, args)],
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stderr
+
+
+def test_vmm_drive_refuses_wrong_key_and_keyless_formats(tmp_path, base):
+    rc, err = vmm(*WRONG, "-drive", f"file={base},format=luks,key-secret=sec0,if=virtio")
+    assert rc != 0 and f"-drive file={base}: Invalid password, cannot unlock any keyslot" in err
+    rc, err = vmm(*SECRET, "-drive", f"file={base},format=luks,if=virtio")
+    assert rc != 0 and "Parameter 'key-secret' is required for cipher" in err
+    rc, err = vmm(*SECRET, "-drive", f"file={base},format=luks,key-secret=nope,if=virtio")
+    assert rc != 0 and "No secret with id" in err
+    (tmp_path / "r.raw").write_bytes(bytes(1 << 20))
+    rc, err = vmm(*SECRET, "-drive", f"file={tmp_path / 'r.raw'},format=raw,key-secret=sec0")
+    assert rc != 0 and "Block format 'raw' does not support the option 'key-secret'" in err
+    rc, err = vmm(*WRONG, "-blockdev", f"driver=luks,node-name=d0,file.driver=file,"
+                  f"file.filename={base},key-secret=sec0")
+    assert rc != 0 and "Invalid password, cannot unlock any keyslot" in err
+    # The right key gets past the disks (to KVM, or to the guest where there is one).
+    rc, err = vmm(*SECRET, "-drive", f"file={base},format=luks,key-secret=sec0,if=virtio",
+                  "-kernel", "/nonexistent")
+    assert "keyslot" not in err and "key-secret" not in err
+
+
+@pytest.mark.guest
+def test_guest_reads_a_luks_disk_made_by_qemu_img(probe, tmp_path):
+    from test_virtio import drive, pattern, run_probe, SECTOR
+    disk = tmp_path / "disk.luks"
+    qcreate(disk, "", "64M")
+    raw = tmp_path / "pattern.raw"
+    raw.write_bytes(pattern(7, 100 * SECTOR, 300 * SECTOR))
+    subprocess.run(["qemu-io", *SECRET, "-c", f"write -s {raw} {100 * SECTOR} {300 * SECTOR}",
+                    "--image-opts", opts(disk)], check=True, capture_output=True)
+    status, out, err = run_probe(*SECRET, *drive(disk, "luks", extra=",key-secret=sec0"),
+                                 "-kernel", probe,
+                                 scenario="blk-read,pattern=7,sectors=300,offset=100")
+    assert status == 0 and "probe: blk: verified" in out, err
+    assert qraw(disk, tmp_path)[100 * SECTOR:400 * SECTOR] == raw.read_bytes()

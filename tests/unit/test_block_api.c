@@ -207,7 +207,7 @@ static void test_foreign_format_refused_by_name(void **state)
 
 		memcpy(sector, magics[i].bytes, magics[i].len);
 		put_file("f.img", 0, sector, sizeof(sector));
-		if (!strcmp(magics[i].format, "qcow2"))
+		if (block_format_has_driver(magics[i].format))
 			continue;	/* Kestrel's own: its driver judges the header */
 		snprintf(want, sizeof(want), "Image is in %s format, which Kestrel cannot open yet",
 			 magics[i].format);

@@ -217,7 +217,7 @@ static int print_amend_help(const char *fmt)
 		img_error("Unknown file format '%s'", fmt);
 		return 1;
 	}
-	if (strcmp(fmt, "qcow2")) {
+	if (strcmp(fmt, "qcow2") && !block_format_opts(fmt, true)) {
 		img_error("Format driver '%s' does not support option amendment", fmt);
 		return 1;
 	}
@@ -327,12 +327,13 @@ static int amend_image(struct block_dev *bd, const struct amend_args *a)
 
 	if (img_is_help_opt(a->options))
 		return print_amend_help(block_format_name(bd));
-	if (strcmp(block_format_name(bd), "qcow2")) {
+	/* qcow2, or a driver with its own amend list (luks: keyslots). */
+	if (strcmp(block_format_name(bd), "qcow2") && !block_format_opts(block_format_name(bd), true)) {
 		img_error("Format driver '%s' does not support option amendment",
 			  block_format_name(bd));
 		return 1;
 	}
-	if (img_opts_init(&p, "qcow2", IMG_OPTS_AMEND) < 0 ||
+	if (img_opts_init(&p, block_format_name(bd), IMG_OPTS_AMEND) < 0 ||
 	    img_opts_parse(&p, a->options, err, sizeof(err)) < 0 ||
 	    img_opts_apply(&p, &o, &set, err, sizeof(err)) < 0) {
 		img_error("%s", err);

@@ -543,3 +543,46 @@ def test_guest_reads_a_luks_disk_made_by_qemu_img(probe, tmp_path):
                                  scenario="blk-read,pattern=7,sectors=300,offset=100")
     assert status == 0 and "probe: blk: verified" in out, err
     assert qraw(disk, tmp_path)[100 * SECTOR:400 * SECTOR] == raw.read_bytes()
+
+
+NEW = ["--object", "secret,id=sec1,data=second-pw"]
+
+
+@pytest.mark.parametrize("o", [
+    "state=active", "state=active,new-secret=sec1,keyslot=0", "state=inactive",
+    "state=inactive,keyslot=0", "state=inactive,keyslot=3", "state=inactive,old-secret=sec1",
+    "state=inactive,new-secret=sec1,keyslot=1", "state=inactive,keyslot=1,old-secret=sec0",
+    "state=bogus", "state=active,new-secret=sec1,keyslot=9", "state=active,new-secret=zz",
+    "state=active,new-secret=sec1,old-secret=sec0", "iter-time=10", "help",
+])
+def test_amend_refusals_like_qemu(tmp_path, base, o):
+    for name in ("k.luks", "q.luks"):
+        shutil.copy(base, tmp_path / name)
+    k = kimg("amend", *SECRET, *NEW, "--image-opts", opts(tmp_path / "k.luks"), "-o", o)
+    q = qimg("amend", *SECRET, *NEW, "--image-opts", opts(tmp_path / "q.luks"), "-o", o)
+    assert (k[0], k[1]) == (q[0], q[1]) and same_msg(k[2], q[2]), (k, q)
+    assert (tmp_path / "k.luks").read_bytes() == base.read_bytes()
+
+
+def test_amend_adds_and_erases_keyslots(tmp_path, base):
+    img = tmp_path / "a.luks"
+    shutil.copy(base, img)
+    before = kraw(img, tmp_path)
+    ok(kimg("amend", *SECRET, *NEW, "--image-opts", opts(img), "-o",
+            "state=active,new-secret=sec1,iter-time=10"))
+    info = ok(qimg("info", "--output=json", img))
+    assert info.count('"active": true') == 2
+    # QEMU and cryptsetup open the new keyslot; the data is the same through it.
+    second = f"driver=luks,key-secret=sec1,file.filename={img}"
+    ok(qimg("convert", *NEW, "--image-opts", second, "-O", "raw", tmp_path / "q.raw"))
+    assert (tmp_path / "q.raw").read_bytes() == before
+    if shutil.which("cryptsetup"):
+        subprocess.run(["cryptsetup", "luksOpen", "--test-passphrase", "--key-file=-", str(img)],
+                       input=b"second-pw", check=True, capture_output=True)
+    # Erasing the first keyslot by its password leaves only the new one.
+    ok(kimg("amend", *SECRET, *NEW, "--image-opts", second, "-o", "state=inactive,old-secret=sec0"))
+    k = kimg("convert", *SECRET, "--image-opts", opts(img), "-O", "raw", tmp_path / "o.raw")
+    assert k[0] == 1 and "Invalid password, cannot unlock any keyslot" in k[2]
+    ok(kimg("convert", *NEW, "--image-opts", second, "-O", "raw", tmp_path / "k.raw"))
+    assert (tmp_path / "k.raw").read_bytes() == before
+    assert ok(qimg("info", "--output=json", img)).count('"active": true') == 1

@@ -132,6 +132,21 @@ int luks_argon2(const struct luks_slot *s, const void *pw, size_t pwlen, uint8_t
 int luks_unlock(const struct luks_header *h, const void *pw, size_t pwlen, luks_read_fn rd,
 		void *opaque, uint8_t *key, char *err, size_t errlen);
 
+/* Whether pw opens keyslot s (its master key to key): 1, 0, or -1 with err. */
+int luks_slot_check(const struct luks_header *h, const struct luks_slot *s, const void *pw,
+		    size_t pwlen, luks_read_fn rd, void *opaque, uint8_t *key, char *err,
+		    size_t errlen);
+/*
+ * LUKS1 keyslot i made to hold key under pw (its material written through
+ * wr, h updated but not written), or erased (material overwritten with
+ * random bytes first, slot disabled in h).  0, or -1 with err.
+ */
+int luks_slot_set(struct luks_header *h, int i, const void *pw, size_t pwlen,
+		  const uint8_t *key, uint64_t iter_time, luks_write_fn wr, void *opaque, char *err,
+		  size_t errlen);
+int luks_slot_erase(struct luks_header *h, int i, luks_write_fn wr, void *opaque, char *err,
+		    size_t errlen);
+
 /* What a create chooses (qemu-img's -o values, parsed). */
 struct luks_create_params {
 	enum luks_cipher_alg alg;

@@ -228,7 +228,7 @@ void luks1_format(const struct luks_header *h, uint8_t *buf)
  * decrypt the key material with it, AF-merge, and compare the digest.
  * 1: unlocked, 0: not this slot, -1: error.
  */
-static int try_slot(const struct luks_header *h, const struct luks_slot *s, const void *pw,
+int luks_slot_check(const struct luks_header *h, const struct luks_slot *s, const void *pw,
 		    size_t pwlen, luks_read_fn rd, void *opaque, uint8_t *key, char *err,
 		    size_t errlen)
 {
@@ -293,7 +293,7 @@ int luks_unlock(const struct luks_header *h, const void *pw, size_t pwlen, luks_
 		int r;
 		if (h->slots[i].active != LUKS_SLOT_ACTIVE)
 			continue;
-		r = try_slot(h, &h->slots[i], pw, pwlen, rd, opaque, key, err, errlen);
+		r = luks_slot_check(h, &h->slots[i], pw, pwlen, rd, opaque, key, err, errlen);
 		if (r != 0)
 			return r > 0 ? 0 : -1;
 	}
@@ -349,22 +349,22 @@ static int scaled_iters(enum luks_hash hash, uint64_t iter_time, bool master, ui
 	return 0;
 }
 
-/* Keyslot 0: PBKDF2(password) encrypts the AF-split master key. */
-static int create_slot0(struct luks_header *h, const struct luks_create_params *p,
-			const void *pw, size_t pwlen, const uint8_t *key, luks_write_fn wr,
-			void *opaque, char *err, size_t errlen)
+int luks_slot_set(struct luks_header *h, int i, const void *pw, size_t pwlen,
+		  const uint8_t *key, uint64_t iter_time, luks_write_fn wr, void *opaque, char *err,
+		  size_t errlen)
 {
-	struct luks_slot *s = &h->slots[0];
+	struct luks_slot *s = &h->slots[i];
 	size_t kb = h->key_bytes, len = slot_sectors(kb) * LUKS_SECTOR;
 	uint8_t slotkey[LUKS_MAX_KEY];
 	struct luks_cipher c;
 	uint8_t *mat = calloc(1, len);
 	int ret = -1;
 
+	*err = '\0';
 	if (!mat)
 		return fail(err, errlen, "out of memory");
 	if (luks_random(s->salt, LUKS_SALT_LEN) < 0 ||
-	    scaled_iters(h->hash, p->iter_time, false, &s->iters, err, errlen) < 0 ||
+	    scaled_iters(h->hash, iter_time, false, &s->iters, err, errlen) < 0 ||
 	    luks_pbkdf2(h->hash, pw, pwlen, s->salt, LUKS_SALT_LEN, s->iters, slotkey, kb) < 0 ||
 	    luks_af_split(h->hash, key, kb, LUKS_STRIPES, mat) < 0) {
 		if (!*err)
@@ -379,12 +379,35 @@ static int create_slot0(struct luks_header *h, const struct luks_create_params *
 		fail(err, errlen, "Could not write the keyslot material");
 		goto out;
 	}
+	s->salt_len = LUKS_SALT_LEN;
 	s->active = LUKS_SLOT_ACTIVE;
 	ret = 0;
 out:
 	memset(slotkey, 0, sizeof(slotkey));
 	free(mat);
 	return ret;
+}
+
+int luks_slot_erase(struct luks_header *h, int i, luks_write_fn wr, void *opaque, char *err,
+		    size_t errlen)
+{
+	struct luks_slot *s = &h->slots[i];
+	size_t len = slot_sectors(h->key_bytes) * LUKS_SECTOR;
+	uint8_t *junk = malloc(len);
+	int ret;
+
+	if (!junk || luks_random(junk, len) < 0) {
+		free(junk);
+		return fail(err, errlen, "Could not get random bytes");
+	}
+	ret = wr(opaque, (uint64_t)s->key_offset * LUKS_SECTOR, junk, len);
+	free(junk);
+	if (ret < 0)
+		return fail(err, errlen, "Could not erase the keyslot material");
+	s->active = LUKS_SLOT_DISABLED;
+	s->iters = 0;
+	memset(s->salt, 0, sizeof(s->salt));
+	return 0;
 }
 
 int luks_create(const struct luks_create_params *p, const void *pw, size_t pwlen,
@@ -424,7 +447,7 @@ int luks_create(const struct luks_create_params *p, const void *pw, size_t pwlen
 		h->slots[i].stripes = LUKS_STRIPES;
 		h->slots[i].key_offset = (uint32_t)(HDR_SECTORS + i * slot_sectors(h->key_bytes));
 	}
-	if (create_slot0(h, p, pw, pwlen, key, wr, opaque, err, errlen) < 0)
+	if (luks_slot_set(h, 0, pw, pwlen, key, p->iter_time, wr, opaque, err, errlen) < 0)
 		return -1;
 	luks1_format(h, buf);
 	if (wr(opaque, 0, buf, sizeof(buf)) < 0)

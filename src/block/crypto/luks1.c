@@ -136,6 +136,23 @@ static int check_slots(const struct luks_header *h, char *err, size_t errlen)
 	return 0;
 }
 
+/* The keyslot fields (spec table 2), LUKS1's hash for both KDF and AF. */
+static void read_slots(const uint8_t *buf, struct luks_header *h)
+{
+	for (int i = 0; i < LUKS_NUM_SLOTS; i++) {
+		const uint8_t *s = buf + OFF_SLOTS + i * SLOT_SIZE;
+		struct luks_slot *ks = &h->slots[i];
+		ks->active = ld_be32(s);
+		ks->iters = ld_be32(s + 4);
+		memcpy(ks->salt, s + 8, LUKS_SALT_LEN);
+		ks->salt_len = LUKS_SALT_LEN;
+		ks->key_offset = ld_be32(s + 40);
+		ks->stripes = ld_be32(s + 44);
+		ks->key_bytes = h->key_bytes;
+	}
+}
+
+/* QEMU's order: the layout checks (qcrypto_block_luks_check_header), then the names. */
 int luks1_parse(const uint8_t *buf, uint64_t file_size, struct luks_header *h, char *err,
 		size_t errlen)
 {
@@ -153,14 +170,23 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, struct luks_header *h, c
 	    copy_name(hash, buf + OFF_HASH, "hash spec", err, errlen) < 0)
 		return -1;
 	h->key_bytes = ld_be32(buf + OFF_KEYBYTES);
+	h->payload_offset = (uint64_t)ld_be32(buf + OFF_PAYLOAD) * LUKS_SECTOR;
+	if (h->payload_offset < HDR_SECTORS * LUKS_SECTOR)
+		return fail(err, errlen, "LUKS payload is overlapping with the header");
+	h->mk_iters = ld_be32(buf + OFF_MKITERS);
+	if (!h->mk_iters)
+		return fail(err, errlen, "LUKS key iteration count is zero");
+	read_slots(buf, h);
+	if (check_slots(h, err, errlen) < 0)
+		return -1;
 	if (parse_mode(h, mode, err, errlen) < 0 || parse_cipher(h, cipher, err, errlen) < 0)
 		return -1;
 	if ((v = luks_hash_parse(hash)) < 0)
 		return fail(err, errlen, "Hash algorithm '%s' not supported", hash);
 	h->hash = (enum luks_hash)v;
-	h->payload_offset = (uint64_t)ld_be32(buf + OFF_PAYLOAD) * LUKS_SECTOR;
-	if (h->payload_offset < HDR_SECTORS * LUKS_SECTOR)
-		return fail(err, errlen, "LUKS payload is overlapping with the header");
+	for (int i = 0; i < LUKS_NUM_SLOTS; i++)
+		h->slots[i].af_hash = h->slots[i].kdf_hash = h->hash;
+	/* Kestrel's own: QEMU would read zeroes past the end of the file. */
 	if (h->payload_offset > file_size)
 		return fail(err, errlen, "LUKS payload offset %" PRIu64 " is past the end of the "
 			    "file (%" PRIu64 " bytes)", h->payload_offset, file_size);
@@ -168,26 +194,11 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, struct luks_header *h, c
 	h->mk_digest_len = LUKS_DIGEST_LEN;
 	memcpy(h->mk_salt, buf + OFF_MKSALT, LUKS_SALT_LEN);
 	h->mk_salt_len = LUKS_SALT_LEN;
-	h->mk_iters = ld_be32(buf + OFF_MKITERS);
-	if (!h->mk_iters)
-		return fail(err, errlen, "LUKS key iteration count is zero");
 	memcpy(h->uuid, buf + OFF_UUID, 40);
 	h->uuid[40] = '\0';
 	h->nslots = LUKS_NUM_SLOTS;
 	h->sector_size = LUKS_SECTOR;
-	for (int i = 0; i < LUKS_NUM_SLOTS; i++) {
-		const uint8_t *s = buf + OFF_SLOTS + i * SLOT_SIZE;
-		struct luks_slot *ks = &h->slots[i];
-		ks->active = ld_be32(s);
-		ks->iters = ld_be32(s + 4);
-		memcpy(ks->salt, s + 8, LUKS_SALT_LEN);
-		ks->salt_len = LUKS_SALT_LEN;
-		ks->key_offset = ld_be32(s + 40);
-		ks->stripes = ld_be32(s + 44);
-		ks->af_hash = ks->kdf_hash = h->hash;
-		ks->key_bytes = h->key_bytes;
-	}
-	return check_slots(h, err, errlen);
+	return 0;
 }
 
 void luks1_format(const struct luks_header *h, uint8_t *buf)

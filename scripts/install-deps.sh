@@ -13,6 +13,10 @@ packages=(
 	libcurl4-openssl-dev
 	# files on SSH servers over SFTP (src/block/ssh.c; optional like libnbd); sshd for its tests
 	libssh-dev openssh-server
+	# luks images: AES-XTS/CBC, SHA-*, PBKDF2 (src/block/crypto)
+	nettle-dev
+	# LUKS2 argon2i/argon2id keyslots (optional: refused by name without it)
+	libargon2-dev
 	# user-mode networking (libslirp; its pkg-config file needs glib's)
 	libslirp-dev libglib2.0-dev
 	# tests and reference peer
@@ -23,6 +27,8 @@ packages=(
 	libnbd-bin
 	# a second NBD server beside qemu-nbd (tests/system/test_nbd.py)
 	nbdkit
+	# luks interop (tests/system/test_img_luks.py): cryptsetup formats and checks files
+	cryptsetup-bin
 	# network tests: namespaces, bridges, TAPs and ping
 	iproute2 iputils-ping nftables
 	# fuzz targets (tests/fuzz): clang with libFuzzer and the sanitizer runtimes

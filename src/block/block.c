@@ -27,6 +27,7 @@ static const struct block_driver *const drivers[] = {
 	&block_parallels_driver,
 	&block_vpc_driver,
 	&block_vdi_driver,
+	&block_luks_driver,
 };
 
 int block_err(char *err, size_t errlen, const char *fmt, ...)
@@ -223,6 +224,7 @@ static int open_format(struct block_dev *bd, const struct block_driver *drv, con
 	if (drv->open(bd, err, errlen) < 0)
 		goto fail;
 	bd->parent = NULL;
+	bd->key_secret = NULL;
 	*out = bd;
 	return 0;
 fail:
@@ -252,7 +254,7 @@ int block_open_proto(const char *display, const struct block_proto *proto, void 
 	return open_format(bd, drv, NULL, flags, out, err, errlen);
 }
 
-static int open_one(const char *path, const char *format, unsigned flags,
+static int open_one(const char *path, const char *format, unsigned flags, const char *key_secret,
 		    struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
 {
 	const struct block_driver *drv;
@@ -265,6 +267,7 @@ static int open_one(const char *path, const char *format, unsigned flags,
 	bd = node_new(path, flags, parent);
 	if (!bd)
 		return block_err(err, errlen, "Could not open '%s': out of memory", path);
+	bd->key_secret = key_secret;	/* for the driver's open only */
 	bd->fd = open_fd(path, flags, &bd->direct);
 	if (bd->fd < 0 || fstat(bd->fd, &st) < 0) {
 		if (errno == EINVAL && (flags & BLOCK_NOCACHE))
@@ -299,7 +302,22 @@ fail:
 int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,
 		    struct block_dev **out, char *err, size_t errlen)
 {
-	return open_one(path, format, flags, parent, out, err, errlen);
+	return open_one(path, format, flags, NULL, parent, out, err, errlen);
+}
+
+int block_open_file_key(const char *path, const char *format, unsigned flags,
+			const char *key_secret, struct block_dev *parent, struct block_dev **out,
+			char *err, size_t errlen)
+{
+	return open_one(path, format, flags, key_secret, parent, out, err, errlen);
+}
+
+int block_open_key(const char *path, const char *format, unsigned flags, const char *key_secret,
+		   struct block_dev **out, char *err, size_t errlen)
+{
+	if (!key_secret || block_name_is_special(path))
+		return block_open(path, format, flags, out, err, errlen);
+	return open_one(path, format, flags, key_secret, NULL, out, err, errlen) < 0 ? -1 : 0;
 }
 
 int block_open(const char *path, const char *format, unsigned flags, struct block_dev **out,
@@ -307,7 +325,7 @@ int block_open(const char *path, const char *format, unsigned flags, struct bloc
 {
 	if (block_name_is_special(path))
 		return block_open_special(path, format, flags, NULL, out, err, errlen);
-	return open_one(path, format, flags, NULL, out, err, errlen) < 0 ? -1 : 0;
+	return open_one(path, format, flags, NULL, NULL, out, err, errlen) < 0 ? -1 : 0;
 }
 
 char *block_backing_path(const char *image, const char *backing)
@@ -346,7 +364,7 @@ int block_open_backing(struct block_dev *bd, const char *file, const char *fmt,
 		ret = block_open_special(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg,
 					 sizeof(msg));
 	else
-		ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, bd, &bd->backing, msg,
+		ret = open_one(path, fmt && *fmt ? fmt : NULL, flags, NULL, bd, &bd->backing, msg,
 			       sizeof(msg));
 	free(path);
 	if (ret < 0)
@@ -371,6 +389,7 @@ const char *block_format_name(const struct block_dev *bd)
 }
 bool block_is_readonly(const struct block_dev *bd) { return bd->read_only; }
 const char *block_filename(const struct block_dev *bd) { return bd->filename; }
+bool block_has_zero_init(const struct block_dev *bd) { return !bd->drv->no_zero_init; }
 struct block_dev *block_backing(const struct block_dev *bd) { return bd->backing; }
 
 static bool in_range(const struct block_dev *bd, uint64_t offset, uint64_t len)

@@ -48,6 +48,20 @@ int block_overlap_check_flags(const char *mode, unsigned *flags);
 int block_open(const char *path, const char *format, unsigned flags, struct block_dev **out,
 	       char *err, size_t errlen);
 void block_close(struct block_dev *bd);
+/*
+ * block_open with the id of the secret (block_secret_add) that unlocks an
+ * encrypted image: QEMU's key-secret= option.  NULL: none given.
+ */
+int block_open_key(const char *path, const char *format, unsigned flags, const char *key_secret,
+		   struct block_dev **out, char *err, size_t errlen);
+/*
+ * The process's secrets (QEMU's -object secret,id=,data=|file=), which
+ * key-secret= options name: kestrel-img's --object and the VMM's -object add
+ * them.  0, or -1 (duplicate id, out of memory).
+ */
+int block_secret_add(const char *id, const void *data, size_t len);
+/* The bytes of secret id (NUL-terminated, len without it), or NULL. */
+const char *block_secret_lookup(const char *id, size_t *len);
 
 /* Virtual disk size in bytes. */
 uint64_t block_length(const struct block_dev *bd);

@@ -34,6 +34,8 @@ bool block_name_is_special(const char *name);
  * without read-zeroes=on, is unknown instead.
  */
 bool block_unallocated_is_zero(const struct block_dev *bd);
+/* Whether a newly created image of bd's format reads as zeroes (QEMU's bdrv_has_zero_init). */
+bool block_has_zero_init(const struct block_dev *bd);
 /*
  * Whether an image can be created under name, checked first as qemu-img's
  * bdrv_find_protocol does: 0, or -1 with QEMU's message ("Unknown protocol
@@ -45,6 +47,7 @@ int block_create_name_check(const char *name, char *err, size_t errlen);
 #define BLOCK_CHECK		0x40	/* for check/repair: no dirty-bit repair, corrupt images open */
 #define BLOCK_UNSAFE_PROBE	0x80	/* probing guessed raw: no warning, no block 0 restriction */
 #define BLOCK_QUIET_PROBE	0x100	/* probing guessed raw: restrict block 0 but print nothing */
+#define BLOCK_NO_IO		0x800	/* header only (info): encrypted images open without a key */
 
 enum block_prealloc {
 	BLOCK_PREALLOC_OFF,
@@ -273,6 +276,10 @@ int block_bitmap_get(struct block_dev *bd, const char *name, struct block_bitmap
 		     char *err, size_t errlen);
 /* Drops all data of this layer (qemu-img commit empties the top image). */
 int block_make_empty(struct block_dev *bd);
+
+/* qemu-img measure -O luks: the LUKS header and keyslots the -o options give, plus size. */
+int block_luks_measure(const struct block_create_opts *o, uint64_t size, uint64_t *required,
+		       char *err, size_t errlen);
 
 /* A buffer aligned for O_DIRECT (4 KiB); free with free(). */
 void *block_alloc_buf(size_t len);

@@ -64,6 +64,8 @@ struct block_driver {
 	/* -o lists (block_img.h block_format_opts); NULL: the format has none. */
 	const struct block_opt_desc *create_opts;
 	const struct block_opt_desc *amend_opts;
+	/* A new image's unwritten areas do not read as zeroes (QEMU: no has_zero_init). */
+	bool no_zero_init;
 };
 
 /*
@@ -106,6 +108,7 @@ struct block_dev {
 	void *opaque;			/* driver state */
 	struct block_stats stats;	/* stats.c: guest I/O accounting, atomics only */
 	const char *format_name;	/* shown instead of drv->name ("file", raw over null-co) */
+	const char *key_secret;		/* while it opens: the key-secret= id, or NULL */
 };
 
 extern const struct block_driver block_raw_driver;
@@ -117,10 +120,15 @@ extern const struct block_driver block_qed_driver;
 extern const struct block_driver block_parallels_driver;
 extern const struct block_driver block_vpc_driver;
 extern const struct block_driver block_vdi_driver;
+extern const struct block_driver block_luks_driver;
 
 /* open_one of block.c: a file opened as format (NULL: probe), backing chain included. */
 int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,
 		    struct block_dev **out, char *err, size_t errlen);
+/* block_open_file with the key-secret= id an encrypted format needs (NULL: none). */
+int block_open_file_key(const char *path, const char *format, unsigned flags,
+			const char *key_secret, struct block_dev *parent, struct block_dev **out,
+			char *err, size_t errlen);
 /* spec.c: opens the names block_name_is_special (block.h) picks out. */
 int block_open_special(const char *name, const char *format, unsigned flags,
 		       struct block_dev *parent, struct block_dev **out, char *err, size_t errlen);

@@ -98,6 +98,7 @@ struct node {
 	unsigned flags;
 	uint64_t null_size;
 	bool read_zeroes;
+	const char *key_secret;		/* luks: the secret's id */
 };
 
 static int read_common(struct opts *o, unsigned want, struct node *n, char *err, size_t errlen)
@@ -210,8 +211,8 @@ static int open_node(struct node *n, const char *display, struct block_dev *pare
 				       !strcmp(n->proto, "null-aio") ? "null-aio" : NULL,
 				       n->null_size, n->read_zeroes, n->flags, out, err, errlen);
 	}
-	if (block_open_file(n->filename, n->driver ? n->driver : *n->pfx ? NULL : "raw",
-			    n->flags, parent, out, err, errlen) < 0)
+	if (block_open_file_key(n->filename, n->driver ? n->driver : *n->pfx ? NULL : "raw",
+				n->flags, n->key_secret, parent, out, err, errlen) < 0)
 		return -1;
 	if (!n->driver && !*n->pfx)
 		(*out)->format_name = "file";
@@ -430,10 +431,16 @@ static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_d
 	}
 	if (read_protocol(o, &n, err, errlen) < 0)
 		return -1;
+	n.key_secret = opts_get(o, "key-secret");
 	if (open_node(&n, display ? display : n.filename ? n.filename : "null-co://", parent, out,
 		      err, errlen) < 0)
 		return -1;
-	if (check_unused(o, *out, &n, err, errlen) < 0) {
+	/* Only an encrypted format takes a key (probed or named). */
+	if (n.key_secret && (*out)->drv != &block_luks_driver)
+		block_err(err, errlen, "Block format '%s' does not support the option 'key-secret'",
+			  block_format_name(*out));
+	if ((n.key_secret && (*out)->drv != &block_luks_driver) ||
+	    check_unused(o, *out, &n, err, errlen) < 0) {
 		block_close(*out);
 		*out = NULL;
 		return -1;

@@ -193,7 +193,17 @@ static int open_disks(struct app *app)
 		int rc = d->snapshot
 			? block_open_snapshot_overlay(d->file, format, d->flags, &app->disks[i], err,
 						      sizeof(err))
-			: block_open(d->file, format, d->flags, &app->disks[i], err, sizeof(err));
+			: block_open_key(d->file, format, d->flags,
+					 d->key_secret[0] ? d->key_secret : NULL, &app->disks[i], err,
+					 sizeof(err));
+		/* Only an encrypted format takes a key: accepted elsewhere, it would be ignored. */
+		if (rc == 0 && d->key_secret[0] && strcmp(block_format_name(app->disks[i]), "luks")) {
+			snprintf(err, sizeof(err), "Block format '%s' does not support the option "
+				 "'key-secret'", block_format_name(app->disks[i]));
+			block_close(app->disks[i]);
+			app->disks[i] = NULL;
+			rc = -1;
+		}
 		if (rc < 0 && d->blockdev) {
 			log_error("-blockdev node-name=%s: %s", d->id, err);
 			return -1;

@@ -215,7 +215,8 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FI
 			goto out;
 		}
 		if (node_settings(o, "", &d, opt, arg) < 0 || format_file(cfg, o, &d, opt, arg) < 0 ||
-		    options_overlap_check(o, driver, &d, opt, arg) < 0)
+		    options_overlap_check(o, driver, &d, opt, arg) < 0 ||
+		    options_key_secret(o, "key-secret", &d, opt, arg) < 0)
 			goto out;
 		strcpy(d.format, driver);
 	} else {

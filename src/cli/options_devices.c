@@ -214,6 +214,8 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 	serial = opts_get(o, "serial");
 	index = opts_get(o, "index");	/* IDE: bus * 2 + unit; virtio numbers by order */
 	detect = opts_get(o, "detect-zeroes");
+	if (options_key_secret(o, "key-secret", &d, opt, arg) < 0)
+		goto out;
 	if (!opts_get_bool(o, "readonly", &d.readonly) || !opts_get_bool(o, "snapshot", &d.snapshot)) {
 		err_invalid(opt, arg, "readonly= and snapshot= take on or off");
 		goto out;

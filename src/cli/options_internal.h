@@ -71,6 +71,9 @@ void options_free_net(struct vm_config *cfg);
 
 /* options_memory.c */
 int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+/* key-secret=ID of a drive (an encrypted format's key): the secret must exist already. */
+int options_key_secret(struct opts *o, const char *key, struct drive_config *d, const char *opt,
+		       const char *arg);
 int options_machine_memory(struct vm_config *cfg, struct opts *o, const char *opt, const char *arg);
 int options_numa(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_overcommit(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);

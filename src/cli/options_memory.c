@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block/block.h"
 #include "cli/options_internal.h"
 #include "util/log.h"
 #include "util/size.h"
@@ -146,6 +147,57 @@ static int backend_align(const struct memory_backing *b, const char *align, cons
 	return 0;
 }
 
+/*
+ * -object secret,id=,data=|file= (QEMU's qcrypto secret, format=raw): the
+ * passphrase that a luks drive's key-secret= names, kept by the block layer.
+ */
+static int object_secret(struct opts *o, const char *opt, const char *arg)
+{
+	const char *id = opts_get(o, "id"), *data = opts_get(o, "data");
+	const char *file = opts_get(o, "file"), *format = opts_get(o, "format");
+	char buf[4096];
+	size_t len = 0;
+
+	if (check_unused(o, opt, arg) < 0)
+		return -1;
+	if (!id || !*id)
+		return err_invalid(opt, arg, "Parameter 'id' is missing");
+	if (format && strcmp(format, "raw"))
+		return err_invalid(opt, arg, "format=base64 secrets are not supported by kestrel "
+				   "(give the passphrase as data= or file=)");
+	if (!data == !file)
+		return err_invalid(opt, arg, data ? "'file' and 'data' are mutually exclusive" :
+				   "Either 'file' or 'data' must be provided");
+	if (file) {
+		FILE *f = fopen(file, "rb");
+		if (!f)
+			return err_invalid(opt, arg, "Unable to read the secret's file");
+		len = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		data = buf;
+	} else {
+		len = strlen(data);
+	}
+	if (block_secret_add(id, data, len) < 0)
+		return err_invalid(opt, arg, "duplicate id (or too many secrets)");
+	return 0;
+}
+
+int options_key_secret(struct opts *o, const char *key, struct drive_config *d, const char *opt,
+		       const char *arg)
+{
+	const char *id = opts_get(o, key);
+
+	if (!id)
+		return 0;
+	if (!block_secret_lookup(id, NULL))
+		return err_invalid(opt, arg, "No secret with id (give its -object secret first)");
+	if (strlen(id) >= sizeof(d->key_secret))
+		return err_invalid(opt, arg, "key-secret id too long");
+	strcpy(d->key_secret, id);
+	return 0;
+}
+
 /* -object memory-backend-{ram,file,memfd},id=,size=,... (qapi/qom.json MemoryBackend*Properties). */
 int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
@@ -159,6 +211,11 @@ int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE
 	if (!o)
 		return -1;
 	type = opts_get(o, "qom-type");
+	if (type && !strcmp(type, "secret")) {
+		rc = object_secret(o, opt, arg);
+		opts_free(o);
+		return rc;
+	}
 	id = opts_get(o, "id");
 	size = opts_get(o, "size");
 	path = opts_get(o, "mem-path");

@@ -712,11 +712,24 @@ static int convert_create_target(const struct convert_args *a, const char *out_n
 
 /* Opens the target, with its backing file if it has one: partial clusters copy from it. */
 static int convert_open_target(struct conv *c, const struct convert_args *a,
-			       const char *out_name, unsigned dst_flags)
+			       const char *out_name, unsigned dst_flags,
+			       const struct block_create_opts *o)
 {
-	c->dst = img_open_image(out_name,
-				a->out_fmt_given || !a->target_image_opts ? a->out_fmt : NULL,
-				dst_flags, a->target_image_opts);
+	const struct block_fmt_opt *key = block_create_opt(o, "key-secret");
+	char err[4096];
+
+	/* qemu-img's img_add_key_secrets: -o key-secret= also opens the target. */
+	if (key && !a->target_image_opts) {
+		if (block_open_key(out_name, a->out_fmt, dst_flags, key->val, &c->dst, err,
+				   sizeof(err)) < 0) {
+			img_error("Could not open '%s': %s", out_name, err);
+			c->dst = NULL;
+		}
+	} else {
+		c->dst = img_open_image(out_name,
+					a->out_fmt_given || !a->target_image_opts ? a->out_fmt : NULL,
+					dst_flags, a->target_image_opts);
+	}
 	if (!c->dst)
 		return -1;
 	if (block_length(c->dst) < c->total) {
@@ -744,7 +757,8 @@ static int convert_plan(struct conv *c, const struct convert_args *a,
 	int nworkers;
 
 	/* A new image without a backing file reads as zeroes until written. */
-	c->zero_init = (!a->no_create && !o->backing_file) || a->target_is_zero;
+	c->zero_init = (!a->no_create && !o->backing_file && block_has_zero_init(c->dst)) ||
+		       a->target_is_zero;
 	c->target_backing = o->backing_file != NULL;
 	c->min_sparse = a->sparse;
 	img_rate_init(&c->rate, a->rate);
@@ -819,7 +833,7 @@ static int convert_run(int argc, char **argv, struct convert_args *a, struct con
 	if (a->bitmaps && img_convert_check_bitmaps(c->src, c->nsrc, a->skip_broken) < 0)
 		return 1;
 	if (convert_create_target(a, out_name, &o, set, c->total) < 0 ||
-	    convert_open_target(c, a, out_name, dst_flags) < 0)
+	    convert_open_target(c, a, out_name, dst_flags, &o) < 0)
 		return 1;
 	return convert_copy(c, a, convert_plan(c, a, &o));
 }

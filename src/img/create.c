@@ -217,7 +217,7 @@ static int print_amend_help(const char *fmt)
 		img_error("Unknown file format '%s'", fmt);
 		return 1;
 	}
-	if (strcmp(fmt, "qcow2")) {
+	if (strcmp(fmt, "qcow2") && !block_format_opts(fmt, true)) {
 		img_error("Format driver '%s' does not support option amendment", fmt);
 		return 1;
 	}
@@ -327,12 +327,13 @@ static int amend_image(struct block_dev *bd, const struct amend_args *a)
 
 	if (img_is_help_opt(a->options))
 		return print_amend_help(block_format_name(bd));
-	if (strcmp(block_format_name(bd), "qcow2")) {
+	/* qcow2, or a driver with its own amend list (luks: keyslots). */
+	if (strcmp(block_format_name(bd), "qcow2") && !block_format_opts(block_format_name(bd), true)) {
 		img_error("Format driver '%s' does not support option amendment",
 			  block_format_name(bd));
 		return 1;
 	}
-	if (img_opts_init(&p, "qcow2", IMG_OPTS_AMEND) < 0 ||
+	if (img_opts_init(&p, block_format_name(bd), IMG_OPTS_AMEND) < 0 ||
 	    img_opts_parse(&p, a->options, err, sizeof(err)) < 0 ||
 	    img_opts_apply(&p, &o, &set, err, sizeof(err)) < 0) {
 		img_error("%s", err);
@@ -607,8 +608,12 @@ static int measure_check_args(int argc, struct measure_args *a)
 	return IMG_CONTINUE;
 }
 
-/* The -o options of the target format, as its measure function reads them. */
-static int measure_opts(const struct measure_args *a, struct block_create_opts *o)
+/*
+ * The -o options of the target format, as its measure function reads them;
+ * *pp holds the strings o's format options point to: the caller frees it.
+ */
+static int measure_opts(const struct measure_args *a, struct block_create_opts *o,
+			struct img_opts *pp)
 {
 	struct img_opts p;
 	unsigned set = 0;
@@ -624,7 +629,7 @@ static int measure_opts(const struct measure_args *a, struct block_create_opts *
 		return -1;
 	}
 	ret = img_opts_apply(&p, o, &set, err, sizeof(err));
-	img_opts_free(&p);
+	*pp = p;
 	if (ret < 0) {
 		img_error("%s", err);
 		return -1;
@@ -748,14 +753,15 @@ static int measure_run(char **argv, struct measure_args *a)
 	struct block_create_opts o = { 0 };
 	struct measure_result r = { 0 };
 	struct block_dev *bd = NULL;
-	int ret;
+	struct img_opts p = { 0 };
+	int ret = 1;
 
-	if (measure_opts(a, &o) < 0)
-		return 1;
+	if (measure_opts(a, &o, &p) < 0)
+		goto out;
 	if (!a->have_size) {
 		bd = measure_open(argv[optind], a);
 		if (!bd)
-			return 1;
+			goto out;
 		r.bitmaps = img_supports_bitmaps(bd) && !strcmp(a->out_fmt, "qcow2");
 	}
 	if (strcmp(a->out_fmt, "raw") && strcmp(a->out_fmt, "qcow2")) {
@@ -767,12 +773,20 @@ static int measure_run(char **argv, struct measure_args *a)
 	if (!strcmp(a->out_fmt, "raw")) {
 		/* raw_measure: everything the source holds, rounded to sectors. */
 		r.required = r.full = (a->size + 511) & ~511ULL;
+	} else if (!strcmp(a->out_fmt, "luks")) {
+		char err[4096];
+		if (block_luks_measure(&o, a->size, &r.required, err, sizeof(err)) < 0) {
+			img_error("%s", err);
+			goto out;
+		}
+		r.full = r.required;
 	} else if (measure_qcow2(bd, a->size, &o, &r) < 0) {
-		block_close(bd);
-		return 1;
+		goto out;
 	}
 	ret = measure_report(&r, a->json);
+out:
 	block_close(bd);
+	img_opts_free(&p);
 	return ret;
 }
 

@@ -381,11 +381,13 @@ static int apply_prealloc(const struct img_opts *p, const char *v, struct block_
 {
 	static const char *const names[] = { "off", "metadata", "falloc", "full" };
 	bool qcow2 = !strcmp(p->fmt, "qcow2");
+	/* QEMU's luks takes metadata (its crypto header is all the metadata there is). */
+	bool metadata_ok = qcow2 || !strcmp(p->fmt, "luks");
 
 	for (int i = 0; i <= BLOCK_PREALLOC_FULL; i++) {
 		if (strcmp(v, names[i]))
 			continue;
-		if (i == BLOCK_PREALLOC_METADATA && !qcow2) {
+		if (i == BLOCK_PREALLOC_METADATA && !metadata_ok) {
 			snprintf(err, errlen, "Unsupported preallocation mode: %s", v);
 			return -1;
 		}
@@ -524,6 +526,10 @@ static int apply_measure(const struct img_opts *p, struct block_create_opts *o, 
 	const char *v;
 	uint64_t n;
 
+	/* A format with its own list measures from its own options. */
+	for (size_t i = 0; i < p->n; i++)
+		if (p->val[i] && !pass_to_driver(p, i, o) && !strcmp(p->desc[i]->name, "size"))
+			o->size = p->num[i];
 	if (strcmp(p->fmt, "qcow2"))
 		return 0;
 	if (given(p, "extended_l2", &n))

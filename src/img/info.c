@@ -28,6 +28,8 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 	jset_int(o, "virtual-size", (int64_t)info.virtual_size);
 	if (info.cluster_size)
 		jset_int(o, "cluster-size", info.cluster_size);
+	if (info.encrypted)
+		jset_bool(o, "encrypted", true);
 	if (info.backing_file[0]) {
 		char *full = img_backing_path(filename, info.backing_file);
 		jset_str(o, "backing-filename", info.backing_file);
@@ -160,6 +162,8 @@ static void dump_human(struct block_dev *bd, const char *filename, const struct 
 	       filename, block_format_name(bd), vsize, info.virtual_size, dsize);
 	if (info.cluster_size)
 		printf("cluster_size: %u\n", info.cluster_size);
+	if (info.encrypted)
+		printf("encrypted: yes\n");
 	if (info.dirty)
 		printf("cleanly shut down: no\n");
 	if (info.backing_file[0]) {
@@ -275,6 +279,8 @@ int img_info(int argc, char **argv)
 	filename = argv[optind];
 	if (!img_parse_output(output, &json))
 		return 1;
+	/* qemu-img info opens with BDRV_O_NO_IO: no key needed for an encrypted image. */
+	flags |= BLOCK_NO_IO;
 	/* As qemu-img: without the chain, the backing file is not opened at all. */
 	if (!chain)
 		flags |= BLOCK_NO_BACKING;

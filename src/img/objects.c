@@ -5,8 +5,8 @@
  *
  * Secrets are kept for the commands that take key-secret= references; a
  * reference to an id that no --object defined is refused as QEMU refuses it.
- * Kestrel opens no encrypted images yet, so a resolved reference then meets
- * the block layer's refusal of the encrypt options by name.
+ * The block layer holds them (block_secret_add): the luks driver looks its
+ * key-secret up there.
  */
 #include "img/img.h"
 #include "util/opts.h"
@@ -16,18 +16,6 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_OBJECTS 64
-
-struct secret {
-	char *id;
-	char *data;
-	size_t len;
-};
-
-/* The process's object table: kestrel-img runs one command, then exits. */
-static struct secret secrets[MAX_OBJECTS];
-static size_t nsecrets;
 
 /* QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'. */
 static bool id_wellformed(const char *id)
@@ -63,16 +51,10 @@ static size_t base64_decode(const char *in, char *out)
 	return n;
 }
 
+/* The block layer keeps them: key-secret= options of images name them there. */
 const char *img_secret_lookup(const char *id, size_t *len)
 {
-	for (size_t i = 0; i < nsecrets; i++) {
-		if (!strcmp(secrets[i].id, id)) {
-			if (len)
-				*len = secrets[i].len;
-			return secrets[i].data;
-		}
-	}
-	return NULL;
+	return block_secret_lookup(id, len);
 }
 
 static bool id_taken(const char *id)
@@ -160,14 +142,12 @@ static int add_secret(struct opts *o, const char *id)
 		free(data);
 		return -1;
 	}
-	if (nsecrets == MAX_OBJECTS || !(secrets[nsecrets].id = strdup(id))) {
+	if (block_secret_add(id, data, len) < 0) {
 		img_error("Too many objects");
 		free(data);
 		return -1;
 	}
-	secrets[nsecrets].data = data;
-	secrets[nsecrets].len = len;
-	nsecrets++;
+	free(data);
 	return 0;
 }
 
@@ -254,6 +234,9 @@ static int check_secret_refs(struct opts *o)
 		const char *key = strrchr(o->items[i].key, '.');
 		key = key ? key + 1 : o->items[i].key;
 		if (strcmp(key, "key-secret") && strcmp(key, "password-secret"))
+			continue;
+		/* The luks node's own key-secret: the driver names it as it opens. */
+		if (!strcmp(o->items[i].key, "key-secret"))
 			continue;
 		if (!img_secret_lookup(o->items[i].value, NULL)) {
 			img_error("No secret with id '%s'", o->items[i].value);

@@ -74,6 +74,7 @@ struct drive_config {
 	char id[32];
 	char *file;			/* owned: freed by options_free */
 	char format[16];		/* "" to probe */
+	char key_secret[64];		/* luks: the -object secret's id, "" for none */
 	unsigned flags;			/* BLOCK_* open flags from cache= and readonly= */
 	bool snapshot;			/* writes go to a throw-away overlay */
 	bool readonly;

@@ -764,8 +764,8 @@ static int measure_run(char **argv, struct measure_args *a)
 			goto out;
 		r.bitmaps = img_supports_bitmaps(bd) && !strcmp(a->out_fmt, "qcow2");
 	}
-	if (strcmp(a->out_fmt, "raw") && strcmp(a->out_fmt, "qcow2")) {
-		/* bdrv_measure: only raw and qcow2 (of Kestrel's formats) have one. */
+	if (strcmp(a->out_fmt, "raw") && strcmp(a->out_fmt, "qcow2") && strcmp(a->out_fmt, "luks")) {
+		/* bdrv_measure: only raw, qcow2 and luks (of Kestrel's formats) have one. */
 		img_error("Block driver '%s' does not support size measurement", a->out_fmt);
 		block_close(bd);
 		return 1;

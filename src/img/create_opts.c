@@ -405,7 +405,8 @@ static bool pass_to_driver(const struct img_opts *p, size_t i, struct block_crea
 	const struct block_opt_desc *list = block_format_opts(p->fmt, p->kind == IMG_OPTS_AMEND);
 
 	for (; list && list->name; list++) {
-		if (list == p->desc[i] && strcmp(list->name, "size")) {
+		if (list == p->desc[i] && strcmp(list->name, "size") &&
+		    strcmp(list->name, "backing_file") && strcmp(list->name, "backing_fmt")) {
 			if (o->n_fmt_opts >= BLOCK_FMT_OPTS_MAX)
 				return false;
 			o->fmt_opts[o->n_fmt_opts++] = (struct block_fmt_opt){

@@ -1,0 +1,204 @@
+/*
+ * Writes to VMDK extents.  A sparse extent gets a new grain at its end for
+ * each grain first written: the grain data first, then the grain table
+ * entries (primary and redundant), so a crash in between leaves an unused
+ * grain, never a table entry naming garbage.  Compressed (streamOptimized)
+ * extents are append-only as in QEMU: each grain is deflated behind a
+ * marker at the end of the file; a grain written twice is appended again.
+ */
+#include "block/vmdk/vmdk.h"
+#include "util/bytes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/*
+ * The whole grain of rel as it reads now (backing or zeroes where it is
+ * not allocated), for a partial write into it.
+ */
+static int grain_base(struct block_dev *bd, struct vmdk_extent *e, uint64_t grain_start,
+		      uint64_t host, bool zeroed, uint8_t *g)
+{
+	uint64_t vstart = e->start + grain_start, n = e->grain;
+
+	if (vstart + n > e->start + e->sectors * VMDK_SECTOR)
+		n = e->start + e->sectors * VMDK_SECTOR - vstart;
+	memset(g, 0, e->grain);
+	if (host)
+		return vmdk_sparse_read(e, host, 0, g, (size_t)n);
+	if (zeroed)
+		return 0;
+	return vmdk_read_unallocated(bd, vstart, g, (size_t)n);
+}
+
+/* Appends one deflated grain (marker: lba, size, data) and points the table at it. */
+static int write_compressed(struct vmdk_extent *e, uint64_t grain_start, const uint8_t *g)
+{
+	uLongf clen = compressBound((uLong)e->grain);
+	size_t total;
+	uint8_t *out = calloc(1, 12 + clen + VMDK_SECTOR);
+	int ret;
+
+	if (!out)
+		return -ENOMEM;
+	if (compress(out + 12, &clen, g, (uLong)e->grain) != Z_OK) {
+		free(out);
+		return -EIO;
+	}
+	st_le64(out, (e->start + grain_start) / VMDK_SECTOR);	/* QEMU: the disk's LBA */
+	st_le32(out + 8, (uint32_t)clen);
+	total = (12 + clen + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
+	if (e->next / VMDK_SECTOR >= (1ULL << 32)) {
+		free(out);
+		return -ENOSPC;
+	}
+	ret = bfile_pwrite(e->file, e->next, out, total);
+	free(out);
+	if (ret < 0)
+		return ret;
+	ret = vmdk_gte_set(e, grain_start, (uint32_t)(e->next / VMDK_SECTOR));
+	if (ret < 0)
+		return ret;
+	e->next += total;
+	if (e->next > e->file_size)
+		e->file_size = e->next;
+	e->zbuf_host = 0;
+	return 0;
+}
+
+/* A new uncompressed grain at the end of the extent file. */
+static int write_new_grain(struct vmdk_extent *e, uint64_t grain_start, const uint8_t *g)
+{
+	int ret;
+
+	if ((e->next + e->grain) / VMDK_SECTOR >= (1ULL << 32))
+		return -ENOSPC;
+	ret = bfile_pwrite(e->file, e->next, g, e->grain);
+	if (ret < 0)
+		return ret;
+	ret = vmdk_gte_set(e, grain_start, (uint32_t)(e->next / VMDK_SECTOR));
+	if (ret < 0)
+		return ret;
+	e->next += e->grain;
+	if (e->next > e->file_size)
+		e->file_size = e->next;
+	return 0;
+}
+
+/* Bytes [in, in+n) of one grain of a sparse extent; buf NULL writes zeroes. */
+static int sparse_write(struct block_dev *bd, struct vmdk_extent *e, uint64_t rel,
+			const uint8_t *buf, size_t n)
+{
+	uint64_t gs = rel - rel % e->grain, in = rel % e->grain, host;
+	bool zeroed, whole;
+	uint8_t *g;
+	int ret;
+
+	if (e->vmdk3)
+		return -ENOTSUP;
+	ret = vmdk_grain_lookup(e, rel, &host, &zeroed);
+	if (ret < 0)
+		return ret;
+	whole = in == 0 && (n == e->grain || gs + n == e->sectors * VMDK_SECTOR);
+	if (!buf) {
+		/* Zeroes: the zeroed-grain entry for whole grains, else nothing where it reads 0. */
+		if (zeroed || (!host && !bd->backing))
+			return 0;
+		if (whole && e->zero_grain)
+			return vmdk_gte_set(e, gs, VMDK_GTE_ZEROED);
+	}
+	if (host && !e->compressed) {
+		if (buf)
+			return bfile_pwrite(e->file, host + in, buf, n);
+		g = calloc(1, n);
+		if (!g)
+			return -ENOMEM;
+		ret = bfile_pwrite(e->file, host + in, g, n);
+		free(g);
+		return ret;
+	}
+	g = block_alloc_buf(e->grain);
+	if (!g)
+		return -ENOMEM;
+	ret = 0;
+	if (!whole || !buf)
+		ret = grain_base(bd, e, gs, host, zeroed, g);
+	if (ret == 0) {
+		if (buf)
+			memcpy(g + in, buf, n);
+		else
+			memset(g + in, 0, n);
+		ret = e->compressed ? write_compressed(e, gs, g) : write_new_grain(e, gs, g);
+	}
+	free(g);
+	return ret;
+}
+
+static int extent_write(struct block_dev *bd, struct vmdk_extent *e, uint64_t rel,
+			const uint8_t *buf, size_t n, bool may_unmap)
+{
+	if (e->kind == VMDK_FLAT) {
+		struct block_dev *f = e->file;
+		if (buf)
+			return bfile_pwrite(f, e->flat_off + rel, buf, n);
+		return f->drv->write_zeroes(f, e->flat_off + rel, n, may_unmap);
+	}
+	return sparse_write(bd, e, rel, buf, n);
+}
+
+/* QEMU renews the CID on the first write after open (vmdk_pwritev). */
+static int renew_cid(struct block_dev *bd, struct vmdk_state *s)
+{
+	uint32_t cid;
+
+	if (s->cid_updated)
+		return 0;
+	cid = (uint32_t)random() ^ ((uint32_t)random() << 16);
+	s->cid_updated = true;
+	return vmdk_write_cid(bd, s, cid);
+}
+
+static int do_write(struct block_dev *bd, uint64_t off, const uint8_t *buf, uint64_t len,
+		    bool may_unmap)
+{
+	struct vmdk_state *s = bd->opaque;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (len && ret == 0) {
+		struct vmdk_extent *e = vmdk_find_extent(s, off);
+		uint64_t rel, n, end;
+		if (!e) {
+			ret = -EIO;
+			break;
+		}
+		rel = off - e->start;
+		end = e->sectors * VMDK_SECTOR;
+		n = end - rel;
+		if (e->kind == VMDK_SPARSE && e->grain - rel % e->grain < n)
+			n = e->grain - rel % e->grain;
+		if (n > len)
+			n = len;
+		ret = extent_write(bd, e, rel, buf, (size_t)n, may_unmap);
+		off += n;
+		len -= n;
+		if (buf)
+			buf += n;
+	}
+	if (ret == 0)
+		ret = renew_cid(bd, s);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int vmdk_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size_t len)
+{
+	return do_write(bd, off, buf, len, false);
+}
+
+int vmdk_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, bool may_unmap)
+{
+	return do_write(bd, off, NULL, len, may_unmap);
+}

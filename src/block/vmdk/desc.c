@@ -177,6 +177,13 @@ static int extent_check(struct block_dev *bd, struct vmdk_state *s, const char *
 		block_err(err, errlen, "VMDK extent '%s' is the descriptor itself: refused", path);
 		goto out;
 	}
+	for (int i = 0; i < s->n_nest; i++) {
+		if (s->nest[i]->st_dev == st->st_dev && s->nest[i]->st_ino == st->st_ino) {
+			block_err(err, errlen, "VMDK extent '%s' contains the descriptor naming it "
+				  "(extent loop): refused", path);
+			goto out;
+		}
+	}
 	for (int i = 0; i < s->n; i++) {
 		if (s->ext[i].file->st_dev == st->st_dev && s->ext[i].file->st_ino == st->st_ino) {
 			block_err(err, errlen, "VMDK extent '%s' is used twice (extent loop): refused",

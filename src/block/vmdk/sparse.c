@@ -133,7 +133,13 @@ static int open_kdmv(struct block_dev *bd, struct vmdk_state *s, struct vmdk_ext
 			free(text);
 			return block_err(err, errlen, "Could not read from file");
 		}
+		if (s->n_nest >= VMDK_MAX_NEST + 2) {
+			free(text);
+			return block_err(err, errlen, "VMDK descriptors nested too deep");
+		}
+		s->nest[s->n_nest++] = e->file;
 		ret = vmdk_open_desc(bd, s, text, depth + 1, err, errlen);
+		s->n_nest--;
 		free(text);
 		return ret < 0 ? -1 : 1;
 	}
@@ -231,8 +237,6 @@ int vmdk_open_sparse(struct block_dev *bd, struct vmdk_state *s, struct block_de
 	return 0;
 fail:
 	vmdk_extent_free(e);
-	if (!owned)
-		return -1;
 	return -1;
 }
 

@@ -66,6 +66,8 @@ struct vmdk_state {
 	char parent_hint[4096];		/* parentFileNameHint, "" if none */
 	bool cid_updated;		/* the first write since open renews the CID */
 	int cid_valid;			/* -1: not checked yet */
+	struct block_dev *nest[VMDK_MAX_NEST + 2];	/* sparse files whose descriptor is being read */
+	int n_nest;
 	pthread_mutex_t lock;
 };
 

@@ -143,8 +143,8 @@ static char *image_dir(const char *image)
  * The extent file fname names, checked: inside the image's directory, a
  * regular file, and neither the image nor an extent already opened.
  */
-static int extent_check(struct block_dev *bd, struct vmdk_state *s, const char *path,
-			struct stat *st, char *err, size_t errlen)
+static int extent_check(struct block_dev *bd, struct vmdk_state *s, const char *name,
+			const char *path, struct stat *st, char *err, size_t errlen)
 {
 	char *dir = image_dir(bd->filename), *real = realpath(path, NULL);
 	size_t dl;
@@ -162,7 +162,7 @@ static int extent_check(struct block_dev *bd, struct vmdk_state *s, const char *
 	dl = strlen(dir);
 	if (strncmp(real, dir, dl) || (real[dl] != '/' && strcmp(dir, "/"))) {
 		block_err(err, errlen, "VMDK extent '%s' lies outside the image's directory '%s': "
-			  "refused", path, dir);
+			  "refused", name, dir);
 		goto out;
 	}
 	if (stat(real, st) < 0) {
@@ -170,24 +170,24 @@ static int extent_check(struct block_dev *bd, struct vmdk_state *s, const char *
 		goto out;
 	}
 	if (!S_ISREG(st->st_mode)) {
-		block_err(err, errlen, "VMDK extent '%s' is not a regular file: refused", path);
+		block_err(err, errlen, "VMDK extent '%s' is not a regular file: refused", name);
 		goto out;
 	}
 	if (st->st_dev == bd->st_dev && st->st_ino == bd->st_ino) {
-		block_err(err, errlen, "VMDK extent '%s' is the descriptor itself: refused", path);
+		block_err(err, errlen, "VMDK extent '%s' is the descriptor itself: refused", name);
 		goto out;
 	}
 	for (int i = 0; i < s->n_nest; i++) {
 		if (s->nest[i]->st_dev == st->st_dev && s->nest[i]->st_ino == st->st_ino) {
 			block_err(err, errlen, "VMDK extent '%s' contains the descriptor naming it "
-				  "(extent loop): refused", path);
+				  "(extent loop): refused", name);
 			goto out;
 		}
 	}
 	for (int i = 0; i < s->n; i++) {
 		if (s->ext[i].file->st_dev == st->st_dev && s->ext[i].file->st_ino == st->st_ino) {
 			block_err(err, errlen, "VMDK extent '%s' is used twice (extent loop): refused",
-				  path);
+				  name);
 			goto out;
 		}
 	}
@@ -211,7 +211,7 @@ static int extent_open(struct block_dev *bd, struct vmdk_state *s, const char *f
 
 	if (!path)
 		return block_err(err, errlen, "out of memory");
-	if (block_name_is_special(fname) || extent_check(bd, s, path, &st, err, errlen) < 0) {
+	if (block_name_is_special(fname) || extent_check(bd, s, fname, path, &st, err, errlen) < 0) {
 		if (block_name_is_special(fname))
 			block_err(err, errlen, "VMDK extent '%s' is not a file name: refused", fname);
 		free(path);

@@ -301,7 +301,8 @@ static int vmdk_get_info(struct block_dev *bd, struct block_info *info)
 		snprintf(info->backing_file, sizeof(info->backing_file), "%s", s->parent_hint);
 		snprintf(info->backing_fmt, sizeof(info->backing_fmt), "vmdk");
 	}
-	return 0;
+	/* Extents of different kinds: QEMU's get_info fails, so info shows no dirty flag. */
+	return same ? 0 : -ENOTSUP;
 }
 
 /* ImageInfoSpecificVmdk (qapi/block-core.json), members in schema order. */

@@ -23,7 +23,8 @@ CASES = [(s, o) for s in SUBFORMATS for o in OPTIONS
          if not (o.startswith("zeroed") and "Flat" in s)]
 # Two split extents and a bit: the 2 GiB boundary of twoGbMaxExtent* is crossed.
 SPLIT_SIZE = (2 << 30) + (1 << 20)
-WRITES = [(0x5a, 0, 65536 + 512), (0x33, 5 << 20, 4096), (0x77, (2 << 30) - 65536, 131072)]
+# Whole grains: QEMU cannot write part of a streamOptimized grain.
+WRITES = [(0x5a, 0, 131072), (0x33, 5 << 20, 65536), (0x77, (2 << 30) - 65536, 131072)]
 
 
 def same(k, q):
@@ -91,7 +92,9 @@ def test_kestrel_created_image_is_qemus(tmp_path, sub, extra):
     assert files_of(tmp_path / "k") == files_of(tmp_path / "q")
     for name in files_of(tmp_path / "q"):
         kf, qf = tmp_path / "k" / name, tmp_path / "q" / name
-        assert kf.stat().st_size == qf.stat().st_size or name == "x.vmdk" and "Flat" in sub
+        # (A descriptor file's length varies with the random CID's digits.)
+        separate = sub.startswith("twoGb") or sub == "monolithicFlat"
+        assert kf.stat().st_size == qf.stat().st_size or name == "x.vmdk" and separate
         if name == "x.vmdk":
             assert no_cid(descriptor_text(kf)) == no_cid(descriptor_text(qf))
         elif "Sparse" in sub:

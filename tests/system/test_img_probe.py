@@ -11,8 +11,7 @@ pytestmark = [needs_build, needs_qemu_img]
 
 # Images qemu-img 7.2 makes in formats Kestrel has no driver for (issue #16/#19).
 FOREIGN = [
-    ("vmdk", ""), ("vmdk", "subformat=monolithicFlat"), ("vmdk", "subformat=streamOptimized"),
-    ("vmdk", "subformat=twoGbMaxExtentSparse"), ("vdi", ""), ("vdi", "static=on"),
+    ("vdi", ""), ("vdi", "static=on"),
     ("vhdx", ""), ("vhdx", "subformat=fixed"), ("vpc", ""), ("vpc", "subformat=fixed"),
     ("qed", ""), ("parallels", ""), ("qcow", ""), ("luks", ""),
 ]
@@ -104,8 +103,9 @@ def test_crafted_sector_0_probes_as_qemu_img_says(tmp_path, name):
         assert "file format: raw" in qout
         assert rc == 0 and "file format: raw" in out, err
     else:
-        # qemu-img picked a driver that then refused the bogus header; Kestrel names it.
-        assert rc == 1 and "format, which Kestrel cannot open yet" in err, err
+        # qemu-img picked a driver that then refused the bogus header; Kestrel names the
+        # format it has no driver for, or its driver refuses the header as QEMU's did.
+        assert rc == 1 and err.startswith(f"kestrel-img: Could not open '{path}': "), err
 
 
 def test_dmg_goes_by_its_name(tmp_path):

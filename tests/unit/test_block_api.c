@@ -92,8 +92,9 @@ static void test_probe(void **state)
 	assert_string_equal(block_format_name(p), "raw");
 	block_close(p);
 	/* A format QEMU knows is refused by name; a name nobody knows is unknown. */
+	/* vmdk has a driver: a raw file is no VMDK descriptor, as QEMU's vmdk says. */
 	assert_int_equal(block_open(tmpdir_path("p.raw"), "vmdk", 0, &p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "Image format 'vmdk' is not supported"));
+	assert_non_null(strstr(err, "invalid VMDK image descriptor"));
 	assert_int_equal(block_open(tmpdir_path("p.raw"), "bochs", 0, &p, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "Image format 'bochs' is not supported"));
 	assert_int_equal(block_open(tmpdir_path("p.raw"), "nosuchfmt", 0, &p, err, sizeof(err)), -1);
@@ -207,7 +208,7 @@ static void test_foreign_format_refused_by_name(void **state)
 
 		memcpy(sector, magics[i].bytes, magics[i].len);
 		put_file("f.img", 0, sector, sizeof(sector));
-		if (!strcmp(magics[i].format, "qcow2"))
+		if (block_format_has_driver(magics[i].format))
 			continue;	/* Kestrel's own: its driver judges the header */
 		snprintf(want, sizeof(want), "Image is in %s format, which Kestrel cannot open yet",
 			 magics[i].format);

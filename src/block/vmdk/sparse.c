@@ -28,6 +28,12 @@ void vmdk_extent_free(struct vmdk_extent *e)
 	free(e->gd);
 	free(e->rgd);
 	free(e->zbuf);
+	free(e->rbuf);
+	free(e->wbuf);
+	free(e->cbuf);
+	if (e->zs)
+		deflateEnd(e->zs);
+	free(e->zs);
 	if (e->owned)
 		block_close(e->file);
 	memset(e, 0, sizeof(*e));
@@ -307,9 +313,10 @@ static int read_compressed(struct vmdk_extent *e, uint64_t host)
 	if (host >= e->file_size)
 		return -EIO;
 	n = e->file_size - host < cap ? (size_t)(e->file_size - host) : cap;
-	in = calloc(1, cap);
-	if (!in)
+	if (!e->rbuf && !(e->rbuf = malloc(cap)))
 		return -ENOMEM;
+	in = e->rbuf;
+	memset(in + n, 0, cap - n);
 	ret = bfile_pread(e->file, host, in, n);
 	if (ret < 0)
 		goto out;
@@ -328,7 +335,6 @@ static int read_compressed(struct vmdk_extent *e, uint64_t host)
 	e->zbuf_host = host;
 	ret = 0;
 out:
-	free(in);
 	return ret;
 }
 

@@ -54,6 +54,11 @@ struct vmdk_extent {
 	/* last decompressed grain (streamOptimized reads) */
 	uint8_t *zbuf;
 	uint64_t zbuf_host;		/* its host offset, 0: none */
+	/* Scratch kept with the extent (its users hold the state lock): no malloc per grain. */
+	uint8_t *rbuf;			/* 2 grains: a deflated grain as read */
+	uint8_t *wbuf;			/* 1 grain: a grain being written */
+	uint8_t *cbuf;			/* marker + deflated grain + a sector of padding */
+	void *zs;			/* a z_stream kept for deflating grains */
 };
 
 struct vmdk_state {

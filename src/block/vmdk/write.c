@@ -33,29 +33,56 @@ static int grain_base(struct block_dev *bd, struct vmdk_extent *e, uint64_t grai
 	return vmdk_read_unallocated(bd, vstart, g, (size_t)n);
 }
 
+/*
+ * zlib's compress() at its default level, as QEMU deflates grains, but with
+ * one stream kept per extent: compress() allocates ~270 KiB of state per call,
+ * and handing that back to a thread's arena each time costs more than the
+ * deflating.
+ */
+static int deflate_grain(struct vmdk_extent *e, const uint8_t *g, uint8_t *out, uLongf *len)
+{
+	z_stream *zs = e->zs;
+
+	if (!zs) {
+		zs = calloc(1, sizeof(*zs));
+		if (!zs || deflateInit(zs, Z_DEFAULT_COMPRESSION) != Z_OK) {
+			free(zs);
+			return -1;
+		}
+		e->zs = zs;
+	} else if (deflateReset(zs) != Z_OK) {
+		return -1;
+	}
+	zs->next_in = (Bytef *)g;
+	zs->avail_in = (uInt)e->grain;
+	zs->next_out = out;
+	zs->avail_out = (uInt)*len;
+	if (deflate(zs, Z_FINISH) != Z_STREAM_END)
+		return -1;
+	*len = zs->total_out;
+	return 0;
+}
+
 /* Appends one deflated grain (marker: lba, size, data) and points the table at it. */
 static int write_compressed(struct vmdk_extent *e, uint64_t grain_start, const uint8_t *g)
 {
-	uLongf clen = compressBound((uLong)e->grain);
+	uLongf bound = compressBound((uLong)e->grain), clen = bound;
 	size_t total;
-	uint8_t *out = calloc(1, 12 + clen + VMDK_SECTOR);
+	uint8_t *out;
 	int ret;
 
-	if (!out)
+	if (!e->cbuf && !(e->cbuf = malloc(12 + bound + VMDK_SECTOR)))
 		return -ENOMEM;
-	if (compress(out + 12, &clen, g, (uLong)e->grain) != Z_OK) {
-		free(out);
+	out = e->cbuf;
+	if (deflate_grain(e, g, out + 12, &clen) < 0)
 		return -EIO;
-	}
 	st_le64(out, (e->start + grain_start) / VMDK_SECTOR);	/* QEMU: the disk's LBA */
 	st_le32(out + 8, (uint32_t)clen);
 	total = (12 + clen + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
-	if (e->next / VMDK_SECTOR >= (1ULL << 32)) {
-		free(out);
+	memset(out + 12 + clen, 0, total - 12 - clen);
+	if (e->next / VMDK_SECTOR >= (1ULL << 32))
 		return -ENOSPC;
-	}
 	ret = bfile_pwrite(e->file, e->next, out, total);
-	free(out);
 	if (ret < 0)
 		return ret;
 	ret = vmdk_gte_set(e, grain_start, (uint32_t)(e->next / VMDK_SECTOR));
@@ -119,9 +146,11 @@ static int sparse_write(struct block_dev *bd, struct vmdk_extent *e, uint64_t re
 		free(g);
 		return ret;
 	}
-	g = block_alloc_buf(e->grain);
-	if (!g)
+	if (buf && in == 0 && n == e->grain)	/* a whole grain: straight from the caller */
+		return e->compressed ? write_compressed(e, gs, buf) : write_new_grain(e, gs, buf);
+	if (!e->wbuf && !(e->wbuf = block_alloc_buf(e->grain)))
 		return -ENOMEM;
+	g = e->wbuf;
 	ret = 0;
 	if (!whole || !buf)
 		ret = grain_base(bd, e, gs, host, zeroed, g);
@@ -132,7 +161,6 @@ static int sparse_write(struct block_dev *bd, struct vmdk_extent *e, uint64_t re
 			memset(g + in, 0, n);
 		ret = e->compressed ? write_compressed(e, gs, g) : write_new_grain(e, gs, g);
 	}
-	free(g);
 	return ret;
 }
 

@@ -63,17 +63,27 @@ int vmdk_read_unallocated(struct block_dev *bd, uint64_t off, void *buf, size_t 
 	return block_read_backing(bd, off, buf, len);
 }
 
+/*
+ * One piece within a grain (or a flat extent).  Only the table lookup and
+ * deflated grains (one shared buffer) need the lock: a grain, once in the
+ * table, stays where it is, so plain data is read beside other requests.
+ */
 static int read_piece(struct block_dev *bd, struct vmdk_extent *e, uint64_t off, uint8_t *buf,
 		      size_t n)
 {
+	struct vmdk_state *s = bd->opaque;
 	uint64_t rel = off - e->start, host;
 	bool zeroed;
 	int ret;
 
 	if (e->kind == VMDK_FLAT)
 		return bfile_pread(e->file, e->flat_off + rel, buf, n);
+	pthread_mutex_lock(&s->lock);
 	ret = vmdk_grain_lookup(e, rel, &host, &zeroed);
-	if (ret < 0)
+	if (ret == 0 && host && e->compressed)
+		ret = vmdk_sparse_read(e, host, rel % e->grain, buf, n);
+	pthread_mutex_unlock(&s->lock);
+	if (ret < 0 || (host && e->compressed))
 		return ret;
 	if (zeroed) {
 		memset(buf, 0, n);
@@ -81,7 +91,7 @@ static int read_piece(struct block_dev *bd, struct vmdk_extent *e, uint64_t off,
 	}
 	if (!host)
 		return vmdk_read_unallocated(bd, off, buf, n);
-	return vmdk_sparse_read(e, host, rel % e->grain, buf, n);
+	return bfile_pread(e->file, host + rel % e->grain, buf, n);
 }
 
 static int vmdk_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)
@@ -90,14 +100,11 @@ static int vmdk_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)
 	uint8_t *p = buf;
 	int ret = 0;
 
-	pthread_mutex_lock(&s->lock);
 	while (len && ret == 0) {
 		struct vmdk_extent *e = vmdk_find_extent(s, off);
 		uint64_t rel, n;
-		if (!e) {
-			ret = -EIO;
-			break;
-		}
+		if (!e)
+			return -EIO;
 		rel = off - e->start;
 		n = e->sectors * VMDK_SECTOR - rel;
 		if (e->kind == VMDK_SPARSE && e->grain - rel % e->grain < n)
@@ -109,7 +116,6 @@ static int vmdk_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)
 		p += n;
 		len -= n;
 	}
-	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
 

@@ -758,6 +758,12 @@ static int measure_run(char **argv, struct measure_args *a)
 			return 1;
 		r.bitmaps = img_supports_bitmaps(bd) && !strcmp(a->out_fmt, "qcow2");
 	}
+	if (strcmp(a->out_fmt, "raw") && strcmp(a->out_fmt, "qcow2")) {
+		/* bdrv_measure: only drivers with a bdrv_measure (not vmdk, among others). */
+		img_error("Block driver '%s' does not support size measurement", a->out_fmt);
+		block_close(bd);
+		return 1;
+	}
 	if (!strcmp(a->out_fmt, "raw")) {
 		/* raw_measure: everything the source holds, rounded to sectors. */
 		r.required = r.full = (a->size + 511) & ~511ULL;

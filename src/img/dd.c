@@ -95,7 +95,7 @@ static int dd_parse(int argc, char **argv, struct dd_args *a)
 		img_error("Must specify both input and output files");
 		return 1;
 	}
-	if (strcmp(a->out_fmt, "raw") && strcmp(a->out_fmt, "qcow2")) {
+	if (!block_format_can_create(a->out_fmt)) {
 		img_error("Unknown file format '%s'", a->out_fmt);
 		return 1;
 	}

@@ -414,3 +414,37 @@ def test_guest_reads_and_writes_a_qemu_made_vmdk(probe, tmp_path):
     flat = tmp_path / "flat.raw"
     subprocess.run(["qemu-img", "convert", "-O", "raw", str(img), str(flat)], check=True)
     assert open(flat, "rb").read()[:64 * SECTOR] == pattern(8, 0, 64 * SECTOR)
+
+
+def test_measure_refused_and_dd_writes_vmdk(tmp_path):
+    ok(qimg("create", "-q", "-f", "vmdk", tmp_path / "m.vmdk", "64M"))
+    for args in (["--size", "1G"], [tmp_path / "m.vmdk"]):
+        same(kimg("measure", "-O", "vmdk", *args), qimg("measure", "-O", "vmdk", *args))
+    # measure of a vmdk source into qcow2 reads it through the driver.
+    same(kimg("measure", "-O", "qcow2", tmp_path / "m.vmdk"),
+         qimg("measure", "-O", "qcow2", tmp_path / "m.vmdk"))
+    src = tmp_path / "s.raw"
+    src.write_bytes(bytes(range(256)) * 16384)
+    ok(kimg("dd", "-O", "vmdk", f"if={src}", f"of={tmp_path / 'k.vmdk'}", "bs=64k"))
+    ok(qimg("check", tmp_path / "k.vmdk"))
+    ok(qimg("compare", "-f", "raw", "-F", "vmdk", src, tmp_path / "k.vmdk"))
+
+
+def test_cowd_extent_reads_as_qemu_reads_it(tmp_path):
+    """VMDK3 ("COWD"): 4096-entry grain tables, granularity in sectors."""
+    hdr = b"COWD" + struct.pack("<IIIIIII", 1, 3, 8192, 8, 4, 1, 8192)
+    gt = struct.pack("<4096I", *([37, 0, 45] + [0] * 4093))
+    img = tmp_path / "c.vmdk"
+    cids = b"# Disk DescriptorFile\nversion=1\nCID=0000abcd\nparentCID=ffffffff\n"
+    img.write_bytes((hdr.ljust(512, b"\0") + cids).ljust(4 * 512, b"\0") +
+                    struct.pack("<I", 5).ljust(512, b"\0") + gt + b"\x61" * 4096 + b"\x62" * 4096)
+    # Without CIDs where QEMU looks (sector 1) both refuse it, in the same words.
+    (tmp_path / "n.vmdk").write_bytes(hdr.ljust(512, b"\0") + img.read_bytes()[2048:])
+    same(kimg("info", "n.vmdk", cwd=tmp_path), qimg("info", "n.vmdk", cwd=tmp_path))
+    for cmd in (["info"], ["map", "--output=json"]):
+        same(kimg(*cmd, "c.vmdk", cwd=tmp_path), qimg(*cmd, "c.vmdk", cwd=tmp_path))
+    ok(kimg("convert", "-O", "raw", img, tmp_path / "k.raw"))
+    ok(qimg("convert", "-O", "raw", img, tmp_path / "q.raw"))
+    data = (tmp_path / "k.raw").read_bytes()
+    assert data == (tmp_path / "q.raw").read_bytes()
+    assert data[:4096] == b"\x61" * 4096 and data[8192:12288] == b"\x62" * 4096

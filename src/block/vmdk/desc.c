@@ -64,7 +64,9 @@ int vmdk_read_cids(struct block_dev *bd, struct vmdk_state *s, char *err, size_t
 	desc[VMDK_DESC_SIZE] = '\0';
 	if (read_cid(desc, "CID", &s->cid) < 0 || read_cid(desc, "parentCID", &s->parent_cid) < 0) {
 		free(desc);
-		return block_err(err, errlen, "Invalid argument: the descriptor has no CID");
+		/* QEMU's words (vmdk_open fails with -EINVAL and no message of its own). */
+		return block_err(err, errlen, "Could not open '%s': %s", bd->filename,
+				 strerror(EINVAL));
 	}
 	p = strstr(desc, "parentFileNameHint");
 	if (p) {
@@ -73,7 +75,8 @@ int vmdk_read_cids(struct block_dev *bd, struct vmdk_state *s, char *err, size_t
 		q = strchr(p + 1, '"');
 		if (!q || (size_t)(q - p - 1) >= sizeof(s->parent_hint)) {
 			free(desc);
-			return block_err(err, errlen, "Invalid argument: bad parentFileNameHint");
+			return block_err(err, errlen, "Could not open '%s': %s", bd->filename,
+					 strerror(EINVAL));
 		}
 		memcpy(s->parent_hint, p + 1, (size_t)(q - p - 1));
 		s->parent_hint[q - p - 1] = '\0';

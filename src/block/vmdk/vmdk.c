@@ -235,7 +235,9 @@ static int open_top(struct block_dev *bd, struct vmdk_state *s, char *err, size_
 		return block_err(err, errlen, "Could not read from file: %s", strerror(-ret));
 	}
 	if (ld_be32(buf) == VMDK4_MAGIC || ld_be32(buf) == VMDK3_MAGIC) {
-		snprintf(s->create_type, sizeof(s->create_type), "monolithicSparse");
+		/* QEMU names only a KDMV file's type; a COWD file's stays empty. */
+		if (ld_be32(buf) == VMDK4_MAGIC)
+			snprintf(s->create_type, sizeof(s->create_type), "monolithicSparse");
 		ret = vmdk_open_sparse(bd, s, bd, false, "", 0, err, errlen);
 		s->desc_off = 0x200;
 		if (ret == 0 && ld_be32(buf) == VMDK4_MAGIC) {

@@ -448,3 +448,25 @@ def test_cowd_extent_reads_as_qemu_reads_it(tmp_path):
     data = (tmp_path / "k.raw").read_bytes()
     assert data == (tmp_path / "q.raw").read_bytes()
     assert data[:4096] == b"\x61" * 4096 and data[8192:12288] == b"\x62" * 4096
+
+
+@pytest.mark.parametrize("sub", ["monolithicSparse", "streamOptimized"])
+def test_write_where_no_grain_table_is_allocated(tmp_path, sub):
+    """A directory entry without a table (VMware may leave them): the first write there
+    appends a table (and its redundant copy) before the directories name it."""
+    img = tmp_path / "t.vmdk"
+    ok(qimg("create", "-q", "-f", "vmdk", "-o", f"subformat={sub}", img, "64M"))
+    b = bytearray(img.read_bytes())
+    for field in (48, 56):      # the redundant and the primary directory: entry 1 dropped
+        struct.pack_into("<I", b, struct.unpack_from("<Q", b, field)[0] * 512 + 4, 0)
+    img.write_bytes(b)
+    src = tmp_path / "s.raw"
+    with open(src, "wb") as f:
+        f.truncate(64 << 20)
+        f.seek((32 << 20) + 65536)
+        f.write(b"\x3c" * 131072)
+    ok(kimg("convert", "-n", "-O", "vmdk", src, img))
+    ok(qimg("check", img))
+    ok(qimg("compare", "-f", "raw", "-F", "vmdk", src, img))
+    gd = struct.unpack_from("<Q", img.read_bytes(), 56)[0] * 512
+    assert struct.unpack_from("<I", img.read_bytes(), gd + 4)[0] != 0

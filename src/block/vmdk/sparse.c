@@ -352,6 +352,47 @@ int vmdk_sparse_read(struct vmdk_extent *e, uint64_t host, uint64_t in_grain, vo
 	return 0;
 }
 
+/*
+ * A grain directory entry without a table (VMware may leave them so): a
+ * zeroed table is appended, and the redundant directory gets its own copy,
+ * before either directory names it.
+ */
+static int new_gt(struct vmdk_extent *e, uint32_t l1)
+{
+	uint64_t bytes = ((uint64_t)e->gt_entries * 4 + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
+	uint64_t at = (e->next + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
+	int copies = e->rgd ? 2 : 1, ret;
+	uint8_t *zero = calloc(1, bytes), le[4];
+
+	if (!zero)
+		return -ENOMEM;
+	if ((at + copies * bytes) / VMDK_SECTOR >= (1ULL << 32)) {
+		free(zero);
+		return -ENOSPC;
+	}
+	ret = bfile_pwrite(e->file, at, zero, bytes);
+	if (ret == 0 && copies == 2)
+		ret = bfile_pwrite(e->file, at + bytes, zero, bytes);
+	free(zero);
+	if (ret == 0 && copies == 2) {
+		st_le32(le, (uint32_t)((at + bytes) / VMDK_SECTOR));
+		ret = bfile_pwrite(e->file, e->rgd_off + (uint64_t)l1 * 4, le, 4);
+	}
+	if (ret == 0) {
+		st_le32(le, (uint32_t)(at / VMDK_SECTOR));
+		ret = bfile_pwrite(e->file, e->gd_off + (uint64_t)l1 * 4, le, 4);
+	}
+	if (ret < 0)
+		return ret;
+	e->gd[l1] = (uint32_t)(at / VMDK_SECTOR);
+	if (copies == 2)
+		e->rgd[l1] = (uint32_t)((at + bytes) / VMDK_SECTOR);
+	e->next = at + copies * bytes;
+	if (e->next > e->file_size)
+		e->file_size = e->next;
+	return 0;
+}
+
 int vmdk_gte_set(struct vmdk_extent *e, uint64_t rel, uint32_t sector)
 {
 	uint64_t g = rel / e->grain, l1 = g / e->gt_entries;
@@ -359,8 +400,10 @@ int vmdk_gte_set(struct vmdk_extent *e, uint64_t rel, uint32_t sector)
 	uint8_t le[4];
 	int ret;
 
-	if (l1 >= e->gd_entries || !e->gd[l1])
-		return -ENOTSUP;	/* no grain table to record it in */
+	if (l1 >= e->gd_entries)
+		return -EIO;
+	if (!e->gd[l1] && (ret = new_gt(e, (uint32_t)l1)) < 0)
+		return ret;
 	ret = load_gt(e, (uint32_t)l1, &gt);
 	if (ret < 0)
 		return ret;

@@ -67,6 +67,7 @@ static int deflate_grain(struct vmdk_extent *e, const uint8_t *g, uint8_t *out, 
 static int write_compressed(struct vmdk_extent *e, uint64_t grain_start, const uint8_t *g)
 {
 	uLongf bound = compressBound((uLong)e->grain), clen = bound;
+	uint64_t at;
 	size_t total;
 	uint8_t *out;
 	int ret;
@@ -82,36 +83,33 @@ static int write_compressed(struct vmdk_extent *e, uint64_t grain_start, const u
 	memset(out + 12 + clen, 0, total - 12 - clen);
 	if (e->next / VMDK_SECTOR >= (1ULL << 32))
 		return -ENOSPC;
-	ret = bfile_pwrite(e->file, e->next, out, total);
+	at = e->next;
+	ret = bfile_pwrite(e->file, at, out, total);
 	if (ret < 0)
 		return ret;
-	ret = vmdk_gte_set(e, grain_start, (uint32_t)(e->next / VMDK_SECTOR));
-	if (ret < 0)
-		return ret;
+	/* Past the grain first: a grain table appended for it must not land on it. */
 	e->next += total;
 	if (e->next > e->file_size)
 		e->file_size = e->next;
 	e->zbuf_host = 0;
-	return 0;
+	return vmdk_gte_set(e, grain_start, (uint32_t)(at / VMDK_SECTOR));
 }
 
 /* A new uncompressed grain at the end of the extent file. */
 static int write_new_grain(struct vmdk_extent *e, uint64_t grain_start, const uint8_t *g)
 {
+	uint64_t at = e->next;
 	int ret;
 
 	if ((e->next + e->grain) / VMDK_SECTOR >= (1ULL << 32))
 		return -ENOSPC;
-	ret = bfile_pwrite(e->file, e->next, g, e->grain);
-	if (ret < 0)
-		return ret;
-	ret = vmdk_gte_set(e, grain_start, (uint32_t)(e->next / VMDK_SECTOR));
+	ret = bfile_pwrite(e->file, at, g, e->grain);
 	if (ret < 0)
 		return ret;
 	e->next += e->grain;
 	if (e->next > e->file_size)
 		e->file_size = e->next;
-	return 0;
+	return vmdk_gte_set(e, grain_start, (uint32_t)(at / VMDK_SECTOR));
 }
 
 /* Bytes [in, in+n) of one grain of a sparse extent; buf NULL writes zeroes. */

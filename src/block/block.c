@@ -28,6 +28,7 @@ static const struct block_driver *const drivers[] = {
 	&block_vpc_driver,
 	&block_vdi_driver,
 	&block_luks_driver,
+	&block_vmdk_driver,
 };
 
 int block_err(char *err, size_t errlen, const char *fmt, ...)
@@ -93,6 +94,11 @@ const struct block_fmt_opt *block_create_opt(const struct block_create_opts *o, 
 		if (!strcmp(o->fmt_opts[i].name, name))
 			return &o->fmt_opts[i];
 	return NULL;
+}
+
+const char *block_data_file(struct block_dev *bd, uint64_t offset)
+{
+	return bd->drv->data_file ? bd->drv->data_file(bd, offset) : NULL;
 }
 
 struct jnode *block_info_specific(struct block_dev *bd)

@@ -137,6 +137,8 @@ uint32_t block_cluster_size(const struct block_dev *bd);
 #define BLOCK_STATUS_COMPRESSED	0x10
 int block_status(struct block_dev *bd, uint64_t offset, uint64_t len, uint64_t *pnum,
 		 uint64_t *map, unsigned *flags);
+/* The file block_status's *map of offset refers to when it is not bd's own, or NULL. */
+const char *block_data_file(struct block_dev *bd, uint64_t offset);
 
 /*
  * Copies len bytes from src to dst with copy_file_range where both ranges lie

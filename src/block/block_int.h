@@ -61,6 +61,8 @@ struct block_driver {
 	 * none.  Formats other than qcow2 (whose data info.c builds) fill it.
 	 */
 	struct jnode *(*info_specific)(struct block_dev *bd);
+	/* The file holding the data at virtual offset off, when not bd's own (vmdk extents). */
+	const char *(*data_file)(struct block_dev *bd, uint64_t off);
 	/* -o lists (block_img.h block_format_opts); NULL: the format has none. */
 	const struct block_opt_desc *create_opts;
 	const struct block_opt_desc *amend_opts;
@@ -121,6 +123,7 @@ extern const struct block_driver block_parallels_driver;
 extern const struct block_driver block_vpc_driver;
 extern const struct block_driver block_vdi_driver;
 extern const struct block_driver block_luks_driver;
+extern const struct block_driver block_vmdk_driver;
 
 /* open_one of block.c: a file opened as format (NULL: probe), backing chain included. */
 int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,

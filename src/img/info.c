@@ -420,7 +420,9 @@ static int map_status(struct block_dev *bd, uint64_t off, uint64_t len, struct m
 		.has_offset = flags & BLOCK_STATUS_OFFSET,
 		.depth = depth,
 		.present = flags & BLOCK_STATUS_ALLOCATED,
-		.filename = decided && (flags & BLOCK_STATUS_OFFSET) ? data_filename(decided) : NULL,
+		.filename = decided && (flags & BLOCK_STATUS_OFFSET) ?
+			(block_data_file(decided, off) ? block_data_file(decided, off)
+							: data_filename(decided)) : NULL,
 	};
 	return 0;
 }

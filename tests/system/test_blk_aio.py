@@ -156,7 +156,7 @@ def test_blockdev_errors_name_the_problem(probe, tmp_path):
         (["-blockdev", "driver=qcow2,node-name=d0,file=f0"], "Cannot find device='f0'"),
         (["-blockdev", f"driver=file,node-name=f0,filename={img}", "-blockdev",
           f"driver=file,node-name=f0,filename={img}"], "Duplicate nodes with node-name='f0'"),
-        (["-blockdev", "driver=vmdk,node-name=d0,file=f0"], "Unknown driver 'vmdk'"),
+        (["-blockdev", "driver=throttle,node-name=d0,file=f0"], "Unknown driver 'throttle'"),
         (["-blockdev", f"driver=file,node-name=f0,filename={img}", "-blockdev",
           "driver=qcow2,node-name=d0,file=f0", "-device", "virtio-blk-pci,drive=d0"],
          "not in qcow2 format"),

@@ -404,7 +404,8 @@ def test_garbage_files(tmp_path):
 
 def test_missing_and_wrong_arguments():
     for argv in (["info"], ["info", "/nonexistent"], ["create", "-f", "qcow2", "x"],
-                 ["create", "-f", "vmdk", "x", "1M"], ["convert", "/nonexistent", "x"],
+                 ["create", "-f", "vmdk", "-o", "subformat=bar", "x", "1M"],
+                 ["convert", "/nonexistent", "x"],
                  ["resize"], ["frobnicate"], ["info", "--output=xml", "/dev/null"],
                  ["create", "-f", "qcow2", "-o", "cluster_size=3000", "/tmp/k.q", "1M"],
                  ["create", "-f", "qcow2", "-o", "refcount_bits=3", "/tmp/k.q", "1M"],

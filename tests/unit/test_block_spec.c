@@ -167,7 +167,7 @@ static void test_refusals(void **state)
 		{ "driver=qcow2,file.filename=%s,file.aio=native",
 		  "Option 'aio' of block protocol 'file' is not supported by Kestrel" },
 		{ "driver=qcow2,file.filename=%s,file.locking=maybe", "invalid parameter value: maybe" },
-		{ "driver=vmdk,file.filename=%s", "Unknown driver 'vmdk'" },
+		{ "driver=throttle,file.filename=%s", "Unknown driver 'throttle'" },
 		{ "driver=qcow2,file.driver=nosuch,file.filename=%s", "Unknown driver 'nosuch'" },
 		{ "driver=qcow2,filename=%s", "A block device must be specified for \"file\"" },
 		{ "filename=%s", "Must specify either driver or file" },

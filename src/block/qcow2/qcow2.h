@@ -343,7 +343,7 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync);
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
 /* Drops refcount blocks that count nothing any more (after a shrink). */
 int qcow2_shrink_reftable(struct qcow2 *s);
-/* The refcount table in memory (taken over) and in s->h, once it is on disk at offset. */
+/* The refcount table in memory (taken over, or the one s holds) and in s->h, on disk at offset. */
 void qcow2_set_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, uint64_t offset,
 			uint64_t clusters);
 /*

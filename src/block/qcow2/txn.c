@@ -169,9 +169,7 @@ int qcow2_txn_commit(struct qcow2 *s)
 	free(s->txn_reftable);
 	s->txn_reftable = NULL;
 	s->txn = false;
-	s->reftable_offset = off;
-	s->h.refcount_table_offset = off;
-	s->h.refcount_table_clusters = (uint32_t)clusters;
+	qcow2_set_reftable(s, s->reftable, s->reftable_size, off, clusters);
 	/* Cached copies of the old blocks describe nothing now. */
 	qcow2_cache_clear(&s->rc_cache);
 	qcow2_cache_clear(&s->l2_cache);

@@ -852,18 +852,23 @@ void *block_alloc_buf(size_t len)
  */
 #define DIRECT_ALIGN 4096
 
-static int pread_full(int fd, uint64_t off, void *buf, size_t len)
+/*
+ * pread or pwrite of all len bytes, through EINTR and short transfers.  At
+ * the end of the file a read fills the rest with zeroes; a write that makes
+ * no progress is an I/O error.
+ */
+static int io_full(int fd, uint64_t off, uint8_t *p, size_t len, bool write)
 {
-	uint8_t *p = buf;
-
 	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
+		ssize_t n = write ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
 		if (n == 0) {
+			if (write)
+				return -EIO;
 			memset(p, 0, len);	/* past end of file reads as zeroes */
 			return 0;
 		}
@@ -874,25 +879,16 @@ static int pread_full(int fd, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
+static int pread_full(int fd, uint64_t off, void *buf, size_t len)
+{
+	return io_full(fd, off, buf, len, false);
+}
+
 static int pwrite_full(int fd, uint64_t off, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-
 	block_crash_point();
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	/* io_full only reads from buf when it writes. */
+	return io_full(fd, off, (uint8_t *)buf, len, true);
 }
 
 static bool aligned(uint64_t off, const void *buf, size_t len)

@@ -249,22 +249,20 @@ int img_info(int argc, char **argv)
 	struct block_dev *bd, *layer;
 	struct jnode *arr = NULL;
 	char *name = NULL, err[4096];
-	int c, r, ret = 0;
+	int c, ret = 0;
+	struct img_getopt g = { .cmd = "info", .shortopts = ":hf:U", .longopts = longopts,
+				.image_opts = &image_opts };
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hf:U", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("info"); return 0;
 		case 'f': fmt = optarg; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: output = optarg; break;
 		case OPT_BACKING_CHAIN: chain = true; break;
-		default:
-			if ((r = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
-				return r;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	if (optind != argc - 1) {
 		return img_usage_error("Expecting one image file name");
 	}
@@ -472,12 +470,12 @@ static int map_parse(int argc, char **argv, struct map_args *a)
 		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, ret;
+	int c;
+	struct img_getopt g = { .cmd = "map", .shortopts = ":hf:U", .longopts = longopts,
+				.image_opts = &a->image_opts };
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hf:U", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("map"); return 0;
 		case 'f': a->fmt = optarg; break;
 		case 'U': a->flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: a->output = optarg; break;
@@ -489,12 +487,10 @@ static int map_parse(int argc, char **argv, struct map_args *a)
 			if (!img_parse_size_arg("max length", optarg, &a->maxlen))
 				return 1;
 			break;
-		default:
-			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
-				return ret;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	if (optind != argc - 1)
 		return img_usage_error("Expecting one image file name");
 	if (!img_parse_output(a->output, &a->json))

@@ -233,7 +233,8 @@ out:
 }
 
 /* key-secret=ID references (QEMU's qcrypto_secret_lookup) must name a secret. */
-int img_shared_option(int c, char **argv, bool *image_opts)
+/* What every command shares: IMG_CONTINUE, or the exit status. */
+static int shared_option(int c, char **argv, bool *image_opts)
 {
 	int ret;
 
@@ -246,6 +247,30 @@ int img_shared_option(int c, char **argv, bool *image_opts)
 		return IMG_CONTINUE;
 	}
 	return img_bad_option(c, argv);
+}
+
+int img_getopt(struct img_getopt *g, int argc, char **argv)
+{
+	int c;
+
+	if (!g->started) {
+		optind = 0;	/* glibc: a full reset, as each command parses argv afresh */
+		g->started = true;
+	}
+	g->status = IMG_CONTINUE;
+	while ((c = getopt_long(argc, argv, g->shortopts, g->longopts, NULL)) != -1) {
+		if (c == 'h') {
+			img_cmd_help(g->cmd);
+			g->status = 0;
+			return -1;
+		}
+		if (c != IMG_OPT_OBJECT && c != IMG_OPT_IMAGE_OPTS && c != ':' && c != '?')
+			return c;
+		g->status = shared_option(c, argv, g->image_opts);
+		if (g->status != IMG_CONTINUE)
+			return -1;
+	}
+	return -1;
 }
 
 static int check_secret_refs(struct opts *o)

@@ -48,12 +48,12 @@ int img_snapshot(int argc, char **argv)
 	unsigned flags = 0;	/* with the backing chain, as qemu-img opens it */
 	bool force_share = false, image_opts = false;
 	struct block_dev *bd;
-	int c, opt, ret = 0;
+	int c, ret = 0;
+	struct img_getopt g = { .cmd = "snapshot", .shortopts = ":la:c:d:hqU", .longopts = longopts,
+				.image_opts = &image_opts };
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":la:c:d:hqU", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("snapshot"); return 0;
 		case 'l':
 		case 'a':
 		case 'c':
@@ -66,12 +66,10 @@ int img_snapshot(int argc, char **argv)
 			break;
 		case 'q': break;
 		case 'U': force_share = true; break;
-		default:
-			if ((opt = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
-				return opt;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	if (optind != argc - 1) {
 		return img_usage_error("Expecting one image file name");
 	}
@@ -216,13 +214,13 @@ static bool commit_options(int argc, char **argv, struct commit_opts *o, int *rc
 		IMG_LONGOPT_IMAGE_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, ret;
+	int c;
+	struct img_getopt g = { .cmd = "commit", .shortopts = ":f:ht:b:dpqr:", .longopts = longopts,
+				.image_opts = &o->image_opts };
 
 	*rc = 1;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":f:ht:b:dpqr:", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("commit"); *rc = 0; return false;
 		case 'f': o->fmt = optarg; break;
 		case 't': o->cache = optarg; break;
 		case 'b': o->base_name = optarg; o->drop = true; break;
@@ -233,13 +231,11 @@ static bool commit_options(int argc, char **argv, struct commit_opts *o, int *rc
 			if (!img_rate_parse(optarg, &o->rate_limit))
 				return false;
 			break;
-		default:
-			if ((ret = img_shared_option(c, argv, &o->image_opts)) != IMG_CONTINUE) {
-				*rc = ret;
-				return false;
-			}
-			break;
 		}
+	}
+	if (g.status != IMG_CONTINUE) {
+		*rc = g.status;
+		return false;
 	}
 	if (optind != argc - 1) {
 		*rc = img_usage_error("Expecting one image file name");
@@ -433,13 +429,13 @@ static bool rebase_options(int argc, char **argv, struct rebase_opts *o, int *rc
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, ret;
+	int c;
+	struct img_getopt g = { .cmd = "rebase", .shortopts = ":hf:F:b:upt:T:qU",
+				.longopts = longopts, .image_opts = &o->image_opts };
 
 	*rc = 1;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("rebase"); *rc = 0; return false;
 		case 'f': o->fmt = optarg; break;
 		case 'F': o->backing_fmt = optarg; break;
 		case 'b': o->backing = optarg; break;
@@ -449,13 +445,11 @@ static bool rebase_options(int argc, char **argv, struct rebase_opts *o, int *rc
 		case 'T': o->src_cache = optarg; break;
 		case 'q': o->quiet = true; break;
 		case 'U': o->force_share = true; break;
-		default:
-			if ((ret = img_shared_option(c, argv, &o->image_opts)) != IMG_CONTINUE) {
-				*rc = ret;
-				return false;
-			}
-			break;
 		}
+	}
+	if (g.status != IMG_CONTINUE) {
+		*rc = g.status;
+		return false;
 	}
 	if (optind != argc - 1) {
 		*rc = img_usage_error("Expecting one image file name");

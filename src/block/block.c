@@ -897,30 +897,45 @@ static bool aligned(uint64_t off, const void *buf, size_t len)
 	       !((uintptr_t)buf % DIRECT_ALIGN);
 }
 
+/* The aligned blocks around an unaligned O_DIRECT request, read. */
+struct bounce {
+	uint8_t *buf;
+	uint64_t start, end;
+};
+
+static int bounce_read(const struct block_dev *bd, uint64_t off, size_t len, struct bounce *b)
+{
+	int ret;
+
+	b->start = off & ~(uint64_t)(DIRECT_ALIGN - 1);
+	b->end = (off + len + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1);
+	b->buf = block_alloc_buf((size_t)(b->end - b->start));
+	if (!b->buf)
+		return -ENOMEM;
+	ret = pread_full(bd->fd, b->start, b->buf, (size_t)(b->end - b->start));
+	if (ret < 0)
+		free(b->buf);
+	return ret;
+}
+
 int bfile_pread(const struct block_dev *bd, uint64_t off, void *buf, size_t len)
 {
-	uint64_t start, end;
-	uint8_t *bounce;
+	struct bounce b;
 	int ret;
 
 	if (!bd->direct || aligned(off, buf, len))
 		return pread_full(bd->fd, off, buf, len);
-	start = off & ~(uint64_t)(DIRECT_ALIGN - 1);
-	end = (off + len + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1);
-	bounce = block_alloc_buf((size_t)(end - start));
-	if (!bounce)
-		return -ENOMEM;
-	ret = pread_full(bd->fd, start, bounce, (size_t)(end - start));
-	if (ret == 0)
-		memcpy(buf, bounce + (off - start), len);
-	free(bounce);
-	return ret;
+	ret = bounce_read(bd, off, len, &b);
+	if (ret < 0)
+		return ret;
+	memcpy(buf, b.buf + (off - b.start), len);
+	free(b.buf);
+	return 0;
 }
 
 int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size_t len)
 {
-	uint64_t start, end;
-	uint8_t *bounce;
+	struct bounce b;
 	struct stat st;
 	off_t old_size;
 	int ret;
@@ -930,20 +945,15 @@ int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size
 	if (fstat(bd->fd, &st) < 0)
 		return -errno;
 	old_size = st.st_size;
-	start = off & ~(uint64_t)(DIRECT_ALIGN - 1);
-	end = (off + len + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1);
-	bounce = block_alloc_buf((size_t)(end - start));
-	if (!bounce)
-		return -ENOMEM;
 	/* Read-modify-write of the partial blocks at either end. */
-	ret = pread_full(bd->fd, start, bounce, (size_t)(end - start));
-	if (ret == 0) {
-		memcpy(bounce + (off - start), buf, len);
-		ret = pwrite_full(bd->fd, start, bounce, (size_t)(end - start));
-	}
-	free(bounce);
+	ret = bounce_read(bd, off, len, &b);
+	if (ret < 0)
+		return ret;
+	memcpy(b.buf + (off - b.start), buf, len);
+	ret = pwrite_full(bd->fd, b.start, b.buf, (size_t)(b.end - b.start));
+	free(b.buf);
 	/* The rounded-up write must not grow the file past what was asked for. */
-	if (ret == 0 && (uint64_t)old_size < end) {
+	if (ret == 0 && (uint64_t)old_size < b.end) {
 		uint64_t want = off + len > (uint64_t)old_size ? off + len : (uint64_t)old_size;
 		block_crash_point();
 		if (ftruncate(bd->fd, (off_t)want) < 0)

@@ -179,10 +179,7 @@ static bool num_opt(const char *arg, uint64_t *v, uint64_t min, uint64_t max, co
 static bool bench_options(int argc, char **argv, struct bench *b, struct bench_opts *o, int *rc)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
 		{ "flush-interval", required_argument, NULL, OPT_FLUSH_INTERVAL },
-		IMG_LONGOPT_IMAGE_OPTS,
-		IMG_LONGOPT_OBJECT,
 		{ "pattern", required_argument, NULL, OPT_PATTERN },
 		{ "no-drain", no_argument, NULL, OPT_NO_DRAIN },
 		{ "force-share", no_argument, NULL, 'U' },

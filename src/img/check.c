@@ -95,13 +95,10 @@ static bool check_repair_mode(const char *arg, unsigned *fix)
 static int check_parse(int argc, char **argv, struct check_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "repair", required_argument, NULL, 'r' },
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "force-share", no_argument, NULL, 'U' },
-		IMG_LONGOPT_IMAGE_OPTS,
-		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned cache;

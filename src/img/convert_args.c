@@ -55,9 +55,6 @@ static bool convert_number_opt(struct convert_args *a, int ch, const char *arg)
 int convert_parse(int argc, char **argv, struct convert_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "target-image-opts", no_argument, NULL, OPT_TARGET_IMAGE_OPTS },
 		{ "target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO },
 		{ "bitmaps", no_argument, NULL, OPT_BITMAPS },

@@ -156,18 +156,13 @@ out:
 
 int img_create(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *fmt = "raw", *backing = NULL, *backing_fmt = NULL, *filename;
 	char *options IMG_AUTOFREE = NULL;
 	bool quiet = false, unsafe = false, size_given = false;
 	uint64_t size = 0;
 	int c;
 	/* qemu-img create takes no --image-opts. */
-	struct img_getopt g = { .cmd = "create", .shortopts = ":F:b:f:ho:qu", .longopts = longopts };
+	struct img_getopt g = { .cmd = "create", .shortopts = ":F:b:f:ho:qu" };
 
 	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
@@ -237,9 +232,6 @@ struct amend_args {
 static int amend_parse(int argc, char **argv, struct amend_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -381,9 +373,6 @@ struct resize_args {
 static int resize_parse(int argc, char **argv, struct resize_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "preallocation", required_argument, NULL, OPT_PREALLOC },
 		{ "shrink", no_argument, NULL, OPT_SHRINK },
 		{ NULL, 0, NULL, 0 },
@@ -540,9 +529,6 @@ struct measure_result {
 static int measure_parse(int argc, char **argv, struct measure_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "size", required_argument, NULL, OPT_SIZE },
 		{ "force-share", no_argument, NULL, 'U' },

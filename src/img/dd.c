@@ -63,8 +63,6 @@ static bool dd_operand(char *arg, struct dd_args *a)
 static int dd_parse(int argc, char **argv, struct dd_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};

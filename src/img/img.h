@@ -120,12 +120,10 @@ struct block_dev *img_open_image(const char *name, const char *fmt, unsigned fla
  */
 int img_object_add(const char *text);
 /*
- * --object and --image-opts, which the commands that open images share:
- * their getopt_long values (above any command's own) and longopts entries.
+ * --object and --image-opts, which the commands share: their getopt_long
+ * values, above any command's own.
  */
 enum { IMG_OPT_OBJECT = 0x1000, IMG_OPT_IMAGE_OPTS };
-#define IMG_LONGOPT_OBJECT { "object", required_argument, NULL, IMG_OPT_OBJECT }
-#define IMG_LONGOPT_IMAGE_OPTS { "image-opts", no_argument, NULL, IMG_OPT_IMAGE_OPTS }
 /*
  * A command's option loop, with what every command shares taken here:
  *	struct img_getopt g = { .cmd = "resize", .shortopts = ":f:hq",
@@ -134,6 +132,8 @@ enum { IMG_OPT_OBJECT = 0x1000, IMG_OPT_IMAGE_OPTS };
  *		switch (c) { ...the command's own options... }
  *	if (g.status != IMG_CONTINUE)
  *		return g.status;
+ * longopts lists the command's own long options (NULL: none); --help,
+ * --object and --image-opts (with image_opts) are added here.
  * -h/--help prints the command's help (exit status 0); --object is defined
  * (the exit status 0 after its help, 1 after an error); --image-opts sets
  * *image_opts; an unknown option or a missing argument is qemu-img's usage
@@ -147,6 +147,7 @@ struct img_getopt {
 	bool *image_opts;		/* NULL: --image-opts is not taken */
 	int status;
 	bool started;
+	struct option all[24];		/* longopts and the shared ones */
 };
 int img_getopt(struct img_getopt *g, int argc, char **argv);
 /* The bytes of the secret object id (data=/file=, format= decoded), or NULL. */

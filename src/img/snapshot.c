@@ -36,9 +36,6 @@ static int delete_by_name(struct block_dev *bd, const char *name, char *err, siz
 int img_snapshot(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -208,14 +205,8 @@ struct commit_opts {
 /* Parses argv into o; false: stop with exit status *rc. */
 static bool commit_options(int argc, char **argv, struct commit_opts *o, int *rc)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	int c;
-	struct img_getopt g = { .cmd = "commit", .shortopts = ":f:ht:b:dpqr:", .longopts = longopts,
+	struct img_getopt g = { .cmd = "commit", .shortopts = ":f:ht:b:dpqr:",
 				.image_opts = &o->image_opts };
 
 	*rc = 1;
@@ -423,9 +414,6 @@ struct rebase_opts {
 static bool rebase_options(int argc, char **argv, struct rebase_opts *o, int *rc)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};

@@ -962,6 +962,27 @@ int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size
 	return ret;
 }
 
+int block_write_zero_buffer(int (*write)(void *opaque, uint64_t off, const void *buf,
+					 size_t len),
+			    void *opaque, uint64_t off, uint64_t len)
+{
+	size_t chunk = len < (1 << 20) ? (size_t)len : (1 << 20);
+	uint8_t *zero = block_alloc_buf(chunk);
+	int ret = 0;
+
+	if (!zero)
+		return -ENOMEM;
+	memset(zero, 0, chunk ? chunk : 1);
+	while (len && ret == 0) {
+		size_t n = len < chunk ? (size_t)len : chunk;
+		ret = write(opaque, off, zero, n);
+		off += n;
+		len -= n;
+	}
+	free(zero);
+	return ret;
+}
+
 int bfile_flush(const struct block_dev *bd)
 {
 	if (bd->flags & BLOCK_NO_FLUSH)

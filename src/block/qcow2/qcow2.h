@@ -400,6 +400,8 @@ int qcow2_map_for(struct qcow2 *s, uint64_t off, uint64_t len, bool write,
 		  enum qcow2_type *type, uint64_t *l2e, uint64_t *pnum);
 int qcow2_read(struct qcow2 *s, uint64_t off, void *buf, size_t len);
 int qcow2_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len);
+/* len zero bytes written to the image file at off (qcow2_file_write). */
+int qcow2_file_write_zeroes(struct qcow2 *s, uint64_t off, uint64_t len);
 int qcow2_write_compressed(struct qcow2 *s, uint64_t off, const void *cdata, size_t clen);
 int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap);
 int qcow2_write_l1_entry(struct qcow2 *s, uint32_t index);

@@ -105,6 +105,8 @@ const char *img_snapshot_arg(const char *arg);
 
 /* Opens an image for a command; prints the error (as qemu-img does) on failure. */
 struct block_dev *img_open(const char *path, const char *fmt, unsigned flags);
+/* "Snapshot list:" and its table, as info and snapshot -l print it; nothing without snapshots. */
+void img_print_snapshot_list(struct block_dev *bd);
 
 /*
  * objects.c: naming images as qemu-img does.  img_open_image is img_open,

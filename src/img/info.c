@@ -129,25 +129,28 @@ static void snapshot_line(const struct block_snapshot *sn)
 	printf("%-9s %-16s %8s%20s%13s%11s", sn->id, sn->name, size, date, clock, icount);
 }
 
-void img_snapshot_header(void);
-void img_snapshot_header(void)
+void img_print_snapshot_list(struct block_dev *bd)
 {
-	printf("%-10s%-17s%8s%20s%13s%11s", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
-}
+	struct block_snapshot *snaps = NULL;
+	int n = block_snapshot_list(bd, &snaps);
 
-void img_snapshot_line(const struct block_snapshot *sn);
-void img_snapshot_line(const struct block_snapshot *sn)
-{
-	snapshot_line(sn);
+	if (n > 0) {
+		printf("Snapshot list:\n");
+		printf("%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK",
+		       "ICOUNT");
+		for (int i = 0; i < n; i++) {
+			snapshot_line(&snaps[i]);
+			printf("\n");
+		}
+	}
+	free(snaps);
 }
 
 /* QEMU's bdrv_image_info_dump. */
 static void dump_human(struct block_dev *bd, const char *filename, const struct jnode *json)
 {
 	struct block_info info;
-	struct block_snapshot *snaps = NULL;
 	char vsize[64], dsize[64];
-	int n;
 
 	block_get_info(bd, &info);
 	img_size_to_str(info.virtual_size, vsize, sizeof(vsize));
@@ -168,17 +171,7 @@ static void dump_human(struct block_dev *bd, const char *filename, const struct 
 		if (info.backing_fmt[0])
 			printf("backing file format: %s\n", info.backing_fmt);
 	}
-	n = block_snapshot_list(bd, &snaps);
-	if (n > 0) {
-		printf("Snapshot list:\n");
-		img_snapshot_header();
-		printf("\n");
-		for (int i = 0; i < n; i++) {
-			snapshot_line(&snaps[i]);
-			printf("\n");
-		}
-	}
-	free(snaps);
+	img_print_snapshot_list(bd);
 	const struct jnode *spec = member(json, "format-specific");
 	if (spec) {
 		printf("Format specific information:\n");

@@ -7,9 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void img_snapshot_header(void);
-void img_snapshot_line(const struct block_snapshot *sn);
-
 /*
  * qemu-img snapshot -d finds the snapshot by name only (bdrv_snapshot_find),
  * unlike -a, which takes an ID too; the one found is deleted by its ID.
@@ -85,21 +82,9 @@ int img_snapshot(int argc, char **argv)
 	if (!bd)
 		return 1;
 	switch (action) {
-	case 'l': {
-		struct block_snapshot *list = NULL;
-		int n = block_snapshot_list(bd, &list);
-		if (n > 0) {
-			printf("Snapshot list:\n");
-			img_snapshot_header();
-			printf("\n");
-			for (int i = 0; i < n; i++) {
-				img_snapshot_line(&list[i]);
-				printf("\n");
-			}
-		}
-		free(list);
+	case 'l':
+		img_print_snapshot_list(bd);
 		break;
-	}
 	case 'c':
 		ret = block_snapshot_create(bd, name, err, sizeof(err));
 		break;

@@ -158,6 +158,13 @@ int bfile_pread(const struct block_dev *bd, uint64_t off, void *buf, size_t len)
 int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size_t len);
 int bfile_flush(const struct block_dev *bd);
 int64_t bfile_size(const struct block_dev *bd);
+/*
+ * len zero bytes at off written through write(opaque, ...) from a zeroed
+ * buffer, 1 MiB at a time: for files and layers without a cheaper way.
+ */
+int block_write_zero_buffer(int (*write)(void *opaque, uint64_t off, const void *buf,
+					 size_t len),
+			    void *opaque, uint64_t off, uint64_t len);
 
 /*
  * Called before every write, flush, truncate and fallocate on an image file:

@@ -55,11 +55,15 @@ static int raw_flush(struct block_dev *bd)
 	return bfile_flush(bd);
 }
 
+/* bfile_pwrite for block_write_zero_buffer. */
+static int file_write(void *bd, uint64_t off, const void *buf, size_t len)
+{
+	return bfile_pwrite(bd, off, buf, len);
+}
+
 static int raw_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, bool may_unmap)
 {
 	int mode = may_unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_ZERO_RANGE;
-	uint8_t *zero;
-	int ret = 0;
 
 	block_crash_point();
 	if (bd->proto)
@@ -69,18 +73,7 @@ static int raw_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, bo
 	if (may_unmap && fallocate(bd->fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)len) == 0)
 		return 0;
 	/* No fallocate support here (or a block device): write the zeroes. */
-	zero = block_alloc_buf(1 << 20);
-	if (!zero)
-		return -ENOMEM;
-	memset(zero, 0, 1 << 20);
-	while (len && ret == 0) {
-		size_t n = len < (1 << 20) ? (size_t)len : (1 << 20);
-		ret = bfile_pwrite(bd, off, zero, n);
-		off += n;
-		len -= n;
-	}
-	free(zero);
-	return ret;
+	return block_write_zero_buffer(file_write, bd, off, len);
 }
 
 /* SEEK_DATA/SEEK_HOLE: a hole reads as zeroes and is not allocated. */

@@ -65,61 +65,53 @@ static int copy_serial(char *dst, const char *serial, const char *opt, const cha
 	return 0;
 }
 
-/* if=ide: index= (0-3) or the first free position, as QEMU's drive_new picks it. */
-static int drive_ide_slot(struct vm_config *cfg, struct drive_config *d, const char *index,
-			  const char *opt, const char *arg)
+/* A controller that numbers its drives: if=ide (index= 0-3), if=floppy (0 A:, 1 B:). */
+struct drive_bus {
+	enum drive_if iface;
+	int max;
+	const char *bad_index, *full;
+};
+
+static const struct drive_bus drive_buses[] = {
+	{ DRIVE_IF_IDE, IDE_MAX_DRIVES, "index= must be 0 to 3 for if=ide",
+	  "the IDE controller takes four drives at most" },
+	{ DRIVE_IF_FLOPPY, FLOPPY_MAX_DRIVES, "index= must be 0 or 1 for if=floppy",
+	  "the floppy controller takes two drives at most" },
+};
+
+/* index= or the first free position on d's controller, as QEMU's drive_new picks it. */
+static int drive_slot(struct vm_config *cfg, struct drive_config *d, const char *index,
+		      const char *opt, const char *arg)
 {
-	uint64_t n;
+	const struct drive_bus *b = NULL;
 	bool used[IDE_MAX_DRIVES] = { false };
-
-	d->index = -1;
-	if (d->iface != DRIVE_IF_IDE)
-		return 0;
-	for (unsigned i = 0; i < cfg->nr_drives; i++)
-		if (cfg->drives[i].iface == DRIVE_IF_IDE)
-			used[cfg->drives[i].index] = true;
-	if (index) {
-		if (!uint_parse(index, &n) || n >= IDE_MAX_DRIVES)
-			return err_invalid(opt, arg, "index= must be 0 to 3 for if=ide");
-		if (used[n])
-			return err_invalid(opt, arg, "drive index is already in use");
-		d->index = (int)n;
-		return 0;
-	}
-	for (int i = 0; i < IDE_MAX_DRIVES; i++) {
-		if (!used[i]) {
-			d->index = i;
-			return 0;
-		}
-	}
-	return err_invalid(opt, arg, "the IDE controller takes four drives at most");
-}
-
-/* if=floppy: index= 0 (A:) or 1 (B:), or the first free one. */
-static int drive_floppy_slot(struct vm_config *cfg, struct drive_config *d, const char *index,
-			     const char *opt, const char *arg)
-{
 	uint64_t n;
-	bool used[FLOPPY_MAX_DRIVES] = { false };
 
+	_Static_assert(FLOPPY_MAX_DRIVES <= IDE_MAX_DRIVES, "used[] holds every bus");
+	d->index = -1;
+	for (size_t i = 0; i < sizeof(drive_buses) / sizeof(drive_buses[0]); i++)
+		if (drive_buses[i].iface == d->iface)
+			b = &drive_buses[i];
+	if (!b)
+		return 0;	/* virtio and none number their drives by order */
 	for (unsigned i = 0; i < cfg->nr_drives; i++)
-		if (cfg->drives[i].iface == DRIVE_IF_FLOPPY)
+		if (cfg->drives[i].iface == b->iface)
 			used[cfg->drives[i].index] = true;
 	if (index) {
-		if (!uint_parse(index, &n) || n >= FLOPPY_MAX_DRIVES)
-			return err_invalid(opt, arg, "index= must be 0 or 1 for if=floppy");
+		if (!uint_parse(index, &n) || n >= (uint64_t)b->max)
+			return err_invalid(opt, arg, b->bad_index);
 		if (used[n])
 			return err_invalid(opt, arg, "drive index is already in use");
 		d->index = (int)n;
 		return 0;
 	}
-	for (int i = 0; i < FLOPPY_MAX_DRIVES; i++) {
+	for (int i = 0; i < b->max; i++) {
 		if (!used[i]) {
 			d->index = i;
 			return 0;
 		}
 	}
-	return err_invalid(opt, arg, "the floppy controller takes two drives at most");
+	return err_invalid(opt, arg, b->full);
 }
 
 /* if=, index=, format=, cache= and media= of a -drive into d. */
@@ -134,8 +126,7 @@ static int drive_kind(struct vm_config *cfg, struct drive_config *d, const char 
 	d->iface = !iface || !strcmp(iface, "ide") ? DRIVE_IF_IDE
 		: !strcmp(iface, "virtio") ? DRIVE_IF_VIRTIO
 		: !strcmp(iface, "floppy") ? DRIVE_IF_FLOPPY : DRIVE_IF_NONE;
-	if (d->iface == DRIVE_IF_FLOPPY ? drive_floppy_slot(cfg, d, index, opt, arg) < 0
-					: drive_ide_slot(cfg, d, index, opt, arg) < 0)
+	if (drive_slot(cfg, d, index, opt, arg) < 0)
 		return -1;
 	if (format && !block_format_has_driver(format))
 		return err_invalid(opt, arg, "format= must be an image format Kestrel has "

@@ -179,24 +179,21 @@ static bool num_opt(const char *arg, uint64_t *v, uint64_t min, uint64_t max, co
 static bool bench_options(int argc, char **argv, struct bench *b, struct bench_opts *o, int *rc)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
 		{ "flush-interval", required_argument, NULL, OPT_FLUSH_INTERVAL },
-		IMG_LONGOPT_IMAGE_OPTS,
-		IMG_LONGOPT_OBJECT,
 		{ "pattern", required_argument, NULL, OPT_PATTERN },
 		{ "no-drain", no_argument, NULL, OPT_NO_DRAIN },
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
-	int c, ret;
+	int c;
 	bool ok = true;
+	struct img_getopt g = { .cmd = "bench", .shortopts = ":hc:d:f:ni:o:qs:S:t:wU",
+				.longopts = longopts, .image_opts = &o->image_opts };
 
 	*rc = 1;
-	optind = 0;
-	while (ok && (c = getopt_long(argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", longopts, NULL)) != -1) {
+	while (ok && (c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("bench"); *rc = 0; return false;
 		case 'c': ok = num_opt(optarg, &b->count, 0, INT32_MAX, "request count"); break;
 		case 'd': ok = num_opt(optarg, &o->depth, 1, INT32_MAX, "queue depth"); break;
 		case 'f': o->fmt = optarg; break;
@@ -230,13 +227,11 @@ static bool bench_options(int argc, char **argv, struct bench *b, struct bench_o
 			ok = num_opt(optarg, &v, 0, 0xff, "pattern byte");
 			b->pattern = (int)v;
 			break;
-		default:
-			if ((ret = img_shared_option(c, argv, &o->image_opts)) != IMG_CONTINUE) {
-				*rc = ret;
-				return false;
-			}
-			break;
 		}
+	}
+	if (g.status != IMG_CONTINUE) {
+		*rc = g.status;
+		return false;
 	}
 	if (!ok)
 		return false;

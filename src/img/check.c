@@ -95,22 +95,19 @@ static bool check_repair_mode(const char *arg, unsigned *fix)
 static int check_parse(int argc, char **argv, struct check_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "repair", required_argument, NULL, 'r' },
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "force-share", no_argument, NULL, 'U' },
-		IMG_LONGOPT_IMAGE_OPTS,
-		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned cache;
-	int c, ret;
+	int c;
+	struct img_getopt g = { .cmd = "check", .shortopts = ":hf:r:T:qU", .longopts = longopts,
+				.image_opts = &a->image_opts };
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hf:r:T:qU", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("check"); return 0;
 		case 'f': a->fmt = optarg; break;
 		case 'r':
 			if (!check_repair_mode(optarg, &a->fix))
@@ -127,13 +124,9 @@ static int check_parse(int argc, char **argv, struct check_args *a)
 		case 'q': a->quiet = true; break;
 		case 'U': a->flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: a->output = optarg; break;
-		default:
-			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
-				return ret;
-			break;
 		}
 	}
-	return IMG_CONTINUE;
+	return g.status;
 }
 
 /* qemu-img's checks of the arguments, in its order: IMG_CONTINUE, or the exit status. */

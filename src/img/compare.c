@@ -149,9 +149,6 @@ static int compare_tail(struct cmp *c)
 int img_compare(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -159,12 +156,12 @@ int img_compare(int argc, char **argv)
 	bool progress = false, image_opts = false;
 	unsigned flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE, cf;
 	struct cmp c = { 0 };
-	int opt, shared, ret = 2;
+	int opt, ret = 2;
+	struct img_getopt g = { .cmd = "compare", .shortopts = ":hf:F:T:pqsU", .longopts = longopts,
+				.image_opts = &image_opts };
 
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, ":hf:F:T:pqsU", longopts, NULL)) != -1) {
+	while ((opt = img_getopt(&g, argc, argv)) != -1) {
 		switch (opt) {
-		case 'h': img_cmd_help("compare"); return 0;
 		case 'f': fmt1 = optarg; break;
 		case 'F': fmt2 = optarg; break;
 		case 'T': cache = optarg; break;
@@ -172,13 +169,10 @@ int img_compare(int argc, char **argv)
 		case 'q': c.quiet = true; break;
 		case 's': c.strict = true; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
-		default:
-			/* Its own variable: ret stays 2 (an error) until the images compare. */
-			if ((shared = img_shared_option(opt, argv, &image_opts)) != IMG_CONTINUE)
-				return shared;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	if (optind != argc - 2) {
 		return img_usage_error("Expecting two image file names");
 	}

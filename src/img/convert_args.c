@@ -55,9 +55,6 @@ static bool convert_number_opt(struct convert_args *a, int ch, const char *arg)
 int convert_parse(int argc, char **argv, struct convert_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "target-image-opts", no_argument, NULL, OPT_TARGET_IMAGE_OPTS },
 		{ "target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO },
 		{ "bitmaps", no_argument, NULL, OPT_BITMAPS },
@@ -66,16 +63,16 @@ int convert_parse(int argc, char **argv, struct convert_args *a)
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch, ret;
+	int ch;
+	struct img_getopt g = { .cmd = "convert",
+				.shortopts = ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:s:",
+				.longopts = longopts, .image_opts = &a->image_opts };
 
 	*a = (struct convert_args){ .cache = "unsafe", .src_cache = "writeback",
 				    .src_flags = BLOCK_RDONLY | BLOCK_UNSAFE_PROBE,
 				    .sparse = 4096, .coroutines = 8 };
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:s:", longopts,
-				 NULL)) != -1) {
+	while ((ch = img_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
-		case 'h': img_cmd_help("convert"); return 0;
 		case 'f': a->fmt = optarg; break;
 		case 'O': a->out_fmt = optarg; break;
 		case 'B': a->out_backing = optarg; break;
@@ -106,13 +103,9 @@ int convert_parse(int argc, char **argv, struct convert_args *a)
 		case OPT_SALVAGE: a->salvage = true; break;
 		case OPT_BITMAPS: a->bitmaps = true; break;
 		case OPT_SKIP_BROKEN: a->skip_broken = true; break;
-		default:
-			if ((ret = img_shared_option(ch, argv, &a->image_opts)) != IMG_CONTINUE)
-				return ret;
-			break;
 		}
 	}
-	return IMG_CONTINUE;
+	return g.status;
 }
 
 int convert_check_args(int argc, char **argv, struct convert_args *a)

@@ -156,21 +156,16 @@ out:
 
 int img_create(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *fmt = "raw", *backing = NULL, *backing_fmt = NULL, *filename;
 	char *options IMG_AUTOFREE = NULL;
 	bool quiet = false, unsafe = false, size_given = false;
 	uint64_t size = 0;
-	int c, ret;
+	int c;
+	/* qemu-img create takes no --image-opts. */
+	struct img_getopt g = { .cmd = "create", .shortopts = ":F:b:f:ho:qu" };
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":F:b:f:ho:qu", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("create"); return 0;
 		case 'F': backing_fmt = optarg; break;
 		case 'b': backing = optarg; break;
 		case 'f': fmt = optarg; break;
@@ -181,12 +176,10 @@ int img_create(int argc, char **argv)
 			break;
 		case 'q': quiet = true; break;
 		case 'u': unsafe = true; break;
-		default:
-			if ((ret = img_shared_option(c, argv, NULL)) != IMG_CONTINUE)
-				return ret;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	if (options && img_is_help_opt(options))
 		return img_print_option_help(fmt, optind < argc ? argv[optind] : NULL);
 	if (optind >= argc) {
@@ -239,19 +232,16 @@ struct amend_args {
 static int amend_parse(int argc, char **argv, struct amend_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned cache;
-	int c, ret;
+	int c;
+	struct img_getopt g = { .cmd = "amend", .shortopts = ":ho:f:t:pq", .longopts = longopts,
+				.image_opts = &a->image_opts };
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":ho:f:t:pq", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("amend"); return 0;
 		case 'o':
 			a->options = join_opts(a->options, optarg);
 			if (!a->options)
@@ -273,12 +263,10 @@ static int amend_parse(int argc, char **argv, struct amend_args *a)
 		 * for every image Kestrel amends it changes nothing there either.
 		 */
 		case OPT_FORCE: break;
-		default:
-			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
-				return ret;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	if (!a->options)
 		return img_usage_error("Must specify options (-o)");
 	/* qemu-img: with -f the help needs no image; without, the image names the format. */
@@ -386,14 +374,13 @@ struct resize_args {
 static int resize_parse(int argc, char **argv, struct resize_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "preallocation", required_argument, NULL, OPT_PREALLOC },
 		{ "shrink", no_argument, NULL, OPT_SHRINK },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, ret;
+	int c;
+	struct img_getopt g = { .cmd = "resize", .shortopts = ":f:hq", .longopts = longopts,
+				.image_opts = &a->image_opts };
 
 	/*
 	 * qemu-img counts the words before it parses any option; a lone
@@ -407,10 +394,8 @@ static int resize_parse(int argc, char **argv, struct resize_args *a)
 		argv[argc - 1][0] = '~';
 		a->negative = true;
 	}
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":f:hq", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("resize"); return 0;
 		case 'f': a->fmt = optarg; break;
 		case 'q': a->quiet = true; break;
 		case OPT_SHRINK: a->shrink = true; break;
@@ -420,12 +405,10 @@ static int resize_parse(int argc, char **argv, struct resize_args *a)
 				return 1;
 			}
 			break;
-		default:
-			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
-				return ret;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	if (optind != argc - 2)
 		return img_usage_error("Expecting image file name and size");
 	a->filename = argv[optind];
@@ -547,20 +530,17 @@ struct measure_result {
 static int measure_parse(int argc, char **argv, struct measure_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "size", required_argument, NULL, OPT_SIZE },
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, ret;
+	int c;
+	struct img_getopt g = { .cmd = "measure", .shortopts = ":hf:O:o:l:U", .longopts = longopts,
+				.image_opts = &a->image_opts };
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hf:O:o:l:U", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("measure"); return 0;
 		case 'f': a->fmt = optarg; break;
 		case 'O': a->out_fmt = optarg; break;
 		case 'o':
@@ -576,13 +556,9 @@ static int measure_parse(int argc, char **argv, struct measure_args *a)
 				return 1;
 			a->have_size = true;
 			break;
-		default:
-			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
-				return ret;
-			break;
 		}
 	}
-	return IMG_CONTINUE;
+	return g.status;
 }
 
 /* qemu-img's checks of the arguments, in its order: IMG_CONTINUE, or the exit status. */

@@ -18,6 +18,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * QEMU's QCOW_COMMON_OPTIONS: what create and amend share.  The defaults
+ * only reach create's "Formatting" line (amend prints none).
+ */
+#define QCOW2_COMMON_OPTS \
+	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" }, \
+	{ "compat", BLOCK_OPT_STR, NULL, "Compatibility level (v2 [0.10] or v3 [1.1])" }, \
+	{ "backing_file", BLOCK_OPT_STR, NULL, "File name of a base image" }, \
+	{ "backing_fmt", BLOCK_OPT_STR, NULL, "Image format of the base image" }, \
+	{ "data_file", BLOCK_OPT_STR, NULL, "File name of an external data file" }, \
+	{ "data_file_raw", BLOCK_OPT_BOOL, NULL, \
+	  "The external data file must stay valid as a raw image" }, \
+	{ "lazy_refcounts", BLOCK_OPT_BOOL, "off", "Postpone refcount updates" }, \
+	{ "refcount_bits", BLOCK_OPT_NUM, "16", "Width of a reference count entry in bits" }
+
 static const struct block_opt_desc qcow2_create[] = {
 	{ "encryption", BLOCK_OPT_BOOL, NULL,
 	  "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)" },
@@ -36,29 +51,13 @@ static const struct block_opt_desc qcow2_create[] = {
 	  "Preallocation mode (allowed values: off, metadata, falloc, full)" },
 	{ "compression_type", BLOCK_OPT_STR, "zlib",
 	  "Compression method used for image cluster compression" },
-	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
-	{ "compat", BLOCK_OPT_STR, NULL, "Compatibility level (v2 [0.10] or v3 [1.1])" },
-	{ "backing_file", BLOCK_OPT_STR, NULL, "File name of a base image" },
-	{ "backing_fmt", BLOCK_OPT_STR, NULL, "Image format of the base image" },
-	{ "data_file", BLOCK_OPT_STR, NULL, "File name of an external data file" },
-	{ "data_file_raw", BLOCK_OPT_BOOL, NULL,
-	  "The external data file must stay valid as a raw image" },
-	{ "lazy_refcounts", BLOCK_OPT_BOOL, "off", "Postpone refcount updates" },
-	{ "refcount_bits", BLOCK_OPT_NUM, "16", "Width of a reference count entry in bits" },
+	QCOW2_COMMON_OPTS,
 	{ NULL, 0, NULL, NULL },
 };
 
 /* qcow2_amend_opts: what amend may change; the rest is "only for image creation". */
 static const struct block_opt_desc qcow2_amend[] = {
-	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
-	{ "compat", BLOCK_OPT_STR, NULL, "Compatibility level (v2 [0.10] or v3 [1.1])" },
-	{ "backing_file", BLOCK_OPT_STR, NULL, "File name of a base image" },
-	{ "backing_fmt", BLOCK_OPT_STR, NULL, "Image format of the base image" },
-	{ "data_file", BLOCK_OPT_STR, NULL, "File name of an external data file" },
-	{ "data_file_raw", BLOCK_OPT_BOOL, NULL,
-	  "The external data file must stay valid as a raw image" },
-	{ "lazy_refcounts", BLOCK_OPT_BOOL, NULL, "Postpone refcount updates" },
-	{ "refcount_bits", BLOCK_OPT_NUM, NULL, "Width of a reference count entry in bits" },
+	QCOW2_COMMON_OPTS,
 	{ "encrypt.state", BLOCK_OPT_STR, NULL,
 	  "Select new state of affected keyslots (active/inactive)" },
 	{ "encrypt.keyslot", BLOCK_OPT_NUM, NULL, "Select a single keyslot to modify explicitly" },

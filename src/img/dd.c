@@ -63,31 +63,27 @@ static bool dd_operand(char *arg, struct dd_args *a)
 static int dd_parse(int argc, char **argv, struct dd_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch, ret;
+	int ch;
+	struct img_getopt g = { .cmd = "dd", .shortopts = ":hf:O:U", .longopts = longopts,
+				.image_opts = &a->image_opts };
 
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--help")) {
 			img_cmd_help("dd");
 			return 0;
 		}
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, ":hf:O:U", longopts, NULL)) != -1) {
+	while ((ch = img_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
-		case 'h': img_cmd_help("dd"); return 0;
 		case 'f': a->fmt = optarg; break;
 		case 'O': a->out_fmt = optarg; break;
 		case 'U': a->flags |= BLOCK_NO_LOCK; break;
-		default:
-			if ((ret = img_shared_option(ch, argv, &a->image_opts)) != IMG_CONTINUE)
-				return ret;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	for (int i = optind; i < argc; i++)
 		if (!dd_operand(argv[i], a))
 			return 1;

@@ -9,6 +9,7 @@
 #include "block/block_img.h"
 #include "util/json_tree.h"
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -104,6 +105,8 @@ const char *img_snapshot_arg(const char *arg);
 
 /* Opens an image for a command; prints the error (as qemu-img does) on failure. */
 struct block_dev *img_open(const char *path, const char *fmt, unsigned flags);
+/* "Snapshot list:" and its table, as info and snapshot -l print it; nothing without snapshots. */
+void img_print_snapshot_list(struct block_dev *bd);
 
 /*
  * objects.c: naming images as qemu-img does.  img_open_image is img_open,
@@ -115,27 +118,40 @@ struct block_dev *img_open_image(const char *name, const char *fmt, unsigned fla
 /*
  * --object TEXT, for every command: 0 when defined, 1 when help was printed
  * (the command then exits 0), -1 with the message printed.  A command's
- * option loop reaches it through img_shared_option.
+ * option loop reaches it through img_getopt.
  */
 int img_object_add(const char *text);
 /*
- * --object and --image-opts, which the commands that open images share:
- * their getopt_long values (above any command's own) and longopts entries.
+ * --object and --image-opts, which the commands share: their getopt_long
+ * values, above any command's own.
  */
 enum { IMG_OPT_OBJECT = 0x1000, IMG_OPT_IMAGE_OPTS };
-#define IMG_LONGOPT_OBJECT { "object", required_argument, NULL, IMG_OPT_OBJECT }
-#define IMG_LONGOPT_IMAGE_OPTS { "image-opts", no_argument, NULL, IMG_OPT_IMAGE_OPTS }
 /*
- * A command's option loop hands every option it does not take itself here,
- * as its switch's default:
- *   default: if ((ret = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
- *                    return ret;
- *            break;
- * --object is defined (IMG_CONTINUE; the exit status 0 after its help, 1
- * after an error), --image-opts sets *image_opts (a command without it
- * passes NULL); anything else is qemu-img's usage error (img_bad_option).
+ * A command's option loop, with what every command shares taken here:
+ *	struct img_getopt g = { .cmd = "resize", .shortopts = ":f:hq",
+ *				.longopts = longopts, .image_opts = &a->image_opts };
+ *	while ((c = img_getopt(&g, argc, argv)) != -1)
+ *		switch (c) { ...the command's own options... }
+ *	if (g.status != IMG_CONTINUE)
+ *		return g.status;
+ * longopts lists the command's own long options (NULL: none); --help,
+ * --object and --image-opts (with image_opts) are added here.
+ * -h/--help prints the command's help (exit status 0); --object is defined
+ * (the exit status 0 after its help, 1 after an error); --image-opts sets
+ * *image_opts; an unknown option or a missing argument is qemu-img's usage
+ * error (img_bad_option).  -1: the options ended (status IMG_CONTINUE) or
+ * the command stops with status.
  */
-int img_shared_option(int c, char **argv, bool *image_opts);
+struct img_getopt {
+	const char *cmd;		/* its name, for the help */
+	const char *shortopts;		/* ':' first: a missing argument is ':' */
+	const struct option *longopts;
+	bool *image_opts;		/* NULL: --image-opts is not taken */
+	int status;
+	bool started;
+	struct option all[24];		/* longopts and the shared ones */
+};
+int img_getopt(struct img_getopt *g, int argc, char **argv);
 /* The bytes of the secret object id (data=/file=, format= decoded), or NULL. */
 const char *img_secret_lookup(const char *id, size_t *len);
 

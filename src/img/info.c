@@ -132,25 +132,28 @@ static void snapshot_line(const struct block_snapshot *sn)
 	printf("%-9s %-16s %8s%20s%13s%11s", sn->id, sn->name, size, date, clock, icount);
 }
 
-void img_snapshot_header(void);
-void img_snapshot_header(void)
+void img_print_snapshot_list(struct block_dev *bd)
 {
-	printf("%-10s%-17s%8s%20s%13s%11s", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
-}
+	struct block_snapshot *snaps = NULL;
+	int n = block_snapshot_list(bd, &snaps);
 
-void img_snapshot_line(const struct block_snapshot *sn);
-void img_snapshot_line(const struct block_snapshot *sn)
-{
-	snapshot_line(sn);
+	if (n > 0) {
+		printf("Snapshot list:\n");
+		printf("%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK",
+		       "ICOUNT");
+		for (int i = 0; i < n; i++) {
+			snapshot_line(&snaps[i]);
+			printf("\n");
+		}
+	}
+	free(snaps);
 }
 
 /* QEMU's bdrv_image_info_dump. */
 static void dump_human(struct block_dev *bd, const char *filename, const struct jnode *json)
 {
 	struct block_info info;
-	struct block_snapshot *snaps = NULL;
 	char vsize[64], dsize[64];
-	int n;
 
 	block_get_info(bd, &info);
 	img_size_to_str(info.virtual_size, vsize, sizeof(vsize));
@@ -176,17 +179,7 @@ static void dump_human(struct block_dev *bd, const char *filename, const struct 
 		if (info.backing_fmt[0])
 			printf("backing file format: %s\n", info.backing_fmt);
 	}
-	n = block_snapshot_list(bd, &snaps);
-	if (n > 0) {
-		printf("Snapshot list:\n");
-		img_snapshot_header();
-		printf("\n");
-		for (int i = 0; i < n; i++) {
-			snapshot_line(&snaps[i]);
-			printf("\n");
-		}
-	}
-	free(snaps);
+	img_print_snapshot_list(bd);
 	const struct jnode *spec = member(json, "format-specific");
 	if (spec) {
 		printf("Format specific information:\n");
@@ -242,13 +235,10 @@ static bool chain_report(const char *filename, const char *fmt, unsigned flags)
 int img_info(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
 		{ "force-share", no_argument, NULL, 'U' },
-		IMG_LONGOPT_IMAGE_OPTS,
-		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fmt = NULL, *output = "human", *filename;
@@ -257,22 +247,20 @@ int img_info(int argc, char **argv)
 	struct block_dev *bd, *layer;
 	struct jnode *arr = NULL;
 	char *name = NULL, err[4096];
-	int c, r, ret = 0;
+	int c, ret = 0;
+	struct img_getopt g = { .cmd = "info", .shortopts = ":hf:U", .longopts = longopts,
+				.image_opts = &image_opts };
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hf:U", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("info"); return 0;
 		case 'f': fmt = optarg; break;
 		case 'U': flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: output = optarg; break;
 		case OPT_BACKING_CHAIN: chain = true; break;
-		default:
-			if ((r = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
-				return r;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	if (optind != argc - 1) {
 		return img_usage_error("Expecting one image file name");
 	}
@@ -474,22 +462,19 @@ struct map_args {
 static int map_parse(int argc, char **argv, struct map_args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "start-offset", required_argument, NULL, OPT_START },
 		{ "max-length", required_argument, NULL, OPT_MAXLEN },
 		{ "force-share", no_argument, NULL, 'U' },
-		IMG_LONGOPT_IMAGE_OPTS,
-		IMG_LONGOPT_OBJECT,
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, ret;
+	int c;
+	struct img_getopt g = { .cmd = "map", .shortopts = ":hf:U", .longopts = longopts,
+				.image_opts = &a->image_opts };
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hf:U", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("map"); return 0;
 		case 'f': a->fmt = optarg; break;
 		case 'U': a->flags |= BLOCK_NO_LOCK; break;
 		case OPT_OUTPUT: a->output = optarg; break;
@@ -501,12 +486,10 @@ static int map_parse(int argc, char **argv, struct map_args *a)
 			if (!img_parse_size_arg("max length", optarg, &a->maxlen))
 				return 1;
 			break;
-		default:
-			if ((ret = img_shared_option(c, argv, &a->image_opts)) != IMG_CONTINUE)
-				return ret;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	if (optind != argc - 1)
 		return img_usage_error("Expecting one image file name");
 	if (!img_parse_output(a->output, &a->json))

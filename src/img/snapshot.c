@@ -7,9 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void img_snapshot_header(void);
-void img_snapshot_line(const struct block_snapshot *sn);
-
 /*
  * qemu-img snapshot -d finds the snapshot by name only (bdrv_snapshot_find),
  * unlike -a, which takes an ID too; the one found is deleted by its ID.
@@ -36,9 +33,6 @@ static int delete_by_name(struct block_dev *bd, const char *name, char *err, siz
 int img_snapshot(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -48,12 +42,12 @@ int img_snapshot(int argc, char **argv)
 	unsigned flags = 0;	/* with the backing chain, as qemu-img opens it */
 	bool force_share = false, image_opts = false;
 	struct block_dev *bd;
-	int c, opt, ret = 0;
+	int c, ret = 0;
+	struct img_getopt g = { .cmd = "snapshot", .shortopts = ":la:c:d:hqU", .longopts = longopts,
+				.image_opts = &image_opts };
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":la:c:d:hqU", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("snapshot"); return 0;
 		case 'l':
 		case 'a':
 		case 'c':
@@ -66,12 +60,10 @@ int img_snapshot(int argc, char **argv)
 			break;
 		case 'q': break;
 		case 'U': force_share = true; break;
-		default:
-			if ((opt = img_shared_option(c, argv, &image_opts)) != IMG_CONTINUE)
-				return opt;
-			break;
 		}
 	}
+	if (g.status != IMG_CONTINUE)
+		return g.status;
 	if (optind != argc - 1) {
 		return img_usage_error("Expecting one image file name");
 	}
@@ -90,21 +82,9 @@ int img_snapshot(int argc, char **argv)
 	if (!bd)
 		return 1;
 	switch (action) {
-	case 'l': {
-		struct block_snapshot *list = NULL;
-		int n = block_snapshot_list(bd, &list);
-		if (n > 0) {
-			printf("Snapshot list:\n");
-			img_snapshot_header();
-			printf("\n");
-			for (int i = 0; i < n; i++) {
-				img_snapshot_line(&list[i]);
-				printf("\n");
-			}
-		}
-		free(list);
+	case 'l':
+		img_print_snapshot_list(bd);
 		break;
-	}
 	case 'c':
 		ret = block_snapshot_create(bd, name, err, sizeof(err));
 		break;
@@ -210,19 +190,13 @@ struct commit_opts {
 /* Parses argv into o; false: stop with exit status *rc. */
 static bool commit_options(int argc, char **argv, struct commit_opts *o, int *rc)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
-		{ NULL, 0, NULL, 0 },
-	};
-	int c, ret;
+	int c;
+	struct img_getopt g = { .cmd = "commit", .shortopts = ":f:ht:b:dpqr:",
+				.image_opts = &o->image_opts };
 
 	*rc = 1;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":f:ht:b:dpqr:", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("commit"); *rc = 0; return false;
 		case 'f': o->fmt = optarg; break;
 		case 't': o->cache = optarg; break;
 		case 'b': o->base_name = optarg; o->drop = true; break;
@@ -233,13 +207,11 @@ static bool commit_options(int argc, char **argv, struct commit_opts *o, int *rc
 			if (!img_rate_parse(optarg, &o->rate_limit))
 				return false;
 			break;
-		default:
-			if ((ret = img_shared_option(c, argv, &o->image_opts)) != IMG_CONTINUE) {
-				*rc = ret;
-				return false;
-			}
-			break;
 		}
+	}
+	if (g.status != IMG_CONTINUE) {
+		*rc = g.status;
+		return false;
 	}
 	if (optind != argc - 1) {
 		*rc = img_usage_error("Expecting one image file name");
@@ -427,19 +399,16 @@ struct rebase_opts {
 static bool rebase_options(int argc, char **argv, struct rebase_opts *o, int *rc)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		IMG_LONGOPT_OBJECT,
-		IMG_LONGOPT_IMAGE_OPTS,
 		{ "force-share", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, ret;
+	int c;
+	struct img_getopt g = { .cmd = "rebase", .shortopts = ":hf:F:b:upt:T:qU",
+				.longopts = longopts, .image_opts = &o->image_opts };
 
 	*rc = 1;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", longopts, NULL)) != -1) {
+	while ((c = img_getopt(&g, argc, argv)) != -1) {
 		switch (c) {
-		case 'h': img_cmd_help("rebase"); *rc = 0; return false;
 		case 'f': o->fmt = optarg; break;
 		case 'F': o->backing_fmt = optarg; break;
 		case 'b': o->backing = optarg; break;
@@ -449,13 +418,11 @@ static bool rebase_options(int argc, char **argv, struct rebase_opts *o, int *rc
 		case 'T': o->src_cache = optarg; break;
 		case 'q': o->quiet = true; break;
 		case 'U': o->force_share = true; break;
-		default:
-			if ((ret = img_shared_option(c, argv, &o->image_opts)) != IMG_CONTINUE) {
-				*rc = ret;
-				return false;
-			}
-			break;
 		}
+	}
+	if (g.status != IMG_CONTINUE) {
+		*rc = g.status;
+		return false;
 	}
 	if (optind != argc - 1) {
 		*rc = img_usage_error("Expecting one image file name");

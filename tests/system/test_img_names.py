@@ -305,7 +305,7 @@ def test_objects_kestrel_refuses_by_name(images):
                 ["amend", "-o", "lazy_refcounts=on", "d.qcow2"], ["snapshot", "-l", "d.qcow2"],
                 ["commit", "o.qcow2"], ["rebase", "-u", "-b", "d.qcow2", "-F", "qcow2", "o.qcow2"],
                 ["measure", "-O", "qcow2", "d.raw"], ["bench", "-c", "1", "d.raw"],
-                ["convert", "-O", "raw", "d.raw", "x.raw"]):
+                ["convert", "-O", "raw", "d.raw", "x.raw"], ["dd", "if=d.raw", "of=y.raw"]):
         rc, out, err = kimg(cmd[0], "--object", "secret,id=s0,data=x", *cmd[1:], cwd=images)
         assert rc == 0, (cmd, err)
         rc, out, err = kimg(cmd[0], "--object", "bogus,id=s0", *cmd[1:], cwd=images)

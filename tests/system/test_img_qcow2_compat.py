@@ -42,13 +42,27 @@ def qmap(path):
     return json.loads(ok(qimg("map", "--output=json", path)))
 
 
+def tool_dirs(tmp_path):
+    """(which, its own fresh directory) for each tool: the runs share no file."""
+    for which in TOOLS:
+        d = tmp_path / which
+        d.mkdir()
+        yield which, d
+
+
+def filled_base(d):
+    """base.qcow2, 2M of 0x22, and the name of a top image beside it."""
+    base = d / "base.qcow2"
+    ok(qimg("create", "-f", "qcow2", base, "2M"))
+    qio_ok(base, "write -P 0x22 0 2M")
+    return base, d / "top.qcow2"
+
+
 # --- resize: growing over a longer backing file reads zeroes (QEMU's zero-write truncate) ---
 
 @pytest.mark.parametrize("which", ["qemu", "kestrel"])
 def test_shrink_then_grow_over_backing_reads_zeroes(tmp_path, which):
-    base, top = tmp_path / "base.qcow2", tmp_path / "top.qcow2"
-    ok(qimg("create", "-f", "qcow2", base, "2M"))
-    qio_ok(base, "write -P 0x22 0 2M")
+    base, top = filled_base(tmp_path)
     ok(tool(which, "create", "-f", "qcow2", "-b", base, "-F", "qcow2", top))
     qio_ok(top, "write -P 0x11 0 512k")
     ok(tool(which, "resize", "--shrink", top, "520K"))
@@ -60,12 +74,8 @@ def test_shrink_then_grow_over_backing_reads_zeroes(tmp_path, which):
 
 def test_grow_over_backing_same_layout_as_qemu(tmp_path):
     maps = {}
-    for which in TOOLS:
-        d = tmp_path / which
-        d.mkdir()
-        base, top = d / "base.qcow2", d / "top.qcow2"
-        ok(qimg("create", "-f", "qcow2", base, "2M"))
-        qio_ok(base, "write -P 0x22 0 2M")
+    for which, d in tool_dirs(tmp_path):
+        base, top = filled_base(d)
         ok(tool(which, "create", "-f", "qcow2", "-b", base, "-F", "qcow2", top))
         qio_ok(top, "write -P 0x11 0 512k")
         ok(tool(which, "resize", "--shrink", top, "520K"))
@@ -76,12 +86,8 @@ def test_grow_over_backing_same_layout_as_qemu(tmp_path):
 
 def test_grow_v2_over_backing_refused_as_qemu(tmp_path):
     res = {}
-    for which in TOOLS:
-        d = tmp_path / which
-        d.mkdir()
-        base, top = d / "base.qcow2", d / "top.qcow2"
-        ok(qimg("create", "-f", "qcow2", base, "2M"))
-        qio_ok(base, "write -P 0x22 0 2M")
+    for which, d in tool_dirs(tmp_path):
+        base, top = filled_base(d)
         ok(tool(which, "create", "-f", "qcow2", "-o", "compat=0.10", "-b", base, "-F", "qcow2",
                 top))
         ok(tool(which, "resize", "--shrink", top, "520K"))
@@ -337,9 +343,7 @@ def test_prealloc_metadata_same_map_as_qemu(tmp_path, opts):
 
 def test_rebase_past_old_backing_end_writes_zero_clusters(tmp_path):
     got = {}
-    for which in TOOLS:
-        d = tmp_path / which
-        d.mkdir()
+    for which, d in tool_dirs(tmp_path):
         old, new, top = d / "old.qcow2", d / "new.qcow2", d / "top.qcow2"
         ok(qimg("create", "-f", "qcow2", old, "500k"))
         qio_ok(old, "write -P 0x11 0 128k")
@@ -483,9 +487,7 @@ def test_compressed_stream_into_a_table_is_refused(tmp_path):
 @pytest.mark.parametrize("base_data", [False, True])
 def test_commit_zeroed_overlay_writes_zero_clusters(tmp_path, base_data):
     got = {}
-    for which in TOOLS:
-        d = tmp_path / which
-        d.mkdir()
+    for which, d in tool_dirs(tmp_path):
         base, top = d / "base.qcow2", d / "top.qcow2"
         ok(qimg("create", "-f", "qcow2", base, "1M"))
         if base_data:
@@ -537,9 +539,7 @@ def test_commit_cuts_the_emptied_overlay_like_qemu(tmp_path):
     # QEMU's make_completely_empty: header, refcount table and block, L1,
     # written whole; the file ends after them.
     got = {}
-    for which in TOOLS:
-        d = tmp_path / which
-        d.mkdir()
+    for which, d in tool_dirs(tmp_path):
         base, top = d / "base.qcow2", d / "top.qcow2"
         ok(qimg("create", "-f", "qcow2", base, "4M"))
         ok(qimg("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top))
@@ -553,9 +553,7 @@ def test_commit_cuts_the_emptied_overlay_like_qemu(tmp_path):
 @pytest.mark.parametrize("compat", ["0.10", "1.1"])
 def test_rebase_from_no_backing_file_reads_zeroes(tmp_path, compat):
     got = {}
-    for which in TOOLS:
-        d = tmp_path / which
-        d.mkdir()
+    for which, d in tool_dirs(tmp_path):
         new, top = d / "new.qcow2", d / "top.qcow2"
         ok(qimg("create", "-f", "qcow2", new, "1M"))
         qio_ok(new, "write -P 0x22 0 1M")
@@ -643,9 +641,7 @@ def test_data_file_layout_as_qemu(tmp_path):
     ok(qimg("create", "-q", "-f", "raw", src, "4M"))
     qio_ok(src, "write -P 0x33 3M 512", fmt="raw")
     maps = {}
-    for which in TOOLS:
-        d = tmp_path / which
-        d.mkdir()
+    for which, d in tool_dirs(tmp_path):
         # The data file is created where its name says, then looked up beside the image.
         ok(tool(which, "create", "-q", "-f", "qcow2", "-o", "data_file=n.data", "n.qcow2", "4M",
                 cwd=d))

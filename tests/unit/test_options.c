@@ -21,21 +21,7 @@
 #define MIB (1ULL << 20)
 #define GIB (1ULL << 30)
 
-static FILE *devnull;
-
-/* Runs options_parse on a NULL-terminated list, with argv[0] supplied. */
-static enum options_result parse_to(struct vm_config *cfg, FILE *out, const char **args)
-{
-	char *argv[64] = { "kestrel" };
-	int argc = 1;
-
-	while (args[argc - 1]) {
-		assert_true(argc < 63);
-		argv[argc] = (char *)args[argc - 1];
-		argc++;
-	}
-	return options_parse(argc, argv, cfg, out);
-}
+#include "options_harness.h"
 
 #define PARSE(cfg, ...) parse_to((cfg), devnull, (const char *[]){ __VA_ARGS__, NULL })
 
@@ -50,18 +36,6 @@ static void run_ok(struct vm_config *cfg, const char **args)
 		assert_int_equal(PARSE(&c_, "-kernel", "vmlinuz", __VA_ARGS__), OPTIONS_ERROR); \
 		options_free(&c_); \
 	} while (0)
-
-static int group_setup(void **state)
-{
-	devnull = fopen("/dev/null", "w");
-	return devnull ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	fclose(devnull);
-	return 0;
-}
 
 static const struct chardev_config *chardev_by_id(const struct vm_config *cfg, const char *id)
 {

@@ -14,40 +14,17 @@
 
 #include "cli/options.h"
 
-static FILE *devnull;
+#include "options_harness.h"
 
-static enum options_result parse_to(struct vm_config *cfg, const char **args)
-{
-	char *argv[64] = { "kestrel", "-kernel", "vmlinuz" };
-	int argc = 3;
+/* Every case names a kernel, as a command line that runs a VM does. */
+#define ARGS(...) (const char *[]){ "-kernel", "vmlinuz", __VA_ARGS__, NULL }
 
-	for (; args[argc - 3]; argc++) {
-		assert_true(argc < 63);
-		argv[argc] = (char *)args[argc - 3];
-	}
-	return options_parse(argc, argv, cfg, devnull);
-}
-
-#define OK(cfg, ...) assert_int_equal(parse_to((cfg), (const char *[]){ __VA_ARGS__, NULL }), \
-				      OPTIONS_RUN)
+#define OK(cfg, ...) assert_int_equal(parse_to((cfg), devnull, ARGS(__VA_ARGS__)), OPTIONS_RUN)
 #define ERR(...) do { \
 		struct vm_config c_; \
-		assert_int_equal(parse_to(&c_, (const char *[]){ __VA_ARGS__, NULL }), \
-				 OPTIONS_ERROR); \
+		assert_int_equal(parse_to(&c_, devnull, ARGS(__VA_ARGS__)), OPTIONS_ERROR); \
 		options_free(&c_); \
 	} while (0)
-
-static int group_setup(void **state)
-{
-	devnull = fopen("/dev/null", "w");
-	return devnull ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	fclose(devnull);
-	return 0;
-}
 
 static void test_default_backing_is_lazy_mergeable_anonymous_memory(void **state)
 {

@@ -225,87 +225,6 @@ static int check_copied(struct qcow2 *s, struct block_check_result *res, unsigne
 }
 
 /*
- * A new refcount table and blocks after everything the image references,
- * filled from the counted references (QEMU's rebuild_refcount_structure).
- */
-static int rebuild(struct qcow2 *s, struct refs *r, FILE *report)
-{
-	uint64_t per_cluster = s->cluster_size / 8, per_block = 1ULL << s->rb_bits;
-	uint64_t start = r->size, nblocks = 0, tcl = 0, end, entries;
-	uint64_t fsize = qcow2_size_to_clusters(s, s->file_size);
-	uint8_t *blocks = NULL, *table = NULL;
-	int ret;
-
-	if (fsize > start)
-		start = fsize;
-	/* The new area holds the table then the blocks; it must describe itself. */
-	for (;;) {
-		end = start + tcl + nblocks;
-		uint64_t need_blocks = (end + per_block - 1) / per_block;
-		uint64_t need_tcl = (need_blocks + per_cluster - 1) / per_cluster;
-		if (need_blocks == nblocks && need_tcl == tcl)
-			break;
-		nblocks = need_blocks;
-		tcl = need_tcl;
-	}
-	entries = tcl * per_cluster;
-	if (entries * 8 > QCOW2_MAX_REFTABLE_BYTES)
-		return -EFBIG;
-	blocks = block_alloc_buf((size_t)(nblocks * s->cluster_size));
-	table = block_alloc_buf((size_t)(tcl * s->cluster_size));
-	if (!blocks || !table) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	memset(blocks, 0, (size_t)(nblocks * s->cluster_size));
-	memset(table, 0, (size_t)(tcl * s->cluster_size));
-	for (uint64_t c = 0; c < end; c++) {
-		uint64_t v = c >= start ? 1 : qcow2_refs_get(r, c);
-		if (v > s->refcount_max)
-			v = s->refcount_max;
-		qcow2_rc_set_entry(blocks + (c / per_block) * s->cluster_size, s->refcount_order,
-				   c % per_block, v);
-	}
-	for (uint64_t b = 0; b < nblocks; b++)
-		st_be64(table + 8 * b, (start + tcl + b) << s->cluster_bits);
-	say(report, "Rebuilding refcount structure\n");
-	ret = qcow2_rebuild_area_ok(s, start + tcl, nblocks, "refblock", report);
-	if (ret == 0)
-		ret = qcow2_rebuild_area_ok(s, start, tcl, "reftable", report);
-	if (ret == 0)
-		ret = qcow2_file_write(s, (start + tcl) << s->cluster_bits, blocks,
-				       (size_t)(nblocks * s->cluster_size));
-	if (ret == 0)
-		ret = qcow2_file_write(s, start << s->cluster_bits, table,
-				       (size_t)(tcl * s->cluster_size));
-	if (ret == 0)
-		ret = bfile_flush(s->bd);
-	if (ret < 0)
-		goto out;
-	{
-		uint64_t *nt = calloc(entries, sizeof(*nt));
-		if (!nt) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		for (uint64_t b = 0; b < nblocks; b++)
-			nt[b] = (start + tcl + b) << s->cluster_bits;
-		qcow2_cache_clear(&s->rc_cache);
-		qcow2_set_reftable(s, nt, entries, start << s->cluster_bits, tcl);
-	}
-	s->alloc_end = end << s->cluster_bits;
-	s->free_cluster_index = 1;
-	/* One write of the header switches to the new structure (and its width). */
-	ret = qcow2_write_header(s);
-	if (ret == 0)
-		ret = bfile_flush(s->bd);
-out:
-	free(blocks);
-	free(table);
-	return ret;
-}
-
-/*
  * The snapshot table as the lenient check-mode read left it (QEMU's
  * qcow2_check_read_snapshot_table): entries cut or dropped by a repair,
  * and version 3 entries without the 16 bytes of extra data they must have.
@@ -463,7 +382,7 @@ static int rebuild_and_recount(struct qcow2 *s, struct refs *r, struct block_che
 	bool broken = false;
 	int ret;
 
-	ret = qcow2_check_rebuild(s, r, report);
+	ret = qcow2_check_rebuild(s, r, 0, report);
 	if (ret < 0)
 		return ret;
 	free(s->check_refs);
@@ -684,7 +603,7 @@ int qcow2_change_refcount_order(struct qcow2 *s, unsigned order, char *err, size
 {
 	uint64_t max = order == 6 ? UINT64_MAX : (1ULL << (1u << order)) - 1;
 	uint64_t old_table = s->reftable_offset, old_clusters = s->h.refcount_table_clusters;
-	uint64_t nblocks = s->reftable_size, *blocks = NULL;
+	uint64_t nblocks = s->reftable_size, *blocks = NULL, floor;
 	unsigned old = s->refcount_order;
 	struct refs r = { 0 };
 	int ret;
@@ -706,9 +625,12 @@ int qcow2_change_refcount_order(struct qcow2 *s, unsigned order, char *err, size
 	}
 	for (uint64_t i = 0; i < nblocks; i++)
 		blocks[i] = s->reftable[i] & REFT_OFFSET_MASK;
-	r.size = r.used;	/* the new structure goes right after the last cluster in use */
+	/* The new structure goes past the clusters in use and the end of the file. */
+	floor = qcow2_size_to_clusters(s, s->file_size);
+	if (floor < r.used)
+		floor = r.used;
 	set_order(s, order);
-	ret = rebuild(s, &r, NULL);
+	ret = qcow2_check_rebuild(s, &r, floor, NULL);
 	if (ret < 0)
 		set_order(s, old);
 	if (ret == 0)

@@ -61,13 +61,12 @@ int qcow2_count_refs(struct qcow2 *s, struct refs *r, struct block_check_result 
 		     uint64_t nb_clusters, unsigned fix, bool *rebuild, FILE *report);
 
 /*
- * check -r: a new refcount structure from the counts in r, in QEMU's layout
- * (check_rebuild.c); the old one is left as leaks.
+ * A new refcount structure from the counts in r, in QEMU's layout, in free
+ * clusters from floor on (check -r: 0; amend: past everything in use), and
+ * switched to with one header write (check_rebuild.c).  The old one is left
+ * as leaks.
  */
-int qcow2_check_rebuild(struct qcow2 *s, const struct refs *r, FILE *report);
-/* Whether a rebuilt structure may be written to clusters [first, first+n) (check_rebuild.c). */
-int qcow2_rebuild_area_ok(struct qcow2 *s, uint64_t first, uint64_t n, const char *what,
-			  FILE *report);
+int qcow2_check_rebuild(struct qcow2 *s, const struct refs *r, uint64_t floor, FILE *report);
 
 /*
  * Whether [off, off+len) lies on metadata that a repair's write must spare

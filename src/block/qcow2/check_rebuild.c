@@ -6,6 +6,10 @@
  * the refcount table take the first free clusters in it (old structures that
  * nothing references are free), and every allocation is counted in it too.
  * The old structure is left behind as leaks for the caller's second pass.
+ *
+ * amend -o refcount_bits builds its new structure here too, from the stored
+ * refcounts in the new width, but only past the clusters in use and the end
+ * of the file: a cluster whose stored refcount is wrongly 0 may hold data.
  */
 #include "block/qcow2/check.h"
 
@@ -18,6 +22,7 @@ struct imrt {
 	uint64_t size;		/* clusters it describes */
 	uint64_t *table;	/* the new refcount table, host order */
 	uint64_t entries;	/* its entries: whole clusters of them */
+	uint64_t floor;		/* the first cluster the new structure may take */
 };
 
 static int imrt_grow(struct imrt *m, uint64_t size)
@@ -73,18 +78,20 @@ static int64_t imrt_alloc(struct imrt *m, uint64_t count, uint64_t *first_free)
  * The old refcount structure does not count: it is being replaced, and a
  * broken entry in it (unaligned, say) must not block its own repair.
  */
-int qcow2_rebuild_area_ok(struct qcow2 *s, uint64_t first, uint64_t n, const char *what,
+static int rebuild_area_ok(struct qcow2 *s, uint64_t first, uint64_t n, const char *what,
 			  FILE *report)
 {
 	unsigned mask = s->overlap & ~(QCOW2_OL_INACTIVE_L2 | QCOW2_OL_REFCOUNT_TABLE |
 				       QCOW2_OL_REFCOUNT_BLOCK), hit;
 	int ret = qcow2_overlaps(s, mask, first << s->cluster_bits, n << s->cluster_bits, &hit);
+	bool checking = s->checking;
+
 	if (ret < 0 || !hit)
 		return ret;
 	s->checking = false;	/* signalled, not hidden as a check's own writes are */
 	ret = qcow2_signal_corruption(s, "Preventing invalid write on metadata (overlaps with %s)",
 				      qcow2_overlap_name(hit));
-	s->checking = true;
+	s->checking = checking;
 	say(report, "%s: ERROR writing %s: %s\n", program_invocation_short_name, what,
 	    strerror(-ret));
 	return ret;
@@ -102,7 +109,7 @@ static int write_block(struct qcow2 *s, const struct imrt *m, uint64_t index, ui
 		uint64_t v = m->n[first + i];
 		qcow2_rc_set_entry(buf, s->refcount_order, i, v > s->refcount_max ? s->refcount_max : v);
 	}
-	ret = qcow2_rebuild_area_ok(s, m->table[index] >> s->cluster_bits, 1, "refblock",
+	ret = rebuild_area_ok(s, m->table[index] >> s->cluster_bits, 1, "refblock",
 				    report);
 	return ret < 0 ? ret : qcow2_file_write(s, m->table[index], buf, s->cluster_size);
 }
@@ -132,7 +139,7 @@ static int table_grow(struct imrt *m, uint64_t index, uint32_t cluster_size)
 static int write_blocks(struct qcow2 *s, struct imrt *m, uint64_t first, uint64_t end,
 			uint8_t *buf, FILE *report)
 {
-	uint64_t per_block = 1ULL << s->rb_bits, first_free = 0;
+	uint64_t per_block = 1ULL << s->rb_bits, first_free = m->floor;
 	int grown = 0, ret;
 
 	for (uint64_t c = first; c < end && c < m->size; c++) {
@@ -173,7 +180,7 @@ static int switch_table(struct qcow2 *s, struct imrt *m, uint64_t table_cluster,
 {
 	uint64_t len = m->entries * 8;
 	uint8_t *buf;
-	int ret = qcow2_rebuild_area_ok(s, table_cluster, clusters, "reftable", report);
+	int ret = rebuild_area_ok(s, table_cluster, clusters, "reftable", report);
 
 	if (ret < 0)
 		return ret;
@@ -201,9 +208,9 @@ static int switch_table(struct qcow2 *s, struct imrt *m, uint64_t table_cluster,
 	return ret;
 }
 
-int qcow2_check_rebuild(struct qcow2 *s, const struct refs *r, FILE *report)
+int qcow2_check_rebuild(struct qcow2 *s, const struct refs *r, uint64_t floor, FILE *report)
 {
-	struct imrt m = { 0 };
+	struct imrt m = { .floor = floor };
 	uint8_t *buf = block_alloc_buf(s->cluster_size);
 	uint64_t table = 0, clusters = 0;
 	int ret;
@@ -219,7 +226,7 @@ int qcow2_check_rebuild(struct qcow2 *s, const struct refs *r, FILE *report)
 		ret = m.entries ? 1 : -EIO;
 	/* The table last, where it fits; the blocks counting it are written again. */
 	while (ret > 0) {
-		uint64_t first_free = 0;
+		uint64_t first_free = m.floor;
 		int64_t t;
 
 		clusters = (m.entries * 8 + s->cluster_size - 1) >> s->cluster_bits;

@@ -727,22 +727,25 @@ static int zero_in_table(struct qcow2 *s, uint64_t l1_index, uint64_t first, uin
 	return ret;
 }
 
+/* qcow2_write and qcow2_file_write for block_write_zero_buffer. */
+static int guest_write(void *s, uint64_t off, const void *buf, size_t len)
+{
+	return qcow2_write(s, off, buf, len);
+}
+
+static int file_write(void *s, uint64_t off, const void *buf, size_t len)
+{
+	return qcow2_file_write(s, off, buf, len);
+}
+
 static int write_zero_bytes(struct qcow2 *s, uint64_t off, uint64_t len)
 {
-	uint8_t *z;
-	int ret = 0;
+	return block_write_zero_buffer(guest_write, s, off, len);
+}
 
-	z = calloc(1, len < (1 << 20) ? (size_t)len : (1 << 20));
-	if (!z)
-		return -ENOMEM;
-	while (len && ret == 0) {
-		size_t n = len < (1 << 20) ? (size_t)len : (1 << 20);
-		ret = qcow2_write(s, off, z, n);
-		off += n;
-		len -= n;
-	}
-	free(z);
-	return ret;
+int qcow2_file_write_zeroes(struct qcow2 *s, uint64_t off, uint64_t len)
+{
+	return block_write_zero_buffer(file_write, s, off, len);
 }
 
 /*

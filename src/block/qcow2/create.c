@@ -310,7 +310,6 @@ int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_pr
 	while (first < end && ret == 0) {
 		uint64_t l1_index = first >> s->l2_bits, l2_index = first & (s->l2_size - 1);
 		uint64_t n = s->l2_size - l2_index, host;
-		uint8_t *zero = NULL;
 
 		if (n > end - first)
 			n = end - first;
@@ -327,16 +326,7 @@ int qcow2_preallocate(struct qcow2 *s, uint64_t from, uint64_t to, enum block_pr
 			ret = prealloc_data_file(s, host, n << s->cluster_bits, mode);
 		/* Reused space may hold old bytes; fresh space past the end is zero already. */
 		} else if (mode == BLOCK_PREALLOC_FULL || host < s->data_end) {
-			size_t chunk = 1 << 20;
-			zero = calloc(1, chunk);
-			if (!zero)
-				return -ENOMEM;
-			for (uint64_t o = 0; o < (n << s->cluster_bits) && ret == 0; o += chunk) {
-				size_t len = (n << s->cluster_bits) - o < chunk ?
-					     (size_t)((n << s->cluster_bits) - o) : chunk;
-				ret = qcow2_file_write(s, host + o, zero, len);
-			}
-			free(zero);
+			ret = qcow2_file_write_zeroes(s, host, n << s->cluster_bits);
 		} else if (mode == BLOCK_PREALLOC_FALLOC) {
 			block_crash_point();
 			ret = posix_fallocate(s->bd->fd, (off_t)host, (off_t)(n << s->cluster_bits));

@@ -120,15 +120,7 @@ static int fill_data(struct qcow2 *s, uint64_t off, uint64_t len, enum block_pre
 	if (mode == BLOCK_PREALLOC_FALLOC) {
 		ret = -posix_fallocate(s->bd->fd, (off_t)off, (off_t)len);
 	} else {
-		size_t chunk = 1 << 20;
-		uint8_t *zero = calloc(1, chunk);
-		if (!zero)
-			return -ENOMEM;
-		for (uint64_t o = 0; o < len && ret == 0; o += chunk) {
-			size_t n = len - o < chunk ? (size_t)(len - o) : chunk;
-			ret = qcow2_file_write(s, off + o, zero, n);
-		}
-		free(zero);
+		ret = qcow2_file_write_zeroes(s, off, len);
 	}
 	if (ret == 0 && off + len > s->file_size)
 		s->file_size = off + len;

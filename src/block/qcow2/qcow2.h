@@ -343,7 +343,7 @@ int qcow2_flush_metadata(struct qcow2 *s, bool sync);
 int qcow2_load_reftable(struct qcow2 *s, char *err, size_t errlen);
 /* Drops refcount blocks that count nothing any more (after a shrink). */
 int qcow2_shrink_reftable(struct qcow2 *s);
-/* The refcount table in memory (taken over) and in s->h, once it is on disk at offset. */
+/* The refcount table in memory (taken over, or the one s holds) and in s->h, on disk at offset. */
 void qcow2_set_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, uint64_t offset,
 			uint64_t clusters);
 /*
@@ -400,6 +400,8 @@ int qcow2_map_for(struct qcow2 *s, uint64_t off, uint64_t len, bool write,
 		  enum qcow2_type *type, uint64_t *l2e, uint64_t *pnum);
 int qcow2_read(struct qcow2 *s, uint64_t off, void *buf, size_t len);
 int qcow2_write(struct qcow2 *s, uint64_t off, const void *buf, size_t len);
+/* len zero bytes written to the image file at off (qcow2_file_write). */
+int qcow2_file_write_zeroes(struct qcow2 *s, uint64_t off, uint64_t len);
 int qcow2_write_compressed(struct qcow2 *s, uint64_t off, const void *cdata, size_t clen);
 int qcow2_zero(struct qcow2 *s, uint64_t off, uint64_t len, bool may_unmap);
 int qcow2_write_l1_entry(struct qcow2 *s, uint32_t index);

@@ -674,11 +674,16 @@ static int grow_reftable(struct qcow2 *s, uint64_t min_entries)
 	return grow_reftable_now(s, min_entries);
 }
 
-/* The refcount table in memory (taken over) and in s->h, once it is on disk at offset. */
+/*
+ * The refcount table in memory (taken over) and in s->h, once it is on disk
+ * at offset.  table may be the one s already holds (a transaction's commit
+ * only moves it).
+ */
 void qcow2_set_reftable(struct qcow2 *s, uint64_t *table, uint64_t entries, uint64_t offset,
 			uint64_t clusters)
 {
-	free(s->reftable);
+	if (table != s->reftable)
+		free(s->reftable);
 	s->reftable = table;
 	s->reftable_size = entries;
 	s->reftable_offset = offset;

@@ -68,20 +68,34 @@ int qcow2_txn_grow_reftable(struct qcow2 *s, uint64_t min_entries)
 	return 0;
 }
 
-void qcow2_txn_abort(struct qcow2 *s)
+/*
+ * The end of a transaction, on the new refcount table (commit) or back on
+ * the old one (abort).  Cached refcount blocks and L2 tables may be copies
+ * of the side that was dropped, and the allocation hints may point into it.
+ */
+static void txn_end(struct qcow2 *s, bool commit)
 {
-	if (!s->txn)
-		return;
-	/* Nothing the old header reaches was written: forget the copies. */
-	free(s->reftable);
-	s->reftable = s->txn_reftable;
-	s->reftable_size = s->txn_reftable_size;
+	if (commit) {
+		free(s->txn_reftable);
+	} else {
+		free(s->reftable);
+		s->reftable = s->txn_reftable;
+		s->reftable_size = s->txn_reftable_size;
+	}
 	s->txn_reftable = NULL;
 	s->txn = false;
 	qcow2_cache_clear(&s->rc_cache);
 	qcow2_cache_clear(&s->l2_cache);
 	s->free_cluster_index = 1;
 	s->free_byte_offset = 0;
+}
+
+void qcow2_txn_abort(struct qcow2 *s)
+{
+	if (!s->txn)
+		return;
+	/* Nothing the old header reaches was written: forget the copies. */
+	txn_end(s, false);
 }
 
 /* Room for the new refcount table, counted in the table it describes. */
@@ -166,17 +180,9 @@ int qcow2_txn_commit(struct qcow2 *s)
 		qcow2_txn_abort(s);
 		return ret;
 	}
-	free(s->txn_reftable);
-	s->txn_reftable = NULL;
-	s->txn = false;
-	s->reftable_offset = off;
-	s->h.refcount_table_offset = off;
-	s->h.refcount_table_clusters = (uint32_t)clusters;
+	qcow2_set_reftable(s, s->reftable, s->reftable_size, off, clusters);
 	/* Cached copies of the old blocks describe nothing now. */
-	qcow2_cache_clear(&s->rc_cache);
-	qcow2_cache_clear(&s->l2_cache);
-	s->free_cluster_index = 1;
-	s->free_byte_offset = 0;
+	txn_end(s, true);
 	s->rc_dirty_unsynced = false;
 	return sync_file(s);
 }

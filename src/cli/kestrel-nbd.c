@@ -321,7 +321,7 @@ static int open_image(struct args *a)
 	}
 	if (a->snapshot_name &&
 	    block_snapshot_load_tmp(bd, a->snapshot_name, err, sizeof(err)) < 0) {
-		img_error("Failed to load snapshot: %s", err);
+		img_error("Failed to load snapshot '%s': %s", a->snapshot_name, err);
 		block_close(bd);
 		return -1;
 	}

@@ -157,6 +157,9 @@ static int send_info(struct nbd_conn *c, uint32_t opt, uint16_t type, const void
 {
 	uint8_t buf[2 + NBD_MAX_STRING];
 
+	/* Names come bounded from the client, descriptions from the command line. */
+	if (len > NBD_MAX_STRING)
+		len = NBD_MAX_STRING;
 	st_be16(buf, type);
 	memcpy(buf + 2, data, len);
 	return opt_reply(c, opt, NBD_REP_INFO, buf, 2 + len);
@@ -225,6 +228,11 @@ static int opt_list(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
 	uint8_t buf[4 + 2 * NBD_MAX_STRING];
 	uint32_t nl = (uint32_t)strlen(c->exp->name);
 	uint32_t dl = c->exp->description ? (uint32_t)strlen(c->exp->description) : 0;
+
+	if (nl > NBD_MAX_STRING)
+		nl = NBD_MAX_STRING;
+	if (dl > NBD_MAX_STRING)
+		dl = NBD_MAX_STRING;
 
 	if (b->left)
 		return opt_error(c, opt, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");

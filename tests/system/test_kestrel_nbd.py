@@ -242,10 +242,10 @@ def test_read_only_export_answers_writes_with_eperm(servers, tmp_path):
 
 
 def test_hostile_requests_get_nbd_errors_or_a_hangup_and_the_server_goes_on(servers, tmp_path):
-    image = raw_image(tmp_path / "d.raw")
+    size = 64 * MiB
+    image = raw_image(tmp_path / "d.raw", size)
     sock = tmp_path / "k.sock"
     serve(servers, tmp_path, image, "-t", "-e", "0")
-    size = 16 * MiB
     c = open_client(sock)
     c.cmd(0, size - 512, 1024)                           # read past the end
     assert c.simple() == EINVAL
@@ -253,7 +253,7 @@ def test_hostile_requests_get_nbd_errors_or_a_hangup_and_the_server_goes_on(serv
     assert c.simple() == EINVAL
     c.cmd(1, size, 512, data=b"y" * 512)                 # write past the end
     assert c.simple() == ENOSPC
-    c.cmd(0, 0, 64 * MiB)                                # over the 32 MiB request limit
+    c.cmd(0, 0, 33 * MiB)                                # inside, but over the 32 MiB limit
     assert c.simple() == EINVAL
     c.cmd(0, 0, 0)                                       # empty read
     assert c.simple() == 0
@@ -598,3 +598,20 @@ def test_missing_image_and_version(tmp_path):
         "kestrel-nbd ")
     assert "--export-name" in subprocess.run([KNBD, "--help"], capture_output=True,
                                              text=True).stdout
+
+
+def test_two_clients_write_a_qcow2_export_at_once(servers, tmp_path):
+    img = tmp_path / "c.qcow2"
+    sh("qemu-img", "create", "-q", "-f", "qcow2", img, "32M")
+    s, k = serve(servers, tmp_path, img, "-t", "-e", "2", "-f", "qcow2")
+    writers = [subprocess.Popen(["qemu-io", "-f", "raw", *sum(
+        (["-c", f"write -P {0x10 + w} {(w * 16 + i) * 512}k 512k"] for i in range(16)), []), k],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in (0, 1)]
+    for w in writers:
+        out, err = w.communicate(timeout=60)
+        assert w.returncode == 0 and "failed" not in out, out + err
+    for w in (0, 1):
+        out = sh("qemu-io", "-f", "raw", "-c", f"read -P {0x10 + w} {w * 8}M 8M", k).stdout
+        assert "Pattern verification failed" not in out
+    s.stop()
+    sh("qemu-img", "check", img)

@@ -310,6 +310,11 @@ def test_hostile_handshakes_end_cleanly(servers, tmp_path):
     assert c.reply()[1] == (1 << 31) | 6                 # NBD_REP_ERR_UNKNOWN
     c.opt(1, b"wrong")                                   # EXPORT_NAME of no export: hang up
     assert c.closed()
+    stalled = Client(sock)                               # half an option header, then silence
+    stalled.hello()
+    stalled.s.sendall(b"IHAVE")
+    still_serves(sock, 16 * MiB)                         # others are served meanwhile (-e 0)
+    stalled.close()
     c = Client(sock)
     c.hello()
     c.opt(2)                                             # ABORT: acknowledged

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test_img_helpers import BUILD, KIMG
+from test_img_helpers import BUILD, KIMG, SANITIZER_REPORT
 from test_nbd import free_port, needs_libnbd, servers, wait_for  # noqa: F401
 
 KNBD = BUILD / "src" / "nbd" / "kestrel-nbd"
@@ -34,11 +34,29 @@ def sh(*argv, check=True):
     return p
 
 
+_started = []
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports():
+    """Under the sanitizer build (KESTREL_BUILD=build-asan) a report on a server's
+    stderr fails the test; the servers fixture has stopped them (SIGTERM) by then."""
+    _started.clear()
+    yield
+    for s in _started:
+        if s.proc.poll() is None:
+            s.stop()
+        err = s.proc.stderr.read().decode(errors="replace")
+        assert not SANITIZER_REPORT.search(err), err
+
+
 def serve(servers, tmp_path, image, *opts, prog=None, name="k"):
     """Starts kestrel-nbd (or qemu-nbd with prog=) on tmp_path/NAME.sock: (server, uri)."""
     sock = tmp_path / f"{name}.sock"
     argv = [prog or str(KNBD), *opts, "-k", str(sock), str(image)]
     s = servers(argv, sock)
+    if prog is None:
+        _started.append(s)
     export = ""
     if "-x" in opts:
         export = opts[opts.index("-x") + 1]

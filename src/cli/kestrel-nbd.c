@@ -83,12 +83,12 @@ static const struct option long_opts[] = {
 	{ "format", required_argument, NULL, 'f' },
 	{ "persistent", no_argument, NULL, 't' },
 	{ "verbose", no_argument, NULL, 'v' },
-	IMG_LONGOPT_OBJECT,
+	{ "object", required_argument, NULL, IMG_OPT_OBJECT },
 	{ "export-name", required_argument, NULL, 'x' },
 	{ "description", required_argument, NULL, 'D' },
 	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
 	{ "tls-authz", required_argument, NULL, OPT_TLS_AUTHZ },
-	IMG_LONGOPT_IMAGE_OPTS,
+	{ "image-opts", no_argument, NULL, IMG_OPT_IMAGE_OPTS },
 	{ "trace", required_argument, NULL, 'T' },
 	{ "fork", no_argument, NULL, OPT_FORK },
 	{ "pid-file", required_argument, NULL, OPT_PID_FILE },
@@ -258,12 +258,13 @@ static int parse_option(struct args *a, int c, char **argv)
 		break;
 	case OPT_FORK: a->fork = true; break;
 	case OPT_PID_FILE: a->pid_file = optarg; break;
-	default: {
-		bool io = false;
-		int ret = img_shared_option(c, argv, &io);
-		a->image_opts |= io;
-		return ret;
+	case IMG_OPT_OBJECT: {
+		int ret = img_object_add(optarg);
+		/* 1: its help was printed (exit 0); -1: an error (exit 1). */
+		return ret ? ret < 0 : IMG_CONTINUE;
 	}
+	case IMG_OPT_IMAGE_OPTS: a->image_opts = true; break;
+	default: return img_bad_option(c, argv);
 	}
 	return IMG_CONTINUE;
 }

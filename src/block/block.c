@@ -978,6 +978,20 @@ static int pwrite_full(int fd, uint64_t off, const void *buf, size_t len)
 	return io_full(fd, off, (uint8_t *)buf, len, true);
 }
 
+int block_status_all_data(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
+			  uint64_t *map, unsigned *flags)
+{
+	*pnum = len;
+	*map = 0;
+	*flags = BLOCK_STATUS_DATA | BLOCK_STATUS_ALLOCATED;
+	return 0;
+}
+
+int block_pwrite_fd(int fd, uint64_t off, const void *buf, size_t len)
+{
+	return pwrite_full(fd, off, buf, len);
+}
+
 static bool aligned(uint64_t off, const void *buf, size_t len)
 {
 	return !(off % DIRECT_ALIGN) && !(len % DIRECT_ALIGN) &&

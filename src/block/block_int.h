@@ -157,6 +157,8 @@ int block_err(char *err, size_t errlen, const char *fmt, ...)
 int bfile_pread(const struct block_dev *bd, uint64_t off, void *buf, size_t len);
 int bfile_pwrite(const struct block_dev *bd, uint64_t off, const void *buf, size_t len);
 int bfile_flush(const struct block_dev *bd);
+/* All of buf at off of a plain descriptor (a file a driver's create makes), crash point first. */
+int block_pwrite_fd(int fd, uint64_t off, const void *buf, size_t len);
 int64_t bfile_size(const struct block_dev *bd);
 /*
  * len zero bytes at off written through write(opaque, ...) from a zeroed
@@ -172,6 +174,13 @@ int block_write_zero_buffer(int (*write)(void *opaque, uint64_t off, const void 
  */
 #define BLOCK_CRASH_EXIT	86
 void block_crash_point(void);
+
+/*
+ * The status of a format whose QEMU driver has no block status: every range
+ * is data without a host offset (what qemu-img map prints for it).
+ */
+int block_status_all_data(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
+			  uint64_t *map, unsigned *flags);
 
 /* The driver's map_direct/end_direct behind the block layer's own checks. */
 int block_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bool write, uint64_t *host);

@@ -236,6 +236,6 @@ const struct block_driver block_bochs_driver = {
 	.open = bochs_open,
 	.close = bochs_close,
 	.pread = bochs_pread,
-	.status = ro_status,
+	.status = block_status_all_data,
 	.get_info = ro_get_info,
 };

@@ -161,6 +161,6 @@ const struct block_driver block_cloop_driver = {
 	.open = cloop_open,
 	.close = cloop_close,
 	.pread = cloop_pread,
-	.status = ro_status,
+	.status = block_status_all_data,
 	.get_info = ro_get_info,
 };

@@ -477,6 +477,6 @@ const struct block_driver block_dmg_driver = {
 	.open = dmg_open,
 	.close = dmg_close,
 	.pread = dmg_pread,
-	.status = ro_status,
+	.status = block_status_all_data,
 	.get_info = ro_get_info,
 };

@@ -221,21 +221,14 @@ static int luks_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size
 }
 
 /* Zeroes are ciphertext like any data (QEMU's generic write of a zero buffer). */
+static int write_through(void *bd, uint64_t off, const void *buf, size_t len)
+{
+	return luks_pwrite(bd, off, buf, len);
+}
+
 static int luks_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, bool may_unmap)
 {
-	uint8_t *zero = calloc(1, CHUNK);
-	int ret = 0;
-
-	if (!zero)
-		return -ENOMEM;
-	while (len && ret == 0) {
-		size_t n = len < CHUNK ? (size_t)len : CHUNK;
-		ret = luks_pwrite(bd, off, zero, n);
-		off += n;
-		len -= n;
-	}
-	free(zero);
-	return ret;
+	return block_write_zero_buffer(write_through, bd, off, len);
 }
 
 static int luks_flush(struct block_dev *bd)
@@ -243,15 +236,6 @@ static int luks_flush(struct block_dev *bd)
 	return bfile_flush(bd);
 }
 
-/* QEMU's luks node has no block status of its own: everything is data. */
-static int luks_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
-		       uint64_t *map, unsigned *flags)
-{
-	*pnum = len;
-	*map = 0;
-	*flags = BLOCK_STATUS_DATA | BLOCK_STATUS_ALLOCATED;
-	return 0;
-}
 
 static int luks_get_info(struct block_dev *bd, struct block_info *info)
 {
@@ -261,22 +245,7 @@ static int luks_get_info(struct block_dev *bd, struct block_info *info)
 
 static int write_fd(void *opaque, uint64_t off, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-	int fd = *(int *)opaque;
-
-	while (len) {
-		ssize_t n;
-		block_crash_point();
-		n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return block_pwrite_fd(*(int *)opaque, off, buf, len);
 }
 
 /* preallocation=falloc|full of the file under the payload (QEMU passes it to file-posix). */
@@ -656,7 +625,7 @@ const struct block_driver block_luks_driver = {
 	.pwrite = luks_pwrite,
 	.flush = luks_flush,
 	.write_zeroes = luks_write_zeroes,
-	.status = luks_status,
+	.status = block_status_all_data,	/* QEMU's luks has no block status */
 	.create = luks_create_image,
 	.truncate = luks_truncate,
 	.get_info = luks_get_info,

@@ -31,16 +31,6 @@ int ro_open(struct block_dev *bd, size_t state_size, ro_parse_fn parse, char *er
 	return -1;
 }
 
-int ro_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum, uint64_t *map,
-	      unsigned *flags)
-{
-	(void)bd;
-	*pnum = len;
-	*map = off;
-	*flags = BLOCK_STATUS_DATA | BLOCK_STATUS_ALLOCATED;
-	return 0;
-}
-
 int ro_get_info(struct block_dev *bd, struct block_info *info)
 {
 	(void)bd;

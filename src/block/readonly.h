@@ -20,9 +20,6 @@
 typedef int (*ro_parse_fn)(struct block_dev *bd, uint64_t fsize, char *err, size_t errlen);
 int ro_open(struct block_dev *bd, size_t state_size, ro_parse_fn parse, char *err,
 	    size_t errlen);
-/* As QEMU's default block status for a format without one: data, no offset. */
-int ro_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum, uint64_t *map,
-	      unsigned *flags);
 /* No bdrv_get_info: qemu-img info prints no dirty flag and no cluster size. */
 int ro_get_info(struct block_dev *bd, struct block_info *info);
 

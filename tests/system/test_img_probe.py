@@ -108,6 +108,9 @@ def test_crafted_sector_0_probes_as_qemu_img_says(tmp_path, name):
     elif name == "vhdx":
         # Kestrel's vhdx driver says what is wrong with the header, beyond qemu-img's words.
         assert rc == 1 and "No valid VHDX header found" in err, err
+    elif name.startswith("vmdk"):
+        # Kestrel's vmdk driver names the bad field where qemu-img says "Invalid argument".
+        assert rc == 1 and err.startswith(f"kestrel-img: Could not open '{path}': "), err
     elif "cannot open yet" not in err:
         # Kestrel has that driver (bochs, cloop): it refuses the header in the same words.
         assert rc == 1 and err == qerr.replace("qemu-img", "kestrel-img"), err

@@ -71,16 +71,24 @@ size_t luks_hash_len(enum luks_hash h)
 	return m ? m->digest_size : 0;
 }
 
+/* A context for hash h, malloc'd: 0, -EINVAL (no such hash) or -ENOMEM. */
+static int hash_ctx_new(enum luks_hash h, const struct nettle_hash **m, void **ctx)
+{
+	*m = hash_meta(h);
+	if (!*m)
+		return -EINVAL;
+	*ctx = malloc((*m)->context_size);
+	return *ctx ? 0 : -ENOMEM;
+}
+
 int luks_hash_buf(enum luks_hash h, const void *buf, size_t len, uint8_t *out)
 {
-	const struct nettle_hash *m = hash_meta(h);
+	const struct nettle_hash *m;
 	void *ctx;
+	int ret = hash_ctx_new(h, &m, &ctx);
 
-	if (!m)
-		return -EINVAL;
-	ctx = malloc(m->context_size);
-	if (!ctx)
-		return -ENOMEM;
+	if (ret < 0)
+		return ret;
 	m->init(ctx);
 	m->update(ctx, len, buf);
 	m->digest(ctx, m->digest_size, out);
@@ -161,15 +169,13 @@ int luks_random(void *buf, size_t len)
 /* LUKS1 spec 2.4: H(i || block_i) over digest-sized blocks of the buffer. */
 static int af_diffuse(enum luks_hash h, uint8_t *buf, size_t len)
 {
-	const struct nettle_hash *m = hash_meta(h);
+	const struct nettle_hash *m;
 	uint8_t digest[64], idx[4];
 	void *ctx;
+	int ret = hash_ctx_new(h, &m, &ctx);
 
-	if (!m)
-		return -EINVAL;
-	ctx = malloc(m->context_size);
-	if (!ctx)
-		return -ENOMEM;
+	if (ret < 0)
+		return ret;
 	for (size_t i = 0, off = 0; off < len; i++, off += m->digest_size) {
 		size_t n = len - off < m->digest_size ? len - off : m->digest_size;
 		st_be32(idx, (uint32_t)i);

@@ -89,6 +89,9 @@ struct luks_cipher {
 	const void *essiv_meta;
 };
 
+/* printf into err; returns -1 for "return luks_fail(...)". */
+int luks_fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 const char *luks_alg_name(enum luks_cipher_alg a);
 const char *luks_mode_name(enum luks_mode m);
 const char *luks_ivgen_name(enum luks_ivgen g);

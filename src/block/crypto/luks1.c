@@ -31,9 +31,7 @@ static const uint8_t luks_magic[6] = { 'L', 'U', 'K', 'S', 0xba, 0xbe };
 #define NAME_LEN	32
 #define HDR_SECTORS	(4096 / LUKS_SECTOR)	/* QEMU: keyslots start at 4 KiB */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int luks_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -52,28 +50,28 @@ static int parse_mode(struct luks_header *h, const char *spec, char *err, size_t
 	snprintf(buf, sizeof(buf), "%s", spec);
 	iv = strchr(buf, '-');
 	if (!iv)
-		return fail(err, errlen, "Unexpected cipher mode string format %s", spec);
+		return luks_fail(err, errlen, "Unexpected cipher mode string format %s", spec);
 	*iv++ = '\0';
 	ivhash = strchr(iv, ':');
 	if (ivhash)
 		*ivhash++ = '\0';
 	if ((v = luks_mode_parse(buf)) < 0)
-		return fail(err, errlen, "Cipher mode '%s' not supported", buf);
+		return luks_fail(err, errlen, "Cipher mode '%s' not supported", buf);
 	h->mode = (enum luks_mode)v;
 	if ((v = luks_ivgen_parse(iv)) < 0)
-		return fail(err, errlen, "IV generator '%s' not supported", iv);
+		return luks_fail(err, errlen, "IV generator '%s' not supported", iv);
 	h->ivgen = (enum luks_ivgen)v;
 	h->ivhash = LUKS_HASH_NONE;
 	/* dm-crypt ignores a hash given to plain/plain64, and so does QEMU. */
 	if (ivhash && (v = luks_hash_parse(ivhash)) < 0)
-		return fail(err, errlen, "Hash algorithm '%s' not supported", ivhash);
+		return luks_fail(err, errlen, "Hash algorithm '%s' not supported", ivhash);
 	if (h->ivgen == LUKS_IV_ESSIV) {
 		if (!ivhash)
-			return fail(err, errlen, "Missing IV generator hash specification");
+			return luks_fail(err, errlen, "Missing IV generator hash specification");
 		h->ivhash = (enum luks_hash)v;
 		if (luks_hash_len(h->ivhash) != 16 && luks_hash_len(h->ivhash) != 24 &&
 		    luks_hash_len(h->ivhash) != 32)
-			return fail(err, errlen, "No AES cipher with key size %zu available",
+			return luks_fail(err, errlen, "No AES cipher with key size %zu available",
 				    luks_hash_len(h->ivhash));
 	}
 	return 0;
@@ -85,7 +83,7 @@ static int parse_cipher(struct luks_header *h, const char *name, char *err, size
 	uint32_t kb = h->mode == LUKS_MODE_XTS ? h->key_bytes / 2 : h->key_bytes;
 
 	if (strcmp(name, "aes"))
-		return fail(err, errlen, "Algorithm '%s' with key size %u bytes not supported",
+		return luks_fail(err, errlen, "Algorithm '%s' with key size %u bytes not supported",
 			    name, kb);
 	if (kb == 16 && (h->mode != LUKS_MODE_XTS || h->key_bytes % 2 == 0))
 		h->alg = LUKS_AES128;
@@ -94,7 +92,7 @@ static int parse_cipher(struct luks_header *h, const char *name, char *err, size
 	else if (kb == 32 && (h->mode != LUKS_MODE_XTS || h->key_bytes % 2 == 0))
 		h->alg = LUKS_AES256;
 	else
-		return fail(err, errlen, "Algorithm '%s' with key size %u bytes not supported",
+		return luks_fail(err, errlen, "Algorithm '%s' with key size %u bytes not supported",
 			    name, kb);
 	return 0;
 }
@@ -102,7 +100,7 @@ static int parse_cipher(struct luks_header *h, const char *name, char *err, size
 static int copy_name(char *dst, const uint8_t *src, const char *what, char *err, size_t errlen)
 {
 	if (!memchr(src, '\0', NAME_LEN))
-		return fail(err, errlen, "LUKS header %s is not NUL terminated", what);
+		return luks_fail(err, errlen, "LUKS header %s is not NUL terminated", what);
 	memcpy(dst, src, NAME_LEN);
 	return 0;
 }
@@ -115,20 +113,20 @@ static int check_slots(const struct luks_header *h, char *err, size_t errlen)
 	for (int i = 0; i < LUKS_NUM_SLOTS; i++) {
 		const struct luks_slot *s = &h->slots[i];
 		if (s->stripes != LUKS_STRIPES)
-			return fail(err, errlen, "Keyslot %d is corrupted (stripes %d != %d)", i,
+			return luks_fail(err, errlen, "Keyslot %d is corrupted (stripes %d != %d)", i,
 				    (int)s->stripes, LUKS_STRIPES);
 		if (s->key_offset < HDR_SECTORS)
-			return fail(err, errlen, "Keyslot %d is overlapping with the LUKS header",
+			return luks_fail(err, errlen, "Keyslot %d is overlapping with the LUKS header",
 				    i);
 		if (s->key_offset + len > h->payload_offset / LUKS_SECTOR)
-			return fail(err, errlen,
+			return luks_fail(err, errlen,
 				    "Keyslot %d is overlapping with the encrypted payload", i);
 		if (s->active == LUKS_SLOT_ACTIVE && !s->iters)
-			return fail(err, errlen, "Keyslot %d iteration count is zero", i);
+			return luks_fail(err, errlen, "Keyslot %d iteration count is zero", i);
 		for (int j = 0; j < i; j++) {
 			uint64_t a = h->slots[j].key_offset;
 			if (s->key_offset < a + len && a < s->key_offset + len)
-				return fail(err, errlen,
+				return luks_fail(err, errlen,
 					    "Keyslots %d and %d are overlapping in the header", j,
 					    i);
 		}
@@ -161,10 +159,10 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, struct luks_header *h, c
 
 	memset(h, 0, sizeof(*h));
 	if (memcmp(buf, luks_magic, sizeof(luks_magic)))
-		return fail(err, errlen, "Volume is not in LUKS format");
+		return luks_fail(err, errlen, "Volume is not in LUKS format");
 	h->version = ld_be16(buf + OFF_VERSION);
 	if (h->version != 1)
-		return fail(err, errlen, "LUKS version %d is not supported", h->version);
+		return luks_fail(err, errlen, "LUKS version %d is not supported", h->version);
 	if (copy_name(cipher, buf + OFF_CIPHER, "cipher name", err, errlen) < 0 ||
 	    copy_name(mode, buf + OFF_MODE, "cipher mode", err, errlen) < 0 ||
 	    copy_name(hash, buf + OFF_HASH, "hash spec", err, errlen) < 0)
@@ -172,23 +170,23 @@ int luks1_parse(const uint8_t *buf, uint64_t file_size, struct luks_header *h, c
 	h->key_bytes = ld_be32(buf + OFF_KEYBYTES);
 	h->payload_offset = (uint64_t)ld_be32(buf + OFF_PAYLOAD) * LUKS_SECTOR;
 	if (h->payload_offset < HDR_SECTORS * LUKS_SECTOR)
-		return fail(err, errlen, "LUKS payload is overlapping with the header");
+		return luks_fail(err, errlen, "LUKS payload is overlapping with the header");
 	h->mk_iters = ld_be32(buf + OFF_MKITERS);
 	if (!h->mk_iters)
-		return fail(err, errlen, "LUKS key iteration count is zero");
+		return luks_fail(err, errlen, "LUKS key iteration count is zero");
 	read_slots(buf, h);
 	if (check_slots(h, err, errlen) < 0)
 		return -1;
 	if (parse_mode(h, mode, err, errlen) < 0 || parse_cipher(h, cipher, err, errlen) < 0)
 		return -1;
 	if ((v = luks_hash_parse(hash)) < 0)
-		return fail(err, errlen, "Hash algorithm '%s' not supported", hash);
+		return luks_fail(err, errlen, "Hash algorithm '%s' not supported", hash);
 	h->hash = (enum luks_hash)v;
 	for (int i = 0; i < LUKS_NUM_SLOTS; i++)
 		h->slots[i].af_hash = h->slots[i].kdf_hash = h->hash;
 	/* Kestrel's own: QEMU would read zeroes past the end of the file. */
 	if (h->payload_offset > file_size)
-		return fail(err, errlen, "LUKS payload offset %" PRIu64 " is past the end of the "
+		return luks_fail(err, errlen, "LUKS payload offset %" PRIu64 " is past the end of the "
 			    "file (%" PRIu64 " bytes)", h->payload_offset, file_size);
 	memcpy(h->mk_digest, buf + OFF_MKDIGEST, LUKS_DIGEST_LEN);
 	h->mk_digest_len = LUKS_DIGEST_LEN;
@@ -252,10 +250,10 @@ int luks_slot_check(const struct luks_header *h, const struct luks_slot *s, cons
 
 	mat = malloc(padded);
 	if (!mat)
-		return fail(err, errlen, "out of memory");
+		return luks_fail(err, errlen, "out of memory");
 	if (rd(opaque, h->version == 2 ? s->area_offset : (uint64_t)s->key_offset * LUKS_SECTOR,
 	       mat, padded) < 0) {
-		fail(err, errlen, "Could not read the keyslot material");
+		luks_fail(err, errlen, "Could not read the keyslot material");
 		goto out;
 	}
 	if (s->kdf && luks_argon2(s, pw, pwlen, slotkey, kb, err, errlen) < 0)
@@ -269,7 +267,7 @@ int luks_slot_check(const struct luks_header *h, const struct luks_slot *s, cons
 	if (luks_af_merge(s->af_hash, mat, kb, s->stripes, key) < 0 ||
 	    luks_pbkdf2(h->hash, key, kb, h->mk_salt, h->mk_salt_len, h->mk_iters, digest,
 			h->mk_digest_len) < 0) {
-		fail(err, errlen, "out of memory");
+		luks_fail(err, errlen, "out of memory");
 		goto out;
 	}
 	ret = memcmp(digest, h->mk_digest, h->mk_digest_len) == 0;
@@ -286,11 +284,11 @@ out:
 static int check_iters(const struct luks_header *h, char *err, size_t errlen)
 {
 	if (h->mk_iters > LUKS_MAX_ITERS)
-		return fail(err, errlen, "LUKS master key iteration count %u is larger than "
+		return luks_fail(err, errlen, "LUKS master key iteration count %u is larger than "
 			    "Kestrel's limit %u", h->mk_iters, LUKS_MAX_ITERS);
 	for (int i = 0; i < h->nslots; i++)
 		if (h->slots[i].active == LUKS_SLOT_ACTIVE && h->slots[i].iters > LUKS_MAX_ITERS)
-			return fail(err, errlen, "Keyslot %d iteration count %u is larger than "
+			return luks_fail(err, errlen, "Keyslot %d iteration count %u is larger than "
 				    "Kestrel's limit %u", i, h->slots[i].iters, LUKS_MAX_ITERS);
 	return 0;
 }
@@ -309,7 +307,7 @@ int luks_unlock(const struct luks_header *h, const void *pw, size_t pwlen, luks_
 			return r > 0 ? 0 : -1;
 	}
 	memset(key, 0, h->key_bytes);
-	return fail(err, errlen, "Invalid password, cannot unlock any keyslot");
+	return luks_fail(err, errlen, "Invalid password, cannot unlock any keyslot");
 }
 
 /* QEMU's layout: each keyslot's material rounded up to whole 4 KiB. */
@@ -349,12 +347,12 @@ static int scaled_iters(enum luks_hash hash, uint64_t iter_time, bool master, ui
 	uint64_t rate = luks_pbkdf2_rate(hash), it;
 
 	if (rate > UINT64_MAX / (iter_time ? iter_time : 1))
-		return fail(err, errlen, "PBKDF iterations %" PRIu64 " too large to scale", rate);
+		return luks_fail(err, errlen, "PBKDF iterations %" PRIu64 " too large to scale", rate);
 	it = rate * iter_time / 1000;
 	if (master)
 		it /= 8;	/* cryptsetup's choice, kept by QEMU */
 	if (it > UINT32_MAX)
-		return fail(err, errlen, "PBKDF iterations %" PRIu64 " larger than %u", it,
+		return luks_fail(err, errlen, "PBKDF iterations %" PRIu64 " larger than %u", it,
 			    UINT32_MAX);
 	*out = it < 1000 ? 1000 : (uint32_t)it;
 	return 0;
@@ -373,13 +371,13 @@ int luks_slot_set(struct luks_header *h, int i, const void *pw, size_t pwlen,
 
 	*err = '\0';
 	if (!mat)
-		return fail(err, errlen, "out of memory");
+		return luks_fail(err, errlen, "out of memory");
 	if (luks_random(s->salt, LUKS_SALT_LEN) < 0 ||
 	    scaled_iters(h->hash, iter_time, false, &s->iters, err, errlen) < 0 ||
 	    luks_pbkdf2(h->hash, pw, pwlen, s->salt, LUKS_SALT_LEN, s->iters, slotkey, kb) < 0 ||
 	    luks_af_split(h->hash, key, kb, LUKS_STRIPES, mat) < 0) {
 		if (!*err)
-			fail(err, errlen, "Could not create the keyslot");
+			luks_fail(err, errlen, "Could not create the keyslot");
 		goto out;
 	}
 	if (luks_cipher_init(&c, h->alg, h->mode, h->ivgen, h->ivhash, slotkey, err, errlen) < 0)
@@ -387,7 +385,7 @@ int luks_slot_set(struct luks_header *h, int i, const void *pw, size_t pwlen,
 	luks_cipher_crypt(&c, true, 0, LUKS_SECTOR, mat, len);
 	luks_cipher_free(&c);
 	if (wr(opaque, (uint64_t)s->key_offset * LUKS_SECTOR, mat, len) < 0) {
-		fail(err, errlen, "Could not write the keyslot material");
+		luks_fail(err, errlen, "Could not write the keyslot material");
 		goto out;
 	}
 	s->salt_len = LUKS_SALT_LEN;
@@ -409,12 +407,12 @@ int luks_slot_erase(struct luks_header *h, int i, luks_write_fn wr, void *opaque
 
 	if (!junk || luks_random(junk, len) < 0) {
 		free(junk);
-		return fail(err, errlen, "Could not get random bytes");
+		return luks_fail(err, errlen, "Could not get random bytes");
 	}
 	ret = wr(opaque, (uint64_t)s->key_offset * LUKS_SECTOR, junk, len);
 	free(junk);
 	if (ret < 0)
-		return fail(err, errlen, "Could not erase the keyslot material");
+		return luks_fail(err, errlen, "Could not erase the keyslot material");
 	s->active = LUKS_SLOT_DISABLED;
 	s->iters = 0;
 	memset(s->salt, 0, sizeof(s->salt));
@@ -444,7 +442,7 @@ int luks_create(const struct luks_create_params *p, const void *pw, size_t pwlen
 	h->nslots = LUKS_NUM_SLOTS;
 	make_uuid(h->uuid);
 	if (luks_random(key, h->key_bytes) < 0 || luks_random(h->mk_salt, LUKS_SALT_LEN) < 0)
-		return fail(err, errlen, "Could not get random bytes");
+		return luks_fail(err, errlen, "Could not get random bytes");
 	/* The ESSIV key size check (and any other refusal) before any work. */
 	if (luks_cipher_init(&test, h->alg, h->mode, h->ivgen, h->ivhash, key, err, errlen) < 0)
 		return -1;
@@ -462,6 +460,6 @@ int luks_create(const struct luks_create_params *p, const void *pw, size_t pwlen
 		return -1;
 	luks1_format(h, buf);
 	if (wr(opaque, 0, buf, sizeof(buf)) < 0)
-		return fail(err, errlen, "Could not write the LUKS header");
+		return luks_fail(err, errlen, "Could not write the LUKS header");
 	return 0;
 }

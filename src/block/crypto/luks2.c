@@ -26,17 +26,6 @@
 #define OFF_CSUM	448
 #define MAX_HDR		(4u << 20)	/* spec: 16 KiB .. 4 MiB of metadata */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static const char *str(const struct json_value *o, const char *key)
 {
@@ -87,7 +76,7 @@ static int parse_encryption(struct luks_header *h, const char *enc, uint32_t key
 	struct luks_header tmp;
 
 	if (!dash || dash - enc >= 32 || strlen(dash + 1) >= 32)
-		return fail(err, errlen, "Unexpected LUKS2 encryption '%s'", enc ? enc : "");
+		return luks_fail(err, errlen, "Unexpected LUKS2 encryption '%s'", enc ? enc : "");
 	/* The LUKS1 parser checks names and key size: a LUKS1 header made of them. */
 	memcpy(buf + 8, enc, (size_t)(dash - enc));
 	memcpy(buf + 40, dash + 1, strlen(dash + 1));
@@ -117,20 +106,20 @@ static int parse_segment(struct luks_header *h, const struct json_value *root, u
 	uint64_t sector = 512, tweak = 0;
 
 	if (!seg || !str(seg, "type") || strcmp(str(seg, "type"), "crypt"))
-		return fail(err, errlen, "LUKS2 header has no crypt segment 0");
+		return luks_fail(err, errlen, "LUKS2 header has no crypt segment 0");
 	if (!num(seg, "offset", &h->payload_offset) || (json_get(seg, "sector_size") &&
 	    !num(seg, "sector_size", &sector)) || (json_get(seg, "iv_tweak") &&
 	    !num(seg, "iv_tweak", &tweak)) || !size)
-		return fail(err, errlen, "LUKS2 segment 0 is malformed");
+		return luks_fail(err, errlen, "LUKS2 segment 0 is malformed");
 	if (sector != 512 && sector != 1024 && sector != 2048 && sector != 4096)
-		return fail(err, errlen, "LUKS2 segment sector size %" PRIu64 " is invalid", sector);
+		return luks_fail(err, errlen, "LUKS2 segment sector size %" PRIu64 " is invalid", sector);
 	if (h->payload_offset < hdr_size * 2 || h->payload_offset % sector)
-		return fail(err, errlen, "LUKS2 segment offset %" PRIu64 " overlaps the header "
+		return luks_fail(err, errlen, "LUKS2 segment offset %" PRIu64 " overlaps the header "
 			    "or is not sector aligned", h->payload_offset);
 	if (strcmp(size, "dynamic") && !num(seg, "size", &h->payload_size))
-		return fail(err, errlen, "LUKS2 segment 0 is malformed");
+		return luks_fail(err, errlen, "LUKS2 segment 0 is malformed");
 	if (json_get(seg, "integrity"))
-		return fail(err, errlen, "LUKS2 segments with integrity are not supported");
+		return luks_fail(err, errlen, "LUKS2 segments with integrity are not supported");
 	h->sector_size = (uint32_t)sector;
 	h->iv_offset = tweak;
 	return 0;
@@ -145,13 +134,13 @@ static int parse_digest(struct luks_header *h, const struct json_value *root, ch
 	int hash;
 
 	if (!d || d->type != JSON_OBJECT || !str(d, "type") || strcmp(str(d, "type"), "pbkdf2"))
-		return fail(err, errlen, "LUKS2 header has no pbkdf2 digest");
+		return luks_fail(err, errlen, "LUKS2 header has no pbkdf2 digest");
 	hash = luks_hash_parse(str(d, "hash"));
 	if (hash < 0 || !num(d, "iterations", &iters) || !iters || iters > UINT32_MAX ||
 	    !b64(d, "salt", h->mk_salt, sizeof(h->mk_salt), &h->mk_salt_len) ||
 	    !b64(d, "digest", h->mk_digest, sizeof(h->mk_digest), &h->mk_digest_len) ||
 	    !h->mk_digest_len || h->mk_digest_len > luks_hash_len((enum luks_hash)hash))
-		return fail(err, errlen, "LUKS2 digest 0 is malformed");
+		return luks_fail(err, errlen, "LUKS2 digest 0 is malformed");
 	h->hash = (enum luks_hash)hash;
 	h->mk_iters = (uint32_t)iters;
 	return 0;
@@ -167,26 +156,26 @@ static int parse_kdf(struct luks_slot *s, const struct json_value *kdf, int i, c
 	if (type && !strcmp(type, "pbkdf2")) {
 		hash = luks_hash_parse(str(kdf, "hash"));
 		if (hash < 0 || !num(kdf, "iterations", &v) || !v || v > UINT32_MAX)
-			return fail(err, errlen, "LUKS2 keyslot %d kdf is malformed", i);
+			return luks_fail(err, errlen, "LUKS2 keyslot %d kdf is malformed", i);
 		s->kdf_hash = (enum luks_hash)hash;
 		s->iters = (uint32_t)v;
 	} else if (type && (!strcmp(type, "argon2i") || !strcmp(type, "argon2id"))) {
 		s->kdf = !strcmp(type, "argon2i") ? 1 : 2;
 		if (!num(kdf, "time", &v) || !v || v > UINT32_MAX)
-			return fail(err, errlen, "LUKS2 keyslot %d kdf is malformed", i);
+			return luks_fail(err, errlen, "LUKS2 keyslot %d kdf is malformed", i);
 		s->iters = (uint32_t)v;
 		if (!num(kdf, "memory", &v) || v > UINT32_MAX)
-			return fail(err, errlen, "LUKS2 keyslot %d kdf is malformed", i);
+			return luks_fail(err, errlen, "LUKS2 keyslot %d kdf is malformed", i);
 		s->memory = (uint32_t)v;
 		if (!num(kdf, "cpus", &v) || !v || v > 64)
-			return fail(err, errlen, "LUKS2 keyslot %d kdf is malformed", i);
+			return luks_fail(err, errlen, "LUKS2 keyslot %d kdf is malformed", i);
 		s->cpus = (uint32_t)v;
 	} else {
-		return fail(err, errlen, "LUKS2 keyslot %d kdf '%s' is not supported", i,
+		return luks_fail(err, errlen, "LUKS2 keyslot %d kdf '%s' is not supported", i,
 			    type ? type : "");
 	}
 	if (!b64(kdf, "salt", s->salt, sizeof(s->salt), &s->salt_len))
-		return fail(err, errlen, "LUKS2 keyslot %d kdf is malformed", i);
+		return luks_fail(err, errlen, "LUKS2 keyslot %d kdf is malformed", i);
 	return 0;
 }
 
@@ -205,17 +194,17 @@ static int parse_slot(struct luks_header *h, const struct json_value *ks, int i,
 	    !str(area, "type") || strcmp(str(area, "type"), "raw") ||
 	    !num(area, "offset", &s->area_offset) || !num(area, "size", &s->area_size) ||
 	    !num(area, "key_size", &akey) || akey != key_size)
-		return fail(err, errlen, "LUKS2 keyslot %d is malformed", i);
+		return luks_fail(err, errlen, "LUKS2 keyslot %d is malformed", i);
 	if (stripes != LUKS_STRIPES)
-		return fail(err, errlen, "Keyslot %d is corrupted (stripes %" PRIu64 " != %d)", i,
+		return luks_fail(err, errlen, "Keyslot %d is corrupted (stripes %" PRIu64 " != %d)", i,
 			    stripes, LUKS_STRIPES);
 	if (!str(area, "encryption") || strcmp(str(area, "encryption"), h->encryption))
-		return fail(err, errlen, "LUKS2 keyslot %d encryption '%s' differs from the "
+		return luks_fail(err, errlen, "LUKS2 keyslot %d encryption '%s' differs from the "
 			    "segment's, which Kestrel does not support", i,
 			    str(area, "encryption") ? str(area, "encryption") : "");
 	if (s->area_size < key_size * LUKS_STRIPES || s->area_offset < h->hdr_size * 2 ||
 	    s->area_offset + s->area_size > h->payload_offset)
-		return fail(err, errlen, "LUKS2 keyslot %d area is outside the keyslots area", i);
+		return luks_fail(err, errlen, "LUKS2 keyslot %d area is outside the keyslots area", i);
 	s->active = LUKS_SLOT_ACTIVE;
 	s->stripes = LUKS_STRIPES;
 	s->af_hash = (enum luks_hash)hash;
@@ -231,11 +220,11 @@ static int parse_slots(struct luks_header *h, const struct json_value *root, cha
 	uint64_t key_bytes = 0;
 
 	if (!slots || slots->type != JSON_OBJECT || !slots->count)
-		return fail(err, errlen, "LUKS2 header has no keyslots");
+		return luks_fail(err, errlen, "LUKS2 header has no keyslots");
 	/* The volume key size: every luks2 keyslot holds the same key. */
 	if (slots->items[0]->type != JSON_OBJECT || !num(slots->items[0], "key_size", &key_bytes) ||
 	    key_bytes > LUKS_MAX_KEY)
-		return fail(err, errlen, "LUKS2 keyslot key size is invalid");
+		return luks_fail(err, errlen, "LUKS2 keyslot key size is invalid");
 	h->key_bytes = (uint32_t)key_bytes;
 	if (parse_encryption(h, h->encryption, h->key_bytes, err, errlen) < 0)
 		return -1;
@@ -243,7 +232,7 @@ static int parse_slots(struct luks_header *h, const struct json_value *root, cha
 		char *end;
 		unsigned long i = strtoul(slots->keys[k], &end, 10);
 		if (*end || i >= 32 || slots->items[k]->type != JSON_OBJECT)
-			return fail(err, errlen, "LUKS2 keyslot '%s' is invalid", slots->keys[k]);
+			return luks_fail(err, errlen, "LUKS2 keyslot '%s' is invalid", slots->keys[k]);
 		if (parse_slot(h, slots->items[k], (int)i, err, errlen) < 0)
 			return -1;
 		if ((int)i >= h->nslots)
@@ -275,24 +264,24 @@ static int read_json(const uint8_t *bin, luks_read_fn rd, void *opaque, uint64_t
 	uint8_t *json = malloc(jlen);
 
 	if (!json)
-		return fail(err, errlen, "out of memory");
+		return luks_fail(err, errlen, "out of memory");
 	if (rd(opaque, BIN_SIZE, json, jlen) < 0) {
 		free(json);
-		return fail(err, errlen, "Could not read the LUKS2 JSON area");
+		return luks_fail(err, errlen, "Could not read the LUKS2 JSON area");
 	}
 	if (strncmp((const char *)bin + OFF_CSUM_ALG, "sha256", 32) || !checksum_ok(bin, json, jlen)) {
 		free(json);
-		return fail(err, errlen, "LUKS2 header checksum does not match");
+		return luks_fail(err, errlen, "LUKS2 header checksum does not match");
 	}
 	if (!memchr(json, '\0', jlen)) {
 		free(json);
-		return fail(err, errlen, "LUKS2 JSON area is not NUL terminated");
+		return luks_fail(err, errlen, "LUKS2 JSON area is not NUL terminated");
 	}
 	*out = json_parse((const char *)json, strlen((const char *)json), msg, sizeof(msg));
 	free(json);
 	if (!*out || (*out)->type != JSON_OBJECT) {
 		json_free(*out);
-		return fail(err, errlen, "LUKS2 JSON area is invalid: %s", *out ? "not an object" : msg);
+		return luks_fail(err, errlen, "LUKS2 JSON area is invalid: %s", *out ? "not an object" : msg);
 	}
 	return 0;
 }
@@ -308,7 +297,7 @@ int luks2_parse(const uint8_t *bin, luks_read_fn rd, void *opaque, uint64_t file
 	h->hdr_size = ld_be64(bin + OFF_HDR_SIZE);
 	if (h->hdr_size < 16384 || h->hdr_size > MAX_HDR || h->hdr_size % 4096 ||
 	    h->hdr_size * 2 > file_size)
-		return fail(err, errlen, "LUKS2 header size %" PRIu64 " is invalid", h->hdr_size);
+		return luks_fail(err, errlen, "LUKS2 header size %" PRIu64 " is invalid", h->hdr_size);
 	memcpy(h->uuid, bin + OFF_UUID, 40);
 	h->uuid[40] = '\0';
 	if (read_json(bin, rd, opaque, h->hdr_size, &root, err, errlen) < 0)
@@ -317,7 +306,7 @@ int luks2_parse(const uint8_t *bin, luks_read_fn rd, void *opaque, uint64_t file
 		 str(json_get(json_get(root, "segments"), "0"), "encryption") ?: "");
 	ret = parse_segment(h, root, h->hdr_size, err, errlen);
 	if (ret == 0 && h->payload_offset > file_size)
-		ret = fail(err, errlen, "LUKS payload offset %" PRIu64 " is past the end of the "
+		ret = luks_fail(err, errlen, "LUKS payload offset %" PRIu64 " is past the end of the "
 			   "file (%" PRIu64 " bytes)", h->payload_offset, file_size);
 	if (ret == 0)
 		ret = parse_digest(h, root, err, errlen);

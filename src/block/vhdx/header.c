@@ -15,28 +15,28 @@
 #include <unistd.h>
 
 /* Region and metadata item GUIDs (§2.2.3.1, §2.6.2), in on-disk byte order. */
-static const uint8_t bat_guid[16] = {
+const uint8_t vhdx_bat_guid[16] = {
 	0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42,
 	0x9d, 0x64, 0x11, 0x5e, 0x9b, 0xfd, 0x4a, 0x08 };
-static const uint8_t metadata_guid[16] = {
+const uint8_t vhdx_metadata_guid[16] = {
 	0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b,
 	0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e };
-static const uint8_t file_param_guid[16] = {
+const uint8_t vhdx_file_param_guid[16] = {
 	0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d,
 	0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b };
-static const uint8_t virtual_size_guid[16] = {
+const uint8_t vhdx_virtual_size_guid[16] = {
 	0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48,
 	0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8 };
-static const uint8_t page83_guid[16] = {
+const uint8_t vhdx_page83_guid[16] = {
 	0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2, 0x23, 0x45,
 	0x93, 0xef, 0xc3, 0x09, 0xe0, 0x00, 0xc7, 0x46 };
-static const uint8_t logical_sector_guid[16] = {
+const uint8_t vhdx_logical_sector_guid[16] = {
 	0x1d, 0xbf, 0x41, 0x81, 0x6f, 0xa9, 0x09, 0x47,
 	0xba, 0x47, 0xf2, 0x33, 0xa8, 0xfa, 0xab, 0x5f };
-static const uint8_t phys_sector_guid[16] = {
+const uint8_t vhdx_phys_sector_guid[16] = {
 	0xc7, 0x48, 0xa3, 0xcd, 0x5d, 0x44, 0x71, 0x44,
 	0x9c, 0xc9, 0xe9, 0x88, 0x52, 0x51, 0xc5, 0x56 };
-static const uint8_t parent_locator_guid[16] = {
+const uint8_t vhdx_parent_locator_guid[16] = {
 	0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45,
 	0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c };
 
@@ -225,8 +225,8 @@ static int region_entry(struct vhdx_state *s, const uint8_t *e, int64_t file_siz
 	if (vhdx_region_overlaps(s, off, len) || vhdx_region_add(s, off, len) < 0)
 		return block_err(err, errlen, "VHDX region table entry at offset %llu overlaps "
 				 "another region", (unsigned long long)off);
-	if (!memcmp(e, bat_guid, 16) || !memcmp(e, metadata_guid, 16)) {
-		bool is_bat = !memcmp(e, bat_guid, 16);
+	if (!memcmp(e, vhdx_bat_guid, 16) || !memcmp(e, vhdx_metadata_guid, 16)) {
+		bool is_bat = !memcmp(e, vhdx_bat_guid, 16);
 		if (is_bat ? *bat : *meta)
 			return block_err(err, errlen, "VHDX region table lists the %s region twice",
 					 is_bat ? "BAT" : "metadata");
@@ -302,8 +302,8 @@ out:
 
 enum { MD_PARAMS, MD_SIZE, MD_PAGE83, MD_LSECT, MD_PSECT, MD_PARENT, MD_N };
 static const uint8_t *const md_guids[MD_N] = {
-	file_param_guid, virtual_size_guid, page83_guid, logical_sector_guid, phys_sector_guid,
-	parent_locator_guid,
+	vhdx_file_param_guid, vhdx_virtual_size_guid, vhdx_page83_guid, vhdx_logical_sector_guid, vhdx_phys_sector_guid,
+	vhdx_parent_locator_guid,
 };
 static const char *const md_names[MD_N] = {
 	"file parameters", "virtual disk size", "page 83 data", "logical sector size",

@@ -287,18 +287,6 @@ static int vhdx_flush(struct block_dev *bd)
 	return bfile_flush(bd);
 }
 
-/*
- * QEMU 7.2's vhdx has no block_status: every range is data with no host
- * offset, which is what qemu-img map prints for it; so do we.
- */
-static int vhdx_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64_t *pnum,
-		       uint64_t *map, unsigned *flags)
-{
-	*pnum = len;
-	*map = 0;
-	*flags = BLOCK_STATUS_DATA | BLOCK_STATUS_ALLOCATED;
-	return 0;
-}
 
 static int vhdx_get_info(struct block_dev *bd, struct block_info *info)
 {
@@ -329,7 +317,7 @@ const struct block_driver block_vhdx_driver = {
 	.pwrite = vhdx_pwrite,
 	.flush = vhdx_flush,
 	.write_zeroes = vhdx_write_zeroes,
-	.status = vhdx_status,
+	.status = block_status_all_data,	/* QEMU 7.2's vhdx has no block_status */
 	.create = vhdx_create,
 	.get_info = vhdx_get_info,
 	.check = vhdx_check,

@@ -93,6 +93,10 @@ struct vhdx_state {
 /* crc32c over buf with the 4 bytes at crc_off counted as zero (§2.2.2). */
 uint32_t vhdx_checksum(const uint8_t *buf, size_t len, size_t crc_off);
 void vhdx_set_checksum(uint8_t *buf, size_t len, size_t crc_off);
+/* Region and metadata item GUIDs (§2.2.3.1, §2.6.2), in on-disk byte order (header.c). */
+extern const uint8_t vhdx_bat_guid[16], vhdx_metadata_guid[16], vhdx_file_param_guid[16],
+	vhdx_virtual_size_guid[16], vhdx_page83_guid[16], vhdx_logical_sector_guid[16],
+	vhdx_phys_sector_guid[16], vhdx_parent_locator_guid[16];
 void vhdx_guid_generate(uint8_t guid[16]);
 bool vhdx_guid_is_zero(const uint8_t guid[16]);
 

@@ -131,21 +131,7 @@ static int parse_opts(const struct block_create_opts *o, struct vmdk_create *c, 
 
 static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n;
-		block_crash_point();
-		n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return block_pwrite_fd(fd, off, buf, len);
 }
 
 /* A sparse extent of size bytes, as QEMU's vmdk_init_extent lays it out. */

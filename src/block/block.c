@@ -76,6 +76,29 @@ const struct block_opt_desc *block_format_opts(const char *format, bool amend)
 	return amend ? drv->amend_opts : drv->create_opts;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void block_print_formats(FILE *f)
+{
+	/* The protocols: spec.c opens these names and the network drivers of this build. */
+	static const char *const protocols[] = { "file", "host_device", "host_cdrom", "null-co",
+						 "null-aio" };
+	const char *names[64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]) && n < 64; i++)
+		names[n++] = drivers[i]->name;
+	for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]) && n < 64; i++)
+		names[n++] = protocols[i];
+	n += block_network_protocols(names + n, 64 - n);
+	qsort(names, n, sizeof(names[0]), cmp_name);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, " %s", names[i]);
+}
+
 bool block_format_has_driver(const char *name)
 {
 	return driver_by_name(name) != NULL;

@@ -74,6 +74,11 @@ struct block_opt_desc {
  * create_opts.c); NULL when the driver has none.
  */
 const struct block_opt_desc *block_format_opts(const char *format, bool amend);
+/*
+ * " name" for every format and protocol driver this build has, sorted, as
+ * qemu-img's "Supported formats:" line lists them.
+ */
+void block_print_formats(FILE *f);
 /* Whether Kestrel has a driver for format that can create images. */
 bool block_format_can_create(const char *format);
 

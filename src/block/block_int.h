@@ -140,6 +140,8 @@ int block_open_special(const char *name, const char *format, unsigned flags,
  * with QEMU's message for protocols that cannot create images.
  */
 const char *block_create_path(const char *name, char *err, size_t errlen);
+/* spec.c: the network protocols this build has clients for, into names (at most max). */
+size_t block_network_protocols(const char **names, size_t max);
 /* null.c: a null-co/null-aio node of size bytes (QEMU's block/null.c). */
 int block_null_open(const char *display, const char *format_name, uint64_t size,
 		    bool read_zeroes, unsigned flags, struct block_dev **out, char *err,

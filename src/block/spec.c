@@ -281,6 +281,17 @@ static const char *network_driver(const char *d)
 	return NULL;
 }
 
+size_t block_network_protocols(const char **names, size_t max)
+{
+	static const char *const all[] = { "nbd", "ssh", "http", "https", "ftp", "ftps" };
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && n < max; i++)
+		if (network_driver(all[i]))
+			names[n++] = all[i];
+	return n;
+}
+
 /* QEMU's BlockdevOptionsCurlBase (url, readahead, timeout, sslverify, cookie). */
 static int open_curl_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
 			  struct block_dev *parent, struct block_dev **out, char *err,

@@ -71,7 +71,9 @@ static void help(void)
 	       "  '-f' first image format\n"
 	       "  '-F' second image format\n"
 	       "  '-s' run in Strict mode - fail on different image size or sector allocation\n\n"
-	       "Supported formats: qcow2 raw\n");
+	       "Supported formats:");
+	block_print_formats(stdout);
+	printf("\n");
 }
 
 int main(int argc, char **argv)

@@ -472,3 +472,16 @@ def test_rebase_U_shares_a_busy_backing_file(tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(timeout=10)
+
+
+def test_help_lists_the_formats_this_build_has():
+    """--help's "Supported formats:" line comes from the driver table, as qemu-img's does."""
+    rc, out, _ = kimg("--help")
+    line = [l for l in out.splitlines() if l.startswith("Supported formats:")][0]
+    names = line.split(":", 1)[1].split()
+    assert names == sorted(names)
+    for fmt in ("raw", "qcow2", "vmdk", "vhdx", "vpc", "vdi", "qed", "parallels", "luks", "dmg",
+                "cloop", "bochs", "file", "null-co"):
+        assert fmt in names, fmt
+    for absent in ("iscsi", "gluster", "rbd", "nfs", "vvfat"):
+        assert absent not in names

@@ -193,4 +193,11 @@ int luks_af_merge(enum luks_hash h, const uint8_t *src, size_t blocksize, size_t
 int luks_af_split(enum luks_hash h, const uint8_t *src, size_t blocksize, size_t stripes,
 		  uint8_t *dst);
 
+/*
+ * qemu-img info's luks data for header h (block/luks.c), as a JSON object;
+ * with_format adds qcow2's "format": "luks" tag.
+ */
+struct jnode;
+struct jnode *block_luks_info_data(const struct luks_header *h, bool with_format);
+
 #endif

@@ -107,7 +107,7 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 			return 0;
 		if (len > end - off)
 			return block_err(err, errlen, "Invalid header extension length");
-		/* Only meaningful with crypt_method LUKS, which is refused anyway (QEMU). */
+		/* Only meaningful with crypt_method LUKS (QEMU). */
 		if (type == QCOW2_EXT_CRYPTO && s->h.crypt_method != 2)
 			return block_err(err, errlen,
 					 "CRYPTO header extension only expected with encrypted images");
@@ -128,6 +128,14 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 			if (!s->data_file_name)
 				return block_err(err, errlen, "out of memory");
 			break;
+		case QCOW2_EXT_CRYPTO:
+			/* qcow2 spec: offset and length of the LUKS header, both 64-bit. */
+			if (len != 16)
+				return block_err(err, errlen, "Invalid crypto header extension "
+						 "length %u", len);
+			s->crypt_off = ld_be64(data);
+			s->crypt_len = ld_be64(data + 8);
+			goto keep;	/* written back as it was */
 		case QCOW2_EXT_FEATURE_TABLE:
 			free(s->feature_table);
 			s->feature_table = malloc(len ? len : 1);
@@ -136,7 +144,8 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 			memcpy(s->feature_table, data, len);
 			s->feature_table_len = len;
 			break;
-		default: {
+		default:
+keep: {
 			/* Unknown to us: kept byte for byte and written back (qcow2 spec). */
 			struct qcow2_ext *e = realloc(s->exts, (s->nb_exts + 1) * sizeof(*e));
 			if (!e)
@@ -287,8 +296,10 @@ static int check_features(struct qcow2 *s, const uint8_t *buf, size_t len, char 
 				 "Reference count entry width too large; may not exceed 64 bits");
 	if (h->crypt_method > 2)
 		return block_err(err, errlen, "Unsupported encryption method: %u", h->crypt_method);
-	if (h->crypt_method)
-		return block_err(err, errlen, "Encrypted qcow2 images are not supported");
+	/* QEMU 7.2 opens the old AES method in qemu-img only, and creates none: refused. */
+	if (h->crypt_method == 1)
+		return block_err(err, errlen, "qcow2 images with the old AES encryption "
+				 "(crypt_method 1) are not supported by Kestrel");
 	return 0;
 }
 

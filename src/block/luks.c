@@ -339,8 +339,8 @@ static const char *const qemu_algs[] = {
 	"twofish-128", "twofish-192", "twofish-256", "sm4", NULL };
 static const char *const qemu_none[] = { NULL };
 
-static int create_params(const struct block_create_opts *o, struct luks_create_params *p,
-			 char *err, size_t errlen)
+int block_luks_create_params(const struct block_create_opts *o, struct luks_create_params *p,
+			     char *err, size_t errlen)
 {
 	const struct block_fmt_opt *it = block_create_opt(o, "iter-time");
 	int alg, mode, ivgen, ivhash, hash;
@@ -377,7 +377,7 @@ static int luks_create_image(const char *path, const struct block_create_opts *o
 	uint64_t end;
 	int fd, ret;
 
-	if (create_params(o, &p, err, errlen) < 0)
+	if (block_luks_create_params(o, &p, err, errlen) < 0)
 		return -1;
 	pw = lookup_key(ks ? ks->val : NULL, &pwlen, err, errlen);
 	if (!pw)
@@ -412,7 +412,7 @@ int block_luks_measure(const struct block_create_opts *o, uint64_t size, uint64_
 	struct luks_create_params p;
 	size_t pwlen;
 
-	if (create_params(o, &p, err, errlen) < 0 ||
+	if (block_luks_create_params(o, &p, err, errlen) < 0 ||
 	    !lookup_key(ks ? ks->val : NULL, &pwlen, err, errlen))
 		return -1;
 	*required = luks_create_payload_offset(&p) + size;

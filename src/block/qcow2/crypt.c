@@ -179,3 +179,108 @@ struct jnode *qcow2_crypt_info(struct qcow2 *s)
 		return NULL;
 	return block_luks_info_data(&s->crypt->h, true);
 }
+
+/*
+ * encrypt.* of a qcow2 create (the prefix already dropped), checked before
+ * any file exists, with qemu-img 7.2's messages.  *luks: whether to encrypt.
+ */
+int qcow2_crypt_check_opts(const struct block_create_opts *o, bool *luks, char *err,
+			   size_t errlen)
+{
+	static const char *const names[] = { "format", "key-secret", "cipher-alg", "cipher-mode",
+		"ivgen-alg", "ivgen-hash-alg", "hash-alg", "iter-time", NULL };
+	const struct block_fmt_opt *fmt = block_create_opt(o, "format");
+	const struct block_fmt_opt *ks = block_create_opt(o, "key-secret");
+	struct luks_create_params p;
+	bool any = false;
+	size_t len;
+
+	*luks = false;
+	for (int i = 0; names[i]; i++)
+		any |= block_create_opt(o, names[i]) != NULL;
+	if (!any)
+		return 0;
+	if (!fmt)
+		return block_err(err, errlen, "Parameter 'encrypt.format' is missing");
+	if (!strcmp(fmt->val, "aes"))
+		return block_err(err, errlen, "Option encrypt.format=aes is not supported by "
+				 "Kestrel: it writes no images with the old AES encryption (use "
+				 "encrypt.format=luks)");
+	if (strcmp(fmt->val, "luks"))
+		return block_err(err, errlen, "Parameter 'format' does not accept value '%s'",
+				 fmt->val);
+	if (!ks)
+		return block_err(err, errlen, "Parameter 'encrypt.key-secret' is required for "
+				 "cipher");
+	if (block_luks_create_params(o, &p, err, errlen) < 0)
+		return -1;
+	if (!block_secret_lookup(ks->val, &len))
+		return block_err(err, errlen, "No secret with id '%s'", ks->val);
+	*luks = true;
+	return 0;
+}
+
+static int hdr_write(void *opaque, uint64_t off, const void *buf, size_t len)
+{
+	struct qcow2 *s = opaque;
+
+	if (off > s->crypt_len || len > s->crypt_len - off)
+		return -EINVAL;
+	return bfile_pwrite(s->bd, s->crypt_off + off, buf, len);
+}
+
+/*
+ * Sets up LUKS on a new, sized image as QEMU's qcow2_set_up_encryption does:
+ * clusters for the LUKS header and keyslots (its payload offset gives their
+ * length), zero filled, the header written into them, then the qcow2 header
+ * with crypt_method 2 and the pointer extension.  Until that last write the
+ * image is a plain one whose extra clusters are referenced, not leaked.
+ */
+int qcow2_crypt_create(struct qcow2 *s, const struct block_create_opts *o, char *err,
+		       size_t errlen)
+{
+	const struct block_fmt_opt *ks = block_create_opt(o, "key-secret");
+	struct luks_create_params p;
+	struct luks_header h;
+	uint8_t key[LUKS_MAX_KEY], *zero;
+	uint64_t len, n, off;
+	const char *pw;
+	size_t pwlen;
+	int ret;
+
+	if (block_luks_create_params(o, &p, err, errlen) < 0)
+		return -1;
+	pw = ks ? block_secret_lookup(ks->val, &pwlen) : NULL;
+	if (!pw)
+		return block_err(err, errlen, "Parameter 'encrypt.key-secret' is required for "
+				 "cipher");
+	len = luks_create_payload_offset(&p);
+	n = qcow2_size_to_clusters(s, len);
+	ret = qcow2_alloc_clusters(s, n, &off);
+	if (ret == 0)
+		ret = qcow2_rc_flush(s, true);
+	zero = ret == 0 ? calloc(1, s->cluster_size) : NULL;
+	if (ret == 0 && !zero)
+		ret = -ENOMEM;
+	for (uint64_t i = 0; ret == 0 && i < n; i++)
+		ret = bfile_pwrite(s->bd, off + (i << s->cluster_bits), zero, s->cluster_size);
+	free(zero);
+	if (ret < 0)
+		return block_err(err, errlen, "Could not allocate the LUKS header: %s",
+				 strerror(-ret));
+	s->crypt_off = off;
+	s->crypt_len = len;
+	ret = luks_create(&p, pw, pwlen, hdr_write, s, &h, key, err, errlen);
+	memset(key, 0, sizeof(key));
+	if (ret < 0)
+		return -1;
+	s->h.crypt_method = 2;
+	ret = bfile_flush(s->bd);
+	if (ret == 0)
+		ret = qcow2_write_header(s);
+	if (ret == 0)
+		ret = bfile_flush(s->bd);
+	if (ret < 0)
+		return block_err(err, errlen, "Could not write qcow2 header: %s", strerror(-ret));
+	return 0;
+}

@@ -135,7 +135,7 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 						 "length %u", len);
 			s->crypt_off = ld_be64(data);
 			s->crypt_len = ld_be64(data + 8);
-			goto keep;	/* written back as it was */
+			break;
 		case QCOW2_EXT_FEATURE_TABLE:
 			free(s->feature_table);
 			s->feature_table = malloc(len ? len : 1);
@@ -144,8 +144,7 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 			memcpy(s->feature_table, data, len);
 			s->feature_table_len = len;
 			break;
-		default:
-keep: {
+		default: {
 			/* Unknown to us: kept byte for byte and written back (qcow2 spec). */
 			struct qcow2_ext *e = realloc(s->exts, (s->nb_exts + 1) * sizeof(*e));
 			if (!e)
@@ -540,7 +539,10 @@ int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
 		off = QCOW2_V2_HEADER_LEN;
 	}
 
-	/* Extensions in QEMU's order: backing format, data file, feature table, the rest, end. */
+	/*
+	 * Extensions in QEMU's order: backing format, data file, full disk
+	 * encryption header pointer, feature table, the rest, end.
+	 */
 	if (s->backing_fmt && s->backing_file) {
 		off = put_ext(buf, off, len, QCOW2_EXT_BACKING_FORMAT, s->backing_fmt,
 			      (uint32_t)strlen(s->backing_fmt));
@@ -551,6 +553,14 @@ int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
 	if (s->data_file_name && qcow2_has_data_file(s)) {
 		off = put_ext(buf, off, len, QCOW2_EXT_DATA_FILE, s->data_file_name,
 			      (uint32_t)strlen(s->data_file_name));
+		if (!off)
+			return -ENOSPC;
+	}
+	if (s->h.crypt_method && s->crypt_len) {
+		uint8_t ext[16];
+		st_be64(ext, s->crypt_off);
+		st_be64(ext + 8, s->crypt_len);
+		off = put_ext(buf, off, len, QCOW2_EXT_CRYPTO, ext, sizeof(ext));
 		if (!off)
 			return -ENOSPC;
 	}

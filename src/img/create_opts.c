@@ -556,6 +556,11 @@ static int apply_measure(const struct img_opts *p, struct block_create_opts *o, 
 			o->size = p->num[i];
 	if (strcmp(p->fmt, "qcow2"))
 		return 0;
+	/* The LUKS header's clusters are not counted yet: no silently low number. */
+	for (size_t i = 0; i < p->n; i++)
+		if (p->val[i] && !strncmp(p->desc[i]->name, "encrypt", 7))
+			return apply_encrypt(p, p->desc[i]->name, p->val[i], p->num[i], o, err,
+					     errlen);
 	if (given(p, "extended_l2", &n))
 		o->extended_l2 = n;
 	if (given(p, "cluster_size", &n)) {

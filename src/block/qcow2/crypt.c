@@ -82,7 +82,7 @@ int qcow2_crypt_open(struct qcow2 *s, char *err, size_t errlen)
 	if (!c)
 		return block_err(err, errlen, "out of memory");
 	if (luks1_parse(buf, s->crypt_len, &c->h, err, errlen) < 0 ||
-	    (!(s->bd->flags & BLOCK_NO_IO) && !s->checking && unlock(s, c, err, errlen) < 0)) {
+	    (!(s->bd->flags & BLOCK_NO_IO) && unlock(s, c, err, errlen) < 0)) {
 		free(c);
 		return -1;
 	}

@@ -297,8 +297,8 @@ static int check_features(struct qcow2 *s, const uint8_t *buf, size_t len, char 
 		return block_err(err, errlen, "Unsupported encryption method: %u", h->crypt_method);
 	/* QEMU 7.2 opens the old AES method in qemu-img only, and creates none: refused. */
 	if (h->crypt_method == 1)
-		return block_err(err, errlen, "qcow2 images with the old AES encryption "
-				 "(crypt_method 1) are not supported by Kestrel");
+		return block_err(err, errlen, "AES encrypted qcow2 images (crypt_method 1, the "
+				 "old method) are not supported by Kestrel");
 	return 0;
 }
 

@@ -179,8 +179,9 @@ struct block_info {
 };
 int block_get_info(struct block_dev *bd, struct block_info *info);
 /*
- * qemu-img info's "format-specific" object of formats other than qcow2, or
- * NULL (none, or out of memory); free with jfree.
+ * qemu-img info's "format-specific" object of formats other than qcow2 (for
+ * qcow2: its "encrypt" member), or NULL (none, or out of memory); free with
+ * jfree.
  */
 struct jnode;
 struct jnode *block_info_specific(struct block_dev *bd);

@@ -308,8 +308,8 @@ static const char *const qemu_algs[] = {
 	"twofish-128", "twofish-192", "twofish-256", "sm4", NULL };
 static const char *const qemu_none[] = { NULL };
 
-static int create_params(const struct block_create_opts *o, struct luks_create_params *p,
-			 char *err, size_t errlen)
+int block_luks_create_params(const struct block_create_opts *o, struct luks_create_params *p,
+			     char *err, size_t errlen)
 {
 	const struct block_fmt_opt *it = block_create_opt(o, "iter-time");
 	int alg, mode, ivgen, ivhash, hash;
@@ -346,7 +346,7 @@ static int luks_create_image(const char *path, const struct block_create_opts *o
 	uint64_t end;
 	int fd, ret;
 
-	if (create_params(o, &p, err, errlen) < 0)
+	if (block_luks_create_params(o, &p, err, errlen) < 0)
 		return -1;
 	pw = lookup_key(ks ? ks->val : NULL, &pwlen, err, errlen);
 	if (!pw)
@@ -381,7 +381,7 @@ int block_luks_measure(const struct block_create_opts *o, uint64_t size, uint64_
 	struct luks_create_params p;
 	size_t pwlen;
 
-	if (create_params(o, &p, err, errlen) < 0 ||
+	if (block_luks_create_params(o, &p, err, errlen) < 0 ||
 	    !lookup_key(ks ? ks->val : NULL, &pwlen, err, errlen))
 		return -1;
 	*required = luks_create_payload_offset(&p) + size;
@@ -390,14 +390,15 @@ int block_luks_measure(const struct block_create_opts *o, uint64_t size, uint64_
 
 /*
  * qemu-img info's QCryptoBlockInfoLUKS, in the order qemu-img 7.2 prints it
- * (its QDict's order, not the schema's).
+ * (its QDict's order, not the schema's).  with_format: qcow2's "encrypt"
+ * member (QCryptoBlockInfoQCow), whose union tag "format" comes first.
  */
-static struct jnode *luks_info_specific(struct block_dev *bd)
+struct jnode *block_luks_info_data(const struct luks_header *h, bool with_format)
 {
-	struct luks_state *s = bd->opaque;
-	const struct luks_header *h = &s->h;
-	struct jnode *root = jobj(), *data = jobj(), *slots = jarr();
+	struct jnode *data = jobj(), *slots = jarr();
 
+	if (with_format)
+		jset_str(data, "format", "luks");
 	jset_str(data, "ivgen-alg", luks_ivgen_name(h->ivgen));
 	jset_str(data, "hash-alg", luks_hash_name(h->hash));
 	jset_str(data, "cipher-alg", luks_alg_name(h->alg));
@@ -420,8 +421,16 @@ static struct jnode *luks_info_specific(struct block_dev *bd)
 	jset(data, "slots", slots);
 	jset_int(data, "payload-offset", (int64_t)h->payload_offset);
 	jset_int(data, "master-key-iters", h->mk_iters);
+	return data;
+}
+
+static struct jnode *luks_info_specific(struct block_dev *bd)
+{
+	struct luks_state *s = bd->opaque;
+	struct jnode *root = jobj();
+
 	jset_str(root, "type", "luks");
-	jset(root, "data", data);
+	jset(root, "data", block_luks_info_data(&s->h, false));
 	return root;
 }
 

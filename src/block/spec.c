@@ -407,7 +407,7 @@ static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_d
 				  size_t errlen)
 {
 	struct node n = { .flags = flags, .pfx = "file." };
-	const char *file;
+	const char *file, *ks, *eks, *bad;
 	bool has_file = false;
 
 	*out = NULL;
@@ -442,15 +442,20 @@ static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_d
 	}
 	if (read_protocol(o, &n, err, errlen) < 0)
 		return -1;
-	n.key_secret = opts_get(o, "key-secret");
+	/* luks takes key-secret=, qcow2 encrypt.key-secret= (QEMU's option names). */
+	ks = opts_get(o, "key-secret");
+	eks = opts_get(o, "encrypt.key-secret");
+	n.key_secret = ks ? ks : eks;
 	if (open_node(&n, display ? display : n.filename ? n.filename : "null-co://", parent, out,
 		      err, errlen) < 0)
 		return -1;
 	/* Only an encrypted format takes a key (probed or named). */
-	if (n.key_secret && (*out)->drv != &block_luks_driver)
-		block_err(err, errlen, "Block format '%s' does not support the option 'key-secret'",
-			  block_format_name(*out));
-	if ((n.key_secret && (*out)->drv != &block_luks_driver) ||
+	bad = (ks && (*out)->drv != &block_luks_driver) ? "key-secret" :
+	      (eks && (*out)->drv != &block_qcow2_driver) ? "encrypt.key-secret" : NULL;
+	if (bad)
+		block_err(err, errlen, "Block format '%s' does not support the option '%s'",
+			  block_format_name(*out), bad);
+	if (bad ||
 	    check_unused(o, *out, &n, err, errlen) < 0) {
 		block_close(*out);
 		*out = NULL;

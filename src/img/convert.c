@@ -643,6 +643,11 @@ static int convert_target_opts(const struct convert_args *a, const char *out_nam
 		img_error("%s: error while converting %s: %s", out_name, a->out_fmt, err);
 		return -1;
 	}
+	/* qcow2 spec: no compressed clusters in an encrypted image (qemu-img checks first). */
+	if (a->compress && block_create_opt(o, "format")) {
+		img_error("Compression and encryption not supported at the same time");
+		return -1;
+	}
 	if (a->out_backing)
 		o->backing_file = a->out_backing;
 	if (a->out_backing_fmt)

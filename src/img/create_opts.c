@@ -423,6 +423,33 @@ static bool pass_to_driver(const struct img_opts *p, size_t i, struct block_crea
 	return false;
 }
 
+/*
+ * qcow2's encrypt.* on create and convert: LUKS, passed to the driver
+ * without the prefix (it checks the values as QEMU's luks does).  The old
+ * AES method, measure and keyslot amend are refused by name.
+ */
+static int apply_encrypt(const struct img_opts *p, const char *name, const char *v, uint64_t n,
+			 struct block_create_opts *o, char *err, size_t errlen)
+{
+	if (!strcmp(name, "encryption")) {
+		snprintf(err, errlen, "Option 'encryption' is not supported by Kestrel: it writes "
+			 "no images with the old AES encryption (use encrypt.format=luks)");
+		return -1;
+	}
+	if (p->kind != IMG_OPTS_CREATE_FILE) {
+		snprintf(err, errlen, "Option '%s' is not supported by Kestrel here: it creates "
+			 "encrypted qcow2 images, but does not %s them", name,
+			 p->kind == IMG_OPTS_MEASURE ? "measure" : "amend");
+		return -1;
+	}
+	if (o->n_fmt_opts >= BLOCK_FMT_OPTS_MAX) {
+		snprintf(err, errlen, "Too many options");
+		return -1;
+	}
+	o->fmt_opts[o->n_fmt_opts++] = (struct block_fmt_opt){ name + 8, v, n };
+	return 0;
+}
+
 static int apply_one(const struct img_opts *p, size_t i, struct block_create_opts *o,
 		     unsigned *set, char *err, size_t errlen)
 {
@@ -494,9 +521,7 @@ static int apply_one(const struct img_opts *p, size_t i, struct block_create_opt
 		snprintf(err, errlen, "No secret with id '%s'", v);
 		return -1;
 	} else if (!strncmp(name, "encrypt", 7)) {
-		snprintf(err, errlen, "Option '%s' is not supported by Kestrel: it writes no "
-			 "encrypted images", name);
-		return -1;
+		return apply_encrypt(p, name, v, n, o, err, errlen);
 	} else {
 		snprintf(err, errlen, "Option '%s' is not supported", name);
 		return -1;
@@ -531,6 +556,11 @@ static int apply_measure(const struct img_opts *p, struct block_create_opts *o, 
 			o->size = p->num[i];
 	if (strcmp(p->fmt, "qcow2"))
 		return 0;
+	/* The LUKS header's clusters are not counted yet: no silently low number. */
+	for (size_t i = 0; i < p->n; i++)
+		if (p->val[i] && !strncmp(p->desc[i]->name, "encrypt", 7))
+			return apply_encrypt(p, p->desc[i]->name, p->val[i], p->num[i], o, err,
+					     errlen);
 	if (given(p, "extended_l2", &n))
 		o->extended_l2 = n;
 	if (given(p, "cluster_size", &n)) {

@@ -93,6 +93,12 @@ struct jnode *img_image_info(struct block_dev *bd, const char *filename)
 			free(bm);
 		}
 		jset_int(data, "refcount-bits", info.refcount_bits);
+		/* An encrypted image: the LUKS header's data (qcow2's "encrypt"). */
+		{
+			struct jnode *enc = block_info_specific(bd);
+			if (enc)
+				jset(data, "encrypt", enc);
+		}
 		jset_str(data, "compression-type",
 			 info.compression_type == BLOCK_COMPRESS_ZSTD ? "zstd" : "zlib");
 		jset(spec, "data", data);
@@ -163,10 +169,11 @@ static void dump_human(struct block_dev *bd, const char *filename, const struct 
 		img_size_to_str(info.actual_size, dsize, sizeof(dsize));
 	printf("image: %s\nfile format: %s\nvirtual size: %s (%" PRIu64 " bytes)\ndisk size: %s\n",
 	       filename, block_format_name(bd), vsize, info.virtual_size, dsize);
-	if (info.cluster_size)
-		printf("cluster_size: %u\n", info.cluster_size);
+	/* qemu-img's bdrv_image_info_dump order: encrypted, then cluster_size. */
 	if (info.encrypted)
 		printf("encrypted: yes\n");
+	if (info.cluster_size)
+		printf("cluster_size: %u\n", info.cluster_size);
 	if (info.dirty)
 		printf("cleanly shut down: no\n");
 	if (info.backing_file[0]) {

@@ -220,8 +220,10 @@ static int check_secret_refs(struct opts *o)
 		key = key ? key + 1 : o->items[i].key;
 		if (strcmp(key, "key-secret") && strcmp(key, "password-secret"))
 			continue;
-		/* The luks node's own key-secret: the driver names it as it opens. */
-		if (!strcmp(o->items[i].key, "key-secret"))
+		/* The luks node's own key-secret (qcow2's encrypt.key-secret): the driver names it
+		 * as it opens, inside qemu-img's "Could not open" message. */
+		if (!strcmp(o->items[i].key, "key-secret") ||
+		    !strcmp(o->items[i].key, "encrypt.key-secret"))
 			continue;
 		if (!img_secret_lookup(o->items[i].value, NULL)) {
 			img_error("No secret with id '%s'", o->items[i].value);

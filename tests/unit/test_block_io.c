@@ -10,7 +10,8 @@
  *   r OFF LEN DOFF   read and compare with the data file (exit 3 on mismatch)
  *   f                flush; prints "flushed N" once N requests are stable
  *
- * Usage: block-io [-f fmt] [-t cache] [-d datafile] image < requests
+ * Usage: block-io [-f fmt] [-t cache] [-d datafile] [-k password] image < requests
+ * (-k: the key of an encrypted image, as a secret the image's key-secret names)
  */
 #include "block/block_img.h"
 
@@ -47,14 +48,14 @@ static int read_data(int fd, uint64_t off, void *buf, size_t len)
 
 int main(int argc, char **argv)
 {
-	const char *fmt = NULL, *data = NULL;
+	const char *fmt = NULL, *data = NULL, *key = NULL;
 	unsigned flags = 0;
 	struct block_dev *bd;
 	char err[1024], line[256];
 	unsigned long long count = 0;
 	int c, dfd = -1, ret = 0;
 
-	while ((c = getopt(argc, argv, "f:t:d:")) != -1) {
+	while ((c = getopt(argc, argv, "f:t:d:k:")) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 't':
@@ -64,20 +65,26 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'd': data = optarg; break;
+		case 'k': key = optarg; break;
 		default:
-			fprintf(stderr, "usage: block-io [-f fmt] [-t cache] [-d datafile] image\n");
+			fprintf(stderr, "usage: block-io [-f fmt] [-t cache] [-d datafile] [-k password] image\n");
 			return 1;
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "usage: block-io [-f fmt] [-t cache] [-d datafile] image\n");
+		fprintf(stderr, "usage: block-io [-f fmt] [-t cache] [-d datafile] [-k password] image\n");
 		return 1;
 	}
 	if (data && (dfd = open(data, O_RDONLY)) < 0) {
 		perror(data);
 		return 1;
 	}
-	if (block_open(argv[optind], fmt, flags, &bd, err, sizeof(err)) < 0) {
+	if (key && block_secret_add("key0", key, strlen(key)) < 0) {
+		fprintf(stderr, "block-io: could not add the key\n");
+		return 1;
+	}
+	if (block_open_key(argv[optind], fmt, flags, key ? "key0" : NULL, &bd, err,
+			   sizeof(err)) < 0) {
 		fprintf(stderr, "block-io: %s\n", err);
 		return 1;
 	}

@@ -196,4 +196,18 @@ int luks_af_merge(enum luks_hash h, const uint8_t *src, size_t blocksize, size_t
 int luks_af_split(enum luks_hash h, const uint8_t *src, size_t blocksize, size_t stripes,
 		  uint8_t *dst);
 
+/*
+ * qemu-img info's luks data for header h (block/luks.c), as a JSON object;
+ * with_format adds qcow2's "format": "luks" tag.
+ */
+struct jnode;
+struct jnode *block_luks_info_data(const struct luks_header *h, bool with_format);
+/*
+ * The luks create options of o (cipher-alg= ... iter-time=, QEMU's names,
+ * defaults and messages) as parameters: 0, or -1 with err (block/luks.c).
+ */
+struct block_create_opts;
+int block_luks_create_params(const struct block_create_opts *o, struct luks_create_params *p,
+			     char *err, size_t errlen);
+
 #endif

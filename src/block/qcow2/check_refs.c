@@ -549,6 +549,9 @@ int qcow2_count_refs(struct qcow2 *s, struct refs *r, struct block_check_result 
 	 */
 	if (ret == 0)
 		ret = refs_inc(s, r, res, s->reftable_offset, s->reftable_size * 8, report);
+	/* The LUKS header's clusters (qcow2 spec: full disk encryption header pointer). */
+	if (ret == 0 && s->h.crypt_method && s->crypt_len)
+		ret = refs_inc(s, r, res, s->crypt_off, s->crypt_len, report);
 	table_in_file(s, r, res, "refcount table", s->reftable_offset, s->reftable_size * 8, fix,
 		      report);
 	if (ret == 0) {

@@ -397,13 +397,15 @@ static int write_cluster_part(struct qcow2 *s, uint64_t guest, uint64_t l2e, uin
 	 * qemu-img's images; then only the data goes out.  Without fallocate,
 	 * the whole cluster is written below, as QEMU's COW fallback does.
 	 */
-	if (!qcow2_has_data_file(s) && host >= s->data_end && reads_as_zero(s, guest, l2e)) {
+	/* Encrypted, zeroes must be ciphertext too: the whole cluster is written below. */
+	if (!qcow2_has_data_file(s) && !s->crypt && host >= s->data_end &&
+	    reads_as_zero(s, guest, l2e)) {
 		block_crash_point();
 		if (fallocate(s->bd->fd, 0, (off_t)host, (off_t)s->cluster_size) == 0)
 			return qcow2_data_pwrite(s, host + in, data, len);
 	}
 	/* In an external data file the cluster may hold old bytes: zeroed, not just allocated. */
-	if (qcow2_has_data_file(s) && reads_as_zero(s, guest, l2e) &&
+	if (qcow2_has_data_file(s) && !s->crypt && reads_as_zero(s, guest, l2e) &&
 	    qcow2_data_zero_fast(s, host, s->cluster_size) == 0)
 		return qcow2_data_pwrite(s, host + in, data, len);
 	bounce = block_alloc_buf(s->cluster_size);

@@ -189,8 +189,8 @@ static int write_start(int fd, const uint8_t *buf, size_t len)
  * code, unlocked: the creator's locks (which would conflict with a second set
  * of ours) already hold everyone else off.
  */
-static int finish_new_image(const char *path, const struct block_create_opts *o, char *err,
-			    size_t errlen)
+static int finish_new_image(const char *path, const struct block_create_opts *o, bool luks,
+			    char *err, size_t errlen)
 {
 	enum block_prealloc prealloc = o->prealloc;
 	struct block_dev *bd;
@@ -215,6 +215,9 @@ static int finish_new_image(const char *path, const struct block_create_opts *o,
 	if (ret == 0 && o->size &&
 	    qcow2_truncate(bd, o->size, false, prealloc, msg, sizeof(msg)) < 0)
 		ret = block_err(err, errlen, "Could not resize image: %s", msg);
+	/* QEMU's order: sized first, then the encryption header after the L1 table. */
+	if (ret == 0 && luks)
+		ret = qcow2_crypt_create(bd->opaque, o, err, errlen);
 	block_close(bd);
 	return ret;
 }
@@ -225,9 +228,11 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 	int version = o->compat ? o->compat : 3, rbits = o->refcount_bits ? o->refcount_bits : 16;
 	struct qcow2 t = { 0 };
 	uint8_t *buf;
+	bool luks;
 	int fd, ret;
 
-	if (check_opts(o, cs, version, rbits, err, errlen) < 0)
+	if (check_opts(o, cs, version, rbits, err, errlen) < 0 ||
+	    qcow2_crypt_check_opts(o, &luks, err, errlen) < 0)
 		return -1;
 	buf = calloc(3, cs);
 	if (!buf)
@@ -259,7 +264,7 @@ int qcow2_create(const char *path, const struct block_create_opts *o, char *err,
 		close(fd);
 		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));
 	}
-	ret = finish_new_image(path, o, err, errlen);
+	ret = finish_new_image(path, o, luks, err, errlen);
 	if (close(fd) < 0 && ret == 0)
 		ret = block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
 	return ret;

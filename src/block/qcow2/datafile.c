@@ -54,20 +54,35 @@ void qcow2_data_close(struct qcow2 *s)
 	s->data = NULL;
 }
 
-int qcow2_data_pread(struct qcow2 *s, uint64_t host, void *buf, size_t len)
+int qcow2_data_pread_raw(struct qcow2 *s, uint64_t host, void *buf, size_t len)
 {
 	if (qcow2_has_data_file(s))
 		return s->data ? bfile_pread(s->data, host, buf, len) : -EIO;
 	return bfile_pread(s->bd, host, buf, len);
 }
 
-int qcow2_data_pwrite(struct qcow2 *s, uint64_t host, const void *buf, size_t len)
+int qcow2_data_pwrite_raw(struct qcow2 *s, uint64_t host, const void *buf, size_t len)
 {
 	if (!qcow2_has_data_file(s))
 		return qcow2_checked_write(s, 0, host, buf, len);
 	if (!s->data)
 		return -EIO;
 	return bfile_pwrite(s->data, host, buf, len);
+}
+
+/* Guest data, through the LUKS cipher where the image is encrypted (crypt.c). */
+int qcow2_data_pread(struct qcow2 *s, uint64_t host, void *buf, size_t len)
+{
+	if (s->crypt)
+		return qcow2_crypt_read(s, host, buf, len);
+	return qcow2_data_pread_raw(s, host, buf, len);
+}
+
+int qcow2_data_pwrite(struct qcow2 *s, uint64_t host, const void *buf, size_t len)
+{
+	if (s->crypt)
+		return qcow2_crypt_write(s, host, buf, len);
+	return qcow2_data_pwrite_raw(s, host, buf, len);
 }
 
 int qcow2_data_alloc(struct qcow2 *s, uint64_t guest, uint64_t n, uint64_t *host)

@@ -107,7 +107,7 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 			return 0;
 		if (len > end - off)
 			return block_err(err, errlen, "Invalid header extension length");
-		/* Only meaningful with crypt_method LUKS, which is refused anyway (QEMU). */
+		/* Only meaningful with crypt_method LUKS (QEMU). */
 		if (type == QCOW2_EXT_CRYPTO && s->h.crypt_method != 2)
 			return block_err(err, errlen,
 					 "CRYPTO header extension only expected with encrypted images");
@@ -127,6 +127,14 @@ static int parse_extensions(struct qcow2 *s, const uint8_t *buf, size_t start, s
 			s->data_file_name = strndup((const char *)data, len);
 			if (!s->data_file_name)
 				return block_err(err, errlen, "out of memory");
+			break;
+		case QCOW2_EXT_CRYPTO:
+			/* qcow2 spec: offset and length of the LUKS header, both 64-bit. */
+			if (len != 16)
+				return block_err(err, errlen, "Invalid crypto header extension "
+						 "length %u", len);
+			s->crypt_off = ld_be64(data);
+			s->crypt_len = ld_be64(data + 8);
 			break;
 		case QCOW2_EXT_FEATURE_TABLE:
 			free(s->feature_table);
@@ -287,8 +295,10 @@ static int check_features(struct qcow2 *s, const uint8_t *buf, size_t len, char 
 				 "Reference count entry width too large; may not exceed 64 bits");
 	if (h->crypt_method > 2)
 		return block_err(err, errlen, "Unsupported encryption method: %u", h->crypt_method);
-	if (h->crypt_method)
-		return block_err(err, errlen, "Encrypted qcow2 images are not supported");
+	/* QEMU 7.2 opens the old AES method in qemu-img only, and creates none: refused. */
+	if (h->crypt_method == 1)
+		return block_err(err, errlen, "AES encrypted qcow2 images (crypt_method 1, the "
+				 "old method) are not supported by Kestrel");
 	return 0;
 }
 
@@ -529,7 +539,10 @@ int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
 		off = QCOW2_V2_HEADER_LEN;
 	}
 
-	/* Extensions in QEMU's order: backing format, data file, feature table, the rest, end. */
+	/*
+	 * Extensions in QEMU's order: backing format, data file, full disk
+	 * encryption header pointer, feature table, the rest, end.
+	 */
 	if (s->backing_fmt && s->backing_file) {
 		off = put_ext(buf, off, len, QCOW2_EXT_BACKING_FORMAT, s->backing_fmt,
 			      (uint32_t)strlen(s->backing_fmt));
@@ -540,6 +553,14 @@ int qcow2_build_header(const struct qcow2 *s, uint8_t *buf, size_t len)
 	if (s->data_file_name && qcow2_has_data_file(s)) {
 		off = put_ext(buf, off, len, QCOW2_EXT_DATA_FILE, s->data_file_name,
 			      (uint32_t)strlen(s->data_file_name));
+		if (!off)
+			return -ENOSPC;
+	}
+	if (s->h.crypt_method && s->crypt_len) {
+		uint8_t ext[16];
+		st_be64(ext, s->crypt_off);
+		st_be64(ext + 8, s->crypt_len);
+		off = put_ext(buf, off, len, QCOW2_EXT_CRYPTO, ext, sizeof(ext));
 		if (!off)
 			return -ENOSPC;
 	}

@@ -32,6 +32,7 @@ void qcow2_free_state(struct qcow2 *s)
 	free(s->txn_reftable);
 	free(s->pending);
 	free(s->zbuf);
+	qcow2_crypt_free(s);
 	qcow2_meta_index_free(s);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -107,7 +108,8 @@ int qcow2_open_state(struct block_dev *bd, struct qcow2 **out, char *err, size_t
 	s->file_size = s->data_end = (uint64_t)file_size;
 	s->free_cluster_index = 1;
 	if (load_l1(s, err, errlen) < 0 || qcow2_load_reftable(s, err, errlen) < 0 ||
-	    init_caches(s, err, errlen) < 0 || qcow2_read_snapshots(s, err, errlen) < 0)
+	    init_caches(s, err, errlen) < 0 || qcow2_read_snapshots(s, err, errlen) < 0 ||
+	    qcow2_crypt_open(s, err, errlen) < 0)
 		goto fail;
 	s->dirty_bit_set = s->h.incompatible_features & QCOW2_INCOMPAT_DIRTY;
 	*out = s;
@@ -273,8 +275,8 @@ static int qcow2_map_direct(struct block_dev *bd, uint64_t off, uint64_t len, bo
 	 */
 	if (write && (s->broken || (s->overlap & QCOW2_OL_INACTIVE_L2)))
 		return 0;
-	/* The data is in another file than the one the caller does I/O on. */
-	if (qcow2_has_data_file(s))
+	/* The data is in another file than the one the caller does I/O on, or encrypted. */
+	if (qcow2_has_data_file(s) || s->crypt)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	ok = qcow2_map_for(s, off, len, write, &type, &l2e, &n) == 0 && n >= len && type == QCOW2_NORMAL &&
@@ -330,8 +332,11 @@ static int qcow2_pwrite_compressed(struct block_dev *bd, uint64_t off, const voi
 	long clen;
 	int ret;
 
-	/* qcow2 spec: no compressed clusters with an external data file, incompressible or not. */
-	if (qcow2_has_data_file(s))
+	/*
+	 * qcow2 spec: no compressed clusters with an external data file,
+	 * incompressible or not; nor encrypted ones (QEMU refuses them).
+	 */
+	if (qcow2_has_data_file(s) || s->crypt)
 		return -ENOTSUP;
 	if (qcow2_in_cluster(s, off) || (len != s->cluster_size && off + len != bd->size) ||
 	    len > s->cluster_size)
@@ -443,7 +448,7 @@ static int qcow2_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64
 
 	pthread_mutex_lock(&s->lock);
 	ret = qcow2_map(s, off, len, &type, &l2e, pnum);
-	if (ret == 0 && type == QCOW2_NORMAL && s->meta_prealloc < 0)
+	if (ret == 0 && type == QCOW2_NORMAL && s->meta_prealloc < 0 && !s->crypt)
 		s->meta_prealloc = detect_meta_prealloc(s);
 	pthread_mutex_unlock(&s->lock);
 	if (ret < 0)
@@ -469,6 +474,9 @@ static int qcow2_status(struct block_dev *bd, uint64_t off, uint64_t len, uint64
 		*map = (l2e & L2E_OFFSET_MASK) + qcow2_in_cluster(s, off);
 		if (s->meta_prealloc > 0)
 			file_holes(s, *map, pnum, flags);
+		/* QEMU's qcow2_co_block_status: no host offset of ciphertext. */
+		if (s->crypt)
+			*flags &= ~BLOCK_STATUS_OFFSET;
 		break;
 	case QCOW2_COMPRESSED:
 		*flags = BLOCK_STATUS_DATA | BLOCK_STATUS_ALLOCATED | BLOCK_STATUS_COMPRESSED;
@@ -494,6 +502,7 @@ static int qcow2_get_info(struct block_dev *bd, struct block_info *info)
 	info->data_file_raw = s->h.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW;
 	info->compression_type = s->h.compression_type;
 	info->nb_snapshots = (int)s->nb_snaps;
+	info->encrypted = s->h.crypt_method != 0;
 	if (s->backing_file)
 		snprintf(info->backing_file, sizeof(info->backing_file), "%s", s->backing_file);
 	if (s->backing_fmt)
@@ -549,6 +558,12 @@ static int qcow2_bitmap_list(struct block_dev *bd, struct block_bitmap **list)
 	return n;
 }
 
+/* qcow2's format-specific "encrypt" member (info.c puts it in qcow2's data). */
+static struct jnode *qcow2_info_specific(struct block_dev *bd)
+{
+	return qcow2_crypt_info(bd->opaque);
+}
+
 uint64_t block_qcow2_metadata_size(uint64_t size, uint32_t cluster_size, int refcount_bits,
 				   bool v2, bool extended_l2)
 {
@@ -568,6 +583,7 @@ const struct block_driver block_qcow2_driver = {
 	.create = qcow2_create,
 	.truncate = qcow2_truncate,
 	.get_info = qcow2_get_info,
+	.info_specific = qcow2_info_specific,
 	.check = qcow2_check,
 	.snapshot_list = qcow2_snapshot_list,
 	.snapshot_create = qcow2_snapshot_create,

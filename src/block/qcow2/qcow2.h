@@ -273,6 +273,10 @@ struct qcow2 {
 	size_t nb_bm_drop;
 
 	int meta_prealloc;		/* -1 unknown; QEMU's metadata_preallocation */
+	/* LUKS encryption (crypt.c): the header extension, and the unlocked cipher. */
+	uint64_t crypt_off, crypt_len;
+	struct qcow2_crypt *crypt;
+
 	uint64_t zbuf_offset;		/* last decompressed cluster (host descriptor) */
 	uint8_t *zbuf;
 	bool zbuf_valid;
@@ -391,6 +395,17 @@ static inline bool qcow2_has_host(const struct qcow2 *s, uint64_t l2e)
 	return (l2e & L2E_OFFSET_MASK) || (qcow2_has_data_file(s) && (l2e & QCOW_OFLAG_COPIED));
 }
 
+/* crypt.c: LUKS encryption of data clusters (crypt_method 2) */
+int qcow2_crypt_open(struct qcow2 *s, char *err, size_t errlen);
+void qcow2_crypt_free(struct qcow2 *s);
+int qcow2_crypt_read(struct qcow2 *s, uint64_t host, void *buf, size_t len);
+int qcow2_crypt_write(struct qcow2 *s, uint64_t host, const void *buf, size_t len);
+struct jnode *qcow2_crypt_info(struct qcow2 *s);
+int qcow2_crypt_check_opts(const struct block_create_opts *o, bool *luks, char *err,
+			   size_t errlen);
+int qcow2_crypt_create(struct qcow2 *s, const struct block_create_opts *o, char *err,
+		       size_t errlen);
+
 /* cluster.c */
 enum qcow2_type qcow2_entry_type(const struct qcow2 *s, uint64_t l2e);
 int qcow2_map(struct qcow2 *s, uint64_t off, uint64_t len, enum qcow2_type *type,
@@ -421,6 +436,9 @@ int qcow2_trim_file(struct qcow2 *s);
 int qcow2_data_open(struct qcow2 *s, char *err, size_t errlen);
 void qcow2_data_close(struct qcow2 *s);
 int qcow2_data_pread(struct qcow2 *s, uint64_t host, void *buf, size_t len);
+/* The same without the encryption (the ciphertext as stored). */
+int qcow2_data_pread_raw(struct qcow2 *s, uint64_t host, void *buf, size_t len);
+int qcow2_data_pwrite_raw(struct qcow2 *s, uint64_t host, const void *buf, size_t len);
 /* A data write: to the data file, or checked against metadata in the image file. */
 int qcow2_data_pwrite(struct qcow2 *s, uint64_t host, const void *buf, size_t len);
 /* Host clusters for guest clusters from guest on: the same offsets in a data file. */

@@ -68,7 +68,7 @@ def timed(argv):
 SECRET = ["--object", "secret,id=sec0,data=kestrel-bench"]
 FORMATS = {
     "vmdk": [], "vhdx": [], "vpc": [], "vdi": [], "qed": [], "parallels": [],
-    "luks": ["-o", "key-secret=sec0,iter-time=10"],
+    "luks": ["-o", "key-secret=sec0,iter-time=100"],
 }
 
 

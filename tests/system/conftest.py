@@ -31,6 +31,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "guest: starts a guest on /dev/kvm (Kestrel's or QEMU's)")
     config.addinivalue_line("markers", "linux: needs the Linux test guest (slow)")
     config.addinivalue_line("markers", "qemu: runs the reference peer QEMU 7.2")
+    config.addinivalue_line("markers", "interop: a format's every-option round trip with "
+                            "qemu-img (the release stage runs them; the sanitizer stage skips)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -83,6 +83,7 @@ COMBOS = [
 
 
 @pytest.mark.parametrize("combo", COMBOS)
+@pytest.mark.interop
 def test_qemu_made_reads_in_kestrel(tmp_path, combo):
     img = tmp_path / "q.luks"
     qcreate(img, combo, "2M")
@@ -95,6 +96,7 @@ def test_qemu_made_reads_in_kestrel(tmp_path, combo):
 
 
 @pytest.mark.parametrize("combo", COMBOS + [",cipher-alg=aes-192,cipher-mode=xts"])
+@pytest.mark.interop
 def test_kestrel_made_reads_in_qemu(tmp_path, combo):
     img, src = tmp_path / "k.luks", tmp_path / "src.raw"
     src.write_bytes(os.urandom(1 << 20) + bytes(1 << 20))

@@ -42,6 +42,7 @@ def src(tmp_path):
 @pytest.mark.parametrize("opts,size", [("", "24M"), ("cluster_size=64k", "5M"),
                                        ("cluster_size=4k", "3M"), ("cluster_size=1000", "1000"),
                                        ("cluster_size=512", "100k")])
+@pytest.mark.interop
 def test_qemu_images_read_identically(tmp_path, opts, size):
     img = tmp_path / "a.par"
     qcreate(img, size, opts)

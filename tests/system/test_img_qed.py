@@ -32,6 +32,7 @@ def src(tmp_path):
 
 
 @pytest.mark.parametrize("opts,size", LAYOUTS)
+@pytest.mark.interop
 def test_qemu_images_read_identically(tmp_path, opts, size):
     img = tmp_path / "a.qed"
     qcreate(img, size, opts)

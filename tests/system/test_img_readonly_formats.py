@@ -89,6 +89,7 @@ def test_unaligned_reads_through_the_cache(imgdir, tmp_path, name):
 @pytest.mark.parametrize("name", sorted(IMAGES))
 @pytest.mark.parametrize("cmd", ["info", "map"])
 @pytest.mark.parametrize("output", ["human", "json"])
+@pytest.mark.interop
 def test_info_and_map_print_what_qemu_img_prints(imgdir, name, cmd, output):
     k = kimg(cmd, f"--output={output}", name, cwd=imgdir)
     q = qimg(cmd, f"--output={output}", name, cwd=imgdir)

@@ -32,6 +32,7 @@ def poke(path, off, fmt, value):
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("opts", ["", "static=on"])
+@pytest.mark.interop
 def test_qemu_images_read_identically(tmp_path, opts, size):
     img = tmp_path / "q.vdi"
     create(qimg, img, opts, size)
@@ -41,6 +42,7 @@ def test_qemu_images_read_identically(tmp_path, opts, size):
 
 
 @pytest.mark.parametrize("opts", OPTS)
+@pytest.mark.interop
 def test_kestrel_creates_what_qemu_creates(tmp_path, opts):
     """Same Formatting line, same header and block map, same file size and map."""
     k, q = tmp_path / "k.vdi", tmp_path / "q.vdi"

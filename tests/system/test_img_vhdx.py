@@ -116,6 +116,7 @@ def source(tmp_path_factory):
 
 
 @pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: o or "default")
+@pytest.mark.interop
 def test_kestrel_writes_what_qemu_reads(tmp_path, source, opts):
     img = tmp_path / "k.vhdx"
     extra = ["-o", opts] if opts else []
@@ -132,6 +133,7 @@ def test_kestrel_writes_what_qemu_reads(tmp_path, source, opts):
 
 
 @pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: o or "default")
+@pytest.mark.interop
 def test_qemu_writes_what_kestrel_reads(tmp_path, source, opts):
     img = tmp_path / "q.vhdx"
     ok(qimg("convert", "-O", "vhdx", *(["-o", opts] if opts else []), source, img))

@@ -67,6 +67,7 @@ def no_cid(text):
 
 
 @pytest.mark.parametrize("sub,extra", CASES)
+@pytest.mark.interop
 def test_qemu_made_image_reads_identically(tmp_path, sub, extra):
     img = tmp_path / "q.vmdk"
     ok(qimg("create", "-q", "-f", "vmdk", "-o", opts(sub, extra), img, str(size_for(sub))))
@@ -81,6 +82,7 @@ def test_qemu_made_image_reads_identically(tmp_path, sub, extra):
 
 
 @pytest.mark.parametrize("sub,extra", CASES)
+@pytest.mark.interop
 def test_kestrel_created_image_is_qemus(tmp_path, sub, extra):
     """The same files, descriptor (the random CID aside) and sparse metadata as qemu-img's."""
     (tmp_path / "q").mkdir()

@@ -46,6 +46,7 @@ def set_footer(path, at, **fields):
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("opts", LAYOUTS)
+@pytest.mark.interop
 def test_qemu_images_read_identically(tmp_path, opts, size):
     img = tmp_path / "q.vhd"
     create(qimg, img, opts, size)
@@ -57,6 +58,7 @@ def test_qemu_images_read_identically(tmp_path, opts, size):
 
 @pytest.mark.parametrize("size", ["33M", "1000"])
 @pytest.mark.parametrize("opts", OPTS)
+@pytest.mark.interop
 def test_kestrel_creates_what_qemu_creates(tmp_path, opts, size):
     """Same Formatting line, same size rounding, same layout (map, file size)."""
     k, q = tmp_path / "k.vhd", tmp_path / "q.vhd"

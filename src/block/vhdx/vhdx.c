@@ -234,22 +234,25 @@ static int vhdx_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size
 
 	pthread_mutex_lock(&s->lock);
 	ret = vhdx_user_visible_write(bd, s);
+	pthread_mutex_unlock(&s->lock);
 	while (ret == 0 && len) {
-		uint64_t b = off / s->block_size, boff = off % s->block_size;
-		uint64_t i = bat_index(s, b), e = s->bat[i];
+		uint64_t b = off / s->block_size, boff = off % s->block_size, i = bat_index(s, b), e;
 		size_t n = s->block_size - boff < len ? (size_t)(s->block_size - boff) : len;
+		bool present;
 
-		if ((e & VHDX_BAT_STATE_MASK) == PAYLOAD_BLOCK_FULLY_PRESENT)
+		/* Allocation takes the lock; a present block never moves, so its data needs none. */
+		pthread_mutex_lock(&s->lock);
+		e = s->bat[i];
+		present = (e & VHDX_BAT_STATE_MASK) == PAYLOAD_BLOCK_FULLY_PRESENT;
+		if (!present)
+			ret = reads_zero(e) ? write_new_block(bd, s, i, boff, p, n) : -EIO;
+		pthread_mutex_unlock(&s->lock);
+		if (present)
 			ret = bfile_pwrite(bd, (e & VHDX_BAT_OFFSET_MASK) + boff, p, n);
-		else if (reads_zero(e))
-			ret = write_new_block(bd, s, i, boff, p, n);
-		else
-			ret = -EIO;
 		p += n;
 		off += n;
 		len -= n;
 	}
-	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
 

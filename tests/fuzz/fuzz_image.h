@@ -1,8 +1,9 @@
 /*
- * The body of the per-format image fuzzers (fuzz_qed.c, fuzz_parallels.c):
- * fuzz bytes as an image of one format, opened read-only and read the way
- * kestrel-img info/map/convert/check read it.  Aborts if the file changed:
- * reading must never write.
+ * The body of the per-format image fuzzers (fuzz_qed.c, fuzz_parallels.c,
+ * fuzz_qcow2.c) and the pieces the others share (fuzz_blockmap.h,
+ * fuzz_vmdk.c): fuzz bytes as an image of one format, opened read-only and
+ * read the way kestrel-img info/map/convert/check read it.  Aborts if the
+ * file changed: reading must never write.
  */
 #ifndef KESTREL_FUZZ_IMAGE_H
 #define KESTREL_FUZZ_IMAGE_H
@@ -16,13 +17,22 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static inline void fuzz_image_walk(struct block_dev *bd, uint8_t *buf)
+/* The fuzz bytes in a memfd, named by *path: the image a target opens. */
+static inline int fuzz_image_file(const uint8_t *data, size_t size, char *path, size_t pathlen)
 {
-	uint64_t off = 0, len = block_length(bd);
-	struct block_check_result res;
-	struct block_info info;
+	int fd = memfd_create("fuzz-image", 0);
 
-	block_get_info(bd, &info);
+	if (fd < 0 || (size && write(fd, data, size) != (ssize_t)size))
+		abort();
+	snprintf(path, pathlen, "/proc/self/fd/%d", fd);
+	return fd;
+}
+
+/* The first 4 MiB, then block status over a bounded part of the disk, reading its data. */
+static inline void fuzz_image_read(struct block_dev *bd, uint8_t *buf)
+{
+	uint64_t len = block_length(bd), off;
+
 	for (off = 0; off < len && off < (4 << 20); off += 1 << 20)
 		block_pread(bd, off, buf, len - off < (1 << 20) ? (size_t)(len - off) : 1 << 20);
 	off = 0;
@@ -35,6 +45,17 @@ static inline void fuzz_image_walk(struct block_dev *bd, uint8_t *buf)
 			block_pread(bd, off, buf, (size_t)pnum);
 		off += pnum;
 	}
+}
+
+/* What kestrel-img info, map, convert and check do with an image. */
+static inline void fuzz_image_walk(struct block_dev *bd, uint8_t *buf)
+{
+	struct block_check_result res;
+	struct block_info info;
+
+	block_get_info(bd, &info);
+	fuzz_image_read(bd, buf);
+	memset(&res, 0, sizeof(res));
 	block_check(bd, 0, &res, NULL);
 }
 
@@ -53,11 +74,8 @@ static inline int fuzz_image(const uint8_t *data, size_t size, const char *forma
 	struct block_dev *bd;
 	char path[64], err[512];
 	uint8_t *buf;
-	int fd = memfd_create("fuzz-image", 0);
+	int fd = fuzz_image_file(data, size, path, sizeof(path));
 
-	if (fd < 0 || (size && write(fd, data, size) != (ssize_t)size))
-		abort();
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	/* No backing files: a fuzzed name must not open files of the host. */
 	if (block_open(path, format, BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_NO_BACKING, &bd, err,
 		       sizeof(err)) == 0) {

@@ -7,7 +7,7 @@
  * descriptor gives resolve under /proc/self/fd, where the driver's
  * confinement refuses them: no host file is ever opened.
  */
-#include "block/block_img.h"
+#include "fuzz_image.h"
 #include "util/json_tree.h"
 
 #include <stdint.h>
@@ -19,38 +19,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int memfd_with(const uint8_t *data, size_t size, char *path, size_t len)
-{
-	int fd = memfd_create("fuzz-vmdk", 0);
-
-	if (fd < 0 || (size && write(fd, data, size) != (ssize_t)size))
-		abort();
-	snprintf(path, len, "/proc/self/fd/%d", fd);
-	return fd;
-}
-
+/* fuzz_image_walk, and the extents list info prints. */
 static void read_all(struct block_dev *bd, uint8_t *buf)
 {
-	struct block_info info;
-	struct block_check_result res;
-	uint64_t off, len = block_length(bd);
-
-	block_get_info(bd, &info);
 	jfree(block_info_specific(bd));
-	for (off = 0; off < len && off < (4 << 20); off += 1 << 20)
-		block_pread(bd, off, buf, len - off < (1 << 20) ? (size_t)(len - off) : 1 << 20);
-	off = 0;
-	for (int i = 0; i < 4096 && off < len; i++) {
-		uint64_t pnum, map;
-		unsigned flags;
-		if (block_status(bd, off, len - off, &pnum, &map, &flags) < 0 || !pnum)
-			break;
-		if ((flags & BLOCK_STATUS_DATA) && pnum <= (1 << 20))
-			block_pread(bd, off, buf, (size_t)pnum);
-		off += pnum;
-	}
-	memset(&res, 0, sizeof(res));
-	block_check(bd, 0, &res, NULL);
+	fuzz_image_walk(bd, buf);
 }
 
 static void write_some(struct block_dev *bd, uint8_t *buf)
@@ -73,24 +46,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct block_dev *bd;
 	char path[64], err[512];
-	uint8_t *buf = malloc(1 << 20), *after;
+	uint8_t *buf = malloc(1 << 20);
 	int fd, fd2;
 
 	if (!buf)
 		abort();
-	fd = memfd_with(data, size, path, sizeof(path));
+	fd = fuzz_image_file(data, size, path, sizeof(path));
 	/* No backing files: a fuzzed parent name must not open files of the host. */
 	if (block_open(path, "vmdk", BLOCK_RDONLY | BLOCK_NO_LOCK | BLOCK_NO_BACKING, &bd, err,
 		       sizeof(err)) == 0) {
 		read_all(bd, buf);
 		block_close(bd);
 	}
-	after = malloc(size ? size : 1);
-	if (!after || pread(fd, after, size, 0) != (ssize_t)size || memcmp(after, data, size))
-		abort();
-	free(after);
+	fuzz_image_unchanged(fd, data, size);
 	close(fd);
-	fd2 = memfd_with(data, size, path, sizeof(path));
+	fd2 = fuzz_image_file(data, size, path, sizeof(path));
 	if (block_open(path, "vmdk", BLOCK_NO_LOCK | BLOCK_NO_BACKING, &bd, err, sizeof(err)) == 0) {
 		write_some(bd, buf);
 		read_all(bd, buf);

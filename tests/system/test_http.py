@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_img_helpers import KIMG
+from test_img_helpers import KIMG, both_tools as both, same_as_qemu_img as same
 
 HERE = Path(__file__).resolve().parent
 
@@ -75,19 +75,6 @@ def images(tmp_path):
     subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(tmp_path / "d.qcow2")],
                    check=True)
     return tmp_path
-
-
-def both(*args):
-    q = subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=60)
-    k = subprocess.run([str(KIMG), *args], capture_output=True, text=True, timeout=60)
-    return q, k
-
-
-def same(*args):
-    q, k = both(*args)
-    assert (k.returncode, k.stdout, k.stderr.replace("kestrel-img:", "qemu-img:")) == \
-        (q.returncode, q.stdout, q.stderr), args
-    return k
 
 
 def test_info_map_compare_and_convert_match_qemu_img(web, images):

@@ -139,6 +139,23 @@ class Writer:
         self.lines = []
 
 
+def both_tools(*args, env=None):
+    """The same command through qemu-img and kestrel-img: (qemu, kestrel) CompletedProcess."""
+    q = subprocess.run(["qemu-img", *map(str, args)], capture_output=True, text=True,
+                       timeout=60, env=env)
+    k = subprocess.run([str(KIMG), *map(str, args)], capture_output=True, text=True,
+                       timeout=60, env=env)
+    return q, k
+
+
+def same_as_qemu_img(*args, env=None):
+    """Both tools answer alike: exit status, stdout, and stderr with the program name."""
+    q, k = both_tools(*args, env=env)
+    assert (k.returncode, k.stdout, k.stderr.replace("kestrel-img:", "qemu-img:")) == \
+        (q.returncode, q.stdout, q.stderr), args
+    return k
+
+
 def make_raw(path, size, seed, regions=40):
     """A sparse raw file with random, compressible and zero regions."""
     rnd = random.Random(seed)

@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from conftest import kestrel
 from test_virtio import drive, pattern, probe_lines, run_probe, SECTOR
-from test_img_helpers import KIMG
+from test_img_helpers import KIMG, same_as_qemu_img as same
 
 pytestmark = pytest.mark.skipif(not shutil.which("qemu-nbd"), reason="qemu-nbd is not installed")
 
@@ -88,20 +87,6 @@ def qemu_nbd_tcp(servers, image, fmt="raw", export="exp", extra=()):
     servers(["qemu-nbd", "-t", "-f", fmt, "-x", export, "-b", "127.0.0.1", "-p", str(port),
              *extra, str(image)], port)
     return port
-
-
-def both(*args):
-    """The same command through qemu-img and kestrel-img: (qemu, kestrel) CompletedProcess."""
-    q = subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=60)
-    k = subprocess.run([str(KIMG), *args], capture_output=True, text=True, timeout=60)
-    return q, k
-
-
-def same(*args):
-    q, k = both(*args)
-    assert (k.returncode, k.stdout, k.stderr.replace("kestrel-img:", "qemu-img:")) == \
-        (q.returncode, q.stdout, q.stderr), args
-    return k
 
 
 def mixed_raw(path, size=64 << 20):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test_img_helpers import KIMG
+from test_img_helpers import KIMG, same_as_qemu_img
 
 SSHD = "/usr/sbin/sshd"
 
@@ -93,11 +93,7 @@ def run(tool, *args, env):
 
 
 def same(server, *args):
-    q = run("qemu-img", *args, env=server.env)
-    k = run(str(KIMG), *args, env=server.env)
-    assert (k.returncode, k.stdout, k.stderr.replace("kestrel-img:", "qemu-img:")) == \
-        (q.returncode, q.stdout, q.stderr), args
-    return k
+    return same_as_qemu_img(*args, env=server.env)
 
 
 def disk(path, size=8 << 20):

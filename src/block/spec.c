@@ -266,29 +266,33 @@ static int open_nbd_opts(struct opts *o, const char *pfx, const char *format, un
 	return block_nbd_open(name, format, flags, parent, out, err, errlen);
 }
 
+/* The network protocols, each with whether this build has its client library. */
+static const struct { const char *name; bool (*available)(void); } network_protocols[] = {
+	{ "nbd", block_nbd_available }, { "ssh", block_ssh_available },
+	{ "http", block_curl_available }, { "https", block_curl_available },
+	{ "ftp", block_curl_available }, { "ftps", block_curl_available },
+};
+#define N_NETWORK_PROTOCOLS (sizeof(network_protocols) / sizeof(network_protocols[0]))
+
 /*
  * A protocol on a server that this build has a client for: its name as a
  * string that outlives the options (a node's format_name), or NULL.
  */
 static const char *network_driver(const char *d)
 {
-	static const char *const names[] = { "nbd", "ssh", "http", "https", "ftp", "ftps" };
-
-	for (size_t i = 0; d && i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(d, names[i]) && (i == 0 ? block_nbd_available() :
-					     i == 1 ? block_ssh_available() : block_curl_available()))
-			return names[i];
+	for (size_t i = 0; d && i < N_NETWORK_PROTOCOLS; i++)
+		if (!strcmp(d, network_protocols[i].name) && network_protocols[i].available())
+			return network_protocols[i].name;
 	return NULL;
 }
 
 size_t block_network_protocols(const char **names, size_t max)
 {
-	static const char *const all[] = { "nbd", "ssh", "http", "https", "ftp", "ftps" };
 	size_t n = 0;
 
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && n < max; i++)
-		if (network_driver(all[i]))
-			names[n++] = all[i];
+	for (size_t i = 0; i < N_NETWORK_PROTOCOLS && n < max; i++)
+		if (network_protocols[i].available())
+			names[n++] = network_protocols[i].name;
 	return n;
 }
 

@@ -13,6 +13,16 @@ packages=(
 	libcurl4-openssl-dev
 	# files on SSH servers over SFTP (src/block/ssh.c; optional like libnbd); sshd for its tests
 	libssh-dev openssh-server
+	# iSCSI disks (libiscsi, optional) against tgt's tgtd; iscsi-ls/iscsi-inq for the tests
+	libiscsi-dev libiscsi-bin tgt
+	# NFS disks (libnfs, optional) against nfs-ganesha's userspace server (VFS backend)
+	libnfs-dev nfs-ganesha nfs-ganesha-vfs rpcbind
+	# GlusterFS disks (libgfapi, optional) against a one-brick glusterd volume
+	libglusterfs-dev glusterfs-server
+	# Ceph RBD disks (librbd, optional) against a one-mon, one-OSD cluster
+	librbd-dev ceph-mon ceph-osd ceph-common
+	# NBD over TLS: certificates (certtool) and gnutls for the server side
+	gnutls-bin libgnutls28-dev
 	# luks images: AES-XTS/CBC, SHA-*, PBKDF2 (src/block/crypto)
 	nettle-dev
 	# LUKS2 argon2i/argon2id keyslots (optional: refused by name without it)

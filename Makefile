@@ -2,7 +2,7 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 
-.PHONY: all deps build build-asan test unit demo linux bench bench-img bench-img-matrix fuzz format clean \
+.PHONY: all deps build build-asan test unit demo linux bench bench-img bench-img-matrix bench-storage fuzz format clean \
 	crash-campaign
 
 all: build
@@ -54,6 +54,11 @@ bench-img: build
 # The differential matrix (tests/system/img_matrix.py): total time, kestrel-img vs qemu-img 7.2.
 bench-img-matrix: build
 	@bench/img_matrix/run.sh
+
+# Network storage (issue #20): kestrel-img convert to/from each protocol's real server and
+# the guest probe on it, vs qemu-img / QEMU 7.2 on the same server; not part of CI.
+bench-storage: build
+	@bench/storage/run.sh --build $(BUILD)
 
 # Firmware boot (SeaBIOS -> GRUB -> probe), Kestrel vs QEMU 7.2: minutes on PVM hosts.
 bench-firmware: build

@@ -66,7 +66,10 @@ def vmm_argv(vmm, kestrel, probe, image, fmt, spec, aio):
 
 
 def drop_cache(path):
-    """Writes back and evicts the image's host page cache (this file only)."""
+    """Writes back and evicts the image's host page cache (this file only).  A network
+    URL (bench/storage) is no file here: its server's cache is the server's."""
+    if not os.path.isfile(path):
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fdatasync(fd)

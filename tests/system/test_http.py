@@ -53,6 +53,47 @@ class Web:
         self.proc.wait(10)
 
 
+def available():
+    """The protocol-server interface (helper-storage.md): libcurl on both sides."""
+    if not curl_supported():
+        return False, "kestrel-img built without libcurl"
+    if not qemu_has_curl():
+        return False, "qemu-img has no curl driver (qemu-block-extra)"
+    return True, ""
+
+
+class Server(Web):
+    """The protocol-server interface: httprange.py serving d.  The protocol is read-only,
+    so blank() is a zero file nobody can write through it, and put() (bench/storage)
+    publishes a copy of a local image instead."""
+    name = "http"
+    readonly = True
+
+    def __init__(self, d):
+        super().__init__(d)
+        self.dir, self.files = d, 0
+
+    def blank(self, size):
+        self.files += 1
+        path = self.dir / f"blank{self.files}.raw"
+        with open(path, "wb") as f:
+            f.truncate(size)
+        return self.url(path.name)
+
+    def url_for(self, name):
+        return None         # http cannot create
+
+    def put(self, src):
+        self.files += 1
+        name = f"put{self.files}{Path(src).suffix}"
+        shutil.copyfile(src, self.dir / name)
+        return self.url(name)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            super().stop()
+
+
 @pytest.fixture
 def web(tmp_path):
     started = []

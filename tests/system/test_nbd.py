@@ -46,7 +46,7 @@ def wait_for(path_or_port, proc, timeout=10):
     raise RuntimeError("NBD server did not come up")
 
 
-class Server:
+class Process:
     """A qemu-nbd (or nbdkit) process serving one export; stopped by the test."""
 
     def __init__(self, argv, where):
@@ -54,6 +54,8 @@ class Server:
         wait_for(where, self.proc)
 
     def stop(self):
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(5)
@@ -62,12 +64,65 @@ class Server:
             self.proc.wait()
 
 
+def available():
+    """The protocol-server interface (helper-storage.md): qemu-nbd and libnbd."""
+    if not shutil.which("qemu-nbd"):
+        return False, "qemu-nbd is not installed"
+    if not nbd_supported():
+        return False, "kestrel-img built without libnbd"
+    return True, ""
+
+
+class Server:
+    """The protocol-server interface bench/storage uses (helper-storage.md): every
+    blank() is a new sparse file in d served by its own qemu-nbd on a loopback port."""
+    name = "nbd"
+
+    def __init__(self, d):
+        self.dir, self.procs = d, []
+
+    def argv(self, path, port):
+        return ["qemu-nbd", "-t", "-f", "raw", "-x", "exp", "-b", "127.0.0.1", "-p",
+                str(port), str(path)]
+
+    def blank(self, size):
+        path = self.dir / f"blank{len(self.procs)}.raw"
+        with open(path, "wb") as f:
+            f.truncate(size)
+        port = free_port()
+        self.procs.append(Process(self.argv(path, port), port))
+        return f"nbd://127.0.0.1:{port}/exp"
+
+    def url_for(self, name):
+        return None         # an NBD export cannot be created through the protocol
+
+    def stop(self):
+        for p in self.procs:
+            p.stop()
+
+
+class KestrelServer(Server):
+    """The same with kestrel-nbd (qemu-nbd's command line) as the server."""
+    name = "nbd-kestrel"
+    binary = KIMG.parent.parent / "nbd" / "kestrel-nbd"
+
+    @staticmethod
+    def available():
+        ok, why = available()
+        if ok and not KestrelServer.binary.exists():
+            return False, f"{KestrelServer.binary} is not built"
+        return ok, why
+
+    def argv(self, path, port):
+        return [str(self.binary), *super().argv(path, port)[1:]]
+
+
 @pytest.fixture
 def servers():
     started = []
 
     def start(argv, where):
-        s = Server(argv, where)
+        s = Process(argv, where)
         started.append(s)
         return s
     yield start

@@ -24,6 +24,17 @@ def ssh_supported():
     return "Unknown protocol" not in p.stderr
 
 
+def available():
+    """The protocol-server interface (helper-storage.md): libssh, sshd, root."""
+    if not ssh_supported():
+        return False, "kestrel-img built without libssh"
+    if not os.path.exists(SSHD) or not shutil.which("ssh-agent"):
+        return False, "openssh-server/ssh-agent not installed"
+    if os.geteuid() != 0:
+        return False, "sshd needs root for its privilege separation"
+    return True, ""
+
+
 pytestmark = [
     pytest.mark.skipif(not ssh_supported(), reason="kestrel-img built without libssh"),
     pytest.mark.skipif(not os.path.exists(SSHD) or not shutil.which("ssh-agent"),
@@ -39,8 +50,11 @@ def free_port():
 
 
 class Server:
+    """sshd and an ssh-agent; clients need env (SSH_AUTH_SOCK), as QEMU's driver does."""
+    name = "ssh"
+
     def __init__(self, d):
-        self.dir = d
+        self.dir, self.blanks = d, 0
         for name in ("hostkey", "userkey"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
                            check=True)
@@ -75,10 +89,23 @@ class Server:
         check = check or f"sha256:{self.sha256}"
         return f"ssh://root@127.0.0.1:{self.port}{path}?host_key_check={check}"
 
+    def blank(self, size):
+        self.blanks += 1
+        path = self.dir / f"blank{self.blanks}.raw"
+        with open(path, "wb") as f:
+            f.truncate(size)
+        return self.url(path)
+
+    def url_for(self, name):
+        return self.url(self.dir / name)
+
     def stop(self):
-        self.sshd.terminate()
-        self.sshd.wait(10)
-        os.kill(self.agent_pid, 15)
+        if self.sshd.poll() is None:
+            self.sshd.terminate()
+            self.sshd.wait(10)
+        if self.agent_pid:
+            os.kill(self.agent_pid, 15)
+            self.agent_pid = None
 
 
 @pytest.fixture

@@ -197,10 +197,11 @@ def guest_rows(srv, args, raw, readonly):
         blk.ROWS = [r for r in rows if "write" not in r[1]]
     try:
         # -drive file=...: a comma in the name is doubled (QEMU's option syntax).
-        return blk.bench_format(str(kestrel), str(probe), url.replace(",", ",,"), "raw",
-                                "threads", not args.guest_full, 1, args.runs,
-                                lambda text: print(text, file=sys.stderr, flush=True)
-                                if args.verbose else None)
+        res = blk.bench_format(str(kestrel), str(probe), url.replace(",", ",,"), "raw",
+                               "threads", not args.guest_full, 1, args.guest_runs,
+                               lambda text: print(text, file=sys.stderr, flush=True)
+                               if args.verbose else None)
+        return res | {"readonly": readonly}
     finally:
         blk.ROWS = rows
 
@@ -234,10 +235,18 @@ def bench_protocol(proto, tools, src, raw, size, work, args, log, vlog):
                 log(f"  {proto:12s}{direction:5s} kestrel-img {size / k[0]:8.1f} MiB/s  "
                     f"qemu-img {size / q[0]:8.1f} MiB/s  ratio {q[0] / k[0]:5.2f}")
             if args.guest:
-                rows.append(("guest", guest_rows(srv, args, raw, readonly)))
+                try:
+                    rows.append(("guest", guest_rows(srv, args, raw, readonly)))
+                except RuntimeError as e:
+                    log(f"  {proto} guest: {e}")
+                    rows.append(("guest", "FAILED: " + str(e).splitlines()[0][:100]))
     finally:
         srv.stop()
     return rows
+
+
+def readonly_guest(r):
+    return r.get("readonly", False)
 
 
 def print_tables(results, size_mib):
@@ -265,14 +274,15 @@ def print_tables(results, size_mib):
     print(f"|{'-' * 14}|{'-' * 20}|{'-' * 14}|{'-' * 14}|{'-' * 7}|{'-' * 17}|{'-' * 14}|")
     for proto, r in guests:
         if isinstance(r, str):
-            print(f"| {proto:12s} | {'all':18s} | skipped: {r}")
+            why = r if r.startswith("FAILED") else f"skipped: {r}"
+            print(f"| {proto:12s} | {'all':18s} | {why}")
             continue
         k, q = r["kestrel"], r["qemu"]
         for label, *_ in blk.ROWS:
-            kr = None if "error" in k else k["rows"].get(label, "n/a")
-            qr = None if "error" in q else q["rows"].get(label, "n/a")
-            if kr == "n/a":
+            if readonly_guest(r) and "write" in label:
                 continue            # a read-only protocol: no write rows
+            kr = None if "error" in k else k["rows"].get(label)
+            qr = None if "error" in q else q["rows"].get(label)
             cells = [blk.fmt_perf(label, x) if x else "FAIL" for x in (kr, qr)]
             if kr and qr:
                 rat = blk.ratio(blk.perf_of(label, kr), blk.perf_of(label, qr))
@@ -301,6 +311,9 @@ def main():
                     help="comma-separated (default: %(default)s)")
     ap.add_argument("--no-guest", dest="guest", action="store_false",
                     help="leave out the guest rows")
+    ap.add_argument("--guest-runs", type=int, default=1,
+                    help="guest runs per row and VMM (default 1: the guest rows of every "
+                    "protocol in a few minutes)")
     ap.add_argument("--guest-full", action="store_true",
                     help="bench/blk's full request counts (default: its --quick counts)")
     ap.add_argument("--timeout", type=int, default=120,

@@ -208,3 +208,23 @@ def test_https_verifies_the_certificate_unless_sslverify_off(web, images):
     # URL (docs/kestrel-img.1, http): the rest of the output is the same.
     assert k.returncode == q.returncode == 0, k.stderr
     assert k.stdout.split("\n", 1)[1] == q.stdout.split("\n", 1)[1]
+
+
+def test_the_server_interface_publishes_images_read_only(images):
+    """bench/storage's interface (helper-storage.md): put() serves a copy of a local image,
+    blank() a new zero file of its size; http cannot create (url_for is None), nor be
+    written; stop() idempotent."""
+    srv = Server(images)
+    try:
+        url = srv.put(images / "d.qcow2")
+        assert url.endswith(".qcow2") and url != srv.put(images / "d.qcow2")
+        same("compare", url, str(images / "d.raw"))
+        blank = srv.blank(1 << 20)
+        assert '"virtual-size": 1048576' in same("info", "--output=json", blank).stdout
+        assert srv.url_for("new.raw") is None and srv.readonly
+        k = both("convert", "-n", "-O", "raw", str(images / "d.raw"), blank)[1]
+        assert k.returncode == 1
+    finally:
+        srv.stop()
+    srv.stop()
+    assert srv.proc.poll() is not None

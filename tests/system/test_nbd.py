@@ -2,6 +2,7 @@
 (qemu-nbd 7.2 and nbdkit), started by each test on a Unix socket in its own directory
 or on a loopback port, and stopped by it.  Every answer is compared with qemu-img 7.2's
 on the same export: info, map, convert, compare, and the messages of bad names."""
+import os
 import shutil
 import socket
 import subprocess
@@ -303,3 +304,36 @@ def test_blockdev_options_name_an_export_as_libvirt_writes_them(servers, tmp_pat
     k = same("info", "--image-opts",
              f"driver=nbd,server.type=unix,server.path={sock},export=t,bogus=1")
     assert k.returncode == 1 and "doesn't support the option 'bogus'" in k.stderr
+
+
+@needs_libnbd
+@pytest.mark.parametrize("cls", [Server, KestrelServer], ids=["qemu-nbd", "kestrel-nbd"])
+def test_the_server_interface_serves_new_zero_filled_exports(cls, tmp_path):
+    """bench/storage's interface (helper-storage.md): every blank() is a new export of
+    its size, zero-filled and writable; NBD cannot create (url_for is None)."""
+    ok, why = getattr(cls, "available", available)()
+    if not ok:
+        pytest.skip(why)
+    srv = cls(tmp_path)
+    try:
+        a, b = srv.blank(1 << 20), srv.blank(2 << 20)
+        assert a != b and srv.url_for("new.raw") is None
+        assert '"virtual-size": 1048576' in same("info", "--output=json", a).stdout
+        same("compare", "-f", "raw", "-F", "raw", str(raw_zero(tmp_path / "z.raw", 1 << 20)),
+             a)
+        src = tmp_path / "s.raw"
+        src.write_bytes(os.urandom(2 << 20))
+        k = subprocess.run([str(KIMG), "convert", "-n", "-f", "raw", "-O", "raw", str(src), b],
+                           capture_output=True, text=True)
+        assert k.returncode == 0, k.stderr
+        same("compare", "-f", "raw", "-F", "raw", str(src), b)
+    finally:
+        srv.stop()
+    srv.stop()                  # idempotent: a finalizer may stop it again
+    assert all(p.proc.poll() is not None for p in srv.procs)
+
+
+def raw_zero(path, size):
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path

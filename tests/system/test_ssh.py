@@ -193,3 +193,25 @@ def test_errors_match_qemu_img(server, tmp_path):
     assert k.returncode == q.returncode == 1
     assert k.stderr.split(": ", 2)[2] == q.stderr.split(": ", 2)[2]
     assert "ssh-agent" in k.stderr
+
+
+def test_the_server_interface_gives_new_zero_targets_and_names(server, tmp_path):
+    """bench/storage's interface (helper-storage.md): blank() a new zero-filled file of
+    its size, url_for() the name of one that does not exist yet; stop() idempotent."""
+    a, b = server.blank(1 << 20), server.blank(2 << 20)
+    assert a != b
+    assert '"virtual-size": 1048576' in same(server, "info", "--output=json", a).stdout
+    zero = tmp_path / "zero.raw"
+    zero.write_bytes(bytes(1 << 20))
+    same(server, "compare", "-f", "raw", "-F", "raw", str(zero), a)
+    src = disk(tmp_path / "src.raw", 2 << 20)
+    k = run(str(KIMG), "convert", "-n", "-O", "raw", str(src), b, env=server.env)
+    assert k.returncode == 0, k.stderr
+    same(server, "compare", "-f", "raw", "-F", "raw", str(src), b)
+    new = server.url_for("new.raw")
+    assert not (tmp_path / "new.raw").exists()
+    q = run("qemu-img", "create", "-q", "-f", "raw", new, "1M", env=server.env)
+    assert q.returncode == 0 and (tmp_path / "new.raw").stat().st_size == 1 << 20, q.stderr
+    server.stop()
+    server.stop()
+    assert server.sshd.poll() is not None

@@ -24,6 +24,14 @@ CPU = the median user+system seconds of the tool's process (getrusage of the
 child; the server's CPU is not in it).  Every tool's first timed output is
 checked against SRC with qemu-img compare.
 
+The interface of tests/system/test_<proto>.py: class Server with name, Server(d)
+(starts the server, its files in the directory d), blank(size) (the URL of a new
+zero-filled writable target), url_for(name) (None where the protocol cannot
+create), stop() (idempotent); module-level available() -> (bool, reason); a class
+may have its own available().  Optional: env (the environment clients need, as
+ssh's SSH_AUTH_SOCK), readonly = True (no "to" rows, no guest write rows), and
+put(path) (the URL of a copy of a local image: how a read-only server gets one).
+
 Protocols (--protocols): file (the baseline: local files), nbd (qemu-nbd as the
 server), nbd-kestrel (kestrel-nbd as the server), ssh, http (read rows only),
 iscsi, nfs, gluster, rbd."""
@@ -33,6 +41,7 @@ import importlib
 import importlib.util
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -106,13 +115,16 @@ def server_class(proto):
         return None, f"tests/system/{modname}.py not merged yet"
     try:
         mod = importlib.import_module(modname)
-    except Exception as e:      # noqa: BLE001 (a module that cannot load is a skip reason)
-        return None, f"import {modname}: {type(e).__name__}: {e}"
-    cls = getattr(mod, clsname, None)
-    check = getattr(cls, "available", None) or getattr(mod, "available", None)
-    if cls is None or check is None:
-        return None, f"{modname}.py has no {clsname} class or available() (helper-storage.md)"
-    ok, why = check()
+        cls = getattr(mod, clsname, None)
+        check = getattr(cls, "available", None) or getattr(mod, "available", None)
+        if cls is None or check is None:
+            return None, f"{modname}.py has no {clsname} class or available() " \
+                "(the interface: bench.py's docstring)"
+        ok, why = check()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: B036 (pytest.skip at import is a BaseException)
+        return None, f"{modname}: {type(e).__name__}: {str(e).strip()[:100]}"
     return (cls, None) if ok else (None, why)
 
 
@@ -322,6 +334,8 @@ def main():
     ap.add_argument("--dir", help="work directory (default: a temporary one in /var/tmp)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every run's time")
     args = ap.parse_args()
+    # SIGTERM (timeout(1), a CI runner) stops the servers as ^C does: by the finally blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     protos = [p for p in args.protocols.split(",") if p]
     for p in protos:

@@ -52,7 +52,11 @@ class Process:
 
     def __init__(self, argv, where):
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for(where, self.proc)
+        try:
+            wait_for(where, self.proc)
+        except BaseException:
+            self.stop()     # a server that did not come up (or ^C meanwhile) is not left
+            raise
 
     def stop(self):
         if self.proc.poll() is not None:

@@ -124,6 +124,7 @@ extern const struct block_driver block_vpc_driver;
 extern const struct block_driver block_vdi_driver;
 extern const struct block_driver block_luks_driver;
 extern const struct block_driver block_vmdk_driver;
+extern const struct block_driver block_throttle_driver;
 
 /* open_one of block.c: a file opened as format (NULL: probe), backing chain included. */
 int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,
@@ -146,6 +147,13 @@ size_t block_network_protocols(const char **names, size_t max);
 int block_null_open(const char *display, const char *format_name, uint64_t size,
 		    bool read_zeroes, unsigned flags, struct block_dev **out, char *err,
 		    size_t errlen);
+
+/*
+ * throttle.c: a throttle filter node over child (which it owns from then on,
+ * also on failure), a member of the existing group (QEMU's throttle driver).
+ */
+int block_throttle_open(const char *display, struct block_dev *child, const char *group,
+			struct block_dev **out, char *err, size_t errlen);
 
 /* printf into err (which may be NULL); returns -1 for "return block_err(...)". */
 int block_err(char *err, size_t errlen, const char *fmt, ...)

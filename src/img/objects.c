@@ -9,6 +9,7 @@
  * key-secret up there.
  */
 #include "img/img.h"
+#include "block/throttle.h"
 #include "util/opts.h"
 
 #include <ctype.h>
@@ -59,7 +60,7 @@ const char *img_secret_lookup(const char *id, size_t *len)
 
 static bool id_taken(const char *id)
 {
-	return img_secret_lookup(id, NULL) != NULL;
+	return img_secret_lookup(id, NULL) != NULL || throttle_group_exists(id);
 }
 
 /* The secret's bytes from data= or file=, decoded per format=. */
@@ -151,6 +152,83 @@ static int add_secret(struct opts *o, const char *id)
 	return 0;
 }
 
+/* An integer as QEMU's visitors read one (qemu_strtoi64, base 0, no suffix). */
+static bool parse_int64(const char *v, int64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(v, &end, 0);
+	return *v && !*end && !errno;
+}
+
+/*
+ * One limit of a throttle group: x-NAME (QEMU's throttle_group_set: no
+ * negative values) or limits.NAME (throttle_limits_to_config: the value
+ * taken as unsigned, so a negative one fails the range check).  1 set, 0
+ * not a limit, -1 error.
+ */
+static int throttle_limit(struct throttle_config *c, const char *key, const char *value)
+{
+	bool x = !strncmp(key, "x-", 2);
+	const char *name = x ? key + 2 : !strncmp(key, "limits.", 7) ? key + 7 : NULL;
+	size_t n = name ? strlen(name) : 0;
+	bool length = n > 11 && !strcmp(name + n - 11, "-max-length");
+	char err[160];
+	int64_t v;
+
+	if (!name || !throttle_config_get(c, name, &(uint64_t){ 0 }))
+		return 0;
+	if (!parse_int64(value, &v)) {
+		img_error("Parameter '%s' expects integer", key);
+		return -1;
+	}
+	if (x && v < 0) {
+		img_error("Property values cannot be negative");
+		return -1;
+	}
+	/* QEMU 7.2's wording for the x- properties, missing space included. */
+	if (x && length && v > 0xffffffffLL) {
+		img_error("%s value must be in therange [0, 4294967295]", key);
+		return -1;
+	}
+	if (length && v < 0)
+		v = (int64_t)(uint32_t)v;
+	if (throttle_config_set(c, name, (uint64_t)v, name, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		return -1;
+	}
+	return 1;
+}
+
+/* -object throttle-group,id=G,x-iops-total=N,limits.bps-read=N,...: a group's limits. */
+static int add_throttle_group(struct opts *o, const char *id)
+{
+	struct throttle_config c;
+	char err[160];
+
+	throttle_config_init(&c);
+	for (size_t i = 0; i < o->count; i++) {
+		int r;
+		if (o->items[i].used)
+			continue;
+		r = throttle_limit(&c, o->items[i].key, o->items[i].value);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			o->items[i].used = true;
+	}
+	if (opts_first_unused(o)) {
+		img_error("Parameter '%s' is unexpected", opts_first_unused(o));
+		return -1;
+	}
+	if (throttle_group_new(id, &c, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int img_object_add(const char *text)
 {
 	char err[256];
@@ -159,7 +237,7 @@ int img_object_add(const char *text)
 	int ret = -1;
 
 	if (!strcmp(text, "help") || !strcmp(text, "?")) {
-		printf("List of user creatable objects:\n  secret\n");
+		printf("List of user creatable objects:\n  secret\n  throttle-group\n");
 		return 1;
 	}
 	o = opts_parse(text, "qom-type", err, sizeof(err));
@@ -178,16 +256,14 @@ int img_object_add(const char *text)
 		img_error("Parameter 'qom-type' is missing");
 		goto out;
 	}
-	/*
-	 * A throttle group only matters to a throttle filter node, and Kestrel's
-	 * block layer has none: refused by name rather than accepted and ignored.
-	 */
-	if (!strcmp(type, "throttle-group")) {
-		img_error("Object type 'throttle-group' is not supported by Kestrel "
-			  "(no throttle filter driver)");
+	if (!strcmp(type, "throttle-group") && opts_get(o, "help")) {
+		printf("throttle-group options:\n  limits=<ThrottleLimits>\n");
+		for (int i = 0; throttle_limit_names[i]; i++)
+			printf("  x-%s=<int>\n", throttle_limit_names[i]);
+		ret = 1;
 		goto out;
 	}
-	if (strcmp(type, "secret")) {
+	if (strcmp(type, "secret") && strcmp(type, "throttle-group")) {
 		img_error("Parameter 'qom-type' does not accept value '%s'", type);
 		goto out;
 	}
@@ -206,7 +282,7 @@ int img_object_add(const char *text)
 		img_error("attempt to add duplicate property '%s' to object (type 'container')", id);
 		goto out;
 	}
-	ret = add_secret(o, id);
+	ret = !strcmp(type, "secret") ? add_secret(o, id) : add_throttle_group(o, id);
 out:
 	opts_free(o);
 	return ret;

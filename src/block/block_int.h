@@ -111,6 +111,11 @@ struct block_dev {
 	struct block_stats stats;	/* stats.c: guest I/O accounting, atomics only */
 	const char *format_name;	/* shown instead of drv->name ("file", raw over null-co) */
 	const char *key_secret;		/* while it opens: the key-secret= id, or NULL */
+	/*
+	 * The device's I/O limits (-drive iops=..., block_set_io_throttle); NULL:
+	 * none.  Set by one thread (start-up, then the monitor's main loop).
+	 */
+	struct throttle_member *_Atomic throttle;
 };
 
 extern const struct block_driver block_raw_driver;

@@ -29,6 +29,7 @@
 
 struct throttle_member {
 	struct throttle_group *g;
+	_Atomic bool disabled;		/* QEMU's io_limits_disabled: requests pass */
 	struct throttle_member *next;	/* the group's round-robin order */
 	unsigned pending[2];		/* queued, not yet started */
 	uint64_t queued[2], released[2];	/* tickets handed out and let go */
@@ -178,6 +179,40 @@ bool throttle_config_get(const struct throttle_config *c, const char *name, uint
 	*out = i == -1 ? c->op_size : field == 0 ? c->b[i].avg : field == 1 ? c->b[i].max
 	       : c->b[i].burst_length;
 	return true;
+}
+
+/* An integer as QEMU's visitors read one (qemu_strtoi64, base 0, no suffix). */
+static bool parse_int64(const char *v, int64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(v, &end, 0);
+	return *v && !*end && !errno;
+}
+
+int throttle_object_limit(struct throttle_config *c, const char *key, const char *value,
+			  char *err, size_t errlen)
+{
+	bool x = !strncmp(key, "x-", 2);
+	const char *name = x ? key + 2 : !strncmp(key, "limits.", 7) ? key + 7 : NULL;
+	size_t n = name ? strlen(name) : 0;
+	bool length = n > 11 && !strcmp(name + n - 11, "-max-length");
+	uint64_t old;
+	int64_t v;
+
+	if (!name || !throttle_config_get(c, name, &old))
+		return 0;
+	if (!parse_int64(value, &v))
+		return terr(err, errlen, "Parameter '%s' expects integer", key);
+	if (x && v < 0)
+		return terr(err, errlen, "Property values cannot be negative");
+	/* QEMU 7.2's wording for the x- properties, missing space included. */
+	if (x && length && v > 0xffffffffLL)
+		return terr(err, errlen, "%s value must be in therange [0, 4294967295]", key);
+	if (length && v < 0)
+		v = (int64_t)(uint32_t)v;
+	return throttle_config_set(c, name, (uint64_t)v, name, err, errlen) < 0 ? -1 : 1;
 }
 
 void throttle_state_config(struct throttle_state *ts, const struct throttle_config *c,
@@ -630,6 +665,8 @@ void throttle_member_intercept(struct throttle_member *m, bool write, uint64_t b
 	struct throttle_group *g = m->g;
 	uint64_t ticket, next;
 
+	if (m->disabled)
+		return;
 	if (throttle_sched_enter(m, write, now_ns(), &ticket)) {
 		throttle_sched_start(m, write, bytes, false, now_ns());
 		return;
@@ -638,7 +675,7 @@ void throttle_member_intercept(struct throttle_member *m, bool write, uint64_t b
 	pthread_mutex_lock(&g->lock);
 	for (;;) {
 		next = fire_due(g, now_ns());
-		if (ticket < m->released[write])
+		if (ticket < m->released[write] || m->disabled)
 			break;
 		if (!next) {
 			pthread_cond_wait(&g->cond, &g->lock);
@@ -650,6 +687,63 @@ void throttle_member_intercept(struct throttle_member *m, bool write, uint64_t b
 	}
 	pthread_mutex_unlock(&g->lock);
 	throttle_sched_start(m, write, bytes, true, now_ns());
+}
+
+/* A disabled member's requests pass; those waiting go at once. */
+static void member_disable(struct throttle_member *m, bool off)
+{
+	pthread_mutex_lock(&m->g->lock);
+	m->disabled = off;
+	pthread_cond_broadcast(&m->g->cond);
+	pthread_mutex_unlock(&m->g->lock);
+}
+
+/* ---- a device's limits (QEMU's blk_io_limits_*) ---- */
+
+int block_io_limits(struct block_dev *bd, const char *group, const struct throttle_config *c,
+		    char *err, size_t errlen)
+{
+	struct throttle_member *m;
+	int ret = 0;
+
+	if (throttle_config_check(c, err, errlen) < 0)
+		return -1;
+	m = bd->throttle;
+	if (!throttle_config_enabled(c)) {
+		if (m)
+			member_disable(m, true);
+	} else if (!m) {
+		ret = throttle_member_join(group, c, &m, err, errlen);
+		if (ret == 0)
+			bd->throttle = m;
+	} else if (strcmp(group, m->g->name)) {
+		/* The member stays in use by requests on their way: it cannot move. */
+		ret = terr(err, errlen, "The disk is in throttle group '%s': Kestrel cannot move "
+			   "it to another group while it runs", m->g->name);
+	} else {
+		ret = throttle_group_set_config(group, c, err, errlen);
+		if (ret == 0)
+			member_disable(m, false);
+	}
+	return ret;
+}
+
+bool block_io_limits_get(struct block_dev *bd, struct throttle_config *c, const char **group)
+{
+	struct throttle_member *m = bd->throttle;
+
+	if (!m || m->disabled)
+		return false;
+	*group = m->g->name;
+	return throttle_group_get_config(m->g->name, c);
+}
+
+void block_io_throttle(struct block_dev *bd, bool write, uint64_t bytes)
+{
+	struct throttle_member *m = bd->throttle;
+
+	if (m)
+		throttle_member_intercept(m, write, bytes);
 }
 
 void throttle_groups_reset(void)

@@ -57,6 +57,15 @@ extern const char *const throttle_limit_names[];
 /* The value of a limits name (as throttle_config_set), or false for an unknown one. */
 bool throttle_config_get(const struct throttle_config *c, const char *name, uint64_t *out);
 
+/*
+ * One option of -object throttle-group: x-NAME (QEMU's throttle_group_set:
+ * no negative values) or limits.NAME (throttle_limits_to_config: the value
+ * taken as unsigned, so a negative one fails the range check).  1 set, 0
+ * not a limit, -1 with QEMU's message.
+ */
+int throttle_object_limit(struct throttle_config *c, const char *key, const char *value,
+			  char *err, size_t errlen);
+
 /* A group's buckets. */
 struct throttle_state {
 	struct throttle_config cfg;

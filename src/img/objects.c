@@ -152,55 +152,6 @@ static int add_secret(struct opts *o, const char *id)
 	return 0;
 }
 
-/* An integer as QEMU's visitors read one (qemu_strtoi64, base 0, no suffix). */
-static bool parse_int64(const char *v, int64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoll(v, &end, 0);
-	return *v && !*end && !errno;
-}
-
-/*
- * One limit of a throttle group: x-NAME (QEMU's throttle_group_set: no
- * negative values) or limits.NAME (throttle_limits_to_config: the value
- * taken as unsigned, so a negative one fails the range check).  1 set, 0
- * not a limit, -1 error.
- */
-static int throttle_limit(struct throttle_config *c, const char *key, const char *value)
-{
-	bool x = !strncmp(key, "x-", 2);
-	const char *name = x ? key + 2 : !strncmp(key, "limits.", 7) ? key + 7 : NULL;
-	size_t n = name ? strlen(name) : 0;
-	bool length = n > 11 && !strcmp(name + n - 11, "-max-length");
-	char err[160];
-	int64_t v;
-
-	if (!name || !throttle_config_get(c, name, &(uint64_t){ 0 }))
-		return 0;
-	if (!parse_int64(value, &v)) {
-		img_error("Parameter '%s' expects integer", key);
-		return -1;
-	}
-	if (x && v < 0) {
-		img_error("Property values cannot be negative");
-		return -1;
-	}
-	/* QEMU 7.2's wording for the x- properties, missing space included. */
-	if (x && length && v > 0xffffffffLL) {
-		img_error("%s value must be in therange [0, 4294967295]", key);
-		return -1;
-	}
-	if (length && v < 0)
-		v = (int64_t)(uint32_t)v;
-	if (throttle_config_set(c, name, (uint64_t)v, name, err, sizeof(err)) < 0) {
-		img_error("%s", err);
-		return -1;
-	}
-	return 1;
-}
-
 /* -object throttle-group,id=G,x-iops-total=N,limits.bps-read=N,...: a group's limits. */
 static int add_throttle_group(struct opts *o, const char *id)
 {
@@ -212,9 +163,12 @@ static int add_throttle_group(struct opts *o, const char *id)
 		int r;
 		if (o->items[i].used)
 			continue;
-		r = throttle_limit(&c, o->items[i].key, o->items[i].value);
-		if (r < 0)
+		r = throttle_object_limit(&c, o->items[i].key, o->items[i].value, err,
+					  sizeof(err));
+		if (r < 0) {
+			img_error("%s", err);
 			return -1;
+		}
 		if (r > 0)
 			o->items[i].used = true;
 	}

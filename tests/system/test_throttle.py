@@ -152,3 +152,164 @@ def test_duplicate_group_id(data):
     k = same_as_qemu_img("info", "--object", "throttle-group,id=g", "--object",
                          "throttle-group,id=g", throttled(data))
     assert k.returncode == 1
+
+
+# ---- the VMM: -drive limits, -object throttle-group, -blockdev driver=throttle ----
+# Option errors come before /dev/kvm is opened, so they run on any host; the
+# guest tests below see the limits act on a virtio-blk disk.
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+
+from conftest import QEMU, kestrel, probe_lines  # noqa: E402
+
+needs_qemu_system = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
+                                       reason="qemu-system-x86_64 is not installed")
+
+
+def qemu_error(*args):
+    """QEMU's message for a bad option (it exits before any machine runs)."""
+    p = subprocess.run(["qemu-system-x86_64", "-machine", "none", "-accel", "tcg", "-display",
+                        "none", "-nodefaults", "-S", "-monitor", "none", *args],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1, p.stderr
+    return p.stderr.replace("qemu-system-x86_64: ", "", 1)
+
+
+@needs_qemu_system
+@pytest.mark.parametrize("limits", [
+    "iops=abc", "iops=-1", "iops=1k", "bps=100,bps_rd=10", "iops_max=10", "iops=20,iops_max=10",
+    "throttling.iops-total=20,throttling.iops-total-max=30,throttling.iops-total-max-length=0",
+    "throttling.bps-write-max-length=5", "iops=1000000000000001", "throttling.iops-size=512",
+    "throttling.bps-total=1,throttling.bps-read-max=5",
+])
+def test_vmm_drive_limit_errors_as_qemu(limits, data):
+    spec = f"file={data},format=raw,if=none,{limits}"
+    status, _, err = kestrel("-display", "none", "-drive", spec)
+    assert status == 1
+    assert err.replace("kestrel: ", "", 1) == qemu_error("-drive", spec)
+
+
+@pytest.mark.parametrize("spec,needle", [
+    # QEMU has no legacy spelling of the burst lengths: unknown there too.
+    ("iops=10,iops_max=20,iops_max_length=2", "Invalid parameter 'iops_max_length'"),
+    ("throttling.foo=1", "Invalid parameter 'throttling.foo'"),
+])
+def test_vmm_unknown_limit_names(spec, needle, data):
+    status, _, err = kestrel("-display", "none", "-drive",
+                             f"file={data},format=raw,if=none,{spec}")
+    assert status == 1 and needle in err, err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-object", "throttle-group,id=g,x-iops-total=-1"], "Property values cannot be negative"),
+    (["-object", "throttle-group,id=g,x-bps-total=1,x-bps-read=1"],
+     "bps/iops/max total values and read/write values cannot be used at the same time"),
+    (["-object", "throttle-group,id=g,x-nope=1"], "Invalid parameter 'x-nope'"),
+    (["-object", "throttle-group,x-iops-total=1"], "Parameter 'id' is missing"),
+    (["-object", "throttle-group,id=g", "-object", "throttle-group,id=g"],
+     "attempt to add duplicate property 'g' to object (type 'container')"),
+    (["-blockdev", "driver=file,node-name=f,filename=DATA", "-blockdev",
+      "driver=throttle,node-name=t,file=f,throttle-group=nope"],
+     "Throttle group 'nope' does not exist"),
+    (["-object", "throttle-group,id=g", "-blockdev", "driver=file,node-name=f,filename=DATA",
+      "-blockdev", "driver=throttle,node-name=t,file=f"], "Please specify a throttle group"),
+    (["-object", "throttle-group,id=g", "-blockdev",
+      "driver=throttle,node-name=t,file=f,throttle-group=g"],
+     "Cannot find device='f' nor node-name='f'"),
+])
+def test_vmm_group_and_node_errors(args, needle, data):
+    args = [a.replace("DATA", str(data)) for a in args]
+    status, _, err = kestrel("-display", "none", *args)
+    assert status == 1 and needle in err, err
+
+
+def test_vmm_accepts_limits_before_kvm(data, tmp_path):
+    """Valid limits of every spelling pass the parser: the run stops at the
+    missing kernel, which is read after the options and before any drive."""
+    missing = tmp_path / "nope.elf"
+    status, _, err = kestrel(
+        "-display", "none", "-kernel", str(missing),
+        "-object", "throttle-group,id=grp,x-iops-total=100,limits.iops-total-max=200",
+        "-drive", f"file={data},format=raw,if=none,id=a,iops=100,iops_max=150,bps_rd=1048576,"
+        "bps_wr=2097152,bps_rd_max=4194304,iops_size=4096,group=g2",
+        "-drive", f"file={data},format=raw,if=none,id=b,readonly=on,throttling.iops-read=10,"
+        "throttling.iops-read-max=20,throttling.iops-read-max-length=3,throttling.group=g2",
+        "-blockdev", f"driver=file,node-name=f,filename={data},read-only=on",
+        "-blockdev", "driver=throttle,node-name=t,file=f,throttle-group=grp")
+    assert status == 1
+    assert "nope.elf" in err and "Invalid parameter" not in err, err
+
+
+# ---- guests: the limits seen from inside, and changed while the VM runs ----
+
+def guest_write_seconds(vmm, probe, disk, limits, sectors=2048):
+    """Wall time of the probe writing and verifying sectors on a virtio-blk disk."""
+    import time
+    argv = [*vmm, "-m", "128m", "-nographic", "-drive",
+            f"file={disk},format=raw,if=none,id=d0{limits}", "-device",
+            "virtio-blk-pci,drive=d0", "-kernel", probe, "-append",
+            f"probe=blk-write,pattern=5,sectors={sectors}"]
+    t0 = time.monotonic()
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t0
+    assert "probe: blk: verified" in p.stdout, p.stdout + p.stderr
+    return took
+
+
+@pytest.mark.guest
+@pytest.mark.parametrize("vmm", ["kestrel", "qemu"])
+def test_guest_sees_the_write_rate(vmm, probe, tmp_path):
+    """1 MiB written at 256 KiB/s (bps_wr) takes about 4 s longer than unthrottled,
+    on Kestrel as on QEMU 7.2; reads stay unthrottled."""
+    from conftest import KESTREL
+    exe = [str(KESTREL)] if vmm == "kestrel" else QEMU
+    if vmm == "qemu" and shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("qemu-system-x86_64 is not installed")
+    disk = tmp_path / "d.raw"
+    disk.write_bytes(bytes(8 * MIB))
+    free = guest_write_seconds(exe, probe, disk, "")
+    slow = guest_write_seconds(exe, probe, disk, f",bps_wr={256 * 1024}")
+    assert 3.0 < slow - free < 6.0, (free, slow)
+
+
+@pytest.mark.guest
+def test_hmp_block_set_io_throttle_changes_a_running_disk(probe, tmp_path):
+    """A disk at 2 iops would take minutes; block_set_io_throttle with zeroes
+    lifts the limit from the monitor and the guest finishes at once."""
+    import socket
+    import time
+    from conftest import KESTREL
+    disk = tmp_path / "d.raw"
+    disk.write_bytes(bytes(8 * MIB))
+    mon = tmp_path / "mon.sock"
+    proc = subprocess.Popen([str(KESTREL), "-m", "128m", "-nographic", "-monitor",
+                             f"unix:{mon},server=on,wait=off", "-drive",
+                             f"file={disk},format=raw,if=none,id=d0,iops=2", "-device",
+                             "virtio-blk-pci,drive=d0", "-kernel", probe, "-append",
+                             "probe=blk-write,pattern=6,sectors=4096"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(100):
+            if mon.exists():
+                break
+            time.sleep(0.05)
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(str(mon))
+        s.settimeout(5)
+
+        def hmp(line):
+            s.sendall(line.encode() + b"\n")
+            time.sleep(0.3)
+            return s.recv(65536).decode(errors="replace")
+
+        time.sleep(1.0)
+        assert "I/O throttling:   bps=0 bps_rd=0 bps_wr=0" in hmp("info block")
+        assert "iops=2 " in hmp("info block")
+        hmp("block_set_io_throttle d0 0 0 0 0 0 0")
+        assert "I/O throttling" not in hmp("info block")
+        out, _ = proc.communicate(timeout=30)
+        assert "probe: blk: verified" in out
+    finally:
+        proc.kill()
+        proc.wait()

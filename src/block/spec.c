@@ -433,6 +433,10 @@ static int open_throttle(struct opts *o, bool has_file, struct node *n,
 		else
 			sub->items[sub->count - 1].null = o->items[i].null;
 	}
+	/* A child named by its file name alone is a file (QEMU's bdrv_fill_options). */
+	if (sub && ret == 0 && !opts_get(sub, "driver") && opts_get(sub, "filename") &&
+	    !opts_add(sub, "driver", "file"))
+		ret = -1;
 	if (!sub || ret < 0) {
 		opts_free(sub);
 		return block_err(err, errlen, "out of memory");

@@ -313,3 +313,19 @@ def test_hmp_block_set_io_throttle_changes_a_running_disk(probe, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("tool", ["kestrel-img", "qemu-img"])
+def test_group_shared_by_two_nodes(tool, data, tmp_path):
+    """compare reads two throttle nodes: in one group they share 2 MiB/s (8 MiB,
+    about 3 s); in two groups each has its own (well under 2 s)."""
+    exe = KIMG if tool == "kestrel-img" else "qemu-img"
+    other = tmp_path / "b.raw"
+    other.write_bytes(data.read_bytes())
+    rate = f"x-bps-total={2 * MIB}"
+    shared = timed(exe, "compare", "--object", f"throttle-group,id=g,{rate}", throttled(data),
+                   throttled(other))
+    apart = timed(exe, "compare", "--object", f"throttle-group,id=g,{rate}", "--object",
+                  f"throttle-group,id=h,{rate}", throttled(data), throttled(other, "h"))
+    assert 2.4 < shared < 3.8, shared
+    assert apart < 2.0 and apart < shared - 1.0, (apart, shared)

@@ -399,6 +399,11 @@ void block_aio_run(struct block_aio *aio, struct block_dev *bd, struct block_req
 {
 	if (n > BLOCK_AIO_MAX_BATCH)
 		n = BLOCK_AIO_MAX_BATCH;	/* the caller's contract; never overrun items */
+	/* The device's I/O limits, once per guest request (QEMU's BlockBackend throttle). */
+	for (unsigned i = 0; i < n; i++)
+		if (reqs[i].op == BLOCK_OP_READ || reqs[i].op == BLOCK_OP_WRITE ||
+		    reqs[i].op == BLOCK_OP_WRITE_ZEROES)
+			block_io_throttle(bd, reqs[i].op != BLOCK_OP_READ, reqs[i].len);
 	aio->bd = bd;	/* the workers read it only while this batch runs */
 	make_items(aio, reqs, n);
 	if (aio->engine == BLOCK_AIO_IO_URING)

@@ -3,6 +3,7 @@
  * and backing chains, and dispatch to the format drivers.
  */
 #include "block/block_int.h"
+#include "block/throttle.h"
 #include "block/lock.h"
 #include "block/probe.h"
 
@@ -407,6 +408,7 @@ void block_close(struct block_dev *bd)
 		return;
 	if (bd->drv && bd->drv->close)
 		bd->drv->close(bd);
+	throttle_member_leave(bd->throttle);
 	block_close(bd->backing);
 	block_free(bd);
 }

@@ -63,6 +63,22 @@ int block_secret_add(const char *id, const void *data, size_t len);
 /* The bytes of secret id (NUL-terminated, len without it), or NULL. */
 const char *block_secret_lookup(const char *id, size_t *len);
 
+/*
+ * I/O limits of a device's disk, as QEMU's BlockBackend has them (-drive
+ * iops=,bps=..., QMP block_set_io_throttle): the device calls
+ * block_io_throttle once per guest read or write before it runs, from the
+ * thread that serves the device's queue; it waits there while the limits
+ * say so.  block_io_limits with limits enabled joins group (made if it does
+ * not exist) or updates the group's limits; disabled ones take the disk out
+ * of throttling.  0, or -1 with QEMU's message.
+ */
+struct throttle_config;
+int block_io_limits(struct block_dev *bd, const char *group, const struct throttle_config *c,
+		    char *err, size_t errlen);
+/* The disk's limits and group name (valid while it stays throttled); false: none. */
+bool block_io_limits_get(struct block_dev *bd, struct throttle_config *c, const char **group);
+void block_io_throttle(struct block_dev *bd, bool write, uint64_t bytes);
+
 /* Virtual disk size in bytes. */
 uint64_t block_length(const struct block_dev *bd);
 const char *block_format_name(const struct block_dev *bd);

@@ -111,6 +111,11 @@ struct block_dev {
 	struct block_stats stats;	/* stats.c: guest I/O accounting, atomics only */
 	const char *format_name;	/* shown instead of drv->name ("file", raw over null-co) */
 	const char *key_secret;		/* while it opens: the key-secret= id, or NULL */
+	/*
+	 * The device's I/O limits (-drive iops=..., block_set_io_throttle); NULL:
+	 * none.  Set by one thread (start-up, then the monitor's main loop).
+	 */
+	struct throttle_member *_Atomic throttle;
 };
 
 extern const struct block_driver block_raw_driver;
@@ -124,6 +129,7 @@ extern const struct block_driver block_vpc_driver;
 extern const struct block_driver block_vdi_driver;
 extern const struct block_driver block_luks_driver;
 extern const struct block_driver block_vmdk_driver;
+extern const struct block_driver block_throttle_driver;
 
 /* open_one of block.c: a file opened as format (NULL: probe), backing chain included. */
 int block_open_file(const char *path, const char *format, unsigned flags, struct block_dev *parent,
@@ -146,6 +152,13 @@ size_t block_network_protocols(const char **names, size_t max);
 int block_null_open(const char *display, const char *format_name, uint64_t size,
 		    bool read_zeroes, unsigned flags, struct block_dev **out, char *err,
 		    size_t errlen);
+
+/*
+ * throttle.c: a throttle filter node over child (which it owns from then on,
+ * also on failure), a member of the existing group (QEMU's throttle driver).
+ */
+int block_throttle_open(const char *display, struct block_dev *child, const char *group,
+			struct block_dev **out, char *err, size_t errlen);
 
 /* printf into err (which may be NULL); returns -1 for "return block_err(...)". */
 int block_err(char *err, size_t errlen, const char *fmt, ...)

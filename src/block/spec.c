@@ -15,6 +15,7 @@
 #include "block/curl.h"
 #include "block/nbd.h"
 #include "block/ssh.h"
+#include "block/throttle.h"
 #include "util/json_parse.h"
 #include "util/opts.h"
 #include "util/size.h"
@@ -32,7 +33,7 @@ static const char *const unsupported_format_opts[] = {
 	"l2-cache-size", "l2-cache-entry-size", "refcount-cache-size", "cache-size",
 	"cache-clean-interval", "lazy-refcounts", "pass-discard-request",
 	"pass-discard-snapshot", "pass-discard-other", "overlap-check", "data-file",
-	"offset", "size", "throttle-group", "encrypt", NULL,
+	"offset", "size", "encrypt", NULL,
 };
 static const char *const unsupported_protocol_opts[] = {
 	"aio", "aio-max-batch", "pr-manager", "x-check-cache-dropped", "drop-cache",
@@ -406,6 +407,59 @@ static int open_network(struct opts *o, struct node *n, struct block_dev *parent
 	return 0;
 }
 
+/*
+ * QEMU's throttle filter: driver=throttle,throttle-group=G over the node
+ * file.* describes.  The child opens first, as QEMU's throttle_open does, so
+ * a missing file is named before a missing group.
+ */
+static int open_throttle(struct opts *o, bool has_file, struct node *n,
+			 struct block_dev *parent, struct block_dev **out, char *err,
+			 size_t errlen)
+{
+	const char *group = opts_get(o, "throttle-group");
+	struct opts *sub;
+	struct block_dev *child;
+	int ret = 0;
+
+	if (!has_file)
+		return block_err(err, errlen, "A block device must be specified for \"file\"");
+	sub = calloc(1, sizeof(*sub));
+	for (size_t i = 0; sub && i < o->count && ret == 0; i++) {
+		if (strncmp(o->items[i].key, "file.", 5))
+			continue;
+		o->items[i].used = true;
+		if (!opts_add(sub, o->items[i].key + 5, o->items[i].value))
+			ret = -1;
+		else
+			sub->items[sub->count - 1].null = o->items[i].null;
+	}
+	/* A child named by its file name alone is a file (QEMU's bdrv_fill_options). */
+	if (sub && ret == 0 && !opts_get(sub, "driver") && opts_get(sub, "filename") &&
+	    !opts_add(sub, "driver", "file"))
+		ret = -1;
+	if (!sub || ret < 0) {
+		opts_free(sub);
+		return block_err(err, errlen, "out of memory");
+	}
+	ret = block_open_opts_parent(sub, n->flags, parent, NULL, &child, err, errlen);
+	opts_free(sub);
+	if (ret < 0)
+		return -1;
+	if (!group) {
+		block_close(child);
+		return block_err(err, errlen, "Please specify a throttle group");
+	}
+	if (block_throttle_open(block_filename(child), child, group, out, err, errlen) < 0)
+		return -1;
+	n->pfx = "file.";
+	if (check_unused(o, *out, n, err, errlen) < 0) {
+		block_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_dev *parent,
 				  const char *display, struct block_dev **out, char *err,
 				  size_t errlen)
@@ -426,6 +480,8 @@ static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_d
 		return block_err(err, errlen, "Must specify either driver or file");
 	if (read_common(o, flags, &n, err, errlen) < 0)
 		return -1;
+	if (n.driver && !strcmp(n.driver, "throttle"))
+		return open_throttle(o, has_file, &n, parent, out, err, errlen);
 	if (network_driver(n.driver) || network_driver(opts_get(o, "file.driver")))
 		return open_network(o, &n, parent, out, err, errlen);
 	if (is_file_driver(n.driver) || is_null_driver(n.driver)) {

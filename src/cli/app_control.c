@@ -98,12 +98,36 @@ static unsigned ctl_blocks(void *opaque, struct drive_info *out, unsigned max)
 		};
 		if (app->disks[i])
 			block_get_stats(app->disks[i], &out[i].stats);
+		const char *group;
+		if (app->disks[i] && block_io_limits_get(app->disks[i], &out[i].limits, &group)) {
+			out[i].throttled = true;
+			snprintf(out[i].group, sizeof(out[i].group), "%s", group);
+		}
 		out[i].now_ns = block_acct_now();
 		snprintf(out[i].node_name, sizeof(out[i].node_name), "#block%03u", i + 1);
 		snprintf(out[i].qdev, sizeof(out[i].qdev),
 			 "/machine/peripheral-anon/device[%u]/virtio-backend", dev);
 	}
 	return cfg->nr_drives;
+}
+
+/* qmp_block_set_io_throttle: the drive by its id, then blk_io_limits_* as QEMU. */
+static int ctl_set_io_throttle(void *opaque, const char *device, const char *group,
+			       const struct throttle_config *limits, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+	struct throttle_config now;
+	const char *current;
+
+	for (unsigned i = 0; i < app->cfg.nr_drives; i++) {
+		if (strcmp(app->cfg.drives[i].id, device) || !app->disks[i])
+			continue;
+		if (!group)
+			group = block_io_limits_get(app->disks[i], &now, &current) ? current : device;
+		return block_io_limits(app->disks[i], group, limits, err, errlen);
+	}
+	snprintf(err, errlen, "Device '%s' not found", device);
+	return -1;
 }
 
 static void pci_describe(const struct pci_device *d, unsigned slot, unsigned fn,
@@ -325,6 +349,7 @@ void app_control_init(struct app *app)
 		.net_clients = ctl_net_clients,
 		.usernet = ctl_usernet,
 		.blocks = ctl_blocks,
+		.set_io_throttle = ctl_set_io_throttle,
 		.pci_devices = ctl_pci_devices,
 		.dump_registers = ctl_dump_registers,
 		.describe = ctl_describe,

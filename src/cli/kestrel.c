@@ -181,6 +181,26 @@ static int setup_frontends(struct app *app)
 	return 0;
 }
 
+/*
+ * A drive's I/O limits (QEMU's blk_io_limits_enable + blk_set_io_limits): its
+ * own (-drive iops=..., group= or the drive's id), or a throttle node's group.
+ */
+static int open_limits(struct block_dev *bd, const struct drive_config *d, char *err,
+		       size_t errlen)
+{
+	struct throttle_config c = d->throttle;
+
+	if (d->throttle_node && !throttle_group_get_config(d->throttle_group, &c))
+	{
+		snprintf(err, errlen, "Throttle group '%s' does not exist", d->throttle_group);
+		return -1;
+	}
+	if (!d->throttled && !(d->throttle_node && throttle_config_enabled(&c)))
+		return 0;
+	return block_io_limits(bd, d->throttle_group[0] ? d->throttle_group : d->id, &c, err,
+			       errlen);
+}
+
 /* Opens every -drive once; a reset reuses them (and a snapshot=on overlay survives it). */
 static int open_disks(struct app *app)
 {
@@ -200,6 +220,11 @@ static int open_disks(struct app *app)
 		if (rc == 0 && d->key_secret[0] && strcmp(block_format_name(app->disks[i]), "luks")) {
 			snprintf(err, sizeof(err), "Block format '%s' does not support the option "
 				 "'key-secret'", block_format_name(app->disks[i]));
+			block_close(app->disks[i]);
+			app->disks[i] = NULL;
+			rc = -1;
+		}
+		if (rc == 0 && open_limits(app->disks[i], d, err, sizeof(err)) < 0) {
 			block_close(app->disks[i]);
 			app->disks[i] = NULL;
 			rc = -1;

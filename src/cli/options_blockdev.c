@@ -207,6 +207,9 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FI
 		d.protocol = true;
 		strcpy(d.format, "raw");	/* a device on a file node sees the bytes */
 		d.file = strdup(filename);
+	} else if (!strcmp(driver, "throttle")) {
+		if (options_blockdev_throttle(cfg, o, &d, opt, arg) < 0)
+			goto out;
 	} else if (block_format_has_driver(driver)) {
 		/* The block layer opens the data file the image names; no node may replace it. */
 		if (opts_get(o, "data-file") || opts_get(o, "data-file.driver")) {

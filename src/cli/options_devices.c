@@ -211,7 +211,8 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 		err_invalid(opt, arg, "readonly= and snapshot= take on or off");
 		goto out;
 	}
-	if (options_overlap_check(o, format, &d, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
+	if (options_drive_throttle(o, &d, opt, arg) < 0 ||
+	    options_overlap_check(o, format, &d, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
 		goto out;
 	if (!file || !*file) {
 		err_invalid(opt, arg, "a file= is needed (empty drives come with the CD-ROM support)");

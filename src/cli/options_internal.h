@@ -69,6 +69,13 @@ void options_nic_models(FILE *out);
 int options_check_net(struct vm_config *cfg);
 void options_free_net(struct vm_config *cfg);
 
+/* options_throttle.c: -drive's I/O limits, -object throttle-group, -blockdev driver=throttle. */
+int options_drive_throttle(struct opts *o, struct drive_config *d, const char *opt,
+			   const char *arg);
+int options_object_throttle_group(struct opts *o, const char *opt, const char *arg);
+int options_blockdev_throttle(struct vm_config *cfg, struct opts *o, struct drive_config *d,
+			      const char *opt, const char *arg);
+
 /* options_memory.c */
 int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 /* key-secret=ID of a drive (an encrypted format's key): the secret must exist already. */

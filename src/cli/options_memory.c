@@ -216,6 +216,11 @@ int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE
 		opts_free(o);
 		return rc;
 	}
+	if (type && !strcmp(type, "throttle-group")) {
+		rc = options_object_throttle_group(o, opt, arg);
+		opts_free(o);
+		return rc;
+	}
 	id = opts_get(o, "id");
 	size = opts_get(o, "size");
 	path = opts_get(o, "mem-path");

@@ -215,11 +215,20 @@ static bool ata_range(struct ide_channel *ch, uint64_t *lba, uint32_t *count)
 	return true;
 }
 
-/* The disk's I/O, each call one request in the image's statistics (QEMU's ide accounting). */
+/*
+ * The disk's I/O, each call one request in the image's statistics (QEMU's ide
+ * accounting) and under the drive's I/O limits.  IDE's I/O runs on the vCPU
+ * that started it, so a throttled transfer holds that vCPU (QEMU's is
+ * asynchronous); virtio-blk's waits on its I/O thread instead.
+ */
 static int ide_pread(struct ide_drive *d, uint64_t off, void *buf, size_t len)
 {
-	uint64_t t0 = block_acct_now();
-	int rc = block_pread(d->blk, off, buf, len);
+	uint64_t t0;
+	int rc;
+
+	block_io_throttle(d->blk, false, len);
+	t0 = block_acct_now();
+	rc = block_pread(d->blk, off, buf, len);
 
 	block_acct_done(d->blk, BLOCK_ACCT_READ, off, len, block_acct_now() - t0, rc < 0);
 	return rc;
@@ -227,8 +236,12 @@ static int ide_pread(struct ide_drive *d, uint64_t off, void *buf, size_t len)
 
 static int ide_pwrite(struct ide_drive *d, uint64_t off, const void *buf, size_t len)
 {
-	uint64_t t0 = block_acct_now();
-	int rc = block_pwrite(d->blk, off, buf, len);
+	uint64_t t0;
+	int rc;
+
+	block_io_throttle(d->blk, true, len);
+	t0 = block_acct_now();
+	rc = block_pwrite(d->blk, off, buf, len);
 
 	block_acct_done(d->blk, BLOCK_ACCT_WRITE, off, len, block_acct_now() - t0, rc < 0);
 	return rc;

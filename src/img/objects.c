@@ -9,6 +9,7 @@
  * key-secret up there.
  */
 #include "img/img.h"
+#include "block/throttle.h"
 #include "util/opts.h"
 
 #include <ctype.h>
@@ -59,7 +60,7 @@ const char *img_secret_lookup(const char *id, size_t *len)
 
 static bool id_taken(const char *id)
 {
-	return img_secret_lookup(id, NULL) != NULL;
+	return img_secret_lookup(id, NULL) != NULL || throttle_group_exists(id);
 }
 
 /* The secret's bytes from data= or file=, decoded per format=. */
@@ -151,6 +152,37 @@ static int add_secret(struct opts *o, const char *id)
 	return 0;
 }
 
+/* -object throttle-group,id=G,x-iops-total=N,limits.bps-read=N,...: a group's limits. */
+static int add_throttle_group(struct opts *o, const char *id)
+{
+	struct throttle_config c;
+	char err[160];
+
+	throttle_config_init(&c);
+	for (size_t i = 0; i < o->count; i++) {
+		int r;
+		if (o->items[i].used)
+			continue;
+		r = throttle_object_limit(&c, o->items[i].key, o->items[i].value, err,
+					  sizeof(err));
+		if (r < 0) {
+			img_error("%s", err);
+			return -1;
+		}
+		if (r > 0)
+			o->items[i].used = true;
+	}
+	if (opts_first_unused(o)) {
+		img_error("Parameter '%s' is unexpected", opts_first_unused(o));
+		return -1;
+	}
+	if (throttle_group_new(id, &c, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int img_object_add(const char *text)
 {
 	char err[256];
@@ -159,7 +191,7 @@ int img_object_add(const char *text)
 	int ret = -1;
 
 	if (!strcmp(text, "help") || !strcmp(text, "?")) {
-		printf("List of user creatable objects:\n  secret\n");
+		printf("List of user creatable objects:\n  secret\n  throttle-group\n");
 		return 1;
 	}
 	o = opts_parse(text, "qom-type", err, sizeof(err));
@@ -178,16 +210,14 @@ int img_object_add(const char *text)
 		img_error("Parameter 'qom-type' is missing");
 		goto out;
 	}
-	/*
-	 * A throttle group only matters to a throttle filter node, and Kestrel's
-	 * block layer has none: refused by name rather than accepted and ignored.
-	 */
-	if (!strcmp(type, "throttle-group")) {
-		img_error("Object type 'throttle-group' is not supported by Kestrel "
-			  "(no throttle filter driver)");
+	if (!strcmp(type, "throttle-group") && opts_get(o, "help")) {
+		printf("throttle-group options:\n  limits=<ThrottleLimits>\n");
+		for (int i = 0; throttle_limit_names[i]; i++)
+			printf("  x-%s=<int>\n", throttle_limit_names[i]);
+		ret = 1;
 		goto out;
 	}
-	if (strcmp(type, "secret")) {
+	if (strcmp(type, "secret") && strcmp(type, "throttle-group")) {
 		img_error("Parameter 'qom-type' does not accept value '%s'", type);
 		goto out;
 	}
@@ -206,7 +236,7 @@ int img_object_add(const char *text)
 		img_error("attempt to add duplicate property '%s' to object (type 'container')", id);
 		goto out;
 	}
-	ret = add_secret(o, id);
+	ret = !strcmp(type, "secret") ? add_secret(o, id) : add_throttle_group(o, id);
 out:
 	opts_free(o);
 	return ret;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "block/block.h"
+#include "block/throttle.h"
 
 /* QEMU's RunState names, as query-status and "info status" print them. */
 enum run_state {
@@ -49,6 +50,9 @@ struct drive_info {
 	uint64_t virtual_size;
 	struct block_stats stats;	/* query-blockstats / "info blockstats" */
 	uint64_t now_ns;		/* CLOCK_MONOTONIC when stats were read: idle time */
+	bool throttled;			/* I/O limits on: limits and group are valid */
+	struct throttle_config limits;
+	char group[32];
 };
 
 /*
@@ -124,6 +128,13 @@ struct control {
 	int (*cont)(void *opaque, char *err, size_t errlen);
 	int (*system_reset)(void *opaque, char *err, size_t errlen);
 	int (*system_powerdown)(void *opaque, char *err, size_t errlen);
+	/*
+	 * QMP block_set_io_throttle: new limits for drive device (checked here:
+	 * QEMU's messages), in group (NULL: its group now, or the drive's id);
+	 * limits without any rate take the drive out of throttling.
+	 */
+	int (*set_io_throttle)(void *opaque, const char *device, const char *group,
+			       const struct throttle_config *limits, char *err, size_t errlen);
 	void (*quit)(void *opaque);
 
 	/*

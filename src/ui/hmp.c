@@ -199,6 +199,23 @@ static int info_chardev(const struct control *ctl, FILE *out)
 	return 0;
 }
 
+/* print_block_info's throttling line (block-hmp-cmds.c), when any rate is set. */
+static void info_throttle(const struct drive_info *b, FILE *out)
+{
+	const struct leaky_bucket *k = b->limits.b;
+
+	hprintf(out, "    I/O throttling:   bps=%" PRIu64 " bps_rd=%" PRIu64 " bps_wr=%" PRIu64
+		" bps_max=%" PRIu64 " bps_rd_max=%" PRIu64 " bps_wr_max=%" PRIu64
+		" iops=%" PRIu64 " iops_rd=%" PRIu64 " iops_wr=%" PRIu64
+		" iops_max=%" PRIu64 " iops_rd_max=%" PRIu64 " iops_wr_max=%" PRIu64
+		" iops_size=%" PRIu64 " group=%s\n",
+		k[THROTTLE_BPS_TOTAL].avg, k[THROTTLE_BPS_READ].avg, k[THROTTLE_BPS_WRITE].avg,
+		k[THROTTLE_BPS_TOTAL].max, k[THROTTLE_BPS_READ].max, k[THROTTLE_BPS_WRITE].max,
+		k[THROTTLE_OPS_TOTAL].avg, k[THROTTLE_OPS_READ].avg, k[THROTTLE_OPS_WRITE].avg,
+		k[THROTTLE_OPS_TOTAL].max, k[THROTTLE_OPS_READ].max, k[THROTTLE_OPS_WRITE].max,
+		b->limits.op_size, b->group);
+}
+
 /* hmp_info_block: "id (#blockN): file (format[, read-only])", then the device and cache. */
 static int info_block(const struct control *ctl, FILE *out)
 {
@@ -212,6 +229,8 @@ static int info_block(const struct control *ctl, FILE *out)
 		hprintf(out, "%s%s (%s): %s (%s%s)\n    Attached to:      %s\n    Cache mode:       %s\n",
 			i ? "\n" : "", b->device, b->node_name, b->file, b->format,
 			b->readonly ? ", read-only" : "", b->qdev, mode);
+		if (b->throttled)
+			info_throttle(b, out);
 	}
 	return 0;
 }
@@ -643,10 +662,47 @@ static int cmd_xp(const struct control *ctl, int argc, char **argv, FILE *out)
 	return 0;
 }
 
+/*
+ * hmp_block_set_io_throttle: "device bps bps_rd bps_wr iops iops_rd iops_wr",
+ * integers as the monitor reads them (decimal or 0x hex); the bursts and
+ * iops_size go back to none, as QEMU's HMP command leaves them unset.
+ */
+static int cmd_block_set_io_throttle(const struct control *ctl, int argc, char **argv,
+				     FILE *out)
+{
+	static const int bucket[6] = { THROTTLE_BPS_TOTAL, THROTTLE_BPS_READ, THROTTLE_BPS_WRITE,
+				       THROTTLE_OPS_TOTAL, THROTTLE_OPS_READ, THROTTLE_OPS_WRITE };
+	struct throttle_config c;
+	char err[256] = "", *end;
+
+	if (argc != 8) {
+		hprintf(out, "%s\n", argc < 8 ? "Parameter 'iops_wr' is missing" :
+			"block_set_io_throttle: extraneous characters at the end of line");
+		hprintf(out, "Try \"help block_set_io_throttle\" for more information\n");
+		return -1;
+	}
+	memset(&c, 0, sizeof(c));
+	for (int i = 0; i < 6; i++) {
+		const char *v = argv[2 + i];
+		if (*v < '0' || *v > '9')
+			return herror(out, "invalid char '%c' in expression", *v);
+		c.b[bucket[i]].avg = strtoull(v, &end, 0);
+		if (*end)
+			return herror(out, "invalid char '%c' in expression", *end);
+		c.b[bucket[i]].burst_length = 1;
+	}
+	if (!ctl->set_io_throttle ||
+	    ctl->set_io_throttle(ctl->opaque, argv[1], NULL, &c, err, sizeof(err)) < 0)
+		return herror(out, "%s", err[0] ? err : "no drives");
+	return 0;
+}
+
 static int cmd_help(const struct control *ctl, int argc, char **argv, FILE *out);
 
 static const struct hmp_cmd commands[] = {
 	{ "balloon", "target", "request VM to change its memory allocation (in MB)", cmd_balloon },
+	{ "block_set_io_throttle", "device bps bps_rd bps_wr iops iops_rd iops_wr",
+	  "change I/O throttle limits for a block drive", cmd_block_set_io_throttle },
 	{ "change", "device filename [format]", "change a removable medium, or the VNC password",
 	  cmd_unavailable },
 	{ "commit", "device|all", "commit changes to the disk images (if -snapshot is used)",

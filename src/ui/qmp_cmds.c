@@ -286,6 +286,80 @@ static int cmd_query_pci(struct qmp_session *s, struct json_object *args,
 	return qmp_finish(ok, list, ret, err);
 }
 
+/* BlockDeviceInfo's limits, in the order of its bps..iops_wr (QAPI names). */
+static const int limit_bucket[] = { THROTTLE_BPS_TOTAL, THROTTLE_BPS_READ, THROTTLE_BPS_WRITE,
+				    THROTTLE_OPS_TOTAL, THROTTLE_OPS_READ, THROTTLE_OPS_WRITE };
+static const char *const limit_qapi[] = { "bps", "bps_rd", "bps_wr", "iops", "iops_rd",
+					  "iops_wr" };
+
+/*
+ * A throttled drive's bursts, iops_size and group (QEMU's bdrv_block_device_info:
+ * each *_max and its *_max_length only when the burst rate is set).
+ */
+static void put_limits(bool *ok, struct json_object *ins, const struct drive_info *b)
+{
+	char key[32];
+
+	for (int i = 0; i < 6; i++) {
+		const struct leaky_bucket *k = &b->limits.b[limit_bucket[i]];
+		snprintf(key, sizeof(key), "%s_max", limit_qapi[i]);
+		if (k->max)
+			qmp_put(ok, ins, key, json_object_new_int64((int64_t)k->max));
+	}
+	for (int i = 0; i < 6; i++) {
+		const struct leaky_bucket *k = &b->limits.b[limit_bucket[i]];
+		snprintf(key, sizeof(key), "%s_max_length", limit_qapi[i]);
+		if (k->max)
+			qmp_put(ok, ins, key, json_object_new_int64(k->burst_length));
+	}
+	if (b->limits.op_size)
+		qmp_put(ok, ins, "iops_size", json_object_new_int64((int64_t)b->limits.op_size));
+	qmp_put(ok, ins, "group", json_object_new_string(b->group));
+}
+
+/*
+ * qmp_block_set_io_throttle (blockdev.c): BlockIOThrottle's six rates are
+ * required, bursts, their lengths, iops_size and group optional; the drive
+ * by device= (its id).  The limits are checked behind set_io_throttle.
+ */
+static int cmd_block_set_io_throttle(struct qmp_session *s, struct json_object *args,
+				     struct json_object **ret, struct qmp_error *err)
+{
+	struct throttle_config c;
+	struct json_object *v;
+	const char *device = NULL, *group = NULL;
+	char key[32], msg[256] = "";
+
+	if (json_object_object_get_ex(args, "device", &v))
+		device = json_object_get_string(v);
+	if (json_object_object_get_ex(args, "group", &v))
+		group = json_object_get_string(v);
+	if (json_object_object_get_ex(args, "id", &v))
+		return qmp_fail(err, "GenericError", "Kestrel's block_set_io_throttle names the "
+				"drive by 'device' (its -drive id), not by the device's 'id'");
+	if (!device)
+		return qmp_fail(err, "GenericError", "Need exactly one of 'device' and 'id'");
+	memset(&c, 0, sizeof(c));
+	for (int i = 0; i < 6; i++) {
+		struct leaky_bucket *k = &c.b[limit_bucket[i]];
+		k->avg = (uint64_t)json_object_get_int64(json_object_object_get(args, limit_qapi[i]));
+		snprintf(key, sizeof(key), "%s_max", limit_qapi[i]);
+		if (json_object_object_get_ex(args, key, &v))
+			k->max = (uint64_t)json_object_get_int64(v);
+		snprintf(key, sizeof(key), "%s_max_length", limit_qapi[i]);
+		k->burst_length = 1;
+		if (json_object_object_get_ex(args, key, &v))
+			k->burst_length = (unsigned)json_object_get_int64(v);
+	}
+	if (json_object_object_get_ex(args, "iops_size", &v))
+		c.op_size = (uint64_t)json_object_get_int64(v);
+	if (!s->ctl->set_io_throttle ||
+	    s->ctl->set_io_throttle(s->ctl->opaque, device, group, &c, msg, sizeof(msg)) < 0)
+		return qmp_fail(err, strstr(msg, "not found") ? "DeviceNotFound" : "GenericError",
+				"%s", msg[0] ? msg : "no drives");
+	return 0;
+}
+
 /* BlockInfo (qapi/block-core.json) for a drive with its image inserted. */
 static struct json_object *block_entry(const struct drive_info *b, bool *ok)
 {
@@ -306,11 +380,14 @@ static struct json_object *block_entry(const struct drive_info *b, bool *ok)
 	qmp_put(ok, ins, "encrypted", json_object_new_boolean(false));
 	qmp_put(ok, ins, "detect_zeroes", json_object_new_string("off"));
 	for (size_t i = 0; i < sizeof(zero_limits) / sizeof(zero_limits[0]); i++)
-		qmp_put(ok, ins, zero_limits[i], json_object_new_int(0));
+		qmp_put(ok, ins, zero_limits[i], json_object_new_int64(b->throttled ?
+			(int64_t)b->limits.b[limit_bucket[i]].avg : 0));
 	qmp_put(ok, img, "filename", json_object_new_string(b->file));
 	qmp_put(ok, img, "format", json_object_new_string(b->format));
 	qmp_put(ok, img, "virtual-size", json_object_new_int64((int64_t)b->virtual_size));
 	qmp_put(ok, ins, "image", img);
+	if (b->throttled)
+		put_limits(ok, ins, b);
 	qmp_put(ok, cache, "writeback", json_object_new_boolean(true));
 	qmp_put(ok, cache, "direct", json_object_new_boolean(b->cache_direct));
 	qmp_put(ok, cache, "no-flush", json_object_new_boolean(b->cache_no_flush));
@@ -788,6 +865,20 @@ static const struct qmp_arg rx_filter_args[] = {
 	{ "name", QMP_ARG_STR, true },
 	{ NULL, 0, false },
 };
+static const struct qmp_arg io_throttle_args[] = {
+	{ "device", QMP_ARG_STR, true }, { "id", QMP_ARG_STR, true },
+	{ "bps", QMP_ARG_INT, false }, { "bps_rd", QMP_ARG_INT, false },
+	{ "bps_wr", QMP_ARG_INT, false }, { "iops", QMP_ARG_INT, false },
+	{ "iops_rd", QMP_ARG_INT, false }, { "iops_wr", QMP_ARG_INT, false },
+	{ "bps_max", QMP_ARG_INT, true }, { "bps_rd_max", QMP_ARG_INT, true },
+	{ "bps_wr_max", QMP_ARG_INT, true }, { "iops_max", QMP_ARG_INT, true },
+	{ "iops_rd_max", QMP_ARG_INT, true }, { "iops_wr_max", QMP_ARG_INT, true },
+	{ "bps_max_length", QMP_ARG_INT, true }, { "bps_rd_max_length", QMP_ARG_INT, true },
+	{ "bps_wr_max_length", QMP_ARG_INT, true }, { "iops_max_length", QMP_ARG_INT, true },
+	{ "iops_rd_max_length", QMP_ARG_INT, true }, { "iops_wr_max_length", QMP_ARG_INT, true },
+	{ "iops_size", QMP_ARG_INT, true }, { "group", QMP_ARG_STR, true },
+	{ NULL, 0, false },
+};
 static const struct qmp_arg device_del_args[] = {
 	{ "id", QMP_ARG_STR, false },
 	{ NULL, 0, false },
@@ -820,6 +911,7 @@ static const struct qmp_command qmp_commands[] = {
 	{ "human-monitor-command", cmd_human_monitor_command, hmp_args },
 	{ "set_link", cmd_set_link, set_link_args },
 	{ "device_del", cmd_device_del, device_del_args },
+	{ "block_set_io_throttle", cmd_block_set_io_throttle, io_throttle_args },
 	{ "qom-get", cmd_qom_get, qom_get_args },
 	{ "qom-set", cmd_qom_set, qom_set_args },
 	{ NULL, NULL, NULL },

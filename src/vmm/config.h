@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "block/throttle.h"
 #include "chardev/chardev.h"
 #include "core/memory.h"
 
@@ -90,6 +91,11 @@ struct drive_config {
 	bool cdrom;			/* media=cdrom */
 	bool has_bootindex;
 	unsigned bootindex;
+	/* I/O limits: -drive iops=... (group "" is the drive's id), or a throttle node's group. */
+	bool throttled;
+	struct throttle_config throttle;
+	char throttle_group[32];
+	bool throttle_node;		/* -blockdev driver=throttle: limits are the group's */
 };
 
 enum device_kind {

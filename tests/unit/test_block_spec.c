@@ -170,7 +170,10 @@ static void test_refusals(void **state)
 		{ "driver=qcow2,file.filename=%s,file.aio=native",
 		  "Option 'aio' of block protocol 'file' is not supported by Kestrel" },
 		{ "driver=qcow2,file.filename=%s,file.locking=maybe", "invalid parameter value: maybe" },
-		{ "driver=throttle,file.filename=%s", "Unknown driver 'throttle'" },
+		/* The throttle filter opens its child first, then wants its group (QEMU's order). */
+		{ "driver=throttle,file.filename=%s", "Please specify a throttle group" },
+		{ "driver=throttle,throttle-group=g,file.filename=%s",
+		  "Throttle group 'g' does not exist" },
 		{ "driver=qcow2,file.driver=nosuch,file.filename=%s", "Unknown driver 'nosuch'" },
 		{ "driver=qcow2,filename=%s", "A block device must be specified for \"file\"" },
 		{ "filename=%s", "Must specify either driver or file" },

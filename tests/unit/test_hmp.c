@@ -19,6 +19,8 @@ struct fake_vm {
 	unsigned nr_drives;
 	struct net_info nets[8];
 	unsigned nr_nets;
+	char throttle_device[32];	/* the last set_io_throttle */
+	struct throttle_config throttle;
 };
 
 static const char *f_name(void *o) { return "myos"; }
@@ -123,8 +125,24 @@ static char *f_usernet(void *o, const char *name)
 	return text;
 }
 
+/* Records the limits, refusing an unknown drive as QEMU's qmp_get_blk. */
+static int f_throttle(void *o, const char *device, const char *group,
+		      const struct throttle_config *c, char *err, size_t errlen)
+{
+	struct fake_vm *v = o;
+
+	if (strcmp(device, "virtio0")) {
+		snprintf(err, errlen, "Device '%s' not found", device);
+		return -1;
+	}
+	snprintf(v->throttle_device, sizeof(v->throttle_device), "%s", device);
+	v->throttle = *c;
+	return 0;
+}
+
 static struct fake_vm vm;
 static const struct control ctl = {
+	.set_io_throttle = f_throttle,
 	.blocks = f_blocks, .net_clients = f_nets, .usernet = f_usernet,
 	.opaque = &vm, .name = f_name, .uuid = f_uuid, .run_state = f_state,
 	.cpu_count = f_cpus, .cpu_info = f_cpu_info, .chardevs = f_chardevs,
@@ -336,6 +354,54 @@ static void test_info_blockstats(void **state)
 		"flush_total_time_ns=50 rd_merged=0 wr_merged=0 idle_time_ns=250000\r\n"));
 }
 
+/* hmp_block_set_io_throttle: the six rates by position; bursts reset; info block shows them. */
+static void test_block_set_io_throttle(void **state)
+{
+	const struct leaky_bucket *k = vm.throttle.b;
+	int rc;
+
+	memset(&vm, 0, sizeof(vm));
+	assert_string_equal(run("block_set_io_throttle virtio0 1048576 0 0 0x10 0 0", &rc), "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(vm.throttle_device, "virtio0");
+	assert_int_equal(k[THROTTLE_BPS_TOTAL].avg, 1048576);
+	assert_int_equal(k[THROTTLE_OPS_TOTAL].avg, 16);
+	assert_int_equal(k[THROTTLE_BPS_READ].avg + k[THROTTLE_OPS_WRITE].avg, 0);
+	for (int i = 0; i < THROTTLE_BUCKETS; i++) {
+		assert_int_equal(k[i].max, 0);
+		assert_int_equal(k[i].burst_length, 1);
+	}
+	assert_int_equal(vm.throttle.op_size, 0);
+	run("block_set_io_throttle virtio0 0 1 2 3 4 5", &rc);
+	assert_int_equal(k[THROTTLE_BPS_READ].avg, 1);
+	assert_int_equal(k[THROTTLE_OPS_WRITE].avg, 5);
+	assert_string_equal(run("block_set_io_throttle nope 1 0 0 0 0 0", &rc),
+			    "Error: Device 'nope' not found\r\n");
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(run("block_set_io_throttle virtio0 1 2", &rc),
+			       "Parameter 'iops_wr' is missing"));
+	assert_non_null(strstr(run("block_set_io_throttle virtio0 1 0 0 x 0 0", &rc),
+			       "invalid char 'x' in expression"));
+	assert_non_null(strstr(run("help block_set_io_throttle", &rc),
+			       "device bps bps_rd bps_wr iops iops_rd iops_wr"));
+	/* info block: QEMU's I/O throttling line, only for a throttled drive. */
+	vm.drives[0] = (struct drive_info){ .device = "virtio0", .node_name = "#block001",
+					    .file = "d.img", .format = "raw", .qdev = "q",
+					    .throttled = true, .group = "g1" };
+	vm.drives[0].limits.b[THROTTLE_BPS_READ].avg = 1000;
+	vm.drives[0].limits.b[THROTTLE_OPS_TOTAL].avg = 50;
+	vm.drives[0].limits.b[THROTTLE_OPS_TOTAL].max = 80;
+	vm.drives[0].limits.op_size = 4096;
+	vm.nr_drives = 1;
+	assert_non_null(strstr(run("info block", &rc),
+		"    Cache mode:       writeback\r\n"
+		"    I/O throttling:   bps=0 bps_rd=1000 bps_wr=0 bps_max=0 bps_rd_max=0 "
+		"bps_wr_max=0 iops=50 iops_rd=0 iops_wr=0 iops_max=80 iops_rd_max=0 iops_wr_max=0 "
+		"iops_size=4096 group=g1\r\n"));
+	vm.drives[0].throttled = false;
+	assert_null(strstr(run("info block", &rc), "I/O throttling"));
+}
+
 static void test_actions_reach_the_machine(void **state)
 {
 	int rc;
@@ -417,6 +483,7 @@ int main(void)
 		cmocka_unit_test(test_info_network),
 		cmocka_unit_test(test_info_usernet),
 		cmocka_unit_test(test_info_blockstats),
+		cmocka_unit_test(test_block_set_io_throttle),
 		cmocka_unit_test(test_actions_reach_the_machine),
 		cmocka_unit_test(test_xp_memory_dump),
 		cmocka_unit_test(test_errors_and_unknown),

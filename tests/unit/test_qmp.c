@@ -161,6 +161,8 @@ struct fake {
 	unsigned nr_drives;
 	struct net_info nets[4];
 	unsigned nr_nets;
+	char throttle_group[32];	/* the last set_io_throttle: "" for none */
+	struct throttle_config throttle;
 };
 
 static struct fake fake;
@@ -296,8 +298,23 @@ static unsigned f_nets(void *opaque, struct net_info *out, unsigned max)
 	return f->nr_nets;
 }
 
+static int f_throttle(void *opaque, const char *device, const char *group,
+		      const struct throttle_config *c, char *err, size_t errlen)
+{
+	struct fake *f = opaque;
+
+	if (strcmp(device, "virtio0")) {
+		snprintf(err, errlen, "Device '%s' not found", device);
+		return -1;
+	}
+	snprintf(f->throttle_group, sizeof(f->throttle_group), "%s", group ? group : "(none)");
+	f->throttle = *c;
+	return 0;
+}
+
 static const struct control ctl = {
 	.opaque = &fake,
+	.set_io_throttle = f_throttle,
 	.blocks = f_blocks,
 	.net_clients = f_nets,
 	.name = f_name,
@@ -969,7 +986,8 @@ static void test_query_commands(void **state)
 		"query-blockstats", "query-rx-filter", "query-chardev", "query-pci", "query-balloon",
 		"query-migrate", "query-machines", "query-cpu-definitions", "stop", "cont",
 		"system_reset", "system_powerdown", "quit", "balloon",
-		"human-monitor-command", "set_link", "device_del", "qom-get", "qom-set",
+		"human-monitor-command", "set_link", "device_del", "block_set_io_throttle",
+		"qom-get", "qom-set",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;
@@ -1053,6 +1071,49 @@ static void test_query_cpus_fast(void **state)
 	assert_int_equal(get_int(props, "core-id"), 0);
 	assert_int_equal(get_int(props, "thread-id"), 0);
 	json_object_put(r);
+}
+
+/* block_set_io_throttle: every BlockIOThrottle member reaches the machine; query-block shows them. */
+static void test_block_set_io_throttle(void **state)
+{
+	const struct leaky_bucket *k = fake.throttle.b;
+	struct json_object *r, *ins;
+
+	negotiate();
+	run("block_set_io_throttle", "{\"device\": \"virtio0\", \"bps\": 0, \"bps_rd\": 1000, "
+	    "\"bps_wr\": 0, \"iops\": 50, \"iops_rd\": 0, \"iops_wr\": 0, \"iops_max\": 80, "
+	    "\"iops_max_length\": 3, \"iops_size\": 4096, \"group\": \"g1\"}");
+	expect_raw("{\"return\": {}}");
+	assert_string_equal(fake.throttle_group, "g1");
+	assert_int_equal(k[THROTTLE_BPS_READ].avg, 1000);
+	assert_int_equal(k[THROTTLE_OPS_TOTAL].avg, 50);
+	assert_int_equal(k[THROTTLE_OPS_TOTAL].max, 80);
+	assert_int_equal(k[THROTTLE_OPS_TOTAL].burst_length, 3);
+	assert_int_equal(k[THROTTLE_BPS_TOTAL].burst_length, 1);
+	assert_int_equal(fake.throttle.op_size, 4096);
+	run("block_set_io_throttle", "{\"device\": \"nope\", \"bps\": 0, \"bps_rd\": 0, "
+	    "\"bps_wr\": 0, \"iops\": 0, \"iops_rd\": 0, \"iops_wr\": 0}");
+	expect_error("DeviceNotFound", "Device 'nope' not found");
+	run("block_set_io_throttle", "{\"device\": \"virtio0\", \"bps\": 0}");
+	expect_error("GenericError", "Parameter 'bps_rd' is missing");
+	/* query-block: the rates always, bursts, iops_size and group when throttled. */
+	fake.drives[0] = (struct drive_info){ .device = "virtio0", .node_name = "#block001",
+					      .file = "d.img", .format = "raw", .qdev = "q",
+					      .throttled = true, .group = "g1" };
+	fake.drives[0].limits = fake.throttle;
+	fake.nr_drives = 1;
+	run("query-block", NULL);
+	r = expect_return();
+	ins = get(json_object_array_get_idx(r, 0), "inserted");
+	assert_int_equal(get_int(ins, "bps_rd"), 1000);
+	assert_int_equal(get_int(ins, "iops"), 50);
+	assert_int_equal(get_int(ins, "iops_max"), 80);
+	assert_int_equal(get_int(ins, "iops_max_length"), 3);
+	assert_int_equal(get_int(ins, "iops_size"), 4096);
+	assert_string_equal(get_str(ins, "group"), "g1");
+	assert_false(json_object_object_get_ex(ins, "bps_max", NULL));
+	json_object_put(r);
+	fake.nr_drives = 0;
 }
 
 static void test_empty_queries(void **state)
@@ -1583,6 +1644,7 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
+		T(test_block_set_io_throttle),
 		T(test_greeting),
 		T(test_negotiation),
 		T(test_capabilities_oob),

@@ -334,7 +334,9 @@ int block_gluster_open(const char *display, const struct block_gluster_opts *o,
 	}
 	c->fd = glfs_open(c->fs, o->path, (flags & BLOCK_RDONLY) ? O_RDONLY : O_RDWR);
 	if (!c->fd) {
-		block_err(err, errlen, "%s", strerror(errno ? errno : EIO));
+		/* QEMU's words, which its caller's "Could not open" then repeats. */
+		block_err(err, errlen, "Could not open '%s': %s", display,
+			  strerror(errno ? errno : EIO));
 		gluster_conn_close(c);
 		return -1;
 	}

@@ -142,12 +142,21 @@ class Server:
         if self.stopped:
             return
         self.stopped = True
-        # The brick processes glusterd started (their pid files are in our run dir).
+        # The brick processes glusterd started (their pid files are in our run dir), and
+        # what they leave in the global directories: their socket and log.
         for pidfile in (self.dir / "run").glob("vols/*/*.pid"):
             try:
-                os.kill(int(pidfile.read_text().strip()), 15)
-            except (ValueError, ProcessLookupError):
-                pass
+                pid = int(pidfile.read_text().strip())
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                os.kill(pid, 15)
+            except (ValueError, OSError):
+                continue
+            end = time.monotonic() + 10
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < end:
+                time.sleep(0.05)
+            for flag in (b"-S", b"-l"):
+                if flag in argv and argv.index(flag) + 1 < len(argv):
+                    Path(argv[argv.index(flag) + 1].decode()).unlink(missing_ok=True)
         if self.glusterd and self.glusterd.poll() is None:
             self.glusterd.terminate()
             try:
@@ -392,3 +401,8 @@ def test_the_guest_under_qemu_writes_a_disk_on_the_volume(probe, server):
     assert status == 0 and "probe: blk: verified" in out, out + err
     data = server.brick_file(url.rsplit("/", 1)[1]).read_bytes()
     assert data[8 * SECTOR:136 * SECTOR] == pattern(5, 8 * SECTOR, 128 * SECTOR)
+
+
+def test_help_lists_gluster_as_qemu_img_with_the_driver_does():
+    line = [l for l in kimg("--help")[1].splitlines() if l.startswith("Supported formats:")]
+    assert "gluster" in line[0].split()

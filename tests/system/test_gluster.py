@@ -406,3 +406,21 @@ def test_the_guest_under_qemu_writes_a_disk_on_the_volume(probe, server):
 def test_help_lists_gluster_as_qemu_img_with_the_driver_does():
     line = [l for l in kimg("--help")[1].splitlines() if l.startswith("Supported formats:")]
     assert "gluster" in line[0].split()
+
+
+def test_create_preallocation_and_file_options(server):
+    """preallocation reaches the brick's file; the file protocol's options are refused
+    (QEMU's gluster create takes size and preallocation only)."""
+    sizes = {}
+    for mode in ("off", "falloc", "full"):
+        url = server.url_for(f"pre-{mode}.raw")
+        k = kimg("create", "-q", "-f", "raw", "-o", f"preallocation={mode}", url, "4M")
+        assert k[0] == 0, k
+        st = server.brick_file(f"pre-{mode}.raw").stat()
+        assert st.st_size == 4 << 20
+        sizes[mode] = st.st_blocks * 512
+    assert sizes["off"] < 1 << 20 and sizes["falloc"] >= 4 << 20 and sizes["full"] >= 4 << 20
+    k = kimg("create", "-q", "-f", "qcow2", "-o", "extent_size_hint=1M",
+             server.url_for("hint.qcow2"), "4M")
+    assert k[0] == 1 and "Invalid parameter 'extent_size_hint'" in k[2]
+    assert not server.brick_file("hint.qcow2").exists()

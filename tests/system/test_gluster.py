@@ -4,12 +4,13 @@ working and run directories and a one-brick volume on a directory of the test's,
 stops them at the end.
 
 Two things of glusterd's cannot be moved: its port (the brick processes it spawns fetch
-their volume file from 24007, whatever port glusterd listens on: measured, the brick
-exits "disconnected from remote-host"), and the brick's socket and log directories
-(/var/run/gluster, /var/log/glusterfs/bricks).  So one glusterd per module, refused with a
-clear error while another one holds 24007.  The gluster CLI refuses 127.0.0.1 as a brick
-host ("Please provide a valid hostname/ip other than localhost, 127.0.0.1 or loopback
-address"); 127.0.0.2 is loopback too and passes.
+their volume file from port 24007 of the brick's host, whatever port glusterd listens on:
+measured, the brick exits "disconnected from remote-host"), and the brick's socket and
+log directories (/var/run/gluster, /var/log/glusterfs/bricks).  So each Server takes a
+loopback address of its own, 127.0.0.N (N >= 2), binds glusterd to N:24007 and names
+its brick N:/dir: servers of several modules or processes (the storage bench) run side
+by side.  The gluster CLI refuses 127.0.0.1 as a brick host anyway ("Please provide a
+valid hostname/ip other than localhost, 127.0.0.1 or loopback address").
 
 libgfapi 10.3's glfs_fini waits 10 s before it tears a connection down, so each qemu-img
 command on the volume takes 10 s; the tests run the two tools, and independent commands,
@@ -38,9 +39,23 @@ def kimg_has_gluster():
     return "Unknown protocol" not in p.stderr
 
 
-def port_busy(port):
+def port_busy(port, host="127.0.0.1"):
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
+
+
+def free_loopback():
+    """A loopback address whose port 24007 nobody holds, or None."""
+    for n in range(2, 255):
+        host = f"127.0.0.{n}"
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, GLUSTERD_PORT))
+                return host
+            except OSError:
+                continue
+    return None
 
 
 def available():
@@ -53,8 +68,9 @@ def available():
         return False, "glusterfs-server is not installed"
     if os.geteuid() != 0:
         return False, "glusterd and its bricks need root (trusted.* xattrs on the brick)"
-    if port_busy(GLUSTERD_PORT):
-        return False, f"another glusterd holds port {GLUSTERD_PORT} (bricks need that port)"
+    if free_loopback() is None:
+        return False, f"port {GLUSTERD_PORT} is held on every loopback address (a glusterd " \
+            "bound to 0.0.0.0?): bricks need that port on their host"
     return True, ""
 
 
@@ -63,7 +79,7 @@ pytestmark = pytest.mark.skipif(not _ok, reason=_why)
 
 
 class Server:
-    """A glusterd on 127.0.0.1:24007 serving one volume, V, of one brick under d."""
+    """A glusterd on 127.0.0.N:24007 serving one volume, V, of one brick under d."""
     name = "gluster"
 
     def __init__(self, d):
@@ -72,8 +88,9 @@ class Server:
         self.stopped = False
         for sub in ("wd", "run", "log", "brick"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        if port_busy(GLUSTERD_PORT):
-            raise RuntimeError(f"port {GLUSTERD_PORT} is taken: another glusterd runs")
+        self.host = free_loopback()
+        if not self.host:
+            raise RuntimeError(f"port {GLUSTERD_PORT} is taken on every loopback address")
         self.sock = self.dir / "run" / "glusterd.socket"
         vol = self.dir / "glusterd.vol"
         vol.write_text(
@@ -83,6 +100,7 @@ class Server:
             f"    option glusterd-sockfile {self.sock}\n"
             "    option transport-type socket\n"
             f"    option transport.socket.listen-port {GLUSTERD_PORT}\n"
+            f"    option transport.socket.bind-address {self.host}\n"
             "    option transport.address-family inet\n    option ping-timeout 0\n"
             "    option event-threads 1\nend-volume\n")
         self.log = self.dir / "log" / "glusterd.log"
@@ -92,7 +110,7 @@ class Server:
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
             self._wait()
-            brick = f"127.0.0.2:{self.dir}/brick"
+            brick = f"{self.host}:{self.dir}/brick"
             self.cli("volume", "create", VOLUME, brick, "force")
             self.cli("volume", "start", VOLUME)
         except Exception:
@@ -101,7 +119,7 @@ class Server:
 
     def _wait(self):
         end = time.monotonic() + 20
-        while not (self.sock.exists() and port_busy(GLUSTERD_PORT)):
+        while not (self.sock.exists() and port_busy(GLUSTERD_PORT, self.host)):
             if time.monotonic() > end or self.glusterd.poll() is not None:
                 raise RuntimeError("glusterd did not start:\n" + self._logs())
             time.sleep(0.05)
@@ -123,7 +141,7 @@ class Server:
         return p.stdout
 
     def url_for(self, name):
-        return f"gluster://127.0.0.1/{VOLUME}/{name}"
+        return f"gluster://{self.host}/{VOLUME}/{name}"
 
     def blank(self, size):
         """A new zero-filled raw file of size bytes on the volume, and its URL."""
@@ -299,21 +317,21 @@ def test_names_and_errors_as_qemu_img_takes_them(server):
     answer alike (one batch, side by side)."""
     url = server.url_for("n.qcow2")
     assert kimg("create", "-q", "-f", "qcow2", url, "2M")[0] == 0
-    inet = "server.0.type=inet,server.0.host=127.0.0.1,server.0.port=24007"
+    inet = f"server.0.type=inet,server.0.host={server.host},server.0.port=24007"
     under = ("driver=qcow2,file.driver=gluster,file.volume=V,file.path=n.qcow2,"
              + ",".join("file." + kv for kv in inet.split(",")))
     # server.0 answers nothing: server.1 is the one that serves the volume file.
     fallback = ("driver=qcow2,file.driver=gluster,file.volume=V,file.path=n.qcow2,"
                 "file.server.0.type=inet,file.server.0.host=127.0.0.1,file.server.0.port=1,"
-                "file.server.1.type=inet,file.server.1.host=127.0.0.1,"
+                f"file.server.1.type=inet,file.server.1.host={server.host},"
                 "file.server.1.port=24007")
     js = ('json:{"driver":"gluster","volume":"V","path":"n.qcow2","server":'
-          '[{"type":"inet","host":"127.0.0.1","port":"24007"}]}')
+          f'[{{"type":"inet","host":"{server.host}","port":"24007"}}]}}')
     good = [("info", "--image-opts", under), ("info", "--image-opts", fallback),
             ("info", f"gluster+unix:///V/n.qcow2?socket={server.sock}"), ("info", js),
             ("info", url.replace("gluster://", "gluster+rdma://")),
             ("info", url.replace("gluster://", "gluster+tcp://"))]
-    bad = [("info", "gluster://127.0.0.1/W/n.qcow2"),           # no such volume
+    bad = [("info", f"gluster://{server.host}/W/n.qcow2"),      # no such volume
            ("info", server.url_for("nosuch")),                  # no such file
            ("info", "gluster://127.0.0.1:1/V/n.qcow2"),         # nobody at that port
            ("info", "gluster://127.0.0.1/V"),                   # no path
@@ -332,7 +350,7 @@ def test_names_and_errors_as_qemu_img_takes_them(server):
     errs = answers[len(good):]
     assert all(a[0] == 1 for a in errs)
     assert "Gluster connection for volume W, path n.qcow2 failed to connect" in errs[0][2]
-    assert "hint: failed on host 127.0.0.1 and port 24007" in errs[0][2]
+    assert f"hint: failed on host {server.host} and port 24007" in errs[0][2]
     assert "No such file or directory" in errs[1][2]
     assert "invalid URI gluster://127.0.0.1/V\nUsage: file=gluster" in errs[3][2]
     assert "Unknown protocol 'gluster+foo'" in errs[8][2]
@@ -353,7 +371,7 @@ def test_debug_and_logfile_steer_libgfapi_s_log(server, tmp_path):
     url = server.url_for("log.qcow2")
     assert kimg("create", "-q", "-f", "qcow2", url, "1M")[0] == 0
     base = ("driver=gluster,volume=V,path=log.qcow2,server.0.type=inet,"
-            "server.0.host=127.0.0.1,server.0.port=24007")
+            f"server.0.host={server.host},server.0.port=24007")
     loud, quiet = tmp_path / "loud.log", tmp_path / "quiet.log"
     assert kimg("info", "--image-opts", f"{base},debug=9,logfile={loud}")[0] == 0
     assert kimg("info", "--image-opts", f"{base},debug=0,logfile={quiet}")[0] == 0
@@ -364,15 +382,32 @@ def test_debug_and_logfile_steer_libgfapi_s_log(server, tmp_path):
 
 
 def test_the_vmm_opens_drives_on_the_volume(server):
-    """kestrel -drive file=gluster://... goes through the same block layer: a missing file
-    is refused before anything else happens."""
+    """kestrel -drive file=gluster://... and -blockdev driver=gluster (dotted, and JSON with
+    libvirt's server array) go through the same block layer: a missing file is refused
+    by it before anything else happens; an existing one opens."""
     kestrel = KIMG.parents[1] / "kestrel"
-    p = subprocess.run([str(kestrel), "-nographic", "-drive",
-                        f"file={server.url_for('nosuch.raw')},if=none,id=d0", "-device",
-                        "virtio-blk-pci,drive=d0"], capture_output=True, text=True, timeout=60)
-    assert p.returncode != 0
     name = server.url_for("nosuch.raw")
-    assert f"-drive file={name}: Could not open '{name}': No such file or directory" in p.stderr
+    inet = f"server.0.type=inet,server.0.host={server.host},server.0.port=24007"
+    js = ('{"driver":"qcow2","node-name":"q0","file":{"driver":"gluster","volume":"V",'
+          f'"path":"nosuch.raw","server":[{{"type":"inet","host":"{server.host}",'
+          '"port":"24007"}]}}')
+    for args, drv in (([ "-drive", f"file={name},if=none,id=d0"], "d0"),
+                      (["-blockdev", f"driver=gluster,node-name=g0,volume=V,path=nosuch.raw,"
+                        f"{inet}"], "g0"),
+                      (["-blockdev", js], "q0")):
+        p = subprocess.run([str(kestrel), "-nographic", *args, "-device",
+                            f"virtio-blk-pci,drive={drv}"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode != 0
+        assert "No such file or directory" in p.stderr, (args, p.stderr)
+        assert f"Could not open 'gluster://{server.host}" in p.stderr, (args, p.stderr)
+    url = server.blank(1 << 20)
+    path = url.rsplit("/", 1)[1]
+    p = subprocess.run([str(kestrel), "-nographic", "-blockdev",
+                        f"driver=gluster,node-name=g0,volume=V,path={path},{inet}",
+                        "-device", "virtio-blk-pci,drive=g0", "-kernel", "/nonexistent"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "gluster" not in p.stderr.replace(url, ""), p.stderr
 
 
 @pytest.mark.guest

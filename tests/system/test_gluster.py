@@ -317,6 +317,9 @@ def test_names_and_errors_as_qemu_img_takes_them(server):
     answer alike (one batch, side by side)."""
     url = server.url_for("n.qcow2")
     assert kimg("create", "-q", "-f", "qcow2", url, "2M")[0] == 0
+    # A backing file named relative to an image on the volume is on the volume too.
+    overlay = server.url_for("n-overlay.qcow2")
+    assert kimg("create", "-q", "-f", "qcow2", "-b", "n.qcow2", "-F", "qcow2", overlay)[0] == 0
     inet = f"server.0.type=inet,server.0.host={server.host},server.0.port=24007"
     under = ("driver=qcow2,file.driver=gluster,file.volume=V,file.path=n.qcow2,"
              + ",".join("file." + kv for kv in inet.split(",")))
@@ -330,7 +333,8 @@ def test_names_and_errors_as_qemu_img_takes_them(server):
     good = [("info", "--image-opts", under), ("info", "--image-opts", fallback),
             ("info", f"gluster+unix:///V/n.qcow2?socket={server.sock}"), ("info", js),
             ("info", url.replace("gluster://", "gluster+rdma://")),
-            ("info", url.replace("gluster://", "gluster+tcp://"))]
+            ("info", url.replace("gluster://", "gluster+tcp://")),
+            ("info", "--backing-chain", overlay)]
     bad = [("info", f"gluster://{server.host}/W/n.qcow2"),      # no such volume
            ("info", server.url_for("nosuch")),                  # no such file
            ("info", "gluster://127.0.0.1:1/V/n.qcow2"),         # nobody at that port

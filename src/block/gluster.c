@@ -302,6 +302,17 @@ static glfs_t *gluster_connect(const struct block_gluster_opts *o, char *err, si
 			return NULL;
 		}
 	}
+	/*
+	 * As QEMU: write-behind keeps the writes a failed fsync covered and
+	 * sends them again, instead of dropping them (a guest that retries its
+	 * flush after a brick came back must not lose acknowledged data).
+	 */
+	if (glfs_set_xlator_option(fs, "*-write-behind", "resync-failed-syncs-after-fsync",
+				   "on") < 0) {
+		block_err(err, errlen, "Unable to set xlator key/value pair");
+		glfs_fini(fs);
+		return NULL;
+	}
 	if (glfs_set_logging(fs, o->logfile, o->debug) < 0) {
 		block_err(err, errlen, "Gluster: could not log to '%s': %s", o->logfile,
 			  strerror(errno));

@@ -4,6 +4,7 @@
  */
 #include "block/block_int.h"
 #include "block/throttle.h"
+#include "block/gluster.h"
 #include "block/lock.h"
 #include "block/probe.h"
 
@@ -656,9 +657,12 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
 
 	memset(info, 0, sizeof(*info));
 	info->virtual_size = bd->size;
-	if (bd->proto)
-		info->actual_size_unknown = true;	/* a server's disk usage is its own */
-	else if (fstat(bd->fd, &st) == 0)
+	if (bd->proto) {
+		/* A server's disk usage is its own, unless the protocol can ask. */
+		int64_t n = bd->proto->allocated ? bd->proto->allocated(bd->conn) : -1;
+		info->actual_size_unknown = n < 0;
+		info->actual_size = n < 0 ? 0 : (uint64_t)n;
+	} else if (fstat(bd->fd, &st) == 0)
 		info->actual_size = (uint64_t)st.st_blocks * 512;
 	if (bd->drv->get_info)
 		return bd->drv->get_info(bd, info);
@@ -732,6 +736,36 @@ int block_create_file_opts(const char *path, const struct block_create_opts *o, 
 	return fd;
 }
 
+/*
+ * A create on a gluster volume: the format's create writes a temporary
+ * local file (its code knows descriptors only), whose data then goes to the
+ * volume.  The gluster protocol's create options are size and preallocation
+ * (QEMU's qemu_gluster_create_opts): the file protocol's are refused.
+ */
+static int create_on_gluster(const struct block_driver *drv, const char *name,
+			     const struct block_create_opts *o, char *err, size_t errlen)
+{
+	const char *dir = getenv("TMPDIR");
+	char tmp[PATH_MAX];
+	int fd, ret;
+
+	if (o->extent_size_hint_given || o->nocow)
+		return block_err(err, errlen, "Invalid parameter '%s'",
+				 o->nocow ? "nocow" : "extent_size_hint");
+	snprintf(tmp, sizeof(tmp), "%s/kestrel-create-XXXXXX", dir && *dir ? dir : "/tmp");
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return block_err(err, errlen, "Could not create a temporary file in %s: %s",
+				 dir && *dir ? dir : "/tmp", strerror(errno));
+	ret = drv->create(tmp, o, err, errlen);
+	if (ret == 0)
+		ret = block_gluster_create_from(name, fd, o->prealloc == BLOCK_PREALLOC_FALLOC,
+						err, errlen);
+	unlink(tmp);
+	close(fd);
+	return ret;
+}
+
 int block_create(const char *path, const char *format, const struct block_create_opts *o,
 		 char *err, size_t errlen)
 {
@@ -742,6 +776,8 @@ int block_create(const char *path, const char *format, const struct block_create
 	if (!drv->create)
 		return block_err(err, errlen, "Format driver '%s' does not support image creation",
 				 format);
+	if (block_gluster_name(path) && block_gluster_available())
+		return create_on_gluster(drv, path, o, err, errlen);
 	if (block_name_is_special(path)) {
 		/* "file:x" creates x; other protocols cannot create (spec.c). */
 		path = block_create_path(path, err, errlen);

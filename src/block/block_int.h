@@ -85,6 +85,8 @@ struct block_proto {
 	/* As the driver's status, for the export's bytes; NULL: all data. */
 	int (*status)(void *conn, uint64_t off, uint64_t len, uint64_t *pnum, unsigned *flags);
 	int64_t (*size)(void *conn);
+	/* Bytes the server stores for it (qemu-img info's disk size); NULL: unknown. */
+	int64_t (*allocated)(void *conn);
 	/* Changes the size; NULL: "Cannot resize <label> nodes". */
 	int (*truncate)(void *conn, uint64_t size, char *err, size_t errlen);
 	void (*close)(void *conn);

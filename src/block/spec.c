@@ -13,6 +13,7 @@
  */
 #include "block/block_int.h"
 #include "block/curl.h"
+#include "block/gluster.h"
 #include "block/nbd.h"
 #include "block/ssh.h"
 #include "block/throttle.h"
@@ -272,6 +273,7 @@ static const struct { const char *name; bool (*available)(void); } network_proto
 	{ "nbd", block_nbd_available }, { "ssh", block_ssh_available },
 	{ "http", block_curl_available }, { "https", block_curl_available },
 	{ "ftp", block_curl_available }, { "ftps", block_curl_available },
+	{ "gluster", block_gluster_available },
 };
 #define N_NETWORK_PROTOCOLS (sizeof(network_protocols) / sizeof(network_protocols[0]))
 
@@ -285,6 +287,11 @@ static const char *network_driver(const char *d)
 		if (!strcmp(d, network_protocols[i].name) && network_protocols[i].available())
 			return network_protocols[i].name;
 	return NULL;
+}
+
+bool block_protocol_has_driver(const char *name)
+{
+	return network_driver(name) != NULL;
 }
 
 size_t block_network_protocols(const char **names, size_t max)
@@ -362,6 +369,125 @@ static int open_ssh_opts(struct opts *o, const char *pfx, const char *format, un
 	return block_ssh_open(display, &s, format, flags, parent, out, err, errlen);
 }
 
+/*
+ * QEMU's BlockdevOptionsGluster: volume, path, server.N (inet host/port or
+ * unix path, tried in order), debug, logfile; or the URL as filename.
+ */
+static const char *const gluster_unsupported_inet[] = {
+	"numeric", "to", "ipv4", "ipv6", "keep-alive", "mptcp", NULL,
+};
+
+static int gluster_server_opts(struct opts *o, const char *pfx, struct block_gluster_opts *g,
+			       char *err, size_t errlen)
+{
+	char key[96];
+
+	for (int i = 0; ; i++) {
+		struct block_gluster_server *s = &g->server[i < BLOCK_GLUSTER_MAX_SERVERS ? i : 0];
+		const char *type;
+		snprintf(key, sizeof(key), "%sserver.%d.type", pfx, i);
+		type = opts_get(o, key);
+		if (!type)
+			return 0;
+		if (i >= BLOCK_GLUSTER_MAX_SERVERS)
+			return block_err(err, errlen, "Option 'server.%d' of block protocol 'gluster' "
+					 "is not supported by Kestrel (at most %d servers)", i,
+					 BLOCK_GLUSTER_MAX_SERVERS);
+		for (const char *const *u = gluster_unsupported_inet; *u; u++) {
+			snprintf(key, sizeof(key), "%sserver.%d.%s", pfx, i, *u);
+			if (opts_get(o, key))
+				return block_err(err, errlen, "Option 'server.%d.%s' of block protocol "
+						 "'gluster' is not supported by Kestrel", i, *u);
+		}
+		memset(s, 0, sizeof(*s));
+		if (!strcmp(type, "unix")) {
+			s->is_unix = true;
+			snprintf(key, sizeof(key), "%sserver.%d.path", pfx, i);
+			s->path = opts_get(o, key);
+			if (!s->path)
+				return block_err(err, errlen, "Parameter 'server.%d.path' is missing", i);
+		} else if (!strcmp(type, "inet")) {
+			snprintf(key, sizeof(key), "%sserver.%d.host", pfx, i);
+			s->host = opts_get(o, key);
+			snprintf(key, sizeof(key), "%sserver.%d.port", pfx, i);
+			s->port = opts_get(o, key);
+			if (!s->host)
+				return block_err(err, errlen, "Parameter 'server.%d.host' is missing", i);
+			if (!s->port)
+				return block_err(err, errlen, "Parameter 'server.%d.port' is missing", i);
+		} else {
+			return block_err(err, errlen, "Parameter 'server.%d.type' does not accept value "
+					 "'%s'", i, type);
+		}
+		g->nservers = i + 1;
+	}
+}
+
+static int open_gluster_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
+			     struct block_dev *parent, struct block_dev **out, char *err,
+			     size_t errlen)
+{
+	const char *filename = get_under(o, pfx, "filename"), *v;
+	struct block_gluster_opts g = { .debug = BLOCK_GLUSTER_DEBUG_DEFAULT, .logfile = "-" };
+	char *storage = NULL, display[4096];
+	int ret;
+
+	if (filename && block_gluster_parse_uri(filename, &g, &storage, err, errlen) < 0) {
+		free(storage);
+		return -1;
+	}
+	if (!filename) {
+		g.volume = get_under(o, pfx, "volume");
+		g.path = get_under(o, pfx, "path");
+		if (gluster_server_opts(o, pfx, &g, err, errlen) < 0)
+			return -1;
+		if (!g.volume || !g.path || !g.nservers)
+			return block_err(err, errlen, "Parameter '%s' is missing\nUsage: -drive "
+					 "driver=qcow2,file.driver=gluster,file.volume=testvol,"
+					 "file.path=/path/a.qcow2[,file.debug=9][,file.logfile="
+					 "/path/filename.log],file.server.0.type=inet,file.server.0."
+					 "host=1.2.3.4,file.server.0.port=24007,file.server.1.transport"
+					 "=unix,file.server.1.path=/var/run/glusterd.socket ...",
+					 !g.volume ? "volume" : !g.path ? "path" : "server");
+	}
+	/* QEMU clamps debug to 0..9. */
+	if ((v = get_under(o, pfx, "debug"))) {
+		char *end;
+		long d = strtol(v, &end, 10);
+		if (!*v || *end)
+			return free(storage), block_err(err, errlen, "Parameter 'debug' expects a "
+							"number");
+		g.debug = d < 0 ? 0 : d > BLOCK_GLUSTER_DEBUG_MAX ? BLOCK_GLUSTER_DEBUG_MAX : (int)d;
+	}
+	if ((v = get_under(o, pfx, "logfile")))
+		g.logfile = v;
+	if (filename)
+		snprintf(display, sizeof(display), "%s", filename);
+	else if (g.server[0].is_unix)
+		snprintf(display, sizeof(display), "gluster+unix:///%s/%s?socket=%s", g.volume,
+			 g.path, g.server[0].path);
+	else
+		snprintf(display, sizeof(display), "gluster://%s:%s/%s/%s", g.server[0].host,
+			 g.server[0].port, g.volume, g.path);
+	ret = block_gluster_open(display, &g, format, flags, parent, out, err, errlen);
+	free(storage);
+	return ret;
+}
+
+static int open_gluster_uri(const char *name, const char *format, unsigned flags,
+			    struct block_dev *parent, struct block_dev **out, char *err,
+			    size_t errlen)
+{
+	struct block_gluster_opts g;
+	char *storage;
+	int ret = block_gluster_parse_uri(name, &g, &storage, err, errlen);
+
+	if (ret == 0)
+		ret = block_gluster_open(name, &g, format, flags, parent, out, err, errlen);
+	free(storage);
+	return ret;
+}
+
 static int open_ssh_uri(const char *name, const char *format, unsigned flags,
 			struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
 {
@@ -391,6 +517,8 @@ static int open_network(struct opts *o, struct node *n, struct block_dev *parent
 		ret = open_nbd_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else if (!strcmp(proto, "ssh"))
 		ret = open_ssh_opts(o, pfx, format, n->flags, parent, out, err, errlen);
+	else if (!strcmp(proto, "gluster"))
+		ret = open_gluster_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else
 		ret = open_curl_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	if (ret < 0)
@@ -587,6 +715,8 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 		return block_nbd_open(name, format, flags, parent, out, err, errlen);
 	if (block_ssh_protocol(proto) && block_ssh_available())
 		return open_ssh_uri(name, format, flags, parent, out, err, errlen);
+	if (block_gluster_protocol(proto) && block_gluster_available())
+		return open_gluster_uri(name, format, flags, parent, out, err, errlen);
 	if (block_curl_protocol(proto) && block_curl_available()) {
 		struct block_curl_opts c = { 0 };
 		return block_curl_open(name, &c, format, flags, parent, out, err, errlen);
@@ -602,6 +732,9 @@ const char *block_create_path(const char *name, char *err, size_t errlen)
 		return name;
 	if (is_file_driver(proto))
 		return name + strlen(proto) + 1;
+	/* gluster creates: block_create writes the image there (block.c). */
+	if (block_gluster_protocol(proto) && block_gluster_available())
+		return name;
 	if (is_null_driver(proto))
 		block_err(err, errlen, "Protocol driver '%s' does not support image creation", proto);
 	else if (network_driver(proto) || (block_nbd_protocol(proto) && block_nbd_available()))

@@ -21,6 +21,22 @@
 
 #define FLAT_MAX 4096	/* the dotted form of a JSON -blockdev */
 
+static int flatten(struct json_object *obj, const char *prefix, char *out, size_t *len);
+
+/* An array's elements as "prefix.N" (QEMU's keyval: gluster's server list, say). */
+static int flatten_array(struct json_object *arr, const char *prefix, char *out, size_t *len)
+{
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *el = json_object_array_get_idx(arr, i);
+		char name[300];
+		int n = snprintf(name, sizeof(name), "%s.%zu", prefix, i);
+		if (n < 0 || (size_t)n >= sizeof(name) || !json_object_is_type(el, json_type_object) ||
+		    flatten(el, name, out, len) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Appends JSON object members as "prefix.key=value," with QEMU's ",," escaping. */
 static int flatten(struct json_object *obj, const char *prefix, char *out, size_t *len)
 {
@@ -29,6 +45,11 @@ static int flatten(struct json_object *obj, const char *prefix, char *out, size_
 		snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", key);
 		if (json_object_is_type(val, json_type_object)) {
 			if (flatten(val, name, out, len) < 0)
+				return -1;
+			continue;
+		}
+		if (json_object_is_type(val, json_type_array)) {
+			if (flatten_array(val, name, out, len) < 0)
 				return -1;
 			continue;
 		}
@@ -67,7 +88,7 @@ static struct opts *parse_blockdev(const char *opt, const char *arg)
 	flat = calloc(1, FLAT_MAX);
 	if (!obj || !json_object_is_type(obj, json_type_object) || !flat ||
 	    flatten(obj, "", flat, &len) < 0) {
-		err_invalid(opt, arg, "not a JSON object of strings, numbers, booleans and objects");
+		err_invalid(opt, arg, "not a JSON object of strings, numbers, booleans, objects and arrays of objects");
 		o = NULL;
 	} else {
 		if (len)
@@ -115,6 +136,72 @@ static bool is_protocol(const char *driver)
 	return !strcmp(driver, "file") || !strcmp(driver, "host_device");
 }
 
+/* Appends s to the JSON text at out (FLAT_MAX bytes), escaped as a JSON string. */
+static int json_str(char *out, size_t *len, const char *s)
+{
+	if (*len + 2 >= FLAT_MAX)
+		return -1;
+	out[(*len)++] = '"';
+	for (; *s; s++) {
+		int n = (unsigned char)*s < 0x20 ? snprintf(out + *len, FLAT_MAX - *len, "\\u%04x",
+							   (unsigned char)*s)
+			: *s == '"' || *s == '\\' ? snprintf(out + *len, FLAT_MAX - *len, "\\%c", *s)
+			: snprintf(out + *len, FLAT_MAX - *len, "%c", *s);
+		if (n < 0 || (size_t)n >= FLAT_MAX - *len)
+			return -1;
+		*len += (size_t)n;
+	}
+	if (*len + 2 >= FLAT_MAX)
+		return -1;
+	out[(*len)++] = '"';
+	out[*len] = '\0';
+	return 0;
+}
+
+/*
+ * A protocol node on a server (nbd, ssh, gluster, ...): its options not yet
+ * taken, under prefix, become a json: name whose "file" is the node, so the
+ * block layer parses them as kestrel-img's --image-opts (one parser, QEMU's
+ * option names) and the drive's format goes on top of it.
+ */
+static int json_member(char *out, size_t *len, const char *key, const char *value)
+{
+	if (*len + 2 >= FLAT_MAX)
+		return -1;
+	if (out[*len - 1] != '{')
+		out[(*len)++] = ',';
+	if (json_str(out, len, key) < 0 || *len + 2 >= FLAT_MAX)
+		return -1;
+	out[(*len)++] = ':';
+	return json_str(out, len, value);
+}
+
+static char *network_node(struct opts *o, const char *prefix)
+{
+	size_t plen = strlen(prefix), len;
+	char key[64], *out = calloc(1, FLAT_MAX);
+	int ret;
+
+	if (!out)
+		return NULL;
+	snprintf(key, sizeof(key), "%sdriver", prefix);
+	len = (size_t)snprintf(out, FLAT_MAX, "json:{\"file\":{");
+	ret = json_member(out, &len, "driver", opts_get(o, key));
+	for (size_t i = 0; ret == 0 && i < o->count; i++) {
+		struct opt *it = &o->items[i];
+		if (it->used || strncmp(it->key, prefix, plen))
+			continue;
+		it->used = true;
+		ret = json_member(out, &len, it->key + plen, it->value);
+	}
+	if (ret < 0 || len + 3 >= FLAT_MAX) {
+		free(out);
+		return NULL;
+	}
+	memcpy(out + len, "}}", 3);
+	return out;
+}
+
 /* Removes drive i (a protocol node a format node took over). */
 static void drop_drive(struct vm_config *cfg, unsigned i)
 {
@@ -151,6 +238,13 @@ static int format_file(struct vm_config *cfg, struct opts *o, struct drive_confi
 			d->detect_zeroes = f->detect_zeroes;
 		drop_drive(cfg, (unsigned)(f - cfg->drives));
 		return 0;
+	}
+	if (fdrv && block_protocol_has_driver(fdrv)) {
+		if (node_settings(o, "file.", d, opt, arg) < 0)
+			return -1;
+		opts_get(o, "file.node-name");
+		d->file = network_node(o, "file.");
+		return d->file ? 0 : err_invalid(opt, arg, "the node's options are too long");
 	}
 	if (!fdrv || !is_protocol(fdrv))
 		return err_invalid(opt, arg, "file= must name a file node, or file.driver=file with "
@@ -210,6 +304,16 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FI
 	} else if (!strcmp(driver, "throttle")) {
 		if (options_blockdev_throttle(cfg, o, &d, opt, arg) < 0)
 			goto out;
+	} else if (block_protocol_has_driver(driver)) {
+		if (node_settings(o, "", &d, opt, arg) < 0)
+			goto out;
+		d.protocol = true;
+		strcpy(d.format, "raw");	/* a device on a protocol node sees the bytes */
+		d.file = network_node(o, "");
+		if (!d.file) {
+			err_invalid(opt, arg, "the node's options are too long");
+			goto out;
+		}
 	} else if (block_format_has_driver(driver)) {
 		/* The block layer opens the data file the image names; no node may replace it. */
 		if (opts_get(o, "data-file") || opts_get(o, "data-file.driver")) {

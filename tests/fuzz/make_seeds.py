@@ -294,6 +294,15 @@ SEEDS = {
         ("unicode", b'{"execute":"human-monitor-command","arguments":{"command-line":'
                     b'"\\u00e9\\ud83d\\ude00 \xc3\xa9 \xff"}}'),
     ]},
+    # gluster URLs (fuzz_gluster): every transport, IPv6, escapes and refusals.
+    "gluster": {n: v for n, v in [
+        ("tcp", b"gluster://127.0.0.1:24007/vol/dir/disk.qcow2"),
+        ("default", b"gluster:///vol/disk.raw"),
+        ("ipv6", b"gluster+tcp://[::1]/vol/a%20b#frag"),
+        ("unix", b"gluster+unix:///vol/disk?socket=/run/glusterd.socket"),
+        ("rdma", b"gluster+rdma://user@host:1/v//p"),
+        ("bad", b"gluster+unix://h/v/p?socket=/s&x=1"),
+    ]},
     # json: pseudo-filenames (the text after "json:"), valid and QEMU's error cases.
     "json": {n: v for n, v in [
         ("qcow2", b'{"driver":"qcow2","file":{"driver":"file","filename":"x.qcow2","locking":false}}'),

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "block/block_int.h"
+#include "block/gluster.h"
 #include "block/nbd.h"
 #include "util/opts.h"
 
@@ -279,7 +280,6 @@ static void test_names(void **state)
 	static const struct { const char *name, *message; } refused[] = {
 		{ "null-co://x", "The only allowed filename for this driver is 'null-co://'" },
 		{ "iscsi://h/iqn/0", "Unknown protocol 'iscsi'" },
-		{ "gluster://h/v/x", "Unknown protocol 'gluster'" },
 		{ "rbd:pool/img", "Unknown protocol 'rbd'" },
 		{ "nfs://h/x", "Unknown protocol 'nfs'" },
 		{ "blkdebug::x.qcow2", "Unknown protocol 'blkdebug'" },
@@ -300,6 +300,14 @@ static void test_names(void **state)
 			    ? "Invalid URI: nbd+unix needs no host and exactly one query parameter, "
 			      "socket=PATH"
 			    : "Unknown protocol 'nbd+unix'");
+	/* gluster URLs too (gluster.c): a volume without a path connects nowhere. */
+	assert_int_equal(block_open("gluster://h/v", NULL, BLOCK_RDONLY, &bd, err, sizeof(err)),
+			 -1);
+	assert_string_equal(err, block_gluster_available()
+			    ? "invalid URI gluster://h/v\nUsage: file=gluster[+transport]://"
+			      "[host[:port]]volume/path[?socket=...][,file.debug=N]"
+			      "[,file.logfile=/path/filename.log]"
+			    : "Unknown protocol 'gluster'");
 }
 
 int main(void)

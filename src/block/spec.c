@@ -38,7 +38,7 @@ static const char *const unsupported_protocol_opts[] = {
 	"aio", "aio-max-batch", "pr-manager", "x-check-cache-dropped", "drop-cache",
 	"latency-ns", "discard", "detect-zeroes", "node-name", "username", "password-secret",
 	"proxy-username", "proxy-password-secret", "cookie-secret", "tls-creds", "tls-hostname",
-	"reconnect-delay", "open-timeout", "x-dirty-bitmap", NULL,
+	"x-dirty-bitmap", NULL,
 };
 
 /* QEMU's path_has_protocol: a ':' before any '/'.  Copies the name to proto. */
@@ -236,17 +236,57 @@ static const char *get_under(struct opts *o, const char *pfx, const char *key)
 	return opts_get(o, full);
 }
 
+/* A whole number of seconds (QEMU's uint32 options reconnect-delay, open-timeout). */
+static int get_seconds(struct opts *o, const char *pfx, const char *key, unsigned *out,
+		       char *err, size_t errlen)
+{
+	const char *v = get_under(o, pfx, key);
+	char *end;
+	unsigned long n;
+
+	if (!v)
+		return 0;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || end == v || *end || *v == '-' || n > UINT32_MAX)
+		return block_err(err, errlen, "Parameter '%s' expects uint32_t", key);
+	*out = (unsigned)n;
+	return 0;
+}
+
+/* tls-creds, tls-hostname, reconnect-delay, open-timeout of QEMU's BlockdevOptionsNbd. */
+static int read_nbd_opts(struct opts *o, const char *pfx, struct block_nbd_opts *n, char *err,
+			 size_t errlen)
+{
+	n->tls_creds = get_under(o, pfx, "tls-creds");
+	n->tls_hostname = get_under(o, pfx, "tls-hostname");
+	if (n->tls_hostname && !block_nbd_has_tls_hostname())
+		return block_err(err, errlen, "Option 'tls-hostname' of block protocol 'nbd' is not "
+				 "supported by Kestrel built with this libnbd (it has no "
+				 "nbd_set_tls_hostname; the certificate is checked against the "
+				 "server's host name)");
+	if (n->tls_hostname && !n->tls_creds)
+		return block_err(err, errlen, "tls-hostname is set but tls-creds is not");
+	if (get_seconds(o, pfx, "reconnect-delay", &n->reconnect_delay, err, errlen) < 0 ||
+	    get_seconds(o, pfx, "open-timeout", &n->open_timeout, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
 static int open_nbd_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
 			 struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
 {
 	const char *type = get_under(o, pfx, "server.type"), *host = get_under(o, pfx, "server.host");
 	const char *port = get_under(o, pfx, "server.port"), *path = get_under(o, pfx, "server.path");
 	const char *export = get_under(o, pfx, "export"), *filename = get_under(o, pfx, "filename");
+	struct block_nbd_opts n = { 0 };
 	char name[4096];
 
+	if (read_nbd_opts(o, pfx, &n, err, errlen) < 0)
+		return -1;
 	/* QEMU's nbd takes a whole address as its filename too. */
 	if (filename && !type && !export)
-		return block_nbd_open(filename, format, flags, parent, out, err, errlen);
+		return block_nbd_open(filename, &n, format, flags, parent, out, err, errlen);
 	if (!type)
 		return block_err(err, errlen, "Parameter 'server.type' is missing");
 	if (!strcmp(type, "unix")) {
@@ -263,7 +303,7 @@ static int open_nbd_opts(struct opts *o, const char *pfx, const char *format, un
 	}
 	if (export && strlen(name) + strlen(export) + 13 < sizeof(name))
 		snprintf(name + strlen(name), sizeof(name) - strlen(name), ":exportname=%s", export);
-	return block_nbd_open(name, format, flags, parent, out, err, errlen);
+	return block_nbd_open(name, &n, format, flags, parent, out, err, errlen);
 }
 
 /* The network protocols, each with whether this build has its client library. */
@@ -528,7 +568,7 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 		return open_node(&n, name, parent, out, err, errlen);
 	}
 	if (block_nbd_protocol(proto) && block_nbd_available())
-		return block_nbd_open(name, format, flags, parent, out, err, errlen);
+		return block_nbd_open(name, NULL, format, flags, parent, out, err, errlen);
 	if (block_ssh_protocol(proto) && block_ssh_available())
 		return open_ssh_uri(name, format, flags, parent, out, err, errlen);
 	if (block_curl_protocol(proto) && block_curl_available()) {

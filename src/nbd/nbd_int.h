@@ -12,6 +12,8 @@ struct nbd_conn {
 	bool no_zeroes;			/* client asked for NBD_FLAG_C_NO_ZEROES */
 	bool structured;		/* NBD_OPT_STRUCTURED_REPLY acknowledged */
 	bool meta_alloc;		/* base:allocation selected for the export */
+	bool tls_on;			/* NBD_OPT_STARTTLS done: io is tls_io */
+	struct nbd_io tls_io;
 	uint16_t tflags;		/* transmission flags sent to the client */
 	char *err;
 	size_t errlen;

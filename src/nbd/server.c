@@ -8,6 +8,7 @@
  */
 #include "nbd/nbd_int.h"
 #include "nbd/proto.h"
+#include "nbd/tls.h"
 #include "block/block.h"
 #include "util/bytes.h"
 
@@ -312,9 +313,38 @@ static int opt_export_name(struct nbd_conn *c, struct optbuf *b)
 	return 1;
 }
 
+/*
+ * NBD_OPT_STARTTLS (proto.md "TLS support"): acknowledged in clear, then
+ * the TLS handshake; everything after it goes through the session.
+ */
+static int opt_starttls(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
+{
+	if (!c->exp->tls)
+		return opt_error(c, opt, NBD_REP_ERR_POLICY, "TLS not configured");
+	if (c->tls_on)
+		return opt_error(c, opt, NBD_REP_ERR_INVALID, "TLS already enabled");
+	if (b->left)
+		return opt_error(c, opt, NBD_REP_ERR_INVALID, "option takes no data");
+	if (opt_reply(c, opt, NBD_REP_ACK, NULL, 0) < 0)
+		return -1;
+	if (nbd_tls_start(c->exp->tls, c->io, &c->tls_io, c->err, c->errlen) < 0)
+		return -1;
+	c->tls_on = true;
+	c->io = &c->tls_io;
+	return 0;
+}
+
 /* One option: 1 when transmission starts, 0 to go on, -1 to end. */
 static int handle_option(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
 {
+	/* With TLS configured, only STARTTLS and ABORT come before it (as qemu-nbd). */
+	if (c->exp->tls && !c->tls_on && opt != NBD_OPT_STARTTLS && opt != NBD_OPT_ABORT) {
+		char msg[64];
+		if (opt == NBD_OPT_EXPORT_NAME)
+			return nbd_fail(c, "client asked for an export before TLS");
+		snprintf(msg, sizeof(msg), "Option 0x%x not permitted before TLS", opt);
+		return opt_error(c, opt, NBD_REP_ERR_TLS_REQD, msg);
+	}
 	switch (opt) {
 	case NBD_OPT_EXPORT_NAME:
 		return opt_export_name(c, b);
@@ -325,7 +355,7 @@ static int handle_option(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
 	case NBD_OPT_LIST:
 		return opt_list(c, opt, b);
 	case NBD_OPT_STARTTLS:
-		return opt_error(c, opt, NBD_REP_ERR_POLICY, "TLS not configured");
+		return opt_starttls(c, opt, b);
 	case NBD_OPT_INFO:
 	case NBD_OPT_GO:
 		return opt_info_go(c, opt, b);
@@ -406,9 +436,9 @@ int nbd_serve(const struct nbd_export *exp, struct nbd_io *io, char *err, size_t
 		return nbd_fail(&c, "client does not speak fixed newstyle");
 	c.no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
 	ret = haggle(&c);
-	if (ret == 2)
-		return 0;
-	if (ret < 0)
-		return -1;
-	return nbd_transmit(&c);
+	if (ret == 1)
+		ret = nbd_transmit(&c);
+	if (c.tls_on)
+		nbd_tls_end(&c.tls_io);
+	return ret == 2 ? 0 : ret;
 }

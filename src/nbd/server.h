@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 struct block_dev;
+struct nbd_tls;
 
 enum nbd_detect_zeroes { NBD_DZ_OFF, NBD_DZ_ON, NBD_DZ_UNMAP };
 
@@ -29,6 +30,7 @@ struct nbd_export {
 	bool discard_unmap;		/* --discard=unmap: TRIM deallocates */
 	enum nbd_detect_zeroes detect_zeroes;
 	bool multi_conn;		/* NBD_FLAG_CAN_MULTI_CONN (-e N with N != 1) */
+	const struct nbd_tls *tls;	/* --tls-creds: TLS required first; NULL: none */
 };
 
 /*

@@ -181,7 +181,7 @@ static int setup_tls(struct nbd_handle *h, const struct nbd_conn *c, char *err, 
 	if (!t)
 		return block_err(err, errlen, "No TLS credentials with id '%s'", c->tls_creds);
 	if (t->server)
-		return block_err(err, errlen, "Expecting TLS credentials with a client endpoint");
+		return block_err(err, errlen, "Expected TLS credentials for a client endpoint");
 	if (nbd_set_tls(h, LIBNBD_TLS_REQUIRE) < 0)
 		return block_err(err, errlen, "%s", nbd_get_error());
 	if (t->type == BLOCK_TLS_PSK) {

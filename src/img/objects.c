@@ -207,6 +207,10 @@ static int add_tls_creds(struct opts *o, const char *type, const char *id)
 	}
 	if (c.type == BLOCK_TLS_PSK)
 		c.username = opts_get(o, "username");
+	if (c.username && c.server) {
+		img_error("username should not be set when endpoint=server");
+		return -1;
+	}
 	if (opts_first_unused(o)) {
 		img_error("Property '%s.%s' not found", type, opts_first_unused(o));
 		return -1;

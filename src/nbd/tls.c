@@ -99,7 +99,7 @@ int nbd_tls_new(const char *id, struct nbd_tls **out, char *err, size_t errlen)
 		return -1;
 	}
 	if (!c->server) {
-		snprintf(err, errlen, "Expecting TLS credentials with a server endpoint");
+		snprintf(err, errlen, "Expected TLS credentials for a server endpoint");
 		return -1;
 	}
 	t = calloc(1, sizeof(*t));

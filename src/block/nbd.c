@@ -574,8 +574,11 @@ static int read_export(struct nbd_conn *c, char *err, size_t errlen)
 	int64_t max;
 
 	c->size = nbd_get_size(c->h);
+	/* libnbd hands a size past INT64_MAX back as a negative number, without an error. */
 	if (c->size < 0)
-		return block_err(err, errlen, "Could not get the export size: %s", nbd_get_error());
+		return block_err(err, errlen, "Could not get the export size: %s",
+				 nbd_get_error() ? nbd_get_error()
+						 : "the server announced more than 2^63 - 1 bytes");
 	if (!c->read_only && nbd_is_read_only(c->h) == 1)
 		return block_err(err, errlen,
 				 "The NBD export is read-only: open it read-only (-U/readonly=on)");

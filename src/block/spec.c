@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define NULL_DEFAULT_SIZE (1ULL << 30)	/* QEMU's null driver: 1 GiB */
 
@@ -199,6 +200,26 @@ static int check_unused(struct opts *o, const struct block_dev *bd, const struct
 			 block_format_name(bd), name);
 }
 
+/*
+ * QEMU's file-posix checks of what a file driver opened: "file" wants a
+ * regular file, host_device and host_cdrom a block or character device.
+ * A name that does not exist is left for the open to report.
+ */
+static int check_file_kind(const char *proto, const char *filename, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (!proto || !filename || stat(filename, &st) < 0)
+		return 0;
+	if (!strcmp(proto, "file") && (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode)))
+		return block_err(err, errlen, "'file' driver requires '%s' to be a regular file",
+				 filename);
+	if (strcmp(proto, "file") && !S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode))
+		return block_err(err, errlen, "'%s' driver requires '%s' to be either a character "
+				 "or block device", proto, filename);
+	return 0;
+}
+
 /* Opens the node n describes; the format's name for a protocol alone is its own. */
 static int open_node(struct node *n, const char *display, struct block_dev *parent,
 		     struct block_dev **out, char *err, size_t errlen)
@@ -211,11 +232,14 @@ static int open_node(struct node *n, const char *display, struct block_dev *pare
 				       !strcmp(n->proto, "null-aio") ? "null-aio" : NULL,
 				       n->null_size, n->read_zeroes, n->flags, out, err, errlen);
 	}
+	if (check_file_kind(n->proto, n->filename, err, errlen) < 0)
+		return -1;
 	if (block_open_file_key(n->filename, n->driver ? n->driver : *n->pfx ? NULL : "raw",
 				n->flags, n->key_secret, parent, out, err, errlen) < 0)
 		return -1;
 	if (!n->driver && !*n->pfx)
-		(*out)->format_name = "file";
+		(*out)->format_name = !strcmp(n->proto, "host_device") ? "host_device"
+				      : !strcmp(n->proto, "host_cdrom") ? "host_cdrom" : "file";
 	return 0;
 }
 
@@ -556,9 +580,12 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 		return open_json(name, format, flags, parent, out, err, errlen);
 	if (!protocol_of(name, proto, sizeof(proto)))
 		return block_open_file(name, format, flags, parent, out, err, errlen);
-	if (is_file_driver(proto))
+	if (is_file_driver(proto)) {
+		if (check_file_kind(proto, name + strlen(proto) + 1, err, errlen) < 0)
+			return -1;
 		return block_open_file(name + strlen(proto) + 1, format, flags, parent, out, err,
 				       errlen);
+	}
 	if (is_null_driver(proto)) {
 		struct node n = { .driver = format, .proto = proto, .pfx = "file.",
 				  .flags = flags, .null_size = NULL_DEFAULT_SIZE };

@@ -7,7 +7,8 @@
 #include <stdarg.h>
 
 struct nbd_conn {
-	const struct nbd_export *exp;
+	const struct nbd_server *srv;
+	const struct nbd_export *exp;	/* held from NBD_OPT_GO/EXPORT_NAME on */
 	struct nbd_io *io;
 	bool no_zeroes;			/* client asked for NBD_FLAG_C_NO_ZEROES */
 	bool structured;		/* NBD_OPT_STRUCTURED_REPLY acknowledged */

@@ -48,6 +48,24 @@ struct nbd_io {
 void nbd_io_fd(struct nbd_io *io, int *fd);
 
 /*
+ * What one server offers (the VMM's nbd-server-add exports several): get
+ * finds an export by name and holds it until put (from NBD_OPT_GO to the
+ * session's end), list calls fn on each (NBD_OPT_LIST) until fn returns
+ * non-zero, tls (NULL: none) makes TLS required first.
+ */
+struct nbd_server {
+	const struct nbd_tls *tls;
+	const struct nbd_export *(*get)(void *opaque, const char *name);
+	void (*put)(void *opaque, const struct nbd_export *exp);
+	int (*list)(void *opaque, int (*fn)(void *arg, const struct nbd_export *exp), void *arg);
+	void *opaque;
+};
+
+/* nbd_serve for a server of any number of exports. */
+int nbd_serve_server(const struct nbd_server *srv, struct nbd_io *io, char *err,
+		     size_t errlen);
+
+/*
  * Serves one client from the handshake to its disconnect.  Returns 0 when
  * the client ended the session (NBD_OPT_ABORT, NBD_CMD_DISC), or -1 with
  * the reason in err (a protocol violation, a closed connection, an I/O

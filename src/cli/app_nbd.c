@@ -31,6 +31,7 @@ struct app_export {
 	bool used;
 	unsigned users;			/* sessions that chose it (NBD_OPT_GO) */
 	char id[128], node[128], name[128];
+	char desc[4097];		/* copied, so NBD_OPT_LIST's copy owns its text */
 	struct nbd_export exp;
 };
 
@@ -100,6 +101,7 @@ static int srv_list(void *opaque, int (*fn)(void *arg, const struct nbd_export *
 		if (!copy.used)
 			continue;
 		copy.exp.name = copy.name;
+		copy.exp.description = copy.desc[0] ? copy.desc : NULL;
 		ret = fn(arg, &copy.exp);
 	}
 	return ret;
@@ -307,11 +309,8 @@ int app_nbd_stop(struct app_nbd *n, char *err, size_t errlen)
 	while (n->sessions)
 		pthread_cond_wait(&n->idle, &n->lock);
 	/* As QEMU's nbd_server_stop: the server's exports go with it. */
-	for (int i = 0; i < MAX_EXPORTS; i++) {
-		free((char *)n->exports[i].exp.description);
-		n->exports[i].exp.description = NULL;
+	for (int i = 0; i < MAX_EXPORTS; i++)
 		n->exports[i].used = false;
-	}
 	pthread_mutex_unlock(&n->lock);
 	close_listener(n);
 	n->running = false;
@@ -378,9 +377,9 @@ int app_nbd_add(struct app_nbd *n, const char *id, const char *node, const char 
 	strcpy(e->id, id);
 	strcpy(e->node, node);
 	strcpy(e->name, name);
-	e->exp = (struct nbd_export){ .name = e->name, .description = description ?
-				      strdup(description) : NULL, .bd = bd,
-				      .size = block_length(bd), .readonly = !writable,
+	snprintf(e->desc, sizeof(e->desc), "%s", description ? description : "");
+	e->exp = (struct nbd_export){ .name = e->name, .description = description ? e->desc : NULL,
+				      .bd = bd, .size = block_length(bd), .readonly = !writable,
 				      .multi_conn = !writable };
 	e->used = true;
 	pthread_mutex_unlock(&n->lock);
@@ -403,8 +402,6 @@ int app_nbd_remove(struct app_nbd *n, const char *id, char *err, size_t errlen)
 		return fail(err, errlen, "export '%s' still in use", id);
 	}
 	e->used = false;
-	free((char *)e->exp.description);
-	e->exp.description = NULL;
 	pthread_mutex_unlock(&n->lock);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -421,7 +422,13 @@ const char *block_format_name(const struct block_dev *bd)
 }
 bool block_is_readonly(const struct block_dev *bd) { return bd->read_only; }
 const char *block_filename(const struct block_dev *bd) { return bd->filename; }
-bool block_has_zero_init(const struct block_dev *bd) { return !bd->drv->no_zero_init; }
+/* A device keeps its old bytes when raw is "created" on it (QEMU: host_device has no zero init). */
+bool block_has_zero_init(const struct block_dev *bd)
+{
+	if (bd->drv == &block_raw_driver && !bd->proto && block_device_size(bd->fd) >= 0)
+		return false;
+	return !bd->drv->no_zero_init;
+}
 struct block_dev *block_backing(const struct block_dev *bd) { return bd->backing; }
 
 static bool in_range(const struct block_dev *bd, uint64_t offset, uint64_t len)
@@ -677,6 +684,20 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
  * only then empties the file.  Returns the descriptor, which holds the locks
  * until it is closed, or -1.
  */
+/*
+ * A device cannot be emptied: as QEMU's bdrv_co_create_opts_simple, its
+ * first sector is zeroed once the size is known to fit, so that no old
+ * header is probed in it.
+ */
+int block_device_zero_head(int fd)
+{
+	static const uint8_t zero[512];
+
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, sizeof(zero)) == 0)
+		return 0;
+	return block_pwrite_fd(fd, 0, zero, sizeof(zero));
+}
+
 int block_create_file(const char *path, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -688,12 +709,40 @@ int block_create_file(const char *path, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+	/* A device keeps its size and bytes (block_ftruncate, block_device_zero_head). */
+	if (block_device_size(fd) >= 0)
+		return fd;
 	if (ftruncate(fd, 0) < 0) {
 		block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+int64_t block_device_size(int fd)
+{
+	struct stat st;
+	uint64_t size;
+
+	if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode))
+		return -1;
+	if (ioctl(fd, BLKGETSIZE64, &size) < 0 || size > INT64_MAX)
+		return -1;
+	return (int64_t)size;
+}
+
+int block_ftruncate(int fd, uint64_t len)
+{
+	int64_t dev = block_device_size(fd);
+
+	if (dev < 0)
+		return ftruncate(fd, (off_t)len);
+	if (len > (uint64_t)dev) {
+		errno = EFBIG;
+		return -1;
+	}
+	return 0;
 }
 
 /*

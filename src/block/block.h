@@ -79,6 +79,25 @@ int block_io_limits(struct block_dev *bd, const char *group, const struct thrott
 bool block_io_limits_get(struct block_dev *bd, struct throttle_config *c, const char **group);
 void block_io_throttle(struct block_dev *bd, bool write, uint64_t bytes);
 
+/*
+ * TLS credentials (QEMU's -object tls-creds-x509 / tls-creds-psk): a
+ * directory of PEM files or a keys.psk file, for the NBD client (tls-creds=
+ * of an nbd node) and server (kestrel-nbd --tls-creds).  The objects'
+ * parsers check the files and add them; the NBD code looks them up by id.
+ */
+enum block_tls_type { BLOCK_TLS_X509, BLOCK_TLS_PSK };
+struct block_tls_creds {
+	const char *id;
+	enum block_tls_type type;
+	bool server;			/* endpoint=server */
+	const char *dir;
+	bool verify_peer;		/* x509 only (QEMU's default: on) */
+	const char *username;		/* psk client only (QEMU's default: "qemu") */
+};
+/* Copies c.  0, or -1 (duplicate id, out of memory). */
+int block_tls_creds_add(const struct block_tls_creds *c);
+const struct block_tls_creds *block_tls_creds_lookup(const char *id);
+
 /* Virtual disk size in bytes. */
 uint64_t block_length(const struct block_dev *bd);
 const char *block_format_name(const struct block_dev *bd);

@@ -217,6 +217,17 @@ int block_open_proto(const char *display, const struct block_proto *proto, void 
  */
 int block_create_file(const char *path, char *err, size_t errlen);
 /*
+ * ftruncate for image files that may be block or character devices
+ * (host_device): a device keeps its size, so a length it holds succeeds
+ * without change and a larger one fails with EFBIG (QEMU: "Cannot grow
+ * device files").  Same return convention as ftruncate.
+ */
+int block_ftruncate(int fd, uint64_t len);
+/* The size of a block device (BLKGETSIZE64), or -1 when fd is none. */
+int64_t block_device_size(int fd);
+/* Zeroes a device's first sector (raw created on it): 0 or -errno. */
+int block_device_zero_head(int fd);
+/*
  * block_create_file, then the file protocol's create options as QEMU's
  * file-posix applies them: nocow (best effort) and the extent size hint.
  */

@@ -195,5 +195,8 @@ int64_t bfile_size(const struct block_dev *bd)
 		return bd->proto->size(bd->conn);
 	if (fstat(bd->fd, &st) < 0)
 		return -errno;
+	/* A block device's st_size is 0: its size is BLKGETSIZE64's. */
+	if (S_ISBLK(st.st_mode))
+		return block_device_size(bd->fd);
 	return st.st_size;
 }

@@ -361,7 +361,7 @@ static int luks_create_image(const char *path, const struct block_create_opts *o
 	 */
 	end = luks_create_payload_offset(&p) + o->size;
 	ret = create_prealloc(fd, 0, end, o->prealloc);
-	if (ret == 0 && ftruncate(fd, (off_t)end) < 0)
+	if (ret == 0 && block_ftruncate(fd, end) < 0)
 		ret = -errno;
 	if (ret < 0)
 		block_err(err, errlen, "Could not create '%s': %s", path, strerror(-ret));

@@ -530,7 +530,7 @@ static int prl_create_write(int fd, uint64_t size, uint64_t cl)
 	/* Written zeroes as QEMU's blk_pwrite_zeroes: allocated, so "disk size" matches. */
 	if (bat_bytes > 512 && fallocate(fd, FALLOC_FL_ZERO_RANGE, 512, (off_t)(bat_bytes - 512)) == 0)
 		return 0;
-	return ftruncate(fd, (off_t)(bat_bytes > 512 ? bat_bytes : 512)) < 0 ? -errno : 0;
+	return block_ftruncate(fd, bat_bytes > 512 ? bat_bytes : 512) < 0 ? -errno : 0;
 }
 
 static int prl_create(const char *path, const struct block_create_opts *o, char *err,

@@ -211,7 +211,7 @@ static int create_write(int fd, const struct qed_header *h, const char *backing)
 	/* QEMU writes the zeroed L1 table: allocated zeroes keep "disk size" equal. */
 	if (fallocate(fd, FALLOC_FL_ZERO_RANGE, (off_t)h->l1_table_offset, (off_t)l1) == 0)
 		return 0;
-	return ftruncate(fd, (off_t)(h->l1_table_offset + l1)) < 0 ? -errno : 0;
+	return block_ftruncate(fd, h->l1_table_offset + l1) < 0 ? -errno : 0;
 }
 
 int qed_create(const char *path, const struct block_create_opts *o, char *err, size_t errlen)

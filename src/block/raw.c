@@ -7,8 +7,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +70,12 @@ static int raw_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, bo
 	block_crash_point();
 	if (bd->proto)
 		return bd->proto->zero(bd->conn, off, len, may_unmap);
+	/* A block device zeroes without unmapping through BLKZEROOUT, as QEMU's host_device. */
+	if (!may_unmap && !(off % 512) && !(len % 512) && block_device_size(bd->fd) >= 0) {
+		uint64_t range[2] = { off, len };
+		if (ioctl(bd->fd, BLKZEROOUT, range) == 0)
+			return 0;
+	}
 	if (fallocate(bd->fd, mode, (off_t)off, (off_t)len) == 0)
 		return 0;
 	if (may_unmap && fallocate(bd->fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)len) == 0)
@@ -185,10 +193,16 @@ static int raw_create(const char *path, const struct block_create_opts *o, char 
 	if (fd < 0)
 		return -1;
 	ret = raw_prealloc(fd, 0, o->size, o->prealloc);
-	if (ret == 0 && ftruncate(fd, (off_t)o->size) < 0)
+	if (ret == 0 && block_ftruncate(fd, o->size) < 0)
 		ret = -errno;
 	if (ret == 0)
 		ret = raw_first_block(fd, 0, o->size, o->prealloc);
+	if (ret == -EFBIG && block_device_size(fd) >= 0) {
+		close(fd);
+		return block_err(err, errlen, "Cannot grow device files");
+	}
+	if (ret == 0 && block_device_size(fd) >= 0)
+		ret = block_device_zero_head(fd);
 	if (close(fd) < 0 && ret == 0)
 		ret = -errno;
 	/* bdrv_img_create's words for a size the file system cannot hold. */

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define NULL_DEFAULT_SIZE (1ULL << 30)	/* QEMU's null driver: 1 GiB */
 
@@ -40,7 +41,7 @@ static const char *const unsupported_protocol_opts[] = {
 	"aio", "aio-max-batch", "pr-manager", "x-check-cache-dropped", "drop-cache",
 	"latency-ns", "discard", "detect-zeroes", "node-name", "username", "password-secret",
 	"proxy-username", "proxy-password-secret", "cookie-secret", "tls-creds", "tls-hostname",
-	"reconnect-delay", "open-timeout", "x-dirty-bitmap", NULL,
+	"x-dirty-bitmap", NULL,
 };
 
 /* QEMU's path_has_protocol: a ':' before any '/'.  Copies the name to proto. */
@@ -201,6 +202,26 @@ static int check_unused(struct opts *o, const struct block_dev *bd, const struct
 			 block_format_name(bd), name);
 }
 
+/*
+ * QEMU's file-posix checks of what a file driver opened: "file" wants a
+ * regular file, host_device and host_cdrom a block or character device.
+ * A name that does not exist is left for the open to report.
+ */
+static int check_file_kind(const char *proto, const char *filename, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (!proto || !filename || stat(filename, &st) < 0)
+		return 0;
+	if (!strcmp(proto, "file") && (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode)))
+		return block_err(err, errlen, "'file' driver requires '%s' to be a regular file",
+				 filename);
+	if (strcmp(proto, "file") && !S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode))
+		return block_err(err, errlen, "'%s' driver requires '%s' to be either a character "
+				 "or block device", proto, filename);
+	return 0;
+}
+
 /* Opens the node n describes; the format's name for a protocol alone is its own. */
 static int open_node(struct node *n, const char *display, struct block_dev *parent,
 		     struct block_dev **out, char *err, size_t errlen)
@@ -213,11 +234,14 @@ static int open_node(struct node *n, const char *display, struct block_dev *pare
 				       !strcmp(n->proto, "null-aio") ? "null-aio" : NULL,
 				       n->null_size, n->read_zeroes, n->flags, out, err, errlen);
 	}
+	if (check_file_kind(n->proto, n->filename, err, errlen) < 0)
+		return -1;
 	if (block_open_file_key(n->filename, n->driver ? n->driver : *n->pfx ? NULL : "raw",
 				n->flags, n->key_secret, parent, out, err, errlen) < 0)
 		return -1;
 	if (!n->driver && !*n->pfx)
-		(*out)->format_name = "file";
+		(*out)->format_name = !strcmp(n->proto, "host_device") ? "host_device"
+				      : !strcmp(n->proto, "host_cdrom") ? "host_cdrom" : "file";
 	return 0;
 }
 
@@ -238,17 +262,57 @@ static const char *get_under(struct opts *o, const char *pfx, const char *key)
 	return opts_get(o, full);
 }
 
+/* A whole number of seconds (QEMU's uint32 options reconnect-delay, open-timeout). */
+static int get_seconds(struct opts *o, const char *pfx, const char *key, unsigned *out,
+		       char *err, size_t errlen)
+{
+	const char *v = get_under(o, pfx, key);
+	char *end;
+	unsigned long n;
+
+	if (!v)
+		return 0;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || end == v || *end || *v == '-' || n > UINT32_MAX)
+		return block_err(err, errlen, "Parameter '%s' expects uint32_t", key);
+	*out = (unsigned)n;
+	return 0;
+}
+
+/* tls-creds, tls-hostname, reconnect-delay, open-timeout of QEMU's BlockdevOptionsNbd. */
+static int read_nbd_opts(struct opts *o, const char *pfx, struct block_nbd_opts *n, char *err,
+			 size_t errlen)
+{
+	n->tls_creds = get_under(o, pfx, "tls-creds");
+	n->tls_hostname = get_under(o, pfx, "tls-hostname");
+	if (n->tls_hostname && !block_nbd_has_tls_hostname())
+		return block_err(err, errlen, "Option 'tls-hostname' of block protocol 'nbd' is not "
+				 "supported by Kestrel built with this libnbd (it has no "
+				 "nbd_set_tls_hostname; the certificate is checked against the "
+				 "server's host name)");
+	if (n->tls_hostname && !n->tls_creds)
+		return block_err(err, errlen, "tls-hostname is set but tls-creds is not");
+	if (get_seconds(o, pfx, "reconnect-delay", &n->reconnect_delay, err, errlen) < 0 ||
+	    get_seconds(o, pfx, "open-timeout", &n->open_timeout, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
 static int open_nbd_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
 			 struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
 {
 	const char *type = get_under(o, pfx, "server.type"), *host = get_under(o, pfx, "server.host");
 	const char *port = get_under(o, pfx, "server.port"), *path = get_under(o, pfx, "server.path");
 	const char *export = get_under(o, pfx, "export"), *filename = get_under(o, pfx, "filename");
+	struct block_nbd_opts n = { 0 };
 	char name[4096];
 
+	if (read_nbd_opts(o, pfx, &n, err, errlen) < 0)
+		return -1;
 	/* QEMU's nbd takes a whole address as its filename too. */
 	if (filename && !type && !export)
-		return block_nbd_open(filename, format, flags, parent, out, err, errlen);
+		return block_nbd_open(filename, &n, format, flags, parent, out, err, errlen);
 	if (!type)
 		return block_err(err, errlen, "Parameter 'server.type' is missing");
 	if (!strcmp(type, "unix")) {
@@ -265,7 +329,7 @@ static int open_nbd_opts(struct opts *o, const char *pfx, const char *format, un
 	}
 	if (export && strlen(name) + strlen(export) + 13 < sizeof(name))
 		snprintf(name + strlen(name), sizeof(name) - strlen(name), ":exportname=%s", export);
-	return block_nbd_open(name, format, flags, parent, out, err, errlen);
+	return block_nbd_open(name, &n, format, flags, parent, out, err, errlen);
 }
 
 /* The network protocols, each with whether this build has its client library. */
@@ -700,9 +764,12 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 		return open_json(name, format, flags, parent, out, err, errlen);
 	if (!protocol_of(name, proto, sizeof(proto)))
 		return block_open_file(name, format, flags, parent, out, err, errlen);
-	if (is_file_driver(proto))
+	if (is_file_driver(proto)) {
+		if (check_file_kind(proto, name + strlen(proto) + 1, err, errlen) < 0)
+			return -1;
 		return block_open_file(name + strlen(proto) + 1, format, flags, parent, out, err,
 				       errlen);
+	}
 	if (is_null_driver(proto)) {
 		struct node n = { .driver = format, .proto = proto, .pfx = "file.",
 				  .flags = flags, .null_size = NULL_DEFAULT_SIZE };
@@ -712,7 +779,7 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 		return open_node(&n, name, parent, out, err, errlen);
 	}
 	if (block_nbd_protocol(proto) && block_nbd_available())
-		return block_nbd_open(name, format, flags, parent, out, err, errlen);
+		return block_nbd_open(name, NULL, format, flags, parent, out, err, errlen);
 	if (block_ssh_protocol(proto) && block_ssh_available())
 		return open_ssh_uri(name, format, flags, parent, out, err, errlen);
 	if (block_gluster_protocol(proto) && block_gluster_available())

@@ -396,7 +396,7 @@ static int write_new(int fd, uint64_t size, bool is_static)
 	free(buf);
 	if (w != (ssize_t)total)
 		return w < 0 ? -errno : -EIO;
-	if (is_static && ftruncate(fd, (off_t)(total + (uint64_t)blocks * VDI_BLOCK_SIZE)) < 0)
+	if (is_static && block_ftruncate(fd, total + (uint64_t)blocks * VDI_BLOCK_SIZE) < 0)
 		return -errno;
 	return 0;
 }

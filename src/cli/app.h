@@ -19,6 +19,7 @@
 #include "vmm/vm.h"
 
 struct json_object;
+struct app_nbd;
 
 struct app {
 	struct vm_config cfg;
@@ -50,6 +51,7 @@ struct app {
 	int signal_fd;
 	int ready_fd;			/* -daemonize: tells the waiting parent start-up worked */
 	bool pidfile_written;		/* only then is the pid file ours to remove */
+	struct app_nbd *nbd;		/* QMP nbd-server-start's server, NULL until then */
 };
 
 /* app_control.c: the monitors' view of the machine, and QMP events. */

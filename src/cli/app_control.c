@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "cli/app.h"
+#include "cli/app_nbd.h"
 
 static const char *ctl_name(void *opaque)
 {
@@ -331,6 +332,81 @@ static bool ctl_balloon_set_interval(void *opaque, const char *path, uint64_t se
 	return true;
 }
 
+/* A drive by its id or its node name ("#block001", as query-block names it). */
+static int find_drive(const struct app *app, const char *node)
+{
+	for (unsigned i = 0; i < app->cfg.nr_drives; i++) {
+		char name[24];
+		snprintf(name, sizeof(name), "#block%03u", i + 1);
+		if (app->disks[i] && (!strcmp(app->cfg.drives[i].id, node) || !strcmp(name, node)))
+			return (int)i;
+	}
+	return -1;
+}
+
+static int ctl_nbd_server_start(void *opaque, const struct nbd_listen *addr,
+				const char *tls_creds, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+
+	if (!app->nbd)
+		app->nbd = app_nbd_new();
+	if (!app->nbd) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return app_nbd_start(app->nbd, addr, tls_creds, err, errlen);
+}
+
+static int ctl_nbd_server_stop(void *opaque, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+
+	if (!app->nbd) {
+		snprintf(err, errlen, "NBD server not running");
+		return -1;
+	}
+	return app_nbd_stop(app->nbd, err, errlen);
+}
+
+/* The export serves the drive's own open node: the guest and the clients share it. */
+static int ctl_export_add(void *opaque, const char *id, const char *node, const char *name,
+			  const char *description, bool writable, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+	int i;
+
+	if (!app->nbd) {
+		snprintf(err, errlen, "NBD server not running");
+		return -1;
+	}
+	i = find_drive(app, node);
+	if (i < 0) {
+		snprintf(err, errlen, "Cannot find device=%s nor node_name=%s", node, node);
+		return -1;
+	}
+	return app_nbd_add(app->nbd, id, node, name, description, app->disks[i], writable, err,
+			   errlen);
+}
+
+static int ctl_export_del(void *opaque, const char *id, char *err, size_t errlen)
+{
+	struct app *app = opaque;
+
+	if (!app->nbd) {
+		snprintf(err, errlen, "Export '%s' is not found", id);
+		return -1;
+	}
+	return app_nbd_remove(app->nbd, id, err, errlen);
+}
+
+static unsigned ctl_exports(void *opaque, struct export_info *out, unsigned max)
+{
+	struct app *app = opaque;
+
+	return app->nbd ? app_nbd_exports(app->nbd, out, max) : 0;
+}
+
 static void ctl_quit(void *opaque)
 {
 	app_quit(opaque, "host-qmp-quit");
@@ -363,6 +439,11 @@ void app_control_init(struct app *app)
 		.query_balloon = ctl_query_balloon,
 		.balloon_stats = ctl_balloon_stats,
 		.balloon_set_interval = ctl_balloon_set_interval,
+		.nbd_server_start = ctl_nbd_server_start,
+		.nbd_server_stop = ctl_nbd_server_stop,
+		.export_add = ctl_export_add,
+		.export_del = ctl_export_del,
+		.exports = ctl_exports,
 	};
 }
 

@@ -8,6 +8,7 @@
  */
 #include "img/img.h"
 #include "nbd/server.h"
+#include "nbd/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,7 @@
 
 struct args {
 	const char *file, *format, *socket, *port, *bind, *pid_file, *snapshot_name;
-	const char *cache, *aio, *discard, *detect_zeroes;
+	const char *cache, *aio, *discard, *detect_zeroes, *tls_creds;
 	struct nbd_export exp;
 	uint64_t offset;
 	long shared;
@@ -56,7 +57,7 @@ static volatile sig_atomic_t stop_signal;
 
 enum {
 	OPT_TLS_CREDS = 256, OPT_TLS_AUTHZ, OPT_FORK, OPT_PID_FILE,
-	OPT_CACHE, OPT_AIO, OPT_DISCARD, OPT_DETECT_ZEROES, OPT_SELINUX,
+	OPT_CACHE, OPT_AIO, OPT_DISCARD, OPT_DETECT_ZEROES, OPT_SELINUX, OPT_TLS_HOSTNAME,
 };
 
 static const struct option long_opts[] = {
@@ -88,6 +89,7 @@ static const struct option long_opts[] = {
 	{ "description", required_argument, NULL, 'D' },
 	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
 	{ "tls-authz", required_argument, NULL, OPT_TLS_AUTHZ },
+	{ "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
 	{ "image-opts", no_argument, NULL, IMG_OPT_IMAGE_OPTS },
 	{ "trace", required_argument, NULL, 'T' },
 	{ "fork", no_argument, NULL, OPT_FORK },
@@ -114,7 +116,9 @@ static void usage(void)
 	       "Exposing part of the image:\n"
 	       "  -o, --offset=OFFSET       offset into the image\n\n"
 	       "General purpose options:\n"
-	       "  --object type,id=ID,...   define an object such as 'secret'\n"
+	       "  --object type,id=ID,...   define an object such as 'secret', 'tls-creds-x509'\n"
+	       "                            or 'tls-creds-psk'\n"
+	       "  --tls-creds=ID            use id of an earlier --object to provide TLS\n"
 	       "  --fork                    fork off the server process and exit the parent\n"
 	       "                            once the server is running\n"
 	       "  --pid-file=PATH           store the server's process ID in the given file\n\n"
@@ -133,8 +137,8 @@ static void usage(void)
 	       "      --discard=MODE        ignore (default), unmap\n"
 	       "      --detect-zeroes=MODE  off (default), on, unmap\n"
 	       "      --image-opts          treat FILE as a full set of image options\n\n"
-	       "Not implemented (refused by name): -A, -B, -L, -c, -d, -T, --tls-creds,\n"
-	       "--tls-authz, --selinux-label.\n", IMG_NAME);
+	       "Not implemented (refused by name): -A, -B, -L, -c, -d, -T, --tls-authz,\n"
+	       "--tls-hostname, --selinux-label.\n", IMG_NAME);
 }
 
 static int refuse(const char *opt, const char *why)
@@ -154,8 +158,10 @@ static int refused_option(int c)
 				 "by kestrel-nbd; use nbd-client or qemu-nbd -c");
 	case 'd': return refuse("--disconnect", "kernel NBD devices are not driven by kestrel-nbd");
 	case 'T': return refuse("--trace", "Kestrel has no trace events");
-	case OPT_TLS_CREDS: return refuse("--tls-creds", "TLS is not implemented");
-	case OPT_TLS_AUTHZ: return refuse("--tls-authz", "TLS is not implemented");
+	case OPT_TLS_AUTHZ: return refuse("--tls-authz", "no authz objects (every client "
+					  "whose certificate the CA signed is served)");
+	case OPT_TLS_HOSTNAME: return refuse("--tls-hostname", "it is for --list/--connect, "
+					     "which kestrel-nbd does not have");
 	case OPT_SELINUX: return refuse("--selinux-label", "SELinux labels are not implemented");
 	default: return 0;
 	}
@@ -257,6 +263,7 @@ static int parse_option(struct args *a, int c, char **argv)
 		a->exp.description = optarg;
 		break;
 	case OPT_FORK: a->fork = true; break;
+	case OPT_TLS_CREDS: a->tls_creds = optarg; break;
 	case OPT_PID_FILE: a->pid_file = optarg; break;
 	case IMG_OPT_OBJECT: {
 		int ret = img_object_add(optarg);
@@ -613,6 +620,21 @@ static int run_server(struct args *a)
 	return ret;
 }
 
+static struct nbd_tls *tls;
+
+/* --tls-creds: the object is looked up once every --object is parsed (qemu-nbd's order). */
+static int open_tls(struct args *a)
+{
+	char err[512];
+
+	if (nbd_tls_new(a->tls_creds, &tls, err, sizeof(err)) < 0) {
+		img_error("Failed to get TLS creds: %s", err);
+		return -1;
+	}
+	a->exp.tls = tls;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct args a = { 0 };
@@ -623,9 +645,14 @@ int main(int argc, char **argv)
 	ret = parse_args(&a, argc, argv);
 	if (ret != IMG_CONTINUE)
 		return ret;
-	if (open_image(&a) < 0)
+	if (a.tls_creds && open_tls(&a) < 0)
 		return 1;
+	if (open_image(&a) < 0) {
+		nbd_tls_free(tls);
+		return 1;
+	}
 	ret = run_server(&a);
 	block_close(a.exp.bd);
+	nbd_tls_free(tls);
 	return ret;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/app.h"
+#include "cli/app_nbd.h"
 #include "cli/options.h"
 #include "chardev/term.h"
 #include "util/log.h"
@@ -440,6 +441,9 @@ static int run_machine(struct app *app)
 
 static void teardown(struct app *app)
 {
+	/* The NBD server's sessions read the disks: they end first. */
+	app_nbd_free(app->nbd);
+	app->nbd = NULL;
 	for (unsigned i = 0; i < app->cfg.nr_drives; i++)
 		if (app->disks[i])
 			block_close(app->disks[i]);

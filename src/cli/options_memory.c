@@ -183,6 +183,38 @@ static int object_secret(struct opts *o, const char *opt, const char *arg)
 	return 0;
 }
 
+/*
+ * -object tls-creds-x509|tls-creds-psk,id=,dir=,endpoint=,verify-peer=,username=
+ * (qapi/qom.json): credentials for nbd-server-start's tls-creds and nbd
+ * drives' tls-creds=, kept by the block layer as secrets are.
+ */
+static int object_tls_creds(struct opts *o, const char *type, const char *opt, const char *arg)
+{
+	struct block_tls_creds c = { .id = opts_get(o, "id"), .dir = opts_get(o, "dir"),
+				     .verify_peer = true };
+	const char *endpoint = opts_get(o, "endpoint");
+
+	c.type = !strcmp(type, "tls-creds-psk") ? BLOCK_TLS_PSK : BLOCK_TLS_X509;
+	if (c.type == BLOCK_TLS_PSK)
+		c.username = opts_get(o, "username");
+	else if (!opts_get_bool(o, "verify-peer", &c.verify_peer))
+		return err_invalid(opt, arg, "Parameter 'verify-peer' expects 'on' or 'off'");
+	if (check_unused(o, opt, arg) < 0)
+		return -1;
+	if (!c.id || !*c.id)
+		return err_invalid(opt, arg, "Parameter 'id' is missing");
+	if (!c.dir)
+		return err_invalid(opt, arg, "Missing 'dir' property value");
+	if (endpoint && strcmp(endpoint, "client") && strcmp(endpoint, "server"))
+		return err_invalid(opt, arg, "Parameter 'endpoint' does not accept this value");
+	c.server = endpoint && !strcmp(endpoint, "server");
+	if (c.username && c.server)
+		return err_invalid(opt, arg, "username should not be set when endpoint=server");
+	if (block_tls_creds_add(&c) < 0)
+		return err_invalid(opt, arg, "duplicate id (or too many TLS credentials)");
+	return 0;
+}
+
 int options_key_secret(struct opts *o, const char *key, struct drive_config *d, const char *opt,
 		       const char *arg)
 {
@@ -218,6 +250,11 @@ int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE
 	}
 	if (type && !strcmp(type, "throttle-group")) {
 		rc = options_object_throttle_group(o, opt, arg);
+		opts_free(o);
+		return rc;
+	}
+	if (type && (!strcmp(type, "tls-creds-x509") || !strcmp(type, "tls-creds-psk"))) {
+		rc = object_tls_creds(o, type, opt, arg);
 		opts_free(o);
 		return rc;
 	}

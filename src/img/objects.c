@@ -14,6 +14,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +62,8 @@ const char *img_secret_lookup(const char *id, size_t *len)
 
 static bool id_taken(const char *id)
 {
-	return img_secret_lookup(id, NULL) != NULL || throttle_group_exists(id);
+	return img_secret_lookup(id, NULL) != NULL || throttle_group_exists(id) ||
+	       block_tls_creds_lookup(id) != NULL;
 }
 
 /* The secret's bytes from data= or file=, decoded per format=. */
@@ -183,6 +186,81 @@ static int add_throttle_group(struct opts *o, const char *id)
 	return 0;
 }
 
+/* QEMU's qcrypto_tls_creds_get_path: a file of the credentials' directory, checked now. */
+static int tls_file(const char *dir, const char *file, bool required)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (access(path, R_OK) == 0 || (!required && errno == ENOENT))
+		return 0;
+	img_error("Unable to access credentials %s: %s", path, strerror(errno));
+	return -1;
+}
+
+/* The files each kind of credentials needs (QEMU's crypto/tlscredsx509.c, tlscredspsk.c). */
+static int tls_files(const struct block_tls_creds *c)
+{
+	if (c->type == BLOCK_TLS_PSK)
+		return tls_file(c->dir, "keys.psk", true);
+	if (tls_file(c->dir, "ca-cert.pem", true) < 0 || tls_file(c->dir, "ca-crl.pem", false) < 0)
+		return -1;
+	if (c->server)
+		return tls_file(c->dir, "server-cert.pem", true) < 0 ||
+		       tls_file(c->dir, "server-key.pem", true) < 0 ? -1 : 0;
+	return tls_file(c->dir, "client-cert.pem", false) < 0 ||
+	       tls_file(c->dir, "client-key.pem", false) < 0 ? -1 : 0;
+}
+
+/* -object tls-creds-x509|tls-creds-psk,id=,dir=,endpoint=client|server,... (qapi/qom.json). */
+static int add_tls_creds(struct opts *o, const char *type, const char *id)
+{
+	struct block_tls_creds c = { .id = id, .verify_peer = true };
+	const char *endpoint = opts_get(o, "endpoint");
+	static const char *const refused[] = { "priority", "sanity-check", "passwordid",
+					       "loaded", NULL };
+
+	c.type = !strcmp(type, "tls-creds-psk") ? BLOCK_TLS_PSK : BLOCK_TLS_X509;
+	for (size_t i = 0; refused[i]; i++) {
+		if (opts_get(o, refused[i])) {
+			img_error("Option '%s' of object '%s' is not supported by Kestrel",
+				  refused[i], type);
+			return -1;
+		}
+	}
+	if (endpoint && strcmp(endpoint, "client") && strcmp(endpoint, "server")) {
+		img_error("Parameter 'endpoint' does not accept value '%s'", endpoint);
+		return -1;
+	}
+	c.server = endpoint && !strcmp(endpoint, "server");
+	c.dir = opts_get(o, "dir");
+	if (c.type == BLOCK_TLS_X509 && !opts_get_bool(o, "verify-peer", &c.verify_peer)) {
+		img_error("Parameter 'verify-peer' expects 'on' or 'off'");
+		return -1;
+	}
+	if (c.type == BLOCK_TLS_PSK)
+		c.username = opts_get(o, "username");
+	if (c.username && c.server) {
+		img_error("username should not be set when endpoint=server");
+		return -1;
+	}
+	if (opts_first_unused(o)) {
+		img_error("Property '%s.%s' not found", type, opts_first_unused(o));
+		return -1;
+	}
+	if (!c.dir) {
+		img_error("Missing 'dir' property value");
+		return -1;
+	}
+	if (tls_files(&c) < 0)
+		return -1;
+	if (block_tls_creds_add(&c) < 0) {
+		img_error("Too many objects");
+		return -1;
+	}
+	return 0;
+}
+
 int img_object_add(const char *text)
 {
 	char err[256];
@@ -191,7 +269,7 @@ int img_object_add(const char *text)
 	int ret = -1;
 
 	if (!strcmp(text, "help") || !strcmp(text, "?")) {
-		printf("List of user creatable objects:\n  secret\n  throttle-group\n");
+		printf("List of user creatable objects:\n  secret\n  throttle-group\n  tls-creds-psk\n  tls-creds-x509\n");
 		return 1;
 	}
 	o = opts_parse(text, "qom-type", err, sizeof(err));
@@ -217,7 +295,8 @@ int img_object_add(const char *text)
 		ret = 1;
 		goto out;
 	}
-	if (strcmp(type, "secret") && strcmp(type, "throttle-group")) {
+	if (strcmp(type, "secret") && strcmp(type, "throttle-group") &&
+	    strcmp(type, "tls-creds-x509") && strcmp(type, "tls-creds-psk")) {
 		img_error("Parameter 'qom-type' does not accept value '%s'", type);
 		goto out;
 	}
@@ -236,7 +315,12 @@ int img_object_add(const char *text)
 		img_error("attempt to add duplicate property '%s' to object (type 'container')", id);
 		goto out;
 	}
-	ret = !strcmp(type, "secret") ? add_secret(o, id) : add_throttle_group(o, id);
+	if (!strcmp(type, "secret"))
+		ret = add_secret(o, id);
+	else if (!strcmp(type, "throttle-group"))
+		ret = add_throttle_group(o, id);
+	else
+		ret = add_tls_creds(o, type, id);
 out:
 	opts_free(o);
 	return ret;

@@ -7,11 +7,14 @@
 #include <stdarg.h>
 
 struct nbd_conn {
-	const struct nbd_export *exp;
+	const struct nbd_server *srv;
+	const struct nbd_export *exp;	/* held from NBD_OPT_GO/EXPORT_NAME on */
 	struct nbd_io *io;
 	bool no_zeroes;			/* client asked for NBD_FLAG_C_NO_ZEROES */
 	bool structured;		/* NBD_OPT_STRUCTURED_REPLY acknowledged */
 	bool meta_alloc;		/* base:allocation selected for the export */
+	bool tls_on;			/* NBD_OPT_STARTTLS done: io is tls_io */
+	struct nbd_io tls_io;
 	uint16_t tflags;		/* transmission flags sent to the client */
 	char *err;
 	size_t errlen;

@@ -8,6 +8,7 @@
  */
 #include "nbd/nbd_int.h"
 #include "nbd/proto.h"
+#include "nbd/tls.h"
 #include "block/block.h"
 #include "util/bytes.h"
 
@@ -78,21 +79,26 @@ int nbd_send(struct nbd_conn *c, const void *buf, size_t len)
 	return 0;
 }
 
-uint16_t nbd_transmission_flags(const struct nbd_conn *c)
+static uint16_t export_flags(const struct nbd_conn *c, const struct nbd_export *exp)
 {
 	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
 		     NBD_FLAG_SEND_CACHE;
 
 	/* As qemu-nbd 7.2: a read-only export offers no trim or zeroing. */
-	if (c->exp->readonly)
+	if (exp->readonly)
 		f |= NBD_FLAG_READ_ONLY;
 	else
 		f |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES;
 	if (c->structured)
 		f |= NBD_FLAG_SEND_DF;
-	if (c->exp->multi_conn)
+	if (exp->multi_conn)
 		f |= NBD_FLAG_CAN_MULTI_CONN;
 	return f;
+}
+
+uint16_t nbd_transmission_flags(const struct nbd_conn *c)
+{
+	return export_flags(c, c->exp);
 }
 
 /* One option reply header and its data (proto.md, "Option reply"). */
@@ -147,9 +153,23 @@ static bool take_string(struct optbuf *b, char *out)
 	return memchr(out, 0, n) == NULL;
 }
 
-static bool export_matches(struct nbd_conn *c, const char *name)
+static const struct nbd_export *get_export(struct nbd_conn *c, const char *name)
 {
-	return !strcmp(name, c->exp->name);
+	return c->srv->get(c->srv->opaque, name);
+}
+
+static void put_export(struct nbd_conn *c, const struct nbd_export *exp)
+{
+	if (exp)
+		c->srv->put(c->srv->opaque, exp);
+}
+
+static bool export_exists(struct nbd_conn *c, const char *name)
+{
+	const struct nbd_export *exp = get_export(c, name);
+
+	put_export(c, exp);
+	return exp != NULL;
 }
 
 static int send_info(struct nbd_conn *c, uint32_t opt, uint16_t type, const void *data,
@@ -165,12 +185,12 @@ static int send_info(struct nbd_conn *c, uint32_t opt, uint16_t type, const void
 	return opt_reply(c, opt, NBD_REP_INFO, buf, 2 + len);
 }
 
-static int send_info_export(struct nbd_conn *c, uint32_t opt)
+static int send_info_export(struct nbd_conn *c, uint32_t opt, const struct nbd_export *exp)
 {
 	uint8_t d[10];
 
-	st_be64(d, c->exp->size);
-	st_be16(d + 8, nbd_transmission_flags(c));
+	st_be64(d, exp->size);
+	st_be16(d + 8, export_flags(c, exp));
 	return send_info(c, opt, NBD_INFO_EXPORT, d, sizeof(d));
 }
 
@@ -195,7 +215,9 @@ static int opt_info_go(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
 	bool want_name = false, want_desc = false, want_bs = false;
 	uint8_t n2[2];
 	uint16_t nreq;
-	const char *desc = c->exp->description;
+	const struct nbd_export *exp;
+	const char *desc;
+	int ret = -1;
 
 	if (!take_string(b, name) || !take(b, n2, 2))
 		return opt_error(c, opt, NBD_REP_ERR_INVALID, "malformed option data");
@@ -208,39 +230,60 @@ static int opt_info_go(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
 		want_desc |= ld_be16(n2) == NBD_INFO_DESCRIPTION;
 		want_bs |= ld_be16(n2) == NBD_INFO_BLOCK_SIZE;
 	}
-	if (!export_matches(c, name))
+	exp = get_export(c, name);
+	if (!exp)
 		return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "export not found");
+	desc = exp->description;
 	if (want_name && send_info(c, opt, NBD_INFO_NAME, name, (uint32_t)strlen(name)) < 0)
-		return -1;
+		goto out;
 	if (want_desc && desc &&
 	    send_info(c, opt, NBD_INFO_DESCRIPTION, desc, (uint32_t)strlen(desc)) < 0)
-		return -1;
+		goto out;
 	/* As qemu: always for INFO, for GO only when the client can honour it. */
 	if ((opt == NBD_OPT_INFO || want_bs) && send_info_block_size(c, opt) < 0)
-		return -1;
-	if (send_info_export(c, opt) < 0 || opt_reply(c, opt, NBD_REP_ACK, NULL, 0) < 0)
-		return -1;
-	return opt == NBD_OPT_GO;
+		goto out;
+	if (send_info_export(c, opt, exp) < 0 || opt_reply(c, opt, NBD_REP_ACK, NULL, 0) < 0)
+		goto out;
+	if (opt == NBD_OPT_GO) {
+		c->exp = exp;		/* held until the session ends */
+		return 1;
+	}
+	ret = 0;
+out:
+	put_export(c, exp);
+	return ret;
 }
 
-static int opt_list(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
+struct list_ctx {
+	struct nbd_conn *c;
+	uint32_t opt;
+};
+
+static int list_one(void *arg, const struct nbd_export *exp)
 {
+	struct list_ctx *l = arg;
 	uint8_t buf[4 + 2 * NBD_MAX_STRING];
-	uint32_t nl = (uint32_t)strlen(c->exp->name);
-	uint32_t dl = c->exp->description ? (uint32_t)strlen(c->exp->description) : 0;
+	uint32_t nl = (uint32_t)strlen(exp->name);
+	uint32_t dl = exp->description ? (uint32_t)strlen(exp->description) : 0;
 
 	if (nl > NBD_MAX_STRING)
 		nl = NBD_MAX_STRING;
 	if (dl > NBD_MAX_STRING)
 		dl = NBD_MAX_STRING;
+	st_be32(buf, nl);
+	memcpy(buf + 4, exp->name, nl);
+	if (dl)
+		memcpy(buf + 4 + nl, exp->description, dl);
+	return opt_reply(l->c, l->opt, NBD_REP_SERVER, buf, 4 + nl + dl);
+}
+
+static int opt_list(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
+{
+	struct list_ctx l = { c, opt };
 
 	if (b->left)
 		return opt_error(c, opt, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
-	st_be32(buf, nl);
-	memcpy(buf + 4, c->exp->name, nl);
-	if (dl)
-		memcpy(buf + 4 + nl, c->exp->description, dl);
-	if (opt_reply(c, opt, NBD_REP_SERVER, buf, 4 + nl + dl) < 0)
+	if (c->srv->list(c->srv->opaque, list_one, &l) < 0)
 		return -1;
 	return opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
 }
@@ -282,7 +325,7 @@ static int opt_meta(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
 	}
 	if (b->left)
 		return opt_error(c, opt, NBD_REP_ERR_INVALID, "trailing option data");
-	if (!export_matches(c, name))
+	if (!export_exists(c, name))
 		return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "export not found");
 	if (opt == NBD_OPT_LIST_META_CONTEXT && nq == 0)
 		found = true;
@@ -303,7 +346,7 @@ static int opt_export_name(struct nbd_conn *c, struct optbuf *b)
 		return nbd_fail(c, "export name too long");
 	memcpy(name, b->p, b->left);
 	name[b->left] = 0;
-	if (strlen(name) != b->left || !export_matches(c, name))
+	if (strlen(name) != b->left || !(c->exp = get_export(c, name)))
 		return nbd_fail(c, "client asked for unknown export '%s'", name);
 	st_be64(reply, c->exp->size);
 	st_be16(reply + 8, nbd_transmission_flags(c));
@@ -312,9 +355,38 @@ static int opt_export_name(struct nbd_conn *c, struct optbuf *b)
 	return 1;
 }
 
+/*
+ * NBD_OPT_STARTTLS (proto.md "TLS support"): acknowledged in clear, then
+ * the TLS handshake; everything after it goes through the session.
+ */
+static int opt_starttls(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
+{
+	if (!c->srv->tls)
+		return opt_error(c, opt, NBD_REP_ERR_POLICY, "TLS not configured");
+	if (c->tls_on)
+		return opt_error(c, opt, NBD_REP_ERR_INVALID, "TLS already enabled");
+	if (b->left)
+		return opt_error(c, opt, NBD_REP_ERR_INVALID, "option takes no data");
+	if (opt_reply(c, opt, NBD_REP_ACK, NULL, 0) < 0)
+		return -1;
+	if (nbd_tls_start(c->srv->tls, c->io, &c->tls_io, c->err, c->errlen) < 0)
+		return -1;
+	c->tls_on = true;
+	c->io = &c->tls_io;
+	return 0;
+}
+
 /* One option: 1 when transmission starts, 0 to go on, -1 to end. */
 static int handle_option(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
 {
+	/* With TLS configured, only STARTTLS and ABORT come before it (as qemu-nbd). */
+	if (c->srv->tls && !c->tls_on && opt != NBD_OPT_STARTTLS && opt != NBD_OPT_ABORT) {
+		char msg[64];
+		if (opt == NBD_OPT_EXPORT_NAME)
+			return nbd_fail(c, "client asked for an export before TLS");
+		snprintf(msg, sizeof(msg), "Option 0x%x not permitted before TLS", opt);
+		return opt_error(c, opt, NBD_REP_ERR_TLS_REQD, msg);
+	}
 	switch (opt) {
 	case NBD_OPT_EXPORT_NAME:
 		return opt_export_name(c, b);
@@ -325,7 +397,7 @@ static int handle_option(struct nbd_conn *c, uint32_t opt, struct optbuf *b)
 	case NBD_OPT_LIST:
 		return opt_list(c, opt, b);
 	case NBD_OPT_STARTTLS:
-		return opt_error(c, opt, NBD_REP_ERR_POLICY, "TLS not configured");
+		return opt_starttls(c, opt, b);
 	case NBD_OPT_INFO:
 	case NBD_OPT_GO:
 		return opt_info_go(c, opt, b);
@@ -385,9 +457,37 @@ static int haggle(struct nbd_conn *c)
 	return ret;
 }
 
+/* nbd_serve's server: the one export, by its name. */
+static const struct nbd_export *one_get(void *opaque, const char *name)
+{
+	const struct nbd_export *exp = opaque;
+
+	return strcmp(name, exp->name) ? NULL : exp;
+}
+
+static void one_put(void *opaque, const struct nbd_export *exp)
+{
+	(void)opaque;
+	(void)exp;
+}
+
+static int one_list(void *opaque, int (*fn)(void *arg, const struct nbd_export *exp), void *arg)
+{
+	return fn(arg, opaque);
+}
+
 int nbd_serve(const struct nbd_export *exp, struct nbd_io *io, char *err, size_t errlen)
 {
-	struct nbd_conn c = { .exp = exp, .io = io, .err = err, .errlen = errlen };
+	struct nbd_server srv = { .tls = exp->tls, .get = one_get, .put = one_put,
+				  .list = one_list, .opaque = (void *)exp };
+
+	return nbd_serve_server(&srv, io, err, errlen);
+}
+
+int nbd_serve_server(const struct nbd_server *srv, struct nbd_io *io, char *err,
+		     size_t errlen)
+{
+	struct nbd_conn c = { .srv = srv, .io = io, .err = err, .errlen = errlen };
 	uint8_t hello[18], cf[4];
 	uint32_t flags;
 	int ret;
@@ -406,9 +506,10 @@ int nbd_serve(const struct nbd_export *exp, struct nbd_io *io, char *err, size_t
 		return nbd_fail(&c, "client does not speak fixed newstyle");
 	c.no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
 	ret = haggle(&c);
-	if (ret == 2)
-		return 0;
-	if (ret < 0)
-		return -1;
-	return nbd_transmit(&c);
+	if (ret == 1)
+		ret = nbd_transmit(&c);
+	if (c.tls_on)
+		nbd_tls_end(&c.tls_io);
+	put_export(&c, c.exp);
+	return ret == 2 ? 0 : ret;
 }

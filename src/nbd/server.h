@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 struct block_dev;
+struct nbd_tls;
 
 enum nbd_detect_zeroes { NBD_DZ_OFF, NBD_DZ_ON, NBD_DZ_UNMAP };
 
@@ -29,6 +30,7 @@ struct nbd_export {
 	bool discard_unmap;		/* --discard=unmap: TRIM deallocates */
 	enum nbd_detect_zeroes detect_zeroes;
 	bool multi_conn;		/* NBD_FLAG_CAN_MULTI_CONN (-e N with N != 1) */
+	const struct nbd_tls *tls;	/* --tls-creds: TLS required first; NULL: none */
 };
 
 /*
@@ -44,6 +46,24 @@ struct nbd_io {
 
 /* A transport over a connected socket. */
 void nbd_io_fd(struct nbd_io *io, int *fd);
+
+/*
+ * What one server offers (the VMM's nbd-server-add exports several): get
+ * finds an export by name and holds it until put (from NBD_OPT_GO to the
+ * session's end), list calls fn on each (NBD_OPT_LIST) until fn returns
+ * non-zero, tls (NULL: none) makes TLS required first.
+ */
+struct nbd_server {
+	const struct nbd_tls *tls;
+	const struct nbd_export *(*get)(void *opaque, const char *name);
+	void (*put)(void *opaque, const struct nbd_export *exp);
+	int (*list)(void *opaque, int (*fn)(void *arg, const struct nbd_export *exp), void *arg);
+	void *opaque;
+};
+
+/* nbd_serve for a server of any number of exports. */
+int nbd_serve_server(const struct nbd_server *srv, struct nbd_io *io, char *err,
+		     size_t errlen);
 
 /*
  * Serves one client from the handshake to its disconnect.  Returns 0 when

@@ -96,6 +96,20 @@ struct balloon_stats_info {
 	uint64_t polling_interval;
 };
 
+/* One block export (QMP query-block-exports, qapi/block-export.json BlockExportInfo). */
+struct export_info {
+	char id[128];
+	char node_name[128];
+	char name[128];			/* the NBD export name */
+	bool writable;
+};
+
+/* nbd-server-start's address (SocketAddressLegacy): inet host/port or a unix path. */
+struct nbd_listen {
+	bool is_unix;
+	const char *host, *port, *path;
+};
+
 struct control {
 	void *opaque;
 
@@ -146,6 +160,20 @@ struct control {
 	/* Whether path (a QOM path) names the balloon; then its statistics. */
 	bool (*balloon_stats)(void *opaque, const char *path, struct balloon_stats_info *out);
 	bool (*balloon_set_interval)(void *opaque, const char *path, uint64_t seconds);
+
+	/*
+	 * The NBD server of the VM's disks (QMP nbd-server-*, block-export-*):
+	 * exports name a drive (its id or node name), never a second open of
+	 * its file.  0, or -1 with QEMU's message in err.
+	 */
+	int (*nbd_server_start)(void *opaque, const struct nbd_listen *addr, const char *tls_creds,
+				char *err, size_t errlen);
+	int (*nbd_server_stop)(void *opaque, char *err, size_t errlen);
+	/* id NULL: the export's name is its id (nbd-server-add); name NULL: the node's. */
+	int (*export_add)(void *opaque, const char *id, const char *node, const char *name,
+			  const char *description, bool writable, char *err, size_t errlen);
+	int (*export_del)(void *opaque, const char *id, char *err, size_t errlen);
+	unsigned (*exports)(void *opaque, struct export_info *out, unsigned max);
 };
 
 /*

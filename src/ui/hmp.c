@@ -4,6 +4,7 @@
  * "(qemu) info status" feel at home.
  */
 #include "ui/hmp.h"
+#include "ui/nbd_cmds.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -699,6 +700,16 @@ static int cmd_block_set_io_throttle(const struct control *ctl, int argc, char *
 
 static int cmd_help(const struct control *ctl, int argc, char **argv, FILE *out);
 
+/* nbd_server_start/add/remove/stop (nbd_cmds.c): QEMU's output is silence on success. */
+static int cmd_nbd(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	char msg[512] = "";
+
+	if (hmp_nbd_command(ctl, argc, argv, msg, sizeof(msg)) < 0)
+		return herror(out, "%s", msg[0] ? msg : "Operation failed");
+	return 0;
+}
+
 static const struct hmp_cmd commands[] = {
 	{ "balloon", "target", "request VM to change its memory allocation (in MB)", cmd_balloon },
 	{ "block_set_io_throttle", "device bps bps_rd bps_wr iops iops_rd iops_wr",
@@ -722,6 +733,14 @@ static const struct hmp_cmd commands[] = {
 	{ "hostfwd_remove", "[netdev_id] [tcp|udp]:[hostaddr]:hostport",
 	  "remove host-to-guest TCP or UDP redirection", cmd_unavailable },
 	{ "info", "[subcommand]", "show various information about the system state", cmd_info },
+	{ "nbd_server_add", "[-w] device [name]",
+	  "export a block device via NBD", cmd_nbd },
+	{ "nbd_server_remove", "[-f] name",
+	  "remove an export previously exposed via NBD", cmd_nbd },
+	{ "nbd_server_start", "[-a] [-w] host:port",
+	  "serve block devices on the given host and port", cmd_nbd },
+	{ "nbd_server_stop", "", "stop serving block devices using the NBD protocol",
+	  cmd_nbd },
 	{ "quit", "", "quit the emulator", cmd_quit },
 	{ "q", "", "quit the emulator", cmd_quit },
 	{ "screendump", "filename", "save screen from head 'head' of display device", cmd_unavailable },

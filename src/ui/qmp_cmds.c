@@ -11,6 +11,7 @@
 
 #include "ui/hmp.h"
 #include "ui/qmp_int.h"
+#include "ui/nbd_cmds.h"
 #include "vmm/config.h"
 
 #ifndef KESTREL_VERSION
@@ -914,6 +915,13 @@ static const struct qmp_command qmp_commands[] = {
 	{ "block_set_io_throttle", cmd_block_set_io_throttle, io_throttle_args },
 	{ "qom-get", cmd_qom_get, qom_get_args },
 	{ "qom-set", cmd_qom_set, qom_set_args },
+	{ "nbd-server-start", qmp_nbd_server_start, qmp_nbd_server_start_args },
+	{ "nbd-server-add", qmp_nbd_server_add, qmp_nbd_server_add_args },
+	{ "nbd-server-remove", qmp_nbd_server_remove, qmp_nbd_server_remove_args },
+	{ "nbd-server-stop", qmp_nbd_server_stop, NULL },
+	{ "block-export-add", qmp_block_export_add, qmp_block_export_add_args },
+	{ "block-export-del", qmp_block_export_del, qmp_block_export_del_args },
+	{ "query-block-exports", qmp_query_block_exports, NULL },
 	{ NULL, NULL, NULL },
 };
 

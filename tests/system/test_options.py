@@ -58,6 +58,14 @@ BAD = [
     (["-machine", "dump-guest-core=maybe"], "dump-guest-core= takes on or off"),
     (["-chardev", "null,id=c", "-device", "virtio-serial-pci",
       "-device", "virtconsole,chardev=c,name=org.qemu.console.0"], "name= is not supported"),
+    # Issue #20: TLS credentials for the NBD server (QMP nbd-server-start tls-creds).
+    (["-object", "tls-creds-x509,id=t,endpoint=middle,dir=/tmp"],
+     "Parameter 'endpoint' does not accept"),
+    (["-object", "tls-creds-psk,id=t,endpoint=server,dir=/tmp,username=u"],
+     "username should not be set when endpoint=server"),
+    (["-object", "tls-creds-x509,id=t"], "Missing 'dir' property value"),
+    (["-object", "tls-creds-x509,id=t,dir=/tmp,verify-peer=maybe"],
+     "Parameter 'verify-peer' expects 'on' or 'off'"),
 ]
 
 

@@ -988,6 +988,8 @@ static void test_query_commands(void **state)
 		"system_reset", "system_powerdown", "quit", "balloon",
 		"human-monitor-command", "set_link", "device_del", "block_set_io_throttle",
 		"qom-get", "qom-set",
+		"nbd-server-start", "nbd-server-add", "nbd-server-remove", "nbd-server-stop",
+		"block-export-add", "block-export-del", "query-block-exports",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;

@@ -178,7 +178,7 @@ static int write_bat(int fd, const struct vhdx_params *p)
 	uint8_t *bat;
 	int ret;
 
-	if (ftruncate(fd, (off_t)end) < 0)
+	if (block_ftruncate(fd, end) < 0)
 		return -errno;
 	if (!p->fixed && !p->zero_blocks)
 		return 0;	/* all NOT_PRESENT: the zeroes the file already holds */

@@ -164,7 +164,7 @@ static int init_sparse(int fd, uint64_t size, const struct vmdk_create *c)
 	/* The header fields up to compressAlgorithm; the rest of the sector stays zero. */
 	ret = write_all(fd, h, 79, 0);
 	block_crash_point();
-	if (ret == 0 && ftruncate(fd, (off_t)(grain_off * VMDK_SECTOR)) < 0)
+	if (ret == 0 && block_ftruncate(fd, grain_off * VMDK_SECTOR) < 0)
 		ret = -errno;
 	if (ret < 0)
 		return ret;
@@ -210,7 +210,7 @@ static int make_extent(const char *path, uint64_t size, const struct vmdk_create
 		return -1;
 	if (c->flat) {
 		block_crash_point();
-		if (ftruncate(fd, (off_t)size) < 0)
+		if (block_ftruncate(fd, size) < 0)
 			ret = -errno;
 	} else {
 		ret = init_sparse(fd, size, c);

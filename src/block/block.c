@@ -2,6 +2,7 @@
  * The generic half of the block layer: format probing, opening with locks
  * and backing chains, and dispatch to the format drivers.
  */
+#include "block/blkdebug.h"
 #include "block/block_int.h"
 #include "block/lock.h"
 #include "block/probe.h"
@@ -598,6 +599,8 @@ int block_flush(struct block_dev *bd)
 {
 	if (bd->read_only)
 		return 0;
+	/* QEMU's bdrv_co_flush, even with cache=unsafe (flush_to_disk: the protocol's flush). */
+	block_debug_event(bd, BLKDBG_FLUSH_TO_OS);
 	return bd->drv->flush(bd);
 }
 

@@ -147,6 +147,12 @@ int block_null_open(const char *display, const char *format_name, uint64_t size,
 		    bool read_zeroes, unsigned flags, struct block_dev **out, char *err,
 		    size_t errlen);
 
+/*
+ * blkdebug.c: an event (enum blkdebug_event, blkdebug.h) for the blkdebug
+ * node under bd, if there is one: QEMU's BLKDBG_EVENT(bs->file, ...).
+ */
+void block_debug_event(const struct block_dev *bd, int ev);
+
 /* printf into err (which may be NULL); returns -1 for "return block_err(...)". */
 int block_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

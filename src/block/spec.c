@@ -13,6 +13,7 @@
  */
 #include "block/block_int.h"
 #include "block/curl.h"
+#include "block/filter.h"
 #include "block/nbd.h"
 #include "block/ssh.h"
 #include "util/json_parse.h"
@@ -406,6 +407,67 @@ static int open_network(struct opts *o, struct node *n, struct block_dev *parent
 	return 0;
 }
 
+/* The filter drivers (filter.h): nodes over other nodes. */
+static bool is_filter_driver(const char *d)
+{
+	return d && !strcmp(d, "blkdebug");
+}
+
+/* A filter node, alone (its format shown as the filter's name) or under a format. */
+static int open_filter(struct opts *o, struct node *n, struct block_dev *parent,
+		       struct block_dev **out, char *err, size_t errlen)
+{
+	bool alone = is_filter_driver(n->driver);
+	const char *pfx = alone ? "" : "file.";
+
+	if (!alone && n->driver && !block_format_has_driver(n->driver))
+		return block_err(err, errlen, "Unknown driver '%s'", n->driver);
+	n->proto = alone ? n->driver : opts_get(o, "file.driver");
+	n->pfx = pfx;
+	if (block_blkdebug_open_opts(o, pfx, alone ? "raw" : n->driver, alone, n->flags, parent,
+				     out, err, errlen) < 0)
+		return -1;
+	if (check_unused(o, *out, n, err, errlen) < 0) {
+		block_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int block_open_opts_child(struct opts *o, const char *pfx, unsigned flags,
+			  struct block_dev **out, char *err, size_t errlen)
+{
+	struct opts *sub = calloc(1, sizeof(*sub));
+	size_t n = strlen(pfx);
+	bool driver = false, filename = false;
+	int ret = 0;
+
+	*out = NULL;
+	for (size_t i = 0; sub && i < o->count && ret == 0; i++) {
+		const char *k = o->items[i].key;
+		if (strncmp(k, pfx, n))
+			continue;
+		o->items[i].used = true;
+		driver |= !strcmp(k + n, "driver");
+		filename |= !strcmp(k + n, "filename");
+		if (!opts_add(sub, k + n, o->items[i].value))
+			ret = -1;
+		else
+			sub->items[sub->count - 1].null = o->items[i].null;
+	}
+	/* A child named by its file name alone is a file (QEMU probes the protocol). */
+	if (sub && ret == 0 && filename && !driver && !opts_add(sub, "driver", "file"))
+		ret = -1;
+	if (!sub || ret < 0) {
+		opts_free(sub);
+		return block_err(err, errlen, "out of memory");
+	}
+	ret = block_open_opts_parent(sub, flags, NULL, NULL, out, err, errlen);
+	opts_free(sub);
+	return ret;
+}
+
 static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_dev *parent,
 				  const char *display, struct block_dev **out, char *err,
 				  size_t errlen)
@@ -428,6 +490,8 @@ static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_d
 		return -1;
 	if (network_driver(n.driver) || network_driver(opts_get(o, "file.driver")))
 		return open_network(o, &n, parent, out, err, errlen);
+	if (is_filter_driver(n.driver) || is_filter_driver(opts_get(o, "file.driver")))
+		return open_filter(o, &n, parent, out, err, errlen);
 	if (is_file_driver(n.driver) || is_null_driver(n.driver)) {
 		/* A protocol node alone: its options are the top level's. */
 		n.proto = n.driver;
@@ -527,6 +591,8 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 					 "The only allowed filename for this driver is '%s://'", proto);
 		return open_node(&n, name, parent, out, err, errlen);
 	}
+	if (!strcmp(proto, "blkdebug"))
+		return block_blkdebug_open_name(name, format, flags, parent, out, err, errlen);
 	if (block_nbd_protocol(proto) && block_nbd_available())
 		return block_nbd_open(name, format, flags, parent, out, err, errlen);
 	if (block_ssh_protocol(proto) && block_ssh_available())
@@ -546,7 +612,7 @@ const char *block_create_path(const char *name, char *err, size_t errlen)
 		return name;
 	if (is_file_driver(proto))
 		return name + strlen(proto) + 1;
-	if (is_null_driver(proto))
+	if (is_null_driver(proto) || is_filter_driver(proto))
 		block_err(err, errlen, "Protocol driver '%s' does not support image creation", proto);
 	else if (network_driver(proto) || (block_nbd_protocol(proto) && block_nbd_available()))
 		/* QEMU creates on some of them; Kestrel writes an existing one with convert -n. */

@@ -46,4 +46,9 @@ int block_blkdebug_open_name(const char *name, const char *format, unsigned flag
 			     struct block_dev *parent, struct block_dev **out, char *err,
 			     size_t errlen);
 
+/* quorum.c: a quorum node from the options under pfx, as block_blkdebug_open_opts. */
+int block_quorum_open_opts(struct opts *o, const char *pfx, const char *format, bool alone,
+			   unsigned flags, struct block_dev *parent, struct block_dev **out,
+			   char *err, size_t errlen);
+
 #endif

@@ -141,3 +141,125 @@ def test_limit_options_refused_by_name(images):
     p = subprocess.run([str(KIMG), "info", name], capture_output=True, text=True, cwd=images)
     assert p.returncode == 1
     assert "Option 'align' of block protocol 'blkdebug' is not supported by Kestrel" in p.stderr
+
+
+# quorum: three raw children holding the same 1 MiB.
+QSIZE = 1 << 20
+
+
+@pytest.fixture
+def children(tmp_path):
+    for i in range(3):
+        (tmp_path / f"c{i}.raw").write_bytes(bytes([7]) * QSIZE)
+    return tmp_path
+
+
+def corrupt(path, byte, off=0, n=512):
+    with open(path, "r+b") as f:
+        f.seek(off)
+        f.write(bytes([byte]) * n)
+
+
+def quorum(threshold, extra=""):
+    kids = ('{"driver":"raw","file":{"driver":"file","filename":"c0.raw"}},'
+            '{"driver":"file","filename":"c1.raw"},"C2"')
+    kids = kids.replace('"C2"', '{"driver":"raw","file":{"driver":"file","filename":"c2.raw"}}')
+    return f'json:{{"driver":"quorum","children":[{kids}],"vote-threshold":{threshold}{extra}}}'
+
+
+def test_quorum_majority_wins(children):
+    corrupt(children / "c1.raw", 0x58)
+    same(children, "convert", "-O", "raw", quorum(2), "out.raw")
+    assert (children / "out.raw").read_bytes() == bytes([7]) * QSIZE
+    same(children, "compare", quorum(2), "c0.raw")
+
+
+def test_quorum_two_of_three_corrupted_differently_fails(children):
+    corrupt(children / "c1.raw", 0x58)
+    corrupt(children / "c2.raw", 0x59)
+    k = same(children, "convert", "-O", "raw", quorum(2), "out.raw")
+    assert k.returncode == 1
+    assert "error while reading at byte 0: Input/output error" in k.stderr
+
+
+def test_quorum_threshold_one_tie_goes_to_the_last_version(children):
+    """Three versions, one vote each: QEMU's vote list makes the last child's data win."""
+    corrupt(children / "c1.raw", 0x58)
+    corrupt(children / "c2.raw", 0x59)
+    same(children, "convert", "-O", "raw", quorum(1), "out.raw")
+    assert (children / "out.raw").read_bytes()[:512] == b"\x59" * 512
+
+
+def test_quorum_fifo_reads_the_first_child(children):
+    corrupt(children / "c0.raw", 0x58)
+    same(children, "convert", "-O", "raw", quorum(2, ',"read-pattern":"fifo"'), "out.raw")
+    assert (children / "out.raw").read_bytes()[:512] == b"\x58" * 512
+
+
+def test_quorum_rewrite_corrupted_repairs_the_minority(children):
+    corrupt(children / "c1.raw", 0x58, off=8192)
+    (children / "pattern").write_bytes(bytes([7]) * QSIZE)
+    name = quorum(2, ',"rewrite-corrupted":true')
+    # Without rewrite-corrupted, reads leave the bad child alone.
+    p = subprocess.run([str(BLOCK_IO), "-d", "pattern", quorum(2)], input=f"r 0 {QSIZE} 0\n",
+                       capture_output=True, text=True, cwd=children, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert (children / "c1.raw").read_bytes() != bytes([7]) * QSIZE
+    p = subprocess.run([str(BLOCK_IO), "-d", "pattern", name], input=f"r 0 {QSIZE} 0\n",
+                       capture_output=True, text=True, cwd=children, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert (children / "c1.raw").read_bytes() == bytes([7]) * QSIZE
+    # qemu-io repairs the same way.
+    corrupt(children / "c2.raw", 0x58, off=8192)
+    subprocess.run(["qemu-io", "-c", f"read -P 7 0 {QSIZE}", name], check=True,
+                   capture_output=True, cwd=children)
+    assert (children / "c2.raw").read_bytes() == bytes([7]) * QSIZE
+
+
+def test_quorum_rewrite_refused_read_only(children):
+    k = same(children, "convert", "-O", "raw", quorum(2, ',"rewrite-corrupted":true'), "o.raw")
+    assert "Block node is read-only" in k.stderr
+
+
+def test_quorum_writes_reach_every_child(children):
+    (children / "src.raw").write_bytes(bytes([9]) * QSIZE)
+    opts = ",".join(f"children.{i}.driver=file,children.{i}.filename=c{i}.raw" for i in range(3))
+    same(children, "convert", "-n", "--target-image-opts", "src.raw",
+         f"driver=quorum,vote-threshold=3,{opts}")
+    for i in range(3):
+        assert (children / f"c{i}.raw").read_bytes() == bytes([9]) * QSIZE
+
+
+def test_quorum_blkverify_reports_the_mismatch(children):
+    corrupt(children / "c1.raw", 0x58, off=1024)
+    kids = ('[{"driver":"file","filename":"c0.raw"},{"driver":"file","filename":"c1.raw"}]')
+    name = f'json:{{"driver":"quorum","children":{kids},"vote-threshold":2,"blkverify":true}}'
+    q, k = [subprocess.run([tool, "convert", "-O", "raw", name, "o.raw"], capture_output=True,
+                           text=True, cwd=children) for tool in ("qemu-img", str(KIMG))]
+    assert q.returncode == k.returncode == 1
+    for p in (q, k):
+        assert "contents mismatch at offset 1024" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("extra", [
+    "", ',"vote-threshold":0', ',"vote-threshold":4', ',"vote-threshold":"x"',
+    ',"vote-threshold":2,"read-pattern":"x"', ',"vote-threshold":2,"blkverify":true',
+    ',"vote-threshold":2,"blkverify":true,"rewrite-corrupted":true', ',"vote-threshold":2,"foo":1',
+])
+def test_quorum_option_errors_as_qemu_img(children, extra):
+    name = quorum(2).replace(',"vote-threshold":2', extra)
+    assert same(children, "info", name).returncode == 1
+
+
+def test_quorum_children_checks_as_qemu_img(children):
+    (children / "big.raw").write_bytes(bytes(2 * QSIZE))
+    for kids in ("[]", '[{"driver":"file","filename":"c0.raw"},{"driver":"file","filename":"big.raw"}]'):
+        same(children, "info", f'json:{{"driver":"quorum","vote-threshold":1,"children":{kids}}}')
+    # The same node by --image-opts (the image: and disk size: lines are each tool's own).
+    args = ["info", "--image-opts",
+            "driver=quorum,vote-threshold=1,children.0.driver=file,children.0.filename=c0.raw"]
+    q, k = [subprocess.run([t, *args], capture_output=True, text=True, cwd=children)
+            for t in ("qemu-img", str(KIMG))]
+    assert q.returncode == k.returncode == 0
+    assert k.stdout.splitlines()[1:3] == q.stdout.splitlines()[1:3] == \
+        ["file format: quorum", "virtual size: 1 MiB (1048576 bytes)"]

@@ -80,6 +80,13 @@ int block_write_zeroes(struct block_dev *bd, uint64_t offset, uint64_t len, bool
 bool block_buffer_is_zero(const void *buf, size_t len);
 
 /*
+ * -drive copy-on-read=on: a copy-on-read filter (block/cor.c) over child,
+ * which it owns from then on, also on failure.  0, or -1 with a message.
+ */
+int block_copy_on_read(struct block_dev *child, struct block_dev **out, char *err,
+		       size_t errlen);
+
+/*
  * Creates a temporary qcow2 overlay backed by bd's file (snapshot=on); the
  * file is unlinked at once so it vanishes with the process.
  */

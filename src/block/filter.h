@@ -51,4 +51,9 @@ int block_quorum_open_opts(struct opts *o, const char *pfx, const char *format, 
 			   unsigned flags, struct block_dev *parent, struct block_dev **out,
 			   char *err, size_t errlen);
 
+/* cor.c: a copy-on-read node from the options under pfx, as block_blkdebug_open_opts. */
+int block_cor_open_opts(struct opts *o, const char *pfx, const char *format, bool alone,
+			unsigned flags, struct block_dev *parent, struct block_dev **out,
+			char *err, size_t errlen);
+
 #endif

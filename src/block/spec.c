@@ -410,7 +410,7 @@ static int open_network(struct opts *o, struct node *n, struct block_dev *parent
 /* The filter drivers (filter.h): nodes over other nodes. */
 static bool is_filter_driver(const char *d)
 {
-	return d && (!strcmp(d, "blkdebug") || !strcmp(d, "quorum"));
+	return d && (!strcmp(d, "blkdebug") || !strcmp(d, "quorum") || !strcmp(d, "copy-on-read"));
 }
 
 /* A filter node, alone (its format shown as the filter's name) or under a format. */
@@ -424,11 +424,12 @@ static int open_filter(struct opts *o, struct node *n, struct block_dev *parent,
 		return block_err(err, errlen, "Unknown driver '%s'", n->driver);
 	n->proto = alone ? n->driver : opts_get(o, "file.driver");
 	n->pfx = pfx;
-	if ((!strcmp(n->proto, "blkdebug") ? block_blkdebug_open_opts : block_quorum_open_opts)
+	if ((!strcmp(n->proto, "blkdebug") ? block_blkdebug_open_opts :
+	     !strcmp(n->proto, "quorum") ? block_quorum_open_opts : block_cor_open_opts)
 	    (o, pfx, alone ? "raw" : n->driver, alone, n->flags, parent, out, err, errlen) < 0)
 		return -1;
-	/* quorum is a format in QEMU (no protocol name): its leftovers get the format's message. */
-	if (alone && !strcmp(n->proto, "quorum"))
+	/* quorum and copy-on-read have no protocol name in QEMU: leftovers get the format's message. */
+	if (alone && strcmp(n->proto, "blkdebug"))
 		n->pfx = "file.";
 	if (check_unused(o, *out, n, err, errlen) < 0) {
 		block_close(*out);

@@ -196,6 +196,8 @@ static int open_disks(struct app *app)
 			: block_open_key(d->file, format, d->flags,
 					 d->key_secret[0] ? d->key_secret : NULL, &app->disks[i], err,
 					 sizeof(err));
+		if (rc == 0 && d->copy_on_read)
+			rc = block_copy_on_read(app->disks[i], &app->disks[i], err, sizeof(err));
 		/* Only an encrypted format takes a key: accepted elsewhere, it would be ignored. */
 		if (rc == 0 && d->key_secret[0] && strcmp(block_format_name(app->disks[i]), "luks")) {
 			snprintf(err, sizeof(err), "Block format '%s' does not support the option "

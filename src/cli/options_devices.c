@@ -211,6 +211,10 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 		err_invalid(opt, arg, "readonly= and snapshot= take on or off");
 		goto out;
 	}
+	if (!opts_get_bool(o, "copy-on-read", &d.copy_on_read)) {
+		err_invalid(opt, arg, "Parameter 'copy-on-read' expects 'on' or 'off'");
+		goto out;
+	}
 	if (options_overlap_check(o, format, &d, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
 		goto out;
 	if (!file || !*file) {
@@ -224,6 +228,11 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 		goto out;
 	if (serial && copy_serial(d.serial, serial, opt, arg) < 0)
 		goto out;
+	/* QEMU 7.2's blockdev_init: a warning, and the drive opens without the filter. */
+	if (d.copy_on_read && (d.readonly || d.cdrom)) {
+		log_warn("-%s %s: disabling copy-on-read on read-only drive", opt, arg);
+		d.copy_on_read = false;
+	}
 	rc = drive_add(cfg, &d, id, file, format, opt, arg);
 out:
 	opts_free(o);

@@ -77,6 +77,7 @@ struct drive_config {
 	char key_secret[64];		/* luks: the -object secret's id, "" for none */
 	unsigned flags;			/* BLOCK_* open flags from cache= and readonly= */
 	bool snapshot;			/* writes go to a throw-away overlay */
+	bool copy_on_read;		/* copy-on-read=on: a filter copies backing data up */
 	bool readonly;
 	bool discard;			/* discard=unmap */
 	bool claimed;			/* a device uses it */

@@ -263,3 +263,78 @@ def test_quorum_children_checks_as_qemu_img(children):
     assert q.returncode == k.returncode == 0
     assert k.stdout.splitlines()[1:3] == q.stdout.splitlines()[1:3] == \
         ["file format: quorum", "virtual size: 1 MiB (1048576 bytes)"]
+
+
+# copy-on-read: a qcow2 overlay over a base holding data at 0 (1 MiB) and 2 MiB (64 KiB).
+def cor_images(tmp):
+    ok(qimg("create", "-f", "qcow2", tmp / "base.qcow2", "4M"))
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 5 0 1M", "-c", "write -P 6 2M 64k",
+                    tmp / "base.qcow2"], check=True, capture_output=True)
+    for top in ("top_q.qcow2", "top_k.qcow2", "top_plain.qcow2"):
+        ok(qimg("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", tmp / top))
+
+
+def cor(top):
+    return f'json:{{"driver":"copy-on-read","file":{{"driver":"qcow2","file":{{"driver":"file","filename":"{top}"}}}}}}'
+
+
+def qmap(path):
+    return ok(qimg("map", "--output=json", path))
+
+
+def test_cor_copies_what_it_reads_into_the_top(tmp_path):
+    """Reads at 4 KiB (backing data) and 1 MiB (zeroes): the same clusters become the top's
+    own in kestrel's image as in qemu-io's, data and zero clusters alike; without the filter
+    the same reads leave the top empty."""
+    cor_images(tmp_path)
+    (tmp_path / "pattern").write_bytes(bytes([5]) * 4096 + bytes(4096))
+    reqs = "r 4096 4096 0\nr 1048576 4096 4096\n"
+    for name in (cor("top_k.qcow2"), "top_plain.qcow2"):
+        p = subprocess.run([str(BLOCK_IO), "-d", "pattern", name], input=reqs,
+                           capture_output=True, text=True, cwd=tmp_path, timeout=30)
+        assert p.returncode == 0, p.stderr
+    subprocess.run(["qemu-io", "-c", "read -P 5 4096 4096", "-c", "read -P 0 1M 4096",
+                    cor("top_q.qcow2")], check=True, capture_output=True, cwd=tmp_path)
+    got = qmap(tmp_path / "top_k.qcow2")
+    assert got == qmap(tmp_path / "top_q.qcow2")
+    assert '"start": 0, "length": 65536, "depth": 0' in got
+    assert '"start": 1048576, "length": 65536, "depth": 0, "present": true, "zero": true' in got
+    assert '"depth": 0' not in qmap(tmp_path / "top_plain.qcow2")
+    qemu_check = qimg("check", tmp_path / "top_k.qcow2")
+    assert qemu_check[0] == 0, qemu_check
+
+
+def test_cor_refused_read_only_as_qemu_img(tmp_path):
+    cor_images(tmp_path)
+    for cmd in (["info"], ["convert", "-O", "raw"], ["compare"]):
+        extra = {"convert": ["o.raw"], "compare": ["base.qcow2"]}.get(cmd[0], [])
+        k = same(tmp_path, *cmd, cor("top_k.qcow2"), *extra)
+        assert "Block node is read-only" in k.stderr
+
+
+def test_cor_bottom_refused_by_name(tmp_path):
+    cor_images(tmp_path)
+    name = cor("top_k.qcow2")[:-1] + ',"bottom":"base"}'
+    p = subprocess.run([str(BLOCK_IO), name], input="", capture_output=True, text=True,
+                       cwd=tmp_path, timeout=30)
+    assert p.returncode == 1 and "Option 'bottom'" in p.stderr, p.stderr
+
+
+KESTREL = BLOCK_IO.parents[1] / "kestrel"
+
+
+@pytest.mark.skipif(not KESTREL.exists(), reason="kestrel is not built")
+def test_drive_copy_on_read_options(tmp_path):
+    """-drive copy-on-read=: parsed before /dev/kvm opens, so checkable on any host."""
+    cor_images(tmp_path)
+
+    def run(spec):
+        return subprocess.run([str(KESTREL), "-nographic", "-drive", spec], capture_output=True,
+                              text=True, timeout=30, cwd=tmp_path)
+    p = run("file=top_k.qcow2,if=virtio,copy-on-read=maybe")
+    assert p.returncode != 0
+    assert "Parameter 'copy-on-read' expects 'on' or 'off'" in p.stderr
+    p = run("file=top_k.qcow2,if=virtio,readonly=on,copy-on-read=on")
+    assert "disabling copy-on-read on read-only drive" in p.stderr
+    p = run("file=top_k.qcow2,if=virtio,copy-on-read=off")
+    assert "copy-on-read" not in p.stderr

@@ -144,8 +144,8 @@ const char *block_create_path(const char *name, char *err, size_t errlen);
 size_t block_network_protocols(const char **names, size_t max);
 /* null.c: a null-co/null-aio node of size bytes (QEMU's block/null.c). */
 int block_null_open(const char *display, const char *format_name, uint64_t size,
-		    bool read_zeroes, unsigned flags, struct block_dev **out, char *err,
-		    size_t errlen);
+		    bool read_zeroes, uint64_t latency_ns, unsigned flags, struct block_dev **out,
+		    char *err, size_t errlen);
 
 /*
  * blkdebug.c: an event (enum blkdebug_event, blkdebug.h) for the blkdebug

@@ -37,7 +37,7 @@ static const char *const unsupported_format_opts[] = {
 };
 static const char *const unsupported_protocol_opts[] = {
 	"aio", "aio-max-batch", "pr-manager", "x-check-cache-dropped", "drop-cache",
-	"latency-ns", "discard", "detect-zeroes", "node-name", "username", "password-secret",
+	"discard", "detect-zeroes", "node-name", "username", "password-secret",
 	"proxy-username", "proxy-password-secret", "cookie-secret", "tls-creds", "tls-hostname",
 	"reconnect-delay", "open-timeout", "x-dirty-bitmap", NULL,
 };
@@ -81,6 +81,16 @@ static bool listed(const char *const *list, const char *key)
 	return false;
 }
 
+/* QEMU_OPT_NUMBER's qemu_strtou64: base 0, a sign allowed (wrapping), the whole text. */
+static bool parse_qemu_number(const char *v, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(v, &end, 0);
+	return *v && end != v && !*end && errno == 0;
+}
+
 static int get_bool(struct opts *o, const char *key, bool *out, char *err, size_t errlen)
 {
 	const char *name = strrchr(key, '.') ? strrchr(key, '.') + 1 : key;
@@ -99,6 +109,7 @@ struct node {
 	unsigned flags;
 	uint64_t null_size;
 	bool read_zeroes;
+	uint64_t latency_ns;
 	const char *key_secret;		/* luks: the secret's id */
 };
 
@@ -158,6 +169,13 @@ static int read_protocol(struct opts *o, struct node *n, char *err, size_t errle
 		snprintf(key, sizeof(key), "%sread-zeroes", n->pfx);
 		if (get_bool(o, key, &n->read_zeroes, err, errlen) < 0)
 			return -1;
+		/* QEMU reads a number and refuses what is negative as an int64. */
+		snprintf(key, sizeof(key), "%slatency-ns", n->pfx);
+		v = opts_get(o, key);
+		if (v && !parse_qemu_number(v, &n->latency_ns))
+			return block_err(err, errlen, "Parameter 'latency-ns' expects a number");
+		if (v && (int64_t)n->latency_ns < 0)
+			return block_err(err, errlen, "latency-ns is invalid");
 		if (n->filename && strcmp(n->filename, "null-co://") && strcmp(n->filename, "null-aio://"))
 			return block_err(err, errlen,
 					 "The only allowed filename for this driver is '%s://'", n->proto);
@@ -210,7 +228,8 @@ static int open_node(struct node *n, const char *display, struct block_dev *pare
 			return block_err(err, errlen, "Image is not in %s format", n->driver);
 		return block_null_open(display, n->driver || *n->pfx ? "raw" :
 				       !strcmp(n->proto, "null-aio") ? "null-aio" : NULL,
-				       n->null_size, n->read_zeroes, n->flags, out, err, errlen);
+				       n->null_size, n->read_zeroes, n->latency_ns, n->flags, out, err,
+				       errlen);
 	}
 	if (block_open_file_key(n->filename, n->driver ? n->driver : *n->pfx ? NULL : "raw",
 				n->flags, n->key_secret, parent, out, err, errlen) < 0)

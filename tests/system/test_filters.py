@@ -338,3 +338,28 @@ def test_drive_copy_on_read_options(tmp_path):
     assert "disabling copy-on-read on read-only drive" in p.stderr
     p = run("file=top_k.qcow2,if=virtio,copy-on-read=off")
     assert "copy-on-read" not in p.stderr
+
+
+def test_null_latency_errors(tmp_path):
+    k = same(tmp_path, "info", "--image-opts", "driver=null-co,latency-ns=-1")
+    assert "latency-ns is invalid" in k.stderr
+    # qemu-img 7.2 aborts here ("Unexpected error in parse_option_number()"); kestrel-img says why.
+    p = subprocess.run([str(KIMG), "info", "--image-opts", "driver=null-co,latency-ns=x"],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "Parameter 'latency-ns' expects a number" in p.stderr
+
+
+def test_null_latency_delays_each_request(tmp_path):
+    """10 sequential reads of a null-co node with 40 ms latency take at least 0.4 s, in both
+    tools; without latency-ns they take a fraction of that."""
+    import time
+
+    def timed(tool, latency):
+        spec = "driver=null-co,size=1M" + (f",latency-ns={latency}" if latency else "")
+        t0 = time.monotonic()
+        subprocess.run([tool, "bench", "-c", "10", "-s", "4k", "-d", "1", "--image-opts", spec],
+                       check=True, capture_output=True, timeout=60)
+        return time.monotonic() - t0
+    for tool in ("qemu-img", str(KIMG)):
+        assert timed(tool, 40000000) >= 0.4
+    assert timed(str(KIMG), 0) < 0.4

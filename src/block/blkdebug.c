@@ -92,6 +92,15 @@ static int bd_truncate(void *conn, uint64_t size, char *err, size_t errlen)
 	return block_child_truncate(((struct blkdebug_conn *)conn)->image, size, err, errlen);
 }
 
+/* A filter: QEMU's bdrv_get_info asks the image (a file answers, so info shows a dirty flag). */
+static int bd_get_info(void *conn, struct block_info *info)
+{
+	struct block_info child;
+
+	(void)info;
+	return block_get_info(((struct blkdebug_conn *)conn)->image, &child);
+}
+
 static void bd_close(void *conn)
 {
 	struct blkdebug_conn *c = conn;
@@ -104,7 +113,8 @@ static void bd_close(void *conn)
 static const struct block_proto blkdebug_proto = {
 	.name = "blkdebug", .label = "blkdebug",
 	.pread = bd_pread, .pwrite = bd_pwrite, .flush = bd_flush, .zero = bd_zero,
-	.status = bd_status, .size = bd_size, .truncate = bd_truncate, .close = bd_close,
+	.status = bd_status, .size = bd_size, .truncate = bd_truncate, .get_info = bd_get_info,
+	.close = bd_close,
 };
 
 /* QEMU's read_config: the file's rules ("Could not read blkdebug config file: ..."). */

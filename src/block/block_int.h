@@ -85,6 +85,8 @@ struct block_proto {
 	/* As the driver's status, for the export's bytes; NULL: all data. */
 	int (*status)(void *conn, uint64_t off, uint64_t len, uint64_t *pnum, unsigned *flags);
 	int64_t (*size)(void *conn);
+	/* raw's get_info over it (QEMU passes bdrv_get_info down filters); NULL: -ENOTSUP. */
+	int (*get_info)(void *conn, struct block_info *info);
 	/* Changes the size; NULL: "Cannot resize <label> nodes". */
 	int (*truncate)(void *conn, uint64_t size, char *err, size_t errlen);
 	void (*close)(void *conn);

@@ -44,6 +44,21 @@ int block_err(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
+int block_error_action_parse(const char *name)
+{
+	static const char *const names[] = { "enospc", "report", "stop", "ignore" };
+
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(name, names[i]))
+			return i;
+	return -1;
+}
+
+const char *block_error_action_name(enum block_error_action a)
+{
+	return a == BLOCK_ERR_STOP ? "stop" : a == BLOCK_ERR_IGNORE ? "ignore" : "report";
+}
+
 int block_overlap_check_flags(const char *mode, unsigned *flags)
 {
 	static const struct { const char *name; unsigned bits; } modes[] = {

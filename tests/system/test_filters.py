@@ -363,3 +363,92 @@ def test_null_latency_delays_each_request(tmp_path):
     for tool in ("qemu-img", str(KIMG)):
         assert timed(tool, 40000000) >= 0.4
     assert timed(str(KIMG), 0) < 0.4
+
+
+# -drive werror=/rerror= (the VMM).  Option errors come before /dev/kvm opens: they run here.
+@pytest.mark.skipif(not KESTREL.exists(), reason="kestrel is not built")
+@pytest.mark.parametrize("spec, message", [
+    ("werror=bogus", "'bogus' invalid write error action"),
+    ("rerror=enospc", "'enospc' invalid read error action"),
+    ("if=floppy,werror=stop", "werror is not supported by this bus type"),
+    ("if=floppy,rerror=ignore", "rerror is not supported by this bus type"),
+    ("if=ide,werror=stop", "werror=stop and rerror=stop are not supported on IDE drives"),
+])
+def test_drive_error_policy_errors(tmp_path, spec, message):
+    (tmp_path / "fd.img").write_bytes(bytes(1474560))
+    p = subprocess.run([str(KESTREL), "-nographic", "-drive", f"file=fd.img,format=raw,{spec}"],
+                       capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert p.returncode != 0 and message in p.stderr, p.stderr
+    # QEMU 7.2 says the same for its own options (it parses before starting the guest).
+    if shutil.which("qemu-system-x86_64") and "IDE" not in message:
+        q = subprocess.run(["qemu-system-x86_64", "-display", "none", "-drive",
+                            f"file=fd.img,format=raw,{spec}"], capture_output=True, text=True,
+                           timeout=30, cwd=tmp_path)
+        assert q.returncode != 0 and message in q.stderr, q.stderr
+
+
+@pytest.mark.skipif(not KESTREL.exists(), reason="kestrel is not built")
+def test_drive_error_policies_accepted(tmp_path):
+    """Valid policies parse; the run then stops only at /dev/kvm (here) or boots."""
+    (tmp_path / "d.img").write_bytes(bytes(1 << 20))
+    for spec in ("if=virtio,werror=stop,rerror=stop", "if=virtio,werror=enospc,rerror=report",
+                 "if=ide,werror=ignore,rerror=ignore", "if=none,id=d0,werror=report"):
+        p = subprocess.run([str(KESTREL), "-nographic", "-drive", f"file=d.img,format=raw,{spec}",
+                            "-kernel", "/nonexistent"], capture_output=True, text=True,
+                           timeout=30, cwd=tmp_path)
+        assert "error action" not in p.stderr and "not supported" not in p.stderr, p.stderr
+    p = subprocess.run([str(KESTREL), "-nographic", "-drive",
+                        "file=d.img,format=raw,if=none,id=d0,rerror=stop", "-device",
+                        "ide-hd,drive=d0"], capture_output=True, text=True, timeout=30,
+                       cwd=tmp_path)
+    assert "not supported on IDE drives" in p.stderr
+
+
+def blkdebug_vm(session, probe, tmp_path, rule, policy, scenario):
+    from qmp_client import QMP
+    disk = tmp_path / "disk.raw"
+    with open(disk, "wb") as f:
+        f.truncate(64 << 20)
+    (tmp_path / "rule.conf").write_text(rule)
+    sock = tmp_path / "qmp.sock"
+    vm = session([str(KESTREL), "-m", "128m", "-nographic", "-qmp", f"unix:{sock},server,nowait",
+                  "-drive", f"file=blkdebug:{tmp_path}/rule.conf:{disk},format=raw,if=none,"
+                  f"id=d0,{policy}", "-device", "virtio-blk-pci,drive=d0,serial=disk42",
+                  "-kernel", probe, "-append", f"probe={scenario}"])
+    return vm, QMP(sock), disk
+
+
+@pytest.mark.guest
+def test_werror_stop_pauses_and_cont_retries_the_write(probe, session, tmp_path):
+    """An injected ENOSPC on the first write: the VM stops in io-error with BLOCK_IO_ERROR on
+    QMP; cont retries the write (once=on: it passes now) and the probe verifies its data."""
+    from test_virtio import pattern
+    vm, q, disk = blkdebug_vm(session, probe, tmp_path,
+                              '[inject-error]\nevent = "write_aio"\nerrno = "28"\nonce = "on"\n',
+                              "werror=stop", "blk-write,pattern=7,sectors=64,offset=0")
+    e = q.event("BLOCK_IO_ERROR", timeout=60)
+    assert e["data"] == {"device": "d0", "operation": "write", "action": "stop",
+                         "nospace": True, "reason": "No space left on device"}
+    q.event("STOP")
+    assert q.cmd("query-status")["return"]["status"] == "io-error"
+    assert q.cmd("cont") == {"return": {}}
+    q.event("RESUME")
+    vm.expect(r"probe: blk: verified")
+    q.cmd("quit")
+    vm.wait()
+    assert open(disk, "rb").read(64 * 512) == pattern(7, 0, 64 * 512)
+
+
+@pytest.mark.guest
+def test_werror_default_reports_eio_to_the_guest(probe, session, tmp_path):
+    """werror=enospc (the default) reports errors other than ENOSPC: the guest sees the
+    failed write, the VM keeps running, and BLOCK_IO_ERROR says action report."""
+    vm, q, _ = blkdebug_vm(session, probe, tmp_path,
+                           '[inject-error]\nevent = "write_aio"\nerrno = "5"\n',
+                           "werror=enospc", "blk-write,pattern=3,expect=ioerr")
+    e = q.event("BLOCK_IO_ERROR", timeout=60)
+    assert e["data"]["action"] == "report" and e["data"]["nospace"] is False
+    vm.expect(r"probe: blk: write refused \(ioerr\)")
+    assert q.cmd("query-status")["return"]["status"] == "running"
+    q.cmd("quit")
+    vm.wait()

@@ -14,13 +14,20 @@
 #include "util/opts.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define COR_CHUNK (4u << 20)	/* the most one copy reads and writes at once */
 
+/*
+ * One request at a time: a copy reads backing data and writes it into the
+ * child, and a guest write to the same cluster in between would be undone
+ * by it (QEMU serialises such requests the same way).
+ */
 struct cor {
+	pthread_mutex_t lock;
 	struct block_dev *child;
 	uint32_t cluster;	/* the copy granularity: the child's cluster size */
 };
@@ -64,9 +71,8 @@ static int copy_in(struct cor *c, uint64_t off, uint8_t *buf, size_t len)
 	return ret;
 }
 
-static int cor_pread(void *conn, uint64_t off, void *buf, size_t len)
+static int cor_pread_locked(struct cor *c, uint64_t off, void *buf, size_t len)
 {
-	struct cor *c = conn;
 	uint64_t size = block_length(c->child);
 	uint8_t *p = buf;
 
@@ -99,14 +105,37 @@ static int cor_pread(void *conn, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
+static int cor_pread(void *conn, uint64_t off, void *buf, size_t len)
+{
+	struct cor *c = conn;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = cor_pread_locked(c, off, buf, len);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
 static int cor_pwrite(void *conn, uint64_t off, const void *buf, size_t len)
 {
-	return block_child_pwrite(((struct cor *)conn)->child, off, buf, len);
+	struct cor *c = conn;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = block_child_pwrite(c->child, off, buf, len);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
 }
 
 static int cor_zero(void *conn, uint64_t off, uint64_t len, bool may_unmap)
 {
-	return block_child_write_zeroes(((struct cor *)conn)->child, off, len, may_unmap);
+	struct cor *c = conn;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = block_child_write_zeroes(c->child, off, len, may_unmap);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
 }
 
 static int cor_flush(void *conn)
@@ -134,6 +163,7 @@ static void cor_close(void *conn)
 	struct cor *c = conn;
 
 	block_close(c->child);
+	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
 
@@ -155,6 +185,7 @@ static int cor_open(struct block_dev *child, const char *display, const char *fo
 		block_close(child);
 		return block_err(err, errlen, "out of memory");
 	}
+	pthread_mutex_init(&c->lock, NULL);
 	c->child = child;
 	c->cluster = block_cluster_size(child);
 	if (!c->cluster)

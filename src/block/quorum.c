@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 #define QUORUM_MAX_CHILDREN 32
 
 struct quorum {
+	/* A rewrite must not undo a write that came between its vote and itself: one at a time. */
+	pthread_mutex_t lock;
 	struct block_dev *child[QUORUM_MAX_CHILDREN];
 	int n;
 	int threshold;
@@ -130,9 +133,8 @@ static int blkverify(const uint8_t *a, const uint8_t *b, uint64_t off, size_t le
 	return 0;
 }
 
-static int q_pread(void *conn, uint64_t off, void *buf, size_t len)
+static int q_pread_locked(struct quorum *q, uint64_t off, void *buf, size_t len)
 {
-	struct quorum *q = conn;
 	uint8_t *bufs[QUORUM_MAX_CHILDREN] = { 0 };
 	int rets[QUORUM_MAX_CHILDREN], winner = 0, ret = 0;
 	unsigned char bad[QUORUM_MAX_CHILDREN];
@@ -161,15 +163,28 @@ static int q_pread(void *conn, uint64_t off, void *buf, size_t len)
 	return ret;
 }
 
+static int q_pread(void *conn, uint64_t off, void *buf, size_t len)
+{
+	struct quorum *q = conn;
+	int ret;
+
+	pthread_mutex_lock(&q->lock);
+	ret = q_pread_locked(q, off, buf, len);
+	pthread_mutex_unlock(&q->lock);
+	return ret;
+}
+
 /* A write-like request on every child: success when threshold of them succeed. */
 static int all_children(struct quorum *q, int (*fn)(struct block_dev *, void *), void *arg)
 {
 	int rets[QUORUM_MAX_CHILDREN], ok = 0;
 
+	pthread_mutex_lock(&q->lock);
 	for (int i = 0; i < q->n; i++) {
 		rets[i] = fn(q->child[i], arg);
 		ok += rets[i] == 0;
 	}
+	pthread_mutex_unlock(&q->lock);
 	return ok >= q->threshold ? 0 : quorum_vote_error(rets, q->n);
 }
 
@@ -222,6 +237,7 @@ static void q_close(void *conn)
 
 	for (int i = 0; i < q->n; i++)
 		block_close(q->child[i]);
+	pthread_mutex_destroy(&q->lock);
 	free(q);
 }
 
@@ -333,7 +349,9 @@ int block_quorum_open_opts(struct opts *o, const char *pfx, const char *format, 
 	*out = NULL;
 	if (!q)
 		return block_err(err, errlen, "out of memory");
+	pthread_mutex_init(&q->lock, NULL);
 	if (read_options(q, o, pfx, flags, err, errlen) < 0) {
+		pthread_mutex_destroy(&q->lock);
 		free(q);
 		return -1;
 	}

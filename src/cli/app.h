@@ -35,6 +35,7 @@ struct app_io_errors {
 	bool stop_due;
 	unsigned resume_gen;
 	bool abort;
+	bool closing;		/* the VM is being torn down: no thread may wait any more */
 };
 
 struct app {
@@ -86,8 +87,12 @@ bool app_blk_error(void *opaque, const char *drive, bool is_read, int errnum,
 		   enum block_error_action action);
 /* Main loop: the pending disk errors as events, and the io-error stop. */
 void app_check_io_errors(struct app *app);
-/* cont, reset or quit: threads waiting in app_blk_error go on (abort: without retrying). */
+/*
+ * cont, reset or quit: threads waiting in app_blk_error go on (abort: without
+ * retrying, and none waits again until app_io_errors_open for the next VM).
+ */
 void app_release_io_waiters(struct app *app, bool abort);
+void app_io_errors_open(struct app *app);
 void app_balloon_timer(struct app *app);
 
 #endif

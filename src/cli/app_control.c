@@ -198,6 +198,8 @@ static int ctl_stop(void *opaque, char *err, size_t errlen)
 {
 	struct app *app = opaque;
 
+	/* An I/O thread's stop already queued: the VM is in io-error, not for stop to pause. */
+	app_check_io_errors(app);
 	if (app->state == RUN_STATE_RUNNING && app->vm) {
 		vm_pause(app->vm);
 		app->state = RUN_STATE_PAUSED;
@@ -447,6 +449,7 @@ bool app_blk_error(void *opaque, const char *drive, bool is_read, int errnum,
 	} else {
 		e->dropped++;	/* a storm of errors: the first ones tell the story */
 	}
+	stop = stop && !e->closing;
 	e->stop_due |= stop;
 	gen = e->resume_gen;
 	pthread_mutex_unlock(&e->lock);
@@ -454,11 +457,19 @@ bool app_blk_error(void *opaque, const char *drive, bool is_read, int errnum,
 	if (!stop)
 		return false;
 	pthread_mutex_lock(&e->lock);
-	while (e->resume_gen == gen)
+	while (e->resume_gen == gen && !e->closing)
 		pthread_cond_wait(&e->resumed, &e->lock);
-	retry = !e->abort;
+	retry = !e->abort && !e->closing;
 	pthread_mutex_unlock(&e->lock);
 	return retry;
+}
+
+void app_io_errors_open(struct app *app)
+{
+	pthread_mutex_lock(&app->io_errors.lock);
+	app->io_errors.closing = false;
+	app->io_errors.abort = false;
+	pthread_mutex_unlock(&app->io_errors.lock);
 }
 
 void app_release_io_waiters(struct app *app, bool abort)
@@ -468,6 +479,7 @@ void app_release_io_waiters(struct app *app, bool abort)
 	pthread_mutex_lock(&e->lock);
 	e->resume_gen++;
 	e->abort = abort;
+	e->closing |= abort;
 	pthread_cond_broadcast(&e->resumed);
 	pthread_mutex_unlock(&e->lock);
 }
@@ -494,8 +506,10 @@ void app_check_io_errors(struct app *app)
 	unsigned n;
 	bool stop;
 
-	if (!app->vm || !atomic_exchange(&app->vm->io_error, false))
+	if (!app->vm)
 		return;
+	/* The flag only woke the loop: the queue itself says what is pending. */
+	atomic_store(&app->vm->io_error, false);
 	pthread_mutex_lock(&e->lock);
 	n = e->nr_pending;
 	stop = e->stop_due;

@@ -374,6 +374,7 @@ static int run_machine(struct app *app)
 		enum vm_stop stop;
 		int status;
 
+		app_io_errors_open(app);
 		if (vm_create(&vm, &app->host, &app->cfg, &app->backends) < 0 || vm_start(&vm) < 0 ||
 		    loop_add(app->loop, vm.wake_fd, EPOLLIN, on_wake, &vm) < 0) {
 			vm_destroy(&vm);

@@ -2,6 +2,7 @@
  * The generic half of the block layer: format probing, opening with locks
  * and backing chains, and dispatch to the format drivers.
  */
+#include "block/blkdebug.h"
 #include "block/block_int.h"
 #include "block/throttle.h"
 #include "block/gluster.h"
@@ -44,6 +45,21 @@ int block_err(char *err, size_t errlen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
+}
+
+int block_error_action_parse(const char *name)
+{
+	static const char *const names[] = { "enospc", "report", "stop", "ignore" };
+
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(name, names[i]))
+			return i;
+	return -1;
+}
+
+const char *block_error_action_name(enum block_error_action a)
+{
+	return a == BLOCK_ERR_STOP ? "stop" : a == BLOCK_ERR_IGNORE ? "ignore" : "report";
 }
 
 int block_overlap_check_flags(const char *mode, unsigned *flags)
@@ -608,6 +624,8 @@ int block_flush(struct block_dev *bd)
 {
 	if (bd->read_only)
 		return 0;
+	/* QEMU's bdrv_co_flush, even with cache=unsafe (flush_to_disk: the protocol's flush). */
+	block_debug_event(bd, BLKDBG_FLUSH_TO_OS);
 	return bd->drv->flush(bd);
 }
 
@@ -674,7 +692,9 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
 	if (bd->drv->get_info)
 		return bd->drv->get_info(bd, info);
 	/* raw passes the question to its protocol, and NBD has no answer (QEMU: no dirty flag). */
-	return bd->proto ? -ENOTSUP : 0;
+	if (bd->proto)
+		return bd->proto->get_info ? bd->proto->get_info(bd->conn, info) : -ENOTSUP;
+	return 0;
 }
 
 /*

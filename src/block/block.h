@@ -117,6 +117,24 @@ int block_write_zeroes(struct block_dev *bd, uint64_t offset, uint64_t len, bool
 bool block_buffer_is_zero(const void *buf, size_t len);
 
 /*
+ * -drive werror=/rerror= (QEMU's BlockdevOnError): what a device does with a
+ * failed request.  ENOSPC stops on "No space left on device" and reports
+ * anything else (werror's default); REPORT is rerror's default.
+ */
+enum block_error_action { BLOCK_ERR_ENOSPC, BLOCK_ERR_REPORT, BLOCK_ERR_STOP, BLOCK_ERR_IGNORE };
+/* The action by QEMU's name ("enospc", "report", "stop", "ignore"), or -1. */
+int block_error_action_parse(const char *name);
+/* QEMU's name of an action as BLOCK_IO_ERROR reports it (enospc resolved already). */
+const char *block_error_action_name(enum block_error_action a);
+
+/*
+ * -drive copy-on-read=on: a copy-on-read filter (block/cor.c) over child,
+ * which it owns from then on, also on failure.  0, or -1 with a message.
+ */
+int block_copy_on_read(struct block_dev *child, struct block_dev **out, char *err,
+		       size_t errlen);
+
+/*
  * Creates a temporary qcow2 overlay backed by bd's file (snapshot=on); the
  * file is unlinked at once so it vanishes with the process.
  */

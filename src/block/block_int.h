@@ -87,6 +87,8 @@ struct block_proto {
 	int64_t (*size)(void *conn);
 	/* Bytes the server stores for it (qemu-img info's disk size); NULL: unknown. */
 	int64_t (*allocated)(void *conn);
+	/* raw's get_info over it (QEMU passes bdrv_get_info down filters); NULL: -ENOTSUP. */
+	int (*get_info)(void *conn, struct block_info *info);
 	/* Changes the size; NULL: "Cannot resize <label> nodes". */
 	int (*truncate)(void *conn, uint64_t size, char *err, size_t errlen);
 	void (*close)(void *conn);
@@ -152,8 +154,14 @@ const char *block_create_path(const char *name, char *err, size_t errlen);
 size_t block_network_protocols(const char **names, size_t max);
 /* null.c: a null-co/null-aio node of size bytes (QEMU's block/null.c). */
 int block_null_open(const char *display, const char *format_name, uint64_t size,
-		    bool read_zeroes, unsigned flags, struct block_dev **out, char *err,
-		    size_t errlen);
+		    bool read_zeroes, uint64_t latency_ns, unsigned flags, struct block_dev **out,
+		    char *err, size_t errlen);
+
+/*
+ * blkdebug.c: an event (enum blkdebug_event, blkdebug.h) for the blkdebug
+ * node under bd, if there is one: QEMU's BLKDBG_EVENT(bs->file, ...).
+ */
+void block_debug_event(const struct block_dev *bd, int ev);
 
 /*
  * throttle.c: a throttle filter node over child (which it owns from then on,

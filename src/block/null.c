@@ -4,17 +4,31 @@
  * unless read-zeroes=on; Kestrel always zeroes it, so no stale memory can
  * pass for disk data, and keeps QEMU's block status: with read-zeroes=off
  * the content is "unknown" (neither data nor zero), with read-zeroes=on it
- * is zero at offset == guest offset.
+ * is zero at offset == guest offset.  latency-ns=N makes every read, write
+ * and flush take N ns first (QEMU's null_co_common), for testing timeouts.
  */
 #include "block/block_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct null_state {
 	bool read_zeroes;
+	uint64_t latency_ns;
 };
+
+/* QEMU's null_co_common: the request's latency before it completes. */
+static void null_wait(const struct block_dev *bd)
+{
+	const struct null_state *s = bd->opaque;
+	struct timespec ts = { .tv_sec = (time_t)(s->latency_ns / 1000000000ULL),
+			       .tv_nsec = (long)(s->latency_ns % 1000000000ULL) };
+
+	while (s->latency_ns && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
 
 static int null_open(struct block_dev *bd, char *err, size_t errlen)
 {
@@ -29,22 +43,26 @@ static void null_close(struct block_dev *bd)
 
 static int null_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)
 {
+	null_wait(bd);
 	memset(buf, 0, len);
 	return 0;
 }
 
 static int null_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size_t len)
 {
+	null_wait(bd);
 	return 0;
 }
 
 static int null_flush(struct block_dev *bd)
 {
+	null_wait(bd);
 	return 0;
 }
 
 static int null_write_zeroes(struct block_dev *bd, uint64_t off, uint64_t len, bool may_unmap)
 {
+	null_wait(bd);	/* QEMU writes a zero buffer through its pwritev */
 	return 0;
 }
 
@@ -85,8 +103,8 @@ bool block_unallocated_is_zero(const struct block_dev *bd)
 }
 
 int block_null_open(const char *display, const char *format_name, uint64_t size,
-		    bool read_zeroes, unsigned flags, struct block_dev **out, char *err,
-		    size_t errlen)
+		    bool read_zeroes, uint64_t latency_ns, unsigned flags, struct block_dev **out,
+		    char *err, size_t errlen)
 {
 	struct block_dev *bd = calloc(1, sizeof(*bd));
 	struct null_state *s = calloc(1, sizeof(*s));
@@ -106,6 +124,7 @@ int block_null_open(const char *display, const char *format_name, uint64_t size,
 	bd->size = size;
 	bd->format_name = format_name;
 	s->read_zeroes = read_zeroes;
+	s->latency_ns = latency_ns;
 	bd->opaque = s;
 	*out = bd;
 	return 0;

@@ -2,6 +2,7 @@
  * raw: the file is the disk.  Sparse aware: holes are found with
  * SEEK_DATA/SEEK_HOLE and made with FALLOC_FL_PUNCH_HOLE.
  */
+#include "block/blkdebug.h"
 #include "block/block_int.h"
 
 #include <errno.h>
@@ -36,11 +37,13 @@ static int raw_open(struct block_dev *bd, char *err, size_t errlen)
 
 static int raw_pread(struct block_dev *bd, uint64_t off, void *buf, size_t len)
 {
+	block_debug_event(bd, BLKDBG_READ_AIO);
 	return bfile_pread(bd, off, buf, len);
 }
 
 static int raw_pwrite(struct block_dev *bd, uint64_t off, const void *buf, size_t len)
 {
+	block_debug_event(bd, BLKDBG_WRITE_AIO);
 	return bfile_pwrite(bd, off, buf, len);
 }
 

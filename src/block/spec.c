@@ -14,6 +14,7 @@
 #include "block/block_int.h"
 #include "block/curl.h"
 #include "block/gluster.h"
+#include "block/filter.h"
 #include "block/nbd.h"
 #include "block/ssh.h"
 #include "block/throttle.h"
@@ -39,7 +40,7 @@ static const char *const unsupported_format_opts[] = {
 };
 static const char *const unsupported_protocol_opts[] = {
 	"aio", "aio-max-batch", "pr-manager", "x-check-cache-dropped", "drop-cache",
-	"latency-ns", "discard", "detect-zeroes", "node-name", "username", "password-secret",
+	"discard", "detect-zeroes", "node-name", "username", "password-secret",
 	"proxy-username", "proxy-password-secret", "cookie-secret", "tls-creds", "tls-hostname",
 	"x-dirty-bitmap", NULL,
 };
@@ -83,6 +84,16 @@ static bool listed(const char *const *list, const char *key)
 	return false;
 }
 
+/* QEMU_OPT_NUMBER's qemu_strtou64: base 0, a sign allowed (wrapping), the whole text. */
+static bool parse_qemu_number(const char *v, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(v, &end, 0);
+	return *v && end != v && !*end && errno == 0;
+}
+
 static int get_bool(struct opts *o, const char *key, bool *out, char *err, size_t errlen)
 {
 	const char *name = strrchr(key, '.') ? strrchr(key, '.') + 1 : key;
@@ -101,6 +112,7 @@ struct node {
 	unsigned flags;
 	uint64_t null_size;
 	bool read_zeroes;
+	uint64_t latency_ns;
 	const char *key_secret;		/* luks: the secret's id */
 };
 
@@ -160,6 +172,13 @@ static int read_protocol(struct opts *o, struct node *n, char *err, size_t errle
 		snprintf(key, sizeof(key), "%sread-zeroes", n->pfx);
 		if (get_bool(o, key, &n->read_zeroes, err, errlen) < 0)
 			return -1;
+		/* QEMU reads a number and refuses what is negative as an int64. */
+		snprintf(key, sizeof(key), "%slatency-ns", n->pfx);
+		v = opts_get(o, key);
+		if (v && !parse_qemu_number(v, &n->latency_ns))
+			return block_err(err, errlen, "Parameter 'latency-ns' expects a number");
+		if (v && (int64_t)n->latency_ns < 0)
+			return block_err(err, errlen, "latency-ns is invalid");
 		if (n->filename && strcmp(n->filename, "null-co://") && strcmp(n->filename, "null-aio://"))
 			return block_err(err, errlen,
 					 "The only allowed filename for this driver is '%s://'", n->proto);
@@ -232,7 +251,8 @@ static int open_node(struct node *n, const char *display, struct block_dev *pare
 			return block_err(err, errlen, "Image is not in %s format", n->driver);
 		return block_null_open(display, n->driver || *n->pfx ? "raw" :
 				       !strcmp(n->proto, "null-aio") ? "null-aio" : NULL,
-				       n->null_size, n->read_zeroes, n->flags, out, err, errlen);
+				       n->null_size, n->read_zeroes, n->latency_ns, n->flags, out, err,
+				       errlen);
 	}
 	if (check_file_kind(n->proto, n->filename, err, errlen) < 0)
 		return -1;
@@ -652,6 +672,71 @@ static int open_throttle(struct opts *o, bool has_file, struct node *n,
 	return 0;
 }
 
+/* The filter drivers (filter.h): nodes over other nodes. */
+static bool is_filter_driver(const char *d)
+{
+	return d && (!strcmp(d, "blkdebug") || !strcmp(d, "quorum") || !strcmp(d, "copy-on-read"));
+}
+
+/* A filter node, alone (its format shown as the filter's name) or under a format. */
+static int open_filter(struct opts *o, struct node *n, struct block_dev *parent,
+		       struct block_dev **out, char *err, size_t errlen)
+{
+	bool alone = is_filter_driver(n->driver);
+	const char *pfx = alone ? "" : "file.";
+
+	if (!alone && n->driver && !block_format_has_driver(n->driver))
+		return block_err(err, errlen, "Unknown driver '%s'", n->driver);
+	n->proto = alone ? n->driver : opts_get(o, "file.driver");
+	n->pfx = pfx;
+	if ((!strcmp(n->proto, "blkdebug") ? block_blkdebug_open_opts :
+	     !strcmp(n->proto, "quorum") ? block_quorum_open_opts : block_cor_open_opts)
+	    (o, pfx, alone ? "raw" : n->driver, alone, n->flags, parent, out, err, errlen) < 0)
+		return -1;
+	/* quorum and copy-on-read have no protocol name in QEMU: leftovers get the format's message. */
+	if (alone && strcmp(n->proto, "blkdebug"))
+		n->pfx = "file.";
+	if (check_unused(o, *out, n, err, errlen) < 0) {
+		block_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int block_open_opts_child(struct opts *o, const char *pfx, unsigned flags,
+			  struct block_dev **out, char *err, size_t errlen)
+{
+	struct opts *sub = calloc(1, sizeof(*sub));
+	size_t n = strlen(pfx);
+	bool driver = false, filename = false;
+	int ret = 0;
+
+	*out = NULL;
+	for (size_t i = 0; sub && i < o->count && ret == 0; i++) {
+		const char *k = o->items[i].key;
+		if (strncmp(k, pfx, n))
+			continue;
+		o->items[i].used = true;
+		driver |= !strcmp(k + n, "driver");
+		filename |= !strcmp(k + n, "filename");
+		if (!opts_add(sub, k + n, o->items[i].value))
+			ret = -1;
+		else
+			sub->items[sub->count - 1].null = o->items[i].null;
+	}
+	/* A child named by its file name alone is a file (QEMU probes the protocol). */
+	if (sub && ret == 0 && filename && !driver && !opts_add(sub, "driver", "file"))
+		ret = -1;
+	if (!sub || ret < 0) {
+		opts_free(sub);
+		return block_err(err, errlen, "out of memory");
+	}
+	ret = block_open_opts_parent(sub, flags, NULL, NULL, out, err, errlen);
+	opts_free(sub);
+	return ret;
+}
+
 static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_dev *parent,
 				  const char *display, struct block_dev **out, char *err,
 				  size_t errlen)
@@ -676,6 +761,8 @@ static int block_open_opts_parent(struct opts *o, unsigned flags, struct block_d
 		return open_throttle(o, has_file, &n, parent, out, err, errlen);
 	if (network_driver(n.driver) || network_driver(opts_get(o, "file.driver")))
 		return open_network(o, &n, parent, out, err, errlen);
+	if (is_filter_driver(n.driver) || is_filter_driver(opts_get(o, "file.driver")))
+		return open_filter(o, &n, parent, out, err, errlen);
 	if (is_file_driver(n.driver) || is_null_driver(n.driver)) {
 		/* A protocol node alone: its options are the top level's. */
 		n.proto = n.driver;
@@ -778,6 +865,8 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 					 "The only allowed filename for this driver is '%s://'", proto);
 		return open_node(&n, name, parent, out, err, errlen);
 	}
+	if (!strcmp(proto, "blkdebug"))
+		return block_blkdebug_open_name(name, format, flags, parent, out, err, errlen);
 	if (block_nbd_protocol(proto) && block_nbd_available())
 		return block_nbd_open(name, NULL, format, flags, parent, out, err, errlen);
 	if (block_ssh_protocol(proto) && block_ssh_available())
@@ -802,7 +891,7 @@ const char *block_create_path(const char *name, char *err, size_t errlen)
 	/* gluster creates: block_create writes the image there (block.c). */
 	if (block_gluster_protocol(proto) && block_gluster_available())
 		return name;
-	if (is_null_driver(proto))
+	if (is_null_driver(proto) || is_filter_driver(proto))
 		block_err(err, errlen, "Protocol driver '%s' does not support image creation", proto);
 	else if (network_driver(proto) || (block_nbd_protocol(proto) && block_nbd_available()))
 		/* QEMU creates on some of them; Kestrel writes an existing one with convert -n. */

@@ -21,6 +21,24 @@
 struct json_object;
 struct app_nbd;
 
+/*
+ * Disk errors the I/O threads hand to the main loop (app_control.c): each
+ * becomes a BLOCK_IO_ERROR event; a stop pauses the VM in "io-error", and
+ * the threads waiting for cont go on when resume_gen moves (abort: fail
+ * their requests, the VM is being reset or going away).
+ */
+#define APP_IO_ERRORS_MAX 16
+struct app_io_errors {
+	pthread_mutex_t lock;
+	pthread_cond_t resumed;
+	struct { char drive[32]; bool is_read; int errnum; int action; } pending[APP_IO_ERRORS_MAX];
+	unsigned nr_pending, dropped;
+	bool stop_due;
+	unsigned resume_gen;
+	bool abort;
+	bool closing;		/* the VM is being torn down: no thread may wait any more */
+};
+
 struct app {
 	struct vm_config cfg;
 	struct kvm_host host;
@@ -52,6 +70,7 @@ struct app {
 	int ready_fd;			/* -daemonize: tells the waiting parent start-up worked */
 	bool pidfile_written;		/* only then is the pid file ours to remove */
 	struct app_nbd *nbd;		/* QMP nbd-server-start's server, NULL until then */
+	struct app_io_errors io_errors;	/* werror=/rerror= reports from the I/O threads */
 };
 
 /* app_control.c: the monitors' view of the machine, and QMP events. */
@@ -65,6 +84,17 @@ void app_emit_shutdown(struct app *app, bool guest, const char *reason);
  * app_balloon_timer sends one held back.
  */
 void app_balloon_changed(struct app *app);
+/* The virtio-blk error hook (struct blk_error_hook) of the running VM. */
+bool app_blk_error(void *opaque, const char *drive, bool is_read, int errnum,
+		   enum block_error_action action);
+/* Main loop: the pending disk errors as events, and the io-error stop. */
+void app_check_io_errors(struct app *app);
+/*
+ * cont, reset or quit: threads waiting in app_blk_error go on (abort: without
+ * retrying, and none waits again until app_io_errors_open for the next VM).
+ */
+void app_release_io_waiters(struct app *app, bool abort);
+void app_io_errors_open(struct app *app);
 void app_balloon_timer(struct app *app);
 
 #endif

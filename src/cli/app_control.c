@@ -1,5 +1,9 @@
 /* The control table (ui/control.h) over the running VM, and QMP event fan-out. */
+#include <errno.h>
 #include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -219,6 +223,8 @@ static int ctl_stop(void *opaque, char *err, size_t errlen)
 {
 	struct app *app = opaque;
 
+	/* An I/O thread's stop already queued: the VM is in io-error, not for stop to pause. */
+	app_check_io_errors(app);
 	if (app->state == RUN_STATE_RUNNING && app->vm) {
 		vm_pause(app->vm);
 		app->state = RUN_STATE_PAUSED;
@@ -235,10 +241,12 @@ static int ctl_cont(void *opaque, char *err, size_t errlen)
 		snprintf(err, errlen, "Resetting the Virtual Machine is required");
 		return -1;
 	}
-	if (app->state == RUN_STATE_PAUSED && app->vm) {
+	/* QEMU's cont leaves io-error too, and re-issues the failed requests. */
+	if ((app->state == RUN_STATE_PAUSED || app->state == RUN_STATE_IO_ERROR) && app->vm) {
 		vm_resume(app->vm);
 		app->state = RUN_STATE_RUNNING;
 		app_emit(app, "RESUME", NULL);
+		app_release_io_waiters(app, false);
 	}
 	return 0;
 }
@@ -517,4 +525,111 @@ void app_balloon_timer(struct app *app)
 {
 	if (app->balloon_event_pending)
 		balloon_emit(app);
+}
+
+/*
+ * The I/O thread's side of werror=/rerror= (QEMU's blk_error_action): the
+ * error queued for the main loop's BLOCK_IO_ERROR; for stop, the VM asked
+ * to pause and this thread held until cont (true: retry) or a reset or quit
+ * (false: fail the request).
+ */
+bool app_blk_error(void *opaque, const char *drive, bool is_read, int errnum,
+		   enum block_error_action action)
+{
+	struct app *app = opaque;
+	struct app_io_errors *e = &app->io_errors;
+	struct vm *vm = app->vm;
+	bool stop = action == BLOCK_ERR_STOP, retry = false;
+	unsigned gen;
+
+	if (!vm)
+		return false;
+	pthread_mutex_lock(&e->lock);
+	if (e->nr_pending < APP_IO_ERRORS_MAX) {
+		snprintf(e->pending[e->nr_pending].drive, sizeof(e->pending[0].drive), "%s",
+			 drive ? drive : "");
+		e->pending[e->nr_pending].is_read = is_read;
+		e->pending[e->nr_pending].errnum = errnum;
+		e->pending[e->nr_pending].action = action;
+		e->nr_pending++;
+	} else {
+		e->dropped++;	/* a storm of errors: the first ones tell the story */
+	}
+	stop = stop && !e->closing;
+	e->stop_due |= stop;
+	gen = e->resume_gen;
+	pthread_mutex_unlock(&e->lock);
+	vm_io_error(vm, stop);
+	if (!stop)
+		return false;
+	pthread_mutex_lock(&e->lock);
+	while (e->resume_gen == gen && !e->closing)
+		pthread_cond_wait(&e->resumed, &e->lock);
+	retry = !e->abort && !e->closing;
+	pthread_mutex_unlock(&e->lock);
+	return retry;
+}
+
+void app_io_errors_open(struct app *app)
+{
+	pthread_mutex_lock(&app->io_errors.lock);
+	app->io_errors.closing = false;
+	app->io_errors.abort = false;
+	pthread_mutex_unlock(&app->io_errors.lock);
+}
+
+void app_release_io_waiters(struct app *app, bool abort)
+{
+	struct app_io_errors *e = &app->io_errors;
+
+	pthread_mutex_lock(&e->lock);
+	e->resume_gen++;
+	e->abort = abort;
+	e->closing |= abort;
+	pthread_cond_broadcast(&e->resumed);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* QEMU's BLOCK_IO_ERROR: device, operation, action, nospace, reason (node-name: none here). */
+static void emit_io_error(struct app *app, const char *drive, bool is_read, int errnum,
+			  int action)
+{
+	struct json_object *data = json_object_new_object();
+
+	json_object_object_add(data, "device", json_object_new_string(drive));
+	json_object_object_add(data, "operation", json_object_new_string(is_read ? "read"
+										  : "write"));
+	json_object_object_add(data, "action", json_object_new_string(
+		block_error_action_name((enum block_error_action)action)));
+	json_object_object_add(data, "nospace", json_object_new_boolean(errnum == ENOSPC));
+	json_object_object_add(data, "reason", json_object_new_string(strerror(errnum)));
+	app_emit(app, "BLOCK_IO_ERROR", data);
+}
+
+void app_check_io_errors(struct app *app)
+{
+	struct app_io_errors *e = &app->io_errors;
+	unsigned n;
+	bool stop;
+
+	if (!app->vm)
+		return;
+	/* The flag only woke the loop: the queue itself says what is pending. */
+	atomic_store(&app->vm->io_error, false);
+	pthread_mutex_lock(&e->lock);
+	n = e->nr_pending;
+	stop = e->stop_due;
+	e->stop_due = false;
+	for (unsigned i = 0; i < n; i++)
+		emit_io_error(app, e->pending[i].drive, e->pending[i].is_read, e->pending[i].errnum,
+			      e->pending[i].action);
+	e->nr_pending = 0;
+	pthread_mutex_unlock(&e->lock);
+	/* QEMU: the events first, then the vmstop request's STOP. */
+	if (stop && app->state == RUN_STATE_RUNNING) {
+		app->state = RUN_STATE_IO_ERROR;
+		app_emit(app, "STOP", NULL);
+	} else if (stop && app->state == RUN_STATE_PAUSED) {
+		app->state = RUN_STATE_IO_ERROR;
+	}
 }

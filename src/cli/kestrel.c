@@ -217,6 +217,8 @@ static int open_disks(struct app *app)
 			: block_open_key(d->file, format, d->flags,
 					 d->key_secret[0] ? d->key_secret : NULL, &app->disks[i], err,
 					 sizeof(err));
+		if (rc == 0 && d->copy_on_read)
+			rc = block_copy_on_read(app->disks[i], &app->disks[i], err, sizeof(err));
 		/* Only an encrypted format takes a key: accepted elsewhere, it would be ignored. */
 		if (rc == 0 && d->key_secret[0] && strcmp(block_format_name(app->disks[i]), "luks")) {
 			snprintf(err, sizeof(err), "Block format '%s' does not support the option "
@@ -345,6 +347,7 @@ static void wait_for(struct app *app, struct vm *vm)
 		bool typed_ahead = app->has_console && console_flush(&app->console);
 		if (vm)
 			check_internal_error(app, vm);
+		app_check_io_errors(app);
 		if (loop_run_once(app->loop, typed_ahead ? 10 : -1) < 0) {
 			log_error("event loop: %s", strerror(errno));
 			if (!vm)
@@ -397,6 +400,7 @@ static int run_machine(struct app *app)
 		enum vm_stop stop;
 		int status;
 
+		app_io_errors_open(app);
 		if (vm_create(&vm, &app->host, &app->cfg, &app->backends) < 0 || vm_start(&vm) < 0 ||
 		    loop_add(app->loop, vm.wake_fd, EPOLLIN, on_wake, &vm) < 0) {
 			vm_destroy(&vm);
@@ -411,6 +415,8 @@ static int run_machine(struct app *app)
 			vm_request_stop(&vm, VM_STOP_QUIT, 0);
 
 		wait_for(app, &vm);
+		/* A reset or quit: I/O threads waiting for cont fail their requests and end. */
+		app_release_io_waiters(app, true);
 
 		if (app->has_console)
 			console_set_serial(&app->console, NULL);
@@ -531,6 +537,9 @@ int main(int argc, char **argv)
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
 	app.backends.blks = app.blks;
+	pthread_mutex_init(&app.io_errors.lock, NULL);
+	pthread_cond_init(&app.io_errors.resumed, NULL);
+	app.backends.blk_error = (struct blk_error_hook){ .fn = app_blk_error, .opaque = &app };
 	if (app.cfg.debugcon_chardev[0])
 		app.backends.debugcon = find_chardev(&app, app.cfg.debugcon_chardev);
 	if (app.serial_cd && app.serial_cd->spec.kind == CHARDEV_STDIO &&

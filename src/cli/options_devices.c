@@ -184,16 +184,52 @@ static int drive_add(struct vm_config *cfg, struct drive_config *d, const char *
 	return 0;
 }
 
+/*
+ * werror= and rerror= (QEMU's drive_new and blockdev_init): enospc, report,
+ * stop or ignore for writes; rerror has no enospc.  The buses that honour
+ * them are virtio and IDE (and if=none, for a -device); stop on IDE is
+ * refused: its requests run on the vCPU, which cannot wait for cont.
+ */
+static int drive_error_policy(struct drive_config *d, const char *werror, const char *rerror,
+			      const char *opt, const char *arg)
+{
+	char msg[160];
+	int w = werror ? block_error_action_parse(werror) : BLOCK_ERR_ENOSPC;
+	int r = rerror ? block_error_action_parse(rerror) : BLOCK_ERR_REPORT;
+
+	if (w < 0) {
+		snprintf(msg, sizeof(msg), "'%s' invalid write error action", werror);
+		return err_invalid(opt, arg, msg);
+	}
+	if (r < 0 || r == BLOCK_ERR_ENOSPC) {
+		snprintf(msg, sizeof(msg), "'%s' invalid read error action", rerror);
+		return err_invalid(opt, arg, msg);
+	}
+	if ((werror || rerror) && d->iface == DRIVE_IF_FLOPPY) {
+		snprintf(msg, sizeof(msg), "%s is not supported by this bus type",
+			 werror ? "werror" : "rerror");
+		return err_invalid(opt, arg, msg);
+	}
+	if (d->iface == DRIVE_IF_IDE && (w == BLOCK_ERR_STOP || r == BLOCK_ERR_STOP))
+		return err_invalid(opt, arg, "werror=stop and rerror=stop are not supported on IDE "
+				   "drives by Kestrel (only on virtio-blk)");
+	d->werror = (unsigned char)(w + 1);
+	d->rerror = (unsigned char)(r + 1);
+	return 0;
+}
+
 int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, "file");
 	struct drive_config d = { 0 };
 	const char *file, *iface, *format, *cache, *media, *discard, *aio, *id, *serial, *detect;
-	const char *index;
+	const char *index, *werror, *rerror;
 	int rc = -1;
 
 	if (!o)
 		return -1;
+	werror = opts_get(o, "werror");
+	rerror = opts_get(o, "rerror");
 	file = opts_get(o, "file");
 	iface = opts_get(o, "if");
 	format = opts_get(o, "format");
@@ -211,6 +247,10 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 		err_invalid(opt, arg, "readonly= and snapshot= take on or off");
 		goto out;
 	}
+	if (!opts_get_bool(o, "copy-on-read", &d.copy_on_read)) {
+		err_invalid(opt, arg, "Parameter 'copy-on-read' expects 'on' or 'off'");
+		goto out;
+	}
 	if (options_drive_throttle(o, &d, opt, arg) < 0 ||
 	    options_overlap_check(o, format, &d, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
 		goto out;
@@ -225,6 +265,13 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 		goto out;
 	if (serial && copy_serial(d.serial, serial, opt, arg) < 0)
 		goto out;
+	if (drive_error_policy(&d, werror, rerror, opt, arg) < 0)
+		goto out;
+	/* QEMU 7.2's blockdev_init: a warning, and the drive opens without the filter. */
+	if (d.copy_on_read && (d.readonly || d.cdrom)) {
+		log_warn("-%s %s: disabling copy-on-read on read-only drive", opt, arg);
+		d.copy_on_read = false;
+	}
 	rc = drive_add(cfg, &d, id, file, format, opt, arg);
 out:
 	opts_free(o);
@@ -263,6 +310,9 @@ static int ide_device(struct vm_config *cfg, struct opts *o, const char *driver,
 			cfg->drives[i].index == (int)(b * 2 + u);
 	if (used)
 		return err_invalid(opt, arg, "that IDE position is taken");
+	if (d->werror == BLOCK_ERR_STOP + 1 || d->rerror == BLOCK_ERR_STOP + 1)
+		return err_invalid(opt, arg, "werror=stop and rerror=stop are not supported on IDE "
+				   "drives by Kestrel (only on virtio-blk)");
 	if (bootindex) {
 		if (!uint_parse(bootindex, &n) || n > 0xffff)
 			return err_invalid(opt, arg, "bootindex= must be 0 to 65535");

@@ -231,7 +231,7 @@ static int ide_pread(struct ide_drive *d, uint64_t off, void *buf, size_t len)
 	rc = block_pread(d->blk, off, buf, len);
 
 	block_acct_done(d->blk, BLOCK_ACCT_READ, off, len, block_acct_now() - t0, rc < 0);
-	return rc;
+	return d->ignore_read_errors ? 0 : rc;
 }
 
 static int ide_pwrite(struct ide_drive *d, uint64_t off, const void *buf, size_t len)
@@ -244,7 +244,7 @@ static int ide_pwrite(struct ide_drive *d, uint64_t off, const void *buf, size_t
 	rc = block_pwrite(d->blk, off, buf, len);
 
 	block_acct_done(d->blk, BLOCK_ACCT_WRITE, off, len, block_acct_now() - t0, rc < 0);
-	return rc;
+	return d->ignore_write_errors ? 0 : rc;
 }
 
 static int ide_flush(struct ide_drive *d)
@@ -253,7 +253,7 @@ static int ide_flush(struct ide_drive *d)
 	int rc = block_flush(d->blk);
 
 	block_acct_done(d->blk, BLOCK_ACCT_FLUSH, 0, 0, block_acct_now() - t0, rc < 0);
-	return rc;
+	return d->ignore_write_errors ? 0 : rc;
 }
 
 static void pio_read_block(struct ide_channel *ch)

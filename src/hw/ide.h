@@ -37,6 +37,8 @@ struct ide_drive {
 	uint16_t cyls, heads, spt;	/* disk: the CHS geometry IDENTIFY reports */
 	uint8_t multiple;	/* SET MULTIPLE MODE block size */
 	char serial[21];
+	/* werror=/rerror= ignore: a failed request completes as if it had worked (QEMU's). */
+	bool ignore_write_errors, ignore_read_errors;
 	/* ATAPI */
 	bool tray_open;
 	bool locked;		/* PREVENT MEDIUM REMOVAL */

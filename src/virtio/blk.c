@@ -246,6 +246,33 @@ static void blk_complete(struct virtio_blk *blk, const struct block_req *io, uin
 	}
 }
 
+/*
+ * A failed block request under werror=/rerror=: ignore completes it as
+ * done, report leaves the error for the guest, stop waits (in the hook)
+ * until the VM runs again and then retries, as QEMU re-issues its failed
+ * requests on cont.  Flushes, discards and zero writes count as writes.
+ */
+static void blk_on_error(struct virtio_blk *blk, struct block_req *io, uint32_t type)
+{
+	bool is_read = type == T_IN;
+
+	while (io->result < 0) {
+		enum block_error_action a = is_read ? blk->rerror : blk->werror;
+		int err = -io->result;
+		bool retry = false;
+
+		if (a == BLOCK_ERR_ENOSPC)
+			a = err == ENOSPC ? BLOCK_ERR_STOP : BLOCK_ERR_REPORT;
+		if (blk->on_error.fn)
+			retry = blk->on_error.fn(blk->on_error.opaque, blk->drive, is_read, err, a);
+		if (a == BLOCK_ERR_IGNORE)
+			io->result = 0;
+		if (a != BLOCK_ERR_STOP || !retry)
+			return;
+		block_aio_run(blk->aio, blk->disk, io, 1);
+	}
+}
+
 int virtio_blk_start(struct virtio_blk *blk, char *err, size_t errlen)
 {
 	if (blk->aio)
@@ -409,6 +436,9 @@ static void blk_notify(struct virtio_device *vdev, unsigned q)
 		if (nio) {
 			block_aio_run(blk->aio, blk->disk, r->io, nio);
 			ns = block_acct_now() - t0;	/* the batch ran together */
+			for (unsigned i = 0; i < n; i++)
+				if (r->io_of[i] >= 0 && r->io[r->io_of[i]].result < 0)
+					blk_on_error(blk, &r->io[r->io_of[i]], r->type[i]);
 		}
 		for (unsigned i = 0; i < n; i++) {
 			struct vq_request *req = &r->reqs[i];
@@ -473,6 +503,10 @@ int virtio_blk_plug(struct virtio_blk *blk, const struct virtio_blk_conf *conf,
 	blk->discard = conf->discard;
 	blk->detect_zeroes = conf->detect_zeroes;
 	blk->engine = conf->engine;
+	blk->drive = conf->drive;
+	blk->werror = conf->werror;
+	blk->rerror = conf->rerror;
+	blk->on_error = conf->on_error;
 	snprintf(blk->serial, sizeof(blk->serial), "%s", conf->serial);
 	/* The request engine now, so that start-up fails if aio= cannot be had. */
 	if (virtio_blk_start(blk, err, sizeof(err)) < 0) {

@@ -34,8 +34,24 @@ enum blk_detect_zeroes {
 struct blk_round;	/* one batch of requests in flight (blk.c) */
 
 /* virtio-blk: the device state behind virtio_blk_ops. */
+/*
+ * A failed request under werror=/rerror= (QEMU's blk_error_action): the VMM
+ * reports it (BLOCK_IO_ERROR) with the action taken, and for BLOCK_ERR_STOP
+ * stops the VM and returns once it runs again: true to retry the request,
+ * false to fail it (the VM is being reset or going away).  Called from the
+ * I/O thread, which holds the queue meanwhile.
+ */
+struct blk_error_hook {
+	bool (*fn)(void *opaque, const char *drive, bool is_read, int errnum,
+		   enum block_error_action action);
+	void *opaque;
+};
+
 struct virtio_blk {
 	struct block_dev *disk;
+	const char *drive;		/* the drive's id (BLOCK_IO_ERROR's device) */
+	enum block_error_action werror, rerror;
+	struct blk_error_hook on_error;
 	char serial[21];	/* VIRTIO_BLK_ID_BYTES, NUL-terminated here */
 	bool readonly;
 	bool discard;
@@ -57,6 +73,8 @@ struct virtio_blk_conf {
 	bool discard;
 	enum blk_detect_zeroes detect_zeroes;
 	enum block_aio_engine engine;
+	enum block_error_action werror, rerror;	/* werror=, rerror= */
+	struct blk_error_hook on_error;
 };
 
 /*

@@ -78,6 +78,9 @@ struct drive_config {
 	char key_secret[64];		/* luks: the -object secret's id, "" for none */
 	unsigned flags;			/* BLOCK_* open flags from cache= and readonly= */
 	bool snapshot;			/* writes go to a throw-away overlay */
+	bool copy_on_read;		/* copy-on-read=on: a filter copies backing data up */
+	/* werror=, rerror=: enum block_error_action + 1; 0 is QEMU's default (enospc, report) */
+	unsigned char werror, rerror;
 	bool readonly;
 	bool discard;			/* discard=unmap */
 	bool claimed;			/* a device uses it */

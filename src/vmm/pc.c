@@ -81,6 +81,10 @@ static struct virtio_blk_conf pc_blk_conf(struct vm *vm, const struct device_con
 		conf.detect_zeroes = d->detect_zeroes;
 		conf.engine = d->aio_io_uring ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS;
 		conf.serial = dev->serial[0] ? dev->serial : d->serial;
+		/* 0: QEMU's defaults, werror=enospc and rerror=report (config.h). */
+		conf.werror = d->werror ? (enum block_error_action)(d->werror - 1) : BLOCK_ERR_ENOSPC;
+		conf.rerror = d->rerror ? (enum block_error_action)(d->rerror - 1) : BLOCK_ERR_REPORT;
+		conf.on_error = vm->backends->blk_error;
 	}
 	return conf;
 }

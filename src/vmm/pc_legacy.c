@@ -123,6 +123,16 @@ static int create_ide(struct vm *vm)
 		log_error("IDE: out of memory");
 		return -1;
 	}
+	/* werror=/rerror=ignore (report is the IDE default; stop is refused by the options). */
+	for (unsigned i = 0; i < cfg->nr_drives; i++) {
+		const struct drive_config *d = &cfg->drives[i];
+		struct ide_drive *id;
+		if (d->iface != DRIVE_IF_IDE || d->index < 0 || d->index >= IDE_MAX_DRIVES)
+			continue;
+		id = &vm->ide.ch[d->index / 2].drives[d->index % 2];
+		id->ignore_write_errors = d->werror == BLOCK_ERR_IGNORE + 1;
+		id->ignore_read_errors = d->rerror == BLOCK_ERR_IGNORE + 1;
+	}
 	if (pc_add_part(vm, &vm->ide, ide_part_destroy) < 0)
 		return -1;
 	if (bus_register(&vm->pio, IDE_PRIMARY_BASE, IDE_NR_PORTS, ide_cmd_io, &vm->ide.ch[0],

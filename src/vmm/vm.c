@@ -68,6 +68,7 @@ int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config
 	atomic_init(&vm->stop, VM_RUNNING);
 	atomic_init(&vm->pause_requested, false);
 	atomic_init(&vm->internal_error, false);
+	atomic_init(&vm->io_error, false);
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 
@@ -173,6 +174,19 @@ void vm_internal_error(struct vm *vm)
 	atomic_store(&vm->pause_requested, true);
 	atomic_store(&vm->internal_error, true);
 	vm_kick_vcpus(vm);
+	if (write(vm->wake_fd, &one, sizeof(one)) < 0)
+		log_debug("eventfd write: %s", strerror(errno));
+}
+
+void vm_io_error(struct vm *vm, bool stop)
+{
+	uint64_t one = 1;
+
+	if (stop) {
+		atomic_store(&vm->pause_requested, true);
+		vm_kick_vcpus(vm);
+	}
+	atomic_store(&vm->io_error, true);
 	if (write(vm->wake_fd, &one, sizeof(one)) < 0)
 		log_debug("eventfd write: %s", strerror(errno));
 }

@@ -64,6 +64,7 @@ struct vm_backends {
 	struct chardev *debugcon;	/* -debugcon's back end; NULL for none */
 	unsigned boots;			/* VMs built so far: -boot once= holds for the first */
 	struct virtio_balloon *balloon;	/* the balloon's state, NULL without one */
+	struct blk_error_hook blk_error;	/* virtio-blk's werror=/rerror= (app) */
 };
 
 enum vm_stop {
@@ -109,6 +110,7 @@ struct vm {
 	unsigned nr_parked;
 	/* A vCPU hit a KVM internal error: every vCPU parks, the main loop reports it. */
 	_Atomic bool internal_error;
+	_Atomic bool io_error;		/* a disk reported an I/O error (vm_io_error) */
 
 	/* The pc platform (pc.c). */
 	const struct vm_backends *backends;
@@ -165,6 +167,12 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, int status);
  * the monitor to inspect until a reset or quit.
  */
 void vm_internal_error(struct vm *vm);
+/*
+ * A disk's I/O error for the main loop (werror=/rerror=), from any thread:
+ * wakes it with io_error set; stop also asks the vCPUs to park without
+ * waiting for them (one may be the thread that hit the error).
+ */
+void vm_io_error(struct vm *vm, bool stop);
 
 /* Stops every vCPU outside KVM_RUN and waits until they are; vm_resume undoes it. */
 void vm_pause(struct vm *vm);

@@ -313,6 +313,15 @@ SEEDS = {
         ("errors", b'{"a":01} {"b":1.}@ [1,,] {"c" 1} "\\q" \\ud800 tru %d'),
         ("deep", b'[' * 70 + b'{"a":1}' + b']' * 70),
     ]},
+    # blkdebug config files; after a 0xff byte, (event, sector, length/iotype) triples.
+    "blkdebug": {n: v for n, v in [
+        ("inject", b'[inject-error]\nevent = "read_aio"\nerrno = "28"\nonce = "on"\n'
+                   b'\xff\x09\x00\x08\x09\x00\x08'),
+        ("states", b'# c\n[set-state]\nevent = "l2_load"\nstate = "1"\nnew_state = "2"\n'
+                   b'[inject-error "x"]\n  event = "l2_load"\n  state = "2"\nsector = "3"\n'
+                   b'iotype = "write"\n\xff\x04\x00\x00\x04\x03\x09'),
+        ("errors", b'[inject-error]\nevent = read_aio\nfoo = "1"\n[bogus]\n'),
+    ]},
     # Terminal bytes for readline, lines ended by CR as a raw terminal sends them.
     "hmp": {n: v for n, v in [
         ("info", b"info status\rinfo name\rinfo uuid\rinfo cpus\rinfo chardev\r"

@@ -10,8 +10,9 @@
  *   r OFF LEN DOFF   read and compare with the data file (exit 3 on mismatch)
  *   f                flush; prints "flushed N" once N requests are stable
  *
- * Usage: block-io [-f fmt] [-t cache] [-d datafile] [-k password] image < requests
- * (-k: the key of an encrypted image, as a secret the image's key-secret names)
+ * Usage: block-io [-f fmt] [-t cache] [-d datafile] [-k password] [-e] image < requests
+ * (-k: the key of an encrypted image, as a secret the image's key-secret names;
+ *  -e: go on after a failed request, as qemu-io does, exiting 2 if any failed)
  */
 #include "block/block_img.h"
 
@@ -53,9 +54,10 @@ int main(int argc, char **argv)
 	struct block_dev *bd;
 	char err[1024], line[256];
 	unsigned long long count = 0;
-	int c, dfd = -1, ret = 0;
+	int c, dfd = -1, ret = 0, failed = 0;
+	bool go_on = false;
 
-	while ((c = getopt(argc, argv, "f:t:d:k:")) != -1) {
+	while ((c = getopt(argc, argv, "f:t:d:k:e")) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 't':
@@ -66,6 +68,7 @@ int main(int argc, char **argv)
 			break;
 		case 'd': data = optarg; break;
 		case 'k': key = optarg; break;
+		case 'e': go_on = true; break;
 		default:
 			fprintf(stderr, "usage: block-io [-f fmt] [-t cache] [-d datafile] [-k password] image\n");
 			return 1;
@@ -142,8 +145,12 @@ int main(int argc, char **argv)
 		free(want);
 		if (ret < 0)
 			fprintf(stderr, "block-io: %s: %s", strerror(-ret), line);
+		if (ret < 0 && go_on) {
+			failed = 1;
+			ret = 0;
+		}
 		count++;
 	}
 	block_close(bd);
-	return ret < 0 ? 2 : 0;
+	return ret < 0 || failed ? 2 : 0;
 }

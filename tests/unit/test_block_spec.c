@@ -238,9 +238,21 @@ static void test_null_co(void **state)
 	assert_null(open_opts("driver=qcow2,file.driver=null-co%s", "", BLOCK_RDONLY, err,
 			      sizeof(err)));
 	assert_string_equal(err, "Image is not in qcow2 format");
-	assert_null(open_opts("driver=null-co,latency-ns=%s", "10", 0, err, sizeof(err)));
-	assert_string_equal(err, "Option 'latency-ns' of block protocol 'null-co' is not supported "
-				 "by Kestrel");
+	/* latency-ns: QEMU's number, negative (as an int64) refused; a delay per request. */
+	assert_null(open_opts("driver=null-co,latency-ns=%s", "-1", 0, err, sizeof(err)));
+	assert_string_equal(err, "latency-ns is invalid");
+	assert_null(open_opts("driver=null-co,latency-ns=%s", "1ms", 0, err, sizeof(err)));
+	assert_string_equal(err, "Parameter 'latency-ns' expects a number");
+	bd = open_opts("driver=null-co,latency-ns=%s", "20000000", 0, err, sizeof(err));
+	assert_non_null(bd);
+	{
+		uint8_t b[512];
+		uint64_t t0 = block_acct_now();
+		assert_int_equal(block_pread(bd, 0, b, sizeof(b)), 0);
+		assert_int_equal(block_flush(bd), 0);
+		assert_true(block_acct_now() - t0 >= 40000000);
+	}
+	block_close(bd);
 }
 
 static void test_names(void **state)
@@ -282,7 +294,9 @@ static void test_names(void **state)
 		{ "iscsi://h/iqn/0", "Unknown protocol 'iscsi'" },
 		{ "rbd:pool/img", "Unknown protocol 'rbd'" },
 		{ "nfs://h/x", "Unknown protocol 'nfs'" },
-		{ "blkdebug::x.qcow2", "Unknown protocol 'blkdebug'" },
+		{ "blkdebug:x.qcow2", "blkdebug requires both config file and image path" },
+		{ "blkdebug::/nonexistent/x.qcow2",
+		  "Could not open '/nonexistent/x.qcow2': No such file or directory" },
 		{ "json:[1]", "Invalid JSON object given" },
 		{ "json:{", "Could not parse the JSON options: JSON parse error, premature EOI" },
 	};

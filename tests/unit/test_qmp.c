@@ -178,6 +178,8 @@ const char *run_state_name(enum run_state state)
 		return "shutdown";
 	case RUN_STATE_INTERNAL_ERROR:
 		return "internal-error";
+	case RUN_STATE_IO_ERROR:
+		return "io-error";
 	}
 	return "running";
 }

@@ -4,6 +4,7 @@
  * Before a dirty L2 table goes to disk the refcount cache is flushed, so a
  * table never points at a cluster whose refcount is not yet on disk.
  */
+#include "block/blkdebug.h"
 #include "block/qcow2/qcow2.h"
 
 #include <errno.h>
@@ -101,6 +102,8 @@ int qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t offset, boo
 			return ret;
 	}
 	if (read) {
+		/* QEMU's qcow2_cache_do_get raises l2_load; load_refcount_block refblock_load. */
+		block_debug_event(s->bd, c->is_l2 ? BLKDBG_L2_LOAD : BLKDBG_REFBLOCK_LOAD);
 		ret = bfile_pread(s->bd, offset, slot_table(c, i), c->table_size);
 		if (ret == 0 && c->is_l2)
 			ret = qcow2_check_l2_entries(s, offset, slot_table(c, i));

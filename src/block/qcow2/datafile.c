@@ -5,6 +5,7 @@
  * guest data lives in the data file at host offset = guest offset, and the
  * data file's clusters are not refcounted.
  */
+#include "block/blkdebug.h"
 #include "block/qcow2/qcow2.h"
 
 #include <errno.h>
@@ -73,6 +74,7 @@ int qcow2_data_pwrite_raw(struct qcow2 *s, uint64_t host, const void *buf, size_
 /* Guest data, through the LUKS cipher where the image is encrypted (crypt.c). */
 int qcow2_data_pread(struct qcow2 *s, uint64_t host, void *buf, size_t len)
 {
+	block_debug_event(s->bd, BLKDBG_READ_AIO);
 	if (s->crypt)
 		return qcow2_crypt_read(s, host, buf, len);
 	return qcow2_data_pread_raw(s, host, buf, len);
@@ -80,6 +82,7 @@ int qcow2_data_pread(struct qcow2 *s, uint64_t host, void *buf, size_t len)
 
 int qcow2_data_pwrite(struct qcow2 *s, uint64_t host, const void *buf, size_t len)
 {
+	block_debug_event(s->bd, BLKDBG_WRITE_AIO);
 	if (s->crypt)
 		return qcow2_crypt_write(s, host, buf, len);
 	return qcow2_data_pwrite_raw(s, host, buf, len);

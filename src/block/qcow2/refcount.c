@@ -6,6 +6,7 @@
  * a full refcount table moves to the end of the file, so both describe
  * themselves and the allocator needs no special cases.
  */
+#include "block/blkdebug.h"
 #include "block/qcow2/qcow2.h"
 
 #include <errno.h>
@@ -258,6 +259,8 @@ static int ensure_block(struct qcow2 *s, uint64_t ti)
 		if (off && !txn_block_on_disk(s, ti))
 			return allocated;
 		old = off;
+		/* QEMU's alloc_refcount_block: a new refcount block is needed. */
+		block_debug_event(s->bd, BLKDBG_REFBLOCK_ALLOC);
 		ret = find_free(s, &c);
 		if (ret < 0)
 			return ret;
@@ -361,6 +364,7 @@ int qcow2_alloc_clusters(struct qcow2 *s, uint64_t n, uint64_t *offset)
 	bool taken;
 	int ret;
 
+	block_debug_event(s->bd, BLKDBG_CLUSTER_ALLOC);
 	if (!n)
 		return -EINVAL;
 restart:

@@ -13,6 +13,7 @@
  */
 #include "block/block_int.h"
 #include "block/curl.h"
+#include "block/iscsi.h"
 #include "block/nbd.h"
 #include "block/ssh.h"
 #include "util/json_parse.h"
@@ -271,6 +272,7 @@ static const struct { const char *name; bool (*available)(void); } network_proto
 	{ "nbd", block_nbd_available }, { "ssh", block_ssh_available },
 	{ "http", block_curl_available }, { "https", block_curl_available },
 	{ "ftp", block_curl_available }, { "ftps", block_curl_available },
+	{ "iscsi", block_iscsi_available },
 };
 #define N_NETWORK_PROTOCOLS (sizeof(network_protocols) / sizeof(network_protocols[0]))
 
@@ -374,6 +376,35 @@ static int open_ssh_uri(const char *name, const char *format, unsigned flags,
 	return ret;
 }
 
+/* QEMU's BlockdevOptionsIscsi (block_iscsi_read_opts); the node names itself as QEMU does. */
+static int open_iscsi_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
+			   struct block_dev *parent, struct block_dev **out, char *err,
+			   size_t errlen)
+{
+	struct block_iscsi_opts s;
+	char *storage;
+	int ret = block_iscsi_read_opts(o, pfx, &s, &storage, err, errlen);
+
+	if (ret == 0)
+		ret = block_iscsi_open(&s, format, flags, parent, out, err, errlen);
+	free(storage);
+	return ret;
+}
+
+static int open_iscsi_uri(const char *name, const char *format, unsigned flags,
+			  struct block_dev *parent, struct block_dev **out, char *err,
+			  size_t errlen)
+{
+	struct block_iscsi_opts s;
+	char *storage;
+	int ret = block_iscsi_parse_uri(name, &s, &storage, err, errlen);
+
+	if (ret == 0)
+		ret = block_iscsi_open(&s, format, flags, parent, out, err, errlen);
+	free(storage);
+	return ret;
+}
+
 /* A network protocol node, alone (format "nbd", "http"...) or under a format. */
 static int open_network(struct opts *o, struct node *n, struct block_dev *parent,
 			struct block_dev **out, char *err, size_t errlen)
@@ -390,6 +421,8 @@ static int open_network(struct opts *o, struct node *n, struct block_dev *parent
 		ret = open_nbd_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else if (!strcmp(proto, "ssh"))
 		ret = open_ssh_opts(o, pfx, format, n->flags, parent, out, err, errlen);
+	else if (!strcmp(proto, "iscsi"))
+		ret = open_iscsi_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else
 		ret = open_curl_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	if (ret < 0)
@@ -531,6 +564,8 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 		return block_nbd_open(name, format, flags, parent, out, err, errlen);
 	if (block_ssh_protocol(proto) && block_ssh_available())
 		return open_ssh_uri(name, format, flags, parent, out, err, errlen);
+	if (block_iscsi_protocol(proto) && block_iscsi_available())
+		return open_iscsi_uri(name, format, flags, parent, out, err, errlen);
 	if (block_curl_protocol(proto) && block_curl_available()) {
 		struct block_curl_opts c = { 0 };
 		return block_curl_open(name, &c, format, flags, parent, out, err, errlen);

@@ -661,7 +661,7 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
 	if (bd->drv->get_info)
 		return bd->drv->get_info(bd, info);
 	/* raw passes the question to its protocol, and NBD has no answer (QEMU: no dirty flag). */
-	return bd->proto ? -ENOTSUP : 0;
+	return bd->proto && !bd->proto->has_info ? -ENOTSUP : 0;
 }
 
 /*

@@ -11,14 +11,22 @@
 #include "block/iscsi.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef KESTREL_ISCSI
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
+
+/* How long a session may stay lost before requests fail, where no timeout= is given. */
+#define ISCSI_RECONNECT_S	30
+
+/* Tries of a command that meets UNIT ATTENTION (QEMU's iscsi_co_generic_cb retries too). */
+#define ISCSI_RETRIES		5
 
 /* QEMU's initiator name when none is given, so ACLs written for QEMU admit Kestrel. */
 #define ISCSI_DEFAULT_INITIATOR	"iqn.2008-11.org.linux-kvm"
@@ -31,36 +39,155 @@ struct iscsi_conn {
 	uint8_t *bounce;		/* one block, for partial-block I/O */
 	uint8_t *zero;			/* one zeroed block, for WRITE SAME */
 	bool no_write_same;		/* the target refused it once: write zeroes instead */
+	int64_t reconnect_ms;		/* how long a lost session may take to come back */
+	struct scsi_task *pending;	/* the request wait_task runs, until it finishes */
+	bool done, dead;
+	int status;			/* the finished request's (task_done) */
 };
 
-/* A finished task as errno; a SCSI error is logged once with its sense. */
-static int task_errno(struct iscsi_conn *c, struct scsi_task *t, const char *what)
+/* A finished task as errno (frees it); a failure is logged with libiscsi's words. */
+static int task_errno(struct iscsi_conn *c, struct scsi_task *t, int status, const char *what)
 {
 	int ret = 0;
 
-	if (!t) {
-		fprintf(stderr, "iSCSI: %s failed: %s\n", what, iscsi_get_error(c->ctx));
-		return -EIO;
-	}
-	if (t->status == SCSI_STATUS_GOOD) {
+	if (status == SCSI_STATUS_GOOD) {
 		/* A target that sends less than asked is refused, never read past. */
 		if (t->residual_status == SCSI_RESIDUAL_UNDERFLOW && t->residual) {
 			fprintf(stderr, "iSCSI: %s: the target returned %zu bytes too few\n", what,
 				t->residual);
 			ret = -EIO;
 		}
-	} else if (t->status == SCSI_STATUS_CHECK_CONDITION &&
+	} else if (status == SCSI_STATUS_CHECK_CONDITION &&
+		   t->sense.key == SCSI_SENSE_UNIT_ATTENTION) {
+		ret = -EAGAIN;		/* a reset or a new login (SAM-5 5.14): the caller retries */
+	} else if (status == SCSI_STATUS_CHECK_CONDITION &&
 		   t->sense.key == SCSI_SENSE_DATA_PROTECTION) {
 		ret = -EACCES;
-	} else if (t->status == SCSI_STATUS_CHECK_CONDITION &&
+	} else if (status == SCSI_STATUS_CHECK_CONDITION &&
 		   t->sense.key == SCSI_SENSE_ILLEGAL_REQUEST) {
 		ret = -ENOTSUP;
 	} else {
-		fprintf(stderr, "iSCSI: %s failed: %s\n", what, iscsi_get_error(c->ctx));
+		fprintf(stderr, "iSCSI: %s failed: %s\n", what,
+			status == SCSI_STATUS_TIMEOUT ? "timed out" : iscsi_get_error(c->ctx));
 		ret = -EIO;
 	}
 	scsi_free_scsi_task(t);
 	return ret;
+}
+
+static void task_done(struct iscsi_context *ctx, int status, void *data, void *priv)
+{
+	struct iscsi_conn *c = priv;
+
+	(void)ctx;
+	(void)data;
+	c->done = true;
+	c->status = status;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The session is gone for good: every later request fails at once. */
+static int conn_lost(struct iscsi_conn *c, const char *why)
+{
+	if (!c->dead)
+		fprintf(stderr, "iSCSI: lost the connection to the target: %s\n", why);
+	c->dead = true;
+	return -ENOTCONN;
+}
+
+/*
+ * Runs libiscsi until the request started with task_done finishes.  libiscsi
+ * logs in again by itself when the connection drops (RFC 7143 6.2); a
+ * session that stays down past reconnect_ms fails the request instead of
+ * hanging, and so does any wait past limit_ms (0: none).
+ */
+static int service(struct iscsi_conn *c, int64_t limit_ms)
+{
+	int64_t down = 0, start = now_ms();
+
+	while (!c->done) {
+		struct pollfd pfd = { .fd = iscsi_get_fd(c->ctx),
+				      .events = (short)iscsi_which_events(c->ctx) };
+		int n;
+
+		if (iscsi_is_logged_in(c->ctx)) {
+			down = 0;
+		} else if (!down) {
+			down = now_ms();
+		} else if (now_ms() - down > c->reconnect_ms) {
+			char why[96];
+			snprintf(why, sizeof(why), "not logged in again within %d s",
+				 (int)(c->reconnect_ms / 1000));
+			return conn_lost(c, why);
+		}
+		if (limit_ms && now_ms() - start > limit_ms)
+			return conn_lost(c, "no answer");
+		/* No events: libiscsi waits out a reconnect back-off (its header: >= 100 ms). */
+		n = poll(&pfd, 1, pfd.events ? 1000 : 100);
+		if (n < 0 && errno != EINTR)
+			return conn_lost(c, strerror(errno));
+		if (iscsi_service(c->ctx, n > 0 ? pfd.revents : 0) < 0)
+			return conn_lost(c, iscsi_get_error(c->ctx));
+	}
+	c->done = false;
+	return 0;
+}
+
+/* Waits for t; the task stays the caller's, abandoned to close where the session is lost. */
+static int run_task(struct iscsi_conn *c, struct scsi_task *t, int64_t limit_ms,
+		    const char *what)
+{
+	int ret;
+
+	if (!t) {
+		fprintf(stderr, "iSCSI: %s failed: %s\n", what, iscsi_get_error(c->ctx));
+		return -EIO;
+	}
+	c->pending = t;
+	ret = service(c, limit_ms);
+	if (ret == 0)
+		c->pending = NULL;
+	return ret;
+}
+
+/* run_task, then the task's status as errno (the task freed). */
+static int wait_task(struct iscsi_conn *c, struct scsi_task *t, const char *what)
+{
+	int ret = run_task(c, t, 0, what);
+
+	return ret < 0 ? ret : task_errno(c, t, c->status, what);
+}
+
+/* A command of the open (INQUIRY, READ CAPACITY): its unmarshalled data, or NULL. */
+static void *run_query(struct iscsi_conn *c, struct scsi_task *t, struct scsi_task **out,
+		       const char *what)
+{
+	void *data;
+
+	*out = NULL;
+	if (run_task(c, t, c->reconnect_ms, what) < 0)
+		return NULL;
+	if (c->status != SCSI_STATUS_GOOD || !(data = scsi_datain_unmarshall(t))) {
+		scsi_free_scsi_task(t);
+		return NULL;
+	}
+	*out = t;
+	return data;
+}
+
+/* Still UNIT ATTENTION after ISCSI_RETRIES tries: the target keeps resetting. */
+static int unit_attention(const char *what)
+{
+	fprintf(stderr, "iSCSI: %s failed: UNIT ATTENTION %d times in a row\n", what,
+		ISCSI_RETRIES);
+	return -EIO;
 }
 
 /* n whole blocks at lba: READ(16) or WRITE(16) straight into or from buf. */
@@ -69,15 +196,23 @@ static int lun_io(void *ctx, bool write, uint64_t lba, void *buf, uint32_t n)
 	struct iscsi_conn *c = ctx;
 	uint32_t bytes = n * c->geom.block_size;
 	struct scsi_iovec iov = { .iov_base = buf, .iov_len = bytes };
-	struct scsi_task *t;
+	int ret = -EAGAIN;
 
-	if (write)
-		t = iscsi_write16_iov_sync(c->ctx, c->lun, lba, NULL, bytes, (int)c->geom.block_size,
-					   0, 0, 0, 0, 0, &iov, 1);
-	else
-		t = iscsi_read16_iov_sync(c->ctx, c->lun, lba, bytes, (int)c->geom.block_size,
-					  0, 0, 0, 0, 0, &iov, 1);
-	return task_errno(c, t, write ? "WRITE16" : "READ16");
+	for (int tries = 0; ret == -EAGAIN && tries < ISCSI_RETRIES; tries++) {
+		struct scsi_task *t;
+		if (c->dead)
+			return -ENOTCONN;
+		if (write)
+			t = iscsi_write16_iov_task(c->ctx, c->lun, lba, NULL, bytes,
+						   (int)c->geom.block_size, 0, 0, 0, 0, 0,
+						   task_done, c, &iov, 1);
+		else
+			t = iscsi_read16_iov_task(c->ctx, c->lun, lba, bytes,
+						  (int)c->geom.block_size, 0, 0, 0, 0, 0,
+						  task_done, c, &iov, 1);
+		ret = wait_task(c, t, write ? "WRITE16" : "READ16");
+	}
+	return ret == -EAGAIN ? unit_attention(write ? "WRITE16" : "READ16") : ret;
 }
 
 static int iscsi_conn_pread(void *conn, uint64_t off, void *buf, size_t len)
@@ -109,9 +244,15 @@ static int iscsi_conn_flush(void *conn)
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
-	ret = task_errno(c, iscsi_synchronizecache16_sync(c->ctx, c->lun, 0, 0, 0, 0),
-			 "SYNCHRONIZE CACHE16");
+	ret = -EAGAIN;
+	for (int tries = 0; ret == -EAGAIN && tries < ISCSI_RETRIES; tries++)
+		ret = c->dead ? -ENOTCONN :
+		      wait_task(c, iscsi_synchronizecache16_task(c->ctx, c->lun, 0, 0, 0, 0,
+								 task_done, c),
+				"SYNCHRONIZE CACHE16");
 	pthread_mutex_unlock(&c->lock);
+	if (ret == -EAGAIN)
+		ret = unit_attention("SYNCHRONIZE CACHE16");
 	return ret;
 }
 
@@ -138,9 +279,14 @@ static int write_same_zero(struct iscsi_conn *c, uint64_t lba, uint64_t blocks)
 
 	while (blocks && ret == 0) {
 		uint32_t n = blocks > most ? most : (uint32_t)blocks;
-		ret = task_errno(c, iscsi_writesame16_sync(c->ctx, c->lun, lba, c->zero,
-							   c->geom.block_size, n, 0, 0, 0, 0),
-				 "WRITE SAME16");
+		ret = -EAGAIN;
+		for (int tries = 0; ret == -EAGAIN && tries < ISCSI_RETRIES; tries++)
+			ret = c->dead ? -ENOTCONN :
+			      wait_task(c, iscsi_writesame16_task(c->ctx, c->lun, lba, c->zero,
+								  c->geom.block_size, n, 0, 0, 0,
+								  0, task_done, c), "WRITE SAME16");
+		if (ret == -EAGAIN)
+			ret = unit_attention("WRITE SAME16");
 		lba += n;
 		blocks -= n;
 	}
@@ -187,14 +333,14 @@ static int64_t iscsi_conn_size(void *conn)
 	return (int64_t)(c->geom.blocks * c->geom.block_size);
 }
 
-/* A LUN's size is the target's: QEMU's message. */
+/* A LUN's size is the target's: QEMU's iscsi_co_truncate changes nothing either. */
 static int iscsi_conn_truncate(void *conn, uint64_t size, char *err, size_t errlen)
 {
 	struct iscsi_conn *c = conn;
 
-	if (size > c->geom.blocks * c->geom.block_size)
-		return block_err(err, errlen, "Cannot grow iSCSI devices");
-	return block_err(err, errlen, "Cannot shrink iSCSI devices");
+	if (size != c->geom.blocks * c->geom.block_size)
+		return block_err(err, errlen, "Cannot resize iSCSI devices");
+	return 0;
 }
 
 static void iscsi_conn_close(void *conn)
@@ -202,10 +348,16 @@ static void iscsi_conn_close(void *conn)
 	struct iscsi_conn *c = conn;
 
 	if (c->ctx) {
-		if (iscsi_is_logged_in(c->ctx))
-			iscsi_logout_sync(c->ctx);
+		/* A polite logout (RFC 7143 11.14), but never a wait on a target that is gone. */
+		bool up = !c->dead && iscsi_is_logged_in(c->ctx);
+		c->dead = true;		/* quiet: a target gone by now is no error of the data */
+		if (up && iscsi_logout_async(c->ctx, task_done, c) == 0)
+			service(c, 2000);
 		iscsi_destroy_context(c->ctx);
 	}
+	/* A request abandoned with its session: libiscsi cancelled it, the task is ours. */
+	if (c->pending)
+		scsi_free_scsi_task(c->pending);
 	pthread_mutex_destroy(&c->lock);
 	free(c->bounce);
 	free(c->zero);
@@ -222,6 +374,7 @@ static const struct block_proto iscsi_proto = {
 	.truncate = iscsi_conn_truncate,
 	.size = iscsi_conn_size,
 	.close = iscsi_conn_close,
+	.has_info = true,
 };
 
 /* QEMU's apply_chap: a user needs a password, given plainly or as a secret. */
@@ -250,16 +403,13 @@ static int apply_chap(struct iscsi_conn *c, const struct block_iscsi_opts *o, ch
 /* The target's Block Limits (VPD page B0h) maximum transfer, 0 where it gives none. */
 static uint32_t max_xfer_blocks(struct iscsi_conn *c)
 {
-	struct scsi_task *t = iscsi_inquiry_sync(c->ctx, c->lun, 1,
-						 SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 64);
-	struct scsi_inquiry_block_limits *bl;
-	uint32_t n = 0;
+	struct scsi_task *t;
+	struct scsi_inquiry_block_limits *bl =
+		run_query(c, iscsi_inquiry_task(c->ctx, c->lun, 1,
+						SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 64, task_done, c),
+			  &t, "INQUIRY");
+	uint32_t n = bl ? bl->max_xfer_len : 0;
 
-	if (t && t->status == SCSI_STATUS_GOOD) {
-		bl = scsi_datain_unmarshall(t);
-		if (bl)
-			n = bl->max_xfer_len;
-	}
 	if (t)
 		scsi_free_scsi_task(t);
 	return n;
@@ -268,27 +418,24 @@ static uint32_t max_xfer_blocks(struct iscsi_conn *c)
 /* QEMU's iscsi_open after the login: a disk LUN, its capacity and limits. */
 static int read_lun(struct iscsi_conn *c, char *err, size_t errlen)
 {
-	struct scsi_task *t = iscsi_inquiry_sync(c->ctx, c->lun, 0, 0, 36);
-	struct scsi_inquiry_standard *inq;
+	struct scsi_task *t;
+	struct scsi_inquiry_standard *inq =
+		run_query(c, iscsi_inquiry_task(c->ctx, c->lun, 0, 0, 36, task_done, c), &t,
+			  "INQUIRY");
 	struct scsi_readcapacity16 *rc16;
 	int type, ret;
 
-	if (!t || t->status != SCSI_STATUS_GOOD || !(inq = scsi_datain_unmarshall(t))) {
-		if (t)
-			scsi_free_scsi_task(t);
+	if (!inq)
 		return block_err(err, errlen, "iSCSI: failed to send inquiry command");
-	}
 	type = inq->device_type;
 	scsi_free_scsi_task(t);
 	if (type != SCSI_INQUIRY_PERIPHERAL_DEVICE_TYPE_DIRECT_ACCESS)
 		return block_err(err, errlen, "iSCSI: LUN %d is not a disk (SCSI peripheral "
 				 "device type %d)", c->lun, type);
-	t = iscsi_readcapacity16_sync(c->ctx, c->lun);
-	if (!t || t->status != SCSI_STATUS_GOOD || !(rc16 = scsi_datain_unmarshall(t))) {
-		if (t)
-			scsi_free_scsi_task(t);
+	rc16 = run_query(c, iscsi_readcapacity16_task(c->ctx, c->lun, task_done, c), &t,
+			 "READ CAPACITY16");
+	if (!rc16)
 		return block_err(err, errlen, "iSCSI: failed to send readcapacity10/16 command");
-	}
 	ret = block_iscsi_geometry(rc16->block_length, rc16->returned_lba, 0, &c->geom, err,
 				   errlen);
 	scsi_free_scsi_task(t);
@@ -308,6 +455,7 @@ static int connect_lun(struct iscsi_conn *c, const struct block_iscsi_opts *o, c
 		       size_t errlen)
 {
 	c->lun = o->lun;
+	c->reconnect_ms = 1000 * (int64_t)(o->timeout ? o->timeout : ISCSI_RECONNECT_S);
 	c->ctx = iscsi_create_context(o->initiator_name ? o->initiator_name :
 				      ISCSI_DEFAULT_INITIATOR);
 	if (!c->ctx)

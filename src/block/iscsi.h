@@ -19,6 +19,7 @@ struct block_iscsi_opts {
 	const char *initiator_name;	/* NULL: QEMU's default */
 	int header_digest;		/* libiscsi's enum iscsi_header_digest */
 	int timeout;			/* seconds per request; 0: none (QEMU's default) */
+	bool alone;			/* a protocol node without a format over it */
 };
 
 /* QEMU's default header-digest, none-crc32c (libiscsi's ISCSI_HEADER_DIGEST_NONE_CRC32C). */
@@ -31,10 +32,11 @@ bool block_iscsi_protocol(const char *proto);
  */
 int block_iscsi_parse_uri(const char *uri, struct block_iscsi_opts *o, char **storage, char *err,
 			  size_t errlen);
-/* -blockdev driver=iscsi's options under pfx ("" or "file.") into o; *storage to free. */
+/* -blockdev driver=iscsi's options under pfx ("" or "file.") into o. */
 int block_iscsi_read_opts(struct opts *opts, const char *pfx, struct block_iscsi_opts *o,
-			  char **storage, char *err, size_t errlen);
-/* The node's name as qemu-img shows it: json:{"driver": format, "file": {...}}. */
+			  char *err, size_t errlen);
+/* The node's name as qemu-img shows it: json:{"driver": format, "file": {...}}, or the
+ * iscsi node's options alone where o->alone. */
 int block_iscsi_display(const struct block_iscsi_opts *o, const char *format, char *buf,
 			size_t len);
 /* Opens the LUN, with format (NULL: probe) over it. */

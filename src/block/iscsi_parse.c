@@ -109,29 +109,20 @@ static int digest_of(const char *v)
 }
 
 /*
- * The options QEMU's iscsi_open reads (its runtime_opts), with its messages;
- * a filename (an iscsi:// URL) gives the defaults the other options override.
+ * The options QEMU's iscsi_open reads (its runtime_opts), with its messages.
+ * A URL is parsed only as a plain image name, never as a "filename" option
+ * (QEMU 7.2's iscsi has no bdrv_parse_filename for option lists either).
  */
 int block_iscsi_read_opts(struct opts *opts, const char *pfx, struct block_iscsi_opts *o,
-			  char **storage, char *err, size_t errlen)
+			  char *err, size_t errlen)
 {
-	const char *filename = get_under(opts, pfx, "filename");
 	const char *transport = get_under(opts, pfx, "transport");
 	const char *v;
 
 	memset(o, 0, sizeof(*o));
 	o->header_digest = BLOCK_ISCSI_DIGEST_DEFAULT;
-	*storage = NULL;
-	if (filename) {
-		if (block_iscsi_parse_uri(filename, o, storage, err, errlen) < 0)
-			return -1;
-		if (!transport)
-			transport = "tcp";
-	}
-	if ((v = get_under(opts, pfx, "portal")))
-		o->portal = v;
-	if ((v = get_under(opts, pfx, "target")))
-		o->target = v;
+	o->portal = get_under(opts, pfx, "portal");
+	o->target = get_under(opts, pfx, "target");
 	if (!transport || !o->portal || !o->target || !*o->portal || !*o->target)
 		return block_err(err, errlen, "Need all of transport, portal and target options");
 	if (!strcmp(transport, "iser"))
@@ -145,10 +136,8 @@ int block_iscsi_read_opts(struct opts *opts, const char *pfx, struct block_iscsi
 		return block_err(err, errlen, "Parameter 'timeout' expects a number");
 	if ((v = get_under(opts, pfx, "header-digest")) && (o->header_digest = digest_of(v)) < 0)
 		return block_err(err, errlen, "Invalid header-digest setting : %s", v);
-	if ((v = get_under(opts, pfx, "user")))
-		o->user = v;
-	if ((v = get_under(opts, pfx, "password")))
-		o->password = v;
+	o->user = get_under(opts, pfx, "user");
+	o->password = get_under(opts, pfx, "password");
 	o->password_secret = get_under(opts, pfx, "password-secret");
 	o->initiator_name = get_under(opts, pfx, "initiator-name");
 	if (o->initiator_name && !*o->initiator_name)
@@ -175,7 +164,8 @@ static void json_member(char *buf, size_t len, size_t *n, const char *key, const
 {
 	if (*n + strlen(key) + 8 >= len)
 		return;
-	*n += (size_t)snprintf(buf + *n, len - *n, ", \"%s\": \"", key);
+	*n += (size_t)snprintf(buf + *n, len - *n, "%s\"%s\": \"",
+			       buf[*n - 1] == '{' ? "" : ", ", key);
 	json_str(buf, len, n, value);
 	if (*n + 2 < len) {
 		buf[(*n)++] = '"';
@@ -185,41 +175,48 @@ static void json_member(char *buf, size_t len, size_t *n, const char *key, const
 
 /*
  * QEMU's bdrv_refresh_filename for an iSCSI node: its options as JSON, in
- * the order its QDict keeps them.  The password stays out of Kestrel's (QEMU
- * prints it), so that image names in logs and `info` output hold no secret.
+ * the order its QDict's buckets keep them (timeout it leaves out).  The
+ * password stays out of Kestrel's (QEMU prints it), so that image names in
+ * logs and `info` output hold no secret.
  */
 int block_iscsi_display(const struct block_iscsi_opts *o, const char *format, char *buf,
 			size_t len)
 {
 	static const char *const digests[] = { "none", "none-crc32c", "crc32c-none", "crc32c" };
-	char lun[16], timeout[16];
-	size_t n;
+	const char *strs[] = { o->portal, o->target, o->user, o->password_secret,
+			       o->initiator_name, format };
+	char lun[16];
+	size_t n = 256;
 
+	/* Every byte may quote to six ("\\u0001"): a name that may not fit is not made. */
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		n += strs[i] ? 6 * strlen(strs[i]) : 0;
+	if (n > len)
+		return -1;
 	snprintf(lun, sizeof(lun), "%d", o->lun);
-	n = (size_t)snprintf(buf, len, "json:{\"driver\": \"%s\", \"file\": {\"lun\": \"%s\"",
-			     format, lun);
+	if (o->alone)
+		n = (size_t)snprintf(buf, len, "json:{");
+	else
+		n = (size_t)snprintf(buf, len, "json:{\"driver\": \"%s\", \"file\": {", format);
 	if (n >= len)
 		return -1;
+	if (o->password_secret)
+		json_member(buf, len, &n, "password-secret", o->password_secret);
+	json_member(buf, len, &n, "lun", lun);
 	json_member(buf, len, &n, "portal", o->portal);
+	if (o->header_digest != BLOCK_ISCSI_DIGEST_DEFAULT && o->header_digest >= 0 &&
+	    o->header_digest < 4)
+		json_member(buf, len, &n, "header-digest", digests[o->header_digest]);
+	if (o->initiator_name)
+		json_member(buf, len, &n, "initiator-name", o->initiator_name);
 	json_member(buf, len, &n, "driver", "iscsi");
 	json_member(buf, len, &n, "transport", "tcp");
 	if (o->user)
 		json_member(buf, len, &n, "user", o->user);
-	if (o->password_secret)
-		json_member(buf, len, &n, "password-secret", o->password_secret);
 	json_member(buf, len, &n, "target", o->target);
-	if (o->initiator_name)
-		json_member(buf, len, &n, "initiator-name", o->initiator_name);
-	if (o->header_digest != BLOCK_ISCSI_DIGEST_DEFAULT && o->header_digest >= 0 &&
-	    o->header_digest < 4)
-		json_member(buf, len, &n, "header-digest", digests[o->header_digest]);
-	if (o->timeout) {
-		snprintf(timeout, sizeof(timeout), "%d", o->timeout);
-		json_member(buf, len, &n, "timeout", timeout);
-	}
 	if (n + 3 >= len)
 		return -1;
-	memcpy(buf + n, "}}", 3);
+	memcpy(buf + n, o->alone ? "}" : "}}", o->alone ? 2 : 3);
 	return 0;
 }
 

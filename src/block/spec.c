@@ -382,13 +382,11 @@ static int open_iscsi_opts(struct opts *o, const char *pfx, const char *format, 
 			   size_t errlen)
 {
 	struct block_iscsi_opts s;
-	char *storage;
-	int ret = block_iscsi_read_opts(o, pfx, &s, &storage, err, errlen);
 
-	if (ret == 0)
-		ret = block_iscsi_open(&s, format, flags, parent, out, err, errlen);
-	free(storage);
-	return ret;
+	if (block_iscsi_read_opts(o, pfx, &s, err, errlen) < 0)
+		return -1;
+	s.alone = !*pfx;
+	return block_iscsi_open(&s, format, flags, parent, out, err, errlen);
 }
 
 static int open_iscsi_uri(const char *name, const char *format, unsigned flags,

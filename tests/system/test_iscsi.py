@@ -342,6 +342,19 @@ def test_a_target_restarted_mid_convert_is_logged_into_again(tmp_path):
         s.stop()
 
 
+def test_the_vmm_s_drive_opens_through_the_iscsi_driver(server):
+    """-drive file=iscsi://... reaches the target before any vCPU (so it runs without KVM):
+    a wrong IQN gets the target's own answer."""
+    from conftest import KESTREL, PROBE
+    url = server.blank(1 << 20)
+    bad = url.rsplit("/", 2)[0] + "/iqn.2026-12.org.kestrel:nosuch/1"
+    p = subprocess.run([str(KESTREL), "-m", "64", "-nographic", *drive(bad), "-kernel",
+                        str(PROBE)], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert f"-drive file={bad}: iSCSI: Failed to connect to LUN : Failed to log in to " \
+           "target. Status: Target not found(515)" in p.stderr, p.stderr
+
+
 @pytest.mark.guest
 def test_the_guest_writes_and_reads_a_disk_on_a_lun(probe, server, tmp_path):
     """The probe writes a pattern through a virtio-blk disk on the LUN and reads it back,

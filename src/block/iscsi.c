@@ -5,7 +5,9 @@
  * user, password-secret, initiator-name, header-digest, timeout).  CHAP
  * authenticates the initiator where a user is given.  Reads and writes are
  * READ(16)/WRITE(16) (SBC-4 5.8, 5.40); flush is SYNCHRONIZE CACHE(16); zero
- * is WRITE SAME(16) where the target has it.
+ * is WRITE SAME(16) where the target has it.  Threads that find the session
+ * busy log in more sessions (up to ISCSI_SESSIONS), so convert's workers read
+ * in parallel as QEMU's coroutines do on its one session.
  */
 #include "block/block_int.h"
 #include "block/iscsi.h"
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef KESTREL_ISCSI
 #include <iscsi/iscsi.h>
@@ -28,25 +31,50 @@
 /* Tries of a command that meets UNIT ATTENTION (QEMU's iscsi_co_generic_cb retries too). */
 #define ISCSI_RETRIES		5
 
+/*
+ * Sessions to the LUN at most: QEMU keeps many commands in flight on one
+ * session; Kestrel's requests are synchronous per thread, so each thread
+ * that finds every session busy logs in one more (RFC 7143 4.4.1: a new
+ * ISID each), up to this many.
+ */
+#define ISCSI_SESSIONS		4
+
 /* QEMU's initiator name when none is given, so ACLs written for QEMU admit Kestrel. */
 #define ISCSI_DEFAULT_INITIATOR	"iqn.2008-11.org.linux-kvm"
 
-struct iscsi_conn {
+struct iscsi_conn;
+
+/* One logged-in session: a libiscsi context, used by one thread at a time. */
+struct iscsi_sess {
+	struct iscsi_conn *c;
 	struct iscsi_context *ctx;
-	pthread_mutex_t lock;		/* a libiscsi context is not shared between threads */
-	int lun;
-	struct block_iscsi_geom geom;
+	pthread_mutex_t lock;
 	uint8_t *bounce;		/* one block, for partial-block I/O */
+	struct scsi_task *pending;	/* the request being waited for, until it finishes */
+	bool done, dead, quiet;
+	int status;			/* the finished request's (task_done) */
+	char why[320];			/* why the session was given up */
+};
+
+struct iscsi_conn {
+	struct iscsi_sess sess[ISCSI_SESSIONS];
+	int nsess;			/* logged in, under pool */
+	bool no_more;			/* a further login failed: stay with nsess */
+	unsigned next;			/* round robin when every session is busy */
+	pthread_mutex_t pool;
+	pthread_rwlock_t rmw;		/* a partial-block write excludes all other I/O */
+	/* What a further session logs in with. */
+	char *portal, *target, *initiator, *user, *password;
+	int lun, header_digest, timeout;
+	uint32_t isid;
+	int64_t reconnect_ms;		/* how long a lost session may take to come back */
+	struct block_iscsi_geom geom;
 	uint8_t *zero;			/* one zeroed block, for WRITE SAME */
 	bool no_write_same;		/* the target refused it once: write zeroes instead */
-	int64_t reconnect_ms;		/* how long a lost session may take to come back */
-	struct scsi_task *pending;	/* the request wait_task runs, until it finishes */
-	bool done, dead;
-	int status;			/* the finished request's (task_done) */
 };
 
 /* A finished task as errno (frees it); a failure is logged with libiscsi's words. */
-static int task_errno(struct iscsi_conn *c, struct scsi_task *t, int status, const char *what)
+static int task_errno(struct iscsi_sess *s, struct scsi_task *t, int status, const char *what)
 {
 	int ret = 0;
 
@@ -68,7 +96,7 @@ static int task_errno(struct iscsi_conn *c, struct scsi_task *t, int status, con
 		ret = -ENOTSUP;
 	} else {
 		fprintf(stderr, "iSCSI: %s failed: %s\n", what,
-			status == SCSI_STATUS_TIMEOUT ? "timed out" : iscsi_get_error(c->ctx));
+			status == SCSI_STATUS_TIMEOUT ? "timed out" : iscsi_get_error(s->ctx));
 		ret = -EIO;
 	}
 	scsi_free_scsi_task(t);
@@ -77,12 +105,12 @@ static int task_errno(struct iscsi_conn *c, struct scsi_task *t, int status, con
 
 static void task_done(struct iscsi_context *ctx, int status, void *data, void *priv)
 {
-	struct iscsi_conn *c = priv;
+	struct iscsi_sess *s = priv;
 
 	(void)ctx;
 	(void)data;
-	c->done = true;
-	c->status = status;
+	s->done = true;
+	s->status = status;
 }
 
 static int64_t now_ms(void)
@@ -93,12 +121,14 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The session is gone for good: every later request fails at once. */
-static int conn_lost(struct iscsi_conn *c, const char *why)
+/* The session is gone for good: every later request on it fails at once. */
+static int sess_lost(struct iscsi_sess *s, const char *why)
 {
-	if (!c->dead)
+	if (!s->dead && !s->quiet)
 		fprintf(stderr, "iSCSI: lost the connection to the target: %s\n", why);
-	c->dead = true;
+	if (!s->dead)
+		snprintf(s->why, sizeof(s->why), "%s", why);
+	s->dead = true;
 	return -ENOTCONN;
 }
 
@@ -108,73 +138,77 @@ static int conn_lost(struct iscsi_conn *c, const char *why)
  * session that stays down past reconnect_ms fails the request instead of
  * hanging, and so does any wait past limit_ms (0: none).
  */
-static int service(struct iscsi_conn *c, int64_t limit_ms)
+static int service(struct iscsi_sess *s, int64_t limit_ms)
 {
-	int64_t down = 0, start = now_ms();
+	int64_t down = 0, start = now_ms(), lost_ms = s->c->reconnect_ms;
 
-	while (!c->done) {
-		struct pollfd pfd = { .fd = iscsi_get_fd(c->ctx),
-				      .events = (short)iscsi_which_events(c->ctx) };
+	while (!s->done) {
+		struct pollfd pfd = { .fd = iscsi_get_fd(s->ctx),
+				      .events = (short)iscsi_which_events(s->ctx) };
+		char why[300];
 		int n;
 
-		if (iscsi_is_logged_in(c->ctx)) {
+		if (iscsi_is_logged_in(s->ctx)) {
 			down = 0;
 		} else if (!down) {
 			down = now_ms();
-		} else if (now_ms() - down > c->reconnect_ms) {
-			char why[96];
+		} else if (now_ms() - down > lost_ms) {
 			snprintf(why, sizeof(why), "not logged in again within %d s",
-				 (int)(c->reconnect_ms / 1000));
-			return conn_lost(c, why);
+				 (int)(lost_ms / 1000));
+			return sess_lost(s, why);
 		}
 		if (limit_ms && now_ms() - start > limit_ms)
-			return conn_lost(c, "no answer");
+			return sess_lost(s, "no answer");
 		/* No events: libiscsi waits out a reconnect back-off (its header: >= 100 ms). */
 		n = poll(&pfd, 1, pfd.events ? 1000 : 100);
 		if (n < 0 && errno != EINTR)
-			return conn_lost(c, strerror(errno));
-		if (iscsi_service(c->ctx, n > 0 ? pfd.revents : 0) < 0)
-			return conn_lost(c, iscsi_get_error(c->ctx));
+			return sess_lost(s, strerror(errno));
+		if (iscsi_service(s->ctx, n > 0 ? pfd.revents : 0) < 0) {
+			/* libiscsi's sync calls word it so, hence QEMU's messages. */
+			snprintf(why, sizeof(why), "iscsi_service failed with : %s",
+				 iscsi_get_error(s->ctx));
+			return sess_lost(s, why);
+		}
 	}
-	c->done = false;
+	s->done = false;
 	return 0;
 }
 
-/* Waits for t; the task stays the caller's, abandoned to close where the session is lost. */
-static int run_task(struct iscsi_conn *c, struct scsi_task *t, int64_t limit_ms,
+/* Waits for t; the task stays the caller's, or close's where the session is lost. */
+static int run_task(struct iscsi_sess *s, struct scsi_task *t, int64_t limit_ms,
 		    const char *what)
 {
 	int ret;
 
 	if (!t) {
-		fprintf(stderr, "iSCSI: %s failed: %s\n", what, iscsi_get_error(c->ctx));
+		fprintf(stderr, "iSCSI: %s failed: %s\n", what, iscsi_get_error(s->ctx));
 		return -EIO;
 	}
-	c->pending = t;
-	ret = service(c, limit_ms);
+	s->pending = t;
+	ret = service(s, limit_ms);
 	if (ret == 0)
-		c->pending = NULL;
+		s->pending = NULL;
 	return ret;
 }
 
 /* run_task, then the task's status as errno (the task freed). */
-static int wait_task(struct iscsi_conn *c, struct scsi_task *t, const char *what)
+static int wait_task(struct iscsi_sess *s, struct scsi_task *t, const char *what)
 {
-	int ret = run_task(c, t, 0, what);
+	int ret = run_task(s, t, 0, what);
 
-	return ret < 0 ? ret : task_errno(c, t, c->status, what);
+	return ret < 0 ? ret : task_errno(s, t, s->status, what);
 }
 
 /* A command of the open (INQUIRY, READ CAPACITY): its unmarshalled data, or NULL. */
-static void *run_query(struct iscsi_conn *c, struct scsi_task *t, struct scsi_task **out,
+static void *run_query(struct iscsi_sess *s, struct scsi_task *t, struct scsi_task **out,
 		       const char *what)
 {
 	void *data;
 
 	*out = NULL;
-	if (run_task(c, t, c->reconnect_ms, what) < 0)
+	if (run_task(s, t, s->c->reconnect_ms, what) < 0)
 		return NULL;
-	if (c->status != SCSI_STATUS_GOOD || !(data = scsi_datain_unmarshall(t))) {
+	if (s->status != SCSI_STATUS_GOOD || !(data = scsi_datain_unmarshall(t))) {
 		scsi_free_scsi_task(t);
 		return NULL;
 	}
@@ -190,81 +224,195 @@ static int unit_attention(const char *what)
 	return -EIO;
 }
 
-/* n whole blocks at lba: READ(16) or WRITE(16) straight into or from buf. */
+/* n whole blocks at lba on session ctx: READ(16) or WRITE(16) straight into or from buf. */
 static int lun_io(void *ctx, bool write, uint64_t lba, void *buf, uint32_t n)
 {
-	struct iscsi_conn *c = ctx;
+	struct iscsi_sess *s = ctx;
+	struct iscsi_conn *c = s->c;
 	uint32_t bytes = n * c->geom.block_size;
 	struct scsi_iovec iov = { .iov_base = buf, .iov_len = bytes };
 	int ret = -EAGAIN;
 
 	for (int tries = 0; ret == -EAGAIN && tries < ISCSI_RETRIES; tries++) {
 		struct scsi_task *t;
-		if (c->dead)
+		if (s->dead)
 			return -ENOTCONN;
 		if (write)
-			t = iscsi_write16_iov_task(c->ctx, c->lun, lba, NULL, bytes,
+			t = iscsi_write16_iov_task(s->ctx, c->lun, lba, NULL, bytes,
 						   (int)c->geom.block_size, 0, 0, 0, 0, 0,
-						   task_done, c, &iov, 1);
+						   task_done, s, &iov, 1);
 		else
-			t = iscsi_read16_iov_task(c->ctx, c->lun, lba, bytes,
+			t = iscsi_read16_iov_task(s->ctx, c->lun, lba, bytes,
 						  (int)c->geom.block_size, 0, 0, 0, 0, 0,
-						  task_done, c, &iov, 1);
-		ret = wait_task(c, t, write ? "WRITE16" : "READ16");
+						  task_done, s, &iov, 1);
+		ret = wait_task(s, t, write ? "WRITE16" : "READ16");
 	}
 	return ret == -EAGAIN ? unit_attention(write ? "WRITE16" : "READ16") : ret;
 }
 
-static int iscsi_conn_pread(void *conn, uint64_t off, void *buf, size_t len)
+/* QEMU's apply_chap: a user needs a password, given plainly or as a secret. */
+static int chap_password(const struct block_iscsi_opts *o, const char **password, char *err,
+			 size_t errlen)
 {
-	struct iscsi_conn *c = conn;
+	*password = o->password;
+	if (!o->user)
+		return 0;
+	if (o->password_secret && o->password)
+		return block_err(err, errlen, "'password' and 'password-secret' properties are "
+				 "mutually exclusive");
+	if (o->password_secret) {
+		*password = block_secret_lookup(o->password_secret, NULL);
+		if (!*password)
+			return block_err(err, errlen, "No secret with id '%s'", o->password_secret);
+	} else if (!*password) {
+		return block_err(err, errlen, "CHAP username specified but no password was given");
+	}
+	return 0;
+}
+
+/* A context for session s, set up as QEMU's iscsi_open sets its one up. */
+static int sess_setup(struct iscsi_conn *c, struct iscsi_sess *s, char *err, size_t errlen)
+{
+	s->c = c;
+	s->ctx = iscsi_create_context(c->initiator);
+	if (!s->ctx)
+		return block_err(err, errlen, "iSCSI: Failed to create iSCSI context.");
+	if (iscsi_set_isid_random(s->ctx, c->isid, (uint32_t)(s - c->sess)))
+		return block_err(err, errlen, "iSCSI: Failed to set the session's ISID.");
+	if (iscsi_set_targetname(s->ctx, c->target))
+		return block_err(err, errlen, "iSCSI: Failed to set target name.");
+	if (c->user && iscsi_set_initiator_username_pwd(s->ctx, c->user, c->password))
+		return block_err(err, errlen, "Failed to set initiator username and password");
+	if (iscsi_set_session_type(s->ctx, ISCSI_SESSION_NORMAL))
+		return block_err(err, errlen, "iSCSI: Failed to set session type to normal.");
+	iscsi_set_header_digest(s->ctx, (enum iscsi_header_digest)c->header_digest);
+	if (c->timeout)
+		iscsi_set_timeout(s->ctx, c->timeout);
+	return 0;
+}
+
+/* Logs out (RFC 7143 11.14) and frees s, never waiting long on a target that is gone. */
+static void sess_close(struct iscsi_sess *s)
+{
+	if (s->ctx) {
+		bool up = !s->dead && iscsi_is_logged_in(s->ctx);
+		s->dead = s->quiet = true;	/* a target gone by now is no error of the data */
+		if (up && iscsi_logout_async(s->ctx, task_done, s) == 0)
+			service(s, 2000);
+		iscsi_destroy_context(s->ctx);
+	}
+	/* A request abandoned with its session: libiscsi cancelled it, the task is ours. */
+	if (s->pending)
+		scsi_free_scsi_task(s->pending);
+	free(s->bounce);
+	s->ctx = NULL;
+	s->pending = NULL;
+	s->bounce = NULL;
+}
+
+/* One more session, logged in while the others work: bounded like any request. */
+static int sess_login(struct iscsi_conn *c, struct iscsi_sess *s)
+{
+	char err[256];
+
+	s->dead = s->done = false;
+	s->quiet = true;
+	if (sess_setup(c, s, err, sizeof(err)) < 0)
+		return -1;
+	s->bounce = malloc(c->geom.block_size);
+	if (!s->bounce || iscsi_full_connect_async(s->ctx, c->portal, c->lun, task_done, s) ||
+	    service(s, c->reconnect_ms) < 0 || s->status != SCSI_STATUS_GOOD)
+		return -1;
+	s->quiet = false;
+	return 0;
+}
+
+/* A session for this thread: a free one, a new one, or (all busy, no more) the next. */
+static struct iscsi_sess *sess_get(struct iscsi_conn *c)
+{
+	struct iscsi_sess *s;
+	int n;
+
+	pthread_mutex_lock(&c->pool);
+	n = c->nsess;
+	pthread_mutex_unlock(&c->pool);
+	for (int i = 0; i < n; i++)
+		if (pthread_mutex_trylock(&c->sess[i].lock) == 0)
+			return &c->sess[i];
+	pthread_mutex_lock(&c->pool);
+	if (c->nsess < ISCSI_SESSIONS && !c->no_more) {
+		s = &c->sess[c->nsess];
+		pthread_mutex_lock(&s->lock);	/* not yet in the pool: nobody waits on it */
+		if (sess_login(c, s) == 0) {
+			c->nsess++;
+			pthread_mutex_unlock(&c->pool);
+			return s;
+		}
+		sess_close(s);
+		c->no_more = true;
+		pthread_mutex_unlock(&s->lock);
+	}
+	s = &c->sess[c->next++ % (unsigned)c->nsess];
+	pthread_mutex_unlock(&c->pool);
+	pthread_mutex_lock(&s->lock);
+	return s;
+}
+
+/* Byte I/O: whole blocks shared between sessions, partial blocks written alone. */
+static int conn_rw(struct iscsi_conn *c, bool write, uint64_t off, void *buf, size_t len)
+{
+	bool partial = off % c->geom.block_size || len % c->geom.block_size;
+	struct iscsi_sess *s;
 	int ret;
 
-	pthread_mutex_lock(&c->lock);
-	ret = block_iscsi_rw(&c->geom, lun_io, c, false, off, buf, len, c->bounce);
-	pthread_mutex_unlock(&c->lock);
+	if (partial && write)
+		pthread_rwlock_wrlock(&c->rmw);
+	else
+		pthread_rwlock_rdlock(&c->rmw);
+	s = sess_get(c);
+	ret = block_iscsi_rw(&c->geom, lun_io, s, write, off, buf, len, s->bounce);
+	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_unlock(&c->rmw);
 	return ret;
+}
+
+static int iscsi_conn_pread(void *conn, uint64_t off, void *buf, size_t len)
+{
+	return conn_rw(conn, false, off, buf, len);
 }
 
 static int iscsi_conn_pwrite(void *conn, uint64_t off, const void *buf, size_t len)
 {
-	struct iscsi_conn *c = conn;
-	int ret;
-
 	/* block_iscsi_rw writes from buf, never into it: the cast keeps one walker. */
-	pthread_mutex_lock(&c->lock);
-	ret = block_iscsi_rw(&c->geom, lun_io, c, true, off, (void *)buf, len, c->bounce);
-	pthread_mutex_unlock(&c->lock);
-	return ret;
+	return conn_rw(conn, true, off, (void *)buf, len);
 }
 
+/* SYNCHRONIZE CACHE(16) of the whole LUN: its cache is the LUN's, whichever session asks. */
 static int iscsi_conn_flush(void *conn)
 {
 	struct iscsi_conn *c = conn;
-	int ret;
+	struct iscsi_sess *s = sess_get(c);
+	int ret = -EAGAIN;
 
-	pthread_mutex_lock(&c->lock);
-	ret = -EAGAIN;
 	for (int tries = 0; ret == -EAGAIN && tries < ISCSI_RETRIES; tries++)
-		ret = c->dead ? -ENOTCONN :
-		      wait_task(c, iscsi_synchronizecache16_task(c->ctx, c->lun, 0, 0, 0, 0,
-								 task_done, c),
+		ret = s->dead ? -ENOTCONN :
+		      wait_task(s, iscsi_synchronizecache16_task(s->ctx, c->lun, 0, 0, 0, 0,
+								 task_done, s),
 				"SYNCHRONIZE CACHE16");
-	pthread_mutex_unlock(&c->lock);
-	if (ret == -EAGAIN)
-		ret = unit_attention("SYNCHRONIZE CACHE16");
-	return ret;
+	pthread_mutex_unlock(&s->lock);
+	return ret == -EAGAIN ? unit_attention("SYNCHRONIZE CACHE16") : ret;
 }
 
 /* Zeroes written as data, a megabyte at a time, for what WRITE SAME cannot do. */
-static int write_zeroes(struct iscsi_conn *c, uint64_t off, uint64_t len)
+static int write_zeroes(struct iscsi_sess *s, uint64_t off, uint64_t len)
 {
 	static const uint8_t zeroes[1u << 20];
 	int ret = 0;
 
 	while (len && ret == 0) {
 		size_t n = len < sizeof(zeroes) ? (size_t)len : sizeof(zeroes);
-		ret = block_iscsi_rw(&c->geom, lun_io, c, true, off, (void *)zeroes, n, c->bounce);
+		ret = block_iscsi_rw(&s->c->geom, lun_io, s, true, off, (void *)zeroes, n,
+				     s->bounce);
 		off += n;
 		len -= n;
 	}
@@ -272,8 +420,9 @@ static int write_zeroes(struct iscsi_conn *c, uint64_t off, uint64_t len)
 }
 
 /* Whole blocks by WRITE SAME(16) of one zero block (SBC-4 5.50), 32 MiB per command. */
-static int write_same_zero(struct iscsi_conn *c, uint64_t lba, uint64_t blocks)
+static int write_same_zero(struct iscsi_sess *s, uint64_t lba, uint64_t blocks)
 {
+	struct iscsi_conn *c = s->c;
 	uint32_t most = (32u << 20) / c->geom.block_size;
 	int ret = 0;
 
@@ -281,10 +430,10 @@ static int write_same_zero(struct iscsi_conn *c, uint64_t lba, uint64_t blocks)
 		uint32_t n = blocks > most ? most : (uint32_t)blocks;
 		ret = -EAGAIN;
 		for (int tries = 0; ret == -EAGAIN && tries < ISCSI_RETRIES; tries++)
-			ret = c->dead ? -ENOTCONN :
-			      wait_task(c, iscsi_writesame16_task(c->ctx, c->lun, lba, c->zero,
+			ret = s->dead ? -ENOTCONN :
+			      wait_task(s, iscsi_writesame16_task(s->ctx, c->lun, lba, c->zero,
 								  c->geom.block_size, n, 0, 0, 0,
-								  0, task_done, c), "WRITE SAME16");
+								  0, task_done, s), "WRITE SAME16");
 		if (ret == -EAGAIN)
 			ret = unit_attention("WRITE SAME16");
 		lba += n;
@@ -302,27 +451,33 @@ static int iscsi_conn_zero(void *conn, uint64_t off, uint64_t len, bool may_unma
 	struct iscsi_conn *c = conn;
 	uint64_t bs = c->geom.block_size, end = off + len;
 	uint64_t a = (off + bs - 1) / bs * bs, b = end / bs * bs;
+	struct iscsi_sess *s;
 	int ret;
 
 	(void)may_unmap;
 	if (off > c->geom.blocks * bs || len > c->geom.blocks * bs - off)
 		return -EINVAL;
-	pthread_mutex_lock(&c->lock);
-	if (c->no_write_same || a >= b) {
-		ret = write_zeroes(c, off, len);
+	if (off % bs || len % bs)
+		pthread_rwlock_wrlock(&c->rmw);
+	else
+		pthread_rwlock_rdlock(&c->rmw);
+	s = sess_get(c);
+	if (__atomic_load_n(&c->no_write_same, __ATOMIC_RELAXED) || a >= b) {
+		ret = write_zeroes(s, off, len);
 	} else {
-		ret = write_zeroes(c, off, a - off);
+		ret = write_zeroes(s, off, a - off);
 		if (ret == 0) {
-			ret = write_same_zero(c, a / bs, (b - a) / bs);
+			ret = write_same_zero(s, a / bs, (b - a) / bs);
 			if (ret == -ENOTSUP) {
-				c->no_write_same = true;
-				ret = write_zeroes(c, a, b - a);
+				__atomic_store_n(&c->no_write_same, true, __ATOMIC_RELAXED);
+				ret = write_zeroes(s, a, b - a);
 			}
 		}
 		if (ret == 0)
-			ret = write_zeroes(c, b, end - b);
+			ret = write_zeroes(s, b, end - b);
 	}
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_unlock(&c->rmw);
 	return ret;
 }
 
@@ -347,19 +502,17 @@ static void iscsi_conn_close(void *conn)
 {
 	struct iscsi_conn *c = conn;
 
-	if (c->ctx) {
-		/* A polite logout (RFC 7143 11.14), but never a wait on a target that is gone. */
-		bool up = !c->dead && iscsi_is_logged_in(c->ctx);
-		c->dead = true;		/* quiet: a target gone by now is no error of the data */
-		if (up && iscsi_logout_async(c->ctx, task_done, c) == 0)
-			service(c, 2000);
-		iscsi_destroy_context(c->ctx);
+	for (int i = 0; i < ISCSI_SESSIONS; i++) {
+		sess_close(&c->sess[i]);
+		pthread_mutex_destroy(&c->sess[i].lock);
 	}
-	/* A request abandoned with its session: libiscsi cancelled it, the task is ours. */
-	if (c->pending)
-		scsi_free_scsi_task(c->pending);
-	pthread_mutex_destroy(&c->lock);
-	free(c->bounce);
+	pthread_mutex_destroy(&c->pool);
+	pthread_rwlock_destroy(&c->rmw);
+	free(c->portal);
+	free(c->target);
+	free(c->initiator);
+	free(c->user);
+	free(c->password);
 	free(c->zero);
 	free(c);
 }
@@ -377,36 +530,13 @@ static const struct block_proto iscsi_proto = {
 	.has_info = true,
 };
 
-/* QEMU's apply_chap: a user needs a password, given plainly or as a secret. */
-static int apply_chap(struct iscsi_conn *c, const struct block_iscsi_opts *o, char *err,
-		      size_t errlen)
-{
-	const char *password = o->password;
-
-	if (!o->user)
-		return 0;
-	if (o->password_secret && o->password)
-		return block_err(err, errlen, "'password' and 'password-secret' properties are "
-				 "mutually exclusive");
-	if (o->password_secret) {
-		password = block_secret_lookup(o->password_secret, NULL);
-		if (!password)
-			return block_err(err, errlen, "No secret with id '%s'", o->password_secret);
-	} else if (!password) {
-		return block_err(err, errlen, "CHAP username specified but no password was given");
-	}
-	if (iscsi_set_initiator_username_pwd(c->ctx, o->user, password))
-		return block_err(err, errlen, "Failed to set initiator username and password");
-	return 0;
-}
-
 /* The target's Block Limits (VPD page B0h) maximum transfer, 0 where it gives none. */
-static uint32_t max_xfer_blocks(struct iscsi_conn *c)
+static uint32_t max_xfer_blocks(struct iscsi_sess *s)
 {
 	struct scsi_task *t;
 	struct scsi_inquiry_block_limits *bl =
-		run_query(c, iscsi_inquiry_task(c->ctx, c->lun, 1,
-						SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 64, task_done, c),
+		run_query(s, iscsi_inquiry_task(s->ctx, s->c->lun, 1,
+						SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 64, task_done, s),
 			  &t, "INQUIRY");
 	uint32_t n = bl ? bl->max_xfer_len : 0;
 
@@ -416,11 +546,12 @@ static uint32_t max_xfer_blocks(struct iscsi_conn *c)
 }
 
 /* QEMU's iscsi_open after the login: a disk LUN, its capacity and limits. */
-static int read_lun(struct iscsi_conn *c, char *err, size_t errlen)
+static int read_lun(struct iscsi_sess *s, char *err, size_t errlen)
 {
+	struct iscsi_conn *c = s->c;
 	struct scsi_task *t;
 	struct scsi_inquiry_standard *inq =
-		run_query(c, iscsi_inquiry_task(c->ctx, c->lun, 0, 0, 36, task_done, c), &t,
+		run_query(s, iscsi_inquiry_task(s->ctx, c->lun, 0, 0, 36, task_done, s), &t,
 			  "INQUIRY");
 	struct scsi_readcapacity16 *rc16;
 	int type, ret;
@@ -432,7 +563,7 @@ static int read_lun(struct iscsi_conn *c, char *err, size_t errlen)
 	if (type != SCSI_INQUIRY_PERIPHERAL_DEVICE_TYPE_DIRECT_ACCESS)
 		return block_err(err, errlen, "iSCSI: LUN %d is not a disk (SCSI peripheral "
 				 "device type %d)", c->lun, type);
-	rc16 = run_query(c, iscsi_readcapacity16_task(c->ctx, c->lun, task_done, c), &t,
+	rc16 = run_query(s, iscsi_readcapacity16_task(s->ctx, c->lun, task_done, s), &t,
 			 "READ CAPACITY16");
 	if (!rc16)
 		return block_err(err, errlen, "iSCSI: failed to send readcapacity10/16 command");
@@ -441,38 +572,56 @@ static int read_lun(struct iscsi_conn *c, char *err, size_t errlen)
 	scsi_free_scsi_task(t);
 	if (ret < 0)
 		return -1;
-	if (block_iscsi_geometry(c->geom.block_size, c->geom.blocks - 1, max_xfer_blocks(c),
+	if (block_iscsi_geometry(c->geom.block_size, c->geom.blocks - 1, max_xfer_blocks(s),
 				 &c->geom, err, errlen) < 0)
 		return -1;
-	c->bounce = malloc(c->geom.block_size);
+	s->bounce = malloc(c->geom.block_size);
 	c->zero = calloc(1, c->geom.block_size);
-	if (!c->bounce || !c->zero)
+	if (!s->bounce || !c->zero)
 		return block_err(err, errlen, "out of memory");
 	return 0;
 }
 
+/* What further sessions log in with, kept: the caller's strings do not outlive the open. */
+static int keep_login(struct iscsi_conn *c, const struct block_iscsi_opts *o,
+		      const char *password)
+{
+	c->lun = o->lun;
+	c->header_digest = o->header_digest;
+	c->timeout = o->timeout;
+	c->reconnect_ms = 1000 * (int64_t)(o->timeout ? o->timeout : ISCSI_RECONNECT_S);
+	/* The ISID's random part (RFC 7143 10.12.5): one per open, the qualifier per session. */
+	c->isid = ((uint32_t)getpid() * 2654435761u ^ (uint32_t)now_ms() ^
+		   (uint32_t)(uintptr_t)c) & 0x3fffff;
+	c->portal = strdup(o->portal);
+	c->target = strdup(o->target);
+	c->initiator = strdup(o->initiator_name ? o->initiator_name : ISCSI_DEFAULT_INITIATOR);
+	c->user = o->user ? strdup(o->user) : NULL;
+	c->password = o->user ? strdup(password) : NULL;
+	return c->portal && c->target && c->initiator && (!o->user || (c->user && c->password))
+	       ? 0 : -1;
+}
+
+/* The first session, logged in as QEMU does (its messages), and the LUN read. */
 static int connect_lun(struct iscsi_conn *c, const struct block_iscsi_opts *o, char *err,
 		       size_t errlen)
 {
-	c->lun = o->lun;
-	c->reconnect_ms = 1000 * (int64_t)(o->timeout ? o->timeout : ISCSI_RECONNECT_S);
-	c->ctx = iscsi_create_context(o->initiator_name ? o->initiator_name :
-				      ISCSI_DEFAULT_INITIATOR);
-	if (!c->ctx)
-		return block_err(err, errlen, "iSCSI: Failed to create iSCSI context.");
-	if (iscsi_set_targetname(c->ctx, o->target))
-		return block_err(err, errlen, "iSCSI: Failed to set target name.");
-	if (apply_chap(c, o, err, errlen) < 0)
+	struct iscsi_sess *s = &c->sess[0];
+	const char *password;
+
+	if (chap_password(o, &password, err, errlen) < 0)
 		return -1;
-	if (iscsi_set_session_type(c->ctx, ISCSI_SESSION_NORMAL))
-		return block_err(err, errlen, "iSCSI: Failed to set session type to normal.");
-	iscsi_set_header_digest(c->ctx, (enum iscsi_header_digest)o->header_digest);
-	if (o->timeout)
-		iscsi_set_timeout(c->ctx, o->timeout);
-	if (iscsi_full_connect_sync(c->ctx, o->portal, o->lun))
+	if (keep_login(c, o, password) < 0)
+		return block_err(err, errlen, "out of memory");
+	if (sess_setup(c, s, err, errlen) < 0)
+		return -1;
+	if (iscsi_full_connect_sync(s->ctx, c->portal, c->lun))
 		return block_err(err, errlen, "iSCSI: Failed to connect to LUN : %s",
-				 iscsi_get_error(c->ctx));
-	return read_lun(c, err, errlen);
+				 iscsi_get_error(s->ctx));
+	if (read_lun(s, err, errlen) < 0)
+		return -1;
+	c->nsess = 1;
+	return 0;
 }
 
 int block_iscsi_open(const struct block_iscsi_opts *o, const char *format, unsigned flags,
@@ -485,7 +634,10 @@ int block_iscsi_open(const struct block_iscsi_opts *o, const char *format, unsig
 	*out = NULL;
 	if (!c)
 		return block_err(err, errlen, "out of memory");
-	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->pool, NULL);
+	pthread_rwlock_init(&c->rmw, NULL);
+	for (int i = 0; i < ISCSI_SESSIONS; i++)
+		pthread_mutex_init(&c->sess[i].lock, NULL);
 	if (connect_lun(c, o, err, errlen) < 0) {
 		iscsi_conn_close(c);
 		return -1;

@@ -1,6 +1,6 @@
 """Naming images as qemu-img 7.2 allows, beside qemu-img: --image-opts on every command,
 json:{...} pseudo-filenames (also as stored backing names), protocol names (null-co://
-and nbd implemented, nbd in test_nbd.py; iscsi:// and the rest refused by name), --object secret and its
+and nbd implemented, nbd in test_nbd.py, iscsi:// in test_iscsi.py; the rest refused by name), --object secret and its
 refusals.  Output and exit codes are compared with qemu-img's, messages with the
 program name swapped; where Kestrel refuses what qemu-img has, the test says so."""
 import json

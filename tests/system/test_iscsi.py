@@ -115,9 +115,12 @@ class Server:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+            # tgtd ignores SIGTERM and SIGINT; its own shutdown is "delete system" (which
+            # it refuses while targets are set up: then SIGKILL, its LUN files are written).
+            subprocess.run([TGTADM, "-C", self.ctl, "--op", "delete", "--mode", "system"],
+                           capture_output=True, timeout=10)
             try:
-                self.proc.wait(10)
+                self.proc.wait(1)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -84,8 +84,9 @@ class Server:
         self._tgtadm(*args)
         self.setup.append(args)
 
-    def blank(self, size, user=None, password=None, block_size=512):
-        """A new target with one zero-filled LUN (1) on a new file: its URL."""
+    def blank(self, size, user=None, password=None, block_size=512, initiator=None):
+        """A new target with one zero-filled LUN (1) on a new file: its URL.  initiator:
+        the only initiator name the target admits (else every address)."""
         self.tid += 1
         iqn = f"iqn.2026-12.org.kestrel:t{self.tid}"
         path = self.dir / f"lun{self.port}-{self.tid}.img"
@@ -96,7 +97,8 @@ class Server:
         self.tgtadm("--mode", "logicalunit", "--op", "new", "--tid", str(self.tid), "--lun",
                     "1", "--backing-store", str(path), "--blocksize", str(block_size))
         self.tgtadm("--mode", "target", "--op", "bind", "--tid", str(self.tid),
-                    "--initiator-address", "ALL")
+                    *(("--initiator-name", initiator) if initiator else
+                      ("--initiator-address", "ALL")))
         if user:
             self.tgtadm("--mode", "account", "--op", "new", "--user", user, "--password",
                         password)
@@ -239,6 +241,15 @@ def test_chap_right_and_wrong_passwords(server, tmp_path):
     assert "No secret with id 's0'" in same("info", "--image-opts", opts).stderr
     k = same("info", "--image-opts", image_opts(url, user="alice"))
     assert "CHAP username specified but no password was given" in k.stderr
+
+
+def test_initiator_name_is_the_one_the_target_sees(server):
+    url = server.blank(1 << 20, initiator="iqn.2000-01.org.kestrel:admitted")
+    k = same("info", url)
+    assert k.returncode == 1 and "Target not found" in k.stderr, k.stderr
+    k = same("info", "--image-opts", image_opts(url, initiator_name="iqn.2000-01.org.kestrel:"
+                                                                     "admitted"))
+    assert k.returncode == 0 and "file format: iscsi" in k.stdout
 
 
 def test_bad_urls_targets_and_options_get_qemu_img_s_messages(server):

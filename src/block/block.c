@@ -692,9 +692,9 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
 	if (bd->drv->get_info)
 		return bd->drv->get_info(bd, info);
 	/* raw passes the question to its protocol, and NBD has no answer (QEMU: no dirty flag). */
-	if (bd->proto)
-		return bd->proto->get_info ? bd->proto->get_info(bd->conn, info) : -ENOTSUP;
-	return 0;
+	if (bd->proto && bd->proto->get_info)
+		return bd->proto->get_info(bd->conn, info);
+	return bd->proto && !bd->proto->has_info ? -ENOTSUP : 0;
 }
 
 /*

@@ -92,6 +92,8 @@ struct block_proto {
 	/* Changes the size; NULL: "Cannot resize <label> nodes". */
 	int (*truncate)(void *conn, uint64_t size, char *err, size_t errlen);
 	void (*close)(void *conn);
+	/* QEMU's driver has bdrv_get_info (iscsi; nbd has not): info shows the dirty flag. */
+	bool has_info;
 };
 
 struct block_dev {

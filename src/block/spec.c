@@ -15,6 +15,7 @@
 #include "block/curl.h"
 #include "block/gluster.h"
 #include "block/filter.h"
+#include "block/iscsi.h"
 #include "block/nbd.h"
 #include "block/ssh.h"
 #include "block/throttle.h"
@@ -358,6 +359,7 @@ static const struct { const char *name; bool (*available)(void); } network_proto
 	{ "http", block_curl_available }, { "https", block_curl_available },
 	{ "ftp", block_curl_available }, { "ftps", block_curl_available },
 	{ "gluster", block_gluster_available },
+	{ "iscsi", block_iscsi_available },
 };
 #define N_NETWORK_PROTOCOLS (sizeof(network_protocols) / sizeof(network_protocols[0]))
 
@@ -585,6 +587,33 @@ static int open_ssh_uri(const char *name, const char *format, unsigned flags,
 	return ret;
 }
 
+/* QEMU's BlockdevOptionsIscsi (block_iscsi_read_opts); the node names itself as QEMU does. */
+static int open_iscsi_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
+			   struct block_dev *parent, struct block_dev **out, char *err,
+			   size_t errlen)
+{
+	struct block_iscsi_opts s;
+
+	if (block_iscsi_read_opts(o, pfx, &s, err, errlen) < 0)
+		return -1;
+	s.alone = !*pfx;
+	return block_iscsi_open(&s, format, flags, parent, out, err, errlen);
+}
+
+static int open_iscsi_uri(const char *name, const char *format, unsigned flags,
+			  struct block_dev *parent, struct block_dev **out, char *err,
+			  size_t errlen)
+{
+	struct block_iscsi_opts s;
+	char *storage;
+	int ret = block_iscsi_parse_uri(name, &s, &storage, err, errlen);
+
+	if (ret == 0)
+		ret = block_iscsi_open(&s, format, flags, parent, out, err, errlen);
+	free(storage);
+	return ret;
+}
+
 /* A network protocol node, alone (format "nbd", "http"...) or under a format. */
 static int open_network(struct opts *o, struct node *n, struct block_dev *parent,
 			struct block_dev **out, char *err, size_t errlen)
@@ -603,6 +632,8 @@ static int open_network(struct opts *o, struct node *n, struct block_dev *parent
 		ret = open_ssh_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else if (!strcmp(proto, "gluster"))
 		ret = open_gluster_opts(o, pfx, format, n->flags, parent, out, err, errlen);
+	else if (!strcmp(proto, "iscsi"))
+		ret = open_iscsi_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else
 		ret = open_curl_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	if (ret < 0)
@@ -873,6 +904,8 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 		return open_ssh_uri(name, format, flags, parent, out, err, errlen);
 	if (block_gluster_protocol(proto) && block_gluster_available())
 		return open_gluster_uri(name, format, flags, parent, out, err, errlen);
+	if (block_iscsi_protocol(proto) && block_iscsi_available())
+		return open_iscsi_uri(name, format, flags, parent, out, err, errlen);
 	if (block_curl_protocol(proto) && block_curl_available()) {
 		struct block_curl_opts c = { 0 };
 		return block_curl_open(name, &c, format, flags, parent, out, err, errlen);

@@ -326,6 +326,17 @@ out:
 	return ret;
 }
 
+/* Whether key's node (top level, or "file.") is an iscsi node: read without marking it used. */
+static bool iscsi_key(const struct opts *o, const char *key)
+{
+	const char *want = strncmp(key, "file.", 5) ? "driver" : "file.driver";
+
+	for (size_t i = 0; i < o->count; i++)
+		if (!strcmp(o->items[i].key, want) && !strcmp(o->items[i].value, "iscsi"))
+			return true;
+	return false;
+}
+
 /* key-secret=ID references (QEMU's qcrypto_secret_lookup) must name a secret. */
 static int check_secret_refs(struct opts *o)
 {
@@ -338,6 +349,9 @@ static int check_secret_refs(struct opts *o)
 		 * as it opens, inside qemu-img's "Could not open" message. */
 		if (!strcmp(o->items[i].key, "key-secret") ||
 		    !strcmp(o->items[i].key, "encrypt.key-secret"))
+			continue;
+		/* So does iscsi's password-secret (QEMU's apply_chap, after the URL is read). */
+		if (!strcmp(key, "password-secret") && iscsi_key(o, o->items[i].key))
 			continue;
 		if (!img_secret_lookup(o->items[i].value, NULL)) {
 			img_error("No secret with id '%s'", o->items[i].value);

@@ -322,6 +322,22 @@ SEEDS = {
                    b'iotype = "write"\n\xff\x04\x00\x00\x04\x03\x09'),
         ("errors", b'[inject-error]\nevent = read_aio\nfoo = "1"\n[bogus]\n'),
     ]},
+    # iSCSI (fuzz_iscsi.c): byte 0 picks a URL (0), an option list (1, 5: under "file."),
+    # or a geometry (2): block size, last LBA, transfer limit, then reads and writes.
+    "iscsi": {n: v for n, v in [
+        ("url", b"\0iscsi://127.0.0.1:3260/iqn.2026-12.org.kestrel:t1/1"),
+        ("chap", b"\0iscsi://alice%secret@[::1]:3261/iqn.2026-12.org.x:y/16383"),
+        ("bad", b"\0iscsi://u%p@h/iqn/99999"),
+        ("opts", b"\1driver=iscsi,transport=tcp,portal=h:3260,target=iqn.x:y,lun=3,"
+                 b"user=a,password-secret=s0,header-digest=crc32c,timeout=5,"
+                 b"initiator-name=iqn.2000-01.org.x:i"),
+        ("file", b"\5file.driver=iscsi,file.transport=tcp,file.portal=h,file.target=t\"q"),
+        ("geom512", b"\2" + struct.pack(">IQI", 512, 2047, 8) +
+                    b"\1\0\0\1\xf4\x10\0" b"\0\0\0\1\xf4\x10\0" b"\1\0\0\0\x01\0\x07"),
+        ("geom4k", b"\2" + struct.pack(">IQI", 4096, 255, 0) +
+                   b"\1\0\0\x0f\xff\x00\x02" b"\0\0\0\x0f\xfe\x00\x05"),
+        ("hostile", b"\2" + struct.pack(">IQI", 0x10000, (1 << 64) - 1, 0xffffffff)),
+    ]},
     # Terminal bytes for readline, lines ended by CR as a raw terminal sends them.
     "hmp": {n: v for n, v in [
         ("info", b"info status\rinfo name\rinfo uuid\rinfo cpus\rinfo chardev\r"

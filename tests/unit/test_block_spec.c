@@ -16,6 +16,7 @@
 
 #include "block/block_int.h"
 #include "block/gluster.h"
+#include "block/iscsi.h"
 #include "block/nbd.h"
 #include "util/opts.h"
 
@@ -291,7 +292,6 @@ static void test_names(void **state)
 
 	static const struct { const char *name, *message; } refused[] = {
 		{ "null-co://x", "The only allowed filename for this driver is 'null-co://'" },
-		{ "iscsi://h/iqn/0", "Unknown protocol 'iscsi'" },
 		{ "rbd:pool/img", "Unknown protocol 'rbd'" },
 		{ "nfs://h/x", "Unknown protocol 'nfs'" },
 		{ "blkdebug:x.qcow2", "blkdebug requires both config file and image path" },
@@ -324,6 +324,44 @@ static void test_names(void **state)
 			    : "Unknown protocol 'gluster'");
 }
 
+/* iscsi:// URLs (iscsi_parse.c, in every build): libiscsi's grammar, QEMU's message. */
+static void test_iscsi_urls(void **state)
+{
+	static const char *const bad[] = {
+		"iscsi://", "iscsi://h", "iscsi://h/iqn", "iscsi://h/iqn/", "iscsi://h/iqn/x",
+		"iscsi://h/iqn/1/2", "iscsi://h//1", "iscsi:///iqn/1", "iscsi://h/iqn/16384",
+		"iscsi://h/iqn/-1", "iscsi://h/iqn/ 1",
+	};
+	struct block_iscsi_opts o;
+	struct block_dev *bd;
+	char err[256], want[256], *st;
+
+	(void)state;
+	assert_int_equal(block_iscsi_parse_uri("iscsi://u%p%q@[::1]:3261/iqn.x:y/16383", &o, &st,
+					       err, sizeof(err)), 0);
+	assert_string_equal(o.user, "u");
+	assert_string_equal(o.password, "p%q");
+	assert_string_equal(o.portal, "[::1]:3261");
+	assert_string_equal(o.target, "iqn.x:y");
+	assert_int_equal(o.lun, 16383);
+	free(st);
+	/* A user without a password (and none in LIBISCSI_CHAP_PASSWORD) is dropped, as QEMU shows. */
+	unsetenv("LIBISCSI_CHAP_PASSWORD");
+	assert_int_equal(block_iscsi_parse_uri("iscsi://u@h/t/0", &o, &st, err, sizeof(err)), 0);
+	assert_null(o.user);
+	assert_string_equal(o.portal, "h");
+	free(st);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(want, sizeof(want), "Failed to parse URL : %s", bad[i]);
+		assert_int_equal(block_iscsi_parse_uri(bad[i], &o, &st, err, sizeof(err)), -1);
+		assert_string_equal(err, want);
+		free(st);
+		/* The same before any connection through block_open; unknown without libiscsi. */
+		assert_int_equal(block_open(bad[i], NULL, BLOCK_RDONLY, &bd, err, sizeof(err)), -1);
+		assert_string_equal(err, block_iscsi_available() ? want : "Unknown protocol 'iscsi'");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_null_co),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_iscsi_urls),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

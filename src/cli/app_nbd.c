@@ -246,7 +246,7 @@ static void *accept_thread(void *opaque)
 		if (p[0].revents)
 			break;		/* app_nbd_stop */
 		if (p[1].revents & POLLIN) {
-			int fd = accept4(n->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			int fd = nbd_accept(n->listen_fd);
 			if (fd >= 0)
 				start_client(n, fd);
 		}

@@ -513,7 +513,7 @@ static void serve(struct server *srv, int lfd, const struct args *a, const sigse
 		if (p[0].revents)
 			(void)!read(srv->wake[0], buf, sizeof(buf));
 		if (p[1].revents & POLLIN) {
-			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			int fd = nbd_accept(lfd);
 			if (fd >= 0 && start_client(srv, fd) == 0)
 				served = true;
 		}

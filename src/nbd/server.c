@@ -13,9 +13,12 @@
 #include "util/bytes.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static ssize_t fd_read(void *opaque, void *buf, size_t len)
@@ -512,4 +515,19 @@ int nbd_serve_server(const struct nbd_server *srv, struct nbd_io *io, char *err,
 		nbd_tls_end(&c.tls_io);
 	put_export(&c, c.exp);
 	return ret == 2 ? 0 : ret;
+}
+
+int nbd_accept(int listen_fd)
+{
+	int one = 1, fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+
+	if (fd < 0)
+		return -1;
+	/* Unix sockets have no Nagle: only inet ones get the option. */
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0 &&
+	    (sa.ss_family == AF_INET || sa.ss_family == AF_INET6))
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
 }

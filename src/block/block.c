@@ -650,11 +650,14 @@ uint32_t block_cluster_size(const struct block_dev *bd)
 
 int block_get_info(struct block_dev *bd, struct block_info *info)
 {
+	int64_t alloc = bd->proto && bd->proto->allocated ? bd->proto->allocated(bd->conn) : -1;
 	struct stat st;
 
 	memset(info, 0, sizeof(*info));
 	info->virtual_size = bd->size;
-	if (bd->proto)
+	if (alloc >= 0)
+		info->actual_size = (uint64_t)alloc;
+	else if (bd->proto)
 		info->actual_size_unknown = true;	/* a server's disk usage is its own */
 	else if (fstat(bd->fd, &st) == 0)
 		info->actual_size = (uint64_t)st.st_blocks * 512;
@@ -740,6 +743,8 @@ int block_create(const char *path, const char *format, const struct block_create
 	if (!drv->create)
 		return block_err(err, errlen, "Format driver '%s' does not support image creation",
 				 format);
+	if (block_name_is_special(path) && block_remote_creator(path))
+		return block_create_staged(path, drv, o, block_remote_creator(path), err, errlen);
 	if (block_name_is_special(path)) {
 		/* "file:x" creates x; other protocols cannot create (spec.c). */
 		path = block_create_path(path, err, errlen);

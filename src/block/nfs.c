@@ -135,13 +135,14 @@ int block_nfs_parse_uri(const char *uri, struct block_nfs_opts *o, char **storag
 			size_t errlen)
 {
 	const char *after = uri + 6;
-	size_t alen = strcspn(after, "/?#");
 	char *s, *rest, *path, *query, *p, *save = NULL;
+	size_t alen;
 
 	memset(o, 0, sizeof(*o));
 	*storage = NULL;
 	if (strncmp(uri, "nfs://", 6))
 		return block_err(err, errlen, "URI scheme must be 'nfs'");
+	alen = strcspn(after, "/?#");
 	/* storage: the authority, a NUL, then the rest (path, query). */
 	*storage = s = malloc(strlen(after) + 2);
 	if (!s)

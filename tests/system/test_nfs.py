@@ -273,6 +273,13 @@ def test_blockdev_options_as_qemu_names_them(server):
                 f"{base},path={p},page-cache-size=4,cache.direct=on"):
         k = same("info", "--image-opts", bad)
         assert k.returncode == 1, bad
+    # filename= takes a whole URL (fuzz_nfs_uri found a read past a short one's end).
+    k = run(KIMG, "info", "--image-opts", "driver=nfs,filename=n")
+    assert k.returncode == 1 and "URI scheme must be 'nfs'" in k.stderr
+    k = run(KIMG, "info", "--image-opts", f"driver=nfs,filename={server.url(p)},path={p}")
+    assert k.returncode == 1 and "Option path cannot be used with a filename" in k.stderr
+    assert "file format: nfs" in ok(run(KIMG, "info", "--image-opts",
+                                        f"driver=nfs,filename={server.url(p)}"))
     # An option QEMU's nfs has not: refused by name (QEMU's words differ: "unexpected").
     q, k = both("info", "--image-opts", f"{base},path={p},server.port=2049")
     assert q.returncode == k.returncode == 1

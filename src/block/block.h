@@ -68,6 +68,8 @@ uint64_t block_length(const struct block_dev *bd);
 const char *block_format_name(const struct block_dev *bd);
 /* Whether Kestrel has a driver for the image format name (raw, qcow2, ...). */
 bool block_format_has_driver(const char *name);
+/* Whether this build has the client of the network protocol driver name (nbd, nfs, ...). */
+bool block_network_driver_available(const char *name);
 bool block_is_readonly(const struct block_dev *bd);
 
 /* Each returns 0 or a negative errno; a range beyond the disk is -EINVAL. */

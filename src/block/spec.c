@@ -288,6 +288,11 @@ static const char *network_driver(const char *d)
 	return NULL;
 }
 
+bool block_network_driver_available(const char *name)
+{
+	return network_driver(name) != NULL;
+}
+
 size_t block_network_protocols(const char **names, size_t max)
 {
 	size_t n = 0;

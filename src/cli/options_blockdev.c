@@ -115,6 +115,65 @@ static bool is_protocol(const char *driver)
 	return !strcmp(driver, "file") || !strcmp(driver, "host_device");
 }
 
+/* "key":"value" of a JSON object, escaped (quotes, backslashes, control bytes). */
+static bool json_member(char *out, size_t *len, const char *key, const char *value, bool comma)
+{
+	const char *parts[2] = { key, value };
+
+	if (comma)
+		out[(*len)++] = ',';
+	for (int i = 0; i < 2; i++) {
+		out[(*len)++] = '"';
+		for (const char *s = parts[i]; *s; s++) {
+			int n = (*s == '"' || *s == '\\') ? snprintf(out + *len, FLAT_MAX - *len,
+								     "\\%c", *s)
+				: (unsigned char)*s < 0x20 ? snprintf(out + *len, FLAT_MAX - *len,
+								      "\\u%04x", (unsigned char)*s)
+				: snprintf(out + *len, FLAT_MAX - *len, "%c", *s);
+			if (n < 0 || (size_t)n >= FLAT_MAX - *len - 8)
+				return false;
+			*len += (size_t)n;
+		}
+		out[(*len)++] = '"';
+		if (i == 0)
+			out[(*len)++] = ':';
+	}
+	return true;
+}
+
+/*
+ * A network protocol node (nbd, nfs, ssh, ...) for the block layer: its
+ * options not yet taken (those under prefix) as the "file" of a json: name
+ * whose format is format, so the VMM opens it as kestrel-img opens
+ * json:{...} (spec.c, with QEMU's option names and messages).
+ */
+static char *network_node(struct opts *o, const char *prefix, const char *format,
+			  const char *proto)
+{
+	char *out = calloc(1, FLAT_MAX);
+	size_t len, plen = strlen(prefix);
+	if (!out)
+		return NULL;
+	len = (size_t)snprintf(out, FLAT_MAX, "json:{\"driver\":\"%s\",\"file\":{\"driver\":\"%s\"",
+			       format, proto);
+	for (size_t i = 0; i < o->count; i++) {
+		struct opt *it = &o->items[i];
+		if (it->used || strncmp(it->key, prefix, plen) || !strcmp(it->key + plen, "node-name"))
+			continue;
+		it->used = true;
+		if (!json_member(out, &len, it->key + plen, it->value, true)) {
+			free(out);
+			return NULL;
+		}
+	}
+	if (len + 3 > FLAT_MAX) {
+		free(out);
+		return NULL;
+	}
+	memcpy(out + len, "}}", 3);
+	return out;
+}
+
 /* Removes drive i (a protocol node a format node took over). */
 static void drop_drive(struct vm_config *cfg, unsigned i)
 {
@@ -151,6 +210,13 @@ static int format_file(struct vm_config *cfg, struct opts *o, struct drive_confi
 			d->detect_zeroes = f->detect_zeroes;
 		drop_drive(cfg, (unsigned)(f - cfg->drives));
 		return 0;
+	}
+	if (fdrv && block_network_driver_available(fdrv)) {
+		opts_get(o, "file.node-name");
+		if (node_settings(o, "file.", d, opt, arg) < 0)
+			return -1;
+		d->file = network_node(o, "file.", opts_get(o, "driver"), fdrv);
+		return d->file ? 0 : err_invalid(opt, arg, "options too long for a network node");
 	}
 	if (!fdrv || !is_protocol(fdrv))
 		return err_invalid(opt, arg, "file= must name a file node, or file.driver=file with "
@@ -207,6 +273,16 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FI
 		d.protocol = true;
 		strcpy(d.format, "raw");	/* a device on a file node sees the bytes */
 		d.file = strdup(filename);
+	} else if (block_network_driver_available(driver)) {
+		if (node_settings(o, "", &d, opt, arg) < 0)
+			goto out;
+		d.protocol = true;
+		strcpy(d.format, "raw");	/* a device on a protocol node sees the bytes */
+		d.file = network_node(o, "", "raw", driver);
+		if (!d.file) {
+			err_invalid(opt, arg, "options too long for a network node");
+			goto out;
+		}
 	} else if (block_format_has_driver(driver)) {
 		/* The block layer opens the data file the image names; no node may replace it. */
 		if (opts_get(o, "data-file") || opts_get(o, "data-file.driver")) {

@@ -321,6 +321,22 @@ def test_the_vmm_opens_drive_urls_through_the_block_layer(server, kestrel_bin):
     assert k.returncode != 0 and "NFS3ERR_NOENT" in k.stderr, k.stderr
     k = run(kestrel_bin, "-nographic", *drive(server.url_for("k.qcow2") + "?foo=1"))
     assert "Unknown NFS parameter name: foo" in k.stderr
+    # -blockdev with QEMU's BlockdevOptionsNfs names, alone and under a format node.
+    srv = "server.type=inet,server.host=127.0.0.1"
+    dev = ["-device", "virtio-blk-pci,drive=d0"]
+    absent = server.export / "absent.qcow2"
+    for bd in (f"driver=nfs,node-name=d0,{srv},path={absent}",
+               f"driver=qcow2,node-name=d0,file.driver=nfs,file.{srv.replace(',', ',file.')},"
+               f"file.path={absent}"):
+        k = run(kestrel_bin, "-nographic", "-blockdev", bd, *dev)
+        assert k.returncode != 0 and "NFS3ERR_NOENT" in k.stderr, k.stderr
+    k = run(kestrel_bin, "-nographic", "-blockdev",
+            f"driver=nfs,node-name=d0,{srv},path={absent},readahead-size=4096,cache.direct=on",
+            *dev)
+    assert "Cannot enable NFS readahead if cache.direct = on" in k.stderr, k.stderr
+    k = run(kestrel_bin, "-nographic", "-blockdev", f"driver=nfs,node-name=d0,server.type=inet,"
+            f"path={absent}", *dev)
+    assert "Parameter 'server.host' is missing" in k.stderr, k.stderr
 
 
 @pytest.mark.guest
@@ -332,6 +348,12 @@ def test_the_guest_writes_and_reads_a_disk_on_nfs(server, probe):
     assert status == 0 and "probe: blk: verified" in probe_lines(out), err
     assert path.read_bytes()[64 * SECTOR:320 * SECTOR] == pattern(11, 64 * SECTOR, 256 * SECTOR)
     status, out, err = run_probe(*drive(url), "-kernel", probe,
+                                 scenario="blk-read,pattern=11,sectors=256,offset=64")
+    assert status == 0 and "probe: blk: verified" in out, err
+    # The same disk as a -blockdev node with QEMU's option names.
+    status, out, err = run_probe("-blockdev", f"driver=nfs,node-name=d0,server.type=inet,"
+                                 f"server.host=127.0.0.1,path={path}", "-device",
+                                 "virtio-blk-pci,drive=d0", "-kernel", probe,
                                  scenario="blk-read,pattern=11,sectors=256,offset=64")
     assert status == 0 and "probe: blk: verified" in out, err
 

@@ -107,6 +107,11 @@ int block_create_staged(const char *name, const struct block_driver *drv,
 	/* The driver opens it by name: the memfd's /proc link reopens the same file. */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	ret = drv->create(path, o, err, errlen);
+	if (ret < 0 && err && strstr(err, path))
+		/* Files beside the image (vmdk extents) are not on the server: say so. */
+		block_err(err, errlen, "Kestrel creates only single-file images on %.*s "
+			  "protocols: the format asked for a second file", (int)strcspn(name, ":"),
+			  name);
 	if (ret == 0)
 		ret = creator(name, &proto, &conn, err, errlen);
 	if (ret == 0) {

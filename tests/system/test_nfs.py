@@ -166,6 +166,16 @@ def test_create_on_nfs_passes_the_other_tools_check(server):
     assert (server.export / "k.qcow2").stat().st_mode & 0o777 == 0o600
     same("info", k_url)
     same("info", "--output=json", q_url)
+    # A backing file beside it on the export, opened over NFS too.
+    top = server.url_for("top.qcow2")
+    ok(run(KIMG, "create", "-q", "-f", "qcow2", "-b", "q.qcow2", "-F", "qcow2", top))
+    ok(run("qemu-img", "check", top))
+    assert f"actual path: {q_url}" in ok(run(KIMG, "info", top))
+    # A format that wants a second file (vmdk extents): refused, nothing left behind.
+    k = run(KIMG, "create", "-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse",
+            server.url_for("split.vmdk"), "8M")
+    assert k.returncode == 1 and "only single-file images on nfs" in k.stderr, k.stderr
+    assert not list(server.export.glob("split*"))
     # Creating again empties the file, as qemu-img does.
     ok(run(KIMG, "create", "-f", "raw", k_url, "1M"))
     assert (server.export / "k.qcow2").stat().st_size == 1 << 20

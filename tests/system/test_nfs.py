@@ -169,7 +169,10 @@ def test_create_on_nfs_passes_the_other_tools_check(server):
     # A backing file beside it on the export, opened over NFS too.
     top = server.url_for("top.qcow2")
     ok(run(KIMG, "create", "-q", "-f", "qcow2", "-b", "q.qcow2", "-F", "qcow2", top))
-    ok(run("qemu-img", "check", top))
+    # qemu-img 7.2 resolves a relative backing name under nfs:// as if the image were a
+    # directory (".../top.qcow2/q.qcow2"), so its check opens the image without it.
+    ok(run("qemu-img", "check", 'json:{"driver":"qcow2","backing":null,"file":{"driver":"nfs",'
+           f'"server":{{"type":"inet","host":"127.0.0.1"}},"path":"{server.export}/top.qcow2"}}}}'))
     assert f"actual path: {q_url}" in ok(run(KIMG, "info", top))
     # A format that wants a second file (vmdk extents): refused, nothing left behind.
     k = run(KIMG, "create", "-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse",

@@ -247,24 +247,84 @@ void block_nfs_display(const struct block_nfs_opts *o, char *buf, size_t len)
 #ifdef KESTREL_NFS
 #include <nfsc/libnfs.h>
 
-struct nfs_conn {
+/*
+ * A libnfs context serves one thread at a time (its sync calls run its own
+ * event loop), so a disk keeps up to NFS_MAX_LINKS contexts, each with its
+ * own TCP connection, opened as concurrent requests first need them: the
+ * guest's queued requests then reach the server together, as QEMU's
+ * asynchronous requests do.  With libnfs's caches (readahead, pagecache),
+ * which are per context and would go stale across contexts, one link only.
+ */
+#define NFS_MAX_LINKS	8
+
+struct nfs_link {
 	struct nfs_context *ctx;
 	struct nfsfh *fh;
-	pthread_mutex_t lock;		/* a libnfs context is not shared between threads */
+	pthread_mutex_t lock;		/* held for each call on ctx */
+	bool dirty;			/* written since its last COMMIT */
+};
+
+struct nfs_conn {
+	struct nfs_link link[NFS_MAX_LINKS];
+	unsigned nlinks;		/* opened, read atomically; grows under open_lock */
+	unsigned max_links;
+	unsigned next;			/* round robin when all are busy */
+	pthread_mutex_t open_lock;	/* opening a link; size */
 	uint64_t size;
 	uint64_t readmax, writemax;	/* the server's FSINFO rtmax/wtmax */
+	struct block_nfs_opts opts;	/* to open more links: host and path are copies */
+	unsigned flags;
 };
+
+static int link_open(struct nfs_conn *c, struct nfs_link *l, bool create, char *err,
+		     size_t errlen);
+
+/* A link no other thread is using, locked; a new one while fewer than max are open. */
+static struct nfs_link *link_get(struct nfs_conn *c)
+{
+	unsigned n = __atomic_load_n(&c->nlinks, __ATOMIC_ACQUIRE), i;
+	struct nfs_link *l;
+
+	for (i = 0; i < n; i++)
+		if (pthread_mutex_trylock(&c->link[i].lock) == 0)
+			return &c->link[i];
+	pthread_mutex_lock(&c->open_lock);
+	n = c->nlinks;
+	if (n < c->max_links) {
+		l = &c->link[n];
+		pthread_mutex_lock(&l->lock);
+		if (link_open(c, l, false, NULL, 0) == 0) {
+			__atomic_store_n(&c->nlinks, n + 1, __ATOMIC_RELEASE);
+			pthread_mutex_unlock(&c->open_lock);
+			return l;
+		}
+		pthread_mutex_unlock(&l->lock);
+		c->max_links = n;	/* the server takes no more: share the open ones */
+	}
+	i = c->next++ % n;
+	pthread_mutex_unlock(&c->open_lock);
+	pthread_mutex_lock(&c->link[i].lock);
+	return &c->link[i];
+}
+
+static void size_grow(struct nfs_conn *c, uint64_t end)
+{
+	pthread_mutex_lock(&c->open_lock);
+	if (end > c->size)
+		c->size = end;
+	pthread_mutex_unlock(&c->open_lock);
+}
 
 static int nfs_conn_pread(void *conn, uint64_t off, void *buf, size_t len)
 {
 	struct nfs_conn *c = conn;
+	struct nfs_link *l = link_get(c);
 	uint8_t *p = buf;
 	int ret = 0;
 
-	pthread_mutex_lock(&c->lock);
 	while (len) {
 		size_t want = len < c->readmax ? len : (size_t)c->readmax;
-		int n = nfs_pread(c->ctx, c->fh, off, want, p);
+		int n = nfs_pread(l->ctx, l->fh, off, want, p);
 		if (n < 0) {
 			ret = n;
 			break;
@@ -277,20 +337,21 @@ static int nfs_conn_pread(void *conn, uint64_t off, void *buf, size_t len)
 		off += (uint64_t)n;
 		len -= (size_t)n;
 	}
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&l->lock);
 	return ret;
 }
 
 static int nfs_conn_pwrite(void *conn, uint64_t off, const void *buf, size_t len)
 {
 	struct nfs_conn *c = conn;
+	struct nfs_link *l = link_get(c);
 	const uint8_t *p = buf;
 	int ret = 0;
 
-	pthread_mutex_lock(&c->lock);
+	l->dirty = true;
 	while (len) {
 		size_t want = len < c->writemax ? len : (size_t)c->writemax;
-		int n = nfs_pwrite(c->ctx, c->fh, off, want, p);
+		int n = nfs_pwrite(l->ctx, l->fh, off, want, p);
 		if (n <= 0) {
 			ret = n < 0 ? n : -EIO;
 			break;
@@ -299,22 +360,31 @@ static int nfs_conn_pwrite(void *conn, uint64_t off, const void *buf, size_t len
 		off += (uint64_t)n;
 		len -= (size_t)n;
 	}
-	if (off > c->size)
-		c->size = off;
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&l->lock);
+	size_grow(c, off);
 	return ret;
 }
 
-/* COMMIT (RFC 1813 §3.3.21): the server's unstable writes made stable. */
+/* COMMIT (RFC 1813 §3.3.21) on every link that wrote: its unstable writes made stable. */
 static int nfs_conn_flush(void *conn)
 {
 	struct nfs_conn *c = conn;
-	int ret;
+	unsigned n = __atomic_load_n(&c->nlinks, __ATOMIC_ACQUIRE);
+	int ret = 0;
 
-	pthread_mutex_lock(&c->lock);
-	ret = nfs_fsync(c->ctx, c->fh);
-	pthread_mutex_unlock(&c->lock);
-	return ret < 0 ? ret : 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct nfs_link *l = &c->link[i];
+		int r = 0;
+		pthread_mutex_lock(&l->lock);
+		if (l->dirty) {
+			r = nfs_fsync(l->ctx, l->fh);
+			l->dirty = r < 0;
+		}
+		pthread_mutex_unlock(&l->lock);
+		if (r < 0 && ret == 0)
+			ret = r;
+	}
+	return ret;
 }
 
 static int nfs_conn_zero(void *conn, uint64_t off, uint64_t len, bool may_unmap)
@@ -337,45 +407,61 @@ static int nfs_conn_zero(void *conn, uint64_t off, uint64_t len, bool may_unmap)
 static int nfs_conn_truncate(void *conn, uint64_t size, char *err, size_t errlen)
 {
 	struct nfs_conn *c = conn;
-	int ret;
+	struct nfs_link *l = link_get(c);
+	int ret = nfs_ftruncate(l->ctx, l->fh, size);
 
-	pthread_mutex_lock(&c->lock);
-	ret = nfs_ftruncate(c->ctx, c->fh, size);
-	if (ret == 0)
-		c->size = size;
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&l->lock);
 	if (ret < 0)
 		return block_err(err, errlen, "Failed to truncate file: %s", strerror(-ret));
+	pthread_mutex_lock(&c->open_lock);
+	c->size = size;
+	pthread_mutex_unlock(&c->open_lock);
 	return 0;
 }
 
 static int64_t nfs_conn_size(void *conn)
 {
-	return (int64_t)((struct nfs_conn *)conn)->size;
+	struct nfs_conn *c = conn;
+	uint64_t size;
+
+	pthread_mutex_lock(&c->open_lock);
+	size = c->size;
+	pthread_mutex_unlock(&c->open_lock);
+	return (int64_t)size;
 }
 
 /* What the server stores (st_blocks), as QEMU's nfs_get_allocated_file_size. */
 static int64_t nfs_conn_allocated(void *conn)
 {
-	struct nfs_conn *c = conn;
+	struct nfs_link *l = link_get(conn);
 	struct nfs_stat_64 st;
-	int ret;
+	int ret = nfs_fstat64(l->ctx, l->fh, &st);
 
-	pthread_mutex_lock(&c->lock);
-	ret = nfs_fstat64(c->ctx, c->fh, &st);
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&l->lock);
 	return ret < 0 ? ret : (int64_t)st.nfs_blocks * 512;
+}
+
+static void link_close(struct nfs_link *l)
+{
+	if (l->fh)
+		nfs_close(l->ctx, l->fh);
+	if (l->ctx)
+		nfs_destroy_context(l->ctx);
+	l->fh = NULL;
+	l->ctx = NULL;
 }
 
 static void nfs_conn_close(void *conn)
 {
 	struct nfs_conn *c = conn;
 
-	if (c->fh)
-		nfs_close(c->ctx, c->fh);
-	if (c->ctx)
-		nfs_destroy_context(c->ctx);
-	pthread_mutex_destroy(&c->lock);
+	for (unsigned i = 0; i < NFS_MAX_LINKS; i++) {
+		link_close(&c->link[i]);
+		pthread_mutex_destroy(&c->link[i].lock);
+	}
+	pthread_mutex_destroy(&c->open_lock);
+	free((char *)c->opts.host);
+	free((char *)c->opts.path);
 	free(c);
 }
 
@@ -399,8 +485,8 @@ static void nfs_warn(const char *what, unsigned long long v, const char *unit)
 }
 
 /* The caches are libnfs's own; O_DIRECT asks for none (QEMU refuses both together). */
-static int set_caches(struct nfs_conn *c, const struct block_nfs_opts *o, unsigned flags,
-		      char *err, size_t errlen)
+static int set_caches(struct nfs_context *ctx, const struct block_nfs_opts *o, unsigned flags,
+		      bool quiet, char *err, size_t errlen)
 {
 	uint64_t v;
 
@@ -410,11 +496,12 @@ static int set_caches(struct nfs_conn *c, const struct block_nfs_opts *o, unsign
 					 "cache.direct = on");
 		v = o->val[BLOCK_NFS_READAHEAD];
 		if (v > NFS_MAX_READAHEAD) {
-			nfs_warn("Truncating NFS readahead size to", NFS_MAX_READAHEAD, "");
+			if (!quiet)
+				nfs_warn("Truncating NFS readahead size to", NFS_MAX_READAHEAD, "");
 			v = NFS_MAX_READAHEAD;
 		}
-		nfs_set_readahead(c->ctx, (uint32_t)v);
-		nfs_set_pagecache_ttl(c->ctx, 0);
+		nfs_set_readahead(ctx, (uint32_t)v);
+		nfs_set_pagecache_ttl(ctx, 0);
 	}
 	if (o->has[BLOCK_NFS_PAGECACHE]) {
 		if (flags & BLOCK_NOCACHE)
@@ -422,97 +509,124 @@ static int set_caches(struct nfs_conn *c, const struct block_nfs_opts *o, unsign
 					 "cache.direct = on");
 		v = o->val[BLOCK_NFS_PAGECACHE];
 		if (v > NFS_MAX_PAGECACHE) {
-			nfs_warn("Truncating NFS pagecache size to", NFS_MAX_PAGECACHE, " pages");
+			if (!quiet)
+				nfs_warn("Truncating NFS pagecache size to", NFS_MAX_PAGECACHE,
+					 " pages");
 			v = NFS_MAX_PAGECACHE;
 		}
-		nfs_set_pagecache(c->ctx, (uint32_t)v);
-		nfs_set_pagecache_ttl(c->ctx, 0);
+		nfs_set_pagecache(ctx, (uint32_t)v);
+		nfs_set_pagecache_ttl(ctx, 0);
 	}
 	return 0;
 }
 
-static int set_options(struct nfs_conn *c, const struct block_nfs_opts *o, unsigned flags,
-		       char *err, size_t errlen)
+/* quiet: a further link of an open disk, whose warnings the first one gave. */
+static int set_options(struct nfs_context *ctx, const struct block_nfs_opts *o, unsigned flags,
+		       bool quiet, char *err, size_t errlen)
 {
 	uint64_t v;
 
 	if (o->has[BLOCK_NFS_USER])
-		nfs_set_uid(c->ctx, (int)o->val[BLOCK_NFS_USER]);
+		nfs_set_uid(ctx, (int)o->val[BLOCK_NFS_USER]);
 	if (o->has[BLOCK_NFS_GROUP])
-		nfs_set_gid(c->ctx, (int)o->val[BLOCK_NFS_GROUP]);
+		nfs_set_gid(ctx, (int)o->val[BLOCK_NFS_GROUP]);
 	if (o->has[BLOCK_NFS_TCP_SYNCNT])
-		nfs_set_tcp_syncnt(c->ctx, (int)o->val[BLOCK_NFS_TCP_SYNCNT]);
+		nfs_set_tcp_syncnt(ctx, (int)o->val[BLOCK_NFS_TCP_SYNCNT]);
 	if (o->has[BLOCK_NFS_DEBUG]) {
 		v = o->val[BLOCK_NFS_DEBUG];
 		if (v > NFS_MAX_DEBUG) {
 			/* QEMU: so that a debug level cannot flood the logs. */
-			nfs_warn("Limiting NFS debug level to", NFS_MAX_DEBUG, "");
+			if (!quiet)
+				nfs_warn("Limiting NFS debug level to", NFS_MAX_DEBUG, "");
 			v = NFS_MAX_DEBUG;
 		}
-		nfs_set_debug(c->ctx, (int)v);
+		nfs_set_debug(ctx, (int)v);
 	}
-	return set_caches(c, o, flags, err, errlen);
+	return set_caches(ctx, o, flags, quiet, err, errlen);
 }
 
 /*
  * Mounts the file's directory and opens (or, create: creates and empties)
  * the file in it: QEMU's nfs_client_open, with its messages.
  */
-static int nfs_connect(struct nfs_conn *c, const struct block_nfs_opts *o, unsigned flags,
-		       bool create, char *err, size_t errlen)
+static int link_open(struct nfs_conn *c, struct nfs_link *l, bool create, char *err,
+		     size_t errlen)
 {
+	const struct block_nfs_opts *o = &c->opts;
 	const char *slash = strrchr(o->path, '/');
 	char *dir;
-	struct nfs_stat_64 st;
 	int ret;
 
 	if (!slash)
 		return block_err(err, errlen, "Invalid URL specified");
-	c->ctx = nfs_init_context();
-	if (!c->ctx)
+	l->ctx = nfs_init_context();
+	if (!l->ctx)
 		return block_err(err, errlen, "Failed to init NFS context");
-	if (set_options(c, o, flags, err, errlen) < 0)
-		return -1;
+	if (set_options(l->ctx, o, c->flags, l != c->link, err, errlen) < 0)
+		goto fail;
 	dir = strndup(o->path, (size_t)(slash - o->path));
-	if (!dir)
-		return block_err(err, errlen, "out of memory");
-	ret = nfs_mount(c->ctx, o->host, dir);
+	if (!dir) {
+		block_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	ret = nfs_mount(l->ctx, o->host, dir);
 	free(dir);
-	if (ret < 0)
-		return block_err(err, errlen, "Failed to mount nfs share: %s",
-				 nfs_get_error(c->ctx));
+	if (ret < 0) {
+		block_err(err, errlen, "Failed to mount nfs share: %s", nfs_get_error(l->ctx));
+		goto fail;
+	}
 	if (create)
-		ret = nfs_create(c->ctx, slash, O_TRUNC, 0600, &c->fh);
+		ret = nfs_create(l->ctx, slash, O_TRUNC, 0600, &l->fh);
 	else
-		ret = nfs_open(c->ctx, slash, (flags & BLOCK_RDONLY) ? O_RDONLY : O_RDWR, &c->fh);
-	if (ret < 0)
-		return block_err(err, errlen, create ? "Failed to create file: %s" :
-				 "Failed to open file : %s", nfs_get_error(c->ctx));
-	if (nfs_fstat64(c->ctx, c->fh, &st) < 0)
-		return block_err(err, errlen, "Failed to fstat file: %s", nfs_get_error(c->ctx));
-	c->size = st.nfs_size;
-	c->readmax = nfs_get_readmax(c->ctx);
-	c->writemax = nfs_get_writemax(c->ctx);
-	if (!c->readmax || !c->writemax)
-		c->readmax = c->writemax = 32 << 10;
+		ret = nfs_open(l->ctx, slash, (c->flags & BLOCK_RDONLY) ? O_RDONLY : O_RDWR,
+			       &l->fh);
+	if (ret < 0) {
+		block_err(err, errlen, create ? "Failed to create file: %s" :
+			  "Failed to open file : %s", nfs_get_error(l->ctx));
+		goto fail;
+	}
 	return 0;
+fail:
+	link_close(l);
+	return -1;
 }
 
 static struct nfs_conn *nfs_conn_new(const struct block_nfs_opts *o, unsigned flags, bool create,
 				     char *err, size_t errlen)
 {
 	struct nfs_conn *c = calloc(1, sizeof(*c));
+	struct nfs_stat_64 st;
+	bool cached = o->has[BLOCK_NFS_READAHEAD] || o->has[BLOCK_NFS_PAGECACHE];
 
 	if (!c) {
 		block_err(err, errlen, "out of memory");
 		return NULL;
 	}
-	pthread_mutex_init(&c->lock, NULL);
-	if (nfs_connect(c, o, flags, create, err, errlen) < 0) {
-		nfs_conn_close(c);
-		return NULL;
+	for (unsigned i = 0; i < NFS_MAX_LINKS; i++)
+		pthread_mutex_init(&c->link[i].lock, NULL);
+	pthread_mutex_init(&c->open_lock, NULL);
+	c->opts = *o;
+	c->opts.host = strdup(o->host);
+	c->opts.path = strdup(o->path);
+	c->flags = flags;
+	c->max_links = cached ? 1 : NFS_MAX_LINKS;
+	if (!c->opts.host || !c->opts.path) {
+		block_err(err, errlen, "out of memory");
+	} else if (link_open(c, &c->link[0], create, err, errlen) == 0) {
+		c->nlinks = 1;
+		if (nfs_fstat64(c->link[0].ctx, c->link[0].fh, &st) == 0) {
+			c->size = st.nfs_size;
+			c->readmax = nfs_get_readmax(c->link[0].ctx);
+			c->writemax = nfs_get_writemax(c->link[0].ctx);
+			if (!c->readmax || !c->writemax)
+				c->readmax = c->writemax = 32 << 10;
+			return c;
+		}
+		block_err(err, errlen, "Failed to fstat file: %s",
+			  nfs_get_error(c->link[0].ctx));
 	}
-	return c;
+	nfs_conn_close(c);
+	return NULL;
 }
 
 int block_nfs_open(const struct block_nfs_opts *o, const char *format, unsigned flags,

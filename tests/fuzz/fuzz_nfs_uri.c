@@ -4,9 +4,9 @@
  * byte picks the form: even, the rest is a URL (after "nfs://" when it
  * lacks one); odd, QEMU option text ("server.type=inet,server.host=...")
  * read under "" or, when bit 1 is set, "file.".  Aborts on a broken
- * invariant: success without a host or path (a URL's path not starting
- * with '/'), failure without a message, or a display name that is not
- * an nfs:// URL.
+ * invariant: success without a host or path (for a URL: an empty host, a
+ * path not starting with '/'), failure without a message, or a display
+ * name that is not an nfs:// URL.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +22,8 @@ static void check(const struct block_nfs_opts *o)
 {
 	char display[4096];
 
-	if (!o->host || !*o->host || !o->path)
+	/* An empty server.host is libnfs's to refuse, as in QEMU; a URL's never is. */
+	if (!o->host || !o->path)
 		abort();
 	block_nfs_display(o, display, sizeof(display));
 	if (strncmp(display, "nfs://", 6) || strlen(display) >= sizeof(display))
@@ -36,7 +37,7 @@ static void parse_uri(const char *text)
 
 	if (block_nfs_parse_uri(text, &o, &storage, err, sizeof(err)) == 0) {
 		check(&o);
-		if (*o.path != '/')
+		if (!*o.host || *o.path != '/')
 			abort();
 	} else if (!err[0]) {
 		abort();

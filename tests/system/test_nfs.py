@@ -124,6 +124,16 @@ class Server:
             f.truncate(size)
         return self.url(path)
 
+    def restart(self, down=1.0):
+        """ganesha killed (SIGKILL), and started again on the same ports after down s."""
+        self.ganesha.kill()
+        self.ganesha.wait()
+        time.sleep(down)
+        self.ganesha = subprocess.Popen([GANESHA, "-F", "-f", str(self.dir / "ganesha.conf"),
+                                         "-L", str(self.log), "-p",
+                                         str(self.dir / "ganesha.pid")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
     def stop(self):
         for attr in ("ganesha", "rpcbind"):
             p = getattr(self, attr)
@@ -305,6 +315,22 @@ def test_blockdev_options_as_qemu_names_them(server):
     q, k = both("info", "--image-opts", f"{base},path={p},server.port=2049")
     assert q.returncode == k.returncode == 1
     assert "doesn't support the option 'server.port'" in k.stderr
+
+
+def test_a_server_restart_mid_convert_loses_nothing(server, tmp_path):
+    """libnfs reconnects and sends the unanswered requests again (as under qemu-img 7.2,
+    which does the same): the convert finishes and the file holds every byte."""
+    src = tmp_path / "restart.raw"
+    src.write_bytes(os.urandom(32 << 20))
+    out = server.export / "restart.raw"
+    # -r: 16 MiB/s, so that the server goes away while the convert still writes.
+    p = subprocess.Popen([str(KIMG), "convert", "-r", "16M", "-f", "raw", "-O", "raw",
+                          str(src), server.url(out)], stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    assert p.poll() is None, "the convert finished before the restart"
+    server.restart()
+    assert p.wait(60) == 0, p.stderr.read()
+    assert out.read_bytes() == src.read_bytes()
 
 
 def test_uid_gid_debug_syncnt_and_cache_options_take_effect(server):

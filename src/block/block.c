@@ -678,16 +678,16 @@ uint32_t block_cluster_size(const struct block_dev *bd)
 
 int block_get_info(struct block_dev *bd, struct block_info *info)
 {
+	int64_t alloc = bd->proto && bd->proto->allocated ? bd->proto->allocated(bd->conn) : -1;
 	struct stat st;
 
 	memset(info, 0, sizeof(*info));
 	info->virtual_size = bd->size;
-	if (bd->proto) {
-		/* A server's disk usage is its own, unless the protocol can ask. */
-		int64_t n = bd->proto->allocated ? bd->proto->allocated(bd->conn) : -1;
-		info->actual_size_unknown = n < 0;
-		info->actual_size = n < 0 ? 0 : (uint64_t)n;
-	} else if (fstat(bd->fd, &st) == 0)
+	if (alloc >= 0)
+		info->actual_size = (uint64_t)alloc;
+	else if (bd->proto)
+		info->actual_size_unknown = true;	/* a server's disk usage is its own */
+	else if (fstat(bd->fd, &st) == 0)
 		info->actual_size = (uint64_t)st.st_blocks * 512;
 	if (bd->drv->get_info)
 		return bd->drv->get_info(bd, info);
@@ -847,6 +847,8 @@ int block_create(const char *path, const char *format, const struct block_create
 				 format);
 	if (block_gluster_name(path) && block_gluster_available())
 		return create_on_gluster(drv, path, o, err, errlen);
+	if (block_name_is_special(path) && block_remote_creator(path))
+		return block_create_staged(path, drv, o, block_remote_creator(path), err, errlen);
 	if (block_name_is_special(path)) {
 		/* "file:x" creates x; other protocols cannot create (spec.c). */
 		path = block_create_path(path, err, errlen);

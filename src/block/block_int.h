@@ -152,6 +152,20 @@ int block_open_special(const char *name, const char *format, unsigned flags,
  * with QEMU's message for protocols that cannot create images.
  */
 const char *block_create_path(const char *name, char *err, size_t errlen);
+/*
+ * spec.c: a protocol URL an image can be created on (nfs): its creator
+ * makes (or empties) the file and hands back the connection, else NULL.
+ */
+typedef int (*block_remote_create_fn)(const char *name, const struct block_proto **proto,
+				      void **conn, char *err, size_t errlen);
+block_remote_create_fn block_remote_creator(const char *name);
+/*
+ * create_stage.c: the format's create run on a scratch memfd, then its
+ * data extents copied to the file creator makes (a protocol's create).
+ */
+int block_create_staged(const char *name, const struct block_driver *drv,
+			const struct block_create_opts *o, block_remote_create_fn creator,
+			char *err, size_t errlen);
 /* spec.c: the network protocols this build has clients for, into names (at most max). */
 size_t block_network_protocols(const char **names, size_t max);
 /* null.c: a null-co/null-aio node of size bytes (QEMU's block/null.c). */

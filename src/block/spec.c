@@ -17,6 +17,7 @@
 #include "block/filter.h"
 #include "block/iscsi.h"
 #include "block/nbd.h"
+#include "block/nfs.h"
 #include "block/ssh.h"
 #include "block/throttle.h"
 #include "util/json_parse.h"
@@ -360,6 +361,7 @@ static const struct { const char *name; bool (*available)(void); } network_proto
 	{ "ftp", block_curl_available }, { "ftps", block_curl_available },
 	{ "gluster", block_gluster_available },
 	{ "iscsi", block_iscsi_available },
+	{ "nfs", block_nfs_available },
 };
 #define N_NETWORK_PROTOCOLS (sizeof(network_protocols) / sizeof(network_protocols[0]))
 
@@ -574,6 +576,33 @@ static int open_gluster_uri(const char *name, const char *format, unsigned flags
 	return ret;
 }
 
+/* QEMU's BlockdevOptionsNfs, or its filename= URL (nfs.c reads both). */
+static int open_nfs_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
+			 struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	struct block_nfs_opts n;
+	char *storage;
+	int ret = block_nfs_read_opts(o, pfx, &n, &storage, err, errlen);
+
+	if (ret == 0)
+		ret = block_nfs_open(&n, format, flags, parent, out, err, errlen);
+	free(storage);
+	return ret;
+}
+
+static int open_nfs_uri(const char *name, const char *format, unsigned flags,
+			struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	struct block_nfs_opts n;
+	char *storage;
+	int ret = block_nfs_parse_uri(name, &n, &storage, err, errlen);
+
+	if (ret == 0)
+		ret = block_nfs_open(&n, format, flags, parent, out, err, errlen);
+	free(storage);
+	return ret;
+}
+
 static int open_ssh_uri(const char *name, const char *format, unsigned flags,
 			struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
 {
@@ -634,6 +663,8 @@ static int open_network(struct opts *o, struct node *n, struct block_dev *parent
 		ret = open_gluster_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else if (!strcmp(proto, "iscsi"))
 		ret = open_iscsi_opts(o, pfx, format, n->flags, parent, out, err, errlen);
+	else if (!strcmp(proto, "nfs"))
+		ret = open_nfs_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else
 		ret = open_curl_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	if (ret < 0)
@@ -906,6 +937,8 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 		return open_gluster_uri(name, format, flags, parent, out, err, errlen);
 	if (block_iscsi_protocol(proto) && block_iscsi_available())
 		return open_iscsi_uri(name, format, flags, parent, out, err, errlen);
+	if (block_nfs_protocol(proto) && block_nfs_available())
+		return open_nfs_uri(name, format, flags, parent, out, err, errlen);
 	if (block_curl_protocol(proto) && block_curl_available()) {
 		struct block_curl_opts c = { 0 };
 		return block_curl_open(name, &c, format, flags, parent, out, err, errlen);
@@ -924,6 +957,8 @@ const char *block_create_path(const char *name, char *err, size_t errlen)
 	/* gluster creates: block_create writes the image there (block.c). */
 	if (block_gluster_protocol(proto) && block_gluster_available())
 		return name;
+	if (block_remote_creator(name))
+		return name;	/* block_create makes it on the server (create_stage.c) */
 	if (is_null_driver(proto) || is_filter_driver(proto))
 		block_err(err, errlen, "Protocol driver '%s' does not support image creation", proto);
 	else if (network_driver(proto) || (block_nbd_protocol(proto) && block_nbd_available()))
@@ -939,4 +974,15 @@ const char *block_create_path(const char *name, char *err, size_t errlen)
 int block_create_name_check(const char *name, char *err, size_t errlen)
 {
 	return block_create_path(name, err, errlen) ? 0 : -1;
+}
+
+block_remote_create_fn block_remote_creator(const char *name)
+{
+	char proto[64];
+
+	if (!protocol_of(name, proto, sizeof(proto)))
+		return NULL;
+	if (block_nfs_protocol(proto) && block_nfs_available())
+		return block_nfs_create;
+	return NULL;
 }

@@ -83,6 +83,12 @@ static const struct block_opt_desc file_create[] = {
 	{ NULL, 0, NULL, NULL },
 };
 
+/* QEMU's nfs_create_opts: the nfs protocol creates files of a size, nothing more. */
+static const struct block_opt_desc nfs_create[] = {
+	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
+	{ NULL, 0, NULL, NULL },
+};
+
 static const struct block_opt_desc *format_list(const char *fmt, bool amend)
 {
 	if (!strcmp(fmt, "qcow2"))
@@ -114,6 +120,16 @@ int img_opts_init(struct img_opts *p, const char *fmt, enum img_opts_kind kind)
 	if (kind == IMG_OPTS_CREATE_FILE || kind == IMG_OPTS_MEASURE)
 		return add_list(p, file_create);
 	return 0;
+}
+
+int img_opts_init_target(struct img_opts *p, const char *fmt, const char *target)
+{
+	if (!target || strncmp(target, "nfs://", 6))
+		return img_opts_init(p, fmt, IMG_OPTS_CREATE_FILE);
+	if (img_opts_init(p, fmt, IMG_OPTS_CREATE) < 0)
+		return -1;
+	p->kind = IMG_OPTS_CREATE_FILE;
+	return add_list(p, nfs_create);
 }
 
 void img_opts_free(struct img_opts *p)

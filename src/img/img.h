@@ -191,6 +191,8 @@ struct img_opts {
 	char *storage;
 };
 int img_opts_init(struct img_opts *p, const char *fmt, enum img_opts_kind kind);
+/* IMG_OPTS_CREATE_FILE with the list of target's protocol (nfs:// has its own). */
+int img_opts_init_target(struct img_opts *p, const char *fmt, const char *target);
 void img_opts_free(struct img_opts *p);
 int img_opts_find(const struct img_opts *p, const char *name);
 /* QemuOpts syntax: unknown names, bad sizes/numbers/bools.  err may hold two lines. */

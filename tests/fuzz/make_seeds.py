@@ -303,6 +303,18 @@ SEEDS = {
         ("rdma", b"gluster+rdma://user@host:1/v//p"),
         ("bad", b"gluster+unix://h/v/p?socket=/s&x=1"),
     ]},
+    # nfs:// URLs (first byte even) and driver=nfs option text (odd; 3: under "file.").
+    "nfs_uri": {n: v for n, v in [
+        ("url", b"\x00nfs://127.0.0.1/srv/export/disk.qcow2"),
+        ("query", b"\x00nfs://host:2049/e/d.raw?uid=1000&gid=0x10;tcp-syncnt=3&readahead=65536"
+                  b"&pagecache=010&debug=2#frag"),
+        ("escapes", b"\x00user@[::1]:1/a%20b/c%2Fd?debug=1"),
+        ("errors", b"\x00nfs://h/p?uid&gid=-1&foo=1"),
+        ("opts", b"\x01server.type=inet,server.host=h,path=/e/d,user=1,group=2,"
+                 b"tcp-syn-count=3,readahead-size=4096,page-cache-size=8,debug=0"),
+        ("file-opts", b"\x03file.server.type=inet,file.server.host=h,file.path=/e/d"),
+        ("filename", b"\x01filename=nfs://h/e/d?uid=1,path=/x"),
+    ]},
     # json: pseudo-filenames (the text after "json:"), valid and QEMU's error cases.
     "json": {n: v for n, v in [
         ("qcow2", b'{"driver":"qcow2","file":{"driver":"file","filename":"x.qcow2","locking":false}}'),

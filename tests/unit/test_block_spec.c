@@ -18,6 +18,7 @@
 #include "block/gluster.h"
 #include "block/iscsi.h"
 #include "block/nbd.h"
+#include "block/nfs.h"
 #include "util/opts.h"
 
 static char dir[64], raw_path[128], qcow2_path[128], overlay_path[128];
@@ -293,7 +294,6 @@ static void test_names(void **state)
 	static const struct { const char *name, *message; } refused[] = {
 		{ "null-co://x", "The only allowed filename for this driver is 'null-co://'" },
 		{ "rbd:pool/img", "Unknown protocol 'rbd'" },
-		{ "nfs://h/x", "Unknown protocol 'nfs'" },
 		{ "blkdebug:x.qcow2", "blkdebug requires both config file and image path" },
 		{ "blkdebug::/nonexistent/x.qcow2",
 		  "Could not open '/nonexistent/x.qcow2': No such file or directory" },
@@ -322,6 +322,10 @@ static void test_names(void **state)
 			      "[host[:port]]volume/path[?socket=...][,file.debug=N]"
 			      "[,file.logfile=/path/filename.log]"
 			    : "Unknown protocol 'gluster'");
+	/* nfs names too (nfs.c); without libnfs they are unknown. */
+	assert_int_equal(block_open("nfs://h", NULL, BLOCK_RDONLY, &bd, err, sizeof(err)), -1);
+	assert_string_equal(err, block_nfs_available() ? "missing file path in URI"
+						      : "Unknown protocol 'nfs'");
 }
 
 /* iscsi:// URLs (iscsi_parse.c, in every build): libiscsi's grammar, QEMU's message. */
@@ -362,6 +366,55 @@ static void test_iscsi_urls(void **state)
 	}
 }
 
+/* QEMU's nfs_parse_uri and BlockdevOptionsNfs, as block/nfs.c reads them (no server). */
+static void test_nfs_names(void **state)
+{
+	static const struct { const char *uri, *message; } bad[] = {
+		{ "nfs:///x/y", "missing hostname in URI" },
+		{ "nfs://h", "missing file path in URI" },
+		{ "nfs://h:x/p", "Invalid URI specified" },
+		{ "nfs://h/p%zz", "Invalid URI specified" },
+		{ "nfs://h/p?uid", "Value for NFS parameter expected: uid" },
+		{ "nfs://h/p?uid=-1", "Illegal value for NFS parameter: uid" },
+		{ "nfs://h/p?gid= 1", "Illegal value for NFS parameter: gid" },
+		{ "nfs://h/p?page-cache=1", "Unknown NFS parameter name: page-cache" },
+		{ "n", "URI scheme must be 'nfs'" },
+	};
+	struct block_nfs_opts o;
+	char err[256], *storage;
+	struct opts *opts;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(block_nfs_parse_uri(bad[i].uri, &o, &storage, err, sizeof(err)), -1);
+		assert_string_equal(err, bad[i].message);
+		free(storage);
+	}
+	assert_int_equal(block_nfs_parse_uri("nfs://u@[::1]:2049/a%20b/c.raw?uid=0x10;gid=010&"
+					     "debug=2#x", &o, &storage, err, sizeof(err)), 0);
+	assert_string_equal(o.host, "::1");
+	assert_string_equal(o.path, "/a b/c.raw");
+	assert_true(o.has[BLOCK_NFS_USER] && o.val[BLOCK_NFS_USER] == 16);
+	assert_true(o.has[BLOCK_NFS_GROUP] && o.val[BLOCK_NFS_GROUP] == 8);
+	assert_true(o.has[BLOCK_NFS_DEBUG] && !o.has[BLOCK_NFS_READAHEAD]);
+	block_nfs_display(&o, err, sizeof(err));
+	assert_string_equal(err, "nfs://::1/a b/c.raw?uid=16&gid=8");
+	free(storage);
+	/* filename= shorter than the scheme: refused without reading past it (fuzz_nfs_uri). */
+	opts = opts_parse("filename=n", NULL, err, sizeof(err));
+	assert_non_null(opts);
+	assert_int_equal(block_nfs_read_opts(opts, "", &o, &storage, err, sizeof(err)), -1);
+	assert_string_equal(err, "URI scheme must be 'nfs'");
+	free(storage);
+	opts_free(opts);
+	opts = opts_parse("file.server.type=inet,file.server.host=h,file.path=/e/d,file.user=1x",
+			  NULL, err, sizeof(err));
+	assert_non_null(opts);
+	assert_int_equal(block_nfs_read_opts(opts, "file.", &o, &storage, err, sizeof(err)), -1);
+	assert_string_equal(err, "Parameter 'user' expects integer");
+	opts_free(opts);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -371,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_null_co),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_iscsi_urls),
+		cmocka_unit_test(test_nfs_names),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,6 +5,7 @@
 #include "block/block_int.h"
 #include "block/lock.h"
 #include "block/probe.h"
+#include "block/rbd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -661,6 +662,10 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
 	if (bd->drv->get_info)
 		return bd->drv->get_info(bd, info);
 	/* raw passes the question to its protocol, and NBD has no answer (QEMU: no dirty flag). */
+	if (bd->proto && bd->proto->cluster_size) {
+		info->cluster_size = bd->proto->cluster_size(bd->conn);
+		return 0;
+	}
 	return bd->proto ? -ENOTSUP : 0;
 }
 
@@ -740,6 +745,9 @@ int block_create(const char *path, const char *format, const struct block_create
 	if (!drv->create)
 		return block_err(err, errlen, "Format driver '%s' does not support image creation",
 				 format);
+	/* An rbd image is created by librbd (rbd.c), a format written into it. */
+	if (!strncmp(path, "rbd:", 4) && block_rbd_available())
+		return block_rbd_create_image(path, drv, o, err, errlen);
 	if (block_name_is_special(path)) {
 		/* "file:x" creates x; other protocols cannot create (spec.c). */
 		path = block_create_path(path, err, errlen);
@@ -775,6 +783,10 @@ int block_truncate(struct block_dev *bd, uint64_t size, bool shrink, enum block_
 int block_snapshot_list(struct block_dev *bd, struct block_snapshot **list)
 {
 	*list = NULL;
+	/* raw has none of its own: QEMU's bdrv_snapshot_list asks its protocol (rbd). */
+	if (!bd->drv->snapshot_list && bd->drv == &block_raw_driver && bd->proto &&
+	    bd->proto->snapshot_list)
+		return bd->proto->snapshot_list(bd->conn, list);
 	if (!bd->drv->snapshot_list)
 		return 0;
 	return bd->drv->snapshot_list(bd, list);

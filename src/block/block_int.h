@@ -85,6 +85,10 @@ struct block_proto {
 	/* As the driver's status, for the export's bytes; NULL: all data. */
 	int (*status)(void *conn, uint64_t off, uint64_t len, uint64_t *pnum, unsigned *flags);
 	int64_t (*size)(void *conn);
+	/* What QEMU's bdi.cluster_size says of the protocol (rbd: the object size); NULL: none. */
+	uint32_t (*cluster_size)(void *conn);
+	/* The protocol's own snapshots, which QEMU lists through raw (rbd); NULL: none. */
+	int (*snapshot_list)(void *conn, struct block_snapshot **list);
 	/* Changes the size; NULL: "Cannot resize <label> nodes". */
 	int (*truncate)(void *conn, uint64_t size, char *err, size_t errlen);
 	void (*close)(void *conn);

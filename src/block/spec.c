@@ -446,13 +446,12 @@ static void kv_add(const char **kv, size_t *n, const char *key, const char *valu
  * the server list), or NULL for a pseudo-filename, whose parse always sets
  * a namespace.
  */
-static void rbd_rename(struct block_dev *bd, const struct block_rbd_opts *r, struct opts *o,
-		       const char *pfx, bool alone)
+static char *rbd_name(const char *format, const struct block_rbd_opts *r, struct opts *o,
+		      const char *pfx)
 {
 	const char *kv[2 * BLOCK_RBD_NAME_MAX];
 	char keys[16][32];
 	size_t n = 0;
-	char *name;
 
 	kv_add(kv, &n, "pool", r->pool);
 	kv_add(kv, &n, "image", r->image);
@@ -468,11 +467,32 @@ static void rbd_rename(struct block_dev *bd, const struct block_rbd_opts *r, str
 		snprintf(full, sizeof(full), "%sserver.%d.%s", pfx, i / 2, i % 2 ? "port" : "host");
 		kv_add(kv, &n, keys[i], opts_get(o, full));
 	}
-	name = block_rbd_json_name(alone ? NULL : block_format_name(bd), kv, n);
-	if (name) {
-		free(bd->filename);
-		bd->filename = name;
+	return block_rbd_json_name(format, kv, n);
+}
+
+/*
+ * Opens the node named by its options (as in the probe's warning), then
+ * renames it with its format around them unless it is alone.
+ */
+static int rbd_open_named(const struct block_rbd_opts *r, struct opts *o, const char *pfx,
+			  bool alone, const char *format, unsigned flags, struct block_dev *parent,
+			  struct block_dev **out, char *err, size_t errlen)
+{
+	char *name = rbd_name(NULL, r, o, pfx);
+
+	if (!name)
+		return block_err(err, errlen, "out of memory");
+	if (block_rbd_open(name, r, format, flags, parent, out, err, errlen) == 0 && !alone) {
+		free(name);
+		name = rbd_name(block_format_name(*out), r, o, pfx);
+		if (name) {
+			free((*out)->filename);
+			(*out)->filename = name;
+			return 0;
+		}
 	}
+	free(name);
+	return *out ? 0 : -1;
 }
 
 /*
@@ -484,7 +504,7 @@ static int open_rbd_opts(struct opts *o, const char *pfx, const char *format, un
 {
 	struct block_rbd_opts r = { 0 };
 	const char *filename = get_under(o, pfx, "filename");
-	char mon[1024], auth[64], display[4096], key[64];
+	char mon[1024], auth[64], key[64];
 	int ret;
 
 	snprintf(key, sizeof(key), "%sencrypt", pfx);
@@ -514,15 +534,8 @@ static int open_rbd_opts(struct opts *o, const char *pfx, const char *format, un
 	r.key_secret = get_under(o, pfx, "key-secret");
 	r.mon_host = *mon ? mon : NULL;
 	r.auth_client_required = *auth ? auth : NULL;
-	if (filename)
-		snprintf(display, sizeof(display), "%s", filename);
-	else
-		snprintf(display, sizeof(display), "rbd:%s/%s%s%s%s%s", r.pool,
-			 r.nspace && *r.nspace ? r.nspace : "", r.nspace && *r.nspace ? "/" : "",
-			 r.image, r.snapshot ? "@" : "", r.snapshot ? r.snapshot : "");
-	ret = block_rbd_open(display, &r, format, flags, parent, out, err, errlen);
-	if (ret == 0)
-		rbd_rename(*out, &r, filename ? NULL : o, pfx, !*pfx);
+	ret = rbd_open_named(&r, filename ? NULL : o, pfx, !*pfx, format, flags, parent, out, err,
+			     errlen);
 	block_rbd_opts_free(&r);
 	return ret;
 }
@@ -534,9 +547,7 @@ static int open_rbd_name(const char *name, const char *format, unsigned flags,
 	int ret = block_rbd_parse_filename(name, &r, err, errlen);
 
 	if (ret == 0)
-		ret = block_rbd_open(name, &r, format, flags, parent, out, err, errlen);
-	if (ret == 0)
-		rbd_rename(*out, &r, NULL, "", false);
+		ret = rbd_open_named(&r, NULL, "", false, format, flags, parent, out, err, errlen);
 	block_rbd_opts_free(&r);
 	return ret;
 }

@@ -632,7 +632,7 @@ static int convert_target_opts(const struct convert_args *a, const char *out_nam
 		img_error("Compression not supported for this file format");
 		return -1;
 	}
-	if (img_opts_init(copts, a->out_fmt, IMG_OPTS_CREATE_FILE) < 0)
+	if (img_opts_init_target(copts, a->out_fmt, out_name) < 0)
 		return -1;
 	if (a->options && img_opts_parse(copts, a->options, err, sizeof(err)) < 0) {
 		img_error("%s", err);

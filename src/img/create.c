@@ -50,7 +50,8 @@ int img_print_option_help(const char *fmt, const char *filename)
 
 	if (!img_check_create_format(fmt, NULL))
 		return 1;
-	if (img_opts_init(&p, fmt, filename ? IMG_OPTS_CREATE_FILE : IMG_OPTS_CREATE) < 0)
+	if ((filename ? img_opts_init_target(&p, fmt, filename)
+		      : img_opts_init(&p, fmt, IMG_OPTS_CREATE)) < 0)
 		return 1;
 	img_opts_print_help(&p);
 	return 0;
@@ -96,7 +97,7 @@ static int create_image(const char *filename, const char *fmt, const char *optio
 	char err[4096], bad[4096] = "";
 	int ret = 1;
 
-	if (img_opts_init(&p, fmt, IMG_OPTS_CREATE_FILE) < 0)
+	if (img_opts_init_target(&p, fmt, filename) < 0)
 		return 1;
 	if (options && img_opts_parse(&p, options, err, sizeof(err)) < 0) {
 		img_error("%s: %s", filename, err);

@@ -189,8 +189,11 @@ struct img_opts {
 	const char *val[IMG_OPTS_MAX];	/* given values (NULL: not given), in storage */
 	uint64_t num[IMG_OPTS_MAX];	/* parsed size/number/bool values */
 	char *storage;
+	bool rbd;			/* the target is an rbd image: its protocol list */
 };
 int img_opts_init(struct img_opts *p, const char *fmt, enum img_opts_kind kind);
+/* IMG_OPTS_CREATE_FILE for the target's protocol: rbd's list, or the file's. */
+int img_opts_init_target(struct img_opts *p, const char *fmt, const char *target);
 void img_opts_free(struct img_opts *p);
 int img_opts_find(const struct img_opts *p, const char *name);
 /* QemuOpts syntax: unknown names, bad sizes/numbers/bools.  err may hold two lines. */

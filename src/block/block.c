@@ -127,6 +127,10 @@ const char *block_data_file(struct block_dev *bd, uint64_t offset)
 
 struct jnode *block_info_specific(struct block_dev *bd)
 {
+	/* A protocol node alone (driver=rbd) answers for itself, as in QEMU. */
+	if (bd->proto && bd->proto->info_specific && bd->format_name &&
+	    !strcmp(bd->format_name, bd->proto->name))
+		return bd->proto->info_specific(bd->conn);
 	return bd->drv->info_specific ? bd->drv->info_specific(bd) : NULL;
 }
 

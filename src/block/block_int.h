@@ -89,6 +89,8 @@ struct block_proto {
 	uint32_t (*cluster_size)(void *conn);
 	/* The protocol's own snapshots, which QEMU lists through raw (rbd); NULL: none. */
 	int (*snapshot_list)(void *conn, struct block_snapshot **list);
+	/* ImageInfoSpecific of the protocol node alone (driver=rbd); NULL: none. */
+	struct jnode *(*info_specific)(void *conn);
 	/* Changes the size; NULL: "Cannot resize <label> nodes". */
 	int (*truncate)(void *conn, uint64_t size, char *err, size_t errlen);
 	void (*close)(void *conn);

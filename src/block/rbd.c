@@ -12,6 +12,7 @@
  */
 #include "block/block_int.h"
 #include "block/rbd.h"
+#include "util/json_tree.h"
 #include "util/json_write.h"
 
 #include <errno.h>
@@ -557,7 +558,22 @@ static int rbd_conn_snapshot_list(void *conn, struct block_snapshot **list)
 	return ret;
 }
 
+/*
+ * QEMU's ImageInfoSpecificRbd: encryption-format only for an image that
+ * librbd encrypts, which Kestrel does not open; so no member at all.
+ */
+static struct jnode *rbd_conn_info_specific(void *conn)
+{
+	struct jnode *spec = jobj();
+
+	(void)conn;
+	jset_str(spec, "type", "rbd");
+	jset(spec, "data", jobj());
+	return spec;
+}
+
 static const struct block_proto rbd_proto = {
+	.info_specific = rbd_conn_info_specific,
 	.snapshot_list = rbd_conn_snapshot_list,
 	.cluster_size = rbd_conn_cluster_size,
 	.name = "rbd",

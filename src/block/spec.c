@@ -460,7 +460,6 @@ static char *rbd_name(const char *format, const struct block_rbd_opts *r, struct
 	kv_add(kv, &n, "driver", "rbd");
 	kv_add(kv, &n, "namespace", r->nspace);
 	kv_add(kv, &n, "user", r->user);
-	kv_add(kv, &n, "key-secret", r->key_secret);
 	for (int i = 0; o && i < 16; i++) {
 		char full[64];
 		snprintf(keys[i], sizeof(keys[0]), "server.%d.%s", i / 2, i % 2 ? "port" : "host");

@@ -304,6 +304,15 @@ SEEDS = {
         ("errors", b'{"a":01} {"b":1.}@ [1,,] {"c" 1} "\\q" \\ud800 tru %d'),
         ("deep", b'[' * 70 + b'{"a":1}' + b']' * 70),
     ]},
+    # rbd: names (the first byte's bit 0 set: "rbd:" is put in front; bit 1: a format).
+    "rbd_name": {n: v for n, v in [
+        ("plain", b"\x01pool/image"),
+        ("all", b"\x03pool/ns/img@snap:conf=/etc/ceph/ceph.conf:id=admin:rbd_cache=false"),
+        ("escapes", b"\x01p\\/q/i\\:m\\@g:conf=/a\\:b:mon_host=[::1]\\:6789\\"),
+        ("errors", b"\x01pool:conf"),
+        ("noprefix", b"\x00rbd:p/i:a=b:c"),
+        ("odd", b"\x03p/i@:=:\xff\x00\x7f\"\\"),
+    ]},
     # Terminal bytes for readline, lines ended by CR as a raw terminal sends them.
     "hmp": {n: v for n, v in [
         ("info", b"info status\rinfo name\rinfo uuid\rinfo cpus\rinfo chardev\r"

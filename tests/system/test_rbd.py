@@ -120,7 +120,7 @@ class Server:
         self._run("ceph-osd", "-c", c, "-i", osd, "--mkfs", "--osd-uuid", osd_uuid,
                   "--keyring", d / "osd" / "keyring")
         self._daemon("ceph-osd", "-f", "-c", c, "-i", osd, "--keyring", d / "osd" / "keyring")
-        self.ceph("osd", "pool", "create", "rbd", "8", "8")
+        self.ceph("osd", "pool", "create", "rbd", "1", "1")
         self.ceph("osd", "pool", "application", "enable", "rbd", "rbd")
         # Without a mgr there is no "pg stat": the first write waits until the PGs serve.
         self.rbd("create", "--size", "1M", "rbd/ready", timeout=120)

@@ -12,6 +12,7 @@
  * own (as in QEMU, one node cannot serve two writers).
  */
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,50 @@ static bool is_protocol(const char *driver)
 	return !strcmp(driver, "file") || !strcmp(driver, "host_device");
 }
 
+/* QEMU's BlockdevOptionsRbd members (encrypt.* too: the block layer refuses it by name). */
+static bool rbd_member(const char *k)
+{
+	static const char *const names[] = { "pool", "image", "namespace", "snapshot", "conf",
+					     "user", "key-secret", NULL };
+
+	for (size_t i = 0; names[i]; i++)
+		if (!strcmp(k, names[i]))
+			return true;
+	return !strncmp(k, "server.", 7) || !strncmp(k, "auth-client-required.", 21) ||
+	       !strncmp(k, "encrypt", 7);
+}
+
+/*
+ * An rbd node (its members under pfx) as the json: name the block layer
+ * opens, format over it: the VMM reaches the cluster through the same
+ * code as kestrel-img (src/block/rbd.c).  NULL when out of memory.
+ */
+static char *rbd_node(struct opts *o, const char *pfx, const char *format)
+{
+	struct json_object *top = json_object_new_object(), *file = json_object_new_object();
+	size_t plen = strlen(pfx);
+	char *name = NULL;
+
+	if (!top || !file)
+		goto out;
+	json_object_object_add(file, "driver", json_object_new_string("rbd"));
+	for (size_t i = 0; i < o->count; i++) {
+		const char *k = o->items[i].key;
+		if (strncmp(k, pfx, plen) || !rbd_member(k + plen))
+			continue;
+		json_object_object_add(file, k + plen, json_object_new_string(opts_get(o, k)));
+	}
+	json_object_object_add(top, "driver", json_object_new_string(format));
+	json_object_object_add(top, "file", file);
+	file = NULL;
+	if (asprintf(&name, "json:%s", json_object_to_json_string_ext(top, JSON_C_TO_STRING_PLAIN)) < 0)
+		name = NULL;
+out:
+	json_object_put(file);
+	json_object_put(top);
+	return name;
+}
+
 /* Removes drive i (a protocol node a format node took over). */
 static void drop_drive(struct vm_config *cfg, unsigned i)
 {
@@ -151,6 +196,13 @@ static int format_file(struct vm_config *cfg, struct opts *o, struct drive_confi
 			d->detect_zeroes = f->detect_zeroes;
 		drop_drive(cfg, (unsigned)(f - cfg->drives));
 		return 0;
+	}
+	if (fdrv && !strcmp(fdrv, "rbd")) {
+		if (node_settings(o, "file.", d, opt, arg) < 0)
+			return -1;
+		opts_get(o, "file.node-name");
+		d->file = rbd_node(o, "file.", opts_get(o, "driver"));
+		return d->file ? 0 : err_invalid(opt, arg, "out of memory");
 	}
 	if (!fdrv || !is_protocol(fdrv))
 		return err_invalid(opt, arg, "file= must name a file node, or file.driver=file with "
@@ -196,7 +248,14 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FI
 		goto out;
 	}
 	snprintf(d.id, sizeof(d.id), "%s", node);
-	if (is_protocol(driver)) {
+	if (!strcmp(driver, "rbd")) {
+		/* A Ceph image: a protocol node the device sees the bytes of. */
+		if (node_settings(o, "", &d, opt, arg) < 0)
+			goto out;
+		d.protocol = true;
+		strcpy(d.format, "raw");
+		d.file = rbd_node(o, "", "raw");
+	} else if (is_protocol(driver)) {
 		const char *filename = opts_get(o, "filename");
 		if (!filename || !*filename) {
 			err_invalid(opt, arg, "Parameter 'filename' is missing");

@@ -378,6 +378,25 @@ def test_blockdev_options_as_libvirt_writes_them(server, tmp_path):
     same_as_qemu_img("info", "json:" + j)
 
 
+def test_the_vmm_opens_rbd_drives_through_the_block_layer(server, probe):
+    """-drive file=rbd:... and -blockdev driver=rbd (alone, or as file.driver under a
+    format) reach the cluster as the VMM starts, before any vCPU: the cluster's own
+    answers prove it, so this runs on hosts without KVM too."""
+    from conftest import kestrel
+    c = server.conf
+    for args in (["-drive", f"file=rbd:rbd/none:conf={c},format=raw,if=none,id=n0"],
+                 ["-blockdev", f"driver=rbd,pool=rbd,image=none,conf={c},node-name=n0"],
+                 ["-blockdev", f"driver=qcow2,file.driver=rbd,file.pool=rbd,file.image=none,"
+                               f"file.conf={c},node-name=n0"]):
+        status, out, err = kestrel("-m", "64m", "-nographic", *args, "-device",
+                                   "virtio-blk-pci,drive=n0", "-kernel", probe, timeout=60)
+        assert status != 0 and "error reading header from none" in err, err
+    status, out, err = kestrel("-m", "64m", "-nographic", "-blockdev",
+                               f"driver=rbd,pool=rbd,image=x,conf={c},key-secret=s9,node-name=n0",
+                               "-device", "virtio-blk-pci,drive=n0", "-kernel", probe)
+    assert status != 0 and "No secret with id 's9'" in err, err
+
+
 def test_server_interface(server, tmp_path):
     """What the bench and other tests use: blank() is zeroes of that size; url_for() creates."""
     url = server.blank(3 << 20)

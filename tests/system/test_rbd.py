@@ -397,6 +397,15 @@ def test_the_vmm_opens_rbd_drives_through_the_block_layer(server, probe):
     assert status != 0 and "No secret with id 's9'" in err, err
 
 
+def test_help_lists_rbd_and_a_bad_name_fails_before_connecting():
+    """"Supported formats:" names rbd as qemu-img's does; a name without a pool is
+    refused by the parser, with qemu-img's message."""
+    line = [l for l in ok(kimg("--help")).splitlines() if l.startswith("Supported formats:")]
+    assert "rbd" in line[0].split()
+    k = same_as_qemu_img("info", "rbd:nopool")
+    assert k.returncode == 1 and "Pool name is required" in k.stderr
+
+
 def test_server_interface(server, tmp_path):
     """What the bench and other tests use: blank() is zeroes of that size; url_for() creates."""
     url = server.blank(3 << 20)

@@ -16,6 +16,7 @@
 
 #include "block/block_int.h"
 #include "block/nbd.h"
+#include "block/rbd.h"
 #include "util/opts.h"
 
 static char dir[64], raw_path[128], qcow2_path[128], overlay_path[128];
@@ -277,7 +278,6 @@ static void test_names(void **state)
 		{ "null-co://x", "The only allowed filename for this driver is 'null-co://'" },
 		{ "iscsi://h/iqn/0", "Unknown protocol 'iscsi'" },
 		{ "gluster://h/v/x", "Unknown protocol 'gluster'" },
-		{ "rbd:pool/img", "Unknown protocol 'rbd'" },
 		{ "nfs://h/x", "Unknown protocol 'nfs'" },
 		{ "blkdebug::x.qcow2", "Unknown protocol 'blkdebug'" },
 		{ "json:[1]", "Invalid JSON object given" },
@@ -290,6 +290,10 @@ static void test_names(void **state)
 			fail();
 		}
 	}
+	/* rbd names parse before anything connects (rbd.c); without librbd they are unknown. */
+	assert_int_equal(block_open("rbd:pool", NULL, BLOCK_RDONLY, &bd, err, sizeof(err)), -1);
+	assert_string_equal(err, block_rbd_available() ? "Pool name is required"
+						       : "Unknown protocol 'rbd'");
 	/* nbd names parse before anything connects (nbd.c); without libnbd they are unknown. */
 	assert_int_equal(block_open("nbd+unix://host/x?socket=/tmp/s", NULL, BLOCK_RDONLY, &bd, err,
 				    sizeof(err)), -1);

@@ -325,8 +325,15 @@ static void rbd_conn_close(void *conn)
 static int rbd_conn_pread(void *conn, uint64_t off, void *buf, size_t len)
 {
 	struct rbd_conn *c = conn;
+	uint64_t size = __atomic_load_n(&c->size, __ATOMIC_RELAXED);
 	uint8_t *p = buf;
 
+	/* Past the end: zeroes, as past a file's end (librbd refuses such reads). */
+	if (off >= size || len > size - off) {
+		size_t in = off >= size ? 0 : (size_t)(size - off);
+		memset(p + in, 0, len - in);
+		len = in;
+	}
 	while (len) {
 		size_t n = len < RBD_MAX_REQUEST ? len : RBD_MAX_REQUEST;
 		ssize_t r = rbd_read(c->image, off, n, (char *)p);
@@ -353,7 +360,7 @@ static int grow_for(struct rbd_conn *c, uint64_t end)
 	if (end > c->size) {
 		r = rbd_resize(c->image, end);
 		if (r == 0)
-			c->size = end;
+			__atomic_store_n(&c->size, end, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;
@@ -496,7 +503,7 @@ static int64_t rbd_conn_size(void *conn)
 	pthread_mutex_lock(&c->lock);
 	r = rbd_get_size(c->image, &size);
 	if (r == 0)
-		c->size = size;
+		__atomic_store_n(&c->size, size, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->lock);
 	return r < 0 ? r : (int64_t)size;
 }
@@ -509,7 +516,7 @@ static int rbd_conn_truncate(void *conn, uint64_t size, char *err, size_t errlen
 	pthread_mutex_lock(&c->lock);
 	r = rbd_resize(c->image, size);
 	if (r == 0)
-		c->size = size;
+		__atomic_store_n(&c->size, size, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->lock);
 	if (r < 0)
 		return block_err(err, errlen, "Failed to resize file: %s", strerror(-r));
@@ -605,7 +612,9 @@ static int open_image(struct rbd_conn *c, const struct block_rbd_opts *o, unsign
 
 	if (rbd_connect(c, o, !(flags & BLOCK_NOCACHE), err, errlen) < 0)
 		return -1;
-	r = rbd_open(c->io, o->image, &c->image, o->snapshot);
+	/* Read-only users take no watch or lock on the header (librbd's read-only open). */
+	r = flags & BLOCK_RDONLY ? rbd_open_read_only(c->io, o->image, &c->image, o->snapshot)
+				 : rbd_open(c->io, o->image, &c->image, o->snapshot);
 	if (r < 0) {
 		c->image = NULL;
 		return block_err(err, errlen, "error reading header from %s: %s", o->image,

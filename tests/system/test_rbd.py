@@ -215,6 +215,13 @@ def test_create_raw_sets_size_and_object_size(server):
         k, _ = same_create(server, "create", "-f", "raw", "-o", bad, "{}", "1M")
         assert k.returncode == 1
     same_as_qemu_img("create", "-f", "raw", "-o", "help", server.url_for(name))
+    for fmt in ("raw", "qcow2"):
+        k = same_as_qemu_img("create", "-f", fmt, f"rbd:nopool/x:conf={server.conf}", "1M")
+        assert k.returncode == 1 and "error opening pool nopool" in k.stderr
+    # A format over an image that exists already: refused, and the image left as it was.
+    k = same_as_qemu_img("create", "-f", "qcow2", server.url_for(name), "1M")
+    assert k.returncode == 1 and "File exists" in k.stderr
+    assert json.loads(server.rbd("info", "--format", "json", f"rbd/{name}"))["size"] == 10 << 20
     for refused in ("password-secret=s0", "encrypt.format=luks"):
         k = kimg("create", "-f", "raw", "-o", refused, server.url_for(name + "y"), "1M")
         assert k.returncode == 1 and "not supported by Kestrel" in k.stderr

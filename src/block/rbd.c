@@ -15,6 +15,7 @@
 #include "util/json_tree.h"
 #include "util/json_write.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -709,30 +710,45 @@ static int copy_file(struct rbd_conn *c, int fd, uint64_t size)
  * then written into an image of the file's size, as QEMU's formats write
  * their new header through the protocol they created.
  */
-static int create_format(const struct block_rbd_opts *o, const struct block_driver *drv,
-			 const struct block_create_opts *co, char *err, size_t errlen)
+/*
+ * The files a create made in dir: the image alone (0), or more (1: a
+ * format that spreads over several files, vmdk's split or flat kinds,
+ * which one rbd image cannot hold).  All but the image are removed.
+ */
+static int other_files(const char *dir, const char *image)
 {
-	const char *dir = getenv("TMPDIR");
-	char tmp[4096];
-	struct rbd_conn *c = NULL;
-	struct stat st;
-	int fd, ret = -1, r;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int more = 0;
 
-	snprintf(tmp, sizeof(tmp), "%s/kestrel-rbd-XXXXXX", dir && *dir ? dir : "/tmp");
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return block_err(err, errlen, "Could not create a temporary file: %s",
-				 strerror(errno));
-	close(fd);
-	if (drv->create(tmp, co, err, errlen) < 0)
-		goto out;
-	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (!d)
+		return 1;
+	while ((e = readdir(d))) {
+		char path[4096];
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    !strcmp(e->d_name, image))
+			continue;
+		more = 1;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	return more;
+}
+
+/* The bytes of the local file at path into a new image of their size. */
+static int copy_new(const struct block_rbd_opts *o, const char *path, char *err, size_t errlen)
+{
+	struct rbd_conn *c;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = -1, r;
+
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		block_err(err, errlen, "Could not read back '%s': %s", tmp, strerror(errno));
-		goto out_fd;
+		block_err(err, errlen, "Could not read back '%s': %s", path, strerror(errno));
+		goto out;
 	}
 	if (block_rbd_create(o, (uint64_t)st.st_size, 0, err, errlen) < 0)
-		goto out_fd;
+		goto out;
 	c = conn_new();
 	if (!c) {
 		block_err(err, errlen, "out of memory");
@@ -746,11 +762,39 @@ static int create_format(const struct block_rbd_opts *o, const struct block_driv
 		rbd_conn_close(c);
 	if (ret < 0)
 		block_rbd_remove(o, NULL, 0);	/* nothing half-made stays behind */
-out_fd:
+out:
 	if (fd >= 0)
 		close(fd);
-out:
-	unlink(tmp);
+	return ret;
+}
+
+/*
+ * A format other than raw on a new image: made in a local file by the
+ * format's own create (so the bytes are exactly what it makes anywhere),
+ * then written into an image of the file's size, as QEMU's formats write
+ * their new header through the protocol they created.
+ */
+static int create_format(const struct block_rbd_opts *o, const struct block_driver *drv,
+			 const struct block_create_opts *co, char *err, size_t errlen)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	char dir[4096], path[4200];
+	int ret = -1;
+
+	snprintf(dir, sizeof(dir), "%s/kestrel-rbd-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (!mkdtemp(dir))
+		return block_err(err, errlen, "Could not create a temporary directory: %s",
+				 strerror(errno));
+	snprintf(path, sizeof(path), "%s/image", dir);
+	if (drv->create(path, co, err, errlen) == 0) {
+		if (other_files(dir, "image"))
+			block_err(err, errlen, "Image format '%s' with more than one file is not "
+				  "supported by Kestrel on rbd images", drv->name);
+		else
+			ret = copy_new(o, path, err, errlen);
+	}
+	other_files(dir, "");
+	rmdir(dir);
 	return ret;
 }
 

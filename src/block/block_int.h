@@ -89,6 +89,10 @@ struct block_proto {
 	uint32_t (*cluster_size)(void *conn);
 	/* The protocol's own snapshots, which QEMU lists through raw (rbd); NULL: none. */
 	int (*snapshot_list)(void *conn, struct block_snapshot **list);
+	/* Take, roll back to and remove one of them: 0 or a negative errno. */
+	int (*snapshot_create)(void *conn, const char *name);
+	int (*snapshot_apply)(void *conn, const char *name);
+	int (*snapshot_delete)(void *conn, const char *name);
 	/* ImageInfoSpecific of the protocol node alone (driver=rbd); NULL: none. */
 	struct jnode *(*info_specific)(void *conn);
 	/* Changes the size; NULL: "Cannot resize <label> nodes". */

@@ -580,7 +580,32 @@ static struct jnode *rbd_conn_info_specific(void *conn)
 	return spec;
 }
 
+/* QEMU's qemu_rbd_snap_create/rollback/remove: rbd snapshots are named, nothing else. */
+static int rbd_conn_snap_create(void *conn, const char *name)
+{
+	int r = *name ? rbd_snap_create(((struct rbd_conn *)conn)->image, name) : -EINVAL;
+
+	/* QEMU's error_report before qemu-img's own line. */
+	if (r < 0)
+		fprintf(stderr, "%s: failed to create snap: %s\n", program_invocation_short_name,
+			strerror(-r));
+	return r;
+}
+
+static int rbd_conn_snap_apply(void *conn, const char *name)
+{
+	return rbd_snap_rollback(((struct rbd_conn *)conn)->image, name);
+}
+
+static int rbd_conn_snap_delete(void *conn, const char *name)
+{
+	return rbd_snap_remove(((struct rbd_conn *)conn)->image, name);
+}
+
 static const struct block_proto rbd_proto = {
+	.snapshot_create = rbd_conn_snap_create,
+	.snapshot_apply = rbd_conn_snap_apply,
+	.snapshot_delete = rbd_conn_snap_delete,
 	.info_specific = rbd_conn_info_specific,
 	.snapshot_list = rbd_conn_snapshot_list,
 	.cluster_size = rbd_conn_cluster_size,

@@ -327,6 +327,33 @@ def test_snapshots_open_read_only(server, tmp_path):
     assert k.returncode == 1 and "rbd snapshots are read-only" in k.stderr
 
 
+def test_rbd_snapshots_through_kestrel_img_snapshot(server, tmp_path):
+    """snapshot -c/-l/-a/-d on an rbd image are librbd's snapshots, as in qemu-img."""
+    src, other = tmp_path / "s.raw", tmp_path / "o.raw"
+    data = make_raw(src, 4 << 20, seed=6)
+    make_raw(other, 4 << 20, seed=7)
+    name = unique("ksnap")
+    url = server.url_for(name)
+    ok(kimg("convert", "-f", "raw", "-O", "raw", src, url))
+    ok(kimg("snapshot", "-c", "one", url))
+    assert "one" in server.rbd("snap", "ls", f"rbd/{name}")
+    ok(kimg("convert", "-n", "-f", "raw", "-O", "raw", other, url))
+    ok(qimg("snapshot", "-c", "two", url))
+    for args in (["-l"], ["-c", "one"], ["-d", "nosuch"]):
+        same_as_qemu_img("snapshot", *args, url)
+    # (qemu-img reopens the image to apply, and prints the probe's warning twice.)
+    k = kimg("snapshot", "-a", "nosuch", url)
+    assert k.returncode == 1 and "Could not apply snapshot 'nosuch': Failed to load " \
+        "snapshot: No such file or directory" in k.stderr
+    ok(kimg("snapshot", "-a", "one", url))
+    out = tmp_path / "back.raw"
+    ok(qimg("convert", "-f", "raw", "-O", "raw", url, out))
+    assert out.read_bytes() == data
+    ok(kimg("snapshot", "-d", "one", url))
+    ok(kimg("snapshot", "-d", "two", url))
+    assert server.rbd("snap", "ls", f"rbd/{name}").strip() == ""
+
+
 def test_bad_names_and_credentials_fail_as_qemu_img(server, tmp_path):
     c = server.conf
     cases = {

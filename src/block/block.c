@@ -8,6 +8,7 @@
 #include "block/gluster.h"
 #include "block/lock.h"
 #include "block/probe.h"
+#include "block/rbd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -145,6 +146,10 @@ const char *block_data_file(struct block_dev *bd, uint64_t offset)
 
 struct jnode *block_info_specific(struct block_dev *bd)
 {
+	/* A protocol node alone (driver=rbd) answers for itself, as in QEMU. */
+	if (bd->proto && bd->proto->info_specific && bd->format_name &&
+	    !strcmp(bd->format_name, bd->proto->name))
+		return bd->proto->info_specific(bd->conn);
 	return bd->drv->info_specific ? bd->drv->info_specific(bd) : NULL;
 }
 
@@ -694,6 +699,10 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
 	/* raw passes the question to its protocol, and NBD has no answer (QEMU: no dirty flag). */
 	if (bd->proto && bd->proto->get_info)
 		return bd->proto->get_info(bd->conn, info);
+	if (bd->proto && bd->proto->cluster_size) {
+		info->cluster_size = bd->proto->cluster_size(bd->conn);
+		return 0;
+	}
 	return bd->proto && !bd->proto->has_info ? -ENOTSUP : 0;
 }
 
@@ -845,6 +854,9 @@ int block_create(const char *path, const char *format, const struct block_create
 	if (!drv->create)
 		return block_err(err, errlen, "Format driver '%s' does not support image creation",
 				 format);
+	/* An rbd image is created by librbd (rbd.c), a format written into it. */
+	if (!strncmp(path, "rbd:", 4) && block_rbd_available())
+		return block_rbd_create_image(path, drv, o, err, errlen);
 	if (block_gluster_name(path) && block_gluster_available())
 		return create_on_gluster(drv, path, o, err, errlen);
 	if (block_name_is_special(path) && block_remote_creator(path))
@@ -881,9 +893,20 @@ int block_truncate(struct block_dev *bd, uint64_t size, bool shrink, enum block_
 	return bd->drv->truncate(bd, size, shrink, prealloc, err, errlen);
 }
 
+/* raw without snapshots of its own: its protocol's (rbd), as bdrv_snapshot_fallback finds. */
+static const struct block_proto *snapshot_proto(const struct block_dev *bd)
+{
+	return !bd->drv->snapshot_list && bd->drv == &block_raw_driver && bd->proto &&
+	       bd->proto->snapshot_list ? bd->proto : NULL;
+}
+
+/* A protocol's snapshot operation, its failure in qemu-img's words. */
 int block_snapshot_list(struct block_dev *bd, struct block_snapshot **list)
 {
 	*list = NULL;
+	/* raw has none of its own: QEMU's bdrv_snapshot_list asks its protocol (rbd). */
+	if (snapshot_proto(bd))
+		return bd->proto->snapshot_list(bd->conn, list);
 	if (!bd->drv->snapshot_list)
 		return 0;
 	return bd->drv->snapshot_list(bd, list);
@@ -894,9 +917,27 @@ int block_snapshot_list(struct block_dev *bd, struct block_snapshot **list)
  * bdrv_snapshot_goto's message; delete never gets here (img/snapshot.c
  * looks the name up first).
  */
+static int proto_snapshot(struct block_dev *bd, int (*op)(void *, const char *),
+			  const char *what, const char *name, char *err, size_t errlen)
+{
+	int r = bd->read_only ? -EROFS : op(bd->conn, name);
+
+	/* qemu-img's apply goes through bdrv_snapshot_goto, whose words differ. */
+	if (r < 0 && !strcmp(what, "apply"))
+		return block_err(err, errlen, "Could not apply snapshot '%s': Failed to load "
+				 "snapshot: %s", name, strerror(-r));
+	if (r < 0)
+		return block_err(err, errlen, "Could not %s snapshot '%s': %d (%s)", what, name, r,
+				 strerror(-r));
+	return 0;
+}
+
 #define SNAPSHOT_OP(fn, what, nosup)							\
 int block_snapshot_##fn(struct block_dev *bd, const char *name, char *err, size_t errlen) \
 {											\
+	if (snapshot_proto(bd) && snapshot_proto(bd)->snapshot_##fn)			\
+		return proto_snapshot(bd, snapshot_proto(bd)->snapshot_##fn, what, name, err, \
+				      errlen);						\
 	if (!bd->drv->snapshot_##fn)							\
 		return block_err(err, errlen, "Could not " what " snapshot '%s': %s",	\
 				 name, nosup);						\
@@ -911,6 +952,9 @@ int block_snapshot_create(struct block_dev *bd, const char *name, char *err, siz
 {
 	int e = bd->drv->snapshot_create ? (bd->read_only ? EROFS : 0) : ENOTSUP;
 
+	if (snapshot_proto(bd) && snapshot_proto(bd)->snapshot_create)
+		return proto_snapshot(bd, snapshot_proto(bd)->snapshot_create, "create", name, err,
+				      errlen);
 	if (e)
 		return block_err(err, errlen, "Could not create snapshot '%s': %d (%s)", name, -e,
 				 strerror(e));

@@ -89,6 +89,16 @@ struct block_proto {
 	int64_t (*allocated)(void *conn);
 	/* raw's get_info over it (QEMU passes bdrv_get_info down filters); NULL: -ENOTSUP. */
 	int (*get_info)(void *conn, struct block_info *info);
+	/* What QEMU's bdi.cluster_size says of the protocol (rbd: the object size); NULL: none. */
+	uint32_t (*cluster_size)(void *conn);
+	/* The protocol's own snapshots, which QEMU lists through raw (rbd); NULL: none. */
+	int (*snapshot_list)(void *conn, struct block_snapshot **list);
+	/* Take, roll back to and remove one of them: 0 or a negative errno. */
+	int (*snapshot_create)(void *conn, const char *name);
+	int (*snapshot_apply)(void *conn, const char *name);
+	int (*snapshot_delete)(void *conn, const char *name);
+	/* ImageInfoSpecific of the protocol node alone (driver=rbd); NULL: none. */
+	struct jnode *(*info_specific)(void *conn);
 	/* Changes the size; NULL: "Cannot resize <label> nodes". */
 	int (*truncate)(void *conn, uint64_t size, char *err, size_t errlen);
 	void (*close)(void *conn);

@@ -225,6 +225,11 @@ static int raw_truncate(struct block_dev *bd, uint64_t size, bool shrink,
 	if (bd->proto && !bd->proto->truncate)
 		return block_err(err, errlen, "Cannot resize %s nodes", bd->proto->label);
 	if (bd->proto) {
+		/* QEMU's rbd and ssh drivers grow only without preallocation. */
+		if (prealloc != BLOCK_PREALLOC_OFF)
+			return block_err(err, errlen, "Unsupported preallocation mode '%s'",
+					 prealloc == BLOCK_PREALLOC_FULL ? "full" :
+					 prealloc == BLOCK_PREALLOC_FALLOC ? "falloc" : "metadata");
 		if (bd->proto->truncate(bd->conn, size, err, errlen) < 0)
 			return -1;
 		bd->size = size;

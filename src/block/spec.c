@@ -18,6 +18,7 @@
 #include "block/iscsi.h"
 #include "block/nbd.h"
 #include "block/nfs.h"
+#include "block/rbd.h"
 #include "block/ssh.h"
 #include "block/throttle.h"
 #include "util/json_parse.h"
@@ -362,6 +363,7 @@ static const struct { const char *name; bool (*available)(void); } network_proto
 	{ "gluster", block_gluster_available },
 	{ "iscsi", block_iscsi_available },
 	{ "nfs", block_nfs_available },
+	{ "rbd", block_rbd_available },
 };
 #define N_NETWORK_PROTOCOLS (sizeof(network_protocols) / sizeof(network_protocols[0]))
 
@@ -643,6 +645,181 @@ static int open_iscsi_uri(const char *name, const char *format, unsigned flags,
 	return ret;
 }
 
+/* QEMU's server list (InetSocketAddressBase): "host:port;..." for rados' mon_host. */
+static int rbd_mon_host(struct opts *o, const char *pfx, char *out, size_t len, char *err,
+			size_t errlen)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < 64; i++) {
+		char key[64];
+		const char *host, *port;
+		int n;
+		snprintf(key, sizeof(key), "server.%d.host", i);
+		host = get_under(o, pfx, key);
+		snprintf(key, sizeof(key), "server.%d.port", i);
+		port = get_under(o, pfx, key);
+		if (!host && !port)
+			break;
+		if (!host || !port)
+			return block_err(err, errlen, "Parameter 'server.%d.%s' is missing", i,
+					 host ? "port" : "host");
+		/* An IPv6 address goes in brackets, as QEMU's qemu_rbd_mon_host writes it. */
+		n = snprintf(out + used, len - used, strchr(host, ':') ? "%s[%s]:%s" : "%s%s:%s",
+			     used ? ";" : "", host, port);
+		if (n < 0 || (size_t)n >= len - used)
+			return block_err(err, errlen, "Parameter 'server' is too long");
+		used += (size_t)n;
+	}
+	return 0;
+}
+
+/* QEMU's RbdAuthMode list: auth-client-required.N = cephx|none, joined with ';'. */
+static int rbd_auth_modes(struct opts *o, const char *pfx, char *out, size_t len, char *err,
+			  size_t errlen)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < 8; i++) {
+		char key[64];
+		const char *v;
+		snprintf(key, sizeof(key), "auth-client-required.%d", i);
+		v = get_under(o, pfx, key);
+		if (!v)
+			break;
+		if (strcmp(v, "cephx") && strcmp(v, "none"))
+			return block_err(err, errlen, "Parameter 'auth-client-required[%d]' does "
+					 "not accept value '%s'", i, v);
+		if (used + strlen(v) + 2 > len)
+			return block_err(err, errlen, "Parameter 'auth-client-required' is too long");
+		used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ";" : "", v);
+	}
+	return 0;
+}
+
+/* One name/value into kv (BLOCK_RBD_NAME_MAX pairs) when the value is there. */
+static void kv_add(const char **kv, size_t *n, const char *key, const char *value)
+{
+	if (value && *n < BLOCK_RBD_NAME_MAX) {
+		kv[2 * *n] = key;
+		kv[2 * *n + 1] = value;
+		(*n)++;
+	}
+}
+
+/*
+ * The node renamed as QEMU names it: json: of its options, the format's
+ * around them unless the rbd node is alone.  o: the -blockdev options (for
+ * the server list), or NULL for a pseudo-filename, whose parse always sets
+ * a namespace.
+ */
+static char *rbd_name(const char *format, const struct block_rbd_opts *r, struct opts *o,
+		      const char *pfx)
+{
+	const char *kv[2 * BLOCK_RBD_NAME_MAX];
+	char keys[16][32];
+	size_t n = 0;
+
+	kv_add(kv, &n, "pool", r->pool);
+	kv_add(kv, &n, "image", r->image);
+	kv_add(kv, &n, "conf", r->conf);
+	kv_add(kv, &n, "snapshot", r->snapshot);
+	kv_add(kv, &n, "driver", "rbd");
+	kv_add(kv, &n, "namespace", r->nspace);
+	kv_add(kv, &n, "user", r->user);
+	for (int i = 0; o && i < 16; i++) {
+		char full[64];
+		snprintf(keys[i], sizeof(keys[0]), "server.%d.%s", i / 2, i % 2 ? "port" : "host");
+		snprintf(full, sizeof(full), "%sserver.%d.%s", pfx, i / 2, i % 2 ? "port" : "host");
+		kv_add(kv, &n, keys[i], opts_get(o, full));
+	}
+	return block_rbd_json_name(format, kv, n);
+}
+
+/*
+ * Opens the node named by its options (as in the probe's warning), then
+ * renames it with its format around them unless it is alone.
+ */
+static int rbd_open_named(const struct block_rbd_opts *r, struct opts *o, const char *pfx,
+			  bool alone, const char *format, unsigned flags, struct block_dev *parent,
+			  struct block_dev **out, char *err, size_t errlen)
+{
+	char *name = rbd_name(NULL, r, o, pfx);
+
+	if (!name)
+		return block_err(err, errlen, "out of memory");
+	if (block_rbd_open(name, r, format, flags, parent, out, err, errlen) == 0 && !alone) {
+		free(name);
+		name = rbd_name(block_format_name(*out), r, o, pfx);
+		if (name) {
+			free((*out)->filename);
+			(*out)->filename = name;
+			return 0;
+		}
+	}
+	free(name);
+	return *out ? 0 : -1;
+}
+
+/*
+ * QEMU's BlockdevOptionsRbd, or a legacy "filename" as qemu_rbd_open falls
+ * back to; the node is named by its rbd: pseudo-filename.
+ */
+static int open_rbd_opts(struct opts *o, const char *pfx, const char *format, unsigned flags,
+			 struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	struct block_rbd_opts r = { 0 };
+	const char *filename = get_under(o, pfx, "filename");
+	char mon[1024], auth[64], key[64];
+	int ret;
+
+	snprintf(key, sizeof(key), "%sencrypt", pfx);
+	for (size_t i = 0; i < o->count; i++)
+		if (!strncmp(o->items[i].key, key, strlen(key)))
+			return block_err(err, errlen, "Option 'encrypt' of block protocol 'rbd' is "
+					 "not supported by Kestrel");
+	if (rbd_mon_host(o, pfx, mon, sizeof(mon), err, errlen) < 0 ||
+	    rbd_auth_modes(o, pfx, auth, sizeof(auth), err, errlen) < 0)
+		return -1;
+	if (filename && block_rbd_parse_filename(filename, &r, err, errlen) < 0) {
+		block_rbd_opts_free(&r);
+		return -1;
+	}
+	if (!filename) {
+		r.pool = get_under(o, pfx, "pool");
+		r.image = get_under(o, pfx, "image");
+		r.nspace = get_under(o, pfx, "namespace");
+		r.snapshot = get_under(o, pfx, "snapshot");
+		r.conf = get_under(o, pfx, "conf");
+		r.user = get_under(o, pfx, "user");
+		if (!r.pool)
+			return block_err(err, errlen, "Parameter 'pool' is missing");
+		if (!r.image)
+			return block_err(err, errlen, "Parameter 'image' is missing");
+	}
+	r.key_secret = get_under(o, pfx, "key-secret");
+	r.mon_host = *mon ? mon : NULL;
+	r.auth_client_required = *auth ? auth : NULL;
+	ret = rbd_open_named(&r, filename ? NULL : o, pfx, !*pfx, format, flags, parent, out, err,
+			     errlen);
+	block_rbd_opts_free(&r);
+	return ret;
+}
+
+static int open_rbd_name(const char *name, const char *format, unsigned flags,
+			 struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	struct block_rbd_opts r;
+	int ret = block_rbd_parse_filename(name, &r, err, errlen);
+
+	if (ret == 0)
+		ret = rbd_open_named(&r, NULL, "", false, format, flags, parent, out, err, errlen);
+	block_rbd_opts_free(&r);
+	return ret;
+}
+
 /* A network protocol node, alone (format "nbd", "http"...) or under a format. */
 static int open_network(struct opts *o, struct node *n, struct block_dev *parent,
 			struct block_dev **out, char *err, size_t errlen)
@@ -665,6 +842,8 @@ static int open_network(struct opts *o, struct node *n, struct block_dev *parent
 		ret = open_iscsi_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else if (!strcmp(proto, "nfs"))
 		ret = open_nfs_opts(o, pfx, format, n->flags, parent, out, err, errlen);
+	else if (!strcmp(proto, "rbd"))
+		ret = open_rbd_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	else
 		ret = open_curl_opts(o, pfx, format, n->flags, parent, out, err, errlen);
 	if (ret < 0)
@@ -939,6 +1118,8 @@ int block_open_special(const char *name, const char *format, unsigned flags,
 		return open_iscsi_uri(name, format, flags, parent, out, err, errlen);
 	if (block_nfs_protocol(proto) && block_nfs_available())
 		return open_nfs_uri(name, format, flags, parent, out, err, errlen);
+	if (block_rbd_protocol(proto) && block_rbd_available())
+		return open_rbd_name(name, format, flags, parent, out, err, errlen);
 	if (block_curl_protocol(proto) && block_curl_available()) {
 		struct block_curl_opts c = { 0 };
 		return block_curl_open(name, &c, format, flags, parent, out, err, errlen);
@@ -954,6 +1135,9 @@ const char *block_create_path(const char *name, char *err, size_t errlen)
 		return name;
 	if (is_file_driver(proto))
 		return name + strlen(proto) + 1;
+	/* librbd creates images: block_create hands the whole name to rbd.c. */
+	if (block_rbd_protocol(proto) && block_rbd_available())
+		return name;
 	/* gluster creates: block_create writes the image there (block.c). */
 	if (block_gluster_protocol(proto) && block_gluster_available())
 		return name;

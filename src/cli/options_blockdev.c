@@ -12,6 +12,7 @@
  * own (as in QEMU, one node cannot serve two writers).
  */
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

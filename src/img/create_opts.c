@@ -12,6 +12,7 @@
  */
 #include "img/img.h"
 #include "block/probe.h"
+#include "block/rbd.h"
 #include "util/size.h"
 
 #include <errno.h>
@@ -89,6 +90,19 @@ static const struct block_opt_desc nfs_create[] = {
 	{ NULL, 0, NULL, NULL },
 };
 
+/* rbd's qemu_rbd_create_opts: the protocol list when the target is an rbd: image. */
+static const struct block_opt_desc rbd_create[] = {
+	{ "size", BLOCK_OPT_SIZE, NULL, "Virtual disk size" },
+	{ "cluster_size", BLOCK_OPT_SIZE, NULL, "RBD object size" },
+	{ "password-secret", BLOCK_OPT_STR, NULL, "ID of secret providing the password" },
+	{ "encrypt.format", BLOCK_OPT_STR, NULL,
+	  "Encrypt the image, format choices: 'luks', 'luks2'" },
+	{ "encrypt.cipher-alg", BLOCK_OPT_STR, NULL,
+	  "Name of encryption cipher algorithm (allowed values: aes-128, aes-256)" },
+	{ "encrypt.key-secret", BLOCK_OPT_STR, NULL, "ID of secret providing LUKS passphrase" },
+	{ NULL, 0, NULL, NULL },
+};
+
 static const struct block_opt_desc *format_list(const char *fmt, bool amend)
 {
 	if (!strcmp(fmt, "qcow2"))
@@ -124,12 +138,20 @@ int img_opts_init(struct img_opts *p, const char *fmt, enum img_opts_kind kind)
 
 int img_opts_init_target(struct img_opts *p, const char *fmt, const char *target)
 {
-	if (!target || strncmp(target, "nfs://", 6))
+	const struct block_opt_desc *list = NULL;
+	bool rbd = target && !strncmp(target, "rbd:", 4) && block_rbd_available();
+
+	if (rbd)
+		list = rbd_create;
+	else if (target && !strncmp(target, "nfs://", 6))
+		list = nfs_create;
+	if (!list)
 		return img_opts_init(p, fmt, IMG_OPTS_CREATE_FILE);
 	if (img_opts_init(p, fmt, IMG_OPTS_CREATE) < 0)
 		return -1;
 	p->kind = IMG_OPTS_CREATE_FILE;
-	return add_list(p, nfs_create);
+	p->rbd = rbd;
+	return add_list(p, list);
 }
 
 void img_opts_free(struct img_opts *p)
@@ -474,6 +496,13 @@ static int apply_one(const struct img_opts *p, size_t i, struct block_create_opt
 
 	if (pass_to_driver(p, i, o))
 		return 0;
+	/* The rbd protocol's own options: Kestrel makes no encrypted rbd images. */
+	if (p->rbd && (!strcmp(name, "password-secret") ||
+		       (!strncmp(name, "encrypt.", 8) && strcmp(p->fmt, "qcow2")))) {
+		snprintf(err, errlen, "Option '%s' of block protocol 'rbd' is not supported by "
+			 "Kestrel", name);
+		return -1;
+	}
 	if (!strcmp(name, "size")) {
 		o->size = n;
 		*set |= BLOCK_AMEND_SIZE;

@@ -189,9 +189,10 @@ struct img_opts {
 	const char *val[IMG_OPTS_MAX];	/* given values (NULL: not given), in storage */
 	uint64_t num[IMG_OPTS_MAX];	/* parsed size/number/bool values */
 	char *storage;
+	bool rbd;			/* the target is an rbd image: its protocol list */
 };
 int img_opts_init(struct img_opts *p, const char *fmt, enum img_opts_kind kind);
-/* IMG_OPTS_CREATE_FILE with the list of target's protocol (nfs:// has its own). */
+/* IMG_OPTS_CREATE_FILE with the list of the target's protocol (nfs:// and rbd: have their own). */
 int img_opts_init_target(struct img_opts *p, const char *fmt, const char *target);
 void img_opts_free(struct img_opts *p);
 int img_opts_find(const struct img_opts *p, const char *name);

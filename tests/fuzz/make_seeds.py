@@ -350,6 +350,15 @@ SEEDS = {
                    b"\1\0\0\x0f\xff\x00\x02" b"\0\0\0\x0f\xfe\x00\x05"),
         ("hostile", b"\2" + struct.pack(">IQI", 0x10000, (1 << 64) - 1, 0xffffffff)),
     ]},
+    # rbd: names (the first byte's bit 0 set: "rbd:" is put in front; bit 1: a format).
+    "rbd_name": {n: v for n, v in [
+        ("plain", b"\x01pool/image"),
+        ("all", b"\x03pool/ns/img@snap:conf=/etc/ceph/ceph.conf:id=admin:rbd_cache=false"),
+        ("escapes", b"\x01p\\/q/i\\:m\\@g:conf=/a\\:b:mon_host=[::1]\\:6789\\"),
+        ("errors", b"\x01pool:conf"),
+        ("noprefix", b"\x00rbd:p/i:a=b:c"),
+        ("odd", b"\x03p/i@:=:\xff\x00\x7f\"\\"),
+    ]},
     # Terminal bytes for readline, lines ended by CR as a raw terminal sends them.
     "hmp": {n: v for n, v in [
         ("info", b"info status\rinfo name\rinfo uuid\rinfo cpus\rinfo chardev\r"

@@ -483,5 +483,5 @@ def test_help_lists_the_formats_this_build_has():
     for fmt in ("raw", "qcow2", "vmdk", "vhdx", "vpc", "vdi", "qed", "parallels", "luks", "dmg",
                 "cloop", "bochs", "file", "null-co"):
         assert fmt in names, fmt
-    for absent in ("rbd", "vvfat"):
+    for absent in ("vvfat",):
         assert absent not in names

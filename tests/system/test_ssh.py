@@ -215,3 +215,18 @@ def test_the_server_interface_gives_new_zero_targets_and_names(server, tmp_path)
     server.stop()
     server.stop()
     assert server.sshd.poll() is not None
+
+
+def test_pipelined_reads_return_every_byte_and_zeroes_past_the_end(server, tmp_path):
+    # Reads go out 32 x 64 KiB at a time (ssh.c read_batch): a file that ends inside a
+    # chunk, several batches long, must come back byte for byte and then as zeroes.
+    src = tmp_path / "odd.raw"
+    data = os.urandom((5 << 20) + 4097)
+    src.write_bytes(data)
+    out = tmp_path / "out.raw"
+    p = run(str(KIMG), "convert", "-f", "raw", "-O", "raw", server.url(src), str(out),
+            env=server.env)
+    assert p.returncode == 0, p.stderr
+    got = out.read_bytes()
+    assert got[:len(data)] == data
+    assert got[len(data):] == bytes(len(got) - len(data))

@@ -62,4 +62,4 @@ KESTREL_BUILD=$build_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider -m "
 	$format_files
 
 echo "== system tests ($build)"
-KESTREL_BUILD=$build exec /usr/bin/python3 -m pytest -v -rs -p no:cacheprovider tests/system
+KESTREL_BUILD=$build exec /usr/bin/python3 -m pytest -v -rs --durations=30 -p no:cacheprovider tests/system

@@ -814,36 +814,6 @@ int block_create_file_opts(const char *path, const struct block_create_opts *o, 
 	return fd;
 }
 
-/*
- * A create on a gluster volume: the format's create writes a temporary
- * local file (its code knows descriptors only), whose data then goes to the
- * volume.  The gluster protocol's create options are size and preallocation
- * (QEMU's qemu_gluster_create_opts): the file protocol's are refused.
- */
-static int create_on_gluster(const struct block_driver *drv, const char *name,
-			     const struct block_create_opts *o, char *err, size_t errlen)
-{
-	const char *dir = getenv("TMPDIR");
-	char tmp[PATH_MAX];
-	int fd, ret;
-
-	if (o->extent_size_hint_given || o->nocow)
-		return block_err(err, errlen, "Invalid parameter '%s'",
-				 o->nocow ? "nocow" : "extent_size_hint");
-	snprintf(tmp, sizeof(tmp), "%s/kestrel-create-XXXXXX", dir && *dir ? dir : "/tmp");
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return block_err(err, errlen, "Could not create a temporary file in %s: %s",
-				 dir && *dir ? dir : "/tmp", strerror(errno));
-	ret = drv->create(tmp, o, err, errlen);
-	if (ret == 0)
-		ret = block_gluster_create_from(name, fd, o->prealloc == BLOCK_PREALLOC_FALLOC,
-						err, errlen);
-	unlink(tmp);
-	close(fd);
-	return ret;
-}
-
 int block_create(const char *path, const char *format, const struct block_create_opts *o,
 		 char *err, size_t errlen)
 {
@@ -854,12 +824,8 @@ int block_create(const char *path, const char *format, const struct block_create
 	if (!drv->create)
 		return block_err(err, errlen, "Format driver '%s' does not support image creation",
 				 format);
-	/* An rbd image is created by librbd (rbd.c), a format written into it. */
-	if (!strncmp(path, "rbd:", 4) && block_rbd_available())
-		return block_rbd_create_image(path, drv, o, err, errlen);
-	if (block_gluster_name(path) && block_gluster_available())
-		return create_on_gluster(drv, path, o, err, errlen);
-	if (block_name_is_special(path) && block_remote_creator(path))
+	/* A network protocol's object (nfs, gluster, rbd): create_stage.c. */
+	if (block_remote_creator(path))
 		return block_create_staged(path, drv, o, block_remote_creator(path), err, errlen);
 	if (block_name_is_special(path)) {
 		/* "file:x" creates x; other protocols cannot create (spec.c). */

@@ -660,6 +660,29 @@ int block_nfs_create(const char *uri, const struct block_proto **proto, void **c
 	return ret;
 }
 
+static int nfs_create_object(const char *name, uint64_t size, const struct block_proto **proto,
+			     void **conn, char *err, size_t errlen)
+{
+	(void)size;
+	return block_nfs_create(name, proto, conn, err, errlen);
+}
+
+/* Files beside the image (vmdk extents) are not on the server: say so. */
+static int nfs_several_files(const char *name, const struct block_driver *drv, char *err,
+			     size_t errlen)
+{
+	(void)drv;
+	return block_err(err, errlen, "Kestrel creates only single-file images on %.*s "
+			 "protocols: the format asked for a second file", (int)strcspn(name, ":"),
+			 name);
+}
+
+const struct block_remote_creator block_nfs_creator = {
+	.check = block_create_refuse_prealloc,
+	.create = nfs_create_object,
+	.several_files = nfs_several_files,
+};
+
 bool block_nfs_available(void)
 {
 	return true;
@@ -681,6 +704,9 @@ int block_nfs_create(const char *uri, const struct block_proto **proto, void **c
 	*conn = NULL;
 	return block_err(err, errlen, "Unknown protocol 'nfs'");
 }
+
+/* block_remote_creator hands it out only where nfs is built in. */
+const struct block_remote_creator block_nfs_creator;
 
 bool block_nfs_available(void)
 {

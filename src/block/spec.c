@@ -1135,12 +1135,6 @@ const char *block_create_path(const char *name, char *err, size_t errlen)
 		return name;
 	if (is_file_driver(proto))
 		return name + strlen(proto) + 1;
-	/* librbd creates images: block_create hands the whole name to rbd.c. */
-	if (block_rbd_protocol(proto) && block_rbd_available())
-		return name;
-	/* gluster creates: block_create writes the image there (block.c). */
-	if (block_gluster_protocol(proto) && block_gluster_available())
-		return name;
 	if (block_remote_creator(name))
 		return name;	/* block_create makes it on the server (create_stage.c) */
 	if (is_null_driver(proto) || is_filter_driver(proto))
@@ -1160,13 +1154,17 @@ int block_create_name_check(const char *name, char *err, size_t errlen)
 	return block_create_path(name, err, errlen) ? 0 : -1;
 }
 
-block_remote_create_fn block_remote_creator(const char *name)
+const struct block_remote_creator *block_remote_creator(const char *name)
 {
 	char proto[64];
 
 	if (!protocol_of(name, proto, sizeof(proto)))
 		return NULL;
 	if (block_nfs_protocol(proto) && block_nfs_available())
-		return block_nfs_create;
+		return &block_nfs_creator;
+	if (block_gluster_protocol(proto) && block_gluster_available())
+		return &block_gluster_creator;
+	if (block_rbd_protocol(proto) && block_rbd_available())
+		return &block_rbd_creator;
 	return NULL;
 }

@@ -199,6 +199,11 @@ int block_create_refuse_prealloc(const char *name, const struct block_driver *dr
 				 const struct block_create_opts *o, char *err, size_t errlen);
 extern const struct block_remote_creator block_nfs_creator, block_gluster_creator,
 	block_rbd_creator;
+/*
+ * uri.c: %XX escapes decoded in place; strict (nfs): false on a bad or
+ * %00 escape, else (gluster, as QEMU) a bad one stays as it is.
+ */
+bool block_uri_unescape(char *s, bool strict);
 /* spec.c: the network protocols this build has clients for, into names (at most max). */
 size_t block_network_protocols(const char **names, size_t max);
 /* null.c: a null-co/null-aio node of size bytes (QEMU's block/null.c). */

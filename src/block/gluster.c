@@ -487,33 +487,6 @@ bool block_gluster_name(const char *name)
 	return block_gluster_protocol(proto);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* %XX escapes decoded in place, as QEMU's URI parser hands out path, host and query values. */
-static void unescape(char *s)
-{
-	char *w = s;
-
-	for (; *s; s++) {
-		if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-			*w++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
-			s += 2;
-		} else {
-			*w++ = *s;
-		}
-	}
-	*w = '\0';
-}
-
 /* QEMU's parse_volume_options: "/volume/path", each part non-empty. */
 static int split_volume(char *path, struct block_gluster_opts *o)
 {
@@ -572,7 +545,7 @@ static int read_query(char *query, bool is_unix, struct block_gluster_server *s)
 		return 0;
 	if (strncmp(query, "socket=", 7))
 		return -1;
-	unescape(query + 7);
+	block_uri_unescape(query + 7, false);
 	s->path = query + 7;
 	return 0;
 }
@@ -615,7 +588,7 @@ int block_gluster_parse_uri(const char *uri, struct block_gluster_opts *o, char 
 		*query++ = '\0';
 	if (*path != '/')
 		goto invalid;
-	unescape(path);
+	block_uri_unescape(path, false);
 	if (split_volume(path, o) < 0 || read_query(query, is_unix, s) < 0)
 		goto invalid;
 	s->is_unix = is_unix;
@@ -626,7 +599,7 @@ int block_gluster_parse_uri(const char *uri, struct block_gluster_opts *o, char 
 	}
 	if (split_authority(auth, s) < 0)
 		goto invalid;
-	unescape((char *)s->host);
+	block_uri_unescape((char *)s->host, false);
 	if (!*s->host)
 		s->host = "localhost";
 	return 0;

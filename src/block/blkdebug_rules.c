@@ -14,10 +14,10 @@
  *   requests here are synchronous, so it changes nothing observable.
  */
 #include "block/blkdebug.h"
+#include "block/block_int.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,20 +85,6 @@ struct group {
 	const struct opt_desc *desc;
 	char *val[MAX_OPTS];
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 struct blkdebug *blkdebug_new(void)
 {
@@ -169,14 +155,14 @@ static int group_set(struct group *g, const char *key, const char *value, char *
 	for (i = 0; g->desc[i].name && strcmp(g->desc[i].name, key); i++)
 		;
 	if (!g->desc[i].name)
-		return fail(err, errlen, "Invalid parameter '%s'", key);
+		return block_err(err, errlen, "Invalid parameter '%s'", key);
 	if (g->desc[i].type == T_NUM && !parse_number(value, &num))
-		return fail(err, errlen, "Parameter '%s' expects a number", key);
+		return block_err(err, errlen, "Parameter '%s' expects a number", key);
 	if (g->desc[i].type == T_BOOL && !parse_bool(value, &b))
-		return fail(err, errlen, "Parameter '%s' expects 'on' or 'off'", key);
+		return block_err(err, errlen, "Parameter '%s' expects 'on' or 'off'", key);
 	free(g->val[i]);
 	g->val[i] = strdup(value);
-	return g->val[i] ? 0 : fail(err, errlen, "out of memory");
+	return g->val[i] ? 0 : block_err(err, errlen, "out of memory");
 }
 
 static const char *group_get(const struct group *g, const char *key)
@@ -233,10 +219,10 @@ static int group_commit(struct blkdebug *s, const struct group *g, char *err, si
 	uint64_t e;
 
 	if (!ev)
-		return fail(err, errlen, "Missing event name for rule");
+		return block_err(err, errlen, "Missing event name for rule");
 	r.event = blkdebug_event_by_name(ev);
 	if (r.event < 0)
-		return fail(err, errlen, "invalid parameter value: %s", ev);
+		return block_err(err, errlen, "invalid parameter value: %s", ev);
 	r.state = (int)get_num(g, "state", 0);
 	if (g->inject) {
 		if (io) {
@@ -244,13 +230,13 @@ static int group_commit(struct blkdebug *s, const struct group *g, char *err, si
 			for (t = 0; t < BLKDBG_IO__MAX && strcmp(iotype_names[t], io); t++)
 				;
 			if (t == BLKDBG_IO__MAX)
-				return fail(err, errlen, "invalid parameter value: %s", io);
+				return block_err(err, errlen, "invalid parameter value: %s", io);
 			r.iotypes = 1u << t;
 		}
 		e = get_num(g, "errno", EIO);
 		/* QEMU takes any number and returns its negation; only errnos make sense. */
 		if (e > 4095)
-			return fail(err, errlen, "Parameter 'errno' expects an errno value from 0 "
+			return block_err(err, errlen, "Parameter 'errno' expects an errno value from 0 "
 				    "to 4095");
 		r.error = (int)e;
 		r.once = get_bool(g, "once");
@@ -268,7 +254,7 @@ static int group_commit(struct blkdebug *s, const struct group *g, char *err, si
 		if (na)
 			s->active = na;
 		if (!nr || !na)
-			return fail(err, errlen, "out of memory");
+			return block_err(err, errlen, "out of memory");
 		s->cap = cap;
 	}
 	s->rules[s->n++] = r;
@@ -282,7 +268,7 @@ int blkdebug_add_rule(struct blkdebug *s, const char *group, const char *const *
 	int ret = 0;
 
 	if (group_init(&g, group) < 0)
-		return fail(err, errlen, "There is no option group '%s'", group);
+		return block_err(err, errlen, "There is no option group '%s'", group);
 	for (size_t i = 0; i < n && ret == 0; i++)
 		ret = group_set(&g, keys[i], values[i], err, errlen);
 	if (ret == 0)
@@ -302,14 +288,14 @@ static struct group *parsed_add(struct parsed *p, const char *name, char *err, s
 	struct group g;
 
 	if (group_init(&g, name) < 0) {
-		fail(err, errlen, "There is no option group '%s'", name);
+		block_err(err, errlen, "There is no option group '%s'", name);
 		return NULL;
 	}
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? 2 * p->cap : 8;
 		struct group *ng = realloc(p->g, cap * sizeof(*ng));
 		if (!ng) {
-			fail(err, errlen, "out of memory");
+			block_err(err, errlen, "out of memory");
 			return NULL;
 		}
 		p->g = ng;
@@ -348,7 +334,7 @@ static int parse_opt_line(struct group *cur, const char *line, char *err, size_t
 	size_t n = strcspn(p, " \t\r\v\f");
 
 	if (!n)
-		return fail(err, errlen, "parse error");
+		return block_err(err, errlen, "parse error");
 	if (n > 63)
 		n = 63;
 	snprintf(key, sizeof(key), "%.*s", (int)n, p);
@@ -364,7 +350,7 @@ static int parse_opt_line(struct group *cur, const char *line, char *err, size_t
 		}
 	}
 	if (!cur)
-		return fail(err, errlen, "no group defined");
+		return block_err(err, errlen, "no group defined");
 	return group_set(cur, key, value, err, errlen);
 }
 
@@ -380,7 +366,7 @@ static int parse_lines(struct parsed *p, const char *text, size_t len, char *err
 
 		/* A NUL inside a line is no text (fgets would cut the line there). */
 		if (memchr(text + pos, '\0', n))
-			return fail(err, errlen, "parse error");
+			return block_err(err, errlen, "parse error");
 		/* Longer lines are cut, as QEMU's 1024-byte fgets buffer would. */
 		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1),
 			 text + pos);

@@ -5,21 +5,15 @@
 #include "block/blkdebug.h"
 #include "block/block_int.h"
 #include "block/throttle.h"
-#include "block/gluster.h"
 #include "block/lock.h"
 #include "block/probe.h"
-#include "block/rbd.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/falloc.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -706,144 +700,6 @@ int block_get_info(struct block_dev *bd, struct block_info *info)
 	return bd->proto && !bd->proto->has_info ? -ENOTSUP : 0;
 }
 
-/*
- * Opens path to create an image in it as QEMU's raw_co_create does: without
- * O_TRUNC, so that a file another process has open is never touched; takes
- * write and resize (sharing all but resize), checks that nobody objects, and
- * only then empties the file.  Returns the descriptor, which holds the locks
- * until it is closed, or -1.
- */
-/*
- * A device cannot be emptied: as QEMU's bdrv_co_create_opts_simple, its
- * first sector is zeroed once the size is known to fit, so that no old
- * header is probed in it.
- */
-int block_device_zero_head(int fd)
-{
-	static const uint8_t zero[512];
-
-	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, sizeof(zero)) == 0)
-		return 0;
-	return block_pwrite_fd(fd, 0, zero, sizeof(zero));
-}
-
-int block_create_file(const char *path, char *err, size_t errlen)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-
-	if (fd < 0)
-		return block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
-	if (block_lock_perms(fd, path, BLOCK_PERM_WRITE | BLOCK_PERM_RESIZE,
-			     BLOCK_PERM_ALL & ~BLOCK_PERM_RESIZE, err, errlen) < 0) {
-		close(fd);
-		return -1;
-	}
-	/* A device keeps its size and bytes (block_ftruncate, block_device_zero_head). */
-	if (block_device_size(fd) >= 0)
-		return fd;
-	if (ftruncate(fd, 0) < 0) {
-		block_err(err, errlen, "Could not create '%s': %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-int64_t block_device_size(int fd)
-{
-	struct stat st;
-	uint64_t size;
-
-	if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode))
-		return -1;
-	if (ioctl(fd, BLKGETSIZE64, &size) < 0 || size > INT64_MAX)
-		return -1;
-	return (int64_t)size;
-}
-
-int block_ftruncate(int fd, uint64_t len)
-{
-	int64_t dev = block_device_size(fd);
-
-	if (dev < 0)
-		return ftruncate(fd, (off_t)len);
-	if (len > (uint64_t)dev) {
-		errno = EFBIG;
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * QEMU's raw_co_create (file-posix): FS_NOCOW_FL is tried and its failure
- * ignored (only btrfs has it); the extent size hint goes through
- * FS_IOC_FSSETXATTR.  A file system that refuses the hint (tmpfs:
- * EOPNOTSUPP) only earns a warning, and none for the default nobody asked
- * for, as in QEMU 7.2; ext4 accepts the call and keeps nothing, silently.
- */
-static void set_file_hints(int fd, const struct block_create_opts *o)
-{
-	struct fsxattr attr;
-	int flags;
-
-	if (o->nocow && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
-		flags |= FS_NOCOW_FL;
-		(void)ioctl(fd, FS_IOC_SETFLAGS, &flags);
-	}
-	if (!o->extent_size_hint)
-		return;
-	if (ioctl(fd, FS_IOC_FSGETXATTR, &attr) == 0) {
-		attr.fsx_xflags |= FS_XFLAG_EXTSIZE;
-		attr.fsx_extsize = o->extent_size_hint;
-		if (ioctl(fd, FS_IOC_FSSETXATTR, &attr) == 0)
-			return;
-	}
-	if (o->extent_size_hint_given)
-		fprintf(stderr, "%s: warning: Failed to set extent size hint: %s\n",
-			program_invocation_short_name, strerror(errno));
-}
-
-int block_create_file_opts(const char *path, const struct block_create_opts *o, char *err,
-			   size_t errlen)
-{
-	int fd = block_create_file(path, err, errlen);
-
-	if (fd < 0)
-		return -1;
-	set_file_hints(fd, o);
-	return fd;
-}
-
-/*
- * A create on a gluster volume: the format's create writes a temporary
- * local file (its code knows descriptors only), whose data then goes to the
- * volume.  The gluster protocol's create options are size and preallocation
- * (QEMU's qemu_gluster_create_opts): the file protocol's are refused.
- */
-static int create_on_gluster(const struct block_driver *drv, const char *name,
-			     const struct block_create_opts *o, char *err, size_t errlen)
-{
-	const char *dir = getenv("TMPDIR");
-	char tmp[PATH_MAX];
-	int fd, ret;
-
-	if (o->extent_size_hint_given || o->nocow)
-		return block_err(err, errlen, "Invalid parameter '%s'",
-				 o->nocow ? "nocow" : "extent_size_hint");
-	snprintf(tmp, sizeof(tmp), "%s/kestrel-create-XXXXXX", dir && *dir ? dir : "/tmp");
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return block_err(err, errlen, "Could not create a temporary file in %s: %s",
-				 dir && *dir ? dir : "/tmp", strerror(errno));
-	ret = drv->create(tmp, o, err, errlen);
-	if (ret == 0)
-		ret = block_gluster_create_from(name, fd, o->prealloc == BLOCK_PREALLOC_FALLOC,
-						err, errlen);
-	unlink(tmp);
-	close(fd);
-	return ret;
-}
-
 int block_create(const char *path, const char *format, const struct block_create_opts *o,
 		 char *err, size_t errlen)
 {
@@ -854,12 +710,8 @@ int block_create(const char *path, const char *format, const struct block_create
 	if (!drv->create)
 		return block_err(err, errlen, "Format driver '%s' does not support image creation",
 				 format);
-	/* An rbd image is created by librbd (rbd.c), a format written into it. */
-	if (!strncmp(path, "rbd:", 4) && block_rbd_available())
-		return block_rbd_create_image(path, drv, o, err, errlen);
-	if (block_gluster_name(path) && block_gluster_available())
-		return create_on_gluster(drv, path, o, err, errlen);
-	if (block_name_is_special(path) && block_remote_creator(path))
+	/* A network protocol's object (nfs, gluster, rbd): create_stage.c. */
+	if (block_remote_creator(path))
 		return block_create_staged(path, drv, o, block_remote_creator(path), err, errlen);
 	if (block_name_is_special(path)) {
 		/* "file:x" creates x; other protocols cannot create (spec.c). */

@@ -163,19 +163,47 @@ int block_open_special(const char *name, const char *format, unsigned flags,
  */
 const char *block_create_path(const char *name, char *err, size_t errlen);
 /*
- * spec.c: a protocol URL an image can be created on (nfs): its creator
- * makes (or empties) the file and hands back the connection, else NULL.
+ * A network protocol an image can be created on (nfs, gluster, rbd): the
+ * steps create_stage.c takes for it.
  */
-typedef int (*block_remote_create_fn)(const char *name, const struct block_proto **proto,
-				      void **conn, char *err, size_t errlen);
-block_remote_create_fn block_remote_creator(const char *name);
+struct block_remote_creator {
+	/* Refuses what the protocol cannot take, before anything is made; NULL: none. */
+	int (*check)(const char *name, const struct block_driver *drv,
+		     const struct block_create_opts *o, char *err, size_t errlen);
+	/* raw made by the protocol itself (rbd: librbd, its object size); NULL: staged. */
+	int (*create_raw)(const char *name, const struct block_create_opts *o, char *err,
+			  size_t errlen);
+	/* Makes (or empties) the object, of size bytes where it needs one, and its connection. */
+	int (*create)(const char *name, uint64_t size, const struct block_proto **proto,
+		      void **conn, char *err, size_t errlen);
+	/* After the data: the protocol's own preallocation; NULL: none. */
+	int (*finish)(void *conn, uint64_t size, const struct block_create_opts *o, char *err,
+		      size_t errlen);
+	/* Removes what create made when a later step failed; NULL: it stays. */
+	void (*remove)(const char *name);
+	/* The refusal, in the protocol's words, of a format that wrote several files. */
+	int (*several_files)(const char *name, const struct block_driver *drv, char *err,
+			     size_t errlen);
+};
+/* spec.c: the creator of the protocol name is on, else NULL. */
+const struct block_remote_creator *block_remote_creator(const char *name);
 /*
- * create_stage.c: the format's create run on a scratch memfd, then its
- * data extents copied to the file creator makes (a protocol's create).
+ * create_stage.c: the format's create run on a scratch file, then its
+ * data extents copied to the object the creator makes.
  */
 int block_create_staged(const char *name, const struct block_driver *drv,
-			const struct block_create_opts *o, block_remote_create_fn creator,
+			const struct block_create_opts *o, const struct block_remote_creator *c,
 			char *err, size_t errlen);
+/* A check for protocols without preallocation (nfs), in QEMU's words. */
+int block_create_refuse_prealloc(const char *name, const struct block_driver *drv,
+				 const struct block_create_opts *o, char *err, size_t errlen);
+extern const struct block_remote_creator block_nfs_creator, block_gluster_creator,
+	block_rbd_creator;
+/*
+ * uri.c: %XX escapes decoded in place; strict (nfs): false on a bad or
+ * %00 escape, else (gluster, as QEMU) a bad one stays as it is.
+ */
+bool block_uri_unescape(char *s, bool strict);
 /* spec.c: the network protocols this build has clients for, into names (at most max). */
 size_t block_network_protocols(const char **names, size_t max);
 /* null.c: a null-co/null-aio node of size bytes (QEMU's block/null.c). */

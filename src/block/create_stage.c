@@ -1,29 +1,31 @@
 /*
- * Creating an image on a protocol that can create files (nfs): QEMU's
+ * Creating an image on a network protocol (nfs, gluster, rbd): QEMU's
  * formats create through a BlockBackend on the protocol node; Kestrel's
  * write their new image with plain file I/O.  So the format's create runs
- * on a scratch memfd (sparse, in memory), and then only its data extents
- * (SEEK_DATA/SEEK_HOLE) travel to the file the protocol created, which is
- * then cut to the scratch file's length.  A new image holds metadata only
- * (preallocation that writes data is refused, as QEMU's nfs driver has
- * none), so the scratch file stays small.
+ * on a scratch file in a private directory under $TMPDIR, and then only
+ * its data extents (SEEK_DATA/SEEK_HOLE) travel to the object the
+ * protocol's creator made, which is then cut to the scratch file's length.
+ * The directory shows a format that wrote more than one file (vmdk's
+ * extents), which one object on the server cannot hold: refused.
  */
 #include "block/block_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define STAGE_CHUNK	(1u << 20)
 
 /* QEMU's words: raw passes preallocation to the protocol, which has no such option. */
-static int check_prealloc(const struct block_driver *drv, const struct block_create_opts *o,
-			  char *err, size_t errlen)
+int block_create_refuse_prealloc(const char *name, const struct block_driver *drv,
+				 const struct block_create_opts *o, char *err, size_t errlen)
 {
+	(void)name;
 	if (o->prealloc != BLOCK_PREALLOC_FALLOC && o->prealloc != BLOCK_PREALLOC_FULL)
 		return 0;
 	if (drv == &block_raw_driver)
@@ -52,20 +54,16 @@ static int copy_range(int fd, const struct block_proto *proto, void *conn, uint8
 }
 
 /* The data extents of fd, then its length, then a flush (COMMIT): the image is on the server. */
-static int upload(int fd, const struct block_proto *proto, void *conn, char *err,
+static int upload(int fd, off_t size, const struct block_proto *proto, void *conn, char *err,
 		  size_t errlen)
 {
-	struct stat st;
-	uint8_t *buf;
+	uint8_t *buf = malloc(STAGE_CHUNK);
 	off_t off = 0, end;
 	int ret = 0;
 
-	if (fstat(fd, &st) < 0)
-		return block_err(err, errlen, "%s", strerror(errno));
-	buf = malloc(STAGE_CHUNK);
 	if (!buf)
 		return block_err(err, errlen, "out of memory");
-	while (ret == 0 && off < st.st_size) {
+	while (ret == 0 && off < size) {
 		off = lseek(fd, off, SEEK_DATA);
 		if (off < 0) {
 			ret = errno == ENXIO ? 0 : -errno;	/* ENXIO: no data after off */
@@ -80,44 +78,95 @@ static int upload(int fd, const struct block_proto *proto, void *conn, char *err
 		off = end;
 	}
 	free(buf);
-	if (ret == 0)
-		ret = proto->truncate(conn, (uint64_t)st.st_size, err, errlen) < 0 ? -1 : 0;
-	else
+	if (ret < 0)
 		return block_err(err, errlen, "Could not write the image: %s", strerror(-ret));
-	if (ret == 0 && (ret = proto->flush(conn)) < 0)
+	/* An object made of its size (rbd) keeps it. */
+	if ((!proto->size || proto->size(conn) != (int64_t)size) &&
+	    proto->truncate(conn, (uint64_t)size, err, errlen) < 0)
+		return -1;
+	if ((ret = proto->flush(conn)) < 0)
 		return block_err(err, errlen, "Could not flush the image: %s", strerror(-ret));
+	return 0;
+}
+
+/*
+ * The files the format's create made in dir: the image alone (0), or more
+ * (1: vmdk's split or flat kinds).  All but the image are removed.
+ */
+static int other_files(const char *dir, const char *image)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int more = 0;
+
+	if (!d)
+		return 1;
+	while ((e = readdir(d))) {
+		char path[4200];
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    !strcmp(e->d_name, image))
+			continue;
+		more = 1;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	return more;
+}
+
+/* The scratch image at path, made on the server by creator c. */
+static int send_image(const char *name, const char *path, const struct block_remote_creator *c,
+		      const struct block_create_opts *o, char *err, size_t errlen)
+{
+	const struct block_proto *proto;
+	struct stat st;
+	void *conn;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = block_err(err, errlen, "Could not read back '%s': %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	ret = c->create(name, (uint64_t)st.st_size, &proto, &conn, err, errlen);
+	if (ret == 0) {
+		ret = upload(fd, st.st_size, proto, conn, err, errlen);
+		if (ret == 0 && c->finish)
+			ret = c->finish(conn, (uint64_t)st.st_size, o, err, errlen);
+		proto->close(conn);
+		if (ret < 0 && c->remove)
+			c->remove(name);	/* nothing half-made stays behind */
+	}
+	close(fd);
 	return ret;
 }
 
 int block_create_staged(const char *name, const struct block_driver *drv,
-			const struct block_create_opts *o, block_remote_create_fn creator,
+			const struct block_create_opts *o, const struct block_remote_creator *c,
 			char *err, size_t errlen)
 {
-	const struct block_proto *proto;
-	void *conn;
-	char path[64];
-	int fd, ret;
+	const char *tmpdir = getenv("TMPDIR");
+	char dir[4096], path[4200];
+	int ret = -1;
 
-	if (check_prealloc(drv, o, err, errlen) < 0)
+	if (c->check && c->check(name, drv, o, err, errlen) < 0)
 		return -1;
-	fd = memfd_create("kestrel-create", MFD_CLOEXEC);
-	if (fd < 0)
-		return block_err(err, errlen, "Could not create a scratch file: %s",
+	if (drv == &block_raw_driver && c->create_raw)
+		return c->create_raw(name, o, err, errlen);
+	snprintf(dir, sizeof(dir), "%s/kestrel-create-XXXXXX",
+		 tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (!mkdtemp(dir))
+		return block_err(err, errlen, "Could not create a temporary directory: %s",
 				 strerror(errno));
-	/* The driver opens it by name: the memfd's /proc link reopens the same file. */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	ret = drv->create(path, o, err, errlen);
-	if (ret < 0 && err && strstr(err, path))
-		/* Files beside the image (vmdk extents) are not on the server: say so. */
-		block_err(err, errlen, "Kestrel creates only single-file images on %.*s "
-			  "protocols: the format asked for a second file", (int)strcspn(name, ":"),
-			  name);
-	if (ret == 0)
-		ret = creator(name, &proto, &conn, err, errlen);
-	if (ret == 0) {
-		ret = upload(fd, proto, conn, err, errlen);
-		proto->close(conn);
+	snprintf(path, sizeof(path), "%s/image", dir);
+	if (drv->create(path, o, err, errlen) == 0) {
+		if (other_files(dir, "image"))
+			c->several_files(name, drv, err, errlen);
+		else
+			ret = send_image(name, path, c, o, err, errlen);
 	}
-	close(fd);
+	other_files(dir, "");
+	rmdir(dir);
 	return ret < 0 ? -1 : 0;
 }

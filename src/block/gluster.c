@@ -25,7 +25,6 @@
 /* QEMU's GLUSTER_MAX_TRANSFER: some libgfapi versions fail at 1 GiB. */
 #define GLUSTER_MAX_TRANSFER	(512u << 20)
 #define GLUSTER_DEFAULT_PORT	"24007"
-#define GLUSTER_COPY_CHUNK	(1u << 20)
 
 struct gluster_conn {
 	glfs_t *fs;
@@ -355,85 +354,96 @@ int block_gluster_open(const char *display, const struct block_gluster_opts *o,
 				errlen);
 }
 
-/* The data extents of the local file fd into the remote one, then its size. */
-static int copy_extents(int fd, glfs_fd_t *dst, uint64_t size, char *err, size_t errlen)
+/* QEMU's qemu_gluster_create_opts: size and preallocation; the file protocol's are refused. */
+static int gluster_create_check(const char *name, const struct block_driver *drv,
+				const struct block_create_opts *o, char *err, size_t errlen)
 {
-	uint8_t *buf = malloc(GLUSTER_COPY_CHUNK);
-	uint64_t off = 0;
-	int ret = 0;
-
-	if (!buf)
-		return block_err(err, errlen, "out of memory");
-	while (off < size && ret == 0) {
-		off_t data = lseek(fd, (off_t)off, SEEK_DATA);
-		off_t hole;
-		if (data < 0)
-			break;		/* ENXIO: only a hole is left */
-		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0)
-			hole = (off_t)size;
-		for (off = (uint64_t)data; off < (uint64_t)hole && ret == 0;) {
-			size_t n = (uint64_t)hole - off < GLUSTER_COPY_CHUNK ?
-				   (size_t)((uint64_t)hole - off) : GLUSTER_COPY_CHUNK;
-			ssize_t r = pread(fd, buf, n, (off_t)off);
-			if (r <= 0)
-				ret = block_err(err, errlen, "Could not read the new image: %s",
-						r < 0 ? strerror(errno) : "short read");
-			else if (glfs_pwrite(dst, buf, (size_t)r, (off_t)off, 0, NULL, NULL) != r)
-				ret = block_err(err, errlen, "Could not write the new image: %s",
-						strerror(errno));
-			else
-				off += (uint64_t)r;
-		}
-	}
-	free(buf);
-	/* Whole sectors, as QEMU's gluster writes (gluster_pad_end). */
-	size = (size + 511) & ~511ULL;
-	if (ret == 0 && glfs_ftruncate(dst, (off_t)size, NULL, NULL) < 0)
-		ret = block_err(err, errlen, "Could not resize the new image: %s", strerror(errno));
-	if (ret == 0 && glfs_fsync(dst, NULL, NULL) < 0)
-		ret = block_err(err, errlen, "Could not flush the new image: %s", strerror(errno));
-	return ret;
+	(void)name;
+	(void)drv;
+	if (o->extent_size_hint_given || o->nocow)
+		return block_err(err, errlen, "Invalid parameter '%s'",
+				 o->nocow ? "nocow" : "extent_size_hint");
+	return 0;
 }
 
-int block_gluster_create_from(const char *name, int fd, bool falloc, char *err,
-			      size_t errlen)
+/* QEMU's qemu_gluster_co_create: O_TRUNC, owner read/write only. */
+static int gluster_create(const char *name, uint64_t size, const struct block_proto **proto,
+			  void **conn, char *err, size_t errlen)
 {
 	struct block_gluster_opts o;
-	struct stat st;
+	struct gluster_conn *c;
 	char *storage;
-	glfs_t *fs;
-	glfs_fd_t *dst;
 	int ret = -1;
 
-	if (fstat(fd, &st) < 0)
-		return block_err(err, errlen, "Could not read the new image: %s", strerror(errno));
+	(void)size;
+	*proto = &gluster_proto;
+	*conn = NULL;
 	if (block_gluster_parse_uri(name, &o, &storage, err, errlen) < 0) {
 		free(storage);
 		return -1;
 	}
-	fs = gluster_connect(&o, err, errlen);
-	if (fs) {
-		/* QEMU's qemu_gluster_co_create: O_TRUNC, owner read/write only. */
-		dst = glfs_creat(fs, o.path, O_WRONLY | O_CREAT | O_TRUNC, S_IRUSR | S_IWUSR);
-		if (!dst) {
-			block_err(err, errlen, "Could not create '%s': %s", name, strerror(errno));
-		} else {
-			ret = copy_extents(fd, dst, (uint64_t)st.st_size, err, errlen);
-			/* The local file's unwritten extents read as holes: allocate here. */
-			if (ret == 0 && falloc && st.st_size &&
-			    glfs_fallocate(dst, 0, 0, (size_t)st.st_size) < 0)
-				ret = block_err(err, errlen, "Could not preallocate the new image: "
-						"%s", strerror(errno));
-			if (glfs_close(dst) < 0 && ret == 0)
-				ret = block_err(err, errlen, "Could not close the new image: %s",
-						strerror(errno));
-		}
-		gluster_fini(fs);
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		free(storage);
+		return block_err(err, errlen, "out of memory");
 	}
+	pthread_mutex_init(&c->lock, NULL);
+	c->fs = gluster_connect(&o, err, errlen);
+	if (c->fs) {
+		c->fd = glfs_creat(c->fs, o.path, O_WRONLY | O_CREAT | O_TRUNC, S_IRUSR | S_IWUSR);
+		if (c->fd)
+			ret = 0;
+		else
+			block_err(err, errlen, "Could not create '%s': %s", name, strerror(errno));
+	}
+	if (ret == 0)
+		*conn = c;
+	else if (c->fs)
+		gluster_conn_close(c);
+	else
+		free(c);
 	free(storage);
 	return ret;
 }
+
+/*
+ * Whole sectors, as QEMU's gluster writes (gluster_pad_end); then
+ * preallocation=falloc: the scratch file's unwritten extents read as
+ * holes, so the whole file is allocated here.
+ */
+static int gluster_create_finish(void *conn, uint64_t size, const struct block_create_opts *o,
+				 char *err, size_t errlen)
+{
+	struct gluster_conn *c = conn;
+	uint64_t padded = (size + 511) & ~511ULL;
+
+	if (padded != size && glfs_ftruncate(c->fd, (off_t)padded, NULL, NULL) < 0)
+		return block_err(err, errlen, "Could not resize the new image: %s",
+				 strerror(errno));
+	if (o->prealloc == BLOCK_PREALLOC_FALLOC && size &&
+	    glfs_fallocate(c->fd, 0, 0, (size_t)size) < 0)
+		return block_err(err, errlen, "Could not preallocate the new image: %s",
+				 strerror(errno));
+	if (glfs_fsync(c->fd, NULL, NULL) < 0)
+		return block_err(err, errlen, "Could not flush the new image: %s", strerror(errno));
+	return 0;
+}
+
+/* A format's create in the scratch directory made more than one file. */
+static int gluster_several_files(const char *name, const struct block_driver *drv, char *err,
+				 size_t errlen)
+{
+	(void)name;
+	return block_err(err, errlen, "Image format '%s' with more than one file is not "
+			 "supported by Kestrel on gluster volumes", drv->name);
+}
+
+const struct block_remote_creator block_gluster_creator = {
+	.check = gluster_create_check,
+	.create = gluster_create,
+	.finish = gluster_create_finish,
+	.several_files = gluster_several_files,
+};
 
 bool block_gluster_available(void)
 {
@@ -450,11 +460,8 @@ int block_gluster_open(const char *display, const struct block_gluster_opts *o,
 	return block_err(err, errlen, "Unknown protocol 'gluster'");
 }
 
-int block_gluster_create_from(const char *name, int fd, bool falloc, char *err,
-			      size_t errlen)
-{
-	return block_err(err, errlen, "Unknown protocol 'gluster'");
-}
+/* block_remote_creator hands it out only where gluster is built in. */
+const struct block_remote_creator block_gluster_creator;
 
 bool block_gluster_available(void)
 {
@@ -478,33 +485,6 @@ bool block_gluster_name(const char *name)
 		return false;
 	snprintf(proto, sizeof(proto), "%.*s", (int)n, name);
 	return block_gluster_protocol(proto);
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* %XX escapes decoded in place, as QEMU's URI parser hands out path, host and query values. */
-static void unescape(char *s)
-{
-	char *w = s;
-
-	for (; *s; s++) {
-		if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-			*w++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
-			s += 2;
-		} else {
-			*w++ = *s;
-		}
-	}
-	*w = '\0';
 }
 
 /* QEMU's parse_volume_options: "/volume/path", each part non-empty. */
@@ -565,7 +545,7 @@ static int read_query(char *query, bool is_unix, struct block_gluster_server *s)
 		return 0;
 	if (strncmp(query, "socket=", 7))
 		return -1;
-	unescape(query + 7);
+	block_uri_unescape(query + 7, false);
 	s->path = query + 7;
 	return 0;
 }
@@ -608,7 +588,7 @@ int block_gluster_parse_uri(const char *uri, struct block_gluster_opts *o, char 
 		*query++ = '\0';
 	if (*path != '/')
 		goto invalid;
-	unescape(path);
+	block_uri_unescape(path, false);
 	if (split_volume(path, o) < 0 || read_query(query, is_unix, s) < 0)
 		goto invalid;
 	s->is_unix = is_unix;
@@ -619,7 +599,7 @@ int block_gluster_parse_uri(const char *uri, struct block_gluster_opts *o, char 
 	}
 	if (split_authority(auth, s) < 0)
 		goto invalid;
-	unescape((char *)s->host);
+	block_uri_unescape((char *)s->host, false);
 	if (!*s->host)
 		s->host = "localhost";
 	return 0;

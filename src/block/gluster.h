@@ -42,13 +42,6 @@ int block_gluster_open(const char *display, const struct block_gluster_opts *o,
 		       struct block_dev **out, char *err, size_t errlen);
 /* Whether name is a gluster URL ("gluster...:" as QEMU's protocol prefix). */
 bool block_gluster_name(const char *name);
-/*
- * Creates (or empties) the file name (a gluster URL) and copies into it the
- * data of the local descriptor fd, an image a format's create just wrote;
- * falloc: then allocates the whole file (preallocation=falloc).
- */
-int block_gluster_create_from(const char *name, int fd, bool falloc, char *err,
-			      size_t errlen);
 bool block_gluster_available(void);
 
 #endif

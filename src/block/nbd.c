@@ -367,6 +367,22 @@ static int run_req(struct nbd_conn *c, const struct req *r)
 	}
 }
 
+/* A read or write as requests of at most the server's max_request bytes each. */
+static int run_chunks(struct nbd_conn *c, enum req_type type, uint8_t *p, uint64_t off, size_t len)
+{
+	while (len) {
+		size_t n = len < c->max_request ? len : c->max_request;
+		struct req r = { .type = type, .buf = p, .off = off, .len = n };
+		int ret = run_req(c, &r);
+		if (ret < 0)
+			return ret;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 static int nbd_conn_pread(void *conn, uint64_t off, void *buf, size_t len)
 {
 	struct nbd_conn *c = conn;
@@ -381,17 +397,7 @@ static int nbd_conn_pread(void *conn, uint64_t off, void *buf, size_t len)
 		memset(p + ((uint64_t)c->size - off), 0, len - ((uint64_t)c->size - off));
 		len = (size_t)((uint64_t)c->size - off);
 	}
-	while (len) {
-		size_t n = len < c->max_request ? len : c->max_request;
-		struct req r = { .type = REQ_READ, .buf = p, .off = off, .len = n };
-		int ret = run_req(c, &r);
-		if (ret < 0)
-			return ret;
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return run_chunks(c, REQ_READ, p, off, len);
 }
 
 static int nbd_conn_pwrite(void *conn, uint64_t off, const void *buf, size_t len)
@@ -402,17 +408,7 @@ static int nbd_conn_pwrite(void *conn, uint64_t off, const void *buf, size_t len
 	/* An export has a fixed size: no write may grow it (QEMU: "Cannot grow NBD nodes"). */
 	if (off > (uint64_t)c->size || len > (uint64_t)c->size - off)
 		return -ENOSPC;
-	while (len) {
-		size_t n = len < c->max_request ? len : c->max_request;
-		struct req r = { .type = REQ_WRITE, .buf = (void *)p, .off = off, .len = n };
-		int ret = run_req(c, &r);
-		if (ret < 0)
-			return ret;
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return run_chunks(c, REQ_WRITE, (uint8_t *)p, off, len);
 }
 
 static int nbd_conn_flush(void *conn)

@@ -51,39 +51,6 @@ static bool parse_uint(const char *s, uint64_t *out)
 	return errno == 0 && *end == '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* %XX escapes decoded in place (RFC 3986 §2.1); false on a bad or NUL escape. */
-static bool uri_unescape(char *s)
-{
-	char *w = s;
-
-	for (; *s; s++) {
-		int hi, lo;
-		if (*s != '%') {
-			*w++ = *s;
-			continue;
-		}
-		hi = hexval(s[1]);
-		lo = hi < 0 ? -1 : hexval(s[2]);
-		if (lo < 0 || (hi == 0 && lo == 0))
-			return false;
-		*w++ = (char)(hi << 4 | lo);
-		s += 2;
-	}
-	*w = '\0';
-	return true;
-}
-
 /* One name=value of the query into o (QEMU's messages). */
 static int parse_param(char *p, struct block_nfs_opts *o, char *err, size_t errlen)
 {
@@ -92,7 +59,7 @@ static int parse_param(char *p, struct block_nfs_opts *o, char *err, size_t errl
 
 	if (eq)
 		*eq = '\0';
-	if (!uri_unescape(p) || (eq && !uri_unescape(eq + 1)))
+	if (!block_uri_unescape(p, true) || (eq && !block_uri_unescape(eq + 1, true)))
 		return block_err(err, errlen, "could not parse query parameters");
 	if (!eq)
 		return block_err(err, errlen, "Value for NFS parameter expected: %s", p);
@@ -123,7 +90,7 @@ static int parse_authority(char *a, struct block_nfs_opts *o, char *err, size_t 
 	} else if ((port = strchr(a, ':'))) {
 		*port++ = '\0';
 	}
-	if ((port && strspn(port, "0123456789") != strlen(port)) || !uri_unescape(a))
+	if ((port && strspn(port, "0123456789") != strlen(port)) || !block_uri_unescape(a, true))
 		return block_err(err, errlen, "Invalid URI specified");
 	if (!*a)
 		return block_err(err, errlen, "missing hostname in URI");
@@ -159,7 +126,7 @@ int block_nfs_parse_uri(const char *uri, struct block_nfs_opts *o, char **storag
 		return -1;
 	if (!path)
 		return block_err(err, errlen, "missing file path in URI");
-	if (!uri_unescape(path))
+	if (!block_uri_unescape(path, true))
 		return block_err(err, errlen, "Invalid URI specified");
 	o->path = path;
 	for (p = query ? strtok_r(query, "&;", &save) : NULL; p; p = strtok_r(NULL, "&;", &save))
@@ -389,18 +356,9 @@ static int nfs_conn_flush(void *conn)
 
 static int nfs_conn_zero(void *conn, uint64_t off, uint64_t len, bool may_unmap)
 {
-	static const uint8_t zero[64 << 10];
-	int ret = 0;
-
 	(void)may_unmap;
 	/* NFSv3 has no way to write zeroes but sending them. */
-	while (len && ret == 0) {
-		size_t n = len < sizeof(zero) ? (size_t)len : sizeof(zero);
-		ret = nfs_conn_pwrite(conn, off, zero, n);
-		off += n;
-		len -= n;
-	}
-	return ret;
+	return block_write_zero_buffer(nfs_conn_pwrite, conn, off, len);
 }
 
 /* SETATTR of the size (RFC 1813 §3.3.2): grows or shrinks, as QEMU's nfs driver. */
@@ -660,6 +618,29 @@ int block_nfs_create(const char *uri, const struct block_proto **proto, void **c
 	return ret;
 }
 
+static int nfs_create_object(const char *name, uint64_t size, const struct block_proto **proto,
+			     void **conn, char *err, size_t errlen)
+{
+	(void)size;
+	return block_nfs_create(name, proto, conn, err, errlen);
+}
+
+/* Files beside the image (vmdk extents) are not on the server: say so. */
+static int nfs_several_files(const char *name, const struct block_driver *drv, char *err,
+			     size_t errlen)
+{
+	(void)drv;
+	return block_err(err, errlen, "Kestrel creates only single-file images on %.*s "
+			 "protocols: the format asked for a second file", (int)strcspn(name, ":"),
+			 name);
+}
+
+const struct block_remote_creator block_nfs_creator = {
+	.check = block_create_refuse_prealloc,
+	.create = nfs_create_object,
+	.several_files = nfs_several_files,
+};
+
 bool block_nfs_available(void)
 {
 	return true;
@@ -681,6 +662,9 @@ int block_nfs_create(const char *uri, const struct block_proto **proto, void **c
 	*conn = NULL;
 	return block_err(err, errlen, "Unknown protocol 'nfs'");
 }
+
+/* block_remote_creator hands it out only where nfs is built in. */
+const struct block_remote_creator block_nfs_creator;
 
 bool block_nfs_available(void)
 {

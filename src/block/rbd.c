@@ -700,145 +700,94 @@ int block_rbd_create(const struct block_rbd_opts *o, uint64_t size, uint64_t obj
 	return r < 0 ? -1 : 0;
 }
 
-/* The data of a local file into the image, range by range (SEEK_DATA: holes stay unallocated). */
-static int copy_file(struct rbd_conn *c, int fd, uint64_t size)
-{
-	size_t bufsize = 1 << 20;
-	char *buf = malloc(bufsize);
-	uint64_t off = 0;
-	int r = buf ? 0 : -ENOMEM;
-
-	while (r == 0 && off < size) {
-		off_t data = lseek(fd, (off_t)off, SEEK_DATA);
-		off_t hole;
-		if (data < 0)
-			break;		/* ENXIO: no more data */
-		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0)
-			hole = (off_t)size;
-		for (off = (uint64_t)data; r == 0 && off < (uint64_t)hole;) {
-			size_t n = (uint64_t)hole - off < bufsize ? (size_t)((uint64_t)hole - off) : bufsize;
-			ssize_t got = pread(fd, buf, n, (off_t)off);
-			if (got <= 0)
-				r = got < 0 ? -errno : -EIO;
-			else if ((r = rbd_conn_pwrite(c, off, buf, (size_t)got)) == 0)
-				off += (uint64_t)got;
-		}
-	}
-	free(buf);
-	return r == 0 ? rbd_flush(c->image) : r;
-}
-
-/*
- * A format other than raw on a new image: made in a local file by the
- * format's own create (so the bytes are exactly what it makes anywhere),
- * then written into an image of the file's size, as QEMU's formats write
- * their new header through the protocol they created.
- */
-/*
- * The files a create made in dir: the image alone (0), or more (1: a
- * format that spreads over several files, vmdk's split or flat kinds,
- * which one rbd image cannot hold).  All but the image are removed.
- */
-static int other_files(const char *dir, const char *image)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int more = 0;
-
-	if (!d)
-		return 1;
-	while ((e = readdir(d))) {
-		char path[4096];
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-		    !strcmp(e->d_name, image))
-			continue;
-		more = 1;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	return more;
-}
-
-/* The bytes of the local file at path into a new image of their size. */
-static int copy_new(const struct block_rbd_opts *o, const char *path, char *err, size_t errlen)
-{
-	struct rbd_conn *c;
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = -1, r;
-
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		block_err(err, errlen, "Could not read back '%s': %s", path, strerror(errno));
-		goto out;
-	}
-	if (block_rbd_create(o, (uint64_t)st.st_size, 0, err, errlen) < 0)
-		goto out;
-	c = conn_new();
-	if (!c) {
-		block_err(err, errlen, "out of memory");
-	} else if (open_image(c, o, 0, err, errlen) == 0) {
-		r = copy_file(c, fd, (uint64_t)st.st_size);
-		if (r < 0)
-			block_err(err, errlen, "Could not write the new image: %s", strerror(-r));
-		ret = r < 0 ? -1 : 0;
-	}
-	if (c)
-		rbd_conn_close(c);
-	if (ret < 0)
-		block_rbd_remove(o, NULL, 0);	/* nothing half-made stays behind */
-out:
-	if (fd >= 0)
-		close(fd);
-	return ret;
-}
-
-/*
- * A format other than raw on a new image: made in a local file by the
- * format's own create (so the bytes are exactly what it makes anywhere),
- * then written into an image of the file's size, as QEMU's formats write
- * their new header through the protocol they created.
- */
-static int create_format(const struct block_rbd_opts *o, const struct block_driver *drv,
-			 const struct block_create_opts *co, char *err, size_t errlen)
-{
-	const char *tmpdir = getenv("TMPDIR");
-	char dir[4096], path[4200];
-	int ret = -1;
-
-	snprintf(dir, sizeof(dir), "%s/kestrel-rbd-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-	if (!mkdtemp(dir))
-		return block_err(err, errlen, "Could not create a temporary directory: %s",
-				 strerror(errno));
-	snprintf(path, sizeof(path), "%s/image", dir);
-	if (drv->create(path, co, err, errlen) == 0) {
-		if (other_files(dir, "image"))
-			block_err(err, errlen, "Image format '%s' with more than one file is not "
-				  "supported by Kestrel on rbd images", drv->name);
-		else
-			ret = copy_new(o, path, err, errlen);
-	}
-	other_files(dir, "");
-	rmdir(dir);
-	return ret;
-}
-
-int block_rbd_create_image(const char *name, const struct block_driver *drv,
-			   const struct block_create_opts *co, char *err, size_t errlen)
+/* The name parsed (as QEMU's create, first), and the file protocol's option refused. */
+static int rbd_create_check(const char *name, const struct block_driver *drv,
+			    const struct block_create_opts *co, char *err, size_t errlen)
 {
 	struct block_rbd_opts o;
 	int ret = block_rbd_parse_filename(name, &o, err, errlen);
 
+	(void)drv;
 	if (ret == 0 && co->data_file)
 		ret = block_err(err, errlen, "Option 'data_file' is not supported by Kestrel on "
 				"rbd images");
-	if (ret == 0 && drv == &block_raw_driver)
-		ret = block_rbd_create(&o, co->size, co->cluster_size, err, errlen);
-	else if (ret == 0)
-		ret = create_format(&o, drv, co, err, errlen);
 	block_rbd_opts_free(&o);
 	return ret;
 }
+
+/* raw is the image itself (cluster_size: its object size). */
+static int rbd_create_raw(const char *name, const struct block_create_opts *co, char *err,
+			  size_t errlen)
+{
+	struct block_rbd_opts o;
+	int ret = block_rbd_parse_filename(name, &o, err, errlen);
+
+	if (ret == 0)
+		ret = block_rbd_create(&o, co->size, co->cluster_size, err, errlen);
+	block_rbd_opts_free(&o);
+	return ret;
+}
+
+/*
+ * Another format: a new image of the size its bytes take (made by the
+ * format's own create, so exactly what it makes anywhere), which they are
+ * then written into, as QEMU's formats write their new header through the
+ * protocol they created.
+ */
+static int rbd_create_object(const char *name, uint64_t size, const struct block_proto **proto,
+			     void **conn, char *err, size_t errlen)
+{
+	struct block_rbd_opts o;
+	struct rbd_conn *c = NULL;
+	int ret = block_rbd_parse_filename(name, &o, err, errlen);
+
+	*proto = &rbd_proto;
+	*conn = NULL;
+	if (ret == 0 && block_rbd_create(&o, size, 0, err, errlen) == 0) {
+		c = conn_new();
+		if (!c)
+			ret = block_err(err, errlen, "out of memory");
+		else
+			ret = open_image(c, &o, 0, err, errlen);
+		if (ret < 0) {
+			if (c)
+				rbd_conn_close(c);
+			block_rbd_remove(&o, NULL, 0);	/* nothing half-made stays behind */
+		}
+	} else {
+		ret = -1;
+	}
+	if (ret == 0)
+		*conn = c;
+	block_rbd_opts_free(&o);
+	return ret;
+}
+
+static void rbd_create_remove(const char *name)
+{
+	struct block_rbd_opts o;
+
+	if (block_rbd_parse_filename(name, &o, NULL, 0) == 0)
+		block_rbd_remove(&o, NULL, 0);
+	block_rbd_opts_free(&o);
+}
+
+/* vmdk's split or flat kinds: one rbd image cannot hold them. */
+static int rbd_several_files(const char *name, const struct block_driver *drv, char *err,
+			     size_t errlen)
+{
+	(void)name;
+	return block_err(err, errlen, "Image format '%s' with more than one file is not "
+			 "supported by Kestrel on rbd images", drv->name);
+}
+
+const struct block_remote_creator block_rbd_creator = {
+	.check = rbd_create_check,
+	.create_raw = rbd_create_raw,
+	.create = rbd_create_object,
+	.remove = rbd_create_remove,
+	.several_files = rbd_several_files,
+};
 
 int block_rbd_remove(const struct block_rbd_opts *o, char *err, size_t errlen)
 {
@@ -880,11 +829,8 @@ int block_rbd_remove(const struct block_rbd_opts *o, char *err, size_t errlen)
 	return block_err(err, errlen, "Unknown protocol 'rbd'");
 }
 
-int block_rbd_create_image(const char *name, const struct block_driver *drv,
-			   const struct block_create_opts *co, char *err, size_t errlen)
-{
-	return block_err(err, errlen, "Unknown protocol 'rbd'");
-}
+/* block_remote_creator hands it out only where rbd is built in. */
+const struct block_remote_creator block_rbd_creator;
 
 bool block_rbd_available(void)
 {

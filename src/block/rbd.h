@@ -48,14 +48,6 @@ int block_rbd_create(const struct block_rbd_opts *o, uint64_t size, uint64_t obj
 		     char *err, size_t errlen);
 /* Removes an image (a failed create leaves nothing behind). */
 int block_rbd_remove(const struct block_rbd_opts *o, char *err, size_t errlen);
-/*
- * kestrel-img create on "rbd:...": raw is the image itself (cluster_size:
- * its object size); another format is written into a new image.
- */
-struct block_driver;
-struct block_create_opts;
-int block_rbd_create_image(const char *name, const struct block_driver *drv,
-			   const struct block_create_opts *co, char *err, size_t errlen);
 bool block_rbd_available(void);
 
 #endif

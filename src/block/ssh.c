@@ -178,17 +178,9 @@ static int ssh_conn_flush(void *conn)
 
 static int ssh_conn_zero(void *conn, uint64_t off, uint64_t len, bool may_unmap)
 {
-	static const uint8_t zero[SSH_MAX_REQUEST];
-	int ret = 0;
-
+	(void)may_unmap;
 	/* SFTP has no way to write zeroes but sending them. */
-	while (len && ret == 0) {
-		size_t n = len < sizeof(zero) ? (size_t)len : sizeof(zero);
-		ret = ssh_conn_pwrite(conn, off, zero, n);
-		off += n;
-		len -= n;
-	}
-	return ret;
+	return block_write_zero_buffer(ssh_conn_pwrite, conn, off, len);
 }
 
 /* Grows the file (QEMU's ssh driver cannot shrink one). */

@@ -16,6 +16,7 @@
  */
 #include "block/throttle.h"
 #include "block/block_int.h"
+#include "util/opts.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -213,6 +214,21 @@ int throttle_object_limit(struct throttle_config *c, const char *key, const char
 	if (length && v < 0)
 		v = (int64_t)(uint32_t)v;
 	return throttle_config_set(c, name, (uint64_t)v, name, err, errlen) < 0 ? -1 : 1;
+}
+
+int throttle_object_limits(struct throttle_config *c, struct opts *o, char *err, size_t errlen)
+{
+	throttle_config_init(c);
+	for (size_t i = 0; i < o->count; i++) {
+		int r;
+		if (o->items[i].used)
+			continue;
+		r = throttle_object_limit(c, o->items[i].key, o->items[i].value, err, errlen);
+		if (r < 0)
+			return -1;
+		o->items[i].used = r > 0;
+	}
+	return 0;
 }
 
 void throttle_state_config(struct throttle_state *ts, const struct throttle_config *c,

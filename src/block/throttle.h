@@ -65,6 +65,12 @@ bool throttle_config_get(const struct throttle_config *c, const char *name, uint
  */
 int throttle_object_limit(struct throttle_config *c, const char *key, const char *value,
 			  char *err, size_t errlen);
+/*
+ * c from every option of o not yet used that is a limit (each marked used):
+ * the whole -object throttle-group; -1 with QEMU's message.
+ */
+struct opts;
+int throttle_object_limits(struct throttle_config *c, struct opts *o, char *err, size_t errlen);
 
 /* A group's buckets. */
 struct throttle_state {

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -142,38 +141,6 @@ static int listen_unix(struct app_nbd *n, const char *path, char *err, size_t er
 	return fd;
 }
 
-static int listen_tcp(const char *host, const char *port, char *err, size_t errlen)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE };
-	struct addrinfo *res, *ai;
-	int fd = -1, one = 1, e;
-
-	e = getaddrinfo(host, port, &hints, &res);
-	if (e) {
-		snprintf(err, errlen, "address resolution failed for %s:%s: %s", host, port,
-			 gai_strerror(e));
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0)
-			break;
-		e = errno;
-		close(fd);
-		fd = -1;
-		errno = e;
-	}
-	if (fd < 0)
-		snprintf(err, errlen, "Failed to bind socket to %s:%s: %s", host, port,
-			 strerror(errno));
-	freeaddrinfo(res);
-	return fd;
-}
-
 struct client {
 	struct app_nbd *n;
 	int slot;
@@ -279,7 +246,7 @@ int app_nbd_start(struct app_nbd *n, const struct nbd_listen *addr, const char *
 		return -1;
 	n->srv.tls = n->tls;
 	n->listen_fd = addr->is_unix ? listen_unix(n, addr->path, err, errlen)
-				     : listen_tcp(addr->host, addr->port ? addr->port : "10809",
+				     : nbd_listen_tcp(addr->host, addr->port ? addr->port : "10809",
 						  err, errlen);
 	if (n->listen_fd < 0 || pipe2(n->wake, O_CLOEXEC) < 0) {
 		if (n->listen_fd >= 0)

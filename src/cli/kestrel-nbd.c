@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -372,31 +371,11 @@ static int listen_unix(const char *path)
 
 static int listen_tcp(const char *host, const char *port)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE };
-	struct addrinfo *res, *ai;
-	int fd = -1, one = 1, e;
+	char err[512];
+	int fd = nbd_listen_tcp(host, port, err, sizeof(err));
 
-	e = getaddrinfo(host, port, &hints, &res);
-	if (e) {
-		img_error("address resolution failed for %s:%s: %s", host, port, gai_strerror(e));
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0)
-			break;
-		e = errno;
-		close(fd);
-		fd = -1;
-		errno = e;
-	}
 	if (fd < 0)
-		img_error("Failed to bind socket to %s:%s: %s", host, port, strerror(errno));
-	freeaddrinfo(res);
+		img_error("%s", err);
 	return fd;
 }
 

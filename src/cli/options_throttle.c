@@ -93,16 +93,8 @@ int options_object_throttle_group(struct opts *o, const char *opt, const char *a
 	struct throttle_config c;
 	char err[160];
 
-	throttle_config_init(&c);
-	for (size_t i = 0; i < o->count; i++) {
-		int r;
-		if (o->items[i].used)
-			continue;
-		r = throttle_object_limit(&c, o->items[i].key, o->items[i].value, err, sizeof(err));
-		if (r < 0)
-			return err_invalid(opt, arg, err);
-		o->items[i].used = r > 0;
-	}
+	if (throttle_object_limits(&c, o, err, sizeof(err)) < 0)
+		return err_invalid(opt, arg, err);
 	if (check_unused(o, opt, arg) < 0)
 		return -1;
 	if (!id || !*id)

@@ -161,19 +161,9 @@ static int add_throttle_group(struct opts *o, const char *id)
 	struct throttle_config c;
 	char err[160];
 
-	throttle_config_init(&c);
-	for (size_t i = 0; i < o->count; i++) {
-		int r;
-		if (o->items[i].used)
-			continue;
-		r = throttle_object_limit(&c, o->items[i].key, o->items[i].value, err,
-					  sizeof(err));
-		if (r < 0) {
-			img_error("%s", err);
-			return -1;
-		}
-		if (r > 0)
-			o->items[i].used = true;
+	if (throttle_object_limits(&c, o, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		return -1;
 	}
 	if (opts_first_unused(o)) {
 		img_error("Parameter '%s' is unexpected", opts_first_unused(o));

@@ -13,6 +13,7 @@
 #include "util/bytes.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -515,6 +516,38 @@ int nbd_serve_server(const struct nbd_server *srv, struct nbd_io *io, char *err,
 		nbd_tls_end(&c.tls_io);
 	put_export(&c, c.exp);
 	return ret == 2 ? 0 : ret;
+}
+
+int nbd_listen_tcp(const char *host, const char *port, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE };
+	struct addrinfo *res, *ai;
+	int fd = -1, one = 1, e;
+
+	e = getaddrinfo(host, port, &hints, &res);
+	if (e) {
+		snprintf(err, errlen, "address resolution failed for %s:%s: %s", host, port,
+			 gai_strerror(e));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+		errno = e;
+	}
+	if (fd < 0)
+		snprintf(err, errlen, "Failed to bind socket to %s:%s: %s", host, port,
+			 strerror(errno));
+	freeaddrinfo(res);
+	return fd;
 }
 
 int nbd_accept(int listen_fd)

@@ -73,6 +73,11 @@ int nbd_serve_server(const struct nbd_server *srv, struct nbd_io *io, char *err,
  * client and do not end the session.
  */
 /*
+ * A listening TCP socket on host:port (the first address that binds,
+ * SO_REUSEADDR, close-on-exec), or -1 with qemu-nbd's message in err.
+ */
+int nbd_listen_tcp(const char *host, const char *port, char *err, size_t errlen);
+/*
  * Accepts a client on a listening socket (close-on-exec).  On TCP it turns
  * Nagle off, as qemu-nbd does: a reply's header and data go out in separate
  * writes, and with Nagle the client's next request waits for the delayed ACK

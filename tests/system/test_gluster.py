@@ -466,3 +466,17 @@ def test_create_preallocation_and_file_options(server):
              server.url_for("hint.qcow2"), "4M")
     assert k[0] == 1 and "Invalid parameter 'extent_size_hint'" in k[2]
     assert not server.brick_file("hint.qcow2").exists()
+
+
+def test_create_refuses_formats_of_several_files(server, tmp_path):
+    """A format that writes a second file (vmdk's extents) cannot be one file on the
+    volume: refused by name (create_stage.c, as on nfs and rbd), nothing made there, and
+    no scratch file left in $TMPDIR."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    k = subprocess.run([str(KIMG), "create", "-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse",
+                        server.url_for("split.vmdk"), "8M"], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert k.returncode == 1 and "more than one file is not supported by Kestrel on " \
+        "gluster volumes" in k.stderr, k.stderr
+    assert not server.brick_file("split.vmdk").exists()
+    assert list(tmp_path.iterdir()) == []

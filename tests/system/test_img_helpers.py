@@ -7,6 +7,7 @@ import random
 import re
 import shutil
 import struct
+import socket
 import subprocess
 from pathlib import Path
 
@@ -191,3 +192,10 @@ def poke(path, offset, data):
     with open(path, "r+b") as f:
         f.seek(offset)
         f.write(data)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nothing listens on now (for a server the test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

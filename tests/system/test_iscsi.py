@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from test_img_helpers import KIMG, BLOCK_IO, same_as_qemu_img as same
+from test_img_helpers import KIMG, free_port, BLOCK_IO, same_as_qemu_img as same
 from test_virtio import drive, pattern, probe_lines, run_probe, SECTOR
 
 TGTD, TGTADM = "/usr/sbin/tgtd", "/usr/sbin/tgtadm"
@@ -34,12 +34,6 @@ def available():
 
 _ok, _why = available()
 pytestmark = pytest.mark.skipif(not _ok, reason=_why)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from test_virtio import drive, pattern, probe_lines, run_probe, SECTOR
-from test_img_helpers import KIMG, same_as_qemu_img as same
+from test_img_helpers import KIMG, free_port, same_as_qemu_img as same
 
 pytestmark = pytest.mark.skipif(not shutil.which("qemu-nbd"), reason="qemu-nbd is not installed")
 
@@ -24,12 +24,6 @@ def nbd_supported():
 
 
 needs_libnbd = pytest.mark.skipif(not nbd_supported(), reason="kestrel-img built without libnbd")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(path_or_port, proc, timeout=10):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_img_helpers import (KIMG, SANITIZER_REPORT, both_tools as both, make_raw,
+from test_img_helpers import (KIMG, free_port, SANITIZER_REPORT, both_tools as both, make_raw,
                               same_as_qemu_img as same)
 from test_virtio import drive, pattern, probe_lines, run_probe, SECTOR
 
@@ -38,12 +38,6 @@ def available():
 
 _ok, _why = available()
 pytestmark = pytest.mark.skipif(not _ok, reason=_why)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rpcbind_running():

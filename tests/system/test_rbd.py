@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from test_img_helpers import KIMG, make_raw, same_as_qemu_img
+from test_img_helpers import KIMG, free_port, make_raw, same_as_qemu_img
 
 CEPH_TOOLS = ("ceph-mon", "ceph-osd", "ceph-authtool", "monmaptool", "ceph", "rbd")
 
@@ -37,12 +37,6 @@ def available():
 
 _ok, _why = available()
 pytestmark = pytest.mark.skipif(not _ok, reason=_why)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

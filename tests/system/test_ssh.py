@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test_img_helpers import KIMG, same_as_qemu_img
+from test_img_helpers import KIMG, free_port, same_as_qemu_img
 
 SSHD = "/usr/sbin/sshd"
 
@@ -41,12 +41,6 @@ pytestmark = [
                        reason="openssh-server/ssh-agent not installed"),
     pytest.mark.skipif(os.geteuid() != 0, reason="sshd needs root for its privilege separation"),
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from test_img_helpers import (BLOCK_IO, KIMG, Writer, header_field, kimg, make_raw, needs_build,
-                              needs_qemu_img, ok, qemu_check_clean, qimg, read_raw_via_qemu, run)
+from test_img_helpers import (BLOCK_IO, KIMG, Holder, Writer, header_field, kimg, make_raw,
+                              needs_build, needs_qemu_img, ok, qemu_check_clean, qimg,
+                              read_raw_via_qemu, run)
 
 pytestmark = [needs_build, needs_qemu_img]
 
@@ -340,16 +341,14 @@ def test_lock_refuses_second_writer(tmp_path):
 def test_lock_sees_qemu(tmp_path):
     img = tmp_path / "q.qcow2"
     ok(qimg("create", "-q", "-f", "qcow2", img, "16M"))
-    p = subprocess.Popen(["qemu-io", "-f", "qcow2", str(img)], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = Holder(["qemu-io", "-f", "qcow2"], img)
     try:
-        time.sleep(0.5)
         rc, out, err = kimg("resize", img, "32M")
-        assert rc == 1 and str(p.pid) in err, err
+        assert rc == 1 and str(p.proc.pid) in err, err
         rc, out, err = run([BLOCK_IO, img], input=b"")
         assert rc == 1 and "lock" in err
     finally:
-        p.communicate(b"quit\n", timeout=30)
+        p.close()
 
 
 def test_probe_warning_for_raw(tmp_path):

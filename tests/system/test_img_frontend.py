@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_img_helpers import KIMG, kimg, needs_build, needs_qemu_img, ok, qimg, run
+from test_img_helpers import KIMG, Holder, kimg, needs_build, needs_qemu_img, ok, qimg, run
 
 pytestmark = [needs_build, needs_qemu_img]
 
@@ -453,13 +453,8 @@ def test_rebase_U_shares_a_busy_backing_file(tmp_path):
     ok(qimg("create", "-q", "-f", "qcow2", new, "1M"))
     qio("-c", "write -P 7 0 64k", new)
     # Another process writes the new backing file: qemu-io holds it open read-write.
-    holder = subprocess.Popen(["qemu-io", "-f", "qcow2", str(new)], stdin=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = Holder(["qemu-io", "-f", "qcow2"], new)
     try:
-        for _ in range(100):
-            if qimg("info", new)[0] != 0:
-                break
-            time.sleep(0.05)
         res = {}
         for tool, name in ((qimg, "q"), (kimg, "k")):
             for U in ([], ["-U"]):
@@ -470,8 +465,7 @@ def test_rebase_U_shares_a_busy_backing_file(tmp_path):
         assert res["k", False] == res["q", False]
         assert res["k", True] == res["q", True]
     finally:
-        holder.stdin.close()
-        holder.wait(timeout=10)
+        holder.close()
 
 
 def test_help_lists_the_formats_this_build_has():

@@ -9,6 +9,7 @@ import shutil
 import struct
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,33 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def holds_locks(pid):
+    """True once the process has an OFD lock on some file (QEMU's lock bytes)."""
+    fddir = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fddir):
+        try:
+            with open(os.path.join(fddir, fd)) as f:
+                if any(line.startswith("lock:") for line in f):
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+class Holder:
+    """A process that holds an image open, started and waited for until its locks are
+    taken (polling with qemu-img info instead races the holder and can make it fail)."""
+
+    def __init__(self, argv, image):
+        self.proc = subprocess.Popen([*map(str, argv), str(image)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not holds_locks(self.proc.pid):
+            assert self.proc.poll() is None, "the lock holder exited"
+            assert time.monotonic() < deadline, "the lock holder took no lock"
+            time.sleep(0.02)
+
+    def close(self):
+        self.proc.communicate(b"", timeout=30)

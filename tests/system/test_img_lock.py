@@ -2,15 +2,13 @@
 writes or creates an image, run while another process holds the image with QEMU's locks,
 fails as qemu-img does and leaves every byte as it was."""
 import hashlib
-import os
 import re
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from test_img_helpers import BLOCK_IO, kimg, needs_build, needs_qemu_img, ok, qimg
+from test_img_helpers import BLOCK_IO, Holder, kimg, needs_build, needs_qemu_img, ok, qimg
 
 pytestmark = [needs_build, needs_qemu_img]
 
@@ -67,33 +65,6 @@ def template(tmp_path_factory):
 def digest(d):
     return {name: hashlib.sha256((d / name).read_bytes()).hexdigest()
             for name in ("d.qcow2", "base.qcow2")}
-
-
-def holds_locks(pid):
-    """True once the process has an OFD lock on some file (QEMU's lock bytes)."""
-    fddir = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(fddir):
-        try:
-            with open(os.path.join(fddir, fd)) as f:
-                if any(line.startswith("lock:") for line in f):
-                    return True
-        except OSError:
-            pass
-    return False
-
-
-class Holder:
-    def __init__(self, argv, image):
-        self.proc = subprocess.Popen([*map(str, argv), str(image)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while not holds_locks(self.proc.pid):
-            assert self.proc.poll() is None, "the lock holder exited"
-            assert time.monotonic() < deadline, "the lock holder took no lock"
-            time.sleep(0.02)
-
-    def close(self):
-        self.proc.communicate(b"", timeout=30)
 
 
 def without_pid(err, pid):

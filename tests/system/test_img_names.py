@@ -6,12 +6,10 @@ program name swapped; where Kestrel refuses what qemu-img has, the test says so.
 import json
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from test_img_helpers import kimg, needs_build, needs_qemu_img, ok, qimg
-from test_img_lock import holds_locks
+from test_img_helpers import Holder, kimg, needs_build, needs_qemu_img, ok, qimg
 
 pytestmark = [needs_build, needs_qemu_img]
 
@@ -260,14 +258,8 @@ def test_backing_null_skips_a_missing_backing_file(images):
 
 
 def test_locking_off_and_force_share_pass_a_lock_holder(images):
-    holder = subprocess.Popen(["qemu-io", "-f", "qcow2", str(images / "d.qcow2")],
-                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    holder = Holder(["qemu-io", "-f", "qcow2"], images / "d.qcow2")
     try:
-        deadline = time.monotonic() + 20
-        while not holds_locks(holder.pid):
-            assert holder.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
         k, q = both(images, "info", "--image-opts", opts("qcow2", "d.qcow2"))
         assert k[0] == q[0] == 1 and "Failed to get shared \"write\" lock" in k[2]
         for extra in ("file.locking=off", "force-share=on"):
@@ -278,7 +270,7 @@ def test_locking_off_and_force_share_pass_a_lock_holder(images):
                                     '"locking":"off"}}')
         assert k[0] == q[0] == 0, (k[2], q[2])
     finally:
-        holder.communicate(b"", timeout=30)
+        holder.close()
 
 
 def test_objects_kestrel_refuses_by_name(images):

@@ -8,13 +8,12 @@ import resource
 import shutil
 import struct
 import subprocess
-import time
 import zlib
 
 import pytest
 
 import roimages as R
-from test_img_helpers import BUILD, kimg, needs_build, needs_qemu_img, ok, qimg
+from test_img_helpers import BUILD, Holder, kimg, needs_build, needs_qemu_img, ok, qimg
 
 pytestmark = [needs_build, needs_qemu_img]
 
@@ -188,23 +187,17 @@ def test_writing_commands_are_refused_as_qemu_img_refuses_them(imgdir, tmp_path,
 
 def test_image_in_use_is_locked_as_qemu_locks_it(imgdir, tmp_path):
     shutil.copy(imgdir / "c64k.cloop", tmp_path / "c.cloop")
-    holder = subprocess.Popen(["qemu-io", "-f", "raw", str(tmp_path / "c.cloop")],
-                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    h = Holder(["qemu-io", "-f", "raw"], tmp_path / "c.cloop")
     try:
-        deadline = time.monotonic() + 20
-        while qimg("info", "c.cloop", cwd=tmp_path)[0] == 0:
-            assert time.monotonic() < deadline and holder.poll() is None
-            time.sleep(0.05)
         k = kimg("info", "c.cloop", cwd=tmp_path)
         q = qimg("info", "c.cloop", cwd=tmp_path)
         assert k[0] == q[0] == 1
-        assert k[2].replace(f" It is in use by process {holder.pid}.", "") == \
+        assert k[2].replace(f" It is in use by process {h.proc.pid}.", "") == \
             q[2].replace("qemu-img", "kestrel-img")
         assert ok(kimg("info", "-U", "c.cloop", cwd=tmp_path)) == \
             ok(qimg("info", "-U", "c.cloop", cwd=tmp_path))
     finally:
-        holder.communicate(b"", timeout=30)
+        h.close()
 
 
 # ---------------------------------------------------------------- hostile images

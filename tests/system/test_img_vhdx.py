@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from test_img_helpers import (BLOCK_IO, KIMG, kimg, make_raw, needs_build, needs_qemu_img, ok,
-                              qemu_check_clean, qimg, read_raw_via_kestrel,
+from test_img_helpers import (BLOCK_IO, KIMG, Holder, kimg, make_raw, needs_build,
+                              needs_qemu_img, ok, qemu_check_clean, qimg, read_raw_via_kestrel,
                               read_raw_via_qemu)
 
 pytestmark = [needs_build, needs_qemu_img]
@@ -544,14 +544,8 @@ def test_check_counts_bat_entries_past_eof_as_qemu(tmp_path, good):
 # --- locks and the guest ----------------------------------------------------------------
 
 def test_image_in_use_is_refused(tmp_path, good):
-    holder = subprocess.Popen(["qemu-io", "-f", "vhdx", str(good)], stdin=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = Holder(["qemu-io", "-f", "vhdx"], good)
     try:
-        deadline = time.monotonic() + 20
-        while not any("lock:" in open(f"/proc/{holder.pid}/fdinfo/{fd}").read()
-                      for fd in os.listdir(f"/proc/{holder.pid}/fdinfo")):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
         before = good.read_bytes()
         rc, _, err = kimg("check", "-r", "all", good)
         assert rc == 1 and 'Failed to get "write" lock' in err, err
@@ -559,7 +553,7 @@ def test_image_in_use_is_refused(tmp_path, good):
         assert rc == 1 and "lock" in err
         assert good.read_bytes() == before
     finally:
-        holder.communicate(b"", timeout=30)
+        holder.close()
 
 
 @pytest.mark.guest

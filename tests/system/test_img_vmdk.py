@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_img_helpers import BLOCK_IO, kimg, needs_build, needs_qemu_img, ok, qimg
+from test_img_helpers import BLOCK_IO, Holder, kimg, needs_build, needs_qemu_img, ok, qimg
 
 pytestmark = [needs_build, needs_qemu_img]
 
@@ -381,22 +381,15 @@ def test_vmdk_in_use_is_refused_as_qcow2(tmp_path):
     img = tmp_path / "l.vmdk"
     ok(qimg("create", "-q", "-f", "vmdk", img, "16M"))
     before = img.read_bytes()
-    holder = subprocess.Popen(["qemu-io", "-f", "vmdk", str(img)], stdin=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = Holder(["qemu-io", "-f", "vmdk"], img)
     try:
-        import time
-        deadline = time.monotonic() + 20
-        while not any("lock:" in open(f"/proc/{holder.pid}/fdinfo/{fd}").read()
-                      for fd in os.listdir(f"/proc/{holder.pid}/fdinfo")):
-            assert time.monotonic() < deadline and holder.poll() is None
-            time.sleep(0.02)
         (tmp_path / "s.raw").write_bytes(b"\1" * 4096)
         rc, out, err = kimg("convert", "-n", "-O", "vmdk", tmp_path / "s.raw", img)
         assert rc == 1 and 'Failed to get "write" lock' in err, err
-        assert f"It is in use by process {holder.pid}." in err
+        assert f"It is in use by process {holder.proc.pid}." in err
         assert img.read_bytes() == before
     finally:
-        holder.communicate(b"", timeout=30)
+        holder.close()
 
 
 @pytest.mark.guest

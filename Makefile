@@ -2,7 +2,7 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 
-.PHONY: all deps build build-asan test unit demo linux bench bench-img bench-img-matrix bench-storage fuzz format clean \
+.PHONY: all deps build build-asan test unit demo linux bench bench-img bench-img-matrix bench-storage bench-libvirt fuzz format clean \
 	crash-campaign
 
 all: build
@@ -59,6 +59,10 @@ bench-img-matrix: build
 # the guest probe on it, vs qemu-img / QEMU 7.2 on the same server; not part of CI.
 bench-storage: build
 	@bench/storage/run.sh --build $(BUILD)
+
+# libvirt 9.0's capability probe, virsh start and destroy: Kestrel vs QEMU 7.2 as <emulator>.
+bench-libvirt: build
+	@bench/libvirt/run.sh --build $(BUILD)
 
 # Firmware boot (SeaBIOS -> GRUB -> probe), Kestrel vs QEMU 7.2: minutes on PVM hosts.
 bench-firmware: build

@@ -41,6 +41,9 @@ packages=(
 	cryptsetup-bin
 	# network tests: namespaces, bridges, TAPs and ping
 	iproute2 iputils-ping nftables
+	# libvirt 9.0 managing Kestrel (tests/system/test_libvirt.py, bench/libvirt); the sysv
+	# flavour, so installing it never replaces the host's init
+	libvirt-daemon-system libvirt-daemon-system-sysv libvirt-clients virtinst
 	# fuzz targets (tests/fuzz): clang with libFuzzer and the sanitizer runtimes
 	clang libclang-rt-14-dev
 	# Linux test guest recipe (tests/guest/linux)

@@ -62,4 +62,7 @@ KESTREL_BUILD=$build_asan /usr/bin/python3 -m pytest -q -p no:cacheprovider -m "
 	$format_files
 
 echo "== system tests ($build)"
-KESTREL_BUILD=$build exec /usr/bin/python3 -m pytest -v -rs --durations=30 -p no:cacheprovider tests/system
+# The two hostile-image corpora (three minutes) ran above under ASan, which sees more than
+# the release build can; running them twice bought nothing but CI time.
+KESTREL_BUILD=$build exec /usr/bin/python3 -m pytest -v -rs --durations=30 -p no:cacheprovider \
+	--ignore=tests/system/test_img_hostile.py --ignore=tests/system/test_img_overlap.py tests/system

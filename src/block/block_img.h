@@ -289,6 +289,13 @@ int block_make_empty(struct block_dev *bd);
 int block_luks_measure(const struct block_create_opts *o, uint64_t size, uint64_t *required,
 		       char *err, size_t errlen);
 
+/*
+ * qemu-img measure -O qcow2 -o encrypt.format=luks: the bytes of the clusters
+ * the LUKS header takes (0 for any other encrypt.format, as in QEMU 7.2).
+ */
+int block_qcow2_crypt_measure(const struct block_create_opts *o, uint32_t cluster_size,
+			      uint64_t *bytes, char *err, size_t errlen);
+
 /* A buffer aligned for O_DIRECT (4 KiB); free with free(). */
 void *block_alloc_buf(size_t len);
 

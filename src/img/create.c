@@ -686,14 +686,20 @@ static int measure_qcow2(struct block_dev *bd, uint64_t size, const struct block
 {
 	uint32_t cs = o->cluster_size ? o->cluster_size : 65536;
 	int rbits = o->refcount_bits ? o->refcount_bits : 16;
-	uint64_t vsize = (size + cs - 1) / cs * cs;
+	uint64_t vsize = (size + cs - 1) / cs * cs, luks;
+	char err[4096];
 
+	if (block_qcow2_crypt_measure(o, cs, &luks, err, sizeof(err)) < 0) {
+		img_error("%s", err);
+		return -1;
+	}
 	if (bd && measure_qcow2_data(bd, size, cs, &r->required) < 0)
 		return -1;
 	if (o->prealloc == BLOCK_PREALLOC_FULL || o->prealloc == BLOCK_PREALLOC_FALLOC)
 		r->required = vsize;
 	r->full = block_qcow2_metadata_size(vsize, cs, rbits, o->compat == 2, o->extended_l2);
-	r->required = r->full - vsize + r->required;
+	r->required = r->full - vsize + r->required + luks;
+	r->full += luks;
 	r->bitmaps = r->bitmaps && o->compat != 2;
 	if (r->bitmaps && img_bitmaps_size(bd, cs, &r->bitmaps_size) < 0)
 		return -1;

@@ -462,9 +462,9 @@ static bool pass_to_driver(const struct img_opts *p, size_t i, struct block_crea
 }
 
 /*
- * qcow2's encrypt.* on create and convert: LUKS, passed to the driver
- * without the prefix (it checks the values as QEMU's luks does).  The old
- * AES method, measure and keyslot amend are refused by name.
+ * qcow2's encrypt.* on create, convert and measure: LUKS, passed to the
+ * driver without the prefix (it checks the values as QEMU's luks does).  The
+ * old AES method and keyslot amend are refused by name.
  */
 static int apply_encrypt(const struct img_opts *p, const char *name, const char *v, uint64_t n,
 			 struct block_create_opts *o, char *err, size_t errlen)
@@ -474,10 +474,9 @@ static int apply_encrypt(const struct img_opts *p, const char *name, const char 
 			 "no images with the old AES encryption (use encrypt.format=luks)");
 		return -1;
 	}
-	if (p->kind != IMG_OPTS_CREATE_FILE) {
+	if (p->kind != IMG_OPTS_CREATE_FILE && p->kind != IMG_OPTS_MEASURE) {
 		snprintf(err, errlen, "Option '%s' is not supported by Kestrel here: it creates "
-			 "encrypted qcow2 images, but does not %s them", name,
-			 p->kind == IMG_OPTS_MEASURE ? "measure" : "amend");
+			 "encrypted qcow2 images, but does not amend them", name);
 		return -1;
 	}
 	if (o->n_fmt_opts >= BLOCK_FMT_OPTS_MAX) {
@@ -601,11 +600,11 @@ static int apply_measure(const struct img_opts *p, struct block_create_opts *o, 
 			o->size = p->num[i];
 	if (strcmp(p->fmt, "qcow2"))
 		return 0;
-	/* The LUKS header's clusters are not counted yet: no silently low number. */
+	/* encrypt.*: the LUKS header's clusters (measure_qcow2 adds them). */
 	for (size_t i = 0; i < p->n; i++)
-		if (p->val[i] && !strncmp(p->desc[i]->name, "encrypt", 7))
-			return apply_encrypt(p, p->desc[i]->name, p->val[i], p->num[i], o, err,
-					     errlen);
+		if (p->val[i] && !strncmp(p->desc[i]->name, "encrypt", 7) &&
+		    apply_encrypt(p, p->desc[i]->name, p->val[i], p->num[i], o, err, errlen) < 0)
+			return -1;
 	if (given(p, "extended_l2", &n))
 		o->extended_l2 = n;
 	if (given(p, "cluster_size", &n)) {

@@ -220,6 +220,28 @@ int qcow2_crypt_check_opts(const struct block_create_opts *o, bool *luks, char *
 	return 0;
 }
 
+/*
+ * qcow2_measure adds the LUKS header's clusters when encrypt.format is luks,
+ * checking the options as create does; other values (aes, or one it does
+ * not know) it measures as a plain image.
+ */
+int block_qcow2_crypt_measure(const struct block_create_opts *o, uint32_t cluster_size,
+			      uint64_t *bytes, char *err, size_t errlen)
+{
+	const struct block_fmt_opt *fmt = block_create_opt(o, "format");
+	struct luks_create_params p;
+	bool luks;
+
+	*bytes = 0;
+	if (!fmt || strcmp(fmt->val, "luks"))
+		return 0;
+	if (qcow2_crypt_check_opts(o, &luks, err, errlen) < 0 ||
+	    block_luks_create_params(o, &p, err, errlen) < 0)
+		return -1;
+	*bytes = (luks_create_payload_offset(&p) + cluster_size - 1) / cluster_size * cluster_size;
+	return 0;
+}
+
 static int hdr_write(void *opaque, uint64_t off, const void *buf, size_t len)
 {
 	struct qcow2 *s = opaque;

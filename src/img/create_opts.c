@@ -462,9 +462,9 @@ static bool pass_to_driver(const struct img_opts *p, size_t i, struct block_crea
 }
 
 /*
- * qcow2's encrypt.* on create, convert and measure: LUKS, passed to the
- * driver without the prefix (it checks the values as QEMU's luks does).  The
- * old AES method and keyslot amend are refused by name.
+ * qcow2's encrypt.* on create, convert, measure and amend (keyslots): LUKS,
+ * passed to the driver without the prefix (it checks the values as QEMU's
+ * luks does).  The old AES method is refused by name.
  */
 static int apply_encrypt(const struct img_opts *p, const char *name, const char *v, uint64_t n,
 			 struct block_create_opts *o, char *err, size_t errlen)
@@ -472,11 +472,6 @@ static int apply_encrypt(const struct img_opts *p, const char *name, const char 
 	if (!strcmp(name, "encryption")) {
 		snprintf(err, errlen, "Option 'encryption' is not supported by Kestrel: it writes "
 			 "no images with the old AES encryption (use encrypt.format=luks)");
-		return -1;
-	}
-	if (p->kind != IMG_OPTS_CREATE_FILE && p->kind != IMG_OPTS_MEASURE) {
-		snprintf(err, errlen, "Option '%s' is not supported by Kestrel here: it creates "
-			 "encrypted qcow2 images, but does not amend them", name);
 		return -1;
 	}
 	if (o->n_fmt_opts >= BLOCK_FMT_OPTS_MAX) {

@@ -729,6 +729,9 @@ int qcow2_amend(struct block_dev *bd, const struct block_create_opts *o, unsigne
 
 	if (check_refcount_opts(version, rbits, lazy, "compat=1.1", err, errlen) < 0)
 		return -1;
+	/* QEMU changes the keyslots before anything else (qcow2_amend_options). */
+	if (qcow2_crypt_amending(o) && qcow2_crypt_amend(s, o, err, errlen) < 0)
+		return -1;
 	if (check_amend_data_file(s, o, set, version, err, errlen) < 0)
 		return -1;
 	if (version < 3 && s->h.compression_type)

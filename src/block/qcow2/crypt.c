@@ -10,6 +10,7 @@
  */
 #include "block/qcow2/qcow2.h"
 #include "block/crypto/luks.h"
+#include "block/luks_amend.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ struct qcow2_crypt {
 	struct luks_header h;
 	struct luks_cipher c;
 	bool keyed;
+	uint8_t key[LUKS_MAX_KEY];	/* the master key: amend writes it into keyslots */
 };
 
 /* LUKS header bytes: offsets relative to the header's start in the image. */
@@ -49,6 +51,7 @@ static int unlock(struct qcow2 *s, struct qcow2_crypt *c, char *err, size_t errl
 		return -1;
 	ret = luks_cipher_init(&c->c, c->h.alg, c->h.mode, c->h.ivgen, c->h.ivhash, key, err,
 			       errlen);
+	memcpy(c->key, key, sizeof(key));
 	memset(key, 0, sizeof(key));
 	if (ret < 0)
 		return -1;
@@ -249,6 +252,42 @@ static int hdr_write(void *opaque, uint64_t off, const void *buf, size_t len)
 	if (off > s->crypt_len || len > s->crypt_len - off)
 		return -EINVAL;
 	return bfile_pwrite(s->bd, s->crypt_off + off, buf, len);
+}
+
+static int hdr_flush(void *opaque)
+{
+	struct qcow2 *s = opaque;
+
+	return bfile_flush(s->bd);
+}
+
+/* Whether an amend has encrypt.* options (their prefix dropped): keyslot changes. */
+bool qcow2_crypt_amending(const struct block_create_opts *o)
+{
+	static const char *const names[] = { "state", "keyslot", "old-secret", "new-secret",
+		"iter-time", NULL };
+
+	for (int i = 0; names[i]; i++)
+		if (block_create_opt(o, names[i]))
+			return true;
+	return false;
+}
+
+/* qcow2_amend_options' encrypt.* part: the keyslots of the LUKS header in the image. */
+int qcow2_crypt_amend(struct qcow2 *s, const struct block_create_opts *o, char *err,
+		      size_t errlen)
+{
+	struct luks_keyslots v;
+
+	if (!s->crypt)
+		return block_err(err, errlen, "Can't amend encryption options - encryption not "
+				 "present");
+	if (!s->crypt->keyed)
+		return block_err(err, errlen, "Parameter 'encrypt.key-secret' is required for "
+				 "cipher");
+	v = (struct luks_keyslots){ &s->crypt->h, s->crypt->key, hdr_read, hdr_write, hdr_flush,
+				    s };
+	return luks_amend_keyslots(&v, o, err, errlen);
 }
 
 /*

@@ -401,6 +401,9 @@ void qcow2_crypt_free(struct qcow2 *s);
 int qcow2_crypt_read(struct qcow2 *s, uint64_t host, void *buf, size_t len);
 int qcow2_crypt_write(struct qcow2 *s, uint64_t host, const void *buf, size_t len);
 struct jnode *qcow2_crypt_info(struct qcow2 *s);
+bool qcow2_crypt_amending(const struct block_create_opts *o);
+int qcow2_crypt_amend(struct qcow2 *s, const struct block_create_opts *o, char *err,
+		      size_t errlen);
 int qcow2_crypt_check_opts(const struct block_create_opts *o, bool *luks, char *err,
 			   size_t errlen);
 int qcow2_crypt_create(struct qcow2 *s, const struct block_create_opts *o, char *err,

@@ -992,6 +992,11 @@ static void test_query_commands(void **state)
 		"qom-get", "qom-set",
 		"nbd-server-start", "nbd-server-add", "nbd-server-remove", "nbd-server-stop",
 		"block-export-add", "block-export-del", "query-block-exports",
+		"query-target", "qom-list-types", "device-list-properties", "qom-list-properties",
+		"query-command-line-options", "query-migrate-capabilities",
+		"query-sev-capabilities", "query-sgx-capabilities", "query-cpu-model-expansion",
+		"query-tpm-models", "query-tpm-types", "query-hotpluggable-cpus",
+		"query-qmp-schema",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;
@@ -1323,7 +1328,12 @@ static void test_query_machines_and_cpus(void **state)
 	negotiate();
 	run("query-machines", NULL);
 	r = expect_return();
-	assert_int_equal(json_object_array_length(r), 1);
+	assert_int_equal(json_object_array_length(r), 2);
+	m = json_object_array_get_idx(r, 1);	/* the QMP-only machine, as QEMU's none */
+	assert_int_equal(json_object_object_length(m), 6);
+	assert_string_equal(get_str(m, "name"), "none");
+	assert_int_equal(get_int(m, "cpu-max"), 1);
+	assert_string_equal(get_str(m, "default-ram-id"), "ram");
 	m = json_object_array_get_idx(r, 0);
 	assert_int_equal(json_object_object_length(m), 9);
 	assert_string_equal(get_str(m, "name"), "pc-i440fx-7.2");

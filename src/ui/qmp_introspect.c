@@ -52,8 +52,8 @@ static const struct qom_prop virtconsole_props[] = {
 };
 /* -machine (options.c opt_machine, options_memory.c options_machine_memory). */
 static const struct qom_prop machine_props[] = {
-	{ "type", "string" }, { "accel", "string" }, { "memory-backend", "link<memory-backend>" },
-	{ "mem-merge", "bool" }, { "dump-guest-core", "bool" }, { NULL, NULL },
+	{ "memory-backend", "link<memory-backend>" }, { "mem-merge", "bool" },
+	{ "dump-guest-core", "bool" }, { NULL, NULL },
 };
 /* -object memory-backend-* (options_memory.c options_object). */
 static const struct qom_prop backend_props[] = {
@@ -81,25 +81,25 @@ static const struct qom_type qom_types[] = {
 	{ "generic-pc-machine", "x86-machine", true, NULL },
 	{ "pc-i440fx-7.2-machine", "generic-pc-machine", false, NULL },
 	{ "none-machine", "machine", false, NULL },
-	{ "accel", "object", true, NULL },
+	{ "accel", "object", false, NULL },	/* not abstract in QEMU either */
 	{ "kvm-accel", "accel", false, NULL },
 	{ "device", "object", true, NULL },
 	{ "cpu", "device", true, NULL },
 	{ "x86_64-cpu", "cpu", true, NULL },
-	{ "host-x86_64-cpu", "x86_64-cpu", false, NULL },
+	{ "host-x86_64-cpu", "max-x86_64-cpu", false, NULL },
 	{ "max-x86_64-cpu", "x86_64-cpu", false, NULL },
 	{ "pci-device", "device", true, NULL },
 	{ "virtio-pci", "pci-device", true, NULL },
-	{ "virtio-blk-pci-base-type", "virtio-pci", true, NULL },
-	{ "virtio-blk-pci", "virtio-blk-pci-base-type", false, virtio_blk_props },
-	{ "virtio-net-pci-base-type", "virtio-pci", true, NULL },
-	{ "virtio-net-pci", "virtio-net-pci-base-type", false, nic_props },
-	{ "virtio-rng-pci-base-type", "virtio-pci", true, NULL },
-	{ "virtio-rng-pci", "virtio-rng-pci-base-type", false, virtio_rng_props },
-	{ "virtio-serial-pci-base-type", "virtio-pci", true, NULL },
-	{ "virtio-serial-pci", "virtio-serial-pci-base-type", false, virtio_serial_props },
-	{ "virtio-balloon-pci-base-type", "virtio-pci", true, NULL },
-	{ "virtio-balloon-pci", "virtio-balloon-pci-base-type", false, balloon_props },
+	{ "virtio-blk-pci-base", "virtio-pci", true, NULL },
+	{ "virtio-blk-pci", "virtio-blk-pci-base", false, virtio_blk_props },
+	{ "virtio-net-pci-base", "virtio-pci", true, NULL },
+	{ "virtio-net-pci", "virtio-net-pci-base", false, nic_props },
+	{ "virtio-rng-pci-base", "virtio-pci", true, NULL },
+	{ "virtio-rng-pci", "virtio-rng-pci-base", false, virtio_rng_props },
+	{ "virtio-serial-pci-base", "virtio-pci", true, NULL },
+	{ "virtio-serial-pci", "virtio-serial-pci-base", false, virtio_serial_props },
+	{ "virtio-balloon-pci-base", "virtio-pci", true, NULL },
+	{ "virtio-balloon-pci", "virtio-balloon-pci-base", false, balloon_props },
 	{ "e1000-base", "pci-device", true, NULL },
 	{ "e1000", "e1000-base", false, e1000_props },
 	{ "ide-device", "device", true, NULL },
@@ -286,12 +286,9 @@ int qmp_device_list_properties(struct qmp_session *s, struct json_object *args,
 
 	if (!t)
 		return qmp_fail(err, "DeviceNotFound", "Device '%s' not found", name);
-	if (!qmp_qom_implements(t, "device"))
+	if (!qmp_qom_implements(t, "device") || t->abstract)
 		return qmp_fail(err, "GenericError",
-				"Parameter 'typename' expects device");
-	if (t->abstract)
-		return qmp_fail(err, "GenericError",
-				"Parameter 'typename' expects non-abstract device");
+				"Parameter 'typename' expects a non-abstract device type");
 	list = json_object_new_array();
 	ok = list != NULL;
 	put_props(&ok, list, t);
@@ -309,13 +306,10 @@ int qmp_qom_list_properties(struct qmp_session *s, struct json_object *args,
 
 	if (!t)
 		return qmp_fail(err, "DeviceNotFound", "Class '%s' not found", name);
-	if (qmp_qom_implements(t, "device"))
-		return qmp_fail(err, "GenericError",
-				"Parameter 'typename' expects object");
 	list = json_object_new_array();
 	ok = list != NULL;
 	/* Every QOM object has the read-only "type" property. */
-	if (!qmp_qom_implements(t, "machine")) {
+	{
 		o = qmp_new_obj(&ok);
 		qmp_put(&ok, o, "name", json_object_new_string("type"));
 		qmp_put(&ok, o, "type", json_object_new_string("string"));

@@ -469,6 +469,7 @@ static char *parse_messages(const char **args)
 	assert_int_equal(fread(text, 1, (size_t)len, tmp), (size_t)len);
 	fclose(tmp);
 	fclose(null);
+	options_free(cfg);
 	free(cfg);
 	return text;
 }

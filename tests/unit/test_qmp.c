@@ -1594,6 +1594,11 @@ static void oom_scenario(struct json_object *data)
 		"{\"execute\": \"query-name\"}{\"execute\": \"query-kvm\"}"
 		"{\"execute\": \"human-monitor-command\", \"arguments\": {\"command-line\": \"info status\"}}"
 		"{\"execute\": \"set_link\", \"arguments\": {\"name\": \"n\", \"up\": true}}"
+		"{\"execute\": \"query-target\"}{\"execute\": \"query-hotpluggable-cpus\"}"
+		"{\"execute\": \"qom-list-types\", \"arguments\": {\"implements\": \"accel\"}}"
+		"{\"execute\": \"device-list-properties\", \"arguments\": {\"typename\": \"e1000\"}}"
+		"{\"execute\": \"query-command-line-options\", \"arguments\": {\"option\": \"mon\"}}"
+		"{\"execute\": \"query-sgx-capabilities\"}{\"execute\": \"query-tpm-models\"}"
 		"{\"execute\": nope}{\"execute\": \"cont\", \"id\": 1.5}[1]";
 	struct qmp_session *s;
 
@@ -1654,6 +1659,51 @@ static void test_allocation_failures(void **state)
 #endif
 }
 
+/*
+ * query-qmp-schema alone, with a failure injected at every 13th of its
+ * thousands of allocations (every one would take the whole scenario's
+ * quadratic time): no leak, no double free, a whole reply each time.
+ */
+static void test_schema_allocation_failures(void **state)
+{
+#ifdef HAVE_ASAN
+	skip();
+#else
+	static const char input[] = "{\"execute\": \"qmp_capabilities\"}"
+				    "{\"execute\": \"query-qmp-schema\"}";
+	struct qmp_session *s;
+	struct json_object *m;
+	char *line;
+	int runs = 0;
+
+	for (long n = 0;; n += 13) {
+		memset(&inject, 0, sizeof(inject));
+		inject.countdown = n;
+		inject.on = true;
+		s = qmp_session_new(&ctl, capture, &out);
+		if (s) {
+			qmp_session_input(s, (const uint8_t *)input, sizeof(input) - 1);
+			qmp_session_free(s);
+		}
+		inject.on = false;
+		if (inject.nr_live)
+			fail_msg("failing allocation %ld leaks %zu block(s)", n, inject.nr_live);
+		while ((line = next_raw()) != NULL) {
+			m = json_tokener_parse(line);
+			if (!m)
+				fail_msg("not JSON: %.80s", line);
+			json_object_put(m);
+			free(line);
+		}
+		out.len = out.read = 0;
+		runs++;
+		if (!inject.failed)
+			break;
+	}
+	assert_true(runs > 50);
+#endif
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1696,6 +1746,7 @@ int main(void)
 		T(test_output_escapes),
 		T(test_missing_hooks),
 		T(test_allocation_failures),
+		T(test_schema_allocation_failures),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

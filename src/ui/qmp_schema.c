@@ -388,14 +388,13 @@ static void emit_type(struct schema_build *b, size_t i)
 	const char *name = b->names[i];
 	struct json_object *o = qmp_new_obj(&b->ok);
 	const struct schema_type *t;
-	char num[160], elem[128];
+	char num[160], elem[128], full[170];
 	size_t n = strlen(name);
 
 	snprintf(num, sizeof(num), "%zu", i);
 	if (name[0] == '[') {
 		snprintf(elem, sizeof(elem), "%.*s", (int)(n - 2), name + 1);
 		masked(b, elem, num, sizeof(num));
-		char full[170];
 		snprintf(full, sizeof(full), "[%s]", num);
 		qmp_put(&b->ok, o, "name", json_object_new_string(full));
 		qmp_put(&b->ok, o, "meta-type", json_object_new_string("array"));

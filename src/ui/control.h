@@ -122,6 +122,16 @@ struct control {
 	enum run_state (*run_state)(void *opaque);
 	unsigned (*cpu_count)(void *opaque);
 	bool (*cpu_info)(void *opaque, unsigned index, struct cpu_info *out);
+	/*
+	 * Introspection (ui/qmp_introspect.c).  machine: the -machine type's
+	 * canonical name ("none" for the QMP-only machine); NULL: pc-i440fx-7.2.
+	 * kvm_enabled: whether the KVM accelerator is in use; NULL: it is, as for
+	 * every machine that runs a guest.  cpu_type: the vCPUs' QOM type
+	 * ("host-x86_64-cpu"); NULL: host-x86_64-cpu, Kestrel's default.
+	 */
+	const char *(*machine)(void *opaque);
+	bool (*kvm_enabled)(void *opaque);
+	const char *(*cpu_type)(void *opaque);
 	/* Drives and PCI functions; each returns how many there are (may exceed max). */
 	unsigned (*blocks)(void *opaque, struct drive_info *out, unsigned max);
 	unsigned (*pci_devices)(void *opaque, struct pci_info *out, unsigned max);

@@ -91,7 +91,9 @@ void qmp_append(bool *ok, struct json_object *arr, struct json_object *val)
 int qmp_finish(bool ok, struct json_object *obj, struct json_object **ret, struct qmp_error *err)
 {
 	if (!ok || !obj) {
+		/* A builder may have parked obj in *ret already: never hand it back freed. */
 		json_object_put(obj);
+		*ret = NULL;
 		return qmp_oom(err);
 	}
 	*ret = obj;

@@ -12,6 +12,7 @@
 #include "ui/hmp.h"
 #include "ui/qmp_int.h"
 #include "ui/nbd_cmds.h"
+#include "ui/qmp_introspect.h"
 #include "vmm/config.h"
 
 #ifndef KESTREL_VERSION
@@ -147,8 +148,12 @@ static int cmd_query_kvm(struct qmp_session *s, struct json_object *args,
 	struct json_object *r;
 	bool ok = true;
 
+	/*
+	 * present: the binary has KVM support (always); enabled: the machine
+	 * uses it, which -machine none on a host without /dev/kvm does not.
+	 */
 	r = qmp_new_obj(&ok);
-	qmp_put(&ok, r, "enabled", json_object_new_boolean(1));
+	qmp_put(&ok, r, "enabled", json_object_new_boolean(qmp_kvm_enabled(s)));
 	qmp_put(&ok, r, "present", json_object_new_boolean(1));
 	return qmp_finish(ok, r, ret, err);
 }
@@ -674,8 +679,9 @@ static int cmd_qom_set(struct qmp_session *s, struct json_object *args,
 }
 
 /*
- * MachineInfo as of 7.2 ('acpi' came in 8.0), for the one machine we are:
- * QEMU's default, pc-i440fx-7.2 alias pc (-M accepts both).  The default CPU
+ * MachineInfo as of 7.2 ('acpi' came in 8.0), for the machines we have:
+ * QEMU's default, pc-i440fx-7.2 alias pc (-M accepts both), and none, the
+ * QMP-only machine libvirt's capability probe starts.  The default CPU
  * is the host model because that is what Kestrel's vCPUs get without -cpu,
  * and CPUs cannot be hot-plugged (there is no device_add).
  */
@@ -695,6 +701,15 @@ static int cmd_query_machines(struct qmp_session *s, struct json_object *args,
 	qmp_put(&ok, m, "deprecated", json_object_new_boolean(0));
 	qmp_put(&ok, m, "default-cpu-type", json_object_new_string("host-x86_64-cpu"));
 	qmp_put(&ok, m, "default-ram-id", json_object_new_string("pc.ram"));
+	qmp_append(&ok, list, m);
+	/* hw/core/null-machine.c: no CPU type of its own, one CPU at most. */
+	m = qmp_new_obj(&ok);
+	qmp_put(&ok, m, "name", json_object_new_string("none"));
+	qmp_put(&ok, m, "cpu-max", json_object_new_int(1));
+	qmp_put(&ok, m, "hotpluggable-cpus", json_object_new_boolean(0));
+	qmp_put(&ok, m, "numa-mem-supported", json_object_new_boolean(0));
+	qmp_put(&ok, m, "deprecated", json_object_new_boolean(0));
+	qmp_put(&ok, m, "default-ram-id", json_object_new_string("ram"));
 	qmp_append(&ok, list, m);
 	return qmp_finish(ok, list, ret, err);
 }
@@ -718,7 +733,11 @@ static int cmd_query_cpu_definitions(struct qmp_session *s, struct json_object *
 		qmp_put(&ok, d, "name", json_object_new_string(models[i][0]));
 		qmp_put(&ok, d, "migration-safe", json_object_new_boolean(0));
 		qmp_put(&ok, d, "static", json_object_new_boolean(0));
-		qmp_put(&ok, d, "unavailable-features", json_object_new_array());
+		/* Both models are KVM's CPUID: without KVM neither can run (no TCG). */
+		struct json_object *missing = json_object_new_array();
+		if (!qmp_kvm_enabled(s))
+			qmp_append(&ok, missing, json_object_new_string("kvm"));
+		qmp_put(&ok, d, "unavailable-features", missing);
 		qmp_put(&ok, d, "typename", json_object_new_string(models[i][1]));
 		qmp_put(&ok, d, "deprecated", json_object_new_boolean(0));
 		qmp_append(&ok, list, d);
@@ -922,6 +941,21 @@ static const struct qmp_command qmp_commands[] = {
 	{ "block-export-add", qmp_block_export_add, qmp_block_export_add_args },
 	{ "block-export-del", qmp_block_export_del, qmp_block_export_del_args },
 	{ "query-block-exports", qmp_query_block_exports, NULL },
+	{ "query-target", qmp_query_target, NULL },
+	{ "qom-list-types", qmp_qom_list_types, qmp_qom_list_types_args },
+	{ "device-list-properties", qmp_device_list_properties, qmp_typename_args },
+	{ "qom-list-properties", qmp_qom_list_properties, qmp_typename_args },
+	{ "query-command-line-options", qmp_query_command_line_options,
+	  qmp_cmdline_options_args },
+	{ "query-migrate-capabilities", qmp_query_migrate_capabilities, NULL },
+	{ "query-sev-capabilities", qmp_query_sev_capabilities, NULL },
+	{ "query-sgx-capabilities", qmp_query_sgx_capabilities, NULL },
+	{ "query-cpu-model-expansion", qmp_query_cpu_model_expansion,
+	  qmp_cpu_model_expansion_args },
+	{ "query-tpm-models", qmp_query_empty_list, NULL },
+	{ "query-tpm-types", qmp_query_empty_list, NULL },
+	{ "query-hotpluggable-cpus", qmp_query_hotpluggable_cpus, NULL },
+	{ "query-qmp-schema", qmp_query_qmp_schema, NULL },
 	{ NULL, NULL, NULL },
 };
 

@@ -992,6 +992,11 @@ static void test_query_commands(void **state)
 		"qom-get", "qom-set",
 		"nbd-server-start", "nbd-server-add", "nbd-server-remove", "nbd-server-stop",
 		"block-export-add", "block-export-del", "query-block-exports",
+		"query-target", "qom-list-types", "device-list-properties", "qom-list-properties",
+		"query-command-line-options", "query-migrate-capabilities",
+		"query-sev-capabilities", "query-sgx-capabilities", "query-cpu-model-expansion",
+		"query-tpm-models", "query-tpm-types", "query-hotpluggable-cpus",
+		"query-qmp-schema",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;
@@ -1323,7 +1328,12 @@ static void test_query_machines_and_cpus(void **state)
 	negotiate();
 	run("query-machines", NULL);
 	r = expect_return();
-	assert_int_equal(json_object_array_length(r), 1);
+	assert_int_equal(json_object_array_length(r), 2);
+	m = json_object_array_get_idx(r, 1);	/* the QMP-only machine, as QEMU's none */
+	assert_int_equal(json_object_object_length(m), 6);
+	assert_string_equal(get_str(m, "name"), "none");
+	assert_int_equal(get_int(m, "cpu-max"), 1);
+	assert_string_equal(get_str(m, "default-ram-id"), "ram");
 	m = json_object_array_get_idx(r, 0);
 	assert_int_equal(json_object_object_length(m), 9);
 	assert_string_equal(get_str(m, "name"), "pc-i440fx-7.2");
@@ -1584,6 +1594,11 @@ static void oom_scenario(struct json_object *data)
 		"{\"execute\": \"query-name\"}{\"execute\": \"query-kvm\"}"
 		"{\"execute\": \"human-monitor-command\", \"arguments\": {\"command-line\": \"info status\"}}"
 		"{\"execute\": \"set_link\", \"arguments\": {\"name\": \"n\", \"up\": true}}"
+		"{\"execute\": \"query-target\"}{\"execute\": \"query-hotpluggable-cpus\"}"
+		"{\"execute\": \"qom-list-types\", \"arguments\": {\"implements\": \"accel\"}}"
+		"{\"execute\": \"device-list-properties\", \"arguments\": {\"typename\": \"e1000\"}}"
+		"{\"execute\": \"query-command-line-options\", \"arguments\": {\"option\": \"mon\"}}"
+		"{\"execute\": \"query-sgx-capabilities\"}{\"execute\": \"query-tpm-models\"}"
 		"{\"execute\": nope}{\"execute\": \"cont\", \"id\": 1.5}[1]";
 	struct qmp_session *s;
 
@@ -1644,6 +1659,51 @@ static void test_allocation_failures(void **state)
 #endif
 }
 
+/*
+ * query-qmp-schema alone, with a failure injected at every 13th of its
+ * thousands of allocations (every one would take the whole scenario's
+ * quadratic time): no leak, no double free, a whole reply each time.
+ */
+static void test_schema_allocation_failures(void **state)
+{
+#ifdef HAVE_ASAN
+	skip();
+#else
+	static const char input[] = "{\"execute\": \"qmp_capabilities\"}"
+				    "{\"execute\": \"query-qmp-schema\"}";
+	struct qmp_session *s;
+	struct json_object *m;
+	char *line;
+	int runs = 0;
+
+	for (long n = 0;; n += 13) {
+		memset(&inject, 0, sizeof(inject));
+		inject.countdown = n;
+		inject.on = true;
+		s = qmp_session_new(&ctl, capture, &out);
+		if (s) {
+			qmp_session_input(s, (const uint8_t *)input, sizeof(input) - 1);
+			qmp_session_free(s);
+		}
+		inject.on = false;
+		if (inject.nr_live)
+			fail_msg("failing allocation %ld leaks %zu block(s)", n, inject.nr_live);
+		while ((line = next_raw()) != NULL) {
+			m = json_tokener_parse(line);
+			if (!m)
+				fail_msg("not JSON: %.80s", line);
+			json_object_put(m);
+			free(line);
+		}
+		out.len = out.read = 0;
+		runs++;
+		if (!inject.failed)
+			break;
+	}
+	assert_true(runs > 50);
+#endif
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1686,6 +1746,7 @@ int main(void)
 		T(test_output_escapes),
 		T(test_missing_hooks),
 		T(test_allocation_failures),
+		T(test_schema_allocation_failures),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,7 @@ enum run_state {
 	RUN_STATE_SHUTDOWN,	/* "shutdown": powered off under -no-shutdown */
 	RUN_STATE_INTERNAL_ERROR,	/* "internal-error" */
 	RUN_STATE_IO_ERROR,	/* "io-error": a disk's werror/rerror=stop; cont retries */
+	RUN_STATE_PRELAUNCH,	/* "prelaunch": -S, before the first cont */
 };
 
 const char *run_state_name(enum run_state state);
@@ -120,6 +121,8 @@ struct control {
 
 	/* State. */
 	enum run_state (*run_state)(void *opaque);
+	/* Whether KVM is in use (query-kvm "enabled"; machine none may run without it). */
+	bool (*kvm_enabled)(void *opaque);
 	unsigned (*cpu_count)(void *opaque);
 	bool (*cpu_info)(void *opaque, unsigned index, struct cpu_info *out);
 	/* Drives and PCI functions; each returns how many there are (may exceed max). */

@@ -148,7 +148,9 @@ static int cmd_query_kvm(struct qmp_session *s, struct json_object *args,
 	bool ok = true;
 
 	r = qmp_new_obj(&ok);
-	qmp_put(&ok, r, "enabled", json_object_new_boolean(1));
+	/* present: KVM is built in (QEMU's accel_find("kvm")); enabled: it is in use. */
+	qmp_put(&ok, r, "enabled", json_object_new_boolean(!s->ctl->kvm_enabled ||
+							   s->ctl->kvm_enabled(s->ctl->opaque)));
 	qmp_put(&ok, r, "present", json_object_new_boolean(1));
 	return qmp_finish(ok, r, ret, err);
 }

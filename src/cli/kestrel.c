@@ -520,8 +520,10 @@ int main(int argc, char **argv)
 		log_set_verbose(true);
 	switch (options_parse(argc, argv, &app.cfg, stdout)) {
 	case OPTIONS_DONE:
+		options_free(&app.cfg);
 		return 0;
 	case OPTIONS_ERROR:
+		options_free(&app.cfg);	/* what was parsed before the bad option */
 		return 1;
 	case OPTIONS_RUN:
 		break;

@@ -790,6 +790,26 @@ static int check_chardev_refs(struct vm_config *cfg)
 	return 0;
 }
 
+/* QEMU's name of a -device driver Kestrel models. */
+static const char *device_driver_name(enum device_kind kind)
+{
+	switch (kind) {
+	case DEVICE_VIRTIO_BLK:
+		return "virtio-blk-pci";
+	case DEVICE_VIRTIO_RNG:
+		return "virtio-rng-pci";
+	case DEVICE_VIRTIO_SERIAL:
+		return "virtio-serial-pci";
+	case DEVICE_VIRTIO_NET:
+		return "virtio-net-pci";
+	case DEVICE_E1000:
+		return "e1000";
+	case DEVICE_VIRTIO_BALLOON:
+		return "virtio-balloon-pci";
+	}
+	return "?";
+}
+
 /*
  * What machine none (QEMU's null-machine: no RAM, at most one CPU and only
  * with -cpu, no bus, no firmware) cannot carry, refused as QEMU refuses it
@@ -816,11 +836,16 @@ static int check_machine_none(const struct vm_config *cfg)
 			  "-mem-path, memory-backend= and -bios cannot be used with it");
 		return -1;
 	}
-	if (cfg->nr_devices || cfg->nr_nics || cfg->balloon.enabled || cfg->debug_exit.enabled) {
+	if (cfg->nr_devices || cfg->nr_nics || cfg->balloon.enabled) {
 		snprintf(msg, sizeof(msg), "No 'PCI' bus found for device '%s'",
-			 cfg->nr_nics ? "virtio-net-pci" : cfg->debug_exit.enabled ? "isa-debug-exit"
-			 : "virtio");
+			 cfg->nr_devices ? device_driver_name(cfg->devices[0].kind) :
+			 cfg->nr_nics ? (cfg->nics[0].e1000 ? "e1000" : "virtio-net-pci") :
+			 "virtio-balloon-pci");
 		log_error("-device: %s", msg);
+		return -1;
+	}
+	if (cfg->debug_exit.enabled) {
+		log_error("-device: No 'ISA' bus found for device 'isa-debug-exit'");
 		return -1;
 	}
 	for (unsigned i = 0; i < cfg->nr_drives; i++) {

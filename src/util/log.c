@@ -10,13 +10,16 @@
 static const char *program = "kestrel";
 static bool verbose;
 static bool timestamps;
-static const char *guest_name;
+static char guest_name[128];	/* a copy: the caller's string may go first */
 
 void log_set_program(const char *name) { program = name; }
 void log_set_verbose(bool on) { verbose = on; }
 bool log_verbose(void) { return verbose; }
 void log_set_timestamp(bool on) { timestamps = on; }
-void log_set_guest_name(const char *name) { guest_name = name; }
+void log_set_guest_name(const char *name)
+{
+	snprintf(guest_name, sizeof(guest_name), "%s", name ? name : "");
+}
 
 /*
  * -msg timestamp=on: QEMU's error_vreport prefix, the UTC time as ISO 8601
@@ -43,8 +46,8 @@ static void log_line(const char *level, const char *fmt, va_list ap)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	stamp(when, sizeof(when));
 	/* One fprintf per message so lines from vCPU threads do not interleave. */
-	fprintf(stderr, "%s%s%s%s: %s%s\n", when, guest_name ? guest_name : "",
-		guest_name ? " " : "", program, level, line);
+	fprintf(stderr, "%s%s%s%s: %s%s\n", when, guest_name, guest_name[0] ? " " : "", program,
+		level, line);
 	errno = saved;
 }
 

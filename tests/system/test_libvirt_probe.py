@@ -93,6 +93,11 @@ def probe_session(which, tmp_path):
         out["cpus"] = q.cmd("query-cpus-fast")
         out["info_status0"] = hmp(q, "info status")
         out["info_kvm"] = hmp(q, "info kvm")
+        # stop and a power button in prelaunch change nothing (no STOP, still prelaunch).
+        out["stop_pre"] = q.cmd("stop")
+        out["powerdown"] = q.cmd("system_powerdown")
+        out["powerdown_ev"] = sorted(q.event("POWERDOWN", timeout=5))
+        out["status_pre"] = q.cmd("query-status")
         out["cont"] = q.cmd("cont")
         resume = q.event("RESUME", timeout=5)
         out["resume"] = sorted(resume)
@@ -134,6 +139,9 @@ def test_probe_line_daemonizes_and_serves_qmp(which, tmp_path):
     assert r["info_status0"] == {"return": "VM status: paused (prelaunch)\r\n"}
     assert r["info_kvm"] == {"return": "kvm support: %s\r\n"
                              % ("enabled" if HAVE_KVM else "disabled")}
+    assert r["stop_pre"] == r["powerdown"] == {"return": {}}
+    assert r["powerdown_ev"] == ["event", "timestamp"]
+    assert r["status_pre"] == r["status0"]
     assert r["cont"] == {"return": {}}
     assert r["resume"] == ["event", "timestamp"]   # QEMU's RESUME carries no data
     assert r["resume_ts"] == {"seconds": "int", "microseconds": "int"}

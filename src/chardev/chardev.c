@@ -83,6 +83,28 @@ static bool reject_unused(struct opts *o, char *err, size_t errlen)
 	return true;
 }
 
+/*
+ * fd=N: a socket passed by the caller (QEMU's SocketAddress of type fd).
+ * Checked at once, as QEMU does when it parses the option: anything but a
+ * socket gets its error.
+ */
+static bool set_fd(struct chardev_spec *spec, const char *text, char *err, size_t errlen)
+{
+	struct stat st;
+	uint64_t n;
+
+	if (!uint_parse(text, &n) || n > 0x7fffffff) {
+		snprintf(err, errlen, "File descriptor named '%s' has not been found", text);
+		return false;
+	}
+	if (fstat((int)n, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "File descriptor '%s' is not a socket", text);
+		return false;
+	}
+	spec->fd = (int)n;
+	return true;
+}
+
 /* "unix:PATH,..." and "tcp:HOST:PORT,...": the address, then socket flags. */
 static bool parse_legacy_socket(const char *rest, bool tcp, struct chardev_spec *spec, char *err,
 				size_t errlen)
@@ -123,6 +145,7 @@ out:
 bool chardev_spec_parse(const char *text, struct chardev_spec *spec, char *err, size_t errlen)
 {
 	memset(spec, 0, sizeof(*spec));
+	spec->fd = -1;
 	if (strncmp(text, "mon:", 4) == 0) {
 		spec->mux = true;
 		text += 4;
@@ -172,6 +195,7 @@ bool chardev_option_parse(const char *text, struct chardev_spec *spec, char *id,
 	if (!o)
 		return false;
 	memset(spec, 0, sizeof(*spec));
+	spec->fd = -1;
 	backend = opts_get(o, "backend");
 	ident = opts_get(o, "id");
 	if (!ident || !*ident) {
@@ -206,8 +230,13 @@ bool chardev_option_parse(const char *text, struct chardev_spec *spec, char *id,
 		const char *path = opts_get(o, "path");
 		const char *host = opts_get(o, "host");
 		const char *port = opts_get(o, "port");
+		const char *fd = opts_get(o, "fd");
 		spec->kind = CHARDEV_SOCKET;
-		if (path)
+		if ((path != NULL) + (host != NULL) + (fd != NULL) > 1)
+			snprintf(err, errlen, "None or one of 'path', 'fd' or 'host' option required.");
+		else if (fd)
+			ok = set_fd(spec, fd, err, errlen);
+		else if (path)
 			ok = set_path(spec, path, err, errlen);
 		else
 			ok = set_host_port(spec, host, port, err, errlen);
@@ -245,7 +274,9 @@ void chardev_spec_describe(const struct chardev_spec *spec, char *buf, size_t le
 		snprintf(buf, len, "pty");
 		break;
 	case CHARDEV_SOCKET:
-		if (spec->tcp)
+		if (spec->fd >= 0)
+			snprintf(buf, len, "fd:%d%s", spec->fd, server);
+		else if (spec->tcp)
 			snprintf(buf, len, "tcp:%s:%u%s", spec->host, spec->port, server);
 		else
 			snprintf(buf, len, "unix:%s%s", spec->path, server);
@@ -318,6 +349,52 @@ static int socket_address(const struct chardev_spec *spec, struct sockaddr_stora
 	return 0;
 }
 
+/* server=on,wait=on: the first client before start-up goes on. */
+static int wait_for_client(struct chardev *cd, const char *what)
+{
+	int client;
+
+	fprintf(stderr, "kestrel: waiting for connection on: %s\n", what);
+	client = accept4(cd->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (client < 0) {
+		log_error("%s: accept: %s", what, strerror(errno));
+		return -1;
+	}
+	set_nonblock(client);
+	cd->in_fd = cd->out_fd = client;
+	cd->connected = true;
+	return 0;
+}
+
+/*
+ * fd=N: the caller's socket.  server=on: it listens (libvirt binds and
+ * listens before it starts us; a bound socket that does not yet is made
+ * to); server=off: it is the connection.
+ */
+static int adopt_socket(struct chardev *cd, const char *what)
+{
+	int fd = cd->spec.fd, listening = 0;
+	socklen_t optlen = sizeof(listening);
+
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		log_error("%s: %s", what, strerror(errno));
+		return -1;
+	}
+	if (!cd->spec.server) {
+		set_nonblock(fd);
+		cd->in_fd = cd->out_fd = fd;
+		cd->connected = true;
+		return 0;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) < 0 ||
+	    (!listening && listen(fd, 8) < 0)) {
+		log_error("%s: cannot listen: %s", what, strerror(errno));
+		return -1;
+	}
+	cd->listen_fd = fd;
+	return 0;
+}
+
 static int open_socket(struct chardev *cd)
 {
 	struct sockaddr_storage ss;
@@ -326,6 +403,11 @@ static int open_socket(struct chardev *cd)
 	int one = 1, fd;
 
 	chardev_spec_describe(&cd->spec, what, sizeof(what));
+	if (cd->spec.fd >= 0) {
+		if (adopt_socket(cd, what) < 0)
+			return -1;
+		return cd->listen_fd >= 0 && cd->spec.wait ? wait_for_client(cd, what) : 0;
+	}
 	if (socket_address(&cd->spec, &ss, &len) < 0)
 		return -1;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -356,18 +438,7 @@ static int open_socket(struct chardev *cd)
 		return -1;
 	}
 	cd->listen_fd = fd;
-	if (cd->spec.wait) {
-		fprintf(stderr, "kestrel: waiting for connection on: %s\n", what);
-		int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-		if (client < 0) {
-			log_error("%s: accept: %s", what, strerror(errno));
-			return -1;
-		}
-		set_nonblock(client);
-		cd->in_fd = cd->out_fd = client;
-		cd->connected = true;
-	}
-	return 0;
+	return cd->spec.wait ? wait_for_client(cd, what) : 0;
 }
 
 int chardev_open(struct chardev *cd, const char *label, const struct chardev_spec *spec)
@@ -769,7 +840,7 @@ void chardev_close(struct chardev *cd)
 		close(cd->out_fd);
 	if (cd->listen_fd >= 0) {
 		close(cd->listen_fd);
-		if (!cd->spec.tcp)
+		if (!cd->spec.tcp && cd->spec.fd < 0)
 			unlink(cd->spec.path);
 	}
 	if (cd->hold_fd >= 0)

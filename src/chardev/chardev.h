@@ -37,6 +37,11 @@ struct chardev_spec {
 	bool server;
 	bool wait;
 	bool tcp;		/* CHARDEV_SOCKET: TCP rather than a unix socket */
+	/*
+	 * CHARDEV_SOCKET fd=N: a socket the caller opened and passed (libvirt's
+	 * monitor: already bound and listening with server=on); -1 for none.
+	 */
+	int fd;
 	char path[CHARDEV_PATH_MAX];	/* file or unix socket */
 	char host[64];		/* TCP: defaults to 127.0.0.1, never all interfaces */
 	uint16_t port;

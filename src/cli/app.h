@@ -63,6 +63,7 @@ struct app {
 	struct loop *loop;
 	struct vm *vm;			/* the running VM, NULL between resets */
 	enum run_state state;
+	bool kvm_enabled;		/* KVM opened (machine none may run without it) */
 	bool quit;			/* the host asked to stop */
 	const char *quit_reason;	/* SHUTDOWN event reason: "host-signal", ... */
 	bool reset_requested;		/* by the host (system_reset), not the guest */

@@ -31,10 +31,22 @@ static enum run_state ctl_run_state(void *opaque)
 	return app->state;
 }
 
+static bool ctl_kvm_enabled(void *opaque)
+{
+	struct app *app = opaque;
+	return app->kvm_enabled;
+}
+
+static const char *ctl_machine(void *opaque)
+{
+	struct app *app = opaque;
+	return app->cfg.machine == MACHINE_NONE ? "none" : NULL;
+}
+
 static unsigned ctl_cpu_count(void *opaque)
 {
 	struct app *app = opaque;
-	return app->cfg.smp.cpus;
+	return app->cfg.machine == MACHINE_NONE ? 0 : app->cfg.smp.cpus;
 }
 
 static bool ctl_cpu_info(void *opaque, unsigned index, struct cpu_info *out)
@@ -42,7 +54,7 @@ static bool ctl_cpu_info(void *opaque, unsigned index, struct cpu_info *out)
 	struct app *app = opaque;
 	const struct smp_config *smp = &app->cfg.smp;
 
-	if (index >= smp->cpus)
+	if (index >= smp->cpus || app->cfg.machine == MACHINE_NONE)
 		return false;
 	/* APIC IDs are vCPU indexes; topology splits them threads-first, as QEMU. */
 	*out = (struct cpu_info){
@@ -225,8 +237,10 @@ static int ctl_stop(void *opaque, char *err, size_t errlen)
 
 	/* An I/O thread's stop already queued: the VM is in io-error, not for stop to pause. */
 	app_check_io_errors(app);
-	if (app->state == RUN_STATE_RUNNING && app->vm) {
-		vm_pause(app->vm);
+	/* Machine none has no VM: only the run state changes, as on QEMU's none. */
+	if (app->state == RUN_STATE_RUNNING) {
+		if (app->vm)
+			vm_pause(app->vm);
 		app->state = RUN_STATE_PAUSED;
 		app_emit(app, "STOP", NULL);
 	}
@@ -241,9 +255,14 @@ static int ctl_cont(void *opaque, char *err, size_t errlen)
 		snprintf(err, errlen, "Resetting the Virtual Machine is required");
 		return -1;
 	}
-	/* QEMU's cont leaves io-error too, and re-issues the failed requests. */
-	if ((app->state == RUN_STATE_PAUSED || app->state == RUN_STATE_IO_ERROR) && app->vm) {
-		vm_resume(app->vm);
+	/*
+	 * QEMU's cont leaves io-error too, and re-issues the failed requests;
+	 * from prelaunch (-S) it opens the vCPUs' start gate (vm_resume).
+	 */
+	if (app->state == RUN_STATE_PAUSED || app->state == RUN_STATE_IO_ERROR ||
+	    app->state == RUN_STATE_PRELAUNCH) {
+		if (app->vm)
+			vm_resume(app->vm);
 		app->state = RUN_STATE_RUNNING;
 		app_emit(app, "RESUME", NULL);
 		app_release_io_waiters(app, false);
@@ -427,6 +446,8 @@ void app_control_init(struct app *app)
 		.name = ctl_name,
 		.uuid = ctl_uuid,
 		.run_state = ctl_run_state,
+		.kvm_enabled = ctl_kvm_enabled,
+		.machine = ctl_machine,
 		.cpu_count = ctl_cpu_count,
 		.cpu_info = ctl_cpu_info,
 		.chardevs = ctl_chardevs,

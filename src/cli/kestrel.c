@@ -11,6 +11,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "cli/accel.h"
 #include "cli/app.h"
 #include "cli/app_nbd.h"
 #include "cli/options.h"
@@ -400,14 +401,22 @@ static int run_machine(struct app *app)
 		enum vm_stop stop;
 		int status;
 
+		/* -S: until cont, and through a reset before it, as QEMU's prelaunch. */
+		bool prelaunch = app->state == RUN_STATE_PRELAUNCH;
+
 		app_io_errors_open(app);
-		if (vm_create(&vm, &app->host, &app->cfg, &app->backends) < 0 || vm_start(&vm) < 0 ||
-		    loop_add(app->loop, vm.wake_fd, EPOLLIN, on_wake, &vm) < 0) {
+		if (vm_create(&vm, &app->host, &app->cfg, &app->backends) < 0) {
+			vm_destroy(&vm);
+			return 1;
+		}
+		if (prelaunch)
+			vm_hold_vcpus(&vm);
+		if (vm_start(&vm) < 0 || loop_add(app->loop, vm.wake_fd, EPOLLIN, on_wake, &vm) < 0) {
 			vm_destroy(&vm);
 			return 1;
 		}
 		app->vm = &vm;
-		app->state = RUN_STATE_RUNNING;
+		app->state = prelaunch ? RUN_STATE_PRELAUNCH : RUN_STATE_RUNNING;
 		if (app->has_console)
 			console_set_serial(&app->console, pc_has_part(&vm, &vm.com1) ? &vm.com1 : NULL);
 		daemon_ready(app);
@@ -442,6 +451,31 @@ static int run_machine(struct app *app)
 			app_emit_shutdown(app, false, app->quit_reason ? app->quit_reason : "host-signal");
 		}
 		return stop_status(stop, status);
+	}
+}
+
+/*
+ * Machine none: no VM, only the monitors, until quit (QEMU's null-machine,
+ * which libvirt's capability probe starts).  The run state still moves
+ * (prelaunch, running, paused) as QMP cont and stop ask; system_reset is
+ * a RESET event and nothing more.
+ */
+static int run_none(struct app *app)
+{
+	daemon_ready(app);
+	for (;;) {
+		wait_for(app, NULL);
+		if (app->reset_requested && !app->quit) {
+			app->reset_requested = false;
+			struct json_object *data = json_object_new_object();
+			json_object_object_add(data, "guest", json_object_new_boolean(false));
+			json_object_object_add(data, "reason",
+					       json_object_new_string("host-qmp-system-reset"));
+			app_emit(app, "RESET", data);
+			continue;
+		}
+		app_emit_shutdown(app, false, app->quit_reason ? app->quit_reason : "host-signal");
+		return 0;
 	}
 }
 
@@ -486,8 +520,10 @@ int main(int argc, char **argv)
 		log_set_verbose(true);
 	switch (options_parse(argc, argv, &app.cfg, stdout)) {
 	case OPTIONS_DONE:
+		options_free(&app.cfg);
 		return 0;
 	case OPTIONS_ERROR:
+		options_free(&app.cfg);	/* what was parsed before the bad option */
 		return 1;
 	case OPTIONS_RUN:
 		break;
@@ -502,7 +538,10 @@ int main(int argc, char **argv)
 		return status;
 	}
 	app_control_init(&app);
-	if (vm_preflight(&app.cfg) < 0 || app_net_check(&app.cfg) < 0)
+	app.state = app.cfg.start_paused ? RUN_STATE_PRELAUNCH : RUN_STATE_RUNNING;
+	/* Machine none boots nothing: no kernel or firmware file to check. */
+	if ((app.cfg.machine != MACHINE_NONE && vm_preflight(&app.cfg) < 0) ||
+	    app_net_check(&app.cfg) < 0)
 		goto out;
 	if (app.cfg.daemonize && daemonize(&app) < 0)
 		goto out;
@@ -526,7 +565,7 @@ int main(int argc, char **argv)
 	 * without /dev/kvm; network back ends follow it because their ifup
 	 * scripts change the host.
 	 */
-	if (kvm_host_open(&app.host) < 0)
+	if (accel_configure(&app.cfg, &app.host, &app.kvm_enabled) < 0)
 		goto out;
 	app.net_opened = true;
 	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)
@@ -546,7 +585,7 @@ int main(int argc, char **argv)
 	    term_raw_enter(STDIN_FILENO, app.serial_cd->spec.signal) < 0)
 		log_warn("cannot put the terminal in raw mode: %s", strerror(errno));
 
-	status = run_machine(&app);
+	status = app.cfg.machine == MACHINE_NONE ? run_none(&app) : run_machine(&app);
 	term_restore();
 out:
 	teardown(&app);

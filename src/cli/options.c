@@ -12,6 +12,7 @@
 #include "util/opts.h"
 #include "util/size.h"
 #include "hw/debug_exit.h"
+#include "cli/accel.h"
 
 #define MIN_RAM (8ULL << 20)	/* room for the boot tables, the kernel and its stack */
 #define MAX_RAM (1ULL << 40)
@@ -235,8 +236,10 @@ static int opt_cpu(struct vm_config *cfg, const char *opt, const char *arg, FILE
 			     "  max     Enables all features supported by the accelerator (= host)\n");
 		return 1;
 	}
-	if (strcmp(arg, "host") == 0 || strcmp(arg, "max") == 0)
+	if (strcmp(arg, "host") == 0 || strcmp(arg, "max") == 0) {
+		cfg->cpu_given = true;
 		return 0;
+	}
 	if (strncmp(arg, "host,", 5) == 0 || strncmp(arg, "max,", 4) == 0)
 		return err_invalid(opt, arg, "CPU feature flags are not supported yet; use -cpu host");
 	return err_invalid(opt, arg, "unable to find CPU model (supported: host, max; "
@@ -251,7 +254,8 @@ static int opt_machine(struct vm_config *cfg, const char *opt, const char *arg, 
 
 	if (strcmp(arg, "help") == 0 || strcmp(arg, "?") == 0) {
 		fprintf(out, "Supported machines are:\n"
-			     "pc                   Standard PC (i440FX + PIIX, 1996) (default)\n");
+			     "pc                   Standard PC (i440FX + PIIX, 1996) (default)\n"
+			     "none                 empty machine\n");
 		return 1;
 	}
 	o = parse_list(opt, arg, "type");
@@ -261,50 +265,25 @@ static int opt_machine(struct vm_config *cfg, const char *opt, const char *arg, 
 	accel = opts_get(o, "accel");
 	if (options_machine_memory(cfg, o, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
 		goto out;
-	if (type && strcmp(type, "pc") != 0 && strncmp(type, "pc-i440fx", 9) != 0) {
-		err_invalid(opt, arg, "unsupported machine type (supported: pc; see -machine help)");
+	/* QEMU's "none": no RAM, no CPU, no device; the monitors only (probes). */
+	if (type && strcmp(type, "none") == 0)
+		cfg->machine = MACHINE_NONE;
+	else if (type && strcmp(type, "pc") != 0 && strncmp(type, "pc-i440fx", 9) != 0) {
+		err_invalid(opt, arg, "unsupported machine type (supported: pc, none; "
+			    "see -machine help)");
 		goto out;
-	}
-	if (accel && strcmp(accel, "kvm") != 0) {
-		err_invalid(opt, arg, "only the kvm accelerator is supported");
-		goto out;
-	}
-	rc = 0;
+	} else if (type)
+		cfg->machine = MACHINE_PC;
+	rc = accel ? accel_machine_option(cfg, opt, arg, accel) : 0;
 out:
 	opts_free(o);
 	return rc;
 }
 
-/*
- * -accel kvm takes none of QEMU's kvm-accel properties (kernel-irqchip=,
- * kvm-shadow-mem=, dirty-ring-size=, ...): each is refused by name, an unknown
- * one with QEMU's wording, rather than parsed and ignored.
- */
-static int opt_accel(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+/* -enable-kvm: QEMU 7.2 makes it "-machine accel=kvm" (a later accel= overrides it). */
+static int opt_enable_kvm(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
-	struct opts *o;
-	const char *key;
-	char msg[160];
-	int rc = 0;
-
-	if (strcmp(arg, "kvm") != 0 && strncmp(arg, "kvm,", 4) != 0)
-		return err_invalid(opt, arg, "only the kvm accelerator is supported");
-	o = parse_list(opt, arg, "accel");
-	if (!o)
-		return -1;
-	opts_get(o, "accel");
-	key = opts_first_unused(o);
-	if (key) {
-		snprintf(msg, sizeof(msg), "Property 'kvm-accel.%s' not found", key);
-		rc = err_invalid(opt, arg, msg);
-	}
-	opts_free(o);
-	return rc;
-}
-
-static int opt_nothing(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	return 0;	/* -enable-kvm: KVM is the only accelerator */
+	return accel_machine_option(cfg, opt, "", "kvm");
 }
 
 static int opt_kernel(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
@@ -454,8 +433,9 @@ static int opt_qmp(struct vm_config *cfg, const char *opt, const char *arg, FILE
 static int opt_mon(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o = parse_list(opt, arg, "chardev");
-	const char *chardev, *mode;
+	const char *chardev, *mode, *id;
 	bool pretty = false;
+	char msg[80];
 	int rc = -1;
 
 	if (!o)
@@ -463,6 +443,19 @@ static int opt_mon(struct vm_config *cfg, const char *opt, const char *arg, FILE
 	cfg->monitor_given = true;
 	chardev = opts_get(o, "chardev");
 	mode = opts_get(o, "mode");
+	/* id= names the monitor's option group, as QEMU's QemuOpts: unique, else an error. */
+	id = opts_get(o, "id");
+	for (unsigned i = 0; id && i < cfg->nr_monitors; i++) {
+		if (strcmp(cfg->monitors[i].id, id) == 0) {
+			snprintf(msg, sizeof(msg), "Duplicate ID '%s' for mon", id);
+			err_invalid(opt, arg, msg);
+			goto out;
+		}
+	}
+	if (id && strlen(id) >= sizeof(cfg->monitors[0].id)) {
+		err_invalid(opt, arg, "id is too long");
+		goto out;
+	}
 	if (!opts_get_bool(o, "pretty", &pretty)) {
 		err_invalid(opt, arg, "pretty= takes on or off");
 		goto out;
@@ -482,6 +475,8 @@ static int opt_mon(struct vm_config *cfg, const char *opt, const char *arg, FILE
 		goto out;
 	}
 	rc = add_monitor(cfg, opt, arg, chardev, mode && strcmp(mode, "control") == 0, pretty);
+	if (rc == 0 && id)
+		snprintf(cfg->monitors[cfg->nr_monitors - 1].id, sizeof(cfg->monitors[0].id), "%s", id);
 out:
 	opts_free(o);
 	return rc;
@@ -506,6 +501,49 @@ static int opt_no_shutdown(struct vm_config *cfg, const char *o, const char *a, 
 static int opt_daemonize(struct vm_config *cfg, const char *o, const char *a, FILE *f)
 {
 	return opt_flag(&cfg->daemonize);
+}
+
+/* -S: the vCPUs are created and held until QMP cont / HMP c (the VM is in "prelaunch"). */
+static int opt_start_paused(struct vm_config *cfg, const char *o, const char *a, FILE *f)
+{
+	return opt_flag(&cfg->start_paused);
+}
+
+/*
+ * -no-user-config: QEMU then skips its config files (in /etc/qemu);
+ * Kestrel reads no configuration file at all, so there is nothing to skip.
+ */
+static int opt_no_user_config(struct vm_config *cfg, const char *o, const char *a, FILE *f)
+{
+	return 0;
+}
+
+/* -msg timestamp=on|off,guest-name=on|off: QEMU's error message prefixes (util/log.c). */
+static int opt_msg(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	struct opts *o = parse_list(opt, arg, NULL);
+	bool stamp = false, name = false;
+	int rc = -1;
+
+	if (!o)
+		return -1;
+	if (!opts_get_bool(o, "timestamp", &stamp)) {
+		err_invalid(opt, arg, "Parameter 'timestamp' expects 'on' or 'off'");
+		goto out;
+	}
+	if (!opts_get_bool(o, "guest-name", &name)) {
+		err_invalid(opt, arg, "Parameter 'guest-name' expects 'on' or 'off'");
+		goto out;
+	}
+	if (check_unused(o, opt, arg) < 0)
+		goto out;
+	/* At once, as QEMU: the errors of the options after it carry the prefix. */
+	log_set_timestamp(stamp);
+	cfg->msg_guest_name = name;
+	rc = 0;
+out:
+	opts_free(o);
+	return rc;
 }
 
 static int opt_nodefaults(struct vm_config *cfg, const char *o, const char *a, FILE *f)
@@ -609,10 +647,10 @@ static const struct option_def option_table[] = {
 	{ "name", true, opt_name, "string  name of the guest" },
 	{ "uuid", true, opt_uuid, "%08x-%04x-%04x-%04x-%012x  machine UUID" },
 	{ "cpu", true, opt_cpu, "host|max|help  CPU model" },
-	{ "machine", true, opt_machine, "[type=]pc[,accel=kvm]|help  machine type" },
+	{ "machine", true, opt_machine, "[type=]pc|none[,accel=kvm[:tcg]]|help  machine type" },
 	{ "M", true, opt_machine, NULL },
-	{ "accel", true, opt_accel, "kvm  accelerator (the only one)" },
-	{ "enable-kvm", false, opt_nothing, "  use KVM (always on)" },
+	{ "accel", true, accel_option, "kvm|help  accelerator (KVM, the only one)" },
+	{ "enable-kvm", false, opt_enable_kvm, "  use KVM (-machine accel=kvm)" },
 	{ "kernel", true, opt_kernel, "bzImage|elf  Linux bzImage or PVH ELF kernel" },
 	{ "initrd", true, opt_initrd, "file  initial ram disk" },
 	{ "append", true, opt_append, "cmdline  kernel command line" },
@@ -645,6 +683,10 @@ static const struct option_def option_table[] = {
 	{ "no-reboot", false, opt_no_reboot, "  exit instead of rebooting" },
 	{ "no-shutdown", false, opt_no_shutdown, "  stop the guest, do not exit, on power-off" },
 	{ "daemonize", false, opt_daemonize, "  detach after start-up" },
+	{ "S", false, opt_start_paused, "  freeze the CPUs at start-up (QMP cont / HMP c)" },
+	{ "no-user-config", false, opt_no_user_config,
+	  "  accepted: Kestrel reads no configuration files" },
+	{ "msg", true, opt_msg, "[timestamp=on|off][,guest-name=on|off]  error message prefixes" },
 	{ "pidfile", true, opt_pidfile, "file  write the process ID to file" },
 	{ "check-host", false, opt_check_host, "  check this host for running VMs and exit" },
 	{ "bios", true, options_bios, "file  firmware image (default /usr/share/seabios/bios-256k.bin)" },
@@ -741,8 +783,99 @@ static int check_chardev_refs(struct vm_config *cfg)
 		return -1;
 	}
 	if (stdio_users && cfg->daemonize) {
-		log_error("-daemonize: stdio cannot be used once detached; give -serial or "
-			  "-display none");
+		log_error("-daemonize: cannot use stdio with -daemonize (give -serial or "
+			  "-display none)");
+		return -1;
+	}
+	return 0;
+}
+
+/* QEMU's name of a -device driver Kestrel models. */
+static const char *device_driver_name(enum device_kind kind)
+{
+	switch (kind) {
+	case DEVICE_VIRTIO_BLK:
+		return "virtio-blk-pci";
+	case DEVICE_VIRTIO_RNG:
+		return "virtio-rng-pci";
+	case DEVICE_VIRTIO_SERIAL:
+		return "virtio-serial-pci";
+	case DEVICE_VIRTIO_NET:
+		return "virtio-net-pci";
+	case DEVICE_E1000:
+		return "e1000";
+	case DEVICE_VIRTIO_BALLOON:
+		return "virtio-balloon-pci";
+	}
+	return "?";
+}
+
+/*
+ * What machine none (QEMU's null-machine: no RAM, at most one CPU and only
+ * with -cpu, no bus, no firmware) cannot carry, refused as QEMU refuses it
+ * where QEMU does; RAM and -cpu, which QEMU would give it, are refused by
+ * name because Kestrel's none has neither.
+ */
+static int check_machine_none(const struct vm_config *cfg)
+{
+	char msg[200];
+
+	if (cfg->kernel) {
+		log_error("The -kernel parameter is not supported (use the generic 'loader' device "
+			  "instead).");
+		return -1;
+	}
+	if (cfg->smp.cpus > 1 || cfg->smp.maxcpus > 1) {
+		log_error("Invalid SMP CPUs %u. The max CPUs supported by machine 'none' is 1",
+			  cfg->smp.maxcpus > cfg->smp.cpus ? cfg->smp.maxcpus : cfg->smp.cpus);
+		return -1;
+	}
+	if (cfg->cpu_given || cfg->memory.ram_size_given || cfg->memory.nr_nodes ||
+	    cfg->memory.memory_backend[0] || cfg->memory.mem_path || cfg->bios) {
+		log_error("machine 'none' has no CPU, RAM or firmware in Kestrel: -cpu, -m, -numa, "
+			  "-mem-path, memory-backend= and -bios cannot be used with it");
+		return -1;
+	}
+	if (cfg->nr_devices || cfg->nr_nics || cfg->balloon.enabled) {
+		snprintf(msg, sizeof(msg), "No 'PCI' bus found for device '%s'",
+			 cfg->nr_devices ? device_driver_name(cfg->devices[0].kind) :
+			 cfg->nr_nics ? (cfg->nics[0].e1000 ? "e1000" : "virtio-net-pci") :
+			 "virtio-balloon-pci");
+		log_error("-device: %s", msg);
+		return -1;
+	}
+	if (cfg->debug_exit.enabled) {
+		log_error("-device: No 'ISA' bus found for device 'isa-debug-exit'");
+		return -1;
+	}
+	for (unsigned i = 0; i < cfg->nr_drives; i++) {
+		if (cfg->drives[i].iface != DRIVE_IF_NONE) {
+			log_error("-drive: machine type 'none' has no disk controller; use if=none");
+			return -1;
+		}
+	}
+	if (cfg->serial_chardev[0] || cfg->debugcon_chardev[0] || cfg->console_chardev[0]) {
+		log_error("machine 'none' has no serial port or console: use -serial none");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * -nographic with -daemonize (QEMU 7.2 vl.c): refused while a default
+ * serial port or monitor would land on stdio; with both placed elsewhere
+ * (or -nodefaults) -nographic has nothing left to do and is allowed.
+ * Machine none has no serial port, so only the monitor counts there.
+ */
+static int check_nographic_daemonize(const struct vm_config *cfg)
+{
+	bool default_serial = !cfg->serial_given && !cfg->nodefaults &&
+			      cfg->machine != MACHINE_NONE;
+	bool default_monitor = !cfg->monitor_given && !cfg->nodefaults;
+
+	if (cfg->daemonize && cfg->display == DISPLAY_NOGRAPHIC &&
+	    (default_serial || default_monitor)) {
+		log_error("-nographic cannot be used with -daemonize");
 		return -1;
 	}
 	return 0;
@@ -757,11 +890,19 @@ static int finish(struct vm_config *cfg)
 		log_error("-initrd only makes sense with -kernel");
 		return -1;
 	}
-	if (cfg->daemonize && cfg->display == DISPLAY_NOGRAPHIC) {
-		log_error("-nographic cannot be used with -daemonize");
+	if (check_nographic_daemonize(cfg) < 0 || accel_check(cfg) < 0)
 		return -1;
+	if (cfg->msg_guest_name)
+		log_set_guest_name(cfg->name);
+	if (cfg->machine == MACHINE_NONE && !cfg->nodefaults && !cfg->monitor_given &&
+	    cfg->display != DISPLAY_NONE) {
+		/* QEMU's default monitor on stdio; none has no serial port to share it with. */
+		struct chardev_spec stdio = { .kind = CHARDEV_STDIO, .signal = true };
+		if (add_chardev(cfg, "monitor", "default", "compat_monitor0", &stdio) < 0 ||
+		    add_monitor(cfg, "monitor", "default", "compat_monitor0", false, false) < 0)
+			return -1;
 	}
-	if (!cfg->serial_given && !cfg->nodefaults) {
+	if (!cfg->serial_given && !cfg->nodefaults && cfg->machine != MACHINE_NONE) {
 		/*
 		 * QEMU: -nographic puts the serial port on stdio with the monitor muxed
 		 * in (Ctrl-a c) unless a monitor was placed elsewhere.  We keep the
@@ -788,6 +929,8 @@ static int finish(struct vm_config *cfg)
 		return -1;
 	}
 	if (options_check_devices(cfg) < 0)
+		return -1;
+	if (cfg->machine == MACHINE_NONE && check_machine_none(cfg) < 0)
 		return -1;
 	return options_check_memory(cfg);
 }

@@ -23,6 +23,7 @@ enum run_state {
 	RUN_STATE_SHUTDOWN,	/* "shutdown": powered off under -no-shutdown */
 	RUN_STATE_INTERNAL_ERROR,	/* "internal-error" */
 	RUN_STATE_IO_ERROR,	/* "io-error": a disk's werror/rerror=stop; cont retries */
+	RUN_STATE_PRELAUNCH,	/* "prelaunch": -S, before the first cont */
 };
 
 const char *run_state_name(enum run_state state);

@@ -129,7 +129,10 @@ static int info_status(const struct control *ctl, FILE *out)
 
 static int info_kvm(const struct control *ctl, FILE *out)
 {
-	hprintf(out, "kvm support: enabled\n");
+	bool on = !ctl->kvm_enabled || ctl->kvm_enabled(ctl->opaque);
+
+	/* hmp_info_kvm: "present" is whether the binary has KVM, which Kestrel always has. */
+	hprintf(out, "kvm support: %s\n", on ? "enabled" : "disabled");
 	return 0;
 }
 

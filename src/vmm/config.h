@@ -45,6 +45,7 @@ struct chardev_config {
 /* -mon: a monitor on a character device. */
 struct monitor_config {
 	char chardev[CHARDEV_ID_MAX];
+	char id[CHARDEV_ID_MAX];	/* -mon id=; "" when not given */
 	bool control;		/* QMP (mode=control), else HMP (mode=readline) */
 	bool pretty;
 };
@@ -196,7 +197,31 @@ struct memory_config {
 	unsigned nr_backing;
 };
 
+/* -machine TYPE: the pc, or QEMU's "none" (no RAM, no vCPU, no device: monitors only). */
+enum machine_kind {
+	MACHINE_PC,
+	MACHINE_NONE,
+};
+
+/*
+ * -machine accel= (and -enable-kvm, its shorthand: the last one wins) or
+ * -accel (each one an entry, tried in order): the accelerators to try.
+ * Kestrel has only KVM; other names are kept so the errors come when QEMU
+ * gives them (cli/accel.c).
+ */
+#define VM_MAX_ACCELS 4
+struct accel_config {
+	char machine_list[64];			/* "kvm:tcg"; "" when not given */
+	const char *opts[VM_MAX_ACCELS];	/* each -accel argument */
+	unsigned nr_opts;
+};
+
 struct vm_config {
+	enum machine_kind machine;
+	struct accel_config accel;
+	bool start_paused;	/* -S: vCPUs are created but held until cont */
+	bool cpu_given;		/* -cpu (machine none has no CPU to give it to) */
+	bool msg_guest_name;	/* -msg guest-name=on: -name prefixes error messages */
 	uint64_t ram_size;
 	struct smp_config smp;
 	char *name;

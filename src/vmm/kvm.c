@@ -37,12 +37,14 @@ static struct kvm_cpuid2 *get_supported_cpuid(int fd)
 	return NULL;
 }
 
-int kvm_host_open(struct kvm_host *host)
+static int host_open(struct kvm_host *host, bool quiet)
 {
 	int version, ok = 1;
 
 	memset(host, 0, sizeof(*host));
 	host->fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (host->fd < 0 && quiet)
+		return KVM_HOST_ABSENT;
 	if (host->fd < 0) {
 		if (errno == ENOENT)
 			log_error("/dev/kvm does not exist: load the kvm module (kvm_intel, kvm_amd "
@@ -86,6 +88,16 @@ fail:
 	close(host->fd);
 	host->fd = -1;
 	return -1;
+}
+
+int kvm_host_open(struct kvm_host *host)
+{
+	return host_open(host, false);
+}
+
+int kvm_host_try_open(struct kvm_host *host)
+{
+	return host_open(host, true);
 }
 
 void kvm_host_close(struct kvm_host *host)

@@ -22,6 +22,12 @@ extern const unsigned kvm_required_caps_count;
 
 /* Opens /dev/kvm and checks everything Kestrel needs; logs one sentence per problem. */
 int kvm_host_open(struct kvm_host *host);
+/*
+ * The same, but /dev/kvm that cannot be opened is not logged: returns
+ * KVM_HOST_ABSENT with errno set (the caller decides whether that is fatal).
+ */
+#define KVM_HOST_ABSENT (-2)
+int kvm_host_try_open(struct kvm_host *host);
 void kvm_host_close(struct kvm_host *host);
 
 /* True when the module is KVM's PVM flavour (no hardware virtualization). */

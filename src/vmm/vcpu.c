@@ -338,14 +338,9 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
-	struct vm *vm = vcpu->vm;
 
 	atomic_store(&vcpu->tid, (long)gettid());
-	while (atomic_load(&vm->stop) == VM_RUNNING) {
-		if (atomic_load(&vm->pause_requested)) {
-			vcpu_park(vcpu);
-			continue;
-		}
+	while (vcpu_wait_runnable(vcpu)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;

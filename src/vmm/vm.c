@@ -209,6 +209,12 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
+void vm_hold_vcpus(struct vm *vm)
+{
+	/* No thread runs yet: each finds the flag before its first KVM_RUN. */
+	atomic_store(&vm->pause_requested, true);
+}
+
 bool vm_is_paused(struct vm *vm)
 {
 	return atomic_load(&vm->pause_requested);
@@ -228,6 +234,18 @@ void vcpu_park(struct vcpu *vcpu)
 	if (atomic_load(&vm->stop) == VM_RUNNING)
 		vcpu->run->immediate_exit = 0;
 	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vcpu_wait_runnable(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	while (atomic_load(&vm->stop) == VM_RUNNING) {
+		if (!atomic_load(&vm->pause_requested))
+			return true;
+		vcpu_park(vcpu);
+	}
+	return false;
 }
 
 uint64_t vm_exit_count(const struct vm *vm)

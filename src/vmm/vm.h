@@ -174,6 +174,12 @@ void vm_internal_error(struct vm *vm);
  */
 void vm_io_error(struct vm *vm, bool stop);
 
+/*
+ * -S, between vm_create and vm_start: the vCPU threads start but wait at
+ * their start gate (vcpu_wait_runnable) until vm_resume (QMP cont).
+ */
+void vm_hold_vcpus(struct vm *vm);
+
 /* Stops every vCPU outside KVM_RUN and waits until they are; vm_resume undoes it. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
@@ -194,6 +200,11 @@ void vcpu_destroy(struct vcpu *vcpu);
 void vcpu_dump_registers(struct vcpu *vcpu, FILE *out);
 /* Parks the calling vCPU thread while the VM is paused. */
 void vcpu_park(struct vcpu *vcpu);
+/*
+ * The gate before each KVM_RUN: waits while the VM is paused or held (-S);
+ * true when the vCPU may run, false once the VM stops.
+ */
+bool vcpu_wait_runnable(struct vcpu *vcpu);
 
 /* pc.c: the devices of the pc machine on the buses. */
 int pc_create_devices(struct vm *vm);

@@ -253,8 +253,11 @@ static int opt_machine(struct vm_config *cfg, const char *opt, const char *arg, 
 	int rc = -1;
 
 	if (strcmp(arg, "help") == 0 || strcmp(arg, "?") == 0) {
+		/* QEMU's list: pc is an alias of the versioned name libvirt records. */
 		fprintf(out, "Supported machines are:\n"
-			     "pc                   Standard PC (i440FX + PIIX, 1996) (default)\n"
+			     "pc                   Standard PC (i440FX + PIIX, 1996) "
+			     "(alias of pc-i440fx-7.2)\n"
+			     "pc-i440fx-7.2        Standard PC (i440FX + PIIX, 1996) (default)\n"
 			     "none                 empty machine\n");
 		return 1;
 	}
@@ -268,9 +271,10 @@ static int opt_machine(struct vm_config *cfg, const char *opt, const char *arg, 
 	/* QEMU's "none": no RAM, no CPU, no device; the monitors only (probes). */
 	if (type && strcmp(type, "none") == 0)
 		cfg->machine = MACHINE_NONE;
-	else if (type && strcmp(type, "pc") != 0 && strncmp(type, "pc-i440fx", 9) != 0) {
-		err_invalid(opt, arg, "unsupported machine type (supported: pc, none; "
-			    "see -machine help)");
+	else if (type && strcmp(type, "pc") != 0 && strcmp(type, "pc-i440fx-7.2") != 0) {
+		/* Older versions differ in compat properties Kestrel does not model. */
+		err_invalid(opt, arg, "unsupported machine type (supported: pc, "
+			    "pc-i440fx-7.2, none; see -machine help)");
 		goto out;
 	} else if (type)
 		cfg->machine = MACHINE_PC;

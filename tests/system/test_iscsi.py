@@ -321,10 +321,14 @@ def test_create_raw_on_a_lun_checks_its_size_and_clears_the_first_sector(server)
         # Kestrel refuses before writing; QEMU has written qcow2's header when it fails.
         assert klun == STALE * (16 << 20)
         assert (qlun == klun) == (args[1] == "raw")
-    bad = url.rsplit("/", 2)[0] + "/iqn.2026-12.org.kestrel:nosuch/1"
+    base = url.rsplit("/", 2)[0]
+    bad = base + "/iqn.2026-12.org.kestrel:nosuch/1"
     k = same("create", "-f", "qcow2", bad, "1M")
     assert "Protocol driver 'iscsi' does not support image creation, and opening the image " \
            "failed: iSCSI: Failed to connect to LUN : Failed to log in to target" in k.stderr
+    for bad in (base, base + "/iqn.x/x", "iscsi://127.0.0.1:1/iqn.x/1"):
+        k = same("create", "-f", "qcow2", bad, "1M")
+        assert k.returncode == 1 and "opening the image failed" in k.stderr, k.stderr
 
 
 @pytest.mark.parametrize("fmt", ["qcow2", "vdi"])

@@ -437,10 +437,12 @@ const char *block_format_name(const struct block_dev *bd)
 }
 bool block_is_readonly(const struct block_dev *bd) { return bd->read_only; }
 const char *block_filename(const struct block_dev *bd) { return bd->filename; }
-/* A device keeps its old bytes when raw is "created" on it (QEMU: host_device has no zero init). */
+/* A device or LUN keeps its old bytes when raw is "created" on it (QEMU: no has_zero_init). */
 bool block_has_zero_init(const struct block_dev *bd)
 {
 	if (bd->drv == &block_raw_driver && !bd->proto && block_device_size(bd->fd) >= 0)
+		return false;
+	if (bd->drv == &block_raw_driver && bd->proto && bd->proto->no_zero_init)
 		return false;
 	return !bd->drv->no_zero_init;
 }

@@ -104,6 +104,8 @@ struct block_proto {
 	void (*close)(void *conn);
 	/* QEMU's driver has bdrv_get_info (iscsi; nbd has not): info shows the dirty flag. */
 	bool has_info;
+	/* raw "created" on it keeps the old bytes (an iSCSI LUN; QEMU: no has_zero_init). */
+	bool no_zero_init;
 };
 
 struct block_dev {
@@ -184,6 +186,11 @@ struct block_remote_creator {
 	/* The refusal, in the protocol's words, of a format that wrote several files. */
 	int (*several_files)(const char *name, const struct block_driver *drv, char *err,
 			     size_t errlen);
+	/*
+	 * The object exists, with its own size and old bytes (an iSCSI LUN): the
+	 * image must fit in it, its holes are written as zeroes, nothing is cut.
+	 */
+	bool fixed_size;
 };
 /* spec.c: the creator of the protocol name is on, else NULL. */
 const struct block_remote_creator *block_remote_creator(const char *name);
@@ -198,7 +205,7 @@ int block_create_staged(const char *name, const struct block_driver *drv,
 int block_create_refuse_prealloc(const char *name, const struct block_driver *drv,
 				 const struct block_create_opts *o, char *err, size_t errlen);
 extern const struct block_remote_creator block_nfs_creator, block_gluster_creator,
-	block_rbd_creator;
+	block_rbd_creator, block_iscsi_creator;
 /*
  * uri.c: %XX escapes decoded in place; strict (nfs): false on a bad or
  * %00 escape, else (gluster, as QEMU) a bad one stays as it is.

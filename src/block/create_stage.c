@@ -6,7 +6,9 @@
  * its data extents (SEEK_DATA/SEEK_HOLE) travel to the object the
  * protocol's creator made, which is then cut to the scratch file's length.
  * The directory shows a format that wrote more than one file (vmdk's
- * extents), which one object on the server cannot hold: refused.
+ * extents), which one object on the server cannot hold: refused.  An object
+ * of fixed size that keeps its old bytes (an iSCSI LUN) gets the holes as
+ * zeroes too, and keeps its size.
  */
 #include "block/block_int.h"
 
@@ -53,35 +55,62 @@ static int copy_range(int fd, const struct block_proto *proto, void *conn, uint8
 	return 0;
 }
 
-/* The data extents of fd, then its length, then a flush (COMMIT): the image is on the server. */
-static int upload(int fd, off_t size, const struct block_proto *proto, void *conn, char *err,
-		  size_t errlen)
+/* The holes of a fixed-size object's image are zeroed: its old bytes are not the image's. */
+static int zero_gap(const struct block_proto *proto, void *conn, bool fixed, off_t off,
+		    off_t end)
 {
-	uint8_t *buf = malloc(STAGE_CHUNK);
-	off_t off = 0, end;
+	return fixed && end > off ? proto->zero(conn, (uint64_t)off, (uint64_t)(end - off), false)
+				  : 0;
+}
+
+/* Before anything is written: the image fits in the fixed-size object. */
+static int fits(const struct block_proto *proto, void *conn, off_t size, char *err,
+		size_t errlen)
+{
+	int64_t have = proto->size(conn);
+
+	if (have >= 0 && size <= have)
+		return 0;
+	return block_err(err, errlen, "Cannot grow %s devices: the image needs %lld bytes, "
+			 "the device has %lld", proto->label, (long long)size, (long long)have);
+}
+
+/* The data extents of fd, then its length, then a flush (COMMIT): the image is on the server. */
+static int upload(int fd, off_t size, const struct block_proto *proto, void *conn, bool fixed,
+		  char *err, size_t errlen)
+{
+	uint8_t *buf;
+	off_t off = 0, end, data;
 	int ret = 0;
 
+	if (fixed && fits(proto, conn, size, err, errlen) < 0)
+		return -1;
+	buf = malloc(STAGE_CHUNK);
 	if (!buf)
 		return block_err(err, errlen, "out of memory");
 	while (ret == 0 && off < size) {
-		off = lseek(fd, off, SEEK_DATA);
-		if (off < 0) {
+		data = lseek(fd, off, SEEK_DATA);
+		if (data < 0) {
 			ret = errno == ENXIO ? 0 : -errno;	/* ENXIO: no data after off */
 			break;
 		}
-		end = lseek(fd, off, SEEK_HOLE);
+		end = lseek(fd, data, SEEK_HOLE);
 		if (end < 0) {
 			ret = -errno;
 			break;
 		}
-		ret = copy_range(fd, proto, conn, buf, off, end);
+		ret = zero_gap(proto, conn, fixed, off, data);
+		if (ret == 0)
+			ret = copy_range(fd, proto, conn, buf, data, end);
 		off = end;
 	}
+	if (ret == 0)
+		ret = zero_gap(proto, conn, fixed, off, size);
 	free(buf);
 	if (ret < 0)
 		return block_err(err, errlen, "Could not write the image: %s", strerror(-ret));
-	/* An object made of its size (rbd) keeps it. */
-	if ((!proto->size || proto->size(conn) != (int64_t)size) &&
+	/* An object made of its size (rbd) keeps it, and so does a fixed one (a LUN). */
+	if (!fixed && (!proto->size || proto->size(conn) != (int64_t)size) &&
 	    proto->truncate(conn, (uint64_t)size, err, errlen) < 0)
 		return -1;
 	if ((ret = proto->flush(conn)) < 0)
@@ -131,7 +160,7 @@ static int send_image(const char *name, const char *path, const struct block_rem
 	}
 	ret = c->create(name, (uint64_t)st.st_size, &proto, &conn, err, errlen);
 	if (ret == 0) {
-		ret = upload(fd, st.st_size, proto, conn, err, errlen);
+		ret = upload(fd, st.st_size, proto, conn, c->fixed_size, err, errlen);
 		if (ret == 0 && c->finish)
 			ret = c->finish(conn, (uint64_t)st.st_size, o, err, errlen);
 		proto->close(conn);

@@ -528,6 +528,7 @@ static const struct block_proto iscsi_proto = {
 	.size = iscsi_conn_size,
 	.close = iscsi_conn_close,
 	.has_info = true,
+	.no_zero_init = true,
 };
 
 /* The target's Block Limits (VPD page B0h) maximum transfer, 0 where it gives none. */
@@ -624,14 +625,13 @@ static int connect_lun(struct iscsi_conn *c, const struct block_iscsi_opts *o, c
 	return 0;
 }
 
-int block_iscsi_open(const struct block_iscsi_opts *o, const char *format, unsigned flags,
-		     struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+int block_iscsi_connect(const struct block_iscsi_opts *o, const struct block_proto **proto,
+			void **conn, char *err, size_t errlen)
 {
 	struct iscsi_conn *c = calloc(1, sizeof(*c));
-	char display[4096];
-	const char *fmt;
 
-	*out = NULL;
+	*proto = NULL;
+	*conn = NULL;
 	if (!c)
 		return block_err(err, errlen, "out of memory");
 	pthread_mutex_init(&c->pool, NULL);
@@ -642,6 +642,22 @@ int block_iscsi_open(const struct block_iscsi_opts *o, const char *format, unsig
 		iscsi_conn_close(c);
 		return -1;
 	}
+	*proto = &iscsi_proto;
+	*conn = c;
+	return 0;
+}
+
+int block_iscsi_open(const struct block_iscsi_opts *o, const char *format, unsigned flags,
+		     struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
+{
+	const struct block_proto *proto;
+	char display[4096];
+	const char *fmt;
+	void *c;
+
+	*out = NULL;
+	if (block_iscsi_connect(o, &proto, &c, err, errlen) < 0)
+		return -1;
 	if (block_iscsi_display(o, format ? format : "raw", display, sizeof(display)) < 0)
 		snprintf(display, sizeof(display), "iscsi://%s/%s/%d", o->portal, o->target, o->lun);
 	if (block_open_proto(display, &iscsi_proto, c, format, flags, parent, out, err,
@@ -670,6 +686,14 @@ int block_iscsi_open(const struct block_iscsi_opts *o, const char *format, unsig
 		     struct block_dev *parent, struct block_dev **out, char *err, size_t errlen)
 {
 	*out = NULL;
+	return block_err(err, errlen, "Unknown protocol 'iscsi'");
+}
+
+int block_iscsi_connect(const struct block_iscsi_opts *o, const struct block_proto **proto,
+			void **conn, char *err, size_t errlen)
+{
+	*proto = NULL;
+	*conn = NULL;
 	return block_err(err, errlen, "Unknown protocol 'iscsi'");
 }
 

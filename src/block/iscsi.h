@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 struct opts;
+struct block_proto;
 
 /* QEMU's BlockdevOptionsIscsi (plus its runtime "password"); the strings are the caller's. */
 struct block_iscsi_opts {
@@ -42,6 +43,9 @@ int block_iscsi_display(const struct block_iscsi_opts *o, const char *format, ch
 /* Opens the LUN, with format (NULL: probe) over it. */
 int block_iscsi_open(const struct block_iscsi_opts *o, const char *format, unsigned flags,
 		     struct block_dev *parent, struct block_dev **out, char *err, size_t errlen);
+/* The LUN alone, without a format over it (create on a LUN: iscsi_create.c). */
+int block_iscsi_connect(const struct block_iscsi_opts *o, const struct block_proto **proto,
+			void **conn, char *err, size_t errlen);
 bool block_iscsi_available(void);
 
 /*

@@ -208,8 +208,34 @@ static int setup_tls(struct nbd_handle *h, const struct nbd_conn *c, char *err, 
 	return 0;
 }
 
-/* Connects h to the address; QEMU's message on failure. */
-static int connect_addr(struct nbd_handle *h, const struct nbd_addr *a, char *err, size_t errlen)
+/*
+ * The connection and handshake libnbd started, waited for until deadline
+ * (0: as long as they take).  A link that drops packets keeps connect()
+ * waiting for the kernel's SYN retries (about two minutes): QEMU cancels the
+ * attempt when open-timeout or reconnect-delay runs out, and so does this.
+ * 0, -1 (libnbd's error), or -ETIMEDOUT.
+ */
+static int wait_connected(struct nbd_handle *h, double deadline)
+{
+	while (nbd_aio_is_connecting(h)) {
+		double left = deadline - now_s();
+		int ret;
+		if (deadline && left <= 0)
+			return -ETIMEDOUT;
+		ret = nbd_poll(h, deadline ? (int)(left * 1000) + 1 : -1);
+		if (ret < 0)
+			return -1;
+	}
+	if (nbd_aio_is_ready(h))
+		return 0;
+	if (!nbd_get_error())
+		return -ETIMEDOUT;	/* cannot happen: libnbd explains a dead handle */
+	return -1;
+}
+
+/* Connects h to the address by deadline (0: none); QEMU's message on failure. */
+static int connect_addr(struct nbd_handle *h, const struct nbd_addr *a, double deadline,
+			char *err, size_t errlen)
 {
 	char where[512];
 	const char *msg;
@@ -219,14 +245,19 @@ static int connect_addr(struct nbd_handle *h, const struct nbd_addr *a, char *er
 		return block_err(err, errlen, "%s", nbd_get_error());
 	if (a->socket) {
 		snprintf(where, sizeof(where), "%s", a->socket);
-		ret = nbd_connect_unix(h, a->socket);
+		ret = nbd_aio_connect_unix(h, a->socket);
 	} else {
 		snprintf(where, sizeof(where), "%s:%s", a->host,
 			 a->port && *a->port ? a->port : NBD_DEFAULT_PORT);
-		ret = nbd_connect_tcp(h, a->host, a->port && *a->port ? a->port : NBD_DEFAULT_PORT);
+		ret = nbd_aio_connect_tcp(h, a->host,
+					  a->port && *a->port ? a->port : NBD_DEFAULT_PORT);
 	}
 	if (ret == 0)
+		ret = wait_connected(h, deadline);
+	if (ret == 0)
 		return 0;
+	if (ret == -ETIMEDOUT)
+		return block_err(err, errlen, "Connection attempt cancelled by timeout");
 	msg = nbd_get_error() ? nbd_get_error() : "";
 	/* libnbd says "handshake: ..." when the server answered but refused the export. */
 	if (strstr(msg, "handshake: server has no export"))
@@ -247,8 +278,9 @@ static int connect_addr(struct nbd_handle *h, const struct nbd_addr *a, char *er
 			 strerror(nbd_get_errno() ? nbd_get_errno() : EIO));
 }
 
-/* A new connected handle: metadata context, TLS, then the handshake. */
-static struct nbd_handle *new_handle(const struct nbd_conn *c, char *err, size_t errlen)
+/* A new connected handle by deadline (0: none): metadata context, TLS, then the handshake. */
+static struct nbd_handle *new_handle(const struct nbd_conn *c, double deadline, char *err,
+				     size_t errlen)
 {
 	struct nbd_handle *h = nbd_create();
 
@@ -261,7 +293,8 @@ static struct nbd_handle *new_handle(const struct nbd_conn *c, char *err, size_t
 		block_err(err, errlen, "%s", nbd_get_error());
 		goto fail;
 	}
-	if (setup_tls(h, c, err, errlen) < 0 || connect_addr(h, &c->addr, err, errlen) < 0)
+	if (setup_tls(h, c, err, errlen) < 0 ||
+	    connect_addr(h, &c->addr, deadline, err, errlen) < 0)
 		goto fail;
 	return h;
 fail:
@@ -269,14 +302,19 @@ fail:
 	return NULL;
 }
 
-/* A handle that answers, retried for up to timeout seconds (open-timeout, reconnect-delay). */
+/*
+ * A handle that answers, retried until deadline (open-timeout,
+ * reconnect-delay); no attempt outlasts it.  A deadline already past (no
+ * open-timeout) makes one attempt, as long as it takes, as QEMU's.
+ */
 static struct nbd_handle *connect_retry(const struct nbd_conn *c, double deadline, char *err,
 					size_t errlen)
 {
 	double wait = 0.1;
+	bool bounded = deadline > now_s();
 
 	for (;;) {
-		struct nbd_handle *h = new_handle(c, err, errlen);
+		struct nbd_handle *h = new_handle(c, bounded ? deadline : 0, err, errlen);
 		double left = deadline - now_s();
 		if (h || left <= 0)
 			return h;

@@ -14,6 +14,7 @@
 #include "block/block_int.h"
 #include "block/spec_int.h"
 #include "block/gluster.h"
+#include "block/iscsi.h"
 #include "block/filter.h"
 #include "block/nbd.h"
 #include "block/nfs.h"
@@ -587,5 +588,7 @@ const struct block_remote_creator *block_remote_creator(const char *name)
 		return &block_gluster_creator;
 	if (block_rbd_protocol(proto) && block_rbd_available())
 		return &block_rbd_creator;
+	if (block_iscsi_protocol(proto) && block_iscsi_available())
+		return &block_iscsi_creator;
 	return NULL;
 }

@@ -268,13 +268,145 @@ def test_bad_urls_targets_and_options_get_qemu_img_s_messages(server):
     assert k.returncode == 1 and "is not a disk" in k.stderr
 
 
-def test_a_lun_is_neither_created_nor_resized(server):
+def test_a_lun_is_resized_only_to_its_own_size(server):
     url = server.blank(4 << 20)
-    k = kimg("create", "-f", "qcow2", url, "4M")
-    assert k.returncode == 1 and "does not support image creation in Kestrel" in k.stderr
     k = same("resize", "-f", "raw", url, "8M")
     assert k.returncode == 1 and "Cannot resize iSCSI devices" in k.stderr
     assert same("resize", "-f", "raw", url, "4M").returncode == 0
+
+
+STALE = b"\xaa"
+
+
+def stale(server, url):
+    """The LUN full of old bytes, as a LUN that held another disk is."""
+    path = server.files[url]
+    path.write_bytes(STALE * path.stat().st_size)
+
+
+def each_tool(server, url, *args):
+    """args run by qemu-img and by kestrel-img, each on the LUN made stale first:
+    (qemu-img's result, the LUN after it, kestrel-img's result, the LUN after it)."""
+    out = []
+    for tool in (qimg, kimg):
+        stale(server, url)
+        r = tool(*args)
+        out += [r, server.files[url].read_bytes()]
+    return out
+
+
+def alike(q, k):
+    assert (k.returncode, k.stdout, k.stderr.replace("kestrel-img:", "qemu-img:")) == \
+        (q.returncode, q.stdout, q.stderr)
+
+
+def test_create_raw_on_a_lun_checks_its_size_and_clears_the_first_sector(server):
+    """QEMU 7.2 (bdrv_co_create_opts_simple): the LUN must be as large as asked; the first
+    sector is zeroed (an old header no longer probes), the other bytes stay."""
+    url = server.blank(16 << 20)
+    for size in ("8M", "16M"):
+        q, qlun, k, klun = each_tool(server, url, "create", "-f", "raw", url, size)
+        alike(q, k)
+        assert k.returncode == 0 and f"Formatting '{url}', fmt=raw" in k.stdout
+        assert klun == qlun == bytes(512) + STALE * ((16 << 20) - 512)
+    for args, msg in ((("-f", "raw", url, "17M"), "Cannot grow iSCSI devices"),
+                      (("-f", "raw", "-o", "preallocation=falloc", url, "8M"),
+                       "Unsupported preallocation mode 'falloc'"),
+                      (("-f", "qcow2", "-o", "preallocation=full", url, "8M"),
+                       "Could not resize image: Failed to resize underlying file: "
+                       "Unsupported preallocation mode 'full'")):
+        q, qlun, k, klun = each_tool(server, url, "create", *args)
+        alike(q, k)
+        assert k.returncode == 1 and f"{url}: {msg}" in k.stderr, k.stderr
+        # Kestrel refuses before writing; QEMU has written qcow2's header when it fails.
+        assert klun == STALE * (16 << 20)
+        assert (qlun == klun) == (args[1] == "raw")
+    base = url.rsplit("/", 2)[0]
+    bad = base + "/iqn.2026-12.org.kestrel:nosuch/1"
+    k = same("create", "-f", "qcow2", bad, "1M")
+    assert "Protocol driver 'iscsi' does not support image creation, and opening the image " \
+           "failed: iSCSI: Failed to connect to LUN : Failed to log in to target" in k.stderr
+    for bad in (base, base + "/iqn.x/x", "iscsi://127.0.0.1:1/iqn.x/1"):
+        k = same("create", "-f", "qcow2", bad, "1M")
+        assert k.returncode == 1 and "opening the image failed" in k.stderr, k.stderr
+
+
+@pytest.mark.parametrize("fmt", ["qcow2", "vdi"])
+def test_an_image_created_on_a_stale_lun_passes_the_other_tool_s_check(server, tmp_path, fmt):
+    """The format is written from offset 0 of a LUN full of old bytes; each tool checks
+    the other's image, and the image reads as zeroes (no old byte shows through)."""
+    url = server.blank(16 << 20)
+    zero = tmp_path / "zero.raw"
+    with open(zero, "wb") as f:
+        f.truncate(8 << 20)
+    q, qlun, k, klun = each_tool(server, url, "create", "-f", fmt, url, "8M")
+    alike(q, k)
+    for writer, checker in ((kimg, qimg), (qimg, kimg)):
+        stale(server, url)
+        assert writer("create", "-q", "-f", fmt, url, "8M").returncode == 0
+        r = checker("check", url)
+        assert r.returncode == 0 and "No errors were found" in r.stdout, r.stdout + r.stderr
+        assert f"file format: {fmt}" in checker("info", url).stdout
+        assert checker("compare", "-F", "raw", url, zero).returncode == 0
+    if fmt == "qcow2":      # the same metadata clusters as QEMU's, byte for byte
+        assert klun[:4 << 16] == qlun[:4 << 16]
+
+
+@pytest.mark.parametrize("fmt", ["vmdk", "vhdx", "qed"])
+def test_formats_qemu_leaves_stale_bytes_under_are_zeroed_by_kestrel(server, tmp_path, fmt):
+    """QEMU 7.2 writes these as if the LUN read zeroes (its vmdk fails its own check, its
+    vhdx does not open, its qed create fails on the LUN); Kestrel writes the holes of the
+    new image as zeroes, so qemu-img opens, checks and reads it as a new image."""
+    url = server.blank(16 << 20)
+    zero = tmp_path / "zero.raw"
+    with open(zero, "wb") as f:
+        f.truncate(8 << 20)
+    stale(server, url)
+    k = kimg("create", "-f", fmt, url, "8M")
+    assert k.returncode == 0, k.stderr
+    assert f"file format: {fmt}" in qimg("info", url).stdout
+    if fmt != "qed":
+        r = qimg("check", url)
+        assert r.returncode == 0 and "No errors were found" in r.stdout, r.stdout + r.stderr
+    assert qimg("compare", "-F", "raw", url, zero).returncode == 0
+
+
+def test_an_image_larger_than_the_lun_is_refused_before_anything_is_written(server):
+    """QEMU writes until the target refuses a block past the end (the LUN is left with a
+    half-made image); Kestrel knows the image's length first and writes nothing."""
+    url = server.blank(4 << 20)
+    stale(server, url)
+    k = kimg("create", "-f", "qcow2", "-o", "preallocation=metadata", url, "1G")
+    assert k.returncode == 1
+    assert f"{url}: Cannot grow iSCSI devices: the image needs" in k.stderr, k.stderr
+    assert server.files[url].read_bytes() == STALE * (4 << 20)
+    k = kimg("create", "-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", url, "8M")
+    assert k.returncode == 1 and "single-file images on a LUN" in k.stderr, k.stderr
+    assert server.files[url].read_bytes() == STALE * (4 << 20)
+
+
+def test_convert_onto_a_lun_without_n_as_qemu_img(server, tmp_path):
+    """convert creates on the LUN as create does; raw has no zero-init there, so the zero
+    runs of the source are written (the old bytes under them would show otherwise)."""
+    src = mixed(tmp_path / "s.raw", 12 << 20)
+    data = src.read_bytes()
+    url = server.blank(16 << 20)
+    q, qlun, k, klun = each_tool(server, url, "convert", "-O", "raw", src, url)
+    alike(q, k)
+    assert k.returncode == 0
+    assert klun == qlun == data + STALE * (4 << 20)
+    for writer, checker in ((kimg, qimg), (qimg, kimg)):
+        stale(server, url)
+        r = writer("convert", "-O", "qcow2", src, url)
+        assert r.returncode == 0, r.stderr
+        r = checker("check", url)
+        assert r.returncode == 0 and "No errors were found" in r.stdout, r.stdout + r.stderr
+        assert checker("compare", src, url).stdout == "Images are identical.\n"
+    small = server.blank(8 << 20)
+    q, qlun, k, klun = each_tool(server, small, "convert", "-O", "raw", src, small)
+    alike(q, k)
+    assert k.returncode == 1 and "Cannot grow iSCSI devices" in k.stderr
+    assert klun == qlun == STALE * (8 << 20)
 
 
 def test_convert_from_an_nbd_export_onto_a_lun(server, tmp_path):

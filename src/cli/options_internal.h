@@ -44,6 +44,22 @@ int options_drive_io(struct drive_config *d, const char *discard, const char *ai
 		     const char *detect, bool direct, const char *direct_key, const char *opt,
 		     const char *arg);
 
+/* options_json.c: JSON arguments (libvirt's -object, -device, -netdev, -audiodev). */
+/* The JSON object arg flattened (QEMU's qdict_flatten), nulls marked; NULL after logging. */
+struct opts *options_json_opts(const char *opt, const char *arg);
+/* Parses arg as JSON and calls parse with the key=value list that means the same. */
+int options_json(option_parser *parse, struct vm_config *cfg, const char *opt, const char *arg,
+		 const char *implied, FILE *out);
+
+/* options_platform.c: -cpu, -machine usb/vmport/hpet, -no-hpet, -global, -rtc, -audiodev. */
+int options_cpu(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_machine_platform(struct vm_config *cfg, struct opts *o, const char *opt,
+			     const char *arg);
+int options_no_hpet(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_global(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_rtc(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_audiodev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+
 /* options_devices.c */
 int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,

@@ -56,6 +56,7 @@ int options_cpu(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 int options_machine_platform(struct vm_config *cfg, struct opts *o, const char *opt,
 			     const char *arg);
 int options_no_hpet(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_smbios(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_global(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_rtc(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_audiodev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);

@@ -80,12 +80,23 @@ static int off_only(struct opts *o, const char *key, const char *what, const cha
 	return err_invalid(opt, arg, msg);
 }
 
-/* -machine usb=, vmport=, hpet= (called before check_unused). */
+/* -machine usb=, vmport=, hpet=, acpi= (called before check_unused). */
 int options_machine_platform(struct vm_config *cfg, struct opts *o, const char *opt,
 			     const char *arg)
 {
-	const char *vmport = opts_get(o, "vmport");
+	const char *vmport = opts_get(o, "vmport"), *acpi = opts_get(o, "acpi");
 	char msg[200];
+
+	/* acpi=on|auto is what the pc machine is; off (libvirt's <features> without <acpi/>) is not. */
+	if (acpi && strcmp(acpi, "on") && strcmp(acpi, "auto")) {
+		if (strcmp(acpi, "off"))
+			snprintf(msg, sizeof(msg), "Parameter 'acpi' does not accept value '%s'",
+				 acpi);
+		else
+			snprintf(msg, sizeof(msg), "acpi=off is not supported: kestrel's pc machine "
+				 "always gives the guest ACPI tables");
+		return err_invalid(opt, arg, msg);
+	}
 
 	if (off_only(o, "usb", "kestrel's pc machine has no USB controller", opt, arg) < 0 ||
 	    off_only(o, "hpet", "kestrel's pc machine has no HPET", opt, arg) < 0)
@@ -101,6 +112,16 @@ int options_machine_platform(struct vm_config *cfg, struct opts *o, const char *
 		return err_invalid(opt, arg, msg);
 	}
 	return 0;
+}
+
+/*
+ * -smbios: Kestrel hands the firmware no SMBIOS tables (SeaBIOS then builds
+ * its defaults), so none of its fields can be set: refused, not ignored.
+ */
+int options_smbios(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return err_invalid(opt, arg, "SMBIOS tables are not supported: kestrel gives the "
+			   "firmware none to fill in");
 }
 
 /* -no-hpet: Kestrel's pc machine has no HPET to leave out. */

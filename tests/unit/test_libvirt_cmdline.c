@@ -146,6 +146,15 @@ static void test_machine_switches(void **state)
 	ERR("-machine", "pc,vmport=maybe");
 	ERR("-machine", "pc,hpet=on");
 	ERR("-machine", "pc,dump-guest-core=maybe");
+	OK(&cfg, "-machine", "pc,acpi=on");
+	options_free(&cfg);
+	ERR("-machine", "pc,acpi=off");
+	ERR("-machine", "pc,acpi=maybe");
+	ERR("-smbios", "type=1,serial=x");
+	OK(&cfg, "-boot", "strict=on");
+	assert_true(cfg.boot.strict);
+	options_free(&cfg);
+	ERR("-boot", "strict=maybe");
 }
 
 static void test_global(void **state)

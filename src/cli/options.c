@@ -655,7 +655,7 @@ static const struct option_def option_table[] = {
 	{ "overcommit", true, options_overcommit, "mem-lock=on|off  lock RAM in host memory" },
 	{ "balloon", true, options_balloon, "none|virtio[,addr=]  the memory balloon device" },
 	{ "no-hpet", false, options_no_hpet, "  no HPET (kestrel's pc machine has none)" },
-	{ "smbios", true, options_smbios, "  (refused: kestrel gives the firmware no SMBIOS tables)" },
+	{ "smbios", true, options_smbios_refused, "  (refused: kestrel gives the firmware no SMBIOS tables)" },
 	{ "global", true, options_global,
 	  "kvm-pit.lost_tick_policy=delay|PIIX4_PM.disable_s3=1|PIIX4_PM.disable_s4=1  "
 	  "device defaults" },

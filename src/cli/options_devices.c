@@ -18,6 +18,8 @@ void options_device_help(FILE *out)
 		     "\nNetwork devices:\n"
 		     "name \"e1000\", bus PCI, alias \"e1000-82540em\", desc \"Intel Gigabit Ethernet\"\n"
 		     "name \"virtio-net-pci\", bus PCI, alias \"virtio-net\"\n"
+		     "\nInput devices:\n"
+		     "name \"isa-serial\", bus ISA (COM1 only)\n"
 		     "\nMisc devices:\n"
 		     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n"
 		     "name \"virtio-balloon-pci\", bus PCI, alias \"virtio-balloon\"\n"

@@ -22,6 +22,8 @@ typedef int option_parser(struct vm_config *cfg, const char *opt, const char *ar
 /* options_common.c */
 /* Logs "-opt arg: why"; returns -1. */
 int err_invalid(const char *opt, const char *arg, const char *why);
+/* While a JSON argument's list form is parsed: the text err_invalid shows (NULL: none). */
+void options_json_shown(const char *arg);
 /* Rejects keys nobody consumed; returns 0 when all were understood. */
 int check_unused(struct opts *o, const char *opt, const char *arg);
 /* Parses a key=value list, logging the syntax error; NULL on failure. */
@@ -56,7 +58,7 @@ int options_cpu(struct vm_config *cfg, const char *opt, const char *arg, FILE *o
 int options_machine_platform(struct vm_config *cfg, struct opts *o, const char *opt,
 			     const char *arg);
 int options_no_hpet(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
-int options_smbios(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_smbios_refused(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_global(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_rtc(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_audiodev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);

@@ -107,7 +107,9 @@ int options_json(option_parser *parse, struct vm_config *cfg, const char *opt, c
 	opts_free(o);
 	if (!list)
 		return -1;
+	options_json_shown(arg);
 	rc = parse(cfg, opt, list, out);
+	options_json_shown(NULL);
 	/* Parsers may keep pointers into arg (-kernel does); these options copy what they keep. */
 	free(list);
 	return rc;

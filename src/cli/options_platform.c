@@ -118,7 +118,7 @@ int options_machine_platform(struct vm_config *cfg, struct opts *o, const char *
  * -smbios: Kestrel hands the firmware no SMBIOS tables (SeaBIOS then builds
  * its defaults), so none of its fields can be set: refused, not ignored.
  */
-int options_smbios(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+int options_smbios_refused(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	return err_invalid(opt, arg, "SMBIOS tables are not supported: kestrel gives the "
 			   "firmware none to fill in");

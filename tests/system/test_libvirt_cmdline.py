@@ -110,6 +110,9 @@ def test_libvirt_probe_time_options_too(tmp_path):
     (["-cpu", "host,migratable=maybe"], "Parameter 'migratable' expects 'on' or 'off'"),
     (["-device", "{bad"], "JSON parse error, invalid keyword 'bad'"),
     (["-object", "{bad"], "JSON parse error, invalid keyword 'bad'"),
+    # The error shows the argument as given, JSON and all, as QEMU's do.
+    (["-device", '{"driver":"virtio-balloon-pci","foo":1}'],
+     '-device {"driver":"virtio-balloon-pci","foo":1}: Invalid parameter \'foo\''),
 ])
 def test_bad_values_are_refused_as_qemu_refuses_them(args, message):
     status, _, err = kestrel(*args, "-kernel", "/nonexistent")

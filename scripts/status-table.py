@@ -33,7 +33,9 @@ def entries():
     out = []
     for m in re.finditer(r'\{ "([^"]+)", (true|false), (\w+)',
                          table("src/cli/options.c", "option_table[] = {")):
-        out.append(("option", "-" + m.group(1), "implemented", m.group(3)))
+        # A handler named *_refused only names why the option is not taken (-smbios).
+        status = "refused" if m.group(3).endswith("_refused") else "implemented"
+        out.append(("option", "-" + m.group(1), status, m.group(3)))
     for m in re.finditer(r'\{ "([^"]+)", "[^"]*",\s*"(?:[^"\\]|\\.)*"(?:\s*"(?:[^"\\]|\\.)*")*,\s*(\w+) \}',
                          table("src/ui/hmp.c", "hmp_cmd commands[] = {")):
         refused = m.group(2) == "cmd_unavailable"

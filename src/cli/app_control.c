@@ -43,6 +43,12 @@ static const char *ctl_machine(void *opaque)
 	return app->cfg.machine == MACHINE_NONE ? "none" : NULL;
 }
 
+static const char *ctl_cpu_type(void *opaque)
+{
+	struct app *app = opaque;
+	return app->cfg.cpu.model == CPU_MODEL_QEMU64 ? "qemu64-x86_64-cpu" : NULL;
+}
+
 static unsigned ctl_cpu_count(void *opaque)
 {
 	struct app *app = opaque;
@@ -448,6 +454,7 @@ void app_control_init(struct app *app)
 		.run_state = ctl_run_state,
 		.kvm_enabled = ctl_kvm_enabled,
 		.machine = ctl_machine,
+		.cpu_type = ctl_cpu_type,
 		.cpu_count = ctl_cpu_count,
 		.cpu_info = ctl_cpu_info,
 		.chardevs = ctl_chardevs,

@@ -228,24 +228,6 @@ bad:
 			   "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)");
 }
 
-static int opt_cpu(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
-{
-	if (strcmp(arg, "help") == 0 || strcmp(arg, "?") == 0) {
-		fprintf(out, "Available CPUs:\n"
-			     "  host    KVM processor with all supported host features\n"
-			     "  max     Enables all features supported by the accelerator (= host)\n");
-		return 1;
-	}
-	if (strcmp(arg, "host") == 0 || strcmp(arg, "max") == 0) {
-		cfg->cpu_given = true;
-		return 0;
-	}
-	if (strncmp(arg, "host,", 5) == 0 || strncmp(arg, "max,", 4) == 0)
-		return err_invalid(opt, arg, "CPU feature flags are not supported yet; use -cpu host");
-	return err_invalid(opt, arg, "unable to find CPU model (supported: host, max; "
-			   "see -cpu help)");
-}
-
 static int opt_machine(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	struct opts *o;
@@ -266,7 +248,8 @@ static int opt_machine(struct vm_config *cfg, const char *opt, const char *arg, 
 		return -1;
 	type = opts_get(o, "type");
 	accel = opts_get(o, "accel");
-	if (options_machine_memory(cfg, o, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
+	if (options_machine_memory(cfg, o, opt, arg) < 0 ||
+	    options_machine_platform(cfg, o, opt, arg) < 0 || check_unused(o, opt, arg) < 0)
 		goto out;
 	/* QEMU's "none": no RAM, no CPU, no device; the monitors only (probes). */
 	if (type && strcmp(type, "none") == 0)
@@ -589,6 +572,8 @@ static int opt_device(struct vm_config *cfg, const char *opt, const char *arg, F
 		options_device_help(out);
 		return 1;
 	}
+	if (arg[0] == '{')
+		return options_json(opt_device, cfg, opt, arg, "driver", out);
 	o = parse_list(opt, arg, "driver");
 	if (!o)
 		return -1;
@@ -650,7 +635,7 @@ static const struct option_def option_table[] = {
 	{ "smp", true, opt_smp, "[cpus=]n[,sockets=][,cores=][,threads=][,maxcpus=]  CPUs" },
 	{ "name", true, opt_name, "string  name of the guest" },
 	{ "uuid", true, opt_uuid, "%08x-%04x-%04x-%04x-%012x  machine UUID" },
-	{ "cpu", true, opt_cpu, "host|max|help  CPU model" },
+	{ "cpu", true, options_cpu, "host[,migratable=on|off]|max|qemu64|help  CPU model" },
 	{ "machine", true, opt_machine, "[type=]pc|none[,accel=kvm[:tcg]]|help  machine type" },
 	{ "M", true, opt_machine, NULL },
 	{ "accel", true, accel_option, "kvm|help  accelerator (KVM, the only one)" },
@@ -713,6 +698,14 @@ static const struct option_def option_table[] = {
 	{ "mem-prealloc", false, opt_mem_prealloc, "  allocate all of RAM at start-up" },
 	{ "overcommit", true, options_overcommit, "mem-lock=on|off  lock RAM in host memory" },
 	{ "balloon", true, options_balloon, "none|virtio[,addr=]  the memory balloon device" },
+	{ "no-hpet", false, options_no_hpet, "  no HPET (kestrel's pc machine has none)" },
+	{ "smbios", true, options_smbios_refused, "  (refused: kestrel gives the firmware no SMBIOS tables)" },
+	{ "global", true, options_global,
+	  "kvm-pit.lost_tick_policy=delay|PIIX4_PM.disable_s3=1|PIIX4_PM.disable_s4=1  "
+	  "device defaults" },
+	{ "rtc", true, options_rtc, "[base=utc|localtime|DATE][,clock=host][,driftfix=none|slew]  "
+	  "the CMOS clock" },
+	{ "audiodev", true, options_audiodev, "none,id=id  an audio back end (none: no device)" },
 	{ "version", false, opt_version, "  print the version and exit" },
 	{ "h", false, opt_help, "  print this help and exit" },
 	{ "help", false, opt_help, NULL },

@@ -11,94 +11,44 @@
  * file and settings over, and the protocol node stops being a drive of its
  * own (as in QEMU, one node cannot serve two writers).
  */
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "block/block.h"
+#include "block/block_img.h"
 #include "cli/options_internal.h"
 #include "virtio/devices.h"
 
-#define FLAT_MAX 4096	/* the dotted form of a JSON -blockdev */
-
-static int flatten(struct json_object *obj, const char *prefix, char *out, size_t *len);
-
-/* An array's elements as "prefix.N" (QEMU's keyval: gluster's server list, say). */
-static int flatten_array(struct json_object *arr, const char *prefix, char *out, size_t *len)
-{
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		struct json_object *el = json_object_array_get_idx(arr, i);
-		char name[300];
-		int n = snprintf(name, sizeof(name), "%s.%zu", prefix, i);
-		if (n < 0 || (size_t)n >= sizeof(name) || !json_object_is_type(el, json_type_object) ||
-		    flatten(el, name, out, len) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* Appends JSON object members as "prefix.key=value," with QEMU's ",," escaping. */
-static int flatten(struct json_object *obj, const char *prefix, char *out, size_t *len)
-{
-	json_object_object_foreach(obj, key, val) {
-		char name[256];
-		snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", key);
-		if (json_object_is_type(val, json_type_object)) {
-			if (flatten(val, name, out, len) < 0)
-				return -1;
-			continue;
-		}
-		if (json_object_is_type(val, json_type_array)) {
-			if (flatten_array(val, name, out, len) < 0)
-				return -1;
-			continue;
-		}
-		const char *v = json_object_is_type(val, json_type_boolean)
-					? (json_object_get_boolean(val) ? "on" : "off")
-					: json_object_get_string(val);
-		if (!v || json_object_is_type(val, json_type_array))
-			return -1;
-		int n = snprintf(out + *len, FLAT_MAX - *len, "%s=", name);
-		if (n < 0 || (size_t)n >= FLAT_MAX - *len)
-			return -1;
-		*len += (size_t)n;
-		for (; *v; v++) {
-			if (*len + 3 >= FLAT_MAX)
-				return -1;
-			out[(*len)++] = *v;
-			if (*v == ',')
-				out[(*len)++] = ',';
-		}
-		out[(*len)++] = ',';
-		out[*len] = '\0';
-	}
-	return 0;
-}
+#define FLAT_MAX 4096	/* a network node's json: name */
 
 static struct opts *parse_blockdev(const char *opt, const char *arg)
 {
-	struct json_object *obj;
-	struct opts *o;
-	char *flat;
-	size_t len = 0;
+	return arg[0] == '{' ? options_json_opts(opt, arg) : parse_list(opt, arg, NULL);
+}
 
-	if (arg[0] != '{')
-		return parse_list(opt, arg, NULL);
-	obj = json_tokener_parse(arg);
-	flat = calloc(1, FLAT_MAX);
-	if (!obj || !json_object_is_type(obj, json_type_object) || !flat ||
-	    flatten(obj, "", flat, &len) < 0) {
-		err_invalid(opt, arg, "not a JSON object of strings, numbers, booleans, objects and arrays of objects");
-		o = NULL;
-	} else {
-		if (len)
-			flat[len - 1] = '\0';	/* the last comma */
-		o = parse_list(opt, flat, NULL);
-	}
-	json_object_put(obj);
-	free(flat);
-	return o;
+/*
+ * backing=: QEMU's null (or the deprecated "") opens the format node without
+ * its backing chain, reading unallocated clusters as zeroes (libvirt passes
+ * "backing":null on every top node it chains itself); a node name would be a
+ * chain of -blockdev nodes, which Kestrel does not build.
+ */
+static int node_backing(struct opts *o, struct drive_config *d, const char *opt, const char *arg)
+{
+	const char *backing = opts_get(o, "backing");
+	bool is_null = false;
+
+	if (!backing)
+		return 0;
+	for (size_t i = 0; i < o->count; i++)
+		if (!strcmp(o->items[i].key, "backing"))
+			is_null = o->items[i].null;
+	if (!is_null && *backing)
+		return err_invalid(opt, arg, "backing= naming a node is not supported: the image's "
+				   "backing chain is opened from its header (give backing=null or "
+				   "leave it out)");
+	d->flags |= BLOCK_NO_BACKING;
+	return 0;
 }
 
 /*
@@ -324,7 +274,8 @@ int options_blockdev(struct vm_config *cfg, const char *opt, const char *arg, FI
 		}
 		if (node_settings(o, "", &d, opt, arg) < 0 || format_file(cfg, o, &d, opt, arg) < 0 ||
 		    options_overlap_check(o, driver, &d, opt, arg) < 0 ||
-		    options_key_secret(o, "key-secret", &d, opt, arg) < 0)
+		    options_key_secret(o, "key-secret", &d, opt, arg) < 0 ||
+		    node_backing(o, &d, opt, arg) < 0)
 			goto out;
 		strcpy(d.format, driver);
 	} else {

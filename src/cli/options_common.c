@@ -13,10 +13,18 @@
 #include "util/size.h"
 #include "virtio/devices.h"
 
-/* Logs "-opt arg: why"; returns -1. */
+/* The JSON argument being parsed as its key=value list (options_json), or NULL. */
+static const char *json_arg;
+
+void options_json_shown(const char *arg)
+{
+	json_arg = arg;
+}
+
+/* Logs "-opt arg: why", arg as the user wrote it (JSON too), as QEMU does; returns -1. */
 int err_invalid(const char *opt, const char *arg, const char *why)
 {
-	log_error("-%s %s: %s", opt, arg, why);
+	log_error("-%s %s: %s", opt, json_arg ? json_arg : arg, why);
 	return -1;
 }
 

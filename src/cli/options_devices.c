@@ -18,6 +18,8 @@ void options_device_help(FILE *out)
 		     "\nNetwork devices:\n"
 		     "name \"e1000\", bus PCI, alias \"e1000-82540em\", desc \"Intel Gigabit Ethernet\"\n"
 		     "name \"virtio-net-pci\", bus PCI, alias \"virtio-net\"\n"
+		     "\nInput devices:\n"
+		     "name \"isa-serial\", bus ISA (COM1 only)\n"
 		     "\nMisc devices:\n"
 		     "name \"isa-debug-exit\", bus ISA (tests: exit with (value << 1) | 1)\n"
 		     "name \"virtio-balloon-pci\", bus PCI, alias \"virtio-balloon\"\n"
@@ -362,6 +364,29 @@ static int rng_and_ports(const struct device_config *dev, const char *rng, const
 	return 0;
 }
 
+/*
+ * -device isa-serial,chardev=ID[,index=0]: COM1 (0x3f8, IRQ 4) on that chardev,
+ * as -serial chardev:ID; libvirt's <serial> element.  COM2-4 are not modelled.
+ */
+static int isa_serial(struct vm_config *cfg, struct opts *o, const char *opt, const char *arg)
+{
+	const char *chardev = opts_get(o, "chardev"), *index = opts_get(o, "index");
+
+	opts_get(o, "id");
+	if (check_unused(o, opt, arg) < 0)
+		return -1;
+	if (index && strcmp(index, "0"))
+		return err_invalid(opt, arg, "index= other than 0 is not supported: kestrel "
+				   "models COM1 only");
+	if (cfg->serial_given)
+		return err_invalid(opt, arg, "only one serial port (COM1) is supported");
+	if (!chardev)
+		return err_invalid(opt, arg, "Property 'chardev' is missing");
+	cfg->serial_given = true;
+	snprintf(cfg->serial_chardev, sizeof(cfg->serial_chardev), "%s", chardev);
+	return 0;
+}
+
 int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
 			  const char *opt, const char *arg)
 {
@@ -386,6 +411,8 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		if (options_pci_addr(opts_get(o, "addr"), &dev.slot) < 0)
 			return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
 		return options_balloon_device(cfg, o, dev.slot, opt, arg);
+	} else if (!strcmp(driver, "isa-serial")) {
+		return isa_serial(cfg, o, opt, arg);
 	} else if (!strcmp(driver, "virtconsole")) {
 		chardev = opts_get(o, "chardev");
 		opts_get(o, "id");

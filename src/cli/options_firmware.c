@@ -80,8 +80,13 @@ int options_boot(struct vm_config *cfg, const char *opt, const char *arg, FILE *
 	splash = opts_get(o, "splash-time");
 	reboot = opts_get(o, "reboot-timeout");
 	picture = opts_get(o, "splash");
-	if (!opts_get_bool(o, "menu", &b->menu) || !opts_get_bool(o, "strict", &b->strict)) {
-		err_invalid(opt, arg, "menu= and strict= take on or off");
+	/* QEMU 7.2's words: its -boot keys live under "boot." */
+	if (!opts_get_bool(o, "menu", &b->menu)) {
+		err_invalid(opt, arg, "Parameter 'boot.menu' expects 'on' or 'off'");
+		goto out;
+	}
+	if (!opts_get_bool(o, "strict", &b->strict)) {
+		err_invalid(opt, arg, "Parameter 'boot.strict' expects 'on' or 'off'");
 		goto out;
 	}
 	if (check_unused(o, opt, arg) < 0)

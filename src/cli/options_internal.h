@@ -22,6 +22,8 @@ typedef int option_parser(struct vm_config *cfg, const char *opt, const char *ar
 /* options_common.c */
 /* Logs "-opt arg: why"; returns -1. */
 int err_invalid(const char *opt, const char *arg, const char *why);
+/* While a JSON argument's list form is parsed: the text err_invalid shows (NULL: none). */
+void options_json_shown(const char *arg);
 /* Rejects keys nobody consumed; returns 0 when all were understood. */
 int check_unused(struct opts *o, const char *opt, const char *arg);
 /* Parses a key=value list, logging the syntax error; NULL on failure. */
@@ -43,6 +45,23 @@ int options_overlap_check(struct opts *o, const char *fmt, struct drive_config *
 int options_drive_io(struct drive_config *d, const char *discard, const char *aio,
 		     const char *detect, bool direct, const char *direct_key, const char *opt,
 		     const char *arg);
+
+/* options_json.c: JSON arguments (libvirt's -object, -device, -netdev, -audiodev). */
+/* The JSON object arg flattened (QEMU's qdict_flatten), nulls marked; NULL after logging. */
+struct opts *options_json_opts(const char *opt, const char *arg);
+/* Parses arg as JSON and calls parse with the key=value list that means the same. */
+int options_json(option_parser *parse, struct vm_config *cfg, const char *opt, const char *arg,
+		 const char *implied, FILE *out);
+
+/* options_platform.c: -cpu, -machine usb/vmport/hpet, -no-hpet, -global, -rtc, -audiodev. */
+int options_cpu(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_machine_platform(struct vm_config *cfg, struct opts *o, const char *opt,
+			     const char *arg);
+int options_no_hpet(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_smbios_refused(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_global(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_rtc(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_audiodev(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 
 /* options_devices.c */
 int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);

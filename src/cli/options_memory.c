@@ -233,13 +233,16 @@ int options_key_secret(struct opts *o, const char *key, struct drive_config *d, 
 /* -object memory-backend-{ram,file,memfd},id=,size=,... (qapi/qom.json MemoryBackend*Properties). */
 int options_object(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
-	struct opts *o = parse_list(opt, arg, "qom-type");
+	struct opts *o;
 	struct memdev_config m = { 0 };
 	struct memory_backing *b = &m.backing;
 	const char *type, *id, *size, *path, *nodes, *policy, *hsize, *align;
 	bool bad = false;
 	int rc = -1;
 
+	if (arg[0] == '{')
+		return options_json(options_object, cfg, opt, arg, "qom-type", out);
+	o = parse_list(opt, arg, "qom-type");
 	if (!o)
 		return -1;
 	type = opts_get(o, "qom-type");

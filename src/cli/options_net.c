@@ -269,6 +269,8 @@ int options_netdev(struct vm_config *cfg, const char *opt, const char *arg, FILE
 		fprintf(out, "Available netdev backend types:\nsocket\nuser\ntap\nbridge\n");
 		return 1;
 	}
+	if (arg[0] == '{')
+		return options_json(options_netdev, cfg, opt, arg, "type", out);
 	type_word(arg, type, sizeof(type));
 	if (!is_backend(type)) {
 		snprintf(msg, sizeof(msg), "unsupported netdev type '%s' (supported: tap, user, "

@@ -26,6 +26,13 @@ void rtc_init(struct rtc *rtc)
 	rtc->cmos[REG_A] = 0x26;	/* 32.768 kHz time base, 1024 Hz rate */
 	rtc->cmos[REG_B] = REG_B_24H;	/* BCD, 24-hour: what PC firmware expects */
 	rtc->cmos[REG_D] = REG_D_VALID_RAM;
+	rtc->now = time;
+}
+
+void rtc_set_base(struct rtc *rtc, bool localtime, int64_t offset)
+{
+	rtc->localtime = localtime;
+	rtc->offset = offset;
 }
 
 void rtc_destroy(struct rtc *rtc)
@@ -53,11 +60,14 @@ static uint8_t to_bcd(const struct rtc *rtc, int v)
 /* The clock registers are computed from host time when read, so they never drift. */
 static uint8_t read_reg(struct rtc *rtc, uint8_t reg)
 {
-	time_t now = time(NULL);
+	time_t now = rtc->now(NULL) + (time_t)rtc->offset;
 	struct tm tm;
 	int hour;
 
-	gmtime_r(&now, &tm);
+	if (rtc->localtime)
+		localtime_r(&now, &tm);
+	else
+		gmtime_r(&now, &tm);
 	switch (reg) {
 	case REG_SECONDS:
 		return to_bcd(rtc, tm.tm_sec);

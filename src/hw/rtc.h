@@ -1,6 +1,7 @@
 /*
  * MC146818 real-time clock and CMOS NVRAM (ports 0x70/0x71).  The clock reads
- * the host's UTC time (QEMU's -rtc base=utc); the NVRAM carries what the PC
+ * the host's time, in UTC or local time and shifted by an offset (QEMU's
+ * -rtc base=utc|localtime|DATE, clock=host); the NVRAM carries what the PC
  * BIOS convention and SeaBIOS read: memory sizes, CPU count, boot order.
  */
 #ifndef KESTREL_HW_RTC_H
@@ -9,6 +10,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #define RTC_PORT 0x70
 #define RTC_NR_PORTS 2
@@ -35,10 +37,15 @@ struct rtc {
 	pthread_mutex_t lock;
 	uint8_t index;
 	uint8_t cmos[128];
+	bool localtime;		/* -rtc base=localtime */
+	int64_t offset;		/* -rtc base=DATE: seconds added to host time */
+	time_t (*now)(time_t *);	/* time(); tests fake it */
 };
 
 void rtc_init(struct rtc *rtc);
 void rtc_destroy(struct rtc *rtc);
+/* -rtc base=: the clock shows host time + offset seconds, as local time or UTC. */
+void rtc_set_base(struct rtc *rtc, bool localtime, int64_t offset);
 void rtc_set_byte(struct rtc *rtc, uint8_t index, uint8_t value);
 uint8_t rtc_get_byte(const struct rtc *rtc, uint8_t index);
 void rtc_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsigned size);

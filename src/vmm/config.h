@@ -216,6 +216,29 @@ struct accel_config {
 	unsigned nr_opts;
 };
 
+/* -rtc: where the guest's CMOS clock starts (options_platform.c, hw/rtc.c). */
+struct rtc_config {
+	bool localtime;			/* base=localtime: the host's local time, else UTC */
+	int64_t offset;			/* base=DATE: seconds from host time */
+	bool driftfix_slew;		/* driftfix=slew (see kestrel(1): no ticks are lost) */
+};
+
+/* -cpu: the CPUID a vCPU sees (vmm/cpu_model.c). */
+enum cpu_model {
+	CPU_MODEL_HOST,			/* host, max: what KVM supports */
+	CPU_MODEL_QEMU64,		/* QEMU's qemu64, filtered from what KVM supports */
+};
+
+struct cpu_config {
+	enum cpu_model model;
+	bool migratable;		/* host,migratable=on (QEMU's default): no invtsc */
+};
+
+/* -global and -machine switches of the pc machine's devices. */
+struct platform_config {
+	char audiodev[32];		/* -audiodev none,id=: "" when none given */
+};
+
 struct vm_config {
 	enum machine_kind machine;
 	struct accel_config accel;
@@ -262,6 +285,9 @@ struct vm_config {
 	char debugcon_chardev[CHARDEV_ID_MAX];	/* -debugcon; "" for none */
 	struct memory_config memory;
 	struct balloon_config balloon;
+	struct rtc_config rtc;
+	struct cpu_config cpu;
+	struct platform_config platform;
 };
 
 #define FIRMWARE_DEFAULT_BIOS "/usr/share/seabios/bios-256k.bin"

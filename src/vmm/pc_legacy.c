@@ -69,6 +69,7 @@ int pc_create_legacy(struct vm *vm)
 	struct power_sink power = { .event = vm_power_event, .opaque = vm };
 
 	rtc_init(&vm->rtc);
+	rtc_set_base(&vm->rtc, vm->cfg->rtc.localtime, vm->cfg->rtc.offset);
 	if (pc_add_part(vm, &vm->rtc, rtc_part_destroy) < 0)
 		return -1;
 	cmos_memory(&vm->rtc, vm);

@@ -9,6 +9,7 @@
 
 #include "util/log.h"
 #include "vmm/boot/layout.h"
+#include "vmm/cpu_model.h"
 #include "vmm/vm.h"
 
 #define CPUID_HYPERVISOR (1u << 31)	/* CPUID.1:ECX, "running under a hypervisor" */
@@ -49,6 +50,7 @@ static int vcpu_set_cpuid(struct vcpu *vcpu)
 			break;
 		}
 	}
+	cpu_model_apply(&vcpu->vm->cfg->cpu, c);
 	rc = ioctl(vcpu->fd, KVM_SET_CPUID2, c);
 	if (rc < 0)
 		log_error("vCPU %u: KVM_SET_CPUID2: %s", vcpu->index, strerror(errno));

@@ -256,6 +256,23 @@ static void test_dsdt_s5_matches_pm_device(void **state)
 	assert_int_equal(slp_typ, ACPI_PM_S5_SLP_TYP);
 }
 
+/*
+ * -global PIIX4_PM.disable_s3=1 and disable_s4=1 (libvirt's default) are
+ * accepted because the guest already sees no S3 or S4: no \_S3/\_S4 object.
+ */
+static void test_dsdt_offers_no_s3_s4(void **state)
+{
+	build(1, 1);
+	const uint8_t *f = fadt();
+	const uint8_t *dsdt = table_at(le32(f + 40), "DSDT");
+	const uint8_t *end = dsdt + le32(dsdt + 4);
+
+	for (const uint8_t *q = dsdt + 36; q + 4 <= end; q++) {
+		assert_memory_not_equal(q, "_S3_", 4);
+		assert_memory_not_equal(q, "_S4_", 4);
+	}
+}
+
 static void test_too_small(void **state)
 {
 	struct acpi_config cfg = { .cpus = 1, .maxcpus = 1 };
@@ -317,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_fadt_points_at_dsdt_and_facs),
 		cmocka_unit_test(test_madt),
 		cmocka_unit_test(test_dsdt_s5_matches_pm_device),
+		cmocka_unit_test(test_dsdt_offers_no_s3_s4),
 		cmocka_unit_test(test_too_small),
 		cmocka_unit_test(test_base_is_honoured),
 		cmocka_unit_test(test_install),

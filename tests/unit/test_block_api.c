@@ -64,6 +64,50 @@ static void test_both_formats_same_behaviour(void **state)
 	}
 }
 
+/*
+ * "backing": null on an image whose header names a backing file (libvirt's
+ * -blockdev): unallocated clusters read as zeroes and a partial write copies
+ * zeroes up, as QEMU's qemu-io does on the same node; the backing file is
+ * untouched and still shows through where the overlay has nothing.
+ */
+static void test_backing_null_writes_copy_zeroes_up(void **state)
+{
+	struct block_create_opts bo = { .size = 1 << 20 };
+	struct block_create_opts oo = { .size = 1 << 20, .backing_file = "bn-base.qcow2",
+					.backing_fmt = "qcow2" };
+	struct block_dev *bd;
+	uint8_t buf[4096], w[512];
+	char err[512];
+
+	assert_int_equal(block_create(tmpdir_path("bn-base.qcow2"), "qcow2", &bo, err,
+				      sizeof(err)), 0);
+	assert_int_equal(block_open(tmpdir_path("bn-base.qcow2"), "qcow2", 0, &bd, err,
+				    sizeof(err)), 0);
+	memset(buf, 0x55, sizeof(buf));
+	for (unsigned off = 0; off < 128 << 10; off += sizeof(buf))
+		assert_int_equal(block_pwrite(bd, off, buf, sizeof(buf)), 0);
+	block_close(bd);
+	if (block_create(tmpdir_path("bn-top.qcow2"), "qcow2", &oo, err, sizeof(err)) < 0)
+		fail_msg("create: %s", err);
+	assert_int_equal(block_open(tmpdir_path("bn-top.qcow2"), "qcow2", BLOCK_NO_BACKING, &bd,
+				    err, sizeof(err)), 0);
+	assert_int_equal(block_pread(bd, 0, buf, sizeof(buf)), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0);
+	memset(w, 0xaa, sizeof(w));
+	assert_int_equal(block_pwrite(bd, 0, w, sizeof(w)), 0);
+	block_close(bd);
+	assert_int_equal(block_open(tmpdir_path("bn-top.qcow2"), "qcow2", BLOCK_RDONLY, &bd, err,
+				    sizeof(err)), 0);
+	assert_int_equal(block_pread(bd, 0, buf, sizeof(buf)), 0);
+	assert_memory_equal(buf, w, sizeof(w));
+	for (size_t i = sizeof(w); i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0);		/* copied up from nothing */
+	assert_int_equal(block_pread(bd, 96 << 10, buf, sizeof(buf)), 0);
+	assert_int_equal(buf[0], 0x55);			/* the backing file, elsewhere */
+	block_close(bd);
+}
+
 static void test_read_only(void **state)
 {
 	struct block_dev *bd = create_open("ro.qcow2", "qcow2", 1 << 20, BLOCK_RDONLY);
@@ -538,6 +582,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_both_formats_same_behaviour),
 		cmocka_unit_test(test_read_only),
+		cmocka_unit_test(test_backing_null_writes_copy_zeroes_up),
 		cmocka_unit_test(test_probe),
 		cmocka_unit_test(test_probed_raw_refuses_every_magic),
 		cmocka_unit_test(test_foreign_format_refused_by_name),

@@ -601,7 +601,7 @@ static void test_misc_options(void **state)
 	RUN_ERR("-name", "vm,debug-threads=maybe");
 	RUN_ERR("-accel", "kvm,foo=bar");
 	RUN_ERR("-accel", "kvm,kernel-irqchip=on");
-	RUN_ERR("-cpu", "qemu64");
+	RUN_ERR("-cpu", "Haswell");	/* named models other than qemu64 are not provided */
 	RUN_ERR("-cpu", "host,+avx");
 	RUN_ERR("-machine", "q35");
 	/* -machine accel=tcg / -accel tcg fail later, when accelerators are opened (test_probe_options). */

@@ -333,8 +333,12 @@ static int cow_read(struct qcow2 *s, uint64_t guest, uint64_t l2e, uint8_t *buf)
 {
 	switch (qcow2_entry_type(s, l2e)) {
 	case QCOW2_UNALLOCATED:
-		/* Opened without its backing file: copying it up is impossible, not zeroes. */
-		if (s->backing_file && !s->bd->backing)
+		/*
+		 * "backing": null (BLOCK_NO_BACKING): the node has no backing, so
+		 * the rest of the cluster is zeroes, as QEMU writes it.  A backing
+		 * file that should be open and is not cannot be copied up.
+		 */
+		if (s->backing_file && !s->bd->backing && !(s->bd->flags & BLOCK_NO_BACKING))
 			return -EINVAL;
 		return block_read_backing(s->bd, guest, buf, s->cluster_size);
 	case QCOW2_ZERO_PLAIN:

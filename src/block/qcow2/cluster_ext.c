@@ -124,8 +124,12 @@ static int old_subcluster(struct qcow2 *s, uint64_t guest, uint64_t e, uint64_t 
 	case QCOW2_NORMAL:
 		return qcow2_data_pread(s, (e & L2E_OFFSET_MASK) + sc * scs, buf, scs);
 	case QCOW2_UNALLOCATED:
-		/* Opened without its backing file: copying it up is impossible, not zeroes. */
-		if (s->backing_file && !s->bd->backing)
+		/*
+		 * "backing": null (BLOCK_NO_BACKING): the node has no backing, so
+		 * the rest of the cluster is zeroes, as QEMU writes it.  A backing
+		 * file that should be open and is not cannot be copied up.
+		 */
+		if (s->backing_file && !s->bd->backing && !(s->bd->flags & BLOCK_NO_BACKING))
 			return -EINVAL;
 		return block_read_backing(s->bd, guest + sc * scs, buf, scs);
 	default:

@@ -721,24 +721,26 @@ static int cmd_query_machines(struct qmp_session *s, struct json_object *args,
 static int cmd_query_cpu_definitions(struct qmp_session *s, struct json_object *args,
 				     struct json_object **ret, struct qmp_error *err)
 {
-	static const char *const models[][2] = {
-		{ "host", "host-x86_64-cpu" },
-		{ "max", "max-x86_64-cpu" },
+	/* name, QOM type, migration-safe (a named model is; host and max are not) */
+	static const struct { const char *name, *type; bool safe; } models[] = {
+		{ "host", "host-x86_64-cpu", false },
+		{ "max", "max-x86_64-cpu", false },
+		{ "qemu64", "qemu64-x86_64-cpu", true },	/* vmm/cpu_model.c */
 	};
 	struct json_object *list = json_object_new_array(), *d;
 	bool ok = list != NULL;
 
 	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
 		d = qmp_new_obj(&ok);
-		qmp_put(&ok, d, "name", json_object_new_string(models[i][0]));
-		qmp_put(&ok, d, "migration-safe", json_object_new_boolean(0));
+		qmp_put(&ok, d, "name", json_object_new_string(models[i].name));
+		qmp_put(&ok, d, "migration-safe", json_object_new_boolean(models[i].safe));
 		qmp_put(&ok, d, "static", json_object_new_boolean(0));
-		/* Both models are KVM's CPUID: without KVM neither can run (no TCG). */
+		/* Every model is built from KVM's CPUID: without KVM none can run (no TCG). */
 		struct json_object *missing = json_object_new_array();
 		if (!qmp_kvm_enabled(s))
 			qmp_append(&ok, missing, json_object_new_string("kvm"));
 		qmp_put(&ok, d, "unavailable-features", missing);
-		qmp_put(&ok, d, "typename", json_object_new_string(models[i][1]));
+		qmp_put(&ok, d, "typename", json_object_new_string(models[i].type));
 		qmp_put(&ok, d, "deprecated", json_object_new_boolean(0));
 		qmp_append(&ok, list, d);
 	}

@@ -415,7 +415,8 @@ int qmp_query_cpu_model_expansion(struct qmp_session *s, struct json_object *arg
 		return qmp_fail(err, "GenericError",
 				"Invalid parameter type for 'model.props', expected: object");
 	if (strcmp(json_object_get_string(name), "host") &&
-	    strcmp(json_object_get_string(name), "max"))
+	    strcmp(json_object_get_string(name), "max") &&
+	    strcmp(json_object_get_string(name), "qemu64"))
 		return qmp_fail(err, "GenericError", "CPU model '%s' not found",
 				json_object_get_string(name));
 	return qmp_fail(err, "GenericError",

@@ -1354,7 +1354,9 @@ static void test_query_machines_and_cpus(void **state)
 		   "\"unavailable-features\": [], \"static\": false, \"migration-safe\": false, "
 		   "\"deprecated\": false}, {\"name\": \"max\", \"typename\": \"max-x86_64-cpu\", "
 		   "\"unavailable-features\": [], \"static\": false, \"migration-safe\": false, "
-		   "\"deprecated\": false}]}");
+		   "\"deprecated\": false}, {\"name\": \"qemu64\", \"typename\": "
+		   "\"qemu64-x86_64-cpu\", \"unavailable-features\": [], \"static\": false, "
+		   "\"migration-safe\": true, \"deprecated\": false}]}");
 }
 
 static void test_actions(void **state)

@@ -153,11 +153,6 @@ static void run(struct fake *f, int cpu)
 
 	for (uint64_t n = 0; n < 0x10000; n++) {
 		uint64_t pc = r->rip + n;
-		if (pc == POWEROFF_PC) {
-			st.reason = GDB_STOP_POWEROFF;
-			gdb_server_notify_stop(f->srv, &st);
-			return;
-		}
 		i = dr_match(f, true, pc);
 		if (n && i >= 0) {
 			r->rip = pc;
@@ -203,6 +198,14 @@ static int fake_resume(void *o, int step_cpu)
 		struct gdb_stop st = { .reason = GDB_STOP_TRAP, .cpu = step_cpu, .dr6 = 1u << 14 };
 		gdb_server_notify_stop(f->srv, &st);
 		return 0;
+	}
+	/* A vCPU gdb sent to the power-off address powers the machine off. */
+	for (int c = 0; c < f->ncpus; c++) {
+		if (f->regs[c].rip == POWEROFF_PC) {
+			struct gdb_stop st = { .reason = GDB_STOP_POWEROFF, .cpu = c };
+			gdb_server_notify_stop(f->srv, &st);
+			return 0;
+		}
 	}
 	/* The last vCPU runs into the breakpoints, so a stop names a thread other than 1. */
 	run(f, f->ncpus - 1);

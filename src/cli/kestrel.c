@@ -16,6 +16,7 @@
 #include "cli/options.h"
 #include "chardev/term.h"
 #include "util/log.h"
+#include "vmm/gdb_kvm.h"
 #include "vmm/hostcheck.h"
 
 static void on_signal(void *opaque, uint32_t events)
@@ -408,6 +409,7 @@ static int run_machine(struct app *app)
 		}
 		app->vm = &vm;
 		app->state = RUN_STATE_RUNNING;
+		gdb_kvm_set_vm(app->gdb, &vm, VM_RUNNING);
 		if (app->has_console)
 			console_set_serial(&app->console, pc_has_part(&vm, &vm.com1) ? &vm.com1 : NULL);
 		daemon_ready(app);
@@ -423,6 +425,7 @@ static int run_machine(struct app *app)
 		loop_remove(app->loop, vm.wake_fd);
 		app->vm = NULL;
 		stop = (enum vm_stop)atomic_load(&vm.stop);
+		gdb_kvm_set_vm(app->gdb, NULL, stop);
 		status = vm.exit_status;
 		log_debug("VM stopped (reason %d) after %llu exits to userspace", stop,
 			  (unsigned long long)vm_exit_count(&vm));
@@ -447,6 +450,7 @@ static int run_machine(struct app *app)
 
 static void teardown(struct app *app)
 {
+	gdb_kvm_close(app->gdb);
 	/* The NBD server's sessions read the disks: they end first. */
 	app_nbd_free(app->nbd);
 	app->nbd = NULL;
@@ -526,7 +530,7 @@ int main(int argc, char **argv)
 	 * without /dev/kvm; network back ends follow it because their ifup
 	 * scripts change the host.
 	 */
-	if (kvm_host_open(&app.host) < 0)
+	if (kvm_host_open(&app.host) < 0 || app_gdb_open(&app) < 0)
 		goto out;
 	app.net_opened = true;
 	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)

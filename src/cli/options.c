@@ -667,6 +667,8 @@ static const struct option_def option_table[] = {
 	{ "mem-prealloc", false, opt_mem_prealloc, "  allocate all of RAM at start-up" },
 	{ "overcommit", true, options_overcommit, "mem-lock=on|off  lock RAM in host memory" },
 	{ "balloon", true, options_balloon, "none|virtio[,addr=]  the memory balloon device" },
+	{ "gdb", true, options_gdb, "dev  gdbstub on dev (tcp:[host]:port, unix:path,server, none)" },
+	{ "s", false, options_gdb, "  shorthand for -gdb tcp::1234" },
 	{ "version", false, opt_version, "  print the version and exit" },
 	{ "h", false, opt_help, "  print this help and exit" },
 	{ "help", false, opt_help, NULL },

@@ -9,6 +9,7 @@
 
 #include "util/log.h"
 #include "vmm/boot/layout.h"
+#include "vmm/gdb_kvm.h"
 #include "vmm/vm.h"
 
 #define CPUID_HYPERVISOR (1u << 31)	/* CPUID.1:ECX, "running under a hypervisor" */
@@ -328,6 +329,9 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 		return true;
 	case KVM_EXIT_INTERNAL_ERROR:
 		return vcpu_internal_error(vcpu);
+	case KVM_EXIT_DEBUG:
+		gdb_kvm_debug_exit(vcpu);	/* a gdb breakpoint, watchpoint or step */
+		return true;
 	default:
 		fprintf(stderr, "KVM: unknown exit reason %u\n", run->exit_reason);
 		vcpu_fail(vcpu);
@@ -342,7 +346,8 @@ void *vcpu_thread(void *arg)
 
 	atomic_store(&vcpu->tid, (long)gettid());
 	while (atomic_load(&vm->stop) == VM_RUNNING) {
-		if (atomic_load(&vm->pause_requested)) {
+		if (atomic_load(&vm->pause_requested) &&
+		    atomic_load(&vm->solo_vcpu) != (int)vcpu->index) {
 			vcpu_park(vcpu);
 			continue;
 		}

@@ -330,6 +330,31 @@ def test_hostile_client(fake):
     assert sum(1 for l in f.lines() if re.fullmatch(r"write_phys 0x11[0-9a-f]{4} 90", l)) == 4096
 
 
+# The VMM's options: every device form is checked before KVM, so on any host.
+
+@pytest.mark.parametrize("dev, why", [
+    ("foo:bar", "only tcp:[HOST]:PORT and unix:PATH,server devices are supported"),
+    ("tcp::99x", "expected tcp:[HOST]:PORT"),
+    ("tcp:localhost", "expected tcp:[HOST]:PORT"),
+    ("unix:", "expected unix:PATH"),
+    ("chardev:gdb0", "only tcp:[HOST]:PORT and unix:PATH,server devices are supported"),
+])
+def test_gdb_option_refuses_bad_devices(dev, why):
+    p = subprocess.run([str(KESTREL), "-gdb", dev, "-kernel", str(PROBE)], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 1
+    assert f"-gdb {dev}: {why}" in p.stderr
+
+
+@pytest.mark.parametrize("args", [["-s"], ["-gdb", "tcp::1234"], ["-gdb", "unix:/tmp/x.sock,server"],
+                                  ["-gdb", "none"], ["-gdb", "tcp:127.0.0.1:0"]])
+def test_gdb_options_are_accepted(args):
+    p = subprocess.run([str(KESTREL), *args, "-nographic", "-kernel", str(PROBE)],
+                       capture_output=True, text=True, timeout=30)
+    # Here the run ends at /dev/kvm (or runs the probe where there is KVM): never an option error.
+    assert "invalid option" not in p.stderr and "-gdb" not in p.stderr and "-s:" not in p.stderr
+
+
 # The real VMM: gdb against the probe's ELF (symbols) under kestrel -s -S.
 
 @pytest.mark.guest
@@ -344,6 +369,28 @@ def test_kestrel_gdb_breaks_in_the_probe(tmp_path):
         assert "Breakpoint 1, " in out and "probe_main" in out
         assert "RIP=" in out
         assert vm.wait(timeout=30) == 0       # detached, the probe runs to its poweroff
+    finally:
+        vm.kill()
+        vm.wait()
+
+
+@pytest.mark.guest
+def test_kestrel_query_status_says_debug_while_gdb_holds_the_vm(tmp_path):
+    qmp = tmp_path / "qmp.sock"
+    vm = subprocess.Popen([str(KESTREL), "-s", "-nographic",
+                           "-qmp", f"unix:{qmp},server,nowait", "-kernel", str(PROBE)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        r = Raw(1234)
+        r.cmd("?")
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(str(qmp))
+        c.recv(4096)
+        c.sendall(b'{"execute":"qmp_capabilities"}{"execute":"query-status"}')
+        time.sleep(0.3)
+        assert b'"status": "debug"' in c.recv(65536)
+        r.cmd("D")
     finally:
         vm.kill()
         vm.wait()

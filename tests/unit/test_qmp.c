@@ -180,6 +180,8 @@ const char *run_state_name(enum run_state state)
 		return "internal-error";
 	case RUN_STATE_IO_ERROR:
 		return "io-error";
+	case RUN_STATE_DEBUG:
+		return "debug";
 	}
 	return "running";
 }

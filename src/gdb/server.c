@@ -345,10 +345,11 @@ static void session(struct gdb_server *srv)
 				continue;
 			break;
 		}
-		if (p[2].revents)
-			break;
+		/* A stop first: a power-off's W00 comes just before the VMM closes the stub. */
 		if (p[1].revents && take_stop(srv, &st) && srv->running)
 			report_stop(srv, &st);
+		if (p[2].revents)
+			break;
 		if (p[0].revents && !on_input(srv))
 			break;
 	}
@@ -440,4 +441,12 @@ const char *gdb_server_address(const struct gdb_server *srv)
 int gdb_server_port(const struct gdb_server *srv)
 {
 	return srv->port;
+}
+
+bool gdb_server_has_sw_bp(const struct gdb_server *srv, uint64_t addr)
+{
+	for (size_t i = 0; i < srv->stub.nr_bps; i++)
+		if (srv->stub.bps[i].addr == addr)
+			return true;
+	return false;
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gdb/target.h"
 
@@ -26,6 +27,12 @@ int gdb_server_start(struct gdb_server *srv);
 void gdb_server_close(struct gdb_server *srv);
 /* From any thread: the target stopped after resume(); the stub tells gdb. */
 void gdb_server_notify_stop(struct gdb_server *srv, const struct gdb_stop *st);
+/*
+ * From a vCPU thread on an int3 exit, with the VM running (so the table is
+ * not changing): whether the stub patched addr.  An int3 it did not patch is
+ * the guest's own, to be handed back to the guest.
+ */
+bool gdb_server_has_sw_bp(const struct gdb_server *srv, uint64_t addr);
 /* A debugger is attached and holds the VM stopped (QMP query-status "debug"). */
 bool gdb_server_holds_vm(const struct gdb_server *srv);
 /* The address it listens on, for messages ("tcp:127.0.0.1:1234"). */

@@ -424,6 +424,23 @@ void gdb_kvm_set_vm(struct gdb_kvm *kt, struct vm *vm, enum vm_stop stop)
 	}
 }
 
+static void reinject_bp(struct vcpu *vcpu)
+{
+	struct kvm_vcpu_events ev;
+
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0) {
+		log_error("gdbstub: vCPU %u: KVM_GET_VCPU_EVENTS: %s", vcpu->index, strerror(errno));
+		return;
+	}
+	ev.flags = 0;	/* only the exception: NMI, SIPI and shadow state as they are */
+	ev.exception.injected = 1;
+	ev.exception.nr = 3;
+	ev.exception.has_error_code = 0;
+	ev.exception.error_code = 0;
+	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		log_error("gdbstub: vCPU %u: KVM_SET_VCPU_EVENTS: %s", vcpu->index, strerror(errno));
+}
+
 void gdb_kvm_debug_exit(struct vcpu *vcpu)
 {
 	struct gdb_kvm *kt = atomic_load(&active);
@@ -435,6 +452,11 @@ void gdb_kvm_debug_exit(struct vcpu *vcpu)
 	/* #DB (vector 1) carries DR6: which DRn hit, or BS for a step; #BP (3) is an int3. */
 	if (run->debug.arch.exception == 1)
 		st.dr6 = run->debug.arch.dr6;
+	if (run->debug.arch.exception == 3 && !gdb_server_has_sw_bp(kt->srv, run->debug.arch.pc)) {
+		/* The guest's own int3 (Linux patches text with them): its #BP, as QEMU re-injects. */
+		reinject_bp(vcpu);
+		return;
+	}
 	atomic_store(&vcpu->vm->solo_vcpu, -1);
 	vm_pause_async(vcpu->vm);
 	gdb_server_notify_stop(kt->srv, &st);

@@ -55,23 +55,33 @@ static int kt_count(void *o)
 	return (int)kt->nr_vcpus;
 }
 
+/* struct kvm_msrs ends in a flexible array: one entry after its 8-byte header. */
+union msr_one {
+	struct kvm_msrs h;
+	uint8_t raw[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+};
+
 static int read_kernel_gs_base(int fd, uint64_t *val)
 {
-	struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = { .h.nmsrs = 1 };
+	union msr_one m;
 
-	m.e.index = MSR_KERNEL_GS_BASE;
+	memset(&m, 0, sizeof(m));
+	m.h.nmsrs = 1;
+	m.h.entries[0].index = MSR_KERNEL_GS_BASE;
 	if (ioctl(fd, KVM_GET_MSRS, &m) != 1)
-		return -errno ? -errno : -EIO;
-	*val = m.e.data;
+		return -EIO;
+	*val = m.h.entries[0].data;
 	return 0;
 }
 
 static int write_kernel_gs_base(int fd, uint64_t val)
 {
-	struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = { .h.nmsrs = 1 };
+	union msr_one m;
 
-	m.e.index = MSR_KERNEL_GS_BASE;
-	m.e.data = val;
+	memset(&m, 0, sizeof(m));
+	m.h.nmsrs = 1;
+	m.h.entries[0].index = MSR_KERNEL_GS_BASE;
+	m.h.entries[0].data = val;
 	return ioctl(fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EIO;
 }
 

@@ -397,7 +397,7 @@ def test_kestrel_query_status_says_debug_while_gdb_holds_the_vm(tmp_path):
 
 
 @pytest.mark.guest
-def test_kestrel_gdb_ctrl_c_and_hbreak(tmp_path):
+def test_kestrel_gdb_hbreak_over_a_unix_socket(tmp_path):
     sock = tmp_path / "gdb.sock"
     vm = subprocess.Popen([str(KESTREL), "-gdb", f"unix:{sock},server", "-S", "-nographic",
                            "-kernel", str(PROBE)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential meson ninja-build pkg-config acpica-tools libcmocka-dev libjson-c-dev
+	# the gdbstub's tests drive real gdb (tests/system/test_gdb.py)
+	gdb
 	zlib1g-dev libzstd-dev liburing-dev libbz2-dev
 	# NBD disks (src/block/nbd.c; optional: without it the nbd protocols stay unknown)
 	libnbd-dev

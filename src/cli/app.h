@@ -20,6 +20,7 @@
 
 struct json_object;
 struct app_nbd;
+struct gdb_kvm;
 
 /*
  * Disk errors the I/O threads hand to the main loop (app_control.c): each
@@ -72,10 +73,15 @@ struct app {
 	bool pidfile_written;		/* only then is the pid file ours to remove */
 	struct app_nbd *nbd;		/* QMP nbd-server-start's server, NULL until then */
 	struct app_io_errors io_errors;	/* werror=/rerror= reports from the I/O threads */
+	struct gdb_kvm *gdb;		/* -gdb/-s/HMP gdbserver's stub, NULL for none */
 };
 
 /* app_control.c: the monitors' view of the machine, and QMP events. */
 void app_control_init(struct app *app);
+/* app_gdb.c: (re)opens the gdbstub on dev (NULL/"none": closes it); -1 with err. */
+int app_gdb_start(struct app *app, const char *dev, char *err, size_t errlen);
+int app_gdb_server(void *opaque, const char *dev, char *msg, size_t msglen);
+int app_gdb_open(struct app *app);
 void app_quit(struct app *app, const char *reason);
 void app_emit(struct app *app, const char *event, struct json_object *data);
 void app_emit_shutdown(struct app *app, bool guest, const char *reason);

@@ -10,6 +10,7 @@
 
 #include "cli/app.h"
 #include "cli/app_nbd.h"
+#include "vmm/gdb_kvm.h"
 
 static const char *ctl_name(void *opaque)
 {
@@ -28,7 +29,7 @@ static bool ctl_uuid(void *opaque, uint8_t out[16])
 static enum run_state ctl_run_state(void *opaque)
 {
 	struct app *app = opaque;
-	return app->state;
+	return gdb_kvm_holds_vm(app->gdb) ? RUN_STATE_DEBUG : app->state;
 }
 
 static bool ctl_kvm_enabled(void *opaque)
@@ -455,6 +456,7 @@ void app_control_init(struct app *app)
 		.kvm_enabled = ctl_kvm_enabled,
 		.machine = ctl_machine,
 		.cpu_type = ctl_cpu_type,
+		.gdbserver = app_gdb_server,
 		.cpu_count = ctl_cpu_count,
 		.cpu_info = ctl_cpu_info,
 		.chardevs = ctl_chardevs,

@@ -17,6 +17,7 @@
 #include "cli/options.h"
 #include "chardev/term.h"
 #include "util/log.h"
+#include "vmm/gdb_kvm.h"
 #include "vmm/hostcheck.h"
 
 static void on_signal(void *opaque, uint32_t events)
@@ -417,6 +418,7 @@ static int run_machine(struct app *app)
 		}
 		app->vm = &vm;
 		app->state = prelaunch ? RUN_STATE_PRELAUNCH : RUN_STATE_RUNNING;
+		gdb_kvm_set_vm(app->gdb, &vm, VM_RUNNING);
 		if (app->has_console)
 			console_set_serial(&app->console, pc_has_part(&vm, &vm.com1) ? &vm.com1 : NULL);
 		daemon_ready(app);
@@ -432,6 +434,7 @@ static int run_machine(struct app *app)
 		loop_remove(app->loop, vm.wake_fd);
 		app->vm = NULL;
 		stop = (enum vm_stop)atomic_load(&vm.stop);
+		gdb_kvm_set_vm(app->gdb, NULL, stop);
 		status = vm.exit_status;
 		log_debug("VM stopped (reason %d) after %llu exits to userspace", stop,
 			  (unsigned long long)vm_exit_count(&vm));
@@ -481,6 +484,7 @@ static int run_none(struct app *app)
 
 static void teardown(struct app *app)
 {
+	gdb_kvm_close(app->gdb);
 	/* The NBD server's sessions read the disks: they end first. */
 	app_nbd_free(app->nbd);
 	app->nbd = NULL;
@@ -565,7 +569,7 @@ int main(int argc, char **argv)
 	 * without /dev/kvm; network back ends follow it because their ifup
 	 * scripts change the host.
 	 */
-	if (accel_configure(&app.cfg, &app.host, &app.kvm_enabled) < 0)
+	if (accel_configure(&app.cfg, &app.host, &app.kvm_enabled) < 0 || app_gdb_open(&app) < 0)
 		goto out;
 	app.net_opened = true;
 	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)

@@ -706,6 +706,8 @@ static const struct option_def option_table[] = {
 	{ "rtc", true, options_rtc, "[base=utc|localtime|DATE][,clock=host][,driftfix=none|slew]  "
 	  "the CMOS clock" },
 	{ "audiodev", true, options_audiodev, "none,id=id  an audio back end (none: no device)" },
+	{ "gdb", true, options_gdb, "dev  gdbstub on dev (tcp:[host]:port, unix:path,server, none)" },
+	{ "s", false, options_gdb, "  shorthand for -gdb tcp::1234" },
 	{ "version", false, opt_version, "  print the version and exit" },
 	{ "h", false, opt_help, "  print this help and exit" },
 	{ "help", false, opt_help, NULL },

@@ -22,6 +22,9 @@ void options_free(struct vm_config *cfg);
 /* -name process=: renames this process (prctl PR_SET_NAME); 0 when not asked. */
 int options_set_process_name(const struct vm_config *cfg);
 
+/* -gdb's device: tcp:[HOST]:PORT, unix:PATH[,server], none; -1 with why otherwise. */
+int options_gdb_check(const char *dev, char *why, size_t whylen);
+
 /* "-smp" semantics (QEMU 7.2 smp_parse), exposed for tests. */
 int options_parse_smp(const char *arg, struct smp_config *smp);
 

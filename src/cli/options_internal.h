@@ -104,6 +104,8 @@ int options_machine_memory(struct vm_config *cfg, struct opts *o, const char *op
 int options_numa(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_overcommit(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_balloon(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+/* options_gdb.c: -s (arg NULL) and -gdb DEV. */
+int options_gdb(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
 int options_balloon_device(struct vm_config *cfg, struct opts *o, int slot, const char *opt,
 			   const char *arg);
 /* Decides what backs RAM (backends, NUMA nodes) once all options are read. */

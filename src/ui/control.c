@@ -15,6 +15,8 @@ const char *run_state_name(enum run_state state)
 		return "io-error";
 	case RUN_STATE_PRELAUNCH:
 		return "prelaunch";
+	case RUN_STATE_DEBUG:
+		return "debug";
 	}
 	return "running";
 }

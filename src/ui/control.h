@@ -24,6 +24,7 @@ enum run_state {
 	RUN_STATE_INTERNAL_ERROR,	/* "internal-error" */
 	RUN_STATE_IO_ERROR,	/* "io-error": a disk's werror/rerror=stop; cont retries */
 	RUN_STATE_PRELAUNCH,	/* "prelaunch": -S, before the first cont */
+	RUN_STATE_DEBUG,	/* "debug": gdb holds the VM stopped */
 };
 
 const char *run_state_name(enum run_state state);
@@ -162,6 +163,8 @@ struct control {
 	int (*set_io_throttle)(void *opaque, const char *device, const char *group,
 			       const struct throttle_config *limits, char *err, size_t errlen);
 	void (*quit)(void *opaque);
+	/* HMP gdbserver [DEV|none] (NULL DEV: tcp::1234); 0 or -1, QEMU's message in msg. */
+	int (*gdbserver)(void *opaque, const char *dev, char *msg, size_t msglen);
 
 	/*
 	 * The balloon (NULL members or -1 with err when there is none: "No

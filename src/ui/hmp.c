@@ -713,6 +713,18 @@ static int cmd_nbd(const struct control *ctl, int argc, char **argv, FILE *out)
 	return 0;
 }
 
+static int cmd_gdbserver(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	char msg[300];
+
+	if (!ctl->gdbserver)
+		return herror(out, "gdbserver is not available");
+	/* hmp_gdbserver prints its failure without "Error: ". */
+	int rc = ctl->gdbserver(ctl->opaque, argc > 1 ? argv[1] : NULL, msg, sizeof(msg));
+	hprintf(out, "%s\n", msg);
+	return rc;
+}
+
 static const struct hmp_cmd commands[] = {
 	{ "balloon", "target", "request VM to change its memory allocation (in MB)", cmd_balloon },
 	{ "block_set_io_throttle", "device bps bps_rd bps_wr iops iops_rd iops_wr",
@@ -727,7 +739,7 @@ static const struct hmp_cmd commands[] = {
 	{ "device_del", "device", "remove device", cmd_device_del },
 	{ "drive_add", "[-n] [[<domain>:]<bus>:]<slot> [file=file][,if=type]...", "add drive",
 	  cmd_unavailable },
-	{ "gdbserver", "[device]", "start gdbserver on given device", cmd_unavailable },
+	{ "gdbserver", "[device]", "start gdbserver on given device", cmd_gdbserver },
 	{ "help", "[cmd]", "show the help", cmd_help },
 	{ "?", "[cmd]", "show the help", cmd_help },
 	{ "hostfwd_add", "[netdev_id] [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport",

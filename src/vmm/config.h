@@ -267,6 +267,7 @@ struct vm_config {
 	bool no_shutdown;
 	bool daemonize;
 	const char *pidfile;
+	const char *gdb_dev;		/* -gdb/-s: the gdbstub's device, NULL for none */
 	bool check_host;
 	bool nodefaults;	/* no default serial port or monitor */
 	struct debug_exit_config debug_exit;

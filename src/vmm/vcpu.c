@@ -10,6 +10,7 @@
 #include "util/log.h"
 #include "vmm/boot/layout.h"
 #include "vmm/cpu_model.h"
+#include "vmm/gdb_kvm.h"
 #include "vmm/vm.h"
 
 #define CPUID_HYPERVISOR (1u << 31)	/* CPUID.1:ECX, "running under a hypervisor" */
@@ -330,6 +331,9 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 		return true;
 	case KVM_EXIT_INTERNAL_ERROR:
 		return vcpu_internal_error(vcpu);
+	case KVM_EXIT_DEBUG:
+		gdb_kvm_debug_exit(vcpu);	/* a gdb breakpoint, watchpoint or step */
+		return true;
 	default:
 		fprintf(stderr, "KVM: unknown exit reason %u\n", run->exit_reason);
 		vcpu_fail(vcpu);

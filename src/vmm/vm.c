@@ -67,6 +67,7 @@ int vm_create(struct vm *vm, const struct kvm_host *host, const struct vm_config
 	vm->fd = vm->wake_fd = -1;
 	atomic_init(&vm->stop, VM_RUNNING);
 	atomic_init(&vm->pause_requested, false);
+	atomic_init(&vm->solo_vcpu, -1);
 	atomic_init(&vm->internal_error, false);
 	atomic_init(&vm->io_error, false);
 	pthread_mutex_init(&vm->pause_lock, NULL);
@@ -215,6 +216,12 @@ void vm_hold_vcpus(struct vm *vm)
 	atomic_store(&vm->pause_requested, true);
 }
 
+void vm_pause_async(struct vm *vm)
+{
+	atomic_store(&vm->pause_requested, true);
+	vm_kick_vcpus(vm);
+}
+
 bool vm_is_paused(struct vm *vm)
 {
 	return atomic_load(&vm->pause_requested);
@@ -227,7 +234,8 @@ void vcpu_park(struct vcpu *vcpu)
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->nr_parked++;
 	pthread_cond_broadcast(&vm->pause_cond);	/* vm_pause may be waiting for us */
-	while (atomic_load(&vm->pause_requested) && atomic_load(&vm->stop) == VM_RUNNING)
+	while (atomic_load(&vm->pause_requested) && atomic_load(&vm->stop) == VM_RUNNING &&
+	       atomic_load(&vm->solo_vcpu) != (int)vcpu->index)
 		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
 	vm->nr_parked--;
 	/* Cleared under the lock so a kick for the next pause is never lost. */
@@ -241,7 +249,9 @@ bool vcpu_wait_runnable(struct vcpu *vcpu)
 	struct vm *vm = vcpu->vm;
 
 	while (atomic_load(&vm->stop) == VM_RUNNING) {
-		if (!atomic_load(&vm->pause_requested))
+		/* gdb's single-step lets one vCPU run while the others stay parked. */
+		if (!atomic_load(&vm->pause_requested) ||
+		    atomic_load(&vm->solo_vcpu) == (int)vcpu->index)
 			return true;
 		vcpu_park(vcpu);
 	}

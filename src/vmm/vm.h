@@ -108,6 +108,7 @@ struct vm {
 	pthread_cond_t pause_cond;
 	_Atomic bool pause_requested;
 	unsigned nr_parked;
+	_Atomic int solo_vcpu;	/* gdb single-step: this vCPU runs while paused (-1: none) */
 	/* A vCPU hit a KVM internal error: every vCPU parks, the main loop reports it. */
 	_Atomic bool internal_error;
 	_Atomic bool io_error;		/* a disk reported an I/O error (vm_io_error) */
@@ -183,6 +184,8 @@ void vm_hold_vcpus(struct vm *vm);
 /* Stops every vCPU outside KVM_RUN and waits until they are; vm_resume undoes it. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* From a vCPU thread: asks every vCPU to park without waiting (gdb's debug exits). */
+void vm_pause_async(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
 
 /* Waits for every vCPU thread to finish, then frees everything. */

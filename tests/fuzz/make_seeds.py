@@ -360,6 +360,18 @@ SEEDS = {
         ("odd", b"\x03p/i@:=:\xff\x00\x7f\"\\"),
     ]},
     # Terminal bytes for readline, lines ended by CR as a raw terminal sends them.
+    # A gdb 13 session as it starts (qSupported, no-ack, target XML, registers,
+    # memory, breakpoints, steps) and the escapes, RLE and interrupts it may send.
+    "gdb_packet": {n: v for n, v in [
+        ("session", b"+$qSupported:multiprocess+;swbreak+;xmlRegisters=i386#00+"
+                    b"$QStartNoAckMode#b0$qXfer:features:read:target.xml:0,ffb#00"
+                    b"$Hg0#df$qfThreadInfo#bb$qsThreadInfo#c8$?#3f$g#67$p10#00"
+                    b"$m8000,40#00$m200000,8#00$Hg2#00$m8000,8#00$Z0,8010,1#00"
+                    b"$Z1,8020,1#00$Z2,9000,4#00$Z4,9008,8#00$vCont;s:1#00$vCont;c#00"
+                    b"$z0,8010,1#00$z2,9000,4#00$qRcmd,696e666f#00$D#44"),
+        ("write", b"$X8000,4:}\x03}]*\x21#00$M8004,4:0*\x220#00$P10=0010000000000000#00"
+                  b"$G" + b"0" * 1216 + b"#00$c8000#00$s#00\x03$k#6b"),
+    ]},
     "hmp": {n: v for n, v in [
         ("info", b"info status\rinfo name\rinfo uuid\rinfo cpus\rinfo chardev\r"
                  b"info registers -a\rinfo mtree\rinfo qtree\rinfo version\r"),

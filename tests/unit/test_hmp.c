@@ -140,9 +140,23 @@ static int f_throttle(void *o, const char *device, const char *group,
 	return 0;
 }
 
+/* HMP gdbserver: the device asked for; "tcp::1" fails as a port in use would. */
+static char gdb_dev[64];
+static int f_gdbserver(void *o, const char *dev, char *msg, size_t msglen)
+{
+	(void)o;
+	snprintf(gdb_dev, sizeof(gdb_dev), "%s", dev ? dev : "(default)");
+	if (dev && strcmp(dev, "tcp::1") == 0) {
+		snprintf(msg, msglen, "Could not open gdbserver on device '%s'", dev);
+		return -1;
+	}
+	snprintf(msg, msglen, "Waiting for gdb connection on device '%s'", dev ? dev : "tcp::1234");
+	return 0;
+}
+
 static struct fake_vm vm;
 static const struct control ctl = {
-	.set_io_throttle = f_throttle,
+	.set_io_throttle = f_throttle, .gdbserver = f_gdbserver,
 	.blocks = f_blocks, .net_clients = f_nets, .usernet = f_usernet,
 	.opaque = &vm, .name = f_name, .uuid = f_uuid, .run_state = f_state,
 	.cpu_count = f_cpus, .cpu_info = f_cpu_info, .chardevs = f_chardevs,
@@ -176,6 +190,10 @@ static void test_info_status_layout(void **state)
 	assert_string_equal(run("info status", &rc), "VM status: paused\r\n");
 	vm.state = RUN_STATE_SHUTDOWN;
 	assert_string_equal(run("info status", &rc), "VM status: paused (shutdown)\r\n");
+	/* gdb holds the VM (QEMU's RUN_STATE_DEBUG); QMP query-status shows the same name. */
+	vm.state = RUN_STATE_DEBUG;
+	assert_string_equal(run("info status", &rc), "VM status: paused (debug)\r\n");
+	assert_string_equal(run_state_name(RUN_STATE_DEBUG), "debug");
 	assert_int_equal(rc, 0);
 }
 
@@ -212,7 +230,6 @@ static void test_refused_commands_say_why(void **state)
 		{ "hostfwd_remove tcp::2222", "user-mode network" },
 		{ "screendump /tmp/x.ppm", "no display" },
 		{ "sendkey ctrl-alt-f1", "keyboard" },
-		{ "gdbserver", "gdb stub" },
 		{ "x /4x 0", "use xp" },
 	};
 	int rc;
@@ -466,7 +483,17 @@ static void test_errors_and_unknown(void **state)
 	assert_string_equal(run("balloon lots", &rc),
 			    "invalid char 'l' in expression\r\nTry \"help balloon\" for more information\r\n");
 	assert_int_equal(rc, -1);
-	assert_non_null(strstr(run("gdbserver", &rc), "Error:"));
+	/* gdbserver [DEV]: the device reaches the machine; QEMU's messages, no "Error:". */
+	assert_string_equal(run("gdbserver", &rc),
+			    "Waiting for gdb connection on device 'tcp::1234'\r\n");
+	assert_int_equal(rc, 0);
+	assert_string_equal(gdb_dev, "(default)");
+	assert_string_equal(run("gdbserver unix:/tmp/g.sock,server", &rc),
+			    "Waiting for gdb connection on device 'unix:/tmp/g.sock,server'\r\n");
+	assert_string_equal(gdb_dev, "unix:/tmp/g.sock,server");
+	assert_string_equal(run("gdbserver tcp::1", &rc),
+			    "Could not open gdbserver on device 'tcp::1'\r\n");
+	assert_int_not_equal(rc, 0);
 	assert_string_equal(run("   ", &rc), "");
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(run("a b c d e f g h i j", &rc), "too many arguments"));

@@ -56,6 +56,7 @@ static void fake_vm(struct vm *vm, struct vcpu *vcpus, struct kvm_run *pages)
 	memset(vm, 0, sizeof(*vm));
 	atomic_init(&vm->stop, VM_RUNNING);
 	atomic_init(&vm->pause_requested, false);
+	atomic_init(&vm->solo_vcpu, -1);	/* as vm_init: no gdb single-step */
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

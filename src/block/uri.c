@@ -4,25 +4,15 @@
  * of the network protocols (gluster, nfs).
  */
 #include "block/block_int.h"
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include "util/bytes.h"
 
 bool block_uri_unescape(char *s, bool strict)
 {
 	char *w = s;
 
 	for (; *s; s++) {
-		int hi = *s == '%' ? hexval(s[1]) : -1;
-		int lo = hi < 0 ? -1 : hexval(s[2]);
+		int hi = *s == '%' ? hex_digit(s[1]) : -1;
+		int lo = hi < 0 ? -1 : hex_digit(s[2]);
 		if (*s == '%' && strict && (lo < 0 || (hi == 0 && lo == 0)))
 			return false;
 		if (lo < 0) {

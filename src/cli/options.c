@@ -1,13 +1,13 @@
 #include "cli/options.h"
 #include "cli/options_internal.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "util/bytes.h"
 #include "util/log.h"
 #include "util/opts.h"
 #include "util/size.h"
@@ -191,14 +191,6 @@ out:
 	return rc;
 }
 
-static int hexval(char c)
-{
-	if (isdigit((unsigned char)c))
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
 static int opt_uuid(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	static const int dash_at[] = { 8, 13, 18, 23 };
@@ -215,7 +207,7 @@ static int opt_uuid(struct vm_config *cfg, const char *opt, const char *arg, FIL
 				goto bad;
 			continue;
 		}
-		int hi = hexval(arg[i]), lo = hexval(arg[i + 1]);
+		int hi = hex_digit(arg[i]), lo = hex_digit(arg[i + 1]);
 		if (hi < 0 || lo < 0)
 			goto bad;
 		cfg->uuid[n++] = (uint8_t)(hi << 4 | lo);

@@ -1,5 +1,6 @@
 /* GDB RSP packet framing; see packet.h. */
 #include "gdb/packet.h"
+#include "util/bytes.h"
 
 #include <string.h>
 
@@ -9,17 +10,6 @@ void gdb_rx_init(struct gdb_rx *rx)
 {
 	memset(rx, 0, sizeof(*rx));
 	rx->state = RX_IDLE;
-}
-
-int gdb_hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static void rx_start(struct gdb_rx *rx)
@@ -114,13 +104,13 @@ enum gdb_rx_event gdb_rx_feed(struct gdb_rx *rx, uint8_t c)
 		}
 		return GDB_RX_NONE;
 	case RX_CS1:
-		v = gdb_hexval(c);
+		v = hex_digit(c);
 		rx->bad_hex = v < 0;
 		rx->cs = (uint8_t)((v < 0 ? 0 : v) << 4);
 		rx->state = RX_CS2;
 		return GDB_RX_NONE;
 	default:
-		v = gdb_hexval(c);
+		v = hex_digit(c);
 		rx->bad_hex |= v < 0;
 		rx->cs |= (uint8_t)(v < 0 ? 0 : v);
 		return rx_done(rx);
@@ -173,10 +163,10 @@ int gdb_hex_decode(const char *in, void *out, size_t len)
 	uint8_t *p = out;
 
 	for (size_t i = 0; i < len; i++) {
-		int hi = gdb_hexval((unsigned char)in[2 * i]);
+		int hi = hex_digit((unsigned char)in[2 * i]);
 		if (hi < 0)
 			return -1;
-		int lo = gdb_hexval((unsigned char)in[2 * i + 1]);
+		int lo = hex_digit((unsigned char)in[2 * i + 1]);
 		if (lo < 0)
 			return -1;
 		p[i] = (uint8_t)(hi << 4 | lo);
@@ -189,7 +179,7 @@ int gdb_parse_hex(const char *s, uint64_t *val, const char **end)
 	uint64_t v = 0;
 	int n = 0, d;
 
-	while ((d = gdb_hexval((unsigned char)s[n])) >= 0) {
+	while ((d = hex_digit((unsigned char)s[n])) >= 0) {
 		if (v >> 60)
 			return -1;
 		v = v << 4 | (uint64_t)d;

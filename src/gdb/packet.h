@@ -43,7 +43,6 @@ enum gdb_rx_event gdb_rx_feed(struct gdb_rx *rx, uint8_t byte);
 /* Frames payload as $...#cs into out (escaping $ # } *); returns the length or -1 if cap is short. */
 int gdb_frame(const void *payload, size_t len, char *out, size_t cap);
 
-int gdb_hexval(int c);
 /* Hex text of len bytes; out needs 2 * len + 1. */
 void gdb_hex_encode(const void *in, size_t len, char *out);
 /* Decodes exactly 2 * len hex digits; -1 on a bad digit. */

@@ -163,6 +163,18 @@ static int cmd_query_kvm(struct qmp_session *s, struct json_object *args,
  * core and thread (die-id only with dies > 1, which we refuse).  The CPUs are
  * the first devices pc creates, hence QOM paths device[0], device[1], ...
  */
+struct json_object *qmp_cpu_props(bool *ok, const struct cpu_info *ci, char *path,
+				  size_t pathlen)
+{
+	struct json_object *props = qmp_new_obj(ok);
+
+	snprintf(path, pathlen, "/machine/unattached/device[%u]", ci->cpu_index);
+	qmp_put(ok, props, "socket-id", json_object_new_int64(ci->socket_id));
+	qmp_put(ok, props, "core-id", json_object_new_int64(ci->core_id));
+	qmp_put(ok, props, "thread-id", json_object_new_int64(ci->thread_index));
+	return props;
+}
+
 static int cmd_query_cpus_fast(struct qmp_session *s, struct json_object *args,
 			       struct json_object **ret, struct qmp_error *err)
 {
@@ -175,12 +187,8 @@ static int cmd_query_cpus_fast(struct qmp_session *s, struct json_object *args,
 	for (unsigned i = 0; i < n && ok; i++) {
 		if (!s->ctl->cpu_info || !s->ctl->cpu_info(s->ctl->opaque, i, &ci))
 			continue;	/* not (or no longer) there: not listed */
-		snprintf(path, sizeof(path), "/machine/unattached/device[%u]", ci.cpu_index);
 		c = qmp_new_obj(&ok);
-		props = qmp_new_obj(&ok);
-		qmp_put(&ok, props, "socket-id", json_object_new_int64(ci.socket_id));
-		qmp_put(&ok, props, "core-id", json_object_new_int64(ci.core_id));
-		qmp_put(&ok, props, "thread-id", json_object_new_int64(ci.thread_index));
+		props = qmp_cpu_props(&ok, &ci, path, sizeof(path));
 		qmp_put(&ok, c, "cpu-index", json_object_new_int64(ci.cpu_index));
 		qmp_put(&ok, c, "qom-path", json_object_new_string(path));
 		qmp_put(&ok, c, "thread-id", json_object_new_int64(ci.thread_id));

@@ -93,5 +93,11 @@ int qmp_finish(bool ok, struct json_object *obj, struct json_object **ret, struc
 /* qmp_cmds.c: the command table (NULL-named terminator) and the greeting's version. */
 const struct qmp_command *qmp_command_table(void);
 struct json_object *qmp_version_info(void);
+/*
+ * A vCPU's CpuInstanceProperties (socket, core, thread), and its QOM path in
+ * path: query-cpus-fast and query-hotpluggable-cpus describe it alike.
+ */
+struct json_object *qmp_cpu_props(bool *ok, const struct cpu_info *ci, char *path,
+				  size_t pathlen);
 
 #endif

@@ -455,12 +455,8 @@ int qmp_query_hotpluggable_cpus(struct qmp_session *s, struct json_object *args,
 	for (unsigned i = n; i-- > 0 && ok;) {
 		if (!s->ctl->cpu_info || !s->ctl->cpu_info(s->ctl->opaque, i, &ci))
 			continue;
-		snprintf(path, sizeof(path), "/machine/unattached/device[%u]", ci.cpu_index);
 		c = qmp_new_obj(&ok);
-		props = qmp_new_obj(&ok);
-		qmp_put(&ok, props, "socket-id", json_object_new_int64(ci.socket_id));
-		qmp_put(&ok, props, "core-id", json_object_new_int64(ci.core_id));
-		qmp_put(&ok, props, "thread-id", json_object_new_int64(ci.thread_index));
+		props = qmp_cpu_props(&ok, &ci, path, sizeof(path));
 		qmp_put(&ok, c, "props", props);
 		qmp_put(&ok, c, "vcpus-count", json_object_new_int(1));
 		qmp_put(&ok, c, "qom-path", json_object_new_string(path));

@@ -89,4 +89,16 @@ static inline void st_be64(void *p, uint64_t v)
 	st_be32(b + 4, (uint32_t)v);
 }
 
+/* A hexadecimal digit's value, either case; -1 for anything else. */
+static inline int hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 #endif

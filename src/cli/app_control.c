@@ -128,7 +128,11 @@ static unsigned ctl_blocks(void *opaque, struct drive_info *out, unsigned max)
 			snprintf(out[i].group, sizeof(out[i].group), "%s", group);
 		}
 		out[i].now_ns = block_acct_now();
-		snprintf(out[i].node_name, sizeof(out[i].node_name), "#block%03u", i + 1);
+		/* A -blockdev node keeps its node-name; a -drive's is generated, as QEMU's. */
+		if (d->blockdev)
+			snprintf(out[i].node_name, sizeof(out[i].node_name), "%s", d->id);
+		else
+			snprintf(out[i].node_name, sizeof(out[i].node_name), "#block%03u", i + 1);
 		snprintf(out[i].qdev, sizeof(out[i].qdev),
 			 "/machine/peripheral-anon/device[%u]/virtio-backend", dev);
 	}

@@ -44,7 +44,7 @@ struct chardev_info {
 /* One drive, for query-block / "info block". */
 struct drive_info {
 	const char *device;	/* the -drive id */
-	char node_name[24];	/* "#block001" */
+	char node_name[32];	/* a -blockdev node-name, or "#block001" for a -drive */
 	char qdev[80];		/* the device it is attached to */
 	const char *file;	/* never NULL: empty drives are refused at start-up */
 	const char *format;

@@ -13,6 +13,7 @@
 #include "ui/qmp_int.h"
 #include "ui/nbd_cmds.h"
 #include "ui/qmp_introspect.h"
+#include "ui/qmp_runtime.h"
 #include "vmm/config.h"
 
 #ifndef KESTREL_VERSION
@@ -374,19 +375,17 @@ static int cmd_block_set_io_throttle(struct qmp_session *s, struct json_object *
 	return 0;
 }
 
-/* BlockInfo (qapi/block-core.json) for a drive with its image inserted. */
-static struct json_object *block_entry(const struct drive_info *b, bool *ok)
+/*
+ * BlockDeviceInfo (qapi/block-core.json): a drive's node, as query-block's
+ * "inserted" and query-named-block-nodes describe it.
+ */
+struct json_object *qmp_block_device_info(const struct drive_info *b, bool *ok)
 {
-	struct json_object *e = qmp_new_obj(ok), *ins = qmp_new_obj(ok), *img = qmp_new_obj(ok);
+	struct json_object *ins = qmp_new_obj(ok), *img = qmp_new_obj(ok);
 	struct json_object *cache = qmp_new_obj(ok);
 	static const char *const zero_limits[] = { "bps", "bps_rd", "bps_wr", "iops", "iops_rd",
 						   "iops_wr" };
 
-	qmp_put(ok, e, "device", json_object_new_string(b->device));
-	qmp_put(ok, e, "qdev", json_object_new_string(b->qdev));
-	qmp_put(ok, e, "locked", json_object_new_boolean(false));
-	qmp_put(ok, e, "removable", json_object_new_boolean(false));
-	qmp_put(ok, e, "type", json_object_new_string("unknown"));
 	qmp_put(ok, ins, "file", json_object_new_string(b->file));
 	qmp_put(ok, ins, "node-name", json_object_new_string(b->node_name));
 	qmp_put(ok, ins, "ro", json_object_new_boolean(b->readonly));
@@ -408,7 +407,20 @@ static struct json_object *block_entry(const struct drive_info *b, bool *ok)
 	qmp_put(ok, ins, "cache", cache);
 	qmp_put(ok, ins, "write_threshold", json_object_new_int(0));
 	qmp_put(ok, ins, "backing_file_depth", json_object_new_int(0));
-	qmp_put(ok, e, "inserted", ins);
+	return ins;
+}
+
+/* BlockInfo (qapi/block-core.json) for a drive with its image inserted. */
+static struct json_object *block_entry(const struct drive_info *b, bool *ok)
+{
+	struct json_object *e = qmp_new_obj(ok);
+
+	qmp_put(ok, e, "device", json_object_new_string(b->device));
+	qmp_put(ok, e, "qdev", json_object_new_string(b->qdev));
+	qmp_put(ok, e, "locked", json_object_new_boolean(false));
+	qmp_put(ok, e, "removable", json_object_new_boolean(false));
+	qmp_put(ok, e, "type", json_object_new_string("unknown"));
+	qmp_put(ok, e, "inserted", qmp_block_device_info(b, ok));
 	return e;
 }
 
@@ -966,6 +978,11 @@ static const struct qmp_command qmp_commands[] = {
 	{ "query-tpm-types", qmp_query_empty_list, NULL },
 	{ "query-hotpluggable-cpus", qmp_query_hotpluggable_cpus, NULL },
 	{ "query-qmp-schema", qmp_query_qmp_schema, NULL },
+	{ "query-named-block-nodes", qmp_query_named_block_nodes, qmp_named_block_nodes_args },
+	{ "query-block-jobs", qmp_query_none, NULL },
+	{ "query-iothreads", qmp_query_none, NULL },
+	{ "migrate-set-capabilities", qmp_migrate_set_capabilities,
+	  qmp_migrate_set_capabilities_args },
 	{ NULL, NULL, NULL },
 };
 

@@ -99,5 +99,7 @@ struct json_object *qmp_version_info(void);
  */
 struct json_object *qmp_cpu_props(bool *ok, const struct cpu_info *ci, char *path,
 				  size_t pathlen);
+/* A drive's node as BlockDeviceInfo (query-block "inserted", query-named-block-nodes). */
+struct json_object *qmp_block_device_info(const struct drive_info *b, bool *ok);
 
 #endif

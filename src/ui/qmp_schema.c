@@ -78,6 +78,10 @@ static const struct schema_command schema_commands[] = {
 	{ "query-tpm-types", NULL, "[TpmType]" },
 	{ "query-hotpluggable-cpus", NULL, "[HotpluggableCPU]" },
 	{ "query-qmp-schema", NULL, "[SchemaInfo]" },
+	{ "query-named-block-nodes", NULL, "[BlockDeviceInfo]" },
+	{ "query-block-jobs", NULL, "[BlockJobInfo]" },
+	{ "query-iothreads", NULL, "[IOThreadInfo]" },
+	{ "migrate-set-capabilities", "q_obj_migrate-set-capabilities-arg", NULL },
 	{ NULL, NULL, NULL },
 };
 
@@ -171,6 +175,16 @@ static const struct schema_type schema_types[] = {
 	{ "CommandLineParameterType", SCHEMA_ENUM, "string boolean number size" },
 	{ "MigrationCapabilityStatus", SCHEMA_OBJECT,
 	  "capability:MigrationCapability state:bool" },
+	{ "q_obj_migrate-set-capabilities-arg", SCHEMA_OBJECT,
+	  "capabilities:[MigrationCapabilityStatus]" },
+	/* No block jobs: no job type (query-block-jobs is always empty). */
+	{ "BlockJobInfo", SCHEMA_OBJECT,
+	  "type:JobType device:str len:int offset:int busy:bool paused:bool speed:int "
+	  "ready:bool" },
+	{ "JobType", SCHEMA_ENUM, "" },
+	{ "IOThreadInfo", SCHEMA_OBJECT,
+	  "id:str thread-id:int poll-max-ns:int poll-grow:int poll-shrink:int "
+	  "aio-max-batch:int" },
 	/* No migration, so no capability (see query-migrate-capabilities). */
 	{ "MigrationCapability", SCHEMA_ENUM, "" },
 	{ "SevCapability", SCHEMA_OBJECT,

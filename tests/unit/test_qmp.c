@@ -1000,7 +1000,8 @@ static void test_query_commands(void **state)
 		"query-command-line-options", "query-migrate-capabilities",
 		"query-sev-capabilities", "query-sgx-capabilities", "query-cpu-model-expansion",
 		"query-tpm-models", "query-tpm-types", "query-hotpluggable-cpus",
-		"query-qmp-schema",
+		"query-qmp-schema", "query-named-block-nodes", "query-block-jobs",
+		"query-iothreads", "migrate-set-capabilities",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;
@@ -1226,6 +1227,73 @@ static void test_query_blockstats(void **state)
 	json_object_put(r);
 	run("query-blockstats", "{\"query-nodes\": 1}");
 	expect_error("GenericError", "Invalid parameter type for 'query-nodes', expected: boolean");
+}
+
+/* query-named-block-nodes: each drive's node, as query-block's "inserted". */
+static void test_named_block_nodes(void **state)
+{
+	struct json_object *r, *e, *img;
+
+	negotiate();
+	run("query-named-block-nodes", NULL);
+	expect_raw("{\"return\": []}");
+	fake.drives[0] = (struct drive_info){ .device = "", .node_name = "libvirt-1-format",
+					      .file = "/d.qcow2", .format = "qcow2",
+					      .virtual_size = 1 << 20, .readonly = true };
+	fake.drives[1] = (struct drive_info){ .device = "virtio1", .node_name = "#block002",
+					      .file = "/e.raw", .format = "raw",
+					      .virtual_size = 4096 };
+	fake.nr_drives = 2;
+	run("query-named-block-nodes", "{\"flat\": true}");
+	r = expect_return();
+	assert_int_equal(json_object_array_length(r), 2);
+	e = json_object_array_get_idx(r, 0);
+	assert_string_equal(get_str(e, "node-name"), "libvirt-1-format");
+	assert_string_equal(get_str(e, "drv"), "qcow2");
+	assert_string_equal(get_str(e, "file"), "/d.qcow2");
+	assert_true(get_bool(e, "ro"));
+	assert_int_equal(get_int(e, "backing_file_depth"), 0);
+	img = get(e, "image");
+	assert_int_equal(get_int(img, "virtual-size"), 1 << 20);
+	assert_string_equal(get_str(img, "format"), "qcow2");
+	e = json_object_array_get_idx(r, 1);
+	assert_string_equal(get_str(e, "node-name"), "#block002");
+	assert_false(get_bool(e, "ro"));
+	json_object_put(r);
+	run("query-named-block-nodes", "{\"flat\": \"yes\"}");
+	expect_error("GenericError", "Invalid parameter type for 'flat', expected: boolean");
+	fake.nr_drives = 0;
+}
+
+/* No block jobs and no iothreads: empty lists; migrate-set-capabilities knows none. */
+static void test_runtime_empty_and_migration(void **state)
+{
+	negotiate();
+	run("query-block-jobs", NULL);
+	expect_raw("{\"return\": []}");
+	run("query-iothreads", NULL);
+	expect_raw("{\"return\": []}");
+	run("migrate-set-capabilities", "{\"capabilities\": []}");
+	expect_raw("{\"return\": {}}");
+	run("migrate-set-capabilities",
+	    "{\"capabilities\": [{\"capability\": \"events\", \"state\": true}]}");
+	expect_error("GenericError", "Parameter 'capability' does not accept value 'events'");
+	/* The capability is visited before its state, as in QEMU. */
+	run("migrate-set-capabilities",
+	    "{\"capabilities\": [{\"capability\": \"events\", \"state\": 1}]}");
+	expect_error("GenericError", "Parameter 'capability' does not accept value 'events'");
+	run("migrate-set-capabilities", "{\"capabilities\": [{\"capability\": 1}]}");
+	expect_error("GenericError", "Invalid parameter type for "
+		     "'capabilities[0].capability', expected: string");
+	run("migrate-set-capabilities", NULL);
+	expect_error("GenericError", "Parameter 'capabilities' is missing");
+	run("migrate-set-capabilities", "{\"capabilities\": {}}");
+	expect_error("GenericError", "Invalid parameter type for 'capabilities', expected: array");
+	run("migrate-set-capabilities", "{\"capabilities\": [1]}");
+	expect_error("GenericError",
+		     "Invalid parameter type for 'capabilities[0]', expected: object");
+	run("migrate-set-capabilities", "{\"capabilities\": [{\"state\": true}]}");
+	expect_error("GenericError", "Parameter 'capabilities[0].capability' is missing");
 }
 
 static void set_net(unsigned i, const char *name, const char *type, int peer)
@@ -1739,6 +1807,8 @@ int main(void)
 		T(test_query_cpus_fast),
 		T(test_empty_queries),
 		T(test_query_blockstats),
+		T(test_named_block_nodes),
+		T(test_runtime_empty_and_migration),
 		T(test_query_rx_filter),
 		T(test_query_chardev),
 		T(test_query_machines_and_cpus),

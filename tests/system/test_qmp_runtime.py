@@ -1,0 +1,166 @@
+"""QMP commands libvirt sends at start and while a domain runs (#27), on QEMU 7.2
+and on Kestrel started with the same line: `-machine none` (no guest; QEMU runs
+it with TCG, Kestrel without /dev/kvm) with libvirt's two -blockdev nodes.
+
+Kestrel's answers come from its own state: the drive's node as its block layer
+opened it, no block jobs, no iothreads, no migration capabilities.  Where the
+answer must be the same (empty lists, argument errors) it is compared equal;
+where Kestrel has less (no separate protocol node, no format-specific image
+info) the difference is named.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import KESTREL, need_qemu
+from qmp_client import QMP
+
+pytestmark = pytest.mark.qemu
+
+FORMAT_NODE = "libvirt-1-format"
+STORAGE_NODE = "libvirt-1-storage"
+
+
+def blockdevs(image):
+    """libvirt 9.0's -blockdev pair for a qcow2 disk: a file node and its format node."""
+    return ["-blockdev", json.dumps({"driver": "file", "filename": str(image),
+                                     "node-name": STORAGE_NODE, "auto-read-only": True,
+                                     "discard": "unmap"}),
+            "-blockdev", json.dumps({"node-name": FORMAT_NODE, "read-only": False,
+                                     "driver": "qcow2", "file": STORAGE_NODE,
+                                     "backing": None})]
+
+
+class VM:
+    def __init__(self, binary, tmp_path, name, image):
+        self.sock = tmp_path / f"{name}.sock"
+        argv = [str(binary), "-S", "-no-user-config", "-nodefaults", "-nographic",
+                "-machine", "none,accel=kvm:tcg",
+                "-qmp", f"unix:{self.sock},server=on,wait=off"] + blockdevs(image)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            self.qmp = QMP(self.sock, timeout=10)
+        except (OSError, EOFError):
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=10)
+            raise AssertionError(f"{binary} did not start: {err.decode(errors='replace')}")
+        assert "return" in self.qmp.cmd("qmp_capabilities")
+
+    def cmd(self, name, args=None):
+        return self.qmp.cmd(name, **(args or {}))
+
+    def stop(self):
+        try:
+            self.qmp.cmd("quit")
+        except (EOFError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def new_image(d, name):
+    img = d / name
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(img), "1M"], check=True)
+    return img
+
+
+@pytest.fixture(scope="module")
+def vms(tmp_path_factory):
+    """The two binaries, each on its own copy of the disk (each takes its write lock)."""
+    need_qemu()
+    d = tmp_path_factory.mktemp("rt")
+    q = VM("qemu-system-x86_64", d, "qemu", new_image(d, "qemu.qcow2"))
+    try:
+        k = VM(KESTREL, d, "kestrel", new_image(d, "kestrel.qcow2"))
+    except AssertionError:
+        q.stop()
+        raise
+    yield q, k
+    k.stop()
+    q.stop()
+
+
+def ret(reply):
+    assert "return" in reply, reply
+    return reply["return"]
+
+
+# Replies that must be identical, error class and wording included.
+SAME = [
+    ("query-block-jobs", {}),
+    ("query-iothreads", {}),
+    ("migrate-set-capabilities", {"capabilities": []}),
+    ("migrate-set-capabilities", {}),
+    ("migrate-set-capabilities", {"capabilities": {}}),
+    ("migrate-set-capabilities", {"capabilities": [1]}),
+    ("migrate-set-capabilities", {"capabilities": [{"state": True}]}),
+    ("migrate-set-capabilities", {"capabilities": [{"capability": 1, "state": True}]}),
+    ("migrate-set-capabilities", {"capabilities": [{"capability": "nosuch",
+                                                    "state": True}]}),
+    ("query-named-block-nodes", {"flat": "yes"}),
+    ("query-blockstats", {"query-nodes": 1}),
+]
+
+
+@pytest.mark.parametrize("name,args", SAME, ids=[f"{n}-{json.dumps(a)}" for n, a in SAME])
+def test_same_reply(vms, name, args):
+    q, k = vms
+    assert k.cmd(name, args) == q.cmd(name, args)
+
+
+def test_migrate_set_capabilities_events(vms):
+    """QEMU has the 'events' capability; Kestrel has no migration and lists none, so
+    it refuses the name as QEMU refuses one its enum lacks (libvirt, seeing no
+    'events' in query-migrate-capabilities, never sends it)."""
+    q, k = vms
+    args = {"capabilities": [{"capability": "events", "state": True}]}
+    assert ret(q.cmd("migrate-set-capabilities", args)) == {}
+    assert ret(k.cmd("query-migrate-capabilities")) == []
+    want = q.cmd("migrate-set-capabilities",
+                 {"capabilities": [{"capability": "events-x", "state": True}]})
+    want["error"]["desc"] = want["error"]["desc"].replace("events-x", "events")
+    assert k.cmd("migrate-set-capabilities", args) == want
+
+
+# BlockDeviceInfo members Kestrel reports with QEMU's values for the same node.
+NODE_KEYS = ["node-name", "drv", "ro", "file", "encrypted", "detect_zeroes",
+             "backing_file_depth", "write_threshold", "bps", "bps_rd", "bps_wr",
+             "iops", "iops_rd", "iops_wr", "cache"]
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_named_block_nodes(vms, flat):
+    q, k = vms
+    qn = {n["node-name"]: n for n in ret(q.cmd("query-named-block-nodes", {"flat": flat}))}
+    kn = {n["node-name"]: n for n in ret(k.cmd("query-named-block-nodes", {"flat": flat}))}
+    # Named difference: Kestrel's format driver opens its file itself, so the
+    # protocol node libvirt names is folded into the format node.
+    assert set(qn) == {FORMAT_NODE, STORAGE_NODE}
+    assert set(kn) == {FORMAT_NODE}
+    qf, kf = qn[FORMAT_NODE], kn[FORMAT_NODE]
+    assert set(kf) <= set(qf), set(kf) - set(qf)
+    assert kf["file"].endswith("/kestrel.qcow2") and qf["file"].endswith("/qemu.qcow2")
+    kf["file"] = kf["image"]["filename"] = qf["file"]
+    for key in NODE_KEYS:
+        assert kf[key] == qf[key], key
+    for key in ["filename", "format", "virtual-size"]:
+        assert kf["image"][key] == qf["image"][key], key
+
+
+def test_blockstats_query_nodes(vms):
+    q, k = vms
+    qs = {e["node-name"]: e for e in ret(q.cmd("query-blockstats", {"query-nodes": True}))}
+    ks = {e["node-name"]: e for e in ret(k.cmd("query-blockstats", {"query-nodes": True}))}
+    assert set(ks) == {FORMAT_NODE} and FORMAT_NODE in qs
+    assert "device" not in ks[FORMAT_NODE]
+    for key in ["rd_bytes", "wr_bytes", "rd_operations", "wr_operations",
+                "flush_operations", "wr_highest_offset", "timed_stats"]:
+        assert ks[FORMAT_NODE]["stats"][key] == qs[FORMAT_NODE]["stats"][key], key

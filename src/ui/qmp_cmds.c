@@ -644,7 +644,7 @@ static const char *const balloon_stat_names[CONTROL_BALLOON_STATS] = {
 	"stat-htlb-pgalloc", "stat-htlb-pgfail",
 };
 
-/* qom-get: only the balloon's guest-stats properties are modelled. */
+/* qom-get: a vCPU's properties (qmp_runtime.c) and the balloon's guest stats. */
 static int cmd_qom_get(struct qmp_session *s, struct json_object *args,
 		       struct json_object **ret, struct qmp_error *err)
 {
@@ -653,7 +653,10 @@ static int cmd_qom_get(struct qmp_session *s, struct json_object *args,
 	struct balloon_stats_info info;
 	struct json_object *stats;
 	bool ok = true;
+	int rc = qmp_qom_get_cpu(s, path, prop, ret, err);
 
+	if (rc <= 0)
+		return rc;
 	if (!s->ctl->balloon_stats || !s->ctl->balloon_stats(s->ctl->opaque, path, &info))
 		return qmp_fail(err, "DeviceNotFound", "Device '%s' not found", path);
 	if (!strcmp(prop, "guest-stats-polling-interval")) {
@@ -983,6 +986,7 @@ static const struct qmp_command qmp_commands[] = {
 	{ "query-iothreads", qmp_query_none, NULL },
 	{ "migrate-set-capabilities", qmp_migrate_set_capabilities,
 	  qmp_migrate_set_capabilities_args },
+	{ "qom-list", qmp_qom_list, qmp_qom_list_args },
 	{ NULL, NULL, NULL },
 };
 

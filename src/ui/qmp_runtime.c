@@ -95,3 +95,118 @@ const struct qmp_arg qmp_migrate_set_capabilities_args[] = {
 	{ "capabilities", QMP_ARG_ANY, false },
 	{ NULL, 0, false },
 };
+
+/*
+ * qom-list / qom-get on a vCPU, at the path query-cpus-fast gives it.  Only
+ * the properties Kestrel can answer from its real state are modelled: the
+ * device's own (type, realized, hotplugged, hotpluggable) and the topology
+ * (APIC IDs are vCPU indexes in Kestrel, see cli/app_control.c).  QEMU's
+ * CPUID feature properties are not: Kestrel builds CPUID from KVM's table
+ * and keeps no per-feature table a property could read.
+ */
+enum cpu_prop { CPU_TYPE, CPU_REALIZED, CPU_HOTPLUGGED, CPU_HOTPLUGGABLE, CPU_APIC_ID,
+		CPU_SOCKET_ID, CPU_CORE_ID, CPU_THREAD_ID, CPU_NR_PROPS };
+
+static const struct { const char *name, *type; } cpu_props[CPU_NR_PROPS] = {
+	[CPU_TYPE] = { "type", "string" },
+	[CPU_REALIZED] = { "realized", "bool" },
+	[CPU_HOTPLUGGED] = { "hotplugged", "bool" },
+	[CPU_HOTPLUGGABLE] = { "hotpluggable", "bool" },
+	[CPU_APIC_ID] = { "apic-id", "uint32" },
+	[CPU_SOCKET_ID] = { "socket-id", "int32" },
+	[CPU_CORE_ID] = { "core-id", "int32" },
+	[CPU_THREAD_ID] = { "thread-id", "int32" },
+};
+
+/* The vCPU whose QOM path is path, into ci; false when path names none. */
+static bool cpu_at_path(struct qmp_session *s, const char *path, struct cpu_info *ci)
+{
+	unsigned n = s->ctl->cpu_count ? s->ctl->cpu_count(s->ctl->opaque) : 0;
+	char mine[64];
+
+	if (!path || strncmp(path, "/machine/unattached/device[", 27) != 0)
+		return false;
+	for (unsigned i = 0; i < n; i++) {
+		if (!s->ctl->cpu_info || !s->ctl->cpu_info(s->ctl->opaque, i, ci))
+			continue;
+		json_object_put(qmp_cpu_props(&(bool){ true }, ci, mine, sizeof(mine)));
+		if (!strcmp(mine, path))
+			return true;
+	}
+	return false;
+}
+
+static const char *cpu_type(struct qmp_session *s)
+{
+	const char *t = s->ctl->cpu_type ? s->ctl->cpu_type(s->ctl->opaque) : NULL;
+
+	return t ? t : "host-x86_64-cpu";
+}
+
+static struct json_object *cpu_prop_value(struct qmp_session *s, const struct cpu_info *ci,
+					  enum cpu_prop p)
+{
+	switch (p) {
+	case CPU_TYPE:
+		return json_object_new_string(cpu_type(s));
+	case CPU_REALIZED:
+		return json_object_new_boolean(1);
+	/* Every vCPU is created at start-up; none can be plugged or unplugged. */
+	case CPU_HOTPLUGGED:
+	case CPU_HOTPLUGGABLE:
+		return json_object_new_boolean(0);
+	case CPU_APIC_ID:
+		return json_object_new_int64(ci->cpu_index);
+	case CPU_SOCKET_ID:
+		return json_object_new_int64(ci->socket_id);
+	case CPU_CORE_ID:
+		return json_object_new_int64(ci->core_id);
+	case CPU_THREAD_ID:
+		return json_object_new_int64(ci->thread_index);
+	case CPU_NR_PROPS:
+		break;
+	}
+	return NULL;
+}
+
+int qmp_qom_list(struct qmp_session *s, struct json_object *args,
+		 struct json_object **ret, struct qmp_error *err)
+{
+	const char *path = json_object_get_string(json_object_object_get(args, "path"));
+	struct json_object *list, *e;
+	struct cpu_info ci;
+	bool ok;
+
+	if (!cpu_at_path(s, path, &ci))
+		return qmp_fail(err, "DeviceNotFound", "Device '%s' not found", path);
+	list = json_object_new_array();
+	ok = list != NULL;
+	for (unsigned i = 0; i < CPU_NR_PROPS; i++) {
+		e = qmp_new_obj(&ok);
+		qmp_put(&ok, e, "name", json_object_new_string(cpu_props[i].name));
+		qmp_put(&ok, e, "type", json_object_new_string(cpu_props[i].type));
+		qmp_append(&ok, list, e);
+	}
+	return qmp_finish(ok, list, ret, err);
+}
+
+const struct qmp_arg qmp_qom_list_args[] = {
+	{ "path", QMP_ARG_STR, false },
+	{ NULL, 0, false },
+};
+
+int qmp_qom_get_cpu(struct qmp_session *s, const char *path, const char *prop,
+		    struct json_object **ret, struct qmp_error *err)
+{
+	struct cpu_info ci;
+
+	if (!cpu_at_path(s, path, &ci))
+		return 1;
+	for (unsigned i = 0; i < CPU_NR_PROPS; i++) {
+		if (strcmp(prop, cpu_props[i].name))
+			continue;
+		*ret = cpu_prop_value(s, &ci, (enum cpu_prop)i);
+		return *ret ? 0 : qmp_oom(err);
+	}
+	return qmp_fail(err, "GenericError", "Property '%s.%s' not found", cpu_type(s), prop);
+}

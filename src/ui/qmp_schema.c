@@ -82,6 +82,7 @@ static const struct schema_command schema_commands[] = {
 	{ "query-block-jobs", NULL, "[BlockJobInfo]" },
 	{ "query-iothreads", NULL, "[IOThreadInfo]" },
 	{ "migrate-set-capabilities", "q_obj_migrate-set-capabilities-arg", NULL },
+	{ "qom-list", NULL, "[ObjectPropertyInfo]" },
 	{ NULL, NULL, NULL },
 };
 

@@ -164,3 +164,47 @@ def test_blockstats_query_nodes(vms):
     for key in ["rd_bytes", "wr_bytes", "rd_operations", "wr_operations",
                 "flush_operations", "wr_highest_offset", "timed_stats"]:
         assert ks[FORMAT_NODE]["stats"][key] == qs[FORMAT_NODE]["stats"][key], key
+
+
+def start_pc(binary, sock, accel):
+    argv = [str(binary), "-S", "-nodefaults", "-nographic", "-machine", f"pc,accel={accel}",
+            "-cpu", "qemu64", "-smp", "2", "-m", "128",
+            "-qmp", f"unix:{sock},server=on,wait=off"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    qmp = QMP(sock, timeout=10)
+    assert "return" in qmp.cmd("qmp_capabilities")
+    return proc, qmp
+
+
+# The vCPU properties Kestrel models; QEMU also has CPUID features (no table in Kestrel).
+CPU_SAME = ["type", "realized", "hotplugged", "apic-id", "socket-id", "core-id",
+            "thread-id"]
+
+
+@pytest.mark.guest
+def test_qom_cpu_properties(tmp_path):
+    """qom-list/qom-get at each query-cpus-fast path: Kestrel's names and types are
+    QEMU's, values equal apart from 'hotpluggable' (Kestrel has no CPU hotplug)."""
+    need_qemu()
+    vms = [start_pc("qemu-system-x86_64", tmp_path / "q.sock", "kvm"),
+           start_pc(KESTREL, tmp_path / "k.sock", "kvm")]
+    try:
+        (_, q), (_, k) = vms
+        qcpus = ret(q.cmd("query-cpus-fast"))
+        kcpus = ret(k.cmd("query-cpus-fast"))
+        assert len(qcpus) == len(kcpus) == 2
+        for qc, kc in zip(qcpus, kcpus):
+            qtypes = {p["name"]: p["type"] for p in ret(q.cmd("qom-list", path=qc["qom-path"]))}
+            ktypes = {p["name"]: p["type"] for p in ret(k.cmd("qom-list", path=kc["qom-path"]))}
+            assert set(ktypes) <= set(qtypes)
+            assert all(ktypes[n] == qtypes[n] for n in ktypes)
+            for name in CPU_SAME:
+                assert (ret(k.cmd("qom-get", path=kc["qom-path"], property=name)) ==
+                        ret(q.cmd("qom-get", path=qc["qom-path"], property=name))), name
+            assert ret(k.cmd("qom-get", path=kc["qom-path"], property="hotpluggable")) is False
+            err = k.cmd("qom-get", path=kc["qom-path"], property="avx2")["error"]
+            assert err["desc"] == "Property 'qemu64-x86_64-cpu.avx2' not found"
+    finally:
+        for proc, qmp in vms:
+            qmp.cmd("quit")
+            proc.wait(timeout=10)

@@ -1001,7 +1001,7 @@ static void test_query_commands(void **state)
 		"query-sev-capabilities", "query-sgx-capabilities", "query-cpu-model-expansion",
 		"query-tpm-models", "query-tpm-types", "query-hotpluggable-cpus",
 		"query-qmp-schema", "query-named-block-nodes", "query-block-jobs",
-		"query-iothreads", "migrate-set-capabilities",
+		"query-iothreads", "migrate-set-capabilities", "qom-list",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;
@@ -1085,6 +1085,52 @@ static void test_query_cpus_fast(void **state)
 	assert_int_equal(get_int(props, "core-id"), 0);
 	assert_int_equal(get_int(props, "thread-id"), 0);
 	json_object_put(r);
+}
+
+/* qom-list / qom-get on a vCPU at its query-cpus-fast path: topology from cpu_info. */
+static void test_qom_cpu(void **state)
+{
+	static const char *const names[] = { "type", "realized", "hotplugged", "hotpluggable",
+					     "apic-id", "socket-id", "core-id", "thread-id" };
+	struct json_object *r, *e;
+
+	negotiate();
+	fake.cpus = 3;
+	run("qom-list", "{\"path\": \"/machine/unattached/device[2]\"}");
+	r = expect_return();
+	assert_int_equal(json_object_array_length(r), 8);
+	for (size_t i = 0; i < 8; i++) {
+		e = json_object_array_get_idx(r, i);
+		assert_string_equal(get_str(e, "name"), names[i]);
+	}
+	assert_string_equal(get_str(json_object_array_get_idx(r, 4), "type"), "uint32");
+	json_object_put(r);
+	run("qom-get", "{\"path\": \"/machine/unattached/device[2]\", \"property\": \"type\"}");
+	expect_raw("{\"return\": \"host-x86_64-cpu\"}");
+	run("qom-get", "{\"path\": \"/machine/unattached/device[2]\", "
+	    "\"property\": \"socket-id\"}");
+	expect_raw("{\"return\": 1}");
+	run("qom-get", "{\"path\": \"/machine/unattached/device[1]\", \"property\": \"core-id\"}");
+	expect_raw("{\"return\": 1}");
+	run("qom-get", "{\"path\": \"/machine/unattached/device[1]\", \"property\": \"apic-id\"}");
+	expect_raw("{\"return\": 1}");
+	run("qom-get", "{\"path\": \"/machine/unattached/device[0]\", "
+	    "\"property\": \"hotplugged\"}");
+	expect_raw("{\"return\": false}");
+	run("qom-get", "{\"path\": \"/machine/unattached/device[0]\", \"property\": \"realized\"}");
+	expect_raw("{\"return\": true}");
+	/* No CPUID feature table: a feature is an unknown property, in QEMU's words. */
+	run("qom-get", "{\"path\": \"/machine/unattached/device[0]\", \"property\": \"avx2\"}");
+	expect_error("GenericError", "Property 'host-x86_64-cpu.avx2' not found");
+	run("qom-list", "{\"path\": \"/machine/unattached/device[3]\"}");
+	expect_error("DeviceNotFound", "Device '/machine/unattached/device[3]' not found");
+	run("qom-list", "{\"path\": \"/machine/unattached/device[0]x\"}");
+	expect_error("DeviceNotFound", "Device '/machine/unattached/device[0]x' not found");
+	run("qom-get", "{\"path\": \"/machine/unattached/device[3]\", \"property\": \"type\"}");
+	expect_error("DeviceNotFound", "Device '/machine/unattached/device[3]' not found");
+	run("qom-list", NULL);
+	expect_error("GenericError", "Parameter 'path' is missing");
+	fake.cpus = 2;
 }
 
 /* block_set_io_throttle: every BlockIOThrottle member reaches the machine; query-block shows them. */
@@ -1805,6 +1851,7 @@ int main(void)
 		T(test_query_status),
 		T(test_query_name_uuid_kvm),
 		T(test_query_cpus_fast),
+		T(test_qom_cpu),
 		T(test_empty_queries),
 		T(test_query_blockstats),
 		T(test_named_block_nodes),

@@ -586,6 +586,13 @@ static void chardev_listen(struct chardev *cd, bool on)
 }
 
 /* A socket client went away: forget it and, as a server, wait for the next one. */
+static void drop_msgfds(struct chardev *cd)
+{
+	for (unsigned i = 0; i < cd->nr_msgfds; i++)
+		close(cd->msgfds[i]);
+	cd->nr_msgfds = 0;
+}
+
 static void chardev_disconnect(struct chardev *cd)
 {
 	pthread_mutex_lock(&cd->lock);
@@ -598,6 +605,7 @@ static void chardev_disconnect(struct chardev *cd)
 	cd->armed = 0;
 	queue_clear(cd);
 	pthread_mutex_unlock(&cd->lock);
+	drop_msgfds(cd);
 	if (cd->fe.closed)
 		cd->fe.closed(cd->fe.opaque);
 	chardev_listen(cd, true);
@@ -704,6 +712,52 @@ static void chardev_writable(struct chardev *cd)
 	deliver_input(cd);
 }
 
+int chardev_take_msgfd(struct chardev *cd)
+{
+	int fd;
+
+	if (!cd->nr_msgfds)
+		return -1;
+	fd = cd->msgfds[0];
+	cd->msgfds[0] = -1;
+	for (unsigned i = 1; i < cd->nr_msgfds; i++)
+		close(cd->msgfds[i]);
+	cd->nr_msgfds = 0;
+	return fd;
+}
+
+/*
+ * A socket's read also takes the fds its peer passed (QMP getfd/add-fd);
+ * they replace the last read's unclaimed ones, as QEMU's tcp_chr_recv does.
+ */
+static ssize_t read_input(struct chardev *cd)
+{
+	union {
+		char buf[CMSG_SPACE(CHARDEV_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { cd->inq, sizeof(cd->inq) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	ssize_t n;
+
+	if (cd->spec.kind != CHARDEV_SOCKET)
+		return read(cd->in_fd, cd->inq, sizeof(cd->inq));
+	n = recvmsg(cd->in_fd, &msg, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		drop_msgfds(cd);
+		for (size_t i = 0; i < nfds && i < CHARDEV_MAX_FDS; i++)
+			memcpy(&cd->msgfds[cd->nr_msgfds++], CMSG_DATA(c) + i * sizeof(int),
+			       sizeof(int));
+	}
+	return n;
+}
+
 static void chardev_ready(void *opaque, uint32_t events)
 {
 	struct chardev *cd = opaque;
@@ -716,7 +770,7 @@ static void chardev_ready(void *opaque, uint32_t events)
 	}
 	if (cd->inq_len || is_throttled(cd))
 		return;		/* the queue's draining hands it on */
-	n = read(cd->in_fd, cd->inq, sizeof(cd->inq));
+	n = read_input(cd);
 	if (n > 0) {
 		cd->inq_head = 0;
 		cd->inq_len = (size_t)n;
@@ -847,5 +901,6 @@ void chardev_close(struct chardev *cd)
 		close(cd->hold_fd);
 	cd->in_fd = cd->out_fd = cd->listen_fd = cd->hold_fd = -1;
 	queue_clear(cd);
+	drop_msgfds(cd);
 	pthread_mutex_destroy(&cd->lock);
 }

@@ -71,6 +71,7 @@ void chardev_spec_describe(const struct chardev_spec *spec, char *buf, size_t le
 #define CHARDEV_OUT_MAX (1u << 20)
 #define CHARDEV_IN_BUF 4096	/* input read but not yet handed on (one read) */
 #define CHARDEV_IN_PIECE 256	/* handed on a line, or this much, at a time */
+#define CHARDEV_MAX_FDS 16	/* fds one read of a unix socket takes (SCM_RIGHTS) */
 
 /* What the frontend (serial port, monitor) hears from its back end; main thread only. */
 struct chardev_frontend {
@@ -104,6 +105,9 @@ struct chardev {
 	/* Input read but not handed on while throttled; main thread only. */
 	uint8_t inq[CHARDEV_IN_BUF];
 	size_t inq_head, inq_len;
+	/* fds the peer passed with its last read (SCM_RIGHTS); main thread only. */
+	int msgfds[CHARDEV_MAX_FDS];
+	unsigned nr_msgfds;
 };
 
 /* Opens the back end; logs a message naming the problem and returns -1 on failure. */
@@ -122,6 +126,12 @@ void chardev_write_str(struct chardev *cd, const char *text);
 
 /* Bytes waiting in the output queue (tests, "info chardev"-style diagnostics). */
 size_t chardev_queued(struct chardev *cd);
+
+/*
+ * Takes the first fd the socket peer passed with the bytes last read (QEMU's
+ * qemu_chr_fe_get_msgfd): the caller owns it; the others are closed.  -1: none.
+ */
+int chardev_take_msgfd(struct chardev *cd);
 
 void chardev_close(struct chardev *cd);
 

@@ -43,6 +43,14 @@ void monitor_focus(struct monitor *mon)
 	readline_show_prompt(&mon->rl);
 }
 
+/* getfd/add-fd: the fd the client passed on the monitor's socket. */
+static int take_msgfd(void *opaque)
+{
+	struct monitor *mon = opaque;
+
+	return chardev_take_msgfd(mon->cd);
+}
+
 void monitor_opened(void *opaque)
 {
 	struct monitor *mon = opaque;
@@ -51,6 +59,8 @@ void monitor_opened(void *opaque)
 		if (mon->session)
 			qmp_session_free(mon->session);
 		mon->session = qmp_session_new(mon->ctl, write_out, mon);
+		if (mon->session)
+			qmp_session_set_fd_source(mon->session, take_msgfd, mon);
 		return;
 	}
 	mon->greeted = false;	/* every new client gets the banner */

@@ -684,6 +684,7 @@ static size_t input_consume(struct qmp_session *s, const uint8_t *p, size_t n)
 
 static void session_destroy(struct qmp_session *s)
 {
+	qmp_session_fds_close(s);
 	free(s->strtext.data);
 	json_tokener_free(s->tok);
 	free(s);
@@ -717,6 +718,13 @@ void qmp_session_input(struct qmp_session *s, const uint8_t *buf, size_t len)
 
 /* -------------------------------------------------------------------------- */
 /* Sessions and events                                                        */
+
+void qmp_session_set_fd_source(struct qmp_session *s, int (*take_fd)(void *opaque),
+			       void *opaque)
+{
+	s->take_fd = take_fd;
+	s->fd_opaque = opaque;
+}
 
 struct qmp_session *qmp_session_new(const struct control *ctl, qmp_write_fn write, void *opaque)
 {

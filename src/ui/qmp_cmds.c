@@ -987,6 +987,11 @@ static const struct qmp_command qmp_commands[] = {
 	{ "migrate-set-capabilities", qmp_migrate_set_capabilities,
 	  qmp_migrate_set_capabilities_args },
 	{ "qom-list", qmp_qom_list, qmp_qom_list_args },
+	{ "getfd", qmp_getfd, qmp_fdname_args },
+	{ "closefd", qmp_closefd, qmp_fdname_args },
+	{ "add-fd", qmp_add_fd, qmp_add_fd_args },
+	{ "remove-fd", qmp_remove_fd, qmp_remove_fd_args },
+	{ "query-fdsets", qmp_query_fdsets, NULL },
 	{ NULL, NULL, NULL },
 };
 

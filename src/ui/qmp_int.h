@@ -43,6 +43,10 @@ struct qmp_session {
 	struct json_buf strtext;	/* the string being scanned, from its quote: error text */
 	bool negotiated;
 	bool oob;		/* the client enabled the "oob" capability */
+	/* The transport's fds passed with the bytes last read (SCM_RIGHTS); NULL: none. */
+	int (*take_fd)(void *opaque);
+	void *fd_opaque;
+	struct qmp_named_fd *named_fds;	/* getfd's, closed with the session */
 	unsigned busy;		/* nesting of our entry points on the stack */
 	bool doomed;		/* freed while busy */
 };
@@ -99,6 +103,8 @@ struct json_object *qmp_version_info(void);
  */
 struct json_object *qmp_cpu_props(bool *ok, const struct cpu_info *ci, char *path,
 				  size_t pathlen);
+/* qmp_fds.c: closes the session's getfd fds (when it ends). */
+void qmp_session_fds_close(struct qmp_session *s);
 /* A drive's node as BlockDeviceInfo (query-block "inserted", query-named-block-nodes). */
 struct json_object *qmp_block_device_info(const struct drive_info *b, bool *ok);
 

@@ -19,4 +19,17 @@ extern const struct qmp_arg qmp_qom_list_args[];
 int qmp_qom_get_cpu(struct qmp_session *s, const char *path, const char *prop,
 		    struct json_object **ret, struct qmp_error *err);
 
+/* qmp_fds.c: fds passed with SCM_RIGHTS (getfd, closefd, add-fd, remove-fd, query-fdsets). */
+int qmp_getfd(struct qmp_session *s, struct json_object *args,
+	      struct json_object **ret, struct qmp_error *err);
+int qmp_closefd(struct qmp_session *s, struct json_object *args,
+		struct json_object **ret, struct qmp_error *err);
+int qmp_add_fd(struct qmp_session *s, struct json_object *args,
+	       struct json_object **ret, struct qmp_error *err);
+int qmp_remove_fd(struct qmp_session *s, struct json_object *args,
+		  struct json_object **ret, struct qmp_error *err);
+int qmp_query_fdsets(struct qmp_session *s, struct json_object *args,
+		     struct json_object **ret, struct qmp_error *err);
+extern const struct qmp_arg qmp_fdname_args[], qmp_add_fd_args[], qmp_remove_fd_args[];
+
 #endif

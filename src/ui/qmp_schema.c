@@ -83,6 +83,11 @@ static const struct schema_command schema_commands[] = {
 	{ "query-iothreads", NULL, "[IOThreadInfo]" },
 	{ "migrate-set-capabilities", "q_obj_migrate-set-capabilities-arg", NULL },
 	{ "qom-list", NULL, "[ObjectPropertyInfo]" },
+	{ "getfd", NULL, NULL },
+	{ "closefd", NULL, NULL },
+	{ "add-fd", NULL, "AddfdInfo" },
+	{ "remove-fd", NULL, NULL },
+	{ "query-fdsets", NULL, "[FdsetInfo]" },
 	{ NULL, NULL, NULL },
 };
 
@@ -183,6 +188,9 @@ static const struct schema_type schema_types[] = {
 	  "type:JobType device:str len:int offset:int busy:bool paused:bool speed:int "
 	  "ready:bool" },
 	{ "JobType", SCHEMA_ENUM, "" },
+	{ "AddfdInfo", SCHEMA_OBJECT, "fdset-id:int fd:int" },
+	{ "FdsetInfo", SCHEMA_OBJECT, "fdset-id:int fds:[FdsetFdInfo]" },
+	{ "FdsetFdInfo", SCHEMA_OBJECT, "fd:int ?opaque:str" },
 	{ "IOThreadInfo", SCHEMA_OBJECT,
 	  "id:str thread-id:int poll-max-ns:int poll-grow:int poll-shrink:int "
 	  "aio-max-batch:int" },

@@ -11,6 +11,7 @@ info) the difference is named.
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -164,6 +165,74 @@ def test_blockstats_query_nodes(vms):
     for key in ["rd_bytes", "wr_bytes", "rd_operations", "wr_operations",
                 "flush_operations", "wr_highest_offset", "timed_stats"]:
         assert ks[FORMAT_NODE]["stats"][key] == qs[FORMAT_NODE]["stats"][key], key
+
+
+def fd_cmd(vm, name, nfds=1, **args):
+    """One command sent with nfds fds on /dev/null passed as SCM_RIGHTS."""
+    fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(nfds)]
+    msg = {"execute": name}
+    if args:
+        msg["arguments"] = args
+    try:
+        socket.send_fds(vm.qmp.sock, [json.dumps(msg).encode()], fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return vm.qmp.reply()
+
+
+def fd_session(vm):
+    """getfd/closefd/add-fd/query-fdsets as libvirt would send them; the fd
+    numbers (each process's own) are replaced by their order of appearance."""
+    steps = [
+        lambda: fd_cmd(vm, "getfd", fdname="tap0"),
+        lambda: fd_cmd(vm, "getfd", fdname="tap0"),
+        lambda: fd_cmd(vm, "getfd", fdname="0tap"),
+        lambda: vm.cmd("getfd", {"fdname": "vhost0"}),
+        lambda: vm.cmd("closefd", {"fdname": "tap0"}),
+        lambda: vm.cmd("closefd", {"fdname": "tap0"}),
+        lambda: fd_cmd(vm, "add-fd", opaque="rdwr:/dev/null"),
+        lambda: fd_cmd(vm, "add-fd"),
+        lambda: fd_cmd(vm, "add-fd", **{"fdset-id": 5}),
+        lambda: fd_cmd(vm, "add-fd", **{"fdset-id": 0, "opaque": "y"}),
+        lambda: fd_cmd(vm, "add-fd", **{"fdset-id": -1}),
+        lambda: vm.cmd("add-fd"),
+        lambda: fd_cmd(vm, "add-fd", nfds=3, **{"fdset-id": 7}),
+        lambda: vm.cmd("query-fdsets"),
+        lambda: vm.cmd("remove-fd", {"fdset-id": 9}),
+        lambda: vm.cmd("remove-fd", {"fdset-id": 0, "fd": 99999}),
+        lambda: vm.cmd("remove-fd", {}),
+    ]
+    seen = {}
+
+    def norm(obj):
+        if isinstance(obj, dict):
+            return {k: (f"fd#{seen.setdefault(v, len(seen))}" if k == "fd" else norm(v))
+                    for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [norm(v) for v in obj]
+        return obj
+    return [norm(step()) for step in steps]
+
+
+def test_fd_passing(vms):
+    """Fds passed on the QMP socket (SCM_RIGHTS) are named, kept in sets and listed
+    as QEMU does; the replies are the same once each process's fd numbers are
+    replaced by their order."""
+    q, k = vms
+    assert fd_session(k) == fd_session(q)
+
+
+def test_remove_fd_closes_at_once(vms):
+    """Named difference: QEMU 7.2 closes a removed fd only once the VM runs
+    (monitor_fdset_cleanup waits for runstate_is_running), so under -S it is
+    still listed; Kestrel closes it at once and the emptied set goes."""
+    _, k = vms
+    r = ret(fd_cmd(k, "add-fd", **{"fdset-id": 42}))
+    assert any(s["fdset-id"] == 42 for s in ret(k.cmd("query-fdsets")))
+    assert ret(k.cmd("remove-fd", {"fdset-id": 42, "fd": r["fd"]})) == {}
+    assert all(s["fdset-id"] != 42 for s in ret(k.cmd("query-fdsets")))
+    assert "error" in k.cmd("remove-fd", {"fdset-id": 42})
 
 
 def start_pc(binary, sock, accel):

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -274,6 +276,78 @@ static void test_pty_without_reader(void **state)
 	loop_destroy(loop);
 }
 
+/* Sends "x" with n fds open on file (SCM_RIGHTS); returns the file's inode. */
+static ino_t send_fds(int sock, const char *file, unsigned n)
+{
+	char ctlbuf[CMSG_SPACE(4 * sizeof(int))] = { 0 };
+	struct iovec iov = { "x", 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctlbuf,
+			    .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	int fds[4];
+	struct stat st;
+
+	assert_true(n >= 1 && n <= 4);
+	for (unsigned i = 0; i < n; i++) {
+		fds[i] = open(file, O_RDONLY | O_CLOEXEC);
+		assert_true(fds[i] >= 0);
+	}
+	assert_int_equal(fstat(fds[0], &st), 0);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+	assert_int_equal(sendmsg(sock, &m, 0), 1);
+	for (unsigned i = 0; i < n; i++)
+		close(fds[i]);
+	return st.st_ino;
+}
+
+/*
+ * fds a socket client passes with its bytes (QMP getfd/add-fd): taken once,
+ * the first one; the rest of that read's are closed; a plain read has none.
+ */
+static void test_socket_passes_fds(void **state)
+{
+	struct loop *loop = loop_create();
+	struct chardev cd;
+	struct fe_state f = { 0 };
+	struct stat st;
+	ino_t ino;
+	int client, fd;
+
+	assert_non_null(loop);
+	client = serve(&cd, loop, &f);
+	assert_int_equal(chardev_take_msgfd(&cd), -1);
+	ino = send_fds(client, "/dev/null", 3);
+	while (!f.inputs)
+		assert_true(loop_run_once(loop, 1000) > 0);
+	fd = chardev_take_msgfd(&cd);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(st.st_ino == ino);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	assert_int_equal(chardev_take_msgfd(&cd), -1);
+	assert_int_equal(write(client, "y", 1), 1);
+	while (f.inputs < 2)
+		assert_true(loop_run_once(loop, 1000) > 0);
+	assert_int_equal(chardev_take_msgfd(&cd), -1);
+	/* Unclaimed fds go when the client does. */
+	send_fds(client, "/", 1);
+	while (f.inputs < 3)
+		assert_true(loop_run_once(loop, 1000) > 0);
+	assert_int_equal(cd.nr_msgfds, 1);
+	fd = cd.msgfds[0];
+	close(client);
+	while (!f.closes)
+		assert_true(loop_run_once(loop, 1000) > 0);
+	assert_int_equal(cd.nr_msgfds, 0);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+	chardev_close(&cd);
+	loop_destroy(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +357,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_vcpu_thread_never_blocks, setup, teardown),
 		cmocka_unit_test(test_pty_without_reader),
+		cmocka_unit_test_setup_teardown(test_socket_passes_fds, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

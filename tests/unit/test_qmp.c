@@ -12,9 +12,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -1002,6 +1006,7 @@ static void test_query_commands(void **state)
 		"query-tpm-models", "query-tpm-types", "query-hotpluggable-cpus",
 		"query-qmp-schema", "query-named-block-nodes", "query-block-jobs",
 		"query-iothreads", "migrate-set-capabilities", "qom-list",
+		"getfd", "closefd", "add-fd", "remove-fd", "query-fdsets",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;
@@ -1085,6 +1090,181 @@ static void test_query_cpus_fast(void **state)
 	assert_int_equal(get_int(props, "core-id"), 0);
 	assert_int_equal(get_int(props, "thread-id"), 0);
 	json_object_put(r);
+}
+
+/*
+ * getfd/closefd/add-fd/remove-fd/query-fdsets with fds that really crossed a
+ * unix socketpair as SCM_RIGHTS: the session's fd source receives them.
+ */
+static int fd_pair[2] = { -1, -1 };
+
+static int take_passed_fd(void *opaque)
+{
+	char byte, ctlbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctlbuf,
+			    .msg_controllen = sizeof(ctlbuf) };
+	struct cmsghdr *c;
+	int fd;
+
+	if (recvmsg(fd_pair[1], &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	c = CMSG_FIRSTHDR(&m);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	return fd;
+}
+
+/* Passes a new fd open on path through the socketpair; returns its inode. */
+static ino_t pass_fd(const char *path)
+{
+	char ctlbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { "x", 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctlbuf,
+			    .msg_controllen = sizeof(ctlbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+	assert_int_equal(sendmsg(fd_pair[0], &m, 0), 1);
+	close(fd);	/* only the passed copy is left */
+	return st.st_ino;
+}
+
+static ino_t inode_of(int fd)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	return st.st_ino;
+}
+
+static void test_getfd_closefd(void **state)
+{
+	ino_t ino;
+	int fd;
+
+	negotiate();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd_pair), 0);
+	qmp_session_set_fd_source(fake.session, take_passed_fd, NULL);
+	run("getfd", "{\"fdname\": \"tap0\"}");
+	expect_error("GenericError", "No file descriptor supplied via SCM_RIGHTS");
+	ino = pass_fd("/dev/null");
+	run("getfd", "{\"fdname\": \"tap0\"}");
+	expect_raw("{\"return\": {}}");
+	fd = qmp_session_fd_get(fake.session, "tap0");
+	assert_true(fd >= 0);
+	assert_true(inode_of(fd) == ino);
+	/* A name taken again replaces the fd, closing the old one. */
+	ino = pass_fd("/");
+	run("getfd", "{\"fdname\": \"tap0\"}");
+	expect_raw("{\"return\": {}}");
+	assert_true(inode_of(qmp_session_fd_get(fake.session, "tap0")) == ino);
+	pass_fd("/");
+	run("getfd", "{\"fdname\": \"0tap\"}");
+	expect_error("GenericError", "Parameter 'fdname' expects a name not starting with a digit");
+	assert_int_equal(qmp_session_fd_get(fake.session, "0tap"), -1);
+	fd = qmp_session_fd_get(fake.session, "tap0");
+	run("closefd", "{\"fdname\": \"tap0\"}");
+	expect_raw("{\"return\": {}}");
+	assert_int_equal(fcntl(fd, F_GETFD), -1);	/* closed */
+	run("closefd", "{\"fdname\": \"tap0\"}");
+	expect_error("GenericError", "File descriptor named 'tap0' not found");
+	/* The session's named fds are closed with it. */
+	pass_fd("/dev/null");
+	run("getfd", "{\"fdname\": \"net1\"}");
+	expect_raw("{\"return\": {}}");
+	fd = qmp_session_fd_get(fake.session, "net1");
+	qmp_session_free(fake.session);
+	fake.session = NULL;
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+	close(fd_pair[0]);
+	close(fd_pair[1]);
+}
+
+static void test_fdsets(void **state)
+{
+	struct json_object *r, *set;
+	char args[64];
+	int fd0, fd1;
+	ino_t ino;
+
+	negotiate();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd_pair), 0);
+	qmp_session_set_fd_source(fake.session, take_passed_fd, NULL);
+	run("query-fdsets", NULL);
+	expect_raw("{\"return\": []}");
+	run("add-fd", NULL);
+	expect_error("GenericError", "No file descriptor supplied via SCM_RIGHTS");
+	ino = pass_fd("/dev/null");
+	run("add-fd", "{\"opaque\": \"rdonly:/dev/null\"}");
+	r = expect_return();
+	assert_int_equal(get_int(r, "fdset-id"), 0);
+	fd0 = (int)get_int(r, "fd");
+	assert_true(inode_of(fd0) == ino);
+	json_object_put(r);
+	pass_fd("/");
+	run("add-fd", "{\"fdset-id\": 0}");
+	r = expect_return();
+	fd1 = (int)get_int(r, "fd");
+	json_object_put(r);
+	pass_fd("/");
+	run("add-fd", "{\"fdset-id\": 4}");
+	json_object_put(expect_return());
+	pass_fd("/");
+	run("add-fd", NULL);	/* the lowest free id */
+	r = expect_return();
+	assert_int_equal(get_int(r, "fdset-id"), 1);
+	json_object_put(r);
+	/* A refused add-fd still consumes the fd it was sent with, as QEMU's. */
+	pass_fd("/");
+	run("add-fd", "{\"fdset-id\": -1}");
+	expect_error("GenericError", "Parameter 'fdset-id' expects a non-negative value");
+	run("add-fd", NULL);
+	expect_error("GenericError", "No file descriptor supplied via SCM_RIGHTS");
+	/* Sets by descending id, each set's fds oldest first (QEMU's prepending). */
+	run("query-fdsets", NULL);
+	r = expect_return();
+	assert_int_equal(json_object_array_length(r), 3);
+	assert_int_equal(get_int(json_object_array_get_idx(r, 0), "fdset-id"), 4);
+	set = json_object_array_get_idx(r, 2);
+	assert_int_equal(get_int(set, "fdset-id"), 0);
+	assert_int_equal(json_object_array_length(get(set, "fds")), 2);
+	assert_int_equal(get_int(json_object_array_get_idx(get(set, "fds"), 0), "fd"), fd0);
+	assert_string_equal(get_str(json_object_array_get_idx(get(set, "fds"), 0), "opaque"),
+			    "rdonly:/dev/null");
+	assert_false(has(json_object_array_get_idx(get(set, "fds"), 1), "opaque"));
+	json_object_put(r);
+	run("remove-fd", "{\"fdset-id\": 0, \"fd\": 9999}");
+	expect_error("GenericError", "File descriptor named 'fdset-id:0, fd:9999' not found");
+	run("remove-fd", "{\"fdset-id\": 7}");
+	expect_error("GenericError", "File descriptor named 'fdset-id:7' not found");
+	run("remove-fd", NULL);
+	expect_error("GenericError", "Parameter 'fdset-id' is missing");
+	snprintf(args, sizeof(args), "{\"fdset-id\": 0, \"fd\": %d}", fd1);
+	run("remove-fd", args);
+	expect_raw("{\"return\": {}}");
+	assert_int_equal(fcntl(fd1, F_GETFD), -1);
+	assert_true(fcntl(fd0, F_GETFD) >= 0);
+	run("remove-fd", "{\"fdset-id\": 0}");
+	expect_raw("{\"return\": {}}");
+	assert_int_equal(fcntl(fd0, F_GETFD), -1);
+	run("query-fdsets", NULL);
+	r = expect_return();
+	assert_int_equal(json_object_array_length(r), 2);	/* the emptied set went */
+	json_object_put(r);
+	qmp_fdsets_reset();
+	run("query-fdsets", NULL);
+	expect_raw("{\"return\": []}");
+	close(fd_pair[0]);
+	close(fd_pair[1]);
 }
 
 /* qom-list / qom-get on a vCPU at its query-cpus-fast path: topology from cpu_info. */
@@ -1852,6 +2032,8 @@ int main(void)
 		T(test_query_name_uuid_kvm),
 		T(test_query_cpus_fast),
 		T(test_qom_cpu),
+		T(test_getfd_closefd),
+		T(test_fdsets),
 		T(test_empty_queries),
 		T(test_query_blockstats),
 		T(test_named_block_nodes),

@@ -74,6 +74,40 @@ static bool ctl_cpu_info(void *opaque, unsigned index, struct cpu_info *out)
 	return true;
 }
 
+/*
+ * The id'd devices: virtio-blk/-rng/-serial (device_config.id) and the
+ * balloon (balloon_config.id).  NICs keep their id as the net client's name,
+ * not told apart from a generated one, so they are not listed yet.
+ */
+static unsigned ctl_peripherals(void *opaque, struct peripheral_info *out, unsigned max)
+{
+	static const char *const types[] = {
+		[DEVICE_VIRTIO_BLK] = "virtio-blk-pci", [DEVICE_VIRTIO_RNG] = "virtio-rng-pci",
+		[DEVICE_VIRTIO_SERIAL] = "virtio-serial-pci",
+	};
+	const struct vm_config *cfg = &((struct app *)opaque)->cfg;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < cfg->nr_devices; i++) {
+		const struct device_config *d = &cfg->devices[i];
+		if (!d->id[0] || d->kind > DEVICE_VIRTIO_SERIAL || !types[d->kind])
+			continue;
+		if (n < max) {
+			snprintf(out[n].id, sizeof(out[n].id), "%s", d->id);
+			out[n].type = types[d->kind];
+		}
+		n++;
+	}
+	if (cfg->balloon.enabled && cfg->balloon.id[0]) {
+		if (n < max) {
+			snprintf(out[n].id, sizeof(out[n].id), "%s", cfg->balloon.id);
+			out[n].type = "virtio-balloon-pci";
+		}
+		n++;
+	}
+	return n;
+}
+
 static unsigned ctl_net_clients(void *opaque, struct net_info *out, unsigned max)
 {
 	struct app *app = opaque;
@@ -133,8 +167,12 @@ static unsigned ctl_blocks(void *opaque, struct drive_info *out, unsigned max)
 			snprintf(out[i].node_name, sizeof(out[i].node_name), "%s", d->id);
 		else
 			snprintf(out[i].node_name, sizeof(out[i].node_name), "#block%03u", i + 1);
-		snprintf(out[i].qdev, sizeof(out[i].qdev),
-			 "/machine/peripheral-anon/device[%u]/virtio-backend", dev);
+		if (dev < cfg->nr_devices && cfg->devices[dev].id[0])
+			snprintf(out[i].qdev, sizeof(out[i].qdev),
+				 "/machine/peripheral/%s/virtio-backend", cfg->devices[dev].id);
+		else
+			snprintf(out[i].qdev, sizeof(out[i].qdev),
+				 "/machine/peripheral-anon/device[%u]/virtio-backend", dev);
 	}
 	return cfg->nr_drives;
 }
@@ -467,6 +505,7 @@ void app_control_init(struct app *app)
 		.net_clients = ctl_net_clients,
 		.usernet = ctl_usernet,
 		.blocks = ctl_blocks,
+		.peripherals = ctl_peripherals,
 		.set_io_throttle = ctl_set_io_throttle,
 		.pci_devices = ctl_pci_devices,
 		.dump_registers = ctl_dump_registers,

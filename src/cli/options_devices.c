@@ -434,7 +434,10 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 	}
 	if (options_pci_addr(opts_get(o, "addr"), &dev.slot) < 0)
 		return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
-	opts_get(o, "id");
+	const char *id = opts_get(o, "id");
+	if (id && strlen(id) >= sizeof(dev.id))
+		return err_invalid(opt, arg, "id= is too long (31 characters at most)");
+	snprintf(dev.id, sizeof(dev.id), "%s", id ? id : "");
 	opts_get(o, "bus");
 	if (rng_and_ports(&dev, opts_get(o, "rng"), opts_get(o, "max_ports"), opt, arg) < 0)
 		return -1;

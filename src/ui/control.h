@@ -91,6 +91,12 @@ struct pci_info {
 	} bars[6];
 };
 
+/* A -device given id=: /machine/peripheral/ID (qom-list, qom-get). */
+struct peripheral_info {
+	char id[32];
+	const char *type;	/* its QOM type: "virtio-blk-pci", ... */
+};
+
 /* The balloon's guest statistics (qom-get guest-stats), QEMU 7.2's ten tags. */
 #define CONTROL_BALLOON_STATS 10
 struct balloon_stats_info {
@@ -137,6 +143,8 @@ struct control {
 	/* Drives and PCI functions; each returns how many there are (may exceed max). */
 	unsigned (*blocks)(void *opaque, struct drive_info *out, unsigned max);
 	unsigned (*pci_devices)(void *opaque, struct pci_info *out, unsigned max);
+	/* The devices with an id= (-device order, the balloon last); how many (may exceed max). */
+	unsigned (*peripherals)(void *opaque, struct peripheral_info *out, unsigned max);
 	/* Net clients, as struct net_info says; returns how many there are (may exceed max). */
 	unsigned (*net_clients)(void *opaque, struct net_info *out, unsigned max);
 	/* libslirp's connection table of user-mode client name (malloc'd), NULL if none. */

@@ -657,8 +657,11 @@ static int cmd_qom_get(struct qmp_session *s, struct json_object *args,
 
 	if (rc <= 0)
 		return rc;
+	rc = qmp_qom_get_peripheral(s, path, prop, ret, err);
+	if (rc <= 0)
+		return rc;
 	if (!s->ctl->balloon_stats || !s->ctl->balloon_stats(s->ctl->opaque, path, &info))
-		return qmp_fail(err, "DeviceNotFound", "Device '%s' not found", path);
+		return qmp_qom_missing(s, path, prop, err);
 	if (!strcmp(prop, "guest-stats-polling-interval")) {
 		*ret = json_object_new_int64((int64_t)info.polling_interval);
 		return *ret ? 0 : qmp_oom(err);

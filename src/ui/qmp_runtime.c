@@ -5,6 +5,7 @@
  * and error texts as QEMU 7.2's qapi/ schemas and handlers give them.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ui/qmp_int.h"
@@ -104,10 +105,30 @@ const struct qmp_arg qmp_migrate_set_capabilities_args[] = {
  * CPUID feature properties are not: Kestrel builds CPUID from KVM's table
  * and keeps no per-feature table a property could read.
  */
+static const char *peripheral_type(struct qmp_session *s, const char *path, bool *oom);
+static int list_peripheral_dir(struct qmp_session *s, struct json_object **ret,
+			       struct qmp_error *err);
+#define PERIPHERAL_DIR "/machine/peripheral"
+
+/* A property qom-list names, with its QOM type (ObjectPropertyInfo). */
+struct prop_desc {
+	const char *name, *type;
+};
+
+static int list_props(const struct prop_desc *props, size_t count,
+		      struct json_object **ret, struct qmp_error *err);
+
+/* A -device's own properties: its type and qdev's state. */
+static const struct prop_desc dev_props[] = {
+	{ "type", "string" }, { "realized", "bool" }, { "hotplugged", "bool" },
+	{ "hotpluggable", "bool" },
+};
+#define DEV_NR_PROPS (sizeof(dev_props) / sizeof(dev_props[0]))
+
 enum cpu_prop { CPU_TYPE, CPU_REALIZED, CPU_HOTPLUGGED, CPU_HOTPLUGGABLE, CPU_APIC_ID,
 		CPU_SOCKET_ID, CPU_CORE_ID, CPU_THREAD_ID, CPU_NR_PROPS };
 
-static const struct { const char *name, *type; } cpu_props[CPU_NR_PROPS] = {
+static const struct prop_desc cpu_props[CPU_NR_PROPS] = {
 	[CPU_TYPE] = { "type", "string" },
 	[CPU_REALIZED] = { "realized", "bool" },
 	[CPU_HOTPLUGGED] = { "hotplugged", "bool" },
@@ -173,21 +194,18 @@ int qmp_qom_list(struct qmp_session *s, struct json_object *args,
 		 struct json_object **ret, struct qmp_error *err)
 {
 	const char *path = json_object_get_string(json_object_object_get(args, "path"));
-	struct json_object *list, *e;
 	struct cpu_info ci;
-	bool ok;
+	bool oom;
 
+	if (path && !strcmp(path, PERIPHERAL_DIR))
+		return list_peripheral_dir(s, ret, err);
+	if (peripheral_type(s, path, &oom))
+		return list_props(dev_props, DEV_NR_PROPS, ret, err);
+	if (oom)
+		return qmp_oom(err);
 	if (!cpu_at_path(s, path, &ci))
 		return qmp_fail(err, "DeviceNotFound", "Device '%s' not found", path);
-	list = json_object_new_array();
-	ok = list != NULL;
-	for (unsigned i = 0; i < CPU_NR_PROPS; i++) {
-		e = qmp_new_obj(&ok);
-		qmp_put(&ok, e, "name", json_object_new_string(cpu_props[i].name));
-		qmp_put(&ok, e, "type", json_object_new_string(cpu_props[i].type));
-		qmp_append(&ok, list, e);
-	}
-	return qmp_finish(ok, list, ret, err);
+	return list_props(cpu_props, CPU_NR_PROPS, ret, err);
 }
 
 const struct qmp_arg qmp_qom_list_args[] = {
@@ -209,4 +227,128 @@ int qmp_qom_get_cpu(struct qmp_session *s, const char *path, const char *prop,
 		return *ret ? 0 : qmp_oom(err);
 	}
 	return qmp_fail(err, "GenericError", "Property '%s.%s' not found", cpu_type(s), prop);
+}
+
+/*
+ * /machine/peripheral and the devices in it (-device ...,id=ID): the
+ * container lists each as child<TYPE>; a device answers its type and the
+ * qdev state every device has.  Kestrel has no hot-plug: every device was
+ * created at start-up, and none can be unplugged.
+ */
+#define RUNTIME_MAX_PERIPHERALS 64
+
+
+/* The peripherals (calloc'd, *n of them), or NULL with *n 0 when there are none. */
+static struct peripheral_info *peripherals(struct qmp_session *s, unsigned *n)
+{
+	struct peripheral_info *p = calloc(RUNTIME_MAX_PERIPHERALS, sizeof(*p));
+
+	*n = 0;
+	if (!p || !s->ctl->peripherals)
+		return p;
+	*n = s->ctl->peripherals(s->ctl->opaque, p, RUNTIME_MAX_PERIPHERALS);
+	if (*n > RUNTIME_MAX_PERIPHERALS)
+		*n = RUNTIME_MAX_PERIPHERALS;
+	return p;
+}
+
+/* The QOM type of the peripheral at path, or NULL (*oom set when it could not look). */
+static const char *peripheral_type(struct qmp_session *s, const char *path, bool *oom)
+{
+	static char type[64];
+	const char *found = NULL;
+	unsigned n;
+	struct peripheral_info *p;
+
+	*oom = false;
+	if (!path || strncmp(path, PERIPHERAL_DIR "/", sizeof(PERIPHERAL_DIR)) != 0)
+		return NULL;
+	p = peripherals(s, &n);
+	if (!p) {
+		*oom = true;
+		return NULL;
+	}
+	for (unsigned i = 0; i < n && !found; i++) {
+		if (!strcmp(p[i].id, path + sizeof(PERIPHERAL_DIR))) {
+			snprintf(type, sizeof(type), "%s", p[i].type);
+			found = type;
+		}
+	}
+	free(p);
+	return found;
+}
+
+static int list_peripheral_dir(struct qmp_session *s, struct json_object **ret,
+			       struct qmp_error *err)
+{
+	struct json_object *list = json_object_new_array(), *e;
+	struct peripheral_info *p;
+	bool ok = list != NULL;
+	char child[96];
+	unsigned n;
+
+	p = peripherals(s, &n);
+	ok = ok && p;
+	e = qmp_new_obj(&ok);
+	qmp_put(&ok, e, "name", json_object_new_string("type"));
+	qmp_put(&ok, e, "type", json_object_new_string("string"));
+	qmp_append(&ok, list, e);
+	for (unsigned i = 0; i < n && ok; i++) {
+		snprintf(child, sizeof(child), "child<%s>", p[i].type);
+		e = qmp_new_obj(&ok);
+		qmp_put(&ok, e, "name", json_object_new_string(p[i].id));
+		qmp_put(&ok, e, "type", json_object_new_string(child));
+		qmp_append(&ok, list, e);
+	}
+	free(p);
+	return qmp_finish(ok, list, ret, err);
+}
+
+static int list_props(const struct prop_desc *props, size_t count,
+		      struct json_object **ret, struct qmp_error *err)
+{
+	struct json_object *list = json_object_new_array(), *e;
+	bool ok = list != NULL;
+
+	for (size_t i = 0; i < count; i++) {
+		e = qmp_new_obj(&ok);
+		qmp_put(&ok, e, "name", json_object_new_string(props[i].name));
+		qmp_put(&ok, e, "type", json_object_new_string(props[i].type));
+		qmp_append(&ok, list, e);
+	}
+	return qmp_finish(ok, list, ret, err);
+}
+
+int qmp_qom_get_peripheral(struct qmp_session *s, const char *path, const char *prop,
+			   struct json_object **ret, struct qmp_error *err)
+{
+	bool oom;
+	const char *type = peripheral_type(s, path, &oom);
+
+	if (oom)
+		return qmp_oom(err);
+	if (!type)
+		return 1;
+	if (!strcmp(prop, "type"))
+		*ret = json_object_new_string(type);
+	else if (!strcmp(prop, "realized"))
+		*ret = json_object_new_boolean(1);
+	else if (!strcmp(prop, "hotplugged") || !strcmp(prop, "hotpluggable"))
+		*ret = json_object_new_boolean(0);
+	else
+		return 1;
+	return *ret ? 0 : qmp_oom(err);
+}
+
+int qmp_qom_missing(struct qmp_session *s, const char *path, const char *prop,
+		    struct qmp_error *err)
+{
+	bool oom;
+	const char *type = peripheral_type(s, path, &oom);
+
+	if (oom)
+		return qmp_oom(err);
+	if (type)
+		return qmp_fail(err, "GenericError", "Property '%s.%s' not found", type, prop);
+	return qmp_fail(err, "DeviceNotFound", "Device '%s' not found", path);
 }

@@ -18,6 +18,15 @@ extern const struct qmp_arg qmp_qom_list_args[];
 /* qom-get on a vCPU's path: 0 or -1 as a handler; 1 when path is no vCPU's. */
 int qmp_qom_get_cpu(struct qmp_session *s, const char *path, const char *prop,
 		    struct json_object **ret, struct qmp_error *err);
+/*
+ * qom-get on /machine/peripheral/ID: its type and qdev state (0 or -1 as a
+ * handler), 1 for another path or property; qmp_qom_missing then words the
+ * error: an unknown property of a device that exists, or an unknown path.
+ */
+int qmp_qom_get_peripheral(struct qmp_session *s, const char *path, const char *prop,
+			   struct json_object **ret, struct qmp_error *err);
+int qmp_qom_missing(struct qmp_session *s, const char *path, const char *prop,
+		    struct qmp_error *err);
 
 /* qmp_fds.c: fds passed with SCM_RIGHTS (getfd, closefd, add-fd, remove-fd, query-fdsets). */
 int qmp_getfd(struct qmp_session *s, struct json_object *args,

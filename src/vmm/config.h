@@ -114,6 +114,7 @@ enum device_kind {
 /* -device (and the virtio-blk that -drive if=virtio implies). */
 struct device_config {
 	enum device_kind kind;
+	char id[32];			/* id=: its QOM path is /machine/peripheral/ID; "": anonymous */
 	int slot;			/* addr=; -1 for the first free */
 	char drive[32];			/* virtio-blk: drive= */
 	unsigned num_queues;		/* virtio-blk: num-queues= (0: one) */

@@ -108,6 +108,10 @@ SAME = [
                                                     "state": True}]}),
     ("query-named-block-nodes", {"flat": "yes"}),
     ("query-blockstats", {"query-nodes": 1}),
+    ("qom-list", {"path": "/machine/peripheral"}),      # no -device: the container alone
+    ("qom-list", {"path": "/nosuch"}),
+    ("qom-list", {}),
+    ("qom-get", {"path": "/machine/peripheral/x", "property": "type"}),
 ]
 
 
@@ -238,6 +242,7 @@ def test_remove_fd_closes_at_once(vms):
 def start_pc(binary, sock, accel):
     argv = [str(binary), "-S", "-nodefaults", "-nographic", "-machine", f"pc,accel={accel}",
             "-cpu", "qemu64", "-smp", "2", "-m", "128",
+            "-device", "virtio-rng-pci,id=rng0",
             "-qmp", f"unix:{sock},server=on,wait=off"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     qmp = QMP(sock, timeout=10)
@@ -251,9 +256,10 @@ CPU_SAME = ["type", "realized", "hotplugged", "apic-id", "socket-id", "core-id",
 
 
 @pytest.mark.guest
-def test_qom_cpu_properties(tmp_path):
-    """qom-list/qom-get at each query-cpus-fast path: Kestrel's names and types are
-    QEMU's, values equal apart from 'hotpluggable' (Kestrel has no CPU hotplug)."""
+def test_qom_cpu_and_peripheral(tmp_path):
+    """qom-list/qom-get at each query-cpus-fast path and at /machine/peripheral/ID:
+    Kestrel's names and types are QEMU's, values equal apart from 'hotpluggable'
+    (Kestrel has no hot-plug)."""
     need_qemu()
     vms = [start_pc("qemu-system-x86_64", tmp_path / "q.sock", "kvm"),
            start_pc(KESTREL, tmp_path / "k.sock", "kvm")]
@@ -273,6 +279,16 @@ def test_qom_cpu_properties(tmp_path):
             assert ret(k.cmd("qom-get", path=kc["qom-path"], property="hotpluggable")) is False
             err = k.cmd("qom-get", path=kc["qom-path"], property="avx2")["error"]
             assert err["desc"] == "Property 'qemu64-x86_64-cpu.avx2' not found"
+        # -device id=rng0 is at /machine/peripheral/rng0 (not peripheral-anon).
+        path = "/machine/peripheral/rng0"
+        assert (ret(k.cmd("qom-list", path="/machine/peripheral")) ==
+                ret(q.cmd("qom-list", path="/machine/peripheral")))
+        qprops = {p["name"]: p["type"] for p in ret(q.cmd("qom-list", path=path))}
+        kprops = {p["name"]: p["type"] for p in ret(k.cmd("qom-list", path=path))}
+        assert kprops.items() <= qprops.items()
+        for name in ["type", "realized", "hotplugged"]:
+            assert (ret(k.cmd("qom-get", path=path, property=name)) ==
+                    ret(q.cmd("qom-get", path=path, property=name))), name
     finally:
         for proc, qmp in vms:
             qmp.cmd("quit")

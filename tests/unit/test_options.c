@@ -676,6 +676,19 @@ static void test_firmware_boot_options(void **state)
 	RUN_ERR("-bios", "");
 }
 
+/* -device id= is kept: the device's QOM path is /machine/peripheral/ID (QMP qom-list). */
+static void test_device_id(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-device", "virtio-rng-pci,id=rng0", "-device", "virtio-rng-pci");
+	assert_int_equal(cfg.nr_devices, 2);
+	assert_string_equal(cfg.devices[0].id, "rng0");
+	assert_string_equal(cfg.devices[1].id, "");
+	options_free(&cfg);
+	RUN_ERR("-device", "virtio-rng-pci,id=a23456789012345678901234567890123");
+}
+
 static void test_debug_exit_device(void **state)
 {
 	struct vm_config cfg;
@@ -865,6 +878,7 @@ int main(void)
 		cmocka_unit_test(test_drive_aio_and_detect_zeroes),
 		cmocka_unit_test(test_blockdev),
 		cmocka_unit_test(test_overlap_check),
+		cmocka_unit_test(test_device_id),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -322,8 +322,20 @@ static int f_throttle(void *opaque, const char *device, const char *group,
 	return 0;
 }
 
+static unsigned f_peripherals(void *opaque, struct peripheral_info *out, unsigned max)
+{
+	static const struct peripheral_info all[] = {
+		{ "disk0", "virtio-blk-pci" }, { "rng0", "virtio-rng-pci" },
+	};
+
+	for (unsigned i = 0; i < 2 && i < max; i++)
+		out[i] = all[i];
+	return 2;
+}
+
 static const struct control ctl = {
 	.opaque = &fake,
+	.peripherals = f_peripherals,
 	.set_io_throttle = f_throttle,
 	.blocks = f_blocks,
 	.net_clients = f_nets,
@@ -1267,6 +1279,36 @@ static void test_fdsets(void **state)
 	close(fd_pair[1]);
 }
 
+/* /machine/peripheral/ID for each -device id=ID, and what each device answers. */
+static void test_qom_peripheral(void **state)
+{
+	negotiate();
+	run("qom-list", "{\"path\": \"/machine/peripheral\"}");
+	expect_raw("{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, "
+		   "{\"name\": \"disk0\", \"type\": \"child<virtio-blk-pci>\"}, "
+		   "{\"name\": \"rng0\", \"type\": \"child<virtio-rng-pci>\"}]}");
+	run("qom-list", "{\"path\": \"/machine/peripheral/rng0\"}");
+	expect_raw("{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, "
+		   "{\"name\": \"realized\", \"type\": \"bool\"}, "
+		   "{\"name\": \"hotplugged\", \"type\": \"bool\"}, "
+		   "{\"name\": \"hotpluggable\", \"type\": \"bool\"}]}");
+	run("qom-get", "{\"path\": \"/machine/peripheral/disk0\", \"property\": \"type\"}");
+	expect_raw("{\"return\": \"virtio-blk-pci\"}");
+	run("qom-get", "{\"path\": \"/machine/peripheral/disk0\", \"property\": \"realized\"}");
+	expect_raw("{\"return\": true}");
+	run("qom-get", "{\"path\": \"/machine/peripheral/disk0\", "
+	    "\"property\": \"hotpluggable\"}");
+	expect_raw("{\"return\": false}");
+	run("qom-get", "{\"path\": \"/machine/peripheral/disk0\", \"property\": \"drive\"}");
+	expect_error("GenericError", "Property 'virtio-blk-pci.drive' not found");
+	run("qom-get", "{\"path\": \"/machine/peripheral/disk1\", \"property\": \"type\"}");
+	expect_error("DeviceNotFound", "Device '/machine/peripheral/disk1' not found");
+	run("qom-list", "{\"path\": \"/machine/peripheral/\"}");
+	expect_error("DeviceNotFound", "Device '/machine/peripheral/' not found");
+	run("qom-list", "{\"path\": \"/machine/peripheral/disk0/x\"}");
+	expect_error("DeviceNotFound", "Device '/machine/peripheral/disk0/x' not found");
+}
+
 /* qom-list / qom-get on a vCPU at its query-cpus-fast path: topology from cpu_info. */
 static void test_qom_cpu(void **state)
 {
@@ -2032,6 +2074,7 @@ int main(void)
 		T(test_query_name_uuid_kvm),
 		T(test_query_cpus_fast),
 		T(test_qom_cpu),
+		T(test_qom_peripheral),
 		T(test_getfd_closefd),
 		T(test_fdsets),
 		T(test_empty_queries),

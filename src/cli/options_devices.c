@@ -438,6 +438,14 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 	if (id && strlen(id) >= sizeof(dev.id))
 		return err_invalid(opt, arg, "id= is too long (31 characters at most)");
 	snprintf(dev.id, sizeof(dev.id), "%s", id ? id : "");
+	/* One QOM path per id: QEMU's qdev_set_id refuses the second. */
+	bool taken = id && !strcmp(cfg->balloon.id, id);
+	for (unsigned i = 0; id && i < cfg->nr_devices; i++)
+		taken |= !strcmp(cfg->devices[i].id, id);
+	if (taken) {
+		snprintf(msg, sizeof(msg), "Duplicate ID '%s' for device", id);
+		return err_invalid(opt, arg, msg);
+	}
 	opts_get(o, "bus");
 	if (rng_and_ports(&dev, opts_get(o, "rng"), opts_get(o, "max_ports"), opt, arg) < 0)
 		return -1;

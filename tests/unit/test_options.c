@@ -687,6 +687,7 @@ static void test_device_id(void **state)
 	assert_string_equal(cfg.devices[1].id, "");
 	options_free(&cfg);
 	RUN_ERR("-device", "virtio-rng-pci,id=a23456789012345678901234567890123");
+	RUN_ERR("-device", "virtio-rng-pci,id=r", "-device", "virtio-serial-pci,id=r");
 }
 
 static void test_debug_exit_device(void **state)

@@ -118,12 +118,18 @@ struct prop_desc {
 static int list_props(const struct prop_desc *props, size_t count,
 		      struct json_object **ret, struct qmp_error *err);
 
-/* A -device's own properties: its type and qdev's state. */
+/*
+ * A -device's own properties: its type and qdev's state; the balloon adds
+ * the guest statistics qom-get reads (QEMU's types, "guest statistics" its
+ * own name for the struct).
+ */
 static const struct prop_desc dev_props[] = {
 	{ "type", "string" }, { "realized", "bool" }, { "hotplugged", "bool" },
 	{ "hotpluggable", "bool" },
+	{ "guest-stats-polling-interval", "int" }, { "guest-stats", "guest statistics" },
 };
-#define DEV_NR_PROPS (sizeof(dev_props) / sizeof(dev_props[0]))
+#define DEV_NR_PROPS 4
+#define BALLOON_NR_PROPS (sizeof(dev_props) / sizeof(dev_props[0]))
 
 enum cpu_prop { CPU_TYPE, CPU_REALIZED, CPU_HOTPLUGGED, CPU_HOTPLUGGABLE, CPU_APIC_ID,
 		CPU_SOCKET_ID, CPU_CORE_ID, CPU_THREAD_ID, CPU_NR_PROPS };
@@ -195,12 +201,15 @@ int qmp_qom_list(struct qmp_session *s, struct json_object *args,
 {
 	const char *path = json_object_get_string(json_object_object_get(args, "path"));
 	struct cpu_info ci;
+	const char *type;
 	bool oom;
 
 	if (path && !strcmp(path, PERIPHERAL_DIR))
 		return list_peripheral_dir(s, ret, err);
-	if (peripheral_type(s, path, &oom))
-		return list_props(dev_props, DEV_NR_PROPS, ret, err);
+	type = peripheral_type(s, path, &oom);
+	if (type)
+		return list_props(dev_props, strcmp(type, "virtio-balloon-pci") ? DEV_NR_PROPS
+					     : BALLOON_NR_PROPS, ret, err);
 	if (oom)
 		return qmp_oom(err);
 	if (!cpu_at_path(s, path, &ci))

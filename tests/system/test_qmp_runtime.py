@@ -242,7 +242,7 @@ def test_remove_fd_closes_at_once(vms):
 def start_pc(binary, sock, accel):
     argv = [str(binary), "-S", "-nodefaults", "-nographic", "-machine", f"pc,accel={accel}",
             "-cpu", "qemu64", "-smp", "2", "-m", "128",
-            "-device", "virtio-rng-pci,id=rng0",
+            "-device", "virtio-rng-pci,id=rng0", "-device", "virtio-balloon-pci,id=balloon0",
             "-qmp", f"unix:{sock},server=on,wait=off"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     qmp = QMP(sock, timeout=10)
@@ -280,15 +280,17 @@ def test_qom_cpu_and_peripheral(tmp_path):
             err = k.cmd("qom-get", path=kc["qom-path"], property="avx2")["error"]
             assert err["desc"] == "Property 'qemu64-x86_64-cpu.avx2' not found"
         # -device id=rng0 is at /machine/peripheral/rng0 (not peripheral-anon).
-        path = "/machine/peripheral/rng0"
-        assert (ret(k.cmd("qom-list", path="/machine/peripheral")) ==
-                ret(q.cmd("qom-list", path="/machine/peripheral")))
-        qprops = {p["name"]: p["type"] for p in ret(q.cmd("qom-list", path=path))}
-        kprops = {p["name"]: p["type"] for p in ret(k.cmd("qom-list", path=path))}
-        assert kprops.items() <= qprops.items()
-        for name in ["type", "realized", "hotplugged"]:
-            assert (ret(k.cmd("qom-get", path=path, property=name)) ==
-                    ret(q.cmd("qom-get", path=path, property=name))), name
+        def listing(vm, path):
+            return sorted(ret(vm.cmd("qom-list", path=path)), key=lambda p: p["name"])
+        assert listing(k, "/machine/peripheral") == listing(q, "/machine/peripheral")
+        for dev in ["rng0", "balloon0"]:
+            path = f"/machine/peripheral/{dev}"
+            qprops = {p["name"]: p["type"] for p in listing(q, path)}
+            kprops = {p["name"]: p["type"] for p in listing(k, path)}
+            assert kprops.items() <= qprops.items()
+            for name in ["type", "realized", "hotplugged"]:
+                assert (ret(k.cmd("qom-get", path=path, property=name)) ==
+                        ret(q.cmd("qom-get", path=path, property=name))), name
     finally:
         for proc, qmp in vms:
             qmp.cmd("quit")

@@ -326,11 +326,12 @@ static unsigned f_peripherals(void *opaque, struct peripheral_info *out, unsigne
 {
 	static const struct peripheral_info all[] = {
 		{ "disk0", "virtio-blk-pci" }, { "rng0", "virtio-rng-pci" },
+		{ "b0", "virtio-balloon-pci" },
 	};
 
-	for (unsigned i = 0; i < 2 && i < max; i++)
+	for (unsigned i = 0; i < 3 && i < max; i++)
 		out[i] = all[i];
-	return 2;
+	return 3;
 }
 
 static const struct control ctl = {
@@ -1286,7 +1287,16 @@ static void test_qom_peripheral(void **state)
 	run("qom-list", "{\"path\": \"/machine/peripheral\"}");
 	expect_raw("{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, "
 		   "{\"name\": \"disk0\", \"type\": \"child<virtio-blk-pci>\"}, "
-		   "{\"name\": \"rng0\", \"type\": \"child<virtio-rng-pci>\"}]}");
+		   "{\"name\": \"rng0\", \"type\": \"child<virtio-rng-pci>\"}, "
+		   "{\"name\": \"b0\", \"type\": \"child<virtio-balloon-pci>\"}]}");
+	/* The balloon also lists the guest statistics qom-get reads. */
+	run("qom-list", "{\"path\": \"/machine/peripheral/b0\"}");
+	expect_raw("{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, "
+		   "{\"name\": \"realized\", \"type\": \"bool\"}, "
+		   "{\"name\": \"hotplugged\", \"type\": \"bool\"}, "
+		   "{\"name\": \"hotpluggable\", \"type\": \"bool\"}, "
+		   "{\"name\": \"guest-stats-polling-interval\", \"type\": \"int\"}, "
+		   "{\"name\": \"guest-stats\", \"type\": \"guest statistics\"}]}");
 	run("qom-list", "{\"path\": \"/machine/peripheral/rng0\"}");
 	expect_raw("{\"return\": [{\"name\": \"type\", \"type\": \"string\"}, "
 		   "{\"name\": \"realized\", \"type\": \"bool\"}, "

@@ -16,8 +16,10 @@
 /*
  * query-named-block-nodes: one BlockDeviceInfo per node.  Kestrel's drive is
  * one node (its format driver over the file it opened), so each drive is one
- * entry; 'flat' only drops the backing chain's nested image info, and no
- * Kestrel node reports a backing chain, so it changes nothing here.
+ * entry.  'flat' only drops the nested image info of a backing chain, and
+ * Kestrel's BlockDeviceInfo reports none (backing_file_depth 0, as its
+ * query-block does even for an image with a backing file): so it changes
+ * nothing here yet.
  */
 int qmp_query_named_block_nodes(struct qmp_session *s, struct json_object *args,
 				struct json_object **ret, struct qmp_error *err)

@@ -5,7 +5,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "cli/app.h"
@@ -135,6 +138,29 @@ static unsigned ctl_chardevs(void *opaque, struct chardev_info *out, unsigned ma
 	return app->nr_chardevs;
 }
 
+/* A -blockdev file node's driver and length, as the host has the file now. */
+static void describe_file_node(const struct drive_config *d, struct drive_info *out)
+{
+	struct stat st;
+	int fd;
+	off_t end;
+
+	snprintf(out->file_node, sizeof(out->file_node), "%s", d->file_node);
+	out->file_driver = "file";
+	if (stat(d->file, &st) != 0)
+		return;
+	out->file_size = (uint64_t)st.st_size;
+	if (!S_ISBLK(st.st_mode))
+		return;
+	out->file_driver = "host_device";
+	fd = open(d->file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	end = lseek(fd, 0, SEEK_END);
+	out->file_size = end > 0 ? (uint64_t)end : 0;
+	close(fd);
+}
+
 static unsigned ctl_blocks(void *opaque, struct drive_info *out, unsigned max)
 {
 	struct app *app = opaque;
@@ -162,6 +188,8 @@ static unsigned ctl_blocks(void *opaque, struct drive_info *out, unsigned max)
 			snprintf(out[i].group, sizeof(out[i].group), "%s", group);
 		}
 		out[i].now_ns = block_acct_now();
+		if (d->file_node[0])
+			describe_file_node(d, &out[i]);
 		/* A -blockdev node keeps its node-name; a -drive's is generated, as QEMU's. */
 		if (d->blockdev)
 			snprintf(out[i].node_name, sizeof(out[i].node_name), "%s", d->id);

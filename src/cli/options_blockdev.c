@@ -181,6 +181,7 @@ static int format_file(struct vm_config *cfg, struct opts *o, struct drive_confi
 			return err_invalid(opt, arg, msg);
 		}
 		d->file = f->file;	/* ownership moves with the node */
+		snprintf(d->file_node, sizeof(d->file_node), "%s", f->id);
 		d->flags |= f->flags;
 		d->readonly |= f->readonly;
 		d->discard |= f->discard;
@@ -203,7 +204,10 @@ static int format_file(struct vm_config *cfg, struct opts *o, struct drive_confi
 	const char *filename = opts_get(o, "file.filename");
 	if (!filename || !*filename)
 		return err_invalid(opt, arg, "file.filename= is needed");
-	opts_get(o, "file.node-name");
+	const char *fnode = opts_get(o, "file.node-name");
+	if (fnode && strlen(fnode) >= sizeof(d->file_node))
+		return err_invalid(opt, arg, "file.node-name= is at most 31 characters");
+	snprintf(d->file_node, sizeof(d->file_node), "%s", fnode ? fnode : "");
 	if (node_settings(o, "file.", d, opt, arg) < 0)
 		return -1;
 	d->file = strdup(filename);

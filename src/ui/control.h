@@ -46,6 +46,10 @@ struct drive_info {
 	const char *device;	/* the -drive id */
 	char node_name[32];	/* a -blockdev node-name, or "#block001" for a -drive */
 	char qdev[80];		/* the device it is attached to */
+	/* A -blockdev format node's file node (query-named-block-nodes); "": none named. */
+	char file_node[32];
+	const char *file_driver;	/* "file" or "host_device" */
+	uint64_t file_size;		/* the file's length (the node's virtual-size) */
 	const char *file;	/* never NULL: empty drives are refused at start-up */
 	const char *format;
 	bool readonly;

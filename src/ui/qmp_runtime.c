@@ -14,13 +14,25 @@
 #define RUNTIME_MAX_DRIVES 16
 
 /*
- * query-named-block-nodes: one BlockDeviceInfo per node.  Kestrel's drive is
- * one node (its format driver over the file it opened), so each drive is one
- * entry.  'flat' only drops the nested image info of a backing chain, and
+ * query-named-block-nodes: one BlockDeviceInfo per node: each drive's format
+ * node, then, for a -blockdev format node opened over a named file node (as
+ * libvirt writes them), that file node: the file's driver and length.  'flat' only drops the nested image info of a backing chain, and
  * Kestrel's BlockDeviceInfo reports none (backing_file_depth 0, as its
  * query-block does even for an image with a backing file): so it changes
  * nothing here yet.
  */
+static struct json_object *file_node_info(const struct drive_info *b, bool *ok)
+{
+	struct drive_info f = *b;
+
+	/* The same file, cache mode and limits; its own name, driver and size. */
+	snprintf(f.node_name, sizeof(f.node_name), "%s", b->file_node);
+	f.format = b->file_driver;
+	/* QEMU's bdrv_getlength counts whole 512-byte sectors: a partial one rounds up. */
+	f.virtual_size = (b->file_size + 511) / 512 * 512;
+	return qmp_block_device_info(&f, ok);
+}
+
 int qmp_query_named_block_nodes(struct qmp_session *s, struct json_object *args,
 				struct json_object **ret, struct qmp_error *err)
 {
@@ -30,8 +42,11 @@ int qmp_query_named_block_nodes(struct qmp_session *s, struct json_object *args,
 				    : 0;
 	bool ok = list != NULL;
 
-	for (unsigned i = 0; i < n && i < RUNTIME_MAX_DRIVES && ok; i++)
+	for (unsigned i = 0; i < n && i < RUNTIME_MAX_DRIVES && ok; i++) {
 		qmp_append(&ok, list, qmp_block_device_info(&info[i], &ok));
+		if (info[i].file_node[0])
+			qmp_append(&ok, list, file_node_info(&info[i], &ok));
+	}
 	return qmp_finish(ok, list, ret, err);
 }
 

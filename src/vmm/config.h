@@ -90,6 +90,7 @@ struct drive_config {
 	uint8_t detect_zeroes;		/* enum blk_detect_zeroes: off, on, unmap */
 	bool blockdev;			/* from -blockdev: id is the node-name */
 	bool protocol;			/* -blockdev driver=file|host_device */
+	char file_node[32];		/* -blockdev: the file node this format node opens; "" none */
 	enum drive_if iface;
 	int index;			/* if=ide: 0-3 (bus * 2 + unit), -1 for the next free */
 	bool cdrom;			/* media=cdrom */

@@ -776,6 +776,7 @@ static void test_blockdev(void **state)
 	assert_true(d->flags & BLOCK_NO_LOCK);
 	assert_true(d->flags & BLOCK_RDONLY);
 	assert_true(d->aio_io_uring && d->claimed && d->blockdev);
+	assert_string_equal(d->file_node, "f0");	/* query-named-block-nodes lists it */
 	options_free(&cfg);
 
 	/* Inline file.* and the JSON form mean the same. */
@@ -790,11 +791,16 @@ static void test_blockdev(void **state)
 	d = drive_by_id(&cfg, "d1");
 	assert_string_equal(d->file, "x,y.img");
 	assert_true(d->flags & BLOCK_NO_FLUSH);
+	assert_string_equal(d->file_node, "");		/* an inline file node has no name */
 	d = drive_by_id(&cfg, "d2");
 	assert_string_equal(d->file, "z.img");
 	assert_true((d->flags & BLOCK_NOCACHE) && d->discard);
 	d = drive_by_id(&cfg, "f3");		/* a device straight on a file node: raw */
 	assert_string_equal(d->format, "raw");
+	options_free(&cfg);
+	RUN_OK(&cfg, "-blockdev", "driver=raw,node-name=d5,file.driver=file,file.filename=q.img,"
+	       "file.node-name=s5", "-device", "virtio-blk-pci,drive=d5");
+	assert_string_equal(drive_by_id(&cfg, "d5")->file_node, "s5");
 	options_free(&cfg);
 
 	/* -snapshot is for -drive only, as in QEMU. */

@@ -1525,6 +1525,26 @@ static void test_named_block_nodes(void **state)
 	run("query-named-block-nodes", "{\"flat\": true}");
 	r = expect_return();
 	assert_int_equal(json_object_array_length(r), 2);
+	json_object_put(r);
+	/* A -blockdev format node over a named file node: that node follows it. */
+	snprintf(fake.drives[0].file_node, sizeof(fake.drives[0].file_node), "libvirt-1-storage");
+	fake.drives[0].file_driver = "file";
+	fake.drives[0].file_size = 196616;
+	run("query-named-block-nodes", NULL);
+	r = expect_return();
+	assert_int_equal(json_object_array_length(r), 3);
+	e = json_object_array_get_idx(r, 1);
+	assert_string_equal(get_str(e, "node-name"), "libvirt-1-storage");
+	assert_string_equal(get_str(e, "drv"), "file");
+	assert_string_equal(get_str(e, "file"), "/d.qcow2");
+	assert_true(get_bool(e, "ro"));
+	assert_int_equal(get_int(get(e, "image"), "virtual-size"), 197120);	/* whole sectors */
+	assert_string_equal(get_str(get(e, "image"), "format"), "file");
+	json_object_put(r);
+	fake.drives[0].file_node[0] = '\0';
+	run("query-named-block-nodes", "{\"flat\": true}");
+	r = expect_return();
+	assert_int_equal(json_object_array_length(r), 2);
 	e = json_object_array_get_idx(r, 0);
 	assert_string_equal(get_str(e, "node-name"), "libvirt-1-format");
 	assert_string_equal(get_str(e, "drv"), "qcow2");

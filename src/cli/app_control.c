@@ -138,17 +138,21 @@ static unsigned ctl_chardevs(void *opaque, struct chardev_info *out, unsigned ma
 	return app->nr_chardevs;
 }
 
-/* A -blockdev file node's driver and length, as the host has the file now. */
+/*
+ * A -blockdev file node's driver and length, as the host has the file now.
+ * A node on a network protocol (nbd, iscsi, ...) has no host file to
+ * describe and is not listed.
+ */
 static void describe_file_node(const struct drive_config *d, struct drive_info *out)
 {
 	struct stat st;
 	int fd;
 	off_t end;
 
+	if (stat(d->file, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+		return;
 	snprintf(out->file_node, sizeof(out->file_node), "%s", d->file_node);
 	out->file_driver = "file";
-	if (stat(d->file, &st) != 0)
-		return;
 	out->file_size = (uint64_t)st.st_size;
 	if (!S_ISBLK(st.st_mode))
 		return;

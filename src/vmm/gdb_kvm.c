@@ -122,31 +122,99 @@ static void regs_from_kvm(struct gdb_x86_regs *r, const struct kvm_regs *k,
 	r->mxcsr = f->mxcsr;
 }
 
+/* The three register sets gdb sees, read in one place for both directions. */
+struct vcpu_state {
+	struct kvm_regs k;
+	struct kvm_sregs s;
+	struct kvm_fpu f;
+};
+
+static int read_vcpu_state(int fd, struct vcpu_state *st, struct gdb_x86_regs *r)
+{
+	if (ioctl(fd, KVM_GET_REGS, &st->k) < 0 || ioctl(fd, KVM_GET_SREGS, &st->s) < 0 ||
+	    ioctl(fd, KVM_GET_FPU, &st->f) < 0)
+		return -errno;
+	memset(r, 0, sizeof(*r));
+	regs_from_kvm(r, &st->k, &st->s, &st->f);
+	return 0;
+}
+
 static int kt_get_regs(void *o, int cpu, struct gdb_x86_regs *r)
 {
 	struct gdb_kvm *kt = o;
 	struct vm *vm = hold(kt);
+	struct vcpu_state st;
 	struct vcpu *v;
-	struct kvm_regs k;
-	struct kvm_sregs s;
-	struct kvm_fpu f;
-	int rc = 0;
+	int rc;
 
 	if (!vm)
 		return -EAGAIN;
 	v = vcpu_of(vm, cpu);
-	if (!v)
-		rc = -EINVAL;
-	else if (ioctl(v->fd, KVM_GET_REGS, &k) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0 ||
-		 ioctl(v->fd, KVM_GET_FPU, &f) < 0)
-		rc = -errno;
-	if (rc == 0) {
-		memset(r, 0, sizeof(*r));
-		regs_from_kvm(r, &k, &s, &f);
+	rc = v ? read_vcpu_state(v->fd, &st, r) : -EINVAL;
+	if (rc == 0)
 		rc = read_kernel_gs_base(v->fd, &r->k_gs_base);
-	}
 	release(kt);
 	return rc;
+}
+
+static int set_gprs(int fd, struct kvm_regs *k, const struct gdb_x86_regs *old,
+		    const struct gdb_x86_regs *r)
+{
+	__u64 *g[16] = { &k->rax, &k->rbx, &k->rcx, &k->rdx, &k->rsi, &k->rdi, &k->rbp, &k->rsp,
+			 &k->r8, &k->r9, &k->r10, &k->r11, &k->r12, &k->r13, &k->r14, &k->r15 };
+
+	if (!memcmp(old->gpr, r->gpr, sizeof(r->gpr)) && old->rip == r->rip &&
+	    old->rflags == r->rflags)
+		return 0;
+	for (int i = 0; i < 16; i++)
+		*g[i] = r->gpr[i];
+	k->rip = r->rip;
+	/* Bit 1 of RFLAGS is always 1 (SDM 3.4.3). */
+	k->rflags = (k->rflags & ~0xffffffffull) | (r->rflags & 0xffffffffull) | 2;
+	return ioctl(fd, KVM_SET_REGS, k) < 0 ? -errno : 0;
+}
+
+static int set_sregs(int fd, struct kvm_sregs *s, const struct gdb_x86_regs *old,
+		     const struct gdb_x86_regs *r)
+{
+	if (old->fs_base == r->fs_base && old->gs_base == r->gs_base && old->cr0 == r->cr0 &&
+	    old->cr2 == r->cr2 && old->cr3 == r->cr3 && old->cr4 == r->cr4 &&
+	    old->cr8 == r->cr8 && old->efer == r->efer && !memcmp(old->seg, r->seg, sizeof(r->seg)))
+		return 0;
+	/* Selectors alone: the hidden descriptor parts stay as the guest loaded them. */
+	s->cs.selector = (uint16_t)r->seg[0];
+	s->ss.selector = (uint16_t)r->seg[1];
+	s->ds.selector = (uint16_t)r->seg[2];
+	s->es.selector = (uint16_t)r->seg[3];
+	s->fs.selector = (uint16_t)r->seg[4];
+	s->gs.selector = (uint16_t)r->seg[5];
+	s->fs.base = r->fs_base;
+	s->gs.base = r->gs_base;
+	s->cr0 = r->cr0;
+	s->cr2 = r->cr2;
+	s->cr3 = r->cr3;
+	s->cr4 = r->cr4;
+	s->cr8 = r->cr8;
+	s->efer = r->efer;
+	return ioctl(fd, KVM_SET_SREGS, s) < 0 ? -errno : 0;
+}
+
+static int set_fpu(int fd, struct kvm_fpu *f, const struct gdb_x86_regs *old,
+		   const struct gdb_x86_regs *r)
+{
+	if (!memcmp(old->st, r->st, sizeof(r->st)) && !memcmp(old->xmm, r->xmm, sizeof(r->xmm)) &&
+	    old->fctrl == r->fctrl && old->fstat == r->fstat && old->ftag == r->ftag &&
+	    old->mxcsr == r->mxcsr && old->fop == r->fop)
+		return 0;
+	for (int i = 0; i < 8; i++)
+		memcpy(f->fpr[i], r->st[i], 10);
+	f->fcw = (uint16_t)r->fctrl;
+	f->fsw = (uint16_t)r->fstat;
+	f->ftwx = (uint8_t)r->ftag;
+	f->last_opcode = (uint16_t)r->fop;
+	memcpy(f->xmm, r->xmm, sizeof(f->xmm));
+	f->mxcsr = r->mxcsr;
+	return ioctl(fd, KVM_SET_FPU, f) < 0 ? -errno : 0;
 }
 
 /* Only what gdb changed goes back, so a register write never disturbs the rest. */
@@ -155,80 +223,25 @@ static int kt_set_regs(void *o, int cpu, const struct gdb_x86_regs *r)
 	struct gdb_kvm *kt = o;
 	struct vm *vm = hold(kt);
 	struct gdb_x86_regs old;
+	struct vcpu_state st;
 	struct vcpu *v;
-	struct kvm_regs k;
-	struct kvm_sregs s;
-	struct kvm_fpu f;
-	int rc = 0;
+	uint64_t kgs = 0;
+	int rc;
 
 	if (!vm)
 		return -EAGAIN;
 	v = vcpu_of(vm, cpu);
-	if (!v) {
-		release(kt);
-		return -EINVAL;
-	}
-	if (ioctl(v->fd, KVM_GET_REGS, &k) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0 ||
-	    ioctl(v->fd, KVM_GET_FPU, &f) < 0) {
-		rc = -errno;
-		release(kt);
-		return rc;
-	}
-	memset(&old, 0, sizeof(old));
-	regs_from_kvm(&old, &k, &s, &f);
-	if (memcmp(old.gpr, r->gpr, sizeof(r->gpr)) || old.rip != r->rip || old.rflags != r->rflags) {
-		__u64 *g[16] = { &k.rax, &k.rbx, &k.rcx, &k.rdx, &k.rsi, &k.rdi, &k.rbp, &k.rsp,
-				    &k.r8, &k.r9, &k.r10, &k.r11, &k.r12, &k.r13, &k.r14, &k.r15 };
-		for (int i = 0; i < 16; i++)
-			*g[i] = r->gpr[i];
-		k.rip = r->rip;
-		/* Bit 1 of RFLAGS is always 1 (SDM 3.4.3). */
-		k.rflags = (k.rflags & ~0xffffffffull) | (r->rflags & 0xffffffffull) | 2;
-		if (ioctl(v->fd, KVM_SET_REGS, &k) < 0)
-			rc = -errno;
-	}
-	if (rc == 0 && (old.fs_base != r->fs_base || old.gs_base != r->gs_base ||
-			old.cr0 != r->cr0 || old.cr2 != r->cr2 || old.cr3 != r->cr3 ||
-			old.cr4 != r->cr4 || old.cr8 != r->cr8 || old.efer != r->efer ||
-			memcmp(old.seg, r->seg, sizeof(r->seg)))) {
-		/* Selectors alone: the hidden descriptor parts stay as the guest loaded them. */
-		s.cs.selector = (uint16_t)r->seg[0];
-		s.ss.selector = (uint16_t)r->seg[1];
-		s.ds.selector = (uint16_t)r->seg[2];
-		s.es.selector = (uint16_t)r->seg[3];
-		s.fs.selector = (uint16_t)r->seg[4];
-		s.gs.selector = (uint16_t)r->seg[5];
-		s.fs.base = r->fs_base;
-		s.gs.base = r->gs_base;
-		s.cr0 = r->cr0;
-		s.cr2 = r->cr2;
-		s.cr3 = r->cr3;
-		s.cr4 = r->cr4;
-		s.cr8 = r->cr8;
-		s.efer = r->efer;
-		if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0)
-			rc = -errno;
-	}
-	if (rc == 0 && (memcmp(old.st, r->st, sizeof(r->st)) || memcmp(old.xmm, r->xmm, sizeof(r->xmm)) ||
-			old.fctrl != r->fctrl || old.fstat != r->fstat || old.ftag != r->ftag ||
-			old.mxcsr != r->mxcsr || old.fop != r->fop)) {
-		for (int i = 0; i < 8; i++)
-			memcpy(f.fpr[i], r->st[i], 10);
-		f.fcw = (uint16_t)r->fctrl;
-		f.fsw = (uint16_t)r->fstat;
-		f.ftwx = (uint8_t)r->ftag;
-		f.last_opcode = (uint16_t)r->fop;
-		memcpy(f.xmm, r->xmm, sizeof(f.xmm));
-		f.mxcsr = r->mxcsr;
-		if (ioctl(v->fd, KVM_SET_FPU, &f) < 0)
-			rc = -errno;
-	}
-	if (rc == 0) {
-		uint64_t kgs = 0;
+	rc = v ? read_vcpu_state(v->fd, &st, &old) : -EINVAL;
+	if (rc == 0)
+		rc = set_gprs(v->fd, &st.k, &old, r);
+	if (rc == 0)
+		rc = set_sregs(v->fd, &st.s, &old, r);
+	if (rc == 0)
+		rc = set_fpu(v->fd, &st.f, &old, r);
+	if (rc == 0)
 		rc = read_kernel_gs_base(v->fd, &kgs);
-		if (rc == 0 && kgs != r->k_gs_base)
-			rc = write_kernel_gs_base(v->fd, r->k_gs_base);
-	}
+	if (rc == 0 && kgs != r->k_gs_base)
+		rc = write_kernel_gs_base(v->fd, r->k_gs_base);
 	release(kt);
 	return rc;
 }

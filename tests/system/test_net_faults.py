@@ -68,6 +68,15 @@ class Link:
         self.ns.run("nft", "add", "rule", "inet", "cut", "in", "tcp", "dport", self.port,
                     "tcp", "flags", "&", "(syn|ack)", "==", "syn", "drop")
 
+    def restore_but_drop_new(self):
+        """restore() and drop_new() in one nft transaction: no window in which a new
+        connection could get through between the two."""
+        script = (f"flush chain inet cut in\n"
+                  f"add rule inet cut in tcp dport {self.port} tcp flags & (syn|ack) == syn "
+                  f"drop\n")
+        subprocess.run(self.ns.argv("nft", "-f", "-"), input=script, text=True, check=True,
+                       capture_output=True, timeout=30)
+
     def restore(self):
         self.ns.run("nft", "flush", "chain", "inet", "cut", "in")
 
@@ -160,6 +169,36 @@ def identical(a, b):
     return r.returncode == 0 and r.stdout == "Images are identical.\n"
 
 
+def cut_mid_copy(link, p, target, server_gives_up=False, hold=1.0):
+    """Once the copy P is writing to TARGET: cut the link (and let the server drop its
+    connections), hold the cut for HOLD seconds with the copy still running, restore the
+    link and wait for the copy: finish()'s (rc, err, waited)."""
+    wait_for_writes(target, p)
+    link.drop()
+    if server_gives_up:
+        link.server_gives_up()
+    time.sleep(hold)
+    assert p.poll() is None, "the copy ended during the cut"
+    link.restore()
+    return finish(p)
+
+
+def cut_into_a_dead_link(link, p, target):
+    """The connections are lost and new ones go unanswered: finish()'s result."""
+    wait_for_writes(target, p)
+    link.drop()
+    link.server_gives_up()
+    link.restore_but_drop_new()
+    assert p.poll() is None, "the copy ended before the cut"
+    return finish(p)
+
+
+def ridden_out(result, src, target):
+    rc, err, _ = result
+    assert rc == 0, err
+    assert identical(src, target)
+
+
 TOOLS = [pytest.param(str(KIMG), id="kestrel-img"), pytest.param("qemu-img", id="qemu-img")]
 
 
@@ -168,15 +207,7 @@ def test_a_short_cut_is_ridden_out(ns, nbd, src, tool):
     """Packets dropped for a second: TCP retransmits, nothing needs to reconnect
     (no reconnect-delay), the copy finishes with every byte."""
     link, target = nbd
-    p = start_convert(ns, tool, src)
-    wait_for_writes(target, p)
-    link.drop()
-    time.sleep(1)
-    assert p.poll() is None, "the copy ended during the cut"
-    link.restore()
-    rc, err, _ = finish(p)
-    assert rc == 0, err
-    assert identical(src, target)
+    ridden_out(cut_mid_copy(link, start_convert(ns, tool, src), target), src, target)
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -186,28 +217,14 @@ def test_a_connection_lost_in_a_cut_is_made_again_within_reconnect_delay(ns, nbd
     finishes: the export equals the source."""
     link, target = nbd
     p = start_convert(ns, tool, src, reconnect_delay=10)
-    wait_for_writes(target, p)
-    link.drop()
-    link.server_gives_up()
-    time.sleep(1)
-    assert p.poll() is None, "the copy ended during the cut"
-    link.restore()
-    rc, err, _ = finish(p)
-    assert rc == 0, err
-    assert identical(src, target)
+    ridden_out(cut_mid_copy(link, p, target, server_gives_up=True), src, target)
 
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_without_reconnect_delay_a_connection_lost_in_a_cut_fails_clearly(ns, nbd, src, tool):
     link, target = nbd
     p = start_convert(ns, tool, src)
-    wait_for_writes(target, p)
-    link.drop()
-    link.server_gives_up()
-    time.sleep(0.5)
-    assert p.poll() is None, "the copy ended during the cut"
-    link.restore()
-    rc, err, waited = finish(p)
+    rc, err, waited = cut_mid_copy(link, p, target, server_gives_up=True, hold=0.5)
     assert rc == 1 and "error while writing" in err, err
     assert waited < 10
     intact_before_the_error(err, src, target)
@@ -222,13 +239,7 @@ def test_reconnection_into_a_dead_link_gives_up_at_reconnect_delay(ns, nbd, src,
     attempts, connect() waited for the kernel's SYN retries (about two minutes)."""
     link, target = nbd
     p = start_convert(ns, tool, src, reconnect_delay=2)
-    wait_for_writes(target, p)
-    link.drop()
-    link.server_gives_up()
-    link.restore()
-    link.drop_new()
-    assert p.poll() is None, "the copy ended before the cut"
-    rc, err, waited = finish(p)
+    rc, err, waited = cut_into_a_dead_link(link, p, target)
     assert rc == 1 and "error while writing" in err, err
     assert 1.5 < waited < 10, waited
     intact_before_the_error(err, src, target)
@@ -313,15 +324,7 @@ def image_opts(url, timeout):
 @pytest.mark.parametrize("tool", TOOLS)
 def test_an_iscsi_session_rides_out_a_short_cut(ns, lun, src, tool):
     link, target, url = lun
-    p = start_iscsi_convert(ns, tool, src, url)
-    wait_for_writes(target, p)
-    link.drop()
-    time.sleep(1)
-    assert p.poll() is None, "the copy ended during the cut"
-    link.restore()
-    rc, err, _ = finish(p)
-    assert rc == 0, err
-    assert identical(src, target)
+    ridden_out(cut_mid_copy(link, start_iscsi_convert(ns, tool, src, url), target), src, target)
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -330,15 +333,7 @@ def test_an_iscsi_session_lost_in_a_cut_is_logged_into_again(ns, lun, src, tool)
     lost are sent again, and the LUN equals the source."""
     link, target, url = lun
     p = start_iscsi_convert(ns, tool, src, url)
-    wait_for_writes(target, p)
-    link.drop()
-    link.server_gives_up()
-    time.sleep(1)
-    assert p.poll() is None, "the copy ended during the cut"
-    link.restore()
-    rc, err, _ = finish(p)
-    assert rc == 0, err
-    assert identical(src, target)
+    ridden_out(cut_mid_copy(link, p, target, server_gives_up=True), src, target)
 
 
 def test_an_iscsi_session_that_cannot_come_back_fails_at_timeout(ns, lun, src):
@@ -346,13 +341,7 @@ def test_an_iscsi_session_that_cannot_come_back_fails_at_timeout(ns, lun, src):
     after about that long, with the bytes before it intact."""
     link, target, url = lun
     p = start_iscsi_convert(ns, str(KIMG), src, url, timeout=2)
-    wait_for_writes(target, p)
-    link.drop()
-    link.server_gives_up()
-    link.restore()
-    link.drop_new()
-    assert p.poll() is None, "the copy ended before the cut"
-    rc, err, waited = finish(p)
+    rc, err, waited = cut_into_a_dead_link(link, p, target)
     assert rc == 1 and "error while writing" in err, err
     assert waited < 12, waited
     intact_before_the_error(err, src, target)

@@ -12,6 +12,28 @@ import struct
 import sys
 
 
+
+def crc32c(data):
+    """CRC-32C (Castagnoli, reflected 0x82F63B78), as src/util/crc32c.c."""
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+
+
+def vmstate_stream(sections):
+    """A stream as src/core/vmstate.h describes it: (name, instance, version, fields)."""
+    import struct
+    out = b"KSTRLVM\0" + struct.pack(">I", 1)
+    for name, inst, ver, fields in sections:
+        payload = b"".join(bytes([len(f)]) + f.encode() + bytes([t]) + struct.pack(">I", len(d)) + d
+                           for f, t, d in fields)
+        out += (b"\x01" + bytes([len(name)]) + name.encode() + struct.pack(">III", inst, ver,
+                len(payload)) + payload + struct.pack(">I", crc32c(payload)))
+    return out + b"\x02"
+
 def elf64_pvh(note=True, entry=0x1000C0, code=b"\x90" * 64, bss=0x1000):
     def nt(name, ntype, desc):
         name = name + b"\0"
@@ -362,6 +384,17 @@ SEEDS = {
     # Terminal bytes for readline, lines ended by CR as a raw terminal sends them.
     # A gdb 13 session as it starts (qSupported, no-ack, target XML, registers,
     # memory, breakpoints, steps) and the escapes, RLE and interrupts it may send.
+    "vmstate": {n: v for n, v in [
+        ("two-sections", vmstate_stream([
+            ("serial", 0, 2, [("regs", 1, bytes(range(1, 9))), ("divisor", 2, b"\x00\x0c"),
+                              ("count", 3, b"\x00\x00\x00\x03"), ("ticks", 4, b"\x00" * 7 + b"\x09"),
+                              ("irq", 5, b"\x01"), ("buf", 6, b"abc" + b"\x00" * 13),
+                              ("v2", 3, b"\x00\x00\x00\x07")]),
+            ("rtc", 1, 1, [("regs", 1, bytes(8)), ("divisor", 2, b"\x00\x01"),
+                           ("count", 3, bytes(4)), ("ticks", 4, bytes(8)), ("irq", 5, b"\x00"),
+                           ("buf", 6, bytes(16))])])),
+        ("empty", vmstate_stream([])),
+    ]},
     "gdb_packet": {n: v for n, v in [
         ("session", b"+$qSupported:multiprocess+;swbreak+;xmlRegisters=i386#00+"
                     b"$QStartNoAckMode#b0$qXfer:features:read:target.xml:0,ffb#00"

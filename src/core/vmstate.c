@@ -362,7 +362,8 @@ static int load_field(struct vmstate_in *in, size_t *pos, const struct vmstate_f
 	return 0;
 }
 
-/* Staged in a copy of obj: a refused section leaves the device as it was. */
+/* Staged in a copy of obj: a refused section leaves the device as it was, and
+ * post_load sees the whole new state before any of it is applied. */
 int vmstate_load(struct vmstate_in *in, const struct vmstate_desc *d, void *obj)
 {
 	uint8_t *tmp;
@@ -393,8 +394,10 @@ int vmstate_load(struct vmstate_in *in, const struct vmstate_desc *d, void *obj)
 		if (d->post_load(tmp, in->version, err, sizeof(err)) < 0)
 			rc = in_fail(in, "%s", err[0] ? err : "refused by the device");
 	}
-	if (rc == 0)
-		memcpy(obj, tmp, d->size);
+	/* Field by field: the rest of obj (a lock other threads may wait on) is not
+	 * written back. */
+	for (const struct vmstate_field *f = d->fields; rc == 0 && f->name; f++)
+		memcpy((uint8_t *)obj + f->offset, tmp + f->offset, type_size(f->type) * f->count);
 	free(tmp);
 	return rc;
 }

@@ -46,10 +46,15 @@ struct vmstate_field {
 	unsigned since;		/* first section version that has the field (0: all) */
 };
 
+/* The bytes one element of a type takes in the state struct (bool: 1 on x86-64). */
+#define VMS_SIZE(t) ((t) == VMS_U16 ? 2 : (t) == VMS_U32 ? 4 : (t) == VMS_U64 ? 8 : 1)
+/* Fails to compile when the member's size is not what the type says. */
+#define VMS_CHECK(st, member, t, n) \
+	(0 * sizeof(char[sizeof(((st *)0)->member) == (n) * VMS_SIZE(t) ? 1 : -1]))
 #define VMS_FIELD(st, member, t) \
-	{ #member, t, offsetof(st, member), 1, 0 }
+	{ #member, t, offsetof(st, member) + VMS_CHECK(st, member, t, 1), 1, 0 }
 #define VMS_ARRAY(st, member, t, n) \
-	{ #member, t, offsetof(st, member), n, 0 }
+	{ #member, t, offsetof(st, member) + VMS_CHECK(st, member, t, n), n, 0 }
 #define VMS_END { NULL, 0, 0, 0, 0 }
 
 struct vmstate_desc {

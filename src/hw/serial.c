@@ -1,5 +1,7 @@
+#include "core/vmstate.h"
 #include "hw/serial.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Register offsets and bits: National Semiconductor PC16550D data sheet. */
@@ -240,4 +242,61 @@ void serial_break(struct serial *s)
 	s->lsr |= LSR_BI;
 	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* Version 1.  The queue travels whole: a 16550's FIFO plus what the host typed. */
+static int serial_post_load(void *obj, unsigned version, char *err, size_t errlen)
+{
+	const struct serial *s = obj;
+
+	(void)version;
+	if (s->rx_head >= SERIAL_RX_QUEUE || s->rx_count > SERIAL_RX_QUEUE) {
+		snprintf(err, errlen, "receive queue head %zu, count %zu past its %u bytes",
+			 s->rx_head, s->rx_count, SERIAL_RX_QUEUE);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct vmstate_field serial_fields[] = {
+	VMS_FIELD(struct serial, ier, VMS_U8),
+	VMS_FIELD(struct serial, lcr, VMS_U8),
+	VMS_FIELD(struct serial, mcr, VMS_U8),
+	VMS_FIELD(struct serial, lsr, VMS_U8),
+	VMS_FIELD(struct serial, msr_delta, VMS_U8),
+	VMS_FIELD(struct serial, scr, VMS_U8),
+	VMS_FIELD(struct serial, fcr, VMS_U8),
+	VMS_FIELD(struct serial, dll, VMS_U8),
+	VMS_FIELD(struct serial, dlm, VMS_U8),
+	VMS_FIELD(struct serial, thr_ipending, VMS_BOOL),
+	VMS_ARRAY(struct serial, rx, VMS_BYTES, SERIAL_RX_QUEUE),
+	VMS_FIELD(struct serial, rx_head, VMS_U64),
+	VMS_FIELD(struct serial, rx_count, VMS_U64),
+	VMS_END
+};
+
+static const struct vmstate_desc serial_vmstate = {
+	"serial", sizeof(struct serial), 1, 1, serial_fields, serial_post_load,
+};
+
+int serial_save(struct serial *s, struct vmstate_out *out, unsigned instance)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = vmstate_save(out, &serial_vmstate, instance, s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int serial_load(struct serial *s, struct vmstate_in *in)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = vmstate_load(in, &serial_vmstate, s);
+	if (rc == 0)
+		serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }

@@ -51,4 +51,12 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
 /* A line break condition (Ctrl-a b): LSR.BI and its interrupt. */
 void serial_break(struct serial *s);
 
+/* Saved state (core/vmstate.h): registers and the receive queue.  A load that
+ * the stream or the checks refuse leaves the UART as it was; one that succeeds
+ * sets the interrupt line to what the loaded registers say. */
+struct vmstate_out;
+struct vmstate_in;
+int serial_save(struct serial *s, struct vmstate_out *out, unsigned instance);
+int serial_load(struct serial *s, struct vmstate_in *in);
+
 #endif

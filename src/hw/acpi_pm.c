@@ -1,5 +1,7 @@
 #include "hw/acpi_pm.h"
 
+#include "core/vmstate.h"
+
 #include <string.h>
 #include <time.h>
 
@@ -118,4 +120,53 @@ void acpi_pm_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsign
 	pm_update_sci(pm);
 out:
 	pthread_mutex_unlock(&pm->lock);
+}
+
+/* Version 1: what the guest can see, not the host clock behind the timer. */
+struct pm_saved {
+	uint16_t pm1_sts, pm1_en, pm1_cnt;
+	uint64_t timer_ns;	/* time since the timer started */
+};
+
+static const struct vmstate_field pm_fields[] = {
+	VMS_FIELD(struct pm_saved, pm1_sts, VMS_U16),
+	VMS_FIELD(struct pm_saved, pm1_en, VMS_U16),
+	VMS_FIELD(struct pm_saved, pm1_cnt, VMS_U16),
+	VMS_FIELD(struct pm_saved, timer_ns, VMS_U64),
+	VMS_END
+};
+
+static const struct vmstate_desc pm_vmstate = {
+	"piix4_pm", sizeof(struct pm_saved), 1, 1, pm_fields, NULL,
+};
+
+int acpi_pm_save(struct acpi_pm *pm, struct vmstate_out *out, unsigned instance)
+{
+	struct pm_saved st;
+
+	memset(&st, 0, sizeof(st));
+	pthread_mutex_lock(&pm->lock);
+	st.pm1_sts = pm->pm1_sts;
+	st.pm1_en = pm->pm1_en;
+	st.pm1_cnt = pm->pm1_cnt;
+	st.timer_ns = now_ns() - pm->start_ns;
+	pthread_mutex_unlock(&pm->lock);
+	return vmstate_save(out, &pm_vmstate, instance, &st);
+}
+
+int acpi_pm_load(struct acpi_pm *pm, struct vmstate_in *in)
+{
+	struct pm_saved st;
+
+	memset(&st, 0, sizeof(st));
+	if (vmstate_load(in, &pm_vmstate, &st) < 0)
+		return -1;
+	pthread_mutex_lock(&pm->lock);
+	pm->pm1_sts = st.pm1_sts;
+	pm->pm1_en = st.pm1_en;
+	pm->pm1_cnt = st.pm1_cnt;
+	pm->start_ns = now_ns() - st.timer_ns;
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
 }

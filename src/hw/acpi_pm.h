@@ -42,6 +42,13 @@ void acpi_pm_init(struct acpi_pm *pm, const struct power_sink *power,
  */
 void acpi_pm_power_button(struct acpi_pm *pm);
 void acpi_pm_destroy(struct acpi_pm *pm);
+
+/* Saved state (core/vmstate.h): PM1 registers and the timer's elapsed time, so
+ * the destination's PM timer goes on from where the source's was. */
+struct vmstate_out;
+struct vmstate_in;
+int acpi_pm_save(struct acpi_pm *pm, struct vmstate_out *out, unsigned instance);
+int acpi_pm_load(struct acpi_pm *pm, struct vmstate_in *in);
 void acpi_pm_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsigned size);
 
 #endif

@@ -1,5 +1,8 @@
 #include "hw/rtc.h"
 
+#include "core/vmstate.h"
+
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -126,4 +129,48 @@ void rtc_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsigned s
 		data[0] = read_reg(rtc, rtc->index);
 	}
 	pthread_mutex_unlock(&rtc->lock);
+}
+
+/* Version 1 ("mc146818rtc", QEMU's name for the device). */
+static int rtc_post_load(void *obj, unsigned version, char *err, size_t errlen)
+{
+	const struct rtc *rtc = obj;
+
+	(void)version;
+	if (rtc->index > 0x7f) {
+		snprintf(err, errlen, "index 0x%02x past the 128 CMOS bytes", rtc->index);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct vmstate_field rtc_fields[] = {
+	VMS_FIELD(struct rtc, index, VMS_U8),
+	VMS_ARRAY(struct rtc, cmos, VMS_BYTES, 128),
+	VMS_FIELD(struct rtc, offset, VMS_U64),
+	VMS_END
+};
+
+static const struct vmstate_desc rtc_vmstate = {
+	"mc146818rtc", sizeof(struct rtc), 1, 1, rtc_fields, rtc_post_load,
+};
+
+int rtc_save(struct rtc *rtc, struct vmstate_out *out, unsigned instance)
+{
+	int rc;
+
+	pthread_mutex_lock(&rtc->lock);
+	rc = vmstate_save(out, &rtc_vmstate, instance, rtc);
+	pthread_mutex_unlock(&rtc->lock);
+	return rc;
+}
+
+int rtc_load(struct rtc *rtc, struct vmstate_in *in)
+{
+	int rc;
+
+	pthread_mutex_lock(&rtc->lock);
+	rc = vmstate_load(in, &rtc_vmstate, rtc);
+	pthread_mutex_unlock(&rtc->lock);
+	return rc;
 }

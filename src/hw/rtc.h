@@ -50,4 +50,11 @@ void rtc_set_byte(struct rtc *rtc, uint8_t index, uint8_t value);
 uint8_t rtc_get_byte(const struct rtc *rtc, uint8_t index);
 void rtc_io(void *dev, uint64_t offset, bool is_write, uint8_t *data, unsigned size);
 
+/* Saved state (core/vmstate.h): the index, CMOS RAM and the clock's offset
+ * from host time; local time or UTC is the destination's own -rtc option. */
+struct vmstate_out;
+struct vmstate_in;
+int rtc_save(struct rtc *rtc, struct vmstate_out *out, unsigned instance);
+int rtc_load(struct rtc *rtc, struct vmstate_in *in);
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/vmstate.h"
 #include "hw/acpi_pm.h"
 #include "fake.h"
 
@@ -197,6 +198,36 @@ static void test_pm_timer_is_24_bit(void **state)
 	assert_true(t < (ticks & 0xffffff) + ACPI_PM_TIMER_HZ);
 }
 
+/* PM1 registers and the timer carry over; the SCI line follows the loaded bits. */
+static void test_state_round_trip(void **state)
+{
+	struct pm_fixture *f = *state, *g = NULL;
+	struct vmstate_membuf m = { 0 };
+	struct vmstate_out out;
+	struct vmstate_in in;
+
+	wr16(f, 2, 0x0100);
+	acpi_pm_power_button(&f->pm);
+	f->pm.start_ns -= 5000000000ULL;	/* the source has run for 5 s */
+	assert_int_equal(vmstate_out_begin(&out, (struct vmstate_io){ vmstate_mem_write, &m }), 0);
+	assert_int_equal(acpi_pm_save(&f->pm, &out, 0), 0);
+	vmstate_out_free(&out);
+
+	assert_int_equal(setup((void **)&g), 0);
+	assert_int_equal(vmstate_in_begin(&in, (struct vmstate_io){ vmstate_mem_read, &m }), 0);
+	assert_int_equal(vmstate_next_section(&in), 1);
+	assert_string_equal(in.name, "piix4_pm");
+	assert_int_equal(acpi_pm_load(&g->pm, &in), 0);
+	assert_true(g->sci);
+	assert_int_equal(rd(g, 0, 4), 0x01000100);
+	/* 5 s of ticks, wrapped at 24 bits, not a fresh timer near 0. */
+	uint32_t t = rd(g, ACPI_PM_TMR_OFFSET, 4), want = (5ULL * ACPI_PM_TIMER_HZ) & 0xffffff;
+	assert_true(t >= want && t < want + ACPI_PM_TIMER_HZ);
+	vmstate_in_free(&in);
+	free(m.data);
+	teardown((void **)&g);
+}
+
 static void test_timer_read_only_and_out_of_range(void **state)
 {
 	struct pm_fixture *f = *state;
@@ -223,6 +254,7 @@ int main(void)
 		T(test_pm_timer_advances),
 		T(test_pm_timer_is_24_bit),
 		T(test_timer_read_only_and_out_of_range),
+		T(test_state_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

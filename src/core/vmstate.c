@@ -225,20 +225,38 @@ void vmstate_out_free(struct vmstate_out *out)
 
 /* ---- reading ---- */
 
-__attribute__((format(printf, 2, 3)))
-static int in_fail(struct vmstate_in *in, const char *fmt, ...)
+__attribute__((format(printf, 2, 0)))
+static int in_vfail(struct vmstate_in *in, const char *fmt, va_list ap)
 {
 	char msg[200];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (in->name[0])
 		snprintf(in->err, sizeof(in->err), "migration stream: section '%s' instance %u: %s",
 			 in->name, in->instance, msg);
 	else
 		snprintf(in->err, sizeof(in->err), "migration stream: %s", msg);
+	return -1;
+}
+
+__attribute__((format(printf, 2, 3)))
+static int in_fail(struct vmstate_in *in, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	in_vfail(in, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int vmstate_refuse(struct vmstate_in *in, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	in_vfail(in, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 

@@ -115,6 +115,10 @@ void vmstate_out_free(struct vmstate_out *out);
 int vmstate_in_begin(struct vmstate_in *in, struct vmstate_io io);
 int vmstate_next_section(struct vmstate_in *in);	/* 1: a section, 0: end, -1: error */
 int vmstate_load(struct vmstate_in *in, const struct vmstate_desc *d, void *obj);
+/* For a device's own checks after vmstate_load: the message goes into in->err
+ * after the section's name and instance; returns -1. */
+int vmstate_refuse(struct vmstate_in *in, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void vmstate_in_free(struct vmstate_in *in);
 
 #endif

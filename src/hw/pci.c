@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "core/vmstate.h"
 #include "util/bytes.h"
 
 #define CONFIG_ENABLE 0x80000000u
@@ -301,4 +302,63 @@ uint64_t pci_bar_address(struct pci_bus *bus, struct pci_device *dev, unsigned i
 		addr = dev->bars[index].addr;
 	pthread_rwlock_unlock(&bus->lock);
 	return addr;
+}
+
+struct pci_saved {
+	uint8_t config[256];
+};
+
+static const struct vmstate_field pci_fields[] = {
+	VMS_ARRAY(struct pci_saved, config, VMS_BYTES, 256),
+	VMS_END
+};
+
+static const struct vmstate_desc pci_vmstate = {
+	"pci-config", sizeof(struct pci_saved), 1, 1, pci_fields, NULL,
+};
+
+int pci_device_save(struct pci_bus *bus, struct pci_device *dev, unsigned devfn,
+		    struct vmstate_out *out)
+{
+	struct pci_saved st;
+
+	pthread_rwlock_rdlock(&bus->lock);
+	memcpy(st.config, dev->config, sizeof(st.config));
+	pthread_rwlock_unlock(&bus->lock);
+	return vmstate_save(out, &pci_vmstate, devfn, &st);
+}
+
+/* The bytes that say which device this is (PCI Local Bus 3.0, 6.2.1). */
+static bool same_identity(const uint8_t *a, const uint8_t *b)
+{
+	return !memcmp(a + PCI_VENDOR_ID, b + PCI_VENDOR_ID, 4) &&
+	       !memcmp(a + PCI_REVISION_ID, b + PCI_REVISION_ID, 4) &&
+	       a[PCI_HEADER_TYPE] == b[PCI_HEADER_TYPE] &&
+	       !memcmp(a + PCI_SUBSYSTEM_VENDOR_ID, b + PCI_SUBSYSTEM_VENDOR_ID, 4);
+}
+
+int pci_device_load(struct pci_bus *bus, struct pci_device *dev, struct vmstate_in *in)
+{
+	struct pci_saved st;
+
+	memset(&st, 0, sizeof(st));
+	if (vmstate_load(in, &pci_vmstate, &st) < 0)
+		return -1;
+	if (!same_identity(st.config, dev->config))
+		return vmstate_refuse(in, "device %04x:%04x class %06x in the stream, %04x:%04x "
+				      "class %06x here", ld_le16(st.config + PCI_VENDOR_ID),
+				      ld_le16(st.config + PCI_DEVICE_ID),
+				      ld_le32(st.config + PCI_REVISION_ID) >> 8,
+				      ld_le16(dev->config + PCI_VENDOR_ID),
+				      ld_le16(dev->config + PCI_DEVICE_ID),
+				      ld_le32(dev->config + PCI_REVISION_ID) >> 8);
+	pthread_rwlock_wrlock(&bus->lock);
+	memcpy(dev->config, st.config, sizeof(st.config));
+	for (unsigned i = 0; i < PCI_BARS; i++)
+		bar_written(dev, i);
+	bar_written(dev, PCI_ROM_BAR);
+	if (dev->config_written)
+		dev->config_written(dev, 0, 256);
+	pthread_rwlock_unlock(&bus->lock);
+	return 0;
 }

@@ -120,4 +120,17 @@ int pci_bus_plug_function(struct pci_bus *bus, struct pci_device *dev, unsigned 
 /* Current address of a memory BAR, 0 while memory decoding is off or unassigned. */
 uint64_t pci_bar_address(struct pci_bus *bus, struct pci_device *dev, unsigned index);
 
+/*
+ * Saved state (core/vmstate.h): the function's config space, section
+ * "pci-config" with instance devfn.  A load refuses a stream whose identity
+ * (vendor, device, class, revision, subsystem, header type) differs from the
+ * device here, then moves the BARs where the guest had them and tells the
+ * device (config_written over the whole space) as a guest write would.
+ */
+struct vmstate_out;
+struct vmstate_in;
+int pci_device_save(struct pci_bus *bus, struct pci_device *dev, unsigned devfn,
+		    struct vmstate_out *out);
+int pci_device_load(struct pci_bus *bus, struct pci_device *dev, struct vmstate_in *in);
+
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/vmstate.h"
 #include "hw/pci.h"
 
 #define CFG_ENABLE 0x80000000u
@@ -627,6 +628,64 @@ static void test_expansion_rom(void **state)
 	assert_int_equal(mmio_read(&f->bus, at, 4), 0xffffffff);
 }
 
+/* ---- saved state ---------------------------------------------------------- */
+static void save_config(struct fx *f, struct vmstate_membuf *m)
+{
+	struct vmstate_out out;
+
+	memset(m, 0, sizeof(*m));
+	assert_int_equal(vmstate_out_begin(&out, (struct vmstate_io){ vmstate_mem_write, m }), 0);
+	assert_int_equal(pci_device_save(&f->bus, &f->dev.pci, 3 << 3, &out), 0);
+	vmstate_out_free(&out);
+}
+
+static int load_config(struct fx *g, struct vmstate_membuf *m, char *err)
+{
+	struct vmstate_in in;
+	int rc;
+
+	m->pos = 0;
+	assert_int_equal(vmstate_in_begin(&in, (struct vmstate_io){ vmstate_mem_read, m }), 0);
+	assert_int_equal(vmstate_next_section(&in), 1);
+	assert_int_equal(in.instance, 3 << 3);
+	rc = pci_device_load(&g->bus, &g->dev.pci, &in);
+	strcpy(err, in.err);
+	vmstate_in_free(&in);
+	return rc;
+}
+
+static void test_state_round_trip(void **state)
+{
+	struct fx *f = *state, *g = NULL;
+	struct vmstate_membuf m;
+	uint32_t moved = 0xe8000000;
+	char err[400];
+
+	cfg_write(&f->bus, 3, PCI_BAR0 + 4 * MEM_BAR, moved, 4);
+	cfg_write(&f->bus, 3, PCI_INTERRUPT_LINE, 11, 1);
+	save_config(f, &m);
+
+	assert_int_equal(setup((void **)&g), 0);
+	g->dev.config_writes = 0;
+	assert_int_equal(load_config(g, &m, err), 0);
+	/* The BAR decodes where the source's guest put it; the device was told. */
+	assert_int_equal(pci_bar_address(&g->bus, &g->dev.pci, MEM_BAR), moved);
+	assert_int_equal(mmio_read(&g->bus, moved + 0x10, 4), 0x40404040);
+	assert_int_equal(cfg_read(&g->bus, 3, PCI_INTERRUPT_LINE, 1), 11);
+	assert_int_equal(g->dev.config_writes, 1);
+	assert_int_equal(g->dev.last_size, 256);
+
+	/* Another device in that slot on the destination: refused, nothing changed. */
+	g->dev.pci.config[PCI_DEVICE_ID] ^= 1;
+	cfg_write(&g->bus, 3, PCI_INTERRUPT_LINE, 5, 1);
+	assert_int_equal(load_config(g, &m, err), -1);
+	assert_string_equal(err, "migration stream: section 'pci-config' instance 24: device "
+			    "1234:5678 class 0200ab in the stream, 1234:5679 class 0200ab here");
+	assert_int_equal(cfg_read(&g->bus, 3, PCI_INTERRUPT_LINE, 1), 5);
+	free(m.data);
+	teardown((void **)&g);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -651,6 +710,7 @@ int main(void)
 		T(test_mmio_window_exhausted),
 		T(test_capability_list),
 		cmocka_unit_test(test_capability_space_runs_out),
+		T(test_state_round_trip),
 		T(test_expansion_rom),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

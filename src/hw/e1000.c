@@ -13,6 +13,7 @@
 
 #include "util/log.h"
 #include "core/memory.h"
+#include "core/vmstate.h"
 
 /* Registers (byte offsets). */
 enum {
@@ -778,4 +779,66 @@ void e1000_release(struct e1000 *e)
 {
 	pthread_mutex_destroy(&e->tx_lock);
 	pthread_mutex_destroy(&e->lock);
+}
+
+/* ---- saved state ---------------------------------------------------------- */
+
+static int e1000_post_load(void *obj, unsigned version, char *err, size_t errlen)
+{
+	const struct e1000 *e = obj;
+
+	(void)version;
+	if (e->tx_len > E1000_TX_MAX) {
+		snprintf(err, errlen, "transmit frame of %zu bytes, past its %u", e->tx_len,
+			 E1000_TX_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+#define E(member, t) VMS_FIELD(struct e1000, member, t)
+static const struct vmstate_field e1000_fields[] = {
+	VMS_ARRAY(struct e1000, regs, VMS_U32, E1000_MMIO_SIZE / 4),
+	VMS_ARRAY(struct e1000, eeprom, VMS_U16, E1000_EEPROM_WORDS),
+	VMS_ARRAY(struct e1000, phy, VMS_U16, 32),
+	E(io_addr, VMS_U32),
+	E(eecd.old, VMS_U32), E(eecd.val_in, VMS_U32), E(eecd.bit_in, VMS_U32),
+	E(eecd.bit_out, VMS_U32), E(eecd.reading, VMS_BOOL),
+	E(ctx.ipcss, VMS_U8), E(ctx.ipcso, VMS_U8), E(ctx.tucss, VMS_U8), E(ctx.tucso, VMS_U8),
+	E(ctx.hdrlen, VMS_U8), E(ctx.ipcse, VMS_U16), E(ctx.tucse, VMS_U16), E(ctx.mss, VMS_U16),
+	E(ctx.paylen, VMS_U32), E(ctx.tcp, VMS_BOOL), E(ctx.ipv4, VMS_BOOL),
+	VMS_ARRAY(struct e1000, tx_frame, VMS_BYTES, E1000_TX_MAX),
+	E(tx_len, VMS_U64), E(tx_overflow, VMS_BOOL), E(tx_popts, VMS_U8), E(tx_tse, VMS_BOOL),
+	VMS_END
+};
+#undef E
+
+static const struct vmstate_desc e1000_vmstate = {
+	"e1000", sizeof(struct e1000), 1, 1, e1000_fields, e1000_post_load,
+};
+
+int e1000_save(struct e1000 *e, struct vmstate_out *out, unsigned instance)
+{
+	int rc;
+
+	pthread_mutex_lock(&e->tx_lock);
+	pthread_mutex_lock(&e->lock);
+	rc = vmstate_save(out, &e1000_vmstate, instance, e);
+	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_unlock(&e->tx_lock);
+	return rc;
+}
+
+int e1000_load(struct e1000 *e, struct vmstate_in *in)
+{
+	int rc;
+
+	pthread_mutex_lock(&e->tx_lock);
+	pthread_mutex_lock(&e->lock);
+	rc = vmstate_load(in, &e1000_vmstate, e);
+	if (rc == 0)
+		update_irq(e);
+	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_unlock(&e->tx_lock);
+	return rc;
 }

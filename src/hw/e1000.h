@@ -72,4 +72,13 @@ int e1000_attach(struct e1000 *e, struct pci_bus *bus, int slot, const struct gu
 void e1000_detach(struct e1000 *e);
 void e1000_release(struct e1000 *e);
 
+/* Saved state (core/vmstate.h), section "e1000": registers, EEPROM and its
+ * microwire state, PHY, the transmit context and a half-gathered frame.  The
+ * config space travels in its own pci-config section.  A loaded NIC sets its
+ * interrupt line to what ICR and IMS say. */
+struct vmstate_out;
+struct vmstate_in;
+int e1000_save(struct e1000 *e, struct vmstate_out *out, unsigned instance);
+int e1000_load(struct e1000 *e, struct vmstate_in *in);
+
 #endif

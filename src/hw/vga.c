@@ -233,6 +233,12 @@ static uint8_t effective_sr4(const struct vga *v)
 	return vga_vbe_enabled(v) ? (uint8_t)(v->sr[4] | SR04_CHAIN4) : v->sr[4];
 }
 
+/* The map mask; with VBE on every plane is written (QEMU sr_vbe). */
+static uint8_t effective_sr2(const struct vga *v)
+{
+	return vga_vbe_enabled(v) ? 0x0f : v->sr[2];
+}
+
 /*
  * Window offset to VGA address by the GC's memory map select (GR6 bits 2-3):
  * 0: 128K at 0xa0000, 1: 64K at 0xa0000 (+ the VBE bank), 2: 32K at 0xb0000,
@@ -329,7 +335,8 @@ static void mem_writeb(struct vga *v, uint64_t off, uint8_t val)
 		return;
 	if (effective_sr4(v) & SR04_CHAIN4) {
 		plane = addr & 3;
-		if ((v->sr[2] & (1u << plane)) && addr < v->vram_size) {
+		if ((effective_sr2(v) & (1u << plane)) && addr < v->vram_size) {
+			v->plane2_written |= plane == 2;
 			v->vram[addr] = val;
 			vga_mark_dirty(v, addr, 1);
 		}
@@ -339,6 +346,7 @@ static void mem_writeb(struct vga *v, uint64_t off, uint8_t val)
 		plane = (v->gr[4] & 2) | (addr & 1);
 		addr = ((addr & ~1ULL) << 1) | plane;
 		if ((v->sr[2] & (1u << plane)) && addr < v->vram_size) {
+			v->plane2_written |= plane == 2;
 			v->vram[addr] = val;
 			vga_mark_dirty(v, addr, 1);
 		}
@@ -348,6 +356,7 @@ static void mem_writeb(struct vga *v, uint64_t off, uint8_t val)
 		return;
 	x = planar_value(v, val);
 	wm = mask16(v->sr[2]);
+	v->plane2_written |= (v->sr[2] & 4) != 0;
 	memcpy(&old, &v->vram[addr * 4], 4);
 	old = (old & ~wm) | (x & wm);
 	memcpy(&v->vram[addr * 4], &old, 4);

@@ -85,6 +85,7 @@ struct vga {
 	uint8_t palette[768];
 	uint32_t latch;
 	bool palette_dirty;
+	bool plane2_written;		/* the font plane changed (QEMU plane_updated bit 2) */
 
 	/* Bochs VBE. */
 	uint16_t vbe_index;

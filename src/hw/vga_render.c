@@ -154,14 +154,6 @@ static void draw_glyph(const struct vga *v, uint32_t *dst, int pitch, uint32_t g
 	}
 }
 
-static bool font_dirty(const struct vga *v, const struct text_geom *g)
-{
-	for (int i = 0; i < 2; i++)
-		if (range_dirty(v, g->font[i] - 2, 8192 * 4))
-			return true;
-	return false;
-}
-
 static void cursor_tick(struct vga *v, bool *changed)
 {
 	uint64_t now = v->now_ms();
@@ -198,9 +190,14 @@ static void draw_text(struct vga *v, bool full)
 	if (!ensure_size(v, g.cols * g.cw, g.rows * g.ch, &full))
 		return;
 	palette16(v, pal);
+	/*
+	 * Text and font share VRAM pages (planes 0-1 and 2 of the same
+	 * addresses), so a font change is known by plane 2 writes, not pages.
+	 */
 	if (palette_changed(v, pal, 16) || memcmp(g.font, v->last_font, sizeof(g.font)) ||
-	    font_dirty(v, &g))
+	    v->plane2_written)
 		full = true;
+	v->plane2_written = false;
 	memcpy(v->last_font, g.font, sizeof(g.font));
 
 	start = crtc_start(v);

@@ -517,8 +517,9 @@ static bool options_default_vga(const struct vm_config *cfg)
 		return true;
 	if (cfg->nodefaults)
 		return false;
+	/* A bochs-display is no VGA: QEMU keeps its default card beside one. */
 	for (unsigned i = 0; i < cfg->nr_devices; i++)
-		if (cfg->devices[i].kind == DEVICE_VGA || cfg->devices[i].kind == DEVICE_BOCHS_DISPLAY)
+		if (cfg->devices[i].kind == DEVICE_VGA)
 			return false;
 	return true;
 }

@@ -116,7 +116,7 @@ enum device_kind {
 
 /* -vga: the pc machine's built-in video card (QEMU's default_vga). */
 enum vga_type {
-	VGA_TYPE_DEFAULT,		/* std, unless -nodefaults or a -device VGA/bochs-display */
+	VGA_TYPE_DEFAULT,		/* std, unless -nodefaults or a -device VGA */
 	VGA_TYPE_STD,
 	VGA_TYPE_NONE,
 };

@@ -382,6 +382,68 @@ static void test_planar_mode12_write_mode2(void **state)
 	fixture_free(f);
 }
 
+static void test_chain4_mode13(void **state)
+{
+	static const uint8_t sr[5] = { 0x03, 0x01, 0x0f, 0x00, 0x0e };
+	static const uint8_t cr[25] = { 0x5f, 0x4f, 0x50, 0x82, 0x54, 0x80, 0xbf, 0x1f, 0x00,
+					0x41, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x9c, 0x8e,
+					0x8f, 0x28, 0x40, 0x96, 0xb9, 0xa3, 0xff };
+	static const uint8_t ar[20] = { 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+					0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x41, 0x00,
+					0x0f, 0x00 };
+	static const uint8_t gr[9] = { 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x05, 0x0f, 0xff };
+	struct fixture *f = fixture_new(VGA_VRAM_DEFAULT);
+
+	(void)state;
+	set_regs(f, 0x63, sr, cr, ar, gr);
+	dac(f, 0x20, 0x3f, 0x00, 0x00);
+	memb(f, 0xa0000 + 2 * 320 + 3, 0x20);
+	refresh(f);
+	/* As QEMU shows mode 13h: 640x400, each pixel doubled both ways. */
+	assert_int_equal(f->d.surface.width, 640);
+	assert_int_equal(f->d.surface.height, 400);
+	for (int y = 4; y < 6; y++)
+		for (int x = 6; x < 8; x++)
+			assert_int_equal(px(f, x, y), 0xff0000);
+	assert_int_equal(px(f, 8, 4), 0);
+	assert_int_equal(memr(f, 0xa0000 + 2 * 320 + 3), 0x20);
+	fixture_free(f);
+}
+
+/* A framebuffer write through the KVM slot makes no exit: only the VMM's dirty log tells. */
+static unsigned fake_log_page;
+static void fake_dirty_log(void *opaque, uint64_t *bitmap)
+{
+	(void)opaque;
+	bitmap[fake_log_page / 64] |= 1ULL << (fake_log_page % 64);
+}
+
+static void test_lfb_dirty_log_drives_redraw(void **state)
+{
+	struct fixture *f = fixture_new(VGA_VRAM_DEFAULT);
+	uint32_t *fb;
+
+	(void)state;
+	vbe(f, VBE_DISPI_INDEX_XRES, 1024);
+	vbe(f, VBE_DISPI_INDEX_YRES, 768);
+	vbe(f, VBE_DISPI_INDEX_BPP, 32);
+	vbe(f, VBE_DISPI_INDEX_ENABLE, VBE_DISPI_ENABLED | VBE_DISPI_LFB_ENABLED);
+	refresh(f);
+	fb = (uint32_t *)f->v.vram;
+	fb[100 * 1024 + 7] = 0x00445566;	/* line 100 is VRAM page 100 (4 KiB lines) */
+	refresh(f);
+	assert_int_equal(f->nr_rects, 0);	/* no exit, no log: not seen */
+	f->v.lfb_dirty_log = fake_dirty_log;
+	f->v.lfb_gpa = 0xfd000000;
+	fake_log_page = 100;
+	refresh(f);
+	assert_int_equal(px(f, 7, 100), 0x445566);
+	assert_int_equal(f->nr_rects, 1);
+	assert_int_equal(f->rects[0][1], 100);
+	assert_int_equal(f->rects[0][3], 1);
+	fixture_free(f);
+}
+
 /* Registers at their worst never make the device touch memory outside VRAM (ASan sees it). */
 static void test_hostile_values_stay_in_vram(void **state)
 {
@@ -467,6 +529,8 @@ int main(void)
 		cmocka_unit_test(test_vbe_800x600x32),
 		cmocka_unit_test(test_vbe_1024x768x16_and_bank),
 		cmocka_unit_test(test_planar_mode12_write_mode2),
+		cmocka_unit_test(test_chain4_mode13),
+		cmocka_unit_test(test_lfb_dirty_log_drives_redraw),
 		cmocka_unit_test(test_hostile_values_stay_in_vram),
 		cmocka_unit_test(test_pci_identity),
 	};

@@ -1,8 +1,8 @@
 /*
  * Drawing the VGA's screen into the display surface (QEMU vga.c
  * vga_update_display, vga_draw_text, vga_draw_graphic, matched pixel for
- * pixel so screens compare with QEMU's): text mode, 4 bpp planar, 8 bpp
- * chain-4 and VBE 4/8/15/16/24/32 bpp.
+ * pixel so screens compare with QEMU's): text mode, CGA 2 bpp, 4 bpp
+ * planar, 8 bpp chain-4 and VBE 4/8/15/16/24/32 bpp.
  *
  * Only what changed is drawn and reported: text cells are compared with the
  * last frame's (80x25 cells, as QEMU does), graphics lines are redrawn when a
@@ -279,15 +279,20 @@ static bool graph_geometry(const struct vga *v, struct graph_geom *g)
 					 : (uint32_t)g->w * (uint32_t)((g->depth + 7) / 8);
 		return g->w > 0 && g->h > 0;
 	}
-	if (shift == 1)
-		return false;		/* CGA 2 bpp modes: not drawn */
 	g->w = (v->cr[1] + 1) * 8;
 	g->h = (int)crtc_height(v);
 	g->start = (uint64_t)crtc_start(v) * 4;
 	g->line_offset = (uint32_t)v->cr[0x13] << 3;
 	g->line_compare = v->cr[0x18] | (v->cr[7] & 0x10) << 4 | (v->cr[9] & 0x40) << 3;
 	g->multi_scan = (((cr9 & 0x1f) + 1) << (cr9 >> 7)) - 1;
-	if (shift == 0) {
+	if (shift == 1) {		/* CGA 2 bpp: the max scan line is ignored */
+		g->depth = 2;
+		g->multi_scan = cr9 >> 7;
+		g->d2 = v->sr[1] & 0x08;
+		g->bytes = (uint32_t)g->w / 2;
+		if (g->d2)
+			g->w *= 2;
+	} else if (shift == 0) {
 		g->depth = 4;
 		g->d2 = v->sr[1] & 0x08;
 		g->bytes = (uint32_t)g->w / 2;		/* w / 8 latches of 4 bytes */
@@ -323,6 +328,34 @@ static void line_planar(const struct vga *v, uint32_t *d, uint64_t addr, const s
 				d[2 * (x + i)] = d[2 * (x + i) + 1] = pal[c];
 			} else {
 				d[x + i] = pal[c];
+			}
+		}
+	}
+}
+
+/*
+ * CGA 2 bpp (shift register mode 1): pixels 0-3 of a latch are bit pairs of
+ * planes 0 (low) and 2 (high), pixels 4-7 those of planes 1 and 3.
+ */
+static void line_cga(const struct vga *v, uint32_t *d, uint64_t addr, const struct graph_geom *g,
+		     const uint32_t *pal)
+{
+	int src_w = g->d2 ? g->w / 2 : g->w;
+	uint8_t p[4];
+
+	for (int x = 0; x < src_w; x += 8, addr += 4) {
+		memcpy(p, &v->vram[addr & (v->vram_size - 1) & ~3ULL], 4);
+		for (unsigned i = 0; i < 4; i++)
+			if (!(v->ar[0x12] & (1u << i)))
+				p[i] = 0;
+		for (int i = 0; i < 8 && x + i < src_w; i++) {
+			unsigned lo = i < 4 ? p[0] : p[1], hi = i < 4 ? p[2] : p[3];
+			unsigned sh = 6 - 2 * (unsigned)(i & 3);
+			uint32_t c = pal[((lo >> sh) & 3) | ((hi >> sh) & 3) << 2];
+			if (g->d2) {
+				d[2 * (x + i)] = d[2 * (x + i) + 1] = c;
+			} else {
+				d[x + i] = c;
 			}
 		}
 	}
@@ -364,17 +397,38 @@ static void line_pixels(const struct vga *v, uint32_t *d, uint64_t addr, const s
 	}
 }
 
+/* CR17 bits 0-1: which VRAM-line bits choose the CGA (bit 13/14) and Hercules banks. */
+static unsigned g_vmask(const struct vga *v)
+{
+	return (v->cr[0x17] & 3) ^ 3;
+}
+
+static uint64_t cga_addr(const struct vga *v, uint64_t addr, unsigned vline)
+{
+	unsigned cr17 = v->cr[0x17];
+
+	if (!(cr17 & 1)) {
+		unsigned shift = 14 + ((cr17 >> 6) & 1);
+		addr = (addr & ~(1ULL << shift)) | ((uint64_t)(vline & 1) << shift);
+	}
+	if (!(cr17 & 2))
+		addr = (addr & ~0x8000ULL) | ((uint64_t)(vline & 2) << 14);
+	return addr;
+}
+
 static void draw_graphic(struct vga *v, bool full)
 {
 	struct display_surface *s = &v->display->surface;
 	struct graph_geom g;
 	uint32_t pal[256];
 	uint64_t addr;
-	unsigned run;
+	unsigned run, vline = 0, vmask = g_vmask(v);
 	int y0 = -1;
 
 	if (!graph_geometry(v, &g))
 		return;
+	if (g.vbe)
+		vmask = 0;
 	if (g.depth != v->last_depth || g.line_offset != v->last_line_offset ||
 	    g.start != v->last_start) {
 		v->last_depth = g.depth;
@@ -384,24 +438,27 @@ static void draw_graphic(struct vga *v, bool full)
 	}
 	if (!ensure_size(v, g.w, g.h, &full))
 		return;
-	if (g.depth == 4)
+	if (g.depth <= 4)
 		palette16(v, pal);
 	else
 		palette256(v, pal);
-	if (palette_changed(v, pal, g.depth == 4 ? 16 : 256) && g.depth <= 8)
+	if (palette_changed(v, pal, g.depth <= 4 ? 16 : 256) && g.depth <= 8)
 		full = true;
 
 	addr = g.start;
 	run = g.multi_scan;
 	for (int y = 0; y < g.h; y++) {
-		bool in_vram = !g.vbe || (addr <= v->vram_size && g.bytes <= v->vram_size - addr);
-		bool draw = in_vram && (full || range_dirty(v, addr, g.bytes));
+		uint64_t a = g.vbe ? addr : cga_addr(v, addr, vline);
+		bool in_vram = !g.vbe || (a <= v->vram_size && g.bytes <= v->vram_size - a);
+		bool draw = in_vram && (full || range_dirty(v, a, g.bytes));
 		if (draw) {
 			uint32_t *d = s->pixels + (size_t)y * s->width;
 			if (g.depth == 4)
-				line_planar(v, d, addr, &g, pal);
+				line_planar(v, d, a, &g, pal);
+			else if (g.depth == 2)
+				line_cga(v, d, a, &g, pal);
 			else
-				line_pixels(v, d, addr, &g, pal);
+				line_pixels(v, d, a, &g, pal);
 			if (y0 < 0)
 				y0 = y;
 		} else if (y0 >= 0) {
@@ -409,7 +466,10 @@ static void draw_graphic(struct vga *v, bool full)
 			y0 = -1;
 		}
 		if (!run) {
-			addr += g.line_offset;
+			/* CR17 bits 0-1 clear: CGA/Hercules banks, the line advances every 2nd or 4th. */
+			if ((vline & vmask) == vmask)
+				addr += g.line_offset;
+			vline++;
 			run = g.multi_scan;
 		} else {
 			run--;

@@ -410,6 +410,41 @@ static void test_chain4_mode13(void **state)
 	fixture_free(f);
 }
 
+/* Mode 4 (CGA 320x200x4): odd/even at 0xb8000, odd lines from the 8K bank (CR17 bit 0 clear). */
+static void test_cga_mode4(void **state)
+{
+	static const uint8_t sr[5] = { 0x03, 0x09, 0x03, 0x00, 0x02 };
+	static const uint8_t cr[25] = { 0x2d, 0x27, 0x28, 0x90, 0x2b, 0x80, 0xbf, 0x1f, 0x00,
+					0xc1, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x9c, 0x8e,
+					0x8f, 0x14, 0x00, 0x96, 0xb9, 0xa2, 0xff };
+	static const uint8_t ar[20] = { 0x00, 0x13, 0x15, 0x17, 0x02, 0x04, 0x06, 0x07, 0x10,
+					0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x01, 0x00,
+					0x03, 0x00 };
+	static const uint8_t gr[9] = { 0x00, 0x00, 0x00, 0x00, 0x00, 0x30, 0x0f, 0x0f, 0xff };
+	struct fixture *f = fixture_new(VGA_VRAM_DEFAULT);
+
+	(void)state;
+	set_regs(f, 0x63, sr, cr, ar, gr);
+	dac(f, 0x17, 0x3f, 0x3f, 0x00);		/* colour 3 through AR[3] = 0x17 */
+	dac(f, 0x13, 0x00, 0x3f, 0x3f);		/* colour 1 through AR[1] = 0x13 */
+	memb(f, 0xb8000, 0xc0);			/* line 0: pixel 0 colour 3 */
+	memb(f, 0xb8001, 0x01);			/* line 0: pixel 7 colour 1 */
+	memb(f, 0xba000, 0x30);			/* line 1 (odd bank): pixel 1 colour 3 */
+	memb(f, 0xb8000 + 80, 0x03);		/* line 2: pixel 3 colour 3 */
+	refresh(f);
+	assert_int_equal(f->d.surface.width, 640);	/* dot clock / 2: doubled */
+	assert_int_equal(f->d.surface.height, 400);	/* double scan */
+	assert_int_equal(px(f, 0, 0), 0xffff00);
+	assert_int_equal(px(f, 1, 1), 0xffff00);
+	assert_int_equal(px(f, 2, 0), 0);
+	assert_int_equal(px(f, 14, 0), 0x00ffff);
+	assert_int_equal(px(f, 2, 2), 0xffff00);
+	assert_int_equal(px(f, 3, 3), 0xffff00);
+	assert_int_equal(px(f, 0, 2), 0);
+	assert_int_equal(px(f, 6, 4), 0xffff00);
+	fixture_free(f);
+}
+
 /* A framebuffer write through the KVM slot makes no exit: only the VMM's dirty log tells. */
 static unsigned fake_log_page;
 static void fake_dirty_log(void *opaque, uint64_t *bitmap)
@@ -530,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_vbe_1024x768x16_and_bank),
 		cmocka_unit_test(test_planar_mode12_write_mode2),
 		cmocka_unit_test(test_chain4_mode13),
+		cmocka_unit_test(test_cga_mode4),
 		cmocka_unit_test(test_lfb_dirty_log_drives_redraw),
 		cmocka_unit_test(test_hostile_values_stay_in_vram),
 		cmocka_unit_test(test_pci_identity),

@@ -10,6 +10,7 @@
 
 #include "cli/app_net.h"
 #include "chardev/chardev.h"
+#include "core/display.h"
 #include "ui/console.h"
 #include "ui/control.h"
 #include "ui/monitor.h"
@@ -42,6 +43,8 @@ struct app_io_errors {
 
 struct app {
 	struct vm_config cfg;
+	struct display display;		/* the VM's screen: its video card draws, viewers read */
+	bool display_ready;
 	struct kvm_host host;
 	struct chardev chardevs[VM_MAX_CHARDEVS];
 	unsigned nr_chardevs;

@@ -246,6 +246,7 @@ static void pci_describe(const struct pci_device *d, unsigned slot, unsigned fn,
 		p->bars[b].addr = d->bars[b].addr;
 		p->bars[b].size = d->bars[b].size;
 		p->bars[b].io = d->bars[b].io;
+		p->bars[b].prefetch = !d->bars[b].io && (d->config[PCI_BAR0 + 4 * b] & 0x08);
 	}
 }
 

@@ -511,6 +511,9 @@ static void teardown(struct app *app)
 		unlink(app->cfg.pidfile);
 	kvm_host_close(&app->host);
 	options_free(&app->cfg);
+	/* Last: the VM (and its video card) is gone by now. */
+	if (app->display_ready)
+		display_destroy(&app->display);
 }
 
 int main(int argc, char **argv)
@@ -580,6 +583,10 @@ int main(int argc, char **argv)
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
 	app.backends.blks = app.blks;
+	if (display_init(&app.display) != 0)
+		goto out;
+	app.display_ready = true;
+	app.backends.display = &app.display;
 	pthread_mutex_init(&app.io_errors.lock, NULL);
 	pthread_cond_init(&app.io_errors.resumed, NULL);
 	app.backends.blk_error = (struct blk_error_hook){ .fn = app_blk_error, .opaque = &app };

@@ -302,6 +302,40 @@ static int opt_display(struct vm_config *cfg, const char *opt, const char *arg, 
 	return err_invalid(opt, arg, "display not supported (use -display none or -nographic)");
 }
 
+/*
+ * -vga TYPE (QEMU vl.c select_vgahw): Kestrel has std (Bochs VBE, the pc
+ * default) and none; QEMU's other cards are refused by name, not faked.
+ */
+static int opt_vga(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	static const char *const other[] = { "cirrus", "qxl", "vmware", "virtio", "tcx", "cg3",
+					     "xenfb", "ati" };
+	char msg[160];
+
+	if (strcmp(arg, "help") == 0) {
+		fprintf(out, "none                 no graphic card\n"
+			     "std                  standard VGA (default)\n");
+		return 1;
+	}
+	if (strcmp(arg, "std") == 0) {
+		cfg->vga = VGA_TYPE_STD;
+		return 0;
+	}
+	if (strcmp(arg, "none") == 0) {
+		cfg->vga = VGA_TYPE_NONE;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		if (strcmp(arg, other[i]) == 0) {
+			snprintf(msg, sizeof(msg), "VGA type '%s' is not supported: kestrel has the "
+				 "VGA types std and none", arg);
+			return err_invalid(opt, arg, msg);
+		}
+	}
+	snprintf(msg, sizeof(msg), "unknown vga type '%s' (kestrel has std and none)", arg);
+	return err_invalid(opt, arg, msg);
+}
+
 static struct chardev_config *find_chardev(struct vm_config *cfg, const char *id)
 {
 	for (unsigned i = 0; i < cfg->nr_chardevs; i++)
@@ -637,6 +671,7 @@ static const struct option_def option_table[] = {
 	{ "append", true, opt_append, "cmdline  kernel command line" },
 	{ "nographic", false, opt_nographic, "  no display; serial and Ctrl-a keys on stdio" },
 	{ "display", true, opt_display, "none  display back end" },
+	{ "vga", true, opt_vga, "std|none  video card (default std)" },
 	{ "serial", true, opt_serial,
 	  "stdio|mon:stdio|file:path|unix:path[,server][,nowait]|tcp:host:port[,server][,nowait]|"
 	  "pty|null|none|chardev:id  COM1" },
@@ -797,6 +832,10 @@ static const char *device_driver_name(enum device_kind kind)
 		return "e1000";
 	case DEVICE_VIRTIO_BALLOON:
 		return "virtio-balloon-pci";
+	case DEVICE_VGA:
+		return "VGA";
+	case DEVICE_BOCHS_DISPLAY:
+		return "bochs-display";
 	}
 	return "?";
 }

@@ -18,6 +18,9 @@ void options_device_help(FILE *out)
 		     "\nNetwork devices:\n"
 		     "name \"e1000\", bus PCI, alias \"e1000-82540em\", desc \"Intel Gigabit Ethernet\"\n"
 		     "name \"virtio-net-pci\", bus PCI, alias \"virtio-net\"\n"
+		     "\nDisplay devices:\n"
+		     "name \"bochs-display\", bus PCI\n"
+		     "name \"VGA\", bus PCI\n"
 		     "\nInput devices:\n"
 		     "name \"isa-serial\", bus ISA (COM1 only)\n"
 		     "\nMisc devices:\n"
@@ -413,6 +416,10 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		return options_balloon_device(cfg, o, dev.slot, opt, arg);
 	} else if (!strcmp(driver, "isa-serial")) {
 		return isa_serial(cfg, o, opt, arg);
+	} else if (!strcmp(driver, "VGA")) {
+		dev.kind = DEVICE_VGA;
+	} else if (!strcmp(driver, "bochs-display")) {
+		dev.kind = DEVICE_BOCHS_DISPLAY;
 	} else if (!strcmp(driver, "virtconsole")) {
 		chardev = opts_get(o, "chardev");
 		opts_get(o, "id");
@@ -453,8 +460,16 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 	serial = opts_get(o, "serial");
 	const char *queues = opts_get(o, "num-queues");
 	const char *bootindex = opts_get(o, "bootindex");
+	const char *vgamem = dev.kind == DEVICE_VGA ? opts_get(o, "vgamem_mb") : NULL;
 	if (check_unused(o, opt, arg) < 0)
 		return -1;
+	if (vgamem) {
+		uint64_t n;
+		/* QEMU vga_common_init: 1 to 256 MiB here, a power of two (QEMU rounds up). */
+		if (!uint_parse(vgamem, &n) || n < 1 || n > 256 || (n & (n - 1)))
+			return err_invalid(opt, arg, "vgamem_mb= must be a power of two from 1 to 256");
+		dev.vgamem_mb = (unsigned)n;
+	}
 	if (queues) {
 		uint64_t n;
 		if (dev.kind != DEVICE_VIRTIO_BLK)
@@ -488,16 +503,42 @@ static const char *device_name(enum device_kind kind)
 		[DEVICE_VIRTIO_BLK] = "virtio-blk-pci",	[DEVICE_VIRTIO_RNG] = "virtio-rng-pci",
 		[DEVICE_VIRTIO_SERIAL] = "virtio-serial-pci", [DEVICE_VIRTIO_NET] = "virtio-net-pci",
 		[DEVICE_E1000] = "e1000",		[DEVICE_VIRTIO_BALLOON] = "virtio-balloon-pci",
+		[DEVICE_VGA] = "VGA",			[DEVICE_BOCHS_DISPLAY] = "bochs-display",
 	};
 	return names[kind];
 }
 
-/* An addr= that the PIIX3 (slot 1, always there on pc) or another device holds. */
+/* Whether the pc machine builds its -vga std card at 00:02.0 (QEMU's default_vga rule). */
+static bool options_default_vga(const struct vm_config *cfg)
+{
+	if (cfg->machine != MACHINE_PC || cfg->vga == VGA_TYPE_NONE)
+		return false;
+	if (cfg->vga == VGA_TYPE_STD)
+		return true;
+	if (cfg->nodefaults)
+		return false;
+	/* A bochs-display is no VGA: QEMU keeps its default card beside one. */
+	for (unsigned i = 0; i < cfg->nr_devices; i++)
+		if (cfg->devices[i].kind == DEVICE_VGA)
+			return false;
+	return true;
+}
+
+/* An addr= that the PIIX3 (slot 1, always there on pc), the -vga card or another device holds. */
 static int check_slots(const struct vm_config *cfg)
 {
+	unsigned legacy_vgas = options_default_vga(cfg);
+
 	for (unsigned i = 0; i < cfg->nr_devices; i++) {
 		const struct device_config *dev = &cfg->devices[i];
 		const char *holder = dev->slot == 1 ? "PIIX3" : NULL;
+		if (dev->kind == DEVICE_VGA && ++legacy_vgas > 1) {
+			log_error("-device VGA: only one VGA with the legacy ports and window is "
+				  "supported");
+			return -1;
+		}
+		if (!holder && dev->slot == VGA_PCI_SLOT && options_default_vga(cfg))
+			holder = "VGA";
 		for (unsigned j = 0; !holder && dev->slot >= 0 && j < i; j++)
 			if (cfg->devices[j].slot == dev->slot)
 				holder = device_name(cfg->devices[j].kind);
@@ -516,6 +557,8 @@ int options_check_devices(struct vm_config *cfg)
 
 	if (check_slots(cfg) < 0)
 		return -1;
+	/* The VMM sees the decision: std builds the card, anything else none. */
+	cfg->vga = options_default_vga(cfg) ? VGA_TYPE_STD : VGA_TYPE_NONE;
 
 	for (unsigned i = 0; i < cfg->nr_devices; i++) {
 		struct device_config *dev = &cfg->devices[i];

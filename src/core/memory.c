@@ -230,6 +230,39 @@ static int map_block(struct guest_memory *mem, const struct memory_backing *b, u
 	return 0;
 }
 
+static int set_slot(int vm_fd, unsigned id, uint64_t gpa, uint64_t size, uint8_t *host)
+{
+	struct kvm_userspace_memory_region slot = {
+		.slot = id,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)host,
+	};
+
+	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+		log_error("KVM_SET_USER_MEMORY_REGION (slot %u): %s", id, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Low RAM is shown to KVM without 0xa0000-0xbffff: that window belongs to
+ * the VGA (QEMU's pc machine maps "vga-lowmem" there, over RAM), so guest
+ * accesses exit to its handler, or read all ones without a VGA.  The host
+ * keeps the RAM behind it, so the region itself stays one piece for the
+ * e820 map and the loaders, which never place anything there.
+ */
+static int set_slots(int vm_fd, unsigned i, const struct memory_region *r)
+{
+	if (r->gpa != 0 || r->size <= MEMORY_VGA_HOLE_END)
+		return set_slot(vm_fd, i, r->gpa, r->size, r->host);
+	if (set_slot(vm_fd, i, 0, MEMORY_VGA_HOLE_START, r->host) < 0)
+		return -1;
+	return set_slot(vm_fd, MEMORY_SLOT_ABOVE_VGA, MEMORY_VGA_HOLE_END,
+			r->size - MEMORY_VGA_HOLE_END, r->host + MEMORY_VGA_HOLE_END);
+}
+
 int memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size,
 		const struct memory_backing *backends, unsigned nr, bool mem_lock)
 {
@@ -292,16 +325,9 @@ int memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size,
 	offset = 0;
 	for (unsigned i = 0; i < mem->nr_regions; i++) {
 		struct memory_region *r = &mem->regions[i];
-		struct kvm_userspace_memory_region slot = {
-			.slot = i,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uint64_t)(uintptr_t)(mem->host + offset),
-		};
 		r->host = mem->host + offset;
 		offset += r->size;
-		if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
-			log_error("KVM_SET_USER_MEMORY_REGION (slot %u): %s", i, strerror(errno));
+		if (set_slots(vm_fd, i, r) < 0) {
 			memory_destroy(mem);
 			return -1;
 		}

@@ -17,6 +17,11 @@
 #define MEMORY_LOWMEM_SPLIT (0xe0000000ULL)
 #define MEMORY_HIGHMEM_BASE (4 * GIB)
 
+/* The legacy VGA window, left out of low RAM's KVM slots (memory.c set_slots). */
+#define MEMORY_VGA_HOLE_START 0xa0000ULL
+#define MEMORY_VGA_HOLE_END 0xc0000ULL
+#define MEMORY_SLOT_ABOVE_VGA 2	/* the KVM slot of low RAM above the hole */
+
 #define MEMORY_MAX_BLOCKS 8	/* backends: one per NUMA node at most */
 
 enum memory_kind {

@@ -92,6 +92,7 @@ struct pci_info {
 	struct {
 		uint64_t addr, size;
 		bool io;
+		bool prefetch;		/* memory BAR bit 3 (QEMU prints it) */
 	} bars[6];
 };
 

@@ -355,6 +355,8 @@ static const char *pci_class_name(uint32_t class_code)
 	case 0x0100: return "SCSI controller";
 	case 0x0101: return "IDE controller";
 	case 0x0200: return "Ethernet controller";
+	case 0x0300: return "VGA controller";
+	case 0x0380: return "Display controller";
 	case 0x0600: return "Host bridge";
 	case 0x0601: return "ISA bridge";
 	case 0x0680: return "Bridge";
@@ -388,7 +390,8 @@ static int info_pci(const struct control *ctl, FILE *out)
 			if (p->bars[b].io)
 				hprintf(out, "      BAR%u: I/O at 0x%04llx [0x%04llx].\n", b, lo, hi);
 			else
-				hprintf(out, "      BAR%u: 32 bit memory at 0x%08llx [0x%08llx].\n", b, lo, hi);
+				hprintf(out, "      BAR%u: 32 bit %smemory at 0x%08llx [0x%08llx].\n", b,
+					p->bars[b].prefetch ? "prefetchable " : "", lo, hi);
 		}
 		hprintf(out, "      id \"\"\n");
 	}

@@ -110,7 +110,18 @@ enum device_kind {
 	DEVICE_VIRTIO_NET,		/* virtio-net-pci: cfg->nics[nic] */
 	DEVICE_E1000,			/* e1000: cfg->nics[nic] */
 	DEVICE_VIRTIO_BALLOON,		/* virtio-balloon-pci, -balloon virtio */
+	DEVICE_VGA,			/* -device VGA: std VGA + VBE (hw/vga.h) */
+	DEVICE_BOCHS_DISPLAY,		/* -device bochs-display: VBE only, no legacy VGA */
 };
+
+/* -vga: the pc machine's built-in video card (QEMU's default_vga). */
+enum vga_type {
+	VGA_TYPE_DEFAULT,		/* std, unless -nodefaults or a -device VGA */
+	VGA_TYPE_STD,
+	VGA_TYPE_NONE,
+};
+
+#define VGA_PCI_SLOT 2			/* QEMU's pc puts the -vga card at 00:02.0 */
 
 /* -device (and the virtio-blk that -drive if=virtio implies). */
 struct device_config {
@@ -123,6 +134,7 @@ struct device_config {
 	unsigned nic;			/* virtio-net: index into cfg->nics */
 	bool has_bootindex;		/* bootindex= */
 	unsigned bootindex;
+	unsigned vgamem_mb;		/* VGA: vgamem_mb= (0: 16) */
 };
 
 /* -netdev TYPE,id=... or the back-end half of -net/-nic (src/net/ parses args). */
@@ -265,6 +277,7 @@ struct vm_config {
 	unsigned nr_monitors;
 	bool monitor_given;
 	enum display_mode display;
+	enum vga_type vga;		/* -vga */
 	bool no_reboot;
 	bool no_shutdown;
 	bool daemonize;

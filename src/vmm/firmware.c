@@ -157,7 +157,10 @@ static int add_fw_cfg_entries(struct vm *vm)
 	    add_e820(vm) < 0 || add_boot_entries(vm) < 0 ||
 	    table_loader_install(fw, &acpi) < 0)
 		return -1;
-	/* No VGA: SeaBIOS's serial console (sercon) shows its screen output on COM1. */
+	/*
+	 * SeaBIOS's serial console (sercon) shows its screen output on COM1; with a
+	 * VGA BIOS installed it chains to it (sercon.c), so the VGA shows it too.
+	 */
 	if (pc_has_part(vm, &vm->com1)) {
 		uint16_t port = SERIAL_COM1_BASE;
 		if (fw_cfg_add_file(fw, "etc/sercon-port", &port, 2) < 0)

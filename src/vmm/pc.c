@@ -124,7 +124,9 @@ static int pc_add_virtio(struct vm *vm, unsigned index)
 			pc_set_nic_rom(vm, &at.vp->pci, dev->nic);
 		break;
 	case DEVICE_E1000:
-		return -1;	/* not virtio: pc_add_e1000 */
+	case DEVICE_VGA:
+	case DEVICE_BOCHS_DISPLAY:
+		return -1;	/* not virtio: pc_add_e1000, pc_create_vga */
 	}
 	if (r < 0)
 		return -1;
@@ -181,9 +183,19 @@ static int pc_create_pci(struct vm *vm)
 		log_error("PCI: address ranges already in use");
 		return -1;
 	}
+	/* The -vga card first, at 00:02.0, as QEMU builds it before any -device. */
+	if (cfg->vga == VGA_TYPE_STD && pc_create_vga(vm, NULL) < 0)
+		return -1;
 	for (unsigned i = 0; i < cfg->nr_devices; i++) {
 		const struct device_config *dev = &cfg->devices[i];
-		if ((dev->kind == DEVICE_E1000 ? pc_add_e1000(vm, dev) : pc_add_virtio(vm, i)) < 0)
+		int r;
+		if (dev->kind == DEVICE_VGA || dev->kind == DEVICE_BOCHS_DISPLAY)
+			r = pc_create_vga(vm, dev);
+		else if (dev->kind == DEVICE_E1000)
+			r = pc_add_e1000(vm, dev);
+		else
+			r = pc_add_virtio(vm, i);
+		if (r < 0)
 			return -1;
 	}
 	return 0;

@@ -37,6 +37,7 @@
 #include "core/memory.h"
 
 struct e1000;
+struct pc_vga;
 
 /* A platform device the machine built, and what tears it down (pc.c). */
 struct vm_part {
@@ -45,6 +46,7 @@ struct vm_part {
 };
 
 #define VM_MAX_PARTS 16
+#define VM_MAX_VGAS 2			/* -vga std / -device VGA, plus a bochs-display */
 
 /* An option ROM image, read once. */
 struct nic_rom {
@@ -65,6 +67,7 @@ struct vm_backends {
 	unsigned boots;			/* VMs built so far: -boot once= holds for the first */
 	struct virtio_balloon *balloon;	/* the balloon's state, NULL without one */
 	struct blk_error_hook blk_error;	/* virtio-blk's werror=/rerror= (app) */
+	struct display *display;	/* the screen the first video card draws; NULL: none */
 };
 
 enum vm_stop {
@@ -138,6 +141,9 @@ struct vm {
 	/* -fda/-fdb (pc_floppy.c): the floppy controller and the ISA DMA it needs. */
 	struct i8237 isa_dma;
 	struct fdc fdc;
+	/* Video cards (pc_vga.c), each with its VRAM slot (VM_VGA_SLOT + index). */
+	struct pc_vga *vgas[VM_MAX_VGAS];
+	unsigned nr_vgas;
 
 	/* The platform devices built, in order; pc_destroy_devices tears them down backwards. */
 	struct vm_part parts[VM_MAX_PARTS];
@@ -224,6 +230,9 @@ void pc_describe_qtree(struct vm *vm, FILE *out);
 /* pc_legacy.c: RTC/CMOS, port 0x92, POST port, debug console; chipset functions. */
 int pc_create_legacy(struct vm *vm);
 int pc_create_chipset(struct vm *vm);
+
+/* pc_vga.c: a video card, cfg's -vga card when dev is NULL, else a -device VGA/bochs-display. */
+int pc_create_vga(struct vm *vm, const struct device_config *dev);
 
 /* pc_floppy.c: the FDC and ISA DMA, only when -fda/-fdb or if=floppy drives exist. */
 int pc_create_floppy(struct vm *vm);

@@ -264,6 +264,35 @@ def virtio_devices():
     return out
 
 
+def vga_programs():
+    """fuzz_vga records: op (low nibble: what, bit 4: write, top 2 bits: log2 size),
+    a 3-byte address and a 4-byte value.  Mode 3 text, mode 0x12, VBE 1024x768x32."""
+    def rec(op, where, val):
+        return struct.pack("<B", op) + struct.pack("<I", where)[:3] + struct.pack("<I", val)
+
+    def out(port, val):
+        return rec(0x10, port - 0x3b0, val)
+
+    def vbe(index, val):
+        return rec(0x53, 0, index) + rec(0x53, 1, val)
+
+    refresh = rec(0x0f, 0, 0)
+    text = b"".join(out(0x3c4, i) + out(0x3c5, v) for i, v in enumerate([3, 0, 3, 0, 2]))
+    text += b"".join(out(0x3ce, i) + out(0x3cf, v)
+                     for i, v in enumerate([0, 0, 0, 0, 0, 0x10, 0x0e, 0x0f, 0xff]))
+    text += out(0x3d4, 0x11) + out(0x3d5, 0)
+    crtc = [0x5f, 0x4f, 0x50, 0x82, 0x55, 0x81, 0xbf, 0x1f, 0, 0x4f, 0x0d, 0x0e, 0, 0, 0, 0,
+            0x9c, 0x8e, 0x8f, 0x28, 0x1f, 0x96, 0xb9, 0xa3, 0xff]
+    text += b"".join(out(0x3d4, i) + out(0x3d5, v) for i, v in enumerate(crtc))
+    text += out(0x3c0, 0x20) + b"".join(rec(0x14, 0x18000 + i, 0x41 + i) for i in range(64))
+    planar = text.replace(out(0x3ce, 6) + out(0x3cf, 0x0e), out(0x3ce, 6) + out(0x3cf, 0x05))
+    planar += out(0x3ce, 5) + out(0x3cf, 2) + b"".join(rec(0x14, i * 7, i) for i in range(64))
+    lfb = vbe(1, 1024) + vbe(2, 768) + vbe(3, 32) + vbe(4, 0x41)
+    lfb += b"".join(rec(0x97, i * 4096, 0xffffff) for i in range(32))
+    return {"text": text + refresh + refresh, "planar": planar + refresh,
+            "vbe": lfb + refresh + vbe(5, 3) + rec(0x14, 0x100, 0xff) + refresh}
+
+
 SEEDS = {
     "pvh": {"elf64": elf64_pvh(), "no-note": elf64_pvh(note=False),
             "empty-load": elf64_pvh(code=b"")},
@@ -285,6 +314,7 @@ SEEDS = {
     "fdc": {"read": floppy_read(), "write": floppy_read(write=True)},
     "fw_cfg": {"dma": fw_cfg_dma()},
     "virtio_devices": virtio_devices(),
+    "vga": vga_programs(),
     # Client bytes; a 00 00 pair splits the input into separate reads.
     "qmp": {n: v for n, v in [
         ("negotiate", b'{"execute": "qmp_capabilities"}\r\n{"execute": "query-status", "id": 1}'),

@@ -50,7 +50,11 @@ def blocks(text):
 
 def test_info_pci_lists_every_function(tmp_path):
     k = blocks(info_pci([str(KESTREL)], tmp_path / "k.sock"))
-    assert sorted(k) == [(0, 0), (1, 0), (1, 1)], k
+    assert sorted(k) == [(0, 0), (1, 0), (1, 1), (2, 0)], k
+    # The default -vga std card at 00:02.0, as on QEMU's pc.
+    assert "VGA controller: PCI device 1234:1111" in k[(2, 0)]
+    assert re.search(r"BAR0: 32 bit prefetchable memory at 0x[0-9a-f]{8} \[0x[0-9a-f]{8}\]\.",
+                     k[(2, 0)])
     assert "IDE controller: PCI device 8086:7010" in k[(1, 1)]
     assert re.search(r"BAR4: I/O at 0x[0-9a-f]{4} \[0x[0-9a-f]{4}\]\.", k[(1, 1)])
     assert "ISA bridge: PCI device 8086:7000" in k[(1, 0)]
@@ -59,7 +63,8 @@ def test_info_pci_lists_every_function(tmp_path):
 @pytest.mark.qemu
 def test_info_pci_blocks_match_qemu(tmp_path):
     need_qemu()
-    k = blocks(info_pci([str(KESTREL)], tmp_path / "k.sock"))
+    # Without the VGA: kestrel's "info pci" leaves out ROM BARs (BAR6), QEMU shows them.
+    k = blocks(info_pci([str(KESTREL), "-vga", "none"], tmp_path / "k.sock"))
     q = blocks(info_pci([*QEMU, "-M", "pc", "-vga", "none", "-net", "none"],
                         tmp_path / "q.sock"))
     # QEMU also has the PIIX4 power-management function 00:01.3; kestrel's ACPI

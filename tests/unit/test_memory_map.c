@@ -22,6 +22,7 @@ int __real_ioctl(int fd, unsigned long req, ...);
 int __wrap_ioctl(int fd, unsigned long req, ...);
 
 static unsigned slots_set;
+static struct kvm_userspace_memory_region slots_seen[8];
 
 int __wrap_ioctl(int fd, unsigned long req, ...)
 {
@@ -32,6 +33,8 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	arg = va_arg(ap, void *);
 	va_end(ap);
 	if (req == KVM_SET_USER_MEMORY_REGION) {
+		if (slots_set < 8)
+			slots_seen[slots_set] = *(struct kvm_userspace_memory_region *)arg;
 		slots_set++;
 		return 0;
 	}
@@ -85,7 +88,14 @@ static void test_dump_off_is_madv_dontdump(void **state)
 
 	slots_set = 0;
 	assert_int_equal(memory_init(&mem, -1, 16 * MIB, b, 2, false), 0);
-	assert_int_equal(slots_set, mem.nr_regions);
+	/* Low RAM is two slots around the VGA window 0xa0000-0xbffff, which no slot covers. */
+	assert_int_equal(slots_set, mem.nr_regions + 1);
+	for (unsigned i = 0; i < slots_set; i++) {
+		const struct kvm_userspace_memory_region *k = &slots_seen[i];
+		assert_true(k->guest_phys_addr + k->memory_size <= 0xa0000 ||
+			    k->guest_phys_addr >= 0xc0000);
+		assert_ptr_equal((void *)(uintptr_t)k->userspace_addr, mem.host + k->guest_phys_addr);
+	}
 	vm_flags(mem.host, flags, sizeof(flags));
 	if (!has_flag(flags, "dd"))
 		fail_msg("dump=off, but VmFlags:%s", flags);

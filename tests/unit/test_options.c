@@ -690,6 +690,47 @@ static void test_device_id(void **state)
 	RUN_ERR("-device", "virtio-rng-pci,id=r", "-device", "virtio-serial-pci,id=r");
 }
 
+/* -vga and the display devices: QEMU's default_vga rule, its slot, and what is refused. */
+static void test_vga_options(void **state)
+{
+	struct vm_config cfg;
+
+	RUN_OK(&cfg, "-kernel", "k");
+	assert_int_equal(cfg.vga, VGA_TYPE_STD);	/* the pc default */
+	options_free(&cfg);
+	RUN_OK(&cfg, "-kernel", "k", "-nographic");
+	assert_int_equal(cfg.vga, VGA_TYPE_STD);	/* kept without a display, as QEMU */
+	options_free(&cfg);
+	RUN_OK(&cfg, "-kernel", "k", "-nodefaults");
+	assert_int_equal(cfg.vga, VGA_TYPE_NONE);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-kernel", "k", "-vga", "none");
+	assert_int_equal(cfg.vga, VGA_TYPE_NONE);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-kernel", "k", "-nodefaults", "-vga", "std");
+	assert_int_equal(cfg.vga, VGA_TYPE_STD);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-kernel", "k", "-device", "VGA,id=v,vgamem_mb=32");
+	assert_int_equal(cfg.vga, VGA_TYPE_NONE);	/* the -device card replaces it */
+	assert_int_equal(cfg.devices[0].kind, DEVICE_VGA);
+	assert_int_equal(cfg.devices[0].vgamem_mb, 32);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-kernel", "k", "-device", "bochs-display");
+	assert_int_equal(cfg.vga, VGA_TYPE_STD);	/* not a VGA: both, as QEMU */
+	assert_int_equal(cfg.devices[0].kind, DEVICE_BOCHS_DISPLAY);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-kernel", "k", "-vga", "none", "-device", "virtio-rng-pci,addr=2");
+	options_free(&cfg);
+	RUN_ERR("-kernel", "k", "-device", "virtio-rng-pci,addr=2");	/* 00:02.0 is the VGA's */
+	RUN_ERR("-kernel", "k", "-vga", "cirrus");
+	RUN_ERR("-kernel", "k", "-vga", "qxl");
+	RUN_ERR("-kernel", "k", "-vga", "bogus");
+	RUN_ERR("-kernel", "k", "-device", "VGA", "-device", "VGA");
+	RUN_ERR("-kernel", "k", "-device", "VGA,vgamem_mb=3");
+	RUN_ERR("-kernel", "k", "-device", "VGA,vgamem_mb=512");
+	RUN_ERR("-kernel", "k", "-device", "bochs-display,vgamem_mb=16");
+}
+
 static void test_debug_exit_device(void **state)
 {
 	struct vm_config cfg;
@@ -886,6 +927,7 @@ int main(void)
 		cmocka_unit_test(test_blockdev),
 		cmocka_unit_test(test_overlap_check),
 		cmocka_unit_test(test_device_id),
+		cmocka_unit_test(test_vga_options),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -65,6 +65,7 @@ struct vm_backends {
 	unsigned boots;			/* VMs built so far: -boot once= holds for the first */
 	struct virtio_balloon *balloon;	/* the balloon's state, NULL without one */
 	struct blk_error_hook blk_error;	/* virtio-blk's werror=/rerror= (app) */
+	struct input *input;		/* key and pointer routing (VNC, monitor); NULL: none */
 };
 
 enum vm_stop {

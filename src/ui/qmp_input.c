@@ -359,8 +359,8 @@ int qmp_query_mice(struct qmp_session *s, struct json_object *args, struct json_
 	for (unsigned i = 0; i < n; i++) {
 		struct json_object *m = qmp_new_obj(&ok);
 
-		qmp_put(&ok, m, "name", json_object_new_string(mice[i].name));
 		qmp_put(&ok, m, "index", json_object_new_int(mice[i].index));
+		qmp_put(&ok, m, "name", json_object_new_string(mice[i].name));
 		qmp_put(&ok, m, "current", json_object_new_boolean(mice[i].current));
 		qmp_put(&ok, m, "absolute", json_object_new_boolean(mice[i].absolute));
 		qmp_append(&ok, list, m);

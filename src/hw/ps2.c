@@ -116,6 +116,7 @@ static void kbd_defaults(struct ps2_kbd *k)
 	k->scan_enabled = true;
 	k->set = 2;
 	k->leds = 0;
+	k->mods = 0;
 	k->need_high_bit = false;
 }
 
@@ -236,53 +237,108 @@ static void kbd_put_all(struct ps2_kbd *k, const uint8_t *b, unsigned n)
 
 #define QNUM_PAUSE 0xc6
 #define QNUM_PRINT 0xb7
+#define QNUM_SYSRQ 0x54		/* QEMU takes this qnum for Print Screen too */
+
+#define MOD_CTRL_L 0x01
+#define MOD_SHIFT_L 0x02
+#define MOD_ALT_L 0x04
+#define MOD_CTRL_R 0x08
+#define MOD_SHIFT_R 0x10
+#define MOD_ALT_R 0x20
+
+static uint8_t mod_bit(unsigned qnum)
+{
+	switch (qnum) {
+	case 0x1d: return MOD_CTRL_L;
+	case 0x2a: return MOD_SHIFT_L;
+	case 0x38: return MOD_ALT_L;
+	case 0x9d: return MOD_CTRL_R;
+	case 0x36: return MOD_SHIFT_R;
+	case 0xb8: return MOD_ALT_R;
+	default: return 0;
+	}
+}
+
+struct seq {
+	uint8_t n, b[8];
+};
+
+/*
+ * Pause and Print Screen send what a real keyboard sends for them, which
+ * depends on the modifiers held (QEMU's ps2_keyboard_event): Ctrl+Pause is
+ * Break, Alt+Print Screen is SysRq, Shift or Ctrl+Print Screen drop the fake
+ * shift.  Index: [set 1 or 2][key][variant][down or up]; Pause has no break.
+ */
+enum { V_PLAIN, V_ALT_L, V_ALT_R, V_SHIFT_CTRL };
+static const struct seq print_seq[2][4][2] = {
+	{ /* set 1 */
+		{ { 4, { 0xe0, 0x2a, 0xe0, 0x37 } }, { 4, { 0xe0, 0xb7, 0xe0, 0xaa } } },
+		{ { 3, { 0xb8, 0x38, 0x54 } }, { 3, { 0xd4, 0xb8, 0x38 } } },
+		{ { 5, { 0xe0, 0xb8, 0xe0, 0x38, 0x54 } }, { 5, { 0xd4, 0xe0, 0xb8, 0xe0, 0x38 } } },
+		{ { 2, { 0xe0, 0x37 } }, { 2, { 0xe0, 0xb7 } } },
+	},
+	{ /* set 2 */
+		{ { 4, { 0xe0, 0x12, 0xe0, 0x7c } }, { 6, { 0xe0, 0xf0, 0x7c, 0xe0, 0xf0, 0x12 } } },
+		{ { 4, { 0xf0, 0x11, 0x11, 0x84 } }, { 5, { 0xf0, 0x84, 0xf0, 0x11, 0x11 } } },
+		{ { 6, { 0xe0, 0xf0, 0x11, 0xe0, 0x11, 0x84 } },
+		  { 7, { 0xf0, 0x84, 0xe0, 0xf0, 0x11, 0xe0, 0x11 } } },
+		{ { 2, { 0xe0, 0x7c } }, { 3, { 0xe0, 0xf0, 0x7c } } },
+	},
+};
+static const struct seq pause_seq[2][2] = {
+	{ { 6, { 0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5 } }, { 4, { 0xe0, 0x46, 0xe0, 0xc6 } } },
+	{ { 8, { 0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77 } },
+	  { 5, { 0xe0, 0x7e, 0xe0, 0xf0, 0x7e } } },
+};
+
+static void kbd_put_seq(struct ps2_kbd *k, const struct seq *s)
+{
+	kbd_put_all(k, s->b, s->n);
+}
+
+/* Pause or Print Screen in set 1 or 2; false for any other key. */
+static bool kbd_special(struct ps2_kbd *k, unsigned qnum, bool down)
+{
+	unsigned set = k->set == 1 ? 0 : 1, v;
+
+	if (qnum == QNUM_PAUSE) {
+		if (down)
+			kbd_put_seq(k, &pause_seq[set][!!(k->mods & (MOD_CTRL_L | MOD_CTRL_R))]);
+		return true;
+	}
+	if (qnum != QNUM_PRINT && qnum != QNUM_SYSRQ)
+		return false;
+	if (k->mods & MOD_ALT_L)
+		v = V_ALT_L;
+	else if (k->mods & MOD_ALT_R)
+		v = V_ALT_R;
+	else if (k->mods & (MOD_SHIFT_L | MOD_CTRL_L | MOD_SHIFT_R | MOD_CTRL_R))
+		v = V_SHIFT_CTRL;
+	else
+		v = V_PLAIN;
+	kbd_put_seq(k, &print_seq[set][v][!down]);
+	return true;
+}
 
 static void kbd_key_set1(struct ps2_kbd *k, unsigned qnum, bool down)
 {
-	static const uint8_t pause[] = { 0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5 };
-	static const uint8_t print_down[] = { 0xe0, 0x2a, 0xe0, 0x37 };
-	static const uint8_t print_up[] = { 0xe0, 0xb7, 0xe0, 0xaa };
 	uint8_t b[2];
 	unsigned n = 0;
 
-	if (qnum == QNUM_PAUSE) {
-		if (down)	/* Pause has no break code */
-			kbd_put_all(k, pause, sizeof(pause));
-		return;
-	}
-	if (qnum == QNUM_PRINT) {
-		kbd_put_all(k, down ? print_down : print_up, 4);
-		return;
-	}
 	if (qnum & 0x80)
 		b[n++] = 0xe0;
 	b[n++] = (uint8_t)((qnum & 0x7f) | (down ? 0 : 0x80));
 	kbd_put_all(k, b, n);
 }
 
+/* Set 2, and set 3 approximated as set 2's codes without the 0xe0 prefix. */
 static void kbd_key_set2(struct ps2_kbd *k, unsigned qnum, bool down)
 {
-	static const uint8_t pause[] = { 0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77 };
-	static const uint8_t print_down[] = { 0xe0, 0x12, 0xe0, 0x7c };
-	static const uint8_t print_up[] = { 0xe0, 0xf0, 0x7c, 0xe0, 0xf0, 0x12 };
 	uint8_t code = set1_to_set2(qnum & 0x7f), b[3];
 	unsigned n = 0;
 
-	if (qnum == QNUM_PAUSE) {
-		if (down)
-			kbd_put_all(k, pause, sizeof(pause));
-		return;
-	}
-	if (qnum == QNUM_PRINT) {
-		if (down)
-			kbd_put_all(k, print_down, sizeof(print_down));
-		else
-			kbd_put_all(k, print_up, sizeof(print_up));
-		return;
-	}
 	if (!code)
 		return;		/* no such key on an AT keyboard */
-	/* Set 3 has no 0xe0 keys: its codes are set 2's without the prefix. */
 	if ((qnum & 0x80) && k->set == 2)
 		b[n++] = 0xe0;
 	if (!down)
@@ -293,7 +349,12 @@ static void kbd_key_set2(struct ps2_kbd *k, unsigned qnum, bool down)
 
 void ps2_kbd_key(struct ps2_kbd *k, unsigned qnum, bool down)
 {
+	uint8_t mod = mod_bit(qnum);
+
 	if (!k->scan_enabled || qnum == 0 || qnum > 0xff)
+		return;
+	k->mods = down ? k->mods | mod : k->mods & ~mod;
+	if (k->set != 3 && kbd_special(k, qnum, down))
 		return;
 	if (k->set == 1)
 		kbd_key_set1(k, qnum, down);
@@ -356,7 +417,7 @@ static bool mouse_send_packet(struct ps2_mouse *m)
 	event(&m->q, (uint8_t)(0x08 | (dx < 0) << 4 | (dy < 0) << 5 | (m->buttons & 0x07)));
 	event(&m->q, (uint8_t)dx);
 	event(&m->q, (uint8_t)dy);
-	dz = 0;
+	dz = m->dz;	/* a plain PS/2 mouse has no wheel: its motion is dropped */
 	if (m->type == 3) {
 		dz = clamp(m->dz, 127);
 		event(&m->q, (uint8_t)dz);

@@ -39,6 +39,7 @@ struct ps2_kbd {
 	bool need_high_bit;	/* translating: an 0xf0 break prefix was swallowed */
 	unsigned set;		/* scancode set 1, 2 or 3 */
 	uint8_t leds;
+	uint8_t mods;		/* Ctrl/Shift/Alt held: Print Screen and Pause depend on them */
 };
 
 struct ps2_mouse {

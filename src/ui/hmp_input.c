@@ -50,12 +50,10 @@ int hmp_parse_keys(const char *keys, unsigned *qnums, unsigned max, unsigned *n,
 			char *end;
 			unsigned long v;
 
-			errno = 0;
 			v = strtoul(name, &end, 0);
-			/* As QEMU: a number reaches the guest by its low byte's key, if any. */
-			qnum = end == name + len && !errno ? (int)(v & 0xff) : -1;
-			if (qnum >= 0 && !keycodes_name((unsigned)qnum))
-				qnum = 0;
+			/* As QEMU: a number reaches the guest through its key; none, nothing. */
+			qnum = end == name + len ? (v <= 0xff && keycodes_name((unsigned)v) ?
+						    (int)v : 0) : -1;
 		} else {
 			qnum = keycodes_qnum(name, len);
 		}

@@ -77,8 +77,9 @@ static int bad_value(struct qmp_error *err, const char *name, const char *val)
 
 /*
  * A KeyValue ({type: number|qcode, data}) at path to a qnum.  A number
- * reaches the guest through its QKeyCode as in QEMU (its low byte; a number
- * no key has is dropped): *qnum 0 then, which the devices ignore.
+ * reaches the guest through its QKeyCode as in QEMU (qemu_input_key_number_
+ * to_qcode): one no key has, or past 0xff, is accepted and dropped (*qnum 0,
+ * which the devices ignore).
  */
 static int key_value(struct json_object *kv, const char *path, unsigned *qnum,
 		     struct qmp_error *err)
@@ -103,9 +104,9 @@ static int key_value(struct json_object *kv, const char *path, unsigned *qnum,
 		return -1;
 	json_object_object_get_ex(kv, "data", &d);
 	if (!strcmp(type, "number")) {
-		unsigned n = (unsigned)json_object_get_int64(d) & 0xff;
+		int64_t n = json_object_get_int64(d);
 
-		*qnum = keycodes_name(n) ? n : 0;
+		*qnum = n > 0 && n <= 0xff && keycodes_name((unsigned)n) ? (unsigned)n : 0;
 		return 0;
 	}
 	const char *name = json_object_get_string(d);

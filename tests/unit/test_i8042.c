@@ -240,6 +240,51 @@ static void test_keys_set2(void **state)
 	EXPECT(r, false, 0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77);
 	input_key(&r->in, 0x41, true);	/* F7: 0x83, the code past 0x7f */
 	EXPECT(r, false, 0x83);
+	/* qnum 0x54 is Print Screen to QEMU too (its qnum map), not a bare SysRq. */
+	input_key(&r->in, 0x54, true);
+	EXPECT(r, false, 0xe0, 0x12, 0xe0, 0x7c);
+	input_key(&r->in, 0x54, false);
+	EXPECT(r, false, 0xe0, 0xf0, 0x7c, 0xe0, 0xf0, 0x12);
+}
+
+/* What QEMU's keyboard sends for Print Screen and Pause under modifiers (set 2). */
+static void test_keys_modifiers(void **state)
+{
+	struct rig *r = *state;
+
+	write_ctr(r, 0x03);
+	input_key(&r->in, 0x1d, true);	/* Ctrl+Pause: Break */
+	input_key(&r->in, 0xc6, true);
+	input_key(&r->in, 0xc6, false);
+	input_key(&r->in, 0x1d, false);
+	EXPECT(r, false, 0x14, 0xe0, 0x7e, 0xe0, 0xf0, 0x7e, 0xf0, 0x14);
+	input_key(&r->in, 0x38, true);	/* Alt+Print Screen: SysRq */
+	input_key(&r->in, 0xb7, true);
+	input_key(&r->in, 0xb7, false);
+	input_key(&r->in, 0x38, false);
+	EXPECT(r, false, 0x11, 0xf0, 0x11, 0x11, 0x84, 0xf0, 0x84, 0xf0, 0x11, 0x11, 0xf0, 0x11);
+	input_key(&r->in, 0x2a, true);	/* Shift+Print Screen: no fake shift */
+	input_key(&r->in, 0xb7, true);
+	input_key(&r->in, 0xb7, false);
+	input_key(&r->in, 0x2a, false);
+	EXPECT(r, false, 0x12, 0xe0, 0x7c, 0xe0, 0xf0, 0x7c, 0xf0, 0x12);
+	/* Set 1, untranslated: Ctrl+Pause and Alt+Print Screen. */
+	outb(r, 0x60, 0xf0);
+	outb(r, 0x60, 0x01);
+	EXPECT(r, false, 0xfa, 0xfa);
+	input_key(&r->in, 0x9d, true);
+	input_key(&r->in, 0xc6, true);
+	input_key(&r->in, 0x9d, false);
+	EXPECT(r, false, 0xe0, 0x1d, 0xe0, 0x46, 0xe0, 0xc6, 0xe0, 0x9d);
+	input_key(&r->in, 0x38, true);
+	input_key(&r->in, 0xb7, true);
+	input_key(&r->in, 0xb7, false);
+	EXPECT(r, false, 0x38, 0xb8, 0x38, 0x54, 0xd4, 0xb8, 0x38);
+	/* The keyboard's reset forgets held modifiers. */
+	outb(r, 0x60, 0xff);
+	EXPECT(r, false, 0xfa, 0xaa);
+	input_key(&r->in, 0xb7, true);
+	EXPECT(r, false, 0xe0, 0x12, 0xe0, 0x7c);
 }
 
 /* The same keys with the controller translating (Linux's and SeaBIOS's default). */
@@ -259,14 +304,19 @@ static void test_keys_translated(void **state)
 	EXPECT(r, false, 0xe0, 0x2a, 0xe0, 0x37, 0xe0, 0xb7, 0xe0, 0xaa);
 	input_key(&r->in, 0xc6, true);
 	EXPECT(r, false, 0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5);
-	/* Every qnum with a set 2 code comes back as itself once translated. */
+	/* Every qnum with a set 2 code comes back as itself once translated (0x54: Print). */
 	for (unsigned q = 1; q < 0x80; q++) {
+		if (q == 0x54)
+			continue;
 		input_key(&r->in, q, true);
 		if (!(inb(r, 0x64) & I8042_STR_OBF))
 			continue;
 		uint8_t b = inb(r, 0x60);
 		if (b != q)
 			fail_msg("qnum 0x%02x came back as 0x%02x", q, b);
+		assert_false(inb(r, 0x64) & I8042_STR_OBF);
+		input_key(&r->in, q, false);
+		assert_int_equal(read_byte(r, false), q | 0x80);
 		assert_false(inb(r, 0x64) & I8042_STR_OBF);
 	}
 	/* Scancode set 1 with translation off: the qnum's bytes as they are. */
@@ -345,6 +395,20 @@ static void test_mouse_intellimouse(void **state)
 	/* A button change alone is a packet; the same state again is none. */
 	input_pointer_rel(&r->in, 0, 0, 0, 0);
 	EXPECT(r, true, 0x08, 0x00, 0x00, 0x00);
+	input_pointer_rel(&r->in, 0, 0, 0, 0);
+	assert_false(inb(r, 0x64) & I8042_STR_OBF);
+}
+
+/* A plain PS/2 mouse (no knock) has no wheel: wheel motion is one packet, then dropped. */
+static void test_mouse_plain_wheel(void **state)
+{
+	struct rig *r = *state;
+
+	write_ctr(r, 0x47);
+	aux_write(r, 0xf4);
+	EXPECT(r, true, 0xfa);
+	input_pointer_rel(&r->in, 1, 0, 3, 0);
+	EXPECT(r, true, 0x08, 0x01, 0x00);
 	input_pointer_rel(&r->in, 0, 0, 0, 0);
 	assert_false(inb(r, 0x64) & I8042_STR_OBF);
 }
@@ -468,9 +532,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keyboard_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_set2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keys_modifiers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_translated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keyboard_queue_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mouse_intellimouse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mouse_plain_wheel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mouse_explorer_and_remote, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_irq_enables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_registration, setup, teardown),

@@ -142,7 +142,7 @@ static void test_parse_keys(void **state)
 	parse_ok("shift-a", (unsigned[]){ 0x2a, 0x1e }, 2);
 	parse_ok("<", (unsigned[]){ 0x56 }, 1);
 	parse_ok("0x1e", (unsigned[]){ 0x1e }, 1);
-	parse_ok("0x11e", (unsigned[]){ 0x1e }, 1);	/* QEMU keeps the low byte */
+	parse_ok("0x11e", (unsigned[]){ 0 }, 1);	/* past QEMU's qnum map: nothing */
 	parse_ok("0x1ff", (unsigned[]){ 0 }, 1);	/* accepted, no key: nothing sent */
 	parse_ok("ctrl-0x38-kp_1", (unsigned[]){ 0x1d, 0x38, 0x4f }, 3);
 	parse_bad("foo", "foo");
@@ -313,6 +313,10 @@ static void test_qmp_send_key(void **state)
 	assert_string_equal(fake.log, "+1e -1e ");
 	qmp_ok(SK("[]"));
 	qmp_ok(SK("[{\"type\":\"number\",\"data\":-1}]"));
+	/* Past QEMU's qnum map, or no key: accepted, and nothing reaches the guest. */
+	fake.log[0] = 0;
+	qmp_ok(SK("[{\"type\":\"number\",\"data\":286}]"));
+	assert_string_equal(fake.log, "+00 -00 ");
 	qmp_error(SK("[{\"type\":\"qcode\",\"data\":\"foo\"}]"), "GenericError",
 		  "Parameter 'data' does not accept value 'foo'");
 	qmp_error(SK("[{\"type\":\"bad\",\"data\":30}]"), "GenericError",

@@ -4,15 +4,18 @@
 #include "core/keycodes.h"
 
 /*
- * QKeyCode in its QAPI order (qapi/ui.json), each with the qnum QEMU 7.2's
- * keycodemapdb gives it (0: QEMU has no qnum for it, so it sends nothing).
+ * QKeyCode in its QAPI order (qapi/ui.json) as QEMU 7.2 has it (f13-f24
+ * came later), each with the qnum QEMU 7.2's keycodemapdb gives it; checked
+ * against QEMU's own qnum -> QKeyCode map (sendkey 0x01-0xff under -trace
+ * ps2_keyboard_event): every qnum here maps back to its name, "sysrq" aside,
+ * which QEMU turns into "print".
  */
 static const struct {
 	const char *name;
 	unsigned short qnum;
 } keys[] = {
 	{ "unmapped", 0x00 }, { "shift", 0x2a }, { "shift_r", 0x36 }, { "alt", 0x38 },
-	{ "alt_r", 0xb8 }, { "ctrl", 0x1d }, { "ctrl_r", 0x9d }, { "menu", 0xdd },
+	{ "alt_r", 0xb8 }, { "ctrl", 0x1d }, { "ctrl_r", 0x9d }, { "menu", 0x9e },
 	{ "esc", 0x01 }, { "1", 0x02 }, { "2", 0x03 }, { "3", 0x04 }, { "4", 0x05 },
 	{ "5", 0x06 }, { "6", 0x07 }, { "7", 0x08 }, { "8", 0x09 }, { "9", 0x0a },
 	{ "0", 0x0b }, { "minus", 0x0c }, { "equal", 0x0d }, { "backspace", 0x0e },
@@ -48,10 +51,7 @@ static const struct {
 	{ "mediaselect", 0xed }, { "mail", 0xec }, { "calculator", 0xa1 },
 	{ "computer", 0xeb }, { "ac_home", 0xb2 }, { "ac_back", 0xea },
 	{ "ac_forward", 0xe9 }, { "ac_refresh", 0xe7 }, { "ac_bookmarks", 0xe6 },
-	{ "lang1", 0x72 }, { "lang2", 0x71 }, { "f13", 0x5d }, { "f14", 0x5e },
-	{ "f15", 0x5f }, { "f16", 0x55 }, { "f17", 0x83 }, { "f18", 0xf7 },
-	{ "f19", 0x84 }, { "f20", 0x5a }, { "f21", 0x74 }, { "f22", 0xfb },
-	{ "f23", 0x5c }, { "f24", 0x76 },
+	{ "lang1", 0x72 }, { "lang2", 0x71 },
 };
 
 static int find(const char *name, size_t len)

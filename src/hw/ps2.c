@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "core/input.h"
+#include "core/keycodes.h"
 #include "hw/ps2.h"
 
 #define PS2_ACK 0xfa
@@ -347,11 +348,26 @@ static void kbd_key_set2(struct ps2_kbd *k, unsigned qnum, bool down)
 	kbd_put_all(k, b, n);
 }
 
+/*
+ * Keys QEMU's keyboard has no AT scancode for (its qcode_to_atset tables):
+ * menu, again, props, undo, front, copy, open, paste, find, cut, lf, help,
+ * lang1, lang2.  It drops them, and so does this one.
+ */
+static bool no_at_code(unsigned qnum)
+{
+	static const uint8_t none[] = { 0x9e, 0x85, 0x86, 0x87, 0x8c, 0xf8, 0x64, 0x65, 0xc1,
+					0xbc, 0x5b, 0xf5, 0x72, 0x71 };
+
+	return memchr(none, (int)qnum, sizeof(none)) != NULL;
+}
+
 void ps2_kbd_key(struct ps2_kbd *k, unsigned qnum, bool down)
 {
 	uint8_t mod = mod_bit(qnum);
 
-	if (!k->scan_enabled || qnum == 0 || qnum > 0xff)
+	/* A qnum reaches a key as in QEMU, through its QKeyCode: none, nothing. */
+	if (!k->scan_enabled || qnum == 0 || qnum > 0xff || !keycodes_name(qnum) ||
+	    no_at_code(qnum))
 		return;
 	k->mods = down ? k->mods | mod : k->mods & ~mod;
 	if (k->set != 3 && kbd_special(k, qnum, down))

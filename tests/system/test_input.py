@@ -73,6 +73,7 @@ HMP_LINES = [
     "info mice", "sendkey ctrl-alt-delete", "sendkey 0x1e", "sendkey a 50", "sendkey foo",
     "sendkey a-", "sendkey -a", "sendkey 0xzz", "sendkey 0x1ff", "sendkey", "sendkey a b",
     "sendkey a -5", "sendkey kp_1-shift-ctrl-alt-meta_l-a-b-c-d-e-f", "sendkey <",
+    "sendkey f13", "sendkey lang1-menu-sysrq", "sendkey 0x100", "sendkey a 4294967296",
     "mouse_move 1 2", "mouse_move 1 2 3", "mouse_move a b", "mouse_move 1", "mouse_button 1",
     "mouse_button x", "mouse_button", "help sendkey", "help mouse_move", "help mouse_button",
 ]
@@ -92,6 +93,8 @@ QMP_CMDS = [
     ("send-key", {"keys": [{"type": "number", "data": 30}], "hold-time": 50}),
     ("send-key", {"keys": []}),
     ("send-key", {"keys": [{"type": "qcode", "data": "foo"}]}),
+    ("send-key", {"keys": [{"type": "qcode", "data": "f13"}]}),
+    ("send-key", {"keys": [{"type": "number", "data": 286}]}),
     ("send-key", {"keys": [{"type": "bad", "data": 30}]}),
     ("send-key", {"keys": [{"type": "number", "data": "x"}]}),
     ("send-key", {"keys": [{"type": "number", "data": -1}]}),

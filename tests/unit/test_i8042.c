@@ -7,10 +7,12 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "core/input.h"
+#include "core/keycodes.h"
 #include "hw/i8042.h"
 #include "fake.h"
 
@@ -245,6 +247,51 @@ static void test_keys_set2(void **state)
 	EXPECT(r, false, 0xe0, 0x12, 0xe0, 0x7c);
 	input_key(&r->in, 0x54, false);
 	EXPECT(r, false, 0xe0, 0xf0, 0x7c, 0xe0, 0xf0, 0x12);
+}
+
+/*
+ * Key names through the keyboard in set 2, against QEMU 7.2's bytes for the
+ * same "sendkey NAME" (recorded with -trace ps2_put_keycode; an empty row:
+ * QEMU's keyboard has no code for the key and sends nothing).
+ */
+static void test_keys_as_qemu(void **state)
+{
+	static const struct {
+		const char *name, *bytes;
+	} keys[] = {
+		{ "alt_r", "e0 11 e0 f0 11" }, { "menu", "" }, { "f7", "83 f0 83" },
+		{ "num_lock", "77 f0 77" }, { "scroll_lock", "7e f0 7e" },
+		{ "kp_divide", "e0 4a e0 f0 4a" }, { "kp_multiply", "7c f0 7c" },
+		{ "kp_enter", "e0 5a e0 f0 5a" }, { "less", "61 f0 61" }, { "f11", "78 f0 78" },
+		{ "home", "e0 6c e0 f0 6c" }, { "delete", "e0 71 e0 f0 71" },
+		{ "stop", "e0 28 e0 f0 28" }, { "help", "" }, { "meta_l", "e0 1f e0 f0 1f" },
+		{ "meta_r", "e0 27 e0 f0 27" }, { "compose", "e0 2f e0 f0 2f" },
+		{ "ro", "51 f0 51" }, { "hiragana", "62 f0 62" }, { "henkan", "64 f0 64" },
+		{ "yen", "6a f0 6a" }, { "muhenkan", "67 f0 67" },
+		{ "katakanahiragana", "13 f0 13" }, { "kp_comma", "6d f0 6d" },
+		{ "kp_equals", "0f f0 0f" }, { "power", "e0 37 e0 f0 37" },
+		{ "sleep", "e0 3f e0 f0 3f" }, { "wake", "e0 5e e0 f0 5e" },
+		{ "audionext", "e0 4d e0 f0 4d" }, { "volumeup", "e0 32 e0 f0 32" },
+		{ "mail", "e0 48 e0 f0 48" }, { "ac_home", "e0 3a e0 f0 3a" },
+		{ "ac_bookmarks", "e0 18 e0 f0 18" }, { "lang1", "" },
+		{ "sysrq", "e0 12 e0 7c e0 f0 7c e0 f0 12" },	/* QEMU makes it "print" */
+	};
+	struct rig *r = *state;
+
+	write_ctr(r, 0x03);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		int q = keycodes_qnum(keys[i].name, strlen(keys[i].name));
+		char got[64] = "";
+
+		assert_true(q > 0);
+		input_key(&r->in, (unsigned)q, true);
+		input_key(&r->in, (unsigned)q, false);
+		while (inb(r, 0x64) & I8042_STR_OBF)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%02x",
+				 got[0] ? " " : "", inb(r, 0x60));
+		if (strcmp(got, keys[i].bytes))
+			fail_msg("%s: '%s', QEMU sends '%s'", keys[i].name, got, keys[i].bytes);
+	}
 }
 
 /* What QEMU's keyboard sends for Print Screen and Pause under modifiers (set 2). */
@@ -532,6 +579,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keyboard_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_set2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keys_as_qemu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_modifiers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_translated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keyboard_queue_bounded, setup, teardown),

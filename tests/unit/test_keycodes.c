@@ -101,6 +101,8 @@ static void test_key_names(void **state)
 	assert_int_equal(qnum("kp_enter"), 0x9c);
 	assert_int_equal(qnum("f12"), 0x58);
 	assert_int_equal(qnum("meta_l"), 0xdb);
+	assert_int_equal(qnum("menu"), 0x9e);
+	assert_int_equal(qnum("f13"), -1);	/* QEMU 7.2 has no F13-F24 */
 	assert_int_equal(qnum("pause"), 0xc6);
 	assert_int_equal(qnum("print"), 0xb7);
 	assert_int_equal(qnum("unmapped"), 0);

@@ -13,6 +13,12 @@
 #define PS2_MOUSE_STATUS_REMOTE 0x40
 #define PS2_MOUSE_STATUS_ENABLED 0x20
 #define PS2_MOUSE_STATUS_SCALE21 0x10
+/*
+ * The most one packet moves: the 9-bit range the protocol has.  QEMU 7.2
+ * sends at most 127 a packet ("XXX: increase range to 8 bits ?"); with 127
+ * here the packets would be byte for byte QEMU's.
+ */
+#define PS2_MOUSE_MAX_DELTA 255
 
 /*
  * The 8042's set 2 -> set 1 translation (IBM PC/AT technical reference),
@@ -418,15 +424,15 @@ static int clamp(int v, int lim)
 /*
  * One movement packet: byte 0 holds the buttons, bit 3 (always 1) and the
  * X/Y sign bits (4, 5); bytes 1 and 2 the low 8 bits of the 9-bit deltas,
- * which this packet carries up to +-255 of, leaving the rest for the next
- * (so the overflow bits 6 and 7 are never needed).  The IntelliMouse adds the
+ * which this packet carries up to +-PS2_MOUSE_MAX_DELTA of, leaving the rest
+ * for the next (so the overflow bits 6 and 7 are never needed).  The IntelliMouse adds the
  * wheel as a byte, the Explorer as 4 bits with buttons 4 and 5.  PS/2 Y runs
  * up, the screen's down.  False when the queue has no room for it.
  */
 static bool mouse_send_packet(struct ps2_mouse *m)
 {
 	unsigned need = m->type ? 4 : 3;
-	int dx = clamp(m->dx, 255), dy = clamp(m->dy, 255), dz;
+	int dx = clamp(m->dx, PS2_MOUSE_MAX_DELTA), dy = clamp(m->dy, PS2_MOUSE_MAX_DELTA), dz;
 
 	if (ev_room(&m->q) < need)
 		return false;
@@ -587,12 +593,13 @@ void ps2_mouse_event(struct ps2_mouse *m, int dx, int dy, int dz, unsigned butto
 	m->dx = add_clamped(m->dx, dx);
 	m->dy = add_clamped(m->dy, -dy);
 	m->dz = add_clamped(m->dz, dz);
-	if (!dx && !dy && !dz && b == m->buttons)
-		return;
 	m->buttons = b;
 	if (m->status & PS2_MOUSE_STATUS_REMOTE)
 		return;		/* remote mode: the guest polls (0xeb) */
-	/* Stream mode: as many packets as the motion needs, while the queue has room. */
+	/*
+	 * Stream mode: as many packets as the motion needs, while the queue has
+	 * room; at least one per event, even a still one (QEMU's sync does that).
+	 */
 	while (mouse_send_packet(m))
 		if (!m->dx && !m->dy && !m->dz)
 			break;

@@ -157,6 +157,9 @@ int hmp_mouse_move(const struct control *ctl, int argc, char **argv, FILE *out)
 	if (!ctl->input || !running(ctl))
 		return 0;
 	input_pointer_rel(ctl->input, dx, dy, dz, held_buttons(ctl->input));
+	/* QEMU releases the wheel "button" in a second event: a second, still packet. */
+	if (dz)
+		input_pointer_rel(ctl->input, 0, 0, 0, held_buttons(ctl->input));
 	return 0;
 }
 

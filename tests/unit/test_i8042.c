@@ -439,11 +439,11 @@ static void test_mouse_intellimouse(void **state)
 	/* Left 300: split into -255 and -45, sign bit set, buttons held. */
 	input_pointer_rel(&r->in, -300, 0, 0, INPUT_BTN_LEFT | INPUT_BTN_RIGHT);
 	EXPECT(r, true, 0x1b, 0x01, 0x00, 0x00, 0x1b, 0xd3, 0x00, 0x00);
-	/* A button change alone is a packet; the same state again is none. */
+	/* A button change alone is a packet; so is a still event (QEMU's sync sends one). */
 	input_pointer_rel(&r->in, 0, 0, 0, 0);
 	EXPECT(r, true, 0x08, 0x00, 0x00, 0x00);
 	input_pointer_rel(&r->in, 0, 0, 0, 0);
-	assert_false(inb(r, 0x64) & I8042_STR_OBF);
+	EXPECT(r, true, 0x08, 0x00, 0x00, 0x00);
 }
 
 /* A plain PS/2 mouse (no knock) has no wheel: wheel motion is one packet, then dropped. */
@@ -457,7 +457,7 @@ static void test_mouse_plain_wheel(void **state)
 	input_pointer_rel(&r->in, 1, 0, 3, 0);
 	EXPECT(r, true, 0x08, 0x01, 0x00);
 	input_pointer_rel(&r->in, 0, 0, 0, 0);
-	assert_false(inb(r, 0x64) & I8042_STR_OBF);
+	EXPECT(r, true, 0x08, 0x00, 0x00);	/* the wheel left nothing behind */
 }
 
 static void test_mouse_explorer_and_remote(void **state)

@@ -191,6 +191,8 @@ void ps2_kbd_write(struct ps2_kbd *k, uint8_t val)
 {
 	int cmd = k->write_cmd;
 
+	/* Replies the guest never read are dropped by its next command (QEMU's cqueue). */
+	k->q.reply_count = 0;
 	k->write_cmd = -1;
 	switch (cmd) {
 	case KBD_CMD_SCANCODE:

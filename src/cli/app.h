@@ -11,6 +11,7 @@
 #include "cli/app_net.h"
 #include "chardev/chardev.h"
 #include "core/display.h"
+#include "core/input.h"
 #include "ui/console.h"
 #include "ui/control.h"
 #include "ui/monitor.h"
@@ -39,6 +40,14 @@ struct app_io_errors {
 	unsigned resume_gen;
 	bool abort;
 	bool closing;		/* the VM is being torn down: no thread may wait any more */
+};
+
+/* Keys a sendkey holds down until its timer fires (cli/app_input.c). */
+#define APP_KEYS_MAX 64
+struct app_keys {
+	int timer_fd;
+	unsigned held[APP_KEYS_MAX];
+	unsigned nr_held;
 };
 
 struct app {
@@ -77,8 +86,15 @@ struct app {
 	struct app_nbd *nbd;		/* QMP nbd-server-start's server, NULL until then */
 	struct app_io_errors io_errors;	/* werror=/rerror= reports from the I/O threads */
 	struct gdb_kvm *gdb;		/* -gdb/-s/HMP gdbserver's stub, NULL for none */
+	struct input input;		/* keys and pointer from VNC and the monitors */
+	bool input_ready;
+	struct app_keys keys;
 };
 
+/* app_input.c: input routing (init before the VM, start once the loop exists). */
+int app_input_init(struct app *app);
+int app_input_start(struct app *app);
+void app_input_close(struct app *app);
 /* app_control.c: the monitors' view of the machine, and QMP events. */
 void app_control_init(struct app *app);
 /* app_gdb.c: (re)opens the gdbstub on dev (NULL/"none": closes it); -1 with err. */

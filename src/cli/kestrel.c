@@ -497,6 +497,7 @@ static void teardown(struct app *app)
 		chardev_close(&app->chardevs[i]);
 	if (app->net_opened)
 		app_net_close(&app->net, &app->cfg);	/* runs the downscripts */
+	app_input_close(app);	/* after the monitors: nothing sends keys any more */
 	if (app->loop)
 		loop_destroy(app->loop);
 	if (app->signal_fd >= 0)
@@ -518,7 +519,7 @@ static void teardown(struct app *app)
 
 int main(int argc, char **argv)
 {
-	struct app app = { .signal_fd = -1, .ready_fd = -1, .host = { .fd = -1 },
+	struct app app = { .signal_fd = -1, .ready_fd = -1, .host = { .fd = -1 }, .keys = { .timer_fd = -1 },
 			    .balloon_timer_fd = -1 };
 	int status = 1;
 
@@ -545,6 +546,8 @@ int main(int argc, char **argv)
 		return status;
 	}
 	app_control_init(&app);
+	if (app_input_init(&app) < 0)
+		goto out;
 	app.state = app.cfg.start_paused ? RUN_STATE_PRELAUNCH : RUN_STATE_RUNNING;
 	/* Machine none boots nothing: no kernel or firmware file to check. */
 	if ((app.cfg.machine != MACHINE_NONE && vm_preflight(&app.cfg) < 0) ||
@@ -558,7 +561,7 @@ int main(int argc, char **argv)
 		app.pidfile_written = true;
 	}
 	app.loop = loop_create();
-	if (!app.loop || setup_signals(&app) < 0) {
+	if (!app.loop || setup_signals(&app) < 0 || app_input_start(&app) < 0) {
 		log_error("cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}

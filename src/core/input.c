@@ -7,6 +7,7 @@
 int input_init(struct input *in)
 {
 	memset(in, 0, sizeof(*in));
+	in->next_index = 1;	/* QEMU's handler ids start at 1 */
 	return -pthread_mutex_init(&in->lock, NULL);
 }
 
@@ -42,6 +43,14 @@ void input_unregister(struct input *in, void *dev)
 		in->nr--;
 		i--;
 	}
+	/*
+	 * Ids after the last handler left are free again, so a VM rebuilt by a
+	 * reset registers its devices under the same ids (QEMU never re-registers).
+	 */
+	in->next_index = 1;
+	for (i = 0; i < in->nr; i++)
+		if (in->handlers[i].index >= in->next_index)
+			in->next_index = in->handlers[i].index + 1;
 	pthread_mutex_unlock(&in->lock);
 }
 
@@ -121,4 +130,26 @@ void input_pointer_rel(struct input *in, int dx, int dy, int dz, unsigned button
 	if (m)
 		m->ops->rel(m->dev, dx, dy, dz, buttons);
 	pthread_mutex_unlock(&in->lock);
+}
+
+unsigned input_mice(struct input *in, struct input_mouse_info *out, unsigned max)
+{
+	const struct input_handler *cur;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&in->lock);
+	cur = current_mouse(in);
+	if (cur && n < max)
+		out[n++] = (struct input_mouse_info){ cur->name, cur->index, true,
+						      cur->kinds & INPUT_MOUSE_ABS };
+	for (unsigned i = 0; i < in->nr && n < max; i++) {
+		const struct input_handler *h = &in->handlers[i];
+
+		if (h == cur || !(h->kinds & (INPUT_MOUSE_REL | INPUT_MOUSE_ABS)))
+			continue;
+		out[n++] = (struct input_mouse_info){ h->name, h->index, false,
+						      h->kinds & INPUT_MOUSE_ABS };
+	}
+	pthread_mutex_unlock(&in->lock);
+	return n;
 }

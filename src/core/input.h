@@ -59,6 +59,7 @@ struct input {
 	int next_index;
 	int last_x, last_y;	/* last absolute position, for relative handlers */
 	bool have_last;
+	unsigned buttons;	/* held, for senders that send changes (the monitors) */
 };
 
 int input_init(struct input *in);
@@ -72,6 +73,15 @@ void input_unregister(struct input *in, void *dev);
 void input_key(struct input *in, unsigned qnum, bool down);
 void input_pointer(struct input *in, int x, int y, int w, int h, int dz, unsigned buttons);
 void input_pointer_rel(struct input *in, int dx, int dy, int dz, unsigned buttons);
+
+/* One pointer handler for info mice / query-mice (QEMU's MouseInfo). */
+struct input_mouse_info {
+	const char *name;
+	int index;
+	bool current, absolute;
+};
+/* The pointer handlers, the current one first, then by registration; how many. */
+unsigned input_mice(struct input *in, struct input_mouse_info *out, unsigned max);
 
 /* The handler that pointer events reach now (NULL: none), for info mice. */
 const struct input_handler *input_current_mouse(struct input *in);

@@ -16,6 +16,8 @@
 #include "block/block.h"
 #include "block/throttle.h"
 
+struct input;
+
 /* QEMU's RunState names, as query-status and "info status" print them. */
 enum run_state {
 	RUN_STATE_RUNNING,	/* "running" */
@@ -202,6 +204,13 @@ struct control {
 			  const char *description, bool writable, char *err, size_t errlen);
 	int (*export_del)(void *opaque, const char *id, char *err, size_t errlen);
 	unsigned (*exports)(void *opaque, struct export_info *out, unsigned max);
+	/*
+	 * Input routing (HMP sendkey/mouse_*, info mice; QMP send-key,
+	 * input-send-event, query-mice); NULL: none.  send_keys presses qnums in
+	 * order and releases them in reverse hold_ms later; NULL: at once.
+	 */
+	struct input *input;
+	void (*send_keys)(void *opaque, const unsigned *qnums, unsigned n, unsigned hold_ms);
 };
 
 /*

@@ -4,6 +4,7 @@
  * "(qemu) info status" feel at home.
  */
 #include "ui/hmp.h"
+#include "ui/hmp_input.h"
 #include "ui/nbd_cmds.h"
 
 #include <inttypes.h>
@@ -431,6 +432,7 @@ static const struct info_cmd info_cmds[] = {
 	{ "chardev", "show the character devices" },
 	{ "cpus", "show infos for each CPU" },
 	{ "kvm", "show KVM information" },
+	{ "mice", "show which guest mouse is receiving events" },
 	{ "migrate", "show migration status" },
 	{ "mtree", "show memory tree" },
 	{ "name", "show the current VM name" },
@@ -470,6 +472,7 @@ static int cmd_info(const struct control *ctl, int argc, char **argv, FILE *out)
 	if (!strcmp(what, "migrate")) return info_migrate(ctl, out);
 	if (!strcmp(what, "mtree") || !strcmp(what, "qtree")) return info_describe(ctl, what, out);
 	if (!strcmp(what, "balloon")) return info_balloon(ctl, out);
+	if (!strcmp(what, "mice")) return hmp_info_mice(ctl, out);
 	if (!strcmp(what, "block")) return info_block(ctl, out);
 	if (!strcmp(what, "pci")) return info_pci(ctl, out);
 	if (!strcmp(what, "snapshots")) {
@@ -606,7 +609,6 @@ static int cmd_unavailable(const struct control *ctl, int argc, char **argv, FIL
 		{ "hostfwd_add", "no user-mode network (-netdev user) is configured" },
 		{ "hostfwd_remove", "no user-mode network (-netdev user) is configured" },
 		{ "change", "no VNC display (-vnc) is configured" },
-		{ "sendkey", "this machine has no keyboard device" },
 		{ "screendump", "this machine has no display" },
 		{ "drive_add", "this machine has no disk controllers yet" },
 		{ "device_add", "no hotpluggable device models yet" },
@@ -751,6 +753,8 @@ static const struct hmp_cmd commands[] = {
 	{ "hostfwd_remove", "[netdev_id] [tcp|udp]:[hostaddr]:hostport",
 	  "remove host-to-guest TCP or UDP redirection", cmd_unavailable },
 	{ "info", "[subcommand]", "show various information about the system state", cmd_info },
+	{ "mouse_button", "state", "change mouse button state (1=L, 2=M, 4=R)", hmp_mouse_button },
+	{ "mouse_move", "dx dy [dz]", "send mouse move events", hmp_mouse_move },
 	{ "nbd_server_add", "[-w] device [name]",
 	  "export a block device via NBD", cmd_nbd },
 	{ "nbd_server_remove", "[-f] name",
@@ -762,8 +766,9 @@ static const struct hmp_cmd commands[] = {
 	{ "quit", "", "quit the emulator", cmd_quit },
 	{ "q", "", "quit the emulator", cmd_quit },
 	{ "screendump", "filename", "save screen from head 'head' of display device", cmd_unavailable },
-	{ "sendkey", "keys [hold_ms]", "send keys to the VM (e.g. 'sendkey ctrl-alt-f1')",
-	  cmd_unavailable },
+	{ "sendkey", "keys [hold_ms]",
+	  "send keys to the VM (e.g. 'sendkey ctrl-alt-f1', default hold time=100 ms)",
+	  hmp_sendkey },
 	{ "set_link", "name on|off", "change the link status of a network adapter", cmd_set_link },
 	{ "stop", "", "stop emulation", cmd_stop },
 	{ "s", "", "stop emulation", cmd_stop },

@@ -13,6 +13,7 @@
 #include "ui/qmp_int.h"
 #include "ui/nbd_cmds.h"
 #include "ui/qmp_introspect.h"
+#include "ui/qmp_input.h"
 #include "ui/qmp_runtime.h"
 #include "vmm/config.h"
 
@@ -995,6 +996,9 @@ static const struct qmp_command qmp_commands[] = {
 	{ "add-fd", qmp_add_fd, qmp_add_fd_args },
 	{ "remove-fd", qmp_remove_fd, qmp_remove_fd_args },
 	{ "query-fdsets", qmp_query_fdsets, NULL },
+	{ "send-key", qmp_send_key, qmp_send_key_args },
+	{ "input-send-event", qmp_input_send_event, qmp_input_send_event_args },
+	{ "query-mice", qmp_query_mice, NULL },
 	{ NULL, NULL, NULL },
 };
 

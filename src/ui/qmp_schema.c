@@ -88,6 +88,9 @@ static const struct schema_command schema_commands[] = {
 	{ "add-fd", NULL, "AddfdInfo" },
 	{ "remove-fd", NULL, NULL },
 	{ "query-fdsets", NULL, "[FdsetInfo]" },
+	{ "send-key", "q_obj_send-key-arg", NULL },
+	{ "input-send-event", "q_obj_input-send-event-arg", NULL },
+	{ "query-mice", NULL, "[MouseInfo]" },
 	{ NULL, NULL, NULL },
 };
 
@@ -188,6 +191,19 @@ static const struct schema_type schema_types[] = {
 	  "type:JobType device:str len:int offset:int busy:bool paused:bool speed:int "
 	  "ready:bool" },
 	{ "JobType", SCHEMA_ENUM, "" },
+	/*
+	 * The input commands.  KeyValue and InputEvent are QAPI unions (a "type"
+	 * tag picks the "data" branch); the notation has no variants, so "data"
+	 * is described as 'any' and the command checks it as QEMU's visitor does.
+	 */
+	{ "q_obj_send-key-arg", SCHEMA_OBJECT, "keys:[KeyValue] ?hold-time:int" },
+	{ "KeyValue", SCHEMA_OBJECT, "type:KeyValueKind data:any" },
+	{ "KeyValueKind", SCHEMA_ENUM, "number qcode" },
+	{ "q_obj_input-send-event-arg", SCHEMA_OBJECT,
+	  "?device:str ?head:int events:[InputEvent]" },
+	{ "InputEvent", SCHEMA_OBJECT, "type:InputEventKind data:any" },
+	{ "InputEventKind", SCHEMA_ENUM, "key btn rel abs" },
+	{ "MouseInfo", SCHEMA_OBJECT, "name:str index:int current:bool absolute:bool" },
 	{ "AddfdInfo", SCHEMA_OBJECT, "fdset-id:int fd:int" },
 	{ "FdsetInfo", SCHEMA_OBJECT, "fdset-id:int fds:[FdsetFdInfo]" },
 	{ "FdsetFdInfo", SCHEMA_OBJECT, "fd:int ?opaque:str" },

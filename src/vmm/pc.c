@@ -222,6 +222,16 @@ static void com1_set_irq(void *opaque, bool level)
 	pc_set_isa_irq(opaque, SERIAL_COM1_IRQ, level);
 }
 
+static void i8042_set_irq(void *opaque, unsigned irq, bool level)
+{
+	pc_set_isa_irq(opaque, irq, level);
+}
+
+static void i8042_part_destroy(void *dev)
+{
+	i8042_destroy(dev);
+}
+
 static void acpi_set_sci(void *opaque, bool level)
 {
 	pc_set_isa_irq(opaque, ACPI_PM_SCI_IRQ, level);
@@ -249,7 +259,14 @@ int pc_create_devices(struct vm *vm)
 	const struct vm_config *cfg = vm->cfg;
 	struct power_sink power = { .event = pc_power_event, .opaque = vm };
 
-	i8042_init(&vm->kbc, &power);
+	if (i8042_init(&vm->kbc, &power, i8042_set_irq, vm) < 0 ||
+	    pc_add_part(vm, &vm->kbc, i8042_part_destroy) < 0)
+		return -1;
+	if (vm->backends && vm->backends->input &&
+	    i8042_attach_input(&vm->kbc, vm->backends->input) < 0) {
+		log_error("i8042: cannot register the PS/2 keyboard and mouse");
+		return -1;
+	}
 	reset_control_init(&vm->rcr, &power);
 	acpi_pm_init(&vm->pm, &power, acpi_set_sci, vm);
 	if (pc_add_part(vm, &vm->pm, acpi_pm_part_destroy) < 0)

@@ -68,6 +68,7 @@ struct vm_backends {
 	struct virtio_balloon *balloon;	/* the balloon's state, NULL without one */
 	struct blk_error_hook blk_error;	/* virtio-blk's werror=/rerror= (app) */
 	struct display *display;	/* the screen the first video card draws; NULL: none */
+	struct input *input;		/* key and pointer routing (VNC, monitor); NULL: none */
 };
 
 enum vm_stop {

@@ -86,6 +86,20 @@ def serial_stream():
     return s
 
 
+def i8042_stream():
+    """Linux's i8042 probe, atkbd and psmouse set-up (IntelliMouse knock), then keys and motion."""
+    D = lambda v: bytes([0x00, v])      # data port write
+    C = lambda v: bytes([0x40, v])      # command port write
+    R = bytes([0x80, 0]) + bytes([0xA0, 0])  # read data, then status
+    s = C(0xAA) + R + C(0x20) + R + C(0x60) + D(0x47) + C(0xA8) + C(0xA9) + R
+    s += D(0xFF) + R + R + D(0xF2) + R + R + R + D(0xED) + D(0x02) + R + R
+    for v in (0xFF, 0xF3, 200, 0xF3, 100, 0xF3, 80, 0xF2, 0xF4):
+        s += C(0xD4) + D(v) + R + R
+    s += bytes([0xC1, 0x1E, 0xC0, 0x1E, 0xC1, 0x9D, 0xC1, 0xC6, 0xE5, 0x85]) + R * 8
+    s += C(0x60) + D(0x03) + D(0xF0) + D(0x01) + bytes([0xC1, 0xB7]) + R * 6 + C(0xD1) + D(0xDF)
+    return s
+
+
 def floppy_read(write=False):
     """SeaBIOS's floppy.c: reset, four sense-interrupt polls, specify, recalibrate,
     DMA channel 2 programmed for 18 sectors at 0x10000, then READ (or WRITE) DATA.
@@ -311,6 +325,7 @@ SEEDS = {
         ("t", b"16777215T"), ("big", b"18446744073709551615"), ("hex", b"0x501"),
     ]},
     "serial": {"linux-8250": serial_stream()},
+    "i8042": {"linux-probe": i8042_stream()},
     "fdc": {"read": floppy_read(), "write": floppy_read(write=True)},
     "fw_cfg": {"dma": fw_cfg_dma()},
     "virtio_devices": virtio_devices(),

@@ -229,7 +229,6 @@ static void test_refused_commands_say_why(void **state)
 		{ "hostfwd_add tcp::2222-:22", "user-mode network" },
 		{ "hostfwd_remove tcp::2222", "user-mode network" },
 		{ "screendump /tmp/x.ppm", "no display" },
-		{ "sendkey ctrl-alt-f1", "keyboard" },
 		{ "x /4x 0", "use xp" },
 	};
 	int rc;

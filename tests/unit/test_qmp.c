@@ -1020,6 +1020,7 @@ static void test_query_commands(void **state)
 		"query-qmp-schema", "query-named-block-nodes", "query-block-jobs",
 		"query-iothreads", "migrate-set-capabilities", "qom-list",
 		"getfd", "closefd", "add-fd", "remove-fd", "query-fdsets",
+		"send-key", "input-send-event", "query-mice",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;

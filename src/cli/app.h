@@ -16,6 +16,7 @@
 #include "util/loop.h"
 #include "vmm/config.h"
 #include "vmm/kvm.h"
+#include "core/input.h"
 #include "vmm/vm.h"
 
 struct json_object;
@@ -57,6 +58,7 @@ struct app {
 	struct app_net net;		/* NICs and network back ends, kept across resets */
 	bool net_opened;
 	struct virtio_balloon balloon;	/* valid when cfg.balloon.enabled */
+	struct input input;		/* key and pointer routing to the devices (USB HID) */
 	int balloon_timer_fd;		/* BALLOON_CHANGE rate limit: a held-back event */
 	double balloon_last_event;	/* CLOCK_MONOTONIC seconds of the last one sent */
 	bool balloon_event_pending;

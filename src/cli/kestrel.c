@@ -580,6 +580,11 @@ int main(int argc, char **argv)
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
 	app.backends.blks = app.blks;
+	if (input_init(&app.input) < 0) {
+		log_error("cannot set up input routing");
+		goto out;
+	}
+	app.backends.input = &app.input;
 	pthread_mutex_init(&app.io_errors.lock, NULL);
 	pthread_cond_init(&app.io_errors.resumed, NULL);
 	app.backends.blk_error = (struct blk_error_hook){ .fn = app_blk_error, .opaque = &app };

@@ -416,6 +416,14 @@ static int info_describe(const struct control *ctl, const char *topic, FILE *out
 	return 0;
 }
 
+/* hmp_info_usb: the devices on the UHCI's ports; an error without a USB controller. */
+static int info_usb(const struct control *ctl, FILE *out)
+{
+	if (!ctl->describe || capture(ctl, out, describe_cb, "usb") < 0)
+		return herror(out, "USB support not enabled");
+	return 0;
+}
+
 struct info_cmd {
 	const char *name;
 	const char *help;
@@ -437,6 +445,7 @@ static const struct info_cmd info_cmds[] = {
 	{ "registers", "show the cpu registers (-a: all CPUs)" },
 	{ "snapshots", "show the currently saved VM snapshots" },
 	{ "status", "show the current VM status (running|paused)" },
+	{ "usb", "show guest USB devices" },
 	{ "usernet", "show user network stack connection states" },
 	{ "uuid", "show the current VM UUID" },
 	{ "version", "show the version of QEMU" },
@@ -476,6 +485,7 @@ static int cmd_info(const struct control *ctl, int argc, char **argv, FILE *out)
 	if (!strcmp(what, "blockstats")) return info_blockstats(ctl, out);
 	if (!strcmp(what, "network")) return info_network(ctl, out);
 	if (!strcmp(what, "usernet")) return info_usernet(ctl, out);
+	if (!strcmp(what, "usb")) return info_usb(ctl, out);
 	hprintf(out, "unknown info command: '%s'\n", what);	/* not QEMU's; it lists help */
 	info_help(out);
 	return -1;

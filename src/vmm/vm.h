@@ -35,6 +35,8 @@
 #include "virtio/pci.h"
 #include "core/iothread.h"
 #include "core/memory.h"
+#include "usb/hid.h"
+#include "usb/uhci.h"
 
 struct e1000;
 
@@ -65,6 +67,7 @@ struct vm_backends {
 	unsigned boots;			/* VMs built so far: -boot once= holds for the first */
 	struct virtio_balloon *balloon;	/* the balloon's state, NULL without one */
 	struct blk_error_hook blk_error;	/* virtio-blk's werror=/rerror= (app) */
+	struct input *input;		/* key and pointer routing; NULL: devices get no input */
 };
 
 enum vm_stop {
@@ -138,6 +141,10 @@ struct vm {
 	/* -fda/-fdb (pc_floppy.c): the floppy controller and the ISA DMA it needs. */
 	struct i8237 isa_dma;
 	struct fdc fdc;
+	/* USB (pc_usb.c): the PIIX3 UHCI and the HID devices on its root ports. */
+	struct uhci uhci;
+	struct usb_hid usb_hids[VM_MAX_USB_DEVICES];
+	unsigned nr_usb_hids;
 
 	/* The platform devices built, in order; pc_destroy_devices tears them down backwards. */
 	struct vm_part parts[VM_MAX_PARTS];
@@ -224,6 +231,9 @@ void pc_describe_qtree(struct vm *vm, FILE *out);
 /* pc_legacy.c: RTC/CMOS, port 0x92, POST port, debug console; chipset functions. */
 int pc_create_legacy(struct vm *vm);
 int pc_create_chipset(struct vm *vm);
+/* -usb and the USB devices (pc_usb.c); info usb's lines, false when there is no USB. */
+int pc_create_usb(struct vm *vm);
+bool pc_describe_usb(struct vm *vm, FILE *out);
 
 /* pc_floppy.c: the FDC and ISA DMA, only when -fda/-fdb or if=floppy drives exist. */
 int pc_create_floppy(struct vm *vm);

@@ -46,8 +46,15 @@ static bool f_regs(void *o, unsigned i, FILE *out)
 	return true;
 }
 
+static bool usb_present;	/* info usb: whether the fake machine has a UHCI */
+
 static bool f_describe(void *o, const char *topic, FILE *out)
 {
+	if (!strcmp(topic, "usb")) {
+		if (usb_present)
+			fprintf(out, "  Device 0.0, Port 1, Speed 12 Mb/s, Product QEMU USB Tablet\n");
+		return usb_present;
+	}
 	fprintf(out, "%s tree\n", topic);
 	return true;
 }
@@ -216,6 +223,19 @@ static void test_info_commands(void **state)
 	assert_string_equal(run("info block", &rc), "");
 	assert_string_equal(run("info version", &rc), "7.2.0 (kestrel-" KESTREL_TEST_VERSION ")\r\n");
 	assert_non_null(strstr(run("info", &rc), "info status"));
+}
+
+/* hmp_info_usb: the device lines, or QEMU's error when the machine has no USB. */
+static void test_info_usb(void **state)
+{
+	int rc;
+
+	usb_present = false;
+	assert_string_equal(run("info usb", &rc), "Error: USB support not enabled\r\n");
+	usb_present = true;
+	assert_string_equal(run("info usb", &rc),
+			    "  Device 0.0, Port 1, Speed 12 Mb/s, Product QEMU USB Tablet\r\n");
+	assert_non_null(strstr(run("info", &rc), "info usb"));
 }
 
 /* Every function of a multifunction slot gets its own block, as QEMU 7.2 prints them. */
@@ -505,6 +525,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_info_status_layout),
 		cmocka_unit_test(test_info_commands),
+		cmocka_unit_test(test_info_usb),
 		cmocka_unit_test(test_refused_commands_say_why),
 		cmocka_unit_test(test_info_pci_lists_every_function),
 		cmocka_unit_test(test_info_network),

@@ -359,6 +359,7 @@ static const char *pci_class_name(uint32_t class_code)
 	case 0x0601: return "ISA bridge";
 	case 0x0680: return "Bridge";
 	case 0x0780: return "Communication controller";
+	case 0x0c03: return "USB controller";
 	default: return NULL;
 	}
 }

@@ -136,6 +136,21 @@ int options_check_usb(struct vm_config *cfg)
 	char bus[48], msg[200];
 
 	options_usb_bus_name(cfg, bus, sizeof(bus));
+	/* Machine none has no PCI bus: no UHCI, so no USB bus (QEMU's words for each form). */
+	if (cfg->machine == MACHINE_NONE && cfg->usb.uhci) {
+		if (cfg->usb.nr && !strcmp(cfg->usb.devs[0].opt, "usbdevice")) {
+			snprintf(msg, sizeof(msg), "could not add USB device '%s'",
+				 cfg->usb.devs[0].arg);
+			return usb_err(&cfg->usb.devs[0], msg);
+		}
+		if (cfg->usb.nr) {
+			snprintf(msg, sizeof(msg), "No 'usb-bus' bus found for device '%s'",
+				 usb_hid_kind_name((enum usb_hid_kind)cfg->usb.devs[0].kind));
+			return usb_err(&cfg->usb.devs[0], msg);
+		}
+		log_error("-usb: machine 'none' has no PCI bus for the USB controller");
+		return -1;
+	}
 	for (unsigned i = 0; i < cfg->usb.nr; i++) {
 		struct usb_device_config *d = &cfg->usb.devs[i];
 		const char *name = usb_hid_kind_name((enum usb_hid_kind)d->kind);

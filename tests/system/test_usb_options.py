@@ -44,6 +44,11 @@ BAD = [
      "kestrel has no USB hub", False),
     (["-usb", "-device", "piix3-usb-uhci"], "only one USB controller is supported", False),
     (["-device", "usb-tablet,foo=1"], "foo", False),
+    # Machine none: no PCI bus, so no UHCI (QEMU ignores a bare -usb there; Kestrel refuses it).
+    (["-M", "none", "-usbdevice", "tablet"], "could not add USB device", True),
+    (["-M", "none", "-usb", "-device", "usb-kbd"],
+     "No 'usb-bus' bus found for device 'usb-kbd'", False),
+    (["-M", "none", "-usb"], "machine 'none' has no PCI bus", False),
 ]
 
 

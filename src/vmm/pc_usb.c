@@ -15,6 +15,9 @@ static void uhci_set_irq(void *opaque, unsigned line, bool level)
 	struct vm *vm = opaque;
 	struct kvm_irq_level irq = { .irq = line, .level = level };
 
+	/* Until firmware or the OS routes INTD# (INTERRUPT_LINE 0 or 0xff) there is no line. */
+	if (line == 0 || line == 2 || line >= 16)
+		return;
 	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
 		log_debug("KVM_IRQ_LINE %u: %s", line, strerror(errno));
 }

@@ -22,6 +22,9 @@ GOOD = [
     ["-device", "piix3-usb-uhci,id=uhci", "-device", "usb-tablet,bus=uhci.0,port=2"],
     ["-device", "piix3-usb-uhci,id=usb,bus=pci.0,addr=0x1.0x2",
      "-device", "usb-tablet,id=input0,bus=usb.0,port=1"],
+    # libvirt 9.0's JSON form of the same two devices.
+    ["-device", '{"driver":"piix3-usb-uhci","id":"usb","bus":"pci.0","addr":"0x1.0x2"}',
+     "-device", '{"driver":"usb-tablet","id":"input0","bus":"usb.0","port":"1"}'],
 ]
 
 # (arguments, the message after "-opt arg: ", whether QEMU 7.2 says the same)

@@ -297,6 +297,8 @@ static bool ctl_describe(void *opaque, const char *topic, FILE *out)
 		pc_describe_mtree(app->vm, out);
 	else if (strcmp(topic, "qtree") == 0)
 		pc_describe_qtree(app->vm, out);
+	else if (strcmp(topic, "usb") == 0)
+		return pc_describe_usb(app->vm, out);
 	else
 		return false;
 	return true;

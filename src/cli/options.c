@@ -725,6 +725,8 @@ static const struct option_def option_table[] = {
 	{ "mem-prealloc", false, opt_mem_prealloc, "  allocate all of RAM at start-up" },
 	{ "overcommit", true, options_overcommit, "mem-lock=on|off  lock RAM in host memory" },
 	{ "balloon", true, options_balloon, "none|virtio[,addr=]  the memory balloon device" },
+	{ "usb", false, options_usb, "  the PIIX3 USB UHCI controller (as -machine usb=on)" },
+	{ "usbdevice", true, options_usbdevice, "tablet|mouse|keyboard  a USB HID device (implies -usb)" },
 	{ "no-hpet", false, options_no_hpet, "  no HPET (kestrel's pc machine has none)" },
 	{ "smbios", true, options_smbios_refused, "  (refused: kestrel gives the firmware no SMBIOS tables)" },
 	{ "global", true, options_global,
@@ -959,6 +961,8 @@ static int finish(struct vm_config *cfg)
 		return -1;
 	}
 	if (options_check_devices(cfg) < 0)
+		return -1;
+	if (options_check_usb(cfg) < 0)
 		return -1;
 	if (cfg->machine == MACHINE_NONE && check_machine_none(cfg) < 0)
 		return -1;

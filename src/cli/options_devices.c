@@ -414,6 +414,8 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 		if (options_pci_addr(opts_get(o, "addr"), &dev.slot) < 0)
 			return err_invalid(opt, arg, "addr= must be a PCI slot 1-31 (function 0)");
 		return options_balloon_device(cfg, o, dev.slot, opt, arg);
+	} else if (options_is_usb_driver(driver)) {
+		return options_usb_device(cfg, o, driver, opt, arg);
 	} else if (!strcmp(driver, "isa-serial")) {
 		return isa_serial(cfg, o, opt, arg);
 	} else if (!strcmp(driver, "VGA")) {

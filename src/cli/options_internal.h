@@ -78,6 +78,13 @@ int options_floppy_shorthand(struct vm_config *cfg, const char *opt, const char 
 
 /* Cross-checks drives and devices once all options are read. */
 int options_check_devices(struct vm_config *cfg);
+/* options_usb.c: -usb, -usbdevice, -device piix3-usb-uhci and usb-tablet/mouse/kbd. */
+int options_usb(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+int options_usbdevice(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);
+bool options_is_usb_driver(const char *driver);
+int options_usb_device(struct vm_config *cfg, struct opts *o, const char *driver,
+		       const char *opt, const char *arg);
+int options_check_usb(struct vm_config *cfg);
 
 /* options_net.c: -net, -netdev, -nic and -device virtio-net-pci. */
 int options_net(struct vm_config *cfg, const char *opt, const char *arg, FILE *out);

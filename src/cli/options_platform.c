@@ -2,8 +2,8 @@
  * The pc machine's switches that libvirt 9.0 sets at start: -cpu models,
  * -machine usb=/vmport=/hpet=, -no-hpet, -global for the PIT and the ACPI
  * PM device, -rtc and -audiodev.  Each value Kestrel accepts either changes
- * what the guest sees (CPUID, the CMOS clock) or names the state Kestrel's
- * machine is in already (no USB controller, no VMware port, no HPET, no
+ * what the guest sees (CPUID, the CMOS clock, usb=on: the UHCI) or names the state Kestrel's
+ * machine is in already (no VMware port, no HPET, no
  * \_S3/\_S4 in the DSDT, no audio device; see kestrel(1)); any other value
  * is refused by name, in QEMU 7.2's words where QEMU has them.
  */
@@ -99,8 +99,14 @@ int options_machine_platform(struct vm_config *cfg, struct opts *o, const char *
 		return err_invalid(opt, arg, msg);
 	}
 
-	if (off_only(o, "usb", "kestrel's pc machine has no USB controller", opt, arg) < 0 ||
-	    off_only(o, "hpet", "kestrel's pc machine has no HPET", opt, arg) < 0)
+	bool usb = false;
+
+	if (!opts_get_bool(o, "usb", &usb))
+		return err_invalid(opt, arg, "Parameter 'usb' expects 'on' or 'off'");
+	/* usb=on: the PIIX3 UHCI, as -usb; off leaves out only that default one. */
+	if (usb)
+		cfg->usb.uhci = true;
+	if (off_only(o, "hpet", "kestrel's pc machine has no HPET", opt, arg) < 0)
 		return -1;
 	if (vmport && strcmp(vmport, "off")) {
 		if (strcmp(vmport, "on") && strcmp(vmport, "auto")) {

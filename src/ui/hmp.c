@@ -362,6 +362,7 @@ static const char *pci_class_name(uint32_t class_code)
 	case 0x0601: return "ISA bridge";
 	case 0x0680: return "Bridge";
 	case 0x0780: return "Communication controller";
+	case 0x0c03: return "USB controller";
 	default: return NULL;
 	}
 }
@@ -420,6 +421,14 @@ static int info_describe(const struct control *ctl, const char *topic, FILE *out
 	return 0;
 }
 
+/* hmp_info_usb: the devices on the UHCI's ports; an error without a USB controller. */
+static int info_usb(const struct control *ctl, FILE *out)
+{
+	if (!ctl->describe || capture(ctl, out, describe_cb, "usb") < 0)
+		return herror(out, "USB support not enabled");
+	return 0;
+}
+
 struct info_cmd {
 	const char *name;
 	const char *help;
@@ -442,6 +451,7 @@ static const struct info_cmd info_cmds[] = {
 	{ "registers", "show the cpu registers (-a: all CPUs)" },
 	{ "snapshots", "show the currently saved VM snapshots" },
 	{ "status", "show the current VM status (running|paused)" },
+	{ "usb", "show guest USB devices" },
 	{ "usernet", "show user network stack connection states" },
 	{ "uuid", "show the current VM UUID" },
 	{ "version", "show the version of QEMU" },
@@ -482,6 +492,7 @@ static int cmd_info(const struct control *ctl, int argc, char **argv, FILE *out)
 	if (!strcmp(what, "blockstats")) return info_blockstats(ctl, out);
 	if (!strcmp(what, "network")) return info_network(ctl, out);
 	if (!strcmp(what, "usernet")) return info_usernet(ctl, out);
+	if (!strcmp(what, "usb")) return info_usb(ctl, out);
 	hprintf(out, "unknown info command: '%s'\n", what);	/* not QEMU's; it lists help */
 	info_help(out);
 	return -1;

@@ -253,6 +253,30 @@ struct platform_config {
 	char audiodev[32];		/* -audiodev none,id=: "" when none given */
 };
 
+/*
+ * USB: the PIIX3 UHCI (-usb, -machine usb=on, -device piix3-usb-uhci,
+ * -usbdevice) and the HID devices on its two root ports.  There is no hub,
+ * so two devices at most.
+ */
+#define VM_MAX_USB_DEVICES 2
+
+struct usb_device_config {
+	int kind;			/* enum usb_hid_kind */
+	char id[32];			/* id=, "" if none */
+	char bus[40];			/* bus= as given, "" if none */
+	char port[8];			/* port= as given, "" for the first free */
+	unsigned port_nr;		/* 1-2 once options_check_usb placed it */
+	char arg[96];			/* the option as written, for errors found later */
+	const char *opt;		/* "device" or "usbdevice" */
+};
+
+struct usb_config {
+	bool uhci;			/* a UHCI exists */
+	char uhci_id[32];		/* -device piix3-usb-uhci,id=; "" if none */
+	struct usb_device_config devs[VM_MAX_USB_DEVICES];
+	unsigned nr;
+};
+
 struct vm_config {
 	enum machine_kind machine;
 	struct accel_config accel;
@@ -304,6 +328,7 @@ struct vm_config {
 	struct rtc_config rtc;
 	struct cpu_config cpu;
 	struct platform_config platform;
+	struct usb_config usb;
 };
 
 #define FIRMWARE_DEFAULT_BIOS "/usr/share/seabios/bios-256k.bin"

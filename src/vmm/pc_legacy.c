@@ -155,12 +155,12 @@ static int create_ide(struct vm *vm)
 }
 
 /*
- * 00:01.0 PIIX3 ISA bridge (and 00:01.1 IDE) as on QEMU's pc machine; only
- * for firmware boot or IDE drives, so direct -kernel guests keep their PCI layout.
+ * 00:01.0 PIIX3 ISA bridge (and 00:01.1 IDE, 00:01.2 UHCI with -usb) as on
+ * QEMU's pc machine; only for firmware boot, IDE drives or USB, so direct -kernel guests keep their PCI layout.
  */
 int pc_create_chipset(struct vm *vm)
 {
-	if (!vm_config_firmware_boot(vm->cfg) && !wants_ide(vm->cfg))
+	if (!vm_config_firmware_boot(vm->cfg) && !wants_ide(vm->cfg) && !vm->cfg->usb.uhci)
 		return 0;
 	if (piix_init(&vm->piix, &vm->pci) < 0) {
 		log_error("PIIX3: PCI slot %d is taken", PIIX_SLOT);
@@ -168,5 +168,7 @@ int pc_create_chipset(struct vm *vm)
 	}
 	if (pc_add_part(vm, &vm->piix, NULL) < 0)
 		return -1;
-	return create_ide(vm);
+	if (create_ide(vm) < 0)
+		return -1;
+	return pc_create_usb(vm);
 }

@@ -35,6 +35,8 @@
 #include "virtio/pci.h"
 #include "core/iothread.h"
 #include "core/memory.h"
+#include "usb/hid.h"
+#include "usb/uhci.h"
 
 struct e1000;
 struct pc_vga;
@@ -145,6 +147,10 @@ struct vm {
 	/* Video cards (pc_vga.c), each with its VRAM slot (VM_VGA_SLOT + index). */
 	struct pc_vga *vgas[VM_MAX_VGAS];
 	unsigned nr_vgas;
+	/* USB (pc_usb.c): the PIIX3 UHCI and the HID devices on its root ports. */
+	struct uhci uhci;
+	struct usb_hid usb_hids[VM_MAX_USB_DEVICES];
+	unsigned nr_usb_hids;
 
 	/* The platform devices built, in order; pc_destroy_devices tears them down backwards. */
 	struct vm_part parts[VM_MAX_PARTS];
@@ -231,6 +237,9 @@ void pc_describe_qtree(struct vm *vm, FILE *out);
 /* pc_legacy.c: RTC/CMOS, port 0x92, POST port, debug console; chipset functions. */
 int pc_create_legacy(struct vm *vm);
 int pc_create_chipset(struct vm *vm);
+/* -usb and the USB devices (pc_usb.c); info usb's lines, false when there is no USB. */
+int pc_create_usb(struct vm *vm);
+bool pc_describe_usb(struct vm *vm, FILE *out);
 
 /* pc_vga.c: a video card, cfg's -vga card when dev is NULL, else a -device VGA/bochs-display. */
 int pc_create_vga(struct vm *vm, const struct device_config *dev);

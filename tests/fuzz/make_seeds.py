@@ -305,6 +305,45 @@ def vga_programs():
     lfb += b"".join(rec(0x97, i * 4096, 0xffffff) for i in range(32))
     return {"text": text + refresh + refresh, "planar": planar + refresh,
             "vbe": lfb + refresh + vbe(5, 3) + rec(0x14, 0x100, 0xff) + refresh}
+def uhci_schedule(get_desc=True):
+    """16 KiB of guest RAM for fuzz_uhci: every frame points at a QH at 0x1000
+    holding a control transfer (SETUP GET_DESCRIPTOR, two INs, OUT status) and
+    a second QH with an interrupt IN TD to the tablet; then a program that
+    moves the pointer, presses a key and runs frames."""
+    ram = bytearray(16 << 10)
+
+    def put32(off, v):
+        struct.pack_into("<I", ram, off, v)
+
+    def token(pid, addr, ep, n):
+        return pid | addr << 8 | ep << 15 | ((n - 1) & 0x7FF) << 21
+
+    for i in range(1024):
+        put32(4 * i, 0x1000 | 2)
+    put32(0x1000, 0x1010 | 2)           # QH 1 -> QH 2
+    put32(0x1004, 0x1100)               # element: the control TDs
+    put32(0x1010, 1)
+    put32(0x1014, 0x1200)               # element: the interrupt TD
+    active = 1 << 23 | 3 << 27
+    setup = bytes([0x80, 6, 0, 1, 0, 0, 18, 0]) if get_desc else bytes([0, 5, 3, 0, 0, 0, 0, 0])
+    ram[0x2000:0x2008] = setup
+    tds = [(0x2D, 8, 0x2000), (0x69, 8, 0x2100), (0x69, 8, 0x2200), (0xE1, 0, 0x2300)]
+    for i, (pid, n, buf) in enumerate(tds):
+        off = 0x1100 + 16 * i
+        last = i == len(tds) - 1
+        put32(off, 1 if last else (off + 16) | 4)
+        put32(off + 4, active | (1 << 24 if last else 0))
+        put32(off + 8, token(pid, 0, 0, n))
+        put32(off + 12, buf)
+    put32(0x1200, 1)
+    put32(0x1204, active | 1 << 29)
+    put32(0x1208, token(0x69, 0, 1, 8))
+    put32(0x120C, 0x2400)
+    prog = struct.pack("<HH", 2 | 7 << 2, 0)            # 8 frames
+    prog += struct.pack("<HH", 1 | 100 << 2, 0x1234 | 0x100)  # pointer + key down
+    prog += struct.pack("<HH", 2 | 3 << 2, 0)
+    prog += struct.pack("<HH", 0 | 2 << 2 | 1 << 7, 0x0004)  # USBSTS: clear USBINT
+    return bytes(ram) + prog
 
 
 SEEDS = {
@@ -450,6 +489,8 @@ SEEDS = {
         ("write", b"$X8000,4:}\x03}]*\x21#00$M8004,4:0*\x220#00$P10=0010000000000000#00"
                   b"$G" + b"0" * 1216 + b"#00$c8000#00$s#00\x03$k#6b"),
     ]},
+    # Guest RAM holding a UHCI schedule, then register writes, input and frames.
+    "uhci": {"get_descriptor": uhci_schedule(), "set_address": uhci_schedule(False)},
     "hmp": {n: v for n, v in [
         ("info", b"info status\rinfo name\rinfo uuid\rinfo cpus\rinfo chardev\r"
                  b"info registers -a\rinfo mtree\rinfo qtree\rinfo version\r"),

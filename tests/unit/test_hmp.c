@@ -46,8 +46,15 @@ static bool f_regs(void *o, unsigned i, FILE *out)
 	return true;
 }
 
+static bool usb_present;	/* info usb: whether the fake machine has a UHCI */
+
 static bool f_describe(void *o, const char *topic, FILE *out)
 {
+	if (!strcmp(topic, "usb")) {
+		if (usb_present)
+			fprintf(out, "  Device 0.0, Port 1, Speed 12 Mb/s, Product QEMU USB Tablet\n");
+		return usb_present;
+	}
 	fprintf(out, "%s tree\n", topic);
 	return true;
 }
@@ -72,11 +79,11 @@ static int f_reset(void *o, char *e, size_t n) { ((struct fake_vm *)o)->resets++
 static int f_pd(void *o, char *e, size_t n) { ((struct fake_vm *)o)->powerdowns++; return 0; }
 static void f_quit(void *o) { ((struct fake_vm *)o)->quits++; }
 
-/* The pc chipset as SeaBIOS leaves it: host bridge, PIIX3 ISA bridge and IDE function. */
+/* The pc chipset as SeaBIOS leaves it: host bridge, PIIX3 ISA bridge, IDE and UHCI functions. */
 static unsigned f_pci(void *o, struct pci_info *out, unsigned max)
 {
-	if (max < 3)
-		return 3;
+	if (max < 4)
+		return 4;
 	out[0] = (struct pci_info){ .slot = 0, .vendor = 0x8086, .device = 0x1237,
 				    .subsys_vendor = 0x1af4, .subsys = 0x1100,
 				    .class_code = 0x060000 };
@@ -89,7 +96,14 @@ static unsigned f_pci(void *o, struct pci_info *out, unsigned max)
 	out[2].bars[4].addr = 0xc040;
 	out[2].bars[4].size = 16;
 	out[2].bars[4].io = true;
-	return 3;
+	/* -usb: the UHCI, function 2 (QEMU names class 0x0c03 "USB controller"). */
+	out[3] = (struct pci_info){ .slot = 1, .function = 2, .vendor = 0x8086, .device = 0x7020,
+				    .subsys_vendor = 0x1af4, .subsys = 0x1100,
+				    .class_code = 0x0c0300, .irq = 11, .pin = 4 };
+	out[3].bars[4].addr = 0xc000;
+	out[3].bars[4].size = 32;
+	out[3].bars[4].io = true;
+	return 4;
 }
 
 static unsigned f_blocks(void *o, struct drive_info *out, unsigned max)
@@ -218,6 +232,19 @@ static void test_info_commands(void **state)
 	assert_non_null(strstr(run("info", &rc), "info status"));
 }
 
+/* hmp_info_usb: the device lines, or QEMU's error when the machine has no USB. */
+static void test_info_usb(void **state)
+{
+	int rc;
+
+	usb_present = false;
+	assert_string_equal(run("info usb", &rc), "Error: USB support not enabled\r\n");
+	usb_present = true;
+	assert_string_equal(run("info usb", &rc),
+			    "  Device 0.0, Port 1, Speed 12 Mb/s, Product QEMU USB Tablet\r\n");
+	assert_non_null(strstr(run("info", &rc), "info usb"));
+}
+
 /* Every function of a multifunction slot gets its own block, as QEMU 7.2 prints them. */
 /* What Kestrel cannot do is refused with its reason, never a silent success (issue #26). */
 static void test_refused_commands_say_why(void **state)
@@ -262,6 +289,12 @@ static void test_info_pci_lists_every_function(void **state)
 		"    IDE controller: PCI device 8086:7010\r\n"
 		"      PCI subsystem 1af4:1100\r\n"
 		"      BAR4: I/O at 0xc040 [0xc04f].\r\n"
+		"      id \"\"\r\n"
+		"  Bus  0, device   1, function 2:\r\n"
+		"    USB controller: PCI device 8086:7020\r\n"
+		"      PCI subsystem 1af4:1100\r\n"
+		"      IRQ 11, pin D\r\n"
+		"      BAR4: I/O at 0xc000 [0xc01f].\r\n"
 		"      id \"\"\r\n");
 	assert_int_equal(rc, 0);
 }
@@ -504,6 +537,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_info_status_layout),
 		cmocka_unit_test(test_info_commands),
+		cmocka_unit_test(test_info_usb),
 		cmocka_unit_test(test_refused_commands_say_why),
 		cmocka_unit_test(test_info_pci_lists_every_function),
 		cmocka_unit_test(test_info_network),

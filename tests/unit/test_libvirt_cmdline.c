@@ -138,8 +138,12 @@ static void test_machine_switches(void **state)
 	OK(&cfg, "-machine", "pc-i440fx-7.2,usb=off,vmport=off,dump-guest-core=off,hpet=off",
 	   "-no-hpet");
 	assert_false(cfg.memory.dump_guest_core);
+	assert_false(cfg.usb.uhci);
 	options_free(&cfg);
-	ERR("-machine", "pc,usb=on");
+	/* usb=on is the PIIX3 UHCI, as -usb (libvirt's own controller is -device piix3-usb-uhci). */
+	OK(&cfg, "-machine", "pc,usb=on");
+	assert_true(cfg.usb.uhci);
+	options_free(&cfg);
 	ERR("-machine", "pc,usb=maybe");
 	ERR("-machine", "pc,vmport=on");
 	ERR("-machine", "pc,vmport=auto");

@@ -10,6 +10,8 @@
 
 #include "cli/app_net.h"
 #include "chardev/chardev.h"
+#include "core/display.h"
+#include "core/input.h"
 #include "ui/console.h"
 #include "ui/control.h"
 #include "ui/monitor.h"
@@ -74,6 +76,12 @@ struct app {
 	struct app_nbd *nbd;		/* QMP nbd-server-start's server, NULL until then */
 	struct app_io_errors io_errors;	/* werror=/rerror= reports from the I/O threads */
 	struct gdb_kvm *gdb;		/* -gdb/-s/HMP gdbserver's stub, NULL for none */
+	/* The screen and input routing outlive resets; the VNC server views them. */
+	struct display display;
+	struct input input;
+	bool display_ready;
+	struct vnc *vnc;		/* NULL: no -vnc (or -vnc none) */
+	struct app_events *vnc_events;	/* VNC thread -> main loop event queue */
 };
 
 /* app_control.c: the monitors' view of the machine, and QMP events. */
@@ -103,5 +111,9 @@ void app_check_io_errors(struct app *app);
 void app_release_io_waiters(struct app *app, bool abort);
 void app_io_errors_open(struct app *app);
 void app_balloon_timer(struct app *app);
+/* app_display.c: the screen, input routing and the VNC server of -vnc/-display. */
+int app_display_init(struct app *app);
+int app_display_start(struct app *app);
+void app_display_close(struct app *app);
 
 #endif

@@ -485,6 +485,8 @@ static int run_none(struct app *app)
 static void teardown(struct app *app)
 {
 	gdb_kvm_close(app->gdb);
+	/* The VNC thread refreshes the display: it stops before anything else goes. */
+	app_display_close(app);
 	/* The NBD server's sessions read the disks: they end first. */
 	app_nbd_free(app->nbd);
 	app->nbd = NULL;
@@ -542,6 +544,10 @@ int main(int argc, char **argv)
 		return status;
 	}
 	app_control_init(&app);
+	if (app_display_init(&app) < 0) {
+		options_free(&app.cfg);
+		return 1;
+	}
 	app.state = app.cfg.start_paused ? RUN_STATE_PRELAUNCH : RUN_STATE_RUNNING;
 	/* Machine none boots nothing: no kernel or firmware file to check. */
 	if ((app.cfg.machine != MACHINE_NONE && vm_preflight(&app.cfg) < 0) ||
@@ -573,6 +579,8 @@ int main(int argc, char **argv)
 		goto out;
 	app.net_opened = true;
 	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)
+		goto out;
+	if (app_display_start(&app) < 0)
 		goto out;
 	app.backends.nics = app.net.nics;
 	app.backends.e1000s = app.net.e1000s;

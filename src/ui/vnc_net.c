@@ -31,6 +31,12 @@ static int listen_tcp(const char *host, int port, int *out_errno)
 	int fd = -1, one = 1;
 
 	snprintf(serv, sizeof(serv), "%d", port);
+	/* IPv4 first, as QEMU lists localhost's 127.0.0.1 before ::1. */
+	hints.ai_family = AF_INET;
+	if (getaddrinfo(host[0] ? host : "0.0.0.0", serv, &hints, &res) != 0)
+		hints.ai_family = AF_UNSPEC;
+	else
+		freeaddrinfo(res);
 	if (getaddrinfo(host[0] ? host : "0.0.0.0", serv, &hints, &res) != 0) {
 		*out_errno = EADDRNOTAVAIL;
 		return -1;

@@ -65,6 +65,8 @@ struct vm_backends {
 	unsigned boots;			/* VMs built so far: -boot once= holds for the first */
 	struct virtio_balloon *balloon;	/* the balloon's state, NULL without one */
 	struct blk_error_hook blk_error;	/* virtio-blk's werror=/rerror= (app) */
+	struct display *display;	/* the screen video devices render into (process-wide) */
+	struct input *input;		/* where keyboards and mice register (process-wide) */
 };
 
 enum vm_stop {
@@ -77,6 +79,8 @@ enum vm_stop {
 };
 
 struct vm;
+struct display;
+struct input;
 
 struct vcpu {
 	struct vm *vm;

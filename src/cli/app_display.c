@@ -77,6 +77,7 @@ int app_display_init(struct app *app)
 	app->display_ready = true;
 	app->backends.display = &app->display;
 	app->backends.input = &app->input;
+	app->control.display = &app->display;
 	return 0;
 }
 
@@ -112,6 +113,7 @@ int app_display_start(struct app *app)
 		log_error("-vnc %s: %s", cfg->vnc, err);
 		return -1;
 	}
+	app->control.vnc = app->vnc;
 	if (cfg->vnc_default)
 		fprintf(stderr, "VNC server running on %s:%d\n",
 			o.host[0] && strcmp(o.host, "localhost") ? o.host : "127.0.0.1",
@@ -121,6 +123,7 @@ int app_display_start(struct app *app)
 
 void app_display_close(struct app *app)
 {
+	app->control.vnc = NULL;
 	vnc_stop(app->vnc);
 	app->vnc = NULL;
 	if (app->vnc_events) {

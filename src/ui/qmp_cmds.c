@@ -11,6 +11,7 @@
 
 #include "ui/hmp.h"
 #include "ui/qmp_int.h"
+#include "ui/monitor_display.h"
 #include "ui/nbd_cmds.h"
 #include "ui/qmp_introspect.h"
 #include "ui/qmp_runtime.h"
@@ -995,6 +996,11 @@ static const struct qmp_command qmp_commands[] = {
 	{ "add-fd", qmp_add_fd, qmp_add_fd_args },
 	{ "remove-fd", qmp_remove_fd, qmp_remove_fd_args },
 	{ "query-fdsets", qmp_query_fdsets, NULL },
+	{ "query-vnc", qmp_query_vnc, NULL },
+	{ "change-vnc-password", qmp_change_vnc_password, qmp_change_vnc_password_args },
+	{ "set_password", qmp_set_password, qmp_set_password_args },
+	{ "screendump", qmp_screendump, qmp_screendump_args },
+	{ "query-display-options", qmp_query_display_options, NULL },
 	{ NULL, NULL, NULL },
 };
 

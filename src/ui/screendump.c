@@ -85,7 +85,8 @@ int screendump(struct display *d, const char *file, const char *format, char *er
 		return -1;
 	}
 #endif
-	if (!d) {
+	if (!d || !d->hw_ops) {
+		/* No video device (-vga none, machine none): QEMU has no console then. */
 		snprintf(err, errlen, "There is no console to take a screendump from");
 		return -1;
 	}

@@ -1020,6 +1020,8 @@ static void test_query_commands(void **state)
 		"query-qmp-schema", "query-named-block-nodes", "query-block-jobs",
 		"query-iothreads", "migrate-set-capabilities", "qom-list",
 		"getfd", "closefd", "add-fd", "remove-fd", "query-fdsets",
+		"query-vnc", "change-vnc-password", "set_password", "screendump",
+		"query-display-options",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;

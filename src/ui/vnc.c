@@ -40,7 +40,7 @@ bool vnc_built_in(void)
 #define REFRESH_INC_MS 50
 #define REFRESH_MAX_MS 3000
 /* A client that takes no bytes for this long is dropped (libvncserver's rfbMaxClientWait). */
-#define CLIENT_WAIT_MS 5000
+#define CLIENT_WAIT_MS 2000
 
 static void dirty_tile(struct vnc *v, int x, int y, int w, int h)
 {
@@ -188,6 +188,12 @@ static void *vnc_thread(void *opaque)
 	while (!atomic_load(&v->quit)) {
 		long t = now_ms();
 
+		if (v->kick) {
+			/* A new client: show it the screen as it is now, not 3 s old. */
+			v->kick = false;
+			next = t;
+			v->interval = REFRESH_BASE_MS;
+		}
 		if (t >= next) {
 			bool changed = frame(v);
 			if (!has_clients(v))
@@ -262,6 +268,7 @@ static enum rfbNewClientAction new_client(rfbClientPtr cl)
 	pthread_mutex_unlock(&v->clients_lock);
 	vnc_emit_client(v, "VNC_CONNECTED", c->host, c->service, c->family, c->websocket,
 			false);
+	v->kick = true;
 	return RFB_CLIENT_ACCEPT;
 }
 
@@ -393,6 +400,8 @@ static int setup_screen(struct vnc *v, char *err, size_t errlen)
 	v->screen = s;
 	vnc_pixel_format(s);
 	s->frameBuffer = (char *)v->fb;
+	/* No pointer drawn into the picture: the guest draws its own (QEMU's default). */
+	s->cursor = NULL;
 	s->screenData = v;
 	s->desktopName = v->name;
 	s->newClientHook = new_client;
@@ -401,8 +410,8 @@ static int setup_screen(struct vnc *v, char *err, size_t errlen)
 	s->ptrAddEvent = pointer_event;
 	s->setXCutText = NULL;
 	s->alwaysShared = v->opts.share == VNC_SHARE_IGNORE;
-	s->neverShared = v->opts.share == VNC_SHARE_FORCE_SHARED;
-	s->dontDisconnect = v->opts.share == VNC_SHARE_FORCE_SHARED;
+	s->neverShared = FALSE;
+	s->dontDisconnect = FALSE;
 	s->deferUpdateTime = 0;
 	s->port = 0;
 	s->ipv6port = 0;
@@ -437,7 +446,7 @@ struct vnc *vnc_start(const struct vnc_options *o, struct display *d, struct inp
 	snprintf(v->name, sizeof(v->name), "QEMU");
 	pthread_mutex_init(&v->pw_lock, NULL);
 	pthread_mutex_init(&v->clients_lock, NULL);
-	rfbLogEnable(0);
+	rfbLogEnable(getenv("KESTREL_VNC_DEBUG") != NULL);
 	rfbMaxClientWait = CLIENT_WAIT_MS;
 	vnc_register_ext_key();
 	if (setup_screen(v, err, errlen) < 0 || vnc_listen(v, err, errlen) < 0)

@@ -64,6 +64,7 @@ struct vnc {
 	bool thread_started, listening;
 	atomic_bool quit;
 	int interval;		/* ms to the next frame */
+	bool kick;		/* VNC thread only: refresh now */
 };
 
 struct json_object *vnc_clients_json(struct vnc *v);

@@ -108,9 +108,16 @@ static int parse_flag(struct vnc_options *o, const char *key, const char *val,
 	if (!strcmp(key, "share")) {
 		if (val && !strcmp(val, "allow-exclusive"))
 			o->share = VNC_SHARE_ALLOW_EXCLUSIVE;
-		else if (val && !strcmp(val, "force-shared"))
-			o->share = VNC_SHARE_FORCE_SHARED;
-		else if (val && !strcmp(val, "ignore"))
+		else if (val && !strcmp(val, "force-shared")) {
+			/*
+			 * QEMU refuses a client asking for exclusive access; libvncserver
+			 * keeps the ClientInit shared flag to itself (its neverShared
+			 * refuses every second client), so this cannot be done faithfully.
+			 */
+			snprintf(err, errlen, "share=force-shared is not supported (libvncserver cannot "
+				 "refuse only exclusive clients); use share=ignore or allow-exclusive");
+			return -1;
+		} else if (val && !strcmp(val, "ignore"))
 			o->share = VNC_SHARE_IGNORE;
 		else {
 			snprintf(err, errlen, "unknown vnc share= option");

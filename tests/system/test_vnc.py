@@ -430,3 +430,84 @@ def test_hostile_peers_do_not_stop_the_server(harness, tmp_path):
     assert h.rss_kb() - rss0 < 32 * 1024
     idle.close()
     assert h.close() == 0
+
+
+def test_kestrel_monitors_and_events(tmp_path):
+    """The VMM's own path (machine none: no KVM needed): -vnc from the command line,
+    QMP/HMP commands and events as QEMU 7.2 answers them."""
+    from qmp_client import QMP
+    d = free_display()
+    sock = tmp_path / "qmp.sock"
+    p = subprocess.Popen([str(KESTREL), "-machine", "none", "-monitor", "none",
+                          "-vnc", f":{d},password=on", "-qmp", f"unix:{sock},server=on,wait=off"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        q = QMP(sock)
+        q.cmd("qmp_capabilities")
+        assert q.cmd("query-vnc")["return"] == {
+            "enabled": True, "auth": "vnc", "family": "ipv4", "clients": [],
+            "service": str(5900 + d), "host": "0.0.0.0"}
+        assert q.cmd("human-monitor-command", **{"command-line": "info vnc"})["return"] == (
+            f"default:\r\n  Server: 0.0.0.0:{5900 + d} (ipv4)\r\n    Auth: vnc (Sub: none)\r\n")
+        assert q.cmd("query-display-options")["return"] == {"type": "none"}
+        with pytest.raises(AuthFailed):
+            Client(("127.0.0.1", 5900 + d), password="pw1")
+        assert q.cmd("change-vnc-password", password="pw1") == {"return": {}}
+        Client(("127.0.0.1", 5900 + d), password="pw1").close()
+        assert q.cmd("set_password", protocol="vnc", password="pw2") == {"return": {}}
+        with pytest.raises(AuthFailed):
+            Client(("127.0.0.1", 5900 + d), password="pw1")
+        r = q.cmd("human-monitor-command", **{"command-line": "change vnc password pw3"})
+        assert r == {"return": ""}
+        c = Client(("127.0.0.1", 5900 + d), password="pw3")
+        info = q.cmd("human-monitor-command", **{"command-line": "info vnc"})["return"]
+        assert "  Client: 127.0.0.1:" in info and "x509_dname: none" in info
+        c.close()
+        ev = q.event("VNC_DISCONNECTED", timeout=5)
+        assert set(ev["data"]) == {"server", "client"}
+        assert ev["data"]["server"]["auth"] == "vnc"
+        assert q.event("VNC_CONNECTED", timeout=1)["data"]["client"]["host"] == "127.0.0.1"
+        assert q.event("VNC_INITIALIZED", timeout=1)
+        r = q.cmd("set_password", protocol="spice", password="x")
+        assert r["error"]["desc"] == "SPICE is not in use"
+        r = q.cmd("screendump", filename=str(tmp_path / "x.ppm"))
+        assert r["error"]["desc"] == "There is no console to take a screendump from"
+        r = q.cmd("human-monitor-command", **{"command-line": "screendump"})
+        assert r["return"].startswith("screendump: filename expected")
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def test_default_display_is_vnc_on_localhost(tmp_path):
+    busy = socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        busy.bind(("127.0.0.1", 5900))
+        busy.listen()
+    except OSError:
+        pass        # already taken by someone else: to=99 moves on either way
+    p = subprocess.Popen([str(KESTREL), "-machine", "none", "-monitor", "none"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        err = ""
+        while "VNC server running on" not in err and time.monotonic() < deadline:
+            err += p.stderr.readline()
+        m = re.search(r"VNC server running on 127\.0\.0\.1:(\d+)", err)
+        assert m, err
+        assert int(m.group(1)) > 5900
+        Client(("127.0.0.1", int(m.group(1)))).close()
+    finally:
+        p.terminate()
+        p.wait(10)
+        busy.close()
+    # -nographic and -display none have no default VNC
+    for opt in (["-nographic"], ["-display", "none"]):
+        p = subprocess.Popen([str(KESTREL), "-machine", "none", "-monitor", "none",
+                              "-serial", "none", *opt],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        p.terminate()
+        _, err = p.communicate(timeout=10)
+        assert "VNC server running" not in err

@@ -229,13 +229,13 @@ static void client_addr(struct vnc_client *c, int fd)
 
 static void client_gone(rfbClientPtr cl)
 {
-	struct vnc_client *c = cl->clientData;
+	struct vnc_client *c = cl->clientData, **pp;
+	struct vnc *v;
 
+	vnc_free_extensions(cl);
 	if (!c)
 		return;
-	struct vnc *v = c->v;
-	struct vnc_client **pp;
-
+	v = c->v;
 	pthread_mutex_lock(&v->clients_lock);
 	for (pp = &v->clients; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {

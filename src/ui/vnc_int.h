@@ -75,6 +75,7 @@ int vnc_reverse(struct vnc *v, char *err, size_t errlen);
 void vnc_accept_extra(struct vnc *v);
 void vnc_close_listeners(struct vnc *v);
 void vnc_register_ext_key(void);
+void vnc_free_extensions(rfbClientPtr cl);
 void vnc_describe_addr(const struct sockaddr_storage *ss, char *host, size_t hl,
 		       char *serv, size_t sl, const char **family);
 void vnc_emit_client(struct vnc *v, const char *event, const char *host, const char *service,

@@ -372,6 +372,24 @@ SEEDS = {
         ("write", b"$X8000,4:}\x03}]*\x21#00$M8004,4:0*\x220#00$P10=0010000000000000#00"
                   b"$G" + b"0" * 1216 + b"#00$c8000#00$s#00\x03$k#6b"),
     ]},
+    # RFB 3.8 after the version: security None, shared, then SetPixelFormat,
+    # SetEncodings (raw, tight, zrle, hextile, DesktopSize, QEMU ext key),
+    # update requests, keys, pointer, cut text, QEMU extended key events.
+    "vnc": {n: v for n, v in [
+        ("session", b"\x01\x01"
+                    b"\x00\x00\x00\x00\x20\x18\x00\x01\x00\xff\x00\xff\x00\xff\x10\x08\x00\x00\x00\x00"
+                    b"\x02\x00\x00\x06\x00\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x10"
+                    b"\x00\x00\x00\x05\xff\xff\xff\x21\xff\xff\xfe\xfe"
+                    b"\x03\x00\x00\x00\x00\x00\x00\x40\x00\x30"
+                    b"\x04\x01\x00\x00\x00\x00\x00\x61\x05\x01\x00\x10\x00\x10"
+                    b"\x06\x00\x00\x00\x00\x00\x00\x03abc"
+                    b"\xff\x00\x00\x01\x00\x00\x00\x61\x00\x00\x00\x1e"
+                    b"\x03\x01\x00\x00\x00\x00\x00\x40\x00\x30"),
+        ("hostile", b"\x01\x00\x06\x00\x00\x00\xff\xff\xff\xff" + b"x" * 64),
+        ("bigenc", b"\x01\x01\x02\x00\xff\xff" + b"\x00\x00\x00\x07" * 300),
+        ("badfmt", b"\x01\x01\x00\x00\x00\x00\x07\xc8\x00\x01\xff\xff\x00\x00\xff\xff\xc8\xc9\xff\x00\x00\x00"
+                   b"\x03\x00\x00\x00\x00\x00\x00\x40\x00\x30"),
+    ]},
     "hmp": {n: v for n, v in [
         ("info", b"info status\rinfo name\rinfo uuid\rinfo cpus\rinfo chardev\r"
                  b"info registers -a\rinfo mtree\rinfo qtree\rinfo version\r"),

@@ -443,7 +443,11 @@ struct vnc *vnc_start(const struct vnc_options *o, struct display *d, struct inp
 	v->event_opaque = opaque;
 	v->listen_fd = v->ws_fd = -1;
 	v->interval = REFRESH_BASE_MS;
-	snprintf(v->name, sizeof(v->name), "QEMU");
+	/* QEMU 7.2 vnc_display_open's desktop name. */
+	if (o->name[0])
+		snprintf(v->name, sizeof(v->name), "QEMU (%s)", o->name);
+	else
+		snprintf(v->name, sizeof(v->name), "QEMU");
 	pthread_mutex_init(&v->pw_lock, NULL);
 	pthread_mutex_init(&v->clients_lock, NULL);
 	rfbLogEnable(getenv("KESTREL_VNC_DEBUG") != NULL);

@@ -34,6 +34,7 @@ struct vnc_options {
 	enum vnc_share share;
 	int to;			/* the last display tried when 5900 + display is taken; -1: none */
 	int keymap;		/* -k's layout (keymap.h); 0 en-us */
+	char name[64];		/* -name: the desktop is "QEMU (name)", else "QEMU" */
 };
 
 /* Parses QEMU's -vnc argument; -1 with the reason (naming the problem) in err. */

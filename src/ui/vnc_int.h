@@ -37,7 +37,7 @@ struct vnc {
 	struct input *input;
 	vnc_event_fn event;
 	void *event_opaque;
-	char name[32];
+	char name[80];
 
 	rfbScreenInfoPtr screen;
 	uint32_t *fb, *old_fb;	/* our copy of the surface, what libvncserver sends */

@@ -438,7 +438,7 @@ def test_kestrel_monitors_and_events(tmp_path):
     from qmp_client import QMP
     d = free_display()
     sock = tmp_path / "qmp.sock"
-    p = subprocess.Popen([str(KESTREL), "-machine", "none", "-monitor", "none",
+    p = subprocess.Popen([str(KESTREL), "-machine", "none", "-monitor", "none", "-name", "myvm",
                           "-vnc", f":{d},password=on", "-qmp", f"unix:{sock},server=on,wait=off"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -460,6 +460,7 @@ def test_kestrel_monitors_and_events(tmp_path):
         r = q.cmd("human-monitor-command", **{"command-line": "change vnc password pw3"})
         assert r == {"return": ""}
         c = Client(("127.0.0.1", 5900 + d), password="pw3")
+        assert c.name == b"QEMU (myvm)"     # QEMU's desktop name
         info = q.cmd("human-monitor-command", **{"command-line": "info vnc"})["return"]
         assert "  Client: 127.0.0.1:" in info and "x509_dname: none" in info
         c.close()

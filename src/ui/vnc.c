@@ -220,6 +220,8 @@ static void client_addr(struct vnc_client *c, int fd)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
+	/* An unnamed unix peer fills in only the family: its path stays "". */
+	memset(&ss, 0, sizeof(ss));
 	c->family = "unknown";
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
 		return;

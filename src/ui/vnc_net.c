@@ -113,7 +113,7 @@ int vnc_listen(struct vnc *v, char *err, size_t errlen)
 		return -1;
 	}
 	{
-		struct sockaddr_storage ss;
+		struct sockaddr_storage ss = { 0 };
 		socklen_t len = sizeof(ss);
 		char serv[16];
 		if (getsockname(v->listen_fd, (struct sockaddr *)&ss, &len) == 0)

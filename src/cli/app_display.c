@@ -98,7 +98,7 @@ int app_display_start(struct app *app)
 		return -1;
 	}
 	o.keymap = cfg->keyboard_layout ? keymap_find(cfg->keyboard_layout) : KEYMAP_EN_US;
-	if (cfg->name[0])
+	if (cfg->name && cfg->name[0])
 		snprintf(o.name, sizeof(o.name), "%s", cfg->name);
 	ev = calloc(1, sizeof(*ev));
 	if (!ev)

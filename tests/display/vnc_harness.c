@@ -153,8 +153,12 @@ int main(int argc, char **argv)
 	struct vnc *v;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: vnc_harness VNCARG [LAYOUT]\n");
+		fprintf(stderr, "usage: vnc_harness VNCARG [LAYOUT] | --built-in\n");
 		return 2;
+	}
+	if (!strcmp(argv[1], "--built-in")) {
+		puts(vnc_built_in() ? "yes" : "no");
+		return 0;
 	}
 	if (vnc_parse(argv[1], &o, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vnc_harness: -vnc %s: %s\n", argv[1], err);

@@ -19,6 +19,18 @@ from vnc_client import AuthFailed, Client, png_pixels, vncpasswd_file
 HARNESS = BUILD / "tests" / "display" / "vnc_harness"
 
 
+def _built_in():
+    try:
+        return subprocess.run([str(HARNESS), "--built-in"], capture_output=True, text=True,
+                              timeout=10).stdout.strip() == "yes"
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _built_in(),
+                                reason="built without libvncserver (-Dvnc=disabled)")
+
+
 def pattern(x, y, seed):
     """tests/display/vnc_harness.c's pattern."""
     return ((x * 7 + seed) & 0xff, (y * 3 + seed * 5) & 0xff, ((x ^ y) + seed) & 0xff)

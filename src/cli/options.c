@@ -338,7 +338,8 @@ static int opt_display(struct vm_config *cfg, const char *opt, const char *arg, 
 			log_error("-%s %s: VNC requires a display argument vnc=<display>", opt, arg);
 			return -1;
 		}
-		cfg->display = DISPLAY_NONE;
+		/* As -vnc: the serial port stays where the default display puts it. */
+		cfg->display = DISPLAY_DEFAULT;
 		return set_vnc(cfg, opt, arg, arg + 4);
 	}
 	return err_invalid(opt, arg, "display not supported (use -display none, vnc=<display> or -nographic)");

@@ -526,3 +526,25 @@ def test_default_display_is_vnc_on_localhost(tmp_path):
         p.terminate()
         _, err = p.communicate(timeout=10)
         assert "VNC server running" not in err
+
+
+def test_display_vnc_is_vnc():
+    d = free_display()
+    p = subprocess.Popen([str(KESTREL), "-machine", "none", "-monitor", "none",
+                          "-display", f"vnc=127.0.0.1:{d},password=on"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        refused = False
+        while not refused and time.monotonic() < deadline:
+            try:
+                Client(("127.0.0.1", 5900 + d), password="x").close()
+            except AuthFailed:
+                refused = True  # password=on reached the server: nobody gets in yet
+            except OSError:
+                time.sleep(0.05)
+        assert refused
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=10)
+    assert b"VNC server running" not in err

@@ -29,6 +29,10 @@ packages=(
 	nettle-dev
 	# LUKS2 argon2i/argon2id keyslots (optional: refused by name without it)
 	libargon2-dev
+	# the VNC server (optional: -vnc says it is not built in without it), PNG screendumps,
+	# real VNC clients for tests/system/test_vnc.py (vncsnapshot; gvnccapture is in
+	# gvncviewer) and python3-cryptography for the test client's VNC DES challenge
+	libvncserver-dev libpng-dev vncsnapshot gvncviewer python3-cryptography
 	# user-mode networking (libslirp; its pkg-config file needs glib's)
 	libslirp-dev libglib2.0-dev
 	# tests and reference peer

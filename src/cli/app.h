@@ -89,6 +89,8 @@ struct app {
 	struct input input;		/* keys and pointer from VNC and the monitors */
 	bool input_ready;
 	struct app_keys keys;
+	struct vnc *vnc;		/* NULL: no -vnc (or -vnc none) */
+	struct app_events *vnc_events;	/* VNC thread -> main loop event queue */
 };
 
 /* app_input.c: input routing (init before the VM, start once the loop exists). */
@@ -122,5 +124,9 @@ void app_check_io_errors(struct app *app);
 void app_release_io_waiters(struct app *app, bool abort);
 void app_io_errors_open(struct app *app);
 void app_balloon_timer(struct app *app);
+/* app_display.c: the screen, input routing and the VNC server of -vnc/-display. */
+int app_display_init(struct app *app);
+int app_display_start(struct app *app);
+void app_display_close(struct app *app);
 
 #endif

@@ -485,6 +485,8 @@ static int run_none(struct app *app)
 static void teardown(struct app *app)
 {
 	gdb_kvm_close(app->gdb);
+	/* The VNC thread refreshes the display: it stops before anything else goes. */
+	app_display_close(app);
 	/* The NBD server's sessions read the disks: they end first. */
 	app_nbd_free(app->nbd);
 	app->nbd = NULL;
@@ -548,6 +550,8 @@ int main(int argc, char **argv)
 	app_control_init(&app);
 	if (app_input_init(&app) < 0)
 		goto out;
+	if (app_display_init(&app) < 0)
+		goto out;
 	app.state = app.cfg.start_paused ? RUN_STATE_PRELAUNCH : RUN_STATE_RUNNING;
 	/* Machine none boots nothing: no kernel or firmware file to check. */
 	if ((app.cfg.machine != MACHINE_NONE && vm_preflight(&app.cfg) < 0) ||
@@ -580,16 +584,14 @@ int main(int argc, char **argv)
 	app.net_opened = true;
 	if (app_net_open(&app.net, &app.cfg, app.loop) < 0)
 		goto out;
+	if (app_display_start(&app) < 0)
+		goto out;
 	app.backends.nics = app.net.nics;
 	app.backends.e1000s = app.net.e1000s;
 	app.backends.nic_roms = app.net.roms;
 	app.backends.serial = app.serial_cd;
 	app.backends.disks = app.disks;
 	app.backends.blks = app.blks;
-	if (display_init(&app.display) != 0)
-		goto out;
-	app.display_ready = true;
-	app.backends.display = &app.display;
 	pthread_mutex_init(&app.io_errors.lock, NULL);
 	pthread_cond_init(&app.io_errors.resumed, NULL);
 	app.backends.blk_error = (struct blk_error_hook){ .fn = app_blk_error, .opaque = &app };

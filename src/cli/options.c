@@ -13,6 +13,8 @@
 #include "util/size.h"
 #include "hw/debug_exit.h"
 #include "cli/accel.h"
+#include "ui/keymap.h"
+#include "ui/vnc.h"
 
 #define MIN_RAM (8ULL << 20)	/* room for the boot tables, the kernel and its stack */
 #define MAX_RAM (1ULL << 40)
@@ -289,6 +291,38 @@ static int opt_nographic(struct vm_config *cfg, const char *opt, const char *arg
 	return 0;
 }
 
+/* -vnc ARG: checked here with the server's own parser (ui/vnc_opts.c). */
+static int set_vnc(struct vm_config *cfg, const char *opt, const char *arg, const char *vnc)
+{
+	struct vnc_options o;
+	char err[256];
+
+	if (vnc_parse(vnc, &o, err, sizeof(err)) < 0) {
+		log_error("-%s %s: %s", opt, arg, err);
+		return -1;
+	}
+	cfg->vnc = vnc;
+	return 0;
+}
+
+static int opt_vnc(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	return set_vnc(cfg, opt, arg, arg);
+}
+
+static int opt_keyboard(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	if (keymap_find(arg) < 0) {
+		/* QEMU 7.2's words when it has no keymap file of that name. */
+		log_error("-k %s: could not read keymap file: '%s' (layouts: en-us de fr ja)",
+			  arg, arg);
+		return -1;
+	}
+	cfg->keyboard_layout = arg;
+	return 0;
+}
+
+/* QEMU 7.2 vl.c parse_display: vnc is a remote protocol, not a DisplayType. */
 static int opt_display(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	if (strcmp(arg, "help") == 0) {
@@ -299,7 +333,16 @@ static int opt_display(struct vm_config *cfg, const char *opt, const char *arg, 
 		cfg->display = DISPLAY_NONE;
 		return 0;
 	}
-	return err_invalid(opt, arg, "display not supported (use -display none or -nographic)");
+	if (strncmp(arg, "vnc", 3) == 0 && (arg[3] == '\0' || arg[3] == '=' || arg[3] == ',')) {
+		if (arg[3] != '=') {
+			log_error("-%s %s: VNC requires a display argument vnc=<display>", opt, arg);
+			return -1;
+		}
+		/* As -vnc: the serial port stays where the default display puts it. */
+		cfg->display = DISPLAY_DEFAULT;
+		return set_vnc(cfg, opt, arg, arg + 4);
+	}
+	return err_invalid(opt, arg, "display not supported (use -display none, vnc=<display> or -nographic)");
 }
 
 /*
@@ -670,8 +713,10 @@ static const struct option_def option_table[] = {
 	{ "initrd", true, opt_initrd, "file  initial ram disk" },
 	{ "append", true, opt_append, "cmdline  kernel command line" },
 	{ "nographic", false, opt_nographic, "  no display; serial and Ctrl-a keys on stdio" },
-	{ "display", true, opt_display, "none  display back end" },
+	{ "display", true, opt_display, "none|vnc=<display>[,<optargs>]  display back end" },
 	{ "vga", true, opt_vga, "std|none  video card (default std)" },
+	{ "vnc", true, opt_vnc, "<display>[,<optargs>]  VNC server on the display (:D, HOST:D, unix:PATH, none)" },
+	{ "k", true, opt_keyboard, "language  keyboard layout for VNC (en-us, de, fr, ja)" },
 	{ "serial", true, opt_serial,
 	  "stdio|mon:stdio|file:path|unix:path[,server][,nowait]|tcp:host:port[,server][,nowait]|"
 	  "pty|null|none|chardev:id  COM1" },
@@ -926,6 +971,11 @@ static int finish(struct vm_config *cfg)
 		return -1;
 	if (cfg->msg_guest_name)
 		log_set_guest_name(cfg->name);
+	if (cfg->display == DISPLAY_DEFAULT && !cfg->vnc) {
+		/* QEMU on a host without a GUI: VNC on localhost, the first free display. */
+		cfg->vnc = "localhost:0,to=99";
+		cfg->vnc_default = true;
+	}
 	if (cfg->machine == MACHINE_NONE && !cfg->nodefaults && !cfg->monitor_given &&
 	    cfg->display != DISPLAY_NONE) {
 		/* QEMU's default monitor on stdio; none has no serial port to share it with. */

@@ -493,8 +493,11 @@ int vga_init(struct vga *v, enum vga_model model, uint32_t vram_size, struct dis
 	v->vbe_regs[VBE_DISPI_INDEX_ID] = VBE_DISPI_ID5;
 	v->vbe_regs[VBE_DISPI_INDEX_VIDEO_MEMORY_64K] = (uint16_t)(vram_size >> 16);
 	v->full_update = true;
-	if (d)
+	if (d) {	/* a viewer may be refreshing: the reset's new card takes over under the lock */
+		display_lock(d);
 		display_set_hw(d, &vga_display_ops, v);
+		display_unlock(d);
+	}
 	return 0;
 }
 

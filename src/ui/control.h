@@ -126,8 +126,14 @@ struct nbd_listen {
 	const char *host, *port, *path;
 };
 
+struct display;
+struct vnc;
+
 struct control {
 	void *opaque;
+	/* The screen (screendump) and the VNC server (NULL: none), set by the process. */
+	struct display *display;
+	struct vnc *vnc;
 
 	/* Identity. */
 	const char *(*name)(void *opaque);		/* NULL when -name was not given */

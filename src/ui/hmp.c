@@ -5,6 +5,7 @@
  */
 #include "ui/hmp.h"
 #include "ui/hmp_input.h"
+#include "ui/monitor_display.h"
 #include "ui/nbd_cmds.h"
 
 #include <inttypes.h>
@@ -72,6 +73,44 @@ static void hcopy(FILE *out, const char *text)
 }
 
 static const char *const no_balloon = "No balloon device has been activated";
+
+/* monitor_display.c's commands write plain text; the monitor wants "\r\n". */
+static int display_text(const struct control *ctl, int argc, char **argv, FILE *out,
+			int (*fn)(const struct control *, int, char **, FILE *))
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	int rc;
+
+	if (!mem)
+		return herror(out, "out of memory");
+	rc = fn(ctl, argc, argv, mem);
+	if (fclose(mem) == 0 && text)
+		hcopy(out, text);
+	free(text);
+	return rc;
+}
+
+static int info_vnc_cmd(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	return hmp_info_vnc(ctl, out);
+}
+
+static int cmd_change(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	return display_text(ctl, argc, argv, out, hmp_change);
+}
+
+static int cmd_set_password(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	return display_text(ctl, argc, argv, out, hmp_set_password);
+}
+
+static int cmd_screendump(const struct control *ctl, int argc, char **argv, FILE *out)
+{
+	return display_text(ctl, argc, argv, out, hmp_screendump);
+}
 
 /* ---- info ------------------------------------------------------------- */
 
@@ -455,6 +494,7 @@ static const struct info_cmd info_cmds[] = {
 	{ "usernet", "show user network stack connection states" },
 	{ "uuid", "show the current VM UUID" },
 	{ "version", "show the version of QEMU" },
+	{ "vnc", "show the vnc server status" },
 };
 
 static void info_help(FILE *out)
@@ -493,6 +533,7 @@ static int cmd_info(const struct control *ctl, int argc, char **argv, FILE *out)
 	if (!strcmp(what, "network")) return info_network(ctl, out);
 	if (!strcmp(what, "usernet")) return info_usernet(ctl, out);
 	if (!strcmp(what, "usb")) return info_usb(ctl, out);
+	if (!strcmp(what, "vnc")) return display_text(ctl, argc, argv, out, info_vnc_cmd);
 	hprintf(out, "unknown info command: '%s'\n", what);	/* not QEMU's; it lists help */
 	info_help(out);
 	return -1;
@@ -619,8 +660,6 @@ static int cmd_unavailable(const struct control *ctl, int argc, char **argv, FIL
 	} why[] = {
 		{ "hostfwd_add", "no user-mode network (-netdev user) is configured" },
 		{ "hostfwd_remove", "no user-mode network (-netdev user) is configured" },
-		{ "change", "no VNC display (-vnc) is configured" },
-		{ "screendump", "this machine has no display" },
 		{ "drive_add", "this machine has no disk controllers yet" },
 		{ "device_add", "no hotpluggable device models yet" },
 		{ "gdbserver", "the gdb stub is not available in this build" },
@@ -746,7 +785,7 @@ static const struct hmp_cmd commands[] = {
 	{ "block_set_io_throttle", "device bps bps_rd bps_wr iops iops_rd iops_wr",
 	  "change I/O throttle limits for a block drive", cmd_block_set_io_throttle },
 	{ "change", "device filename [format]", "change a removable medium, or the VNC password",
-	  cmd_unavailable },
+	  cmd_change },
 	{ "commit", "device|all", "commit changes to the disk images (if -snapshot is used)",
 	  cmd_commit },
 	{ "cont", "", "resume emulation", cmd_cont },
@@ -776,10 +815,13 @@ static const struct hmp_cmd commands[] = {
 	  cmd_nbd },
 	{ "quit", "", "quit the emulator", cmd_quit },
 	{ "q", "", "quit the emulator", cmd_quit },
-	{ "screendump", "filename", "save screen from head 'head' of display device", cmd_unavailable },
+	{ "screendump", "filename [-f format]", "save screen from head 'head' of display device",
+	  cmd_screendump },
 	{ "sendkey", "keys [hold_ms]",
 	  "send keys to the VM (e.g. 'sendkey ctrl-alt-f1', default hold time=100 ms)",
 	  hmp_sendkey },
+	{ "set_password", "protocol password [action-if-connected]",
+	  "set spice/vnc password", cmd_set_password },
 	{ "set_link", "name on|off", "change the link status of a network adapter", cmd_set_link },
 	{ "stop", "", "stop emulation", cmd_stop },
 	{ "s", "", "stop emulation", cmd_stop },

@@ -11,6 +11,7 @@
 
 #include "ui/hmp.h"
 #include "ui/qmp_int.h"
+#include "ui/monitor_display.h"
 #include "ui/nbd_cmds.h"
 #include "ui/qmp_introspect.h"
 #include "ui/qmp_input.h"
@@ -999,6 +1000,11 @@ static const struct qmp_command qmp_commands[] = {
 	{ "send-key", qmp_send_key, qmp_send_key_args },
 	{ "input-send-event", qmp_input_send_event, qmp_input_send_event_args },
 	{ "query-mice", qmp_query_mice, NULL },
+	{ "query-vnc", qmp_query_vnc, NULL },
+	{ "change-vnc-password", qmp_change_vnc_password, qmp_change_vnc_password_args },
+	{ "set_password", qmp_set_password, qmp_set_password_args },
+	{ "screendump", qmp_screendump, qmp_screendump_args },
+	{ "query-display-options", qmp_query_display_options, NULL },
 	{ NULL, NULL, NULL },
 };
 

@@ -91,6 +91,11 @@ static const struct schema_command schema_commands[] = {
 	{ "send-key", "q_obj_send-key-arg", NULL },
 	{ "input-send-event", "q_obj_input-send-event-arg", NULL },
 	{ "query-mice", NULL, "[MouseInfo]" },
+	{ "query-vnc", NULL, "VncInfo" },
+	{ "change-vnc-password", NULL, NULL },
+	{ "set_password", "SetPasswordOptions", NULL },
+	{ "screendump", "q_obj_screendump-arg", NULL },
+	{ "query-display-options", NULL, "DisplayOptions" },
 	{ NULL, NULL, NULL },
 };
 
@@ -102,6 +107,9 @@ static const struct schema_event schema_events[] = {
 	{ "STOP", NULL },
 	{ "RESUME", NULL },
 	{ "BALLOON_CHANGE", "q_obj_BALLOON_CHANGE-arg" },
+	{ "VNC_CONNECTED", "q_obj_VNC_CONNECTED-arg" },
+	{ "VNC_INITIALIZED", "q_obj_VNC_INITIALIZED-arg" },
+	{ "VNC_DISCONNECTED", "q_obj_VNC_DISCONNECTED-arg" },
 	{ NULL, NULL },
 };
 
@@ -239,6 +247,30 @@ static const struct schema_type schema_types[] = {
 	{ "ShutdownCause", SCHEMA_ENUM,
 	  "host-qmp-quit host-qmp-system-reset host-signal host-ui guest-shutdown guest-reset" },
 	{ "q_obj_BALLOON_CHANGE-arg", SCHEMA_OBJECT, "actual:int" },
+	/* qapi/ui.json: VNC (ui/vnc.c, ui/vnc_net.c) and the display commands. */
+	{ "VncInfo", SCHEMA_OBJECT,
+	  "enabled:bool ?host:str ?family:NetworkAddressFamily ?service:str ?auth:str "
+	  "?clients:[VncClientInfo]" },
+	{ "NetworkAddressFamily", SCHEMA_ENUM, "ipv4 ipv6 unix vsock unknown" },
+	{ "VncBasicInfo", SCHEMA_OBJECT,
+	  "host:str service:str family:NetworkAddressFamily websocket:bool" },
+	{ "VncServerInfo", SCHEMA_OBJECT,
+	  "host:str service:str family:NetworkAddressFamily websocket:bool ?auth:str" },
+	{ "VncClientInfo", SCHEMA_OBJECT,
+	  "host:str service:str family:NetworkAddressFamily websocket:bool ?x509_dname:str "
+	  "?sasl_username:str" },
+	{ "q_obj_VNC_CONNECTED-arg", SCHEMA_OBJECT, "server:VncServerInfo client:VncBasicInfo" },
+	{ "q_obj_VNC_INITIALIZED-arg", SCHEMA_OBJECT, "server:VncServerInfo client:VncClientInfo" },
+	{ "q_obj_VNC_DISCONNECTED-arg", SCHEMA_OBJECT, "server:VncServerInfo client:VncClientInfo" },
+	{ "SetPasswordOptions", SCHEMA_OBJECT,
+	  "protocol:DisplayProtocol password:str ?connected:SetPasswordAction ?display:str" },
+	{ "DisplayProtocol", SCHEMA_ENUM, "vnc spice" },
+	{ "SetPasswordAction", SCHEMA_ENUM, "keep fail disconnect" },
+	{ "q_obj_screendump-arg", SCHEMA_OBJECT,
+	  "filename:str ?device:str ?head:int ?format:ImageFormat" },
+	{ "ImageFormat", SCHEMA_ENUM, "ppm png" },
+	{ "DisplayOptions", SCHEMA_OBJECT, "type:DisplayType" },
+	{ "DisplayType", SCHEMA_ENUM, "none" },
 	{ NULL, 0, NULL },
 };
 

@@ -25,7 +25,7 @@ struct smp_config {
 };
 
 enum display_mode {
-	DISPLAY_DEFAULT,	/* no display built in yet: behaves as -nographic */
+	DISPLAY_DEFAULT,	/* no -display/-nographic: serial on stdio, VNC on localhost:0,to=99 */
 	DISPLAY_NOGRAPHIC,
 	DISPLAY_NONE,
 };
@@ -302,6 +302,9 @@ struct vm_config {
 	bool monitor_given;
 	enum display_mode display;
 	enum vga_type vga;		/* -vga */
+	const char *vnc;		/* -vnc / -display vnc= argument (ui/vnc.h syntax); NULL: none */
+	bool vnc_default;		/* the default display's VNC: say where it listens */
+	const char *keyboard_layout;	/* -k; NULL: en-us */
 	bool no_reboot;
 	bool no_shutdown;
 	bool daemonize;

@@ -83,6 +83,8 @@ enum vm_stop {
 };
 
 struct vm;
+struct display;
+struct input;
 
 struct vcpu {
 	struct vm *vm;

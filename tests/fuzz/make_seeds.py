@@ -491,6 +491,24 @@ SEEDS = {
     ]},
     # Guest RAM holding a UHCI schedule, then register writes, input and frames.
     "uhci": {"get_descriptor": uhci_schedule(), "set_address": uhci_schedule(False)},
+    # RFB 3.8 after the version: security None, shared, then SetPixelFormat,
+    # SetEncodings (raw, tight, zrle, hextile, DesktopSize, QEMU ext key),
+    # update requests, keys, pointer, cut text, QEMU extended key events.
+    "vnc": {n: v for n, v in [
+        ("session", b"\x01\x01"
+                    b"\x00\x00\x00\x00\x20\x18\x00\x01\x00\xff\x00\xff\x00\xff\x10\x08\x00\x00\x00\x00"
+                    b"\x02\x00\x00\x06\x00\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x10"
+                    b"\x00\x00\x00\x05\xff\xff\xff\x21\xff\xff\xfe\xfe"
+                    b"\x03\x00\x00\x00\x00\x00\x00\x40\x00\x30"
+                    b"\x04\x01\x00\x00\x00\x00\x00\x61\x05\x01\x00\x10\x00\x10"
+                    b"\x06\x00\x00\x00\x00\x00\x00\x03abc"
+                    b"\xff\x00\x00\x01\x00\x00\x00\x61\x00\x00\x00\x1e"
+                    b"\x03\x01\x00\x00\x00\x00\x00\x40\x00\x30"),
+        ("hostile", b"\x01\x00\x06\x00\x00\x00\xff\xff\xff\xff" + b"x" * 64),
+        ("bigenc", b"\x01\x01\x02\x00\xff\xff" + b"\x00\x00\x00\x07" * 300),
+        ("badfmt", b"\x01\x01\x00\x00\x00\x00\x07\xc8\x00\x01\xff\xff\x00\x00\xff\xff\xc8\xc9\xff\x00\x00\x00"
+                   b"\x03\x00\x00\x00\x00\x00\x00\x40\x00\x30"),
+    ]},
     "hmp": {n: v for n, v in [
         ("info", b"info status\rinfo name\rinfo uuid\rinfo cpus\rinfo chardev\r"
                  b"info registers -a\rinfo mtree\rinfo qtree\rinfo version\r"),

@@ -250,12 +250,14 @@ static void test_info_usb(void **state)
 static void test_refused_commands_say_why(void **state)
 {
 	static const char *const refused[][2] = {
-		{ "change ide1-cd0 /tmp/x.iso", "VNC" },
+		{ "change ide1-cd0 /tmp/x.iso", "removable media" },
+		{ "change vnc password x", "Could not set password" },
+		{ "set_password vnc x", "Could not set password" },
 		{ "device_add virtio-rng-pci", "hotpluggable" },
 		{ "drive_add 0 file=/tmp/x", "disk controllers" },
 		{ "hostfwd_add tcp::2222-:22", "user-mode network" },
 		{ "hostfwd_remove tcp::2222", "user-mode network" },
-		{ "screendump /tmp/x.ppm", "no display" },
+		{ "screendump /tmp/x.ppm", "no console" },
 		{ "x /4x 0", "use xp" },
 	};
 	int rc;

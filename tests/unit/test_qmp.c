@@ -1021,6 +1021,8 @@ static void test_query_commands(void **state)
 		"query-iothreads", "migrate-set-capabilities", "qom-list",
 		"getfd", "closefd", "add-fd", "remove-fd", "query-fdsets",
 		"send-key", "input-send-event", "query-mice",
+		"query-vnc", "change-vnc-password", "set_password", "screendump",
+		"query-display-options",
 	};
 	size_t n = sizeof(want) / sizeof(want[0]);
 	struct json_object *r, *c;

@@ -223,7 +223,7 @@ static void test_schema_is_closed_and_masked(void **state)
 	for (const struct schema_event *ev = qmp_schema_events(); ev->name; ev++)
 		assert_non_null(schema_entry(schema, ev->name));
 	assert_true(commands >= 40);
-	assert_int_equal(events, 6);
+	assert_int_equal(events, 9);
 	json_object_put(reply);
 }
 

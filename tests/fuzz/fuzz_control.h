@@ -119,11 +119,11 @@ static unsigned fm_pci_devices(void *opaque, struct pci_info *out, unsigned max)
 	static const struct pci_info all[] = {
 		{ .slot = 0, .vendor = 0x8086, .device = 0x1237, .class_code = 0x060000 },
 		{ .slot = 1, .function = 1, .vendor = 0x8086, .device = 0x7010,
-		  .class_code = 0x010180, .bars = { [4] = { 0xc000, 16, true } } },
+		  .class_code = 0x010180, .bars = { [4] = { 0xc000, 16, true, false } } },
 		{ .slot = 3, .vendor = 0x1af4, .device = 0x1000, .subsys_vendor = 0x1af4,
 		  .subsys = 1, .class_code = 0x020000, .irq = 11, .pin = 1,
-		  .bars = { { 0xc040, 32, true }, { 0xfebf1000, 4096, false },
-			    [4] = { 0xfe000000, 16384, false } } },
+		  .bars = { { 0xc040, 32, true, false }, { 0xfebf1000, 4096, false, false },
+			    [4] = { 0xfe000000, 16384, false, true } } },
 		{ .slot = 31, .function = 7, .vendor = 0xffff, .device = 0xffff,
 		  .class_code = 0xff0000, .irq = 255, .pin = 4 },
 	};

@@ -390,11 +390,32 @@ static int isa_serial(struct vm_config *cfg, struct opts *o, const char *opt, co
 	return 0;
 }
 
+
+/* -device virtconsole: the single virtio console port's back end. */
+static int virtconsole(struct vm_config *cfg, struct opts *o, const char *opt, const char *arg)
+{
+	const char *chardev = opts_get(o, "chardev");
+	const char *name;
+
+	opts_get(o, "id");
+	name = opts_get(o, "name");
+	if (check_unused(o, opt, arg) < 0)
+		return -1;
+	/* A port name reaches the guest only through MULTIPORT, which is not modelled. */
+	if (name)
+		return err_invalid(opt, arg, "name= is not supported: the single virtio "
+				   "console port has no MULTIPORT control queue to announce it");
+	if (!chardev)
+		return err_invalid(opt, arg, "Property 'chardev' is missing");
+	snprintf(cfg->console_chardev, sizeof(cfg->console_chardev), "%s", chardev);
+	return 0;
+}
+
 int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *driver,
 			  const char *opt, const char *arg)
 {
 	struct device_config dev = { .slot = -1 };
-	const char *drive, *serial, *chardev, *name;
+	const char *drive, *serial;
 	char msg[160];
 
 	if (!driver) {
@@ -423,19 +444,7 @@ int options_virtio_device(struct vm_config *cfg, struct opts *o, const char *dri
 	} else if (!strcmp(driver, "bochs-display")) {
 		dev.kind = DEVICE_BOCHS_DISPLAY;
 	} else if (!strcmp(driver, "virtconsole")) {
-		chardev = opts_get(o, "chardev");
-		opts_get(o, "id");
-		name = opts_get(o, "name");
-		if (check_unused(o, opt, arg) < 0)
-			return -1;
-		/* A port name reaches the guest only through MULTIPORT, which is not modelled. */
-		if (name)
-			return err_invalid(opt, arg, "name= is not supported: the single virtio "
-					   "console port has no MULTIPORT control queue to announce it");
-		if (!chardev)
-			return err_invalid(opt, arg, "Property 'chardev' is missing");
-		snprintf(cfg->console_chardev, sizeof(cfg->console_chardev), "%s", chardev);
-		return 0;
+		return virtconsole(cfg, o, opt, arg);
 	} else {
 		snprintf(msg, sizeof(msg), "'%s' is not a valid device model name (see -device help)",
 			 driver);

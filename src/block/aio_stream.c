@@ -219,22 +219,8 @@ static unsigned threads_reap(struct block_aio_stream *st)
 	unsigned i;
 
 	pthread_mutex_lock(&st->lock);
-	while (!st->done.n) {
-		/*
-		 * Nothing done yet, and a request no worker has taken: do it here
-		 * rather than sleep (two thread hand-offs cost more than a read
-		 * from the page cache).
-		 */
-		if (st->todo.n) {
-			i = fifo_pop(&st->todo);
-			pthread_mutex_unlock(&st->lock);
-			finish(st, &st->slots[i], slot_io(st, &st->slots[i]));
-			pthread_mutex_lock(&st->lock);
-			fifo_push(&st->done, i);
-			continue;
-		}
+	while (!st->done.n)
 		pthread_cond_wait(&st->finished, &st->lock);
-	}
 	i = fifo_pop(&st->done);
 	pthread_mutex_unlock(&st->lock);
 	return i;

@@ -2,7 +2,7 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 
-.PHONY: all deps build build-asan test unit demo linux bench bench-img bench-img-matrix bench-storage bench-libvirt fuzz format clean \
+.PHONY: all deps build build-asan test unit demo linux bench bench-img bench-img-cmd bench-img-matrix bench-storage bench-libvirt fuzz format clean \
 	crash-campaign
 
 all: build
@@ -50,6 +50,10 @@ bench: build
 # kestrel-img vs qemu-img 7.2: convert (qcow2 and every other format both write), bench.
 bench-img: build
 	@bench/img/run.sh --size 2G
+
+# kestrel-img bench vs qemu-img bench, same options: IOPS table (issue #24).
+bench-img-cmd: build
+	@/usr/bin/python3 bench/img/bench_cmd.py --build $(BUILD)
 
 # The differential matrix (tests/system/img_matrix.py): total time, kestrel-img vs qemu-img 7.2.
 bench-img-matrix: build

@@ -117,6 +117,13 @@ static int run_sync(struct block_dev *bd, const struct aio_item *it)
 	return -EINVAL;
 }
 
+int block_aio_run_one(struct block_dev *bd, const struct block_req *req)
+{
+	struct aio_item it = { .req = (struct block_req *)req, .len = req->len };
+
+	return run_sync(bd, &it);
+}
+
 static void make_items(struct block_aio *aio, struct block_req *reqs, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {

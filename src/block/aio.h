@@ -58,4 +58,27 @@ void block_aio_run(struct block_aio *aio, struct block_dev *bd, struct block_req
 
 const char *block_aio_engine_name(enum block_aio_engine engine);
 
+/* A request done the ordinary (synchronous) way through the block layer: 0 or -errno. */
+int block_aio_run_one(struct block_dev *bd, const struct block_req *req);
+
+/*
+ * A stream of requests on one image, as QEMU's coroutines issue them: each
+ * request goes in on its own and comes back as soon as it is done, so a
+ * completion frees its slot for the next request at once (no batch to wait
+ * for).  At most `depth` (<= BLOCK_AIO_MAX_BATCH) in flight.  Reads and
+ * writes that map straight onto the file go to the workers or the ring;
+ * the rest (qcow2 allocation, flush, discard) run in the submitting thread,
+ * in the order submitted, so a qcow2 image is laid out as qemu-img lays it
+ * out.  One thread submits and reaps.
+ */
+struct block_aio_stream;
+
+int block_aio_stream_open(enum block_aio_engine engine, struct block_dev *bd, unsigned depth,
+			  struct block_aio_stream **out, char *err, size_t errlen);
+void block_aio_stream_close(struct block_aio_stream *st);	/* reaps what is in flight */
+/* Starts req (its iov stays the caller's until reaped); -EBUSY when depth are in flight. */
+int block_aio_stream_submit(struct block_aio_stream *st, struct block_req *req);
+/* Waits for a request to finish and returns it (result set); NULL with none in flight. */
+struct block_req *block_aio_stream_reap(struct block_aio_stream *st);
+
 #endif

@@ -1,17 +1,16 @@
 /*
  * bench: a fixed number of equal requests at a fixed step, as qemu-img
- * bench issues them; -d requests in flight are served by worker threads.
+ * bench issues them; -d requests in flight through the -i engine's stream
+ * (block/aio.h), each completion sending the next request at once.
  */
 #include "img/img.h"
 #include "block/aio.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 enum { OPT_FLUSH_INTERVAL = 256, OPT_NO_DRAIN, OPT_PATTERN };
 
@@ -22,8 +21,7 @@ struct bench {
 	bool drain;
 	int pattern;
 
-	pthread_mutex_t lock;
-	uint64_t issued, done_since_flush;
+	uint64_t issued;
 	uint64_t next_offset;
 	int err;
 };
@@ -64,97 +62,94 @@ static int all_in_range(const struct bench *b)
 	return 0;
 }
 
-/*
- * -i io_uring: batches of up to -d requests (at most the engine's batch)
- * go to the kernel as one ring submission each, as QEMU's aio=io_uring.
- */
-static int bench_uring(struct bench *b, uint64_t depth)
+/* The next request into slot i of reqs/iov (its buffer stays the slot's). */
+static void next_req(struct bench *b, struct block_req *req, struct iovec *iov)
 {
-	struct block_req reqs[BLOCK_AIO_MAX_BATCH];
-	struct iovec iov[BLOCK_AIO_MAX_BATCH];
-	struct block_aio *aio;
-	char err[512];
-	uint8_t *buf;
-	int ret = 0;
+	*req = (struct block_req){ .op = b->write ? BLOCK_OP_WRITE : BLOCK_OP_READ,
+				   .offset = b->next_offset, .len = b->bufsize, .iov = iov,
+				   .niov = 1 };
+	b->issued++;
+	b->next_offset = next_offset(b, b->next_offset);
+}
 
-	if (block_aio_open(BLOCK_AIO_IO_URING, &aio, err, sizeof(err)) < 0) {
-		img_error("Unable to use io_uring: %s", err);
-		return -1;
-	}
-	if (depth > BLOCK_AIO_MAX_BATCH)
-		depth = BLOCK_AIO_MAX_BATCH;
-	buf = block_alloc_buf((size_t)(b->bufsize * depth));
-	if (!buf) {
-		block_aio_close(aio);
-		return -ENOMEM;
-	}
-	memset(buf, b->pattern, (size_t)(b->bufsize * depth));
-	while (ret == 0 && b->issued < b->count) {
-		unsigned n = 0;
-		bool flush = false;
+/* Waits for every request in flight; the first error of theirs, or ret. */
+static int drain(struct block_aio_stream *st, int ret)
+{
+	struct block_req *r;
 
-		while (n < depth && b->issued < b->count && !flush) {
-			iov[n] = (struct iovec){ buf + n * b->bufsize, (size_t)b->bufsize };
-			reqs[n] = (struct block_req){ .op = b->write ? BLOCK_OP_WRITE : BLOCK_OP_READ,
-						      .offset = b->next_offset, .len = b->bufsize,
-						      .iov = &iov[n], .niov = 1 };
-			n++;
-			b->issued++;
-			b->next_offset = next_offset(b, b->next_offset);
-			flush = b->flush_interval && b->issued % b->flush_interval == 0;
-		}
-		block_aio_run(aio, b->bd, reqs, n);
-		for (unsigned i = 0; i < n && ret == 0; i++)
-			ret = reqs[i].result;
-		if (ret == 0 && flush)
-			ret = block_flush(b->bd);
-	}
-	free(buf);
-	block_aio_close(aio);
+	while ((r = block_aio_stream_reap(st)))
+		if (ret == 0)
+			ret = r->result;
 	return ret;
 }
 
-static void *bench_worker(void *arg)
+/*
+ * qemu-img bench's loop: depth requests in flight, and each completion
+ * sends the next one at once (bench_cb).  Every --flush-interval requests
+ * a flush, after the requests in flight landed unless --no-drain.
+ */
+static int bench_stream(struct bench *b, struct block_aio_stream *st, unsigned depth,
+			uint8_t *buf)
 {
-	struct bench *b = arg;
-	uint8_t *buf = block_alloc_buf((size_t)b->bufsize);
+	struct block_req reqs[BLOCK_AIO_MAX_BATCH];
+	struct iovec iov[BLOCK_AIO_MAX_BATCH];
+	unsigned fresh = 0;	/* slots never used yet */
+	int ret = 0;
 
+	while (ret == 0 && b->issued < b->count) {
+		unsigned i;
+
+		if (fresh < depth) {
+			i = fresh++;
+		} else {
+			struct block_req *r = block_aio_stream_reap(st);
+			ret = r->result;
+			i = (unsigned)(r - reqs);
+			if (ret < 0)
+				break;
+		}
+		iov[i] = (struct iovec){ buf + i * b->bufsize, (size_t)b->bufsize };
+		next_req(b, &reqs[i], &iov[i]);
+		ret = block_aio_stream_submit(st, &reqs[i]);
+		if (ret == 0 && b->flush_interval && b->issued % b->flush_interval == 0) {
+			if (b->drain) {
+				ret = drain(st, 0);
+				fresh = 0;
+			}
+			if (ret == 0)
+				ret = block_flush(b->bd);
+		}
+	}
+	return drain(st, ret);
+}
+
+/* The engine of -i (threads or io_uring), a slot for each of -d requests. */
+static int bench_engine(struct bench *b, uint64_t depth, bool uring)
+{
+	struct block_aio_stream *st;
+	char err[512];
+	uint8_t *buf;
+	int ret;
+
+	if (depth > BLOCK_AIO_MAX_BATCH)
+		depth = BLOCK_AIO_MAX_BATCH;
+	if (depth > b->count)
+		depth = b->count ? b->count : 1;
+	if (block_aio_stream_open(uring ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS, b->bd,
+				  (unsigned)depth, &st, err, sizeof(err)) < 0) {
+		img_error(uring ? "Unable to use io_uring: %s" : "%s", err);
+		return -1;
+	}
+	buf = block_alloc_buf((size_t)(b->bufsize * depth));
 	if (!buf) {
-		b->err = -ENOMEM;
-		return NULL;
+		block_aio_stream_close(st);
+		return -ENOMEM;
 	}
-	memset(buf, b->pattern, (size_t)b->bufsize);
-	for (;;) {
-		uint64_t off;
-		bool flush = false;
-		int ret;
-
-		pthread_mutex_lock(&b->lock);
-		if (b->err || b->issued >= b->count) {
-			pthread_mutex_unlock(&b->lock);
-			break;
-		}
-		b->issued++;
-		off = b->next_offset;
-		b->next_offset = next_offset(b, off);
-		if (b->flush_interval && b->issued % b->flush_interval == 0)
-			flush = true;
-		pthread_mutex_unlock(&b->lock);
-
-		ret = b->write ? block_pwrite(b->bd, off, buf, (size_t)b->bufsize)
-			       : block_pread(b->bd, off, buf, (size_t)b->bufsize);
-		if (ret == 0 && flush)
-			ret = block_flush(b->bd);
-		if (ret < 0) {
-			pthread_mutex_lock(&b->lock);
-			if (!b->err)
-				b->err = ret;
-			pthread_mutex_unlock(&b->lock);
-			break;
-		}
-	}
+	memset(buf, b->pattern, (size_t)(b->bufsize * depth));
+	ret = bench_stream(b, st, (unsigned)depth, buf);
+	block_aio_stream_close(st);
 	free(buf);
-	return NULL;
+	return ret;
 }
 
 /* The command line, as qemu-img bench takes it. */
@@ -275,40 +270,15 @@ static bool bench_allowed(const struct bench *b, const struct bench_opts *o, uns
 }
 
 /*
- * Sends the requests: io_uring batches, or synchronous requests from a few
- * threads (enough to keep the queue full).  Returns 0, a negative errno,
- * or -1 when io_uring could not start (said already).
+ * Sends the requests through the engine; 0, a negative errno, or -1 when
+ * the engine could not start (said already).
  */
 static int bench_run(struct bench *b, uint64_t depth, bool uring)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int nthreads = ncpu < 1 ? 1 : (int)ncpu, started = 0;
-	pthread_t tids[16];
-
 	b->err = all_in_range(b);
 	if (b->err)
 		return b->err;
-	if (uring)
-		return bench_uring(b, depth);
-	/*
-	 * Writes that may allocate (a format with clusters) go from one thread:
-	 * qemu-img's coroutines allocate in the order the requests are sent,
-	 * and so does kestrel-img then; threads racing to allocate would lay
-	 * the image out differently from run to run.
-	 */
-	if (b->write && block_cluster_size(b->bd))
-		nthreads = 1;
-	if ((uint64_t)nthreads > depth)
-		nthreads = (int)depth;
-	if (nthreads > 16)
-		nthreads = 16;
-	for (int i = 1; i < nthreads; i++)
-		if (pthread_create(&tids[started], NULL, bench_worker, b) == 0)
-			started++;
-	bench_worker(b);
-	for (int i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	return b->err;
+	return bench_engine(b, depth, uring);
 }
 
 int img_bench(int argc, char **argv)
@@ -342,13 +312,11 @@ int img_bench(int argc, char **argv)
 		if (b.flush_interval)
 			printf("Sending flush every %" PRIu64 " requests\n", b.flush_interval);
 	}
-	pthread_mutex_init(&b.lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	b.err = bench_run(&b, o.depth, o.uring);
 	if (!b.err && b.write && b.flush_interval)
 		b.err = block_flush(b.bd);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	pthread_mutex_destroy(&b.lock);
 	if (b.err && b.err != -1)
 		img_error("Failed request: %s", strerror(-b.err));
 	else if (!b.err && !o.quiet)

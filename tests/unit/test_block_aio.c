@@ -15,6 +15,13 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "block/aio.h"
 #include "block/block_img.h"
@@ -195,12 +202,196 @@ static void test_readonly_image_refuses_writes(void **state)
 	block_close(bd);
 }
 
+/*
+ * A stalled request: its buffer is a page userfaultfd holds back, so a read
+ * into it blocks in the kernel until the page is filled in (after a few
+ * seconds at most, so that a broken engine fails instead of hanging).
+ */
+struct stall {
+	int uffd;
+	uint8_t *page;
+	size_t pagesz;
+	pthread_t thread;
+	volatile bool release;
+};
+
+static void *stall_thread(void *arg)
+{
+	struct stall *st = arg;
+	struct pollfd pfd = { .fd = st->uffd, .events = POLLIN };
+	struct uffd_msg msg;
+	uint8_t *src = malloc(st->pagesz);
+
+	memset(src, 0x77, st->pagesz);
+	for (int waited = 0; waited < 5000 && !st->release; waited += 10)
+		usleep(10000);
+	/* The fault, once it came: fill the page, which wakes the request. */
+	if (poll(&pfd, 1, 5000) == 1 && read(st->uffd, &msg, sizeof(msg)) == sizeof(msg)) {
+		struct uffdio_copy c = { .dst = (uintptr_t)st->page, .src = (uintptr_t)src,
+					 .len = st->pagesz };
+		ioctl(st->uffd, UFFDIO_COPY, &c);
+	}
+	free(src);
+	return NULL;
+}
+
+static bool stall_start(struct stall *st)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+
+	st->pagesz = (size_t)sysconf(_SC_PAGESIZE);
+	st->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (st->uffd < 0 || ioctl(st->uffd, UFFDIO_API, &api) < 0)
+		return false;
+	st->page = mmap(NULL, st->pagesz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0);
+	reg = (struct uffdio_register){ .range = { (uintptr_t)st->page, st->pagesz },
+					.mode = UFFDIO_REGISTER_MODE_MISSING };
+	if (st->page == MAP_FAILED || ioctl(st->uffd, UFFDIO_REGISTER, &reg) < 0)
+		return false;
+	st->release = false;
+	return pthread_create(&st->thread, NULL, stall_thread, st) == 0;
+}
+
+static void stall_end(struct stall *st)
+{
+	st->release = true;
+	pthread_join(st->thread, NULL);
+	munmap(st->page, st->pagesz);
+	close(st->uffd);
+}
+
+/*
+ * The stream gives each request back when it is done: with a stalled read
+ * in flight (a read: a stalled buffered write would hold the file's lock), the others submitted after it complete, are reaped and their
+ * slots carry new requests, all before the stalled one lands (the batch
+ * engine's barrier would hold them all behind it).  The threads engine
+ * only: this host's io_uring fails a write from a userfaultfd page at once
+ * (the fault does not wait for the handler), so it cannot be stalled so.
+ */
+static void test_stream_completion_frees_slot_at_once(void **state)
+{
+	static const enum block_aio_engine engines[] = { BLOCK_AIO_THREADS };
+
+	for (size_t e = 0; e < sizeof(engines) / sizeof(engines[0]); e++) {
+		const struct variant v = { "raw", 0, engines[e] };
+		struct block_dev *bd = create_open(&v, 300 + (int)e);
+		struct block_aio_stream *st;
+		struct stall stall;
+		char err[256];
+		uint8_t *buf = block_alloc_buf(4096), *back = block_alloc_buf(4096);
+		struct iovec slow_iov, fast_iov = { buf, 4096 };
+		struct block_req slow, fast[3], *r;
+
+		if (!stall_start(&stall))
+			skip();	/* no userfaultfd here */
+		slow_iov = (struct iovec){ stall.page, stall.pagesz };
+		slow = (struct block_req){ .op = BLOCK_OP_READ, .offset = 0, .len = stall.pagesz,
+					   .iov = &slow_iov, .niov = 1 };
+		memset(buf, 0x3c, 4096);
+		assert_int_equal(block_aio_stream_open(v.engine, bd, 2, &st, err, sizeof(err)), 0);
+		assert_int_equal(block_aio_stream_submit(st, &slow), 0);
+		for (int i = 0; i < 3; i++) {
+			fast[i] = (struct block_req){ .op = BLOCK_OP_WRITE, .offset = (i + 1) << 16,
+						      .len = 4096, .iov = &fast_iov, .niov = 1 };
+			assert_int_equal(block_aio_stream_submit(st, &fast[i]), 0);
+			/* Both slots are taken: a third request must wait for a completion. */
+			assert_int_equal(block_aio_stream_submit(st, &fast[i]), -EBUSY);
+			r = block_aio_stream_reap(st);
+			assert_ptr_equal(r, &fast[i]);
+			assert_int_equal(r->result, 0);
+		}
+		assert_false(stall.release);	/* the stalled read is still in flight */
+		stall.release = true;
+		assert_ptr_equal(block_aio_stream_reap(st), &slow);
+		assert_int_equal(slow.result, 0);
+		assert_null(block_aio_stream_reap(st));
+		block_aio_stream_close(st);
+		assert_int_equal(block_pread(bd, 2 << 16, back, 4096), 0);
+		assert_memory_equal(back, buf, 4096);
+		assert_int_equal(stall.page[0], 0);	/* the read landed: the image holds zeroes */
+		stall_end(&stall);
+		block_close(bd);
+		free(buf);
+		free(back);
+	}
+}
+
+/*
+ * Writes through the stream into a fresh qcow2 at queue depth 16: clusters
+ * allocated in order (in the submitting thread) while rewrites of allocated
+ * ones run on the workers or the ring; every byte reads back, and the image
+ * lays its clusters out in guest order, as qemu-img does.
+ */
+static void test_stream_qcow2_allocations_in_order(void **state)
+{
+	static const enum block_aio_engine engines[] = { BLOCK_AIO_THREADS, BLOCK_AIO_IO_URING };
+	enum { N = 256, SZ = 16384 };	/* 4 requests per 64 KiB cluster */
+
+	for (size_t e = 0; e < 2; e++) {
+		const struct variant v = { "qcow2", BLOCK_NOCACHE, engines[e] };
+		struct block_dev *bd = create_open(&v, 310 + (int)e);
+		struct block_aio_stream *st;
+		struct block_req reqs[16], *r;
+		struct iovec iov[16];
+		uint8_t *buf = block_alloc_buf(16 * SZ), *back = block_alloc_buf(SZ);
+		char err[256];
+		unsigned used = 0;
+
+		assert_int_equal(block_aio_stream_open(v.engine, bd, 16, &st, err, sizeof(err)), 0);
+		for (unsigned n = 0; n < N; n++) {
+			unsigned i = used;
+
+			if (used < 16) {
+				used++;
+			} else {
+				r = block_aio_stream_reap(st);
+				assert_non_null(r);
+				assert_int_equal(r->result, 0);
+				i = (unsigned)(r - reqs);
+			}
+			for (unsigned b = 0; b < SZ; b++)
+				buf[i * SZ + b] = byte_at((uint64_t)n * SZ + b, 7);
+			iov[i] = (struct iovec){ buf + i * SZ, SZ };
+			reqs[i] = (struct block_req){ .op = BLOCK_OP_WRITE, .offset = (uint64_t)n * SZ,
+						      .len = SZ, .iov = &iov[i], .niov = 1 };
+			assert_int_equal(block_aio_stream_submit(st, &reqs[i]), 0);
+		}
+		while ((r = block_aio_stream_reap(st)))
+			assert_int_equal(r->result, 0);
+		block_aio_stream_close(st);
+		for (unsigned n = 0; n < N; n++) {
+			assert_int_equal(block_pread(bd, (uint64_t)n * SZ, back, SZ), 0);
+			for (unsigned b = 0; b < SZ; b++)
+				if (back[b] != byte_at((uint64_t)n * SZ + b, 7))
+					fail_msg("engine %zu: byte %#x of request %u", e, b, n);
+		}
+		/* Guest clusters in order on the host: each one 64 KiB after the last. */
+		uint64_t prev = 0;
+		for (uint64_t g = 0; g < (uint64_t)N * SZ; g += 65536) {
+			uint64_t pnum, map;
+			unsigned flags;
+			assert_true(block_status(bd, g, 65536, &pnum, &map, &flags) >= 0);
+			assert_true(flags & BLOCK_STATUS_OFFSET);
+			if (g)
+				assert_int_equal(map, prev + 65536);
+			prev = map;
+		}
+		block_close(bd);
+		free(buf);
+		free(back);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_writes_land_and_read_back),
 		cmocka_unit_test(test_errors_stay_with_their_request),
 		cmocka_unit_test(test_readonly_image_refuses_writes),
+		cmocka_unit_test(test_stream_completion_frees_slot_at_once),
+		cmocka_unit_test(test_stream_qcow2_allocations_in_order),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -56,38 +56,30 @@ int vmstate_mem_write(void *membuf, void *buf, size_t len)
 	return 0;
 }
 
-int vmstate_fd_read(void *fdp, void *buf, size_t len)
+/* The whole of len, across short transfers and signals; -1 at EOF or an error. */
+static int fd_all(int fd, uint8_t *buf, size_t len, bool write_it)
 {
-	int fd = *(int *)fdp;
-
 	while (len) {
-		ssize_t n = read(fd, buf, len);
+		ssize_t n = write_it ? write(fd, buf, len) : read(fd, buf, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return -1;
-		buf = (uint8_t *)buf + n;
+		buf += n;
 		len -= (size_t)n;
 	}
 	return 0;
 }
 
+int vmstate_fd_read(void *fdp, void *buf, size_t len)
+{
+	return fd_all(*(int *)fdp, buf, len, false);
+}
+
 int vmstate_fd_write(void *fdp, void *buf, size_t len)
 {
-	int fd = *(int *)fdp;
-
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf = (uint8_t *)buf + n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return fd_all(*(int *)fdp, buf, len, true);
 }
 
 /* ---- writing ---- */

@@ -472,13 +472,14 @@ static void native_run(struct block_aio *aio)
 			/* The context is broken: no completion will come; fail what is left. */
 			for (unsigned j = 0; j < (unsigned)took; j++) {
 				struct aio_item *it = (struct aio_item *)(uintptr_t)cbs[j].aio_data;
-				if (it->result == 0)
-					it->result = got;
+				if (queued[it - aio->items])
+					native_done(aio, it, got);
 			}
 			break;
 		}
 		for (int k = 0; k < got; k++) {
 			struct aio_item *it = (struct aio_item *)(uintptr_t)ev[k].data;
+			queued[it - aio->items] = false;	/* reaped */
 			native_done(aio, it, native_settle(aio, it, ev[k].res));
 		}
 		left -= (unsigned)got;

@@ -11,7 +11,7 @@ the first tool alternating, so that a busy host slows both alike; the table
 gives the median IOPS of the rounds (count / the "Run completed in" time).
 
 ratio = kestrel-img IOPS / qemu-img IOPS: above 1.00 kestrel-img is faster.
-A row kestrel-img refuses (an engine it lacks) says so instead of a number."""
+A row a tool refuses says so instead of a number."""
 import argparse
 import os
 import re

@@ -7,6 +7,9 @@
  *   io_uring  reads and writes that map straight onto the image file go to
  *             the kernel as one ring submission; the rest (qcow2 allocation,
  *             compressed clusters, backing files) run synchronously meanwhile
+ *   native    Linux AIO (io_submit/io_getevents) as io_uring is used; the
+ *             kernel queues the I/O only under O_DIRECT, so QEMU (and the
+ *             options) require cache.direct=on with it
  */
 #ifndef KESTREL_BLOCK_AIO_H
 #define KESTREL_BLOCK_AIO_H
@@ -22,6 +25,7 @@ struct block_aio;
 enum block_aio_engine {
 	BLOCK_AIO_THREADS,
 	BLOCK_AIO_IO_URING,
+	BLOCK_AIO_NATIVE,
 };
 
 enum block_op {

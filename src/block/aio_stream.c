@@ -6,7 +6,8 @@
  *
  * A read or write that maps straight onto the file (raw, an allocated
  * qcow2 cluster) is mapped here, in the submitting thread, and its I/O goes
- * to a worker (threads) or the ring (io_uring).  Everything else runs in
+ * to a worker (threads), the ring (io_uring) or a Linux AIO context
+ * (native: submitted and reaped as the ring is, see native_reap).  Everything else runs in
  * the submitting thread in submission order: qcow2 allocation is serialised
  * by the driver's lock anyway, and doing it in order lays the image out as
  * qemu-img does (the allocating coroutine runs first there too).  Reads that
@@ -14,6 +15,7 @@
  * change nothing, so their order does not matter.
  */
 #include "block/aio.h"
+#include "block/aio_linux.h"
 #include "block/block_int.h"
 
 #include <errno.h>
@@ -32,6 +34,7 @@ struct slot {
 	struct block_req *req;
 	uint64_t host;		/* mapped: where the data lives in bd->fd */
 	bool mapped;		/* block_end_direct owed once done */
+	struct iocb cb;		/* native */
 };
 
 /* A FIFO of slot numbers. */
@@ -57,7 +60,10 @@ struct block_aio_stream {
 	/* io_uring */
 	struct io_uring ring;
 	bool ring_ok;
-	struct fifo unsent;		/* on the ring, not yet handed to the kernel */
+	struct fifo unsent;		/* on the ring (native: prepared), not yet handed to the kernel */
+
+	/* native */
+	aio_context_t laio;
 };
 
 static void fifo_push(struct fifo *f, unsigned v)
@@ -330,6 +336,85 @@ static unsigned ring_reap(struct block_aio_stream *st)
 	return (unsigned)(s - st->slots);
 }
 
+/* ---- native (Linux AIO) ---------------------------------------------------- */
+
+static int native_start(struct block_aio_stream *st, char *err, size_t errlen)
+{
+	int ret;
+
+	/* file-posix: without O_DIRECT io_submit does the I/O itself, so QEMU refuses it. */
+	if (!st->bd->direct)
+		return block_err(err, errlen, "aio=native was specified, but it requires "
+				 "cache.direct=on, which was not specified.");
+	ret = laio_setup(MAX_SLOTS, &st->laio);
+	if (ret < 0)
+		return block_err(err, errlen, "aio=native: cannot set up Linux AIO: %s",
+				 strerror(-ret));
+	return 0;
+}
+
+/*
+ * One io_submit for the prepared entries.  Those the kernel does not take
+ * (its context full, or an error) run here, still mapped, in order.
+ */
+static void native_send(struct block_aio_stream *st)
+{
+	struct iocb *cbs[MAX_SLOTS];
+	unsigned idx[MAX_SLOTS], n = 0;
+	int took;
+
+	while (st->unsent.n) {
+		idx[n] = fifo_pop(&st->unsent);
+		cbs[n] = &st->slots[idx[n]].cb;
+		n++;
+	}
+	took = laio_submit(st->laio, n, cbs);
+	for (unsigned j = took < 0 ? 0 : (unsigned)took; j < n; j++) {
+		struct slot *s = &st->slots[idx[j]];
+		finish(st, s, slot_io(st, s));
+		fifo_push(&st->done, idx[j]);
+	}
+}
+
+static void native_submit(struct block_aio_stream *st, unsigned i)
+{
+	struct slot *s = &st->slots[i];
+	const struct block_req *r = s->req;
+
+	if (map_slot(st, s)) {
+		laio_prep(&s->cb, st->bd->fd, r->op == BLOCK_OP_WRITE, r->iov, r->niov, s->host, s);
+		fifo_push(&st->unsent, i);	/* sent with the next reap: one system call for many */
+		return;
+	}
+	/* The kernel works on what is prepared while this one runs here. */
+	if (st->unsent.n)
+		native_send(st);
+	finish(st, s, slot_io(st, s));
+	fifo_push(&st->done, i);
+}
+
+/*
+ * As ring_reap: a completion already posted is taken from the context's
+ * ring in user memory (no system call); prepared entries wait for the next
+ * io_submit, up to a quarter of the window.
+ */
+static unsigned native_reap(struct block_aio_stream *st)
+{
+	struct io_event ev;
+	struct slot *s;
+
+	if (st->unsent.n && !st->done.n &&
+	    (st->unsent.n >= (st->depth + 3) / 4 || !laio_ready(st->laio)))
+		native_send(st);
+	if (st->done.n)
+		return fifo_pop(&st->done);
+	if (laio_reap(st->laio, 1, 1, &ev) != 1)
+		return MAX_SLOTS;	/* the context is broken: the caller fails what is left */
+	s = (struct slot *)(uintptr_t)ev.data;
+	finish(st, s, settle(st, s, (ssize_t)ev.res));
+	return (unsigned)(s - st->slots);
+}
+
 /* ---- the interface --------------------------------------------------------- */
 
 int block_aio_stream_open(enum block_aio_engine engine, struct block_dev *bd, unsigned depth,
@@ -346,6 +431,7 @@ int block_aio_stream_open(enum block_aio_engine engine, struct block_dev *bd, un
 	for (unsigned i = 0; i < st->depth; i++)
 		fifo_push(&st->free, i);
 	ret = engine == BLOCK_AIO_IO_URING ? ring_start(st, err, errlen)
+	      : engine == BLOCK_AIO_NATIVE ? native_start(st, err, errlen)
 					   : threads_start(st, err, errlen);
 	if (ret < 0) {
 		free(st);
@@ -371,6 +457,8 @@ int block_aio_stream_submit(struct block_aio_stream *st, struct block_req *req)
 		block_io_throttle(st->bd, req->op != BLOCK_OP_READ, req->len);
 	if (st->engine == BLOCK_AIO_IO_URING)
 		ring_submit(st, i);
+	else if (st->engine == BLOCK_AIO_NATIVE)
+		native_submit(st, i);
 	else
 		threads_submit(st, i);
 	return 0;
@@ -382,7 +470,8 @@ struct block_req *block_aio_stream_reap(struct block_aio_stream *st)
 
 	if (!st->busy)
 		return NULL;
-	i = st->engine == BLOCK_AIO_IO_URING ? ring_reap(st) : threads_reap(st);
+	i = st->engine == BLOCK_AIO_IO_URING ? ring_reap(st)
+	    : st->engine == BLOCK_AIO_NATIVE ? native_reap(st) : threads_reap(st);
 	if (i == MAX_SLOTS) {
 		/* A broken ring gives nothing back: fail one of those it holds. */
 		for (i = 0; i < st->depth; i++)
@@ -407,6 +496,8 @@ void block_aio_stream_close(struct block_aio_stream *st)
 		;
 	if (st->engine == BLOCK_AIO_IO_URING)
 		io_uring_queue_exit(&st->ring);
+	else if (st->engine == BLOCK_AIO_NATIVE)
+		laio_destroy(st->laio);
 	else
 		threads_stop(st);
 	free(st);

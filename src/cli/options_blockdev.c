@@ -186,6 +186,7 @@ static int format_file(struct vm_config *cfg, struct opts *o, struct drive_confi
 		d->readonly |= f->readonly;
 		d->discard |= f->discard;
 		d->aio_io_uring |= f->aio_io_uring;
+		d->aio_native |= f->aio_native;
 		if (!d->detect_zeroes)
 			d->detect_zeroes = f->detect_zeroes;
 		drop_drive(cfg, (unsigned)(f - cfg->drives));

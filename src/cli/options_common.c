@@ -139,12 +139,14 @@ int options_drive_io(struct drive_config *d, const char *discard, const char *ai
 	if (aio && strcmp(aio, "threads") && strcmp(aio, "io_uring") && strcmp(aio, "native"))
 		return err_invalid(opt, arg, "aio= must be threads, io_uring or native");
 	if (aio && !strcmp(aio, "native") && !direct) {
-		snprintf(msg, sizeof(msg), "aio=native was specified, but it requires %s", direct_key);
+		snprintf(msg, sizeof(msg), "aio=native was specified, but it requires %s, "
+			 "which was not specified.", direct_key);
 		return err_invalid(opt, arg, msg);
 	}
-	/* Linux AIO (native) is served by io_uring, its successor. */
-	if (aio)
-		d->aio_io_uring = strcmp(aio, "threads") != 0;
+	if (aio) {
+		d->aio_io_uring = !strcmp(aio, "io_uring");
+		d->aio_native = !strcmp(aio, "native");
+	}
 	if (detect && !strcmp(detect, "on"))
 		d->detect_zeroes = BLK_DETECT_ZEROES_ON;
 	else if (detect && !strcmp(detect, "unmap"))

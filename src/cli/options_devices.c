@@ -266,7 +266,7 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 	if (drive_kind(cfg, &d, iface, index, format, cache, media, opt, arg) < 0)
 		goto out;
 	if (options_drive_io(&d, discard, aio, detect, d.flags & BLOCK_NOCACHE,
-			     "cache.direct=on (cache=none or directsync)", opt, arg) < 0)
+			     "cache.direct=on", opt, arg) < 0)
 		goto out;
 	if (serial && copy_serial(d.serial, serial, opt, arg) < 0)
 		goto out;

@@ -123,9 +123,10 @@ static int bench_stream(struct bench *b, struct block_aio_stream *st, unsigned d
 	return drain(st, ret);
 }
 
-/* The engine of -i (threads or io_uring), a slot for each of -d requests. */
-static int bench_engine(struct bench *b, uint64_t depth, bool uring)
+/* The engine of -i (threads, io_uring or native), a slot for each of -d requests. */
+static int bench_engine(struct bench *b, uint64_t depth, enum block_aio_engine engine)
 {
+	bool uring = engine == BLOCK_AIO_IO_URING;
 	struct block_aio_stream *st;
 	char err[512];
 	uint8_t *buf;
@@ -135,8 +136,7 @@ static int bench_engine(struct bench *b, uint64_t depth, bool uring)
 		depth = BLOCK_AIO_MAX_BATCH;
 	if (depth > b->count)
 		depth = b->count ? b->count : 1;
-	if (block_aio_stream_open(uring ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS, b->bd,
-				  (unsigned)depth, &st, err, sizeof(err)) < 0) {
+	if (block_aio_stream_open(engine, b->bd, (unsigned)depth, &st, err, sizeof(err)) < 0) {
 		img_error(uring ? "Unable to use io_uring: %s" : "%s", err);
 		return -1;
 	}
@@ -261,11 +261,6 @@ static bool bench_allowed(const struct bench *b, const struct bench_opts *o, uns
 			  "cache.direct=on, which was not specified.", name);
 		return false;
 	}
-	if (o->native) {
-		img_error("aio=native (Linux AIO) is not supported by Kestrel; use -i io_uring "
-			  "or -i threads");
-		return false;
-	}
 	return true;
 }
 
@@ -273,12 +268,12 @@ static bool bench_allowed(const struct bench *b, const struct bench_opts *o, uns
  * Sends the requests through the engine; 0, a negative errno, or -1 when
  * the engine could not start (said already).
  */
-static int bench_run(struct bench *b, uint64_t depth, bool uring)
+static int bench_run(struct bench *b, uint64_t depth, enum block_aio_engine engine)
 {
 	b->err = all_in_range(b);
 	if (b->err)
 		return b->err;
-	return bench_engine(b, depth, uring);
+	return bench_engine(b, depth, engine);
 }
 
 int img_bench(int argc, char **argv)
@@ -313,7 +308,8 @@ int img_bench(int argc, char **argv)
 			printf("Sending flush every %" PRIu64 " requests\n", b.flush_interval);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	b.err = bench_run(&b, o.depth, o.uring);
+	b.err = bench_run(&b, o.depth, o.native ? BLOCK_AIO_NATIVE
+				 : o.uring ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS);
 	if (!b.err && b.write && b.flush_interval)
 		b.err = block_flush(b.bd);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

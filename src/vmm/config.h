@@ -86,7 +86,8 @@ struct drive_config {
 	bool discard;			/* discard=unmap */
 	bool claimed;			/* a device uses it */
 	char serial[21];
-	bool aio_io_uring;		/* aio=io_uring|native; else the thread pool */
+	bool aio_io_uring;		/* aio=io_uring */
+	bool aio_native;		/* aio=native (Linux AIO); neither: the thread pool */
 	uint8_t detect_zeroes;		/* enum blk_detect_zeroes: off, on, unmap */
 	bool blockdev;			/* from -blockdev: id is the node-name */
 	bool protocol;			/* -blockdev driver=file|host_device */

@@ -79,7 +79,8 @@ static struct virtio_blk_conf pc_blk_conf(struct vm *vm, const struct device_con
 		conf.disk = vm->backends->disks[i];
 		conf.discard = d->discard;
 		conf.detect_zeroes = d->detect_zeroes;
-		conf.engine = d->aio_io_uring ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS;
+		conf.engine = d->aio_native ? BLOCK_AIO_NATIVE
+			      : d->aio_io_uring ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS;
 		conf.serial = dev->serial[0] ? dev->serial : d->serial;
 		/* 0: QEMU's defaults, werror=enospc and rerror=report (config.h). */
 		conf.werror = d->werror ? (enum block_error_action)(d->werror - 1) : BLOCK_ERR_ENOSPC;

@@ -71,3 +71,32 @@ def test_bench_write_error_stops_run(tmp_path):
     assert rc == 1 and "Failed request: Input/output error" in err
     qemu_check_clean(img)
     assert read_raw_via_qemu(img, tmp_path) == bytes(1 << 20)
+
+
+@pytest.mark.parametrize("native", [["-n"], ["-i", "native"]], ids=["n", "i-native"])
+@pytest.mark.parametrize("fmt", ["raw", "qcow2"])
+def test_bench_native_writes_land_reads_change_nothing(tmp_path, native, fmt):
+    """Linux AIO (-n / -i native, with -t none as it requires): writes at
+    depth 32 leave what qemu-img's same run leaves (the guest's view; raw byte
+    for byte), the image clean; a read run after it changes no byte."""
+    out = {}
+    for name, tool in (("k", kimg), ("q", qimg)):
+        img = tmp_path / f"{name}.{fmt}"
+        ok(qimg("create", "-q", "-f", fmt, img, "8M"))
+        for _ in range(2):  # allocating writes, then rewrites
+            rc, o, err = tool("bench", "-w", "-f", fmt, "-d", "32", "-s", "4k", "-S", "12k",
+                              "-c", "500", "--pattern=0xa7", "-t", "none", *native, img)
+            assert rc == 0, err
+        if fmt == "qcow2":
+            qemu_check_clean(img)
+        out[name] = img
+    k = read_raw_via_qemu(out["k"], tmp_path)
+    assert k == read_raw_via_qemu(out["q"], tmp_path)
+    assert k[:4096] == b"\xa7" * 4096 and k[4096:12288] == bytes(8192)
+    if fmt == "raw":
+        assert filecmp.cmp(out["k"], out["q"], shallow=False)
+    before = out["k"].read_bytes()
+    rc, o, err = kimg("bench", "-f", fmt, "-d", "32", "-c", "3000", "-t", "none", *native,
+                      out["k"])
+    assert rc == 0 and "Sending 3000 read requests" in o, err
+    assert out["k"].read_bytes() == before

@@ -43,6 +43,9 @@ static const struct variant variants[] = {
 	{ "qcow2", 0, BLOCK_AIO_THREADS },
 	{ "qcow2", 0, BLOCK_AIO_IO_URING },
 	{ "qcow2", BLOCK_NOCACHE, BLOCK_AIO_IO_URING },
+	{ "raw", BLOCK_NOCACHE, BLOCK_AIO_NATIVE },
+	{ "raw", 0, BLOCK_AIO_NATIVE },		/* io_submit does the I/O itself: still right */
+	{ "qcow2", BLOCK_NOCACHE, BLOCK_AIO_NATIVE },
 };
 
 static struct block_dev *create_open(const struct variant *v, int n)
@@ -326,10 +329,11 @@ static void test_stream_completion_frees_slot_at_once(void **state)
  */
 static void test_stream_qcow2_allocations_in_order(void **state)
 {
-	static const enum block_aio_engine engines[] = { BLOCK_AIO_THREADS, BLOCK_AIO_IO_URING };
+	static const enum block_aio_engine engines[] = { BLOCK_AIO_THREADS, BLOCK_AIO_IO_URING,
+							 BLOCK_AIO_NATIVE };
 	enum { N = 256, SZ = 16384 };	/* 4 requests per 64 KiB cluster */
 
-	for (size_t e = 0; e < 2; e++) {
+	for (size_t e = 0; e < 3; e++) {
 		const struct variant v = { "qcow2", BLOCK_NOCACHE, engines[e] };
 		struct block_dev *bd = create_open(&v, 310 + (int)e);
 		struct block_aio_stream *st;
@@ -384,6 +388,89 @@ static void test_stream_qcow2_allocations_in_order(void **state)
 	}
 }
 
+/*
+ * The native engine's stream: without O_DIRECT it refuses with QEMU's
+ * message; with it, a window of reads and writes each comes back once with
+ * its own result: a read into a page the kernel cannot write fails with the
+ * kernel's EFAULT (carried from its io_event), one past the end with
+ * EINVAL, and the others land and read back.
+ */
+static void test_stream_native(void **state)
+{
+	const struct variant buffered = { "raw", 0, BLOCK_AIO_NATIVE };
+	const struct variant direct = { "raw", BLOCK_NOCACHE, BLOCK_AIO_NATIVE };
+	struct block_dev *bd = create_open(&buffered, 320);
+	struct block_aio_stream *st;
+	char err[256];
+	enum { N = 8, SZ = 4096 };
+
+	assert_int_equal(block_aio_stream_open(BLOCK_AIO_NATIVE, bd, 4, &st, err, sizeof(err)), -1);
+	assert_string_equal(err, "aio=native was specified, but it requires cache.direct=on, "
+			    "which was not specified.");
+	block_close(bd);
+
+	bd = create_open(&direct, 321);
+	uint8_t *buf = block_alloc_buf(N * SZ), *back = block_alloc_buf(N * SZ);
+	uint8_t *guard = mmap(NULL, SZ, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct block_req reqs[N + 2], *r;
+	struct iovec iov[N + 2];
+	unsigned seen[N + 2] = { 0 };
+
+	assert_true(guard != MAP_FAILED);
+	for (unsigned b = 0; b < N * SZ; b++)
+		buf[b] = byte_at(b, 9);
+	assert_int_equal(block_aio_stream_open(BLOCK_AIO_NATIVE, bd, N, &st, err, sizeof(err)), 0);
+	for (unsigned i = 0; i < N; i++) {
+		iov[i] = (struct iovec){ buf + i * SZ, SZ };
+		reqs[i] = (struct block_req){ .op = BLOCK_OP_WRITE, .offset = (uint64_t)i * SZ * 3,
+					      .len = SZ, .iov = &iov[i], .niov = 1 };
+		assert_int_equal(block_aio_stream_submit(st, &reqs[i]), 0);
+	}
+	assert_int_equal(block_aio_stream_submit(st, &reqs[0]), -EBUSY);
+	while ((r = block_aio_stream_reap(st))) {
+		assert_int_equal(r->result, 0);
+		seen[r - reqs]++;
+	}
+	for (unsigned i = 0; i < N; i++)
+		assert_int_equal(seen[i], 1);
+	/* Reads back through the engine, with a faulting one and one past the end. */
+	memset(back, 0, N * SZ);
+	for (unsigned i = 0; i < N; i++) {
+		iov[i] = (struct iovec){ back + i * SZ, SZ };
+		reqs[i].op = BLOCK_OP_READ;
+	}
+	iov[N] = (struct iovec){ guard, SZ };
+	reqs[N] = (struct block_req){ .op = BLOCK_OP_READ, .offset = 0, .len = SZ,
+				      .iov = &iov[N], .niov = 1 };
+	iov[N + 1] = (struct iovec){ back, SZ };
+	reqs[N + 1] = (struct block_req){ .op = BLOCK_OP_READ, .offset = DISK - 512, .len = SZ,
+					  .iov = &iov[N + 1], .niov = 1 };
+	memset(seen, 0, sizeof(seen));
+	for (unsigned i = 0; i < N + 2; i++) {
+		if (i >= N) {
+			r = block_aio_stream_reap(st);
+			assert_non_null(r);
+			seen[r - reqs]++;
+			if (r - reqs < N)
+				assert_int_equal(r->result, 0);
+		}
+		assert_int_equal(block_aio_stream_submit(st, &reqs[i]), 0);
+	}
+	while ((r = block_aio_stream_reap(st)))
+		seen[r - reqs]++;
+	for (unsigned i = 0; i < N + 2; i++)
+		assert_int_equal(seen[i], 1);
+	assert_int_equal(reqs[N].result, -EFAULT);
+	assert_int_equal(reqs[N + 1].result, -EINVAL);
+	for (unsigned i = 0; i < N; i++)
+		assert_memory_equal(back + i * SZ, buf + i * SZ, SZ);
+	block_aio_stream_close(st);
+	munmap(guard, SZ);
+	block_close(bd);
+	free(buf);
+	free(back);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -392,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_readonly_image_refuses_writes),
 		cmocka_unit_test(test_stream_completion_frees_slot_at_once),
 		cmocka_unit_test(test_stream_qcow2_allocations_in_order),
+		cmocka_unit_test(test_stream_native),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

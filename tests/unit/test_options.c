@@ -773,12 +773,15 @@ static void test_drive_aio_and_detect_zeroes(void **state)
 
 	RUN_OK(&cfg, "-drive", "file=a.img,if=none,id=d0,cache=none,aio=native,"
 	       "discard=unmap,detect-zeroes=unmap", "-device", "virtio-blk-pci,drive=d0");
-	assert_true(cfg.drives[0].aio_io_uring);
+	assert_true(cfg.drives[0].aio_native && !cfg.drives[0].aio_io_uring);
 	assert_int_equal(cfg.drives[0].detect_zeroes, BLK_DETECT_ZEROES_UNMAP);
 	options_free(&cfg);
 	RUN_OK(&cfg, "-drive", "file=a.img,aio=threads,detect-zeroes=on");
-	assert_false(cfg.drives[0].aio_io_uring);
+	assert_false(cfg.drives[0].aio_io_uring || cfg.drives[0].aio_native);
 	assert_int_equal(cfg.drives[0].detect_zeroes, BLK_DETECT_ZEROES_ON);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-drive", "file=a.img,aio=io_uring");
+	assert_true(cfg.drives[0].aio_io_uring && !cfg.drives[0].aio_native);
 	options_free(&cfg);
 
 	RUN_ERR("-drive", "file=a.img,aio=native");		/* needs cache.direct */
@@ -793,7 +796,7 @@ static void test_drive_aio_and_detect_zeroes(void **state)
 	RUN_ERR("-blockdev", "driver=file,node-name=f0,filename=a,discard=maybe");
 	RUN_OK(&cfg, "-blockdev", "driver=file,node-name=f0,filename=a,cache.direct=on,"
 	       "aio=native,discard=unmap,detect-zeroes=unmap");
-	assert_true(cfg.drives[0].aio_io_uring);
+	assert_true(cfg.drives[0].aio_native);
 	assert_true(cfg.drives[0].discard);
 	assert_int_equal(cfg.drives[0].detect_zeroes, BLK_DETECT_ZEROES_UNMAP);
 	options_free(&cfg);

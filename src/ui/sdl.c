@@ -362,10 +362,28 @@ static void report(struct sdl *v, int state, const char *what)
 	pthread_mutex_unlock(&v->lock);
 }
 
+/*
+ * Full screen covers the whole first display from the start: SDL asks the
+ * window manager for _NET_WM_STATE_FULLSCREEN, and on an X server without one
+ * (a kiosk, Xvfb) nobody would grant it.
+ */
+static int place_full_screen(int *x, int *y, int *w, int *h)
+{
+	SDL_Rect r;
+
+	if (SDL_GetDisplayBounds(0, &r) != 0)
+		return -1;
+	*x = r.x;
+	*y = r.y;
+	*w = r.w;
+	*h = r.h;
+	return 0;
+}
+
 static int open_window(struct sdl *v)
 {
 	Uint32 flags = v->o.full_screen ? SDL_WINDOW_FULLSCREEN_DESKTOP : SDL_WINDOW_RESIZABLE;
-	int w, h;
+	int x = SDL_WINDOWPOS_UNDEFINED, y = SDL_WINDOWPOS_UNDEFINED, w, h;
 
 	/* Kestrel takes SIGINT/SIGTERM through its signalfd, not SDL. */
 	SDL_SetHint(SDL_HINT_NO_SIGNAL_HANDLERS, "1");
@@ -380,7 +398,9 @@ static int open_window(struct sdl *v)
 	w = v->d->surface.width > 0 ? v->d->surface.width : 640;
 	h = v->d->surface.height > 0 ? v->d->surface.height : 480;
 	display_unlock(v->d);
-	v->win = SDL_CreateWindow("", SDL_WINDOWPOS_UNDEFINED, SDL_WINDOWPOS_UNDEFINED, w, h, flags);
+	if (v->o.full_screen && place_full_screen(&x, &y, &w, &h) == 0)
+		flags |= SDL_WINDOW_BORDERLESS;
+	v->win = SDL_CreateWindow("", x, y, w, h, flags);
 	if (!v->win) {
 		report(v, -1, "Could not create the SDL window");
 		return -1;

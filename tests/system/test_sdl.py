@@ -305,8 +305,13 @@ def test_window_close(harness, args, quits):
 
 @needs_x
 def test_full_screen(harness):
-    assert wait_for(lambda: harness("--full-screen").geometry() == (1024, 768))
-    assert wait_for(lambda: harness(",full-screen=on").geometry() == (1024, 768))
+    for args in (("--full-screen",), (",full-screen=on",)):
+        h = harness(*args)
+        assert wait_for(lambda: h.geometry() == (1024, 768)), h.geometry()
+        # the 320x200 screen scaled to the whole display: positions scale back
+        x(h.env, "xdotool", "mousemove", "--window", h.win, "512", "384")
+        h.expect(rf"POINTER {512 * 0x7fff // 1023} {384 * 0x7fff // 767} 0 0$")
+    assert harness().geometry() == (320, 200)
 
 
 @needs_x

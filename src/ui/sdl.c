@@ -394,6 +394,7 @@ static int open_window(struct sdl *v)
 		report(v, -1, "Could not initialize SDL");
 		return -1;
 	}
+	display_refresh(v->d);	/* the video card's mode now: the window starts at its size */
 	display_lock(v->d);
 	w = v->d->surface.width > 0 ? v->d->surface.width : 640;
 	h = v->d->surface.height > 0 ? v->d->surface.height : 480;

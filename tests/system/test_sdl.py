@@ -295,12 +295,11 @@ def close_window(env, win):
 
 @needs_x
 @pytest.mark.parametrize("args,quits", [((), True), (("--no-quit",), False),
-                                        ((",window-close=off",), False),
-                                        ((",window-close=on",), True)])
+                                        ((",window-close=off",), False)])
 def test_window_close(harness, args, quits):
     h = harness(*args)
     close_window(h.env, h.win)
-    lines = h.drain(0.5)
+    lines = h.drain(0.4)
     assert ("QUIT" in lines) == quits, lines
     assert h.cmd("pattern 3") == "OK"         # either way the window's thread runs on
 

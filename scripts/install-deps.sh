@@ -33,6 +33,9 @@ packages=(
 	# real VNC clients for tests/system/test_vnc.py (vncsnapshot; gvnccapture is in
 	# gvncviewer) and python3-cryptography for the test client's VNC DES challenge
 	libvncserver-dev libpng-dev vncsnapshot gvncviewer python3-cryptography
+	# the local window (-display sdl / -sdl; optional: says SDL is not built in without it),
+	# and for tests/system/test_sdl.py an X server (Xvfb), xwd (x11-apps) and xdotool
+	libsdl2-dev xvfb x11-apps xdotool
 	# user-mode networking (libslirp; its pkg-config file needs glib's)
 	libslirp-dev libglib2.0-dev
 	# tests and reference peer

@@ -91,6 +91,9 @@ struct app {
 	struct app_keys keys;
 	struct vnc *vnc;		/* NULL: no -vnc (or -vnc none) */
 	struct app_events *vnc_events;	/* VNC thread -> main loop event queue */
+	struct sdl *sdl;		/* -display sdl / -sdl's window, NULL for none */
+	int sdl_quit_fd;		/* SDL thread -> main loop: the window was closed */
+	bool sdl_quit_open;
 };
 
 /* app_input.c: input routing (init before the VM, start once the loop exists). */
@@ -124,7 +127,8 @@ void app_check_io_errors(struct app *app);
 void app_release_io_waiters(struct app *app, bool abort);
 void app_io_errors_open(struct app *app);
 void app_balloon_timer(struct app *app);
-/* app_display.c: the screen, input routing and the VNC server of -vnc/-display. */
+/* app_display.c: the screen, input routing, the VNC server of -vnc/-display and the
+ * SDL window of -display sdl. */
 int app_display_init(struct app *app);
 int app_display_start(struct app *app);
 void app_display_close(struct app *app);

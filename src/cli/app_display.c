@@ -15,6 +15,7 @@
 
 #include "cli/app.h"
 #include "ui/keymap.h"
+#include "ui/sdl.h"
 #include "ui/vnc.h"
 #include "util/log.h"
 
@@ -81,6 +82,65 @@ int app_display_init(struct app *app)
 	return 0;
 }
 
+/* The SDL thread: the window was closed (window-close=on).  QEMU quits as a
+ * QMP quit does, with SHUTDOWN's reason host-ui; app_quit runs on the loop. */
+static void on_sdl_close(void *opaque)
+{
+	struct app *app = opaque;
+	uint64_t one = 1;
+
+	if (write(app->sdl_quit_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("sdl quit wake: %s", strerror(errno));
+}
+
+static void drain_sdl_quit(void *opaque, uint32_t events)
+{
+	struct app *app = opaque;
+	uint64_t v;
+
+	if (read(app->sdl_quit_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	app_quit(app, "host-ui");
+}
+
+static int start_sdl(struct app *app)
+{
+	const struct vm_config *cfg = &app->cfg;
+	struct sdl_options o;
+	char err[256];
+
+	sdl_defaults(&o);
+	if (sdl_parse(cfg->sdl_opts ? cfg->sdl_opts : "", &o, err, sizeof(err)) < 0) {
+		log_error("-display sdl%s: %s", cfg->sdl_opts, err);
+		return -1;
+	}
+	if (cfg->sdl_grab)
+		o.grab_mod = cfg->sdl_grab == 1 ? SDL_GRAB_LSHIFT_LCTRL_LALT : SDL_GRAB_RCTRL;
+	if (cfg->no_quit)
+		o.window_close = false;
+	if (cfg->full_screen)
+		o.full_screen = true;
+	if (cfg->name && cfg->name[0])
+		snprintf(o.name, sizeof(o.name), "%s", cfg->name);
+	app->sdl_quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (app->sdl_quit_fd < 0) {
+		log_error("cannot set up the SDL window: %s", strerror(errno));
+		return -1;
+	}
+	app->sdl_quit_open = true;
+	if (loop_add(app->loop, app->sdl_quit_fd, EPOLLIN, drain_sdl_quit, app) < 0) {
+		log_error("cannot set up the SDL window: %s", strerror(errno));
+		return -1;
+	}
+	app->sdl = sdl_start(&o, &app->display, &app->input, on_sdl_close, app, err, sizeof(err));
+	if (!app->sdl) {
+		log_error("-display sdl: %s", err);
+		return -1;
+	}
+	app->control.sdl = sdl_options(app->sdl);
+	return 0;
+}
+
 int app_display_start(struct app *app)
 {
 	const struct vm_config *cfg = &app->cfg;
@@ -88,6 +148,8 @@ int app_display_start(struct app *app)
 	struct vnc_options o;
 	char err[256];
 
+	if (cfg->display == DISPLAY_SDL && start_sdl(app) < 0)
+		return -1;
 	if (!cfg->vnc || vnc_parse(cfg->vnc, &o, err, sizeof(err)) < 0 || o.kind == VNC_OFF)
 		return 0;
 	if (!vnc_built_in()) {
@@ -125,6 +187,15 @@ int app_display_start(struct app *app)
 
 void app_display_close(struct app *app)
 {
+	app->control.sdl = NULL;
+	sdl_stop(app->sdl);
+	app->sdl = NULL;
+	if (app->sdl_quit_open) {
+		if (app->loop)
+			loop_remove(app->loop, app->sdl_quit_fd);
+		close(app->sdl_quit_fd);
+		app->sdl_quit_open = false;
+	}
 	app->control.vnc = NULL;
 	vnc_stop(app->vnc);
 	app->vnc = NULL;

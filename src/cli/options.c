@@ -14,6 +14,7 @@
 #include "hw/debug_exit.h"
 #include "cli/accel.h"
 #include "ui/keymap.h"
+#include "ui/sdl.h"
 #include "ui/vnc.h"
 
 #define MIN_RAM (8ULL << 20)	/* room for the boot tables, the kernel and its stack */
@@ -322,11 +323,31 @@ static int opt_keyboard(struct vm_config *cfg, const char *opt, const char *arg,
 	return 0;
 }
 
+/* -display sdl[,OPTS]: checked here with the window's own parser (ui/sdl_opts.c). */
+static int set_sdl(struct vm_config *cfg, const char *opt, const char *arg, const char *opts)
+{
+	struct sdl_options o;
+	char err[256];
+
+	if (!sdl_built_in()) {
+		log_error("Display 'sdl' is not available (Kestrel was built without libsdl2)");
+		return -1;
+	}
+	sdl_defaults(&o);
+	if (sdl_parse(opts, &o, err, sizeof(err)) < 0) {
+		log_error("-%s %s: %s", opt, arg, err);
+		return -1;
+	}
+	cfg->display = DISPLAY_SDL;
+	cfg->sdl_opts = opts;
+	return 0;
+}
+
 /* QEMU 7.2 vl.c parse_display: vnc is a remote protocol, not a DisplayType. */
 static int opt_display(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
 {
 	if (strcmp(arg, "help") == 0) {
-		fprintf(out, "Available display backend types:\nnone\n");
+		fprintf(out, "Available display backend types:\nnone\n%s", sdl_built_in() ? "sdl\n" : "");
 		return 1;
 	}
 	if (strcmp(arg, "none") == 0) {
@@ -342,7 +363,40 @@ static int opt_display(struct vm_config *cfg, const char *opt, const char *arg, 
 		cfg->display = DISPLAY_DEFAULT;
 		return set_vnc(cfg, opt, arg, arg + 4);
 	}
-	return err_invalid(opt, arg, "display not supported (use -display none, vnc=<display> or -nographic)");
+	if (strncmp(arg, "sdl", 3) == 0 && (arg[3] == '\0' || arg[3] == ','))
+		return set_sdl(cfg, opt, arg, arg + 3);
+	return err_invalid(opt, arg, "display not supported (use -display none, sdl, vnc=<display> or -nographic)");
+}
+
+static int opt_sdl(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	if (!sdl_built_in()) {
+		/* The words of the QEMUs that still had -sdl, built without SDL. */
+		log_error("-sdl: SDL support is disabled (Kestrel was built without libsdl2)");
+		return -1;
+	}
+	cfg->display = DISPLAY_SDL;
+	cfg->sdl_opts = "";
+	return 0;
+}
+
+/* -alt-grab, -ctrl-grab (qemu-kvm's, gone from QEMU 7.2): grab-mod's older spelling. */
+static int opt_grab(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	cfg->sdl_grab = strcmp(opt, "alt-grab") == 0 ? 1 : 2;
+	return 0;
+}
+
+static int opt_no_quit(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	cfg->no_quit = true;
+	return 0;
+}
+
+static int opt_full_screen(struct vm_config *cfg, const char *opt, const char *arg, FILE *out)
+{
+	cfg->full_screen = true;
+	return 0;
 }
 
 /*
@@ -713,8 +767,13 @@ static const struct option_def option_table[] = {
 	{ "initrd", true, opt_initrd, "file  initial ram disk" },
 	{ "append", true, opt_append, "cmdline  kernel command line" },
 	{ "nographic", false, opt_nographic, "  no display; serial and Ctrl-a keys on stdio" },
-	{ "display", true, opt_display, "none|vnc=<display>[,<optargs>]  display back end" },
+	{ "display", true, opt_display, "none|sdl[,<optargs>]|vnc=<display>[,<optargs>]  display back end" },
 	{ "vga", true, opt_vga, "std|none  video card (default std)" },
+	{ "sdl", false, opt_sdl, "  the local SDL window (-display sdl)" },
+	{ "alt-grab", false, opt_grab, "  SDL: Ctrl-Alt-Shift toggles the grab (grab-mod=lshift-lctrl-lalt)" },
+	{ "ctrl-grab", false, opt_grab, "  SDL: right Ctrl toggles the grab (grab-mod=rctrl)" },
+	{ "no-quit", false, opt_no_quit, "  SDL: closing the window does not quit (window-close=off)" },
+	{ "full-screen", false, opt_full_screen, "  SDL: start in full screen" },
 	{ "vnc", true, opt_vnc, "<display>[,<optargs>]  VNC server on the display (:D, HOST:D, unix:PATH, none)" },
 	{ "k", true, opt_keyboard, "language  keyboard layout for VNC (en-us, de, fr, ja)" },
 	{ "serial", true, opt_serial,

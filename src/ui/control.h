@@ -127,12 +127,14 @@ struct nbd_listen {
 };
 
 struct display;
+struct sdl_options;
 struct vnc;
 
 struct control {
 	void *opaque;
 	/* The screen (screendump) and the VNC server (NULL: none), set by the process. */
 	struct display *display;
+	const struct sdl_options *sdl;	/* -display sdl's window (query-display-options); NULL: none */
 	struct vnc *vnc;
 
 	/* Identity. */

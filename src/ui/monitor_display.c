@@ -13,6 +13,7 @@
 #include "ui/monitor_display.h"
 #include "ui/qmp_int.h"
 #include "ui/screendump.h"
+#include "ui/sdl.h"
 #include "ui/vnc.h"
 
 /* ---- QMP ------------------------------------------------------------------ */
@@ -83,14 +84,24 @@ int qmp_screendump(struct qmp_session *s, struct json_object *args, struct json_
 	return 0;
 }
 
-/* QEMU 7.2 answers "none" for -display none, -nographic, vnc and its default. */
+/* QEMU 7.2 answers "none" for -display none, -nographic, vnc and its default; "sdl" for sdl. */
 int qmp_query_display_options(struct qmp_session *s, struct json_object *args,
 			      struct json_object **ret, struct qmp_error *err)
 {
 	bool ok = true;
 	struct json_object *r = qmp_new_obj(&ok);
 
-	qmp_put(&ok, r, "type", json_object_new_string("none"));
+	const struct sdl_options *o = s->ctl->sdl;
+	static const char *const mods[] = { "lctrl-lalt", "lshift-lctrl-lalt", "rctrl" };
+
+	qmp_put(&ok, r, "type", json_object_new_string(o ? "sdl" : "none"));
+	/* The members that differ from the defaults, as given on the command line. */
+	if (o && o->full_screen)
+		qmp_put(&ok, r, "full-screen", json_object_new_boolean(1));
+	if (o && !o->window_close)
+		qmp_put(&ok, r, "window-close", json_object_new_boolean(0));
+	if (o && o->grab_mod != SDL_GRAB_LCTRL_LALT)
+		qmp_put(&ok, r, "grab-mod", json_object_new_string(mods[o->grab_mod]));
 	return qmp_finish(ok, r, ret, err);
 }
 

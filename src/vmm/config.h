@@ -28,6 +28,7 @@ enum display_mode {
 	DISPLAY_DEFAULT,	/* no -display/-nographic: serial on stdio, VNC on localhost:0,to=99 */
 	DISPLAY_NOGRAPHIC,
 	DISPLAY_NONE,
+	DISPLAY_SDL,	/* -display sdl / -sdl: the local window; serial on stdio as DEFAULT */
 };
 
 struct debug_exit_config {
@@ -306,6 +307,10 @@ struct vm_config {
 	const char *vnc;		/* -vnc / -display vnc= argument (ui/vnc.h syntax); NULL: none */
 	bool vnc_default;		/* the default display's VNC: say where it listens */
 	const char *keyboard_layout;	/* -k; NULL: en-us */
+	const char *sdl_opts;		/* -display sdl's ",key=value" tail (ui/sdl.h syntax) */
+	int sdl_grab;			/* 0: grab-mod as given; 1 -alt-grab; 2 -ctrl-grab */
+	bool no_quit;			/* -no-quit: closing the window does not quit */
+	bool full_screen;		/* -full-screen */
 	bool no_reboot;
 	bool no_shutdown;
 	bool daemonize;

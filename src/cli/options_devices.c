@@ -62,6 +62,42 @@ static int cache_flags(const char *mode, unsigned *flags)
 	return -1;
 }
 
+static bool word_in(const char *v, const char *a, const char *b, const char *c, const char *d)
+{
+	return !strcmp(v, a) || !strcmp(v, b) || !strcmp(v, c) || !strcmp(v, d);
+}
+
+/*
+ * -drive cache.direct= and cache.no-flush=: they win over cache=, which QEMU's
+ * blockdev_init sets only as their defaults (cache=none,cache.direct=off is
+ * cached writeback).
+ */
+static int cache_overrides(const char *direct, const char *no_flush, unsigned *flags,
+			   const char *opt, const char *arg)
+{
+	const struct {
+		const char *key, *value;
+		unsigned flag;
+	} keys[] = { { "cache.direct", direct, BLOCK_NOCACHE },
+		     { "cache.no-flush", no_flush, BLOCK_NO_FLUSH } };
+	char msg[80];
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!keys[i].value)
+			continue;
+		/* QEMU's qapi_bool_parse words. */
+		if (word_in(keys[i].value, "on", "yes", "true", "y")) {
+			*flags |= keys[i].flag;
+		} else if (word_in(keys[i].value, "off", "no", "false", "n")) {
+			*flags &= ~keys[i].flag;
+		} else {
+			snprintf(msg, sizeof(msg), "Parameter '%s' expects 'on' or 'off'", keys[i].key);
+			return err_invalid(opt, arg, msg);
+		}
+	}
+	return 0;
+}
+
 static int copy_serial(char *dst, const char *serial, const char *opt, const char *arg)
 {
 	if (strlen(serial) > 20)
@@ -228,7 +264,7 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 	struct opts *o = parse_list(opt, arg, "file");
 	struct drive_config d = { 0 };
 	const char *file, *iface, *format, *cache, *media, *discard, *aio, *id, *serial, *detect;
-	const char *index, *werror, *rerror;
+	const char *index, *werror, *rerror, *direct, *no_flush;
 	int rc = -1;
 
 	if (!o)
@@ -239,6 +275,8 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 	iface = opts_get(o, "if");
 	format = opts_get(o, "format");
 	cache = opts_get(o, "cache");
+	direct = opts_get(o, "cache.direct");
+	no_flush = opts_get(o, "cache.no-flush");
 	media = opts_get(o, "media");
 	discard = opts_get(o, "discard");
 	aio = opts_get(o, "aio");
@@ -263,7 +301,8 @@ int options_drive(struct vm_config *cfg, const char *opt, const char *arg, FILE 
 		err_invalid(opt, arg, "a file= is needed (empty drives come with the CD-ROM support)");
 		goto out;
 	}
-	if (drive_kind(cfg, &d, iface, index, format, cache, media, opt, arg) < 0)
+	if (drive_kind(cfg, &d, iface, index, format, cache, media, opt, arg) < 0 ||
+	    cache_overrides(direct, no_flush, &d.flags, opt, arg) < 0)
 		goto out;
 	if (options_drive_io(&d, discard, aio, detect, d.flags & BLOCK_NOCACHE,
 			     "cache.direct=on", opt, arg) < 0)

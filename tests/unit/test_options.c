@@ -784,6 +784,22 @@ static void test_drive_aio_and_detect_zeroes(void **state)
 	assert_true(cfg.drives[0].aio_io_uring && !cfg.drives[0].aio_native);
 	options_free(&cfg);
 
+	/* cache.direct= and cache.no-flush= win over cache= (QEMU's blockdev_init). */
+	RUN_OK(&cfg, "-drive", "file=a.img,cache.direct=on,aio=native");
+	assert_true(cfg.drives[0].aio_native && (cfg.drives[0].flags & BLOCK_NOCACHE));
+	options_free(&cfg);
+	RUN_OK(&cfg, "-drive", "file=a.img,cache=none,cache.direct=off,cache.no-flush=on");
+	assert_false(cfg.drives[0].flags & BLOCK_NOCACHE);
+	assert_true(cfg.drives[0].flags & BLOCK_NO_FLUSH);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-drive", "file=a.img,cache=unsafe,cache.no-flush=off");
+	assert_false(cfg.drives[0].flags & BLOCK_NO_FLUSH);
+	options_free(&cfg);
+	RUN_OK(&cfg, "-drive", "file=a.img,cache.direct=yes");	/* qapi_bool_parse's words */
+	assert_true(cfg.drives[0].flags & BLOCK_NOCACHE);
+	options_free(&cfg);
+	RUN_ERR("-drive", "file=a.img,cache.direct=maybe");
+	RUN_ERR("-drive", "file=a.img,cache=none,cache.direct=off,aio=native");
 	RUN_ERR("-drive", "file=a.img,aio=native");		/* needs cache.direct */
 	RUN_ERR("-drive", "file=a.img,aio=posix");
 	RUN_ERR("-drive", "file=a.img,detect-zeroes=unmap");	/* needs discard=unmap */

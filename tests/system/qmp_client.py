@@ -1,6 +1,8 @@
 """A minimal QMP client over a unix socket (stdlib only), as management tools speak it."""
 import json
+import signal
 import socket
+import subprocess
 import time
 
 
@@ -64,3 +66,40 @@ class QMP:
 
     def close(self):
         self.sock.close()
+
+
+class QMPProcess:
+    """BINARY started with ARGS and -qmp on a unix socket under tmp_path (then MORE),
+    its QMP capabilities negotiated; stop() quits it, killing it if it will not go."""
+
+    def __init__(self, binary, tmp_path, name, args, more=()):
+        self.sock = tmp_path / f"{name}.sock"
+        argv = [str(binary), *args, "-qmp", f"unix:{self.sock},server=on,wait=off", *more]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            self.qmp = QMP(self.sock, timeout=10)
+        except (OSError, EOFError):
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=10)
+            raise AssertionError(f"{binary} did not start: {err.decode(errors='replace')}")
+        assert "return" in self.qmp.cmd("qmp_capabilities")
+
+    def cmd(self, name, args=None):
+        return self.qmp.cmd(name, **(args or {}))
+
+    def hmp(self, line):
+        r = self.cmd("human-monitor-command", {"command-line": line})
+        assert "return" in r, r
+        return r["return"]
+
+    def stop(self):
+        try:
+            self.qmp.cmd("quit")
+        except (EOFError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)

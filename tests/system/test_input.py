@@ -7,51 +7,19 @@ Kestrel without /dev/kvm), so the answers there are the argument checks and
 the "no device" answers, compared equal.  The pc machine (the PS/2 keyboard
 and mouse) needs a guest on Kestrel: that comparison is a guest test.
 """
-import signal
-import subprocess
 
 import pytest
 
 from conftest import KESTREL, need_qemu
-from qmp_client import QMP
+from qmp_client import QMPProcess
 
 pytestmark = pytest.mark.qemu
 
 
-class VM:
+class VM(QMPProcess):
     def __init__(self, binary, tmp_path, name, machine, extra=()):
-        self.sock = tmp_path / f"{name}.sock"
-        argv = [str(binary), "-no-user-config", "-nodefaults", "-nographic",
-                "-machine", machine, "-qmp", f"unix:{self.sock},server=on,wait=off"]
-        argv += list(extra)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            self.qmp = QMP(self.sock, timeout=10)
-        except (OSError, EOFError):
-            self.proc.kill()
-            _, err = self.proc.communicate(timeout=10)
-            raise AssertionError(f"{binary} did not start: {err.decode(errors='replace')}")
-        assert "return" in self.qmp.cmd("qmp_capabilities")
-
-    def cmd(self, name, args=None):
-        return self.qmp.cmd(name, **(args or {}))
-
-    def hmp(self, line):
-        r = self.cmd("human-monitor-command", {"command-line": line})
-        assert "return" in r, r
-        return r["return"]
-
-    def stop(self):
-        try:
-            self.qmp.cmd("quit")
-        except (EOFError, OSError):
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        super().__init__(binary, tmp_path, name, ["-no-user-config", "-nodefaults",
+                                                  "-nographic", "-machine", machine], extra)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ info, no CPU hot-plug) the difference is named.
 """
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -18,7 +17,7 @@ import time
 import pytest
 
 from conftest import KESTREL, need_qemu
-from qmp_client import QMP
+from qmp_client import QMP, QMPProcess
 
 pytestmark = pytest.mark.qemu
 
@@ -36,35 +35,11 @@ def blockdevs(image):
                                      "backing": None})]
 
 
-class VM:
+class VM(QMPProcess):
     def __init__(self, binary, tmp_path, name, image):
-        self.sock = tmp_path / f"{name}.sock"
-        argv = [str(binary), "-S", "-no-user-config", "-nodefaults", "-nographic",
-                "-machine", "none,accel=kvm:tcg",
-                "-qmp", f"unix:{self.sock},server=on,wait=off"] + blockdevs(image)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            self.qmp = QMP(self.sock, timeout=10)
-        except (OSError, EOFError):
-            self.proc.kill()
-            _, err = self.proc.communicate(timeout=10)
-            raise AssertionError(f"{binary} did not start: {err.decode(errors='replace')}")
-        assert "return" in self.qmp.cmd("qmp_capabilities")
-
-    def cmd(self, name, args=None):
-        return self.qmp.cmd(name, **(args or {}))
-
-    def stop(self):
-        try:
-            self.qmp.cmd("quit")
-        except (EOFError, OSError):
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        super().__init__(binary, tmp_path, name, ["-S", "-no-user-config", "-nodefaults",
+                                                  "-nographic", "-machine", "none,accel=kvm:tcg"],
+                         blockdevs(image))
 
 
 def new_image(d, name):

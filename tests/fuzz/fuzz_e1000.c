@@ -13,6 +13,8 @@
 #include "fuzz_guest.h"
 #include "hw/e1000.h"
 
+#include "fuzz_cursor.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static ssize_t sink_receive(struct net_client *nc, const struct iovec *iov, int iovcnt)
@@ -24,20 +26,6 @@ static const struct net_client_ops sink_ops = { .type = "sink", .receive = sink_
 
 static void no_irq(void *opaque, unsigned line, bool level)
 {
-}
-
-struct cursor {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint32_t take(struct cursor *c, unsigned bytes)
-{
-	uint32_t v = 0;
-
-	for (unsigned i = 0; i < bytes && c->left; i++, c->left--)
-		v |= (uint32_t)*c->p++ << (8 * i);
-	return v;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

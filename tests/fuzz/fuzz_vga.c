@@ -13,21 +13,9 @@
 #include "core/display.h"
 #include "hw/vga.h"
 
+#include "fuzz_cursor.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct cursor {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint32_t take(struct cursor *c, unsigned bytes)
-{
-	uint32_t v = 0;
-
-	for (unsigned i = 0; i < bytes && c->left; i++, c->left--)
-		v |= (uint32_t)*c->p++ << (8 * i);
-	return v;
-}
 
 static uint64_t fuzz_clock(void)
 {
